@@ -1,0 +1,30 @@
+/* Constants shared by the manager, the worker and the clients. */
+#ifndef JSHOST_DEFS_H
+#define JSHOST_DEFS_H
+
+#ifndef JSHOST_VERSION
+#define JSHOST_VERSION "0.0.0"
+#endif
+
+/* Worker exit statuses the manager acts on (sysexits.h numbers). */
+#define JSHOST_EXIT_CONFIG 78  /* EX_CONFIG: the config failed; do not respawn */
+#define JSHOST_EXIT_RECYCLE 75 /* EX_TEMPFAIL: heap limit hit; replace me, not a crash */
+
+/* The worker's end of the manager's socketpair. */
+#define JSHOST_WORKER_FD 3
+
+/* Defaults of DESIGN §5 and §6. */
+#define JSHOST_DEFAULT_TIMEOUT_MS 10000
+#define JSHOST_DEFAULT_MEMORY_MB 512
+#define JSHOST_DEFAULT_LINGER_MS 5000
+#define JSHOST_DEFAULT_IDLE_MS 5000
+#define JSHOST_DEFAULT_WORKERS 1
+
+/* Names inside the runtime dir (DESIGN §2). */
+#define JSHOST_MANAGER_SOCK "manager.sock"
+#define JSHOST_MANAGER_LOCK "manager.lock"
+#define JSHOST_MANAGER_PID "manager.pid"
+#define JSHOST_MANAGER_LOG "manager.log"
+#define JSHOST_HOSTS_DIR "hosts"
+
+#endif

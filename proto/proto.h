@@ -1,0 +1,226 @@
+/*
+ * proto: msgpack-RPC for jshost (DESIGN §3). Bytes in, messages out; never touches
+ * a socket, so manager, worker and clients share it and it can be tested and
+ * fuzzed byte by byte.
+ *
+ *   request       [0, msgid:u32, method:str, params:array]
+ *   response      [1, msgid:u32, error:map|nil, result:any]
+ *   notification  [2, method:str, params:array]
+ *
+ * Functions return 0 (or a count) on success and a negative errno on failure; where
+ * the caller needs words, a `char *cause` buffer of PROTO_CAUSE_MAX bytes is filled.
+ * Nothing here prints, exits or aborts.
+ */
+#ifndef JSHOST_PROTO_H
+#define JSHOST_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#define PROTO_VERSION 1
+
+/* Default limit on one message's encoded size (DESIGN §3), settable per reader. */
+#define PROTO_MAX_MESSAGE_DEFAULT ((size_t)64 * 1024 * 1024)
+
+/*
+ * msgpack-c 4.0's unpacker holds 32 levels of containers (MSGPACK_EMBED_STACK_SIZE)
+ * and reports a 33rd as NOMEM; the reader turns that into -EPROTO. A whole message
+ * may nest PROTO_MAX_DEPTH levels. A value placed inside a message (call data, a
+ * result) may nest PROTO_VALUE_MAX_DEPTH levels, which is what still fits when it
+ * sits at the deepest place the protocol puts values (request params[2]).
+ */
+#define PROTO_MAX_DEPTH 32
+#define PROTO_VALUE_MAX_DEPTH 30
+
+/* Room for an error's words (`cause`). */
+#define PROTO_CAUSE_MAX 256
+
+enum proto_kind {
+    PROTO_REQUEST = 0,
+    PROTO_RESPONSE = 1,
+    PROTO_NOTIFICATION = 2,
+};
+
+/* Error types of DESIGN §3, in its order. The wire form is the name string. */
+enum proto_errtype {
+    PROTO_ERR_NONE = 0,
+    PROTO_ERR_JS,               /* "JSError" */
+    PROTO_ERR_TIMEOUT,          /* "TimeoutError" */
+    PROTO_ERR_MEMORY,           /* "MemoryError" */
+    PROTO_ERR_NOT_FOUND,        /* "NotFound" */
+    PROTO_ERR_INVALID_ARGUMENT, /* "InvalidArgument" */
+    PROTO_ERR_CONFIG,           /* "ConfigError" */
+    PROTO_ERR_HOST_CRASHED,     /* "HostCrashed" */
+    PROTO_ERR_HOST_UNAVAILABLE, /* "HostUnavailable" */
+    PROTO_ERR_OVERLOADED,       /* "Overloaded" */
+    PROTO_ERR_PROTOCOL,         /* "ProtocolError" */
+};
+
+/* "JSError", ... ; NULL for PROTO_ERR_NONE or out of range. */
+const char *proto_errtype_name(enum proto_errtype type);
+/* The type named by a wire string; PROTO_ERR_NONE when unknown. */
+enum proto_errtype proto_errtype_parse(const char *s, size_t len);
+
+/*
+ * An error object (the `error` of a response). Strings need not be NUL-terminated
+ * when read from a message (lengths given); NULL pointer = nil. When packing,
+ * a NULL string packs as nil and a _len of 0 with a non-NULL pointer means
+ * strlen().
+ */
+struct proto_error {
+    enum proto_errtype type;
+    const char *message;
+    size_t message_len;
+    const char *name;
+    size_t name_len;
+    const char *stack;
+    size_t stack_len;
+    const char *logfile;
+    size_t logfile_len;
+};
+
+/*
+ * One message as read. Every pointer (method, objects) points into the message's
+ * zone and is valid until proto_msg_release(). Whatever proto_reader_next() hands
+ * out has been validated: kind, msgid range, method is a str, params an array,
+ * a response's error is nil or a map.
+ */
+struct proto_msg {
+    enum proto_kind kind;
+    uint32_t msgid;           /* request and response */
+    const char *method;       /* request and notification, not NUL-terminated */
+    size_t method_len;
+    msgpack_object params;    /* request and notification: always an array */
+    msgpack_object error;     /* response: nil or map */
+    msgpack_object result;    /* response */
+    msgpack_object root;      /* the whole message */
+    size_t size;              /* encoded size in bytes */
+    msgpack_zone *zone;       /* owned; freed by proto_msg_release() */
+};
+
+void proto_msg_release(struct proto_msg *msg);
+/* True when msg->method equals the NUL-terminated name. */
+bool proto_msg_is(const struct proto_msg *msg, const char *method);
+
+/*
+ * The streaming reader: one per connection, wrapping one msgpack_unpacker.
+ * Bytes go in either by copy (proto_reader_feed) or, with no copy, by reading
+ * straight into the reader's buffer (proto_reader_buffer + proto_reader_fill, as a
+ * libuv alloc_cb/read_cb pair would).
+ */
+struct proto_reader;
+
+/* max_message 0 = PROTO_MAX_MESSAGE_DEFAULT. NULL when out of memory. */
+struct proto_reader *proto_reader_new(size_t max_message);
+void proto_reader_free(struct proto_reader *r);
+
+/* Copies len bytes in. 0, or -ENOMEM. */
+int proto_reader_feed(struct proto_reader *r, const char *buf, size_t len);
+/* Room for at least `want` bytes at *buf (*len may be larger). 0, or -ENOMEM. */
+int proto_reader_buffer(struct proto_reader *r, size_t want, char **buf,
+                        size_t *len);
+/* Declares that n bytes were written at the place proto_reader_buffer gave. */
+void proto_reader_fill(struct proto_reader *r, size_t n);
+
+/*
+ * Takes the next whole message.
+ *   1  a message is in *msg (release it with proto_msg_release)
+ *   0  more bytes are needed
+ *  <0  the stream is broken and the connection must be closed (after an error
+ *      notification, see proto_write_protocol_error):
+ *      -EPROTO    not msgpack, too deep, or not a msgpack-RPC message
+ *      -EMSGSIZE  a message grew past the size limit
+ *      -ENOMEM    out of memory
+ *      `cause` (PROTO_CAUSE_MAX bytes, may be NULL) says what was wrong.
+ * After an error every further call returns the same error.
+ */
+int proto_reader_next(struct proto_reader *r, struct proto_msg *msg,
+                      char *cause);
+
+/* Bytes buffered and not yet handed out as messages. */
+size_t proto_reader_pending(const struct proto_reader *r);
+
+/*
+ * Validation helpers for a request's params, each filling `cause` with words that
+ * name the parameter, e.g. "params[1] (function): expected a string, got an
+ * integer". They return 0 or -EINVAL. `index` counts from 0; `what` names it.
+ */
+int proto_params_count(const struct proto_msg *msg, uint32_t min, uint32_t max,
+                       char *cause);
+int proto_param_str(const struct proto_msg *msg, uint32_t index,
+                    const char *what, const char **s, size_t *len, char *cause);
+/* A str, or nil (then *s = NULL, *len = 0). */
+int proto_param_str_or_nil(const struct proto_msg *msg, uint32_t index,
+                           const char *what, const char **s, size_t *len,
+                           char *cause);
+int proto_param_uint(const struct proto_msg *msg, uint32_t index,
+                     const char *what, uint64_t *v, char *cause);
+/* The object itself, any type; a missing trailing param gives nil. */
+int proto_param_any(const struct proto_msg *msg, uint32_t index,
+                    const msgpack_object **o, char *cause);
+/* A map or nil/missing (then *o points to a static nil object). */
+int proto_param_map(const struct proto_msg *msg, uint32_t index,
+                    const char *what, const msgpack_object **o, char *cause);
+int proto_param_array(const struct proto_msg *msg, uint32_t index,
+                      const char *what, const msgpack_object **o, char *cause);
+
+/*
+ * Looks up a str key in a map object. NULL when absent or `map` is not a map.
+ */
+const msgpack_object *proto_map_get(const msgpack_object *map, const char *key);
+/* An options map's unsigned integer, e.g. {"timeout_ms": n}: 0 and *v set,
+ * 1 when absent (or nil), -EINVAL with cause when of another type. */
+int proto_opt_uint(const msgpack_object *map, const char *key, uint64_t *v,
+                   char *cause);
+
+/* True when `o` is a str equal to the NUL-terminated `s`. */
+bool proto_obj_streq(const msgpack_object *o, const char *s);
+/* A newly malloc'd NUL-terminated copy of a str/bin object; NULL if not one or
+ * out of memory. */
+char *proto_obj_strdup(const msgpack_object *o);
+
+/*
+ * Reads a response's error map into *err (pointing into the message). Unknown
+ * or missing "type" gives PROTO_ERR_PROTOCOL with the map's message. 0 or -EPROTO
+ * when error is not a map.
+ */
+int proto_error_from_object(const msgpack_object *obj, struct proto_error *err);
+
+/*
+ * Writers. Each packs with a msgpack_packer, so the bytes land wherever the
+ * packer writes (a msgpack_sbuffer, a libuv write buffer). They cannot fail
+ * except as the packer's write callback fails; they return its result (0 or <0).
+ *
+ * proto_write_request/_notification pack the message head including the params
+ * array header for `nparams` elements: the caller then packs exactly nparams
+ * objects. proto_write_result packs [1, msgid, nil, ] and the caller packs the
+ * result object.
+ */
+int proto_write_request(msgpack_packer *pk, uint32_t msgid, const char *method,
+                        uint32_t nparams);
+int proto_write_notification(msgpack_packer *pk, const char *method,
+                             uint32_t nparams);
+int proto_write_result(msgpack_packer *pk, uint32_t msgid);
+int proto_write_error(msgpack_packer *pk, uint32_t msgid,
+                      const struct proto_error *err);
+/* Packs just the error map {"type","message","name","stack","logfile"}. */
+int proto_pack_error(msgpack_packer *pk, const struct proto_error *err);
+/* A whole response with an error of `type` and printf-style message. */
+int proto_write_errorf(msgpack_packer *pk, uint32_t msgid,
+                       enum proto_errtype type, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/*
+ * The notification sent before closing a connection whose stream broke:
+ * [2, "error", [{"type": "ProtocolError", "message": cause, ...}]].
+ */
+int proto_write_protocol_error(msgpack_packer *pk, const char *cause);
+
+/* Packs a str from a NUL-terminated string (nil for NULL). */
+int proto_pack_cstr(msgpack_packer *pk, const char *s);
+/* Packs a str of len bytes. */
+int proto_pack_strn(msgpack_packer *pk, const char *s, size_t len);
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * Helpers for process-level tests: a private temp dir per scenario, child
+ * processes, and a blocking msgpack-RPC client over a Unix socket (built on
+ * proto/). For tests only: these assert (cmocka) instead of returning errors
+ * where a failure means the test failed.
+ */
+#ifndef JSHOST_TESTUTIL_H
+#define JSHOST_TESTUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <msgpack.h>
+
+#include "proto.h"
+
+/* Build-tree paths, set by meson: JSHOST_BUILD_ROOT, JSHOST_SOURCE_ROOT. */
+const char *tu_build_path(const char *rel); /* static buffer per call ring */
+const char *tu_source_path(const char *rel);
+
+/* A fresh 0700 temp dir (short path under /tmp, so sockets fit sun_path). */
+char *tu_tmpdir(void);
+/* rm -rf of a dir made by tu_tmpdir; frees the string. */
+void tu_rmtree(char *dir);
+/* Writes a file (dir/name) with the given text; returns the malloc'd path. */
+char *tu_write_file(const char *dir, const char *name, const char *text);
+
+/*
+ * Spawns argv (argv[0] a path) with env additions (NULL-terminated "K=V" list,
+ * may be NULL); stdout/stderr to `logpath` when not NULL. Returns the pid.
+ */
+pid_t tu_spawn(char *const argv[], char *const envadd[], const char *logpath);
+/* Waits up to timeout_ms for pid; returns its wait status, or -1 on timeout. */
+int tu_wait(pid_t pid, int timeout_ms);
+/* SIGTERM, wait up to 2 s, then SIGKILL and reap. */
+void tu_kill(pid_t pid);
+/* Waits up to timeout_ms until connect(path) succeeds. true when it did. */
+bool tu_wait_socket(const char *path, int timeout_ms);
+
+/* A blocking RPC connection. */
+struct tu_rpc;
+struct tu_rpc *tu_rpc_connect(const char *path); /* NULL on failure */
+struct tu_rpc *tu_rpc_from_fd(int fd);
+void tu_rpc_close(struct tu_rpc *c);
+int tu_rpc_fd(const struct tu_rpc *c);
+
+/*
+ * Sends a request whose params are given as JSON (packed with mpjson) and
+ * returns its msgid. params_json must be a JSON array.
+ */
+uint32_t tu_rpc_send(struct tu_rpc *c, const char *method, const char *params_json);
+/* Sends raw bytes as they are (for garbage, half messages, hand-packed values). */
+void tu_rpc_send_raw(struct tu_rpc *c, const void *buf, size_t len);
+/* The next msgid this connection will use (for hand-packed requests). */
+uint32_t tu_rpc_next_msgid(struct tu_rpc *c);
+
+/*
+ * Reads the next message within timeout_ms. 1 got one, 0 timeout, -1 EOF or a
+ * broken stream. Notifications are returned too.
+ */
+int tu_rpc_read(struct tu_rpc *c, struct proto_msg *msg, int timeout_ms);
+/* Reads until the response to msgid arrives (other responses are queued and
+ * given to later waits for their ids). 1 / 0 timeout / -1 as tu_rpc_read. */
+int tu_rpc_wait(struct tu_rpc *c, uint32_t msgid, struct proto_msg *msg,
+                int timeout_ms);
+
+/*
+ * Request + wait; returns the response's result as JSON (malloc'd), or, for an
+ * error response, "!" followed by the error type and ": " and the message,
+ * e.g. "!NotFound: no function 'nope'". NULL on timeout or EOF.
+ */
+char *tu_rpc_call(struct tu_rpc *c, const char *method, const char *params_json,
+                  int timeout_ms);
+
+#endif

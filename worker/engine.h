@@ -1,0 +1,135 @@
+/*
+ * engine: the worker's one V8 isolate, behind a C interface (the only C++
+ * boundary in jshost, STYLE rule 10). Opaque handles and ids; no C++ exception
+ * crosses it; V8 is touched only on the loop thread that created the engine (the
+ * watchdog thread only calls TerminateExecution).
+ *
+ * Values come in as msgpack objects and go out as packed msgpack bytes, converted
+ * directly between msgpack-c and V8 (DESIGN §4), never through JSON.
+ */
+#ifndef JSHOST_ENGINE_H
+#define JSHOST_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+#include <uv.h>
+
+#include "proto.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct js_engine js_engine;
+
+/* Config settings (DESIGN §5), read from the config's exports or defaulted. */
+struct js_config {
+    uint32_t workers;    /* default 1 */
+    uint32_t timeout_ms; /* default 10000 */
+    uint32_t memory_mb;  /* default 512 */
+    uint32_t linger_ms;  /* default 5000 */
+};
+
+struct js_engine_options {
+    const char *config_path;  /* .js (CommonJS) or .mjs (ES module); NULL = no
+                                 config: no functions, contexts only (private VM) */
+    uint32_t memory_mb;       /* 0 = the config's `memory`, else 512 */
+    uint32_t timeout_ms;      /* 0 = the config's `timeout`, else 10000 */
+    const char *cwd;          /* require() root for contexts; NULL = getcwd */
+};
+
+/*
+ * A failure with words: type (proto_errtype), message, and for JS errors and
+ * config errors the JS name, stack and position. Every string is malloc'd and
+ * NUL-terminated or NULL; js_error_free releases them.
+ */
+struct js_error {
+    enum proto_errtype type;
+    char *message;
+    char *name;
+    char *stack;
+    char *file;     /* ConfigError: the file at fault */
+    int line;       /* 1-based, 0 = unknown */
+    int column;     /* 1-based, 0 = unknown */
+};
+void js_error_free(struct js_error *err);
+/* As a proto_error view (pointers into err) for proto_write_error. */
+void js_error_view(const struct js_error *err, struct proto_error *out);
+
+/*
+ * Completion of one run (call, eval, context call or load). The run functions
+ * below always return 0 and call cb exactly once, failures included (an unknown
+ * function is a NotFound through cb, a bad value an InvalidArgument). Exactly one of
+ * value/error is set: `value` is the packed msgpack of the result (len bytes),
+ * valid only during the callback; `error` likewise. Called on the loop thread,
+ * possibly before the starting function returns (sync JS).
+ */
+typedef void (*js_done_cb)(void *arg, const char *value, size_t len,
+                           const struct js_error *error);
+
+/*
+ * Creates the isolate and loads the config on `loop`. On a config failure
+ * returns -EINVAL with *err a ConfigError (file, line, column, reason). Other
+ * negative errnos for system failures (with *err when words help).
+ * js_engine_global_init must have been called once per process.
+ */
+void js_engine_global_init(const char *argv0);
+int js_engine_new(uv_loop_t *loop, const struct js_engine_options *opts,
+                  js_engine **out, struct js_error *err);
+/* Tears down: pending runs complete with HostUnavailable first. */
+void js_engine_free(js_engine *e);
+
+/* The config's effective settings. */
+void js_engine_config(const js_engine *e, struct js_config *out);
+/* Function names as an array of NUL-terminated strings (owned by the engine). */
+size_t js_engine_functions(const js_engine *e, const char *const **names);
+/* Packs the config's extras (every export but `functions`, as a map). */
+int js_engine_pack_extras(js_engine *e, msgpack_packer *pk);
+
+/* Calls functions[name] with data (DESIGN §5). timeout_ms 0 = default. */
+int js_call(js_engine *e, const char *name, size_t name_len,
+            const msgpack_object *data, uint32_t timeout_ms, js_done_cb cb,
+            void *arg);
+
+/* Contexts: fresh global scopes with the same globals. Ids are > 0. */
+int js_context_create(js_engine *e, const char *cwd, uint32_t *id,
+                      struct js_error *err);
+int js_context_destroy(js_engine *e, uint32_t id); /* -ENOENT when unknown */
+/* Runs `source` named `identifier`; a promise result is awaited. */
+int js_context_eval(js_engine *e, uint32_t id, const char *source,
+                    size_t source_len, const char *identifier,
+                    size_t identifier_len, uint32_t timeout_ms, js_done_cb cb,
+                    void *arg);
+/* Evaluates `expression` (e.g. "Math.max") and calls it with args (an array). */
+int js_context_call(js_engine *e, uint32_t id, const char *expression,
+                    size_t expression_len, const msgpack_object *args,
+                    uint32_t timeout_ms, js_done_cb cb, void *arg);
+/* Runs files in order (paths: an array of str, relative to the context's cwd). */
+int js_context_load(js_engine *e, uint32_t id, const msgpack_object *paths,
+                    uint32_t timeout_ms, js_done_cb cb, void *arg);
+
+struct js_stats {
+    uint64_t heap_used;
+    uint64_t heap_limit;
+    uint64_t calls;       /* runs completed */
+    uint64_t errors;      /* of which failed */
+    uint64_t in_flight;
+    uint64_t contexts;
+    double uptime_s;
+};
+void js_engine_stats(js_engine *e, struct js_stats *out);
+
+/*
+ * True once the isolate hit its heap limit: the run that did is answered
+ * MemoryError and the worker must exit with JSHOST_EXIT_RECYCLE as soon as its
+ * replies are written.
+ */
+int js_engine_doomed(const js_engine *e);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
