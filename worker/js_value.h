@@ -1,0 +1,40 @@
+// Values across the boundary (DESIGN §4): msgpack-c objects <-> V8 values,
+// directly, never through JSON. Internal to the engine (C++ only).
+#ifndef JSHOST_JS_VALUE_H
+#define JSHOST_JS_VALUE_H
+
+#include <string>
+
+#include <msgpack.h>
+#include <v8.h>
+
+namespace jsv {
+
+// Outcomes of a conversion.
+enum Status {
+    kOk = 0,
+    kInvalid,   // InvalidArgument: cycle, too deep, lone surrogate, bad UTF-8,
+                // unknown ext, ...; *why says what and where ("data.a[3]: ...")
+    kException, // JS threw (a getter, toJSON) or execution was terminated
+                // (deadline, heap limit): the caller's TryCatch holds it
+};
+
+// msgpack -> V8. Ints within ±2^53 become Numbers, beyond BigInts; bin a
+// Uint8Array; ext -1 a Date; ext 1 a BigInt; maps plain Objects (keys that are
+// not str are stringified); nil null. `depth` limit: PROTO_VALUE_MAX_DEPTH.
+Status FromMsgpack(v8::Local<v8::Context> context, const msgpack_object &obj,
+                   v8::Local<v8::Value> *out, std::string *why);
+
+// V8 -> msgpack, packed into pk. JSON.stringify's rules for functions, symbols
+// and undefined (skipped in objects, null in arrays) and toJSON(); Map as map;
+// every ArrayBuffer view and ArrayBuffer as bin; Date as ext -1; BigInt as int
+// when it fits int64/uint64, else ext 1; -0, NaN, ±Infinity as float64. A
+// top-level undefined packs as nil. Cycles and nesting past
+// PROTO_VALUE_MAX_DEPTH are kInvalid. On kInvalid or kException the packer may
+// hold a partial value: pack into a scratch buffer and discard it.
+Status ToMsgpack(v8::Local<v8::Context> context, v8::Local<v8::Value> value,
+                 msgpack_packer *pk, std::string *why);
+
+} // namespace jsv
+
+#endif

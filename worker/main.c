@@ -1,0 +1,6 @@
+/* placeholder: the worker's main arrives with its branch */
+int
+main(void)
+{
+    return 1;
+}
