@@ -452,20 +452,28 @@ int proto_reader_next(struct proto_reader *r, struct proto_msg *msg, char *cause
     }
     msgpack_unpacked_init(&up);
     ret = msgpack_unpacker_next_with_size(&r->up, &up, &size);
-    if (ret != MSGPACK_UNPACK_SUCCESS || up.zone == NULL) {
+    if (ret != MSGPACK_UNPACK_SUCCESS) {
         msgpack_unpacked_destroy(&up);
         r->ready = 0;
         /* The scanner saw a whole, well-formed message; only memory can fail. */
-        if (ret == MSGPACK_UNPACK_NOMEM_ERROR || up.zone == NULL ||
-            ret == MSGPACK_UNPACK_SUCCESS)
+        if (ret == MSGPACK_UNPACK_NOMEM_ERROR)
             reader_fail(r, -ENOMEM, "out of memory unpacking a message");
         else
             reader_fail(r, -EPROTO, "not msgpack (unpacker said %d)", (int)ret);
         proto__cause(cause, "%s", r->cause);
         return r->err;
     }
+    /* An array always allocates, so an array without a zone means msgpack-c
+     * could not hand over its zone: out of memory. */
+    if (up.zone == NULL && up.data.type == MSGPACK_OBJECT_ARRAY) {
+        r->ready = 0;
+        reader_fail(r, -ENOMEM, "out of memory unpacking a message");
+        proto__cause(cause, "%s", r->cause);
+        return r->err;
+    }
     r->ready--;
-    /* The message takes its zone: the next unpack must not free it. */
+    /* The message takes its zone: the next unpack must not free it. msgpack-c
+     * creates a zone only when the message needs one, so it may be NULL. */
     msg->zone = msgpack_unpacked_release_zone(&up);
     msg->root = up.data;
     msg->size = size;
