@@ -666,6 +666,8 @@ test_autostart(void **state)
         usleep(300000);
         c = jshost_connect(&o);
     }
+    if (c->err != JSHOST_ERR_SPAWN)
+        fprintf(stderr, "got: %s\n", c->errstr);
     assert_int_equal(c->err, JSHOST_ERR_SPAWN);
     assert_non_null(strstr(c->errstr, "/nonexistent/jshost-manager"));
     jshost_free(c);
