@@ -15,7 +15,7 @@
 
 struct mt {
     char *dir;       /* the scenario's temp dir */
-    char rundir[256];
+    char rundir[200];
     char sock[256];
     pid_t pid;       /* the manager (foreground) */
     bool real;       /* real jshost-worker instead of the fake */
