@@ -861,6 +861,13 @@ host__worker_exited(struct host *h, struct worker *w)
 }
 
 void
+host__worker_recycling(struct host *h, struct worker *w)
+{
+    (void)w;
+    host_fill(h);
+}
+
+void
 host__worker_freed(struct host *h, struct worker *w)
 {
     (void)w;

@@ -260,6 +260,7 @@ void host__worker_config_error(struct host *h, struct worker *w,
 void host__worker_exited(struct host *h, struct worker *w);
 void host__worker_freed(struct host *h, struct worker *w);
 void host__worker_idle(struct host *h, struct worker *w);
+void host__worker_recycling(struct host *h, struct worker *w);
 void host__call_done(struct call *c);
 void host__release_private(struct host *h);
 

@@ -194,6 +194,13 @@ worker_on_response(struct worker *w, struct proto_msg *m)
             w->nerrors++;
         w->inflight--;
     }
+    if (m->error.type == MSGPACK_OBJECT_MAP && w->state == WORKER_READY &&
+        proto_obj_streq(proto_map_get(&m->error, "type"), "MemoryError")) {
+        /* It exits 75 next: no new calls for it, a replacement now. */
+        host_log(w->host, w->pid, "hit its heap limit: recycling");
+        worker_drain(w);
+        host__worker_recycling(w->host, w);
+    }
     switch (c->kind) {
     case CALL_FORWARD:
         worker_reply_client(c, &m->error, &m->result);
