@@ -331,7 +331,7 @@ void TimerFired(uv_timer_t *h) {
         w->timers.erase(t->id);
         TimerClose(t);
     }
-    RunCallback(w, realm, fn, args, t->repeat ? "an interval" : "a timeout");
+    RunCallback(w, realm, fn, args, t->repeat ? "a setInterval callback" : "a setTimeout callback");
 }
 
 Local<Array> RestArgs(const FunctionCallbackInfo<Value> &info, int from) {
@@ -426,7 +426,7 @@ void RunImmediates(uv_check_t *h) {
             args = im->args.Get(isolate);
         Realm *realm = im->realm;
         delete im;
-        RunCallback(w, realm, fn, args, "an immediate");
+        RunCallback(w, realm, fn, args, "a setImmediate callback");
         // the callback may have freed the world (js_engine_free): stop here
         if (!w->active)
             break;
