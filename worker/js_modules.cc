@@ -622,6 +622,14 @@ MaybeLocal<Value> LoadEsmConfig(jse::Realm *realm, Local<Context> context,
     isolate->PerformMicrotaskCheckpoint();
     if (result->IsPromise()) {
         Local<Promise> p = result.As<Promise>();
+        // Its rejection is the config's error, reported as such; not an
+        // unhandled rejection besides.
+        Local<Function> ignore;
+        Local<Promise> caught;
+        if (!Function::New(context, [](const FunctionCallbackInfo<Value> &) {})
+                 .ToLocal(&ignore) ||
+            !p->Catch(context, ignore).ToLocal(&caught))
+            return MaybeLocal<Value>();
         if (p->State() == Promise::kRejected) {
             isolate->ThrowException(p->Result());
             return MaybeLocal<Value>();
