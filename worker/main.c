@@ -248,6 +248,8 @@ main(int argc, char **argv)
         if (r == -EINVAL || err.type == PROTO_ERR_CONFIG)
             config_failed(&a, &err);
         log_error("cannot start the engine: %s", err.message ? err.message : strerror(-r));
+        js_error_free(&err);
+        uv_loop_close(&w.loop);
         return 1;
     }
     js_error_free(&err);
@@ -264,14 +266,6 @@ main(int argc, char **argv)
         return 1;
     }
     free(real);
-    r = a.fd >= 0 ? serve_fd(w.serve, a.fd, &cause)
-                  : serve_listen(w.serve, a.listen_path, &cause);
-    if (r < 0) {
-        log_error("cannot serve: %s", cause ? cause : strerror(-r));
-        free(cause);
-        return 1;
-    }
-
     uv_timer_init(&w.loop, &w.exit_timer);
     w.exit_timer.data = &w;
     uv_signal_init(&w.loop, &w.sigterm);
@@ -281,12 +275,19 @@ main(int argc, char **argv)
     w.sigint.data = &w;
     uv_signal_start(&w.sigint, signal_cb, SIGINT);
 
-    if (a.fd >= 0)
-        serve_notify_ready(w.serve);
-    {
+    r = a.fd >= 0 ? serve_fd(w.serve, a.fd, &cause)
+                  : serve_listen(w.serve, a.listen_path, &cause);
+    if (r < 0) {
+        log_error("cannot serve: %s", cause ? cause : strerror(-r));
+        free(cause);
+        /* The same teardown as any exit, so nothing is left behind. */
+        request_exit(&w, 1);
+    } else {
         const char *const *names;
         size_t n = js_engine_functions(w.engine, &names);
 
+        if (a.fd >= 0)
+            serve_notify_ready(w.serve);
         log_info("ready: %zu function%s", n, n == 1 ? "" : "s");
     }
 
