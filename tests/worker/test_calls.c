@@ -168,6 +168,33 @@ test_console_to_log(void **state)
     wfix_start(&fix, wfix_config("basic.config.js"), NULL);
 }
 
+static void
+test_late_errors_and_callbacks(void **state)
+{
+    struct tu_rpc *c = wfix_connect(&fix);
+    char *log;
+
+    (void)state;
+    /* First settlement wins; the later ones are logged and ignored. */
+    wfix_check_call(c, "call", "[\"local\", \"twice\", {}]", "\"first\"");
+    /* An error thrown from a timer outside any call is logged; the worker
+     * lives on. */
+    wfix_check_call(c, "call", "[\"local\", \"throw_later\", {\"tag\": \"t7\"}]",
+                    "\"thrown later\"");
+    wfix_check_call(c, "call", "[\"local\", \"later\", {\"ms\": 50, \"tag\": \"b\"}]",
+                    "\"later b\"");
+    wfix_check_call(c, "call", "[\"local\", \"count\", null]", "1");
+    tu_rpc_close(c);
+    assert_int_equal(kill(fix.pid, SIGTERM), 0);
+    assert_int_not_equal(wfix_wait(&fix, WAIT_MS), -1);
+    log = wfix_read_log(&fix);
+    if (strstr(log, "late boom t7") == NULL)
+        fail_msg("the timer's error is not in the log:\n%s", log);
+    free(log);
+    wfix_cleanup(&fix);
+    wfix_start(&fix, wfix_config("basic.config.js"), NULL);
+}
+
 /* ---- values ------------------------------------------------------------- */
 
 /* Sends call echo with data packed by `pack`; returns the msgid. */
@@ -526,6 +553,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_timers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_require, setup, teardown),
         cmocka_unit_test_setup_teardown(test_console_to_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_late_errors_and_callbacks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_values_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_values_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_values_bad_in, setup, teardown),

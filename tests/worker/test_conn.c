@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -307,6 +310,105 @@ test_client_leaves_with_calls_in_flight(void **state)
     tu_rpc_close(c);
 }
 
+static void
+test_private_vm(void **state)
+{
+    struct wfix f;
+    struct tu_rpc *c;
+    struct proto_msg msg;
+    char params[256];
+
+    (void)state;
+    /* No config: contexts only (v8-cffi's VM). */
+    wfix_start(&f, NULL, NULL);
+    c = wfix_connect(&f);
+    expect_prefix(c, "call", "[null, \"anything\", {}]", "!NotFound: ", NULL);
+    expect_prefix(c, "attach", "[\"/nonexistent.config.js\"]", "!NotFound: ", NULL);
+    wfix_expect_result(c, tu_rpc_send(c, "context.create", "[null]"), &msg);
+    snprintf(params, sizeof(params), "[%llu, \"[1, 2].map(x => x * 3)\", \"vm.js\"]",
+             (unsigned long long)msg.result.via.u64);
+    proto_msg_release(&msg);
+    wfix_check_call(c, "context.eval", params, "[3,6]");
+    wfix_expect_result(c, tu_rpc_send(c, "status", "[]"), &msg);
+    assert_int_equal(wfix_get(&msg.result, "config")->type, MSGPACK_OBJECT_NIL);
+    assert_int_equal(wfix_get(&msg.result, "functions")->via.array.size, 0);
+    proto_msg_release(&msg);
+    tu_rpc_close(c);
+    wfix_stop(&f);
+}
+
+static void
+test_esm_config(void **state)
+{
+    struct wfix f;
+    struct tu_rpc *c;
+
+    (void)state;
+    wfix_start(&f, wfix_config("esm.config.mjs"), NULL);
+    c = wfix_connect(&f);
+    wfix_check_call(c, "call", "[null, \"shout\", {\"s\": \"esm\"}]", "\"ESM!\"");
+    tu_rpc_close(c);
+    wfix_stop(&f);
+}
+
+static void
+test_listen_socket(void **state)
+{
+    struct wfix f;
+    struct stat st;
+    const char *argv[5];
+    char *log2;
+    int status;
+    pid_t pid;
+
+    (void)state;
+    wfix_start(&f, wfix_config("basic.config.js"), NULL);
+    /* Only our user may connect. */
+    assert_int_equal(lstat(f.sock, &st), 0);
+    assert_true(S_ISSOCK(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0600);
+
+    /* A second worker on a live socket refuses, and leaves it alone. */
+    assert_true(asprintf(&log2, "%s/second.log", f.dir) > 0);
+    argv[0] = tu_build_path("worker/jshost-worker");
+    argv[1] = "--listen";
+    argv[2] = f.sock;
+    argv[3] = wfix_config("basic.config.js");
+    argv[4] = NULL;
+    pid = tu_spawn((char *const *)argv, NULL, log2);
+    status = tu_wait(pid, WAIT_MS);
+    assert_true(status != -1 && WIFEXITED(status));
+    assert_int_not_equal(WEXITSTATUS(status), 0);
+    {
+        struct tu_rpc *c = wfix_connect(&f);
+
+        wfix_check_call(c, "ping", "[]", "\"pong\"");
+        tu_rpc_close(c);
+    }
+
+    /* A worker killed outright leaves its socket file; the next one takes
+     * the path over. */
+    assert_int_equal(kill(f.pid, SIGKILL), 0);
+    assert_int_not_equal(wfix_wait(&f, WAIT_MS), -1);
+    assert_int_equal(lstat(f.sock, &st), 0);
+    f.pid = tu_spawn((char *const *)argv, NULL, log2);
+    assert_true(tu_wait_socket(f.sock, WAIT_MS));
+    {
+        struct tu_rpc *c = wfix_connect(&f);
+
+        wfix_check_call(c, "ping", "[]", "\"pong\"");
+        tu_rpc_close(c);
+    }
+    /* SIGINT is a clean exit too, and the socket file goes with it. */
+    assert_int_equal(kill(f.pid, SIGINT), 0);
+    status = wfix_wait(&f, WAIT_MS);
+    assert_true(status != -1 && WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(lstat(f.sock, &st), -1);
+    free(log2);
+    wfix_cleanup(&f);
+}
+
 int
 main(void)
 {
@@ -319,6 +421,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_leaves_with_calls_in_flight, setup,
                                         teardown),
+        cmocka_unit_test(test_private_vm),
+        cmocka_unit_test(test_esm_config),
+        cmocka_unit_test(test_listen_socket),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -92,6 +92,17 @@ module.exports = {
         json: { toJSON() { return 'from toJSON'; } },
       };
     },
+    throw_later(data, cb) {
+      setTimeout(() => {
+        throw new Error('late boom ' + data.tag);
+      }, 5);
+      cb(null, 'thrown later');
+    },
+    twice(data, cb) {
+      cb(null, 'first');
+      cb(null, 'second');
+      return 'third';
+    },
     cycle() {
       const a = {};
       a.self = a;
