@@ -204,7 +204,7 @@ js_wait(int timeout_ms)
     if (timeout_ms < 0)
         return -1;
     if (timeout_ms == 0)
-        return JSHOST_DEFAULT_TIMEOUT_MS + JSHOST__MARGIN_MS;
+        return JSHOST__JS_DEFAULT_WAIT_MS;
     return (int64_t)timeout_ms + JSHOST__MARGIN_MS;
 }
 
