@@ -70,6 +70,9 @@ struct jshost__held {
 
 struct jshost_priv {
     pthread_mutex_t lock;
+    /* Guards c->remote's strings: threads sharing a handle may fail at once,
+     * and the words of one must not be freed twice by the other. */
+    pthread_mutex_t errlock;
     _Atomic pid_t pid;     /* the process the connection belongs to */
     atomic_int forking;    /* a fork reset is under way in this process */
 
