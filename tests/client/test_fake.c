@@ -279,6 +279,11 @@ test_call_and_errors(void **state)
     assert_non_null(strstr(s, "\"manager\""));
     free(s);
     jshost_value_free(&r);
+    /* an explicit reconnect attaches the held host again and goes on */
+    assert_int_equal(jshost_reconnect(c), 0);
+    s = call_json(c, "echo", "\"after\"", 0);
+    assert_string_equal(s, "\"after\"");
+    free(s);
     assert_int_equal(jshost_detach(c, host), 0);
     free(host);
     jshost_free(c);
