@@ -109,7 +109,7 @@ bool BufferSource(Local<Value> v, const uint8_t **data, size_t *len) {
         Local<v8::ArrayBufferView> view = v.As<v8::ArrayBufferView>();
         *len = view->ByteLength();
         *data = *len ? static_cast<const uint8_t *>(
-                           view->Buffer()->GetBackingStore()->Data()) +
+                           view->Buffer()->Data()) +
                            view->ByteOffset()
                      : nullptr;
         return true;
@@ -117,14 +117,14 @@ bool BufferSource(Local<Value> v, const uint8_t **data, size_t *len) {
     if (v->IsArrayBuffer()) {
         Local<v8::ArrayBuffer> ab = v.As<v8::ArrayBuffer>();
         *len = ab->ByteLength();
-        *data = *len ? static_cast<const uint8_t *>(ab->GetBackingStore()->Data())
+        *data = *len ? static_cast<const uint8_t *>(ab->Data())
                      : nullptr;
         return true;
     }
     if (v->IsSharedArrayBuffer()) {
         Local<v8::SharedArrayBuffer> ab = v.As<v8::SharedArrayBuffer>();
         *len = ab->ByteLength();
-        *data = *len ? static_cast<const uint8_t *>(ab->GetBackingStore()->Data())
+        *data = *len ? static_cast<const uint8_t *>(ab->Data())
                      : nullptr;
         return true;
     }
@@ -165,7 +165,7 @@ void TextEncoderEncode(const FunctionCallbackInfo<Value> &args) {
     int len = s->Utf8Length(isolate);
     Local<v8::ArrayBuffer> ab = v8::ArrayBuffer::New(isolate, (size_t)len);
     if (len > 0)
-        s->WriteUtf8(isolate, static_cast<char *>(ab->GetBackingStore()->Data()), len,
+        s->WriteUtf8(isolate, static_cast<char *>(ab->Data()), len,
                      nullptr,
                      String::NO_NULL_TERMINATION | String::REPLACE_INVALID_UTF8);
     args.GetReturnValue().Set(v8::Uint8Array::New(ab, 0, (size_t)len));
@@ -187,7 +187,7 @@ void TextEncoderEncodeInto(const FunctionCallbackInfo<Value> &args) {
     size_t cap = dest->ByteLength();
     int read = 0, written = 0;
     if (cap > 0) {
-        char *p = static_cast<char *>(dest->Buffer()->GetBackingStore()->Data()) +
+        char *p = static_cast<char *>(dest->Buffer()->Data()) +
                   dest->ByteOffset();
         int room = cap > (size_t)INT32_MAX ? INT32_MAX : (int)cap;
         // Writes whole characters only; `read` counts UTF-16 units.
@@ -793,13 +793,18 @@ bool CloneValue(const FunctionCallbackInfo<Value> &args, Local<Value> *result) {
     if (ser.WriteValue(context, args[0]).IsNothing())
         return false;
     std::pair<uint8_t *, size_t> buf = ser.Release();
-    // Transferred buffers move their memory to the clone; the originals are
-    // detached (and their views go to length 0).
+    // Transferred buffers go to the clone and the originals are detached
+    // (their views go to length 0). The bytes are copied rather than the
+    // BackingStore handed over: a shared_ptr made inside libnode trips
+    // UBSan's vptr check in a build with RTTI, and the result is the same.
     std::vector<Local<v8::ArrayBuffer>> moved;
     for (const auto &ab : transfer) {
-        std::shared_ptr<v8::BackingStore> store = ab->GetBackingStore();
+        size_t n = ab->ByteLength();
+        Local<v8::ArrayBuffer> copy = v8::ArrayBuffer::New(isolate, n);
+        if (n > 0)
+            memcpy(copy->Data(), ab->Data(), n);
         ab->Detach();
-        moved.push_back(v8::ArrayBuffer::New(isolate, store));
+        moved.push_back(copy);
     }
 #if JSB_CLONE_DELEGATES
     CloneReader reader(writer.shared);

@@ -353,5 +353,7 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(builtins_match_node, V8EnvSetup, V8EnvTeardown),
     };
-    return cmocka_run_group_tests(tests, nullptr, nullptr);
+    int failed = cmocka_run_group_tests(tests, nullptr, nullptr);
+    V8EnvShutdown();
+    return failed;
 }
