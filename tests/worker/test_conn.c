@@ -303,6 +303,20 @@ test_client_leaves_with_calls_in_flight(void **state)
 
     c = wfix_connect(&fix);
     wfix_check_call(c, "call", "[\"local\", \"count\", null]", "2");
+    /* The context the vanished client made goes with it. */
+    for (int tries = 0;; tries++) {
+        struct proto_msg msg;
+        uint64_t n;
+
+        wfix_expect_result(c, tu_rpc_send(c, "stats", "[]"), &msg);
+        n = wfix_get(&msg.result, "contexts")->via.u64;
+        proto_msg_release(&msg);
+        if (n == 0)
+            break;
+        if (tries == 300)
+            fail_msg("the vanished client's context is still there");
+        usleep(10000);
+    }
     /* Wait past the abandoned calls' completion: still serving. */
     snprintf(params, sizeof(params), "[\"local\", \"later\", {\"ms\": 300, \"tag\": \"ok\"}]");
     wfix_check_call(c, "call", params, "\"later ok\"");
