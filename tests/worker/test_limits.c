@@ -141,7 +141,8 @@ test_bad_configs(void **state)
 
 /* Starts the worker as the manager does: a socketpair end as its fd 3. */
 static pid_t
-spawn_fd_worker(const char *config, int *peer, const char *logpath)
+spawn_fd_worker_args(const char *config, const char *memory, int *peer,
+                     const char *logpath)
 {
     int sv[2];
     pid_t pid;
@@ -155,13 +156,60 @@ spawn_fd_worker(const char *config, int *peer, const char *logpath)
         if (logfd < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0 ||
             dup2(sv[1], JSHOST_WORKER_FD) < 0)
             _exit(127);
-        execl(tu_build_path("worker/jshost-worker"), "jshost-worker", "--fd", "3",
-              config, (char *)NULL);
+        if (memory != NULL)
+            execl(tu_build_path("worker/jshost-worker"), "jshost-worker", "--fd", "3",
+                  "--memory", memory, config, (char *)NULL);
+        else
+            execl(tu_build_path("worker/jshost-worker"), "jshost-worker", "--fd", "3",
+                  config, (char *)NULL);
         _exit(127);
     }
     close(sv[1]);
     *peer = sv[0];
     return pid;
+}
+
+static pid_t
+spawn_fd_worker(const char *config, int *peer, const char *logpath)
+{
+    return spawn_fd_worker_args(config, NULL, peer, logpath);
+}
+
+static void
+test_fd_mode_heap_bomb(void **state)
+{
+    struct proto_msg msg;
+    struct proto_error pe;
+    struct tu_rpc *c;
+    char *dir = tu_tmpdir(), *logpath;
+    uint32_t first, bomb;
+    int peer, status;
+    pid_t pid;
+
+    (void)state;
+    assert_true(asprintf(&logpath, "%s/worker.log", dir) > 0);
+    pid = spawn_fd_worker_args(wfix_config("basic.config.js"), "64", &peer, logpath);
+    c = tu_rpc_from_fd(peer);
+    assert_int_equal(tu_rpc_read(c, &msg, WAIT_MS), 1);
+    assert_true(proto_msg_is(&msg, "ready"));
+    assert_int_equal(wfix_get(wfix_get(&msg.params.via.array.ptr[0], "config"),
+                              "memory")->via.u64, 64);
+    proto_msg_release(&msg);
+    /* The replies owed are written before the worker goes: the bomb's
+     * MemoryError, and a sync call answered in the same batch before it. */
+    first = tu_rpc_send(c, "call", "[0, \"double\", {\"number\": 4}]");
+    bomb = tu_rpc_send(c, "call", "[0, \"bomb\", {}]");
+    wfix_expect_result(c, first, &msg);
+    assert_int_equal(msg.result.via.u64, 8);
+    proto_msg_release(&msg);
+    wfix_expect_error(c, bomb, "MemoryError", &msg, &pe);
+    proto_msg_release(&msg);
+    status = tu_wait(pid, WAIT_MS);
+    assert_true(status != -1 && WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), JSHOST_EXIT_RECYCLE);
+    tu_rpc_close(c);
+    free(logpath);
+    tu_rmtree(dir);
 }
 
 static void
@@ -313,6 +361,7 @@ main(void)
         cmocka_unit_test(test_bad_configs),
         cmocka_unit_test(test_fd_mode_ready_and_eof),
         cmocka_unit_test(test_fd_mode_config_error),
+        cmocka_unit_test(test_fd_mode_heap_bomb),
         cmocka_unit_test(test_command_line),
     };
 
