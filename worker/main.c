@@ -187,22 +187,29 @@ static void
 config_failed(const struct args *a, const struct js_error *err)
 {
     const char *file = err->file ? err->file : a->config;
-    const char *message = err->message ? err->message : "the config failed";
+    const char *message = serve_config_message(err);
+    char where[PATH_MAX + 64];
 
+    /* file:line:column first, unless the engine's words already say where. */
+    if (file == NULL || strstr(message, file) != NULL)
+        where[0] = '\0';
+    else if (err->line > 0)
+        snprintf(where, sizeof(where), "%s:%d:%d: ", file, err->line, err->column);
+    else
+        snprintf(where, sizeof(where), "%s: ", file);
     if (a->fd >= 0) {
         int r = serve_write_config_error(a->fd, err);
 
         if (r < 0)
             log_error("cannot send config_error: %s", strerror(-r));
     } else {
-        if (err->line > 0)
-            fprintf(stderr, "%s:%d:%d: %s\n", file, err->line, err->column, message);
-        else
-            fprintf(stderr, "%s: %s\n", file, message);
-        if (err->stack != NULL)
+        fprintf(stderr, "%s%s\n", where, message);
+        /* The stack helps when it runs through the config (a throw at load),
+         * not when it only shows the loader (a syntax error). */
+        if (err->stack != NULL && file != NULL && strstr(err->stack, file) != NULL)
             fprintf(stderr, "%s\n", err->stack);
     }
-    log_error("config error: %s:%d:%d: %s", file, err->line, err->column, message);
+    log_error("config error: %s%s", where, message);
     log_info("exit: status %d", JSHOST_EXIT_CONFIG);
     exit(JSHOST_EXIT_CONFIG);
 }

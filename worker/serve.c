@@ -1292,6 +1292,28 @@ write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
+const char *
+serve_config_message(const struct js_error *err)
+{
+    const char *m = err->message;
+    size_t n;
+
+    if (m == NULL)
+        return "the config failed";
+    if (err->file == NULL || strncmp(m, err->file, n = strlen(err->file)) != 0)
+        return m;
+    m += n;
+    /* ":line" and ":column", each optional */
+    for (int i = 0; i < 2 && m[0] == ':' && m[1] >= '0' && m[1] <= '9'; i++) {
+        m++;
+        while (*m >= '0' && *m <= '9')
+            m++;
+    }
+    if (m[0] != ':' || m[1] != ' ')
+        return err->message;
+    return m + 2;
+}
+
 int
 serve_write_config_error(int fd, const struct js_error *err)
 {
@@ -1306,7 +1328,7 @@ serve_write_config_error(int fd, const struct js_error *err)
     proto_pack_cstr(&pk, "type");
     proto_pack_cstr(&pk, proto_errtype_name(PROTO_ERR_CONFIG));
     proto_pack_cstr(&pk, "message");
-    proto_pack_cstr(&pk, err->message ? err->message : "the config failed");
+    proto_pack_cstr(&pk, serve_config_message(err));
     proto_pack_cstr(&pk, "name");
     msgpack_pack_nil(&pk);
     proto_pack_cstr(&pk, "stack");

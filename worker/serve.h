@@ -52,6 +52,13 @@ int serve_notify_ready(struct serve *s);
 int serve_listen(struct serve *s, const char *path, char **cause);
 
 /*
+ * A config error's message without a leading "file:line:column: " (the engine
+ * may put the place in its words; the protocol carries it in its own fields).
+ * Points into err->message; never NULL.
+ */
+const char *serve_config_message(const struct js_error *err);
+
+/*
  * Writes the "config_error" notification to fd with blocking writes (the engine
  * never started, there is no loop to speak of). 0 or negative errno.
  */
