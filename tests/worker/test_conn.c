@@ -209,6 +209,34 @@ test_broken_streams_close_only_their_connection(void **state)
 }
 
 static void
+test_random_bytes(void **state)
+{
+    struct tu_rpc *good = wfix_connect(&fix);
+    unsigned seed = 12345;
+    char buf[4096];
+
+    (void)state;
+    /* Seeded noise on many connections, some of it a valid message prefix
+     * the worker waits on: none of it may reach past its own connection. */
+    for (int i = 0; i < 40; i++) {
+        struct tu_rpc *bad = wfix_connect(&fix);
+        size_t n = 1 + (size_t)(rand_r(&seed) % sizeof(buf));
+        struct proto_msg msg;
+
+        for (size_t j = 0; j < n; j++)
+            buf[j] = (char)rand_r(&seed);
+        if (i % 2 == 0)
+            buf[0] = (char)0x94; /* a 4-array: looks like a message start */
+        tu_rpc_send_raw(bad, buf, n);
+        while (tu_rpc_read(bad, &msg, 100) == 1)
+            proto_msg_release(&msg);
+        tu_rpc_close(bad);
+    }
+    wfix_check_call(good, "call", "[\"local\", \"double\", {\"number\": 8}]", "16");
+    tu_rpc_close(good);
+}
+
+static void
 test_pipelining(void **state)
 {
     enum { N = 1000 };
@@ -431,6 +459,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_validation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broken_streams_close_only_their_connection,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_random_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipelining, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_leaves_with_calls_in_flight, setup,
