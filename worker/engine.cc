@@ -150,7 +150,8 @@ struct Run {
     std::string name;   // the function name (late-callback log)
     uint64_t deadline_ns = 0;
     uint32_t timeout_ms = 0;
-    uv_timer_t timer;
+    uv_timer_t timer;       // started only when the run outlives its entry
+    bool timer_on = false;
     bool settled = false;   // a settlement won (answer pending or given)
     bool completed = false; // the answer was given
     bool ok = false;
@@ -497,9 +498,21 @@ static void RunComplete(Run *run, const char *value, size_t len,
     e->calls++;
     if (error != nullptr)
         e->errors++;
-    uv_timer_stop(&run->timer);
-    uv_close(reinterpret_cast<uv_handle_t *>(&run->timer), RunClosed);
-    run->cb(run->arg, value, len, error);
+    for (auto it = e->settled.begin(); it != e->settled.end(); ++it) {
+        if (*it == run) {
+            e->settled.erase(it);
+            break;
+        }
+    }
+    js_done_cb cb = run->cb;
+    void *arg = run->arg;
+    if (run->timer_on) {
+        uv_timer_stop(&run->timer);
+        uv_close(reinterpret_cast<uv_handle_t *>(&run->timer), RunClosed);
+    } else {
+        delete run;
+    }
+    cb(arg, value, len, error);
 }
 
 static void RunFail(Run *run, enum proto_errtype type, const char *fmt, ...)
@@ -535,9 +548,6 @@ static Run *RunNew(js_engine *e, Realm *realm, uint32_t timeout_ms,
     run->realm = realm;
     run->timeout_ms = timeout_ms ? timeout_ms : e->timeout_ms;
     run->deadline_ns = uv_hrtime() + (uint64_t)run->timeout_ms * 1000000ull;
-    uv_timer_init(e->loop, &run->timer);
-    run->timer.data = run;
-    uv_timer_start(&run->timer, RunTimedOut, run->timeout_ms, 0);
     e->runs[run->id] = run;
     return run;
 }
@@ -558,12 +568,24 @@ static bool Settle(js_engine *e, uint64_t id, bool ok, Local<Value> value,
     return true;
 }
 
-static void FailAllMemory(js_engine *e) {
-    std::vector<Run *> all;
+// Ids, not pointers: each answer may end other runs (a run is freed when
+// answered).
+static std::vector<uint64_t> RunIds(js_engine *e, Realm *only) {
+    std::vector<uint64_t> ids;
     for (auto &kv : e->runs)
-        all.push_back(kv.second);
-    for (Run *run : all)
-        if (!run->completed)
+        if (only == nullptr || kv.second->realm == only)
+            ids.push_back(kv.first);
+    return ids;
+}
+
+static Run *RunById(js_engine *e, uint64_t id) {
+    auto it = e->runs.find(id);
+    return it == e->runs.end() ? nullptr : it->second;
+}
+
+static void FailAllMemory(js_engine *e) {
+    for (uint64_t id : RunIds(e, nullptr))
+        if (Run *run = RunById(e, id))
             RunFail(run, PROTO_ERR_MEMORY,
                     "JavaScript heap limit of %u MiB reached; the worker will "
                     "be replaced",
@@ -678,6 +700,7 @@ static void DrainSettled(js_engine *e) {
 // After an entry that served `run` (or none): a timeout fails that run, the
 // heap limit fails them all; then settled runs are answered.
 static void AfterEntry(js_engine *e, Run *run, Outcome out, const char *what) {
+    uint64_t id = run != nullptr ? run->id : 0;
     if (out == jse::kOutOfMemory) {
         jse::WriteLine(2, "error", "JavaScript heap limit reached; failing "
                                    "every run, the worker must be replaced",
@@ -700,6 +723,22 @@ static void AfterEntry(js_engine *e, Run *run, Outcome out, const char *what) {
         }
     }
     DrainSettled(e);
+    if (id == 0)
+        return;
+    // Still unsettled after its synchronous part: the loop answers it at the
+    // deadline (most runs finish before and never need a timer).
+    auto it = e->runs.find(id);
+    if (it == e->runs.end() || it->second->timer_on)
+        return;
+    run = it->second;
+    uint64_t now = uv_hrtime();
+    uint64_t left_ms = run->deadline_ns > now
+                           ? (run->deadline_ns - now + 999999) / 1000000
+                           : 0;
+    uv_timer_init(e->loop, &run->timer);
+    run->timer.data = run;
+    run->timer_on = true;
+    uv_timer_start(&run->timer, RunTimedOut, left_ms, 0);
 }
 
 namespace jse {
@@ -1296,12 +1335,9 @@ extern "C" void js_engine_free(js_engine *e) {
     if (e == nullptr)
         return;
     e->freeing = true;
-    std::vector<Run *> all;
-    for (auto &kv : e->runs)
-        all.push_back(kv.second);
     e->settled.clear();
-    for (Run *run : all)
-        if (!run->completed)
+    for (uint64_t id : RunIds(e, nullptr))
+        if (Run *run = RunById(e, id))
             RunFail(run, PROTO_ERR_HOST_UNAVAILABLE, "the worker is stopping");
     EngineDestroy(e);
 }
@@ -1509,12 +1545,8 @@ extern "C" int js_context_destroy(js_engine *e, uint32_t id) {
     Realm *realm = it->second;
     e->contexts.erase(it);
     // Runs still waiting in that context are answered now.
-    std::vector<Run *> mine;
-    for (auto &kv : e->runs)
-        if (kv.second->realm == realm)
-            mine.push_back(kv.second);
-    for (Run *run : mine)
-        if (!run->completed)
+    for (uint64_t rid : RunIds(e, realm))
+        if (Run *run = RunById(e, rid))
             RunFail(run, PROTO_ERR_NOT_FOUND, "context %u was destroyed", id);
     v8::Isolate::Scope is(e->isolate);
     RealmFree(e, realm);
