@@ -424,7 +424,7 @@ Status Reader::Convert(const msgpack_object &o, int depth, Local<Value> *out) {
         size_t n = o.via.bin.size;
         Local<v8::ArrayBuffer> ab = v8::ArrayBuffer::New(isolate_, n);
         if (n > 0)
-            memcpy(ab->GetBackingStore()->Data(), o.via.bin.ptr, n);
+            memcpy(ab->Data(), o.via.bin.ptr, n);
         *out = v8::Uint8Array::New(ab, 0, n);
         return kOk;
     }
@@ -927,16 +927,17 @@ Status Writer::Pack(Local<Value> v, int depth) {
         size_t n = view->ByteLength();
         if (n == 0)
             return PackBytes(nullptr, 0);
-        std::shared_ptr<v8::BackingStore> bs = view->Buffer()->GetBackingStore();
-        return PackBytes((const char *)bs->Data() + view->ByteOffset(), n);
+        return PackBytes((const char *)view->Buffer()->Data() + view->ByteOffset(), n);
     }
-    if (v->IsArrayBuffer() || v->IsSharedArrayBuffer()) {
-        std::shared_ptr<v8::BackingStore> bs =
-            v->IsArrayBuffer() ? v.As<v8::ArrayBuffer>()->GetBackingStore()
-                               : v.As<v8::SharedArrayBuffer>()->GetBackingStore();
-        size_t n = v->IsArrayBuffer() ? v.As<v8::ArrayBuffer>()->ByteLength()
-                                      : v.As<v8::SharedArrayBuffer>()->ByteLength();
-        return PackBytes(n ? bs->Data() : nullptr, n);
+    if (v->IsArrayBuffer()) {
+        Local<v8::ArrayBuffer> ab = v.As<v8::ArrayBuffer>();
+        size_t n = ab->ByteLength();
+        return PackBytes(n ? ab->Data() : nullptr, n);
+    }
+    if (v->IsSharedArrayBuffer()) {
+        Local<v8::SharedArrayBuffer> ab = v.As<v8::SharedArrayBuffer>();
+        size_t n = ab->ByteLength();
+        return PackBytes(n ? ab->Data() : nullptr, n);
     }
     Local<v8::Object> obj = v.As<v8::Object>();
     Status st = Enter(obj, depth);

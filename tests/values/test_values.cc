@@ -713,5 +713,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(round_trip, V8EnvSetup, V8EnvTeardown),
         cmocka_unit_test_setup_teardown(null_why, V8EnvSetup, V8EnvTeardown),
     };
-    return cmocka_run_group_tests(tests, nullptr, nullptr);
+    int failed = cmocka_run_group_tests(tests, nullptr, nullptr);
+    V8EnvShutdown();
+    return failed;
 }
