@@ -43,12 +43,6 @@ using v8::String;
 using v8::TryCatch;
 using v8::Value;
 
-// Weak until the values branch's js_builtins.cc lands, so that this branch
-// links on its own meanwhile; then it is an ordinary call.
-namespace jsb {
-bool Install(v8::Local<v8::Context> context) __attribute__((weak));
-}
-
 namespace {
 
 constexpr size_t kMiB = 1024 * 1024;
@@ -946,8 +940,7 @@ static Realm *RealmNew(js_engine *e, uint32_t id, const std::string &cwd,
     {
         Entry en(e, jse::DefaultDeadline(e));
         TryCatch tc(isolate);
-        ok = (&jsb::Install == nullptr || jsb::Install(context)) &&
-             jse::WorldInstall(realm, context) &&
+        ok = jsb::Install(context) && jse::WorldInstall(realm, context) &&
              jse::ModulesInstall(realm, context, global_require);
         if (!ok && tc.HasCaught() && !tc.HasTerminated())
             ErrorFromException(isolate, context, tc.Exception(), tc.Message(),
