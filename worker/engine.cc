@@ -333,6 +333,10 @@ Outcome Entry::Leave() {
     left_ = true;
     if (outer_ && !e_->doomed)
         e_->isolate->PerformMicrotaskCheckpoint();
+    // Logging reads the errors' stacks (getters, maybe): still under the
+    // deadline.
+    if (outer_ && !e_->rejections.empty() && !e_->doomed)
+        ReportRejections(e_);
     e_->depth--;
     if (!outer_)
         return kFinished;
@@ -342,8 +346,8 @@ Outcome Entry::Leave() {
     // entry: clear it whatever it met.
     if (fired || oom)
         e_->isolate->CancelTerminateExecution();
-    if (!e_->rejections.empty() && !e_->doomed)
-        ReportRejections(e_);
+    if (oom)
+        e_->rejections.clear();
     if (oom)
         return kOutOfMemory;
     if (fired)
@@ -1291,8 +1295,10 @@ extern "C" int js_engine_new(uv_loop_t *loop,
                              const struct js_engine_options *opts,
                              js_engine **out, struct js_error *err) {
     *out = nullptr;
-    if (err != nullptr)
-        memset(err, 0, sizeof *err);
+    struct js_error unused;
+    if (err == nullptr)
+        err = &unused;
+    memset(err, 0, sizeof *err);
     if (!g_platform) {
         ErrorSet(err, PROTO_ERR_HOST_UNAVAILABLE,
                  "js_engine_global_init was not called");
@@ -1302,24 +1308,33 @@ extern "C" int js_engine_new(uv_loop_t *loop,
         uint32_t mem = opts->memory_mb ? opts->memory_mb : JSHOST_DEFAULT_MEMORY_MB;
         js_engine *e = nullptr;
         int rc = EngineNew(loop, opts, mem, &e, err);
-        if (rc != 0)
+        if (rc != 0) {
+            if (err == &unused)
+                js_error_free(err);
             return rc;
+        }
         // The heap limit is fixed when the isolate is made, before the config
         // can say it: a config asking for another one is loaded again.
         if (opts->memory_mb == 0 && e->config.memory_mb != mem) {
             uint32_t want = e->config.memory_mb;
+            // Its handles close on the caller's loop; nothing there refers
+            // back to the engine.
             js_engine_free(e);
-            uv_run(loop, UV_RUN_NOWAIT);
             struct js_engine_options o = *opts;
             o.memory_mb = want;
             rc = EngineNew(loop, &o, want, &e, err);
-            if (rc != 0)
+            if (rc != 0) {
+                if (err == &unused)
+                    js_error_free(err);
                 return rc;
+            }
         }
         *out = e;
         return 0;
     } catch (...) {
         ErrorSet(err, PROTO_ERR_MEMORY, "out of memory creating the engine");
+        if (err == &unused)
+            js_error_free(err);
         return -ENOMEM;
     }
 }
