@@ -195,6 +195,7 @@ struct js_engine {
     msgpack_sbuffer *spare = nullptr; // a scratch buffer kept between runs
 
     int depth = 0;
+    uint64_t current_run = 0;
     bool doomed = false;
     int heap_grants = 0;
     bool freeing = false;
@@ -743,7 +744,26 @@ namespace jse {
 void AfterMacrotask(js_engine *e, Outcome outcome, const char *what) {
     AfterEntry(e, nullptr, outcome, what);
 }
+uint64_t CurrentRun(js_engine *e) { return e->current_run; }
+void SetCurrentRun(js_engine *e, uint64_t id) { e->current_run = id; }
+void FailRun(js_engine *e, uint64_t id, Local<Value> exception,
+             Local<Message> message) {
+    Settle(e, id, false, exception, message);
+}
 } // namespace jse
+
+// Marks the run whose JS is about to execute, for the timers it makes.
+class CurrentRunScope {
+  public:
+    CurrentRunScope(js_engine *e, uint64_t id) : e_(e), prev_(e->current_run) {
+        e->current_run = id;
+    }
+    ~CurrentRunScope() { e_->current_run = prev_; }
+
+  private:
+    js_engine *e_;
+    uint64_t prev_;
+};
 
 // Function data of the callbacks handed to JS: [run id, name, arity].
 static Local<Array> RunData(Isolate *isolate, Run *run, int arity) {
@@ -1470,6 +1490,7 @@ static int CallImpl(js_engine *e, const char *name, size_t name_len,
     Outcome out;
     {
         Entry en(e, run->deadline_ns);
+        CurrentRunScope current(e, run->id);
         TryCatch tc(isolate);
         Local<Value> argv[2];
         std::string why;
@@ -1583,6 +1604,7 @@ static int EvalImpl(js_engine *e, Realm *realm, const std::string &source,
     Outcome out;
     {
         Entry en(e, run->deadline_ns);
+        CurrentRunScope current(e, run->id);
         TryCatch tc(isolate);
         Local<String> src = jse::Str(isolate, source);
         Local<String> name = jse::Str(isolate, ident);
@@ -1664,6 +1686,7 @@ static int ContextCallImpl(js_engine *e, Realm *realm, const std::string &expr,
     Outcome out;
     {
         Entry en(e, run->deadline_ns);
+        CurrentRunScope current(e, run->id);
         TryCatch tc(isolate);
         std::vector<Local<Value>> argv;
         std::string why;
@@ -1797,6 +1820,7 @@ static int LoadImpl(js_engine *e, Realm *realm, const msgpack_object *paths,
     Outcome out;
     {
         Entry en(e, run->deadline_ns);
+        CurrentRunScope current(e, run->id);
         TryCatch tc(isolate);
         bool failed = false;
         for (const std::string &file : files) {
