@@ -180,6 +180,8 @@ static void test_builtins_present(void **state) {
     expect_eval(f, ctx, "typeof setTimeout + typeof setInterval + typeof setImmediate + typeof clearTimeout + typeof clearInterval + typeof clearImmediate + typeof queueMicrotask",
                 "\"functionfunctionfunctionfunctionfunctionfunctionfunction\"");
     expect_eval(f, ctx, "typeof performance.now()", "\"number\"");
+    expect_eval(f, ctx, "[new TextDecoder().decode(new TextEncoder().encode('h\u00e9')), atob(btoa('ab')), structuredClone({a: [1]}).a[0]]",
+                "[\"h\u00e9\", \"ab\", 1]");
 }
 
 int main(void) {
