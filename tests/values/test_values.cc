@@ -196,9 +196,9 @@ globalThis.desc = function desc(v) {
 };
 )JS";
 
-// Converts the msgpack given in hex and describes the result; "!invalid: why"
-// or "!exception" when it did not convert.
-std::string FromView(v8::Local<v8::Context> context, const char *hex) {
+// Converts the msgpack given in hex into the global `v`: "ok", or
+// "!invalid: why" or "!exception" when it did not convert.
+std::string FromToGlobal(v8::Local<v8::Context> context, const char *hex) {
     v8::Isolate *isolate = context->GetIsolate();
     v8::HandleScope scope(isolate);
     std::string bytes = Unhex(hex);
@@ -223,7 +223,13 @@ std::string FromView(v8::Local<v8::Context> context, const char *hex) {
     context->Global()
         ->Set(context, v8::String::NewFromUtf8Literal(isolate, "v"), v)
         .Check();
-    return EvalString(context, "desc(v)");
+    return "ok";
+}
+
+// Converts the msgpack given in hex and describes the result.
+std::string FromView(v8::Local<v8::Context> context, const char *hex) {
+    std::string r = FromToGlobal(context, hex);
+    return r == "ok" ? EvalString(context, "desc(v)") : r;
 }
 
 #define EXPECT_FROM(hex, want) EXPECT_EQ_STR(FromView(context, hex), want, hex)
@@ -277,6 +283,15 @@ void from_containers(void **state) {
     EXPECT_FROM("82 a1 61 01 a1 61 02", "{\"a\":2}");
     // "__proto__" is an own data property; the prototype is untouched.
     EXPECT_FROM("81 a9 5f5f70726f746f5f5f 01", "{\"__proto__\":1}");
+    // Setters on Object.prototype never see the data (properties are
+    // defined, as JSON.parse does), and nothing on the prototype leaks in.
+    Eval(context, "Object.defineProperty(Object.prototype, 'trap',"
+                  " {set(v) { throw new Error('setter ran'); }, configurable: true});"
+                  "globalThis.savedPush = Array.prototype.push;"
+                  "Array.prototype.push = () => { throw new Error('push ran'); };");
+    EXPECT_EQ_STR(FromToGlobal(context, "82 a4 74726170 01 a1 61 91 02"), "ok", "with traps");
+    Eval(context, "Array.prototype.push = savedPush; delete Object.prototype.trap");
+    EXPECT_EQ_STR(EvalString(context, "desc(v)"), "{\"trap\":1,\"a\":[2]}", "with traps");
     // The bin is a copy: changing the Uint8Array does not touch the input.
     EXPECT_FROM("c4 02 0102", "u8[1,2]");
     EXPECT_EQ_STR(EvalString(context, "v[0] = 9; v.buffer.byteLength + ':' + v.byteOffset"),
