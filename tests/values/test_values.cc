@@ -544,7 +544,7 @@ void to_errors(void **state) {
     EXPECT_PACK("new Date(NaN)", "!invalid: value: invalid Date");
     EXPECT_PACK("({d: [new Date('x')]})", "!invalid: value.d[0]: invalid Date");
     EXPECT_PACK("(() => { const a = []; a.length = 2 ** 31; return a; })()",
-                "!invalid: value: array longer than 134217728 elements");
+                "!invalid: value: array longer than 67108864 elements");
     EXPECT_PACK("({get a() { throw new Error('getter'); }})", "!exception: Error: getter");
     EXPECT_PACK("[{toJSON() { throw new TypeError('tj'); }}]", "!exception: TypeError: tj");
     EXPECT_PACK("new Proxy({}, {ownKeys() { throw new Error('keys'); }})",
@@ -686,6 +686,20 @@ void round_trip(void **state) {
     }
 }
 
+// A msgpack array longer than V8 can hold is refused before it is read.
+void from_huge_array(void **state) {
+    V8_SCOPE(state);
+    msgpack_object o;
+    memset(&o, 0, sizeof o);
+    o.type = MSGPACK_OBJECT_ARRAY;
+    o.via.array.size = (1u << 26) + 1;
+    o.via.array.ptr = nullptr; // never touched
+    v8::Local<v8::Value> v;
+    std::string why;
+    assert_int_equal(jsv::FromMsgpack(context, o, &v, &why), jsv::kInvalid);
+    EXPECT_EQ_STR(why, "value: array longer than 67108864 elements", "why");
+}
+
 // The why string is optional.
 void null_why(void **state) {
     V8_SCOPE(state);
@@ -726,6 +740,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(to_terminated, V8EnvSetup, V8EnvTeardown),
         cmocka_unit_test_setup_teardown(json_parity, V8EnvSetup, V8EnvTeardown),
         cmocka_unit_test_setup_teardown(round_trip, V8EnvSetup, V8EnvTeardown),
+        cmocka_unit_test_setup_teardown(from_huge_array, V8EnvSetup, V8EnvTeardown),
         cmocka_unit_test_setup_teardown(null_why, V8EnvSetup, V8EnvTeardown),
     };
     int failed = cmocka_run_group_tests(tests, nullptr, nullptr);
