@@ -695,6 +695,27 @@ bool IsV8CloneError(Isolate *isolate, Local<Value> exc, Local<String> *message) 
 }
 #endif
 
+// One entry of the transfer list: an ArrayBuffer not seen before.
+bool AddTransfer(Isolate *isolate, Local<Value> value,
+                 std::vector<Local<v8::ArrayBuffer>> *out) {
+    if (!value->IsArrayBuffer()) {
+        ThrowCoded(isolate, kTypeError, "ERR_INVALID_TRANSFER_OBJECT",
+                   "Found invalid object in transferList");
+        return false;
+    }
+    Local<v8::ArrayBuffer> ab = value.As<v8::ArrayBuffer>();
+    for (const auto &seen : *out) {
+        if (seen == ab) {
+            ThrowDOMException(isolate,
+                              Str(isolate, "Transfer list contains duplicate ArrayBuffer"),
+                              "DataCloneError", 25);
+            return false;
+        }
+    }
+    out->push_back(ab);
+    return true;
+}
+
 // options.transfer: an iterable of ArrayBuffers. false with an exception
 // pending when it is not one.
 bool TransferList(Isolate *isolate, Local<Value> options,
@@ -712,6 +733,17 @@ bool TransferList(Isolate *isolate, Local<Value> options,
         return false;
     if (list->IsUndefined())
         return true;
+    if (list->IsArray()) {
+        // Arrays by index: a script that replaced Array.prototype's iterator
+        // does not take structuredClone down with it.
+        Local<v8::Array> arr = list.As<v8::Array>();
+        for (uint32_t i = 0; i < arr->Length(); i++) {
+            Local<Value> value;
+            if (!arr->Get(context, i).ToLocal(&value) || !AddTransfer(isolate, value, out))
+                return false;
+        }
+        return true;
+    }
     Local<Value> iter_fn;
     if (list->IsObject() &&
         !list.As<Object>()->Get(context, v8::Symbol::GetIterator(isolate)).ToLocal(&iter_fn))
@@ -746,23 +778,9 @@ bool TransferList(Isolate *isolate, Local<Value> options,
             return false;
         if (done->BooleanValue(isolate))
             return true;
-        if (!step.As<Object>()->Get(context, Str(isolate, "value")).ToLocal(&value))
+        if (!step.As<Object>()->Get(context, Str(isolate, "value")).ToLocal(&value) ||
+            !AddTransfer(isolate, value, out))
             return false;
-        if (!value->IsArrayBuffer()) {
-            ThrowCoded(isolate, kTypeError, "ERR_INVALID_TRANSFER_OBJECT",
-                       "Found invalid object in transferList");
-            return false;
-        }
-        Local<v8::ArrayBuffer> ab = value.As<v8::ArrayBuffer>();
-        for (const auto &seen : *out) {
-            if (seen == ab) {
-                ThrowDOMException(isolate,
-                                  Str(isolate, "Transfer list contains duplicate ArrayBuffer"),
-                                  "DataCloneError", 25);
-                return false;
-            }
-        }
-        out->push_back(ab);
     }
 }
 

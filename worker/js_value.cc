@@ -16,8 +16,9 @@
 //   children are converted (the map's size must be known before its entries):
 //   getters with side effects observe a different order than JSON.stringify.
 // - An invalid Date is kInvalid (JSON.stringify would write null).
-// - Arrays longer than kMaxArrayLength are kInvalid: no message could carry
-//   them, and filling a packer with billions of nils cannot be interrupted.
+// - Arrays longer than kMaxArrayLength (2^26) are kInvalid both ways: no
+//   message within the default limit could carry them, filling a packer with
+//   billions of nils cannot be interrupted, and V8 aborts on arrays near 2^27 elements.
 #include "js_value.h"
 
 #include <cmath>
@@ -40,7 +41,7 @@ using v8::Value;
 #define JSV_STR(x) JSV_STR2(x)
 
 constexpr int kMaxDepth = PROTO_VALUE_MAX_DEPTH;
-constexpr uint32_t kMaxArrayLength = 1u << 27;
+constexpr uint32_t kMaxArrayLength = 1u << 26; // one nil each: 64 MiB
 constexpr double kMaxSafe = 9007199254740992.0; // 2^53
 constexpr double kTwo63 = 9223372036854775808.0;
 constexpr double kMaxDateMs = 8.64e15;
@@ -433,8 +434,11 @@ Status Reader::Convert(const msgpack_object &o, int depth, Local<Value> *out) {
     case MSGPACK_OBJECT_ARRAY: {
         if (depth >= kMaxDepth)
             return Invalid("nested deeper than " JSV_STR(PROTO_VALUE_MAX_DEPTH) " levels");
-        v8::EscapableHandleScope scope(isolate_);
         uint32_t n = o.via.array.size;
+        if (n > kMaxArrayLength) // V8 would abort on an array this long
+            return Invalid("array longer than " + std::to_string(kMaxArrayLength) +
+                           " elements");
+        v8::EscapableHandleScope scope(isolate_);
         std::vector<Local<Value>> items(n);
         path_.push_back(Step{nullptr, 0});
         for (uint32_t i = 0; i < n; i++) {

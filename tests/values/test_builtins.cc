@@ -345,6 +345,47 @@ void builtins_match_node(void **state) {
     assert_int_equal(failed, 0);
 }
 
+// Scripts that replace globals cannot change the builtins: they are C++.
+void builtins_ignore_tampering(void **state) {
+    V8_SCOPE(state);
+    assert_true(jsb::Install(context));
+    Eval(context, "globalThis.U8 = Uint8Array; globalThis.AB = ArrayBuffer;"
+                  "globalThis.Uint8Array = null; globalThis.ArrayBuffer = null; globalThis.String = null;"
+                  "Object.prototype.toString = () => 'x'; Array.prototype[Symbol.iterator] = null;"
+                  "globalThis.Error = null; globalThis.TypeError = null; globalThis.Map = null;");
+    EXPECT_EQ_STR(EvalString(context, "(() => { const u = new TextEncoder().encode('h\u00e9');"
+                                      " return (Object.getPrototypeOf(u) === U8.prototype) + ':' + u.join(); })()"),
+                  "true:104,195,169", "encode");
+    EXPECT_EQ_STR(EvalString(context, "new TextDecoder().decode(new TextEncoder().encode('\u20ac')) === '\u20ac'"),
+                  "true", "decode");
+    EXPECT_EQ_STR(EvalString(context, "atob(btoa('ok'))"), "ok", "base64");
+    EXPECT_EQ_STR(EvalString(context, "(() => { try { atob('*'); } catch (e) { return e.name + ':' + e.code; } })()"),
+                  "InvalidCharacterError:5", "atob error");
+    EXPECT_EQ_STR(EvalString(context, "(() => { const m = structuredClone({k: [1, 2]}); return m.k.join(); })()"),
+                  "1,2", "clone");
+    EXPECT_EQ_STR(EvalString(context, "(() => { const b = new AB(2);"
+                                      " return structuredClone(b, {transfer: [b]}).byteLength + b.byteLength; })()"),
+                  "2", "transfer with Array iteration replaced");
+    (void)kShow;
+}
+
+// Every context gets its own set (the engine installs them per context).
+void builtins_per_context(void **state) {
+    V8_SCOPE(state);
+    assert_true(jsb::Install(context));
+    v8::Local<v8::Context> other = v8::Context::New(isolate);
+    {
+        v8::Context::Scope scope(other);
+        assert_true(jsb::Install(other));
+        EXPECT_EQ_STR(EvalString(other, "typeof TextDecoder + typeof structuredClone"),
+                      "functionfunction", "other context");
+        EXPECT_EQ_STR(EvalString(other, "new TextDecoder().decode(new Uint8Array([0x61]))"), "a",
+                      "other context decode");
+    }
+    EXPECT_EQ_STR(EvalString(context, "new TextDecoder().decode(new Uint8Array([0x62]))"), "b",
+                  "first context decode");
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -352,6 +393,8 @@ int main(int argc, char **argv) {
     V8EnvInitPlatform(argv[0]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(builtins_match_node, V8EnvSetup, V8EnvTeardown),
+        cmocka_unit_test_setup_teardown(builtins_ignore_tampering, V8EnvSetup, V8EnvTeardown),
+        cmocka_unit_test_setup_teardown(builtins_per_context, V8EnvSetup, V8EnvTeardown),
     };
     int failed = cmocka_run_group_tests(tests, nullptr, nullptr);
     V8EnvShutdown();
