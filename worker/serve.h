@@ -42,7 +42,8 @@ int serve_new(uv_loop_t *loop, const struct serve_options *opts,
  * EOF on it asks for exit status 0. 0 or negative errno with *cause (malloc'd).
  */
 int serve_fd(struct serve *s, int fd, char **cause);
-/* Queues the "ready" notification (WORKER_PROTOCOL.md) on the --fd connection. */
+/* Queues the "ready" notification (WORKER_PROTOCOL.md) on the --fd connection.
+ */
 int serve_notify_ready(struct serve *s);
 
 /*
