@@ -25,6 +25,10 @@
 #define HOST_MAX_WORKERS 64
 
 static void host_begin_stop(struct host *h);
+static void host_answer_waiters(struct host *h, unsigned kinds,
+                                enum proto_errtype type, const char *msg);
+static void host_fail_queue(struct host *h, enum proto_errtype type,
+                            const char *msg);
 static void host_drop(struct host *h);
 static void host_fill(struct host *h);
 static void host_dispatch(struct host *h);
@@ -119,6 +123,9 @@ host_free(struct host *h)
     if (h->freeing)
         return;
     h->freeing = true;
+    /* Nobody is left waiting on a host that is gone. */
+    host_answer_waiters(h, ~0u, PROTO_ERR_HOST_UNAVAILABLE, "host stopped");
+    host_fail_queue(h, PROTO_ERR_HOST_UNAVAILABLE, "host stopped");
     ctx_foreach(host_forget_ctx, h);
     if (h->logfd >= 0 && !h->is_private)
         close(h->logfd);
