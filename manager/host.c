@@ -447,6 +447,7 @@ host_attach(struct host *h, struct client *c, uint32_t msgid)
     }
     if (h->state == HOST_STOPPED) {
         h->state = HOST_STARTING;
+        h->configured = false;
         h->generation++;
         host_log(h, 0, "attached again: starting");
         host_fill(h);
@@ -966,8 +967,10 @@ host_restart(struct host *h, struct client *c, uint32_t msgid)
     if (h->state == HOST_READY) {
         h->restarting = true;
     } else {
-        /* Quarantined or stopped: nothing to drain, start afresh. */
+        /* Quarantined or stopped: nothing to drain, start afresh and read
+         * the config's figures again. */
         h->state = HOST_STARTING;
+        h->configured = false;
     }
     host_fill(h);
 }
