@@ -61,6 +61,13 @@ host_log(struct host *h, pid_t pid, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     log_timestamp(ts, sizeof ts);
+    if (pid == 0) {
+        if (h->logfd >= 0 && !h->is_private)
+            dprintf(h->logfd, "%s jshost-manager[%d]: host %s: %s\n", ts,
+                    (int)getpid(), h->id, msg);
+        log_info("host %s: %s", h->id, msg);
+        return;
+    }
     if (h->logfd >= 0 && !h->is_private)
         dprintf(h->logfd, "%s jshost-manager[%d]: worker %d: %s\n", ts,
                 (int)getpid(), (int)pid, msg);
