@@ -350,7 +350,7 @@ struct manager {
     bool idle_exit;
     unsigned max_client_inflight;
     unsigned max_host_inflight;
-    uint64_t ping_ms, ping_timeout_ms, kill_grace_ms;
+    uint64_t ping_ms, ping_timeout_ms, kill_grace_ms, start_timeout_ms;
     struct clients clients;
     unsigned nclients;
     struct hosts hosts;

@@ -721,6 +721,31 @@ test_status_not_held_by_busy_worker(void **state)
     mt_stop(&m);
 }
 
+/* A worker that never gets ready is killed; attach is answered, not held. */
+static void
+test_never_ready(void **state)
+{
+    struct mt m;
+    const char *env[] = {"JSHOST_START_TIMEOUT_MS=200", NULL};
+    struct tu_rpc *c;
+    const char *cfg;
+    char params[600], *r;
+
+    (void)state;
+    mt_init(&m);
+    cfg = mt_config(&m, "a.conf", "ready_delay_ms=100000\n");
+    mt_start(&m, NULL, env);
+    c = mt_connect(&m);
+    snprintf(params, sizeof params, "[\"%s\", {}]", cfg);
+    r = mt_call(c, "attach", params);
+    assert_non_null(r);
+    assert_true(strncmp(r, "!HostUnavailable", 16) == 0);
+    assert_non_null(strstr(r, "not ready in time"));
+    free(r);
+    tu_rpc_close(c);
+    mt_stop(&m);
+}
+
 int
 main(void)
 {
@@ -737,6 +762,7 @@ main(void)
         cmocka_unit_test(test_stubborn_worker_gets_sigkill),
         cmocka_unit_test(test_slow_reader_backpressure),
         cmocka_unit_test(test_status_not_held_by_busy_worker),
+        cmocka_unit_test(test_never_ready),
     };
 
     signal(SIGPIPE, SIG_IGN);
