@@ -328,6 +328,7 @@ main(int argc, char **argv)
     mgr.ping_ms = env_u64("JSHOST_PING_MS", 3000);
     mgr.ping_timeout_ms = env_u64("JSHOST_PING_TIMEOUT_MS", 10000);
     mgr.kill_grace_ms = env_u64("JSHOST_KILL_GRACE_MS", 3000);
+    mgr.start_timeout_ms = env_u64("JSHOST_START_TIMEOUT_MS", 60000);
     TAILQ_INIT(&mgr.clients);
     TAILQ_INIT(&mgr.hosts);
     find_worker();
@@ -397,10 +398,11 @@ main(int argc, char **argv)
     uv_walk(mgr.loop, close_walk_cb, NULL);
     uv_run(mgr.loop, UV_RUN_DEFAULT);
     ctx_cleanup();
+    /* Every handle closed means every worker and connection was reaped. */
     rc = uv_loop_close(mgr.loop);
     if (rc != 0)
-        log_warn("loop not empty at exit: %s", uv_strerror(rc));
+        log_error("loop not empty at exit: %s", uv_strerror(rc));
     log_info("exited");
     log_close();
-    return 0;
+    return rc == 0 ? 0 : 1;
 }
