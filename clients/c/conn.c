@@ -443,6 +443,7 @@ jshost__await(jshost_priv *p, struct jshost__waiter *w, int64_t deadline)
 {
     struct timespec ts;
     int64_t remain;
+    bool drove = false;
     int r = 0;
 
     while (w->state == JSHOST__W_PENDING) {
@@ -456,6 +457,7 @@ jshost__await(jshost_priv *p, struct jshost__waiter *w, int64_t deadline)
             remain = 1000000000;
         if (!p->driving) {
             p->driving = true;
+            drove = true;
             jshost__drive(p, (int)remain, true);
             p->driving = false;
         } else if (deadline < 0) {
@@ -466,7 +468,12 @@ jshost__await(jshost_priv *p, struct jshost__waiter *w, int64_t deadline)
             pthread_cond_timedwait(&w->cond, &p->lock, &ts);
         }
     }
-    /* Whoever drove hands the role on: another waiter may still need it. */
-    jshost__wake_all(p);
+    /* Hand the driver role on to one waiter (waking them all would be a
+     * thundering herd on every reply). */
+    if (drove) {
+        if (p->waiters != NULL)
+            pthread_cond_signal(&p->waiters->cond);
+        pthread_cond_broadcast(&p->pipe_cond);
+    }
     return r;
 }
