@@ -51,11 +51,11 @@ free_queue(jshost_priv *p)
 
 /*
  * In a child after fork() the parent's threads are gone: whatever they held
- * (the lock, the driver role, their waiters) is meaningless here, and the socket
- * is the parent's. Close our copy of it (never shut it down or write on it: that
- * would break the parent's connection) and start over; the first request
- * reconnects. Two threads of the child may race here: one resets, the other
- * waits for it.
+ * (the lock, the driver role, their waiters) is meaningless here, and the
+ * socket is the parent's. Close our copy of it (never shut it down or write on
+ * it: that would break the parent's connection) and start over; the first
+ * request reconnects. Two threads of the child may race here: one resets, the
+ * other waits for it.
  */
 static void
 fork_reset(jshost_priv *p, pid_t me)
@@ -197,8 +197,8 @@ jshost__conn_lost(jshost_priv *p, const char *cause)
     struct jshost__waiter *w, *next;
 
     if (p->server_said[0] != '\0')
-        snprintf(p->lost_cause, sizeof(p->lost_cause), "%.200s (the server said: %.200s)",
-                 cause, p->server_said);
+        snprintf(p->lost_cause, sizeof(p->lost_cause),
+                 "%.200s (the server said: %.200s)", cause, p->server_said);
     else
         snprintf(p->lost_cause, sizeof(p->lost_cause), "%s", cause);
     p->server_said[0] = '\0';
@@ -317,8 +317,8 @@ handle_request(jshost_priv *p, const struct proto_msg *m)
     }
     size_t before = p->wbuf.size;
     proto_write_errorf(&pk, m->msgid, PROTO_ERR_NOT_FOUND,
-                       "libjshost serves no method '%.*s'",
-                       (int)m->method_len, m->method);
+                       "libjshost serves no method '%.*s'", (int)m->method_len,
+                       m->method);
     p->queued += p->wbuf.size - before;
 }
 
@@ -364,8 +364,8 @@ read_some(jshost_priv *p)
     int i, r;
 
     for (i = 0; i < 16; i++) {
-        if (p->reader == NULL || proto_reader_buffer(p->reader, 65536, &buf,
-                                                     &len) < 0) {
+        if (p->reader == NULL ||
+            proto_reader_buffer(p->reader, 65536, &buf, &len) < 0) {
             jshost__conn_lost(p, "out of memory reading a reply");
             return -ENOMEM;
         }

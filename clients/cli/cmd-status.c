@@ -89,8 +89,8 @@ wget(const msgpack_object *w, const char *k1, const char *k2)
 static void
 print_worker(const msgpack_object *w)
 {
-    char a[64], b[64], c[64], d[64], e[140], f[64], g[64], h[64], i[64],
-        j[64], k[64];
+    char a[64], b[64], c[64], d[64], e[140], f[64], g[64], h[64], i[64], j[64],
+        k[64];
 
     snprintf(e, sizeof(e), "%s/%s",
              fmt(f, sizeof(f), wget(w, "heap_used", "heap"), U_BYTES),
@@ -112,8 +112,8 @@ print_host(const msgpack_object *h)
 {
     char a[512], b[64], c[64], d[64];
     const msgpack_object *workers = cli_get(h, "workers");
-    const msgpack_object *linger = cli_get_any(h, "linger_left_ms", "linger_ms",
-                                               "linger_left", NULL);
+    const msgpack_object *linger =
+        cli_get_any(h, "linger_left_ms", "linger_ms", "linger_left", NULL);
     uint32_t i;
 
     printf("host %s  %s\n",
