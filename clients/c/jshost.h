@@ -23,12 +23,15 @@
  *
  * Fork: a handle used in a child process after fork() reconnects on its first
  * use (the parent's connection is left alone) and attaches again the hosts it
- * held.
+ * held. jshost_fd is not such a use: call jshost_send or a blocking function
+ * first.
  *
  * Connection loss: a blocking call whose connection is lost before its request
  * was written reconnects (starting the manager again when allowed) and sends it
  * once more; a request already sent fails with JSHOST_ERR_IO ("connection
- * lost").
+ * lost"), or JSHOST_ERR_PROTOCOL when the stream broke. Hosts held are
+ * attached again on every reconnect; contexts (and private VMs) are not: they
+ * belonged to the lost connection.
  */
 #ifndef JSHOST_H
 #define JSHOST_H
