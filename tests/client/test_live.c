@@ -402,6 +402,48 @@ test_host_crashed(void **state)
     assert_true(worker_pid(f) != pid);
 }
 
+/* Five crashes in thirty seconds quarantine the host: HostUnavailable until a
+ * restart. */
+static void
+test_host_unavailable(void **state)
+{
+    struct fx *f = *state;
+    jshost_value st = {0};
+    pid_t pid = 0, last = 0;
+    char *s = NULL;
+    int kills = 0, i;
+
+    attach(f);
+    for (i = 0; i < 400 && kills < 8; i++) {
+        jshost_value v = {0};
+
+        /* a call answered HostUnavailable: quarantined */
+        s = call_json(f, "double", "{\"number\": 1}", 0);
+        if (s == NULL && f->c->err == JSHOST_ERR_REMOTE &&
+            strcmp(f->c->remote.type, "HostUnavailable") == 0)
+            break;
+        free(s);
+        s = NULL;
+        if (jshost_status(f->c, f->host, &v) == 0) {
+            jshost_value_free(&v);
+            pid = worker_pid(f);
+        }
+        if (pid > 0 && pid != last) {
+            kill(pid, SIGKILL);
+            last = pid;
+            kills++;
+        }
+        usleep(20000);
+    }
+    assert_null(s);
+    expect_remote(f, "HostUnavailable");
+    assert_non_null(strstr(f->c->remote.message, "quarantined"));
+    /* a restart brings it back */
+    assert_int_equal(jshost_restart(f->c, f->host, &st), 0);
+    jshost_value_free(&st);
+    expect_call(f, "double", "{\"number\": 3}", "6");
+}
+
 static void
 test_memory_error(void **state)
 {
@@ -652,6 +694,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_crashed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_unavailable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memory_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_10000, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_shared_handle, setup,
