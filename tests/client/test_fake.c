@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -690,6 +691,60 @@ test_fork_child_reconnects(void **state)
     jshost_free(c);
 }
 
+struct busy {
+    jshost *c;
+    atomic_int stop;
+    int failures;
+};
+
+static void *
+busy_thread(void *arg)
+{
+    struct busy *b = arg;
+
+    while (!atomic_load(&b->stop)) {
+        char *s = call_json(b->c, "echo", "[1,2,3]", 0);
+
+        if (s == NULL || strcmp(s, "[1,2,3]") != 0)
+            b->failures++;
+        free(s);
+    }
+    return NULL;
+}
+
+/* fork() while another thread is in the middle of calls on the same handle
+ * (holding its lock, or polling as the driver): the child still gets a
+ * working connection of its own, the parent's thread goes on. */
+static void
+test_fork_with_busy_thread(void **state)
+{
+    struct fx *f = *state;
+    struct busy b = {connect_to(f->sock), 0, 0};
+    pthread_t t;
+    int i, st, ok = 0;
+
+    assert_int_equal(b.c->err, 0);
+    assert_int_equal(pthread_create(&t, NULL, busy_thread, &b), 0);
+    for (i = 0; i < 20; i++) {
+        pid_t pid;
+
+        usleep(2000);
+        pid = fork();
+        if (pid == 0) {
+            char *s = call_json(b.c, "echo", "\"child\"", 0);
+
+            _exit(s != NULL && strcmp(s, "\"child\"") == 0 ? 0 : 1);
+        }
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        ok += WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    }
+    atomic_store(&b.stop, 1);
+    pthread_join(t, NULL);
+    assert_int_equal(ok, 20);
+    assert_int_equal(b.failures, 0);
+    jshost_free(b.c);
+}
+
 static void
 test_env_socket(void **state)
 {
@@ -845,6 +900,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_pipeline_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fork_child_reconnects, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_fork_with_busy_thread, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_env_socket, setup, teardown),
         cmocka_unit_test_setup_teardown(test_autostart, setup, teardown),
