@@ -121,6 +121,9 @@ test_call(void **state)
     assert_int_equal(
         run(f, "{\"number\": 21}", "call", f->config, "double", "-", NULL), 0);
     assert_string_equal(f->out, "42\n");
+    /* a negative number is data, not an option */
+    assert_int_equal(run(f, NULL, "call", f->config, "echo", "-5", NULL), 0);
+    assert_string_equal(f->out, "-5\n");
     /* a relative config path works from the caller's directory */
     assert_int_equal(chdir(f->dir), 0);
     assert_int_equal(run(f, NULL, "call", "host.config.js", "echo",
