@@ -3,6 +3,7 @@
  * auto-start, pipelining, threads, fork, timeouts and connection loss, with no
  * manager or V8 involved. Each test gets its own temp dir and server.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -778,12 +779,42 @@ test_autostart(void **state)
     jshost_options_init(&o);
     o.runtime_dir = rt;
     o.manager_path = fake_path();
+    /* a descriptor of ours without FD_CLOEXEC must not live on in the daemon */
+    int pfd[2];
+    struct stat pst;
+
+    assert_int_equal(pipe(pfd), 0);
+    assert_int_equal(fstat(pfd[0], &pst), 0);
     c = jshost_connect(&o);
     assert_int_equal(c->err, 0);
     s = call_json(c, "echo", "\"cold\"", 0);
     assert_string_equal(s, "\"cold\"");
     free(s);
     assert_int_equal(th_count_lines(pids), 1);
+    {
+        char *pidtext = th_read_file(pids), dirpath[64], link[320], want[64];
+        char target[128];
+        struct dirent *de;
+        DIR *d;
+        ssize_t n;
+
+        snprintf(dirpath, sizeof(dirpath), "/proc/%d/fd", atoi(pidtext));
+        snprintf(want, sizeof(want), "pipe:[%lu]", (unsigned long)pst.st_ino);
+        d = opendir(dirpath);
+        assert_non_null(d);
+        while ((de = readdir(d)) != NULL) {
+            snprintf(link, sizeof(link), "%s/%s", dirpath, de->d_name);
+            n = readlink(link, target, sizeof(target) - 1);
+            if (n <= 0)
+                continue;
+            target[n] = '\0';
+            assert_string_not_equal(target, want);
+        }
+        closedir(d);
+        free(pidtext);
+    }
+    close(pfd[0]);
+    close(pfd[1]);
     jshost_free(c);
 
     /* a second client finds it running */
