@@ -864,33 +864,6 @@ static PyObject *conn_detach(ConnObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* context_create(host_or_None, cwd_or_None, memory_mb=0, timeout_ms=0) -> id */
-static PyObject *conn_context_create(ConnObject *self, PyObject *args)
-{
-    const char *host, *cwd;
-    unsigned int memory_mb = 0, timeout_ms = 0;
-    if (!PyArg_ParseTuple(args, "zz|II:context_create", &host, &cwd, &memory_mb,
-                          &timeout_ms))
-        return NULL;
-    jshost *c = conn_enter(self);
-    if (c == NULL)
-        return NULL;
-    struct conn_res r;
-    conn_res_init(&r);
-    uint64_t ctx = 0;
-    Py_BEGIN_ALLOW_THREADS
-    pthread_mutex_lock(&self->mu);
-    r.rc = jshost_context_create(c, host, cwd, memory_mb, timeout_ms, &ctx);
-    if (r.rc != 0)
-        conn_take_err(c, &r);
-    pthread_mutex_unlock(&self->mu);
-    Py_END_ALLOW_THREADS
-    conn_leave(self);
-    if (r.rc != 0)
-        return conn_res_fail(&r);
-    return PyLong_FromUnsignedLongLong(ctx);
-}
-
 /* context_eval(ctx, source, identifier, timeout_ms=0) -> value */
 static PyObject *conn_context_eval(ConnObject *self, PyObject *args)
 {
@@ -1009,8 +982,6 @@ static PyMethodDef conn_methods[] = {
     {"attach", (PyCFunction)conn_attach, METH_VARARGS,
      "attach(config) -> (host_id, info)"},
     {"detach", (PyCFunction)conn_detach, METH_VARARGS, "detach(host)"},
-    {"context_create", (PyCFunction)conn_context_create, METH_VARARGS,
-     "context_create(host, cwd, memory_mb=0, timeout_ms=0) -> context id"},
     {"context_eval", (PyCFunction)conn_context_eval, METH_VARARGS,
      "context_eval(ctx, source, identifier, timeout_ms=0) -> value"},
     {"context_call", (PyCFunction)conn_context_call, METH_VARARGS,

@@ -28,6 +28,7 @@ survive the fork: create them in the child).
 """
 
 import os
+import threading
 
 from . import _jshost
 from . import errors as _errors
@@ -142,7 +143,7 @@ class Host:
 
     def context(self):
         """A fresh JavaScript global scope on this host's worker."""
-        ctx = self._conn.context_create(self._id, os.getcwd(), 0, 0)
+        ctx = self._conn.request("context.create", [self._id, {"cwd": os.getcwd()}])
         return Context(self._conn, ctx, self)
 
     def status(self):
@@ -295,12 +296,38 @@ class VM:
         self.timeout = timeout
         self._timeout_ms = max(_timeout_ms(timeout), 0)
         self._conn = _connect(socket, spawn)
+        self._anchor = None
+        self._lock = threading.Lock()
         self._closed = False
 
+    def _vm_id(self):
+        # The manager starts a private worker for each context.create without
+        # a host; further contexts name an existing context of it ("vm"). A
+        # hidden first context anchors the worker, so that closing any user
+        # context never takes the VM with it.
+        with self._lock:
+            if self._anchor is None:
+                opts = {"cwd": os.getcwd()}
+                if self.memory is not None:
+                    opts["memory"] = self.memory
+                if self._timeout_ms > 0:
+                    opts["timeout_ms"] = self._timeout_ms
+                self._anchor = self._conn.request("context.create", [None, opts])
+            return self._anchor
+
     def create_context(self):
-        """A fresh JavaScript global scope on this VM's worker."""
-        ctx = self._conn.context_create(None, os.getcwd(), self.memory or 0,
-                                        self._timeout_ms)
+        """A fresh JavaScript global scope on this VM's worker (started by the
+        first call)."""
+        vm = self._vm_id()
+        try:
+            ctx = self._conn.request("context.create", [None, {"vm": vm, "cwd": os.getcwd()}])
+        except NotFoundError:
+            # the worker was replaced (heap limit, crash): its contexts are gone
+            with self._lock:
+                if self._anchor == vm:
+                    self._anchor = None
+            vm = self._vm_id()
+            ctx = self._conn.request("context.create", [None, {"vm": vm, "cwd": os.getcwd()}])
         return Context(self._conn, ctx, self)
 
     def close(self):

@@ -40,11 +40,12 @@ class _Platform:
         with self._lock:
             self._alive = False
 
-    def create_vm(self):
+    def create_vm(self, memory=None, timeout=None):
         """A new :class:`VM` (a private jshost worker), set up by ``with`` or
-        ``set_up()``."""
+        ``set_up()``. ``memory`` (heap MiB) and ``timeout`` (seconds) are
+        jshost's additions."""
         assert self.is_alive(), "platform.set_up() was not called"
-        return VM(self)
+        return VM(self, memory=memory, timeout=timeout)
 
 
 #: The platform (v8-cffi's singleton).
