@@ -571,7 +571,7 @@ static PyObject *raise_jshost(int code, const char *errstr, const jshost_error *
         return NULL;
     }
     PyObject *exc = PyObject_CallFunction(
-        error_factory, "isNNNNN", code, errstr, opt_str(e ? e->type : NULL),
+        error_factory, "iNNNNNN", code, opt_str(errstr), opt_str(e ? e->type : NULL),
         opt_str(e ? e->message : NULL), opt_str(e ? e->name : NULL),
         opt_str(e ? e->stack : NULL), opt_str(e ? e->logfile : NULL));
     if (exc == NULL)
