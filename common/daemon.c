@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -92,6 +93,9 @@ daemon_start(const char *logpath, int keep_fd, int *ready_fd)
 
     if (pipe2(p, O_CLOEXEC) == -1)
         return -errno;
+    /* Whatever stdio holds would otherwise be written twice: once by us and
+     * once by the daemon when it exits. */
+    fflush(NULL);
     pid = fork();
     if (pid == -1) {
         err = errno;

@@ -440,12 +440,17 @@ mpjson__prescan(const char *s, size_t len, struct mpjson__scan *sc)
         } else if (c == ']' || c == '}') {
             if (depth > 0)
                 depth--;
-        } else if (c >= '1' && c <= '9' && (i == 0 || s[i - 1] != '-')) {
-            /* An integer literal of 19-20 digits may be a uint64 past
-             * INT64_MAX. Leading zeros are invalid JSON: left to jansson. */
-            for (j = i; j < len && s[j] >= '0' && s[j] <= '9'; j++)
-                ;
-            ok = j == len || (s[j] != '.' && s[j] != 'e' && s[j] != 'E');
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            /* A whole number token, so no digit run inside "-1…" or "1.…"
+             * is mistaken for one. Only a plain integer of 19-20 digits may
+             * be a uint64 past INT64_MAX; a leading zero is invalid JSON and
+             * left to jansson. */
+            ok = c != '0' && c != '-';
+            for (j = i; j < len && strchr("0123456789+-.eE", s[j]) != NULL &&
+                        s[j] != '\0';
+                 j++)
+                if (s[j] < '0' || s[j] > '9')
+                    ok = false;
             if (ok && (j - i == 19 || j - i == 20)) {
                 size_t k;
                 v = 0;
@@ -750,6 +755,13 @@ mpjson_pack_depth(msgpack_packer *pk, const char *json, size_t len,
                           "line %d, column %d: nesting deeper than %d "
                           "levels",
                           sc.deep_line, sc.deep_col, max_depth);
+        } else if (json_error_code(&jerr) == json_error_numeric_overflow &&
+                   strstr(jerr.text, "real") != NULL) {
+            mpjson__cause(
+                cause,
+                "line %d, column %d: real number out of range (beyond "
+                "a double)",
+                jerr.line, jerr.column);
         } else if (json_error_code(&jerr) == json_error_numeric_overflow) {
             mpjson__cause(cause,
                           "line %d, column %d: integer out of range (JSON "

@@ -24,38 +24,46 @@ static const char *const errtype_names[] = {
 /* Stands in for an absent optional param. */
 static const msgpack_object nil_object = {.type = MSGPACK_OBJECT_NIL};
 
-const char *proto_errtype_name(enum proto_errtype type)
+const char *
+proto_errtype_name(enum proto_errtype type)
 {
     if ((unsigned)type >= ERRTYPE_COUNT)
         return NULL;
     return errtype_names[type];
 }
 
-enum proto_errtype proto_errtype_parse(const char *s, size_t len)
+enum proto_errtype
+proto_errtype_parse(const char *s, size_t len)
 {
     if (s == NULL)
         return PROTO_ERR_NONE;
     for (size_t i = 1; i < ERRTYPE_COUNT; i++) {
-        if (strlen(errtype_names[i]) == len && memcmp(errtype_names[i], s, len) == 0)
+        if (strlen(errtype_names[i]) == len &&
+            memcmp(errtype_names[i], s, len) == 0)
             return (enum proto_errtype)i;
     }
     return PROTO_ERR_NONE;
 }
 
 /* The params array of a request or notification; -EINVAL for a response. */
-static int params_of(const struct proto_msg *msg, const msgpack_object_array **a,
-                     char *cause)
+static int
+params_of(const struct proto_msg *msg, const msgpack_object_array **a,
+          char *cause)
 {
-    if (msg->kind == PROTO_RESPONSE || msg->params.type != MSGPACK_OBJECT_ARRAY) {
-        proto__cause(cause, "params: the message has none (not a request or notification)");
+    if (msg->kind == PROTO_RESPONSE ||
+        msg->params.type != MSGPACK_OBJECT_ARRAY) {
+        proto__cause(
+            cause,
+            "params: the message has none (not a request or notification)");
         return -EINVAL;
     }
     *a = &msg->params.via.array;
     return 0;
 }
 
-int proto_params_count(const struct proto_msg *msg, uint32_t min, uint32_t max,
-                       char *cause)
+int
+proto_params_count(const struct proto_msg *msg, uint32_t min, uint32_t max,
+                   char *cause)
 {
     const msgpack_object_array *a;
 
@@ -73,8 +81,9 @@ int proto_params_count(const struct proto_msg *msg, uint32_t min, uint32_t max,
 }
 
 /* The param at index, or NULL when the array is shorter. */
-static int param_at(const struct proto_msg *msg, uint32_t index,
-                    const msgpack_object **o, char *cause)
+static int
+param_at(const struct proto_msg *msg, uint32_t index, const msgpack_object **o,
+         char *cause)
 {
     const msgpack_object_array *a;
 
@@ -84,20 +93,22 @@ static int param_at(const struct proto_msg *msg, uint32_t index,
     return 0;
 }
 
-static int param_wrong(uint32_t index, const char *what, const char *expected,
-                       const msgpack_object *o, char *cause)
+static int
+param_wrong(uint32_t index, const char *what, const char *expected,
+            const msgpack_object *o, char *cause)
 {
     if (o == NULL)
-        proto__cause(cause, "params[%u] (%s): missing, expected %s", index, what,
-                     expected);
+        proto__cause(cause, "params[%u] (%s): missing, expected %s", index,
+                     what, expected);
     else
         proto__cause(cause, "params[%u] (%s): expected %s, got %s", index, what,
                      expected, proto__obj_kind(o));
     return -EINVAL;
 }
 
-int proto_param_str(const struct proto_msg *msg, uint32_t index,
-                    const char *what, const char **s, size_t *len, char *cause)
+int
+proto_param_str(const struct proto_msg *msg, uint32_t index, const char *what,
+                const char **s, size_t *len, char *cause)
 {
     const msgpack_object *o;
 
@@ -110,9 +121,10 @@ int proto_param_str(const struct proto_msg *msg, uint32_t index,
     return 0;
 }
 
-int proto_param_str_or_nil(const struct proto_msg *msg, uint32_t index,
-                           const char *what, const char **s, size_t *len,
-                           char *cause)
+int
+proto_param_str_or_nil(const struct proto_msg *msg, uint32_t index,
+                       const char *what, const char **s, size_t *len,
+                       char *cause)
 {
     const msgpack_object *o;
 
@@ -130,8 +142,9 @@ int proto_param_str_or_nil(const struct proto_msg *msg, uint32_t index,
     return 0;
 }
 
-int proto_param_uint(const struct proto_msg *msg, uint32_t index,
-                     const char *what, uint64_t *v, char *cause)
+int
+proto_param_uint(const struct proto_msg *msg, uint32_t index, const char *what,
+                 uint64_t *v, char *cause)
 {
     const msgpack_object *o;
 
@@ -143,8 +156,9 @@ int proto_param_uint(const struct proto_msg *msg, uint32_t index,
     return 0;
 }
 
-int proto_param_any(const struct proto_msg *msg, uint32_t index,
-                    const msgpack_object **o, char *cause)
+int
+proto_param_any(const struct proto_msg *msg, uint32_t index,
+                const msgpack_object **o, char *cause)
 {
     const msgpack_object *p;
 
@@ -154,8 +168,9 @@ int proto_param_any(const struct proto_msg *msg, uint32_t index,
     return 0;
 }
 
-int proto_param_map(const struct proto_msg *msg, uint32_t index,
-                    const char *what, const msgpack_object **o, char *cause)
+int
+proto_param_map(const struct proto_msg *msg, uint32_t index, const char *what,
+                const msgpack_object **o, char *cause)
 {
     const msgpack_object *p;
 
@@ -171,8 +186,9 @@ int proto_param_map(const struct proto_msg *msg, uint32_t index,
     return 0;
 }
 
-int proto_param_array(const struct proto_msg *msg, uint32_t index,
-                      const char *what, const msgpack_object **o, char *cause)
+int
+proto_param_array(const struct proto_msg *msg, uint32_t index, const char *what,
+                  const msgpack_object **o, char *cause)
 {
     const msgpack_object *p;
 
@@ -184,7 +200,8 @@ int proto_param_array(const struct proto_msg *msg, uint32_t index,
     return 0;
 }
 
-bool proto_obj_streq(const msgpack_object *o, const char *s)
+bool
+proto_obj_streq(const msgpack_object *o, const char *s)
 {
     size_t n = strlen(s);
 
@@ -192,7 +209,8 @@ bool proto_obj_streq(const msgpack_object *o, const char *s)
            (n == 0 || memcmp(o->via.str.ptr, s, n) == 0);
 }
 
-const msgpack_object *proto_map_get(const msgpack_object *map, const char *key)
+const msgpack_object *
+proto_map_get(const msgpack_object *map, const char *key)
 {
     if (map == NULL || map->type != MSGPACK_OBJECT_MAP)
         return NULL;
@@ -204,23 +222,25 @@ const msgpack_object *proto_map_get(const msgpack_object *map, const char *key)
     return NULL;
 }
 
-int proto_opt_uint(const msgpack_object *map, const char *key, uint64_t *v,
-                   char *cause)
+int
+proto_opt_uint(const msgpack_object *map, const char *key, uint64_t *v,
+               char *cause)
 {
     const msgpack_object *o = proto_map_get(map, key);
 
     if (o == NULL || o->type == MSGPACK_OBJECT_NIL)
         return 1;
     if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        proto__cause(cause, "options.%s: expected an unsigned integer, got %s", key,
-                     proto__obj_kind(o));
+        proto__cause(cause, "options.%s: expected an unsigned integer, got %s",
+                     key, proto__obj_kind(o));
         return -EINVAL;
     }
     *v = o->via.u64;
     return 0;
 }
 
-char *proto_obj_strdup(const msgpack_object *o)
+char *
+proto_obj_strdup(const msgpack_object *o)
 {
     const char *p;
     size_t n;
@@ -247,8 +267,9 @@ char *proto_obj_strdup(const msgpack_object *o)
 }
 
 /* A str field of an error map into (ptr, len); anything else is nil. */
-static void error_field(const msgpack_object *map, const char *key,
-                        const char **s, size_t *len)
+static void
+error_field(const msgpack_object *map, const char *key, const char **s,
+            size_t *len)
 {
     const msgpack_object *o = proto_map_get(map, key);
 
@@ -262,7 +283,8 @@ static void error_field(const msgpack_object *map, const char *key,
     }
 }
 
-int proto_error_from_object(const msgpack_object *obj, struct proto_error *err)
+int
+proto_error_from_object(const msgpack_object *obj, struct proto_error *err)
 {
     const char *type;
     size_t type_len;

@@ -19,25 +19,26 @@
 
 /* Where the scanner is inside the current message. */
 struct scan {
-    uint32_t depth;                   /* open containers */
-    uint64_t left[PROTO_MAX_DEPTH];   /* items still due in each */
-    uint8_t head[9];                  /* a header being assembled */
+    uint32_t depth;                 /* open containers */
+    uint64_t left[PROTO_MAX_DEPTH]; /* items still due in each */
+    uint8_t head[9];                /* a header being assembled */
     uint8_t head_have;
     uint8_t head_need;
-    uint64_t skip;                    /* payload bytes still due */
-    size_t bytes;                     /* bytes of the current message so far */
+    uint64_t skip; /* payload bytes still due */
+    size_t bytes;  /* bytes of the current message so far */
 };
 
 struct proto_reader {
     msgpack_unpacker up;
     size_t max_message;
     struct scan sc;
-    size_t ready;   /* whole messages in the buffer, not yet handed out */
-    int err;        /* the stream broke after those `ready` messages */
+    size_t ready; /* whole messages in the buffer, not yet handed out */
+    int err;      /* the stream broke after those `ready` messages */
     char cause[PROTO_CAUSE_MAX];
 };
 
-void proto__cause(char *cause, const char *fmt, ...)
+void
+proto__cause(char *cause, const char *fmt, ...)
 {
     va_list ap;
 
@@ -48,25 +49,37 @@ void proto__cause(char *cause, const char *fmt, ...)
     va_end(ap);
 }
 
-const char *proto__obj_kind(const msgpack_object *o)
+const char *
+proto__obj_kind(const msgpack_object *o)
 {
     switch (o->type) {
-    case MSGPACK_OBJECT_NIL: return "nil";
-    case MSGPACK_OBJECT_BOOLEAN: return "a boolean";
-    case MSGPACK_OBJECT_POSITIVE_INTEGER: return "an integer";
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return "a negative integer";
+    case MSGPACK_OBJECT_NIL:
+        return "nil";
+    case MSGPACK_OBJECT_BOOLEAN:
+        return "a boolean";
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        return "an integer";
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return "a negative integer";
     case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: return "a float";
-    case MSGPACK_OBJECT_STR: return "a string";
-    case MSGPACK_OBJECT_BIN: return "a binary";
-    case MSGPACK_OBJECT_ARRAY: return "an array";
-    case MSGPACK_OBJECT_MAP: return "a map";
-    case MSGPACK_OBJECT_EXT: return "an extension";
+    case MSGPACK_OBJECT_FLOAT64:
+        return "a float";
+    case MSGPACK_OBJECT_STR:
+        return "a string";
+    case MSGPACK_OBJECT_BIN:
+        return "a binary";
+    case MSGPACK_OBJECT_ARRAY:
+        return "an array";
+    case MSGPACK_OBJECT_MAP:
+        return "a map";
+    case MSGPACK_OBJECT_EXT:
+        return "an extension";
     }
     return "an unknown type";
 }
 
-struct proto_reader *proto_reader_new(size_t max_message)
+struct proto_reader *
+proto_reader_new(size_t max_message)
 {
     struct proto_reader *r = calloc(1, sizeof(*r));
 
@@ -80,7 +93,8 @@ struct proto_reader *proto_reader_new(size_t max_message)
     return r;
 }
 
-void proto_reader_free(struct proto_reader *r)
+void
+proto_reader_free(struct proto_reader *r)
 {
     if (r == NULL)
         return;
@@ -91,7 +105,8 @@ void proto_reader_free(struct proto_reader *r)
 static void reader_fail(struct proto_reader *r, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void reader_fail(struct proto_reader *r, int err, const char *fmt, ...)
+static void
+reader_fail(struct proto_reader *r, int err, const char *fmt, ...)
 {
     va_list ap;
 
@@ -101,7 +116,8 @@ static void reader_fail(struct proto_reader *r, int err, const char *fmt, ...)
     va_end(ap);
 }
 
-static uint64_t be_uint(const uint8_t *p, unsigned n)
+static uint64_t
+be_uint(const uint8_t *p, unsigned n)
 {
     uint64_t v = 0;
 
@@ -111,7 +127,8 @@ static uint64_t be_uint(const uint8_t *p, unsigned n)
 }
 
 /* One item (scalar or a container's last element) ended. */
-static void scan_item_done(struct proto_reader *r)
+static void
+scan_item_done(struct proto_reader *r)
 {
     struct scan *sc = &r->sc;
 
@@ -128,25 +145,29 @@ static void scan_item_done(struct proto_reader *r)
 }
 
 /* Room the current message still has under the limit. */
-static uint64_t scan_room(const struct proto_reader *r)
+static uint64_t
+scan_room(const struct proto_reader *r)
 {
     return r->max_message - r->sc.bytes;
 }
 
-static int scan_container(struct proto_reader *r, uint64_t items)
+static int
+scan_container(struct proto_reader *r, uint64_t items)
 {
     struct scan *sc = &r->sc;
 
     /* msgpack-c 4.0 refuses a 33rd level even for an empty container (and calls
      * it NOMEM); refuse it here first, so it is a protocol error. */
     if (sc->depth >= PROTO_MAX_DEPTH) {
-        reader_fail(r, -EPROTO, "nesting deeper than %d levels", PROTO_MAX_DEPTH);
+        reader_fail(r, -EPROTO, "nesting deeper than %d levels",
+                    PROTO_MAX_DEPTH);
         return -1;
     }
     /* Every item takes at least one byte. */
     if (items > scan_room(r)) {
         reader_fail(r, -EMSGSIZE,
-                    "a container of %llu items cannot fit in the %zu-byte message limit",
+                    "a container of %llu items cannot fit in the %zu-byte "
+                    "message limit",
                     (unsigned long long)items, r->max_message);
         return -1;
     }
@@ -158,12 +179,14 @@ static int scan_container(struct proto_reader *r, uint64_t items)
     return 0;
 }
 
-static int scan_payload(struct proto_reader *r, uint64_t len)
+static int
+scan_payload(struct proto_reader *r, uint64_t len)
 {
     if (len > scan_room(r)) {
-        reader_fail(r, -EMSGSIZE,
-                    "an item of %llu bytes cannot fit in the %zu-byte message limit",
-                    (unsigned long long)len, r->max_message);
+        reader_fail(
+            r, -EMSGSIZE,
+            "an item of %llu bytes cannot fit in the %zu-byte message limit",
+            (unsigned long long)len, r->max_message);
         return -1;
     }
     if (len == 0) {
@@ -175,21 +198,37 @@ static int scan_payload(struct proto_reader *r, uint64_t len)
 }
 
 /* Extra header bytes after the first byte b (its length or count fields). */
-static uint8_t scan_head_extra(uint8_t b)
+static uint8_t
+scan_head_extra(uint8_t b)
 {
     switch (b) {
-    case 0xc4: case 0xd9: return 1;          /* bin8, str8: 1-byte length */
-    case 0xc5: case 0xda: case 0xdc: case 0xde: return 2;
-    case 0xc6: case 0xdb: case 0xdd: case 0xdf: return 4;
-    case 0xc7: return 2;                     /* ext8: length, type */
-    case 0xc8: return 3;
-    case 0xc9: return 5;
-    default: return 0;
+    case 0xc4:
+    case 0xd9:
+        return 1; /* bin8, str8: 1-byte length */
+    case 0xc5:
+    case 0xda:
+    case 0xdc:
+    case 0xde:
+        return 2;
+    case 0xc6:
+    case 0xdb:
+    case 0xdd:
+    case 0xdf:
+        return 4;
+    case 0xc7:
+        return 2; /* ext8: length, type */
+    case 0xc8:
+        return 3;
+    case 0xc9:
+        return 5;
+    default:
+        return 0;
     }
 }
 
 /* A header is complete in sc->head: decide what follows. */
-static int scan_header(struct proto_reader *r)
+static int
+scan_header(struct proto_reader *r)
 {
     const uint8_t *h = r->sc.head;
     uint8_t b = h[0];
@@ -208,27 +247,56 @@ static int scan_header(struct proto_reader *r)
     case 0xc1:
         reader_fail(r, -EPROTO, "not msgpack (byte 0xc1)");
         return -1;
-    case 0xc4: case 0xd9: return scan_payload(r, h[1]);
-    case 0xc5: case 0xda: return scan_payload(r, be_uint(h + 1, 2));
-    case 0xc6: case 0xdb: return scan_payload(r, be_uint(h + 1, 4));
-    case 0xc7: return scan_payload(r, h[1]);           /* + the type byte, */
-    case 0xc8: return scan_payload(r, be_uint(h + 1, 2)); /* read with the */
-    case 0xc9: return scan_payload(r, be_uint(h + 1, 4)); /* header */
-    case 0xca: return scan_payload(r, 4);
-    case 0xcb: return scan_payload(r, 8);
-    case 0xcc: case 0xd0: return scan_payload(r, 1);
-    case 0xcd: case 0xd1: return scan_payload(r, 2);
-    case 0xce: case 0xd2: return scan_payload(r, 4);
-    case 0xcf: case 0xd3: return scan_payload(r, 8);
-    case 0xd4: return scan_payload(r, 2);              /* fixext: type + data */
-    case 0xd5: return scan_payload(r, 3);
-    case 0xd6: return scan_payload(r, 5);
-    case 0xd7: return scan_payload(r, 9);
-    case 0xd8: return scan_payload(r, 17);
-    case 0xdc: return scan_container(r, be_uint(h + 1, 2));
-    case 0xdd: return scan_container(r, be_uint(h + 1, 4));
-    case 0xde: return scan_container(r, be_uint(h + 1, 2) * 2);
-    case 0xdf: return scan_container(r, be_uint(h + 1, 4) * 2);
+    case 0xc4:
+    case 0xd9:
+        return scan_payload(r, h[1]);
+    case 0xc5:
+    case 0xda:
+        return scan_payload(r, be_uint(h + 1, 2));
+    case 0xc6:
+    case 0xdb:
+        return scan_payload(r, be_uint(h + 1, 4));
+    /* ext8/16/32: the type byte came with the header; the length is data. */
+    case 0xc7:
+        return scan_payload(r, h[1]);
+    case 0xc8:
+        return scan_payload(r, be_uint(h + 1, 2));
+    case 0xc9:
+        return scan_payload(r, be_uint(h + 1, 4));
+    case 0xca:
+        return scan_payload(r, 4);
+    case 0xcb:
+        return scan_payload(r, 8);
+    case 0xcc:
+    case 0xd0:
+        return scan_payload(r, 1);
+    case 0xcd:
+    case 0xd1:
+        return scan_payload(r, 2);
+    case 0xce:
+    case 0xd2:
+        return scan_payload(r, 4);
+    case 0xcf:
+    case 0xd3:
+        return scan_payload(r, 8);
+    case 0xd4:
+        return scan_payload(r, 2); /* fixext: type + data */
+    case 0xd5:
+        return scan_payload(r, 3);
+    case 0xd6:
+        return scan_payload(r, 5);
+    case 0xd7:
+        return scan_payload(r, 9);
+    case 0xd8:
+        return scan_payload(r, 17);
+    case 0xdc:
+        return scan_container(r, be_uint(h + 1, 2));
+    case 0xdd:
+        return scan_container(r, be_uint(h + 1, 4));
+    case 0xde:
+        return scan_container(r, be_uint(h + 1, 2) * 2);
+    case 0xdf:
+        return scan_container(r, be_uint(h + 1, 4) * 2);
     }
     reader_fail(r, -EPROTO, "not msgpack (byte 0x%02x)", b);
     return -1;
@@ -239,7 +307,8 @@ static int scan_header(struct proto_reader *r)
  * when the stream broke, those up to the end of the last whole message (the
  * rest will never be parsed, so they need not be kept).
  */
-static size_t scan(struct proto_reader *r, const uint8_t *p, size_t len)
+static size_t
+scan(struct proto_reader *r, const uint8_t *p, size_t len)
 {
     struct scan *sc = &r->sc;
     size_t i = 0;
@@ -284,7 +353,8 @@ static size_t scan(struct proto_reader *r, const uint8_t *p, size_t len)
     return len;
 }
 
-int proto_reader_feed(struct proto_reader *r, const char *buf, size_t len)
+int
+proto_reader_feed(struct proto_reader *r, const char *buf, size_t len)
 {
     size_t ready = r->ready;
     size_t n;
@@ -306,8 +376,9 @@ int proto_reader_feed(struct proto_reader *r, const char *buf, size_t len)
     return 0;
 }
 
-int proto_reader_buffer(struct proto_reader *r, size_t want, char **buf,
-                        size_t *len)
+int
+proto_reader_buffer(struct proto_reader *r, size_t want, char **buf,
+                    size_t *len)
 {
     if (want == 0)
         want = 1;
@@ -324,7 +395,8 @@ int proto_reader_buffer(struct proto_reader *r, size_t want, char **buf,
     return 0;
 }
 
-void proto_reader_fill(struct proto_reader *r, size_t n)
+void
+proto_reader_fill(struct proto_reader *r, size_t n)
 {
     size_t cap = msgpack_unpacker_buffer_capacity(&r->up);
 
@@ -336,12 +408,14 @@ void proto_reader_fill(struct proto_reader *r, size_t n)
     msgpack_unpacker_buffer_consumed(&r->up, n);
 }
 
-size_t proto_reader_pending(const struct proto_reader *r)
+size_t
+proto_reader_pending(const struct proto_reader *r)
 {
     return r->up.used - r->up.off;
 }
 
-void proto_msg_release(struct proto_msg *msg)
+void
+proto_msg_release(struct proto_msg *msg)
 {
     if (msg == NULL)
         return;
@@ -350,7 +424,8 @@ void proto_msg_release(struct proto_msg *msg)
     memset(msg, 0, sizeof(*msg));
 }
 
-bool proto_msg_is(const struct proto_msg *msg, const char *method)
+bool
+proto_msg_is(const struct proto_msg *msg, const char *method)
 {
     size_t n = strlen(method);
 
@@ -358,13 +433,16 @@ bool proto_msg_is(const struct proto_msg *msg, const char *method)
            memcmp(msg->method, method, n) == 0;
 }
 
-static bool obj_is_u32(const msgpack_object *o)
+static bool
+obj_is_u32(const msgpack_object *o)
 {
-    return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= UINT32_MAX;
+    return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+           o->via.u64 <= UINT32_MAX;
 }
 
 /* Checks the shape of a message and fills *msg's typed fields. */
-static int msg_validate(struct proto_msg *msg, char *cause)
+static int
+msg_validate(struct proto_msg *msg, char *cause)
 {
     const msgpack_object *root = &msg->root;
     const msgpack_object *e;
@@ -379,13 +457,15 @@ static int msg_validate(struct proto_msg *msg, char *cause)
     n = root->via.array.size;
     e = root->via.array.ptr;
     if (n == 0) {
-        proto__cause(cause, "message: expected 3 or 4 elements, got an empty array");
+        proto__cause(cause,
+                     "message: expected 3 or 4 elements, got an empty array");
         return -EPROTO;
     }
     if (e[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || e[0].via.u64 > 2) {
         proto__cause(cause, "message[0] (kind): expected 0, 1 or 2, got %s",
-                     e[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER ? "another integer"
-                                                                  : proto__obj_kind(&e[0]));
+                     e[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER
+                         ? "another integer"
+                         : proto__obj_kind(&e[0]));
         return -EPROTO;
     }
     kind = e[0].via.u64;
@@ -401,7 +481,8 @@ static int msg_validate(struct proto_msg *msg, char *cause)
     if (kind != PROTO_NOTIFICATION) {
         if (!obj_is_u32(&e[1])) {
             proto__cause(cause,
-                         "message[1] (msgid): expected an unsigned 32-bit integer, got %s",
+                         "message[1] (msgid): expected an unsigned 32-bit "
+                         "integer, got %s",
                          e[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER
                              ? "one above 4294967295"
                              : proto__obj_kind(&e[1]));
@@ -410,8 +491,10 @@ static int msg_validate(struct proto_msg *msg, char *cause)
         msg->msgid = (uint32_t)e[1].via.u64;
     }
     if (kind == PROTO_RESPONSE) {
-        if (e[2].type != MSGPACK_OBJECT_NIL && e[2].type != MSGPACK_OBJECT_MAP) {
-            proto__cause(cause, "message[2] (error): expected a map or nil, got %s",
+        if (e[2].type != MSGPACK_OBJECT_NIL &&
+            e[2].type != MSGPACK_OBJECT_MAP) {
+            proto__cause(cause,
+                         "message[2] (error): expected a map or nil, got %s",
                          proto__obj_kind(&e[2]));
             return -EPROTO;
         }
@@ -422,8 +505,8 @@ static int msg_validate(struct proto_msg *msg, char *cause)
     /* Request and notification: method and params sit one place apart. */
     unsigned mi = kind == PROTO_REQUEST ? 2 : 1;
     if (e[mi].type != MSGPACK_OBJECT_STR) {
-        proto__cause(cause, "message[%u] (method): expected a string, got %s", mi,
-                     proto__obj_kind(&e[mi]));
+        proto__cause(cause, "message[%u] (method): expected a string, got %s",
+                     mi, proto__obj_kind(&e[mi]));
         return -EPROTO;
     }
     if (e[mi + 1].type != MSGPACK_OBJECT_ARRAY) {
@@ -437,7 +520,8 @@ static int msg_validate(struct proto_msg *msg, char *cause)
     return 0;
 }
 
-int proto_reader_next(struct proto_reader *r, struct proto_msg *msg, char *cause)
+int
+proto_reader_next(struct proto_reader *r, struct proto_msg *msg, char *cause)
 {
     msgpack_unpacked up;
     msgpack_unpack_return ret;
@@ -455,7 +539,8 @@ int proto_reader_next(struct proto_reader *r, struct proto_msg *msg, char *cause
     if (ret != MSGPACK_UNPACK_SUCCESS) {
         msgpack_unpacked_destroy(&up);
         r->ready = 0;
-        /* The scanner saw a whole, well-formed message; only memory can fail. */
+        /* The scanner saw a whole, well-formed message; only memory can fail.
+         */
         if (ret == MSGPACK_UNPACK_NOMEM_ERROR)
             reader_fail(r, -ENOMEM, "out of memory unpacking a message");
         else

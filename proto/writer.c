@@ -15,7 +15,8 @@
             return try_rc_;                                                    \
     } while (0)
 
-int proto_pack_strn(msgpack_packer *pk, const char *s, size_t len)
+int
+proto_pack_strn(msgpack_packer *pk, const char *s, size_t len)
 {
     /* msgpack's str32 holds at most 4 GiB - 1. */
     if (len > UINT32_MAX)
@@ -26,7 +27,8 @@ int proto_pack_strn(msgpack_packer *pk, const char *s, size_t len)
     return msgpack_pack_str_body(pk, s, len);
 }
 
-int proto_pack_cstr(msgpack_packer *pk, const char *s)
+int
+proto_pack_cstr(msgpack_packer *pk, const char *s)
 {
     if (s == NULL)
         return msgpack_pack_nil(pk);
@@ -34,20 +36,23 @@ int proto_pack_cstr(msgpack_packer *pk, const char *s)
 }
 
 /* A str of an error field: NULL is nil, a 0 length means strlen. */
-static int pack_field(msgpack_packer *pk, const char *s, size_t len)
+static int
+pack_field(msgpack_packer *pk, const char *s, size_t len)
 {
     if (s == NULL)
         return msgpack_pack_nil(pk);
     return proto_pack_strn(pk, s, len ? len : strlen(s));
 }
 
-static int pack_key(msgpack_packer *pk, const char *key)
+static int
+pack_key(msgpack_packer *pk, const char *key)
 {
     return proto_pack_strn(pk, key, strlen(key));
 }
 
-int proto_write_request(msgpack_packer *pk, uint32_t msgid, const char *method,
-                        uint32_t nparams)
+int
+proto_write_request(msgpack_packer *pk, uint32_t msgid, const char *method,
+                    uint32_t nparams)
 {
     TRY(msgpack_pack_array(pk, 4));
     TRY(msgpack_pack_uint8(pk, PROTO_REQUEST));
@@ -56,8 +61,9 @@ int proto_write_request(msgpack_packer *pk, uint32_t msgid, const char *method,
     return msgpack_pack_array(pk, nparams);
 }
 
-int proto_write_notification(msgpack_packer *pk, const char *method,
-                             uint32_t nparams)
+int
+proto_write_notification(msgpack_packer *pk, const char *method,
+                         uint32_t nparams)
 {
     TRY(msgpack_pack_array(pk, 3));
     TRY(msgpack_pack_uint8(pk, PROTO_NOTIFICATION));
@@ -65,7 +71,8 @@ int proto_write_notification(msgpack_packer *pk, const char *method,
     return msgpack_pack_array(pk, nparams);
 }
 
-int proto_write_result(msgpack_packer *pk, uint32_t msgid)
+int
+proto_write_result(msgpack_packer *pk, uint32_t msgid)
 {
     TRY(msgpack_pack_array(pk, 4));
     TRY(msgpack_pack_uint8(pk, PROTO_RESPONSE));
@@ -73,13 +80,15 @@ int proto_write_result(msgpack_packer *pk, uint32_t msgid)
     return msgpack_pack_nil(pk);
 }
 
-int proto_pack_error(msgpack_packer *pk, const struct proto_error *err)
+int
+proto_pack_error(msgpack_packer *pk, const struct proto_error *err)
 {
     const char *type = proto_errtype_name(err->type);
 
     TRY(msgpack_pack_map(pk, 5));
     TRY(pack_key(pk, "type"));
-    /* PROTO_ERR_NONE has no name; a reader takes a nil type as ProtocolError. */
+    /* PROTO_ERR_NONE has no name; a reader takes a nil type as ProtocolError.
+     */
     TRY(proto_pack_cstr(pk, type));
     TRY(pack_key(pk, "message"));
     TRY(pack_field(pk, err->message, err->message_len));
@@ -91,8 +100,9 @@ int proto_pack_error(msgpack_packer *pk, const struct proto_error *err)
     return pack_field(pk, err->logfile, err->logfile_len);
 }
 
-int proto_write_error(msgpack_packer *pk, uint32_t msgid,
-                      const struct proto_error *err)
+int
+proto_write_error(msgpack_packer *pk, uint32_t msgid,
+                  const struct proto_error *err)
 {
     TRY(msgpack_pack_array(pk, 4));
     TRY(msgpack_pack_uint8(pk, PROTO_RESPONSE));
@@ -101,8 +111,9 @@ int proto_write_error(msgpack_packer *pk, uint32_t msgid,
     return msgpack_pack_nil(pk);
 }
 
-int proto_write_errorf(msgpack_packer *pk, uint32_t msgid,
-                       enum proto_errtype type, const char *fmt, ...)
+int
+proto_write_errorf(msgpack_packer *pk, uint32_t msgid, enum proto_errtype type,
+                   const char *fmt, ...)
 {
     char small[512];
     char *text = small;
@@ -140,7 +151,8 @@ int proto_write_errorf(msgpack_packer *pk, uint32_t msgid,
     return rc;
 }
 
-int proto_write_protocol_error(msgpack_packer *pk, const char *cause)
+int
+proto_write_protocol_error(msgpack_packer *pk, const char *cause)
 {
     struct proto_error err = {
         .type = PROTO_ERR_PROTOCOL,

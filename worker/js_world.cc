@@ -1,1 +1,640 @@
-// placeholder: filled in by its owner's branch
+// The JavaScript world beyond ECMAScript (DESIGN §5): console (timestamped
+// lines on stdout/stderr), timers and immediates on the engine's libuv loop,
+// queueMicrotask, a read-only process.env. No file, network or process access.
+#include <cstring>
+#include <deque>
+
+#include <unistd.h>
+
+#include "js_internal.h"
+
+extern char **environ;
+
+using v8::Array;
+using v8::Context;
+using v8::External;
+using v8::Function;
+using v8::FunctionCallbackInfo;
+using v8::Global;
+using v8::HandleScope;
+using v8::Isolate;
+using v8::Local;
+using v8::Object;
+using v8::String;
+using v8::TryCatch;
+using v8::Value;
+
+namespace jse {
+
+struct Timer {
+    World *world = nullptr;
+    Realm *realm = nullptr;
+    uint32_t id = 0;
+    bool repeat = false;
+    bool closed = false;
+    uv_timer_t handle;
+    Global<Function> fn;
+    Global<Array> args;
+};
+
+struct Immediate {
+    Realm *realm = nullptr;
+    uint32_t id = 0;
+    Global<Function> fn;
+    Global<Array> args;
+};
+
+struct World {
+    js_engine *engine = nullptr;
+    std::map<uint32_t, Timer *> timers;
+    std::deque<Immediate *> immediates;
+    uint32_t next_id = 1;
+    uv_check_t check;
+    uv_idle_t idle; // keeps the loop from blocking while immediates wait
+    bool active = false;
+    int open_handles = 0;
+};
+
+} // namespace jse
+
+namespace {
+
+using jse::Immediate;
+using jse::Realm;
+using jse::Timer;
+using jse::World;
+
+const char kPreludeSource[] = R"JS(
+(function (natives, global) {
+'use strict';
+const write = natives.write, enqueue = natives.queueMicrotask;
+const keys = Object.keys, isArray = Array.isArray, getDesc = Object.getOwnPropertyDescriptor;
+const identRe = /^[A-Za-z_$][\w$]*$/;
+
+function quote(s) {
+  return "'" + s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")
+                .replace(/\n/g, '\\n').replace(/\r/g, '\\r') + "'";
+}
+function wrap(open, items, close) {
+  if (items.length === 0) return open + close;
+  const flat = items.join(', ');
+  if (flat.length <= 72 && !flat.includes('\n')) return open + ' ' + flat + ' ' + close;
+  return open + '\n  ' + items.map((s) => s.replace(/\n/g, '\n  ')).join(',\n  ') + '\n' + close;
+}
+function isErrorLike(v) {
+  return v instanceof Error ||
+         (typeof v.stack === 'string' && typeof v.message === 'string');
+}
+function ctorName(v) {
+  const p = Object.getPrototypeOf(v);
+  if (p === null) return '[Object: null prototype]';
+  const c = p.constructor;
+  return typeof c === 'function' && typeof c.name === 'string' ? c.name : '';
+}
+function inspect(v, depth, seen, inner) {
+  switch (typeof v) {
+    case 'string': return inner ? quote(v) : v;
+    case 'number': return Object.is(v, -0) ? '-0' : String(v);
+    case 'bigint': return String(v) + 'n';
+    case 'symbol': return v.toString();
+    case 'undefined': return 'undefined';
+    case 'boolean': return String(v);
+    case 'function': {
+      const src = Function.prototype.toString.call(v);
+      const kind = src.startsWith('class') ? 'class' : 'Function';
+      return `[${kind}: ${v.name || '(anonymous)'}]`;
+    }
+  }
+  if (v === null) return 'null';
+  if (seen.includes(v)) return '[Circular]';
+  if (isErrorLike(v)) return inner ? '[' + (v.stack || String(v)) + ']' : (v.stack || String(v));
+  if (v instanceof Date) return isNaN(v) ? 'Invalid Date' : v.toISOString();
+  if (v instanceof RegExp) return String(v);
+  if (v instanceof Promise) return 'Promise {}';
+  if (v instanceof WeakMap || v instanceof WeakSet) return ctorName(v) + ' {}';
+  if (depth < 0) return isArray(v) ? '[Array]' : '[' + (ctorName(v) || 'Object') + ']';
+  seen.push(v);
+  let out;
+  try {
+    if (isArray(v)) {
+      const items = [];
+      const n = Math.min(v.length, 100);
+      for (let i = 0; i < n; i++) items.push(i in v ? inspect(v[i], depth - 1, seen, true) : '<empty>');
+      if (v.length > 100) items.push(`... ${v.length - 100} more items`);
+      out = wrap('[', items, ']');
+    } else if (v instanceof Map) {
+      const items = [];
+      for (const [k, x] of v) items.push(inspect(k, depth - 1, seen, true) + ' => ' + inspect(x, depth - 1, seen, true));
+      out = `Map(${v.size}) ` + wrap('{', items, '}');
+    } else if (v instanceof Set) {
+      const items = [];
+      for (const x of v) items.push(inspect(x, depth - 1, seen, true));
+      out = `Set(${v.size}) ` + wrap('{', items, '}');
+    } else if (ArrayBuffer.isView(v) && !(v instanceof DataView)) {
+      const items = [];
+      const n = Math.min(v.length, 100);
+      for (let i = 0; i < n; i++) items.push(inspect(v[i], 0, seen, true));
+      if (v.length > 100) items.push(`... ${v.length - 100} more items`);
+      out = `${ctorName(v)}(${v.length}) ` + wrap('[', items, ']');
+    } else {
+      const items = [];
+      for (const k of keys(v)) {
+        const d = getDesc(v, k);
+        let s;
+        if (d && (d.get || d.set)) s = d.get && d.set ? '[Getter/Setter]' : d.get ? '[Getter]' : '[Setter]';
+        else s = inspect(v[k], depth - 1, seen, true);
+        items.push((identRe.test(k) ? k : quote(k)) + ': ' + s);
+      }
+      const name = ctorName(v);
+      out = (name && name !== 'Object' ? name + ' ' : '') + wrap('{', items, '}');
+    }
+  } finally {
+    seen.pop();
+  }
+  return out;
+}
+function formatArg(a) {
+  return typeof a === 'string' ? a : inspect(a, 2, [], false);
+}
+function format(args) {
+  if (args.length === 0) return '';
+  let out, i = 1;
+  const first = args[0];
+  if (typeof first === 'string' && args.length > 1 && first.includes('%')) {
+    out = first.replace(/%([sdifjoOc%])/g, (m, c) => {
+      if (c === '%') return '%';
+      if (i >= args.length) return m;
+      const a = args[i++];
+      switch (c) {
+        case 's':
+          if (typeof a === 'string') return a;
+          if (typeof a === 'bigint') return a + 'n';
+          if (typeof a === 'object' && a !== null) return inspect(a, 1, [], true);
+          return String(a);
+        case 'd': return typeof a === 'bigint' ? a + 'n' : typeof a === 'symbol' ? 'NaN' : String(Number(a));
+        case 'i': return typeof a === 'bigint' ? a + 'n' : typeof a === 'symbol' ? 'NaN' : String(parseInt(a, 10));
+        case 'f': return typeof a === 'symbol' ? 'NaN' : String(parseFloat(a));
+        case 'j': try { return JSON.stringify(a); } catch (e) { return '[Circular]'; }
+        case 'o': return inspect(a, 4, [], true);
+        case 'O': return inspect(a, 2, [], true);
+        case 'c': return '';
+      }
+      return m;
+    });
+  } else {
+    out = formatArg(first);
+  }
+  for (; i < args.length; i++) out += ' ' + formatArg(args[i]);
+  return out;
+}
+function safeFormat(args) {
+  try {
+    return format(args);
+  } catch (err) {
+    return '(console: cannot format the arguments: ' + String(err && err.message) + ')';
+  }
+}
+const con = {};
+for (const level of ['log', 'info', 'debug', 'warn', 'error'])
+  con[level] = function (...args) { write(level, safeFormat(args)); };
+con.trace = function trace(...args) {
+  const e = new Error(safeFormat(args));
+  e.name = 'Trace';
+  write('trace', String(e.stack));
+};
+con.dir = function dir(v) { write('log', inspect(v, 2, [], false)); };
+con.assert = function assert(cond, ...args) {
+  if (!cond) write('error', 'Assertion failed' + (args.length ? ': ' + safeFormat(args) : ''));
+};
+const counts = new Map(), timers = new Map();
+con.count = function count(label = 'default') {
+  const n = (counts.get(label) || 0) + 1;
+  counts.set(label, n);
+  write('log', `${label}: ${n}`);
+};
+con.countReset = function countReset(label = 'default') { counts.delete(label); };
+con.time = function time(label = 'default') { timers.set(label, natives.now()); };
+con.timeLog = function timeLog(label = 'default', ...args) {
+  const t = timers.get(label);
+  if (t !== undefined) write('log', `${label}: ${(natives.now() - t).toFixed(3)}ms` + (args.length ? ' ' + safeFormat(args) : ''));
+};
+con.timeEnd = function timeEnd(label = 'default') {
+  con.timeLog(label);
+  timers.delete(label);
+};
+con.table = con.log;
+con.group = con.log;
+con.groupEnd = function groupEnd() {};
+const define = (obj, name, value) =>
+  Object.defineProperty(obj, name, {value, writable: true, configurable: true, enumerable: false});
+define(global, 'console', con);
+define(global, 'global', global);
+const env = natives.env;
+if (env.NODE_ENV === undefined) env.NODE_ENV = 'production';
+Object.freeze(env);
+const process = {
+  env,
+  platform: 'linux',
+  arch: natives.arch,
+  pid: natives.pid,
+  argv: [],
+  execArgv: [],
+  versions: Object.freeze({v8: natives.v8}),
+  title: 'jshost-worker',
+  browser: false,
+  nextTick(fn, ...args) {
+    if (typeof fn !== 'function') throw new TypeError('process.nextTick needs a function');
+    enqueue(() => fn(...args));
+  },
+  cwd() { return natives.cwd; },
+  hrtime: Object.assign(function hrtime(prev) {
+    const ns = natives.hrtime();
+    let s = Math.floor(ns / 1e9), n = ns % 1e9;
+    if (prev) { s -= prev[0]; n -= prev[1]; if (n < 0) { s -= 1; n += 1e9; } }
+    return [s, n];
+  }, {bigint() { return BigInt(natives.hrtime()); }}),
+  uptime() { return natives.now() / 1000; },
+  emitWarning(w) { write('warn', String(w && w.message || w)); },
+  on() { return process; },
+  once() { return process; },
+  off() { return process; },
+};
+define(global, 'process', process);
+if (typeof globalThis.performance === 'undefined')
+  define(global, 'performance', {now: natives.now, timeOrigin: Date.now() - natives.now()});
+})
+)JS";
+
+World *WorldOfRealm(Realm *realm);
+
+Realm *RealmOfInfo(const FunctionCallbackInfo<Value> &info) {
+    return static_cast<Realm *>(info.Data().As<External>()->Value());
+}
+
+void TimerClosed(uv_handle_t *h) { delete static_cast<Timer *>(h->data); }
+
+void TimerClose(Timer *t) {
+    if (t->closed)
+        return;
+    t->closed = true;
+    t->fn.Reset();
+    t->args.Reset();
+    uv_timer_stop(&t->handle);
+    uv_close(reinterpret_cast<uv_handle_t *>(&t->handle), TimerClosed);
+}
+
+// Runs fn(...args) with this = the realm's global as one macrotask.
+void RunCallback(World *w, Realm *realm, Local<Function> fn, Local<Array> args,
+                 const char *what) {
+    js_engine *e = w->engine;
+    Isolate *isolate = jse::IsolateOf(e);
+    Local<Context> context = realm->context.Get(isolate);
+    Context::Scope cs(context);
+    jse::Outcome out;
+    {
+        jse::Entry en(e, jse::DefaultDeadline(e));
+        TryCatch tc(isolate);
+        std::vector<Local<Value>> argv;
+        for (uint32_t i = 0; !args.IsEmpty() && i < args->Length(); i++) {
+            Local<Value> v;
+            if (!args->Get(context, i).ToLocal(&v))
+                v = v8::Undefined(isolate);
+            argv.push_back(v);
+        }
+        Local<Value> r;
+        if (!fn->Call(context, context->Global(), (int)argv.size(), argv.data())
+                 .ToLocal(&r) &&
+            tc.HasCaught() && !tc.HasTerminated())
+            jse::LogException(isolate, context, "Uncaught", tc.Exception(),
+                              tc.Message());
+        out = en.Leave();
+    }
+    jse::AfterMacrotask(e, out, what);
+}
+
+bool Doomed(World *w) { return js_engine_doomed(w->engine) != 0; }
+
+void TimerFired(uv_timer_t *h) {
+    Timer *t = static_cast<Timer *>(h->data);
+    World *w = t->world;
+    if (Doomed(w))
+        return;
+    Isolate *isolate = jse::IsolateOf(w->engine);
+    v8::Isolate::Scope is(isolate);
+    HandleScope hs(isolate);
+    Local<Function> fn = t->fn.Get(isolate);
+    Local<Array> args;
+    if (!t->args.IsEmpty())
+        args = t->args.Get(isolate);
+    Realm *realm = t->realm;
+    if (!t->repeat) {
+        w->timers.erase(t->id);
+        TimerClose(t);
+    }
+    RunCallback(w, realm, fn, args, t->repeat ? "a setInterval callback" : "a setTimeout callback");
+}
+
+Local<Array> RestArgs(const FunctionCallbackInfo<Value> &info, int from) {
+    Isolate *isolate = info.GetIsolate();
+    if (info.Length() <= from)
+        return Local<Array>();
+    std::vector<Local<Value>> rest;
+    for (int i = from; i < info.Length(); i++)
+        rest.push_back(info[i]);
+    return Array::New(isolate, rest.data(), rest.size());
+}
+
+void StartTimer(const FunctionCallbackInfo<Value> &info, bool repeat) {
+    Isolate *isolate = info.GetIsolate();
+    Realm *realm = RealmOfInfo(info);
+    World *w = WorldOfRealm(realm);
+    if (!info[0]->IsFunction()) {
+        isolate->ThrowException(v8::Exception::TypeError(String::NewFromUtf8Literal(
+            isolate, "The \"callback\" argument must be a function")));
+        return;
+    }
+    double delay = 1;
+    if (info.Length() > 1) {
+        Local<v8::Number> n;
+        if (!info[1]->ToNumber(isolate->GetCurrentContext()).ToLocal(&n))
+            return;
+        delay = n->Value();
+    }
+    // As Node: below 1 ms (or not a number) is 1 ms, above 2^31-1 too.
+    if (!(delay >= 1) || delay > 2147483647.0)
+        delay = 1;
+    Timer *t = new Timer();
+    t->world = w;
+    t->realm = realm;
+    t->id = w->next_id++;
+    t->repeat = repeat;
+    t->fn.Reset(isolate, info[0].As<Function>());
+    Local<Array> rest = RestArgs(info, 2);
+    if (!rest.IsEmpty())
+        t->args.Reset(isolate, rest);
+    uv_timer_init(jse::LoopOf(w->engine), &t->handle);
+    t->handle.data = t;
+    uint64_t ms = (uint64_t)delay;
+    uv_timer_start(&t->handle, TimerFired, ms, repeat ? ms : 0);
+    w->timers[t->id] = t;
+    info.GetReturnValue().Set((double)t->id);
+}
+
+void SetTimeout(const FunctionCallbackInfo<Value> &info) { StartTimer(info, false); }
+void SetInterval(const FunctionCallbackInfo<Value> &info) { StartTimer(info, true); }
+
+uint32_t IdArg(const FunctionCallbackInfo<Value> &info) {
+    if (!info[0]->IsNumber())
+        return 0;
+    double d = info[0].As<v8::Number>()->Value();
+    if (!(d >= 1 && d <= 4294967295.0))
+        return 0;
+    return (uint32_t)d;
+}
+
+void ClearTimer(const FunctionCallbackInfo<Value> &info) {
+    Realm *realm = RealmOfInfo(info);
+    World *w = WorldOfRealm(realm);
+    auto it = w->timers.find(IdArg(info));
+    if (it == w->timers.end() || it->second->realm != realm)
+        return;
+    Timer *t = it->second;
+    w->timers.erase(it);
+    TimerClose(t);
+}
+
+void RunImmediates(uv_check_t *h) {
+    World *w = static_cast<World *>(h->data);
+    // Immediates queued while these run wait for the next loop turn.
+    std::deque<Immediate *> batch;
+    batch.swap(w->immediates);
+    uv_check_stop(&w->check);
+    uv_idle_stop(&w->idle);
+    Isolate *isolate = jse::IsolateOf(w->engine);
+    while (!batch.empty()) {
+        Immediate *im = batch.front();
+        batch.pop_front();
+        if (im->fn.IsEmpty() || Doomed(w)) {
+            delete im;
+            continue;
+        }
+        v8::Isolate::Scope is(isolate);
+        HandleScope hs(isolate);
+        Local<Function> fn = im->fn.Get(isolate);
+        Local<Array> args;
+        if (!im->args.IsEmpty())
+            args = im->args.Get(isolate);
+        Realm *realm = im->realm;
+        delete im;
+        RunCallback(w, realm, fn, args, "a setImmediate callback");
+        // the callback may have freed the world (js_engine_free): stop here
+        if (!w->active)
+            break;
+    }
+    for (Immediate *im : batch)
+        delete im;
+    if (!w->immediates.empty() && w->active) {
+        uv_check_start(&w->check, RunImmediates);
+        uv_idle_start(&w->idle, [](uv_idle_t *) {});
+    }
+}
+
+void SetImmediate(const FunctionCallbackInfo<Value> &info) {
+    Isolate *isolate = info.GetIsolate();
+    Realm *realm = RealmOfInfo(info);
+    World *w = WorldOfRealm(realm);
+    if (!info[0]->IsFunction()) {
+        isolate->ThrowException(v8::Exception::TypeError(String::NewFromUtf8Literal(
+            isolate, "The \"callback\" argument must be a function")));
+        return;
+    }
+    Immediate *im = new Immediate();
+    im->realm = realm;
+    im->id = w->next_id++;
+    im->fn.Reset(isolate, info[0].As<Function>());
+    Local<Array> rest = RestArgs(info, 1);
+    if (!rest.IsEmpty())
+        im->args.Reset(isolate, rest);
+    if (w->immediates.empty()) {
+        uv_check_start(&w->check, RunImmediates);
+        uv_idle_start(&w->idle, [](uv_idle_t *) {});
+    }
+    w->immediates.push_back(im);
+    info.GetReturnValue().Set((double)im->id);
+}
+
+void ClearImmediate(const FunctionCallbackInfo<Value> &info) {
+    Realm *realm = RealmOfInfo(info);
+    World *w = WorldOfRealm(realm);
+    uint32_t id = IdArg(info);
+    for (Immediate *im : w->immediates) {
+        if (im->id == id && im->realm == realm) {
+            im->fn.Reset();
+            im->args.Reset();
+        }
+    }
+}
+
+void QueueMicrotask(const FunctionCallbackInfo<Value> &info) {
+    Isolate *isolate = info.GetIsolate();
+    if (!info[0]->IsFunction()) {
+        isolate->ThrowException(v8::Exception::TypeError(String::NewFromUtf8Literal(
+            isolate, "The \"callback\" argument must be a function")));
+        return;
+    }
+    isolate->EnqueueMicrotask(info[0].As<Function>());
+}
+
+// write(level, text): one console line.
+void ConsoleWrite(const FunctionCallbackInfo<Value> &info) {
+    Isolate *isolate = info.GetIsolate();
+    std::string level = jse::Utf8(isolate, info[0]);
+    std::string text = jse::Utf8(isolate, info[1]);
+    int fd = (level == "log" || level == "info" || level == "debug") ? 1 : 2;
+    jse::WriteLine(fd, level.c_str(), text.data(), text.size());
+}
+
+void Now(const FunctionCallbackInfo<Value> &info) {
+    static const uint64_t start = uv_hrtime();
+    info.GetReturnValue().Set((double)(uv_hrtime() - start) / 1e6);
+}
+
+void HrTime(const FunctionCallbackInfo<Value> &info) {
+    info.GetReturnValue().Set((double)uv_hrtime());
+}
+
+bool SetValue(Local<Context> context, Local<Object> obj, const char *name,
+              Local<Value> value) {
+    Isolate *isolate = context->GetIsolate();
+    return !value.IsEmpty() &&
+           obj->Set(context, jse::Str(isolate, name, strlen(name)), value)
+               .FromMaybe(false);
+}
+
+bool SetFunction(Local<Context> context, Local<Object> obj, const char *name,
+                 v8::FunctionCallback cb, Local<Value> data) {
+    Local<Function> f;
+    if (!Function::New(context, cb, data).ToLocal(&f))
+        return false;
+    f->SetName(jse::Str(context->GetIsolate(), name, strlen(name)));
+    return SetValue(context, obj, name, f);
+}
+
+Local<Object> EnvObject(Local<Context> context) {
+    Isolate *isolate = context->GetIsolate();
+    Local<Object> env = Object::New(isolate);
+    for (char **p = environ; p != nullptr && *p != nullptr; p++) {
+        const char *eq = strchr(*p, '=');
+        if (eq == nullptr || eq == *p)
+            continue;
+        Local<String> k = jse::Str(isolate, *p, (size_t)(eq - *p));
+        Local<String> v = jse::Str(isolate, eq + 1, strlen(eq + 1));
+        if (k.IsEmpty() || v.IsEmpty() || !env->Set(context, k, v).FromMaybe(false))
+            return Local<Object>();
+    }
+    return env;
+}
+
+World *WorldOfRealm(Realm *realm) { return jse::WorldOf(realm->engine); }
+
+void HandleClosed(uv_handle_t *h) {
+    World *w = static_cast<World *>(h->data);
+    if (--w->open_handles == 0)
+        delete w;
+}
+
+} // namespace
+
+namespace jse {
+
+World *WorldNew(js_engine *e) {
+    World *w = new World();
+    w->engine = e;
+    uv_check_init(LoopOf(e), &w->check);
+    uv_idle_init(LoopOf(e), &w->idle);
+    w->check.data = w;
+    w->idle.data = w;
+    w->open_handles = 2;
+    w->active = true;
+    return w;
+}
+
+void WorldClearRealm(World *w, Realm *realm) {
+    if (w == nullptr)
+        return;
+    for (auto it = w->timers.begin(); it != w->timers.end();) {
+        if (realm == nullptr || it->second->realm == realm) {
+            TimerClose(it->second);
+            it = w->timers.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    for (auto it = w->immediates.begin(); it != w->immediates.end();) {
+        if (realm == nullptr || (*it)->realm == realm) {
+            delete *it;
+            it = w->immediates.erase(it);
+        } else {
+            ++it;
+        }
+    }
+}
+
+void WorldClose(World *w) {
+    WorldClearRealm(w, nullptr);
+    w->active = false;
+    uv_close(reinterpret_cast<uv_handle_t *>(&w->check), HandleClosed);
+    uv_close(reinterpret_cast<uv_handle_t *>(&w->idle), HandleClosed);
+}
+
+bool WorldInstall(Realm *realm, Local<Context> context) {
+    Isolate *isolate = context->GetIsolate();
+    Local<Object> global = context->Global();
+    Local<Value> data = External::New(isolate, realm);
+    if (!SetFunction(context, global, "setTimeout", SetTimeout, data) ||
+        !SetFunction(context, global, "setInterval", SetInterval, data) ||
+        !SetFunction(context, global, "setImmediate", SetImmediate, data) ||
+        !SetFunction(context, global, "clearTimeout", ClearTimer, data) ||
+        !SetFunction(context, global, "clearInterval", ClearTimer, data) ||
+        !SetFunction(context, global, "clearImmediate", ClearImmediate, data) ||
+        !SetFunction(context, global, "queueMicrotask", QueueMicrotask, data))
+        return false;
+    Local<Object> natives = Object::New(isolate);
+    Local<Object> env = EnvObject(context);
+    if (env.IsEmpty() ||
+        !SetFunction(context, natives, "write", ConsoleWrite, data) ||
+        !SetFunction(context, natives, "queueMicrotask", QueueMicrotask, data) ||
+        !SetFunction(context, natives, "now", Now, data) ||
+        !SetFunction(context, natives, "hrtime", HrTime, data) ||
+        !SetValue(context, natives, "env", env) ||
+        !SetValue(context, natives, "cwd", Str(isolate, realm->cwd)) ||
+        !SetValue(context, natives, "pid", v8::Integer::New(isolate, getpid())) ||
+        !SetValue(context, natives, "arch",
+                  String::NewFromUtf8Literal(isolate,
+#if defined(__x86_64__)
+                                             "x64"
+#elif defined(__aarch64__)
+                                             "arm64"
+#else
+                                             "unknown"
+#endif
+                                             )) ||
+        !SetValue(context, natives, "v8",
+                  Str(isolate, v8::V8::GetVersion(),
+                      strlen(v8::V8::GetVersion()))))
+        return false;
+    v8::ScriptOrigin origin(isolate,
+                            String::NewFromUtf8Literal(isolate, "jshost:world"));
+    v8::ScriptCompiler::Source source(
+        String::NewFromUtf8Literal(isolate, kPreludeSource), origin);
+    Local<v8::Script> script;
+    Local<Value> factory, r;
+    Local<Value> argv[] = {natives, global};
+    return v8::ScriptCompiler::Compile(context, &source).ToLocal(&script) &&
+           script->Run(context).ToLocal(&factory) && factory->IsFunction() &&
+           factory.As<Function>()
+               ->Call(context, v8::Undefined(isolate), 2, argv)
+               .ToLocal(&r);
+}
+
+} // namespace jse

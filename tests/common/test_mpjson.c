@@ -135,6 +135,7 @@ test_reals(void **state)
     roundtrip("1.0", NULL);
     roundtrip("2.5e-08", NULL);
     roundtrip("0.30000000000000004", NULL);
+    roundtrip("1.99999999999999999999", "2.0");
     /* An integral real stays a real: it keeps its ".0". */
     packs_to("1.0", "\xcb\x3f\xf0\x00\x00\x00\x00\x00\x00", 9);
 
@@ -388,6 +389,11 @@ test_bad_json(void **state)
     bad("[1,\n-9223372036854775809]",
         "line 2, column 20: integer out of range");
     bad("[99999999999999999999999]", "integer out of range");
+    /* Digit runs inside a negative or real number are not uint64 literals. */
+    bad("-99999999999999999999", "line 1, column 21: integer out of range");
+    bad("-18446744073709551615", "integer out of range");
+    bad("[1e400]", "line 1, column 6: real number out of range");
+    bad("[1e18446744073709551615]", "real number out of range");
     /* A big literal with leading zeros stays invalid. */
     bad("09223372036854775808", "line 1");
     /* Our marker strings cannot be faked to mean a number. */

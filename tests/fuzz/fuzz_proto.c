@@ -18,7 +18,7 @@
 #define CHECK(cond)                                                            \
     do {                                                                       \
         if (!(cond)) {                                                         \
-            fprintf(stderr, "fuzz_proto: check failed: %s (line %d)\n", #cond,   \
+            fprintf(stderr, "fuzz_proto: check failed: %s (line %d)\n", #cond, \
                     __LINE__);                                                 \
             abort();                                                           \
         }                                                                      \
@@ -26,20 +26,22 @@
 
 struct outcome {
     size_t messages;
-    size_t bytes;     /* sum of message sizes */
-    uint64_t digest;  /* over the re-packed messages, in order */
-    int end;          /* 0 or the error the stream ended with */
+    size_t bytes;    /* sum of message sizes */
+    uint64_t digest; /* over the re-packed messages, in order */
+    int end;         /* 0 or the error the stream ended with */
     char cause[PROTO_CAUSE_MAX];
 };
 
-static uint64_t fnv(uint64_t h, const char *p, size_t n)
+static uint64_t
+fnv(uint64_t h, const char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         h = (h ^ (uint8_t)p[i]) * 0x100000001b3ULL;
     return h;
 }
 
-static void touch_object(const msgpack_object *o)
+static void
+touch_object(const msgpack_object *o)
 {
     struct proto_error e;
     uint64_t v;
@@ -63,7 +65,8 @@ static void touch_object(const msgpack_object *o)
     free(dup);
 }
 
-static void touch_params(const struct proto_msg *m)
+static void
+touch_params(const struct proto_msg *m)
 {
     char cause[PROTO_CAUSE_MAX];
     const msgpack_object *o;
@@ -90,7 +93,8 @@ static void touch_params(const struct proto_msg *m)
 }
 
 /* Packs the message again and reads it back: it must come out the same. */
-static uint64_t repack(const struct proto_msg *m, size_t max_message, uint64_t h)
+static uint64_t
+repack(const struct proto_msg *m, size_t max_message, uint64_t h)
 {
     msgpack_sbuffer a;
     msgpack_sbuffer b;
@@ -124,7 +128,8 @@ static uint64_t repack(const struct proto_msg *m, size_t max_message, uint64_t h
 }
 
 /* Takes every message available; returns the reader's last answer. */
-static int drain(struct proto_reader *r, size_t max_message, struct outcome *out)
+static int
+drain(struct proto_reader *r, size_t max_message, struct outcome *out)
 {
     struct proto_msg m;
     char cause[PROTO_CAUSE_MAX];
@@ -145,7 +150,8 @@ static int drain(struct proto_reader *r, size_t max_message, struct outcome *out
     }
     if (rc < 0) {
         /* Only the documented errors; and never memory on inputs this small:
-         * that would mean the scanner let msgpack-c see something it refuses. */
+         * that would mean the scanner let msgpack-c see something it refuses.
+         */
         CHECK(rc == -EPROTO || rc == -EMSGSIZE);
         CHECK(strstr(cause, "unpacker said") == NULL);
         CHECK(cause[0] != '\0');
@@ -160,7 +166,8 @@ static int drain(struct proto_reader *r, size_t max_message, struct outcome *out
     return rc;
 }
 
-static uint32_t next_rand(uint32_t *s)
+static uint32_t
+next_rand(uint32_t *s)
 {
     *s ^= *s << 13;
     *s ^= *s >> 17;
@@ -170,7 +177,8 @@ static uint32_t next_rand(uint32_t *s)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const size_t limits[] = {0, 16, 64, 100, 256, 1024, 4096};
     struct outcome whole = {0};

@@ -12,7 +12,8 @@
 #include "proto.h"
 
 /* Reads [0, 1, "m", <params>] where params are raw msgpack bytes. */
-static void request_with(const char *params, size_t len, struct proto_msg *m)
+static void
+request_with(const char *params, size_t len, struct proto_msg *m)
 {
     static const char head[] = "\x94\x00\x01\xa1m";
     struct proto_reader *r = proto_reader_new(0);
@@ -31,12 +32,14 @@ static void request_with(const char *params, size_t len, struct proto_msg *m)
 /* cause must equal want exactly. */
 #define assert_cause(cause, want) assert_string_equal(cause, want)
 
-static void test_errtype_names(void **state)
+static void
+test_errtype_names(void **state)
 {
     static const char *const names[] = {
-        NULL, "JSError", "TimeoutError", "MemoryError", "NotFound",
-        "InvalidArgument", "ConfigError", "HostCrashed", "HostUnavailable",
-        "Overloaded", "ProtocolError",
+        NULL,          "JSError",       "TimeoutError",
+        "MemoryError", "NotFound",      "InvalidArgument",
+        "ConfigError", "HostCrashed",   "HostUnavailable",
+        "Overloaded",  "ProtocolError",
     };
     (void)state;
 
@@ -47,18 +50,21 @@ static void test_errtype_names(void **state)
         assert_int_equal(proto_errtype_parse(n, strlen(n)), t);
     }
     assert_null(proto_errtype_name(PROTO_ERR_NONE));
-    assert_null(proto_errtype_name((enum proto_errtype)(PROTO_ERR_PROTOCOL + 1)));
-    assert_null(proto_errtype_name((enum proto_errtype)-1));
+    assert_null(
+        proto_errtype_name((enum proto_errtype)(PROTO_ERR_PROTOCOL + 1)));
+    assert_null(proto_errtype_name((enum proto_errtype) - 1));
     assert_int_equal(proto_errtype_parse("JSErr", 5), PROTO_ERR_NONE);
     assert_int_equal(proto_errtype_parse("JSErrorX", 8), PROTO_ERR_NONE);
     assert_int_equal(proto_errtype_parse("jserror", 7), PROTO_ERR_NONE);
     assert_int_equal(proto_errtype_parse("", 0), PROTO_ERR_NONE);
     assert_int_equal(proto_errtype_parse(NULL, 0), PROTO_ERR_NONE);
     /* Lengths are honoured: no NUL needed. */
-    assert_int_equal(proto_errtype_parse("NotFoundXYZ", 8), PROTO_ERR_NOT_FOUND);
+    assert_int_equal(proto_errtype_parse("NotFoundXYZ", 8),
+                     PROTO_ERR_NOT_FOUND);
 }
 
-static void test_params_count(void **state)
+static void
+test_params_count(void **state)
 {
     struct proto_msg m;
     char cause[PROTO_CAUSE_MAX];
@@ -77,7 +83,8 @@ static void test_params_count(void **state)
     proto_msg_release(&m);
 }
 
-static void test_param_str(void **state)
+static void
+test_param_str(void **state)
 {
     struct proto_msg m;
     char cause[PROTO_CAUSE_MAX];
@@ -91,11 +98,15 @@ static void test_param_str(void **state)
     assert_memory_equal(s, "hi", 2);
     assert_int_equal(proto_param_str(&m, 3, "empty", &s, &len, cause), 0);
     assert_int_equal(len, 0);
-    assert_int_equal(proto_param_str(&m, 1, "function", &s, &len, cause), -EINVAL);
-    assert_cause(cause, "params[1] (function): expected a string, got an integer");
-    assert_int_equal(proto_param_str(&m, 2, "function", &s, &len, cause), -EINVAL);
+    assert_int_equal(proto_param_str(&m, 1, "function", &s, &len, cause),
+                     -EINVAL);
+    assert_cause(cause,
+                 "params[1] (function): expected a string, got an integer");
+    assert_int_equal(proto_param_str(&m, 2, "function", &s, &len, cause),
+                     -EINVAL);
     assert_cause(cause, "params[2] (function): expected a string, got nil");
-    assert_int_equal(proto_param_str(&m, 4, "source", &s, &len, cause), -EINVAL);
+    assert_int_equal(proto_param_str(&m, 4, "source", &s, &len, cause),
+                     -EINVAL);
     assert_cause(cause, "params[4] (source): missing, expected a string");
 
     assert_int_equal(proto_param_str_or_nil(&m, 0, "host", &s, &len, cause), 0);
@@ -105,35 +116,47 @@ static void test_param_str(void **state)
     assert_int_equal(proto_param_str_or_nil(&m, 2, "host", &s, &len, cause), 0);
     assert_null(s);
     assert_int_equal(len, 0);
-    assert_int_equal(proto_param_str_or_nil(&m, 1, "host", &s, &len, cause), -EINVAL);
-    assert_cause(cause, "params[1] (host): expected a string or nil, got an integer");
-    assert_int_equal(proto_param_str_or_nil(&m, 4, "host", &s, &len, cause), -EINVAL);
+    assert_int_equal(proto_param_str_or_nil(&m, 1, "host", &s, &len, cause),
+                     -EINVAL);
+    assert_cause(cause,
+                 "params[1] (host): expected a string or nil, got an integer");
+    assert_int_equal(proto_param_str_or_nil(&m, 4, "host", &s, &len, cause),
+                     -EINVAL);
     assert_cause(cause, "params[4] (host): missing, expected a string or nil");
     proto_msg_release(&m);
 }
 
-static void test_param_uint(void **state)
+static void
+test_param_uint(void **state)
 {
     struct proto_msg m;
     char cause[PROTO_CAUSE_MAX];
     uint64_t v = 0;
     (void)state;
 
-    REQUEST("\x94\xcf\xff\xff\xff\xff\xff\xff\xff\xff\xff\xca\x3f\x80\x00\x00\xa1" "1", &m);
+    REQUEST(
+        "\x94\xcf\xff\xff\xff\xff\xff\xff\xff\xff\xff\xca\x3f\x80\x00\x00\xa1"
+        "1",
+        &m);
     assert_int_equal(proto_param_uint(&m, 0, "n", &v, cause), 0);
     assert_true(v == UINT64_MAX);
     assert_int_equal(proto_param_uint(&m, 1, "n", &v, cause), -EINVAL);
-    assert_cause(cause, "params[1] (n): expected an unsigned integer, got a negative integer");
+    assert_cause(
+        cause,
+        "params[1] (n): expected an unsigned integer, got a negative integer");
     assert_int_equal(proto_param_uint(&m, 2, "n", &v, cause), -EINVAL);
-    assert_cause(cause, "params[2] (n): expected an unsigned integer, got a float");
+    assert_cause(cause,
+                 "params[2] (n): expected an unsigned integer, got a float");
     assert_int_equal(proto_param_uint(&m, 3, "n", &v, cause), -EINVAL);
-    assert_cause(cause, "params[3] (n): expected an unsigned integer, got a string");
+    assert_cause(cause,
+                 "params[3] (n): expected an unsigned integer, got a string");
     assert_int_equal(proto_param_uint(&m, 9, "n", &v, cause), -EINVAL);
     assert_cause(cause, "params[9] (n): missing, expected an unsigned integer");
     proto_msg_release(&m);
 }
 
-static void test_param_any_map_array(void **state)
+static void
+test_param_any_map_array(void **state)
 {
     struct proto_msg m;
     char cause[PROTO_CAUSE_MAX];
@@ -154,9 +177,11 @@ static void test_param_any_map_array(void **state)
     assert_int_equal(proto_param_map(&m, 5, "options", &o, cause), 0);
     assert_int_equal(o->type, MSGPACK_OBJECT_NIL);
     assert_int_equal(proto_param_map(&m, 2, "options", &o, cause), -EINVAL);
-    assert_cause(cause, "params[2] (options): expected a map or nil, got an array");
+    assert_cause(cause,
+                 "params[2] (options): expected a map or nil, got an array");
     assert_int_equal(proto_param_map(&m, 3, "options", &o, cause), -EINVAL);
-    assert_cause(cause, "params[3] (options): expected a map or nil, got a string");
+    assert_cause(cause,
+                 "params[3] (options): expected a map or nil, got a string");
 
     assert_int_equal(proto_param_array(&m, 2, "paths", &o, cause), 0);
     assert_int_equal(o->via.array.size, 1);
@@ -170,7 +195,8 @@ static void test_param_any_map_array(void **state)
 }
 
 /* A response has no params: every helper says so instead of reading garbage. */
-static void test_params_of_response(void **state)
+static void
+test_params_of_response(void **state)
 {
     struct proto_reader *r = proto_reader_new(0);
     struct proto_msg m;
@@ -194,7 +220,8 @@ static void test_params_of_response(void **state)
     proto_reader_free(r);
 }
 
-static void test_map_helpers(void **state)
+static void
+test_map_helpers(void **state)
 {
     struct proto_msg m;
     char cause[PROTO_CAUSE_MAX];
@@ -203,9 +230,14 @@ static void test_map_helpers(void **state)
     char *dup;
     (void)state;
 
-    /* [{"timeout_ms": 5, "bad": "x", "neg": -1, "none": nil, 1: 2, "b": bin"ab"}] */
-    REQUEST("\x91\x86\xaatimeout_ms\x05\xa3" "bad\xa1x\xa3neg\xff\xa4none\xc0\x01\x02"
-            "\xa1" "b\xc4\x02" "ab", &m);
+    /* [{"timeout_ms": 5, "bad": "x", "neg": -1, "none": nil, 1: 2, "b":
+     * bin"ab"}] */
+    REQUEST("\x91\x86\xaatimeout_ms\x05\xa3"
+            "bad\xa1x\xa3neg\xff\xa4none\xc0\x01\x02"
+            "\xa1"
+            "b\xc4\x02"
+            "ab",
+            &m);
     assert_int_equal(proto_param_map(&m, 0, "options", &o, cause), 0);
     assert_non_null(proto_map_get(o, "timeout_ms"));
     assert_null(proto_map_get(o, "timeout"));
@@ -220,9 +252,12 @@ static void test_map_helpers(void **state)
     assert_int_equal(proto_opt_uint(o, "none", &v, cause), 1);
     assert_int_equal(v, 77);
     assert_int_equal(proto_opt_uint(o, "bad", &v, cause), -EINVAL);
-    assert_cause(cause, "options.bad: expected an unsigned integer, got a string");
+    assert_cause(cause,
+                 "options.bad: expected an unsigned integer, got a string");
     assert_int_equal(proto_opt_uint(o, "neg", &v, cause), -EINVAL);
-    assert_cause(cause, "options.neg: expected an unsigned integer, got a negative integer");
+    assert_cause(
+        cause,
+        "options.neg: expected an unsigned integer, got a negative integer");
     {
         const msgpack_object *nil;
         assert_int_equal(proto_param_map(&m, 3, "options", &nil, cause), 0);
@@ -231,7 +266,8 @@ static void test_map_helpers(void **state)
 
     assert_true(proto_obj_streq(proto_map_get(o, "bad"), "x"));
     assert_false(proto_obj_streq(proto_map_get(o, "bad"), "xy"));
-    assert_false(proto_obj_streq(proto_map_get(o, "b"), "ab")); /* bin is not str */
+    assert_false(
+        proto_obj_streq(proto_map_get(o, "b"), "ab")); /* bin is not str */
     assert_false(proto_obj_streq(NULL, "x"));
 
     dup = proto_obj_strdup(proto_map_get(o, "bad"));
@@ -245,12 +281,14 @@ static void test_map_helpers(void **state)
     proto_msg_release(&m);
 }
 
-static void test_error_roundtrip(void **state)
+static void
+test_error_roundtrip(void **state)
 {
     const struct proto_error in = {
         .type = PROTO_ERR_HOST_CRASHED,
         .message = "worker 123 died of signal 9",
-        .name = "Error!ignored", .name_len = 5,
+        .name = "Error!ignored",
+        .name_len = 5,
         .stack = "at f (a.js:1:2)\nat g (b.js:3:4)",
         .logfile = "/run/jshost/hosts/abc.log",
     };
@@ -288,20 +326,23 @@ static void test_error_roundtrip(void **state)
     assert_int_equal(proto_reader_next(r, &m, cause), 1);
     assert_int_equal(m.msgid, 18);
     assert_int_equal(m.error.via.map.size, 5); /* nil fields are still there */
-    assert_int_equal(proto_map_get(&m.error, "message")->type, MSGPACK_OBJECT_NIL);
+    assert_int_equal(proto_map_get(&m.error, "message")->type,
+                     MSGPACK_OBJECT_NIL);
     assert_int_equal(proto_error_from_object(&m.error, &out), 0);
     assert_int_equal(out.type, PROTO_ERR_TIMEOUT);
     assert_null(out.message);
     assert_null(out.name);
     assert_null(out.stack);
     assert_null(out.logfile);
-    assert_int_equal(out.message_len + out.name_len + out.stack_len + out.logfile_len, 0);
+    assert_int_equal(
+        out.message_len + out.name_len + out.stack_len + out.logfile_len, 0);
     proto_msg_release(&m);
 
     /* PROTO_ERR_NONE packs a nil type, which reads back as ProtocolError. */
     msgpack_sbuffer_clear(&sb);
     {
-        const struct proto_error none = {.type = PROTO_ERR_NONE, .message = "m"};
+        const struct proto_error none = {.type = PROTO_ERR_NONE,
+                                         .message = "m"};
         assert_int_equal(proto_pack_error(&pk, &none), 0);
         assert_int_equal(sb.data[0], (char)0x85);
     }
@@ -309,7 +350,8 @@ static void test_error_roundtrip(void **state)
     proto_reader_free(r);
 }
 
-static void test_error_from_odd_objects(void **state)
+static void
+test_error_from_odd_objects(void **state)
 {
     struct proto_msg m;
     struct proto_error e;
@@ -317,9 +359,12 @@ static void test_error_from_odd_objects(void **state)
     char cause[PROTO_CAUSE_MAX];
     (void)state;
 
-    /* [{"type": "Nope", "message": "boom", "stack": 5}, {"message": "x"}, "s", {}] */
-    REQUEST("\x94\x83\xa4type\xa4Nope\xa7message\xa4" "boom\xa5stack\x05"
-            "\x81\xa7message\xa1x\xa1s\x80", &m);
+    /* [{"type": "Nope", "message": "boom", "stack": 5}, {"message": "x"}, "s",
+     * {}] */
+    REQUEST("\x94\x83\xa4type\xa4Nope\xa7message\xa4"
+            "boom\xa5stack\x05"
+            "\x81\xa7message\xa1x\xa1s\x80",
+            &m);
     assert_int_equal(proto_param_any(&m, 0, &o, cause), 0);
     assert_int_equal(proto_error_from_object(o, &e), 0);
     assert_int_equal(e.type, PROTO_ERR_PROTOCOL); /* unknown type */
@@ -340,7 +385,8 @@ static void test_error_from_odd_objects(void **state)
     proto_msg_release(&m);
 }
 
-static void test_pack_helpers(void **state)
+static void
+test_pack_helpers(void **state)
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
@@ -353,12 +399,17 @@ static void test_pack_helpers(void **state)
     assert_int_equal(proto_pack_strn(&pk, "abc", 1), 0);
     assert_int_equal(proto_pack_strn(&pk, NULL, 0), 0);
     assert_int_equal(sb.size, 1 + 3 + 2 + 1);
-    assert_memory_equal(sb.data, "\xc0\xa2" "ab\xa1" "a\xa0", sb.size);
+    assert_memory_equal(sb.data,
+                        "\xc0\xa2"
+                        "ab\xa1"
+                        "a\xa0",
+                        sb.size);
     msgpack_sbuffer_destroy(&sb);
 }
 
 /* A packer whose writes fail: every writer passes the failure on. */
-static int failing_write(void *data, const char *buf, size_t len)
+static int
+failing_write(void *data, const char *buf, size_t len)
 {
     int *left = data;
     (void)buf;
@@ -369,10 +420,11 @@ static int failing_write(void *data, const char *buf, size_t len)
     return 0;
 }
 
-static void test_writers_fail(void **state)
+static void
+test_writers_fail(void **state)
 {
-    const struct proto_error err = {.type = PROTO_ERR_JS, .message = "m",
-                                    .stack = "s"};
+    const struct proto_error err = {
+        .type = PROTO_ERR_JS, .message = "m", .stack = "s"};
     (void)state;
 
     /* Fail at every write position in turn; each call must report it. */
@@ -392,11 +444,13 @@ static void test_writers_fail(void **state)
         left = allow;
         assert_int_equal(proto_write_protocol_error(&pk, "x"), -1);
         left = allow;
-        assert_int_equal(proto_write_errorf(&pk, 1, PROTO_ERR_JS, "%d", allow), -1);
+        assert_int_equal(proto_write_errorf(&pk, 1, PROTO_ERR_JS, "%d", allow),
+                         -1);
     }
 }
 
-int main(void)
+int
+main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_errtype_names),

@@ -17,19 +17,22 @@ struct sb {
     msgpack_packer pk;
 };
 
-static void sb_init(struct sb *s)
+static void
+sb_init(struct sb *s)
 {
     msgpack_sbuffer_init(&s->buf);
     msgpack_packer_init(&s->pk, &s->buf, msgpack_sbuffer_write);
 }
 
-static void sb_done(struct sb *s)
+static void
+sb_done(struct sb *s)
 {
     msgpack_sbuffer_destroy(&s->buf);
 }
 
 /* Feeds and expects exactly one message back. */
-static void read_one(struct proto_reader *r, const struct sb *s, struct proto_msg *m)
+static void
+read_one(struct proto_reader *r, const struct sb *s, struct proto_msg *m)
 {
     char cause[PROTO_CAUSE_MAX] = "";
 
@@ -38,9 +41,11 @@ static void read_one(struct proto_reader *r, const struct sb *s, struct proto_ms
     assert_int_equal(m->size, s->buf.size);
 }
 
-/* Feeds bytes and expects the stream to break with err and a cause holding `want`. */
-static void expect_broken(size_t max, const void *bytes, size_t len, int err,
-                          const char *want)
+/* Feeds bytes and expects the stream to break with err and a cause holding
+ * `want`. */
+static void
+expect_broken(size_t max, const void *bytes, size_t len, int err,
+              const char *want)
 {
     struct proto_reader *r = proto_reader_new(max);
     struct proto_msg m;
@@ -51,11 +56,13 @@ static void expect_broken(size_t max, const void *bytes, size_t len, int err,
     assert_int_equal(proto_reader_feed(r, bytes, len), 0);
     rc = proto_reader_next(r, &m, cause);
     if (rc != err || strstr(cause, want) == NULL)
-        fail_msg("expected %d with \"%s\", got %d with \"%s\"", err, want, rc, cause);
+        fail_msg("expected %d with \"%s\", got %d with \"%s\"", err, want, rc,
+                 cause);
     proto_reader_free(r);
 }
 
-static void test_request_roundtrip(void **state)
+static void
+test_request_roundtrip(void **state)
 {
     struct proto_reader *r = proto_reader_new(0);
     struct proto_msg m;
@@ -84,7 +91,8 @@ static void test_request_roundtrip(void **state)
     proto_reader_free(r);
 }
 
-static void test_response_roundtrip(void **state)
+static void
+test_response_roundtrip(void **state)
 {
     struct proto_reader *r = proto_reader_new(0);
     struct proto_msg m;
@@ -106,7 +114,8 @@ static void test_response_roundtrip(void **state)
 
     msgpack_sbuffer_clear(&s.buf);
     assert_int_equal(proto_write_errorf(&s.pk, 0, PROTO_ERR_NOT_FOUND,
-                                        "no function '%s'", "nope"), 0);
+                                        "no function '%s'", "nope"),
+                     0);
     read_one(r, &s, &m);
     assert_int_equal(m.kind, PROTO_RESPONSE);
     assert_int_equal(m.msgid, 0);
@@ -124,7 +133,8 @@ static void test_response_roundtrip(void **state)
     proto_reader_free(r);
 }
 
-static void test_errorf_long_message(void **state)
+static void
+test_errorf_long_message(void **state)
 {
     struct proto_reader *r = proto_reader_new(0);
     struct proto_msg m;
@@ -136,7 +146,8 @@ static void test_errorf_long_message(void **state)
     memset(big, 'x', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
     sb_init(&s);
-    assert_int_equal(proto_write_errorf(&s.pk, 9, PROTO_ERR_CONFIG, "<%s>", big), 0);
+    assert_int_equal(
+        proto_write_errorf(&s.pk, 9, PROTO_ERR_CONFIG, "<%s>", big), 0);
     read_one(r, &s, &m);
     assert_int_equal(proto_error_from_object(&m.error, &e), 0);
     assert_int_equal(e.type, PROTO_ERR_CONFIG);
@@ -157,7 +168,8 @@ static void test_errorf_long_message(void **state)
     proto_reader_free(r);
 }
 
-static void test_notification_roundtrip(void **state)
+static void
+test_notification_roundtrip(void **state)
 {
     struct proto_reader *r = proto_reader_new(0);
     struct proto_msg m;
@@ -177,7 +189,8 @@ static void test_notification_roundtrip(void **state)
     proto_reader_free(r);
 }
 
-static void test_protocol_error_notification(void **state)
+static void
+test_protocol_error_notification(void **state)
 {
     struct proto_reader *r = proto_reader_new(0);
     struct proto_msg m;
@@ -188,7 +201,8 @@ static void test_protocol_error_notification(void **state)
     (void)state;
 
     sb_init(&s);
-    assert_int_equal(proto_write_protocol_error(&s.pk, "nesting deeper than 32 levels"), 0);
+    assert_int_equal(
+        proto_write_protocol_error(&s.pk, "nesting deeper than 32 levels"), 0);
     read_one(r, &s, &m);
     assert_int_equal(m.kind, PROTO_NOTIFICATION);
     assert_true(proto_msg_is(&m, "error"));
@@ -199,7 +213,8 @@ static void test_protocol_error_notification(void **state)
     assert_int_equal(proto_error_from_object(o, &e), 0);
     assert_int_equal(e.type, PROTO_ERR_PROTOCOL);
     assert_int_equal(e.message_len, strlen("nesting deeper than 32 levels"));
-    assert_memory_equal(e.message, "nesting deeper than 32 levels", e.message_len);
+    assert_memory_equal(e.message, "nesting deeper than 32 levels",
+                        e.message_len);
     assert_true(proto_obj_streq(proto_map_get(o, "type"), "ProtocolError"));
     assert_int_equal(proto_map_get(o, "stack")->type, MSGPACK_OBJECT_NIL);
     proto_msg_release(&m);
@@ -216,7 +231,8 @@ static void test_protocol_error_notification(void **state)
 }
 
 /* A stream of n mixed messages; message i has msgid i (or method "n<i>"). */
-static void pack_stream(struct sb *s, int n)
+static void
+pack_stream(struct sb *s, int n)
 {
     for (int i = 0; i < n; i++) {
         switch (i % 3) {
@@ -242,7 +258,8 @@ static void pack_stream(struct sb *s, int n)
     }
 }
 
-static void check_stream_msg(const struct proto_msg *m, int i)
+static void
+check_stream_msg(const struct proto_msg *m, int i)
 {
     switch (i % 3) {
     case 0:
@@ -254,16 +271,19 @@ static void check_stream_msg(const struct proto_msg *m, int i)
         assert_int_equal(m->kind, PROTO_RESPONSE);
         assert_int_equal(m->msgid, i);
         assert_int_equal(m->result.via.array.ptr[1].via.bin.size, 3);
-        assert_memory_equal(m->result.via.array.ptr[1].via.bin.ptr, "\0\1\2", 3);
+        assert_memory_equal(m->result.via.array.ptr[1].via.bin.ptr, "\0\1\2",
+                            3);
         break;
     default:
         assert_int_equal(m->kind, PROTO_NOTIFICATION);
-        assert_int_equal(m->params.via.array.ptr[0].via.map.ptr[0].val.via.i64, i);
+        assert_int_equal(m->params.via.array.ptr[0].via.map.ptr[0].val.via.i64,
+                         i);
         break;
     }
 }
 
-static void test_byte_at_a_time(void **state)
+static void
+test_byte_at_a_time(void **state)
 {
     struct proto_reader *r = proto_reader_new(0);
     struct proto_msg m;
@@ -290,7 +310,8 @@ static void test_byte_at_a_time(void **state)
     proto_reader_free(r);
 }
 
-static void test_many_in_one_buffer(void **state)
+static void
+test_many_in_one_buffer(void **state)
 {
     struct proto_reader *r = proto_reader_new(0);
     struct proto_msg *held;
@@ -301,7 +322,8 @@ static void test_many_in_one_buffer(void **state)
 
     sb_init(&s);
     pack_stream(&s, n);
-    assert_true(s.buf.size > 64 * 1024); /* more than the unpacker's first buffer */
+    assert_true(s.buf.size >
+                64 * 1024); /* more than the unpacker's first buffer */
     assert_int_equal(proto_reader_feed(r, s.buf.data, s.buf.size), 0);
     /* Hold them all: each keeps its own zone and the bytes it points into. */
     held = calloc((size_t)n, sizeof(*held));
@@ -323,7 +345,8 @@ static void test_many_in_one_buffer(void **state)
     sb_done(&s);
 }
 
-static void test_buffer_fill(void **state)
+static void
+test_buffer_fill(void **state)
 {
     struct proto_reader *r = proto_reader_new(0);
     struct proto_msg m;
@@ -369,7 +392,8 @@ static void test_buffer_fill(void **state)
     proto_reader_free(r);
 }
 
-static void test_truncated(void **state)
+static void
+test_truncated(void **state)
 {
     struct proto_reader *r = proto_reader_new(0);
     struct proto_msg m;
@@ -395,7 +419,8 @@ static void test_truncated(void **state)
     proto_reader_free(r);
 }
 
-static void test_oversized_complete(void **state)
+static void
+test_oversized_complete(void **state)
 {
     struct sb s;
     char big[2000];
@@ -429,7 +454,8 @@ static void test_oversized_complete(void **state)
     sb_done(&s);
 }
 
-static void test_oversized_incomplete(void **state)
+static void
+test_oversized_incomplete(void **state)
 {
     /* [0, 1, "m", [<str32 announcing 4 GiB - 1>...]] */
     static const unsigned char head[] = {0x94, 0x00, 0x01, 0xa1, 'm', 0x91,
@@ -447,22 +473,24 @@ static void test_oversized_incomplete(void **state)
     assert_non_null(strstr(cause, "limit"));
     /* What follows is not kept. */
     for (int i = 0; i < 100; i++)
-        assert_int_equal(proto_reader_feed(r, (const char *)chunk, sizeof(chunk)), 0);
+        assert_int_equal(
+            proto_reader_feed(r, (const char *)chunk, sizeof(chunk)), 0);
     assert_true(proto_reader_pending(r) <= sizeof(head));
     assert_int_equal(proto_reader_next(r, &m, cause), -EMSGSIZE);
     proto_reader_free(r);
 
     /* An array32 count no message under the limit can hold: refused at once. */
     {
-        static const unsigned char arr[] = {0x94, 0x00, 0x01, 0xa1, 'm', 0xdd,
-                                            0x7f, 0xff, 0xff, 0xff};
+        static const unsigned char arr[] = {0x94, 0x00, 0x01, 0xa1, 'm',
+                                            0xdd, 0x7f, 0xff, 0xff, 0xff};
         expect_broken(0, arr, sizeof(arr), -EMSGSIZE, "items");
     }
 
     /* A message that grows past the limit piece by piece, each piece allowed
      * on its own: the reader stops keeping bytes once the message passes it. */
     {
-        static const unsigned char arr[] = {0x94, 0x00, 0x01, 0xa1, 'm', 0xdc, 0x03, 0xe8};
+        static const unsigned char arr[] = {0x94, 0x00, 0x01, 0xa1,
+                                            'm',  0xdc, 0x03, 0xe8};
         unsigned char item[101];
         const size_t max = 10000;
         int rc = 0;
@@ -471,7 +499,8 @@ static void test_oversized_incomplete(void **state)
         item[1] = 99;
         memset(item + 2, 'q', 99);
         r = proto_reader_new(max);
-        assert_int_equal(proto_reader_feed(r, (const char *)arr, sizeof(arr)), 0);
+        assert_int_equal(proto_reader_feed(r, (const char *)arr, sizeof(arr)),
+                         0);
         for (int i = 0; i < 1000 && rc == 0; i++) {
             for (size_t off = 0; off < sizeof(item); off += 17) {
                 size_t n = sizeof(item) - off < 17 ? sizeof(item) - off : 17;
@@ -489,20 +518,26 @@ static void test_oversized_incomplete(void **state)
     }
 }
 
-static void test_garbage(void **state)
+static void
+test_garbage(void **state)
 {
     static const unsigned char c1[] = {0xc1};
     static const char text[] = "GET / HTTP/1.1\r\n";
     (void)state;
 
     expect_broken(0, c1, 1, -EPROTO, "0xc1");
-    expect_broken(0, text, strlen(text), -EPROTO, "message: expected an array, got an integer");
-    expect_broken(0, "\xa3" "abc", 4, -EPROTO, "expected an array, got a string");
+    expect_broken(0, text, strlen(text), -EPROTO,
+                  "message: expected an array, got an integer");
+    expect_broken(0,
+                  "\xa3"
+                  "abc",
+                  4, -EPROTO, "expected an array, got a string");
     expect_broken(0, "\x90", 1, -EPROTO, "empty array");
 }
 
 /* Whole messages before a break are still handed out; then the error sticks. */
-static void test_sticky_error(void **state)
+static void
+test_sticky_error(void **state)
 {
     struct proto_reader *r = proto_reader_new(0);
     struct proto_msg m;
@@ -565,41 +600,65 @@ struct bad_case {
     const char *cause;
 };
 
-#define BAD(lit, why) {lit, sizeof(lit) - 1, why}
+#define BAD(lit, why)                                                          \
+    {                                                                          \
+        lit, sizeof(lit) - 1, why                                              \
+    }
 
-static void test_wrong_types(void **state)
+static void
+test_wrong_types(void **state)
 {
     static const struct bad_case cases[] = {
-        BAD("\x94\xa1k\x01\xa1m\x90", "message[0] (kind): expected 0, 1 or 2, got a string"),
+        BAD("\x94\xa1k\x01\xa1m\x90",
+            "message[0] (kind): expected 0, 1 or 2, got a string"),
         BAD("\x94\x03\x01\xa1m\x90", "message[0] (kind): expected 0, 1 or 2"),
-        BAD("\x94\xff\x01\xa1m\x90", "message[0] (kind): expected 0, 1 or 2, got a negative"),
-        BAD("\x94\xc0\x01\xa1m\x90", "message[0] (kind): expected 0, 1 or 2, got nil"),
+        BAD("\x94\xff\x01\xa1m\x90",
+            "message[0] (kind): expected 0, 1 or 2, got a negative"),
+        BAD("\x94\xc0\x01\xa1m\x90",
+            "message[0] (kind): expected 0, 1 or 2, got nil"),
         BAD("\x93\x00\x01\xa1m", "message: a request has 4 elements, got 3"),
-        BAD("\x95\x00\x01\xa1m\x90\xc0", "message: a request has 4 elements, got 5"),
+        BAD("\x95\x00\x01\xa1m\x90\xc0",
+            "message: a request has 4 elements, got 5"),
         BAD("\x93\x01\x01\xc0", "message: a response has 4 elements, got 3"),
-        BAD("\x94\x02\xa1m\x90\xc0", "message: a notification has 3 elements, got 4"),
+        BAD("\x94\x02\xa1m\x90\xc0",
+            "message: a notification has 3 elements, got 4"),
         BAD("\x92\x02\xa1m", "message: a notification has 3 elements, got 2"),
         /* msgid */
-        BAD("\x94\x00\xa1x\xa1m\x90", "message[1] (msgid): expected an unsigned 32-bit integer, got a string"),
-        BAD("\x94\x00\xff\xa1m\x90", "message[1] (msgid): expected an unsigned 32-bit integer, got a negative integer"),
+        BAD("\x94\x00\xa1x\xa1m\x90", "message[1] (msgid): expected an "
+                                      "unsigned 32-bit integer, got a string"),
+        BAD("\x94\x00\xff\xa1m\x90", "message[1] (msgid): expected an unsigned "
+                                     "32-bit integer, got a negative integer"),
         BAD("\x94\x00\xcf\x00\x00\x00\x01\x00\x00\x00\x00\xa1m\x90",
-            "message[1] (msgid): expected an unsigned 32-bit integer, got one above 4294967295"),
+            "message[1] (msgid): expected an unsigned 32-bit integer, got one "
+            "above 4294967295"),
         BAD("\x94\x00\xcb\x3f\xf0\x00\x00\x00\x00\x00\x00\xa1m\x90",
-            "message[1] (msgid): expected an unsigned 32-bit integer, got a float"),
-        BAD("\x94\x01\xc0\xc0\xc0", "message[1] (msgid): expected an unsigned 32-bit integer, got nil"),
+            "message[1] (msgid): expected an unsigned 32-bit integer, got a "
+            "float"),
+        BAD("\x94\x01\xc0\xc0\xc0",
+            "message[1] (msgid): expected an unsigned 32-bit integer, got nil"),
         /* method */
-        BAD("\x94\x00\x01\x05\x90", "message[2] (method): expected a string, got an integer"),
-        BAD("\x94\x00\x01\xc4\x01m\x90", "message[2] (method): expected a string, got a binary"),
-        BAD("\x93\x02\x90\x90", "message[1] (method): expected a string, got an array"),
+        BAD("\x94\x00\x01\x05\x90",
+            "message[2] (method): expected a string, got an integer"),
+        BAD("\x94\x00\x01\xc4\x01m\x90",
+            "message[2] (method): expected a string, got a binary"),
+        BAD("\x93\x02\x90\x90",
+            "message[1] (method): expected a string, got an array"),
         /* params */
-        BAD("\x94\x00\x01\xa1m\x80", "message[3] (params): expected an array, got a map"),
-        BAD("\x94\x00\x01\xa1m\xc0", "message[3] (params): expected an array, got nil"),
-        BAD("\x93\x02\xa1m\xc3", "message[2] (params): expected an array, got a boolean"),
-        BAD("\x93\x02\xa1m\xd4\x01\x00", "message[2] (params): expected an array, got an extension"),
+        BAD("\x94\x00\x01\xa1m\x80",
+            "message[3] (params): expected an array, got a map"),
+        BAD("\x94\x00\x01\xa1m\xc0",
+            "message[3] (params): expected an array, got nil"),
+        BAD("\x93\x02\xa1m\xc3",
+            "message[2] (params): expected an array, got a boolean"),
+        BAD("\x93\x02\xa1m\xd4\x01\x00",
+            "message[2] (params): expected an array, got an extension"),
         /* response error */
-        BAD("\x94\x01\x01\xa1x\xc0", "message[2] (error): expected a map or nil, got a string"),
-        BAD("\x94\x01\x01\x90\xc0", "message[2] (error): expected a map or nil, got an array"),
-        BAD("\x94\x01\x01\xc2\xc0", "message[2] (error): expected a map or nil, got a boolean"),
+        BAD("\x94\x01\x01\xa1x\xc0",
+            "message[2] (error): expected a map or nil, got a string"),
+        BAD("\x94\x01\x01\x90\xc0",
+            "message[2] (error): expected a map or nil, got an array"),
+        BAD("\x94\x01\x01\xc2\xc0",
+            "message[2] (error): expected a map or nil, got a boolean"),
         /* the whole message */
         BAD("\x81\xa1k\x00", "message: expected an array, got a map"),
         BAD("\xc0", "message: expected an array, got nil"),
@@ -610,8 +669,10 @@ static void test_wrong_types(void **state)
         expect_broken(0, cases[i].bytes, cases[i].len, -EPROTO, cases[i].cause);
 }
 
-/* depth nested arrays in params: [0, 1, "m", [[[...]]]] nests depth + 2 levels. */
-static void pack_nested(struct sb *s, int inner, bool empty_last)
+/* depth nested arrays in params: [0, 1, "m", [[[...]]]] nests depth + 2 levels.
+ */
+static void
+pack_nested(struct sb *s, int inner, bool empty_last)
 {
     proto_write_request(&s->pk, 1, "m", 1);
     for (int i = 0; i < inner; i++)
@@ -620,7 +681,8 @@ static void pack_nested(struct sb *s, int inner, bool empty_last)
         msgpack_pack_int(&s->pk, 5);
 }
 
-static void test_nesting(void **state)
+static void
+test_nesting(void **state)
 {
     struct proto_reader *r;
     struct proto_msg m;
@@ -641,7 +703,8 @@ static void test_nesting(void **state)
                 o = &o->via.array.ptr[0];
                 levels++;
             }
-            assert_int_equal(levels, empty ? PROTO_VALUE_MAX_DEPTH : PROTO_VALUE_MAX_DEPTH + 1);
+            assert_int_equal(levels, empty ? PROTO_VALUE_MAX_DEPTH
+                                           : PROTO_VALUE_MAX_DEPTH + 1);
         }
         proto_msg_release(&m);
         proto_reader_free(r);
@@ -650,7 +713,8 @@ static void test_nesting(void **state)
         /* 33: even when the 33rd is an empty array (msgpack-c's NOMEM). */
         sb_init(&s);
         pack_nested(&s, PROTO_VALUE_MAX_DEPTH + 1, empty);
-        expect_broken(0, s.buf.data, s.buf.size, -EPROTO, "nesting deeper than 32 levels");
+        expect_broken(0, s.buf.data, s.buf.size, -EPROTO,
+                      "nesting deeper than 32 levels");
         sb_done(&s);
     }
 
@@ -671,8 +735,10 @@ static void test_nesting(void **state)
     sb_done(&s);
 }
 
-/* Every msgpack type in a result, fed in two uneven halves, comes back whole. */
-static void test_all_types(void **state)
+/* Every msgpack type in a result, fed in two uneven halves, comes back whole.
+ */
+static void
+test_all_types(void **state)
 {
     struct proto_reader *r = proto_reader_new(0);
     struct proto_msg m;
@@ -725,7 +791,8 @@ static void test_all_types(void **state)
     proto_reader_free(r);
 }
 
-int main(void)
+int
+main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_roundtrip),

@@ -1,0 +1,186 @@
+/* Deadlines and the heap limit: terminated runs, the worker living on, and a
+ * heap bomb that must end as MemoryError, never as V8's fatal OOM abort. */
+#include "engine_test.h"
+
+static const char *kConfig =
+    "let calls = 0;\n"
+    "module.exports = {\n"
+    "  functions: {\n"
+    "    spin() { calls++; for (;;) {} },\n"
+    "    count() { return ++calls; },\n"
+    "    never() { return new Promise(() => {}); },\n"
+    "    neverCb(data, cb) {},\n"
+    "    getterLoops() { return {get x() { for (;;) {} }}; },\n"
+    "    spinInMicrotask() { return Promise.resolve().then(() => { for (;;) {} }); },\n"
+    "    spinLater() { setTimeout(() => { for (;;) {} }, 1); return 'armed'; },\n"
+    "    lateCb(data, cb) { setTimeout(() => cb(null, 'too late'), 400); },\n"
+    "    arrayBomb() { const a = []; for (;;) a.push({i: a.length, s: 'x' + a.length}); },\n"
+    "    stringBomb() { let s = 'xy'; const keep = []; for (;;) { s = s + s; keep.push(s.substring(1)); } },\n"
+    "  },\n"
+    "  timeout: 2000,\n"
+    "};\n";
+
+static double now_ms(void) { return (double)uv_hrtime() / 1e6; }
+
+static void expect_type(struct result *r, enum proto_errtype type) {
+    assert_true(r->done);
+    if (r->ok)
+        fprintf(stderr, "unexpected success: %s\n", r->text);
+    assert_false(r->ok);
+    if (r->err.type != type)
+        fprintf(stderr, "error %d: %s\n", r->err.type, r->err.message);
+    assert_int_equal(r->err.type, type);
+}
+
+static void test_sync_deadline(void **state) {
+    struct fx *f = *state;
+    put(f, "c.js", kConfig);
+    load(f, "c.js");
+    struct result r;
+    msgpack_object nil;
+    memset(&nil, 0, sizeof nil);
+    double t0 = now_ms();
+    call_obj(f, "spin", &nil, 500, &r);
+    double took = now_ms() - t0;
+    expect_type(&r, PROTO_ERR_TIMEOUT);
+    fprintf(stderr, "spin answered TimeoutError after %.0f ms\n", took);
+    assert_true(took >= 450);
+    assert_true(took < 3000);
+    result_free(&r);
+    /* state intact: spin counted once */
+    call(f, "count", &r);
+    expect_ok(&r, "2");
+    result_free(&r);
+    call_obj(f, "spin", &nil, 100, &r);
+    expect_type(&r, PROTO_ERR_TIMEOUT);
+    result_free(&r);
+    call(f, "count", &r);
+    expect_ok(&r, "4");
+    result_free(&r);
+}
+
+static void test_async_deadline(void **state) {
+    struct fx *f = *state;
+    put(f, "c.js", kConfig);
+    load(f, "c.js");
+    struct result r;
+    msgpack_object nil;
+    memset(&nil, 0, sizeof nil);
+    call_obj(f, "never", &nil, 200, &r);
+    expect_type(&r, PROTO_ERR_TIMEOUT);
+    result_free(&r);
+    call_obj(f, "neverCb", &nil, 200, &r);
+    expect_type(&r, PROTO_ERR_TIMEOUT);
+    result_free(&r);
+    call_obj(f, "getterLoops", &nil, 300, &r);
+    expect_type(&r, PROTO_ERR_TIMEOUT);
+    result_free(&r);
+    call_obj(f, "spinInMicrotask", &nil, 300, &r);
+    expect_type(&r, PROTO_ERR_TIMEOUT);
+    result_free(&r);
+    /* a late cb after the deadline is ignored */
+    call_obj(f, "lateCb", &nil, 100, &r);
+    expect_type(&r, PROTO_ERR_TIMEOUT);
+    result_free(&r);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    call(f, "count", &r);
+    expect_ok(&r, "1");
+    result_free(&r);
+    /* the default deadline comes from the config's timeout */
+    struct js_config c;
+    js_engine_config(f->e, &c);
+    assert_int_equal(c.timeout_ms, 2000);
+}
+
+static void test_timer_spin(void **state) {
+    struct fx *f = *state;
+    put(f, "c.js", kConfig);
+    assert_int_equal(load_opts(f, "c.js", 0, 300), 0);
+    struct result r;
+    call(f, "spinLater", &r);
+    expect_ok(&r, "\"armed\"");
+    result_free(&r);
+    /* the timer's loop is terminated at the engine's default deadline */
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    call(f, "count", &r);
+    expect_ok(&r, "1");
+    result_free(&r);
+}
+
+static void test_context_deadline(void **state) {
+    struct fx *f = *state;
+    load(f, NULL);
+    uint32_t ctx = new_context(f);
+    struct result r;
+    expect_eval(f, ctx, "var kept = 'yes'; 1", "1");
+    eval_t(f, ctx, "while (true) {}", "loop.js", 300, &r);
+    expect_type(&r, PROTO_ERR_TIMEOUT);
+    result_free(&r);
+    expect_eval(f, ctx, "kept", "\"yes\"");
+}
+
+static void bomb(void **state, const char *fn) {
+    struct fx *f = *state;
+    put(f, "c.js", kConfig);
+    assert_int_equal(load_opts(f, "c.js", 64, 60000), 0);
+    struct js_stats st;
+    js_engine_stats(f->e, &st);
+    assert_true(st.heap_limit <= 96u * 1024 * 1024);
+    struct result r;
+    call(f, fn, &r);
+    expect_type(&r, PROTO_ERR_MEMORY);
+    assert_true(js_engine_doomed(f->e));
+    result_free(&r);
+    /* further runs are refused, not run */
+    call(f, "count", &r);
+    expect_type(&r, PROTO_ERR_HOST_UNAVAILABLE);
+    result_free(&r);
+}
+
+static void test_array_bomb(void **state) { bomb(state, "arrayBomb"); }
+static void test_string_bomb(void **state) { bomb(state, "stringBomb"); }
+
+static void test_memory_from_config(void **state) {
+    struct fx *f = *state;
+    put(f, "m.js", "module.exports = {functions: {}, memory: 128};\n");
+    load(f, "m.js");
+    struct js_config c;
+    js_engine_config(f->e, &c);
+    assert_int_equal(c.memory_mb, 128);
+    struct js_stats st;
+    js_engine_stats(f->e, &st);
+    assert_true(st.heap_limit <= 160u * 1024 * 1024);
+    assert_true(st.heap_limit >= 100u * 1024 * 1024);
+}
+
+static void test_free_with_pending(void **state) {
+    struct fx *f = *state;
+    put(f, "c.js", kConfig);
+    load(f, "c.js");
+    struct result r;
+    memset(&r, 0, sizeof r);
+    assert_int_equal(js_call(f->e, "never", 5, NULL, 0, done_cb, &r), 0);
+    assert_false(r.done);
+    struct js_stats st;
+    js_engine_stats(f->e, &st);
+    assert_int_equal(st.in_flight, 1);
+    js_engine_free(f->e);
+    f->e = NULL;
+    expect_type(&r, PROTO_ERR_HOST_UNAVAILABLE);
+    result_free(&r);
+}
+
+int main(void) {
+    js_engine_global_init("test_limits");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_sync_deadline, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_async_deadline, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_timer_spin, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_context_deadline, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_array_bomb, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_string_bomb, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_memory_from_config, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_free_with_pending, fx_setup, fx_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
