@@ -129,3 +129,9 @@ def wait_until(pred, timeout=10.0, step=0.02):
         if v or time.monotonic() > deadline:
             return v
         time.sleep(step)
+
+
+def child_env():
+    """os.environ for a child Python that must import this same jshost."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(jshost.__file__)))
+    return dict(os.environ, PYTHONPATH=root)

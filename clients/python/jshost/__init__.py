@@ -226,6 +226,16 @@ class Context:
         """The context's id on its connection."""
         return self._id
 
+    def _run(self, fn, *args):
+        try:
+            return fn(*args)
+        except (MemoryError, HostCrashedError):
+            # the worker is gone with every context on it; a VM starts anew
+            lost = getattr(self._owner, "_worker_lost", None)
+            if lost is not None:
+                lost(self._id)
+            raise
+
     def eval(self, source, *, timeout=None):
         """Runs ``source`` and returns the value of its last expression
         (a promise is awaited)."""
@@ -238,19 +248,20 @@ class Context:
             script = bytes(script).decode("utf-8")
         if isinstance(identifier, (bytes, bytearray)):
             identifier = bytes(identifier).decode("utf-8")
-        return self._conn.context_eval(self._id, script, identifier,
-                                       _timeout_ms(timeout))
+        return self._run(self._conn.context_eval, self._id, script, identifier,
+                         _timeout_ms(timeout))
 
     def call(self, expression, *args, timeout=None):
         """Calls the function ``expression`` evaluates to with ``args``:
         ``ctx.call("Math.max", 1, 2)`` returns 2."""
-        return self._conn.context_call(self._id, expression, args, _timeout_ms(timeout))
+        return self._run(self._conn.context_call, self._id, expression, args,
+                         _timeout_ms(timeout))
 
     def load_libs(self, paths, *, timeout=None):
         """Runs the script files in order (paths relative to the working
         directory), as ``<script>`` tags would."""
         paths = [os.path.abspath(os.fspath(p)) for p in paths]
-        self._conn.context_load(self._id, paths, _timeout_ms(timeout))
+        self._run(self._conn.context_load, self._id, paths, _timeout_ms(timeout))
 
     def close(self):
         """Destroys the context. Idempotent."""
@@ -315,9 +326,16 @@ class VM:
                 self._anchor = self._conn.request("context.create", [None, opts])
             return self._anchor
 
+    def _worker_lost(self, ctx_id):
+        # Called by a context of this VM whose worker died (heap limit, crash):
+        # the next create_context starts a new private worker.
+        with self._lock:
+            self._anchor = None
+
     def create_context(self):
         """A fresh JavaScript global scope on this VM's worker (started by the
-        first call)."""
+        first call; after the worker hit its heap limit or crashed, a new
+        one)."""
         vm = self._vm_id()
         try:
             ctx = self._conn.request("context.create", [None, {"vm": vm, "cwd": os.getcwd()}])
