@@ -864,15 +864,25 @@ static PyObject *conn_detach(ConnObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* context_eval(ctx, source, identifier, timeout_ms=0) -> value */
+/* How long the client waits (libjshost adds its margin): the call's own
+ * deadline, else the deadline the server applies by default when the caller
+ * knows it (a VM's), else 0, libjshost's generous default wait. */
+static int client_wait(int timeout_ms, int default_ms)
+{
+    if (timeout_ms != 0)
+        return timeout_ms;
+    return default_ms > 0 ? default_ms : 0;
+}
+
+/* context_eval(ctx, source, identifier, timeout_ms=0, default_ms=0) -> value */
 static PyObject *conn_context_eval(ConnObject *self, PyObject *args)
 {
     unsigned long long ctx;
     const char *src, *ident;
     Py_ssize_t nsrc, nident;
-    int timeout_ms = 0;
-    if (!PyArg_ParseTuple(args, "Ks#s#|i:context_eval", &ctx, &src, &nsrc, &ident,
-                          &nident, &timeout_ms))
+    int timeout_ms = 0, default_ms = 0;
+    if (!PyArg_ParseTuple(args, "Ks#s#|ii:context_eval", &ctx, &src, &nsrc, &ident,
+                          &nident, &timeout_ms, &default_ms))
         return NULL;
     struct pyjs_pack st;
     pyjs_pack_init(&st, "params");
@@ -880,23 +890,24 @@ static PyObject *conn_context_eval(ConnObject *self, PyObject *args)
     if (msgpack_pack_array(&st.pk, 4) == 0 && msgpack_pack_uint64(&st.pk, ctx) == 0 &&
         pack_cstr(&st, src, nsrc) == 0 && pack_cstr(&st, ident, nident) == 0 &&
         pack_opts(&st, timeout_ms) == 0)
-        r = conn_request_packed(self, "context.eval", &st, timeout_ms);
+        r = conn_request_packed(self, "context.eval", &st,
+                                client_wait(timeout_ms, default_ms));
     else if (!PyErr_Occurred())
         PyErr_NoMemory();
     msgpack_sbuffer_destroy(&st.sb);
     return r;
 }
 
-/* context_call(ctx, expression, args: tuple, timeout_ms=0) -> value */
+/* context_call(ctx, expression, args: tuple, timeout_ms=0, default_ms=0) -> value */
 static PyObject *conn_context_call(ConnObject *self, PyObject *args)
 {
     unsigned long long ctx;
     const char *expr;
     Py_ssize_t nexpr;
     PyObject *cargs;
-    int timeout_ms = 0;
-    if (!PyArg_ParseTuple(args, "Ks#O!|i:context_call", &ctx, &expr, &nexpr,
-                          &PyTuple_Type, &cargs, &timeout_ms))
+    int timeout_ms = 0, default_ms = 0;
+    if (!PyArg_ParseTuple(args, "Ks#O!|ii:context_call", &ctx, &expr, &nexpr,
+                          &PyTuple_Type, &cargs, &timeout_ms, &default_ms))
         return NULL;
     struct pyjs_pack st;
     pyjs_pack_init(&st, "args");
@@ -907,20 +918,21 @@ static PyObject *conn_context_call(ConnObject *self, PyObject *args)
             PyErr_NoMemory();
     } else if (pyjs_pack_value(&st, cargs, "args") == 0 &&
                pack_opts(&st, timeout_ms) == 0) {
-        r = conn_request_packed(self, "context.call", &st, timeout_ms);
+        r = conn_request_packed(self, "context.call", &st,
+                                client_wait(timeout_ms, default_ms));
     }
     msgpack_sbuffer_destroy(&st.sb);
     return r;
 }
 
-/* context_load(ctx, paths: list of str, timeout_ms=0) */
+/* context_load(ctx, paths: list of str, timeout_ms=0, default_ms=0) */
 static PyObject *conn_context_load(ConnObject *self, PyObject *args)
 {
     unsigned long long ctx;
     PyObject *paths;
-    int timeout_ms = 0;
-    if (!PyArg_ParseTuple(args, "KO!|i:context_load", &ctx, &PyList_Type, &paths,
-                          &timeout_ms))
+    int timeout_ms = 0, default_ms = 0;
+    if (!PyArg_ParseTuple(args, "KO!|ii:context_load", &ctx, &PyList_Type, &paths,
+                          &timeout_ms, &default_ms))
         return NULL;
     struct pyjs_pack st;
     pyjs_pack_init(&st, "paths");
@@ -928,7 +940,8 @@ static PyObject *conn_context_load(ConnObject *self, PyObject *args)
     if (msgpack_pack_array(&st.pk, 2) != 0 || msgpack_pack_uint64(&st.pk, ctx) != 0)
         PyErr_NoMemory();
     else if (pyjs_pack_value(&st, paths, "paths") == 0)
-        r = conn_request_packed(self, "context.load", &st, timeout_ms);
+        r = conn_request_packed(self, "context.load", &st,
+                                client_wait(timeout_ms, default_ms));
     msgpack_sbuffer_destroy(&st.sb);
     return r;
 }

@@ -91,7 +91,8 @@ def test_timeout_argument_checks():
     assert jshost._timeout_ms(0.5) == 500
     assert jshost._timeout_ms(0.0001) == 1
     assert jshost._timeout_ms(2) == 2000
-    assert jshost._timeout_ms(float("inf")) == -1
+    assert jshost._timeout_ms(float("inf")) == 2**31 - 1
+    assert jshost._timeout_ms(10**9) == 2**31 - 1
     for bad in (0, -1, float("nan")):
         with pytest.raises(ValueError):
             jshost._timeout_ms(bad)

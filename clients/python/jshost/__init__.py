@@ -56,16 +56,15 @@ DEFAULT_IDENTIFIER = "<anonymous>"
 
 
 def _timeout_ms(timeout):
-    """Seconds (None: the host's default; inf: no limit) to libjshost's ms."""
+    """Seconds (None: the host's default, 0; inf: no practical limit) to ms."""
     if timeout is None:
         return 0
     timeout = float(timeout)
     if timeout != timeout or timeout <= 0:
         raise ValueError("timeout must be a positive number of seconds, not %r" % timeout)
-    if timeout == float("inf"):
-        return -1
-    ms = int(timeout * 1000 + 0.999999)
-    return min(ms, 2**31 - 1)
+    if timeout >= 2**31 / 1000:
+        return 2**31 - 1  # about 24 days: as good as no limit, and the server is told so
+    return int(timeout * 1000 + 0.999999)
 
 
 def _connect(socket, spawn):
@@ -219,6 +218,8 @@ class Context:
         self._conn = conn
         self._id = ctx_id
         self._owner = owner  # keeps the Host or VM (and its connection) alive
+        # a VM's own default deadline bounds the client's wait too
+        self._default_ms = getattr(owner, "_timeout_ms", 0)
         self._closed = False
 
     @property
@@ -249,19 +250,20 @@ class Context:
         if isinstance(identifier, (bytes, bytearray)):
             identifier = bytes(identifier).decode("utf-8")
         return self._run(self._conn.context_eval, self._id, script, identifier,
-                         _timeout_ms(timeout))
+                         _timeout_ms(timeout), self._default_ms)
 
     def call(self, expression, *args, timeout=None):
         """Calls the function ``expression`` evaluates to with ``args``:
         ``ctx.call("Math.max", 1, 2)`` returns 2."""
         return self._run(self._conn.context_call, self._id, expression, args,
-                         _timeout_ms(timeout))
+                         _timeout_ms(timeout), self._default_ms)
 
     def load_libs(self, paths, *, timeout=None):
         """Runs the script files in order (paths relative to the working
         directory), as ``<script>`` tags would."""
         paths = [os.path.abspath(os.fspath(p)) for p in paths]
-        self._run(self._conn.context_load, self._id, paths, _timeout_ms(timeout))
+        self._run(self._conn.context_load, self._id, paths, _timeout_ms(timeout),
+                  self._default_ms)
 
     def close(self):
         """Destroys the context. Idempotent."""
