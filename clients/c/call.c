@@ -10,6 +10,28 @@
 #include "jshost_defs.h"
 #include "jshost_priv.h"
 
+/*
+ * The manager runs in another directory: a relative config path is made
+ * absolute here, against the caller's cwd (not realpath'd, so a missing file
+ * is still the manager's ConfigError). Host ids pass unchanged. Returns the
+ * string to send (s itself or buf).
+ */
+static const char *
+absolute(const char *s, char *buf, size_t len, bool always)
+{
+    char cwd[PATH_MAX];
+
+    if (s == NULL || s[0] == '/' || s[0] == '\0')
+        return s;
+    if (!always && strchr(s, '/') == NULL && access(s, F_OK) != 0)
+        return s;
+    if (getcwd(cwd, sizeof(cwd)) == NULL)
+        return s;
+    if (snprintf(buf, len, "%s/%s", cwd, s) >= (int)len)
+        return s;
+    return buf;
+}
+
 /* Where a request's error goes: the handle itself, or the caller's own slots
  * (shared handles). The sink is a jshost struct so jshost__seterr fits both. */
 struct errout {
@@ -324,9 +346,11 @@ jshost_attach(jshost *c, const char *config_path, char **host,
     msgpack_unpacked u;
     const msgpack_object *id;
     char *s = NULL;
+    char abs[PATH_MAX];
     int r;
 
     *host = NULL;
+    config_path = absolute(config_path, abs, sizeof(abs), true);
     if (info != NULL) {
         info->data = NULL;
         info->len = 0;
@@ -514,7 +538,9 @@ manager_action(jshost *c, const char *method, const char *what,
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
+    char abs[PATH_MAX];
 
+    what = absolute(what, abs, sizeof(abs), false);
     packer_init(&sb, &pk);
     msgpack_pack_array(&pk, 1);
     proto_pack_cstr(&pk, what); /* NULL packs nil */

@@ -564,7 +564,16 @@ jshost__reconnect_locked(jshost *c)
         return -1;
     if (open_socket(c, deadline) < 0)
         return -1;
-    if (hello(c, deadline) < 0 || reattach(c, deadline) < 0)
+    if (hello(c, deadline) < 0) {
+        /* A manager exiting on idle can accept us and then close: once more,
+         * which finds the socket gone and starts a new one. */
+        if (c->err != JSHOST_ERR_IO || jshost__now_ms() >= deadline)
+            return -1;
+        sleep_ms(10);
+        if (open_socket(c, deadline) < 0 || hello(c, deadline) < 0)
+            return -1;
+    }
+    if (reattach(c, deadline) < 0)
         return -1;
     c->err = JSHOST_ERR_NONE;
     c->errstr[0] = '\0';

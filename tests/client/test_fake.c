@@ -222,7 +222,9 @@ test_call_and_errors(void **state)
 
     assert_int_equal(c->err, 0);
     assert_int_equal(jshost_attach(c, "cfg.js", &host, &info), 0);
-    assert_string_equal(host, "h-cfg.js");
+    /* relative config paths go out absolute (the manager runs elsewhere) */
+    assert_true(host[2] == '/');
+    assert_non_null(strstr(host, "/cfg.js"));
     s = jshost_json_dump(info.data, info.len, 0);
     assert_non_null(strstr(s, "\"functions\""));
     free(s);
@@ -664,6 +666,8 @@ test_autostart(void **state)
         usleep(300000);
         c = jshost_connect(&o);
     }
+    if (c->err != JSHOST_ERR_SPAWN)
+        fprintf(stderr, "got: %s\n", c->errstr);
     assert_int_equal(c->err, JSHOST_ERR_SPAWN);
     assert_non_null(strstr(c->errstr, "/nonexistent/jshost-manager"));
     jshost_free(c);
