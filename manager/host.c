@@ -25,6 +25,10 @@
 #define HOST_MAX_WORKERS 64
 
 static void host_begin_stop(struct host *h);
+static void host_answer_waiters(struct host *h, unsigned kinds,
+                                enum proto_errtype type, const char *msg);
+static void host_fail_queue(struct host *h, enum proto_errtype type,
+                            const char *msg);
 static void host_drop(struct host *h);
 static void host_fill(struct host *h);
 static void host_dispatch(struct host *h);
@@ -57,6 +61,13 @@ host_log(struct host *h, pid_t pid, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     log_timestamp(ts, sizeof ts);
+    if (pid == 0) {
+        if (h->logfd >= 0 && !h->is_private)
+            dprintf(h->logfd, "%s jshost-manager[%d]: host %s: %s\n", ts,
+                    (int)getpid(), h->id, msg);
+        log_info("host %s: %s", h->id, msg);
+        return;
+    }
     if (h->logfd >= 0 && !h->is_private)
         dprintf(h->logfd, "%s jshost-manager[%d]: worker %d: %s\n", ts,
                 (int)getpid(), (int)pid, msg);
@@ -119,6 +130,9 @@ host_free(struct host *h)
     if (h->freeing)
         return;
     h->freeing = true;
+    /* Nobody is left waiting on a host that is gone. */
+    host_answer_waiters(h, ~0u, PROTO_ERR_HOST_UNAVAILABLE, "host stopped");
+    host_fail_queue(h, PROTO_ERR_HOST_UNAVAILABLE, "host stopped");
     ctx_foreach(host_forget_ctx, h);
     if (h->logfd >= 0 && !h->is_private)
         close(h->logfd);
@@ -440,6 +454,7 @@ host_attach(struct host *h, struct client *c, uint32_t msgid)
     }
     if (h->state == HOST_STOPPED) {
         h->state = HOST_STARTING;
+        h->configured = false;
         h->generation++;
         host_log(h, 0, "attached again: starting");
         host_fill(h);
@@ -959,8 +974,10 @@ host_restart(struct host *h, struct client *c, uint32_t msgid)
     if (h->state == HOST_READY) {
         h->restarting = true;
     } else {
-        /* Quarantined or stopped: nothing to drain, start afresh. */
+        /* Quarantined or stopped: nothing to drain, start afresh and read
+         * the config's figures again. */
         h->state = HOST_STARTING;
+        h->configured = false;
     }
     host_fill(h);
 }

@@ -397,10 +397,11 @@ main(int argc, char **argv)
     uv_walk(mgr.loop, close_walk_cb, NULL);
     uv_run(mgr.loop, UV_RUN_DEFAULT);
     ctx_cleanup();
+    /* Every handle closed means every worker and connection was reaped. */
     rc = uv_loop_close(mgr.loop);
     if (rc != 0)
-        log_warn("loop not empty at exit: %s", uv_strerror(rc));
+        log_error("loop not empty at exit: %s", uv_strerror(rc));
     log_info("exited");
     log_close();
-    return 0;
+    return rc == 0 ? 0 : 1;
 }

@@ -23,6 +23,7 @@
 #define WORKER_EOF_GRACE_MS 1000
 
 static void worker_finish(struct worker *w);
+static void worker_kill_timer_cb(uv_timer_t *t);
 
 const char *
 worker_state_name(enum worker_state s)
@@ -267,8 +268,15 @@ worker_on_end(void *owner, int err, const char *cause)
         if (w->state != WORKER_EXITED)
             uv_process_kill(&w->proc, SIGKILL);
     }
-    if (w->state == WORKER_EXITED)
+    if (w->state == WORKER_EXITED) {
         worker_finish(w);
+    } else if (w->state != WORKER_STOPPING) {
+        /* It hung up without exiting: no new calls, and a deadline to go. */
+        w->state = WORKER_STOPPING;
+        uv_timer_start(&w->kill_timer, worker_kill_timer_cb, mgr.kill_grace_ms,
+                       0);
+        host__worker_recycling(w->host, w);
+    }
 }
 
 static void

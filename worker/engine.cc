@@ -43,12 +43,6 @@ using v8::String;
 using v8::TryCatch;
 using v8::Value;
 
-// Weak until the values branch's js_builtins.cc lands, so that this branch
-// links on its own meanwhile; then it is an ordinary call.
-namespace jsb {
-bool Install(v8::Local<v8::Context> context) __attribute__((weak));
-}
-
 namespace {
 
 constexpr size_t kMiB = 1024 * 1024;
@@ -150,7 +144,8 @@ struct Run {
     std::string name;   // the function name (late-callback log)
     uint64_t deadline_ns = 0;
     uint32_t timeout_ms = 0;
-    uv_timer_t timer;
+    uv_timer_t timer;       // started only when the run outlives its entry
+    bool timer_on = false;
     bool settled = false;   // a settlement won (answer pending or given)
     bool completed = false; // the answer was given
     bool ok = false;
@@ -200,6 +195,7 @@ struct js_engine {
     msgpack_sbuffer *spare = nullptr; // a scratch buffer kept between runs
 
     int depth = 0;
+    uint64_t current_run = 0;
     bool doomed = false;
     int heap_grants = 0;
     bool freeing = false;
@@ -338,6 +334,10 @@ Outcome Entry::Leave() {
     left_ = true;
     if (outer_ && !e_->doomed)
         e_->isolate->PerformMicrotaskCheckpoint();
+    // Logging reads the errors' stacks (getters, maybe): still under the
+    // deadline.
+    if (outer_ && !e_->rejections.empty() && !e_->doomed)
+        ReportRejections(e_);
     e_->depth--;
     if (!outer_)
         return kFinished;
@@ -347,8 +347,8 @@ Outcome Entry::Leave() {
     // entry: clear it whatever it met.
     if (fired || oom)
         e_->isolate->CancelTerminateExecution();
-    if (!e_->rejections.empty() && !e_->doomed)
-        ReportRejections(e_);
+    if (oom)
+        e_->rejections.clear();
     if (oom)
         return kOutOfMemory;
     if (fired)
@@ -497,9 +497,21 @@ static void RunComplete(Run *run, const char *value, size_t len,
     e->calls++;
     if (error != nullptr)
         e->errors++;
-    uv_timer_stop(&run->timer);
-    uv_close(reinterpret_cast<uv_handle_t *>(&run->timer), RunClosed);
-    run->cb(run->arg, value, len, error);
+    for (auto it = e->settled.begin(); it != e->settled.end(); ++it) {
+        if (*it == run) {
+            e->settled.erase(it);
+            break;
+        }
+    }
+    js_done_cb cb = run->cb;
+    void *arg = run->arg;
+    if (run->timer_on) {
+        uv_timer_stop(&run->timer);
+        uv_close(reinterpret_cast<uv_handle_t *>(&run->timer), RunClosed);
+    } else {
+        delete run;
+    }
+    cb(arg, value, len, error);
 }
 
 static void RunFail(Run *run, enum proto_errtype type, const char *fmt, ...)
@@ -535,9 +547,6 @@ static Run *RunNew(js_engine *e, Realm *realm, uint32_t timeout_ms,
     run->realm = realm;
     run->timeout_ms = timeout_ms ? timeout_ms : e->timeout_ms;
     run->deadline_ns = uv_hrtime() + (uint64_t)run->timeout_ms * 1000000ull;
-    uv_timer_init(e->loop, &run->timer);
-    run->timer.data = run;
-    uv_timer_start(&run->timer, RunTimedOut, run->timeout_ms, 0);
     e->runs[run->id] = run;
     return run;
 }
@@ -558,12 +567,24 @@ static bool Settle(js_engine *e, uint64_t id, bool ok, Local<Value> value,
     return true;
 }
 
-static void FailAllMemory(js_engine *e) {
-    std::vector<Run *> all;
+// Ids, not pointers: each answer may end other runs (a run is freed when
+// answered).
+static std::vector<uint64_t> RunIds(js_engine *e, Realm *only) {
+    std::vector<uint64_t> ids;
     for (auto &kv : e->runs)
-        all.push_back(kv.second);
-    for (Run *run : all)
-        if (!run->completed)
+        if (only == nullptr || kv.second->realm == only)
+            ids.push_back(kv.first);
+    return ids;
+}
+
+static Run *RunById(js_engine *e, uint64_t id) {
+    auto it = e->runs.find(id);
+    return it == e->runs.end() ? nullptr : it->second;
+}
+
+static void FailAllMemory(js_engine *e) {
+    for (uint64_t id : RunIds(e, nullptr))
+        if (Run *run = RunById(e, id))
             RunFail(run, PROTO_ERR_MEMORY,
                     "JavaScript heap limit of %u MiB reached; the worker will "
                     "be replaced",
@@ -678,6 +699,7 @@ static void DrainSettled(js_engine *e) {
 // After an entry that served `run` (or none): a timeout fails that run, the
 // heap limit fails them all; then settled runs are answered.
 static void AfterEntry(js_engine *e, Run *run, Outcome out, const char *what) {
+    uint64_t id = run != nullptr ? run->id : 0;
     if (out == jse::kOutOfMemory) {
         jse::WriteLine(2, "error", "JavaScript heap limit reached; failing "
                                    "every run, the worker must be replaced",
@@ -700,13 +722,48 @@ static void AfterEntry(js_engine *e, Run *run, Outcome out, const char *what) {
         }
     }
     DrainSettled(e);
+    if (id == 0)
+        return;
+    // Still unsettled after its synchronous part: the loop answers it at the
+    // deadline (most runs finish before and never need a timer).
+    auto it = e->runs.find(id);
+    if (it == e->runs.end() || it->second->timer_on)
+        return;
+    run = it->second;
+    uint64_t now = uv_hrtime();
+    uint64_t left_ms = run->deadline_ns > now
+                           ? (run->deadline_ns - now + 999999) / 1000000
+                           : 0;
+    uv_timer_init(e->loop, &run->timer);
+    run->timer.data = run;
+    run->timer_on = true;
+    uv_timer_start(&run->timer, RunTimedOut, left_ms, 0);
 }
 
 namespace jse {
 void AfterMacrotask(js_engine *e, Outcome outcome, const char *what) {
     AfterEntry(e, nullptr, outcome, what);
 }
+uint64_t CurrentRun(js_engine *e) { return e->current_run; }
+void SetCurrentRun(js_engine *e, uint64_t id) { e->current_run = id; }
+void FailRun(js_engine *e, uint64_t id, Local<Value> exception,
+             Local<Message> message) {
+    Settle(e, id, false, exception, message);
+}
 } // namespace jse
+
+// Marks the run whose JS is about to execute, for the timers it makes.
+class CurrentRunScope {
+  public:
+    CurrentRunScope(js_engine *e, uint64_t id) : e_(e), prev_(e->current_run) {
+        e->current_run = id;
+    }
+    ~CurrentRunScope() { e_->current_run = prev_; }
+
+  private:
+    js_engine *e_;
+    uint64_t prev_;
+};
 
 // Function data of the callbacks handed to JS: [run id, name, arity].
 static Local<Array> RunData(Isolate *isolate, Run *run, int arity) {
@@ -907,8 +964,7 @@ static Realm *RealmNew(js_engine *e, uint32_t id, const std::string &cwd,
     {
         Entry en(e, jse::DefaultDeadline(e));
         TryCatch tc(isolate);
-        ok = (&jsb::Install == nullptr || jsb::Install(context)) &&
-             jse::WorldInstall(realm, context) &&
+        ok = jsb::Install(context) && jse::WorldInstall(realm, context) &&
              jse::ModulesInstall(realm, context, global_require);
         if (!ok && tc.HasCaught() && !tc.HasTerminated())
             ErrorFromException(isolate, context, tc.Exception(), tc.Message(),
@@ -1259,8 +1315,10 @@ extern "C" int js_engine_new(uv_loop_t *loop,
                              const struct js_engine_options *opts,
                              js_engine **out, struct js_error *err) {
     *out = nullptr;
-    if (err != nullptr)
-        memset(err, 0, sizeof *err);
+    struct js_error unused;
+    if (err == nullptr)
+        err = &unused;
+    memset(err, 0, sizeof *err);
     if (!g_platform) {
         ErrorSet(err, PROTO_ERR_HOST_UNAVAILABLE,
                  "js_engine_global_init was not called");
@@ -1270,24 +1328,33 @@ extern "C" int js_engine_new(uv_loop_t *loop,
         uint32_t mem = opts->memory_mb ? opts->memory_mb : JSHOST_DEFAULT_MEMORY_MB;
         js_engine *e = nullptr;
         int rc = EngineNew(loop, opts, mem, &e, err);
-        if (rc != 0)
+        if (rc != 0) {
+            if (err == &unused)
+                js_error_free(err);
             return rc;
+        }
         // The heap limit is fixed when the isolate is made, before the config
         // can say it: a config asking for another one is loaded again.
         if (opts->memory_mb == 0 && e->config.memory_mb != mem) {
             uint32_t want = e->config.memory_mb;
+            // Its handles close on the caller's loop; nothing there refers
+            // back to the engine.
             js_engine_free(e);
-            uv_run(loop, UV_RUN_NOWAIT);
             struct js_engine_options o = *opts;
             o.memory_mb = want;
             rc = EngineNew(loop, &o, want, &e, err);
-            if (rc != 0)
+            if (rc != 0) {
+                if (err == &unused)
+                    js_error_free(err);
                 return rc;
+            }
         }
         *out = e;
         return 0;
     } catch (...) {
         ErrorSet(err, PROTO_ERR_MEMORY, "out of memory creating the engine");
+        if (err == &unused)
+            js_error_free(err);
         return -ENOMEM;
     }
 }
@@ -1296,12 +1363,9 @@ extern "C" void js_engine_free(js_engine *e) {
     if (e == nullptr)
         return;
     e->freeing = true;
-    std::vector<Run *> all;
-    for (auto &kv : e->runs)
-        all.push_back(kv.second);
     e->settled.clear();
-    for (Run *run : all)
-        if (!run->completed)
+    for (uint64_t id : RunIds(e, nullptr))
+        if (Run *run = RunById(e, id))
             RunFail(run, PROTO_ERR_HOST_UNAVAILABLE, "the worker is stopping");
     EngineDestroy(e);
 }
@@ -1426,6 +1490,7 @@ static int CallImpl(js_engine *e, const char *name, size_t name_len,
     Outcome out;
     {
         Entry en(e, run->deadline_ns);
+        CurrentRunScope current(e, run->id);
         TryCatch tc(isolate);
         Local<Value> argv[2];
         std::string why;
@@ -1509,12 +1574,8 @@ extern "C" int js_context_destroy(js_engine *e, uint32_t id) {
     Realm *realm = it->second;
     e->contexts.erase(it);
     // Runs still waiting in that context are answered now.
-    std::vector<Run *> mine;
-    for (auto &kv : e->runs)
-        if (kv.second->realm == realm)
-            mine.push_back(kv.second);
-    for (Run *run : mine)
-        if (!run->completed)
+    for (uint64_t rid : RunIds(e, realm))
+        if (Run *run = RunById(e, rid))
             RunFail(run, PROTO_ERR_NOT_FOUND, "context %u was destroyed", id);
     v8::Isolate::Scope is(e->isolate);
     RealmFree(e, realm);
@@ -1543,6 +1604,7 @@ static int EvalImpl(js_engine *e, Realm *realm, const std::string &source,
     Outcome out;
     {
         Entry en(e, run->deadline_ns);
+        CurrentRunScope current(e, run->id);
         TryCatch tc(isolate);
         Local<String> src = jse::Str(isolate, source);
         Local<String> name = jse::Str(isolate, ident);
@@ -1624,6 +1686,7 @@ static int ContextCallImpl(js_engine *e, Realm *realm, const std::string &expr,
     Outcome out;
     {
         Entry en(e, run->deadline_ns);
+        CurrentRunScope current(e, run->id);
         TryCatch tc(isolate);
         std::vector<Local<Value>> argv;
         std::string why;
@@ -1757,6 +1820,7 @@ static int LoadImpl(js_engine *e, Realm *realm, const msgpack_object *paths,
     Outcome out;
     {
         Entry en(e, run->deadline_ns);
+        CurrentRunScope current(e, run->id);
         TryCatch tc(isolate);
         bool failed = false;
         for (const std::string &file : files) {

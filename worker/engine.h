@@ -35,7 +35,9 @@ struct js_config {
 struct js_engine_options {
     const char *config_path;  /* .js (CommonJS) or .mjs (ES module); NULL = no
                                  config: no functions, contexts only (private VM) */
-    uint32_t memory_mb;       /* 0 = the config's `memory`, else 512 */
+    uint32_t memory_mb;       /* 0 = the config's `memory`, else 512 (a
+                                 config asking for another limit is loaded
+                                 twice: the limit is fixed at isolate birth) */
     uint32_t timeout_ms;      /* 0 = the config's `timeout`, else 10000 */
     const char *cwd;          /* require() root for contexts; NULL = getcwd */
 };
@@ -78,7 +80,11 @@ typedef void (*js_done_cb)(void *arg, const char *value, size_t len,
 void js_engine_global_init(const char *argv0);
 int js_engine_new(uv_loop_t *loop, const struct js_engine_options *opts,
                   js_engine **out, struct js_error *err);
-/* Tears down: pending runs complete with HostUnavailable first. */
+/*
+ * Tears down: pending runs complete with HostUnavailable first. The engine's
+ * uv handles are closed, not yet freed: run the loop once more before
+ * uv_loop_close(). Not from inside a js_done_cb of this engine.
+ */
 void js_engine_free(js_engine *e);
 
 /* The config's effective settings. */
@@ -106,7 +112,8 @@ int js_context_eval(js_engine *e, uint32_t id, const char *source,
 int js_context_call(js_engine *e, uint32_t id, const char *expression,
                     size_t expression_len, const msgpack_object *args,
                     uint32_t timeout_ms, js_done_cb cb, void *arg);
-/* Runs files in order (paths: an array of str, relative to the context's cwd). */
+/* Runs files in order (paths: an array of str, relative to the context's cwd)
+ * as plain scripts; an unreadable file is a NotFound. */
 int js_context_load(js_engine *e, uint32_t id, const msgpack_object *paths,
                     uint32_t timeout_ms, js_done_cb cb, void *arg);
 

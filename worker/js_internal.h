@@ -64,6 +64,13 @@ uv_loop_t *LoopOf(js_engine *e);
 // Called after every macrotask (timer, immediate): finishes settled runs and
 // reacts to a termination.
 void AfterMacrotask(js_engine *e, Outcome outcome, const char *what);
+// The run whose JS is executing (0 = none): timers made meanwhile belong to
+// it, and an uncaught error in them fails it.
+uint64_t CurrentRun(js_engine *e);
+void SetCurrentRun(js_engine *e, uint64_t id);
+// Fails run `id` with an exception if it is still unsettled.
+void FailRun(js_engine *e, uint64_t id, v8::Local<v8::Value> exception,
+             v8::Local<v8::Message> message);
 // Logs an exception with its stack to stderr ("Uncaught ...").
 void LogException(v8::Isolate *isolate, v8::Local<v8::Context> context,
                   const char *prefix, v8::Local<v8::Value> exception,

@@ -606,10 +606,74 @@ void InitImportMeta(Local<Context> context, Local<Module> module,
         return;
 }
 
+void ReturnData(const FunctionCallbackInfo<Value> &info) {
+    info.GetReturnValue().Set(info.Data());
+}
+
+// import(specifier) from any script or module: .mjs files as ES modules,
+// anything else through require() as a synthetic module.
+MaybeLocal<Promise> DynamicImport(Local<Context> context,
+                                  Local<v8::Data> options,
+                                  Local<Value> resource_name,
+                                  Local<String> specifier,
+                                  Local<v8::FixedArray> assertions) {
+    (void)options;
+    (void)assertions;
+    Isolate *isolate = context->GetIsolate();
+    jse::Realm *realm = jse::RealmOf(context);
+    Local<Promise::Resolver> resolver;
+    if (realm == nullptr || !Promise::Resolver::New(context).ToLocal(&resolver))
+        return MaybeLocal<Promise>();
+    std::string from = jse::Utf8(isolate, resource_name);
+    // Scripts named by an identifier import relative to the context's cwd.
+    if (from.empty() || from[0] != '/')
+        from = realm->cwd + "/[eval]";
+    std::string spec = jse::Utf8(isolate, specifier);
+    TryCatch tc(isolate);
+    Local<Module> m;
+    Local<Value> evaluated, settled = v8::Undefined(isolate);
+    bool ok = !spec.empty() &&
+              LinkImport(realm, context, from, spec, 0).ToLocal(&m) &&
+              m->InstantiateModule(context, ResolveImport).FromMaybe(false) &&
+              m->Evaluate(context).ToLocal(&evaluated);
+    if (ok && m->GetStatus() == Module::kErrored) {
+        isolate->ThrowException(m->GetException());
+        ok = false;
+    }
+    if (ok) {
+        Local<Value> ns = m->GetModuleNamespace();
+        if (evaluated->IsPromise()) {
+            Local<Function> give;
+            Local<Promise> after;
+            ok = Function::New(context, ReturnData, ns).ToLocal(&give) &&
+                 evaluated.As<Promise>()->Then(context, give).ToLocal(&after);
+            if (ok)
+                settled = after;
+        } else {
+            settled = ns;
+        }
+    }
+    if (tc.HasTerminated())
+        return MaybeLocal<Promise>();
+    if (!ok) {
+        Local<Value> why = tc.HasCaught()
+                               ? tc.Exception()
+                               : Local<Value>(v8::Exception::Error(
+                                     String::NewFromUtf8Literal(
+                                         isolate, "import() failed")));
+        tc.Reset();
+        if (resolver->Reject(context, why).IsNothing())
+            return MaybeLocal<Promise>();
+        return resolver->GetPromise();
+    }
+    if (resolver->Resolve(context, settled).IsNothing())
+        return MaybeLocal<Promise>();
+    return resolver->GetPromise();
+}
+
 MaybeLocal<Value> LoadEsmConfig(jse::Realm *realm, Local<Context> context,
                                 const std::string &path) {
     Isolate *isolate = context->GetIsolate();
-    isolate->SetHostInitializeImportMetaObjectCallback(InitImportMeta);
     Local<Module> module;
     if (!LoadEsm(realm, context, path, 0).ToLocal(&module))
         return MaybeLocal<Value>();
@@ -668,6 +732,8 @@ bool IsEsmPath(const std::string &path) {
 
 bool ModulesInstall(Realm *realm, Local<Context> context, bool global_require) {
     Isolate *isolate = context->GetIsolate();
+    isolate->SetHostInitializeImportMetaObjectCallback(InitImportMeta);
+    isolate->SetHostImportModuleDynamicallyCallback(DynamicImport);
     Local<Object> natives = Object::New(isolate);
     if (!SetFn(context, natives, "readFile", NativeReadFile) ||
         !SetFn(context, natives, "stat", NativeStat) ||

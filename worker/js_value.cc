@@ -16,8 +16,9 @@
 //   children are converted (the map's size must be known before its entries):
 //   getters with side effects observe a different order than JSON.stringify.
 // - An invalid Date is kInvalid (JSON.stringify would write null).
-// - Arrays longer than kMaxArrayLength are kInvalid: no message could carry
-//   them, and filling a packer with billions of nils cannot be interrupted.
+// - Arrays longer than kMaxArrayLength (2^26) are kInvalid both ways: no
+//   message within the default limit could carry them, filling a packer with
+//   billions of nils cannot be interrupted, and V8 aborts on arrays near 2^27 elements.
 #include "js_value.h"
 
 #include <cmath>
@@ -40,7 +41,7 @@ using v8::Value;
 #define JSV_STR(x) JSV_STR2(x)
 
 constexpr int kMaxDepth = PROTO_VALUE_MAX_DEPTH;
-constexpr uint32_t kMaxArrayLength = 1u << 27;
+constexpr uint32_t kMaxArrayLength = 1u << 26; // one nil each: 64 MiB
 constexpr double kMaxSafe = 9007199254740992.0; // 2^53
 constexpr double kTwo63 = 9223372036854775808.0;
 constexpr double kMaxDateMs = 8.64e15;
@@ -424,7 +425,7 @@ Status Reader::Convert(const msgpack_object &o, int depth, Local<Value> *out) {
         size_t n = o.via.bin.size;
         Local<v8::ArrayBuffer> ab = v8::ArrayBuffer::New(isolate_, n);
         if (n > 0)
-            memcpy(ab->GetBackingStore()->Data(), o.via.bin.ptr, n);
+            memcpy(ab->Data(), o.via.bin.ptr, n);
         *out = v8::Uint8Array::New(ab, 0, n);
         return kOk;
     }
@@ -433,8 +434,11 @@ Status Reader::Convert(const msgpack_object &o, int depth, Local<Value> *out) {
     case MSGPACK_OBJECT_ARRAY: {
         if (depth >= kMaxDepth)
             return Invalid("nested deeper than " JSV_STR(PROTO_VALUE_MAX_DEPTH) " levels");
-        v8::EscapableHandleScope scope(isolate_);
         uint32_t n = o.via.array.size;
+        if (n > kMaxArrayLength) // V8 would abort on an array this long
+            return Invalid("array longer than " + std::to_string(kMaxArrayLength) +
+                           " elements");
+        v8::EscapableHandleScope scope(isolate_);
         std::vector<Local<Value>> items(n);
         path_.push_back(Step{nullptr, 0});
         for (uint32_t i = 0; i < n; i++) {
@@ -927,16 +931,17 @@ Status Writer::Pack(Local<Value> v, int depth) {
         size_t n = view->ByteLength();
         if (n == 0)
             return PackBytes(nullptr, 0);
-        std::shared_ptr<v8::BackingStore> bs = view->Buffer()->GetBackingStore();
-        return PackBytes((const char *)bs->Data() + view->ByteOffset(), n);
+        return PackBytes((const char *)view->Buffer()->Data() + view->ByteOffset(), n);
     }
-    if (v->IsArrayBuffer() || v->IsSharedArrayBuffer()) {
-        std::shared_ptr<v8::BackingStore> bs =
-            v->IsArrayBuffer() ? v.As<v8::ArrayBuffer>()->GetBackingStore()
-                               : v.As<v8::SharedArrayBuffer>()->GetBackingStore();
-        size_t n = v->IsArrayBuffer() ? v.As<v8::ArrayBuffer>()->ByteLength()
-                                      : v.As<v8::SharedArrayBuffer>()->ByteLength();
-        return PackBytes(n ? bs->Data() : nullptr, n);
+    if (v->IsArrayBuffer()) {
+        Local<v8::ArrayBuffer> ab = v.As<v8::ArrayBuffer>();
+        size_t n = ab->ByteLength();
+        return PackBytes(n ? ab->Data() : nullptr, n);
+    }
+    if (v->IsSharedArrayBuffer()) {
+        Local<v8::SharedArrayBuffer> ab = v.As<v8::SharedArrayBuffer>();
+        size_t n = ab->ByteLength();
+        return PackBytes(n ? ab->Data() : nullptr, n);
     }
     Local<v8::Object> obj = v.As<v8::Object>();
     Status st = Enter(obj, depth);

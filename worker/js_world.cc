@@ -30,6 +30,7 @@ struct Timer {
     World *world = nullptr;
     Realm *realm = nullptr;
     uint32_t id = 0;
+    uint64_t run = 0; // the run that made it, if any
     bool repeat = false;
     bool closed = false;
     uv_timer_t handle;
@@ -40,6 +41,7 @@ struct Timer {
 struct Immediate {
     Realm *realm = nullptr;
     uint32_t id = 0;
+    uint64_t run = 0;
     Global<Function> fn;
     Global<Array> args;
 };
@@ -284,8 +286,8 @@ void TimerClose(Timer *t) {
 }
 
 // Runs fn(...args) with this = the realm's global as one macrotask.
-void RunCallback(World *w, Realm *realm, Local<Function> fn, Local<Array> args,
-                 const char *what) {
+void RunCallback(World *w, Realm *realm, uint64_t run, Local<Function> fn,
+                 Local<Array> args, const char *what) {
     js_engine *e = w->engine;
     Isolate *isolate = jse::IsolateOf(e);
     Local<Context> context = realm->context.Get(isolate);
@@ -293,6 +295,8 @@ void RunCallback(World *w, Realm *realm, Local<Function> fn, Local<Array> args,
     jse::Outcome out;
     {
         jse::Entry en(e, jse::DefaultDeadline(e));
+        uint64_t prev = jse::CurrentRun(e);
+        jse::SetCurrentRun(e, run);
         TryCatch tc(isolate);
         std::vector<Local<Value>> argv;
         for (uint32_t i = 0; !args.IsEmpty() && i < args->Length(); i++) {
@@ -304,9 +308,14 @@ void RunCallback(World *w, Realm *realm, Local<Function> fn, Local<Array> args,
         Local<Value> r;
         if (!fn->Call(context, context->Global(), (int)argv.size(), argv.data())
                  .ToLocal(&r) &&
-            tc.HasCaught() && !tc.HasTerminated())
+            tc.HasCaught() && !tc.HasTerminated()) {
             jse::LogException(isolate, context, "Uncaught", tc.Exception(),
                               tc.Message());
+            // The run it belongs to, still waiting, fails with it.
+            if (run != 0)
+                jse::FailRun(e, run, tc.Exception(), tc.Message());
+        }
+        jse::SetCurrentRun(e, prev);
         out = en.Leave();
     }
     jse::AfterMacrotask(e, out, what);
@@ -331,7 +340,8 @@ void TimerFired(uv_timer_t *h) {
         w->timers.erase(t->id);
         TimerClose(t);
     }
-    RunCallback(w, realm, fn, args, t->repeat ? "a setInterval callback" : "a setTimeout callback");
+    RunCallback(w, realm, t->run, fn, args,
+                t->repeat ? "a setInterval callback" : "a setTimeout callback");
 }
 
 Local<Array> RestArgs(const FunctionCallbackInfo<Value> &info, int from) {
@@ -367,6 +377,7 @@ void StartTimer(const FunctionCallbackInfo<Value> &info, bool repeat) {
     t->world = w;
     t->realm = realm;
     t->id = w->next_id++;
+    t->run = jse::CurrentRun(w->engine);
     t->repeat = repeat;
     t->fn.Reset(isolate, info[0].As<Function>());
     Local<Array> rest = RestArgs(info, 2);
@@ -425,8 +436,9 @@ void RunImmediates(uv_check_t *h) {
         if (!im->args.IsEmpty())
             args = im->args.Get(isolate);
         Realm *realm = im->realm;
+        uint64_t run = im->run;
         delete im;
-        RunCallback(w, realm, fn, args, "a setImmediate callback");
+        RunCallback(w, realm, run, fn, args, "a setImmediate callback");
         // the callback may have freed the world (js_engine_free): stop here
         if (!w->active)
             break;
@@ -451,6 +463,7 @@ void SetImmediate(const FunctionCallbackInfo<Value> &info) {
     Immediate *im = new Immediate();
     im->realm = realm;
     im->id = w->next_id++;
+    im->run = jse::CurrentRun(w->engine);
     im->fn.Reset(isolate, info[0].As<Function>());
     Local<Array> rest = RestArgs(info, 1);
     if (!rest.IsEmpty())

@@ -1,7 +1,8 @@
 /*
- * jshost-worker: one V8 isolate with a config loaded, serving msgpack-RPC on the
- * manager's socketpair (--fd) or on a socket of its own (--listen).
- * WORKER_PROTOCOL.md is the contract; exit statuses tell the manager what to do.
+ * jshost-worker: one V8 isolate with a config loaded, serving msgpack-RPC on
+ * the manager's socketpair (--fd) or on a socket of its own (--listen).
+ * WORKER_PROTOCOL.md is the contract; exit statuses tell the manager what to
+ * do.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -43,18 +44,23 @@ struct args {
 static void
 usage(FILE *f)
 {
-    fprintf(f,
-            "usage: jshost-worker (--fd N | --listen PATH) [--memory MB] "
-            "[--timeout MS] [--cwd DIR] [CONFIG]\n"
-            "       jshost-worker --version | --help\n"
-            "\n"
-            "  --fd N         serve the one connection on inherited fd N (the manager's)\n"
-            "  --listen PATH  listen on a Unix socket at PATH (0600)\n"
-            "  --memory MB    V8 heap limit (default: the config's memory, else %d)\n"
-            "  --timeout MS   default call deadline (default: the config's timeout, else %d)\n"
-            "  --cwd DIR      where contexts' require() starts (default: the working dir)\n"
-            "  CONFIG         the config file (.js or .mjs); none = a private VM\n",
-            JSHOST_DEFAULT_MEMORY_MB, JSHOST_DEFAULT_TIMEOUT_MS);
+    fprintf(
+        f,
+        "usage: jshost-worker (--fd N | --listen PATH) [--memory MB] "
+        "[--timeout MS] [--cwd DIR] [CONFIG]\n"
+        "       jshost-worker --version | --help\n"
+        "\n"
+        "  --fd N         serve the one connection on inherited fd N (the "
+        "manager's)\n"
+        "  --listen PATH  listen on a Unix socket at PATH (0600)\n"
+        "  --memory MB    V8 heap limit (default: the config's memory, else "
+        "%d)\n"
+        "  --timeout MS   default call deadline (default: the config's "
+        "timeout, else %d)\n"
+        "  --cwd DIR      where contexts' require() starts (default: the "
+        "working dir)\n"
+        "  CONFIG         the config file (.js or .mjs); none = a private VM\n",
+        JSHOST_DEFAULT_MEMORY_MB, JSHOST_DEFAULT_TIMEOUT_MS);
 }
 
 static void
@@ -69,7 +75,8 @@ usage_error(const char *fmt, const char *arg)
 
 /* A decimal number in [min, max], else a usage error naming the option. */
 static unsigned long
-parse_number(const char *opt, const char *s, unsigned long min, unsigned long max)
+parse_number(const char *opt, const char *s, unsigned long min,
+             unsigned long max)
 {
     unsigned long v;
     char *end;
@@ -110,10 +117,12 @@ parse_args(int argc, char **argv, struct args *a)
             a->listen_path = optarg;
             break;
         case 'm':
-            a->memory_mb = (uint32_t)parse_number("--memory", optarg, 1, 1024 * 1024);
+            a->memory_mb =
+                (uint32_t)parse_number("--memory", optarg, 1, 1024 * 1024);
             break;
         case 't':
-            a->timeout_ms = (uint32_t)parse_number("--timeout", optarg, 1, UINT32_MAX);
+            a->timeout_ms =
+                (uint32_t)parse_number("--timeout", optarg, 1, UINT32_MAX);
             break;
         case 'c':
             a->cwd = optarg;
@@ -187,22 +196,31 @@ static void
 config_failed(const struct args *a, const struct js_error *err)
 {
     const char *file = err->file ? err->file : a->config;
-    const char *message = err->message ? err->message : "the config failed";
+    const char *message = serve_config_message(err);
+    char where[PATH_MAX + 64];
 
+    /* file:line:column first, unless the engine's words already say where. */
+    if (file == NULL || strstr(message, file) != NULL)
+        where[0] = '\0';
+    else if (err->line > 0)
+        snprintf(where, sizeof(where), "%s:%d:%d: ", file, err->line,
+                 err->column);
+    else
+        snprintf(where, sizeof(where), "%s: ", file);
     if (a->fd >= 0) {
         int r = serve_write_config_error(a->fd, err);
 
         if (r < 0)
             log_error("cannot send config_error: %s", strerror(-r));
     } else {
-        if (err->line > 0)
-            fprintf(stderr, "%s:%d:%d: %s\n", file, err->line, err->column, message);
-        else
-            fprintf(stderr, "%s: %s\n", file, message);
-        if (err->stack != NULL)
+        fprintf(stderr, "%s%s\n", where, message);
+        /* The stack helps when it runs through the config (a throw at load),
+         * not when it only shows the loader (a syntax error). */
+        if (err->stack != NULL && file != NULL &&
+            strstr(err->stack, file) != NULL)
             fprintf(stderr, "%s\n", err->stack);
     }
-    log_error("config error: %s:%d:%d: %s", file, err->line, err->column, message);
+    log_error("config error: %s%s", where, message);
     log_info("exit: status %d", JSHOST_EXIT_CONFIG);
     exit(JSHOST_EXIT_CONFIG);
 }
@@ -224,10 +242,12 @@ main(int argc, char **argv)
     log_open(NULL, "jshost-worker");
     if (a.fd >= 0)
         log_info("start: pid %d, version %s, fd %d, config %s", (int)getpid(),
-                 JSHOST_VERSION, a.fd, a.config ? a.config : "(none: private VM)");
+                 JSHOST_VERSION, a.fd,
+                 a.config ? a.config : "(none: private VM)");
     else
-        log_info("start: pid %d, version %s, listen %s, config %s", (int)getpid(),
-                 JSHOST_VERSION, a.listen_path, a.config ? a.config : "(none: private VM)");
+        log_info("start: pid %d, version %s, listen %s, config %s",
+                 (int)getpid(), JSHOST_VERSION, a.listen_path,
+                 a.config ? a.config : "(none: private VM)");
 
     memset(&w, 0, sizeof(w));
     r = uv_loop_init(&w.loop);
@@ -247,7 +267,8 @@ main(int argc, char **argv)
     if (r < 0) {
         if (r == -EINVAL || err.type == PROTO_ERR_CONFIG)
             config_failed(&a, &err);
-        log_error("cannot start the engine: %s", err.message ? err.message : strerror(-r));
+        log_error("cannot start the engine: %s",
+                  err.message ? err.message : strerror(-r));
         js_error_free(&err);
         uv_loop_close(&w.loop);
         return 1;

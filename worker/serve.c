@@ -77,7 +77,8 @@ struct serve {
     size_t write_pending; /* over every connection */
     uv_timer_t doom_timer;
     uv_timer_t reap_timer;
-    uint32_t *dead_contexts; /* of closed connections, destroyed by reap_timer */
+    /* Contexts of closed connections, destroyed by reap_timer. */
+    uint32_t *dead_contexts;
     size_t ndead, dead_cap;
     bool closing;
     bool doomed;
@@ -121,8 +122,8 @@ conn_unref(struct serve_conn *c)
         for (size_t i = 0; i < c->ncontexts; i++) {
             if (s->ndead == s->dead_cap) {
                 s->dead_cap = s->dead_cap ? s->dead_cap * 2 : 16;
-                s->dead_contexts = xrealloc(s->dead_contexts,
-                                            s->dead_cap * sizeof(uint32_t));
+                s->dead_contexts =
+                    xrealloc(s->dead_contexts, s->dead_cap * sizeof(uint32_t));
             }
             s->dead_contexts[s->ndead++] = c->contexts[i];
         }
@@ -215,8 +216,7 @@ conn_maybe_finish(struct serve_conn *c)
         conn_close(c);
 }
 
-static void
-conn_read_start(struct serve_conn *c);
+static void conn_read_start(struct serve_conn *c);
 
 /* ---- writing ------------------------------------------------------------ */
 
@@ -235,7 +235,8 @@ conn_write_cb(uv_write_t *req, int status)
         log_debug("write failed: %s", uv_strerror(status));
         conn_close(c);
     }
-    if (c->paused && !c->closing && c->write_pending <= SERVE_WRITE_HIGH_WATER / 2) {
+    if (c->paused && !c->closing &&
+        c->write_pending <= SERVE_WRITE_HIGH_WATER / 2) {
         c->paused = false;
         conn_process(c);
         if (!c->paused && !c->closing && !c->eof && !s->doomed)
@@ -343,8 +344,10 @@ reply_engine_failure(struct serve_conn *c, uint32_t msgid, int r,
         reply_js_error(c, msgid, err);
         return;
     }
-    snprintf(msg, sizeof(msg), "%s", err->message ? err->message : strerror(-r));
-    reply_error(c, msgid, r == -ENOENT ? PROTO_ERR_NOT_FOUND : PROTO_ERR_HOST_UNAVAILABLE,
+    snprintf(msg, sizeof(msg), "%s",
+             err->message ? err->message : strerror(-r));
+    reply_error(c, msgid,
+                r == -ENOENT ? PROTO_ERR_NOT_FOUND : PROTO_ERR_HOST_UNAVAILABLE,
                 msg);
 }
 
@@ -403,8 +406,8 @@ opt_timeout(const msgpack_object *opts, uint32_t index, uint32_t *timeout_ms,
     if (r == 0) {
         if (v > UINT32_MAX) {
             snprintf(cause, PROTO_CAUSE_MAX,
-                     "params[%u] (options): timeout_ms %llu is too large", index,
-                     (unsigned long long)v);
+                     "params[%u] (options): timeout_ms %llu is too large",
+                     index, (unsigned long long)v);
             return -EINVAL;
         }
         *timeout_ms = (uint32_t)v;
@@ -553,14 +556,16 @@ m_hello(struct serve_conn *c, const struct proto_msg *msg, char *cause)
     r = proto_opt_uint(opts, "protocol", &version, cause);
     if (r != 0) {
         if (r > 0)
-            snprintf(cause, PROTO_CAUSE_MAX, "params[0] (options): protocol is missing");
+            snprintf(cause, PROTO_CAUSE_MAX,
+                     "params[0] (options): protocol is missing");
         reply_invalid(c, msg->msgid, cause);
         return;
     }
     if (version != PROTO_VERSION) {
-        snprintf(cause, PROTO_CAUSE_MAX,
-                 "protocol %llu is not supported: this worker speaks protocol %d",
-                 (unsigned long long)version, PROTO_VERSION);
+        snprintf(
+            cause, PROTO_CAUSE_MAX,
+            "protocol %llu is not supported: this worker speaks protocol %d",
+            (unsigned long long)version, PROTO_VERSION);
         reply_invalid(c, msg->msgid, cause);
         return;
     }
@@ -602,7 +607,8 @@ m_attach(struct serve_conn *c, const struct proto_msg *msg, char *cause)
     real = realpath(cpath, NULL);
     if (real == NULL || strcmp(real, s->config_realpath) != 0) {
         snprintf(cause, PROTO_CAUSE_MAX, "config %s: %s", cpath,
-                 real == NULL ? strerror(errno) : "not the config this worker serves");
+                 real == NULL ? strerror(errno)
+                              : "not the config this worker serves");
         reply_error(c, msg->msgid, PROTO_ERR_NOT_FOUND, cause);
         free(cpath);
         free(real);
@@ -685,7 +691,8 @@ m_context_create(struct serve_conn *c, const struct proto_msg *msg, char *cause)
     cwdobj = proto_map_get(opts, "cwd");
     if (cwdobj != NULL && cwdobj->type != MSGPACK_OBJECT_NIL) {
         if (cwdobj->type != MSGPACK_OBJECT_STR) {
-            reply_invalid(c, msg->msgid, "params[1] (options): cwd must be a string");
+            reply_invalid(c, msg->msgid,
+                          "params[1] (options): cwd must be a string");
             return;
         }
         cwd = xstrndup(cwdobj->via.str.ptr, cwdobj->via.str.size);
@@ -718,7 +725,8 @@ m_context_eval(struct serve_conn *c, const struct proto_msg *msg, char *cause)
     if (proto_params_count(msg, 2, 4, cause) < 0 ||
         param_context(msg, 0, &id, cause) < 0 ||
         proto_param_str(msg, 1, "source", &source, &source_len, cause) < 0 ||
-        proto_param_str_or_nil(msg, 2, "identifier", &ident, &ident_len, cause) < 0 ||
+        proto_param_str_or_nil(msg, 2, "identifier", &ident, &ident_len,
+                               cause) < 0 ||
         proto_param_map(msg, 3, "options", &opts, cause) < 0 ||
         opt_timeout(opts, 3, &timeout_ms, cause) < 0) {
         reply_invalid(c, msg->msgid, cause);
@@ -782,7 +790,8 @@ m_context_load(struct serve_conn *c, const struct proto_msg *msg, char *cause)
 }
 
 static void
-m_context_destroy(struct serve_conn *c, const struct proto_msg *msg, char *cause)
+m_context_destroy(struct serve_conn *c, const struct proto_msg *msg,
+                  char *cause)
 {
     msgpack_packer pk;
     uint32_t id;
@@ -911,7 +920,8 @@ conn_process(struct serve_conn *c)
             log_warn("closing a connection whose stream broke: %s",
                      cause[0] ? cause : strerror(-r));
             if (conn_packer(c, &pk))
-                proto_write_protocol_error(&pk, cause[0] ? cause : strerror(-r));
+                proto_write_protocol_error(&pk,
+                                           cause[0] ? cause : strerror(-r));
             c->batching = false;
             conn_close_gently(c);
             break;
@@ -1032,7 +1042,8 @@ serve_doom_cb(uv_timer_t *t)
 {
     struct serve *s = t->data;
 
-    log_warn("replies did not drain in %d ms; exiting anyway", SERVE_DOOM_GRACE_MS);
+    log_warn("replies did not drain in %d ms; exiting anyway",
+             SERVE_DOOM_GRACE_MS);
     serve_request_exit(s, JSHOST_EXIT_RECYCLE);
 }
 
@@ -1061,7 +1072,8 @@ serve_check_doomed(struct serve *s)
         return;
     s->doomed = true;
     log_warn("the heap limit was hit: answering what is owed, then exiting "
-             "with status %d", JSHOST_EXIT_RECYCLE);
+             "with status %d",
+             JSHOST_EXIT_RECYCLE);
     if (s->listener_open) {
         s->listener_open = false;
         uv_close((uv_handle_t *)&s->listener, serve_listener_close_cb);
@@ -1084,7 +1096,8 @@ serve_new(uv_loop_t *loop, const struct serve_options *opts, struct serve **out)
 
     s->loop = loop;
     s->engine = opts->engine;
-    s->config_realpath = opts->config_realpath ? xstrdup(opts->config_realpath) : NULL;
+    s->config_realpath =
+        opts->config_realpath ? xstrdup(opts->config_realpath) : NULL;
     s->on_exit = opts->on_exit;
     s->arg = opts->arg;
     uv_timer_init(loop, &s->doom_timer);
@@ -1292,6 +1305,28 @@ write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
+const char *
+serve_config_message(const struct js_error *err)
+{
+    const char *m = err->message;
+    size_t n;
+
+    if (m == NULL)
+        return "the config failed";
+    if (err->file == NULL || strncmp(m, err->file, n = strlen(err->file)) != 0)
+        return m;
+    m += n;
+    /* ":line" and ":column", each optional */
+    for (int i = 0; i < 2 && m[0] == ':' && m[1] >= '0' && m[1] <= '9'; i++) {
+        m++;
+        while (*m >= '0' && *m <= '9')
+            m++;
+    }
+    if (m[0] != ':' || m[1] != ' ')
+        return err->message;
+    return m + 2;
+}
+
 int
 serve_write_config_error(int fd, const struct js_error *err)
 {
@@ -1306,7 +1341,7 @@ serve_write_config_error(int fd, const struct js_error *err)
     proto_pack_cstr(&pk, "type");
     proto_pack_cstr(&pk, proto_errtype_name(PROTO_ERR_CONFIG));
     proto_pack_cstr(&pk, "message");
-    proto_pack_cstr(&pk, err->message ? err->message : "the config failed");
+    proto_pack_cstr(&pk, serve_config_message(err));
     proto_pack_cstr(&pk, "name");
     msgpack_pack_nil(&pk);
     proto_pack_cstr(&pk, "stack");

@@ -42,7 +42,8 @@ int serve_new(uv_loop_t *loop, const struct serve_options *opts,
  * EOF on it asks for exit status 0. 0 or negative errno with *cause (malloc'd).
  */
 int serve_fd(struct serve *s, int fd, char **cause);
-/* Queues the "ready" notification (WORKER_PROTOCOL.md) on the --fd connection. */
+/* Queues the "ready" notification (WORKER_PROTOCOL.md) on the --fd connection.
+ */
 int serve_notify_ready(struct serve *s);
 
 /*
@@ -50,6 +51,13 @@ int serve_notify_ready(struct serve *s);
  * live one or another file is refused). 0 or negative errno with *cause.
  */
 int serve_listen(struct serve *s, const char *path, char **cause);
+
+/*
+ * A config error's message without a leading "file:line:column: " (the engine
+ * may put the place in its words; the protocol carries it in its own fields).
+ * Points into err->message; never NULL.
+ */
+const char *serve_config_message(const struct js_error *err);
 
 /*
  * Writes the "config_error" notification to fd with blocking writes (the engine

@@ -28,6 +28,7 @@ static const char *kConfig =
     "    undef() {},\n"
     "    bad() { return {f: 1n << 70n, g: Symbol('x')}; },\n"
     "    cyclic() { const a = {}; a.a = a; return a; },\n"
+    "    timerThrows(data, cb) { setTimeout(() => setImmediate(() => { throw new Error('async boom'); }), 1); },\n"
     "  },\n"
     "  timeout: 3000,\n"
     "  workers: 2,\n"
@@ -186,6 +187,11 @@ static void test_errors(void **state) {
     assert_int_equal(r.err.type, PROTO_ERR_INVALID_ARGUMENT);
     result_free(&r);
 
+    /* an uncaught error in a timer the call made fails that call */
+    call(f, "timerThrows", &r);
+    expect_js_error(&r, "Error", "async boom");
+    result_free(&r);
+
     /* the worker lives on */
     call(f, "count", &r);
     expect_ok(&r, "1");
@@ -193,8 +199,8 @@ static void test_errors(void **state) {
 
     struct js_stats st;
     js_engine_stats(f->e, &st);
-    assert_int_equal(st.calls, 10);
-    assert_int_equal(st.errors, 9);
+    assert_int_equal(st.calls, 11);
+    assert_int_equal(st.errors, 10);
     assert_int_equal(st.in_flight, 0);
     assert_true(st.heap_used > 0);
     assert_true(st.heap_limit >= st.heap_used);

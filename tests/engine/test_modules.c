@@ -124,6 +124,12 @@ static void test_context_require(void **state) {
     load(f, NULL);
     uint32_t ctx = new_context(f);
     expect_eval(f, ctx, "require('./helper')(5)", "15");
+    put(f, "m.mjs", "export const v = await Promise.resolve('esm');\nexport default 1;\n");
+    expect_eval(f, ctx, "import('./helper.js').then((m) => m.default(2))", "6");
+    expect_eval(f, ctx, "import('./m.mjs').then((m) => [m.v, m.default])", "[\"esm\", 1]");
+    expect_eval(f, ctx, "import('./none.mjs').then(() => 'no', (e) => e.message.startsWith(\"Cannot find module './none.mjs'\"))", "true");
+    expect_eval(f, ctx, "import('fs').then(() => 'no', (e) => e.message)",
+                "\"Node built-in module 'fs' is not available in jshost\"");
     struct result r;
     eval(f, ctx, "require('os')", &r);
     assert_false(r.ok);

@@ -13,6 +13,7 @@
  *   no_pong=1             never answer ping
  *   slow_ms=MS            every call takes MS (blocking, one at a time)
  *   ready_delay_ms=MS     wait before ready
+ *   ignore_term=1         ignore SIGTERM (the manager must SIGKILL it)
  *
  * Functions: echo (data back), pid, sleep (data ms), fail (a JSError),
  * exit75 (a MemoryError, then exit 75), crash (SIGKILL itself).
@@ -35,7 +36,7 @@ static int fd = 3;
 static const char *config;
 static long workers = 1, linger = 5000, timeout = 10000;
 static long config_error, exit78, crash_before_ready, crash_after_ready_ms;
-static long crash_on_call, no_pong, slow_ms, ready_delay_ms;
+static long crash_on_call, no_pong, slow_ms, ready_delay_ms, ignore_term;
 static long ncalls, nerrors, next_ctx = 1;
 static struct timespec ready_at;
 
@@ -101,6 +102,7 @@ read_config(void)
         KEY(no_pong);
         KEY(slow_ms);
         KEY(ready_delay_ms);
+        KEY(ignore_term);
 #undef KEY
     }
     fclose(f);
@@ -310,6 +312,8 @@ main(int argc, char **argv)
         read_config();
     printf("fake worker %d: starting (%s)\n", (int)getpid(),
            config ? config : "private VM");
+    if (ignore_term)
+        signal(SIGTERM, SIG_IGN);
     if (ready_delay_ms > 0)
         msleep(ready_delay_ms);
     if (crash_before_ready)

@@ -586,6 +586,104 @@ test_contexts_sticky_and_private(void **state)
     mt_stop(&m);
 }
 
+
+static void
+test_stubborn_worker_gets_sigkill(void **state)
+{
+    struct mt m;
+    const char *env[] = {"JSHOST_KILL_GRACE_MS=200", NULL};
+    struct tu_rpc *c;
+    const char *cfg;
+    char *id, params[256], path[512], *log;
+    pid_t pid;
+    json_t *j;
+
+    (void)state;
+    mt_init(&m);
+    cfg = mt_config(&m, "a.conf", "ignore_term=1\nlinger=100\n");
+    mt_start(&m, NULL, env);
+    c = mt_connect(&m);
+    id = mt_attach(c, cfg);
+    pid = one_pid(c, id);
+    snprintf(params, sizeof params, "[\"%s\"]", id);
+    j = mt_ok(c, "detach", params);
+    json_decref(j);
+    /* Linger, SIGTERM ignored, SIGKILL after the grace. */
+    assert_true(mt_until(pid_gone, &pid, 10000));
+    snprintf(path, sizeof path, "%s/hosts/%s.log", m.rundir, id);
+    log = mt_slurp(path);
+    assert_non_null(strstr(log, "did not stop after SIGTERM: SIGKILL"));
+    free(log);
+    tu_rpc_close(c);
+    free(id);
+    mt_stop(&m);
+}
+
+/*
+ * A client that sends a lot and reads nothing: the manager stops reading it
+ * instead of buffering without bound, serves everyone else meanwhile, and
+ * loses nothing once the client reads again.
+ */
+static void
+test_slow_reader_backpressure(void **state)
+{
+    enum { N = 24, SIZE = 1 << 20 };
+    struct mt m;
+    struct tu_rpc *slow, *other;
+    const char *cfg;
+    char *id, *big, *params, *r;
+    struct proto_msg msg;
+    pid_t writer;
+    uint32_t first;
+    int i, st, n;
+
+    (void)state;
+    mt_init(&m);
+    cfg = mt_config(&m, "a.conf", "linger=60000\n");
+    mt_start(&m, NULL, NULL);
+    slow = mt_connect(&m);
+    other = mt_connect(&m);
+    id = mt_attach(other, cfg);
+    big = malloc(SIZE + 1);
+    memset(big, 'x', SIZE);
+    big[SIZE] = '\0';
+    params = malloc(SIZE + 256);
+    snprintf(params, SIZE + 256, "[\"%s\", \"echo\", \"%s\"]", id, big);
+    first = tu_rpc_next_msgid(slow) + 1;
+    writer = fork();
+    assert_true(writer >= 0);
+    if (writer == 0) {
+        for (i = 0; i < N; i++)
+            tu_rpc_send(slow, "call", params);
+        _exit(0);
+    }
+    /* Meanwhile the others are served. */
+    usleep(300000);
+    r = mt_call(other, "call", "[\"x\", \"echo\", 1]");
+    free(r);
+    snprintf(params, SIZE + 256, "[\"%s\", \"echo\", 5]", id);
+    r = mt_call(other, "call", params);
+    assert_string_equal(r, "5");
+    free(r);
+    /* Now the slow one reads: every reply arrives, whole. */
+    for (n = 0; n < N; n++) {
+        assert_int_equal(tu_rpc_wait(slow, first + (uint32_t)n, &msg, 60000),
+                         1);
+        assert_int_equal(msg.error.type, MSGPACK_OBJECT_NIL);
+        assert_int_equal(msg.result.type, MSGPACK_OBJECT_STR);
+        assert_int_equal(msg.result.via.str.size, SIZE);
+        proto_msg_release(&msg);
+    }
+    st = tu_wait(writer, 30000);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    free(big);
+    free(params);
+    tu_rpc_close(slow);
+    tu_rpc_close(other);
+    free(id);
+    mt_stop(&m);
+}
+
 int
 main(void)
 {
@@ -599,6 +697,8 @@ main(void)
         cmocka_unit_test(test_restart_under_load),
         cmocka_unit_test(test_stop_then_attach_again),
         cmocka_unit_test(test_contexts_sticky_and_private),
+        cmocka_unit_test(test_stubborn_worker_gets_sigkill),
+        cmocka_unit_test(test_slow_reader_backpressure),
     };
 
     signal(SIGPIPE, SIG_IGN);

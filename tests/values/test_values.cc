@@ -196,9 +196,9 @@ globalThis.desc = function desc(v) {
 };
 )JS";
 
-// Converts the msgpack given in hex and describes the result; "!invalid: why"
-// or "!exception" when it did not convert.
-std::string FromView(v8::Local<v8::Context> context, const char *hex) {
+// Converts the msgpack given in hex into the global `v`: "ok", or
+// "!invalid: why" or "!exception" when it did not convert.
+std::string FromToGlobal(v8::Local<v8::Context> context, const char *hex) {
     v8::Isolate *isolate = context->GetIsolate();
     v8::HandleScope scope(isolate);
     std::string bytes = Unhex(hex);
@@ -223,7 +223,13 @@ std::string FromView(v8::Local<v8::Context> context, const char *hex) {
     context->Global()
         ->Set(context, v8::String::NewFromUtf8Literal(isolate, "v"), v)
         .Check();
-    return EvalString(context, "desc(v)");
+    return "ok";
+}
+
+// Converts the msgpack given in hex and describes the result.
+std::string FromView(v8::Local<v8::Context> context, const char *hex) {
+    std::string r = FromToGlobal(context, hex);
+    return r == "ok" ? EvalString(context, "desc(v)") : r;
 }
 
 #define EXPECT_FROM(hex, want) EXPECT_EQ_STR(FromView(context, hex), want, hex)
@@ -277,6 +283,15 @@ void from_containers(void **state) {
     EXPECT_FROM("82 a1 61 01 a1 61 02", "{\"a\":2}");
     // "__proto__" is an own data property; the prototype is untouched.
     EXPECT_FROM("81 a9 5f5f70726f746f5f5f 01", "{\"__proto__\":1}");
+    // Setters on Object.prototype never see the data (properties are
+    // defined, as JSON.parse does), and nothing on the prototype leaks in.
+    Eval(context, "Object.defineProperty(Object.prototype, 'trap',"
+                  " {set(v) { throw new Error('setter ran'); }, configurable: true});"
+                  "globalThis.savedPush = Array.prototype.push;"
+                  "Array.prototype.push = () => { throw new Error('push ran'); };");
+    EXPECT_EQ_STR(FromToGlobal(context, "82 a4 74726170 01 a1 61 91 02"), "ok", "with traps");
+    Eval(context, "Array.prototype.push = savedPush; delete Object.prototype.trap");
+    EXPECT_EQ_STR(EvalString(context, "desc(v)"), "{\"trap\":1,\"a\":[2]}", "with traps");
     // The bin is a copy: changing the Uint8Array does not touch the input.
     EXPECT_FROM("c4 02 0102", "u8[1,2]");
     EXPECT_EQ_STR(EvalString(context, "v[0] = 9; v.buffer.byteLength + ':' + v.byteOffset"),
@@ -529,7 +544,7 @@ void to_errors(void **state) {
     EXPECT_PACK("new Date(NaN)", "!invalid: value: invalid Date");
     EXPECT_PACK("({d: [new Date('x')]})", "!invalid: value.d[0]: invalid Date");
     EXPECT_PACK("(() => { const a = []; a.length = 2 ** 31; return a; })()",
-                "!invalid: value: array longer than 134217728 elements");
+                "!invalid: value: array longer than 67108864 elements");
     EXPECT_PACK("({get a() { throw new Error('getter'); }})", "!exception: Error: getter");
     EXPECT_PACK("[{toJSON() { throw new TypeError('tj'); }}]", "!exception: TypeError: tj");
     EXPECT_PACK("new Proxy({}, {ownKeys() { throw new Error('keys'); }})",
@@ -671,6 +686,20 @@ void round_trip(void **state) {
     }
 }
 
+// A msgpack array longer than V8 can hold is refused before it is read.
+void from_huge_array(void **state) {
+    V8_SCOPE(state);
+    msgpack_object o;
+    memset(&o, 0, sizeof o);
+    o.type = MSGPACK_OBJECT_ARRAY;
+    o.via.array.size = (1u << 26) + 1;
+    o.via.array.ptr = nullptr; // never touched
+    v8::Local<v8::Value> v;
+    std::string why;
+    assert_int_equal(jsv::FromMsgpack(context, o, &v, &why), jsv::kInvalid);
+    EXPECT_EQ_STR(why, "value: array longer than 67108864 elements", "why");
+}
+
 // The why string is optional.
 void null_why(void **state) {
     V8_SCOPE(state);
@@ -711,7 +740,10 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(to_terminated, V8EnvSetup, V8EnvTeardown),
         cmocka_unit_test_setup_teardown(json_parity, V8EnvSetup, V8EnvTeardown),
         cmocka_unit_test_setup_teardown(round_trip, V8EnvSetup, V8EnvTeardown),
+        cmocka_unit_test_setup_teardown(from_huge_array, V8EnvSetup, V8EnvTeardown),
         cmocka_unit_test_setup_teardown(null_why, V8EnvSetup, V8EnvTeardown),
     };
-    return cmocka_run_group_tests(tests, nullptr, nullptr);
+    int failed = cmocka_run_group_tests(tests, nullptr, nullptr);
+    V8EnvShutdown();
+    return failed;
 }

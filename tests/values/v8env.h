@@ -26,14 +26,25 @@ struct V8Env {
     v8::Global<v8::Context> context;
 };
 
-inline void V8EnvInitPlatform(const char *argv0) {
+inline std::unique_ptr<v8::Platform> &V8EnvPlatform() {
     static std::unique_ptr<v8::Platform> platform;
-    if (platform)
+    return platform;
+}
+
+inline void V8EnvInitPlatform(const char *argv0) {
+    if (V8EnvPlatform())
         return;
     v8::V8::InitializeICUDefaultLocation(argv0);
-    platform = v8::platform::NewDefaultPlatform(1);
-    v8::V8::InitializePlatform(platform.get());
+    V8EnvPlatform() = v8::platform::NewDefaultPlatform(1);
+    v8::V8::InitializePlatform(V8EnvPlatform().get());
     v8::V8::Initialize();
+}
+
+// After the last isolate is gone: V8 first, then its platform.
+inline void V8EnvShutdown() {
+    v8::V8::Dispose();
+    v8::V8::DisposePlatform();
+    V8EnvPlatform().reset();
 }
 
 inline int V8EnvSetup(void **state) {

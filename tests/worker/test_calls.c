@@ -42,17 +42,22 @@ test_call_styles(void **state)
     struct tu_rpc *c = wfix_connect(&fix);
 
     (void)state;
-    wfix_check_call(c, "call", "[\"local\", \"hello_world\", {\"name\": \"Foo\"}]",
+    wfix_check_call(c, "call",
+                    "[\"local\", \"hello_world\", {\"name\": \"Foo\"}]",
                     "\"Hello, Foo!\"");
-    wfix_check_call(c, "call", "[\"local\", \"hello_world\", {}]", "\"Hello, World!\"");
-    wfix_check_call(c, "call", "[\"local\", \"double\", {\"number\": 20}]", "40");
-    wfix_check_call(c, "call", "[\"local\", \"later\", {\"ms\": 5, \"tag\": \"a\"}]",
+    wfix_check_call(c, "call", "[\"local\", \"hello_world\", {}]",
+                    "\"Hello, World!\"");
+    wfix_check_call(c, "call", "[\"local\", \"double\", {\"number\": 20}]",
+                    "40");
+    wfix_check_call(c, "call",
+                    "[\"local\", \"later\", {\"ms\": 5, \"tag\": \"a\"}]",
                     "\"later a\"");
     /* State kept in closures persists between calls. */
     wfix_check_call(c, "call", "[\"local\", \"count\", null]", "1");
     wfix_check_call(c, "call", "[null, \"count\", null, {}]", "2");
     /* `this` is {name, host: {config}} with the config's extras. */
-    wfix_check_call(c, "call", "[\"local\", \"extras\", null]", "[\"extras\",\"else\"]");
+    wfix_check_call(c, "call", "[\"local\", \"extras\", null]",
+                    "[\"extras\",\"else\"]");
     tu_rpc_close(c);
 }
 
@@ -82,7 +87,8 @@ check_js_error(struct tu_rpc *c, const char *function, const char *name,
     char params[128];
     uint32_t id;
 
-    snprintf(params, sizeof(params), "[\"local\", \"%s\", {\"why\": \"x\"}]", function);
+    snprintf(params, sizeof(params), "[\"local\", \"%s\", {\"why\": \"x\"}]",
+             function);
     id = tu_rpc_send(c, "call", params);
     wfix_expect_error(c, id, "JSError", &msg, &pe);
     assert_non_null(pe.name);
@@ -109,8 +115,10 @@ test_errors_with_stacks(void **state)
 
     (void)state;
     /* A sync throw names the config file and the line of the throw. */
-    check_js_error(c, "fail", "TypeError", "bad thing: x", "basic.config.js:22");
-    check_js_error(c, "fail_cb", "RangeError", "out of range", "basic.config.js:");
+    check_js_error(c, "fail", "TypeError", "bad thing: x",
+                   "basic.config.js:22");
+    check_js_error(c, "fail_cb", "RangeError", "out of range",
+                   "basic.config.js:");
     check_js_error(c, "reject", "Error", "rejected", "basic.config.js:");
     /* A failed call fails that call only. */
     wfix_check_call(c, "call", "[\"local\", \"double\", {\"number\": 1}]", "2");
@@ -125,7 +133,8 @@ test_timers(void **state)
     (void)state;
     wfix_check_call(c, "call", "[\"local\", \"timer\", {}]", "\"fired\"");
     wfix_check_call(c, "call", "[\"local\", \"interval\", {}]", "3");
-    wfix_check_call(c, "call", "[\"local\", \"immediate\", {}]", "\"immediate\"");
+    wfix_check_call(c, "call", "[\"local\", \"immediate\", {}]",
+                    "\"immediate\"");
     tu_rpc_close(c);
 }
 
@@ -137,7 +146,8 @@ test_require(void **state)
     (void)state;
     /* A relative file, a package's main (with a .json beside it), and a
      * package's conditional exports taking the `require` branch. */
-    wfix_check_call(c, "call", "[\"local\", \"helper\", {\"s\": \"hi\"}]", "\"HI!\"");
+    wfix_check_call(c, "call", "[\"local\", \"helper\", {\"s\": \"hi\"}]",
+                    "\"HI!\"");
     wfix_check_call(c, "call", "[\"local\", \"pkg\", {}]",
                     "[\"somepkg 1.0.0\",\"cjs\"]");
     tu_rpc_close(c);
@@ -150,13 +160,15 @@ test_console_to_log(void **state)
     char *log;
 
     (void)state;
-    wfix_check_call(c, "call", "[\"local\", \"log\", {\"tag\": \"t42\"}]", "true");
+    wfix_check_call(c, "call", "[\"local\", \"log\", {\"tag\": \"t42\"}]",
+                    "true");
     tu_rpc_close(c);
     /* Stopping flushes whatever the worker buffered. */
     assert_int_equal(kill(fix.pid, SIGTERM), 0);
     assert_int_not_equal(wfix_wait(&fix, WAIT_MS), -1);
     log = wfix_read_log(&fix);
-    if (strstr(log, "stdout-line t42") == NULL || strstr(log, "stderr-line t42") == NULL)
+    if (strstr(log, "stdout-line t42") == NULL ||
+        strstr(log, "stderr-line t42") == NULL)
         fail_msg("console output missing from the log:\n%s", log);
     /* The worker's own lines: start, ready and exit. */
     assert_non_null(strstr(log, "start"));
@@ -179,9 +191,11 @@ test_late_errors_and_callbacks(void **state)
     wfix_check_call(c, "call", "[\"local\", \"twice\", {}]", "\"first\"");
     /* An error thrown from a timer outside any call is logged; the worker
      * lives on. */
-    wfix_check_call(c, "call", "[\"local\", \"throw_later\", {\"tag\": \"t7\"}]",
+    wfix_check_call(c, "call",
+                    "[\"local\", \"throw_later\", {\"tag\": \"t7\"}]",
                     "\"thrown later\"");
-    wfix_check_call(c, "call", "[\"local\", \"later\", {\"ms\": 50, \"tag\": \"b\"}]",
+    wfix_check_call(c, "call",
+                    "[\"local\", \"later\", {\"ms\": 50, \"tag\": \"b\"}]",
                     "\"later b\"");
     wfix_check_call(c, "call", "[\"local\", \"count\", null]", "1");
     tu_rpc_close(c);
@@ -229,34 +243,34 @@ pack_all_types(msgpack_packer *pk)
     for (int i = 0; i < 8; i++)
         tsb[i] = (char)(ts >> (56 - 8 * i));
     msgpack_pack_array(pk, 19);
-    msgpack_pack_nil(pk);                                /* 0 */
-    msgpack_pack_true(pk);                               /* 1 */
-    msgpack_pack_false(pk);                              /* 2 */
-    msgpack_pack_int64(pk, -5);                          /* 3 */
-    msgpack_pack_uint64(pk, UINT64_MAX);                 /* 4: BigInt in JS */
-    msgpack_pack_int64(pk, INT64_MIN);                   /* 5: BigInt in JS */
-    msgpack_pack_uint64(pk, (1ULL << 53) + 1);           /* 6: BigInt in JS */
-    msgpack_pack_double(pk, NAN);                        /* 7 */
-    msgpack_pack_double(pk, -0.0);                       /* 8 */
-    msgpack_pack_double(pk, INFINITY);                   /* 9 */
-    msgpack_pack_double(pk, 0.1);                        /* 10 */
-    proto_pack_strn(pk, utf8, strlen(utf8));             /* 11 */
-    msgpack_pack_bin(pk, sizeof(bin_bytes));             /* 12 */
+    msgpack_pack_nil(pk);                      /* 0 */
+    msgpack_pack_true(pk);                     /* 1 */
+    msgpack_pack_false(pk);                    /* 2 */
+    msgpack_pack_int64(pk, -5);                /* 3 */
+    msgpack_pack_uint64(pk, UINT64_MAX);       /* 4: BigInt in JS */
+    msgpack_pack_int64(pk, INT64_MIN);         /* 5: BigInt in JS */
+    msgpack_pack_uint64(pk, (1ULL << 53) + 1); /* 6: BigInt in JS */
+    msgpack_pack_double(pk, NAN);              /* 7 */
+    msgpack_pack_double(pk, -0.0);             /* 8 */
+    msgpack_pack_double(pk, INFINITY);         /* 9 */
+    msgpack_pack_double(pk, 0.1);              /* 10 */
+    proto_pack_strn(pk, utf8, strlen(utf8));   /* 11 */
+    msgpack_pack_bin(pk, sizeof(bin_bytes));   /* 12 */
     msgpack_pack_bin_body(pk, bin_bytes, sizeof(bin_bytes));
-    msgpack_pack_ext(pk, 8, -1);                         /* 13: Date */
+    msgpack_pack_ext(pk, 8, -1); /* 13: Date */
     msgpack_pack_ext_body(pk, tsb, 8);
-    msgpack_pack_ext(pk, 9, 1);                          /* 14: 2^70 */
+    msgpack_pack_ext(pk, 9, 1); /* 14: 2^70 */
     msgpack_pack_ext_body(pk, big, 9);
-    msgpack_pack_ext(pk, 9, 1);                          /* 15: -(2^70) */
+    msgpack_pack_ext(pk, 9, 1); /* 15: -(2^70) */
     msgpack_pack_ext_body(pk, negbig, 9);
-    msgpack_pack_map(pk, 2);                             /* 16 */
+    msgpack_pack_map(pk, 2); /* 16 */
     proto_pack_cstr(pk, "a");
     msgpack_pack_array(pk, 1);
     msgpack_pack_int(pk, 1);
     proto_pack_cstr(pk, "b");
     msgpack_pack_map(pk, 0);
-    msgpack_pack_int64(pk, (1LL << 53));                 /* 17: still a Number */
-    msgpack_pack_uint64(pk, 4294967296ULL);              /* 18 */
+    msgpack_pack_int64(pk, (1LL << 53));    /* 17: still a Number */
+    msgpack_pack_uint64(pk, 4294967296ULL); /* 18 */
 }
 
 /* Reads a timestamp ext in any of its three forms. */
@@ -282,7 +296,8 @@ read_timestamp(const msgpack_object *o, int64_t *sec, uint32_t *nsec)
         *sec = (int64_t)(v & ((1ULL << 34) - 1));
         break;
     case 12:
-        *nsec = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+        *nsec = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+                (uint32_t)p[2] << 8 | p[3];
         for (int i = 4; i < 12; i++)
             v = v << 8 | p[i];
         *sec = (int64_t)v;
@@ -295,7 +310,8 @@ read_timestamp(const msgpack_object *o, int64_t *sec, uint32_t *nsec)
 /* A bigint ext equals the two's complement bytes want (redundant sign bytes
  * aside). */
 static void
-check_bigint(const msgpack_object *o, const unsigned char *want, size_t want_len)
+check_bigint(const msgpack_object *o, const unsigned char *want,
+             size_t want_len)
 {
     const unsigned char *p;
     size_t n;
@@ -387,7 +403,8 @@ test_values_out(void **state)
     int64_t sec;
 
     (void)state;
-    wfix_expect_result(c, tu_rpc_send(c, "call", "[\"local\", \"types\", {}]"), &msg);
+    wfix_expect_result(c, tu_rpc_send(c, "call", "[\"local\", \"types\", {}]"),
+                       &msg);
     r = &msg.result;
     assert_int_equal(r->type, MSGPACK_OBJECT_MAP);
     read_timestamp(wfix_get(r, "date"), &sec, &nsec);
@@ -455,7 +472,8 @@ test_values_bad_in(void **state)
     struct proto_error pe;
 
     (void)state;
-    wfix_expect_error(c, send_echo(c, pack_bad_utf8), "InvalidArgument", &msg, &pe);
+    wfix_expect_error(c, send_echo(c, pack_bad_utf8), "InvalidArgument", &msg,
+                      &pe);
     proto_msg_release(&msg);
     /* As deep as a value may nest inside a request: it crosses both ways. */
     wfix_expect_result(c, send_echo(c, pack_nested_30), &msg);
@@ -491,13 +509,15 @@ test_contexts(void **state)
     /* Globals persist within the context; a promise result is awaited. */
     snprintf(params, sizeof(params),
              "[%llu, \"var kept = 41; Promise.resolve(kept + 1)\", \"two.js\", "
-             "{\"timeout_ms\": 5000}]", (unsigned long long)ctx);
+             "{\"timeout_ms\": 5000}]",
+             (unsigned long long)ctx);
     wfix_check_call(c, "context.eval", params, "42");
     snprintf(params, sizeof(params), "[%llu, \"Math.max\", [1, 7, 2]]",
              (unsigned long long)ctx);
     wfix_check_call(c, "context.call", params, "7");
     snprintf(params, sizeof(params),
-             "[%llu, [\"lib/ctxlib.js\", \"lib/ctxlib2.js\"]]", (unsigned long long)ctx);
+             "[%llu, [\"lib/ctxlib.js\", \"lib/ctxlib2.js\"]]",
+             (unsigned long long)ctx);
     wfix_check_call(c, "context.load", params, "null");
     snprintf(params, sizeof(params), "[%llu, \"ctxlib2\", [\"z\"]]",
              (unsigned long long)ctx);
@@ -535,7 +555,8 @@ test_contexts(void **state)
     assert_non_null(got);
     assert_true(strncmp(got, "!NotFound", 9) == 0);
     free(got);
-    snprintf(params, sizeof(params), "[%llu, \"1\", \"x.js\"]", (unsigned long long)ctx);
+    snprintf(params, sizeof(params), "[%llu, \"1\", \"x.js\"]",
+             (unsigned long long)ctx);
     got = tu_rpc_call(c, "context.eval", params, WAIT_MS);
     assert_non_null(got);
     assert_true(strncmp(got, "!NotFound", 9) == 0);
@@ -549,11 +570,13 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_call_styles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_function, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_errors_with_stacks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_errors_with_stacks, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_timers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_require, setup, teardown),
         cmocka_unit_test_setup_teardown(test_console_to_log, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_late_errors_and_callbacks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_late_errors_and_callbacks, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_values_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_values_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_values_bad_in, setup, teardown),

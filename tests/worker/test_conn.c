@@ -61,8 +61,9 @@ test_direct_client_methods(void **state)
     char params[1200];
 
     (void)state;
-    wfix_expect_result(c, tu_rpc_send(c, "hello", "[{\"client\": \"test\", \"protocol\": 1}]"),
-                       &msg);
+    wfix_expect_result(
+        c, tu_rpc_send(c, "hello", "[{\"client\": \"test\", \"protocol\": 1}]"),
+        &msg);
     assert_int_equal(wfix_get(&msg.result, "protocol")->via.u64, 1);
     assert_int_equal(wfix_get(&msg.result, "pid")->via.u64, (uint64_t)fix.pid);
     assert_int_equal(wfix_get(&msg.result, "server")->type, MSGPACK_OBJECT_STR);
@@ -70,21 +71,25 @@ test_direct_client_methods(void **state)
     expect_prefix(c, "hello", "[{\"client\": \"test\", \"protocol\": 2}]",
                   "!InvalidArgument: ", "protocol 2");
 
-    snprintf(params, sizeof(params), "[\"%s\", {}]", wfix_config("basic.config.js"));
+    snprintf(params, sizeof(params), "[\"%s\", {}]",
+             wfix_config("basic.config.js"));
     wfix_expect_result(c, tu_rpc_send(c, "attach", params), &msg);
     assert_true(wfix_streq(wfix_get(&msg.result, "host"), "local"));
     o = wfix_get(&msg.result, "functions");
     assert_int_equal(o->type, MSGPACK_OBJECT_ARRAY);
     assert_true(o->via.array.size >= 10);
-    assert_true(wfix_streq(wfix_get(wfix_get(&msg.result, "extras"), "anything"), "else"));
+    assert_true(wfix_streq(
+        wfix_get(wfix_get(&msg.result, "extras"), "anything"), "else"));
     proto_msg_release(&msg);
-    snprintf(params, sizeof(params), "[\"%s\"]", wfix_config("bad/throws.config.js"));
+    snprintf(params, sizeof(params), "[\"%s\"]",
+             wfix_config("bad/throws.config.js"));
     expect_prefix(c, "attach", params, "!NotFound: ", NULL);
     wfix_check_call(c, "detach", "[\"local\"]", "{\"linger_ms\":0}");
 
     wfix_expect_result(c, tu_rpc_send(c, "status", "[null]"), &msg);
     assert_int_equal(wfix_get(&msg.result, "pid")->via.u64, (uint64_t)fix.pid);
-    assert_int_equal(wfix_get(&msg.result, "functions")->type, MSGPACK_OBJECT_ARRAY);
+    assert_int_equal(wfix_get(&msg.result, "functions")->type,
+                     MSGPACK_OBJECT_ARRAY);
     o = wfix_get(&msg.result, "stats");
     assert_true(wfix_get(o, "rss")->via.u64 > 0);
     assert_int_equal(wfix_get(o, "uptime_s")->type, MSGPACK_OBJECT_FLOAT64);
@@ -101,19 +106,25 @@ test_validation(void **state)
     (void)state;
     expect_prefix(c, "frobnicate", "[]", "!NotFound: ", "frobnicate");
     expect_prefix(c, "call", "[\"local\"]", "!InvalidArgument: ", "params");
-    expect_prefix(c, "call", "[\"local\", 7, {}]", "!InvalidArgument: ", "function");
-    expect_prefix(c, "call", "[\"local\", \"double\", {}, 5]", "!InvalidArgument: ",
-                  "options");
-    expect_prefix(c, "call", "[\"local\", \"double\", {}, {\"timeout_ms\": \"soon\"}]",
+    expect_prefix(c, "call", "[\"local\", 7, {}]",
+                  "!InvalidArgument: ", "function");
+    expect_prefix(c, "call", "[\"local\", \"double\", {}, 5]",
+                  "!InvalidArgument: ", "options");
+    expect_prefix(c, "call",
+                  "[\"local\", \"double\", {}, {\"timeout_ms\": \"soon\"}]",
                   "!InvalidArgument: ", "timeout_ms");
-    expect_prefix(c, "context.eval", "[\"one\", \"1\", \"x.js\"]", "!InvalidArgument: ",
-                  "context");
-    expect_prefix(c, "context.eval", "[1, 2, \"x.js\"]", "!InvalidArgument: ", "source");
-    expect_prefix(c, "context.call", "[1, \"f\", 3]", "!InvalidArgument: ", "args");
+    expect_prefix(c, "context.eval", "[\"one\", \"1\", \"x.js\"]",
+                  "!InvalidArgument: ", "context");
+    expect_prefix(c, "context.eval", "[1, 2, \"x.js\"]",
+                  "!InvalidArgument: ", "source");
+    expect_prefix(c, "context.call", "[1, \"f\", 3]",
+                  "!InvalidArgument: ", "args");
     expect_prefix(c, "context.load", "[1, [3]]", "!InvalidArgument: ", "paths");
-    expect_prefix(c, "context.create", "[null, {\"cwd\": 1}]", "!InvalidArgument: ", "cwd");
+    expect_prefix(c, "context.create", "[null, {\"cwd\": 1}]",
+                  "!InvalidArgument: ", "cwd");
     expect_prefix(c, "context.destroy", "[99999]", "!NotFound: ", NULL);
-    expect_prefix(c, "context.eval", "[99999, \"1\", \"x.js\"]", "!NotFound: ", NULL);
+    expect_prefix(c, "context.eval", "[99999, \"1\", \"x.js\"]",
+                  "!NotFound: ", NULL);
     expect_prefix(c, "hello", "[]", "!InvalidArgument: ", "params");
     /* None of that hurt the connection. */
     wfix_check_call(c, "call", "[\"local\", \"double\", {\"number\": 3}]", "6");
@@ -133,7 +144,8 @@ expect_protocol_error_close(struct tu_rpc *c)
     assert_int_equal(msg.kind, PROTO_NOTIFICATION);
     assert_int_equal(msg.params.type, MSGPACK_OBJECT_ARRAY);
     assert_int_equal(msg.params.via.array.size, 1);
-    assert_int_equal(proto_error_from_object(&msg.params.via.array.ptr[0], &pe), 0);
+    assert_int_equal(proto_error_from_object(&msg.params.via.array.ptr[0], &pe),
+                     0);
     assert_int_equal(pe.type, PROTO_ERR_PROTOCOL);
     proto_msg_release(&msg);
     assert_int_equal(tu_rpc_read(c, &msg, WAIT_MS), -1);
@@ -150,7 +162,8 @@ test_broken_streams_close_only_their_connection(void **state)
 
     (void)state;
     /* A call in flight on the good connection while others break. */
-    slow = tu_rpc_send(good, "call", "[\"local\", \"later\", {\"ms\": 300, \"tag\": \"s\"}]");
+    slow = tu_rpc_send(good, "call",
+                       "[\"local\", \"later\", {\"ms\": 300, \"tag\": \"s\"}]");
 
     bad = wfix_connect(&fix);
     tu_rpc_send_raw(bad, garbage, sizeof(garbage) - 1);
@@ -197,7 +210,8 @@ test_broken_streams_close_only_their_connection(void **state)
     msgpack_sbuffer_destroy(&sb);
     tu_rpc_close(bad);
 
-    wfix_check_call(good, "call", "[\"local\", \"double\", {\"number\": 5}]", "10");
+    wfix_check_call(good, "call", "[\"local\", \"double\", {\"number\": 5}]",
+                    "10");
     {
         struct proto_msg msg;
 
@@ -205,6 +219,35 @@ test_broken_streams_close_only_their_connection(void **state)
         assert_true(wfix_streq(&msg.result, "later s"));
         proto_msg_release(&msg);
     }
+    tu_rpc_close(good);
+}
+
+static void
+test_random_bytes(void **state)
+{
+    struct tu_rpc *good = wfix_connect(&fix);
+    unsigned seed = 12345;
+    char buf[4096];
+
+    (void)state;
+    /* Seeded noise on many connections, some of it a valid message prefix
+     * the worker waits on: none of it may reach past its own connection. */
+    for (int i = 0; i < 40; i++) {
+        struct tu_rpc *bad = wfix_connect(&fix);
+        size_t n = 1 + (size_t)(rand_r(&seed) % sizeof(buf));
+        struct proto_msg msg;
+
+        for (size_t j = 0; j < n; j++)
+            buf[j] = (char)rand_r(&seed);
+        if (i % 2 == 0)
+            buf[0] = (char)0x94; /* a 4-array: looks like a message start */
+        tu_rpc_send_raw(bad, buf, n);
+        while (tu_rpc_read(bad, &msg, 100) == 1)
+            proto_msg_release(&msg);
+        tu_rpc_close(bad);
+    }
+    wfix_check_call(good, "call", "[\"local\", \"double\", {\"number\": 8}]",
+                    "16");
     tu_rpc_close(good);
 }
 
@@ -227,7 +270,8 @@ test_pipelining(void **state)
             snprintf(params, sizeof(params),
                      "[\"local\", \"later\", {\"ms\": 1, \"tag\": \"%d\"}]", i);
         else
-            snprintf(params, sizeof(params), "[\"local\", \"double\", {\"number\": %d}]", i);
+            snprintf(params, sizeof(params),
+                     "[\"local\", \"double\", {\"number\": %d}]", i);
         ids[i] = tu_rpc_send(c, "call", params);
     }
     first = ids[0];
@@ -266,7 +310,8 @@ test_backpressure(void **state)
     (void)state;
     /* 24 MiB of replies asked for before one is read: the worker must hold
      * back (not buffer without bound, not stall the others) and finish. */
-    snprintf(params, sizeof(params), "[\"local\", \"big\", {\"size\": %d}]", SIZE);
+    snprintf(params, sizeof(params), "[\"local\", \"big\", {\"size\": %d}]",
+             SIZE);
     for (int i = 0; i < N; i++) {
         uint32_t id = tu_rpc_send(c, "call", params);
 
@@ -303,8 +348,23 @@ test_client_leaves_with_calls_in_flight(void **state)
 
     c = wfix_connect(&fix);
     wfix_check_call(c, "call", "[\"local\", \"count\", null]", "2");
+    /* The context the vanished client made goes with it. */
+    for (int tries = 0;; tries++) {
+        struct proto_msg msg;
+        uint64_t n;
+
+        wfix_expect_result(c, tu_rpc_send(c, "stats", "[]"), &msg);
+        n = wfix_get(&msg.result, "contexts")->via.u64;
+        proto_msg_release(&msg);
+        if (n == 0)
+            break;
+        if (tries == 300)
+            fail_msg("the vanished client's context is still there");
+        usleep(10000);
+    }
     /* Wait past the abandoned calls' completion: still serving. */
-    snprintf(params, sizeof(params), "[\"local\", \"later\", {\"ms\": 300, \"tag\": \"ok\"}]");
+    snprintf(params, sizeof(params),
+             "[\"local\", \"later\", {\"ms\": 300, \"tag\": \"ok\"}]");
     wfix_check_call(c, "call", params, "\"later ok\"");
     wfix_check_call(c, "ping", "[]", "\"pong\"");
     tu_rpc_close(c);
@@ -323,9 +383,11 @@ test_private_vm(void **state)
     wfix_start(&f, NULL, NULL);
     c = wfix_connect(&f);
     expect_prefix(c, "call", "[null, \"anything\", {}]", "!NotFound: ", NULL);
-    expect_prefix(c, "attach", "[\"/nonexistent.config.js\"]", "!NotFound: ", NULL);
+    expect_prefix(c, "attach", "[\"/nonexistent.config.js\"]",
+                  "!NotFound: ", NULL);
     wfix_expect_result(c, tu_rpc_send(c, "context.create", "[null]"), &msg);
-    snprintf(params, sizeof(params), "[%llu, \"[1, 2].map(x => x * 3)\", \"vm.js\"]",
+    snprintf(params, sizeof(params),
+             "[%llu, \"[1, 2].map(x => x * 3)\", \"vm.js\"]",
              (unsigned long long)msg.result.via.u64);
     proto_msg_release(&msg);
     wfix_check_call(c, "context.eval", params, "[3,6]");
@@ -346,7 +408,8 @@ test_esm_config(void **state)
     (void)state;
     wfix_start(&f, wfix_config("esm.config.mjs"), NULL);
     c = wfix_connect(&f);
-    wfix_check_call(c, "call", "[null, \"shout\", {\"s\": \"esm\"}]", "\"ESM!\"");
+    wfix_check_call(c, "call", "[null, \"shout\", {\"s\": \"esm\"}]",
+                    "\"ESM!\"");
     tu_rpc_close(c);
     wfix_stop(&f);
 }
@@ -413,14 +476,16 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_direct_client_methods, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_direct_client_methods, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_validation, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_broken_streams_close_only_their_connection,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_broken_streams_close_only_their_connection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_random_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipelining, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_client_leaves_with_calls_in_flight, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_client_leaves_with_calls_in_flight,
+                                        setup, teardown),
         cmocka_unit_test(test_private_vm),
         cmocka_unit_test(test_esm_config),
         cmocka_unit_test(test_listen_socket),

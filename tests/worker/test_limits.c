@@ -47,7 +47,8 @@ test_timeout_keeps_state(void **state)
     c = wfix_connect(&f);
     wfix_check_call(c, "call", "[\"local\", \"count\", null]", "1");
     t0 = now_ms();
-    id = tu_rpc_send(c, "call", "[\"local\", \"spin\", {}, {\"timeout_ms\": 500}]");
+    id = tu_rpc_send(c, "call",
+                     "[\"local\", \"spin\", {}, {\"timeout_ms\": 500}]");
     wfix_expect_error(c, id, "TimeoutError", &msg, &pe);
     elapsed = now_ms() - t0;
     proto_msg_release(&msg);
@@ -59,7 +60,9 @@ test_timeout_keeps_state(void **state)
     /* The same worker serves the next call with its state intact. */
     wfix_check_call(c, "call", "[\"local\", \"count\", null]", "2");
     /* An async call unsettled at its deadline is a TimeoutError too. */
-    id = tu_rpc_send(c, "call", "[\"local\", \"later\", {\"ms\": 20000}, {\"timeout_ms\": 300}]");
+    id = tu_rpc_send(
+        c, "call",
+        "[\"local\", \"later\", {\"ms\": 20000}, {\"timeout_ms\": 300}]");
     wfix_expect_error(c, id, "TimeoutError", &msg, &pe);
     proto_msg_release(&msg);
     wfix_check_call(c, "call", "[\"local\", \"count\", null]", "3");
@@ -89,7 +92,8 @@ test_heap_bomb_recycles(void **state)
      * OOM would abort). */
     status = wfix_wait(&f, WAIT_MS);
     log = wfix_read_log(&f);
-    if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != JSHOST_EXIT_RECYCLE)
+    if (status == -1 || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != JSHOST_EXIT_RECYCLE)
         fail_msg("expected exit status %d, got wait status %#x; log:\n%s",
                  JSHOST_EXIT_RECYCLE, status, log);
     free(log);
@@ -119,9 +123,10 @@ check_bad_config(const char *config, const char *where)
     f.pid = tu_spawn((char *const *)argv, NULL, f.log);
     status = wfix_wait(&f, WAIT_MS);
     log = wfix_read_log(&f);
-    if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != JSHOST_EXIT_CONFIG)
-        fail_msg("%s: expected exit status %d, got wait status %#x; log:\n%s", config,
-                 JSHOST_EXIT_CONFIG, status, log);
+    if (status == -1 || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != JSHOST_EXIT_CONFIG)
+        fail_msg("%s: expected exit status %d, got wait status %#x; log:\n%s",
+                 config, JSHOST_EXIT_CONFIG, status, log);
     if (strstr(log, where) == NULL)
         fail_msg("%s: the error does not name %s:\n%s", config, where, log);
     free(log);
@@ -132,16 +137,21 @@ static void
 test_bad_configs(void **state)
 {
     (void)state;
-    check_bad_config(wfix_config("bad/syntax.config.js"), "syntax.config.js:3:");
-    check_bad_config(wfix_config("bad/throws.config.js"), "throws.config.js:3:");
-    check_bad_config(wfix_config("bad/notobject.config.js"), "notobject.config.js");
-    check_bad_config(wfix_config("bad/nofunctions.config.js"), "nofunctions.config.js");
+    check_bad_config(wfix_config("bad/syntax.config.js"),
+                     "syntax.config.js:3:");
+    check_bad_config(wfix_config("bad/throws.config.js"),
+                     "throws.config.js:3:");
+    check_bad_config(wfix_config("bad/notobject.config.js"),
+                     "notobject.config.js");
+    check_bad_config(wfix_config("bad/nofunctions.config.js"),
+                     "nofunctions.config.js");
     check_bad_config(wfix_config("bad/missing.config.js"), "missing.config.js");
 }
 
 /* Starts the worker as the manager does: a socketpair end as its fd 3. */
 static pid_t
-spawn_fd_worker(const char *config, int *peer, const char *logpath)
+spawn_fd_worker_args(const char *config, const char *memory, int *peer,
+                     const char *logpath)
 {
     int sv[2];
     pid_t pid;
@@ -155,13 +165,63 @@ spawn_fd_worker(const char *config, int *peer, const char *logpath)
         if (logfd < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0 ||
             dup2(sv[1], JSHOST_WORKER_FD) < 0)
             _exit(127);
-        execl(tu_build_path("worker/jshost-worker"), "jshost-worker", "--fd", "3",
-              config, (char *)NULL);
+        if (memory != NULL)
+            execl(tu_build_path("worker/jshost-worker"), "jshost-worker",
+                  "--fd", "3", "--memory", memory, config, (char *)NULL);
+        else
+            execl(tu_build_path("worker/jshost-worker"), "jshost-worker",
+                  "--fd", "3", config, (char *)NULL);
         _exit(127);
     }
     close(sv[1]);
     *peer = sv[0];
     return pid;
+}
+
+static pid_t
+spawn_fd_worker(const char *config, int *peer, const char *logpath)
+{
+    return spawn_fd_worker_args(config, NULL, peer, logpath);
+}
+
+static void
+test_fd_mode_heap_bomb(void **state)
+{
+    struct proto_msg msg;
+    struct proto_error pe;
+    struct tu_rpc *c;
+    char *dir = tu_tmpdir(), *logpath;
+    uint32_t first, bomb;
+    int peer, status;
+    pid_t pid;
+
+    (void)state;
+    assert_true(asprintf(&logpath, "%s/worker.log", dir) > 0);
+    pid = spawn_fd_worker_args(wfix_config("basic.config.js"), "64", &peer,
+                               logpath);
+    c = tu_rpc_from_fd(peer);
+    assert_int_equal(tu_rpc_read(c, &msg, WAIT_MS), 1);
+    assert_true(proto_msg_is(&msg, "ready"));
+    assert_int_equal(
+        wfix_get(wfix_get(&msg.params.via.array.ptr[0], "config"), "memory")
+            ->via.u64,
+        64);
+    proto_msg_release(&msg);
+    /* The replies owed are written before the worker goes: the bomb's
+     * MemoryError, and a sync call answered in the same batch before it. */
+    first = tu_rpc_send(c, "call", "[0, \"double\", {\"number\": 4}]");
+    bomb = tu_rpc_send(c, "call", "[0, \"bomb\", {}]");
+    wfix_expect_result(c, first, &msg);
+    assert_int_equal(msg.result.via.u64, 8);
+    proto_msg_release(&msg);
+    wfix_expect_error(c, bomb, "MemoryError", &msg, &pe);
+    proto_msg_release(&msg);
+    status = tu_wait(pid, WAIT_MS);
+    assert_true(status != -1 && WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), JSHOST_EXIT_RECYCLE);
+    tu_rpc_close(c);
+    free(logpath);
+    tu_rmtree(dir);
 }
 
 static void
@@ -190,12 +250,15 @@ test_fd_mode_ready_and_eof(void **state)
     for (uint32_t i = 0; i < fns->via.array.size; i++)
         found |= wfix_streq(&fns->via.array.ptr[i], "hello_world");
     assert_true(found);
-    assert_true(wfix_streq(wfix_get(wfix_get(info, "extras"), "anything"), "else"));
+    assert_true(
+        wfix_streq(wfix_get(wfix_get(info, "extras"), "anything"), "else"));
     cfg = wfix_get(info, "config");
     assert_int_equal(wfix_get(cfg, "timeout")->via.u64, 10000);
     assert_int_equal(wfix_get(cfg, "workers")->via.u64, 1);
-    assert_int_equal(wfix_get(cfg, "memory")->via.u64, JSHOST_DEFAULT_MEMORY_MB);
-    assert_int_equal(wfix_get(cfg, "linger")->via.u64, JSHOST_DEFAULT_LINGER_MS);
+    assert_int_equal(wfix_get(cfg, "memory")->via.u64,
+                     JSHOST_DEFAULT_MEMORY_MB);
+    assert_int_equal(wfix_get(cfg, "linger")->via.u64,
+                     JSHOST_DEFAULT_LINGER_MS);
     proto_msg_release(&msg);
 
     wfix_check_call(c, "call", "[0, \"double\", {\"number\": 21}]", "42");
@@ -233,7 +296,16 @@ test_fd_mode_config_error(void **state)
     assert_true(proto_msg_is(&msg, "config_error"));
     info = &msg.params.via.array.ptr[0];
     assert_true(wfix_streq(wfix_get(info, "type"), "ConfigError"));
-    assert_int_equal(wfix_get(info, "message")->type, MSGPACK_OBJECT_STR);
+    {
+        /* The place travels in file/line/column, not again in the words (the
+         * manager puts the two together). */
+        char *m = proto_obj_strdup(wfix_get(info, "message"));
+
+        assert_non_null(m);
+        assert_non_null(strstr(m, "config exploded"));
+        assert_null(strstr(m, "throws.config.js"));
+        free(m);
+    }
     assert_int_equal(wfix_get(info, "line")->via.u64, 3);
     assert_true(wfix_get(info, "column")->via.u64 > 0);
     {
@@ -275,8 +347,10 @@ static void
 test_command_line(void **state)
 {
     static const char *const none[] = {NULL};
-    static const char *const both[] = {"--fd", "3", "--listen", "/tmp/x.sock", NULL};
-    static const char *const badnum[] = {"--listen", "/tmp/x.sock", "--memory", "lots", NULL};
+    static const char *const both[] = {"--fd", "3", "--listen", "/tmp/x.sock",
+                                       NULL};
+    static const char *const badnum[] = {"--listen", "/tmp/x.sock", "--memory",
+                                         "lots", NULL};
     static const char *const unknown[] = {"--frobnicate", NULL};
     static const char *const version[] = {"--version", NULL};
     char longpath[300];
@@ -313,6 +387,7 @@ main(void)
         cmocka_unit_test(test_bad_configs),
         cmocka_unit_test(test_fd_mode_ready_and_eof),
         cmocka_unit_test(test_fd_mode_config_error),
+        cmocka_unit_test(test_fd_mode_heap_bomb),
         cmocka_unit_test(test_command_line),
     };
 

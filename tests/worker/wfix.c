@@ -100,7 +100,8 @@ wfix_stop(struct wfix *f)
     if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         char *log = wfix_read_log(f);
 
-        fail_msg("the worker did not exit cleanly on SIGTERM (status %#x); its log:\n%s",
+        fail_msg("the worker did not exit cleanly on SIGTERM (status %#x); its "
+                 "log:\n%s",
                  status, log);
     }
     wfix_cleanup(f);

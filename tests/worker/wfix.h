@@ -49,7 +49,8 @@ char *wfix_read_log(struct wfix *f);
 void wfix_expect_error(struct tu_rpc *c, uint32_t msgid, const char *type,
                        struct proto_msg *msg, struct proto_error *pe);
 /* Waits for the response to msgid and asserts success; msg->result holds it. */
-void wfix_expect_result(struct tu_rpc *c, uint32_t msgid, struct proto_msg *msg);
+void wfix_expect_result(struct tu_rpc *c, uint32_t msgid,
+                        struct proto_msg *msg);
 
 /* tu_rpc_call asserting the JSON (or "!Type: message") it gives. */
 void wfix_check_call(struct tu_rpc *c, const char *method, const char *params,
