@@ -20,7 +20,7 @@ SOURCE_ROOT = os.environ.get("JSHOST_TEST_SOURCE_ROOT",
                                  os.path.abspath(__file__)))))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", autouse=True)
 def runtime_dir():
     """A private JSHOST_RUNTIME_DIR for this module; its manager is shut down
     at the end."""
