@@ -616,6 +616,17 @@ static PyObject *conn_res_fail(struct conn_res *r)
     return NULL;
 }
 
+/* In a forked child: another thread of the parent may have held mu forever,
+ * and the parent's calls in flight have no thread here to end them. */
+static void conn_check_fork(ConnObject *self)
+{
+    if (self->c != NULL && self->pid != getpid()) {
+        pthread_mutex_init(&self->mu, NULL);
+        self->pid = getpid();
+        self->active = 0;
+    }
+}
+
 /* Takes the handle for one call (GIL held); NULL with an exception if closed. */
 static jshost *conn_enter(ConnObject *self)
 {
@@ -623,11 +634,7 @@ static jshost *conn_enter(ConnObject *self)
         PyErr_SetString(PyExc_ValueError, "jshost connection is closed");
         return NULL;
     }
-    if (self->pid != getpid()) {
-        /* after fork another thread of the parent may have held mu forever */
-        pthread_mutex_init(&self->mu, NULL);
-        self->pid = getpid();
-    }
+    conn_check_fork(self);
     self->active++;
     return self->c;
 }
@@ -708,6 +715,7 @@ static void conn_dealloc(ConnObject *self)
 static PyObject *conn_close(ConnObject *self, PyObject *unused)
 {
     (void)unused;
+    conn_check_fork(self);
     if (self->c != NULL && !self->closing) {
         self->closing = 1;
         self->active++;
