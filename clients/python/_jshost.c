@@ -20,9 +20,7 @@
 
 #include <msgpack.h>
 
-#ifndef JSHOST_PY_NO_CLIENT
 #include "jshost.h"
-#endif
 
 /* DESIGN §4: the depth the whole path can carry. msgpack-c's reader stops at
  * 32 levels and the request wraps the value in one more array, so 30 leaves
@@ -585,8 +583,6 @@ mod_set_error_factory(PyObject *self, PyObject *fn)
     Py_RETURN_NONE;
 }
 
-#ifndef JSHOST_PY_NO_CLIENT
-
 /* ---- errors -------------------------------------------------------------- */
 
 static PyObject *
@@ -1097,8 +1093,6 @@ static PyTypeObject ConnType = {
     .tp_getset = conn_getset,
 };
 
-#endif /* JSHOST_PY_NO_CLIENT */
-
 static PyMethodDef mod_methods[] = {
     {"pack", (PyCFunction)(void (*)(void))mod_pack,
      METH_VARARGS | METH_KEYWORDS,
@@ -1151,7 +1145,6 @@ PyInit__jshost(void)
         return NULL;
     if (PyModule_AddIntConstant(m, "MAX_DEPTH", PYJS_MAX_DEPTH) < 0)
         goto fail;
-#ifndef JSHOST_PY_NO_CLIENT
     if (PyType_Ready(&ConnType) < 0)
         goto fail;
     Py_INCREF(&ConnType);
@@ -1170,7 +1163,6 @@ PyInit__jshost(void)
         PyModule_AddStringConstant(m, "libjshost_version", jshost_version()) <
             0)
         goto fail;
-#endif
     return m;
 fail:
     Py_DECREF(m);

@@ -12,9 +12,7 @@ import tempfile
 import pytest
 
 import jshost
-from jshost import _jshost
 
-HAS_CLIENT = hasattr(_jshost, "Connection")
 SOURCE_ROOT = os.environ.get("JSHOST_TEST_SOURCE_ROOT",
                              os.path.dirname(os.path.dirname(os.path.dirname(
                                  os.path.abspath(__file__)))))
@@ -30,11 +28,10 @@ def runtime_dir():
     try:
         yield d
     finally:
-        if HAS_CLIENT:
-            try:
-                jshost.shutdown()
-            except jshost.Error:
-                pass
+        try:
+            jshost.shutdown()
+        except jshost.Error:
+            pass
         if old is None:
             os.environ.pop("JSHOST_RUNTIME_DIR", None)
         else:
