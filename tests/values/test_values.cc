@@ -700,6 +700,39 @@ void from_huge_array(void **state) {
     EXPECT_EQ_STR(why, "value: array longer than 67108864 elements", "why");
 }
 
+// A writer that fails (out of memory) after `room` bytes.
+struct Tight {
+    size_t room;
+};
+
+int TightWrite(void *data, const char *buf, size_t len) {
+    (void)buf;
+    Tight *t = static_cast<Tight *>(data);
+    if (len > t->room)
+        return -1;
+    t->room -= len;
+    return 0;
+}
+
+// A packer that cannot write is kInvalid with words, never a crash.
+void to_packer_full(void **state) {
+    V8_SCOPE(state);
+    v8::Local<v8::Value> v = Eval(context, "({a: 'x'.repeat(100), b: [1, 2, 3]})");
+    for (size_t room : {0, 1, 3, 50, 104, 106}) {
+        Tight t{room};
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &t, TightWrite);
+        std::string why;
+        assert_int_equal(jsv::ToMsgpack(context, v, &pk, &why), jsv::kInvalid);
+        EXPECT_EQ_STR(why, "out of memory while packing a value", "why");
+    }
+    Tight t{1000};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &t, TightWrite);
+    std::string why;
+    assert_int_equal(jsv::ToMsgpack(context, v, &pk, &why), jsv::kOk);
+}
+
 // The why string is optional.
 void null_why(void **state) {
     V8_SCOPE(state);
@@ -741,6 +774,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(json_parity, V8EnvSetup, V8EnvTeardown),
         cmocka_unit_test_setup_teardown(round_trip, V8EnvSetup, V8EnvTeardown),
         cmocka_unit_test_setup_teardown(from_huge_array, V8EnvSetup, V8EnvTeardown),
+        cmocka_unit_test_setup_teardown(to_packer_full, V8EnvSetup, V8EnvTeardown),
         cmocka_unit_test_setup_teardown(null_why, V8EnvSetup, V8EnvTeardown),
     };
     int failed = cmocka_run_group_tests(tests, nullptr, nullptr);
