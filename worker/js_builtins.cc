@@ -10,6 +10,7 @@
 // - structuredClone's transfer list takes ArrayBuffers only (no ports); an
 //   object made from a C++ template clones as {} (as Node's JS classes do).
 #include "js_builtins.h"
+#include "js_value.h"
 
 #include <cstdint>
 #include <cstdlib>
@@ -1058,6 +1059,26 @@ InstallClass(Local<Context> context, const char *name,
            SetGlobal(context, name, fn, v8::DontEnum);
 }
 
+// Object.keys as it is before any script ran, for jsv::ToMsgpack.
+bool
+StashObjectKeys(Local<Context> context)
+{
+    Isolate *isolate = context->GetIsolate();
+    Local<Value> object, keys;
+    if (!context->Global()
+             ->Get(context, Str(isolate, "Object"))
+             .ToLocal(&object))
+        return false;
+    if (!object->IsObject() ||
+        !object.As<Object>()->Get(context, Str(isolate, "keys")).ToLocal(&keys))
+        return !object->IsObject(); // no Object: nothing to keep
+    if (!keys->IsFunction())
+        return true;
+    Local<v8::Private> name =
+        v8::Private::ForApi(isolate, Str(isolate, jsv::kObjectKeysPrivate));
+    return context->Global()->SetPrivate(context, name, keys).FromMaybe(false);
+}
+
 } // namespace
 
 bool
@@ -1079,7 +1100,8 @@ Install(v8::Local<v8::Context> context)
     AddGetter(isolate, dec, "ignoreBOM", TextDecoderIgnoreBOM);
     AddMethod(isolate, dec, "decode", TextDecoderDecode, 0);
 
-    return InstallClass(context, "TextEncoder", enc) &&
+    return StashObjectKeys(context) &&
+           InstallClass(context, "TextEncoder", enc) &&
            InstallClass(context, "TextDecoder", dec) &&
            InstallFunction(context, "atob", Atob, 1) &&
            InstallFunction(context, "btoa", Btoa, 1) &&

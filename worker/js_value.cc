@@ -591,8 +591,10 @@ class Writer
     msgpack_packer *pk_;
     std::string *why_;
     Local<v8::String> to_json_;
+    Local<v8::Function> object_keys_; // the original Object.keys, if kept
     std::vector<Step> path_;
     std::vector<Local<v8::Object>> stack_; // the containers on the path
+    std::vector<Local<Value>> pairs_;      // objects' keys and values
     std::string utf8_;                     // scratch for strings
     std::vector<uint16_t> utf16_;
 };
@@ -735,6 +737,15 @@ Writer::Top(Local<Value> value)
     v8::HandleScope scope(isolate_);
     to_json_ = v8::String::NewFromUtf8Literal(isolate_, "toJSON",
                                               v8::NewStringType::kInternalized);
+    Local<Value> keys;
+    if (context_->Global()
+            ->GetPrivate(context_,
+                         v8::Private::ForApi(isolate_,
+                                             v8::String::NewFromUtf8Literal(
+                                                 isolate_, kObjectKeysPrivate)))
+            .ToLocal(&keys) &&
+        keys->IsFunction())
+        object_keys_ = keys.As<v8::Function>();
     Step top{Step::kIndex, 0, Local<Value>()};
     Shape shape;
     Status st = Resolve(&value, top, &shape);
@@ -968,16 +979,28 @@ Status
 Writer::PackObject(Local<v8::Object> obj, int depth)
 {
     Local<v8::Array> keys;
-    if (!obj->GetOwnPropertyNames(context_,
-                                  static_cast<v8::PropertyFilter>(
-                                      v8::ONLY_ENUMERABLE | v8::SKIP_SYMBOLS),
-                                  v8::KeyConversionMode::kConvertToString)
-             .ToLocal(&keys))
+    if (!object_keys_.IsEmpty()) {
+        // Object.keys is EnumerableOwnPropertyNames(O, key), what
+        // JSON.stringify uses, and unlike the API it uses V8's enum cache.
+        Local<Value> arg = obj, list;
+        if (!object_keys_->Call(context_, v8::Undefined(isolate_), 1, &arg)
+                 .ToLocal(&list))
+            return Thrown();
+        if (!list->IsArray())
+            return Invalid("Object.keys did not give an array");
+        keys = list.As<v8::Array>();
+    } else if (!obj->GetOwnPropertyNames(
+                       context_,
+                       static_cast<v8::PropertyFilter>(v8::ONLY_ENUMERABLE |
+                                                       v8::SKIP_SYMBOLS),
+                       v8::KeyConversionMode::kConvertToString)
+                    .ToLocal(&keys)) {
         return Thrown();
+    }
     uint32_t n = keys->Length();
-    std::vector<Local<Value>> ks, vs;
-    ks.reserve(n);
-    vs.reserve(n);
+    // Key, value pairs kept on one stack shared by all levels (no
+    // allocation per object); this level's pairs start at `base`.
+    size_t base = pairs_.size();
     path_.push_back(Step{Step::kKey, 0, Local<Value>()});
     for (uint32_t i = 0; i < n; i++) {
         Local<Value> k, v;
@@ -992,18 +1015,21 @@ Writer::PackObject(Local<v8::Object> obj, int depth)
             return st;
         if (shape == kSkip)
             continue;
-        ks.push_back(k);
-        vs.push_back(v);
+        pairs_.push_back(k);
+        pairs_.push_back(v);
     }
-    PACK(msgpack_pack_map(pk_, ks.size()));
-    for (size_t i = 0; i < ks.size(); i++) {
-        path_.back().key = ks[i];
-        Status st = PackString(ks[i].As<v8::String>());
+    size_t count = (pairs_.size() - base) / 2;
+    PACK(msgpack_pack_map(pk_, count));
+    for (size_t i = 0; i < count; i++) {
+        Local<Value> k = pairs_[base + 2 * i], v = pairs_[base + 2 * i + 1];
+        path_.back().key = k;
+        Status st = PackString(k.As<v8::String>());
         if (st == kOk)
-            st = Pack(vs[i], depth + 1);
+            st = Pack(v, depth + 1);
         if (st != kOk)
             return st;
     }
+    pairs_.resize(base);
     path_.pop_back();
     return kOk;
 }

@@ -9,6 +9,7 @@
 
 #include "v8env.h"
 
+#include "js_builtins.h"
 #include "js_value.h"
 
 namespace
@@ -941,6 +942,37 @@ null_why(void **state)
     msgpack_unpacked_destroy(&u);
 }
 
+// With the builtins installed, ToMsgpack lists keys with the original
+// Object.keys: a script that replaces it changes nothing.
+void
+keys_after_tampering(void **state)
+{
+    V8_SCOPE(state);
+    Eval(context, "Object.keys = () => ['zzz']; Object.prototype.zzz = 1;"
+                  "Object.defineProperty(Object.prototype, 'zzz', "
+                  "{enumerable: false})");
+    EXPECT_PACK("({a: 1, b: {c: [2]}})", "{\"a\":1,\"b\":{\"c\":[2]}}");
+    EXPECT_PACK(
+        "new Proxy({p: 1}, {ownKeys: () => ['p', 'q'],"
+        " getOwnPropertyDescriptor: (t, k) => k === 'p' ?"
+        " {value: 1, enumerable: true, configurable: true} : undefined})",
+        "{\"p\":1}");
+}
+
+// Each test again on a context that has the builtins (and so the kept
+// Object.keys): both ways of listing keys must give the same.
+int
+SetupWithBuiltins(void **state)
+{
+    V8EnvSetup(state);
+    V8Env *env = static_cast<V8Env *>(*state);
+    v8::Isolate::Scope iscope(env->isolate);
+    v8::HandleScope hscope(env->isolate);
+    v8::Local<v8::Context> context = env->context.Get(env->isolate);
+    v8::Context::Scope cscope(context);
+    return jsb::Install(context) ? 0 : -1;
+}
+
 } // namespace
 
 int
@@ -948,32 +980,50 @@ main(int argc, char **argv)
 {
     (void)argc;
     V8EnvInitPlatform(argv[0]);
+#define PLAIN(t)                                                               \
+    {                                                                          \
+#t, t, V8EnvSetup, V8EnvTeardown, nullptr                              \
+    }
+#define BUILTINS(t)                                                            \
+    {                                                                          \
+#t "+builtins", t, SetupWithBuiltins, V8EnvTeardown, nullptr           \
+    }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(from_scalars, V8EnvSetup,
-                                        V8EnvTeardown),
-        cmocka_unit_test_setup_teardown(from_containers, V8EnvSetup,
-                                        V8EnvTeardown),
-        cmocka_unit_test_setup_teardown(from_ext, V8EnvSetup, V8EnvTeardown),
-        cmocka_unit_test_setup_teardown(from_errors, V8EnvSetup, V8EnvTeardown),
-        cmocka_unit_test_setup_teardown(from_depth, V8EnvSetup, V8EnvTeardown),
-        cmocka_unit_test_setup_teardown(to_scalars, V8EnvSetup, V8EnvTeardown),
-        cmocka_unit_test_setup_teardown(to_binary_and_dates, V8EnvSetup,
-                                        V8EnvTeardown),
-        cmocka_unit_test_setup_teardown(to_containers, V8EnvSetup,
-                                        V8EnvTeardown),
-        cmocka_unit_test_setup_teardown(to_json_method, V8EnvSetup,
-                                        V8EnvTeardown),
-        cmocka_unit_test_setup_teardown(to_errors, V8EnvSetup, V8EnvTeardown),
-        cmocka_unit_test_setup_teardown(to_depth, V8EnvSetup, V8EnvTeardown),
-        cmocka_unit_test_setup_teardown(to_terminated, V8EnvSetup,
-                                        V8EnvTeardown),
-        cmocka_unit_test_setup_teardown(json_parity, V8EnvSetup, V8EnvTeardown),
-        cmocka_unit_test_setup_teardown(round_trip, V8EnvSetup, V8EnvTeardown),
-        cmocka_unit_test_setup_teardown(from_huge_array, V8EnvSetup,
-                                        V8EnvTeardown),
-        cmocka_unit_test_setup_teardown(to_packer_full, V8EnvSetup,
-                                        V8EnvTeardown),
-        cmocka_unit_test_setup_teardown(null_why, V8EnvSetup, V8EnvTeardown),
+        PLAIN(from_scalars),
+        PLAIN(from_containers),
+        PLAIN(from_ext),
+        PLAIN(from_errors),
+        PLAIN(from_depth),
+        PLAIN(to_scalars),
+        PLAIN(to_binary_and_dates),
+        PLAIN(to_containers),
+        PLAIN(to_json_method),
+        PLAIN(to_errors),
+        PLAIN(to_depth),
+        PLAIN(to_terminated),
+        PLAIN(json_parity),
+        PLAIN(round_trip),
+        PLAIN(from_huge_array),
+        PLAIN(to_packer_full),
+        PLAIN(null_why),
+        BUILTINS(from_scalars),
+        BUILTINS(from_containers),
+        BUILTINS(from_ext),
+        BUILTINS(from_errors),
+        BUILTINS(from_depth),
+        BUILTINS(to_scalars),
+        BUILTINS(to_binary_and_dates),
+        BUILTINS(to_containers),
+        BUILTINS(to_json_method),
+        BUILTINS(to_errors),
+        BUILTINS(to_depth),
+        BUILTINS(to_terminated),
+        BUILTINS(json_parity),
+        BUILTINS(round_trip),
+        BUILTINS(from_huge_array),
+        BUILTINS(to_packer_full),
+        BUILTINS(null_why),
+        BUILTINS(keys_after_tampering),
     };
     int failed = cmocka_run_group_tests(tests, nullptr, nullptr);
     V8EnvShutdown();
