@@ -328,6 +328,10 @@ const Case kCases[] = {
     {"(() => { const big = 123456789012345678901234567890n; return "
      "structuredClone(big) === big; })()",
      "true"},
+    // Deep nesting fails as in node, with a RangeError, not a crash.
+    {"(() => { let a = []; for (let i = 0; i < 200000; i++) a = [a]; return "
+     "structuredClone(a); })()",
+     "THROW RangeError [undefined] Maximum call stack size exceeded"},
 };
 
 void
