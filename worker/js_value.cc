@@ -15,6 +15,8 @@
 // - An object's own keys and their toJSON results are read before its
 //   children are converted (the map's size must be known before its entries):
 //   getters with side effects observe a different order than JSON.stringify.
+// - BigInt.prototype.toJSON is not consulted: a BigInt always goes out as an
+//   int or ext 1 (JSON.stringify would call it, or throw without it).
 // - An invalid Date is kInvalid (JSON.stringify would write null).
 // - Arrays longer than kMaxArrayLength (2^26) are kInvalid both ways: no
 //   message within the default limit could carry them, filling a packer with

@@ -948,6 +948,16 @@ void
 keys_after_tampering(void **state)
 {
     V8_SCOPE(state);
+    // Install kept the original where ToMsgpack looks for it.
+    v8::Local<v8::Value> kept;
+    assert_true(
+        context->Global()
+            ->GetPrivate(context,
+                         v8::Private::ForApi(
+                             isolate, v8::String::NewFromUtf8Literal(
+                                          isolate, jsv::kObjectKeysPrivate)))
+            .ToLocal(&kept));
+    assert_true(kept->IsFunction());
     Eval(context, "Object.keys = () => ['zzz']; Object.prototype.zzz = 1;"
                   "Object.defineProperty(Object.prototype, 'zzz', "
                   "{enumerable: false})");
