@@ -989,6 +989,20 @@ StructuredClone(const FunctionCallbackInfo<Value> &args)
 // ---------------------------------------------------------------------------
 // Installation
 
+// Every callback runs inside V8's frames, which C++ exceptions must not cross
+// (V8 is built without them): a failed allocation becomes a JS RangeError.
+template <v8::FunctionCallback F>
+void
+Guard(const FunctionCallbackInfo<Value> &args)
+{
+    try {
+        F(args);
+    } catch (...) {
+        args.GetIsolate()->ThrowException(v8::Exception::RangeError(
+            String::NewFromUtf8Literal(args.GetIsolate(), "Out of memory")));
+    }
+}
+
 // As Web IDL and Node define them: writable and configurable; classes are
 // not enumerable, functions are.
 bool
@@ -1088,24 +1102,25 @@ Install(v8::Local<v8::Context> context)
     v8::HandleScope scope(isolate);
 
     Local<FunctionTemplate> enc =
-        Class(isolate, "TextEncoder", TextEncoderNew, 0);
-    AddGetter(isolate, enc, "encoding", TextEncoderEncoding);
-    AddMethod(isolate, enc, "encode", TextEncoderEncode, 0);
-    AddMethod(isolate, enc, "encodeInto", TextEncoderEncodeInto, 2);
+        Class(isolate, "TextEncoder", Guard<TextEncoderNew>, 0);
+    AddGetter(isolate, enc, "encoding", Guard<TextEncoderEncoding>);
+    AddMethod(isolate, enc, "encode", Guard<TextEncoderEncode>, 0);
+    AddMethod(isolate, enc, "encodeInto", Guard<TextEncoderEncodeInto>, 2);
 
     Local<FunctionTemplate> dec =
-        Class(isolate, "TextDecoder", TextDecoderNew, kDecoderFields);
-    AddGetter(isolate, dec, "encoding", TextDecoderEncoding);
-    AddGetter(isolate, dec, "fatal", TextDecoderFatal);
-    AddGetter(isolate, dec, "ignoreBOM", TextDecoderIgnoreBOM);
-    AddMethod(isolate, dec, "decode", TextDecoderDecode, 0);
+        Class(isolate, "TextDecoder", Guard<TextDecoderNew>, kDecoderFields);
+    AddGetter(isolate, dec, "encoding", Guard<TextDecoderEncoding>);
+    AddGetter(isolate, dec, "fatal", Guard<TextDecoderFatal>);
+    AddGetter(isolate, dec, "ignoreBOM", Guard<TextDecoderIgnoreBOM>);
+    AddMethod(isolate, dec, "decode", Guard<TextDecoderDecode>, 0);
 
     return StashObjectKeys(context) &&
            InstallClass(context, "TextEncoder", enc) &&
            InstallClass(context, "TextDecoder", dec) &&
-           InstallFunction(context, "atob", Atob, 1) &&
-           InstallFunction(context, "btoa", Btoa, 1) &&
-           InstallFunction(context, "structuredClone", StructuredClone, 0);
+           InstallFunction(context, "atob", Guard<Atob>, 1) &&
+           InstallFunction(context, "btoa", Guard<Btoa>, 1) &&
+           InstallFunction(context, "structuredClone", Guard<StructuredClone>,
+                           0);
 }
 
 } // namespace jsb

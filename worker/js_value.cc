@@ -1112,20 +1112,33 @@ FromMsgpack(v8::Local<v8::Context> context, const msgpack_object &obj,
             v8::Local<v8::Value> *out, std::string *why)
 {
     v8::EscapableHandleScope scope(context->GetIsolate());
-    Reader r(context, why);
-    Local<Value> v;
-    Status st = r.Convert(obj, 0, &v);
-    if (st == kOk)
-        *out = scope.Escape(v);
-    return st;
+    // No C++ exception may unwind into V8's frames (built without them).
+    try {
+        Reader r(context, why);
+        Local<Value> v;
+        Status st = r.Convert(obj, 0, &v);
+        if (st == kOk)
+            *out = scope.Escape(v);
+        return st;
+    } catch (...) {
+        if (why)
+            *why = "out of memory while converting a value";
+        return kInvalid;
+    }
 }
 
 Status
 ToMsgpack(v8::Local<v8::Context> context, v8::Local<v8::Value> value,
           msgpack_packer *pk, std::string *why)
 {
-    Writer w(context, pk, why);
-    return w.Top(value);
+    try {
+        Writer w(context, pk, why);
+        return w.Top(value);
+    } catch (...) {
+        if (why)
+            *why = "out of memory while converting a value";
+        return kInvalid;
+    }
 }
 
 } // namespace jsv
