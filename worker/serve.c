@@ -27,6 +27,9 @@
 #define SERVE_DOOM_GRACE_MS 5000
 /* Room asked of the reader per read. */
 #define SERVE_READ_CHUNK ((size_t)64 * 1024)
+/* Runs in flight on a direct client's connection past which it is not read
+ * (the manager's connection is bounded by the manager's own limits). */
+#define SERVE_INFLIGHT_MAX 4096
 /* Replies packed in one batch past which they are written without waiting. */
 #define SERVE_BATCH_MAX ((size_t)256 * 1024)
 
@@ -41,7 +44,7 @@ struct serve_conn {
     unsigned in_flight;
     bool is_fd;
     bool reading;
-    bool paused;   /* read stopped until writes drain (backpressure) */
+    bool paused;   /* read stopped until writes drain or runs finish */
     bool batching; /* inside conn_process: replies are flushed at its end */
     bool eof;      /* the peer finished sending; close once answered */
     bool closing;  /* no more reading or replies */
@@ -77,6 +80,8 @@ struct serve {
     size_t write_pending; /* over every connection */
     uv_timer_t doom_timer;
     uv_timer_t reap_timer;
+    uv_timer_t resume_timer; /* reads paused connections again, outside
+                                engine callbacks */
     /* Contexts of closed connections, destroyed by reap_timer. */
     uint32_t *dead_contexts;
     size_t ndead, dead_cap;
@@ -91,6 +96,9 @@ static void conn_close(struct serve_conn *c);
 static void serve_check_doomed(struct serve *s);
 static void serve_maybe_exit(struct serve *s);
 static void serve_reap_cb(uv_timer_t *t);
+static void serve_resume_cb(uv_timer_t *t);
+static void conn_maybe_resume(struct serve_conn *c);
+static void conn_maybe_pause(struct serve_conn *c);
 
 static void
 serve_request_exit(struct serve *s, int status)
@@ -218,6 +226,50 @@ conn_maybe_finish(struct serve_conn *c)
 
 static void conn_read_start(struct serve_conn *c);
 
+/* ---- backpressure ------------------------------------------------------- */
+
+/* The peer asks faster than replies leave, or keeps too many runs going. */
+static bool
+conn_congested(const struct serve_conn *c)
+{
+    return c->write_pending > SERVE_WRITE_HIGH_WATER ||
+           (!c->is_fd && c->in_flight >= SERVE_INFLIGHT_MAX);
+}
+
+static bool
+conn_relieved(const struct serve_conn *c)
+{
+    return c->write_pending <= SERVE_WRITE_HIGH_WATER / 2 &&
+           (c->is_fd || c->in_flight <= SERVE_INFLIGHT_MAX / 2);
+}
+
+/* Stops reading a congested connection instead of buffering without bound. */
+static void
+conn_maybe_pause(struct serve_conn *c)
+{
+    if (c->paused || !conn_congested(c))
+        return;
+    c->paused = true;
+    if (c->reading)
+        uv_read_stop((uv_stream_t *)&c->pipe);
+    c->reading = false;
+}
+
+/* Takes the messages left in the reader, then reads again. Not from inside
+ * an engine callback (it starts runs). */
+static void
+conn_maybe_resume(struct serve_conn *c)
+{
+    struct serve *s = c->serve;
+
+    if (!c->paused || c->closing || !conn_relieved(c))
+        return;
+    c->paused = false;
+    conn_process(c);
+    if (!c->paused && !c->closing && !c->eof && !s->doomed)
+        conn_read_start(c);
+}
+
 /* ---- writing ------------------------------------------------------------ */
 
 static void
@@ -235,13 +287,7 @@ conn_write_cb(uv_write_t *req, int status)
         log_debug("write failed: %s", uv_strerror(status));
         conn_close(c);
     }
-    if (c->paused && !c->closing &&
-        c->write_pending <= SERVE_WRITE_HIGH_WATER / 2) {
-        c->paused = false;
-        conn_process(c);
-        if (!c->paused && !c->closing && !c->eof && !s->doomed)
-            conn_read_start(c);
-    }
+    conn_maybe_resume(c);
     conn_maybe_finish(c);
     serve_maybe_exit(s);
 }
@@ -273,14 +319,7 @@ conn_flush(struct serve_conn *c)
     }
     c->write_pending += w->len;
     s->write_pending += w->len;
-    if (c->write_pending > SERVE_WRITE_HIGH_WATER && !c->paused) {
-        /* The peer reads slower than it asks: stop reading it until the
-         * replies drain, instead of buffering without bound. */
-        c->paused = true;
-        if (c->reading)
-            uv_read_stop((uv_stream_t *)&c->pipe);
-        c->reading = false;
-    }
+    conn_maybe_pause(c);
 }
 
 /* A packer on the connection's reply buffer; false when replies are dropped. */
@@ -362,6 +401,7 @@ run_new(struct serve_conn *c, uint32_t msgid)
     run->msgid = msgid;
     conn_ref(c);
     c->in_flight++;
+    conn_maybe_pause(c);
     return run;
 }
 
@@ -384,6 +424,8 @@ run_done(void *arg, const char *value, size_t len, const struct js_error *err)
     }
     free(run);
     c->in_flight--;
+    if (c->paused && !c->closing && conn_relieved(c))
+        uv_timer_start(&c->serve->resume_timer, serve_resume_cb, 0, 0);
     serve_check_doomed(c->serve);
     conn_maybe_finish(c);
     conn_unref(c);
@@ -1038,6 +1080,15 @@ serve_reap_cb(uv_timer_t *t)
 }
 
 static void
+serve_resume_cb(uv_timer_t *t)
+{
+    struct serve *s = t->data;
+
+    for (struct serve_conn *c = s->conns; c != NULL; c = c->next)
+        conn_maybe_resume(c);
+}
+
+static void
 serve_doom_cb(uv_timer_t *t)
 {
     struct serve *s = t->data;
@@ -1104,6 +1155,8 @@ serve_new(uv_loop_t *loop, const struct serve_options *opts, struct serve **out)
     s->doom_timer.data = s;
     uv_timer_init(loop, &s->reap_timer);
     s->reap_timer.data = s;
+    uv_timer_init(loop, &s->resume_timer);
+    s->resume_timer.data = s;
     *out = s;
     return 0;
 }
@@ -1385,6 +1438,7 @@ serve_close(struct serve *s)
     }
     uv_close((uv_handle_t *)&s->doom_timer, serve_timer_close_cb);
     uv_close((uv_handle_t *)&s->reap_timer, serve_timer_close_cb);
+    uv_close((uv_handle_t *)&s->resume_timer, serve_timer_close_cb);
 }
 
 void

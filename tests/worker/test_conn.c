@@ -331,6 +331,57 @@ test_backpressure(void **state)
 }
 
 static void
+test_inflight_cap(void **state)
+{
+    /* Few enough past the cap that the client's sends do not block on the
+     * paused connection (each small send costs ~1 KiB of socket buffer). */
+    enum { N = 4196, CAP = 4096 };
+    struct tu_rpc *c = wfix_connect(&fix), *watch = wfix_connect(&fix);
+    static bool seen[N];
+    struct proto_msg msg;
+    uint64_t most = 0;
+    uint32_t first = 0;
+
+    (void)state;
+    /* More async runs than one direct client may keep going: the worker
+     * stops reading that client at the cap and answers them all anyway. */
+    for (int i = 0; i < N; i++) {
+        uint32_t id = tu_rpc_send(
+            c, "call",
+            "[\"local\", \"later\", {\"ms\": 3000, \"tag\": \"c\"}]");
+
+        if (i == 0)
+            first = id;
+    }
+    /* Until the first runs end, in flight climbs to the cap and no further. */
+    for (int tries = 0; tries < 100 && most < CAP; tries++) {
+        uint64_t n;
+
+        wfix_expect_result(watch, tu_rpc_send(watch, "stats", "[]"), &msg);
+        n = wfix_get(&msg.result, "in_flight")->via.u64;
+        proto_msg_release(&msg);
+        if (n > most)
+            most = n;
+        usleep(10000);
+    }
+    print_message("most runs in flight: %llu\n", (unsigned long long)most);
+    assert_true(most <= CAP);
+    for (int n = 0; n < N; n++) {
+        uint32_t i;
+
+        assert_int_equal(tu_rpc_read(c, &msg, WAIT_MS), 1);
+        i = msg.msgid - first;
+        assert_true(i < N);
+        assert_false(seen[i]);
+        seen[i] = true;
+        assert_true(wfix_streq(&msg.result, "later c"));
+        proto_msg_release(&msg);
+    }
+    tu_rpc_close(watch);
+    tu_rpc_close(c);
+}
+
+static void
 test_client_leaves_with_calls_in_flight(void **state)
 {
     struct tu_rpc *gone, *c;
@@ -484,6 +535,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_random_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipelining, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inflight_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_leaves_with_calls_in_flight,
                                         setup, teardown),
         cmocka_unit_test(test_private_vm),
