@@ -59,10 +59,12 @@ static int
 errout_finish(struct errout *eo, jshost *c, int r)
 {
     if (eo->errcode == NULL && eo->err == NULL && eo->errstr == NULL) {
+        pthread_mutex_lock(&c->priv->errlock);
         jshost_error_clear(&c->remote);
         c->err = eo->sink.err;
         memcpy(c->errstr, eo->sink.errstr, sizeof(c->errstr));
         c->remote = eo->sink.remote;
+        pthread_mutex_unlock(&c->priv->errlock);
         return r;
     }
     if (eo->errcode != NULL)
@@ -158,8 +160,7 @@ again:
 int
 jshost_request(jshost *c, const char *method, const char *params,
                size_t params_len, int timeout_ms, jshost_value *result,
-               int *errcode, jshost_error *err, char *errstr,
-               size_t errstr_len)
+               int *errcode, jshost_error *err, char *errstr, size_t errstr_len)
 {
     struct errout eo;
     int64_t wait;
@@ -172,9 +173,9 @@ jshost_request(jshost *c, const char *method, const char *params,
            : timeout_ms == 0 ? JSHOST__REQUEST_DEFAULT_MS
                              : (int64_t)timeout_ms + JSHOST__MARGIN_MS;
     errout_init(&eo, c, errcode, err, errstr, errstr_len);
-    return errout_finish(&eo, c,
-                         do_request(c, &eo.sink, method, params, params_len,
-                                    wait, result));
+    return errout_finish(
+        &eo, c,
+        do_request(c, &eo.sink, method, params, params_len, wait, result));
 }
 
 /* A packer over a fresh sbuffer (the caller destroys it). */
@@ -204,7 +205,7 @@ js_wait(int timeout_ms)
     if (timeout_ms < 0)
         return -1;
     if (timeout_ms == 0)
-        return JSHOST_DEFAULT_TIMEOUT_MS + JSHOST__MARGIN_MS;
+        return JSHOST__JS_DEFAULT_WAIT_MS;
     return (int64_t)timeout_ms + JSHOST__MARGIN_MS;
 }
 
@@ -213,15 +214,17 @@ static int
 send_packed(jshost *c, const char *method, msgpack_sbuffer *sb, int64_t wait,
             jshost_value *result)
 {
+    struct errout eo;
     int r;
 
     if (result != NULL) {
         result->data = NULL;
         result->len = 0;
     }
-    r = do_request(c, c, method, sb->data, sb->size, wait, result);
+    errout_init(&eo, c, NULL, NULL, NULL, 0);
+    r = do_request(c, &eo.sink, method, sb->data, sb->size, wait, result);
     msgpack_sbuffer_destroy(sb);
-    return r;
+    return errout_finish(&eo, c, r);
 }
 
 int
@@ -267,12 +270,11 @@ jshost_call_r(jshost *c, const char *host, const char *function,
 }
 
 int
-jshost_call(jshost *c, const char *host, const char *function,
-            const char *data, size_t data_len, int timeout_ms,
-            jshost_value *result)
+jshost_call(jshost *c, const char *host, const char *function, const char *data,
+            size_t data_len, int timeout_ms, jshost_value *result)
 {
-    return jshost_call_r(c, host, function, data, data_len, timeout_ms,
-                         result, NULL, NULL, NULL, 0);
+    return jshost_call_r(c, host, function, data, data_len, timeout_ms, result,
+                         NULL, NULL, NULL, 0);
 }
 
 void

@@ -50,11 +50,15 @@ jshost__seterr(jshost *c, int err, const char *fmt, ...)
 {
     va_list ap;
 
+    if (c->priv != NULL)
+        pthread_mutex_lock(&c->priv->errlock);
     jshost_error_clear(&c->remote);
     c->err = err;
     va_start(ap, fmt);
     vsnprintf(c->errstr, sizeof(c->errstr), fmt, ap);
     va_end(ap);
+    if (c->priv != NULL)
+        pthread_mutex_unlock(&c->priv->errlock);
     return -1;
 }
 
@@ -68,11 +72,15 @@ jshost__remote_words(const jshost_error *e, char *buf, size_t len)
 int
 jshost__setremote(jshost *c, jshost_error *e)
 {
+    if (c->priv != NULL)
+        pthread_mutex_lock(&c->priv->errlock);
     jshost_error_clear(&c->remote);
     c->err = JSHOST_ERR_REMOTE;
     jshost__remote_words(e, c->errstr, sizeof(c->errstr));
     c->remote = *e;
     memset(e, 0, sizeof(*e));
+    if (c->priv != NULL)
+        pthread_mutex_unlock(&c->priv->errlock);
     return -1;
 }
 
@@ -82,8 +90,8 @@ dup_field(const msgpack_object *map, const char *key, char **out)
     const msgpack_object *o = proto_map_get(map, key);
 
     *out = NULL;
-    if (o == NULL || (o->type != MSGPACK_OBJECT_STR &&
-                      o->type != MSGPACK_OBJECT_BIN))
+    if (o == NULL ||
+        (o->type != MSGPACK_OBJECT_STR && o->type != MSGPACK_OBJECT_BIN))
         return 0;
     *out = proto_obj_strdup(o);
     return *out == NULL ? -ENOMEM : 0;
@@ -146,8 +154,7 @@ jshost__valid_value(const char *buf, size_t len, bool want_array)
         return false;
     msgpack_unpacked_init(&u);
     ok = msgpack_unpack_next(&u, buf, len, &off) == MSGPACK_UNPACK_SUCCESS &&
-         off == len &&
-         (!want_array || u.data.type == MSGPACK_OBJECT_ARRAY);
+         off == len && (!want_array || u.data.type == MSGPACK_OBJECT_ARRAY);
     msgpack_unpacked_destroy(&u);
     return ok;
 }
