@@ -135,6 +135,25 @@ write_pidfile(void)
     close(fd);
 }
 
+/* Only our own: a successor may have started while we were stopping. */
+static void
+remove_pidfile(void)
+{
+    char buf[32];
+    ssize_t n;
+    int fd = open(mgr.pidpath, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return;
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n > 0) {
+        buf[n] = '\0';
+        if (atoi(buf) == (int)getpid())
+            unlink(mgr.pidpath);
+    }
+}
+
 static void
 close_walk_cb(uv_handle_t *handle, void *arg)
 {
@@ -152,7 +171,7 @@ manager_finish(void)
     finished = true;
     log_info("exiting");
     server_close();
-    unlink(mgr.pidpath);
+    remove_pidfile();
     uv_close((uv_handle_t *)&idle_timer, NULL);
     uv_close((uv_handle_t *)&ping_timer, NULL);
     uv_close((uv_handle_t *)&sigterm, NULL);
