@@ -921,15 +921,16 @@ conn_detach(ConnObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* How long the client waits (libjshost adds its margin): the call's own
- * deadline, else the deadline the server applies by default when the caller
- * knows it (a VM's), else 0, libjshost's generous default wait. */
+/* How long the client waits (libjshost adds its margin): the run's own
+ * deadline; else the default deadline the server applies, when the caller
+ * knows it (a VM's); else, as libjshost does for calls, ten minutes: a guard
+ * against a wedged server, not a deadline (the server enforces the host's). */
 static int
 client_wait(int timeout_ms, int default_ms)
 {
     if (timeout_ms != 0)
         return timeout_ms;
-    return default_ms > 0 ? default_ms : 0;
+    return default_ms > 0 ? default_ms : 10 * 60 * 1000;
 }
 
 /* context_eval(ctx, source, identifier, timeout_ms=0, default_ms=0) -> value */

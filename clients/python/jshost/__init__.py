@@ -126,8 +126,9 @@ class Host:
 
         The data is either one positional value or the keyword arguments
         (``host.call("hello_world", name="Foo")``), not both. ``timeout`` in
-        seconds overrides the host's default deadline; past it the call raises
-        :class:`TimeoutError`. A JavaScript failure raises :class:`JSError`.
+        seconds overrides the host's default deadline (the config's
+        ``timeout``); past it the call raises :class:`TimeoutError`. A
+        JavaScript failure raises :class:`JSError`.
         """
         if data is _MISSING:
             data = kwargs
