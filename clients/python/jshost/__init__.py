@@ -231,7 +231,7 @@ class Context:
     def _run(self, fn, *args):
         try:
             return fn(*args)
-        except (MemoryError, HostCrashedError):
+        except (MemoryError, HostCrashedError, HostUnavailableError):
             # the worker is gone with every context on it; a VM starts anew
             lost = getattr(self._owner, "_worker_lost", None)
             if lost is not None:
@@ -342,8 +342,9 @@ class VM:
         vm = self._vm_id()
         try:
             ctx = self._conn.request("context.create", [None, {"vm": vm, "cwd": os.getcwd()}])
-        except NotFoundError:
-            # the worker was replaced (heap limit, crash): its contexts are gone
+        except (NotFoundError, HostUnavailableError):
+            # the private worker is gone (heap limit, crash, killed) and the
+            # anchor context with it: start a new one
             with self._lock:
                 if self._anchor == vm:
                     self._anchor = None
