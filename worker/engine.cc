@@ -125,6 +125,7 @@ class Watchdog {
 
 struct Fn {
     std::string name;
+    Global<String> name_str;
     Global<Function> fn;
     int arity = 0;
 };
@@ -180,6 +181,8 @@ struct js_engine {
 
     Global<Object> exports;
     Global<Object> host; // {config: exports}, the `host` of every call's this
+    Global<v8::ObjectTemplate> self_template; // every call's this: {name, host}
+    Global<String> key_name, key_host;
     std::unordered_map<std::string, Fn> functions;
     std::vector<std::string> names;
     std::vector<const char *> name_ptrs;
@@ -765,92 +768,102 @@ class CurrentRunScope {
     uint64_t prev_;
 };
 
-// Function data of the callbacks handed to JS: [run id, name, arity].
-static Local<Array> RunData(Isolate *isolate, Run *run, int arity) {
-    Local<Value> items[] = {
-        v8::Number::New(isolate, (double)run->id),
-        jse::Str(isolate, run->name.empty() ? run->what : run->name),
-        Integer::New(isolate, arity)};
-    return Array::New(isolate, items, 3);
-}
-
-static bool ReadRunData(const FunctionCallbackInfo<Value> &info, uint64_t *id,
-                        std::string *name, int *arity) {
-    Isolate *isolate = info.GetIsolate();
-    Local<Context> context = isolate->GetCurrentContext();
-    if (!info.Data()->IsArray())
-        return false;
-    Local<Array> a = info.Data().As<Array>();
-    Local<Value> v;
-    if (!a->Get(context, 0).ToLocal(&v) || !v->IsNumber())
-        return false;
-    *id = (uint64_t)v.As<v8::Number>()->Value();
-    if (a->Get(context, 1).ToLocal(&v))
-        *name = jse::Utf8(isolate, v);
-    if (a->Get(context, 2).ToLocal(&v) && v->IsInt32())
-        *arity = v.As<Integer>()->Value();
-    return true;
-}
-
 static js_engine *EngineOf(Isolate *isolate) {
     return static_cast<js_engine *>(isolate->GetData(0));
 }
 
-// cb(err, result) handed to a function.
-static void CallbackFromJs(const FunctionCallbackInfo<Value> &info) {
-    Isolate *isolate = info.GetIsolate();
-    js_engine *e = EngineOf(isolate);
-    uint64_t id;
-    std::string name;
-    int arity = 0;
-    if (!ReadRunData(info, &id, &name, &arity))
-        return;
-    Local<Value> err = info[0];
-    bool failed = !err->IsNullOrUndefined() && err->BooleanValue(isolate);
-    bool won = failed ? Settle(e, id, false, err, Local<Message>())
-                      : Settle(e, id, true, info[1], Local<Message>());
-    if (!won) {
-        std::string msg = "late callback for '" + name + "' ignored";
-        jse::WriteLine(2, "warn", msg.data(), msg.size());
-    }
-}
+// Closures made in JS (cheap) carry the run's id to one native per realm:
+// settle(kind, id, name, arity, a, b) with kind 0 = cb(a, b), 1 = the promise
+// fulfilled with a, 2 = rejected with a.
+const char kGlueSource[] = R"JS(
+(function (settle) {
+'use strict';
+const apply = Reflect.apply, then = Promise.prototype.then;
+return [
+  (id, name, arity) => (err, result) => settle(0, id, name, arity, err, result),
+  (p, id, name, arity) => {
+    apply(then, p, [(v) => settle(1, id, name, arity, v),
+                    (e) => settle(2, id, name, arity, e)]);
+  },
+];
+})
+)JS";
 
-static void PromiseSettled(const FunctionCallbackInfo<Value> &info, bool ok) {
+static void SettleFromJs(const FunctionCallbackInfo<Value> &info) {
     Isolate *isolate = info.GetIsolate();
     js_engine *e = EngineOf(isolate);
-    uint64_t id;
-    std::string name;
-    int arity = 0;
-    if (!ReadRunData(info, &id, &name, &arity))
+    if (!info[0]->IsInt32() || !info[1]->IsNumber())
         return;
+    int kind = info[0].As<Integer>()->Value();
+    uint64_t id = (uint64_t)info[1].As<v8::Number>()->Value();
+    int arity = info[3]->IsInt32() ? info[3].As<Integer>()->Value() : 0;
+    if (kind == 0) {
+        Local<Value> err = info[4];
+        bool failed = !err->IsNullOrUndefined() && err->BooleanValue(isolate);
+        bool won = failed ? Settle(e, id, false, err, Local<Message>())
+                          : Settle(e, id, true, info[5], Local<Message>());
+        if (!won) {
+            std::string msg = "late callback for '" +
+                              jse::Utf8(isolate, info[2]) + "' ignored";
+            jse::WriteLine(2, "warn", msg.data(), msg.size());
+        }
+        return;
+    }
+    bool ok = kind == 1;
     // An async function that takes cb resolves with undefined when it
     // returns; its answer is the cb's.
-    if (ok && arity >= 2 && info[0]->IsUndefined())
+    if (ok && arity >= 2 && info[4]->IsUndefined())
         return;
-    if (!Settle(e, id, ok, info[0], Local<Message>())) {
-        std::string msg = "late result for '" + name + "' ignored";
+    if (!Settle(e, id, ok, info[4], Local<Message>())) {
+        std::string msg = "late result for '" + jse::Utf8(isolate, info[2]) +
+                          "' ignored";
         jse::WriteLine(2, "warn", msg.data(), msg.size());
     }
 }
 
-static void PromiseFulfilled(const FunctionCallbackInfo<Value> &info) {
-    PromiseSettled(info, true);
+static bool GlueInstall(Realm *realm, Local<Context> context) {
+    Isolate *isolate = context->GetIsolate();
+    Local<Function> settle;
+    v8::ScriptOrigin origin(isolate,
+                            String::NewFromUtf8Literal(isolate, "jshost:runs"));
+    v8::ScriptCompiler::Source source(
+        String::NewFromUtf8Literal(isolate, kGlueSource), origin);
+    Local<v8::Script> script;
+    Local<Value> factory, pair, a, b;
+    if (!Function::New(context, SettleFromJs).ToLocal(&settle))
+        return false;
+    Local<Value> argv[] = {settle};
+    if (!v8::ScriptCompiler::Compile(context, &source).ToLocal(&script) ||
+        !script->Run(context).ToLocal(&factory) || !factory->IsFunction() ||
+        !factory.As<Function>()
+             ->Call(context, v8::Undefined(isolate), 1, argv)
+             .ToLocal(&pair) ||
+        !pair->IsArray() || !pair.As<Array>()->Get(context, 0).ToLocal(&a) ||
+        !pair.As<Array>()->Get(context, 1).ToLocal(&b) || !a->IsFunction() ||
+        !b->IsFunction())
+        return false;
+    realm->make_cb.Reset(isolate, a.As<Function>());
+    realm->await_run.Reset(isolate, b.As<Function>());
+    return true;
 }
 
-static void PromiseRejected(const FunctionCallbackInfo<Value> &info) {
-    PromiseSettled(info, false);
+static Local<Value> RunName(Isolate *isolate, Run *run) {
+    Local<String> s = jse::Str(isolate, run->name.empty() ? run->what : run->name);
+    if (s.IsEmpty())
+        return v8::Undefined(isolate);
+    return s;
 }
 
 // Waits for `promise` on behalf of run.
 static bool AwaitPromise(js_engine *e, Run *run, Local<Context> context,
                          Local<Promise> promise, int arity) {
-    Local<Array> data = RunData(e->isolate, run, arity);
-    Local<Function> onful, onrej;
-    if (!Function::New(context, PromiseFulfilled, data, 1).ToLocal(&onful) ||
-        !Function::New(context, PromiseRejected, data, 1).ToLocal(&onrej))
-        return false;
-    Local<Promise> chained;
-    return promise->Then(context, onful, onrej).ToLocal(&chained);
+    Isolate *isolate = e->isolate;
+    Local<Value> argv[] = {promise, v8::Number::New(isolate, (double)run->id),
+                           RunName(isolate, run), Integer::New(isolate, arity)};
+    Local<Value> r;
+    return run->realm->await_run.Get(isolate)
+        ->Call(context, v8::Undefined(isolate), 4, argv)
+        .ToLocal(&r);
 }
 
 // The value of a script or a function: promises are awaited; anything else
@@ -943,6 +956,8 @@ static void OnMessage(Local<Message> message, Local<Value> exception) {
 // ---------------------------------------------------------------------------
 // Realms
 
+static void RealmFree(js_engine *e, Realm *realm);
+
 static Realm *RealmNew(js_engine *e, uint32_t id, const std::string &cwd,
                        bool global_require, struct js_error *err) {
     Isolate *isolate = e->isolate;
@@ -964,7 +979,8 @@ static Realm *RealmNew(js_engine *e, uint32_t id, const std::string &cwd,
     {
         Entry en(e, jse::DefaultDeadline(e));
         TryCatch tc(isolate);
-        ok = jsb::Install(context) && jse::WorldInstall(realm, context) &&
+        ok = jsb::Install(context) && GlueInstall(realm, context) &&
+             jse::WorldInstall(realm, context) &&
              jse::ModulesInstall(realm, context, global_require);
         if (!ok && tc.HasCaught() && !tc.HasTerminated())
             ErrorFromException(isolate, context, tc.Exception(), tc.Message(),
@@ -974,10 +990,7 @@ static Realm *RealmNew(js_engine *e, uint32_t id, const std::string &cwd,
     if (!ok || out != jse::kFinished) {
         if (err != nullptr && err->message == nullptr)
             ErrorSet(err, PROTO_ERR_MEMORY, "cannot set up a V8 context");
-        jse::WorldClearRealm(e->world, realm);
-        realm->context.Reset();
-        realm->loader.Reset();
-        delete realm;
+        RealmFree(e, realm);
         return nullptr;
     }
     return realm;
@@ -990,6 +1003,8 @@ static void RealmFree(js_engine *e, Realm *realm) {
     realm->esm.clear();
     realm->esm_synthetic.clear();
     realm->loader.Reset();
+    realm->make_cb.Reset();
+    realm->await_run.Reset();
     realm->context.Reset();
     delete realm;
 }
@@ -1148,6 +1163,8 @@ static int LoadConfig(js_engine *e, const std::string &path,
         Local<Function> f = v.As<Function>();
         Fn fn;
         fn.name = name;
+        fn.name_str.Reset(isolate, k->IsString() ? k.As<String>()
+                                                 : jse::Str(isolate, name));
         fn.fn.Reset(isolate, f);
         Local<Value> len;
         if (f->Get(context, String::NewFromUtf8Literal(isolate, "length"))
@@ -1175,6 +1192,9 @@ static int LoadConfig(js_engine *e, const std::string &path,
              .FromMaybe(false))
         return ConfigFromException(isolate, context, tc, path, err);
     e->host.Reset(isolate, host);
+    e->self_template.Reset(isolate, v8::ObjectTemplate::New(isolate));
+    e->key_name.Reset(isolate, String::NewFromUtf8Literal(isolate, "name"));
+    e->key_host.Reset(isolate, String::NewFromUtf8Literal(isolate, "host"));
     return 0;
 }
 
@@ -1205,6 +1225,9 @@ static void EngineDestroy(js_engine *e) {
             e->functions.clear();
             e->exports.Reset();
             e->host.Reset();
+            e->self_template.Reset();
+            e->key_name.Reset();
+            e->key_host.Reset();
             e->rejections.clear();
         }
         e->watchdog.Stop();
@@ -1504,17 +1527,18 @@ static int CallImpl(js_engine *e, const char *name, size_t name_len,
             RunFail(run, PROTO_ERR_INVALID_ARGUMENT, "data: %s", why.c_str());
             return 0;
         }
-        Local<Object> self = Object::New(isolate);
-        Local<Function> cbf;
+        Local<Object> self;
+        Local<Value> cbf;
+        Local<Value> name = fn.name_str.Get(isolate);
+        Local<Value> cbargv[] = {v8::Number::New(isolate, (double)run->id), name,
+                                 Integer::New(isolate, fn.arity)};
         if (st == jsv::kOk &&
-            self->Set(context, String::NewFromUtf8Literal(isolate, "name"),
-                      jse::Str(isolate, fname))
+            e->self_template.Get(isolate)->NewInstance(context).ToLocal(&self) &&
+            self->Set(context, e->key_name.Get(isolate), name).FromMaybe(false) &&
+            self->Set(context, e->key_host.Get(isolate), e->host.Get(isolate))
                 .FromMaybe(false) &&
-            self->Set(context, String::NewFromUtf8Literal(isolate, "host"),
-                      e->host.Get(isolate))
-                .FromMaybe(false) &&
-            Function::New(context, CallbackFromJs, RunData(isolate, run, fn.arity),
-                          2)
+            e->main->make_cb.Get(isolate)
+                ->Call(context, v8::Undefined(isolate), 3, cbargv)
                 .ToLocal(&cbf)) {
             argv[1] = cbf;
             MaybeLocal<Value> r =

@@ -26,6 +26,8 @@ struct Realm {
     std::string cwd;                     // where require() starts
     v8::Global<v8::Context> context;
     v8::Global<v8::Object> loader;       // the CommonJS loader's entry points
+    v8::Global<v8::Function> make_cb;    // (id, name, arity) => cb
+    v8::Global<v8::Function> await_run;  // (promise, id, name, arity)
     // ES modules of this realm: path -> module, and identity hash -> path
     std::unordered_map<std::string, v8::Global<v8::Module>> esm;
     std::unordered_multimap<int, std::string> esm_paths;
