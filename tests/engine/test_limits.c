@@ -153,6 +153,19 @@ static void test_memory_from_config(void **state) {
     assert_true(st.heap_limit >= 100u * 1024 * 1024);
 }
 
+static void test_config_bomb(void **state) {
+    struct fx *f = *state;
+    put(f, "b.js", "const a = [];\nfor (;;) a.push({n: a.length});\n");
+    assert_int_equal(load_opts(f, "b.js", 64, 0), -EINVAL);
+    assert_null(f->e);
+    assert_int_equal(f->err.type, PROTO_ERR_CONFIG);
+    assert_non_null(strstr(f->err.message, "heap limit"));
+    put(f, "l.js", "for (;;) {}\n");
+    assert_int_equal(load_opts(f, "l.js", 0, 300), -EINVAL);
+    assert_int_equal(f->err.type, PROTO_ERR_CONFIG);
+    assert_non_null(strstr(f->err.message, "did not finish within 300 ms"));
+}
+
 static void test_free_with_pending(void **state) {
     struct fx *f = *state;
     put(f, "c.js", kConfig);
@@ -180,6 +193,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_array_bomb, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_string_bomb, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_memory_from_config, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_config_bomb, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_free_with_pending, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
