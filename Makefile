@@ -53,7 +53,7 @@ $(FUZZ_BUILD)/build.ninja:
 		-Dtests=false -Db_lundef=false -Dwerror=true $(MESON_FLAGS)
 
 fuzz: deps $(FUZZ_BUILD)/build.ninja
-	ninja -C $(FUZZ_BUILD)
+	ninja -C $(FUZZ_BUILD) fuzz
 	@scripts/fuzz $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 clean:

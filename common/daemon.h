@@ -14,7 +14,9 @@
  *  <0   in the original process: the daemon failed before ready (-EIO) or
  *       fork failed (negative errno)
  *   0   in the daemon: *ready_fd is the pipe end to pass to daemon_ready()
- * keep_fd (or -1) is an fd the daemon keeps open across (e.g. the start lock).
+ * keep_fd (or -1) is an fd the daemon keeps open across (e.g. the start lock);
+ * it must be above 2. Every other inherited fd above 2 is closed in the daemon.
+ * The daemon's cwd is /.
  */
 int daemon_start(const char *logpath, int keep_fd, int *ready_fd);
 

@@ -98,7 +98,8 @@ struct proto_msg {
     msgpack_object result;    /* response */
     msgpack_object root;      /* the whole message */
     size_t size;              /* encoded size in bytes */
-    msgpack_zone *zone;       /* owned; freed by proto_msg_release() */
+    msgpack_zone *zone;       /* owned; freed by proto_msg_release() (may be
+                                 NULL when the message needed no memory) */
 };
 
 void proto_msg_release(struct proto_msg *msg);
@@ -117,7 +118,12 @@ struct proto_reader;
 struct proto_reader *proto_reader_new(size_t max_message);
 void proto_reader_free(struct proto_reader *r);
 
-/* Copies len bytes in. 0, or -ENOMEM. */
+/*
+ * Copies len bytes in. 0, or -ENOMEM. Bytes are checked as they arrive: once the
+ * stream has broken (a message too big, too deep, not msgpack) further bytes are
+ * dropped, so a peer cannot make the buffer grow; proto_reader_next reports it
+ * after handing out the whole messages that came before the break.
+ */
 int proto_reader_feed(struct proto_reader *r, const char *buf, size_t len);
 /* Room for at least `want` bytes at *buf (*len may be larger). 0, or -ENOMEM. */
 int proto_reader_buffer(struct proto_reader *r, size_t want, char **buf,
@@ -206,7 +212,8 @@ int proto_write_notification(msgpack_packer *pk, const char *method,
 int proto_write_result(msgpack_packer *pk, uint32_t msgid);
 int proto_write_error(msgpack_packer *pk, uint32_t msgid,
                       const struct proto_error *err);
-/* Packs just the error map {"type","message","name","stack","logfile"}. */
+/* Packs just the error map {"type","message","name","stack","logfile"}; all five
+ * keys are always there (nil where NULL; PROTO_ERR_NONE packs a nil type). */
 int proto_pack_error(msgpack_packer *pk, const struct proto_error *err);
 /* A whole response with an error of `type` and printf-style message. */
 int proto_write_errorf(msgpack_packer *pk, uint32_t msgid,

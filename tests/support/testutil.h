@@ -24,7 +24,8 @@ const char *tu_source_path(const char *rel);
 char *tu_tmpdir(void);
 /* rm -rf of a dir made by tu_tmpdir; frees the string. */
 void tu_rmtree(char *dir);
-/* Writes a file (dir/name) with the given text; returns the malloc'd path. */
+/* Writes a file (dir/name) with the given text; returns the malloc'd path.
+ * Folders in `name` ("node_modules/x/index.js") are created. */
 char *tu_write_file(const char *dir, const char *name, const char *text);
 
 /*
@@ -32,7 +33,8 @@ char *tu_write_file(const char *dir, const char *name, const char *text);
  * may be NULL); stdout/stderr to `logpath` when not NULL. Returns the pid.
  */
 pid_t tu_spawn(char *const argv[], char *const envadd[], const char *logpath);
-/* Waits up to timeout_ms for pid; returns its wait status, or -1 on timeout. */
+/* Waits up to timeout_ms (< 0: no limit) for pid; returns its wait status, or
+ * -1 on timeout. */
 int tu_wait(pid_t pid, int timeout_ms);
 /* SIGTERM, wait up to 2 s, then SIGKILL and reap. */
 void tu_kill(pid_t pid);
@@ -47,24 +49,38 @@ void tu_rpc_close(struct tu_rpc *c);
 int tu_rpc_fd(const struct tu_rpc *c);
 
 /*
- * Sends a request whose params are given as JSON (packed with mpjson) and
- * returns its msgid. params_json must be a JSON array.
+ * Sends a request whose params are given as JSON (packed with mpjson, so
+ * {"$bin": ...}, {"$date": ...}, {"$bigint": ...} give bin, timestamp, bigint)
+ * and returns its msgid. params_json must be a JSON array; values in it may
+ * nest PROTO_VALUE_MAX_DEPTH levels (deeper ones: tu_rpc_send_raw).
  */
 uint32_t tu_rpc_send(struct tu_rpc *c, const char *method, const char *params_json);
-/* Sends raw bytes as they are (for garbage, half messages, hand-packed values). */
+/* Sends raw bytes as they are (for garbage, half messages, hand-packed values).
+ * A send to a peer that has gone is not fatal: the next read reports it. */
 void tu_rpc_send_raw(struct tu_rpc *c, const void *buf, size_t len);
-/* The next msgid this connection will use (for hand-packed requests). */
+/* The next msgid this connection will use (for hand-packed requests); it is
+ * taken, so a later tu_rpc_send uses the one after it. Ids start at 1. */
 uint32_t tu_rpc_next_msgid(struct tu_rpc *c);
+/* Why the last read ended the stream or a send failed ("end of stream", the
+ * proto reader's cause, "send: Broken pipe"); "" when nothing went wrong. */
+const char *tu_rpc_error(const struct tu_rpc *c);
 
 /*
- * Reads the next message within timeout_ms. 1 got one, 0 timeout, -1 EOF or a
- * broken stream. Notifications are returned too.
+ * Reads the next message within timeout_ms (< 0: no limit). 1 got one, 0
+ * timeout, -1 EOF or a broken stream. Notifications are returned too, and
+ * messages queued by tu_rpc_wait come first.
  */
 int tu_rpc_read(struct tu_rpc *c, struct proto_msg *msg, int timeout_ms);
 /* Reads until the response to msgid arrives (other responses are queued and
  * given to later waits for their ids). 1 / 0 timeout / -1 as tu_rpc_read. */
 int tu_rpc_wait(struct tu_rpc *c, uint32_t msgid, struct proto_msg *msg,
                 int timeout_ms);
+
+/*
+ * A response as tu_rpc_call renders it (result as JSON, or "!Type: message"),
+ * malloc'd; NULL when msg is not a response.
+ */
+char *tu_rpc_result(const struct proto_msg *msg);
 
 /*
  * Request + wait; returns the response's result as JSON (malloc'd), or, for an

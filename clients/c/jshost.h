@@ -1,0 +1,231 @@
+/*
+ * libjshost: the C client of jshost (DESIGN §9). This header is its whole public
+ * API.
+ *
+ * A handle (`jshost`) is one connection to a manager (or to a worker started with
+ * `jshost host CONFIG --listen PATH`). In the hiredis style, every function
+ * returns JSHOST_OK (0) or -1 and leaves the reason in `c->err`, `c->errstr` and,
+ * for errors the server sent, `c->remote`. Nothing in this library exits, aborts
+ * or prints: a program must never die because of jshost.
+ *
+ * Values cross as msgpack bytes (one packed value each: DESIGN §4 says how JS
+ * sees them); jshost_json_pack and jshost_json_dump convert from and to JSON.
+ *
+ * Threads: a handle may be shared by threads. Every blocking function takes the
+ * handle's lock only while it writes its request and while it reads; blocking
+ * calls from several threads are pipelined on the one connection (whichever
+ * waiting thread reads hands each reply to its owner), so they are not
+ * serialized. The pipelined interface (jshost_send / jshost_read) is for one
+ * owner (an event loop) and must not be mixed with blocking calls from other
+ * threads on the same handle. `err`/`errstr`/`remote` of a shared handle are only
+ * meaningful to the thread that just got -1; use jshost_call_r to get them per
+ * call.
+ *
+ * Fork: a handle used in a child process after fork() reconnects on its first
+ * use (the parent's connection is left alone) and attaches again the hosts it
+ * held.
+ *
+ * Connection loss: a blocking call whose connection is lost before its request
+ * was written reconnects (starting the manager again when allowed) and sends it
+ * once more; a request already sent fails with JSHOST_ERR_IO ("connection lost").
+ */
+#ifndef JSHOST_H
+#define JSHOST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define JSHOST_OK 0
+
+/* c->err */
+enum jshost_err {
+    JSHOST_ERR_NONE = 0,
+    JSHOST_ERR_IO,       /* connect/read/write failed or the connection was lost */
+    JSHOST_ERR_PROTOCOL, /* the peer broke msgpack-RPC */
+    JSHOST_ERR_TIMEOUT,  /* the client-side deadline passed (see below) */
+    JSHOST_ERR_REMOTE,   /* the server answered an error: see c->remote */
+    JSHOST_ERR_ARG,      /* a bad argument from the caller (bad JSON, bad value) */
+    JSHOST_ERR_OOM,      /* out of memory */
+    JSHOST_ERR_SPAWN,    /* the manager could not be started */
+    JSHOST_ERR_RUNTIME,  /* the runtime dir is missing, unsafe or too long */
+};
+
+/*
+ * An error object the server sent (DESIGN §3). type is one of "JSError",
+ * "TimeoutError", "MemoryError", "NotFound", "InvalidArgument", "ConfigError",
+ * "HostCrashed", "HostUnavailable", "Overloaded", "ProtocolError". Strings are
+ * owned by whatever holds the struct (NULL = nil).
+ */
+typedef struct jshost_error {
+    char *type;
+    char *message;
+    char *name;    /* JSError: the JS error's name ("TypeError", ...) */
+    char *stack;   /* JSError: the JS stack */
+    char *logfile; /* HostCrashed, ConfigError: the host's log file */
+} jshost_error;
+
+/* One packed msgpack value, malloc'd; free with jshost_value_free. */
+typedef struct jshost_value {
+    char *data;
+    size_t len;
+} jshost_value;
+
+void jshost_value_free(jshost_value *v);
+void jshost_error_clear(jshost_error *e);
+
+typedef struct jshost_priv jshost_priv;
+
+typedef struct jshost {
+    int err;           /* enum jshost_err of the last failure; 0 after success */
+    char errstr[512];  /* words for it, naming what failed */
+    jshost_error remote; /* when err == JSHOST_ERR_REMOTE */
+    jshost_priv *priv;
+} jshost;
+
+struct jshost_options {
+    /* Talk to this socket and never start a manager. NULL: $JSHOST_SOCKET, else
+     * <runtime dir>/manager.sock with auto-start. */
+    const char *socket;
+    /* NULL: $JSHOST_RUNTIME_DIR, $XDG_RUNTIME_DIR/jshost, /tmp/jshost-<uid>. */
+    const char *runtime_dir;
+    /* 0: never start a manager. Default (options NULL) 1. */
+    int spawn;
+    /* The manager binary for auto-start. NULL: $JSHOST_MANAGER, else the
+     * installed jshost-manager, else jshost-manager on PATH. */
+    const char *manager_path;
+    /* Sent in hello. NULL: "libjshost". */
+    const char *client_name;
+    /* Bound on connecting and the hello handshake, including a manager start.
+     * 0: 10000 ms. */
+    int connect_timeout_ms;
+};
+
+/* Fills opts with the defaults. */
+void jshost_options_init(struct jshost_options *opts);
+
+/*
+ * Connects (starting the manager if allowed and needed) and says hello.
+ * Returns a handle even on failure, with c->err set (hiredis style); NULL only
+ * when out of memory. opts NULL = defaults.
+ */
+jshost *jshost_connect(const struct jshost_options *opts);
+/* Closes the connection (releasing every host held) and frees the handle. */
+void jshost_free(jshost *c);
+/* Drops the connection and connects again (hosts held are attached again). */
+int jshost_reconnect(jshost *c);
+
+/*
+ * Deadlines: timeout_ms > 0 bounds the whole call on the client side (the server
+ * is also told, as the call's "timeout_ms", so the JS is stopped there); the
+ * client waits timeout_ms plus a small margin for the server's TimeoutError
+ * before giving up with JSHOST_ERR_TIMEOUT. timeout_ms 0: the host's default
+ * deadline, with the client waiting at most that default plus the margin; -1:
+ * wait as long as it takes.
+ */
+
+/*
+ * Attaches a config (path as given; the manager resolves it). *host gets the host
+ * id (malloc'd; free it); info (may be NULL) the packed attach result
+ * {"host", "config", "functions", "workers", "logfile", "extras"}.
+ */
+int jshost_attach(jshost *c, const char *config_path, char **host,
+                  jshost_value *info);
+int jshost_detach(jshost *c, const char *host);
+
+/*
+ * Calls `function` of the host with `data` (one packed value; NULL = nil).
+ * *result gets the packed result.
+ */
+int jshost_call(jshost *c, const char *host, const char *function,
+                const char *data, size_t data_len, int timeout_ms,
+                jshost_value *result);
+/* The same, with the error returned through *err (for shared handles): 0, or
+ * -1 with *err filled (caller clears with jshost_error_clear) and *errcode an
+ * enum jshost_err. Thread-safe as a whole. */
+int jshost_call_r(jshost *c, const char *host, const char *function,
+                  const char *data, size_t data_len, int timeout_ms,
+                  jshost_value *result, int *errcode, jshost_error *err,
+                  char *errstr, size_t errstr_len);
+
+/*
+ * Any request: params is a packed msgpack array. The building block of the rest;
+ * thread-safe as jshost_call_r when err/errcode are given (may be NULL).
+ */
+int jshost_request(jshost *c, const char *method, const char *params,
+                   size_t params_len, int timeout_ms, jshost_value *result,
+                   int *errcode, jshost_error *err, char *errstr,
+                   size_t errstr_len);
+
+/* Contexts (DESIGN §3, §5). host NULL = a private VM owned by this connection,
+ * with memory_mb / timeout_ms (0 = defaults). cwd NULL = getcwd(). */
+int jshost_context_create(jshost *c, const char *host, const char *cwd,
+                          uint32_t memory_mb, uint32_t timeout_ms,
+                          uint64_t *ctx);
+int jshost_context_eval(jshost *c, uint64_t ctx, const char *source,
+                        const char *identifier, int timeout_ms,
+                        jshost_value *result);
+/* args: a packed msgpack array (NULL = no arguments). */
+int jshost_context_call(jshost *c, uint64_t ctx, const char *expression,
+                        const char *args, size_t args_len, int timeout_ms,
+                        jshost_value *result);
+int jshost_context_load(jshost *c, uint64_t ctx, const char *const *paths,
+                        size_t npaths, int timeout_ms);
+int jshost_context_destroy(jshost *c, uint64_t ctx);
+
+/* Manager actions. config_or_host NULL for status = everything. */
+int jshost_status(jshost *c, const char *config_or_host, jshost_value *result);
+int jshost_restart(jshost *c, const char *config_or_host, jshost_value *result);
+int jshost_stop(jshost *c, const char *config_or_host, jshost_value *result);
+int jshost_shutdown(jshost *c);
+
+/*
+ * The pipelined interface, for event loops: queue requests with jshost_send
+ * (written as far as the socket takes them; jshost_flush writes more), poll
+ * jshost_fd for reading (and for writing while jshost_pending_write > 0), and
+ * take replies with jshost_read in the order they arrive.
+ */
+typedef struct jshost_reply {
+    uint32_t msgid;
+    int ok;             /* 1: value holds the result; 0: error holds it */
+    jshost_value value;
+    jshost_error error;
+} jshost_reply;
+
+void jshost_reply_free(jshost_reply *r);
+int jshost_send(jshost *c, const char *method, const char *params,
+                size_t params_len, uint32_t *msgid);
+int jshost_flush(jshost *c);
+int jshost_fd(const jshost *c);
+size_t jshost_pending_write(const jshost *c);
+/* Requests sent whose replies have not been read. */
+size_t jshost_in_flight(const jshost *c);
+/*
+ * Takes the next reply. timeout_ms 0 = only what is already readable without
+ * blocking; -1 = wait. Returns 1 with *reply filled, 0 when none came in time,
+ * -1 on failure (c->err).
+ */
+int jshost_read(jshost *c, jshost_reply *reply, int timeout_ms);
+
+/*
+ * JSON helpers (the CLI's): jshost_json_pack packs a JSON text as one msgpack
+ * value (-1 with errbuf, when given, naming the line and column at fault). jshost_json_dump renders packed
+ * msgpack as JSON (bin as {"$bin": base64}, timestamps as {"$date": ISO},
+ * big ints as {"$bigint": decimal}); malloc'd, NULL on failure.
+ */
+int jshost_json_pack(const char *json, size_t len, jshost_value *out,
+                     char *errbuf, size_t errbuf_len);
+#define JSHOST_JSON_PRETTY 1
+char *jshost_json_dump(const char *data, size_t len, int flags);
+
+/* The library's version string. */
+const char *jshost_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

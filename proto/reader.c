@@ -1,0 +1,574 @@
+/*
+ * The streaming reader. Bytes land in one msgpack_unpacker's buffer, but the
+ * unpacker only ever sees whole messages: a small scanner walks every incoming
+ * byte first, without allocating, to find where each message ends. That is what
+ * lets the reader refuse a message while it is still arriving (a header
+ * announcing 4 GiB, an array count no message under the limit can hold, a 33rd
+ * level of nesting) before msgpack-c allocates anything for it: msgpack-c
+ * reserves room for a container's elements as soon as it reads the count, so a
+ * 5-byte array32 header would otherwise cost gigabytes.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+#include "proto_internal.h"
+
+/* Where the scanner is inside the current message. */
+struct scan {
+    uint32_t depth;                 /* open containers */
+    uint64_t left[PROTO_MAX_DEPTH]; /* items still due in each */
+    uint8_t head[9];                /* a header being assembled */
+    uint8_t head_have;
+    uint8_t head_need;
+    uint64_t skip; /* payload bytes still due */
+    size_t bytes;  /* bytes of the current message so far */
+};
+
+struct proto_reader {
+    msgpack_unpacker up;
+    size_t max_message;
+    struct scan sc;
+    size_t ready; /* whole messages in the buffer, not yet handed out */
+    int err;      /* the stream broke after those `ready` messages */
+    char cause[PROTO_CAUSE_MAX];
+};
+
+void
+proto__cause(char *cause, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (cause == NULL)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(cause, PROTO_CAUSE_MAX, fmt, ap);
+    va_end(ap);
+}
+
+const char *
+proto__obj_kind(const msgpack_object *o)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL:
+        return "nil";
+    case MSGPACK_OBJECT_BOOLEAN:
+        return "a boolean";
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        return "an integer";
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return "a negative integer";
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        return "a float";
+    case MSGPACK_OBJECT_STR:
+        return "a string";
+    case MSGPACK_OBJECT_BIN:
+        return "a binary";
+    case MSGPACK_OBJECT_ARRAY:
+        return "an array";
+    case MSGPACK_OBJECT_MAP:
+        return "a map";
+    case MSGPACK_OBJECT_EXT:
+        return "an extension";
+    }
+    return "an unknown type";
+}
+
+struct proto_reader *
+proto_reader_new(size_t max_message)
+{
+    struct proto_reader *r = calloc(1, sizeof(*r));
+
+    if (r == NULL)
+        return NULL;
+    if (!msgpack_unpacker_init(&r->up, MSGPACK_UNPACKER_INIT_BUFFER_SIZE)) {
+        free(r);
+        return NULL;
+    }
+    r->max_message = max_message ? max_message : PROTO_MAX_MESSAGE_DEFAULT;
+    return r;
+}
+
+void
+proto_reader_free(struct proto_reader *r)
+{
+    if (r == NULL)
+        return;
+    msgpack_unpacker_destroy(&r->up);
+    free(r);
+}
+
+static void reader_fail(struct proto_reader *r, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+reader_fail(struct proto_reader *r, int err, const char *fmt, ...)
+{
+    va_list ap;
+
+    r->err = err;
+    va_start(ap, fmt);
+    vsnprintf(r->cause, sizeof(r->cause), fmt, ap);
+    va_end(ap);
+}
+
+static uint64_t
+be_uint(const uint8_t *p, unsigned n)
+{
+    uint64_t v = 0;
+
+    for (unsigned i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* One item (scalar or a container's last element) ended. */
+static void
+scan_item_done(struct proto_reader *r)
+{
+    struct scan *sc = &r->sc;
+
+    for (;;) {
+        if (sc->depth == 0) {
+            r->ready++;
+            sc->bytes = 0;
+            return;
+        }
+        if (--sc->left[sc->depth - 1] > 0)
+            return;
+        sc->depth--;
+    }
+}
+
+/* Room the current message still has under the limit. */
+static uint64_t
+scan_room(const struct proto_reader *r)
+{
+    return r->max_message - r->sc.bytes;
+}
+
+static int
+scan_container(struct proto_reader *r, uint64_t items)
+{
+    struct scan *sc = &r->sc;
+
+    /* msgpack-c 4.0 refuses a 33rd level even for an empty container (and calls
+     * it NOMEM); refuse it here first, so it is a protocol error. */
+    if (sc->depth >= PROTO_MAX_DEPTH) {
+        reader_fail(r, -EPROTO, "nesting deeper than %d levels",
+                    PROTO_MAX_DEPTH);
+        return -1;
+    }
+    /* Every item takes at least one byte. */
+    if (items > scan_room(r)) {
+        reader_fail(r, -EMSGSIZE,
+                    "a container of %llu items cannot fit in the %zu-byte "
+                    "message limit",
+                    (unsigned long long)items, r->max_message);
+        return -1;
+    }
+    if (items == 0) {
+        scan_item_done(r);
+        return 0;
+    }
+    sc->left[sc->depth++] = items;
+    return 0;
+}
+
+static int
+scan_payload(struct proto_reader *r, uint64_t len)
+{
+    if (len > scan_room(r)) {
+        reader_fail(
+            r, -EMSGSIZE,
+            "an item of %llu bytes cannot fit in the %zu-byte message limit",
+            (unsigned long long)len, r->max_message);
+        return -1;
+    }
+    if (len == 0) {
+        scan_item_done(r);
+        return 0;
+    }
+    r->sc.skip = len;
+    return 0;
+}
+
+/* Extra header bytes after the first byte b (its length or count fields). */
+static uint8_t
+scan_head_extra(uint8_t b)
+{
+    switch (b) {
+    case 0xc4:
+    case 0xd9:
+        return 1; /* bin8, str8: 1-byte length */
+    case 0xc5:
+    case 0xda:
+    case 0xdc:
+    case 0xde:
+        return 2;
+    case 0xc6:
+    case 0xdb:
+    case 0xdd:
+    case 0xdf:
+        return 4;
+    case 0xc7:
+        return 2; /* ext8: length, type */
+    case 0xc8:
+        return 3;
+    case 0xc9:
+        return 5;
+    default:
+        return 0;
+    }
+}
+
+/* A header is complete in sc->head: decide what follows. */
+static int
+scan_header(struct proto_reader *r)
+{
+    const uint8_t *h = r->sc.head;
+    uint8_t b = h[0];
+
+    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+        scan_item_done(r);
+        return 0;
+    }
+    if (b <= 0x8f)
+        return scan_container(r, (uint64_t)(b & 0x0f) * 2);
+    if (b <= 0x9f)
+        return scan_container(r, b & 0x0f);
+    if (b <= 0xbf)
+        return scan_payload(r, b & 0x1f);
+    switch (b) {
+    case 0xc1:
+        reader_fail(r, -EPROTO, "not msgpack (byte 0xc1)");
+        return -1;
+    case 0xc4:
+    case 0xd9:
+        return scan_payload(r, h[1]);
+    case 0xc5:
+    case 0xda:
+        return scan_payload(r, be_uint(h + 1, 2));
+    case 0xc6:
+    case 0xdb:
+        return scan_payload(r, be_uint(h + 1, 4));
+    /* ext8/16/32: the type byte came with the header; the length is data. */
+    case 0xc7:
+        return scan_payload(r, h[1]);
+    case 0xc8:
+        return scan_payload(r, be_uint(h + 1, 2));
+    case 0xc9:
+        return scan_payload(r, be_uint(h + 1, 4));
+    case 0xca:
+        return scan_payload(r, 4);
+    case 0xcb:
+        return scan_payload(r, 8);
+    case 0xcc:
+    case 0xd0:
+        return scan_payload(r, 1);
+    case 0xcd:
+    case 0xd1:
+        return scan_payload(r, 2);
+    case 0xce:
+    case 0xd2:
+        return scan_payload(r, 4);
+    case 0xcf:
+    case 0xd3:
+        return scan_payload(r, 8);
+    case 0xd4:
+        return scan_payload(r, 2); /* fixext: type + data */
+    case 0xd5:
+        return scan_payload(r, 3);
+    case 0xd6:
+        return scan_payload(r, 5);
+    case 0xd7:
+        return scan_payload(r, 9);
+    case 0xd8:
+        return scan_payload(r, 17);
+    case 0xdc:
+        return scan_container(r, be_uint(h + 1, 2));
+    case 0xdd:
+        return scan_container(r, be_uint(h + 1, 4));
+    case 0xde:
+        return scan_container(r, be_uint(h + 1, 2) * 2);
+    case 0xdf:
+        return scan_container(r, be_uint(h + 1, 4) * 2);
+    }
+    reader_fail(r, -EPROTO, "not msgpack (byte 0x%02x)", b);
+    return -1;
+}
+
+/*
+ * Walks len new bytes. Returns how many belong to the stream: all of them, or,
+ * when the stream broke, those up to the end of the last whole message (the
+ * rest will never be parsed, so they need not be kept).
+ */
+static size_t
+scan(struct proto_reader *r, const uint8_t *p, size_t len)
+{
+    struct scan *sc = &r->sc;
+    size_t i = 0;
+    size_t kept = 0;
+
+    if (r->err)
+        return 0;
+    while (i < len) {
+        size_t take;
+
+        if (sc->skip > 0) {
+            take = len - i < sc->skip ? len - i : (size_t)sc->skip;
+            sc->skip -= take;
+            sc->bytes += take;
+            i += take;
+            if (sc->skip == 0)
+                scan_item_done(r);
+        } else {
+            if (sc->head_have == 0) {
+                sc->head[0] = p[i];
+                sc->head_need = 1 + scan_head_extra(p[i]);
+            } else {
+                sc->head[sc->head_have] = p[i];
+            }
+            sc->head_have++;
+            sc->bytes++;
+            i++;
+            if (sc->bytes > r->max_message) {
+                reader_fail(r, -EMSGSIZE, "a message passed the %zu-byte limit",
+                            r->max_message);
+                return kept;
+            }
+            if (sc->head_have < sc->head_need)
+                continue;
+            sc->head_have = 0;
+            if (scan_header(r) < 0)
+                return kept;
+        }
+        if (sc->bytes == 0)
+            kept = i;
+    }
+    return len;
+}
+
+int
+proto_reader_feed(struct proto_reader *r, const char *buf, size_t len)
+{
+    size_t ready = r->ready;
+    size_t n;
+
+    if (len == 0 || r->err)
+        return 0;
+    /* Scan before copying, so the bytes of a refused message are never kept. */
+    n = scan(r, (const uint8_t *)buf, len);
+    if (n == 0)
+        return 0;
+    if (!msgpack_unpacker_reserve_buffer(&r->up, n)) {
+        /* Messages these bytes completed are not in the buffer after all. */
+        r->ready = ready;
+        reader_fail(r, -ENOMEM, "out of memory buffering %zu bytes", n);
+        return -ENOMEM;
+    }
+    memcpy(msgpack_unpacker_buffer(&r->up), buf, n);
+    msgpack_unpacker_buffer_consumed(&r->up, n);
+    return 0;
+}
+
+int
+proto_reader_buffer(struct proto_reader *r, size_t want, char **buf,
+                    size_t *len)
+{
+    if (want == 0)
+        want = 1;
+    /* A broken stream keeps nothing more; the existing room is reused. */
+    if (r->err && msgpack_unpacker_buffer_capacity(&r->up) >= want) {
+        *buf = msgpack_unpacker_buffer(&r->up);
+        *len = msgpack_unpacker_buffer_capacity(&r->up);
+        return 0;
+    }
+    if (!msgpack_unpacker_reserve_buffer(&r->up, want))
+        return -ENOMEM;
+    *buf = msgpack_unpacker_buffer(&r->up);
+    *len = msgpack_unpacker_buffer_capacity(&r->up);
+    return 0;
+}
+
+void
+proto_reader_fill(struct proto_reader *r, size_t n)
+{
+    size_t cap = msgpack_unpacker_buffer_capacity(&r->up);
+
+    if (n > cap)
+        n = cap;
+    if (n == 0 || r->err)
+        return;
+    n = scan(r, (const uint8_t *)msgpack_unpacker_buffer(&r->up), n);
+    msgpack_unpacker_buffer_consumed(&r->up, n);
+}
+
+size_t
+proto_reader_pending(const struct proto_reader *r)
+{
+    return r->up.used - r->up.off;
+}
+
+void
+proto_msg_release(struct proto_msg *msg)
+{
+    if (msg == NULL)
+        return;
+    if (msg->zone != NULL)
+        msgpack_zone_free(msg->zone);
+    memset(msg, 0, sizeof(*msg));
+}
+
+bool
+proto_msg_is(const struct proto_msg *msg, const char *method)
+{
+    size_t n = strlen(method);
+
+    return msg->method != NULL && msg->method_len == n &&
+           memcmp(msg->method, method, n) == 0;
+}
+
+static bool
+obj_is_u32(const msgpack_object *o)
+{
+    return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+           o->via.u64 <= UINT32_MAX;
+}
+
+/* Checks the shape of a message and fills *msg's typed fields. */
+static int
+msg_validate(struct proto_msg *msg, char *cause)
+{
+    const msgpack_object *root = &msg->root;
+    const msgpack_object *e;
+    uint32_t n;
+    uint64_t kind;
+
+    if (root->type != MSGPACK_OBJECT_ARRAY) {
+        proto__cause(cause, "message: expected an array, got %s",
+                     proto__obj_kind(root));
+        return -EPROTO;
+    }
+    n = root->via.array.size;
+    e = root->via.array.ptr;
+    if (n == 0) {
+        proto__cause(cause,
+                     "message: expected 3 or 4 elements, got an empty array");
+        return -EPROTO;
+    }
+    if (e[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || e[0].via.u64 > 2) {
+        proto__cause(cause, "message[0] (kind): expected 0, 1 or 2, got %s",
+                     e[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER
+                         ? "another integer"
+                         : proto__obj_kind(&e[0]));
+        return -EPROTO;
+    }
+    kind = e[0].via.u64;
+    if (n != (kind == PROTO_NOTIFICATION ? 3u : 4u)) {
+        proto__cause(cause, "message: a %s has %u elements, got %u",
+                     kind == PROTO_REQUEST    ? "request"
+                     : kind == PROTO_RESPONSE ? "response"
+                                              : "notification",
+                     kind == PROTO_NOTIFICATION ? 3u : 4u, n);
+        return -EPROTO;
+    }
+    msg->kind = (enum proto_kind)kind;
+    if (kind != PROTO_NOTIFICATION) {
+        if (!obj_is_u32(&e[1])) {
+            proto__cause(cause,
+                         "message[1] (msgid): expected an unsigned 32-bit "
+                         "integer, got %s",
+                         e[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER
+                             ? "one above 4294967295"
+                             : proto__obj_kind(&e[1]));
+            return -EPROTO;
+        }
+        msg->msgid = (uint32_t)e[1].via.u64;
+    }
+    if (kind == PROTO_RESPONSE) {
+        if (e[2].type != MSGPACK_OBJECT_NIL &&
+            e[2].type != MSGPACK_OBJECT_MAP) {
+            proto__cause(cause,
+                         "message[2] (error): expected a map or nil, got %s",
+                         proto__obj_kind(&e[2]));
+            return -EPROTO;
+        }
+        msg->error = e[2];
+        msg->result = e[3];
+        return 0;
+    }
+    /* Request and notification: method and params sit one place apart. */
+    unsigned mi = kind == PROTO_REQUEST ? 2 : 1;
+    if (e[mi].type != MSGPACK_OBJECT_STR) {
+        proto__cause(cause, "message[%u] (method): expected a string, got %s",
+                     mi, proto__obj_kind(&e[mi]));
+        return -EPROTO;
+    }
+    if (e[mi + 1].type != MSGPACK_OBJECT_ARRAY) {
+        proto__cause(cause, "message[%u] (params): expected an array, got %s",
+                     mi + 1, proto__obj_kind(&e[mi + 1]));
+        return -EPROTO;
+    }
+    msg->method = e[mi].via.str.ptr;
+    msg->method_len = e[mi].via.str.size;
+    msg->params = e[mi + 1];
+    return 0;
+}
+
+int
+proto_reader_next(struct proto_reader *r, struct proto_msg *msg, char *cause)
+{
+    msgpack_unpacked up;
+    msgpack_unpack_return ret;
+    size_t size = 0;
+    int err;
+
+    memset(msg, 0, sizeof(*msg));
+    if (r->ready == 0) {
+        if (r->err)
+            proto__cause(cause, "%s", r->cause);
+        return r->err;
+    }
+    msgpack_unpacked_init(&up);
+    ret = msgpack_unpacker_next_with_size(&r->up, &up, &size);
+    if (ret != MSGPACK_UNPACK_SUCCESS) {
+        msgpack_unpacked_destroy(&up);
+        r->ready = 0;
+        /* The scanner saw a whole, well-formed message; only memory can fail.
+         */
+        if (ret == MSGPACK_UNPACK_NOMEM_ERROR)
+            reader_fail(r, -ENOMEM, "out of memory unpacking a message");
+        else
+            reader_fail(r, -EPROTO, "not msgpack (unpacker said %d)", (int)ret);
+        proto__cause(cause, "%s", r->cause);
+        return r->err;
+    }
+    /* An array always allocates, so an array without a zone means msgpack-c
+     * could not hand over its zone: out of memory. */
+    if (up.zone == NULL && up.data.type == MSGPACK_OBJECT_ARRAY) {
+        r->ready = 0;
+        reader_fail(r, -ENOMEM, "out of memory unpacking a message");
+        proto__cause(cause, "%s", r->cause);
+        return r->err;
+    }
+    r->ready--;
+    /* The message takes its zone: the next unpack must not free it. msgpack-c
+     * creates a zone only when the message needs one, so it may be NULL. */
+    msg->zone = msgpack_unpacked_release_zone(&up);
+    msg->root = up.data;
+    msg->size = size;
+    err = msg_validate(msg, r->cause);
+    if (err < 0) {
+        proto_msg_release(msg);
+        r->ready = 0;
+        r->err = err;
+        proto__cause(cause, "%s", r->cause);
+        return err;
+    }
+    return 1;
+}

@@ -1,0 +1,432 @@
+/* mpjson: JSON <-> msgpack, every special form, and the words of its errors. */
+#include "ctest.h"
+
+#include <errno.h>
+#include <math.h>
+
+#include "mpjson.h"
+
+/* Packs JSON; returns the result, the bytes in *sb (caller destroys). */
+static int
+pack(const char *json, msgpack_sbuffer *sb, char *cause)
+{
+    msgpack_packer pk;
+
+    msgpack_sbuffer_init(sb);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    return mpjson_pack(&pk, json, strlen(json), cause);
+}
+
+/* JSON → msgpack → JSON gives `want` (NULL: the input itself). */
+static void
+roundtrip(const char *json, const char *want)
+{
+    msgpack_sbuffer sb;
+    char cause[256], *out;
+
+    if (pack(json, &sb, cause) != 0)
+        fail_msg("packing %s failed: %s", json, cause);
+    out = mpjson_dump_bytes(sb.data, sb.size, 0);
+    assert_non_null(out);
+    if (strcmp(out, want ? want : json) != 0)
+        fail_msg("%s came back as %s, wanted %s", json, out,
+                 want ? want : json);
+    /* And once more from the output: the output is a fixed point. */
+    msgpack_sbuffer_destroy(&sb);
+    assert_int_equal(pack(out, &sb, cause), 0);
+    free(out);
+    out = mpjson_dump_bytes(sb.data, sb.size, 0);
+    assert_string_equal(out, want ? want : json);
+    free(out);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* The packed bytes of a JSON text equal `bytes`. */
+static void
+packs_to(const char *json, const char *bytes, size_t n)
+{
+    msgpack_sbuffer sb;
+    char cause[256];
+
+    if (pack(json, &sb, cause) != 0)
+        fail_msg("packing %s failed: %s", json, cause);
+    assert_int_equal(sb.size, n);
+    assert_memory_equal(sb.data, bytes, n);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* Packing fails with -EINVAL and a cause containing `why`. */
+static void
+bad(const char *json, const char *why)
+{
+    msgpack_sbuffer sb;
+    char cause[256] = "";
+
+    assert_int_equal(pack(json, &sb, cause), -EINVAL);
+    if (strstr(cause, why) == NULL)
+        fail_msg("bad JSON %s: cause \"%s\" lacks \"%s\"", json, cause, why);
+    msgpack_sbuffer_destroy(&sb);
+    /* A NULL cause is allowed. */
+    assert_int_equal(pack(json, &sb, NULL), -EINVAL);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* Dumps hand-packed bytes. */
+static void
+dumps_to(const char *bytes, size_t n, const char *want)
+{
+    char *out = mpjson_dump_bytes(bytes, n, 0);
+
+    assert_non_null(out);
+    assert_string_equal(out, want);
+    free(out);
+}
+
+static void
+test_scalars_and_containers(void **state)
+{
+    (void)state;
+    roundtrip("null", NULL);
+    roundtrip("true", NULL);
+    roundtrip("false", NULL);
+    roundtrip("0", NULL);
+    roundtrip("-1", NULL);
+    roundtrip("[1,-2,3.5,\"x\",null,[],{}]", NULL);
+    roundtrip("{\"a\":[1,{\"b\":null}],\"c\":\"d\"}", NULL);
+    roundtrip(" { \"a\" : 1 , \"b\":[ ] } ", "{\"a\":1,\"b\":[]}");
+    /* Key order is the text's. */
+    roundtrip("{\"z\":1,\"a\":2,\"m\":3}", NULL);
+    roundtrip("\"\"", NULL);
+    roundtrip("\"a\\nb\\t\\\"q\\\"\\\\ \\u0001\"", NULL);
+    roundtrip("\"caf\xc3\xa9 \xf0\x9f\x98\x80\"", NULL);
+    roundtrip("\"\\u00e9\\ud83d\\ude00\"", "\"\xc3\xa9\xf0\x9f\x98\x80\"");
+    roundtrip("\"nul\\u0000inside\"", NULL);
+}
+
+static void
+test_integers(void **state)
+{
+    (void)state;
+    roundtrip("9223372036854775807", NULL);
+    roundtrip("-9223372036854775808", NULL);
+    roundtrip("9223372036854775808", NULL);
+    roundtrip("18446744073709551615", NULL);
+    roundtrip("[18446744073709551615,{\"k\":10000000000000000000},1]", NULL);
+    roundtrip("[\n  12345678901234567890\n]", "[12345678901234567890]");
+
+    packs_to("1", "\x01", 1);
+    packs_to("-1", "\xff", 1);
+    packs_to("300", "\xcd\x01\x2c", 3);
+    packs_to("18446744073709551615", "\xcf\xff\xff\xff\xff\xff\xff\xff\xff", 9);
+    packs_to("-9223372036854775808", "\xd3\x80\x00\x00\x00\x00\x00\x00\x00", 9);
+}
+
+static void
+test_reals(void **state)
+{
+    msgpack_object o;
+    char *s;
+
+    (void)state;
+    roundtrip("0.1", NULL);
+    roundtrip("1.5", NULL);
+    roundtrip("-0.0", NULL);
+    roundtrip("1e+300", NULL);
+    roundtrip("1.0", NULL);
+    roundtrip("2.5e-08", NULL);
+    roundtrip("0.30000000000000004", NULL);
+    roundtrip("1.99999999999999999999", "2.0");
+    /* An integral real stays a real: it keeps its ".0". */
+    packs_to("1.0", "\xcb\x3f\xf0\x00\x00\x00\x00\x00\x00", 9);
+
+    o.type = MSGPACK_OBJECT_FLOAT64;
+    o.via.f64 = NAN;
+    s = mpjson_dump(&o, 0);
+    assert_string_equal(s, "null");
+    free(s);
+    o.via.f64 = -INFINITY;
+    s = mpjson_dump(&o, 0);
+    assert_string_equal(s, "null");
+    free(s);
+    /* float32 prints its own shortest form, not float64 noise. */
+    dumps_to("\xca\x3d\xcc\xcc\xcd", 5, "0.1");
+}
+
+static void
+test_bin(void **state)
+{
+    (void)state;
+    dumps_to("\xc4\x00", 2, "{\"$bin\":\"\"}");
+    dumps_to("\xc4\x01\x00", 3, "{\"$bin\":\"AA==\"}");
+    dumps_to("\xc4\x02\x00\x01", 4, "{\"$bin\":\"AAE=\"}");
+    dumps_to("\xc4\x03\xfb\xff\xfe", 5, "{\"$bin\":\"+//+\"}");
+    roundtrip("{\"$bin\":\"aGVsbG8=\"}", NULL);
+    packs_to("{\"$bin\":\"aGVsbG8=\"}", "\xc4\x05hello", 7);
+    /* Padding optional, URL-safe letters accepted. */
+    packs_to("{\"$bin\":\"-_8\"}", "\xc4\x02\xfb\xff", 4);
+    bad("{\"$bin\":\"a*b\"}", "not valid base64");
+    bad("{\"$bin\":\"abcde\"}", "not valid base64");
+    bad("{\"$bin\":5}", "needs a base64 string");
+    /* Two keys: an ordinary map. */
+    roundtrip("{\"$bin\":\"AA==\",\"x\":1}", NULL);
+}
+
+static void
+test_dates(void **state)
+{
+    (void)state;
+    /* The three timestamp encodings (4, 8 and 12 bytes). */
+    dumps_to("\xd6\xff\x00\x00\x00\x00", 6,
+             "{\"$date\":\"1970-01-01T00:00:00.000Z\"}");
+    dumps_to("\xd6\xff\x69\x1f\x66\x66", 6,
+             "{\"$date\":\"2025-11-20T19:05:10.000Z\"}");
+    /* 8 bytes: nsec 123000000 << 34 | sec 1763665510 */
+    dumps_to("\xd7\xff\x1d\x53\x53\x00\x69\x1f\x66\x66", 10,
+             "{\"$date\":\"2025-11-20T19:05:10.123Z\"}");
+    /* 12 bytes, before 1970: nsec 1, sec -1 */
+    dumps_to("\xc7\x0c\xff\x00\x00\x00\x01\xff\xff\xff\xff\xff\xff\xff\xff", 15,
+             "{\"$date\":\"1969-12-31T23:59:59.000000001Z\"}");
+
+    roundtrip("{\"$date\":\"2026-11-21T23:30:46.123Z\"}", NULL);
+    roundtrip("{\"$date\":\"1900-02-28T12:00:00.000Z\"}", NULL);
+    roundtrip("{\"$date\":\"2000-02-29T00:00:00.500100Z\"}", NULL);
+    roundtrip("{\"$date\":\"+275760-09-13T00:00:00.000Z\"}", NULL);
+    roundtrip("{\"$date\":\"-000001-01-01T00:00:00.000Z\"}", NULL);
+    /* Offsets and missing seconds are understood, and normalised to UTC. */
+    roundtrip("{\"$date\":\"2026-11-22T01:30+02:00\"}",
+              "{\"$date\":\"2026-11-21T23:30:00.000Z\"}");
+    packs_to("{\"$date\":\"1970-01-01T00:00:01Z\"}", "\xd6\xff\x00\x00\x00\x01",
+             6);
+    bad("{\"$date\":\"yesterday\"}", "needs an ISO 8601 string");
+    bad("{\"$date\":\"2026-13-01T00:00:00Z\"}", "needs an ISO 8601 string");
+    bad("{\"$date\":\"2026-11-21T23:30:46\"}", "needs an ISO 8601 string");
+    bad("{\"$date\":1}", "needs an ISO 8601 string");
+}
+
+static void
+test_bigints(void **state)
+{
+    (void)state;
+    /* ext 1: two's complement, big-endian. 2^64 = 01 00*8. */
+    dumps_to("\xc7\x09\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00", 12,
+             "{\"$bigint\":\"18446744073709551616\"}");
+    /* -(2^64) = ff 00*8 */
+    dumps_to("\xc7\x09\x01\xff\x00\x00\x00\x00\x00\x00\x00\x00", 12,
+             "{\"$bigint\":\"-18446744073709551616\"}");
+    dumps_to("\xd4\x01\xff", 3, "{\"$bigint\":\"-1\"}");
+    dumps_to("\xd4\x01\x7f", 3, "{\"$bigint\":\"127\"}");
+    dumps_to("\xd4\x01\x80", 3, "{\"$bigint\":\"-128\"}");
+    dumps_to("\xc7\x00\x01", 3, "{\"$bigint\":\"0\"}");
+
+    packs_to("{\"$bigint\":\"18446744073709551616\"}",
+             "\xc7\x09\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00", 12);
+    packs_to("{\"$bigint\":\"-18446744073709551616\"}",
+             "\xc7\x09\x01\xff\x00\x00\x00\x00\x00\x00\x00\x00", 12);
+    /* What fits 64 bits is a plain int. */
+    packs_to("{\"$bigint\":\"5\"}", "\x05", 1);
+    packs_to("{\"$bigint\":\"-129\"}", "\xd1\xff\x7f", 3);
+    packs_to("{\"$bigint\":\"18446744073709551615\"}",
+             "\xcf\xff\xff\xff\xff\xff\xff\xff\xff", 9);
+    packs_to("{\"$bigint\":\"-9223372036854775808\"}",
+             "\xd3\x80\x00\x00\x00\x00\x00\x00\x00", 9);
+    packs_to("{\"$bigint\":7}", "\x07", 1);
+
+    roundtrip("{\"$bigint\":\"123456789012345678901234567890\"}", NULL);
+    roundtrip("{\"$bigint\":\"-123456789012345678901234567890\"}", NULL);
+    roundtrip("{\"$bigint\":\"-9223372036854775809\"}", NULL);
+    roundtrip("{\"$bigint\":\"340282366920938463463374607431768211456\"}",
+              NULL);
+    roundtrip("{\"$bigint\":\"18446744073709551615\"}", "18446744073709551615");
+    bad("{\"$bigint\":\"12a\"}", "needs a decimal integer string");
+    bad("{\"$bigint\":\"\"}", "needs a decimal integer string");
+    bad("{\"$bigint\":1.5}", "needs a decimal integer string");
+}
+
+static void
+test_other_ext_and_keys(void **state)
+{
+    (void)state;
+    dumps_to("\xd4\x05\x2a", 3, "{\"$ext\":[5,\"Kg==\"]}");
+    roundtrip("{\"$ext\":[5,\"Kg==\"]}", NULL);
+    roundtrip("{\"$ext\":[-7,\"\"]}", NULL);
+    bad("{\"$ext\":[500,\"\"]}", "needs [type (-128..127), base64]");
+    bad("{\"$ext\":\"x\"}", "needs [type (-128..127), base64]");
+    /* Non-str map keys are stringified. {1: "a", nil: 2, [1]: true} */
+    dumps_to("\x83\x01\xa1\x61\xc0\x02\x91\x01\xc3", 9,
+             "{\"1\":\"a\",\"null\":2,\"[1]\":true}");
+    /* Invalid UTF-8 in a str is replaced, never emitted raw. */
+    dumps_to("\xa3\x61\xff\x62", 4, "\"a\\ufffdb\"");
+    dumps_to("\xa2\xed\xa0", 3, "\"\\ufffd\\ufffd\"");
+    /* Control characters escaped. */
+    dumps_to("\xa2\x1f\x7f", 3, "\"\\u001f\x7f\"");
+}
+
+static void
+test_pretty(void **state)
+{
+    msgpack_sbuffer sb;
+    char *out;
+
+    (void)state;
+    assert_int_equal(
+        pack("{\"a\":[1,2],\"b\":{},\"c\":{\"$bin\":\"AA==\"}}", &sb, NULL), 0);
+    out = mpjson_dump_bytes(sb.data, sb.size, MPJSON_PRETTY);
+    assert_string_equal(out, "{\n"
+                             "  \"a\": [\n"
+                             "    1,\n"
+                             "    2\n"
+                             "  ],\n"
+                             "  \"b\": {},\n"
+                             "  \"c\": {\"$bin\": \"AA==\"}\n"
+                             "}");
+    free(out);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void
+test_dump_bytes_rejects(void **state)
+{
+    (void)state;
+    assert_null(mpjson_dump_bytes("", 0, 0));
+    assert_null(mpjson_dump_bytes("\xc1", 1, 0));     /* never used */
+    assert_null(mpjson_dump_bytes("\x92\x01", 2, 0)); /* truncated */
+    assert_null(mpjson_dump_bytes("\x01\x02", 2, 0)); /* two values */
+}
+
+/* Nested arrays, `depth` deep, as a msgpack_object built by hand. */
+static void
+test_dump_depth(void **state)
+{
+    msgpack_object objs[70];
+    char *s;
+    int i;
+
+    (void)state;
+    for (i = 0; i < 70; i++) {
+        objs[i].type = MSGPACK_OBJECT_ARRAY;
+        objs[i].via.array.size = i == 69 ? 0 : 1;
+        objs[i].via.array.ptr = i == 69 ? NULL : &objs[i + 1];
+    }
+    /* objs[70-64] holds 64 levels: fine; objs[70-65]: one too many. */
+    s = mpjson_dump(&objs[70 - 64], 0);
+    assert_non_null(s);
+    assert_int_equal(strlen(s), 128);
+    free(s);
+    assert_null(mpjson_dump(&objs[70 - 65], 0));
+}
+
+static char *
+nested(int depth, const char *inner)
+{
+    char *s = malloc((size_t)depth * 2 + strlen(inner) + 1);
+    int i;
+
+    for (i = 0; i < depth; i++)
+        s[i] = '[';
+    strcpy(s + depth, inner);
+    for (i = 0; i < depth; i++)
+        strcat(s, "]");
+    return s;
+}
+
+static void
+test_pack_depth(void **state)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    char cause[256], *s;
+
+    (void)state;
+    s = nested(MPJSON_MAX_DEPTH, "1");
+    assert_int_equal(pack(s, &sb, cause), 0);
+    msgpack_sbuffer_destroy(&sb);
+    free(s);
+
+    s = nested(MPJSON_MAX_DEPTH + 1, "1");
+    bad(s, "line 1, column 31: nesting deeper than 30 levels");
+    free(s);
+
+    /* Objects count too, and the place is the bracket too many. */
+    s = nested(29, "{\"a\":\n {\"b\": 1}}");
+    bad(s, "line 2, column 2: nesting deeper than 30 levels");
+    free(s);
+
+    /* Far too deep (past jansson's own limit) is still our words. */
+    s = nested(5000, "");
+    bad(s, "line 1, column 31: nesting deeper than 30 levels");
+    free(s);
+
+    /* A syntax error before the too-deep place is reported first. */
+    s = nested(40, "");
+    s[3] = '}';
+    bad(s, "line 1, column 4");
+    free(s);
+
+    /* Another limit on request. */
+    s = nested(31, "1");
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    assert_int_equal(mpjson_pack_depth(&pk, s, strlen(s), 31, cause), 0);
+    msgpack_sbuffer_destroy(&sb);
+    free(s);
+}
+
+static void
+test_bad_json(void **state)
+{
+    (void)state;
+    bad("", "line 1, column 0");
+    bad("[1,\n 2,,3]", "line 2, column 4");
+    bad("{\"a\" 1}", "line 1, column 6");
+    bad("{\"a\":1", "end of file");
+    bad("123abc", "line 1");
+    bad("[1] [2]", "end of file expected");
+    bad("\"\xff\"", "line 1, column 1: unable to decode byte 0xff");
+    bad("tru", "line 1");
+    bad("01", "line 1");
+    /* Integers beyond int64/uint64 are refused with the place. */
+    bad("18446744073709551616", "line 1, column 20: integer out of range");
+    bad("[1,\n-9223372036854775809]",
+        "line 2, column 20: integer out of range");
+    bad("[99999999999999999999999]", "integer out of range");
+    /* Digit runs inside a negative or real number are not uint64 literals. */
+    bad("-99999999999999999999", "line 1, column 21: integer out of range");
+    bad("-18446744073709551615", "integer out of range");
+    bad("[1e400]", "line 1, column 6: real number out of range");
+    bad("[1e18446744073709551615]", "real number out of range");
+    /* A big literal with leading zeros stays invalid. */
+    bad("09223372036854775808", "line 1");
+    /* Our marker strings cannot be faked to mean a number. */
+    bad("[\"\\u0000#0000000000\", 18446744073709551615]",
+        "line 1, column 2: a string starting with");
+}
+
+static void
+test_marker_lookalike_alone(void **state)
+{
+    (void)state;
+    /* Without big integers in the text, such a string is just a string. */
+    roundtrip("\"\\u0000#0000000000\"", NULL);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_scalars_and_containers),
+        cmocka_unit_test(test_integers),
+        cmocka_unit_test(test_reals),
+        cmocka_unit_test(test_bin),
+        cmocka_unit_test(test_dates),
+        cmocka_unit_test(test_bigints),
+        cmocka_unit_test(test_other_ext_and_keys),
+        cmocka_unit_test(test_pretty),
+        cmocka_unit_test(test_dump_bytes_rejects),
+        cmocka_unit_test(test_dump_depth),
+        cmocka_unit_test(test_pack_depth),
+        cmocka_unit_test(test_bad_json),
+        cmocka_unit_test(test_marker_lookalike_alone),
+    };
+
+    return cmocka_run_group_tests_name("common/mpjson", tests, NULL, NULL);
+}

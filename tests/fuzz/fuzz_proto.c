@@ -1,0 +1,242 @@
+/*
+ * libFuzzer target for the proto reader. The input is a byte stream plus two
+ * leading control bytes: the first picks the message size limit, the second
+ * seeds the read sizes the stream is cut into. Each message that comes out goes
+ * through every param helper and proto_error_from_object, is packed again with
+ * msgpack_pack_object and must read back the same. The same stream fed whole
+ * must give the same messages and the same end as when fed in pieces.
+ * Anything inconsistent aborts, which libFuzzer reports as a crash.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+
+#define CHECK(cond)                                                            \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf(stderr, "fuzz_proto: check failed: %s (line %d)\n", #cond, \
+                    __LINE__);                                                 \
+            abort();                                                           \
+        }                                                                      \
+    } while (0)
+
+struct outcome {
+    size_t messages;
+    size_t bytes;    /* sum of message sizes */
+    uint64_t digest; /* over the re-packed messages, in order */
+    int end;         /* 0 or the error the stream ended with */
+    char cause[PROTO_CAUSE_MAX];
+};
+
+static uint64_t
+fnv(uint64_t h, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+static void
+touch_object(const msgpack_object *o)
+{
+    struct proto_error e;
+    uint64_t v;
+    char cause[PROTO_CAUSE_MAX];
+    char *dup;
+
+    if (proto_error_from_object(o, &e) == 0) {
+        CHECK(e.type != PROTO_ERR_NONE);
+        CHECK(proto_errtype_name(e.type) != NULL);
+        if (e.message != NULL)
+            (void)fnv(0, e.message, e.message_len);
+        if (e.stack != NULL)
+            (void)fnv(0, e.stack, e.stack_len);
+    } else {
+        CHECK(o->type != MSGPACK_OBJECT_MAP);
+    }
+    (void)proto_map_get(o, "type");
+    (void)proto_opt_uint(o, "timeout_ms", &v, cause);
+    (void)proto_obj_streq(o, "call");
+    dup = proto_obj_strdup(o);
+    free(dup);
+}
+
+static void
+touch_params(const struct proto_msg *m)
+{
+    char cause[PROTO_CAUSE_MAX];
+    const msgpack_object *o;
+    const char *s;
+    size_t len;
+    uint64_t v;
+
+    (void)proto_params_count(m, 1, 3, cause);
+    (void)proto_msg_is(m, "call");
+    for (uint32_t i = 0; i < 5; i++) {
+        int rc;
+
+        cause[0] = '\0';
+        rc = proto_param_str(m, i, "s", &s, &len, cause);
+        CHECK(rc == 0 || (rc == -EINVAL && cause[0] != '\0'));
+        (void)proto_param_str_or_nil(m, i, "s", &s, &len, cause);
+        (void)proto_param_uint(m, i, "u", &v, cause);
+        (void)proto_param_array(m, i, "a", &o, cause);
+        if (proto_param_map(m, i, "m", &o, cause) == 0)
+            touch_object(o);
+        if (proto_param_any(m, i, &o, cause) == 0)
+            touch_object(o);
+    }
+}
+
+/* Packs the message again and reads it back: it must come out the same. */
+static uint64_t
+repack(const struct proto_msg *m, size_t max_message, uint64_t h)
+{
+    msgpack_sbuffer a;
+    msgpack_sbuffer b;
+    msgpack_packer pk;
+    struct proto_reader *r;
+    struct proto_msg back;
+    char cause[PROTO_CAUSE_MAX];
+
+    msgpack_sbuffer_init(&a);
+    msgpack_packer_init(&pk, &a, msgpack_sbuffer_write);
+    CHECK(msgpack_pack_object(&pk, m->root) == 0);
+    /* The packer writes the shortest forms, so it never grows. */
+    CHECK(a.size <= m->size);
+    r = proto_reader_new(max_message);
+    CHECK(r != NULL);
+    CHECK(proto_reader_feed(r, a.data, a.size) == 0);
+    CHECK(proto_reader_next(r, &back, cause) == 1);
+    CHECK(back.kind == m->kind && back.msgid == m->msgid);
+    CHECK(back.size == a.size);
+    msgpack_sbuffer_init(&b);
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    CHECK(msgpack_pack_object(&pk, back.root) == 0);
+    CHECK(a.size == b.size && memcmp(a.data, b.data, a.size) == 0);
+    h = fnv(h, a.data, a.size);
+    proto_msg_release(&back);
+    CHECK(proto_reader_next(r, &back, cause) == 0); /* nothing else */
+    proto_reader_free(r);
+    msgpack_sbuffer_destroy(&a);
+    msgpack_sbuffer_destroy(&b);
+    return h;
+}
+
+/* Takes every message available; returns the reader's last answer. */
+static int
+drain(struct proto_reader *r, size_t max_message, struct outcome *out)
+{
+    struct proto_msg m;
+    char cause[PROTO_CAUSE_MAX];
+    int rc;
+
+    while ((rc = proto_reader_next(r, &m, cause)) == 1) {
+        CHECK(m.size > 0 && m.size <= max_message);
+        CHECK(m.kind == PROTO_REQUEST || m.kind == PROTO_RESPONSE ||
+              m.kind == PROTO_NOTIFICATION);
+        if (m.kind == PROTO_RESPONSE)
+            touch_object(&m.error);
+        else
+            touch_params(&m);
+        out->messages++;
+        out->bytes += m.size;
+        out->digest = repack(&m, max_message, out->digest);
+        proto_msg_release(&m);
+    }
+    if (rc < 0) {
+        /* Only the documented errors; and never memory on inputs this small:
+         * that would mean the scanner let msgpack-c see something it refuses.
+         */
+        CHECK(rc == -EPROTO || rc == -EMSGSIZE);
+        CHECK(strstr(cause, "unpacker said") == NULL);
+        CHECK(cause[0] != '\0');
+        if (out->end == 0) {
+            out->end = rc;
+            memcpy(out->cause, cause, sizeof(cause));
+        } else {
+            /* Sticky: the same error, the same words. */
+            CHECK(rc == out->end && strcmp(cause, out->cause) == 0);
+        }
+    }
+    return rc;
+}
+
+static uint32_t
+next_rand(uint32_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 17;
+    *s ^= *s << 5;
+    return *s;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const size_t limits[] = {0, 16, 64, 100, 256, 1024, 4096};
+    struct outcome whole = {0};
+    struct outcome pieces = {0};
+    struct proto_reader *r;
+    size_t max_message;
+    uint32_t seed;
+    size_t off = 0;
+
+    if (size < 2)
+        return 0;
+    max_message = limits[data[0] % (sizeof(limits) / sizeof(limits[0]))];
+    seed = 0x9e3779b9u ^ data[1] ^ ((uint32_t)data[0] << 8);
+    data += 2;
+    size -= 2;
+    if (max_message == 0)
+        max_message = PROTO_MAX_MESSAGE_DEFAULT;
+
+    /* The whole stream at once. */
+    r = proto_reader_new(max_message);
+    CHECK(r != NULL);
+    CHECK(proto_reader_feed(r, (const char *)data, size) == 0);
+    drain(r, max_message, &whole);
+    drain(r, max_message, &whole); /* an error must stick */
+    proto_reader_free(r);
+
+    /* The same stream cut at chosen places, alternating copy and in-place. */
+    r = proto_reader_new(max_message);
+    CHECK(r != NULL);
+    while (off < size) {
+        uint32_t x = next_rand(&seed);
+        size_t n = 1 + x % (x & 0x100 ? 7 : 300);
+
+        if (n > size - off)
+            n = size - off;
+        if (x & 0x200) {
+            CHECK(proto_reader_feed(r, (const char *)data + off, n) == 0);
+        } else {
+            char *buf;
+            size_t len;
+            CHECK(proto_reader_buffer(r, n, &buf, &len) == 0);
+            CHECK(len >= n);
+            memcpy(buf, data + off, n);
+            proto_reader_fill(r, n);
+        }
+        off += n;
+        drain(r, max_message, &pieces);
+        /* While nothing broke, nothing beyond the current message is kept. */
+        if (pieces.end == 0)
+            CHECK(proto_reader_pending(r) <= max_message);
+    }
+    drain(r, max_message, &pieces);
+    proto_reader_free(r);
+
+    CHECK(whole.messages == pieces.messages);
+    CHECK(whole.bytes == pieces.bytes);
+    CHECK(whole.digest == pieces.digest);
+    CHECK(whole.end == pieces.end);
+    CHECK(strcmp(whole.cause, pieces.cause) == 0);
+    return 0;
+}
