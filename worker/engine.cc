@@ -43,7 +43,8 @@ using v8::String;
 using v8::TryCatch;
 using v8::Value;
 
-namespace {
+namespace
+{
 
 constexpr size_t kMiB = 1024 * 1024;
 // Headroom granted at the heap limit so the terminated run can unwind.
@@ -54,13 +55,16 @@ std::unique_ptr<v8::Platform> g_platform;
 // Wakes at the armed deadline and terminates the isolate; nothing else of V8
 // is touched from this thread. Arming is a mutex, not a wake-up, unless the
 // new deadline is earlier than the thread's next wake.
-class Watchdog {
+class Watchdog
+{
   public:
-    void Start(Isolate *isolate) {
+    void Start(Isolate *isolate)
+    {
         isolate_ = isolate;
         thread_ = std::thread([this] { Loop(); });
     }
-    void Stop() {
+    void Stop()
+    {
         {
             std::lock_guard<std::mutex> l(mu_);
             stop_ = true;
@@ -69,7 +73,8 @@ class Watchdog {
         if (thread_.joinable())
             thread_.join();
     }
-    void Arm(uint64_t deadline_ns) {
+    void Arm(uint64_t deadline_ns)
+    {
         bool wake;
         {
             std::lock_guard<std::mutex> l(mu_);
@@ -82,7 +87,8 @@ class Watchdog {
             cv_.notify_one();
     }
     // True when it fired since Arm().
-    bool Disarm() {
+    bool Disarm()
+    {
         std::lock_guard<std::mutex> l(mu_);
         armed_ = false;
         bool f = fired_;
@@ -91,7 +97,8 @@ class Watchdog {
     }
 
   private:
-    void Loop() {
+    void Loop()
+    {
         std::unique_lock<std::mutex> l(mu_);
         while (!stop_) {
             uint64_t now = uv_hrtime();
@@ -132,7 +139,8 @@ struct Fn {
 
 } // namespace
 
-namespace jse {
+namespace jse
+{
 
 // One call, eval, context call or load, from start to its single answer.
 struct Run {
@@ -141,11 +149,11 @@ struct Run {
     js_done_cb cb = nullptr;
     void *arg = nullptr;
     Realm *realm = nullptr;
-    std::string what;   // for messages: "function 'x'", "eval 'id'"
-    std::string name;   // the function name (late-callback log)
+    std::string what; // for messages: "function 'x'", "eval 'id'"
+    std::string name; // the function name (late-callback log)
     uint64_t deadline_ns = 0;
     uint32_t timeout_ms = 0;
-    uv_timer_t timer;       // started only when the run outlives its entry
+    uv_timer_t timer; // started only when the run outlives its entry
     bool timer_on = false;
     bool settled = false;   // a settlement won (answer pending or given)
     bool completed = false; // the answer was given
@@ -210,25 +218,31 @@ struct js_engine {
 // ---------------------------------------------------------------------------
 // Small helpers shared with js_modules.cc and js_world.cc
 
-namespace jse {
+namespace jse
+{
 
-Local<String> Str(Isolate *isolate, const char *s, size_t len) {
+Local<String>
+Str(Isolate *isolate, const char *s, size_t len)
+{
     if (len > (size_t)INT_MAX)
         return Local<String>();
-    MaybeLocal<String> m = String::NewFromUtf8(isolate, s ? s : "",
-                                               v8::NewStringType::kNormal,
-                                               s ? (int)len : 0);
+    MaybeLocal<String> m = String::NewFromUtf8(
+        isolate, s ? s : "", v8::NewStringType::kNormal, s ? (int)len : 0);
     Local<String> out;
     if (!m.ToLocal(&out))
         return Local<String>();
     return out;
 }
 
-Local<String> Str(Isolate *isolate, const std::string &s) {
+Local<String>
+Str(Isolate *isolate, const std::string &s)
+{
     return Str(isolate, s.data(), s.size());
 }
 
-std::string Utf8(Isolate *isolate, Local<Value> value) {
+std::string
+Utf8(Isolate *isolate, Local<Value> value)
+{
     if (value.IsEmpty())
         return std::string();
     String::Utf8Value u(isolate, value);
@@ -237,20 +251,38 @@ std::string Utf8(Isolate *isolate, Local<Value> value) {
     return std::string(*u, u.length());
 }
 
-Realm *RealmOf(Local<Context> context) {
+Realm *
+RealmOf(Local<Context> context)
+{
     return static_cast<Realm *>(
         context->GetAlignedPointerFromEmbedderData(kRealmSlot));
 }
 
-Isolate *IsolateOf(js_engine *e) { return e->isolate; }
-World *WorldOf(js_engine *e) { return e->world; }
-uv_loop_t *LoopOf(js_engine *e) { return e->loop; }
+Isolate *
+IsolateOf(js_engine *e)
+{
+    return e->isolate;
+}
+World *
+WorldOf(js_engine *e)
+{
+    return e->world;
+}
+uv_loop_t *
+LoopOf(js_engine *e)
+{
+    return e->loop;
+}
 
-uint64_t DefaultDeadline(js_engine *e) {
+uint64_t
+DefaultDeadline(js_engine *e)
+{
     return uv_hrtime() + (uint64_t)e->timeout_ms * 1000000ull;
 }
 
-void WriteLine(int fd, const char *level, const char *text, size_t len) {
+void
+WriteLine(int fd, const char *level, const char *text, size_t len)
+{
     char ts[96];
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
@@ -283,9 +315,10 @@ void WriteLine(int fd, const char *level, const char *text, size_t len) {
     }
 }
 
-static std::string StackOrString(Isolate *isolate, Local<Context> context,
-                                 Local<Value> exception,
-                                 Local<Message> message) {
+static std::string
+StackOrString(Isolate *isolate, Local<Context> context, Local<Value> exception,
+              Local<Message> message)
+{
     TryCatch tc(isolate);
     std::string text;
     if (exception->IsObject()) {
@@ -309,8 +342,10 @@ static std::string StackOrString(Isolate *isolate, Local<Context> context,
     return text;
 }
 
-void LogException(Isolate *isolate, Local<Context> context, const char *prefix,
-                  Local<Value> exception, Local<Message> message) {
+void
+LogException(Isolate *isolate, Local<Context> context, const char *prefix,
+             Local<Value> exception, Local<Message> message)
+{
     std::string text = prefix;
     text += " ";
     text += StackOrString(isolate, context, exception, message);
@@ -321,17 +356,23 @@ void LogException(Isolate *isolate, Local<Context> context, const char *prefix,
 // Entries into JS
 
 Entry::Entry(js_engine *e, uint64_t deadline_ns)
-    : e_(e), outer_(e->depth == 0), was_doomed_(e->doomed) {
+    : e_(e), outer_(e->depth == 0), was_doomed_(e->doomed)
+{
     e->depth++;
     if (outer_)
         e->watchdog.Arm(deadline_ns);
 }
 
-Entry::~Entry() { Leave(); }
+Entry::~Entry()
+{
+    Leave();
+}
 
 static void ReportRejections(js_engine *e);
 
-Outcome Entry::Leave() {
+Outcome
+Entry::Leave()
+{
     if (left_)
         return kFinished;
     left_ = true;
@@ -364,12 +405,18 @@ Outcome Entry::Leave() {
 // ---------------------------------------------------------------------------
 // Errors
 
-static char *Dup(const std::string &s) { return strdup(s.c_str()); }
+static char *
+Dup(const std::string &s)
+{
+    return strdup(s.c_str());
+}
 
 static void ErrorSet(struct js_error *err, enum proto_errtype type,
-                     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void ErrorSet(struct js_error *err, enum proto_errtype type,
-                     const char *fmt, ...) {
+                     const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void
+ErrorSet(struct js_error *err, enum proto_errtype type, const char *fmt, ...)
+{
     if (err == nullptr)
         return;
     char buf[1024];
@@ -382,7 +429,9 @@ static void ErrorSet(struct js_error *err, enum proto_errtype type,
     err->message = strdup(buf);
 }
 
-extern "C" void js_error_free(struct js_error *err) {
+extern "C" void
+js_error_free(struct js_error *err)
+{
     if (err == nullptr)
         return;
     free(err->message);
@@ -392,8 +441,9 @@ extern "C" void js_error_free(struct js_error *err) {
     memset(err, 0, sizeof *err);
 }
 
-extern "C" void js_error_view(const struct js_error *err,
-                              struct proto_error *out) {
+extern "C" void
+js_error_view(const struct js_error *err, struct proto_error *out)
+{
     memset(out, 0, sizeof *out);
     out->type = err->type;
     out->message = err->message ? err->message : "";
@@ -404,8 +454,10 @@ extern "C" void js_error_view(const struct js_error *err,
     out->stack_len = err->stack ? strlen(err->stack) : 0;
 }
 
-static bool GetString(Isolate *isolate, Local<Context> context,
-                      Local<Object> obj, const char *key, std::string *out) {
+static bool
+GetString(Isolate *isolate, Local<Context> context, Local<Object> obj,
+          const char *key, std::string *out)
+{
     Local<Value> v;
     Local<String> k;
     if (!String::NewFromUtf8(isolate, key).ToLocal(&k))
@@ -425,9 +477,11 @@ static bool GetString(Isolate *isolate, Local<Context> context,
 // A JS exception as a js_error: an Error (or an error-like object) keeps
 // name, message and stack; any other value is an Error whose message is its
 // string form. Position from `message` (or where the error was made).
-static void ErrorFromException(Isolate *isolate, Local<Context> context,
-                               Local<Value> exception, Local<Message> message,
-                               enum proto_errtype type, struct js_error *out) {
+static void
+ErrorFromException(Isolate *isolate, Local<Context> context,
+                   Local<Value> exception, Local<Message> message,
+                   enum proto_errtype type, struct js_error *out)
+{
     TryCatch tc(isolate);
     std::string name = "Error", text, stack;
     bool have_stack = false;
@@ -470,7 +524,8 @@ static void ErrorFromException(Isolate *isolate, Local<Context> context,
     if (!have_stack || stack.empty())
         stack = name + ": " + text;
     // A SyntaxError's stack has no frame: say where the code is wrong.
-    if (!file.empty() && line > 0 && stack.find("\n    at ") == std::string::npos)
+    if (!file.empty() && line > 0 &&
+        stack.find("\n    at ") == std::string::npos)
         stack += "\n    at " + file + ":" + std::to_string(line) + ":" +
                  std::to_string(column);
     js_error_free(out);
@@ -487,10 +542,16 @@ static void ErrorFromException(Isolate *isolate, Local<Context> context,
 // ---------------------------------------------------------------------------
 // Runs
 
-static void RunClosed(uv_handle_t *h) { delete static_cast<Run *>(h->data); }
+static void
+RunClosed(uv_handle_t *h)
+{
+    delete static_cast<Run *>(h->data);
+}
 
-static void RunComplete(Run *run, const char *value, size_t len,
-                        const struct js_error *error) {
+static void
+RunComplete(Run *run, const char *value, size_t len,
+            const struct js_error *error)
+{
     js_engine *e = run->e;
     run->settled = true;
     run->completed = true;
@@ -519,7 +580,9 @@ static void RunComplete(Run *run, const char *value, size_t len,
 
 static void RunFail(Run *run, enum proto_errtype type, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void RunFail(Run *run, enum proto_errtype type, const char *fmt, ...) {
+static void
+RunFail(Run *run, enum proto_errtype type, const char *fmt, ...)
+{
     char buf[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -532,7 +595,9 @@ static void RunFail(Run *run, enum proto_errtype type, const char *fmt, ...) {
     RunComplete(run, nullptr, 0, &err);
 }
 
-static void RunTimedOut(uv_timer_t *t) {
+static void
+RunTimedOut(uv_timer_t *t)
+{
     Run *run = static_cast<Run *>(t->data);
     if (run->settled)
         return;
@@ -540,8 +605,10 @@ static void RunTimedOut(uv_timer_t *t) {
             run->what.c_str(), run->timeout_ms);
 }
 
-static Run *RunNew(js_engine *e, Realm *realm, uint32_t timeout_ms,
-                   js_done_cb cb, void *arg) {
+static Run *
+RunNew(js_engine *e, Realm *realm, uint32_t timeout_ms, js_done_cb cb,
+       void *arg)
+{
     Run *run = new Run();
     run->e = e;
     run->id = e->next_run++;
@@ -555,8 +622,10 @@ static Run *RunNew(js_engine *e, Realm *realm, uint32_t timeout_ms,
 }
 
 // A settlement from JS: the first wins, later ones are reported by the caller.
-static bool Settle(js_engine *e, uint64_t id, bool ok, Local<Value> value,
-                   Local<Message> message) {
+static bool
+Settle(js_engine *e, uint64_t id, bool ok, Local<Value> value,
+       Local<Message> message)
+{
     auto it = e->runs.find(id);
     if (it == e->runs.end() || it->second->settled)
         return false;
@@ -572,7 +641,9 @@ static bool Settle(js_engine *e, uint64_t id, bool ok, Local<Value> value,
 
 // Ids, not pointers: each answer may end other runs (a run is freed when
 // answered).
-static std::vector<uint64_t> RunIds(js_engine *e, Realm *only) {
+static std::vector<uint64_t>
+RunIds(js_engine *e, Realm *only)
+{
     std::vector<uint64_t> ids;
     for (auto &kv : e->runs)
         if (only == nullptr || kv.second->realm == only)
@@ -580,12 +651,16 @@ static std::vector<uint64_t> RunIds(js_engine *e, Realm *only) {
     return ids;
 }
 
-static Run *RunById(js_engine *e, uint64_t id) {
+static Run *
+RunById(js_engine *e, uint64_t id)
+{
     auto it = e->runs.find(id);
     return it == e->runs.end() ? nullptr : it->second;
 }
 
-static void FailAllMemory(js_engine *e) {
+static void
+FailAllMemory(js_engine *e)
+{
     for (uint64_t id : RunIds(e, nullptr))
         if (Run *run = RunById(e, id))
             RunFail(run, PROTO_ERR_MEMORY,
@@ -594,7 +669,9 @@ static void FailAllMemory(js_engine *e) {
                     e->memory_mb);
 }
 
-static msgpack_sbuffer *TakeBuffer(js_engine *e) {
+static msgpack_sbuffer *
+TakeBuffer(js_engine *e)
+{
     msgpack_sbuffer *sb = e->spare;
     e->spare = nullptr;
     if (sb == nullptr)
@@ -604,7 +681,9 @@ static msgpack_sbuffer *TakeBuffer(js_engine *e) {
     return sb;
 }
 
-static void GiveBuffer(js_engine *e, msgpack_sbuffer *sb) {
+static void
+GiveBuffer(js_engine *e, msgpack_sbuffer *sb)
+{
     // Do not hoard a huge result's buffer.
     if (e->spare == nullptr && sb->alloc <= 1024 * 1024) {
         e->spare = sb;
@@ -614,7 +693,9 @@ static void GiveBuffer(js_engine *e, msgpack_sbuffer *sb) {
 }
 
 // Converts a settled run's value (under its deadline) and answers it.
-static void Finalize(js_engine *e, Run *run) {
+static void
+Finalize(js_engine *e, Run *run)
+{
     if (run->completed)
         return;
     if (e->doomed) {
@@ -691,7 +772,9 @@ static void Finalize(js_engine *e, Run *run) {
     js_error_free(&err);
 }
 
-static void DrainSettled(js_engine *e) {
+static void
+DrainSettled(js_engine *e)
+{
     while (!e->settled.empty()) {
         Run *run = e->settled.front();
         e->settled.pop_front();
@@ -701,11 +784,14 @@ static void DrainSettled(js_engine *e) {
 
 // After an entry that served `run` (or none): a timeout fails that run, the
 // heap limit fails them all; then settled runs are answered.
-static void AfterEntry(js_engine *e, Run *run, Outcome out, const char *what) {
+static void
+AfterEntry(js_engine *e, Run *run, Outcome out, const char *what)
+{
     uint64_t id = run != nullptr ? run->id : 0;
     if (out == jse::kOutOfMemory) {
-        jse::WriteLine(2, "error", "JavaScript heap limit reached; failing "
-                                   "every run, the worker must be replaced",
+        jse::WriteLine(2, "error",
+                       "JavaScript heap limit reached; failing "
+                       "every run, the worker must be replaced",
                        strlen("JavaScript heap limit reached; failing every "
                               "run, the worker must be replaced"));
         FailAllMemory(e);
@@ -719,8 +805,8 @@ static void AfterEntry(js_engine *e, Run *run, Outcome out, const char *what) {
                     "%s did not finish within %u ms (terminated)",
                     run->what.c_str(), run->timeout_ms);
         } else if (run == nullptr) {
-            std::string msg = std::string(what) +
-                              " ran past its deadline and was terminated";
+            std::string msg =
+                std::string(what) + " ran past its deadline and was terminated";
             jse::WriteLine(2, "error", msg.data(), msg.size());
         }
     }
@@ -743,32 +829,52 @@ static void AfterEntry(js_engine *e, Run *run, Outcome out, const char *what) {
     uv_timer_start(&run->timer, RunTimedOut, left_ms, 0);
 }
 
-namespace jse {
-void AfterMacrotask(js_engine *e, Outcome outcome, const char *what) {
+namespace jse
+{
+void
+AfterMacrotask(js_engine *e, Outcome outcome, const char *what)
+{
     AfterEntry(e, nullptr, outcome, what);
 }
-uint64_t CurrentRun(js_engine *e) { return e->current_run; }
-void SetCurrentRun(js_engine *e, uint64_t id) { e->current_run = id; }
-void FailRun(js_engine *e, uint64_t id, Local<Value> exception,
-             Local<Message> message) {
+uint64_t
+CurrentRun(js_engine *e)
+{
+    return e->current_run;
+}
+void
+SetCurrentRun(js_engine *e, uint64_t id)
+{
+    e->current_run = id;
+}
+void
+FailRun(js_engine *e, uint64_t id, Local<Value> exception,
+        Local<Message> message)
+{
     Settle(e, id, false, exception, message);
 }
 } // namespace jse
 
 // Marks the run whose JS is about to execute, for the timers it makes.
-class CurrentRunScope {
+class CurrentRunScope
+{
   public:
-    CurrentRunScope(js_engine *e, uint64_t id) : e_(e), prev_(e->current_run) {
+    CurrentRunScope(js_engine *e, uint64_t id) : e_(e), prev_(e->current_run)
+    {
         e->current_run = id;
     }
-    ~CurrentRunScope() { e_->current_run = prev_; }
+    ~CurrentRunScope()
+    {
+        e_->current_run = prev_;
+    }
 
   private:
     js_engine *e_;
     uint64_t prev_;
 };
 
-static js_engine *EngineOf(Isolate *isolate) {
+static js_engine *
+EngineOf(Isolate *isolate)
+{
     return static_cast<js_engine *>(isolate->GetData(0));
 }
 
@@ -789,7 +895,9 @@ return [
 })
 )JS";
 
-static void SettleFromJs(const FunctionCallbackInfo<Value> &info) {
+static void
+SettleFromJs(const FunctionCallbackInfo<Value> &info)
+{
     Isolate *isolate = info.GetIsolate();
     js_engine *e = EngineOf(isolate);
     if (!info[0]->IsInt32() || !info[1]->IsNumber())
@@ -815,13 +923,15 @@ static void SettleFromJs(const FunctionCallbackInfo<Value> &info) {
     if (ok && arity >= 2 && info[4]->IsUndefined())
         return;
     if (!Settle(e, id, ok, info[4], Local<Message>())) {
-        std::string msg = "late result for '" + jse::Utf8(isolate, info[2]) +
-                          "' ignored";
+        std::string msg =
+            "late result for '" + jse::Utf8(isolate, info[2]) + "' ignored";
         jse::WriteLine(2, "warn", msg.data(), msg.size());
     }
 }
 
-static bool GlueInstall(Realm *realm, Local<Context> context) {
+static bool
+GlueInstall(Realm *realm, Local<Context> context)
+{
     Isolate *isolate = context->GetIsolate();
     Local<Function> settle;
     v8::ScriptOrigin origin(isolate,
@@ -847,16 +957,21 @@ static bool GlueInstall(Realm *realm, Local<Context> context) {
     return true;
 }
 
-static Local<Value> RunName(Isolate *isolate, Run *run) {
-    Local<String> s = jse::Str(isolate, run->name.empty() ? run->what : run->name);
+static Local<Value>
+RunName(Isolate *isolate, Run *run)
+{
+    Local<String> s =
+        jse::Str(isolate, run->name.empty() ? run->what : run->name);
     if (s.IsEmpty())
         return v8::Undefined(isolate);
     return s;
 }
 
 // Waits for `promise` on behalf of run.
-static bool AwaitPromise(js_engine *e, Run *run, Local<Context> context,
-                         Local<Promise> promise, int arity) {
+static bool
+AwaitPromise(js_engine *e, Run *run, Local<Context> context,
+             Local<Promise> promise, int arity)
+{
     Isolate *isolate = e->isolate;
     Local<Value> argv[] = {promise, v8::Number::New(isolate, (double)run->id),
                            RunName(isolate, run), Integer::New(isolate, arity)};
@@ -868,9 +983,10 @@ static bool AwaitPromise(js_engine *e, Run *run, Local<Context> context,
 
 // The value of a script or a function: promises are awaited; anything else
 // settles now.
-static void SettleWith(js_engine *e, Run *run, Local<Context> context,
-                       TryCatch &tc, MaybeLocal<Value> result, int arity,
-                       bool plain_return_counts) {
+static void
+SettleWith(js_engine *e, Run *run, Local<Context> context, TryCatch &tc,
+           MaybeLocal<Value> result, int arity, bool plain_return_counts)
+{
     Local<Value> v;
     if (!result.ToLocal(&v)) {
         if (tc.HasCaught() && !tc.HasTerminated())
@@ -890,7 +1006,9 @@ static void SettleWith(js_engine *e, Run *run, Local<Context> context,
 // ---------------------------------------------------------------------------
 // Isolate callbacks
 
-static size_t NearHeapLimit(void *data, size_t current, size_t initial) {
+static size_t
+NearHeapLimit(void *data, size_t current, size_t initial)
+{
     (void)initial;
     js_engine *e = static_cast<js_engine *>(data);
     e->doomed = true;
@@ -901,7 +1019,9 @@ static size_t NearHeapLimit(void *data, size_t current, size_t initial) {
     return current + kHeapGrant;
 }
 
-static void OnPromiseReject(v8::PromiseRejectMessage msg) {
+static void
+OnPromiseReject(v8::PromiseRejectMessage msg)
+{
     Local<Promise> promise = msg.GetPromise();
     Isolate *isolate = promise->GetIsolate();
     js_engine *e = EngineOf(isolate);
@@ -924,8 +1044,11 @@ static void OnPromiseReject(v8::PromiseRejectMessage msg) {
     }
 }
 
-namespace jse {
-static void ReportRejections(js_engine *e) {
+namespace jse
+{
+static void
+ReportRejections(js_engine *e)
+{
     Isolate *isolate = e->isolate;
     HandleScope hs(isolate);
     std::vector<Rejection> list;
@@ -936,15 +1059,18 @@ static void ReportRejections(js_engine *e) {
         if (!p->GetCreationContext().ToLocal(&context))
             continue;
         Context::Scope cs(context);
-        Local<Value> v = r.value.IsEmpty() ? Local<Value>(v8::Undefined(isolate))
-                                           : r.value.Get(isolate);
+        Local<Value> v = r.value.IsEmpty()
+                             ? Local<Value>(v8::Undefined(isolate))
+                             : r.value.Get(isolate);
         LogException(isolate, context, "Unhandled promise rejection:", v,
                      Local<Message>());
     }
 }
 } // namespace jse
 
-static void OnMessage(Local<Message> message, Local<Value> exception) {
+static void
+OnMessage(Local<Message> message, Local<Value> exception)
+{
     Isolate *isolate = message->GetIsolate();
     HandleScope hs(isolate);
     Local<Context> context = isolate->GetCurrentContext();
@@ -958,8 +1084,10 @@ static void OnMessage(Local<Message> message, Local<Value> exception) {
 
 static void RealmFree(js_engine *e, Realm *realm);
 
-static Realm *RealmNew(js_engine *e, uint32_t id, const std::string &cwd,
-                       bool global_require, struct js_error *err) {
+static Realm *
+RealmNew(js_engine *e, uint32_t id, const std::string &cwd, bool global_require,
+         struct js_error *err)
+{
     Isolate *isolate = e->isolate;
     HandleScope hs(isolate);
     Local<Context> context = Context::New(isolate);
@@ -996,7 +1124,9 @@ static Realm *RealmNew(js_engine *e, uint32_t id, const std::string &cwd,
     return realm;
 }
 
-static void RealmFree(js_engine *e, Realm *realm) {
+static void
+RealmFree(js_engine *e, Realm *realm)
+{
     if (realm == nullptr)
         return;
     jse::WorldClearRealm(e->world, realm);
@@ -1012,7 +1142,9 @@ static void RealmFree(js_engine *e, Realm *realm) {
 // ---------------------------------------------------------------------------
 // Config
 
-static const char *TypeName(Local<Value> v) {
+static const char *
+TypeName(Local<Value> v)
+{
     if (v->IsUndefined())
         return "undefined";
     if (v->IsNull())
@@ -1033,9 +1165,11 @@ static const char *TypeName(Local<Value> v) {
 }
 
 static int ConfigFail(struct js_error *err, const std::string &file,
-                      const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int ConfigFail(struct js_error *err, const std::string &file,
-                      const char *fmt, ...) {
+                      const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int
+ConfigFail(struct js_error *err, const std::string &file, const char *fmt, ...)
+{
     char buf[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -1049,9 +1183,11 @@ static int ConfigFail(struct js_error *err, const std::string &file,
 }
 
 // A setting: absent, or a positive integer that fits uint32.
-static int ReadSetting(Isolate *isolate, Local<Context> context,
-                       Local<Object> exports, const char *key, uint32_t *out,
-                       const std::string &file, struct js_error *err) {
+static int
+ReadSetting(Isolate *isolate, Local<Context> context, Local<Object> exports,
+            const char *key, uint32_t *out, const std::string &file,
+            struct js_error *err)
+{
     Local<Value> v;
     if (!exports->Get(context, jse::Str(isolate, key, strlen(key))).ToLocal(&v))
         return ConfigFail(err, file, "reading `%s` of the config threw", key);
@@ -1073,14 +1209,17 @@ static int ReadSetting(Isolate *isolate, Local<Context> context,
     return 0;
 }
 
-static bool IsSetting(const std::string &k) {
+static bool
+IsSetting(const std::string &k)
+{
     return k == "functions" || k == "workers" || k == "timeout" ||
            k == "memory" || k == "linger";
 }
 
-static int ConfigFromException(Isolate *isolate, Local<Context> context,
-                               TryCatch &tc, const std::string &path,
-                               struct js_error *err) {
+static int
+ConfigFromException(Isolate *isolate, Local<Context> context, TryCatch &tc,
+                    const std::string &path, struct js_error *err)
+{
     if (!tc.HasCaught() || tc.HasTerminated())
         return ConfigFail(err, path, "loading the config was terminated");
     ErrorFromException(isolate, context, tc.Exception(), tc.Message(),
@@ -1100,8 +1239,9 @@ static int ConfigFromException(Isolate *isolate, Local<Context> context,
     return -EINVAL;
 }
 
-static int LoadConfig(js_engine *e, const std::string &path,
-                      struct js_error *err) {
+static int
+LoadConfig(js_engine *e, const std::string &path, struct js_error *err)
+{
     Isolate *isolate = e->isolate;
     HandleScope hs(isolate);
     Local<Context> context = e->main->context.Get(isolate);
@@ -1177,12 +1317,14 @@ static int LoadConfig(js_engine *e, const std::string &path,
     for (const std::string &n : e->names)
         e->name_ptrs.push_back(n.c_str());
     js_config c = e->config;
-    if (ReadSetting(isolate, context, exports, "workers", &c.workers, path, err) ||
+    if (ReadSetting(isolate, context, exports, "workers", &c.workers, path,
+                    err) ||
         ReadSetting(isolate, context, exports, "timeout", &c.timeout_ms, path,
                     err) ||
         ReadSetting(isolate, context, exports, "memory", &c.memory_mb, path,
                     err) ||
-        ReadSetting(isolate, context, exports, "linger", &c.linger_ms, path, err))
+        ReadSetting(isolate, context, exports, "linger", &c.linger_ms, path,
+                    err))
         return -EINVAL;
     e->config = c;
     e->exports.Reset(isolate, exports);
@@ -1201,7 +1343,9 @@ static int LoadConfig(js_engine *e, const std::string &path,
 // ---------------------------------------------------------------------------
 // The C interface
 
-extern "C" void js_engine_global_init(const char *argv0) {
+extern "C" void
+js_engine_global_init(const char *argv0)
+{
     if (g_platform)
         return;
     v8::V8::InitializeICUDefaultLocation(argv0 ? argv0 : "jshost-worker");
@@ -1210,7 +1354,9 @@ extern "C" void js_engine_global_init(const char *argv0) {
     v8::V8::Initialize();
 }
 
-static void EngineDestroy(js_engine *e) {
+static void
+EngineDestroy(js_engine *e)
+{
     if (e->isolate != nullptr) {
         {
             v8::Isolate::Scope is(e->isolate);
@@ -1239,7 +1385,9 @@ static void EngineDestroy(js_engine *e) {
     delete e;
 }
 
-static std::string DirOf(const std::string &path) {
+static std::string
+DirOf(const std::string &path)
+{
     size_t slash = path.rfind('/');
     if (slash == std::string::npos)
         return ".";
@@ -1248,16 +1396,18 @@ static std::string DirOf(const std::string &path) {
     return path.substr(0, slash);
 }
 
-static int EngineNew(uv_loop_t *loop, const struct js_engine_options *opts,
-                     uint32_t memory_mb, js_engine **out,
-                     struct js_error *err) {
+static int
+EngineNew(uv_loop_t *loop, const struct js_engine_options *opts,
+          uint32_t memory_mb, js_engine **out, struct js_error *err)
+{
     js_engine *e = new (std::nothrow) js_engine();
     if (e == nullptr)
         return -ENOMEM;
     e->loop = loop;
     e->start_ns = uv_hrtime();
     e->memory_mb = memory_mb;
-    e->timeout_ms = opts->timeout_ms ? opts->timeout_ms : JSHOST_DEFAULT_TIMEOUT_MS;
+    e->timeout_ms =
+        opts->timeout_ms ? opts->timeout_ms : JSHOST_DEFAULT_TIMEOUT_MS;
     if (opts->cwd != nullptr) {
         e->cwd = opts->cwd;
     } else {
@@ -1291,7 +1441,8 @@ static int EngineNew(uv_loop_t *loop, const struct js_engine_options *opts,
     e->allocator = v8::ArrayBuffer::Allocator::NewDefaultAllocator();
     Isolate::CreateParams params;
     params.array_buffer_allocator = e->allocator;
-    params.constraints.ConfigureDefaultsFromHeapSize(0, (size_t)memory_mb * kMiB);
+    params.constraints.ConfigureDefaultsFromHeapSize(0,
+                                                     (size_t)memory_mb * kMiB);
     e->isolate = Isolate::New(params);
     if (e->isolate == nullptr) {
         ErrorSet(err, PROTO_ERR_MEMORY, "cannot create a V8 isolate");
@@ -1334,9 +1485,10 @@ static int EngineNew(uv_loop_t *loop, const struct js_engine_options *opts,
     return 0;
 }
 
-extern "C" int js_engine_new(uv_loop_t *loop,
-                             const struct js_engine_options *opts,
-                             js_engine **out, struct js_error *err) {
+extern "C" int
+js_engine_new(uv_loop_t *loop, const struct js_engine_options *opts,
+              js_engine **out, struct js_error *err)
+{
     *out = nullptr;
     struct js_error unused;
     if (err == nullptr)
@@ -1348,7 +1500,8 @@ extern "C" int js_engine_new(uv_loop_t *loop,
         return -EINVAL;
     }
     try {
-        uint32_t mem = opts->memory_mb ? opts->memory_mb : JSHOST_DEFAULT_MEMORY_MB;
+        uint32_t mem =
+            opts->memory_mb ? opts->memory_mb : JSHOST_DEFAULT_MEMORY_MB;
         js_engine *e = nullptr;
         int rc = EngineNew(loop, opts, mem, &e, err);
         if (rc != 0) {
@@ -1382,7 +1535,9 @@ extern "C" int js_engine_new(uv_loop_t *loop,
     }
 }
 
-extern "C" void js_engine_free(js_engine *e) {
+extern "C" void
+js_engine_free(js_engine *e)
+{
     if (e == nullptr)
         return;
     e->freeing = true;
@@ -1393,17 +1548,22 @@ extern "C" void js_engine_free(js_engine *e) {
     EngineDestroy(e);
 }
 
-extern "C" void js_engine_config(const js_engine *e, struct js_config *out) {
+extern "C" void
+js_engine_config(const js_engine *e, struct js_config *out)
+{
     *out = e->config;
 }
 
-extern "C" size_t js_engine_functions(const js_engine *e,
-                                      const char *const **names) {
+extern "C" size_t
+js_engine_functions(const js_engine *e, const char *const **names)
+{
     *names = e->name_ptrs.empty() ? nullptr : e->name_ptrs.data();
     return e->name_ptrs.size();
 }
 
-extern "C" int js_engine_pack_extras(js_engine *e, msgpack_packer *pk) {
+extern "C" int
+js_engine_pack_extras(js_engine *e, msgpack_packer *pk)
+{
     if (e->exports.IsEmpty() || e->doomed)
         return msgpack_pack_map(pk, 0);
     Isolate *isolate = e->isolate;
@@ -1463,7 +1623,9 @@ extern "C" int js_engine_pack_extras(js_engine *e, msgpack_packer *pk) {
     return rc == 0 ? 0 : -ENOMEM;
 }
 
-static bool Unavailable(js_engine *e, js_done_cb cb, void *arg) {
+static bool
+Unavailable(js_engine *e, js_done_cb cb, void *arg)
+{
     if (!e->doomed && !e->freeing)
         return false;
     struct js_error err;
@@ -1478,8 +1640,10 @@ static bool Unavailable(js_engine *e, js_done_cb cb, void *arg) {
     return true;
 }
 
-static void FailNow(js_engine *e, js_done_cb cb, void *arg,
-                    enum proto_errtype type, const std::string &msg) {
+static void
+FailNow(js_engine *e, js_done_cb cb, void *arg, enum proto_errtype type,
+        const std::string &msg)
+{
     struct js_error err;
     memset(&err, 0, sizeof err);
     err.type = type;
@@ -1489,16 +1653,19 @@ static void FailNow(js_engine *e, js_done_cb cb, void *arg,
     cb(arg, nullptr, 0, &err);
 }
 
-static int CallImpl(js_engine *e, const char *name, size_t name_len,
-                    const msgpack_object *data, uint32_t timeout_ms,
-                    js_done_cb cb, void *arg) {
+static int
+CallImpl(js_engine *e, const char *name, size_t name_len,
+         const msgpack_object *data, uint32_t timeout_ms, js_done_cb cb,
+         void *arg)
+{
     std::string fname(name, name_len);
     auto it = e->functions.find(fname);
     if (it == e->functions.end()) {
         FailNow(e, cb, arg, PROTO_ERR_NOT_FOUND,
                 "no function '" + fname + "' in " +
-                    (e->config_path.empty() ? std::string("this worker (no config)")
-                                            : e->config_path));
+                    (e->config_path.empty()
+                         ? std::string("this worker (no config)")
+                         : e->config_path));
         return 0;
     }
     Fn &fn = it->second;
@@ -1530,11 +1697,13 @@ static int CallImpl(js_engine *e, const char *name, size_t name_len,
         Local<Object> self;
         Local<Value> cbf;
         Local<Value> name = fn.name_str.Get(isolate);
-        Local<Value> cbargv[] = {v8::Number::New(isolate, (double)run->id), name,
-                                 Integer::New(isolate, fn.arity)};
+        Local<Value> cbargv[] = {v8::Number::New(isolate, (double)run->id),
+                                 name, Integer::New(isolate, fn.arity)};
         if (st == jsv::kOk &&
-            e->self_template.Get(isolate)->NewInstance(context).ToLocal(&self) &&
-            self->Set(context, e->key_name.Get(isolate), name).FromMaybe(false) &&
+            e->self_template.Get(isolate)->NewInstance(context).ToLocal(
+                &self) &&
+            self->Set(context, e->key_name.Get(isolate), name)
+                .FromMaybe(false) &&
             self->Set(context, e->key_host.Get(isolate), e->host.Get(isolate))
                 .FromMaybe(false) &&
             e->main->make_cb.Get(isolate)
@@ -1553,9 +1722,11 @@ static int CallImpl(js_engine *e, const char *name, size_t name_len,
     return 0;
 }
 
-extern "C" int js_call(js_engine *e, const char *name, size_t name_len,
-                       const msgpack_object *data, uint32_t timeout_ms,
-                       js_done_cb cb, void *arg) {
+extern "C" int
+js_call(js_engine *e, const char *name, size_t name_len,
+        const msgpack_object *data, uint32_t timeout_ms, js_done_cb cb,
+        void *arg)
+{
     if (Unavailable(e, cb, arg))
         return 0;
     try {
@@ -1566,8 +1737,10 @@ extern "C" int js_call(js_engine *e, const char *name, size_t name_len,
     }
 }
 
-extern "C" int js_context_create(js_engine *e, const char *cwd, uint32_t *id,
-                                 struct js_error *err) {
+extern "C" int
+js_context_create(js_engine *e, const char *cwd, uint32_t *id,
+                  struct js_error *err)
+{
     if (err != nullptr)
         memset(err, 0, sizeof *err);
     if (e->doomed || e->freeing) {
@@ -1591,7 +1764,9 @@ extern "C" int js_context_create(js_engine *e, const char *cwd, uint32_t *id,
     }
 }
 
-extern "C" int js_context_destroy(js_engine *e, uint32_t id) {
+extern "C" int
+js_context_destroy(js_engine *e, uint32_t id)
+{
     auto it = e->contexts.find(id);
     if (it == e->contexts.end())
         return -ENOENT;
@@ -1606,7 +1781,9 @@ extern "C" int js_context_destroy(js_engine *e, uint32_t id) {
     return 0;
 }
 
-static Realm *FindContext(js_engine *e, uint32_t id, js_done_cb cb, void *arg) {
+static Realm *
+FindContext(js_engine *e, uint32_t id, js_done_cb cb, void *arg)
+{
     auto it = e->contexts.find(id);
     if (it != e->contexts.end())
         return it->second;
@@ -1615,9 +1792,11 @@ static Realm *FindContext(js_engine *e, uint32_t id, js_done_cb cb, void *arg) {
     return nullptr;
 }
 
-static int EvalImpl(js_engine *e, Realm *realm, const std::string &source,
-                    const std::string &ident, uint32_t timeout_ms,
-                    js_done_cb cb, void *arg) {
+static int
+EvalImpl(js_engine *e, Realm *realm, const std::string &source,
+         const std::string &ident, uint32_t timeout_ms, js_done_cb cb,
+         void *arg)
+{
     Isolate *isolate = e->isolate;
     v8::Isolate::Scope is(isolate);
     HandleScope hs(isolate);
@@ -1653,10 +1832,12 @@ static int EvalImpl(js_engine *e, Realm *realm, const std::string &source,
     return 0;
 }
 
-extern "C" int js_context_eval(js_engine *e, uint32_t id, const char *source,
-                               size_t source_len, const char *identifier,
-                               size_t identifier_len, uint32_t timeout_ms,
-                               js_done_cb cb, void *arg) {
+extern "C" int
+js_context_eval(js_engine *e, uint32_t id, const char *source,
+                size_t source_len, const char *identifier,
+                size_t identifier_len, uint32_t timeout_ms, js_done_cb cb,
+                void *arg)
+{
     if (Unavailable(e, cb, arg))
         return 0;
     Realm *realm = FindContext(e, id, cb, arg);
@@ -1673,15 +1854,18 @@ extern "C" int js_context_eval(js_engine *e, uint32_t id, const char *source,
     }
 }
 
-static bool IsIdentChar(char c) {
+static bool
+IsIdentChar(char c)
+{
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
            (c >= '0' && c <= '9') || c == '_' || c == '$' || (c & 0x80);
 }
 
 // Splits "a.b.c" into receiver "a.b" and key "c" when the expression ends
 // in a plain member access; otherwise the receiver is empty.
-static void SplitMember(const std::string &expr, std::string *receiver,
-                        std::string *key) {
+static void
+SplitMember(const std::string &expr, std::string *receiver, std::string *key)
+{
     size_t end = expr.size();
     while (end > 0 && isspace((unsigned char)expr[end - 1]))
         end--;
@@ -1697,9 +1881,11 @@ static void SplitMember(const std::string &expr, std::string *receiver,
     *key = expr.substr(i, end - i);
 }
 
-static int ContextCallImpl(js_engine *e, Realm *realm, const std::string &expr,
-                           const msgpack_object *args, uint32_t timeout_ms,
-                           js_done_cb cb, void *arg) {
+static int
+ContextCallImpl(js_engine *e, Realm *realm, const std::string &expr,
+                const msgpack_object *args, uint32_t timeout_ms, js_done_cb cb,
+                void *arg)
+{
     Isolate *isolate = e->isolate;
     v8::Isolate::Scope is(isolate);
     HandleScope hs(isolate);
@@ -1728,8 +1914,8 @@ static int ContextCallImpl(js_engine *e, Realm *realm, const std::string &expr,
                 if (st != jsv::kOk) {
                     en.Leave();
                     if (st == jsv::kInvalid)
-                        RunFail(run, PROTO_ERR_INVALID_ARGUMENT,
-                                "args[%u]: %s", i, why.c_str());
+                        RunFail(run, PROTO_ERR_INVALID_ARGUMENT, "args[%u]: %s",
+                                i, why.c_str());
                     else
                         RunFail(run, PROTO_ERR_INVALID_ARGUMENT,
                                 "args[%u] cannot be converted", i);
@@ -1782,23 +1968,28 @@ static int ContextCallImpl(js_engine *e, Realm *realm, const std::string &expr,
     return 0;
 }
 
-extern "C" int js_context_call(js_engine *e, uint32_t id, const char *expression,
-                               size_t expression_len, const msgpack_object *args,
-                               uint32_t timeout_ms, js_done_cb cb, void *arg) {
+extern "C" int
+js_context_call(js_engine *e, uint32_t id, const char *expression,
+                size_t expression_len, const msgpack_object *args,
+                uint32_t timeout_ms, js_done_cb cb, void *arg)
+{
     if (Unavailable(e, cb, arg))
         return 0;
     Realm *realm = FindContext(e, id, cb, arg);
     if (realm == nullptr)
         return 0;
     try {
-        return ContextCallImpl(e, realm, std::string(expression, expression_len),
-                               args, timeout_ms, cb, arg);
+        return ContextCallImpl(e, realm,
+                               std::string(expression, expression_len), args,
+                               timeout_ms, cb, arg);
     } catch (...) {
         return 0;
     }
 }
 
-static bool ReadWholeFile(const std::string &path, std::string *out, int *errnum) {
+static bool
+ReadWholeFile(const std::string &path, std::string *out, int *errnum)
+{
     FILE *f = fopen(path.c_str(), "rb");
     if (f == nullptr) {
         *errnum = errno;
@@ -1814,8 +2005,10 @@ static bool ReadWholeFile(const std::string &path, std::string *out, int *errnum
     return !bad;
 }
 
-static int LoadImpl(js_engine *e, Realm *realm, const msgpack_object *paths,
-                    uint32_t timeout_ms, js_done_cb cb, void *arg) {
+static int
+LoadImpl(js_engine *e, Realm *realm, const msgpack_object *paths,
+         uint32_t timeout_ms, js_done_cb cb, void *arg)
+{
     if (paths == nullptr || paths->type != MSGPACK_OBJECT_ARRAY) {
         FailNow(e, cb, arg, PROTO_ERR_INVALID_ARGUMENT,
                 "paths must be an array of strings");
@@ -1876,9 +2069,10 @@ static int LoadImpl(js_engine *e, Realm *realm, const msgpack_object *paths,
     return 0;
 }
 
-extern "C" int js_context_load(js_engine *e, uint32_t id,
-                               const msgpack_object *paths, uint32_t timeout_ms,
-                               js_done_cb cb, void *arg) {
+extern "C" int
+js_context_load(js_engine *e, uint32_t id, const msgpack_object *paths,
+                uint32_t timeout_ms, js_done_cb cb, void *arg)
+{
     if (Unavailable(e, cb, arg))
         return 0;
     Realm *realm = FindContext(e, id, cb, arg);
@@ -1891,7 +2085,9 @@ extern "C" int js_context_load(js_engine *e, uint32_t id,
     }
 }
 
-extern "C" void js_engine_stats(js_engine *e, struct js_stats *out) {
+extern "C" void
+js_engine_stats(js_engine *e, struct js_stats *out)
+{
     memset(out, 0, sizeof *out);
     v8::HeapStatistics hs;
     e->isolate->GetHeapStatistics(&hs);
@@ -1904,4 +2100,8 @@ extern "C" void js_engine_stats(js_engine *e, struct js_stats *out) {
     out->uptime_s = (double)(uv_hrtime() - e->start_ns) / 1e9;
 }
 
-extern "C" int js_engine_doomed(const js_engine *e) { return e->doomed ? 1 : 0; }
+extern "C" int
+js_engine_doomed(const js_engine *e)
+{
+    return e->doomed ? 1 : 0;
+}

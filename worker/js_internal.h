@@ -15,7 +15,8 @@
 
 #include "engine.h"
 
-namespace jse {
+namespace jse
+{
 
 struct World;
 
@@ -23,11 +24,11 @@ struct World;
 struct Realm {
     js_engine *engine = nullptr;
     uint32_t id = 0;
-    std::string cwd;                     // where require() starts
+    std::string cwd; // where require() starts
     v8::Global<v8::Context> context;
-    v8::Global<v8::Object> loader;       // the CommonJS loader's entry points
-    v8::Global<v8::Function> make_cb;    // (id, name, arity) => cb
-    v8::Global<v8::Function> await_run;  // (promise, id, name, arity)
+    v8::Global<v8::Object> loader;      // the CommonJS loader's entry points
+    v8::Global<v8::Function> make_cb;   // (id, name, arity) => cb
+    v8::Global<v8::Function> await_run; // (promise, id, name, arity)
     // ES modules of this realm: path -> module, and identity hash -> path
     std::unordered_map<std::string, v8::Global<v8::Module>> esm;
     std::unordered_multimap<int, std::string> esm_paths;
@@ -46,7 +47,8 @@ enum Outcome { kFinished, kTimedOut, kOutOfMemory };
 // One entry into JS from the loop (a macrotask): arms the watchdog for
 // `deadline_ns` (uv_hrtime clock) when outermost, and on Leave() runs the
 // microtasks, disarms, and clears a termination so the next entry can run.
-class Entry {
+class Entry
+{
   public:
     Entry(js_engine *e, uint64_t deadline_ns);
     ~Entry();

@@ -27,7 +27,8 @@ using v8::String;
 using v8::TryCatch;
 using v8::Value;
 
-namespace {
+namespace
+{
 
 const char kLoaderSource[] = R"JS(
 (function (natives) {
@@ -271,16 +272,24 @@ return {
 })
 )JS";
 
-Isolate *Iso(const FunctionCallbackInfo<Value> &info) { return info.GetIsolate(); }
+Isolate *
+Iso(const FunctionCallbackInfo<Value> &info)
+{
+    return info.GetIsolate();
+}
 
-void ThrowError(Isolate *isolate, const std::string &msg) {
+void
+ThrowError(Isolate *isolate, const std::string &msg)
+{
     Local<String> s = jse::Str(isolate, msg);
     if (!s.IsEmpty())
         isolate->ThrowException(v8::Exception::Error(s));
 }
 
 // readFile(path): the text, or undefined when there is no such file.
-void NativeReadFile(const FunctionCallbackInfo<Value> &info) {
+void
+NativeReadFile(const FunctionCallbackInfo<Value> &info)
+{
     Isolate *isolate = Iso(info);
     std::string path = jse::Utf8(isolate, info[0]);
     FILE *f = fopen(path.c_str(), "rb");
@@ -313,7 +322,9 @@ void NativeReadFile(const FunctionCallbackInfo<Value> &info) {
 }
 
 // stat(path): 0 nothing, 1 a file, 2 a directory.
-void NativeStat(const FunctionCallbackInfo<Value> &info) {
+void
+NativeStat(const FunctionCallbackInfo<Value> &info)
+{
     std::string path = jse::Utf8(Iso(info), info[0]);
     struct stat st;
     int kind = 0;
@@ -322,7 +333,9 @@ void NativeStat(const FunctionCallbackInfo<Value> &info) {
     info.GetReturnValue().Set(kind);
 }
 
-void NativeRealpath(const FunctionCallbackInfo<Value> &info) {
+void
+NativeRealpath(const FunctionCallbackInfo<Value> &info)
+{
     Isolate *isolate = Iso(info);
     std::string path = jse::Utf8(isolate, info[0]);
     char *r = realpath(path.c_str(), nullptr);
@@ -336,27 +349,30 @@ void NativeRealpath(const FunctionCallbackInfo<Value> &info) {
 
 // compile(source, filename): the module wrapper, compiled with the file's
 // own name and lines so stack traces point into it.
-void NativeCompile(const FunctionCallbackInfo<Value> &info) {
+void
+NativeCompile(const FunctionCallbackInfo<Value> &info)
+{
     Isolate *isolate = Iso(info);
     Local<Context> context = isolate->GetCurrentContext();
     if (!info[0]->IsString() || !info[1]->IsString())
         return;
     v8::ScriptOrigin origin(isolate, info[1]);
     v8::ScriptCompiler::Source source(info[0].As<String>(), origin);
-    Local<String> params[] = {
-        String::NewFromUtf8Literal(isolate, "exports"),
-        String::NewFromUtf8Literal(isolate, "require"),
-        String::NewFromUtf8Literal(isolate, "module"),
-        String::NewFromUtf8Literal(isolate, "__filename"),
-        String::NewFromUtf8Literal(isolate, "__dirname")};
+    Local<String> params[] = {String::NewFromUtf8Literal(isolate, "exports"),
+                              String::NewFromUtf8Literal(isolate, "require"),
+                              String::NewFromUtf8Literal(isolate, "module"),
+                              String::NewFromUtf8Literal(isolate, "__filename"),
+                              String::NewFromUtf8Literal(isolate, "__dirname")};
     Local<Function> fn;
     if (v8::ScriptCompiler::CompileFunction(context, &source, 5, params)
             .ToLocal(&fn))
         info.GetReturnValue().Set(fn);
 }
 
-bool SetFn(Local<Context> context, Local<Object> obj, const char *name,
-           v8::FunctionCallback cb) {
+bool
+SetFn(Local<Context> context, Local<Object> obj, const char *name,
+      v8::FunctionCallback cb)
+{
     Isolate *isolate = context->GetIsolate();
     Local<Function> f;
     return Function::New(context, cb).ToLocal(&f) &&
@@ -364,8 +380,9 @@ bool SetFn(Local<Context> context, Local<Object> obj, const char *name,
                .FromMaybe(false);
 }
 
-Local<Value> LoaderGet(jse::Realm *realm, Local<Context> context,
-                       const char *name) {
+Local<Value>
+LoaderGet(jse::Realm *realm, Local<Context> context, const char *name)
+{
     Isolate *isolate = context->GetIsolate();
     Local<Value> v;
     if (!realm->loader.Get(isolate)
@@ -375,16 +392,20 @@ Local<Value> LoaderGet(jse::Realm *realm, Local<Context> context,
     return v;
 }
 
-MaybeLocal<Value> LoaderCall(jse::Realm *realm, Local<Context> context,
-                             const char *name, int argc, Local<Value> argv[]) {
+MaybeLocal<Value>
+LoaderCall(jse::Realm *realm, Local<Context> context, const char *name,
+           int argc, Local<Value> argv[])
+{
     Local<Value> f = LoaderGet(realm, context, name);
     if (f.IsEmpty() || !f->IsFunction())
         return MaybeLocal<Value>();
-    return f.As<Function>()->Call(context, realm->loader.Get(context->GetIsolate()),
-                                  argc, argv);
+    return f.As<Function>()->Call(
+        context, realm->loader.Get(context->GetIsolate()), argc, argv);
 }
 
-std::string DirOf(const std::string &path) {
+std::string
+DirOf(const std::string &path)
+{
     size_t slash = path.rfind('/');
     if (slash == std::string::npos || slash == 0)
         return "/";
@@ -393,8 +414,9 @@ std::string DirOf(const std::string &path) {
 
 // --- ES modules ----------------------------------------------------------
 
-const std::string *PathOfModule(jse::Realm *realm, Isolate *isolate,
-                                Local<Module> module) {
+const std::string *
+PathOfModule(jse::Realm *realm, Isolate *isolate, Local<Module> module)
+{
     auto range = realm->esm_paths.equal_range(module->GetIdentityHash());
     for (auto it = range.first; it != range.second; ++it) {
         auto m = realm->esm.find(it->second);
@@ -404,7 +426,9 @@ const std::string *PathOfModule(jse::Realm *realm, Isolate *isolate,
     return nullptr;
 }
 
-bool IsIdentifierName(const std::string &s) {
+bool
+IsIdentifierName(const std::string &s)
+{
     if (s.empty() || (s[0] >= '0' && s[0] <= '9'))
         return false;
     for (char c : s)
@@ -414,8 +438,9 @@ bool IsIdentifierName(const std::string &s) {
     return true;
 }
 
-MaybeLocal<Value> SyntheticEvaluate(Local<Context> context,
-                                    Local<Module> module) {
+MaybeLocal<Value>
+SyntheticEvaluate(Local<Context> context, Local<Module> module)
+{
     Isolate *isolate = context->GetIsolate();
     jse::Realm *realm = jse::RealmOf(context);
     const std::string *key = PathOfModule(realm, isolate, module);
@@ -427,7 +452,8 @@ MaybeLocal<Value> SyntheticEvaluate(Local<Context> context,
     Local<Value> exports = it->second.Get(isolate);
     if (module
             ->SetSyntheticModuleExport(
-                isolate, String::NewFromUtf8Literal(isolate, "default"), exports)
+                isolate, String::NewFromUtf8Literal(isolate, "default"),
+                exports)
             .IsNothing())
         return MaybeLocal<Value>();
     if (exports->IsObject() && !exports->IsFunction()) {
@@ -456,8 +482,10 @@ MaybeLocal<Value> SyntheticEvaluate(Local<Context> context,
     return r->GetPromise();
 }
 
-void Remember(jse::Realm *realm, Isolate *isolate, const std::string &key,
-              Local<Module> module) {
+void
+Remember(jse::Realm *realm, Isolate *isolate, const std::string &key,
+         Local<Module> module)
+{
     realm->esm[key].Reset(isolate, module);
     realm->esm_paths.emplace(module->GetIdentityHash(), key);
 }
@@ -467,9 +495,10 @@ MaybeLocal<Module> LoadEsm(jse::Realm *realm, Local<Context> context,
 
 // The module `specifier` names from `dir`: .mjs files are ES modules; anything
 // else is required (CommonJS) and wrapped as a synthetic module.
-MaybeLocal<Module> LinkImport(jse::Realm *realm, Local<Context> context,
-                              const std::string &referrer,
-                              const std::string &specifier, int depth) {
+MaybeLocal<Module>
+LinkImport(jse::Realm *realm, Local<Context> context,
+           const std::string &referrer, const std::string &specifier, int depth)
+{
     Isolate *isolate = context->GetIsolate();
     std::string dir = DirOf(referrer);
     std::string key;
@@ -492,7 +521,8 @@ MaybeLocal<Module> LinkImport(jse::Realm *realm, Local<Context> context,
         realm->esm_links[referrer + "\n" + specifier] = key;
         return m;
     }
-    Local<Value> argv[] = {jse::Str(isolate, dir), jse::Str(isolate, specifier)};
+    Local<Value> argv[] = {jse::Str(isolate, dir),
+                           jse::Str(isolate, specifier)};
     Local<Value> resolved;
     if (!LoaderCall(realm, context, "resolveFrom", 2, argv).ToLocal(&resolved))
         return MaybeLocal<Module>();
@@ -501,13 +531,15 @@ MaybeLocal<Module> LinkImport(jse::Realm *realm, Local<Context> context,
     auto have = realm->esm.find(key);
     if (have == realm->esm.end()) {
         Local<Value> exports;
-        if (!LoaderCall(realm, context, "requireFrom", 2, argv).ToLocal(&exports))
+        if (!LoaderCall(realm, context, "requireFrom", 2, argv)
+                 .ToLocal(&exports))
             return MaybeLocal<Module>();
         std::vector<Local<String>> names;
         names.push_back(String::NewFromUtf8Literal(isolate, "default"));
         if (exports->IsObject() && !exports->IsFunction()) {
             Local<v8::Array> own;
-            if (exports.As<Object>()->GetOwnPropertyNames(context).ToLocal(&own)) {
+            if (exports.As<Object>()->GetOwnPropertyNames(context).ToLocal(
+                    &own)) {
                 for (uint32_t i = 0; i < own->Length(); i++) {
                     Local<Value> k;
                     if (!own->Get(context, i).ToLocal(&k) || !k->IsString())
@@ -527,8 +559,10 @@ MaybeLocal<Module> LinkImport(jse::Realm *realm, Local<Context> context,
     return realm->esm[key].Get(isolate);
 }
 
-MaybeLocal<Module> LoadEsm(jse::Realm *realm, Local<Context> context,
-                           const std::string &path, int depth) {
+MaybeLocal<Module>
+LoadEsm(jse::Realm *realm, Local<Context> context, const std::string &path,
+        int depth)
+{
     Isolate *isolate = context->GetIsolate();
     auto have = realm->esm.find(path);
     if (have != realm->esm.end())
@@ -572,29 +606,31 @@ MaybeLocal<Module> LoadEsm(jse::Realm *realm, Local<Context> context,
     return module;
 }
 
-MaybeLocal<Module> ResolveImport(Local<Context> context, Local<String> specifier,
-                                 Local<v8::FixedArray> assertions,
-                                 Local<Module> referrer) {
+MaybeLocal<Module>
+ResolveImport(Local<Context> context, Local<String> specifier,
+              Local<v8::FixedArray> assertions, Local<Module> referrer)
+{
     (void)assertions;
     Isolate *isolate = context->GetIsolate();
     jse::Realm *realm = jse::RealmOf(context);
     const std::string *from = PathOfModule(realm, isolate, referrer);
     if (from != nullptr) {
-        auto link = realm->esm_links.find(*from + "\n" +
-                                          jse::Utf8(isolate, specifier));
+        auto link =
+            realm->esm_links.find(*from + "\n" + jse::Utf8(isolate, specifier));
         if (link != realm->esm_links.end()) {
             auto m = realm->esm.find(link->second);
             if (m != realm->esm.end())
                 return m->second.Get(isolate);
         }
     }
-    ThrowError(isolate, "cannot resolve import '" +
-                            jse::Utf8(isolate, specifier) + "'");
+    ThrowError(isolate,
+               "cannot resolve import '" + jse::Utf8(isolate, specifier) + "'");
     return MaybeLocal<Module>();
 }
 
-void InitImportMeta(Local<Context> context, Local<Module> module,
-                    Local<Object> meta) {
+void
+InitImportMeta(Local<Context> context, Local<Module> module, Local<Object> meta)
+{
     Isolate *isolate = context->GetIsolate();
     jse::Realm *realm = jse::RealmOf(context);
     const std::string *path = PathOfModule(realm, isolate, module);
@@ -606,17 +642,19 @@ void InitImportMeta(Local<Context> context, Local<Module> module,
         return;
 }
 
-void ReturnData(const FunctionCallbackInfo<Value> &info) {
+void
+ReturnData(const FunctionCallbackInfo<Value> &info)
+{
     info.GetReturnValue().Set(info.Data());
 }
 
 // import(specifier) from any script or module: .mjs files as ES modules,
 // anything else through require() as a synthetic module.
-MaybeLocal<Promise> DynamicImport(Local<Context> context,
-                                  Local<v8::Data> options,
-                                  Local<Value> resource_name,
-                                  Local<String> specifier,
-                                  Local<v8::FixedArray> assertions) {
+MaybeLocal<Promise>
+DynamicImport(Local<Context> context, Local<v8::Data> options,
+              Local<Value> resource_name, Local<String> specifier,
+              Local<v8::FixedArray> assertions)
+{
     (void)options;
     (void)assertions;
     Isolate *isolate = context->GetIsolate();
@@ -656,11 +694,11 @@ MaybeLocal<Promise> DynamicImport(Local<Context> context,
     if (tc.HasTerminated())
         return MaybeLocal<Promise>();
     if (!ok) {
-        Local<Value> why = tc.HasCaught()
-                               ? tc.Exception()
-                               : Local<Value>(v8::Exception::Error(
-                                     String::NewFromUtf8Literal(
-                                         isolate, "import() failed")));
+        Local<Value> why =
+            tc.HasCaught()
+                ? tc.Exception()
+                : Local<Value>(v8::Exception::Error(
+                      String::NewFromUtf8Literal(isolate, "import() failed")));
         tc.Reset();
         if (resolver->Reject(context, why).IsNothing())
             return MaybeLocal<Promise>();
@@ -671,8 +709,10 @@ MaybeLocal<Promise> DynamicImport(Local<Context> context,
     return resolver->GetPromise();
 }
 
-MaybeLocal<Value> LoadEsmConfig(jse::Realm *realm, Local<Context> context,
-                                const std::string &path) {
+MaybeLocal<Value>
+LoadEsmConfig(jse::Realm *realm, Local<Context> context,
+              const std::string &path)
+{
     Isolate *isolate = context->GetIsolate();
     Local<Module> module;
     if (!LoadEsm(realm, context, path, 0).ToLocal(&module))
@@ -724,13 +764,18 @@ MaybeLocal<Value> LoadEsmConfig(jse::Realm *realm, Local<Context> context,
 
 } // namespace
 
-namespace jse {
+namespace jse
+{
 
-bool IsEsmPath(const std::string &path) {
+bool
+IsEsmPath(const std::string &path)
+{
     return path.size() > 4 && path.compare(path.size() - 4, 4, ".mjs") == 0;
 }
 
-bool ModulesInstall(Realm *realm, Local<Context> context, bool global_require) {
+bool
+ModulesInstall(Realm *realm, Local<Context> context, bool global_require)
+{
     Isolate *isolate = context->GetIsolate();
     isolate->SetHostInitializeImportMetaObjectCallback(InitImportMeta);
     isolate->SetHostImportModuleDynamicallyCallback(DynamicImport);
@@ -740,8 +785,8 @@ bool ModulesInstall(Realm *realm, Local<Context> context, bool global_require) {
         !SetFn(context, natives, "realpath", NativeRealpath) ||
         !SetFn(context, natives, "compile", NativeCompile))
         return false;
-    v8::ScriptOrigin origin(isolate,
-                            String::NewFromUtf8Literal(isolate, "jshost:modules"));
+    v8::ScriptOrigin origin(
+        isolate, String::NewFromUtf8Literal(isolate, "jshost:modules"));
     v8::ScriptCompiler::Source source(
         String::NewFromUtf8Literal(isolate, kLoaderSource), origin);
     Local<v8::Script> script;
@@ -766,8 +811,9 @@ bool ModulesInstall(Realm *realm, Local<Context> context, bool global_require) {
         .FromMaybe(false);
 }
 
-MaybeLocal<Value> ModulesLoadConfig(Realm *realm, Local<Context> context,
-                                    const std::string &path) {
+MaybeLocal<Value>
+ModulesLoadConfig(Realm *realm, Local<Context> context, const std::string &path)
+{
     if (IsEsmPath(path))
         return LoadEsmConfig(realm, context, path);
     Local<Value> argv[] = {Str(context->GetIsolate(), path)};

@@ -11,18 +11,28 @@ static const char *kConfig =
     "    never() { return new Promise(() => {}); },\n"
     "    neverCb(data, cb) {},\n"
     "    getterLoops() { return {get x() { for (;;) {} }}; },\n"
-    "    spinInMicrotask() { return Promise.resolve().then(() => { for (;;) {} }); },\n"
-    "    spinLater() { setTimeout(() => { for (;;) {} }, 1); return 'armed'; },\n"
+    "    spinInMicrotask() { return Promise.resolve().then(() => { for (;;) {} "
+    "}); },\n"
+    "    spinLater() { setTimeout(() => { for (;;) {} }, 1); return 'armed'; "
+    "},\n"
     "    lateCb(data, cb) { setTimeout(() => cb(null, 'too late'), 400); },\n"
-    "    arrayBomb() { const a = []; for (;;) a.push({i: a.length, s: 'x' + a.length}); },\n"
-    "    stringBomb() { let s = 'xy'; const keep = []; for (;;) { s = s + s; keep.push(s.substring(1)); } },\n"
+    "    arrayBomb() { const a = []; for (;;) a.push({i: a.length, s: 'x' + "
+    "a.length}); },\n"
+    "    stringBomb() { let s = 'xy'; const keep = []; for (;;) { s = s + s; "
+    "keep.push(s.substring(1)); } },\n"
     "  },\n"
     "  timeout: 2000,\n"
     "};\n";
 
-static double now_ms(void) { return (double)uv_hrtime() / 1e6; }
+static double
+now_ms(void)
+{
+    return (double)uv_hrtime() / 1e6;
+}
 
-static void expect_type(struct result *r, enum proto_errtype type) {
+static void
+expect_type(struct result *r, enum proto_errtype type)
+{
     assert_true(r->done);
     if (r->ok)
         fprintf(stderr, "unexpected success: %s\n", r->text);
@@ -32,7 +42,9 @@ static void expect_type(struct result *r, enum proto_errtype type) {
     assert_int_equal(r->err.type, type);
 }
 
-static void test_sync_deadline(void **state) {
+static void
+test_sync_deadline(void **state)
+{
     struct fx *f = *state;
     put(f, "c.js", kConfig);
     load(f, "c.js");
@@ -59,7 +71,9 @@ static void test_sync_deadline(void **state) {
     result_free(&r);
 }
 
-static void test_async_deadline(void **state) {
+static void
+test_async_deadline(void **state)
+{
     struct fx *f = *state;
     put(f, "c.js", kConfig);
     load(f, "c.js");
@@ -92,7 +106,9 @@ static void test_async_deadline(void **state) {
     assert_int_equal(c.timeout_ms, 2000);
 }
 
-static void test_timer_spin(void **state) {
+static void
+test_timer_spin(void **state)
+{
     struct fx *f = *state;
     put(f, "c.js", kConfig);
     assert_int_equal(load_opts(f, "c.js", 0, 300), 0);
@@ -107,7 +123,9 @@ static void test_timer_spin(void **state) {
     result_free(&r);
 }
 
-static void test_context_deadline(void **state) {
+static void
+test_context_deadline(void **state)
+{
     struct fx *f = *state;
     load(f, NULL);
     uint32_t ctx = new_context(f);
@@ -119,7 +137,9 @@ static void test_context_deadline(void **state) {
     expect_eval(f, ctx, "kept", "\"yes\"");
 }
 
-static void bomb(void **state, const char *fn) {
+static void
+bomb(void **state, const char *fn)
+{
     struct fx *f = *state;
     put(f, "c.js", kConfig);
     assert_int_equal(load_opts(f, "c.js", 64, 60000), 0);
@@ -137,10 +157,20 @@ static void bomb(void **state, const char *fn) {
     result_free(&r);
 }
 
-static void test_array_bomb(void **state) { bomb(state, "arrayBomb"); }
-static void test_string_bomb(void **state) { bomb(state, "stringBomb"); }
+static void
+test_array_bomb(void **state)
+{
+    bomb(state, "arrayBomb");
+}
+static void
+test_string_bomb(void **state)
+{
+    bomb(state, "stringBomb");
+}
 
-static void test_memory_from_config(void **state) {
+static void
+test_memory_from_config(void **state)
+{
     struct fx *f = *state;
     put(f, "m.js", "module.exports = {functions: {}, memory: 128};\n");
     load(f, "m.js");
@@ -153,7 +183,9 @@ static void test_memory_from_config(void **state) {
     assert_true(st.heap_limit >= 100u * 1024 * 1024);
 }
 
-static void test_config_bomb(void **state) {
+static void
+test_config_bomb(void **state)
+{
     struct fx *f = *state;
     put(f, "b.js", "const a = [];\nfor (;;) a.push({n: a.length});\n");
     assert_int_equal(load_opts(f, "b.js", 64, 0), -EINVAL);
@@ -166,7 +198,9 @@ static void test_config_bomb(void **state) {
     assert_non_null(strstr(f->err.message, "did not finish within 300 ms"));
 }
 
-static void test_free_with_pending(void **state) {
+static void
+test_free_with_pending(void **state)
+{
     struct fx *f = *state;
     put(f, "c.js", kConfig);
     load(f, "c.js");
@@ -183,18 +217,27 @@ static void test_free_with_pending(void **state) {
     result_free(&r);
 }
 
-int main(void) {
+int
+main(void)
+{
     js_engine_global_init("test_limits");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_sync_deadline, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_async_deadline, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_sync_deadline, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_async_deadline, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_timer_spin, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_context_deadline, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_context_deadline, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_array_bomb, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_string_bomb, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_memory_from_config, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_config_bomb, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_free_with_pending, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_string_bomb, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_memory_from_config, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_config_bomb, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_free_with_pending, fx_setup,
+                                        fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
