@@ -1,6 +1,7 @@
 // The worker's V8 isolate behind engine.h: global init, the isolate and its
 // limits, config loading and validation, runs (calls, evals, context calls,
 // loads) with first-settlement-wins, the deadline watchdog, stats.
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <climits>
@@ -297,9 +298,18 @@ WriteLine(int fd, const char *level, const char *text, size_t len)
     line += " [";
     line += std::to_string((long)getpid());
     line += "] ";
-    line += level;
-    line += ": ";
-    line.append(text, len);
+    for (const char *l = level; *l; l++)
+        line += (char)toupper((unsigned char)*l);
+    line += ' ';
+    // As common/log.c: continuation lines are indented, so every line that
+    // starts with a timestamp starts an event.
+    while (len > 0 && text[len - 1] == '\n')
+        len--;
+    for (size_t i = 0; i < len; i++) {
+        line += text[i];
+        if (text[i] == '\n')
+            line += "  ";
+    }
     line += '\n';
     // One write per line so lines of a pool's workers never interleave.
     const char *p = line.data();

@@ -107,7 +107,7 @@ after_prefix(const char *line, const char *level)
     assert_true(strlen(line) > 30);
     assert_true(line[4] == '-' && line[10] == 'T' && line[23] == 'Z');
     char want[64];
-    snprintf(want, sizeof want, " [%d] %s: ", (int)getpid(), level);
+    snprintf(want, sizeof want, " [%d] %s ", (int)getpid(), level);
     const char *p = strstr(line, want);
     assert_non_null(p);
     assert_true(p == line + 24);
@@ -148,22 +148,22 @@ test_console(void **state)
          l = strtok_r(NULL, "\n", &save))
         lines[n++] = l;
     assert_true(n >= 6);
-    assert_string_equal(after_prefix(lines[0], "log"),
+    assert_string_equal(after_prefix(lines[0], "LOG"),
                         "plain 1 true null undefined");
-    assert_string_equal(after_prefix(lines[1], "info"),
+    assert_string_equal(after_prefix(lines[1], "INFO"),
                         "{ a: 1, b: 'two', c: [ 1, 2, { d: 3 } ], 'e-f': { g: "
                         "{ h: [Object] } } }");
-    assert_string_equal(after_prefix(lines[2], "log"),
+    assert_string_equal(after_prefix(lines[2], "LOG"),
                         "Bob is 42.5 years and 42, 1.5, {\"j\":1} [ 1 ] %");
     assert_string_equal(
-        after_prefix(lines[3], "debug"),
+        after_prefix(lines[3], "DEBUG"),
         "Map(1) { 1 => 'a' } Set(1) { 1 } [ undefined, null ] 10n Symbol(s)");
-    assert_string_equal(after_prefix(lines[4], "log"),
+    assert_string_equal(after_prefix(lines[4], "LOG"),
                         "{ name: 'loop', self: [Circular] }");
-    assert_string_equal(after_prefix(lines[5], "log"), "multi");
-    assert_string_equal(lines[6], "line");
-    assert_non_null(strstr(e, "warn: careful [Function: named]\n"));
-    assert_non_null(strstr(e, "error: Error: bad\n    at test.js:7:"));
+    assert_string_equal(after_prefix(lines[5], "LOG"), "multi");
+    assert_string_equal(lines[6], "  line");
+    assert_non_null(strstr(e, "WARN careful [Function: named]\n"));
+    assert_non_null(strstr(e, "ERROR Error: bad\n      at test.js:7:"));
 }
 
 static void
@@ -206,7 +206,7 @@ test_uncaught_in_timer(void **state)
     char *e = capture_end(&err, 2);
     expect_ok(&r, "\"ok\"");
     result_free(&r);
-    assert_non_null(strstr(e, "Uncaught Error: timer boom\n    at "));
+    assert_non_null(strstr(e, "Uncaught Error: timer boom\n      at "));
     assert_non_null(strstr(e, "c.js:3:"));
     assert_non_null(
         strstr(e, "Unhandled promise rejection: Error: nobody cares"));
