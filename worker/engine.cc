@@ -2010,7 +2010,7 @@ ReadWholeFile(const std::string &path, std::string *out, int *errnum)
     while ((n = fread(buf, 1, sizeof buf, f)) > 0)
         out->append(buf, n);
     bool bad = ferror(f);
-    *errnum = bad ? EIO : 0;
+    *errnum = bad ? (errno ? errno : EIO) : 0;
     fclose(f);
     return !bad;
 }

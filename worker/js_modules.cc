@@ -299,6 +299,13 @@ NativeReadFile(const FunctionCallbackInfo<Value> &info)
         ThrowError(isolate, "cannot read " + path + ": " + strerror(errno));
         return;
     }
+    // V8 strings stop near 512 MiB; a module that large is a mistake.
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && st.st_size > 256 * 1024 * 1024) {
+        fclose(f);
+        ThrowError(isolate, path + " is too large to load");
+        return;
+    }
     std::string text;
     char buf[65536];
     size_t n;

@@ -201,6 +201,18 @@ test_errors(void **state)
     assert_non_null(strstr(r.err.message, "c.js"));
     result_free(&r);
 
+    /* data that cannot cross: an unknown ext type */
+    msgpack_object ext;
+    memset(&ext, 0, sizeof ext);
+    ext.type = MSGPACK_OBJECT_EXT;
+    ext.via.ext.type = 42;
+    ext.via.ext.ptr = "x";
+    ext.via.ext.size = 1;
+    call_obj(f, "double", &ext, 0, &r);
+    assert_false(r.ok);
+    assert_int_equal(r.err.type, PROTO_ERR_INVALID_ARGUMENT);
+    result_free(&r);
+
     call(f, "cyclic", &r);
     assert_false(r.ok);
     assert_int_equal(r.err.type, PROTO_ERR_INVALID_ARGUMENT);
@@ -218,8 +230,8 @@ test_errors(void **state)
 
     struct js_stats st;
     js_engine_stats(f->e, &st);
-    assert_int_equal(st.calls, 11);
-    assert_int_equal(st.errors, 10);
+    assert_int_equal(st.calls, 12);
+    assert_int_equal(st.errors, 11);
     assert_int_equal(st.in_flight, 0);
     assert_true(st.heap_used > 0);
     assert_true(st.heap_limit >= st.heap_used);
@@ -379,6 +391,17 @@ test_contexts(void **state)
     assert_false(r.ok);
     assert_string_equal(r.err.name, "ReferenceError");
     result_free(&r);
+    /* args that are not an array */
+    msgpack_object notarr;
+    memset(&notarr, 0, sizeof notarr);
+    notarr.type = MSGPACK_OBJECT_BOOLEAN;
+    memset(&r, 0, sizeof r);
+    assert_int_equal(
+        js_context_call(f->e, a, "glob", 4, &notarr, 0, done_cb, &r), 0);
+    wait_for(f, &r);
+    assert_false(r.ok);
+    assert_int_equal(r.err.type, PROTO_ERR_INVALID_ARGUMENT);
+    result_free(&r);
     msgpack_unpacked_destroy(&u);
     msgpack_sbuffer_destroy(&sb);
 
@@ -403,6 +426,23 @@ test_contexts(void **state)
     msgpack_unpacked_destroy(&u);
     msgpack_sbuffer_destroy(&sb);
     expect_eval(f, a, "lib.n", "2");
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "nope.js", 7);
+    msgpack_unpacked_init(&u);
+    off = 0;
+    assert_int_equal(msgpack_unpack_next(&u, sb.data, sb.size, &off),
+                     MSGPACK_UNPACK_SUCCESS);
+    memset(&r, 0, sizeof r);
+    assert_int_equal(js_context_load(f->e, a, &u.data, 0, done_cb, &r), 0);
+    wait_for(f, &r);
+    assert_false(r.ok);
+    assert_int_equal(r.err.type, PROTO_ERR_NOT_FOUND);
+    assert_non_null(strstr(r.err.message, "nope.js"));
+    result_free(&r);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&sb);
     eval(f, a, "libfail()", &r);
     expect_js_error(&r, "Error", "in lib2");
     assert_non_null(strstr(r.err.stack, "lib2.js:1"));
