@@ -173,7 +173,6 @@ using jse::Run;
 struct Rejection {
     Global<Promise> promise;
     Global<Value> value;
-    Global<Message> message;
 };
 
 struct js_engine {
@@ -1024,9 +1023,20 @@ NearHeapLimit(void *data, size_t current, size_t initial)
     e->doomed = true;
     e->heap_grants++;
     e->isolate->TerminateExecution();
-    // Enough room for the terminated JS to unwind; the worker is then
-    // replaced, so the grant never needs to be given back.
-    return current + kHeapGrant;
+    // Room for the terminated JS to unwind; the worker is then replaced, so
+    // the grant never needs to be given back. A builtin in the middle of one
+    // huge allocation (Array.prototype.fill, join) does not stop at the
+    // termination: the grant doubles each time so that its allocation fits
+    // rather than V8 aborting the process with its fatal OOM.
+    int shift = e->heap_grants - 1 < 7 ? e->heap_grants - 1 : 7;
+    // A single allocation may already have pushed the heap past the limit
+    // (V8 allocates it anyway): grant from what is in use, or V8 aborts.
+    v8::HeapStatistics hs;
+    e->isolate->GetHeapStatistics(&hs);
+    size_t base = current;
+    if (hs.total_heap_size() > base)
+        base = hs.total_heap_size();
+    return base + (kHeapGrant << shift);
 }
 
 static void

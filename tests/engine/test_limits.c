@@ -18,6 +18,9 @@ static const char *kConfig =
     "    lateCb(data, cb) { setTimeout(() => cb(null, 'too late'), 400); },\n"
     "    arrayBomb() { const a = []; for (;;) a.push({i: a.length, s: 'x' + "
     "a.length}); },\n"
+    "    bigArray() { return new Array(20e6).fill(1.5).length; },\n"
+    "    bigJson() { return JSON.stringify(new Array(3e7).fill('ab')).length; "
+    "},\n"
     "    stringBomb() { let s = 'xy'; const keep = []; for (;;) { s = s + s; "
     "keep.push(s.substring(1)); } },\n"
     "  },\n"
@@ -168,6 +171,19 @@ test_string_bomb(void **state)
     bomb(state, "stringBomb");
 }
 
+/* One allocation past the limit, from inside a builtin. */
+static void
+test_big_array(void **state)
+{
+    bomb(state, "bigArray");
+}
+
+static void
+test_big_json(void **state)
+{
+    bomb(state, "bigJson");
+}
+
 static void
 test_memory_from_config(void **state)
 {
@@ -232,6 +248,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_array_bomb, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_string_bomb, fx_setup,
                                         fx_teardown),
+        cmocka_unit_test_setup_teardown(test_big_array, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_big_json, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_memory_from_config, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_config_bomb, fx_setup,
