@@ -1416,6 +1416,23 @@ DirOf(const std::string &path)
     return path.substr(0, slash);
 }
 
+// require() resolves from absolute directories only.
+static std::string
+AbsoluteDir(const char *dir)
+{
+    char *r = realpath(dir, nullptr);
+    if (r != nullptr) {
+        std::string out = r;
+        free(r);
+        return out;
+    }
+    if (dir[0] == '/')
+        return dir;
+    char buf[PATH_MAX];
+    std::string base = getcwd(buf, sizeof buf) ? buf : "/";
+    return base + "/" + dir;
+}
+
 static int
 EngineNew(uv_loop_t *loop, const struct js_engine_options *opts,
           uint32_t memory_mb, js_engine **out, struct js_error *err)
@@ -1429,7 +1446,7 @@ EngineNew(uv_loop_t *loop, const struct js_engine_options *opts,
     e->timeout_ms =
         opts->timeout_ms ? opts->timeout_ms : JSHOST_DEFAULT_TIMEOUT_MS;
     if (opts->cwd != nullptr) {
-        e->cwd = opts->cwd;
+        e->cwd = AbsoluteDir(opts->cwd);
     } else {
         char buf[PATH_MAX];
         e->cwd = getcwd(buf, sizeof buf) ? buf : "/";
@@ -1772,7 +1789,8 @@ js_context_create(js_engine *e, const char *cwd, uint32_t *id,
         uint32_t nid = e->next_context++;
         if (nid == 0)
             nid = e->next_context++;
-        Realm *realm = RealmNew(e, nid, cwd ? cwd : e->cwd, true, err);
+        Realm *realm =
+            RealmNew(e, nid, cwd ? AbsoluteDir(cwd) : e->cwd, true, err);
         if (realm == nullptr)
             return -ENOMEM;
         e->contexts[nid] = realm;

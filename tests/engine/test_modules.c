@@ -170,6 +170,15 @@ test_context_require(void **state)
     expect_eval(f, ctx, "import('fs').then(() => 'no', (e) => e.message)",
                 "\"Node built-in module 'fs' is not available in jshost\"");
     struct result r;
+    /* a relative cwd is taken from the process's */
+    char rel[512];
+    assert_int_equal(chdir("/tmp"), 0);
+    snprintf(rel, sizeof rel, "%s", f->dir + strlen("/tmp/"));
+    uint32_t relctx = 0;
+    struct js_error err;
+    memset(&err, 0, sizeof err);
+    assert_int_equal(js_context_create(f->e, rel, &relctx, &err), 0);
+    expect_eval(f, relctx, "require('./helper')(2)", "6");
     eval(f, ctx, "require('os')", &r);
     assert_false(r.ok);
     assert_string_equal(r.err.message,
