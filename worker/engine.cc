@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "js_alloc.h"
 #include "js_builtins.h"
 #include "js_internal.h"
 #include "js_value.h"
@@ -1475,7 +1476,8 @@ EngineNew(uv_loop_t *loop, const struct js_engine_options *opts,
         e->config_path = real;
     }
 
-    e->allocator = v8::ArrayBuffer::Allocator::NewDefaultAllocator();
+    // ArrayBuffers get a budget of their own, as large as the heap's.
+    e->allocator = jsa::NewCapped((size_t)memory_mb * kMiB);
     Isolate::CreateParams params;
     params.array_buffer_allocator = e->allocator;
     params.constraints.ConfigureDefaultsFromHeapSize(0,

@@ -18,6 +18,8 @@ static const char *kConfig =
     "    lateCb(data, cb) { setTimeout(() => cb(null, 'too late'), 400); },\n"
     "    arrayBomb() { const a = []; for (;;) a.push({i: a.length, s: 'x' + "
     "a.length}); },\n"
+    "    bufferBomb() { const a = []; for (;;) a.push(new Uint8Array(1 << "
+    "20)); },\n"
     "    bigArray() { return new Array(20e6).fill(1.5).length; },\n"
     "    bigJson() { return JSON.stringify(new Array(3e7).fill('ab')).length; "
     "},\n"
@@ -184,6 +186,26 @@ test_big_json(void **state)
     bomb(state, "bigJson");
 }
 
+/* ArrayBuffers live outside the heap: they get a budget of their own, and
+ * past it allocation fails in JS (a RangeError), the worker intact. */
+static void
+test_buffer_bomb(void **state)
+{
+    struct fx *f = *state;
+    put(f, "c.js", kConfig);
+    assert_int_equal(load_opts(f, "c.js", 64, 60000), 0);
+    struct result r;
+    call(f, "bufferBomb", &r);
+    assert_false(r.ok);
+    assert_int_equal(r.err.type, PROTO_ERR_JS);
+    assert_string_equal(r.err.name, "RangeError");
+    result_free(&r);
+    assert_false(js_engine_doomed(f->e));
+    call(f, "count", &r);
+    expect_ok(&r, "1");
+    result_free(&r);
+}
+
 static void
 test_memory_from_config(void **state)
 {
@@ -249,6 +271,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_string_bomb, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_big_array, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_buffer_bomb, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_big_json, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_memory_from_config, fx_setup,
                                         fx_teardown),
