@@ -104,7 +104,9 @@ bool ModulesInstall(Realm *realm, v8::Local<v8::Context> context,
 v8::MaybeLocal<v8::Value> ModulesLoadConfig(Realm *realm,
                                             v8::Local<v8::Context> context,
                                             const std::string &path);
-bool IsEsmPath(const std::string &path);
+// Whether `path` (real) is an ES module: .mjs, or .js in a "type": "module"
+// package.
+bool IsEsmFile(v8::Local<v8::Context> context, const std::string &path);
 
 } // namespace jse
 

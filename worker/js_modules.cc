@@ -421,6 +421,13 @@ DirOf(const std::string &path)
 
 // --- ES modules ----------------------------------------------------------
 
+bool
+EndsWith(const std::string &s, const char *suffix)
+{
+    size_t n = strlen(suffix);
+    return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
+}
+
 const std::string *
 PathOfModule(jse::Realm *realm, Isolate *isolate, Local<Module> module)
 {
@@ -511,17 +518,21 @@ LinkImport(jse::Realm *realm, Local<Context> context,
     std::string key;
     bool path_like = specifier.rfind("./", 0) == 0 ||
                      specifier.rfind("../", 0) == 0 || specifier[0] == '/';
-    if (path_like && specifier.size() > 4 &&
-        specifier.compare(specifier.size() - 4, 4, ".mjs") == 0) {
+    std::string real;
+    if (path_like) {
         std::string p = specifier[0] == '/' ? specifier : dir + "/" + specifier;
         char *r = realpath(p.c_str(), nullptr);
-        if (r == nullptr) {
+        if (r != nullptr) {
+            real = r;
+            free(r);
+        } else if (EndsWith(specifier, ".mjs")) {
             ThrowError(isolate, "Cannot find module '" + specifier +
                                     "' imported from " + referrer);
             return MaybeLocal<Module>();
         }
-        key = r;
-        free(r);
+    }
+    if (!real.empty() && jse::IsEsmFile(context, real)) {
+        key = real;
         Local<Module> m;
         if (!LoadEsm(realm, context, key, depth + 1).ToLocal(&m))
             return MaybeLocal<Module>();
@@ -774,10 +785,43 @@ LoadEsmConfig(jse::Realm *realm, Local<Context> context,
 namespace jse
 {
 
+// .mjs, or .js under a package.json saying "type": "module" (the nearest
+// package.json decides, as in Node).
 bool
-IsEsmPath(const std::string &path)
+IsEsmFile(Local<Context> context, const std::string &path)
 {
-    return path.size() > 4 && path.compare(path.size() - 4, 4, ".mjs") == 0;
+    if (EndsWith(path, ".mjs"))
+        return true;
+    if (!EndsWith(path, ".js"))
+        return false;
+    Isolate *isolate = context->GetIsolate();
+    std::string dir = DirOf(path);
+    for (;;) {
+        std::string pkg = dir + "/package.json";
+        FILE *f = fopen(pkg.c_str(), "rb");
+        if (f != nullptr) {
+            std::string text;
+            char buf[8192];
+            size_t n;
+            while ((n = fread(buf, 1, sizeof buf, f)) > 0 &&
+                   text.size() < (1 << 20))
+                text.append(buf, n);
+            fclose(f);
+            TryCatch tc(isolate);
+            Local<String> src = Str(isolate, text);
+            Local<Value> v, type;
+            return !src.IsEmpty() &&
+                   v8::JSON::Parse(context, src).ToLocal(&v) && v->IsObject() &&
+                   v.As<Object>()
+                       ->Get(context,
+                             String::NewFromUtf8Literal(isolate, "type"))
+                       .ToLocal(&type) &&
+                   type->IsString() && Utf8(isolate, type) == "module";
+        }
+        if (dir == "/" || dir.empty())
+            return false;
+        dir = DirOf(dir);
+    }
 }
 
 bool
@@ -821,7 +865,7 @@ ModulesInstall(Realm *realm, Local<Context> context, bool global_require)
 MaybeLocal<Value>
 ModulesLoadConfig(Realm *realm, Local<Context> context, const std::string &path)
 {
-    if (IsEsmPath(path))
+    if (IsEsmFile(context, path))
         return LoadEsmConfig(realm, context, path);
     Local<Value> argv[] = {Str(context->GetIsolate(), path)};
     return LoaderCall(realm, context, "load", 1, argv);

@@ -233,6 +233,26 @@ test_esm_config(void **state)
     result_free(&r);
 }
 
+/* In a "type": "module" package, .js files are ES modules. */
+static void
+test_esm_type_module(void **state)
+{
+    struct fx *f = *state;
+    put(f, "app/package.json", "{\"type\": \"module\"}\n");
+    put(f, "app/lib.js", "export const twice = (x) => x * 2;\n");
+    put(f, "app/old.cjs", "module.exports = {three: 3};\n");
+    put(f, "app/c.js",
+        "import { twice } from './lib.js';\n"
+        "import old from './old.cjs';\n"
+        "export default {functions: {go() { return twice(old.three); }}, "
+        "extra: 'x'};\n");
+    load(f, "app/c.js");
+    struct result r;
+    call(f, "go", &r);
+    expect_ok(&r, "6");
+    result_free(&r);
+}
+
 static void
 test_esm_errors(void **state)
 {
@@ -283,6 +303,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_context_require, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_esm_config, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_esm_type_module, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_esm_errors, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
