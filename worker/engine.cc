@@ -88,6 +88,12 @@ class Watchdog
         if (wake)
             cv_.notify_one();
     }
+    // True when it fired since Arm() (and is armed no more).
+    bool Fired()
+    {
+        std::lock_guard<std::mutex> l(mu_);
+        return fired_;
+    }
     // True when it fired since Arm().
     bool Disarm()
     {
@@ -386,11 +392,14 @@ Entry::Leave()
     if (left_)
         return kFinished;
     left_ = true;
-    if (outer_ && !e_->doomed)
+    // Once the deadline has fired nothing more runs here: the deadline is
+    // spent, and queued microtasks wait for the next entry and its deadline.
+    bool spent = outer_ && (e_->doomed || e_->watchdog.Fired());
+    if (outer_ && !spent)
         e_->isolate->PerformMicrotaskCheckpoint();
     // Logging reads the errors' stacks (getters, maybe): still under the
     // deadline.
-    if (outer_ && !e_->rejections.empty() && !e_->doomed)
+    if (outer_ && !spent && !e_->rejections.empty() && !e_->watchdog.Fired())
         ReportRejections(e_);
     e_->depth--;
     if (!outer_)

@@ -7,6 +7,7 @@ static const char *kConfig =
     "module.exports = {\n"
     "  functions: {\n"
     "    spin() { calls++; for (;;) {} },\n"
+    "    spinTwice() { queueMicrotask(() => { for (;;) {} }); for (;;) {} },\n"
     "    count() { return ++calls; },\n"
     "    never() { return new Promise(() => {}); },\n"
     "    neverCb(data, cb) {},\n"
@@ -73,6 +74,17 @@ test_sync_deadline(void **state)
     result_free(&r);
     call(f, "count", &r);
     expect_ok(&r, "4");
+    result_free(&r);
+    /* a microtask queued before the loop gets a deadline of its own (the
+     * next entry's), never none */
+    call_obj(f, "spinTwice", &nil, 200, &r);
+    expect_type(&r, PROTO_ERR_TIMEOUT);
+    result_free(&r);
+    call_obj(f, "count", &nil, 300, &r);
+    expect_type(&r, PROTO_ERR_TIMEOUT);
+    result_free(&r);
+    call(f, "count", &r);
+    expect_ok(&r, "6");
     result_free(&r);
 }
 
