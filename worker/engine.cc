@@ -1914,9 +1914,11 @@ IsIdentChar(char c)
 }
 
 // Splits "a.b.c" into receiver "a.b" and key "c" when the expression ends
-// in a plain member access; otherwise the receiver is empty.
+// in a plain member access ("a?.c" too: *optional); otherwise the receiver is
+// empty.
 static void
-SplitMember(const std::string &expr, std::string *receiver, std::string *key)
+SplitMember(const std::string &expr, std::string *receiver, std::string *key,
+            bool *optional)
 {
     size_t end = expr.size();
     while (end > 0 && isspace((unsigned char)expr[end - 1]))
@@ -1924,12 +1926,19 @@ SplitMember(const std::string &expr, std::string *receiver, std::string *key)
     size_t i = end;
     while (i > 0 && IsIdentChar(expr[i - 1]))
         i--;
+    receiver->clear();
+    *optional = false;
     if (i == end || i < 2 || expr[i - 1] != '.' || expr[i - 2] == '.' ||
-        (expr[i] >= '0' && expr[i] <= '9')) {
-        receiver->clear();
+        (expr[i] >= '0' && expr[i] <= '9'))
         return;
+    size_t cut = i - 1;
+    if (expr[i - 2] == '?') {
+        *optional = true;
+        cut = i - 2;
     }
-    *receiver = expr.substr(0, i - 1);
+    if (cut == 0)
+        return;
+    *receiver = expr.substr(0, cut);
     *key = expr.substr(i, end - i);
 }
 
@@ -1977,7 +1986,8 @@ ContextCallImpl(js_engine *e, Realm *realm, const std::string &expr,
             }
         }
         std::string recv_src, key;
-        SplitMember(expr, &recv_src, &key);
+        bool optional;
+        SplitMember(expr, &recv_src, &key, &optional);
         Local<Value> self = context->Global(), fv;
         bool ok = false;
         v8::ScriptOrigin origin(isolate,
@@ -1989,6 +1999,14 @@ ContextCallImpl(js_engine *e, Realm *realm, const std::string &expr,
             if (v8::ScriptCompiler::Compile(context, &s).ToLocal(&script) &&
                 script->Run(context).ToLocal(&recv)) {
                 Local<Object> o;
+                if (optional && recv->IsNullOrUndefined()) {
+                    // a?.f() is undefined when a is nullish
+                    en.Leave();
+                    Settle(e, run->id, true, v8::Undefined(isolate),
+                           Local<Message>());
+                    AfterEntry(e, run, jse::kFinished, "");
+                    return 0;
+                }
                 if (recv->ToObject(context).ToLocal(&o) &&
                     o->Get(context, jse::Str(isolate, key)).ToLocal(&fv)) {
                     self = recv;

@@ -385,6 +385,12 @@ test_contexts(void **state)
     result_free(&r);
     memset(&r, 0, sizeof r);
     assert_int_equal(
+        js_context_call(f->e, a, "obj?.get", 8, &u.data, 0, done_cb, &r), 0);
+    wait_for(f, &r);
+    expect_ok(&r, "7"); /* this = obj through ?. too */
+    result_free(&r);
+    memset(&r, 0, sizeof r);
+    assert_int_equal(
         js_context_call(f->e, a, "nothing.here", 12, &u.data, 0, done_cb, &r),
         0);
     wait_for(f, &r);
