@@ -213,6 +213,7 @@ struct js_engine {
     msgpack_sbuffer *spare = nullptr; // a scratch buffer kept between runs
 
     int depth = 0;
+    bool pumping = false;
     uint64_t current_run = 0;
     bool doomed = false;
     int heap_grants = 0;
@@ -848,6 +849,8 @@ AfterEntry(js_engine *e, Run *run, Outcome out, const char *what)
     uv_timer_init(e->loop, &run->timer);
     run->timer.data = run;
     run->timer_on = true;
+    // The loop's clock may be stale (a run started outside a loop turn).
+    uv_update_time(e->loop);
     uv_timer_start(&run->timer, RunTimedOut, left_ms, 0);
 }
 
@@ -858,6 +861,30 @@ AfterMacrotask(js_engine *e, Outcome outcome, const char *what)
 {
     AfterEntry(e, nullptr, outcome, what);
 }
+void
+PumpTasks(js_engine *e)
+{
+    if (e->doomed || e->freeing || e->pumping || e->depth > 0)
+        return;
+    e->pumping = true;
+    Isolate *isolate = e->isolate;
+    v8::Isolate::Scope is(isolate);
+    HandleScope hs(isolate);
+    Outcome out;
+    {
+        Entry en(e, DefaultDeadline(e));
+        TryCatch tc(isolate);
+        // Bounded: a task may post another.
+        for (int n = 0; n < 64 && !e->doomed; n++) {
+            if (!v8::platform::PumpMessageLoop(g_platform.get(), isolate))
+                break;
+        }
+        out = en.Leave();
+    }
+    e->pumping = false;
+    AfterEntry(e, nullptr, out, "a V8 task");
+}
+
 uint64_t
 CurrentRun(js_engine *e)
 {

@@ -68,6 +68,8 @@ uv_loop_t *LoopOf(js_engine *e);
 // Called after every macrotask (timer, immediate): finishes settled runs and
 // reacts to a termination.
 void AfterMacrotask(js_engine *e, Outcome outcome, const char *what);
+// Runs V8's pending foreground tasks (a macrotask of their own).
+void PumpTasks(js_engine *e);
 // The run whose JS is executing (0 = none): timers made meanwhile belong to
 // it, and an uncaught error in them fails it.
 uint64_t CurrentRun(js_engine *e);

@@ -54,6 +54,9 @@ struct World {
     uint32_t next_id = 1;
     uv_check_t check;
     uv_idle_t idle; // keeps the loop from blocking while immediates wait
+    // V8's own foreground tasks (wasm compilation results, FinalizationRegistry
+    // cleanups) are posted from its threads without waking anyone: polled.
+    uv_timer_t pump;
     bool active = false;
     int open_handles = 0;
 };
@@ -409,6 +412,8 @@ StartTimer(const FunctionCallbackInfo<Value> &info, bool repeat)
     uv_timer_init(jse::LoopOf(w->engine), &t->handle);
     t->handle.data = t;
     uint64_t ms = (uint64_t)delay;
+    // Delays count from now, not from the loop's last (maybe stale) tick.
+    uv_update_time(jse::LoopOf(w->engine));
     uv_timer_start(&t->handle, TimerFired, ms, repeat ? ms : 0);
     w->timers[t->id] = t;
     info.GetReturnValue().Set((double)t->id);
@@ -613,6 +618,14 @@ WorldOfRealm(Realm *realm)
 }
 
 void
+PumpTick(uv_timer_t *t)
+{
+    World *w = static_cast<World *>(t->data);
+    if (w->active)
+        jse::PumpTasks(w->engine);
+}
+
+void
 HandleClosed(uv_handle_t *h)
 {
     World *w = static_cast<World *>(h->data);
@@ -632,10 +645,16 @@ WorldNew(js_engine *e)
     w->engine = e;
     uv_check_init(LoopOf(e), &w->check);
     uv_idle_init(LoopOf(e), &w->idle);
+    uv_timer_init(LoopOf(e), &w->pump);
     w->check.data = w;
     w->idle.data = w;
-    w->open_handles = 2;
+    w->pump.data = w;
+    w->open_handles = 3;
     w->active = true;
+    // Polling is no reason to keep the loop alive; runs waiting on such a
+    // task have their own deadline timer.
+    uv_timer_start(&w->pump, PumpTick, 50, 50);
+    uv_unref(reinterpret_cast<uv_handle_t *>(&w->pump));
     return w;
 }
 
@@ -668,6 +687,7 @@ WorldClose(World *w)
     WorldClearRealm(w, nullptr);
     w->active = false;
     uv_close(reinterpret_cast<uv_handle_t *>(&w->check), HandleClosed);
+    uv_close(reinterpret_cast<uv_handle_t *>(&w->pump), HandleClosed);
     uv_close(reinterpret_cast<uv_handle_t *>(&w->idle), HandleClosed);
 }
 
