@@ -29,9 +29,7 @@
 #include <cstring>
 #include <vector>
 
-extern "C" {
 #include "proto.h"
-}
 
 namespace jsv
 {

@@ -1,6 +1,323 @@
-/* placeholder: the worker's main arrives with its branch */
-int
-main(void)
+/*
+ * jshost-worker: one V8 isolate with a config loaded, serving msgpack-RPC on
+ * the manager's socketpair (--fd) or on a socket of its own (--listen).
+ * WORKER_PROTOCOL.md is the contract; exit statuses tell the manager what to
+ * do.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "engine.h"
+#include "jshost_defs.h"
+#include "log.h"
+#include "serve.h"
+
+struct worker {
+    uv_loop_t loop;
+    uv_signal_t sigterm;
+    uv_signal_t sigint;
+    uv_timer_t exit_timer;
+    js_engine *engine;
+    struct serve *serve;
+    int status;
+    bool exiting;
+};
+
+struct args {
+    int fd;                  /* -1 unless --fd */
+    const char *listen_path; /* NULL unless --listen */
+    uint32_t memory_mb;
+    uint32_t timeout_ms;
+    const char *cwd;
+    const char *config;
+};
+
+static void
+usage(FILE *f)
 {
-    return 1;
+    fprintf(
+        f,
+        "usage: jshost-worker (--fd N | --listen PATH) [--memory MB] "
+        "[--timeout MS] [--cwd DIR] [CONFIG]\n"
+        "       jshost-worker --version | --help\n"
+        "\n"
+        "  --fd N         serve the one connection on inherited fd N (the "
+        "manager's)\n"
+        "  --listen PATH  listen on a Unix socket at PATH (0600)\n"
+        "  --memory MB    V8 heap limit (default: the config's memory, else "
+        "%d)\n"
+        "  --timeout MS   default call deadline (default: the config's "
+        "timeout, else %d)\n"
+        "  --cwd DIR      where contexts' require() starts (default: the "
+        "working dir)\n"
+        "  CONFIG         the config file (.js or .mjs); none = a private VM\n",
+        JSHOST_DEFAULT_MEMORY_MB, JSHOST_DEFAULT_TIMEOUT_MS);
+}
+
+static void
+usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "jshost-worker: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n");
+    usage(stderr);
+    exit(2);
+}
+
+/* A decimal number in [min, max], else a usage error naming the option. */
+static unsigned long
+parse_number(const char *opt, const char *s, unsigned long min,
+             unsigned long max)
+{
+    unsigned long v;
+    char *end;
+
+    errno = 0;
+    if (s[0] < '0' || s[0] > '9')
+        usage_error("%s: expected a number", opt);
+    v = strtoul(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        usage_error("%s: expected a number in range", opt);
+    return v;
+}
+
+static void
+parse_args(int argc, char **argv, struct args *a)
+{
+    static const struct option longopts[] = {
+        {"fd", required_argument, NULL, 'f'},
+        {"listen", required_argument, NULL, 'l'},
+        {"memory", required_argument, NULL, 'm'},
+        {"timeout", required_argument, NULL, 't'},
+        {"cwd", required_argument, NULL, 'c'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+
+    memset(a, 0, sizeof(*a));
+    a->fd = -1;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'f':
+            a->fd = (int)parse_number("--fd", optarg, 0, INT_MAX);
+            break;
+        case 'l':
+            a->listen_path = optarg;
+            break;
+        case 'm':
+            a->memory_mb =
+                (uint32_t)parse_number("--memory", optarg, 1, 1024 * 1024);
+            break;
+        case 't':
+            a->timeout_ms =
+                (uint32_t)parse_number("--timeout", optarg, 1, UINT32_MAX);
+            break;
+        case 'c':
+            a->cwd = optarg;
+            break;
+        case 'V':
+            printf("jshost-worker %s\n", JSHOST_VERSION);
+            exit(0);
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage_error("unknown or incomplete option %s", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        a->config = argv[optind++];
+    if (optind < argc)
+        usage_error("unexpected argument %s", argv[optind]);
+    if ((a->fd >= 0) == (a->listen_path != NULL))
+        usage_error("%s", "exactly one of --fd N and --listen PATH is needed");
+    if (a->config != NULL && a->config[0] == '\0')
+        usage_error("%s", "the config path is empty");
+}
+
+static void
+close_cb(uv_handle_t *h)
+{
+    (void)h;
+}
+
+/* Tears everything down on a fresh loop iteration (never inside an engine
+ * callback), so that uv_run returns once the last handle closed. */
+static void
+exit_timer_cb(uv_timer_t *t)
+{
+    struct worker *w = t->data;
+
+    serve_close(w->serve);
+    js_engine_free(w->engine);
+    w->engine = NULL;
+    uv_close((uv_handle_t *)&w->sigterm, close_cb);
+    uv_close((uv_handle_t *)&w->sigint, close_cb);
+    uv_close((uv_handle_t *)&w->exit_timer, close_cb);
+}
+
+static void
+request_exit(struct worker *w, int status)
+{
+    if (w->exiting)
+        return;
+    w->exiting = true;
+    w->status = status;
+    uv_timer_start(&w->exit_timer, exit_timer_cb, 0, 0);
+}
+
+static void
+serve_exit(void *arg, int status)
+{
+    request_exit(arg, status);
+}
+
+static void
+signal_cb(uv_signal_t *h, int signum)
+{
+    log_info("signal %d: exiting", signum);
+    request_exit(h->data, 0);
+}
+
+/* Says why the config failed, in the form the mode needs, and exits 78. */
+static void
+config_failed(const struct args *a, const struct js_error *err)
+{
+    const char *file = err->file ? err->file : a->config;
+    const char *message = serve_config_message(err);
+    char where[PATH_MAX + 64];
+
+    /* file:line:column first, unless the engine's words already say where. */
+    if (file == NULL || strstr(message, file) != NULL)
+        where[0] = '\0';
+    else if (err->line > 0)
+        snprintf(where, sizeof(where), "%s:%d:%d: ", file, err->line,
+                 err->column);
+    else
+        snprintf(where, sizeof(where), "%s: ", file);
+    if (a->fd >= 0) {
+        int r = serve_write_config_error(a->fd, err);
+
+        if (r < 0)
+            log_error("cannot send config_error: %s", strerror(-r));
+    } else {
+        fprintf(stderr, "%s%s\n", where, message);
+        /* The stack helps when it runs through the config (a throw at load),
+         * not when it only shows the loader (a syntax error). */
+        if (err->stack != NULL && file != NULL &&
+            strstr(err->stack, file) != NULL)
+            fprintf(stderr, "%s\n", err->stack);
+    }
+    log_error("config error: %s%s", where, message);
+    log_info("exit: status %d", JSHOST_EXIT_CONFIG);
+    exit(JSHOST_EXIT_CONFIG);
+}
+
+int
+main(int argc, char **argv)
+{
+    struct js_engine_options eopts;
+    struct serve_options sopts;
+    struct worker w;
+    struct js_error err;
+    struct args a;
+    char *real = NULL, *cause = NULL;
+    int r;
+
+    parse_args(argc, argv, &a);
+    /* A peer that vanishes must cost a write error, not the process. */
+    signal(SIGPIPE, SIG_IGN);
+    log_open(NULL, "jshost-worker");
+    if (a.fd >= 0)
+        log_info("start: pid %d, version %s, fd %d, config %s", (int)getpid(),
+                 JSHOST_VERSION, a.fd,
+                 a.config ? a.config : "(none: private VM)");
+    else
+        log_info("start: pid %d, version %s, listen %s, config %s",
+                 (int)getpid(), JSHOST_VERSION, a.listen_path,
+                 a.config ? a.config : "(none: private VM)");
+
+    memset(&w, 0, sizeof(w));
+    r = uv_loop_init(&w.loop);
+    if (r < 0) {
+        log_error("uv_loop_init: %s", uv_strerror(r));
+        return 1;
+    }
+    js_engine_global_init(argv[0]);
+
+    memset(&eopts, 0, sizeof(eopts));
+    eopts.config_path = a.config;
+    eopts.memory_mb = a.memory_mb;
+    eopts.timeout_ms = a.timeout_ms;
+    eopts.cwd = a.cwd;
+    memset(&err, 0, sizeof(err));
+    r = js_engine_new(&w.loop, &eopts, &w.engine, &err);
+    if (r < 0) {
+        if (r == -EINVAL || err.type == PROTO_ERR_CONFIG)
+            config_failed(&a, &err);
+        log_error("cannot start the engine: %s",
+                  err.message ? err.message : strerror(-r));
+        js_error_free(&err);
+        uv_loop_close(&w.loop);
+        return 1;
+    }
+    js_error_free(&err);
+    if (a.config != NULL)
+        real = realpath(a.config, NULL);
+
+    memset(&sopts, 0, sizeof(sopts));
+    sopts.engine = w.engine;
+    sopts.config_realpath = real ? real : a.config;
+    sopts.on_exit = serve_exit;
+    sopts.arg = &w;
+    if (serve_new(&w.loop, &sopts, &w.serve) < 0) {
+        log_error("out of memory");
+        return 1;
+    }
+    free(real);
+    uv_timer_init(&w.loop, &w.exit_timer);
+    w.exit_timer.data = &w;
+    uv_signal_init(&w.loop, &w.sigterm);
+    w.sigterm.data = &w;
+    uv_signal_start(&w.sigterm, signal_cb, SIGTERM);
+    uv_signal_init(&w.loop, &w.sigint);
+    w.sigint.data = &w;
+    uv_signal_start(&w.sigint, signal_cb, SIGINT);
+
+    r = a.fd >= 0 ? serve_fd(w.serve, a.fd, &cause)
+                  : serve_listen(w.serve, a.listen_path, &cause);
+    if (r < 0) {
+        log_error("cannot serve: %s", cause ? cause : strerror(-r));
+        free(cause);
+        /* The same teardown as any exit, so nothing is left behind. */
+        request_exit(&w, 1);
+    } else {
+        const char *const *names;
+        size_t n = js_engine_functions(w.engine, &names);
+
+        if (a.fd >= 0)
+            serve_notify_ready(w.serve);
+        log_info("ready: %zu function%s", n, n == 1 ? "" : "s");
+    }
+
+    uv_run(&w.loop, UV_RUN_DEFAULT);
+    r = uv_loop_close(&w.loop);
+    if (r < 0)
+        log_warn("uv_loop_close: %s", uv_strerror(r));
+    serve_free(w.serve);
+    log_info("exit: status %d", w.status);
+    log_close();
+    return w.status;
 }

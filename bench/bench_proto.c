@@ -1,0 +1,136 @@
+/*
+ * The proto reader against its floor: bare msgpack-c streaming unpacking of the
+ * same bytes, in the same run. Prints ns per message for both and their ratio;
+ * the reader's cost is what its scanner and validation add.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <msgpack.h>
+
+#include "proto.h"
+
+#define NMSG 200000
+#define CHUNK 65536
+#define ROUNDS 5
+
+static double
+now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void
+pack_requests(msgpack_sbuffer *sb)
+{
+    msgpack_packer pk;
+
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    for (uint32_t i = 0; i < NMSG; i++) {
+        proto_write_request(&pk, i, "call", 4);
+        proto_pack_cstr(&pk, "0123456789abcdef");
+        proto_pack_cstr(&pk, "render");
+        msgpack_pack_map(&pk, 2);
+        proto_pack_cstr(&pk, "number");
+        msgpack_pack_uint32(&pk, i);
+        proto_pack_cstr(&pk, "name");
+        proto_pack_cstr(&pk, "World");
+        msgpack_pack_map(&pk, 1);
+        proto_pack_cstr(&pk, "timeout_ms");
+        msgpack_pack_uint32(&pk, 1000);
+    }
+}
+
+static double
+run_msgpack(const msgpack_sbuffer *sb)
+{
+    msgpack_unpacker up;
+    msgpack_unpacked res;
+    size_t off = 0, n = 0;
+    double t0 = now();
+
+    msgpack_unpacker_init(&up, CHUNK);
+    msgpack_unpacked_init(&res);
+    while (off < sb->size) {
+        size_t len = sb->size - off < CHUNK ? sb->size - off : CHUNK;
+
+        msgpack_unpacker_reserve_buffer(&up, len);
+        memcpy(msgpack_unpacker_buffer(&up), sb->data + off, len);
+        msgpack_unpacker_buffer_consumed(&up, len);
+        off += len;
+        while (msgpack_unpacker_next(&up, &res) == MSGPACK_UNPACK_SUCCESS)
+            n++;
+    }
+    msgpack_unpacked_destroy(&res);
+    msgpack_unpacker_destroy(&up);
+    if (n != NMSG) {
+        fprintf(stderr, "bench_proto: msgpack-c read %zu of %d\n", n, NMSG);
+        exit(1);
+    }
+    return now() - t0;
+}
+
+static double
+run_proto(const msgpack_sbuffer *sb)
+{
+    struct proto_reader *r = proto_reader_new(0);
+    struct proto_msg msg;
+    char cause[PROTO_CAUSE_MAX];
+    size_t off = 0, n = 0;
+    double t0 = now();
+    int rc;
+
+    while (off < sb->size) {
+        size_t len = sb->size - off < CHUNK ? sb->size - off : CHUNK;
+        char *buf;
+        size_t room;
+
+        if (proto_reader_buffer(r, len, &buf, &room) != 0)
+            exit(1);
+        memcpy(buf, sb->data + off, len);
+        proto_reader_fill(r, len);
+        off += len;
+        while ((rc = proto_reader_next(r, &msg, cause)) == 1) {
+            n++;
+            proto_msg_release(&msg);
+        }
+        if (rc < 0) {
+            fprintf(stderr, "bench_proto: %s\n", cause);
+            exit(1);
+        }
+    }
+    proto_reader_free(r);
+    if (n != NMSG) {
+        fprintf(stderr, "bench_proto: proto read %zu of %d\n", n, NMSG);
+        exit(1);
+    }
+    return now() - t0;
+}
+
+int
+main(void)
+{
+    msgpack_sbuffer sb;
+    double best_mp = 1e9, best_pr = 1e9;
+
+    msgpack_sbuffer_init(&sb);
+    pack_requests(&sb);
+    for (int i = 0; i < ROUNDS; i++) {
+        double a = run_msgpack(&sb), b = run_proto(&sb);
+
+        best_mp = a < best_mp ? a : best_mp;
+        best_pr = b < best_pr ? b : best_pr;
+    }
+    printf("proto reader: %d call requests (%zu bytes each), best of %d\n",
+           NMSG, sb.size / NMSG, ROUNDS);
+    printf("  msgpack-c unpacker (floor)  %7.1f ns/msg\n", best_mp * 1e9 / NMSG);
+    printf("  proto_reader + validation   %7.1f ns/msg\n", best_pr * 1e9 / NMSG);
+    printf("  ratio proto/floor           %7.2f\n", best_pr / best_mp);
+    msgpack_sbuffer_destroy(&sb);
+    return 0;
+}

@@ -1,0 +1,2 @@
+// A config without functions.
+module.exports = { timeout: 100 };

@@ -1,0 +1,2 @@
+// A config whose export is not an object.
+module.exports = 42;

@@ -1,0 +1,11 @@
+// An ES module config: export default, as DESIGN §5 allows.
+import { shout } from './lib/shout.mjs';
+
+export default {
+  functions: {
+    shout(data) {
+      return shout(data.s);
+    },
+  },
+  memory: 128,
+};

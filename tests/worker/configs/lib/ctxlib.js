@@ -1,0 +1,1 @@
+globalThis.ctxlib = (x) => 'ctxlib ' + x;

@@ -1,0 +1,1 @@
+globalThis.ctxlib2 = (x) => ctxlib(x) + ' and ctxlib2';

@@ -1,0 +1,395 @@
+/*
+ * The worker's limits and lifecycle: deadlines, the heap limit and its
+ * replace-me exit, config errors in both modes, the manager's --fd start-up
+ * and command-line errors.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "jshost_defs.h"
+#include "wfix.h"
+
+#define WAIT_MS 30000
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+test_timeout_keeps_state(void **state)
+{
+    struct wfix f;
+    struct tu_rpc *c;
+    struct proto_msg msg;
+    struct proto_error pe;
+    int64_t t0, elapsed;
+    uint32_t id;
+
+    (void)state;
+    wfix_start(&f, wfix_config("basic.config.js"), NULL);
+    c = wfix_connect(&f);
+    wfix_check_call(c, "call", "[\"local\", \"count\", null]", "1");
+    t0 = now_ms();
+    id = tu_rpc_send(c, "call",
+                     "[\"local\", \"spin\", {}, {\"timeout_ms\": 500}]");
+    wfix_expect_error(c, id, "TimeoutError", &msg, &pe);
+    elapsed = now_ms() - t0;
+    proto_msg_release(&msg);
+    /* The per-call deadline (not the config's 10 s) ended it, never early. */
+    print_message("infinite loop with a 500 ms deadline answered in %lld ms\n",
+                  (long long)elapsed);
+    assert_true(elapsed >= 450);
+    assert_true(elapsed < 9000);
+    /* The same worker serves the next call with its state intact. */
+    wfix_check_call(c, "call", "[\"local\", \"count\", null]", "2");
+    /* An async call unsettled at its deadline is a TimeoutError too. */
+    id = tu_rpc_send(
+        c, "call",
+        "[\"local\", \"later\", {\"ms\": 20000}, {\"timeout_ms\": 300}]");
+    wfix_expect_error(c, id, "TimeoutError", &msg, &pe);
+    proto_msg_release(&msg);
+    wfix_check_call(c, "call", "[\"local\", \"count\", null]", "3");
+    tu_rpc_close(c);
+    wfix_stop(&f);
+}
+
+static void
+test_heap_bomb_recycles(void **state)
+{
+    static const char *const extra[] = {"--memory", "64", NULL};
+    struct wfix f;
+    struct tu_rpc *c;
+    struct proto_msg msg;
+    struct proto_error pe;
+    char *log;
+    int status;
+
+    (void)state;
+    wfix_start(&f, wfix_config("basic.config.js"), extra);
+    c = wfix_connect(&f);
+    wfix_check_call(c, "call", "[\"local\", \"double\", {\"number\": 2}]", "4");
+    wfix_expect_error(c, tu_rpc_send(c, "call", "[\"local\", \"bomb\", {}]"),
+                      "MemoryError", &msg, &pe);
+    proto_msg_release(&msg);
+    /* Replace me, not a crash: exit status 75, never a signal (V8's fatal
+     * OOM would abort). */
+    status = wfix_wait(&f, WAIT_MS);
+    log = wfix_read_log(&f);
+    if (status == -1 || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != JSHOST_EXIT_RECYCLE)
+        fail_msg("expected exit status %d, got wait status %#x; log:\n%s",
+                 JSHOST_EXIT_RECYCLE, status, log);
+    free(log);
+    tu_rpc_close(c);
+    wfix_cleanup(&f);
+}
+
+/* Runs the worker on a config that fails; asserts exit 78 and that its
+ * stderr names `where`. */
+static void
+check_bad_config(const char *config, const char *where)
+{
+    struct wfix f;
+    const char *argv[5];
+    char *log;
+    int status;
+
+    memset(&f, 0, sizeof(f));
+    f.dir = tu_tmpdir();
+    assert_true(asprintf(&f.sock, "%s/w.sock", f.dir) > 0);
+    assert_true(asprintf(&f.log, "%s/worker.log", f.dir) > 0);
+    argv[0] = tu_build_path("worker/jshost-worker");
+    argv[1] = "--listen";
+    argv[2] = f.sock;
+    argv[3] = config;
+    argv[4] = NULL;
+    f.pid = tu_spawn((char *const *)argv, NULL, f.log);
+    status = wfix_wait(&f, WAIT_MS);
+    log = wfix_read_log(&f);
+    if (status == -1 || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != JSHOST_EXIT_CONFIG)
+        fail_msg("%s: expected exit status %d, got wait status %#x; log:\n%s",
+                 config, JSHOST_EXIT_CONFIG, status, log);
+    if (strstr(log, where) == NULL)
+        fail_msg("%s: the error does not name %s:\n%s", config, where, log);
+    free(log);
+    wfix_cleanup(&f);
+}
+
+static void
+test_bad_configs(void **state)
+{
+    (void)state;
+    check_bad_config(wfix_config("bad/syntax.config.js"),
+                     "syntax.config.js:3:");
+    check_bad_config(wfix_config("bad/throws.config.js"),
+                     "throws.config.js:3:");
+    check_bad_config(wfix_config("bad/notobject.config.js"),
+                     "notobject.config.js");
+    check_bad_config(wfix_config("bad/nofunctions.config.js"),
+                     "nofunctions.config.js");
+    check_bad_config(wfix_config("bad/missing.config.js"), "missing.config.js");
+}
+
+/* Starts the worker as the manager does: a socketpair end as its fd 3. */
+static pid_t
+spawn_fd_worker_args(const char *config, const char *memory, int *peer,
+                     const char *logpath)
+{
+    int sv[2];
+    pid_t pid;
+
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+        if (logfd < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0 ||
+            dup2(sv[1], JSHOST_WORKER_FD) < 0)
+            _exit(127);
+        if (memory != NULL)
+            execl(tu_build_path("worker/jshost-worker"), "jshost-worker",
+                  "--fd", "3", "--memory", memory, config, (char *)NULL);
+        else
+            execl(tu_build_path("worker/jshost-worker"), "jshost-worker",
+                  "--fd", "3", config, (char *)NULL);
+        _exit(127);
+    }
+    close(sv[1]);
+    *peer = sv[0];
+    return pid;
+}
+
+static pid_t
+spawn_fd_worker(const char *config, int *peer, const char *logpath)
+{
+    return spawn_fd_worker_args(config, NULL, peer, logpath);
+}
+
+static void
+test_fd_mode_heap_bomb(void **state)
+{
+    struct proto_msg msg;
+    struct proto_error pe;
+    struct tu_rpc *c;
+    char *dir = tu_tmpdir(), *logpath;
+    uint32_t first, bomb;
+    int peer, status;
+    pid_t pid;
+
+    (void)state;
+    assert_true(asprintf(&logpath, "%s/worker.log", dir) > 0);
+    pid = spawn_fd_worker_args(wfix_config("basic.config.js"), "64", &peer,
+                               logpath);
+    c = tu_rpc_from_fd(peer);
+    assert_int_equal(tu_rpc_read(c, &msg, WAIT_MS), 1);
+    assert_true(proto_msg_is(&msg, "ready"));
+    assert_int_equal(
+        wfix_get(wfix_get(&msg.params.via.array.ptr[0], "config"), "memory")
+            ->via.u64,
+        64);
+    proto_msg_release(&msg);
+    /* The replies owed are written before the worker goes: the bomb's
+     * MemoryError, and a sync call answered in the same batch before it. */
+    first = tu_rpc_send(c, "call", "[0, \"double\", {\"number\": 4}]");
+    bomb = tu_rpc_send(c, "call", "[0, \"bomb\", {}]");
+    wfix_expect_result(c, first, &msg);
+    assert_int_equal(msg.result.via.u64, 8);
+    proto_msg_release(&msg);
+    wfix_expect_error(c, bomb, "MemoryError", &msg, &pe);
+    proto_msg_release(&msg);
+    status = tu_wait(pid, WAIT_MS);
+    assert_true(status != -1 && WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), JSHOST_EXIT_RECYCLE);
+    tu_rpc_close(c);
+    free(logpath);
+    tu_rmtree(dir);
+}
+
+static void
+test_fd_mode_ready_and_eof(void **state)
+{
+    struct proto_msg msg;
+    const msgpack_object *info, *fns, *cfg;
+    struct tu_rpc *c;
+    char *dir = tu_tmpdir(), *logpath;
+    bool found = false;
+    int peer, status;
+    pid_t pid;
+
+    (void)state;
+    assert_true(asprintf(&logpath, "%s/worker.log", dir) > 0);
+    pid = spawn_fd_worker(wfix_config("basic.config.js"), &peer, logpath);
+    c = tu_rpc_from_fd(peer);
+    assert_int_equal(tu_rpc_read(c, &msg, WAIT_MS), 1);
+    assert_int_equal(msg.kind, PROTO_NOTIFICATION);
+    assert_true(proto_msg_is(&msg, "ready"));
+    assert_int_equal(msg.params.via.array.size, 1);
+    info = &msg.params.via.array.ptr[0];
+    assert_int_equal(wfix_get(info, "pid")->via.u64, (uint64_t)pid);
+    fns = wfix_get(info, "functions");
+    assert_int_equal(fns->type, MSGPACK_OBJECT_ARRAY);
+    for (uint32_t i = 0; i < fns->via.array.size; i++)
+        found |= wfix_streq(&fns->via.array.ptr[i], "hello_world");
+    assert_true(found);
+    assert_true(
+        wfix_streq(wfix_get(wfix_get(info, "extras"), "anything"), "else"));
+    cfg = wfix_get(info, "config");
+    assert_int_equal(wfix_get(cfg, "timeout")->via.u64, 10000);
+    assert_int_equal(wfix_get(cfg, "workers")->via.u64, 1);
+    assert_int_equal(wfix_get(cfg, "memory")->via.u64,
+                     JSHOST_DEFAULT_MEMORY_MB);
+    assert_int_equal(wfix_get(cfg, "linger")->via.u64,
+                     JSHOST_DEFAULT_LINGER_MS);
+    proto_msg_release(&msg);
+
+    wfix_check_call(c, "call", "[0, \"double\", {\"number\": 21}]", "42");
+    wfix_expect_result(c, tu_rpc_send(c, "stats", "[]"), &msg);
+    assert_int_equal(wfix_get(&msg.result, "pid")->via.u64, (uint64_t)pid);
+    assert_true(wfix_get(&msg.result, "calls")->via.u64 >= 1);
+    assert_true(wfix_get(&msg.result, "rss")->via.u64 > 0);
+    assert_true(wfix_get(&msg.result, "heap_limit")->via.u64 > 0);
+    proto_msg_release(&msg);
+    /* The manager is gone: the worker exits at once, status 0. */
+    tu_rpc_close(c);
+    status = tu_wait(pid, WAIT_MS);
+    assert_true(status != -1 && WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    free(logpath);
+    tu_rmtree(dir);
+}
+
+static void
+test_fd_mode_config_error(void **state)
+{
+    const msgpack_object *info;
+    struct proto_msg msg;
+    struct tu_rpc *c;
+    char *dir = tu_tmpdir(), *logpath;
+    int peer, status;
+    pid_t pid;
+
+    (void)state;
+    assert_true(asprintf(&logpath, "%s/worker.log", dir) > 0);
+    pid = spawn_fd_worker(wfix_config("bad/throws.config.js"), &peer, logpath);
+    c = tu_rpc_from_fd(peer);
+    assert_int_equal(tu_rpc_read(c, &msg, WAIT_MS), 1);
+    assert_int_equal(msg.kind, PROTO_NOTIFICATION);
+    assert_true(proto_msg_is(&msg, "config_error"));
+    info = &msg.params.via.array.ptr[0];
+    assert_true(wfix_streq(wfix_get(info, "type"), "ConfigError"));
+    {
+        /* The place travels in file/line/column, not again in the words (the
+         * manager puts the two together). */
+        char *m = proto_obj_strdup(wfix_get(info, "message"));
+
+        assert_non_null(m);
+        assert_non_null(strstr(m, "config exploded"));
+        assert_null(strstr(m, "throws.config.js"));
+        free(m);
+    }
+    assert_int_equal(wfix_get(info, "line")->via.u64, 3);
+    assert_true(wfix_get(info, "column")->via.u64 > 0);
+    {
+        const msgpack_object *file = wfix_get(info, "file");
+        char *s = proto_obj_strdup(file);
+
+        assert_non_null(s);
+        assert_non_null(strstr(s, "throws.config.js"));
+        free(s);
+    }
+    proto_msg_release(&msg);
+    status = tu_wait(pid, WAIT_MS);
+    assert_true(status != -1 && WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), JSHOST_EXIT_CONFIG);
+    tu_rpc_close(c);
+    free(logpath);
+    tu_rmtree(dir);
+}
+
+/* Runs the worker with argv; returns its exit status (asserting it exited). */
+static int
+run_worker(const char *const *args, const char *logpath)
+{
+    const char *argv[8];
+    int n = 0, status;
+    pid_t pid;
+
+    argv[n++] = tu_build_path("worker/jshost-worker");
+    for (int i = 0; args[i] != NULL; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    pid = tu_spawn((char *const *)argv, NULL, logpath);
+    status = tu_wait(pid, WAIT_MS);
+    assert_true(status != -1 && WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+static void
+test_command_line(void **state)
+{
+    static const char *const none[] = {NULL};
+    static const char *const both[] = {"--fd", "3", "--listen", "/tmp/x.sock",
+                                       NULL};
+    static const char *const badnum[] = {"--listen", "/tmp/x.sock", "--memory",
+                                         "lots", NULL};
+    static const char *const unknown[] = {"--frobnicate", NULL};
+    static const char *const version[] = {"--version", NULL};
+    char longpath[300];
+    const char *toolong[] = {"--listen", longpath, NULL};
+    char *dir = tu_tmpdir(), *logpath, *log;
+    struct wfix f;
+
+    (void)state;
+    assert_true(asprintf(&logpath, "%s/out.log", dir) > 0);
+    assert_int_equal(run_worker(none, logpath), 2);
+    assert_int_equal(run_worker(both, logpath), 2);
+    assert_int_equal(run_worker(badnum, logpath), 2);
+    assert_int_equal(run_worker(unknown, logpath), 2);
+    assert_int_equal(run_worker(version, logpath), 0);
+    memset(longpath, 'a', sizeof(longpath));
+    memcpy(longpath, "/tmp/", 5);
+    longpath[sizeof(longpath) - 1] = '\0';
+    assert_int_not_equal(run_worker(toolong, logpath), 0);
+    f.log = logpath;
+    log = wfix_read_log(&f);
+    assert_non_null(strstr(log, "usage:"));
+    assert_non_null(strstr(log, JSHOST_VERSION));
+    free(log);
+    free(logpath);
+    tu_rmtree(dir);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_timeout_keeps_state),
+        cmocka_unit_test(test_heap_bomb_recycles),
+        cmocka_unit_test(test_bad_configs),
+        cmocka_unit_test(test_fd_mode_ready_and_eof),
+        cmocka_unit_test(test_fd_mode_config_error),
+        cmocka_unit_test(test_fd_mode_heap_bomb),
+        cmocka_unit_test(test_command_line),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
