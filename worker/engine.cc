@@ -180,6 +180,7 @@ using jse::Run;
 struct Rejection {
     Global<Promise> promise;
     Global<Value> value;
+    uint64_t run = 0; // the run whose JS rejected it, if any
 };
 
 struct js_engine {
@@ -1093,6 +1094,7 @@ OnPromiseReject(v8::PromiseRejectMessage msg)
         Local<Value> v = msg.GetValue();
         if (!v.IsEmpty())
             r.value.Reset(isolate, v);
+        r.run = e->current_run;
         e->rejections.push_back(std::move(r));
     } else if (msg.GetEvent() == v8::kPromiseHandlerAddedAfterReject) {
         for (auto it = e->rejections.begin(); it != e->rejections.end(); ++it) {
@@ -1124,6 +1126,9 @@ ReportRejections(js_engine *e)
                              : r.value.Get(isolate);
         LogException(isolate, context, "Unhandled promise rejection:", v,
                      Local<Message>());
+        // The run it happened in, still waiting, fails with it.
+        if (r.run != 0)
+            Settle(e, r.run, false, v, Local<Message>());
     }
 }
 } // namespace jse

@@ -330,8 +330,9 @@ RunCallback(World *w, Realm *realm, uint64_t run, Local<Function> fn,
             if (run != 0)
                 jse::FailRun(e, run, tc.Exception(), tc.Message());
         }
-        jse::SetCurrentRun(e, prev);
+        // Microtasks (run by Leave) belong to the same run.
         out = en.Leave();
+        jse::SetCurrentRun(e, prev);
     }
     jse::AfterMacrotask(e, out, what);
 }

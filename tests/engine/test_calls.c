@@ -34,6 +34,8 @@ static const char *kConfig =
     "    undef() {},\n"
     "    bad() { return {f: 1n << 70n, g: Symbol('x')}; },\n"
     "    cyclic() { const a = {}; a.a = a; return a; },\n"
+    "    chainThrows(data, cb) { setTimeout(() => Promise.resolve().then(() "
+    "=> { throw new Error('chain boom'); }), 1); },\n"
     "    timerThrows(data, cb) { setTimeout(() => setImmediate(() => { throw "
     "new Error('async boom'); }), 1); },\n"
     "  },\n"
@@ -223,6 +225,11 @@ test_errors(void **state)
     expect_js_error(&r, "Error", "async boom");
     result_free(&r);
 
+    /* so does an unhandled rejection in a promise chain it started */
+    call(f, "chainThrows", &r);
+    expect_js_error(&r, "Error", "chain boom");
+    result_free(&r);
+
     /* the worker lives on */
     call(f, "count", &r);
     expect_ok(&r, "1");
@@ -230,8 +237,8 @@ test_errors(void **state)
 
     struct js_stats st;
     js_engine_stats(f->e, &st);
-    assert_int_equal(st.calls, 12);
-    assert_int_equal(st.errors, 11);
+    assert_int_equal(st.calls, 13);
+    assert_int_equal(st.errors, 12);
     assert_int_equal(st.in_flight, 0);
     assert_true(st.heap_used > 0);
     assert_true(st.heap_limit >= st.heap_used);
