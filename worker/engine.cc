@@ -1142,6 +1142,10 @@ OnMessage(Local<Message> message, Local<Value> exception)
     if (context.IsEmpty())
         return;
     jse::LogException(isolate, context, "Uncaught", exception, message);
+    // Thrown by a microtask of a waiting run: that run fails with it.
+    js_engine *e = EngineOf(isolate);
+    if (e != nullptr && e->current_run != 0)
+        Settle(e, e->current_run, false, exception, message);
 }
 
 // ---------------------------------------------------------------------------

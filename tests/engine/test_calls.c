@@ -36,6 +36,8 @@ static const char *kConfig =
     "    cyclic() { const a = {}; a.a = a; return a; },\n"
     "    chainThrows(data, cb) { setTimeout(() => Promise.resolve().then(() "
     "=> { throw new Error('chain boom'); }), 1); },\n"
+    "    microThrows(data, cb) { queueMicrotask(() => { throw new "
+    "Error('micro boom'); }); },\n"
     "    timerThrows(data, cb) { setTimeout(() => setImmediate(() => { throw "
     "new Error('async boom'); }), 1); },\n"
     "  },\n"
@@ -230,6 +232,10 @@ test_errors(void **state)
     expect_js_error(&r, "Error", "chain boom");
     result_free(&r);
 
+    call(f, "microThrows", &r);
+    expect_js_error(&r, "Error", "micro boom");
+    result_free(&r);
+
     /* the worker lives on */
     call(f, "count", &r);
     expect_ok(&r, "1");
@@ -237,8 +243,8 @@ test_errors(void **state)
 
     struct js_stats st;
     js_engine_stats(f->e, &st);
-    assert_int_equal(st.calls, 13);
-    assert_int_equal(st.errors, 12);
+    assert_int_equal(st.calls, 14);
+    assert_int_equal(st.errors, 13);
     assert_int_equal(st.in_flight, 0);
     assert_true(st.heap_used > 0);
     assert_true(st.heap_limit >= st.heap_used);
