@@ -100,7 +100,7 @@ test_kill9_with_calls_in_flight(void **state)
 
     (void)state;
     mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "slow_ms=100\nlinger=60000\n");
+    cfg = mt_config(&m, "a.conf", "slow_ms=300\nlinger=60000\n");
     mt_start(&m, NULL, NULL);
     c = mt_connect(&m);
     id = mt_attach(c, cfg);
@@ -291,7 +291,7 @@ test_overloaded(void **state)
 
     (void)state;
     mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "slow_ms=30\nlinger=60000\n");
+    cfg = mt_config(&m, "a.conf", "slow_ms=200\nlinger=60000\n");
     mt_start(&m, NULL, env);
     a = mt_connect(&m);
     b = mt_connect(&m);

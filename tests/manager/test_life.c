@@ -215,7 +215,7 @@ test_linger_expiry_and_cancel(void **state)
 
     (void)state;
     mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "linger=400\n");
+    cfg = mt_config(&m, "a.conf", "linger=2000\n");
     mt_start(&m, NULL, NULL);
     c = mt_connect(&m);
     c2 = mt_connect(&m);
@@ -247,7 +247,7 @@ test_linger_expiry_and_cancel(void **state)
     assert_int_equal(pids[0], pids2[0]);
     /* Expiry: the worker is stopped, the host gone. */
     j = mt_ok(c, "detach", params);
-    assert_int_equal(json_integer_value(json_object_get(j, "linger_ms")), 400);
+    assert_int_equal(json_integer_value(json_object_get(j, "linger_ms")), 2000);
     json_decref(j);
     q.c = c;
     q.id = id;
