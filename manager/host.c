@@ -585,6 +585,12 @@ host_submit(struct host *h, struct call *c)
     char msg[512];
 
     c->host = h;
+    if (h->dropped) {
+        /* A private VM whose worker died, or a host stopped under us. */
+        snprintf(msg, sizeof msg, "host %s is gone", h->id);
+        host_fail_call(c, PROTO_ERR_HOST_UNAVAILABLE, msg);
+        return;
+    }
     if (h->state == HOST_QUARANTINED) {
         snprintf(msg, sizeof msg,
                  "host %s is quarantined after repeated crashes (%s); "

@@ -641,6 +641,41 @@ test_manager_killed(void **state)
     mt_stop(&m);
 }
 
+/* A message past the size limit closes that connection only. */
+static void
+test_message_too_big(void **state)
+{
+    struct mt m;
+    const char *env[] = {"JSHOST_MAX_MESSAGE=4096", NULL};
+    struct tu_rpc *big, *ok;
+    struct proto_msg msg;
+    char *data, *params, *r;
+
+    (void)state;
+    mt_init(&m);
+    mt_start(&m, NULL, env);
+    big = mt_connect(&m);
+    ok = mt_connect(&m);
+    data = malloc(8193);
+    memset(data, 'y', 8192);
+    data[8192] = '\0';
+    params = malloc(8300);
+    snprintf(params, 8300, "[\"x\", \"echo\", \"%s\"]", data);
+    tu_rpc_send(big, "call", params);
+    assert_int_equal(tu_rpc_read(big, &msg, 10000), 1);
+    assert_int_equal(msg.kind, PROTO_NOTIFICATION);
+    proto_msg_release(&msg);
+    assert_int_equal(tu_rpc_read(big, &msg, 10000), -1);
+    r = mt_call(ok, "ping", "[]");
+    assert_string_equal(r, "\"pong\"");
+    free(r);
+    free(data);
+    free(params);
+    tu_rpc_close(big);
+    tu_rpc_close(ok);
+    mt_stop(&m);
+}
+
 int
 main(void)
 {
@@ -657,6 +692,7 @@ main(void)
         cmocka_unit_test(test_shutdown),
         cmocka_unit_test(test_sigterm_stops_workers),
         cmocka_unit_test(test_manager_killed),
+        cmocka_unit_test(test_message_too_big),
     };
 
     signal(SIGPIPE, SIG_IGN);
