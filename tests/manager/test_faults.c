@@ -173,6 +173,18 @@ test_crash_loop_quarantine(void **state)
     /* No respawning while quarantined: it stays put. */
     usleep(300000);
     assert_int_equal(host_figure(c, id, "crashes"), 5);
+    /* Replacements backed off: 0, 100, 200, 300 ms, then quarantine. */
+    {
+        char path[512], *log;
+
+        snprintf(path, sizeof path, "%s/hosts/%s.log", m.rundir, id);
+        log = mt_slurp(path);
+        assert_non_null(strstr(log, "replacing it in 0 ms"));
+        assert_non_null(strstr(log, "replacing it in 300 ms"));
+        assert_null(strstr(log, "replacing it in 400 ms"));
+        assert_non_null(strstr(log, "quarantined after 5 crashes"));
+        free(log);
+    }
 
     /* The config is fixed; restart clears the quarantine. */
     mt_config(&m, "loop.conf", "linger=60000\n");
