@@ -676,6 +676,85 @@ test_message_too_big(void **state)
     mt_stop(&m);
 }
 
+/*
+ * Random bytes from many connections at once, some of them valid message
+ * heads: each bad connection is closed on its own, good clients are served
+ * throughout, the manager stays up.
+ */
+static void
+test_random_bytes_from_many(void **state)
+{
+    enum { BAD = 8, GOOD = 3, ROUNDS = 50 };
+    struct mt m;
+    struct tu_rpc *c;
+    const char *cfg;
+    char *id;
+    pid_t kids[BAD + GOOD];
+    int i, st;
+
+    (void)state;
+    mt_init(&m);
+    cfg = mt_config(&m, "a.conf", "workers=2\nlinger=60000\n");
+    mt_start(&m, NULL, NULL);
+    c = mt_connect(&m);
+    id = mt_attach(c, cfg);
+    for (i = 0; i < BAD + GOOD; i++) {
+        kids[i] = fork();
+        assert_true(kids[i] >= 0);
+        if (kids[i] > 0)
+            continue;
+        if (i < BAD) {
+            unsigned seed = 1234u + (unsigned)i;
+            int r;
+
+            for (r = 0; r < ROUNDS; r++) {
+                struct tu_rpc *b = tu_rpc_connect(m.sock);
+                unsigned char buf[512];
+                size_t n = 1 + (size_t)(rand_r(&seed) % sizeof buf), k;
+
+                if (b == NULL)
+                    _exit(1);
+                for (k = 0; k < n; k++)
+                    buf[k] = (unsigned char)rand_r(&seed);
+                /* Half the time, start like a request. */
+                if (r % 2 == 0 && n > 4) {
+                    buf[0] = 0x94;
+                    buf[1] = 0x00;
+                    buf[2] = 0x01;
+                }
+                tu_rpc_send_raw(b, buf, n);
+                tu_rpc_close(b);
+            }
+            _exit(0);
+        } else {
+            struct tu_rpc *g = tu_rpc_connect(m.sock);
+            char params[256], *r;
+            int k;
+
+            if (g == NULL)
+                _exit(1);
+            for (k = 0; k < 200; k++) {
+                snprintf(params, sizeof params, "[\"%s\", \"echo\", %d]",
+                         id, k);
+                r = tu_rpc_call(g, "call", params, 30000);
+                if (r == NULL || atoi(r) != k)
+                    _exit(2);
+                free(r);
+            }
+            _exit(0);
+        }
+    }
+    for (i = 0; i < BAD + GOOD; i++) {
+        st = tu_wait(kids[i], 60000);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 0);
+    }
+    free(mt_call(c, "ping", "[]"));
+    tu_rpc_close(c);
+    free(id);
+    mt_stop(&m);
+}
+
 int
 main(void)
 {
@@ -693,6 +772,7 @@ main(void)
         cmocka_unit_test(test_sigterm_stops_workers),
         cmocka_unit_test(test_manager_killed),
         cmocka_unit_test(test_message_too_big),
+        cmocka_unit_test(test_random_bytes_from_many),
     };
 
     signal(SIGPIPE, SIG_IGN);
