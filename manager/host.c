@@ -554,16 +554,25 @@ host_fill(struct host *h)
     }
 }
 
+/*
+ * The ready worker with the fewest calls in flight. While a restart brings
+ * the new generation up, the old one serves until the switch.
+ */
 static struct worker *
 host_pick(struct host *h)
 {
-    struct worker *w, *best = NULL;
+    struct worker *w, *best = NULL, *old = NULL;
 
-    TAILQ_FOREACH(w, &h->workers, entry)
-    if (w->state == WORKER_READY &&
-        (best == NULL || w->inflight < best->inflight))
-        best = w;
-    return best;
+    TAILQ_FOREACH(w, &h->workers, entry) {
+        if (w->state != WORKER_READY)
+            continue;
+        if (best == NULL || w->inflight < best->inflight)
+            best = w;
+        if (w->gen != h->generation &&
+            (old == NULL || w->inflight < old->inflight))
+            old = w;
+    }
+    return h->restarting && old != NULL ? old : best;
 }
 
 static void
