@@ -377,8 +377,14 @@ Entry::Entry(js_engine *e, uint64_t deadline_ns)
     : e_(e), outer_(e->depth == 0), was_doomed_(e->doomed)
 {
     e->depth++;
-    if (outer_)
+    if (outer_) {
+        // One clock reading per macrotask: timers set during it count from the
+        // same "now" (as in Node), so setTimeout(f, 0) after setTimeout(g, 10)
+        // still fires first however long the JS in between takes; and a
+        // loop whose clock went stale outside a turn does not fire them early.
+        uv_update_time(e->loop);
         e->watchdog.Arm(deadline_ns);
+    }
 }
 
 Entry::~Entry()

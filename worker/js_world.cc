@@ -413,8 +413,6 @@ StartTimer(const FunctionCallbackInfo<Value> &info, bool repeat)
     uv_timer_init(jse::LoopOf(w->engine), &t->handle);
     t->handle.data = t;
     uint64_t ms = (uint64_t)delay;
-    // Delays count from now, not from the loop's last (maybe stale) tick.
-    uv_update_time(jse::LoopOf(w->engine));
     uv_timer_start(&t->handle, TimerFired, ms, repeat ? ms : 0);
     w->timers[t->id] = t;
     info.GetReturnValue().Set((double)t->id);
