@@ -32,6 +32,8 @@
 #define SERVE_INFLIGHT_MAX 4096
 /* Replies packed in one batch past which they are written without waiting. */
 #define SERVE_BATCH_MAX ((size_t)256 * 1024)
+/* ...or once it has been held this long (1 ms). */
+#define SERVE_BATCH_NS ((uint64_t)1000000)
 
 struct serve_conn {
     uv_pipe_t pipe;
@@ -949,6 +951,8 @@ conn_process(struct serve_conn *c)
     struct proto_msg msg;
     int r;
 
+    uint64_t start = uv_hrtime();
+
     conn_ref(c);
     c->batching = true;
     while (!c->closing && !c->paused && !s->doomed) {
@@ -971,6 +975,13 @@ conn_process(struct serve_conn *c)
         dispatch(c, &msg);
         proto_msg_release(&msg);
         serve_check_doomed(s);
+        /* Batching is for runs that take microseconds; once this batch has
+         * taken longer, what is answered goes out before the next run starts,
+         * so a fast call is never held behind a slow one from the same read. */
+        if (uv_hrtime() - start >= SERVE_BATCH_NS) {
+            conn_flush(c);
+            start = uv_hrtime();
+        }
     }
     c->batching = false;
     conn_flush(c);
