@@ -128,7 +128,9 @@ int jshost_reconnect(jshost *c);
  */
 
 /*
- * Attaches a config (path as given; the manager resolves it). *host gets the host
+ * Attaches a config. A relative path is made absolute against the caller's
+ * working directory (the manager runs elsewhere) and the manager resolves it
+ * further (symlinks: one host per real path). *host gets the host
  * id (malloc'd; free it); info (may be NULL) the packed attach result
  * {"host", "config", "functions", "workers", "logfile", "extras"}.
  */
@@ -176,7 +178,9 @@ int jshost_context_load(jshost *c, uint64_t ctx, const char *const *paths,
                         size_t npaths, int timeout_ms);
 int jshost_context_destroy(jshost *c, uint64_t ctx);
 
-/* Manager actions. config_or_host NULL for status = everything. */
+/* Manager actions. config_or_host NULL for status = everything; a config path
+ * (one that contains '/' or names an existing file) is made absolute as for
+ * jshost_attach. */
 int jshost_status(jshost *c, const char *config_or_host, jshost_value *result);
 int jshost_restart(jshost *c, const char *config_or_host, jshost_value *result);
 int jshost_stop(jshost *c, const char *config_or_host, jshost_value *result);

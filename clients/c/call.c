@@ -1,0 +1,596 @@
+/* Blocking requests (DESIGN §3) and everything built on them: attach, call,
+ * contexts, the manager's actions. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "jshost_defs.h"
+#include "jshost_priv.h"
+
+/*
+ * The manager runs in another directory: a relative config path is made
+ * absolute here, against the caller's cwd (not realpath'd, so a missing file
+ * is still the manager's ConfigError). Host ids pass unchanged. Returns the
+ * string to send (s itself or buf).
+ */
+static const char *
+absolute(const char *s, char *buf, size_t len, bool always)
+{
+    char cwd[PATH_MAX];
+
+    if (s == NULL || s[0] == '/' || s[0] == '\0')
+        return s;
+    if (!always && strchr(s, '/') == NULL && access(s, F_OK) != 0)
+        return s;
+    if (getcwd(cwd, sizeof(cwd)) == NULL)
+        return s;
+    if (snprintf(buf, len, "%s/%s", cwd, s) >= (int)len)
+        return s;
+    return buf;
+}
+
+/* Where a request's error goes: the handle itself, or the caller's own slots
+ * (shared handles). The sink is a jshost struct so jshost__seterr fits both. */
+struct errout {
+    jshost sink;
+    int *errcode;
+    jshost_error *err;
+    char *errstr;
+    size_t errstr_len;
+};
+
+static void
+errout_init(struct errout *eo, jshost *c, int *errcode, jshost_error *err,
+            char *errstr, size_t errstr_len)
+{
+    memset(eo, 0, sizeof(*eo));
+    eo->sink.priv = c->priv;
+    eo->errcode = errcode;
+    eo->err = err;
+    eo->errstr = errstr;
+    eo->errstr_len = errstr_len;
+}
+
+/* Hands the sink's error to whoever asked for it. */
+static int
+errout_finish(struct errout *eo, jshost *c, int r)
+{
+    if (eo->errcode == NULL && eo->err == NULL && eo->errstr == NULL) {
+        jshost_error_clear(&c->remote);
+        c->err = eo->sink.err;
+        memcpy(c->errstr, eo->sink.errstr, sizeof(c->errstr));
+        c->remote = eo->sink.remote;
+        return r;
+    }
+    if (eo->errcode != NULL)
+        *eo->errcode = eo->sink.err;
+    if (eo->errstr != NULL && eo->errstr_len > 0)
+        snprintf(eo->errstr, eo->errstr_len, "%s", eo->sink.errstr);
+    if (eo->err != NULL) {
+        memset(eo->err, 0, sizeof(*eo->err));
+        *eo->err = eo->sink.remote;
+    } else {
+        jshost_error_clear(&eo->sink.remote);
+    }
+    return r;
+}
+
+/* The request/wait/resend loop. wait_ms < 0: no client-side deadline. */
+static int
+do_request(jshost *c, jshost *eo, const char *method, const char *params,
+           size_t params_len, int64_t wait_ms, jshost_value *result)
+{
+    jshost_priv *p = c->priv;
+    struct jshost__waiter w;
+    int64_t deadline = wait_ms < 0 ? -1 : jshost__now_ms() + wait_ms;
+    bool resent = false;
+    int r;
+
+    if (!jshost__valid_value(params, params_len, true))
+        return jshost__seterr(eo, JSHOST_ERR_ARG,
+                              "%s: params are not one packed msgpack array",
+                              method);
+    jshost__enter(c);
+again:
+    if (p->fd < 0 && jshost__reconnect_locked(eo) < 0) {
+        jshost__leave(c);
+        return -1;
+    }
+    memset(&w, 0, sizeof(w));
+    jshost__cond_init(&w.cond);
+    w.msgid = p->next_msgid++ & ~JSHOST__PIPE_BIT;
+    w.start = p->queued;
+    if (jshost__queue(p, w.msgid, method, params, params_len) < 0) {
+        pthread_cond_destroy(&w.cond);
+        jshost__leave(c);
+        return jshost__seterr(eo, JSHOST_ERR_OOM, "%s: out of memory", method);
+    }
+    jshost__waiter_add(p, &w);
+    if ((r = jshost__flush(p)) < 0) {
+        if (p->driving) {
+            /* The driver polls this fd: only it may close it. */
+            p->broken = true;
+            snprintf(p->broken_cause, sizeof(p->broken_cause), "write: %s",
+                     strerror(-r));
+        } else {
+            char words[300];
+
+            snprintf(words, sizeof(words), "write: %s", strerror(-r));
+            jshost__conn_lost(p, words);
+        }
+    }
+    if (p->driving && (p->broken || p->woff < p->wbuf.size))
+        jshost__poke(p);
+    r = jshost__await(p, &w, deadline);
+    pthread_cond_destroy(&w.cond);
+    if (r == -ETIMEDOUT) {
+        jshost__leave(c);
+        return jshost__seterr(eo, JSHOST_ERR_TIMEOUT,
+                              "%s: no reply within %lld ms", method,
+                              (long long)wait_ms);
+    }
+    if (w.state == JSHOST__W_LOST_UNSENT && !resent) {
+        /* Nothing of it reached the server: safe to send once more. */
+        resent = true;
+        goto again;
+    }
+    if (w.state != JSHOST__W_DONE) {
+        r = jshost__seterr(eo, p->lost_err, "%s: connection lost: %s", method,
+                           p->lost_cause);
+        jshost__leave(c);
+        return r;
+    }
+    jshost__leave(c);
+    if (w.ok < 0)
+        return jshost__seterr(eo, JSHOST_ERR_OOM, "%s: out of memory", method);
+    if (w.ok == 0)
+        return jshost__setremote(eo, &w.error);
+    if (result != NULL)
+        *result = w.value;
+    else
+        jshost_value_free(&w.value);
+    return 0;
+}
+
+int
+jshost_request(jshost *c, const char *method, const char *params,
+               size_t params_len, int timeout_ms, jshost_value *result,
+               int *errcode, jshost_error *err, char *errstr,
+               size_t errstr_len)
+{
+    struct errout eo;
+    int64_t wait;
+
+    if (result != NULL) {
+        result->data = NULL;
+        result->len = 0;
+    }
+    wait = timeout_ms < 0    ? -1
+           : timeout_ms == 0 ? JSHOST__REQUEST_DEFAULT_MS
+                             : (int64_t)timeout_ms + JSHOST__MARGIN_MS;
+    errout_init(&eo, c, errcode, err, errstr, errstr_len);
+    return errout_finish(&eo, c,
+                         do_request(c, &eo.sink, method, params, params_len,
+                                    wait, result));
+}
+
+/* A packer over a fresh sbuffer (the caller destroys it). */
+static void
+packer_init(msgpack_sbuffer *sb, msgpack_packer *pk)
+{
+    msgpack_sbuffer_init(sb);
+    msgpack_packer_init(pk, sb, msgpack_sbuffer_write);
+}
+
+static void
+pack_timeout_opts(msgpack_packer *pk, int timeout_ms)
+{
+    if (timeout_ms > 0) {
+        msgpack_pack_map(pk, 1);
+        proto_pack_cstr(pk, "timeout_ms");
+        msgpack_pack_uint32(pk, (uint32_t)timeout_ms);
+    } else {
+        msgpack_pack_map(pk, 0);
+    }
+}
+
+/* The client-side wait for a JS run with the given deadline (see jshost.h). */
+static int64_t
+js_wait(int timeout_ms)
+{
+    if (timeout_ms < 0)
+        return -1;
+    if (timeout_ms == 0)
+        return JSHOST_DEFAULT_TIMEOUT_MS + JSHOST__MARGIN_MS;
+    return (int64_t)timeout_ms + JSHOST__MARGIN_MS;
+}
+
+/* Sends sb as params, then frees it. */
+static int
+send_packed(jshost *c, const char *method, msgpack_sbuffer *sb, int64_t wait,
+            jshost_value *result)
+{
+    int r;
+
+    if (result != NULL) {
+        result->data = NULL;
+        result->len = 0;
+    }
+    r = do_request(c, c, method, sb->data, sb->size, wait, result);
+    msgpack_sbuffer_destroy(sb);
+    return r;
+}
+
+int
+jshost_call_r(jshost *c, const char *host, const char *function,
+              const char *data, size_t data_len, int timeout_ms,
+              jshost_value *result, int *errcode, jshost_error *err,
+              char *errstr, size_t errstr_len)
+{
+    struct errout eo;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    int r;
+
+    errout_init(&eo, c, errcode, err, errstr, errstr_len);
+    if (result != NULL) {
+        result->data = NULL;
+        result->len = 0;
+    }
+    if (host == NULL || function == NULL) {
+        jshost__seterr(&eo.sink, JSHOST_ERR_ARG,
+                       "call: host and function are required");
+        return errout_finish(&eo, c, -1);
+    }
+    if (data != NULL && !jshost__valid_value(data, data_len, false)) {
+        jshost__seterr(&eo.sink, JSHOST_ERR_ARG,
+                       "call %s: data is not one packed msgpack value",
+                       function);
+        return errout_finish(&eo, c, -1);
+    }
+    packer_init(&sb, &pk);
+    msgpack_pack_array(&pk, 4);
+    proto_pack_cstr(&pk, host);
+    proto_pack_cstr(&pk, function);
+    if (data != NULL)
+        msgpack_sbuffer_write(&sb, data, data_len);
+    else
+        msgpack_pack_nil(&pk);
+    pack_timeout_opts(&pk, timeout_ms);
+    r = do_request(c, &eo.sink, "call", sb.data, sb.size, js_wait(timeout_ms),
+                   result);
+    msgpack_sbuffer_destroy(&sb);
+    return errout_finish(&eo, c, r);
+}
+
+int
+jshost_call(jshost *c, const char *host, const char *function,
+            const char *data, size_t data_len, int timeout_ms,
+            jshost_value *result)
+{
+    return jshost_call_r(c, host, function, data, data_len, timeout_ms,
+                         result, NULL, NULL, NULL, 0);
+}
+
+void
+jshost__held_free(jshost_priv *p)
+{
+    struct jshost__held *h, *next;
+
+    for (h = p->held; h != NULL; h = next) {
+        next = h->next;
+        free(h->config);
+        free(h->host);
+        free(h);
+    }
+    p->held = NULL;
+}
+
+static int
+held_add(jshost_priv *p, const char *config, const char *host)
+{
+    struct jshost__held *h;
+
+    for (h = p->held; h != NULL; h = h->next) {
+        if (strcmp(h->host, host) == 0) {
+            h->count++;
+            return 0;
+        }
+    }
+    h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        return -ENOMEM;
+    h->config = strdup(config);
+    h->host = strdup(host);
+    if (h->config == NULL || h->host == NULL) {
+        free(h->config);
+        free(h->host);
+        free(h);
+        return -ENOMEM;
+    }
+    h->count = 1;
+    h->next = p->held;
+    p->held = h;
+    return 0;
+}
+
+static void
+held_remove(jshost_priv *p, const char *host)
+{
+    struct jshost__held **pp, *h;
+
+    for (pp = &p->held; *pp != NULL; pp = &(*pp)->next) {
+        h = *pp;
+        if (strcmp(h->host, host) != 0)
+            continue;
+        if (--h->count > 0)
+            return;
+        *pp = h->next;
+        free(h->config);
+        free(h->host);
+        free(h);
+        return;
+    }
+}
+
+int
+jshost_attach(jshost *c, const char *config_path, char **host,
+              jshost_value *info)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    jshost_value v = {0};
+    msgpack_unpacked u;
+    const msgpack_object *id;
+    char *s = NULL;
+    char abs[PATH_MAX];
+    int r;
+
+    *host = NULL;
+    config_path = absolute(config_path, abs, sizeof(abs), true);
+    if (info != NULL) {
+        info->data = NULL;
+        info->len = 0;
+    }
+    if (config_path == NULL)
+        return jshost__seterr(c, JSHOST_ERR_ARG, "attach: no config path");
+    packer_init(&sb, &pk);
+    msgpack_pack_array(&pk, 2);
+    proto_pack_cstr(&pk, config_path);
+    msgpack_pack_map(&pk, 0);
+    if (send_packed(c, "attach", &sb, JSHOST__REQUEST_DEFAULT_MS, &v) < 0)
+        return -1;
+    msgpack_unpacked_init(&u);
+    if (msgpack_unpack_next(&u, v.data, v.len, NULL) ==
+            MSGPACK_UNPACK_SUCCESS &&
+        (id = proto_map_get(&u.data, "host")) != NULL)
+        s = proto_obj_strdup(id);
+    msgpack_unpacked_destroy(&u);
+    if (s == NULL) {
+        jshost_value_free(&v);
+        return jshost__seterr(c, JSHOST_ERR_PROTOCOL,
+                              "attach %s: the reply names no host",
+                              config_path);
+    }
+    jshost__enter(c);
+    r = held_add(c->priv, config_path, s);
+    jshost__leave(c);
+    if (r < 0) {
+        free(s);
+        jshost_value_free(&v);
+        return jshost__seterr(c, JSHOST_ERR_OOM, "out of memory");
+    }
+    *host = s;
+    if (info != NULL)
+        *info = v;
+    else
+        jshost_value_free(&v);
+    return 0;
+}
+
+int
+jshost_detach(jshost *c, const char *host)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    if (host == NULL)
+        return jshost__seterr(c, JSHOST_ERR_ARG, "detach: no host");
+    /* Forget it first: even if detach fails, it is not ours to re-attach. */
+    jshost__enter(c);
+    held_remove(c->priv, host);
+    jshost__leave(c);
+    packer_init(&sb, &pk);
+    msgpack_pack_array(&pk, 1);
+    proto_pack_cstr(&pk, host);
+    return send_packed(c, "detach", &sb, JSHOST__REQUEST_DEFAULT_MS, NULL);
+}
+
+int
+jshost_context_create(jshost *c, const char *host, const char *cwd,
+                      uint32_t memory_mb, uint32_t timeout_ms, uint64_t *ctx)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    jshost_value v = {0};
+    msgpack_unpacked u;
+    char here[PATH_MAX];
+    int r = 0;
+
+    *ctx = 0;
+    if (cwd == NULL)
+        cwd = getcwd(here, sizeof(here)) != NULL ? here : "/";
+    packer_init(&sb, &pk);
+    msgpack_pack_array(&pk, 2);
+    proto_pack_cstr(&pk, host);
+    msgpack_pack_map(&pk, 1 + (memory_mb > 0) + (timeout_ms > 0));
+    proto_pack_cstr(&pk, "cwd");
+    proto_pack_cstr(&pk, cwd);
+    if (memory_mb > 0) {
+        proto_pack_cstr(&pk, "memory");
+        msgpack_pack_uint32(&pk, memory_mb);
+    }
+    if (timeout_ms > 0) {
+        proto_pack_cstr(&pk, "timeout_ms");
+        msgpack_pack_uint32(&pk, timeout_ms);
+    }
+    /* A private VM is a worker start: allow for it. */
+    if (send_packed(c, "context.create", &sb, JSHOST__REQUEST_DEFAULT_MS, &v) <
+        0)
+        return -1;
+    msgpack_unpacked_init(&u);
+    if (msgpack_unpack_next(&u, v.data, v.len, NULL) ==
+            MSGPACK_UNPACK_SUCCESS &&
+        u.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        *ctx = u.data.via.u64;
+    else
+        r = jshost__seterr(c, JSHOST_ERR_PROTOCOL,
+                           "context.create: the reply is not a context id");
+    msgpack_unpacked_destroy(&u);
+    jshost_value_free(&v);
+    return r;
+}
+
+int
+jshost_context_eval(jshost *c, uint64_t ctx, const char *source,
+                    const char *identifier, int timeout_ms,
+                    jshost_value *result)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    if (source == NULL)
+        return jshost__seterr(c, JSHOST_ERR_ARG, "context.eval: no source");
+    packer_init(&sb, &pk);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_uint64(&pk, ctx);
+    proto_pack_cstr(&pk, source);
+    proto_pack_cstr(&pk, identifier != NULL ? identifier : "<eval>");
+    pack_timeout_opts(&pk, timeout_ms);
+    return send_packed(c, "context.eval", &sb, js_wait(timeout_ms), result);
+}
+
+int
+jshost_context_call(jshost *c, uint64_t ctx, const char *expression,
+                    const char *args, size_t args_len, int timeout_ms,
+                    jshost_value *result)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    if (expression == NULL)
+        return jshost__seterr(c, JSHOST_ERR_ARG, "context.call: no expression");
+    if (args != NULL && !jshost__valid_value(args, args_len, true))
+        return jshost__seterr(c, JSHOST_ERR_ARG,
+                              "context.call %s: args are not one packed array",
+                              expression);
+    packer_init(&sb, &pk);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_uint64(&pk, ctx);
+    proto_pack_cstr(&pk, expression);
+    if (args != NULL)
+        msgpack_sbuffer_write(&sb, args, args_len);
+    else
+        msgpack_pack_array(&pk, 0);
+    pack_timeout_opts(&pk, timeout_ms);
+    return send_packed(c, "context.call", &sb, js_wait(timeout_ms), result);
+}
+
+int
+jshost_context_load(jshost *c, uint64_t ctx, const char *const *paths,
+                    size_t npaths, int timeout_ms)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    size_t i;
+
+    if (npaths > 0 && paths == NULL)
+        return jshost__seterr(c, JSHOST_ERR_ARG, "context.load: no paths");
+    packer_init(&sb, &pk);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_uint64(&pk, ctx);
+    msgpack_pack_array(&pk, (uint32_t)npaths);
+    for (i = 0; i < npaths; i++)
+        proto_pack_cstr(&pk, paths[i]);
+    pack_timeout_opts(&pk, timeout_ms);
+    return send_packed(c, "context.load", &sb, js_wait(timeout_ms), NULL);
+}
+
+int
+jshost_context_destroy(jshost *c, uint64_t ctx)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    packer_init(&sb, &pk);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_uint64(&pk, ctx);
+    return send_packed(c, "context.destroy", &sb, JSHOST__REQUEST_DEFAULT_MS,
+                       NULL);
+}
+
+static int
+manager_action(jshost *c, const char *method, const char *what,
+               jshost_value *result)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    char abs[PATH_MAX];
+
+    what = absolute(what, abs, sizeof(abs), false);
+    packer_init(&sb, &pk);
+    msgpack_pack_array(&pk, 1);
+    proto_pack_cstr(&pk, what); /* NULL packs nil */
+    return send_packed(c, method, &sb, JSHOST__REQUEST_DEFAULT_MS, result);
+}
+
+int
+jshost_status(jshost *c, const char *config_or_host, jshost_value *result)
+{
+    return manager_action(c, "status", config_or_host, result);
+}
+
+int
+jshost_restart(jshost *c, const char *config_or_host, jshost_value *result)
+{
+    if (config_or_host == NULL)
+        return jshost__seterr(c, JSHOST_ERR_ARG, "restart: no config or host");
+    return manager_action(c, "restart", config_or_host, result);
+}
+
+int
+jshost_stop(jshost *c, const char *config_or_host, jshost_value *result)
+{
+    if (config_or_host == NULL)
+        return jshost__seterr(c, JSHOST_ERR_ARG, "stop: no config or host");
+    return manager_action(c, "stop", config_or_host, result);
+}
+
+int
+jshost_shutdown(jshost *c)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    int r;
+
+    packer_init(&sb, &pk);
+    msgpack_pack_array(&pk, 0);
+    r = send_packed(c, "shutdown", &sb, JSHOST__REQUEST_DEFAULT_MS, NULL);
+    /* A manager that exits before its reply gets through did shut down. */
+    if (r < 0 && c->err == JSHOST_ERR_IO &&
+        strstr(c->errstr, "connection lost") != NULL)
+        r = 0;
+    if (r == 0) {
+        jshost__enter(c);
+        jshost__held_free(c->priv);
+        if (!c->priv->driving)
+            jshost__disconnect(c->priv);
+        jshost__leave(c);
+        c->err = JSHOST_ERR_NONE;
+        c->errstr[0] = '\0';
+    }
+    return r;
+}

@@ -1,0 +1,682 @@
+/* Connecting: options, socket path, the tmux-style auto-start of the manager
+ * (DESIGN §2), the hello handshake and attaching again after a reconnect. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "jshost_defs.h"
+#include "jshost_priv.h"
+#include "rundir.h"
+#include "startlock.h"
+
+#ifndef JSHOST_MANAGER_INSTALLED
+#define JSHOST_MANAGER_INSTALLED "/usr/local/bin/jshost-manager"
+#endif
+
+extern char **environ;
+
+void
+jshost_options_init(struct jshost_options *opts)
+{
+    memset(opts, 0, sizeof(*opts));
+    opts->spawn = 1;
+}
+
+static char *
+dup_or_null(const char *s)
+{
+    return s != NULL ? strdup(s) : NULL;
+}
+
+static void
+sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+static int
+remain_ms(int64_t deadline)
+{
+    int64_t r = deadline - jshost__now_ms();
+
+    return r < 0 ? 0 : (int)r;
+}
+
+/* Works out the socket (and runtime dir when auto-starting). */
+static int
+resolve_paths(jshost *c)
+{
+    jshost_priv *p = c->priv;
+    char dir[PATH_MAX], sock[PATH_MAX];
+    const char *env = getenv("JSHOST_SOCKET");
+    char *cause = NULL;
+    struct stat st;
+    int r;
+
+    if (p->socket_path != NULL) {
+        /* given explicitly (option or JSHOST_SOCKET): never spawn */
+    } else if (env != NULL && env[0] != '\0') {
+        p->socket_path = strdup(env);
+        p->spawn = 0;
+    } else {
+        if (p->runtime_dir != NULL) {
+            if (stat(p->runtime_dir, &st) < 0 && errno == ENOENT &&
+                mkdir(p->runtime_dir, 0700) < 0 && errno != EEXIST)
+                return jshost__seterr(c, JSHOST_ERR_RUNTIME,
+                                      "runtime dir %s: cannot create: %s",
+                                      p->runtime_dir, strerror(errno));
+            r = rundir_check(p->runtime_dir, &cause);
+            if (r == 0 && snprintf(dir, sizeof(dir), "%s", p->runtime_dir) >=
+                              (int)sizeof(dir))
+                r = -ENAMETOOLONG;
+        } else {
+            r = rundir_resolve(dir, sizeof(dir), &cause);
+        }
+        if (r < 0) {
+            jshost__seterr(c, JSHOST_ERR_RUNTIME, "runtime dir: %s",
+                           cause != NULL ? cause : strerror(-r));
+            free(cause);
+            return -1;
+        }
+        if (rundir_join(sock, sizeof(sock), dir, JSHOST_MANAGER_SOCK) < 0)
+            return jshost__seterr(c, JSHOST_ERR_RUNTIME,
+                                  "runtime dir %s: path too long", dir);
+        if (p->runtime_dir == NULL && (p->runtime_dir = strdup(dir)) == NULL)
+            return jshost__seterr(c, JSHOST_ERR_OOM, "out of memory");
+        p->socket_path = strdup(sock);
+    }
+    if (p->socket_path == NULL)
+        return jshost__seterr(c, JSHOST_ERR_OOM, "out of memory");
+    return 0;
+}
+
+/* One connect attempt. 0 with *fdp, or a negative errno. */
+static int
+connect_once(const char *path, int64_t deadline, int *fdp)
+{
+    struct sockaddr_un sa;
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    int fd, r;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    for (;;) {
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+            break;
+        r = -errno;
+        if (r == -EINTR)
+            continue;
+        /* A Unix socket's backlog is full: the server is busy, not gone. */
+        if (r == -EAGAIN && jshost__now_ms() < deadline) {
+            sleep_ms(2);
+            continue;
+        }
+        close(fd);
+        return r;
+    }
+    /* DESIGN §2: a peer of another uid is refused, both ways. */
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
+        cred.uid != getuid()) {
+        close(fd);
+        return -EPERM;
+    }
+    *fdp = fd;
+    return 0;
+}
+
+/* The manager binary: option, $JSHOST_MANAGER, installed, PATH. */
+static char *
+find_manager(jshost_priv *p)
+{
+    const char *env = getenv("JSHOST_MANAGER");
+    const char *path, *s, *colon;
+    char buf[PATH_MAX];
+    size_t n;
+
+    if (p->manager_path != NULL)
+        return strdup(p->manager_path);
+    if (env != NULL && env[0] != '\0')
+        return strdup(env);
+    if (access(JSHOST_MANAGER_INSTALLED, X_OK) == 0)
+        return strdup(JSHOST_MANAGER_INSTALLED);
+    path = getenv("PATH");
+    for (s = path; s != NULL && *s != '\0'; s = colon ? colon + 1 : NULL) {
+        colon = strchr(s, ':');
+        n = colon ? (size_t)(colon - s) : strlen(s);
+        if (n == 0)
+            continue;
+        if (snprintf(buf, sizeof(buf), "%.*s/jshost-manager", (int)n, s) <
+                (int)sizeof(buf) &&
+            access(buf, X_OK) == 0)
+            return strdup(buf);
+    }
+    return strdup("jshost-manager"); /* execve fails: said as not found */
+}
+
+/* environ with JSHOST_START_LOCK_FD and JSHOST_RUNTIME_DIR set, built before
+ * fork() because the child may only make async-signal-safe calls. */
+static char **
+make_env(char *lockvar, char *rtvar)
+{
+    size_t n = 0, i, j = 0;
+    char **env;
+
+    while (environ != NULL && environ[n] != NULL)
+        n++;
+    env = calloc(n + 3, sizeof(*env));
+    if (env == NULL)
+        return NULL;
+    for (i = 0; i < n; i++) {
+        if (strncmp(environ[i], "JSHOST_START_LOCK_FD=", 21) == 0 ||
+            (rtvar != NULL &&
+             strncmp(environ[i], "JSHOST_RUNTIME_DIR=", 19) == 0))
+            continue;
+        env[j++] = environ[i];
+    }
+    env[j++] = lockvar;
+    if (rtvar != NULL)
+        env[j++] = rtvar;
+    env[j] = NULL;
+    return env;
+}
+
+/* Child side of spawn_manager: async-signal-safe calls only. */
+static void __attribute__((noreturn))
+spawn_child(const char *path, char **argv, char **envp, int nullfd, int logfd,
+            int lockfd)
+{
+    sigset_t all;
+    int n, l, k;
+
+    /* Move the three out of the way first: any of them may be 0..3 already. */
+    n = fcntl(nullfd, F_DUPFD, 10);
+    l = fcntl(logfd, F_DUPFD, 10);
+    k = fcntl(lockfd, F_DUPFD, 10);
+    if (n < 0 || l < 0 || k < 0 || dup2(n, 0) < 0 || dup2(n, 1) < 0 ||
+        dup2(l, 2) < 0 || dup2(k, 3) < 0)
+        _exit(127);
+    /* The caller's other descriptors (a Python pipe, a listening socket) must
+     * not live on in a daemon. */
+    close_range(4, ~0U, 0);
+    signal(SIGPIPE, SIG_DFL);
+    signal(SIGCHLD, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    execve(path, argv, envp);
+    _exit(127);
+}
+
+/*
+ * Starts the manager while holding the start lock. The manager daemonizes: its
+ * first process exits once the daemon listens, and the daemon drops the lock
+ * (passed as fd 3, JSHOST_START_LOCK_FD) after listen().
+ */
+static int
+spawn_manager(jshost *c, int lockfd, int64_t deadline)
+{
+    jshost_priv *p = c->priv;
+    char logpath[PATH_MAX], lockvar[64], *rtvar = NULL, *path, **envp;
+    char *argv[2];
+    int nullfd, logfd, st, wait_ms = 1;
+    pid_t pid, r;
+
+    path = find_manager(p);
+    if (path == NULL)
+        return jshost__seterr(c, JSHOST_ERR_OOM, "out of memory");
+    snprintf(lockvar, sizeof(lockvar), "JSHOST_START_LOCK_FD=3");
+    if (p->runtime_dir != NULL &&
+        asprintf(&rtvar, "JSHOST_RUNTIME_DIR=%s", p->runtime_dir) < 0)
+        rtvar = NULL;
+    envp = make_env(lockvar, rtvar);
+    if (rundir_join(logpath, sizeof(logpath), p->runtime_dir,
+                    JSHOST_MANAGER_LOG) < 0)
+        snprintf(logpath, sizeof(logpath), "/dev/null");
+    nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    logfd = open(logpath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (envp == NULL || nullfd < 0 || logfd < 0) {
+        jshost__seterr(c, JSHOST_ERR_SPAWN, "cannot start %s: %s", path,
+                       envp == NULL ? "out of memory" : strerror(errno));
+        goto out_fail;
+    }
+    argv[0] = path;
+    argv[1] = NULL;
+    pid = fork();
+    if (pid < 0) {
+        jshost__seterr(c, JSHOST_ERR_SPAWN, "cannot start %s: fork: %s", path,
+                       strerror(errno));
+        goto out_fail;
+    }
+    if (pid == 0)
+        spawn_child(path, argv, envp, nullfd, logfd, lockfd);
+    close(nullfd);
+    close(logfd);
+    nullfd = logfd = -1;
+    /* Wait for the first process without touching SIGCHLD: WNOHANG polls. If
+     * the caller reaps children itself (ECHILD), connecting will tell. */
+    for (;;) {
+        r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) {
+            if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+                break;
+            if (WIFEXITED(st) && WEXITSTATUS(st) == 127)
+                jshost__seterr(c, JSHOST_ERR_SPAWN,
+                               "cannot run the manager %s (not found or not "
+                               "executable; set JSHOST_MANAGER); see %s",
+                               path, logpath);
+            else if (WIFEXITED(st))
+                jshost__seterr(c, JSHOST_ERR_SPAWN,
+                               "the manager %s exited with status %d while "
+                               "starting; see %s",
+                               path, WEXITSTATUS(st), logpath);
+            else
+                jshost__seterr(c, JSHOST_ERR_SPAWN,
+                               "the manager %s died of signal %d while "
+                               "starting; see %s",
+                               path, WTERMSIG(st), logpath);
+            goto out_fail;
+        }
+        if (r < 0 && errno != EINTR)
+            break;
+        if (jshost__now_ms() >= deadline) {
+            jshost__seterr(c, JSHOST_ERR_SPAWN,
+                           "the manager %s did not become ready in time; see %s",
+                           path, logpath);
+            goto out_fail;
+        }
+        sleep_ms(wait_ms);
+        if (wait_ms < 20)
+            wait_ms *= 2;
+    }
+    free(envp);
+    free(rtvar);
+    free(path);
+    return 0;
+out_fail:
+    if (nullfd >= 0)
+        close(nullfd);
+    if (logfd >= 0)
+        close(logfd);
+    free(envp);
+    free(rtvar);
+    free(path);
+    return -1;
+}
+
+static int
+connect_error(jshost *c, int r)
+{
+    jshost_priv *p = c->priv;
+
+    if (r == -EPERM)
+        return jshost__seterr(c, JSHOST_ERR_IO,
+                              "connect %s: the server runs as another user",
+                              p->socket_path);
+    if (r == -ENOENT || r == -ECONNREFUSED)
+        return jshost__seterr(c, JSHOST_ERR_IO,
+                              "connect %s: %s (no manager running%s)",
+                              p->socket_path, strerror(-r),
+                              p->spawn ? "" : "; not starting one");
+    return jshost__seterr(c, JSHOST_ERR_IO, "connect %s: %s", p->socket_path,
+                          strerror(-r));
+}
+
+/* Connects, starting the manager when allowed (tmux's client_connect). */
+static int
+open_socket(jshost *c, int64_t deadline)
+{
+    jshost_priv *p = c->priv;
+    char lockpath[PATH_MAX];
+    char *cause = NULL;
+    int r, lockfd, fd = -1;
+
+    /* Checked before connect: libuv servers truncate long paths silently. */
+    if ((r = rundir_check_sockpath(p->socket_path, &cause)) < 0) {
+        jshost__seterr(c, JSHOST_ERR_RUNTIME, "%s",
+                       cause != NULL ? cause : strerror(-r));
+        free(cause);
+        return -1;
+    }
+    r = connect_once(p->socket_path, deadline, &fd);
+    if (r == 0)
+        goto done;
+    if (!(r == -ENOENT || r == -ECONNREFUSED) || !p->spawn ||
+        p->runtime_dir == NULL)
+        return connect_error(c, r);
+    if (rundir_join(lockpath, sizeof(lockpath), p->runtime_dir,
+                    JSHOST_MANAGER_LOCK) < 0)
+        return jshost__seterr(c, JSHOST_ERR_RUNTIME, "%s: path too long",
+                              p->runtime_dir);
+    lockfd = startlock_acquire(lockpath);
+    if (lockfd == -EAGAIN) {
+        /* Someone else started it while we waited: always retry once. */
+        r = connect_once(p->socket_path, deadline, &fd);
+        if (r == 0)
+            goto done;
+        return connect_error(c, r);
+    }
+    if (lockfd < 0)
+        return jshost__seterr(c, JSHOST_ERR_SPAWN, "start lock %s: %s",
+                              lockpath, strerror(-lockfd));
+    r = connect_once(p->socket_path, deadline, &fd);
+    if (r == 0) {
+        startlock_release(lockfd);
+        goto done;
+    }
+    /* Still refused while we hold the lock: the socket is stale. */
+    if (unlink(p->socket_path) < 0 && errno != ENOENT) {
+        startlock_release(lockfd);
+        return jshost__seterr(c, JSHOST_ERR_SPAWN, "unlink stale %s: %s",
+                              p->socket_path, strerror(errno));
+    }
+    r = spawn_manager(c, lockfd, deadline);
+    startlock_release(lockfd);
+    if (r < 0)
+        return -1;
+    /* The daemon listens before the first process exits; a caller that reaps
+     * children itself hides that exit from us, so keep trying to the deadline. */
+    for (;;) {
+        r = connect_once(p->socket_path, deadline, &fd);
+        if (r == 0)
+            break;
+        if (jshost__now_ms() >= deadline)
+            return connect_error(c, r);
+        sleep_ms(5);
+    }
+done:
+    p->fd = fd;
+    p->reader = proto_reader_new(0);
+    if (p->reader == NULL) {
+        jshost__disconnect(p);
+        return jshost__seterr(c, JSHOST_ERR_OOM, "out of memory");
+    }
+    return 0;
+}
+
+/* A request on a fresh connection, with the lock held all along (nobody else
+ * may talk on it before hello and the re-attach are done). */
+static int
+sync_request(jshost *c, const char *method, msgpack_sbuffer *params,
+             int64_t deadline, jshost_value *result)
+{
+    jshost_priv *p = c->priv;
+    struct jshost__waiter w;
+    int r;
+
+    memset(&w, 0, sizeof(w));
+    jshost__cond_init(&w.cond);
+    w.msgid = p->next_msgid++ & ~JSHOST__PIPE_BIT;
+    w.start = p->queued;
+    if (jshost__queue(p, w.msgid, method, params->data, params->size) < 0) {
+        pthread_cond_destroy(&w.cond);
+        return jshost__seterr(c, JSHOST_ERR_OOM, "out of memory");
+    }
+    jshost__waiter_add(p, &w);
+    if ((r = jshost__flush(p)) < 0) {
+        jshost__conn_lost(p, strerror(-r));
+    }
+    while (w.state == JSHOST__W_PENDING) {
+        if (jshost__now_ms() >= deadline) {
+            jshost__waiter_remove(p, &w);
+            jshost__conn_lost(p, "timed out");
+            pthread_cond_destroy(&w.cond);
+            return jshost__seterr(c, JSHOST_ERR_TIMEOUT,
+                                  "%s on %s: no answer in time", method,
+                                  p->socket_path);
+        }
+        jshost__drive(p, remain_ms(deadline), false);
+    }
+    pthread_cond_destroy(&w.cond);
+    if (w.state != JSHOST__W_DONE)
+        return jshost__seterr(c, JSHOST_ERR_IO, "%s on %s: connection lost: %s",
+                              method, p->socket_path, p->lost_cause);
+    if (w.ok < 0)
+        return jshost__seterr(c, JSHOST_ERR_OOM, "out of memory");
+    if (w.ok == 0)
+        return jshost__setremote(c, &w.error);
+    if (result != NULL)
+        *result = w.value;
+    else
+        jshost_value_free(&w.value);
+    return 0;
+}
+
+static int
+hello(jshost *c, int64_t deadline)
+{
+    jshost_priv *p = c->priv;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    jshost_value v = {0};
+    msgpack_unpacked u;
+    const msgpack_object *proto;
+    int r;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_map(&pk, 2);
+    proto_pack_cstr(&pk, "client");
+    proto_pack_cstr(&pk, p->client_name);
+    proto_pack_cstr(&pk, "protocol");
+    msgpack_pack_uint32(&pk, PROTO_VERSION);
+    r = sync_request(c, "hello", &sb, deadline, &v);
+    msgpack_sbuffer_destroy(&sb);
+    if (r < 0) {
+        if (c->err == JSHOST_ERR_REMOTE)
+            c->err = JSHOST_ERR_PROTOCOL;
+        jshost__disconnect(p);
+        return -1;
+    }
+    msgpack_unpacked_init(&u);
+    if (msgpack_unpack_next(&u, v.data, v.len, NULL) ==
+        MSGPACK_UNPACK_SUCCESS) {
+        proto = proto_map_get(&u.data, "protocol");
+        if (proto != NULL && proto->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+            proto->via.u64 != PROTO_VERSION) {
+            jshost__seterr(c, JSHOST_ERR_PROTOCOL,
+                           "%s speaks protocol %llu, libjshost %d",
+                           p->socket_path, (unsigned long long)proto->via.u64,
+                           PROTO_VERSION);
+            r = -1;
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+    jshost_value_free(&v);
+    if (r < 0)
+        jshost__disconnect(p);
+    return r;
+}
+
+/* Attaches again every host this handle held on its lost connection. */
+static int
+reattach(jshost *c, int64_t deadline)
+{
+    jshost_priv *p = c->priv;
+    struct jshost__held *h;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    jshost_value v = {0};
+    msgpack_unpacked u;
+    const msgpack_object *id;
+    char *s;
+    int r, i;
+
+    for (h = p->held; h != NULL; h = h->next) {
+        for (i = 0; i < h->count; i++) {
+            msgpack_sbuffer_init(&sb);
+            msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+            msgpack_pack_array(&pk, 2);
+            proto_pack_cstr(&pk, h->config);
+            msgpack_pack_map(&pk, 0);
+            r = sync_request(c, "attach", &sb, deadline, &v);
+            msgpack_sbuffer_destroy(&sb);
+            if (r < 0) {
+                jshost__disconnect(p);
+                return -1;
+            }
+            msgpack_unpacked_init(&u);
+            if (msgpack_unpack_next(&u, v.data, v.len, NULL) ==
+                    MSGPACK_UNPACK_SUCCESS &&
+                (id = proto_map_get(&u.data, "host")) != NULL &&
+                (s = proto_obj_strdup(id)) != NULL) {
+                free(h->host);
+                h->host = s;
+            }
+            msgpack_unpacked_destroy(&u);
+            jshost_value_free(&v);
+        }
+    }
+    return 0;
+}
+
+int
+jshost__reconnect_locked(jshost *c)
+{
+    jshost_priv *p = c->priv;
+    int64_t deadline = jshost__now_ms() + p->connect_timeout_ms;
+
+    if (p->fd >= 0)
+        return 0;
+    if (p->socket_path == NULL && resolve_paths(c) < 0)
+        return -1;
+    if (open_socket(c, deadline) < 0)
+        return -1;
+    if (hello(c, deadline) < 0) {
+        /* A manager exiting on idle can accept us and then close: once more,
+         * which finds the socket gone and starts a new one. */
+        if (c->err != JSHOST_ERR_IO || jshost__now_ms() >= deadline)
+            return -1;
+        sleep_ms(10);
+        if (open_socket(c, deadline) < 0 || hello(c, deadline) < 0)
+            return -1;
+    }
+    if (reattach(c, deadline) < 0)
+        return -1;
+    c->err = JSHOST_ERR_NONE;
+    c->errstr[0] = '\0';
+    return 0;
+}
+
+jshost *
+jshost_connect(const struct jshost_options *opts)
+{
+    struct jshost_options defaults;
+    jshost_priv *p;
+    jshost *c;
+
+    if (opts == NULL) {
+        jshost_options_init(&defaults);
+        opts = &defaults;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        free(c);
+        return NULL;
+    }
+    c->priv = p;
+    pthread_mutex_init(&p->lock, NULL);
+    jshost__cond_init(&p->pipe_cond);
+    atomic_store(&p->pid, getpid());
+    p->fd = -1;
+    p->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    msgpack_sbuffer_init(&p->wbuf);
+    p->next_msgid = 1;
+    p->spawn = opts->spawn ? 1 : 0;
+    p->connect_timeout_ms =
+        opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 10000;
+    p->socket_path = dup_or_null(opts->socket);
+    p->runtime_dir = dup_or_null(opts->runtime_dir);
+    p->manager_path = dup_or_null(opts->manager_path);
+    p->client_name = strdup(opts->client_name ? opts->client_name
+                                              : "libjshost");
+    if ((opts->socket != NULL && p->socket_path == NULL) ||
+        (opts->runtime_dir != NULL && p->runtime_dir == NULL) ||
+        (opts->manager_path != NULL && p->manager_path == NULL) ||
+        p->client_name == NULL) {
+        jshost_free(c);
+        return NULL;
+    }
+    if (p->socket_path != NULL)
+        p->spawn = 0;
+    pthread_mutex_lock(&p->lock);
+    jshost__reconnect_locked(c);
+    pthread_mutex_unlock(&p->lock);
+    return c;
+}
+
+int
+jshost_reconnect(jshost *c)
+{
+    jshost_priv *p = c->priv;
+    int r;
+
+    jshost__enter(c);
+    if (p->driving) {
+        jshost__leave(c);
+        return jshost__seterr(c, JSHOST_ERR_ARG,
+                              "reconnect while another thread is reading");
+    }
+    if (p->fd >= 0)
+        jshost__conn_lost(p, "reconnect asked");
+    r = jshost__reconnect_locked(c);
+    jshost__leave(c);
+    return r;
+}
+
+void
+jshost_free(jshost *c)
+{
+    jshost_priv *p;
+    struct jshost__qreply *q, *next;
+
+    if (c == NULL)
+        return;
+    p = c->priv;
+    jshost__enter(c); /* after fork: only closes the inherited socket */
+    jshost__disconnect(p);
+    for (q = p->qhead; q != NULL; q = next) {
+        next = q->next;
+        jshost_reply_free(&q->reply);
+        free(q);
+    }
+    jshost__held_free(p);
+    pthread_mutex_unlock(&p->lock);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->pipe_cond);
+    if (p->wakefd >= 0)
+        close(p->wakefd);
+    msgpack_sbuffer_destroy(&p->wbuf);
+    free(p->socket_path);
+    free(p->runtime_dir);
+    free(p->manager_path);
+    free(p->client_name);
+    free(p);
+    jshost_error_clear(&c->remote);
+    free(c);
+}

@@ -1,0 +1,169 @@
+/*
+ * libjshost's insides, shared by its files (jshost__ prefix). Not installed.
+ *
+ * One connection per handle. All state below is guarded by `lock`. Only the
+ * "driver" (one thread at a time, priv->driving) polls the socket, and it polls
+ * without the lock; every read/write syscall is made with the lock held and is
+ * nonblocking. Threads waiting for their reply sleep on their own condvar and the
+ * driver hands replies over (DESIGN §9: a shared handle is pipelined, not
+ * serialized).
+ */
+#ifndef JSHOST_PRIV_H
+#define JSHOST_PRIV_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <msgpack.h>
+
+#include "jshost.h"
+#include "proto.h"
+
+/* How long a blocking call waits past its own deadline for the server's
+ * TimeoutError before giving up on the client side. */
+#define JSHOST__MARGIN_MS 2000
+/* Client wait for requests other than call when given 0. */
+#define JSHOST__REQUEST_DEFAULT_MS 60000
+/* Pipelined msgids have this bit set, blocking ones never: a reply is routed to
+ * the pipelined queue or to a waiter by its msgid alone, and the reply to a
+ * blocking call that timed out is dropped. */
+#define JSHOST__PIPE_BIT 0x80000000u
+
+enum jshost__wstate {
+    JSHOST__W_PENDING = 0,
+    JSHOST__W_DONE,
+    JSHOST__W_LOST_UNSENT, /* connection lost before any byte of it was written */
+    JSHOST__W_LOST_SENT,   /* connection lost after (part of) it was written */
+};
+
+/* A blocking request waiting for its reply (lives on the caller's stack). */
+struct jshost__waiter {
+    struct jshost__waiter *next;
+    uint32_t msgid;
+    enum jshost__wstate state;
+    uint64_t start; /* priv->queued at the first byte of the request */
+    pthread_cond_t cond;
+    int ok;
+    jshost_value value;
+    jshost_error error;
+};
+
+/* A reply for the pipelined interface, queued until jshost_read. */
+struct jshost__qreply {
+    struct jshost__qreply *next;
+    jshost_reply reply;
+};
+
+/* A host this handle holds (attached), to attach again after a reconnect. */
+struct jshost__held {
+    struct jshost__held *next;
+    char *config;
+    char *host;
+    int count;
+};
+
+struct jshost_priv {
+    pthread_mutex_t lock;
+    _Atomic pid_t pid;     /* the process the connection belongs to */
+    atomic_int forking;    /* a fork reset is under way in this process */
+
+    /* Options (owned copies). */
+    char *socket_path;     /* resolved */
+    char *runtime_dir;     /* NULL when talking to an explicit socket */
+    char *manager_path;    /* may be NULL */
+    char *client_name;
+    int spawn;
+    int connect_timeout_ms;
+
+    int fd;                /* -1 when not connected */
+    int wakefd;            /* eventfd that interrupts the driver's poll */
+    struct proto_reader *reader;
+    msgpack_sbuffer wbuf;  /* bytes not yet written start at woff */
+    size_t woff;
+    uint64_t queued;       /* bytes ever queued on this connection */
+    uint64_t written;      /* bytes ever written on this connection */
+    bool broken;           /* write failed while a driver polled: it closes */
+    char broken_cause[320];
+    char lost_cause[512];  /* why the last connection was lost */
+    int lost_err;          /* and as an enum jshost_err (IO or PROTOCOL) */
+    char server_said[256]; /* the server's last "error" notification */
+
+    uint32_t next_msgid;
+    bool driving;
+    struct jshost__waiter *waiters;
+
+    struct jshost__qreply *qhead, *qtail;
+    size_t in_flight;      /* pipelined requests whose replies were not read */
+    bool pipe_lost;        /* pipelined requests were lost with the connection */
+    char pipe_lost_cause[512];
+    pthread_cond_t pipe_cond;
+
+    struct jshost__held *held;
+};
+
+/* Errors ------------------------------------------------------------------ */
+
+/* Sets c->err/errstr (printf-style) and clears c->remote. Returns -1. */
+int jshost__seterr(jshost *c, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Sets c->err = REMOTE and moves *e into c->remote. Returns -1. */
+int jshost__setremote(jshost *c, jshost_error *e);
+/* Fills a jshost_error from an error map object. 0 or -ENOMEM. */
+int jshost__error_from_obj(const msgpack_object *o, jshost_error *e);
+/* Packs one object into *v (malloc'd bytes). 0 or -ENOMEM. */
+int jshost__value_from_obj(const msgpack_object *o, jshost_value *v);
+/* True when buf holds exactly one well-formed msgpack value (an array when
+ * want_array). */
+bool jshost__valid_value(const char *buf, size_t len, bool want_array);
+/* "Type: message" words for a remote error. */
+void jshost__remote_words(const jshost_error *e, char *buf, size_t len);
+
+/* Connection core (conn.c) -------------------------------------------------- */
+
+/* Enters the handle from a public function: after fork() in a child, drops the
+ * inherited connection state; then takes the lock. */
+void jshost__enter(jshost *c);
+void jshost__leave(jshost *c);
+/* Ms since an arbitrary epoch (CLOCK_MONOTONIC). */
+int64_t jshost__now_ms(void);
+/* Queues a request [0, msgid, method, params] (params: packed array). */
+int jshost__queue(jshost_priv *p, uint32_t msgid, const char *method,
+                  const char *params, size_t params_len);
+/* Writes what the socket takes now. 0, or a negative errno (connection broken). */
+int jshost__flush(jshost_priv *p);
+/* Handles a dead connection: fails or marks for resend every waiter. Must not
+ * be called while another thread drives. */
+void jshost__conn_lost(jshost_priv *p, const char *cause);
+/* One round of the driver: polls (with the lock released when `unlock`) up to
+ * timeout_ms, then writes, reads and dispatches. Returns 0 or a negative errno
+ * when the connection broke (already handled through conn_lost). */
+int jshost__drive(jshost_priv *p, int timeout_ms, bool unlock);
+/* Lets the driver's poll return early (after queueing bytes). */
+void jshost__poke(jshost_priv *p);
+/* Wakes every waiter and the pipelined reader (driver role is free again). */
+void jshost__wake_all(jshost_priv *p);
+/* Waits (lock held) until w is answered or lost, driving when nobody else
+ * does. deadline in jshost__now_ms() terms, -1 = none. 0, or -ETIMEDOUT (w is
+ * then no longer registered). */
+int jshost__await(jshost_priv *p, struct jshost__waiter *w, int64_t deadline);
+/* Registers / unregisters a waiter (lock held). */
+void jshost__waiter_add(jshost_priv *p, struct jshost__waiter *w);
+void jshost__waiter_remove(jshost_priv *p, struct jshost__waiter *w);
+/* Initializes a condvar on CLOCK_MONOTONIC. */
+int jshost__cond_init(pthread_cond_t *cond);
+
+/* Connecting (connect.c) ------------------------------------------------------ */
+
+/* With the lock held and the handle disconnected: connects (spawning the
+ * manager when allowed), says hello and attaches again what is held. */
+int jshost__reconnect_locked(jshost *c);
+/* Closes the socket and drops per-connection state (lock held, no driver). */
+void jshost__disconnect(jshost_priv *p);
+
+/* Held hosts (call.c) */
+void jshost__held_free(jshost_priv *p);
+
+#endif

@@ -1,0 +1,66 @@
+/* The jshost command: what its cmd-*.c files share. */
+#ifndef JSHOST_CLI_H
+#define JSHOST_CLI_H
+
+#include <stddef.h>
+
+#include <msgpack.h>
+
+#include "jshost.h"
+
+/* Exit statuses (DESIGN §8). */
+enum {
+    CLI_OK = 0,
+    CLI_JS = 1,     /* the JavaScript failed (JSError, TimeoutError, ...) */
+    CLI_USAGE = 2,  /* bad command line, bad JSON */
+    CLI_JSHOST = 3, /* jshost itself could not: no manager, config, crash */
+};
+
+struct cli_cmd {
+    const char *name;
+    const char *usage;
+    int (*exec)(int argc, char **argv);
+};
+
+/* Prints "jshost: " + words on stderr and returns CLI_USAGE after the usage
+ * line of `cmd`. */
+int cli_usage(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Prints "jshost: " + words on stderr. */
+void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Connects with the CLI's options (spawn as asked; JSHOST_SOCKET wins).
+ * NULL after printing the failure. */
+jshost *cli_connect(int spawn);
+/*
+ * Prints c's failure of `what` on stderr (for JS errors: type, name, message,
+ * stack; the log file when known) and returns the exit status for it. With
+ * `js`, errors of the JavaScript run exit 1, else 3.
+ */
+int cli_fail(jshost *c, const char *what, int js);
+/* Reads all of stdin; NULL on failure. */
+char *cli_read_stdin(size_t *len);
+/* Prints a packed value as JSON and a newline; CLI_OK or CLI_JSHOST. */
+int cli_print_value(const jshost_value *v, int pretty);
+/* Parses "--timeout SECONDS" at argv[*i] (advances *i). -1 on bad input. */
+int cli_parse_seconds(const char *s, int *ms);
+/* A path next to this executable (jshost-manager, jshost-worker), if there is
+ * an executable file there; else NULL. malloc'd. */
+char *cli_sibling(const char *name);
+
+/* Object helpers for results. */
+const msgpack_object *cli_get(const msgpack_object *map, const char *key);
+/* The first of the keys present (NULL-terminated list). */
+const msgpack_object *cli_get_any(const msgpack_object *map, ...);
+
+int cmd_call(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_start(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+int cmd_restart(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
+int cmd_host(int argc, char **argv);
+int cmd_manager(int argc, char **argv);
+
+#endif

@@ -1,0 +1,95 @@
+/* jshost host and jshost manager: become the worker or the manager (exec), for
+ * supervisors and for production (DESIGN §10). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#ifndef JSHOST_BINDIR
+#define JSHOST_BINDIR "/usr/local/bin"
+#endif
+
+/* $ENV, beside this jshost, the installed one, then PATH (execvp). */
+static int
+exec_binary(const char *env, const char *name, char **argv)
+{
+    const char *e = getenv(env);
+    char *path = NULL, installed[512];
+
+    if (e != NULL && e[0] != '\0') {
+        execv(e, argv);
+        cli_warn("cannot run %s (from %s): %s", e, env, strerror(errno));
+        return CLI_JSHOST;
+    }
+    if ((path = cli_sibling(name)) != NULL) {
+        execv(path, argv);
+        cli_warn("cannot run %s: %s", path, strerror(errno));
+        free(path);
+        return CLI_JSHOST;
+    }
+    snprintf(installed, sizeof(installed), "%s/%s", JSHOST_BINDIR, name);
+    if (access(installed, X_OK) == 0)
+        execv(installed, argv);
+    execvp(name, argv);
+    cli_warn("cannot run %s: %s (set %s)", name, strerror(errno), env);
+    return CLI_JSHOST;
+}
+
+int
+cmd_host(int argc, char **argv)
+{
+    const char *config = NULL, *listen = NULL;
+    char *args[5];
+    int i;
+
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc)
+            listen = argv[++i];
+        else if (strncmp(argv[i], "--listen=", 9) == 0)
+            listen = argv[i] + 9;
+        else if (argv[i][0] == '-')
+            return cli_usage("host", "unknown option '%s'", argv[i]);
+        else if (config == NULL)
+            config = argv[i];
+        else
+            return cli_usage("host", "too many arguments");
+    }
+    if (config == NULL || listen == NULL || listen[0] == '\0')
+        return cli_usage("host", "host needs a CONFIG and --listen PATH");
+    if (strlen(listen) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+        cli_warn("host: socket path %s is too long (%zu bytes; at most %zu)",
+                 listen, strlen(listen),
+                 sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+        return CLI_JSHOST;
+    }
+    args[0] = "jshost-worker";
+    args[1] = "--listen";
+    args[2] = (char *)listen;
+    args[3] = (char *)config;
+    args[4] = NULL;
+    return exec_binary("JSHOST_WORKER", "jshost-worker", args);
+}
+
+int
+cmd_manager(int argc, char **argv)
+{
+    char *args[4];
+    int i, n = 1;
+
+    args[0] = "jshost-manager";
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--foreground") == 0 ||
+            strcmp(argv[i], "--no-idle-exit") == 0) {
+            if (n < 3)
+                args[n++] = argv[i];
+        } else {
+            return cli_usage("manager", "unknown option '%s'", argv[i]);
+        }
+    }
+    args[n] = NULL;
+    return exec_binary("JSHOST_MANAGER", "jshost-manager", args);
+}

@@ -1,0 +1,390 @@
+"""jshost: call the JavaScript functions of a config file from Python.
+
+::
+
+    import jshost
+    with jshost.Host("host.config.js") as host:   # starts manager and workers if needed
+        host.call("hello_world", name="Foo")       # 'Hello, Foo!'
+        host.call("double", {"number": 20})        # 40
+
+A :class:`Host` is one config's functions, run by a worker process that a
+detached manager shares between every client naming the same config. A
+:class:`Context` is a fresh JavaScript global scope (``eval``, ``call``,
+``run_script``, ``load_libs``), on a host's worker or on a :class:`VM`, a private
+worker of this process.
+
+Values cross as msgpack (DESIGN §4): ``None``, ``bool``, ``int`` of any size,
+``float``, ``str``, ``bytes``/``bytearray``/``memoryview`` (back as ``bytes``),
+``list``/``tuple`` (back as ``list``), ``dict`` with ``str`` keys, and
+``datetime`` (back as an aware UTC datetime; a naive datetime is taken as UTC).
+Anything else raises ``TypeError`` naming the type and where it sits in the
+value (``data['a'][3]``); values nesting deeper than 30 levels (or holding a
+cycle) raise ``ValueError``. Timeouts are in seconds.
+
+Every object here may be shared between threads: calls from many threads are
+pipelined on one connection, and the GIL is released while waiting. After
+``os.fork()`` the child's first call reconnects on its own (contexts do not
+survive the fork: create them in the child).
+"""
+
+import os
+import threading
+
+from . import _jshost
+from . import errors as _errors
+from .errors import (
+    Error, JSError, TimeoutError, MemoryError, ConfigError, HostCrashedError,
+    HostUnavailableError, OverloadedError, NotFoundError, InvalidArgumentError,
+    ConnectionError, ProtocolError,
+)
+
+__all__ = [
+    "Host", "Function", "Context", "VM", "shutdown",
+    "Error", "JSError", "TimeoutError", "MemoryError", "ConfigError",
+    "HostCrashedError", "HostUnavailableError", "OverloadedError",
+    "NotFoundError", "InvalidArgumentError", "ConnectionError", "ProtocolError",
+]
+
+__version__ = "0.1.0"
+
+_jshost._set_error_factory(_errors._make)
+
+_MISSING = object()
+
+#: The identifier scripts get in stack traces when none is given (v8-cffi's).
+DEFAULT_IDENTIFIER = "<anonymous>"
+
+
+def _timeout_ms(timeout):
+    """Seconds (None: the host's default, 0; inf: no practical limit) to ms."""
+    if timeout is None:
+        return 0
+    timeout = float(timeout)
+    if timeout != timeout or timeout <= 0:
+        raise ValueError("timeout must be a positive number of seconds, not %r" % timeout)
+    if timeout >= 2**31 / 1000:
+        return 2**31 - 1  # about 24 days: as good as no limit, and the server is told so
+    return int(timeout * 1000 + 0.999999)
+
+
+def _connect(socket, spawn):
+    return _jshost.Connection(socket=None if socket is None else os.fspath(socket),
+                              spawn=bool(spawn), client_name="python")
+
+
+class Host:
+    """One config file's functions, attached on the manager.
+
+    ``Host(config)`` attaches the config (a path; relative to the working
+    directory), starting the manager and the host's workers when needed.
+    ``socket`` talks to that socket instead of the per-user manager (and then
+    never starts one, as ``$JSHOST_SOCKET``); ``spawn=False`` never starts a
+    manager either. Raises :class:`ConfigError` when the config does not load.
+
+    A Host is a context manager; :meth:`close` (or leaving the ``with``)
+    releases it, and the manager stops the host a little while after its last
+    client leaves.
+    """
+
+    def __init__(self, config, *, socket=None, spawn=True):
+        path = os.path.abspath(os.fspath(config))
+        self._conn = _connect(socket, spawn)
+        try:
+            self._id, self._info = self._conn.attach(path)
+        except BaseException:
+            self._conn.close()
+            raise
+        self._closed = False
+
+    @property
+    def id(self):
+        """The host's id on the manager (a short hash of the config's path)."""
+        return self._id
+
+    @property
+    def config(self):
+        """The config file's real path, as the manager resolved it."""
+        return self._info.get("config")
+
+    @property
+    def functions(self):
+        """The names of the functions the config exports."""
+        return list(self._info.get("functions") or [])
+
+    @property
+    def logfile(self):
+        """The host's log file (console output, errors, crashes)."""
+        return self._info.get("logfile")
+
+    @property
+    def extras(self):
+        """The config's other top-level keys (``this.host.config`` in JS)."""
+        return dict(self._info.get("extras") or {})
+
+    def call(self, name, data=_MISSING, /, *, timeout=None, **kwargs):
+        """Calls the config's function ``name`` and returns its result.
+
+        The data is either one positional value or the keyword arguments
+        (``host.call("hello_world", name="Foo")``), not both. ``timeout`` in
+        seconds overrides the host's default deadline; past it the call raises
+        :class:`TimeoutError`. A JavaScript failure raises :class:`JSError`.
+        """
+        if data is _MISSING:
+            data = kwargs
+        elif kwargs:
+            raise TypeError("call() takes either one data argument or keyword "
+                            "arguments, not both")
+        return self._conn.call(self._id, name, data, _timeout_ms(timeout))
+
+    def function(self, name):
+        """A callable for the function ``name``: ``host.function("f")(x=1)``."""
+        return Function(self, name)
+
+    def context(self):
+        """A fresh JavaScript global scope on this host's worker."""
+        ctx = self._conn.request("context.create", [self._id, {"cwd": os.getcwd()}])
+        return Context(self._conn, ctx, self)
+
+    def status(self):
+        """This host's figures as a dict (DESIGN §7): config, id, logfile,
+        holders and per worker pid, state, heap, calls..."""
+        return self._conn.request("status", [self._id])
+
+    def restart(self):
+        """Restarts the host's workers (JS state resets; id and log file stay).
+        Returns the host's status after it."""
+        return self._conn.request("restart", [self._id])
+
+    def stop(self):
+        """Stops the host's workers once their calls are done. Returns the
+        host's status after it."""
+        return self._conn.request("stop", [self._id])
+
+    def close(self):
+        """Releases the host and closes the connection. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._conn.detach(self._id)
+        except (Error, ValueError):
+            pass  # the connection is going anyway, which releases the host
+        finally:
+            self._conn.close()
+
+    @property
+    def closed(self):
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return "<jshost.Host %s %r%s>" % (self._id, self.config,
+                                          " closed" if self._closed else "")
+
+
+class Function:
+    """A host's function as a callable (from :meth:`Host.function`).
+
+    ``f(data)`` or ``f(**kwargs)``, with an optional ``timeout=`` in seconds,
+    as :meth:`Host.call`.
+    """
+
+    def __init__(self, host, name):
+        self.host = host
+        self.name = name
+
+    def __call__(self, data=_MISSING, /, *, timeout=None, **kwargs):
+        """Calls the function; see :meth:`Host.call`."""
+        return self.host.call(self.name, data, timeout=timeout, **kwargs)
+
+    def __repr__(self):
+        return "<jshost.Function %r of %r>" % (self.name, self.host)
+
+
+class Context:
+    """A fresh JavaScript global scope (same globals and ``require`` as a
+    config), from :meth:`Host.context` or :meth:`VM.create_context`.
+
+    A context manager; :meth:`close` destroys the scope.
+    """
+
+    def __init__(self, conn, ctx_id, owner):
+        self._conn = conn
+        self._id = ctx_id
+        self._owner = owner  # keeps the Host or VM (and its connection) alive
+        # a VM's own default deadline bounds the client's wait too
+        self._default_ms = getattr(owner, "_timeout_ms", 0)
+        self._closed = False
+
+    @property
+    def id(self):
+        """The context's id on its connection."""
+        return self._id
+
+    def _run(self, fn, *args):
+        try:
+            return fn(*args)
+        except (MemoryError, HostCrashedError):
+            # the worker is gone with every context on it; a VM starts anew
+            lost = getattr(self._owner, "_worker_lost", None)
+            if lost is not None:
+                lost(self._id)
+            raise
+
+    def eval(self, source, *, timeout=None):
+        """Runs ``source`` and returns the value of its last expression
+        (a promise is awaited)."""
+        return self.run_script(source, DEFAULT_IDENTIFIER, timeout=timeout)
+
+    def run_script(self, script, identifier=DEFAULT_IDENTIFIER, *, timeout=None):
+        """Runs ``script`` (str, or UTF-8 bytes) with ``identifier`` as its file
+        name in stack traces; returns its value (a promise is awaited)."""
+        if isinstance(script, (bytes, bytearray)):
+            script = bytes(script).decode("utf-8")
+        if isinstance(identifier, (bytes, bytearray)):
+            identifier = bytes(identifier).decode("utf-8")
+        return self._run(self._conn.context_eval, self._id, script, identifier,
+                         _timeout_ms(timeout), self._default_ms)
+
+    def call(self, expression, *args, timeout=None):
+        """Calls the function ``expression`` evaluates to with ``args``:
+        ``ctx.call("Math.max", 1, 2)`` returns 2."""
+        return self._run(self._conn.context_call, self._id, expression, args,
+                         _timeout_ms(timeout), self._default_ms)
+
+    def load_libs(self, paths, *, timeout=None):
+        """Runs the script files in order (paths relative to the working
+        directory), as ``<script>`` tags would."""
+        paths = [os.path.abspath(os.fspath(p)) for p in paths]
+        self._run(self._conn.context_load, self._id, paths, _timeout_ms(timeout),
+                  self._default_ms)
+
+    def close(self):
+        """Destroys the context. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._conn.closed:
+            return
+        try:
+            self._conn.context_destroy(self._id)
+        except (Error, ValueError):
+            pass  # its worker or connection is gone, and the context with it
+
+    @property
+    def closed(self):
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return "<jshost.Context %d%s>" % (self._id, " closed" if self._closed else "")
+
+
+class VM:
+    """A private worker process owned by this object (v8-cffi's VM).
+
+    ``memory`` is its heap limit in MiB and ``timeout`` its default deadline in
+    seconds (``None``: jshost's defaults, 512 MiB and 10 s). The worker starts
+    with the first :meth:`create_context`; :meth:`close` (or leaving the
+    ``with``) stops it. A script that passes the heap limit raises
+    :class:`MemoryError` and the worker is replaced.
+    """
+
+    def __init__(self, memory=None, timeout=None, *, socket=None, spawn=True):
+        if memory is not None and (int(memory) != memory or memory <= 0):
+            raise ValueError("memory must be a positive number of MiB, not %r" % (memory,))
+        self.memory = None if memory is None else int(memory)
+        self.timeout = timeout
+        self._timeout_ms = max(_timeout_ms(timeout), 0)
+        self._conn = _connect(socket, spawn)
+        self._anchor = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _vm_id(self):
+        # The manager starts a private worker for each context.create without
+        # a host; further contexts name an existing context of it ("vm"). A
+        # hidden first context anchors the worker, so that closing any user
+        # context never takes the VM with it.
+        with self._lock:
+            if self._anchor is None:
+                opts = {"cwd": os.getcwd()}
+                if self.memory is not None:
+                    opts["memory"] = self.memory
+                if self._timeout_ms > 0:
+                    opts["timeout_ms"] = self._timeout_ms
+                self._anchor = self._conn.request("context.create", [None, opts])
+            return self._anchor
+
+    def _worker_lost(self, ctx_id):
+        # Called by a context of this VM whose worker died (heap limit, crash):
+        # the next create_context starts a new private worker.
+        with self._lock:
+            self._anchor = None
+
+    def create_context(self):
+        """A fresh JavaScript global scope on this VM's worker (started by the
+        first call; after the worker hit its heap limit or crashed, a new
+        one)."""
+        vm = self._vm_id()
+        try:
+            ctx = self._conn.request("context.create", [None, {"vm": vm, "cwd": os.getcwd()}])
+        except NotFoundError:
+            # the worker was replaced (heap limit, crash): its contexts are gone
+            with self._lock:
+                if self._anchor == vm:
+                    self._anchor = None
+            vm = self._vm_id()
+            ctx = self._conn.request("context.create", [None, {"vm": vm, "cwd": os.getcwd()}])
+        return Context(self._conn, ctx, self)
+
+    def close(self):
+        """Stops the worker and closes the connection. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._conn.close()
+
+    @property
+    def closed(self):
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return "<jshost.VM memory=%r timeout=%r%s>" % (
+            self.memory, self.timeout, " closed" if self._closed else "")
+
+
+def shutdown(*, socket=None):
+    """Stops every host and the manager, if one runs (never starts one).
+
+    Returns True when a manager was told to stop, False when none was running.
+    """
+    try:
+        conn = _connect(socket, False)
+    except ConnectionError:
+        return False
+    try:
+        conn.shutdown()
+    except ConnectionError:
+        pass  # it may close the connection as it goes
+    finally:
+        conn.close()
+    return True

@@ -1,0 +1,407 @@
+/*
+ * jshost-manager: daemon life (DESIGN §2, §6). Runtime dir, start lock, the
+ * stale-socket check, daemonizing with a readiness pipe (the starting client
+ * returns only once the socket listens), pid file, signals, idle exit and an
+ * orderly shutdown that stops every worker before the process exits.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "jshost_defs.h"
+#include "log.h"
+#include "manager.h"
+#include "rundir.h"
+#include "startlock.h"
+#include "xmalloc.h"
+
+struct manager mgr;
+
+static uv_timer_t idle_timer, ping_timer;
+static uv_signal_t sigterm, sigint;
+static bool finished;
+
+uint64_t
+manager_now(void)
+{
+    return uv_now(mgr.loop);
+}
+
+static void
+usage(FILE *f)
+{
+    fprintf(f, "usage: jshost-manager [--foreground] [--no-idle-exit] "
+               "[--idle-ms N] [--runtime-dir DIR]\n");
+}
+
+static uint64_t
+env_u64(const char *name, uint64_t dflt)
+{
+    const char *s = getenv(name);
+    char *end;
+    unsigned long long v;
+
+    if (s == NULL || *s == '\0')
+        return dflt;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return dflt;
+    return v;
+}
+
+/* The worker binary: $JSHOST_WORKER, next to us, or in the build tree. */
+static void
+find_worker(void)
+{
+    char self[2048], *slash;
+    const char *env = getenv("JSHOST_WORKER");
+    ssize_t n;
+
+    if (env != NULL && *env != '\0') {
+        snprintf(mgr.worker_path, sizeof mgr.worker_path, "%s", env);
+        return;
+    }
+    n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) {
+        snprintf(mgr.worker_path, sizeof mgr.worker_path, "jshost-worker");
+        return;
+    }
+    self[n] = '\0';
+    slash = strrchr(self, '/');
+    if (slash != NULL)
+        *slash = '\0';
+    snprintf(mgr.worker_path, sizeof mgr.worker_path, "%s/jshost-worker",
+             self);
+    if (access(mgr.worker_path, X_OK) == 0)
+        return;
+    snprintf(mgr.worker_path, sizeof mgr.worker_path,
+             "%s/../worker/jshost-worker", self);
+}
+
+/*
+ * 1 when something accepts connections on path, 0 when nothing does (and
+ * the socket, if any, was stale), negative errno otherwise.
+ */
+static int
+probe_socket(const char *path)
+{
+    struct sockaddr_un sa;
+    int fd, rc;
+
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof sa.sun_path)
+        return -ENAMETOOLONG;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    if (rc == 0) {
+        close(fd);
+        return 1;
+    }
+    rc = errno;
+    close(fd);
+    if (rc == ENOENT || rc == ECONNREFUSED)
+        return 0;
+    return -rc;
+}
+
+static void
+write_pidfile(void)
+{
+    char buf[32];
+    int fd, n;
+
+    fd = open(mgr.pidpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        log_warn("cannot write %s: %s", mgr.pidpath, strerror(errno));
+        return;
+    }
+    n = snprintf(buf, sizeof buf, "%d\n", (int)getpid());
+    if (write(fd, buf, (size_t)n) != n)
+        log_warn("cannot write %s", mgr.pidpath);
+    close(fd);
+}
+
+static void
+close_walk_cb(uv_handle_t *handle, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(handle))
+        uv_close(handle, NULL);
+}
+
+/* Everything is stopped: let the loop run out. */
+static void
+manager_finish(void)
+{
+    if (finished)
+        return;
+    finished = true;
+    log_info("exiting");
+    server_close();
+    unlink(mgr.pidpath);
+    uv_close((uv_handle_t *)&idle_timer, NULL);
+    uv_close((uv_handle_t *)&ping_timer, NULL);
+    uv_close((uv_handle_t *)&sigterm, NULL);
+    uv_close((uv_handle_t *)&sigint, NULL);
+}
+
+static void
+idle_cb(uv_timer_t *t)
+{
+    (void)t;
+    log_info("idle for %llu ms: exiting", (unsigned long long)mgr.idle_ms);
+    manager_shutdown();
+}
+
+void
+manager_check_idle(void)
+{
+    if (finished)
+        return;
+    if (mgr.shutting_down) {
+        if (TAILQ_EMPTY(&mgr.hosts) && mgr.nclients == 0)
+            manager_finish();
+        return;
+    }
+    if (mgr.idle_exit && TAILQ_EMPTY(&mgr.hosts) && mgr.nclients == 0) {
+        if (!uv_is_active((uv_handle_t *)&idle_timer))
+            uv_timer_start(&idle_timer, idle_cb, mgr.idle_ms, 0);
+    } else {
+        uv_timer_stop(&idle_timer);
+    }
+}
+
+void
+manager_shutdown(void)
+{
+    struct host *h, *hn;
+    struct client *c, *cn;
+
+    if (mgr.shutting_down)
+        return;
+    mgr.shutting_down = true;
+    uv_timer_stop(&idle_timer);
+    /* New clients find no socket and may start a fresh manager. */
+    server_close();
+    for (c = TAILQ_FIRST(&mgr.clients); c != NULL; c = cn) {
+        cn = TAILQ_NEXT(c, entry);
+        client_close(c);
+    }
+    for (h = TAILQ_FIRST(&mgr.hosts); h != NULL; h = hn) {
+        hn = TAILQ_NEXT(h, entry);
+        host_stop_now(h);
+    }
+    manager_check_idle();
+}
+
+static void
+signal_cb(uv_signal_t *s, int signum)
+{
+    (void)s;
+    log_info("signal %d: stopping every host", signum);
+    manager_shutdown();
+}
+
+static void
+ping_cb(uv_timer_t *t)
+{
+    (void)t;
+    worker_ping_all();
+}
+
+static void
+setup_paths(const char *rundir)
+{
+    char *cause = NULL;
+    int rc;
+
+    if (rundir != NULL && setenv("JSHOST_RUNTIME_DIR", rundir, 1) != 0)
+        fatal("setenv");
+    rc = rundir_resolve(mgr.rundir, sizeof mgr.rundir, &cause);
+    if (rc != 0) {
+        fprintf(stderr, "jshost-manager: %s\n", cause ? cause : "runtime dir");
+        exit(1);
+    }
+    if (rundir_join(mgr.sockpath, sizeof mgr.sockpath, mgr.rundir,
+                    JSHOST_MANAGER_SOCK) != 0 ||
+        rundir_join(mgr.pidpath, sizeof mgr.pidpath, mgr.rundir,
+                    JSHOST_MANAGER_PID) != 0 ||
+        rundir_join(mgr.logpath, sizeof mgr.logpath, mgr.rundir,
+                    JSHOST_MANAGER_LOG) != 0 ||
+        rundir_join(mgr.hostsdir, sizeof mgr.hostsdir, mgr.rundir,
+                    JSHOST_HOSTS_DIR) != 0) {
+        fprintf(stderr, "jshost-manager: runtime dir path too long: %s\n",
+                mgr.rundir);
+        exit(1);
+    }
+    if (rundir_check_sockpath(mgr.sockpath, &cause) != 0) {
+        fprintf(stderr, "jshost-manager: %s\n", cause);
+        exit(1);
+    }
+    mkdir(mgr.hostsdir, 0700);
+}
+
+/*
+ * Holds the start lock while checking the socket: a lock fd handed over by
+ * the client that started us, or our own. Returns the lock fd.
+ */
+static int
+take_start_lock(void)
+{
+    char lockpath[256];
+    const char *env = getenv("JSHOST_START_LOCK_FD");
+    int fd, rc;
+
+    if (env != NULL && *env != '\0') {
+        fd = atoi(env);
+        unsetenv("JSHOST_START_LOCK_FD");
+        if (fd > 2 && fcntl(fd, F_GETFD) >= 0) {
+            fcntl(fd, F_SETFD, FD_CLOEXEC);
+            return fd;
+        }
+    }
+    if (rundir_join(lockpath, sizeof lockpath, mgr.rundir,
+                    JSHOST_MANAGER_LOCK) != 0)
+        return -ENAMETOOLONG;
+    for (;;) {
+        fd = startlock_acquire(lockpath);
+        if (fd != -EAGAIN)
+            break;
+        /* Someone else was starting one: is it serving now? */
+        rc = probe_socket(mgr.sockpath);
+        if (rc == 1) {
+            fprintf(stderr, "jshost-manager: a manager already serves %s\n",
+                    mgr.sockpath);
+            exit(1);
+        }
+    }
+    if (fd >= 0)
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return fd;
+}
+
+int
+main(int argc, char **argv)
+{
+    bool foreground = false;
+    const char *rundir = NULL;
+    char *cause = NULL;
+    int i, lockfd, ready_fd = -1, rc;
+
+    mgr.idle_ms = JSHOST_DEFAULT_IDLE_MS;
+    mgr.idle_exit = true;
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--foreground") == 0)
+            foreground = true;
+        else if (strcmp(argv[i], "--no-idle-exit") == 0)
+            mgr.idle_exit = false;
+        else if (strcmp(argv[i], "--idle-ms") == 0 && i + 1 < argc)
+            mgr.idle_ms = strtoull(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--runtime-dir") == 0 && i + 1 < argc)
+            rundir = argv[++i];
+        else if (strcmp(argv[i], "--help") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    mgr.max_client_inflight =
+        (unsigned)env_u64("JSHOST_MAX_CLIENT_INFLIGHT", 4096);
+    mgr.max_host_inflight =
+        (unsigned)env_u64("JSHOST_MAX_HOST_INFLIGHT", 65536);
+    mgr.ping_ms = env_u64("JSHOST_PING_MS", 3000);
+    mgr.ping_timeout_ms = env_u64("JSHOST_PING_TIMEOUT_MS", 10000);
+    mgr.kill_grace_ms = env_u64("JSHOST_KILL_GRACE_MS", 3000);
+    TAILQ_INIT(&mgr.clients);
+    TAILQ_INIT(&mgr.hosts);
+    find_worker();
+    setup_paths(rundir);
+
+    lockfd = take_start_lock();
+    if (lockfd < 0) {
+        fprintf(stderr, "jshost-manager: cannot take the start lock: %s\n",
+                strerror(-lockfd));
+        return 1;
+    }
+    rc = probe_socket(mgr.sockpath);
+    if (rc == 1) {
+        fprintf(stderr, "jshost-manager: a manager already serves %s\n",
+                mgr.sockpath);
+        return 1;
+    }
+    /* Nothing answers there and we hold the lock: the socket is stale. */
+    if (rc == 0)
+        unlink(mgr.sockpath);
+
+    if (!foreground) {
+        rc = daemon_start(mgr.logpath, lockfd, &ready_fd);
+        if (rc == 1)
+            return 0;
+        if (rc < 0) {
+            fprintf(stderr, "jshost-manager: failed to start (see %s)\n",
+                    mgr.logpath);
+            return 1;
+        }
+    }
+    if (log_open(mgr.logpath, "jshost-manager") != 0)
+        log_open(NULL, "jshost-manager");
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+
+    mgr.loop = uv_default_loop();
+    uv_update_time(mgr.loop);
+    mgr.start_ms = manager_now();
+    rc = server_listen(mgr.loop, mgr.sockpath, &cause);
+    if (rc != 0) {
+        log_error("%s", cause);
+        if (foreground)
+            fprintf(stderr, "jshost-manager: %s\n", cause);
+        if (ready_fd >= 0)
+            daemon_ready(ready_fd, 0);
+        return 1;
+    }
+    write_pidfile();
+    /* Clients waiting on the lock may connect from now on. */
+    startlock_release(lockfd);
+    if (ready_fd >= 0)
+        daemon_ready(ready_fd, 1);
+    log_info("serving %s (worker %s)", mgr.sockpath, mgr.worker_path);
+
+    uv_timer_init(mgr.loop, &idle_timer);
+    uv_timer_init(mgr.loop, &ping_timer);
+    uv_signal_init(mgr.loop, &sigterm);
+    uv_signal_init(mgr.loop, &sigint);
+    uv_signal_start(&sigterm, signal_cb, SIGTERM);
+    uv_signal_start(&sigint, signal_cb, SIGINT);
+    if (mgr.ping_ms > 0)
+        uv_timer_start(&ping_timer, ping_cb, mgr.ping_ms, mgr.ping_ms);
+    manager_check_idle();
+
+    uv_run(mgr.loop, UV_RUN_DEFAULT);
+    uv_walk(mgr.loop, close_walk_cb, NULL);
+    uv_run(mgr.loop, UV_RUN_DEFAULT);
+    ctx_cleanup();
+    /* Every handle closed means every worker and connection was reaped. */
+    rc = uv_loop_close(mgr.loop);
+    if (rc != 0)
+        log_error("loop not empty at exit: %s", uv_strerror(rc));
+    log_info("exited");
+    log_close();
+    return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,369 @@
+/*
+ * jshost-manager internals, shared by its files the way tmux.h is: one flat
+ * folder, each file owning one kind of object (DESIGN §1, §2, §6, §7).
+ *
+ *   main.c    daemon life: options, runtime dir, signals, idle exit, shutdown
+ *   server.c  the listening socket, peer uid check
+ *   stream.c  a msgpack-RPC connection over a uv_pipe_t (reader, write queue)
+ *   client.c  client connections: validation and dispatch of their methods
+ *   host.c    hosts: pools, attach, linger, crashes, quarantine, restart/stop
+ *   worker.c  worker processes: spawn, ready, forwarding, ping, exit
+ *   router.c  msgid remap tables and manager-wide context ids
+ *   status.c  the status method's figures
+ */
+#ifndef JSHOST_MANAGER_H
+#define JSHOST_MANAGER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include <msgpack.h>
+#include <uv.h>
+
+#include "proto.h"
+
+struct client;
+struct host;
+struct worker;
+struct call;
+struct status_req;
+
+/* ---- stream.c ---- */
+
+/* Why reading is paused (a mask: reading resumes when it is 0 again). */
+#define STREAM_PAUSE_BACKLOG 0x1 /* our writes to the peer pile up */
+
+struct stream {
+    uv_pipe_t pipe;
+    struct proto_reader *reader;
+    void *owner;
+    /* A whole, validated message; the callee owns it (proto_msg_release). */
+    void (*on_msg)(void *owner, struct proto_msg *msg);
+    /* The peer is gone (err 0 = EOF) or broke the protocol; called once. */
+    void (*on_end)(void *owner, int err, const char *cause);
+    /* The handle is closed: the owner may free itself now. */
+    void (*on_closed)(void *owner);
+    size_t write_bytes; /* queued, not yet written */
+    size_t backlog_high; /* 0 = never pause for a backlog */
+    unsigned pause;
+    bool reading;
+    bool ended;
+    bool closing;
+    bool close_when_flushed;
+    bool in_dispatch;
+};
+
+/* An outgoing message being packed. */
+struct outmsg {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+};
+
+int stream_init(struct stream *s, uv_loop_t *loop, void *owner);
+int stream_start(struct stream *s);
+void stream_outmsg(struct outmsg *om);
+/* Queues om's bytes (taking them over) for the peer. */
+void stream_send(struct stream *s, struct outmsg *om);
+void stream_close(struct stream *s);
+/* Closes once every queued byte is written (or the peer is gone). */
+void stream_close_flushed(struct stream *s);
+/* Sends a ProtocolError notification, then closes. */
+void stream_refuse(struct stream *s, const char *cause);
+size_t stream_backlog(const struct stream *s);
+
+/* ---- router.c ---- */
+
+enum call_kind {
+    CALL_FORWARD,     /* a client's call/context.* request */
+    CALL_CTX_CREATE,  /* context.create: the result is a worker context id */
+    CALL_CTX_DESTROY, /* context.destroy: forget the context on success */
+    CALL_STATS,       /* the manager's own stats request (status) */
+    CALL_PING,        /* the manager's liveness ping */
+    CALL_IGNORE,      /* internal, answer dropped (cleanup after a client) */
+};
+
+struct call {
+    struct call *hnext; /* router hash chain */
+    TAILQ_ENTRY(call) qentry; /* host's queue while waiting for a worker */
+    enum call_kind kind;
+    uint32_t wid; /* msgid towards the worker */
+    uint32_t cid; /* the client's msgid */
+    struct client *client; /* referenced; NULL for internal calls */
+    struct host *host;
+    struct worker *worker;
+    struct proto_msg msg; /* the request while it waits in a queue */
+    bool has_msg;
+    bool counted; /* in host and client in-flight counts */
+    uint64_t ctx; /* manager context id (context.*), 0 otherwise */
+    uint64_t start_ns;
+    uint64_t timeout_ms;
+    struct status_req *sreq;
+};
+
+struct router;
+struct router *router_new(void);
+void router_free(struct router *r);
+/* Gives c a fresh worker msgid and files it. */
+void router_add(struct router *r, struct call *c);
+/* The call filed under wid, removed from the table; NULL if none. */
+struct call *router_take(struct router *r, uint32_t wid);
+/* Any one call, removed; NULL when empty (for crash answering). */
+struct call *router_pop(struct router *r);
+size_t router_count(const struct router *r);
+
+struct call *call_new(enum call_kind kind, struct client *client,
+                      uint32_t cid);
+void call_free(struct call *c);
+
+/* Manager-wide context ids: a context sticks to the worker that made it. */
+struct mctx {
+    struct mctx *hnext;
+    uint64_t id;
+    uint64_t wctx;         /* the worker's own id */
+    struct worker *worker; /* NULL once that worker is gone */
+    struct host *host;
+    struct client *owner; /* not referenced: cleared when it closes */
+};
+
+struct mctx *ctx_new(struct host *h, struct worker *w, uint64_t wctx,
+                     struct client *owner);
+struct mctx *ctx_find(uint64_t id);
+void ctx_free(struct mctx *x);
+/* Calls fn for each context (fn may free the one it is given). */
+void ctx_foreach(void (*fn)(struct mctx *, void *), void *arg);
+unsigned ctx_count_host(const struct host *h);
+void ctx_cleanup(void);
+
+/* ---- client.c ---- */
+
+struct client {
+    TAILQ_ENTRY(client) entry;
+    struct stream stream;
+    uint64_t id;
+    unsigned refs;
+    bool closed;
+    uid_t uid;
+    pid_t pid;
+    unsigned inflight;
+    struct host **held; /* hosts this connection holds (attach) */
+    size_t nheld;
+};
+
+TAILQ_HEAD(clients, client);
+
+struct client *client_accept(uv_stream_t *server);
+void client_ref(struct client *c);
+void client_unref(struct client *c);
+void client_close(struct client *c);
+void client_reply_error(struct client *c, uint32_t msgid,
+                        enum proto_errtype type, const char *logfile,
+                        const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* Starts a result reply: the caller packs the result into om, then sends. */
+void client_reply_begin(struct outmsg *om, uint32_t msgid);
+void client_send(struct client *c, struct outmsg *om);
+void client_forget_host(struct client *c, struct host *h);
+
+/* ---- host.c ---- */
+
+enum host_state {
+    HOST_STARTING,    /* first worker not ready yet */
+    HOST_READY,
+    HOST_STOPPING,    /* draining for stop */
+    HOST_STOPPED,     /* stopped while holders remain */
+    HOST_QUARANTINED, /* too many crashes: until restart */
+};
+
+/* A client waiting for a host event (attach reply, restart/stop reply). */
+struct waiter {
+    TAILQ_ENTRY(waiter) entry;
+    struct client *client; /* referenced */
+    uint32_t msgid;
+    enum { WAIT_ATTACH, WAIT_RESTART, WAIT_STOP, WAIT_CTX } kind;
+    struct call *call; /* WAIT_CTX: the context.create held back */
+};
+
+TAILQ_HEAD(waiters, waiter);
+TAILQ_HEAD(callq, call);
+TAILQ_HEAD(workers, worker);
+
+#define HOST_CRASH_WINDOW 5
+
+struct host {
+    TAILQ_ENTRY(host) entry;
+    char id[17];
+    char *config;  /* real path; NULL for a private VM */
+    char *logfile;
+    int logfd;
+    enum host_state state;
+    bool dropped;  /* out of the host list, freed once its workers are gone */
+    bool is_private;
+    struct client *owner; /* private VM: the owning connection */
+    uint64_t priv_memory_mb, priv_timeout_ms;
+    char *priv_cwd;
+    unsigned handles; /* open timers */
+    unsigned nlive;   /* workers not yet freed */
+    bool freeing;
+
+    /* From the first worker's ready notification. */
+    bool configured;
+    uint32_t nworkers;
+    uint64_t linger_ms, timeout_ms, memory_mb;
+    char *ready_blob; /* packed functions array then extras map */
+    size_t ready_functions_len, ready_blob_len;
+
+    struct workers workers;
+    unsigned generation;
+    bool restarting;
+    struct client **holders;
+    size_t nholders;
+    uv_timer_t linger_timer;
+    bool lingering;
+    uint64_t linger_deadline;
+    uv_timer_t respawn_timer;
+    unsigned respawn_due; /* workers to spawn when the timer fires */
+    uint64_t crashes[HOST_CRASH_WINDOW];
+    unsigned ncrashes;
+    unsigned total_crashes;
+    char *last_crash;
+    struct waiters waiters;
+    struct callq queue; /* calls waiting for a ready worker */
+    unsigned inflight;  /* queued + at workers */
+    uint64_t created_ms;
+};
+
+TAILQ_HEAD(hosts, host);
+
+struct host *host_find(const char *id_or_path);
+/* The host of a config (started if new). 0, or negative errno + cause. */
+int host_get(const char *config_realpath, struct host **out, char **cause);
+struct host *host_new_private(struct client *owner, uint64_t memory_mb,
+                              uint64_t timeout_ms, const char *cwd);
+void host_attach(struct host *h, struct client *c, uint32_t msgid);
+void host_detach(struct host *h, struct client *c);
+/* A request from a client for this host (call/context.*): the call owns msg. */
+void host_submit(struct host *h, struct call *c);
+void host_restart(struct host *h, struct client *c, uint32_t msgid);
+void host_stop(struct host *h, struct client *c, uint32_t msgid);
+void host_stop_now(struct host *h);
+void host_log(struct host *h, pid_t pid, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+const char *host_state_name(enum host_state s);
+/* Called by worker.c. */
+void host__worker_ready(struct host *h, struct worker *w,
+                        const msgpack_object *info);
+void host__worker_config_error(struct host *h, struct worker *w,
+                               const msgpack_object *err);
+void host__worker_exited(struct host *h, struct worker *w);
+void host__worker_freed(struct host *h, struct worker *w);
+void host__worker_idle(struct host *h, struct worker *w);
+void host__worker_recycling(struct host *h, struct worker *w);
+void host__call_done(struct call *c);
+void host__release_private(struct host *h);
+
+/* ---- worker.c ---- */
+
+enum worker_state {
+    WORKER_STARTING,
+    WORKER_READY,
+    WORKER_DRAINING, /* no new calls; stopped once in-flight ones are answered */
+    WORKER_STOPPING, /* TERM sent */
+    WORKER_EXITED,
+};
+
+#define WORKER_LATENCY_RING 256
+
+struct worker {
+    TAILQ_ENTRY(worker) entry;
+    struct host *host;
+    struct stream stream;
+    uv_process_t proc;
+    uv_timer_t kill_timer;
+    unsigned handles;
+    bool stream_open;
+    pid_t pid;
+    enum worker_state state;
+    unsigned gen;
+    struct router *calls;
+    unsigned inflight; /* client calls at this worker */
+    uint64_t start_ms, ready_ms;
+    uint64_t ping_sent_ms; /* 0 = no ping outstanding */
+    uint64_t busy_until_ms;
+    bool unresponsive;
+    bool stop_requested;
+    bool crashed_counted;
+    int64_t exit_status;
+    int term_signal;
+    /* Figures: counted by the manager, and from the worker's stats. */
+    uint64_t ncalls, nerrors;
+    uint64_t rss, heap_used, heap_limit;
+    uint32_t lat_us[WORKER_LATENCY_RING];
+    unsigned nlat, latpos;
+};
+
+struct worker *worker_spawn(struct host *h, char **cause);
+/* Sends c to the worker (rewriting msgid and context id). */
+void worker_forward(struct worker *w, struct call *c);
+/* Sends an internal request (stats, ping, context.destroy). */
+void worker_request(struct worker *w, struct call *c, const char *method,
+                    uint64_t ctx_param);
+void worker_drain(struct worker *w);
+void worker_stop(struct worker *w);
+void worker_kill(struct worker *w);
+const char *worker_state_name(enum worker_state s);
+void worker_latency(const struct worker *w, double *p50_ms, double *p99_ms);
+/* "killed by signal 9 (SIGKILL)" / "exited with status 3" */
+void worker_exit_words(const struct worker *w, char *buf, size_t len);
+void worker_ping_all(void);
+
+/* ---- status.c ---- */
+
+void status_request(struct client *c, uint32_t msgid, struct host *only);
+void status__stats_reply(struct call *c, struct worker *w,
+                         const struct proto_msg *msg);
+void status_pack_host(msgpack_packer *pk, struct host *h);
+
+/* ---- server.c ---- */
+
+int server_listen(uv_loop_t *loop, const char *path, char **cause);
+void server_close(void);
+/* The SO_PEERCRED check, apart so that it can be tested: 0 or -EPERM. */
+int server_check_peer(int fd, uid_t *uid, pid_t *pid, char **cause);
+
+/* ---- main.c ---- */
+
+struct manager {
+    uv_loop_t *loop;
+    char rundir[256];
+    char sockpath[256];
+    char pidpath[256];
+    char hostsdir[256];
+    char logpath[256];
+    char worker_path[4096];
+    uint64_t start_ms;
+    uint64_t idle_ms;
+    bool idle_exit;
+    unsigned max_client_inflight;
+    unsigned max_host_inflight;
+    uint64_t ping_ms, ping_timeout_ms, kill_grace_ms;
+    struct clients clients;
+    unsigned nclients;
+    struct hosts hosts;
+    bool shutting_down;
+    uint64_t next_client_id;
+};
+
+extern struct manager mgr;
+
+/* Rechecks the idle state (no hosts, no clients) after any change. */
+void manager_check_idle(void);
+/* Stops every host, then exits the loop (shutdown, SIGTERM). */
+void manager_shutdown(void);
+uint64_t manager_now(void);
+/* Packs a NUL-terminated map key or string. */
+void pack_cstr(msgpack_packer *pk, const char *s);
+
+#endif

@@ -1,0 +1,221 @@
+/*
+ * The status method (DESIGN §7). Heap and RSS figures come from the workers'
+ * own `stats` answers, gathered asynchronously: the reply goes out when every
+ * worker answered or after a short wait, whichever comes first, so a busy
+ * worker never holds status up. Call counts and p50/p99 are the manager's own.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "manager.h"
+#include "xmalloc.h"
+
+#define STATUS_WAIT_MS 500
+
+struct status_req {
+    struct client *client; /* referenced */
+    uint32_t msgid;
+    char only[32]; /* a host id, or "" for all */
+    unsigned pending;
+    bool replied;
+    bool timer_closed;
+    uv_timer_t timer;
+};
+
+void
+pack_cstr(msgpack_packer *pk, const char *s)
+{
+    proto_pack_cstr(pk, s);
+}
+
+static void
+pack_kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
+{
+    pack_cstr(pk, k);
+    msgpack_pack_uint64(pk, v);
+}
+
+static void
+status_pack_worker(msgpack_packer *pk, struct worker *w)
+{
+    double p50, p99;
+    uint64_t now = manager_now();
+
+    worker_latency(w, &p50, &p99);
+    msgpack_pack_map(pk, 11);
+    pack_kv_u64(pk, "pid", (uint64_t)w->pid);
+    pack_cstr(pk, "state");
+    pack_cstr(pk, worker_state_name(w->state));
+    pack_kv_u64(pk, "uptime_s", (now - w->start_ms) / 1000);
+    pack_kv_u64(pk, "rss", w->rss);
+    pack_kv_u64(pk, "heap_used", w->heap_used);
+    pack_kv_u64(pk, "heap_limit", w->heap_limit);
+    pack_kv_u64(pk, "calls", w->ncalls);
+    pack_kv_u64(pk, "errors", w->nerrors);
+    pack_kv_u64(pk, "in_flight", w->inflight);
+    pack_cstr(pk, "p50_ms");
+    msgpack_pack_double(pk, p50);
+    pack_cstr(pk, "p99_ms");
+    msgpack_pack_double(pk, p99);
+}
+
+void
+status_pack_host(msgpack_packer *pk, struct host *h)
+{
+    struct worker *w;
+    unsigned n = 0;
+    uint64_t now = manager_now(), left = 0;
+
+    if (h->lingering && h->linger_deadline > now)
+        left = h->linger_deadline - now;
+    TAILQ_FOREACH(w, &h->workers, entry)
+    n++;
+    msgpack_pack_map(pk, 11);
+    pack_cstr(pk, "id");
+    pack_cstr(pk, h->id);
+    pack_cstr(pk, "config");
+    pack_cstr(pk, h->config);
+    pack_cstr(pk, "logfile");
+    pack_cstr(pk, h->logfile);
+    pack_kv_u64(pk, "holders", h->nholders);
+    pack_kv_u64(pk, "linger_left_ms", left);
+    pack_cstr(pk, "state");
+    pack_cstr(pk, host_state_name(h->state));
+    pack_kv_u64(pk, "pool", h->nworkers);
+    pack_kv_u64(pk, "queued", h->inflight);
+    pack_kv_u64(pk, "crashes", h->total_crashes);
+    pack_cstr(pk, "last_crash");
+    pack_cstr(pk, h->last_crash);
+    pack_cstr(pk, "workers");
+    msgpack_pack_array(pk, n);
+    TAILQ_FOREACH(w, &h->workers, entry)
+    status_pack_worker(pk, w);
+}
+
+static void
+status_reply(struct status_req *r)
+{
+    struct outmsg om;
+    struct host *h;
+    unsigned n = 0;
+
+    r->replied = true;
+    if (r->client->closed)
+        return;
+    client_reply_begin(&om, r->msgid);
+    if (r->only[0] != '\0') {
+        h = host_find(r->only);
+        if (h == NULL) {
+            msgpack_sbuffer_destroy(&om.sb);
+            client_reply_error(r->client, r->msgid, PROTO_ERR_NOT_FOUND, NULL,
+                               "host %s is gone", r->only);
+            return;
+        }
+        status_pack_host(&om.pk, h);
+        client_send(r->client, &om);
+        return;
+    }
+    msgpack_pack_map(&om.pk, 2);
+    pack_cstr(&om.pk, "manager");
+    msgpack_pack_map(&om.pk, 4);
+    pack_kv_u64(&om.pk, "pid", (uint64_t)getpid());
+    pack_kv_u64(&om.pk, "uptime_s", (manager_now() - mgr.start_ms) / 1000);
+    pack_kv_u64(&om.pk, "clients", mgr.nclients);
+    pack_cstr(&om.pk, "version");
+    pack_cstr(&om.pk, JSHOST_VERSION);
+    pack_cstr(&om.pk, "hosts");
+    TAILQ_FOREACH(h, &mgr.hosts, entry)
+    n++;
+    msgpack_pack_array(&om.pk, n);
+    TAILQ_FOREACH(h, &mgr.hosts, entry)
+    status_pack_host(&om.pk, h);
+    client_send(r->client, &om);
+}
+
+static void
+status_timer_closed_cb(uv_handle_t *handle)
+{
+    struct status_req *r = handle->data;
+
+    r->timer_closed = true;
+    if (r->pending == 0) {
+        client_unref(r->client);
+        free(r);
+    }
+}
+
+static void
+status_finish(struct status_req *r)
+{
+    if (!r->replied) {
+        status_reply(r);
+        uv_close((uv_handle_t *)&r->timer, status_timer_closed_cb);
+    } else if (r->pending == 0 && r->timer_closed) {
+        client_unref(r->client);
+        free(r);
+    }
+}
+
+static void
+status_timer_cb(uv_timer_t *t)
+{
+    status_finish(t->data);
+}
+
+void
+status__stats_reply(struct call *c, struct worker *w,
+                    const struct proto_msg *msg)
+{
+    struct status_req *r = c->sreq;
+    uint64_t v;
+
+    if (msg != NULL && msg->error.type == MSGPACK_OBJECT_NIL &&
+        msg->result.type == MSGPACK_OBJECT_MAP) {
+        if (proto_opt_uint(&msg->result, "rss", &v, NULL) == 0)
+            w->rss = v;
+        if (proto_opt_uint(&msg->result, "heap_used", &v, NULL) == 0)
+            w->heap_used = v;
+        if (proto_opt_uint(&msg->result, "heap_limit", &v, NULL) == 0)
+            w->heap_limit = v;
+    }
+    c->sreq = NULL;
+    r->pending--;
+    if (r->pending == 0)
+        status_finish(r);
+}
+
+void
+status_request(struct client *c, uint32_t msgid, struct host *only)
+{
+    struct status_req *r = xcalloc(1, sizeof *r);
+    struct host *h;
+    struct worker *w;
+    struct call *call;
+
+    r->client = c;
+    client_ref(c);
+    r->msgid = msgid;
+    if (only != NULL)
+        snprintf(r->only, sizeof r->only, "%s", only->id);
+    uv_timer_init(mgr.loop, &r->timer);
+    r->timer.data = r;
+    TAILQ_FOREACH(h, &mgr.hosts, entry) {
+        if (only != NULL && h != only)
+            continue;
+        TAILQ_FOREACH(w, &h->workers, entry) {
+            if (w->state != WORKER_READY && w->state != WORKER_DRAINING)
+                continue;
+            call = call_new(CALL_STATS, NULL, 0);
+            call->host = h;
+            call->sreq = r;
+            r->pending++;
+            worker_request(w, call, "stats", 0);
+        }
+    }
+    if (r->pending == 0)
+        status_finish(r);
+    else
+        uv_timer_start(&r->timer, status_timer_cb, STATUS_WAIT_MS, 0);
+}

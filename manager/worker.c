@@ -1,0 +1,574 @@
+/*
+ * Worker processes: spawned with uv_spawn, one end of a socketpair as fd 3 and
+ * the host's log file as stdout/stderr (WORKER_PROTOCOL.md). Requests are
+ * forwarded with msgids from this worker's own space; replies find their client
+ * through the router. A worker is finished only once both its exit status and
+ * the end of its socket have been seen, so that replies it flushed just before
+ * exiting (a MemoryError before exit 75) still reach their clients.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "jshost_defs.h"
+#include "log.h"
+#include "manager.h"
+#include "xmalloc.h"
+
+/* How long to wait for the socket's end once the process has exited. */
+#define WORKER_EOF_GRACE_MS 1000
+
+static void worker_finish(struct worker *w);
+static void worker_kill_timer_cb(uv_timer_t *t);
+
+const char *
+worker_state_name(enum worker_state s)
+{
+    switch (s) {
+    case WORKER_STARTING:
+        return "starting";
+    case WORKER_READY:
+        return "ready";
+    case WORKER_DRAINING:
+        return "draining";
+    case WORKER_STOPPING:
+        return "stopping";
+    case WORKER_EXITED:
+        return "exited";
+    }
+    return "unknown";
+}
+
+void
+worker_exit_words(const struct worker *w, char *buf, size_t len)
+{
+    if (w->unresponsive)
+        snprintf(buf, len, "did not answer its ping and was killed");
+    else if (w->term_signal != 0)
+        snprintf(buf, len, "killed by signal %d (SIG%s)", w->term_signal,
+                 sigabbrev_np(w->term_signal) != NULL
+                     ? sigabbrev_np(w->term_signal)
+                     : "?");
+    else if (w->exit_status == JSHOST_EXIT_RECYCLE)
+        snprintf(buf, len, "exited with status 75 (heap limit: recycled)");
+    else
+        snprintf(buf, len, "exited with status %lld",
+                 (long long)w->exit_status);
+}
+
+static void
+worker_handle_closed(struct worker *w)
+{
+    if (--w->handles > 0)
+        return;
+    router_free(w->calls);
+    host__worker_freed(w->host, w);
+    free(w);
+}
+
+static void
+worker_proc_closed_cb(uv_handle_t *handle)
+{
+    worker_handle_closed(handle->data);
+}
+
+static void
+worker_stream_closed(void *owner)
+{
+    worker_handle_closed(owner);
+}
+
+static void
+worker_record_latency(struct worker *w, const struct call *c)
+{
+    uint64_t us = (uv_hrtime() - c->start_ns) / 1000;
+
+    w->lat_us[w->latpos] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+    w->latpos = (w->latpos + 1) % WORKER_LATENCY_RING;
+    if (w->nlat < WORKER_LATENCY_RING)
+        w->nlat++;
+}
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+void
+worker_latency(const struct worker *w, double *p50_ms, double *p99_ms)
+{
+    uint32_t v[WORKER_LATENCY_RING];
+    unsigned n = w->nlat;
+
+    *p50_ms = *p99_ms = 0;
+    if (n == 0)
+        return;
+    memcpy(v, w->lat_us, n * sizeof v[0]);
+    qsort(v, n, sizeof v[0], cmp_u32);
+    *p50_ms = v[(n - 1) / 2] / 1000.0;
+    *p99_ms = v[(n * 99 + 99) / 100 - 1] / 1000.0;
+}
+
+/* A reply for a client, sent as [1, cid, error, result]. */
+static void
+worker_reply_client(struct call *c, const msgpack_object *error,
+                    const msgpack_object *result)
+{
+    struct outmsg om;
+
+    if (c->client == NULL || c->client->closed)
+        return;
+    stream_outmsg(&om);
+    msgpack_pack_array(&om.pk, 4);
+    msgpack_pack_uint8(&om.pk, PROTO_RESPONSE);
+    msgpack_pack_uint32(&om.pk, c->cid);
+    msgpack_pack_object(&om.pk, *error);
+    msgpack_pack_object(&om.pk, *result);
+    client_send(c->client, &om);
+}
+
+static void
+worker_ctx_created(struct worker *w, struct call *c, const struct proto_msg *m)
+{
+    struct mctx *x;
+    struct outmsg om;
+    struct call *d;
+
+    if (m->error.type != MSGPACK_OBJECT_NIL ||
+        m->result.type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        worker_reply_client(c, &m->error, &m->result);
+        if (w->host->is_private && ctx_count_host(w->host) == 0)
+            host__release_private(w->host);
+        return;
+    }
+    if (c->client == NULL || c->client->closed) {
+        /* Nobody will ever destroy it: do it now. */
+        d = call_new(CALL_IGNORE, NULL, 0);
+        d->host = w->host;
+        worker_request(w, d, "context.destroy", m->result.via.u64);
+        if (w->host->is_private && ctx_count_host(w->host) == 0)
+            host__release_private(w->host);
+        return;
+    }
+    x = ctx_new(w->host, w, m->result.via.u64, c->client);
+    client_reply_begin(&om, c->cid);
+    msgpack_pack_uint64(&om.pk, x->id);
+    client_send(c->client, &om);
+}
+
+static void
+worker_ctx_destroyed(struct worker *w, struct call *c,
+                     const struct proto_msg *m)
+{
+    struct mctx *x = ctx_find(c->ctx);
+    struct host *h = w->host;
+
+    if (x != NULL && m->error.type == MSGPACK_OBJECT_NIL)
+        ctx_free(x);
+    worker_reply_client(c, &m->error, &m->result);
+    if (h->is_private && ctx_count_host(h) == 0)
+        host__release_private(h);
+}
+
+static void
+worker_on_response(struct worker *w, struct proto_msg *m)
+{
+    struct call *c = router_take(w->calls, m->msgid);
+
+    if (c == NULL) {
+        log_warn("worker %d: reply to unknown msgid %u", (int)w->pid,
+                 m->msgid);
+        return;
+    }
+    if (c->kind == CALL_FORWARD || c->kind == CALL_CTX_CREATE ||
+        c->kind == CALL_CTX_DESTROY) {
+        worker_record_latency(w, c);
+        w->ncalls++;
+        if (m->error.type != MSGPACK_OBJECT_NIL)
+            w->nerrors++;
+        w->inflight--;
+    }
+    if (m->error.type == MSGPACK_OBJECT_MAP && w->state == WORKER_READY &&
+        proto_obj_streq(proto_map_get(&m->error, "type"), "MemoryError")) {
+        /* It exits 75 next: no new calls for it, a replacement now. */
+        host_log(w->host, w->pid, "hit its heap limit: recycling");
+        worker_drain(w);
+        host__worker_recycling(w->host, w);
+    }
+    switch (c->kind) {
+    case CALL_FORWARD:
+        worker_reply_client(c, &m->error, &m->result);
+        break;
+    case CALL_CTX_CREATE:
+        worker_ctx_created(w, c, m);
+        break;
+    case CALL_CTX_DESTROY:
+        worker_ctx_destroyed(w, c, m);
+        break;
+    case CALL_STATS:
+        status__stats_reply(c, w, m);
+        break;
+    case CALL_PING:
+        w->ping_sent_ms = 0;
+        break;
+    case CALL_IGNORE:
+        break;
+    }
+    host__call_done(c);
+    call_free(c);
+    if (w->state == WORKER_DRAINING && w->inflight == 0)
+        worker_stop(w);
+}
+
+static void
+worker_on_msg(void *owner, struct proto_msg *m)
+{
+    struct worker *w = owner;
+    const msgpack_object *arg = NULL;
+
+    if (m->kind == PROTO_RESPONSE) {
+        worker_on_response(w, m);
+    } else if (m->kind == PROTO_NOTIFICATION) {
+        if (m->params.via.array.size > 0)
+            arg = &m->params.via.array.ptr[0];
+        if (proto_msg_is(m, "ready") && arg != NULL &&
+            w->state == WORKER_STARTING) {
+            w->state = WORKER_READY;
+            w->ready_ms = manager_now();
+            host__worker_ready(w->host, w, arg);
+        } else if (proto_msg_is(m, "config_error") && arg != NULL) {
+            host__worker_config_error(w->host, w, arg);
+        }
+    } else {
+        struct outmsg om;
+
+        stream_outmsg(&om);
+        proto_write_errorf(&om.pk, m->msgid, PROTO_ERR_NOT_FOUND,
+                           "the manager serves no requests from workers");
+        stream_send(&w->stream, &om);
+    }
+    proto_msg_release(m);
+}
+
+static void
+worker_on_end(void *owner, int err, const char *cause)
+{
+    struct worker *w = owner;
+
+    if (err != 0 && err != UV_ECONNRESET && err != UV_EPIPE) {
+        log_warn("worker %d: connection broken (%s): killing it",
+                 (int)w->pid, cause);
+        if (w->state != WORKER_EXITED)
+            uv_process_kill(&w->proc, SIGKILL);
+    }
+    if (w->state == WORKER_EXITED) {
+        worker_finish(w);
+    } else if (w->state != WORKER_STOPPING) {
+        /* It hung up without exiting: no new calls, and a deadline to go. */
+        w->state = WORKER_STOPPING;
+        uv_timer_start(&w->kill_timer, worker_kill_timer_cb, mgr.kill_grace_ms,
+                       0);
+        host__worker_recycling(w->host, w);
+    }
+}
+
+static void
+worker_kill_timer_cb(uv_timer_t *t)
+{
+    struct worker *w = t->data;
+
+    if (w->state == WORKER_EXITED) {
+        /* The socket never ended (a grandchild holds it): finish anyway. */
+        worker_finish(w);
+        return;
+    }
+    host_log(w->host, w->pid, "did not stop after SIGTERM: SIGKILL");
+    uv_process_kill(&w->proc, SIGKILL);
+}
+
+static void
+worker_exit_cb(uv_process_t *proc, int64_t status, int term_signal)
+{
+    struct worker *w = proc->data;
+
+    w->exit_status = status;
+    w->term_signal = term_signal;
+    w->state = WORKER_EXITED;
+    uv_close((uv_handle_t *)&w->proc, worker_proc_closed_cb);
+    if (w->stream.ended || w->stream.closing) {
+        worker_finish(w);
+    } else {
+        uv_timer_stop(&w->kill_timer);
+        uv_timer_start(&w->kill_timer, worker_kill_timer_cb,
+                       WORKER_EOF_GRACE_MS, 0);
+    }
+}
+
+/* The process is gone and its socket read to the end: answer what it held. */
+static void
+worker_finish(struct worker *w)
+{
+    char words[128];
+    struct call *c;
+    struct host *h = w->host;
+
+    if (w->stream_open) {
+        w->stream_open = false;
+        stream_close(&w->stream);
+    } else {
+        return; /* already finished */
+    }
+    uv_timer_stop(&w->kill_timer);
+    uv_close((uv_handle_t *)&w->kill_timer, worker_proc_closed_cb);
+    worker_exit_words(w, words, sizeof words);
+    while ((c = router_pop(w->calls)) != NULL) {
+        if (c->kind == CALL_FORWARD || c->kind == CALL_CTX_CREATE ||
+            c->kind == CALL_CTX_DESTROY) {
+            w->inflight--;
+            if (c->client != NULL && !c->client->closed)
+                client_reply_error(c->client, c->cid, PROTO_ERR_HOST_CRASHED,
+                                   h->logfile, "worker %d %s; see %s",
+                                   (int)w->pid, words,
+                                   h->logfile ? h->logfile : "its log");
+        } else if (c->kind == CALL_STATS) {
+            status__stats_reply(c, w, NULL);
+        }
+        host__call_done(c);
+        call_free(c);
+    }
+    host__worker_exited(h, w);
+}
+
+static void
+worker_spawn_failed_cb(uv_handle_t *handle)
+{
+    struct worker *w = handle->data;
+
+    router_free(w->calls);
+    free(w);
+}
+
+struct worker *
+worker_spawn(struct host *h, char **cause)
+{
+    struct worker *w;
+    uv_process_options_t opts;
+    uv_stdio_container_t stdio[4];
+    char *args[12];
+    char mem[32], tmo[32];
+    int fds[2], rc, n = 0;
+
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+        *cause = xasprintf("socketpair: %s", strerror(errno));
+        return NULL;
+    }
+    w = xcalloc(1, sizeof *w);
+    w->host = h;
+    w->gen = h->generation;
+    w->calls = router_new();
+    w->state = WORKER_STARTING;
+    w->start_ms = manager_now();
+
+    args[n++] = mgr.worker_path;
+    args[n++] = "--fd";
+    args[n++] = "3";
+    if (h->is_private) {
+        if (h->priv_memory_mb != 0) {
+            snprintf(mem, sizeof mem, "%llu",
+                     (unsigned long long)h->priv_memory_mb);
+            args[n++] = "--memory";
+            args[n++] = mem;
+        }
+        if (h->priv_timeout_ms != 0) {
+            snprintf(tmo, sizeof tmo, "%llu",
+                     (unsigned long long)h->priv_timeout_ms);
+            args[n++] = "--timeout";
+            args[n++] = tmo;
+        }
+        if (h->priv_cwd != NULL) {
+            args[n++] = "--cwd";
+            args[n++] = h->priv_cwd;
+        }
+    } else {
+        args[n++] = h->config;
+    }
+    args[n] = NULL;
+
+    memset(&opts, 0, sizeof opts);
+    memset(stdio, 0, sizeof stdio);
+    stdio[0].flags = UV_IGNORE;
+    stdio[1].flags = UV_INHERIT_FD;
+    stdio[1].data.fd = h->logfd;
+    stdio[2].flags = UV_INHERIT_FD;
+    stdio[2].data.fd = h->logfd;
+    stdio[3].flags = UV_INHERIT_FD;
+    stdio[3].data.fd = fds[1];
+    opts.file = mgr.worker_path;
+    opts.args = args;
+    opts.stdio = stdio;
+    opts.stdio_count = 4;
+    opts.exit_cb = worker_exit_cb;
+    w->proc.data = w;
+    rc = uv_spawn(mgr.loop, &w->proc, &opts);
+    close(fds[1]);
+    if (rc != 0) {
+        close(fds[0]);
+        *cause = xasprintf("cannot start %s: %s", mgr.worker_path,
+                           uv_strerror(rc));
+        /* A failed uv_spawn still needs its handle closed before the free. */
+        uv_close((uv_handle_t *)&w->proc, worker_spawn_failed_cb);
+        return NULL;
+    }
+    w->pid = w->proc.pid;
+    w->handles = 3; /* process, kill timer, socket */
+    uv_timer_init(mgr.loop, &w->kill_timer);
+    w->kill_timer.data = w;
+    if (stream_init(&w->stream, mgr.loop, w) != 0 ||
+        uv_pipe_open(&w->stream.pipe, fds[0]) != 0) {
+        fatalx("cannot set up the socket of worker %d", (int)w->pid);
+    }
+    w->stream.on_msg = worker_on_msg;
+    w->stream.on_end = worker_on_end;
+    w->stream.on_closed = worker_stream_closed;
+    w->stream_open = true;
+    stream_start(&w->stream);
+    TAILQ_INSERT_TAIL(&h->workers, w, entry);
+    h->nlive++;
+    host_log(h, w->pid, "started (%s)", h->config ? h->config : "private VM");
+    return w;
+}
+
+/* Packs c's request for the worker, with the worker's msgid and context id. */
+static void
+worker_pack(struct worker *w, struct call *c, struct outmsg *om)
+{
+    const msgpack_object *p = c->msg.params.via.array.ptr;
+    uint32_t n = c->msg.params.via.array.size, i;
+    struct mctx *x = c->ctx != 0 ? ctx_find(c->ctx) : NULL;
+    char method[64];
+    size_t mlen = c->msg.method_len < sizeof method - 1 ? c->msg.method_len
+                                                        : sizeof method - 1;
+
+    memcpy(method, c->msg.method, mlen);
+    method[mlen] = '\0';
+    (void)w;
+    stream_outmsg(om);
+    proto_write_request(&om->pk, c->wid, method, n);
+    for (i = 0; i < n; i++) {
+        if (i == 0 && x != NULL && c->kind != CALL_CTX_CREATE)
+            msgpack_pack_uint64(&om->pk, x->wctx);
+        else
+            msgpack_pack_object(&om->pk, p[i]);
+    }
+}
+
+void
+worker_forward(struct worker *w, struct call *c)
+{
+    struct outmsg om;
+    uint64_t tmo = c->timeout_ms != 0 ? c->timeout_ms : w->host->timeout_ms;
+    uint64_t until = manager_now() + tmo + mgr.ping_timeout_ms;
+
+    c->worker = w;
+    router_add(w->calls, c);
+    w->inflight++;
+    if (until > w->busy_until_ms)
+        w->busy_until_ms = until;
+    worker_pack(w, c, &om);
+    proto_msg_release(&c->msg);
+    c->has_msg = false;
+    stream_send(&w->stream, &om);
+}
+
+void
+worker_request(struct worker *w, struct call *c, const char *method,
+               uint64_t ctx_param)
+{
+    struct outmsg om;
+
+    c->worker = w;
+    router_add(w->calls, c);
+    stream_outmsg(&om);
+    if (ctx_param != 0) {
+        proto_write_request(&om.pk, c->wid, method, 1);
+        msgpack_pack_uint64(&om.pk, ctx_param);
+    } else {
+        proto_write_request(&om.pk, c->wid, method, 0);
+    }
+    stream_send(&w->stream, &om);
+}
+
+void
+worker_drain(struct worker *w)
+{
+    if (w->state == WORKER_STARTING || w->state == WORKER_READY) {
+        w->state = WORKER_DRAINING;
+        host_log(w->host, w->pid, "draining (%u in flight)", w->inflight);
+    }
+    if (w->state == WORKER_DRAINING && w->inflight == 0)
+        worker_stop(w);
+}
+
+void
+worker_stop(struct worker *w)
+{
+    if (w->state == WORKER_STOPPING || w->state == WORKER_EXITED)
+        return;
+    w->state = WORKER_STOPPING;
+    w->stop_requested = true;
+    host_log(w->host, w->pid, "stopping (SIGTERM)");
+    uv_process_kill(&w->proc, SIGTERM);
+    uv_timer_start(&w->kill_timer, worker_kill_timer_cb, mgr.kill_grace_ms, 0);
+}
+
+void
+worker_kill(struct worker *w)
+{
+    if (w->state == WORKER_EXITED)
+        return;
+    w->stop_requested = true;
+    uv_process_kill(&w->proc, SIGKILL);
+}
+
+static void
+worker_ping(struct worker *w)
+{
+    uint64_t now = manager_now();
+    struct call *c;
+
+    if (w->state != WORKER_READY && w->state != WORKER_DRAINING)
+        return;
+    if (w->ping_sent_ms != 0) {
+        if (now - w->ping_sent_ms > mgr.ping_timeout_ms &&
+            now > w->busy_until_ms && !w->unresponsive) {
+            w->unresponsive = true;
+            host_log(w->host, w->pid,
+                     "no answer to ping for %llu ms: SIGKILL",
+                     (unsigned long long)(now - w->ping_sent_ms));
+            uv_process_kill(&w->proc, SIGKILL);
+        }
+        return;
+    }
+    c = call_new(CALL_PING, NULL, 0);
+    c->host = w->host;
+    w->ping_sent_ms = now;
+    worker_request(w, c, "ping", 0);
+}
+
+void
+worker_ping_all(void)
+{
+    struct host *h;
+    struct worker *w;
+
+    TAILQ_FOREACH(h, &mgr.hosts, entry)
+    TAILQ_FOREACH(w, &h->workers, entry)
+    worker_ping(w);
+}

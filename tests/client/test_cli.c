@@ -1,0 +1,320 @@
+/*
+ * The jshost command as a user runs it: stdout JSON, stderr words, exit
+ * statuses 0/1/2/3 (DESIGN §8). Each test has its own runtime dir; the
+ * manager it auto-starts is shut down at the end.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "helpers.h"
+#include "jshost.h"
+
+static const char config_text[] =
+    "module.exports = {\n"
+    "  functions: {\n"
+    "    hello_world(data, cb) { cb(null, 'Hello, ' + (data.name || 'World') + '!'); },\n"
+    "    double(data) { return data.number * 2; },\n"
+    "    echo(data) { console.log('echo called'); return data; },\n"
+    "    fail() { throw new RangeError('out of range'); },\n"
+    "    spin() { for (;;) {} },\n"
+    "  },\n"
+    "};\n";
+
+struct fx {
+    char *dir;
+    char rt[256];
+    char config[300];
+    char *out, *err;
+};
+
+static int
+setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    char *p;
+
+    f->dir = th_tmpdir();
+    snprintf(f->rt, sizeof(f->rt), "%s/rt", f->dir);
+    p = th_write(f->dir, "host.config.js", config_text);
+    snprintf(f->config, sizeof(f->config), "%s", p);
+    free(p);
+    /* the jshost binaries under test find everything through these */
+    setenv("JSHOST_RUNTIME_DIR", f->rt, 1);
+    unsetenv("JSHOST_SOCKET");
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fx *f = *state;
+    struct jshost_options o;
+    char path[320], *s;
+    pid_t pid = 0;
+    jshost *c;
+
+    snprintf(path, sizeof(path), "%s/manager.pid", f->rt);
+    if ((s = th_read_file(path)) != NULL)
+        pid = atoi(s);
+    free(s);
+    jshost_options_init(&o);
+    o.runtime_dir = f->rt;
+    o.spawn = 0;
+    c = jshost_connect(&o);
+    if (c->err == 0)
+        jshost_shutdown(c);
+    jshost_free(c);
+    for (int i = 0; pid > 0 && i < 500 && kill(pid, 0) == 0; i++)
+        usleep(10000);
+    free(f->out);
+    free(f->err);
+    th_rmtree(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Runs jshost with the given arguments (NULL-terminated) and stdin. */
+static int
+run(struct fx *f, const char *input, ...)
+{
+    char *argv[16];
+    va_list ap;
+    int n = 0, rc;
+
+    argv[n++] = getenv("JSHOST_CLI");
+    va_start(ap, input);
+    while (n < 15 && (argv[n] = va_arg(ap, char *)) != NULL)
+        n++;
+    va_end(ap);
+    argv[n] = NULL;
+    free(f->out);
+    free(f->err);
+    rc = th_run(argv, input, &f->out, &f->err, 60000);
+    return rc;
+}
+
+static void
+test_call(void **state)
+{
+    struct fx *f = *state;
+
+    assert_int_equal(run(f, NULL, "call", f->config, "hello_world",
+                         "{\"name\": \"Foo\"}", NULL),
+                     0);
+    assert_string_equal(f->out, "\"Hello, Foo!\"\n");
+    assert_string_equal(f->err, "");
+    /* no JSON: the data is {} */
+    assert_int_equal(run(f, NULL, "call", f->config, "hello_world", NULL), 0);
+    assert_string_equal(f->out, "\"Hello, World!\"\n");
+    /* data from stdin */
+    assert_int_equal(run(f, "{\"number\": 21}", "call", f->config, "double",
+                         "-", NULL),
+                     0);
+    assert_string_equal(f->out, "42\n");
+    /* a relative config path works from the caller's directory */
+    assert_int_equal(chdir(f->dir), 0);
+    assert_int_equal(run(f, NULL, "call", "host.config.js", "echo",
+                         "[1, {\"a\": null}]", "--timeout", "5", NULL),
+                     0);
+    assert_string_equal(f->out, "[1,{\"a\":null}]\n");
+    assert_int_equal(chdir("/"), 0);
+}
+
+static void
+test_js_errors_exit_1(void **state)
+{
+    struct fx *f = *state;
+
+    assert_int_equal(run(f, NULL, "call", f->config, "fail", NULL), 1);
+    assert_string_equal(f->out, "");
+    assert_non_null(strstr(f->err, "JSError"));
+    assert_non_null(strstr(f->err, "RangeError"));
+    assert_non_null(strstr(f->err, "out of range"));
+    assert_non_null(strstr(f->err, "host.config.js:6")); /* the stack */
+    /* a deadline: the JS did not finish */
+    assert_int_equal(run(f, NULL, "call", f->config, "spin", "--timeout",
+                         "0.2", NULL),
+                     1);
+    assert_non_null(strstr(f->err, "TimeoutError"));
+    /* an unknown function */
+    assert_int_equal(run(f, NULL, "call", f->config, "nope", NULL), 1);
+    assert_non_null(strstr(f->err, "NotFound"));
+    assert_non_null(strstr(f->err, "nope"));
+    /* eval errors */
+    assert_int_equal(run(f, NULL, "eval", "null.x", NULL), 1);
+    assert_non_null(strstr(f->err, "TypeError"));
+}
+
+static void
+test_usage_exit_2(void **state)
+{
+    struct fx *f = *state;
+
+    assert_int_equal(run(f, NULL, "frobnicate", NULL), 2);
+    assert_non_null(strstr(f->err, "unknown command 'frobnicate'"));
+    assert_int_equal(run(f, NULL, NULL), 2);
+    assert_int_equal(run(f, NULL, "call", f->config, "double", "{oops", NULL),
+                     2);
+    assert_non_null(strstr(f->err, "bad JSON"));
+    assert_non_null(strstr(f->err, "column"));
+    assert_int_equal(run(f, "[1,", "call", f->config, "double", "-", NULL), 2);
+    assert_int_equal(run(f, NULL, "call", f->config, NULL), 2);
+    assert_non_null(strstr(f->err, "usage: jshost call"));
+    assert_int_equal(run(f, NULL, "call", f->config, "double", "--bogus", NULL),
+                     2);
+    assert_non_null(strstr(f->err, "--bogus"));
+    assert_int_equal(run(f, NULL, "call", f->config, "double", "--timeout",
+                         "soon", NULL),
+                     2);
+    assert_int_equal(run(f, NULL, "status", "--yaml", NULL), 2);
+    assert_int_equal(run(f, NULL, "stop", NULL), 2);
+    assert_int_equal(run(f, NULL, "host", f->config, NULL), 2);
+    assert_int_equal(run(f, NULL, "eval", NULL), 2);
+    /* none of these started anything */
+    assert_int_equal(access(f->rt, F_OK), -1);
+}
+
+static void
+test_jshost_failures_exit_3(void **state)
+{
+    struct fx *f = *state;
+    char *bad;
+
+    /* no manager running and status never starts one */
+    assert_int_equal(run(f, NULL, "status", NULL), 3);
+    assert_non_null(strstr(f->err, "no manager running"));
+    /* a broken config: file and line */
+    bad = th_write(f->dir, "bad.config.js",
+                   "module.exports = {\n  functions: {\n    a() { return 1 +; }\n"
+                   "  }\n};\n");
+    assert_int_equal(run(f, NULL, "call", bad, "a", NULL), 3);
+    assert_non_null(strstr(f->err, "ConfigError"));
+    assert_non_null(strstr(f->err, "bad.config.js:3"));
+    free(bad);
+    /* a socket nobody listens on, and no spawning with JSHOST_SOCKET */
+    {
+        char sock[300];
+
+        snprintf(sock, sizeof(sock), "%s/nobody.sock", f->dir);
+        setenv("JSHOST_SOCKET", sock, 1);
+        assert_int_equal(run(f, NULL, "call", f->config, "double", NULL), 3);
+        unsetenv("JSHOST_SOCKET");
+        assert_non_null(strstr(f->err, "nobody.sock"));
+    }
+    /* an unusable runtime dir */
+    {
+        char rt[300];
+
+        snprintf(rt, sizeof(rt), "%s/open", f->dir);
+        mkdir(rt, 0755);
+        chmod(rt, 0755);
+        setenv("JSHOST_RUNTIME_DIR", rt, 1);
+        assert_int_equal(run(f, NULL, "call", f->config, "double", NULL), 3);
+        setenv("JSHOST_RUNTIME_DIR", f->rt, 1);
+        assert_non_null(strstr(f->err, "runtime dir"));
+    }
+}
+
+static void
+test_eval(void **state)
+{
+    struct fx *f = *state;
+
+    /* a private VM */
+    assert_int_equal(run(f, NULL, "eval", "[1, 2, 3].map((x) => x * x)", NULL),
+                     0);
+    assert_string_equal(f->out, "[1,4,9]\n");
+    /* on the config's worker, script from stdin */
+    assert_int_equal(run(f, "typeof setTimeout", "eval", "--config", f->config,
+                         "-", NULL),
+                     0);
+    assert_string_equal(f->out, "\"function\"\n");
+    assert_int_equal(run(f, NULL, "eval", "--timeout", "0.2", "for (;;) {}",
+                         NULL),
+                     1);
+    assert_non_null(strstr(f->err, "TimeoutError"));
+}
+
+static void
+test_lifecycle_status_logs(void **state)
+{
+    struct fx *f = *state;
+
+    assert_int_equal(run(f, NULL, "start", f->config, NULL), 0);
+    assert_non_null(strstr(f->out, "started host"));
+    assert_non_null(strstr(f->out, "hello_world"));
+    assert_int_equal(run(f, NULL, "call", f->config, "echo", "1", NULL), 0);
+    assert_int_equal(run(f, NULL, "status", NULL), 0);
+    assert_non_null(strstr(f->out, "manager pid"));
+    assert_non_null(strstr(f->out, f->config));
+    assert_non_null(strstr(f->out, "PID"));
+    assert_int_equal(run(f, NULL, "status", "--json", NULL), 0);
+    assert_non_null(strstr(f->out, "\"manager\""));
+    assert_non_null(strstr(f->out, "\"hosts\""));
+    assert_int_equal(run(f, NULL, "logs", f->config, NULL), 0);
+    assert_non_null(strstr(f->out, "echo called"));
+    assert_int_equal(run(f, NULL, "restart", f->config, NULL), 0);
+    assert_int_equal(run(f, NULL, "stop", f->config, NULL), 0);
+    assert_non_null(strstr(f->out, "stopped"));
+    assert_int_equal(run(f, NULL, "stop", "--all", NULL), 0);
+    assert_int_equal(run(f, NULL, "version", NULL), 0);
+    assert_string_equal(f->out, "jshost " JSHOST_VERSION "\n");
+    assert_int_equal(run(f, NULL, "help", NULL), 0);
+    assert_non_null(strstr(f->out, "Exit status"));
+    assert_non_null(strstr(f->out, "TimeoutError"));
+}
+
+/* jshost host CONFIG --listen PATH + JSHOST_SOCKET: no manager at all. */
+static void
+test_host_listen(void **state)
+{
+    struct fx *f = *state;
+    char sock[300], *argv[6];
+    pid_t pid;
+
+    snprintf(sock, sizeof(sock), "%s/w.sock", f->dir);
+    argv[0] = getenv("JSHOST_CLI");
+    argv[1] = "host";
+    argv[2] = f->config;
+    argv[3] = "--listen";
+    argv[4] = sock;
+    argv[5] = NULL;
+    pid = th_spawn(argv, NULL);
+    assert_true(th_wait_socket(sock, 10000));
+    setenv("JSHOST_SOCKET", sock, 1);
+    assert_int_equal(run(f, NULL, "call", f->config, "double",
+                         "{\"number\": 4}", NULL),
+                     0);
+    unsetenv("JSHOST_SOCKET");
+    assert_string_equal(f->out, "8\n");
+    assert_int_equal(access(f->rt, F_OK), -1); /* nothing auto-started */
+    th_kill(pid);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_call, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_js_errors_exit_1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_exit_2, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_jshost_failures_exit_3, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_eval, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lifecycle_status_logs, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_host_listen, setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,755 @@
+/*
+ * libjshost against a scripted fake server (fake_server.c): connection logic,
+ * auto-start, pipelining, threads, fork, timeouts and connection loss, with no
+ * manager or V8 involved. Each test gets its own temp dir and server.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <msgpack.h>
+
+#include "helpers.h"
+#include "jshost.h"
+
+struct fx {
+    char *dir;
+    char sock[256];
+    pid_t server;
+};
+
+static const char *
+fake_path(void)
+{
+    const char *p = getenv("JSHOST_TEST_FAKE_SERVER");
+
+    return p != NULL ? p : "./fake_server";
+}
+
+static int
+setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    char *argv[4];
+
+    f->dir = th_tmpdir();
+    snprintf(f->sock, sizeof(f->sock), "%s/s.sock", f->dir);
+    argv[0] = (char *)fake_path();
+    argv[1] = "--listen";
+    argv[2] = f->sock;
+    argv[3] = NULL;
+    f->server = th_spawn(argv, NULL);
+    if (!th_wait_socket(f->sock, 5000))
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fx *f = *state;
+
+    th_kill(f->server);
+    th_rmtree(f->dir);
+    free(f);
+    return 0;
+}
+
+static jshost *
+connect_to(const char *sock)
+{
+    struct jshost_options o;
+
+    jshost_options_init(&o);
+    o.socket = sock;
+    return jshost_connect(&o);
+}
+
+static void
+pack_json(const char *json, jshost_value *v)
+{
+    char err[256];
+
+    assert_int_equal(jshost_json_pack(json, strlen(json), v, err, sizeof(err)),
+                     0);
+}
+
+/* Calls fn with JSON data; returns the result as JSON (malloc'd) or NULL. */
+static char *
+call_json(jshost *c, const char *fn, const char *json, int timeout_ms)
+{
+    jshost_value d = {0}, r = {0};
+    char *s = NULL;
+
+    pack_json(json, &d);
+    if (jshost_call(c, "h", fn, d.data, d.len, timeout_ms, &r) == 0)
+        s = jshost_json_dump(r.data, r.len, 0);
+    jshost_value_free(&d);
+    jshost_value_free(&r);
+    return s;
+}
+
+static void
+test_json_helpers(void **state)
+{
+    jshost_value v = {0};
+    char err[256] = "", *s;
+
+    (void)state;
+    pack_json("{\"a\": [1, 2.5, \"x\", null, true]}", &v);
+    s = jshost_json_dump(v.data, v.len, 0);
+    assert_non_null(s);
+    assert_string_equal(s, "{\"a\":[1,2.5,\"x\",null,true]}");
+    free(s);
+    s = jshost_json_dump(v.data, v.len, JSHOST_JSON_PRETTY);
+    assert_non_null(strchr(s, '\n'));
+    free(s);
+    jshost_value_free(&v);
+    assert_int_equal(jshost_json_pack("{\"a\":\n [1,", 11, &v, err,
+                                      sizeof(err)),
+                     -1);
+    assert_non_null(strstr(err, "line 2"));
+    assert_null(v.data);
+    assert_null(jshost_json_dump("\xc1", 1, 0));
+}
+
+static void
+test_options_defaults(void **state)
+{
+    struct jshost_options o;
+
+    (void)state;
+    memset(&o, 0x5a, sizeof(o));
+    jshost_options_init(&o);
+    assert_null(o.socket);
+    assert_null(o.runtime_dir);
+    assert_null(o.manager_path);
+    assert_null(o.client_name);
+    assert_int_equal(o.spawn, 1);
+    assert_int_equal(o.connect_timeout_ms, 0);
+    assert_string_equal(jshost_version(), JSHOST_VERSION);
+}
+
+static void
+test_refused_without_spawn(void **state)
+{
+    struct fx *f = *state;
+    char path[300];
+    jshost *c;
+
+    snprintf(path, sizeof(path), "%s/none.sock", f->dir);
+    c = connect_to(path);
+    assert_non_null(c);
+    assert_int_equal(c->err, JSHOST_ERR_IO);
+    assert_non_null(strstr(c->errstr, path));
+    /* a call on it fails the same way instead of crashing */
+    assert_null(call_json(c, "echo", "1", 0));
+    assert_int_equal(c->err, JSHOST_ERR_IO);
+    jshost_free(c);
+
+    /* the runtime dir's socket with spawn off */
+    struct jshost_options o;
+
+    jshost_options_init(&o);
+    o.runtime_dir = f->dir;
+    o.spawn = 0;
+    c = jshost_connect(&o);
+    assert_int_equal(c->err, JSHOST_ERR_IO);
+    assert_non_null(strstr(c->errstr, "manager.sock"));
+    jshost_free(c);
+}
+
+static void
+test_runtime_dir_unsafe(void **state)
+{
+    struct fx *f = *state;
+    struct jshost_options o;
+    char dir[300];
+    jshost *c;
+
+    snprintf(dir, sizeof(dir), "%s/open", f->dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    chmod(dir, 0755);
+    jshost_options_init(&o);
+    o.runtime_dir = dir;
+    c = jshost_connect(&o);
+    assert_int_equal(c->err, JSHOST_ERR_RUNTIME);
+    assert_non_null(strstr(c->errstr, dir));
+    jshost_free(c);
+
+    /* a file where the dir should be */
+    free(th_write(f->dir, "file", "x"));
+    snprintf(dir, sizeof(dir), "%s/file", f->dir);
+    o.runtime_dir = dir;
+    c = jshost_connect(&o);
+    assert_int_equal(c->err, JSHOST_ERR_RUNTIME);
+    jshost_free(c);
+}
+
+static void
+test_socket_path_too_long(void **state)
+{
+    struct fx *f = *state;
+    char path[400];
+    jshost *c;
+
+    snprintf(path, sizeof(path), "%s/%0150d.sock", f->dir, 7);
+    c = connect_to(path);
+    assert_int_equal(c->err, JSHOST_ERR_RUNTIME);
+    assert_non_null(strstr(c->errstr, "0000007.sock"));
+    jshost_free(c);
+}
+
+static void
+test_call_and_errors(void **state)
+{
+    struct fx *f = *state;
+    jshost *c = connect_to(f->sock);
+    char *s;
+    char *host = NULL;
+    jshost_value info = {0};
+
+    assert_int_equal(c->err, 0);
+    assert_int_equal(jshost_attach(c, "cfg.js", &host, &info), 0);
+    /* relative config paths go out absolute (the manager runs elsewhere) */
+    assert_true(host[2] == '/');
+    assert_non_null(strstr(host, "/cfg.js"));
+    s = jshost_json_dump(info.data, info.len, 0);
+    assert_non_null(strstr(s, "\"functions\""));
+    free(s);
+    jshost_value_free(&info);
+
+    s = call_json(c, "echo", "{\"x\": [1, \"two\"]}", 0);
+    assert_string_equal(s, "{\"x\":[1,\"two\"]}");
+    free(s);
+
+    assert_null(call_json(c, "fail", "null", 0));
+    assert_int_equal(c->err, JSHOST_ERR_REMOTE);
+    assert_string_equal(c->remote.type, "JSError");
+    assert_string_equal(c->remote.message, "boom");
+    assert_string_equal(c->remote.name, "Error");
+    assert_non_null(strstr(c->remote.stack, "fake.js:1:1"));
+    assert_non_null(strstr(c->errstr, "JSError: boom"));
+
+    assert_null(call_json(c, "nope", "null", 0));
+    assert_string_equal(c->remote.type, "NotFound");
+
+    /* a success clears the error */
+    s = call_json(c, "echo", "3", 0);
+    assert_string_equal(s, "3");
+    free(s);
+    assert_int_equal(c->err, 0);
+    assert_null(c->remote.type);
+
+    /* call_r reports through its own slots */
+    int code = 0;
+    jshost_error e = {0};
+    char words[200];
+    jshost_value r = {0};
+
+    assert_int_equal(jshost_call_r(c, host, "fail", NULL, 0, 0, &r, &code, &e,
+                                   words, sizeof(words)),
+                     -1);
+    assert_int_equal(code, JSHOST_ERR_REMOTE);
+    assert_string_equal(e.type, "JSError");
+    assert_non_null(strstr(words, "boom"));
+    jshost_error_clear(&e);
+
+    /* bad arguments never reach the wire */
+    assert_int_equal(jshost_call(c, host, "echo", "\xc1", 1, 0, &r), -1);
+    assert_int_equal(c->err, JSHOST_ERR_ARG);
+    assert_int_equal(jshost_request(c, "status", "\x01", 1, 0, &r, NULL, NULL,
+                                    NULL, 0),
+                     -1);
+    assert_int_equal(c->err, JSHOST_ERR_ARG);
+
+    assert_int_equal(jshost_status(c, NULL, &r), 0);
+    s = jshost_json_dump(r.data, r.len, 0);
+    assert_non_null(strstr(s, "\"manager\""));
+    free(s);
+    jshost_value_free(&r);
+    assert_int_equal(jshost_detach(c, host), 0);
+    free(host);
+    jshost_free(c);
+}
+
+static void
+test_timeout_and_late_reply(void **state)
+{
+    struct fx *f = *state;
+    jshost *c = connect_to(f->sock);
+    char *s;
+
+    /* "hold" is never answered until "release": the client gives up */
+    assert_null(call_json(c, "hold", "null", 100));
+    assert_int_equal(c->err, JSHOST_ERR_TIMEOUT);
+    assert_non_null(strstr(c->errstr, "call"));
+    /* the late reply to it is dropped; the connection goes on */
+    s = call_json(c, "release", "null", 0);
+    assert_string_equal(s, "\"released\"");
+    free(s);
+    s = call_json(c, "echo", "[7]", 0);
+    assert_string_equal(s, "[7]");
+    free(s);
+    jshost_free(c);
+}
+
+static void
+test_connection_lost_and_resend(void **state)
+{
+    struct fx *f = *state;
+    jshost *c = connect_to(f->sock);
+    char *s;
+
+    /* the request was written when the server hung up: not sent again */
+    assert_null(call_json(c, "close", "null", 0));
+    assert_int_equal(c->err, JSHOST_ERR_IO);
+    assert_non_null(strstr(c->errstr, "connection lost"));
+    /* the next call reconnects by itself */
+    s = call_json(c, "echo", "\"again\"", 0);
+    assert_string_equal(s, "\"again\"");
+    free(s);
+
+    /* a stream that is not msgpack-RPC is a protocol error */
+    assert_null(call_json(c, "garbage", "null", 0));
+    assert_int_equal(c->err, JSHOST_ERR_PROTOCOL);
+    s = call_json(c, "echo", "1", 0);
+    assert_string_equal(s, "1");
+    free(s);
+    jshost_free(c);
+}
+
+static void
+test_server_restart_resend(void **state)
+{
+    struct fx *f = *state;
+    jshost *c = connect_to(f->sock);
+    char *argv[4];
+    char *s;
+
+    assert_int_equal(c->err, 0);
+    /* the server goes away between calls: the next call finds the dead
+     * connection before writing, reconnects to the new server and succeeds */
+    th_kill(f->server);
+    argv[0] = (char *)fake_path();
+    argv[1] = "--listen";
+    argv[2] = f->sock;
+    argv[3] = NULL;
+    f->server = th_spawn(argv, NULL);
+    assert_true(th_wait_socket(f->sock, 5000));
+    s = call_json(c, "echo", "5", 0);
+    if (s == NULL) {
+        /* written before the EOF was seen: one failure is allowed, then it
+         * reconnects */
+        assert_int_equal(c->err, JSHOST_ERR_IO);
+        s = call_json(c, "echo", "5", 0);
+    }
+    assert_string_equal(s, "5");
+    free(s);
+    jshost_free(c);
+}
+
+static void
+pack_call_params(msgpack_sbuffer *sb, const char *fn, int i)
+{
+    msgpack_packer pk;
+
+    msgpack_sbuffer_init(sb);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_str_with_body(&pk, "h", 1);
+    msgpack_pack_str_with_body(&pk, fn, strlen(fn));
+    msgpack_pack_int(&pk, i);
+    msgpack_pack_map(&pk, 0);
+}
+
+static int64_t
+reply_int(const jshost_reply *r)
+{
+    msgpack_unpacked u;
+    int64_t v = -1;
+
+    msgpack_unpacked_init(&u);
+    if (msgpack_unpack_next(&u, r->value.data, r->value.len, NULL) ==
+            MSGPACK_UNPACK_SUCCESS &&
+        u.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        v = (int64_t)u.data.via.u64;
+    msgpack_unpacked_destroy(&u);
+    return v;
+}
+
+static void
+test_pipeline_10000(void **state)
+{
+    struct fx *f = *state;
+    jshost *c = connect_to(f->sock);
+    enum { N = 10000, WINDOW = 128 };
+    static uint32_t ids[N];
+    msgpack_sbuffer sb;
+    jshost_reply r;
+    size_t max_in_flight = 0;
+    int sent = 0, got = 0, i;
+
+    assert_int_equal(c->err, 0);
+    assert_true(jshost_fd(c) >= 0);
+    while (got < N) {
+        while (sent < N && jshost_in_flight(c) < WINDOW) {
+            pack_call_params(&sb, "echo", sent);
+            assert_int_equal(jshost_send(c, "call", sb.data, sb.size,
+                                         &ids[sent]),
+                             0);
+            msgpack_sbuffer_destroy(&sb);
+            sent++;
+        }
+        if (jshost_in_flight(c) > max_in_flight)
+            max_in_flight = jshost_in_flight(c);
+        assert_int_equal(jshost_read(c, &r, 10000), 1);
+        assert_int_equal(r.ok, 1);
+        i = (int)reply_int(&r);
+        assert_true(i >= 0 && i < sent);
+        assert_int_equal(r.msgid, ids[i]);
+        jshost_reply_free(&r);
+        got++;
+    }
+    assert_true(max_in_flight >= 64);
+    assert_int_equal(jshost_in_flight(c), 0);
+    /* nothing more: a zero-timeout read says so */
+    assert_int_equal(jshost_read(c, &r, 0), 0);
+    jshost_free(c);
+}
+
+static void
+test_pipeline_out_of_order(void **state)
+{
+    struct fx *f = *state;
+    jshost *c = connect_to(f->sock);
+    msgpack_sbuffer sb;
+    jshost_reply r;
+    uint32_t held[3], rel;
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        pack_call_params(&sb, "hold", i);
+        assert_int_equal(jshost_send(c, "call", sb.data, sb.size, &held[i]), 0);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    assert_int_equal(jshost_read(c, &r, 50), 0);
+    pack_call_params(&sb, "release", 0);
+    assert_int_equal(jshost_send(c, "call", sb.data, sb.size, &rel), 0);
+    msgpack_sbuffer_destroy(&sb);
+    assert_int_equal(jshost_in_flight(c), 4);
+    /* the release comes first, then the held ones newest first */
+    assert_int_equal(jshost_read(c, &r, 5000), 1);
+    assert_int_equal(r.msgid, rel);
+    jshost_reply_free(&r);
+    for (i = 2; i >= 0; i--) {
+        assert_int_equal(jshost_read(c, &r, 5000), 1);
+        assert_int_equal(r.msgid, held[i]);
+        assert_int_equal(reply_int(&r), i);
+        jshost_reply_free(&r);
+    }
+    /* a pipelined error reply */
+    pack_call_params(&sb, "fail", 0);
+    assert_int_equal(jshost_send(c, "call", sb.data, sb.size, &rel), 0);
+    msgpack_sbuffer_destroy(&sb);
+    assert_int_equal(jshost_read(c, &r, 5000), 1);
+    assert_int_equal(r.ok, 0);
+    assert_string_equal(r.error.type, "JSError");
+    jshost_reply_free(&r);
+    /* loss with requests in flight is reported once by jshost_read */
+    pack_call_params(&sb, "hold", 0);
+    assert_int_equal(jshost_send(c, "call", sb.data, sb.size, &rel), 0);
+    msgpack_sbuffer_destroy(&sb);
+    pack_call_params(&sb, "close", 0);
+    assert_int_equal(jshost_send(c, "call", sb.data, sb.size, &rel), 0);
+    msgpack_sbuffer_destroy(&sb);
+    assert_int_equal(jshost_read(c, &r, 5000), -1);
+    assert_int_equal(c->err, JSHOST_ERR_IO);
+    assert_int_equal(jshost_in_flight(c), 0);
+    jshost_free(c);
+}
+
+struct thread_arg {
+    jshost *c;
+    int id;
+    int failures;
+};
+
+static void *
+thread_main(void *arg)
+{
+    struct thread_arg *a = arg;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    jshost_value r;
+    jshost_error e;
+    char words[256];
+    int i, code;
+
+    for (i = 0; i < 500; i++) {
+        int64_t want = (int64_t)a->id * 100000 + i;
+        msgpack_unpacked u;
+
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_int64(&pk, want);
+        if (jshost_call_r(a->c, "h", "echo", sb.data, sb.size, 0, &r, &code,
+                          &e, words, sizeof(words)) != 0) {
+            a->failures++;
+            jshost_error_clear(&e);
+        } else {
+            msgpack_unpacked_init(&u);
+            if (msgpack_unpack_next(&u, r.data, r.len, NULL) !=
+                    MSGPACK_UNPACK_SUCCESS ||
+                u.data.via.i64 != want)
+                a->failures++;
+            msgpack_unpacked_destroy(&u);
+            jshost_value_free(&r);
+        }
+        msgpack_sbuffer_destroy(&sb);
+    }
+    return NULL;
+}
+
+static void
+test_threads_shared_handle(void **state)
+{
+    struct fx *f = *state;
+    jshost *c = connect_to(f->sock);
+    pthread_t t[8];
+    struct thread_arg a[8];
+    int i;
+
+    assert_int_equal(c->err, 0);
+    for (i = 0; i < 8; i++) {
+        a[i].c = c;
+        a[i].id = i;
+        a[i].failures = 0;
+        assert_int_equal(pthread_create(&t[i], NULL, thread_main, &a[i]), 0);
+    }
+    for (i = 0; i < 8; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(a[i].failures, 0);
+    }
+    jshost_free(c);
+}
+
+static void
+test_fork_child_reconnects(void **state)
+{
+    struct fx *f = *state;
+    jshost *c = connect_to(f->sock);
+    char *s;
+    pid_t pid;
+    int st;
+
+    s = call_json(c, "echo", "1", 0);
+    assert_string_equal(s, "1");
+    free(s);
+    pid = fork();
+    if (pid == 0) {
+        int ok = 1;
+
+        for (int i = 0; i < 50 && ok; i++) {
+            char want[32];
+
+            snprintf(want, sizeof(want), "%d", 1000 + i);
+            s = call_json(c, "echo", want, 0);
+            ok = s != NULL && strcmp(s, want) == 0;
+            free(s);
+        }
+        jshost_free(c);
+        _exit(ok ? 0 : 1);
+    }
+    /* the parent keeps calling on its own connection meanwhile */
+    for (int i = 0; i < 50; i++) {
+        char want[32];
+
+        snprintf(want, sizeof(want), "%d", i);
+        s = call_json(c, "echo", want, 0);
+        assert_non_null(s);
+        assert_string_equal(s, want);
+        free(s);
+    }
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    s = call_json(c, "echo", "2", 0);
+    assert_string_equal(s, "2");
+    free(s);
+    jshost_free(c);
+}
+
+static void
+test_env_socket(void **state)
+{
+    struct fx *f = *state;
+    jshost *c;
+    char *s;
+
+    setenv("JSHOST_SOCKET", f->sock, 1);
+    c = jshost_connect(NULL);
+    unsetenv("JSHOST_SOCKET");
+    assert_int_equal(c->err, 0);
+    s = call_json(c, "echo", "9", 0);
+    assert_string_equal(s, "9");
+    free(s);
+    jshost_free(c);
+}
+
+/* Auto-start with the fake as "manager": connect spawns it, later handles use
+ * it, and it is started once. */
+static void
+test_autostart(void **state)
+{
+    struct fx *f = *state;
+    struct jshost_options o;
+    char rt[300], pids[320];
+    jshost *c;
+    char *s;
+
+    snprintf(rt, sizeof(rt), "%s/rt", f->dir);
+    snprintf(pids, sizeof(pids), "%s/fake.pids", rt);
+    jshost_options_init(&o);
+    o.runtime_dir = rt;
+    o.manager_path = fake_path();
+    c = jshost_connect(&o);
+    assert_int_equal(c->err, 0);
+    s = call_json(c, "echo", "\"cold\"", 0);
+    assert_string_equal(s, "\"cold\"");
+    free(s);
+    assert_int_equal(th_count_lines(pids), 1);
+    jshost_free(c);
+
+    /* a second client finds it running */
+    c = jshost_connect(&o);
+    assert_int_equal(c->err, 0);
+    assert_int_equal(th_count_lines(pids), 1);
+    assert_int_equal(jshost_shutdown(c), 0);
+    jshost_free(c);
+
+    /* a stale socket file (nobody listening) is replaced */
+    for (int i = 0; i < 200; i++) {
+        char sock[320];
+        struct stat st;
+
+        snprintf(sock, sizeof(sock), "%s/manager.sock", rt);
+        if (stat(sock, &st) < 0)
+            break;
+        usleep(10000);
+    }
+    free(th_write(rt, "manager.sock", "stale"));
+    c = jshost_connect(&o);
+    assert_int_equal(c->err, 0);
+    assert_int_equal(th_count_lines(pids), 2);
+    assert_int_equal(jshost_shutdown(c), 0);
+    jshost_free(c);
+
+    /* a manager that cannot be run is a SPAWN error naming it */
+    o.manager_path = "/nonexistent/jshost-manager";
+    c = jshost_connect(&o);
+    if (c->err == 0) {
+        /* the previous fake may still be answering: wait for it to go */
+        jshost_shutdown(c);
+        jshost_free(c);
+        usleep(300000);
+        c = jshost_connect(&o);
+    }
+    if (c->err != JSHOST_ERR_SPAWN)
+        fprintf(stderr, "got: %s\n", c->errstr);
+    assert_int_equal(c->err, JSHOST_ERR_SPAWN);
+    assert_non_null(strstr(c->errstr, "/nonexistent/jshost-manager"));
+    jshost_free(c);
+}
+
+/* Many clients racing on a cold runtime dir start exactly one manager. */
+static void
+test_autostart_race(void **state)
+{
+    struct fx *f = *state;
+    char rt[300], pids[320];
+    pid_t kids[20];
+    int i, st, ok = 0;
+
+    snprintf(rt, sizeof(rt), "%s/race", f->dir);
+    snprintf(pids, sizeof(pids), "%s/fake.pids", rt);
+    for (i = 0; i < 20; i++) {
+        kids[i] = fork();
+        if (kids[i] == 0) {
+            struct jshost_options o;
+            jshost *c;
+            char *s;
+
+            jshost_options_init(&o);
+            o.runtime_dir = rt;
+            o.manager_path = fake_path();
+            c = jshost_connect(&o);
+            s = c->err == 0 ? call_json(c, "echo", "1", 0) : NULL;
+            _exit(s != NULL && strcmp(s, "1") == 0 ? 0 : 1);
+        }
+    }
+    for (i = 0; i < 20; i++) {
+        waitpid(kids[i], &st, 0);
+        ok += WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    }
+    assert_int_equal(ok, 20);
+    assert_int_equal(th_count_lines(pids), 1);
+    {
+        struct jshost_options o;
+        jshost *c;
+
+        jshost_options_init(&o);
+        o.runtime_dir = rt;
+        o.spawn = 0;
+        c = jshost_connect(&o);
+        assert_int_equal(c->err, 0);
+        assert_int_equal(jshost_shutdown(c), 0);
+        jshost_free(c);
+    }
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json_helpers),
+        cmocka_unit_test(test_options_defaults),
+        cmocka_unit_test_setup_teardown(test_refused_without_spawn, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_runtime_dir_unsafe, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_socket_path_too_long, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_call_and_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timeout_and_late_reply, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_connection_lost_and_resend, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_server_restart_resend, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_10000, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_out_of_order, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_threads_shared_handle, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_fork_child_reconnects, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_env_socket, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_autostart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_autostart_race, setup, teardown),
+    };
+
+    signal(SIGPIPE, SIG_DFL); /* the library must not need SIGPIPE ignored */
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

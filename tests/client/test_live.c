@@ -1,0 +1,635 @@
+/*
+ * libjshost against the real manager and worker (built in this tree; meson
+ * passes JSHOST_MANAGER and JSHOST_WORKER). Every test has its own runtime dir,
+ * starts the manager by auto-start and shuts it down at the end.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <msgpack.h>
+
+#include "helpers.h"
+#include "jshost.h"
+
+static const char config_text[] =
+    "let n = 0;\n"
+    "module.exports = {\n"
+    "  functions: {\n"
+    "    hello_world(data, cb) { cb(null, 'Hello, ' + (data.name || 'World') + '!'); },\n"
+    "    double(data) { return data.number * 2; },\n"
+    "    async later(data) { await new Promise((r) => setTimeout(r, 5)); return data; },\n"
+    "    echo(data) { return data; },\n"
+    "    count() { return ++n; },\n"
+    "    fail(data) { throw new TypeError('bad ' + data.what); },\n"
+    "    spin() { for (;;) {} },\n"
+    "    hang() { return new Promise(() => {}); },\n"
+    "    cycle() { const a = {}; a.a = a; return a; },\n"
+    "    extra() { return this.host.config.anything; },\n"
+    "  },\n"
+    "  anything: 'else',\n"
+    "};\n";
+
+struct fx {
+    char *dir;
+    char rt[256];
+    char config[300];
+    jshost *c;
+    char *host;
+};
+
+static jshost *
+connect_rt(const char *rt, int spawn)
+{
+    struct jshost_options o;
+
+    jshost_options_init(&o);
+    o.runtime_dir = rt;
+    o.spawn = spawn;
+    return jshost_connect(&o);
+}
+
+static int
+setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    char *p;
+
+    f->dir = th_tmpdir();
+    snprintf(f->rt, sizeof(f->rt), "%s/rt", f->dir);
+    p = th_write(f->dir, "host.config.js", config_text);
+    snprintf(f->config, sizeof(f->config), "%s", p);
+    free(p);
+    *state = f;
+    return 0;
+}
+
+/* Reads the manager's pid from manager.pid (0 when none). */
+static pid_t
+manager_pid(const char *rt)
+{
+    char path[320], *s;
+    pid_t pid = 0;
+
+    snprintf(path, sizeof(path), "%s/manager.pid", rt);
+    s = th_read_file(path);
+    if (s != NULL)
+        pid = (pid_t)atoi(s);
+    free(s);
+    return pid;
+}
+
+static int
+teardown(void **state)
+{
+    struct fx *f = *state;
+    pid_t pid = manager_pid(f->rt);
+    jshost *c;
+    int i;
+
+    free(f->host);
+    jshost_free(f->c);
+    /* leave nothing running: shut the manager down and see it go */
+    c = connect_rt(f->rt, 0);
+    if (c->err == 0)
+        jshost_shutdown(c);
+    jshost_free(c);
+    for (i = 0; pid > 0 && i < 500 && kill(pid, 0) == 0; i++)
+        usleep(10000);
+    if (pid > 0 && kill(pid, 0) == 0)
+        kill(pid, SIGKILL);
+    th_rmtree(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Connects (auto-start) and attaches the test config. */
+static void
+attach(struct fx *f)
+{
+    f->c = connect_rt(f->rt, 1);
+    assert_non_null(f->c);
+    if (f->c->err != 0)
+        fail_msg("connect: %s", f->c->errstr);
+    if (jshost_attach(f->c, f->config, &f->host, NULL) != 0)
+        fail_msg("attach: %s", f->c->errstr);
+}
+
+static char *
+call_json_on(jshost *c, const char *host, const char *fn, const char *json,
+             int timeout_ms)
+{
+    jshost_value d = {0}, r = {0};
+    char err[256], *s = NULL;
+
+    assert_int_equal(jshost_json_pack(json, strlen(json), &d, err, sizeof(err)),
+                     0);
+    if (jshost_call(c, host, fn, d.data, d.len, timeout_ms, &r) == 0)
+        s = jshost_json_dump(r.data, r.len, 0);
+    jshost_value_free(&d);
+    jshost_value_free(&r);
+    return s;
+}
+
+static char *
+call_json(struct fx *f, const char *fn, const char *json, int timeout_ms)
+{
+    return call_json_on(f->c, f->host, fn, json, timeout_ms);
+}
+
+static void
+expect_call(struct fx *f, const char *fn, const char *json, const char *want)
+{
+    char *s = call_json(f, fn, json, 0);
+
+    if (s == NULL)
+        fail_msg("call %s: %s", fn, f->c->errstr);
+    assert_string_equal(s, want);
+    free(s);
+}
+
+static void
+expect_remote(struct fx *f, const char *type)
+{
+    assert_int_equal(f->c->err, JSHOST_ERR_REMOTE);
+    assert_non_null(f->c->remote.type);
+    if (strcmp(f->c->remote.type, type) != 0)
+        fail_msg("expected %s, got %s", type, f->c->errstr);
+}
+
+static void
+test_happy_paths(void **state)
+{
+    struct fx *f = *state;
+    jshost_value info = {0}, st = {0};
+    char *s, *host2 = NULL;
+
+    attach(f);
+    /* auto-start left its traces */
+    assert_true(manager_pid(f->rt) > 0);
+    expect_call(f, "hello_world", "{\"name\": \"Foo\"}", "\"Hello, Foo!\"");
+    expect_call(f, "hello_world", "{}", "\"Hello, World!\"");
+    expect_call(f, "double", "{\"number\": 20}", "40");
+    expect_call(f, "later", "{\"a\": [1, 2.5, null, \"x\"]}",
+                "{\"a\":[1,2.5,null,\"x\"]}");
+    expect_call(f, "count", "null", "1");
+    expect_call(f, "count", "null", "2");
+    expect_call(f, "extra", "null", "\"else\"");
+
+    /* attach again: same host, the info names functions and log file */
+    assert_int_equal(jshost_attach(f->c, f->config, &host2, &info), 0);
+    assert_string_equal(host2, f->host);
+    s = jshost_json_dump(info.data, info.len, 0);
+    assert_non_null(strstr(s, "\"hello_world\""));
+    assert_non_null(strstr(s, "\"logfile\""));
+    free(s);
+    assert_int_equal(jshost_detach(f->c, host2), 0);
+    free(host2);
+    jshost_value_free(&info);
+
+    assert_int_equal(jshost_status(f->c, f->host, &st), 0);
+    s = jshost_json_dump(st.data, st.len, 0);
+    assert_non_null(strstr(s, "\"workers\""));
+    free(s);
+    jshost_value_free(&st);
+    assert_int_equal(jshost_status(f->c, NULL, &st), 0);
+    s = jshost_json_dump(st.data, st.len, 0);
+    assert_non_null(strstr(s, "\"manager\""));
+    assert_non_null(strstr(s, f->config));
+    free(s);
+    jshost_value_free(&st);
+
+    /* restart resets the JS state; the host id stays */
+    assert_int_equal(jshost_restart(f->c, f->config, &st), 0);
+    jshost_value_free(&st);
+    expect_call(f, "count", "null", "1");
+}
+
+static void
+test_contexts(void **state)
+{
+    struct fx *f = *state;
+    jshost_value r = {0}, args = {0};
+    const char *paths[1];
+    char err[64], *s, *lib;
+    uint64_t ctx;
+
+    attach(f);
+    assert_int_equal(jshost_context_create(f->c, f->host, f->dir, 0, 0, &ctx),
+                     0);
+    assert_int_equal(jshost_context_eval(f->c, ctx, "var x = 20; x + 1",
+                                         "first.js", 0, &r),
+                     0);
+    s = jshost_json_dump(r.data, r.len, 0);
+    assert_string_equal(s, "21");
+    free(s);
+    jshost_value_free(&r);
+    lib = th_write(f->dir, "lib.js", "globalThis.triple = (v) => v * 3;\n");
+    paths[0] = lib;
+    assert_int_equal(jshost_context_load(f->c, ctx, paths, 1, 0), 0);
+    assert_int_equal(jshost_json_pack("[7]", 3, &args, err, sizeof(err)), 0);
+    assert_int_equal(jshost_context_call(f->c, ctx, "triple", args.data,
+                                         args.len, 0, &r),
+                     0);
+    s = jshost_json_dump(r.data, r.len, 0);
+    assert_string_equal(s, "21");
+    free(s);
+    jshost_value_free(&r);
+    jshost_value_free(&args);
+    /* a stack names the script's identifier */
+    assert_int_equal(jshost_context_eval(f->c, ctx, "\n\nthrow new Error('x')",
+                                         "page.js", 0, &r),
+                     -1);
+    expect_remote(f, "JSError");
+    assert_non_null(strstr(f->c->remote.stack, "page.js:3"));
+    assert_int_equal(jshost_context_destroy(f->c, ctx), 0);
+    assert_int_equal(jshost_context_eval(f->c, ctx, "1", NULL, 0, &r), -1);
+    expect_remote(f, "NotFound");
+    free(lib);
+}
+
+static void
+test_errors(void **state)
+{
+    struct fx *f = *state;
+    char *s;
+
+    attach(f);
+    /* JSError with name, message and stack */
+    assert_null(call_json(f, "fail", "{\"what\": \"thing\"}", 0));
+    expect_remote(f, "JSError");
+    assert_string_equal(f->c->remote.name, "TypeError");
+    assert_string_equal(f->c->remote.message, "bad thing");
+    assert_non_null(strstr(f->c->remote.stack, "host.config.js"));
+    /* NotFound */
+    assert_null(call_json(f, "nope", "null", 0));
+    expect_remote(f, "NotFound");
+    assert_null(call_json_on(f->c, "no-such-host", "double", "null", 0));
+    expect_remote(f, "NotFound");
+    /* InvalidArgument: a result that cannot cross */
+    assert_null(call_json(f, "cycle", "null", 0));
+    expect_remote(f, "InvalidArgument");
+    /* TimeoutError: sync JS terminated, async JS abandoned; the worker lives */
+    assert_null(call_json(f, "spin", "null", 200));
+    expect_remote(f, "TimeoutError");
+    assert_null(call_json(f, "hang", "null", 200));
+    expect_remote(f, "TimeoutError");
+    s = call_json(f, "double", "{\"number\": 2}", 0);
+    assert_string_equal(s, "4");
+    free(s);
+}
+
+static void
+test_config_error(void **state)
+{
+    struct fx *f = *state;
+    char *bad, *host = NULL;
+
+    f->c = connect_rt(f->rt, 1);
+    assert_int_equal(f->c->err, 0);
+    bad = th_write(f->dir, "bad.config.js",
+                   "module.exports = {\n  functions: {\n    a() { return 1 +; }\n"
+                   "  }\n};\n");
+    assert_int_equal(jshost_attach(f->c, bad, &host, NULL), -1);
+    expect_remote(f, "ConfigError");
+    assert_null(host);
+    /* file and line */
+    assert_non_null(strstr(f->c->remote.message, "bad.config.js:3"));
+    assert_non_null(f->c->remote.logfile);
+    free(bad);
+    /* a missing config is a ConfigError too */
+    assert_int_equal(jshost_attach(f->c, "does-not-exist.js", &host, NULL), -1);
+    expect_remote(f, "ConfigError");
+}
+
+/* The first worker pid in a status map of one host. */
+static pid_t
+worker_pid(struct fx *f)
+{
+    jshost_value st = {0};
+    msgpack_unpacked u;
+    pid_t pid = 0;
+    uint32_t i;
+
+    assert_int_equal(jshost_status(f->c, f->host, &st), 0);
+    msgpack_unpacked_init(&u);
+    assert_int_equal(msgpack_unpack_next(&u, st.data, st.len, NULL),
+                     MSGPACK_UNPACK_SUCCESS);
+    for (i = 0; i < u.data.via.map.size; i++) {
+        msgpack_object_kv *kv = &u.data.via.map.ptr[i];
+
+        if (kv->key.via.str.size == 7 &&
+            memcmp(kv->key.via.str.ptr, "workers", 7) == 0 &&
+            kv->val.via.array.size > 0) {
+            msgpack_object *w = &kv->val.via.array.ptr[0];
+
+            for (uint32_t j = 0; j < w->via.map.size; j++) {
+                if (w->via.map.ptr[j].key.via.str.size == 3 &&
+                    memcmp(w->via.map.ptr[j].key.via.str.ptr, "pid", 3) == 0)
+                    pid = (pid_t)w->via.map.ptr[j].val.via.u64;
+            }
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+    jshost_value_free(&st);
+    return pid;
+}
+
+static void
+pack_call(msgpack_sbuffer *sb, const char *host, const char *fn, int number)
+{
+    msgpack_packer pk;
+
+    msgpack_sbuffer_init(sb);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_str_with_body(&pk, host, strlen(host));
+    msgpack_pack_str_with_body(&pk, fn, strlen(fn));
+    msgpack_pack_map(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "number", 6);
+    msgpack_pack_int(&pk, number);
+    msgpack_pack_map(&pk, 0);
+}
+
+static void
+test_host_crashed(void **state)
+{
+    struct fx *f = *state;
+    msgpack_sbuffer sb;
+    jshost_reply r;
+    uint32_t id;
+    pid_t pid;
+    char *s;
+
+    attach(f);
+    pid = worker_pid(f);
+    assert_true(pid > 0);
+    /* a call in flight when the worker dies is answered HostCrashed */
+    pack_call(&sb, f->host, "hang", 0);
+    assert_int_equal(jshost_send(f->c, "call", sb.data, sb.size, &id), 0);
+    msgpack_sbuffer_destroy(&sb);
+    assert_int_equal(jshost_read(f->c, &r, 100), 0);
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    assert_int_equal(jshost_read(f->c, &r, 10000), 1);
+    assert_int_equal(r.msgid, id);
+    assert_int_equal(r.ok, 0);
+    assert_string_equal(r.error.type, "HostCrashed");
+    assert_non_null(r.error.logfile);
+    jshost_reply_free(&r);
+    /* the manager replaced the worker: calls work again */
+    for (int i = 0; i < 100; i++) {
+        s = call_json(f, "double", "{\"number\": 5}", 0);
+        if (s != NULL)
+            break;
+        usleep(50000);
+    }
+    assert_non_null(s);
+    assert_string_equal(s, "10");
+    free(s);
+    assert_true(worker_pid(f) != pid);
+}
+
+static void
+test_memory_error(void **state)
+{
+    struct fx *f = *state;
+    jshost_value r = {0};
+    uint64_t ctx;
+
+    f->c = connect_rt(f->rt, 1);
+    assert_int_equal(f->c->err, 0);
+    /* a private VM with a small heap */
+    assert_int_equal(jshost_context_create(f->c, NULL, f->dir, 32, 20000, &ctx),
+                     0);
+    assert_int_equal(jshost_context_eval(f->c, ctx, "6 * 7", NULL, 0, &r), 0);
+    jshost_value_free(&r);
+    assert_int_equal(
+        jshost_context_eval(f->c, ctx,
+                            "const a = []; for (;;) a.push(new Array(100000).fill(1.5));",
+                            "hog.js", 30000, &r),
+        -1);
+    expect_remote(f, "MemoryError");
+}
+
+static void
+test_pipeline_10000(void **state)
+{
+    struct fx *f = *state;
+    enum { N = 10000, WINDOW = 256 };
+    static uint32_t ids[N];
+    msgpack_sbuffer sb;
+    jshost_reply r;
+    size_t max_in_flight = 0;
+    int sent = 0, got = 0, i, k;
+
+    attach(f);
+    while (got < N) {
+        while (sent < N && jshost_in_flight(f->c) < WINDOW) {
+            pack_call(&sb, f->host, "double", sent);
+            assert_int_equal(jshost_send(f->c, "call", sb.data, sb.size,
+                                         &ids[sent]),
+                             0);
+            msgpack_sbuffer_destroy(&sb);
+            sent++;
+        }
+        if (jshost_in_flight(f->c) > max_in_flight)
+            max_in_flight = jshost_in_flight(f->c);
+        k = jshost_read(f->c, &r, 20000);
+        if (k != 1)
+            fail_msg("read: %d %s", k, f->c->errstr);
+        if (!r.ok)
+            fail_msg("reply: %s: %s", r.error.type, r.error.message);
+        /* the reply is 2 * i where ids[i] == msgid */
+        {
+            msgpack_unpacked u;
+
+            msgpack_unpacked_init(&u);
+            assert_int_equal(msgpack_unpack_next(&u, r.value.data, r.value.len,
+                                                 NULL),
+                             MSGPACK_UNPACK_SUCCESS);
+            i = (int)(u.data.via.u64 / 2);
+            msgpack_unpacked_destroy(&u);
+        }
+        assert_true(i >= 0 && i < sent);
+        assert_int_equal(r.msgid, ids[i]);
+        jshost_reply_free(&r);
+        got++;
+    }
+    assert_true(max_in_flight >= 64);
+    assert_int_equal(jshost_in_flight(f->c), 0);
+}
+
+struct targ {
+    struct fx *f;
+    int id;
+    int failures;
+    char first_error[256];
+};
+
+static void *
+thread_main(void *arg)
+{
+    struct targ *a = arg;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    jshost_value r;
+    jshost_error e;
+    int code;
+
+    for (int i = 0; i < 500; i++) {
+        int want = a->id * 1000 + i;
+        msgpack_unpacked u;
+
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, 1);
+        msgpack_pack_str_with_body(&pk, "number", 6);
+        msgpack_pack_int(&pk, want);
+        if (jshost_call_r(a->f->c, a->f->host, "double", sb.data, sb.size, 0,
+                          &r, &code, &e, a->first_error[0] ? NULL : a->first_error,
+                          sizeof(a->first_error)) != 0) {
+            a->failures++;
+            jshost_error_clear(&e);
+        } else {
+            msgpack_unpacked_init(&u);
+            if (msgpack_unpack_next(&u, r.data, r.len, NULL) !=
+                    MSGPACK_UNPACK_SUCCESS ||
+                u.data.via.i64 != 2 * want)
+                a->failures++;
+            msgpack_unpacked_destroy(&u);
+            jshost_value_free(&r);
+        }
+        msgpack_sbuffer_destroy(&sb);
+    }
+    return NULL;
+}
+
+static void
+test_threads_shared_handle(void **state)
+{
+    struct fx *f = *state;
+    pthread_t t[8];
+    struct targ a[8];
+    int i;
+
+    attach(f);
+    memset(a, 0, sizeof(a));
+    for (i = 0; i < 8; i++) {
+        a[i].f = f;
+        a[i].id = i;
+        assert_int_equal(pthread_create(&t[i], NULL, thread_main, &a[i]), 0);
+    }
+    for (i = 0; i < 8; i++) {
+        pthread_join(t[i], NULL);
+        if (a[i].failures != 0)
+            fail_msg("thread %d: %d failures, first: %s", i, a[i].failures,
+                     a[i].first_error);
+    }
+}
+
+static void
+test_fork(void **state)
+{
+    struct fx *f = *state;
+    char *s;
+    pid_t pid;
+    int st;
+
+    attach(f);
+    expect_call(f, "count", "null", "1");
+    pid = fork();
+    if (pid == 0) {
+        /* the child reconnects on first use and attaches the host again */
+        int ok = 1;
+
+        for (int i = 0; i < 20 && ok; i++) {
+            s = call_json(f, "double", "{\"number\": 4}", 0);
+            ok = s != NULL && strcmp(s, "8") == 0;
+            if (!ok)
+                fprintf(stderr, "child: %s\n", f->c->errstr);
+            free(s);
+        }
+        jshost_free(f->c);
+        _exit(ok ? 0 : 1);
+    }
+    for (int i = 0; i < 20; i++)
+        expect_call(f, "double", "{\"number\": 3}", "6");
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    /* the parent's connection and state are untouched */
+    expect_call(f, "count", "null", "2");
+}
+
+/* Production mode: one worker on its own socket (`jshost host CONFIG --listen
+ * PATH`), clients pointed at it by JSHOST_SOCKET, no manager anywhere. */
+static void
+test_env_socket_listen_worker(void **state)
+{
+    struct fx *f = *state;
+    char sock[300], log[300], *argv[6];
+    struct stat st;
+    pid_t pid;
+
+    snprintf(sock, sizeof(sock), "%s/w.sock", f->dir);
+    snprintf(log, sizeof(log), "%s/w.log", f->dir);
+    argv[0] = getenv("JSHOST_CLI");
+    argv[1] = "host";
+    argv[2] = f->config;
+    argv[3] = "--listen";
+    argv[4] = sock;
+    argv[5] = NULL;
+    assert_non_null(argv[0]);
+    pid = th_spawn(argv, log);
+    assert_true(th_wait_socket(sock, 10000));
+    setenv("JSHOST_SOCKET", sock, 1);
+    {
+        struct jshost_options o;
+
+        jshost_options_init(&o);
+        o.runtime_dir = f->rt; /* would be used if JSHOST_SOCKET were not */
+        f->c = jshost_connect(&o);
+    }
+    unsetenv("JSHOST_SOCKET");
+    assert_int_equal(f->c->err, 0);
+    assert_int_equal(jshost_attach(f->c, f->config, &f->host, NULL), 0);
+    expect_call(f, "hello_world", "{\"name\": \"worker\"}",
+                "\"Hello, worker!\"");
+    expect_call(f, "count", "null", "1");
+    /* nothing was started in the runtime dir */
+    assert_int_equal(stat(f->rt, &st) == 0 && manager_pid(f->rt) > 0, 0);
+    jshost_free(f->c);
+    f->c = NULL;
+    th_kill(pid);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_happy_paths, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_contexts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_config_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_crashed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memory_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_10000, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_threads_shared_handle, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_fork, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_env_socket_listen_worker, setup,
+                                        teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,706 @@
+/*
+ * Faults and their handling (DESIGN §6): workers killed with calls in flight,
+ * crash loops and quarantine, the heap-limit recycle, unresponsive workers,
+ * full queues, clients that leave mid-call, restart under load, stop, and
+ * contexts (sticky, private VMs). The fake worker plays the faulty peer.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "mtest.h"
+
+static bool
+pid_gone(void *arg)
+{
+    return mt_pid_gone(*(pid_t *)arg);
+}
+
+static const char *
+host_state(struct tu_rpc *c, const char *id, char *buf, size_t len)
+{
+    json_t *h = mt_host_status(c, id);
+
+    snprintf(buf, len, "%s",
+             h ? json_string_value(json_object_get(h, "state")) : "gone");
+    json_decref(h);
+    return buf;
+}
+
+static long
+host_figure(struct tu_rpc *c, const char *id, const char *key)
+{
+    json_t *h = mt_host_status(c, id);
+    long v;
+
+    assert_non_null(h);
+    v = (long)json_integer_value(json_object_get(h, key));
+    json_decref(h);
+    return v;
+}
+
+struct stateq {
+    struct tu_rpc *c;
+    const char *id;
+    const char *want;
+};
+
+static bool
+state_is(void *arg)
+{
+    struct stateq *q = arg;
+    char buf[64];
+
+    return strcmp(host_state(q->c, q->id, buf, sizeof buf), q->want) == 0;
+}
+
+static char *
+call_fn(struct tu_rpc *c, const char *id, const char *fn, const char *data)
+{
+    char params[512];
+
+    snprintf(params, sizeof params, "[\"%s\", \"%s\", %s]", id, fn, data);
+    return mt_call(c, "call", params);
+}
+
+static pid_t
+one_pid(struct tu_rpc *c, const char *id)
+{
+    char *r = call_fn(c, id, "pid", "null");
+    pid_t pid;
+
+    assert_non_null(r);
+    if (r[0] == '!')
+        fail_msg("pid: %s", r);
+    pid = atoi(r);
+    free(r);
+    return pid;
+}
+
+static void
+test_kill9_with_calls_in_flight(void **state)
+{
+    struct mt m;
+    struct tu_rpc *c;
+    const char *cfg;
+    char *id, params[256], *res, path[512], *log;
+    uint32_t ids[10];
+    struct proto_msg msg;
+    pid_t pid, pid2;
+    int i, crashed = 0, ok = 0;
+
+    (void)state;
+    mt_init(&m);
+    cfg = mt_config(&m, "a.conf", "slow_ms=100\nlinger=60000\n");
+    mt_start(&m, NULL, NULL);
+    c = mt_connect(&m);
+    id = mt_attach(c, cfg);
+    pid = one_pid(c, id);
+    for (i = 0; i < 10; i++) {
+        snprintf(params, sizeof params, "[\"%s\", \"echo\", %d]", id, i);
+        ids[i] = tu_rpc_send(c, "call", params);
+    }
+    usleep(150000);
+    kill(pid, SIGKILL);
+    for (i = 0; i < 10; i++) {
+        assert_int_equal(tu_rpc_wait(c, ids[i], &msg, 30000), 1);
+        res = tu_rpc_result(&msg);
+        if (res[0] == '!') {
+            assert_true(strncmp(res, "!HostCrashed", 12) == 0);
+            assert_non_null(strstr(res, "signal 9"));
+            assert_non_null(strstr(res, "/hosts/"));
+            crashed++;
+        } else {
+            assert_int_equal(atoi(res), i);
+            ok++;
+        }
+        free(res);
+        proto_msg_release(&msg);
+    }
+    assert_true(crashed >= 1);
+    assert_int_equal(crashed + ok, 10);
+    /* Replaced at once: the next call is served by a new worker. */
+    pid2 = one_pid(c, id);
+    assert_int_not_equal(pid, pid2);
+    assert_int_equal(host_figure(c, id, "crashes"), 1);
+    snprintf(path, sizeof path, "%s/hosts/%s.log", m.rundir, id);
+    log = mt_slurp(path);
+    assert_non_null(strstr(log, "crashed: killed by signal 9"));
+    free(log);
+    tu_rpc_close(c);
+    free(id);
+    mt_stop(&m);
+}
+
+static void
+test_crash_loop_quarantine(void **state)
+{
+    struct mt m;
+    struct tu_rpc *c, *c2;
+    const char *cfg;
+    char *id, *r, params[600];
+    struct stateq q;
+    json_t *j;
+
+    (void)state;
+    mt_init(&m);
+    cfg = mt_config(&m, "loop.conf", "crash_after_ready_ms=30\nlinger=60000\n");
+    mt_start(&m, NULL, NULL);
+    c = mt_connect(&m);
+    id = mt_attach(c, cfg);
+    q.c = c;
+    q.id = id;
+    q.want = "quarantined";
+    assert_true(mt_until(state_is, &q, 20000));
+    r = call_fn(c, id, "echo", "1");
+    assert_true(strncmp(r, "!HostUnavailable", 16) == 0);
+    assert_non_null(strstr(r, "quarantined"));
+    free(r);
+    c2 = mt_connect(&m);
+    snprintf(params, sizeof params, "[\"%s\", {}]", cfg);
+    r = mt_call(c2, "attach", params);
+    assert_true(strncmp(r, "!HostUnavailable", 16) == 0);
+    free(r);
+    /* No respawning while quarantined: it stays put. */
+    usleep(300000);
+    assert_int_equal(host_figure(c, id, "crashes"), 5);
+
+    /* The config is fixed; restart clears the quarantine. */
+    mt_config(&m, "loop.conf", "linger=60000\n");
+    snprintf(params, sizeof params, "[\"%s\"]", id);
+    j = mt_ok(c, "restart", params);
+    assert_string_equal(json_string_value(json_object_get(j, "state")),
+                        "ready");
+    json_decref(j);
+    r = call_fn(c, id, "echo", "7");
+    assert_string_equal(r, "7");
+    free(r);
+    tu_rpc_close(c2);
+    tu_rpc_close(c);
+    free(id);
+    mt_stop(&m);
+}
+
+static void
+test_recycle_is_not_a_crash(void **state)
+{
+    struct mt m;
+    struct tu_rpc *c;
+    const char *cfg;
+    char *id, *r;
+    int i;
+
+    (void)state;
+    mt_init(&m);
+    cfg = mt_config(&m, "a.conf", "linger=60000\n");
+    mt_start(&m, NULL, NULL);
+    c = mt_connect(&m);
+    id = mt_attach(c, cfg);
+    for (i = 0; i < 7; i++) {
+        r = call_fn(c, id, "exit75", "null");
+        assert_true(strncmp(r, "!MemoryError", 12) == 0);
+        free(r);
+        r = call_fn(c, id, "echo", "1");
+        assert_string_equal(r, "1");
+        free(r);
+    }
+    assert_int_equal(host_figure(c, id, "crashes"), 0);
+    tu_rpc_close(c);
+    free(id);
+    mt_stop(&m);
+}
+
+static void
+test_unresponsive_worker_killed(void **state)
+{
+    struct mt m;
+    const char *env[] = {"JSHOST_PING_MS=100", "JSHOST_PING_TIMEOUT_MS=300",
+                         NULL};
+    struct tu_rpc *c;
+    const char *cfg;
+    char *id, path[512], *log;
+    pid_t pids[2];
+
+    (void)state;
+    mt_init(&m);
+    cfg = mt_config(&m, "a.conf", "no_pong=1\nlinger=60000\n");
+    mt_start(&m, NULL, env);
+    c = mt_connect(&m);
+    id = mt_attach(c, cfg);
+    assert_int_equal(mt_worker_pids(c, id, NULL, pids, 2), 1);
+    assert_true(mt_until(pid_gone, &pids[0], 10000));
+    snprintf(path, sizeof path, "%s/hosts/%s.log", m.rundir, id);
+    log = mt_slurp(path);
+    assert_non_null(strstr(log, "no answer to ping"));
+    free(log);
+    tu_rpc_close(c);
+    free(id);
+    mt_stop(&m);
+}
+
+/* Sends n pipelined echo calls; counts results and Overloaded errors. */
+static void
+pipeline(struct tu_rpc *c, const char *id, int n, int *ok, int *over)
+{
+    uint32_t ids[64];
+    char params[256], *res;
+    struct proto_msg msg;
+    int i;
+
+    for (i = 0; i < n; i++) {
+        snprintf(params, sizeof params, "[\"%s\", \"echo\", %d]", id, i);
+        ids[i] = tu_rpc_send(c, "call", params);
+    }
+    for (i = 0; i < n; i++) {
+        assert_int_equal(tu_rpc_wait(c, ids[i], &msg, 30000), 1);
+        res = tu_rpc_result(&msg);
+        if (strncmp(res, "!Overloaded", 11) == 0)
+            (*over)++;
+        else if (atoi(res) == i)
+            (*ok)++;
+        else
+            fail_msg("unexpected reply %s", res);
+        free(res);
+        proto_msg_release(&msg);
+    }
+}
+
+static void
+test_overloaded(void **state)
+{
+    struct mt m;
+    const char *env[] = {"JSHOST_MAX_CLIENT_INFLIGHT=4",
+                         "JSHOST_MAX_HOST_INFLIGHT=6", NULL};
+    struct tu_rpc *a, *b;
+    const char *cfg;
+    char *id;
+    int ok = 0, over = 0;
+    uint32_t ids[5];
+    char params[256], *res;
+    struct proto_msg msg;
+    int i;
+
+    (void)state;
+    mt_init(&m);
+    cfg = mt_config(&m, "a.conf", "slow_ms=30\nlinger=60000\n");
+    mt_start(&m, NULL, env);
+    a = mt_connect(&m);
+    b = mt_connect(&m);
+    id = mt_attach(a, cfg);
+    /* Per client: four in flight, the rest refused, none lost. */
+    pipeline(a, id, 12, &ok, &over);
+    assert_true(ok >= 4);
+    assert_true(over >= 1);
+    assert_int_equal(ok + over, 12);
+    /* Per host: b's four plus a's four pass the host's six. */
+    for (i = 0; i < 4; i++) {
+        snprintf(params, sizeof params, "[\"%s\", \"echo\", %d]", id, i);
+        ids[i] = tu_rpc_send(b, "call", params);
+    }
+    ok = over = 0;
+    pipeline(a, id, 4, &ok, &over);
+    for (i = 0; i < 4; i++) {
+        assert_int_equal(tu_rpc_wait(b, ids[i], &msg, 30000), 1);
+        res = tu_rpc_result(&msg);
+        if (strncmp(res, "!Overloaded", 11) == 0)
+            over++;
+        else
+            ok++;
+        free(res);
+        proto_msg_release(&msg);
+    }
+    assert_true(over >= 1);
+    assert_int_equal(ok + over, 8);
+    tu_rpc_close(a);
+    tu_rpc_close(b);
+    free(id);
+    mt_stop(&m);
+}
+
+struct idleq {
+    struct tu_rpc *c;
+    const char *id;
+};
+
+static bool
+drained(void *arg)
+{
+    struct idleq *q = arg;
+    json_t *h = mt_host_status(q->c, q->id), *w;
+    bool ok;
+
+    w = json_array_get(json_object_get(h, "workers"), 0);
+    ok = json_integer_value(json_object_get(w, "in_flight")) == 0 &&
+         json_integer_value(json_object_get(h, "queued")) == 0;
+    json_decref(h);
+    return ok;
+}
+
+static void
+test_client_leaves_mid_call(void **state)
+{
+    struct mt m;
+    struct tu_rpc *a, *b;
+    const char *cfg;
+    char *id, params[256];
+    pid_t pid;
+    json_t *j;
+    struct idleq q;
+    int i;
+
+    (void)state;
+    mt_init(&m);
+    cfg = mt_config(&m, "a.conf", "slow_ms=20\nlinger=60000\n");
+    mt_start(&m, NULL, NULL);
+    a = mt_connect(&m);
+    b = mt_connect(&m);
+    id = mt_attach(b, cfg);
+    pid = one_pid(b, id);
+    free(mt_attach(a, cfg));
+    for (i = 0; i < 20; i++) {
+        snprintf(params, sizeof params, "[\"%s\", \"echo\", %d]", id, i);
+        tu_rpc_send(a, "call", params);
+    }
+    tu_rpc_close(a);
+    /* The worker finishes a's calls, answers go nowhere, nothing leaks. */
+    q.c = b;
+    q.id = id;
+    assert_true(mt_until(drained, &q, 10000));
+    assert_int_equal(one_pid(b, id), pid);
+    j = mt_ok(b, "status", "[]");
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(j, "manager"),
+                                           "clients")),
+        1);
+    json_decref(j);
+    j = mt_host_status(b, id);
+    assert_int_equal(json_integer_value(json_object_get(j, "holders")), 1);
+    assert_int_equal(json_integer_value(json_object_get(j, "crashes")), 0);
+    json_decref(j);
+    tu_rpc_close(b);
+    free(id);
+    mt_stop(&m);
+}
+
+static void
+load_child(const char *sock, const char *id, int n)
+{
+    struct tu_rpc *c = tu_rpc_connect(sock);
+    char params[256], *r;
+    int i;
+
+    if (c == NULL)
+        _exit(10);
+    for (i = 0; i < n; i++) {
+        snprintf(params, sizeof params, "[\"%s\", \"echo\", %d]", id, i);
+        r = tu_rpc_call(c, "call", params, 30000);
+        if (r == NULL)
+            _exit(11);
+        if (atoi(r) != i || r[0] == '!') {
+            fprintf(stderr, "call %d: %s\n", i, r);
+            _exit(12);
+        }
+        free(r);
+    }
+    tu_rpc_close(c);
+    _exit(0);
+}
+
+static void
+test_restart_under_load(void **state)
+{
+    struct mt m;
+    struct tu_rpc *c;
+    const char *cfg;
+    char *id, params[256];
+    pid_t kids[4], before[4], after[4];
+    json_t *j;
+    int i, st, nb, na;
+
+    (void)state;
+    mt_init(&m);
+    cfg = mt_config(&m, "a.conf", "workers=2\nslow_ms=2\nlinger=60000\n");
+    mt_start(&m, NULL, NULL);
+    c = mt_connect(&m);
+    id = mt_attach(c, cfg);
+    do {
+        nb = mt_worker_pids(c, id, "ready", before, 4);
+    } while (nb < 2 && usleep(20000) == 0);
+    for (i = 0; i < 4; i++) {
+        kids[i] = fork();
+        if (kids[i] == 0)
+            load_child(m.sock, id, 150);
+    }
+    usleep(100000);
+    snprintf(params, sizeof params, "[\"%s\"]", id);
+    j = mt_ok(c, "restart", params);
+    assert_string_equal(json_string_value(json_object_get(j, "state")),
+                        "ready");
+    json_decref(j);
+    na = mt_worker_pids(c, id, "ready", after, 4);
+    assert_int_equal(na, 2);
+    for (i = 0; i < 2; i++)
+        assert_true(after[i] != before[0] && after[i] != before[1]);
+    /* Not one call lost or failed. */
+    for (i = 0; i < 4; i++) {
+        st = tu_wait(kids[i], 60000);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 0);
+    }
+    assert_true(mt_until(pid_gone, &before[0], 10000));
+    assert_true(mt_until(pid_gone, &before[1], 10000));
+    tu_rpc_close(c);
+    free(id);
+    mt_stop(&m);
+}
+
+static void
+test_stop_then_attach_again(void **state)
+{
+    struct mt m;
+    struct tu_rpc *c;
+    const char *cfg;
+    char *id, *r, params[256];
+    pid_t pid, pid2;
+    json_t *j;
+
+    (void)state;
+    mt_init(&m);
+    cfg = mt_config(&m, "a.conf", "linger=60000\n");
+    mt_start(&m, NULL, NULL);
+    c = mt_connect(&m);
+    id = mt_attach(c, cfg);
+    pid = one_pid(c, id);
+    snprintf(params, sizeof params, "[\"%s\"]", id);
+    j = mt_ok(c, "stop", params);
+    assert_string_equal(json_string_value(json_object_get(j, "state")),
+                        "stopped");
+    json_decref(j);
+    assert_true(mt_pid_gone(pid) || mt_until(pid_gone, &pid, 5000));
+    r = call_fn(c, id, "echo", "1");
+    assert_true(strncmp(r, "!HostUnavailable", 16) == 0);
+    free(r);
+    free(mt_attach(c, cfg));
+    pid2 = one_pid(c, id);
+    assert_int_not_equal(pid, pid2);
+    tu_rpc_close(c);
+    free(id);
+    mt_stop(&m);
+}
+
+static void
+test_contexts_sticky_and_private(void **state)
+{
+    struct mt m;
+    struct tu_rpc *c, *other;
+    const char *cfg;
+    char *id, *r, params[256];
+    json_t *j;
+    long ctx[4], pid[4], vm, vmpid;
+    int i, k;
+
+    (void)state;
+    mt_init(&m);
+    cfg = mt_config(&m, "a.conf", "workers=2\nlinger=60000\n");
+    mt_start(&m, NULL, NULL);
+    c = mt_connect(&m);
+    other = mt_connect(&m);
+    id = mt_attach(c, cfg);
+    for (i = 0; i < 4; i++) {
+        snprintf(params, sizeof params, "[\"%s\", {}]", id);
+        j = mt_ok(c, "context.create", params);
+        ctx[i] = (long)json_integer_value(j);
+        assert_true(ctx[i] > 0);
+        json_decref(j);
+    }
+    for (k = 0; k < 3; k++) {
+        for (i = 0; i < 4; i++) {
+            snprintf(params, sizeof params, "[%ld, \"1+1\", \"x.js\"]",
+                     ctx[i]);
+            j = mt_ok(c, "context.eval", params);
+            if (k == 0)
+                pid[i] = (long)json_integer_value(json_array_get(j, 0));
+            else
+                assert_int_equal(json_integer_value(json_array_get(j, 0)),
+                                 pid[i]);
+            json_decref(j);
+        }
+    }
+    /* Someone else's context is not found; a destroyed one neither. */
+    snprintf(params, sizeof params, "[%ld, \"1\", \"x.js\"]", ctx[0]);
+    r = mt_call(other, "context.eval", params);
+    assert_true(strncmp(r, "!NotFound", 9) == 0);
+    free(r);
+    snprintf(params, sizeof params, "[%ld]", ctx[0]);
+    r = mt_call(c, "context.destroy", params);
+    assert_string_equal(r, "null");
+    free(r);
+    snprintf(params, sizeof params, "[%ld, \"1\", \"x.js\"]", ctx[0]);
+    r = mt_call(c, "context.eval", params);
+    assert_true(strncmp(r, "!NotFound", 9) == 0);
+    free(r);
+
+    /* A private VM: its own worker, gone with its last context. */
+    j = mt_ok(c, "context.create", "[null, {\"memory\": 64}]");
+    vm = (long)json_integer_value(j);
+    json_decref(j);
+    snprintf(params, sizeof params, "[%ld, \"2\", \"vm.js\"]", vm);
+    j = mt_ok(c, "context.eval", params);
+    vmpid = (long)json_integer_value(json_array_get(j, 0));
+    json_decref(j);
+    assert_true(vmpid != pid[0] && vmpid != pid[1]);
+    snprintf(params, sizeof params, "[null, {\"vm\": %ld}]", vm);
+    j = mt_ok(c, "context.create", params);
+    json_decref(j);
+    snprintf(params, sizeof params, "[%ld]", vm);
+    r = mt_call(c, "context.destroy", params);
+    free(r);
+    /* One context left on it: the VM lives. */
+    assert_false(mt_pid_gone((pid_t)vmpid));
+    /* Its owner leaves: the VM goes. */
+    j = mt_ok(other, "context.create", "[null, {}]");
+    vm = (long)json_integer_value(j);
+    json_decref(j);
+    snprintf(params, sizeof params, "[%ld, \"2\", \"vm.js\"]", vm);
+    j = mt_ok(other, "context.eval", params);
+    {
+        pid_t p2 = (pid_t)json_integer_value(json_array_get(j, 0));
+        pid_t p1 = (pid_t)vmpid;
+
+        json_decref(j);
+        tu_rpc_close(other);
+        assert_true(mt_until(pid_gone, &p2, 10000));
+        tu_rpc_close(c);
+        assert_true(mt_until(pid_gone, &p1, 10000));
+    }
+    free(id);
+    mt_stop(&m);
+}
+
+
+static void
+test_stubborn_worker_gets_sigkill(void **state)
+{
+    struct mt m;
+    const char *env[] = {"JSHOST_KILL_GRACE_MS=200", NULL};
+    struct tu_rpc *c;
+    const char *cfg;
+    char *id, params[256], path[512], *log;
+    pid_t pid;
+    json_t *j;
+
+    (void)state;
+    mt_init(&m);
+    cfg = mt_config(&m, "a.conf", "ignore_term=1\nlinger=100\n");
+    mt_start(&m, NULL, env);
+    c = mt_connect(&m);
+    id = mt_attach(c, cfg);
+    pid = one_pid(c, id);
+    snprintf(params, sizeof params, "[\"%s\"]", id);
+    j = mt_ok(c, "detach", params);
+    json_decref(j);
+    /* Linger, SIGTERM ignored, SIGKILL after the grace. */
+    assert_true(mt_until(pid_gone, &pid, 10000));
+    snprintf(path, sizeof path, "%s/hosts/%s.log", m.rundir, id);
+    log = mt_slurp(path);
+    assert_non_null(strstr(log, "did not stop after SIGTERM: SIGKILL"));
+    free(log);
+    tu_rpc_close(c);
+    free(id);
+    mt_stop(&m);
+}
+
+/*
+ * A client that sends a lot and reads nothing: the manager stops reading it
+ * instead of buffering without bound, serves everyone else meanwhile, and
+ * loses nothing once the client reads again.
+ */
+static void
+test_slow_reader_backpressure(void **state)
+{
+    enum { N = 24, SIZE = 1 << 20 };
+    struct mt m;
+    struct tu_rpc *slow, *other;
+    const char *cfg;
+    char *id, *big, *params, *r;
+    struct proto_msg msg;
+    pid_t writer;
+    uint32_t first;
+    int i, st, n;
+
+    (void)state;
+    mt_init(&m);
+    cfg = mt_config(&m, "a.conf", "linger=60000\n");
+    mt_start(&m, NULL, NULL);
+    slow = mt_connect(&m);
+    other = mt_connect(&m);
+    id = mt_attach(other, cfg);
+    big = malloc(SIZE + 1);
+    memset(big, 'x', SIZE);
+    big[SIZE] = '\0';
+    params = malloc(SIZE + 256);
+    snprintf(params, SIZE + 256, "[\"%s\", \"echo\", \"%s\"]", id, big);
+    first = tu_rpc_next_msgid(slow) + 1;
+    writer = fork();
+    assert_true(writer >= 0);
+    if (writer == 0) {
+        for (i = 0; i < N; i++)
+            tu_rpc_send(slow, "call", params);
+        _exit(0);
+    }
+    /* Meanwhile the others are served. */
+    usleep(300000);
+    r = mt_call(other, "call", "[\"x\", \"echo\", 1]");
+    free(r);
+    snprintf(params, SIZE + 256, "[\"%s\", \"echo\", 5]", id);
+    r = mt_call(other, "call", params);
+    assert_string_equal(r, "5");
+    free(r);
+    /* Now the slow one reads: every reply arrives, whole. */
+    for (n = 0; n < N; n++) {
+        assert_int_equal(tu_rpc_wait(slow, first + (uint32_t)n, &msg, 60000),
+                         1);
+        assert_int_equal(msg.error.type, MSGPACK_OBJECT_NIL);
+        assert_int_equal(msg.result.type, MSGPACK_OBJECT_STR);
+        assert_int_equal(msg.result.via.str.size, SIZE);
+        proto_msg_release(&msg);
+    }
+    st = tu_wait(writer, 30000);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    free(big);
+    free(params);
+    tu_rpc_close(slow);
+    tu_rpc_close(other);
+    free(id);
+    mt_stop(&m);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kill9_with_calls_in_flight),
+        cmocka_unit_test(test_crash_loop_quarantine),
+        cmocka_unit_test(test_recycle_is_not_a_crash),
+        cmocka_unit_test(test_unresponsive_worker_killed),
+        cmocka_unit_test(test_overloaded),
+        cmocka_unit_test(test_client_leaves_mid_call),
+        cmocka_unit_test(test_restart_under_load),
+        cmocka_unit_test(test_stop_then_attach_again),
+        cmocka_unit_test(test_contexts_sticky_and_private),
+        cmocka_unit_test(test_stubborn_worker_gets_sigkill),
+        cmocka_unit_test(test_slow_reader_backpressure),
+    };
+
+    signal(SIGPIPE, SIG_IGN);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

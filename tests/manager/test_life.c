@@ -1,0 +1,612 @@
+/*
+ * The manager's life (DESIGN §2, §6): hello, attach/detach and linger, idle
+ * exit, auto-start races, stale sockets, peer uid, shutdown and signals, bad
+ * bytes on the socket, config errors. Each scenario has its own runtime dir
+ * and manager; workers are the scripted fake.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "mtest.h"
+
+static bool
+pid_gone(void *arg)
+{
+    return mt_pid_gone(*(pid_t *)arg);
+}
+
+struct hostq {
+    struct tu_rpc *c;
+    const char *id;
+};
+
+static bool
+host_gone(void *arg)
+{
+    struct hostq *q = arg;
+    json_t *h = mt_host_status(q->c, q->id);
+
+    json_decref(h);
+    return h == NULL;
+}
+
+static void
+test_hello_attach_call(void **state)
+{
+    struct mt m;
+    struct tu_rpc *c;
+    json_t *j, *fns;
+    char *id, *r, *log;
+    const char *cfg;
+    pid_t pids[4];
+
+    (void)state;
+    mt_init(&m);
+    cfg = mt_config(&m, "a.conf", "workers=2\nlinger=60000\n");
+    mt_start(&m, NULL, NULL);
+    c = mt_connect(&m);
+    j = mt_ok(c, "hello", "[{\"client\": \"test\", \"protocol\": 1}]");
+    assert_int_equal(json_integer_value(json_object_get(j, "protocol")), 1);
+    assert_int_equal(json_integer_value(json_object_get(j, "pid")), m.pid);
+    json_decref(j);
+    r = mt_call(c, "hello", "[{\"client\": \"test\", \"protocol\": 99}]");
+    assert_non_null(r);
+    assert_true(strncmp(r, "!ProtocolError", 14) == 0);
+    free(r);
+
+    id = NULL;
+    {
+        char params[600];
+
+        snprintf(params, sizeof params, "[\"%s\", {}]", cfg);
+        j = mt_ok(c, "attach", params);
+        id = strdup(json_string_value(json_object_get(j, "host")));
+        fns = json_object_get(j, "functions");
+        assert_true(json_array_size(fns) >= 3);
+        assert_int_equal(json_integer_value(json_object_get(j, "workers")), 2);
+        assert_true(json_is_true(
+            json_object_get(json_object_get(j, "extras"), "fake")));
+        assert_non_null(strstr(
+            json_string_value(json_object_get(j, "logfile")), "/hosts/"));
+        json_decref(j);
+    }
+    {
+        char params[256];
+
+        snprintf(params, sizeof params, "[\"%s\", \"echo\", {\"a\": [1, 2]}]",
+                 id);
+        r = mt_call(c, "call", params);
+        assert_string_equal(r, "{\"a\":[1,2]}");
+        free(r);
+        snprintf(params, sizeof params, "[\"%s\", \"fail\", null]", id);
+        r = mt_call(c, "call", params);
+        assert_true(strncmp(r, "!JSError: boom", 14) == 0);
+        free(r);
+        r = mt_call(c, "call", "[\"nohost\", \"echo\", 1]");
+        assert_true(strncmp(r, "!NotFound", 9) == 0);
+        free(r);
+        r = mt_call(c, "frobnicate", "[]");
+        assert_true(strncmp(r, "!NotFound", 9) == 0);
+        free(r);
+        r = mt_call(c, "call", "[1]");
+        assert_true(strncmp(r, "!InvalidArgument", 16) == 0);
+        free(r);
+    }
+    /* The pool fills to the config's two workers. */
+    {
+        struct tu_rpc *cc = c;
+        int n = 0, tries;
+
+        for (tries = 0; tries < 100 && n < 2; tries++) {
+            n = mt_worker_pids(cc, id, "ready", pids, 4);
+            if (n < 2)
+                usleep(50000);
+        }
+        assert_int_equal(n, 2);
+    }
+    j = mt_ok(c, "status", "[null]");
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(j, "manager"),
+                                           "clients")),
+        1);
+    assert_int_equal(json_array_size(json_object_get(j, "hosts")), 1);
+    json_decref(j);
+
+    /* The host log has the manager's lines and the worker's output. */
+    {
+        char path[512];
+
+        snprintf(path, sizeof path, "%s/hosts/%s.log", m.rundir, id);
+        log = mt_slurp(path);
+        assert_non_null(strstr(log, "ready"));
+        assert_non_null(strstr(log, "fake worker"));
+        free(log);
+    }
+    tu_rpc_close(c);
+    free(id);
+    mt_stop(&m);
+}
+
+static void
+test_missing_config(void **state)
+{
+    struct mt m;
+    struct tu_rpc *c;
+    char *r;
+
+    (void)state;
+    mt_init(&m);
+    mt_start(&m, NULL, NULL);
+    c = mt_connect(&m);
+    r = mt_call(c, "attach", "[\"/nonexistent/dir/x.js\", {}]");
+    assert_non_null(r);
+    assert_true(strncmp(r, "!ConfigError", 12) == 0);
+    assert_non_null(strstr(r, "/nonexistent/dir/x.js"));
+    free(r);
+    tu_rpc_close(c);
+    mt_stop(&m);
+}
+
+static void
+test_config_error(void **state)
+{
+    struct mt m;
+    struct tu_rpc *c;
+    char params[600], *r;
+    const char *cfg;
+    json_t *j;
+
+    (void)state;
+    mt_init(&m);
+    cfg = mt_config(&m, "bad.conf", "config_error=1\n");
+    mt_start(&m, NULL, NULL);
+    c = mt_connect(&m);
+    snprintf(params, sizeof params, "[\"%s\", {}]", cfg);
+    r = mt_call(c, "attach", params);
+    assert_non_null(r);
+    assert_true(strncmp(r, "!ConfigError", 12) == 0);
+    assert_non_null(strstr(r, "bad.conf:3:7"));
+    assert_non_null(strstr(r, "/hosts/"));
+    free(r);
+    /* Not retried in a loop: the host is gone until someone asks again. */
+    j = mt_ok(c, "status", "[]");
+    assert_int_equal(json_array_size(json_object_get(j, "hosts")), 0);
+    json_decref(j);
+    /* Asking again tries again; a fixed file then works. */
+    mt_config(&m, "bad.conf", "linger=100\n");
+    r = mt_call(c, "attach", params);
+    assert_non_null(r);
+    assert_true(r[0] == '{');
+    free(r);
+    /* A worker exiting 78 without a word is a config error too. */
+    cfg = mt_config(&m, "quiet.conf", "exit78=1\n");
+    snprintf(params, sizeof params, "[\"%s\", {}]", cfg);
+    r = mt_call(c, "attach", params);
+    assert_true(strncmp(r, "!ConfigError", 12) == 0);
+    free(r);
+    tu_rpc_close(c);
+    mt_stop(&m);
+}
+
+static void
+test_linger_expiry_and_cancel(void **state)
+{
+    struct mt m;
+    struct tu_rpc *c, *c2;
+    char *id, *id2, params[256];
+    const char *cfg;
+    pid_t pids[4], pids2[4];
+    json_t *j;
+    struct hostq q;
+
+    (void)state;
+    mt_init(&m);
+    cfg = mt_config(&m, "a.conf", "linger=400\n");
+    mt_start(&m, NULL, NULL);
+    c = mt_connect(&m);
+    c2 = mt_connect(&m);
+    id = mt_attach(c, cfg);
+    id2 = mt_attach(c2, cfg);
+    assert_string_equal(id, id2);
+    assert_int_equal(mt_worker_pids(c, id, "ready", pids, 4), 1);
+    j = mt_host_status(c, id);
+    assert_int_equal(json_integer_value(json_object_get(j, "holders")), 2);
+    json_decref(j);
+
+    /* Not the last holder: no linger. */
+    snprintf(params, sizeof params, "[\"%s\"]", id);
+    j = mt_ok(c, "detach", params);
+    assert_int_equal(json_integer_value(json_object_get(j, "linger_ms")), 0);
+    json_decref(j);
+    /* The last one leaves by closing: the linger starts. */
+    tu_rpc_close(c2);
+    usleep(100000);
+    j = mt_host_status(c, id);
+    assert_non_null(j);
+    assert_int_equal(json_integer_value(json_object_get(j, "holders")), 0);
+    assert_true(json_integer_value(json_object_get(j, "linger_left_ms")) > 0);
+    json_decref(j);
+    /* Cancel: attach again within the linger, the same worker serves. */
+    free(mt_attach(c, cfg));
+    usleep(600000);
+    assert_int_equal(mt_worker_pids(c, id, "ready", pids2, 4), 1);
+    assert_int_equal(pids[0], pids2[0]);
+    /* Expiry: the worker is stopped, the host gone. */
+    j = mt_ok(c, "detach", params);
+    assert_int_equal(json_integer_value(json_object_get(j, "linger_ms")), 400);
+    json_decref(j);
+    q.c = c;
+    q.id = id;
+    assert_true(mt_until(host_gone, &q, 10000));
+    assert_true(mt_until(pid_gone, &pids[0], 10000));
+    tu_rpc_close(c);
+    free(id);
+    free(id2);
+    mt_stop(&m);
+}
+
+static void
+test_idle_exit(void **state)
+{
+    struct mt m;
+    const char *args[] = {"--idle-ms", "300", NULL};
+    struct tu_rpc *c;
+    const char *cfg;
+    char *id, pidpath[512];
+    pid_t pids[2];
+    int st;
+
+    (void)state;
+    mt_init(&m);
+    cfg = mt_config(&m, "a.conf", "linger=200\n");
+    mt_start(&m, args, NULL);
+    snprintf(pidpath, sizeof pidpath, "%s/manager.pid", m.rundir);
+    assert_true(mt_exists(pidpath));
+    c = mt_connect(&m);
+    id = mt_attach(c, cfg);
+    assert_int_equal(mt_worker_pids(c, id, NULL, pids, 2), 1);
+    /* A client or a host keeps it alive past the idle time. */
+    usleep(600000);
+    assert_int_equal(kill(m.pid, 0), 0);
+    tu_rpc_close(c);
+    st = mt_wait_exit(&m, 15000);
+    assert_int_not_equal(st, -1);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_true(mt_pid_gone(pids[0]));
+    assert_false(mt_exists(m.sock));
+    assert_false(mt_exists(pidpath));
+    free(id);
+    mt_stop(&m);
+}
+
+static int
+read_pid_file(const char *path)
+{
+    char *s = mt_slurp(path);
+    int pid = atoi(s);
+
+    free(s);
+    return pid;
+}
+
+static void
+test_race_autostart(void **state)
+{
+    struct mt m;
+    enum { N = 20 };
+    pid_t kids[N];
+    int fds[N][2], i, st, mpid = 0, pid;
+    char buf[64], pidpath[512], env[600];
+    char *argv[] = {(char *)tu_build_path("tests/manager/autostart"),
+                    (char *)mt_manager_path(), NULL, NULL};
+
+    (void)state;
+    mt_init(&m);
+    argv[2] = m.rundir;
+    mkdir(m.rundir, 0700);
+    snprintf(env, sizeof env, "JSHOST_WORKER=%s", mt_fake_path());
+    putenv(env);
+    for (i = 0; i < N; i++) {
+        assert_int_equal(pipe2(fds[i], O_CLOEXEC), 0);
+        kids[i] = fork();
+        assert_true(kids[i] >= 0);
+        if (kids[i] == 0) {
+            dup2(fds[i][1], 1);
+            execv(argv[0], argv);
+            _exit(127);
+        }
+        close(fds[i][1]);
+    }
+    for (i = 0; i < N; i++) {
+        ssize_t n = read(fds[i][0], buf, sizeof buf - 1);
+
+        assert_true(n > 0);
+        buf[n] = '\0';
+        pid = atoi(buf);
+        assert_true(pid > 0);
+        if (mpid == 0)
+            mpid = pid;
+        /* Exactly one manager: everyone talked to the same one. */
+        assert_int_equal(pid, mpid);
+        close(fds[i][0]);
+        st = tu_wait(kids[i], 20000);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    snprintf(pidpath, sizeof pidpath, "%s/manager.pid", m.rundir);
+    assert_int_equal(read_pid_file(pidpath), mpid);
+    /* The daemon is not our child: stop it with its pid and wait. */
+    kill(mpid, SIGTERM);
+    assert_true(mt_until(pid_gone, &mpid, 15000));
+    assert_false(mt_exists(m.sock));
+    unsetenv("JSHOST_WORKER");
+    mt_stop(&m);
+}
+
+static void
+test_stale_socket(void **state)
+{
+    struct mt m;
+    struct sockaddr_un sa;
+    int fd, st, mpid;
+    char buf[64], pidpath[512];
+    FILE *p;
+    char cmd[1200];
+
+    (void)state;
+    mt_init(&m);
+    mkdir(m.rundir, 0700);
+    /* A socket file nobody listens on, as a crashed manager leaves. */
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    assert_true(strlen(m.sock) < sizeof sa.sun_path);
+    memcpy(sa.sun_path, m.sock, strlen(m.sock) + 1);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    close(fd);
+    assert_true(mt_exists(m.sock));
+
+    /* Auto-start clears it under the lock and starts a daemon. */
+    snprintf(cmd, sizeof cmd, "JSHOST_WORKER=%s %s %s %s", mt_fake_path(),
+             tu_build_path("tests/manager/autostart"), mt_manager_path(),
+             m.rundir);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    assert_non_null(fgets(buf, sizeof buf, p));
+    st = pclose(p);
+    assert_int_equal(st, 0);
+    mpid = atoi(buf);
+    assert_true(mpid > 0);
+    snprintf(pidpath, sizeof pidpath, "%s/manager.pid", m.rundir);
+    assert_int_equal(read_pid_file(pidpath), mpid);
+    kill(mpid, SIGTERM);
+    assert_true(mt_until(pid_gone, &mpid, 15000));
+
+    /* By hand in the foreground: a refusing socket is stale, a live one is
+     * not touched (a second manager refuses to start). */
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    close(fd);
+    mt_start(&m, NULL, NULL);
+    {
+        char *argv[] = {(char *)mt_manager_path(), "--foreground",
+                        "--runtime-dir", m.rundir, NULL};
+        pid_t second = tu_spawn(argv, NULL, NULL);
+
+        st = tu_wait(second, 10000);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+        assert_true(tu_wait_socket(m.sock, 1000));
+    }
+    mt_stop(&m);
+}
+
+static void
+test_wrong_uid(void **state)
+{
+    struct mt m;
+    struct tu_rpc *c;
+    struct proto_msg msg;
+    char *argv[8], worker[600];
+    pid_t pid;
+    int rc, st;
+
+    (void)state;
+    if (geteuid() != 0)
+        skip(); /* only root can play a second user */
+    /*
+     * The manager runs as nobody in a runtime dir of nobody's; we connect as
+     * root (root may enter any dir): a different uid, refused.
+     */
+    mt_init(&m);
+    assert_int_equal(chown(m.dir, 65534, 65534), 0);
+    snprintf(worker, sizeof worker, "JSHOST_WORKER=%s", mt_fake_path());
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (setgid(65534) != 0 || setuid(65534) != 0)
+            _exit(126);
+        putenv(worker);
+        argv[0] = (char *)mt_manager_path();
+        argv[1] = "--foreground";
+        argv[2] = "--runtime-dir";
+        argv[3] = m.rundir;
+        argv[4] = NULL;
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    m.pid = pid;
+    if (!tu_wait_socket(m.sock, 10000)) {
+        /* The build tree is not reachable for nobody: nothing to test. */
+        st = tu_wait(pid, 1000);
+        kill(pid, SIGKILL);
+        tu_wait(pid, 1000);
+        m.pid = 0;
+        tu_rmtree(m.dir);
+        fail_msg("the manager could not run as nobody (status %d)", st);
+    }
+    c = mt_connect(&m);
+    tu_rpc_send(c, "hello", "[{\"client\": \"x\", \"protocol\": 1}]");
+    rc = tu_rpc_read(c, &msg, 10000);
+    assert_int_equal(rc, 1);
+    assert_int_equal(msg.kind, PROTO_NOTIFICATION);
+    {
+        const msgpack_object *e = &msg.params.via.array.ptr[0];
+        const msgpack_object *t = proto_map_get(e, "type");
+
+        assert_true(proto_obj_streq(t, "ProtocolError"));
+    }
+    proto_msg_release(&msg);
+    assert_int_equal(tu_rpc_read(c, &msg, 10000), -1);
+    tu_rpc_close(c);
+    kill(pid, SIGTERM);
+    st = mt_wait_exit(&m, 15000);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    mt_stop(&m);
+}
+
+static void
+test_garbage_and_half_messages(void **state)
+{
+    struct mt m;
+    struct tu_rpc *bad, *half, *good;
+    struct proto_msg msg;
+    char *id, params[256], *r;
+    const char *cfg;
+    static const unsigned char garbage[] = {0xc1, 0xc1, 0xff, 0x00, 0x13};
+    /* [0, 1, "call", [... cut short */
+    static const unsigned char cut[] = {0x94, 0x00, 0x01, 0xa4, 'c', 'a'};
+    int rc;
+
+    (void)state;
+    mt_init(&m);
+    cfg = mt_config(&m, "a.conf", "linger=60000\n");
+    mt_start(&m, NULL, NULL);
+    good = mt_connect(&m);
+    id = mt_attach(good, cfg);
+
+    bad = mt_connect(&m);
+    tu_rpc_send_raw(bad, garbage, sizeof garbage);
+    rc = tu_rpc_read(bad, &msg, 10000);
+    assert_int_equal(rc, 1);
+    assert_int_equal(msg.kind, PROTO_NOTIFICATION);
+    proto_msg_release(&msg);
+    assert_int_equal(tu_rpc_read(bad, &msg, 10000), -1);
+    tu_rpc_close(bad);
+
+    /* A valid msgpack value that is not a message is refused too. */
+    bad = mt_connect(&m);
+    tu_rpc_send_raw(bad, "\x93\x07\x07\x07", 4);
+    rc = tu_rpc_read(bad, &msg, 10000);
+    assert_int_equal(rc, 1);
+    proto_msg_release(&msg);
+    assert_int_equal(tu_rpc_read(bad, &msg, 10000), -1);
+    tu_rpc_close(bad);
+
+    /* Half a message, then the peer leaves. */
+    half = mt_connect(&m);
+    tu_rpc_send_raw(half, cut, sizeof cut);
+    usleep(50000);
+    tu_rpc_close(half);
+    /* Half a message and the peer stays: others are served meanwhile. */
+    half = mt_connect(&m);
+    tu_rpc_send_raw(half, cut, sizeof cut);
+
+    snprintf(params, sizeof params, "[\"%s\", \"echo\", \"still here\"]", id);
+    r = mt_call(good, "call", params);
+    assert_string_equal(r, "\"still here\"");
+    free(r);
+    tu_rpc_close(half);
+    tu_rpc_close(good);
+    free(id);
+    mt_stop(&m);
+}
+
+static void
+test_shutdown(void **state)
+{
+    struct mt m;
+    struct tu_rpc *c;
+    const char *cfg;
+    char *id, *r;
+    pid_t pids[4];
+    int st, n;
+
+    (void)state;
+    mt_init(&m);
+    cfg = mt_config(&m, "a.conf", "workers=2\n");
+    mt_start(&m, NULL, NULL);
+    c = mt_connect(&m);
+    id = mt_attach(c, cfg);
+    n = 0;
+    while (n < 2) {
+        n = mt_worker_pids(c, id, "ready", pids, 4);
+        usleep(20000);
+    }
+    r = mt_call(c, "shutdown", "[]");
+    assert_string_equal(r, "null");
+    free(r);
+    st = mt_wait_exit(&m, 15000);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_true(mt_pid_gone(pids[0]));
+    assert_true(mt_pid_gone(pids[1]));
+    assert_false(mt_exists(m.sock));
+    tu_rpc_close(c);
+    free(id);
+    mt_stop(&m);
+}
+
+static void
+test_sigterm_stops_workers(void **state)
+{
+    struct mt m;
+    struct tu_rpc *c;
+    const char *cfg;
+    char *id;
+    pid_t pids[4];
+
+    (void)state;
+    mt_init(&m);
+    cfg = mt_config(&m, "a.conf", "linger=60000\n");
+    mt_start(&m, NULL, NULL);
+    c = mt_connect(&m);
+    id = mt_attach(c, cfg);
+    assert_int_equal(mt_worker_pids(c, id, NULL, pids, 4), 1);
+    mt_stop(&m); /* asserts exit 0 and no socket */
+    assert_true(mt_until(pid_gone, &pids[0], 5000));
+    tu_rpc_close(c);
+    free(id);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hello_attach_call),
+        cmocka_unit_test(test_missing_config),
+        cmocka_unit_test(test_config_error),
+        cmocka_unit_test(test_linger_expiry_and_cancel),
+        cmocka_unit_test(test_idle_exit),
+        cmocka_unit_test(test_race_autostart),
+        cmocka_unit_test(test_stale_socket),
+        cmocka_unit_test(test_wrong_uid),
+        cmocka_unit_test(test_garbage_and_half_messages),
+        cmocka_unit_test(test_shutdown),
+        cmocka_unit_test(test_sigterm_stops_workers),
+    };
+
+    signal(SIGPIPE, SIG_IGN);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
