@@ -42,7 +42,7 @@ CONFIG = os.path.join(HERE, "bench.config.js")
 HTTP_PEER = os.path.join(HERE, "peers", "jshost_http_peer.js")
 PIPE_PEER = os.path.join(HERE, "peers", "jsonlines_peer.js")
 
-ROUNDS = 3  # each peer's calls are split in this many interleaved turns
+ROUNDS = 5  # each peer's calls are split in this many interleaved turns
 COLD_REPEATS = 3
 START_TIMEOUT = 20.0  # seconds a peer may take to come up before we give up
 
@@ -169,6 +169,8 @@ class JshostManager:
     def __init__(self, jshost):
         self.host = jshost.Host(CONFIG)
         self.call = self.host.call
+        # Watched after the manager's shutdown: nothing may be left running.
+        self.worker_pids = [w["pid"] for w in self.host.status().get("workers", [])]
 
     def close(self):
         self.host.close()
@@ -275,14 +277,18 @@ def manager_pid(rundir):
         return None
 
 
-def shutdown_manager(jshost, rundir):
-    """Stops the manager of rundir (if any) and waits until its pid is gone."""
+def shutdown_manager(jshost, rundir, worker_pids=()):
+    """Stops the manager of rundir (if any) and waits until it and the workers
+    it ran are gone."""
     pid = manager_pid(rundir)
     jshost.shutdown()
     if pid is not None and not wait_pid_gone(pid, 10):
         os.kill(pid, signal.SIGTERM)
         if not wait_pid_gone(pid, 5):
             fail("the manager (pid %d) did not exit after shutdown" % pid)
+    for wpid in worker_pids:
+        if not wait_pid_gone(wpid, 10):
+            fail("worker pid %d outlived its manager's shutdown" % wpid)
 
 
 def cold_jshost(jshost):
@@ -293,8 +299,9 @@ def cold_jshost(jshost):
         host = jshost.Host(CONFIG)
         host.call("double", {"number": 1})
         t = time.perf_counter() - t0
+        pids = [w["pid"] for w in host.status().get("workers", [])]
         host.close()
-        shutdown_manager(jshost, rundir)
+        shutdown_manager(jshost, rundir, pids)
         return t
     finally:
         shutil.rmtree(rundir, ignore_errors=True)
@@ -340,6 +347,21 @@ def bench_cold(jshost, node, worker, rundir):
         med = statistics.median(times[label])
         print("%-52s %9.1f %9.1f %8.2fx" % (label, med * 1e3, min(times[label]) * 1e3,
                                             base / med))
+    return {label: statistics.median(t) for label, t in times.items()}
+
+
+def summary(figures, cold):
+    """One line per jshost route: its calls/s ratios and cold-start ratio."""
+    print()
+    print("Summary (calls/s of this / js-host model per function; cold start ratio)")
+    labels = list(figures[WORKLOADS[0][0]])
+    for label in labels[1:]:
+        parts = ["%s %.2fx" % (fn, figures[fn][label][1] / figures[fn][labels[0]][1])
+                 for fn, *_ in WORKLOADS]
+        print("  %-50s %s" % (label, ", ".join(parts)))
+    first = list(cold)
+    for label in first[1:]:
+        print("  %-50s cold start %.2fx" % (label, cold[first[0]] / cold[label]))
 
 
 def main():
@@ -369,24 +391,27 @@ def main():
     rundir = tempfile.mkdtemp(prefix="jshbench-", dir="/tmp")
     os.environ["JSHOST_RUNTIME_DIR"] = rundir
     clients = []
+    worker_pids = []
     try:
         node_http = HttpPeer(node)
         clients.append(node_http)
         clients.append(PipePeer(node))
         clients.append(JshostManager(jshost))
+        worker_pids = clients[-1].worker_pids
         clients.append(JshostDirect(jshost, worker, rundir))
-        bench_calls(clients, scale)
+        figures = bench_calls(clients, scale)
         for c in clients:
             c.close()
         clients = []
-        bench_cold(jshost, node, worker, rundir)
+        cold = bench_cold(jshost, node, worker, rundir)
+        summary(figures, cold)
     finally:
         for c in clients:
             try:
                 c.close()
             except Exception:
                 pass
-        shutdown_manager(jshost, rundir)
+        shutdown_manager(jshost, rundir, worker_pids)
         shutil.rmtree(rundir, ignore_errors=True)
 
 
