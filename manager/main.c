@@ -328,6 +328,7 @@ main(int argc, char **argv)
     mgr.ping_ms = env_u64("JSHOST_PING_MS", 3000);
     mgr.ping_timeout_ms = env_u64("JSHOST_PING_TIMEOUT_MS", 10000);
     mgr.kill_grace_ms = env_u64("JSHOST_KILL_GRACE_MS", 3000);
+    mgr.start_timeout_ms = env_u64("JSHOST_START_TIMEOUT_MS", 60000);
     TAILQ_INIT(&mgr.clients);
     TAILQ_INIT(&mgr.hosts);
     find_worker();

@@ -113,6 +113,8 @@ struct call *router_take(struct router *r, uint32_t wid);
 /* Any one call, removed; NULL when empty (for crash answering). */
 struct call *router_pop(struct router *r);
 size_t router_count(const struct router *r);
+/* Tests only: where the next msgid starts (to reach the wrap-around). */
+void router__set_next(struct router *r, uint32_t next);
 
 struct call *call_new(enum call_kind kind, struct client *client,
                       uint32_t cid);
@@ -348,7 +350,7 @@ struct manager {
     bool idle_exit;
     unsigned max_client_inflight;
     unsigned max_host_inflight;
-    uint64_t ping_ms, ping_timeout_ms, kill_grace_ms;
+    uint64_t ping_ms, ping_timeout_ms, kill_grace_ms, start_timeout_ms;
     struct clients clients;
     unsigned nclients;
     struct hosts hosts;

@@ -74,7 +74,7 @@ router_add(struct router *r, struct call *c)
     /* msgids wrap after 2^32; skip any still in use (a very slow call). */
     do {
         c->wid = r->next++;
-    } while (router_lookup(r, c->wid) != NULL);
+    } while (c->wid == 0 || router_lookup(r, c->wid) != NULL);
     c->hnext = r->buckets[c->wid & (r->nbuckets - 1)];
     r->buckets[c->wid & (r->nbuckets - 1)] = c;
     r->count++;
@@ -120,6 +120,12 @@ size_t
 router_count(const struct router *r)
 {
     return r->count;
+}
+
+void
+router__set_next(struct router *r, uint32_t next)
+{
+    r->next = next;
 }
 
 struct call *

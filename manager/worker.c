@@ -46,7 +46,9 @@ worker_state_name(enum worker_state s)
 void
 worker_exit_words(const struct worker *w, char *buf, size_t len)
 {
-    if (w->unresponsive)
+    if (w->unresponsive && w->ready_ms == 0)
+        snprintf(buf, len, "was not ready in time and was killed");
+    else if (w->unresponsive)
         snprintf(buf, len, "did not answer its ping and was killed");
     else if (w->term_signal != 0)
         snprintf(buf, len, "killed by signal %d (SIG%s)", w->term_signal,
@@ -242,6 +244,7 @@ worker_on_msg(void *owner, struct proto_msg *m)
             w->state == WORKER_STARTING) {
             w->state = WORKER_READY;
             w->ready_ms = manager_now();
+            uv_timer_stop(&w->kill_timer);
             host__worker_ready(w->host, w, arg);
         } else if (proto_msg_is(m, "config_error") && arg != NULL) {
             host__worker_config_error(w->host, w, arg);
@@ -287,6 +290,13 @@ worker_kill_timer_cb(uv_timer_t *t)
     if (w->state == WORKER_EXITED) {
         /* The socket never ended (a grandchild holds it): finish anyway. */
         worker_finish(w);
+        return;
+    }
+    if (w->state == WORKER_STARTING) {
+        w->unresponsive = true;
+        host_log(w->host, w->pid, "not ready after %llu ms: SIGKILL",
+                 (unsigned long long)mgr.start_timeout_ms);
+        uv_process_kill(&w->proc, SIGKILL);
         return;
     }
     host_log(w->host, w->pid, "did not stop after SIGTERM: SIGKILL");
@@ -430,6 +440,10 @@ worker_spawn(struct host *h, char **cause)
     w->handles = 3; /* process, kill timer, socket */
     uv_timer_init(mgr.loop, &w->kill_timer);
     w->kill_timer.data = w;
+    /* A config that never finishes loading must not hold attach forever. */
+    if (!h->is_private && mgr.start_timeout_ms > 0)
+        uv_timer_start(&w->kill_timer, worker_kill_timer_cb,
+                       mgr.start_timeout_ms, 0);
     if (stream_init(&w->stream, mgr.loop, w) != 0 ||
         uv_pipe_open(&w->stream.pipe, fds[0]) != 0) {
         fatalx("cannot set up the socket of worker %d", (int)w->pid);

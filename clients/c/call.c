@@ -59,10 +59,12 @@ static int
 errout_finish(struct errout *eo, jshost *c, int r)
 {
     if (eo->errcode == NULL && eo->err == NULL && eo->errstr == NULL) {
+        pthread_mutex_lock(&c->priv->errlock);
         jshost_error_clear(&c->remote);
         c->err = eo->sink.err;
         memcpy(c->errstr, eo->sink.errstr, sizeof(c->errstr));
         c->remote = eo->sink.remote;
+        pthread_mutex_unlock(&c->priv->errlock);
         return r;
     }
     if (eo->errcode != NULL)
@@ -204,7 +206,7 @@ js_wait(int timeout_ms)
     if (timeout_ms < 0)
         return -1;
     if (timeout_ms == 0)
-        return JSHOST_DEFAULT_TIMEOUT_MS + JSHOST__MARGIN_MS;
+        return JSHOST__JS_DEFAULT_WAIT_MS;
     return (int64_t)timeout_ms + JSHOST__MARGIN_MS;
 }
 
@@ -213,15 +215,17 @@ static int
 send_packed(jshost *c, const char *method, msgpack_sbuffer *sb, int64_t wait,
             jshost_value *result)
 {
+    struct errout eo;
     int r;
 
     if (result != NULL) {
         result->data = NULL;
         result->len = 0;
     }
-    r = do_request(c, c, method, sb->data, sb->size, wait, result);
+    errout_init(&eo, c, NULL, NULL, NULL, 0);
+    r = do_request(c, &eo.sink, method, sb->data, sb->size, wait, result);
     msgpack_sbuffer_destroy(sb);
-    return r;
+    return errout_finish(&eo, c, r);
 }
 
 int

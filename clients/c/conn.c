@@ -69,6 +69,7 @@ fork_reset(jshost_priv *p, pid_t me)
     }
     if (atomic_load(&p->pid) != me) {
         pthread_mutex_init(&p->lock, NULL);
+        pthread_mutex_init(&p->errlock, NULL);
         jshost__cond_init(&p->pipe_cond);
         if (p->fd >= 0)
             close(p->fd);

@@ -601,6 +601,7 @@ jshost_connect(const struct jshost_options *opts)
     }
     c->priv = p;
     pthread_mutex_init(&p->lock, NULL);
+    pthread_mutex_init(&p->errlock, NULL);
     jshost__cond_init(&p->pipe_cond);
     atomic_store(&p->pid, getpid());
     p->fd = -1;
@@ -668,6 +669,7 @@ jshost_free(jshost *c)
     jshost__held_free(p);
     pthread_mutex_unlock(&p->lock);
     pthread_mutex_destroy(&p->lock);
+    pthread_mutex_destroy(&p->errlock);
     pthread_cond_destroy(&p->pipe_cond);
     if (p->wakefd >= 0)
         close(p->wakefd);

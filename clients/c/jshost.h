@@ -121,10 +121,15 @@ int jshost_reconnect(jshost *c);
 /*
  * Deadlines: timeout_ms > 0 bounds the whole call on the client side (the server
  * is also told, as the call's "timeout_ms", so the JS is stopped there); the
- * client waits timeout_ms plus a small margin for the server's TimeoutError
- * before giving up with JSHOST_ERR_TIMEOUT. timeout_ms 0: the host's default
- * deadline, with the client waiting at most that default plus the margin; -1:
- * wait as long as it takes.
+ * client waits timeout_ms plus a small margin (2 s) for the server's
+ * TimeoutError before giving up with JSHOST_ERR_TIMEOUT. timeout_ms 0: the
+ * host's default deadline (the config's `timeout`, which the client does not
+ * know), enforced by the server; the client waits for its answer up to 10
+ * minutes, a guard against a wedged server. -1: the same, with no client-side
+ * guard at all.
+ *
+ * jshost_request (any method): timeout_ms > 0 waits that long plus the margin,
+ * 0 waits up to 60 s, -1 as long as it takes; nothing is sent to the server.
  */
 
 /*

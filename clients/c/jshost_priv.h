@@ -25,6 +25,9 @@
 /* How long a blocking call waits past its own deadline for the server's
  * TimeoutError before giving up on the client side. */
 #define JSHOST__MARGIN_MS 2000
+/* Client-side guard on a JS run with the host's default deadline (timeout 0):
+ * the server enforces the config's own deadline, which may be long. */
+#define JSHOST__JS_DEFAULT_WAIT_MS (10 * 60 * 1000)
 /* Client wait for requests other than call when given 0. */
 #define JSHOST__REQUEST_DEFAULT_MS 60000
 /* Pipelined msgids have this bit set, blocking ones never: a reply is routed to
@@ -67,6 +70,9 @@ struct jshost__held {
 
 struct jshost_priv {
     pthread_mutex_t lock;
+    /* Guards c->remote's strings: threads sharing a handle may fail at once,
+     * and the words of one must not be freed twice by the other. */
+    pthread_mutex_t errlock;
     _Atomic pid_t pid;     /* the process the connection belongs to */
     atomic_int forking;    /* a fork reset is under way in this process */
 

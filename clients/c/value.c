@@ -50,11 +50,15 @@ jshost__seterr(jshost *c, int err, const char *fmt, ...)
 {
     va_list ap;
 
+    if (c->priv != NULL)
+        pthread_mutex_lock(&c->priv->errlock);
     jshost_error_clear(&c->remote);
     c->err = err;
     va_start(ap, fmt);
     vsnprintf(c->errstr, sizeof(c->errstr), fmt, ap);
     va_end(ap);
+    if (c->priv != NULL)
+        pthread_mutex_unlock(&c->priv->errlock);
     return -1;
 }
 
@@ -68,11 +72,15 @@ jshost__remote_words(const jshost_error *e, char *buf, size_t len)
 int
 jshost__setremote(jshost *c, jshost_error *e)
 {
+    if (c->priv != NULL)
+        pthread_mutex_lock(&c->priv->errlock);
     jshost_error_clear(&c->remote);
     c->err = JSHOST_ERR_REMOTE;
     jshost__remote_words(e, c->errstr, sizeof(c->errstr));
     c->remote = *e;
     memset(e, 0, sizeof(*e));
+    if (c->priv != NULL)
+        pthread_mutex_unlock(&c->priv->errlock);
     return -1;
 }
 

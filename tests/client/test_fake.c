@@ -279,6 +279,11 @@ test_call_and_errors(void **state)
     assert_non_null(strstr(s, "\"manager\""));
     free(s);
     jshost_value_free(&r);
+    /* an explicit reconnect attaches the held host again and goes on */
+    assert_int_equal(jshost_reconnect(c), 0);
+    s = call_json(c, "echo", "\"after\"", 0);
+    assert_string_equal(s, "\"after\"");
+    free(s);
     assert_int_equal(jshost_detach(c, host), 0);
     free(host);
     jshost_free(c);
@@ -477,6 +482,103 @@ test_pipeline_out_of_order(void **state)
     assert_int_equal(jshost_read(c, &r, 5000), -1);
     assert_int_equal(c->err, JSHOST_ERR_IO);
     assert_int_equal(jshost_in_flight(c), 0);
+    jshost_free(c);
+}
+
+/* Requests bigger than the socket buffers: writes stay pending, the reads
+ * flush them (POLLOUT) as replies come. */
+static void
+test_pipeline_large(void **state)
+{
+    struct fx *f = *state;
+    jshost *c = connect_to(f->sock);
+    enum { N = 300, SIZE = 100000 };
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    jshost_reply r;
+    char *blob = malloc(SIZE);
+    size_t max_pending = 0;
+    int i;
+
+    memset(blob, 'x', SIZE);
+    for (i = 0; i < N; i++) {
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 4);
+        msgpack_pack_str_with_body(&pk, "h", 1);
+        msgpack_pack_str_with_body(&pk, "echo", 4);
+        msgpack_pack_bin_with_body(&pk, blob, SIZE);
+        msgpack_pack_map(&pk, 0);
+        assert_int_equal(jshost_send(c, "call", sb.data, sb.size, NULL), 0);
+        msgpack_sbuffer_destroy(&sb);
+        if (jshost_pending_write(c) > max_pending)
+            max_pending = jshost_pending_write(c);
+    }
+    /* 30 MB cannot all have gone into the socket */
+    assert_true(max_pending > 0);
+    for (i = 0; i < N; i++) {
+        assert_int_equal(jshost_read(c, &r, 20000), 1);
+        assert_int_equal(r.ok, 1);
+        assert_true(r.value.len > SIZE);
+        jshost_reply_free(&r);
+    }
+    assert_int_equal(jshost_pending_write(c), 0);
+    free(blob);
+    jshost_free(c);
+}
+
+struct big_arg {
+    jshost *c;
+    int failures;
+};
+
+static void *
+big_thread(void *arg)
+{
+    struct big_arg *a = arg;
+    size_t size = 300000;
+    char *blob = malloc(size);
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    jshost_value r;
+    int code;
+
+    for (int i = 0; i < 40; i++) {
+        memset(blob, 'a' + i % 26, size);
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_bin_with_body(&pk, blob, size);
+        if (jshost_call_r(a->c, "h", "echo", sb.data, sb.size, 0, &r, &code,
+                          NULL, NULL, 0) != 0 ||
+            r.len != sb.size || memcmp(r.data, sb.data, sb.size) != 0)
+            a->failures++;
+        jshost_value_free(&r);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    free(blob);
+    return NULL;
+}
+
+/* Threads whose requests do not fit the socket at once: the one driving must
+ * be woken to write the others' bytes. */
+static void
+test_threads_large(void **state)
+{
+    struct fx *f = *state;
+    jshost *c = connect_to(f->sock);
+    pthread_t t[4];
+    struct big_arg a[4];
+    int i;
+
+    for (i = 0; i < 4; i++) {
+        a[i].c = c;
+        a[i].failures = 0;
+        assert_int_equal(pthread_create(&t[i], NULL, big_thread, &a[i]), 0);
+    }
+    for (i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(a[i].failures, 0);
+    }
     jshost_free(c);
 }
 
@@ -743,6 +845,8 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_threads_shared_handle, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_large, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_threads_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fork_child_reconnects, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_env_socket, setup, teardown),

@@ -571,6 +571,32 @@ test_fork(void **state)
     expect_call(f, "count", "null", "2");
 }
 
+/* The manager dies between calls: the next call finds the connection dead
+ * before writing, starts a new manager, attaches the host again and is sent
+ * once more. */
+static void
+test_manager_restart_resend(void **state)
+{
+    struct fx *f = *state;
+    pid_t old;
+    char *s;
+
+    attach(f);
+    expect_call(f, "double", "{\"number\": 1}", "2");
+    old = manager_pid(f->rt);
+    assert_true(old > 0);
+    assert_int_equal(kill(old, SIGKILL), 0);
+    for (int i = 0; i < 500 && kill(old, 0) == 0; i++)
+        usleep(10000);
+    usleep(50000); /* let the EOF reach our socket */
+    s = call_json(f, "double", "{\"number\": 2}", 0);
+    if (s == NULL)
+        fail_msg("call after the manager died: %s", f->c->errstr);
+    assert_string_equal(s, "4");
+    free(s);
+    assert_true(manager_pid(f->rt) != old);
+}
+
 /* Production mode: one worker on its own socket (`jshost host CONFIG --listen
  * PATH`), clients pointed at it by JSHOST_SOCKET, no manager anywhere. */
 static void
@@ -628,6 +654,8 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_fork, setup, teardown),
         cmocka_unit_test_setup_teardown(test_env_socket_listen_worker, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_manager_restart_resend, setup,
                                         teardown),
     };
 

@@ -684,6 +684,68 @@ test_slow_reader_backpressure(void **state)
     mt_stop(&m);
 }
 
+/* A busy worker does not hold status up: its figures are just older. */
+static void
+test_status_not_held_by_busy_worker(void **state)
+{
+    struct mt m;
+    struct tu_rpc *c;
+    const char *cfg;
+    char *id, params[256], *res;
+    uint32_t call, st;
+    struct proto_msg msg;
+    int rc;
+
+    (void)state;
+    mt_init(&m);
+    cfg = mt_config(&m, "a.conf", "linger=60000\n");
+    mt_start(&m, NULL, NULL);
+    c = mt_connect(&m);
+    id = mt_attach(c, cfg);
+    snprintf(params, sizeof params, "[\"%s\", \"sleep\", 3000]", id);
+    call = tu_rpc_send(c, "call", params);
+    usleep(100000);
+    st = tu_rpc_send(c, "status", "[null]");
+    rc = tu_rpc_read(c, &msg, 30000);
+    assert_int_equal(rc, 1);
+    /* The status answer comes first, with the worker in it. */
+    assert_int_equal(msg.msgid, st);
+    res = tu_rpc_result(&msg);
+    assert_non_null(strstr(res, "\"in_flight\":1"));
+    free(res);
+    proto_msg_release(&msg);
+    assert_int_equal(tu_rpc_wait(c, call, &msg, 30000), 1);
+    proto_msg_release(&msg);
+    tu_rpc_close(c);
+    free(id);
+    mt_stop(&m);
+}
+
+/* A worker that never gets ready is killed; attach is answered, not held. */
+static void
+test_never_ready(void **state)
+{
+    struct mt m;
+    const char *env[] = {"JSHOST_START_TIMEOUT_MS=200", NULL};
+    struct tu_rpc *c;
+    const char *cfg;
+    char params[600], *r;
+
+    (void)state;
+    mt_init(&m);
+    cfg = mt_config(&m, "a.conf", "ready_delay_ms=100000\n");
+    mt_start(&m, NULL, env);
+    c = mt_connect(&m);
+    snprintf(params, sizeof params, "[\"%s\", {}]", cfg);
+    r = mt_call(c, "attach", params);
+    assert_non_null(r);
+    assert_true(strncmp(r, "!HostUnavailable", 16) == 0);
+    assert_non_null(strstr(r, "not ready in time"));
+    free(r);
+    tu_rpc_close(c);
+    mt_stop(&m);
+}
+
 int
 main(void)
 {
@@ -699,6 +761,8 @@ main(void)
         cmocka_unit_test(test_contexts_sticky_and_private),
         cmocka_unit_test(test_stubborn_worker_gets_sigkill),
         cmocka_unit_test(test_slow_reader_backpressure),
+        cmocka_unit_test(test_status_not_held_by_busy_worker),
+        cmocka_unit_test(test_never_ready),
     };
 
     signal(SIGPIPE, SIG_IGN);
