@@ -34,7 +34,7 @@
 #include "jshost.h"
 
 #define NSEQ 4000     /* sequential round trips per round */
-#define NPIPE 40000   /* pipelined calls per round */
+#define NPIPE 20000   /* pipelined calls per round */
 #define WINDOW 64     /* pipelined requests in flight */
 #define ROUNDS 5      /* best of */
 #define MSG_BYTES 24  /* the floor's message: about a small call's size */
@@ -132,26 +132,19 @@ spawn_relay(int left, int right, int close_fd)
     }
 }
 
-/* Seconds per round trip over fd, best of ROUNDS. */
+/* Seconds per round trip over fd, one round. */
 static double
-floor_rounds(int fd)
+floor_round(int fd)
 {
     char buf[MSG_BYTES];
-    double best = 1e9;
+    double t0 = now();
 
     memset(buf, 'x', sizeof buf);
-    for (int r = 0; r < ROUNDS; r++) {
-        double t0 = now();
-
-        for (int i = 0; i < NSEQ; i++) {
-            write_full(fd, buf, sizeof buf);
-            read_full(fd, buf, sizeof buf);
-        }
-        double t = (now() - t0) / NSEQ;
-        if (t < best)
-            best = t;
+    for (int i = 0; i < NSEQ; i++) {
+        write_full(fd, buf, sizeof buf);
+        read_full(fd, buf, sizeof buf);
     }
-    return best;
+    return (now() - t0) / NSEQ;
 }
 
 static void
@@ -163,35 +156,40 @@ reap(pid_t pid)
         ;
 }
 
+/* The floors' helpers: fds[0] talks to an echo, fds[1] to an echo behind a
+ * relay; pids[] are the three children. */
 static void
-floors(double *one_hop, double *two_hops)
+floors_start(int fds[2], pid_t pids[3])
 {
     int a[2], b[2];
-    pid_t echo, relay;
 
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, a) < 0)
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a) < 0)
         die("socketpair: %s", strerror(errno));
-    echo = spawn_echo(a[1], a[0]);
+    pids[0] = spawn_echo(a[1], a[0]);
     close(a[1]);
-    *one_hop = floor_rounds(a[0]);
-    close(a[0]);
-    reap(echo);
+    fds[0] = a[0];
 
-    /* Each child must hold only its own ends, or an end left open in the
-     * wrong process keeps the others from ever seeing EOF. */
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, b) < 0)
+    /* Each child must hold only its own ends (fds[0] included), or an end left
+     * open in the wrong process keeps the others from ever seeing EOF. */
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b) < 0)
         die("socketpair: %s", strerror(errno));
-    echo = spawn_echo(b[1], b[0]);
+    pids[1] = spawn_echo(b[1], b[0]);
     close(b[1]);
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, a) < 0)
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a) < 0)
         die("socketpair: %s", strerror(errno));
-    relay = spawn_relay(a[1], b[0], a[0]);
+    pids[2] = spawn_relay(a[1], b[0], a[0]);
     close(a[1]);
     close(b[0]);
-    *two_hops = floor_rounds(a[0]);
-    close(a[0]);
-    reap(relay);
-    reap(echo);
+    fds[1] = a[0];
+}
+
+static void
+floors_stop(int fds[2], pid_t pids[3])
+{
+    close(fds[0]);
+    close(fds[1]);
+    for (int i = 0; i < 3; i++)
+        reap(pids[i]);
 }
 
 static void
@@ -239,82 +237,66 @@ check_double(const jshost_value *v, uint32_t i, const char *what)
         die("%s: double(%u) answered something else", what, i);
 }
 
-/* Seconds per sequential call, best of ROUNDS. */
+/* Seconds per sequential call, one round. */
 static double
 calls_sequential(jshost *c, const char *host, const char *what)
 {
     msgpack_sbuffer sb;
-    double best = 1e9;
+    double t0 = now();
 
     msgpack_sbuffer_init(&sb);
-    for (int r = 0; r < ROUNDS; r++) {
-        double t0 = now();
+    for (uint32_t i = 0; i < NSEQ; i++) {
+        jshost_value v;
 
-        for (uint32_t i = 0; i < NSEQ; i++) {
-            jshost_value v;
-
-            pack_data(&sb, i);
-            if (jshost_call(c, host, "double", sb.data, sb.size, 10000, &v) < 0)
-                die("%s: call: %s", what, c->errstr);
-            check_double(&v, i, what);
-            jshost_value_free(&v);
-        }
-        double t = (now() - t0) / NSEQ;
-        if (t < best)
-            best = t;
+        pack_data(&sb, i);
+        if (jshost_call(c, host, "double", sb.data, sb.size, 10000, &v) < 0)
+            die("%s: call: %s", what, c->errstr);
+        check_double(&v, i, what);
+        jshost_value_free(&v);
     }
     msgpack_sbuffer_destroy(&sb);
-    return best;
+    return (now() - t0) / NSEQ;
 }
 
-/* Calls per second with WINDOW requests in flight, best of ROUNDS. */
+/* Calls per second with WINDOW requests in flight, one round. */
 static double
 calls_pipelined(jshost *c, const char *host, const char *what)
 {
     msgpack_sbuffer sb;
-    double best = 0;
+    uint32_t sent = 0, done = 0;
+    /* msgids are the library's: remember each one's argument to check it */
+    static uint32_t arg_of[WINDOW * 4];
+    double t0 = now();
 
     msgpack_sbuffer_init(&sb);
-    for (int r = 0; r < ROUNDS; r++) {
-        uint32_t sent = 0, done = 0;
-        uint32_t *arg_of = calloc(1, sizeof(uint32_t) * 65536);
-        double t0 = now();
+    while (done < NPIPE) {
+        while (sent < NPIPE && sent - done < WINDOW) {
+            uint32_t msgid;
 
-        if (arg_of == NULL)
-            die("out of memory");
-        /* msgids are the library's; remember each one's argument to check it */
-        while (done < NPIPE) {
-            while (sent < NPIPE && sent - done < WINDOW) {
-                uint32_t msgid;
-
-                pack_params(&sb, host, sent);
-                if (jshost_send(c, "call", sb.data, sb.size, &msgid) < 0)
-                    die("%s: send: %s", what, c->errstr);
-                arg_of[msgid & 0xffff] = sent++;
-            }
-            if (jshost_pending_write(c) > 0 && jshost_flush(c) < 0)
-                die("%s: flush: %s", what, c->errstr);
-            jshost_reply rep;
-            int n = jshost_read(c, &rep, 10000);
-
-            if (n < 0)
-                die("%s: read: %s", what, c->errstr);
-            if (n == 0)
-                die("%s: no reply within 10 s", what);
-            if (!rep.ok)
-                die("%s: call failed: %s", what,
-                    rep.error.message ? rep.error.message : "?");
-            check_double(&rep.value, arg_of[rep.msgid & 0xffff], what);
-            jshost_reply_free(&rep);
-            done++;
+            pack_params(&sb, host, sent);
+            if (jshost_send(c, "call", sb.data, sb.size, &msgid) < 0)
+                die("%s: send: %s", what, c->errstr);
+            arg_of[msgid % (WINDOW * 4)] = sent++;
         }
-        double rate = NPIPE / (now() - t0);
-        if (rate > best)
-            best = rate;
-        free(arg_of);
+        if (jshost_pending_write(c) > 0 && jshost_flush(c) < 0)
+            die("%s: flush: %s", what, c->errstr);
+
+        jshost_reply rep;
+        int n = jshost_read(c, &rep, 10000);
+
+        if (n < 0)
+            die("%s: read: %s", what, c->errstr);
+        if (n == 0)
+            die("%s: no reply within 10 s", what);
+        if (!rep.ok)
+            die("%s: call failed: %s", what,
+                rep.error.message ? rep.error.message : "?");
+        check_double(&rep.value, arg_of[rep.msgid % (WINDOW * 4)], what);
+        jshost_reply_free(&rep);
+        done++;
     }
     msgpack_sbuffer_destroy(&sb);
-    return best;
+    return NPIPE / (now() - t0);
 }
 
 static pid_t
@@ -403,17 +385,31 @@ wait_gone(pid_t pid, const char *what)
     die("%s (pid %d) still runs 10 s after it was stopped", what, (int)pid);
 }
 
+static double
+min_of(double a, double b)
+{
+    return a < b ? a : b;
+}
+
+static double
+max_of(double a, double b)
+{
+    return a > b ? a : b;
+}
+
 int
 main(int argc, char **argv)
 {
     const char *manager = getenv("JSHOST_MANAGER");
     const char *worker = getenv("JSHOST_WORKER");
     char config[PATH_MAX], sock[PATH_MAX], rundir[PATH_MAX];
-    double floor1, floor2, seq_direct, seq_manager, pipe_direct, pipe_manager;
+    double floor1 = 1e9, floor2 = 1e9, seq_direct = 1e9, seq_manager = 1e9;
+    double pipe_direct = 0, pipe_manager = 0;
     struct jshost_options o;
-    char *host = NULL;
-    jshost *c;
-    pid_t wpid, mpid;
+    char *hd = NULL, *hm = NULL;
+    jshost *cd, *cm;
+    pid_t wpid, mpid, fpids[3];
+    int ffds[2];
 
     if (argc != 2)
         die("usage: JSHOST_MANAGER=... JSHOST_WORKER=... bench_rpc CONFIG");
@@ -425,45 +421,55 @@ main(int argc, char **argv)
         die("mkdtemp: %s", strerror(errno));
     signal(SIGPIPE, SIG_IGN);
 
-    floors(&floor1, &floor2);
+    /* Everything up at once, so that the rounds can take turns: a busy spell
+     * of the machine then hurts every figure alike. */
+    floors_start(ffds, fpids);
 
     /* A worker of its own, no manager. */
     snprintf(sock, sizeof sock, "%s/w.sock", tmpdir);
     wpid = spawn_worker(worker, sock, config);
-    c = connect_worker(sock, wpid);
-    if (jshost_attach(c, config, &host, NULL) < 0)
-        die("attach (worker): %s", c->errstr);
-    calls_sequential(c, host, "direct"); /* warm up */
-    seq_direct = calls_sequential(c, host, "direct");
-    pipe_direct = calls_pipelined(c, host, "direct");
-    free(host);
-    jshost_free(c);
-    kill(wpid, SIGTERM);
-    reap(wpid);
+    cd = connect_worker(sock, wpid);
+    if (jshost_attach(cd, config, &hd, NULL) < 0)
+        die("attach (worker): %s", cd->errstr);
 
-    /* Through a manager started for us in a fresh runtime dir. */
+    /* A manager started for us in a fresh runtime dir. */
     snprintf(rundir, sizeof rundir, "%s/run", tmpdir);
     jshost_options_init(&o);
     o.runtime_dir = rundir;
     o.manager_path = manager;
     o.spawn = 1;
-    c = jshost_connect(&o);
-    if (c == NULL || c->err != 0)
-        die("connect (manager): %s", c ? c->errstr : "out of memory");
+    cm = jshost_connect(&o);
+    if (cm == NULL || cm->err != 0)
+        die("connect (manager): %s", cm ? cm->errstr : "out of memory");
     mpid = manager_pid();
-    if (jshost_attach(c, config, &host, NULL) < 0)
-        die("attach (manager): %s", c->errstr);
-    calls_sequential(c, host, "manager");
-    seq_manager = calls_sequential(c, host, "manager");
-    pipe_manager = calls_pipelined(c, host, "manager");
-    free(host);
-    if (jshost_shutdown(c) < 0)
-        die("shutdown: %s", c->errstr);
-    jshost_free(c);
+    if (jshost_attach(cm, config, &hm, NULL) < 0)
+        die("attach (manager): %s", cm->errstr);
+
+    calls_sequential(cd, hd, "direct"); /* warm up */
+    calls_sequential(cm, hm, "manager");
+    for (int r = 0; r < ROUNDS; r++) {
+        floor1 = min_of(floor1, floor_round(ffds[0]));
+        floor2 = min_of(floor2, floor_round(ffds[1]));
+        seq_direct = min_of(seq_direct, calls_sequential(cd, hd, "direct"));
+        seq_manager = min_of(seq_manager, calls_sequential(cm, hm, "manager"));
+        pipe_direct = max_of(pipe_direct, calls_pipelined(cd, hd, "direct"));
+        pipe_manager = max_of(pipe_manager, calls_pipelined(cm, hm, "manager"));
+    }
+
+    free(hm);
+    if (jshost_shutdown(cm) < 0)
+        die("shutdown: %s", cm->errstr);
+    jshost_free(cm);
     if (mpid > 0)
         wait_gone(mpid, "the manager");
+    free(hd);
+    jshost_free(cd);
+    kill(wpid, SIGTERM);
+    reap(wpid);
+    floors_stop(ffds, fpids);
 
-    printf("bench_rpc: calls of double() from C (libjshost), best of %d rounds\n",
+    printf("bench_rpc: calls of double() from C (libjshost), best of %d "
+           "interleaved rounds\n",
            ROUNDS);
     printf("  sequential, %d per round            us/call   x floor\n", NSEQ);
     printf("  floor, 1 hop (socketpair echo)       %7.1f\n", floor1 * 1e6);
