@@ -35,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -44,6 +45,8 @@ PIPE_PEER = os.path.join(HERE, "peers", "jsonlines_peer.js")
 
 ROUNDS = 5  # each peer's calls are split in this many interleaved turns
 COLD_REPEATS = 3
+THREADS = 8
+THREAD_CALLS = 400  # per thread, at SCALE 1
 START_TIMEOUT = 20.0  # seconds a peer may take to come up before we give up
 
 RENDER_BYTES = 10 * 1024
@@ -113,15 +116,16 @@ class HttpPeer:
     def __init__(self, node):
         self.proc = subprocess.Popen([node, HTTP_PEER, CONFIG], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE)
-        port = json.loads(read_line(self.proc, START_TIMEOUT))["port"]
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.port = json.loads(read_line(self.proc, START_TIMEOUT))["port"]
+        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         self.headers = {"Content-Type": "application/json"}
 
-    def call(self, name, data):
+    def call(self, name, data, conn=None):
+        conn = conn or self.conn
         # bytes, so that http.client sends headers and body in one write
-        self.conn.request("POST", "/function/" + name, json.dumps(data).encode(),
-                          self.headers)
-        resp = self.conn.getresponse()
+        conn.request("POST", "/function/" + name, json.dumps(data).encode(),
+                     self.headers)
+        resp = conn.getresponse()
         body = resp.read()
         if resp.status != 200:
             raise RuntimeError("%s: HTTP %d %s" % (name, resp.status, body[:200]))
@@ -258,6 +262,57 @@ def bench_calls(clients, scale):
     return figures
 
 
+def bench_threads(clients, scale):
+    """THREADS threads calling double() at once: one keep-alive connection per
+    thread for the HTTP peer (as a threaded web app with a session per thread
+    would), one shared Host for jshost (its calls are pipelined). The
+    JSON-lines child is left out: one pipe serves one caller at a time."""
+    per_thread = max(10, int(THREAD_CALLS * scale))
+    print()
+    print("%d threads calling double() at once, %d calls each (ratio = this / "
+          "js-host model)" % (THREADS, per_thread))
+    print("%-27s %9s %9s" % ("peer", "calls/s", "x"))
+    rates = {}
+    for c in clients:
+        if isinstance(c, PipePeer):
+            continue
+        if isinstance(c, HttpPeer):
+            conns = [http.client.HTTPConnection("127.0.0.1", c.port, timeout=30)
+                     for _ in range(THREADS)]
+            calls = [lambda fn, d, k=k: c.call(fn, d, conns[k]) for k in range(THREADS)]
+        else:
+            conns = []
+            calls = [c.call] * THREADS
+        errors = []
+
+        def run(k):
+            try:
+                for i in range(per_thread):
+                    if calls[k]("double", {"number": i}) != 2 * i:
+                        errors.append("%s: double(%d) answered wrong" % (c.label, i))
+                        return
+            except Exception as e:  # reported below, after the threads end
+                errors.append("%s: %r" % (c.label, e))
+
+        for k in range(THREADS):  # warm up every connection
+            calls[k]("double", {"number": 1})
+        threads = [threading.Thread(target=run, args=(k,)) for k in range(THREADS)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        rates[c.label] = THREADS * per_thread / (time.perf_counter() - t0)
+        for conn in conns:
+            conn.close()
+        if errors:
+            fail(errors[0])
+    base = rates[clients[0].label]
+    for label, rate in rates.items():
+        print("%-27s %9.0f %8.2fx" % (label, rate, rate / base))
+    return rates
+
+
 def wait_pid_gone(pid, timeout):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -350,7 +405,7 @@ def bench_cold(jshost, node, worker, rundir):
     return {label: statistics.median(t) for label, t in times.items()}
 
 
-def summary(figures, cold):
+def summary(figures, threaded, cold):
     """One line per jshost route: its calls/s ratios and cold-start ratio."""
     print()
     print("Summary (calls/s of this / js-host model per function; cold start ratio)")
@@ -358,6 +413,8 @@ def summary(figures, cold):
     for label in labels[1:]:
         parts = ["%s %.2fx" % (fn, figures[fn][label][1] / figures[fn][labels[0]][1])
                  for fn, *_ in WORKLOADS]
+        if label in threaded:
+            parts.append("%d threads %.2fx" % (THREADS, threaded[label] / threaded[labels[0]]))
         print("  %-50s %s" % (label, ", ".join(parts)))
     first = list(cold)
     for label in first[1:]:
@@ -400,11 +457,12 @@ def main():
         worker_pids = clients[-1].worker_pids
         clients.append(JshostDirect(jshost, worker, rundir))
         figures = bench_calls(clients, scale)
+        threaded = bench_threads(clients, scale)
         for c in clients:
             c.close()
         clients = []
         cold = bench_cold(jshost, node, worker, rundir)
-        summary(figures, cold)
+        summary(figures, threaded, cold)
     finally:
         for c in clients:
             try:
