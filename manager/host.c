@@ -197,7 +197,7 @@ host_get(const char *realpath, struct host **out, char **cause)
     }
     h->state = HOST_STARTING;
     TAILQ_INSERT_TAIL(&mgr.hosts, h, entry);
-    host_log(h, 0, "host %s for %s", h->id, h->config);
+    host_log(h, 0, "new host for %s", h->config);
     host_fill(h);
     *out = h;
     return 0;

@@ -135,6 +135,25 @@ write_pidfile(void)
     close(fd);
 }
 
+/* Only our own: a successor may have started while we were stopping. */
+static void
+remove_pidfile(void)
+{
+    char buf[32];
+    ssize_t n;
+    int fd = open(mgr.pidpath, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return;
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n > 0) {
+        buf[n] = '\0';
+        if (atoi(buf) == (int)getpid())
+            unlink(mgr.pidpath);
+    }
+}
+
 static void
 close_walk_cb(uv_handle_t *handle, void *arg)
 {
@@ -152,7 +171,7 @@ manager_finish(void)
     finished = true;
     log_info("exiting");
     server_close();
-    unlink(mgr.pidpath);
+    remove_pidfile();
     uv_close((uv_handle_t *)&idle_timer, NULL);
     uv_close((uv_handle_t *)&ping_timer, NULL);
     uv_close((uv_handle_t *)&sigterm, NULL);
@@ -367,6 +386,7 @@ main(int argc, char **argv)
 
     mgr.loop = uv_default_loop();
     uv_update_time(mgr.loop);
+    stream_setup(mgr.loop);
     mgr.start_ms = manager_now();
     rc = server_listen(mgr.loop, mgr.sockpath, &cause);
     if (rc != 0) {
@@ -398,6 +418,7 @@ main(int argc, char **argv)
     uv_walk(mgr.loop, close_walk_cb, NULL);
     uv_run(mgr.loop, UV_RUN_DEFAULT);
     ctx_cleanup();
+    stream_teardown();
     /* Every handle closed means every worker and connection was reaped. */
     rc = uv_loop_close(mgr.loop);
     if (rc != 0)

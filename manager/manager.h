@@ -46,7 +46,9 @@ struct stream {
     void (*on_end)(void *owner, int err, const char *cause);
     /* The handle is closed: the owner may free itself now. */
     void (*on_closed)(void *owner);
-    size_t write_bytes; /* queued, not yet written */
+    msgpack_sbuffer out; /* gathered this loop iteration, not yet written */
+    bool dirty;          /* in the flush list */
+    size_t write_bytes;  /* queued (gathered or written), not yet written */
     size_t backlog_high; /* 0 = never pause for a backlog */
     unsigned pause;
     bool reading;
@@ -62,6 +64,9 @@ struct outmsg {
     msgpack_packer pk;
 };
 
+/* The loop-wide write flusher: once at start, and teardown at exit. */
+void stream_setup(uv_loop_t *loop);
+void stream_teardown(void);
 int stream_init(struct stream *s, uv_loop_t *loop, void *owner);
 int stream_start(struct stream *s);
 void stream_outmsg(struct outmsg *om);

@@ -2,6 +2,12 @@
  * A msgpack-RPC connection over a uv_pipe_t: bytes are read straight into the
  * connection's proto_reader, whole messages go to the owner, outgoing messages
  * are queued with a byte count so that a slow reader can be noticed.
+ *
+ * Writes are coalesced: messages queued during one loop iteration go out in
+ * one write per connection, after the poll phase (uv_check). A pipelined
+ * client's burst of requests thus costs one write to the worker, not one per
+ * request. An idle handle runs while anything waits, so that messages queued
+ * from timers never wait for the next I/O to wake the loop.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -17,6 +23,12 @@ struct stream_write {
     uv_buf_t buf;
     struct stream *s;
 };
+
+/* Streams with bytes in `out` not yet handed to uv_write. */
+static struct stream **dirty;
+static size_t ndirty, dirty_cap;
+static uv_check_t flush_check;
+static uv_idle_t flush_idle;
 
 static void stream_dispatch(struct stream *s);
 
@@ -113,6 +125,7 @@ stream_init(struct stream *s, uv_loop_t *loop, void *owner)
     }
     s->pipe.data = s;
     s->owner = owner;
+    msgpack_sbuffer_init(&s->out);
     return 0;
 }
 
@@ -155,8 +168,18 @@ stream_closed_cb(uv_handle_t *handle)
 {
     struct stream *s = handle->data;
 
+    size_t i;
+
+    /* Queued from a close callback after the last flush: forget it. */
+    for (i = 0; i < ndirty; i++) {
+        if (dirty[i] == s) {
+            dirty[i] = dirty[--ndirty];
+            break;
+        }
+    }
     proto_reader_free(s->reader);
     s->reader = NULL;
+    msgpack_sbuffer_destroy(&s->out);
     s->on_closed(s->owner);
 }
 
@@ -167,6 +190,8 @@ stream_close(struct stream *s)
         return;
     s->closing = true;
     s->reading = false;
+    s->write_bytes -= s->out.size;
+    msgpack_sbuffer_clear(&s->out);
     uv_close((uv_handle_t *)&s->pipe, stream_closed_cb);
 }
 
@@ -193,31 +218,106 @@ stream_write_cb(uv_write_t *req, int status)
     }
 }
 
+/* Hands what s has gathered to libuv: one write for the whole batch. */
+static void
+stream_flush_one(struct stream *s)
+{
+    struct stream_write *wr;
+    size_t len = s->out.size;
+    int rc;
+
+    s->dirty = false;
+    if (s->closing || len == 0)
+        return;
+    wr = xcalloc(1, sizeof *wr);
+    wr->s = s;
+    wr->buf.len = len;
+    wr->buf.base = msgpack_sbuffer_release(&s->out);
+    wr->req.data = wr;
+    rc = uv_write(&wr->req, (uv_stream_t *)&s->pipe, &wr->buf, 1,
+                  stream_write_cb);
+    if (rc != 0) {
+        s->write_bytes -= len;
+        free(wr->buf.base);
+        free(wr);
+        stream_end(s, rc, uv_strerror(rc));
+        if (s->close_when_flushed && s->write_bytes == 0)
+            stream_close(s);
+    }
+}
+
+static void
+stream_flush_all(void)
+{
+    size_t i;
+
+    /* A flush may end a stream, whose owner may queue more: loop on. */
+    for (i = 0; i < ndirty; i++)
+        stream_flush_one(dirty[i]);
+    ndirty = 0;
+    uv_idle_stop(&flush_idle);
+}
+
+static void
+stream_check_cb(uv_check_t *h)
+{
+    (void)h;
+    if (ndirty > 0)
+        stream_flush_all();
+}
+
+static void
+stream_idle_cb(uv_idle_t *h)
+{
+    (void)h;
+    stream_flush_all();
+}
+
+void
+stream_setup(uv_loop_t *loop)
+{
+    uv_check_init(loop, &flush_check);
+    uv_check_start(&flush_check, stream_check_cb);
+    /* Flushing is no reason to keep the loop alive. */
+    uv_unref((uv_handle_t *)&flush_check);
+    uv_idle_init(loop, &flush_idle);
+}
+
+void
+stream_teardown(void)
+{
+    free(dirty);
+    dirty = NULL;
+    ndirty = dirty_cap = 0;
+}
+
 void
 stream_send(struct stream *s, struct outmsg *om)
 {
-    struct stream_write *wr;
-    int rc;
+    size_t len = om->sb.size;
 
     if (s->closing || s->close_when_flushed || om->sb.size == 0) {
         msgpack_sbuffer_destroy(&om->sb);
         return;
     }
-    wr = xcalloc(1, sizeof *wr);
-    wr->s = s;
-    wr->buf.len = om->sb.size;
-    wr->buf.base = msgpack_sbuffer_release(&om->sb);
-    wr->req.data = wr;
-    msgpack_sbuffer_destroy(&om->sb);
-    s->write_bytes += wr->buf.len;
-    rc = uv_write(&wr->req, (uv_stream_t *)&s->pipe, &wr->buf, 1,
-                  stream_write_cb);
-    if (rc != 0) {
-        s->write_bytes -= wr->buf.len;
-        free(wr->buf.base);
-        free(wr);
-        stream_end(s, rc, uv_strerror(rc));
-        return;
+    if (s->out.size == 0 && s->out.data == NULL) {
+        /* Take the message's buffer as it is: no copy for the first one. */
+        s->out = om->sb;
+    } else {
+        msgpack_sbuffer_write(&s->out, om->sb.data, om->sb.size);
+        msgpack_sbuffer_destroy(&om->sb);
+    }
+    s->write_bytes += len;
+    msgpack_sbuffer_init(&om->sb);
+    if (!s->dirty) {
+        s->dirty = true;
+        if (ndirty == dirty_cap) {
+            dirty_cap = dirty_cap ? dirty_cap * 2 : 64;
+            dirty = xrealloc(dirty, dirty_cap * sizeof *dirty);
+        }
+        dirty[ndirty++] = s;
+        if (!uv_is_active((uv_handle_t *)&flush_idle))
+            uv_idle_start(&flush_idle, stream_idle_cb);
     }
     if (s->backlog_high != 0 && s->write_bytes > s->backlog_high &&
         !(s->pause & STREAM_PAUSE_BACKLOG)) {

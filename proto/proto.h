@@ -20,6 +20,10 @@
 
 #include <msgpack.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define PROTO_VERSION 1
 
 /* Default limit on one message's encoded size (DESIGN §3), settable per reader. */
@@ -229,5 +233,9 @@ int proto_write_protocol_error(msgpack_packer *pk, const char *cause);
 int proto_pack_cstr(msgpack_packer *pk, const char *s);
 /* Packs a str of len bytes. */
 int proto_pack_strn(msgpack_packer *pk, const char *s, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -10,6 +10,7 @@
 // - structuredClone's transfer list takes ArrayBuffers only (no ports); an
 //   object made from a C++ template clones as {} (as Node's JS classes do).
 #include "js_builtins.h"
+#include "js_value.h"
 
 #include <cstdint>
 #include <cstdlib>
@@ -17,8 +18,10 @@
 #include <string>
 #include <vector>
 
-namespace jsb {
-namespace {
+namespace jsb
+{
+namespace
+{
 
 using v8::Context;
 using v8::FunctionCallbackInfo;
@@ -30,7 +33,9 @@ using v8::Object;
 using v8::String;
 using v8::Value;
 
-Local<String> Str(Isolate *isolate, const char *s) {
+Local<String>
+Str(Isolate *isolate, const char *s)
+{
     // Literal ASCII text of ours: this cannot fail short of an abort anyway.
     return String::NewFromUtf8(isolate, s).ToLocalChecked();
 }
@@ -38,48 +43,61 @@ Local<String> Str(Isolate *isolate, const char *s) {
 enum ErrorKind { kError, kTypeError, kRangeError };
 
 // An error as Node makes them: a TypeError or RangeError with a `code`.
-void ThrowCoded(Isolate *isolate, ErrorKind kind, const char *code,
-                const std::string &message) {
+void
+ThrowCoded(Isolate *isolate, ErrorKind kind, const char *code,
+           const std::string &message)
+{
     Local<Context> context = isolate->GetCurrentContext();
     Local<String> msg;
-    if (!String::NewFromUtf8(isolate, message.data(), v8::NewStringType::kNormal,
-                             (int)message.size())
+    if (!String::NewFromUtf8(isolate, message.data(),
+                             v8::NewStringType::kNormal, (int)message.size())
              .ToLocal(&msg))
         return;
     Local<Value> err = kind == kTypeError    ? v8::Exception::TypeError(msg)
                        : kind == kRangeError ? v8::Exception::RangeError(msg)
                                              : v8::Exception::Error(msg);
     if (code && err->IsObject() &&
-        err.As<Object>()->CreateDataProperty(context, Str(isolate, "code"),
-                                             Str(isolate, code)).IsNothing())
+        err.As<Object>()
+            ->CreateDataProperty(context, Str(isolate, "code"),
+                                 Str(isolate, code))
+            .IsNothing())
         return;
     isolate->ThrowException(err);
 }
 
 // A DOMException stand-in: an Error whose name and code are the
 // DOMException's, not enumerable (JSON.stringify shows {} as for the real one).
-void ThrowDOMException(Isolate *isolate, Local<String> message, const char *name,
-                       int code) {
+void
+ThrowDOMException(Isolate *isolate, Local<String> message, const char *name,
+                  int code)
+{
     Local<Context> context = isolate->GetCurrentContext();
     Local<Value> err = v8::Exception::Error(message);
     if (err->IsObject()) {
         Local<Object> obj = err.As<Object>();
-        if (obj->DefineOwnProperty(context, Str(isolate, "name"), Str(isolate, name),
-                                   v8::DontEnum).IsNothing() ||
+        if (obj->DefineOwnProperty(context, Str(isolate, "name"),
+                                   Str(isolate, name), v8::DontEnum)
+                .IsNothing() ||
             obj->DefineOwnProperty(context, Str(isolate, "code"),
-                                   v8::Integer::New(isolate, code), v8::DontEnum)
+                                   v8::Integer::New(isolate, code),
+                                   v8::DontEnum)
                 .IsNothing())
             return;
     }
     isolate->ThrowException(err);
 }
 
-void ThrowInvalidCharacter(Isolate *isolate, const char *message) {
-    ThrowDOMException(isolate, Str(isolate, message), "InvalidCharacterError", 5);
+void
+ThrowInvalidCharacter(Isolate *isolate, const char *message)
+{
+    ThrowDOMException(isolate, Str(isolate, message), "InvalidCharacterError",
+                      5);
 }
 
 // Node's wording for "Received ..." in ERR_INVALID_ARG_TYPE, for primitives.
-std::string Received(Isolate *isolate, Local<Value> v) {
+std::string
+Received(Isolate *isolate, Local<Value> v)
+{
     if (v->IsUndefined())
         return "Received undefined";
     if (v->IsNull())
@@ -104,12 +122,13 @@ std::string Received(Isolate *isolate, Local<Value> v) {
 }
 
 // The bytes of an ArrayBuffer, SharedArrayBuffer or view, or false.
-bool BufferSource(Local<Value> v, const uint8_t **data, size_t *len) {
+bool
+BufferSource(Local<Value> v, const uint8_t **data, size_t *len)
+{
     if (v->IsArrayBufferView()) {
         Local<v8::ArrayBufferView> view = v.As<v8::ArrayBufferView>();
         *len = view->ByteLength();
-        *data = *len ? static_cast<const uint8_t *>(
-                           view->Buffer()->Data()) +
+        *data = *len ? static_cast<const uint8_t *>(view->Buffer()->Data()) +
                            view->ByteOffset()
                      : nullptr;
         return true;
@@ -117,15 +136,13 @@ bool BufferSource(Local<Value> v, const uint8_t **data, size_t *len) {
     if (v->IsArrayBuffer()) {
         Local<v8::ArrayBuffer> ab = v.As<v8::ArrayBuffer>();
         *len = ab->ByteLength();
-        *data = *len ? static_cast<const uint8_t *>(ab->Data())
-                     : nullptr;
+        *data = *len ? static_cast<const uint8_t *>(ab->Data()) : nullptr;
         return true;
     }
     if (v->IsSharedArrayBuffer()) {
         Local<v8::SharedArrayBuffer> ab = v.As<v8::SharedArrayBuffer>();
         *len = ab->ByteLength();
-        *data = *len ? static_cast<const uint8_t *>(ab->Data())
-                     : nullptr;
+        *data = *len ? static_cast<const uint8_t *>(ab->Data()) : nullptr;
         return true;
     }
     return false;
@@ -133,7 +150,9 @@ bool BufferSource(Local<Value> v, const uint8_t **data, size_t *len) {
 
 // A constructor made from a FunctionTemplate is callable without `new`
 // unless it refuses, as class constructors do.
-bool RequireNew(const FunctionCallbackInfo<Value> &args, const char *name) {
+bool
+RequireNew(const FunctionCallbackInfo<Value> &args, const char *name)
+{
     if (args.IsConstructCall())
         return true;
     ThrowCoded(args.GetIsolate(), kTypeError, nullptr,
@@ -145,16 +164,22 @@ bool RequireNew(const FunctionCallbackInfo<Value> &args, const char *name) {
 // ---------------------------------------------------------------------------
 // TextEncoder
 
-void TextEncoderNew(const FunctionCallbackInfo<Value> &args) {
+void
+TextEncoderNew(const FunctionCallbackInfo<Value> &args)
+{
     RequireNew(args, "TextEncoder");
 }
 
-void TextEncoderEncoding(const FunctionCallbackInfo<Value> &args) {
+void
+TextEncoderEncoding(const FunctionCallbackInfo<Value> &args)
+{
     args.GetReturnValue().Set(Str(args.GetIsolate(), "utf-8"));
 }
 
 // Lone surrogates become U+FFFD (a USVString), as the standard says.
-void TextEncoderEncode(const FunctionCallbackInfo<Value> &args) {
+void
+TextEncoderEncode(const FunctionCallbackInfo<Value> &args)
+{
     Isolate *isolate = args.GetIsolate();
     Local<Context> context = isolate->GetCurrentContext();
     Local<String> s;
@@ -165,13 +190,15 @@ void TextEncoderEncode(const FunctionCallbackInfo<Value> &args) {
     int len = s->Utf8Length(isolate);
     Local<v8::ArrayBuffer> ab = v8::ArrayBuffer::New(isolate, (size_t)len);
     if (len > 0)
-        s->WriteUtf8(isolate, static_cast<char *>(ab->Data()), len,
-                     nullptr,
-                     String::NO_NULL_TERMINATION | String::REPLACE_INVALID_UTF8);
+        s->WriteUtf8(isolate, static_cast<char *>(ab->Data()), len, nullptr,
+                     String::NO_NULL_TERMINATION |
+                         String::REPLACE_INVALID_UTF8);
     args.GetReturnValue().Set(v8::Uint8Array::New(ab, 0, (size_t)len));
 }
 
-void TextEncoderEncodeInto(const FunctionCallbackInfo<Value> &args) {
+void
+TextEncoderEncodeInto(const FunctionCallbackInfo<Value> &args)
+{
     Isolate *isolate = args.GetIsolate();
     Local<Context> context = isolate->GetCurrentContext();
     Local<String> s;
@@ -187,18 +214,23 @@ void TextEncoderEncodeInto(const FunctionCallbackInfo<Value> &args) {
     size_t cap = dest->ByteLength();
     int read = 0, written = 0;
     if (cap > 0) {
-        char *p = static_cast<char *>(dest->Buffer()->Data()) +
-                  dest->ByteOffset();
+        char *p =
+            static_cast<char *>(dest->Buffer()->Data()) + dest->ByteOffset();
         int room = cap > (size_t)INT32_MAX ? INT32_MAX : (int)cap;
         // Writes whole characters only; `read` counts UTF-16 units.
         written = s->WriteUtf8(isolate, p, room, &read,
-                               String::NO_NULL_TERMINATION | String::REPLACE_INVALID_UTF8);
+                               String::NO_NULL_TERMINATION |
+                                   String::REPLACE_INVALID_UTF8);
     }
     Local<Object> result = Object::New(isolate);
-    if (result->CreateDataProperty(context, Str(isolate, "read"),
-                                   v8::Integer::New(isolate, read)).IsNothing() ||
-        result->CreateDataProperty(context, Str(isolate, "written"),
-                                   v8::Integer::New(isolate, written)).IsNothing())
+    if (result
+            ->CreateDataProperty(context, Str(isolate, "read"),
+                                 v8::Integer::New(isolate, read))
+            .IsNothing() ||
+        result
+            ->CreateDataProperty(context, Str(isolate, "written"),
+                                 v8::Integer::New(isolate, written))
+            .IsNothing())
         return;
     args.GetReturnValue().Set(result);
 }
@@ -216,13 +248,15 @@ struct Utf8State {
     bool started = false; // the stream's first code point was seen (BOM check)
 
     // As one integer below 2^53, so that it fits a Number in an internal field.
-    double Save() const {
-        uint64_t v = (uint64_t)cp | (uint64_t)needed << 21 | (uint64_t)seen << 23 |
-                     (uint64_t)lower << 25 | (uint64_t)upper << 33 |
-                     (uint64_t)started << 41;
+    double Save() const
+    {
+        uint64_t v = (uint64_t)cp | (uint64_t)needed << 21 |
+                     (uint64_t)seen << 23 | (uint64_t)lower << 25 |
+                     (uint64_t)upper << 33 | (uint64_t)started << 41;
         return (double)v;
     }
-    void Load(double d) {
+    void Load(double d)
+    {
         uint64_t v = (uint64_t)d;
         cp = v & 0x1fffff;
         needed = (v >> 21) & 3;
@@ -238,8 +272,10 @@ enum DecoderFlags { kFatal = 1, kIgnoreBOM = 2 };
 
 // Feeds bytes through the decoder (WHATWG Encoding, "UTF-8 decoder"), writing
 // UTF-16 to out. false on an error when fatal.
-bool DecodeUtf8(Utf8State *st, const uint8_t *p, size_t n, bool flush, bool fatal,
-                bool ignore_bom, std::vector<uint16_t> *out) {
+bool
+DecodeUtf8(Utf8State *st, const uint8_t *p, size_t n, bool flush, bool fatal,
+           bool ignore_bom, std::vector<uint16_t> *out)
+{
     auto emit = [&](uint32_t c) {
         if (!st->started) {
             st->started = true;
@@ -315,10 +351,12 @@ bool DecodeUtf8(Utf8State *st, const uint8_t *p, size_t n, bool flush, bool fata
     return true;
 }
 
-bool IsUtf8Label(std::string label) {
-    static const char *const kLabels[] = {"unicode-1-1-utf-8", "unicode11utf8",
-                                          "unicode20utf8", "utf-8", "utf8",
-                                          "x-unicode20utf8"};
+bool
+IsUtf8Label(std::string label)
+{
+    static const char *const kLabels[] = {
+        "unicode-1-1-utf-8", "unicode11utf8", "unicode20utf8", "utf-8", "utf8",
+        "x-unicode20utf8"};
     const char *ws = " \t\n\f\r";
     size_t a = label.find_first_not_of(ws);
     size_t b = label.find_last_not_of(ws);
@@ -335,7 +373,9 @@ bool IsUtf8Label(std::string label) {
 // Reads a boolean option from an options bag (undefined and null: none);
 // false with an exception pending when the bag is of the wrong type or a
 // getter threw.
-bool BoolOption(Isolate *isolate, Local<Value> bag, const char *name, bool *out) {
+bool
+BoolOption(Isolate *isolate, Local<Value> bag, const char *name, bool *out)
+{
     *out = false;
     if (bag->IsUndefined() || bag->IsNull())
         return true;
@@ -346,13 +386,17 @@ bool BoolOption(Isolate *isolate, Local<Value> bag, const char *name, bool *out)
         return false;
     }
     Local<Value> v;
-    if (!bag.As<Object>()->Get(isolate->GetCurrentContext(), Str(isolate, name)).ToLocal(&v))
+    if (!bag.As<Object>()
+             ->Get(isolate->GetCurrentContext(), Str(isolate, name))
+             .ToLocal(&v))
         return false;
     *out = v->BooleanValue(isolate);
     return true;
 }
 
-void TextDecoderNew(const FunctionCallbackInfo<Value> &args) {
+void
+TextDecoderNew(const FunctionCallbackInfo<Value> &args)
+{
     Isolate *isolate = args.GetIsolate();
     Local<Context> context = isolate->GetCurrentContext();
     if (!RequireNew(args, "TextDecoder"))
@@ -376,37 +420,49 @@ void TextDecoderNew(const FunctionCallbackInfo<Value> &args) {
     Local<Object> self = args.This();
     if (self->InternalFieldCount() < kDecoderFields)
         return; // a subclass's odd receiver; the template's own always has them
-    self->SetInternalField(kFlags, v8::Integer::New(
-                                       isolate, (fatal ? kFatal : 0) |
-                                                    (ignore_bom ? kIgnoreBOM : 0)));
-    self->SetInternalField(kState, v8::Number::New(isolate, Utf8State().Save()));
+    self->SetInternalField(
+        kFlags, v8::Integer::New(isolate, (fatal ? kFatal : 0) |
+                                              (ignore_bom ? kIgnoreBOM : 0)));
+    self->SetInternalField(kState,
+                           v8::Number::New(isolate, Utf8State().Save()));
 }
 
-int DecoderFlagsOf(const FunctionCallbackInfo<Value> &args) {
+int
+DecoderFlagsOf(const FunctionCallbackInfo<Value> &args)
+{
     Local<Value> f = args.This()->GetInternalField(kFlags);
     return f->IsInt32() ? f.As<v8::Int32>()->Value() : 0;
 }
 
-void TextDecoderEncoding(const FunctionCallbackInfo<Value> &args) {
+void
+TextDecoderEncoding(const FunctionCallbackInfo<Value> &args)
+{
     args.GetReturnValue().Set(Str(args.GetIsolate(), "utf-8"));
 }
 
-void TextDecoderFatal(const FunctionCallbackInfo<Value> &args) {
+void
+TextDecoderFatal(const FunctionCallbackInfo<Value> &args)
+{
     args.GetReturnValue().Set((DecoderFlagsOf(args) & kFatal) != 0);
 }
 
-void TextDecoderIgnoreBOM(const FunctionCallbackInfo<Value> &args) {
+void
+TextDecoderIgnoreBOM(const FunctionCallbackInfo<Value> &args)
+{
     args.GetReturnValue().Set((DecoderFlagsOf(args) & kIgnoreBOM) != 0);
 }
 
-void TextDecoderDecode(const FunctionCallbackInfo<Value> &args) {
+void
+TextDecoderDecode(const FunctionCallbackInfo<Value> &args)
+{
     Isolate *isolate = args.GetIsolate();
     const uint8_t *data = nullptr;
     size_t len = 0;
     if (!args[0]->IsUndefined() && !BufferSource(args[0], &data, &len)) {
-        ThrowCoded(isolate, kTypeError, "ERR_INVALID_ARG_TYPE",
-                   "The \"input\" argument must be an instance of SharedArrayBuffer, "
-                   "ArrayBuffer or ArrayBufferView.");
+        ThrowCoded(
+            isolate, kTypeError, "ERR_INVALID_ARG_TYPE",
+            "The \"input\" argument must be an instance of SharedArrayBuffer, "
+            "ArrayBuffer or ArrayBufferView.");
         return;
     }
     bool stream;
@@ -436,14 +492,15 @@ void TextDecoderDecode(const FunctionCallbackInfo<Value> &args) {
             if (len > 0)
                 st.started = true;
             if (len <= (size_t)String::kMaxLength)
-                result = String::NewFromOneByte(isolate, data, v8::NewStringType::kNormal,
-                                                (int)len);
+                result = String::NewFromOneByte(
+                    isolate, data, v8::NewStringType::kNormal, (int)len);
         } else {
             out.reserve(len);
             ok = DecodeUtf8(&st, data, len, !stream, fatal, ignore_bom, &out);
             if (ok && out.size() <= (size_t)String::kMaxLength)
                 result = String::NewFromTwoByte(isolate, out.data(),
-                                                v8::NewStringType::kNormal, (int)out.size());
+                                                v8::NewStringType::kNormal,
+                                                (int)out.size());
         }
         if (result.IsEmpty() && (tc.HasCaught() || tc.HasTerminated())) {
             pending = true;
@@ -462,7 +519,8 @@ void TextDecoderDecode(const FunctionCallbackInfo<Value> &args) {
     Local<String> s;
     if (!result.ToLocal(&s)) {
         if (!pending)
-            ThrowCoded(isolate, kRangeError, "ERR_STRING_TOO_LONG", "Invalid string length");
+            ThrowCoded(isolate, kRangeError, "ERR_STRING_TOO_LONG",
+                       "Invalid string length");
         return;
     }
     args.GetReturnValue().Set(s);
@@ -471,9 +529,12 @@ void TextDecoderDecode(const FunctionCallbackInfo<Value> &args) {
 // ---------------------------------------------------------------------------
 // atob, btoa (forgiving base64, with Node 20's messages)
 
-const char kBase64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const char kBase64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-bool StringArg(const FunctionCallbackInfo<Value> &args, Local<String> *out) {
+bool
+StringArg(const FunctionCallbackInfo<Value> &args, Local<String> *out)
+{
     Isolate *isolate = args.GetIsolate();
     if (args.Length() == 0) {
         ThrowCoded(isolate, kTypeError, "ERR_MISSING_ARGS",
@@ -483,7 +544,9 @@ bool StringArg(const FunctionCallbackInfo<Value> &args, Local<String> *out) {
     return args[0]->ToString(isolate->GetCurrentContext()).ToLocal(out);
 }
 
-void Btoa(const FunctionCallbackInfo<Value> &args) {
+void
+Btoa(const FunctionCallbackInfo<Value> &args)
+{
     Isolate *isolate = args.GetIsolate();
     Local<String> s;
     if (!StringArg(args, &s))
@@ -501,7 +564,8 @@ void Btoa(const FunctionCallbackInfo<Value> &args) {
     out.reserve(((size_t)n + 2) / 3 * 4);
     size_t i = 0;
     for (; i + 3 <= in.size(); i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        uint32_t v =
+            (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
         out.push_back(kBase64[v >> 18]);
         out.push_back(kBase64[(v >> 12) & 63]);
         out.push_back(kBase64[(v >> 6) & 63]);
@@ -520,14 +584,16 @@ void Btoa(const FunctionCallbackInfo<Value> &args) {
         out.push_back('=');
     }
     MaybeLocal<String> r = String::NewFromOneByte(
-        isolate, reinterpret_cast<const uint8_t *>(out.data()), v8::NewStringType::kNormal,
-        (int)out.size());
+        isolate, reinterpret_cast<const uint8_t *>(out.data()),
+        v8::NewStringType::kNormal, (int)out.size());
     Local<String> rs;
     if (r.ToLocal(&rs))
         args.GetReturnValue().Set(rs);
 }
 
-int Base64Value(uint16_t c) {
+int
+Base64Value(uint16_t c)
+{
     if (c >= 'A' && c <= 'Z')
         return c - 'A';
     if (c >= 'a' && c <= 'z')
@@ -541,7 +607,9 @@ int Base64Value(uint16_t c) {
     return -1;
 }
 
-void Atob(const FunctionCallbackInfo<Value> &args) {
+void
+Atob(const FunctionCallbackInfo<Value> &args)
+{
     Isolate *isolate = args.GetIsolate();
     Local<String> s;
     if (!StringArg(args, &s))
@@ -580,7 +648,8 @@ void Atob(const FunctionCallbackInfo<Value> &args) {
         return;
     }
     if (rem == 1) {
-        ThrowInvalidCharacter(isolate, "The string to be decoded is not correctly encoded.");
+        ThrowInvalidCharacter(
+            isolate, "The string to be decoded is not correctly encoded.");
         return;
     }
     std::vector<uint8_t> out;
@@ -596,9 +665,8 @@ void Atob(const FunctionCallbackInfo<Value> &args) {
             acc &= (1u << bits) - 1;
         }
     }
-    MaybeLocal<String> r = String::NewFromOneByte(isolate, out.data(),
-                                                  v8::NewStringType::kNormal,
-                                                  (int)out.size());
+    MaybeLocal<String> r = String::NewFromOneByte(
+        isolate, out.data(), v8::NewStringType::kNormal, (int)out.size());
     Local<String> rs;
     if (r.ToLocal(&rs))
         args.GetReturnValue().Set(rs);
@@ -615,21 +683,27 @@ void Atob(const FunctionCallbackInfo<Value> &args) {
 // after the fact. Built with -fno-rtti, the delegates do it all.
 #ifndef __GXX_RTTI
 #define JSB_CLONE_DELEGATES 1
-class CloneWriter : public v8::ValueSerializer::Delegate {
+class CloneWriter : public v8::ValueSerializer::Delegate
+{
   public:
-    explicit CloneWriter(Isolate *isolate) : isolate_(isolate) {}
+    explicit CloneWriter(Isolate *isolate) : isolate_(isolate)
+    {
+    }
 
-    void ThrowDataCloneError(Local<String> message) override {
+    void ThrowDataCloneError(Local<String> message) override
+    {
         ThrowDOMException(isolate_, message, "DataCloneError", 25);
     }
 
     // An object with internal fields (a TextDecoder): cloned as {}.
-    v8::Maybe<bool> WriteHostObject(Isolate *, Local<Object>) override {
+    v8::Maybe<bool> WriteHostObject(Isolate *, Local<Object>) override
+    {
         return v8::Just(true);
     }
 
-    v8::Maybe<uint32_t> GetSharedArrayBufferId(
-        Isolate *, Local<v8::SharedArrayBuffer> sab) override {
+    v8::Maybe<uint32_t>
+    GetSharedArrayBufferId(Isolate *, Local<v8::SharedArrayBuffer> sab) override
+    {
         for (size_t i = 0; i < shared.size(); i++)
             if (shared[i] == sab)
                 return v8::Just((uint32_t)i);
@@ -643,21 +717,28 @@ class CloneWriter : public v8::ValueSerializer::Delegate {
     Isolate *isolate_;
 };
 
-class CloneReader : public v8::ValueDeserializer::Delegate {
+class CloneReader : public v8::ValueDeserializer::Delegate
+{
   public:
-    explicit CloneReader(const std::vector<Local<v8::SharedArrayBuffer>> &shared)
-        : shared_(shared) {}
+    explicit CloneReader(
+        const std::vector<Local<v8::SharedArrayBuffer>> &shared)
+        : shared_(shared)
+    {
+    }
 
-    MaybeLocal<Object> ReadHostObject(Isolate *isolate) override {
+    MaybeLocal<Object> ReadHostObject(Isolate *isolate) override
+    {
         return Object::New(isolate);
     }
 
     // The clone shares the memory (a new SharedArrayBuffer on the same store).
-    MaybeLocal<v8::SharedArrayBuffer> GetSharedArrayBufferFromId(Isolate *isolate,
-                                                                 uint32_t id) override {
+    MaybeLocal<v8::SharedArrayBuffer>
+    GetSharedArrayBufferFromId(Isolate *isolate, uint32_t id) override
+    {
         if (id >= shared_.size())
             return MaybeLocal<v8::SharedArrayBuffer>();
-        return v8::SharedArrayBuffer::New(isolate, shared_[id]->GetBackingStore());
+        return v8::SharedArrayBuffer::New(isolate,
+                                          shared_[id]->GetBackingStore());
     }
 
   private:
@@ -669,35 +750,46 @@ class CloneReader : public v8::ValueDeserializer::Delegate {
 
 // Whether an exception is V8's DataCloneError thrown without a delegate:
 // an Error (not a subclass) with one of the serializer's messages.
-bool IsV8CloneError(Isolate *isolate, Local<Value> exc, Local<String> *message) {
+bool
+IsV8CloneError(Isolate *isolate, Local<Value> exc, Local<String> *message)
+{
     if (!exc->IsNativeError())
         return false;
     Local<Context> context = isolate->GetCurrentContext();
     Local<Value> proto = exc.As<Object>()->GetPrototype();
     Local<Value> error_proto;
     Local<Value> error_ctor;
-    if (!context->Global()->Get(context, Str(isolate, "Error")).ToLocal(&error_ctor) ||
+    if (!context->Global()
+             ->Get(context, Str(isolate, "Error"))
+             .ToLocal(&error_ctor) ||
         !error_ctor->IsObject() ||
-        !error_ctor.As<Object>()->Get(context, Str(isolate, "prototype")).ToLocal(&error_proto) ||
+        !error_ctor.As<Object>()
+             ->Get(context, Str(isolate, "prototype"))
+             .ToLocal(&error_proto) ||
         !proto->StrictEquals(error_proto))
         return false;
     Local<Value> msg;
-    if (!exc.As<Object>()->Get(context, Str(isolate, "message")).ToLocal(&msg) ||
+    if (!exc.As<Object>()
+             ->Get(context, Str(isolate, "message"))
+             .ToLocal(&msg) ||
         !msg->IsString())
         return false;
     String::Utf8Value u(isolate, msg);
     std::string m = *u ? std::string(*u, u.length()) : "";
     const std::string tail = " could not be cloned.";
     *message = msg.As<String>();
-    return (m.size() > tail.size() && m.compare(m.size() - tail.size(), tail.size(), tail) == 0) ||
+    return (m.size() > tail.size() &&
+            m.compare(m.size() - tail.size(), tail.size(), tail) == 0) ||
            m == "Data cannot be cloned, out of memory." ||
            m == "Unable to deserialize cloned data.";
 }
 #endif
 
 // One entry of the transfer list: an ArrayBuffer not seen before.
-bool AddTransfer(Isolate *isolate, Local<Value> value,
-                 std::vector<Local<v8::ArrayBuffer>> *out) {
+bool
+AddTransfer(Isolate *isolate, Local<Value> value,
+            std::vector<Local<v8::ArrayBuffer>> *out)
+{
     if (!value->IsArrayBuffer()) {
         ThrowCoded(isolate, kTypeError, "ERR_INVALID_TRANSFER_OBJECT",
                    "Found invalid object in transferList");
@@ -706,9 +798,10 @@ bool AddTransfer(Isolate *isolate, Local<Value> value,
     Local<v8::ArrayBuffer> ab = value.As<v8::ArrayBuffer>();
     for (const auto &seen : *out) {
         if (seen == ab) {
-            ThrowDOMException(isolate,
-                              Str(isolate, "Transfer list contains duplicate ArrayBuffer"),
-                              "DataCloneError", 25);
+            ThrowDOMException(
+                isolate,
+                Str(isolate, "Transfer list contains duplicate ArrayBuffer"),
+                "DataCloneError", 25);
             return false;
         }
     }
@@ -718,18 +811,23 @@ bool AddTransfer(Isolate *isolate, Local<Value> value,
 
 // options.transfer: an iterable of ArrayBuffers. false with an exception
 // pending when it is not one.
-bool TransferList(Isolate *isolate, Local<Value> options,
-                  std::vector<Local<v8::ArrayBuffer>> *out) {
+bool
+TransferList(Isolate *isolate, Local<Value> options,
+             std::vector<Local<v8::ArrayBuffer>> *out)
+{
     Local<Context> context = isolate->GetCurrentContext();
     if (options->IsUndefined() || options->IsNull())
         return true;
     if (!options->IsObject()) {
-        ThrowCoded(isolate, kTypeError, "ERR_INVALID_ARG_TYPE",
-                   "The options argument must be either an object or undefined");
+        ThrowCoded(
+            isolate, kTypeError, "ERR_INVALID_ARG_TYPE",
+            "The options argument must be either an object or undefined");
         return false;
     }
     Local<Value> list;
-    if (!options.As<Object>()->Get(context, Str(isolate, "transfer")).ToLocal(&list))
+    if (!options.As<Object>()
+             ->Get(context, Str(isolate, "transfer"))
+             .ToLocal(&list))
         return false;
     if (list->IsUndefined())
         return true;
@@ -739,14 +837,17 @@ bool TransferList(Isolate *isolate, Local<Value> options,
         Local<v8::Array> arr = list.As<v8::Array>();
         for (uint32_t i = 0; i < arr->Length(); i++) {
             Local<Value> value;
-            if (!arr->Get(context, i).ToLocal(&value) || !AddTransfer(isolate, value, out))
+            if (!arr->Get(context, i).ToLocal(&value) ||
+                !AddTransfer(isolate, value, out))
                 return false;
         }
         return true;
     }
     Local<Value> iter_fn;
     if (list->IsObject() &&
-        !list.As<Object>()->Get(context, v8::Symbol::GetIterator(isolate)).ToLocal(&iter_fn))
+        !list.As<Object>()
+             ->Get(context, v8::Symbol::GetIterator(isolate))
+             .ToLocal(&iter_fn))
         return false;
     if (!list->IsObject() || !iter_fn->IsFunction()) {
         ThrowCoded(isolate, kTypeError, "ERR_INVALID_ARG_TYPE",
@@ -754,38 +855,51 @@ bool TransferList(Isolate *isolate, Local<Value> options,
         return false;
     }
     Local<Value> iter, next;
-    if (!iter_fn.As<v8::Function>()->Call(context, list, 0, nullptr).ToLocal(&iter))
+    if (!iter_fn.As<v8::Function>()
+             ->Call(context, list, 0, nullptr)
+             .ToLocal(&iter))
         return false;
     if (!iter->IsObject()) {
-        ThrowCoded(isolate, kTypeError, nullptr, "Result of the Symbol.iterator method is not an object");
+        ThrowCoded(isolate, kTypeError, nullptr,
+                   "Result of the Symbol.iterator method is not an object");
         return false;
     }
     if (!iter.As<Object>()->Get(context, Str(isolate, "next")).ToLocal(&next))
         return false;
     if (!next->IsFunction()) {
-        ThrowCoded(isolate, kTypeError, nullptr, "iterator.next is not a function");
+        ThrowCoded(isolate, kTypeError, nullptr,
+                   "iterator.next is not a function");
         return false;
     }
     for (;;) {
         Local<Value> step, done, value;
-        if (!next.As<v8::Function>()->Call(context, iter, 0, nullptr).ToLocal(&step))
+        if (!next.As<v8::Function>()
+                 ->Call(context, iter, 0, nullptr)
+                 .ToLocal(&step))
             return false;
         if (!step->IsObject()) {
-            ThrowCoded(isolate, kTypeError, nullptr, "Iterator result is not an object");
+            ThrowCoded(isolate, kTypeError, nullptr,
+                       "Iterator result is not an object");
             return false;
         }
-        if (!step.As<Object>()->Get(context, Str(isolate, "done")).ToLocal(&done))
+        if (!step.As<Object>()
+                 ->Get(context, Str(isolate, "done"))
+                 .ToLocal(&done))
             return false;
         if (done->BooleanValue(isolate))
             return true;
-        if (!step.As<Object>()->Get(context, Str(isolate, "value")).ToLocal(&value) ||
+        if (!step.As<Object>()
+                 ->Get(context, Str(isolate, "value"))
+                 .ToLocal(&value) ||
             !AddTransfer(isolate, value, out))
             return false;
     }
 }
 
 // The clone of args[0], or false with an exception pending.
-bool CloneValue(const FunctionCallbackInfo<Value> &args, Local<Value> *result) {
+bool
+CloneValue(const FunctionCallbackInfo<Value> &args, Local<Value> *result)
+{
     Isolate *isolate = args.GetIsolate();
     Local<Context> context = isolate->GetCurrentContext();
     std::vector<Local<v8::ArrayBuffer>> transfer;
@@ -793,9 +907,11 @@ bool CloneValue(const FunctionCallbackInfo<Value> &args, Local<Value> *result) {
         return false;
     for (const auto &ab : transfer) {
         if (!ab->IsDetachable() || ab->WasDetached()) {
-            ThrowDOMException(isolate,
-                              Str(isolate, "An ArrayBuffer is detached and could not be cloned."),
-                              "DataCloneError", 25);
+            ThrowDOMException(
+                isolate,
+                Str(isolate,
+                    "An ArrayBuffer is detached and could not be cloned."),
+                "DataCloneError", 25);
             return false;
         }
     }
@@ -839,7 +955,9 @@ bool CloneValue(const FunctionCallbackInfo<Value> &args, Local<Value> *result) {
     return ok;
 }
 
-void StructuredClone(const FunctionCallbackInfo<Value> &args) {
+void
+StructuredClone(const FunctionCallbackInfo<Value> &args)
+{
     Isolate *isolate = args.GetIsolate();
     if (args.Length() == 0) {
         ThrowCoded(isolate, kTypeError, "ERR_MISSING_ARGS",
@@ -871,18 +989,36 @@ void StructuredClone(const FunctionCallbackInfo<Value> &args) {
 // ---------------------------------------------------------------------------
 // Installation
 
+// Every callback runs inside V8's frames, which C++ exceptions must not cross
+// (V8 is built without them): a failed allocation becomes a JS RangeError.
+template <v8::FunctionCallback F>
+void
+Guard(const FunctionCallbackInfo<Value> &args)
+{
+    try {
+        F(args);
+    } catch (...) {
+        args.GetIsolate()->ThrowException(v8::Exception::RangeError(
+            String::NewFromUtf8Literal(args.GetIsolate(), "Out of memory")));
+    }
+}
+
 // As Web IDL and Node define them: writable and configurable; classes are
 // not enumerable, functions are.
-bool SetGlobal(Local<Context> context, const char *name, Local<Value> value,
-               v8::PropertyAttribute attr) {
+bool
+SetGlobal(Local<Context> context, const char *name, Local<Value> value,
+          v8::PropertyAttribute attr)
+{
     Isolate *isolate = context->GetIsolate();
     return context->Global()
         ->DefineOwnProperty(context, Str(isolate, name), value, attr)
         .FromMaybe(false);
 }
 
-bool InstallFunction(Local<Context> context, const char *name, v8::FunctionCallback cb,
-                     int length) {
+bool
+InstallFunction(Local<Context> context, const char *name,
+                v8::FunctionCallback cb, int length)
+{
     Isolate *isolate = context->GetIsolate();
     Local<v8::Function> fn;
     if (!v8::Function::New(context, cb, Local<Value>(), length,
@@ -893,64 +1029,98 @@ bool InstallFunction(Local<Context> context, const char *name, v8::FunctionCallb
     return SetGlobal(context, name, fn, v8::None);
 }
 
-void AddMethod(Isolate *isolate, Local<FunctionTemplate> cls, const char *name,
-               v8::FunctionCallback cb, int length) {
+void
+AddMethod(Isolate *isolate, Local<FunctionTemplate> cls, const char *name,
+          v8::FunctionCallback cb, int length)
+{
     Local<v8::Signature> sig = v8::Signature::New(isolate, cls);
-    Local<FunctionTemplate> m = FunctionTemplate::New(
-        isolate, cb, Local<Value>(), sig, length, v8::ConstructorBehavior::kThrow);
+    Local<FunctionTemplate> m =
+        FunctionTemplate::New(isolate, cb, Local<Value>(), sig, length,
+                              v8::ConstructorBehavior::kThrow);
     m->SetClassName(Str(isolate, name));
     cls->PrototypeTemplate()->Set(Str(isolate, name), m, v8::DontEnum);
 }
 
-void AddGetter(Isolate *isolate, Local<FunctionTemplate> cls, const char *name,
-               v8::FunctionCallback cb) {
+void
+AddGetter(Isolate *isolate, Local<FunctionTemplate> cls, const char *name,
+          v8::FunctionCallback cb)
+{
     Local<v8::Signature> sig = v8::Signature::New(isolate, cls);
     Local<FunctionTemplate> g = FunctionTemplate::New(
         isolate, cb, Local<Value>(), sig, 0, v8::ConstructorBehavior::kThrow);
-    cls->PrototypeTemplate()->SetAccessorProperty(Str(isolate, name), g,
-                                                  Local<FunctionTemplate>(),
-                                                  v8::DontEnum);
+    cls->PrototypeTemplate()->SetAccessorProperty(
+        Str(isolate, name), g, Local<FunctionTemplate>(), v8::DontEnum);
 }
 
-Local<FunctionTemplate> Class(Isolate *isolate, const char *name, v8::FunctionCallback ctor,
-                              int fields) {
+Local<FunctionTemplate>
+Class(Isolate *isolate, const char *name, v8::FunctionCallback ctor, int fields)
+{
     Local<FunctionTemplate> cls = FunctionTemplate::New(isolate, ctor);
     cls->SetClassName(Str(isolate, name));
     cls->InstanceTemplate()->SetInternalFieldCount(fields);
-    cls->PrototypeTemplate()->Set(v8::Symbol::GetToStringTag(isolate), Str(isolate, name),
-                                  static_cast<v8::PropertyAttribute>(v8::ReadOnly |
-                                                                     v8::DontEnum));
+    cls->PrototypeTemplate()->Set(
+        v8::Symbol::GetToStringTag(isolate), Str(isolate, name),
+        static_cast<v8::PropertyAttribute>(v8::ReadOnly | v8::DontEnum));
     return cls;
 }
 
-bool InstallClass(Local<Context> context, const char *name, Local<FunctionTemplate> cls) {
+bool
+InstallClass(Local<Context> context, const char *name,
+             Local<FunctionTemplate> cls)
+{
     Local<v8::Function> fn;
     return cls->GetFunction(context).ToLocal(&fn) &&
            SetGlobal(context, name, fn, v8::DontEnum);
 }
 
+// Object.keys as it is before any script ran, for jsv::ToMsgpack.
+bool
+StashObjectKeys(Local<Context> context)
+{
+    Isolate *isolate = context->GetIsolate();
+    Local<Value> object, keys;
+    if (!context->Global()
+             ->Get(context, Str(isolate, "Object"))
+             .ToLocal(&object))
+        return false;
+    if (!object->IsObject() ||
+        !object.As<Object>()->Get(context, Str(isolate, "keys")).ToLocal(&keys))
+        return !object->IsObject(); // no Object: nothing to keep
+    if (!keys->IsFunction())
+        return true;
+    Local<v8::Private> name =
+        v8::Private::ForApi(isolate, Str(isolate, jsv::kObjectKeysPrivate));
+    return context->Global()->SetPrivate(context, name, keys).FromMaybe(false);
+}
+
 } // namespace
 
-bool Install(v8::Local<v8::Context> context) {
+bool
+Install(v8::Local<v8::Context> context)
+{
     Isolate *isolate = context->GetIsolate();
     v8::HandleScope scope(isolate);
 
-    Local<FunctionTemplate> enc = Class(isolate, "TextEncoder", TextEncoderNew, 0);
-    AddGetter(isolate, enc, "encoding", TextEncoderEncoding);
-    AddMethod(isolate, enc, "encode", TextEncoderEncode, 0);
-    AddMethod(isolate, enc, "encodeInto", TextEncoderEncodeInto, 2);
+    Local<FunctionTemplate> enc =
+        Class(isolate, "TextEncoder", Guard<TextEncoderNew>, 0);
+    AddGetter(isolate, enc, "encoding", Guard<TextEncoderEncoding>);
+    AddMethod(isolate, enc, "encode", Guard<TextEncoderEncode>, 0);
+    AddMethod(isolate, enc, "encodeInto", Guard<TextEncoderEncodeInto>, 2);
 
-    Local<FunctionTemplate> dec = Class(isolate, "TextDecoder", TextDecoderNew, kDecoderFields);
-    AddGetter(isolate, dec, "encoding", TextDecoderEncoding);
-    AddGetter(isolate, dec, "fatal", TextDecoderFatal);
-    AddGetter(isolate, dec, "ignoreBOM", TextDecoderIgnoreBOM);
-    AddMethod(isolate, dec, "decode", TextDecoderDecode, 0);
+    Local<FunctionTemplate> dec =
+        Class(isolate, "TextDecoder", Guard<TextDecoderNew>, kDecoderFields);
+    AddGetter(isolate, dec, "encoding", Guard<TextDecoderEncoding>);
+    AddGetter(isolate, dec, "fatal", Guard<TextDecoderFatal>);
+    AddGetter(isolate, dec, "ignoreBOM", Guard<TextDecoderIgnoreBOM>);
+    AddMethod(isolate, dec, "decode", Guard<TextDecoderDecode>, 0);
 
-    return InstallClass(context, "TextEncoder", enc) &&
+    return StashObjectKeys(context) &&
+           InstallClass(context, "TextEncoder", enc) &&
            InstallClass(context, "TextDecoder", dec) &&
-           InstallFunction(context, "atob", Atob, 1) &&
-           InstallFunction(context, "btoa", Btoa, 1) &&
-           InstallFunction(context, "structuredClone", StructuredClone, 0);
+           InstallFunction(context, "atob", Guard<Atob>, 1) &&
+           InstallFunction(context, "btoa", Guard<Btoa>, 1) &&
+           InstallFunction(context, "structuredClone", Guard<StructuredClone>,
+                           0);
 }
 
 } // namespace jsb

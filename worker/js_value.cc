@@ -15,10 +15,13 @@
 // - An object's own keys and their toJSON results are read before its
 //   children are converted (the map's size must be known before its entries):
 //   getters with side effects observe a different order than JSON.stringify.
+// - BigInt.prototype.toJSON is not consulted: a BigInt always goes out as an
+//   int or ext 1 (JSON.stringify would call it, or throw without it).
 // - An invalid Date is kInvalid (JSON.stringify would write null).
 // - Arrays longer than kMaxArrayLength (2^26) are kInvalid both ways: no
 //   message within the default limit could carry them, filling a packer with
-//   billions of nils cannot be interrupted, and V8 aborts on arrays near 2^27 elements.
+//   billions of nils cannot be interrupted, and V8 aborts on arrays near 2^27
+//   elements.
 #include "js_value.h"
 
 #include <cmath>
@@ -26,12 +29,12 @@
 #include <cstring>
 #include <vector>
 
-extern "C" {
 #include "proto.h"
-}
 
-namespace jsv {
-namespace {
+namespace jsv
+{
+namespace
+{
 
 using v8::Local;
 using v8::MaybeLocal;
@@ -41,7 +44,7 @@ using v8::Value;
 #define JSV_STR(x) JSV_STR2(x)
 
 constexpr int kMaxDepth = PROTO_VALUE_MAX_DEPTH;
-constexpr uint32_t kMaxArrayLength = 1u << 26; // one nil each: 64 MiB
+constexpr uint32_t kMaxArrayLength = 1u << 26;  // one nil each: 64 MiB
 constexpr double kMaxSafe = 9007199254740992.0; // 2^53
 constexpr double kTwo63 = 9223372036854775808.0;
 constexpr double kMaxDateMs = 8.64e15;
@@ -51,7 +54,9 @@ constexpr int8_t kExtBigInt = 1;
 // ---------------------------------------------------------------------------
 // Paths in messages ("value.a[3].b")
 
-bool IsIdentifier(const char *s, size_t n) {
+bool
+IsIdentifier(const char *s, size_t n)
+{
     if (n == 0)
         return false;
     for (size_t i = 0; i < n; i++) {
@@ -64,8 +69,23 @@ bool IsIdentifier(const char *s, size_t n) {
     return true;
 }
 
+// How much of a UTF-8 string to show: at most `max` bytes, never cutting a
+// character (the message itself must stay valid UTF-8).
+size_t
+ShownLength(const char *s, size_t n, size_t max)
+{
+    if (n <= max)
+        return n;
+    size_t cut = max;
+    while (cut > 0 && ((unsigned char)s[cut] & 0xc0) == 0x80)
+        cut--;
+    return cut;
+}
+
 // A key as `.name` or `["quoted"]`, cut to a readable length.
-void AppendKey(std::string *out, const char *s, size_t n) {
+void
+AppendKey(std::string *out, const char *s, size_t n)
+{
     constexpr size_t kMaxShown = 64;
     if (IsIdentifier(s, n) && n <= kMaxShown) {
         out->push_back('.');
@@ -73,7 +93,8 @@ void AppendKey(std::string *out, const char *s, size_t n) {
         return;
     }
     out->append("[\"");
-    for (size_t i = 0; i < n && i < kMaxShown; i++) {
+    size_t shown = ShownLength(s, n, kMaxShown);
+    for (size_t i = 0; i < shown; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c == '"' || c == '\\') {
             out->push_back('\\');
@@ -86,12 +107,14 @@ void AppendKey(std::string *out, const char *s, size_t n) {
             out->push_back((char)c);
         }
     }
-    if (n > kMaxShown)
+    if (shown < n)
         out->append("...");
     out->append("\"]");
 }
 
-void AppendIndex(std::string *out, const char *prefix, uint64_t i) {
+void
+AppendIndex(std::string *out, const char *prefix, uint64_t i)
+{
     out->append(prefix);
     out->append(std::to_string(i));
     out->push_back(']');
@@ -102,7 +125,9 @@ void AppendIndex(std::string *out, const char *prefix, uint64_t i) {
 
 // Strict UTF-8 (no overlongs, no surrogates, nothing past U+10FFFF). Sets
 // *ascii when every byte is below 0x80.
-bool ValidUtf8(const unsigned char *s, size_t n, bool *ascii) {
+bool
+ValidUtf8(const unsigned char *s, size_t n, bool *ascii)
+{
     size_t i = 0;
     bool all_ascii = true;
     while (i < n) {
@@ -155,12 +180,15 @@ bool ValidUtf8(const unsigned char *s, size_t n, bool *ascii) {
 
 // UTF-16 to UTF-8, appended to out. A lone surrogate stops it (its index is
 // returned) unless `replace`, which writes U+FFFD instead (for messages).
-size_t EncodeUtf16(const uint16_t *u, size_t n, bool replace, std::string *out) {
+size_t
+EncodeUtf16(const uint16_t *u, size_t n, bool replace, std::string *out)
+{
     out->reserve(out->size() + n * 3);
     for (size_t i = 0; i < n; i++) {
         uint32_t c = u[i];
         if (c >= 0xd800 && c <= 0xdfff) {
-            if (c <= 0xdbff && i + 1 < n && u[i + 1] >= 0xdc00 && u[i + 1] <= 0xdfff) {
+            if (c <= 0xdbff && i + 1 < n && u[i + 1] >= 0xdc00 &&
+                u[i + 1] <= 0xdfff) {
                 c = 0x10000 + ((c - 0xd800) << 10) + (u[i + 1] - 0xdc00);
                 i++;
             } else if (replace) {
@@ -191,8 +219,9 @@ size_t EncodeUtf16(const uint16_t *u, size_t n, bool replace, std::string *out) 
 // ---------------------------------------------------------------------------
 // BigInt <-> two's complement big-endian bytes (ext 1)
 
-MaybeLocal<v8::BigInt> BigIntFromBytes(Local<v8::Context> context,
-                                       const unsigned char *b, size_t n) {
+MaybeLocal<v8::BigInt>
+BigIntFromBytes(Local<v8::Context> context, const unsigned char *b, size_t n)
+{
     bool neg = n > 0 && (b[0] & 0x80);
     std::vector<unsigned char> mag(b, b + n);
     if (neg) {
@@ -214,7 +243,9 @@ MaybeLocal<v8::BigInt> BigIntFromBytes(Local<v8::Context> context,
 }
 
 // Minimal two's complement, big-endian.
-std::vector<unsigned char> BigIntToBytes(Local<v8::BigInt> big) {
+std::vector<unsigned char>
+BigIntToBytes(Local<v8::BigInt> big)
+{
     int count = big->WordCount();
     int sign = 0;
     std::vector<uint64_t> w(count > 0 ? count : 1, 0);
@@ -242,21 +273,29 @@ std::vector<unsigned char> BigIntToBytes(Local<v8::BigInt> big) {
     return out;
 }
 
-uint32_t Be32(const unsigned char *p) {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+uint32_t
+Be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+           p[3];
 }
 
-uint64_t Be64(const unsigned char *p) {
+uint64_t
+Be64(const unsigned char *p)
+{
     return (uint64_t)Be32(p) << 32 | Be32(p + 4);
 }
 
 // ---------------------------------------------------------------------------
 // msgpack -> V8
 
-class Reader {
+class Reader
+{
   public:
     Reader(Local<v8::Context> context, std::string *why)
-        : context_(context), isolate_(context->GetIsolate()), why_(why) {}
+        : context_(context), isolate_(context->GetIsolate()), why_(why)
+    {
+    }
 
     Status Convert(const msgpack_object &o, int depth, Local<Value> *out);
 
@@ -266,7 +305,8 @@ class Reader {
         uint32_t index;            // array element
     };
 
-    Status Invalid(const std::string &what) {
+    Status Invalid(const std::string &what)
+    {
         if (why_) {
             std::string p = "value";
             for (const Step &s : path_) {
@@ -289,7 +329,8 @@ class Reader {
 
     // An empty handle from V8 (sizes were checked before): an exception or
     // a termination is pending in the caller's TryCatch.
-    Status Thrown() {
+    Status Thrown()
+    {
         if (why_)
             *why_ = "exception while converting a value";
         return kException;
@@ -306,7 +347,9 @@ class Reader {
 };
 
 // Keys are internalized: V8 would do it on the first property lookup anyway.
-Status Reader::String(const char *s, size_t n, bool key, Local<Value> *out) {
+Status
+Reader::String(const char *s, size_t n, bool key, Local<Value> *out)
+{
     bool ascii = false;
     if (!ValidUtf8((const unsigned char *)s, n, &ascii))
         return Invalid(key ? "invalid UTF-8 in a map key" : "invalid UTF-8");
@@ -315,7 +358,8 @@ Status Reader::String(const char *s, size_t n, bool key, Local<Value> *out) {
     v8::NewStringType type =
         key ? v8::NewStringType::kInternalized : v8::NewStringType::kNormal;
     MaybeLocal<v8::String> str =
-        ascii ? v8::String::NewFromOneByte(isolate_, (const uint8_t *)s, type, (int)n)
+        ascii ? v8::String::NewFromOneByte(isolate_, (const uint8_t *)s, type,
+                                           (int)n)
               : v8::String::NewFromUtf8(isolate_, s, type, (int)n);
     Local<v8::String> v;
     if (!str.ToLocal(&v))
@@ -324,7 +368,9 @@ Status Reader::String(const char *s, size_t n, bool key, Local<Value> *out) {
     return kOk;
 }
 
-Status Reader::Key(const msgpack_object &k, Local<v8::Name> *out) {
+Status
+Reader::Key(const msgpack_object &k, Local<v8::Name> *out)
+{
     Local<Value> v;
     if (k.type == MSGPACK_OBJECT_STR) {
         Status st = String(k.via.str.ptr, k.via.str.size, true, &v);
@@ -339,17 +385,22 @@ Status Reader::Key(const msgpack_object &k, Local<v8::Name> *out) {
         if (st != kOk)
             return st;
     } else {
-        static const char *const kTypes[] = {"nil", "boolean", "int", "int", "float64",
-                                             "str", "array", "map", "bin", "ext", "float32"};
+        static const char *const kTypes[] = {
+            "nil",   "boolean", "int", "int", "float64", "str",
+            "array", "map",     "bin", "ext", "float32"};
         std::string what = "map key of type ";
-        what += (unsigned)k.type < sizeof kTypes / sizeof kTypes[0] ? kTypes[k.type] : "?";
+        what += (unsigned)k.type < sizeof kTypes / sizeof kTypes[0]
+                    ? kTypes[k.type]
+                    : "?";
         return Invalid(what + " (keys must be strings or integers)");
     }
     *out = v.As<v8::Name>();
     return kOk;
 }
 
-Status Reader::Ext(const msgpack_object &o, Local<Value> *out) {
+Status
+Reader::Ext(const msgpack_object &o, Local<Value> *out)
+{
     const unsigned char *p = (const unsigned char *)o.via.ext.ptr;
     uint32_t n = o.via.ext.size;
     if (o.via.ext.type == kExtTimestamp) {
@@ -395,7 +446,9 @@ Status Reader::Ext(const msgpack_object &o, Local<Value> *out) {
     return Invalid(what);
 }
 
-Status Reader::Convert(const msgpack_object &o, int depth, Local<Value> *out) {
+Status
+Reader::Convert(const msgpack_object &o, int depth, Local<Value> *out)
+{
     switch (o.type) {
     case MSGPACK_OBJECT_NIL:
         *out = v8::Null(isolate_);
@@ -433,11 +486,12 @@ Status Reader::Convert(const msgpack_object &o, int depth, Local<Value> *out) {
         return Ext(o, out);
     case MSGPACK_OBJECT_ARRAY: {
         if (depth >= kMaxDepth)
-            return Invalid("nested deeper than " JSV_STR(PROTO_VALUE_MAX_DEPTH) " levels");
+            return Invalid(
+                "nested deeper than " JSV_STR(PROTO_VALUE_MAX_DEPTH) " levels");
         uint32_t n = o.via.array.size;
         if (n > kMaxArrayLength) // V8 would abort on an array this long
-            return Invalid("array longer than " + std::to_string(kMaxArrayLength) +
-                           " elements");
+            return Invalid("array longer than " +
+                           std::to_string(kMaxArrayLength) + " elements");
         v8::EscapableHandleScope scope(isolate_);
         std::vector<Local<Value>> items(n);
         path_.push_back(Step{nullptr, 0});
@@ -453,7 +507,8 @@ Status Reader::Convert(const msgpack_object &o, int depth, Local<Value> *out) {
     }
     case MSGPACK_OBJECT_MAP: {
         if (depth >= kMaxDepth)
-            return Invalid("nested deeper than " JSV_STR(PROTO_VALUE_MAX_DEPTH) " levels");
+            return Invalid(
+                "nested deeper than " JSV_STR(PROTO_VALUE_MAX_DEPTH) " levels");
         v8::EscapableHandleScope scope(isolate_);
         Local<v8::Object> obj = v8::Object::New(isolate_);
         for (uint32_t i = 0; i < o.via.map.size; i++) {
@@ -490,11 +545,13 @@ struct Step {
     Local<Value> key; // kKey: a string; kMapValue: the Map's key
 };
 
-class Writer {
+class Writer
+{
   public:
     Writer(Local<v8::Context> context, msgpack_packer *pk, std::string *why)
-        : context_(context), isolate_(context->GetIsolate()), pk_(pk),
-          why_(why) {}
+        : context_(context), isolate_(context->GetIsolate()), pk_(pk), why_(why)
+    {
+    }
 
     Status Top(Local<Value> value);
 
@@ -514,12 +571,16 @@ class Writer {
     Status PackSet(Local<v8::Set> set, int depth);
     Status PackObject(Local<v8::Object> obj, int depth);
     Status Enter(Local<v8::Object> obj, int depth);
-    void Leave() { stack_.pop_back(); }
+    void Leave()
+    {
+        stack_.pop_back();
+    }
 
     Status Invalid(const std::string &what);
     std::string Printable(Local<v8::String> s);
     Status Thrown();
-    Status NoRoom() {
+    Status NoRoom()
+    {
         if (why_)
             *why_ = "out of memory while packing a value";
         return kInvalid;
@@ -530,20 +591,24 @@ class Writer {
     msgpack_packer *pk_;
     std::string *why_;
     Local<v8::String> to_json_;
+    Local<v8::Function> object_keys_; // the original Object.keys, if kept
     std::vector<Step> path_;
     std::vector<Local<v8::Object>> stack_; // the containers on the path
+    std::vector<Local<Value>> pairs_;      // objects' keys and values
     std::string utf8_;                     // scratch for strings
     std::vector<uint16_t> utf16_;
 };
 
-#define PACK(call)                                                            \
-    do {                                                                      \
-        if ((call) != 0)                                                      \
-            return NoRoom();                                                  \
+#define PACK(call)                                                             \
+    do {                                                                       \
+        if ((call) != 0)                                                       \
+            return NoRoom();                                                   \
     } while (0)
 
 // JS threw or was terminated; the caller's TryCatch holds the exception.
-Status Writer::Thrown() {
+Status
+Writer::Thrown()
+{
     if (why_)
         *why_ = isolate_->IsExecutionTerminating()
                     ? "execution terminated while converting a value"
@@ -553,7 +618,9 @@ Status Writer::Thrown() {
 
 // A string for a message: UTF-8 with U+FFFD for lone surrogates, at most
 // 200 UTF-16 units of it.
-std::string Writer::Printable(Local<v8::String> s) {
+std::string
+Writer::Printable(Local<v8::String> s)
+{
     int n = std::min(s->Length(), 200);
     std::vector<uint16_t> u((size_t)n);
     s->Write(isolate_, u.data(), 0, n, v8::String::NO_NULL_TERMINATION);
@@ -562,7 +629,9 @@ std::string Writer::Printable(Local<v8::String> s) {
     return out;
 }
 
-Status Writer::Invalid(const std::string &what) {
+Status
+Writer::Invalid(const std::string &what)
+{
     if (!why_)
         return kInvalid;
     std::string p = "value";
@@ -583,10 +652,15 @@ Status Writer::Invalid(const std::string &what) {
             // Reading a string or a number runs no JS.
             if (s.key->IsString()) {
                 std::string k = Printable(s.key.As<v8::String>());
-                p += ".get(\"" + k.substr(0, 64) + "\")";
+                std::string quoted;
+                AppendKey(&quoted, k.data(), k.size()); // .k or ["k"]
+                if (quoted[0] == '.')
+                    quoted = "[\"" + quoted.substr(1) + "\"]";
+                p += ".get(" + quoted.substr(1, quoted.size() - 2) + ")";
             } else if (s.key->IsNumber()) {
                 char num[32];
-                snprintf(num, sizeof num, "%.17g", s.key.As<v8::Number>()->Value());
+                snprintf(num, sizeof num, "%.17g",
+                         s.key.As<v8::Number>()->Value());
                 p += ".get(" + std::string(num) + ")";
             } else {
                 AppendIndex(&p, ".values()[", s.index);
@@ -600,7 +674,9 @@ Status Writer::Invalid(const std::string &what) {
 
 // SerializeJSONProperty's steps 2-4: toJSON, then boxed primitives. *shape
 // says whether anything is left to write.
-Status Writer::Resolve(Local<Value> *v, const Step &where, Shape *shape) {
+Status
+Writer::Resolve(Local<Value> *v, const Step &where, Shape *shape)
+{
     Local<Value> value = *v;
     if (value->IsObject() && !value->IsDate() && !value->IsArrayBufferView() &&
         !value->IsArrayBuffer() && !value->IsSharedArrayBuffer()) {
@@ -618,8 +694,8 @@ Status Writer::Resolve(Local<Value> *v, const Step &where, Shape *shape) {
                 break;
             case Step::kIndex:
             case Step::kMapKey: {
-                std::string s = path_.empty() ? std::string()
-                                              : std::to_string(where.index);
+                std::string s =
+                    path_.empty() ? std::string() : std::to_string(where.index);
                 Local<v8::String> ks;
                 if (!v8::String::NewFromUtf8(isolate_, s.data(),
                                              v8::NewStringType::kNormal,
@@ -630,17 +706,21 @@ Status Writer::Resolve(Local<Value> *v, const Step &where, Shape *shape) {
                 break;
             }
             }
-            if (!fn.As<v8::Function>()->Call(context_, obj, 1, &key).ToLocal(&value))
+            if (!fn.As<v8::Function>()
+                     ->Call(context_, obj, 1, &key)
+                     .ToLocal(&value))
                 return Thrown();
         }
     }
     if (value->IsObject()) {
         if (value->IsNumberObject())
-            value = v8::Number::New(isolate_, value.As<v8::NumberObject>()->ValueOf());
+            value = v8::Number::New(isolate_,
+                                    value.As<v8::NumberObject>()->ValueOf());
         else if (value->IsStringObject())
             value = value.As<v8::StringObject>()->ValueOf();
         else if (value->IsBooleanObject())
-            value = v8::Boolean::New(isolate_, value.As<v8::BooleanObject>()->ValueOf());
+            value = v8::Boolean::New(isolate_,
+                                     value.As<v8::BooleanObject>()->ValueOf());
         else if (value->IsBigIntObject())
             value = value.As<v8::BigIntObject>()->ValueOf();
     }
@@ -651,10 +731,21 @@ Status Writer::Resolve(Local<Value> *v, const Step &where, Shape *shape) {
     return kOk;
 }
 
-Status Writer::Top(Local<Value> value) {
+Status
+Writer::Top(Local<Value> value)
+{
     v8::HandleScope scope(isolate_);
     to_json_ = v8::String::NewFromUtf8Literal(isolate_, "toJSON",
                                               v8::NewStringType::kInternalized);
+    Local<Value> keys;
+    if (context_->Global()
+            ->GetPrivate(context_,
+                         v8::Private::ForApi(isolate_,
+                                             v8::String::NewFromUtf8Literal(
+                                                 isolate_, kObjectKeysPrivate)))
+            .ToLocal(&keys) &&
+        keys->IsFunction())
+        object_keys_ = keys.As<v8::Function>();
     Step top{Step::kIndex, 0, Local<Value>()};
     Shape shape;
     Status st = Resolve(&value, top, &shape);
@@ -667,7 +758,9 @@ Status Writer::Top(Local<Value> value) {
     return Pack(value, 0);
 }
 
-Status Writer::PackBytes(const void *p, size_t n) {
+Status
+Writer::PackBytes(const void *p, size_t n)
+{
     if (n > UINT32_MAX)
         return Invalid("binary data longer than 4 GiB");
     PACK(msgpack_pack_bin(pk_, n));
@@ -676,7 +769,9 @@ Status Writer::PackBytes(const void *p, size_t n) {
     return kOk;
 }
 
-Status Writer::PackNumber(double d) {
+Status
+Writer::PackNumber(double d)
+{
     if (std::isfinite(d) && d == std::trunc(d) && d >= -kTwo63 && d < kTwo63 &&
         !(d == 0 && std::signbit(d))) {
         PACK(msgpack_pack_int64(pk_, (int64_t)d));
@@ -686,7 +781,9 @@ Status Writer::PackNumber(double d) {
     return kOk;
 }
 
-Status Writer::PackBigInt(Local<v8::BigInt> b) {
+Status
+Writer::PackBigInt(Local<v8::BigInt> b)
+{
     bool lossless = false;
     int64_t i = b->Int64Value(&lossless);
     if (lossless) {
@@ -704,7 +801,9 @@ Status Writer::PackBigInt(Local<v8::BigInt> b) {
     return kOk;
 }
 
-Status Writer::PackDate(Local<v8::Date> date) {
+Status
+Writer::PackDate(Local<v8::Date> date)
+{
     double ms = date->ValueOf();
     if (std::isnan(ms))
         return Invalid("invalid Date");
@@ -744,7 +843,9 @@ Status Writer::PackDate(Local<v8::Date> date) {
 
 // UTF-8 written from the UTF-16 (or Latin-1) data itself, so that a lone
 // surrogate is seen and refused instead of becoming U+FFFD.
-Status Writer::PackString(Local<v8::String> s) {
+Status
+Writer::PackString(Local<v8::String> s)
+{
     int len = s->Length();
     if (len == 0) {
         PACK(msgpack_pack_str(pk_, 0));
@@ -773,7 +874,8 @@ Status Writer::PackString(Local<v8::String> s) {
         }
     } else {
         utf16_.resize((size_t)len);
-        s->Write(isolate_, utf16_.data(), 0, len, v8::String::NO_NULL_TERMINATION);
+        s->Write(isolate_, utf16_.data(), 0, len,
+                 v8::String::NO_NULL_TERMINATION);
         size_t bad = EncodeUtf16(utf16_.data(), utf16_.size(), false, &utf8_);
         if (bad != SIZE_MAX) {
             char what[80];
@@ -791,19 +893,24 @@ Status Writer::PackString(Local<v8::String> s) {
 }
 
 // Pushes a container on the path, refusing cycles and excess depth.
-Status Writer::Enter(Local<v8::Object> obj, int depth) {
+Status
+Writer::Enter(Local<v8::Object> obj, int depth)
+{
     for (const Local<v8::Object> &o : stack_)
         if (o == obj)
             return Invalid("cycle (an object contains itself)");
     if (depth >= kMaxDepth)
-        return Invalid("nested deeper than " JSV_STR(PROTO_VALUE_MAX_DEPTH) " levels");
+        return Invalid(
+            "nested deeper than " JSV_STR(PROTO_VALUE_MAX_DEPTH) " levels");
     stack_.push_back(obj);
     return kOk;
 }
 
 // An Array, or a Proxy whose target is one: `length` elements, holes and
 // what JSON cannot say as nil.
-Status Writer::PackArray(Local<v8::Object> arr, uint32_t n, int depth) {
+Status
+Writer::PackArray(Local<v8::Object> arr, uint32_t n, int depth)
+{
     if (n > kMaxArrayLength)
         return Invalid("array longer than " + std::to_string(kMaxArrayLength) +
                        " elements");
@@ -828,7 +935,9 @@ Status Writer::PackArray(Local<v8::Object> arr, uint32_t n, int depth) {
     return kOk;
 }
 
-Status Writer::PackMap(Local<v8::Map> map, int depth) {
+Status
+Writer::PackMap(Local<v8::Map> map, int depth)
+{
     Local<v8::Array> flat = map->AsArray(); // [k0, v0, k1, v1, ...]
     uint32_t n = flat->Length() / 2;
     PACK(msgpack_pack_map(pk_, n));
@@ -857,25 +966,41 @@ Status Writer::PackMap(Local<v8::Map> map, int depth) {
     return kOk;
 }
 
-Status Writer::PackSet(Local<v8::Set> set, int depth) {
+Status
+Writer::PackSet(Local<v8::Set> set, int depth)
+{
     Local<v8::Array> items = set->AsArray();
     return PackArray(items, items->Length(), depth);
 }
 
 // Own enumerable string keys, as JSON.stringify; the map's size is known
 // only once every value went through toJSON, so they are resolved first.
-Status Writer::PackObject(Local<v8::Object> obj, int depth) {
+Status
+Writer::PackObject(Local<v8::Object> obj, int depth)
+{
     Local<v8::Array> keys;
-    if (!obj->GetOwnPropertyNames(context_,
-                                  static_cast<v8::PropertyFilter>(
-                                      v8::ONLY_ENUMERABLE | v8::SKIP_SYMBOLS),
-                                  v8::KeyConversionMode::kConvertToString)
-             .ToLocal(&keys))
+    if (!object_keys_.IsEmpty()) {
+        // Object.keys is EnumerableOwnPropertyNames(O, key), what
+        // JSON.stringify uses, and unlike the API it uses V8's enum cache.
+        Local<Value> arg = obj, list;
+        if (!object_keys_->Call(context_, v8::Undefined(isolate_), 1, &arg)
+                 .ToLocal(&list))
+            return Thrown();
+        if (!list->IsArray())
+            return Invalid("Object.keys did not give an array");
+        keys = list.As<v8::Array>();
+    } else if (!obj->GetOwnPropertyNames(
+                       context_,
+                       static_cast<v8::PropertyFilter>(v8::ONLY_ENUMERABLE |
+                                                       v8::SKIP_SYMBOLS),
+                       v8::KeyConversionMode::kConvertToString)
+                    .ToLocal(&keys)) {
         return Thrown();
+    }
     uint32_t n = keys->Length();
-    std::vector<Local<Value>> ks, vs;
-    ks.reserve(n);
-    vs.reserve(n);
+    // Key, value pairs kept on one stack shared by all levels (no
+    // allocation per object); this level's pairs start at `base`.
+    size_t base = pairs_.size();
     path_.push_back(Step{Step::kKey, 0, Local<Value>()});
     for (uint32_t i = 0; i < n; i++) {
         Local<Value> k, v;
@@ -890,24 +1015,29 @@ Status Writer::PackObject(Local<v8::Object> obj, int depth) {
             return st;
         if (shape == kSkip)
             continue;
-        ks.push_back(k);
-        vs.push_back(v);
+        pairs_.push_back(k);
+        pairs_.push_back(v);
     }
-    PACK(msgpack_pack_map(pk_, ks.size()));
-    for (size_t i = 0; i < ks.size(); i++) {
-        path_.back().key = ks[i];
-        Status st = PackString(ks[i].As<v8::String>());
+    size_t count = (pairs_.size() - base) / 2;
+    PACK(msgpack_pack_map(pk_, count));
+    for (size_t i = 0; i < count; i++) {
+        Local<Value> k = pairs_[base + 2 * i], v = pairs_[base + 2 * i + 1];
+        path_.back().key = k;
+        Status st = PackString(k.As<v8::String>());
         if (st == kOk)
-            st = Pack(vs[i], depth + 1);
+            st = Pack(v, depth + 1);
         if (st != kOk)
             return st;
     }
+    pairs_.resize(base);
     path_.pop_back();
     return kOk;
 }
 
 // A resolved value (not undefined, a function or a symbol).
-Status Writer::Pack(Local<Value> v, int depth) {
+Status
+Writer::Pack(Local<Value> v, int depth)
+{
     if (v->IsNull() || v->IsUndefined()) {
         PACK(msgpack_pack_nil(pk_));
         return kOk;
@@ -931,7 +1061,8 @@ Status Writer::Pack(Local<Value> v, int depth) {
         size_t n = view->ByteLength();
         if (n == 0)
             return PackBytes(nullptr, 0);
-        return PackBytes((const char *)view->Buffer()->Data() + view->ByteOffset(), n);
+        return PackBytes(
+            (const char *)view->Buffer()->Data() + view->ByteOffset(), n);
     }
     if (v->IsArrayBuffer()) {
         Local<v8::ArrayBuffer> ab = v.As<v8::ArrayBuffer>();
@@ -958,7 +1089,8 @@ Status Writer::Pack(Local<Value> v, int depth) {
         // JSON.stringify's IsArray sees through proxies; so does this.
         Local<Value> len;
         uint32_t n = 0;
-        if (!obj->Get(context_, v8::String::NewFromUtf8Literal(isolate_, "length"))
+        if (!obj->Get(context_,
+                      v8::String::NewFromUtf8Literal(isolate_, "length"))
                  .ToLocal(&len) ||
             !len->Uint32Value(context_).To(&n))
             return Thrown();
@@ -973,21 +1105,38 @@ Status Writer::Pack(Local<Value> v, int depth) {
 
 } // namespace
 
-Status FromMsgpack(v8::Local<v8::Context> context, const msgpack_object &obj,
-                   v8::Local<v8::Value> *out, std::string *why) {
+Status
+FromMsgpack(v8::Local<v8::Context> context, const msgpack_object &obj,
+            v8::Local<v8::Value> *out, std::string *why)
+{
     v8::EscapableHandleScope scope(context->GetIsolate());
-    Reader r(context, why);
-    Local<Value> v;
-    Status st = r.Convert(obj, 0, &v);
-    if (st == kOk)
-        *out = scope.Escape(v);
-    return st;
+    // No C++ exception may unwind into V8's frames (built without them).
+    try {
+        Reader r(context, why);
+        Local<Value> v;
+        Status st = r.Convert(obj, 0, &v);
+        if (st == kOk)
+            *out = scope.Escape(v);
+        return st;
+    } catch (...) {
+        if (why)
+            *why = "out of memory while converting a value";
+        return kInvalid;
+    }
 }
 
-Status ToMsgpack(v8::Local<v8::Context> context, v8::Local<v8::Value> value,
-                 msgpack_packer *pk, std::string *why) {
-    Writer w(context, pk, why);
-    return w.Top(value);
+Status
+ToMsgpack(v8::Local<v8::Context> context, v8::Local<v8::Value> value,
+          msgpack_packer *pk, std::string *why)
+{
+    try {
+        Writer w(context, pk, why);
+        return w.Top(value);
+    } catch (...) {
+        if (why)
+            *why = "out of memory while converting a value";
+        return kInvalid;
+    }
 }
 
 } // namespace jsv

@@ -10,18 +10,25 @@
 
 namespace jsv {
 
+// jsb::Install keeps the context's original Object.keys under this private
+// name (v8::Private::ForApi) on the global object; ToMsgpack lists an
+// object's keys with it (V8's API has no fast path for that), and falls back
+// to GetOwnPropertyNames in a context without it.
+constexpr char kObjectKeysPrivate[] = "jshost.Object.keys";
+
 // Outcomes of a conversion.
 enum Status {
     kOk = 0,
     kInvalid,   // InvalidArgument: cycle, too deep, lone surrogate, bad UTF-8,
-                // unknown ext, ...; *why says what and where ("data.a[3]: ...")
+                // unknown ext, ...; *why says where and what ("value.a[3]: ...")
     kException, // JS threw (a getter, toJSON) or execution was terminated
                 // (deadline, heap limit): the caller's TryCatch holds it
 };
 
 // msgpack -> V8. Ints within ±2^53 become Numbers, beyond BigInts; bin a
-// Uint8Array; ext -1 a Date; ext 1 a BigInt; maps plain Objects (keys that are
-// not str are stringified); nil null. `depth` limit: PROTO_VALUE_MAX_DEPTH.
+// Uint8Array; ext -1 a Date; ext 1 a BigInt; maps plain Objects (int keys are
+// stringified, other non-str keys are kInvalid); nil null. Nesting limit:
+// PROTO_VALUE_MAX_DEPTH. Runs no JS.
 Status FromMsgpack(v8::Local<v8::Context> context, const msgpack_object &obj,
                    v8::Local<v8::Value> *out, std::string *why);
 
@@ -31,7 +38,9 @@ Status FromMsgpack(v8::Local<v8::Context> context, const msgpack_object &obj,
 // when it fits int64/uint64, else ext 1; -0, NaN, ±Infinity as float64. A
 // top-level undefined packs as nil. Cycles and nesting past
 // PROTO_VALUE_MAX_DEPTH are kInvalid. On kInvalid or kException the packer may
-// hold a partial value: pack into a scratch buffer and discard it.
+// hold a partial value: pack into a scratch buffer and discard it. Runs JS
+// (getters, toJSON, proxy traps): under MicrotasksPolicy::kAuto microtasks
+// could run in the middle of it; keep the isolate on kExplicit.
 Status ToMsgpack(v8::Local<v8::Context> context, v8::Local<v8::Value> value,
                  msgpack_packer *pk, std::string *why);
 

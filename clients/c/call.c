@@ -160,8 +160,7 @@ again:
 int
 jshost_request(jshost *c, const char *method, const char *params,
                size_t params_len, int timeout_ms, jshost_value *result,
-               int *errcode, jshost_error *err, char *errstr,
-               size_t errstr_len)
+               int *errcode, jshost_error *err, char *errstr, size_t errstr_len)
 {
     struct errout eo;
     int64_t wait;
@@ -174,9 +173,9 @@ jshost_request(jshost *c, const char *method, const char *params,
            : timeout_ms == 0 ? JSHOST__REQUEST_DEFAULT_MS
                              : (int64_t)timeout_ms + JSHOST__MARGIN_MS;
     errout_init(&eo, c, errcode, err, errstr, errstr_len);
-    return errout_finish(&eo, c,
-                         do_request(c, &eo.sink, method, params, params_len,
-                                    wait, result));
+    return errout_finish(
+        &eo, c,
+        do_request(c, &eo.sink, method, params, params_len, wait, result));
 }
 
 /* A packer over a fresh sbuffer (the caller destroys it). */
@@ -271,12 +270,11 @@ jshost_call_r(jshost *c, const char *host, const char *function,
 }
 
 int
-jshost_call(jshost *c, const char *host, const char *function,
-            const char *data, size_t data_len, int timeout_ms,
-            jshost_value *result)
+jshost_call(jshost *c, const char *host, const char *function, const char *data,
+            size_t data_len, int timeout_ms, jshost_value *result)
 {
-    return jshost_call_r(c, host, function, data, data_len, timeout_ms,
-                         result, NULL, NULL, NULL, 0);
+    return jshost_call_r(c, host, function, data, data_len, timeout_ms, result,
+                         NULL, NULL, NULL, 0);
 }
 
 void

@@ -51,11 +51,11 @@ free_queue(jshost_priv *p)
 
 /*
  * In a child after fork() the parent's threads are gone: whatever they held
- * (the lock, the driver role, their waiters) is meaningless here, and the socket
- * is the parent's. Close our copy of it (never shut it down or write on it: that
- * would break the parent's connection) and start over; the first request
- * reconnects. Two threads of the child may race here: one resets, the other
- * waits for it.
+ * (the lock, the driver role, their waiters) is meaningless here, and the
+ * socket is the parent's. Close our copy of it (never shut it down or write on
+ * it: that would break the parent's connection) and start over; the first
+ * request reconnects. Two threads of the child may race here: one resets, the
+ * other waits for it.
  */
 static void
 fork_reset(jshost_priv *p, pid_t me)
@@ -197,8 +197,8 @@ jshost__conn_lost(jshost_priv *p, const char *cause)
     struct jshost__waiter *w, *next;
 
     if (p->server_said[0] != '\0')
-        snprintf(p->lost_cause, sizeof(p->lost_cause), "%.200s (the server said: %.200s)",
-                 cause, p->server_said);
+        snprintf(p->lost_cause, sizeof(p->lost_cause),
+                 "%.200s (the server said: %.200s)", cause, p->server_said);
     else
         snprintf(p->lost_cause, sizeof(p->lost_cause), "%s", cause);
     p->server_said[0] = '\0';
@@ -317,8 +317,8 @@ handle_request(jshost_priv *p, const struct proto_msg *m)
     }
     size_t before = p->wbuf.size;
     proto_write_errorf(&pk, m->msgid, PROTO_ERR_NOT_FOUND,
-                       "libjshost serves no method '%.*s'",
-                       (int)m->method_len, m->method);
+                       "libjshost serves no method '%.*s'", (int)m->method_len,
+                       m->method);
     p->queued += p->wbuf.size - before;
 }
 
@@ -364,8 +364,8 @@ read_some(jshost_priv *p)
     int i, r;
 
     for (i = 0; i < 16; i++) {
-        if (p->reader == NULL || proto_reader_buffer(p->reader, 65536, &buf,
-                                                     &len) < 0) {
+        if (p->reader == NULL ||
+            proto_reader_buffer(p->reader, 65536, &buf, &len) < 0) {
             jshost__conn_lost(p, "out of memory reading a reply");
             return -ENOMEM;
         }
@@ -443,6 +443,7 @@ jshost__await(jshost_priv *p, struct jshost__waiter *w, int64_t deadline)
 {
     struct timespec ts;
     int64_t remain;
+    bool drove = false;
     int r = 0;
 
     while (w->state == JSHOST__W_PENDING) {
@@ -456,6 +457,7 @@ jshost__await(jshost_priv *p, struct jshost__waiter *w, int64_t deadline)
             remain = 1000000000;
         if (!p->driving) {
             p->driving = true;
+            drove = true;
             jshost__drive(p, (int)remain, true);
             p->driving = false;
         } else if (deadline < 0) {
@@ -466,7 +468,12 @@ jshost__await(jshost_priv *p, struct jshost__waiter *w, int64_t deadline)
             pthread_cond_timedwait(&w->cond, &p->lock, &ts);
         }
     }
-    /* Whoever drove hands the role on: another waiter may still need it. */
-    jshost__wake_all(p);
+    /* Hand the driver role on to one waiter (waking them all would be a
+     * thundering herd on every reply). */
+    if (drove) {
+        if (p->waiters != NULL)
+            pthread_cond_signal(&p->waiters->cond);
+        pthread_cond_broadcast(&p->pipe_cond);
+    }
     return r;
 }

@@ -301,9 +301,10 @@ spawn_manager(jshost *c, int lockfd, int64_t deadline)
         if (r < 0 && errno != EINTR)
             break;
         if (jshost__now_ms() >= deadline) {
-            jshost__seterr(c, JSHOST_ERR_SPAWN,
-                           "the manager %s did not become ready in time; see %s",
-                           path, logpath);
+            jshost__seterr(
+                c, JSHOST_ERR_SPAWN,
+                "the manager %s did not become ready in time; see %s", path,
+                logpath);
             goto out_fail;
         }
         sleep_ms(wait_ms);
@@ -335,10 +336,9 @@ connect_error(jshost *c, int r)
                               "connect %s: the server runs as another user",
                               p->socket_path);
     if (r == -ENOENT || r == -ECONNREFUSED)
-        return jshost__seterr(c, JSHOST_ERR_IO,
-                              "connect %s: %s (no manager running%s)",
-                              p->socket_path, strerror(-r),
-                              p->spawn ? "" : "; not starting one");
+        return jshost__seterr(
+            c, JSHOST_ERR_IO, "connect %s: %s (no manager running%s)",
+            p->socket_path, strerror(-r), p->spawn ? "" : "; not starting one");
     return jshost__seterr(c, JSHOST_ERR_IO, "connect %s: %s", p->socket_path,
                           strerror(-r));
 }
@@ -396,7 +396,8 @@ open_socket(jshost *c, int64_t deadline)
     if (r < 0)
         return -1;
     /* The daemon listens before the first process exits; a caller that reaps
-     * children itself hides that exit from us, so keep trying to the deadline. */
+     * children itself hides that exit from us, so keep trying to the deadline.
+     */
     for (;;) {
         r = connect_once(p->socket_path, deadline, &fd);
         if (r == 0)
@@ -614,8 +615,8 @@ jshost_connect(const struct jshost_options *opts)
     p->socket_path = dup_or_null(opts->socket);
     p->runtime_dir = dup_or_null(opts->runtime_dir);
     p->manager_path = dup_or_null(opts->manager_path);
-    p->client_name = strdup(opts->client_name ? opts->client_name
-                                              : "libjshost");
+    p->client_name =
+        strdup(opts->client_name ? opts->client_name : "libjshost");
     if ((opts->socket != NULL && p->socket_path == NULL) ||
         (opts->runtime_dir != NULL && p->runtime_dir == NULL) ||
         (opts->manager_path != NULL && p->manager_path == NULL) ||

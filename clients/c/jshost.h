@@ -1,12 +1,12 @@
 /*
- * libjshost: the C client of jshost (DESIGN §9). This header is its whole public
- * API.
+ * libjshost: the C client of jshost (DESIGN §9). This header is its whole
+ * public API.
  *
- * A handle (`jshost`) is one connection to a manager (or to a worker started with
- * `jshost host CONFIG --listen PATH`). In the hiredis style, every function
- * returns JSHOST_OK (0) or -1 and leaves the reason in `c->err`, `c->errstr` and,
- * for errors the server sent, `c->remote`. Nothing in this library exits, aborts
- * or prints: a program must never die because of jshost.
+ * A handle (`jshost`) is one connection to a manager (or to a worker started
+ * with `jshost host CONFIG --listen PATH`). In the hiredis style, every
+ * function returns JSHOST_OK (0) or -1 and leaves the reason in `c->err`,
+ * `c->errstr` and, for errors the server sent, `c->remote`. Nothing in this
+ * library exits, aborts or prints: a program must never die because of jshost.
  *
  * Values cross as msgpack bytes (one packed value each: DESIGN §4 says how JS
  * sees them); jshost_json_pack and jshost_json_dump convert from and to JSON.
@@ -17,17 +17,21 @@
  * waiting thread reads hands each reply to its owner), so they are not
  * serialized. The pipelined interface (jshost_send / jshost_read) is for one
  * owner (an event loop) and must not be mixed with blocking calls from other
- * threads on the same handle. `err`/`errstr`/`remote` of a shared handle are only
- * meaningful to the thread that just got -1; use jshost_call_r to get them per
- * call.
+ * threads on the same handle. `err`/`errstr`/`remote` of a shared handle are
+ * only meaningful to the thread that just got -1; use jshost_call_r to get them
+ * per call.
  *
  * Fork: a handle used in a child process after fork() reconnects on its first
  * use (the parent's connection is left alone) and attaches again the hosts it
- * held.
+ * held. jshost_fd is not such a use: call jshost_send or a blocking function
+ * first.
  *
  * Connection loss: a blocking call whose connection is lost before its request
  * was written reconnects (starting the manager again when allowed) and sends it
- * once more; a request already sent fails with JSHOST_ERR_IO ("connection lost").
+ * once more; a request already sent fails with JSHOST_ERR_IO ("connection
+ * lost"), or JSHOST_ERR_PROTOCOL when the stream broke. Hosts held are
+ * attached again on every reconnect; contexts (and private VMs) are not: they
+ * belonged to the lost connection.
  */
 #ifndef JSHOST_H
 #define JSHOST_H
@@ -44,14 +48,14 @@ extern "C" {
 /* c->err */
 enum jshost_err {
     JSHOST_ERR_NONE = 0,
-    JSHOST_ERR_IO,       /* connect/read/write failed or the connection was lost */
+    JSHOST_ERR_IO, /* connect/read/write failed or the connection was lost */
     JSHOST_ERR_PROTOCOL, /* the peer broke msgpack-RPC */
     JSHOST_ERR_TIMEOUT,  /* the client-side deadline passed (see below) */
     JSHOST_ERR_REMOTE,   /* the server answered an error: see c->remote */
-    JSHOST_ERR_ARG,      /* a bad argument from the caller (bad JSON, bad value) */
-    JSHOST_ERR_OOM,      /* out of memory */
-    JSHOST_ERR_SPAWN,    /* the manager could not be started */
-    JSHOST_ERR_RUNTIME,  /* the runtime dir is missing, unsafe or too long */
+    JSHOST_ERR_ARG,   /* a bad argument from the caller (bad JSON, bad value) */
+    JSHOST_ERR_OOM,   /* out of memory */
+    JSHOST_ERR_SPAWN, /* the manager could not be started */
+    JSHOST_ERR_RUNTIME, /* the runtime dir is missing, unsafe or too long */
 };
 
 /*
@@ -80,8 +84,8 @@ void jshost_error_clear(jshost_error *e);
 typedef struct jshost_priv jshost_priv;
 
 typedef struct jshost {
-    int err;           /* enum jshost_err of the last failure; 0 after success */
-    char errstr[512];  /* words for it, naming what failed */
+    int err;          /* enum jshost_err of the last failure; 0 after success */
+    char errstr[512]; /* words for it, naming what failed */
     jshost_error remote; /* when err == JSHOST_ERR_REMOTE */
     jshost_priv *priv;
 } jshost;
@@ -119,9 +123,9 @@ void jshost_free(jshost *c);
 int jshost_reconnect(jshost *c);
 
 /*
- * Deadlines: timeout_ms > 0 bounds the whole call on the client side (the server
- * is also told, as the call's "timeout_ms", so the JS is stopped there); the
- * client waits timeout_ms plus a small margin (2 s) for the server's
+ * Deadlines: timeout_ms > 0 bounds the whole call on the client side (the
+ * server is also told, as the call's "timeout_ms", so the JS is stopped there);
+ * the client waits timeout_ms plus a small margin (2 s) for the server's
  * TimeoutError before giving up with JSHOST_ERR_TIMEOUT. timeout_ms 0: the
  * host's default deadline (the config's `timeout`, which the client does not
  * know), enforced by the server; the client waits for its answer up to 10
@@ -159,8 +163,8 @@ int jshost_call_r(jshost *c, const char *host, const char *function,
                   char *errstr, size_t errstr_len);
 
 /*
- * Any request: params is a packed msgpack array. The building block of the rest;
- * thread-safe as jshost_call_r when err/errcode are given (may be NULL).
+ * Any request: params is a packed msgpack array. The building block of the
+ * rest; thread-safe as jshost_call_r when err/errcode are given (may be NULL).
  */
 int jshost_request(jshost *c, const char *method, const char *params,
                    size_t params_len, int timeout_ms, jshost_value *result,
@@ -199,7 +203,7 @@ int jshost_shutdown(jshost *c);
  */
 typedef struct jshost_reply {
     uint32_t msgid;
-    int ok;             /* 1: value holds the result; 0: error holds it */
+    int ok; /* 1: value holds the result; 0: error holds it */
     jshost_value value;
     jshost_error error;
 } jshost_reply;
@@ -221,9 +225,10 @@ int jshost_read(jshost *c, jshost_reply *reply, int timeout_ms);
 
 /*
  * JSON helpers (the CLI's): jshost_json_pack packs a JSON text as one msgpack
- * value (-1 with errbuf, when given, naming the line and column at fault). jshost_json_dump renders packed
- * msgpack as JSON (bin as {"$bin": base64}, timestamps as {"$date": ISO},
- * big ints as {"$bigint": decimal}); malloc'd, NULL on failure.
+ * value (-1 with errbuf, when given, naming the line and column at fault).
+ * jshost_json_dump renders packed msgpack as JSON (bin as {"$bin": base64},
+ * timestamps as {"$date": ISO}, big ints as {"$bigint": decimal}); malloc'd,
+ * NULL on failure.
  */
 int jshost_json_pack(const char *json, size_t len, jshost_value *out,
                      char *errbuf, size_t errbuf_len);

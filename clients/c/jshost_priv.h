@@ -4,8 +4,8 @@
  * One connection per handle. All state below is guarded by `lock`. Only the
  * "driver" (one thread at a time, priv->driving) polls the socket, and it polls
  * without the lock; every read/write syscall is made with the lock held and is
- * nonblocking. Threads waiting for their reply sleep on their own condvar and the
- * driver hands replies over (DESIGN §9: a shared handle is pipelined, not
+ * nonblocking. Threads waiting for their reply sleep on their own condvar and
+ * the driver hands replies over (DESIGN §9: a shared handle is pipelined, not
  * serialized).
  */
 #ifndef JSHOST_PRIV_H
@@ -38,7 +38,8 @@
 enum jshost__wstate {
     JSHOST__W_PENDING = 0,
     JSHOST__W_DONE,
-    JSHOST__W_LOST_UNSENT, /* connection lost before any byte of it was written */
+    JSHOST__W_LOST_UNSENT, /* connection lost before any byte of it was written
+                            */
     JSHOST__W_LOST_SENT,   /* connection lost after (part of) it was written */
 };
 
@@ -73,25 +74,25 @@ struct jshost_priv {
     /* Guards c->remote's strings: threads sharing a handle may fail at once,
      * and the words of one must not be freed twice by the other. */
     pthread_mutex_t errlock;
-    _Atomic pid_t pid;     /* the process the connection belongs to */
-    atomic_int forking;    /* a fork reset is under way in this process */
+    _Atomic pid_t pid;  /* the process the connection belongs to */
+    atomic_int forking; /* a fork reset is under way in this process */
 
     /* Options (owned copies). */
-    char *socket_path;     /* resolved */
-    char *runtime_dir;     /* NULL when talking to an explicit socket */
-    char *manager_path;    /* may be NULL */
+    char *socket_path;  /* resolved */
+    char *runtime_dir;  /* NULL when talking to an explicit socket */
+    char *manager_path; /* may be NULL */
     char *client_name;
     int spawn;
     int connect_timeout_ms;
 
-    int fd;                /* -1 when not connected */
-    int wakefd;            /* eventfd that interrupts the driver's poll */
+    int fd;     /* -1 when not connected */
+    int wakefd; /* eventfd that interrupts the driver's poll */
     struct proto_reader *reader;
-    msgpack_sbuffer wbuf;  /* bytes not yet written start at woff */
+    msgpack_sbuffer wbuf; /* bytes not yet written start at woff */
     size_t woff;
-    uint64_t queued;       /* bytes ever queued on this connection */
-    uint64_t written;      /* bytes ever written on this connection */
-    bool broken;           /* write failed while a driver polled: it closes */
+    uint64_t queued;  /* bytes ever queued on this connection */
+    uint64_t written; /* bytes ever written on this connection */
+    bool broken;      /* write failed while a driver polled: it closes */
     char broken_cause[320];
     char lost_cause[512];  /* why the last connection was lost */
     int lost_err;          /* and as an enum jshost_err (IO or PROTOCOL) */
@@ -102,8 +103,8 @@ struct jshost_priv {
     struct jshost__waiter *waiters;
 
     struct jshost__qreply *qhead, *qtail;
-    size_t in_flight;      /* pipelined requests whose replies were not read */
-    bool pipe_lost;        /* pipelined requests were lost with the connection */
+    size_t in_flight; /* pipelined requests whose replies were not read */
+    bool pipe_lost;   /* pipelined requests were lost with the connection */
     char pipe_lost_cause[512];
     pthread_cond_t pipe_cond;
 
@@ -127,7 +128,8 @@ bool jshost__valid_value(const char *buf, size_t len, bool want_array);
 /* "Type: message" words for a remote error. */
 void jshost__remote_words(const jshost_error *e, char *buf, size_t len);
 
-/* Connection core (conn.c) -------------------------------------------------- */
+/* Connection core (conn.c) --------------------------------------------------
+ */
 
 /* Enters the handle from a public function: after fork() in a child, drops the
  * inherited connection state; then takes the lock. */
@@ -138,7 +140,8 @@ int64_t jshost__now_ms(void);
 /* Queues a request [0, msgid, method, params] (params: packed array). */
 int jshost__queue(jshost_priv *p, uint32_t msgid, const char *method,
                   const char *params, size_t params_len);
-/* Writes what the socket takes now. 0, or a negative errno (connection broken). */
+/* Writes what the socket takes now. 0, or a negative errno (connection broken).
+ */
 int jshost__flush(jshost_priv *p);
 /* Handles a dead connection: fails or marks for resend every waiter. Must not
  * be called while another thread drives. */
@@ -161,7 +164,8 @@ void jshost__waiter_remove(jshost_priv *p, struct jshost__waiter *w);
 /* Initializes a condvar on CLOCK_MONOTONIC. */
 int jshost__cond_init(pthread_cond_t *cond);
 
-/* Connecting (connect.c) ------------------------------------------------------ */
+/* Connecting (connect.c) ------------------------------------------------------
+ */
 
 /* With the lock held and the handle disconnected: connects (spawning the
  * manager when allowed), says hello and attaches again what is held. */

@@ -8,8 +8,8 @@
 #include "mpjson.h"
 
 int
-jshost_json_pack(const char *json, size_t len, jshost_value *out,
-                 char *errbuf, size_t errbuf_len)
+jshost_json_pack(const char *json, size_t len, jshost_value *out, char *errbuf,
+                 size_t errbuf_len)
 {
     char cause[256] = "";
     msgpack_sbuffer sb;
@@ -29,8 +29,7 @@ jshost_json_pack(const char *json, size_t len, jshost_value *out,
     if (r < 0) {
         msgpack_sbuffer_destroy(&sb);
         if (errbuf != NULL && errbuf_len > 0)
-            snprintf(errbuf, errbuf_len, "%s",
-                     cause[0] ? cause : strerror(-r));
+            snprintf(errbuf, errbuf_len, "%s", cause[0] ? cause : strerror(-r));
         return -1;
     }
     out->data = sb.data;

@@ -17,9 +17,10 @@ jshost_send(jshost *c, const char *method, const char *params,
     int r;
 
     if (method == NULL || !jshost__valid_value(params, params_len, true))
-        return jshost__seterr(c, JSHOST_ERR_ARG,
-                              "send %s: params are not one packed msgpack array",
-                              method != NULL ? method : "(no method)");
+        return jshost__seterr(
+            c, JSHOST_ERR_ARG,
+            "send %s: params are not one packed msgpack array",
+            method != NULL ? method : "(no method)");
     jshost__enter(c);
     if (p->fd < 0 && !p->driving) {
         /* Replies still owed on the lost connection will never come: keep the

@@ -90,8 +90,8 @@ dup_field(const msgpack_object *map, const char *key, char **out)
     const msgpack_object *o = proto_map_get(map, key);
 
     *out = NULL;
-    if (o == NULL || (o->type != MSGPACK_OBJECT_STR &&
-                      o->type != MSGPACK_OBJECT_BIN))
+    if (o == NULL ||
+        (o->type != MSGPACK_OBJECT_STR && o->type != MSGPACK_OBJECT_BIN))
         return 0;
     *out = proto_obj_strdup(o);
     return *out == NULL ? -ENOMEM : 0;
@@ -154,8 +154,7 @@ jshost__valid_value(const char *buf, size_t len, bool want_array)
         return false;
     msgpack_unpacked_init(&u);
     ok = msgpack_unpack_next(&u, buf, len, &off) == MSGPACK_UNPACK_SUCCESS &&
-         off == len &&
-         (!want_array || u.data.type == MSGPACK_OBJECT_ARRAY);
+         off == len && (!want_array || u.data.type == MSGPACK_OBJECT_ARRAY);
     msgpack_unpacked_destroy(&u);
     return ok;
 }

@@ -8,8 +8,8 @@
 /* Splits argv into positionals and the options call/eval know. Returns
  * CLI_OK or the usage status (already said). */
 static int
-parse(const char *cmd, int argc, char **argv, char **pos, int maxpos,
-      int *npos, int *timeout_ms, char **config)
+parse(const char *cmd, int argc, char **argv, char **pos, int maxpos, int *npos,
+      int *timeout_ms, char **config)
 {
     int i;
     const char *val;
@@ -29,7 +29,8 @@ parse(const char *cmd, int argc, char **argv, char **pos, int maxpos,
         if (strncmp(a, "--timeout", 9) == 0 && (a[9] == '\0' || a[9] == '=')) {
             val = a[9] == '=' ? a + 10 : (i + 1 < argc ? argv[++i] : NULL);
             if (cli_parse_seconds(val, timeout_ms) < 0)
-                return cli_usage(cmd, "--timeout wants a number of seconds > 0");
+                return cli_usage(cmd,
+                                 "--timeout wants a number of seconds > 0");
             continue;
         }
         if (config != NULL && strncmp(a, "--config", 8) == 0 &&

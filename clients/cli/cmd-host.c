@@ -94,8 +94,8 @@ cmd_start(int argc, char **argv)
     int r = CLI_OK;
 
     if (argc != 2 || argv[1][0] == '-')
-        return cli_usage("start", argc < 2 ? "start needs a CONFIG"
-                                           : "bad arguments");
+        return cli_usage("start",
+                         argc < 2 ? "start needs a CONFIG" : "bad arguments");
     if ((c = cli_connect(1)) == NULL)
         return CLI_JSHOST;
     snprintf(what, sizeof(what), "start %s", argv[1]);
@@ -192,8 +192,8 @@ cmd_restart(int argc, char **argv)
     int r = CLI_OK;
 
     if (argc != 2 || argv[1][0] == '-')
-        return cli_usage("restart", argc < 2 ? "restart needs a CONFIG"
-                                             : "bad arguments");
+        return cli_usage("restart",
+                         argc < 2 ? "restart needs a CONFIG" : "bad arguments");
     if ((c = cli_connect(1)) == NULL)
         return CLI_JSHOST;
     snprintf(what, sizeof(what), "restart %s", argv[1]);

@@ -112,7 +112,8 @@ follow(const char *path, int fd)
                 fd = nfd;
                 fstat(fd, &st);
             }
-        } else if (fstat(fd, &now) == 0 && now.st_size < lseek(fd, 0, SEEK_CUR)) {
+        } else if (fstat(fd, &now) == 0 &&
+                   now.st_size < lseek(fd, 0, SEEK_CUR)) {
             lseek(fd, 0, SEEK_SET); /* truncated */
         }
     }

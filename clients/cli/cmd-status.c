@@ -89,8 +89,8 @@ wget(const msgpack_object *w, const char *k1, const char *k2)
 static void
 print_worker(const msgpack_object *w)
 {
-    char a[64], b[64], c[64], d[64], e[140], f[64], g[64], h[64], i[64],
-        j[64], k[64];
+    char a[64], b[64], c[64], d[64], e[140], f[64], g[64], h[64], i[64], j[64],
+        k[64];
 
     snprintf(e, sizeof(e), "%s/%s",
              fmt(f, sizeof(f), wget(w, "heap_used", "heap"), U_BYTES),
@@ -112,17 +112,29 @@ print_host(const msgpack_object *h)
 {
     char a[512], b[64], c[64], d[64];
     const msgpack_object *workers = cli_get(h, "workers");
-    const msgpack_object *linger = cli_get_any(h, "linger_left_ms", "linger_ms",
-                                               "linger_left", NULL);
+    const msgpack_object *linger =
+        cli_get_any(h, "linger_left_ms", "linger_ms", "linger_left", NULL);
     uint32_t i;
 
     printf("host %s  %s\n",
            fmt(b, sizeof(b), cli_get_any(h, "id", "host", NULL), U_PLAIN),
            fmt(a, sizeof(a), cli_get(h, "config"), U_PLAIN));
-    printf("  holders %s  linger left %s  state %s\n",
-           fmt(c, sizeof(c), cli_get(h, "holders"), U_PLAIN),
-           fmt(d, sizeof(d), linger, U_MS),
-           fmt(b, sizeof(b), cli_get(h, "state"), U_PLAIN));
+    double holders = 0, crashes = 0;
+
+    printf("  state %s  holders %s",
+           fmt(b, sizeof(b), cli_get(h, "state"), U_PLAIN),
+           fmt(c, sizeof(c), cli_get(h, "holders"), U_PLAIN));
+    /* the linger timer only runs once the last holder has left */
+    if (num(cli_get(h, "holders"), &holders) && holders == 0)
+        printf("  linger left %s", fmt(d, sizeof(d), linger, U_MS));
+    if (num(cli_get(h, "crashes"), &crashes) && crashes > 0) {
+        printf("  crashes %.0f", crashes);
+        if (cli_get(h, "last_crash") != NULL &&
+            cli_get(h, "last_crash")->type == MSGPACK_OBJECT_STR)
+            printf(" (last: %s)",
+                   fmt(a, sizeof(a), cli_get(h, "last_crash"), U_PLAIN));
+    }
+    printf("\n");
     printf("  log %s\n", fmt(a, sizeof(a), cli_get(h, "logfile"), U_PLAIN));
     if (workers == NULL || workers->type != MSGPACK_OBJECT_ARRAY ||
         workers->via.array.size == 0) {

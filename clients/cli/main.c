@@ -31,9 +31,11 @@ static const char help_text[] =
     "        call FUNCTION of CONFIG with JSON as its data (default {};\n"
     "        - reads it from stdin) and print the result as JSON\n"
     "  jshost eval [--config CONFIG] [--timeout SECONDS] SCRIPT|-\n"
-    "        evaluate SCRIPT in a fresh context (on CONFIG's worker, else on a\n"
+    "        evaluate SCRIPT in a fresh context (on CONFIG's worker, else on "
+    "a\n"
     "        private VM) and print its value as JSON\n"
-    "  jshost start CONFIG          start CONFIG's host (it lingers, then stops)\n"
+    "  jshost start CONFIG          start CONFIG's host (it lingers, then "
+    "stops)\n"
     "  jshost stop CONFIG|--all     stop one host or all of them\n"
     "  jshost restart CONFIG        restart a host (its state starts afresh)\n"
     "  jshost status [--json]       the manager, its hosts and their workers\n"
@@ -53,7 +55,8 @@ static const char help_text[] =
     "  1  the JavaScript failed: it threw or rejected (JSError), ran past its\n"
     "     deadline (TimeoutError: the JS did not finish), hit its heap limit\n"
     "     (MemoryError), the function does not exist (NotFound), or a value\n"
-    "     could not cross (InvalidArgument); type, message and stack on stderr\n"
+    "     could not cross (InvalidArgument); type, message and stack on "
+    "stderr\n"
     "  2  usage: unknown command or option, bad JSON\n"
     "  3  jshost itself could not: no manager, config error (with file and\n"
     "     line), a worker crash, an unusable runtime directory\n"
@@ -217,7 +220,8 @@ cli_read_stdin(size_t *len)
 int
 cli_print_value(const jshost_value *v, int pretty)
 {
-    char *s = jshost_json_dump(v->data, v->len, pretty ? JSHOST_JSON_PRETTY : 0);
+    char *s =
+        jshost_json_dump(v->data, v->len, pretty ? JSHOST_JSON_PRETTY : 0);
 
     if (s == NULL) {
         cli_warn("cannot render the result as JSON");

@@ -5,8 +5,8 @@
  * no intermediate Python objects), and wrap one libjshost handle in a
  * Connection type whose blocking calls run with the GIL released, so that
  * threads sharing a Connection are pipelined by libjshost rather than
- * serialized by Python. The Python modules beside it (jshost/, js_host/, v8cffi/) hold the
- * public API; everything here is private to them.
+ * serialized by Python. The Python modules beside it (jshost/, js_host/,
+ * v8cffi/) hold the public API; everything here is private to them.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -20,9 +20,7 @@
 
 #include <msgpack.h>
 
-#ifndef JSHOST_PY_NO_CLIENT
 #include "jshost.h"
-#endif
 
 /* DESIGN §4: the depth the whole path can carry. msgpack-c's reader stops at
  * 32 levels and the request wraps the value in one more array, so 30 leaves
@@ -55,7 +53,8 @@ struct pyjs_pack {
 };
 
 /* "data['a'][3]": where in the value the conversion stopped. */
-static PyObject *pyjs_path(const struct pyjs_pack *st)
+static PyObject *
+pyjs_path(const struct pyjs_pack *st)
 {
     PyObject *s = PyUnicode_FromString(st->root);
     for (int i = 0; s != NULL && i < st->depth; i++) {
@@ -74,8 +73,9 @@ static PyObject *pyjs_path(const struct pyjs_pack *st)
 }
 
 /* Raises exc with "<what> at <path>"; always returns -1. */
-static int pyjs_fail(const struct pyjs_pack *st, PyObject *exc, const char *what,
-                     PyObject *obj)
+static int
+pyjs_fail(const struct pyjs_pack *st, PyObject *exc, const char *what,
+          PyObject *obj)
 {
     PyObject *path = pyjs_path(st);
     if (path == NULL)
@@ -88,13 +88,15 @@ static int pyjs_fail(const struct pyjs_pack *st, PyObject *exc, const char *what
     return -1;
 }
 
-static int pyjs_nomem(void)
+static int
+pyjs_nomem(void)
 {
     PyErr_NoMemory();
     return -1;
 }
 
-static void store_be32(unsigned char *p, uint32_t v)
+static void
+store_be32(unsigned char *p, uint32_t v)
 {
     p[0] = (unsigned char)(v >> 24);
     p[1] = (unsigned char)(v >> 16);
@@ -102,24 +104,28 @@ static void store_be32(unsigned char *p, uint32_t v)
     p[3] = (unsigned char)v;
 }
 
-static void store_be64(unsigned char *p, uint64_t v)
+static void
+store_be64(unsigned char *p, uint64_t v)
 {
     store_be32(p, (uint32_t)(v >> 32));
     store_be32(p + 4, (uint32_t)v);
 }
 
-static uint32_t load_be32(const unsigned char *p)
+static uint32_t
+load_be32(const unsigned char *p)
 {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
            ((uint32_t)p[2] << 8) | (uint32_t)p[3];
 }
 
-static uint64_t load_be64(const unsigned char *p)
+static uint64_t
+load_be64(const unsigned char *p)
 {
     return ((uint64_t)load_be32(p) << 32) | load_be32(p + 4);
 }
 
-static int pack_ext(struct pyjs_pack *st, int8_t type, const void *data, size_t len)
+static int
+pack_ext(struct pyjs_pack *st, int8_t type, const void *data, size_t len)
 {
     if (msgpack_pack_ext(&st->pk, len, type) != 0 ||
         msgpack_pack_ext_body(&st->pk, data, len) != 0)
@@ -129,7 +135,8 @@ static int pack_ext(struct pyjs_pack *st, int8_t type, const void *data, size_t 
 
 /* An int beyond int64/uint64: ext 1, two's complement big-endian, as short as
  * the sign allows. */
-static int pack_bigint(struct pyjs_pack *st, PyObject *o)
+static int
+pack_bigint(struct pyjs_pack *st, PyObject *o)
 {
     int neg = PyObject_RichCompareBool(o, zero, Py_LT);
     if (neg < 0)
@@ -152,18 +159,19 @@ static int pack_bigint(struct pyjs_pack *st, PyObject *o)
     if (len == NULL)
         return -1;
     PyObject *args[] = {o, len, str_big, Py_True};
-    PyObject *b = PyObject_VectorcallMethod(str_to_bytes, args,
-                                            3 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                            kwnames_signed);
+    PyObject *b = PyObject_VectorcallMethod(
+        str_to_bytes, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames_signed);
     Py_DECREF(len);
     if (b == NULL)
         return -1;
-    int rc = pack_ext(st, EXT_BIGINT, PyBytes_AS_STRING(b), (size_t)PyBytes_GET_SIZE(b));
+    int rc = pack_ext(st, EXT_BIGINT, PyBytes_AS_STRING(b),
+                      (size_t)PyBytes_GET_SIZE(b));
     Py_DECREF(b);
     return rc;
 }
 
-static int pack_int(struct pyjs_pack *st, PyObject *o)
+static int
+pack_int(struct pyjs_pack *st, PyObject *o)
 {
     int overflow;
     long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
@@ -183,12 +191,14 @@ static int pack_int(struct pyjs_pack *st, PyObject *o)
 }
 
 /* A naive datetime is taken as UTC (documented in jshost's README and stub). */
-static int pack_datetime(struct pyjs_pack *st, PyObject *o)
+static int
+pack_datetime(struct pyjs_pack *st, PyObject *o)
 {
     PyObject *off = PyObject_CallMethodNoArgs(o, str_utcoffset);
     if (off == NULL)
         return -1;
-    PyObject *delta = PyNumber_Subtract(o, off == Py_None ? epoch_naive : epoch_aware);
+    PyObject *delta =
+        PyNumber_Subtract(o, off == Py_None ? epoch_naive : epoch_aware);
     Py_DECREF(off);
     if (delta == NULL)
         return -1;
@@ -219,8 +229,8 @@ static int pack_datetime(struct pyjs_pack *st, PyObject *o)
 
 static int pack_obj(struct pyjs_pack *st, PyObject *o);
 
-static int pack_child(struct pyjs_pack *st, PyObject *key, Py_ssize_t index,
-                      PyObject *o)
+static int
+pack_child(struct pyjs_pack *st, PyObject *key, Py_ssize_t index, PyObject *o)
 {
     st->path[st->depth].key = key;
     st->path[st->depth].index = index;
@@ -234,31 +244,37 @@ static int pack_child(struct pyjs_pack *st, PyObject *key, Py_ssize_t index,
     return rc;
 }
 
-static int pack_container_check(struct pyjs_pack *st, Py_ssize_t n)
+static int
+pack_container_check(struct pyjs_pack *st, Py_ssize_t n)
 {
     if (st->depth >= PYJS_MAX_DEPTH)
         return pyjs_fail(st, PyExc_ValueError,
                          "value nests deeper than 30 levels (or holds a cycle)",
                          NULL);
     if ((size_t)n > UINT32_MAX)
-        return pyjs_fail(st, PyExc_ValueError, "container too large to send", NULL);
+        return pyjs_fail(st, PyExc_ValueError, "container too large to send",
+                         NULL);
     return 0;
 }
 
-static int pack_obj(struct pyjs_pack *st, PyObject *o)
+static int
+pack_obj(struct pyjs_pack *st, PyObject *o)
 {
     msgpack_packer *pk = &st->pk;
 
     if (o == Py_None)
         return msgpack_pack_nil(pk) == 0 ? 0 : pyjs_nomem();
     if (PyBool_Check(o))
-        return (o == Py_True ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) == 0
+        return (o == Py_True ? msgpack_pack_true(pk)
+                             : msgpack_pack_false(pk)) == 0
                    ? 0
                    : pyjs_nomem();
     if (PyLong_Check(o))
         return pack_int(st, o);
     if (PyFloat_Check(o))
-        return msgpack_pack_double(pk, PyFloat_AS_DOUBLE(o)) == 0 ? 0 : pyjs_nomem();
+        return msgpack_pack_double(pk, PyFloat_AS_DOUBLE(o)) == 0
+                   ? 0
+                   : pyjs_nomem();
     if (PyUnicode_Check(o)) {
         Py_ssize_t n;
         const char *s = PyUnicode_AsUTF8AndSize(o, &n);
@@ -270,17 +286,22 @@ static int pack_obj(struct pyjs_pack *st, PyObject *o)
                              "str with a lone surrogate cannot be sent", NULL);
         }
         if ((size_t)n > UINT32_MAX)
-            return pyjs_fail(st, PyExc_ValueError, "str too large to send", NULL);
-        return msgpack_pack_str_with_body(pk, s, (size_t)n) == 0 ? 0 : pyjs_nomem();
+            return pyjs_fail(st, PyExc_ValueError, "str too large to send",
+                             NULL);
+        return msgpack_pack_str_with_body(pk, s, (size_t)n) == 0 ? 0
+                                                                 : pyjs_nomem();
     }
     if (PyBytes_Check(o) || PyByteArray_Check(o) || PyMemoryView_Check(o)) {
-        /* one contiguous copy covers every buffer shape a memoryview can have */
-        PyObject *b = PyBytes_Check(o) ? (Py_INCREF(o), o) : PyBytes_FromObject(o);
+        /* one contiguous copy covers every buffer shape a memoryview can have
+         */
+        PyObject *b =
+            PyBytes_Check(o) ? (Py_INCREF(o), o) : PyBytes_FromObject(o);
         if (b == NULL)
             return -1;
         int rc = 0;
         if ((size_t)PyBytes_GET_SIZE(b) > UINT32_MAX)
-            rc = pyjs_fail(st, PyExc_ValueError, "bytes too large to send", NULL);
+            rc = pyjs_fail(st, PyExc_ValueError, "bytes too large to send",
+                           NULL);
         else if (msgpack_pack_bin_with_body(pk, PyBytes_AS_STRING(b),
                                             (size_t)PyBytes_GET_SIZE(b)) != 0)
             rc = pyjs_nomem();
@@ -318,9 +339,10 @@ static int pack_obj(struct pyjs_pack *st, PyObject *o)
             if (!PyUnicode_Check(k)) {
                 PyObject *path = pyjs_path(st);
                 if (path != NULL) {
-                    PyErr_Format(PyExc_TypeError,
-                                 "dict keys must be str, not %.200s (key %R) at %U",
-                                 Py_TYPE(k)->tp_name, k, path);
+                    PyErr_Format(
+                        PyExc_TypeError,
+                        "dict keys must be str, not %.200s (key %R) at %U",
+                        Py_TYPE(k)->tp_name, k, path);
                     Py_DECREF(path);
                 }
                 return -1;
@@ -344,7 +366,8 @@ static int pack_obj(struct pyjs_pack *st, PyObject *o)
     return pyjs_fail(st, PyExc_TypeError, "cannot send a value of type", o);
 }
 
-static void pyjs_pack_init(struct pyjs_pack *st, const char *root)
+static void
+pyjs_pack_init(struct pyjs_pack *st, const char *root)
 {
     msgpack_sbuffer_init(&st->sb);
     msgpack_packer_init(&st->pk, &st->sb, msgpack_sbuffer_write);
@@ -353,7 +376,8 @@ static void pyjs_pack_init(struct pyjs_pack *st, const char *root)
 }
 
 /* Packs o, appended to st; -1 with a Python exception set. */
-static int pyjs_pack_value(struct pyjs_pack *st, PyObject *o, const char *root)
+static int
+pyjs_pack_value(struct pyjs_pack *st, PyObject *o, const char *root)
 {
     const char *saved = st->root;
     st->root = root;
@@ -367,7 +391,8 @@ static int pyjs_pack_value(struct pyjs_pack *st, PyObject *o, const char *root)
 
 static PyObject *unpack_obj(const msgpack_object *o);
 
-static PyObject *unpack_timestamp(const msgpack_object *o)
+static PyObject *
+unpack_timestamp(const msgpack_object *o)
 {
     const unsigned char *p = (const unsigned char *)o->via.ext.ptr;
     int64_t sec;
@@ -412,7 +437,8 @@ static PyObject *unpack_timestamp(const msgpack_object *o)
     return dt;
 }
 
-static PyObject *unpack_bigint(const msgpack_object *o)
+static PyObject *
+unpack_bigint(const msgpack_object *o)
 {
     PyObject *b = PyBytes_FromStringAndSize(o->via.ext.ptr, o->via.ext.size);
     if (b == NULL)
@@ -425,7 +451,8 @@ static PyObject *unpack_bigint(const msgpack_object *o)
     return r;
 }
 
-static PyObject *unpack_obj(const msgpack_object *o)
+static PyObject *
+unpack_obj(const msgpack_object *o)
 {
     switch (o->type) {
     case MSGPACK_OBJECT_NIL:
@@ -488,7 +515,8 @@ static PyObject *unpack_obj(const msgpack_object *o)
 }
 
 /* Exactly one value in data[0..len). */
-static PyObject *pyjs_unpack(const char *data, size_t len)
+static PyObject *
+pyjs_unpack(const char *data, size_t len)
 {
     msgpack_unpacked u;
     size_t off = 0;
@@ -498,18 +526,21 @@ static PyObject *pyjs_unpack(const char *data, size_t len)
     if (rc == MSGPACK_UNPACK_SUCCESS && off == len)
         r = unpack_obj(&u.data);
     else if (rc == MSGPACK_UNPACK_SUCCESS)
-        PyErr_SetString(PyExc_ValueError, "extra bytes after the msgpack value");
+        PyErr_SetString(PyExc_ValueError,
+                        "extra bytes after the msgpack value");
     else if (rc == MSGPACK_UNPACK_NOMEM_ERROR)
         PyErr_SetString(PyExc_ValueError,
                         "msgpack value nests too deep or is too large");
     else
-        PyErr_SetString(PyExc_ValueError, "malformed or truncated msgpack value");
+        PyErr_SetString(PyExc_ValueError,
+                        "malformed or truncated msgpack value");
     msgpack_unpacked_destroy(&u);
     return r;
 }
 
 /* _jshost.pack(value, root="data") -> bytes */
-static PyObject *mod_pack(PyObject *self, PyObject *args, PyObject *kw)
+static PyObject *
+mod_pack(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
     static char *kwlist[] = {"value", "root", NULL};
@@ -527,7 +558,8 @@ static PyObject *mod_pack(PyObject *self, PyObject *args, PyObject *kw)
 }
 
 /* _jshost.unpack(bytes) -> value */
-static PyObject *mod_unpack(PyObject *self, PyObject *arg)
+static PyObject *
+mod_unpack(PyObject *self, PyObject *arg)
 {
     (void)self;
     Py_buffer view;
@@ -538,7 +570,8 @@ static PyObject *mod_unpack(PyObject *self, PyObject *arg)
     return r;
 }
 
-static PyObject *mod_set_error_factory(PyObject *self, PyObject *fn)
+static PyObject *
+mod_set_error_factory(PyObject *self, PyObject *fn)
 {
     (void)self;
     if (!PyCallable_Check(fn)) {
@@ -550,19 +583,20 @@ static PyObject *mod_set_error_factory(PyObject *self, PyObject *fn)
     Py_RETURN_NONE;
 }
 
-#ifndef JSHOST_PY_NO_CLIENT
-
 /* ---- errors -------------------------------------------------------------- */
 
-static PyObject *opt_str(const char *s)
+static PyObject *
+opt_str(const char *s)
 {
     if (s == NULL)
         Py_RETURN_NONE;
     return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "replace");
 }
 
-/* Raises what jshost.errors makes of (code, errstr, remote error); returns NULL. */
-static PyObject *raise_jshost(int code, const char *errstr, const jshost_error *e)
+/* Raises what jshost.errors makes of (code, errstr, remote error); returns
+ * NULL. */
+static PyObject *
+raise_jshost(int code, const char *errstr, const jshost_error *e)
 {
     if (code == JSHOST_ERR_OOM)
         return PyErr_NoMemory();
@@ -571,9 +605,10 @@ static PyObject *raise_jshost(int code, const char *errstr, const jshost_error *
         return NULL;
     }
     PyObject *exc = PyObject_CallFunction(
-        error_factory, "iNNNNNN", code, opt_str(errstr), opt_str(e ? e->type : NULL),
-        opt_str(e ? e->message : NULL), opt_str(e ? e->name : NULL),
-        opt_str(e ? e->stack : NULL), opt_str(e ? e->logfile : NULL));
+        error_factory, "iNNNNNN", code, opt_str(errstr),
+        opt_str(e ? e->type : NULL), opt_str(e ? e->message : NULL),
+        opt_str(e ? e->name : NULL), opt_str(e ? e->stack : NULL),
+        opt_str(e ? e->logfile : NULL));
     if (exc == NULL)
         return NULL;
     PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
@@ -584,13 +619,13 @@ static PyObject *raise_jshost(int code, const char *errstr, const jshost_error *
 /* ---- Connection ---------------------------------------------------------- */
 
 typedef struct {
-    PyObject_HEAD
-    jshost *c;
+    PyObject_HEAD jshost *c;
     /* Serializes the libjshost calls that report through c->err (attach,
      * context.create, ...); the _r ones need no lock of ours. */
     pthread_mutex_t mu;
     pid_t pid;  /* the process mu was made in: a forked child makes its own */
-    int active; /* calls running with the GIL released (counted under the GIL) */
+    int active; /* calls running with the GIL released (counted under the GIL)
+                 */
     int closing;
 } ConnObject;
 
@@ -603,12 +638,14 @@ struct conn_res {
     jshost_value value;
 };
 
-static void conn_res_init(struct conn_res *r)
+static void
+conn_res_init(struct conn_res *r)
 {
     memset(r, 0, sizeof *r);
 }
 
-static PyObject *conn_res_fail(struct conn_res *r)
+static PyObject *
+conn_res_fail(struct conn_res *r)
 {
     raise_jshost(r->code, r->errstr, &r->err);
     jshost_error_clear(&r->err);
@@ -616,35 +653,46 @@ static PyObject *conn_res_fail(struct conn_res *r)
     return NULL;
 }
 
-/* Takes the handle for one call (GIL held); NULL with an exception if closed. */
-static jshost *conn_enter(ConnObject *self)
+/* In a forked child: another thread of the parent may have held mu forever,
+ * and the parent's calls in flight have no thread here to end them. */
+static void
+conn_check_fork(ConnObject *self)
+{
+    if (self->c != NULL && self->pid != getpid()) {
+        pthread_mutex_init(&self->mu, NULL);
+        self->pid = getpid();
+        self->active = 0;
+    }
+}
+
+/* Takes the handle for one call (GIL held); NULL with an exception if closed.
+ */
+static jshost *
+conn_enter(ConnObject *self)
 {
     if (self->c == NULL || self->closing) {
         PyErr_SetString(PyExc_ValueError, "jshost connection is closed");
         return NULL;
     }
-    if (self->pid != getpid()) {
-        /* after fork another thread of the parent may have held mu forever */
-        pthread_mutex_init(&self->mu, NULL);
-        self->pid = getpid();
-    }
+    conn_check_fork(self);
     self->active++;
     return self->c;
 }
 
-static void conn_leave(ConnObject *self)
+static void
+conn_leave(ConnObject *self)
 {
     if (--self->active == 0 && self->closing && self->c != NULL) {
         jshost *c = self->c;
         self->c = NULL;
-        Py_BEGIN_ALLOW_THREADS
-        jshost_free(c);
+        Py_BEGIN_ALLOW_THREADS jshost_free(c);
         Py_END_ALLOW_THREADS
     }
 }
 
 /* Copies c's error (taken under mu) into r. */
-static void conn_take_err(jshost *c, struct conn_res *r)
+static void
+conn_take_err(jshost *c, struct conn_res *r)
 {
     r->code = c->err;
     snprintf(r->errstr, sizeof r->errstr, "%s", c->errstr);
@@ -654,14 +702,17 @@ static void conn_take_err(jshost *c, struct conn_res *r)
     }
 }
 
-static int conn_init(ConnObject *self, PyObject *args, PyObject *kw)
+static int
+conn_init(ConnObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"socket",  "spawn",       "runtime_dir",
-                             "manager", "client_name", "connect_timeout_ms", NULL};
+                             "manager", "client_name", "connect_timeout_ms",
+                             NULL};
     const char *sock = NULL, *rundir = NULL, *manager = NULL, *name = "python";
     int spawn = 1, cto = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|zpzzzi:Connection", kwlist, &sock,
-                                     &spawn, &rundir, &manager, &name, &cto))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|zpzzzi:Connection", kwlist,
+                                     &sock, &spawn, &rundir, &manager, &name,
+                                     &cto))
         return -1;
     if (self->c != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Connection already initialized");
@@ -676,10 +727,9 @@ static int conn_init(ConnObject *self, PyObject *args, PyObject *kw)
     opts.client_name = name;
     opts.connect_timeout_ms = cto;
     jshost *c;
-    Py_BEGIN_ALLOW_THREADS
-    c = jshost_connect(&opts);
-    Py_END_ALLOW_THREADS
-    if (c == NULL) {
+    Py_BEGIN_ALLOW_THREADS c = jshost_connect(&opts);
+    Py_END_ALLOW_THREADS if (c == NULL)
+    {
         PyErr_NoMemory();
         return -1;
     }
@@ -697,7 +747,8 @@ static int conn_init(ConnObject *self, PyObject *args, PyObject *kw)
     return 0;
 }
 
-static void conn_dealloc(ConnObject *self)
+static void
+conn_dealloc(ConnObject *self)
 {
     /* a method in flight holds a reference, so active is 0 here */
     if (self->c != NULL)
@@ -705,9 +756,11 @@ static void conn_dealloc(ConnObject *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-static PyObject *conn_close(ConnObject *self, PyObject *unused)
+static PyObject *
+conn_close(ConnObject *self, PyObject *unused)
 {
     (void)unused;
+    conn_check_fork(self);
     if (self->c != NULL && !self->closing) {
         self->closing = 1;
         self->active++;
@@ -716,26 +769,27 @@ static PyObject *conn_close(ConnObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-static PyObject *conn_closed(ConnObject *self, void *unused)
+static PyObject *
+conn_closed(ConnObject *self, void *unused)
 {
     (void)unused;
     return PyBool_FromLong(self->c == NULL || self->closing);
 }
 
 /* Sends a request whose params st holds, GIL released; returns the result. */
-static PyObject *conn_request_packed(ConnObject *self, const char *method,
-                                     struct pyjs_pack *st, int timeout_ms)
+static PyObject *
+conn_request_packed(ConnObject *self, const char *method, struct pyjs_pack *st,
+                    int timeout_ms)
 {
     jshost *c = conn_enter(self);
     if (c == NULL)
         return NULL;
     struct conn_res r;
     conn_res_init(&r);
-    Py_BEGIN_ALLOW_THREADS
-    r.rc = jshost_request(c, method, st->sb.data, st->sb.size, timeout_ms, &r.value,
-                          &r.code, &r.err, r.errstr, sizeof r.errstr);
-    Py_END_ALLOW_THREADS
-    conn_leave(self);
+    Py_BEGIN_ALLOW_THREADS r.rc =
+        jshost_request(c, method, st->sb.data, st->sb.size, timeout_ms,
+                       &r.value, &r.code, &r.err, r.errstr, sizeof r.errstr);
+    Py_END_ALLOW_THREADS conn_leave(self);
     if (r.rc != 0)
         return conn_res_fail(&r);
     PyObject *v = pyjs_unpack(r.value.data, r.value.len);
@@ -743,7 +797,8 @@ static PyObject *conn_request_packed(ConnObject *self, const char *method,
     return v;
 }
 
-static int pack_opts(struct pyjs_pack *st, int timeout_ms)
+static int
+pack_opts(struct pyjs_pack *st, int timeout_ms)
 {
     if (timeout_ms <= 0)
         return msgpack_pack_map(&st->pk, 0) == 0 ? 0 : pyjs_nomem();
@@ -754,13 +809,17 @@ static int pack_opts(struct pyjs_pack *st, int timeout_ms)
     return 0;
 }
 
-static int pack_cstr(struct pyjs_pack *st, const char *s, Py_ssize_t n)
+static int
+pack_cstr(struct pyjs_pack *st, const char *s, Py_ssize_t n)
 {
-    return msgpack_pack_str_with_body(&st->pk, s, (size_t)n) == 0 ? 0 : pyjs_nomem();
+    return msgpack_pack_str_with_body(&st->pk, s, (size_t)n) == 0
+               ? 0
+               : pyjs_nomem();
 }
 
 /* request(method, params: list, timeout_ms=0) -> result */
-static PyObject *conn_request(ConnObject *self, PyObject *args)
+static PyObject *
+conn_request(ConnObject *self, PyObject *args)
 {
     const char *method;
     PyObject *params;
@@ -778,7 +837,8 @@ static PyObject *conn_request(ConnObject *self, PyObject *args)
 }
 
 /* call(host, function, data, timeout_ms=0) -> result */
-static PyObject *conn_call(ConnObject *self, PyObject *args)
+static PyObject *
+conn_call(ConnObject *self, PyObject *args)
 {
     const char *host, *fn;
     PyObject *data;
@@ -798,11 +858,10 @@ static PyObject *conn_call(ConnObject *self, PyObject *args)
     }
     struct conn_res r;
     conn_res_init(&r);
-    Py_BEGIN_ALLOW_THREADS
-    r.rc = jshost_call_r(c, host, fn, st.sb.data, st.sb.size, timeout_ms, &r.value,
-                         &r.code, &r.err, r.errstr, sizeof r.errstr);
-    Py_END_ALLOW_THREADS
-    conn_leave(self);
+    Py_BEGIN_ALLOW_THREADS r.rc =
+        jshost_call_r(c, host, fn, st.sb.data, st.sb.size, timeout_ms, &r.value,
+                      &r.code, &r.err, r.errstr, sizeof r.errstr);
+    Py_END_ALLOW_THREADS conn_leave(self);
     msgpack_sbuffer_destroy(&st.sb);
     if (r.rc != 0)
         return conn_res_fail(&r);
@@ -812,7 +871,8 @@ static PyObject *conn_call(ConnObject *self, PyObject *args)
 }
 
 /* attach(config) -> (host_id, info) */
-static PyObject *conn_attach(ConnObject *self, PyObject *args)
+static PyObject *
+conn_attach(ConnObject *self, PyObject *args)
 {
     const char *config;
     if (!PyArg_ParseTuple(args, "s:attach", &config))
@@ -823,14 +883,12 @@ static PyObject *conn_attach(ConnObject *self, PyObject *args)
     struct conn_res r;
     conn_res_init(&r);
     char *host = NULL;
-    Py_BEGIN_ALLOW_THREADS
-    pthread_mutex_lock(&self->mu);
+    Py_BEGIN_ALLOW_THREADS pthread_mutex_lock(&self->mu);
     r.rc = jshost_attach(c, config, &host, &r.value);
     if (r.rc != 0)
         conn_take_err(c, &r);
     pthread_mutex_unlock(&self->mu);
-    Py_END_ALLOW_THREADS
-    conn_leave(self);
+    Py_END_ALLOW_THREADS conn_leave(self);
     if (r.rc != 0)
         return conn_res_fail(&r);
     PyObject *info = pyjs_unpack(r.value.data, r.value.len);
@@ -841,7 +899,8 @@ static PyObject *conn_attach(ConnObject *self, PyObject *args)
 }
 
 /* detach(host) */
-static PyObject *conn_detach(ConnObject *self, PyObject *args)
+static PyObject *
+conn_detach(ConnObject *self, PyObject *args)
 {
     const char *host;
     if (!PyArg_ParseTuple(args, "s:detach", &host))
@@ -851,43 +910,45 @@ static PyObject *conn_detach(ConnObject *self, PyObject *args)
         return NULL;
     struct conn_res r;
     conn_res_init(&r);
-    Py_BEGIN_ALLOW_THREADS
-    pthread_mutex_lock(&self->mu);
+    Py_BEGIN_ALLOW_THREADS pthread_mutex_lock(&self->mu);
     r.rc = jshost_detach(c, host);
     if (r.rc != 0)
         conn_take_err(c, &r);
     pthread_mutex_unlock(&self->mu);
-    Py_END_ALLOW_THREADS
-    conn_leave(self);
+    Py_END_ALLOW_THREADS conn_leave(self);
     if (r.rc != 0)
         return conn_res_fail(&r);
     Py_RETURN_NONE;
 }
 
-/* How long the client waits (libjshost adds its margin): the call's own
- * deadline, else the deadline the server applies by default when the caller
- * knows it (a VM's), else 0, libjshost's generous default wait. */
-static int client_wait(int timeout_ms, int default_ms)
+/* How long the client waits (libjshost adds its margin): the run's own
+ * deadline; else the default deadline the server applies, when the caller
+ * knows it (a VM's); else, as libjshost does for calls, ten minutes: a guard
+ * against a wedged server, not a deadline (the server enforces the host's). */
+static int
+client_wait(int timeout_ms, int default_ms)
 {
     if (timeout_ms != 0)
         return timeout_ms;
-    return default_ms > 0 ? default_ms : 0;
+    return default_ms > 0 ? default_ms : 10 * 60 * 1000;
 }
 
 /* context_eval(ctx, source, identifier, timeout_ms=0, default_ms=0) -> value */
-static PyObject *conn_context_eval(ConnObject *self, PyObject *args)
+static PyObject *
+conn_context_eval(ConnObject *self, PyObject *args)
 {
     unsigned long long ctx;
     const char *src, *ident;
     Py_ssize_t nsrc, nident;
     int timeout_ms = 0, default_ms = 0;
-    if (!PyArg_ParseTuple(args, "Ks#s#|ii:context_eval", &ctx, &src, &nsrc, &ident,
-                          &nident, &timeout_ms, &default_ms))
+    if (!PyArg_ParseTuple(args, "Ks#s#|ii:context_eval", &ctx, &src, &nsrc,
+                          &ident, &nident, &timeout_ms, &default_ms))
         return NULL;
     struct pyjs_pack st;
     pyjs_pack_init(&st, "params");
     PyObject *r = NULL;
-    if (msgpack_pack_array(&st.pk, 4) == 0 && msgpack_pack_uint64(&st.pk, ctx) == 0 &&
+    if (msgpack_pack_array(&st.pk, 4) == 0 &&
+        msgpack_pack_uint64(&st.pk, ctx) == 0 &&
         pack_cstr(&st, src, nsrc) == 0 && pack_cstr(&st, ident, nident) == 0 &&
         pack_opts(&st, timeout_ms) == 0)
         r = conn_request_packed(self, "context.eval", &st,
@@ -898,8 +959,10 @@ static PyObject *conn_context_eval(ConnObject *self, PyObject *args)
     return r;
 }
 
-/* context_call(ctx, expression, args: tuple, timeout_ms=0, default_ms=0) -> value */
-static PyObject *conn_context_call(ConnObject *self, PyObject *args)
+/* context_call(ctx, expression, args: tuple, timeout_ms=0, default_ms=0) ->
+ * value */
+static PyObject *
+conn_context_call(ConnObject *self, PyObject *args)
 {
     unsigned long long ctx;
     const char *expr;
@@ -912,7 +975,8 @@ static PyObject *conn_context_call(ConnObject *self, PyObject *args)
     struct pyjs_pack st;
     pyjs_pack_init(&st, "args");
     PyObject *r = NULL;
-    if (msgpack_pack_array(&st.pk, 4) != 0 || msgpack_pack_uint64(&st.pk, ctx) != 0 ||
+    if (msgpack_pack_array(&st.pk, 4) != 0 ||
+        msgpack_pack_uint64(&st.pk, ctx) != 0 ||
         pack_cstr(&st, expr, nexpr) != 0) {
         if (!PyErr_Occurred())
             PyErr_NoMemory();
@@ -926,18 +990,20 @@ static PyObject *conn_context_call(ConnObject *self, PyObject *args)
 }
 
 /* context_load(ctx, paths: list of str, timeout_ms=0, default_ms=0) */
-static PyObject *conn_context_load(ConnObject *self, PyObject *args)
+static PyObject *
+conn_context_load(ConnObject *self, PyObject *args)
 {
     unsigned long long ctx;
     PyObject *paths;
     int timeout_ms = 0, default_ms = 0;
-    if (!PyArg_ParseTuple(args, "KO!|ii:context_load", &ctx, &PyList_Type, &paths,
-                          &timeout_ms, &default_ms))
+    if (!PyArg_ParseTuple(args, "KO!|ii:context_load", &ctx, &PyList_Type,
+                          &paths, &timeout_ms, &default_ms))
         return NULL;
     struct pyjs_pack st;
     pyjs_pack_init(&st, "paths");
     PyObject *r = NULL;
-    if (msgpack_pack_array(&st.pk, 2) != 0 || msgpack_pack_uint64(&st.pk, ctx) != 0)
+    if (msgpack_pack_array(&st.pk, 2) != 0 ||
+        msgpack_pack_uint64(&st.pk, ctx) != 0)
         PyErr_NoMemory();
     else if (pyjs_pack_value(&st, paths, "paths") == 0)
         r = conn_request_packed(self, "context.load", &st,
@@ -947,7 +1013,8 @@ static PyObject *conn_context_load(ConnObject *self, PyObject *args)
 }
 
 /* context_destroy(ctx) */
-static PyObject *conn_context_destroy(ConnObject *self, PyObject *args)
+static PyObject *
+conn_context_destroy(ConnObject *self, PyObject *args)
 {
     unsigned long long ctx;
     if (!PyArg_ParseTuple(args, "K:context_destroy", &ctx))
@@ -955,7 +1022,8 @@ static PyObject *conn_context_destroy(ConnObject *self, PyObject *args)
     struct pyjs_pack st;
     pyjs_pack_init(&st, "params");
     PyObject *r = NULL;
-    if (msgpack_pack_array(&st.pk, 1) != 0 || msgpack_pack_uint64(&st.pk, ctx) != 0)
+    if (msgpack_pack_array(&st.pk, 1) != 0 ||
+        msgpack_pack_uint64(&st.pk, ctx) != 0)
         PyErr_NoMemory();
     else
         r = conn_request_packed(self, "context.destroy", &st, 0);
@@ -964,7 +1032,8 @@ static PyObject *conn_context_destroy(ConnObject *self, PyObject *args)
 }
 
 /* shutdown(): stops every host and the manager */
-static PyObject *conn_shutdown(ConnObject *self, PyObject *unused)
+static PyObject *
+conn_shutdown(ConnObject *self, PyObject *unused)
 {
     (void)unused;
     jshost *c = conn_enter(self);
@@ -972,14 +1041,12 @@ static PyObject *conn_shutdown(ConnObject *self, PyObject *unused)
         return NULL;
     struct conn_res r;
     conn_res_init(&r);
-    Py_BEGIN_ALLOW_THREADS
-    pthread_mutex_lock(&self->mu);
+    Py_BEGIN_ALLOW_THREADS pthread_mutex_lock(&self->mu);
     r.rc = jshost_shutdown(c);
     if (r.rc != 0)
         conn_take_err(c, &r);
     pthread_mutex_unlock(&self->mu);
-    Py_END_ALLOW_THREADS
-    conn_leave(self);
+    Py_END_ALLOW_THREADS conn_leave(self);
     if (r.rc != 0)
         return conn_res_fail(&r);
     Py_RETURN_NONE;
@@ -1009,7 +1076,8 @@ static PyMethodDef conn_methods[] = {
 };
 
 static PyGetSetDef conn_getset[] = {
-    {"closed", (getter)conn_closed, NULL, "True once close() was called.", NULL},
+    {"closed", (getter)conn_closed, NULL, "True once close() was called.",
+     NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -1017,7 +1085,8 @@ static PyTypeObject ConnType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "jshost._jshost.Connection",
     .tp_basicsize = sizeof(ConnObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "One libjshost connection, shareable between threads (private to jshost).",
+    .tp_doc = "One libjshost connection, shareable between threads (private to "
+              "jshost).",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)conn_init,
     .tp_dealloc = (destructor)conn_dealloc,
@@ -1025,10 +1094,9 @@ static PyTypeObject ConnType = {
     .tp_getset = conn_getset,
 };
 
-#endif /* JSHOST_PY_NO_CLIENT */
-
 static PyMethodDef mod_methods[] = {
-    {"pack", (PyCFunction)(void (*)(void))mod_pack, METH_VARARGS | METH_KEYWORDS,
+    {"pack", (PyCFunction)(void (*)(void))mod_pack,
+     METH_VARARGS | METH_KEYWORDS,
      "pack(value, root='data') -> bytes: a Python value as jshost sends it."},
     {"unpack", (PyCFunction)mod_unpack, METH_O,
      "unpack(bytes) -> value: one msgpack value as jshost returns it."},
@@ -1038,23 +1106,29 @@ static PyMethodDef mod_methods[] = {
 };
 
 static struct PyModuleDef jshost_module = {
-    PyModuleDef_HEAD_INIT, .m_name = "jshost._jshost",
-    .m_doc = "The C half of jshost: value conversion and the libjshost connection.",
-    .m_size = -1, .m_methods = mod_methods,
+    PyModuleDef_HEAD_INIT,
+    .m_name = "jshost._jshost",
+    .m_doc =
+        "The C half of jshost: value conversion and the libjshost connection.",
+    .m_size = -1,
+    .m_methods = mod_methods,
 };
 
-static PyObject *intern(const char *s)
+static PyObject *
+intern(const char *s)
 {
     return PyUnicode_InternFromString(s);
 }
 
-PyMODINIT_FUNC PyInit__jshost(void)
+PyMODINIT_FUNC
+PyInit__jshost(void)
 {
     PyDateTime_IMPORT;
     if (PyDateTimeAPI == NULL)
         return NULL;
     epoch_aware = PyDateTimeAPI->DateTime_FromDateAndTime(
-        1970, 1, 1, 0, 0, 0, 0, PyDateTime_TimeZone_UTC, PyDateTimeAPI->DateTimeType);
+        1970, 1, 1, 0, 0, 0, 0, PyDateTime_TimeZone_UTC,
+        PyDateTimeAPI->DateTimeType);
     epoch_naive = PyDateTime_FromDateAndTime(1970, 1, 1, 0, 0, 0, 0);
     str_to_bytes = intern("to_bytes");
     str_from_bytes = intern("from_bytes");
@@ -1072,7 +1146,6 @@ PyMODINIT_FUNC PyInit__jshost(void)
         return NULL;
     if (PyModule_AddIntConstant(m, "MAX_DEPTH", PYJS_MAX_DEPTH) < 0)
         goto fail;
-#ifndef JSHOST_PY_NO_CLIENT
     if (PyType_Ready(&ConnType) < 0)
         goto fail;
     Py_INCREF(&ConnType);
@@ -1088,9 +1161,9 @@ PyMODINIT_FUNC PyInit__jshost(void)
         PyModule_AddIntConstant(m, "ERR_OOM", JSHOST_ERR_OOM) < 0 ||
         PyModule_AddIntConstant(m, "ERR_SPAWN", JSHOST_ERR_SPAWN) < 0 ||
         PyModule_AddIntConstant(m, "ERR_RUNTIME", JSHOST_ERR_RUNTIME) < 0 ||
-        PyModule_AddStringConstant(m, "libjshost_version", jshost_version()) < 0)
+        PyModule_AddStringConstant(m, "libjshost_version", jshost_version()) <
+            0)
         goto fail;
-#endif
     return m;
 fail:
     Py_DECREF(m);

@@ -1,6 +1,7 @@
 /*
  * A scripted stand-in for jshost-manager, so libjshost's connection logic
- * (auto-start, pipelining, threads, fork, connection loss) is tested on its own.
+ * (auto-start, pipelining, threads, fork, connection loss) is tested on its
+ * own.
  *
  *   fake_server --listen PATH      serve in the foreground
  *   fake_server                    as the library spawns a manager: listen on
@@ -141,10 +142,11 @@ handle(struct conn *c, struct proto_msg *m)
         } else if (proto_obj_streq(fn, "pid")) {
             reply_int(c, m->msgid, getpid());
         } else if (proto_obj_streq(fn, "fail")) {
-            struct proto_error e = {.type = PROTO_ERR_JS,
-                                    .message = "boom",
-                                    .name = "Error",
-                                    .stack = "Error: boom\n    at fail (fake.js:1:1)"};
+            struct proto_error e = {
+                .type = PROTO_ERR_JS,
+                .message = "boom",
+                .name = "Error",
+                .stack = "Error: boom\n    at fail (fake.js:1:1)"};
             proto_write_error(&pk, m->msgid, &e);
         } else if (proto_obj_streq(fn, "close")) {
             return -1;

@@ -21,7 +21,8 @@
 static const char config_text[] =
     "module.exports = {\n"
     "  functions: {\n"
-    "    hello_world(data, cb) { cb(null, 'Hello, ' + (data.name || 'World') + '!'); },\n"
+    "    hello_world(data, cb) { cb(null, 'Hello, ' + (data.name || 'World') + "
+    "'!'); },\n"
     "    double(data) { return data.number * 2; },\n"
     "    echo(data) { console.log('echo called'); return data; },\n"
     "    fail() { throw new RangeError('out of range'); },\n"
@@ -117,9 +118,8 @@ test_call(void **state)
     assert_int_equal(run(f, NULL, "call", f->config, "hello_world", NULL), 0);
     assert_string_equal(f->out, "\"Hello, World!\"\n");
     /* data from stdin */
-    assert_int_equal(run(f, "{\"number\": 21}", "call", f->config, "double",
-                         "-", NULL),
-                     0);
+    assert_int_equal(
+        run(f, "{\"number\": 21}", "call", f->config, "double", "-", NULL), 0);
     assert_string_equal(f->out, "42\n");
     /* a relative config path works from the caller's directory */
     assert_int_equal(chdir(f->dir), 0);
@@ -142,9 +142,8 @@ test_js_errors_exit_1(void **state)
     assert_non_null(strstr(f->err, "out of range"));
     assert_non_null(strstr(f->err, "host.config.js:6")); /* the stack */
     /* a deadline: the JS did not finish */
-    assert_int_equal(run(f, NULL, "call", f->config, "spin", "--timeout",
-                         "0.2", NULL),
-                     1);
+    assert_int_equal(
+        run(f, NULL, "call", f->config, "spin", "--timeout", "0.2", NULL), 1);
     assert_non_null(strstr(f->err, "TimeoutError"));
     /* an unknown function */
     assert_int_equal(run(f, NULL, "call", f->config, "nope", NULL), 1);
@@ -173,9 +172,9 @@ test_usage_exit_2(void **state)
     assert_int_equal(run(f, NULL, "call", f->config, "double", "--bogus", NULL),
                      2);
     assert_non_null(strstr(f->err, "--bogus"));
-    assert_int_equal(run(f, NULL, "call", f->config, "double", "--timeout",
-                         "soon", NULL),
-                     2);
+    assert_int_equal(
+        run(f, NULL, "call", f->config, "double", "--timeout", "soon", NULL),
+        2);
     assert_int_equal(run(f, NULL, "status", "--yaml", NULL), 2);
     assert_int_equal(run(f, NULL, "stop", NULL), 2);
     assert_int_equal(run(f, NULL, "host", f->config, NULL), 2);
@@ -194,9 +193,10 @@ test_jshost_failures_exit_3(void **state)
     assert_int_equal(run(f, NULL, "status", NULL), 3);
     assert_non_null(strstr(f->err, "no manager running"));
     /* a broken config: file and line */
-    bad = th_write(f->dir, "bad.config.js",
-                   "module.exports = {\n  functions: {\n    a() { return 1 +; }\n"
-                   "  }\n};\n");
+    bad =
+        th_write(f->dir, "bad.config.js",
+                 "module.exports = {\n  functions: {\n    a() { return 1 +; }\n"
+                 "  }\n};\n");
     assert_int_equal(run(f, NULL, "call", bad, "a", NULL), 3);
     assert_non_null(strstr(f->err, "ConfigError"));
     assert_non_null(strstr(f->err, "bad.config.js:3"));
@@ -235,13 +235,12 @@ test_eval(void **state)
                      0);
     assert_string_equal(f->out, "[1,4,9]\n");
     /* on the config's worker, script from stdin */
-    assert_int_equal(run(f, "typeof setTimeout", "eval", "--config", f->config,
-                         "-", NULL),
-                     0);
+    assert_int_equal(
+        run(f, "typeof setTimeout", "eval", "--config", f->config, "-", NULL),
+        0);
     assert_string_equal(f->out, "\"function\"\n");
-    assert_int_equal(run(f, NULL, "eval", "--timeout", "0.2", "for (;;) {}",
-                         NULL),
-                     1);
+    assert_int_equal(
+        run(f, NULL, "eval", "--timeout", "0.2", "for (;;) {}", NULL), 1);
     assert_non_null(strstr(f->err, "TimeoutError"));
 }
 
@@ -292,9 +291,8 @@ test_host_listen(void **state)
     pid = th_spawn(argv, NULL);
     assert_true(th_wait_socket(sock, 10000));
     setenv("JSHOST_SOCKET", sock, 1);
-    assert_int_equal(run(f, NULL, "call", f->config, "double",
-                         "{\"number\": 4}", NULL),
-                     0);
+    assert_int_equal(
+        run(f, NULL, "call", f->config, "double", "{\"number\": 4}", NULL), 0);
     unsetenv("JSHOST_SOCKET");
     assert_string_equal(f->out, "8\n");
     assert_int_equal(access(f->rt, F_OK), -1); /* nothing auto-started */

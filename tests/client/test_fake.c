@@ -116,9 +116,8 @@ test_json_helpers(void **state)
     assert_non_null(strchr(s, '\n'));
     free(s);
     jshost_value_free(&v);
-    assert_int_equal(jshost_json_pack("{\"a\":\n [1,", 11, &v, err,
-                                      sizeof(err)),
-                     -1);
+    assert_int_equal(
+        jshost_json_pack("{\"a\":\n [1,", 11, &v, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "line 2"));
     assert_null(v.data);
     assert_null(jshost_json_dump("\xc1", 1, 0));
@@ -269,9 +268,8 @@ test_call_and_errors(void **state)
     /* bad arguments never reach the wire */
     assert_int_equal(jshost_call(c, host, "echo", "\xc1", 1, 0, &r), -1);
     assert_int_equal(c->err, JSHOST_ERR_ARG);
-    assert_int_equal(jshost_request(c, "status", "\x01", 1, 0, &r, NULL, NULL,
-                                    NULL, 0),
-                     -1);
+    assert_int_equal(
+        jshost_request(c, "status", "\x01", 1, 0, &r, NULL, NULL, NULL, 0), -1);
     assert_int_equal(c->err, JSHOST_ERR_ARG);
 
     assert_int_equal(jshost_status(c, NULL, &r), 0);
@@ -411,9 +409,8 @@ test_pipeline_10000(void **state)
     while (got < N) {
         while (sent < N && jshost_in_flight(c) < WINDOW) {
             pack_call_params(&sb, "echo", sent);
-            assert_int_equal(jshost_send(c, "call", sb.data, sb.size,
-                                         &ids[sent]),
-                             0);
+            assert_int_equal(
+                jshost_send(c, "call", sb.data, sb.size, &ids[sent]), 0);
             msgpack_sbuffer_destroy(&sb);
             sent++;
         }
@@ -606,8 +603,8 @@ thread_main(void *arg)
         msgpack_sbuffer_init(&sb);
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
         msgpack_pack_int64(&pk, want);
-        if (jshost_call_r(a->c, "h", "echo", sb.data, sb.size, 0, &r, &code,
-                          &e, words, sizeof(words)) != 0) {
+        if (jshost_call_r(a->c, "h", "echo", sb.data, sb.size, 0, &r, &code, &e,
+                          words, sizeof(words)) != 0) {
             a->failures++;
             jshost_error_clear(&e);
         } else {

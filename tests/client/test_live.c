@@ -26,9 +26,11 @@ static const char config_text[] =
     "let n = 0;\n"
     "module.exports = {\n"
     "  functions: {\n"
-    "    hello_world(data, cb) { cb(null, 'Hello, ' + (data.name || 'World') + '!'); },\n"
+    "    hello_world(data, cb) { cb(null, 'Hello, ' + (data.name || 'World') + "
+    "'!'); },\n"
     "    double(data) { return data.number * 2; },\n"
-    "    async later(data) { await new Promise((r) => setTimeout(r, 5)); return data; },\n"
+    "    async later(data) { await new Promise((r) => setTimeout(r, 5)); "
+    "return data; },\n"
     "    echo(data) { return data; },\n"
     "    count() { return ++n; },\n"
     "    fail(data) { throw new TypeError('bad ' + data.what); },\n"
@@ -227,9 +229,9 @@ test_contexts(void **state)
     attach(f);
     assert_int_equal(jshost_context_create(f->c, f->host, f->dir, 0, 0, &ctx),
                      0);
-    assert_int_equal(jshost_context_eval(f->c, ctx, "var x = 20; x + 1",
-                                         "first.js", 0, &r),
-                     0);
+    assert_int_equal(
+        jshost_context_eval(f->c, ctx, "var x = 20; x + 1", "first.js", 0, &r),
+        0);
     s = jshost_json_dump(r.data, r.len, 0);
     assert_string_equal(s, "21");
     free(s);
@@ -238,9 +240,9 @@ test_contexts(void **state)
     paths[0] = lib;
     assert_int_equal(jshost_context_load(f->c, ctx, paths, 1, 0), 0);
     assert_int_equal(jshost_json_pack("[7]", 3, &args, err, sizeof(err)), 0);
-    assert_int_equal(jshost_context_call(f->c, ctx, "triple", args.data,
-                                         args.len, 0, &r),
-                     0);
+    assert_int_equal(
+        jshost_context_call(f->c, ctx, "triple", args.data, args.len, 0, &r),
+        0);
     s = jshost_json_dump(r.data, r.len, 0);
     assert_string_equal(s, "21");
     free(s);
@@ -297,9 +299,10 @@ test_config_error(void **state)
 
     f->c = connect_rt(f->rt, 1);
     assert_int_equal(f->c->err, 0);
-    bad = th_write(f->dir, "bad.config.js",
-                   "module.exports = {\n  functions: {\n    a() { return 1 +; }\n"
-                   "  }\n};\n");
+    bad =
+        th_write(f->dir, "bad.config.js",
+                 "module.exports = {\n  functions: {\n    a() { return 1 +; }\n"
+                 "  }\n};\n");
     assert_int_equal(jshost_attach(f->c, bad, &host, NULL), -1);
     expect_remote(f, "ConfigError");
     assert_null(host);
@@ -414,9 +417,10 @@ test_memory_error(void **state)
     assert_int_equal(jshost_context_eval(f->c, ctx, "6 * 7", NULL, 0, &r), 0);
     jshost_value_free(&r);
     assert_int_equal(
-        jshost_context_eval(f->c, ctx,
-                            "const a = []; for (;;) a.push(new Array(100000).fill(1.5));",
-                            "hog.js", 30000, &r),
+        jshost_context_eval(
+            f->c, ctx,
+            "const a = []; for (;;) a.push(new Array(100000).fill(1.5));",
+            "hog.js", 30000, &r),
         -1);
     expect_remote(f, "MemoryError");
 }
@@ -436,9 +440,8 @@ test_pipeline_10000(void **state)
     while (got < N) {
         while (sent < N && jshost_in_flight(f->c) < WINDOW) {
             pack_call(&sb, f->host, "double", sent);
-            assert_int_equal(jshost_send(f->c, "call", sb.data, sb.size,
-                                         &ids[sent]),
-                             0);
+            assert_int_equal(
+                jshost_send(f->c, "call", sb.data, sb.size, &ids[sent]), 0);
             msgpack_sbuffer_destroy(&sb);
             sent++;
         }
@@ -454,9 +457,9 @@ test_pipeline_10000(void **state)
             msgpack_unpacked u;
 
             msgpack_unpacked_init(&u);
-            assert_int_equal(msgpack_unpack_next(&u, r.value.data, r.value.len,
-                                                 NULL),
-                             MSGPACK_UNPACK_SUCCESS);
+            assert_int_equal(
+                msgpack_unpack_next(&u, r.value.data, r.value.len, NULL),
+                MSGPACK_UNPACK_SUCCESS);
             i = (int)(u.data.via.u64 / 2);
             msgpack_unpacked_destroy(&u);
         }
@@ -496,7 +499,8 @@ thread_main(void *arg)
         msgpack_pack_str_with_body(&pk, "number", 6);
         msgpack_pack_int(&pk, want);
         if (jshost_call_r(a->f->c, a->f->host, "double", sb.data, sb.size, 0,
-                          &r, &code, &e, a->first_error[0] ? NULL : a->first_error,
+                          &r, &code, &e,
+                          a->first_error[0] ? NULL : a->first_error,
                           sizeof(a->first_error)) != 0) {
             a->failures++;
             jshost_error_clear(&e);

@@ -590,6 +590,42 @@ test_sigterm_stops_workers(void **state)
     free(id);
 }
 
+/* The manager dies hard: its workers see the socket end and go; the next
+ * manager starts over the stale socket and pid file. */
+static void
+test_manager_killed(void **state)
+{
+    struct mt m;
+    struct tu_rpc *c;
+    const char *cfg;
+    char *id, pidpath[512];
+    pid_t pids[2];
+    int st;
+
+    (void)state;
+    mt_init(&m);
+    cfg = mt_config(&m, "a.conf", "linger=60000\n");
+    mt_start(&m, NULL, NULL);
+    c = mt_connect(&m);
+    id = mt_attach(c, cfg);
+    assert_int_equal(mt_worker_pids(c, id, NULL, pids, 2), 1);
+    kill(m.pid, SIGKILL);
+    st = mt_wait_exit(&m, 10000);
+    assert_true(WIFSIGNALED(st));
+    assert_true(mt_until(pid_gone, &pids[0], 10000));
+    tu_rpc_close(c);
+    snprintf(pidpath, sizeof pidpath, "%s/manager.pid", m.rundir);
+    assert_true(mt_exists(m.sock));
+    mt_start(&m, NULL, NULL);
+    assert_int_equal(read_pid_file(pidpath), m.pid);
+    c = mt_connect(&m);
+    free(id);
+    id = mt_attach(c, cfg);
+    tu_rpc_close(c);
+    free(id);
+    mt_stop(&m);
+}
+
 int
 main(void)
 {
@@ -605,6 +641,7 @@ main(void)
         cmocka_unit_test(test_garbage_and_half_messages),
         cmocka_unit_test(test_shutdown),
         cmocka_unit_test(test_sigterm_stops_workers),
+        cmocka_unit_test(test_manager_killed),
     };
 
     signal(SIGPIPE, SIG_IGN);

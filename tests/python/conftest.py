@@ -12,15 +12,13 @@ import tempfile
 import pytest
 
 import jshost
-from jshost import _jshost
 
-HAS_CLIENT = hasattr(_jshost, "Connection")
 SOURCE_ROOT = os.environ.get("JSHOST_TEST_SOURCE_ROOT",
                              os.path.dirname(os.path.dirname(os.path.dirname(
                                  os.path.abspath(__file__)))))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", autouse=True)
 def runtime_dir():
     """A private JSHOST_RUNTIME_DIR for this module; its manager is shut down
     at the end."""
@@ -30,11 +28,10 @@ def runtime_dir():
     try:
         yield d
     finally:
-        if HAS_CLIENT:
-            try:
-                jshost.shutdown()
-            except jshost.Error:
-                pass
+        try:
+            jshost.shutdown()
+        except jshost.Error:
+            pass
         if old is None:
             os.environ.pop("JSHOST_RUNTIME_DIR", None)
         else:

@@ -95,3 +95,67 @@ def test_fork_child_can_make_its_own_vm(host):
         os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+@pytest.mark.parametrize("what", ["call", "eval"])
+def test_gil_is_released_while_waiting(host, what):
+    ctx = host.context()
+    entered = []
+
+    def wait_in_js():
+        entered.append(time.monotonic())
+        if what == "call":
+            host.call("slow", {"ms": 1200}, timeout=10)
+        else:
+            ctx.eval("new Promise(r => setTimeout(() => r(1), 1200))", timeout=10)
+
+    t = threading.Thread(target=wait_in_js)
+    t.start()
+    while not entered:
+        time.sleep(0.001)
+    # Were the GIL held through the other thread's 1.2 s wait, this thread
+    # would only run again after `end` and never tick.
+    end = entered[0] + 0.8
+    ticks = 0
+    while time.monotonic() < end:
+        ticks += 1
+    t.join(15)
+    ctx.close()
+    assert ticks > 1000
+
+
+def test_fork_while_another_thread_waits_in_a_call(host):
+    entered = []
+
+    def busy():
+        entered.append(1)
+        host.call("slow", {"ms": 1000}, timeout=10)
+
+    t = threading.Thread(target=busy)
+    t.start()
+    while not entered:
+        time.sleep(0.001)
+    time.sleep(0.1)  # the thread now waits inside libjshost
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            if host.call("double", number=2, timeout=10) == 4:
+                code = 0
+            host._conn.close()
+        except BaseException:  # noqa: B902
+            code = 2
+        os._exit(code)
+    deadline = time.monotonic() + 30
+    while True:
+        wpid, status = os.waitpid(pid, os.WNOHANG)
+        if wpid == pid:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung")
+        time.sleep(0.02)
+    t.join(15)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert host.call("double", number=6) == 12

@@ -138,3 +138,23 @@ def test_vm_argument_checks():
         jshost.VM(memory=0)
     with pytest.raises(ValueError):
         jshost.VM(timeout=-1)
+
+
+def test_vm_whose_worker_was_killed_starts_a_new_one(runtime_dir):
+    before = all_worker_pids()
+    with jshost.VM() as vm:
+        assert vm.create_context().eval("1") == 1
+        mine = all_worker_pids() - before
+        assert len(mine) == 1
+        pid = mine.pop()
+        os.kill(pid, 9)
+        assert wait_until(lambda: not pid_alive(pid), 10)
+        # no call was in flight: the VM learns it on its next context
+        assert wait_until(lambda: _new_context_works(vm), 10)
+
+
+def _new_context_works(vm):
+    try:
+        return vm.create_context().eval("2 + 2") == 4
+    except jshost.HostCrashedError:
+        return False

@@ -96,3 +96,9 @@ def test_timeout_argument_checks():
     for bad in (0, -1, float("nan")):
         with pytest.raises(ValueError):
             jshost._timeout_ms(bad)
+
+
+def test_error_codes_match_libjshost():
+    from jshost import _jshost
+    for name in ("IO", "PROTOCOL", "TIMEOUT", "REMOTE", "ARG", "OOM", "SPAWN", "RUNTIME"):
+        assert getattr(errors, "_ERR_" + name) == getattr(_jshost, "ERR_" + name), name

@@ -48,3 +48,19 @@ def test_call_in_flight_when_the_manager_dies_fails_in_time(runtime_dir, main_co
         assert isinstance(result.get("error"), jshost.Error), result
         assert result["elapsed"] < 5 + 3
         assert host.call("double", number=3, timeout=20) == 6
+
+
+def test_a_frozen_manager_cannot_hold_a_call_past_its_deadline(runtime_dir, main_config):
+    with jshost.Host(main_config) as host:
+        assert host.call("double", number=1) == 2
+        pid = manager_pid(runtime_dir)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            with pytest.raises(jshost.TimeoutError):
+                host.call("double", number=2, timeout=1)
+            elapsed = time.monotonic() - t0
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert elapsed < 1 + 3, elapsed  # the deadline plus libjshost's margin
+        assert host.call("double", number=3, timeout=20) == 6

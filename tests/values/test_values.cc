@@ -9,13 +9,17 @@
 
 #include "v8env.h"
 
+#include "js_builtins.h"
 #include "js_value.h"
 
-namespace {
+namespace
+{
 
 // --- msgpack helpers -------------------------------------------------------
 
-std::string Unhex(const char *hex) {
+std::string
+Unhex(const char *hex)
+{
     std::string out;
     int hi = -1;
     for (const char *p = hex; *p; p++) {
@@ -38,7 +42,9 @@ std::string Unhex(const char *hex) {
     return out;
 }
 
-std::string Hex(const std::string &b) {
+std::string
+Hex(const std::string &b)
+{
     static const char d[] = "0123456789abcdef";
     std::string out;
     for (unsigned char c : b) {
@@ -51,7 +57,9 @@ std::string Hex(const std::string &b) {
 // A readable and exact view of a msgpack object: ints in decimal, floats
 // marked (f: float64, f32:), strings quoted with non-ASCII bytes escaped, bin
 // as b'hex', ext as ext(type,hex).
-std::string View(const msgpack_object &o) {
+std::string
+View(const msgpack_object &o)
+{
     char buf[64];
     switch (o.type) {
     case MSGPACK_OBJECT_NIL:
@@ -111,11 +119,14 @@ std::string View(const msgpack_object &o) {
     return "?";
 }
 
-std::string ViewBytes(const std::string &bytes) {
+std::string
+ViewBytes(const std::string &bytes)
+{
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     size_t off = 0;
-    msgpack_unpack_return r = msgpack_unpack_next(&u, bytes.data(), bytes.size(), &off);
+    msgpack_unpack_return r =
+        msgpack_unpack_next(&u, bytes.data(), bytes.size(), &off);
     std::string v = r == MSGPACK_UNPACK_SUCCESS ? View(u.data) : "<unparsable>";
     if (r == MSGPACK_UNPACK_SUCCESS && off != bytes.size())
         v += "<trailing bytes>";
@@ -133,7 +144,9 @@ struct Packed {
     std::string exception;
 };
 
-Packed Pack(v8::Local<v8::Context> context, v8::Local<v8::Value> v) {
+Packed
+Pack(v8::Local<v8::Context> context, v8::Local<v8::Value> v)
+{
     v8::Isolate *isolate = context->GetIsolate();
     Packed p;
     msgpack_sbuffer sb;
@@ -154,7 +167,9 @@ Packed Pack(v8::Local<v8::Context> context, v8::Local<v8::Value> v) {
 
 // The view of what src evaluates to, once packed; "!invalid: why" or
 // "!exception: message" when it did not pack.
-std::string PackView(v8::Local<v8::Context> context, const char *src) {
+std::string
+PackView(v8::Local<v8::Context> context, const char *src)
+{
     v8::HandleScope scope(context->GetIsolate());
     Packed p = Pack(context, Eval(context, src));
     if (p.st == jsv::kOk) {
@@ -163,8 +178,11 @@ std::string PackView(v8::Local<v8::Context> context, const char *src) {
         return ViewBytes(p.bytes);
     }
     if (p.st == jsv::kInvalid)
-        return std::string(p.threw ? "<invalid with exception>" : "!invalid: ") + p.why;
-    return std::string(p.threw ? "!exception: " : "<exception not thrown>") + p.exception;
+        return std::string(p.threw ? "<invalid with exception>"
+                                   : "!invalid: ") +
+               p.why;
+    return std::string(p.threw ? "!exception: " : "<exception not thrown>") +
+           p.exception;
 }
 
 #define EXPECT_PACK(src, want) EXPECT_EQ_STR(PackView(context, src), want, src)
@@ -198,14 +216,17 @@ globalThis.desc = function desc(v) {
 
 // Converts the msgpack given in hex into the global `v`: "ok", or
 // "!invalid: why" or "!exception" when it did not convert.
-std::string FromToGlobal(v8::Local<v8::Context> context, const char *hex) {
+std::string
+FromToGlobal(v8::Local<v8::Context> context, const char *hex)
+{
     v8::Isolate *isolate = context->GetIsolate();
     v8::HandleScope scope(isolate);
     std::string bytes = Unhex(hex);
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     size_t off = 0;
-    if (msgpack_unpack_next(&u, bytes.data(), bytes.size(), &off) != MSGPACK_UNPACK_SUCCESS) {
+    if (msgpack_unpack_next(&u, bytes.data(), bytes.size(), &off) !=
+        MSGPACK_UNPACK_SUCCESS) {
         msgpack_unpacked_destroy(&u);
         return "<test input does not parse>";
     }
@@ -227,16 +248,21 @@ std::string FromToGlobal(v8::Local<v8::Context> context, const char *hex) {
 }
 
 // Converts the msgpack given in hex and describes the result.
-std::string FromView(v8::Local<v8::Context> context, const char *hex) {
+std::string
+FromView(v8::Local<v8::Context> context, const char *hex)
+{
     std::string r = FromToGlobal(context, hex);
     return r == "ok" ? EvalString(context, "desc(v)") : r;
 }
 
 #define EXPECT_FROM(hex, want) EXPECT_EQ_STR(FromView(context, hex), want, hex)
 
-// --- msgpack -> JS rows -------------------------------------------------------
+// --- msgpack -> JS rows
+// -------------------------------------------------------
 
-void from_scalars(void **state) {
+void
+from_scalars(void **state)
+{
     V8_SCOPE(state);
     Eval(context, kDescribe);
     EXPECT_FROM("c0", "null");
@@ -248,13 +274,13 @@ void from_scalars(void **state) {
     EXPECT_FROM("cc ff", "255");
     EXPECT_FROM("d0 80", "-128");
     EXPECT_FROM("ce ffffffff", "4294967295");
-    EXPECT_FROM("cf 0020000000000000", "9007199254740992");      // 2^53: Number
-    EXPECT_FROM("cf 0020000000000001", "9007199254740993n");     // beyond: BigInt
+    EXPECT_FROM("cf 0020000000000000", "9007199254740992");  // 2^53: Number
+    EXPECT_FROM("cf 0020000000000001", "9007199254740993n"); // beyond: BigInt
     EXPECT_FROM("d3 ffe0000000000000", "-9007199254740992");
     EXPECT_FROM("d3 ffdfffffffffffff", "-9007199254740993n");
     EXPECT_FROM("cf ffffffffffffffff", "18446744073709551615n");
     EXPECT_FROM("d3 8000000000000000", "-9223372036854775808n");
-    EXPECT_FROM("ca 3fc00000", "1.5");                           // float32
+    EXPECT_FROM("ca 3fc00000", "1.5"); // float32
     EXPECT_FROM("cb 3ff8000000000000", "1.5");
     EXPECT_FROM("cb 8000000000000000", "-0");
     EXPECT_FROM("cb 7ff8000000000000", "NaN");
@@ -270,44 +296,60 @@ void from_scalars(void **state) {
     EXPECT_FROM("c4 03 0102ff", "u8[1,2,255]");
 }
 
-void from_containers(void **state) {
+void
+from_containers(void **state)
+{
     V8_SCOPE(state);
     Eval(context, kDescribe);
     EXPECT_FROM("90", "[]");
     EXPECT_FROM("93 01 a1 78 c0", "[1,\"x\",null]");
     EXPECT_FROM("80", "{}");
     EXPECT_FROM("82 a1 61 01 a1 62 c0", "{\"a\":1,\"b\":null}");
-    EXPECT_FROM("82 01 a1 61 ff a1 62", "{\"1\":\"a\",\"-1\":\"b\"}"); // int keys
-    EXPECT_FROM("81 a1 61 92 90 81 a1 62 c4 01 07", "{\"a\":[[],{\"b\":u8[7]}]}");
+    EXPECT_FROM("82 01 a1 61 ff a1 62",
+                "{\"1\":\"a\",\"-1\":\"b\"}"); // int keys
+    EXPECT_FROM("81 a1 61 92 90 81 a1 62 c4 01 07",
+                "{\"a\":[[],{\"b\":u8[7]}]}");
     // A duplicate key: the last one wins, as in JSON.parse.
     EXPECT_FROM("82 a1 61 01 a1 61 02", "{\"a\":2}");
     // "__proto__" is an own data property; the prototype is untouched.
     EXPECT_FROM("81 a9 5f5f70726f746f5f5f 01", "{\"__proto__\":1}");
     // Setters on Object.prototype never see the data (properties are
     // defined, as JSON.parse does), and nothing on the prototype leaks in.
-    Eval(context, "Object.defineProperty(Object.prototype, 'trap',"
-                  " {set(v) { throw new Error('setter ran'); }, configurable: true});"
-                  "globalThis.savedPush = Array.prototype.push;"
-                  "Array.prototype.push = () => { throw new Error('push ran'); };");
-    EXPECT_EQ_STR(FromToGlobal(context, "82 a4 74726170 01 a1 61 91 02"), "ok", "with traps");
-    Eval(context, "Array.prototype.push = savedPush; delete Object.prototype.trap");
-    EXPECT_EQ_STR(EvalString(context, "desc(v)"), "{\"trap\":1,\"a\":[2]}", "with traps");
+    Eval(context,
+         "Object.defineProperty(Object.prototype, 'trap',"
+         " {set(v) { throw new Error('setter ran'); }, configurable: true});"
+         "globalThis.savedPush = Array.prototype.push;"
+         "Array.prototype.push = () => { throw new Error('push ran'); };");
+    EXPECT_EQ_STR(FromToGlobal(context, "82 a4 74726170 01 a1 61 91 02"), "ok",
+                  "with traps");
+    Eval(context,
+         "Array.prototype.push = savedPush; delete Object.prototype.trap");
+    EXPECT_EQ_STR(EvalString(context, "desc(v)"), "{\"trap\":1,\"a\":[2]}",
+                  "with traps");
     // The bin is a copy: changing the Uint8Array does not touch the input.
     EXPECT_FROM("c4 02 0102", "u8[1,2]");
-    EXPECT_EQ_STR(EvalString(context, "v[0] = 9; v.buffer.byteLength + ':' + v.byteOffset"),
-                  "2:0", "bin buffer");
+    EXPECT_EQ_STR(
+        EvalString(context,
+                   "v[0] = 9; v.buffer.byteLength + ':' + v.byteOffset"),
+        "2:0", "bin buffer");
 }
 
-void from_ext(void **state) {
+void
+from_ext(void **state)
+{
     V8_SCOPE(state);
     Eval(context, kDescribe);
     EXPECT_FROM("d6 ff 00000000", "Date(1970-01-01T00:00:00.000Z)");
     EXPECT_FROM("d6 ff 5f5e1000", "Date(2020-09-13T12:26:40.000Z)");
-    EXPECT_FROM("d7 ff 1d6f345400000001", "Date(1970-01-01T00:00:01.123Z)"); // 1.123456789 s
+    EXPECT_FROM("d7 ff 1d6f345400000001",
+                "Date(1970-01-01T00:00:01.123Z)"); // 1.123456789 s
     EXPECT_FROM("d7 ff 003d090000000000", "Date(1970-01-01T00:00:00.001Z)");
-    EXPECT_FROM("c7 0c ff 00000000ffffffffffffffff", "Date(1969-12-31T23:59:59.000Z)");
-    EXPECT_FROM("c7 0c ff 3b8b87c0ffffffffffffffff", "Date(1969-12-31T23:59:59.999Z)");
-    EXPECT_FROM("c7 0c ff 000000000000000400000000", "Date(2514-05-30T01:53:04.000Z)");
+    EXPECT_FROM("c7 0c ff 00000000ffffffffffffffff",
+                "Date(1969-12-31T23:59:59.000Z)");
+    EXPECT_FROM("c7 0c ff 3b8b87c0ffffffffffffffff",
+                "Date(1969-12-31T23:59:59.999Z)");
+    EXPECT_FROM("c7 0c ff 000000000000000400000000",
+                "Date(2514-05-30T01:53:04.000Z)");
     EXPECT_FROM("d4 01 00", "0n");
     EXPECT_FROM("d4 01 7f", "127n");
     EXPECT_FROM("d4 01 80", "-128n");
@@ -319,30 +361,38 @@ void from_ext(void **state) {
                 "340282366920938463463374607431768211456n"); // 2^128
 }
 
-void from_errors(void **state) {
+void
+from_errors(void **state)
+{
     V8_SCOPE(state);
     Eval(context, kDescribe);
     EXPECT_FROM("a2 c328", "!invalid: value: invalid UTF-8");
-    EXPECT_FROM("81 a1 61 94 01 02 03 a1 ff", "!invalid: value.a[3]: invalid UTF-8");
-    EXPECT_FROM("a3 eda080", "!invalid: value: invalid UTF-8");     // a surrogate
-    EXPECT_FROM("a2 c080", "!invalid: value: invalid UTF-8");       // overlong
-    EXPECT_FROM("a4 f4900000", "!invalid: value: invalid UTF-8");   // past U+10FFFF
-    EXPECT_FROM("a2 e282", "!invalid: value: invalid UTF-8");       // cut short
+    EXPECT_FROM("81 a1 61 94 01 02 03 a1 ff",
+                "!invalid: value.a[3]: invalid UTF-8");
+    EXPECT_FROM("a3 eda080", "!invalid: value: invalid UTF-8"); // a surrogate
+    EXPECT_FROM("a2 c080", "!invalid: value: invalid UTF-8");   // overlong
+    EXPECT_FROM("a4 f4900000",
+                "!invalid: value: invalid UTF-8");            // past U+10FFFF
+    EXPECT_FROM("a2 e282", "!invalid: value: invalid UTF-8"); // cut short
     EXPECT_FROM("81 a2 c328 01", "!invalid: value: invalid UTF-8 in a map key");
-    EXPECT_FROM("81 c3 01",
-                "!invalid: value: map key of type boolean (keys must be strings or integers)");
-    EXPECT_FROM("81 a1 61 81 c0 01",
-                "!invalid: value.a: map key of type nil (keys must be strings or integers)");
+    EXPECT_FROM("81 c3 01", "!invalid: value: map key of type boolean (keys "
+                            "must be strings or integers)");
+    EXPECT_FROM("81 a1 61 81 c0 01", "!invalid: value.a: map key of type nil "
+                                     "(keys must be strings or integers)");
     EXPECT_FROM("81 a1 61 81 91 01 01",
-                "!invalid: value.a: map key of type array (keys must be strings or integers)");
+                "!invalid: value.a: map key of type array (keys must be "
+                "strings or integers)");
     EXPECT_FROM("81 a1 61 81 cb 3ff8000000000000 01",
-                "!invalid: value.a: map key of type float64 (keys must be strings or integers)");
+                "!invalid: value.a: map key of type float64 (keys must be "
+                "strings or integers)");
     EXPECT_FROM("92 00 d4 05 00", "!invalid: value[1]: unknown ext type 5");
     EXPECT_FROM("d4 80 00", "!invalid: value: unknown ext type -128");
-    EXPECT_FROM("d5 ff 0000",
-                "!invalid: value: timestamp of a size other than 4, 8 or 12 bytes");
-    EXPECT_FROM("c7 0c ff 3b9aca0000000000000000000",
-                "!invalid: value: timestamp with more than 999999999 nanoseconds");
+    EXPECT_FROM(
+        "d5 ff 0000",
+        "!invalid: value: timestamp of a size other than 4, 8 or 12 bytes");
+    EXPECT_FROM(
+        "c7 0c ff 3b9aca0000000000000000000",
+        "!invalid: value: timestamp with more than 999999999 nanoseconds");
     EXPECT_FROM("c7 0c ff 000000007fffffffffffffff",
                 "!invalid: value: timestamp out of the range of Date");
     EXPECT_FROM("81 a4 6120622e 81 a1 63 a1 ff",
@@ -350,14 +400,18 @@ void from_errors(void **state) {
     EXPECT_FROM("81 05 91 a1 ff", "!invalid: value[5][0]: invalid UTF-8");
 }
 
-std::string Nested(const char *open, int n, const char *leaf) {
+std::string
+Nested(const char *open, int n, const char *leaf)
+{
     std::string s;
     for (int i = 0; i < n; i++)
         s += open;
     return s + leaf;
 }
 
-void from_depth(void **state) {
+void
+from_depth(void **state)
+{
     V8_SCOPE(state);
     Eval(context, kDescribe);
     std::string ok = Nested("91", 30, "c0");
@@ -370,19 +424,24 @@ void from_depth(void **state) {
     std::string okm = Nested("81a161", 30, "c0");
     std::string deepm = Nested("81a161", 31, "c0");
     EXPECT_EQ_STR(FromView(context, okm.c_str()),
-                  Nested("{\"a\":", 30, "null") + std::string(30, '}'), "30 maps");
+                  Nested("{\"a\":", 30, "null") + std::string(30, '}'),
+                  "30 maps");
     EXPECT_EQ_STR(FromView(context, deepm.c_str()),
-                  "!invalid: value" + Nested(".a", 30, "") + ": nested deeper than 30 levels",
+                  "!invalid: value" + Nested(".a", 30, "") +
+                      ": nested deeper than 30 levels",
                   "31 maps");
 }
 
-// --- JS -> msgpack rows -------------------------------------------------------
+// --- JS -> msgpack rows
+// -------------------------------------------------------
 
-void to_scalars(void **state) {
+void
+to_scalars(void **state)
+{
     V8_SCOPE(state);
     EXPECT_PACK("null", "nil");
     EXPECT_PACK("undefined", "nil");
-    EXPECT_PACK("(function(){})", "nil");      // JSON.stringify: undefined
+    EXPECT_PACK("(function(){})", "nil"); // JSON.stringify: undefined
     EXPECT_PACK("Symbol('s')", "nil");
     EXPECT_PACK("true", "true");
     EXPECT_PACK("false", "false");
@@ -413,34 +472,42 @@ void to_scalars(void **state) {
     EXPECT_PACK("-(2n**127n)", "ext(1,80000000000000000000000000000000)");
     EXPECT_PACK("''", "\"\"");
     EXPECT_PACK("'abc'", "\"abc\"");
-    EXPECT_PACK("'\\u00e9\\u00ff'", "\"\\xc3\\xa9\\xc3\\xbf\"");        // Latin-1 string
-    EXPECT_PACK("'\\u20ac'", "\"\\xe2\\x82\\xac\"");                    // two-byte string
-    EXPECT_PACK("'a\\ud83d\\ude00b'", "\"a\\xf0\\x9f\\x98\\x80b\"");    // a pair
+    EXPECT_PACK("'\\u00e9\\u00ff'",
+                "\"\\xc3\\xa9\\xc3\\xbf\"");         // Latin-1 string
+    EXPECT_PACK("'\\u20ac'", "\"\\xe2\\x82\\xac\""); // two-byte string
+    EXPECT_PACK("'a\\ud83d\\ude00b'", "\"a\\xf0\\x9f\\x98\\x80b\""); // a pair
     EXPECT_PACK("'\\u0000'", "\"\\x00\"");
     EXPECT_PACK("'x'.repeat(40) + '\\u0101'",
                 "\"" + std::string(40, 'x') + "\\xc4\\x81\"");
 }
 
-void to_binary_and_dates(void **state) {
+void
+to_binary_and_dates(void **state)
+{
     V8_SCOPE(state);
     EXPECT_PACK("new Uint8Array([1, 2, 3])", "b'010203'");
     EXPECT_PACK("new Uint8Array(0)", "b''");
     EXPECT_PACK("new Uint16Array([1, 0x203])", "b'01000302'");
     EXPECT_PACK("new Uint8Array([1, 2, 3, 4]).subarray(1, 3)", "b'0203'");
-    EXPECT_PACK("new DataView(new Uint8Array([1, 2, 3, 4]).buffer, 1, 2)", "b'0203'");
+    EXPECT_PACK("new DataView(new Uint8Array([1, 2, 3, 4]).buffer, 1, 2)",
+                "b'0203'");
     EXPECT_PACK("new Uint8Array([5, 6]).buffer", "b'0506'");
     EXPECT_PACK("new Float64Array([1])", "b'000000000000f03f'");
     EXPECT_PACK("new BigInt64Array([-1n])", "b'ffffffffffffffff'");
     EXPECT_PACK("new Uint8ClampedArray([300])", "b'ff'");
-    EXPECT_PACK("(() => { const s = new SharedArrayBuffer(2); new Uint8Array(s)[1] = 9; return s; })()",
+    EXPECT_PACK("(() => { const s = new SharedArrayBuffer(2); new "
+                "Uint8Array(s)[1] = 9; return s; })()",
                 "b'0009'");
     // A Node-style Buffer is a Uint8Array whose prototype has toJSON: it
     // still goes out as bin.
-    EXPECT_PACK("(() => { class Buffer extends Uint8Array { toJSON() { return 'no'; } }"
-                " return Buffer.from([7, 8]); })()",
-                "b'0708'");
-    EXPECT_PACK("[new Uint8Array([1]), {b: new ArrayBuffer(1)}]", "[b'01',{\"b\":b'00'}]");
-    EXPECT_PACK("(() => { const b = new ArrayBuffer(8); return new Uint8Array(b, 8); })()",
+    EXPECT_PACK(
+        "(() => { class Buffer extends Uint8Array { toJSON() { return 'no'; } }"
+        " return Buffer.from([7, 8]); })()",
+        "b'0708'");
+    EXPECT_PACK("[new Uint8Array([1]), {b: new ArrayBuffer(1)}]",
+                "[b'01',{\"b\":b'00'}]");
+    EXPECT_PACK("(() => { const b = new ArrayBuffer(8); return new "
+                "Uint8Array(b, 8); })()",
                 "b''");
     EXPECT_PACK("new Date(0)", "ext(-1,00000000)");
     EXPECT_PACK("new Date(1600000000000)", "ext(-1,5f5e1000)");
@@ -451,46 +518,60 @@ void to_binary_and_dates(void **state) {
     EXPECT_PACK("new Date(2**34 * 1000)", "ext(-1,000000000000000400000000)");
     EXPECT_PACK("new Date(2**32 * 1000)", "ext(-1,0000000100000000)");
     EXPECT_PACK("new Date(8.64e15)", "ext(-1,00000000000007dba8218000)");
-    EXPECT_PACK("(() => { const d = new Date(0); d.toJSON = () => 'x'; return d; })()",
-                "ext(-1,00000000)");
+    EXPECT_PACK(
+        "(() => { const d = new Date(0); d.toJSON = () => 'x'; return d; })()",
+        "ext(-1,00000000)");
 }
 
-void to_containers(void **state) {
+void
+to_containers(void **state)
+{
     V8_SCOPE(state);
     EXPECT_PACK("[]", "[]");
     EXPECT_PACK("[1, 'a', [true]]", "[1,\"a\",[true]]");
-    EXPECT_PACK("[1, undefined, function(){}, Symbol(), , null]", "[1,nil,nil,nil,nil,nil]");
+    EXPECT_PACK("[1, undefined, function(){}, Symbol(), , null]",
+                "[1,nil,nil,nil,nil,nil]");
     EXPECT_PACK("new Array(3)", "[nil,nil,nil]");
     EXPECT_PACK("({})", "{}");
-    EXPECT_PACK("({a: 1, b: undefined, c() {}, [Symbol()]: 1, d: Symbol(), e: null})",
-                "{\"a\":1,\"e\":nil}");
-    EXPECT_PACK("({b: 1, a: 2, 2: 'x', 1: 'y'})", "{\"1\":\"y\",\"2\":\"x\",\"b\":1,\"a\":2}");
+    EXPECT_PACK(
+        "({a: 1, b: undefined, c() {}, [Symbol()]: 1, d: Symbol(), e: null})",
+        "{\"a\":1,\"e\":nil}");
+    EXPECT_PACK("({b: 1, a: 2, 2: 'x', 1: 'y'})",
+                "{\"1\":\"y\",\"2\":\"x\",\"b\":1,\"a\":2}");
     EXPECT_PACK("Object.assign(Object.create(null), {a: 1})", "{\"a\":1}");
-    EXPECT_PACK("Object.create({inherited: 1}, {own: {value: 2, enumerable: true}, hidden: {value: 3}})",
+    EXPECT_PACK("Object.create({inherited: 1}, {own: {value: 2, enumerable: "
+                "true}, hidden: {value: 3}})",
                 "{\"own\":2}");
-    EXPECT_PACK("new (class P { constructor() { this.x = 1; } get y() { return 2; } m() {} })",
+    EXPECT_PACK("new (class P { constructor() { this.x = 1; } get y() { return "
+                "2; } m() {} })",
                 "{\"x\":1}");
-    EXPECT_PACK("({get a() { return [this.b]; }, b: 2})", "{\"a\":[2],\"b\":2}");
-    EXPECT_PACK("new Map([[1, 'a'], ['b', undefined], [{x: 1}, 2], [null, () => 1]])",
-                "{1:\"a\",\"b\":nil,{\"x\":1}:2,nil:nil}");
+    EXPECT_PACK("({get a() { return [this.b]; }, b: 2})",
+                "{\"a\":[2],\"b\":2}");
+    EXPECT_PACK(
+        "new Map([[1, 'a'], ['b', undefined], [{x: 1}, 2], [null, () => 1]])",
+        "{1:\"a\",\"b\":nil,{\"x\":1}:2,nil:nil}");
     EXPECT_PACK("new Map()", "{}");
     EXPECT_PACK("new Set([1, 'a', {b: []}])", "[1,\"a\",{\"b\":[]}]");
     EXPECT_PACK("({m: new Map([['k', new Set([new Date(0)])]])})",
                 "{\"m\":{\"k\":[ext(-1,00000000)]}}");
-    EXPECT_PACK("[new Number(3), new String('s'), new Boolean(false), Object(5n), new Number(-0)]",
+    EXPECT_PACK("[new Number(3), new String('s'), new Boolean(false), "
+                "Object(5n), new Number(-0)]",
                 "[3,\"s\",false,5,f:-0]");
     EXPECT_PACK("new String('top')", "\"top\"");
     EXPECT_PACK("/re/g", "{}");
     EXPECT_PACK("new Error('boom')", "{}");
-    EXPECT_PACK("Object.assign(new Error('boom'), {code: 'E1'})", "{\"code\":\"E1\"}");
+    EXPECT_PACK("Object.assign(new Error('boom'), {code: 'E1'})",
+                "{\"code\":\"E1\"}");
     EXPECT_PACK("Promise.resolve(1)", "{}");
     EXPECT_PACK("new WeakMap()", "{}");
     EXPECT_PACK("Object(Symbol())", "{}");
-    EXPECT_PACK("(function() { return arguments; })(1, 'b')", "{\"0\":1,\"1\":\"b\"}");
+    EXPECT_PACK("(function() { return arguments; })(1, 'b')",
+                "{\"0\":1,\"1\":\"b\"}");
     EXPECT_PACK("new Proxy({a: 1}, {})", "{\"a\":1}");
     EXPECT_PACK("new Proxy([1, [2]], {})", "[1,[2]]");
     EXPECT_PACK("new Proxy({}, {ownKeys: () => ['x', 'y'],"
-                " getOwnPropertyDescriptor: (t, k) => ({value: k, enumerable: k === 'x', configurable: true}),"
+                " getOwnPropertyDescriptor: (t, k) => ({value: k, enumerable: "
+                "k === 'x', configurable: true}),"
                 " get: (t, k) => k + '!'})",
                 "{\"x\":\"x!\"}");
     EXPECT_PACK("new Proxy(function() {}, {})", "nil");
@@ -499,11 +580,14 @@ void to_containers(void **state) {
                 "{\"a\":{\"z\":1},\"b\":[{\"z\":1},{\"z\":1}]}");
 }
 
-void to_json_method(void **state) {
+void
+to_json_method(void **state)
+{
     V8_SCOPE(state);
     EXPECT_PACK("({toJSON(k) { return 'k=' + k; }})", "\"k=\"");
     EXPECT_PACK("({a: {toJSON(k) { return k + '!'; }}})", "{\"a\":\"a!\"}");
-    EXPECT_PACK("[{toJSON(k) { return typeof k + k; }}, 0, {toJSON(k) { return typeof k + k; }}]",
+    EXPECT_PACK("[{toJSON(k) { return typeof k + k; }}, 0, {toJSON(k) { return "
+                "typeof k + k; }}]",
                 "[\"string0\",0,\"string2\"]");
     EXPECT_PACK("({a: {toJSON() { return undefined; }}, b: 1})", "{\"b\":1}");
     EXPECT_PACK("[{toJSON() { return undefined; }}]", "[nil]");
@@ -512,50 +596,82 @@ void to_json_method(void **state) {
     EXPECT_PACK("({toJSON() { return new Uint8Array([1]); }})", "b'01'");
     EXPECT_PACK("({toJSON() { return this; }, a: 1})", "{\"a\":1}");
     EXPECT_PACK("({toJSON: 5, a: 1})", "{\"toJSON\":5,\"a\":1}");
-    EXPECT_PACK("new Map([['k', {toJSON(k) { return k + '?'; }}]])", "{\"k\":\"k?\"}");
-    EXPECT_PACK("(() => { class T { constructor() { this.v = 2; } toJSON() { return this.v * 10; } }"
+    EXPECT_PACK("new Map([['k', {toJSON(k) { return k + '?'; }}]])",
+                "{\"k\":\"k?\"}");
+    EXPECT_PACK("(() => { class T { constructor() { this.v = 2; } toJSON() { "
+                "return this.v * 10; } }"
                 " return [new T, {t: new T}]; })()",
                 "[20,{\"t\":20}]");
 }
 
-void to_errors(void **state) {
+void
+to_errors(void **state)
+{
     V8_SCOPE(state);
     EXPECT_PACK("({a: [1, 2, 3, '\\ud800']})",
-                "!invalid: value.a[3]: string has a lone surrogate (U+D800 at index 0)");
-    EXPECT_PACK("'ab\\udc00'", "!invalid: value: string has a lone surrogate (U+DC00 at index 2)");
-    EXPECT_PACK("'\\ude00\\ud83d'", "!invalid: value: string has a lone surrogate (U+DE00 at index 0)");
-    EXPECT_PACK("'\\ud83d'", "!invalid: value: string has a lone surrogate (U+D83D at index 0)");
+                "!invalid: value.a[3]: string has a lone surrogate (U+D800 at "
+                "index 0)");
+    EXPECT_PACK(
+        "'ab\\udc00'",
+        "!invalid: value: string has a lone surrogate (U+DC00 at index 2)");
+    EXPECT_PACK(
+        "'\\ude00\\ud83d'",
+        "!invalid: value: string has a lone surrogate (U+DE00 at index 0)");
+    EXPECT_PACK(
+        "'\\ud83d'",
+        "!invalid: value: string has a lone surrogate (U+D83D at index 0)");
     EXPECT_PACK("({'a b': {c: 'x\\ud800'}})",
-                "!invalid: value[\"a b\"].c: string has a lone surrogate (U+D800 at index 1)");
+                "!invalid: value[\"a b\"].c: string has a lone surrogate "
+                "(U+D800 at index 1)");
     EXPECT_PACK("({['k\\ud800']: 1})",
-                "!invalid: value[\"k\xef\xbf\xbd\"]: string has a lone surrogate (U+D800 at index 1)");
+                "!invalid: value[\"k\xef\xbf\xbd\"]: string has a lone "
+                "surrogate (U+D800 at index 1)");
     EXPECT_PACK("new Map([['k', '\\ud800']])",
-                "!invalid: value.get(\"k\"): string has a lone surrogate (U+D800 at index 0)");
+                "!invalid: value.get(\"k\"): string has a lone surrogate "
+                "(U+D800 at index 0)");
+    EXPECT_PACK("({['\\u00e9'.repeat(40)]: '\\ud800'})",
+                "!invalid: value[\"" + Nested("\xc3\xa9", 32, "") +
+                    "...\"]: string has a lone surrogate (U+D800 at index 0)");
+    EXPECT_PACK("({['x' + '\\u00e9'.repeat(40)]: '\\ud800'})",
+                "!invalid: value[\"x" + Nested("\xc3\xa9", 31, "") +
+                    "...\"]: string has a lone surrogate (U+D800 at index 0)");
+    EXPECT_PACK("new Map([['a\\\"b', '\\ud800']])",
+                "!invalid: value.get(\"a\\\"b\"): string has a lone surrogate "
+                "(U+D800 at index 0)");
     EXPECT_PACK("new Map([['\\ud800', 1]])",
-                "!invalid: value.keys()[0]: string has a lone surrogate (U+D800 at index 0)");
+                "!invalid: value.keys()[0]: string has a lone surrogate "
+                "(U+D800 at index 0)");
     EXPECT_PACK("(() => { const a = {}; a.b = {c: a}; return a; })()",
                 "!invalid: value.b.c: cycle (an object contains itself)");
     EXPECT_PACK("(() => { const a = []; a.push(1, a); return a; })()",
                 "!invalid: value[1]: cycle (an object contains itself)");
     EXPECT_PACK("(() => { const m = new Map(); m.set(7, [m]); return m; })()",
                 "!invalid: value.get(7)[0]: cycle (an object contains itself)");
-    EXPECT_PACK("(() => { const o = {}; o.t = {toJSON() { return o; }}; return o; })()",
-                "!invalid: value.t: cycle (an object contains itself)");
+    EXPECT_PACK(
+        "(() => { const o = {}; o.t = {toJSON() { return o; }}; return o; })()",
+        "!invalid: value.t: cycle (an object contains itself)");
     EXPECT_PACK("new Date(NaN)", "!invalid: value: invalid Date");
     EXPECT_PACK("({d: [new Date('x')]})", "!invalid: value.d[0]: invalid Date");
     EXPECT_PACK("(() => { const a = []; a.length = 2 ** 31; return a; })()",
                 "!invalid: value: array longer than 67108864 elements");
-    EXPECT_PACK("({get a() { throw new Error('getter'); }})", "!exception: Error: getter");
-    EXPECT_PACK("[{toJSON() { throw new TypeError('tj'); }}]", "!exception: TypeError: tj");
+    EXPECT_PACK("({get a() { throw new Error('getter'); }})",
+                "!exception: Error: getter");
+    EXPECT_PACK("[{toJSON() { throw new TypeError('tj'); }}]",
+                "!exception: TypeError: tj");
     EXPECT_PACK("new Proxy({}, {ownKeys() { throw new Error('keys'); }})",
                 "!exception: Error: keys");
-    EXPECT_PACK("(() => { const p = Proxy.revocable({}, {}); p.revoke(); return p.proxy; })()",
-                "!exception: TypeError: Cannot perform 'get' on a proxy that has been revoked");
-    EXPECT_PACK("({a: new Proxy({}, {get() { throw new RangeError('get'); }})})",
-                "!exception: RangeError: get");
+    EXPECT_PACK("(() => { const p = Proxy.revocable({}, {}); p.revoke(); "
+                "return p.proxy; })()",
+                "!exception: TypeError: Cannot perform 'get' on a proxy that "
+                "has been revoked");
+    EXPECT_PACK(
+        "({a: new Proxy({}, {get() { throw new RangeError('get'); }})})",
+        "!exception: RangeError: get");
 }
 
-void to_depth(void **state) {
+void
+to_depth(void **state)
+{
     V8_SCOPE(state);
     auto nest = [](const char *open, const char *close, int n) {
         std::string s = "(";
@@ -567,31 +683,38 @@ void to_depth(void **state) {
         return s + ")";
     };
     std::string a30 = nest("[", "]", 30), a31 = nest("[", "]", 31);
-    EXPECT_EQ_STR(PackView(context, a30.c_str()), Nested("[", 30, "0") + std::string(30, ']'),
-                  "30 arrays");
+    EXPECT_EQ_STR(PackView(context, a30.c_str()),
+                  Nested("[", 30, "0") + std::string(30, ']'), "30 arrays");
     EXPECT_EQ_STR(PackView(context, a31.c_str()),
-                  "!invalid: value" + Nested("[0]", 30, "") + ": nested deeper than 30 levels",
+                  "!invalid: value" + Nested("[0]", 30, "") +
+                      ": nested deeper than 30 levels",
                   "31 arrays");
     std::string o30 = nest("{a:", "}", 30), o31 = nest("{a:", "}", 31);
     EXPECT_EQ_STR(PackView(context, o30.c_str()),
-                  Nested("{\"a\":", 30, "0") + std::string(30, '}'), "30 objects");
+                  Nested("{\"a\":", 30, "0") + std::string(30, '}'),
+                  "30 objects");
     EXPECT_EQ_STR(PackView(context, o31.c_str()),
-                  "!invalid: value" + Nested(".a", 30, "") + ": nested deeper than 30 levels",
+                  "!invalid: value" + Nested(".a", 30, "") +
+                      ": nested deeper than 30 levels",
                   "31 objects");
     // A self-referencing chain too long to be a cycle inside the limit is
     // still refused, never a hang.
-    EXPECT_PACK("(() => { let o = {}; const top = o; for (let i = 0; i < 100; i++) o = o.n = {}; o.n = top; return top; })()",
-                "!invalid: value" + Nested(".n", 30, "") + ": nested deeper than 30 levels");
+    EXPECT_PACK("(() => { let o = {}; const top = o; for (let i = 0; i < 100; "
+                "i++) o = o.n = {}; o.n = top; return top; })()",
+                "!invalid: value" + Nested(".n", 30, "") +
+                    ": nested deeper than 30 levels");
 }
 
 // A getter that never returns, in a huge array: the watchdog's
 // TerminateExecution ends the conversion with kException, and the isolate
 // serves again once the termination is cancelled.
-void to_terminated(void **state) {
+void
+to_terminated(void **state)
+{
     V8_SCOPE(state);
-    v8::Local<v8::Value> big = Eval(context,
-        "const big = new Array(1000000).fill(0).map((_, i) => ({i}));"
-        "big.push({get x() { for (;;) {} }}); big");
+    v8::Local<v8::Value> big = Eval(
+        context, "const big = new Array(1000000).fill(0).map((_, i) => ({i}));"
+                 "big.push({get x() { for (;;) {} }}); big");
     std::atomic<bool> done{false};
     std::thread watchdog([&] {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -605,13 +728,16 @@ void to_terminated(void **state) {
     watchdog.join();
     assert_int_equal(p.st, jsv::kException);
     assert_true(p.threw);
-    EXPECT_EQ_STR(p.why, "execution terminated while converting a value", "why");
+    EXPECT_EQ_STR(p.why, "execution terminated while converting a value",
+                  "why");
     isolate->CancelTerminateExecution();
     EXPECT_PACK("[1, {a: 2}]", "[1,{\"a\":2}]");
 }
 
 // What JSON.stringify says and what we pack agree wherever JSON can say it.
-void json_parity(void **state) {
+void
+json_parity(void **state)
+{
     V8_SCOPE(state);
     static const char *const cases[] = {
         "({a: [1, {b: 2}], c: 'x', d: null, e: true})",
@@ -620,7 +746,8 @@ void json_parity(void **state) {
         "({toJSON() { return {x: 1}; }})",
         "({a: {toJSON(key) { return key + '!'; }}})",
         "[{toJSON(key) { return typeof key + key; }}]",
-        "Object.create({inherited: 1}, {own: {value: 2, enumerable: true}, hidden: {value: 3}})",
+        "Object.create({inherited: 1}, {own: {value: 2, enumerable: true}, "
+        "hidden: {value: 3}})",
         "new (class P { constructor() { this.x = 1; } get y() { return 2; } })",
         "({'2': 'b', '1': 'a', z: 1, a: 2})",
         "({nested: {deep: {deeper: [1, 2, [3, [4]]]}}})",
@@ -632,40 +759,92 @@ void json_parity(void **state) {
         "({'': 1, '__proto__x': 2})",
         "JSON.parse('{\"__proto__\": 1}')",
         "({a: 1.5, b: -1e21, c: 1e-7, d: 2 ** 40})",
-        "'string top'", "42", "null", "true", "'\\u00e9\\u20ac\\ud83d\\ude00'",
-        "({a: {toJSON() { return undefined; }}, b: [{toJSON() { return undefined; }}]})",
+        "'string top'",
+        "42",
+        "null",
+        "true",
+        "'\\u00e9\\u20ac\\ud83d\\ude00'",
+        "({a: {toJSON() { return undefined; }}, b: [{toJSON() { return "
+        "undefined; }}]})",
         "({x: {toJSON() { return [this.y, 'z']; }, y: 3}})",
-        "Object.defineProperty({a: 1}, 'b', {get() { return 2; }, enumerable: true})",
+        "Object.defineProperty({a: 1}, 'b', {get() { return 2; }, enumerable: "
+        "true})",
         "new Proxy({a: [1, 2]}, {})",
         "(() => { const s = {z: 1}; return [s, {s}]; })()",
     };
     for (const char *src : cases) {
-        std::string json = "JSON.parse(JSON.stringify(" + std::string(src) + "))";
-        EXPECT_EQ_STR(PackView(context, src), PackView(context, json.c_str()), src);
+        std::string json =
+            "JSON.parse(JSON.stringify(" + std::string(src) + "))";
+        EXPECT_EQ_STR(PackView(context, src), PackView(context, json.c_str()),
+                      src);
     }
 }
 
 // Canonical msgpack (smallest forms) survives msgpack -> JS -> msgpack byte
 // for byte.
-void round_trip(void **state) {
+void
+round_trip(void **state)
+{
     V8_SCOPE(state);
     static const char *const cases[] = {
-        "c0", "c2", "c3", "00", "7f", "cc80", "ccff", "cd0100", "ce00010000",
-        "cf0000000100000000", "cf0020000000000001", "cfffffffffffffffff",
-        "ff", "e0", "d0df", "d080", "d1ff7f", "d18000", "d2ffff7fff", "d280000000",
-        "d3ffffffff7fffffff", "d38000000000000000", "d3ffdfffffffffffff",
-        "cb3ff8000000000000", "cb8000000000000000", "cb7ff8000000000000",
-        "cb7ff0000000000000", "cbfff0000000000000", "cb3fb999999999999a",
-        "cb43e0000000000000", "a0", "a3616263", "a2c3a9", "a4f09f9880",
+        "c0",
+        "c2",
+        "c3",
+        "00",
+        "7f",
+        "cc80",
+        "ccff",
+        "cd0100",
+        "ce00010000",
+        "cf0000000100000000",
+        "cf0020000000000001",
+        "cfffffffffffffffff",
+        "ff",
+        "e0",
+        "d0df",
+        "d080",
+        "d1ff7f",
+        "d18000",
+        "d2ffff7fff",
+        "d280000000",
+        "d3ffffffff7fffffff",
+        "d38000000000000000",
+        "d3ffdfffffffffffff",
+        "cb3ff8000000000000",
+        "cb8000000000000000",
+        "cb7ff8000000000000",
+        "cb7ff0000000000000",
+        "cbfff0000000000000",
+        "cb3fb999999999999a",
+        "cb43e0000000000000",
+        "a0",
+        "a3616263",
+        "a2c3a9",
+        "a4f09f9880",
         "d9206161616161616161616161616161616161616161616161616161616161616161",
-        "c400", "c403010203", "90", "9301a178c0", "80", "82a16101a162c0",
-        "81a16192c3c2", "d6ff00000000", "d6ff5f5e1000", "d7ff003d090000000000",
-        "c70cff00000000ffffffffffffffff", "c70cff3b8b87c0ffffffffffffffff",
-        "c70cff000000000000000400000000", "c70901010000000000000000",
+        "c400",
+        "c403010203",
+        "90",
+        "9301a178c0",
+        "80",
+        "82a16101a162c0",
+        "81a16192c3c2",
+        "d6ff00000000",
+        "d6ff5f5e1000",
+        "d7ff003d090000000000",
+        "c70cff00000000ffffffffffffffff",
+        "c70cff3b8b87c0ffffffffffffffff",
+        "c70cff000000000000000400000000",
+        "c70901010000000000000000",
         "c70901ff0000000000000000",
-        "c71101" "0080" "000000000000000000000000000000", // 2^127
-        "d801" "80" "000000000000000000000000000000",     // -(2^127)
-        "92c0d6ff00000000", "dc0010000102030405060708090a0b0c0d0e0f",
+        "c71101"
+        "0080"
+        "000000000000000000000000000000", // 2^127
+        "d801"
+        "80"
+        "000000000000000000000000000000", // -(2^127)
+        "92c0d6ff00000000",
+        "dc0010000102030405060708090a0b0c0d0e0f",
     };
     for (const char *hex : cases) {
         v8::HandleScope scope(isolate);
@@ -673,8 +852,8 @@ void round_trip(void **state) {
         msgpack_unpacked u;
         msgpack_unpacked_init(&u);
         size_t off = 0;
-        bool parsed = msgpack_unpack_next(&u, bytes.data(), bytes.size(), &off) ==
-                      MSGPACK_UNPACK_SUCCESS;
+        bool parsed = msgpack_unpack_next(&u, bytes.data(), bytes.size(),
+                                          &off) == MSGPACK_UNPACK_SUCCESS;
         EXPECT_EQ_STR(parsed ? "parsed" : "not parsed", "parsed", hex);
         v8::Local<v8::Value> v;
         std::string why;
@@ -687,7 +866,9 @@ void round_trip(void **state) {
 }
 
 // A msgpack array longer than V8 can hold is refused before it is read.
-void from_huge_array(void **state) {
+void
+from_huge_array(void **state)
+{
     V8_SCOPE(state);
     msgpack_object o;
     memset(&o, 0, sizeof o);
@@ -700,8 +881,48 @@ void from_huge_array(void **state) {
     EXPECT_EQ_STR(why, "value: array longer than 67108864 elements", "why");
 }
 
+// A writer that fails (out of memory) after `room` bytes.
+struct Tight {
+    size_t room;
+};
+
+int
+TightWrite(void *data, const char *buf, size_t len)
+{
+    (void)buf;
+    Tight *t = static_cast<Tight *>(data);
+    if (len > t->room)
+        return -1;
+    t->room -= len;
+    return 0;
+}
+
+// A packer that cannot write is kInvalid with words, never a crash.
+void
+to_packer_full(void **state)
+{
+    V8_SCOPE(state);
+    v8::Local<v8::Value> v =
+        Eval(context, "({a: 'x'.repeat(100), b: [1, 2, 3]})");
+    for (size_t room : {0, 1, 3, 50, 104, 106}) {
+        Tight t{room};
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &t, TightWrite);
+        std::string why;
+        assert_int_equal(jsv::ToMsgpack(context, v, &pk, &why), jsv::kInvalid);
+        EXPECT_EQ_STR(why, "out of memory while packing a value", "why");
+    }
+    Tight t{1000};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &t, TightWrite);
+    std::string why;
+    assert_int_equal(jsv::ToMsgpack(context, v, &pk, &why), jsv::kOk);
+}
+
 // The why string is optional.
-void null_why(void **state) {
+void
+null_why(void **state)
+{
     V8_SCOPE(state);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -716,32 +937,103 @@ void null_why(void **state) {
     size_t off = 0;
     assert_int_equal(msgpack_unpack_next(&u, bytes.data(), bytes.size(), &off),
                      MSGPACK_UNPACK_SUCCESS);
-    assert_int_equal(jsv::FromMsgpack(context, u.data, &v, nullptr), jsv::kInvalid);
+    assert_int_equal(jsv::FromMsgpack(context, u.data, &v, nullptr),
+                     jsv::kInvalid);
     msgpack_unpacked_destroy(&u);
+}
+
+// With the builtins installed, ToMsgpack lists keys with the original
+// Object.keys: a script that replaces it changes nothing.
+void
+keys_after_tampering(void **state)
+{
+    V8_SCOPE(state);
+    // Install kept the original where ToMsgpack looks for it.
+    v8::Local<v8::Value> kept;
+    assert_true(
+        context->Global()
+            ->GetPrivate(context,
+                         v8::Private::ForApi(
+                             isolate, v8::String::NewFromUtf8Literal(
+                                          isolate, jsv::kObjectKeysPrivate)))
+            .ToLocal(&kept));
+    assert_true(kept->IsFunction());
+    Eval(context, "Object.keys = () => ['zzz']; Object.prototype.zzz = 1;"
+                  "Object.defineProperty(Object.prototype, 'zzz', "
+                  "{enumerable: false})");
+    EXPECT_PACK("({a: 1, b: {c: [2]}})", "{\"a\":1,\"b\":{\"c\":[2]}}");
+    EXPECT_PACK(
+        "new Proxy({p: 1}, {ownKeys: () => ['p', 'q'],"
+        " getOwnPropertyDescriptor: (t, k) => k === 'p' ?"
+        " {value: 1, enumerable: true, configurable: true} : undefined})",
+        "{\"p\":1}");
+}
+
+// Each test again on a context that has the builtins (and so the kept
+// Object.keys): both ways of listing keys must give the same.
+int
+SetupWithBuiltins(void **state)
+{
+    V8EnvSetup(state);
+    V8Env *env = static_cast<V8Env *>(*state);
+    v8::Isolate::Scope iscope(env->isolate);
+    v8::HandleScope hscope(env->isolate);
+    v8::Local<v8::Context> context = env->context.Get(env->isolate);
+    v8::Context::Scope cscope(context);
+    return jsb::Install(context) ? 0 : -1;
 }
 
 } // namespace
 
-int main(int argc, char **argv) {
+int
+main(int argc, char **argv)
+{
     (void)argc;
     V8EnvInitPlatform(argv[0]);
+#define PLAIN(t)                                                               \
+    {                                                                          \
+#t, t, V8EnvSetup, V8EnvTeardown, nullptr                              \
+    }
+#define BUILTINS(t)                                                            \
+    {                                                                          \
+#t "+builtins", t, SetupWithBuiltins, V8EnvTeardown, nullptr           \
+    }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(from_scalars, V8EnvSetup, V8EnvTeardown),
-        cmocka_unit_test_setup_teardown(from_containers, V8EnvSetup, V8EnvTeardown),
-        cmocka_unit_test_setup_teardown(from_ext, V8EnvSetup, V8EnvTeardown),
-        cmocka_unit_test_setup_teardown(from_errors, V8EnvSetup, V8EnvTeardown),
-        cmocka_unit_test_setup_teardown(from_depth, V8EnvSetup, V8EnvTeardown),
-        cmocka_unit_test_setup_teardown(to_scalars, V8EnvSetup, V8EnvTeardown),
-        cmocka_unit_test_setup_teardown(to_binary_and_dates, V8EnvSetup, V8EnvTeardown),
-        cmocka_unit_test_setup_teardown(to_containers, V8EnvSetup, V8EnvTeardown),
-        cmocka_unit_test_setup_teardown(to_json_method, V8EnvSetup, V8EnvTeardown),
-        cmocka_unit_test_setup_teardown(to_errors, V8EnvSetup, V8EnvTeardown),
-        cmocka_unit_test_setup_teardown(to_depth, V8EnvSetup, V8EnvTeardown),
-        cmocka_unit_test_setup_teardown(to_terminated, V8EnvSetup, V8EnvTeardown),
-        cmocka_unit_test_setup_teardown(json_parity, V8EnvSetup, V8EnvTeardown),
-        cmocka_unit_test_setup_teardown(round_trip, V8EnvSetup, V8EnvTeardown),
-        cmocka_unit_test_setup_teardown(from_huge_array, V8EnvSetup, V8EnvTeardown),
-        cmocka_unit_test_setup_teardown(null_why, V8EnvSetup, V8EnvTeardown),
+        PLAIN(from_scalars),
+        PLAIN(from_containers),
+        PLAIN(from_ext),
+        PLAIN(from_errors),
+        PLAIN(from_depth),
+        PLAIN(to_scalars),
+        PLAIN(to_binary_and_dates),
+        PLAIN(to_containers),
+        PLAIN(to_json_method),
+        PLAIN(to_errors),
+        PLAIN(to_depth),
+        PLAIN(to_terminated),
+        PLAIN(json_parity),
+        PLAIN(round_trip),
+        PLAIN(from_huge_array),
+        PLAIN(to_packer_full),
+        PLAIN(null_why),
+        BUILTINS(from_scalars),
+        BUILTINS(from_containers),
+        BUILTINS(from_ext),
+        BUILTINS(from_errors),
+        BUILTINS(from_depth),
+        BUILTINS(to_scalars),
+        BUILTINS(to_binary_and_dates),
+        BUILTINS(to_containers),
+        BUILTINS(to_json_method),
+        BUILTINS(to_errors),
+        BUILTINS(to_depth),
+        BUILTINS(to_terminated),
+        BUILTINS(json_parity),
+        BUILTINS(round_trip),
+        BUILTINS(from_huge_array),
+        BUILTINS(to_packer_full),
+        BUILTINS(null_why),
+        BUILTINS(keys_after_tampering),
     };
     int failed = cmocka_run_group_tests(tests, nullptr, nullptr);
     V8EnvShutdown();

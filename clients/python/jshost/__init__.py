@@ -126,8 +126,9 @@ class Host:
 
         The data is either one positional value or the keyword arguments
         (``host.call("hello_world", name="Foo")``), not both. ``timeout`` in
-        seconds overrides the host's default deadline; past it the call raises
-        :class:`TimeoutError`. A JavaScript failure raises :class:`JSError`.
+        seconds overrides the host's default deadline (the config's
+        ``timeout``); past it the call raises :class:`TimeoutError`. A
+        JavaScript failure raises :class:`JSError`.
         """
         if data is _MISSING:
             data = kwargs
@@ -230,7 +231,7 @@ class Context:
     def _run(self, fn, *args):
         try:
             return fn(*args)
-        except (MemoryError, HostCrashedError):
+        except (MemoryError, HostCrashedError, HostUnavailableError):
             # the worker is gone with every context on it; a VM starts anew
             lost = getattr(self._owner, "_worker_lost", None)
             if lost is not None:
@@ -341,8 +342,9 @@ class VM:
         vm = self._vm_id()
         try:
             ctx = self._conn.request("context.create", [None, {"vm": vm, "cwd": os.getcwd()}])
-        except NotFoundError:
-            # the worker was replaced (heap limit, crash): its contexts are gone
+        except (NotFoundError, HostUnavailableError):
+            # the private worker is gone (heap limit, crash, killed) and the
+            # anchor context with it: start a new one
             with self._lock:
                 if self._anchor == vm:
                     self._anchor = None
