@@ -298,7 +298,8 @@ struct worker {
     unsigned inflight; /* client calls at this worker */
     uint64_t start_ms, ready_ms;
     uint64_t ping_sent_ms; /* 0 = no ping outstanding */
-    uint64_t busy_until_ms;
+    uint64_t last_msg_ms;  /* anything heard from it */
+    uint64_t tmo_sum_ms;   /* the deadlines of the calls it holds */
     bool unresponsive;
     bool stop_requested;
     bool crashed_counted;

@@ -196,6 +196,7 @@ worker_on_response(struct worker *w, struct proto_msg *m)
         if (m->error.type != MSGPACK_OBJECT_NIL)
             w->nerrors++;
         w->inflight--;
+        w->tmo_sum_ms -= c->timeout_ms;
     }
     if (m->error.type == MSGPACK_OBJECT_MAP && w->state == WORKER_READY &&
         proto_obj_streq(proto_map_get(&m->error, "type"), "MemoryError")) {
@@ -235,6 +236,7 @@ worker_on_msg(void *owner, struct proto_msg *m)
     struct worker *w = owner;
     const msgpack_object *arg = NULL;
 
+    w->last_msg_ms = manager_now();
     if (m->kind == PROTO_RESPONSE) {
         worker_on_response(w, m);
     } else if (m->kind == PROTO_NOTIFICATION) {
@@ -488,13 +490,12 @@ worker_forward(struct worker *w, struct call *c)
 {
     struct outmsg om;
     uint64_t tmo = c->timeout_ms != 0 ? c->timeout_ms : w->host->timeout_ms;
-    uint64_t until = manager_now() + tmo + mgr.ping_timeout_ms;
 
     c->worker = w;
+    c->timeout_ms = tmo;
     router_add(w->calls, c);
     w->inflight++;
-    if (until > w->busy_until_ms)
-        w->busy_until_ms = until;
+    w->tmo_sum_ms += tmo;
     worker_pack(w, c, &om);
     proto_msg_release(&c->msg);
     c->has_msg = false;
@@ -560,8 +561,16 @@ worker_ping(struct worker *w)
     if (w->state != WORKER_READY && w->state != WORKER_DRAINING)
         return;
     if (w->ping_sent_ms != 0) {
+        /*
+         * A worker running synchronous calls one after another answers no
+         * ping (and may hold its replies until the batch is done), but each
+         * call ends by its deadline: it is given the sum of the deadlines it
+         * holds before it counts as hung.
+         */
+        uint64_t allow = mgr.ping_timeout_ms + w->tmo_sum_ms;
+
         if (now - w->ping_sent_ms > mgr.ping_timeout_ms &&
-            now > w->busy_until_ms && !w->unresponsive) {
+            now - w->last_msg_ms > allow && !w->unresponsive) {
             w->unresponsive = true;
             host_log(w->host, w->pid,
                      "no answer to ping for %llu ms: SIGKILL",

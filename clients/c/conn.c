@@ -68,6 +68,13 @@ fork_reset(jshost_priv *p, pid_t me)
         return;
     }
     if (atomic_load(&p->pid) != me) {
+        /* A lock held at fork() by a thread of the parent means the buffers
+         * may be half-updated: leave them (a small leak) rather than free. */
+        bool consistent = pthread_mutex_trylock(&p->lock) == 0;
+
+        if (consistent)
+            pthread_mutex_unlock(&p->lock);
+
         pthread_mutex_init(&p->lock, NULL);
         pthread_mutex_init(&p->errlock, NULL);
         jshost__cond_init(&p->pipe_cond);
@@ -77,7 +84,13 @@ fork_reset(jshost_priv *p, pid_t me)
         if (p->wakefd >= 0)
             close(p->wakefd);
         p->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        proto_reader_free(p->reader);
+        if (consistent) {
+            proto_reader_free(p->reader);
+            free_queue(p);
+        } else {
+            msgpack_sbuffer_init(&p->wbuf);
+            p->qhead = p->qtail = NULL;
+        }
         p->reader = NULL;
         p->wbuf.size = 0;
         p->woff = 0;
@@ -85,7 +98,6 @@ fork_reset(jshost_priv *p, pid_t me)
         p->broken = false;
         p->driving = false;
         p->waiters = NULL;
-        free_queue(p);
         p->in_flight = 0;
         p->pipe_lost = false;
         atomic_store(&p->pid, me);

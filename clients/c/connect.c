@@ -203,7 +203,7 @@ make_env(char *lockvar, char *rtvar)
 /* Child side of spawn_manager: async-signal-safe calls only. */
 static void __attribute__((noreturn))
 spawn_child(const char *path, char **argv, char **envp, int nullfd, int logfd,
-            int lockfd)
+            int lockfd, int maxfd)
 {
     sigset_t all;
     int n, l, k;
@@ -217,7 +217,10 @@ spawn_child(const char *path, char **argv, char **envp, int nullfd, int logfd,
         _exit(127);
     /* The caller's other descriptors (a Python pipe, a listening socket) must
      * not live on in a daemon. */
-    close_range(4, ~0U, 0);
+    if (close_range(4, ~0U, 0) != 0) {
+        for (int fd = 4; fd < maxfd; fd++)
+            close(fd); /* kernels before 5.9 have no close_range */
+    }
     signal(SIGPIPE, SIG_DFL);
     signal(SIGCHLD, SIG_DFL);
     signal(SIGINT, SIG_DFL);
@@ -240,7 +243,7 @@ spawn_manager(jshost *c, int lockfd, int64_t deadline)
     jshost_priv *p = c->priv;
     char logpath[PATH_MAX], lockvar[64], *rtvar = NULL, *path, **envp;
     char *argv[2];
-    int nullfd, logfd, st, wait_ms = 1;
+    int nullfd, logfd, st, wait_ms = 1, maxfd;
     pid_t pid, r;
 
     path = find_manager(p);
@@ -263,6 +266,9 @@ spawn_manager(jshost *c, int lockfd, int64_t deadline)
     }
     argv[0] = path;
     argv[1] = NULL;
+    maxfd = (int)sysconf(_SC_OPEN_MAX);
+    if (maxfd < 0 || maxfd > 65536)
+        maxfd = 65536;
     pid = fork();
     if (pid < 0) {
         jshost__seterr(c, JSHOST_ERR_SPAWN, "cannot start %s: fork: %s", path,
@@ -270,7 +276,7 @@ spawn_manager(jshost *c, int lockfd, int64_t deadline)
         goto out_fail;
     }
     if (pid == 0)
-        spawn_child(path, argv, envp, nullfd, logfd, lockfd);
+        spawn_child(path, argv, envp, nullfd, logfd, lockfd, maxfd);
     close(nullfd);
     close(logfd);
     nullfd = logfd = -1;

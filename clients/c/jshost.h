@@ -78,7 +78,9 @@ typedef struct jshost_value {
     size_t len;
 } jshost_value;
 
+/* Frees v's bytes and zeroes it (NULL and zeroed values are fine). */
 void jshost_value_free(jshost_value *v);
+/* Frees e's strings and zeroes it. */
 void jshost_error_clear(jshost_error *e);
 
 typedef struct jshost_priv jshost_priv;
@@ -145,6 +147,8 @@ int jshost_reconnect(jshost *c);
  */
 int jshost_attach(jshost *c, const char *config_path, char **host,
                   jshost_value *info);
+/* Releases one hold on the host (attach counts); the last release by anyone
+ * starts the host's linger timer. */
 int jshost_detach(jshost *c, const char *host);
 
 /*
@@ -208,11 +212,18 @@ typedef struct jshost_reply {
     jshost_error error;
 } jshost_reply;
 
+/* Frees what a reply holds. */
 void jshost_reply_free(jshost_reply *r);
+/* Queues a request (params: one packed msgpack array) and writes what the
+ * socket takes; *msgid (may be NULL) identifies its reply. Reconnects first when
+ * the connection is gone and nothing is owed on it. */
 int jshost_send(jshost *c, const char *method, const char *params,
                 size_t params_len, uint32_t *msgid);
+/* Writes more of what jshost_send queued. */
 int jshost_flush(jshost *c);
+/* The socket to poll; -1 when not connected. */
 int jshost_fd(const jshost *c);
+/* Bytes queued and not yet written. */
 size_t jshost_pending_write(const jshost *c);
 /* Requests sent whose replies have not been read. */
 size_t jshost_in_flight(const jshost *c);

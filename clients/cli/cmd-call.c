@@ -1,4 +1,5 @@
 /* jshost call and jshost eval: run JavaScript, print the value as JSON. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +42,9 @@ parse(const char *cmd, int argc, char **argv, char **pos, int maxpos, int *npos,
             *config = (char *)val;
             continue;
         }
-        if (a[0] == '-' && a[1] != '\0')
+        /* "-5" is JSON (or a script), not an option */
+        if (a[0] == '-' && a[1] != '\0' && !isdigit((unsigned char)a[1]) &&
+            a[1] != '.')
             return cli_usage(cmd, "unknown option '%s'", a);
         if (*npos == maxpos)
             return cli_usage(cmd, "too many arguments");

@@ -121,6 +121,9 @@ test_call(void **state)
     assert_int_equal(
         run(f, "{\"number\": 21}", "call", f->config, "double", "-", NULL), 0);
     assert_string_equal(f->out, "42\n");
+    /* a negative number is data, not an option */
+    assert_int_equal(run(f, NULL, "call", f->config, "echo", "-5", NULL), 0);
+    assert_string_equal(f->out, "-5\n");
     /* a relative config path works from the caller's directory */
     assert_int_equal(chdir(f->dir), 0);
     assert_int_equal(run(f, NULL, "call", "host.config.js", "echo",
@@ -299,6 +302,32 @@ test_host_listen(void **state)
     th_kill(pid);
 }
 
+/* examples/c/hello.c, the C API's walk-through, runs as documented. */
+static void
+test_c_example(void **state)
+{
+    struct fx *f = *state;
+    char *argv[3];
+    int rc;
+
+    argv[0] = getenv("JSHOST_EXAMPLE");
+    argv[1] = f->config;
+    argv[2] = NULL;
+    assert_non_null(argv[0]);
+    free(f->out);
+    free(f->err);
+    rc = th_run(argv, NULL, &f->out, &f->err, 60000);
+    if (rc != 0)
+        fail_msg("example: %d\n%s\n%s", rc, f->out, f->err);
+    assert_non_null(
+        strstr(f->out, "hello_world({\"name\": \"C\"}) -> \"Hello, C!\""));
+    assert_non_null(strstr(f->out, "-> 42"));
+    assert_non_null(strstr(f->out, "JSError"));
+    /* sum of 2*i for i < 1000 */
+    assert_non_null(
+        strstr(f->out, "pipelined: 1000 calls, sum of results 999000"));
+}
+
 int
 main(void)
 {
@@ -312,6 +341,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_lifecycle_status_logs, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_host_listen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_c_example, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

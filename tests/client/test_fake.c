@@ -3,8 +3,10 @@
  * auto-start, pipelining, threads, fork, timeouts and connection loss, with no
  * manager or V8 involved. Each test gets its own temp dir and server.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -690,6 +692,60 @@ test_fork_child_reconnects(void **state)
     jshost_free(c);
 }
 
+struct busy {
+    jshost *c;
+    atomic_int stop;
+    int failures;
+};
+
+static void *
+busy_thread(void *arg)
+{
+    struct busy *b = arg;
+
+    while (!atomic_load(&b->stop)) {
+        char *s = call_json(b->c, "echo", "[1,2,3]", 0);
+
+        if (s == NULL || strcmp(s, "[1,2,3]") != 0)
+            b->failures++;
+        free(s);
+    }
+    return NULL;
+}
+
+/* fork() while another thread is in the middle of calls on the same handle
+ * (holding its lock, or polling as the driver): the child still gets a
+ * working connection of its own, the parent's thread goes on. */
+static void
+test_fork_with_busy_thread(void **state)
+{
+    struct fx *f = *state;
+    struct busy b = {connect_to(f->sock), 0, 0};
+    pthread_t t;
+    int i, st, ok = 0;
+
+    assert_int_equal(b.c->err, 0);
+    assert_int_equal(pthread_create(&t, NULL, busy_thread, &b), 0);
+    for (i = 0; i < 20; i++) {
+        pid_t pid;
+
+        usleep(2000);
+        pid = fork();
+        if (pid == 0) {
+            char *s = call_json(b.c, "echo", "\"child\"", 0);
+
+            _exit(s != NULL && strcmp(s, "\"child\"") == 0 ? 0 : 1);
+        }
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        ok += WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    }
+    atomic_store(&b.stop, 1);
+    pthread_join(t, NULL);
+    assert_int_equal(ok, 20);
+    assert_int_equal(b.failures, 0);
+    jshost_free(b.c);
+}
+
 static void
 test_env_socket(void **state)
 {
@@ -723,12 +779,42 @@ test_autostart(void **state)
     jshost_options_init(&o);
     o.runtime_dir = rt;
     o.manager_path = fake_path();
+    /* a descriptor of ours without FD_CLOEXEC must not live on in the daemon */
+    int pfd[2];
+    struct stat pst;
+
+    assert_int_equal(pipe(pfd), 0);
+    assert_int_equal(fstat(pfd[0], &pst), 0);
     c = jshost_connect(&o);
     assert_int_equal(c->err, 0);
     s = call_json(c, "echo", "\"cold\"", 0);
     assert_string_equal(s, "\"cold\"");
     free(s);
     assert_int_equal(th_count_lines(pids), 1);
+    {
+        char *pidtext = th_read_file(pids), dirpath[64], link[320], want[64];
+        char target[128];
+        struct dirent *de;
+        DIR *d;
+        ssize_t n;
+
+        snprintf(dirpath, sizeof(dirpath), "/proc/%d/fd", atoi(pidtext));
+        snprintf(want, sizeof(want), "pipe:[%lu]", (unsigned long)pst.st_ino);
+        d = opendir(dirpath);
+        assert_non_null(d);
+        while ((de = readdir(d)) != NULL) {
+            snprintf(link, sizeof(link), "%s/%s", dirpath, de->d_name);
+            n = readlink(link, target, sizeof(target) - 1);
+            if (n <= 0)
+                continue;
+            target[n] = '\0';
+            assert_string_not_equal(target, want);
+        }
+        closedir(d);
+        free(pidtext);
+    }
+    close(pfd[0]);
+    close(pfd[1]);
     jshost_free(c);
 
     /* a second client finds it running */
@@ -845,6 +931,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_pipeline_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fork_child_reconnects, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_fork_with_busy_thread, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_env_socket, setup, teardown),
         cmocka_unit_test_setup_teardown(test_autostart, setup, teardown),

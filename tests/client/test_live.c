@@ -289,6 +289,26 @@ test_errors(void **state)
     s = call_json(f, "double", "{\"number\": 2}", 0);
     assert_string_equal(s, "4");
     free(s);
+    /* ProtocolError: a hello in a protocol the manager does not speak, through
+     * jshost_request with the error in the caller's own slots */
+    {
+        jshost_value params = {0}, r = {0};
+        jshost_error e = {0};
+        char words[256], err[64];
+        int code = 0;
+        const char *json = "[{\"client\": \"t\", \"protocol\": 99}]";
+
+        assert_int_equal(
+            jshost_json_pack(json, strlen(json), &params, err, sizeof(err)), 0);
+        assert_int_equal(jshost_request(f->c, "hello", params.data, params.len,
+                                        0, &r, &code, &e, words, sizeof(words)),
+                         -1);
+        assert_int_equal(code, JSHOST_ERR_REMOTE);
+        assert_string_equal(e.type, "ProtocolError");
+        assert_non_null(strstr(words, "99"));
+        jshost_error_clear(&e);
+        jshost_value_free(&params);
+    }
 }
 
 static void
@@ -402,6 +422,48 @@ test_host_crashed(void **state)
     assert_true(worker_pid(f) != pid);
 }
 
+/* Five crashes in thirty seconds quarantine the host: HostUnavailable until a
+ * restart. */
+static void
+test_host_unavailable(void **state)
+{
+    struct fx *f = *state;
+    jshost_value st = {0};
+    pid_t pid = 0, last = 0;
+    char *s = NULL;
+    int kills = 0, i;
+
+    attach(f);
+    for (i = 0; i < 400 && kills < 8; i++) {
+        jshost_value v = {0};
+
+        /* a call answered HostUnavailable: quarantined */
+        s = call_json(f, "double", "{\"number\": 1}", 0);
+        if (s == NULL && f->c->err == JSHOST_ERR_REMOTE &&
+            strcmp(f->c->remote.type, "HostUnavailable") == 0)
+            break;
+        free(s);
+        s = NULL;
+        if (jshost_status(f->c, f->host, &v) == 0) {
+            jshost_value_free(&v);
+            pid = worker_pid(f);
+        }
+        if (pid > 0 && pid != last) {
+            kill(pid, SIGKILL);
+            last = pid;
+            kills++;
+        }
+        usleep(20000);
+    }
+    assert_null(s);
+    expect_remote(f, "HostUnavailable");
+    assert_non_null(strstr(f->c->remote.message, "quarantined"));
+    /* a restart brings it back */
+    assert_int_equal(jshost_restart(f->c, f->host, &st), 0);
+    jshost_value_free(&st);
+    expect_call(f, "double", "{\"number\": 3}", "6");
+}
+
 static void
 test_memory_error(void **state)
 {
@@ -470,6 +532,40 @@ test_pipeline_10000(void **state)
     }
     assert_true(max_in_flight >= 64);
     assert_int_equal(jshost_in_flight(f->c), 0);
+}
+
+/* Backpressure: past the manager's per-connection limit a call is answered
+ * Overloaded at once, never dropped. The manager this test starts inherits a
+ * limit of 8 from our environment. */
+static void
+test_overloaded(void **state)
+{
+    struct fx *f = *state;
+    msgpack_sbuffer sb;
+    jshost_reply r;
+    int i, overloaded = 0, others = 0;
+
+    setenv("JSHOST_MAX_CLIENT_INFLIGHT", "8", 1);
+    attach(f);
+    unsetenv("JSHOST_MAX_CLIENT_INFLIGHT");
+    for (i = 0; i < 20; i++) {
+        pack_call(&sb, f->host, "hang", i);
+        assert_int_equal(jshost_send(f->c, "call", sb.data, sb.size, NULL), 0);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    /* the 12 over the limit come back at once; the 8 hang */
+    for (i = 0; i < 12; i++) {
+        assert_int_equal(jshost_read(f->c, &r, 10000), 1);
+        if (!r.ok && strcmp(r.error.type, "Overloaded") == 0)
+            overloaded++;
+        else
+            others++;
+        jshost_reply_free(&r);
+    }
+    assert_int_equal(overloaded, 12);
+    assert_int_equal(others, 0);
+    assert_int_equal(jshost_read(f->c, &r, 200), 0);
+    assert_int_equal(jshost_in_flight(f->c), 8);
 }
 
 struct targ {
@@ -652,7 +748,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_crashed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_unavailable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memory_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_overloaded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_10000, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_shared_handle, setup,
                                         teardown),

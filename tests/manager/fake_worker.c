@@ -14,6 +14,7 @@
  *   slow_ms=MS            every call takes MS (blocking, one at a time)
  *   ready_delay_ms=MS     wait before ready
  *   ignore_term=1         ignore SIGTERM (the manager must SIGKILL it)
+ *   garbage_on_call=N     answer the Nth call with bytes that are not msgpack-RPC
  *
  * Functions: echo (data back), pid, sleep (data ms), fail (a JSError),
  * exit75 (a MemoryError, then exit 75), crash (SIGKILL itself).
@@ -37,6 +38,7 @@ static const char *config;
 static long workers = 1, linger = 5000, timeout = 10000;
 static long config_error, exit78, crash_before_ready, crash_after_ready_ms;
 static long crash_on_call, no_pong, slow_ms, ready_delay_ms, ignore_term;
+static long garbage_on_call;
 static long ncalls, nerrors, next_ctx = 1;
 static struct timespec ready_at;
 
@@ -103,6 +105,7 @@ read_config(void)
         KEY(slow_ms);
         KEY(ready_delay_ms);
         KEY(ignore_term);
+        KEY(garbage_on_call);
 #undef KEY
     }
     fclose(f);
@@ -194,6 +197,10 @@ serve_call(msgpack_sbuffer *sb, msgpack_packer *pk, struct proto_msg *m)
     ncalls++;
     if (crash_on_call != 0 && ncalls == crash_on_call)
         die();
+    if (garbage_on_call != 0 && ncalls == garbage_on_call) {
+        msgpack_sbuffer_write(sb, "\xc1\xc1\xc1\xc1", 4);
+        return;
+    }
     if (slow_ms > 0)
         msleep(slow_ms);
     if (n >= 2 && p[1].type == MSGPACK_OBJECT_STR &&

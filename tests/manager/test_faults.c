@@ -746,6 +746,34 @@ test_never_ready(void **state)
     mt_stop(&m);
 }
 
+/* A worker that breaks the protocol is killed and replaced like a crash. */
+static void
+test_worker_speaks_garbage(void **state)
+{
+    struct mt m;
+    struct tu_rpc *c;
+    const char *cfg;
+    char *id, *r;
+    pid_t pid;
+
+    (void)state;
+    mt_init(&m);
+    cfg = mt_config(&m, "a.conf", "garbage_on_call=2\nlinger=60000\n");
+    mt_start(&m, NULL, NULL);
+    c = mt_connect(&m);
+    id = mt_attach(c, cfg);
+    pid = one_pid(c, id);
+    r = call_fn(c, id, "echo", "1");
+    assert_true(strncmp(r, "!HostCrashed", 12) == 0);
+    free(r);
+    assert_true(mt_until(pid_gone, &pid, 10000));
+    assert_int_not_equal(one_pid(c, id), pid);
+    assert_int_equal(host_figure(c, id, "crashes"), 1);
+    tu_rpc_close(c);
+    free(id);
+    mt_stop(&m);
+}
+
 int
 main(void)
 {
@@ -763,6 +791,7 @@ main(void)
         cmocka_unit_test(test_slow_reader_backpressure),
         cmocka_unit_test(test_status_not_held_by_busy_worker),
         cmocka_unit_test(test_never_ready),
+        cmocka_unit_test(test_worker_speaks_garbage),
     };
 
     signal(SIGPIPE, SIG_IGN);

@@ -515,6 +515,21 @@ test_garbage_and_half_messages(void **state)
     assert_int_equal(tu_rpc_read(bad, &msg, 10000), -1);
     tu_rpc_close(bad);
 
+    /* Nesting past the reader's limit is refused, not a crash. */
+    bad = mt_connect(&m);
+    {
+        unsigned char deep[64];
+
+        memset(deep, 0x91, sizeof deep); /* 64 arrays of one element */
+        tu_rpc_send_raw(bad, deep, sizeof deep);
+    }
+    rc = tu_rpc_read(bad, &msg, 10000);
+    assert_int_equal(rc, 1);
+    assert_int_equal(msg.kind, PROTO_NOTIFICATION);
+    proto_msg_release(&msg);
+    assert_int_equal(tu_rpc_read(bad, &msg, 10000), -1);
+    tu_rpc_close(bad);
+
     /* Half a message, then the peer leaves. */
     half = mt_connect(&m);
     tu_rpc_send_raw(half, cut, sizeof cut);

@@ -258,6 +258,51 @@ test_config_error_position(void **state)
     free(r);
 }
 
+/*
+ * A worker busy with long synchronous calls one after another answers no ping
+ * for longer than the ping timeout, yet makes progress: it is not killed.
+ */
+static void
+test_busy_worker_not_killed(void **state)
+{
+    struct mt m2;
+    const char *env[] = {"JSHOST_PING_MS=100", "JSHOST_PING_TIMEOUT_MS=1000",
+                         NULL};
+    struct tu_rpc *c2;
+    const char *cfg;
+    char *id2, params[256], *res;
+    uint32_t ids[3];
+    struct proto_msg msg;
+    pid_t pids[2], after[2];
+    int i;
+
+    (void)state;
+    mt_init(&m2);
+    m2.real = true;
+    cfg = mt_config(&m2, "host.config.js", config_js);
+    mt_start(&m2, NULL, env);
+    c2 = mt_connect(&m2);
+    id2 = mt_attach(c2, cfg);
+    assert_int_equal(mt_worker_pids(c2, id2, "ready", pids, 2), 1);
+    snprintf(params, sizeof params,
+             "[\"%s\", \"spin\", null, {\"timeout_ms\": 1500}]", id2);
+    for (i = 0; i < 3; i++)
+        ids[i] = tu_rpc_send(c2, "call", params);
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(tu_rpc_wait(c2, ids[i], &msg, 60000), 1);
+        res = tu_rpc_result(&msg);
+        if (strncmp(res, "!TimeoutError", 13) != 0)
+            fail_msg("call %d: %s", i, res);
+        free(res);
+        proto_msg_release(&msg);
+    }
+    assert_int_equal(mt_worker_pids(c2, id2, "ready", after, 2), 1);
+    assert_int_equal(after[0], pids[0]);
+    tu_rpc_close(c2);
+    free(id2);
+    mt_stop(&m2);
+}
+
 int
 main(void)
 {
@@ -269,6 +314,7 @@ main(void)
         cmocka_unit_test(test_timeout_then_serves),
         cmocka_unit_test(test_heap_limit_recycles),
         cmocka_unit_test(test_config_error_position),
+        cmocka_unit_test(test_busy_worker_not_killed),
     };
 
     signal(SIGPIPE, SIG_IGN);
