@@ -39,8 +39,33 @@ manager_now(void)
 static void
 usage(FILE *f)
 {
-    fprintf(f, "usage: jshost-manager [--foreground] [--no-idle-exit] "
-               "[--idle-ms N] [--runtime-dir DIR]\n");
+    fprintf(f,
+            "usage: jshost-manager [--foreground] [--no-idle-exit] "
+            "[--idle-ms N] [--runtime-dir DIR]\n"
+            "\n"
+            "  --foreground     do not daemonize (production, under a "
+            "supervisor)\n"
+            "  --no-idle-exit   keep running with no hosts and no clients\n"
+            "  --idle-ms N      exit after N ms with nothing to do (default "
+            "%d)\n"
+            "  --runtime-dir D  instead of $JSHOST_RUNTIME_DIR, "
+            "$XDG_RUNTIME_DIR/jshost, /tmp/jshost-<uid>\n"
+            "\n"
+            "environment:\n"
+            "  JSHOST_WORKER               the worker binary (default: next "
+            "to this one)\n"
+            "  JSHOST_START_LOCK_FD        the start lock, handed over by an "
+            "auto-starting client\n"
+            "  JSHOST_MAX_CLIENT_INFLIGHT  calls per connection before "
+            "Overloaded (4096)\n"
+            "  JSHOST_MAX_HOST_INFLIGHT    calls per host before Overloaded "
+            "(65536)\n"
+            "  JSHOST_PING_MS, JSHOST_PING_TIMEOUT_MS  worker liveness (3000, "
+            "10000)\n"
+            "  JSHOST_KILL_GRACE_MS        SIGTERM to SIGKILL (3000)\n"
+            "  JSHOST_START_TIMEOUT_MS     a worker must be ready within "
+            "(60000)\n",
+            JSHOST_DEFAULT_IDLE_MS);
 }
 
 static uint64_t
@@ -332,7 +357,10 @@ main(int argc, char **argv)
             mgr.idle_ms = strtoull(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--runtime-dir") == 0 && i + 1 < argc)
             rundir = argv[++i];
-        else if (strcmp(argv[i], "--help") == 0) {
+        else if (strcmp(argv[i], "--version") == 0) {
+            printf("jshost-manager %s\n", JSHOST_VERSION);
+            return 0;
+        } else if (strcmp(argv[i], "--help") == 0) {
             usage(stdout);
             return 0;
         } else {
