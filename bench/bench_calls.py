@@ -43,7 +43,7 @@ CONFIG = os.path.join(HERE, "bench.config.js")
 HTTP_PEER = os.path.join(HERE, "peers", "jshost_http_peer.js")
 PIPE_PEER = os.path.join(HERE, "peers", "jsonlines_peer.js")
 
-ROUNDS = 5  # each peer's calls are split in this many interleaved turns
+ROUNDS = 10  # each peer's calls are split in this many interleaved turns
 COLD_REPEATS = 3
 THREADS = 8
 THREAD_CALLS = 400  # per thread, at SCALE 1
