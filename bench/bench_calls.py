@@ -99,6 +99,15 @@ def read_line(proc, timeout):
     return line
 
 
+def die_with_us():
+    """preexec_fn: the child gets SIGTERM when this process dies, so a bench
+    that fails half-way leaves no worker behind (the node peers exit when their
+    stdin closes, the manager on idle once our connection is gone). Its cost
+    falls on the direct worker's cold start alone, against jshost."""
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def stop_child(proc, sig=None):
     """Stops a child we started: its own way first, then SIGKILL."""
     if proc.poll() is None and sig is not None:
@@ -187,7 +196,8 @@ class JshostDirect:
         self.sock = os.path.join(rundir, "direct-%d.sock" % time.monotonic_ns())
         log = open(os.path.join(rundir, "direct-worker.log"), "ab")
         self.proc = subprocess.Popen([worker, "--listen", self.sock, CONFIG],
-                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                     preexec_fn=die_with_us)
         log.close()
         # The worker binds only once the config is loaded: poll until it answers.
         deadline = time.monotonic() + START_TIMEOUT

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -312,6 +313,8 @@ spawn_worker(const char *worker, const char *sock, const char *config)
     if (pid == 0) {
         int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 
+        /* If the bench dies (die() exits), the worker must not outlive it. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (fd >= 0) {
             dup2(fd, 1);
             dup2(fd, 2);
