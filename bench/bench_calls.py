@@ -323,6 +323,40 @@ def bench_threads(clients, scale):
     return rates
 
 
+def rss_kib(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def bench_memory(clients, rundir):
+    """Resident memory of what serves each peer, after the calls above."""
+    print()
+    print("Resident memory after the calls above (ratio = js-host model / this, >1 is "
+          "better)")
+    rows = []
+    for c in clients:
+        if isinstance(c, JshostManager):
+            mpid = manager_pid(rundir)
+            parts = [("worker", rss_kib(p)) for p in c.worker_pids]
+            parts.append(("manager", rss_kib(mpid) if mpid else None))
+        else:
+            parts = [("process", rss_kib(c.proc.pid))]
+        if any(kib is None for _, kib in parts):
+            continue
+        rows.append((c.label, sum(kib for _, kib in parts),
+                     ", ".join("%s %.1f" % (n, kib / 1024) for n, kib in parts)))
+    base = rows[0][1]
+    print("%-27s %9s %9s  %s" % ("peer", "RSS MiB", "x", "of which (MiB)"))
+    for label, kib, detail in rows:
+        print("%-27s %9.1f %8.2fx  %s" % (label, kib / 1024, base / kib, detail))
+
+
 def wait_pid_gone(pid, timeout):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -468,6 +502,7 @@ def main():
         clients.append(JshostDirect(jshost, worker, rundir))
         figures = bench_calls(clients, scale)
         threaded = bench_threads(clients, scale)
+        bench_memory(clients, rundir)
         for c in clients:
             c.close()
         clients = []
