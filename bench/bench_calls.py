@@ -24,6 +24,7 @@ here (the manager by a shutdown request, then its pid is watched until gone).
 SCALE (default 1.0) multiplies the number of calls.
 """
 
+import ctypes
 import http.client
 import json
 import os
@@ -44,7 +45,7 @@ HTTP_PEER = os.path.join(HERE, "peers", "jshost_http_peer.js")
 PIPE_PEER = os.path.join(HERE, "peers", "jsonlines_peer.js")
 
 ROUNDS = 10  # each peer's calls are split in this many interleaved turns
-COLD_REPEATS = 3
+COLD_REPEATS = 5
 THREADS = 8
 THREAD_CALLS = 400  # per thread, at SCALE 1
 START_TIMEOUT = 20.0  # seconds a peer may take to come up before we give up
@@ -99,13 +100,16 @@ def read_line(proc, timeout):
     return line
 
 
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
 def die_with_us():
     """preexec_fn: the child gets SIGTERM when this process dies, so a bench
     that fails half-way leaves no worker behind (the node peers exit when their
-    stdin closes, the manager on idle once our connection is gone). Its cost
-    falls on the direct worker's cold start alone, against jshost."""
-    import ctypes
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    stdin closes, the manager on idle once our connection is gone). Not used
+    for cold starts: a preexec_fn makes Python fork instead of vfork, which
+    cost the worker's cold start 5-12 ms here."""
+    _libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def stop_child(proc, sig=None):
@@ -192,12 +196,12 @@ class JshostManager:
 class JshostDirect:
     label = "jshost direct to worker"
 
-    def __init__(self, jshost, worker, rundir):
+    def __init__(self, jshost, worker, rundir, guard=True):
         self.sock = os.path.join(rundir, "direct-%d.sock" % time.monotonic_ns())
         log = open(os.path.join(rundir, "direct-worker.log"), "ab")
         self.proc = subprocess.Popen([worker, "--listen", self.sock, CONFIG],
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                     preexec_fn=die_with_us)
+                                     preexec_fn=die_with_us if guard else None)
         log.close()
         # The worker binds only once the config is loaded: poll until it answers.
         deadline = time.monotonic() + START_TIMEOUT
@@ -408,8 +412,12 @@ def cold_jshost(jshost):
 
 def cold_direct(jshost, worker, rundir):
     t0 = time.perf_counter()
-    c = JshostDirect(jshost, worker, rundir)
-    c.call("double", {"number": 1})
+    c = JshostDirect(jshost, worker, rundir, guard=False)
+    try:
+        c.call("double", {"number": 1})
+    except BaseException:
+        c.close()
+        raise
     t = time.perf_counter() - t0
     c.close()
     return t

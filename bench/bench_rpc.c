@@ -34,10 +34,10 @@
 
 #include "jshost.h"
 
-#define NSEQ 4000     /* sequential round trips per round */
-#define NPIPE 20000   /* pipelined calls per round */
+#define NSEQ 2000     /* sequential round trips per round */
+#define NPIPE 10000   /* pipelined calls per round */
 #define WINDOW 64     /* pipelined requests in flight */
-#define ROUNDS 5      /* best of */
+#define ROUNDS 9      /* best of */
 #define MSG_BYTES 24  /* the floor's message: about a small call's size */
 #define START_MS 20000
 
