@@ -28,5 +28,11 @@ module.exports = {
         out['key' + i] = i % 3 ? data.seed + i : 'value ' + i;
       cb(null, out);
     },
+    // Structured data in: an object of 1000 keys, a small answer out.
+    count(data) {
+      let n = 0;
+      for (const k in data) n += typeof data[k] === 'number' ? data[k] : 1;
+      return n;
+    },
   },
 };

@@ -82,10 +82,25 @@ def _check_object(i, r):
     return isinstance(r, dict) and len(r) == 1000 and r["key1"] == i + 1
 
 
+# One 1000-key dict, reused: building it per call would time Python, not the peers.
+_BIG = {("key%d" % k): (k if k % 3 else "value %d" % k) for k in range(1000)}
+_BIG_SUM = sum(v if isinstance(v, int) else 1 for v in _BIG.values())
+
+
+def _data_count(i):
+    _BIG["key1"] = i + 1  # the answer depends on i, so a stale reply shows
+    return _BIG
+
+
+def _check_count(i, r):
+    return r == _BIG_SUM - 1 + (i + 1)
+
+
 WORKLOADS = [
     ("double", "trivial: {number} in, number out", _data_double, _check_double, 3000),
     ("render", "10 KiB string out", _data_render, _check_render, 1500),
     ("object", "1000-key object out", _data_object, _check_object, 600),
+    ("count", "1000-key object in, number out", _data_count, _check_count, 600),
 ]
 
 
