@@ -1,6 +1,7 @@
 // The worker's V8 isolate behind engine.h: global init, the isolate and its
 // limits, config loading and validation, runs (calls, evals, context calls,
 // loads) with first-settlement-wins, the deadline watchdog, stats.
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <climits>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "js_alloc.h"
 #include "js_builtins.h"
 #include "js_internal.h"
 #include "js_value.h"
@@ -43,7 +45,8 @@ using v8::String;
 using v8::TryCatch;
 using v8::Value;
 
-namespace {
+namespace
+{
 
 constexpr size_t kMiB = 1024 * 1024;
 // Headroom granted at the heap limit so the terminated run can unwind.
@@ -54,13 +57,16 @@ std::unique_ptr<v8::Platform> g_platform;
 // Wakes at the armed deadline and terminates the isolate; nothing else of V8
 // is touched from this thread. Arming is a mutex, not a wake-up, unless the
 // new deadline is earlier than the thread's next wake.
-class Watchdog {
+class Watchdog
+{
   public:
-    void Start(Isolate *isolate) {
+    void Start(Isolate *isolate)
+    {
         isolate_ = isolate;
         thread_ = std::thread([this] { Loop(); });
     }
-    void Stop() {
+    void Stop()
+    {
         {
             std::lock_guard<std::mutex> l(mu_);
             stop_ = true;
@@ -69,7 +75,8 @@ class Watchdog {
         if (thread_.joinable())
             thread_.join();
     }
-    void Arm(uint64_t deadline_ns) {
+    void Arm(uint64_t deadline_ns)
+    {
         bool wake;
         {
             std::lock_guard<std::mutex> l(mu_);
@@ -81,8 +88,15 @@ class Watchdog {
         if (wake)
             cv_.notify_one();
     }
+    // True when it fired since Arm() (and is armed no more).
+    bool Fired()
+    {
+        std::lock_guard<std::mutex> l(mu_);
+        return fired_;
+    }
     // True when it fired since Arm().
-    bool Disarm() {
+    bool Disarm()
+    {
         std::lock_guard<std::mutex> l(mu_);
         armed_ = false;
         bool f = fired_;
@@ -91,7 +105,8 @@ class Watchdog {
     }
 
   private:
-    void Loop() {
+    void Loop()
+    {
         std::unique_lock<std::mutex> l(mu_);
         while (!stop_) {
             uint64_t now = uv_hrtime();
@@ -125,13 +140,15 @@ class Watchdog {
 
 struct Fn {
     std::string name;
+    Global<String> name_str;
     Global<Function> fn;
     int arity = 0;
 };
 
 } // namespace
 
-namespace jse {
+namespace jse
+{
 
 // One call, eval, context call or load, from start to its single answer.
 struct Run {
@@ -140,11 +157,11 @@ struct Run {
     js_done_cb cb = nullptr;
     void *arg = nullptr;
     Realm *realm = nullptr;
-    std::string what;   // for messages: "function 'x'", "eval 'id'"
-    std::string name;   // the function name (late-callback log)
+    std::string what; // for messages: "function 'x'", "eval 'id'"
+    std::string name; // the function name (late-callback log)
     uint64_t deadline_ns = 0;
     uint32_t timeout_ms = 0;
-    uv_timer_t timer;       // started only when the run outlives its entry
+    uv_timer_t timer; // started only when the run outlives its entry
     bool timer_on = false;
     bool settled = false;   // a settlement won (answer pending or given)
     bool completed = false; // the answer was given
@@ -163,7 +180,7 @@ using jse::Run;
 struct Rejection {
     Global<Promise> promise;
     Global<Value> value;
-    Global<Message> message;
+    uint64_t run = 0; // the run whose JS rejected it, if any
 };
 
 struct js_engine {
@@ -180,6 +197,8 @@ struct js_engine {
 
     Global<Object> exports;
     Global<Object> host; // {config: exports}, the `host` of every call's this
+    Global<v8::ObjectTemplate> self_template; // every call's this: {name, host}
+    Global<String> key_name, key_host;
     std::unordered_map<std::string, Fn> functions;
     std::vector<std::string> names;
     std::vector<const char *> name_ptrs;
@@ -195,6 +214,7 @@ struct js_engine {
     msgpack_sbuffer *spare = nullptr; // a scratch buffer kept between runs
 
     int depth = 0;
+    bool pumping = false;
     uint64_t current_run = 0;
     bool doomed = false;
     int heap_grants = 0;
@@ -207,25 +227,31 @@ struct js_engine {
 // ---------------------------------------------------------------------------
 // Small helpers shared with js_modules.cc and js_world.cc
 
-namespace jse {
+namespace jse
+{
 
-Local<String> Str(Isolate *isolate, const char *s, size_t len) {
+Local<String>
+Str(Isolate *isolate, const char *s, size_t len)
+{
     if (len > (size_t)INT_MAX)
         return Local<String>();
-    MaybeLocal<String> m = String::NewFromUtf8(isolate, s ? s : "",
-                                               v8::NewStringType::kNormal,
-                                               s ? (int)len : 0);
+    MaybeLocal<String> m = String::NewFromUtf8(
+        isolate, s ? s : "", v8::NewStringType::kNormal, s ? (int)len : 0);
     Local<String> out;
     if (!m.ToLocal(&out))
         return Local<String>();
     return out;
 }
 
-Local<String> Str(Isolate *isolate, const std::string &s) {
+Local<String>
+Str(Isolate *isolate, const std::string &s)
+{
     return Str(isolate, s.data(), s.size());
 }
 
-std::string Utf8(Isolate *isolate, Local<Value> value) {
+std::string
+Utf8(Isolate *isolate, Local<Value> value)
+{
     if (value.IsEmpty())
         return std::string();
     String::Utf8Value u(isolate, value);
@@ -234,20 +260,38 @@ std::string Utf8(Isolate *isolate, Local<Value> value) {
     return std::string(*u, u.length());
 }
 
-Realm *RealmOf(Local<Context> context) {
+Realm *
+RealmOf(Local<Context> context)
+{
     return static_cast<Realm *>(
         context->GetAlignedPointerFromEmbedderData(kRealmSlot));
 }
 
-Isolate *IsolateOf(js_engine *e) { return e->isolate; }
-World *WorldOf(js_engine *e) { return e->world; }
-uv_loop_t *LoopOf(js_engine *e) { return e->loop; }
+Isolate *
+IsolateOf(js_engine *e)
+{
+    return e->isolate;
+}
+World *
+WorldOf(js_engine *e)
+{
+    return e->world;
+}
+uv_loop_t *
+LoopOf(js_engine *e)
+{
+    return e->loop;
+}
 
-uint64_t DefaultDeadline(js_engine *e) {
+uint64_t
+DefaultDeadline(js_engine *e)
+{
     return uv_hrtime() + (uint64_t)e->timeout_ms * 1000000ull;
 }
 
-void WriteLine(int fd, const char *level, const char *text, size_t len) {
+void
+WriteLine(int fd, const char *level, const char *text, size_t len)
+{
     char ts[96];
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
@@ -262,9 +306,18 @@ void WriteLine(int fd, const char *level, const char *text, size_t len) {
     line += " [";
     line += std::to_string((long)getpid());
     line += "] ";
-    line += level;
-    line += ": ";
-    line.append(text, len);
+    for (const char *l = level; *l; l++)
+        line += (char)toupper((unsigned char)*l);
+    line += ' ';
+    // As common/log.c: continuation lines are indented, so every line that
+    // starts with a timestamp starts an event.
+    while (len > 0 && text[len - 1] == '\n')
+        len--;
+    for (size_t i = 0; i < len; i++) {
+        line += text[i];
+        if (text[i] == '\n')
+            line += "  ";
+    }
     line += '\n';
     // One write per line so lines of a pool's workers never interleave.
     const char *p = line.data();
@@ -280,9 +333,10 @@ void WriteLine(int fd, const char *level, const char *text, size_t len) {
     }
 }
 
-static std::string StackOrString(Isolate *isolate, Local<Context> context,
-                                 Local<Value> exception,
-                                 Local<Message> message) {
+static std::string
+StackOrString(Isolate *isolate, Local<Context> context, Local<Value> exception,
+              Local<Message> message)
+{
     TryCatch tc(isolate);
     std::string text;
     if (exception->IsObject()) {
@@ -306,8 +360,10 @@ static std::string StackOrString(Isolate *isolate, Local<Context> context,
     return text;
 }
 
-void LogException(Isolate *isolate, Local<Context> context, const char *prefix,
-                  Local<Value> exception, Local<Message> message) {
+void
+LogException(Isolate *isolate, Local<Context> context, const char *prefix,
+             Local<Value> exception, Local<Message> message)
+{
     std::string text = prefix;
     text += " ";
     text += StackOrString(isolate, context, exception, message);
@@ -318,25 +374,34 @@ void LogException(Isolate *isolate, Local<Context> context, const char *prefix,
 // Entries into JS
 
 Entry::Entry(js_engine *e, uint64_t deadline_ns)
-    : e_(e), outer_(e->depth == 0), was_doomed_(e->doomed) {
+    : e_(e), outer_(e->depth == 0), was_doomed_(e->doomed)
+{
     e->depth++;
     if (outer_)
         e->watchdog.Arm(deadline_ns);
 }
 
-Entry::~Entry() { Leave(); }
+Entry::~Entry()
+{
+    Leave();
+}
 
 static void ReportRejections(js_engine *e);
 
-Outcome Entry::Leave() {
+Outcome
+Entry::Leave()
+{
     if (left_)
         return kFinished;
     left_ = true;
-    if (outer_ && !e_->doomed)
+    // Once the deadline has fired nothing more runs here: the deadline is
+    // spent, and queued microtasks wait for the next entry and its deadline.
+    bool spent = outer_ && (e_->doomed || e_->watchdog.Fired());
+    if (outer_ && !spent)
         e_->isolate->PerformMicrotaskCheckpoint();
     // Logging reads the errors' stacks (getters, maybe): still under the
     // deadline.
-    if (outer_ && !e_->rejections.empty() && !e_->doomed)
+    if (outer_ && !spent && !e_->rejections.empty() && !e_->watchdog.Fired())
         ReportRejections(e_);
     e_->depth--;
     if (!outer_)
@@ -361,12 +426,18 @@ Outcome Entry::Leave() {
 // ---------------------------------------------------------------------------
 // Errors
 
-static char *Dup(const std::string &s) { return strdup(s.c_str()); }
+static char *
+Dup(const std::string &s)
+{
+    return strdup(s.c_str());
+}
 
 static void ErrorSet(struct js_error *err, enum proto_errtype type,
-                     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void ErrorSet(struct js_error *err, enum proto_errtype type,
-                     const char *fmt, ...) {
+                     const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void
+ErrorSet(struct js_error *err, enum proto_errtype type, const char *fmt, ...)
+{
     if (err == nullptr)
         return;
     char buf[1024];
@@ -379,7 +450,9 @@ static void ErrorSet(struct js_error *err, enum proto_errtype type,
     err->message = strdup(buf);
 }
 
-extern "C" void js_error_free(struct js_error *err) {
+extern "C" void
+js_error_free(struct js_error *err)
+{
     if (err == nullptr)
         return;
     free(err->message);
@@ -389,8 +462,9 @@ extern "C" void js_error_free(struct js_error *err) {
     memset(err, 0, sizeof *err);
 }
 
-extern "C" void js_error_view(const struct js_error *err,
-                              struct proto_error *out) {
+extern "C" void
+js_error_view(const struct js_error *err, struct proto_error *out)
+{
     memset(out, 0, sizeof *out);
     out->type = err->type;
     out->message = err->message ? err->message : "";
@@ -401,8 +475,10 @@ extern "C" void js_error_view(const struct js_error *err,
     out->stack_len = err->stack ? strlen(err->stack) : 0;
 }
 
-static bool GetString(Isolate *isolate, Local<Context> context,
-                      Local<Object> obj, const char *key, std::string *out) {
+static bool
+GetString(Isolate *isolate, Local<Context> context, Local<Object> obj,
+          const char *key, std::string *out)
+{
     Local<Value> v;
     Local<String> k;
     if (!String::NewFromUtf8(isolate, key).ToLocal(&k))
@@ -422,9 +498,11 @@ static bool GetString(Isolate *isolate, Local<Context> context,
 // A JS exception as a js_error: an Error (or an error-like object) keeps
 // name, message and stack; any other value is an Error whose message is its
 // string form. Position from `message` (or where the error was made).
-static void ErrorFromException(Isolate *isolate, Local<Context> context,
-                               Local<Value> exception, Local<Message> message,
-                               enum proto_errtype type, struct js_error *out) {
+static void
+ErrorFromException(Isolate *isolate, Local<Context> context,
+                   Local<Value> exception, Local<Message> message,
+                   enum proto_errtype type, struct js_error *out)
+{
     TryCatch tc(isolate);
     std::string name = "Error", text, stack;
     bool have_stack = false;
@@ -467,7 +545,8 @@ static void ErrorFromException(Isolate *isolate, Local<Context> context,
     if (!have_stack || stack.empty())
         stack = name + ": " + text;
     // A SyntaxError's stack has no frame: say where the code is wrong.
-    if (!file.empty() && line > 0 && stack.find("\n    at ") == std::string::npos)
+    if (!file.empty() && line > 0 &&
+        stack.find("\n    at ") == std::string::npos)
         stack += "\n    at " + file + ":" + std::to_string(line) + ":" +
                  std::to_string(column);
     js_error_free(out);
@@ -484,10 +563,16 @@ static void ErrorFromException(Isolate *isolate, Local<Context> context,
 // ---------------------------------------------------------------------------
 // Runs
 
-static void RunClosed(uv_handle_t *h) { delete static_cast<Run *>(h->data); }
+static void
+RunClosed(uv_handle_t *h)
+{
+    delete static_cast<Run *>(h->data);
+}
 
-static void RunComplete(Run *run, const char *value, size_t len,
-                        const struct js_error *error) {
+static void
+RunComplete(Run *run, const char *value, size_t len,
+            const struct js_error *error)
+{
     js_engine *e = run->e;
     run->settled = true;
     run->completed = true;
@@ -516,7 +601,9 @@ static void RunComplete(Run *run, const char *value, size_t len,
 
 static void RunFail(Run *run, enum proto_errtype type, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void RunFail(Run *run, enum proto_errtype type, const char *fmt, ...) {
+static void
+RunFail(Run *run, enum proto_errtype type, const char *fmt, ...)
+{
     char buf[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -529,7 +616,9 @@ static void RunFail(Run *run, enum proto_errtype type, const char *fmt, ...) {
     RunComplete(run, nullptr, 0, &err);
 }
 
-static void RunTimedOut(uv_timer_t *t) {
+static void
+RunTimedOut(uv_timer_t *t)
+{
     Run *run = static_cast<Run *>(t->data);
     if (run->settled)
         return;
@@ -537,8 +626,10 @@ static void RunTimedOut(uv_timer_t *t) {
             run->what.c_str(), run->timeout_ms);
 }
 
-static Run *RunNew(js_engine *e, Realm *realm, uint32_t timeout_ms,
-                   js_done_cb cb, void *arg) {
+static Run *
+RunNew(js_engine *e, Realm *realm, uint32_t timeout_ms, js_done_cb cb,
+       void *arg)
+{
     Run *run = new Run();
     run->e = e;
     run->id = e->next_run++;
@@ -552,8 +643,10 @@ static Run *RunNew(js_engine *e, Realm *realm, uint32_t timeout_ms,
 }
 
 // A settlement from JS: the first wins, later ones are reported by the caller.
-static bool Settle(js_engine *e, uint64_t id, bool ok, Local<Value> value,
-                   Local<Message> message) {
+static bool
+Settle(js_engine *e, uint64_t id, bool ok, Local<Value> value,
+       Local<Message> message)
+{
     auto it = e->runs.find(id);
     if (it == e->runs.end() || it->second->settled)
         return false;
@@ -569,7 +662,9 @@ static bool Settle(js_engine *e, uint64_t id, bool ok, Local<Value> value,
 
 // Ids, not pointers: each answer may end other runs (a run is freed when
 // answered).
-static std::vector<uint64_t> RunIds(js_engine *e, Realm *only) {
+static std::vector<uint64_t>
+RunIds(js_engine *e, Realm *only)
+{
     std::vector<uint64_t> ids;
     for (auto &kv : e->runs)
         if (only == nullptr || kv.second->realm == only)
@@ -577,12 +672,16 @@ static std::vector<uint64_t> RunIds(js_engine *e, Realm *only) {
     return ids;
 }
 
-static Run *RunById(js_engine *e, uint64_t id) {
+static Run *
+RunById(js_engine *e, uint64_t id)
+{
     auto it = e->runs.find(id);
     return it == e->runs.end() ? nullptr : it->second;
 }
 
-static void FailAllMemory(js_engine *e) {
+static void
+FailAllMemory(js_engine *e)
+{
     for (uint64_t id : RunIds(e, nullptr))
         if (Run *run = RunById(e, id))
             RunFail(run, PROTO_ERR_MEMORY,
@@ -591,7 +690,9 @@ static void FailAllMemory(js_engine *e) {
                     e->memory_mb);
 }
 
-static msgpack_sbuffer *TakeBuffer(js_engine *e) {
+static msgpack_sbuffer *
+TakeBuffer(js_engine *e)
+{
     msgpack_sbuffer *sb = e->spare;
     e->spare = nullptr;
     if (sb == nullptr)
@@ -601,7 +702,9 @@ static msgpack_sbuffer *TakeBuffer(js_engine *e) {
     return sb;
 }
 
-static void GiveBuffer(js_engine *e, msgpack_sbuffer *sb) {
+static void
+GiveBuffer(js_engine *e, msgpack_sbuffer *sb)
+{
     // Do not hoard a huge result's buffer.
     if (e->spare == nullptr && sb->alloc <= 1024 * 1024) {
         e->spare = sb;
@@ -611,7 +714,9 @@ static void GiveBuffer(js_engine *e, msgpack_sbuffer *sb) {
 }
 
 // Converts a settled run's value (under its deadline) and answers it.
-static void Finalize(js_engine *e, Run *run) {
+static void
+Finalize(js_engine *e, Run *run)
+{
     if (run->completed)
         return;
     if (e->doomed) {
@@ -674,7 +779,10 @@ static void Finalize(js_engine *e, Run *run) {
     memset(&err, 0, sizeof err);
     Outcome out;
     {
-        Entry en(e, run->deadline_ns);
+        // The failure came in time: reading its name and stack gets a short
+        // grace even when the deadline is just past.
+        uint64_t floor = uv_hrtime() + 50 * 1000000ull;
+        Entry en(e, run->deadline_ns > floor ? run->deadline_ns : floor);
         ErrorFromException(isolate, context, value, message, PROTO_ERR_JS,
                            &err);
         out = en.Leave();
@@ -688,7 +796,9 @@ static void Finalize(js_engine *e, Run *run) {
     js_error_free(&err);
 }
 
-static void DrainSettled(js_engine *e) {
+static void
+DrainSettled(js_engine *e)
+{
     while (!e->settled.empty()) {
         Run *run = e->settled.front();
         e->settled.pop_front();
@@ -698,11 +808,14 @@ static void DrainSettled(js_engine *e) {
 
 // After an entry that served `run` (or none): a timeout fails that run, the
 // heap limit fails them all; then settled runs are answered.
-static void AfterEntry(js_engine *e, Run *run, Outcome out, const char *what) {
+static void
+AfterEntry(js_engine *e, Run *run, Outcome out, const char *what)
+{
     uint64_t id = run != nullptr ? run->id : 0;
     if (out == jse::kOutOfMemory) {
-        jse::WriteLine(2, "error", "JavaScript heap limit reached; failing "
-                                   "every run, the worker must be replaced",
+        jse::WriteLine(2, "error",
+                       "JavaScript heap limit reached; failing "
+                       "every run, the worker must be replaced",
                        strlen("JavaScript heap limit reached; failing every "
                               "run, the worker must be replaced"));
         FailAllMemory(e);
@@ -716,8 +829,8 @@ static void AfterEntry(js_engine *e, Run *run, Outcome out, const char *what) {
                     "%s did not finish within %u ms (terminated)",
                     run->what.c_str(), run->timeout_ms);
         } else if (run == nullptr) {
-            std::string msg = std::string(what) +
-                              " ran past its deadline and was terminated";
+            std::string msg =
+                std::string(what) + " ran past its deadline and was terminated";
             jse::WriteLine(2, "error", msg.data(), msg.size());
         }
     }
@@ -737,127 +850,193 @@ static void AfterEntry(js_engine *e, Run *run, Outcome out, const char *what) {
     uv_timer_init(e->loop, &run->timer);
     run->timer.data = run;
     run->timer_on = true;
+    // The loop's clock may be stale (a run started outside a loop turn).
+    uv_update_time(e->loop);
     uv_timer_start(&run->timer, RunTimedOut, left_ms, 0);
 }
 
-namespace jse {
-void AfterMacrotask(js_engine *e, Outcome outcome, const char *what) {
+namespace jse
+{
+void
+AfterMacrotask(js_engine *e, Outcome outcome, const char *what)
+{
     AfterEntry(e, nullptr, outcome, what);
 }
-uint64_t CurrentRun(js_engine *e) { return e->current_run; }
-void SetCurrentRun(js_engine *e, uint64_t id) { e->current_run = id; }
-void FailRun(js_engine *e, uint64_t id, Local<Value> exception,
-             Local<Message> message) {
+void
+PumpTasks(js_engine *e)
+{
+    if (e->doomed || e->freeing || e->pumping || e->depth > 0)
+        return;
+    e->pumping = true;
+    Isolate *isolate = e->isolate;
+    v8::Isolate::Scope is(isolate);
+    HandleScope hs(isolate);
+    Outcome out;
+    {
+        Entry en(e, DefaultDeadline(e));
+        TryCatch tc(isolate);
+        // Bounded: a task may post another.
+        for (int n = 0; n < 64 && !e->doomed; n++) {
+            if (!v8::platform::PumpMessageLoop(g_platform.get(), isolate))
+                break;
+        }
+        out = en.Leave();
+    }
+    e->pumping = false;
+    AfterEntry(e, nullptr, out, "a V8 task");
+}
+
+uint64_t
+CurrentRun(js_engine *e)
+{
+    return e->current_run;
+}
+void
+SetCurrentRun(js_engine *e, uint64_t id)
+{
+    e->current_run = id;
+}
+void
+FailRun(js_engine *e, uint64_t id, Local<Value> exception,
+        Local<Message> message)
+{
     Settle(e, id, false, exception, message);
 }
 } // namespace jse
 
 // Marks the run whose JS is about to execute, for the timers it makes.
-class CurrentRunScope {
+class CurrentRunScope
+{
   public:
-    CurrentRunScope(js_engine *e, uint64_t id) : e_(e), prev_(e->current_run) {
+    CurrentRunScope(js_engine *e, uint64_t id) : e_(e), prev_(e->current_run)
+    {
         e->current_run = id;
     }
-    ~CurrentRunScope() { e_->current_run = prev_; }
+    ~CurrentRunScope()
+    {
+        e_->current_run = prev_;
+    }
 
   private:
     js_engine *e_;
     uint64_t prev_;
 };
 
-// Function data of the callbacks handed to JS: [run id, name, arity].
-static Local<Array> RunData(Isolate *isolate, Run *run, int arity) {
-    Local<Value> items[] = {
-        v8::Number::New(isolate, (double)run->id),
-        jse::Str(isolate, run->name.empty() ? run->what : run->name),
-        Integer::New(isolate, arity)};
-    return Array::New(isolate, items, 3);
-}
-
-static bool ReadRunData(const FunctionCallbackInfo<Value> &info, uint64_t *id,
-                        std::string *name, int *arity) {
-    Isolate *isolate = info.GetIsolate();
-    Local<Context> context = isolate->GetCurrentContext();
-    if (!info.Data()->IsArray())
-        return false;
-    Local<Array> a = info.Data().As<Array>();
-    Local<Value> v;
-    if (!a->Get(context, 0).ToLocal(&v) || !v->IsNumber())
-        return false;
-    *id = (uint64_t)v.As<v8::Number>()->Value();
-    if (a->Get(context, 1).ToLocal(&v))
-        *name = jse::Utf8(isolate, v);
-    if (a->Get(context, 2).ToLocal(&v) && v->IsInt32())
-        *arity = v.As<Integer>()->Value();
-    return true;
-}
-
-static js_engine *EngineOf(Isolate *isolate) {
+static js_engine *
+EngineOf(Isolate *isolate)
+{
     return static_cast<js_engine *>(isolate->GetData(0));
 }
 
-// cb(err, result) handed to a function.
-static void CallbackFromJs(const FunctionCallbackInfo<Value> &info) {
-    Isolate *isolate = info.GetIsolate();
-    js_engine *e = EngineOf(isolate);
-    uint64_t id;
-    std::string name;
-    int arity = 0;
-    if (!ReadRunData(info, &id, &name, &arity))
-        return;
-    Local<Value> err = info[0];
-    bool failed = !err->IsNullOrUndefined() && err->BooleanValue(isolate);
-    bool won = failed ? Settle(e, id, false, err, Local<Message>())
-                      : Settle(e, id, true, info[1], Local<Message>());
-    if (!won) {
-        std::string msg = "late callback for '" + name + "' ignored";
-        jse::WriteLine(2, "warn", msg.data(), msg.size());
-    }
-}
+// Closures made in JS (cheap) carry the run's id to one native per realm:
+// settle(kind, id, name, arity, a, b) with kind 0 = cb(a, b), 1 = the promise
+// fulfilled with a, 2 = rejected with a.
+const char kGlueSource[] = R"JS(
+(function (settle) {
+'use strict';
+const apply = Reflect.apply, then = Promise.prototype.then;
+return [
+  (id, name, arity) => (err, result) => settle(0, id, name, arity, err, result),
+  (p, id, name, arity) => {
+    apply(then, p, [(v) => settle(1, id, name, arity, v),
+                    (e) => settle(2, id, name, arity, e)]);
+  },
+];
+})
+)JS";
 
-static void PromiseSettled(const FunctionCallbackInfo<Value> &info, bool ok) {
+static void
+SettleFromJs(const FunctionCallbackInfo<Value> &info)
+{
     Isolate *isolate = info.GetIsolate();
     js_engine *e = EngineOf(isolate);
-    uint64_t id;
-    std::string name;
-    int arity = 0;
-    if (!ReadRunData(info, &id, &name, &arity))
+    if (!info[0]->IsInt32() || !info[1]->IsNumber())
         return;
+    int kind = info[0].As<Integer>()->Value();
+    uint64_t id = (uint64_t)info[1].As<v8::Number>()->Value();
+    int arity = info[3]->IsInt32() ? info[3].As<Integer>()->Value() : 0;
+    if (kind == 0) {
+        Local<Value> err = info[4];
+        bool failed = !err->IsNullOrUndefined() && err->BooleanValue(isolate);
+        bool won = failed ? Settle(e, id, false, err, Local<Message>())
+                          : Settle(e, id, true, info[5], Local<Message>());
+        if (!won) {
+            std::string msg = "late callback for '" +
+                              jse::Utf8(isolate, info[2]) + "' ignored";
+            jse::WriteLine(2, "warn", msg.data(), msg.size());
+        }
+        return;
+    }
+    bool ok = kind == 1;
     // An async function that takes cb resolves with undefined when it
     // returns; its answer is the cb's.
-    if (ok && arity >= 2 && info[0]->IsUndefined())
+    if (ok && arity >= 2 && info[4]->IsUndefined())
         return;
-    if (!Settle(e, id, ok, info[0], Local<Message>())) {
-        std::string msg = "late result for '" + name + "' ignored";
+    if (!Settle(e, id, ok, info[4], Local<Message>())) {
+        std::string msg =
+            "late result for '" + jse::Utf8(isolate, info[2]) + "' ignored";
         jse::WriteLine(2, "warn", msg.data(), msg.size());
     }
 }
 
-static void PromiseFulfilled(const FunctionCallbackInfo<Value> &info) {
-    PromiseSettled(info, true);
+static bool
+GlueInstall(Realm *realm, Local<Context> context)
+{
+    Isolate *isolate = context->GetIsolate();
+    Local<Function> settle;
+    v8::ScriptOrigin origin(isolate,
+                            String::NewFromUtf8Literal(isolate, "jshost:runs"));
+    v8::ScriptCompiler::Source source(
+        String::NewFromUtf8Literal(isolate, kGlueSource), origin);
+    Local<v8::Script> script;
+    Local<Value> factory, pair, a, b;
+    if (!Function::New(context, SettleFromJs).ToLocal(&settle))
+        return false;
+    Local<Value> argv[] = {settle};
+    if (!v8::ScriptCompiler::Compile(context, &source).ToLocal(&script) ||
+        !script->Run(context).ToLocal(&factory) || !factory->IsFunction() ||
+        !factory.As<Function>()
+             ->Call(context, v8::Undefined(isolate), 1, argv)
+             .ToLocal(&pair) ||
+        !pair->IsArray() || !pair.As<Array>()->Get(context, 0).ToLocal(&a) ||
+        !pair.As<Array>()->Get(context, 1).ToLocal(&b) || !a->IsFunction() ||
+        !b->IsFunction())
+        return false;
+    realm->make_cb.Reset(isolate, a.As<Function>());
+    realm->await_run.Reset(isolate, b.As<Function>());
+    return true;
 }
 
-static void PromiseRejected(const FunctionCallbackInfo<Value> &info) {
-    PromiseSettled(info, false);
+static Local<Value>
+RunName(Isolate *isolate, Run *run)
+{
+    Local<String> s =
+        jse::Str(isolate, run->name.empty() ? run->what : run->name);
+    if (s.IsEmpty())
+        return v8::Undefined(isolate);
+    return s;
 }
 
 // Waits for `promise` on behalf of run.
-static bool AwaitPromise(js_engine *e, Run *run, Local<Context> context,
-                         Local<Promise> promise, int arity) {
-    Local<Array> data = RunData(e->isolate, run, arity);
-    Local<Function> onful, onrej;
-    if (!Function::New(context, PromiseFulfilled, data, 1).ToLocal(&onful) ||
-        !Function::New(context, PromiseRejected, data, 1).ToLocal(&onrej))
-        return false;
-    Local<Promise> chained;
-    return promise->Then(context, onful, onrej).ToLocal(&chained);
+static bool
+AwaitPromise(js_engine *e, Run *run, Local<Context> context,
+             Local<Promise> promise, int arity)
+{
+    Isolate *isolate = e->isolate;
+    Local<Value> argv[] = {promise, v8::Number::New(isolate, (double)run->id),
+                           RunName(isolate, run), Integer::New(isolate, arity)};
+    Local<Value> r;
+    return run->realm->await_run.Get(isolate)
+        ->Call(context, v8::Undefined(isolate), 4, argv)
+        .ToLocal(&r);
 }
 
 // The value of a script or a function: promises are awaited; anything else
 // settles now.
-static void SettleWith(js_engine *e, Run *run, Local<Context> context,
-                       TryCatch &tc, MaybeLocal<Value> result, int arity,
-                       bool plain_return_counts) {
+static void
+SettleWith(js_engine *e, Run *run, Local<Context> context, TryCatch &tc,
+           MaybeLocal<Value> result, int arity, bool plain_return_counts)
+{
     Local<Value> v;
     if (!result.ToLocal(&v)) {
         if (tc.HasCaught() && !tc.HasTerminated())
@@ -877,18 +1056,33 @@ static void SettleWith(js_engine *e, Run *run, Local<Context> context,
 // ---------------------------------------------------------------------------
 // Isolate callbacks
 
-static size_t NearHeapLimit(void *data, size_t current, size_t initial) {
+static size_t
+NearHeapLimit(void *data, size_t current, size_t initial)
+{
     (void)initial;
     js_engine *e = static_cast<js_engine *>(data);
     e->doomed = true;
     e->heap_grants++;
     e->isolate->TerminateExecution();
-    // Enough room for the terminated JS to unwind; the worker is then
-    // replaced, so the grant never needs to be given back.
-    return current + kHeapGrant;
+    // Room for the terminated JS to unwind; the worker is then replaced, so
+    // the grant never needs to be given back. A builtin in the middle of one
+    // huge allocation (Array.prototype.fill, join) does not stop at the
+    // termination: the grant doubles each time so that its allocation fits
+    // rather than V8 aborting the process with its fatal OOM.
+    int shift = e->heap_grants - 1 < 7 ? e->heap_grants - 1 : 7;
+    // A single allocation may already have pushed the heap past the limit
+    // (V8 allocates it anyway): grant from what is in use, or V8 aborts.
+    v8::HeapStatistics hs;
+    e->isolate->GetHeapStatistics(&hs);
+    size_t base = current;
+    if (hs.total_heap_size() > base)
+        base = hs.total_heap_size();
+    return base + (kHeapGrant << shift);
 }
 
-static void OnPromiseReject(v8::PromiseRejectMessage msg) {
+static void
+OnPromiseReject(v8::PromiseRejectMessage msg)
+{
     Local<Promise> promise = msg.GetPromise();
     Isolate *isolate = promise->GetIsolate();
     js_engine *e = EngineOf(isolate);
@@ -900,6 +1094,7 @@ static void OnPromiseReject(v8::PromiseRejectMessage msg) {
         Local<Value> v = msg.GetValue();
         if (!v.IsEmpty())
             r.value.Reset(isolate, v);
+        r.run = e->current_run;
         e->rejections.push_back(std::move(r));
     } else if (msg.GetEvent() == v8::kPromiseHandlerAddedAfterReject) {
         for (auto it = e->rejections.begin(); it != e->rejections.end(); ++it) {
@@ -911,8 +1106,11 @@ static void OnPromiseReject(v8::PromiseRejectMessage msg) {
     }
 }
 
-namespace jse {
-static void ReportRejections(js_engine *e) {
+namespace jse
+{
+static void
+ReportRejections(js_engine *e)
+{
     Isolate *isolate = e->isolate;
     HandleScope hs(isolate);
     std::vector<Rejection> list;
@@ -923,28 +1121,42 @@ static void ReportRejections(js_engine *e) {
         if (!p->GetCreationContext().ToLocal(&context))
             continue;
         Context::Scope cs(context);
-        Local<Value> v = r.value.IsEmpty() ? Local<Value>(v8::Undefined(isolate))
-                                           : r.value.Get(isolate);
+        Local<Value> v = r.value.IsEmpty()
+                             ? Local<Value>(v8::Undefined(isolate))
+                             : r.value.Get(isolate);
         LogException(isolate, context, "Unhandled promise rejection:", v,
                      Local<Message>());
+        // The run it happened in, still waiting, fails with it.
+        if (r.run != 0)
+            Settle(e, r.run, false, v, Local<Message>());
     }
 }
 } // namespace jse
 
-static void OnMessage(Local<Message> message, Local<Value> exception) {
+static void
+OnMessage(Local<Message> message, Local<Value> exception)
+{
     Isolate *isolate = message->GetIsolate();
     HandleScope hs(isolate);
     Local<Context> context = isolate->GetCurrentContext();
     if (context.IsEmpty())
         return;
     jse::LogException(isolate, context, "Uncaught", exception, message);
+    // Thrown by a microtask of a waiting run: that run fails with it.
+    js_engine *e = EngineOf(isolate);
+    if (e != nullptr && e->current_run != 0)
+        Settle(e, e->current_run, false, exception, message);
 }
 
 // ---------------------------------------------------------------------------
 // Realms
 
-static Realm *RealmNew(js_engine *e, uint32_t id, const std::string &cwd,
-                       bool global_require, struct js_error *err) {
+static void RealmFree(js_engine *e, Realm *realm);
+
+static Realm *
+RealmNew(js_engine *e, uint32_t id, const std::string &cwd, bool global_require,
+         struct js_error *err)
+{
     Isolate *isolate = e->isolate;
     HandleScope hs(isolate);
     Local<Context> context = Context::New(isolate);
@@ -964,7 +1176,8 @@ static Realm *RealmNew(js_engine *e, uint32_t id, const std::string &cwd,
     {
         Entry en(e, jse::DefaultDeadline(e));
         TryCatch tc(isolate);
-        ok = jsb::Install(context) && jse::WorldInstall(realm, context) &&
+        ok = jsb::Install(context) && GlueInstall(realm, context) &&
+             jse::WorldInstall(realm, context) &&
              jse::ModulesInstall(realm, context, global_require);
         if (!ok && tc.HasCaught() && !tc.HasTerminated())
             ErrorFromException(isolate, context, tc.Exception(), tc.Message(),
@@ -974,22 +1187,23 @@ static Realm *RealmNew(js_engine *e, uint32_t id, const std::string &cwd,
     if (!ok || out != jse::kFinished) {
         if (err != nullptr && err->message == nullptr)
             ErrorSet(err, PROTO_ERR_MEMORY, "cannot set up a V8 context");
-        jse::WorldClearRealm(e->world, realm);
-        realm->context.Reset();
-        realm->loader.Reset();
-        delete realm;
+        RealmFree(e, realm);
         return nullptr;
     }
     return realm;
 }
 
-static void RealmFree(js_engine *e, Realm *realm) {
+static void
+RealmFree(js_engine *e, Realm *realm)
+{
     if (realm == nullptr)
         return;
     jse::WorldClearRealm(e->world, realm);
     realm->esm.clear();
     realm->esm_synthetic.clear();
     realm->loader.Reset();
+    realm->make_cb.Reset();
+    realm->await_run.Reset();
     realm->context.Reset();
     delete realm;
 }
@@ -997,7 +1211,9 @@ static void RealmFree(js_engine *e, Realm *realm) {
 // ---------------------------------------------------------------------------
 // Config
 
-static const char *TypeName(Local<Value> v) {
+static const char *
+TypeName(Local<Value> v)
+{
     if (v->IsUndefined())
         return "undefined";
     if (v->IsNull())
@@ -1018,9 +1234,11 @@ static const char *TypeName(Local<Value> v) {
 }
 
 static int ConfigFail(struct js_error *err, const std::string &file,
-                      const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int ConfigFail(struct js_error *err, const std::string &file,
-                      const char *fmt, ...) {
+                      const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int
+ConfigFail(struct js_error *err, const std::string &file, const char *fmt, ...)
+{
     char buf[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -1034,9 +1252,11 @@ static int ConfigFail(struct js_error *err, const std::string &file,
 }
 
 // A setting: absent, or a positive integer that fits uint32.
-static int ReadSetting(Isolate *isolate, Local<Context> context,
-                       Local<Object> exports, const char *key, uint32_t *out,
-                       const std::string &file, struct js_error *err) {
+static int
+ReadSetting(Isolate *isolate, Local<Context> context, Local<Object> exports,
+            const char *key, uint32_t *out, const std::string &file,
+            struct js_error *err)
+{
     Local<Value> v;
     if (!exports->Get(context, jse::Str(isolate, key, strlen(key))).ToLocal(&v))
         return ConfigFail(err, file, "reading `%s` of the config threw", key);
@@ -1058,14 +1278,17 @@ static int ReadSetting(Isolate *isolate, Local<Context> context,
     return 0;
 }
 
-static bool IsSetting(const std::string &k) {
+static bool
+IsSetting(const std::string &k)
+{
     return k == "functions" || k == "workers" || k == "timeout" ||
            k == "memory" || k == "linger";
 }
 
-static int ConfigFromException(Isolate *isolate, Local<Context> context,
-                               TryCatch &tc, const std::string &path,
-                               struct js_error *err) {
+static int
+ConfigFromException(Isolate *isolate, Local<Context> context, TryCatch &tc,
+                    const std::string &path, struct js_error *err)
+{
     if (!tc.HasCaught() || tc.HasTerminated())
         return ConfigFail(err, path, "loading the config was terminated");
     ErrorFromException(isolate, context, tc.Exception(), tc.Message(),
@@ -1085,8 +1308,9 @@ static int ConfigFromException(Isolate *isolate, Local<Context> context,
     return -EINVAL;
 }
 
-static int LoadConfig(js_engine *e, const std::string &path,
-                      struct js_error *err) {
+static int
+LoadConfig(js_engine *e, const std::string &path, struct js_error *err)
+{
     Isolate *isolate = e->isolate;
     HandleScope hs(isolate);
     Local<Context> context = e->main->context.Get(isolate);
@@ -1148,6 +1372,8 @@ static int LoadConfig(js_engine *e, const std::string &path,
         Local<Function> f = v.As<Function>();
         Fn fn;
         fn.name = name;
+        fn.name_str.Reset(isolate, k->IsString() ? k.As<String>()
+                                                 : jse::Str(isolate, name));
         fn.fn.Reset(isolate, f);
         Local<Value> len;
         if (f->Get(context, String::NewFromUtf8Literal(isolate, "length"))
@@ -1160,12 +1386,14 @@ static int LoadConfig(js_engine *e, const std::string &path,
     for (const std::string &n : e->names)
         e->name_ptrs.push_back(n.c_str());
     js_config c = e->config;
-    if (ReadSetting(isolate, context, exports, "workers", &c.workers, path, err) ||
+    if (ReadSetting(isolate, context, exports, "workers", &c.workers, path,
+                    err) ||
         ReadSetting(isolate, context, exports, "timeout", &c.timeout_ms, path,
                     err) ||
         ReadSetting(isolate, context, exports, "memory", &c.memory_mb, path,
                     err) ||
-        ReadSetting(isolate, context, exports, "linger", &c.linger_ms, path, err))
+        ReadSetting(isolate, context, exports, "linger", &c.linger_ms, path,
+                    err))
         return -EINVAL;
     e->config = c;
     e->exports.Reset(isolate, exports);
@@ -1175,13 +1403,18 @@ static int LoadConfig(js_engine *e, const std::string &path,
              .FromMaybe(false))
         return ConfigFromException(isolate, context, tc, path, err);
     e->host.Reset(isolate, host);
+    e->self_template.Reset(isolate, v8::ObjectTemplate::New(isolate));
+    e->key_name.Reset(isolate, String::NewFromUtf8Literal(isolate, "name"));
+    e->key_host.Reset(isolate, String::NewFromUtf8Literal(isolate, "host"));
     return 0;
 }
 
 // ---------------------------------------------------------------------------
 // The C interface
 
-extern "C" void js_engine_global_init(const char *argv0) {
+extern "C" void
+js_engine_global_init(const char *argv0)
+{
     if (g_platform)
         return;
     v8::V8::InitializeICUDefaultLocation(argv0 ? argv0 : "jshost-worker");
@@ -1190,7 +1423,9 @@ extern "C" void js_engine_global_init(const char *argv0) {
     v8::V8::Initialize();
 }
 
-static void EngineDestroy(js_engine *e) {
+static void
+EngineDestroy(js_engine *e)
+{
     if (e->isolate != nullptr) {
         {
             v8::Isolate::Scope is(e->isolate);
@@ -1205,6 +1440,9 @@ static void EngineDestroy(js_engine *e) {
             e->functions.clear();
             e->exports.Reset();
             e->host.Reset();
+            e->self_template.Reset();
+            e->key_name.Reset();
+            e->key_host.Reset();
             e->rejections.clear();
         }
         e->watchdog.Stop();
@@ -1216,7 +1454,9 @@ static void EngineDestroy(js_engine *e) {
     delete e;
 }
 
-static std::string DirOf(const std::string &path) {
+static std::string
+DirOf(const std::string &path)
+{
     size_t slash = path.rfind('/');
     if (slash == std::string::npos)
         return ".";
@@ -1225,18 +1465,37 @@ static std::string DirOf(const std::string &path) {
     return path.substr(0, slash);
 }
 
-static int EngineNew(uv_loop_t *loop, const struct js_engine_options *opts,
-                     uint32_t memory_mb, js_engine **out,
-                     struct js_error *err) {
+// require() resolves from absolute directories only.
+static std::string
+AbsoluteDir(const char *dir)
+{
+    char *r = realpath(dir, nullptr);
+    if (r != nullptr) {
+        std::string out = r;
+        free(r);
+        return out;
+    }
+    if (dir[0] == '/')
+        return dir;
+    char buf[PATH_MAX];
+    std::string base = getcwd(buf, sizeof buf) ? buf : "/";
+    return base + "/" + dir;
+}
+
+static int
+EngineNew(uv_loop_t *loop, const struct js_engine_options *opts,
+          uint32_t memory_mb, js_engine **out, struct js_error *err)
+{
     js_engine *e = new (std::nothrow) js_engine();
     if (e == nullptr)
         return -ENOMEM;
     e->loop = loop;
     e->start_ns = uv_hrtime();
     e->memory_mb = memory_mb;
-    e->timeout_ms = opts->timeout_ms ? opts->timeout_ms : JSHOST_DEFAULT_TIMEOUT_MS;
+    e->timeout_ms =
+        opts->timeout_ms ? opts->timeout_ms : JSHOST_DEFAULT_TIMEOUT_MS;
     if (opts->cwd != nullptr) {
-        e->cwd = opts->cwd;
+        e->cwd = AbsoluteDir(opts->cwd);
     } else {
         char buf[PATH_MAX];
         e->cwd = getcwd(buf, sizeof buf) ? buf : "/";
@@ -1265,10 +1524,12 @@ static int EngineNew(uv_loop_t *loop, const struct js_engine_options *opts,
         e->config_path = real;
     }
 
-    e->allocator = v8::ArrayBuffer::Allocator::NewDefaultAllocator();
+    // ArrayBuffers get a budget of their own, as large as the heap's.
+    e->allocator = jsa::NewCapped((size_t)memory_mb * kMiB);
     Isolate::CreateParams params;
     params.array_buffer_allocator = e->allocator;
-    params.constraints.ConfigureDefaultsFromHeapSize(0, (size_t)memory_mb * kMiB);
+    params.constraints.ConfigureDefaultsFromHeapSize(0,
+                                                     (size_t)memory_mb * kMiB);
     e->isolate = Isolate::New(params);
     if (e->isolate == nullptr) {
         ErrorSet(err, PROTO_ERR_MEMORY, "cannot create a V8 isolate");
@@ -1311,9 +1572,10 @@ static int EngineNew(uv_loop_t *loop, const struct js_engine_options *opts,
     return 0;
 }
 
-extern "C" int js_engine_new(uv_loop_t *loop,
-                             const struct js_engine_options *opts,
-                             js_engine **out, struct js_error *err) {
+extern "C" int
+js_engine_new(uv_loop_t *loop, const struct js_engine_options *opts,
+              js_engine **out, struct js_error *err)
+{
     *out = nullptr;
     struct js_error unused;
     if (err == nullptr)
@@ -1325,7 +1587,8 @@ extern "C" int js_engine_new(uv_loop_t *loop,
         return -EINVAL;
     }
     try {
-        uint32_t mem = opts->memory_mb ? opts->memory_mb : JSHOST_DEFAULT_MEMORY_MB;
+        uint32_t mem =
+            opts->memory_mb ? opts->memory_mb : JSHOST_DEFAULT_MEMORY_MB;
         js_engine *e = nullptr;
         int rc = EngineNew(loop, opts, mem, &e, err);
         if (rc != 0) {
@@ -1359,7 +1622,9 @@ extern "C" int js_engine_new(uv_loop_t *loop,
     }
 }
 
-extern "C" void js_engine_free(js_engine *e) {
+extern "C" void
+js_engine_free(js_engine *e)
+{
     if (e == nullptr)
         return;
     e->freeing = true;
@@ -1370,17 +1635,22 @@ extern "C" void js_engine_free(js_engine *e) {
     EngineDestroy(e);
 }
 
-extern "C" void js_engine_config(const js_engine *e, struct js_config *out) {
+extern "C" void
+js_engine_config(const js_engine *e, struct js_config *out)
+{
     *out = e->config;
 }
 
-extern "C" size_t js_engine_functions(const js_engine *e,
-                                      const char *const **names) {
+extern "C" size_t
+js_engine_functions(const js_engine *e, const char *const **names)
+{
     *names = e->name_ptrs.empty() ? nullptr : e->name_ptrs.data();
     return e->name_ptrs.size();
 }
 
-extern "C" int js_engine_pack_extras(js_engine *e, msgpack_packer *pk) {
+extern "C" int
+js_engine_pack_extras(js_engine *e, msgpack_packer *pk)
+{
     if (e->exports.IsEmpty() || e->doomed)
         return msgpack_pack_map(pk, 0);
     Isolate *isolate = e->isolate;
@@ -1440,7 +1710,9 @@ extern "C" int js_engine_pack_extras(js_engine *e, msgpack_packer *pk) {
     return rc == 0 ? 0 : -ENOMEM;
 }
 
-static bool Unavailable(js_engine *e, js_done_cb cb, void *arg) {
+static bool
+Unavailable(js_engine *e, js_done_cb cb, void *arg)
+{
     if (!e->doomed && !e->freeing)
         return false;
     struct js_error err;
@@ -1455,8 +1727,10 @@ static bool Unavailable(js_engine *e, js_done_cb cb, void *arg) {
     return true;
 }
 
-static void FailNow(js_engine *e, js_done_cb cb, void *arg,
-                    enum proto_errtype type, const std::string &msg) {
+static void
+FailNow(js_engine *e, js_done_cb cb, void *arg, enum proto_errtype type,
+        const std::string &msg)
+{
     struct js_error err;
     memset(&err, 0, sizeof err);
     err.type = type;
@@ -1466,16 +1740,19 @@ static void FailNow(js_engine *e, js_done_cb cb, void *arg,
     cb(arg, nullptr, 0, &err);
 }
 
-static int CallImpl(js_engine *e, const char *name, size_t name_len,
-                    const msgpack_object *data, uint32_t timeout_ms,
-                    js_done_cb cb, void *arg) {
+static int
+CallImpl(js_engine *e, const char *name, size_t name_len,
+         const msgpack_object *data, uint32_t timeout_ms, js_done_cb cb,
+         void *arg)
+{
     std::string fname(name, name_len);
     auto it = e->functions.find(fname);
     if (it == e->functions.end()) {
         FailNow(e, cb, arg, PROTO_ERR_NOT_FOUND,
                 "no function '" + fname + "' in " +
-                    (e->config_path.empty() ? std::string("this worker (no config)")
-                                            : e->config_path));
+                    (e->config_path.empty()
+                         ? std::string("this worker (no config)")
+                         : e->config_path));
         return 0;
     }
     Fn &fn = it->second;
@@ -1504,17 +1781,20 @@ static int CallImpl(js_engine *e, const char *name, size_t name_len,
             RunFail(run, PROTO_ERR_INVALID_ARGUMENT, "data: %s", why.c_str());
             return 0;
         }
-        Local<Object> self = Object::New(isolate);
-        Local<Function> cbf;
+        Local<Object> self;
+        Local<Value> cbf;
+        Local<Value> name = fn.name_str.Get(isolate);
+        Local<Value> cbargv[] = {v8::Number::New(isolate, (double)run->id),
+                                 name, Integer::New(isolate, fn.arity)};
         if (st == jsv::kOk &&
-            self->Set(context, String::NewFromUtf8Literal(isolate, "name"),
-                      jse::Str(isolate, fname))
+            e->self_template.Get(isolate)->NewInstance(context).ToLocal(
+                &self) &&
+            self->Set(context, e->key_name.Get(isolate), name)
                 .FromMaybe(false) &&
-            self->Set(context, String::NewFromUtf8Literal(isolate, "host"),
-                      e->host.Get(isolate))
+            self->Set(context, e->key_host.Get(isolate), e->host.Get(isolate))
                 .FromMaybe(false) &&
-            Function::New(context, CallbackFromJs, RunData(isolate, run, fn.arity),
-                          2)
+            e->main->make_cb.Get(isolate)
+                ->Call(context, v8::Undefined(isolate), 3, cbargv)
                 .ToLocal(&cbf)) {
             argv[1] = cbf;
             MaybeLocal<Value> r =
@@ -1529,9 +1809,11 @@ static int CallImpl(js_engine *e, const char *name, size_t name_len,
     return 0;
 }
 
-extern "C" int js_call(js_engine *e, const char *name, size_t name_len,
-                       const msgpack_object *data, uint32_t timeout_ms,
-                       js_done_cb cb, void *arg) {
+extern "C" int
+js_call(js_engine *e, const char *name, size_t name_len,
+        const msgpack_object *data, uint32_t timeout_ms, js_done_cb cb,
+        void *arg)
+{
     if (Unavailable(e, cb, arg))
         return 0;
     try {
@@ -1542,8 +1824,10 @@ extern "C" int js_call(js_engine *e, const char *name, size_t name_len,
     }
 }
 
-extern "C" int js_context_create(js_engine *e, const char *cwd, uint32_t *id,
-                                 struct js_error *err) {
+extern "C" int
+js_context_create(js_engine *e, const char *cwd, uint32_t *id,
+                  struct js_error *err)
+{
     if (err != nullptr)
         memset(err, 0, sizeof *err);
     if (e->doomed || e->freeing) {
@@ -1555,7 +1839,8 @@ extern "C" int js_context_create(js_engine *e, const char *cwd, uint32_t *id,
         uint32_t nid = e->next_context++;
         if (nid == 0)
             nid = e->next_context++;
-        Realm *realm = RealmNew(e, nid, cwd ? cwd : e->cwd, true, err);
+        Realm *realm =
+            RealmNew(e, nid, cwd ? AbsoluteDir(cwd) : e->cwd, true, err);
         if (realm == nullptr)
             return -ENOMEM;
         e->contexts[nid] = realm;
@@ -1567,7 +1852,9 @@ extern "C" int js_context_create(js_engine *e, const char *cwd, uint32_t *id,
     }
 }
 
-extern "C" int js_context_destroy(js_engine *e, uint32_t id) {
+extern "C" int
+js_context_destroy(js_engine *e, uint32_t id)
+{
     auto it = e->contexts.find(id);
     if (it == e->contexts.end())
         return -ENOENT;
@@ -1582,7 +1869,9 @@ extern "C" int js_context_destroy(js_engine *e, uint32_t id) {
     return 0;
 }
 
-static Realm *FindContext(js_engine *e, uint32_t id, js_done_cb cb, void *arg) {
+static Realm *
+FindContext(js_engine *e, uint32_t id, js_done_cb cb, void *arg)
+{
     auto it = e->contexts.find(id);
     if (it != e->contexts.end())
         return it->second;
@@ -1591,9 +1880,11 @@ static Realm *FindContext(js_engine *e, uint32_t id, js_done_cb cb, void *arg) {
     return nullptr;
 }
 
-static int EvalImpl(js_engine *e, Realm *realm, const std::string &source,
-                    const std::string &ident, uint32_t timeout_ms,
-                    js_done_cb cb, void *arg) {
+static int
+EvalImpl(js_engine *e, Realm *realm, const std::string &source,
+         const std::string &ident, uint32_t timeout_ms, js_done_cb cb,
+         void *arg)
+{
     Isolate *isolate = e->isolate;
     v8::Isolate::Scope is(isolate);
     HandleScope hs(isolate);
@@ -1629,10 +1920,12 @@ static int EvalImpl(js_engine *e, Realm *realm, const std::string &source,
     return 0;
 }
 
-extern "C" int js_context_eval(js_engine *e, uint32_t id, const char *source,
-                               size_t source_len, const char *identifier,
-                               size_t identifier_len, uint32_t timeout_ms,
-                               js_done_cb cb, void *arg) {
+extern "C" int
+js_context_eval(js_engine *e, uint32_t id, const char *source,
+                size_t source_len, const char *identifier,
+                size_t identifier_len, uint32_t timeout_ms, js_done_cb cb,
+                void *arg)
+{
     if (Unavailable(e, cb, arg))
         return 0;
     Realm *realm = FindContext(e, id, cb, arg);
@@ -1649,33 +1942,47 @@ extern "C" int js_context_eval(js_engine *e, uint32_t id, const char *source,
     }
 }
 
-static bool IsIdentChar(char c) {
+static bool
+IsIdentChar(char c)
+{
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
            (c >= '0' && c <= '9') || c == '_' || c == '$' || (c & 0x80);
 }
 
 // Splits "a.b.c" into receiver "a.b" and key "c" when the expression ends
-// in a plain member access; otherwise the receiver is empty.
-static void SplitMember(const std::string &expr, std::string *receiver,
-                        std::string *key) {
+// in a plain member access ("a?.c" too: *optional); otherwise the receiver is
+// empty.
+static void
+SplitMember(const std::string &expr, std::string *receiver, std::string *key,
+            bool *optional)
+{
     size_t end = expr.size();
     while (end > 0 && isspace((unsigned char)expr[end - 1]))
         end--;
     size_t i = end;
     while (i > 0 && IsIdentChar(expr[i - 1]))
         i--;
+    receiver->clear();
+    *optional = false;
     if (i == end || i < 2 || expr[i - 1] != '.' || expr[i - 2] == '.' ||
-        (expr[i] >= '0' && expr[i] <= '9')) {
-        receiver->clear();
+        (expr[i] >= '0' && expr[i] <= '9'))
         return;
+    size_t cut = i - 1;
+    if (expr[i - 2] == '?') {
+        *optional = true;
+        cut = i - 2;
     }
-    *receiver = expr.substr(0, i - 1);
+    if (cut == 0)
+        return;
+    *receiver = expr.substr(0, cut);
     *key = expr.substr(i, end - i);
 }
 
-static int ContextCallImpl(js_engine *e, Realm *realm, const std::string &expr,
-                           const msgpack_object *args, uint32_t timeout_ms,
-                           js_done_cb cb, void *arg) {
+static int
+ContextCallImpl(js_engine *e, Realm *realm, const std::string &expr,
+                const msgpack_object *args, uint32_t timeout_ms, js_done_cb cb,
+                void *arg)
+{
     Isolate *isolate = e->isolate;
     v8::Isolate::Scope is(isolate);
     HandleScope hs(isolate);
@@ -1704,8 +2011,8 @@ static int ContextCallImpl(js_engine *e, Realm *realm, const std::string &expr,
                 if (st != jsv::kOk) {
                     en.Leave();
                     if (st == jsv::kInvalid)
-                        RunFail(run, PROTO_ERR_INVALID_ARGUMENT,
-                                "args[%u]: %s", i, why.c_str());
+                        RunFail(run, PROTO_ERR_INVALID_ARGUMENT, "args[%u]: %s",
+                                i, why.c_str());
                     else
                         RunFail(run, PROTO_ERR_INVALID_ARGUMENT,
                                 "args[%u] cannot be converted", i);
@@ -1715,7 +2022,8 @@ static int ContextCallImpl(js_engine *e, Realm *realm, const std::string &expr,
             }
         }
         std::string recv_src, key;
-        SplitMember(expr, &recv_src, &key);
+        bool optional;
+        SplitMember(expr, &recv_src, &key, &optional);
         Local<Value> self = context->Global(), fv;
         bool ok = false;
         v8::ScriptOrigin origin(isolate,
@@ -1727,6 +2035,14 @@ static int ContextCallImpl(js_engine *e, Realm *realm, const std::string &expr,
             if (v8::ScriptCompiler::Compile(context, &s).ToLocal(&script) &&
                 script->Run(context).ToLocal(&recv)) {
                 Local<Object> o;
+                if (optional && recv->IsNullOrUndefined()) {
+                    // a?.f() is undefined when a is nullish
+                    en.Leave();
+                    Settle(e, run->id, true, v8::Undefined(isolate),
+                           Local<Message>());
+                    AfterEntry(e, run, jse::kFinished, "");
+                    return 0;
+                }
                 if (recv->ToObject(context).ToLocal(&o) &&
                     o->Get(context, jse::Str(isolate, key)).ToLocal(&fv)) {
                     self = recv;
@@ -1758,23 +2074,28 @@ static int ContextCallImpl(js_engine *e, Realm *realm, const std::string &expr,
     return 0;
 }
 
-extern "C" int js_context_call(js_engine *e, uint32_t id, const char *expression,
-                               size_t expression_len, const msgpack_object *args,
-                               uint32_t timeout_ms, js_done_cb cb, void *arg) {
+extern "C" int
+js_context_call(js_engine *e, uint32_t id, const char *expression,
+                size_t expression_len, const msgpack_object *args,
+                uint32_t timeout_ms, js_done_cb cb, void *arg)
+{
     if (Unavailable(e, cb, arg))
         return 0;
     Realm *realm = FindContext(e, id, cb, arg);
     if (realm == nullptr)
         return 0;
     try {
-        return ContextCallImpl(e, realm, std::string(expression, expression_len),
-                               args, timeout_ms, cb, arg);
+        return ContextCallImpl(e, realm,
+                               std::string(expression, expression_len), args,
+                               timeout_ms, cb, arg);
     } catch (...) {
         return 0;
     }
 }
 
-static bool ReadWholeFile(const std::string &path, std::string *out, int *errnum) {
+static bool
+ReadWholeFile(const std::string &path, std::string *out, int *errnum)
+{
     FILE *f = fopen(path.c_str(), "rb");
     if (f == nullptr) {
         *errnum = errno;
@@ -1785,13 +2106,15 @@ static bool ReadWholeFile(const std::string &path, std::string *out, int *errnum
     while ((n = fread(buf, 1, sizeof buf, f)) > 0)
         out->append(buf, n);
     bool bad = ferror(f);
-    *errnum = bad ? EIO : 0;
+    *errnum = bad ? (errno ? errno : EIO) : 0;
     fclose(f);
     return !bad;
 }
 
-static int LoadImpl(js_engine *e, Realm *realm, const msgpack_object *paths,
-                    uint32_t timeout_ms, js_done_cb cb, void *arg) {
+static int
+LoadImpl(js_engine *e, Realm *realm, const msgpack_object *paths,
+         uint32_t timeout_ms, js_done_cb cb, void *arg)
+{
     if (paths == nullptr || paths->type != MSGPACK_OBJECT_ARRAY) {
         FailNow(e, cb, arg, PROTO_ERR_INVALID_ARGUMENT,
                 "paths must be an array of strings");
@@ -1852,9 +2175,10 @@ static int LoadImpl(js_engine *e, Realm *realm, const msgpack_object *paths,
     return 0;
 }
 
-extern "C" int js_context_load(js_engine *e, uint32_t id,
-                               const msgpack_object *paths, uint32_t timeout_ms,
-                               js_done_cb cb, void *arg) {
+extern "C" int
+js_context_load(js_engine *e, uint32_t id, const msgpack_object *paths,
+                uint32_t timeout_ms, js_done_cb cb, void *arg)
+{
     if (Unavailable(e, cb, arg))
         return 0;
     Realm *realm = FindContext(e, id, cb, arg);
@@ -1867,7 +2191,9 @@ extern "C" int js_context_load(js_engine *e, uint32_t id,
     }
 }
 
-extern "C" void js_engine_stats(js_engine *e, struct js_stats *out) {
+extern "C" void
+js_engine_stats(js_engine *e, struct js_stats *out)
+{
     memset(out, 0, sizeof *out);
     v8::HeapStatistics hs;
     e->isolate->GetHeapStatistics(&hs);
@@ -1880,4 +2206,8 @@ extern "C" void js_engine_stats(js_engine *e, struct js_stats *out) {
     out->uptime_s = (double)(uv_hrtime() - e->start_ns) / 1e9;
 }
 
-extern "C" int js_engine_doomed(const js_engine *e) { return e->doomed ? 1 : 0; }
+extern "C" int
+js_engine_doomed(const js_engine *e)
+{
+    return e->doomed ? 1 : 0;
+}

@@ -1,11 +1,11 @@
 /*
  * engine: the worker's one V8 isolate, behind a C interface (the only C++
  * boundary in jshost, STYLE rule 10). Opaque handles and ids; no C++ exception
- * crosses it; V8 is touched only on the loop thread that created the engine (the
- * watchdog thread only calls TerminateExecution).
+ * crosses it; V8 is touched only on the loop thread that created the engine
+ * (the watchdog thread only calls TerminateExecution).
  *
- * Values come in as msgpack objects and go out as packed msgpack bytes, converted
- * directly between msgpack-c and V8 (DESIGN §4), never through JSON.
+ * Values come in as msgpack objects and go out as packed msgpack bytes,
+ * converted directly between msgpack-c and V8 (DESIGN §4), never through JSON.
  */
 #ifndef JSHOST_ENGINE_H
 #define JSHOST_ENGINE_H
@@ -33,13 +33,16 @@ struct js_config {
 };
 
 struct js_engine_options {
-    const char *config_path;  /* .js (CommonJS) or .mjs (ES module); NULL = no
-                                 config: no functions, contexts only (private VM) */
-    uint32_t memory_mb;       /* 0 = the config's `memory`, else 512 (a
-                                 config asking for another limit is loaded
-                                 twice: the limit is fixed at isolate birth) */
-    uint32_t timeout_ms;      /* 0 = the config's `timeout`, else 10000 */
-    const char *cwd;          /* require() root for contexts; NULL = getcwd */
+    /* .js (CommonJS) or .mjs (ES module); NULL = no config: no functions,
+     * contexts only (private VM) */
+    const char *config_path;
+    /* 0 = the config's `memory`, else 512 (a config asking for another limit
+     * is loaded twice: the limit is fixed when the isolate is made) */
+    uint32_t memory_mb;
+    /* 0 = the config's `timeout`, else 10000 */
+    uint32_t timeout_ms;
+    /* require() root for contexts; NULL = getcwd */
+    const char *cwd;
 };
 
 /*
@@ -52,9 +55,9 @@ struct js_error {
     char *message;
     char *name;
     char *stack;
-    char *file;     /* ConfigError: the file at fault */
-    int line;       /* 1-based, 0 = unknown */
-    int column;     /* 1-based, 0 = unknown */
+    char *file; /* ConfigError: the file at fault */
+    int line;   /* 1-based, 0 = unknown */
+    int column; /* 1-based, 0 = unknown */
 };
 void js_error_free(struct js_error *err);
 /* As a proto_error view (pointers into err) for proto_write_error. */
@@ -63,10 +66,10 @@ void js_error_view(const struct js_error *err, struct proto_error *out);
 /*
  * Completion of one run (call, eval, context call or load). The run functions
  * below always return 0 and call cb exactly once, failures included (an unknown
- * function is a NotFound through cb, a bad value an InvalidArgument). Exactly one of
- * value/error is set: `value` is the packed msgpack of the result (len bytes),
- * valid only during the callback; `error` likewise. Called on the loop thread,
- * possibly before the starting function returns (sync JS).
+ * function is a NotFound through cb, a bad value an InvalidArgument). Exactly
+ * one of value/error is set: `value` is the packed msgpack of the result (len
+ * bytes), valid only during the callback; `error` likewise. Called on the loop
+ * thread, possibly before the starting function returns (sync JS).
  */
 typedef void (*js_done_cb)(void *arg, const char *value, size_t len,
                            const struct js_error *error);
@@ -89,7 +92,7 @@ void js_engine_free(js_engine *e);
 
 /* The config's effective settings. */
 void js_engine_config(const js_engine *e, struct js_config *out);
-/* Function names as an array of NUL-terminated strings (owned by the engine). */
+/* Function names as NUL-terminated strings (owned by the engine). */
 size_t js_engine_functions(const js_engine *e, const char *const **names);
 /* Packs the config's extras (every export but `functions`, as a map). */
 int js_engine_pack_extras(js_engine *e, msgpack_packer *pk);
@@ -108,7 +111,8 @@ int js_context_eval(js_engine *e, uint32_t id, const char *source,
                     size_t source_len, const char *identifier,
                     size_t identifier_len, uint32_t timeout_ms, js_done_cb cb,
                     void *arg);
-/* Evaluates `expression` (e.g. "Math.max") and calls it with args (an array). */
+/* Evaluates `expression` (e.g. "Math.max") and calls it with args (an array).
+ */
 int js_context_call(js_engine *e, uint32_t id, const char *expression,
                     size_t expression_len, const msgpack_object *args,
                     uint32_t timeout_ms, js_done_cb cb, void *arg);
@@ -120,8 +124,8 @@ int js_context_load(js_engine *e, uint32_t id, const msgpack_object *paths,
 struct js_stats {
     uint64_t heap_used;
     uint64_t heap_limit;
-    uint64_t calls;       /* runs completed */
-    uint64_t errors;      /* of which failed */
+    uint64_t calls;  /* runs completed */
+    uint64_t errors; /* of which failed */
     uint64_t in_flight;
     uint64_t contexts;
     double uptime_s;

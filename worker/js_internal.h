@@ -15,7 +15,8 @@
 
 #include "engine.h"
 
-namespace jse {
+namespace jse
+{
 
 struct World;
 
@@ -23,9 +24,11 @@ struct World;
 struct Realm {
     js_engine *engine = nullptr;
     uint32_t id = 0;
-    std::string cwd;                     // where require() starts
+    std::string cwd; // where require() starts
     v8::Global<v8::Context> context;
-    v8::Global<v8::Object> loader;       // the CommonJS loader's entry points
+    v8::Global<v8::Object> loader;      // the CommonJS loader's entry points
+    v8::Global<v8::Function> make_cb;   // (id, name, arity) => cb
+    v8::Global<v8::Function> await_run; // (promise, id, name, arity)
     // ES modules of this realm: path -> module, and identity hash -> path
     std::unordered_map<std::string, v8::Global<v8::Module>> esm;
     std::unordered_multimap<int, std::string> esm_paths;
@@ -44,7 +47,8 @@ enum Outcome { kFinished, kTimedOut, kOutOfMemory };
 // One entry into JS from the loop (a macrotask): arms the watchdog for
 // `deadline_ns` (uv_hrtime clock) when outermost, and on Leave() runs the
 // microtasks, disarms, and clears a termination so the next entry can run.
-class Entry {
+class Entry
+{
   public:
     Entry(js_engine *e, uint64_t deadline_ns);
     ~Entry();
@@ -64,6 +68,8 @@ uv_loop_t *LoopOf(js_engine *e);
 // Called after every macrotask (timer, immediate): finishes settled runs and
 // reacts to a termination.
 void AfterMacrotask(js_engine *e, Outcome outcome, const char *what);
+// Runs V8's pending foreground tasks (a macrotask of their own).
+void PumpTasks(js_engine *e);
 // The run whose JS is executing (0 = none): timers made meanwhile belong to
 // it, and an uncaught error in them fails it.
 uint64_t CurrentRun(js_engine *e);
@@ -100,7 +106,9 @@ bool ModulesInstall(Realm *realm, v8::Local<v8::Context> context,
 v8::MaybeLocal<v8::Value> ModulesLoadConfig(Realm *realm,
                                             v8::Local<v8::Context> context,
                                             const std::string &path);
-bool IsEsmPath(const std::string &path);
+// Whether `path` (real) is an ES module: .mjs, or .js in a "type": "module"
+// package.
+bool IsEsmFile(v8::Local<v8::Context> context, const std::string &path);
 
 } // namespace jse
 

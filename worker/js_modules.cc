@@ -27,7 +27,8 @@ using v8::String;
 using v8::TryCatch;
 using v8::Value;
 
-namespace {
+namespace
+{
 
 const char kLoaderSource[] = R"JS(
 (function (natives) {
@@ -271,16 +272,24 @@ return {
 })
 )JS";
 
-Isolate *Iso(const FunctionCallbackInfo<Value> &info) { return info.GetIsolate(); }
+Isolate *
+Iso(const FunctionCallbackInfo<Value> &info)
+{
+    return info.GetIsolate();
+}
 
-void ThrowError(Isolate *isolate, const std::string &msg) {
+void
+ThrowError(Isolate *isolate, const std::string &msg)
+{
     Local<String> s = jse::Str(isolate, msg);
     if (!s.IsEmpty())
         isolate->ThrowException(v8::Exception::Error(s));
 }
 
 // readFile(path): the text, or undefined when there is no such file.
-void NativeReadFile(const FunctionCallbackInfo<Value> &info) {
+void
+NativeReadFile(const FunctionCallbackInfo<Value> &info)
+{
     Isolate *isolate = Iso(info);
     std::string path = jse::Utf8(isolate, info[0]);
     FILE *f = fopen(path.c_str(), "rb");
@@ -288,6 +297,13 @@ void NativeReadFile(const FunctionCallbackInfo<Value> &info) {
         if (errno == ENOENT || errno == ENOTDIR || errno == EISDIR)
             return;
         ThrowError(isolate, "cannot read " + path + ": " + strerror(errno));
+        return;
+    }
+    // V8 strings stop near 512 MiB; a module that large is a mistake.
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && st.st_size > 256 * 1024 * 1024) {
+        fclose(f);
+        ThrowError(isolate, path + " is too large to load");
         return;
     }
     std::string text;
@@ -313,7 +329,9 @@ void NativeReadFile(const FunctionCallbackInfo<Value> &info) {
 }
 
 // stat(path): 0 nothing, 1 a file, 2 a directory.
-void NativeStat(const FunctionCallbackInfo<Value> &info) {
+void
+NativeStat(const FunctionCallbackInfo<Value> &info)
+{
     std::string path = jse::Utf8(Iso(info), info[0]);
     struct stat st;
     int kind = 0;
@@ -322,7 +340,9 @@ void NativeStat(const FunctionCallbackInfo<Value> &info) {
     info.GetReturnValue().Set(kind);
 }
 
-void NativeRealpath(const FunctionCallbackInfo<Value> &info) {
+void
+NativeRealpath(const FunctionCallbackInfo<Value> &info)
+{
     Isolate *isolate = Iso(info);
     std::string path = jse::Utf8(isolate, info[0]);
     char *r = realpath(path.c_str(), nullptr);
@@ -336,27 +356,30 @@ void NativeRealpath(const FunctionCallbackInfo<Value> &info) {
 
 // compile(source, filename): the module wrapper, compiled with the file's
 // own name and lines so stack traces point into it.
-void NativeCompile(const FunctionCallbackInfo<Value> &info) {
+void
+NativeCompile(const FunctionCallbackInfo<Value> &info)
+{
     Isolate *isolate = Iso(info);
     Local<Context> context = isolate->GetCurrentContext();
     if (!info[0]->IsString() || !info[1]->IsString())
         return;
     v8::ScriptOrigin origin(isolate, info[1]);
     v8::ScriptCompiler::Source source(info[0].As<String>(), origin);
-    Local<String> params[] = {
-        String::NewFromUtf8Literal(isolate, "exports"),
-        String::NewFromUtf8Literal(isolate, "require"),
-        String::NewFromUtf8Literal(isolate, "module"),
-        String::NewFromUtf8Literal(isolate, "__filename"),
-        String::NewFromUtf8Literal(isolate, "__dirname")};
+    Local<String> params[] = {String::NewFromUtf8Literal(isolate, "exports"),
+                              String::NewFromUtf8Literal(isolate, "require"),
+                              String::NewFromUtf8Literal(isolate, "module"),
+                              String::NewFromUtf8Literal(isolate, "__filename"),
+                              String::NewFromUtf8Literal(isolate, "__dirname")};
     Local<Function> fn;
     if (v8::ScriptCompiler::CompileFunction(context, &source, 5, params)
             .ToLocal(&fn))
         info.GetReturnValue().Set(fn);
 }
 
-bool SetFn(Local<Context> context, Local<Object> obj, const char *name,
-           v8::FunctionCallback cb) {
+bool
+SetFn(Local<Context> context, Local<Object> obj, const char *name,
+      v8::FunctionCallback cb)
+{
     Isolate *isolate = context->GetIsolate();
     Local<Function> f;
     return Function::New(context, cb).ToLocal(&f) &&
@@ -364,8 +387,9 @@ bool SetFn(Local<Context> context, Local<Object> obj, const char *name,
                .FromMaybe(false);
 }
 
-Local<Value> LoaderGet(jse::Realm *realm, Local<Context> context,
-                       const char *name) {
+Local<Value>
+LoaderGet(jse::Realm *realm, Local<Context> context, const char *name)
+{
     Isolate *isolate = context->GetIsolate();
     Local<Value> v;
     if (!realm->loader.Get(isolate)
@@ -375,16 +399,20 @@ Local<Value> LoaderGet(jse::Realm *realm, Local<Context> context,
     return v;
 }
 
-MaybeLocal<Value> LoaderCall(jse::Realm *realm, Local<Context> context,
-                             const char *name, int argc, Local<Value> argv[]) {
+MaybeLocal<Value>
+LoaderCall(jse::Realm *realm, Local<Context> context, const char *name,
+           int argc, Local<Value> argv[])
+{
     Local<Value> f = LoaderGet(realm, context, name);
     if (f.IsEmpty() || !f->IsFunction())
         return MaybeLocal<Value>();
-    return f.As<Function>()->Call(context, realm->loader.Get(context->GetIsolate()),
-                                  argc, argv);
+    return f.As<Function>()->Call(
+        context, realm->loader.Get(context->GetIsolate()), argc, argv);
 }
 
-std::string DirOf(const std::string &path) {
+std::string
+DirOf(const std::string &path)
+{
     size_t slash = path.rfind('/');
     if (slash == std::string::npos || slash == 0)
         return "/";
@@ -393,8 +421,16 @@ std::string DirOf(const std::string &path) {
 
 // --- ES modules ----------------------------------------------------------
 
-const std::string *PathOfModule(jse::Realm *realm, Isolate *isolate,
-                                Local<Module> module) {
+bool
+EndsWith(const std::string &s, const char *suffix)
+{
+    size_t n = strlen(suffix);
+    return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
+}
+
+const std::string *
+PathOfModule(jse::Realm *realm, Isolate *isolate, Local<Module> module)
+{
     auto range = realm->esm_paths.equal_range(module->GetIdentityHash());
     for (auto it = range.first; it != range.second; ++it) {
         auto m = realm->esm.find(it->second);
@@ -404,7 +440,9 @@ const std::string *PathOfModule(jse::Realm *realm, Isolate *isolate,
     return nullptr;
 }
 
-bool IsIdentifierName(const std::string &s) {
+bool
+IsIdentifierName(const std::string &s)
+{
     if (s.empty() || (s[0] >= '0' && s[0] <= '9'))
         return false;
     for (char c : s)
@@ -414,8 +452,9 @@ bool IsIdentifierName(const std::string &s) {
     return true;
 }
 
-MaybeLocal<Value> SyntheticEvaluate(Local<Context> context,
-                                    Local<Module> module) {
+MaybeLocal<Value>
+SyntheticEvaluate(Local<Context> context, Local<Module> module)
+{
     Isolate *isolate = context->GetIsolate();
     jse::Realm *realm = jse::RealmOf(context);
     const std::string *key = PathOfModule(realm, isolate, module);
@@ -427,7 +466,8 @@ MaybeLocal<Value> SyntheticEvaluate(Local<Context> context,
     Local<Value> exports = it->second.Get(isolate);
     if (module
             ->SetSyntheticModuleExport(
-                isolate, String::NewFromUtf8Literal(isolate, "default"), exports)
+                isolate, String::NewFromUtf8Literal(isolate, "default"),
+                exports)
             .IsNothing())
         return MaybeLocal<Value>();
     if (exports->IsObject() && !exports->IsFunction()) {
@@ -456,8 +496,10 @@ MaybeLocal<Value> SyntheticEvaluate(Local<Context> context,
     return r->GetPromise();
 }
 
-void Remember(jse::Realm *realm, Isolate *isolate, const std::string &key,
-              Local<Module> module) {
+void
+Remember(jse::Realm *realm, Isolate *isolate, const std::string &key,
+         Local<Module> module)
+{
     realm->esm[key].Reset(isolate, module);
     realm->esm_paths.emplace(module->GetIdentityHash(), key);
 }
@@ -467,32 +509,38 @@ MaybeLocal<Module> LoadEsm(jse::Realm *realm, Local<Context> context,
 
 // The module `specifier` names from `dir`: .mjs files are ES modules; anything
 // else is required (CommonJS) and wrapped as a synthetic module.
-MaybeLocal<Module> LinkImport(jse::Realm *realm, Local<Context> context,
-                              const std::string &referrer,
-                              const std::string &specifier, int depth) {
+MaybeLocal<Module>
+LinkImport(jse::Realm *realm, Local<Context> context,
+           const std::string &referrer, const std::string &specifier, int depth)
+{
     Isolate *isolate = context->GetIsolate();
     std::string dir = DirOf(referrer);
     std::string key;
     bool path_like = specifier.rfind("./", 0) == 0 ||
                      specifier.rfind("../", 0) == 0 || specifier[0] == '/';
-    if (path_like && specifier.size() > 4 &&
-        specifier.compare(specifier.size() - 4, 4, ".mjs") == 0) {
+    std::string real;
+    if (path_like) {
         std::string p = specifier[0] == '/' ? specifier : dir + "/" + specifier;
         char *r = realpath(p.c_str(), nullptr);
-        if (r == nullptr) {
+        if (r != nullptr) {
+            real = r;
+            free(r);
+        } else if (EndsWith(specifier, ".mjs")) {
             ThrowError(isolate, "Cannot find module '" + specifier +
                                     "' imported from " + referrer);
             return MaybeLocal<Module>();
         }
-        key = r;
-        free(r);
+    }
+    if (!real.empty() && jse::IsEsmFile(context, real)) {
+        key = real;
         Local<Module> m;
         if (!LoadEsm(realm, context, key, depth + 1).ToLocal(&m))
             return MaybeLocal<Module>();
         realm->esm_links[referrer + "\n" + specifier] = key;
         return m;
     }
-    Local<Value> argv[] = {jse::Str(isolate, dir), jse::Str(isolate, specifier)};
+    Local<Value> argv[] = {jse::Str(isolate, dir),
+                           jse::Str(isolate, specifier)};
     Local<Value> resolved;
     if (!LoaderCall(realm, context, "resolveFrom", 2, argv).ToLocal(&resolved))
         return MaybeLocal<Module>();
@@ -501,13 +549,15 @@ MaybeLocal<Module> LinkImport(jse::Realm *realm, Local<Context> context,
     auto have = realm->esm.find(key);
     if (have == realm->esm.end()) {
         Local<Value> exports;
-        if (!LoaderCall(realm, context, "requireFrom", 2, argv).ToLocal(&exports))
+        if (!LoaderCall(realm, context, "requireFrom", 2, argv)
+                 .ToLocal(&exports))
             return MaybeLocal<Module>();
         std::vector<Local<String>> names;
         names.push_back(String::NewFromUtf8Literal(isolate, "default"));
         if (exports->IsObject() && !exports->IsFunction()) {
             Local<v8::Array> own;
-            if (exports.As<Object>()->GetOwnPropertyNames(context).ToLocal(&own)) {
+            if (exports.As<Object>()->GetOwnPropertyNames(context).ToLocal(
+                    &own)) {
                 for (uint32_t i = 0; i < own->Length(); i++) {
                     Local<Value> k;
                     if (!own->Get(context, i).ToLocal(&k) || !k->IsString())
@@ -527,8 +577,10 @@ MaybeLocal<Module> LinkImport(jse::Realm *realm, Local<Context> context,
     return realm->esm[key].Get(isolate);
 }
 
-MaybeLocal<Module> LoadEsm(jse::Realm *realm, Local<Context> context,
-                           const std::string &path, int depth) {
+MaybeLocal<Module>
+LoadEsm(jse::Realm *realm, Local<Context> context, const std::string &path,
+        int depth)
+{
     Isolate *isolate = context->GetIsolate();
     auto have = realm->esm.find(path);
     if (have != realm->esm.end())
@@ -572,29 +624,31 @@ MaybeLocal<Module> LoadEsm(jse::Realm *realm, Local<Context> context,
     return module;
 }
 
-MaybeLocal<Module> ResolveImport(Local<Context> context, Local<String> specifier,
-                                 Local<v8::FixedArray> assertions,
-                                 Local<Module> referrer) {
+MaybeLocal<Module>
+ResolveImport(Local<Context> context, Local<String> specifier,
+              Local<v8::FixedArray> assertions, Local<Module> referrer)
+{
     (void)assertions;
     Isolate *isolate = context->GetIsolate();
     jse::Realm *realm = jse::RealmOf(context);
     const std::string *from = PathOfModule(realm, isolate, referrer);
     if (from != nullptr) {
-        auto link = realm->esm_links.find(*from + "\n" +
-                                          jse::Utf8(isolate, specifier));
+        auto link =
+            realm->esm_links.find(*from + "\n" + jse::Utf8(isolate, specifier));
         if (link != realm->esm_links.end()) {
             auto m = realm->esm.find(link->second);
             if (m != realm->esm.end())
                 return m->second.Get(isolate);
         }
     }
-    ThrowError(isolate, "cannot resolve import '" +
-                            jse::Utf8(isolate, specifier) + "'");
+    ThrowError(isolate,
+               "cannot resolve import '" + jse::Utf8(isolate, specifier) + "'");
     return MaybeLocal<Module>();
 }
 
-void InitImportMeta(Local<Context> context, Local<Module> module,
-                    Local<Object> meta) {
+void
+InitImportMeta(Local<Context> context, Local<Module> module, Local<Object> meta)
+{
     Isolate *isolate = context->GetIsolate();
     jse::Realm *realm = jse::RealmOf(context);
     const std::string *path = PathOfModule(realm, isolate, module);
@@ -606,17 +660,19 @@ void InitImportMeta(Local<Context> context, Local<Module> module,
         return;
 }
 
-void ReturnData(const FunctionCallbackInfo<Value> &info) {
+void
+ReturnData(const FunctionCallbackInfo<Value> &info)
+{
     info.GetReturnValue().Set(info.Data());
 }
 
 // import(specifier) from any script or module: .mjs files as ES modules,
 // anything else through require() as a synthetic module.
-MaybeLocal<Promise> DynamicImport(Local<Context> context,
-                                  Local<v8::Data> options,
-                                  Local<Value> resource_name,
-                                  Local<String> specifier,
-                                  Local<v8::FixedArray> assertions) {
+MaybeLocal<Promise>
+DynamicImport(Local<Context> context, Local<v8::Data> options,
+              Local<Value> resource_name, Local<String> specifier,
+              Local<v8::FixedArray> assertions)
+{
     (void)options;
     (void)assertions;
     Isolate *isolate = context->GetIsolate();
@@ -656,11 +712,11 @@ MaybeLocal<Promise> DynamicImport(Local<Context> context,
     if (tc.HasTerminated())
         return MaybeLocal<Promise>();
     if (!ok) {
-        Local<Value> why = tc.HasCaught()
-                               ? tc.Exception()
-                               : Local<Value>(v8::Exception::Error(
-                                     String::NewFromUtf8Literal(
-                                         isolate, "import() failed")));
+        Local<Value> why =
+            tc.HasCaught()
+                ? tc.Exception()
+                : Local<Value>(v8::Exception::Error(
+                      String::NewFromUtf8Literal(isolate, "import() failed")));
         tc.Reset();
         if (resolver->Reject(context, why).IsNothing())
             return MaybeLocal<Promise>();
@@ -671,8 +727,10 @@ MaybeLocal<Promise> DynamicImport(Local<Context> context,
     return resolver->GetPromise();
 }
 
-MaybeLocal<Value> LoadEsmConfig(jse::Realm *realm, Local<Context> context,
-                                const std::string &path) {
+MaybeLocal<Value>
+LoadEsmConfig(jse::Realm *realm, Local<Context> context,
+              const std::string &path)
+{
     Isolate *isolate = context->GetIsolate();
     Local<Module> module;
     if (!LoadEsm(realm, context, path, 0).ToLocal(&module))
@@ -724,13 +782,51 @@ MaybeLocal<Value> LoadEsmConfig(jse::Realm *realm, Local<Context> context,
 
 } // namespace
 
-namespace jse {
+namespace jse
+{
 
-bool IsEsmPath(const std::string &path) {
-    return path.size() > 4 && path.compare(path.size() - 4, 4, ".mjs") == 0;
+// .mjs, or .js under a package.json saying "type": "module" (the nearest
+// package.json decides, as in Node).
+bool
+IsEsmFile(Local<Context> context, const std::string &path)
+{
+    if (EndsWith(path, ".mjs"))
+        return true;
+    if (!EndsWith(path, ".js"))
+        return false;
+    Isolate *isolate = context->GetIsolate();
+    std::string dir = DirOf(path);
+    for (;;) {
+        std::string pkg = dir + "/package.json";
+        FILE *f = fopen(pkg.c_str(), "rb");
+        if (f != nullptr) {
+            std::string text;
+            char buf[8192];
+            size_t n;
+            while ((n = fread(buf, 1, sizeof buf, f)) > 0 &&
+                   text.size() < (1 << 20))
+                text.append(buf, n);
+            fclose(f);
+            TryCatch tc(isolate);
+            Local<String> src = Str(isolate, text);
+            Local<Value> v, type;
+            return !src.IsEmpty() &&
+                   v8::JSON::Parse(context, src).ToLocal(&v) && v->IsObject() &&
+                   v.As<Object>()
+                       ->Get(context,
+                             String::NewFromUtf8Literal(isolate, "type"))
+                       .ToLocal(&type) &&
+                   type->IsString() && Utf8(isolate, type) == "module";
+        }
+        if (dir == "/" || dir.empty())
+            return false;
+        dir = DirOf(dir);
+    }
 }
 
-bool ModulesInstall(Realm *realm, Local<Context> context, bool global_require) {
+bool
+ModulesInstall(Realm *realm, Local<Context> context, bool global_require)
+{
     Isolate *isolate = context->GetIsolate();
     isolate->SetHostInitializeImportMetaObjectCallback(InitImportMeta);
     isolate->SetHostImportModuleDynamicallyCallback(DynamicImport);
@@ -740,8 +836,8 @@ bool ModulesInstall(Realm *realm, Local<Context> context, bool global_require) {
         !SetFn(context, natives, "realpath", NativeRealpath) ||
         !SetFn(context, natives, "compile", NativeCompile))
         return false;
-    v8::ScriptOrigin origin(isolate,
-                            String::NewFromUtf8Literal(isolate, "jshost:modules"));
+    v8::ScriptOrigin origin(
+        isolate, String::NewFromUtf8Literal(isolate, "jshost:modules"));
     v8::ScriptCompiler::Source source(
         String::NewFromUtf8Literal(isolate, kLoaderSource), origin);
     Local<v8::Script> script;
@@ -766,9 +862,10 @@ bool ModulesInstall(Realm *realm, Local<Context> context, bool global_require) {
         .FromMaybe(false);
 }
 
-MaybeLocal<Value> ModulesLoadConfig(Realm *realm, Local<Context> context,
-                                    const std::string &path) {
-    if (IsEsmPath(path))
+MaybeLocal<Value>
+ModulesLoadConfig(Realm *realm, Local<Context> context, const std::string &path)
+{
+    if (IsEsmFile(context, path))
         return LoadEsmConfig(realm, context, path);
     Local<Value> argv[] = {Str(context->GetIsolate(), path)};
     return LoaderCall(realm, context, "load", 1, argv);

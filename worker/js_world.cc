@@ -24,7 +24,8 @@ using v8::String;
 using v8::TryCatch;
 using v8::Value;
 
-namespace jse {
+namespace jse
+{
 
 struct Timer {
     World *world = nullptr;
@@ -53,13 +54,17 @@ struct World {
     uint32_t next_id = 1;
     uv_check_t check;
     uv_idle_t idle; // keeps the loop from blocking while immediates wait
+    // V8's own foreground tasks (wasm compilation results, FinalizationRegistry
+    // cleanups) are posted from its threads without waking anyone: polled.
+    uv_timer_t pump;
     bool active = false;
     int open_handles = 0;
 };
 
 } // namespace jse
 
-namespace {
+namespace
+{
 
 using jse::Immediate;
 using jse::Realm;
@@ -269,13 +274,21 @@ if (typeof globalThis.performance === 'undefined')
 
 World *WorldOfRealm(Realm *realm);
 
-Realm *RealmOfInfo(const FunctionCallbackInfo<Value> &info) {
+Realm *
+RealmOfInfo(const FunctionCallbackInfo<Value> &info)
+{
     return static_cast<Realm *>(info.Data().As<External>()->Value());
 }
 
-void TimerClosed(uv_handle_t *h) { delete static_cast<Timer *>(h->data); }
+void
+TimerClosed(uv_handle_t *h)
+{
+    delete static_cast<Timer *>(h->data);
+}
 
-void TimerClose(Timer *t) {
+void
+TimerClose(Timer *t)
+{
     if (t->closed)
         return;
     t->closed = true;
@@ -286,8 +299,10 @@ void TimerClose(Timer *t) {
 }
 
 // Runs fn(...args) with this = the realm's global as one macrotask.
-void RunCallback(World *w, Realm *realm, uint64_t run, Local<Function> fn,
-                 Local<Array> args, const char *what) {
+void
+RunCallback(World *w, Realm *realm, uint64_t run, Local<Function> fn,
+            Local<Array> args, const char *what)
+{
     js_engine *e = w->engine;
     Isolate *isolate = jse::IsolateOf(e);
     Local<Context> context = realm->context.Get(isolate);
@@ -315,15 +330,22 @@ void RunCallback(World *w, Realm *realm, uint64_t run, Local<Function> fn,
             if (run != 0)
                 jse::FailRun(e, run, tc.Exception(), tc.Message());
         }
-        jse::SetCurrentRun(e, prev);
+        // Microtasks (run by Leave) belong to the same run.
         out = en.Leave();
+        jse::SetCurrentRun(e, prev);
     }
     jse::AfterMacrotask(e, out, what);
 }
 
-bool Doomed(World *w) { return js_engine_doomed(w->engine) != 0; }
+bool
+Doomed(World *w)
+{
+    return js_engine_doomed(w->engine) != 0;
+}
 
-void TimerFired(uv_timer_t *h) {
+void
+TimerFired(uv_timer_t *h)
+{
     Timer *t = static_cast<Timer *>(h->data);
     World *w = t->world;
     if (Doomed(w))
@@ -344,7 +366,9 @@ void TimerFired(uv_timer_t *h) {
                 t->repeat ? "a setInterval callback" : "a setTimeout callback");
 }
 
-Local<Array> RestArgs(const FunctionCallbackInfo<Value> &info, int from) {
+Local<Array>
+RestArgs(const FunctionCallbackInfo<Value> &info, int from)
+{
     Isolate *isolate = info.GetIsolate();
     if (info.Length() <= from)
         return Local<Array>();
@@ -354,13 +378,16 @@ Local<Array> RestArgs(const FunctionCallbackInfo<Value> &info, int from) {
     return Array::New(isolate, rest.data(), rest.size());
 }
 
-void StartTimer(const FunctionCallbackInfo<Value> &info, bool repeat) {
+void
+StartTimer(const FunctionCallbackInfo<Value> &info, bool repeat)
+{
     Isolate *isolate = info.GetIsolate();
     Realm *realm = RealmOfInfo(info);
     World *w = WorldOfRealm(realm);
     if (!info[0]->IsFunction()) {
-        isolate->ThrowException(v8::Exception::TypeError(String::NewFromUtf8Literal(
-            isolate, "The \"callback\" argument must be a function")));
+        isolate->ThrowException(
+            v8::Exception::TypeError(String::NewFromUtf8Literal(
+                isolate, "The \"callback\" argument must be a function")));
         return;
     }
     double delay = 1;
@@ -386,15 +413,27 @@ void StartTimer(const FunctionCallbackInfo<Value> &info, bool repeat) {
     uv_timer_init(jse::LoopOf(w->engine), &t->handle);
     t->handle.data = t;
     uint64_t ms = (uint64_t)delay;
+    // Delays count from now, not from the loop's last (maybe stale) tick.
+    uv_update_time(jse::LoopOf(w->engine));
     uv_timer_start(&t->handle, TimerFired, ms, repeat ? ms : 0);
     w->timers[t->id] = t;
     info.GetReturnValue().Set((double)t->id);
 }
 
-void SetTimeout(const FunctionCallbackInfo<Value> &info) { StartTimer(info, false); }
-void SetInterval(const FunctionCallbackInfo<Value> &info) { StartTimer(info, true); }
+void
+SetTimeout(const FunctionCallbackInfo<Value> &info)
+{
+    StartTimer(info, false);
+}
+void
+SetInterval(const FunctionCallbackInfo<Value> &info)
+{
+    StartTimer(info, true);
+}
 
-uint32_t IdArg(const FunctionCallbackInfo<Value> &info) {
+uint32_t
+IdArg(const FunctionCallbackInfo<Value> &info)
+{
     if (!info[0]->IsNumber())
         return 0;
     double d = info[0].As<v8::Number>()->Value();
@@ -403,7 +442,9 @@ uint32_t IdArg(const FunctionCallbackInfo<Value> &info) {
     return (uint32_t)d;
 }
 
-void ClearTimer(const FunctionCallbackInfo<Value> &info) {
+void
+ClearTimer(const FunctionCallbackInfo<Value> &info)
+{
     Realm *realm = RealmOfInfo(info);
     World *w = WorldOfRealm(realm);
     auto it = w->timers.find(IdArg(info));
@@ -414,7 +455,9 @@ void ClearTimer(const FunctionCallbackInfo<Value> &info) {
     TimerClose(t);
 }
 
-void RunImmediates(uv_check_t *h) {
+void
+RunImmediates(uv_check_t *h)
+{
     World *w = static_cast<World *>(h->data);
     // Immediates queued while these run wait for the next loop turn.
     std::deque<Immediate *> batch;
@@ -451,13 +494,16 @@ void RunImmediates(uv_check_t *h) {
     }
 }
 
-void SetImmediate(const FunctionCallbackInfo<Value> &info) {
+void
+SetImmediate(const FunctionCallbackInfo<Value> &info)
+{
     Isolate *isolate = info.GetIsolate();
     Realm *realm = RealmOfInfo(info);
     World *w = WorldOfRealm(realm);
     if (!info[0]->IsFunction()) {
-        isolate->ThrowException(v8::Exception::TypeError(String::NewFromUtf8Literal(
-            isolate, "The \"callback\" argument must be a function")));
+        isolate->ThrowException(
+            v8::Exception::TypeError(String::NewFromUtf8Literal(
+                isolate, "The \"callback\" argument must be a function")));
         return;
     }
     Immediate *im = new Immediate();
@@ -476,7 +522,9 @@ void SetImmediate(const FunctionCallbackInfo<Value> &info) {
     info.GetReturnValue().Set((double)im->id);
 }
 
-void ClearImmediate(const FunctionCallbackInfo<Value> &info) {
+void
+ClearImmediate(const FunctionCallbackInfo<Value> &info)
+{
     Realm *realm = RealmOfInfo(info);
     World *w = WorldOfRealm(realm);
     uint32_t id = IdArg(info);
@@ -488,18 +536,23 @@ void ClearImmediate(const FunctionCallbackInfo<Value> &info) {
     }
 }
 
-void QueueMicrotask(const FunctionCallbackInfo<Value> &info) {
+void
+QueueMicrotask(const FunctionCallbackInfo<Value> &info)
+{
     Isolate *isolate = info.GetIsolate();
     if (!info[0]->IsFunction()) {
-        isolate->ThrowException(v8::Exception::TypeError(String::NewFromUtf8Literal(
-            isolate, "The \"callback\" argument must be a function")));
+        isolate->ThrowException(
+            v8::Exception::TypeError(String::NewFromUtf8Literal(
+                isolate, "The \"callback\" argument must be a function")));
         return;
     }
     isolate->EnqueueMicrotask(info[0].As<Function>());
 }
 
 // write(level, text): one console line.
-void ConsoleWrite(const FunctionCallbackInfo<Value> &info) {
+void
+ConsoleWrite(const FunctionCallbackInfo<Value> &info)
+{
     Isolate *isolate = info.GetIsolate();
     std::string level = jse::Utf8(isolate, info[0]);
     std::string text = jse::Utf8(isolate, info[1]);
@@ -507,25 +560,33 @@ void ConsoleWrite(const FunctionCallbackInfo<Value> &info) {
     jse::WriteLine(fd, level.c_str(), text.data(), text.size());
 }
 
-void Now(const FunctionCallbackInfo<Value> &info) {
+void
+Now(const FunctionCallbackInfo<Value> &info)
+{
     static const uint64_t start = uv_hrtime();
     info.GetReturnValue().Set((double)(uv_hrtime() - start) / 1e6);
 }
 
-void HrTime(const FunctionCallbackInfo<Value> &info) {
+void
+HrTime(const FunctionCallbackInfo<Value> &info)
+{
     info.GetReturnValue().Set((double)uv_hrtime());
 }
 
-bool SetValue(Local<Context> context, Local<Object> obj, const char *name,
-              Local<Value> value) {
+bool
+SetValue(Local<Context> context, Local<Object> obj, const char *name,
+         Local<Value> value)
+{
     Isolate *isolate = context->GetIsolate();
     return !value.IsEmpty() &&
            obj->Set(context, jse::Str(isolate, name, strlen(name)), value)
                .FromMaybe(false);
 }
 
-bool SetFunction(Local<Context> context, Local<Object> obj, const char *name,
-                 v8::FunctionCallback cb, Local<Value> data) {
+bool
+SetFunction(Local<Context> context, Local<Object> obj, const char *name,
+            v8::FunctionCallback cb, Local<Value> data)
+{
     Local<Function> f;
     if (!Function::New(context, cb, data).ToLocal(&f))
         return false;
@@ -533,7 +594,9 @@ bool SetFunction(Local<Context> context, Local<Object> obj, const char *name,
     return SetValue(context, obj, name, f);
 }
 
-Local<Object> EnvObject(Local<Context> context) {
+Local<Object>
+EnvObject(Local<Context> context)
+{
     Isolate *isolate = context->GetIsolate();
     Local<Object> env = Object::New(isolate);
     for (char **p = environ; p != nullptr && *p != nullptr; p++) {
@@ -542,15 +605,30 @@ Local<Object> EnvObject(Local<Context> context) {
             continue;
         Local<String> k = jse::Str(isolate, *p, (size_t)(eq - *p));
         Local<String> v = jse::Str(isolate, eq + 1, strlen(eq + 1));
-        if (k.IsEmpty() || v.IsEmpty() || !env->Set(context, k, v).FromMaybe(false))
+        if (k.IsEmpty() || v.IsEmpty() ||
+            !env->Set(context, k, v).FromMaybe(false))
             return Local<Object>();
     }
     return env;
 }
 
-World *WorldOfRealm(Realm *realm) { return jse::WorldOf(realm->engine); }
+World *
+WorldOfRealm(Realm *realm)
+{
+    return jse::WorldOf(realm->engine);
+}
 
-void HandleClosed(uv_handle_t *h) {
+void
+PumpTick(uv_timer_t *t)
+{
+    World *w = static_cast<World *>(t->data);
+    if (w->active)
+        jse::PumpTasks(w->engine);
+}
+
+void
+HandleClosed(uv_handle_t *h)
+{
     World *w = static_cast<World *>(h->data);
     if (--w->open_handles == 0)
         delete w;
@@ -558,21 +636,32 @@ void HandleClosed(uv_handle_t *h) {
 
 } // namespace
 
-namespace jse {
+namespace jse
+{
 
-World *WorldNew(js_engine *e) {
+World *
+WorldNew(js_engine *e)
+{
     World *w = new World();
     w->engine = e;
     uv_check_init(LoopOf(e), &w->check);
     uv_idle_init(LoopOf(e), &w->idle);
+    uv_timer_init(LoopOf(e), &w->pump);
     w->check.data = w;
     w->idle.data = w;
-    w->open_handles = 2;
+    w->pump.data = w;
+    w->open_handles = 3;
     w->active = true;
+    // Polling is no reason to keep the loop alive; runs waiting on such a
+    // task have their own deadline timer.
+    uv_timer_start(&w->pump, PumpTick, 50, 50);
+    uv_unref(reinterpret_cast<uv_handle_t *>(&w->pump));
     return w;
 }
 
-void WorldClearRealm(World *w, Realm *realm) {
+void
+WorldClearRealm(World *w, Realm *realm)
+{
     if (w == nullptr)
         return;
     for (auto it = w->timers.begin(); it != w->timers.end();) {
@@ -593,14 +682,19 @@ void WorldClearRealm(World *w, Realm *realm) {
     }
 }
 
-void WorldClose(World *w) {
+void
+WorldClose(World *w)
+{
     WorldClearRealm(w, nullptr);
     w->active = false;
     uv_close(reinterpret_cast<uv_handle_t *>(&w->check), HandleClosed);
+    uv_close(reinterpret_cast<uv_handle_t *>(&w->pump), HandleClosed);
     uv_close(reinterpret_cast<uv_handle_t *>(&w->idle), HandleClosed);
 }
 
-bool WorldInstall(Realm *realm, Local<Context> context) {
+bool
+WorldInstall(Realm *realm, Local<Context> context)
+{
     Isolate *isolate = context->GetIsolate();
     Local<Object> global = context->Global();
     Local<Value> data = External::New(isolate, realm);
@@ -616,12 +710,14 @@ bool WorldInstall(Realm *realm, Local<Context> context) {
     Local<Object> env = EnvObject(context);
     if (env.IsEmpty() ||
         !SetFunction(context, natives, "write", ConsoleWrite, data) ||
-        !SetFunction(context, natives, "queueMicrotask", QueueMicrotask, data) ||
+        !SetFunction(context, natives, "queueMicrotask", QueueMicrotask,
+                     data) ||
         !SetFunction(context, natives, "now", Now, data) ||
         !SetFunction(context, natives, "hrtime", HrTime, data) ||
         !SetValue(context, natives, "env", env) ||
         !SetValue(context, natives, "cwd", Str(isolate, realm->cwd)) ||
-        !SetValue(context, natives, "pid", v8::Integer::New(isolate, getpid())) ||
+        !SetValue(context, natives, "pid",
+                  v8::Integer::New(isolate, getpid())) ||
         !SetValue(context, natives, "arch",
                   String::NewFromUtf8Literal(isolate,
 #if defined(__x86_64__)
@@ -632,12 +728,12 @@ bool WorldInstall(Realm *realm, Local<Context> context) {
                                              "unknown"
 #endif
                                              )) ||
-        !SetValue(context, natives, "v8",
-                  Str(isolate, v8::V8::GetVersion(),
-                      strlen(v8::V8::GetVersion()))))
+        !SetValue(
+            context, natives, "v8",
+            Str(isolate, v8::V8::GetVersion(), strlen(v8::V8::GetVersion()))))
         return false;
-    v8::ScriptOrigin origin(isolate,
-                            String::NewFromUtf8Literal(isolate, "jshost:world"));
+    v8::ScriptOrigin origin(
+        isolate, String::NewFromUtf8Literal(isolate, "jshost:world"));
     v8::ScriptCompiler::Source source(
         String::NewFromUtf8Literal(isolate, kPreludeSource), origin);
     Local<v8::Script> script;

@@ -116,12 +116,13 @@ th_wait(pid_t pid, int ms)
 {
     int st, i;
 
-    for (i = 0; i < ms; i += 5) {
+    for (i = 0;; i += 5) {
         if (waitpid(pid, &st, WNOHANG) == pid)
             return st;
+        if (i >= ms)
+            return -1;
         sleep_ms(5);
     }
-    return -1;
 }
 
 void

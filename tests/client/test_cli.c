@@ -276,6 +276,40 @@ test_lifecycle_status_logs(void **state)
     assert_non_null(strstr(f->out, "TimeoutError"));
 }
 
+/* jshost logs -f follows the log as the host writes it. */
+static void
+test_logs_follow(void **state)
+{
+    struct fx *f = *state;
+    char out[320], *argv[5], *text = NULL;
+    pid_t pid;
+    int i;
+
+    assert_int_equal(run(f, NULL, "start", f->config, NULL), 0);
+    snprintf(out, sizeof(out), "%s/follow.out", f->dir);
+    argv[0] = getenv("JSHOST_CLI");
+    argv[1] = "logs";
+    argv[2] = f->config;
+    argv[3] = "-f";
+    argv[4] = NULL;
+    pid = th_spawn(argv, out);
+    usleep(300000);
+    assert_int_equal(run(f, NULL, "call", f->config, "echo", "1", NULL), 0);
+    for (i = 0; i < 100; i++) {
+        free(text);
+        text = th_read_file(out);
+        if (text != NULL && strstr(text, "echo called") != NULL)
+            break;
+        usleep(50000);
+    }
+    assert_non_null(text);
+    assert_non_null(strstr(text, "echo called"));
+    free(text);
+    /* still following, not exited */
+    assert_int_equal(th_wait(pid, 0), -1);
+    th_kill(pid);
+}
+
 /* jshost host CONFIG --listen PATH + JSHOST_SOCKET: no manager at all. */
 static void
 test_host_listen(void **state)
@@ -340,6 +374,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_eval, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lifecycle_status_logs, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_logs_follow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_listen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_c_example, setup, teardown),
     };

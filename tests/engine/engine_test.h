@@ -37,7 +37,9 @@ struct result {
     struct js_error err;
 };
 
-static inline int fx_setup(void **state) {
+static inline int
+fx_setup(void **state)
+{
     struct fx *f = calloc(1, sizeof *f);
     snprintf(f->dir, sizeof f->dir, "/tmp/jshost-engine-XXXXXX");
     if (mkdtemp(f->dir) == NULL)
@@ -48,14 +50,18 @@ static inline int fx_setup(void **state) {
     return 0;
 }
 
-static inline void rm_rf(const char *path) {
+static inline void
+rm_rf(const char *path)
+{
     char cmd[PATH_MAX + 32];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
     if (system(cmd) != 0)
         fprintf(stderr, "cannot remove %s\n", path);
 }
 
-static inline int fx_teardown(void **state) {
+static inline int
+fx_teardown(void **state)
+{
     struct fx *f = *state;
     if (f->e != NULL)
         js_engine_free(f->e);
@@ -70,7 +76,9 @@ static inline int fx_teardown(void **state) {
 }
 
 /* Writes dir/name (making parent folders). */
-static inline void put(struct fx *f, const char *name, const char *text) {
+static inline void
+put(struct fx *f, const char *name, const char *text)
+{
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", f->dir, name);
     for (char *p = path + strlen(f->dir) + 1; *p; p++) {
@@ -86,15 +94,19 @@ static inline void put(struct fx *f, const char *name, const char *text) {
     fclose(fp);
 }
 
-static inline const char *path_of(struct fx *f, const char *name) {
+static inline const char *
+path_of(struct fx *f, const char *name)
+{
     static char path[1024];
     snprintf(path, sizeof path, "%s/%s", f->dir, name);
     return path;
 }
 
 /* Loads name as the config; 0 or the js_engine_new error (f->err set). */
-static inline int load_opts(struct fx *f, const char *name, uint32_t memory_mb,
-                            uint32_t timeout_ms) {
+static inline int
+load_opts(struct fx *f, const char *name, uint32_t memory_mb,
+          uint32_t timeout_ms)
+{
     struct js_engine_options o;
     memset(&o, 0, sizeof o);
     o.config_path = name ? path_of(f, name) : NULL;
@@ -105,7 +117,9 @@ static inline int load_opts(struct fx *f, const char *name, uint32_t memory_mb,
     return js_engine_new(&f->loop, &o, &f->e, &f->err);
 }
 
-static inline void load(struct fx *f, const char *name) {
+static inline void
+load(struct fx *f, const char *name)
+{
     int rc = load_opts(f, name, 0, 0);
     if (rc != 0)
         fprintf(stderr, "config error: %s\n", f->err.message);
@@ -113,10 +127,15 @@ static inline void load(struct fx *f, const char *name) {
     assert_non_null(f->e);
 }
 
-static inline char *jdup(const char *s) { return s ? strdup(s) : NULL; }
+static inline char *
+jdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
 
-static void done_cb(void *arg, const char *value, size_t len,
-                    const struct js_error *error) {
+static void
+done_cb(void *arg, const char *value, size_t len, const struct js_error *error)
+{
     struct result *r = arg;
     assert_int_equal(r->done, 0); /* exactly once */
     r->done = 1;
@@ -142,25 +161,33 @@ static void done_cb(void *arg, const char *value, size_t len,
     msgpack_unpacked_destroy(&u);
 }
 
-static inline void wait_for(struct fx *f, struct result *r) {
+static inline void
+wait_for(struct fx *f, struct result *r)
+{
     while (!r->done)
         uv_run(&f->loop, UV_RUN_ONCE);
 }
 
-static inline void result_free(struct result *r) { js_error_free(&r->err); }
+static inline void
+result_free(struct result *r)
+{
+    js_error_free(&r->err);
+}
 
 /* Calls name with data given as JSON-ish msgpack built by the caller. */
-static inline void call_obj(struct fx *f, const char *name,
-                            const msgpack_object *data, uint32_t timeout_ms,
-                            struct result *r) {
+static inline void
+call_obj(struct fx *f, const char *name, const msgpack_object *data,
+         uint32_t timeout_ms, struct result *r)
+{
     memset(r, 0, sizeof *r);
-    assert_int_equal(js_call(f->e, name, strlen(name), data, timeout_ms,
-                             done_cb, r),
-                     0);
+    assert_int_equal(
+        js_call(f->e, name, strlen(name), data, timeout_ms, done_cb, r), 0);
     wait_for(f, r);
 }
 
-static inline void call(struct fx *f, const char *name, struct result *r) {
+static inline void
+call(struct fx *f, const char *name, struct result *r)
+{
     msgpack_object nil;
     memset(&nil, 0, sizeof nil);
     nil.type = MSGPACK_OBJECT_NIL;
@@ -168,8 +195,9 @@ static inline void call(struct fx *f, const char *name, struct result *r) {
 }
 
 /* A call with an int as data. */
-static inline void call_int(struct fx *f, const char *name, int64_t n,
-                            struct result *r) {
+static inline void
+call_int(struct fx *f, const char *name, int64_t n, struct result *r)
+{
     msgpack_object o;
     memset(&o, 0, sizeof o);
     if (n >= 0) {
@@ -182,7 +210,9 @@ static inline void call_int(struct fx *f, const char *name, int64_t n,
     call_obj(f, name, &o, 0, r);
 }
 
-static inline uint32_t new_context(struct fx *f) {
+static inline uint32_t
+new_context(struct fx *f)
+{
     uint32_t id = 0;
     struct js_error err;
     memset(&err, 0, sizeof err);
@@ -192,9 +222,10 @@ static inline uint32_t new_context(struct fx *f) {
     return id;
 }
 
-static inline void eval_t(struct fx *f, uint32_t ctx, const char *src,
-                          const char *ident, uint32_t timeout_ms,
-                          struct result *r) {
+static inline void
+eval_t(struct fx *f, uint32_t ctx, const char *src, const char *ident,
+       uint32_t timeout_ms, struct result *r)
+{
     memset(r, 0, sizeof *r);
     assert_int_equal(js_context_eval(f->e, ctx, src, strlen(src), ident,
                                      ident ? strlen(ident) : 0, timeout_ms,
@@ -203,24 +234,29 @@ static inline void eval_t(struct fx *f, uint32_t ctx, const char *src,
     wait_for(f, r);
 }
 
-static inline void eval(struct fx *f, uint32_t ctx, const char *src,
-                        struct result *r) {
+static inline void
+eval(struct fx *f, uint32_t ctx, const char *src, struct result *r)
+{
     eval_t(f, ctx, src, "test.js", 0, r);
 }
 
 /* Evaluates src in ctx and checks its printed value. */
-static inline void expect_eval(struct fx *f, uint32_t ctx, const char *src,
-                               const char *want) {
+static inline void
+expect_eval(struct fx *f, uint32_t ctx, const char *src, const char *want)
+{
     struct result r;
     eval(f, ctx, src, &r);
     if (!r.ok)
-        fprintf(stderr, "eval %s failed: %s\n", src, r.err.stack ? r.err.stack : r.err.message);
+        fprintf(stderr, "eval %s failed: %s\n", src,
+                r.err.stack ? r.err.stack : r.err.message);
     assert_true(r.ok);
     assert_string_equal(r.text, want);
     result_free(&r);
 }
 
-static inline void expect_ok(struct result *r, const char *want) {
+static inline void
+expect_ok(struct result *r, const char *want)
+{
     if (!r->ok)
         fprintf(stderr, "failed: %s: %s\n", r->err.message,
                 r->err.stack ? r->err.stack : "");

@@ -6,15 +6,20 @@ static const char *kConfig =
     "let count = 0;\n"
     "module.exports = {\n"
     "  functions: {\n"
-    "    hello(data, cb) { cb(null, 'Hello, ' + (data && data.name || 'World') + '!'); },\n"
+    "    hello(data, cb) { cb(null, 'Hello, ' + (data && data.name || 'World') "
+    "+ '!'); },\n"
     "    double(data) { return data * 2; },\n"
     "    async later(data) { await null; return data + 1; },\n"
     "    count() { return ++count; },\n"
-    "    whoami() { return [this.name, this.host.config.extra, typeof this.host.config.functions]; },\n"
+    "    whoami() { return [this.name, this.host.config.extra, typeof "
+    "this.host.config.functions]; },\n"
     "    twice(data, cb) { cb(null, 1); cb(null, 2); },\n"
-    "    returnThenCb(data, cb) { setTimeout(() => cb(null, 'cb'), 1); return 'ignored'; },\n"
-    "    promiseThenCb(data, cb) { setTimeout(() => cb(null, 'late'), 5); return Promise.resolve('promise'); },\n"
-    "    asyncCb: async function (data, cb) { setTimeout(() => cb(null, 'from cb'), 1); },\n"
+    "    returnThenCb(data, cb) { setTimeout(() => cb(null, 'cb'), 1); return "
+    "'ignored'; },\n"
+    "    promiseThenCb(data, cb) { setTimeout(() => cb(null, 'late'), 5); "
+    "return Promise.resolve('promise'); },\n"
+    "    asyncCb: async function (data, cb) { setTimeout(() => cb(null, 'from "
+    "cb'), 1); },\n"
     "    throws() {\n"
     "      const e = new TypeError('bad thing');\n"
     "      throw e;\n"
@@ -24,11 +29,17 @@ static const char *kConfig =
     "    throwString() { throw 'just a string'; },\n"
     "    throwObject() { throw {code: 7}; },\n"
     "    rejectNumber() { return Promise.reject(42); },\n"
-    "    custom() { class MyError extends Error { constructor(m) { super(m); this.name = 'MyError'; } } throw new MyError('mine'); },\n"
+    "    custom() { class MyError extends Error { constructor(m) { super(m); "
+    "this.name = 'MyError'; } } throw new MyError('mine'); },\n"
     "    undef() {},\n"
     "    bad() { return {f: 1n << 70n, g: Symbol('x')}; },\n"
     "    cyclic() { const a = {}; a.a = a; return a; },\n"
-    "    timerThrows(data, cb) { setTimeout(() => setImmediate(() => { throw new Error('async boom'); }), 1); },\n"
+    "    chainThrows(data, cb) { setTimeout(() => Promise.resolve().then(() "
+    "=> { throw new Error('chain boom'); }), 1); },\n"
+    "    microThrows(data, cb) { queueMicrotask(() => { throw new "
+    "Error('micro boom'); }); },\n"
+    "    timerThrows(data, cb) { setTimeout(() => setImmediate(() => { throw "
+    "new Error('async boom'); }), 1); },\n"
     "  },\n"
     "  timeout: 3000,\n"
     "  workers: 2,\n"
@@ -37,7 +48,9 @@ static const char *kConfig =
     "  nested: {a: [1, 2]},\n"
     "};\n";
 
-static void test_cb_return_promise(void **state) {
+static void
+test_cb_return_promise(void **state)
+{
     struct fx *f = *state;
     put(f, "c.js", kConfig);
     load(f, "c.js");
@@ -59,7 +72,9 @@ static void test_cb_return_promise(void **state) {
     result_free(&r);
 }
 
-static void test_config_settings(void **state) {
+static void
+test_config_settings(void **state)
+{
     struct fx *f = *state;
     put(f, "c.js", kConfig);
     load(f, "c.js");
@@ -86,12 +101,15 @@ static void test_config_settings(void **state) {
                      MSGPACK_UNPACK_SUCCESS);
     char text[256];
     msgpack_object_print_buffer(text, sizeof text, u.data);
-    assert_string_equal(text, "{\"extra\"=>\"X\", \"nested\"=>{\"a\"=>[1, 2]}}");
+    assert_string_equal(text,
+                        "{\"extra\"=>\"X\", \"nested\"=>{\"a\"=>[1, 2]}}");
     msgpack_unpacked_destroy(&u);
     msgpack_sbuffer_destroy(&sb);
 }
 
-static void test_state_and_this(void **state) {
+static void
+test_state_and_this(void **state)
+{
     struct fx *f = *state;
     put(f, "c.js", kConfig);
     load(f, "c.js");
@@ -108,7 +126,9 @@ static void test_state_and_this(void **state) {
     result_free(&r);
 }
 
-static void test_first_settlement_wins(void **state) {
+static void
+test_first_settlement_wins(void **state)
+{
     struct fx *f = *state;
     put(f, "c.js", kConfig);
     load(f, "c.js");
@@ -130,8 +150,9 @@ static void test_first_settlement_wins(void **state) {
     result_free(&r);
 }
 
-static void expect_js_error(struct result *r, const char *name,
-                            const char *message) {
+static void
+expect_js_error(struct result *r, const char *name, const char *message)
+{
     assert_true(r->done);
     assert_false(r->ok);
     assert_int_equal(r->err.type, PROTO_ERR_JS);
@@ -141,7 +162,9 @@ static void expect_js_error(struct result *r, const char *name,
     assert_non_null(r->err.stack);
 }
 
-static void test_errors(void **state) {
+static void
+test_errors(void **state)
+{
     struct fx *f = *state;
     put(f, "c.js", kConfig);
     load(f, "c.js");
@@ -182,6 +205,18 @@ static void test_errors(void **state) {
     assert_non_null(strstr(r.err.message, "c.js"));
     result_free(&r);
 
+    /* data that cannot cross: an unknown ext type */
+    msgpack_object ext;
+    memset(&ext, 0, sizeof ext);
+    ext.type = MSGPACK_OBJECT_EXT;
+    ext.via.ext.type = 42;
+    ext.via.ext.ptr = "x";
+    ext.via.ext.size = 1;
+    call_obj(f, "double", &ext, 0, &r);
+    assert_false(r.ok);
+    assert_int_equal(r.err.type, PROTO_ERR_INVALID_ARGUMENT);
+    result_free(&r);
+
     call(f, "cyclic", &r);
     assert_false(r.ok);
     assert_int_equal(r.err.type, PROTO_ERR_INVALID_ARGUMENT);
@@ -192,6 +227,15 @@ static void test_errors(void **state) {
     expect_js_error(&r, "Error", "async boom");
     result_free(&r);
 
+    /* so does an unhandled rejection in a promise chain it started */
+    call(f, "chainThrows", &r);
+    expect_js_error(&r, "Error", "chain boom");
+    result_free(&r);
+
+    call(f, "microThrows", &r);
+    expect_js_error(&r, "Error", "micro boom");
+    result_free(&r);
+
     /* the worker lives on */
     call(f, "count", &r);
     expect_ok(&r, "1");
@@ -199,16 +243,18 @@ static void test_errors(void **state) {
 
     struct js_stats st;
     js_engine_stats(f->e, &st);
-    assert_int_equal(st.calls, 11);
-    assert_int_equal(st.errors, 10);
+    assert_int_equal(st.calls, 14);
+    assert_int_equal(st.errors, 13);
     assert_int_equal(st.in_flight, 0);
     assert_true(st.heap_used > 0);
     assert_true(st.heap_limit >= st.heap_used);
     assert_true(st.uptime_s >= 0);
 }
 
-static void expect_config_error(struct fx *f, const char *file, int line,
-                                const char *needle) {
+static void
+expect_config_error(struct fx *f, const char *file, int line,
+                    const char *needle)
+{
     assert_null(f->e);
     assert_int_equal(f->err.type, PROTO_ERR_CONFIG);
     assert_non_null(f->err.message);
@@ -227,12 +273,16 @@ static void expect_config_error(struct fx *f, const char *file, int line,
     }
 }
 
-static void test_config_errors(void **state) {
+static void
+test_config_errors(void **state)
+{
     struct fx *f = *state;
     assert_int_equal(load_opts(f, "missing.js", 0, 0), -EINVAL);
     expect_config_error(f, NULL, 0, "missing.js");
 
-    put(f, "syntax.js", "module.exports = {\n  functions: {\n    a() { return 1 +; }\n  }\n};\n");
+    put(f, "syntax.js",
+        "module.exports = {\n  functions: {\n    a() { return 1 +; }\n  "
+        "}\n};\n");
     assert_int_equal(load_opts(f, "syntax.js", 0, 0), -EINVAL);
     expect_config_error(f, "syntax.js", 3, "SyntaxError");
     assert_int_equal(f->err.column, 21);
@@ -244,7 +294,8 @@ static void test_config_errors(void **state) {
     assert_non_null(strstr(f->err.stack, "throws.js:2"));
 
     put(f, "lib/bad.js", "\n\nfoo(;\n");
-    put(f, "req.js", "require('./lib/bad');\nmodule.exports = {functions: {}};\n");
+    put(f, "req.js",
+        "require('./lib/bad');\nmodule.exports = {functions: {}};\n");
     assert_int_equal(load_opts(f, "req.js", 0, 0), -EINVAL);
     expect_config_error(f, "lib/bad.js", 3, "SyntaxError");
 
@@ -277,7 +328,9 @@ static void test_config_errors(void **state) {
     expect_config_error(f, "badset3.js", 0, "`memory`");
 }
 
-static void test_contexts(void **state) {
+static void
+test_contexts(void **state)
+{
     struct fx *f = *state;
     load(f, NULL);
     uint32_t a = new_context(f), b = new_context(f);
@@ -286,9 +339,12 @@ static void test_contexts(void **state) {
     expect_eval(f, a, "var x = 'in a'; x", "\"in a\"");
     expect_eval(f, b, "typeof x", "\"undefined\"");
     expect_eval(f, a, "Promise.resolve(5).then(v => v * 2)", "10");
-    expect_eval(f, a, "new Promise(r => setTimeout(() => r('timer'), 5))", "\"timer\"");
-    expect_eval(f, a, "new Intl.NumberFormat('de').format(1234.5)", "\"1.234,5\"");
-    expect_eval(f, a, "typeof require + typeof console.log + typeof setTimeout", "\"functionfunctionfunction\"");
+    expect_eval(f, a, "new Promise(r => setTimeout(() => r('timer'), 5))",
+                "\"timer\"");
+    expect_eval(f, a, "new Intl.NumberFormat('de').format(1234.5)",
+                "\"1.234,5\"");
+    expect_eval(f, a, "typeof require + typeof console.log + typeof setTimeout",
+                "\"functionfunctionfunction\"");
 
     struct result r;
     eval_t(f, a, "\n\nthrow new Error('boom')", "page.js", 0, &r);
@@ -306,7 +362,10 @@ static void test_contexts(void **state) {
     result_free(&r);
 
     /* call: plain names get the global as this; members their object */
-    expect_eval(f, a, "var obj = {k: 3, get(n) { return this.k + n; }}; function glob() { return this === globalThis; }; 0", "0");
+    expect_eval(f, a,
+                "var obj = {k: 3, get(n) { return this.k + n; }}; function "
+                "glob() { return this === globalThis; }; 0",
+                "0");
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
@@ -317,34 +376,58 @@ static void test_contexts(void **state) {
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     size_t off = 0;
-    assert_int_equal(msgpack_unpack_next(&u, sb.data, sb.size, &off), MSGPACK_UNPACK_SUCCESS);
+    assert_int_equal(msgpack_unpack_next(&u, sb.data, sb.size, &off),
+                     MSGPACK_UNPACK_SUCCESS);
     memset(&r, 0, sizeof r);
-    assert_int_equal(js_context_call(f->e, a, "Math.max", 8, &u.data, 0, done_cb, &r), 0);
+    assert_int_equal(
+        js_context_call(f->e, a, "Math.max", 8, &u.data, 0, done_cb, &r), 0);
     wait_for(f, &r);
     expect_ok(&r, "9");
     result_free(&r);
     memset(&r, 0, sizeof r);
-    assert_int_equal(js_context_call(f->e, a, "obj.get", 7, &u.data, 0, done_cb, &r), 0);
+    assert_int_equal(
+        js_context_call(f->e, a, "obj.get", 7, &u.data, 0, done_cb, &r), 0);
     wait_for(f, &r);
     expect_ok(&r, "7");
     result_free(&r);
     memset(&r, 0, sizeof r);
-    assert_int_equal(js_context_call(f->e, a, "glob", 4, &u.data, 0, done_cb, &r), 0);
+    assert_int_equal(
+        js_context_call(f->e, a, "glob", 4, &u.data, 0, done_cb, &r), 0);
     wait_for(f, &r);
     expect_ok(&r, "true");
     result_free(&r);
     memset(&r, 0, sizeof r);
-    assert_int_equal(js_context_call(f->e, a, "nothing.here", 12, &u.data, 0, done_cb, &r), 0);
+    assert_int_equal(
+        js_context_call(f->e, a, "obj?.get", 8, &u.data, 0, done_cb, &r), 0);
+    wait_for(f, &r);
+    expect_ok(&r, "7"); /* this = obj through ?. too */
+    result_free(&r);
+    memset(&r, 0, sizeof r);
+    assert_int_equal(
+        js_context_call(f->e, a, "nothing.here", 12, &u.data, 0, done_cb, &r),
+        0);
     wait_for(f, &r);
     assert_false(r.ok);
     assert_string_equal(r.err.name, "ReferenceError");
+    result_free(&r);
+    /* args that are not an array */
+    msgpack_object notarr;
+    memset(&notarr, 0, sizeof notarr);
+    notarr.type = MSGPACK_OBJECT_BOOLEAN;
+    memset(&r, 0, sizeof r);
+    assert_int_equal(
+        js_context_call(f->e, a, "glob", 4, &notarr, 0, done_cb, &r), 0);
+    wait_for(f, &r);
+    assert_false(r.ok);
+    assert_int_equal(r.err.type, PROTO_ERR_INVALID_ARGUMENT);
     result_free(&r);
     msgpack_unpacked_destroy(&u);
     msgpack_sbuffer_destroy(&sb);
 
     /* load: files in order, relative to the context's cwd */
     put(f, "lib1.js", "var lib = {n: 1};\n");
-    put(f, "lib2.js", "lib.n += 1; function libfail() { throw new Error('in lib2'); }\n");
+    put(f, "lib2.js",
+        "lib.n += 1; function libfail() { throw new Error('in lib2'); }\n");
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_array(&pk, 2);
@@ -352,7 +435,8 @@ static void test_contexts(void **state) {
     msgpack_pack_str_with_body(&pk, "lib2.js", 7);
     msgpack_unpacked_init(&u);
     off = 0;
-    assert_int_equal(msgpack_unpack_next(&u, sb.data, sb.size, &off), MSGPACK_UNPACK_SUCCESS);
+    assert_int_equal(msgpack_unpack_next(&u, sb.data, sb.size, &off),
+                     MSGPACK_UNPACK_SUCCESS);
     memset(&r, 0, sizeof r);
     assert_int_equal(js_context_load(f->e, a, &u.data, 0, done_cb, &r), 0);
     wait_for(f, &r);
@@ -361,6 +445,23 @@ static void test_contexts(void **state) {
     msgpack_unpacked_destroy(&u);
     msgpack_sbuffer_destroy(&sb);
     expect_eval(f, a, "lib.n", "2");
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "nope.js", 7);
+    msgpack_unpacked_init(&u);
+    off = 0;
+    assert_int_equal(msgpack_unpack_next(&u, sb.data, sb.size, &off),
+                     MSGPACK_UNPACK_SUCCESS);
+    memset(&r, 0, sizeof r);
+    assert_int_equal(js_context_load(f->e, a, &u.data, 0, done_cb, &r), 0);
+    wait_for(f, &r);
+    assert_false(r.ok);
+    assert_int_equal(r.err.type, PROTO_ERR_NOT_FOUND);
+    assert_non_null(strstr(r.err.message, "nope.js"));
+    result_free(&r);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&sb);
     eval(f, a, "libfail()", &r);
     expect_js_error(&r, "Error", "in lib2");
     assert_non_null(strstr(r.err.stack, "lib2.js:1"));
@@ -378,15 +479,22 @@ static void test_contexts(void **state) {
     expect_eval(f, b, "'still here'", "\"still here\"");
 }
 
-int main(void) {
+int
+main(void)
+{
     js_engine_global_init("test_calls");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_cb_return_promise, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_config_settings, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_state_and_this, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_first_settlement_wins, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_cb_return_promise, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_config_settings, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_state_and_this, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_first_settlement_wins, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_errors, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_config_errors, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_config_errors, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_contexts, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

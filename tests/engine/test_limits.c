@@ -7,22 +7,38 @@ static const char *kConfig =
     "module.exports = {\n"
     "  functions: {\n"
     "    spin() { calls++; for (;;) {} },\n"
+    "    spinTwice() { queueMicrotask(() => { for (;;) {} }); for (;;) {} },\n"
     "    count() { return ++calls; },\n"
     "    never() { return new Promise(() => {}); },\n"
     "    neverCb(data, cb) {},\n"
     "    getterLoops() { return {get x() { for (;;) {} }}; },\n"
-    "    spinInMicrotask() { return Promise.resolve().then(() => { for (;;) {} }); },\n"
-    "    spinLater() { setTimeout(() => { for (;;) {} }, 1); return 'armed'; },\n"
+    "    spinInMicrotask() { return Promise.resolve().then(() => { for (;;) {} "
+    "}); },\n"
+    "    spinLater() { setTimeout(() => { for (;;) {} }, 1); return 'armed'; "
+    "},\n"
     "    lateCb(data, cb) { setTimeout(() => cb(null, 'too late'), 400); },\n"
-    "    arrayBomb() { const a = []; for (;;) a.push({i: a.length, s: 'x' + a.length}); },\n"
-    "    stringBomb() { let s = 'xy'; const keep = []; for (;;) { s = s + s; keep.push(s.substring(1)); } },\n"
+    "    arrayBomb() { const a = []; for (;;) a.push({i: a.length, s: 'x' + "
+    "a.length}); },\n"
+    "    bufferBomb() { const a = []; for (;;) a.push(new Uint8Array(1 << "
+    "20)); },\n"
+    "    bigArray() { return new Array(20e6).fill(1.5).length; },\n"
+    "    bigJson() { return JSON.stringify(new Array(3e7).fill('ab')).length; "
+    "},\n"
+    "    stringBomb() { let s = 'xy'; const keep = []; for (;;) { s = s + s; "
+    "keep.push(s.substring(1)); } },\n"
     "  },\n"
     "  timeout: 2000,\n"
     "};\n";
 
-static double now_ms(void) { return (double)uv_hrtime() / 1e6; }
+static double
+now_ms(void)
+{
+    return (double)uv_hrtime() / 1e6;
+}
 
-static void expect_type(struct result *r, enum proto_errtype type) {
+static void
+expect_type(struct result *r, enum proto_errtype type)
+{
     assert_true(r->done);
     if (r->ok)
         fprintf(stderr, "unexpected success: %s\n", r->text);
@@ -32,7 +48,9 @@ static void expect_type(struct result *r, enum proto_errtype type) {
     assert_int_equal(r->err.type, type);
 }
 
-static void test_sync_deadline(void **state) {
+static void
+test_sync_deadline(void **state)
+{
     struct fx *f = *state;
     put(f, "c.js", kConfig);
     load(f, "c.js");
@@ -57,9 +75,22 @@ static void test_sync_deadline(void **state) {
     call(f, "count", &r);
     expect_ok(&r, "4");
     result_free(&r);
+    /* a microtask queued before the loop gets a deadline of its own (the
+     * next entry's), never none */
+    call_obj(f, "spinTwice", &nil, 200, &r);
+    expect_type(&r, PROTO_ERR_TIMEOUT);
+    result_free(&r);
+    call_obj(f, "count", &nil, 300, &r);
+    expect_type(&r, PROTO_ERR_TIMEOUT);
+    result_free(&r);
+    call(f, "count", &r);
+    expect_ok(&r, "6");
+    result_free(&r);
 }
 
-static void test_async_deadline(void **state) {
+static void
+test_async_deadline(void **state)
+{
     struct fx *f = *state;
     put(f, "c.js", kConfig);
     load(f, "c.js");
@@ -92,7 +123,9 @@ static void test_async_deadline(void **state) {
     assert_int_equal(c.timeout_ms, 2000);
 }
 
-static void test_timer_spin(void **state) {
+static void
+test_timer_spin(void **state)
+{
     struct fx *f = *state;
     put(f, "c.js", kConfig);
     assert_int_equal(load_opts(f, "c.js", 0, 300), 0);
@@ -107,7 +140,9 @@ static void test_timer_spin(void **state) {
     result_free(&r);
 }
 
-static void test_context_deadline(void **state) {
+static void
+test_context_deadline(void **state)
+{
     struct fx *f = *state;
     load(f, NULL);
     uint32_t ctx = new_context(f);
@@ -119,7 +154,9 @@ static void test_context_deadline(void **state) {
     expect_eval(f, ctx, "kept", "\"yes\"");
 }
 
-static void bomb(void **state, const char *fn) {
+static void
+bomb(void **state, const char *fn)
+{
     struct fx *f = *state;
     put(f, "c.js", kConfig);
     assert_int_equal(load_opts(f, "c.js", 64, 60000), 0);
@@ -137,10 +174,53 @@ static void bomb(void **state, const char *fn) {
     result_free(&r);
 }
 
-static void test_array_bomb(void **state) { bomb(state, "arrayBomb"); }
-static void test_string_bomb(void **state) { bomb(state, "stringBomb"); }
+static void
+test_array_bomb(void **state)
+{
+    bomb(state, "arrayBomb");
+}
+static void
+test_string_bomb(void **state)
+{
+    bomb(state, "stringBomb");
+}
 
-static void test_memory_from_config(void **state) {
+/* One allocation past the limit, from inside a builtin. */
+static void
+test_big_array(void **state)
+{
+    bomb(state, "bigArray");
+}
+
+static void
+test_big_json(void **state)
+{
+    bomb(state, "bigJson");
+}
+
+/* ArrayBuffers live outside the heap: they get a budget of their own, and
+ * past it allocation fails in JS (a RangeError), the worker intact. */
+static void
+test_buffer_bomb(void **state)
+{
+    struct fx *f = *state;
+    put(f, "c.js", kConfig);
+    assert_int_equal(load_opts(f, "c.js", 64, 60000), 0);
+    struct result r;
+    call(f, "bufferBomb", &r);
+    assert_false(r.ok);
+    assert_int_equal(r.err.type, PROTO_ERR_JS);
+    assert_string_equal(r.err.name, "RangeError");
+    result_free(&r);
+    assert_false(js_engine_doomed(f->e));
+    call(f, "count", &r);
+    expect_ok(&r, "1");
+    result_free(&r);
+}
+
+static void
+test_memory_from_config(void **state)
+{
     struct fx *f = *state;
     put(f, "m.js", "module.exports = {functions: {}, memory: 128};\n");
     load(f, "m.js");
@@ -153,7 +233,24 @@ static void test_memory_from_config(void **state) {
     assert_true(st.heap_limit >= 100u * 1024 * 1024);
 }
 
-static void test_free_with_pending(void **state) {
+static void
+test_config_bomb(void **state)
+{
+    struct fx *f = *state;
+    put(f, "b.js", "const a = [];\nfor (;;) a.push({n: a.length});\n");
+    assert_int_equal(load_opts(f, "b.js", 64, 0), -EINVAL);
+    assert_null(f->e);
+    assert_int_equal(f->err.type, PROTO_ERR_CONFIG);
+    assert_non_null(strstr(f->err.message, "heap limit"));
+    put(f, "l.js", "for (;;) {}\n");
+    assert_int_equal(load_opts(f, "l.js", 0, 300), -EINVAL);
+    assert_int_equal(f->err.type, PROTO_ERR_CONFIG);
+    assert_non_null(strstr(f->err.message, "did not finish within 300 ms"));
+}
+
+static void
+test_free_with_pending(void **state)
+{
     struct fx *f = *state;
     put(f, "c.js", kConfig);
     load(f, "c.js");
@@ -170,17 +267,31 @@ static void test_free_with_pending(void **state) {
     result_free(&r);
 }
 
-int main(void) {
+int
+main(void)
+{
     js_engine_global_init("test_limits");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_sync_deadline, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_async_deadline, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_sync_deadline, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_async_deadline, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_timer_spin, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_context_deadline, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_context_deadline, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_array_bomb, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_string_bomb, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_memory_from_config, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_free_with_pending, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_string_bomb, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_big_array, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_buffer_bomb, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_big_json, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_memory_from_config, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_config_bomb, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_free_with_pending, fx_setup,
+                                        fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
