@@ -312,9 +312,10 @@ client_ctx_create(struct client *c, struct proto_msg *m, char *cause)
     if (host->type == MSGPACK_OBJECT_NIL && vm != 0) {
         /* Another context on the private VM of an existing context. */
         x = ctx_find(vm);
-        if (x == NULL || x->owner != c || !x->host->is_private) {
+        if (x == NULL || x->owner != c || !x->host->is_private ||
+            x->worker == NULL) {
             client_reply_error(c, m->msgid, PROTO_ERR_NOT_FOUND, NULL,
-                               "no private VM context %llu",
+                               "no private VM context %llu (or its worker is gone)",
                                (unsigned long long)vm);
             return;
         }

@@ -554,16 +554,25 @@ host_fill(struct host *h)
     }
 }
 
+/*
+ * The ready worker with the fewest calls in flight. While a restart brings
+ * the new generation up, the old one serves until the switch.
+ */
 static struct worker *
 host_pick(struct host *h)
 {
-    struct worker *w, *best = NULL;
+    struct worker *w, *best = NULL, *old = NULL;
 
-    TAILQ_FOREACH(w, &h->workers, entry)
-    if (w->state == WORKER_READY &&
-        (best == NULL || w->inflight < best->inflight))
-        best = w;
-    return best;
+    TAILQ_FOREACH(w, &h->workers, entry) {
+        if (w->state != WORKER_READY)
+            continue;
+        if (best == NULL || w->inflight < best->inflight)
+            best = w;
+        if (w->gen != h->generation &&
+            (old == NULL || w->inflight < old->inflight))
+            old = w;
+    }
+    return h->restarting && old != NULL ? old : best;
 }
 
 static void
@@ -585,6 +594,12 @@ host_submit(struct host *h, struct call *c)
     char msg[512];
 
     c->host = h;
+    if (h->dropped) {
+        /* A private VM whose worker died, or a host stopped under us. */
+        snprintf(msg, sizeof msg, "host %s is gone", h->id);
+        host_fail_call(c, PROTO_ERR_HOST_UNAVAILABLE, msg);
+        return;
+    }
     if (h->state == HOST_QUARANTINED) {
         snprintf(msg, sizeof msg,
                  "host %s is quarantined after repeated crashes (%s); "

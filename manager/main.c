@@ -64,7 +64,8 @@ usage(FILE *f)
             "10000)\n"
             "  JSHOST_KILL_GRACE_MS        SIGTERM to SIGKILL (3000)\n"
             "  JSHOST_START_TIMEOUT_MS     a worker must be ready within "
-            "(60000)\n",
+            "(60000)\n"
+            "  JSHOST_MAX_MESSAGE          bytes in one message (64 MiB)\n",
             JSHOST_DEFAULT_IDLE_MS);
 }
 
@@ -376,6 +377,7 @@ main(int argc, char **argv)
     mgr.ping_timeout_ms = env_u64("JSHOST_PING_TIMEOUT_MS", 10000);
     mgr.kill_grace_ms = env_u64("JSHOST_KILL_GRACE_MS", 3000);
     mgr.start_timeout_ms = env_u64("JSHOST_START_TIMEOUT_MS", 60000);
+    mgr.max_message = (size_t)env_u64("JSHOST_MAX_MESSAGE", 0);
     TAILQ_INIT(&mgr.clients);
     TAILQ_INIT(&mgr.hosts);
     find_worker();

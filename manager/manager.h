@@ -357,6 +357,7 @@ struct manager {
     unsigned max_client_inflight;
     unsigned max_host_inflight;
     uint64_t ping_ms, ping_timeout_ms, kill_grace_ms, start_timeout_ms;
+    size_t max_message; /* 0 = proto's default (64 MiB) */
     struct clients clients;
     unsigned nclients;
     struct hosts hosts;

@@ -114,7 +114,7 @@ stream_init(struct stream *s, uv_loop_t *loop, void *owner)
 {
     int rc;
 
-    s->reader = proto_reader_new(0);
+    s->reader = proto_reader_new(mgr.max_message);
     if (s->reader == NULL)
         return -ENOMEM;
     rc = uv_pipe_init(loop, &s->pipe, 0);

@@ -276,11 +276,14 @@ worker_on_end(void *owner, int err, const char *cause)
     if (w->state == WORKER_EXITED) {
         worker_finish(w);
     } else if (w->state != WORKER_STOPPING) {
-        /* It hung up without exiting: no new calls, and a deadline to go. */
+        /*
+         * It hung up and its exit status is on its way (or it hangs): no
+         * new calls, and a deadline. Its replacement waits for the status,
+         * which says whether it crashed (and so how long to back off).
+         */
         w->state = WORKER_STOPPING;
         uv_timer_start(&w->kill_timer, worker_kill_timer_cb, mgr.kill_grace_ms,
                        0);
-        host__worker_recycling(w->host, w);
     }
 }
 
@@ -301,7 +304,10 @@ worker_kill_timer_cb(uv_timer_t *t)
         uv_process_kill(&w->proc, SIGKILL);
         return;
     }
-    host_log(w->host, w->pid, "did not stop after SIGTERM: SIGKILL");
+    if (w->stop_requested)
+        host_log(w->host, w->pid, "did not stop after SIGTERM: SIGKILL");
+    else
+        host_log(w->host, w->pid, "hung up but did not exit: SIGKILL");
     uv_process_kill(&w->proc, SIGKILL);
 }
 

@@ -100,7 +100,7 @@ test_kill9_with_calls_in_flight(void **state)
 
     (void)state;
     mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "slow_ms=100\nlinger=60000\n");
+    cfg = mt_config(&m, "a.conf", "slow_ms=300\nlinger=60000\n");
     mt_start(&m, NULL, NULL);
     c = mt_connect(&m);
     id = mt_attach(c, cfg);
@@ -173,6 +173,18 @@ test_crash_loop_quarantine(void **state)
     /* No respawning while quarantined: it stays put. */
     usleep(300000);
     assert_int_equal(host_figure(c, id, "crashes"), 5);
+    /* Replacements backed off: 0, 100, 200, 300 ms, then quarantine. */
+    {
+        char path[512], *log;
+
+        snprintf(path, sizeof path, "%s/hosts/%s.log", m.rundir, id);
+        log = mt_slurp(path);
+        assert_non_null(strstr(log, "replacing it in 0 ms"));
+        assert_non_null(strstr(log, "replacing it in 300 ms"));
+        assert_null(strstr(log, "replacing it in 400 ms"));
+        assert_non_null(strstr(log, "quarantined after 5 crashes"));
+        free(log);
+    }
 
     /* The config is fixed; restart clears the quarantine. */
     mt_config(&m, "loop.conf", "linger=60000\n");
@@ -291,7 +303,7 @@ test_overloaded(void **state)
 
     (void)state;
     mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "slow_ms=30\nlinger=60000\n");
+    cfg = mt_config(&m, "a.conf", "slow_ms=200\nlinger=60000\n");
     mt_start(&m, NULL, env);
     a = mt_connect(&m);
     b = mt_connect(&m);
@@ -774,6 +786,49 @@ test_worker_speaks_garbage(void **state)
     mt_stop(&m);
 }
 
+/* A private VM whose worker dies: its contexts answer, new ones on it are
+ * refused, a new VM can be made. */
+static void
+test_private_vm_crash(void **state)
+{
+    struct mt m;
+    struct tu_rpc *c;
+    char params[256], *r;
+    json_t *j;
+    long vm;
+    pid_t pid;
+
+    (void)state;
+    mt_init(&m);
+    mt_start(&m, NULL, NULL);
+    c = mt_connect(&m);
+    j = mt_ok(c, "context.create", "[null, {}]");
+    vm = (long)json_integer_value(j);
+    json_decref(j);
+    snprintf(params, sizeof params, "[%ld, \"1\", \"vm.js\"]", vm);
+    j = mt_ok(c, "context.eval", params);
+    pid = (pid_t)json_integer_value(json_array_get(j, 0));
+    json_decref(j);
+    kill(pid, SIGKILL);
+    assert_true(mt_until(pid_gone, &pid, 10000));
+    usleep(100000);
+    r = mt_call(c, "context.eval", params);
+    assert_true(strncmp(r, "!HostCrashed", 12) == 0 ||
+                strncmp(r, "!NotFound", 9) == 0 ||
+                strncmp(r, "!HostUnavailable", 16) == 0);
+    free(r);
+    snprintf(params, sizeof params, "[null, {\"vm\": %ld}]", vm);
+    r = mt_call(c, "context.create", params);
+    assert_true(strncmp(r, "!NotFound", 9) == 0 ||
+                strncmp(r, "!HostUnavailable", 16) == 0);
+    free(r);
+    j = mt_ok(c, "context.create", "[null, {}]");
+    assert_true(json_integer_value(j) > vm);
+    json_decref(j);
+    tu_rpc_close(c);
+    mt_stop(&m);
+}
+
 int
 main(void)
 {
@@ -792,6 +847,7 @@ main(void)
         cmocka_unit_test(test_status_not_held_by_busy_worker),
         cmocka_unit_test(test_never_ready),
         cmocka_unit_test(test_worker_speaks_garbage),
+        cmocka_unit_test(test_private_vm_crash),
     };
 
     signal(SIGPIPE, SIG_IGN);

@@ -215,7 +215,7 @@ test_linger_expiry_and_cancel(void **state)
 
     (void)state;
     mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "linger=400\n");
+    cfg = mt_config(&m, "a.conf", "linger=2000\n");
     mt_start(&m, NULL, NULL);
     c = mt_connect(&m);
     c2 = mt_connect(&m);
@@ -247,7 +247,7 @@ test_linger_expiry_and_cancel(void **state)
     assert_int_equal(pids[0], pids2[0]);
     /* Expiry: the worker is stopped, the host gone. */
     j = mt_ok(c, "detach", params);
-    assert_int_equal(json_integer_value(json_object_get(j, "linger_ms")), 400);
+    assert_int_equal(json_integer_value(json_object_get(j, "linger_ms")), 2000);
     json_decref(j);
     q.c = c;
     q.id = id;
@@ -641,6 +641,120 @@ test_manager_killed(void **state)
     mt_stop(&m);
 }
 
+/* A message past the size limit closes that connection only. */
+static void
+test_message_too_big(void **state)
+{
+    struct mt m;
+    const char *env[] = {"JSHOST_MAX_MESSAGE=4096", NULL};
+    struct tu_rpc *big, *ok;
+    struct proto_msg msg;
+    char *data, *params, *r;
+
+    (void)state;
+    mt_init(&m);
+    mt_start(&m, NULL, env);
+    big = mt_connect(&m);
+    ok = mt_connect(&m);
+    data = malloc(8193);
+    memset(data, 'y', 8192);
+    data[8192] = '\0';
+    params = malloc(8300);
+    snprintf(params, 8300, "[\"x\", \"echo\", \"%s\"]", data);
+    tu_rpc_send(big, "call", params);
+    assert_int_equal(tu_rpc_read(big, &msg, 10000), 1);
+    assert_int_equal(msg.kind, PROTO_NOTIFICATION);
+    proto_msg_release(&msg);
+    assert_int_equal(tu_rpc_read(big, &msg, 10000), -1);
+    r = mt_call(ok, "ping", "[]");
+    assert_string_equal(r, "\"pong\"");
+    free(r);
+    free(data);
+    free(params);
+    tu_rpc_close(big);
+    tu_rpc_close(ok);
+    mt_stop(&m);
+}
+
+/*
+ * Random bytes from many connections at once, some of them valid message
+ * heads: each bad connection is closed on its own, good clients are served
+ * throughout, the manager stays up.
+ */
+static void
+test_random_bytes_from_many(void **state)
+{
+    enum { BAD = 8, GOOD = 3, ROUNDS = 50 };
+    struct mt m;
+    struct tu_rpc *c;
+    const char *cfg;
+    char *id;
+    pid_t kids[BAD + GOOD];
+    int i, st;
+
+    (void)state;
+    mt_init(&m);
+    cfg = mt_config(&m, "a.conf", "workers=2\nlinger=60000\n");
+    mt_start(&m, NULL, NULL);
+    c = mt_connect(&m);
+    id = mt_attach(c, cfg);
+    for (i = 0; i < BAD + GOOD; i++) {
+        kids[i] = fork();
+        assert_true(kids[i] >= 0);
+        if (kids[i] > 0)
+            continue;
+        if (i < BAD) {
+            unsigned seed = 1234u + (unsigned)i;
+            int r;
+
+            for (r = 0; r < ROUNDS; r++) {
+                struct tu_rpc *b = tu_rpc_connect(m.sock);
+                unsigned char buf[512];
+                size_t n = 1 + (size_t)(rand_r(&seed) % sizeof buf), k;
+
+                if (b == NULL)
+                    _exit(1);
+                for (k = 0; k < n; k++)
+                    buf[k] = (unsigned char)rand_r(&seed);
+                /* Half the time, start like a request. */
+                if (r % 2 == 0 && n > 4) {
+                    buf[0] = 0x94;
+                    buf[1] = 0x00;
+                    buf[2] = 0x01;
+                }
+                tu_rpc_send_raw(b, buf, n);
+                tu_rpc_close(b);
+            }
+            _exit(0);
+        } else {
+            struct tu_rpc *g = tu_rpc_connect(m.sock);
+            char params[256], *r;
+            int k;
+
+            if (g == NULL)
+                _exit(1);
+            for (k = 0; k < 200; k++) {
+                snprintf(params, sizeof params, "[\"%s\", \"echo\", %d]",
+                         id, k);
+                r = tu_rpc_call(g, "call", params, 30000);
+                if (r == NULL || atoi(r) != k)
+                    _exit(2);
+                free(r);
+            }
+            _exit(0);
+        }
+    }
+    for (i = 0; i < BAD + GOOD; i++) {
+        st = tu_wait(kids[i], 60000);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 0);
+    }
+    free(mt_call(c, "ping", "[]"));
+    tu_rpc_close(c);
+    free(id);
+    mt_stop(&m);
+}
+
 int
 main(void)
 {
@@ -657,6 +771,8 @@ main(void)
         cmocka_unit_test(test_shutdown),
         cmocka_unit_test(test_sigterm_stops_workers),
         cmocka_unit_test(test_manager_killed),
+        cmocka_unit_test(test_message_too_big),
+        cmocka_unit_test(test_random_bytes_from_many),
     };
 
     signal(SIGPIPE, SIG_IGN);
