@@ -403,6 +403,108 @@ test_processes_and_files(void **state)
     tu_rmtree(dir);
 }
 
+/* sh -c script through tu_run; *out and *err as tu_run sets them. */
+static int
+run_sh(const char *script, char *const env[], const char *input, char **out,
+       char **err, int timeout_ms)
+{
+    char *argv[] = {"/bin/sh", "-c", (char *)script, NULL};
+
+    return tu_run(argv, env, input, out, err, timeout_ms);
+}
+
+static void
+test_run(void **state)
+{
+    char *env[] = {"TU_WORD=bird", NULL};
+    char *out, *err, *big;
+    struct sigaction sa;
+    size_t i, n = 1 << 20;
+
+    (void)state;
+    /* stdin given, both outputs apart, the exit status. */
+    assert_int_equal(run_sh("cat; echo \"$TU_WORD\" >&2; exit 4", env,
+                            "line one\nline two\n", &out, &err, 10000),
+                     4);
+    assert_string_equal(out, "line one\nline two\n");
+    assert_string_equal(err, "bird\n");
+    free(out);
+    free(err);
+
+    /* No input: stdin is at EOF at once (cat would wait for ever). */
+    assert_int_equal(run_sh("cat; echo done", NULL, NULL, &out, &err, 10000),
+                     0);
+    assert_string_equal(out, "done\n");
+    free(out);
+    free(err);
+
+    /* Ended by a signal: 128 + its number, as a shell says. */
+    assert_int_equal(run_sh("kill -TERM $$", NULL, NULL, &out, &err, 10000),
+                     128 + SIGTERM);
+    free(out);
+    free(err);
+
+    /* A megabyte each way: no deadlock while the child waits for its stdout
+     * to be read; and a child that reads none of it kills no one with
+     * SIGPIPE, the test's disposition of SIGPIPE stays as it was. */
+    big = malloc(n + 1);
+    assert_non_null(big);
+    for (i = 0; i < n; i++)
+        big[i] = (char)('a' + i % 26);
+    big[n] = '\0';
+    assert_int_equal(run_sh("cat", NULL, big, &out, &err, 60000), 0);
+    assert_string_equal(out, big);
+    free(out);
+    free(err);
+    assert_int_equal(run_sh("exit 7", NULL, big, &out, &err, 60000), 7);
+    free(out);
+    free(err);
+    free(big);
+    assert_int_equal(sigaction(SIGPIPE, NULL, &sa), 0);
+    assert_true(sa.sa_handler == SIG_DFL);
+
+    /* Still running at the deadline: -1, and it is gone. */
+    assert_int_equal(run_sh("echo early; exec sleep 100", NULL, NULL, &out,
+                            &err, 200),
+                     -1);
+    assert_string_equal(out, "early\n");
+    free(out);
+    free(err);
+
+    /* A program that cannot run: 127, and why on stderr. */
+    {
+        char *argv[] = {"/nonexistent/prog", NULL};
+
+        assert_int_equal(tu_run(argv, NULL, NULL, &out, &err, 10000), 127);
+        assert_non_null(strstr(err, "cannot run /nonexistent/prog"));
+        free(out);
+        free(err);
+    }
+}
+
+static void
+test_read_file(void **state)
+{
+    char *dir = tu_tmpdir(), *path, *s, missing[256];
+
+    (void)state;
+    snprintf(missing, sizeof missing, "%s/none", dir);
+    errno = 0;
+    assert_null(tu_read_file(missing));
+    assert_int_equal(errno, ENOENT);
+    path = tu_write_file(dir, "empty", "");
+    s = tu_read_file(path);
+    assert_string_equal(s, "");
+    free(s);
+    free(path);
+    path = tu_write_file(dir, "text", "one\ntwo\n");
+    s = tu_read_file(path);
+    assert_string_equal(s, "one\ntwo\n");
+    free(s);
+    free(path);
+    tu_rmtree(dir);
+}
+
 int
 main(void)
 {
@@ -421,6 +523,8 @@ main(void)
                                         teardown_pair),
         cmocka_unit_test(test_connect_path),
         cmocka_unit_test(test_processes_and_files),
+        cmocka_unit_test(test_run),
+        cmocka_unit_test(test_read_file),
     };
 
     return cmocka_run_group_tests_name("support/testutil", tests, NULL, NULL);

@@ -124,6 +124,39 @@ tu_write_file(const char *dir, const char *name, const char *text)
     return path;
 }
 
+/* Appends n bytes to the NUL-terminated *buf of *len bytes. */
+static void
+tu__append(char **buf, size_t *len, const char *data, size_t n)
+{
+    char *b = realloc(*buf, *len + n + 1);
+
+    if (b == NULL)
+        fail_msg("out of memory");
+    memcpy(b + *len, data, n);
+    *len += n;
+    b[*len] = '\0';
+    *buf = b;
+}
+
+char *
+tu_read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *buf, chunk[4096];
+    size_t len = 0, n;
+
+    if (f == NULL)
+        return NULL;
+    buf = calloc(1, 1);
+    assert_non_null(buf);
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        tu__append(&buf, &len, chunk, n);
+    if (ferror(f))
+        fail_msg("cannot read %s", path);
+    fclose(f);
+    return buf;
+}
+
 /* ---------------------------------------------------------- processes */
 
 static long
@@ -144,21 +177,12 @@ tu__sleep_ms(long ms)
         ;
 }
 
-pid_t
-tu_spawn(char *const argv[], char *const envadd[], const char *logpath)
+/* In a forked child, before exec: no cmocka crash reporting, env additions. */
+static void
+tu__child_prepare(char *const envadd[])
 {
-    pid_t pid;
-    int fd, i;
+    int i;
     char *eq, *name;
-
-    /* What the test printed so far must not be printed twice by the child. */
-    fflush(stdout);
-    fflush(stderr);
-    pid = fork();
-    if (pid == -1)
-        fail_msg("fork: %s", strerror(errno));
-    if (pid != 0)
-        return pid;
 
     /* cmocka's handlers must not report a crash of the child as a test of
      * ours; exec resets them; this covers the way to it. */
@@ -178,6 +202,43 @@ tu_spawn(char *const argv[], char *const envadd[], const char *logpath)
             setenv(name, eq + 1, 1);
         free(name);
     }
+}
+
+/* fork(), with what the test printed so far flushed so that the child never
+ * prints it twice. */
+static pid_t
+tu__fork(void)
+{
+    pid_t pid;
+
+    fflush(stdout);
+    fflush(stderr);
+    pid = fork();
+    if (pid == -1)
+        fail_msg("fork: %s", strerror(errno));
+    return pid;
+}
+
+/* In the child: exec argv, or say why not (on its stderr) and exit 127. */
+static _Noreturn void
+tu__exec(char *const argv[], const char *who)
+{
+    execv(argv[0], argv);
+    dprintf(2, "%s: cannot run %s: %s\n", who, argv[0], strerror(errno));
+    _exit(127);
+}
+
+pid_t
+tu_spawn(char *const argv[], char *const envadd[], const char *logpath)
+{
+    pid_t pid;
+    int fd;
+
+    pid = tu__fork();
+    if (pid != 0)
+        return pid;
+
+    tu__child_prepare(envadd);
     fd = open("/dev/null", O_RDONLY);
     if (fd >= 0 && fd != 0) {
         dup2(fd, 0);
@@ -195,9 +256,7 @@ tu_spawn(char *const argv[], char *const envadd[], const char *logpath)
         if (fd > 2)
             close(fd);
     }
-    execv(argv[0], argv);
-    dprintf(2, "tu_spawn: cannot run %s: %s\n", argv[0], strerror(errno));
-    _exit(127);
+    tu__exec(argv, "tu_spawn");
 }
 
 int
@@ -235,6 +294,115 @@ tu_kill(pid_t pid)
     kill(pid, SIGKILL);
     while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
         ;
+}
+
+int
+tu_run(char *const argv[], char *const envadd[], const char *input,
+       char **out, char **err, int timeout_ms)
+{
+    long deadline = timeout_ms < 0 ? -1 : tu__now_ms() + timeout_ms, left;
+    size_t ilen = input != NULL ? strlen(input) : 0, ioff = 0;
+    size_t lens[2] = {0, 0};
+    char **bufs[2] = {out, err}, chunk[4096];
+    int pin[2], pout[2], perr[2], fds[2], i, r, status;
+    struct sigaction ign, old;
+    struct pollfd pfd[3];
+    ssize_t n;
+    pid_t pid;
+
+    *out = calloc(1, 1);
+    *err = calloc(1, 1);
+    assert_non_null(*out);
+    assert_non_null(*err);
+    if (pipe2(pin, O_CLOEXEC) == -1 || pipe2(pout, O_CLOEXEC) == -1 ||
+        pipe2(perr, O_CLOEXEC) == -1)
+        fail_msg("pipe: %s", strerror(errno));
+    pid = tu__fork();
+    if (pid == 0) {
+        dup2(pin[0], 0);
+        dup2(pout[1], 1);
+        dup2(perr[1], 2);
+        tu__child_prepare(envadd);
+        tu__exec(argv, "tu_run");
+    }
+    close(pin[0]);
+    close(pout[1]);
+    close(perr[1]);
+    /* Never block on the child's stdin while it waits for us to read its
+     * full stdout: that would hang both. */
+    fcntl(pin[1], F_SETFL, O_NONBLOCK);
+    if (ilen == 0) {
+        close(pin[1]);
+        pin[1] = -1;
+    }
+    /* A child that exits without reading all of its stdin must not kill the
+     * test with SIGPIPE; the test's own disposition comes back at the end
+     * (the child has inherited it already). */
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &ign, &old);
+    fds[0] = pout[0];
+    fds[1] = perr[0];
+    while (fds[0] >= 0 || fds[1] >= 0) {
+        left = deadline < 0 ? -1 : deadline - tu__now_ms();
+        if (deadline >= 0 && left <= 0)
+            break;
+        for (i = 0; i < 2; i++) {
+            pfd[i].fd = fds[i];
+            pfd[i].events = POLLIN;
+        }
+        pfd[2].fd = pin[1];
+        pfd[2].events = POLLOUT;
+        r = poll(pfd, 3, (int)left);
+        if (r == -1 && errno == EINTR)
+            continue;
+        if (r == -1)
+            fail_msg("poll: %s", strerror(errno));
+        if (r == 0)
+            break;
+        if (pin[1] >= 0 && pfd[2].revents != 0) {
+            n = write(pin[1], input + ioff, ilen - ioff);
+            if (n > 0)
+                ioff += (size_t)n;
+            /* Done, or the child closed its stdin: it gets no more. */
+            if (ioff == ilen ||
+                (n == -1 && errno != EINTR && errno != EAGAIN)) {
+                close(pin[1]);
+                pin[1] = -1;
+            }
+        }
+        for (i = 0; i < 2; i++) {
+            if (fds[i] < 0 || pfd[i].revents == 0)
+                continue;
+            n = read(fds[i], chunk, sizeof chunk);
+            if (n > 0) {
+                tu__append(bufs[i], &lens[i], chunk, (size_t)n);
+            } else if (n == 0 || errno != EINTR) {
+                close(fds[i]);
+                fds[i] = -1;
+            }
+        }
+    }
+    for (i = 0; i < 2; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    if (pin[1] >= 0)
+        close(pin[1]);
+    sigaction(SIGPIPE, &old, NULL);
+    /* Its output has ended; a child on its way out still gets a moment. */
+    left = deadline < 0 ? -1 : deadline - tu__now_ms();
+    if (deadline >= 0 && left < 100)
+        left = 100;
+    status = tu_wait(pid, (int)left);
+    if (status == -1) {
+        kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
+            ;
+        return -1;
+    }
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return WEXITSTATUS(status);
 }
 
 /* A connected Unix stream socket, or -1 (errno set). */

@@ -41,6 +41,20 @@ void tu_kill(pid_t pid);
 /* Waits up to timeout_ms until connect(path) succeeds. true when it did. */
 bool tu_wait_socket(const char *path, int timeout_ms);
 
+/*
+ * Runs argv (argv[0] a path; env additions as tu_spawn) to its end: `input`
+ * (NULL: nothing) is its stdin, then EOF; what it writes to stdout and stderr
+ * comes back in *out and *err (malloc'd, NUL-terminated, set even on timeout).
+ * Returns its exit status, 128 + the signal that ended it, or -1 when it still
+ * ran after timeout_ms (< 0: no limit; it is then SIGKILLed and reaped).
+ */
+int tu_run(char *const argv[], char *const envadd[], const char *input,
+           char **out, char **err, int timeout_ms);
+
+/* The whole file, malloc'd and NUL-terminated; NULL (errno set) when it cannot
+ * be opened, e.g. it does not exist (yet). */
+char *tu_read_file(const char *path);
+
 /* A blocking RPC connection. */
 struct tu_rpc;
 struct tu_rpc *tu_rpc_connect(const char *path); /* NULL on failure */
