@@ -15,8 +15,8 @@
 
 #include <cmocka.h>
 
-#include "helpers.h"
 #include "jshost.h"
+#include "testutil.h"
 
 static const char config_text[] =
     "module.exports = {\n"
@@ -43,9 +43,9 @@ setup(void **state)
     struct fx *f = calloc(1, sizeof(*f));
     char *p;
 
-    f->dir = th_tmpdir();
+    f->dir = tu_tmpdir();
     snprintf(f->rt, sizeof(f->rt), "%s/rt", f->dir);
-    p = th_write(f->dir, "host.config.js", config_text);
+    p = tu_write_file(f->dir, "host.config.js", config_text);
     snprintf(f->config, sizeof(f->config), "%s", p);
     free(p);
     /* the jshost binaries under test find everything through these */
@@ -65,7 +65,7 @@ teardown(void **state)
     jshost *c;
 
     snprintf(path, sizeof(path), "%s/manager.pid", f->rt);
-    if ((s = th_read_file(path)) != NULL)
+    if ((s = tu_read_file(path)) != NULL)
         pid = atoi(s);
     free(s);
     jshost_options_init(&o);
@@ -79,7 +79,7 @@ teardown(void **state)
         usleep(10000);
     free(f->out);
     free(f->err);
-    th_rmtree(f->dir);
+    tu_rmtree(f->dir);
     free(f);
     return 0;
 }
@@ -100,7 +100,7 @@ run(struct fx *f, const char *input, ...)
     argv[n] = NULL;
     free(f->out);
     free(f->err);
-    rc = th_run(argv, input, &f->out, &f->err, 60000);
+    rc = tu_run(argv, NULL, input, &f->out, &f->err, 60000);
     return rc;
 }
 
@@ -197,7 +197,7 @@ test_jshost_failures_exit_3(void **state)
     assert_non_null(strstr(f->err, "no manager running"));
     /* a broken config: file and line */
     bad =
-        th_write(f->dir, "bad.config.js",
+        tu_write_file(f->dir, "bad.config.js",
                  "module.exports = {\n  functions: {\n    a() { return 1 +; }\n"
                  "  }\n};\n");
     assert_int_equal(run(f, NULL, "call", bad, "a", NULL), 3);
@@ -245,7 +245,7 @@ test_crash_exit_3(void **state)
         char *argv[] = {getenv("JSHOST_CLI"), "call", f->config, "spin",
                         "--timeout", "60", NULL};
 
-        cli = th_spawn(argv, log);
+        cli = tu_spawn(argv, NULL, log);
     }
     for (int i = 0; i < 500 && worker == 0; i++) {
         assert_int_equal(run(f, NULL, "status", "--json", NULL), 0);
@@ -263,10 +263,10 @@ test_crash_exit_3(void **state)
     }
     assert_true(worker > 0);
     assert_int_equal(kill(worker, SIGKILL), 0);
-    st = th_wait(cli, 20000);
+    st = tu_wait(cli, 20000);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 3);
-    out = th_read_file(log);
+    out = tu_read_file(log);
     assert_non_null(out);
     assert_non_null(strstr(out, "HostCrashed"));
     assert_non_null(strstr(out, "signal 9"));
@@ -338,12 +338,12 @@ test_logs_follow(void **state)
     argv[2] = f->config;
     argv[3] = "-f";
     argv[4] = NULL;
-    pid = th_spawn(argv, out);
+    pid = tu_spawn(argv, NULL, out);
     usleep(300000);
     assert_int_equal(run(f, NULL, "call", f->config, "echo", "1", NULL), 0);
     for (i = 0; i < 100; i++) {
         free(text);
-        text = th_read_file(out);
+        text = tu_read_file(out);
         if (text != NULL && strstr(text, "echo called") != NULL)
             break;
         usleep(50000);
@@ -352,8 +352,8 @@ test_logs_follow(void **state)
     assert_non_null(strstr(text, "echo called"));
     free(text);
     /* still following, not exited */
-    assert_int_equal(th_wait(pid, 0), -1);
-    th_kill(pid);
+    assert_int_equal(tu_wait(pid, 0), -1);
+    tu_kill(pid);
 }
 
 /* jshost host CONFIG --listen PATH + JSHOST_SOCKET: no manager at all. */
@@ -371,15 +371,15 @@ test_host_listen(void **state)
     argv[3] = "--listen";
     argv[4] = sock;
     argv[5] = NULL;
-    pid = th_spawn(argv, NULL);
-    assert_true(th_wait_socket(sock, 10000));
+    pid = tu_spawn(argv, NULL, NULL);
+    assert_true(tu_wait_socket(sock, 10000));
     setenv("JSHOST_SOCKET", sock, 1);
     assert_int_equal(
         run(f, NULL, "call", f->config, "double", "{\"number\": 4}", NULL), 0);
     unsetenv("JSHOST_SOCKET");
     assert_string_equal(f->out, "8\n");
     assert_int_equal(access(f->rt, F_OK), -1); /* nothing auto-started */
-    th_kill(pid);
+    tu_kill(pid);
 }
 
 /* examples/c/hello.c, the C API's walk-through, runs as documented. */
@@ -396,7 +396,7 @@ test_c_example(void **state)
     assert_non_null(argv[0]);
     free(f->out);
     free(f->err);
-    rc = th_run(argv, NULL, &f->out, &f->err, 60000);
+    rc = tu_run(argv, NULL, NULL, &f->out, &f->err, 60000);
     if (rc != 0)
         fail_msg("example: %d\n%s\n%s", rc, f->out, f->err);
     assert_non_null(

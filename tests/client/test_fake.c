@@ -21,8 +21,8 @@
 #include <cmocka.h>
 #include <msgpack.h>
 
-#include "helpers.h"
 #include "jshost.h"
+#include "testutil.h"
 
 struct fx {
     char *dir;
@@ -38,20 +38,35 @@ fake_path(void)
     return p != NULL ? p : "./fake_server";
 }
 
+/* Lines in a file (0 when it is missing): the fake server logs a pid a line. */
+static int
+count_lines(const char *path)
+{
+    char *s = tu_read_file(path);
+    int n = 0;
+
+    if (s == NULL)
+        return 0;
+    for (char *p = s; *p; p++)
+        n += *p == '\n';
+    free(s);
+    return n;
+}
+
 static int
 setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
     char *argv[4];
 
-    f->dir = th_tmpdir();
+    f->dir = tu_tmpdir();
     snprintf(f->sock, sizeof(f->sock), "%s/s.sock", f->dir);
     argv[0] = (char *)fake_path();
     argv[1] = "--listen";
     argv[2] = f->sock;
     argv[3] = NULL;
-    f->server = th_spawn(argv, NULL);
-    if (!th_wait_socket(f->sock, 5000))
+    f->server = tu_spawn(argv, NULL, NULL);
+    if (!tu_wait_socket(f->sock, 5000))
         return -1;
     *state = f;
     return 0;
@@ -62,8 +77,8 @@ teardown(void **state)
 {
     struct fx *f = *state;
 
-    th_kill(f->server);
-    th_rmtree(f->dir);
+    tu_kill(f->server);
+    tu_rmtree(f->dir);
     free(f);
     return 0;
 }
@@ -190,7 +205,7 @@ test_runtime_dir_unsafe(void **state)
     jshost_free(c);
 
     /* a file where the dir should be */
-    free(th_write(f->dir, "file", "x"));
+    free(tu_write_file(f->dir, "file", "x"));
     snprintf(dir, sizeof(dir), "%s/file", f->dir);
     o.runtime_dir = dir;
     c = jshost_connect(&o);
@@ -346,13 +361,13 @@ test_server_restart_resend(void **state)
     assert_int_equal(c->err, 0);
     /* the server goes away between calls: the next call finds the dead
      * connection before writing, reconnects to the new server and succeeds */
-    th_kill(f->server);
+    tu_kill(f->server);
     argv[0] = (char *)fake_path();
     argv[1] = "--listen";
     argv[2] = f->sock;
     argv[3] = NULL;
-    f->server = th_spawn(argv, NULL);
-    assert_true(th_wait_socket(f->sock, 5000));
+    f->server = tu_spawn(argv, NULL, NULL);
+    assert_true(tu_wait_socket(f->sock, 5000));
     s = call_json(c, "echo", "5", 0);
     if (s == NULL) {
         /* written before the EOF was seen: one failure is allowed, then it
@@ -790,9 +805,9 @@ test_autostart(void **state)
     s = call_json(c, "echo", "\"cold\"", 0);
     assert_string_equal(s, "\"cold\"");
     free(s);
-    assert_int_equal(th_count_lines(pids), 1);
+    assert_int_equal(count_lines(pids), 1);
     {
-        char *pidtext = th_read_file(pids), dirpath[64], link[320], want[64];
+        char *pidtext = tu_read_file(pids), dirpath[64], link[320], want[64];
         char target[128];
         struct dirent *de;
         DIR *d;
@@ -820,7 +835,7 @@ test_autostart(void **state)
     /* a second client finds it running */
     c = jshost_connect(&o);
     assert_int_equal(c->err, 0);
-    assert_int_equal(th_count_lines(pids), 1);
+    assert_int_equal(count_lines(pids), 1);
     assert_int_equal(jshost_shutdown(c), 0);
     jshost_free(c);
 
@@ -834,10 +849,10 @@ test_autostart(void **state)
             break;
         usleep(10000);
     }
-    free(th_write(rt, "manager.sock", "stale"));
+    free(tu_write_file(rt, "manager.sock", "stale"));
     c = jshost_connect(&o);
     assert_int_equal(c->err, 0);
-    assert_int_equal(th_count_lines(pids), 2);
+    assert_int_equal(count_lines(pids), 2);
     assert_int_equal(jshost_shutdown(c), 0);
     jshost_free(c);
 
@@ -889,7 +904,7 @@ test_autostart_race(void **state)
         ok += WIFEXITED(st) && WEXITSTATUS(st) == 0;
     }
     assert_int_equal(ok, 20);
-    assert_int_equal(th_count_lines(pids), 1);
+    assert_int_equal(count_lines(pids), 1);
     {
         struct jshost_options o;
         jshost *c;

@@ -19,8 +19,8 @@
 #include <cmocka.h>
 #include <msgpack.h>
 
-#include "helpers.h"
 #include "jshost.h"
+#include "testutil.h"
 
 static const char config_text[] =
     "let n = 0;\n"
@@ -67,9 +67,9 @@ setup(void **state)
     struct fx *f = calloc(1, sizeof(*f));
     char *p;
 
-    f->dir = th_tmpdir();
+    f->dir = tu_tmpdir();
     snprintf(f->rt, sizeof(f->rt), "%s/rt", f->dir);
-    p = th_write(f->dir, "host.config.js", config_text);
+    p = tu_write_file(f->dir, "host.config.js", config_text);
     snprintf(f->config, sizeof(f->config), "%s", p);
     free(p);
     *state = f;
@@ -84,7 +84,7 @@ manager_pid(const char *rt)
     pid_t pid = 0;
 
     snprintf(path, sizeof(path), "%s/manager.pid", rt);
-    s = th_read_file(path);
+    s = tu_read_file(path);
     if (s != NULL)
         pid = (pid_t)atoi(s);
     free(s);
@@ -110,7 +110,7 @@ teardown(void **state)
         usleep(10000);
     if (pid > 0 && kill(pid, 0) == 0)
         kill(pid, SIGKILL);
-    th_rmtree(f->dir);
+    tu_rmtree(f->dir);
     free(f);
     return 0;
 }
@@ -236,7 +236,7 @@ test_contexts(void **state)
     assert_string_equal(s, "21");
     free(s);
     jshost_value_free(&r);
-    lib = th_write(f->dir, "lib.js", "globalThis.triple = (v) => v * 3;\n");
+    lib = tu_write_file(f->dir, "lib.js", "globalThis.triple = (v) => v * 3;\n");
     paths[0] = lib;
     assert_int_equal(jshost_context_load(f->c, ctx, paths, 1, 0), 0);
     assert_int_equal(jshost_json_pack("[7]", 3, &args, err, sizeof(err)), 0);
@@ -320,7 +320,7 @@ test_config_error(void **state)
     f->c = connect_rt(f->rt, 1);
     assert_int_equal(f->c->err, 0);
     bad =
-        th_write(f->dir, "bad.config.js",
+        tu_write_file(f->dir, "bad.config.js",
                  "module.exports = {\n  functions: {\n    a() { return 1 +; }\n"
                  "  }\n};\n");
     assert_int_equal(jshost_attach(f->c, bad, &host, NULL), -1);
@@ -716,8 +716,8 @@ test_env_socket_listen_worker(void **state)
     argv[4] = sock;
     argv[5] = NULL;
     assert_non_null(argv[0]);
-    pid = th_spawn(argv, log);
-    assert_true(th_wait_socket(sock, 10000));
+    pid = tu_spawn(argv, NULL, log);
+    assert_true(tu_wait_socket(sock, 10000));
     setenv("JSHOST_SOCKET", sock, 1);
     {
         struct jshost_options o;
@@ -736,7 +736,7 @@ test_env_socket_listen_worker(void **state)
     assert_int_equal(stat(f->rt, &st) == 0 && manager_pid(f->rt) > 0, 0);
     jshost_free(f->c);
     f->c = NULL;
-    th_kill(pid);
+    tu_kill(pid);
 }
 
 int
