@@ -242,20 +242,9 @@ mt_pid_gone(pid_t pid)
 char *
 mt_slurp(const char *path)
 {
-    FILE *f = fopen(path, "r");
-    char *buf;
-    long n;
+    char *s = tu_read_file(path);
 
-    if (f == NULL)
-        return strdup("");
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = calloc(1, (size_t)n + 1);
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n)
-        buf[0] = '\0';
-    fclose(f);
-    return buf;
+    return s != NULL ? s : strdup("");
 }
 
 bool

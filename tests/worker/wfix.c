@@ -110,26 +110,9 @@ wfix_stop(struct wfix *f)
 char *
 wfix_read_log(struct wfix *f)
 {
-    FILE *fp = fopen(f->log, "r");
-    size_t cap = 4096, len = 0, n;
-    char *buf = malloc(cap);
+    char *log = tu_read_file(f->log);
 
-    assert_non_null(buf);
-    if (fp == NULL) {
-        buf[0] = '\0';
-        return buf;
-    }
-    while ((n = fread(buf + len, 1, cap - len - 1, fp)) > 0) {
-        len += n;
-        if (cap - len < 1024) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-            assert_non_null(buf);
-        }
-    }
-    fclose(fp);
-    buf[len] = '\0';
-    return buf;
+    return log != NULL ? log : strdup("");
 }
 
 void
