@@ -22,9 +22,10 @@
 #include <uv.h>
 
 #include "engine.h"
+#include "testutil.h"
 
 struct fx {
-    char dir[256];
+    char *dir; /* tu_tmpdir */
     uv_loop_t loop;
     js_engine *e;
     struct js_error err;
@@ -41,22 +42,13 @@ static inline int
 fx_setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/jshost-engine-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
+    if (f == NULL)
         return -1;
+    f->dir = tu_tmpdir();
     if (uv_loop_init(&f->loop) != 0)
         return -1;
     *state = f;
     return 0;
-}
-
-static inline void
-rm_rf(const char *path)
-{
-    char cmd[PATH_MAX + 32];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cannot remove %s\n", path);
 }
 
 static inline int
@@ -69,7 +61,7 @@ fx_teardown(void **state)
     uv_run(&f->loop, UV_RUN_DEFAULT);
     int rc = uv_loop_close(&f->loop);
     js_error_free(&f->err);
-    rm_rf(f->dir);
+    tu_rmtree(f->dir);
     free(f);
     assert_int_equal(rc, 0);
     return 0;
@@ -79,19 +71,7 @@ fx_teardown(void **state)
 static inline void
 put(struct fx *f, const char *name, const char *text)
 {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", f->dir, name);
-    for (char *p = path + strlen(f->dir) + 1; *p; p++) {
-        if (*p == '/') {
-            *p = 0;
-            mkdir(path, 0700);
-            *p = '/';
-        }
-    }
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
+    free(tu_write_file(f->dir, name, text));
 }
 
 static inline const char *
