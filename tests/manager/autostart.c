@@ -11,8 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,24 +21,13 @@
 #include "startlock.h"
 #include "testutil.h"
 
-/* A connected fd, or a negative errno. */
+/* A connected fd, or a negative errno (ENOENT, ECONNREFUSED decide). */
 static int
 try_connect(const char *path)
 {
-    struct sockaddr_un sa;
-    int fd, err;
+    int fd = tu_connect(path);
 
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    memset(&sa, 0, sizeof sa);
-    sa.sun_family = AF_UNIX;
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
-        return fd;
-    err = errno;
-    close(fd);
-    return -err;
+    return fd >= 0 ? fd : -errno;
 }
 
 static int

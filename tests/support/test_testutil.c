@@ -333,7 +333,20 @@ test_connect_path(void **state)
 
     (void)state;
     snprintf(path, sizeof path, "%s/peer.sock", dir);
+    /* Nobody there yet: the errno tells why (auto-start decides on it). */
+    errno = 0;
+    assert_int_equal(tu_connect(path), -1);
+    assert_int_equal(errno, ENOENT);
     assert_null(tu_rpc_connect(path));
+    {
+        char longpath[300];
+
+        memset(longpath, 'x', sizeof longpath - 1);
+        longpath[0] = '/';
+        longpath[sizeof longpath - 1] = '\0';
+        assert_int_equal(tu_connect(longpath), -1);
+        assert_int_equal(errno, ENAMETOOLONG);
+    }
     pid = listening_peer(path);
     assert_true(tu_wait_socket(path, 10000));
     c = tu_rpc_connect(path);

@@ -405,9 +405,8 @@ tu_run(char *const argv[], char *const envadd[], const char *input,
     return WEXITSTATUS(status);
 }
 
-/* A connected Unix stream socket, or -1 (errno set). */
-static int
-tu__connect(const char *path)
+int
+tu_connect(const char *path)
 {
     struct sockaddr_un sa;
     int fd, err;
@@ -438,7 +437,7 @@ tu_wait_socket(const char *path, int timeout_ms)
     int fd;
 
     for (;;) {
-        fd = tu__connect(path);
+        fd = tu_connect(path);
         if (fd >= 0) {
             close(fd);
             return true;
@@ -479,7 +478,7 @@ tu_rpc_from_fd(int fd)
 struct tu_rpc *
 tu_rpc_connect(const char *path)
 {
-    int fd = tu__connect(path);
+    int fd = tu_connect(path);
 
     return fd >= 0 ? tu_rpc_from_fd(fd) : NULL;
 }

@@ -38,6 +38,9 @@ pid_t tu_spawn(char *const argv[], char *const envadd[], const char *logpath);
 int tu_wait(pid_t pid, int timeout_ms);
 /* SIGTERM, wait up to 2 s, then SIGKILL and reap. */
 void tu_kill(pid_t pid);
+/* A Unix stream socket connected to path (close-on-exec), or -1 with errno
+ * set (ENAMETOOLONG: the path does not fit sun_path). */
+int tu_connect(const char *path);
 /* Waits up to timeout_ms until connect(path) succeeds. true when it did. */
 bool tu_wait_socket(const char *path, int timeout_ms);
 
