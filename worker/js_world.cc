@@ -54,6 +54,7 @@ struct World {
     std::map<uint32_t, Timer *> timers;
     std::deque<Immediate *> immediates;
     size_t refed_immediates = 0; // of those queued, not unref'd
+    std::deque<Immediate *> *running = nullptr; // the batch being run
     std::vector<Realm *> tick_realms; // realms whose nextTick queue has work
     std::vector<Realm *> tick_drops;  // terminated while running their ticks
     uint32_t next_id = 1;
@@ -572,7 +573,7 @@ TimerRefresh(const FunctionCallbackInfo<Value> &info)
 {
     Timer *t = TimerOf(info);
     if (t != nullptr) {
-        uv_update_time(jse::LoopOf(t->world->engine));
+        // From the macrotask's "now", as a new timer (see Entry).
         uv_timer_start(&t->handle, TimerFired, t->ms, t->repeat ? t->ms : 0);
     }
     info.GetReturnValue().Set(t != nullptr);
@@ -609,6 +610,8 @@ RunImmediates(uv_check_t *h)
     std::deque<Immediate *> batch;
     batch.swap(w->immediates);
     w->refed_immediates = 0;
+    // clearImmediate() from one of them still reaches the rest of the batch
+    w->running = &batch;
     uv_check_stop(&w->check);
     uv_idle_stop(&w->idle);
     Isolate *isolate = jse::IsolateOf(w->engine);
@@ -635,6 +638,8 @@ RunImmediates(uv_check_t *h)
     }
     for (Immediate *im : batch)
         delete im;
+    if (w->active)
+        w->running = nullptr;
     if (!w->immediates.empty() && w->active) {
         uv_check_start(&w->check, RunImmediates);
         uv_idle_start(&w->idle, [](uv_idle_t *) {});
@@ -668,15 +673,24 @@ ImmediateStart(const FunctionCallbackInfo<Value> &info)
     info.GetReturnValue().Set((double)im->id);
 }
 
+// A queued immediate; *running says whether it is in the batch being run
+// (those no longer count for the loop's ref).
 Immediate *
-ImmediateOf(const FunctionCallbackInfo<Value> &info)
+ImmediateOf(const FunctionCallbackInfo<Value> &info, bool *running)
 {
     Realm *realm = RealmOfInfo(info);
     World *w = WorldOfRealm(realm);
     uint32_t id = IdArg(info[0]);
+    *running = false;
     for (Immediate *im : w->immediates)
         if (im->id == id && im->realm == realm && !im->fn.IsEmpty())
             return im;
+    if (w->running != nullptr)
+        for (Immediate *im : *w->running)
+            if (im->id == id && im->realm == realm && !im->fn.IsEmpty()) {
+                *running = true;
+                return im;
+            }
     return nullptr;
 }
 
@@ -693,10 +707,12 @@ ImmediateUnref(World *w, Immediate *im)
 void
 ImmediateClear(const FunctionCallbackInfo<Value> &info)
 {
-    Immediate *im = ImmediateOf(info);
+    bool running;
+    Immediate *im = ImmediateOf(info, &running);
     if (im == nullptr)
         return;
-    ImmediateUnref(WorldOfRealm(im->realm), im);
+    if (!running)
+        ImmediateUnref(WorldOfRealm(im->realm), im);
     im->fn.Reset();
     im->args.Reset();
 }
@@ -705,11 +721,14 @@ ImmediateClear(const FunctionCallbackInfo<Value> &info)
 void
 ImmediateRef(const FunctionCallbackInfo<Value> &info)
 {
-    Immediate *im = ImmediateOf(info);
+    bool running;
+    Immediate *im = ImmediateOf(info, &running);
     if (im == nullptr)
         return;
     World *w = WorldOfRealm(im->realm);
-    if (!info[1]->IsTrue()) {
+    if (running) {
+        im->refed = info[1]->IsTrue();
+    } else if (!info[1]->IsTrue()) {
         ImmediateUnref(w, im);
     } else if (!im->refed) {
         im->refed = true;
@@ -898,6 +917,14 @@ WorldClearRealm(World *w, Realm *realm)
             ++it;
         }
     }
+    ImmediatesRef(w);
+    // the batch being run skips them
+    if (w->running != nullptr)
+        for (Immediate *im : *w->running)
+            if (realm == nullptr || im->realm == realm) {
+                im->fn.Reset();
+                im->args.Reset();
+            }
 }
 
 bool

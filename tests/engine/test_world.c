@@ -274,6 +274,12 @@ test_timeout_objects(void **state)
         "\"[[\"object\",\"number\",true,true,true,true,true,false,true,"
         "\"object\",true,false,true,\"undefined\"],[\"unref\",\"unref-imm\"],"
         "2]\"");
+    /* clearImmediate reaches an immediate of the batch being run (Node) */
+    expect_eval(f, ctx,
+                "new Promise((r) => { const log = []; let b; setImmediate(() "
+                "=> { log.push('a'); clearImmediate(b); }); b = setImmediate(() "
+                "=> log.push('b')); setImmediate(() => r(log)); })",
+                "[\"a\"]");
     /* a run waiting on an unref'd timer still gets it: the worker lives */
     expect_eval(f, ctx,
                 "new Promise((r) => setTimeout(() => r('late'), 5).unref())",
