@@ -930,6 +930,8 @@ WorldClearRealm(World *w, Realm *realm)
 bool
 WorldRunTicks(World *w)
 {
+    if (w == nullptr)
+        return true;
     js_engine *e = w->engine;
     Isolate *isolate = IsolateOf(e);
     while (!w->tick_realms.empty()) {
@@ -973,6 +975,8 @@ WorldRunTicks(World *w)
 void
 WorldDropTicks(World *w)
 {
+    if (w == nullptr)
+        return;
     Isolate *isolate = IsolateOf(w->engine);
     std::vector<Realm *> list;
     list.swap(w->tick_drops);
@@ -997,7 +1001,7 @@ WorldDropTicks(World *w)
 bool
 WorldTicksPending(World *w)
 {
-    return !w->tick_realms.empty();
+    return w != nullptr && !w->tick_realms.empty();
 }
 
 void
