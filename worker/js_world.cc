@@ -294,7 +294,10 @@ natives.setRunTicks(function runTicks(drop) {
 // Timers return Node's Timeout and Immediate objects: configs written for
 // Node call .unref(), .ref(), .hasRef(), .refresh() and use a Timeout as its
 // numeric id. The natives keep the callback; the object keeps what refresh()
-// needs to arm it again after it fired.
+// needs to arm it again after it fired. unref() only stops the timer from
+// keeping the libuv loop alive: a worker never exits for want of timers, so
+// an unref'd timer still fires (where Node might have exited first), and a
+// run waiting on it waits as for any other, up to its deadline.
 const kId = Symbol('id'), kRefed = Symbol('refed'), kCleared = Symbol('cleared');
 const kFn = Symbol('fn'), kArgs = Symbol('args'), kMs = Symbol('ms'), kRepeat = Symbol('repeat');
 function checkCallback(fn) {
