@@ -53,7 +53,7 @@ struct World {
     js_engine *engine = nullptr;
     std::map<uint32_t, Timer *> timers;
     std::deque<Immediate *> immediates;
-    size_t refed_immediates = 0; // of those queued, not unref'd
+    size_t refed_immediates = 0;                // of those queued, not unref'd
     std::deque<Immediate *> *running = nullptr; // the batch being run
     std::vector<Realm *> tick_realms; // realms whose nextTick queue has work
     std::vector<Realm *> tick_drops;  // terminated while running their ticks
@@ -997,7 +997,6 @@ WorldDropTicks(World *w)
                  ->Call(context, v8::Undefined(isolate), 1, argv)
                  .ToLocal(&r))
             continue; // nothing to do about it: the queue stays
-
     }
 }
 

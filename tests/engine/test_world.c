@@ -253,33 +253,40 @@ test_timeout_objects(void **state)
         "new Promise((resolve) => {\n"
         "  const out = [], fired = [];\n"
         "  const t = setTimeout(() => {}, 1000);\n"
-        "  out.push(typeof t, typeof +t, +t === t[Symbol.toPrimitive](), +t > 0, `${t}` === String(+t),\n"
-        "           t.hasRef(), t.unref() === t, t.hasRef(), t.ref().hasRef());\n"
+        "  out.push(typeof t, typeof +t, +t === t[Symbol.toPrimitive](), +t > "
+        "0, `${t}` === String(+t),\n"
+        "           t.hasRef(), t.unref() === t, t.hasRef(), "
+        "t.ref().hasRef());\n"
         "  clearTimeout(t);\n"
         "  const a = setTimeout(() => fired.push('a'), 1); clearTimeout(+a);\n"
-        "  const b = setTimeout(() => fired.push('b'), 1); clearTimeout(String(+b));\n"
+        "  const b = setTimeout(() => fired.push('b'), 1); "
+        "clearTimeout(String(+b));\n"
         "  const c = setInterval(() => fired.push('c'), 1); clearInterval(c);\n"
         "  const d = setTimeout(() => fired.push('d'), 1); clearInterval(d);\n"
         "  const e = setTimeout(() => fired.push('e'), 1); e.close();\n"
         "  const im = setImmediate(() => fired.push('im'));\n"
-        "  out.push(typeof im, im.hasRef(), im.unref().hasRef(), im.ref().hasRef(), typeof im.refresh);\n"
+        "  out.push(typeof im, im.hasRef(), im.unref().hasRef(), "
+        "im.ref().hasRef(), typeof im.refresh);\n"
         "  clearImmediate(im);\n"
         "  setTimeout(() => fired.push('unref'), 2).unref();\n"
         "  setImmediate(() => fired.push('unref-imm')).unref();\n"
         "  let n = 0;\n"
         "  const r = setTimeout(() => { n++; if (n === 1) r.refresh(); }, 2);\n"
-        "  const cl = setTimeout(() => fired.push('cl'), 1); clearTimeout(cl); cl.refresh();\n"
-        "  setTimeout(() => resolve(JSON.stringify([out, fired.sort(), n])), 40);\n"
+        "  const cl = setTimeout(() => fired.push('cl'), 1); clearTimeout(cl); "
+        "cl.refresh();\n"
+        "  setTimeout(() => resolve(JSON.stringify([out, fired.sort(), n])), "
+        "40);\n"
         "});\n",
         "\"[[\"object\",\"number\",true,true,true,true,true,false,true,"
         "\"object\",true,false,true,\"undefined\"],[\"unref\",\"unref-imm\"],"
         "2]\"");
     /* clearImmediate reaches an immediate of the batch being run (Node) */
-    expect_eval(f, ctx,
-                "new Promise((r) => { const log = []; let b; setImmediate(() "
-                "=> { log.push('a'); clearImmediate(b); }); b = setImmediate(() "
-                "=> log.push('b')); setImmediate(() => r(log)); })",
-                "[\"a\"]");
+    expect_eval(
+        f, ctx,
+        "new Promise((r) => { const log = []; let b; setImmediate(() "
+        "=> { log.push('a'); clearImmediate(b); }); b = setImmediate(() "
+        "=> log.push('b')); setImmediate(() => r(log)); })",
+        "[\"a\"]");
     /* a run waiting on an unref'd timer still gets it: the worker lives */
     expect_eval(f, ctx,
                 "new Promise((r) => setTimeout(() => r('late'), 5).unref())",
@@ -420,8 +427,7 @@ main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_timeout_objects, fx_setup,
                                         fx_teardown),
-        cmocka_unit_test_setup_teardown(test_unref_loop, fx_setup,
-                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_unref_loop, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_next_tick_order, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_next_tick_limits, fx_setup,
