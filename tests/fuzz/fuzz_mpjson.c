@@ -296,9 +296,17 @@ check_stable(const msgpack_sbuffer *packed)
             fprintf(stderr, "fuzz_mpjson: %.300s packs differently\n", text);
         CHECK(same(packed, &again));
     } else {
+        /* Normalized once ({"$bigint": "5"} packs as 5), then stable. */
         text2 = mpjson_dump_bytes(again.data, again.size, 0);
-        CHECK(text2 != NULL && strcmp(text, text2) == 0);
+        CHECK(text2 != NULL);
+        r = pack_text(text2, strlen(text2), &third);
         free(text2);
+        if (r != 0) {
+            struct facts g = facts_of(&again);
+            CHECK(g.marker_str && g.big_uint); /* the known refusal */
+            goto out;
+        }
+        CHECK(same(&again, &third));
     }
     CHECK(pack_text(pretty, strlen(pretty), &third) == 0);
     CHECK(same(&again, &third));

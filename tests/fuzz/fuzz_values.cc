@@ -8,6 +8,10 @@
 //   nested arrays and maps are kInvalid.
 // - Whatever FromMsgpack made, ToMsgpack packs with kOk, and that packing
 //   converts back with kOk.
+// - The first packing holds the input's value as JS holds it, by DESIGN §4's
+//   table: integral Numbers as ints, BigInts that fit 64 bits as ints,
+//   Dates to the millisecond, map keys as strings in JS's own order (array
+//   indices first), a repeated key once with its last value.
 // - The packings are canonical: the first, second and third are the same
 //   bytes (msgpack -> JS may lose what JS cannot hold, but only once).
 // - Packing in a context that keeps the original Object.keys (as
@@ -18,15 +22,18 @@
 // One isolate and two contexts serve the whole run: creating an isolate per
 // input would cost more than the conversion.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <libplatform/libplatform.h>
 #include <msgpack.h>
+#include <msgpack/timestamp.h>
 #include <v8.h>
 
 #include "fuzz_msgpack.h"
@@ -78,6 +85,202 @@ Hex(const std::string &s)
         out += b;
     }
     return out;
+}
+
+// ---------------------------------------------------------------------------
+// What the first packing must say, given the input (DESIGN §4): the same
+// value, as JS holds it. Written from the table, not from js_value.cc.
+
+// An integer (int or ext 1) as minimal two's complement big-endian bytes.
+bool
+IntBytes(const msgpack_object &o, std::vector<unsigned char> *out)
+{
+    out->clear();
+    if (o.type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        o.type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        uint64_t v = o.via.u64; // i64 shares the bits
+        out->push_back(o.type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? 0xff : 0);
+        for (int k = 8; k-- > 0;)
+            out->push_back((unsigned char)(v >> (8 * k)));
+    } else if (o.type == MSGPACK_OBJECT_EXT && o.via.ext.type == 1) {
+        const unsigned char *b = (const unsigned char *)o.via.ext.ptr;
+        out->assign(b, b + o.via.ext.size);
+        if (out->empty())
+            out->push_back(0);
+    } else {
+        return false;
+    }
+    while (out->size() > 1 &&
+           (((*out)[0] == 0 && !((*out)[1] & 0x80)) ||
+            ((*out)[0] == 0xff && ((*out)[1] & 0x80))))
+        out->erase(out->begin());
+    return true;
+}
+
+bool
+Same(const char *a, size_t an, const char *b, size_t bn)
+{
+    return an == bn && (an == 0 || memcmp(a, b, an) == 0);
+}
+
+// The canonical decimal of an array index (0 .. 2^32-2): V8 lists those
+// keys first, in numeric order.
+bool
+ArrayIndex(const std::string &k, uint32_t *idx)
+{
+    if (k.empty() || k.size() > 10 || (k.size() > 1 && k[0] == '0'))
+        return false;
+    uint64_t v = 0;
+    for (char c : k) {
+        if (c < '0' || c > '9')
+            return false;
+        v = v * 10 + (uint64_t)(c - '0');
+    }
+    if (v > 4294967294u)
+        return false;
+    *idx = (uint32_t)v;
+    return true;
+}
+
+bool Equivalent(const msgpack_object &in, const msgpack_object &out);
+
+bool
+EquivalentMap(const msgpack_object &in, const msgpack_object &out)
+{
+    // Keys as strings, a repeated key keeping its first place and its last
+    // value, then array indices first in numeric order.
+    struct Entry {
+        std::string key;
+        const msgpack_object *val;
+        bool index;
+        uint32_t idx;
+    };
+    std::vector<Entry> want;
+    for (uint32_t i = 0; i < in.via.map.size; i++) {
+        const msgpack_object &k = in.via.map.ptr[i].key;
+        std::string key;
+        if (k.type == MSGPACK_OBJECT_STR)
+            key.assign(k.via.str.ptr, k.via.str.size);
+        else if (k.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            key = std::to_string(k.via.u64);
+        else
+            key = std::to_string(k.via.i64);
+        bool found = false;
+        for (Entry &e : want)
+            if (e.key == key) {
+                e.val = &in.via.map.ptr[i].val;
+                found = true;
+            }
+        if (!found) {
+            Entry e{key, &in.via.map.ptr[i].val, false, 0};
+            e.index = ArrayIndex(key, &e.idx);
+            want.push_back(e);
+        }
+    }
+    std::stable_sort(want.begin(), want.end(),
+                     [](const Entry &a, const Entry &b) {
+                         if (a.index != b.index)
+                             return a.index;
+                         return a.index && a.idx < b.idx;
+                     });
+    if (out.via.map.size != want.size())
+        return false;
+    for (size_t i = 0; i < want.size(); i++) {
+        const msgpack_object &k = out.via.map.ptr[i].key;
+        if (k.type != MSGPACK_OBJECT_STR ||
+            !Same(k.via.str.ptr, k.via.str.size, want[i].key.data(),
+                  want[i].key.size()) ||
+            !Equivalent(*want[i].val, out.via.map.ptr[i].val))
+            return false;
+    }
+    return true;
+}
+
+bool
+Equivalent(const msgpack_object &in, const msgpack_object &out)
+{
+    std::vector<unsigned char> a, b;
+    switch (in.type) {
+    case MSGPACK_OBJECT_NIL:
+        return out.type == MSGPACK_OBJECT_NIL;
+    case MSGPACK_OBJECT_BOOLEAN:
+        return out.type == MSGPACK_OBJECT_BOOLEAN &&
+               out.via.boolean == in.via.boolean;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return IntBytes(in, &a) && IntBytes(out, &b) && a == b &&
+               out.type != MSGPACK_OBJECT_EXT;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: {
+        double d = in.via.f64;
+        if (out.type == MSGPACK_OBJECT_FLOAT64)
+            return (std::isnan(d) && std::isnan(out.via.f64)) ||
+                   memcmp(&d, &out.via.f64, sizeof d) == 0;
+        // An integral Number within int64 goes out as an int (not -0).
+        if (!std::isfinite(d) || d != std::trunc(d) ||
+            (d == 0 && std::signbit(d)) || d < -9223372036854775808.0 ||
+            d >= 9223372036854775808.0)
+            return false;
+        if (out.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            return (double)out.via.u64 == d && out.via.u64 == (uint64_t)d;
+        if (out.type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+            return out.via.i64 == (int64_t)d;
+        return false;
+    }
+    case MSGPACK_OBJECT_STR:
+        return out.type == MSGPACK_OBJECT_STR &&
+               Same(in.via.str.ptr, in.via.str.size, out.via.str.ptr,
+                    out.via.str.size);
+    case MSGPACK_OBJECT_BIN:
+        return out.type == MSGPACK_OBJECT_BIN &&
+               Same(in.via.bin.ptr, in.via.bin.size, out.via.bin.ptr,
+                    out.via.bin.size);
+    case MSGPACK_OBJECT_ARRAY:
+        if (out.type != MSGPACK_OBJECT_ARRAY ||
+            out.via.array.size != in.via.array.size)
+            return false;
+        for (uint32_t i = 0; i < in.via.array.size; i++)
+            if (!Equivalent(in.via.array.ptr[i], out.via.array.ptr[i]))
+                return false;
+        return true;
+    case MSGPACK_OBJECT_MAP:
+        return out.type == MSGPACK_OBJECT_MAP && EquivalentMap(in, out);
+    case MSGPACK_OBJECT_EXT:
+        if (in.via.ext.type == 1) // a BigInt: as int when it fits 64 bits
+            return IntBytes(in, &a) && IntBytes(out, &b) && a == b &&
+                   (out.type == MSGPACK_OBJECT_EXT) ==
+                       (a.size() > 9 || (a.size() == 9 && a[0] != 0));
+        if (in.via.ext.type == -1) { // a Date: milliseconds, rounded down
+            msgpack_timestamp ti, to;
+            if (out.type != MSGPACK_OBJECT_EXT || out.via.ext.type != -1 ||
+                !msgpack_object_to_timestamp(&in, &ti) ||
+                !msgpack_object_to_timestamp(&out, &to))
+                return false;
+            return to.tv_nsec % 1000000 == 0 &&
+                   to.tv_sec * 1000 + to.tv_nsec / 1000000 ==
+                       ti.tv_sec * 1000 + ti.tv_nsec / 1000000;
+        }
+        return false;
+    }
+    return false;
+}
+
+// Checks the first packing against the input.
+void
+CheckFaithful(const msgpack_object &in, const std::string &packed)
+{
+    msgpack_zone zone;
+    msgpack_object out;
+    size_t off = 0;
+
+    CHECK(msgpack_zone_init(&zone, 2048));
+    CHECK(msgpack_unpack(packed.data(), packed.size(), &off, &zone, &out) ==
+          MSGPACK_UNPACK_SUCCESS);
+    if (!Equivalent(in, out))
+        fprintf(stderr, "fuzz_values: packed as %s, not the same value\n",
+                Hex(packed).c_str());
+    CHECK(Equivalent(in, out));
+    msgpack_zone_destroy(&zone);
 }
 
 // msgpack -> JS -> msgpack in one context. kOk with the bytes in *packed, or
@@ -208,6 +411,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(st == jsv::kInvalid);
     if (st == jsv::kOk) {
         CHECK(p1 == p1k);
+        CheckFaithful(obj, p1);
         std::string p2 = Again(plain, p1);
         std::string p3 = Again(plain, p2);
         if (p1 != p2 || p2 != p3)
