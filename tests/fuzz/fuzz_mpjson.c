@@ -23,7 +23,9 @@
  *   that is not minimal, or that fits 64 bits, comes back minimal or as an int;
  * - a string starting with "\0#" next to an integer above INT64_MAX is
  *   refused (the pre-scan's marker strings);
- * - more than MPJSON_MAX_DEPTH levels of brackets in the text are refused.
+ * - more than MPJSON_MAX_DEPTH levels of brackets in the text are refused
+ *   (a $bin, $date or $bigint is one level, a $ext two);
+ * - more than 8 non-str keys inside each other do not dump at all (NULL).
  * Anything inconsistent aborts, which libFuzzer reports as a crash.
  */
 #include <errno.h>
