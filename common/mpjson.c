@@ -211,8 +211,9 @@ mpjson__parse_date(const char *s, size_t len, int64_t *sec, uint32_t *nsec)
 }
 
 /* "2026-11-21T23:30:46.123Z" as toISOString writes it; finer fractions get 6
- * or 9 digits so nothing is lost. buf >= 48 bytes. */
-static void
+ * or 9 digits so nothing is lost. buf >= 48 bytes. -1 (nothing written) for a
+ * year past ±999999, which mpjson__parse_date could not read back. */
+static int
 mpjson__format_date(int64_t sec, uint32_t nsec, char *buf, size_t size)
 {
     int64_t days, rem, y;
@@ -226,6 +227,8 @@ mpjson__format_date(int64_t sec, uint32_t nsec, char *buf, size_t size)
         days--;
     }
     mpjson__civil_from_days(days, &y, &m, &d);
+    if (y < -999999 || y > 999999)
+        return -1;
     if (y >= 0 && y <= 9999)
         snprintf(year, sizeof year, "%04" PRId64, y);
     else
@@ -240,6 +243,7 @@ mpjson__format_date(int64_t sec, uint32_t nsec, char *buf, size_t size)
     snprintf(buf, size, "%s-%02u-%02uT%02u:%02u:%02u.%sZ", year, m, d,
              (unsigned)(rem / 3600), (unsigned)(rem / 60 % 60),
              (unsigned)(rem % 60), frac);
+    return 0;
 }
 
 /* ----------------------------------------------------------- bigints */
@@ -388,6 +392,16 @@ struct mpjson__scan {
     int max_depth;
 };
 
+/* Whether the text of a string (after its opening quote) starts with what a
+ * marker decodes to, NUL then '#', however the '#' is written. */
+static bool
+mpjson__marker_like(const char *s, size_t len)
+{
+    if (len < 7 || memcmp(s, "\\u0000", 6) != 0)
+        return false;
+    return s[6] == '#' || (len >= 12 && memcmp(s + 6, "\\u0023", 6) == 0);
+}
+
 /* The lexical pre-scan: strings are skipped, numbers and brackets looked at.
  * Invalid JSON is not its business (jansson reports that); it only must not
  * misread valid JSON. */
@@ -411,7 +425,7 @@ mpjson__prescan(const char *s, size_t len, struct mpjson__scan *sc)
         if ((c & 0xc0) != 0x80)
             col++;
         if (c == '"') {
-            if (len - i >= 8 && memcmp(s + i + 1, "\\u0000#", 7) == 0 &&
+            if (mpjson__marker_like(s + i + 1, len - i - 1) &&
                 !sc->marker_clash) {
                 sc->marker_clash = true;
                 sc->clash_off = i;
@@ -461,6 +475,14 @@ mpjson__prescan(const char *s, size_t len, struct mpjson__scan *sc)
                     else
                         v = v * 10 + d;
                 }
+                /* Not where a key goes: a marker would make a string of
+                 * it, and turn invalid JSON ({1…0: 1}) into valid. */
+                for (k = j; k < len && strchr(" \t\r\n", s[k]) != NULL &&
+                            s[k] != '\0';
+                     k++)
+                    ;
+                if (k < len && s[k] == ':')
+                    ok = false;
                 if (ok && v > (uint64_t)INT64_MAX) {
                     if (sc->nbigs == sc->capbigs) {
                         size_t nc = sc->capbigs ? sc->capbigs * 2 : 8;
@@ -809,6 +831,7 @@ struct mpjson__out {
     size_t cap;
     bool failed;
     int flags;
+    int key_depth; /* how many non-str keys this text is inside */
 };
 
 static void
@@ -1013,9 +1036,11 @@ mpjson__dump_ext(struct mpjson__out *o, const msgpack_object *obj)
     msgpack_timestamp ts;
     char buf[64], *dec;
 
+    /* A timestamp no date text can say goes out as {"$ext": ...}, which
+     * packs back to the same bytes. */
     if (obj->via.ext.type == -1 && msgpack_object_to_timestamp(obj, &ts) &&
-        ts.tv_nsec < 1000000000u) {
-        mpjson__format_date(ts.tv_sec, ts.tv_nsec, buf, sizeof buf);
+        ts.tv_nsec < 1000000000u &&
+        mpjson__format_date(ts.tv_sec, ts.tv_nsec, buf, sizeof buf) == 0) {
         mpjson__puts(o, "{\"$date\":");
         if (o->flags & MPJSON_PRETTY)
             mpjson__put(o, " ", 1);
@@ -1046,7 +1071,12 @@ mpjson__dump_ext(struct mpjson__out *o, const msgpack_object *obj)
     return 0;
 }
 
-/* A map key: str as it is, anything else as its compact JSON text. */
+/* A map key: str as it is, anything else as its compact JSON text. That text
+ * is escaped once more for each key it sits in, which doubles its length: a
+ * map keyed by a map keyed by a map ... would make 40 bytes of msgpack into
+ * gigabytes of JSON. So keys inside keys stop at MPJSON_DUMP_MAX_KEY_DEPTH
+ * (at most 2^8 times the input). */
+#define MPJSON_DUMP_MAX_KEY_DEPTH 8
 static int
 mpjson__dump_key(struct mpjson__out *o, const msgpack_object *key, int depth)
 {
@@ -1057,6 +1087,9 @@ mpjson__dump_key(struct mpjson__out *o, const msgpack_object *key, int depth)
         mpjson__put_string(o, key->via.str.ptr, key->via.str.size);
         return 0;
     }
+    if (o->key_depth >= MPJSON_DUMP_MAX_KEY_DEPTH)
+        return -ELOOP;
+    k.key_depth = o->key_depth + 1;
     r = mpjson__dump(&k, key, depth);
     if (r == 0 && k.failed)
         r = -ENOMEM;
@@ -1159,6 +1192,83 @@ mpjson_dump(const msgpack_object *obj, int flags)
     return o.buf;
 }
 
+static uint64_t
+mpjson__be(const unsigned char *p, unsigned n)
+{
+    uint64_t v = 0;
+    unsigned i;
+
+    for (i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/*
+ * Whether buf can hold one msgpack value: every container's count fits in
+ * the bytes left after its header (each element takes at least one byte).
+ * msgpack-c reserves room for a container's elements as soon as it reads the
+ * count, so without this a 5-byte array32 header asks for ~100 GB. No
+ * allocation, no recursion: one count of the items still due.
+ */
+static bool
+mpjson__plausible(const unsigned char *p, size_t len)
+{
+    size_t pos = 0;
+    uint64_t due = 1, items, skip;
+    unsigned c, head, n;
+
+    while (due > 0) {
+        if (pos >= len)
+            return false;
+        c = p[pos++];
+        due--;
+        items = skip = 0;
+        head = 0;
+        if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
+            ; /* fixint, nil, bool */
+        else if (c <= 0x8f)
+            items = 2u * (c & 0x0f); /* fixmap */
+        else if (c <= 0x9f)
+            items = c & 0x0f; /* fixarray */
+        else if (c <= 0xbf)
+            skip = c & 0x1f; /* fixstr */
+        else if (c == 0xc4 || c == 0xc5 || c == 0xc6) /* bin 8/16/32 */
+            head = 1u << (c - 0xc4);
+        else if (c == 0xd9 || c == 0xda || c == 0xdb) /* str 8/16/32 */
+            head = 1u << (c - 0xd9);
+        else if (c == 0xc7 || c == 0xc8 || c == 0xc9) { /* ext: + type */
+            head = 1u << (c - 0xc7);
+            skip = 1;
+        } else if (c == 0xca || c == 0xcb) /* float 32/64 */
+            skip = c == 0xca ? 4 : 8;
+        else if (c >= 0xcc && c <= 0xd3) /* uint, int 8..64 */
+            skip = 1u << ((c - 0xcc) & 3);
+        else if (c >= 0xd4 && c <= 0xd8) /* fixext 1..16: + type */
+            skip = 1 + (1u << (c - 0xd4));
+        else if (c >= 0xdc && c <= 0xdf) { /* array, map 16/32 */
+            n = (c & 1) ? 4 : 2;
+            if (len - pos < n)
+                return false;
+            items = mpjson__be(p + pos, n) * (c >= 0xde ? 2 : 1);
+            pos += n;
+        } else
+            return false; /* 0xc1, never used */
+        if (head > 0) {
+            if (len - pos < head)
+                return false;
+            skip += mpjson__be(p + pos, head);
+            pos += head;
+        }
+        if (skip > len - pos)
+            return false;
+        pos += (size_t)skip;
+        due += items;
+        if (due > len - pos)
+            return false;
+    }
+    return pos == len;
+}
+
 char *
 mpjson_dump_bytes(const char *buf, size_t len, int flags)
 {
@@ -1167,6 +1277,8 @@ mpjson_dump_bytes(const char *buf, size_t len, int flags)
     size_t off = 0;
     char *s = NULL;
 
+    if (!mpjson__plausible((const unsigned char *)buf, len))
+        return NULL;
     if (!msgpack_zone_init(&zone, 2048))
         return NULL;
     if (msgpack_unpack(buf, len, &off, &zone, &obj) == MSGPACK_UNPACK_SUCCESS)

@@ -409,6 +409,118 @@ test_marker_lookalike_alone(void **state)
     roundtrip("\"\\u0000#0000000000\"", NULL);
 }
 
+/* Found by fuzz_mpjson: the pre-scan looked for marker-like strings only as
+ * "\u0000#", so "\u0000\u0023..." next to a big integer was read back as
+ * that integer. */
+static void
+test_marker_lookalike_escaped(void **state)
+{
+    (void)state;
+    bad("[12345678901234567890, \"\\u0000\\u00230\"]",
+        "line 1, column 24: a string starting with");
+    /* Other strings starting with NUL are fine next to big integers. */
+    packs_to("[12345678901234567890, \"\\u0000\\u0024\"]",
+             "\x92\xcf\xab\x54\xa9\x8c\xeb\x1f\x0a\xd2\xa2\x00$", 13);
+}
+
+/* A big integer where a key goes stays invalid JSON, in jansson's words, not
+ * a complaint about a marker string the user never wrote. */
+static void
+test_big_literal_as_key(void **state)
+{
+    msgpack_sbuffer sb;
+    char cause[256] = "";
+
+    (void)state;
+    assert_int_equal(pack("{12345678901234567890: 1}", &sb, cause), -EINVAL);
+    if (strstr(cause, "\\u0000") != NULL || strstr(cause, "NUL") != NULL)
+        fail_msg("cause mentions the marker: %s", cause);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* Found by fuzz_mpjson: a timestamp past year 999999 dumped as a date text
+ * ("+1000000-01-01T...") that packing refuses; it goes out as $ext now. */
+static void
+test_date_beyond_text(void **state)
+{
+    /* ext -1, 12 bytes: nsec 0, sec 2^45 (year ~1.1 million) */
+    static const char far[] = "\xc7\x0c\xff\x00\x00\x00\x00"
+                              "\x00\x00\x20\x00\x00\x00\x00\x00";
+    msgpack_sbuffer sb;
+    char cause[256], *out;
+
+    (void)state;
+    dumps_to(far, sizeof far - 1, "{\"$ext\":[-1,\"AAAAAAAAIAAAAAAA\"]}");
+    packs_to("{\"$ext\":[-1,\"AAAAAAAAIAAAAAAA\"]}", far, sizeof far - 1);
+    /* The largest year a date text has, pushed past it by its zone. */
+    assert_int_equal(pack("{\"$date\": \"+999999-12-31T23:59:59.999-23:59\"}",
+                          &sb, cause),
+                     0);
+    out = mpjson_dump_bytes(sb.data, sb.size, 0);
+    assert_non_null(out);
+    assert_int_equal(strncmp(out, "{\"$ext\":[-1,", 12), 0);
+    free(out);
+    msgpack_sbuffer_destroy(&sb);
+    dumps_to("\xc7\x0c\xff\x3b\x8b\x87\xc0\x00\x00\x1c\xa4\xf3\x75\x89\xff",
+             15, "{\"$date\":\"+999999-12-31T23:59:59.999Z\"}");
+}
+
+/* Found by fuzz_mpjson: msgpack-c reserves room for a container's elements
+ * as soon as it reads the count, so these 5 bytes asked for ~100 GB (an
+ * out-of-memory abort under ASan, `make check-sanitize`). They are refused
+ * before msgpack-c sees them. */
+static void
+test_dump_bytes_huge_count(void **state)
+{
+    (void)state;
+    assert_null(mpjson_dump_bytes("\xdd\xff\xff\xff\xff", 5, 0));
+    assert_null(mpjson_dump_bytes("\xdf\xff\xff\xff\xff", 5, 0));
+    assert_null(mpjson_dump_bytes("\x91\xdc\x00\x03\x01\x02", 6, 0));
+    /* Long forms that do hold their elements still dump. */
+    dumps_to("\xdc\x00\x02\x01\xc0", 5, "[1,null]");
+    dumps_to("\xdf\x00\x00\x00\x01\xa1k\xc7\x01\x05\x07", 11,
+             "{\"k\":{\"$ext\":[5,\"Bw==\"]}}");
+}
+
+/* n maps, each the key of the one around it; the innermost keyed by 1. */
+static size_t
+keys_in_keys(char *buf, int n)
+{
+    size_t len = 0;
+    int i;
+
+    for (i = 0; i < n; i++)
+        buf[len++] = '\x81';
+    buf[len++] = '\x01';
+    for (i = 0; i < n; i++)
+        buf[len++] = '\x01';
+    return len;
+}
+
+/* Found by fuzz_mpjson: a key that is not a str is dumped as the string of
+ * its JSON text, so its quotes and backslashes are escaped once more for
+ * every key it is inside; 30 maps keyed by maps (61 bytes) made gigabytes.
+ * Keys inside keys stop at 8 levels. */
+static void
+test_dump_keys_in_keys(void **state)
+{
+    char buf[128], *out;
+    size_t n;
+
+    (void)state;
+    n = keys_in_keys(buf, 2);
+    dumps_to(buf, n, "{\"{\\\"1\\\":1}\":1}");
+    n = keys_in_keys(buf, 8);
+    out = mpjson_dump_bytes(buf, n, 0);
+    assert_non_null(out);
+    assert_true(strlen(out) < 4096);
+    free(out);
+    n = keys_in_keys(buf, 9);
+    assert_null(mpjson_dump_bytes(buf, n, 0));
+    n = keys_in_keys(buf, 30);
+    assert_null(mpjson_dump_bytes(buf, n, 0));
+}
+
 int
 main(void)
 {
@@ -426,6 +538,11 @@ main(void)
         cmocka_unit_test(test_pack_depth),
         cmocka_unit_test(test_bad_json),
         cmocka_unit_test(test_marker_lookalike_alone),
+        cmocka_unit_test(test_marker_lookalike_escaped),
+        cmocka_unit_test(test_big_literal_as_key),
+        cmocka_unit_test(test_date_beyond_text),
+        cmocka_unit_test(test_dump_bytes_huge_count),
+        cmocka_unit_test(test_dump_keys_in_keys),
     };
 
     return cmocka_run_group_tests_name("common/mpjson", tests, NULL, NULL);
