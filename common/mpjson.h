@@ -44,8 +44,9 @@ int mpjson_pack_depth(msgpack_packer *pk, const char *json, size_t len,
 /*
  * Renders a msgpack object as JSON (compact, as JSON.stringify; floats always
  * with a '.' or an exponent). flags: MPJSON_PRETTY for 2-space indentation.
- * A malloc'd NUL-terminated string, or NULL on failure (out of memory, or
- * nesting past 64 levels).
+ * A malloc'd NUL-terminated string, or NULL on failure (out of memory,
+ * nesting past 64 levels, or more than 8 non-str map keys inside each other:
+ * each is dumped as escaped JSON text, which doubles the size per level).
  */
 #define MPJSON_PRETTY 1
 char *mpjson_dump(const msgpack_object *obj, int flags);
