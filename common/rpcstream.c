@@ -35,7 +35,7 @@ struct rpcstream {
     struct rpcstream_cbs cbs;
     void *owner;
     msgpack_sbuffer out; /* gathered, not yet handed to uv_write */
-    size_t mark;         /* out.size at rpcstream_begin */
+    size_t counted;      /* bytes of out already in write_bytes */
     size_t write_bytes;  /* queued (gathered or written), not yet written */
     size_t backlog_high; /* 0 = never pause for a backlog */
     size_t backlog_low;
@@ -299,7 +299,8 @@ rpcstream_close(struct rpcstream *s)
         return;
     s->closing = true;
     s->reading = false;
-    s->write_bytes -= s->out.size;
+    s->write_bytes -= s->counted;
+    s->counted = 0;
     msgpack_sbuffer_clear(&s->out);
     uv_close((uv_handle_t *)&s->pipe, rpcstream_closed_cb);
 }
@@ -335,6 +336,9 @@ rpcstream_flush_one(struct rpcstream *s)
 
     if (s->closing || len == 0)
         return;
+    /* Packed with rpcstream_begin but never committed: count it now. */
+    s->write_bytes += len - s->counted;
+    s->counted = 0;
     wr = xcalloc(1, sizeof *wr);
     wr->s = s;
     wr->buf.len = len;
@@ -418,6 +422,7 @@ static void
 rpcstream_queued(struct rpcstream *s, size_t len)
 {
     s->write_bytes += len;
+    s->counted += len;
     if (!s->queued && flusher_up) {
         s->queued = true;
         if (ndirty == dirty_cap) {
@@ -458,7 +463,6 @@ rpcstream_begin(struct rpcstream *s, msgpack_packer *pk)
 {
     if (s->closing || s->close_when_flushed)
         return false;
-    s->mark = s->out.size;
     msgpack_packer_init(pk, &s->out, msgpack_sbuffer_write);
     return true;
 }
@@ -466,10 +470,9 @@ rpcstream_begin(struct rpcstream *s, msgpack_packer *pk)
 void
 rpcstream_commit(struct rpcstream *s)
 {
-    if (s->closing || s->out.size <= s->mark)
+    if (s->closing || s->out.size <= s->counted)
         return;
-    rpcstream_queued(s, s->out.size - s->mark);
-    s->mark = s->out.size;
+    rpcstream_queued(s, s->out.size - s->counted);
 }
 
 void
