@@ -9,6 +9,9 @@
  *   worker.c  worker processes: spawn, ready, forwarding, ping, exit
  *   router.c  msgid remap tables and manager-wide context ids
  *   status.c  the status method's figures
+ *
+ * Connections (clients' and workers') are common/rpcstream.c's, shared with
+ * the worker.
  */
 #ifndef JSHOST_MANAGER_H
 #define JSHOST_MANAGER_H
