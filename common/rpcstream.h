@@ -31,11 +31,11 @@ struct rpcstream_cbs {
     /* A whole, validated message; the callee owns it (proto_msg_release). */
     void (*on_msg)(void *owner, struct proto_msg *msg);
     /*
-     * Called once: the peer finished sending (err 0; messages still buffered
-     * behind a pause are handed out when it ends), reading failed (a negative
-     * errno), or the stream broke (rpcstream_closing is then true: the
-     * ProtocolError notification is queued and the stream closes once it is
-     * written).
+     * Called once: the peer finished sending (err 0; the stream stays open
+     * for replies and messages already read are still handed out), reading
+     * or writing failed (a negative errno), or the stream broke
+     * (rpcstream_closing is then true: the ProtocolError notification is
+     * queued and the stream closes once it is written).
      */
     void (*on_end)(void *owner, int err, const char *cause);
     /* A write completed (the backlog fell); may be NULL. */
