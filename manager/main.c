@@ -94,7 +94,16 @@ find_worker(void)
     ssize_t n;
 
     if (env != NULL && *env != '\0') {
-        snprintf(mgr.worker_path, sizeof mgr.worker_path, "%s", env);
+        /* Resolved now: the daemon moves to / and a relative path given by
+         * the client's shell would then name nothing, and every spawn would
+         * fail like a crash until the host is quarantined. */
+        if (strchr(env, '/') == NULL) {
+            snprintf(mgr.worker_path, sizeof mgr.worker_path, "%s", env);
+        } else if (realpath(env, self) == NULL) {
+            fatal("JSHOST_WORKER=%s", env);
+        } else {
+            snprintf(mgr.worker_path, sizeof mgr.worker_path, "%s", self);
+        }
         return;
     }
     n = readlink("/proc/self/exe", self, sizeof self - 1);

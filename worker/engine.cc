@@ -403,8 +403,17 @@ Entry::Leave()
     // Once the deadline has fired nothing more runs here: the deadline is
     // spent, and queued microtasks wait for the next entry and its deadline.
     bool spent = outer_ && (e_->doomed || e_->watchdog.Fired());
-    if (outer_ && !spent)
+    // As Node: the nextTick queue, then the promise microtasks, again until
+    // both are empty; all under this entry's deadline.
+    while (outer_ && !spent) {
+        if (!jse::WorldRunTicks(e_->world) || e_->doomed ||
+            e_->watchdog.Fired())
+            break;
         e_->isolate->PerformMicrotaskCheckpoint();
+        if (!jse::WorldTicksPending(e_->world) || e_->doomed ||
+            e_->watchdog.Fired())
+            break;
+    }
     // Logging reads the errors' stacks (getters, maybe): still under the
     // deadline.
     if (outer_ && !spent && !e_->rejections.empty() && !e_->watchdog.Fired())
@@ -418,6 +427,8 @@ Entry::Leave()
     // entry: clear it whatever it met.
     if (fired || oom)
         e_->isolate->CancelTerminateExecution();
+    if (fired && !e_->doomed)
+        jse::WorldDropTicks(e_->world);
     if (oom)
         e_->rejections.clear();
     if (oom)
@@ -1210,6 +1221,7 @@ RealmFree(js_engine *e, Realm *realm)
     realm->loader.Reset();
     realm->make_cb.Reset();
     realm->await_run.Reset();
+    realm->run_ticks.Reset();
     realm->context.Reset();
     delete realm;
 }

@@ -35,6 +35,11 @@ struct Realm {
     std::unordered_map<std::string, v8::Global<v8::Value>> esm_synthetic;
     // "referrer path\nspecifier" -> the key of the module it resolved to
     std::unordered_map<std::string, std::string> esm_links;
+    // The prelude's drain of process.nextTick's queue, and whether that queue
+    // has work (the realm is then on the world's list).
+    v8::Global<v8::Function> run_ticks;
+    bool ticks_queued = false;
+    bool ticks_dropped = false; // terminated in them: drop the rest
 };
 
 // The embedder data slot of a context holding its Realm.
@@ -97,6 +102,13 @@ World *WorldOf(js_engine *e);
 // close callbacks); timers of one realm only when realm is given.
 void WorldClearRealm(World *w, Realm *realm);
 void WorldClose(World *w);
+// Runs the nextTick queues of every realm (Node runs them after each
+// macrotask, before the promise microtasks); false when terminated.
+bool WorldRunTicks(World *w);
+bool WorldTicksPending(World *w);
+// Empties the queues whose ticks were terminated; after the termination is
+// cancelled (runs a line of JS).
+void WorldDropTicks(World *w);
 
 // js_modules.cc: the CommonJS loader and ES modules.
 bool ModulesInstall(Realm *realm, v8::Local<v8::Context> context,

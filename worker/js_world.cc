@@ -34,6 +34,7 @@ struct Timer {
     uint64_t run = 0; // the run that made it, if any
     bool repeat = false;
     bool closed = false;
+    uint64_t ms = 0;
     uv_timer_t handle;
     Global<Function> fn;
     Global<Array> args;
@@ -43,6 +44,7 @@ struct Immediate {
     Realm *realm = nullptr;
     uint32_t id = 0;
     uint64_t run = 0;
+    bool refed = true;
     Global<Function> fn;
     Global<Array> args;
 };
@@ -51,6 +53,10 @@ struct World {
     js_engine *engine = nullptr;
     std::map<uint32_t, Timer *> timers;
     std::deque<Immediate *> immediates;
+    size_t refed_immediates = 0;                // of those queued, not unref'd
+    std::deque<Immediate *> *running = nullptr; // the batch being run
+    std::vector<Realm *> tick_realms; // realms whose nextTick queue has work
+    std::vector<Realm *> tick_drops;  // terminated while running their ticks
     uint32_t next_id = 1;
     uv_check_t check;
     uv_idle_t idle; // keeps the loop from blocking while immediates wait
@@ -251,7 +257,8 @@ const process = {
   browser: false,
   nextTick(fn, ...args) {
     if (typeof fn !== 'function') throw new TypeError('process.nextTick needs a function');
-    enqueue(() => fn(...args));
+    if (tickHead === ticks.length) natives.ticksQueued();
+    ticks.push(args.length === 0 ? fn : () => fn(...args));
   },
   cwd() { return natives.cwd; },
   hrtime: Object.assign(function hrtime(prev) {
@@ -267,6 +274,133 @@ const process = {
   off() { return process; },
 };
 define(global, 'process', process);
+
+// The nextTick queue, drained by the engine after each macrotask before the
+// promise microtasks (as Node). `tickHead` moves past a tick before it runs,
+// so a tick that throws or is terminated is not run twice.
+let ticks = [], tickHead = 0;
+natives.setRunTicks(function runTicks(drop) {
+  // Terminated in the middle of the queue: the rest is dropped, as V8 drops
+  // the microtasks, or a tick that re-queues itself would spin every entry.
+  if (drop) { ticks = []; tickHead = 0; return; }
+  while (tickHead < ticks.length) {
+    const fn = ticks[tickHead];
+    ticks[tickHead++] = undefined;
+    if (tickHead === ticks.length) { ticks = []; tickHead = 0; }
+    fn();
+  }
+});
+
+// Timers return Node's Timeout and Immediate objects: configs written for
+// Node call .unref(), .ref(), .hasRef(), .refresh() and use a Timeout as its
+// numeric id. The natives keep the callback; the object keeps what refresh()
+// needs to arm it again after it fired. unref() only stops the timer from
+// keeping the libuv loop alive: a worker never exits for want of timers, so
+// an unref'd timer still fires (where Node might have exited first), and a
+// run waiting on it waits as for any other, up to its deadline.
+const kId = Symbol('id'), kRefed = Symbol('refed'), kCleared = Symbol('cleared');
+const kFn = Symbol('fn'), kArgs = Symbol('args'), kMs = Symbol('ms'), kRepeat = Symbol('repeat');
+function checkCallback(fn) {
+  if (typeof fn !== 'function')
+    throw new TypeError('The "callback" argument must be a function');
+}
+class Timeout {
+  constructor(fn, ms, repeat, args) {
+    this[kFn] = fn;
+    this[kMs] = ms;
+    this[kRepeat] = repeat;
+    this[kArgs] = args;
+    this[kRefed] = true;
+    this[kCleared] = false;
+    this[kId] = natives.timerStart(fn, ms, repeat, args, 0, true);
+  }
+  ref() { this[kRefed] = true; natives.timerRef(this[kId], true); return this; }
+  unref() { this[kRefed] = false; natives.timerRef(this[kId], false); return this; }
+  hasRef() { return this[kRefed]; }
+  // As Node: restarts the countdown; a timeout that already fired runs again.
+  refresh() {
+    if (!this[kCleared] && !natives.timerRefresh(this[kId]))
+      natives.timerStart(this[kFn], this[kMs], this[kRepeat], this[kArgs], this[kId], this[kRefed]);
+    return this;
+  }
+  close() { clearTimeout(this); return this; }
+  [Symbol.toPrimitive]() { return this[kId]; }
+}
+class Immediate {
+  constructor(fn, args) {
+    this[kRefed] = true;
+    this[kId] = natives.immediateStart(fn, args);
+  }
+  ref() { this[kRefed] = true; natives.immediateRef(this[kId], true); return this; }
+  unref() { this[kRefed] = false; natives.immediateRef(this[kId], false); return this; }
+  hasRef() { return this[kRefed]; }
+}
+for (const C of [Timeout, Immediate])
+  Object.defineProperty(C.prototype, Symbol.toStringTag, {value: C.name, configurable: true});
+// Node's delay rule: below 1 ms, above 2^31-1 or not a number is 1 ms.
+function delayOf(delay) {
+  const ms = delay * 1;
+  return ms >= 1 && ms <= 2147483647 ? Math.trunc(ms) : 1;
+}
+// A Timeout, or its id as a number or numeric string (what +t gave).
+function idOf(t, C) {
+  if (t instanceof C) return t[kId];
+  if (typeof t === 'number' || typeof t === 'string') return +t;
+  return 0;
+}
+const timerApi = {
+  setTimeout(callback, delay, ...args) {
+    checkCallback(callback);
+    return new Timeout(callback, delayOf(delay), false, args.length ? args : undefined);
+  },
+  setInterval(callback, delay, ...args) {
+    checkCallback(callback);
+    return new Timeout(callback, delayOf(delay), true, args.length ? args : undefined);
+  },
+  setImmediate(callback, ...args) {
+    checkCallback(callback);
+    return new Immediate(callback, args.length ? args : undefined);
+  },
+  clearTimeout(t) {
+    if (t instanceof Timeout) t[kCleared] = true;
+    natives.timerClear(idOf(t, Timeout));
+  },
+  clearInterval(t) {
+    if (t instanceof Timeout) t[kCleared] = true;
+    natives.timerClear(idOf(t, Timeout));
+  },
+  clearImmediate(t) { natives.immediateClear(idOf(t, Immediate)); },
+};
+for (const name of keys(timerApi)) define(global, name, timerApi[name]);
+
+// Array.prototype.fill on an array too long for fast elements (a dictionary)
+// takes V8's generic path: one C++ loop with no interrupt check, so neither a
+// deadline nor the heap limit's termination stops it, and at the heap limit
+// it kept being granted memory for tens of seconds. Filled in slices, the
+// calls between them are JS, where a termination lands.
+const arrayFill = Array.prototype.fill, apply = Reflect.apply, trunc = Math.trunc;
+const kSlice = 1 << 16; // the generic path allocates ~120 bytes an element
+function clampIndex(v, len, dflt) {
+  if (v === undefined) return dflt;
+  let n = +v;
+  n = n !== n ? 0 : trunc(n);
+  if (n < 0) return n + len > 0 ? n + len : 0;
+  return n < len ? n : len;
+}
+// A call, not just the loop: a short loop may never check for interrupts
+// in the interpreter, a function entry always does.
+function fillSlice(a, value, from, to) { apply(arrayFill, a, [value, from, to]); }
+define(Array.prototype, 'fill', {
+  fill(value) { // length 1, as the builtin
+    if (!isArray(this) || this.length <= 2 * kSlice)
+      return apply(arrayFill, this, arguments);
+    const len = this.length;
+    const from = clampIndex(arguments[1], len, 0), to = clampIndex(arguments[2], len, len);
+    for (let k = from; k < to; k += kSlice)
+      fillSlice(this, value, k, to - k > kSlice ? k + kSlice : to);
+    return this;
+  },
+}.fill);
 if (typeof globalThis.performance === 'undefined')
   define(global, 'performance', {now: natives.now, timeOrigin: Date.now() - natives.now()});
 })
@@ -366,90 +500,108 @@ TimerFired(uv_timer_t *h)
                 t->repeat ? "a setInterval callback" : "a setTimeout callback");
 }
 
-Local<Array>
-RestArgs(const FunctionCallbackInfo<Value> &info, int from)
-{
-    Isolate *isolate = info.GetIsolate();
-    if (info.Length() <= from)
-        return Local<Array>();
-    std::vector<Local<Value>> rest;
-    for (int i = from; i < info.Length(); i++)
-        rest.push_back(info[i]);
-    return Array::New(isolate, rest.data(), rest.size());
-}
-
+// The handles of queued immediates keep the loop alive only while one of
+// them is ref'd; unref'd, the idle handle still keeps the loop from blocking.
 void
-StartTimer(const FunctionCallbackInfo<Value> &info, bool repeat)
+ImmediatesRef(World *w)
 {
-    Isolate *isolate = info.GetIsolate();
-    Realm *realm = RealmOfInfo(info);
-    World *w = WorldOfRealm(realm);
-    if (!info[0]->IsFunction()) {
-        isolate->ThrowException(
-            v8::Exception::TypeError(String::NewFromUtf8Literal(
-                isolate, "The \"callback\" argument must be a function")));
-        return;
-    }
-    double delay = 1;
-    if (info.Length() > 1) {
-        Local<v8::Number> n;
-        if (!info[1]->ToNumber(isolate->GetCurrentContext()).ToLocal(&n))
-            return;
-        delay = n->Value();
-    }
-    // As Node: below 1 ms (or not a number) is 1 ms, above 2^31-1 too.
-    if (!(delay >= 1) || delay > 2147483647.0)
-        delay = 1;
-    Timer *t = new Timer();
-    t->world = w;
-    t->realm = realm;
-    t->id = w->next_id++;
-    t->run = jse::CurrentRun(w->engine);
-    t->repeat = repeat;
-    t->fn.Reset(isolate, info[0].As<Function>());
-    Local<Array> rest = RestArgs(info, 2);
-    if (!rest.IsEmpty())
-        t->args.Reset(isolate, rest);
-    uv_timer_init(jse::LoopOf(w->engine), &t->handle);
-    t->handle.data = t;
-    uint64_t ms = (uint64_t)delay;
-    uv_timer_start(&t->handle, TimerFired, ms, repeat ? ms : 0);
-    w->timers[t->id] = t;
-    info.GetReturnValue().Set((double)t->id);
-}
-
-void
-SetTimeout(const FunctionCallbackInfo<Value> &info)
-{
-    StartTimer(info, false);
-}
-void
-SetInterval(const FunctionCallbackInfo<Value> &info)
-{
-    StartTimer(info, true);
+    auto set = [&](uv_handle_t *h) {
+        if (w->refed_immediates > 0)
+            uv_ref(h);
+        else
+            uv_unref(h);
+    };
+    set(reinterpret_cast<uv_handle_t *>(&w->check));
+    set(reinterpret_cast<uv_handle_t *>(&w->idle));
 }
 
 uint32_t
-IdArg(const FunctionCallbackInfo<Value> &info)
+IdArg(Local<Value> v)
 {
-    if (!info[0]->IsNumber())
+    if (!v->IsNumber())
         return 0;
-    double d = info[0].As<v8::Number>()->Value();
+    double d = v.As<v8::Number>()->Value();
     if (!(d >= 1 && d <= 4294967295.0))
         return 0;
     return (uint32_t)d;
 }
 
-void
-ClearTimer(const FunctionCallbackInfo<Value> &info)
+Timer *
+TimerOf(const FunctionCallbackInfo<Value> &info)
 {
     Realm *realm = RealmOfInfo(info);
     World *w = WorldOfRealm(realm);
-    auto it = w->timers.find(IdArg(info));
+    auto it = w->timers.find(IdArg(info[0]));
     if (it == w->timers.end() || it->second->realm != realm)
+        return nullptr;
+    return it->second;
+}
+
+// timerStart(fn, ms, repeat, args|undefined, id|0, refed) -> id. The prelude
+// checked fn and clamped ms; a non-zero id re-arms a fired Timeout (refresh).
+void
+TimerStart(const FunctionCallbackInfo<Value> &info)
+{
+    Isolate *isolate = info.GetIsolate();
+    Realm *realm = RealmOfInfo(info);
+    World *w = WorldOfRealm(realm);
+    if (!info[0]->IsFunction() || !info[1]->IsNumber())
         return;
-    Timer *t = it->second;
-    w->timers.erase(it);
+    uint32_t id = IdArg(info[4]);
+    if (id != 0 && w->timers.count(id) != 0)
+        return;
+    Timer *t = new Timer();
+    t->world = w;
+    t->realm = realm;
+    t->id = id != 0 ? id : w->next_id++;
+    t->run = jse::CurrentRun(w->engine);
+    t->repeat = info[2]->IsTrue();
+    t->fn.Reset(isolate, info[0].As<Function>());
+    if (info[3]->IsArray())
+        t->args.Reset(isolate, info[3].As<Array>());
+    double ms = info[1].As<v8::Number>()->Value();
+    t->ms = ms >= 1 && ms <= 2147483647.0 ? (uint64_t)ms : 1;
+    uv_timer_init(jse::LoopOf(w->engine), &t->handle);
+    t->handle.data = t;
+    uv_timer_start(&t->handle, TimerFired, t->ms, t->repeat ? t->ms : 0);
+    if (info[5]->IsFalse())
+        uv_unref(reinterpret_cast<uv_handle_t *>(&t->handle));
+    w->timers[t->id] = t;
+    info.GetReturnValue().Set((double)t->id);
+}
+
+// timerRefresh(id) -> whether it was still armed (and now counts anew).
+void
+TimerRefresh(const FunctionCallbackInfo<Value> &info)
+{
+    Timer *t = TimerOf(info);
+    if (t != nullptr) {
+        // From the macrotask's "now", as a new timer (see Entry).
+        uv_timer_start(&t->handle, TimerFired, t->ms, t->repeat ? t->ms : 0);
+    }
+    info.GetReturnValue().Set(t != nullptr);
+}
+
+// timerRef(id, refed): an unref'd timer does not keep the loop alive.
+void
+TimerRef(const FunctionCallbackInfo<Value> &info)
+{
+    Timer *t = TimerOf(info);
+    if (t == nullptr)
+        return;
+    if (info[1]->IsTrue())
+        uv_ref(reinterpret_cast<uv_handle_t *>(&t->handle));
+    else
+        uv_unref(reinterpret_cast<uv_handle_t *>(&t->handle));
+}
+
+void
+TimerClear(const FunctionCallbackInfo<Value> &info)
+{
+    Timer *t = TimerOf(info);
+    if (t == nullptr)
+        return;
+    t->world->timers.erase(t->id);
     TimerClose(t);
 }
 
@@ -460,6 +612,9 @@ RunImmediates(uv_check_t *h)
     // Immediates queued while these run wait for the next loop turn.
     std::deque<Immediate *> batch;
     batch.swap(w->immediates);
+    w->refed_immediates = 0;
+    // clearImmediate() from one of them still reaches the rest of the batch
+    w->running = &batch;
     uv_check_stop(&w->check);
     uv_idle_stop(&w->idle);
     Isolate *isolate = jse::IsolateOf(w->engine);
@@ -486,52 +641,123 @@ RunImmediates(uv_check_t *h)
     }
     for (Immediate *im : batch)
         delete im;
+    if (w->active)
+        w->running = nullptr;
     if (!w->immediates.empty() && w->active) {
         uv_check_start(&w->check, RunImmediates);
         uv_idle_start(&w->idle, [](uv_idle_t *) {});
+        ImmediatesRef(w);
     }
 }
 
+// immediateStart(fn, args|undefined) -> id
 void
-SetImmediate(const FunctionCallbackInfo<Value> &info)
+ImmediateStart(const FunctionCallbackInfo<Value> &info)
 {
     Isolate *isolate = info.GetIsolate();
     Realm *realm = RealmOfInfo(info);
     World *w = WorldOfRealm(realm);
-    if (!info[0]->IsFunction()) {
-        isolate->ThrowException(
-            v8::Exception::TypeError(String::NewFromUtf8Literal(
-                isolate, "The \"callback\" argument must be a function")));
+    if (!info[0]->IsFunction())
         return;
-    }
     Immediate *im = new Immediate();
     im->realm = realm;
     im->id = w->next_id++;
     im->run = jse::CurrentRun(w->engine);
     im->fn.Reset(isolate, info[0].As<Function>());
-    Local<Array> rest = RestArgs(info, 1);
-    if (!rest.IsEmpty())
-        im->args.Reset(isolate, rest);
+    if (info[1]->IsArray())
+        im->args.Reset(isolate, info[1].As<Array>());
     if (w->immediates.empty()) {
         uv_check_start(&w->check, RunImmediates);
         uv_idle_start(&w->idle, [](uv_idle_t *) {});
     }
     w->immediates.push_back(im);
+    w->refed_immediates++;
+    ImmediatesRef(w);
     info.GetReturnValue().Set((double)im->id);
 }
 
-void
-ClearImmediate(const FunctionCallbackInfo<Value> &info)
+// A queued immediate; *running says whether it is in the batch being run
+// (those no longer count for the loop's ref).
+Immediate *
+ImmediateOf(const FunctionCallbackInfo<Value> &info, bool *running)
 {
     Realm *realm = RealmOfInfo(info);
     World *w = WorldOfRealm(realm);
-    uint32_t id = IdArg(info);
-    for (Immediate *im : w->immediates) {
-        if (im->id == id && im->realm == realm) {
-            im->fn.Reset();
-            im->args.Reset();
-        }
+    uint32_t id = IdArg(info[0]);
+    *running = false;
+    for (Immediate *im : w->immediates)
+        if (im->id == id && im->realm == realm && !im->fn.IsEmpty())
+            return im;
+    if (w->running != nullptr)
+        for (Immediate *im : *w->running)
+            if (im->id == id && im->realm == realm && !im->fn.IsEmpty()) {
+                *running = true;
+                return im;
+            }
+    return nullptr;
+}
+
+void
+ImmediateUnref(World *w, Immediate *im)
+{
+    if (!im->refed)
+        return;
+    im->refed = false;
+    w->refed_immediates--;
+    ImmediatesRef(w);
+}
+
+void
+ImmediateClear(const FunctionCallbackInfo<Value> &info)
+{
+    bool running;
+    Immediate *im = ImmediateOf(info, &running);
+    if (im == nullptr)
+        return;
+    if (!running)
+        ImmediateUnref(WorldOfRealm(im->realm), im);
+    im->fn.Reset();
+    im->args.Reset();
+}
+
+// immediateRef(id, refed)
+void
+ImmediateRef(const FunctionCallbackInfo<Value> &info)
+{
+    bool running;
+    Immediate *im = ImmediateOf(info, &running);
+    if (im == nullptr)
+        return;
+    World *w = WorldOfRealm(im->realm);
+    if (running) {
+        im->refed = info[1]->IsTrue();
+    } else if (!info[1]->IsTrue()) {
+        ImmediateUnref(w, im);
+    } else if (!im->refed) {
+        im->refed = true;
+        w->refed_immediates++;
+        ImmediatesRef(w);
     }
+}
+
+// ticksQueued(): the realm's nextTick queue went from empty to not empty.
+void
+TicksQueued(const FunctionCallbackInfo<Value> &info)
+{
+    Realm *realm = RealmOfInfo(info);
+    if (realm->ticks_queued)
+        return;
+    realm->ticks_queued = true;
+    WorldOfRealm(realm)->tick_realms.push_back(realm);
+}
+
+// setRunTicks(fn): the prelude's drain of this realm's nextTick queue.
+void
+SetRunTicks(const FunctionCallbackInfo<Value> &info)
+{
+    if (info[0]->IsFunction())
+        RealmOfInfo(info)->run_ticks.Reset(info.GetIsolate(),
+                                           info[0].As<Function>());
 }
 
 void
@@ -670,14 +896,114 @@ WorldClearRealm(World *w, Realm *realm)
             ++it;
         }
     }
+    for (auto it = w->tick_drops.begin(); it != w->tick_drops.end();) {
+        if (realm == nullptr || *it == realm)
+            it = w->tick_drops.erase(it);
+        else
+            ++it;
+    }
+    for (auto it = w->tick_realms.begin(); it != w->tick_realms.end();) {
+        if (realm == nullptr || *it == realm) {
+            (*it)->ticks_queued = false;
+            it = w->tick_realms.erase(it);
+        } else {
+            ++it;
+        }
+    }
     for (auto it = w->immediates.begin(); it != w->immediates.end();) {
         if (realm == nullptr || (*it)->realm == realm) {
+            if ((*it)->refed)
+                w->refed_immediates--;
             delete *it;
             it = w->immediates.erase(it);
         } else {
             ++it;
         }
     }
+    ImmediatesRef(w);
+    // the batch being run skips them
+    if (w->running != nullptr)
+        for (Immediate *im : *w->running)
+            if (realm == nullptr || im->realm == realm) {
+                im->fn.Reset();
+                im->args.Reset();
+            }
+}
+
+bool
+WorldRunTicks(World *w)
+{
+    if (w == nullptr)
+        return true;
+    js_engine *e = w->engine;
+    Isolate *isolate = IsolateOf(e);
+    while (!w->tick_realms.empty()) {
+        if (js_engine_doomed(e))
+            return false;
+        Realm *realm = w->tick_realms.front();
+        w->tick_realms.erase(w->tick_realms.begin());
+        realm->ticks_queued = false;
+        if (realm->run_ticks.IsEmpty())
+            continue;
+        HandleScope hs(isolate);
+        Local<Context> context = realm->context.Get(isolate);
+        Context::Scope cs(context);
+        Local<Function> fn = realm->run_ticks.Get(isolate);
+        for (;;) {
+            TryCatch tc(isolate);
+            Local<Value> r;
+            if (fn->Call(context, v8::Undefined(isolate), 0, nullptr)
+                    .ToLocal(&r))
+                break;
+            if (tc.HasTerminated() || !tc.HasCaught()) {
+                // The rest of its queue is dropped once the termination is
+                // over (WorldDropTicks).
+                if (!realm->ticks_dropped)
+                    w->tick_drops.push_back(realm);
+                realm->ticks_dropped = true;
+                return false;
+            }
+            // As a throwing timer: logged, the run it belongs to fails, and
+            // the queue goes on.
+            LogException(isolate, context, "Uncaught", tc.Exception(),
+                         tc.Message());
+            uint64_t run = CurrentRun(e);
+            if (run != 0)
+                FailRun(e, run, tc.Exception(), tc.Message());
+        }
+    }
+    return true;
+}
+
+void
+WorldDropTicks(World *w)
+{
+    if (w == nullptr)
+        return;
+    Isolate *isolate = IsolateOf(w->engine);
+    std::vector<Realm *> list;
+    list.swap(w->tick_drops);
+    for (Realm *realm : list) {
+        realm->ticks_dropped = false;
+        if (realm->run_ticks.IsEmpty())
+            continue;
+        HandleScope hs(isolate);
+        Local<Context> context = realm->context.Get(isolate);
+        Context::Scope cs(context);
+        Local<Value> argv[] = {v8::True(isolate)};
+        TryCatch tc(isolate);
+        Local<Value> r;
+        if (!realm->run_ticks.Get(isolate)
+                 ->Call(context, v8::Undefined(isolate), 1, argv)
+                 .ToLocal(&r))
+            continue; // nothing to do about it: the queue stays
+    }
+}
+
+bool
+WorldTicksPending(World *w)
+{
+    return w != nullptr && !w->tick_realms.empty();
 }
 
 void
@@ -696,17 +1022,22 @@ WorldInstall(Realm *realm, Local<Context> context)
     Isolate *isolate = context->GetIsolate();
     Local<Object> global = context->Global();
     Local<Value> data = External::New(isolate, realm);
-    if (!SetFunction(context, global, "setTimeout", SetTimeout, data) ||
-        !SetFunction(context, global, "setInterval", SetInterval, data) ||
-        !SetFunction(context, global, "setImmediate", SetImmediate, data) ||
-        !SetFunction(context, global, "clearTimeout", ClearTimer, data) ||
-        !SetFunction(context, global, "clearInterval", ClearTimer, data) ||
-        !SetFunction(context, global, "clearImmediate", ClearImmediate, data) ||
-        !SetFunction(context, global, "queueMicrotask", QueueMicrotask, data))
+    if (!SetFunction(context, global, "queueMicrotask", QueueMicrotask, data))
         return false;
     Local<Object> natives = Object::New(isolate);
     Local<Object> env = EnvObject(context);
     if (env.IsEmpty() ||
+        !SetFunction(context, natives, "timerStart", TimerStart, data) ||
+        !SetFunction(context, natives, "timerRefresh", TimerRefresh, data) ||
+        !SetFunction(context, natives, "timerRef", TimerRef, data) ||
+        !SetFunction(context, natives, "timerClear", TimerClear, data) ||
+        !SetFunction(context, natives, "immediateStart", ImmediateStart,
+                     data) ||
+        !SetFunction(context, natives, "immediateRef", ImmediateRef, data) ||
+        !SetFunction(context, natives, "immediateClear", ImmediateClear,
+                     data) ||
+        !SetFunction(context, natives, "ticksQueued", TicksQueued, data) ||
+        !SetFunction(context, natives, "setRunTicks", SetRunTicks, data) ||
         !SetFunction(context, natives, "write", ConsoleWrite, data) ||
         !SetFunction(context, natives, "queueMicrotask", QueueMicrotask,
                      data) ||

@@ -228,6 +228,52 @@ test_jshost_failures_exit_3(void **state)
     }
 }
 
+/* A worker killed under a running `jshost call` is jshost's failure, not the
+ * JavaScript's: exit 3, HostCrashed with the signal and the log file. */
+static void
+test_crash_exit_3(void **state)
+{
+    struct fx *f = *state;
+    char log[320], *out, *p;
+    pid_t cli, worker = 0;
+    int st;
+
+    /* Start the host, then run a call that never finishes on it. */
+    assert_int_equal(run(f, NULL, "start", f->config, NULL), 0);
+    snprintf(log, sizeof(log), "%s/cli.log", f->dir);
+    {
+        char *argv[] = {getenv("JSHOST_CLI"), "call", f->config, "spin",
+                        "--timeout", "60", NULL};
+
+        cli = th_spawn(argv, log);
+    }
+    for (int i = 0; i < 500 && worker == 0; i++) {
+        assert_int_equal(run(f, NULL, "status", "--json", NULL), 0);
+        /* the call is in flight once the worker says so */
+        if (strstr(f->out, "\"in_flight\": 1") != NULL ||
+            strstr(f->out, "\"in_flight\":1") != NULL) {
+            p = strstr(f->out, "\"workers\"");
+            assert_non_null(p);
+            p = strstr(p, "\"pid\"");
+            assert_non_null(p);
+            worker = (pid_t)atoi(strchr(p, ':') + 1);
+        } else {
+            usleep(10000);
+        }
+    }
+    assert_true(worker > 0);
+    assert_int_equal(kill(worker, SIGKILL), 0);
+    st = th_wait(cli, 20000);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 3);
+    out = th_read_file(log);
+    assert_non_null(out);
+    assert_non_null(strstr(out, "HostCrashed"));
+    assert_non_null(strstr(out, "signal 9"));
+    assert_non_null(strstr(out, ".log"));
+    free(out);
+}
+
 static void
 test_eval(void **state)
 {
@@ -371,6 +417,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_usage_exit_2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_jshost_failures_exit_3, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_crash_exit_3, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eval, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lifecycle_status_logs, setup,
                                         teardown),

@@ -31,7 +31,7 @@ test_timer_order(void **state)
         "!x.startsWith('imm')), log.indexOf('imm-micro') - log.indexOf('imm'), "
         "log.includes('imm')])), 30);\n"
         "})",
-        "[[\"sync\", \"micro\", \"then\", \"tick\", \"t0:xy\", \"t10\"], 1, "
+        "[[\"sync\", \"tick\", \"micro\", \"then\", \"t0:xy\", \"t10\"], 1, "
         "true]");
     expect_eval(f, ctx,
                 "new Promise((resolve) => {\n"
@@ -40,7 +40,7 @@ test_timer_order(void **state)
                 ">= 3) { clearInterval(id); setTimeout(() => resolve([n, "
                 "typeof id, this === globalThis]), 20); } }, 2, 1);\n"
                 "})",
-                "[3, \"number\", true]");
+                "[3, \"object\", true]");
     struct result r;
     eval(f, ctx, "setTimeout('not a function')", &r);
     assert_false(r.ok);
@@ -240,6 +240,175 @@ test_builtins_present(void **state)
         "[\"h\u00e9\", \"ab\", 1]");
 }
 
+/* Timers give Node's Timeout and Immediate objects; the expected values are
+ * what Node 20 prints for the same script. */
+static void
+test_timeout_objects(void **state)
+{
+    struct fx *f = *state;
+    load(f, NULL);
+    uint32_t ctx = new_context(f);
+    expect_eval(
+        f, ctx,
+        "new Promise((resolve) => {\n"
+        "  const out = [], fired = [];\n"
+        "  const t = setTimeout(() => {}, 1000);\n"
+        "  out.push(typeof t, typeof +t, +t === t[Symbol.toPrimitive](), +t > "
+        "0, `${t}` === String(+t),\n"
+        "           t.hasRef(), t.unref() === t, t.hasRef(), "
+        "t.ref().hasRef());\n"
+        "  clearTimeout(t);\n"
+        "  const a = setTimeout(() => fired.push('a'), 1); clearTimeout(+a);\n"
+        "  const b = setTimeout(() => fired.push('b'), 1); "
+        "clearTimeout(String(+b));\n"
+        "  const c = setInterval(() => fired.push('c'), 1); clearInterval(c);\n"
+        "  const d = setTimeout(() => fired.push('d'), 1); clearInterval(d);\n"
+        "  const e = setTimeout(() => fired.push('e'), 1); e.close();\n"
+        "  const im = setImmediate(() => fired.push('im'));\n"
+        "  out.push(typeof im, im.hasRef(), im.unref().hasRef(), "
+        "im.ref().hasRef(), typeof im.refresh);\n"
+        "  clearImmediate(im);\n"
+        "  setTimeout(() => fired.push('unref'), 2).unref();\n"
+        "  setImmediate(() => fired.push('unref-imm')).unref();\n"
+        "  let n = 0;\n"
+        "  const r = setTimeout(() => { n++; if (n === 1) r.refresh(); }, 2);\n"
+        "  const cl = setTimeout(() => fired.push('cl'), 1); clearTimeout(cl); "
+        "cl.refresh();\n"
+        "  setTimeout(() => resolve(JSON.stringify([out, fired.sort(), n])), "
+        "40);\n"
+        "});\n",
+        "\"[[\"object\",\"number\",true,true,true,true,true,false,true,"
+        "\"object\",true,false,true,\"undefined\"],[\"unref\",\"unref-imm\"],"
+        "2]\"");
+    /* clearImmediate reaches an immediate of the batch being run (Node) */
+    expect_eval(
+        f, ctx,
+        "new Promise((r) => { const log = []; let b; setImmediate(() "
+        "=> { log.push('a'); clearImmediate(b); }); b = setImmediate(() "
+        "=> log.push('b')); setImmediate(() => r(log)); })",
+        "[\"a\"]");
+    /* a run waiting on an unref'd timer still gets it: the worker lives */
+    expect_eval(f, ctx,
+                "new Promise((r) => setTimeout(() => r('late'), 5).unref())",
+                "\"late\"");
+}
+
+/* unref'd timers and immediates do not keep the loop alive; ref'd ones do. */
+static void
+test_unref_loop(void **state)
+{
+    struct fx *f = *state;
+    load(f, NULL);
+    uint32_t ctx = new_context(f);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(uv_loop_alive(&f->loop), 0);
+    expect_eval(f, ctx,
+                "globalThis.t = setTimeout(() => {}, 100000).unref(); "
+                "globalThis.i = setInterval(() => {}, 100000); i.unref(); "
+                "globalThis.im = setImmediate(() => {}).unref(); 1",
+                "1");
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(uv_loop_alive(&f->loop), 0);
+    expect_eval(f, ctx, "t.ref().hasRef()", "true");
+    assert_int_not_equal(uv_loop_alive(&f->loop), 0);
+    expect_eval(f, ctx, "t.unref().hasRef()", "false");
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(uv_loop_alive(&f->loop), 0);
+    expect_eval(f, ctx, "globalThis.j = setImmediate(() => {}); 2", "2");
+    assert_int_not_equal(uv_loop_alive(&f->loop), 0);
+    expect_eval(f, ctx, "clearImmediate(j); 3", "3");
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(uv_loop_alive(&f->loop), 0);
+}
+
+/* process.nextTick runs before the promise microtasks after each macrotask,
+ * in the order Node 20 prints for the same script. */
+static void
+test_next_tick_order(void **state)
+{
+    struct fx *f = *state;
+    load(f, NULL);
+    uint32_t ctx = new_context(f);
+    expect_eval(
+        f, ctx,
+        "new Promise((resolve) => {\n"
+        "  const log = [];\n"
+        "  setTimeout(() => {\n"
+        "    setImmediate(() => {\n"
+        "      log.push('imm1');\n"
+        "      process.nextTick(() => log.push('imm1-tick'));\n"
+        "      Promise.resolve().then(() => log.push('imm1-then'));\n"
+        "    });\n"
+        "    setImmediate(() => {\n"
+        "      log.push('imm2');\n"
+        "      setTimeout(() => {\n"
+        "        log.push('t1');\n"
+        "        process.nextTick(() => log.push('t1-tick'));\n"
+        "        Promise.resolve().then(() => log.push('t1-then'));\n"
+        "      }, 0);\n"
+        "      setTimeout(() => log.push('t2'), 0);\n"
+        "    });\n"
+        "    Promise.resolve().then(() => {\n"
+        "      log.push('then1');\n"
+        "      process.nextTick(() => log.push('then1-tick'));\n"
+        "      Promise.resolve().then(() => log.push('then1-then'));\n"
+        "    });\n"
+        "    queueMicrotask(() => log.push('micro'));\n"
+        "    process.nextTick((a, b) => {\n"
+        "      log.push('tick1:' + a + b);\n"
+        "      process.nextTick(() => log.push('tick1-tick'));\n"
+        "      Promise.resolve().then(() => log.push('tick1-then'));\n"
+        "    }, 'x', 'y');\n"
+        "    process.nextTick(() => log.push('tick2'));\n"
+        "    log.push('sync');\n"
+        "    setTimeout(() => resolve(log.join(' ')), 20);\n"
+        "  }, 1);\n"
+        "});\n",
+        "\"sync tick1:xy tick2 tick1-tick then1 micro tick1-then then1-then "
+        "then1-tick imm1 imm1-tick imm1-then imm2 t1 t1-tick t1-then t2\"");
+    /* and right after a run's synchronous part */
+    expect_eval(f, ctx,
+                "const l = []; Promise.resolve().then(() => l.push('then')); "
+                "process.nextTick(() => l.push('tick')); "
+                "new Promise((r) => setTimeout(() => r(l), 1))",
+                "[\"tick\", \"then\"]");
+}
+
+/* A nextTick that re-queues itself forever ends at the deadline, and the
+ * rest of its queue is dropped: the context serves the next eval. A throwing
+ * tick fails the run it belongs to; the ticks after it still run. */
+static void
+test_next_tick_limits(void **state)
+{
+    struct fx *f = *state;
+    put(f, "c.js",
+        "module.exports = {functions: {\n"
+        "  tickThrows(data, cb) { process.nextTick(() => { throw new "
+        "Error('tick boom'); }); process.nextTick(() => { globalThis.after = "
+        "1; }); },\n"
+        "  after() { return globalThis.after; },\n"
+        "}};\n");
+    load(f, "c.js");
+    uint32_t ctx = new_context(f);
+    struct result r;
+    eval_t(f, ctx, "(function f() { process.nextTick(f); })(); 1", "spin.js",
+           300, &r);
+    assert_false(r.ok);
+    assert_int_equal(r.err.type, PROTO_ERR_TIMEOUT);
+    result_free(&r);
+    expect_eval(f, ctx,
+                "new Promise((r) => process.nextTick(() => r('served')))",
+                "\"served\"");
+    call(f, "tickThrows", &r);
+    assert_false(r.ok);
+    assert_int_equal(r.err.type, PROTO_ERR_JS);
+    assert_string_equal(r.err.message, "tick boom");
+    result_free(&r);
+    call(f, "after", &r);
+    expect_ok(&r, "1");
+    result_free(&r);
+}
+
 int
 main(void)
 {
@@ -255,6 +424,13 @@ main(void)
         cmocka_unit_test_setup_teardown(test_uncaught_in_timer, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_builtins_present, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_timeout_objects, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_unref_loop, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_next_tick_order, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_next_tick_limits, fx_setup,
                                         fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

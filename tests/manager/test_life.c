@@ -303,6 +303,101 @@ read_pid_file(const char *path)
     return pid;
 }
 
+/* --no-idle-exit (production) keeps an idle manager; SIGINT stops it as
+ * SIGTERM does: workers gone, socket and pid file removed, exit 0. */
+static void
+test_no_idle_exit_and_sigint(void **state)
+{
+    struct mt m;
+    const char *args[] = {"--idle-ms", "200", "--no-idle-exit", NULL};
+    struct tu_rpc *c;
+    const char *cfg;
+    char *id, pidpath[512];
+    pid_t pids[2];
+    int st;
+
+    (void)state;
+    mt_init(&m);
+    cfg = mt_config(&m, "a.conf", "linger=100\n");
+    mt_start(&m, args, NULL);
+    snprintf(pidpath, sizeof pidpath, "%s/manager.pid", m.rundir);
+    c = mt_connect(&m);
+    id = mt_attach(c, cfg);
+    assert_int_equal(mt_worker_pids(c, id, NULL, pids, 2), 1);
+    tu_rpc_close(c);
+    /* The host lingers out; the manager, idle for several idle times, stays. */
+    assert_true(mt_until(pid_gone, &pids[0], 5000));
+    usleep(1000000);
+    assert_int_equal(kill(m.pid, 0), 0);
+    c = mt_connect(&m);
+    free(id);
+    id = mt_attach(c, cfg);
+    assert_int_equal(mt_worker_pids(c, id, NULL, pids, 2), 1);
+    kill(m.pid, SIGINT);
+    st = mt_wait_exit(&m, 15000);
+    assert_int_not_equal(st, -1);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_true(mt_until(pid_gone, &pids[0], 5000));
+    assert_false(mt_exists(m.sock));
+    assert_false(mt_exists(pidpath));
+    tu_rpc_close(c);
+    free(id);
+    mt_stop(&m);
+}
+
+/* A daemonized manager (it moves to /) given a relative JSHOST_WORKER still
+ * starts workers: the path is resolved before it detaches. */
+static void
+test_daemon_relative_worker_path(void **state)
+{
+    struct mt m;
+    char dir[4096], env[64], *slash, *r, pidpath[512];
+    const char *cfg;
+    const char *argv[] = {mt_manager_path(), "--runtime-dir", NULL, NULL};
+    char *envv[] = {env, NULL};
+    struct tu_rpc *c;
+    char *id;
+    pid_t pid;
+    int st;
+
+    (void)state;
+    mt_init(&m);
+    cfg = mt_config(&m, "a.conf", "linger=100\n");
+    argv[2] = m.rundir;
+    snprintf(dir, sizeof dir, "%s", mt_fake_path());
+    slash = strrchr(dir, '/');
+    assert_non_null(slash);
+    *slash = '\0';
+    snprintf(env, sizeof env, "JSHOST_WORKER=./%s", slash + 1);
+    assert_int_equal(chdir(dir), 0);
+    pid = tu_spawn((char *const *)argv, envv, NULL);
+    st = tu_wait(pid, 10000); /* the first process returns once it serves */
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_int_equal(chdir("/"), 0);
+    snprintf(pidpath, sizeof pidpath, "%s/manager.pid", m.rundir);
+    m.pid = 0;
+    c = mt_connect(&m);
+    id = mt_attach(c, cfg);
+    {
+        char params[256];
+
+        snprintf(params, sizeof params, "[\"%s\", \"echo\", 7, {}]", id);
+        r = mt_call(c, "call", params);
+        assert_non_null(r);
+        assert_string_equal(r, "7");
+        free(r);
+    }
+    pid = read_pid_file(pidpath);
+    assert_true(pid > 0);
+    r = mt_call(c, "shutdown", "[]");
+    assert_string_equal(r, "null");
+    free(r);
+    tu_rpc_close(c);
+    assert_true(mt_until(pid_gone, &pid, 10000));
+    free(id);
+    mt_stop(&m);
+}
+
 static void
 test_race_autostart(void **state)
 {
@@ -764,6 +859,8 @@ main(void)
         cmocka_unit_test(test_config_error),
         cmocka_unit_test(test_linger_expiry_and_cancel),
         cmocka_unit_test(test_idle_exit),
+        cmocka_unit_test(test_no_idle_exit_and_sigint),
+        cmocka_unit_test(test_daemon_relative_worker_path),
         cmocka_unit_test(test_race_autostart),
         cmocka_unit_test(test_stale_socket),
         cmocka_unit_test(test_wrong_uid),

@@ -135,6 +135,8 @@ test_timers(void **state)
     wfix_check_call(c, "call", "[\"local\", \"interval\", {}]", "3");
     wfix_check_call(c, "call", "[\"local\", \"immediate\", {}]",
                     "\"immediate\"");
+    wfix_check_call(c, "call", "[\"local\", \"nodeTimers\", {}]",
+                    "[[\"tick\",\"then\"],\"object\",true,false]");
     tu_rpc_close(c);
 }
 

@@ -56,7 +56,9 @@ test_timeout_keeps_state(void **state)
     print_message("infinite loop with a 500 ms deadline answered in %lld ms\n",
                   (long long)elapsed);
     assert_true(elapsed >= 450);
-    assert_true(elapsed < 9000);
+    /* "within a second" (issue 3), not the config's 10 s; a sanitizer build
+     * (make check-sanitize sets JSHOST_SANITIZE) runs V8 slower. */
+    assert_true(elapsed < (getenv("JSHOST_SANITIZE") ? 3000 : 1000));
     /* The same worker serves the next call with its state intact. */
     wfix_check_call(c, "call", "[\"local\", \"count\", null]", "2");
     /* An async call unsettled at its deadline is a TimeoutError too. */

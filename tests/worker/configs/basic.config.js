@@ -55,6 +55,18 @@ module.exports = {
     timer(data, cb) {
       setTimeout(() => cb(null, 'fired'), 20);
     },
+    // as a js-host (Node) config writes it: unref'd timers, nextTick
+    nodeTimers(data, cb) {
+      const log = [];
+      const keepalive = setInterval(() => log.push('never'), 100000);
+      keepalive.unref();
+      Promise.resolve().then(() => log.push('then'));
+      process.nextTick(() => log.push('tick'));
+      const t = setTimeout(() => {
+        clearInterval(keepalive);
+        cb(null, [log, typeof t, +t > 0, t.hasRef()]);
+      }, 5).unref();
+    },
     interval(data, cb) {
       let n = 0;
       const id = setInterval(() => {
