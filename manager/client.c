@@ -36,20 +36,20 @@ client_unref(struct client *c)
 }
 
 void
-client_reply_begin(struct outmsg *om, uint32_t msgid)
+client_reply_begin(struct rpcstream_msg *om, uint32_t msgid)
 {
-    stream_outmsg(om);
+    rpcstream_msg_init(om);
     proto_write_result(&om->pk, msgid);
 }
 
 void
-client_send(struct client *c, struct outmsg *om)
+client_send(struct client *c, struct rpcstream_msg *om)
 {
     if (c->closed) {
         msgpack_sbuffer_destroy(&om->sb);
         return;
     }
-    stream_send(&c->stream, om);
+    rpcstream_send(c->stream, om);
 }
 
 void
@@ -57,7 +57,7 @@ client_reply_error(struct client *c, uint32_t msgid, enum proto_errtype type,
                    const char *logfile, const char *fmt, ...)
 {
     struct proto_error err;
-    struct outmsg om;
+    struct rpcstream_msg om;
     char msg[1024];
     va_list ap;
 
@@ -70,7 +70,7 @@ client_reply_error(struct client *c, uint32_t msgid, enum proto_errtype type,
     err.type = type;
     err.message = msg;
     err.logfile = logfile;
-    stream_outmsg(&om);
+    rpcstream_msg_init(&om);
     proto_write_error(&om.pk, msgid, &err);
     client_send(c, &om);
 }
@@ -78,7 +78,7 @@ client_reply_error(struct client *c, uint32_t msgid, enum proto_errtype type,
 static void
 client_reply_nil(struct client *c, uint32_t msgid)
 {
-    struct outmsg om;
+    struct rpcstream_msg om;
 
     client_reply_begin(&om, msgid);
     msgpack_pack_nil(&om.pk);
@@ -135,7 +135,7 @@ client_hello(struct client *c, struct proto_msg *m, char *cause)
 {
     const msgpack_object *opts;
     uint64_t proto = 0;
-    struct outmsg om;
+    struct rpcstream_msg om;
 
     if (proto_params_count(m, 0, 1, cause) != 0 ||
         proto_param_map(m, 0, "hello", &opts, cause) != 0 ||
@@ -213,7 +213,7 @@ static void
 client_detach(struct client *c, struct proto_msg *m, char *cause)
 {
     struct host *h;
-    struct outmsg om;
+    struct rpcstream_msg om;
     uint64_t linger;
 
     if (proto_params_count(m, 1, 1, cause) != 0) {
@@ -415,7 +415,7 @@ static void
 client_request(struct client *c, struct proto_msg *m)
 {
     char cause[PROTO_CAUSE_MAX] = "";
-    struct outmsg om;
+    struct rpcstream_msg om;
 
     if (proto_msg_is(m, "call"))
         client_call(c, m, cause);
@@ -479,7 +479,10 @@ client_on_end(void *owner, int err, const char *cause)
 static void
 client_on_closed(void *owner)
 {
-    client_unref(owner);
+    struct client *c = owner;
+
+    c->stream = NULL;
+    client_unref(c);
 }
 
 /* Contexts die with their connection; a worker still alive is told so. */
@@ -518,43 +521,47 @@ client_close(struct client *c)
         if (h->is_private && h->owner == c)
             host_stop_now(h);
     }
-    stream_close_flushed(&c->stream);
+    rpcstream_close_flushed(c->stream);
     manager_check_idle();
 }
 
 struct client *
 client_accept(uv_stream_t *server)
 {
+    static const struct rpcstream_cbs cbs = {
+        .on_msg = client_on_msg,
+        .on_end = client_on_end,
+        .on_closed = client_on_closed,
+    };
     struct client *c = xcalloc(1, sizeof *c);
     char *cause = NULL;
-    uv_os_fd_t fd;
+    int fd;
 
-    if (stream_init(&c->stream, mgr.loop, c) != 0) {
+    if (rpcstream_new(mgr.loop, mgr.max_message, &cbs, c, &c->stream) != 0) {
         free(c);
         return NULL;
     }
     c->refs = 1; /* the socket's */
     c->id = ++mgr.next_client_id;
-    c->stream.on_msg = client_on_msg;
-    c->stream.on_end = client_on_end;
-    c->stream.on_closed = client_on_closed;
-    c->stream.backlog_high = CLIENT_BACKLOG_HIGH;
-    if (uv_accept(server, (uv_stream_t *)&c->stream.pipe) != 0) {
+    /* Reading resumes once the backlog falls under a quarter of the mark. */
+    rpcstream_set_backlog(c->stream, CLIENT_BACKLOG_HIGH,
+                          CLIENT_BACKLOG_HIGH / 4);
+    if (rpcstream_accept(c->stream, server) != 0) {
         c->closed = true;
-        stream_close(&c->stream);
+        rpcstream_close(c->stream);
         return NULL;
     }
     TAILQ_INSERT_TAIL(&mgr.clients, c, entry);
     mgr.nclients++;
     manager_check_idle();
-    if (uv_fileno((uv_handle_t *)&c->stream.pipe, &fd) != 0 ||
+    if (rpcstream_fileno(c->stream, &fd) != 0 ||
         server_check_peer(fd, &c->uid, &c->pid, &cause) != 0) {
         log_warn("refused a connection: %s", cause ? cause : "no peer");
-        stream_refuse(&c->stream, cause ? cause : "peer unknown");
+        rpcstream_refuse(c->stream, cause ? cause : "peer unknown");
         free(cause);
         client_close(c);
         return NULL;
     }
-    stream_start(&c->stream);
+    rpcstream_start(c->stream);
     return c;
 }

@@ -290,7 +290,7 @@ host_fail_queue(struct host *h, enum proto_errtype type, const char *msg)
 static void
 host_reply_attach(struct host *h, struct client *c, uint32_t msgid)
 {
-    struct outmsg om;
+    struct rpcstream_msg om;
 
     client_reply_begin(&om, msgid);
     msgpack_pack_map(&om.pk, 6);
@@ -319,7 +319,7 @@ host_reply_attach(struct host *h, struct client *c, uint32_t msgid)
 static void
 host_reply_status(struct host *h, struct client *c, uint32_t msgid)
 {
-    struct outmsg om;
+    struct rpcstream_msg om;
 
     client_reply_begin(&om, msgid);
     status_pack_host(&om.pk, h);

@@ -425,7 +425,7 @@ main(int argc, char **argv)
 
     mgr.loop = uv_default_loop();
     uv_update_time(mgr.loop);
-    stream_setup(mgr.loop);
+    rpcstream_setup(mgr.loop);
     mgr.start_ms = manager_now();
     rc = server_listen(mgr.loop, mgr.sockpath, &cause);
     if (rc != 0) {
@@ -457,7 +457,7 @@ main(int argc, char **argv)
     uv_walk(mgr.loop, close_walk_cb, NULL);
     uv_run(mgr.loop, UV_RUN_DEFAULT);
     ctx_cleanup();
-    stream_teardown();
+    rpcstream_teardown();
     /* Every handle closed means every worker and connection was reaped. */
     rc = uv_loop_close(mgr.loop);
     if (rc != 0)

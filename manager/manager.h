@@ -4,12 +4,14 @@
  *
  *   main.c    daemon life: options, runtime dir, signals, idle exit, shutdown
  *   server.c  the listening socket, peer uid check
- *   stream.c  a msgpack-RPC connection over a uv_pipe_t (reader, write queue)
  *   client.c  client connections: validation and dispatch of their methods
  *   host.c    hosts: pools, attach, linger, crashes, quarantine, restart/stop
  *   worker.c  worker processes: spawn, ready, forwarding, ping, exit
  *   router.c  msgid remap tables and manager-wide context ids
  *   status.c  the status method's figures
+ *
+ * Connections (clients' and workers') are common/rpcstream.c's, shared with
+ * the worker.
  */
 #ifndef JSHOST_MANAGER_H
 #define JSHOST_MANAGER_H
@@ -24,60 +26,13 @@
 #include <uv.h>
 
 #include "proto.h"
+#include "rpcstream.h"
 
 struct client;
 struct host;
 struct worker;
 struct call;
 struct status_req;
-
-/* ---- stream.c ---- */
-
-/* Why reading is paused (a mask: reading resumes when it is 0 again). */
-#define STREAM_PAUSE_BACKLOG 0x1 /* our writes to the peer pile up */
-
-struct stream {
-    uv_pipe_t pipe;
-    struct proto_reader *reader;
-    void *owner;
-    /* A whole, validated message; the callee owns it (proto_msg_release). */
-    void (*on_msg)(void *owner, struct proto_msg *msg);
-    /* The peer is gone (err 0 = EOF) or broke the protocol; called once. */
-    void (*on_end)(void *owner, int err, const char *cause);
-    /* The handle is closed: the owner may free itself now. */
-    void (*on_closed)(void *owner);
-    msgpack_sbuffer out; /* gathered this loop iteration, not yet written */
-    bool dirty;          /* in the flush list */
-    size_t write_bytes;  /* queued (gathered or written), not yet written */
-    size_t backlog_high; /* 0 = never pause for a backlog */
-    unsigned pause;
-    bool reading;
-    bool ended;
-    bool closing;
-    bool close_when_flushed;
-    bool in_dispatch;
-};
-
-/* An outgoing message being packed. */
-struct outmsg {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-};
-
-/* The loop-wide write flusher: once at start, and teardown at exit. */
-void stream_setup(uv_loop_t *loop);
-void stream_teardown(void);
-int stream_init(struct stream *s, uv_loop_t *loop, void *owner);
-int stream_start(struct stream *s);
-void stream_outmsg(struct outmsg *om);
-/* Queues om's bytes (taking them over) for the peer. */
-void stream_send(struct stream *s, struct outmsg *om);
-void stream_close(struct stream *s);
-/* Closes once every queued byte is written (or the peer is gone). */
-void stream_close_flushed(struct stream *s);
-/* Sends a ProtocolError notification, then closes. */
-void stream_refuse(struct stream *s, const char *cause);
-size_t stream_backlog(const struct stream *s);
 
 /* ---- router.c ---- */
 
@@ -148,7 +103,7 @@ void ctx_cleanup(void);
 
 struct client {
     TAILQ_ENTRY(client) entry;
-    struct stream stream;
+    struct rpcstream *stream; /* until client_on_closed */
     uint64_t id;
     unsigned refs;
     bool closed;
@@ -170,8 +125,8 @@ void client_reply_error(struct client *c, uint32_t msgid,
                         const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 /* Starts a result reply: the caller packs the result into om, then sends. */
-void client_reply_begin(struct outmsg *om, uint32_t msgid);
-void client_send(struct client *c, struct outmsg *om);
+void client_reply_begin(struct rpcstream_msg *om, uint32_t msgid);
+void client_send(struct client *c, struct rpcstream_msg *om);
 void client_forget_host(struct client *c, struct host *h);
 
 /* ---- host.c ---- */
@@ -286,7 +241,7 @@ enum worker_state {
 struct worker {
     TAILQ_ENTRY(worker) entry;
     struct host *host;
-    struct stream stream;
+    struct rpcstream *stream; /* until worker_stream_closed */
     uv_process_t proc;
     uv_timer_t kill_timer;
     unsigned handles;

@@ -97,7 +97,7 @@ status_pack_host(msgpack_packer *pk, struct host *h)
 static void
 status_reply(struct status_req *r)
 {
-    struct outmsg om;
+    struct rpcstream_msg om;
     struct host *h;
     unsigned n = 0;
 

@@ -81,7 +81,10 @@ worker_proc_closed_cb(uv_handle_t *handle)
 static void
 worker_stream_closed(void *owner)
 {
-    worker_handle_closed(owner);
+    struct worker *w = owner;
+
+    w->stream = NULL;
+    worker_handle_closed(w);
 }
 
 static void
@@ -123,11 +126,11 @@ static void
 worker_reply_client(struct call *c, const msgpack_object *error,
                     const msgpack_object *result)
 {
-    struct outmsg om;
+    struct rpcstream_msg om;
 
     if (c->client == NULL || c->client->closed)
         return;
-    stream_outmsg(&om);
+    rpcstream_msg_init(&om);
     msgpack_pack_array(&om.pk, 4);
     msgpack_pack_uint8(&om.pk, PROTO_RESPONSE);
     msgpack_pack_uint32(&om.pk, c->cid);
@@ -140,7 +143,7 @@ static void
 worker_ctx_created(struct worker *w, struct call *c, const struct proto_msg *m)
 {
     struct mctx *x;
-    struct outmsg om;
+    struct rpcstream_msg om;
     struct call *d;
 
     if (m->error.type != MSGPACK_OBJECT_NIL ||
@@ -252,12 +255,12 @@ worker_on_msg(void *owner, struct proto_msg *m)
             host__worker_config_error(w->host, w, arg);
         }
     } else {
-        struct outmsg om;
+        struct rpcstream_msg om;
 
-        stream_outmsg(&om);
+        rpcstream_msg_init(&om);
         proto_write_errorf(&om.pk, m->msgid, PROTO_ERR_NOT_FOUND,
                            "the manager serves no requests from workers");
-        stream_send(&w->stream, &om);
+        rpcstream_send(w->stream, &om);
     }
     proto_msg_release(m);
 }
@@ -285,6 +288,23 @@ worker_on_end(void *owner, int err, const char *cause)
         uv_timer_start(&w->kill_timer, worker_kill_timer_cb, mgr.kill_grace_ms,
                        0);
     }
+}
+
+static const struct rpcstream_cbs worker_stream_cbs = {
+    .on_msg = worker_on_msg,
+    .on_end = worker_on_end,
+    .on_closed = worker_stream_closed,
+};
+
+/* Once its socket is closing, what is meant for a worker is dropped. */
+static void
+worker_send(struct worker *w, struct rpcstream_msg *om)
+{
+    if (!w->stream_open || w->stream == NULL) {
+        msgpack_sbuffer_destroy(&om->sb);
+        return;
+    }
+    rpcstream_send(w->stream, om);
 }
 
 static void
@@ -320,7 +340,8 @@ worker_exit_cb(uv_process_t *proc, int64_t status, int term_signal)
     w->term_signal = term_signal;
     w->state = WORKER_EXITED;
     uv_close((uv_handle_t *)&w->proc, worker_proc_closed_cb);
-    if (w->stream.ended || w->stream.closing) {
+    if (!w->stream_open || w->stream == NULL ||
+        rpcstream_ended(w->stream)) {
         worker_finish(w);
     } else {
         uv_timer_stop(&w->kill_timer);
@@ -339,7 +360,9 @@ worker_finish(struct worker *w)
 
     if (w->stream_open) {
         w->stream_open = false;
-        stream_close(&w->stream);
+        /* A stream that broke closes itself once its refusal is written. */
+        if (w->stream != NULL)
+            rpcstream_close(w->stream);
     } else {
         return; /* already finished */
     }
@@ -452,15 +475,13 @@ worker_spawn(struct host *h, char **cause)
     if (!h->is_private && mgr.start_timeout_ms > 0)
         uv_timer_start(&w->kill_timer, worker_kill_timer_cb,
                        mgr.start_timeout_ms, 0);
-    if (stream_init(&w->stream, mgr.loop, w) != 0 ||
-        uv_pipe_open(&w->stream.pipe, fds[0]) != 0) {
+    if (rpcstream_new(mgr.loop, mgr.max_message, &worker_stream_cbs, w,
+                      &w->stream) != 0 ||
+        rpcstream_open(w->stream, fds[0]) != 0) {
         fatalx("cannot set up the socket of worker %d", (int)w->pid);
     }
-    w->stream.on_msg = worker_on_msg;
-    w->stream.on_end = worker_on_end;
-    w->stream.on_closed = worker_stream_closed;
     w->stream_open = true;
-    stream_start(&w->stream);
+    rpcstream_start(w->stream);
     TAILQ_INSERT_TAIL(&h->workers, w, entry);
     h->nlive++;
     host_log(h, w->pid, "started (%s)", h->config ? h->config : "private VM");
@@ -469,7 +490,7 @@ worker_spawn(struct host *h, char **cause)
 
 /* Packs c's request for the worker, with the worker's msgid and context id. */
 static void
-worker_pack(struct worker *w, struct call *c, struct outmsg *om)
+worker_pack(struct worker *w, struct call *c, struct rpcstream_msg *om)
 {
     const msgpack_object *p = c->msg.params.via.array.ptr;
     uint32_t n = c->msg.params.via.array.size, i;
@@ -481,7 +502,7 @@ worker_pack(struct worker *w, struct call *c, struct outmsg *om)
     memcpy(method, c->msg.method, mlen);
     method[mlen] = '\0';
     (void)w;
-    stream_outmsg(om);
+    rpcstream_msg_init(om);
     proto_write_request(&om->pk, c->wid, method, n);
     for (i = 0; i < n; i++) {
         if (i == 0 && x != NULL && c->kind != CALL_CTX_CREATE)
@@ -494,7 +515,7 @@ worker_pack(struct worker *w, struct call *c, struct outmsg *om)
 void
 worker_forward(struct worker *w, struct call *c)
 {
-    struct outmsg om;
+    struct rpcstream_msg om;
     uint64_t tmo = c->timeout_ms != 0 ? c->timeout_ms : w->host->timeout_ms;
 
     c->worker = w;
@@ -505,25 +526,25 @@ worker_forward(struct worker *w, struct call *c)
     worker_pack(w, c, &om);
     proto_msg_release(&c->msg);
     c->has_msg = false;
-    stream_send(&w->stream, &om);
+    worker_send(w, &om);
 }
 
 void
 worker_request(struct worker *w, struct call *c, const char *method,
                uint64_t ctx_param)
 {
-    struct outmsg om;
+    struct rpcstream_msg om;
 
     c->worker = w;
     router_add(w->calls, c);
-    stream_outmsg(&om);
+    rpcstream_msg_init(&om);
     if (ctx_param != 0) {
         proto_write_request(&om.pk, c->wid, method, 1);
         msgpack_pack_uint64(&om.pk, ctx_param);
     } else {
         proto_write_request(&om.pk, c->wid, method, 0);
     }
-    stream_send(&w->stream, &om);
+    worker_send(w, &om);
 }
 
 void

@@ -1,11 +1,12 @@
 /*
  * serve: connections, request validation and dispatch to the engine
- * (WORKER_PROTOCOL.md). A connection is reference-counted: its handle holds one
- * reference until close_cb, every run in flight holds one, so a reply for a
- * connection that closed meanwhile finds a live struct and is dropped.
+ * (WORKER_PROTOCOL.md). A connection is reference-counted: its stream holds
+ * one reference until it is closed, every run in flight holds one, so a reply
+ * for a connection that closed meanwhile finds a live struct and is dropped.
+ * The bytes themselves (reading, batching replies, backpressure on what the
+ * peer does not read) are rpcstream's, shared with the manager.
  */
 #include <errno.h>
-#include <limits.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 
 #include "jshost_defs.h"
 #include "log.h"
+#include "rpcstream.h"
 #include "rundir.h"
 #include "serve.h"
 #include "xmalloc.h"
@@ -25,42 +27,26 @@
 /* How long a doomed worker waits for its replies to drain before exiting anyway
  * (a peer that stopped reading must not keep a recycled worker alive). */
 #define SERVE_DOOM_GRACE_MS 5000
-/* Room asked of the reader per read. */
-#define SERVE_READ_CHUNK ((size_t)64 * 1024)
 /* Runs in flight on a direct client's connection past which it is not read
  * (the manager's connection is bounded by the manager's own limits). */
 #define SERVE_INFLIGHT_MAX 4096
-/* Replies packed in one batch past which they are written without waiting. */
-#define SERVE_BATCH_MAX ((size_t)256 * 1024)
-/* ...or once it has been held this long (1 ms). */
-#define SERVE_BATCH_NS ((uint64_t)1000000)
+/* Why a connection's stream is paused besides its own backlog. */
+#define SERVE_PAUSE_RUNS RPCSTREAM_PAUSE_OWNER /* too many runs in flight */
+#define SERVE_PAUSE_DOOMED (RPCSTREAM_PAUSE_OWNER << 1) /* heap limit hit */
 
 struct serve_conn {
-    uv_pipe_t pipe;
-    uv_shutdown_t shutdown;
+    struct rpcstream *stream; /* NULL once closed */
     struct serve *serve;
-    struct proto_reader *reader;
-    msgpack_sbuffer out;  /* replies not yet handed to uv_write */
-    size_t write_pending; /* bytes handed to uv_write, not yet written */
     unsigned refs;
     unsigned in_flight;
     bool is_fd;
-    bool reading;
-    bool paused;   /* read stopped until writes drain or runs finish */
-    bool batching; /* inside conn_process: replies are flushed at its end */
-    bool eof;      /* the peer finished sending; close once answered */
-    bool closing;  /* no more reading or replies */
+    bool paused;  /* SERVE_PAUSE_RUNS: not read until runs finish */
+    bool eof;     /* the peer finished sending; close once answered */
+    bool closing; /* no more reading or replies */
     bool handle_closing;
     uint32_t *contexts; /* contexts this connection made, destroyed with it */
     size_t ncontexts, contexts_cap;
     struct serve_conn *prev, *next;
-};
-
-struct serve_write {
-    uv_write_t req;
-    struct serve_conn *conn;
-    char *data;
-    size_t len;
 };
 
 struct serve_run {
@@ -79,7 +65,6 @@ struct serve {
     char *listen_path;
     struct serve_conn *conns;
     struct serve_conn *fd_conn;
-    size_t write_pending; /* over every connection */
     uv_timer_t doom_timer;
     uv_timer_t reap_timer;
     uv_timer_t resume_timer; /* reads paused connections again, outside
@@ -92,8 +77,6 @@ struct serve {
     bool exit_requested;
 };
 
-static void conn_process(struct serve_conn *c);
-static void conn_flush(struct serve_conn *c);
 static void conn_close(struct serve_conn *c);
 static void serve_check_doomed(struct serve *s);
 static void serve_maybe_exit(struct serve *s);
@@ -101,6 +84,7 @@ static void serve_reap_cb(uv_timer_t *t);
 static void serve_resume_cb(uv_timer_t *t);
 static void conn_maybe_resume(struct serve_conn *c);
 static void conn_maybe_pause(struct serve_conn *c);
+static void dispatch(struct serve_conn *c, const struct proto_msg *msg);
 
 static void
 serve_request_exit(struct serve *s, int status)
@@ -139,18 +123,18 @@ conn_unref(struct serve_conn *c)
         }
         uv_timer_start(&s->reap_timer, serve_reap_cb, 0, 0);
     }
-    proto_reader_free(c->reader);
-    msgpack_sbuffer_destroy(&c->out);
     free(c->contexts);
     free(c);
 }
 
 static void
-conn_close_cb(uv_handle_t *h)
+conn_on_closed(void *owner)
 {
-    struct serve_conn *c = h->data;
+    struct serve_conn *c = owner;
     struct serve *s = c->serve;
 
+    c->stream = NULL;
+    c->closing = true;
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
@@ -173,46 +157,11 @@ conn_close(struct serve_conn *c)
     struct serve *s = c->serve;
 
     c->closing = true;
-    if (c->handle_closing)
+    if (c->handle_closing || c->stream == NULL)
         return;
     c->handle_closing = true;
-    if (c->reading)
-        uv_read_stop((uv_stream_t *)&c->pipe);
-    c->reading = false;
-    /* Bytes packed but never handed to uv_write will not be; uv_close cancels
-     * the handed ones (their write_cb settles the accounting). */
-    c->out.size = 0;
-    uv_close((uv_handle_t *)&c->pipe, conn_close_cb);
+    rpcstream_close(c->stream);
     serve_maybe_exit(s);
-}
-
-static void
-conn_shutdown_cb(uv_shutdown_t *req, int status)
-{
-    struct serve_conn *c = req->data;
-
-    (void)status;
-    conn_close(c);
-}
-
-/* Closes after what is already packed has been written (an error
- * notification before closing a broken stream). */
-static void
-conn_close_gently(struct serve_conn *c)
-{
-    int r;
-
-    if (c->closing)
-        return;
-    conn_flush(c);
-    c->closing = true;
-    if (c->reading)
-        uv_read_stop((uv_stream_t *)&c->pipe);
-    c->reading = false;
-    c->shutdown.data = c;
-    r = uv_shutdown(&c->shutdown, (uv_stream_t *)&c->pipe, conn_shutdown_cb);
-    if (r < 0)
-        conn_close(c);
 }
 
 /* After EOF from the peer: close once every run is answered and written. */
@@ -222,39 +171,23 @@ conn_maybe_finish(struct serve_conn *c)
     /* Not while paused: whole messages may still wait in the reader (a half
      * message left at EOF will never complete and does not count). */
     if (c->eof && !c->closing && !c->paused && c->in_flight == 0 &&
-        c->write_pending == 0 && c->out.size == 0)
+        rpcstream_backlog(c->stream) == 0)
         conn_close(c);
 }
 
-static void conn_read_start(struct serve_conn *c);
-
 /* ---- backpressure ------------------------------------------------------- */
 
-/* The peer asks faster than replies leave, or keeps too many runs going. */
-static bool
-conn_congested(const struct serve_conn *c)
-{
-    return c->write_pending > SERVE_WRITE_HIGH_WATER ||
-           (!c->is_fd && c->in_flight >= SERVE_INFLIGHT_MAX);
-}
-
-static bool
-conn_relieved(const struct serve_conn *c)
-{
-    return c->write_pending <= SERVE_WRITE_HIGH_WATER / 2 &&
-           (c->is_fd || c->in_flight <= SERVE_INFLIGHT_MAX / 2);
-}
-
-/* Stops reading a congested connection instead of buffering without bound. */
+/* Stops reading a connection that keeps too many runs going (the manager's
+ * connection is bounded by the manager's own limits; a backlog of replies
+ * the peer does not read pauses the stream by itself). */
 static void
 conn_maybe_pause(struct serve_conn *c)
 {
-    if (c->paused || !conn_congested(c))
+    if (c->paused || c->is_fd || c->closing ||
+        c->in_flight < SERVE_INFLIGHT_MAX)
         return;
     c->paused = true;
-    if (c->reading)
-        uv_read_stop((uv_stream_t *)&c->pipe);
-    c->reading = false;
+    rpcstream_pause(c->stream, SERVE_PAUSE_RUNS);
 }
 
 /* Takes the messages left in the reader, then reads again. Not from inside
@@ -262,85 +195,31 @@ conn_maybe_pause(struct serve_conn *c)
 static void
 conn_maybe_resume(struct serve_conn *c)
 {
-    struct serve *s = c->serve;
-
-    if (!c->paused || c->closing || !conn_relieved(c))
+    if (!c->paused || c->closing || c->in_flight > SERVE_INFLIGHT_MAX / 2)
         return;
     c->paused = false;
-    conn_process(c);
-    if (!c->paused && !c->closing && !c->eof && !s->doomed)
-        conn_read_start(c);
+    rpcstream_resume(c->stream, SERVE_PAUSE_RUNS);
+    conn_maybe_finish(c);
 }
 
 /* ---- writing ------------------------------------------------------------ */
 
-static void
-conn_write_cb(uv_write_t *req, int status)
-{
-    struct serve_write *w = req->data;
-    struct serve_conn *c = w->conn;
-    struct serve *s = c->serve;
-
-    c->write_pending -= w->len;
-    s->write_pending -= w->len;
-    free(w->data);
-    free(w);
-    if (status < 0 && !c->closing) {
-        log_debug("write failed: %s", uv_strerror(status));
-        conn_close(c);
-    }
-    conn_maybe_resume(c);
-    conn_maybe_finish(c);
-    serve_maybe_exit(s);
-}
-
-/* Hands what replies are packed to uv_write (one write per batch). */
-static void
-conn_flush(struct serve_conn *c)
-{
-    struct serve *s = c->serve;
-    struct serve_write *w;
-    uv_buf_t buf;
-    int r;
-
-    if (c->out.size == 0 || c->closing)
-        return;
-    w = xmalloc(sizeof(*w));
-    w->conn = c;
-    w->len = c->out.size;
-    w->data = msgpack_sbuffer_release(&c->out);
-    w->req.data = w;
-    buf = uv_buf_init(w->data, (unsigned int)w->len);
-    r = uv_write(&w->req, (uv_stream_t *)&c->pipe, &buf, 1, conn_write_cb);
-    if (r < 0) {
-        free(w->data);
-        free(w);
-        log_debug("write failed: %s", uv_strerror(r));
-        conn_close(c);
-        return;
-    }
-    c->write_pending += w->len;
-    s->write_pending += w->len;
-    conn_maybe_pause(c);
-}
-
-/* A packer on the connection's reply buffer; false when replies are dropped. */
+/* A packer on the connection's outgoing bytes; false when replies are
+ * dropped. Every reply packed is followed by conn_replied. */
 static bool
 conn_packer(struct serve_conn *c, msgpack_packer *pk)
 {
     if (c->closing)
         return false;
-    msgpack_packer_init(pk, &c->out, msgpack_sbuffer_write);
-    return true;
+    return rpcstream_begin(c->stream, pk);
 }
 
+/* Replies go out at the end of the loop iteration, or early inside a long
+ * batch of runs from one read (rpcstream). */
 static void
 conn_replied(struct serve_conn *c)
 {
-    /* A batch is flushed at its end, or early once large enough to count
-     * for backpressure. */
-    if (!c->batching || c->out.size >= SERVE_BATCH_MAX)
-        conn_flush(c);
+    rpcstream_commit(c->stream);
 }
 
 static void
@@ -419,14 +298,14 @@ run_done(void *arg, const char *value, size_t len, const struct js_error *err)
     } else if (conn_packer(c, &pk)) {
         proto_write_result(&pk, run->msgid);
         if (value != NULL && len > 0)
-            msgpack_sbuffer_write(&c->out, value, len);
+            pk.callback(pk.data, value, len);
         else
             msgpack_pack_nil(&pk);
         conn_replied(c);
     }
     free(run);
     c->in_flight--;
-    if (c->paused && !c->closing && conn_relieved(c))
+    if (c->paused && !c->closing && c->in_flight <= SERVE_INFLIGHT_MAX / 2)
         uv_timer_start(&c->serve->resume_timer, serve_resume_cb, 0, 0);
     serve_check_doomed(c->serve);
     conn_maybe_finish(c);
@@ -940,120 +819,75 @@ dispatch(struct serve_conn *c, const struct proto_msg *msg)
     reply_error(c, msg->msgid, PROTO_ERR_NOT_FOUND, cause);
 }
 
-/* ---- reading ------------------------------------------------------------ */
+/* ---- the stream's callbacks -------------------------------------------- */
 
-/* Takes every whole message the reader holds, unless paused or closing. */
 static void
-conn_process(struct serve_conn *c)
+conn_on_msg(void *owner, struct proto_msg *msg)
 {
-    struct serve *s = c->serve;
-    char cause[PROTO_CAUSE_MAX];
-    struct proto_msg msg;
-    int r;
+    struct serve_conn *c = owner;
 
-    uint64_t start = uv_hrtime();
-
-    conn_ref(c);
-    c->batching = true;
-    while (!c->closing && !c->paused && !s->doomed) {
-        cause[0] = '\0';
-        r = proto_reader_next(c->reader, &msg, cause);
-        if (r == 0)
-            break;
-        if (r < 0) {
-            msgpack_packer pk;
-
-            log_warn("closing a connection whose stream broke: %s",
-                     cause[0] ? cause : strerror(-r));
-            if (conn_packer(c, &pk))
-                proto_write_protocol_error(&pk,
-                                           cause[0] ? cause : strerror(-r));
-            c->batching = false;
-            conn_close_gently(c);
-            break;
-        }
-        dispatch(c, &msg);
-        proto_msg_release(&msg);
-        serve_check_doomed(s);
-        /* Batching is for runs that take microseconds; once this batch has
-         * taken longer, what is answered goes out before the next run starts,
-         * so a fast call is never held behind a slow one from the same read. */
-        if (uv_hrtime() - start >= SERVE_BATCH_NS) {
-            conn_flush(c);
-            start = uv_hrtime();
-        }
-    }
-    c->batching = false;
-    conn_flush(c);
-    conn_maybe_finish(c);
-    serve_maybe_exit(s);
-    conn_unref(c);
+    dispatch(c, msg);
+    proto_msg_release(msg);
+    serve_check_doomed(c->serve);
 }
 
 static void
-conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+conn_on_end(void *owner, int err, const char *cause)
 {
-    struct serve_conn *c = h->data;
-    char *p;
-    size_t len;
+    struct serve_conn *c = owner;
 
-    (void)suggested;
-    if (proto_reader_buffer(c->reader, SERVE_READ_CHUNK, &p, &len) < 0) {
-        buf->base = NULL;
-        buf->len = 0;
+    if (rpcstream_closing(c->stream)) {
+        /* It broke: the stream refused it and closes once that is written. */
+        log_warn("closing a connection whose stream broke: %s", cause);
+        c->closing = true;
+        serve_maybe_exit(c->serve);
         return;
     }
-    buf->base = p;
-    buf->len = len > UINT_MAX ? UINT_MAX : len;
-}
-
-static void
-conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
-{
-    struct serve_conn *c = stream->data;
-
-    (void)buf;
-    if (nread > 0) {
-        proto_reader_fill(c->reader, (size_t)nread);
-        conn_process(c);
-        return;
-    }
-    if (nread == 0)
-        return;
     if (c->is_fd) {
         /* The manager is gone: nobody is left to answer. */
         log_info("the manager's connection ended (%s)",
-                 nread == UV_EOF ? "EOF" : uv_strerror((int)nread));
+                 err == 0 ? "EOF" : cause);
         conn_close(c);
         return;
     }
-    if (nread != UV_EOF) {
-        log_debug("read failed: %s", uv_strerror((int)nread));
+    if (err != 0) {
+        log_debug("connection failed: %s", cause);
         conn_close(c);
         return;
     }
     /* The peer may have only shut down its sending side: answer what it
      * asked, then close. */
     c->eof = true;
-    uv_read_stop(stream);
-    c->reading = false;
     conn_maybe_finish(c);
 }
+
+/* A write completed: the last one may finish a connection or a doomed
+ * worker. */
+static void
+conn_on_drain(void *owner)
+{
+    struct serve_conn *c = owner;
+
+    conn_maybe_finish(c);
+    serve_maybe_exit(c->serve);
+}
+
+static const struct rpcstream_cbs conn_stream_cbs = {
+    .on_msg = conn_on_msg,
+    .on_end = conn_on_end,
+    .on_drain = conn_on_drain,
+    .on_closed = conn_on_closed,
+};
 
 static void
 conn_read_start(struct serve_conn *c)
 {
-    int r;
+    int r = rpcstream_start(c->stream);
 
-    if (c->reading || c->closing)
-        return;
-    r = uv_read_start((uv_stream_t *)&c->pipe, conn_alloc_cb, conn_read_cb);
     if (r < 0) {
         log_warn("cannot read a connection: %s", uv_strerror(r));
         conn_close(c);
-        return;
     }
-    c->reading = true;
 }
 
 static struct serve_conn *
@@ -1063,14 +897,12 @@ conn_new(struct serve *s)
 
     c->serve = s;
     c->refs = 1;
-    c->reader = proto_reader_new(0);
-    if (c->reader == NULL) {
+    if (rpcstream_new(s->loop, 0, &conn_stream_cbs, c, &c->stream) < 0) {
         free(c);
         return NULL;
     }
-    msgpack_sbuffer_init(&c->out);
-    uv_pipe_init(s->loop, &c->pipe, 0);
-    c->pipe.data = c;
+    rpcstream_set_backlog(c->stream, SERVE_WRITE_HIGH_WATER,
+                          SERVE_WRITE_HIGH_WATER / 2);
     c->next = s->conns;
     if (s->conns != NULL)
         s->conns->prev = c;
@@ -1112,10 +944,10 @@ serve_doom_cb(uv_timer_t *t)
 static void
 serve_maybe_exit(struct serve *s)
 {
-    if (!s->doomed || s->write_pending > 0)
+    if (!s->doomed)
         return;
     for (struct serve_conn *c = s->conns; c != NULL; c = c->next) {
-        if (c->out.size > 0 && !c->closing)
+        if (!c->closing && rpcstream_backlog(c->stream) > 0)
             return;
     }
     serve_request_exit(s, JSHOST_EXIT_RECYCLE);
@@ -1140,12 +972,10 @@ serve_check_doomed(struct serve *s)
         s->listener_open = false;
         uv_close((uv_handle_t *)&s->listener, serve_listener_close_cb);
     }
+    /* What is owed is still written; nothing more is read. */
     for (struct serve_conn *c = s->conns; c != NULL; c = c->next) {
-        if (c->reading)
-            uv_read_stop((uv_stream_t *)&c->pipe);
-        c->reading = false;
-        if (!c->batching)
-            conn_flush(c);
+        if (!c->closing)
+            rpcstream_pause(c->stream, SERVE_PAUSE_DOOMED);
     }
     uv_timer_start(&s->doom_timer, serve_doom_cb, SERVE_DOOM_GRACE_MS, 0);
     serve_maybe_exit(s);
@@ -1162,6 +992,7 @@ serve_new(uv_loop_t *loop, const struct serve_options *opts, struct serve **out)
         opts->config_realpath ? xstrdup(opts->config_realpath) : NULL;
     s->on_exit = opts->on_exit;
     s->arg = opts->arg;
+    rpcstream_setup(loop);
     uv_timer_init(loop, &s->doom_timer);
     s->doom_timer.data = s;
     uv_timer_init(loop, &s->reap_timer);
@@ -1182,7 +1013,7 @@ serve_fd(struct serve *s, int fd, char **cause)
         *cause = xasprintf("fd %d: out of memory", fd);
         return -ENOMEM;
     }
-    r = uv_pipe_open(&c->pipe, fd);
+    r = rpcstream_open(c->stream, fd);
     if (r < 0) {
         *cause = xasprintf("fd %d: %s", fd, uv_strerror(r));
         conn_close(c);
@@ -1222,19 +1053,20 @@ serve_notify_ready(struct serve *s)
     msgpack_pack_uint32(&pk, cfg.memory_mb);
     proto_pack_cstr(&pk, "linger");
     msgpack_pack_uint32(&pk, cfg.linger_ms);
-    conn_flush(c);
+    conn_replied(c);
+    rpcstream_flush(c->stream);
     return 0;
 }
 
 /* True when the peer runs as our uid (DESIGN §2: other users are refused). */
 static bool
-peer_is_us(uv_pipe_t *p)
+peer_is_us(const struct rpcstream *p)
 {
     struct ucred cred;
     socklen_t len = sizeof(cred);
-    uv_os_fd_t fd;
+    int fd;
 
-    if (uv_fileno((uv_handle_t *)p, &fd) < 0 ||
+    if (rpcstream_fileno(p, &fd) < 0 ||
         getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
         return false;
     return cred.uid == getuid();
@@ -1256,13 +1088,13 @@ serve_connection_cb(uv_stream_t *server, int status)
         log_warn("accept: out of memory");
         return;
     }
-    r = uv_accept(server, (uv_stream_t *)&c->pipe);
+    r = rpcstream_accept(c->stream, server);
     if (r < 0) {
         log_warn("accept: %s", uv_strerror(r));
         conn_close(c);
         return;
     }
-    if (!peer_is_us(&c->pipe)) {
+    if (!peer_is_us(c->stream)) {
         log_warn("refused a connection from another user");
         conn_close(c);
         return;
@@ -1450,6 +1282,7 @@ serve_close(struct serve *s)
     uv_close((uv_handle_t *)&s->doom_timer, serve_timer_close_cb);
     uv_close((uv_handle_t *)&s->reap_timer, serve_timer_close_cb);
     uv_close((uv_handle_t *)&s->resume_timer, serve_timer_close_cb);
+    rpcstream_teardown();
 }
 
 void

@@ -1,0 +1,521 @@
+/*
+ * A msgpack-RPC connection over a uv_pipe_t, shared by the manager and the
+ * worker (see rpcstream.h).
+ *
+ * Writes are coalesced: bytes queued during one loop iteration go out in one
+ * write per connection, after the poll phase (uv_check). A pipelined client's
+ * burst of requests thus costs one write to the worker, not one per request.
+ * An idle handle runs while anything waits, so that bytes queued from timers
+ * never wait for the next I/O to wake the loop.
+ *
+ * The check phase only comes once the read callback returns, and the worker
+ * runs synchronous JavaScript inside it: a batch of messages from one read
+ * that has taken 1 ms, or gathered 256 KiB, is written before the next message
+ * is handed out, so that a fast answer is never held behind a slow run.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpcstream.h"
+#include "xmalloc.h"
+
+/* Room asked of the reader per read. */
+#define RPCSTREAM_READ_CHUNK ((size_t)64 * 1024)
+/* Bytes gathered inside one batch past which they are written at once. */
+#define RPCSTREAM_BATCH_MAX ((size_t)256 * 1024)
+/* ...or once the batch has been running this long (1 ms). */
+#define RPCSTREAM_BATCH_NS ((uint64_t)1000000)
+
+struct rpcstream {
+    uv_pipe_t pipe;
+    struct proto_reader *reader;
+    struct rpcstream_cbs cbs;
+    void *owner;
+    msgpack_sbuffer out; /* gathered, not yet handed to uv_write */
+    size_t counted;      /* bytes of out already in write_bytes */
+    size_t write_bytes;  /* queued (gathered or written), not yet written */
+    size_t backlog_high; /* 0 = never pause for a backlog */
+    size_t backlog_low;
+    unsigned pause;
+    bool queued; /* in the flush list */
+    bool started;
+    bool reading;
+    bool ended;
+    bool failed; /* ended by an error: nothing more is handed out */
+    bool closing;
+    bool close_when_flushed;
+    bool in_dispatch;
+};
+
+struct rpcstream_write {
+    uv_write_t req;
+    uv_buf_t buf;
+    struct rpcstream *s;
+};
+
+/* Streams with bytes in `out` not yet handed to uv_write. */
+static struct rpcstream **dirty;
+static size_t ndirty, dirty_cap;
+static uv_check_t flush_check;
+static uv_idle_t flush_idle;
+static bool flusher_up;
+
+static void rpcstream_dispatch(struct rpcstream *s);
+static void rpcstream_flush_one(struct rpcstream *s);
+
+static void
+rpcstream_alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    struct rpcstream *s = handle->data;
+    char *p;
+    size_t len;
+
+    (void)suggested;
+    if (proto_reader_buffer(s->reader, RPCSTREAM_READ_CHUNK, &p, &len) != 0) {
+        buf->base = NULL;
+        buf->len = 0;
+        return;
+    }
+    buf->base = p;
+    buf->len = len;
+}
+
+static void
+rpcstream_end(struct rpcstream *s, int err, const char *cause)
+{
+    if (s->ended)
+        return;
+    s->ended = true;
+    if (err != 0)
+        s->failed = true;
+    if (s->reading) {
+        uv_read_stop((uv_stream_t *)&s->pipe);
+        s->reading = false;
+    }
+    s->cbs.on_end(s->owner, err, cause);
+}
+
+static void
+rpcstream_read_cb(uv_stream_t *handle, ssize_t nread, const uv_buf_t *buf)
+{
+    struct rpcstream *s = handle->data;
+
+    (void)buf;
+    if (nread == UV_ENOBUFS) {
+        rpcstream_refuse(s, "out of memory reading a message");
+        rpcstream_end(s, -ENOMEM, "out of memory");
+        return;
+    }
+    if (nread < 0) {
+        rpcstream_end(s, nread == UV_EOF ? 0 : (int)nread,
+                      uv_strerror((int)nread));
+        return;
+    }
+    if (nread == 0)
+        return;
+    proto_reader_fill(s->reader, (size_t)nread);
+    rpcstream_dispatch(s);
+}
+
+/* Hands out whole messages until the buffer is empty or the stream pauses. */
+static void
+rpcstream_dispatch(struct rpcstream *s)
+{
+    struct proto_msg msg;
+    char cause[PROTO_CAUSE_MAX];
+    uint64_t start;
+    int rc;
+
+    if (s->in_dispatch)
+        return;
+    s->in_dispatch = true;
+    start = uv_hrtime();
+    while (!s->closing && !s->close_when_flushed && !s->failed &&
+           s->pause == 0) {
+        cause[0] = '\0';
+        rc = proto_reader_next(s->reader, &msg, cause);
+        if (rc == 0)
+            break;
+        if (rc < 0) {
+            if (cause[0] == '\0')
+                snprintf(cause, sizeof cause, "%s", strerror(-rc));
+            rpcstream_refuse(s, cause);
+            rpcstream_end(s, rc, cause);
+            break;
+        }
+        s->cbs.on_msg(s->owner, &msg);
+        if (s->out.size >= RPCSTREAM_BATCH_MAX ||
+            uv_hrtime() - start >= RPCSTREAM_BATCH_NS) {
+            rpcstream_flush_one(s);
+            start = uv_hrtime();
+        }
+    }
+    s->in_dispatch = false;
+}
+
+int
+rpcstream_new(uv_loop_t *loop, size_t max_message,
+              const struct rpcstream_cbs *cbs, void *owner,
+              struct rpcstream **out)
+{
+    struct rpcstream *s = xcalloc(1, sizeof *s);
+    int rc;
+
+    s->reader = proto_reader_new(max_message);
+    if (s->reader == NULL) {
+        free(s);
+        return -ENOMEM;
+    }
+    rc = uv_pipe_init(loop, &s->pipe, 0);
+    if (rc != 0) {
+        proto_reader_free(s->reader);
+        free(s);
+        return rc;
+    }
+    s->pipe.data = s;
+    s->cbs = *cbs;
+    s->owner = owner;
+    msgpack_sbuffer_init(&s->out);
+    *out = s;
+    return 0;
+}
+
+int
+rpcstream_open(struct rpcstream *s, int fd)
+{
+    return uv_pipe_open(&s->pipe, fd);
+}
+
+int
+rpcstream_accept(struct rpcstream *s, uv_stream_t *server)
+{
+    return uv_accept(server, (uv_stream_t *)&s->pipe);
+}
+
+int
+rpcstream_fileno(const struct rpcstream *s, int *fd)
+{
+    uv_os_fd_t f;
+    int rc = uv_fileno((const uv_handle_t *)&s->pipe, &f);
+
+    if (rc == 0)
+        *fd = f;
+    return rc;
+}
+
+void
+rpcstream_set_backlog(struct rpcstream *s, size_t high, size_t low)
+{
+    s->backlog_high = high;
+    s->backlog_low = low;
+}
+
+static void
+rpcstream_update_reading(struct rpcstream *s)
+{
+    bool want = s->started && !s->ended && !s->closing &&
+                !s->close_when_flushed && s->pause == 0;
+
+    if (want && !s->reading) {
+        if (uv_read_start((uv_stream_t *)&s->pipe, rpcstream_alloc_cb,
+                          rpcstream_read_cb) == 0)
+            s->reading = true;
+    } else if (!want && s->reading) {
+        uv_read_stop((uv_stream_t *)&s->pipe);
+        s->reading = false;
+    }
+    /* Messages that arrived before the pause are still buffered (also after
+     * EOF: the peer may only have finished sending). */
+    if (s->pause == 0 && s->started)
+        rpcstream_dispatch(s);
+}
+
+int
+rpcstream_start(struct rpcstream *s)
+{
+    int rc;
+
+    s->started = true;
+    if (s->pause != 0 || s->reading)
+        return 0;
+    rc = uv_read_start((uv_stream_t *)&s->pipe, rpcstream_alloc_cb,
+                       rpcstream_read_cb);
+    if (rc == 0)
+        s->reading = true;
+    return rc;
+}
+
+void
+rpcstream_pause(struct rpcstream *s, unsigned why)
+{
+    if ((s->pause & why) == why)
+        return;
+    s->pause |= why;
+    rpcstream_update_reading(s);
+}
+
+void
+rpcstream_resume(struct rpcstream *s, unsigned why)
+{
+    if ((s->pause & why) == 0)
+        return;
+    s->pause &= ~why;
+    rpcstream_update_reading(s);
+}
+
+void
+rpcstream_msg_init(struct rpcstream_msg *m)
+{
+    msgpack_sbuffer_init(&m->sb);
+    msgpack_packer_init(&m->pk, &m->sb, msgpack_sbuffer_write);
+}
+
+static void
+rpcstream_closed_cb(uv_handle_t *handle)
+{
+    struct rpcstream *s = handle->data;
+    size_t i;
+
+    /* Queued from a close callback after the last flush: forget it. */
+    for (i = 0; i < ndirty; i++) {
+        if (dirty[i] == s) {
+            dirty[i] = dirty[--ndirty];
+            break;
+        }
+    }
+    proto_reader_free(s->reader);
+    msgpack_sbuffer_destroy(&s->out);
+    s->cbs.on_closed(s->owner);
+    free(s);
+}
+
+void
+rpcstream_close(struct rpcstream *s)
+{
+    if (s->closing)
+        return;
+    s->closing = true;
+    s->reading = false;
+    s->write_bytes -= s->counted;
+    s->counted = 0;
+    msgpack_sbuffer_clear(&s->out);
+    uv_close((uv_handle_t *)&s->pipe, rpcstream_closed_cb);
+}
+
+static void
+rpcstream_write_cb(uv_write_t *req, int status)
+{
+    struct rpcstream_write *wr = req->data;
+    struct rpcstream *s = wr->s;
+
+    s->write_bytes -= wr->buf.len;
+    free(wr->buf.base);
+    free(wr);
+    if (status < 0 && status != UV_ECANCELED && !s->closing)
+        rpcstream_end(s, status, uv_strerror(status));
+    if (s->close_when_flushed && s->write_bytes == 0)
+        rpcstream_close(s);
+    /* Reading resumes once the backlog falls to the low mark. */
+    if ((s->pause & RPCSTREAM_PAUSE_BACKLOG) && !s->closing &&
+        s->write_bytes <= s->backlog_low)
+        rpcstream_resume(s, RPCSTREAM_PAUSE_BACKLOG);
+    if (s->cbs.on_drain != NULL)
+        s->cbs.on_drain(s->owner);
+}
+
+/* Hands what s has gathered to libuv: one write for the whole batch. */
+static void
+rpcstream_flush_one(struct rpcstream *s)
+{
+    struct rpcstream_write *wr;
+    size_t len = s->out.size;
+    int rc;
+
+    if (s->closing || len == 0)
+        return;
+    /* Packed with rpcstream_begin but never committed: count it now. */
+    s->write_bytes += len - s->counted;
+    s->counted = 0;
+    wr = xcalloc(1, sizeof *wr);
+    wr->s = s;
+    wr->buf.len = len;
+    wr->buf.base = msgpack_sbuffer_release(&s->out);
+    wr->req.data = wr;
+    rc = uv_write(&wr->req, (uv_stream_t *)&s->pipe, &wr->buf, 1,
+                  rpcstream_write_cb);
+    if (rc != 0) {
+        s->write_bytes -= len;
+        free(wr->buf.base);
+        free(wr);
+        rpcstream_end(s, rc, uv_strerror(rc));
+        if (s->close_when_flushed && s->write_bytes == 0)
+            rpcstream_close(s);
+    }
+}
+
+void
+rpcstream_flush(struct rpcstream *s)
+{
+    rpcstream_flush_one(s);
+}
+
+static void
+rpcstream_flush_all(void)
+{
+    size_t i;
+
+    /* A flush may end a stream, whose owner may queue more: loop on. */
+    for (i = 0; i < ndirty; i++) {
+        dirty[i]->queued = false;
+        rpcstream_flush_one(dirty[i]);
+    }
+    ndirty = 0;
+    uv_idle_stop(&flush_idle);
+}
+
+static void
+rpcstream_check_cb(uv_check_t *h)
+{
+    (void)h;
+    if (ndirty > 0)
+        rpcstream_flush_all();
+}
+
+static void
+rpcstream_idle_cb(uv_idle_t *h)
+{
+    (void)h;
+    rpcstream_flush_all();
+}
+
+void
+rpcstream_setup(uv_loop_t *loop)
+{
+    uv_check_init(loop, &flush_check);
+    uv_check_start(&flush_check, rpcstream_check_cb);
+    /* Flushing is no reason to keep the loop alive. */
+    uv_unref((uv_handle_t *)&flush_check);
+    uv_idle_init(loop, &flush_idle);
+    flusher_up = true;
+}
+
+void
+rpcstream_teardown(void)
+{
+    if (flusher_up) {
+        flusher_up = false;
+        if (!uv_is_closing((uv_handle_t *)&flush_check))
+            uv_close((uv_handle_t *)&flush_check, NULL);
+        if (!uv_is_closing((uv_handle_t *)&flush_idle))
+            uv_close((uv_handle_t *)&flush_idle, NULL);
+    }
+    free(dirty);
+    dirty = NULL;
+    ndirty = dirty_cap = 0;
+}
+
+/* Accounts len more bytes in out: a flush this iteration, maybe a pause. */
+static void
+rpcstream_queued(struct rpcstream *s, size_t len)
+{
+    s->write_bytes += len;
+    s->counted += len;
+    if (!s->queued && flusher_up) {
+        s->queued = true;
+        if (ndirty == dirty_cap) {
+            dirty_cap = dirty_cap ? dirty_cap * 2 : 64;
+            dirty = xrealloc(dirty, dirty_cap * sizeof *dirty);
+        }
+        dirty[ndirty++] = s;
+        if (!uv_is_active((uv_handle_t *)&flush_idle))
+            uv_idle_start(&flush_idle, rpcstream_idle_cb);
+    }
+    if (s->backlog_high != 0 && s->write_bytes > s->backlog_high &&
+        !(s->pause & RPCSTREAM_PAUSE_BACKLOG))
+        rpcstream_pause(s, RPCSTREAM_PAUSE_BACKLOG);
+}
+
+void
+rpcstream_send(struct rpcstream *s, struct rpcstream_msg *m)
+{
+    size_t len = m->sb.size;
+
+    if (s->closing || s->close_when_flushed || len == 0) {
+        msgpack_sbuffer_destroy(&m->sb);
+        return;
+    }
+    if (s->out.size == 0 && s->out.data == NULL) {
+        /* Take the message's buffer as it is: no copy for the first one. */
+        s->out = m->sb;
+    } else {
+        msgpack_sbuffer_write(&s->out, m->sb.data, m->sb.size);
+        msgpack_sbuffer_destroy(&m->sb);
+    }
+    msgpack_sbuffer_init(&m->sb);
+    rpcstream_queued(s, len);
+}
+
+bool
+rpcstream_begin(struct rpcstream *s, msgpack_packer *pk)
+{
+    if (s->closing || s->close_when_flushed)
+        return false;
+    msgpack_packer_init(pk, &s->out, msgpack_sbuffer_write);
+    return true;
+}
+
+void
+rpcstream_commit(struct rpcstream *s)
+{
+    if (s->closing || s->out.size <= s->counted)
+        return;
+    rpcstream_queued(s, s->out.size - s->counted);
+}
+
+void
+rpcstream_close_flushed(struct rpcstream *s)
+{
+    if (s->closing)
+        return;
+    if (s->write_bytes == 0) {
+        rpcstream_close(s);
+        return;
+    }
+    s->close_when_flushed = true;
+    if (s->reading) {
+        uv_read_stop((uv_stream_t *)&s->pipe);
+        s->reading = false;
+    }
+}
+
+void
+rpcstream_refuse(struct rpcstream *s, const char *cause)
+{
+    struct rpcstream_msg m;
+
+    rpcstream_msg_init(&m);
+    proto_write_protocol_error(&m.pk, cause);
+    rpcstream_send(s, &m);
+    rpcstream_close_flushed(s);
+}
+
+size_t
+rpcstream_backlog(const struct rpcstream *s)
+{
+    return s->write_bytes;
+}
+
+bool
+rpcstream_ended(const struct rpcstream *s)
+{
+    return s->ended || s->closing;
+}
+
+bool
+rpcstream_closing(const struct rpcstream *s)
+{
+    return s->closing || s->close_when_flushed;
+}

@@ -1,0 +1,103 @@
+/*
+ * rpcstream: a msgpack-RPC connection over a uv_pipe_t, for the daemons (the
+ * manager's clients and workers, the worker's manager and direct clients).
+ * Bytes are read straight into a proto_reader and whole messages go to the
+ * owner; outgoing bytes are gathered and written once per loop iteration (or
+ * early inside a long batch of messages), counted so that a peer that does not
+ * read can be noticed and paused for.
+ *
+ * The struct is freed by the stream itself once its handle is closed, right
+ * after on_closed: the owner must not touch it afterwards.
+ */
+#ifndef JSHOST_RPCSTREAM_H
+#define JSHOST_RPCSTREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <msgpack.h>
+#include <uv.h>
+
+#include "proto.h"
+
+struct rpcstream;
+
+/* Why reading is paused, a mask; reading resumes when it is 0 again. The
+ * stream sets BACKLOG itself; owners use bits from RPCSTREAM_PAUSE_OWNER on. */
+#define RPCSTREAM_PAUSE_BACKLOG 0x1u
+#define RPCSTREAM_PAUSE_OWNER 0x2u
+
+struct rpcstream_cbs {
+    /* A whole, validated message; the callee owns it (proto_msg_release). */
+    void (*on_msg)(void *owner, struct proto_msg *msg);
+    /*
+     * Called once: the peer finished sending (err 0; the stream stays open
+     * for replies and messages already read are still handed out), reading
+     * or writing failed (a negative errno), or the stream broke
+     * (rpcstream_closing is then true: the ProtocolError notification is
+     * queued and the stream closes once it is written).
+     */
+    void (*on_end)(void *owner, int err, const char *cause);
+    /* A write completed (the backlog fell); may be NULL. */
+    void (*on_drain)(void *owner);
+    /* The handle is closed and the stream gone: the owner may free itself. */
+    void (*on_closed)(void *owner);
+};
+
+/* An outgoing message packed apart, then handed over with rpcstream_send. */
+struct rpcstream_msg {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+};
+
+/* The loop-wide write flusher: set up once before any stream. */
+void rpcstream_setup(uv_loop_t *loop);
+/* Closes the flusher's handles (unless already closing) and forgets the
+ * pending list; streams still open may no longer send. */
+void rpcstream_teardown(void);
+
+/* max_message 0 = the proto default. 0 or -ENOMEM / a libuv error. */
+int rpcstream_new(uv_loop_t *loop, size_t max_message,
+                  const struct rpcstream_cbs *cbs, void *owner,
+                  struct rpcstream **out);
+int rpcstream_open(struct rpcstream *s, int fd);
+int rpcstream_accept(struct rpcstream *s, uv_stream_t *server);
+int rpcstream_fileno(const struct rpcstream *s, int *fd);
+/* Pause reading once the backlog passes high, resume at low (0: never). */
+void rpcstream_set_backlog(struct rpcstream *s, size_t high, size_t low);
+int rpcstream_start(struct rpcstream *s);
+
+/* Stops reading and handing out messages for a reason (see the PAUSE bits). */
+void rpcstream_pause(struct rpcstream *s, unsigned why);
+/* Hands out what is buffered at once if nothing else holds the stream. */
+void rpcstream_resume(struct rpcstream *s, unsigned why);
+
+void rpcstream_msg_init(struct rpcstream_msg *m);
+/* Queues m's bytes (taking them over) for the peer. */
+void rpcstream_send(struct rpcstream *s, struct rpcstream_msg *m);
+/*
+ * Packs straight into the outgoing bytes: false when nothing more is sent on
+ * s. Every message packed on pk is followed by rpcstream_commit.
+ */
+bool rpcstream_begin(struct rpcstream *s, msgpack_packer *pk);
+void rpcstream_commit(struct rpcstream *s);
+/* Hands what is gathered to libuv now instead of at the end of the
+ * iteration. */
+void rpcstream_flush(struct rpcstream *s);
+
+/* Closes now: gathered bytes are dropped, written ones cancelled. */
+void rpcstream_close(struct rpcstream *s);
+/* Stops reading, closes once every queued byte is written (or the peer is
+ * gone). */
+void rpcstream_close_flushed(struct rpcstream *s);
+/* Sends a ProtocolError notification, then closes. */
+void rpcstream_refuse(struct rpcstream *s, const char *cause);
+
+/* Bytes queued (gathered or written) not yet written. */
+size_t rpcstream_backlog(const struct rpcstream *s);
+/* on_end was called, or the stream is closing. */
+bool rpcstream_ended(const struct rpcstream *s);
+/* Closing or closing once flushed: nothing more is sent or handed out. */
+bool rpcstream_closing(const struct rpcstream *s);
+
+#endif

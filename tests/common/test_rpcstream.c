@@ -1,0 +1,248 @@
+/*
+ * rpcstream over a socketpair: this process's loop owns one end, the test
+ * plays the peer on the other with blocking reads and writes.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "rpcstream.h"
+
+struct fx {
+    uv_loop_t loop;
+    struct rpcstream *s;
+    int peer;
+    unsigned nmsg;
+    uint32_t msgids[16];
+    int ends;
+    int end_err;
+    bool end_closing;
+    int closed;
+    bool echo;         /* answer each request with its msgid */
+    uint32_t pause_on; /* pause (owner bit) on this msgid */
+};
+
+static void
+on_msg(void *owner, struct proto_msg *msg)
+{
+    struct fx *f = owner;
+    msgpack_packer pk;
+
+    if (f->nmsg < 16)
+        f->msgids[f->nmsg] = msg->msgid;
+    f->nmsg++;
+    if (f->pause_on != 0 && msg->msgid == f->pause_on)
+        rpcstream_pause(f->s, RPCSTREAM_PAUSE_OWNER);
+    if (f->echo && rpcstream_begin(f->s, &pk)) {
+        proto_write_result(&pk, msg->msgid);
+        msgpack_pack_uint32(&pk, msg->msgid);
+        rpcstream_commit(f->s);
+    }
+    proto_msg_release(msg);
+}
+
+static void
+on_end(void *owner, int err, const char *cause)
+{
+    struct fx *f = owner;
+
+    (void)cause;
+    f->ends++;
+    f->end_err = err;
+    f->end_closing = rpcstream_closing(f->s);
+}
+
+static void
+on_closed(void *owner)
+{
+    struct fx *f = owner;
+
+    f->closed++;
+    f->s = NULL;
+}
+
+static const struct rpcstream_cbs cbs = {
+    .on_msg = on_msg,
+    .on_end = on_end,
+    .on_closed = on_closed,
+};
+
+static int
+setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    int sv[2];
+
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    rpcstream_setup(&f->loop);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    assert_int_equal(rpcstream_new(&f->loop, 0, &cbs, f, &f->s), 0);
+    assert_int_equal(rpcstream_open(f->s, sv[0]), 0);
+    f->peer = sv[1];
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fx *f = *state;
+
+    if (f->s != NULL)
+        rpcstream_close(f->s);
+    rpcstream_teardown();
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(f->closed, 1);
+    /* Every handle closed, the flusher's included. */
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    close(f->peer);
+    free(f);
+    return 0;
+}
+
+static void
+peer_send_request(struct fx *f, uint32_t msgid)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    proto_write_request(&pk, msgid, "ping", 0);
+    assert_int_equal(write(f->peer, sb.data, sb.size), (ssize_t)sb.size);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* Reads what the stream wrote until n messages or EOF; returns the count. */
+static unsigned
+peer_read(struct fx *f, unsigned n, struct proto_msg *out, bool *eof)
+{
+    struct proto_reader *r = proto_reader_new(0);
+    char cause[PROTO_CAUSE_MAX], buf[4096];
+    unsigned got = 0;
+    ssize_t k;
+
+    *eof = false;
+    while (got < n) {
+        int rc = proto_reader_next(r, &out[got], cause);
+
+        assert_true(rc >= 0);
+        if (rc > 0) {
+            got++;
+            continue;
+        }
+        k = read(f->peer, buf, sizeof(buf));
+        if (k <= 0) {
+            *eof = true;
+            break;
+        }
+        assert_int_equal(proto_reader_feed(r, buf, (size_t)k), 0);
+    }
+    proto_reader_free(r);
+    return got;
+}
+
+/* Messages reach the owner in order; replies go out by the loop's flush. */
+static void
+test_messages_and_replies(void **state)
+{
+    struct fx *f = *state;
+    struct proto_msg m[3];
+    bool eof;
+
+    f->echo = true;
+    assert_int_equal(rpcstream_start(f->s), 0);
+    for (uint32_t i = 1; i <= 3; i++)
+        peer_send_request(f, i);
+    while (f->nmsg < 3)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(f->msgids[0], 1);
+    assert_int_equal(f->msgids[2], 3);
+    /* The flush runs by the end of the iteration that gathered them. */
+    while (rpcstream_backlog(f->s) > 0)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(peer_read(f, 3, m, &eof), 3);
+    for (unsigned i = 0; i < 3; i++) {
+        assert_int_equal(m[i].kind, PROTO_RESPONSE);
+        assert_int_equal(m[i].msgid, i + 1);
+        proto_msg_release(&m[i]);
+    }
+    assert_int_equal(f->ends, 0);
+}
+
+/* A broken stream gets a ProtocolError notification, then is closed. */
+static void
+test_garbage_is_refused(void **state)
+{
+    struct fx *f = *state;
+    struct proto_msg m[2];
+    bool eof;
+
+    assert_int_equal(rpcstream_start(f->s), 0);
+    assert_int_equal(write(f->peer, "\xc1\xc1\xc1", 3), 3);
+    while (f->closed == 0)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(f->ends, 1);
+    assert_true(f->end_err < 0);
+    assert_true(f->end_closing);
+    assert_int_equal(peer_read(f, 2, m, &eof), 1);
+    assert_true(eof);
+    assert_int_equal(m[0].kind, PROTO_NOTIFICATION);
+    assert_true(proto_msg_is(&m[0], "error"));
+    proto_msg_release(&m[0]);
+}
+
+/* A pause holds the messages already read; EOF is seen after them. */
+static void
+test_pause_holds_messages(void **state)
+{
+    struct fx *f = *state;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    f->pause_on = 7;
+    assert_int_equal(rpcstream_start(f->s), 0);
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    proto_write_request(&pk, 7, "ping", 0);
+    proto_write_request(&pk, 8, "ping", 0);
+    assert_int_equal(write(f->peer, sb.data, sb.size), (ssize_t)sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    shutdown(f->peer, SHUT_WR);
+    while (f->nmsg < 1)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    for (int i = 0; i < 5; i++)
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(f->nmsg, 1);
+    assert_int_equal(f->ends, 0);
+    rpcstream_resume(f->s, RPCSTREAM_PAUSE_OWNER);
+    assert_int_equal(f->nmsg, 2);
+    assert_int_equal(f->msgids[1], 8);
+    while (f->ends == 0)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(f->end_err, 0);
+    assert_false(f->end_closing);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_messages_and_replies, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_garbage_is_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pause_holds_messages, setup,
+                                        teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
