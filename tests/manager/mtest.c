@@ -216,6 +216,18 @@ mt_until(bool (*fn)(void *), void *arg, int ms)
     }
 }
 
+static bool
+mt__pid_gone(void *arg)
+{
+    return mt_pid_gone(*(pid_t *)arg);
+}
+
+bool
+mt_until_gone(pid_t pid, int ms)
+{
+    return mt_until(mt__pid_gone, &pid, ms);
+}
+
 bool
 mt_pid_gone(pid_t pid)
 {

@@ -52,6 +52,8 @@ json_t *mt_host_status(struct tu_rpc *c, const char *host);
 /* Polls fn(arg) every 20 ms up to ms; true once it holds. */
 bool mt_until(bool (*fn)(void *), void *arg, int ms);
 bool mt_pid_gone(pid_t pid);
+/* Polls mt_pid_gone up to ms; true once the process is gone. */
+bool mt_until_gone(pid_t pid, int ms);
 /* Text of a file (malloc'd), "" when missing. */
 char *mt_slurp(const char *path);
 bool mt_exists(const char *path);

@@ -19,12 +19,6 @@
 
 #include "mtest.h"
 
-static bool
-pid_gone(void *arg)
-{
-    return mt_pid_gone(*(pid_t *)arg);
-}
-
 static const char *
 host_state(struct tu_rpc *c, const char *id, char *buf, size_t len)
 {
@@ -249,7 +243,7 @@ test_unresponsive_worker_killed(void **state)
     c = mt_connect(&m);
     id = mt_attach(c, cfg);
     assert_int_equal(mt_worker_pids(c, id, NULL, pids, 2), 1);
-    assert_true(mt_until(pid_gone, &pids[0], 10000));
+    assert_true(mt_until_gone(pids[0], 10000));
     snprintf(path, sizeof path, "%s/hosts/%s.log", m.rundir, id);
     log = mt_slurp(path);
     assert_non_null(strstr(log, "no answer to ping"));
@@ -468,8 +462,8 @@ test_restart_under_load(void **state)
         assert_true(WIFEXITED(st));
         assert_int_equal(WEXITSTATUS(st), 0);
     }
-    assert_true(mt_until(pid_gone, &before[0], 10000));
-    assert_true(mt_until(pid_gone, &before[1], 10000));
+    assert_true(mt_until_gone(before[0], 10000));
+    assert_true(mt_until_gone(before[1], 10000));
     tu_rpc_close(c);
     free(id);
     mt_stop(&m);
@@ -497,7 +491,7 @@ test_stop_then_attach_again(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "state")),
                         "stopped");
     json_decref(j);
-    assert_true(mt_pid_gone(pid) || mt_until(pid_gone, &pid, 5000));
+    assert_true(mt_pid_gone(pid) || mt_until_gone(pid, 5000));
     r = call_fn(c, id, "echo", "1");
     assert_true(strncmp(r, "!HostUnavailable", 16) == 0);
     free(r);
@@ -590,9 +584,9 @@ test_contexts_sticky_and_private(void **state)
 
         json_decref(j);
         tu_rpc_close(other);
-        assert_true(mt_until(pid_gone, &p2, 10000));
+        assert_true(mt_until_gone(p2, 10000));
         tu_rpc_close(c);
-        assert_true(mt_until(pid_gone, &p1, 10000));
+        assert_true(mt_until_gone(p1, 10000));
     }
     free(id);
     mt_stop(&m);
@@ -621,7 +615,7 @@ test_stubborn_worker_gets_sigkill(void **state)
     j = mt_ok(c, "detach", params);
     json_decref(j);
     /* Linger, SIGTERM ignored, SIGKILL after the grace. */
-    assert_true(mt_until(pid_gone, &pid, 10000));
+    assert_true(mt_until_gone(pid, 10000));
     snprintf(path, sizeof path, "%s/hosts/%s.log", m.rundir, id);
     log = mt_slurp(path);
     assert_non_null(strstr(log, "did not stop after SIGTERM: SIGKILL"));
@@ -778,7 +772,7 @@ test_worker_speaks_garbage(void **state)
     r = call_fn(c, id, "echo", "1");
     assert_true(strncmp(r, "!HostCrashed", 12) == 0);
     free(r);
-    assert_true(mt_until(pid_gone, &pid, 10000));
+    assert_true(mt_until_gone(pid, 10000));
     assert_int_not_equal(one_pid(c, id), pid);
     assert_int_equal(host_figure(c, id, "crashes"), 1);
     tu_rpc_close(c);
@@ -810,7 +804,7 @@ test_private_vm_crash(void **state)
     pid = (pid_t)json_integer_value(json_array_get(j, 0));
     json_decref(j);
     kill(pid, SIGKILL);
-    assert_true(mt_until(pid_gone, &pid, 10000));
+    assert_true(mt_until_gone(pid, 10000));
     usleep(100000);
     r = mt_call(c, "context.eval", params);
     assert_true(strncmp(r, "!HostCrashed", 12) == 0 ||

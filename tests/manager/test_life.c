@@ -23,12 +23,6 @@
 
 #include "mtest.h"
 
-static bool
-pid_gone(void *arg)
-{
-    return mt_pid_gone(*(pid_t *)arg);
-}
-
 struct hostq {
     struct tu_rpc *c;
     const char *id;
@@ -252,7 +246,7 @@ test_linger_expiry_and_cancel(void **state)
     q.c = c;
     q.id = id;
     assert_true(mt_until(host_gone, &q, 10000));
-    assert_true(mt_until(pid_gone, &pids[0], 10000));
+    assert_true(mt_until_gone(pids[0], 10000));
     tu_rpc_close(c);
     free(id);
     free(id2);
@@ -326,7 +320,7 @@ test_no_idle_exit_and_sigint(void **state)
     assert_int_equal(mt_worker_pids(c, id, NULL, pids, 2), 1);
     tu_rpc_close(c);
     /* The host lingers out; the manager, idle for several idle times, stays. */
-    assert_true(mt_until(pid_gone, &pids[0], 5000));
+    assert_true(mt_until_gone(pids[0], 5000));
     usleep(1000000);
     assert_int_equal(kill(m.pid, 0), 0);
     c = mt_connect(&m);
@@ -337,7 +331,7 @@ test_no_idle_exit_and_sigint(void **state)
     st = mt_wait_exit(&m, 15000);
     assert_int_not_equal(st, -1);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    assert_true(mt_until(pid_gone, &pids[0], 5000));
+    assert_true(mt_until_gone(pids[0], 5000));
     assert_false(mt_exists(m.sock));
     assert_false(mt_exists(pidpath));
     tu_rpc_close(c);
@@ -393,7 +387,7 @@ test_daemon_relative_worker_path(void **state)
     assert_string_equal(r, "null");
     free(r);
     tu_rpc_close(c);
-    assert_true(mt_until(pid_gone, &pid, 10000));
+    assert_true(mt_until_gone(pid, 10000));
     free(id);
     mt_stop(&m);
 }
@@ -445,7 +439,7 @@ test_race_autostart(void **state)
     assert_int_equal(read_pid_file(pidpath), mpid);
     /* The daemon is not our child: stop it with its pid and wait. */
     kill(mpid, SIGTERM);
-    assert_true(mt_until(pid_gone, &mpid, 15000));
+    assert_true(mt_until_gone(mpid, 15000));
     assert_false(mt_exists(m.sock));
     unsetenv("JSHOST_WORKER");
     mt_stop(&m);
@@ -488,7 +482,7 @@ test_stale_socket(void **state)
     snprintf(pidpath, sizeof pidpath, "%s/manager.pid", m.rundir);
     assert_int_equal(read_pid_file(pidpath), mpid);
     kill(mpid, SIGTERM);
-    assert_true(mt_until(pid_gone, &mpid, 15000));
+    assert_true(mt_until_gone(mpid, 15000));
 
     /* By hand in the foreground: a refusing socket is stale, a live one is
      * not touched (a second manager refuses to start). */
@@ -695,7 +689,7 @@ test_sigterm_stops_workers(void **state)
     id = mt_attach(c, cfg);
     assert_int_equal(mt_worker_pids(c, id, NULL, pids, 4), 1);
     mt_stop(&m); /* asserts exit 0 and no socket */
-    assert_true(mt_until(pid_gone, &pids[0], 5000));
+    assert_true(mt_until_gone(pids[0], 5000));
     tu_rpc_close(c);
     free(id);
 }
@@ -722,7 +716,7 @@ test_manager_killed(void **state)
     kill(m.pid, SIGKILL);
     st = mt_wait_exit(&m, 10000);
     assert_true(WIFSIGNALED(st));
-    assert_true(mt_until(pid_gone, &pids[0], 10000));
+    assert_true(mt_until_gone(pids[0], 10000));
     tu_rpc_close(c);
     snprintf(pidpath, sizeof pidpath, "%s/manager.pid", m.rundir);
     assert_true(mt_exists(m.sock));

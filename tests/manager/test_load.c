@@ -24,12 +24,6 @@
 #define NCALLS 300
 #define NKILLS 3
 
-static bool
-pid_gone(void *arg)
-{
-    return mt_pid_gone(*(pid_t *)arg);
-}
-
 struct readyq {
     struct tu_rpc *c;
     const char *id;
@@ -171,7 +165,7 @@ done_when(bool real, const char *cfgname, const char *cfgtext, const char *fmt,
     /* The last client leaves: linger, then idle exit, nothing left. */
     tu_rpc_close(c);
     for (i = 0; i < n; i++)
-        assert_true(mt_until(pid_gone, &last[i], 20000));
+        assert_true(mt_until_gone(last[i], 20000));
     st = mt_wait_exit(&m, 20000);
     assert_int_not_equal(st, -1);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
