@@ -6,6 +6,7 @@
  */
 #include "log.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -93,15 +94,49 @@ log__write_all(int fd, const char *buf, size_t len)
 }
 
 /*
- * Formats one event. Newlines inside the message (a JS stack trace) become
- * "\n  ": continuation lines are indented, so every line that starts with a
- * timestamp starts an event.
+ * The one format of every jshost log file (manager.log, hosts/<id>.log, console
+ * output of JavaScript): "<timestamp> [<pid>] <LEVEL> <text>". Newlines inside
+ * the text (a JS stack trace) become "\n  ": continuation lines are indented,
+ * so every line that starts with a timestamp starts an event. The line goes
+ * out in one write() (O_APPEND fds: lines of several processes never
+ * interleave mid-line).
  */
+void
+log_line(int fd, const char *level, const char *text, size_t len)
+{
+    char stack[4096], *line, ts[32];
+    size_t i, n, cap;
+    int m;
+
+    while (len > 0 && text[len - 1] == '\n')
+        len--;
+    log_timestamp(ts, sizeof ts);
+    cap = len * 3 + 96;
+    line = cap <= sizeof stack ? stack : malloc(cap);
+    if (line == NULL)
+        return;
+    m = snprintf(line, 96, "%s [%ld] ", ts, (long)getpid());
+    n = m > 0 ? (size_t)m : 0;
+    for (; *level != '\0' && n < 80; level++)
+        line[n++] = (char)toupper((unsigned char)*level);
+    line[n++] = ' ';
+    for (i = 0; i < len; i++) {
+        line[n++] = text[i];
+        if (text[i] == '\n' && i + 1 < len) {
+            line[n++] = ' ';
+            line[n++] = ' ';
+        }
+    }
+    line[n++] = '\n';
+    log__write_all(fd, line, n);
+    if (line != stack)
+        free(line);
+}
+
 static void
 log__emit(enum log_level level, const char *fmt, va_list ap)
 {
-    char stack[2048], *msg, *line, ts[32];
-    size_t i, len, cap, n;
+    char stack[2048], *msg;
     va_list aq;
     int m;
 
@@ -120,30 +155,7 @@ log__emit(enum log_level level, const char *fmt, va_list ap)
             vsnprintf(msg, (size_t)m + 1, fmt, ap);
         }
     }
-    len = (size_t)m;
-    while (len > 0 && msg[len - 1] == '\n')
-        len--;
-
-    log_timestamp(ts, sizeof ts);
-    cap = len * 3 + 96;
-    line = malloc(cap);
-    if (line == NULL) {
-        if (msg != stack)
-            free(msg);
-        return;
-    }
-    n = (size_t)snprintf(line, cap, "%s [%ld] %s ", ts, (long)getpid(),
-                         log__names[level]);
-    for (i = 0; i < len; i++) {
-        line[n++] = msg[i];
-        if (msg[i] == '\n' && i + 1 < len) {
-            line[n++] = ' ';
-            line[n++] = ' ';
-        }
-    }
-    line[n++] = '\n';
-    log__write_all(log__fd, line, n);
-    free(line);
+    log_line(log__fd, log__names[level], msg, (size_t)m);
     if (msg != stack)
         free(msg);
 }

@@ -6,6 +6,11 @@
 #define JSHOST_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 
@@ -28,5 +33,13 @@ __attribute__((noreturn, format(printf, 1, 2))) void fatalx(const char *fmt, ...
 
 /* "2026-11-21T23:30:46.123Z" into buf (at least 32 bytes). */
 void log_timestamp(char *buf, unsigned long size);
+/* Writes one event in the format of every jshost log file: "<timestamp>
+ * [<pid>] <LEVEL> <text>", continuation lines indented, in one write(). level
+ * is upper-cased ("info" -> "INFO"). Errors are dropped. */
+void log_line(int fd, const char *level, const char *text, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
