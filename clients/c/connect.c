@@ -17,12 +17,9 @@
 
 #include "jshost_defs.h"
 #include "jshost_priv.h"
+#include "locate.h"
 #include "rundir.h"
 #include "startlock.h"
-
-#ifndef JSHOST_MANAGER_INSTALLED
-#define JSHOST_MANAGER_INSTALLED "/usr/local/bin/jshost-manager"
-#endif
 
 extern char **environ;
 
@@ -144,33 +141,35 @@ connect_once(const char *path, int64_t deadline, int *fdp)
     return 0;
 }
 
-/* The manager binary: option, $JSHOST_MANAGER, installed, PATH. */
-static char *
-find_manager(jshost_priv *p)
-{
-    const char *env = getenv("JSHOST_MANAGER");
-    const char *path, *s, *colon;
-    char buf[PATH_MAX];
-    size_t n;
+/* An address inside libjshost: the manager is found relative to the file
+ * that holds it (libjshost.so, or the Python extension it is linked into). */
+static const char locate_anchor;
 
-    if (p->manager_path != NULL)
-        return strdup(p->manager_path);
-    if (env != NULL && env[0] != '\0')
-        return strdup(env);
-    if (access(JSHOST_MANAGER_INSTALLED, X_OK) == 0)
-        return strdup(JSHOST_MANAGER_INSTALLED);
-    path = getenv("PATH");
-    for (s = path; s != NULL && *s != '\0'; s = colon ? colon + 1 : NULL) {
-        colon = strchr(s, ':');
-        n = colon ? (size_t)(colon - s) : strlen(s);
-        if (n == 0)
-            continue;
-        if (snprintf(buf, sizeof(buf), "%.*s/jshost-manager", (int)n, s) <
-                (int)sizeof(buf) &&
-            access(buf, X_OK) == 0)
-            return strdup(buf);
+/* The manager binary: the option, else the one way to find a daemon
+ * (locate.h). 0 with path (PATH_MAX bytes), or -1 with c's error. */
+static int
+find_manager(jshost *c, char *path)
+{
+    jshost_priv *p = c->priv;
+    const char *env = locate_env(LOCATE_MANAGER);
+    int r;
+
+    if (p->manager_path != NULL) {
+        snprintf(path, PATH_MAX, "%s", p->manager_path);
+        return 0;
     }
-    return strdup("jshost-manager"); /* execve fails: said as not found */
+    r = locate_daemon(LOCATE_MANAGER, &locate_anchor, path, PATH_MAX);
+    if (r == 0)
+        return 0;
+    if (getenv(env) != NULL && getenv(env)[0] != '\0')
+        return jshost__seterr(c, JSHOST_ERR_SPAWN,
+                              "cannot run the manager %s (from %s): %s", path,
+                              env, strerror(-r));
+    return jshost__seterr(c, JSHOST_ERR_SPAWN,
+                          "cannot find the manager %s (not beside libjshost, "
+                          "in its build tree or install prefix, nor on PATH; "
+                          "set %s)",
+                          path, env);
 }
 
 /* environ with JSHOST_START_LOCK_FD and JSHOST_RUNTIME_DIR set, built before
@@ -241,14 +240,13 @@ static int
 spawn_manager(jshost *c, int lockfd, int64_t deadline)
 {
     jshost_priv *p = c->priv;
-    char logpath[PATH_MAX], lockvar[64], *rtvar = NULL, *path, **envp;
+    char logpath[PATH_MAX], lockvar[64], *rtvar = NULL, path[PATH_MAX], **envp;
     char *argv[2];
     int nullfd, logfd, st, wait_ms = 1, maxfd;
     pid_t pid, r;
 
-    path = find_manager(p);
-    if (path == NULL)
-        return jshost__seterr(c, JSHOST_ERR_OOM, "out of memory");
+    if (find_manager(c, path) < 0)
+        return -1;
     snprintf(lockvar, sizeof(lockvar), "JSHOST_START_LOCK_FD=3");
     if (p->runtime_dir != NULL &&
         asprintf(&rtvar, "JSHOST_RUNTIME_DIR=%s", p->runtime_dir) < 0)
@@ -319,7 +317,6 @@ spawn_manager(jshost *c, int lockfd, int64_t deadline)
     }
     free(envp);
     free(rtvar);
-    free(path);
     return 0;
 out_fail:
     if (nullfd >= 0)
@@ -328,7 +325,6 @@ out_fail:
         close(logfd);
     free(envp);
     free(rtvar);
-    free(path);
     return -1;
 }
 

@@ -101,7 +101,9 @@ struct jshost_options {
     /* 0: never start a manager. Default (options NULL) 1. */
     int spawn;
     /* The manager binary for auto-start. NULL: $JSHOST_MANAGER, else the
-     * installed jshost-manager, else jshost-manager on PATH. */
+     * jshost-manager that belongs with this libjshost (beside it, in its
+     * build tree or in its install prefix's libexec/jshost), else the one of
+     * the prefix it was configured with, else jshost-manager on PATH. */
     const char *manager_path;
     /* Sent in hello. NULL: "libjshost". */
     const char *client_name;
