@@ -1,5 +1,6 @@
 /* Connecting: options, socket path, the tmux-style auto-start of the manager
- * (DESIGN §2), the hello handshake and attaching again after a reconnect. */
+ * (docs/lifecycle.md), the hello handshake and attaching again after a
+ * reconnect. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -42,14 +43,6 @@ sleep_ms(int ms)
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 
     nanosleep(&ts, NULL);
-}
-
-static int
-remain_ms(int64_t deadline)
-{
-    int64_t r = deadline - jshost__now_ms();
-
-    return r < 0 ? 0 : (int)r;
 }
 
 /* Works out the socket (and runtime dir when auto-starting). */
@@ -131,7 +124,7 @@ connect_once(const char *path, int64_t deadline, int *fdp)
         close(fd);
         return r;
     }
-    /* DESIGN §2: a peer of another uid is refused, both ways. */
+    /* A peer of another uid is refused, both ways (docs/lifecycle.md). */
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
         cred.uid != getuid()) {
         close(fd);
@@ -418,52 +411,33 @@ done:
     return 0;
 }
 
-/* A request on a fresh connection, with the lock held all along (nobody else
+/* A call on a fresh connection, with the lock held all along (nobody else
  * may talk on it before hello and the re-attach are done). */
 static int
-sync_request(jshost *c, const char *method, msgpack_sbuffer *params,
-             int64_t deadline, jshost_value *result)
+connect_request(jshost *c, const char *method, msgpack_sbuffer *params,
+                int64_t deadline, jshost_value *result)
 {
     jshost_priv *p = c->priv;
-    struct jshost__waiter w;
+    struct jshost__call call;
+    char what[PATH_MAX + 64];
     int r;
 
-    memset(&w, 0, sizeof(w));
-    jshost__cond_init(&w.cond);
-    w.msgid = p->next_msgid++ & ~JSHOST__PIPE_BIT;
-    w.start = p->queued;
-    if (jshost__queue(p, w.msgid, method, params->data, params->size) < 0) {
-        pthread_cond_destroy(&w.cond);
+    snprintf(what, sizeof(what), "%s on %s", method, p->socket_path);
+    jshost__call_init(&call, false);
+    if (jshost__call_send(p, &call, method, params->data, params->size) ==
+        -ENOMEM) {
+        jshost__call_fini(&call);
         return jshost__seterr(c, JSHOST_ERR_OOM, "out of memory");
     }
-    jshost__waiter_add(p, &w);
-    if ((r = jshost__flush(p)) < 0) {
-        jshost__conn_lost(p, strerror(-r));
+    r = jshost__call_wait(p, &call, deadline, true);
+    jshost__call_fini(&call);
+    if (r == -ETIMEDOUT) {
+        /* What it would answer now is anyone's guess: start over. */
+        jshost__conn_lost(p, "timed out");
+        return jshost__seterr(c, JSHOST_ERR_TIMEOUT, "%s: no answer in time",
+                              what);
     }
-    while (w.state == JSHOST__W_PENDING) {
-        if (jshost__now_ms() >= deadline) {
-            jshost__waiter_remove(p, &w);
-            jshost__conn_lost(p, "timed out");
-            pthread_cond_destroy(&w.cond);
-            return jshost__seterr(c, JSHOST_ERR_TIMEOUT,
-                                  "%s on %s: no answer in time", method,
-                                  p->socket_path);
-        }
-        jshost__drive(p, remain_ms(deadline), false);
-    }
-    pthread_cond_destroy(&w.cond);
-    if (w.state != JSHOST__W_DONE)
-        return jshost__seterr(c, JSHOST_ERR_IO, "%s on %s: connection lost: %s",
-                              method, p->socket_path, p->lost_cause);
-    if (w.ok < 0)
-        return jshost__seterr(c, JSHOST_ERR_OOM, "out of memory");
-    if (w.ok == 0)
-        return jshost__setremote(c, &w.error);
-    if (result != NULL)
-        *result = w.value;
-    else
-        jshost_value_free(&w.value);
-    return 0;
+    return jshost__call_result(c, &call, what, result);
 }
 
 static int
@@ -485,7 +459,7 @@ hello(jshost *c, int64_t deadline)
     proto_pack_cstr(&pk, p->client_name);
     proto_pack_cstr(&pk, "protocol");
     msgpack_pack_uint32(&pk, PROTO_VERSION);
-    r = sync_request(c, "hello", &sb, deadline, &v);
+    r = connect_request(c, "hello", &sb, deadline, &v);
     msgpack_sbuffer_destroy(&sb);
     if (r < 0) {
         if (c->err == JSHOST_ERR_REMOTE)
@@ -534,7 +508,7 @@ reattach(jshost *c, int64_t deadline)
             msgpack_pack_array(&pk, 2);
             proto_pack_cstr(&pk, h->config);
             msgpack_pack_map(&pk, 0);
-            r = sync_request(c, "attach", &sb, deadline, &v);
+            r = connect_request(c, "attach", &sb, deadline, &v);
             msgpack_sbuffer_destroy(&sb);
             if (r < 0) {
                 jshost__disconnect(p);
