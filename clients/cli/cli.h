@@ -8,7 +8,7 @@
 
 #include "jshost.h"
 
-/* Exit statuses (DESIGN §8). */
+/* Exit statuses (`jshost help` says them). */
 enum {
     CLI_OK = 0,
     CLI_JS = 1,     /* the JavaScript failed (JSError, TimeoutError, ...) */

@@ -1,4 +1,4 @@
-"""Value conversion in isolation (DESIGN §4, Python column): _jshost.pack and
+"""Value conversion in isolation (docs/values.md, Python column): _jshost.pack and
 _jshost.unpack are what every call uses on its data and its result."""
 
 import array
