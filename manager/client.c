@@ -164,11 +164,11 @@ client_hello(struct client *c, struct proto_msg *m,
     (void)p;
     client_reply_begin(&om, m->msgid);
     msgpack_pack_map(&om.pk, 3);
-    pack_cstr(&om.pk, PROTO_K_SERVER);
-    pack_cstr(&om.pk, JSHOST_VERSION);
-    pack_cstr(&om.pk, PROTO_K_PROTOCOL);
+    proto_pack_cstr(&om.pk, PROTO_K_SERVER);
+    proto_pack_cstr(&om.pk, JSHOST_VERSION);
+    proto_pack_cstr(&om.pk, PROTO_K_PROTOCOL);
     msgpack_pack_int(&om.pk, PROTO_VERSION);
-    pack_cstr(&om.pk, PROTO_K_PID);
+    proto_pack_cstr(&om.pk, PROTO_K_PID);
     msgpack_pack_int(&om.pk, (int)getpid());
     client_send(c, &om);
 }
@@ -218,7 +218,7 @@ client_detach(struct client *c, struct proto_msg *m,
     host_detach(h, c);
     client_reply_begin(&om, m->msgid);
     msgpack_pack_map(&om.pk, 1);
-    pack_cstr(&om.pk, PROTO_K_LINGER_MS);
+    proto_pack_cstr(&om.pk, PROTO_K_LINGER_MS);
     msgpack_pack_uint64(&om.pk, linger);
     client_send(c, &om);
 }
@@ -365,7 +365,7 @@ client_ping(struct client *c, struct proto_msg *m, const struct proto_params *p)
 
     (void)p;
     client_reply_begin(&om, m->msgid);
-    pack_cstr(&om.pk, PROTO_PONG);
+    proto_pack_cstr(&om.pk, PROTO_PONG);
     client_send(c, &om);
 }
 

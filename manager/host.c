@@ -283,20 +283,20 @@ host_reply_attach(struct host *h, struct client *c, uint32_t msgid)
 
     client_reply_begin(&om, msgid);
     msgpack_pack_map(&om.pk, 6);
-    pack_cstr(&om.pk, PROTO_K_HOST);
-    pack_cstr(&om.pk, h->id);
-    pack_cstr(&om.pk, PROTO_K_CONFIG);
-    pack_cstr(&om.pk, h->config);
-    pack_cstr(&om.pk, PROTO_K_FUNCTIONS);
+    proto_pack_cstr(&om.pk, PROTO_K_HOST);
+    proto_pack_cstr(&om.pk, h->id);
+    proto_pack_cstr(&om.pk, PROTO_K_CONFIG);
+    proto_pack_cstr(&om.pk, h->config);
+    proto_pack_cstr(&om.pk, PROTO_K_FUNCTIONS);
     if (h->ready_blob != NULL)
         msgpack_sbuffer_write(&om.sb, h->ready_blob, h->ready_functions_len);
     else
         msgpack_pack_array(&om.pk, 0);
-    pack_cstr(&om.pk, PROTO_K_WORKERS);
+    proto_pack_cstr(&om.pk, PROTO_K_WORKERS);
     msgpack_pack_uint32(&om.pk, h->nworkers);
-    pack_cstr(&om.pk, PROTO_K_LOGFILE);
-    pack_cstr(&om.pk, h->logfile);
-    pack_cstr(&om.pk, PROTO_K_EXTRAS);
+    proto_pack_cstr(&om.pk, PROTO_K_LOGFILE);
+    proto_pack_cstr(&om.pk, h->logfile);
+    proto_pack_cstr(&om.pk, PROTO_K_EXTRAS);
     if (h->ready_blob != NULL)
         msgpack_sbuffer_write(&om.sb, h->ready_blob + h->ready_functions_len,
                               h->ready_blob_len - h->ready_functions_len);

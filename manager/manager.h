@@ -371,7 +371,5 @@ void manager_check_idle(void);
 /* Stops every host, then exits the loop (shutdown, SIGTERM). */
 void manager_shutdown(void);
 uint64_t manager_now(void);
-/* Packs a NUL-terminated map key or string. */
-void pack_cstr(msgpack_packer *pk, const char *s);
 
 #endif

@@ -25,16 +25,10 @@ struct status_req {
     uv_timer_t timer;
 };
 
-void
-pack_cstr(msgpack_packer *pk, const char *s)
-{
-    proto_pack_cstr(pk, s);
-}
-
 static void
 pack_kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
 {
-    pack_cstr(pk, k);
+    proto_pack_cstr(pk, k);
     msgpack_pack_uint64(pk, v);
 }
 
@@ -47,8 +41,8 @@ status_pack_worker(msgpack_packer *pk, struct worker *w)
     worker_latency(w, &p50, &p99);
     msgpack_pack_map(pk, 11);
     pack_kv_u64(pk, PROTO_K_PID, (uint64_t)w->pid);
-    pack_cstr(pk, PROTO_K_STATE);
-    pack_cstr(pk, worker_state_name(w->state));
+    proto_pack_cstr(pk, PROTO_K_STATE);
+    proto_pack_cstr(pk, worker_state_name(w->state));
     pack_kv_u64(pk, PROTO_K_UPTIME_S, (now - w->start_ms) / 1000);
     pack_kv_u64(pk, PROTO_K_RSS, w->rss);
     pack_kv_u64(pk, PROTO_K_HEAP_USED, w->heap_used);
@@ -56,9 +50,9 @@ status_pack_worker(msgpack_packer *pk, struct worker *w)
     pack_kv_u64(pk, PROTO_K_CALLS, w->ncalls);
     pack_kv_u64(pk, PROTO_K_ERRORS, w->nerrors);
     pack_kv_u64(pk, PROTO_K_IN_FLIGHT, w->inflight);
-    pack_cstr(pk, PROTO_K_P50_MS);
+    proto_pack_cstr(pk, PROTO_K_P50_MS);
     msgpack_pack_double(pk, p50);
-    pack_cstr(pk, PROTO_K_P99_MS);
+    proto_pack_cstr(pk, PROTO_K_P99_MS);
     msgpack_pack_double(pk, p99);
 }
 
@@ -74,22 +68,22 @@ status_pack_host(msgpack_packer *pk, struct host *h)
     TAILQ_FOREACH(w, &h->workers, entry)
     n++;
     msgpack_pack_map(pk, 11);
-    pack_cstr(pk, PROTO_K_ID);
-    pack_cstr(pk, h->id);
-    pack_cstr(pk, PROTO_K_CONFIG);
-    pack_cstr(pk, h->config);
-    pack_cstr(pk, PROTO_K_LOGFILE);
-    pack_cstr(pk, h->logfile);
+    proto_pack_cstr(pk, PROTO_K_ID);
+    proto_pack_cstr(pk, h->id);
+    proto_pack_cstr(pk, PROTO_K_CONFIG);
+    proto_pack_cstr(pk, h->config);
+    proto_pack_cstr(pk, PROTO_K_LOGFILE);
+    proto_pack_cstr(pk, h->logfile);
     pack_kv_u64(pk, PROTO_K_HOLDERS, h->nholders);
     pack_kv_u64(pk, PROTO_K_LINGER_LEFT_MS, left);
-    pack_cstr(pk, PROTO_K_STATE);
-    pack_cstr(pk, host_state_name(h->state));
+    proto_pack_cstr(pk, PROTO_K_STATE);
+    proto_pack_cstr(pk, host_state_name(h->state));
     pack_kv_u64(pk, PROTO_K_POOL, h->nworkers);
     pack_kv_u64(pk, PROTO_K_QUEUED, h->inflight);
     pack_kv_u64(pk, PROTO_K_CRASHES, h->total_crashes);
-    pack_cstr(pk, PROTO_K_LAST_CRASH);
-    pack_cstr(pk, h->last_crash);
-    pack_cstr(pk, PROTO_K_WORKERS);
+    proto_pack_cstr(pk, PROTO_K_LAST_CRASH);
+    proto_pack_cstr(pk, h->last_crash);
+    proto_pack_cstr(pk, PROTO_K_WORKERS);
     msgpack_pack_array(pk, n);
     TAILQ_FOREACH(w, &h->workers, entry)
     status_pack_worker(pk, w);
@@ -119,15 +113,15 @@ status_reply(struct status_req *r)
         return;
     }
     msgpack_pack_map(&om.pk, 2);
-    pack_cstr(&om.pk, PROTO_K_MANAGER);
+    proto_pack_cstr(&om.pk, PROTO_K_MANAGER);
     msgpack_pack_map(&om.pk, 4);
     pack_kv_u64(&om.pk, PROTO_K_PID, (uint64_t)getpid());
     pack_kv_u64(&om.pk, PROTO_K_UPTIME_S,
                 (manager_now() - mgr.start_ms) / 1000);
     pack_kv_u64(&om.pk, PROTO_K_CLIENTS, mgr.nclients);
-    pack_cstr(&om.pk, PROTO_K_VERSION);
-    pack_cstr(&om.pk, JSHOST_VERSION);
-    pack_cstr(&om.pk, PROTO_K_HOSTS);
+    proto_pack_cstr(&om.pk, PROTO_K_VERSION);
+    proto_pack_cstr(&om.pk, JSHOST_VERSION);
+    proto_pack_cstr(&om.pk, PROTO_K_HOSTS);
     TAILQ_FOREACH(h, &mgr.hosts, entry)
     n++;
     msgpack_pack_array(&om.pk, n);
