@@ -154,9 +154,15 @@ export function browserMap(request, parentFile, resolved) {
   const opkg = owner && packageAt(owner);
   if (!opkg || !opkg.browser) return resolved;
   if (typeof opkg.browser === 'string') {
+    // The string form replaces "main"; a package with "exports" is entered
+    // through them instead, as bundlers do.
+    if (opkg.exports !== undefined) return resolved;
     const main = opkg.main ? path.join(owner, opkg.main) : path.join(owner, 'index.js');
     const same = [main, main + '.js', path.join(main, 'index.js')].includes(resolved);
-    return same ? path.join(owner, opkg.browser) : resolved;
+    if (!same) return resolved;
+    const to = path.join(owner, opkg.browser);
+    for (const f of [to, to + '.js', path.join(to, 'index.js')]) if (isFile(f)) return f;
+    return resolved;
   }
   const rel = './' + path.relative(owner, resolved);
   for (const key of [rel, rel.replace(/\.js$/, ''), rel.replace(/\/index\.js$/, '')]) {
