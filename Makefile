@@ -1,6 +1,7 @@
 # A thin wrapper over meson and ninja, the way Neovim wraps its build.
 #   make               build (installs what is missing first: scripts/bootstrap)
-#   make test          every test (C unit, process-level, Python)
+#   make test          every test (C unit, process-level, Python), but not:
+#   make compat        npm packages through jshost vs Node (tests/compat; needs the npm registry)
 #   make demo          the main job, cold
 #   make bench         benchmarks (bench/RESULTS.md)
 #   make fuzz          libFuzzer targets for FUZZ_SECONDS each (default 60)
@@ -12,11 +13,13 @@ FUZZ_SECONDS ?= 60
 MESON_FLAGS  ?=
 MESON        ?= meson
 TEST_FLAGS   ?= --print-errorlogs --verbose --num-processes 2
+# The compat suite joins `make test` once every package in it matches Node.
+TEST_EXCLUDE ?= --no-suite compat
 
 SAN_BUILD  = build-sanitize
 FUZZ_BUILD = build-fuzz
 
-.PHONY: all deps test demo bench fuzz check-sanitize clean
+.PHONY: all deps test compat demo bench fuzz check-sanitize clean
 
 all: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -28,7 +31,10 @@ $(BUILD)/build.ninja:
 	$(MESON) setup $(BUILD) -Dpython=$(PYTHON) $(MESON_FLAGS)
 
 test: all
-	$(MESON) test -C $(BUILD) $(TEST_FLAGS)
+	$(MESON) test -C $(BUILD) $(TEST_FLAGS) $(TEST_EXCLUDE)
+
+compat: all
+	$(MESON) test -C $(BUILD) $(TEST_FLAGS) --suite compat
 
 demo: all
 	@scripts/demo $(BUILD)
@@ -46,7 +52,7 @@ check-sanitize: deps $(SAN_BUILD)/build.ninja
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_odr_violation=0 \
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		$(MESON) test -C $(SAN_BUILD) $(TEST_FLAGS) --timeout-multiplier 4
+		$(MESON) test -C $(SAN_BUILD) $(TEST_FLAGS) $(TEST_EXCLUDE) --timeout-multiplier 4
 
 $(FUZZ_BUILD)/build.ninja:
 	CC=clang CXX=clang++ $(MESON) setup $(FUZZ_BUILD) -Dpython=$(PYTHON) -Dfuzz=true \
