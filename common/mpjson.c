@@ -23,7 +23,8 @@
 #include <string.h>
 
 #include <jansson.h>
-#include <msgpack/timestamp.h>
+
+#include "ext.h"
 
 #define MPJSON_DUMP_MAX_DEPTH 64
 #define MPJSON_CAUSE_MAX 256
@@ -249,20 +250,21 @@ mpjson__format_date(int64_t sec, uint32_t nsec, char *buf, size_t size)
 /* ----------------------------------------------------------- bigints */
 
 /*
- * Decimal text → minimal two's complement big-endian bytes (the bigint ext's
- * payload). *out malloc'd. 0, -EINVAL (not a decimal integer), -ENOMEM.
+ * Decimal text → *neg and the magnitude, big-endian with no leading zero byte
+ * (proto_ext_bigint_pack makes it an int or the bigint ext). *out malloc'd.
+ * 0, -EINVAL (not a decimal integer), -ENOMEM.
  */
 static int
-mpjson__bigint_from_dec(const char *s, size_t len, unsigned char **out,
-                        size_t *outlen)
+mpjson__bigint_from_dec(const char *s, size_t len, bool *neg,
+                        unsigned char **out, size_t *outlen)
 {
     unsigned char *mag;
     size_t cap, n = 0, i, j, start;
-    bool neg = false;
     unsigned carry;
 
+    *neg = false;
     if (len > 0 && (s[0] == '-' || s[0] == '+')) {
-        neg = s[0] == '-';
+        *neg = s[0] == '-';
         s++;
         len--;
     }
@@ -271,8 +273,8 @@ mpjson__bigint_from_dec(const char *s, size_t len, unsigned char **out,
     for (i = 0; i < len; i++)
         if (s[i] < '0' || s[i] > '9')
             return -EINVAL;
-    /* Each decimal digit needs under half a byte; +2 for sign room. */
-    cap = len / 2 + 2;
+    /* Each decimal digit needs under half a byte. */
+    cap = len / 2 + 1;
     mag = calloc(cap, 1);
     if (mag == NULL)
         return -ENOMEM;
@@ -287,26 +289,8 @@ mpjson__bigint_from_dec(const char *s, size_t len, unsigned char **out,
         if (carry != 0)
             mag[n++] = (unsigned char)carry;
     }
-    /* Room for the sign bit. */
-    mag[n++] = 0;
-    if (neg) {
-        carry = 1;
-        for (j = 0; j < n; j++) {
-            carry += (unsigned char)~mag[j];
-            mag[j] = (unsigned char)carry;
-            carry >>= 8;
-        }
-    }
-    /* Drop redundant sign bytes at the top. */
-    while (n > 1) {
-        unsigned char top = mag[n - 1], next = mag[n - 2];
-        if ((top == 0 && !(next & 0x80)) || (top == 0xff && (next & 0x80)))
-            n--;
-        else
-            break;
-    }
     /* Little-endian → big-endian, in place. */
-    for (i = 0, start = n - 1; i < start; i++, start--) {
+    for (i = 0, start = n; n > 0 && i < --start; i++) {
         unsigned char t = mag[i];
         mag[i] = mag[start];
         mag[start] = t;
@@ -316,36 +300,21 @@ mpjson__bigint_from_dec(const char *s, size_t len, unsigned char **out,
     return 0;
 }
 
-/* Two's complement big-endian bytes → malloc'd decimal text, NULL on ENOMEM. */
+/* A magnitude (big-endian) → malloc'd decimal text, NULL on ENOMEM. mag is
+ * used up. */
 static char *
-mpjson__bigint_to_dec(const unsigned char *p, size_t len)
+mpjson__bigint_to_dec(bool neg, unsigned char *mag, size_t len)
 {
-    unsigned char *mag;
     char *dec, *q;
-    size_t i, first, ndig = 0, cap;
-    bool neg, zero;
-    unsigned rem, carry;
+    size_t i, first, cap;
+    bool zero;
+    unsigned rem;
 
-    neg = len > 0 && (p[0] & 0x80);
-    mag = malloc(len + 1);
-    if (mag == NULL)
-        return NULL;
-    memcpy(mag, p, len);
-    if (neg) {
-        carry = 1;
-        for (i = len; i-- > 0;) {
-            carry += (unsigned char)~mag[i];
-            mag[i] = (unsigned char)carry;
-            carry >>= 8;
-        }
-    }
     /* 256^len < 10^(2.41*len+1). */
     cap = len * 3 + 3;
     dec = malloc(cap);
-    if (dec == NULL) {
-        free(mag);
+    if (dec == NULL)
         return NULL;
-    }
     q = dec + cap - 1;
     *q = '\0';
     first = 0;
@@ -360,14 +329,12 @@ mpjson__bigint_to_dec(const unsigned char *p, size_t len)
                 zero = false;
         }
         *--q = (char)('0' + rem);
-        ndig++;
         while (first < len && mag[first] == 0)
             first++;
     } while (!zero);
     if (neg)
         *--q = '-';
     memmove(dec, q, strlen(q) + 1);
-    free(mag);
     return dec;
 }
 
@@ -551,6 +518,7 @@ mpjson__pack_special(struct mpjson__packer *p, json_t *j)
     json_t *v;
     unsigned char *bytes;
     size_t n, len;
+    bool neg;
     int r;
 
     if (json_object_size(j) != 1)
@@ -577,16 +545,17 @@ mpjson__pack_special(struct mpjson__packer *p, json_t *j)
         return r == 0 ? 1 : -ENOMEM;
     }
     if (strcmp(key, "$date") == 0) {
-        msgpack_timestamp ts;
+        int64_t sec;
+        uint32_t nsec;
         if (!json_is_string(v) ||
             mpjson__parse_date(json_string_value(v), json_string_length(v),
-                               &ts.tv_sec, &ts.tv_nsec) != 0) {
+                               &sec, &nsec) != 0) {
             mpjson__cause(p->cause,
                           "{\"$date\": ...} needs an ISO 8601 string such as "
                           "\"2026-11-21T23:30:46.123Z\"");
             return -EINVAL;
         }
-        return msgpack_pack_timestamp(p->pk, &ts) == 0 ? 1 : -ENOMEM;
+        return proto_ext_timestamp_pack(p->pk, sec, nsec) == 0 ? 1 : -ENOMEM;
     }
     if (strcmp(key, "$bigint") == 0) {
         if (json_is_integer(v)) {
@@ -595,26 +564,14 @@ mpjson__pack_special(struct mpjson__packer *p, json_t *j)
         }
         s = json_is_string(v) ? json_string_value(v) : "";
         len = json_is_string(v) ? json_string_length(v) : 0;
-        r = mpjson__bigint_from_dec(s, len, &bytes, &n);
+        r = mpjson__bigint_from_dec(s, len, &neg, &bytes, &n);
         if (r == -EINVAL)
             mpjson__cause(p->cause,
                           "{\"$bigint\": ...} needs a decimal integer string");
         if (r != 0)
             return r;
-        /* What fits 64 bits travels as a plain int (DESIGN §4). */
-        if (n <= 8 || (n == 9 && bytes[0] == 0)) {
-            uint64_t u = 0;
-            size_t i;
-            bool neg = bytes[0] & 0x80;
-            for (i = 0; i < n; i++)
-                u = (u << 8) | bytes[i];
-            if (neg && n < 8)
-                u |= ~(uint64_t)0 << (8 * n);
-            r = neg ? msgpack_pack_int64(p->pk, (int64_t)u)
-                    : msgpack_pack_uint64(p->pk, u);
-        } else {
-            r = msgpack_pack_ext_with_body(p->pk, bytes, n, 1);
-        }
+        /* What fits 64 bits travels as a plain int (docs/values.md). */
+        r = proto_ext_bigint_pack(p->pk, neg, bytes, n);
         free(bytes);
         return r == 0 ? 1 : -ENOMEM;
     }
@@ -1033,14 +990,19 @@ static int mpjson__dump(struct mpjson__out *o, const msgpack_object *obj,
 static int
 mpjson__dump_ext(struct mpjson__out *o, const msgpack_object *obj)
 {
-    msgpack_timestamp ts;
+    const char *p = obj->via.ext.ptr;
+    size_t n = obj->via.ext.size;
+    unsigned char *mag;
     char buf[64], *dec;
+    int64_t sec;
+    uint32_t nsec;
+    bool neg;
 
-    /* A timestamp no date text can say goes out as {"$ext": ...}, which
-     * packs back to the same bytes. */
-    if (obj->via.ext.type == -1 && msgpack_object_to_timestamp(obj, &ts) &&
-        ts.tv_nsec < 1000000000u &&
-        mpjson__format_date(ts.tv_sec, ts.tv_nsec, buf, sizeof buf) == 0) {
+    /* A timestamp no date text can say, or an ext its codec refuses, goes
+     * out as {"$ext": ...}, which packs back to the same bytes. */
+    if (obj->via.ext.type == PROTO_EXT_TIMESTAMP &&
+        proto_ext_timestamp_decode(p, n, &sec, &nsec, NULL) == 0 &&
+        mpjson__format_date(sec, nsec, buf, sizeof buf) == 0) {
         mpjson__puts(o, "{\"$date\":");
         if (o->flags & MPJSON_PRETTY)
             mpjson__put(o, " ", 1);
@@ -1048,25 +1010,31 @@ mpjson__dump_ext(struct mpjson__out *o, const msgpack_object *obj)
         mpjson__puts(o, "}");
         return 0;
     }
-    if (obj->via.ext.type == 1) {
-        dec = mpjson__bigint_to_dec((const unsigned char *)obj->via.ext.ptr,
-                                    obj->via.ext.size);
-        if (dec == NULL)
+    if (obj->via.ext.type == PROTO_EXT_BIGINT) {
+        mag = malloc(n + 1);
+        if (mag == NULL)
             return -ENOMEM;
-        mpjson__puts(o, (o->flags & MPJSON_PRETTY) ? "{\"$bigint\": "
-                                                   : "{\"$bigint\":");
-        mpjson__put_string(o, dec, strlen(dec));
-        mpjson__puts(o, "}");
-        free(dec);
-        return 0;
+        if (proto_ext_bigint_decode(p, n, &neg, mag, &n, NULL) == 0) {
+            dec = mpjson__bigint_to_dec(neg, mag, n);
+            free(mag);
+            if (dec == NULL)
+                return -ENOMEM;
+            mpjson__puts(o, (o->flags & MPJSON_PRETTY) ? "{\"$bigint\": "
+                                                       : "{\"$bigint\":");
+            mpjson__put_string(o, dec, strlen(dec));
+            mpjson__puts(o, "}");
+            free(dec);
+            return 0;
+        }
+        free(mag);
+        n = obj->via.ext.size;
     }
     snprintf(buf, sizeof buf,
              (o->flags & MPJSON_PRETTY) ? "{\"$ext\": [%d, \""
                                         : "{\"$ext\":[%d,\"",
              obj->via.ext.type);
     mpjson__puts(o, buf);
-    mpjson__put_b64(o, (const unsigned char *)obj->via.ext.ptr,
-                    obj->via.ext.size);
+    mpjson__put_b64(o, (const unsigned char *)p, n);
     mpjson__puts(o, "\"]}");
     return 0;
 }
@@ -1231,7 +1199,7 @@ mpjson__plausible(const unsigned char *p, size_t len)
         else if (c <= 0x9f)
             items = c & 0x0f; /* fixarray */
         else if (c <= 0xbf)
-            skip = c & 0x1f; /* fixstr */
+            skip = c & 0x1f;                          /* fixstr */
         else if (c == 0xc4 || c == 0xc5 || c == 0xc6) /* bin 8/16/32 */
             head = 1u << (c - 0xc4);
         else if (c == 0xd9 || c == 0xda || c == 0xdb) /* str 8/16/32 */

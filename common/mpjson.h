@@ -6,8 +6,9 @@
  * error), reals as float64, strings as str, arrays, objects as maps with str keys.
  * msgpack → JSON: as the reverse; bin as {"$bin": "<base64>"}, a timestamp ext as {"$date": "<ISO 8601>"}, a bigint ext as
  * {"$bigint": "<decimal>"}, NaN/±Infinity as null (JSON has none), non-str map
- * keys stringified. Other ext types as {"$ext": [type, "<base64>"]}. The CLI
- * prints what this gives.
+ * keys stringified. Other ext types, and a timestamp or bigint ext that its
+ * codec (proto/ext.h) refuses, as {"$ext": [type, "<base64>"]}. The CLI prints
+ * what this gives.
  *
  * The special forms go back the same way when packing: an object with exactly
  * one key "$bin", "$date", "$bigint" (a decimal string; what fits int64/uint64

@@ -18,6 +18,7 @@
 
 #include "daemon.h"
 #include "jshost_defs.h"
+#include "locate.h"
 #include "log.h"
 #include "manager.h"
 #include "rundir.h"
@@ -85,42 +86,23 @@ env_u64(const char *name, uint64_t dflt)
     return v;
 }
 
-/* The worker binary: $JSHOST_WORKER, next to us, or in the build tree. */
+/* The worker binary, found the one way every jshost program finds a daemon
+ * (locate.h). It runs before daemonizing: a relative JSHOST_WORKER is made
+ * absolute against the cwd the client gave us, since the daemon moves to /
+ * and every spawn would then fail like a crash until the host is quarantined.
+ * Nothing found leaves the bare name: each spawn then fails and says so. */
 static void
 find_worker(void)
 {
-    char self[2048], *slash;
-    const char *env = getenv("JSHOST_WORKER");
-    ssize_t n;
+    const char *env = getenv(locate_env(LOCATE_WORKER));
+    int r;
 
-    if (env != NULL && *env != '\0') {
-        /* Resolved now: the daemon moves to / and a relative path given by
-         * the client's shell would then name nothing, and every spawn would
-         * fail like a crash until the host is quarantined. */
-        if (strchr(env, '/') == NULL) {
-            snprintf(mgr.worker_path, sizeof mgr.worker_path, "%s", env);
-        } else if (realpath(env, self) == NULL) {
-            fatal("JSHOST_WORKER=%s", env);
-        } else {
-            snprintf(mgr.worker_path, sizeof mgr.worker_path, "%s", self);
-        }
-        return;
+    r = locate_daemon(LOCATE_WORKER, NULL, mgr.worker_path,
+                      sizeof mgr.worker_path);
+    if (r < 0 && env != NULL && env[0] != '\0') {
+        errno = -r;
+        fatal("%s=%s", locate_env(LOCATE_WORKER), env);
     }
-    n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) {
-        snprintf(mgr.worker_path, sizeof mgr.worker_path, "jshost-worker");
-        return;
-    }
-    self[n] = '\0';
-    slash = strrchr(self, '/');
-    if (slash != NULL)
-        *slash = '\0';
-    snprintf(mgr.worker_path, sizeof mgr.worker_path, "%s/jshost-worker",
-             self);
-    if (access(mgr.worker_path, X_OK) == 0)
-        return;
-    snprintf(mgr.worker_path, sizeof mgr.worker_path,
-             "%s/../worker/jshost-worker", self);
 }
 
 /*

@@ -1,5 +1,5 @@
-// Values across the boundary (DESIGN §4), converted directly between msgpack-c
-// objects and V8 values.
+// Values across the boundary (docs/values.md), converted directly between
+// msgpack-c objects and V8 values. The ext types' bytes are proto/ext.h's.
 //
 // Choices beyond the table, so that they are written down once:
 // - JS -> msgpack follows JSON.stringify (SerializeJSONProperty) except where
@@ -29,6 +29,7 @@
 #include <cstring>
 #include <vector>
 
+#include "ext.h"
 #include "proto.h"
 
 namespace jsv
@@ -48,8 +49,6 @@ constexpr uint32_t kMaxArrayLength = 1u << 26;  // one nil each: 64 MiB
 constexpr double kMaxSafe = 9007199254740992.0; // 2^53
 constexpr double kTwo63 = 9223372036854775808.0;
 constexpr double kMaxDateMs = 8.64e15;
-constexpr int8_t kExtTimestamp = -1;
-constexpr int8_t kExtBigInt = 1;
 
 // ---------------------------------------------------------------------------
 // Paths in messages ("value.a[3].b")
@@ -217,73 +216,39 @@ EncodeUtf16(const uint16_t *u, size_t n, bool replace, std::string *out)
 }
 
 // ---------------------------------------------------------------------------
-// BigInt <-> two's complement big-endian bytes (ext 1)
+// BigInt <-> sign and magnitude (proto_ext_bigint_* code ext 1 from those)
 
+// A big-endian magnitude (len bytes) and a sign as a BigInt.
 MaybeLocal<v8::BigInt>
-BigIntFromBytes(Local<v8::Context> context, const unsigned char *b, size_t n)
+BigIntFromMagnitude(Local<v8::Context> context, bool neg,
+                    const unsigned char *mag, size_t len)
 {
-    bool neg = n > 0 && (b[0] & 0x80);
-    std::vector<unsigned char> mag(b, b + n);
-    if (neg) {
-        for (auto &c : mag)
-            c = (unsigned char)~c;
-        for (size_t i = mag.size(); i-- > 0;)
-            if (++mag[i] != 0)
-                break;
-    }
-    size_t words = (n + 7) / 8;
+    size_t words = (len + 7) / 8;
     if (words == 0)
         words = 1;
     std::vector<uint64_t> w(words, 0);
-    for (size_t i = 0; i < n; i++) {
-        size_t from_end = n - 1 - i; // byte significance
+    for (size_t i = 0; i < len; i++) {
+        size_t from_end = len - 1 - i; // byte significance
         w[from_end / 8] |= (uint64_t)mag[i] << (8 * (from_end % 8));
     }
     return v8::BigInt::NewFromWords(context, neg ? 1 : 0, (int)words, w.data());
 }
 
-// Minimal two's complement, big-endian.
+// A BigInt's sign and magnitude, big-endian.
 std::vector<unsigned char>
-BigIntToBytes(Local<v8::BigInt> big)
+BigIntMagnitude(Local<v8::BigInt> big, bool *neg)
 {
     int count = big->WordCount();
     int sign = 0;
     std::vector<uint64_t> w(count > 0 ? count : 1, 0);
     big->ToWordsArray(&sign, &count, w.data());
     std::vector<unsigned char> out;
-    out.reserve((size_t)count * 8 + 1);
-    out.push_back(0); // room for the sign
+    out.reserve((size_t)count * 8);
     for (int i = count; i-- > 0;)
         for (int k = 8; k-- > 0;)
             out.push_back((unsigned char)(w[i] >> (8 * k)));
-    if (sign) {
-        for (auto &c : out)
-            c = (unsigned char)~c;
-        for (size_t i = out.size(); i-- > 0;)
-            if (++out[i] != 0)
-                break;
-    }
-    // Drop a leading byte while the next one carries the same sign.
-    size_t skip = 0;
-    unsigned char pad = sign ? 0xff : 0x00;
-    while (out.size() - skip > 1 && out[skip] == pad &&
-           ((out[skip + 1] & 0x80) != 0) == (sign != 0))
-        skip++;
-    out.erase(out.begin(), out.begin() + skip);
+    *neg = sign != 0;
     return out;
-}
-
-uint32_t
-Be32(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
-           p[3];
-}
-
-uint64_t
-Be64(const unsigned char *p)
-{
-    return (uint64_t)Be32(p) << 32 | Be32(p + 4);
 }
 
 // ---------------------------------------------------------------------------
@@ -302,7 +267,6 @@ class Reader
     Status Convert(const msgpack_object &o, int depth, Local<Value> *out);
 
   private:
-
     struct Step {
         const msgpack_object *key; // map entry, else nullptr
         uint32_t index;            // array element
@@ -405,26 +369,14 @@ Reader::Key(const msgpack_object &k, Local<v8::Name> *out)
 Status
 Reader::Ext(const msgpack_object &o, Local<Value> *out)
 {
-    const unsigned char *p = (const unsigned char *)o.via.ext.ptr;
+    const char *p = o.via.ext.ptr;
     uint32_t n = o.via.ext.size;
-    if (o.via.ext.type == kExtTimestamp) {
+    char cause[PROTO_CAUSE_MAX];
+    if (o.via.ext.type == PROTO_EXT_TIMESTAMP) {
         int64_t sec;
         uint32_t nsec;
-        if (n == 4) {
-            sec = Be32(p);
-            nsec = 0;
-        } else if (n == 8) {
-            uint64_t v = Be64(p);
-            nsec = (uint32_t)(v >> 34);
-            sec = (int64_t)(v & 0x3ffffffffull);
-        } else if (n == 12) {
-            nsec = Be32(p);
-            sec = (int64_t)Be64(p + 4);
-        } else {
-            return Invalid("timestamp of a size other than 4, 8 or 12 bytes");
-        }
-        if (nsec > 999999999u)
-            return Invalid("timestamp with more than 999999999 nanoseconds");
+        if (proto_ext_timestamp_decode(p, n, &sec, &nsec, cause) != 0)
+            return Invalid(cause);
         // Dates hold milliseconds (sub-millisecond digits are dropped, toward
         // negative infinity so that a date never moves into the next ms).
         if (sec > 8640000000000ll || sec < -8640000000000ll)
@@ -438,9 +390,14 @@ Reader::Ext(const msgpack_object &o, Local<Value> *out)
         *out = d;
         return kOk;
     }
-    if (o.via.ext.type == kExtBigInt) {
+    if (o.via.ext.type == PROTO_EXT_BIGINT) {
+        std::vector<unsigned char> mag(n > 0 ? n : 1);
+        size_t len;
+        bool neg;
+        if (proto_ext_bigint_decode(p, n, &neg, mag.data(), &len, cause) != 0)
+            return Invalid(cause);
         Local<v8::BigInt> b;
-        if (!BigIntFromBytes(context_, p, n).ToLocal(&b))
+        if (!BigIntFromMagnitude(context_, neg, mag.data(), len).ToLocal(&b))
             return Thrown();
         *out = b;
         return kOk;
@@ -791,20 +748,9 @@ Writer::PackNumber(double d)
 Status
 Writer::PackBigInt(Local<v8::BigInt> b)
 {
-    bool lossless = false;
-    int64_t i = b->Int64Value(&lossless);
-    if (lossless) {
-        PACK(msgpack_pack_int64(pk_, i));
-        return kOk;
-    }
-    uint64_t u = b->Uint64Value(&lossless);
-    if (lossless) {
-        PACK(msgpack_pack_uint64(pk_, u));
-        return kOk;
-    }
-    std::vector<unsigned char> bytes = BigIntToBytes(b);
-    PACK(msgpack_pack_ext(pk_, bytes.size(), kExtBigInt));
-    PACK(msgpack_pack_ext_body(pk_, bytes.data(), bytes.size()));
+    bool neg;
+    std::vector<unsigned char> mag = BigIntMagnitude(b, &neg);
+    PACK(proto_ext_bigint_pack(pk_, neg, mag.data(), mag.size()));
     return kOk;
 }
 
@@ -822,29 +768,7 @@ Writer::PackDate(Local<v8::Date> date)
         rem += 1000;
     }
     uint32_t nsec = (uint32_t)rem * 1000000u;
-    unsigned char buf[12];
-    size_t n;
-    // The smallest of the three forms, as the msgpack spec lays them out.
-    if (sec >= 0 && (sec >> 34) == 0) {
-        uint64_t v = (uint64_t)nsec << 34 | (uint64_t)sec;
-        if ((v >> 32) == 0) {
-            n = 4;
-            for (int k = 0; k < 4; k++)
-                buf[k] = (unsigned char)(v >> (24 - 8 * k));
-        } else {
-            n = 8;
-            for (int k = 0; k < 8; k++)
-                buf[k] = (unsigned char)(v >> (56 - 8 * k));
-        }
-    } else {
-        n = 12;
-        for (int k = 0; k < 4; k++)
-            buf[k] = (unsigned char)(nsec >> (24 - 8 * k));
-        for (int k = 0; k < 8; k++)
-            buf[4 + k] = (unsigned char)((uint64_t)sec >> (56 - 8 * k));
-    }
-    PACK(msgpack_pack_ext(pk_, n, kExtTimestamp));
-    PACK(msgpack_pack_ext_body(pk_, buf, n));
+    PACK(proto_ext_timestamp_pack(pk_, sec, nsec));
     return kOk;
 }
 

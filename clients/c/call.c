@@ -1,5 +1,5 @@
-/* Blocking requests (DESIGN §3) and everything built on them: attach, call,
- * contexts, the manager's actions. */
+/* Blocking requests (docs/protocol.md) and everything built on them: attach,
+ * call, contexts, the manager's actions. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -80,13 +80,14 @@ errout_finish(struct errout *eo, jshost *c, int r)
     return r;
 }
 
-/* The request/wait/resend loop. wait_ms < 0: no client-side deadline. */
+/* A blocking call: send, wait, and send once more when the connection was
+ * lost before any byte of it left. wait_ms < 0: no client-side deadline. */
 static int
 do_request(jshost *c, jshost *eo, const char *method, const char *params,
            size_t params_len, int64_t wait_ms, jshost_value *result)
 {
     jshost_priv *p = c->priv;
-    struct jshost__waiter w;
+    struct jshost__call call;
     int64_t deadline = wait_ms < 0 ? -1 : jshost__now_ms() + wait_ms;
     bool resent = false;
     int r;
@@ -101,60 +102,29 @@ again:
         jshost__leave(c);
         return -1;
     }
-    memset(&w, 0, sizeof(w));
-    jshost__cond_init(&w.cond);
-    w.msgid = p->next_msgid++ & ~JSHOST__PIPE_BIT;
-    w.start = p->queued;
-    if (jshost__queue(p, w.msgid, method, params, params_len) < 0) {
-        pthread_cond_destroy(&w.cond);
+    jshost__call_init(&call, false);
+    if (jshost__call_send(p, &call, method, params, params_len) == -ENOMEM) {
+        jshost__call_fini(&call);
         jshost__leave(c);
         return jshost__seterr(eo, JSHOST_ERR_OOM, "%s: out of memory", method);
     }
-    jshost__waiter_add(p, &w);
-    if ((r = jshost__flush(p)) < 0) {
-        if (p->driving) {
-            /* The driver polls this fd: only it may close it. */
-            p->broken = true;
-            snprintf(p->broken_cause, sizeof(p->broken_cause), "write: %s",
-                     strerror(-r));
-        } else {
-            char words[300];
-
-            snprintf(words, sizeof(words), "write: %s", strerror(-r));
-            jshost__conn_lost(p, words);
-        }
-    }
-    if (p->driving && (p->broken || p->woff < p->wbuf.size))
-        jshost__poke(p);
-    r = jshost__await(p, &w, deadline);
-    pthread_cond_destroy(&w.cond);
+    r = jshost__call_wait(p, &call, deadline, false);
+    jshost__call_fini(&call);
     if (r == -ETIMEDOUT) {
         jshost__leave(c);
         return jshost__seterr(eo, JSHOST_ERR_TIMEOUT,
                               "%s: no reply within %lld ms", method,
                               (long long)wait_ms);
     }
-    if (w.state == JSHOST__W_LOST_UNSENT && !resent) {
+    if (call.state == JSHOST__CALL_LOST_UNSENT && !resent) {
         /* Nothing of it reached the server: safe to send once more. */
         resent = true;
         goto again;
     }
-    if (w.state != JSHOST__W_DONE) {
-        r = jshost__seterr(eo, p->lost_err, "%s: connection lost: %s", method,
-                           p->lost_cause);
-        jshost__leave(c);
-        return r;
-    }
+    /* Under the lock: the words of a lost connection live in the handle. */
+    r = jshost__call_result(eo, &call, method, result);
     jshost__leave(c);
-    if (w.ok < 0)
-        return jshost__seterr(eo, JSHOST_ERR_OOM, "%s: out of memory", method);
-    if (w.ok == 0)
-        return jshost__setremote(eo, &w.error);
-    if (result != NULL)
-        *result = w.value;
-    else
-        jshost_value_free(&w.value);
-    return 0;
+    return r;
 }
 
 int

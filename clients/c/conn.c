@@ -1,5 +1,6 @@
-/* The connection core: the write buffer, the driver that polls and reads, reply
- * hand-over to waiting threads, connection loss, and the fork check. */
+/* The connection core: the one send path (calls, the write buffer), the driver
+ * that polls and reads, reply hand-over to waiting threads, connection loss,
+ * and the fork check. */
 #include <errno.h>
 #include <poll.h>
 #include <sched.h>
@@ -51,7 +52,7 @@ free_queue(jshost_priv *p)
 
 /*
  * In a child after fork() the parent's threads are gone: whatever they held
- * (the lock, the driver role, their waiters) is meaningless here, and the
+ * (the lock, the driver role, their calls) is meaningless here, and the
  * socket is the parent's. Close our copy of it (never shut it down or write on
  * it: that would break the parent's connection) and start over; the first
  * request reconnects. Two threads of the child may race here: one resets, the
@@ -97,7 +98,7 @@ fork_reset(jshost_priv *p, pid_t me)
         p->queued = p->written = 0;
         p->broken = false;
         p->driving = false;
-        p->waiters = NULL;
+        p->calls = NULL;
         p->in_flight = 0;
         p->pipe_lost = false;
         atomic_store(&p->pid, me);
@@ -122,23 +123,25 @@ jshost__leave(jshost *c)
     pthread_mutex_unlock(&c->priv->lock);
 }
 
-int
-jshost__queue(jshost_priv *p, uint32_t msgid, const char *method,
-              const char *params, size_t params_len)
+/* Starts a message at the end of the write buffer: *pk packs onto it. Returns
+ * where it starts, for queue_end. */
+static size_t
+queue_begin(jshost_priv *p, msgpack_packer *pk)
 {
-    msgpack_packer pk;
-    size_t before;
-
     if (p->woff == p->wbuf.size) {
         p->wbuf.size = 0;
         p->woff = 0;
     }
-    before = p->wbuf.size;
-    msgpack_packer_init(&pk, &p->wbuf, msgpack_sbuffer_write);
-    if (msgpack_pack_array(&pk, 4) != 0 || msgpack_pack_uint8(&pk, 0) != 0 ||
-        msgpack_pack_uint32(&pk, msgid) != 0 ||
-        proto_pack_cstr(&pk, method) != 0 ||
-        msgpack_sbuffer_write(&p->wbuf, params, params_len) != 0) {
+    msgpack_packer_init(pk, &p->wbuf, msgpack_sbuffer_write);
+    return p->wbuf.size;
+}
+
+/* Ends the message begun at `before`: counted as queued when packing went
+ * well (packed == 0), else dropped whole. 0 or -ENOMEM. */
+static int
+queue_end(jshost_priv *p, size_t before, int packed)
+{
+    if (packed != 0) {
         p->wbuf.size = before;
         return -ENOMEM;
     }
@@ -179,6 +182,37 @@ jshost__flush(jshost_priv *p)
     return 0;
 }
 
+/* Lets the driver's poll return early (after queueing bytes). */
+static void
+poke(jshost_priv *p)
+{
+    uint64_t one = 1;
+
+    if (p->driving && p->wakefd >= 0)
+        (void)!write(p->wakefd, &one, sizeof(one));
+}
+
+int
+jshost__push(jshost_priv *p)
+{
+    char words[300];
+    int r = jshost__flush(p);
+
+    if (r < 0) {
+        snprintf(words, sizeof(words), "write: %s", strerror(-r));
+        if (p->driving) {
+            /* The driver polls this fd: only it may close it. */
+            p->broken = true;
+            snprintf(p->broken_cause, sizeof(p->broken_cause), "%s", words);
+        } else {
+            jshost__conn_lost(p, words);
+        }
+    }
+    if (p->broken || p->woff < p->wbuf.size)
+        poke(p);
+    return r;
+}
+
 void
 jshost__disconnect(jshost_priv *p)
 {
@@ -196,17 +230,17 @@ jshost__disconnect(jshost_priv *p)
 void
 jshost__wake_all(jshost_priv *p)
 {
-    struct jshost__waiter *w;
+    struct jshost__call *call;
 
-    for (w = p->waiters; w != NULL; w = w->next)
-        pthread_cond_signal(&w->cond);
+    for (call = p->calls; call != NULL; call = call->next)
+        pthread_cond_signal(&call->cond);
     pthread_cond_broadcast(&p->pipe_cond);
 }
 
 void
 jshost__conn_lost(jshost_priv *p, const char *cause)
 {
-    struct jshost__waiter *w, *next;
+    struct jshost__call *call, *next;
 
     if (p->server_said[0] != '\0')
         snprintf(p->lost_cause, sizeof(p->lost_cause),
@@ -217,14 +251,14 @@ jshost__conn_lost(jshost_priv *p, const char *cause)
     p->lost_err = strncmp(cause, "protocol error", 14) == 0
                       ? JSHOST_ERR_PROTOCOL
                       : JSHOST_ERR_IO;
-    for (w = p->waiters; w != NULL; w = next) {
-        next = w->next;
-        w->next = NULL;
-        w->state = p->written <= w->start ? JSHOST__W_LOST_UNSENT
-                                          : JSHOST__W_LOST_SENT;
-        pthread_cond_signal(&w->cond);
+    for (call = p->calls; call != NULL; call = next) {
+        next = call->next;
+        call->next = NULL;
+        call->state = p->written <= call->start ? JSHOST__CALL_LOST_UNSENT
+                                                : JSHOST__CALL_LOST_SENT;
+        pthread_cond_signal(&call->cond);
     }
-    p->waiters = NULL;
+    p->calls = NULL;
     if (p->in_flight > 0) {
         p->pipe_lost = true;
         snprintf(p->pipe_lost_cause, sizeof(p->pipe_lost_cause), "%s",
@@ -234,34 +268,25 @@ jshost__conn_lost(jshost_priv *p, const char *cause)
     pthread_cond_broadcast(&p->pipe_cond);
 }
 
-void
-jshost__waiter_add(jshost_priv *p, struct jshost__waiter *w)
+static void
+call_add(jshost_priv *p, struct jshost__call *call)
 {
-    w->next = p->waiters;
-    p->waiters = w;
+    call->next = p->calls;
+    p->calls = call;
 }
 
-void
-jshost__waiter_remove(jshost_priv *p, struct jshost__waiter *w)
+static void
+call_remove(jshost_priv *p, struct jshost__call *call)
 {
-    struct jshost__waiter **pp;
+    struct jshost__call **pp;
 
-    for (pp = &p->waiters; *pp != NULL; pp = &(*pp)->next) {
-        if (*pp == w) {
-            *pp = w->next;
-            w->next = NULL;
+    for (pp = &p->calls; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == call) {
+            *pp = call->next;
+            call->next = NULL;
             return;
         }
     }
-}
-
-void
-jshost__poke(jshost_priv *p)
-{
-    uint64_t one = 1;
-
-    if (p->driving && p->wakefd >= 0)
-        (void)!write(p->wakefd, &one, sizeof(one));
 }
 
 static void
@@ -278,7 +303,7 @@ fill_reply(const struct proto_msg *m, int *ok, jshost_value *value,
 static void
 handle_response(jshost_priv *p, const struct proto_msg *m)
 {
-    struct jshost__waiter *w;
+    struct jshost__call *call;
     struct jshost__qreply *q;
 
     if (m->msgid & JSHOST__PIPE_BIT) {
@@ -303,16 +328,16 @@ handle_response(jshost_priv *p, const struct proto_msg *m)
         pthread_cond_broadcast(&p->pipe_cond);
         return;
     }
-    for (w = p->waiters; w != NULL; w = w->next) {
-        if (w->msgid == m->msgid)
+    for (call = p->calls; call != NULL; call = call->next) {
+        if (call->msgid == m->msgid)
             break;
     }
-    if (w == NULL)
+    if (call == NULL)
         return; /* the reply to a call that timed out on our side */
-    jshost__waiter_remove(p, w);
-    fill_reply(m, &w->ok, &w->value, &w->error);
-    w->state = JSHOST__W_DONE;
-    pthread_cond_signal(&w->cond);
+    call_remove(p, call);
+    fill_reply(m, &call->ok, &call->value, &call->error);
+    call->state = JSHOST__CALL_DONE;
+    pthread_cond_signal(&call->cond);
 }
 
 /* A request from the server: none is defined for clients yet, so answer
@@ -321,17 +346,13 @@ static void
 handle_request(jshost_priv *p, const struct proto_msg *m)
 {
     msgpack_packer pk;
+    size_t before = queue_begin(p, &pk);
 
-    msgpack_packer_init(&pk, &p->wbuf, msgpack_sbuffer_write);
-    if (p->woff == p->wbuf.size) {
-        p->wbuf.size = 0;
-        p->woff = 0;
-    }
-    size_t before = p->wbuf.size;
-    proto_write_errorf(&pk, m->msgid, PROTO_ERR_NOT_FOUND,
-                       "libjshost serves no method '%.*s'", (int)m->method_len,
-                       m->method);
-    p->queued += p->wbuf.size - before;
+    /* Out of memory: no answer, as if the request had not come. */
+    (void)queue_end(p, before,
+                    proto_write_errorf(&pk, m->msgid, PROTO_ERR_NOT_FOUND,
+                                       "libjshost serves no method '%.*s'",
+                                       (int)m->method_len, m->method));
 }
 
 static int
@@ -451,41 +472,107 @@ jshost__drive(jshost_priv *p, int timeout_ms, bool unlock)
 }
 
 int
-jshost__await(jshost_priv *p, struct jshost__waiter *w, int64_t deadline)
+jshost__call_init(struct jshost__call *call, bool pipelined)
+{
+    memset(call, 0, sizeof(*call));
+    call->pipelined = pipelined;
+    return pipelined ? 0 : jshost__cond_init(&call->cond);
+}
+
+void
+jshost__call_fini(struct jshost__call *call)
+{
+    if (!call->pipelined)
+        pthread_cond_destroy(&call->cond);
+}
+
+int
+jshost__call_send(jshost_priv *p, struct jshost__call *call, const char *method,
+                  const char *params, size_t params_len)
+{
+    msgpack_packer pk;
+    size_t before = queue_begin(p, &pk);
+    int r;
+
+    /* Pipelined msgids carry the bit, blocking ones never: a reply finds its
+     * way by its msgid alone. */
+    call->msgid = p->next_msgid++ & ~JSHOST__PIPE_BIT;
+    if (call->pipelined)
+        call->msgid |= JSHOST__PIPE_BIT;
+    call->start = p->queued;
+    r = queue_end(p, before,
+                  msgpack_pack_array(&pk, 4) || msgpack_pack_uint8(&pk, 0) ||
+                      msgpack_pack_uint32(&pk, call->msgid) ||
+                      proto_pack_cstr(&pk, method) ||
+                      msgpack_sbuffer_write(&p->wbuf, params, params_len));
+    if (r < 0)
+        return r;
+    if (call->pipelined)
+        p->in_flight++;
+    else
+        call_add(p, call);
+    return jshost__push(p);
+}
+
+int
+jshost__call_wait(jshost_priv *p, struct jshost__call *call, int64_t deadline,
+                  bool hold)
 {
     struct timespec ts;
     int64_t remain;
     bool drove = false;
     int r = 0;
 
-    while (w->state == JSHOST__W_PENDING) {
+    while (call->state == JSHOST__CALL_PENDING) {
         remain = deadline < 0 ? -1 : deadline - jshost__now_ms();
         if (deadline >= 0 && remain <= 0) {
-            jshost__waiter_remove(p, w);
+            call_remove(p, call);
             r = -ETIMEDOUT;
             break;
         }
         if (remain > 1000000000)
             remain = 1000000000;
-        if (!p->driving) {
+        if (hold) {
+            jshost__drive(p, (int)remain, false);
+        } else if (!p->driving) {
             p->driving = true;
             drove = true;
             jshost__drive(p, (int)remain, true);
             p->driving = false;
         } else if (deadline < 0) {
-            pthread_cond_wait(&w->cond, &p->lock);
+            pthread_cond_wait(&call->cond, &p->lock);
         } else {
             ts.tv_sec = deadline / 1000;
             ts.tv_nsec = (deadline % 1000) * 1000000;
-            pthread_cond_timedwait(&w->cond, &p->lock, &ts);
+            pthread_cond_timedwait(&call->cond, &p->lock, &ts);
         }
     }
-    /* Hand the driver role on to one waiter (waking them all would be a
-     * thundering herd on every reply). */
+    /* Hand the driver role on to one waiting call (waking them all would be
+     * a thundering herd on every reply). */
     if (drove) {
-        if (p->waiters != NULL)
-            pthread_cond_signal(&p->waiters->cond);
+        if (p->calls != NULL)
+            pthread_cond_signal(&p->calls->cond);
         pthread_cond_broadcast(&p->pipe_cond);
     }
     return r;
+}
+
+int
+jshost__call_result(jshost *eo, struct jshost__call *call, const char *what,
+                    jshost_value *result)
+{
+    jshost_priv *p = eo->priv;
+
+    if (call->state != JSHOST__CALL_DONE)
+        return jshost__seterr(eo, p->lost_err, "%s: connection lost: %s", what,
+                              p->lost_cause);
+    if (call->ok < 0)
+        return jshost__seterr(eo, JSHOST_ERR_OOM, "%s: out of memory", what);
+    if (call->ok == 0)
+        return jshost__setremote(eo, &call->error);
+    if (result != NULL)
+        *result = call->value;
+    else
+        jshost_value_free(&call->value);
+    return 0;
 }

@@ -1,5 +1,6 @@
 /* Connecting: options, socket path, the tmux-style auto-start of the manager
- * (DESIGN §2), the hello handshake and attaching again after a reconnect. */
+ * (docs/lifecycle.md), the hello handshake and attaching again after a
+ * reconnect. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -17,12 +18,9 @@
 
 #include "jshost_defs.h"
 #include "jshost_priv.h"
+#include "locate.h"
 #include "rundir.h"
 #include "startlock.h"
-
-#ifndef JSHOST_MANAGER_INSTALLED
-#define JSHOST_MANAGER_INSTALLED "/usr/local/bin/jshost-manager"
-#endif
 
 extern char **environ;
 
@@ -45,14 +43,6 @@ sleep_ms(int ms)
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 
     nanosleep(&ts, NULL);
-}
-
-static int
-remain_ms(int64_t deadline)
-{
-    int64_t r = deadline - jshost__now_ms();
-
-    return r < 0 ? 0 : (int)r;
 }
 
 /* Works out the socket (and runtime dir when auto-starting). */
@@ -134,7 +124,7 @@ connect_once(const char *path, int64_t deadline, int *fdp)
         close(fd);
         return r;
     }
-    /* DESIGN §2: a peer of another uid is refused, both ways. */
+    /* A peer of another uid is refused, both ways (docs/lifecycle.md). */
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
         cred.uid != getuid()) {
         close(fd);
@@ -144,33 +134,35 @@ connect_once(const char *path, int64_t deadline, int *fdp)
     return 0;
 }
 
-/* The manager binary: option, $JSHOST_MANAGER, installed, PATH. */
-static char *
-find_manager(jshost_priv *p)
-{
-    const char *env = getenv("JSHOST_MANAGER");
-    const char *path, *s, *colon;
-    char buf[PATH_MAX];
-    size_t n;
+/* An address inside libjshost: the manager is found relative to the file
+ * that holds it (libjshost.so, or the Python extension it is linked into). */
+static const char locate_anchor;
 
-    if (p->manager_path != NULL)
-        return strdup(p->manager_path);
-    if (env != NULL && env[0] != '\0')
-        return strdup(env);
-    if (access(JSHOST_MANAGER_INSTALLED, X_OK) == 0)
-        return strdup(JSHOST_MANAGER_INSTALLED);
-    path = getenv("PATH");
-    for (s = path; s != NULL && *s != '\0'; s = colon ? colon + 1 : NULL) {
-        colon = strchr(s, ':');
-        n = colon ? (size_t)(colon - s) : strlen(s);
-        if (n == 0)
-            continue;
-        if (snprintf(buf, sizeof(buf), "%.*s/jshost-manager", (int)n, s) <
-                (int)sizeof(buf) &&
-            access(buf, X_OK) == 0)
-            return strdup(buf);
+/* The manager binary: the option, else the one way to find a daemon
+ * (locate.h). 0 with path (PATH_MAX bytes), or -1 with c's error. */
+static int
+find_manager(jshost *c, char *path)
+{
+    jshost_priv *p = c->priv;
+    const char *env = locate_env(LOCATE_MANAGER);
+    int r;
+
+    if (p->manager_path != NULL) {
+        snprintf(path, PATH_MAX, "%s", p->manager_path);
+        return 0;
     }
-    return strdup("jshost-manager"); /* execve fails: said as not found */
+    r = locate_daemon(LOCATE_MANAGER, &locate_anchor, path, PATH_MAX);
+    if (r == 0)
+        return 0;
+    if (getenv(env) != NULL && getenv(env)[0] != '\0')
+        return jshost__seterr(c, JSHOST_ERR_SPAWN,
+                              "cannot run the manager %s (from %s): %s", path,
+                              env, strerror(-r));
+    return jshost__seterr(c, JSHOST_ERR_SPAWN,
+                          "cannot find the manager %s (not beside libjshost, "
+                          "in its build tree or install prefix, nor on PATH; "
+                          "set %s)",
+                          path, env);
 }
 
 /* environ with JSHOST_START_LOCK_FD and JSHOST_RUNTIME_DIR set, built before
@@ -241,14 +233,13 @@ static int
 spawn_manager(jshost *c, int lockfd, int64_t deadline)
 {
     jshost_priv *p = c->priv;
-    char logpath[PATH_MAX], lockvar[64], *rtvar = NULL, *path, **envp;
+    char logpath[PATH_MAX], lockvar[64], *rtvar = NULL, path[PATH_MAX], **envp;
     char *argv[2];
     int nullfd, logfd, st, wait_ms = 1, maxfd;
     pid_t pid, r;
 
-    path = find_manager(p);
-    if (path == NULL)
-        return jshost__seterr(c, JSHOST_ERR_OOM, "out of memory");
+    if (find_manager(c, path) < 0)
+        return -1;
     snprintf(lockvar, sizeof(lockvar), "JSHOST_START_LOCK_FD=3");
     if (p->runtime_dir != NULL &&
         asprintf(&rtvar, "JSHOST_RUNTIME_DIR=%s", p->runtime_dir) < 0)
@@ -319,7 +310,6 @@ spawn_manager(jshost *c, int lockfd, int64_t deadline)
     }
     free(envp);
     free(rtvar);
-    free(path);
     return 0;
 out_fail:
     if (nullfd >= 0)
@@ -328,7 +318,6 @@ out_fail:
         close(logfd);
     free(envp);
     free(rtvar);
-    free(path);
     return -1;
 }
 
@@ -422,52 +411,33 @@ done:
     return 0;
 }
 
-/* A request on a fresh connection, with the lock held all along (nobody else
+/* A call on a fresh connection, with the lock held all along (nobody else
  * may talk on it before hello and the re-attach are done). */
 static int
-sync_request(jshost *c, const char *method, msgpack_sbuffer *params,
-             int64_t deadline, jshost_value *result)
+connect_request(jshost *c, const char *method, msgpack_sbuffer *params,
+                int64_t deadline, jshost_value *result)
 {
     jshost_priv *p = c->priv;
-    struct jshost__waiter w;
+    struct jshost__call call;
+    char what[PATH_MAX + 64];
     int r;
 
-    memset(&w, 0, sizeof(w));
-    jshost__cond_init(&w.cond);
-    w.msgid = p->next_msgid++ & ~JSHOST__PIPE_BIT;
-    w.start = p->queued;
-    if (jshost__queue(p, w.msgid, method, params->data, params->size) < 0) {
-        pthread_cond_destroy(&w.cond);
+    snprintf(what, sizeof(what), "%s on %s", method, p->socket_path);
+    jshost__call_init(&call, false);
+    if (jshost__call_send(p, &call, method, params->data, params->size) ==
+        -ENOMEM) {
+        jshost__call_fini(&call);
         return jshost__seterr(c, JSHOST_ERR_OOM, "out of memory");
     }
-    jshost__waiter_add(p, &w);
-    if ((r = jshost__flush(p)) < 0) {
-        jshost__conn_lost(p, strerror(-r));
+    r = jshost__call_wait(p, &call, deadline, true);
+    jshost__call_fini(&call);
+    if (r == -ETIMEDOUT) {
+        /* What it would answer now is anyone's guess: start over. */
+        jshost__conn_lost(p, "timed out");
+        return jshost__seterr(c, JSHOST_ERR_TIMEOUT, "%s: no answer in time",
+                              what);
     }
-    while (w.state == JSHOST__W_PENDING) {
-        if (jshost__now_ms() >= deadline) {
-            jshost__waiter_remove(p, &w);
-            jshost__conn_lost(p, "timed out");
-            pthread_cond_destroy(&w.cond);
-            return jshost__seterr(c, JSHOST_ERR_TIMEOUT,
-                                  "%s on %s: no answer in time", method,
-                                  p->socket_path);
-        }
-        jshost__drive(p, remain_ms(deadline), false);
-    }
-    pthread_cond_destroy(&w.cond);
-    if (w.state != JSHOST__W_DONE)
-        return jshost__seterr(c, JSHOST_ERR_IO, "%s on %s: connection lost: %s",
-                              method, p->socket_path, p->lost_cause);
-    if (w.ok < 0)
-        return jshost__seterr(c, JSHOST_ERR_OOM, "out of memory");
-    if (w.ok == 0)
-        return jshost__setremote(c, &w.error);
-    if (result != NULL)
-        *result = w.value;
-    else
-        jshost_value_free(&w.value);
-    return 0;
+    return jshost__call_result(c, &call, what, result);
 }
 
 static int
@@ -489,7 +459,7 @@ hello(jshost *c, int64_t deadline)
     proto_pack_cstr(&pk, p->client_name);
     proto_pack_cstr(&pk, "protocol");
     msgpack_pack_uint32(&pk, PROTO_VERSION);
-    r = sync_request(c, "hello", &sb, deadline, &v);
+    r = connect_request(c, "hello", &sb, deadline, &v);
     msgpack_sbuffer_destroy(&sb);
     if (r < 0) {
         if (c->err == JSHOST_ERR_REMOTE)
@@ -538,7 +508,7 @@ reattach(jshost *c, int64_t deadline)
             msgpack_pack_array(&pk, 2);
             proto_pack_cstr(&pk, h->config);
             msgpack_pack_map(&pk, 0);
-            r = sync_request(c, "attach", &sb, deadline, &v);
+            r = connect_request(c, "attach", &sb, deadline, &v);
             msgpack_sbuffer_destroy(&sb);
             if (r < 0) {
                 jshost__disconnect(p);

@@ -1,6 +1,6 @@
 /*
- * libjshost: the C client of jshost (DESIGN §9). This header is its whole
- * public API.
+ * libjshost: the C client of jshost. This header is its whole public API; the
+ * protocol under it is docs/protocol.md.
  *
  * A handle (`jshost`) is one connection to a manager (or to a worker started
  * with `jshost host CONFIG --listen PATH`). In the hiredis style, every
@@ -8,8 +8,9 @@
  * `c->errstr` and, for errors the server sent, `c->remote`. Nothing in this
  * library exits, aborts or prints: a program must never die because of jshost.
  *
- * Values cross as msgpack bytes (one packed value each: DESIGN §4 says how JS
- * sees them); jshost_json_pack and jshost_json_dump convert from and to JSON.
+ * Values cross as msgpack bytes (one packed value each: docs/values.md says how
+ * JavaScript sees them); jshost_json_pack and jshost_json_dump convert from and
+ * to JSON.
  *
  * Threads: a handle may be shared by threads. Every blocking function takes the
  * handle's lock only while it writes its request and while it reads; blocking
@@ -59,7 +60,7 @@ enum jshost_err {
 };
 
 /*
- * An error object the server sent (DESIGN §3). type is one of "JSError",
+ * An error object the server sent (docs/protocol.md). type is one of "JSError",
  * "TimeoutError", "MemoryError", "NotFound", "InvalidArgument", "ConfigError",
  * "HostCrashed", "HostUnavailable", "Overloaded", "ProtocolError". Strings are
  * owned by whatever holds the struct (NULL = nil).
@@ -101,7 +102,9 @@ struct jshost_options {
     /* 0: never start a manager. Default (options NULL) 1. */
     int spawn;
     /* The manager binary for auto-start. NULL: $JSHOST_MANAGER, else the
-     * installed jshost-manager, else jshost-manager on PATH. */
+     * jshost-manager that belongs with this libjshost (beside it, in its
+     * build tree or in its install prefix's libexec/jshost), else the one of
+     * the prefix it was configured with, else jshost-manager on PATH. */
     const char *manager_path;
     /* Sent in hello. NULL: "libjshost". */
     const char *client_name;
@@ -175,8 +178,9 @@ int jshost_request(jshost *c, const char *method, const char *params,
                    int *errcode, jshost_error *err, char *errstr,
                    size_t errstr_len);
 
-/* Contexts (DESIGN §3, §5). host NULL = a private VM owned by this connection,
- * with memory_mb / timeout_ms (0 = defaults). cwd NULL = getcwd(). */
+/* Contexts (docs/protocol.md; the JavaScript world they get: docs/config.md).
+ * host NULL = a private VM owned by this connection, with memory_mb /
+ * timeout_ms (0 = defaults). cwd NULL = getcwd(). */
 int jshost_context_create(jshost *c, const char *host, const char *cwd,
                           uint32_t memory_mb, uint32_t timeout_ms,
                           uint64_t *ctx);

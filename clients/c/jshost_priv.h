@@ -5,8 +5,18 @@
  * "driver" (one thread at a time, priv->driving) polls the socket, and it polls
  * without the lock; every read/write syscall is made with the lock held and is
  * nonblocking. Threads waiting for their reply sleep on their own condvar and
- * the driver hands replies over (DESIGN §9: a shared handle is pipelined, not
- * serialized).
+ * the driver hands replies over (a shared handle is pipelined, not serialized:
+ * see jshost.h).
+ *
+ * A call's life: a public function (call.c, pipeline.c, connect.c for hello
+ * and attach) fills a struct jshost__call and hands it to jshost__call_send,
+ * the one send path: it gives the call its msgid, queues the request, counts
+ * or registers the call and writes (jshost__push, the one place a write
+ * failure is handled). A blocking call then waits in jshost__call_wait (which
+ * drives the connection when no other thread does) and jshost__call_result
+ * turns its end into a value or an error; a pipelined call's reply queues for
+ * jshost_read. jshost__conn_lost is the one place a lost connection ends the
+ * calls it carried.
  */
 #ifndef JSHOST_PRIV_H
 #define JSHOST_PRIV_H
@@ -31,26 +41,35 @@
 /* Client wait for requests other than call when given 0. */
 #define JSHOST__REQUEST_DEFAULT_MS 60000
 /* Pipelined msgids have this bit set, blocking ones never: a reply is routed to
- * the pipelined queue or to a waiter by its msgid alone, and the reply to a
- * blocking call that timed out is dropped. */
+ * the pipelined queue or to a blocking call by its msgid alone, and the reply
+ * to a blocking call that timed out is dropped. */
 #define JSHOST__PIPE_BIT 0x80000000u
 
-enum jshost__wstate {
-    JSHOST__W_PENDING = 0,
-    JSHOST__W_DONE,
-    JSHOST__W_LOST_UNSENT, /* connection lost before any byte of it was written
-                            */
-    JSHOST__W_LOST_SENT,   /* connection lost after (part of) it was written */
+enum jshost__call_state {
+    JSHOST__CALL_PENDING = 0,
+    JSHOST__CALL_DONE,
+    JSHOST__CALL_LOST_UNSENT, /* connection lost before any byte of it was
+                                 written */
+    JSHOST__CALL_LOST_SENT,   /* connection lost after (part of) it was
+                                 written */
 };
 
-/* A blocking request waiting for its reply (lives on the caller's stack). */
-struct jshost__waiter {
-    struct jshost__waiter *next;
+/*
+ * A call: one request, from jshost__call_send until its reply is taken. A
+ * blocking call lives on its caller's stack and is in priv->calls until it is
+ * answered, lost or given up; a pipelined one (msgid with JSHOST__PIPE_BIT)
+ * is only counted in priv->in_flight once sent, its reply queued for
+ * jshost_read.
+ */
+struct jshost__call {
+    struct jshost__call *next;
     uint32_t msgid;
-    enum jshost__wstate state;
+    bool pipelined;
+    enum jshost__call_state state;
     uint64_t start; /* priv->queued at the first byte of the request */
     pthread_cond_t cond;
-    int ok;
+    int ok; /* 1: value holds the result, 0: error holds it, -1: out of memory
+             */
     jshost_value value;
     jshost_error error;
 };
@@ -98,9 +117,9 @@ struct jshost_priv {
     int lost_err;          /* and as an enum jshost_err (IO or PROTOCOL) */
     char server_said[256]; /* the server's last "error" notification */
 
-    uint32_t next_msgid;
+    uint32_t next_msgid; /* only jshost__call_send takes from it */
     bool driving;
-    struct jshost__waiter *waiters;
+    struct jshost__call *calls; /* blocking calls awaiting their reply */
 
     struct jshost__qreply *qhead, *qtail;
     size_t in_flight; /* pipelined requests whose replies were not read */
@@ -137,32 +156,56 @@ void jshost__enter(jshost *c);
 void jshost__leave(jshost *c);
 /* Ms since an arbitrary epoch (CLOCK_MONOTONIC). */
 int64_t jshost__now_ms(void);
-/* Queues a request [0, msgid, method, params] (params: packed array). */
-int jshost__queue(jshost_priv *p, uint32_t msgid, const char *method,
-                  const char *params, size_t params_len);
 /* Writes what the socket takes now. 0, or a negative errno (connection broken).
  */
 int jshost__flush(jshost_priv *p);
-/* Handles a dead connection: fails or marks for resend every waiter. Must not
- * be called while another thread drives. */
+/* Writes what the socket takes now and, when the connection broke, has it
+ * closed: at once, or by the driver when one polls it. 0 or the write's
+ * negative errno. The one place a write failure is handled. */
+int jshost__push(jshost_priv *p);
+/* Handles a dead connection: fails or marks for resend every blocking call,
+ * marks the pipelined ones lost. Must not be called while another thread
+ * drives. */
 void jshost__conn_lost(jshost_priv *p, const char *cause);
 /* One round of the driver: polls (with the lock released when `unlock`) up to
  * timeout_ms, then writes, reads and dispatches. Returns 0 or a negative errno
  * when the connection broke (already handled through conn_lost). */
 int jshost__drive(jshost_priv *p, int timeout_ms, bool unlock);
-/* Lets the driver's poll return early (after queueing bytes). */
-void jshost__poke(jshost_priv *p);
-/* Wakes every waiter and the pipelined reader (driver role is free again). */
+/* Wakes every waiting call and the pipelined reader (the driver role is free
+ * again). */
 void jshost__wake_all(jshost_priv *p);
-/* Waits (lock held) until w is answered or lost, driving when nobody else
- * does. deadline in jshost__now_ms() terms, -1 = none. 0, or -ETIMEDOUT (w is
- * then no longer registered). */
-int jshost__await(jshost_priv *p, struct jshost__waiter *w, int64_t deadline);
-/* Registers / unregisters a waiter (lock held). */
-void jshost__waiter_add(jshost_priv *p, struct jshost__waiter *w);
-void jshost__waiter_remove(jshost_priv *p, struct jshost__waiter *w);
 /* Initializes a condvar on CLOCK_MONOTONIC. */
 int jshost__cond_init(pthread_cond_t *cond);
+
+/* Calls (conn.c) -------------------------------------------------------------
+ */
+
+/* A fresh call record (blocking, or pipelined); jshost__call_fini when done. */
+int jshost__call_init(struct jshost__call *call, bool pipelined);
+void jshost__call_fini(struct jshost__call *call);
+/*
+ * The one send path (lock held, connected): gives the call its msgid, queues
+ * [0, msgid, method, params] (params: one packed array), registers a blocking
+ * call or counts a pipelined one, and writes what the socket takes. 0;
+ * -ENOMEM when nothing was queued; another negative errno when the write
+ * failed (the connection is then being closed, and a blocking call learns it
+ * in jshost__call_wait).
+ */
+int jshost__call_send(jshost_priv *p, struct jshost__call *call,
+                      const char *method, const char *params,
+                      size_t params_len);
+/*
+ * Waits (lock held) until a blocking call is answered or lost, driving when
+ * nobody else does; with `hold` the lock is never released (a fresh
+ * connection, on which nobody else may talk yet). deadline in jshost__now_ms()
+ * terms, -1 = none. 0, or -ETIMEDOUT (the call is then no longer registered).
+ */
+int jshost__call_wait(jshost_priv *p, struct jshost__call *call,
+                      int64_t deadline, bool hold);
+/* A finished call's outcome: 0 with *result (may be NULL: freed), or -1 with
+ * eo's error ("<what>: connection lost: ...", a remote error, ...). */
+int jshost__call_result(jshost *eo, struct jshost__call *call, const char *what,
+                        jshost_value *result);
 
 /* Connecting (connect.c) ------------------------------------------------------
  */

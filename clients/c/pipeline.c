@@ -1,5 +1,5 @@
-/* The pipelined interface: many requests in flight on one connection, replies
- * taken as they come, a pollable fd for event loops (DESIGN §9). */
+/* The pipelined interface: many calls in flight on one connection, replies
+ * taken as they come, a pollable fd for event loops (see jshost.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +13,7 @@ jshost_send(jshost *c, const char *method, const char *params,
             size_t params_len, uint32_t *msgid)
 {
     jshost_priv *p = c->priv;
-    uint32_t id;
+    struct jshost__call call;
     int r;
 
     if (method == NULL || !jshost__valid_value(params, params_len, true))
@@ -38,31 +38,20 @@ jshost_send(jshost *c, const char *method, const char *params,
             return -1;
         }
     }
-    id = (p->next_msgid++ & ~JSHOST__PIPE_BIT) | JSHOST__PIPE_BIT;
-    if (jshost__queue(p, id, method, params, params_len) < 0) {
+    jshost__call_init(&call, true);
+    r = jshost__call_send(p, &call, method, params, params_len);
+    if (r == -ENOMEM) {
         jshost__leave(c);
         return jshost__seterr(c, JSHOST_ERR_OOM, "send %s: out of memory",
                               method);
     }
-    p->in_flight++;
-    if ((r = jshost__flush(p)) < 0) {
-        char words[300];
-
-        snprintf(words, sizeof(words), "write: %s", strerror(-r));
-        if (p->driving) {
-            p->broken = true;
-            snprintf(p->broken_cause, sizeof(p->broken_cause), "%s", words);
-            jshost__poke(p);
-        } else {
-            jshost__conn_lost(p, words);
-        }
+    if (r < 0) {
         jshost__leave(c);
-        return jshost__seterr(c, JSHOST_ERR_IO, "send %s: %s", method, words);
+        return jshost__seterr(c, JSHOST_ERR_IO, "send %s: write: %s", method,
+                              strerror(-r));
     }
-    if (p->woff < p->wbuf.size)
-        jshost__poke(p);
     if (msgid != NULL)
-        *msgid = id;
+        *msgid = call.msgid;
     jshost__leave(c);
     c->err = JSHOST_ERR_NONE;
     c->errstr[0] = '\0';
@@ -73,7 +62,6 @@ int
 jshost_flush(jshost *c)
 {
     jshost_priv *p = c->priv;
-    char words[300];
     int r;
 
     jshost__enter(c);
@@ -81,14 +69,11 @@ jshost_flush(jshost *c)
         jshost__leave(c);
         return jshost__seterr(c, JSHOST_ERR_IO, "flush: not connected");
     }
-    if ((r = jshost__flush(p)) < 0) {
-        snprintf(words, sizeof(words), "write: %s", strerror(-r));
-        if (!p->driving)
-            jshost__conn_lost(p, words);
-        jshost__leave(c);
-        return jshost__seterr(c, JSHOST_ERR_IO, "flush: %s", words);
-    }
+    r = jshost__push(p);
     jshost__leave(c);
+    if (r < 0)
+        return jshost__seterr(c, JSHOST_ERR_IO, "flush: write: %s",
+                              strerror(-r));
     return 0;
 }
 

@@ -102,7 +102,7 @@ jshost__error_from_obj(const msgpack_object *o, jshost_error *e)
 {
     memset(e, 0, sizeof(*e));
     if (o->type != MSGPACK_OBJECT_MAP) {
-        /* Not the map DESIGN §3 asks for: keep what can be said. */
+        /* Not the map docs/protocol.md asks for: keep what can be said. */
         e->type = strdup("ProtocolError");
         e->message = strdup("the server sent an error that is not a map");
         if (e->type == NULL || e->message == NULL) {

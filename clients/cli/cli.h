@@ -8,7 +8,7 @@
 
 #include "jshost.h"
 
-/* Exit statuses (DESIGN §8). */
+/* Exit statuses (`jshost help` says them). */
 enum {
     CLI_OK = 0,
     CLI_JS = 1,     /* the JavaScript failed (JSError, TimeoutError, ...) */
@@ -44,9 +44,6 @@ char *cli_read_stdin(size_t *len);
 int cli_print_value(const jshost_value *v, int pretty);
 /* Parses "--timeout SECONDS" at argv[*i] (advances *i). -1 on bad input. */
 int cli_parse_seconds(const char *s, int *ms);
-/* A path next to this executable (jshost-manager, jshost-worker), if there is
- * an executable file there; else NULL. malloc'd. */
-char *cli_sibling(const char *name);
 
 /* Object helpers for results. */
 const msgpack_object *cli_get(const msgpack_object *map, const char *key);

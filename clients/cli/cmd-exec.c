@@ -1,6 +1,7 @@
 /* jshost host and jshost manager: become the worker or the manager (exec), for
- * supervisors and for production (DESIGN §10). */
+ * supervisors and for production (docs/lifecycle.md). */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,34 +9,23 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "locate.h"
 
-#ifndef JSHOST_BINDIR
-#define JSHOST_BINDIR "/usr/local/bin"
-#endif
-
-/* $ENV, beside this jshost, the installed one, then PATH (execvp). */
+/* Becomes the daemon, found the one way (locate.h): the override, then
+ * relative to this jshost (its build tree, its install prefix), the configured
+ * prefix, PATH. */
 static int
-exec_binary(const char *env, const char *name, char **argv)
+exec_daemon(enum locate_daemon which, char **argv)
 {
-    const char *e = getenv(env);
-    char *path = NULL, installed[512];
+    char path[PATH_MAX];
+    int r = locate_daemon(which, NULL, path, sizeof(path));
 
-    if (e != NULL && e[0] != '\0') {
-        execv(e, argv);
-        cli_warn("cannot run %s (from %s): %s", e, env, strerror(errno));
-        return CLI_JSHOST;
-    }
-    if ((path = cli_sibling(name)) != NULL) {
+    if (r == 0) {
         execv(path, argv);
-        cli_warn("cannot run %s: %s", path, strerror(errno));
-        free(path);
-        return CLI_JSHOST;
+        r = -errno;
     }
-    snprintf(installed, sizeof(installed), "%s/%s", JSHOST_BINDIR, name);
-    if (access(installed, X_OK) == 0)
-        execv(installed, argv);
-    execvp(name, argv);
-    cli_warn("cannot run %s: %s (set %s)", name, strerror(errno), env);
+    cli_warn("cannot run %s: %s (set %s)", path, strerror(-r),
+             locate_env(which));
     return CLI_JSHOST;
 }
 
@@ -71,7 +61,7 @@ cmd_host(int argc, char **argv)
     args[2] = (char *)listen;
     args[3] = (char *)config;
     args[4] = NULL;
-    return exec_binary("JSHOST_WORKER", "jshost-worker", args);
+    return exec_daemon(LOCATE_WORKER, args);
 }
 
 int
@@ -91,5 +81,5 @@ cmd_manager(int argc, char **argv)
         }
     }
     args[n] = NULL;
-    return exec_binary("JSHOST_MANAGER", "jshost-manager", args);
+    return exec_daemon(LOCATE_MANAGER, args);
 }

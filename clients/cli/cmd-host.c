@@ -1,4 +1,4 @@
-/* jshost start, stop and restart: a host's lifecycle (DESIGN §6). */
+/* jshost start, stop and restart: a host's lifecycle (docs/lifecycle.md). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

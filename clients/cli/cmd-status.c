@@ -1,5 +1,5 @@
-/* jshost status: the manager, its hosts and their workers (DESIGN §7), as a
- * table or as JSON. */
+/* jshost status: the manager, its hosts and their workers (`status` in
+ * docs/protocol.md), as a table or as JSON. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
-/* The jshost command (DESIGN §8): dispatch, help, version and the helpers the
- * commands share. */
+/* The jshost command (README.md; `jshost help`): dispatch, help, version and
+ * the helpers the commands share. */
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "locate.h"
 
 static const struct cli_cmd cmds[] = {
     {"call", "call CONFIG FUNCTION [JSON|-] [--timeout SECONDS]", cmd_call},
@@ -100,44 +101,21 @@ cli_usage(const char *cmd, const char *fmt, ...)
     return CLI_USAGE;
 }
 
-char *
-cli_sibling(const char *name)
-{
-    char self[PATH_MAX], *slash, *path;
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-
-    if (n <= 0)
-        return NULL;
-    self[n] = '\0';
-    slash = strrchr(self, '/');
-    if (slash == NULL)
-        return NULL;
-    *slash = '\0';
-    if (asprintf(&path, "%s/%s", self, name) < 0)
-        return NULL;
-    if (access(path, X_OK) != 0) {
-        free(path);
-        return NULL;
-    }
-    return path;
-}
-
 jshost *
 cli_connect(int spawn)
 {
     struct jshost_options o;
-    char *manager = NULL;
-    const char *env = getenv("JSHOST_MANAGER");
+    char manager[PATH_MAX];
     jshost *c;
 
     jshost_options_init(&o);
     o.spawn = spawn;
     o.client_name = "jshost-cli";
-    /* an installed jshost finds its manager beside it */
-    if (env == NULL || env[0] == '\0')
-        o.manager_path = manager = cli_sibling("jshost-manager");
+    /* The manager that belongs with this jshost (locate.h, from where this
+     * executable is); if none is found, libjshost looks from where it is. */
+    if (locate_daemon(LOCATE_MANAGER, NULL, manager, sizeof(manager)) == 0)
+        o.manager_path = manager;
     c = jshost_connect(&o);
-    free(manager);
     if (c == NULL) {
         cli_warn("out of memory");
         return NULL;

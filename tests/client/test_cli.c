@@ -1,11 +1,13 @@
 /*
  * The jshost command as a user runs it: stdout JSON, stderr words, exit
- * statuses 0/1/2/3 (DESIGN §8). Each test has its own runtime dir; the
+ * statuses 0/1/2/3 (`jshost help`). Each test has its own runtime dir; the
  * manager it auto-starts is shut down at the end.
  */
+#include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -408,6 +410,88 @@ test_c_example(void **state)
         strstr(f->out, "pipelined: 1000 calls, sum of results 999000"));
 }
 
+/* A variable the sanitizer build needs in every child (its runtime's
+ * options); it tells jshost nothing. */
+static bool
+sanitizer_var(const char *kv)
+{
+    static const char *const names[] = {
+        "ASAN_OPTIONS=", "LSAN_OPTIONS=", "UBSAN_OPTIONS=", "LD_PRELOAD="};
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strncmp(kv, names[i], strlen(names[i])) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * The README's first call from a clean environment: the build tree's jshost
+ * finds the build's own manager and worker with no JSHOST_* variable (only
+ * XDG_RUNTIME_DIR is set, so that this test's manager is its own).
+ */
+static void
+test_clean_env_build_tree(void **state)
+{
+    struct fx *f = *state;
+    extern char **environ;
+    char xdg[300], xdgvar[320], path[400], exe[4096], want[4096];
+    char *argv[16], *s, *log;
+    int n = 0, rc;
+    pid_t pid;
+    ssize_t len;
+
+    snprintf(xdg, sizeof(xdg), "%s/xdg", f->dir);
+    assert_int_equal(mkdir(xdg, 0700), 0);
+    snprintf(xdgvar, sizeof(xdgvar), "XDG_RUNTIME_DIR=%s", xdg);
+    argv[n++] = "/usr/bin/env";
+    argv[n++] = "-i";
+    argv[n++] = "PATH=/usr/bin:/bin";
+    argv[n++] = xdgvar;
+    for (char **e = environ; *e != NULL && n < 12; e++)
+        if (sanitizer_var(*e))
+            argv[n++] = *e;
+    argv[n++] = getenv("JSHOST_CLI");
+    argv[n++] = "call";
+    argv[n++] = "examples/hello/host.config.js";
+    argv[n++] = "hello_world";
+    argv[n++] = "{\"name\": \"Foo\"}";
+    argv[n] = NULL;
+    assert_int_equal(chdir(tu_source_path(".")), 0);
+    free(f->out);
+    free(f->err);
+    rc = tu_run(argv, NULL, NULL, &f->out, &f->err, 60000);
+    assert_int_equal(chdir("/"), 0);
+    if (rc != 0)
+        fail_msg("jshost call: %d\n%s\n%s", rc, f->out, f->err);
+    assert_string_equal(f->out, "\"Hello, Foo!\"\n");
+
+    /* The manager that answered is this build's, and so is its worker. */
+    snprintf(path, sizeof(path), "%s/jshost/manager.pid", xdg);
+    s = tu_read_file(path);
+    assert_non_null(s);
+    pid = atoi(s);
+    free(s);
+    assert_true(pid > 0);
+    snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+    len = readlink(path, exe, sizeof(exe) - 1);
+    assert_true(len > 0);
+    exe[len] = '\0';
+    assert_non_null(realpath(tu_build_path("manager/jshost-manager"), want));
+    assert_string_equal(exe, want);
+    snprintf(path, sizeof(path), "%s/jshost/manager.log", xdg);
+    log = tu_read_file(path);
+    assert_non_null(log);
+    assert_non_null(realpath(tu_build_path("worker/jshost-worker"), want));
+    if (strstr(log, want) == NULL)
+        fail_msg("the manager's worker is not %s:\n%s", want, log);
+    free(log);
+    /* Not our child: SIGTERM, then wait for it (it stops its worker first). */
+    assert_int_equal(kill(pid, SIGTERM), 0);
+    for (int i = 0; i < 1000 && kill(pid, 0) == 0; i++)
+        usleep(10000);
+    assert_int_equal(kill(pid, 0), -1);
+}
+
 int
 main(void)
 {
@@ -424,6 +508,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_logs_follow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_listen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_c_example, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clean_env_build_tree, setup,
+                                        teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,7 +20,8 @@
  * - a one-key map whose key is "$bin", "$date", "$bigint" or "$ext" is read
  *   as that special form;
  * - a timestamp ext not in its shortest form comes back in it; a bigint ext
- *   that is not minimal, or that fits 64 bits, comes back minimal or as an int;
+ *   that fits 64 bits comes back as an int, one with a redundant sign byte
+ *   (which the codec refuses) as {"$ext": ...}, the same bytes;
  * - a string starting with "\0#" next to an integer above INT64_MAX is
  *   refused (the pre-scan's marker strings);
  * - more than MPJSON_MAX_DEPTH levels of brackets in the text are refused

@@ -1,4 +1,5 @@
-"""The examples of DESIGN §9, as written there."""
+"""The Python client's examples (README.md, the jshost package's docs), as
+written there."""
 
 import os
 import time

@@ -1,4 +1,4 @@
-"""Value conversion in isolation (DESIGN §4, Python column): _jshost.pack and
+"""Value conversion in isolation (docs/values.md, Python column): _jshost.pack and
 _jshost.unpack are what every call uses on its data and its result."""
 
 import array
@@ -255,6 +255,17 @@ def test_unpack_rejects_broken_input():
         unpack(b"\x01\x02")          # two values
     with pytest.raises(ValueError):
         unpack(b"\xd4\x05\x00")      # unknown ext type 5
+    # the ext codecs' refusals (proto/ext.h), as the worker has them
+    with pytest.raises(ValueError, match="more than 999999999 nanoseconds"):
+        unpack(b"\xd7\xff" + ((10**9 << 34) | 1).to_bytes(8, "big"))
+    with pytest.raises(ValueError, match="more than 999999999 nanoseconds"):
+        unpack(b"\xc7\x0c\xff" + (10**9).to_bytes(4, "big") + bytes(8))
+    with pytest.raises(ValueError, match="size other than 4, 8 or 12"):
+        unpack(b"\xd5\xff\x00\x00")
+    with pytest.raises(ValueError, match="redundant sign byte"):
+        unpack(b"\xd5\x01\x00\x05")
+    with pytest.raises(ValueError, match="redundant sign byte"):
+        unpack(b"\xd5\x01\xff\x80")
     with pytest.raises(UnicodeDecodeError):
         unpack(b"\xa1\xff")          # invalid UTF-8
     with pytest.raises(TypeError):

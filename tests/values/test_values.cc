@@ -395,6 +395,10 @@ from_errors(void **state)
         "!invalid: value: timestamp with more than 999999999 nanoseconds");
     EXPECT_FROM("c7 0c ff 000000007fffffffffffffff",
                 "!invalid: value: timestamp out of the range of Date");
+    EXPECT_FROM("d5 01 0005",
+                "!invalid: value: bigint with a redundant sign byte");
+    EXPECT_FROM("92 00 d6 01 ffff8000",
+                "!invalid: value[1]: bigint with a redundant sign byte");
     EXPECT_FROM("81 a4 6120622e 81 a1 63 a1 ff",
                 "!invalid: value[\"a b.\"].c: invalid UTF-8");
     EXPECT_FROM("81 05 91 a1 ff", "!invalid: value[5][0]: invalid UTF-8");

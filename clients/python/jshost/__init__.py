@@ -13,7 +13,7 @@ detached manager shares between every client naming the same config. A
 ``run_script``, ``load_libs``), on a host's worker or on a :class:`VM`, a private
 worker of this process.
 
-Values cross as msgpack (DESIGN §4): ``None``, ``bool``, ``int`` of any size,
+Values cross as msgpack (docs/values.md): ``None``, ``bool``, ``int`` of any size,
 ``float``, ``str``, ``bytes``/``bytearray``/``memoryview`` (back as ``bytes``),
 ``list``/``tuple`` (back as ``list``), ``dict`` with ``str`` keys, and
 ``datetime`` (back as an aware UTC datetime; a naive datetime is taken as UTC).
@@ -147,8 +147,9 @@ class Host:
         return Context(self._conn, ctx, self)
 
     def status(self):
-        """This host's figures as a dict (DESIGN §7): config, id, logfile,
-        holders and per worker pid, state, heap, calls..."""
+        """This host's figures as a dict (``status`` in docs/protocol.md):
+        config, id, logfile, holders and per worker pid, state, heap,
+        calls..."""
         return self._conn.request("status", [self._id])
 
     def restart(self):

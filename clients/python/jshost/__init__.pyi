@@ -6,7 +6,7 @@ import os
 from types import TracebackType
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, Union
 
-# What can be sent (DESIGN §4); a naive datetime is taken as UTC.
+# What can be sent (docs/values.md); a naive datetime is taken as UTC.
 Sendable = Union[
     None, bool, int, float, str, bytes, bytearray, memoryview,
     List["Sendable"], Tuple["Sendable", ...], Dict[str, "Sendable"],

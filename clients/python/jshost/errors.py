@@ -1,4 +1,4 @@
-"""jshost's exceptions (DESIGN §3 error types, §9 classes).
+"""jshost's exceptions (the error types of docs/protocol.md as classes).
 
 Every exception jshost raises for a failure on its side of the boundary is a
 :class:`jshost.Error`. Values that cannot be sent are plain ``TypeError`` /
