@@ -59,10 +59,10 @@ rundir_check(const char *path, char **cause)
         rundir__cause(cause, "runtime dir %s: not a directory", path);
         return -ENOTDIR;
     }
-    if (sb.st_uid != getuid()) {
+    if (sb.st_uid != geteuid()) {
         rundir__cause(cause,
                       "runtime dir %s: owned by uid %lu, not by us (uid %lu)",
-                      path, (unsigned long)sb.st_uid, (unsigned long)getuid());
+                      path, (unsigned long)sb.st_uid, (unsigned long)geteuid());
         return -EACCES;
     }
     if ((sb.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
@@ -148,10 +148,10 @@ rundir__choose(char *buf, size_t len, char **cause)
                           strerror(-r));
         return r;
     }
-    r = snprintf(buf, len, "/tmp/jshost-%lu", (unsigned long)getuid());
+    r = snprintf(buf, len, "/tmp/jshost-%lu", (unsigned long)geteuid());
     if (r < 0 || (size_t)r >= len) {
         rundir__cause(cause, "runtime dir /tmp/jshost-%lu: %s",
-                      (unsigned long)getuid(), strerror(ENAMETOOLONG));
+                      (unsigned long)geteuid(), strerror(ENAMETOOLONG));
         return -ENAMETOOLONG;
     }
     return 0;

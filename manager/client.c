@@ -1,6 +1,7 @@
 /*
- * Client connections: every request is validated before dispatch (a typed
- * error for bad params or an unknown method), call and context.* go to a host,
+ * Client connections: every request is checked before dispatch (a typed
+ * error for bad params or an unknown method: proto/check.c, through the
+ * same table shape as the worker's), call and context.* go to a host,
  * and closing a connection for any reason releases what it held: hosts, its
  * contexts, its private VMs. A connection is freed only when its socket is
  * closed and nothing refers to it any more (calls in flight, waiters).
@@ -15,6 +16,7 @@
 
 #include "log.h"
 #include "manager.h"
+#include "unixsock.h"
 #include "xmalloc.h"
 
 /* Past this many unwritten bytes a client's requests wait (a slow reader). */
@@ -109,73 +111,78 @@ client_holds(struct client *c, struct host *h)
     return false;
 }
 
-/* A NUL-terminated copy of a str param (they are not terminated in msgs). */
-static int
-client_param_cstr(const struct proto_msg *m, uint32_t i, const char *what,
-                  char *buf, size_t len, char *cause)
+/*
+ * The host a param names: by id, or by config path (its real path taken
+ * when it is a file). NULL with words in cause when it names none (or is
+ * not a string at all: it cannot name a host).
+ */
+static struct host *
+client_find_host(const struct proto_params *p, char *cause)
 {
-    const char *s;
-    size_t n;
-    int rc = proto_param_str(m, i, what, &s, &n, cause);
+    char name[PATH_MAX], real[PATH_MAX];
+    struct host *h;
 
-    if (rc != 0)
-        return rc;
-    if (n >= len || memchr(s, '\0', n) != NULL) {
-        snprintf(cause, PROTO_CAUSE_MAX, "params[%u] (%s): too long or not "
-                 "a path", i, what);
-        return -EINVAL;
+    if (p->host == NULL || p->host_len >= sizeof name ||
+        memchr(p->host, '\0', p->host_len) != NULL) {
+        snprintf(cause, PROTO_CAUSE_MAX,
+                 "params[0] (host): %s names no host (attach first)",
+                 p->host == NULL ? (p->host_obj->type == MSGPACK_OBJECT_NIL
+                                        ? "nil"
+                                        : "a value that is not a string")
+                                 : "that string");
+        return NULL;
     }
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    return 0;
+    memcpy(name, p->host, p->host_len);
+    name[p->host_len] = '\0';
+    h = host_find(name);
+    if (h == NULL && realpath(name, real) != NULL)
+        h = host_find(real);
+    if (h == NULL)
+        snprintf(cause, PROTO_CAUSE_MAX, "no host %.200s (attach first)", name);
+    return h;
+}
+
+/* The host named, or a NotFound answer (and NULL). */
+static struct host *
+client_host_or_reply(struct client *c, const struct proto_msg *m,
+                     const struct proto_params *p)
+{
+    char cause[PROTO_CAUSE_MAX];
+    struct host *h = client_find_host(p, cause);
+
+    if (h == NULL)
+        client_reply_error(c, m->msgid, PROTO_ERR_NOT_FOUND, NULL, "%s", cause);
+    return h;
 }
 
 static void
-client_hello(struct client *c, struct proto_msg *m, char *cause)
+client_hello(struct client *c, struct proto_msg *m,
+             const struct proto_params *p)
 {
-    const msgpack_object *opts;
-    uint64_t proto = 0;
     struct rpcstream_msg om;
 
-    if (proto_params_count(m, 0, 1, cause) != 0 ||
-        proto_param_map(m, 0, "hello", &opts, cause) != 0 ||
-        proto_opt_uint(opts, "protocol", &proto, cause) < 0) {
-        client_reply_error(c, m->msgid, PROTO_ERR_INVALID_ARGUMENT, NULL, "%s",
-                           cause);
-        return;
-    }
-    if (proto != 0 && proto != PROTO_VERSION) {
-        client_reply_error(c, m->msgid, PROTO_ERR_PROTOCOL, NULL,
-                           "protocol %llu is not spoken here (the manager "
-                           "speaks %d)",
-                           (unsigned long long)proto, PROTO_VERSION);
-        return;
-    }
+    (void)p;
     client_reply_begin(&om, m->msgid);
     msgpack_pack_map(&om.pk, 3);
-    pack_cstr(&om.pk, "server");
-    pack_cstr(&om.pk, JSHOST_VERSION);
-    pack_cstr(&om.pk, "protocol");
+    proto_pack_cstr(&om.pk, PROTO_K_SERVER);
+    proto_pack_cstr(&om.pk, JSHOST_VERSION);
+    proto_pack_cstr(&om.pk, PROTO_K_PROTOCOL);
     msgpack_pack_int(&om.pk, PROTO_VERSION);
-    pack_cstr(&om.pk, "pid");
+    proto_pack_cstr(&om.pk, PROTO_K_PID);
     msgpack_pack_int(&om.pk, (int)getpid());
     client_send(c, &om);
 }
 
 static void
-client_attach(struct client *c, struct proto_msg *m, char *cause)
+client_attach(struct client *c, struct proto_msg *m,
+              const struct proto_params *p)
 {
-    char path[PATH_MAX], real[PATH_MAX], *why = NULL;
+    char path[PROTO_PATH_MAX], real[PATH_MAX], *why = NULL;
     struct host *h;
     int rc;
 
-    if (proto_params_count(m, 1, 2, cause) != 0 ||
-        client_param_cstr(m, 0, "config_path", path, sizeof path, cause) !=
-            0) {
-        client_reply_error(c, m->msgid, PROTO_ERR_INVALID_ARGUMENT, NULL, "%s",
-                           cause);
-        return;
-    }
+    memcpy(path, p->config, p->config_len);
+    path[p->config_len] = '\0';
     if (realpath(path, real) == NULL) {
         client_reply_error(c, m->msgid, PROTO_ERR_CONFIG, NULL,
                            "config file %s: %s", path, strerror(errno));
@@ -183,57 +190,35 @@ client_attach(struct client *c, struct proto_msg *m, char *cause)
     }
     rc = host_get(real, &h, &why);
     if (rc != 0) {
-        client_reply_error(c, m->msgid, PROTO_ERR_HOST_UNAVAILABLE, NULL,
-                           "%s", why);
+        client_reply_error(c, m->msgid, PROTO_ERR_HOST_UNAVAILABLE, NULL, "%s",
+                           why);
         free(why);
         return;
     }
     host_attach(h, c, m->msgid);
 }
 
-/* A host named by id or config path (real path taken when it is a file). */
-static struct host *
-client_find_host(const struct proto_msg *m, uint32_t i, char *cause)
-{
-    char name[PATH_MAX], real[PATH_MAX];
-    struct host *h;
-
-    if (client_param_cstr(m, i, "host", name, sizeof name, cause) != 0)
-        return NULL;
-    h = host_find(name);
-    if (h == NULL && realpath(name, real) != NULL)
-        h = host_find(real);
-    if (h == NULL)
-        snprintf(cause, PROTO_CAUSE_MAX, "no host %.200s (attach first)",
-                 name);
-    return h;
-}
-
 static void
-client_detach(struct client *c, struct proto_msg *m, char *cause)
+client_detach(struct client *c, struct proto_msg *m,
+              const struct proto_params *p)
 {
     struct host *h;
     struct rpcstream_msg om;
     uint64_t linger;
 
-    if (proto_params_count(m, 1, 1, cause) != 0) {
-        client_reply_error(c, m->msgid, PROTO_ERR_INVALID_ARGUMENT, NULL, "%s",
-                           cause);
+    h = client_host_or_reply(c, m, p);
+    if (h == NULL)
         return;
-    }
-    h = client_find_host(m, 0, cause);
-    if (h == NULL || !client_holds(c, h)) {
-        client_reply_error(c, m->msgid, PROTO_ERR_NOT_FOUND, NULL, "%s",
-                           h == NULL ? cause
-                                     : "this connection does not hold that "
-                                       "host");
+    if (!client_holds(c, h)) {
+        client_reply_error(c, m->msgid, PROTO_ERR_NOT_FOUND, NULL,
+                           "this connection does not hold that host");
         return;
     }
     linger = h->nholders == 1 ? h->linger_ms : 0;
     host_detach(h, c);
     client_reply_begin(&om, m->msgid);
     msgpack_pack_map(&om.pk, 1);
-    pack_cstr(&om.pk, "linger_ms");
+    proto_pack_cstr(&om.pk, PROTO_K_LINGER_MS);
     msgpack_pack_uint64(&om.pk, linger);
     client_send(c, &om);
 }
@@ -249,210 +234,185 @@ client_take_call(struct client *c, struct proto_msg *m, enum call_kind kind)
     return call;
 }
 
-static int
-client_timeout_opt(const struct proto_msg *m, uint32_t i, uint64_t *tmo,
-                   char *cause)
-{
-    const msgpack_object *opts;
-
-    *tmo = 0;
-    if (proto_param_map(m, i, "options", &opts, cause) != 0)
-        return -EINVAL;
-    if (proto_opt_uint(opts, "timeout_ms", tmo, cause) < 0)
-        return -EINVAL;
-    return 0;
-}
-
 static void
-client_call(struct client *c, struct proto_msg *m, char *cause)
+client_call(struct client *c, struct proto_msg *m, const struct proto_params *p)
 {
-    const char *fn;
-    size_t fnlen;
-    uint64_t tmo;
     struct host *h;
     struct call *call;
 
-    if (proto_params_count(m, 3, 4, cause) != 0 ||
-        proto_param_str(m, 1, "function", &fn, &fnlen, cause) != 0 ||
-        client_timeout_opt(m, 3, &tmo, cause) != 0) {
-        client_reply_error(c, m->msgid, PROTO_ERR_INVALID_ARGUMENT, NULL, "%s",
-                           cause);
+    h = client_host_or_reply(c, m, p);
+    if (h == NULL)
         return;
-    }
-    h = client_find_host(m, 0, cause);
-    if (h == NULL) {
-        client_reply_error(c, m->msgid, PROTO_ERR_NOT_FOUND, NULL, "%s",
-                           cause);
-        return;
-    }
     call = client_take_call(c, m, CALL_FORWARD);
-    call->timeout_ms = tmo;
-    host_submit(h, call);
+    call->timeout_ms = p->timeout_ms;
+    host_pool_submit(h, call);
 }
 
 static void
-client_ctx_create(struct client *c, struct proto_msg *m, char *cause)
+client_context_create(struct client *c, struct proto_msg *m,
+                      const struct proto_params *p)
 {
-    const msgpack_object *host, *opts, *o;
-    uint64_t mem = 0, tmo = 0, vm = 0;
     struct host *h;
-    struct mctx *x;
+    struct context *x;
     char *cwd = NULL;
 
-    if (proto_params_count(m, 1, 2, cause) != 0 ||
-        proto_param_any(m, 0, &host, cause) != 0 ||
-        proto_param_map(m, 1, "options", &opts, cause) != 0 ||
-        proto_opt_uint(opts, "memory", &mem, cause) < 0 ||
-        proto_opt_uint(opts, "timeout_ms", &tmo, cause) < 0 ||
-        proto_opt_uint(opts, "vm", &vm, cause) < 0) {
-        client_reply_error(c, m->msgid, PROTO_ERR_INVALID_ARGUMENT, NULL, "%s",
-                           cause);
-        return;
-    }
-    if (host->type == MSGPACK_OBJECT_NIL && vm != 0) {
+    if (p->host_obj->type == MSGPACK_OBJECT_NIL && p->vm != 0) {
         /* Another context on the private VM of an existing context. */
-        x = ctx_find(vm);
+        x = context_find(p->vm);
         if (x == NULL || x->owner != c || !x->host->is_private ||
             x->worker == NULL) {
             client_reply_error(c, m->msgid, PROTO_ERR_NOT_FOUND, NULL,
-                               "no private VM context %llu (or its worker is gone)",
-                               (unsigned long long)vm);
+                               "no private VM context %llu (or its worker is "
+                               "gone)",
+                               (unsigned long long)p->vm);
             return;
         }
         h = x->host;
-    } else if (host->type == MSGPACK_OBJECT_NIL) {
-        o = proto_map_get(opts, "cwd");
-        if (o != NULL && o->type == MSGPACK_OBJECT_STR)
-            cwd = proto_obj_strdup(o);
-        h = host_new_private(c, mem, tmo, cwd);
+    } else if (p->host_obj->type == MSGPACK_OBJECT_NIL) {
+        if (p->cwd != NULL)
+            cwd = xstrndup(p->cwd, p->cwd_len);
+        h = host_new_private(c, p->memory_mb, p->timeout_ms, cwd);
         free(cwd);
     } else {
-        h = client_find_host(m, 0, cause);
-        if (h == NULL) {
-            client_reply_error(c, m->msgid, PROTO_ERR_NOT_FOUND, NULL, "%s",
-                               cause);
+        h = client_host_or_reply(c, m, p);
+        if (h == NULL)
             return;
-        }
     }
-    host_submit(h, client_take_call(c, m, CALL_CTX_CREATE));
+    host_pool_submit(h, client_take_call(c, m, CALL_CONTEXT_CREATE));
 }
 
+/* context.eval, .call, .load and .destroy: to the context's own worker. */
 static void
-client_ctx_op(struct client *c, struct proto_msg *m, char *cause,
-              uint32_t min, uint32_t max, enum call_kind kind)
+client_context_op(struct client *c, struct proto_msg *m,
+                  const struct proto_params *p, enum call_kind kind)
 {
-    uint64_t id;
-    struct mctx *x;
+    struct context *x;
     struct call *call;
-    uint64_t tmo = 0;
 
-    if (proto_params_count(m, min, max, cause) != 0 ||
-        proto_param_uint(m, 0, "context", &id, cause) != 0 ||
-        (max == 4 && client_timeout_opt(m, 3, &tmo, cause) != 0)) {
-        client_reply_error(c, m->msgid, PROTO_ERR_INVALID_ARGUMENT, NULL, "%s",
-                           cause);
-        return;
-    }
-    x = ctx_find(id);
+    x = context_find(p->context);
     if (x == NULL || x->owner != c) {
         client_reply_error(c, m->msgid, PROTO_ERR_NOT_FOUND, NULL,
-                           "no context %llu", (unsigned long long)id);
+                           "no context %llu", (unsigned long long)p->context);
         return;
     }
     call = client_take_call(c, m, kind);
-    call->ctx = id;
-    call->timeout_ms = tmo;
-    host_submit(x->host, call);
+    call->context = p->context;
+    call->timeout_ms = p->timeout_ms;
+    host_pool_submit(x->host, call);
 }
 
 static void
-client_status(struct client *c, struct proto_msg *m, char *cause)
+client_context_run(struct client *c, struct proto_msg *m,
+                   const struct proto_params *p)
 {
-    const msgpack_object *o;
+    client_context_op(c, m, p, CALL_FORWARD);
+}
+
+static void
+client_context_destroy(struct client *c, struct proto_msg *m,
+                       const struct proto_params *p)
+{
+    client_context_op(c, m, p, CALL_CONTEXT_DESTROY);
+}
+
+static void
+client_status(struct client *c, struct proto_msg *m,
+              const struct proto_params *p)
+{
     struct host *h = NULL;
 
-    if (proto_params_count(m, 0, 1, cause) != 0 ||
-        proto_param_any(m, 0, &o, cause) != 0) {
-        client_reply_error(c, m->msgid, PROTO_ERR_INVALID_ARGUMENT, NULL, "%s",
-                           cause);
-        return;
-    }
-    if (o->type != MSGPACK_OBJECT_NIL) {
-        h = client_find_host(m, 0, cause);
-        if (h == NULL) {
-            client_reply_error(c, m->msgid, PROTO_ERR_NOT_FOUND, NULL, "%s",
-                               cause);
+    if (p->host_obj->type != MSGPACK_OBJECT_NIL) {
+        h = client_host_or_reply(c, m, p);
+        if (h == NULL)
             return;
-        }
     }
     status_request(c, m->msgid, h);
 }
 
 static void
-client_lifecycle(struct client *c, struct proto_msg *m, char *cause,
-                 bool restart)
+client_restart(struct client *c, struct proto_msg *m,
+               const struct proto_params *p)
 {
-    struct host *h;
+    struct host *h = client_host_or_reply(c, m, p);
 
-    if (proto_params_count(m, 1, 1, cause) != 0) {
-        client_reply_error(c, m->msgid, PROTO_ERR_INVALID_ARGUMENT, NULL, "%s",
-                           cause);
-        return;
-    }
-    h = client_find_host(m, 0, cause);
-    if (h == NULL) {
-        client_reply_error(c, m->msgid, PROTO_ERR_NOT_FOUND, NULL, "%s",
-                           cause);
-        return;
-    }
-    if (restart)
+    if (h != NULL)
         host_restart(h, c, m->msgid);
-    else
+}
+
+static void
+client_stop(struct client *c, struct proto_msg *m, const struct proto_params *p)
+{
+    struct host *h = client_host_or_reply(c, m, p);
+
+    if (h != NULL)
         host_stop(h, c, m->msgid);
 }
 
 static void
-client_request(struct client *c, struct proto_msg *m)
+client_shutdown(struct client *c, struct proto_msg *m,
+                const struct proto_params *p)
 {
-    char cause[PROTO_CAUSE_MAX] = "";
+    (void)p;
+    client_reply_nil(c, m->msgid);
+    log_info("shutdown requested by client %llu", (unsigned long long)c->id);
+    manager_shutdown();
+}
+
+static void
+client_ping(struct client *c, struct proto_msg *m, const struct proto_params *p)
+{
     struct rpcstream_msg om;
 
-    if (proto_msg_is(m, "call"))
-        client_call(c, m, cause);
-    else if (proto_msg_is(m, "context.eval") ||
-             proto_msg_is(m, "context.call"))
-        client_ctx_op(c, m, cause, 3, 4, CALL_FORWARD);
-    else if (proto_msg_is(m, "context.load"))
-        client_ctx_op(c, m, cause, 2, 3, CALL_FORWARD);
-    else if (proto_msg_is(m, "context.destroy"))
-        client_ctx_op(c, m, cause, 1, 1, CALL_CTX_DESTROY);
-    else if (proto_msg_is(m, "context.create"))
-        client_ctx_create(c, m, cause);
-    else if (proto_msg_is(m, "hello"))
-        client_hello(c, m, cause);
-    else if (proto_msg_is(m, "attach"))
-        client_attach(c, m, cause);
-    else if (proto_msg_is(m, "detach"))
-        client_detach(c, m, cause);
-    else if (proto_msg_is(m, "status"))
-        client_status(c, m, cause);
-    else if (proto_msg_is(m, "restart"))
-        client_lifecycle(c, m, cause, true);
-    else if (proto_msg_is(m, "stop"))
-        client_lifecycle(c, m, cause, false);
-    else if (proto_msg_is(m, "shutdown")) {
-        client_reply_nil(c, m->msgid);
-        log_info("shutdown requested by client %llu",
-                 (unsigned long long)c->id);
-        manager_shutdown();
-    } else if (proto_msg_is(m, "ping")) {
-        client_reply_begin(&om, m->msgid);
-        pack_cstr(&om.pk, "pong");
-        client_send(c, &om);
-    } else
-        client_reply_error(c, m->msgid, PROTO_ERR_NOT_FOUND, NULL,
-                           "unknown method '%.*s'", (int)m->method_len,
-                           m->method);
+    (void)p;
+    client_reply_begin(&om, m->msgid);
+    proto_pack_cstr(&om.pk, PROTO_PONG);
+    client_send(c, &om);
+}
+
+/* A handler may take the message over (its zone) for a call. */
+typedef void (*client_method_fn)(struct client *c, struct proto_msg *m,
+                                 const struct proto_params *p);
+
+struct client_method {
+    struct proto_method m; /* first: proto_method_find reads it */
+    client_method_fn fn;
+};
+
+static const struct client_method client_methods[] = {
+    {{PROTO_M_CALL, proto_check_call}, client_call},
+    {{PROTO_M_CONTEXT_EVAL, proto_check_context_eval}, client_context_run},
+    {{PROTO_M_CONTEXT_CALL, proto_check_context_call}, client_context_run},
+    {{PROTO_M_CONTEXT_LOAD, proto_check_context_load}, client_context_run},
+    {{PROTO_M_CONTEXT_DESTROY, proto_check_context_destroy},
+     client_context_destroy},
+    {{PROTO_M_CONTEXT_CREATE, proto_check_context_create},
+     client_context_create},
+    {{PROTO_M_HELLO, proto_check_hello}, client_hello},
+    {{PROTO_M_ATTACH, proto_check_attach}, client_attach},
+    {{PROTO_M_DETACH, proto_check_detach}, client_detach},
+    {{PROTO_M_STATUS, proto_check_status}, client_status},
+    {{PROTO_M_RESTART, proto_check_restart}, client_restart},
+    {{PROTO_M_STOP, proto_check_stop}, client_stop},
+    {{PROTO_M_SHUTDOWN, proto_check_shutdown}, client_shutdown},
+    {{PROTO_M_PING, proto_check_ping}, client_ping},
+};
+
+static void
+client_request(struct client *c, struct proto_msg *m)
+{
+    const struct client_method *e;
+    struct proto_params p;
+    enum proto_errtype type;
+    char cause[PROTO_CAUSE_MAX];
+
+    e = (const struct client_method *)proto_method_find(
+        client_methods, sizeof client_methods / sizeof client_methods[0],
+        sizeof client_methods[0], m, &p, &type, cause);
+    if (e == NULL) {
+        client_reply_error(c, m->msgid, type, NULL, "%s", cause);
+        return;
+    }
+    e->fn(c, m, &p);
 }
 
 static void
@@ -487,7 +447,7 @@ client_on_closed(void *owner)
 
 /* Contexts die with their connection; a worker still alive is told so. */
 static void
-client_drop_ctx(struct mctx *x, void *arg)
+client_drop_context(struct context *x, void *arg)
 {
     struct call *d;
 
@@ -498,9 +458,10 @@ client_drop_ctx(struct mctx *x, void *arg)
          x->worker->state == WORKER_DRAINING)) {
         d = call_new(CALL_IGNORE, NULL, 0);
         d->host = x->host;
-        worker_request(x->worker, d, "context.destroy", x->wctx);
+        worker_request(x->worker, d, PROTO_M_CONTEXT_DESTROY,
+                       x->worker_context);
     }
-    ctx_free(x);
+    context_free(x);
 }
 
 void
@@ -515,7 +476,7 @@ client_close(struct client *c)
     mgr.nclients--;
     while (c->nheld > 0)
         host_detach(c->held[c->nheld - 1], c);
-    ctx_foreach(client_drop_ctx, c);
+    context_foreach(client_drop_context, c);
     for (h = TAILQ_FIRST(&mgr.hosts); h != NULL; h = next) {
         next = TAILQ_NEXT(h, entry);
         if (h->is_private && h->owner == c)
@@ -555,7 +516,7 @@ client_accept(uv_stream_t *server)
     mgr.nclients++;
     manager_check_idle();
     if (rpcstream_fileno(c->stream, &fd) != 0 ||
-        server_check_peer(fd, &c->uid, &c->pid, &cause) != 0) {
+        unixsock_check_peer(fd, &c->uid, &c->pid, &cause) != 0) {
         log_warn("refused a connection: %s", cause ? cause : "no peer");
         rpcstream_refuse(c->stream, cause ? cause : "peer unknown");
         free(cause);

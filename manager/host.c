@@ -1,9 +1,10 @@
 /*
- * Hosts (DESIGN §6): one per config real path, a pool of workers, the
- * connections holding it, the linger timer after the last one leaves, crash
- * accounting with backoff and quarantine, restart (new workers ready first, then
- * the old ones drain) and stop. Private VMs are hosts of their own with no
- * config, owned by one connection.
+ * Hosts (docs/lifecycle.md): one per config real path, the connections
+ * holding it, the linger timer after the last one leaves, the waiters of
+ * attach/restart/stop, restart (new workers ready first, then the old ones
+ * drain) and stop, and the host's log. Private VMs are hosts of their own
+ * with no config, owned by one connection. The pool of workers and what a
+ * crash does to it are host_pool.c's.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,23 +16,9 @@
 
 #include "jshost_defs.h"
 #include "log.h"
-#include "rundir.h"
 #include "manager.h"
+#include "rundir.h"
 #include "xmalloc.h"
-
-#define HOST_CRASH_WINDOW_MS 30000
-#define HOST_BACKOFF_STEP_MS 100
-#define HOST_BACKOFF_MAX_MS 5000
-#define HOST_MAX_WORKERS 64
-
-static void host_begin_stop(struct host *h);
-static void host_answer_waiters(struct host *h, unsigned kinds,
-                                enum proto_errtype type, const char *msg);
-static void host_fail_queue(struct host *h, enum proto_errtype type,
-                            const char *msg);
-static void host_drop(struct host *h);
-static void host_fill(struct host *h);
-static void host_dispatch(struct host *h);
 
 const char *
 host_state_name(enum host_state s)
@@ -54,24 +41,25 @@ host_state_name(enum host_state s)
 void
 host_log(struct host *h, pid_t pid, const char *fmt, ...)
 {
-    char ts[64], msg[1024];
+    char msg[1024], text[1100];
     va_list ap;
+    int n;
 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    log_timestamp(ts, sizeof ts);
     if (pid == 0) {
-        if (h->logfd >= 0 && !h->is_private)
-            dprintf(h->logfd, "%s jshost-manager[%d]: host %s: %s\n", ts,
-                    (int)getpid(), h->id, msg);
         log_info("host %s: %s", h->id, msg);
-        return;
+        n = snprintf(text, sizeof text, "manager: host %s: %s", h->id, msg);
+    } else {
+        log_info("host %s: worker %d: %s", h->id, (int)pid, msg);
+        n = snprintf(text, sizeof text, "manager: worker %d: %s", (int)pid,
+                     msg);
     }
-    if (h->logfd >= 0 && !h->is_private)
-        dprintf(h->logfd, "%s jshost-manager[%d]: worker %d: %s\n", ts,
-                (int)getpid(), (int)pid, msg);
-    log_info("host %s: worker %d: %s", h->id, (int)pid, msg);
+    /* A private VM's log is manager.log itself: said once above. */
+    if (h->logfd >= 0 && !h->is_private && n > 0)
+        log_line(h->logfd, "info", text,
+                 (size_t)n < sizeof text ? (size_t)n : sizeof text - 1);
 }
 
 /* FNV-1a of the real path: short, stable across restarts of the manager. */
@@ -92,7 +80,8 @@ host_find(const char *s)
 {
     struct host *h;
 
-    TAILQ_FOREACH(h, &mgr.hosts, entry) {
+    TAILQ_FOREACH(h, &mgr.hosts, entry)
+    {
         if (h->is_private)
             continue;
         if (strcmp(h->id, s) == 0 || strcmp(h->config, s) == 0)
@@ -118,10 +107,10 @@ host_timer_closed_cb(uv_handle_t *handle)
 }
 
 static void
-host_forget_ctx(struct mctx *x, void *arg)
+host_forget_context(struct context *x, void *arg)
 {
     if (x->host == arg)
-        ctx_free(x);
+        context_free(x);
 }
 
 static void
@@ -131,9 +120,9 @@ host_free(struct host *h)
         return;
     h->freeing = true;
     /* Nobody is left waiting on a host that is gone. */
-    host_answer_waiters(h, ~0u, PROTO_ERR_HOST_UNAVAILABLE, "host stopped");
-    host_fail_queue(h, PROTO_ERR_HOST_UNAVAILABLE, "host stopped");
-    ctx_foreach(host_forget_ctx, h);
+    host__answer_waiters(h, ~0u, PROTO_ERR_HOST_UNAVAILABLE, "host stopped");
+    host__fail_queue(h, PROTO_ERR_HOST_UNAVAILABLE, "host stopped");
+    context_foreach(host_forget_context, h);
     if (h->logfd >= 0 && !h->is_private)
         close(h->logfd);
     h->logfd = -1;
@@ -198,14 +187,14 @@ host_get(const char *realpath, struct host **out, char **cause)
     h->state = HOST_STARTING;
     TAILQ_INSERT_TAIL(&mgr.hosts, h, entry);
     host_log(h, 0, "new host for %s", h->config);
-    host_fill(h);
+    host_pool_fill(h);
     *out = h;
     return 0;
 }
 
 struct host *
-host_new_private(struct client *owner, uint64_t memory_mb,
-                 uint64_t timeout_ms, const char *cwd)
+host_new_private(struct client *owner, uint64_t memory_mb, uint64_t timeout_ms,
+                 const char *cwd)
 {
     static unsigned long next_vm = 1;
     struct host *h = host_alloc();
@@ -249,8 +238,8 @@ host_forget_holders(struct host *h)
 }
 
 /* Out of the host list; freed once its last worker is gone. */
-static void
-host_drop(struct host *h)
+void
+host__drop(struct host *h)
 {
     if (h->dropped)
         return;
@@ -264,26 +253,26 @@ host_drop(struct host *h)
     manager_check_idle();
 }
 
-static void
-host_fail_call(struct call *c, enum proto_errtype type, const char *msg)
+void
+host__fail_call(struct call *c, enum proto_errtype type, const char *msg)
 {
     struct host *h = c->host;
 
     if (c->client != NULL)
         client_reply_error(c->client, c->cid, type,
                            h != NULL ? h->logfile : NULL, "%s", msg);
-    host__call_done(c);
+    host_pool_call_done(c);
     call_free(c);
 }
 
-static void
-host_fail_queue(struct host *h, enum proto_errtype type, const char *msg)
+void
+host__fail_queue(struct host *h, enum proto_errtype type, const char *msg)
 {
     struct call *c;
 
     while ((c = TAILQ_FIRST(&h->queue)) != NULL) {
         TAILQ_REMOVE(&h->queue, c, qentry);
-        host_fail_call(c, type, msg);
+        host__fail_call(c, type, msg);
     }
 }
 
@@ -294,20 +283,20 @@ host_reply_attach(struct host *h, struct client *c, uint32_t msgid)
 
     client_reply_begin(&om, msgid);
     msgpack_pack_map(&om.pk, 6);
-    pack_cstr(&om.pk, "host");
-    pack_cstr(&om.pk, h->id);
-    pack_cstr(&om.pk, "config");
-    pack_cstr(&om.pk, h->config);
-    pack_cstr(&om.pk, "functions");
+    proto_pack_cstr(&om.pk, PROTO_K_HOST);
+    proto_pack_cstr(&om.pk, h->id);
+    proto_pack_cstr(&om.pk, PROTO_K_CONFIG);
+    proto_pack_cstr(&om.pk, h->config);
+    proto_pack_cstr(&om.pk, PROTO_K_FUNCTIONS);
     if (h->ready_blob != NULL)
         msgpack_sbuffer_write(&om.sb, h->ready_blob, h->ready_functions_len);
     else
         msgpack_pack_array(&om.pk, 0);
-    pack_cstr(&om.pk, "workers");
+    proto_pack_cstr(&om.pk, PROTO_K_WORKERS);
     msgpack_pack_uint32(&om.pk, h->nworkers);
-    pack_cstr(&om.pk, "logfile");
-    pack_cstr(&om.pk, h->logfile);
-    pack_cstr(&om.pk, "extras");
+    proto_pack_cstr(&om.pk, PROTO_K_LOGFILE);
+    proto_pack_cstr(&om.pk, h->logfile);
+    proto_pack_cstr(&om.pk, PROTO_K_EXTRAS);
     if (h->ready_blob != NULL)
         msgpack_sbuffer_write(&om.sb, h->ready_blob + h->ready_functions_len,
                               h->ready_blob_len - h->ready_functions_len);
@@ -326,13 +315,9 @@ host_reply_status(struct host *h, struct client *c, uint32_t msgid)
     client_send(c, &om);
 }
 
-/*
- * Answers the waiters of the given kinds (a mask of 1 << kind): with the
- * attach result / host status, or with an error when type is not NONE.
- */
-static void
-host_answer_waiters(struct host *h, unsigned kinds, enum proto_errtype type,
-                    const char *msg)
+void
+host__answer_waiters(struct host *h, unsigned kinds, enum proto_errtype type,
+                     const char *msg)
 {
     struct waiter *wt, *next;
 
@@ -420,7 +405,7 @@ host_detach(struct host *h, struct client *c)
     if (h->nholders > 0 || h->dropped)
         return;
     if (h->state == HOST_STOPPED || h->state == HOST_QUARANTINED) {
-        host_begin_stop(h);
+        host__begin_stop(h);
         return;
     }
     if (h->state == HOST_STOPPING)
@@ -457,7 +442,7 @@ host_attach(struct host *h, struct client *c, uint32_t msgid)
         h->configured = false;
         h->generation++;
         host_log(h, 0, "attached again: starting");
-        host_fill(h);
+        host_pool_fill(h);
     }
     host_add_holder(h, c);
     if (h->state == HOST_READY)
@@ -466,461 +451,28 @@ host_attach(struct host *h, struct client *c, uint32_t msgid)
         host_add_waiter(h, c, msgid, WAIT_ATTACH);
 }
 
-/* Workers of the current generation that are or will be serving. */
-static unsigned
-host_live(struct host *h)
-{
-    struct worker *w;
-    unsigned n = 0;
-
-    TAILQ_FOREACH(w, &h->workers, entry)
-    if (w->gen == h->generation &&
-        (w->state == WORKER_STARTING || w->state == WORKER_READY))
-        n++;
-    return n;
-}
-
-static unsigned
-host_crashes_recent(struct host *h)
-{
-    uint64_t now = manager_now();
-    unsigned i, n = 0;
-
-    for (i = 0; i < h->ncrashes && i < HOST_CRASH_WINDOW; i++)
-        if (now - h->crashes[i] <= HOST_CRASH_WINDOW_MS)
-            n++;
-    return n;
-}
-
-static void
-host_quarantine(struct host *h)
-{
-    struct worker *w;
-    char msg[512];
-
-    h->state = HOST_QUARANTINED;
-    h->restarting = false;
-    uv_timer_stop(&h->respawn_timer);
-    host_log(h, 0, "quarantined after %u crashes in %d s (last: %s)",
-             host_crashes_recent(h), HOST_CRASH_WINDOW_MS / 1000,
-             h->last_crash ? h->last_crash : "?");
-    TAILQ_FOREACH(w, &h->workers, entry)
-    worker_stop(w);
-    snprintf(msg, sizeof msg,
-             "host %s (%s) is quarantined after repeated crashes (%s); "
-             "restart it",
-             h->id, h->config ? h->config : "private VM",
-             h->last_crash ? h->last_crash : "?");
-    host_fail_queue(h, PROTO_ERR_HOST_UNAVAILABLE, msg);
-    host_answer_waiters(h, 1u << WAIT_ATTACH | 1u << WAIT_RESTART,
-                        PROTO_ERR_HOST_UNAVAILABLE, msg);
-    if (h->nholders == 0)
-        host_begin_stop(h);
-}
-
-static void
-host_respawn_cb(uv_timer_t *t)
-{
-    host_fill(t->data);
-}
-
-/* Brings the current generation up to its pool size. */
-static void
-host_fill(struct host *h)
-{
-    char *cause = NULL;
-    struct worker *w;
-
-    if (h->is_private || h->dropped ||
-        (h->state != HOST_STARTING && h->state != HOST_READY))
-        return;
-    while (host_live(h) < h->nworkers) {
-        w = worker_spawn(h, &cause);
-        if (w == NULL) {
-            host_log(h, 0, "%s", cause);
-            free(h->last_crash);
-            h->last_crash = cause;
-            cause = NULL;
-            h->crashes[h->ncrashes++ % HOST_CRASH_WINDOW] = manager_now();
-            h->total_crashes++;
-            if (host_crashes_recent(h) >= HOST_CRASH_WINDOW)
-                host_quarantine(h);
-            else
-                uv_timer_start(&h->respawn_timer, host_respawn_cb,
-                               HOST_BACKOFF_STEP_MS * host_crashes_recent(h),
-                               0);
-            return;
-        }
-    }
-}
-
-/*
- * The ready worker with the fewest calls in flight. While a restart brings
- * the new generation up, the old one serves until the switch.
- */
-static struct worker *
-host_pick(struct host *h)
-{
-    struct worker *w, *best = NULL, *old = NULL;
-
-    TAILQ_FOREACH(w, &h->workers, entry) {
-        if (w->state != WORKER_READY)
-            continue;
-        if (best == NULL || w->inflight < best->inflight)
-            best = w;
-        if (w->gen != h->generation &&
-            (old == NULL || w->inflight < old->inflight))
-            old = w;
-    }
-    return h->restarting && old != NULL ? old : best;
-}
-
-static void
-host_dispatch(struct host *h)
-{
-    struct call *c;
-    struct worker *w;
-
-    while ((c = TAILQ_FIRST(&h->queue)) != NULL && (w = host_pick(h)) != NULL) {
-        TAILQ_REMOVE(&h->queue, c, qentry);
-        worker_forward(w, c);
-    }
-}
-
+/* The last worker freed lets a dropped host go. */
 void
-host_submit(struct host *h, struct call *c)
+host_worker_freed(struct host *h)
 {
-    struct mctx *x;
-    char msg[512];
-
-    c->host = h;
-    if (h->dropped) {
-        /* A private VM whose worker died, or a host stopped under us. */
-        snprintf(msg, sizeof msg, "host %s is gone", h->id);
-        host_fail_call(c, PROTO_ERR_HOST_UNAVAILABLE, msg);
-        return;
-    }
-    if (h->state == HOST_QUARANTINED) {
-        snprintf(msg, sizeof msg,
-                 "host %s is quarantined after repeated crashes (%s); "
-                 "restart it",
-                 h->id, h->last_crash ? h->last_crash : "?");
-        host_fail_call(c, PROTO_ERR_HOST_UNAVAILABLE, msg);
-        return;
-    }
-    if (h->state == HOST_STOPPING || h->state == HOST_STOPPED) {
-        snprintf(msg, sizeof msg, "host %s is %s; attach again", h->id,
-                 host_state_name(h->state));
-        host_fail_call(c, PROTO_ERR_HOST_UNAVAILABLE, msg);
-        return;
-    }
-    if (c->client->inflight >= mgr.max_client_inflight) {
-        snprintf(msg, sizeof msg,
-                 "this connection has %u calls in flight (the limit)",
-                 c->client->inflight);
-        host_fail_call(c, PROTO_ERR_OVERLOADED, msg);
-        return;
-    }
-    if (h->inflight >= mgr.max_host_inflight) {
-        snprintf(msg, sizeof msg,
-                 "host %s has %u calls in flight or queued (the limit)",
-                 h->id, h->inflight);
-        host_fail_call(c, PROTO_ERR_OVERLOADED, msg);
-        return;
-    }
-    c->counted = true;
-    h->inflight++;
-    c->client->inflight++;
-    if (c->ctx != 0 && c->kind != CALL_CTX_CREATE) {
-        x = ctx_find(c->ctx);
-        if (x == NULL || x->worker == NULL ||
-            (x->worker->state != WORKER_READY &&
-             x->worker->state != WORKER_DRAINING)) {
-            snprintf(msg, sizeof msg,
-                     "context %llu is gone: its worker exited (see %s)",
-                     (unsigned long long)c->ctx, h->logfile);
-            host_fail_call(c, PROTO_ERR_HOST_CRASHED, msg);
-            return;
-        }
-        worker_forward(x->worker, c);
-        return;
-    }
-    TAILQ_INSERT_TAIL(&h->queue, c, qentry);
-    host_dispatch(h);
-}
-
-void
-host__call_done(struct call *c)
-{
-    if (!c->counted)
-        return;
-    c->counted = false;
-    if (c->host != NULL)
-        c->host->inflight--;
-    if (c->client != NULL)
-        c->client->inflight--;
-}
-
-/* Reads the ready notification's figures (WORKER_PROTOCOL.md). */
-static void
-host_configure(struct host *h, const msgpack_object *info)
-{
-    const msgpack_object *fn = proto_map_get(info, "functions");
-    const msgpack_object *ex = proto_map_get(info, "extras");
-    const msgpack_object *cfg = proto_map_get(info, "config");
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    uint64_t v;
-
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    if (fn != NULL && fn->type == MSGPACK_OBJECT_ARRAY)
-        msgpack_pack_object(&pk, *fn);
-    else
-        msgpack_pack_array(&pk, 0);
-    h->ready_functions_len = sb.size;
-    if (ex != NULL && ex->type == MSGPACK_OBJECT_MAP)
-        msgpack_pack_object(&pk, *ex);
-    else
-        msgpack_pack_map(&pk, 0);
-    free(h->ready_blob);
-    h->ready_blob_len = sb.size;
-    h->ready_blob = msgpack_sbuffer_release(&sb);
-    msgpack_sbuffer_destroy(&sb);
-
-    if (cfg != NULL && cfg->type == MSGPACK_OBJECT_MAP) {
-        if (proto_opt_uint(cfg, "workers", &v, NULL) == 0 && v > 0)
-            h->nworkers = v > HOST_MAX_WORKERS ? HOST_MAX_WORKERS : v;
-        if (proto_opt_uint(cfg, "linger", &v, NULL) == 0)
-            h->linger_ms = v;
-        if (proto_opt_uint(cfg, "timeout", &v, NULL) == 0 && v > 0)
-            h->timeout_ms = v;
-        if (proto_opt_uint(cfg, "memory", &v, NULL) == 0 && v > 0)
-            h->memory_mb = v;
-    }
-    h->configured = true;
-}
-
-static unsigned
-host_ready_count(struct host *h, unsigned gen)
-{
-    struct worker *w;
-    unsigned n = 0;
-
-    TAILQ_FOREACH(w, &h->workers, entry)
-    if (w->gen == gen && w->state == WORKER_READY)
-        n++;
-    return n;
-}
-
-void
-host__worker_ready(struct host *h, struct worker *w,
-                   const msgpack_object *info)
-{
-    struct worker *o;
-    bool first = !h->configured || (h->restarting && w->gen == h->generation &&
-                                     host_ready_count(h, w->gen) == 1);
-
-    host_log(h, w->pid, "ready");
-    if (h->is_private)
-        return;
-    if (w->gen != h->generation) {
-        /* A straggler of a generation already replaced. */
-        worker_drain(w);
-        return;
-    }
-    if (first && info->type == MSGPACK_OBJECT_MAP)
-        host_configure(h, info);
-    if (h->restarting) {
-        host_fill(h);
-        if (host_ready_count(h, h->generation) < h->nworkers)
-            return;
-        /* Every new worker serves: switch, and let the old ones drain. */
-        h->restarting = false;
-        TAILQ_FOREACH(o, &h->workers, entry)
-        if (o->gen != h->generation)
-            worker_drain(o);
-        host_log(h, w->pid, "restart done: %u new workers serve",
-                 h->nworkers);
-        h->state = HOST_READY;
-        host_answer_waiters(h, 1u << WAIT_RESTART | 1u << WAIT_ATTACH,
-                            PROTO_ERR_NONE, NULL);
-        host_dispatch(h);
-        return;
-    }
-    if (h->state == HOST_STARTING) {
-        h->state = HOST_READY;
-        host_fill(h);
-        host_answer_waiters(h, 1u << WAIT_ATTACH | 1u << WAIT_RESTART,
-                            PROTO_ERR_NONE, NULL);
-    }
-    host_dispatch(h);
-}
-
-/* The words of a config_error notification: "file:line:column: message". */
-static char *
-host_config_words(struct host *h, const msgpack_object *err)
-{
-    char *msg = NULL, *file = NULL, *res;
-    uint64_t line = 0, col = 0;
-    const msgpack_object *o;
-
-    o = proto_map_get(err, "message");
-    if (o != NULL)
-        msg = proto_obj_strdup(o);
-    o = proto_map_get(err, "file");
-    if (o != NULL)
-        file = proto_obj_strdup(o);
-    proto_opt_uint(err, "line", &line, NULL);
-    proto_opt_uint(err, "column", &col, NULL);
-    if (file != NULL && line > 0)
-        res = xasprintf("%s:%llu:%llu: %s (see %s)", file,
-                        (unsigned long long)line, (unsigned long long)col,
-                        msg ? msg : "config error", h->logfile);
-    else
-        res = xasprintf("%s: %s (see %s)", file ? file : h->config,
-                        msg ? msg : "config error", h->logfile);
-    free(msg);
-    free(file);
-    return res;
-}
-
-/* The config failed to load: no retry until a client asks again. */
-static void
-host_config_failed(struct host *h, struct worker *w, const char *words)
-{
-    struct worker *o;
-
-    host_log(h, w->pid, "config error: %s", words);
-    if (h->restarting && w->gen == h->generation) {
-        /* The old workers keep serving; the restart fails. */
-        h->restarting = false;
-        TAILQ_FOREACH(o, &h->workers, entry)
-        if (o->gen == h->generation)
-            worker_stop(o);
-        h->generation++;
-        /* The old generation is current again for routing and fill. */
-        TAILQ_FOREACH(o, &h->workers, entry)
-        if (o->state == WORKER_READY)
-            o->gen = h->generation;
-        host_answer_waiters(h, 1u << WAIT_RESTART, PROTO_ERR_CONFIG, words);
-        return;
-    }
-    host_answer_waiters(h, 1u << WAIT_ATTACH | 1u << WAIT_RESTART,
-                        PROTO_ERR_CONFIG, words);
-    host_fail_queue(h, PROTO_ERR_CONFIG, words);
-    TAILQ_FOREACH(o, &h->workers, entry)
-    worker_stop(o);
-    host_drop(h);
-}
-
-void
-host__worker_config_error(struct host *h, struct worker *w,
-                          const msgpack_object *err)
-{
-    char *words;
-
-    if (h->dropped || w->state != WORKER_STARTING)
-        return;
-    words = host_config_words(h, err);
-    w->crashed_counted = true; /* its exit 78 is expected now */
-    w->state = WORKER_STOPPING;
-    host_config_failed(h, w, words);
-    free(words);
-}
-
-static void
-host_forget_worker_ctx(struct mctx *x, void *arg)
-{
-    if (x->worker == arg)
-        x->worker = NULL;
-}
-
-void
-host__worker_exited(struct host *h, struct worker *w)
-{
-    char words[160], *msg;
-    unsigned n;
-
-    TAILQ_REMOVE(&h->workers, w, entry);
-    ctx_foreach(host_forget_worker_ctx, w);
-    worker_exit_words(w, words, sizeof words);
-    if (h->is_private) {
-        host_log(h, w->pid, "%s", words);
-        host_drop(h);
-        return;
-    }
-    if (w->crashed_counted || h->dropped) {
-        host_log(h, w->pid, "%s", words);
-    } else if (w->stop_requested && !w->unresponsive) {
-        host_log(h, w->pid, "stopped: %s", words);
-    } else if (w->term_signal == 0 && w->exit_status == JSHOST_EXIT_CONFIG) {
-        msg = xasprintf("%s: the worker %s (config error; see %s)", h->config,
-                        words, h->logfile);
-        host_config_failed(h, w, msg);
-        free(msg);
-    } else if (w->term_signal == 0 &&
-               w->exit_status == JSHOST_EXIT_RECYCLE) {
-        host_log(h, w->pid, "%s: replacing it", words);
-        host_fill(h);
-    } else {
-        free(h->last_crash);
-        h->last_crash = xasprintf("worker %d %s", (int)w->pid, words);
-        h->crashes[h->ncrashes++ % HOST_CRASH_WINDOW] = manager_now();
-        h->total_crashes++;
-        n = host_crashes_recent(h);
-        host_log(h, w->pid, "crashed: %s (%u in the last %d s)", words, n,
-                 HOST_CRASH_WINDOW_MS / 1000);
-        if (n >= HOST_CRASH_WINDOW) {
-            host_quarantine(h);
-        } else if (h->state == HOST_STARTING || h->state == HOST_READY) {
-            uint64_t delay = (uint64_t)(n - 1) * HOST_BACKOFF_STEP_MS;
-
-            if (delay > HOST_BACKOFF_MAX_MS)
-                delay = HOST_BACKOFF_MAX_MS;
-            host_log(h, 0, "replacing it in %llu ms",
-                     (unsigned long long)delay);
-            if (delay == 0)
-                host_fill(h);
-            else
-                uv_timer_start(&h->respawn_timer, host_respawn_cb, delay, 0);
-        }
-    }
-    if (TAILQ_EMPTY(&h->workers) && h->state == HOST_STOPPING)
-        host__worker_idle(h, NULL);
-}
-
-void
-host__worker_recycling(struct host *h, struct worker *w)
-{
-    (void)w;
-    host_fill(h);
-}
-
-void
-host__worker_freed(struct host *h, struct worker *w)
-{
-    (void)w;
     if (--h->nlive == 0 && h->dropped)
         host_free(h);
 }
 
-/* Called when a stopping host has no worker left. */
 void
-host__worker_idle(struct host *h, struct worker *w)
+host__worker_idle(struct host *h)
 {
-    (void)w;
     if (h->state != HOST_STOPPING || !TAILQ_EMPTY(&h->workers))
         return;
     host_log(h, 0, "stopped");
     h->state = HOST_STOPPED;
-    host_answer_waiters(h, 1u << WAIT_STOP, PROTO_ERR_NONE, NULL);
+    host__answer_waiters(h, 1u << WAIT_STOP, PROTO_ERR_NONE, NULL);
     if (h->nholders == 0 || mgr.shutting_down)
-        host_drop(h);
+        host__drop(h);
 }
 
-static void
-host_begin_stop(struct host *h)
+void
+host__begin_stop(struct host *h)
 {
     struct worker *w, *next;
     char msg[256];
@@ -932,14 +484,14 @@ host_begin_stop(struct host *h)
     uv_timer_stop(&h->respawn_timer);
     snprintf(msg, sizeof msg, "host %s is stopping",
              h->config ? h->config : h->id);
-    host_fail_queue(h, PROTO_ERR_HOST_UNAVAILABLE, msg);
-    host_answer_waiters(h, 1u << WAIT_ATTACH | 1u << WAIT_RESTART,
-                        PROTO_ERR_HOST_UNAVAILABLE, msg);
+    host__fail_queue(h, PROTO_ERR_HOST_UNAVAILABLE, msg);
+    host__answer_waiters(h, 1u << WAIT_ATTACH | 1u << WAIT_RESTART,
+                         PROTO_ERR_HOST_UNAVAILABLE, msg);
     for (w = TAILQ_FIRST(&h->workers); w != NULL; w = next) {
         next = TAILQ_NEXT(w, entry);
         worker_drain(w);
     }
-    host__worker_idle(h, NULL);
+    host__worker_idle(h);
 }
 
 void
@@ -952,7 +504,7 @@ host_stop(struct host *h, struct client *c, uint32_t msgid)
     host_add_waiter(h, c, msgid, WAIT_STOP);
     if (h->state != HOST_STOPPING) {
         host_log(h, 0, "stop requested");
-        host_begin_stop(h);
+        host__begin_stop(h);
     }
 }
 
@@ -963,13 +515,13 @@ host_stop_now(struct host *h)
         return;
     host_forget_holders(h);
     if (h->state == HOST_STOPPED) {
-        host_drop(h);
+        host__drop(h);
         return;
     }
     if (h->state != HOST_STOPPING)
-        host_begin_stop(h);
+        host__begin_stop(h);
     else
-        host__worker_idle(h, NULL);
+        host__worker_idle(h);
 }
 
 void
@@ -994,7 +546,7 @@ host_restart(struct host *h, struct client *c, uint32_t msgid)
         h->state = HOST_STARTING;
         h->configured = false;
     }
-    host_fill(h);
+    host_pool_fill(h);
 }
 
 void

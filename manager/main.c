@@ -1,5 +1,5 @@
 /*
- * jshost-manager: daemon life (DESIGN §2, §6). Runtime dir, start lock, the
+ * jshost-manager: daemon life (docs/lifecycle.md). Runtime dir, start lock, the
  * stale-socket check, daemonizing with a readiness pipe (the starting client
  * returns only once the socket listens), pid file, signals, idle exit and an
  * orderly shutdown that stops every worker before the process exits.
@@ -11,9 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -23,6 +21,7 @@
 #include "manager.h"
 #include "rundir.h"
 #include "startlock.h"
+#include "unixsock.h"
 #include "xmalloc.h"
 
 struct manager mgr;
@@ -103,36 +102,6 @@ find_worker(void)
         errno = -r;
         fatal("%s=%s", locate_env(LOCATE_WORKER), env);
     }
-}
-
-/*
- * 1 when something accepts connections on path, 0 when nothing does (and
- * the socket, if any, was stale), negative errno otherwise.
- */
-static int
-probe_socket(const char *path)
-{
-    struct sockaddr_un sa;
-    int fd, rc;
-
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    memset(&sa, 0, sizeof sa);
-    sa.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof sa.sun_path)
-        return -ENAMETOOLONG;
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
-    if (rc == 0) {
-        close(fd);
-        return 1;
-    }
-    rc = errno;
-    close(fd);
-    if (rc == ENOENT || rc == ECONNREFUSED)
-        return 0;
-    return -rc;
 }
 
 static void
@@ -318,7 +287,7 @@ take_start_lock(void)
         if (fd != -EAGAIN)
             break;
         /* Someone else was starting one: is it serving now? */
-        rc = probe_socket(mgr.sockpath);
+        rc = unixsock_probe(mgr.sockpath);
         if (rc == 1) {
             fprintf(stderr, "jshost-manager: a manager already serves %s\n",
                     mgr.sockpath);
@@ -380,15 +349,18 @@ main(int argc, char **argv)
                 strerror(-lockfd));
         return 1;
     }
-    rc = probe_socket(mgr.sockpath);
-    if (rc == 1) {
+    /* We hold the lock: a socket nothing answers on is stale. */
+    rc = unixsock_clear_stale(mgr.sockpath, &cause);
+    if (rc == -EADDRINUSE) {
         fprintf(stderr, "jshost-manager: a manager already serves %s\n",
                 mgr.sockpath);
         return 1;
     }
-    /* Nothing answers there and we hold the lock: the socket is stale. */
-    if (rc == 0)
-        unlink(mgr.sockpath);
+    if (rc < 0) {
+        fprintf(stderr, "jshost-manager: %s\n",
+                cause != NULL ? cause : strerror(-rc));
+        return 1;
+    }
 
     if (!foreground) {
         rc = daemon_start(mgr.logpath, lockfd, &ready_fd);
@@ -438,7 +410,7 @@ main(int argc, char **argv)
     uv_run(mgr.loop, UV_RUN_DEFAULT);
     uv_walk(mgr.loop, close_walk_cb, NULL);
     uv_run(mgr.loop, UV_RUN_DEFAULT);
-    ctx_cleanup();
+    context_cleanup();
     rpcstream_teardown();
     /* Every handle closed means every worker and connection was reaped. */
     rc = uv_loop_close(mgr.loop);

@@ -1,17 +1,34 @@
 /*
  * jshost-manager internals, shared by its files the way tmux.h is: one flat
- * folder, each file owning one kind of object (DESIGN §1, §2, §6, §7).
+ * folder, each file owning one kind of object (docs/lifecycle.md says what
+ * they do, docs/protocol.md what they say).
  *
- *   main.c    daemon life: options, runtime dir, signals, idle exit, shutdown
- *   server.c  the listening socket, peer uid check
- *   client.c  client connections: validation and dispatch of their methods
- *   host.c    hosts: pools, attach, linger, crashes, quarantine, restart/stop
- *   worker.c  worker processes: spawn, ready, forwarding, ping, exit
- *   router.c  msgid remap tables and manager-wide context ids
- *   status.c  the status method's figures
+ *   main.c      daemon life: options, runtime dir, signals, idle exit, shutdown
+ *   server.c    the listening socket, peer uid check
+ *   client.c    client connections: the dispatch table of their methods
+ *   host.c      hosts: holders, attach, linger, restart/stop, the host's log
+ *   host_pool.c a host's workers: the pool, ready, crashes and quarantine
+ *   worker.c    worker processes: spawn, ready, forwarding, ping, exit
+ *   call.c      a call's life: made, freed
+ *   router.c    the msgid remap table of each worker connection
+ *   context.c   manager-wide context ids, each pinned to its worker
+ *   status.c    the status method's figures
  *
  * Connections (clients' and workers') are common/rpcstream.c's, shared with
  * the worker.
+ *
+ * A call, out: client_on_msg → client_request (the table: the method's
+ * checker, proto/check.c, then its handler) → client_call (or
+ * client_context_op / client_context_create) → host_pool_submit (limits;
+ * a context's call goes straight to its worker) → the host's queue →
+ * host_pool_dispatch → host_pool_pick (fewest in flight) → worker_forward
+ * (router_add gives it the worker's msgid) → worker_pack → rpcstream_send.
+ *
+ * And back: worker_on_msg → worker_on_response → router_take (the call by
+ * its worker msgid) → worker_reply_client (the client's msgid restored;
+ * context.create and .destroy through worker_context_created/_destroyed) →
+ * client_send → rpcstream_send; then host_pool_call_done and call_free.
+ * A worker that dies answers its calls in worker_finish (HostCrashed).
  */
 #ifndef JSHOST_MANAGER_H
 #define JSHOST_MANAGER_H
@@ -25,6 +42,8 @@
 #include <msgpack.h>
 #include <uv.h>
 
+#include "check.h"
+#include "methods.h"
 #include "proto.h"
 #include "rpcstream.h"
 
@@ -34,34 +53,40 @@ struct worker;
 struct call;
 struct status_req;
 
-/* ---- router.c ---- */
+/* ---- call.c ---- */
 
 enum call_kind {
-    CALL_FORWARD,     /* a client's call/context.* request */
-    CALL_CTX_CREATE,  /* context.create: the result is a worker context id */
-    CALL_CTX_DESTROY, /* context.destroy: forget the context on success */
-    CALL_STATS,       /* the manager's own stats request (status) */
-    CALL_PING,        /* the manager's liveness ping */
-    CALL_IGNORE,      /* internal, answer dropped (cleanup after a client) */
+    CALL_FORWARD,        /* a client's call/context.* request */
+    CALL_CONTEXT_CREATE, /* context.create: the result is a worker context id */
+    CALL_CONTEXT_DESTROY, /* context.destroy: forget the context on success */
+    CALL_STATS,           /* the manager's own stats request (status) */
+    CALL_PING,            /* the manager's liveness ping */
+    CALL_IGNORE, /* internal, answer dropped (cleanup after a client) */
 };
 
+/* One request on its way to a worker and its answer on the way back. */
 struct call {
-    struct call *hnext; /* router hash chain */
+    struct call *hnext;       /* router hash chain */
     TAILQ_ENTRY(call) qentry; /* host's queue while waiting for a worker */
     enum call_kind kind;
-    uint32_t wid; /* msgid towards the worker */
-    uint32_t cid; /* the client's msgid */
+    uint32_t wid;          /* msgid towards the worker */
+    uint32_t cid;          /* the client's msgid */
     struct client *client; /* referenced; NULL for internal calls */
     struct host *host;
     struct worker *worker;
     struct proto_msg msg; /* the request while it waits in a queue */
     bool has_msg;
-    bool counted; /* in host and client in-flight counts */
-    uint64_t ctx; /* manager context id (context.*), 0 otherwise */
+    bool counted;     /* in host and client in-flight counts */
+    uint64_t context; /* manager context id (context.*), 0 otherwise */
     uint64_t start_ns;
     uint64_t timeout_ms;
     struct status_req *sreq;
 };
+
+struct call *call_new(enum call_kind kind, struct client *client, uint32_t cid);
+void call_free(struct call *c);
+
+/* ---- router.c ---- */
 
 struct router;
 struct router *router_new(void);
@@ -76,28 +101,26 @@ size_t router_count(const struct router *r);
 /* Tests only: where the next msgid starts (to reach the wrap-around). */
 void router__set_next(struct router *r, uint32_t next);
 
-struct call *call_new(enum call_kind kind, struct client *client,
-                      uint32_t cid);
-void call_free(struct call *c);
+/* ---- context.c ---- */
 
-/* Manager-wide context ids: a context sticks to the worker that made it. */
-struct mctx {
-    struct mctx *hnext;
+/* A context, by its manager-wide id: it sticks to the worker that made it. */
+struct context {
+    struct context *hnext;
     uint64_t id;
-    uint64_t wctx;         /* the worker's own id */
-    struct worker *worker; /* NULL once that worker is gone */
+    uint64_t worker_context; /* the worker's own id for it */
+    struct worker *worker;   /* NULL once that worker is gone */
     struct host *host;
     struct client *owner; /* not referenced: cleared when it closes */
 };
 
-struct mctx *ctx_new(struct host *h, struct worker *w, uint64_t wctx,
-                     struct client *owner);
-struct mctx *ctx_find(uint64_t id);
-void ctx_free(struct mctx *x);
+struct context *context_new(struct host *h, struct worker *w,
+                            uint64_t worker_context, struct client *owner);
+struct context *context_find(uint64_t id);
+void context_free(struct context *x);
 /* Calls fn for each context (fn may free the one it is given). */
-void ctx_foreach(void (*fn)(struct mctx *, void *), void *arg);
-unsigned ctx_count_host(const struct host *h);
-void ctx_cleanup(void);
+void context_foreach(void (*fn)(struct context *, void *), void *arg);
+unsigned context_count_host(const struct host *h);
+void context_cleanup(void);
 
 /* ---- client.c ---- */
 
@@ -132,7 +155,7 @@ void client_forget_host(struct client *c, struct host *h);
 /* ---- host.c ---- */
 
 enum host_state {
-    HOST_STARTING,    /* first worker not ready yet */
+    HOST_STARTING, /* first worker not ready yet */
     HOST_READY,
     HOST_STOPPING,    /* draining for stop */
     HOST_STOPPED,     /* stopped while holders remain */
@@ -144,8 +167,7 @@ struct waiter {
     TAILQ_ENTRY(waiter) entry;
     struct client *client; /* referenced */
     uint32_t msgid;
-    enum { WAIT_ATTACH, WAIT_RESTART, WAIT_STOP, WAIT_CTX } kind;
-    struct call *call; /* WAIT_CTX: the context.create held back */
+    enum { WAIT_ATTACH, WAIT_RESTART, WAIT_STOP } kind;
 };
 
 TAILQ_HEAD(waiters, waiter);
@@ -157,11 +179,11 @@ TAILQ_HEAD(workers, worker);
 struct host {
     TAILQ_ENTRY(host) entry;
     char id[17];
-    char *config;  /* real path; NULL for a private VM */
+    char *config; /* real path; NULL for a private VM */
     char *logfile;
     int logfd;
     enum host_state state;
-    bool dropped;  /* out of the host list, freed once its workers are gone */
+    bool dropped; /* out of the host list, freed once its workers are gone */
     bool is_private;
     struct client *owner; /* private VM: the owning connection */
     uint64_t priv_memory_mb, priv_timeout_ms;
@@ -206,32 +228,56 @@ struct host *host_new_private(struct client *owner, uint64_t memory_mb,
                               uint64_t timeout_ms, const char *cwd);
 void host_attach(struct host *h, struct client *c, uint32_t msgid);
 void host_detach(struct host *h, struct client *c);
-/* A request from a client for this host (call/context.*): the call owns msg. */
-void host_submit(struct host *h, struct call *c);
 void host_restart(struct host *h, struct client *c, uint32_t msgid);
 void host_stop(struct host *h, struct client *c, uint32_t msgid);
 void host_stop_now(struct host *h);
+/* One event of the host into its log file (and manager.log). */
 void host_log(struct host *h, pid_t pid, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 const char *host_state_name(enum host_state s);
-/* Called by worker.c. */
-void host__worker_ready(struct host *h, struct worker *w,
-                        const msgpack_object *info);
-void host__worker_config_error(struct host *h, struct worker *w,
-                               const msgpack_object *err);
-void host__worker_exited(struct host *h, struct worker *w);
-void host__worker_freed(struct host *h, struct worker *w);
-void host__worker_idle(struct host *h, struct worker *w);
-void host__worker_recycling(struct host *h, struct worker *w);
-void host__call_done(struct call *c);
+/* A worker's memory is gone: a dropped host goes with its last one. */
+void host_worker_freed(struct host *h);
+/* Shared with host_pool.c. */
+void host__drop(struct host *h);
+void host__begin_stop(struct host *h);
+void host__fail_call(struct call *c, enum proto_errtype type, const char *msg);
+void host__fail_queue(struct host *h, enum proto_errtype type, const char *msg);
+/* Answers the waiters of the given kinds (a mask of 1 << kind): with the
+ * attach result / host status, or with an error when type is not NONE. */
+void host__answer_waiters(struct host *h, unsigned kinds,
+                          enum proto_errtype type, const char *msg);
+/* A stopping host with no worker left is stopped. */
+void host__worker_idle(struct host *h);
+/* A private VM with no context left stops. */
 void host__release_private(struct host *h);
+
+/* ---- host_pool.c ---- */
+
+#define HOST_POOL_MAX_WORKERS 64
+
+/* Brings the current generation up to its pool size. */
+void host_pool_fill(struct host *h);
+/* A request from a client for this host (call/context.*): the call owns msg. */
+void host_pool_submit(struct host *h, struct call *c);
+/* Hands queued calls to ready workers. */
+void host_pool_dispatch(struct host *h);
+/* The call no longer counts against its host's and client's limits. */
+void host_pool_call_done(struct call *c);
+/* Called by worker.c. */
+void host_pool_worker_ready(struct host *h, struct worker *w,
+                            const msgpack_object *info);
+void host_pool_worker_config_error(struct host *h, struct worker *w,
+                                   const msgpack_object *err);
+void host_pool_worker_exited(struct host *h, struct worker *w);
+void host_pool_worker_recycling(struct host *h, struct worker *w);
 
 /* ---- worker.c ---- */
 
 enum worker_state {
     WORKER_STARTING,
     WORKER_READY,
-    WORKER_DRAINING, /* no new calls; stopped once in-flight ones are answered */
+    WORKER_DRAINING, /* no new calls; stopped once in-flight ones are answered
+                      */
     WORKER_STOPPING, /* TERM sent */
     WORKER_EXITED,
 };
@@ -272,7 +318,7 @@ struct worker *worker_spawn(struct host *h, char **cause);
 void worker_forward(struct worker *w, struct call *c);
 /* Sends an internal request (stats, ping, context.destroy). */
 void worker_request(struct worker *w, struct call *c, const char *method,
-                    uint64_t ctx_param);
+                    uint64_t context_param);
 void worker_drain(struct worker *w);
 void worker_stop(struct worker *w);
 void worker_kill(struct worker *w);
@@ -293,8 +339,6 @@ void status_pack_host(msgpack_packer *pk, struct host *h);
 
 int server_listen(uv_loop_t *loop, const char *path, char **cause);
 void server_close(void);
-/* The SO_PEERCRED check, apart so that it can be tested: 0 or -EPERM. */
-int server_check_peer(int fd, uid_t *uid, pid_t *pid, char **cause);
 
 /* ---- main.c ---- */
 
@@ -327,7 +371,5 @@ void manager_check_idle(void);
 /* Stops every host, then exits the loop (shutdown, SIGTERM). */
 void manager_shutdown(void);
 uint64_t manager_now(void);
-/* Packs a NUL-terminated map key or string. */
-void pack_cstr(msgpack_packer *pk, const char *s);
 
 #endif

@@ -1,7 +1,8 @@
 /*
- * The listening socket (DESIGN §2): the path is checked against sun_path
- * before bind (libuv truncates silently), bound with umask 0077 so that only
- * we can connect, and every peer's uid is checked with SO_PEERCRED.
+ * The listening socket (docs/protocol.md, "Transport and security"): the path
+ * is checked against sun_path before bind (libuv truncates silently), bound
+ * with umask 0077 so that only we can connect; every peer's uid is checked
+ * (unixsock_check_peer) as client.c accepts it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,28 +22,6 @@ static bool server_open;
 static char server_path[256];
 static dev_t server_dev;
 static ino_t server_ino;
-
-int
-server_check_peer(int fd, uid_t *uid, pid_t *pid, char **cause)
-{
-    struct ucred cred;
-    socklen_t len = sizeof cred;
-
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-        int err = errno;
-
-        *cause = xasprintf("SO_PEERCRED: %s", strerror(err));
-        return -err;
-    }
-    *uid = cred.uid;
-    *pid = cred.pid;
-    if (cred.uid != geteuid()) {
-        *cause = xasprintf("uid %d may not use the manager of uid %d",
-                           (int)cred.uid, (int)geteuid());
-        return -EPERM;
-    }
-    return 0;
-}
 
 static void
 server_connection_cb(uv_stream_t *server, int status)

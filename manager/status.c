@@ -1,8 +1,9 @@
 /*
- * The status method (DESIGN §7). Heap and RSS figures come from the workers'
- * own `stats` answers, gathered asynchronously: the reply goes out when every
- * worker answered or after a short wait, whichever comes first, so a busy
- * worker never holds status up. Call counts and p50/p99 are the manager's own.
+ * The status method (docs/lifecycle.md, "Status"). Heap and RSS figures come
+ * from the workers' own `stats` answers, gathered asynchronously: the reply
+ * goes out when every worker answered or after a short wait, whichever comes
+ * first, so a busy worker never holds status up. Call counts and p50/p99 are
+ * the manager's own.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,16 +25,10 @@ struct status_req {
     uv_timer_t timer;
 };
 
-void
-pack_cstr(msgpack_packer *pk, const char *s)
-{
-    proto_pack_cstr(pk, s);
-}
-
 static void
 pack_kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
 {
-    pack_cstr(pk, k);
+    proto_pack_cstr(pk, k);
     msgpack_pack_uint64(pk, v);
 }
 
@@ -45,19 +40,19 @@ status_pack_worker(msgpack_packer *pk, struct worker *w)
 
     worker_latency(w, &p50, &p99);
     msgpack_pack_map(pk, 11);
-    pack_kv_u64(pk, "pid", (uint64_t)w->pid);
-    pack_cstr(pk, "state");
-    pack_cstr(pk, worker_state_name(w->state));
-    pack_kv_u64(pk, "uptime_s", (now - w->start_ms) / 1000);
-    pack_kv_u64(pk, "rss", w->rss);
-    pack_kv_u64(pk, "heap_used", w->heap_used);
-    pack_kv_u64(pk, "heap_limit", w->heap_limit);
-    pack_kv_u64(pk, "calls", w->ncalls);
-    pack_kv_u64(pk, "errors", w->nerrors);
-    pack_kv_u64(pk, "in_flight", w->inflight);
-    pack_cstr(pk, "p50_ms");
+    pack_kv_u64(pk, PROTO_K_PID, (uint64_t)w->pid);
+    proto_pack_cstr(pk, PROTO_K_STATE);
+    proto_pack_cstr(pk, worker_state_name(w->state));
+    pack_kv_u64(pk, PROTO_K_UPTIME_S, (now - w->start_ms) / 1000);
+    pack_kv_u64(pk, PROTO_K_RSS, w->rss);
+    pack_kv_u64(pk, PROTO_K_HEAP_USED, w->heap_used);
+    pack_kv_u64(pk, PROTO_K_HEAP_LIMIT, w->heap_limit);
+    pack_kv_u64(pk, PROTO_K_CALLS, w->ncalls);
+    pack_kv_u64(pk, PROTO_K_ERRORS, w->nerrors);
+    pack_kv_u64(pk, PROTO_K_IN_FLIGHT, w->inflight);
+    proto_pack_cstr(pk, PROTO_K_P50_MS);
     msgpack_pack_double(pk, p50);
-    pack_cstr(pk, "p99_ms");
+    proto_pack_cstr(pk, PROTO_K_P99_MS);
     msgpack_pack_double(pk, p99);
 }
 
@@ -73,22 +68,22 @@ status_pack_host(msgpack_packer *pk, struct host *h)
     TAILQ_FOREACH(w, &h->workers, entry)
     n++;
     msgpack_pack_map(pk, 11);
-    pack_cstr(pk, "id");
-    pack_cstr(pk, h->id);
-    pack_cstr(pk, "config");
-    pack_cstr(pk, h->config);
-    pack_cstr(pk, "logfile");
-    pack_cstr(pk, h->logfile);
-    pack_kv_u64(pk, "holders", h->nholders);
-    pack_kv_u64(pk, "linger_left_ms", left);
-    pack_cstr(pk, "state");
-    pack_cstr(pk, host_state_name(h->state));
-    pack_kv_u64(pk, "pool", h->nworkers);
-    pack_kv_u64(pk, "queued", h->inflight);
-    pack_kv_u64(pk, "crashes", h->total_crashes);
-    pack_cstr(pk, "last_crash");
-    pack_cstr(pk, h->last_crash);
-    pack_cstr(pk, "workers");
+    proto_pack_cstr(pk, PROTO_K_ID);
+    proto_pack_cstr(pk, h->id);
+    proto_pack_cstr(pk, PROTO_K_CONFIG);
+    proto_pack_cstr(pk, h->config);
+    proto_pack_cstr(pk, PROTO_K_LOGFILE);
+    proto_pack_cstr(pk, h->logfile);
+    pack_kv_u64(pk, PROTO_K_HOLDERS, h->nholders);
+    pack_kv_u64(pk, PROTO_K_LINGER_LEFT_MS, left);
+    proto_pack_cstr(pk, PROTO_K_STATE);
+    proto_pack_cstr(pk, host_state_name(h->state));
+    pack_kv_u64(pk, PROTO_K_POOL, h->nworkers);
+    pack_kv_u64(pk, PROTO_K_QUEUED, h->inflight);
+    pack_kv_u64(pk, PROTO_K_CRASHES, h->total_crashes);
+    proto_pack_cstr(pk, PROTO_K_LAST_CRASH);
+    proto_pack_cstr(pk, h->last_crash);
+    proto_pack_cstr(pk, PROTO_K_WORKERS);
     msgpack_pack_array(pk, n);
     TAILQ_FOREACH(w, &h->workers, entry)
     status_pack_worker(pk, w);
@@ -118,14 +113,15 @@ status_reply(struct status_req *r)
         return;
     }
     msgpack_pack_map(&om.pk, 2);
-    pack_cstr(&om.pk, "manager");
+    proto_pack_cstr(&om.pk, PROTO_K_MANAGER);
     msgpack_pack_map(&om.pk, 4);
-    pack_kv_u64(&om.pk, "pid", (uint64_t)getpid());
-    pack_kv_u64(&om.pk, "uptime_s", (manager_now() - mgr.start_ms) / 1000);
-    pack_kv_u64(&om.pk, "clients", mgr.nclients);
-    pack_cstr(&om.pk, "version");
-    pack_cstr(&om.pk, JSHOST_VERSION);
-    pack_cstr(&om.pk, "hosts");
+    pack_kv_u64(&om.pk, PROTO_K_PID, (uint64_t)getpid());
+    pack_kv_u64(&om.pk, PROTO_K_UPTIME_S,
+                (manager_now() - mgr.start_ms) / 1000);
+    pack_kv_u64(&om.pk, PROTO_K_CLIENTS, mgr.nclients);
+    proto_pack_cstr(&om.pk, PROTO_K_VERSION);
+    proto_pack_cstr(&om.pk, JSHOST_VERSION);
+    proto_pack_cstr(&om.pk, PROTO_K_HOSTS);
     TAILQ_FOREACH(h, &mgr.hosts, entry)
     n++;
     msgpack_pack_array(&om.pk, n);
@@ -173,11 +169,11 @@ status__stats_reply(struct call *c, struct worker *w,
 
     if (msg != NULL && msg->error.type == MSGPACK_OBJECT_NIL &&
         msg->result.type == MSGPACK_OBJECT_MAP) {
-        if (proto_opt_uint(&msg->result, "rss", &v, NULL) == 0)
+        if (proto_opt_uint(&msg->result, PROTO_K_RSS, &v, NULL) == 0)
             w->rss = v;
-        if (proto_opt_uint(&msg->result, "heap_used", &v, NULL) == 0)
+        if (proto_opt_uint(&msg->result, PROTO_K_HEAP_USED, &v, NULL) == 0)
             w->heap_used = v;
-        if (proto_opt_uint(&msg->result, "heap_limit", &v, NULL) == 0)
+        if (proto_opt_uint(&msg->result, PROTO_K_HEAP_LIMIT, &v, NULL) == 0)
             w->heap_limit = v;
     }
     c->sreq = NULL;
@@ -201,17 +197,19 @@ status_request(struct client *c, uint32_t msgid, struct host *only)
         snprintf(r->only, sizeof r->only, "%s", only->id);
     uv_timer_init(mgr.loop, &r->timer);
     r->timer.data = r;
-    TAILQ_FOREACH(h, &mgr.hosts, entry) {
+    TAILQ_FOREACH(h, &mgr.hosts, entry)
+    {
         if (only != NULL && h != only)
             continue;
-        TAILQ_FOREACH(w, &h->workers, entry) {
+        TAILQ_FOREACH(w, &h->workers, entry)
+        {
             if (w->state != WORKER_READY && w->state != WORKER_DRAINING)
                 continue;
             call = call_new(CALL_STATS, NULL, 0);
             call->host = h;
             call->sreq = r;
             r->pending++;
-            worker_request(w, call, "stats", 0);
+            worker_request(w, call, PROTO_M_STATS, 0);
         }
     }
     if (r->pending == 0)

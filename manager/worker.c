@@ -1,6 +1,6 @@
 /*
  * Worker processes: spawned with uv_spawn, one end of a socketpair as fd 3 and
- * the host's log file as stdout/stderr (WORKER_PROTOCOL.md). Requests are
+ * the host's log file as stdout/stderr (docs/protocol.md). Requests are
  * forwarded with msgids from this worker's own space; replies find their client
  * through the router. A worker is finished only once both its exit status and
  * the end of its socket have been seen, so that replies it flushed just before
@@ -68,7 +68,7 @@ worker_handle_closed(struct worker *w)
     if (--w->handles > 0)
         return;
     router_free(w->calls);
-    host__worker_freed(w->host, w);
+    host_worker_freed(w->host);
     free(w);
 }
 
@@ -140,16 +140,17 @@ worker_reply_client(struct call *c, const msgpack_object *error,
 }
 
 static void
-worker_ctx_created(struct worker *w, struct call *c, const struct proto_msg *m)
+worker_context_created(struct worker *w, struct call *c,
+                       const struct proto_msg *m)
 {
-    struct mctx *x;
+    struct context *x;
     struct rpcstream_msg om;
     struct call *d;
 
     if (m->error.type != MSGPACK_OBJECT_NIL ||
         m->result.type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
         worker_reply_client(c, &m->error, &m->result);
-        if (w->host->is_private && ctx_count_host(w->host) == 0)
+        if (w->host->is_private && context_count_host(w->host) == 0)
             host__release_private(w->host);
         return;
     }
@@ -157,28 +158,28 @@ worker_ctx_created(struct worker *w, struct call *c, const struct proto_msg *m)
         /* Nobody will ever destroy it: do it now. */
         d = call_new(CALL_IGNORE, NULL, 0);
         d->host = w->host;
-        worker_request(w, d, "context.destroy", m->result.via.u64);
-        if (w->host->is_private && ctx_count_host(w->host) == 0)
+        worker_request(w, d, PROTO_M_CONTEXT_DESTROY, m->result.via.u64);
+        if (w->host->is_private && context_count_host(w->host) == 0)
             host__release_private(w->host);
         return;
     }
-    x = ctx_new(w->host, w, m->result.via.u64, c->client);
+    x = context_new(w->host, w, m->result.via.u64, c->client);
     client_reply_begin(&om, c->cid);
     msgpack_pack_uint64(&om.pk, x->id);
     client_send(c->client, &om);
 }
 
 static void
-worker_ctx_destroyed(struct worker *w, struct call *c,
-                     const struct proto_msg *m)
+worker_context_destroyed(struct worker *w, struct call *c,
+                         const struct proto_msg *m)
 {
-    struct mctx *x = ctx_find(c->ctx);
+    struct context *x = context_find(c->context);
     struct host *h = w->host;
 
     if (x != NULL && m->error.type == MSGPACK_OBJECT_NIL)
-        ctx_free(x);
+        context_free(x);
     worker_reply_client(c, &m->error, &m->result);
-    if (h->is_private && ctx_count_host(h) == 0)
+    if (h->is_private && context_count_host(h) == 0)
         host__release_private(h);
 }
 
@@ -188,12 +189,11 @@ worker_on_response(struct worker *w, struct proto_msg *m)
     struct call *c = router_take(w->calls, m->msgid);
 
     if (c == NULL) {
-        log_warn("worker %d: reply to unknown msgid %u", (int)w->pid,
-                 m->msgid);
+        log_warn("worker %d: reply to unknown msgid %u", (int)w->pid, m->msgid);
         return;
     }
-    if (c->kind == CALL_FORWARD || c->kind == CALL_CTX_CREATE ||
-        c->kind == CALL_CTX_DESTROY) {
+    if (c->kind == CALL_FORWARD || c->kind == CALL_CONTEXT_CREATE ||
+        c->kind == CALL_CONTEXT_DESTROY) {
         worker_record_latency(w, c);
         w->ncalls++;
         if (m->error.type != MSGPACK_OBJECT_NIL)
@@ -202,21 +202,22 @@ worker_on_response(struct worker *w, struct proto_msg *m)
         w->tmo_sum_ms -= c->timeout_ms;
     }
     if (m->error.type == MSGPACK_OBJECT_MAP && w->state == WORKER_READY &&
-        proto_obj_streq(proto_map_get(&m->error, "type"), "MemoryError")) {
+        proto_obj_streq(proto_map_get(&m->error, PROTO_K_TYPE),
+                        proto_errtype_name(PROTO_ERR_MEMORY))) {
         /* It exits 75 next: no new calls for it, a replacement now. */
         host_log(w->host, w->pid, "hit its heap limit: recycling");
         worker_drain(w);
-        host__worker_recycling(w->host, w);
+        host_pool_worker_recycling(w->host, w);
     }
     switch (c->kind) {
     case CALL_FORWARD:
         worker_reply_client(c, &m->error, &m->result);
         break;
-    case CALL_CTX_CREATE:
-        worker_ctx_created(w, c, m);
+    case CALL_CONTEXT_CREATE:
+        worker_context_created(w, c, m);
         break;
-    case CALL_CTX_DESTROY:
-        worker_ctx_destroyed(w, c, m);
+    case CALL_CONTEXT_DESTROY:
+        worker_context_destroyed(w, c, m);
         break;
     case CALL_STATS:
         status__stats_reply(c, w, m);
@@ -227,7 +228,7 @@ worker_on_response(struct worker *w, struct proto_msg *m)
     case CALL_IGNORE:
         break;
     }
-    host__call_done(c);
+    host_pool_call_done(c);
     call_free(c);
     if (w->state == WORKER_DRAINING && w->inflight == 0)
         worker_stop(w);
@@ -245,14 +246,14 @@ worker_on_msg(void *owner, struct proto_msg *m)
     } else if (m->kind == PROTO_NOTIFICATION) {
         if (m->params.via.array.size > 0)
             arg = &m->params.via.array.ptr[0];
-        if (proto_msg_is(m, "ready") && arg != NULL &&
+        if (proto_msg_is(m, PROTO_N_READY) && arg != NULL &&
             w->state == WORKER_STARTING) {
             w->state = WORKER_READY;
             w->ready_ms = manager_now();
             uv_timer_stop(&w->kill_timer);
-            host__worker_ready(w->host, w, arg);
-        } else if (proto_msg_is(m, "config_error") && arg != NULL) {
-            host__worker_config_error(w->host, w, arg);
+            host_pool_worker_ready(w->host, w, arg);
+        } else if (proto_msg_is(m, PROTO_N_CONFIG_ERROR) && arg != NULL) {
+            host_pool_worker_config_error(w->host, w, arg);
         }
     } else {
         struct rpcstream_msg om;
@@ -271,8 +272,8 @@ worker_on_end(void *owner, int err, const char *cause)
     struct worker *w = owner;
 
     if (err != 0 && err != UV_ECONNRESET && err != UV_EPIPE) {
-        log_warn("worker %d: connection broken (%s): killing it",
-                 (int)w->pid, cause);
+        log_warn("worker %d: connection broken (%s): killing it", (int)w->pid,
+                 cause);
         if (w->state != WORKER_EXITED)
             uv_process_kill(&w->proc, SIGKILL);
     }
@@ -340,8 +341,7 @@ worker_exit_cb(uv_process_t *proc, int64_t status, int term_signal)
     w->term_signal = term_signal;
     w->state = WORKER_EXITED;
     uv_close((uv_handle_t *)&w->proc, worker_proc_closed_cb);
-    if (!w->stream_open || w->stream == NULL ||
-        rpcstream_ended(w->stream)) {
+    if (!w->stream_open || w->stream == NULL || rpcstream_ended(w->stream)) {
         worker_finish(w);
     } else {
         uv_timer_stop(&w->kill_timer);
@@ -370,8 +370,8 @@ worker_finish(struct worker *w)
     uv_close((uv_handle_t *)&w->kill_timer, worker_proc_closed_cb);
     worker_exit_words(w, words, sizeof words);
     while ((c = router_pop(w->calls)) != NULL) {
-        if (c->kind == CALL_FORWARD || c->kind == CALL_CTX_CREATE ||
-            c->kind == CALL_CTX_DESTROY) {
+        if (c->kind == CALL_FORWARD || c->kind == CALL_CONTEXT_CREATE ||
+            c->kind == CALL_CONTEXT_DESTROY) {
             w->inflight--;
             if (c->client != NULL && !c->client->closed)
                 client_reply_error(c->client, c->cid, PROTO_ERR_HOST_CRASHED,
@@ -381,10 +381,10 @@ worker_finish(struct worker *w)
         } else if (c->kind == CALL_STATS) {
             status__stats_reply(c, w, NULL);
         }
-        host__call_done(c);
+        host_pool_call_done(c);
         call_free(c);
     }
-    host__worker_exited(h, w);
+    host_pool_worker_exited(h, w);
 }
 
 static void
@@ -461,8 +461,8 @@ worker_spawn(struct host *h, char **cause)
     close(fds[1]);
     if (rc != 0) {
         close(fds[0]);
-        *cause = xasprintf("cannot start %s: %s", mgr.worker_path,
-                           uv_strerror(rc));
+        *cause =
+            xasprintf("cannot start %s: %s", mgr.worker_path, uv_strerror(rc));
         /* A failed uv_spawn still needs its handle closed before the free. */
         uv_close((uv_handle_t *)&w->proc, worker_spawn_failed_cb);
         return NULL;
@@ -494,7 +494,7 @@ worker_pack(struct worker *w, struct call *c, struct rpcstream_msg *om)
 {
     const msgpack_object *p = c->msg.params.via.array.ptr;
     uint32_t n = c->msg.params.via.array.size, i;
-    struct mctx *x = c->ctx != 0 ? ctx_find(c->ctx) : NULL;
+    struct context *x = c->context != 0 ? context_find(c->context) : NULL;
     char method[64];
     size_t mlen = c->msg.method_len < sizeof method - 1 ? c->msg.method_len
                                                         : sizeof method - 1;
@@ -505,8 +505,8 @@ worker_pack(struct worker *w, struct call *c, struct rpcstream_msg *om)
     rpcstream_msg_init(om);
     proto_write_request(&om->pk, c->wid, method, n);
     for (i = 0; i < n; i++) {
-        if (i == 0 && x != NULL && c->kind != CALL_CTX_CREATE)
-            msgpack_pack_uint64(&om->pk, x->wctx);
+        if (i == 0 && x != NULL && c->kind != CALL_CONTEXT_CREATE)
+            msgpack_pack_uint64(&om->pk, x->worker_context);
         else
             msgpack_pack_object(&om->pk, p[i]);
     }
@@ -531,16 +531,16 @@ worker_forward(struct worker *w, struct call *c)
 
 void
 worker_request(struct worker *w, struct call *c, const char *method,
-               uint64_t ctx_param)
+               uint64_t context_param)
 {
     struct rpcstream_msg om;
 
     c->worker = w;
     router_add(w->calls, c);
     rpcstream_msg_init(&om);
-    if (ctx_param != 0) {
+    if (context_param != 0) {
         proto_write_request(&om.pk, c->wid, method, 1);
-        msgpack_pack_uint64(&om.pk, ctx_param);
+        msgpack_pack_uint64(&om.pk, context_param);
     } else {
         proto_write_request(&om.pk, c->wid, method, 0);
     }
@@ -599,8 +599,7 @@ worker_ping(struct worker *w)
         if (now - w->ping_sent_ms > mgr.ping_timeout_ms &&
             now - w->last_msg_ms > allow && !w->unresponsive) {
             w->unresponsive = true;
-            host_log(w->host, w->pid,
-                     "no answer to ping for %llu ms: SIGKILL",
+            host_log(w->host, w->pid, "no answer to ping for %llu ms: SIGKILL",
                      (unsigned long long)(now - w->ping_sent_ms));
             uv_process_kill(&w->proc, SIGKILL);
         }
@@ -609,7 +608,7 @@ worker_ping(struct worker *w)
     c = call_new(CALL_PING, NULL, 0);
     c->host = w->host;
     w->ping_sent_ms = now;
-    worker_request(w, c, "ping", 0);
+    worker_request(w, c, PROTO_M_PING, 0);
 }
 
 void

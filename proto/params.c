@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "methods.h"
 #include "proto.h"
 #include "proto_internal.h"
 
@@ -292,13 +293,13 @@ proto_error_from_object(const msgpack_object *obj, struct proto_error *err)
     memset(err, 0, sizeof(*err));
     if (obj == NULL || obj->type != MSGPACK_OBJECT_MAP)
         return -EPROTO;
-    error_field(obj, "type", &type, &type_len);
+    error_field(obj, PROTO_K_TYPE, &type, &type_len);
     err->type = proto_errtype_parse(type, type_len);
     if (err->type == PROTO_ERR_NONE)
         err->type = PROTO_ERR_PROTOCOL;
-    error_field(obj, "message", &err->message, &err->message_len);
-    error_field(obj, "name", &err->name, &err->name_len);
-    error_field(obj, "stack", &err->stack, &err->stack_len);
-    error_field(obj, "logfile", &err->logfile, &err->logfile_len);
+    error_field(obj, PROTO_K_MESSAGE, &err->message, &err->message_len);
+    error_field(obj, PROTO_K_NAME, &err->name, &err->name_len);
+    error_field(obj, PROTO_K_STACK, &err->stack, &err->stack_len);
+    error_field(obj, PROTO_K_LOGFILE, &err->logfile, &err->logfile_len);
     return 0;
 }

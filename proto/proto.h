@@ -1,7 +1,8 @@
 /*
- * proto: msgpack-RPC for jshost (DESIGN §3). Bytes in, messages out; never touches
- * a socket, so manager, worker and clients share it and it can be tested and
- * fuzzed byte by byte.
+ * proto: msgpack-RPC for jshost (docs/protocol.md). Bytes in, messages out;
+ * never touches a socket, so manager, worker and clients share it and it can be
+ * tested and fuzzed byte by byte. methods.h names the methods, notifications
+ * and keys; check.h checks each method's params.
  *
  *   request       [0, msgid:u32, method:str, params:array]
  *   response      [1, msgid:u32, error:map|nil, result:any]
@@ -26,7 +27,8 @@ extern "C" {
 
 #define PROTO_VERSION 1
 
-/* Default limit on one message's encoded size (DESIGN §3), settable per reader. */
+/* Default limit on one message's encoded size (docs/protocol.md), settable per
+ * reader. */
 #define PROTO_MAX_MESSAGE_DEFAULT ((size_t)64 * 1024 * 1024)
 
 /*
@@ -48,7 +50,8 @@ enum proto_kind {
     PROTO_NOTIFICATION = 2,
 };
 
-/* Error types of DESIGN §3, in its order. The wire form is the name string. */
+/* Error types (docs/protocol.md, "Errors"), in its order. The wire form is the
+ * name string. */
 enum proto_errtype {
     PROTO_ERR_NONE = 0,
     PROTO_ERR_JS,               /* "JSError" */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "methods.h"
 #include "proto.h"
 
 /* Packer results pass through unchanged; stop at the first failure. */
@@ -86,17 +87,17 @@ proto_pack_error(msgpack_packer *pk, const struct proto_error *err)
     const char *type = proto_errtype_name(err->type);
 
     TRY(msgpack_pack_map(pk, 5));
-    TRY(pack_key(pk, "type"));
+    TRY(pack_key(pk, PROTO_K_TYPE));
     /* PROTO_ERR_NONE has no name; a reader takes a nil type as ProtocolError.
      */
     TRY(proto_pack_cstr(pk, type));
-    TRY(pack_key(pk, "message"));
+    TRY(pack_key(pk, PROTO_K_MESSAGE));
     TRY(pack_field(pk, err->message, err->message_len));
-    TRY(pack_key(pk, "name"));
+    TRY(pack_key(pk, PROTO_K_NAME));
     TRY(pack_field(pk, err->name, err->name_len));
-    TRY(pack_key(pk, "stack"));
+    TRY(pack_key(pk, PROTO_K_STACK));
     TRY(pack_field(pk, err->stack, err->stack_len));
-    TRY(pack_key(pk, "logfile"));
+    TRY(pack_key(pk, PROTO_K_LOGFILE));
     return pack_field(pk, err->logfile, err->logfile_len);
 }
 
@@ -159,6 +160,6 @@ proto_write_protocol_error(msgpack_packer *pk, const char *cause)
         .message = cause != NULL ? cause : "protocol error",
     };
 
-    TRY(proto_write_notification(pk, "error", 1));
+    TRY(proto_write_notification(pk, PROTO_N_ERROR, 1));
     return proto_pack_error(pk, &err);
 }

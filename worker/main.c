@@ -1,7 +1,7 @@
 /*
  * jshost-worker: one V8 isolate with a config loaded, serving msgpack-RPC on
  * the manager's socketpair (--fd) or on a socket of its own (--listen).
- * WORKER_PROTOCOL.md is the contract; exit statuses tell the manager what to
+ * docs/protocol.md is the contract; exit statuses tell the manager what to
  * do.
  */
 #include <errno.h>

@@ -1,8 +1,9 @@
 /*
- * serve: the worker's msgpack-RPC connections (WORKER_PROTOCOL.md). Either the
- * one inherited connection of a manager (--fd) or every client accepted on a
- * listening socket (--listen). Requests are validated, dispatched to the engine
- * and answered as they complete, in any order.
+ * serve: the worker's msgpack-RPC server (docs/protocol.md). Either the one
+ * inherited connection of a manager (--fd) or every client accepted on a
+ * listening socket (--listen). Requests are checked, dispatched to the engine
+ * and answered as they complete, in any order (serve_internal.h says which
+ * file does what).
  */
 #ifndef JSHOST_SERVE_H
 #define JSHOST_SERVE_H
@@ -42,8 +43,7 @@ int serve_new(uv_loop_t *loop, const struct serve_options *opts,
  * EOF on it asks for exit status 0. 0 or negative errno with *cause (malloc'd).
  */
 int serve_fd(struct serve *s, int fd, char **cause);
-/* Queues the "ready" notification (WORKER_PROTOCOL.md) on the --fd connection.
- */
+/* Queues the "ready" notification (docs/protocol.md) on the --fd connection. */
 int serve_notify_ready(struct serve *s);
 
 /*

@@ -18,6 +18,7 @@
 
 #include "jshost_defs.h"
 #include "jshost_priv.h"
+#include "unixsock.h"
 #include "locate.h"
 #include "rundir.h"
 #include "startlock.h"
@@ -93,42 +94,31 @@ resolve_paths(jshost *c)
     return 0;
 }
 
-/* One connect attempt. 0 with *fdp, or a negative errno. */
+/* One connect attempt, through the one connect and peer check every jshost
+ * program uses (unixsock.h). 0 with *fdp, or a negative errno. */
 static int
 connect_once(const char *path, int64_t deadline, int *fdp)
 {
-    struct sockaddr_un sa;
-    struct ucred cred;
-    socklen_t len = sizeof(cred);
+    char *cause = NULL;
     int fd, r;
 
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof(sa.sun_path))
-        return -ENAMETOOLONG;
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return -errno;
     for (;;) {
-        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-            break;
-        r = -errno;
-        if (r == -EINTR)
-            continue;
+        r = unixsock_connect(path, SOCK_NONBLOCK, &fd);
         /* A Unix socket's backlog is full: the server is busy, not gone. */
         if (r == -EAGAIN && jshost__now_ms() < deadline) {
             sleep_ms(2);
             continue;
         }
-        close(fd);
-        return r;
+        if (r < 0)
+            return r;
+        break;
     }
     /* A peer of another uid is refused, both ways (docs/lifecycle.md). */
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
-        cred.uid != getuid()) {
+    r = unixsock_check_peer(fd, NULL, NULL, &cause);
+    free(cause);
+    if (r < 0) {
         close(fd);
-        return -EPERM;
+        return r;
     }
     *fdp = fd;
     return 0;

@@ -1,6 +1,6 @@
 /*
  * A scripted stand-in for jshost-worker: it speaks the worker protocol
- * (WORKER_PROTOCOL.md) on --fd N and misbehaves on demand, so that the
+ * (docs/protocol.md) on --fd N and misbehaves on demand, so that the
  * manager's tests can force faults a real worker seldom shows. Its CONFIG is a
  * text file of key=value lines:
  *
@@ -14,7 +14,8 @@
  *   slow_ms=MS            every call takes MS (blocking, one at a time)
  *   ready_delay_ms=MS     wait before ready
  *   ignore_term=1         ignore SIGTERM (the manager must SIGKILL it)
- *   garbage_on_call=N     answer the Nth call with bytes that are not msgpack-RPC
+ *   garbage_on_call=N     answer the Nth call with bytes that are not
+ * msgpack-RPC
  *
  * Functions: echo (data back), pid, sleep (data ms), fail (a JSError),
  * exit75 (a MemoryError, then exit 75), crash (SIGKILL itself).
@@ -31,6 +32,7 @@
 
 #include <msgpack.h>
 
+#include "methods.h"
 #include "proto.h"
 
 static int fd = 3;
@@ -120,31 +122,31 @@ pack_str(msgpack_packer *pk, const char *s)
 static void
 send_ready(msgpack_sbuffer *sb, msgpack_packer *pk)
 {
-    static const char *fns[] = {"echo", "pid", "sleep", "fail", "exit75",
-                                "crash"};
+    static const char *fns[] = {"echo", "pid",    "sleep",
+                                "fail", "exit75", "crash"};
     unsigned i, nf = config != NULL ? 6 : 0;
 
-    proto_write_notification(pk, "ready", 1);
+    proto_write_notification(pk, PROTO_N_READY, 1);
     msgpack_pack_map(pk, 4);
-    pack_str(pk, "pid");
+    pack_str(pk, PROTO_K_PID);
     msgpack_pack_int(pk, (int)getpid());
-    pack_str(pk, "functions");
+    pack_str(pk, PROTO_K_FUNCTIONS);
     msgpack_pack_array(pk, nf);
     for (i = 0; i < nf; i++)
         pack_str(pk, fns[i]);
-    pack_str(pk, "extras");
+    pack_str(pk, PROTO_K_EXTRAS);
     msgpack_pack_map(pk, 1);
     pack_str(pk, "fake");
     msgpack_pack_true(pk);
-    pack_str(pk, "config");
+    pack_str(pk, PROTO_K_CONFIG);
     msgpack_pack_map(pk, 4);
-    pack_str(pk, "workers");
+    pack_str(pk, PROTO_K_WORKERS);
     msgpack_pack_long(pk, workers);
-    pack_str(pk, "timeout");
+    pack_str(pk, PROTO_K_TIMEOUT);
     msgpack_pack_long(pk, timeout);
-    pack_str(pk, "memory");
+    pack_str(pk, PROTO_K_MEMORY);
     msgpack_pack_long(pk, 512);
-    pack_str(pk, "linger");
+    pack_str(pk, PROTO_K_LINGER);
     msgpack_pack_long(pk, linger);
     send_sb(sb);
 }
@@ -152,23 +154,23 @@ send_ready(msgpack_sbuffer *sb, msgpack_packer *pk)
 static void
 send_config_error(msgpack_sbuffer *sb, msgpack_packer *pk)
 {
-    proto_write_notification(pk, "config_error", 1);
+    proto_write_notification(pk, PROTO_N_CONFIG_ERROR, 1);
     msgpack_pack_map(pk, 8);
-    pack_str(pk, "type");
-    pack_str(pk, "ConfigError");
-    pack_str(pk, "message");
+    pack_str(pk, PROTO_K_TYPE);
+    pack_str(pk, proto_errtype_name(PROTO_ERR_CONFIG));
+    pack_str(pk, PROTO_K_MESSAGE);
     pack_str(pk, "SyntaxError: Unexpected token '}'");
-    pack_str(pk, "name");
+    pack_str(pk, PROTO_K_NAME);
     msgpack_pack_nil(pk);
-    pack_str(pk, "stack");
+    pack_str(pk, PROTO_K_STACK);
     msgpack_pack_nil(pk);
-    pack_str(pk, "logfile");
+    pack_str(pk, PROTO_K_LOGFILE);
     msgpack_pack_nil(pk);
-    pack_str(pk, "file");
+    pack_str(pk, PROTO_K_FILE);
     pack_str(pk, config);
-    pack_str(pk, "line");
+    pack_str(pk, PROTO_K_LINE);
     msgpack_pack_int(pk, 3);
-    pack_str(pk, "column");
+    pack_str(pk, PROTO_K_COLUMN);
     msgpack_pack_int(pk, 7);
     send_sb(sb);
 }
@@ -241,41 +243,41 @@ serve(msgpack_sbuffer *sb, msgpack_packer *pk, struct proto_msg *m)
 
     if (m->kind != PROTO_REQUEST)
         return;
-    if (proto_msg_is(m, "call")) {
+    if (proto_msg_is(m, PROTO_M_CALL)) {
         serve_call(sb, pk, m);
-    } else if (proto_msg_is(m, "ping")) {
+    } else if (proto_msg_is(m, PROTO_M_PING)) {
         if (no_pong)
             return;
         proto_write_result(pk, m->msgid);
-        pack_str(pk, "pong");
-    } else if (proto_msg_is(m, "stats")) {
+        pack_str(pk, PROTO_PONG);
+    } else if (proto_msg_is(m, PROTO_M_STATS)) {
         proto_write_result(pk, m->msgid);
         msgpack_pack_map(pk, 6);
-        pack_str(pk, "pid");
+        pack_str(pk, PROTO_K_PID);
         msgpack_pack_int(pk, (int)getpid());
-        pack_str(pk, "heap_used");
+        pack_str(pk, PROTO_K_HEAP_USED);
         msgpack_pack_int(pk, 1000000);
-        pack_str(pk, "heap_limit");
+        pack_str(pk, PROTO_K_HEAP_LIMIT);
         msgpack_pack_int(pk, 512 * 1024 * 1024);
-        pack_str(pk, "calls");
+        pack_str(pk, PROTO_K_CALLS);
         msgpack_pack_long(pk, ncalls);
-        pack_str(pk, "errors");
+        pack_str(pk, PROTO_K_ERRORS);
         msgpack_pack_long(pk, nerrors);
-        pack_str(pk, "rss");
+        pack_str(pk, PROTO_K_RSS);
         msgpack_pack_int(pk, 20000000);
-    } else if (proto_msg_is(m, "context.create")) {
+    } else if (proto_msg_is(m, PROTO_M_CONTEXT_CREATE)) {
         proto_write_result(pk, m->msgid);
         msgpack_pack_long(pk, next_ctx++);
-    } else if (proto_msg_is(m, "context.eval")) {
+    } else if (proto_msg_is(m, PROTO_M_CONTEXT_EVAL)) {
         /* Answers [worker pid, its context id, the source]. */
         proto_write_result(pk, m->msgid);
         msgpack_pack_array(pk, 3);
         msgpack_pack_int(pk, (int)getpid());
         msgpack_pack_object(pk, n > 0 ? p[0] : (msgpack_object){0});
         msgpack_pack_object(pk, n > 1 ? p[1] : (msgpack_object){0});
-    } else if (proto_msg_is(m, "context.destroy") ||
-               proto_msg_is(m, "context.load") ||
-               proto_msg_is(m, "context.call")) {
+    } else if (proto_msg_is(m, PROTO_M_CONTEXT_DESTROY) ||
+               proto_msg_is(m, PROTO_M_CONTEXT_LOAD) ||
+               proto_msg_is(m, PROTO_M_CONTEXT_CALL)) {
         proto_write_result(pk, m->msgid);
         msgpack_pack_nil(pk);
     } else {

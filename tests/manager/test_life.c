@@ -61,6 +61,13 @@ test_hello_attach_call(void **state)
     assert_non_null(r);
     assert_true(strncmp(r, "!ProtocolError", 14) == 0);
     free(r);
+    /* One checker with the worker's (proto/check.c): a hello must say its
+     * protocol. */
+    r = mt_call(c, "hello", "[{\"client\": \"test\"}]");
+    assert_non_null(r);
+    assert_true(strncmp(r, "!InvalidArgument", 16) == 0);
+    assert_non_null(strstr(r, "protocol is missing"));
+    free(r);
 
     id = NULL;
     {

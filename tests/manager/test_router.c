@@ -13,7 +13,7 @@
 
 #include "manager.h"
 
-/* router.c refers to these; calls in this test have no client. */
+/* call.c refers to these; calls in this test have no client. */
 struct manager mgr;
 
 void
@@ -93,25 +93,25 @@ test_wrap_skips_ids_in_use(void **state)
 static void
 test_contexts(void **state)
 {
-    struct mctx *a, *b, *x;
+    struct context *a, *b, *x;
     uint64_t aid;
     int i;
 
     (void)state;
-    a = ctx_new(NULL, NULL, 7, NULL);
-    b = ctx_new(NULL, NULL, 7, NULL);
+    a = context_new(NULL, NULL, 7, NULL);
+    b = context_new(NULL, NULL, 7, NULL);
     assert_int_not_equal(a->id, b->id);
-    assert_ptr_equal(ctx_find(a->id), a);
+    assert_ptr_equal(context_find(a->id), a);
     aid = a->id;
-    ctx_free(a);
-    assert_null(ctx_find(aid));
-    assert_ptr_equal(ctx_find(b->id), b);
+    context_free(a);
+    assert_null(context_find(aid));
+    assert_ptr_equal(context_find(b->id), b);
     for (i = 0; i < 1000; i++) {
-        x = ctx_new(NULL, NULL, (uint64_t)i, NULL);
-        assert_ptr_equal(ctx_find(x->id), x);
+        x = context_new(NULL, NULL, (uint64_t)i, NULL);
+        assert_ptr_equal(context_find(x->id), x);
     }
-    assert_ptr_equal(ctx_find(b->id), b);
-    ctx_cleanup();
+    assert_ptr_equal(context_find(b->id), b);
+    context_cleanup();
 }
 
 int

@@ -1,0 +1,450 @@
+/*
+ * A host's pool of workers (docs/lifecycle.md, "Pools" and "Crashes"): fill
+ * it to the config's size, hand each call to the ready worker with the
+ * fewest in flight, read the figures of the first ready, and decide what a
+ * worker's end means: a config error (no retry), a heap-limit recycle
+ * (replaced, not a crash), or a crash (replaced with backoff; too many in a
+ * window quarantine the host until restart).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jshost_defs.h"
+#include "manager.h"
+#include "xmalloc.h"
+
+#define HOST_CRASH_WINDOW_MS 30000
+#define HOST_BACKOFF_STEP_MS 100
+#define HOST_BACKOFF_MAX_MS 5000
+
+/* Workers of the current generation that are or will be serving. */
+static unsigned
+host_pool_live(struct host *h)
+{
+    struct worker *w;
+    unsigned n = 0;
+
+    TAILQ_FOREACH(w, &h->workers, entry)
+    if (w->gen == h->generation &&
+        (w->state == WORKER_STARTING || w->state == WORKER_READY))
+        n++;
+    return n;
+}
+
+static unsigned
+host_pool_crashes_recent(struct host *h)
+{
+    uint64_t now = manager_now();
+    unsigned i, n = 0;
+
+    for (i = 0; i < h->ncrashes && i < HOST_CRASH_WINDOW; i++)
+        if (now - h->crashes[i] <= HOST_CRASH_WINDOW_MS)
+            n++;
+    return n;
+}
+
+static void
+host_pool_quarantine(struct host *h)
+{
+    struct worker *w;
+    char msg[512];
+
+    h->state = HOST_QUARANTINED;
+    h->restarting = false;
+    uv_timer_stop(&h->respawn_timer);
+    host_log(h, 0, "quarantined after %u crashes in %d s (last: %s)",
+             host_pool_crashes_recent(h), HOST_CRASH_WINDOW_MS / 1000,
+             h->last_crash ? h->last_crash : "?");
+    TAILQ_FOREACH(w, &h->workers, entry)
+    worker_stop(w);
+    snprintf(msg, sizeof msg,
+             "host %s (%s) is quarantined after repeated crashes (%s); "
+             "restart it",
+             h->id, h->config ? h->config : "private VM",
+             h->last_crash ? h->last_crash : "?");
+    host__fail_queue(h, PROTO_ERR_HOST_UNAVAILABLE, msg);
+    host__answer_waiters(h, 1u << WAIT_ATTACH | 1u << WAIT_RESTART,
+                         PROTO_ERR_HOST_UNAVAILABLE, msg);
+    if (h->nholders == 0)
+        host__begin_stop(h);
+}
+
+static void
+host_pool_respawn_cb(uv_timer_t *t)
+{
+    host_pool_fill(t->data);
+}
+
+void
+host_pool_fill(struct host *h)
+{
+    char *cause = NULL;
+    struct worker *w;
+
+    if (h->is_private || h->dropped ||
+        (h->state != HOST_STARTING && h->state != HOST_READY))
+        return;
+    while (host_pool_live(h) < h->nworkers) {
+        w = worker_spawn(h, &cause);
+        if (w == NULL) {
+            host_log(h, 0, "%s", cause);
+            free(h->last_crash);
+            h->last_crash = cause;
+            cause = NULL;
+            h->crashes[h->ncrashes++ % HOST_CRASH_WINDOW] = manager_now();
+            h->total_crashes++;
+            if (host_pool_crashes_recent(h) >= HOST_CRASH_WINDOW)
+                host_pool_quarantine(h);
+            else
+                uv_timer_start(
+                    &h->respawn_timer, host_pool_respawn_cb,
+                    HOST_BACKOFF_STEP_MS * host_pool_crashes_recent(h), 0);
+            return;
+        }
+    }
+}
+
+/*
+ * The ready worker with the fewest calls in flight. While a restart brings
+ * the new generation up, the old one serves until the switch.
+ */
+static struct worker *
+host_pool_pick(struct host *h)
+{
+    struct worker *w, *best = NULL, *old = NULL;
+
+    TAILQ_FOREACH(w, &h->workers, entry)
+    {
+        if (w->state != WORKER_READY)
+            continue;
+        if (best == NULL || w->inflight < best->inflight)
+            best = w;
+        if (w->gen != h->generation &&
+            (old == NULL || w->inflight < old->inflight))
+            old = w;
+    }
+    return h->restarting && old != NULL ? old : best;
+}
+
+void
+host_pool_dispatch(struct host *h)
+{
+    struct call *c;
+    struct worker *w;
+
+    while ((c = TAILQ_FIRST(&h->queue)) != NULL &&
+           (w = host_pool_pick(h)) != NULL) {
+        TAILQ_REMOVE(&h->queue, c, qentry);
+        worker_forward(w, c);
+    }
+}
+
+void
+host_pool_submit(struct host *h, struct call *c)
+{
+    struct context *x;
+    char msg[512];
+
+    c->host = h;
+    if (h->dropped) {
+        /* A private VM whose worker died, or a host stopped under us. */
+        snprintf(msg, sizeof msg, "host %s is gone", h->id);
+        host__fail_call(c, PROTO_ERR_HOST_UNAVAILABLE, msg);
+        return;
+    }
+    if (h->state == HOST_QUARANTINED) {
+        snprintf(msg, sizeof msg,
+                 "host %s is quarantined after repeated crashes (%s); "
+                 "restart it",
+                 h->id, h->last_crash ? h->last_crash : "?");
+        host__fail_call(c, PROTO_ERR_HOST_UNAVAILABLE, msg);
+        return;
+    }
+    if (h->state == HOST_STOPPING || h->state == HOST_STOPPED) {
+        snprintf(msg, sizeof msg, "host %s is %s; attach again", h->id,
+                 host_state_name(h->state));
+        host__fail_call(c, PROTO_ERR_HOST_UNAVAILABLE, msg);
+        return;
+    }
+    if (c->client->inflight >= mgr.max_client_inflight) {
+        snprintf(msg, sizeof msg,
+                 "this connection has %u calls in flight (the limit)",
+                 c->client->inflight);
+        host__fail_call(c, PROTO_ERR_OVERLOADED, msg);
+        return;
+    }
+    if (h->inflight >= mgr.max_host_inflight) {
+        snprintf(msg, sizeof msg,
+                 "host %s has %u calls in flight or queued (the limit)", h->id,
+                 h->inflight);
+        host__fail_call(c, PROTO_ERR_OVERLOADED, msg);
+        return;
+    }
+    c->counted = true;
+    h->inflight++;
+    c->client->inflight++;
+    if (c->context != 0 && c->kind != CALL_CONTEXT_CREATE) {
+        x = context_find(c->context);
+        if (x == NULL || x->worker == NULL ||
+            (x->worker->state != WORKER_READY &&
+             x->worker->state != WORKER_DRAINING)) {
+            snprintf(msg, sizeof msg,
+                     "context %llu is gone: its worker exited (see %s)",
+                     (unsigned long long)c->context, h->logfile);
+            host__fail_call(c, PROTO_ERR_HOST_CRASHED, msg);
+            return;
+        }
+        worker_forward(x->worker, c);
+        return;
+    }
+    TAILQ_INSERT_TAIL(&h->queue, c, qentry);
+    host_pool_dispatch(h);
+}
+
+void
+host_pool_call_done(struct call *c)
+{
+    if (!c->counted)
+        return;
+    c->counted = false;
+    if (c->host != NULL)
+        c->host->inflight--;
+    if (c->client != NULL)
+        c->client->inflight--;
+}
+
+/* Reads the ready notification's figures (docs/protocol.md, "ready"). */
+static void
+host_pool_configure(struct host *h, const msgpack_object *info)
+{
+    const msgpack_object *fn = proto_map_get(info, PROTO_K_FUNCTIONS);
+    const msgpack_object *ex = proto_map_get(info, PROTO_K_EXTRAS);
+    const msgpack_object *cfg = proto_map_get(info, PROTO_K_CONFIG);
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    uint64_t v;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (fn != NULL && fn->type == MSGPACK_OBJECT_ARRAY)
+        msgpack_pack_object(&pk, *fn);
+    else
+        msgpack_pack_array(&pk, 0);
+    h->ready_functions_len = sb.size;
+    if (ex != NULL && ex->type == MSGPACK_OBJECT_MAP)
+        msgpack_pack_object(&pk, *ex);
+    else
+        msgpack_pack_map(&pk, 0);
+    free(h->ready_blob);
+    h->ready_blob_len = sb.size;
+    h->ready_blob = msgpack_sbuffer_release(&sb);
+    msgpack_sbuffer_destroy(&sb);
+
+    if (cfg != NULL && cfg->type == MSGPACK_OBJECT_MAP) {
+        if (proto_opt_uint(cfg, PROTO_K_WORKERS, &v, NULL) == 0 && v > 0)
+            h->nworkers = v > HOST_POOL_MAX_WORKERS ? HOST_POOL_MAX_WORKERS : v;
+        if (proto_opt_uint(cfg, PROTO_K_LINGER, &v, NULL) == 0)
+            h->linger_ms = v;
+        if (proto_opt_uint(cfg, PROTO_K_TIMEOUT, &v, NULL) == 0 && v > 0)
+            h->timeout_ms = v;
+        if (proto_opt_uint(cfg, PROTO_K_MEMORY, &v, NULL) == 0 && v > 0)
+            h->memory_mb = v;
+    }
+    h->configured = true;
+}
+
+static unsigned
+host_pool_ready_count(struct host *h, unsigned gen)
+{
+    struct worker *w;
+    unsigned n = 0;
+
+    TAILQ_FOREACH(w, &h->workers, entry)
+    if (w->gen == gen && w->state == WORKER_READY)
+        n++;
+    return n;
+}
+
+void
+host_pool_worker_ready(struct host *h, struct worker *w,
+                       const msgpack_object *info)
+{
+    struct worker *o;
+    bool first = !h->configured || (h->restarting && w->gen == h->generation &&
+                                    host_pool_ready_count(h, w->gen) == 1);
+
+    host_log(h, w->pid, "ready");
+    if (h->is_private)
+        return;
+    if (w->gen != h->generation) {
+        /* A straggler of a generation already replaced. */
+        worker_drain(w);
+        return;
+    }
+    if (first && info->type == MSGPACK_OBJECT_MAP)
+        host_pool_configure(h, info);
+    if (h->restarting) {
+        host_pool_fill(h);
+        if (host_pool_ready_count(h, h->generation) < h->nworkers)
+            return;
+        /* Every new worker serves: switch, and let the old ones drain. */
+        h->restarting = false;
+        TAILQ_FOREACH(o, &h->workers, entry)
+        if (o->gen != h->generation)
+            worker_drain(o);
+        host_log(h, w->pid, "restart done: %u new workers serve", h->nworkers);
+        h->state = HOST_READY;
+        host__answer_waiters(h, 1u << WAIT_RESTART | 1u << WAIT_ATTACH,
+                             PROTO_ERR_NONE, NULL);
+        host_pool_dispatch(h);
+        return;
+    }
+    if (h->state == HOST_STARTING) {
+        h->state = HOST_READY;
+        host_pool_fill(h);
+        host__answer_waiters(h, 1u << WAIT_ATTACH | 1u << WAIT_RESTART,
+                             PROTO_ERR_NONE, NULL);
+    }
+    host_pool_dispatch(h);
+}
+
+/* The words of a config_error notification: "file:line:column: message". */
+static char *
+host_pool_config_words(struct host *h, const msgpack_object *err)
+{
+    char *msg = NULL, *file = NULL, *res;
+    uint64_t line = 0, col = 0;
+    const msgpack_object *o;
+
+    o = proto_map_get(err, PROTO_K_MESSAGE);
+    if (o != NULL)
+        msg = proto_obj_strdup(o);
+    o = proto_map_get(err, PROTO_K_FILE);
+    if (o != NULL)
+        file = proto_obj_strdup(o);
+    proto_opt_uint(err, PROTO_K_LINE, &line, NULL);
+    proto_opt_uint(err, PROTO_K_COLUMN, &col, NULL);
+    if (file != NULL && line > 0)
+        res = xasprintf("%s:%llu:%llu: %s (see %s)", file,
+                        (unsigned long long)line, (unsigned long long)col,
+                        msg ? msg : "config error", h->logfile);
+    else
+        res = xasprintf("%s: %s (see %s)", file ? file : h->config,
+                        msg ? msg : "config error", h->logfile);
+    free(msg);
+    free(file);
+    return res;
+}
+
+/* The config failed to load: no retry until a client asks again. */
+static void
+host_pool_config_failed(struct host *h, struct worker *w, const char *words)
+{
+    struct worker *o;
+
+    host_log(h, w->pid, "config error: %s", words);
+    if (h->restarting && w->gen == h->generation) {
+        /* The old workers keep serving; the restart fails. */
+        h->restarting = false;
+        TAILQ_FOREACH(o, &h->workers, entry)
+        if (o->gen == h->generation)
+            worker_stop(o);
+        h->generation++;
+        /* The old generation is current again for routing and fill. */
+        TAILQ_FOREACH(o, &h->workers, entry)
+        if (o->state == WORKER_READY)
+            o->gen = h->generation;
+        host__answer_waiters(h, 1u << WAIT_RESTART, PROTO_ERR_CONFIG, words);
+        return;
+    }
+    host__answer_waiters(h, 1u << WAIT_ATTACH | 1u << WAIT_RESTART,
+                         PROTO_ERR_CONFIG, words);
+    host__fail_queue(h, PROTO_ERR_CONFIG, words);
+    TAILQ_FOREACH(o, &h->workers, entry)
+    worker_stop(o);
+    host__drop(h);
+}
+
+void
+host_pool_worker_config_error(struct host *h, struct worker *w,
+                              const msgpack_object *err)
+{
+    char *words;
+
+    if (h->dropped || w->state != WORKER_STARTING)
+        return;
+    words = host_pool_config_words(h, err);
+    w->crashed_counted = true; /* its exit 78 is expected now */
+    w->state = WORKER_STOPPING;
+    host_pool_config_failed(h, w, words);
+    free(words);
+}
+
+static void
+host_pool_forget_worker_context(struct context *x, void *arg)
+{
+    if (x->worker == arg)
+        x->worker = NULL;
+}
+
+void
+host_pool_worker_exited(struct host *h, struct worker *w)
+{
+    char words[160], *msg;
+    unsigned n;
+
+    TAILQ_REMOVE(&h->workers, w, entry);
+    context_foreach(host_pool_forget_worker_context, w);
+    worker_exit_words(w, words, sizeof words);
+    if (h->is_private) {
+        host_log(h, w->pid, "%s", words);
+        host__drop(h);
+        return;
+    }
+    if (w->crashed_counted || h->dropped) {
+        host_log(h, w->pid, "%s", words);
+    } else if (w->stop_requested && !w->unresponsive) {
+        host_log(h, w->pid, "stopped: %s", words);
+    } else if (w->term_signal == 0 && w->exit_status == JSHOST_EXIT_CONFIG) {
+        msg = xasprintf("%s: the worker %s (config error; see %s)", h->config,
+                        words, h->logfile);
+        host_pool_config_failed(h, w, msg);
+        free(msg);
+    } else if (w->term_signal == 0 && w->exit_status == JSHOST_EXIT_RECYCLE) {
+        host_log(h, w->pid, "%s: replacing it", words);
+        host_pool_fill(h);
+    } else {
+        free(h->last_crash);
+        h->last_crash = xasprintf("worker %d %s", (int)w->pid, words);
+        h->crashes[h->ncrashes++ % HOST_CRASH_WINDOW] = manager_now();
+        h->total_crashes++;
+        n = host_pool_crashes_recent(h);
+        host_log(h, w->pid, "crashed: %s (%u in the last %d s)", words, n,
+                 HOST_CRASH_WINDOW_MS / 1000);
+        if (n >= HOST_CRASH_WINDOW) {
+            host_pool_quarantine(h);
+        } else if (h->state == HOST_STARTING || h->state == HOST_READY) {
+            uint64_t delay = (uint64_t)(n - 1) * HOST_BACKOFF_STEP_MS;
+
+            if (delay > HOST_BACKOFF_MAX_MS)
+                delay = HOST_BACKOFF_MAX_MS;
+            host_log(h, 0, "replacing it in %llu ms",
+                     (unsigned long long)delay);
+            if (delay == 0)
+                host_pool_fill(h);
+            else
+                uv_timer_start(&h->respawn_timer, host_pool_respawn_cb, delay,
+                               0);
+        }
+    }
+    if (TAILQ_EMPTY(&h->workers) && h->state == HOST_STOPPING)
+        host__worker_idle(h);
+}
+
+void
+host_pool_worker_recycling(struct host *h, struct worker *w)
+{
+    (void)w;
+    host_pool_fill(h);
+}

@@ -1,0 +1,112 @@
+/*
+ * The names on the wire (docs/protocol.md): methods, notifications and the
+ * keys of their maps. The manager, the worker and the tests' fake worker
+ * write and read them through these, so that a name is spelled once.
+ */
+#ifndef JSHOST_PROTO_METHODS_H
+#define JSHOST_PROTO_METHODS_H
+
+/* ---- methods (requests) ---- */
+
+/* A client to the manager, or to a worker run with --listen. */
+#define PROTO_M_HELLO "hello"
+#define PROTO_M_ATTACH "attach"
+#define PROTO_M_DETACH "detach"
+#define PROTO_M_STATUS "status"
+/* The manager only. */
+#define PROTO_M_RESTART "restart"
+#define PROTO_M_STOP "stop"
+#define PROTO_M_SHUTDOWN "shutdown"
+/* The calls: forwarded by the manager to a worker. */
+#define PROTO_M_CALL "call"
+#define PROTO_M_CONTEXT_CREATE "context.create"
+#define PROTO_M_CONTEXT_EVAL "context.eval"
+#define PROTO_M_CONTEXT_CALL "context.call"
+#define PROTO_M_CONTEXT_LOAD "context.load"
+#define PROTO_M_CONTEXT_DESTROY "context.destroy"
+/* Both servers answer ping; stats is the manager's question to a worker. */
+#define PROTO_M_PING "ping"
+#define PROTO_M_STATS "stats"
+
+/* ---- notifications ---- */
+
+/* worker -> manager, once: the config loaded ({pid, functions, extras,
+ * config}). */
+#define PROTO_N_READY "ready"
+/* worker -> manager, instead of ready: the config failed (an error map plus
+ * file, line, column); the worker then exits JSHOST_EXIT_CONFIG. */
+#define PROTO_N_CONFIG_ERROR "config_error"
+/* either way, before closing a connection whose stream broke. */
+#define PROTO_N_ERROR "error"
+
+/* ---- keys ---- */
+
+/* An error map (the `error` of a response, the param of error/config_error). */
+#define PROTO_K_TYPE "type"
+#define PROTO_K_MESSAGE "message"
+#define PROTO_K_NAME "name"
+#define PROTO_K_STACK "stack"
+#define PROTO_K_LOGFILE "logfile"
+/* config_error's place of the fault. */
+#define PROTO_K_FILE "file"
+#define PROTO_K_LINE "line"
+#define PROTO_K_COLUMN "column"
+
+/* ready; also attach's and status's results. */
+#define PROTO_K_PID "pid"
+#define PROTO_K_FUNCTIONS "functions"
+#define PROTO_K_EXTRAS "extras"
+#define PROTO_K_CONFIG "config"
+/* ready's config map: the config's figures. */
+#define PROTO_K_WORKERS "workers"
+#define PROTO_K_TIMEOUT "timeout"
+#define PROTO_K_MEMORY "memory"
+#define PROTO_K_LINGER "linger"
+
+/* hello: params and result. */
+#define PROTO_K_CLIENT "client"
+#define PROTO_K_PROTOCOL "protocol"
+#define PROTO_K_SERVER "server"
+
+/* attach's result (with config, functions, workers, logfile, extras). */
+#define PROTO_K_HOST "host"
+/* detach's result. */
+#define PROTO_K_LINGER_MS "linger_ms"
+
+/* Options maps of call, context.* (and memory, above). */
+#define PROTO_K_TIMEOUT_MS "timeout_ms"
+#define PROTO_K_CWD "cwd"
+#define PROTO_K_VM "vm"
+
+/* stats's result, a worker's own figures. */
+#define PROTO_K_HEAP_USED "heap_used"
+#define PROTO_K_HEAP_LIMIT "heap_limit"
+#define PROTO_K_CALLS "calls"
+#define PROTO_K_ERRORS "errors"
+#define PROTO_K_IN_FLIGHT "in_flight"
+#define PROTO_K_CONTEXTS "contexts"
+#define PROTO_K_UPTIME_S "uptime_s"
+#define PROTO_K_RSS "rss"
+
+/* status's result: a worker's ({pid, config, functions, stats}) and the
+ * manager's ({manager, hosts}, a host map, worker maps). */
+#define PROTO_K_STATS "stats"
+#define PROTO_K_MANAGER "manager"
+#define PROTO_K_HOSTS "hosts"
+#define PROTO_K_CLIENTS "clients"
+#define PROTO_K_VERSION "version"
+#define PROTO_K_ID "id"
+#define PROTO_K_HOLDERS "holders"
+#define PROTO_K_LINGER_LEFT_MS "linger_left_ms"
+#define PROTO_K_STATE "state"
+#define PROTO_K_POOL "pool"
+#define PROTO_K_QUEUED "queued"
+#define PROTO_K_CRASHES "crashes"
+#define PROTO_K_LAST_CRASH "last_crash"
+#define PROTO_K_P50_MS "p50_ms"
+#define PROTO_K_P99_MS "p99_ms"
+
+/* ping's result. */
+#define PROTO_PONG "pong"
+
+#endif

@@ -1,0 +1,321 @@
+/*
+ * A connection to the worker: the manager's (--fd) or a direct client's
+ * (--listen). It is reference-counted: its stream holds one reference until
+ * it is closed, every call in flight holds one, so a reply for a connection
+ * that closed meanwhile finds a live struct and is dropped. The bytes
+ * themselves (reading, batching replies, backpressure on what the peer does
+ * not read) are rpcstream's, shared with the manager.
+ */
+#include <stdlib.h>
+
+#include "jshost_defs.h"
+#include "log.h"
+#include "serve_internal.h"
+#include "xmalloc.h"
+
+/* Why a connection's stream is paused besides its own backlog. */
+#define SERVE_PAUSE_CALLS RPCSTREAM_PAUSE_OWNER /* too many calls in flight */
+#define SERVE_PAUSE_DOOMED (RPCSTREAM_PAUSE_OWNER << 1) /* heap limit hit */
+
+/* ---- lifetime ----------------------------------------------------------- */
+
+static void
+serve_conn_ref(struct serve_conn *c)
+{
+    c->refs++;
+}
+
+static void
+serve_conn_unref(struct serve_conn *c)
+{
+    struct serve *s = c->serve;
+
+    if (--c->refs > 0)
+        return;
+    /* Destroying a context may not happen inside an engine callback (this may
+     * be one), so the ids wait for a later loop iteration. */
+    if (c->ncontexts > 0 && !s->closing)
+        serve__reap_contexts(s, c->contexts, c->ncontexts);
+    free(c->contexts);
+    free(c);
+}
+
+static void
+serve_conn_on_closed(void *owner)
+{
+    struct serve_conn *c = owner;
+    struct serve *s = c->serve;
+
+    c->stream = NULL;
+    c->closing = true;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    if (c == s->fd_conn) {
+        s->fd_conn = NULL;
+        /* Without the manager's connection there is nobody left to serve. */
+        serve__request_exit(s, s->doomed ? JSHOST_EXIT_RECYCLE : 0);
+    }
+    log_debug("connection closed (%u calls still in flight)", c->in_flight);
+    serve_conn_unref(c);
+}
+
+void
+serve_conn_close(struct serve_conn *c)
+{
+    struct serve *s = c->serve;
+
+    c->closing = true;
+    if (c->handle_closing || c->stream == NULL)
+        return;
+    c->handle_closing = true;
+    rpcstream_close(c->stream);
+    serve__maybe_exit(s);
+}
+
+void
+serve_conn_refuse(struct serve_conn *c, const char *cause)
+{
+    c->closing = true;
+    if (c->handle_closing || c->stream == NULL)
+        return;
+    c->handle_closing = true;
+    rpcstream_refuse(c->stream, cause);
+}
+
+/* After EOF from the peer: close once every call is answered and written. */
+static void
+serve_conn_maybe_finish(struct serve_conn *c)
+{
+    /* Not while paused: whole messages may still wait in the reader (a half
+     * message left at EOF will never complete and does not count). */
+    if (c->eof && !c->closing && !c->paused && c->in_flight == 0 &&
+        rpcstream_backlog(c->stream) == 0)
+        serve_conn_close(c);
+}
+
+/* ---- backpressure ------------------------------------------------------- */
+
+/* Stops reading a connection that keeps too many calls going (the manager's
+ * connection is bounded by the manager's own limits; a backlog of replies
+ * the peer does not read pauses the stream by itself). */
+static void
+serve_conn_maybe_pause(struct serve_conn *c)
+{
+    if (c->paused || c->is_fd || c->closing ||
+        c->in_flight < SERVE_INFLIGHT_MAX)
+        return;
+    c->paused = true;
+    rpcstream_pause(c->stream, SERVE_PAUSE_CALLS);
+}
+
+void
+serve_conn_maybe_resume(struct serve_conn *c)
+{
+    if (!c->paused || c->closing || c->in_flight > SERVE_INFLIGHT_MAX / 2)
+        return;
+    c->paused = false;
+    rpcstream_resume(c->stream, SERVE_PAUSE_CALLS);
+    serve_conn_maybe_finish(c);
+}
+
+void
+serve_conn_doom(struct serve_conn *c)
+{
+    if (!c->closing)
+        rpcstream_pause(c->stream, SERVE_PAUSE_DOOMED);
+}
+
+bool
+serve_conn_writing(const struct serve_conn *c)
+{
+    return !c->closing && rpcstream_backlog(c->stream) > 0;
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+bool
+serve_conn_packer(struct serve_conn *c, msgpack_packer *pk)
+{
+    if (c->closing)
+        return false;
+    return rpcstream_begin(c->stream, pk);
+}
+
+/* Replies go out at the end of the loop iteration, or early inside a long
+ * batch of calls from one read (rpcstream). */
+void
+serve_conn_replied(struct serve_conn *c)
+{
+    rpcstream_commit(c->stream);
+}
+
+void
+serve_conn_flush(struct serve_conn *c)
+{
+    rpcstream_flush(c->stream);
+}
+
+void
+serve_conn_reply_error(struct serve_conn *c, uint32_t msgid,
+                       enum proto_errtype type, const char *msg)
+{
+    msgpack_packer pk;
+
+    if (!serve_conn_packer(c, &pk))
+        return;
+    proto_write_errorf(&pk, msgid, type, "%s", msg);
+    serve_conn_replied(c);
+}
+
+void
+serve_conn_reply_js_error(struct serve_conn *c, uint32_t msgid,
+                          const struct js_error *err)
+{
+    struct proto_error pe;
+    msgpack_packer pk;
+
+    if (!serve_conn_packer(c, &pk))
+        return;
+    js_error_view(err, &pe);
+    proto_write_error(&pk, msgid, &pe);
+    serve_conn_replied(c);
+}
+
+/* ---- calls and contexts ------------------------------------------------- */
+
+void
+serve_conn_call_begin(struct serve_conn *c)
+{
+    serve_conn_ref(c);
+    c->in_flight++;
+    serve_conn_maybe_pause(c);
+}
+
+void
+serve_conn_call_end(struct serve_conn *c)
+{
+    c->in_flight--;
+    if (c->paused && !c->closing && c->in_flight <= SERVE_INFLIGHT_MAX / 2)
+        serve__resume_later(c->serve);
+    serve__check_doomed(c->serve);
+    serve_conn_maybe_finish(c);
+    serve_conn_unref(c);
+}
+
+void
+serve_conn_add_context(struct serve_conn *c, uint32_t id)
+{
+    if (c->ncontexts == c->contexts_cap) {
+        c->contexts_cap = c->contexts_cap ? c->contexts_cap * 2 : 8;
+        c->contexts = xrealloc(c->contexts, c->contexts_cap * sizeof(uint32_t));
+    }
+    c->contexts[c->ncontexts++] = id;
+}
+
+void
+serve_conn_forget_context(struct serve *s, uint32_t id)
+{
+    for (struct serve_conn *c = s->conns; c != NULL; c = c->next) {
+        for (size_t i = 0; i < c->ncontexts; i++) {
+            if (c->contexts[i] == id) {
+                c->contexts[i] = c->contexts[--c->ncontexts];
+                return;
+            }
+        }
+    }
+}
+
+/* ---- the stream's callbacks -------------------------------------------- */
+
+static void
+serve_conn_on_msg(void *owner, struct proto_msg *msg)
+{
+    struct serve_conn *c = owner;
+
+    serve_method_dispatch(c, msg);
+    proto_msg_release(msg);
+    serve__check_doomed(c->serve);
+}
+
+static void
+serve_conn_on_end(void *owner, int err, const char *cause)
+{
+    struct serve_conn *c = owner;
+
+    if (rpcstream_closing(c->stream)) {
+        /* It broke: the stream refused it and closes once that is written. */
+        log_warn("closing a connection whose stream broke: %s", cause);
+        c->closing = true;
+        serve__maybe_exit(c->serve);
+        return;
+    }
+    if (c->is_fd) {
+        /* The manager is gone: nobody is left to answer. */
+        log_info("the manager's connection ended (%s)",
+                 err == 0 ? "EOF" : cause);
+        serve_conn_close(c);
+        return;
+    }
+    if (err != 0) {
+        log_debug("connection failed: %s", cause);
+        serve_conn_close(c);
+        return;
+    }
+    /* The peer may have only shut down its sending side: answer what it
+     * asked, then close. */
+    c->eof = true;
+    serve_conn_maybe_finish(c);
+}
+
+/* A write completed: the last one may finish a connection or a doomed
+ * worker. */
+static void
+serve_conn_on_drain(void *owner)
+{
+    struct serve_conn *c = owner;
+
+    serve_conn_maybe_finish(c);
+    serve__maybe_exit(c->serve);
+}
+
+static const struct rpcstream_cbs serve_conn_stream_cbs = {
+    .on_msg = serve_conn_on_msg,
+    .on_end = serve_conn_on_end,
+    .on_drain = serve_conn_on_drain,
+    .on_closed = serve_conn_on_closed,
+};
+
+void
+serve_conn_start(struct serve_conn *c)
+{
+    int r = rpcstream_start(c->stream);
+
+    if (r < 0) {
+        log_warn("cannot read a connection: %s", uv_strerror(r));
+        serve_conn_close(c);
+    }
+}
+
+struct serve_conn *
+serve_conn_new(struct serve *s)
+{
+    struct serve_conn *c = xcalloc(1, sizeof(*c));
+
+    c->serve = s;
+    c->refs = 1;
+    if (rpcstream_new(s->loop, 0, &serve_conn_stream_cbs, c, &c->stream) < 0) {
+        free(c);
+        return NULL;
+    }
+    rpcstream_set_backlog(c->stream, SERVE_WRITE_HIGH_WATER,
+                          SERVE_WRITE_HIGH_WATER / 2);
+    c->next = s->conns;
+    if (s->conns != NULL)
+        s->conns->prev = c;
+    s->conns = c;
+    return c;
+}

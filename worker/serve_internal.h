@@ -1,0 +1,126 @@
+/*
+ * serve's own files, each one job:
+ *
+ *   serve.c         the server: the inherited fd or the listening socket
+ *                   (peer uid checked), the ready and config_error
+ *                   notifications, the heap-limit exit, teardown
+ *   serve_conn.c    a connection: its life (reference-counted), reading,
+ *                   backpressure, writing replies, the contexts it made
+ *   serve_method.c  what the worker answers: the dispatch table, a handler
+ *                   per method, and the calls handed to the engine
+ *
+ * A call on the worker (struct serve_call) goes: serve_conn_on_msg →
+ * serve_method_dispatch → (the method's checker, proto/check.c) → m_call →
+ * js_call (engine) ... → serve_call_done → serve_conn_packer/replied, the
+ * reply written by the connection's rpcstream.
+ */
+#ifndef JSHOST_SERVE_INTERNAL_H
+#define JSHOST_SERVE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "check.h"
+#include "rpcstream.h"
+#include "serve.h"
+
+struct serve_conn {
+    struct rpcstream *stream; /* NULL once closed */
+    struct serve *serve;
+    unsigned refs;
+    unsigned in_flight; /* calls at the engine */
+    bool is_fd;
+    bool paused;  /* SERVE_PAUSE_CALLS: not read until calls finish */
+    bool eof;     /* the peer finished sending; close once answered */
+    bool closing; /* no more reading or replies */
+    bool handle_closing;
+    uint32_t *contexts; /* contexts this connection made, destroyed with it */
+    size_t ncontexts, contexts_cap;
+    struct serve_conn *prev, *next;
+};
+
+struct serve {
+    uv_loop_t *loop;
+    js_engine *engine;
+    char *config_realpath;
+    serve_exit_cb on_exit;
+    void *arg;
+    uv_pipe_t listener;
+    bool listener_open;
+    char *listen_path;
+    struct serve_conn *conns;
+    struct serve_conn *fd_conn;
+    uv_timer_t doom_timer;
+    uv_timer_t reap_timer;
+    uv_timer_t resume_timer; /* reads paused connections again, outside
+                                engine callbacks */
+    /* Contexts of closed connections, destroyed by reap_timer. */
+    uint32_t *dead_contexts;
+    size_t ndead, dead_cap;
+    bool closing;
+    bool doomed;
+    bool exit_requested;
+};
+
+/* ---- serve.c ---- */
+
+void serve__request_exit(struct serve *s, int status);
+/* After anything that may have run JavaScript: did it hit the heap limit? */
+void serve__check_doomed(struct serve *s);
+/* A doomed worker exits once every reply is written. */
+void serve__maybe_exit(struct serve *s);
+/* Destroys these contexts on a later loop iteration (never inside an
+ * engine callback). */
+void serve__reap_contexts(struct serve *s, const uint32_t *ids, size_t n);
+/* Reads paused connections again on a later loop iteration. */
+void serve__resume_later(struct serve *s);
+
+/* ---- serve_conn.c ---- */
+
+/* Calls in flight on a direct client's connection past which it is not read
+ * (the manager's connection is bounded by the manager's own limits). */
+#define SERVE_INFLIGHT_MAX 4096
+
+struct serve_conn *serve_conn_new(struct serve *s);
+/* Starts reading; closes the connection when it cannot. */
+void serve_conn_start(struct serve_conn *c);
+/* Closes at once; replies still owed are dropped. */
+void serve_conn_close(struct serve_conn *c);
+/* Says why in a ProtocolError notification, then closes (a peer refused). */
+void serve_conn_refuse(struct serve_conn *c, const char *cause);
+/* Takes the messages left in the reader, then reads again. Not from inside
+ * an engine callback (it starts calls). */
+void serve_conn_maybe_resume(struct serve_conn *c);
+/* Doomed: what is owed is still written, nothing more is read. */
+void serve_conn_doom(struct serve_conn *c);
+/* True while unwritten replies remain. */
+bool serve_conn_writing(const struct serve_conn *c);
+
+/* A packer on the connection's outgoing bytes; false when replies are
+ * dropped. Every reply packed is followed by serve_conn_replied. */
+bool serve_conn_packer(struct serve_conn *c, msgpack_packer *pk);
+void serve_conn_replied(struct serve_conn *c);
+/* Writes what is queued now rather than at the end of the iteration. */
+void serve_conn_flush(struct serve_conn *c);
+void serve_conn_reply_error(struct serve_conn *c, uint32_t msgid,
+                            enum proto_errtype type, const char *msg);
+void serve_conn_reply_js_error(struct serve_conn *c, uint32_t msgid,
+                               const struct js_error *err);
+
+/* A call starts on c (it holds a reference until serve_conn_call_end). */
+void serve_conn_call_begin(struct serve_conn *c);
+void serve_conn_call_end(struct serve_conn *c);
+
+void serve_conn_add_context(struct serve_conn *c, uint32_t id);
+/* A context destroyed by request is no longer any connection's. */
+void serve_conn_forget_context(struct serve *s, uint32_t id);
+
+/* ---- serve_method.c ---- */
+
+void serve_method_dispatch(struct serve_conn *c, const struct proto_msg *msg);
+/* The function names as an array; the config's extras as a map. */
+void serve_method_pack_functions(struct serve *s, msgpack_packer *pk);
+void serve_method_pack_extras(struct serve *s, msgpack_packer *pk);
+
+#endif
