@@ -28,6 +28,24 @@ module.exports = {
         out['key' + i] = i % 3 ? data.seed + i : 'value ' + i;
       cb(null, out);
     },
+    // The four cases of bench_cpu.py (the speed issue's table):
+    // trivial, 1000 nested objects out, the same in, 1 MiB string out.
+    inc(d) {
+      return d.n + 1;
+    },
+    nested_out(d) {
+      const out = {};
+      for (let i = 0; i < 1000; i++) out['k' + i] = {i: i + d.seed, s: 's' + i};
+      return out;
+    },
+    nested_in(d) {
+      let n = 0;
+      for (const k in d) n += d[k].i;
+      return n;
+    },
+    string_1m(d) {
+      return d.c.repeat(1024 * 1024);
+    },
     // Structured data in: an object of 1000 keys, a small answer out.
     count(data) {
       let n = 0;

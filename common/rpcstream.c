@@ -6,7 +6,11 @@
  * write per connection, after the poll phase (uv_check). A pipelined client's
  * burst of requests thus costs one write to the worker, not one per request.
  * An idle handle runs while anything waits, so that bytes queued from timers
- * never wait for the next I/O to wake the loop.
+ * never wait for the next I/O to wake the loop. The write is tried at once
+ * (uv_try_write): only what the socket does not take is handed to uv_write,
+ * whose request would otherwise cost an epoll_ctl and a loop pass per
+ * message. The gathering buffer is kept for the next batch (no allocation per
+ * message) unless a burst made it large.
  *
  * The check phase only comes once the read callback returns, and the worker
  * runs synchronous JavaScript inside it: a batch of messages from one read
@@ -28,6 +32,8 @@
 #define RPCSTREAM_BATCH_MAX ((size_t)256 * 1024)
 /* ...or once the batch has been running this long (1 ms). */
 #define RPCSTREAM_BATCH_NS ((uint64_t)1000000)
+/* A gathering buffer larger than this is given back once written. */
+#define RPCSTREAM_KEEP_MAX ((size_t)256 * 1024)
 
 struct rpcstream {
     uv_pipe_t pipe;
@@ -48,11 +54,13 @@ struct rpcstream {
     bool closing;
     bool close_when_flushed;
     bool in_dispatch;
+    bool drain_due; /* written at once: the after-write work is due */
 };
 
 struct rpcstream_write {
     uv_write_t req;
     uv_buf_t buf;
+    char *mem; /* what to free: buf may start past its head */
     struct rpcstream *s;
 };
 
@@ -63,8 +71,11 @@ static uv_check_t flush_check;
 static uv_idle_t flush_idle;
 static bool flusher_up;
 
+static bool in_flush_all;
+
 static void rpcstream_dispatch(struct rpcstream *s);
 static void rpcstream_flush_one(struct rpcstream *s);
+static void rpcstream_mark_dirty(struct rpcstream *s);
 
 static void
 rpcstream_alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
@@ -136,6 +147,15 @@ rpcstream_dispatch(struct rpcstream *s)
     while (!s->closing && !s->close_when_flushed && !s->failed &&
            s->pause == 0) {
         cause[0] = '\0';
+        if (s->cbs.on_raw != NULL) {
+            struct proto_raw raw;
+
+            rc = proto_reader_peek(s->reader, &raw, cause);
+            if (rc == 1 && s->cbs.on_raw(s->owner, &raw)) {
+                proto_reader_skip(s->reader);
+                goto handled;
+            }
+        }
         rc = proto_reader_next(s->reader, &msg, cause);
         if (rc == 0)
             break;
@@ -147,6 +167,7 @@ rpcstream_dispatch(struct rpcstream *s)
             break;
         }
         s->cbs.on_msg(s->owner, &msg);
+    handled:
         if (s->out.size >= RPCSTREAM_BATCH_MAX ||
             uv_hrtime() - start >= RPCSTREAM_BATCH_NS) {
             rpcstream_flush_one(s);
@@ -305,17 +326,11 @@ rpcstream_close(struct rpcstream *s)
     uv_close((uv_handle_t *)&s->pipe, rpcstream_closed_cb);
 }
 
+/* Bytes went out: a stream waiting to close may close, a paused reader may
+ * resume, the owner hears of it. */
 static void
-rpcstream_write_cb(uv_write_t *req, int status)
+rpcstream_written(struct rpcstream *s)
 {
-    struct rpcstream_write *wr = req->data;
-    struct rpcstream *s = wr->s;
-
-    s->write_bytes -= wr->buf.len;
-    free(wr->buf.base);
-    free(wr);
-    if (status < 0 && status != UV_ECANCELED && !s->closing)
-        rpcstream_end(s, status, uv_strerror(status));
     if (s->close_when_flushed && s->write_bytes == 0)
         rpcstream_close(s);
     /* Reading resumes once the backlog falls to the low mark. */
@@ -326,33 +341,87 @@ rpcstream_write_cb(uv_write_t *req, int status)
         s->cbs.on_drain(s->owner);
 }
 
-/* Hands what s has gathered to libuv: one write for the whole batch. */
+static void
+rpcstream_write_cb(uv_write_t *req, int status)
+{
+    struct rpcstream_write *wr = req->data;
+    struct rpcstream *s = wr->s;
+
+    s->write_bytes -= wr->buf.len;
+    free(wr->mem);
+    free(wr);
+    if (status < 0 && status != UV_ECANCELED && !s->closing)
+        rpcstream_end(s, status, uv_strerror(status));
+    rpcstream_written(s);
+}
+
+/* A write ended at once (done or failed): rpcstream_written runs in the
+ * check phase, never from inside the owner's own work. */
+static void
+rpcstream_written_soon(struct rpcstream *s)
+{
+    s->drain_due = true;
+    if (!in_flush_all)
+        rpcstream_mark_dirty(s);
+}
+
+/* Empties the gathering buffer, keeping its room unless a burst grew it. */
+static void
+rpcstream_out_reset(struct rpcstream *s)
+{
+    if (s->out.alloc > RPCSTREAM_KEEP_MAX) {
+        msgpack_sbuffer_destroy(&s->out);
+        msgpack_sbuffer_init(&s->out);
+    } else {
+        msgpack_sbuffer_clear(&s->out);
+    }
+}
+
+/* Hands what s has gathered to the socket: one write for the whole batch,
+ * tried at once; a uv_write only for what the socket did not take. */
 static void
 rpcstream_flush_one(struct rpcstream *s)
 {
     struct rpcstream_write *wr;
     size_t len = s->out.size;
-    int rc;
+    uv_buf_t b;
+    int n, rc;
 
     if (s->closing || len == 0)
         return;
     /* Packed with rpcstream_begin but never committed: count it now. */
     s->write_bytes += len - s->counted;
     s->counted = 0;
+    b = uv_buf_init(s->out.data, (unsigned)len);
+    n = uv_try_write((uv_stream_t *)&s->pipe, &b, 1);
+    if (n == UV_EAGAIN || n == UV_ENOSYS)
+        n = 0; /* earlier writes still queued, or the socket is full */
+    if (n < 0) {
+        s->write_bytes -= len;
+        rpcstream_out_reset(s);
+        rpcstream_end(s, n, uv_strerror(n));
+        rpcstream_written_soon(s);
+        return;
+    }
+    s->write_bytes -= (size_t)n;
+    if ((size_t)n == len) {
+        rpcstream_out_reset(s);
+        rpcstream_written_soon(s);
+        return;
+    }
     wr = xcalloc(1, sizeof *wr);
     wr->s = s;
-    wr->buf.len = len;
-    wr->buf.base = msgpack_sbuffer_release(&s->out);
+    wr->mem = msgpack_sbuffer_release(&s->out);
+    wr->buf = uv_buf_init(wr->mem + n, (unsigned)(len - (size_t)n));
     wr->req.data = wr;
     rc = uv_write(&wr->req, (uv_stream_t *)&s->pipe, &wr->buf, 1,
                   rpcstream_write_cb);
     if (rc != 0) {
-        s->write_bytes -= len;
-        free(wr->buf.base);
+        s->write_bytes -= wr->buf.len;
+        free(wr->mem);
         free(wr);
         rpcstream_end(s, rc, uv_strerror(rc));
-        if (s->close_when_flushed && s->write_bytes == 0)
-            rpcstream_close(s);
+        rpcstream_written_soon(s);
     }
 }
 
@@ -368,10 +437,18 @@ rpcstream_flush_all(void)
     size_t i;
 
     /* A flush may end a stream, whose owner may queue more: loop on. */
+    in_flush_all = true;
     for (i = 0; i < ndirty; i++) {
-        dirty[i]->queued = false;
-        rpcstream_flush_one(dirty[i]);
+        struct rpcstream *s = dirty[i];
+
+        s->queued = false;
+        rpcstream_flush_one(s);
+        if (s->drain_due && !s->closing) {
+            s->drain_due = false;
+            rpcstream_written(s);
+        }
     }
+    in_flush_all = false;
     ndirty = 0;
     uv_idle_stop(&flush_idle);
 }
@@ -417,22 +494,29 @@ rpcstream_teardown(void)
     ndirty = dirty_cap = 0;
 }
 
+/* Puts s in the list the flusher goes through this iteration. */
+static void
+rpcstream_mark_dirty(struct rpcstream *s)
+{
+    if (s->queued || !flusher_up)
+        return;
+    s->queued = true;
+    if (ndirty == dirty_cap) {
+        dirty_cap = dirty_cap ? dirty_cap * 2 : 64;
+        dirty = xrealloc(dirty, dirty_cap * sizeof *dirty);
+    }
+    dirty[ndirty++] = s;
+    if (!uv_is_active((uv_handle_t *)&flush_idle))
+        uv_idle_start(&flush_idle, rpcstream_idle_cb);
+}
+
 /* Accounts len more bytes in out: a flush this iteration, maybe a pause. */
 static void
 rpcstream_queued(struct rpcstream *s, size_t len)
 {
     s->write_bytes += len;
     s->counted += len;
-    if (!s->queued && flusher_up) {
-        s->queued = true;
-        if (ndirty == dirty_cap) {
-            dirty_cap = dirty_cap ? dirty_cap * 2 : 64;
-            dirty = xrealloc(dirty, dirty_cap * sizeof *dirty);
-        }
-        dirty[ndirty++] = s;
-        if (!uv_is_active((uv_handle_t *)&flush_idle))
-            uv_idle_start(&flush_idle, rpcstream_idle_cb);
-    }
+    rpcstream_mark_dirty(s);
     if (s->backlog_high != 0 && s->write_bytes > s->backlog_high &&
         !(s->pause & RPCSTREAM_PAUSE_BACKLOG))
         rpcstream_pause(s, RPCSTREAM_PAUSE_BACKLOG);
@@ -447,8 +531,9 @@ rpcstream_send(struct rpcstream *s, struct rpcstream_msg *m)
         msgpack_sbuffer_destroy(&m->sb);
         return;
     }
-    if (s->out.size == 0 && s->out.data == NULL) {
-        /* Take the message's buffer as it is: no copy for the first one. */
+    if (s->out.size == 0 && s->out.alloc < m->sb.size) {
+        /* Take the message's buffer as it is: no copy for a big first one. */
+        msgpack_sbuffer_destroy(&s->out);
         s->out = m->sb;
     } else {
         msgpack_sbuffer_write(&s->out, m->sb.data, m->sb.size);

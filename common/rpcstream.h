@@ -28,6 +28,13 @@ struct rpcstream;
 #define RPCSTREAM_PAUSE_OWNER 0x2u
 
 struct rpcstream_cbs {
+    /*
+     * May be NULL. Sees each whole message as bytes first (its head
+     * validated): true when the owner has dealt with it (forwarded it; the
+     * bytes are only valid during the call), false to have it unpacked and
+     * handed to on_msg.
+     */
+    bool (*on_raw)(void *owner, const struct proto_raw *raw);
     /* A whole, validated message; the callee owns it (proto_msg_release). */
     void (*on_msg)(void *owner, struct proto_msg *msg);
     /*

@@ -157,6 +157,88 @@ int proto_reader_next(struct proto_reader *r, struct proto_msg *msg,
 size_t proto_reader_pending(const struct proto_reader *r);
 
 /*
+ * The next whole message seen as bytes, without unpacking it: what a relay
+ * needs to forward it with a new header and the rest untouched (the manager's
+ * calls). The head is validated as proto_reader_next validates it; the
+ * params, error and result are only known to be well-formed msgpack within
+ * the limits. Offsets count from `bytes`.
+ */
+#define PROTO_RAW_PARAMS 6
+struct proto_raw {
+    enum proto_kind kind;
+    uint32_t msgid;
+    const char *method; /* request and notification, not NUL-terminated */
+    size_t method_len;
+    const char *bytes; /* the whole message, in the reader's buffer */
+    size_t size;
+    /* Request and notification: the params array's head, its item count and
+     * where its first PROTO_RAW_PARAMS items start. Response: error_at and
+     * result_at. */
+    size_t params_at;
+    uint32_t nparams;
+    size_t param_at[PROTO_RAW_PARAMS];
+    size_t error_at, result_at;
+};
+
+/*
+ * Looks at the next whole message: 1 and *raw filled (its bytes stay valid
+ * until the next call on r), 0 when more bytes are needed, <0 as
+ * proto_reader_next when the stream is broken or the head is not a
+ * msgpack-RPC message. The message stays in the reader: proto_reader_skip
+ * drops it, proto_reader_next unpacks it.
+ */
+int proto_reader_peek(struct proto_reader *r, struct proto_raw *raw,
+                      char *cause);
+/* Drops the message proto_reader_peek returned. */
+void proto_reader_skip(struct proto_reader *r);
+
+/*
+ * A pull reader over msgpack bytes: one item's head at a time (a container's
+ * count, not its items), no allocation. Signed encodings of values >= 0 read
+ * as PROTO_T_UINT, as msgpack-c reads them.
+ */
+enum proto_item_type {
+    PROTO_T_NIL,
+    PROTO_T_BOOL,
+    PROTO_T_UINT,
+    PROTO_T_INT, /* negative */
+    PROTO_T_FLOAT32,
+    PROTO_T_FLOAT64,
+    PROTO_T_STR,
+    PROTO_T_BIN,
+    PROTO_T_ARRAY,
+    PROTO_T_MAP,
+    PROTO_T_EXT,
+};
+
+struct proto_item {
+    enum proto_item_type type;
+    union {
+        bool b;
+        uint64_t u;
+        int64_t i;
+        double f;
+    } v;
+    const char *ptr; /* str, bin, ext: the payload */
+    uint32_t len;    /* str, bin, ext: bytes; array: items; map: pairs */
+    int8_t ext_type;
+};
+
+struct proto_cur {
+    const uint8_t *p, *end;
+};
+
+void proto_cur_init(struct proto_cur *c, const char *buf, size_t len);
+/* Reads the next item's head and moves past it (past a str's bytes, not past
+ * a container's items). 0, or -EPROTO when the bytes end first or are not
+ * msgpack. */
+int proto_cur_next(struct proto_cur *c, struct proto_item *it);
+/* Moves past one whole item, containers included. 0 or -EPROTO. */
+int proto_cur_skip(struct proto_cur *c);
+/* "a string", "an integer", ... for words about what was found. */
+const char *proto_item_kind(const struct proto_item *it);
+
+/*
  * Validation helpers for a request's params, each filling `cause` with words that
  * name the parameter, e.g. "params[1] (function): expected a string, got an
  * integer". They return 0 or -EINVAL. `index` counts from 0; `what` names it.

@@ -17,6 +17,14 @@
 #include "proto.h"
 #include "proto_internal.h"
 
+/* A whole message the scanner found: its size and where its parts start. */
+struct frame {
+    size_t size;
+    size_t at1[4];                /* the root array's first four items */
+    size_t at2[PROTO_RAW_PARAMS]; /* items of the root's latest container */
+    uint32_t n1, n2;
+};
+
 /* Where the scanner is inside the current message. */
 struct scan {
     uint32_t depth;                 /* open containers */
@@ -26,14 +34,19 @@ struct scan {
     uint8_t head_need;
     uint64_t skip; /* payload bytes still due */
     size_t bytes;  /* bytes of the current message so far */
+    struct frame cur;
 };
 
 struct proto_reader {
     msgpack_unpacker up;
     size_t max_message;
     struct scan sc;
-    size_t ready; /* whole messages in the buffer, not yet handed out */
-    int err;      /* the stream broke after those `ready` messages */
+    /* Whole messages in the buffer, not yet handed out: a ring of `ready`
+     * frames from `first`. */
+    struct frame *frames;
+    size_t first, ready, cap;
+    bool peeked; /* the first frame was validated by proto_reader_peek */
+    int err;     /* the stream broke after those `ready` messages */
     char cause[PROTO_CAUSE_MAX];
 };
 
@@ -52,30 +65,26 @@ proto__cause(char *cause, const char *fmt, ...)
 const char *
 proto__obj_kind(const msgpack_object *o)
 {
-    switch (o->type) {
-    case MSGPACK_OBJECT_NIL:
-        return "nil";
-    case MSGPACK_OBJECT_BOOLEAN:
-        return "a boolean";
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        return "an integer";
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        return "a negative integer";
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-        return "a float";
-    case MSGPACK_OBJECT_STR:
-        return "a string";
-    case MSGPACK_OBJECT_BIN:
-        return "a binary";
-    case MSGPACK_OBJECT_ARRAY:
-        return "an array";
-    case MSGPACK_OBJECT_MAP:
-        return "a map";
-    case MSGPACK_OBJECT_EXT:
-        return "an extension";
-    }
-    return "an unknown type";
+    static const enum proto_item_type as_item[] = {
+        [MSGPACK_OBJECT_NIL] = PROTO_T_NIL,
+        [MSGPACK_OBJECT_BOOLEAN] = PROTO_T_BOOL,
+        [MSGPACK_OBJECT_POSITIVE_INTEGER] = PROTO_T_UINT,
+        [MSGPACK_OBJECT_NEGATIVE_INTEGER] = PROTO_T_INT,
+        [MSGPACK_OBJECT_FLOAT32] = PROTO_T_FLOAT32,
+        [MSGPACK_OBJECT_FLOAT64] = PROTO_T_FLOAT64,
+        [MSGPACK_OBJECT_STR] = PROTO_T_STR,
+        [MSGPACK_OBJECT_ARRAY] = PROTO_T_ARRAY,
+        [MSGPACK_OBJECT_MAP] = PROTO_T_MAP,
+        [MSGPACK_OBJECT_BIN] = PROTO_T_BIN,
+        [MSGPACK_OBJECT_EXT] = PROTO_T_EXT,
+    };
+    struct proto_item it = {.type = PROTO_T_NIL};
+
+    if ((size_t)o->type < sizeof as_item / sizeof as_item[0])
+        it.type = as_item[o->type];
+    else
+        return "an unknown type";
+    return proto_item_kind(&it);
 }
 
 struct proto_reader *
@@ -99,6 +108,7 @@ proto_reader_free(struct proto_reader *r)
     if (r == NULL)
         return;
     msgpack_unpacker_destroy(&r->up);
+    free(r->frames);
     free(r);
 }
 
@@ -126,20 +136,76 @@ be_uint(const uint8_t *p, unsigned n)
     return v;
 }
 
-/* One item (scalar or a container's last element) ended. */
+/* Files the message the scanner just finished. On no memory the stream
+ * breaks there (its bytes are not kept). */
+static int
+frame_push(struct proto_reader *r)
+{
+    struct frame *nf;
+    size_t i, ncap;
+
+    if (r->ready == r->cap) {
+        ncap = r->cap ? r->cap * 2 : 16; /* a power of two: & for % */
+        nf = malloc(ncap * sizeof *nf);
+        if (nf == NULL) {
+            reader_fail(r, -ENOMEM, "out of memory reading messages");
+            return -1;
+        }
+        for (i = 0; i < r->ready; i++)
+            nf[i] = r->frames[(r->first + i) & (r->cap - 1)];
+        free(r->frames);
+        r->frames = nf;
+        r->first = 0;
+        r->cap = ncap;
+    }
+    r->frames[(r->first + r->ready) & (r->cap - 1)] = r->sc.cur;
+    r->ready++;
+    return 0;
+}
+
 static void
+frame_pop(struct proto_reader *r)
+{
+    r->first = (r->first + 1) & (r->cap - 1);
+    r->ready--;
+    r->peeked = false;
+}
+
+/* An item starts at this byte: note where, for the first levels. */
+static inline void
+scan_mark(struct scan *sc)
+{
+    struct frame *f = &sc->cur;
+
+    if (sc->depth == 0) {
+        f->n1 = f->n2 = 0;
+    } else if (sc->depth == 1) {
+        if (f->n1 < 4)
+            f->at1[f->n1] = sc->bytes;
+        f->n1++;
+        f->n2 = 0;
+    } else if (sc->depth == 2) {
+        if (f->n2 < PROTO_RAW_PARAMS)
+            f->at2[f->n2] = sc->bytes;
+        f->n2++;
+    }
+}
+
+/* One item (scalar or a container's last element) ended. -1 when the
+ * message it ended could not be filed. */
+static inline int
 scan_item_done(struct proto_reader *r)
 {
     struct scan *sc = &r->sc;
 
     for (;;) {
         if (sc->depth == 0) {
-            r->ready++;
+            sc->cur.size = sc->bytes;
             sc->bytes = 0;
-            return;
+            return frame_push(r);
         }
         if (--sc->left[sc->depth - 1] > 0)
-            return;
+            return 0;
         sc->depth--;
     }
 }
@@ -171,10 +237,8 @@ scan_container(struct proto_reader *r, uint64_t items)
                     (unsigned long long)items, r->max_message);
         return -1;
     }
-    if (items == 0) {
-        scan_item_done(r);
-        return 0;
-    }
+    if (items == 0)
+        return scan_item_done(r);
     sc->left[sc->depth++] = items;
     return 0;
 }
@@ -189,10 +253,8 @@ scan_payload(struct proto_reader *r, uint64_t len)
             (unsigned long long)len, r->max_message);
         return -1;
     }
-    if (len == 0) {
-        scan_item_done(r);
-        return 0;
-    }
+    if (len == 0)
+        return scan_item_done(r);
     r->sc.skip = len;
     return 0;
 }
@@ -233,10 +295,8 @@ scan_header(struct proto_reader *r)
     const uint8_t *h = r->sc.head;
     uint8_t b = h[0];
 
-    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-        scan_item_done(r);
-        return 0;
-    }
+    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
+        return scan_item_done(r);
     if (b <= 0x8f)
         return scan_container(r, (uint64_t)(b & 0x0f) * 2);
     if (b <= 0x9f)
@@ -324,10 +384,12 @@ scan(struct proto_reader *r, const uint8_t *p, size_t len)
             sc->skip -= take;
             sc->bytes += take;
             i += take;
-            if (sc->skip == 0)
-                scan_item_done(r);
+            if (sc->skip == 0 && scan_item_done(r) < 0)
+                return kept;
         } else {
             if (sc->head_have == 0) {
+                if (sc->depth <= 2)
+                    scan_mark(sc);
                 sc->head[0] = p[i];
                 sc->head_need = 1 + scan_head_extra(p[i]);
             } else {
@@ -368,6 +430,7 @@ proto_reader_feed(struct proto_reader *r, const char *buf, size_t len)
     if (!msgpack_unpacker_reserve_buffer(&r->up, n)) {
         /* Messages these bytes completed are not in the buffer after all. */
         r->ready = ready;
+        r->peeked = r->peeked && ready > 0;
         reader_fail(r, -ENOMEM, "out of memory buffering %zu bytes", n);
         return -ENOMEM;
     }
@@ -433,91 +496,157 @@ proto_msg_is(const struct proto_msg *msg, const char *method)
            memcmp(msg->method, method, n) == 0;
 }
 
-static bool
-obj_is_u32(const msgpack_object *o)
+/* Reads one head at offset `at` of a message. */
+static int
+raw_item(const char *bytes, size_t size, size_t at, struct proto_item *it)
 {
-    return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
-           o->via.u64 <= UINT32_MAX;
+    struct proto_cur c;
+
+    proto_cur_init(&c, bytes + at, size - at);
+    return proto_cur_next(&c, it);
 }
 
-/* Checks the shape of a message and fills *msg's typed fields. */
+/*
+ * Checks that a whole message is a msgpack-RPC message and fills *raw. The one
+ * validator of the head, for messages unpacked or forwarded as bytes; the
+ * scanner has already checked that the bytes are well-formed msgpack.
+ */
 static int
-msg_validate(struct proto_msg *msg, char *cause)
+raw_validate(const struct frame *f, const char *bytes, struct proto_raw *raw,
+             char *cause)
 {
-    const msgpack_object *root = &msg->root;
-    const msgpack_object *e;
-    uint32_t n;
+    struct proto_item root, it;
     uint64_t kind;
+    uint32_t n, want, mi, i;
 
-    if (root->type != MSGPACK_OBJECT_ARRAY) {
+    raw->bytes = bytes;
+    raw->size = f->size;
+    raw->method = NULL;
+    raw->method_len = 0;
+    raw->msgid = 0;
+    raw->nparams = 0;
+    if (raw_item(bytes, f->size, 0, &root) != 0)
+        return -EPROTO;
+    if (root.type != PROTO_T_ARRAY) {
         proto__cause(cause, "message: expected an array, got %s",
-                     proto__obj_kind(root));
+                     proto_item_kind(&root));
         return -EPROTO;
     }
-    n = root->via.array.size;
-    e = root->via.array.ptr;
+    n = root.len;
     if (n == 0) {
         proto__cause(cause,
                      "message: expected 3 or 4 elements, got an empty array");
         return -EPROTO;
     }
-    if (e[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || e[0].via.u64 > 2) {
+    if (raw_item(bytes, f->size, f->at1[0], &it) != 0)
+        return -EPROTO;
+    if (it.type != PROTO_T_UINT || it.v.u > 2) {
         proto__cause(cause, "message[0] (kind): expected 0, 1 or 2, got %s",
-                     e[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER
-                         ? "another integer"
-                         : proto__obj_kind(&e[0]));
+                     it.type == PROTO_T_UINT ? "another integer"
+                                             : proto_item_kind(&it));
         return -EPROTO;
     }
-    kind = e[0].via.u64;
-    if (n != (kind == PROTO_NOTIFICATION ? 3u : 4u)) {
+    kind = it.v.u;
+    want = kind == PROTO_NOTIFICATION ? 3u : 4u;
+    if (n != want) {
         proto__cause(cause, "message: a %s has %u elements, got %u",
                      kind == PROTO_REQUEST    ? "request"
                      : kind == PROTO_RESPONSE ? "response"
                                               : "notification",
-                     kind == PROTO_NOTIFICATION ? 3u : 4u, n);
+                     want, n);
         return -EPROTO;
     }
-    msg->kind = (enum proto_kind)kind;
+    raw->kind = (enum proto_kind)kind;
     if (kind != PROTO_NOTIFICATION) {
-        if (!obj_is_u32(&e[1])) {
+        if (raw_item(bytes, f->size, f->at1[1], &it) != 0)
+            return -EPROTO;
+        if (it.type != PROTO_T_UINT || it.v.u > UINT32_MAX) {
             proto__cause(cause,
                          "message[1] (msgid): expected an unsigned 32-bit "
                          "integer, got %s",
-                         e[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER
-                             ? "one above 4294967295"
-                             : proto__obj_kind(&e[1]));
+                         it.type == PROTO_T_UINT ? "one above 4294967295"
+                                                 : proto_item_kind(&it));
             return -EPROTO;
         }
-        msg->msgid = (uint32_t)e[1].via.u64;
+        raw->msgid = (uint32_t)it.v.u;
     }
     if (kind == PROTO_RESPONSE) {
-        if (e[2].type != MSGPACK_OBJECT_NIL &&
-            e[2].type != MSGPACK_OBJECT_MAP) {
+        if (raw_item(bytes, f->size, f->at1[2], &it) != 0)
+            return -EPROTO;
+        if (it.type != PROTO_T_NIL && it.type != PROTO_T_MAP) {
             proto__cause(cause,
                          "message[2] (error): expected a map or nil, got %s",
-                         proto__obj_kind(&e[2]));
+                         proto_item_kind(&it));
             return -EPROTO;
         }
-        msg->error = e[2];
-        msg->result = e[3];
+        raw->error_at = f->at1[2];
+        raw->result_at = f->at1[3];
         return 0;
     }
     /* Request and notification: method and params sit one place apart. */
-    unsigned mi = kind == PROTO_REQUEST ? 2 : 1;
-    if (e[mi].type != MSGPACK_OBJECT_STR) {
+    mi = kind == PROTO_REQUEST ? 2 : 1;
+    if (raw_item(bytes, f->size, f->at1[mi], &it) != 0)
+        return -EPROTO;
+    if (it.type != PROTO_T_STR) {
         proto__cause(cause, "message[%u] (method): expected a string, got %s",
-                     mi, proto__obj_kind(&e[mi]));
+                     mi, proto_item_kind(&it));
         return -EPROTO;
     }
-    if (e[mi + 1].type != MSGPACK_OBJECT_ARRAY) {
+    raw->method = it.ptr;
+    raw->method_len = it.len;
+    if (raw_item(bytes, f->size, f->at1[mi + 1], &it) != 0)
+        return -EPROTO;
+    if (it.type != PROTO_T_ARRAY) {
         proto__cause(cause, "message[%u] (params): expected an array, got %s",
-                     mi + 1, proto__obj_kind(&e[mi + 1]));
+                     mi + 1, proto_item_kind(&it));
         return -EPROTO;
     }
-    msg->method = e[mi].via.str.ptr;
-    msg->method_len = e[mi].via.str.size;
-    msg->params = e[mi + 1];
+    raw->params_at = f->at1[mi + 1];
+    raw->nparams = it.len;
+    /* The params are the root's last container: the scanner noted their
+     * starts. */
+    for (i = 0; i < raw->nparams && i < PROTO_RAW_PARAMS && i < f->n2; i++)
+        raw->param_at[i] = f->at2[i];
     return 0;
+}
+
+/* The stream broke at the first whole message: nothing more is handed out. */
+static int
+reader_broken_at_first(struct proto_reader *r, int err, char *cause)
+{
+    r->ready = 0;
+    r->peeked = false;
+    r->err = err;
+    proto__cause(cause, "%s", r->cause);
+    return err;
+}
+
+int
+proto_reader_peek(struct proto_reader *r, struct proto_raw *raw, char *cause)
+{
+    const struct frame *f;
+    int err;
+
+    if (r->ready == 0) {
+        if (r->err)
+            proto__cause(cause, "%s", r->cause);
+        return r->err;
+    }
+    f = &r->frames[r->first];
+    err = raw_validate(f, r->up.buffer + r->up.off, raw, r->cause);
+    if (err < 0)
+        return reader_broken_at_first(r, err, cause);
+    r->peeked = true;
+    return 1;
+}
+
+void
+proto_reader_skip(struct proto_reader *r)
+{
+    if (r->ready == 0 || !r->peeked)
+        return;
+    r->up.off += r->frames[r->first].size;
+    frame_pop(r);
 }
 
 int
@@ -525,50 +654,52 @@ proto_reader_next(struct proto_reader *r, struct proto_msg *msg, char *cause)
 {
     msgpack_unpacked up;
     msgpack_unpack_return ret;
+    struct proto_raw raw;
+    const msgpack_object *e;
     size_t size = 0;
-    int err;
+    int rc;
 
     memset(msg, 0, sizeof(*msg));
-    if (r->ready == 0) {
-        if (r->err)
-            proto__cause(cause, "%s", r->cause);
-        return r->err;
-    }
+    rc = proto_reader_peek(r, &raw, cause);
+    if (rc <= 0)
+        return rc;
     msgpack_unpacked_init(&up);
     ret = msgpack_unpacker_next_with_size(&r->up, &up, &size);
     if (ret != MSGPACK_UNPACK_SUCCESS) {
         msgpack_unpacked_destroy(&up);
-        r->ready = 0;
         /* The scanner saw a whole, well-formed message; only memory can fail.
          */
         if (ret == MSGPACK_UNPACK_NOMEM_ERROR)
             reader_fail(r, -ENOMEM, "out of memory unpacking a message");
         else
             reader_fail(r, -EPROTO, "not msgpack (unpacker said %d)", (int)ret);
-        proto__cause(cause, "%s", r->cause);
-        return r->err;
+        return reader_broken_at_first(r, r->err, cause);
     }
     /* An array always allocates, so an array without a zone means msgpack-c
      * could not hand over its zone: out of memory. */
     if (up.zone == NULL && up.data.type == MSGPACK_OBJECT_ARRAY) {
-        r->ready = 0;
         reader_fail(r, -ENOMEM, "out of memory unpacking a message");
-        proto__cause(cause, "%s", r->cause);
-        return r->err;
+        return reader_broken_at_first(r, r->err, cause);
     }
-    r->ready--;
+    frame_pop(r);
     /* The message takes its zone: the next unpack must not free it. msgpack-c
      * creates a zone only when the message needs one, so it may be NULL. */
     msg->zone = msgpack_unpacked_release_zone(&up);
     msg->root = up.data;
     msg->size = size;
-    err = msg_validate(msg, r->cause);
-    if (err < 0) {
-        proto_msg_release(msg);
-        r->ready = 0;
-        r->err = err;
-        proto__cause(cause, "%s", r->cause);
-        return err;
+    /* raw_validate checked the shape: the objects have it too. */
+    e = msg->root.via.array.ptr;
+    msg->kind = raw.kind;
+    msg->msgid = raw.msgid;
+    if (raw.kind == PROTO_RESPONSE) {
+        msg->error = e[2];
+        msg->result = e[3];
+    } else {
+        unsigned mi = raw.kind == PROTO_REQUEST ? 2 : 1;
+
+        msg->method = e[mi].via.str.ptr;
+        msg->method_len = e[mi].via.str.size;
+        msg->params = e[mi + 1];
     }
     return 1;
 }

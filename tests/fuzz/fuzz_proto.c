@@ -5,7 +5,11 @@
  * through every param helper and proto_error_from_object, is packed again with
  * msgpack_pack_object and must read back the same. The same stream fed whole
  * must give the same messages and the same end as when fed in pieces.
- * Anything inconsistent aborts, which libFuzzer reports as a crash.
+ * Every message is also looked at as bytes first (proto_reader_peek, what the
+ * manager forwards): its head and the starts of its params must agree with
+ * the unpacked message, and in the piecewise pass some messages are skipped
+ * as a relay skips them and unpacked from their bytes instead. Anything
+ * inconsistent aborts, which libFuzzer reports as a crash.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -127,15 +131,132 @@ repack(const struct proto_msg *m, size_t max_message, uint64_t h)
     return h;
 }
 
-/* Takes every message available; returns the reader's last answer. */
+static uint32_t
+next_rand(uint32_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 17;
+    *s ^= *s << 5;
+    return *s;
+}
+
+/* The packed form of o, for comparing with bytes. */
+static void
+pack_obj(const msgpack_object *o, msgpack_sbuffer *sb)
+{
+    msgpack_packer pk;
+
+    msgpack_sbuffer_init(sb);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    CHECK(msgpack_pack_object(&pk, *o) == 0);
+}
+
+/* The item at `at` of raw's bytes, unpacked and packed again, equals o. */
+static void
+check_item(const struct proto_raw *raw, size_t at, const msgpack_object *o)
+{
+    struct proto_cur c;
+    msgpack_zone z;
+    msgpack_object got;
+    msgpack_sbuffer a, b;
+    size_t off = 0, len;
+
+    CHECK(at < raw->size);
+    proto_cur_init(&c, raw->bytes + at, raw->size - at);
+    CHECK(proto_cur_skip(&c) == 0);
+    len = (size_t)((const char *)c.p - (raw->bytes + at));
+    msgpack_zone_init(&z, 256);
+    CHECK(msgpack_unpack(raw->bytes + at, len, &off, &z, &got) ==
+          MSGPACK_UNPACK_SUCCESS);
+    CHECK(off == len);
+    pack_obj(&got, &a);
+    pack_obj(o, &b);
+    CHECK(a.size == b.size && memcmp(a.data, b.data, a.size) == 0);
+    msgpack_sbuffer_destroy(&a);
+    msgpack_sbuffer_destroy(&b);
+    msgpack_zone_destroy(&z);
+}
+
+/* What peek said agrees with the message unpacked. */
+static void
+check_raw(const struct proto_raw *raw, const struct proto_msg *m)
+{
+    uint32_t i;
+
+    CHECK(raw->size == m->size);
+    CHECK(raw->kind == m->kind && raw->msgid == m->msgid);
+    if (m->kind == PROTO_RESPONSE) {
+        check_item(raw, raw->error_at, &m->error);
+        check_item(raw, raw->result_at, &m->result);
+        return;
+    }
+    CHECK(raw->method_len == m->method_len);
+    CHECK(m->method_len == 0 ||
+          memcmp(raw->method, m->method, m->method_len) == 0);
+    CHECK(raw->nparams == m->params.via.array.size);
+    check_item(raw, raw->params_at, &m->params);
+    for (i = 0; i < raw->nparams && i < PROTO_RAW_PARAMS; i++)
+        check_item(raw, raw->param_at[i], &m->params.via.array.ptr[i]);
+}
+
+/* Unpacks a peeked message from its bytes, as if the reader had. */
 static int
-drain(struct proto_reader *r, size_t max_message, struct outcome *out)
+unpack_raw(const struct proto_raw *raw, struct proto_msg *m)
+{
+    size_t off = 0;
+
+    memset(m, 0, sizeof *m);
+    m->zone = msgpack_zone_new(256);
+    CHECK(m->zone != NULL);
+    CHECK(msgpack_unpack(raw->bytes, raw->size, &off, m->zone, &m->root) ==
+          MSGPACK_UNPACK_SUCCESS);
+    CHECK(off == raw->size);
+    m->kind = raw->kind;
+    m->msgid = raw->msgid;
+    m->size = raw->size;
+    if (m->kind == PROTO_RESPONSE) {
+        m->error = m->root.via.array.ptr[2];
+        m->result = m->root.via.array.ptr[3];
+    } else {
+        unsigned mi = m->kind == PROTO_REQUEST ? 2 : 1;
+
+        m->method = m->root.via.array.ptr[mi].via.str.ptr;
+        m->method_len = m->root.via.array.ptr[mi].via.str.size;
+        m->params = m->root.via.array.ptr[mi + 1];
+    }
+    return 1;
+}
+
+/* Takes every message available; returns the reader's last answer. When
+ * skip_seed is not NULL, some messages are skipped as bytes. */
+static int
+drain(struct proto_reader *r, size_t max_message, struct outcome *out,
+      uint32_t *skip_seed)
 {
     struct proto_msg m;
+    struct proto_raw raw;
     char cause[PROTO_CAUSE_MAX];
+    char pcause[PROTO_CAUSE_MAX];
     int rc;
 
-    while ((rc = proto_reader_next(r, &m, cause)) == 1) {
+    for (;;) {
+        pcause[0] = cause[0] = '\0';
+        rc = proto_reader_peek(r, &raw, pcause);
+        if (rc == 1 && skip_seed != NULL && (next_rand(skip_seed) & 1)) {
+            rc = unpack_raw(&raw, &m);
+            check_raw(&raw, &m);
+            proto_reader_skip(r);
+        } else {
+            int prc = rc;
+
+            rc = proto_reader_next(r, &m, cause);
+            /* Peeking changes nothing: next says what peek said. */
+            CHECK(rc == prc && strcmp(cause, pcause) == 0);
+            if (rc == 1)
+                check_raw(&raw, &m);
+        }
+        if (rc != 1)
+            break;
         CHECK(m.size > 0 && m.size <= max_message);
         CHECK(m.kind == PROTO_REQUEST || m.kind == PROTO_RESPONSE ||
               m.kind == PROTO_NOTIFICATION);
@@ -166,15 +287,6 @@ drain(struct proto_reader *r, size_t max_message, struct outcome *out)
     return rc;
 }
 
-static uint32_t
-next_rand(uint32_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 17;
-    *s ^= *s << 5;
-    return *s;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
@@ -185,13 +297,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct outcome pieces = {0};
     struct proto_reader *r;
     size_t max_message;
-    uint32_t seed;
+    uint32_t seed, skip_seed;
     size_t off = 0;
 
     if (size < 2)
         return 0;
     max_message = limits[data[0] % (sizeof(limits) / sizeof(limits[0]))];
     seed = 0x9e3779b9u ^ data[1] ^ ((uint32_t)data[0] << 8);
+    skip_seed = seed ^ 0x5bd1e995u;
     data += 2;
     size -= 2;
     if (max_message == 0)
@@ -201,8 +314,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     r = proto_reader_new(max_message);
     CHECK(r != NULL);
     CHECK(proto_reader_feed(r, (const char *)data, size) == 0);
-    drain(r, max_message, &whole);
-    drain(r, max_message, &whole); /* an error must stick */
+    drain(r, max_message, &whole, NULL);
+    drain(r, max_message, &whole, NULL); /* an error must stick */
     proto_reader_free(r);
 
     /* The same stream cut at chosen places, alternating copy and in-place. */
@@ -225,12 +338,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             proto_reader_fill(r, n);
         }
         off += n;
-        drain(r, max_message, &pieces);
+        drain(r, max_message, &pieces, &skip_seed);
         /* While nothing broke, nothing beyond the current message is kept. */
         if (pieces.end == 0)
             CHECK(proto_reader_pending(r) <= max_message);
     }
-    drain(r, max_message, &pieces);
+    drain(r, max_message, &pieces, &skip_seed);
     proto_reader_free(r);
 
     CHECK(whole.messages == pieces.messages);

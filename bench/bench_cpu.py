@@ -1,0 +1,222 @@
+#!/usr/bin/env python3
+"""Where a call's time goes: CPU and system calls per call in each process.
+
+    PYTHONPATH=build/clients/python /usr/bin/python3 bench/bench_cpu.py BUILD [CALLS]
+
+Four cases (bench/bench.config.js: inc, nested_out, nested_in, string_1m):
+a trivial call, 1000 nested objects out, the same 1000 objects in, a 1 MiB
+string out. For each, jshost via the manager and the Node.js JSON-lines
+child (bench/peers/jsonlines_peer.js, the twenty-line alternative) run the
+same calls in interleaved rounds; per call this prints the p50 wall time and
+the CPU (user + system, from /proc/PID/stat) of every process taking part,
+and where `perf stat` can count them the system calls of each. The manager's
+CPU per call against the payload size is the figure that shows whether it
+forwards bytes or translates them. Asserts nothing.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CONFIG = os.path.join(HERE, "bench.config.js")
+PIPE_PEER = os.path.join(HERE, "peers", "jsonlines_peer.js")
+ROUNDS = 5
+TCK = os.sysconf("SC_CLK_TCK")
+
+NESTED = {"k%d" % i: {"i": i, "s": "s%d" % i} for i in range(1000)}
+NESTED_SUM = sum(range(1000))
+
+# (function, what, data, check, calls at scale 1)
+CASES = [
+    ("inc", "trivial call (d.n + 1)", {"n": 41}, lambda r: r == 42, 4000),
+    ("nested_out", "1000-key object out ({k0: {i, s}, ...})", {"seed": 0},
+     lambda r: len(r) == 1000 and r["k999"]["s"] == "s999", 400),
+    ("nested_in", "1000-key object in", NESTED, lambda r: r == NESTED_SUM, 400),
+    ("string_1m", "1 MiB string out", {"c": "x"},
+     lambda r: len(r) == 1024 * 1024, 60),
+]
+
+
+def cpu_seconds(pid):
+    """user + system CPU seconds of pid (children not included)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TCK
+
+
+class SyscallCounter:
+    """Counts system calls of pids with perf stat, where perf can."""
+
+    def __init__(self, pids):
+        self.procs = []
+        self.files = []
+        if shutil.which("perf") is None:
+            return
+        for pid in pids:
+            out = tempfile.NamedTemporaryFile(prefix="jshbench-perf-", delete=False)
+            out.close()
+            p = subprocess.Popen(["perf", "stat", "-x", ",", "-e", "raw_syscalls:sys_enter",
+                                  "-p", str(pid), "-o", out.name],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.procs.append(p)
+            self.files.append(out.name)
+        time.sleep(0.3)  # perf attaches asynchronously
+
+    def stop(self):
+        counts = []
+        for p, name in zip(self.procs, self.files):
+            p.send_signal(signal.SIGINT)
+            p.wait()
+            n = None
+            with open(name) as f:
+                for line in f:
+                    parts = line.split(",")
+                    if len(parts) > 2 and parts[2].startswith("raw_syscalls"):
+                        try:
+                            n = int(parts[0])
+                        except ValueError:
+                            n = None
+            os.unlink(name)
+            counts.append(n)
+        return counts
+
+
+class Jshost:
+    label = "jshost via manager"
+
+    def __init__(self, jshost, rundir):
+        self.host = jshost.Host(CONFIG)
+        self.call = self.host.call
+        with open(os.path.join(rundir, "manager.pid")) as f:
+            mpid = int(f.read().split()[0])
+        wpid = self.host.status()["workers"][0]["pid"]
+        self.pids = [("client", os.getpid()), ("manager", mpid), ("worker", wpid)]
+
+    def close(self):
+        self.host.close()
+
+
+class NodeChild:
+    label = "node child, JSON lines"
+
+    def __init__(self, node):
+        self.proc = subprocess.Popen([node, PIPE_PEER, CONFIG], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE)
+        if not json.loads(self.proc.stdout.readline()).get("ready"):
+            raise SystemExit("bench_cpu: the JSON-lines peer did not start")
+        self.pids = [("client", os.getpid()), ("node", self.proc.pid)]
+        self.msgid = 0
+
+    def call(self, fn, data):
+        self.msgid += 1
+        self.proc.stdin.write((json.dumps({"id": self.msgid, "fn": fn, "data": data})
+                               + "\n").encode())
+        self.proc.stdin.flush()
+        reply = json.loads(self.proc.stdout.readline())
+        if "error" in reply:
+            raise RuntimeError(reply["error"])
+        return reply["result"]
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def measure(peer, fn, data, check, n):
+    """n calls: (latencies, {process: cpu seconds}, {process: syscalls})."""
+    counter = SyscallCounter([pid for _, pid in peer.pids if pid != os.getpid()]
+                             + [os.getpid()])
+    before = {name: cpu_seconds(pid) for name, pid in peer.pids}
+    lat = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        r = peer.call(fn, data)
+        lat.append(time.perf_counter() - t0)
+        if not check(r):
+            raise SystemExit("bench_cpu: %s: %s answered wrong" % (peer.label, fn))
+    after = {name: cpu_seconds(pid) for name, pid in peer.pids}
+    counts = counter.stop()
+    names = [name for name, pid in peer.pids if pid != os.getpid()] + ["client"]
+    sys_counts = dict(zip(names, counts)) if counts else {}
+    return lat, {k: after[k] - before[k] for k in before}, sys_counts
+
+
+def main():
+    build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
+    scale = float(sys.argv[2]) if len(sys.argv) > 2 else 1.0
+    rundir = tempfile.mkdtemp(prefix="jshbench-cpu-", dir="/tmp")
+    os.environ["JSHOST_RUNTIME_DIR"] = rundir
+    os.environ.setdefault("JSHOST_MANAGER", os.path.join(build, "manager/jshost-manager"))
+    os.environ.setdefault("JSHOST_WORKER", os.path.join(build, "worker/jshost-worker"))
+    import jshost
+    node = shutil.which("node")
+    peers = [Jshost(jshost, rundir)]
+    if node:
+        peers.append(NodeChild(node))
+    print("CPU per call in each process (user+system us, /proc; syscalls per call "
+          "where perf counts them); p50 wall; %d interleaved rounds" % ROUNDS)
+    try:
+        summary = {}
+        for fn, what, data, check, base_n in CASES:
+            n = max(ROUNDS, int(base_n * scale)) // ROUNDS
+            for p in peers:
+                measure(p, fn, data, check, max(5, n // 5))  # warm up
+            lats = {p.label: [] for p in peers}
+            cpu = {p.label: {} for p in peers}
+            sysc = {p.label: {} for p in peers}
+            for r in range(ROUNDS):
+                for p in (peers if r % 2 == 0 else list(reversed(peers))):
+                    lat, c, s = measure(p, fn, data, check, n)
+                    lats[p.label].extend(lat)
+                    for k, v in c.items():
+                        cpu[p.label][k] = cpu[p.label].get(k, 0) + v
+                    for k, v in s.items():
+                        if v is not None:
+                            sysc[p.label][k] = sysc[p.label].get(k, 0) + v
+            print()
+            print("%s: %s" % (fn, what))
+            calls = n * ROUNDS
+            for p in peers:
+                lat = sorted(lats[p.label])
+                p50 = lat[len(lat) // 2] * 1e6
+                parts = []
+                total = 0.0
+                for name, _ in p.pids:
+                    us = cpu[p.label][name] / calls * 1e6
+                    total += us
+                    sc = sysc[p.label].get(name)
+                    parts.append("%s %.1f%s" % (name, us, "" if sc is None
+                                                 else " (%.2f sc)" % (sc / calls)))
+                print("  %-24s p50 %9.1f us  cpu %8.1f us = %s" % (
+                    p.label, p50, total, ", ".join(parts)))
+                summary.setdefault(fn, {})[p.label] = (p50, total, cpu[p.label], calls)
+        if node:
+            print()
+            print("jshost against the Node child (p50 ratio child/jshost, >1 = jshost faster)")
+            for fn, _, _, _, _ in CASES:
+                j = summary[fn][peers[0].label][0]
+                c = summary[fn][peers[1].label][0]
+                print("  %-12s %6.2fx" % (fn, c / j))
+        print()
+        print("The manager's CPU per call against the payload (flat = it forwards bytes)")
+        for fn, _, _, _, _ in CASES:
+            p50, total, c, calls = summary[fn][peers[0].label]
+            print("  %-12s %8.1f us" % (fn, c["manager"] / calls * 1e6))
+    finally:
+        for p in peers:
+            p.close()
+        try:
+            jshost.shutdown()
+        except Exception:
+            pass
+        shutil.rmtree(rundir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
