@@ -19,7 +19,7 @@ echo "== pip install --no-build-isolation ."
 
 site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_path("platlib"))')
 for f in jshost/__init__.py jshost/__init__.pyi jshost/py.typed jshost/__main__.py \
-    jshost/_daemons/jshost jshost/_daemons/jshost-manager jshost/_daemons/jshost-worker; do
+    jshost/jshost jshost/jshost-manager jshost/jshost-worker; do
     [ -e "$site/$f" ] || fail "$f is not in the venv's site-packages"
 done
 ls "$site"/jshost/_jshost.*.so >/dev/null || fail "no extension module in the venv"

@@ -1,8 +1,9 @@
 """``python -m jshost ARGS``: the jshost command that came with this package.
 
-It runs ``_daemons/jshost`` beside this file (a wheel carries the command
-there; an installed prefix links it to its ``bin/jshost``), which finds the
-manager and the worker beside itself. ``pip install`` also puts a ``jshost``
+It runs ``jshost`` beside this file (a wheel carries the command there, with
+the manager and the worker; an installed prefix links it to its
+``bin/jshost``, the build tree to the build's), which finds the daemons as it
+always does. ``pip install`` also puts a ``jshost``
 script on the environment's PATH that does the same (:func:`main`).
 """
 
@@ -12,7 +13,7 @@ import sys
 
 def main():
     """Replaces this process with the packaged jshost command."""
-    cli = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_daemons", "jshost")
+    cli = os.path.join(os.path.dirname(os.path.abspath(__file__)), "jshost")
     try:
         os.execv(cli, ["jshost"] + sys.argv[1:])
     except OSError as e:
