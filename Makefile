@@ -6,12 +6,16 @@
 #   make bench         benchmarks (bench/RESULTS.md)
 #   make fuzz          libFuzzer targets for FUZZ_SECONDS each (default 60)
 #   make check-sanitize  the test suite under ASan + UBSan
+#   make install       install into PREFIX (default /usr/local; DESTDIR honoured)
+#   make uninstall     remove what make install put there
 
 BUILD        ?= build
 PYTHON       ?= /usr/bin/python3
 FUZZ_SECONDS ?= 60
 MESON_FLAGS  ?=
 MESON        ?= meson
+PREFIX       ?= /usr/local
+DESTDIR      ?=
 TEST_FLAGS   ?= --print-errorlogs --verbose --num-processes 2
 # The compat suite joins `make test` once every package in it matches Node.
 TEST_EXCLUDE ?= --no-suite compat
@@ -19,7 +23,8 @@ TEST_EXCLUDE ?= --no-suite compat
 SAN_BUILD  = build-sanitize
 FUZZ_BUILD = build-fuzz
 
-.PHONY: all deps test compat demo bench fuzz check-sanitize clean
+.PHONY: all deps test compat demo bench fuzz check-sanitize clean install \
+	uninstall
 
 all: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -27,8 +32,23 @@ all: deps $(BUILD)/build.ninja
 deps:
 	@BOOTSTRAP_QUIET=1 scripts/bootstrap
 
+# libdir=lib: lib/libjshost.so, as the README says, not Debian's multiarch
+# lib/x86_64-linux-gnu.
 $(BUILD)/build.ninja:
-	$(MESON) setup $(BUILD) -Dpython=$(PYTHON) $(MESON_FLAGS)
+	$(MESON) setup $(BUILD) -Dpython=$(PYTHON) --prefix=$(abspath $(PREFIX)) \
+		--libdir=lib $(MESON_FLAGS)
+
+# meson install underneath (scripts/install keeps what it installed for
+# uninstall). The prefix is compiled in only as the daemons' last resort:
+# the installed jshost, libjshost and Python package find them relative to
+# themselves, so a moved prefix still works.
+install: deps $(BUILD)/build.ninja
+	$(MESON) configure $(BUILD) --prefix=$(abspath $(PREFIX)) --libdir=lib
+	ninja -C $(BUILD)
+	$(PYTHON) scripts/install $(BUILD) install $(DESTDIR)
+
+uninstall:
+	$(PYTHON) scripts/install $(BUILD) uninstall $(DESTDIR)
 
 test: all
 	$(MESON) test -C $(BUILD) $(TEST_FLAGS) $(TEST_EXCLUDE)

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hostid.h"
 #include "jshost_defs.h"
 #include "log.h"
 #include "manager.h"
@@ -60,19 +61,6 @@ host_log(struct host *h, pid_t pid, const char *fmt, ...)
     if (h->logfd >= 0 && !h->is_private && n > 0)
         log_line(h->logfd, "info", text,
                  (size_t)n < sizeof text ? (size_t)n : sizeof text - 1);
-}
-
-/* FNV-1a of the real path: short, stable across restarts of the manager. */
-static void
-host_make_id(const char *path, char *id)
-{
-    uint64_t x = 0xcbf29ce484222325ULL;
-
-    for (; *path != '\0'; path++) {
-        x ^= (unsigned char)*path;
-        x *= 0x100000001b3ULL;
-    }
-    snprintf(id, 13, "%012llx", (unsigned long long)(x & 0xffffffffffffULL));
 }
 
 struct host *
@@ -164,16 +152,15 @@ host_get(const char *realpath, struct host **out, char **cause)
         return 0;
     }
     h = host_alloc();
-    host_make_id(realpath, h->id);
+    /* id and log path as `jshost logs` computes them (common/hostid.c) */
+    hostid_make(realpath, h->id);
     h->config = xstrdup(realpath);
-    if (rundir_join(path, sizeof path, mgr.hostsdir, h->id) != 0 ||
-        strlen(path) + 5 > sizeof path) {
+    if (hostid_logfile(path, sizeof path, mgr.rundir, realpath) != 0) {
         *cause = xasprintf("log path for host %s too long", h->id);
         h->dropped = true;
         host_free(h);
         return -ENAMETOOLONG;
     }
-    strcat(path, ".log");
     h->logfile = xstrdup(path);
     h->logfd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (h->logfd < 0) {

@@ -8,7 +8,7 @@
 
 #include "jshost.h"
 
-/* Exit statuses (`jshost help` says them). */
+/* Exit statuses (docs/cli.md, "Exit status"). */
 enum {
     CLI_OK = 0,
     CLI_JS = 1,     /* the JavaScript failed (JSError, TimeoutError, ...) */
@@ -18,12 +18,11 @@ enum {
 
 struct cli_cmd {
     const char *name;
-    const char *usage;
     int (*exec)(int argc, char **argv);
 };
 
 /* Prints "jshost: " + words on stderr and returns CLI_USAGE after the usage
- * line of `cmd`. */
+ * line of `cmd` (docs/cli.md). */
 int cli_usage(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Prints "jshost: " + words on stderr. */
@@ -32,6 +31,10 @@ void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Connects with the CLI's options (spawn as asked; JSHOST_SOCKET wins).
  * NULL after printing the failure. */
 jshost *cli_connect(int spawn);
+/* Connects to a running manager only, never starting one. NULL with *none = 1
+ * (nothing printed) when none runs; NULL with *none = 0 after printing any
+ * other failure. */
+jshost *cli_connect_running(int *none);
 /*
  * Prints c's failure of `what` on stderr (for JS errors: type, name, message,
  * stack; the log file when known) and returns the exit status for it. With
@@ -59,5 +62,8 @@ int cmd_status(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
 int cmd_host(int argc, char **argv);
 int cmd_manager(int argc, char **argv);
+int cmd_shutdown(int argc, char **argv);
+int cmd_version(int argc, char **argv);
+int cmd_help(int argc, char **argv);
 
 #endif

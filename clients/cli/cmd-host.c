@@ -1,7 +1,12 @@
-/* jshost start, stop and restart: a host's lifecycle (docs/lifecycle.md). */
+/* jshost start, stop, restart and shutdown: the lifecycle of hosts and of the
+ * manager (docs/cli.md). */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -26,17 +31,20 @@ unpack(const jshost_value *v, msgpack_unpacked *u)
     return &u->data;
 }
 
+/* "<before>host ID for CONFIG<after>", then the host's workers, functions
+ * and log file. */
 static void
-print_attach(const char *verb, const jshost_value *info)
+print_attach(const char *before, const char *after, const jshost_value *info)
 {
     msgpack_unpacked u;
     const msgpack_object *root = unpack(info, &u), *fns, *n;
     uint32_t i;
 
-    printf("%s host ", verb);
+    printf("%shost ", before);
     put_str(cli_get(root, "host"));
     printf(" for ");
     put_str(cli_get(root, "config"));
+    fputs(after, stdout);
     n = cli_get(root, "workers");
     if (n != NULL && n->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
         printf("\n  workers:   %llu", (unsigned long long)n->via.u64);
@@ -53,36 +61,6 @@ print_attach(const char *verb, const jshost_value *info)
     put_str(cli_get(root, "logfile"));
     printf("\n");
     msgpack_unpacked_destroy(&u);
-}
-
-/* Connects to a running manager only. *none = 1 (and NULL, nothing printed)
- * when there is none. */
-static jshost *
-connect_running(int *none)
-{
-    struct jshost_options o;
-    jshost *c;
-
-    *none = 0;
-    jshost_options_init(&o);
-    o.spawn = 0;
-    o.client_name = "jshost-cli";
-    c = jshost_connect(&o);
-    if (c == NULL) {
-        cli_warn("out of memory");
-        return NULL;
-    }
-    if (c->err == JSHOST_ERR_IO && strstr(c->errstr, "no manager running")) {
-        *none = 1;
-        jshost_free(c);
-        return NULL;
-    }
-    if (c->err != 0) {
-        cli_fail(c, "connect", 0);
-        jshost_free(c);
-        return NULL;
-    }
-    return c;
 }
 
 int
@@ -102,7 +80,7 @@ cmd_start(int argc, char **argv)
     if (jshost_attach(c, argv[1], &host, &info) < 0)
         r = cli_fail(c, what, 0);
     else
-        print_attach("started", &info);
+        print_attach("started ", "", &info);
     jshost_value_free(&info);
     free(host);
     jshost_free(c);
@@ -145,7 +123,7 @@ cmd_stop(int argc, char **argv)
     all = strcmp(argv[1], "--all") == 0;
     if (!all && argv[1][0] == '-')
         return cli_usage("stop", "unknown option '%s'", argv[1]);
-    c = connect_running(&none);
+    c = cli_connect_running(&none);
     if (c == NULL) {
         if (!none)
             return CLI_JSHOST;
@@ -201,11 +179,11 @@ cmd_restart(int argc, char **argv)
         printf("restarted %s\n", argv[1]);
     } else if (c->err == JSHOST_ERR_REMOTE && c->remote.type != NULL &&
                strcmp(c->remote.type, "NotFound") == 0) {
-        /* not running: restarting it is starting it */
+        /* not running: restarting it is starting it, and we say so */
         if (jshost_attach(c, argv[1], &host, &v) < 0)
             r = cli_fail(c, what, 0);
         else
-            print_attach("started", &v);
+            print_attach("", " was not running: started it", &v);
     } else {
         r = cli_fail(c, what, 0);
     }
@@ -213,4 +191,91 @@ cmd_restart(int argc, char **argv)
     free(host);
     jshost_free(c);
     return r;
+}
+
+/* The manager's pid from its status; 0 when it does not say. */
+static pid_t
+manager_pid(jshost *c)
+{
+    jshost_value v = {0};
+    msgpack_unpacked u;
+    const msgpack_object *pid;
+    pid_t r = 0;
+
+    if (jshost_status(c, NULL, &v) < 0)
+        return 0;
+    pid = cli_get(cli_get(unpack(&v, &u), "manager"), "pid");
+    if (pid != NULL && pid->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+        pid->via.u64 > 0 && pid->via.u64 < (uint64_t)1 << 31)
+        r = (pid_t)pid->via.u64;
+    msgpack_unpacked_destroy(&u);
+    jshost_value_free(&v);
+    return r;
+}
+
+/* Whether pid has exited (a zombie has: only its parent has not looked). */
+static int
+pid_gone(pid_t pid)
+{
+    char path[64], buf[512], *p;
+    FILE *f;
+    int zombie = 0;
+
+    if (kill(pid, 0) < 0 && errno == ESRCH)
+        return 1;
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return 0;
+    /* "pid (comm) S ...": the state follows the last ')' */
+    if (fgets(buf, sizeof(buf), f) != NULL && (p = strrchr(buf, ')')) != NULL)
+        zombie = p[1] == ' ' && p[2] == 'Z';
+    fclose(f);
+    return zombie;
+}
+
+/* How long shutdown waits for the manager: its hosts get SIGTERM, then
+ * SIGKILL after a grace (3 s by default). */
+#define SHUTDOWN_WAIT_MS 30000
+
+int
+cmd_shutdown(int argc, char **argv)
+{
+    struct timespec tick = {0, 20 * 1000000L};
+    int none, waited;
+    pid_t pid;
+    jshost *c;
+
+    (void)argv;
+    if (argc != 1)
+        return cli_usage("shutdown", "too many arguments");
+    c = cli_connect_running(&none);
+    if (c == NULL) {
+        if (!none)
+            return CLI_JSHOST;
+        printf("no manager running\n");
+        return CLI_OK;
+    }
+    pid = manager_pid(c);
+    if (jshost_shutdown(c) < 0) {
+        int r = cli_fail(c, "shutdown", 0);
+
+        jshost_free(c);
+        return r;
+    }
+    jshost_free(c);
+    /* Gone means its socket and pid file are gone too: a script may go on. */
+    for (waited = 0; pid > 0 && !pid_gone(pid); waited += 20) {
+        if (waited >= SHUTDOWN_WAIT_MS) {
+            cli_warn("shutdown: the manager (pid %d) is still stopping after "
+                     "%d s",
+                     (int)pid, SHUTDOWN_WAIT_MS / 1000);
+            return CLI_JSHOST;
+        }
+        nanosleep(&tick, NULL);
+    }
+    if (pid > 0)
+        printf("manager stopped (pid %d)\n", (int)pid);
+    else
+        printf("manager stopped\n");
+    return fflush(stdout) == 0 ? CLI_OK : CLI_JSHOST;
 }

@@ -1,5 +1,6 @@
 /* jshost logs CONFIG [-f]: print a host's log file, or follow it as tail -f
- * does (across truncation and replacement). */
+ * does (across truncation and replacement). It only reads: no manager or host
+ * is started for it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -12,6 +13,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "hostid.h"
+#include "rundir.h"
 
 static char *
 obj_strdup(const msgpack_object *o)
@@ -28,50 +31,56 @@ obj_strdup(const msgpack_object *o)
     return s;
 }
 
-/* The log file of CONFIG: from the running host's status when the manager
- * knows it, else by attaching (which starts it). */
+/*
+ * The log file of CONFIG: the running manager's word when it knows the host,
+ * else where the manager keeps it in this runtime dir (common/hostid.c).
+ * Never starts anything: a stopped host's log is still there to read.
+ */
 static char *
 find_logfile(const char *config, int *status)
 {
     jshost_value v = {0};
     msgpack_unpacked u;
-    char *host = NULL, *log = NULL, what[600];
+    char *log = NULL, *cause = NULL, real[PATH_MAX], dir[PATH_MAX],
+         path[PATH_MAX];
+    int none;
     jshost *c;
 
-    *status = CLI_OK;
-    if ((c = cli_connect(1)) == NULL) {
-        *status = CLI_JSHOST;
+    *status = CLI_JSHOST;
+    if ((c = cli_connect_running(&none)) == NULL && !none)
         return NULL;
-    }
-    msgpack_unpacked_init(&u);
-    if (jshost_status(c, config, &v) == 0 &&
-        msgpack_unpack_next(&u, v.data, v.len, NULL) == MSGPACK_UNPACK_SUCCESS)
-        log = obj_strdup(cli_get(&u.data, "logfile"));
-    msgpack_unpacked_destroy(&u);
-    jshost_value_free(&v);
-    if (log == NULL) {
-        snprintf(what, sizeof(what), "logs %s", config);
-        if (jshost_attach(c, config, &host, &v) < 0) {
-            /* a broken config still has its log: say where when known */
-            if (c->err == JSHOST_ERR_REMOTE && c->remote.logfile != NULL)
-                log = strdup(c->remote.logfile);
-            else
-                *status = cli_fail(c, what, 0);
-        } else {
-            msgpack_unpacked_init(&u);
-            if (msgpack_unpack_next(&u, v.data, v.len, NULL) ==
+    if (c != NULL) {
+        msgpack_unpacked_init(&u);
+        if (jshost_status(c, config, &v) == 0 &&
+            msgpack_unpack_next(&u, v.data, v.len, NULL) ==
                 MSGPACK_UNPACK_SUCCESS)
-                log = obj_strdup(cli_get(&u.data, "logfile"));
-            msgpack_unpacked_destroy(&u);
-            if (log == NULL) {
-                cli_warn("%s: this host keeps no log file", config);
-                *status = CLI_JSHOST;
-            }
+            log = obj_strdup(cli_get(&u.data, "logfile"));
+        msgpack_unpacked_destroy(&u);
+        jshost_value_free(&v);
+        jshost_free(c);
+        if (log != NULL) {
+            *status = CLI_OK;
+            return log;
         }
     }
-    jshost_value_free(&v);
-    free(host);
-    jshost_free(c);
+    if (realpath(config, real) == NULL) {
+        cli_warn("logs: %s: %s", config, strerror(errno));
+        return NULL;
+    }
+    if (rundir_resolve(dir, sizeof(dir), &cause) < 0) {
+        cli_warn("logs %s: %s", config, cause != NULL ? cause : "runtime dir");
+        free(cause);
+        return NULL;
+    }
+    if (hostid_logfile(path, sizeof(path), dir, real) < 0) {
+        cli_warn("logs %s: the log path is too long", config);
+        return NULL;
+    }
+    if ((log = strdup(path)) == NULL) {
+        cli_warn("out of memory");
+        return NULL;
+    }
+    *status = CLI_OK;
     return log;
 }
 
@@ -141,6 +150,20 @@ cmd_logs(int argc, char **argv)
     if ((log = find_logfile(config, &status)) == NULL)
         return status;
     fd = open(log, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && f) {
+        /* as tail -F: the log appears when the host first starts */
+        fprintf(stderr, "jshost: logs %s: no log yet; waiting for %s\n", config,
+                log);
+        while ((fd = open(log, O_RDONLY | O_CLOEXEC)) < 0 && errno == ENOENT)
+            nanosleep(&(struct timespec){0, 200 * 1000000L}, NULL);
+    }
+    if (fd < 0 && errno == ENOENT) {
+        cli_warn("logs %s: no log at %s (the host has not run in this runtime "
+                 "dir)",
+                 config, log);
+        free(log);
+        return CLI_JSHOST;
+    }
     if (fd < 0) {
         cli_warn("logs %s: %s: %s", config, log, strerror(errno));
         free(log);

@@ -1,5 +1,5 @@
-/* jshost status: the manager, its hosts and their workers (`status` in
- * docs/protocol.md), as a table or as JSON. */
+/* jshost status: the manager, its hosts and their workers (docs/cli.md), as
+ * a table or as JSON. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,12 +173,35 @@ print_table(const msgpack_object *root)
     }
 }
 
+/* {"manager": null, "hosts": []}, printed as a running manager's status is. */
+static int
+print_no_manager(void)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    jshost_value v;
+    int r;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    msgpack_pack_str_with_body(&pk, "manager", 7);
+    msgpack_pack_nil(&pk);
+    msgpack_pack_str_with_body(&pk, "hosts", 5);
+    msgpack_pack_array(&pk, 0);
+    v.data = sb.data;
+    v.len = sb.size;
+    r = cli_print_value(&v, 1);
+    msgpack_sbuffer_destroy(&sb);
+    return r;
+}
+
 int
 cmd_status(int argc, char **argv)
 {
     jshost_value v = {0};
     msgpack_unpacked u;
-    int json = 0, r = CLI_OK, i;
+    int json = 0, none, r = CLI_OK, i;
     jshost *c;
 
     for (i = 1; i < argc; i++) {
@@ -187,9 +210,15 @@ cmd_status(int argc, char **argv)
         else
             return cli_usage("status", "unknown argument '%s'", argv[i]);
     }
-    /* status never starts a manager: "none running" is the answer */
-    if ((c = cli_connect(0)) == NULL)
-        return CLI_JSHOST;
+    /* status never starts a manager: "none running" is an answer */
+    if ((c = cli_connect_running(&none)) == NULL) {
+        if (!none)
+            return CLI_JSHOST;
+        if (json)
+            return print_no_manager();
+        printf("no manager running\n");
+        return fflush(stdout) == 0 ? CLI_OK : CLI_JSHOST;
+    }
     if (jshost_status(c, NULL, &v) < 0) {
         r = cli_fail(c, "status", 0);
     } else if (json) {

@@ -1,5 +1,5 @@
-/* The jshost command (README.md; `jshost help`): dispatch, help, version and
- * the helpers the commands share. */
+/* The jshost command (docs/cli.md): dispatch, help, version and the helpers
+ * the commands share. */
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -10,64 +10,31 @@
 
 #include "cli.h"
 #include "locate.h"
+#include "cli-help.h"
 
+/* The commands; their usage lines and help come from docs/cli.md
+ * (cli-help.h, generated at build time). */
 static const struct cli_cmd cmds[] = {
-    {"call", "call CONFIG FUNCTION [JSON|-] [--timeout SECONDS]", cmd_call},
-    {"eval", "eval [--config CONFIG] [--timeout SECONDS] SCRIPT|-", cmd_eval},
-    {"start", "start CONFIG", cmd_start},
-    {"stop", "stop CONFIG|--all", cmd_stop},
-    {"restart", "restart CONFIG", cmd_restart},
-    {"status", "status [--json]", cmd_status},
-    {"logs", "logs CONFIG [-f]", cmd_logs},
-    {"host", "host CONFIG --listen PATH", cmd_host},
-    {"manager", "manager [--foreground] [--no-idle-exit]", cmd_manager},
-    {"version", "version", NULL},
-    {"help", "help", NULL},
+    {"call", cmd_call},       {"eval", cmd_eval},
+    {"start", cmd_start},     {"stop", cmd_stop},
+    {"restart", cmd_restart}, {"status", cmd_status},
+    {"logs", cmd_logs},       {"shutdown", cmd_shutdown},
+    {"host", cmd_host},       {"manager", cmd_manager},
+    {"version", cmd_version}, {"help", cmd_help},
 };
 
-static const char help_text[] =
-    "jshost: call JavaScript functions of a config file, from anywhere.\n"
-    "\n"
-    "  jshost call CONFIG FUNCTION [JSON|-] [--timeout SECONDS]\n"
-    "        call FUNCTION of CONFIG with JSON as its data (default {};\n"
-    "        - reads it from stdin) and print the result as JSON\n"
-    "  jshost eval [--config CONFIG] [--timeout SECONDS] SCRIPT|-\n"
-    "        evaluate SCRIPT in a fresh context (on CONFIG's worker, else on "
-    "a\n"
-    "        private VM) and print its value as JSON\n"
-    "  jshost start CONFIG          start CONFIG's host (it lingers, then "
-    "stops)\n"
-    "  jshost stop CONFIG|--all     stop one host or all of them\n"
-    "  jshost restart CONFIG        restart a host (its state starts afresh)\n"
-    "  jshost status [--json]       the manager, its hosts and their workers\n"
-    "  jshost logs CONFIG [-f]      print a host's log file (-f: follow it)\n"
-    "  jshost host CONFIG --listen PATH\n"
-    "        run one worker in the foreground on socket PATH, no manager\n"
-    "        (production, under a supervisor; clients set JSHOST_SOCKET=PATH)\n"
-    "  jshost manager [--foreground] [--no-idle-exit]\n"
-    "        run the manager (it daemonizes unless --foreground)\n"
-    "  jshost version | help\n"
-    "\n"
-    "The manager and the hosts start by themselves on first use and stop when\n"
-    "idle.\n"
-    "\n"
-    "Exit status:\n"
-    "  0  success\n"
-    "  1  the JavaScript failed: it threw or rejected (JSError), ran past its\n"
-    "     deadline (TimeoutError: the JS did not finish), hit its heap limit\n"
-    "     (MemoryError), the function does not exist (NotFound), or a value\n"
-    "     could not cross (InvalidArgument); type, message and stack on "
-    "stderr\n"
-    "  2  usage: unknown command or option, bad JSON\n"
-    "  3  jshost itself could not: no manager, config error (with file and\n"
-    "     line), a worker crash, an unusable runtime directory\n"
-    "\n"
-    "Environment:\n"
-    "  JSHOST_RUNTIME_DIR  runtime dir (default $XDG_RUNTIME_DIR/jshost, else\n"
-    "                      /tmp/jshost-UID)\n"
-    "  JSHOST_SOCKET       talk to this socket (a manager or `jshost host`);\n"
-    "                      never start anything\n"
-    "  JSHOST_MANAGER, JSHOST_WORKER  the binaries to run\n";
+static const struct cli_doc *
+find_doc(const char *cmd)
+{
+    size_t i;
+
+    for (i = 0; cmd != NULL && i < sizeof(cli_docs) / sizeof(cli_docs[0]);
+         i++) {
+        if (strcmp(cli_docs[i].name, cmd) == 0)
+            return &cli_docs[i];
+    }
+    return NULL;
+}
 
 void
 cli_warn(const char *fmt, ...)
@@ -84,19 +51,18 @@ cli_warn(const char *fmt, ...)
 int
 cli_usage(const char *cmd, const char *fmt, ...)
 {
+    const struct cli_doc *doc = find_doc(cmd);
     va_list ap;
-    size_t i;
 
     fputs("jshost: ", stderr);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
-    for (i = 0; cmd != NULL && i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-        if (strcmp(cmds[i].name, cmd) == 0)
-            fprintf(stderr, "usage: jshost %s\n", cmds[i].usage);
-    }
-    if (cmd == NULL)
+    if (doc != NULL)
+        fprintf(stderr, "usage: jshost %s\n(more: jshost %s --help)\n",
+                doc->usage, doc->name);
+    else
         fputs("try: jshost help\n", stderr);
     return CLI_USAGE;
 }
@@ -128,6 +94,34 @@ cli_connect(int spawn)
     return c;
 }
 
+jshost *
+cli_connect_running(int *none)
+{
+    struct jshost_options o;
+    jshost *c;
+
+    *none = 0;
+    jshost_options_init(&o);
+    o.spawn = 0;
+    o.client_name = "jshost-cli";
+    c = jshost_connect(&o);
+    if (c == NULL) {
+        cli_warn("out of memory");
+        return NULL;
+    }
+    if (c->err == JSHOST_ERR_IO && strstr(c->errstr, "no manager running")) {
+        *none = 1;
+        jshost_free(c);
+        return NULL;
+    }
+    if (c->err != 0) {
+        cli_fail(c, "connect", 0);
+        jshost_free(c);
+        return NULL;
+    }
+    return c;
+}
+
 static int
 js_failure(const char *type)
 {
@@ -140,6 +134,24 @@ js_failure(const char *type)
             return 1;
     }
     return 0;
+}
+
+/* A JS stack without its first line when that line is "name: message",
+ * which the line above it has said already. */
+static const char *
+stack_frames(const jshost_error *e)
+{
+    size_t n = e->name != NULL ? strlen(e->name) : 0;
+    const char *s = e->stack;
+
+    if (n == 0 || e->message == NULL || strncmp(s, e->name, n) != 0 ||
+        strncmp(s + n, ": ", 2) != 0)
+        return s;
+    s += n + 2;
+    if (strncmp(s, e->message, strlen(e->message)) != 0 ||
+        s[strlen(e->message)] != '\n')
+        return e->stack;
+    return s + strlen(e->message) + 1;
 }
 
 int
@@ -158,8 +170,10 @@ cli_fail(jshost *c, const char *what, int js)
         cli_warn("%s: %s: %s", what, e->type ? e->type : "Error",
                  e->message ? e->message : "");
     if (e->stack != NULL && e->stack[0] != '\0')
-        fprintf(stderr, "%s\n", e->stack);
-    if (e->logfile != NULL)
+        fprintf(stderr, "%s\n", stack_frames(e));
+    /* the message often names the log already ("... (see LOG)") */
+    if (e->logfile != NULL && e->logfile[0] != '\0' &&
+        (e->message == NULL || strstr(e->message, e->logfile) == NULL))
         fprintf(stderr, "log: %s\n", e->logfile);
     return js && js_failure(e->type) ? CLI_JS : CLI_JSHOST;
 }
@@ -260,6 +274,52 @@ cli_get_any(const msgpack_object *map, ...)
     return o;
 }
 
+/* Prints cmd's help on stdout. */
+static int
+print_help(const char *cmd)
+{
+    const struct cli_doc *doc = find_doc(cmd);
+
+    if (doc == NULL)
+        return cli_usage(NULL, "no command '%s'", cmd);
+    fputs(doc->help, stdout);
+    return fflush(stdout) == 0 ? CLI_OK : CLI_JSHOST;
+}
+
+int
+cmd_help(int argc, char **argv)
+{
+    if (argc > 2)
+        return cli_usage("help", "too many arguments");
+    if (argc == 2)
+        return print_help(argv[1]);
+    fputs(cli_help_text, stdout);
+    return fflush(stdout) == 0 ? CLI_OK : CLI_JSHOST;
+}
+
+int
+cmd_version(int argc, char **argv)
+{
+    (void)argv;
+    if (argc > 1)
+        return cli_usage("version", "too many arguments");
+    printf("jshost %s\n", jshost_version());
+    return fflush(stdout) == 0 ? CLI_OK : CLI_JSHOST;
+}
+
+/* Whether argv asks for help (--help or -h, before any "--"). */
+static int
+wants_help(int argc, char **argv)
+{
+    int i;
+
+    for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return 1;
+    }
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -267,18 +327,16 @@ main(int argc, char **argv)
 
     if (argc < 2)
         return cli_usage(NULL, "no command given");
-    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
-        strcmp(argv[1], "-h") == 0) {
-        fputs(help_text, stdout);
-        return CLI_OK;
-    }
-    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
-        printf("jshost %s\n", jshost_version());
-        return CLI_OK;
-    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+        return cmd_help(1, argv + 1);
+    if (strcmp(argv[1], "--version") == 0)
+        return cmd_version(1, argv + 1);
     for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-        if (cmds[i].exec != NULL && strcmp(argv[1], cmds[i].name) == 0)
-            return cmds[i].exec(argc - 1, argv + 1);
+        if (strcmp(argv[1], cmds[i].name) != 0)
+            continue;
+        if (wants_help(argc - 1, argv + 1))
+            return print_help(cmds[i].name);
+        return cmds[i].exec(argc - 1, argv + 1);
     }
     return cli_usage(NULL, "unknown command '%s'", argv[1]);
 }

@@ -1,8 +1,9 @@
 /*
  * The jshost command as a user runs it: stdout JSON, stderr words, exit
- * statuses 0/1/2/3 (`jshost help`). Each test has its own runtime dir; the
+ * statuses 0/1/2/3 (docs/cli.md). Each test has its own runtime dir; the
  * manager it auto-starts is shut down at the end.
  */
+#include <errno.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -194,14 +195,12 @@ test_jshost_failures_exit_3(void **state)
     struct fx *f = *state;
     char *bad;
 
-    /* no manager running and status never starts one */
-    assert_int_equal(run(f, NULL, "status", NULL), 3);
-    assert_non_null(strstr(f->err, "no manager running"));
+    /* (no manager running is not a failure of status: test_no_manager) */
     /* a broken config: file and line */
-    bad =
-        tu_write_file(f->dir, "bad.config.js",
-                 "module.exports = {\n  functions: {\n    a() { return 1 +; }\n"
-                 "  }\n};\n");
+    bad = tu_write_file(
+        f->dir, "bad.config.js",
+        "module.exports = {\n  functions: {\n    a() { return 1 +; }\n"
+        "  }\n};\n");
     assert_int_equal(run(f, NULL, "call", bad, "a", NULL), 3);
     assert_non_null(strstr(f->err, "ConfigError"));
     assert_non_null(strstr(f->err, "bad.config.js:3"));
@@ -245,7 +244,7 @@ test_crash_exit_3(void **state)
     snprintf(log, sizeof(log), "%s/cli.log", f->dir);
     {
         char *argv[] = {getenv("JSHOST_CLI"), "call", f->config, "spin",
-                        "--timeout", "60", NULL};
+                        "--timeout",          "60",   NULL};
 
         cli = tu_spawn(argv, NULL, log);
     }
@@ -492,6 +491,240 @@ test_clean_env_build_tree(void **state)
     assert_int_equal(kill(pid, 0), -1);
 }
 
+/* Occurrences of needle in s. */
+static int
+count(const char *s, const char *needle)
+{
+    int n = 0;
+
+    while (s != NULL && (s = strstr(s, needle)) != NULL) {
+        n++;
+        s += strlen(needle);
+    }
+    return n;
+}
+
+/* Whether the manager of the fixture's runtime dir is up (its socket is
+ * there). */
+static int
+manager_up(struct fx *f)
+{
+    char sock[320];
+
+    snprintf(sock, sizeof(sock), "%s/manager.sock", f->rt);
+    return access(sock, F_OK) == 0;
+}
+
+/* jshost help, jshost COMMAND --help for every command it lists, jshost help
+ * COMMAND: exit 0, on stdout, ending with a newline, starting nothing. */
+static void
+test_help(void **state)
+{
+    struct fx *f = *state;
+    char *help, *p, name[32], *line;
+    int ncmds = 0;
+
+    assert_int_equal(run(f, NULL, "help", NULL), 0);
+    assert_string_equal(f->err, "");
+    assert_true(strlen(f->out) > 0);
+    assert_int_equal(f->out[strlen(f->out) - 1], '\n');
+    help = strdup(f->out);
+    assert_int_equal(run(f, NULL, "--help", NULL), 0);
+    assert_string_equal(f->out, help);
+    /* each "  jshost NAME ..." line of the Commands list */
+    for (p = help; (p = strstr(p, "\n  jshost ")) != NULL; p++) {
+        assert_int_equal(sscanf(p + 10, "%31[a-z]", name), 1);
+        ncmds++;
+        assert_int_equal(run(f, NULL, name, "--help", NULL), 0);
+        assert_string_equal(f->err, "");
+        if (asprintf(&line, "usage: jshost %s", name) < 0)
+            fail();
+        if (strncmp(f->out, line, strlen(line)) != 0)
+            fail_msg("jshost %s --help printed: %s", name, f->out);
+        free(line);
+        assert_int_equal(f->out[strlen(f->out) - 1], '\n');
+        line = strdup(f->out);
+        assert_int_equal(run(f, NULL, "help", name, NULL), 0);
+        assert_string_equal(f->out, line);
+        assert_int_equal(run(f, NULL, name, "-h", NULL), 0);
+        assert_string_equal(f->out, line);
+        free(line);
+    }
+    /* the commands of docs/cli.md, shutdown among them */
+    assert_int_equal(ncmds, 12);
+    assert_non_null(strstr(help, "\n  jshost shutdown"));
+    free(help);
+    /* --help wins wherever it is, and the usage says where to look */
+    assert_int_equal(run(f, NULL, "call", f->config, "nope", "--help", NULL),
+                     0);
+    assert_non_null(strstr(f->out, "usage: jshost call"));
+    assert_non_null(strstr(f->out, "--timeout SECONDS"));
+    assert_int_equal(run(f, NULL, "call", f->config, NULL), 2);
+    assert_non_null(strstr(f->err, "jshost call --help"));
+    assert_int_equal(run(f, NULL, "help", "frobnicate", NULL), 2);
+    assert_int_equal(run(f, NULL, "help", "call", "eval", NULL), 2);
+    /* none of these started a manager */
+    assert_false(manager_up(f));
+    /* after "--" it is an argument (a script here), not a request for help */
+    assert_int_equal(run(f, NULL, "eval", "--", "--help", NULL), 1);
+    assert_non_null(strstr(f->err, "help is not defined")); /* -(-help) */
+}
+
+/* status and shutdown with no manager: an answer, exit 0, nothing started. */
+static void
+test_no_manager(void **state)
+{
+    struct fx *f = *state;
+
+    assert_int_equal(run(f, NULL, "status", NULL), 0);
+    assert_string_equal(f->out, "no manager running\n");
+    assert_string_equal(f->err, "");
+    assert_int_equal(run(f, NULL, "status", "--json", NULL), 0);
+    assert_string_equal(f->err, "");
+    {
+        /* {"manager": null, "hosts": []}, whatever the spacing */
+        char flat[64];
+        size_t n = 0;
+
+        for (const char *p = f->out; *p != '\0' && n + 1 < sizeof(flat); p++)
+            if (*p != ' ' && *p != '\n')
+                flat[n++] = *p;
+        flat[n] = '\0';
+        assert_string_equal(flat, "{\"manager\":null,\"hosts\":[]}");
+    }
+    assert_int_equal(run(f, NULL, "shutdown", NULL), 0);
+    assert_string_equal(f->out, "no manager running\n");
+    assert_false(manager_up(f));
+}
+
+/* Whether pid has exited. The manager is not our child: a zombie that its
+ * parent (init here) has not reaped yet has exited too. */
+static int
+pid_exited(pid_t pid)
+{
+    char path[64], buf[512], *p;
+    FILE *fp;
+    int zombie = 0;
+
+    if (kill(pid, 0) < 0)
+        return errno == ESRCH;
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    if ((fp = fopen(path, "r")) == NULL)
+        return 1;
+    if (fgets(buf, sizeof(buf), fp) != NULL && (p = strrchr(buf, ')')) != NULL)
+        zombie = p[1] == ' ' && p[2] == 'Z';
+    fclose(fp);
+    return zombie;
+}
+
+/* jshost shutdown stops the manager and returns once it is gone. */
+static void
+test_shutdown(void **state)
+{
+    struct fx *f = *state;
+    char path[320], *s;
+    pid_t pid;
+
+    assert_int_equal(run(f, NULL, "start", f->config, NULL), 0);
+    snprintf(path, sizeof(path), "%s/manager.pid", f->rt);
+    s = tu_read_file(path);
+    assert_non_null(s);
+    pid = atoi(s);
+    free(s);
+    assert_true(pid > 0);
+    assert_int_equal(run(f, NULL, "shutdown", NULL), 0);
+    assert_string_equal(f->err, "");
+    assert_non_null(strstr(f->out, "manager stopped"));
+    /* gone by the time the command returned: nothing to wait for */
+    assert_true(pid_exited(pid));
+    assert_false(manager_up(f));
+    assert_int_equal(run(f, NULL, "status", NULL), 0);
+    assert_string_equal(f->out, "no manager running\n");
+}
+
+/* jshost logs only reads: a stopped host's log, a broken config's log, and
+ * no manager or host started for it. */
+static void
+test_logs_read_only(void **state)
+{
+    struct fx *f = *state;
+    char *bad;
+
+    /* never run here: said, exit 3, and nothing started */
+    assert_int_equal(run(f, NULL, "logs", f->config, NULL), 3);
+    assert_non_null(strstr(f->err, "no log"));
+    assert_false(manager_up(f));
+    /* a host that ran, then everything stopped */
+    assert_int_equal(run(f, NULL, "call", f->config, "echo", "1", NULL), 0);
+    assert_int_equal(run(f, NULL, "shutdown", NULL), 0);
+    assert_int_equal(run(f, NULL, "logs", f->config, NULL), 0);
+    assert_non_null(strstr(f->out, "echo called"));
+    assert_false(manager_up(f));
+    /* a relative path names the same log */
+    assert_int_equal(chdir(f->dir), 0);
+    assert_int_equal(run(f, NULL, "logs", "host.config.js", NULL), 0);
+    assert_int_equal(chdir("/"), 0);
+    assert_non_null(strstr(f->out, "echo called"));
+    /* a config that fails to load: its log says why, read with no manager */
+    bad = tu_write_file(f->dir, "bad.config.js",
+                        "module.exports = {\n  functions: {\n    a() { "
+                        "return 1 +; }\n  }\n};\n");
+    assert_int_equal(run(f, NULL, "call", bad, "a", NULL), 3);
+    assert_int_equal(run(f, NULL, "shutdown", NULL), 0);
+    assert_int_equal(run(f, NULL, "logs", bad, NULL), 0);
+    assert_non_null(strstr(f->out, "bad.config.js:3"));
+    assert_false(manager_up(f));
+    /* while the manager runs, its word is the same file */
+    assert_int_equal(run(f, NULL, "start", f->config, NULL), 0);
+    assert_int_equal(run(f, NULL, "logs", f->config, NULL), 0);
+    assert_non_null(strstr(f->out, "echo called"));
+    free(bad);
+}
+
+/* restart of a host that is not running starts it and says so. */
+static void
+test_restart_not_running(void **state)
+{
+    struct fx *f = *state;
+
+    assert_int_equal(run(f, NULL, "restart", f->config, NULL), 0);
+    assert_null(strstr(f->out, "started host"));
+    assert_non_null(strstr(f->out, "was not running: started it"));
+    assert_non_null(strstr(f->out, f->config));
+    /* running now: a real restart */
+    assert_int_equal(run(f, NULL, "restart", f->config, NULL), 0);
+    assert_non_null(strstr(f->out, "restarted"));
+    assert_null(strstr(f->out, "not running"));
+}
+
+/* An error names the log file once, and the JS error's first line once. */
+static void
+test_errors_said_once(void **state)
+{
+    struct fx *f = *state;
+    char *bad, log[400], *p, *q;
+
+    bad = tu_write_file(f->dir, "bad.config.js",
+                        "module.exports = {\n  functions: {\n    a() { "
+                        "return 1 +; }\n  }\n};\n");
+    assert_int_equal(run(f, NULL, "call", bad, "a", NULL), 3);
+    /* the log path: "<rt>/hosts/<id>.log" */
+    p = strstr(f->err, f->rt);
+    assert_non_null(p);
+    q = strstr(p, ".log");
+    assert_non_null(q);
+    snprintf(log, sizeof(log), "%.*s", (int)(q + 4 - p), p);
+    if (count(f->err, log) != 1)
+        fail_msg("the log path is said %d times:\n%s", count(f->err, log),
+                 f->err);
+    free(bad);
+    assert_int_equal(run(f, NULL, "call", f->config, "fail", NULL), 1);
+    if (count(f->err, "RangeError: out of range") != 1)
+        fail_msg("the error's first line is said %d times:\n%s",
+                 count(f->err, "RangeError: out of range"), f->err);
+    assert_non_null(strstr(f->err, "host.config.js:6")); /* the stack */
+}
+
 int
 main(void)
 {
@@ -510,6 +743,13 @@ main(void)
         cmocka_unit_test_setup_teardown(test_c_example, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clean_env_build_tree, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_help, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_manager, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shutdown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_logs_read_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_not_running, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_errors_said_once, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
