@@ -463,12 +463,18 @@ CallSettle(js_engine *e, uint64_t id, bool ok, Local<Value> value,
     if (it == e->calls.end() || it->second->settled)
         return false;
     Call *call = it->second;
+    // Called from V8's callbacks, where no exception may go: a call that
+    // cannot be queued stays unsettled (its deadline answers it).
+    try {
+        e->settled.push_back(call);
+    } catch (...) {
+        return false;
+    }
     call->settled = true;
     call->ok = ok;
     call->value.Reset(e->isolate, value);
     if (!message.IsEmpty())
         call->message.Reset(e->isolate, message);
-    e->settled.push_back(call);
     return true;
 }
 
