@@ -15,6 +15,8 @@
  *   js_call.cc    CallStart           registers it (or answers at once)
  *                 CallFunction        enters JS under the call's deadline
  *                                     (Entry); functions[name](data, cb)
+ *                                     (CallEval, CallExpression, CallLoad
+ *                                     for the context functions)
  *                 SettleWith          a plain value, a promise, a throw
  *                   CallSettle        the first settlement wins: the call
  *                                     joins e->settled
