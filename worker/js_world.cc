@@ -210,7 +210,7 @@ TimerOf(const FunctionCallbackInfo<Value> &info)
     return it->second;
 }
 
-// timerStart(fn, ms, repeat, args|undefined, id|0, refed) -> id. The prelude
+// timerStart(fn, ms, repeat, args|undefined, id|0, refed) -> id. timers.js
 // checked fn and clamped ms; a non-zero id re-arms a fired Timeout (refresh).
 void
 TimerStart(const FunctionCallbackInfo<Value> &info)
@@ -424,7 +424,7 @@ TicksQueued(const FunctionCallbackInfo<Value> &info)
     WorldOfRealm(realm)->tick_realms.push_back(realm);
 }
 
-// setRunTicks(fn): the prelude's drain of this realm's nextTick queue.
+// setRunTicks(fn): process.js's drain of this realm's nextTick queue.
 void
 SetRunTicks(const FunctionCallbackInfo<Value> &info)
 {
