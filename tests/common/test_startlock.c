@@ -3,7 +3,19 @@
  * "manager" is simulated by a marker file: whoever holds the lock and finds no
  * marker creates it (O_EXCL, so a second creator would be caught).
  */
-#include "ctest.h"
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tu.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,7 +52,7 @@ reap(pid_t pid)
 static void
 test_single_process(void **state)
 {
-    char *tmp = ct_tmpdir(), *lock = ct_path(tmp, "manager.lock");
+    char *tmp = tu_tmpdir(), *lock = tu_path(tmp, "manager.lock");
     struct stat sb;
     int fd;
 
@@ -60,7 +72,7 @@ test_single_process(void **state)
 
     assert_int_equal(startlock_acquire("/nonexistent-dir/x.lock"), -ENOENT);
     free(lock);
-    ct_rmtree(tmp);
+    tu_rmtree(tmp);
 }
 
 /*
@@ -70,7 +82,7 @@ test_single_process(void **state)
 static void
 test_two_racers(void **state)
 {
-    char *tmp = ct_tmpdir(), *lock = ct_path(tmp, "manager.lock");
+    char *tmp = tu_tmpdir(), *lock = tu_path(tmp, "manager.lock");
     int go[2], res[2], rel[2], i, r;
     pid_t pids[2];
     struct pollfd pfd;
@@ -125,7 +137,7 @@ test_two_racers(void **state)
     close(res[0]);
     close(rel[1]);
     free(lock);
-    ct_rmtree(tmp);
+    tu_rmtree(tmp);
 }
 
 enum racer_outcome {
@@ -171,8 +183,8 @@ racer(const char *lock, const char *marker, int go)
 static void
 test_twenty_racers_one_start(void **state)
 {
-    char *tmp = ct_tmpdir(), *lock = ct_path(tmp, "manager.lock");
-    char *marker = ct_path(tmp, "manager.sock");
+    char *tmp = tu_tmpdir(), *lock = tu_path(tmp, "manager.lock");
+    char *marker = tu_path(tmp, "manager.sock");
     int go[2], i, counts[16] = {0}, code;
     pid_t pids[20];
     char gobytes[20];
@@ -203,7 +215,7 @@ test_twenty_racers_one_start(void **state)
     assert_int_equal(counts[RACER_ERROR - RACER_STARTED], 0);
     free(lock);
     free(marker);
-    ct_rmtree(tmp);
+    tu_rmtree(tmp);
 }
 
 /* A holder that dies without releasing frees the lock (flock is per open file
@@ -211,7 +223,7 @@ test_twenty_racers_one_start(void **state)
 static void
 test_dead_holder_releases(void **state)
 {
-    char *tmp = ct_tmpdir(), *lock = ct_path(tmp, "manager.lock");
+    char *tmp = tu_tmpdir(), *lock = tu_path(tmp, "manager.lock");
     int p[2], fd;
     pid_t pid;
     char c;
@@ -239,7 +251,7 @@ test_dead_holder_releases(void **state)
     startlock_release(fd);
     close(p[0]);
     free(lock);
-    ct_rmtree(tmp);
+    tu_rmtree(tmp);
 }
 
 int
