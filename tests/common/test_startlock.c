@@ -1,7 +1,9 @@
 /*
  * startlock: tmux's try → wait → retry, with real processes racing. The
  * "manager" is simulated by a marker file: whoever holds the lock and finds no
- * marker creates it (O_EXCL, so a second creator would be caught).
+ * marker creates it (O_EXCL, so a second creator would be caught). A process
+ * blocked on the lock is seen in /proc/locks, so the tests wait for that
+ * rather than hope the scheduler made it happen.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +23,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 
@@ -41,12 +44,36 @@ read_byte(int fd, char *c)
 static int
 reap(pid_t pid)
 {
-    int status;
+    int status = tu_wait(pid, TU_WAIT_MS);
 
-    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (status == -1)
+        fail_msg("child %ld still runs", (long)pid);
     if (!WIFEXITED(status))
         fail_msg("child %ld died of signal %d", (long)pid, WTERMSIG(status));
     return WEXITSTATUS(status);
+}
+
+/* How many processes wait, blocked, for the lock on path: /proc/locks has a
+ * "N: -> FLOCK ADVISORY WRITE PID MAJ:MIN:INODE ..." line for each. */
+static int
+lock_waiters(const char *path)
+{
+    char line[256], want[64];
+    struct stat sb;
+    FILE *f;
+    int n = 0;
+
+    if (stat(path, &sb) == -1)
+        return 0;
+    snprintf(want, sizeof want, " %02x:%02x:%llu ", major(sb.st_dev),
+             minor(sb.st_dev), (unsigned long long)sb.st_ino);
+    f = fopen("/proc/locks", "r");
+    if (f == NULL)
+        return 0;
+    while (fgets(line, sizeof line, f) != NULL)
+        n += strstr(line, " -> FLOCK ") != NULL && strstr(line, want) != NULL;
+    fclose(f);
+    return n;
 }
 
 static void
@@ -122,11 +149,12 @@ test_two_racers(void **state)
      * is the holder's. */
     read_byte(res[0], &first);
     assert_int_equal(first, 'H');
-    /* The other is blocked now (or about to be): nothing more arrives while
-     * the lock is held. This can only pass wrongly, never fail wrongly. */
+    /* Once the other is blocked on the lock, it has nothing to say while
+     * the lock is held. */
+    TU_UNTIL(lock_waiters(lock) == 1, TU_WAIT_MS);
     pfd.fd = res[0];
     pfd.events = POLLIN;
-    assert_int_equal(poll(&pfd, 1, 300), 0);
+    assert_int_equal(poll(&pfd, 1, 0), 0);
     assert_int_equal(write(rel[1], "r", 1), 1);
     read_byte(res[0], &second);
     assert_int_equal(second, 'A');
@@ -169,9 +197,15 @@ racer(const char *lock, const char *marker, int go)
         startlock_release(r);
         return RACER_FOUND;
     }
-    /* "Start the manager": slow enough that the others pile up on the lock.
-     * O_EXCL catches a second starter. */
-    usleep(100 * 1000);
+    /* "Start the manager" once another racer waits on the lock, so that
+     * the wait-then-retry path is taken. O_EXCL catches a second starter. */
+    {
+        struct tu_deadline d = tu_deadline_start(TU_WAIT_MS);
+
+        while (lock_waiters(lock) == 0)
+            if (!tu_deadline_wait(&d))
+                return RACER_ERROR;
+    }
     fd = open(marker, O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd == -1)
         return RACER_ERROR;
@@ -211,6 +245,7 @@ test_twenty_racers_one_start(void **state)
     print_message("20 racers: %d started, %d found it, %d waited and retried\n",
                   counts[0], counts[1], counts[2]);
     assert_int_equal(counts[0], 1);
+    assert_true(counts[RACER_RETRIED - RACER_STARTED] >= 1);
     assert_int_equal(counts[RACER_BROKEN - RACER_STARTED], 0);
     assert_int_equal(counts[RACER_ERROR - RACER_STARTED], 0);
     free(lock);
@@ -245,7 +280,7 @@ test_dead_holder_releases(void **state)
     read_byte(p[0], &c);
     assert_int_equal(c, 'H');
     kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
+    assert_int_not_equal(tu_wait(pid, TU_WAIT_MS), -1);
     fd = startlock_acquire(lock);
     assert_true(fd >= 0);
     startlock_release(fd);
