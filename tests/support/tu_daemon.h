@@ -21,7 +21,7 @@
 struct tu_daemon {
     char *dir;        /* the scenario's temp dir */
     char rundir[200]; /* dir/run: a manager's runtime dir */
-    char sock[256];   /* where it listens */
+    char sock[256];   /* where it listens: RUNDIR/manager.sock, dir/w.sock */
     char log[256];    /* dir/daemon.log: a worker's stdout and stderr */
     pid_t pid;        /* ours to wait for: a manager runs in the foreground */
     bool manager;
