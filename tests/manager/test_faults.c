@@ -17,12 +17,12 @@
 
 #include <cmocka.h>
 
-#include "mtest.h"
+#include "tu_daemon.h"
 
 static const char *
 host_state(struct tu_rpc *c, const char *id, char *buf, size_t len)
 {
-    json_t *h = mt_host_status(c, id);
+    json_t *h = tu_rpc_host(c, id);
 
     snprintf(buf, len, "%s",
              h ? json_string_value(json_object_get(h, "state")) : "gone");
@@ -33,7 +33,7 @@ host_state(struct tu_rpc *c, const char *id, char *buf, size_t len)
 static long
 host_figure(struct tu_rpc *c, const char *id, const char *key)
 {
-    json_t *h = mt_host_status(c, id);
+    json_t *h = tu_rpc_host(c, id);
     long v;
 
     assert_non_null(h);
@@ -63,7 +63,7 @@ call_fn(struct tu_rpc *c, const char *id, const char *fn, const char *data)
     char params[512];
 
     snprintf(params, sizeof params, "[\"%s\", \"%s\", %s]", id, fn, data);
-    return mt_call(c, "call", params);
+    return tu_rpc_call(c, "call", params);
 }
 
 static pid_t
@@ -83,7 +83,7 @@ one_pid(struct tu_rpc *c, const char *id)
 static void
 test_kill9_with_calls_in_flight(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     struct tu_rpc *c;
     const char *cfg;
     char *id, params[256], *res, path[512], *log;
@@ -93,11 +93,11 @@ test_kill9_with_calls_in_flight(void **state)
     int i, crashed = 0, ok = 0;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "slow_ms=300\nlinger=60000\n");
-    mt_start(&m, NULL, NULL);
-    c = mt_connect(&m);
-    id = mt_attach(c, cfg);
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "slow_ms=300\nlinger=60000\n");
+    tu_daemon_manager(&m, NULL, NULL);
+    c = tu_daemon_connect(&m);
+    id = tu_rpc_attach(c, cfg);
     pid = one_pid(c, id);
     for (i = 0; i < 10; i++) {
         snprintf(params, sizeof params, "[\"%s\", \"echo\", %d]", id, i);
@@ -127,18 +127,18 @@ test_kill9_with_calls_in_flight(void **state)
     assert_int_not_equal(pid, pid2);
     assert_int_equal(host_figure(c, id, "crashes"), 1);
     snprintf(path, sizeof path, "%s/hosts/%s.log", m.rundir, id);
-    log = mt_slurp(path);
+    log = tu_read_text(path);
     assert_non_null(strstr(log, "crashed: killed by signal 9"));
     free(log);
     tu_rpc_close(c);
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 static void
 test_crash_loop_quarantine(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     struct tu_rpc *c, *c2;
     const char *cfg;
     char *id, *r, params[600];
@@ -146,22 +146,23 @@ test_crash_loop_quarantine(void **state)
     json_t *j;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "loop.conf", "crash_after_ready_ms=30\nlinger=60000\n");
-    mt_start(&m, NULL, NULL);
-    c = mt_connect(&m);
-    id = mt_attach(c, cfg);
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "loop.conf",
+                         "crash_after_ready_ms=30\nlinger=60000\n");
+    tu_daemon_manager(&m, NULL, NULL);
+    c = tu_daemon_connect(&m);
+    id = tu_rpc_attach(c, cfg);
     q.c = c;
     q.id = id;
     q.want = "quarantined";
-    assert_true(mt_until(state_is, &q, 20000));
+    TU_UNTIL(state_is(&q), 20000);
     r = call_fn(c, id, "echo", "1");
     assert_true(strncmp(r, "!HostUnavailable", 16) == 0);
     assert_non_null(strstr(r, "quarantined"));
     free(r);
-    c2 = mt_connect(&m);
+    c2 = tu_daemon_connect(&m);
     snprintf(params, sizeof params, "[\"%s\", {}]", cfg);
-    r = mt_call(c2, "attach", params);
+    r = tu_rpc_call(c2, "attach", params);
     assert_true(strncmp(r, "!HostUnavailable", 16) == 0);
     free(r);
     /* No respawning while quarantined: it stays put. */
@@ -172,7 +173,7 @@ test_crash_loop_quarantine(void **state)
         char path[512], *log;
 
         snprintf(path, sizeof path, "%s/hosts/%s.log", m.rundir, id);
-        log = mt_slurp(path);
+        log = tu_read_text(path);
         assert_non_null(strstr(log, "replacing it in 0 ms"));
         assert_non_null(strstr(log, "replacing it in 300 ms"));
         assert_null(strstr(log, "replacing it in 400 ms"));
@@ -181,9 +182,9 @@ test_crash_loop_quarantine(void **state)
     }
 
     /* The config is fixed; restart clears the quarantine. */
-    mt_config(&m, "loop.conf", "linger=60000\n");
+    tu_daemon_file(&m, "loop.conf", "linger=60000\n");
     snprintf(params, sizeof params, "[\"%s\"]", id);
-    j = mt_ok(c, "restart", params);
+    j = tu_rpc_ok(c, "restart", params);
     assert_string_equal(json_string_value(json_object_get(j, "state")),
                         "ready");
     json_decref(j);
@@ -193,24 +194,24 @@ test_crash_loop_quarantine(void **state)
     tu_rpc_close(c2);
     tu_rpc_close(c);
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 static void
 test_recycle_is_not_a_crash(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     struct tu_rpc *c;
     const char *cfg;
     char *id, *r;
     int i;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "linger=60000\n");
-    mt_start(&m, NULL, NULL);
-    c = mt_connect(&m);
-    id = mt_attach(c, cfg);
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "linger=60000\n");
+    tu_daemon_manager(&m, NULL, NULL);
+    c = tu_daemon_connect(&m);
+    id = tu_rpc_attach(c, cfg);
     for (i = 0; i < 7; i++) {
         r = call_fn(c, id, "exit75", "null");
         assert_true(strncmp(r, "!MemoryError", 12) == 0);
@@ -222,13 +223,13 @@ test_recycle_is_not_a_crash(void **state)
     assert_int_equal(host_figure(c, id, "crashes"), 0);
     tu_rpc_close(c);
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 static void
 test_unresponsive_worker_killed(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     const char *env[] = {"JSHOST_PING_MS=100", "JSHOST_PING_TIMEOUT_MS=300",
                          NULL};
     struct tu_rpc *c;
@@ -237,20 +238,20 @@ test_unresponsive_worker_killed(void **state)
     pid_t pids[2];
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "no_pong=1\nlinger=60000\n");
-    mt_start(&m, NULL, env);
-    c = mt_connect(&m);
-    id = mt_attach(c, cfg);
-    assert_int_equal(mt_worker_pids(c, id, NULL, pids, 2), 1);
-    assert_true(mt_until_gone(pids[0], 10000));
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "no_pong=1\nlinger=60000\n");
+    tu_daemon_manager(&m, NULL, env);
+    c = tu_daemon_connect(&m);
+    id = tu_rpc_attach(c, cfg);
+    assert_int_equal(tu_rpc_worker_pids(c, id, NULL, pids, 2), 1);
+    TU_UNTIL(tu_pid_gone(pids[0]), 10000);
     snprintf(path, sizeof path, "%s/hosts/%s.log", m.rundir, id);
-    log = mt_slurp(path);
+    log = tu_read_text(path);
     assert_non_null(strstr(log, "no answer to ping"));
     free(log);
     tu_rpc_close(c);
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 /* Sends n pipelined echo calls; counts results and Overloaded errors. */
@@ -283,7 +284,7 @@ pipeline(struct tu_rpc *c, const char *id, int n, int *ok, int *over)
 static void
 test_overloaded(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     const char *env[] = {"JSHOST_MAX_CLIENT_INFLIGHT=4",
                          "JSHOST_MAX_HOST_INFLIGHT=6", NULL};
     struct tu_rpc *a, *b;
@@ -296,12 +297,12 @@ test_overloaded(void **state)
     int i;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "slow_ms=200\nlinger=60000\n");
-    mt_start(&m, NULL, env);
-    a = mt_connect(&m);
-    b = mt_connect(&m);
-    id = mt_attach(a, cfg);
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "slow_ms=200\nlinger=60000\n");
+    tu_daemon_manager(&m, NULL, env);
+    a = tu_daemon_connect(&m);
+    b = tu_daemon_connect(&m);
+    id = tu_rpc_attach(a, cfg);
     /* Per client: four in flight, the rest refused, none lost. */
     pipeline(a, id, 12, &ok, &over);
     assert_true(ok >= 4);
@@ -329,7 +330,7 @@ test_overloaded(void **state)
     tu_rpc_close(a);
     tu_rpc_close(b);
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 struct idleq {
@@ -341,7 +342,7 @@ static bool
 drained(void *arg)
 {
     struct idleq *q = arg;
-    json_t *h = mt_host_status(q->c, q->id), *w;
+    json_t *h = tu_rpc_host(q->c, q->id), *w;
     bool ok;
 
     w = json_array_get(json_object_get(h, "workers"), 0);
@@ -354,7 +355,7 @@ drained(void *arg)
 static void
 test_client_leaves_mid_call(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     struct tu_rpc *a, *b;
     const char *cfg;
     char *id, params[256];
@@ -364,14 +365,14 @@ test_client_leaves_mid_call(void **state)
     int i;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "slow_ms=20\nlinger=60000\n");
-    mt_start(&m, NULL, NULL);
-    a = mt_connect(&m);
-    b = mt_connect(&m);
-    id = mt_attach(b, cfg);
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "slow_ms=20\nlinger=60000\n");
+    tu_daemon_manager(&m, NULL, NULL);
+    a = tu_daemon_connect(&m);
+    b = tu_daemon_connect(&m);
+    id = tu_rpc_attach(b, cfg);
     pid = one_pid(b, id);
-    free(mt_attach(a, cfg));
+    free(tu_rpc_attach(a, cfg));
     for (i = 0; i < 20; i++) {
         snprintf(params, sizeof params, "[\"%s\", \"echo\", %d]", id, i);
         tu_rpc_send(a, "call", params);
@@ -380,21 +381,20 @@ test_client_leaves_mid_call(void **state)
     /* The worker finishes a's calls, answers go nowhere, nothing leaks. */
     q.c = b;
     q.id = id;
-    assert_true(mt_until(drained, &q, 10000));
+    TU_UNTIL(drained(&q), 10000);
     assert_int_equal(one_pid(b, id), pid);
-    j = mt_ok(b, "status", "[]");
-    assert_int_equal(
-        json_integer_value(json_object_get(json_object_get(j, "manager"),
-                                           "clients")),
-        1);
+    j = tu_rpc_ok(b, "status", "[]");
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(j, "manager"), "clients")),
+                     1);
     json_decref(j);
-    j = mt_host_status(b, id);
+    j = tu_rpc_host(b, id);
     assert_int_equal(json_integer_value(json_object_get(j, "holders")), 1);
     assert_int_equal(json_integer_value(json_object_get(j, "crashes")), 0);
     json_decref(j);
     tu_rpc_close(b);
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 static void
@@ -408,7 +408,7 @@ load_child(const char *sock, const char *id, int n)
         _exit(10);
     for (i = 0; i < n; i++) {
         snprintf(params, sizeof params, "[\"%s\", \"echo\", %d]", id, i);
-        r = tu_rpc_call(c, "call", params, 30000);
+        r = tu_rpc_call(c, "call", params);
         if (r == NULL)
             _exit(11);
         if (atoi(r) != i || r[0] == '!') {
@@ -424,7 +424,7 @@ load_child(const char *sock, const char *id, int n)
 static void
 test_restart_under_load(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     struct tu_rpc *c;
     const char *cfg;
     char *id, params[256];
@@ -433,13 +433,13 @@ test_restart_under_load(void **state)
     int i, st, nb, na;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "workers=2\nslow_ms=2\nlinger=60000\n");
-    mt_start(&m, NULL, NULL);
-    c = mt_connect(&m);
-    id = mt_attach(c, cfg);
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "workers=2\nslow_ms=2\nlinger=60000\n");
+    tu_daemon_manager(&m, NULL, NULL);
+    c = tu_daemon_connect(&m);
+    id = tu_rpc_attach(c, cfg);
     do {
-        nb = mt_worker_pids(c, id, "ready", before, 4);
+        nb = tu_rpc_worker_pids(c, id, "ready", before, 4);
     } while (nb < 2 && usleep(20000) == 0);
     for (i = 0; i < 4; i++) {
         kids[i] = fork();
@@ -448,11 +448,11 @@ test_restart_under_load(void **state)
     }
     usleep(100000);
     snprintf(params, sizeof params, "[\"%s\"]", id);
-    j = mt_ok(c, "restart", params);
+    j = tu_rpc_ok(c, "restart", params);
     assert_string_equal(json_string_value(json_object_get(j, "state")),
                         "ready");
     json_decref(j);
-    na = mt_worker_pids(c, id, "ready", after, 4);
+    na = tu_rpc_worker_pids(c, id, "ready", after, 4);
     assert_int_equal(na, 2);
     for (i = 0; i < 2; i++)
         assert_true(after[i] != before[0] && after[i] != before[1]);
@@ -462,17 +462,17 @@ test_restart_under_load(void **state)
         assert_true(WIFEXITED(st));
         assert_int_equal(WEXITSTATUS(st), 0);
     }
-    assert_true(mt_until_gone(before[0], 10000));
-    assert_true(mt_until_gone(before[1], 10000));
+    TU_UNTIL(tu_pid_gone(before[0]), 10000);
+    TU_UNTIL(tu_pid_gone(before[1]), 10000);
     tu_rpc_close(c);
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 static void
 test_stop_then_attach_again(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     struct tu_rpc *c;
     const char *cfg;
     char *id, *r, params[256];
@@ -480,33 +480,33 @@ test_stop_then_attach_again(void **state)
     json_t *j;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "linger=60000\n");
-    mt_start(&m, NULL, NULL);
-    c = mt_connect(&m);
-    id = mt_attach(c, cfg);
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "linger=60000\n");
+    tu_daemon_manager(&m, NULL, NULL);
+    c = tu_daemon_connect(&m);
+    id = tu_rpc_attach(c, cfg);
     pid = one_pid(c, id);
     snprintf(params, sizeof params, "[\"%s\"]", id);
-    j = mt_ok(c, "stop", params);
+    j = tu_rpc_ok(c, "stop", params);
     assert_string_equal(json_string_value(json_object_get(j, "state")),
                         "stopped");
     json_decref(j);
-    assert_true(mt_pid_gone(pid) || mt_until_gone(pid, 5000));
+    TU_UNTIL(tu_pid_gone(pid), 5000);
     r = call_fn(c, id, "echo", "1");
     assert_true(strncmp(r, "!HostUnavailable", 16) == 0);
     free(r);
-    free(mt_attach(c, cfg));
+    free(tu_rpc_attach(c, cfg));
     pid2 = one_pid(c, id);
     assert_int_not_equal(pid, pid2);
     tu_rpc_close(c);
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 static void
 test_contexts_sticky_and_private(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     struct tu_rpc *c, *other;
     const char *cfg;
     char *id, *r, params[256];
@@ -515,24 +515,23 @@ test_contexts_sticky_and_private(void **state)
     int i, k;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "workers=2\nlinger=60000\n");
-    mt_start(&m, NULL, NULL);
-    c = mt_connect(&m);
-    other = mt_connect(&m);
-    id = mt_attach(c, cfg);
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "workers=2\nlinger=60000\n");
+    tu_daemon_manager(&m, NULL, NULL);
+    c = tu_daemon_connect(&m);
+    other = tu_daemon_connect(&m);
+    id = tu_rpc_attach(c, cfg);
     for (i = 0; i < 4; i++) {
         snprintf(params, sizeof params, "[\"%s\", {}]", id);
-        j = mt_ok(c, "context.create", params);
+        j = tu_rpc_ok(c, "context.create", params);
         ctx[i] = (long)json_integer_value(j);
         assert_true(ctx[i] > 0);
         json_decref(j);
     }
     for (k = 0; k < 3; k++) {
         for (i = 0; i < 4; i++) {
-            snprintf(params, sizeof params, "[%ld, \"1+1\", \"x.js\"]",
-                     ctx[i]);
-            j = mt_ok(c, "context.eval", params);
+            snprintf(params, sizeof params, "[%ld, \"1+1\", \"x.js\"]", ctx[i]);
+            j = tu_rpc_ok(c, "context.eval", params);
             if (k == 0)
                 pid[i] = (long)json_integer_value(json_array_get(j, 0));
             else
@@ -543,60 +542,59 @@ test_contexts_sticky_and_private(void **state)
     }
     /* Someone else's context is not found; a destroyed one neither. */
     snprintf(params, sizeof params, "[%ld, \"1\", \"x.js\"]", ctx[0]);
-    r = mt_call(other, "context.eval", params);
+    r = tu_rpc_call(other, "context.eval", params);
     assert_true(strncmp(r, "!NotFound", 9) == 0);
     free(r);
     snprintf(params, sizeof params, "[%ld]", ctx[0]);
-    r = mt_call(c, "context.destroy", params);
+    r = tu_rpc_call(c, "context.destroy", params);
     assert_string_equal(r, "null");
     free(r);
     snprintf(params, sizeof params, "[%ld, \"1\", \"x.js\"]", ctx[0]);
-    r = mt_call(c, "context.eval", params);
+    r = tu_rpc_call(c, "context.eval", params);
     assert_true(strncmp(r, "!NotFound", 9) == 0);
     free(r);
 
     /* A private VM: its own worker, gone with its last context. */
-    j = mt_ok(c, "context.create", "[null, {\"memory\": 64}]");
+    j = tu_rpc_ok(c, "context.create", "[null, {\"memory\": 64}]");
     vm = (long)json_integer_value(j);
     json_decref(j);
     snprintf(params, sizeof params, "[%ld, \"2\", \"vm.js\"]", vm);
-    j = mt_ok(c, "context.eval", params);
+    j = tu_rpc_ok(c, "context.eval", params);
     vmpid = (long)json_integer_value(json_array_get(j, 0));
     json_decref(j);
     assert_true(vmpid != pid[0] && vmpid != pid[1]);
     snprintf(params, sizeof params, "[null, {\"vm\": %ld}]", vm);
-    j = mt_ok(c, "context.create", params);
+    j = tu_rpc_ok(c, "context.create", params);
     json_decref(j);
     snprintf(params, sizeof params, "[%ld]", vm);
-    r = mt_call(c, "context.destroy", params);
+    r = tu_rpc_call(c, "context.destroy", params);
     free(r);
     /* One context left on it: the VM lives. */
-    assert_false(mt_pid_gone((pid_t)vmpid));
+    assert_false(tu_pid_gone((pid_t)vmpid));
     /* Its owner leaves: the VM goes. */
-    j = mt_ok(other, "context.create", "[null, {}]");
+    j = tu_rpc_ok(other, "context.create", "[null, {}]");
     vm = (long)json_integer_value(j);
     json_decref(j);
     snprintf(params, sizeof params, "[%ld, \"2\", \"vm.js\"]", vm);
-    j = mt_ok(other, "context.eval", params);
+    j = tu_rpc_ok(other, "context.eval", params);
     {
         pid_t p2 = (pid_t)json_integer_value(json_array_get(j, 0));
         pid_t p1 = (pid_t)vmpid;
 
         json_decref(j);
         tu_rpc_close(other);
-        assert_true(mt_until_gone(p2, 10000));
+        TU_UNTIL(tu_pid_gone(p2), 10000);
         tu_rpc_close(c);
-        assert_true(mt_until_gone(p1, 10000));
+        TU_UNTIL(tu_pid_gone(p1), 10000);
     }
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
-
 
 static void
 test_stubborn_worker_gets_sigkill(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     const char *env[] = {"JSHOST_KILL_GRACE_MS=200", NULL};
     struct tu_rpc *c;
     const char *cfg;
@@ -605,24 +603,24 @@ test_stubborn_worker_gets_sigkill(void **state)
     json_t *j;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "ignore_term=1\nlinger=100\n");
-    mt_start(&m, NULL, env);
-    c = mt_connect(&m);
-    id = mt_attach(c, cfg);
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "ignore_term=1\nlinger=100\n");
+    tu_daemon_manager(&m, NULL, env);
+    c = tu_daemon_connect(&m);
+    id = tu_rpc_attach(c, cfg);
     pid = one_pid(c, id);
     snprintf(params, sizeof params, "[\"%s\"]", id);
-    j = mt_ok(c, "detach", params);
+    j = tu_rpc_ok(c, "detach", params);
     json_decref(j);
     /* Linger, SIGTERM ignored, SIGKILL after the grace. */
-    assert_true(mt_until_gone(pid, 10000));
+    TU_UNTIL(tu_pid_gone(pid), 10000);
     snprintf(path, sizeof path, "%s/hosts/%s.log", m.rundir, id);
-    log = mt_slurp(path);
+    log = tu_read_text(path);
     assert_non_null(strstr(log, "did not stop after SIGTERM: SIGKILL"));
     free(log);
     tu_rpc_close(c);
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 /*
@@ -634,7 +632,7 @@ static void
 test_slow_reader_backpressure(void **state)
 {
     enum { N = 24, SIZE = 1 << 20 };
-    struct mt m;
+    struct tu_daemon m;
     struct tu_rpc *slow, *other;
     const char *cfg;
     char *id, *big, *params, *r;
@@ -644,12 +642,12 @@ test_slow_reader_backpressure(void **state)
     int i, st, n;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "linger=60000\n");
-    mt_start(&m, NULL, NULL);
-    slow = mt_connect(&m);
-    other = mt_connect(&m);
-    id = mt_attach(other, cfg);
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "linger=60000\n");
+    tu_daemon_manager(&m, NULL, NULL);
+    slow = tu_daemon_connect(&m);
+    other = tu_daemon_connect(&m);
+    id = tu_rpc_attach(other, cfg);
     big = malloc(SIZE + 1);
     memset(big, 'x', SIZE);
     big[SIZE] = '\0';
@@ -665,10 +663,10 @@ test_slow_reader_backpressure(void **state)
     }
     /* Meanwhile the others are served. */
     usleep(300000);
-    r = mt_call(other, "call", "[\"x\", \"echo\", 1]");
+    r = tu_rpc_call(other, "call", "[\"x\", \"echo\", 1]");
     free(r);
     snprintf(params, SIZE + 256, "[\"%s\", \"echo\", 5]", id);
-    r = mt_call(other, "call", params);
+    r = tu_rpc_call(other, "call", params);
     assert_string_equal(r, "5");
     free(r);
     /* Now the slow one reads: every reply arrives, whole. */
@@ -687,14 +685,14 @@ test_slow_reader_backpressure(void **state)
     tu_rpc_close(slow);
     tu_rpc_close(other);
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 /* A busy worker does not hold status up: its figures are just older. */
 static void
 test_status_not_held_by_busy_worker(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     struct tu_rpc *c;
     const char *cfg;
     char *id, params[256], *res;
@@ -703,11 +701,11 @@ test_status_not_held_by_busy_worker(void **state)
     int rc;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "linger=60000\n");
-    mt_start(&m, NULL, NULL);
-    c = mt_connect(&m);
-    id = mt_attach(c, cfg);
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "linger=60000\n");
+    tu_daemon_manager(&m, NULL, NULL);
+    c = tu_daemon_connect(&m);
+    id = tu_rpc_attach(c, cfg);
     snprintf(params, sizeof params, "[\"%s\", \"sleep\", 3000]", id);
     call = tu_rpc_send(c, "call", params);
     usleep(100000);
@@ -724,60 +722,60 @@ test_status_not_held_by_busy_worker(void **state)
     proto_msg_release(&msg);
     tu_rpc_close(c);
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 /* A worker that never gets ready is killed; attach is answered, not held. */
 static void
 test_never_ready(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     const char *env[] = {"JSHOST_START_TIMEOUT_MS=200", NULL};
     struct tu_rpc *c;
     const char *cfg;
     char params[600], *r;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "ready_delay_ms=100000\n");
-    mt_start(&m, NULL, env);
-    c = mt_connect(&m);
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "ready_delay_ms=100000\n");
+    tu_daemon_manager(&m, NULL, env);
+    c = tu_daemon_connect(&m);
     snprintf(params, sizeof params, "[\"%s\", {}]", cfg);
-    r = mt_call(c, "attach", params);
+    r = tu_rpc_call(c, "attach", params);
     assert_non_null(r);
     assert_true(strncmp(r, "!HostUnavailable", 16) == 0);
     assert_non_null(strstr(r, "not ready in time"));
     free(r);
     tu_rpc_close(c);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 /* A worker that breaks the protocol is killed and replaced like a crash. */
 static void
 test_worker_speaks_garbage(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     struct tu_rpc *c;
     const char *cfg;
     char *id, *r;
     pid_t pid;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "garbage_on_call=2\nlinger=60000\n");
-    mt_start(&m, NULL, NULL);
-    c = mt_connect(&m);
-    id = mt_attach(c, cfg);
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "garbage_on_call=2\nlinger=60000\n");
+    tu_daemon_manager(&m, NULL, NULL);
+    c = tu_daemon_connect(&m);
+    id = tu_rpc_attach(c, cfg);
     pid = one_pid(c, id);
     r = call_fn(c, id, "echo", "1");
     assert_true(strncmp(r, "!HostCrashed", 12) == 0);
     free(r);
-    assert_true(mt_until_gone(pid, 10000));
+    TU_UNTIL(tu_pid_gone(pid), 10000);
     assert_int_not_equal(one_pid(c, id), pid);
     assert_int_equal(host_figure(c, id, "crashes"), 1);
     tu_rpc_close(c);
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 /* A private VM whose worker dies: its contexts answer, new ones on it are
@@ -785,7 +783,7 @@ test_worker_speaks_garbage(void **state)
 static void
 test_private_vm_crash(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     struct tu_rpc *c;
     char params[256], *r;
     json_t *j;
@@ -793,34 +791,34 @@ test_private_vm_crash(void **state)
     pid_t pid;
 
     (void)state;
-    mt_init(&m);
-    mt_start(&m, NULL, NULL);
-    c = mt_connect(&m);
-    j = mt_ok(c, "context.create", "[null, {}]");
+    tu_daemon_init(&m);
+    tu_daemon_manager(&m, NULL, NULL);
+    c = tu_daemon_connect(&m);
+    j = tu_rpc_ok(c, "context.create", "[null, {}]");
     vm = (long)json_integer_value(j);
     json_decref(j);
     snprintf(params, sizeof params, "[%ld, \"1\", \"vm.js\"]", vm);
-    j = mt_ok(c, "context.eval", params);
+    j = tu_rpc_ok(c, "context.eval", params);
     pid = (pid_t)json_integer_value(json_array_get(j, 0));
     json_decref(j);
     kill(pid, SIGKILL);
-    assert_true(mt_until_gone(pid, 10000));
+    TU_UNTIL(tu_pid_gone(pid), 10000);
     usleep(100000);
-    r = mt_call(c, "context.eval", params);
+    r = tu_rpc_call(c, "context.eval", params);
     assert_true(strncmp(r, "!HostCrashed", 12) == 0 ||
                 strncmp(r, "!NotFound", 9) == 0 ||
                 strncmp(r, "!HostUnavailable", 16) == 0);
     free(r);
     snprintf(params, sizeof params, "[null, {\"vm\": %ld}]", vm);
-    r = mt_call(c, "context.create", params);
+    r = tu_rpc_call(c, "context.create", params);
     assert_true(strncmp(r, "!NotFound", 9) == 0 ||
                 strncmp(r, "!HostUnavailable", 16) == 0);
     free(r);
-    j = mt_ok(c, "context.create", "[null, {}]");
+    j = tu_rpc_ok(c, "context.create", "[null, {}]");
     assert_true(json_integer_value(j) > vm);
     json_decref(j);
     tu_rpc_close(c);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 int
