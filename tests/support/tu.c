@@ -549,6 +549,29 @@ tu_readable(int fd, int timeout_ms)
     }
 }
 
+size_t
+tu_read_full(int fd, void *buf, size_t n, int timeout_ms)
+{
+    struct tu_deadline d = tu_deadline_start(timeout_ms);
+    size_t got = 0;
+    ssize_t r;
+
+    while (got < n) {
+        if (!tu_readable(fd, (int)(d.end_ms - tu_now_ms())))
+            fail_msg("fd %d: %zu of %zu bytes in %d ms", fd, got, n,
+                     timeout_ms);
+        r = read(fd, (char *)buf + got, n - got);
+        if (r == -1 && errno == EINTR)
+            continue;
+        if (r == -1)
+            fail_msg("read fd %d: %s", fd, strerror(errno));
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    return got;
+}
+
 /* ---------------------------------------------------------- deadlines */
 
 struct tu_deadline

@@ -90,6 +90,9 @@ int tu_connect(const char *path);
 bool tu_wait_socket(const char *path, int timeout_ms);
 /* Waits up to timeout_ms until fd is readable or its peer has hung up. */
 bool tu_readable(int fd, int timeout_ms);
+/* Reads n bytes from fd (a pipe from a child, say) unless EOF comes first;
+ * fails the test when they take more than timeout_ms. Returns how many. */
+size_t tu_read_full(int fd, void *buf, size_t n, int timeout_ms);
 
 /* A monotonic clock in milliseconds. */
 int64_t tu_now_ms(void);

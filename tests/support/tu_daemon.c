@@ -21,8 +21,7 @@ tu_daemon_init(struct tu_daemon *d)
     memset(d, 0, sizeof *d);
     d->dir = tu_tmpdir();
     snprintf(d->rundir, sizeof d->rundir, "%s/run", d->dir);
-    snprintf(d->sock, sizeof d->sock, "%s/%s", d->rundir,
-             JSHOST_MANAGER_SOCK);
+    snprintf(d->sock, sizeof d->sock, "%s/%s", d->rundir, JSHOST_MANAGER_SOCK);
     snprintf(d->log, sizeof d->log, "%s/daemon.log", d->dir);
 }
 

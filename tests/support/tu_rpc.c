@@ -313,6 +313,20 @@ tu_rpc_call(struct tu_rpc *c, const char *method, const char *params_json)
     return s;
 }
 
+char *
+tu_rpc_call_fn(struct tu_rpc *c, const char *host, const char *fn,
+               const char *data_json, const char *opts_json)
+{
+    char *params, *r;
+
+    if (asprintf(&params, "[\"%s\", \"%s\", %s%s%s]", host, fn, data_json,
+                 opts_json ? ", " : "", opts_json ? opts_json : "") < 0)
+        fail_msg("out of memory");
+    r = tu_rpc_call(c, "call", params);
+    free(params);
+    return r;
+}
+
 void
 tu_rpc_check(struct tu_rpc *c, const char *method, const char *params_json,
              const char *expect)
@@ -452,6 +466,34 @@ tu_rpc_host(struct tu_rpc *c, const char *host)
     free(p);
     json_decref(params);
     return j;
+}
+
+long
+tu_rpc_host_figure(struct tu_rpc *c, const char *host, const char *key)
+{
+    json_t *h = tu_rpc_host(c, host), *v;
+    long n;
+
+    if (h == NULL)
+        fail_msg("status %s: no such host", host);
+    v = json_object_get(h, key);
+    if (!json_is_integer(v))
+        fail_msg("status %s: no figure '%s'", host, key);
+    n = (long)json_integer_value(v);
+    json_decref(h);
+    return n;
+}
+
+bool
+tu_rpc_host_in(struct tu_rpc *c, const char *host, const char *state)
+{
+    json_t *h = tu_rpc_host(c, host);
+    const char *s =
+        h != NULL ? json_string_value(json_object_get(h, "state")) : "gone";
+    bool in = s != NULL && strcmp(s, state) == 0;
+
+    json_decref(h);
+    return in;
 }
 
 /* The workers of one host, or of every host (host NULL), as a new array. */

@@ -76,6 +76,10 @@ char *tu_rpc_result(const struct proto_msg *msg);
  */
 char *tu_rpc_call(struct tu_rpc *c, const char *method,
                   const char *params_json);
+/* tu_rpc_call of the `call` method: host's function fn with data (JSON) and
+ * options (JSON; NULL: none). */
+char *tu_rpc_call_fn(struct tu_rpc *c, const char *host, const char *fn,
+                     const char *data_json, const char *opts_json);
 /* tu_rpc_call asserting the exact text it gives. */
 void tu_rpc_check(struct tu_rpc *c, const char *method, const char *params_json,
                   const char *expect);
@@ -103,6 +107,12 @@ const msgpack_object *tu_rpc_field(const msgpack_object *map, const char *key);
 char *tu_rpc_attach(struct tu_rpc *c, const char *config);
 /* The manager's status of one host, NULL when there is no such host. */
 json_t *tu_rpc_host(struct tu_rpc *c, const char *host);
+/* One integer figure of a host's status (holders, crashes, queued...),
+ * asserting the host is there. */
+long tu_rpc_host_figure(struct tu_rpc *c, const char *host, const char *key);
+/* Whether the host's state is `state` ("ready", "quarantined"...); "gone":
+ * there is no such host (any more). */
+bool tu_rpc_host_in(struct tu_rpc *c, const char *host, const char *state);
 /* The pids of a host's workers in `state` (NULL: any); returns how many. */
 int tu_rpc_worker_pids(struct tu_rpc *c, const char *host, const char *state,
                        pid_t *pids, int max);
