@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,57 +20,10 @@
 
 #include "tu_daemon.h"
 
-static const char *
-host_state(struct tu_rpc *c, const char *id, char *buf, size_t len)
-{
-    json_t *h = tu_rpc_host(c, id);
-
-    snprintf(buf, len, "%s",
-             h ? json_string_value(json_object_get(h, "state")) : "gone");
-    json_decref(h);
-    return buf;
-}
-
-static long
-host_figure(struct tu_rpc *c, const char *id, const char *key)
-{
-    json_t *h = tu_rpc_host(c, id);
-    long v;
-
-    assert_non_null(h);
-    v = (long)json_integer_value(json_object_get(h, key));
-    json_decref(h);
-    return v;
-}
-
-struct stateq {
-    struct tu_rpc *c;
-    const char *id;
-    const char *want;
-};
-
-static bool
-state_is(void *arg)
-{
-    struct stateq *q = arg;
-    char buf[64];
-
-    return strcmp(host_state(q->c, q->id, buf, sizeof buf), q->want) == 0;
-}
-
-static char *
-call_fn(struct tu_rpc *c, const char *id, const char *fn, const char *data)
-{
-    char params[512];
-
-    snprintf(params, sizeof params, "[\"%s\", \"%s\", %s]", id, fn, data);
-    return tu_rpc_call(c, "call", params);
-}
-
 static pid_t
 one_pid(struct tu_rpc *c, const char *id)
 {
-    char *r = call_fn(c, id, "pid", "null");
+    char *r = tu_rpc_call_fn(c, id, "pid", "null", NULL);
     pid_t pid;
 
     assert_non_null(r);
@@ -103,10 +57,11 @@ test_kill9_with_calls_in_flight(void **state)
         snprintf(params, sizeof params, "[\"%s\", \"echo\", %d]", id, i);
         ids[i] = tu_rpc_send(c, "call", params);
     }
-    usleep(150000);
+    /* Killed with a call in flight on it, not before it has one. */
+    TU_UNTIL(tu_rpc_busy_worker(c, id) == pid, TU_WAIT_MS);
     kill(pid, SIGKILL);
     for (i = 0; i < 10; i++) {
-        assert_int_equal(tu_rpc_wait(c, ids[i], &msg, 30000), 1);
+        assert_int_equal(tu_rpc_wait(c, ids[i], &msg, TU_WAIT_MS), 1);
         res = tu_rpc_result(&msg);
         if (res[0] == '!') {
             assert_true(strncmp(res, "!HostCrashed", 12) == 0);
@@ -125,7 +80,7 @@ test_kill9_with_calls_in_flight(void **state)
     /* Replaced at once: the next call is served by a new worker. */
     pid2 = one_pid(c, id);
     assert_int_not_equal(pid, pid2);
-    assert_int_equal(host_figure(c, id, "crashes"), 1);
+    assert_int_equal(tu_rpc_host_figure(c, id, "crashes"), 1);
     snprintf(path, sizeof path, "%s/hosts/%s.log", m.rundir, id);
     log = tu_read_text(path);
     assert_non_null(strstr(log, "crashed: killed by signal 9"));
@@ -142,7 +97,7 @@ test_crash_loop_quarantine(void **state)
     struct tu_rpc *c, *c2;
     const char *cfg;
     char *id, *r, params[600];
-    struct stateq q;
+    pid_t pids[4];
     json_t *j;
 
     (void)state;
@@ -152,11 +107,8 @@ test_crash_loop_quarantine(void **state)
     tu_daemon_manager(&m, NULL, NULL);
     c = tu_daemon_connect(&m);
     id = tu_rpc_attach(c, cfg);
-    q.c = c;
-    q.id = id;
-    q.want = "quarantined";
-    TU_UNTIL(state_is(&q), 20000);
-    r = call_fn(c, id, "echo", "1");
+    TU_UNTIL(tu_rpc_host_in(c, id, "quarantined"), TU_WAIT_MS);
+    r = tu_rpc_call_fn(c, id, "echo", "1", NULL);
     assert_true(strncmp(r, "!HostUnavailable", 16) == 0);
     assert_non_null(strstr(r, "quarantined"));
     free(r);
@@ -165,9 +117,10 @@ test_crash_loop_quarantine(void **state)
     r = tu_rpc_call(c2, "attach", params);
     assert_true(strncmp(r, "!HostUnavailable", 16) == 0);
     free(r);
-    /* No respawning while quarantined: it stays put. */
-    usleep(300000);
-    assert_int_equal(host_figure(c, id, "crashes"), 5);
+    /* No respawning while quarantined: no worker is left and none is on its
+     * way, for none was scheduled after the fifth crash (the log below). */
+    assert_int_equal(tu_rpc_host_figure(c, id, "crashes"), 5);
+    assert_int_equal(tu_rpc_worker_pids(c, id, NULL, pids, 4), 0);
     /* Replacements backed off: 0, 100, 200, 300 ms, then quarantine. */
     {
         char path[512], *log;
@@ -188,7 +141,7 @@ test_crash_loop_quarantine(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "state")),
                         "ready");
     json_decref(j);
-    r = call_fn(c, id, "echo", "7");
+    r = tu_rpc_call_fn(c, id, "echo", "7", NULL);
     assert_string_equal(r, "7");
     free(r);
     tu_rpc_close(c2);
@@ -213,14 +166,14 @@ test_recycle_is_not_a_crash(void **state)
     c = tu_daemon_connect(&m);
     id = tu_rpc_attach(c, cfg);
     for (i = 0; i < 7; i++) {
-        r = call_fn(c, id, "exit75", "null");
+        r = tu_rpc_call_fn(c, id, "exit75", "null", NULL);
         assert_true(strncmp(r, "!MemoryError", 12) == 0);
         free(r);
-        r = call_fn(c, id, "echo", "1");
+        r = tu_rpc_call_fn(c, id, "echo", "1", NULL);
         assert_string_equal(r, "1");
         free(r);
     }
-    assert_int_equal(host_figure(c, id, "crashes"), 0);
+    assert_int_equal(tu_rpc_host_figure(c, id, "crashes"), 0);
     tu_rpc_close(c);
     free(id);
     tu_daemon_stop(&m);
@@ -244,7 +197,7 @@ test_unresponsive_worker_killed(void **state)
     c = tu_daemon_connect(&m);
     id = tu_rpc_attach(c, cfg);
     assert_int_equal(tu_rpc_worker_pids(c, id, NULL, pids, 2), 1);
-    TU_UNTIL(tu_pid_gone(pids[0]), 10000);
+    TU_UNTIL(tu_pid_gone(pids[0]), TU_WAIT_MS);
     snprintf(path, sizeof path, "%s/hosts/%s.log", m.rundir, id);
     log = tu_read_text(path);
     assert_non_null(strstr(log, "no answer to ping"));
@@ -268,7 +221,7 @@ pipeline(struct tu_rpc *c, const char *id, int n, int *ok, int *over)
         ids[i] = tu_rpc_send(c, "call", params);
     }
     for (i = 0; i < n; i++) {
-        assert_int_equal(tu_rpc_wait(c, ids[i], &msg, 30000), 1);
+        assert_int_equal(tu_rpc_wait(c, ids[i], &msg, TU_WAIT_MS), 1);
         res = tu_rpc_result(&msg);
         if (strncmp(res, "!Overloaded", 11) == 0)
             (*over)++;
@@ -316,7 +269,7 @@ test_overloaded(void **state)
     ok = over = 0;
     pipeline(a, id, 4, &ok, &over);
     for (i = 0; i < 4; i++) {
-        assert_int_equal(tu_rpc_wait(b, ids[i], &msg, 30000), 1);
+        assert_int_equal(tu_rpc_wait(b, ids[i], &msg, TU_WAIT_MS), 1);
         res = tu_rpc_result(&msg);
         if (strncmp(res, "!Overloaded", 11) == 0)
             over++;
@@ -333,20 +286,17 @@ test_overloaded(void **state)
     tu_daemon_stop(&m);
 }
 
-struct idleq {
-    struct tu_rpc *c;
-    const char *id;
-};
-
+/* Whether the host's one worker has answered `calls` calls and has none in
+ * flight, and the host none queued. */
 static bool
-drained(void *arg)
+drained(struct tu_rpc *c, const char *id, long calls)
 {
-    struct idleq *q = arg;
-    json_t *h = tu_rpc_host(q->c, q->id), *w;
+    json_t *h = tu_rpc_host(c, id), *w;
     bool ok;
 
     w = json_array_get(json_object_get(h, "workers"), 0);
-    ok = json_integer_value(json_object_get(w, "in_flight")) == 0 &&
+    ok = json_integer_value(json_object_get(w, "calls")) >= calls &&
+         json_integer_value(json_object_get(w, "in_flight")) == 0 &&
          json_integer_value(json_object_get(h, "queued")) == 0;
     json_decref(h);
     return ok;
@@ -361,7 +311,6 @@ test_client_leaves_mid_call(void **state)
     char *id, params[256];
     pid_t pid;
     json_t *j;
-    struct idleq q;
     int i;
 
     (void)state;
@@ -378,10 +327,9 @@ test_client_leaves_mid_call(void **state)
         tu_rpc_send(a, "call", params);
     }
     tu_rpc_close(a);
-    /* The worker finishes a's calls, answers go nowhere, nothing leaks. */
-    q.c = b;
-    q.id = id;
-    TU_UNTIL(drained(&q), 10000);
+    /* The worker finishes a's calls (and b's pid call), answers go nowhere,
+     * nothing leaks. */
+    TU_UNTIL(drained(b, id, 1 + 20), TU_WAIT_MS);
     assert_int_equal(one_pid(b, id), pid);
     j = tu_rpc_ok(b, "status", "[]");
     assert_int_equal(json_integer_value(json_object_get(
@@ -397,8 +345,9 @@ test_client_leaves_mid_call(void **state)
     tu_daemon_stop(&m);
 }
 
+/* A client making n calls; it writes a byte on `started` after the first. */
 static void
-load_child(const char *sock, const char *id, int n)
+load_child(const char *sock, const char *id, int n, int started)
 {
     struct tu_rpc *c = tu_rpc_connect(sock);
     char params[256], *r;
@@ -416,6 +365,8 @@ load_child(const char *sock, const char *id, int n)
             _exit(12);
         }
         free(r);
+        if (i == 0 && write(started, "s", 1) != 1)
+            _exit(13);
     }
     tu_rpc_close(c);
     _exit(0);
@@ -430,7 +381,8 @@ test_restart_under_load(void **state)
     char *id, params[256];
     pid_t kids[4], before[4], after[4];
     json_t *j;
-    int i, st, nb, na;
+    int i, st, na, started[2];
+    char buf[4];
 
     (void)state;
     tu_daemon_init(&m);
@@ -438,15 +390,18 @@ test_restart_under_load(void **state)
     tu_daemon_manager(&m, NULL, NULL);
     c = tu_daemon_connect(&m);
     id = tu_rpc_attach(c, cfg);
-    do {
-        nb = tu_rpc_worker_pids(c, id, "ready", before, 4);
-    } while (nb < 2 && usleep(20000) == 0);
+    TU_UNTIL(tu_rpc_worker_pids(c, id, "ready", before, 4) == 2, TU_WAIT_MS);
+    assert_int_equal(pipe(started), 0);
     for (i = 0; i < 4; i++) {
         kids[i] = fork();
+        assert_true(kids[i] >= 0);
         if (kids[i] == 0)
-            load_child(m.sock, id, 150);
+            load_child(m.sock, id, 150, started[1]);
     }
-    usleep(100000);
+    close(started[1]);
+    /* The restart comes once all four clients have calls answered. */
+    assert_int_equal(tu_read_full(started[0], buf, 4, TU_WAIT_MS), 4);
+    close(started[0]);
     snprintf(params, sizeof params, "[\"%s\"]", id);
     j = tu_rpc_ok(c, "restart", params);
     assert_string_equal(json_string_value(json_object_get(j, "state")),
@@ -462,8 +417,8 @@ test_restart_under_load(void **state)
         assert_true(WIFEXITED(st));
         assert_int_equal(WEXITSTATUS(st), 0);
     }
-    TU_UNTIL(tu_pid_gone(before[0]), 10000);
-    TU_UNTIL(tu_pid_gone(before[1]), 10000);
+    TU_UNTIL(tu_pid_gone(before[0]), TU_WAIT_MS);
+    TU_UNTIL(tu_pid_gone(before[1]), TU_WAIT_MS);
     tu_rpc_close(c);
     free(id);
     tu_daemon_stop(&m);
@@ -491,8 +446,8 @@ test_stop_then_attach_again(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "state")),
                         "stopped");
     json_decref(j);
-    TU_UNTIL(tu_pid_gone(pid), 5000);
-    r = call_fn(c, id, "echo", "1");
+    TU_UNTIL(tu_pid_gone(pid), TU_WAIT_MS);
+    r = tu_rpc_call_fn(c, id, "echo", "1", NULL);
     assert_true(strncmp(r, "!HostUnavailable", 16) == 0);
     free(r);
     free(tu_rpc_attach(c, cfg));
@@ -583,9 +538,9 @@ test_contexts_sticky_and_private(void **state)
 
         json_decref(j);
         tu_rpc_close(other);
-        TU_UNTIL(tu_pid_gone(p2), 10000);
+        TU_UNTIL(tu_pid_gone(p2), TU_WAIT_MS);
         tu_rpc_close(c);
-        TU_UNTIL(tu_pid_gone(p1), 10000);
+        TU_UNTIL(tu_pid_gone(p1), TU_WAIT_MS);
     }
     free(id);
     tu_daemon_stop(&m);
@@ -613,7 +568,7 @@ test_stubborn_worker_gets_sigkill(void **state)
     j = tu_rpc_ok(c, "detach", params);
     json_decref(j);
     /* Linger, SIGTERM ignored, SIGKILL after the grace. */
-    TU_UNTIL(tu_pid_gone(pid), 10000);
+    TU_UNTIL(tu_pid_gone(pid), TU_WAIT_MS);
     snprintf(path, sizeof path, "%s/hosts/%s.log", m.rundir, id);
     log = tu_read_text(path);
     assert_non_null(strstr(log, "did not stop after SIGTERM: SIGKILL"));
@@ -621,6 +576,16 @@ test_stubborn_worker_gets_sigkill(void **state)
     tu_rpc_close(c);
     free(id);
     tu_daemon_stop(&m);
+}
+
+/* Bytes that came on a socket and are not read yet. */
+static int
+unread(int fd)
+{
+    int n = 0;
+
+    assert_int_equal(ioctl(fd, FIONREAD, &n), 0);
+    return n;
 }
 
 /*
@@ -661,8 +626,8 @@ test_slow_reader_backpressure(void **state)
             tu_rpc_send(slow, "call", params);
         _exit(0);
     }
-    /* Meanwhile the others are served. */
-    usleep(300000);
+    /* Once its replies pile up unread, the others are served meanwhile. */
+    TU_UNTIL(unread(tu_rpc_fd(slow)) >= 64 * 1024, TU_WAIT_MS);
     r = tu_rpc_call(other, "call", "[\"x\", \"echo\", 1]");
     free(r);
     snprintf(params, SIZE + 256, "[\"%s\", \"echo\", 5]", id);
@@ -678,7 +643,7 @@ test_slow_reader_backpressure(void **state)
         assert_int_equal(msg.result.via.str.size, SIZE);
         proto_msg_release(&msg);
     }
-    st = tu_wait(writer, 30000);
+    st = tu_wait(writer, TU_WAIT_MS);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     free(big);
     free(params);
@@ -707,10 +672,11 @@ test_status_not_held_by_busy_worker(void **state)
     c = tu_daemon_connect(&m);
     id = tu_rpc_attach(c, cfg);
     snprintf(params, sizeof params, "[\"%s\", \"sleep\", 3000]", id);
+    /* The manager reads the call before the status (one connection, in
+     * order): the worker is busy with it when asked for its figures. */
     call = tu_rpc_send(c, "call", params);
-    usleep(100000);
     st = tu_rpc_send(c, "status", "[null]");
-    rc = tu_rpc_read(c, &msg, 30000);
+    rc = tu_rpc_read(c, &msg, TU_WAIT_MS);
     assert_int_equal(rc, 1);
     /* The status answer comes first, with the worker in it. */
     assert_int_equal(msg.msgid, st);
@@ -718,7 +684,7 @@ test_status_not_held_by_busy_worker(void **state)
     assert_non_null(strstr(res, "\"in_flight\":1"));
     free(res);
     proto_msg_release(&msg);
-    assert_int_equal(tu_rpc_wait(c, call, &msg, 30000), 1);
+    assert_int_equal(tu_rpc_wait(c, call, &msg, TU_WAIT_MS), 1);
     proto_msg_release(&msg);
     tu_rpc_close(c);
     free(id);
@@ -767,12 +733,12 @@ test_worker_speaks_garbage(void **state)
     c = tu_daemon_connect(&m);
     id = tu_rpc_attach(c, cfg);
     pid = one_pid(c, id);
-    r = call_fn(c, id, "echo", "1");
+    r = tu_rpc_call_fn(c, id, "echo", "1", NULL);
     assert_true(strncmp(r, "!HostCrashed", 12) == 0);
     free(r);
-    TU_UNTIL(tu_pid_gone(pid), 10000);
+    TU_UNTIL(tu_pid_gone(pid), TU_WAIT_MS);
     assert_int_not_equal(one_pid(c, id), pid);
-    assert_int_equal(host_figure(c, id, "crashes"), 1);
+    assert_int_equal(tu_rpc_host_figure(c, id, "crashes"), 1);
     tu_rpc_close(c);
     free(id);
     tu_daemon_stop(&m);
@@ -802,8 +768,9 @@ test_private_vm_crash(void **state)
     pid = (pid_t)json_integer_value(json_array_get(j, 0));
     json_decref(j);
     kill(pid, SIGKILL);
-    TU_UNTIL(tu_pid_gone(pid), 10000);
-    usleep(100000);
+    TU_UNTIL(tu_pid_gone(pid), TU_WAIT_MS);
+    /* Sent before or after the manager saw the death; either way, once it
+     * is answered the manager knows, which the rest relies on. */
     r = tu_rpc_call(c, "context.eval", params);
     assert_true(strncmp(r, "!HostCrashed", 12) == 0 ||
                 strncmp(r, "!NotFound", 9) == 0 ||

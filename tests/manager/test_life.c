@@ -23,19 +23,38 @@
 
 #include "tu_daemon.h"
 
-struct hostq {
-    struct tu_rpc *c;
-    const char *id;
-};
-
+/* Whether the host has no holder left and its linger timer runs. */
 static bool
-host_gone(void *arg)
+lingering(struct tu_rpc *c, const char *id)
 {
-    struct hostq *q = arg;
-    json_t *h = tu_rpc_host(q->c, q->id);
+    json_t *h = tu_rpc_host(c, id);
+    bool yes = h != NULL &&
+               json_integer_value(json_object_get(h, "holders")) == 0 &&
+               json_integer_value(json_object_get(h, "linger_left_ms")) > 0;
 
     json_decref(h);
-    return h == NULL;
+    return yes;
+}
+
+/*
+ * Waits past idle_ms of idleness as a manager measures it: a second manager
+ * started now with that idle time, nothing to do and no client, exits after
+ * it. What a test checks afterwards cannot have been decided yet.
+ */
+static void
+wait_idle_time(int idle_ms)
+{
+    struct tu_daemon w;
+    char ms[16];
+    const char *args[] = {"--idle-ms", ms, NULL};
+    int st;
+
+    snprintf(ms, sizeof ms, "%d", idle_ms);
+    tu_daemon_init(&w);
+    tu_daemon_manager(&w, args, NULL);
+    st = tu_daemon_wait(&w, TU_WAIT_MS);
+    assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    tu_daemon_stop(&w);
 }
 
 static void
@@ -101,17 +120,7 @@ test_hello_attach_call(void **state)
         free(r);
     }
     /* The pool fills to the config's two workers. */
-    {
-        struct tu_rpc *cc = c;
-        int n = 0, tries;
-
-        for (tries = 0; tries < 100 && n < 2; tries++) {
-            n = tu_rpc_worker_pids(cc, id, "ready", pids, 4);
-            if (n < 2)
-                usleep(50000);
-        }
-        assert_int_equal(n, 2);
-    }
+    TU_UNTIL(tu_rpc_worker_pids(c, id, "ready", pids, 4) == 2, TU_WAIT_MS);
     j = tu_rpc_ok(c, "status", "[null]");
     assert_int_equal(json_integer_value(json_object_get(
                          json_object_get(j, "manager"), "clients")),
@@ -195,60 +204,82 @@ test_config_error(void **state)
     tu_daemon_stop(&m);
 }
 
+/*
+ * The linger: none while another holder is left; after the last one, the
+ * host stays for `linger` ms, an attach in that time cancels the timer, and
+ * without one the worker is stopped and the host gone.
+ */
 static void
 test_linger_expiry_and_cancel(void **state)
 {
     struct tu_daemon m;
     struct tu_rpc *c, *c2;
-    char *id, *id2, params[256];
-    const char *cfg;
-    pid_t pids[4], pids2[4];
+    char *id, *id2, *wid, params[256], call[256], *r, *log, path[512];
+    const char *cfg, *wcfg;
+    pid_t pids[4], pids2[4], wpids[4];
+    int64_t t0;
     json_t *j;
-    struct hostq q;
 
     (void)state;
     tu_daemon_init(&m);
     cfg = tu_daemon_file(&m, "a.conf", "linger=2000\n");
+    /* A witness: another host with the same linger, left at the same moment
+     * as a.conf's, whose linger is not cancelled. */
+    wcfg = tu_daemon_file(&m, "witness.conf", "linger=2000\n");
     tu_daemon_manager(&m, NULL, NULL);
     c = tu_daemon_connect(&m);
     c2 = tu_daemon_connect(&m);
     id = tu_rpc_attach(c, cfg);
     id2 = tu_rpc_attach(c2, cfg);
     assert_string_equal(id, id2);
+    wid = tu_rpc_attach(c2, wcfg);
     assert_int_equal(tu_rpc_worker_pids(c, id, "ready", pids, 4), 1);
-    j = tu_rpc_host(c, id);
-    assert_int_equal(json_integer_value(json_object_get(j, "holders")), 2);
-    json_decref(j);
+    assert_int_equal(tu_rpc_worker_pids(c, wid, "ready", wpids, 4), 1);
+    assert_int_equal(tu_rpc_host_figure(c, id, "holders"), 2);
 
     /* Not the last holder: no linger. */
     snprintf(params, sizeof params, "[\"%s\"]", id);
     j = tu_rpc_ok(c, "detach", params);
     assert_int_equal(json_integer_value(json_object_get(j, "linger_ms")), 0);
     json_decref(j);
-    /* The last one leaves by closing: the linger starts. */
+    /* The last holder of both leaves by closing: both lingers start in the
+     * same pass of the manager's loop, due at the same time. */
+    t0 = tu_now_ms();
     tu_rpc_close(c2);
-    usleep(100000);
-    j = tu_rpc_host(c, id);
-    assert_non_null(j);
-    assert_int_equal(json_integer_value(json_object_get(j, "holders")), 0);
-    assert_true(json_integer_value(json_object_get(j, "linger_left_ms")) > 0);
-    json_decref(j);
-    /* Cancel: attach again within the linger, the same worker serves. */
+    TU_UNTIL(lingering(c, id), TU_WAIT_MS);
+    /* Cancel: attach again within the linger. */
     free(tu_rpc_attach(c, cfg));
-    usleep(600000);
+    snprintf(path, sizeof path, "%s/hosts/%s.log", m.rundir, id);
+    log = tu_read_text(path);
+    assert_non_null(strstr(log, "linger cancelled: attached again"));
+    free(log);
+    /* The witness's linger runs out and it is stopped: a timer of a.conf
+     * that the attach had not cancelled would have fired in that same pass
+     * and stopped a.conf's worker as well. */
+    TU_UNTIL(tu_rpc_host_in(c, wid, "gone"), TU_WAIT_MS);
+    TU_UNTIL(tu_pid_gone(wpids[0]), TU_WAIT_MS);
+    assert_true(tu_now_ms() - t0 >= 2000);
+    /* The same worker still answers for a.conf. */
+    snprintf(call, sizeof call, "[\"%s\", \"pid\", null]", id);
+    r = tu_rpc_call(c, "call", call);
+    assert_non_null(r);
+    if (atoi(r) != pids[0])
+        fail_msg("after the witness's linger: %s, not worker %d", r,
+                 (int)pids[0]);
+    free(r);
     assert_int_equal(tu_rpc_worker_pids(c, id, "ready", pids2, 4), 1);
     assert_int_equal(pids[0], pids2[0]);
+    assert_int_equal(tu_rpc_host_figure(c, id, "linger_left_ms"), 0);
     /* Expiry: the worker is stopped, the host gone. */
     j = tu_rpc_ok(c, "detach", params);
     assert_int_equal(json_integer_value(json_object_get(j, "linger_ms")), 2000);
     json_decref(j);
-    q.c = c;
-    q.id = id;
-    TU_UNTIL(host_gone(&q), 10000);
-    TU_UNTIL(tu_pid_gone(pids[0]), 10000);
+    TU_UNTIL(tu_rpc_host_in(c, id, "gone"), TU_WAIT_MS);
+    TU_UNTIL(tu_pid_gone(pids[0]), TU_WAIT_MS);
     tu_rpc_close(c);
     free(id);
     free(id2);
+    free(wid);
     tu_daemon_stop(&m);
 }
 
@@ -272,11 +303,11 @@ test_idle_exit(void **state)
     c = tu_daemon_connect(&m);
     id = tu_rpc_attach(c, cfg);
     assert_int_equal(tu_rpc_worker_pids(c, id, NULL, pids, 2), 1);
-    /* A client or a host keeps it alive past the idle time. */
-    usleep(600000);
-    assert_int_equal(kill(m.pid, 0), 0);
+    /* A client or a host keeps it alive past the idle time (thrice it). */
+    wait_idle_time(900);
+    assert_int_equal(tu_wait(m.pid, 0), -1);
     tu_rpc_close(c);
-    st = tu_daemon_wait(&m, 15000);
+    st = tu_daemon_wait(&m, TU_WAIT_MS);
     assert_int_not_equal(st, -1);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     assert_true(tu_pid_gone(pids[0]));
@@ -284,16 +315,6 @@ test_idle_exit(void **state)
     assert_false(tu_exists(pidpath));
     free(id);
     tu_daemon_stop(&m);
-}
-
-static int
-read_pid_file(const char *path)
-{
-    char *s = tu_read_text(path);
-    int pid = atoi(s);
-
-    free(s);
-    return pid;
 }
 
 /* --no-idle-exit (production) keeps an idle manager; SIGINT stops it as
@@ -319,18 +340,18 @@ test_no_idle_exit_and_sigint(void **state)
     assert_int_equal(tu_rpc_worker_pids(c, id, NULL, pids, 2), 1);
     tu_rpc_close(c);
     /* The host lingers out; the manager, idle for several idle times, stays. */
-    TU_UNTIL(tu_pid_gone(pids[0]), 5000);
-    usleep(1000000);
-    assert_int_equal(kill(m.pid, 0), 0);
+    TU_UNTIL(tu_pid_gone(pids[0]), TU_WAIT_MS);
+    wait_idle_time(1000);
+    assert_int_equal(tu_wait(m.pid, 0), -1);
     c = tu_daemon_connect(&m);
     free(id);
     id = tu_rpc_attach(c, cfg);
     assert_int_equal(tu_rpc_worker_pids(c, id, NULL, pids, 2), 1);
     kill(m.pid, SIGINT);
-    st = tu_daemon_wait(&m, 15000);
+    st = tu_daemon_wait(&m, TU_WAIT_MS);
     assert_int_not_equal(st, -1);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    TU_UNTIL(tu_pid_gone(pids[0]), 5000);
+    TU_UNTIL(tu_pid_gone(pids[0]), TU_WAIT_MS);
     assert_false(tu_exists(m.sock));
     assert_false(tu_exists(pidpath));
     tu_rpc_close(c);
@@ -365,7 +386,8 @@ test_daemon_relative_worker_path(void **state)
     snprintf(env, sizeof env, "JSHOST_WORKER=./%s", slash + 1);
     assert_int_equal(chdir(dir), 0);
     pid = tu_spawn((char *const *)argv, envv, NULL);
-    st = tu_wait(pid, 10000); /* the first process returns once it serves */
+    st =
+        tu_wait(pid, TU_WAIT_MS); /* the first process returns once it serves */
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     assert_int_equal(chdir("/"), 0);
     snprintf(pidpath, sizeof pidpath, "%s/manager.pid", m.rundir);
@@ -381,13 +403,13 @@ test_daemon_relative_worker_path(void **state)
         assert_string_equal(r, "7");
         free(r);
     }
-    pid = read_pid_file(pidpath);
+    pid = tu_read_pid(pidpath);
     assert_true(pid > 0);
     r = tu_rpc_call(c, "shutdown", "[]");
     assert_string_equal(r, "null");
     free(r);
     tu_rpc_close(c);
-    TU_UNTIL(tu_pid_gone(pid), 10000);
+    TU_UNTIL(tu_pid_gone(pid), TU_WAIT_MS);
     free(id);
     tu_daemon_stop(&m);
 }
@@ -398,8 +420,9 @@ test_race_autostart(void **state)
     struct tu_daemon m;
     enum { N = 20 };
     pid_t kids[N];
-    int fds[N][2], i, st, mpid = 0, pid;
-    char buf[64], pidpath[512], env[600];
+    int i, st, mpid = 0, pid;
+    char pidpath[512], env[600], out[N][300];
+    char *envv[] = {env, NULL};
     char *argv[] = {(char *)tu_build_path("tests/manager/autostart"),
                     (char *)tu_build_path(TU_MANAGER), NULL, NULL};
 
@@ -409,40 +432,27 @@ test_race_autostart(void **state)
     mkdir(m.rundir, 0700);
     snprintf(env, sizeof env, "JSHOST_WORKER=%s",
              tu_build_path(TU_FAKE_WORKER));
-    putenv(env);
     for (i = 0; i < N; i++) {
-        assert_int_equal(pipe2(fds[i], O_CLOEXEC), 0);
-        kids[i] = fork();
-        assert_true(kids[i] >= 0);
-        if (kids[i] == 0) {
-            dup2(fds[i][1], 1);
-            execv(argv[0], argv);
-            _exit(127);
-        }
-        close(fds[i][1]);
+        snprintf(out[i], sizeof out[i], "%s/autostart.%d", m.dir, i);
+        kids[i] = tu_spawn(argv, envv, out[i]);
     }
     for (i = 0; i < N; i++) {
-        ssize_t n = read(fds[i][0], buf, sizeof buf - 1);
-
-        assert_true(n > 0);
-        buf[n] = '\0';
-        pid = atoi(buf);
+        st = tu_wait(kids[i], TU_WAIT_MS);
+        assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        /* It printed the pid of the manager it said hello to. */
+        pid = tu_read_pid(out[i]);
         assert_true(pid > 0);
         if (mpid == 0)
             mpid = pid;
         /* Exactly one manager: everyone talked to the same one. */
         assert_int_equal(pid, mpid);
-        close(fds[i][0]);
-        st = tu_wait(kids[i], 20000);
-        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     }
     snprintf(pidpath, sizeof pidpath, "%s/manager.pid", m.rundir);
-    assert_int_equal(read_pid_file(pidpath), mpid);
+    assert_int_equal(tu_read_pid(pidpath), mpid);
     /* The daemon is not our child: stop it with its pid and wait. */
     kill(mpid, SIGTERM);
-    TU_UNTIL(tu_pid_gone(mpid), 15000);
+    TU_UNTIL(tu_pid_gone(mpid), TU_WAIT_MS);
     assert_false(tu_exists(m.sock));
-    unsetenv("JSHOST_WORKER");
     tu_daemon_stop(&m);
 }
 
@@ -452,12 +462,13 @@ test_stale_socket(void **state)
     struct tu_daemon m;
     struct sockaddr_un sa;
     int fd, st, mpid;
-    char buf[64], pidpath[512];
-    FILE *p;
-    char cmd[1200];
+    char pidpath[512], env[600], *envv[] = {env, NULL}, *out, *err;
+    char *argv[] = {(char *)tu_build_path("tests/manager/autostart"),
+                    (char *)tu_build_path(TU_MANAGER), NULL, NULL};
 
     (void)state;
     tu_daemon_init(&m);
+    argv[2] = m.rundir;
     mkdir(m.rundir, 0700);
     /* A socket file nobody listens on, as a crashed manager leaves. */
     fd = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -470,21 +481,19 @@ test_stale_socket(void **state)
     assert_true(tu_exists(m.sock));
 
     /* Auto-start clears it under the lock and starts a daemon. */
-    snprintf(cmd, sizeof cmd, "JSHOST_WORKER=%s %s %s %s",
-             tu_build_path(TU_FAKE_WORKER),
-             tu_build_path("tests/manager/autostart"),
-             tu_build_path(TU_MANAGER), m.rundir);
-    p = popen(cmd, "r");
-    assert_non_null(p);
-    assert_non_null(fgets(buf, sizeof buf, p));
-    st = pclose(p);
-    assert_int_equal(st, 0);
-    mpid = atoi(buf);
+    snprintf(env, sizeof env, "JSHOST_WORKER=%s",
+             tu_build_path(TU_FAKE_WORKER));
+    st = tu_run(argv, envv, NULL, &out, &err, TU_WAIT_MS);
+    if (st != 0)
+        fail_msg("autostart: %d\n%s", st, err);
+    mpid = atoi(out);
     assert_true(mpid > 0);
+    free(out);
+    free(err);
     snprintf(pidpath, sizeof pidpath, "%s/manager.pid", m.rundir);
-    assert_int_equal(read_pid_file(pidpath), mpid);
+    assert_int_equal(tu_read_pid(pidpath), mpid);
     kill(mpid, SIGTERM);
-    TU_UNTIL(tu_pid_gone(mpid), 15000);
+    TU_UNTIL(tu_pid_gone(mpid), TU_WAIT_MS);
 
     /* By hand in the foreground: a refusing socket is stale, a live one is
      * not touched (a second manager refuses to start). */
@@ -497,9 +506,9 @@ test_stale_socket(void **state)
                         "--runtime-dir", m.rundir, NULL};
         pid_t second = tu_spawn(argv, NULL, NULL);
 
-        st = tu_wait(second, 10000);
+        st = tu_wait(second, TU_WAIT_MS);
         assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1);
-        assert_true(tu_wait_socket(m.sock, 1000));
+        assert_true(tu_wait_socket(m.sock, TU_WAIT_MS));
     }
     tu_daemon_stop(&m);
 }
@@ -540,7 +549,7 @@ test_wrong_uid(void **state)
         _exit(127);
     }
     m.pid = pid;
-    if (!tu_wait_socket(m.sock, 10000)) {
+    if (!tu_wait_socket(m.sock, TU_WAIT_MS)) {
         /* The build tree is not reachable for nobody: nothing to test. */
         st = tu_wait(pid, 1000);
         kill(pid, SIGKILL);
@@ -551,7 +560,7 @@ test_wrong_uid(void **state)
     }
     c = tu_daemon_connect(&m);
     tu_rpc_send(c, "hello", "[{\"client\": \"x\", \"protocol\": 1}]");
-    rc = tu_rpc_read(c, &msg, 10000);
+    rc = tu_rpc_read(c, &msg, TU_WAIT_MS);
     assert_int_equal(rc, 1);
     assert_int_equal(msg.kind, PROTO_NOTIFICATION);
     {
@@ -561,10 +570,10 @@ test_wrong_uid(void **state)
         assert_true(proto_obj_streq(t, "ProtocolError"));
     }
     proto_msg_release(&msg);
-    assert_int_equal(tu_rpc_read(c, &msg, 10000), -1);
+    assert_int_equal(tu_rpc_read(c, &msg, TU_WAIT_MS), -1);
     tu_rpc_close(c);
     kill(pid, SIGTERM);
-    st = tu_daemon_wait(&m, 15000);
+    st = tu_daemon_wait(&m, TU_WAIT_MS);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     tu_daemon_stop(&m);
 }
@@ -591,20 +600,20 @@ test_garbage_and_half_messages(void **state)
 
     bad = tu_daemon_connect(&m);
     tu_rpc_send_raw(bad, garbage, sizeof garbage);
-    rc = tu_rpc_read(bad, &msg, 10000);
+    rc = tu_rpc_read(bad, &msg, TU_WAIT_MS);
     assert_int_equal(rc, 1);
     assert_int_equal(msg.kind, PROTO_NOTIFICATION);
     proto_msg_release(&msg);
-    assert_int_equal(tu_rpc_read(bad, &msg, 10000), -1);
+    assert_int_equal(tu_rpc_read(bad, &msg, TU_WAIT_MS), -1);
     tu_rpc_close(bad);
 
     /* A valid msgpack value that is not a message is refused too. */
     bad = tu_daemon_connect(&m);
     tu_rpc_send_raw(bad, "\x93\x07\x07\x07", 4);
-    rc = tu_rpc_read(bad, &msg, 10000);
+    rc = tu_rpc_read(bad, &msg, TU_WAIT_MS);
     assert_int_equal(rc, 1);
     proto_msg_release(&msg);
-    assert_int_equal(tu_rpc_read(bad, &msg, 10000), -1);
+    assert_int_equal(tu_rpc_read(bad, &msg, TU_WAIT_MS), -1);
     tu_rpc_close(bad);
 
     /* Nesting past the reader's limit is refused, not a crash. */
@@ -615,17 +624,16 @@ test_garbage_and_half_messages(void **state)
         memset(deep, 0x91, sizeof deep); /* 64 arrays of one element */
         tu_rpc_send_raw(bad, deep, sizeof deep);
     }
-    rc = tu_rpc_read(bad, &msg, 10000);
+    rc = tu_rpc_read(bad, &msg, TU_WAIT_MS);
     assert_int_equal(rc, 1);
     assert_int_equal(msg.kind, PROTO_NOTIFICATION);
     proto_msg_release(&msg);
-    assert_int_equal(tu_rpc_read(bad, &msg, 10000), -1);
+    assert_int_equal(tu_rpc_read(bad, &msg, TU_WAIT_MS), -1);
     tu_rpc_close(bad);
 
     /* Half a message, then the peer leaves. */
     half = tu_daemon_connect(&m);
     tu_rpc_send_raw(half, cut, sizeof cut);
-    usleep(50000);
     tu_rpc_close(half);
     /* Half a message and the peer stays: others are served meanwhile. */
     half = tu_daemon_connect(&m);
@@ -649,7 +657,7 @@ test_shutdown(void **state)
     const char *cfg;
     char *id, *r;
     pid_t pids[4];
-    int st, n;
+    int st;
 
     (void)state;
     tu_daemon_init(&m);
@@ -657,15 +665,11 @@ test_shutdown(void **state)
     tu_daemon_manager(&m, NULL, NULL);
     c = tu_daemon_connect(&m);
     id = tu_rpc_attach(c, cfg);
-    n = 0;
-    while (n < 2) {
-        n = tu_rpc_worker_pids(c, id, "ready", pids, 4);
-        usleep(20000);
-    }
+    TU_UNTIL(tu_rpc_worker_pids(c, id, "ready", pids, 4) == 2, TU_WAIT_MS);
     r = tu_rpc_call(c, "shutdown", "[]");
     assert_string_equal(r, "null");
     free(r);
-    st = tu_daemon_wait(&m, 15000);
+    st = tu_daemon_wait(&m, TU_WAIT_MS);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     assert_true(tu_pid_gone(pids[0]));
     assert_true(tu_pid_gone(pids[1]));
@@ -692,7 +696,7 @@ test_sigterm_stops_workers(void **state)
     id = tu_rpc_attach(c, cfg);
     assert_int_equal(tu_rpc_worker_pids(c, id, NULL, pids, 4), 1);
     tu_daemon_stop(&m); /* asserts exit 0 and no socket */
-    TU_UNTIL(tu_pid_gone(pids[0]), 5000);
+    TU_UNTIL(tu_pid_gone(pids[0]), TU_WAIT_MS);
     tu_rpc_close(c);
     free(id);
 }
@@ -717,14 +721,14 @@ test_manager_killed(void **state)
     id = tu_rpc_attach(c, cfg);
     assert_int_equal(tu_rpc_worker_pids(c, id, NULL, pids, 2), 1);
     kill(m.pid, SIGKILL);
-    st = tu_daemon_wait(&m, 10000);
+    st = tu_daemon_wait(&m, TU_WAIT_MS);
     assert_true(WIFSIGNALED(st));
-    TU_UNTIL(tu_pid_gone(pids[0]), 10000);
+    TU_UNTIL(tu_pid_gone(pids[0]), TU_WAIT_MS);
     tu_rpc_close(c);
     snprintf(pidpath, sizeof pidpath, "%s/manager.pid", m.rundir);
     assert_true(tu_exists(m.sock));
     tu_daemon_manager(&m, NULL, NULL);
-    assert_int_equal(read_pid_file(pidpath), m.pid);
+    assert_int_equal(tu_read_pid(pidpath), m.pid);
     c = tu_daemon_connect(&m);
     free(id);
     id = tu_rpc_attach(c, cfg);
@@ -754,10 +758,10 @@ test_message_too_big(void **state)
     params = malloc(8300);
     snprintf(params, 8300, "[\"x\", \"echo\", \"%s\"]", data);
     tu_rpc_send(big, "call", params);
-    assert_int_equal(tu_rpc_read(big, &msg, 10000), 1);
+    assert_int_equal(tu_rpc_read(big, &msg, TU_WAIT_MS), 1);
     assert_int_equal(msg.kind, PROTO_NOTIFICATION);
     proto_msg_release(&msg);
-    assert_int_equal(tu_rpc_read(big, &msg, 10000), -1);
+    assert_int_equal(tu_rpc_read(big, &msg, TU_WAIT_MS), -1);
     r = tu_rpc_call(ok, "ping", "[]");
     assert_string_equal(r, "\"pong\"");
     free(r);

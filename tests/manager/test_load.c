@@ -24,24 +24,42 @@
 #define NCALLS 300
 #define NKILLS 3
 
-struct readyq {
-    struct tu_rpc *c;
-    const char *id;
-    int want;
-    pid_t not ;
-};
-
+/* Whether `want` workers are ready, none of them `killed`. */
 static bool
-pool_ready(void *arg)
+pool_ready(struct tu_rpc *c, const char *id, int want, pid_t killed)
 {
-    struct readyq *q = arg;
     pid_t pids[8];
-    int n = tu_rpc_worker_pids(q->c, q->id, "ready", pids, 8), i;
+    int n = tu_rpc_worker_pids(c, id, "ready", pids, 8), i;
 
     for (i = 0; i < n; i++)
-        if (pids[i] == q->not )
+        if (pids[i] == killed)
             return false;
-    return n >= q->want;
+    return n >= want;
+}
+
+/* The calls the host's present workers have answered, together. */
+static long
+pool_calls(struct tu_rpc *c, const char *id)
+{
+    json_t *h = tu_rpc_host(c, id), *w;
+    long n = 0;
+    size_t i;
+
+    json_array_foreach(json_object_get(h, "workers"), i, w) n +=
+        (long)json_integer_value(json_object_get(w, "calls"));
+    json_decref(h);
+    return n;
+}
+
+static bool
+all_gone(const pid_t *pids, int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++)
+        if (!tu_pid_gone(pids[i]))
+            return false;
+    return true;
 }
 
 /*
@@ -98,7 +116,7 @@ done_when(bool real, const char *cfgname, const char *cfgtext, const char *fmt,
     char *id, pidpath[512], *r;
     pid_t kids[NCLIENTS], pids[8], last[8];
     int i, k, st, n, fds[2], crashed = 0, got, kills_while_busy = 0;
-    struct readyq q;
+    long base;
     json_t *h;
 
     tu_daemon_init(&m);
@@ -108,11 +126,7 @@ done_when(bool real, const char *cfgname, const char *cfgtext, const char *fmt,
     snprintf(pidpath, sizeof pidpath, "%s/manager.pid", m.rundir);
     c = tu_daemon_connect(&m);
     id = tu_rpc_attach(c, cfg);
-    q.c = c;
-    q.id = id;
-    q.want = pool;
-    q.not = 0;
-    TU_UNTIL(pool_ready(&q), 30000);
+    TU_UNTIL(pool_ready(c, id, pool, 0), TU_WAIT_MS);
     assert_int_equal(pipe(fds), 0);
     for (i = 0; i < NCLIENTS; i++) {
         kids[i] = fork();
@@ -124,15 +138,18 @@ done_when(bool real, const char *cfgname, const char *cfgtext, const char *fmt,
     }
     close(fds[1]);
     for (k = 0; k < NKILLS; k++) {
-        usleep(150000);
+        /* Each kill hits a pool at work: it has answered calls since it was
+         * whole again (unless the clients are through already). */
+        base = pool_calls(c, id);
+        TU_UNTIL(pool_calls(c, id) >= base + 20 || all_gone(kids, NCLIENTS),
+                 TU_WAIT_MS);
         n = tu_rpc_worker_pids(c, id, "ready", pids, 8);
         assert_true(n >= 1);
         kill(pids[0], SIGKILL);
-        if (waitpid(kids[0], &st, WNOHANG) == 0)
+        if (!all_gone(kids, NCLIENTS))
             kills_while_busy++;
         /* The pool comes back without the killed one. */
-        q.not = pids[0];
-        TU_UNTIL(pool_ready(&q), 30000);
+        TU_UNTIL(pool_ready(c, id, pool, pids[0]), TU_WAIT_MS);
     }
     for (i = 0; i < NCLIENTS; i++) {
         st = tu_wait(kids[i], 120000);
@@ -164,8 +181,8 @@ done_when(bool real, const char *cfgname, const char *cfgtext, const char *fmt,
     /* The last client leaves: linger, then idle exit, nothing left. */
     tu_rpc_close(c);
     for (i = 0; i < n; i++)
-        TU_UNTIL(tu_pid_gone(last[i]), 20000);
-    st = tu_daemon_wait(&m, 20000);
+        TU_UNTIL(tu_pid_gone(last[i]), TU_WAIT_MS);
+    st = tu_daemon_wait(&m, TU_WAIT_MS);
     assert_int_not_equal(st, -1);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     assert_false(tu_exists(m.sock));

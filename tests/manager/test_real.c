@@ -67,20 +67,10 @@ teardown(void **state)
     return 0;
 }
 
-static char *
-call_fn(const char *fn, const char *data, const char *opts)
-{
-    char params[512];
-
-    snprintf(params, sizeof params, "[\"%s\", \"%s\", %s, %s]", id, fn, data,
-             opts ? opts : "{}");
-    return tu_rpc_call(c, "call", params);
-}
-
 static void
 expect(const char *fn, const char *data, const char *want)
 {
-    char *r = call_fn(fn, data, NULL);
+    char *r = tu_rpc_call_fn(c, id, fn, data, "{}");
 
     assert_non_null(r);
     if (want[0] == '!')
@@ -213,7 +203,7 @@ test_timeout_then_serves(void **state)
     json_t *h;
 
     (void)state;
-    r = call_fn("spin", "null", "{\"timeout_ms\": 200}");
+    r = tu_rpc_call_fn(c, id, "spin", "null", "{\"timeout_ms\": 200}");
     assert_true(strncmp(r, "!TimeoutError", 13) == 0);
     free(r);
     expect("double", "{\"number\": 4}", "8");
@@ -229,7 +219,7 @@ test_heap_limit_recycles(void **state)
     json_t *h;
 
     (void)state;
-    r = call_fn("hog", "null", "{\"timeout_ms\": 60000}");
+    r = tu_rpc_call_fn(c, id, "hog", "null", "{\"timeout_ms\": 60000}");
     assert_true(strncmp(r, "!MemoryError", 12) == 0);
     free(r);
     /* Replaced, not counted as a crash. */
