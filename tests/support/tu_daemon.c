@@ -55,8 +55,6 @@ tu_daemon_manager(struct tu_daemon *d, const char *const *args,
     char *argv[32], *envv[32], worker[600];
     int n = 0, e = 0, i;
 
-    if (d->dir == NULL)
-        tu_daemon_init(d);
     d->manager = true;
     snprintf(d->sock, sizeof d->sock, "%s/%s", d->rundir, JSHOST_MANAGER_SOCK);
     argv[n++] = (char *)tu_build_path(TU_MANAGER);
@@ -85,8 +83,6 @@ tu_daemon_spawn_worker(struct tu_daemon *d, const char *config,
     const char *argv[32];
     int n = 0, i;
 
-    if (d->dir == NULL)
-        tu_daemon_init(d);
     d->manager = false;
     snprintf(d->sock, sizeof d->sock, "%s/w.sock", d->dir);
     argv[n++] = tu_build_path(TU_WORKER);

@@ -28,7 +28,7 @@ struct tu_daemon {
     bool real; /* a manager's workers are jshost-worker, not the fake */
 };
 
-/* A fresh scenario dir, nothing started yet (for configs written first). */
+/* A fresh scenario dir, nothing started yet; what follows starts in it. */
 void tu_daemon_init(struct tu_daemon *d);
 /*
  * Starts `jshost-manager --foreground --runtime-dir RUNDIR [args]` with env
