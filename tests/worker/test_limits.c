@@ -21,15 +21,6 @@
 #include "jshost_defs.h"
 #include "tu_daemon.h"
 
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 test_timeout_keeps_state(void **state)
 {
@@ -37,7 +28,7 @@ test_timeout_keeps_state(void **state)
     struct tu_rpc *c;
     struct proto_msg msg;
     struct proto_error pe;
-    int64_t t0, elapsed;
+    int64_t t0;
     uint32_t id;
 
     (void)state;
@@ -45,19 +36,18 @@ test_timeout_keeps_state(void **state)
     tu_daemon_worker(&f, tu_daemon_worker_config("basic.config.js"), NULL);
     c = tu_daemon_connect(&f);
     tu_rpc_check(c, "call", "[\"local\", \"count\", null]", "1");
-    t0 = now_ms();
+    t0 = tu_now_ms();
     id = tu_rpc_send(c, "call",
                      "[\"local\", \"spin\", {}, {\"timeout_ms\": 500}]");
     tu_rpc_expect_error(c, id, "TimeoutError", &msg, &pe);
-    elapsed = now_ms() - t0;
+    /* The per-call deadline (not the config's 10 s) ended it, never early.
+     * How soon after it the answer comes is bench/'s to measure. */
+    assert_true(tu_now_ms() - t0 >= 450);
+    assert_non_null(pe.message);
+    if (memmem(pe.message, pe.message_len, "within 500 ms", 13) == NULL)
+        fail_msg("not the call's own deadline: %.*s", (int)pe.message_len,
+                 pe.message);
     proto_msg_release(&msg);
-    /* The per-call deadline (not the config's 10 s) ended it, never early. */
-    print_message("infinite loop with a 500 ms deadline answered in %lld ms\n",
-                  (long long)elapsed);
-    assert_true(elapsed >= 450);
-    /* "within a second" (issue 3), not the config's 10 s; a sanitizer build
-     * (make check-sanitize sets JSHOST_SANITIZE) runs V8 slower. */
-    assert_true(elapsed < (getenv("JSHOST_SANITIZE") ? 3000 : 1000));
     /* The same worker serves the next call with its state intact. */
     tu_rpc_check(c, "call", "[\"local\", \"count\", null]", "2");
     /* An async call unsettled at its deadline is a TimeoutError too. */
@@ -72,8 +62,8 @@ test_timeout_keeps_state(void **state)
 }
 
 /* Replies are not held back for a whole read's batch: with three spinning calls
- * arriving in one write, the first TimeoutError comes out when its own run ends
- * (about 1 s), not with the third (about 3 s). */
+ * arriving in one write, the first TimeoutError comes out when its own run
+ * ends, a second before the next one can (bench/ measures how soon). */
 static void
 test_replies_not_held_behind_slow_runs(void **state)
 {
@@ -84,7 +74,6 @@ test_replies_not_held_behind_slow_runs(void **state)
     msgpack_sbuffer sb;
     msgpack_packer pk;
     uint32_t ids[3];
-    int64_t t0, first;
 
     (void)state;
     tu_daemon_init(&f);
@@ -104,14 +93,12 @@ test_replies_not_held_behind_slow_runs(void **state)
         proto_pack_cstr(&pk, "timeout_ms");
         msgpack_pack_uint32(&pk, 1000);
     }
-    t0 = now_ms();
     tu_rpc_request_send(c, &sb);
     tu_rpc_expect_error(c, ids[0], "TimeoutError", &msg, &pe);
-    first = now_ms() - t0;
     proto_msg_release(&msg);
-    print_message("first of three 1 s runs answered after %lld ms\n",
-                  (long long)first);
-    assert_true(first < 2000);
+    /* Held back, the three would have come in one write: the others would be
+     * here now, read or readable. */
+    assert_int_equal(tu_rpc_read(c, &msg, 0), 0);
     for (int i = 1; i < 3; i++) {
         tu_rpc_expect_error(c, ids[i], "TimeoutError", &msg, &pe);
         proto_msg_release(&msg);
