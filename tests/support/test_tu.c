@@ -534,10 +534,12 @@ test_read_file(void **state)
     assert_string_equal(s, "");
     free(s);
     assert_false(tu_exists(missing));
+    assert_int_equal(tu_file_size(missing), 0);
     assert_false(tu_file_contains(missing, ""));
     assert_int_equal(tu_read_pid(missing), 0);
     path = tu_write_file(dir, "pid", "4242\n");
     assert_true(tu_exists(path));
+    assert_int_equal(tu_file_size(path), 5);
     assert_int_equal(tu_read_pid(path), 4242);
     free(path);
     path = tu_write_file(dir, "nopid", "none\n");

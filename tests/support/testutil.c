@@ -297,8 +297,8 @@ tu_kill(pid_t pid)
 }
 
 int
-tu_run(char *const argv[], char *const envadd[], const char *input,
-       char **out, char **err, int timeout_ms)
+tu_run(char *const argv[], char *const envadd[], const char *input, char **out,
+       char **err, int timeout_ms)
 {
     long deadline = timeout_ms < 0 ? -1 : tu__now_ms() + timeout_ms, left;
     size_t ilen = input != NULL ? strlen(input) : 0, ioff = 0;

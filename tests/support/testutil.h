@@ -71,7 +71,8 @@ int tu_rpc_fd(const struct tu_rpc *c);
  * and returns its msgid. params_json must be a JSON array; values in it may
  * nest PROTO_VALUE_MAX_DEPTH levels (deeper ones: tu_rpc_send_raw).
  */
-uint32_t tu_rpc_send(struct tu_rpc *c, const char *method, const char *params_json);
+uint32_t tu_rpc_send(struct tu_rpc *c, const char *method,
+                     const char *params_json);
 /* Sends raw bytes as they are (for garbage, half messages, hand-packed values).
  * A send to a peer that has gone is not fatal: the next read reports it. */
 void tu_rpc_send_raw(struct tu_rpc *c, const void *buf, size_t len);

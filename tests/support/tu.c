@@ -185,6 +185,14 @@ tu_exists(const char *path)
     return lstat(path, &st) == 0;
 }
 
+size_t
+tu_file_size(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 ? (size_t)st.st_size : 0;
+}
+
 bool
 tu_file_contains(const char *path, const char *needle)
 {

@@ -8,6 +8,7 @@
  *   tu_rpc.h     a blocking msgpack-RPC client (proto/), replies as JSON
  *   tu_daemon.h  a jshost-manager or jshost-worker under test
  *   tu_loop.h    waiting on a libuv loop with a deadline
+ *   tu_jshost.h  calls through libjshost with JSON in and out (client tests)
  *
  * A test waits for the event it checks (a pid gone, a line in a file, a
  * reply), never for a while: TU_UNTIL below. Helpers assert (cmocka) where a
@@ -50,6 +51,8 @@ char *tu_read_file(const char *path);
 char *tu_read_text(const char *path);
 /* Whether path exists (lstat: a dangling symlink or a dead socket counts). */
 bool tu_exists(const char *path);
+/* The file's size, 0 when it does not exist (yet). */
+size_t tu_file_size(const char *path);
 /* Whether the file exists and contains needle. */
 bool tu_file_contains(const char *path, const char *needle);
 /* The first number in a pid file, 0 when it is missing or holds none. */

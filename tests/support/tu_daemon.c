@@ -198,6 +198,18 @@ tu_daemon_worker_config(const char *name)
     return r;
 }
 
+struct tu_rpc *
+tu_daemon_rundir_connect(const char *rundir)
+{
+    char *sock = tu_path(rundir, JSHOST_MANAGER_SOCK);
+    struct tu_rpc *c = tu_rpc_connect(sock);
+
+    if (c == NULL)
+        fail_msg("no manager answers on %s: %s", sock, strerror(errno));
+    free(sock);
+    return c;
+}
+
 pid_t
 tu_daemon_manager_pid(const char *rundir)
 {

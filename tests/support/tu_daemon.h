@@ -63,6 +63,9 @@ const char *tu_daemon_file(struct tu_daemon *d, const char *name,
 /* A config under tests/worker/configs (a static ring of four). */
 const char *tu_daemon_worker_config(const char *name);
 
+/* A connection to the manager of RUNDIR (of the test's own, for a look at
+ * its status); fails the test when none answers. */
+struct tu_rpc *tu_daemon_rundir_connect(const char *rundir);
 /* The pid in RUNDIR/manager.pid, 0 when there is none. */
 pid_t tu_daemon_manager_pid(const char *rundir);
 /* Stops the manager of RUNDIR, if one answers there: a shutdown request,
