@@ -26,4 +26,9 @@ bool tu_loop_step(uv_loop_t *loop, const struct tu_deadline *d);
                 tu_deadline_fail(&tu_until_, __FILE__, __LINE__, #cond);       \
     } while (0)
 
+/* Runs loop until nothing is left in it, as uv_run(UV_RUN_DEFAULT) does,
+ * but fails (at the caller's file and line) when it is not empty after ms. */
+#define TU_LOOP_DRAIN(loop, ms)                                                \
+    TU_LOOP_UNTIL((loop), !uv_loop_alive(loop), (ms))
+
 #endif
