@@ -59,7 +59,7 @@ fx_teardown(void **state)
     if (f->e != NULL)
         js_engine_free(f->e);
     f->e = NULL;
-    uv_run(&f->loop, UV_RUN_DEFAULT);
+    TU_LOOP_DRAIN(&f->loop, TU_WAIT_MS);
     int rc = uv_loop_close(&f->loop);
     js_error_free(&f->err);
     tu_rmtree(f->dir);

@@ -108,7 +108,7 @@ test_async_deadline(void **state)
     call_obj(f, "lateCb", &nil, 100, &r);
     expect_type(&r, PROTO_ERR_TIMEOUT);
     result_free(&r);
-    uv_run(&f->loop, UV_RUN_DEFAULT);
+    TU_LOOP_DRAIN(&f->loop, TU_WAIT_MS);
     call(f, "count", &r);
     expect_ok(&r, "1");
     result_free(&r);
@@ -129,7 +129,7 @@ test_timer_spin(void **state)
     expect_ok(&r, "\"armed\"");
     result_free(&r);
     /* the timer's loop is terminated at the engine's default deadline */
-    uv_run(&f->loop, UV_RUN_DEFAULT);
+    TU_LOOP_DRAIN(&f->loop, TU_WAIT_MS);
     call(f, "count", &r);
     expect_ok(&r, "1");
     result_free(&r);
