@@ -100,7 +100,7 @@ teardown(void **state)
     if (f->s != NULL)
         rpcstream_close(f->s);
     rpcstream_teardown();
-    uv_run(&f->loop, UV_RUN_DEFAULT);
+    TU_LOOP_DRAIN(&f->loop, TU_WAIT_MS);
     assert_int_equal(f->closed, 1);
     /* Every handle closed, the flusher's included. */
     assert_int_equal(uv_loop_close(&f->loop), 0);
