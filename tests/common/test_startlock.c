@@ -32,12 +32,7 @@
 static void
 read_byte(int fd, char *c)
 {
-    ssize_t n;
-
-    do {
-        n = read(fd, c, 1);
-    } while (n == -1 && errno == EINTR);
-    assert_int_equal(n, 1);
+    assert_int_equal(tu_read_full(fd, c, 1, TU_WAIT_MS), 1);
 }
 
 /* Waits for a child and returns its exit code (failing on a signal). */
