@@ -38,20 +38,6 @@ teardown(void **state)
 }
 
 static void
-expect_prefix(struct tu_rpc *c, const char *method, const char *params,
-              const char *prefix, const char *also)
-{
-    char *got = tu_rpc_call(c, method, params);
-
-    assert_non_null(got);
-    if (strncmp(got, prefix, strlen(prefix)) != 0 ||
-        (also != NULL && strstr(got, also) == NULL))
-        fail_msg("%s %s: expected %s...%s, got %s", method, params, prefix,
-                 also ? also : "", got);
-    free(got);
-}
-
-static void
 test_direct_client_methods(void **state)
 {
     struct tu_rpc *c = tu_daemon_connect(&fix);
@@ -69,8 +55,8 @@ test_direct_client_methods(void **state)
     assert_int_equal(tu_rpc_field(&msg.result, "server")->type,
                      MSGPACK_OBJECT_STR);
     proto_msg_release(&msg);
-    expect_prefix(c, "hello", "[{\"client\": \"test\", \"protocol\": 2}]",
-                  "!InvalidArgument: ", "protocol 2");
+    tu_rpc_check_error(c, "hello", "[{\"client\": \"test\", \"protocol\": 2}]",
+                       "InvalidArgument", "protocol 2");
 
     snprintf(params, sizeof(params), "[\"%s\", {}]",
              tu_daemon_worker_config("basic.config.js"));
@@ -84,7 +70,7 @@ test_direct_client_methods(void **state)
     proto_msg_release(&msg);
     snprintf(params, sizeof(params), "[\"%s\"]",
              tu_daemon_worker_config("bad/throws.config.js"));
-    expect_prefix(c, "attach", params, "!NotFound: ", NULL);
+    tu_rpc_check_error(c, "attach", params, "NotFound", NULL);
     tu_rpc_check(c, "detach", "[\"local\"]", "{\"linger_ms\":0}");
 
     tu_rpc_expect_result(c, tu_rpc_send(c, "status", "[null]"), &msg);
@@ -106,28 +92,29 @@ test_validation(void **state)
     struct tu_rpc *c = tu_daemon_connect(&fix);
 
     (void)state;
-    expect_prefix(c, "frobnicate", "[]", "!NotFound: ", "frobnicate");
-    expect_prefix(c, "call", "[\"local\"]", "!InvalidArgument: ", "params");
-    expect_prefix(c, "call", "[\"local\", 7, {}]",
-                  "!InvalidArgument: ", "function");
-    expect_prefix(c, "call", "[\"local\", \"double\", {}, 5]",
-                  "!InvalidArgument: ", "options");
-    expect_prefix(c, "call",
-                  "[\"local\", \"double\", {}, {\"timeout_ms\": \"soon\"}]",
-                  "!InvalidArgument: ", "timeout_ms");
-    expect_prefix(c, "context.eval", "[\"one\", \"1\", \"x.js\"]",
-                  "!InvalidArgument: ", "context");
-    expect_prefix(c, "context.eval", "[1, 2, \"x.js\"]",
-                  "!InvalidArgument: ", "source");
-    expect_prefix(c, "context.call", "[1, \"f\", 3]",
-                  "!InvalidArgument: ", "args");
-    expect_prefix(c, "context.load", "[1, [3]]", "!InvalidArgument: ", "paths");
-    expect_prefix(c, "context.create", "[null, {\"cwd\": 1}]",
-                  "!InvalidArgument: ", "cwd");
-    expect_prefix(c, "context.destroy", "[99999]", "!NotFound: ", NULL);
-    expect_prefix(c, "context.eval", "[99999, \"1\", \"x.js\"]",
-                  "!NotFound: ", NULL);
-    expect_prefix(c, "hello", "[]", "!InvalidArgument: ", "params");
+    tu_rpc_check_error(c, "frobnicate", "[]", "NotFound", "frobnicate");
+    tu_rpc_check_error(c, "call", "[\"local\"]", "InvalidArgument", "params");
+    tu_rpc_check_error(c, "call", "[\"local\", 7, {}]", "InvalidArgument",
+                       "function");
+    tu_rpc_check_error(c, "call", "[\"local\", \"double\", {}, 5]",
+                       "InvalidArgument", "options");
+    tu_rpc_check_error(
+        c, "call", "[\"local\", \"double\", {}, {\"timeout_ms\": \"soon\"}]",
+        "InvalidArgument", "timeout_ms");
+    tu_rpc_check_error(c, "context.eval", "[\"one\", \"1\", \"x.js\"]",
+                       "InvalidArgument", "context");
+    tu_rpc_check_error(c, "context.eval", "[1, 2, \"x.js\"]", "InvalidArgument",
+                       "source");
+    tu_rpc_check_error(c, "context.call", "[1, \"f\", 3]", "InvalidArgument",
+                       "args");
+    tu_rpc_check_error(c, "context.load", "[1, [3]]", "InvalidArgument",
+                       "paths");
+    tu_rpc_check_error(c, "context.create", "[null, {\"cwd\": 1}]",
+                       "InvalidArgument", "cwd");
+    tu_rpc_check_error(c, "context.destroy", "[99999]", "NotFound", NULL);
+    tu_rpc_check_error(c, "context.eval", "[99999, \"1\", \"x.js\"]",
+                       "NotFound", NULL);
+    tu_rpc_check_error(c, "hello", "[]", "InvalidArgument", "params");
     /* None of that hurt the connection. */
     tu_rpc_check(c, "call", "[\"local\", \"double\", {\"number\": 3}]", "6");
     tu_rpc_close(c);
@@ -443,9 +430,9 @@ test_private_vm(void **state)
     tu_daemon_init(&f);
     tu_daemon_worker(&f, NULL, NULL);
     c = tu_daemon_connect(&f);
-    expect_prefix(c, "call", "[null, \"anything\", {}]", "!NotFound: ", NULL);
-    expect_prefix(c, "attach", "[\"/nonexistent.config.js\"]",
-                  "!NotFound: ", NULL);
+    tu_rpc_check_error(c, "call", "[null, \"anything\", {}]", "NotFound", NULL);
+    tu_rpc_check_error(c, "attach", "[\"/nonexistent.config.js\"]", "NotFound",
+                       NULL);
     tu_rpc_expect_result(c, tu_rpc_send(c, "context.create", "[null]"), &msg);
     snprintf(params, sizeof(params),
              "[%llu, \"[1, 2].map(x => x * 3)\", \"vm.js\"]",
