@@ -302,9 +302,11 @@ tu_spawn_fd(char *const argv[], char *const envadd[], const char *logpath,
         return pid;
 
     tu__child_prepare(envadd);
-    /* dup2 clears close-on-exec on the copy: the child keeps it. */
-    if (give >= 0 && dup2(give, child_fd) == -1) {
-        dprintf(2, "tu_spawn: dup2: %s\n", strerror(errno));
+    /* The copy dup2 makes is not close-on-exec; a descriptor already at
+     * child_fd (dup2 then does nothing) is made so by hand. */
+    if (give >= 0 && (give == child_fd ? fcntl(give, F_SETFD, 0)
+                                       : dup2(give, child_fd)) == -1) {
+        dprintf(2, "tu_spawn: fd %d: %s\n", child_fd, strerror(errno));
         _exit(127);
     }
     fd = open("/dev/null", O_RDONLY);
