@@ -483,7 +483,7 @@ test_listen_socket(void **state)
 
     /* A second worker on a live socket refuses, and leaves it alone. */
     assert_true(asprintf(&log2, "%s/second.log", f.dir) > 0);
-    argv[0] = tu_build_path("worker/jshost-worker");
+    argv[0] = tu_build_path(TU_WORKER);
     argv[1] = "--listen";
     argv[2] = f.sock;
     argv[3] = tu_daemon_worker_config("basic.config.js");

@@ -183,26 +183,24 @@ static pid_t
 spawn_fd_worker_args(const char *config, const char *memory, int *peer,
                      const char *logpath)
 {
-    int sv[2];
+    const char *argv[8];
+    char fd[16];
+    int sv[2], n = 0;
     pid_t pid;
 
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
-
-        if (logfd < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0 ||
-            dup2(sv[1], JSHOST_WORKER_FD) < 0)
-            _exit(127);
-        if (memory != NULL)
-            execl(tu_build_path("worker/jshost-worker"), "jshost-worker",
-                  "--fd", "3", "--memory", memory, config, (char *)NULL);
-        else
-            execl(tu_build_path("worker/jshost-worker"), "jshost-worker",
-                  "--fd", "3", config, (char *)NULL);
-        _exit(127);
+    snprintf(fd, sizeof fd, "%d", JSHOST_WORKER_FD);
+    argv[n++] = tu_build_path(TU_WORKER);
+    argv[n++] = "--fd";
+    argv[n++] = fd;
+    if (memory != NULL) {
+        argv[n++] = "--memory";
+        argv[n++] = memory;
     }
+    argv[n++] = config;
+    argv[n] = NULL;
+    pid = tu_spawn_fd((char *const *)argv, NULL, logpath, sv[1],
+                      JSHOST_WORKER_FD);
     close(sv[1]);
     *peer = sv[0];
     return pid;
@@ -366,7 +364,7 @@ run_worker(const char *const *args, const char *logpath)
     int n = 0, status;
     pid_t pid;
 
-    argv[n++] = tu_build_path("worker/jshost-worker");
+    argv[n++] = tu_build_path(TU_WORKER);
     for (int i = 0; args[i] != NULL; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
