@@ -419,7 +419,7 @@ test_pipeline_10000(void **state)
         }
         if (jshost_in_flight(c) > max_in_flight)
             max_in_flight = jshost_in_flight(c);
-        assert_int_equal(jshost_read(c, &r, 10000), 1);
+        assert_int_equal(jshost_read(c, &r, TU_WAIT_MS), 1);
         assert_int_equal(r.ok, 1);
         i = (int)reply_int(&r);
         assert_true(i >= 0 && i < sent);
@@ -455,11 +455,11 @@ test_pipeline_out_of_order(void **state)
     msgpack_sbuffer_destroy(&sb);
     assert_int_equal(jshost_in_flight(c), 4);
     /* the release comes first, then the held ones newest first */
-    assert_int_equal(jshost_read(c, &r, 5000), 1);
+    assert_int_equal(jshost_read(c, &r, TU_WAIT_MS), 1);
     assert_int_equal(r.msgid, rel);
     jshost_reply_free(&r);
     for (i = 2; i >= 0; i--) {
-        assert_int_equal(jshost_read(c, &r, 5000), 1);
+        assert_int_equal(jshost_read(c, &r, TU_WAIT_MS), 1);
         assert_int_equal(r.msgid, held[i]);
         assert_int_equal(reply_int(&r), i);
         jshost_reply_free(&r);
@@ -468,7 +468,7 @@ test_pipeline_out_of_order(void **state)
     pack_call_params(&sb, "fail", 0);
     assert_int_equal(jshost_send(c, "call", sb.data, sb.size, &rel), 0);
     msgpack_sbuffer_destroy(&sb);
-    assert_int_equal(jshost_read(c, &r, 5000), 1);
+    assert_int_equal(jshost_read(c, &r, TU_WAIT_MS), 1);
     assert_int_equal(r.ok, 0);
     assert_string_equal(r.error.type, "JSError");
     jshost_reply_free(&r);
@@ -479,7 +479,7 @@ test_pipeline_out_of_order(void **state)
     pack_call_params(&sb, "close", 0);
     assert_int_equal(jshost_send(c, "call", sb.data, sb.size, &rel), 0);
     msgpack_sbuffer_destroy(&sb);
-    assert_int_equal(jshost_read(c, &r, 5000), -1);
+    assert_int_equal(jshost_read(c, &r, TU_WAIT_MS), -1);
     assert_int_equal(c->err, JSHOST_ERR_IO);
     assert_int_equal(jshost_in_flight(c), 0);
     jshost_free(c);
@@ -517,7 +517,7 @@ test_pipeline_large(void **state)
     /* 30 MB cannot all have gone into the socket */
     assert_true(max_pending > 0);
     for (i = 0; i < N; i++) {
-        assert_int_equal(jshost_read(c, &r, 20000), 1);
+        assert_int_equal(jshost_read(c, &r, TU_WAIT_MS), 1);
         assert_int_equal(r.ok, 1);
         assert_true(r.value.len > SIZE);
         jshost_reply_free(&r);
