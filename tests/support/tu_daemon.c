@@ -224,26 +224,24 @@ void
 tu_daemon_shutdown(const char *rundir)
 {
     char *sock = tu_path(rundir, JSHOST_MANAGER_SOCK);
-    pid_t pid = tu_daemon_manager_pid(rundir);
     struct tu_rpc *c = tu_rpc_connect(sock);
+    struct tu_deadline dl;
+    pid_t pid;
 
     free(sock);
-    if (c != NULL) {
-        free(tu_rpc_call(c, "shutdown", "[]"));
-        tu_rpc_close(c);
-    }
-    if (pid <= 0)
+    /* No manager answers: none runs (a pid file left by a killed one names
+     * a pid that may be someone else's by now). */
+    if (c == NULL)
         return;
-    {
-        struct tu_deadline dl = tu_deadline_start(TU_WAIT_MS);
-
-        while (!tu_pid_gone(pid)) {
-            if (!tu_deadline_wait(&dl)) {
-                kill(pid, SIGKILL);
-                fail_msg("the manager of %s (pid %d) did not exit after "
-                         "shutdown",
-                         rundir, (int)pid);
-            }
+    pid = tu_daemon_manager_pid(rundir);
+    free(tu_rpc_call(c, "shutdown", "[]"));
+    tu_rpc_close(c);
+    dl = tu_deadline_start(TU_WAIT_MS);
+    while (pid > 0 && !tu_pid_gone(pid)) {
+        if (!tu_deadline_wait(&dl)) {
+            kill(pid, SIGKILL);
+            fail_msg("the manager of %s (pid %d) did not exit after shutdown",
+                     rundir, (int)pid);
         }
     }
 }
