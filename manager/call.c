@@ -25,6 +25,7 @@ call_free(struct call *c)
 {
     if (c == NULL)
         return;
+    deadline_disarm(&c->deadline);
     free(c->params_owned);
     if (c->client != NULL)
         client_unref(c->client);

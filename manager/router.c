@@ -123,6 +123,18 @@ router_count(const struct router *r)
 }
 
 void
+router_foreach(const struct router *r, void (*fn)(struct call *, void *),
+               void *arg)
+{
+    size_t i;
+    struct call *c;
+
+    for (i = 0; i < r->nbuckets; i++)
+        for (c = r->buckets[i]; c != NULL; c = c->hnext)
+            fn(c, arg);
+}
+
+void
 router__set_next(struct router *r, uint32_t next)
 {
     r->next = next;
