@@ -189,6 +189,9 @@ test_connections_limit(void **state)
     for (i = 0; i < 3; i++) {
         c[i] = tu_daemon_connect(&m);
         tu_rpc_check(c[i], "ping", "[]", "\"pong\"");
+        /* The probe that saw the manager listen is gone before more come. */
+        if (i == 0)
+            TU_UNTIL(clients(c[0]) == 1, TU_WAIT_MS);
     }
     c[3] = tu_daemon_connect(&m);
     expect_refused(c[3], "too many connections");
@@ -383,6 +386,44 @@ test_log_cannot_open(void **state)
     tu_daemon_stop(&m);
 }
 
+/* A limit given as a flag wins over its variable; a value that is not a
+ * number stops the manager at once, naming the option. */
+static void
+test_options(void **state)
+{
+    struct tu_daemon m;
+    const char *args[] = {"--max-clients", "2", NULL};
+    const char *env[] = {"JSHOST_MAX_CLIENTS=50", NULL};
+    struct tu_rpc *a, *b, *c;
+    char *argv[6], *envadd[] = {"JSHOST_MAX_VMS=lots", NULL}, *out, *err;
+    char dir[300];
+
+    (void)state;
+    tu_daemon_init(&m);
+    tu_daemon_manager(&m, args, env);
+    a = tu_daemon_connect(&m);
+    /* The probe that saw it listen has gone: a is the one connection. */
+    TU_UNTIL(clients(a) == 1, TU_WAIT_MS);
+    b = tu_daemon_connect(&m);
+    tu_rpc_check(b, "ping", "[]", "\"pong\"");
+    c = tu_daemon_connect(&m);
+    expect_refused(c, "too many connections");
+    tu_rpc_close(c);
+    tu_rpc_close(b);
+    tu_rpc_close(a);
+    snprintf(dir, sizeof dir, "%s/other", m.dir);
+    argv[0] = (char *)tu_build_path(TU_MANAGER);
+    argv[1] = "--foreground";
+    argv[2] = "--runtime-dir";
+    argv[3] = dir;
+    argv[4] = NULL;
+    assert_int_equal(tu_run(argv, envadd, NULL, &out, &err, TU_WAIT_MS), 2);
+    assert_non_null(strstr(err, "JSHOST_MAX_VMS"));
+    free(out);
+    free(err);
+    tu_daemon_stop(&m);
+}
+
 int
 main(void)
 {
@@ -394,6 +435,7 @@ main(void)
         cmocka_unit_test(test_log_rotation),
         cmocka_unit_test(test_log_full_disk),
         cmocka_unit_test(test_log_cannot_open),
+        cmocka_unit_test(test_options),
     };
 
     signal(SIGPIPE, SIG_IGN);
