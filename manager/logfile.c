@@ -375,6 +375,8 @@ logfile_feed_new(void)
 static void
 logfile_feed_keep(struct logfile_feed *f, const char *buf, size_t len)
 {
+    if (len == 0)
+        return;
     if (f->len + len > f->cap) {
         f->cap = f->len + len + 256;
         f->buf = xrealloc(f->buf, f->cap);

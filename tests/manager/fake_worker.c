@@ -371,8 +371,12 @@ main(int argc, char **argv)
         }
         if (recycle_after_ready_ms > 0) {
             wait = (int)(recycle_after_ready_ms - ms_since(&ready_at));
-            if (wait <= 0)
+            if (wait <= 0) {
+                /* Freed first: a leak report would change the status. */
+                proto_reader_free(r);
+                msgpack_sbuffer_destroy(&sb);
                 return 75;
+            }
         }
         rc = poll(&pfd, 1, wait);
         if (rc < 0 && errno == EINTR)

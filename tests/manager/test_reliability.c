@@ -56,6 +56,17 @@ host_log_has(struct tu_daemon *m, const char *id, const char *words)
     return yes;
 }
 
+/* Asserts the host's log has `words`, showing the log when it has not. */
+static void
+expect_host_log(struct tu_daemon *m, const char *id, const char *words)
+{
+    char *log = host_log(m, id);
+
+    if (strstr(log, words) == NULL)
+        fail_msg("the host log has no '%s':\n%s", words, log);
+    free(log);
+}
+
 /* Waits for msgid's answer and asserts an error of `type` whose message
  * has `words`; returns how long it took from `t0`. */
 static int64_t
@@ -118,7 +129,7 @@ test_sigstop_relayed_calls_time_out(void **state)
     TU_UNTIL(tu_rpc_worker_pids(c, id, "ready", &pid2, 1) == 1 && pid2 != pid,
              TU_WAIT_MS);
     assert_int_not_equal(one_pid(c, id), pid);
-    assert_true(host_log_has(&m, id, "no answer"));
+    expect_host_log(&m, id, "no answer");
     tu_rpc_close(c);
     free(id);
     tu_daemon_stop(&m);
@@ -348,7 +359,7 @@ test_young_crashes_scale_with_pool(void **state)
     c = tu_daemon_connect(&m);
     id = tu_rpc_attach(c, cfg);
     TU_UNTIL(tu_rpc_host_in(c, id, "quarantined"), TU_WAIT_MS);
-    assert_true(host_log_has(&m, id, "quarantined after 10 crashes"));
+    expect_host_log(&m, id, "quarantined after 10 crashes");
     assert_int_equal(tu_rpc_host_figure(c, id, "crashes"), 10);
     tu_rpc_close(c);
     free(id);
@@ -384,7 +395,7 @@ test_quarantine_expires_and_backs_off(void **state)
     free(r);
     /* Over, tried again, quarantined again for twice as long. */
     TU_UNTIL(host_log_has(&m, id, "for 600 ms"), TU_WAIT_MS);
-    assert_true(host_log_has(&m, id, "quarantine over"));
+    expect_host_log(&m, id, "quarantine over");
     /* The config is fixed: the next try serves, with no restart. */
     tu_daemon_file(&m, "loop.conf", "linger=60000\n");
     TU_UNTIL(tu_rpc_host_in(c, id, "ready"), TU_WAIT_MS);
@@ -416,7 +427,7 @@ test_heap_recycle_loop_quarantines(void **state)
     c = tu_daemon_connect(&m);
     id = tu_rpc_attach(c, cfg);
     TU_UNTIL(tu_rpc_host_in(c, id, "quarantined"), TU_WAIT_MS);
-    assert_true(host_log_has(&m, id, "recycled for its heap limit"));
+    expect_host_log(&m, id, "recycled for its heap limit");
     r = tu_rpc_call_fn(c, id, "echo", "1", NULL);
     assert_true(strncmp(r, "!HostUnavailable", 16) == 0);
     free(r);
