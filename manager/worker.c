@@ -824,6 +824,10 @@ worker_patience(const struct worker *w)
     uint64_t longest = w->host->timeout_ms;
 
     router_foreach(w->calls, worker_longest, &longest);
+    /* A private VM takes calls before it has said anything: it may still
+     * be starting V8, which gets the start timeout. */
+    if (w->last_msg_ms == 0)
+        longest += mgr.start_timeout_ms;
     return longest + mgr.ping_timeout_ms;
 }
 
