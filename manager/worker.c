@@ -857,14 +857,13 @@ worker_watch_fire(struct deadline *d)
     uv_process_kill(&w->proc, SIGKILL);
 }
 
+/* It still holds the call (and owes its answer, which the watch judges);
+ * until it answers, new calls go to others first. */
 void
 worker_call_late(struct worker *w, struct call *c)
 {
     (void)c;
     w->late++;
-    /* A question it can answer at once if it is only busy, judged by the
-     * watch like everything it owes. */
-    worker_ping(w);
 }
 
 void
