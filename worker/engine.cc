@@ -750,8 +750,6 @@ Finalize(js_engine *e, Run *run)
         message = run->message.Get(isolate);
     if (run->ok) {
         msgpack_sbuffer *sb = TakeBuffer(e);
-        msgpack_packer pk;
-        msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
         std::string why;
         jsv::Status st;
         Outcome out;
@@ -760,7 +758,7 @@ Finalize(js_engine *e, Run *run)
         {
             Entry en(e, run->deadline_ns);
             TryCatch tc(isolate);
-            st = jsv::ToMsgpack(context, value, &pk, &why);
+            st = jsv::ToMsgpack(context, value, sb, &why);
             if (st == jsv::kException && tc.HasCaught() && !tc.HasTerminated())
                 ErrorFromException(isolate, context, tc.Exception(),
                                    tc.Message(), PROTO_ERR_JS, &err);
