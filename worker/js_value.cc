@@ -396,8 +396,9 @@ Reader::Key(const msgpack_object &k, bool cache, Local<v8::Name> *out)
         }
         uint32_t h = HashBytes(s, n);
         CachedKey &e = keys_[h % kKeyCacheSize];
+        // (an empty str's pointer may be null: no memcmp or memcpy of it)
         if (e.hash == h && e.len == n && !e.str.IsEmpty() &&
-            memcmp(e.bytes, s, n) == 0) {
+            (n == 0 || memcmp(e.bytes, s, n) == 0)) {
             *out = Local<v8::String>::New(isolate_, e.str);
             return kOk;
         }
@@ -407,7 +408,8 @@ Reader::Key(const msgpack_object &k, bool cache, Local<v8::Name> *out)
         e.str.Reset(isolate_, v.As<v8::String>());
         e.hash = h;
         e.len = n;
-        memcpy(e.bytes, s, n);
+        if (n > 0)
+            memcpy(e.bytes, s, n);
     } else if (k.type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
                k.type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
         std::string s = k.type == MSGPACK_OBJECT_POSITIVE_INTEGER
