@@ -14,7 +14,9 @@
 //   Map key is converted as a value, whatever its type (msgpack allows it).
 // - An object's values are read, passed through toJSON and converted one
 //   key after the other, in JSON.stringify's order (getters with side effects
-//   see the same sequence of calls).
+//   see the same sequence of calls). The reads run in a small JavaScript walk
+//   (kWalkSource): an error a getter throws has `walk (jshost:values:...)`
+//   frames under the getter's in its stack.
 // - BigInt.prototype.toJSON is not consulted: a BigInt always goes out as an
 //   int or ext 1 (JSON.stringify would call it, or throw without it).
 // - An invalid Date is kInvalid (JSON.stringify would write null).
@@ -943,6 +945,30 @@ class Out
 // ---------------------------------------------------------------------------
 // V8 -> msgpack
 
+// A plain object's own enumerable keys and their values are read by this
+// JavaScript, compiled once per context: through the API every key read from
+// Object.keys' array and every Get is a call into V8 (entry, handle scope,
+// lookup), several times what the same reads cost in compiled JavaScript.
+// It hands each key and value to `entry` (Writer::Entry, a native function
+// only this closure holds) as call arguments, which native code reads in
+// place; entry returns false to end the walk when the conversion failed, and
+// an exception (a getter's, toJSON's, a termination) ends it by itself. It
+// uses nothing a script can replace: the context's original Object.keys
+// (kObjectKeysPrivate), own elements of the array that returns, and syntax.
+const char kWalkSource[] = R"JS((function (keys, entry) {
+  'use strict';
+  return function walk(o) {
+    const ks = keys(o);
+    for (let i = 0, n = ks.length; i < n; i++) {
+      const k = ks[i];
+      if (!entry(k, o[k])) return;
+    }
+  };
+}))JS";
+
+// Where the walk is kept on each context's global object (v8::Private).
+constexpr char kWalkPrivate[] = "jshost.values.walk";
+
 // One step of the path from the top value down to the one being converted.
 struct Step {
     enum Kind { kIndex, kKey, kMapKey, kMapValue } kind;
@@ -960,8 +986,13 @@ class Writer
   public:
     Writer(Local<v8::Context> context, msgpack_sbuffer *sb, std::string *why)
         : context_(context), isolate_(context->GetIsolate()), out_(sb),
-          why_(why)
+          why_(why), outer_(current_)
     {
+        current_ = this;
+    }
+    ~Writer()
+    {
+        current_ = outer_;
     }
 
     Status Top(Local<Value> value);
@@ -969,6 +1000,20 @@ class Writer
   private:
     // What a value turned into once toJSON and boxing were applied.
     enum Shape { kSkip, kValue };
+
+    // An object being walked (kWalkSource): its entries so far, its depth,
+    // and how the conversion of one of them failed.
+    struct Frame {
+        Status st;
+        uint32_t count;
+        int depth;
+    };
+
+    static void WalkEntry(const v8::FunctionCallbackInfo<Value> &info);
+    bool Entry(Local<Value> k, Local<Value> v);
+    Local<v8::Function> Walk();
+    void Prepare();
+    Status PackObjectWalked(Local<v8::Object> obj, int depth);
 
     Status Resolve(Local<Value> *v, const Step &where, Shape *shape);
     Status Pack(Local<Value> v, int depth);
@@ -1002,13 +1047,21 @@ class Writer
     v8::Isolate *isolate_;
     Out out_;
     std::string *why_;
-    Local<v8::String> to_json_;
+    Local<v8::String> to_json_;       // set by Prepare(), as the next two
     Local<v8::Function> object_keys_; // the original Object.keys, if kept
+    Local<v8::Function> walk_;        // kWalkSource's walk, if there is one
+    std::vector<Frame> frames_;       // the objects being walked
+    Writer *outer_;                   // the conversion this one runs inside
     std::vector<Step> path_;
     std::vector<Local<v8::Object>> stack_; // the containers on the path
     std::vector<uint16_t> utf16_;          // scratch for two-byte strings
     CachedKey keys_[kKeyCacheSize];
+    // The conversion WalkEntry feeds: the innermost one on this thread (a
+    // getter may convert another value, in the middle of one).
+    static thread_local Writer *current_;
 };
+
+thread_local Writer *Writer::current_ = nullptr;
 
 #define PACK(call)                                                             \
     do {                                                                       \
@@ -1145,17 +1198,8 @@ Status
 Writer::Top(Local<Value> value)
 {
     v8::HandleScope scope(isolate_);
-    to_json_ = v8::String::NewFromUtf8Literal(isolate_, "toJSON",
-                                              v8::NewStringType::kInternalized);
-    Local<Value> keys;
-    if (context_->Global()
-            ->GetPrivate(context_,
-                         v8::Private::ForApi(isolate_,
-                                             v8::String::NewFromUtf8Literal(
-                                                 isolate_, kObjectKeysPrivate)))
-            .ToLocal(&keys) &&
-        keys->IsFunction())
-        object_keys_ = keys.As<v8::Function>();
+    if (value->IsObject()) // else there is no object in it
+        Prepare();
     Step top{Step::kIndex, 0, Local<Value>()};
     Shape shape;
     Status st = Resolve(&value, top, &shape);
@@ -1166,6 +1210,26 @@ Writer::Top(Local<Value> value)
         return kOk;
     }
     return Pack(value, 0);
+}
+
+// What only objects need, in Top's handle scope: a result that is a number
+// or a string does without the lookups.
+void
+Writer::Prepare()
+{
+    to_json_ = v8::String::NewFromUtf8Literal(isolate_, "toJSON",
+                                              v8::NewStringType::kInternalized);
+    Local<Value> keys;
+    if (context_->Global()
+            ->GetPrivate(context_,
+                         v8::Private::ForApi(isolate_,
+                                             v8::String::NewFromUtf8Literal(
+                                                 isolate_, kObjectKeysPrivate)))
+            .ToLocal(&keys) &&
+        keys->IsFunction()) {
+        object_keys_ = keys.As<v8::Function>();
+        walk_ = Walk();
+    }
 }
 
 Status
@@ -1386,6 +1450,8 @@ Writer::PackSet(Local<v8::Set> set, int depth)
 Status
 Writer::PackObject(Local<v8::Object> obj, int depth)
 {
+    if (!walk_.IsEmpty())
+        return PackObjectWalked(obj, depth);
     Local<v8::Array> keys;
     if (!object_keys_.IsEmpty()) {
         // Object.keys is EnumerableOwnPropertyNames(O, key), what
@@ -1444,6 +1510,111 @@ Writer::PackObject(Local<v8::Object> obj, int depth)
         }
         PutContainerHeader(out_.At(at), 0x80, 0xde, count);
     }
+    return kOk;
+}
+
+// The context's walk (kWalkSource), made the first time a value of this
+// context is converted; empty if it cannot be made (the caller then reads
+// properties through the API, and an exception that stopped it stays
+// pending for that to meet).
+Local<v8::Function>
+Writer::Walk()
+{
+    Local<v8::Private> name = v8::Private::ForApi(
+        isolate_, v8::String::NewFromUtf8Literal(isolate_, kWalkPrivate));
+    Local<v8::Object> global = context_->Global();
+    Local<Value> kept;
+    if (global->GetPrivate(context_, name).ToLocal(&kept) && kept->IsFunction())
+        return kept.As<v8::Function>();
+    v8::ScriptOrigin origin(
+        isolate_, v8::String::NewFromUtf8Literal(isolate_, "jshost:values"));
+    Local<v8::Script> script;
+    Local<Value> factory, walk;
+    Local<v8::Function> entry;
+    if (!v8::Script::Compile(
+             context_, v8::String::NewFromUtf8Literal(isolate_, kWalkSource),
+             &origin)
+             .ToLocal(&script) ||
+        !script->Run(context_).ToLocal(&factory) || !factory->IsFunction() ||
+        !v8::Function::New(context_, WalkEntry, Local<Value>(), 2,
+                           v8::ConstructorBehavior::kThrow)
+             .ToLocal(&entry))
+        return Local<v8::Function>();
+    Local<Value> args[] = {object_keys_, entry};
+    if (!factory.As<v8::Function>()
+             ->Call(context_, v8::Undefined(isolate_), 2, args)
+             .ToLocal(&walk) ||
+        !walk->IsFunction() ||
+        !global->SetPrivate(context_, name, walk).FromMaybe(false))
+        return Local<v8::Function>();
+    return walk.As<v8::Function>();
+}
+
+void
+Writer::WalkEntry(const v8::FunctionCallbackInfo<Value> &info)
+{
+    Writer *w = current_;
+    info.GetReturnValue().Set(w != nullptr && !w->frames_.empty() &&
+                              w->Entry(info[0], info[1]));
+}
+
+// One key and its value from the walk: toJSON, then packed, unless it is
+// left out. False when the conversion failed (the frame says how).
+bool
+Writer::Entry(Local<Value> k, Local<Value> v)
+{
+    Frame &f = frames_.back();
+    Step &step = path_.back();
+    step.key = k;
+    Shape shape;
+    Status st = Resolve(&v, step, &shape);
+    if (st == kOk && shape == kSkip)
+        return true;
+    if (st == kOk && !k->IsString())
+        st = Invalid("Object.keys gave a key that is not a string");
+    if (st == kOk)
+        st = PackKey(k.As<v8::String>(), f.count < kMaxCachedMapSize);
+    if (st == kOk)
+        st = Pack(v, f.depth + 1);
+    if (st != kOk) {
+        frames_.back().st = st;
+        return false;
+    }
+    frames_.back().count++;
+    return true;
+}
+
+// PackObject through the walk. The map's size is known once the walk is
+// done: a map16 header is written first and made smaller or larger after.
+Status
+Writer::PackObjectWalked(Local<v8::Object> obj, int depth)
+{
+    size_t at = out_.Size();
+    PACK(out_.Reserve(3));
+    out_.Advance(3);
+    frames_.push_back(Frame{kOk, 0, depth});
+    path_.push_back(Step{Step::kKey, 0, Local<Value>()});
+    Local<Value> arg = obj;
+    bool ran =
+        !walk_->Call(context_, v8::Undefined(isolate_), 1, &arg).IsEmpty();
+    Frame f = frames_.back();
+    frames_.pop_back();
+    if (f.st != kOk)
+        return f.st;
+    if (!ran)
+        return Thrown();
+    path_.pop_back();
+    size_t body = out_.Size() - at - 3;
+    size_t fit = MapHeaderSize(f.count);
+    if (fit > 3) {
+        PACK(out_.Reserve(fit - 3));
+        out_.Advance(fit - 3);
+    }
+    if (fit != 3) {
+        memmove(out_.At(at + fit), out_.At(at + 3), body);
+        out_.Shrink(at + fit + body);
+    }
+    PutContainerHeader(out_.At(at), 0x80, 0xde, f.count);
     return kOk;
 }
 

@@ -12,9 +12,10 @@ namespace jsv
 {
 
 // jsb::Install keeps the context's original Object.keys under this private
-// name (v8::Private::ForApi) on the global object; ToMsgpack lists an
-// object's keys with it (V8's API has no fast path for that), and falls back
-// to GetOwnPropertyNames in a context without it.
+// name (v8::Private::ForApi) on the global object. ToMsgpack walks an
+// object's own enumerable keys in JavaScript made with it (js_value.cc,
+// kWalkSource), and falls back to the API (GetOwnPropertyNames and a Get per
+// key, slower) in a context without it.
 constexpr char kObjectKeysPrivate[] = "jshost.Object.keys";
 
 // Outcomes of a conversion.

@@ -1015,6 +1015,11 @@ to_header_sizes(void **state)
                   "de0010", "17 keys, 16 values");
     EXPECT_EQ_STR(PackHex(context, "({a: undefined, b: Symbol()})"), "80",
                   "nothing left");
+    EXPECT_EQ_STR(PackHex(context,
+                          "(() => { const o = {}; for (let i = 0; i < 65536;"
+                          " i++) o['k' + i] = i; return o; })()")
+                      .substr(0, 10),
+                  "df00010000", "65536 keys");
     v8::HandleScope scope(isolate);
     Packed p = Pack(context,
                     Eval(context, "(() => { const o = {}; for (let i = 0; i < "
@@ -1134,6 +1139,61 @@ key_caches(void **state)
     EXPECT_EQ_STR(Hex(p.bytes), Hex(back), "to");
 }
 
+// A getter that converts another value in the middle of a conversion (as a
+// host function may): each conversion writes its own bytes.
+void
+PackInner(const v8::FunctionCallbackInfo<v8::Value> &info)
+{
+    v8::Isolate *isolate = info.GetIsolate();
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    std::string why;
+    jsv::Status st =
+        jsv::ToMsgpack(isolate->GetCurrentContext(), info[0], &sb, &why);
+    std::string hex =
+        st == jsv::kOk ? Hex(std::string(sb.data, sb.size)) : "!" + why;
+    msgpack_sbuffer_destroy(&sb);
+    info.GetReturnValue().Set(
+        v8::String::NewFromUtf8(isolate, hex.c_str()).ToLocalChecked());
+}
+
+void
+to_nested_conversion(void **state)
+{
+    V8_SCOPE(state);
+    context->Global()
+        ->Set(context, v8::String::NewFromUtf8Literal(isolate, "packInner"),
+              v8::Function::New(context, PackInner).ToLocalChecked())
+        .Check();
+    EXPECT_PACK("({a: 1, get b() { return packInner({x: [1, {y: 2}]}); },"
+                " c: {d: 3}})",
+                "{\"a\":1,\"b\":\"81a178920181a17902\",\"c\":{\"d\":3}}");
+    EXPECT_PACK("[{get b() { return packInner({x: '\\ud800'}); }}, {c: 1}]",
+                "[{\"b\":\"!value.x: string has a lone surrogate (U+D800 at "
+                "index 0)\"},{\"c\":1}]");
+}
+
+// Once the walk over objects is made, what scripts change afterwards does
+// not reach it: it holds the original Object.keys and reads only own
+// elements of the array that gives.
+void
+walk_after_tampering(void **state)
+{
+    V8_SCOPE(state);
+    EXPECT_PACK("({a: {b: 1}})", "{\"a\":{\"b\":1}}"); // the walk is made
+    Eval(context,
+         "Object.keys = () => ['zzz'];"
+         "Object.defineProperty(Array.prototype, '0', {get() { throw new "
+         "Error('element getter'); }, configurable: true});"
+         "Object.defineProperty(Object.prototype, 'length', {get() { throw new "
+         "Error('length getter'); }, configurable: true});"
+         "Function.prototype.call = Function.prototype.apply = () => { throw "
+         "new Error('call'); };");
+    EXPECT_PACK("({a: {b: [1, 2]}, c: 'd'})",
+                "{\"a\":{\"b\":[1,2]},\"c\":\"d\"}");
+    Eval(context, "delete Array.prototype[0]; delete Object.prototype.length");
+}
+
 // The sbuffer form appends to what the buffer held.
 void
 to_sbuffer_appends(void **state)
@@ -1229,6 +1289,7 @@ main(int argc, char **argv)
         PLAIN(to_getter_order),
         PLAIN(key_caches),
         PLAIN(to_sbuffer_appends),
+        PLAIN(to_nested_conversion),
         BUILTINS(from_scalars),
         BUILTINS(from_containers),
         BUILTINS(from_ext),
@@ -1250,6 +1311,8 @@ main(int argc, char **argv)
         BUILTINS(to_header_sizes),
         BUILTINS(to_getter_order),
         BUILTINS(key_caches),
+        BUILTINS(to_nested_conversion),
+        BUILTINS(walk_after_tampering),
     };
     int failed = cmocka_run_group_tests(tests, nullptr, nullptr);
     V8EnvShutdown();
