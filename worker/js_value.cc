@@ -1141,6 +1141,10 @@ Status
 Writer::Resolve(Local<Value> *v, const Step &where, Shape *shape)
 {
     Local<Value> value = *v;
+    if (value->IsString()) { // the commonest, and nothing to do
+        *shape = kValue;
+        return kOk;
+    }
     if (value->IsObject() && !value->IsDate() && !value->IsArrayBufferView() &&
         !value->IsArrayBuffer() && !value->IsSharedArrayBuffer()) {
         Local<v8::Object> obj = value.As<v8::Object>();
