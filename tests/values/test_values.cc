@@ -1194,6 +1194,32 @@ walk_after_tampering(void **state)
     Eval(context, "delete Array.prototype[0]; delete Object.prototype.length");
 }
 
+// A getter that throws while an object is walked: its error's stack names
+// the walk, jshost's own frames (docs/values.md says so).
+void
+walk_in_stacks(void **state)
+{
+    V8_SCOPE(state);
+    v8::Local<v8::Value> v =
+        Eval(context, "({a: {get b() { throw new Error('x'); }}})");
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    std::string why;
+    v8::TryCatch tc(isolate);
+    assert_int_equal(jsv::ToMsgpack(context, v, &sb, &why), jsv::kException);
+    msgpack_sbuffer_destroy(&sb);
+    assert_true(tc.HasCaught());
+    v8::Local<v8::Value> stack;
+    assert_true(tc.StackTrace(context).ToLocal(&stack));
+    v8::String::Utf8Value text(isolate, stack);
+    std::string st = *text ? *text : "";
+    if (st.find("Error: x\n") != 0 ||
+        st.find("at walk (jshost:values:") == std::string::npos) {
+        print_error("stack: %s\n", st.c_str());
+        fail();
+    }
+}
+
 // The sbuffer form appends to what the buffer held.
 void
 to_sbuffer_appends(void **state)
@@ -1313,6 +1339,7 @@ main(int argc, char **argv)
         BUILTINS(key_caches),
         BUILTINS(to_nested_conversion),
         BUILTINS(walk_after_tampering),
+        BUILTINS(walk_in_stacks),
     };
     int failed = cmocka_run_group_tests(tests, nullptr, nullptr);
     V8EnvShutdown();
