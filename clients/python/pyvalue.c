@@ -309,12 +309,13 @@ pyvalue_pack(struct pyvalue_pack *st, PyObject *o, const char *root)
 
 /* Short ASCII map keys, kept across calls: every result of a function
  * brings the same keys again (a 1000-key dict, or {i, s} a thousand times),
- * and a kept str is neither made nor hashed again. Direct-mapped by a hash
- * of the bytes; a collision replaces the entry. The GIL guards it. */
-#define KEY_CACHE_SIZE 1024
+ * and a kept str is neither made nor hashed again. Sets of two by a hash of
+ * the bytes, the one used last first; a third key in a set replaces the
+ * other. At most 2048 strs of up to 32 characters stay. The GIL guards it. */
+#define KEY_CACHE_SETS 1024
 #define KEY_CACHE_MAX_LEN 32
 
-static PyObject *key_cache[KEY_CACHE_SIZE];
+static PyObject *key_cache[KEY_CACHE_SETS][2];
 
 struct unpacker {
     struct proto_cur cur;
@@ -391,22 +392,28 @@ unpack_key(const char *s, size_t n)
 {
     if (n > KEY_CACHE_MAX_LEN)
         return unpack_str(s, n);
-    PyObject **slot = &key_cache[key_hash(s, n) % KEY_CACHE_SIZE];
-    PyObject *k = *slot;
-    if (k != NULL && PyUnicode_GET_LENGTH(k) == (Py_ssize_t)n &&
-        memcmp(PyUnicode_1BYTE_DATA(k), s, n) == 0) {
-        Py_INCREF(k);
-        return k;
+    PyObject **set = key_cache[key_hash(s, n) % KEY_CACHE_SETS];
+    for (int way = 0; way < 2; way++) {
+        PyObject *k = set[way];
+        if (k != NULL && PyUnicode_GET_LENGTH(k) == (Py_ssize_t)n &&
+            memcmp(PyUnicode_1BYTE_DATA(k), s, n) == 0) {
+            set[way] = set[0];
+            set[0] = k;
+            Py_INCREF(k);
+            return k;
+        }
     }
     if (!is_ascii(s, n))
         return PyUnicode_DecodeUTF8(s, (Py_ssize_t)n, "strict");
-    k = unpack_str(s, n);
+    PyObject *k = unpack_str(s, n);
     if (k == NULL || PyObject_Hash(k) == -1) {
         Py_XDECREF(k);
         return NULL;
     }
+    Py_XDECREF(set[1]);
+    set[1] = set[0];
     Py_INCREF(k);
-    Py_XSETREF(*slot, k);
+    set[0] = k;
     return k;
 }
 
