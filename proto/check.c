@@ -410,7 +410,7 @@ param_u32(const struct proto_msg *msg, uint32_t i, const char *what,
     if (proto_param_uint(msg, i, what, &u, cause) < 0)
         return -EINVAL;
     if (u > UINT32_MAX) {
-        proto__cause(cause, "params[%u] (%s): %llu is not a 32-bit msgid", i,
+        proto__cause(cause, "params[%u] (%s): %llu does not fit 32 bits", i,
                      what, (unsigned long long)u);
         return -EINVAL;
     }
@@ -448,11 +448,16 @@ proto_check_release(const struct proto_msg *msg, struct proto_params *p,
 static int
 param_owner(const struct proto_msg *msg, struct proto_params *p, char *cause)
 {
-    const msgpack_object *o, *call, *ctx;
-    uint64_t v;
+    const msgpack_object *o, *call, *ctx, *v;
+    const char *key;
 
-    if (proto_param_map(msg, 2, "owner", &o, cause) < 0)
+    if (proto_param_any(msg, 2, &o, cause) < 0)
         return -EINVAL;
+    if (o->type != MSGPACK_OBJECT_MAP) {
+        proto__cause(cause, "params[2] (owner): expected a map, got %s",
+                     proto__obj_kind(o));
+        return -EINVAL;
+    }
     call = proto_map_get(o, PROTO_K_CALL);
     ctx = proto_map_get(o, PROTO_K_CONTEXT);
     if ((call == NULL) == (ctx == NULL) || o->via.map.size != 1) {
@@ -462,18 +467,23 @@ param_owner(const struct proto_msg *msg, struct proto_params *p, char *cause)
                      PROTO_K_CALL, PROTO_K_CONTEXT);
         return -EINVAL;
     }
-    if (opt_uint(o, 2, call != NULL ? PROTO_K_CALL : PROTO_K_CONTEXT,
-                 call != NULL ? UINT32_MAX : UINT64_MAX, &v, cause) < 0)
-        return -EINVAL;
-    if (v == 0) {
-        proto__cause(cause, "params[2] (owner): %s 0 names nothing",
-                     call != NULL ? PROTO_K_CALL : PROTO_K_CONTEXT);
+    v = call != NULL ? call : ctx;
+    key = call != NULL ? PROTO_K_CALL : PROTO_K_CONTEXT;
+    if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 == 0 ||
+        (call != NULL && v->via.u64 > UINT32_MAX)) {
+        proto__cause(cause,
+                     "params[2] (owner): %s: expected an unsigned %s-bit "
+                     "integer above 0, got %s",
+                     key, call != NULL ? "32" : "64",
+                     v->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+                         ? "another one"
+                         : proto__obj_kind(v));
         return -EINVAL;
     }
     if (call != NULL)
-        p->owner_call = (uint32_t)v;
+        p->owner_call = (uint32_t)v->via.u64;
     else
-        p->owner_context = v;
+        p->owner_context = v->via.u64;
     return 0;
 }
 
