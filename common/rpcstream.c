@@ -294,6 +294,7 @@ int
 rpcstream_read_now(struct rpcstream *s, size_t max)
 {
     size_t before = proto_reader_pending(s->reader), len;
+    bool end = false;
     char *p;
     ssize_t n;
     int fd, rc;
@@ -307,15 +308,18 @@ rpcstream_read_now(struct rpcstream *s, size_t max)
         n = read(fd, p, len);
         if (n < 0 && errno == EINTR)
             continue;
+        /* EOF and errors stay for libuv to read again; only whether the
+         * peer has gone entirely is told here. */
+        end = n == 0 || (n < 0 && errno != EAGAIN);
         if (n <= 0)
-            break; /* EAGAIN, or EOF and errors: libuv reads those again */
+            break;
         proto_reader_fill(s->reader, (size_t)n);
     }
     if (proto_reader_pending(s->reader) != before && !s->dispatch_due) {
         s->dispatch_due = true;
         rpcstream_mark_dirty(s);
     }
-    return rpcstream_peer_gone(s) ? 1 : 0;
+    return end && rpcstream_peer_gone(s) ? 1 : 0;
 }
 
 size_t
