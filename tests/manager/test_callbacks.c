@@ -395,6 +395,34 @@ test_stop_grace(void **state)
     tu_rpc_close(b);
 }
 
+static void
+test_restart_grace(void **state)
+{
+    struct tu_rpc *a = tu_daemon_connect(&m), *b = tu_daemon_connect(&m);
+    struct proto_msg msg;
+    struct proto_error pe;
+    char params[256];
+    pid_t old = the_worker(b);
+    uint32_t mid;
+    json_t *j;
+
+    (void)state;
+    snprintf(params, sizeof params, "[\"%s\", \"spin\", null]", id);
+    mid = tu_rpc_send(a, "call", params);
+    TU_UNTIL(tu_file_contains(logfile, "spinning"), TU_WAIT_MS);
+    snprintf(params, sizeof params, "[\"%s\"]", id);
+    j = tu_rpc_ok(b, "restart", params);
+    json_decref(j);
+    /* The old worker drains: its spin is cancelled after the grace, and it
+     * goes. */
+    tu_rpc_expect_error(a, mid, "Cancelled", &msg, &pe);
+    proto_msg_release(&msg);
+    TU_UNTIL(tu_pid_gone(old), TU_WAIT_MS);
+    assert_int_not_equal(the_worker(b), old);
+    tu_rpc_close(a);
+    tu_rpc_close(b);
+}
+
 /* CPU seconds pid has used (utime + stime), from /proc. */
 static double
 cpu_seconds(pid_t pid)
@@ -494,6 +522,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_close_stops_spin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_queued, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_grace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_grace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vm_close_stops_timer, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_stops_spin, setup,
