@@ -130,6 +130,11 @@ InvokeFromJs(const FunctionCallbackInfo<Value> &info)
         Reject(context, resolver, ErrorWith(isolate, m.c_str(), true));
         return;
     }
+    // Converting the arguments ran JS (getters): is it still alive?
+    if (const char *why = CallableExpired(e, id, owner)) {
+        Reject(context, resolver, ErrorWith(isolate, why));
+        return;
+    }
     Realm *realm = RealmOf(context);
     Invoke inv;
     inv.resolver.Reset(isolate, resolver);
