@@ -362,6 +362,8 @@ main(int argc, char **argv)
     r = uv_loop_close(&w.loop);
     if (r < 0)
         log_warn("uv_loop_close: %s", uv_strerror(r));
+    close(stop_pipe[0]);
+    close(stop_pipe[1]);
     serve_free(w.serve);
     log_info("exit: status %d", w.status);
     log_close();
