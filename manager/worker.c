@@ -4,7 +4,9 @@
  * forwarded with msgids from this worker's own space; replies find their client
  * through the router. A worker is finished only once both its exit status and
  * the end of its socket have been seen, so that replies it flushed just before
- * exiting (a MemoryError before exit 75) still reach their clients.
+ * exiting (a MemoryError before exit 75) still reach their clients. A worker
+ * drained for stop or restart gets a grace for the calls it holds, then they
+ * are cancelled, then it is stopped.
  */
 #include <errno.h>
 #include <signal.h>
@@ -22,9 +24,6 @@
 
 /* How long to wait for the socket's end once the process has exited. */
 #define WORKER_EOF_GRACE_MS 1000
-/* The longest a drain waits for direct clients before the worker is
- * stopped (their calls then end HostCrashed). */
-#define WORKER_DRAIN_GRACE_MS 5000
 
 static void worker_finish(struct worker *w);
 static void worker_kill_timer_cb(uv_timer_t *t);
@@ -189,6 +188,10 @@ worker_on_raw(void *owner, const struct proto_raw *raw)
     struct call *c;
     msgpack_packer pk;
 
+    if (raw->kind == PROTO_REQUEST) {
+        w->last_msg_ms = manager_now();
+        return invoke_from_worker(w, raw);
+    }
     if (raw->kind != PROTO_RESPONSE ||
         (uint8_t)raw->bytes[raw->error_at] != 0xc0)
         return false;
@@ -276,13 +279,21 @@ worker_on_msg(void *owner, struct proto_msg *m)
             if (w->state == WORKER_DRAINING && w->inflight == 0)
                 worker_stop(w);
         }
-    } else {
-        struct rpcstream_msg om;
+    } else if (proto_msg_is(m, PROTO_M_INVOKE)) {
+        /* What the fast path (invoke_from_worker) did not take. */
+        struct proto_params p;
+        char cause[PROTO_CAUSE_MAX];
 
-        rpcstream_msg_init(&om);
-        proto_write_errorf(&om.pk, m->msgid, PROTO_ERR_NOT_FOUND,
-                           "the manager serves no requests from workers");
-        rpcstream_send(w->stream, &om);
+        if (proto_check_invoke(m, &p, cause) < 0)
+            invoke_fail(w, m->msgid, PROTO_ERR_INVALID_ARGUMENT, "%s", cause);
+        else
+            invoke_fail(w, m->msgid, PROTO_ERR_INVALID_ARGUMENT,
+                        "params[2] (owner): the manager routes an invoke by "
+                        "its owner, {\"call\": msgid} or {\"context\": id}");
+    } else {
+        invoke_fail(w, m->msgid, PROTO_ERR_NOT_FOUND,
+                    "the manager serves no method '%.*s' to workers",
+                    (int)(m->method_len > 64 ? 64 : m->method_len), m->method);
     }
     proto_msg_release(m);
 }
@@ -320,7 +331,7 @@ static const struct rpcstream_cbs worker_stream_cbs = {
 };
 
 /* Once its socket is closing, what is meant for a worker is dropped. */
-static void
+void
 worker_send(struct worker *w, struct rpcstream_msg *om)
 {
     if (!w->stream_open || w->stream == NULL) {
@@ -331,20 +342,42 @@ worker_send(struct worker *w, struct rpcstream_msg *om)
 }
 
 static void
+worker_cancel_one(struct call *c, void *arg)
+{
+    if (c->kind == CALL_FORWARD && !c->cancelled)
+        worker_cancel(arg, c);
+}
+
+static void
 worker_kill_timer_cb(uv_timer_t *t)
 {
     struct worker *w = t->data;
 
-    if (w->state == WORKER_EXITED) {
-        /* The socket never ended (a grandchild holds it): finish anyway. */
-        worker_finish(w);
+    if (w->state == WORKER_DRAINING && !w->grace_over) {
+        w->grace_over = true;
+        host_log(w->host, w->pid,
+                 "%u calls still running after the stop grace: cancelling "
+                 "them",
+                 w->inflight);
+        /* Direct clients had the same grace: their time is up too. */
+        w->drained = true;
+        router_foreach(w->calls, worker_cancel_one, w);
+        if (w->inflight == 0) {
+            worker_stop(w);
+            return;
+        }
+        uv_timer_start(&w->kill_timer, worker_kill_timer_cb, mgr.kill_grace_ms,
+                       0);
         return;
     }
     if (w->state == WORKER_DRAINING) {
-        host_log(w->host, w->pid,
-                 "direct clients still there after the drain's grace");
-        w->drained = true;
+        host_log(w->host, w->pid, "cancelled calls still unanswered");
         worker_stop(w);
+        return;
+    }
+    if (w->state == WORKER_EXITED) {
+        /* The socket never ended (a grandchild holds it): finish anyway. */
+        worker_finish(w);
         return;
     }
     if (w->state == WORKER_STARTING) {
@@ -400,6 +433,7 @@ worker_finish(struct worker *w)
     /* A worker that did not stop cleanly leaves its socket behind. */
     if (w->direct_path != NULL)
         unlink(w->direct_path);
+    invoke_worker_gone(w);
     worker_exit_words(w, words, sizeof words);
     while ((c = router_pop(w->calls)) != NULL) {
         if (c->kind == CALL_FORWARD || c->kind == CALL_CONTEXT_CREATE ||
@@ -613,19 +647,23 @@ worker_drain(struct worker *w)
 
     if (w->state == WORKER_STARTING || w->state == WORKER_READY) {
         w->state = WORKER_DRAINING;
-        host_log(w->host, w->pid, "draining (%u in flight)", w->inflight);
+        /* Its calls run on for the host's deadline, at most the grace;
+         * then they are cancelled. */
+        grace = w->host->timeout_ms < mgr.drain_grace_ms ? w->host->timeout_ms
+                                                         : mgr.drain_grace_ms;
+        host_log(w->host, w->pid, "draining (%u in flight, %llu ms grace)",
+                 w->inflight, (unsigned long long)grace);
         if (w->direct_path != NULL && w->ready_ms != 0 && !w->drained) {
+            /* Its direct clients are told to go; it says when none is
+             * left. */
             rpcstream_msg_init(&om);
             proto_write_notification(&om.pk, PROTO_N_DRAIN, 0);
             worker_send(w, &om);
-            grace = w->host->timeout_ms < WORKER_DRAIN_GRACE_MS
-                        ? w->host->timeout_ms
-                        : WORKER_DRAIN_GRACE_MS;
-            uv_timer_start(&w->kill_timer, worker_kill_timer_cb,
-                           grace + WORKER_EOF_GRACE_MS, 0);
         } else {
             w->drained = true; /* nothing to wait for but its own calls */
         }
+        uv_timer_stop(&w->kill_timer);
+        uv_timer_start(&w->kill_timer, worker_kill_timer_cb, grace, 0);
     }
     if (w->state == WORKER_DRAINING && w->inflight == 0 && w->drained)
         worker_stop(w);
@@ -644,6 +682,18 @@ worker_pack_direct(msgpack_packer *pk, const struct host *h)
     TAILQ_FOREACH(w, &h->workers, entry)
     if (w->state == WORKER_READY && w->direct_path != NULL)
         proto_pack_cstr(pk, w->direct_path);
+}
+
+void
+worker_cancel(struct worker *w, struct call *c)
+{
+    struct rpcstream_msg om;
+
+    c->cancelled = true;
+    rpcstream_msg_init(&om);
+    proto_write_notification(&om.pk, PROTO_N_CANCEL, 1);
+    msgpack_pack_uint32(&om.pk, c->wid);
+    worker_send(w, &om);
 }
 
 void

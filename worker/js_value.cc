@@ -469,6 +469,14 @@ Reader::Ext(const msgpack_object &o, Local<Value> *out)
         *out = b;
         return kOk;
     }
+    if (o.via.ext.type == PROTO_EXT_CALLABLE) {
+        uint32_t id;
+        std::string why;
+        if (proto_ext_callable_decode(p, n, &id, cause) != 0)
+            return Invalid(cause);
+        Status st = CallableFromId(context_, id, out, &why);
+        return st == kInvalid ? Invalid(why) : st == kException ? Thrown() : st;
+    }
     char what[64];
     snprintf(what, sizeof what, "unknown ext type %d", (int)o.via.ext.type);
     return Invalid(what);

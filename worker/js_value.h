@@ -34,6 +34,12 @@ enum Status {
 Status FromMsgpack(v8::Local<v8::Context> context, const msgpack_object &obj,
                    v8::Local<v8::Value> *out, std::string *why);
 
+// ext 2 (a callable, callback `id`): the engine's async function for it
+// (worker/js_callable.cc), owned as the engine says at the time; kInvalid
+// with *what where a callable cannot cross.
+Status CallableFromId(v8::Local<v8::Context> context, uint32_t id,
+                      v8::Local<v8::Value> *out, std::string *what);
+
 // V8 -> msgpack, appended to sb. JSON.stringify's rules for functions,
 // symbols and undefined (skipped in objects, null in arrays) and toJSON(); Map
 // as map; every ArrayBuffer view and ArrayBuffer as bin; Date as ext -1;

@@ -5,6 +5,7 @@
  * do.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -23,8 +24,7 @@
 
 struct worker {
     uv_loop_t loop;
-    uv_signal_t sigterm;
-    uv_signal_t sigint;
+    uv_poll_t stop_poll; /* the read end of stop_pipe */
     uv_timer_t exit_timer;
     js_engine *engine;
     struct serve *serve;
@@ -40,6 +40,14 @@ struct args {
     const char *cwd;
     const char *config;
 };
+
+/*
+ * SIGTERM and SIGINT: the number in stop_signal (the engine's poll reads it
+ * while JavaScript runs long, and terminates it), a byte in stop_pipe for
+ * the loop.
+ */
+static volatile sig_atomic_t stop_signal;
+static int stop_pipe[2] = {-1, -1};
 
 static void
 usage(FILE *f)
@@ -165,8 +173,7 @@ exit_timer_cb(uv_timer_t *t)
     serve_close(w->serve);
     js_engine_free(w->engine);
     w->engine = NULL;
-    uv_close((uv_handle_t *)&w->sigterm, close_cb);
-    uv_close((uv_handle_t *)&w->sigint, close_cb);
+    uv_close((uv_handle_t *)&w->stop_poll, close_cb);
     uv_close((uv_handle_t *)&w->exit_timer, close_cb);
 }
 
@@ -187,10 +194,46 @@ serve_exit(void *arg, int status)
 }
 
 static void
-signal_cb(uv_signal_t *h, int signum)
+on_stop_signal(int signum)
 {
-    log_info("signal %d: exiting", signum);
+    int saved = errno;
+
+    stop_signal = signum;
+    if (write(stop_pipe[1], "", 1) < 0) {
+        /* full: a byte is there already */
+    }
+    errno = saved;
+}
+
+static void
+stop_poll_cb(uv_poll_t *h, int status, int events)
+{
+    char buf[16];
+
+    (void)status;
+    (void)events;
+    while (read(stop_pipe[0], buf, sizeof buf) > 0)
+        ;
+    log_info("signal %d: exiting", (int)stop_signal);
+    uv_poll_stop(h);
     request_exit(h->data, 0);
+}
+
+/* The handlers of SIGTERM and SIGINT, and the pipe that tells the loop. */
+static int
+stop_signals_setup(void)
+{
+    struct sigaction sa;
+
+    if (pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+        return -errno;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
+        return -errno;
+    return 0;
 }
 
 /* Says why the config failed, in the form the mode needs, and exits 78. */
@@ -280,6 +323,7 @@ main(int argc, char **argv)
     sopts.config_realpath = real ? real : a.config;
     sopts.on_exit = serve_exit;
     sopts.arg = &w;
+    sopts.stop_signal = &stop_signal;
     if (serve_new(&w.loop, &sopts, &w.serve) < 0) {
         log_error("out of memory");
         return 1;
@@ -287,12 +331,14 @@ main(int argc, char **argv)
     free(real);
     uv_timer_init(&w.loop, &w.exit_timer);
     w.exit_timer.data = &w;
-    uv_signal_init(&w.loop, &w.sigterm);
-    w.sigterm.data = &w;
-    uv_signal_start(&w.sigterm, signal_cb, SIGTERM);
-    uv_signal_init(&w.loop, &w.sigint);
-    w.sigint.data = &w;
-    uv_signal_start(&w.sigint, signal_cb, SIGINT);
+    r = stop_signals_setup();
+    if (r < 0) {
+        log_error("cannot set up the signal handlers: %s", strerror(-r));
+        return 1;
+    }
+    uv_poll_init(&w.loop, &w.stop_poll, stop_pipe[0]);
+    w.stop_poll.data = &w;
+    uv_poll_start(&w.stop_poll, UV_READABLE, stop_poll_cb);
 
     /* Both: the manager's worker, with a socket of its own for the direct
      * calls of the host's clients; it listens before it says ready. */
@@ -319,6 +365,8 @@ main(int argc, char **argv)
     r = uv_loop_close(&w.loop);
     if (r < 0)
         log_warn("uv_loop_close: %s", uv_strerror(r));
+    close(stop_pipe[0]);
+    close(stop_pipe[1]);
     serve_free(w.serve);
     log_info("exit: status %d", w.status);
     log_close();

@@ -387,6 +387,12 @@ from_errors(void **state)
                 "strings or integers)");
     EXPECT_FROM("92 00 d4 05 00", "!invalid: value[1]: unknown ext type 5");
     EXPECT_FROM("d4 80 00", "!invalid: value: unknown ext type -128");
+    // A callable becomes a function only where the engine owns the
+    // conversion (a call's data, a context's args); here it cannot cross.
+    EXPECT_FROM("81 a1 66 d6 02 00000007",
+                "!invalid: value.f: a callable cannot cross here");
+    EXPECT_FROM("d5 02 0007",
+                "!invalid: value: callable of a size other than 4 bytes");
     EXPECT_FROM(
         "d5 ff 0000",
         "!invalid: value: timestamp of a size other than 4, 8 or 12 bytes");
