@@ -109,12 +109,12 @@ again:
     call.buf = buf;
     call.cap = cap;
     if (jshost__call_send(p, &call, method, parts, nparts) == -ENOMEM) {
-        jshost__call_fini(&call);
         jshost__leave(c);
         return jshost__seterr(eo, JSHOST_ERR_OOM, "%s: out of memory", method);
     }
     r = jshost__call_wait(p, &call, deadline, false);
-    jshost__call_fini(&call);
+    if (r == 1) /* answered, and the lock is no longer ours */
+        return jshost__call_result(eo, &call, method, result);
     if (r == -ETIMEDOUT) {
         jshost__leave(c);
         return jshost__seterr(eo, JSHOST_ERR_TIMEOUT,

@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +37,76 @@ jshost__cond_init(pthread_cond_t *cond)
     r = pthread_cond_init(cond, &attr);
     pthread_condattr_destroy(&attr);
     return -r;
+}
+
+_Static_assert(sizeof(atomic_uint) == 4, "a futex word is 32 bits");
+
+/* Sleeps while *word == seen, up to deadline (jshost__now_ms() terms, -1:
+ * none); returns early on a bump, a signal or spuriously. */
+static void
+word_wait(atomic_uint *word, unsigned seen, int64_t deadline)
+{
+    struct timespec ts, *tp = NULL;
+
+    if (deadline >= 0) {
+        ts.tv_sec = deadline / 1000;
+        ts.tv_nsec = (deadline % 1000) * 1000000;
+        tp = &ts;
+    }
+    /* BITSET: an absolute CLOCK_MONOTONIC deadline, as jshost__now_ms(). */
+    syscall(SYS_futex, word, FUTEX_WAIT_BITSET_PRIVATE, seen, tp, NULL,
+            FUTEX_BITSET_MATCH_ANY);
+}
+
+static void
+word_wake(atomic_uint *word)
+{
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1);
+}
+
+/* Bumps a call's word; its thread is woken when the lock is released. The
+ * bump must be the last write to the call: its thread may return as soon as
+ * it sees it (a wake-up that then finds no sleeper, or a later one at the
+ * same address, is harmless: every sleeper checks its word again). */
+static void
+word_bump(jshost_priv *p, struct jshost__call *call)
+{
+    atomic_uint *word = &call->word;
+
+    bool asleep = call->asleep;
+
+    atomic_fetch_add_explicit(word, 1, memory_order_release);
+    /* A thread that is not asleep (the driver, a flusher) needs no wake. */
+    if (!asleep)
+        return;
+    if (p->nwakes < JSHOST__MAX_WAKES)
+        p->wakes[p->nwakes++] = word;
+    else
+        word_wake(word);
+}
+
+void
+jshost__wake_pending(jshost_priv *p)
+{
+    int i;
+
+    for (i = 0; i < p->nwakes; i++)
+        word_wake(p->wakes[i]);
+    p->nwakes = 0;
+}
+
+void
+jshost__unlock(jshost_priv *p)
+{
+    atomic_uint *wakes[JSHOST__MAX_WAKES];
+    int i, n = p->nwakes;
+
+    if (n > 0)
+        memcpy(wakes, p->wakes, (size_t)n * sizeof(wakes[0]));
+    p->nwakes = 0;
+    pthread_mutex_unlock(&p->lock);
+    for (i = 0; i < n; i++)
+        word_wake(wakes[i]);
 }
 
 static void
@@ -105,7 +177,7 @@ fork_reset(jshost_priv *p, unsigned gen)
         bool consistent = pthread_mutex_trylock(&p->lock) == 0;
 
         if (consistent)
-            pthread_mutex_unlock(&p->lock);
+            pthread_mutex_unlock(&p->lock); /* ours from the trylock */
 
         pthread_mutex_init(&p->lock, NULL);
         pthread_mutex_init(&p->errlock, NULL);
@@ -128,6 +200,7 @@ fork_reset(jshost_priv *p, unsigned gen)
         p->driving = false;
         p->flushing = false;
         p->calls = NULL;
+        p->nwakes = 0;
         p->in_flight = 0;
         p->pipe_lost = false;
         atomic_store(&p->gen, gen);
@@ -149,7 +222,7 @@ jshost__enter(jshost *c)
 void
 jshost__leave(jshost *c)
 {
-    pthread_mutex_unlock(&c->priv->lock);
+    jshost__unlock(c->priv);
 }
 
 /* Starts a message at the end of the write buffer: *pk packs onto it. Returns
@@ -259,8 +332,12 @@ jshost__wake_all(jshost_priv *p)
 {
     struct jshost__call *call;
 
-    for (call = p->calls; call != NULL; call = call->next)
-        pthread_cond_signal(&call->cond);
+    struct jshost__call *next;
+
+    for (call = p->calls; call != NULL; call = next) {
+        next = call->next;
+        word_bump(p, call);
+    }
     pthread_cond_broadcast(&p->pipe_cond);
 }
 
@@ -283,7 +360,7 @@ jshost__conn_lost(jshost_priv *p, const char *cause)
         call->next = NULL;
         call->state = p->written <= call->start ? JSHOST__CALL_LOST_UNSENT
                                                 : JSHOST__CALL_LOST_SENT;
-        pthread_cond_signal(&call->cond);
+        word_bump(p, call);
     }
     p->calls = NULL;
     if (p->in_flight > 0) {
@@ -384,7 +461,7 @@ hand_reply(jshost_priv *p, uint32_t msgid, const char *result, size_t len,
     else
         call->ok = jshost__error_from_obj(error, &call->error) == 0 ? 0 : -1;
     call->state = JSHOST__CALL_DONE;
-    pthread_cond_signal(&call->cond);
+    word_bump(p, call);
 }
 
 static void
@@ -527,7 +604,7 @@ jshost__drive(jshost_priv *p, int timeout_ms, bool unlock)
     if (out)
         p->flushing = true;
     if (unlock)
-        pthread_mutex_unlock(&p->lock);
+        jshost__unlock(p);
     n = poll(&pfd, 1, timeout_ms);
     if (unlock)
         pthread_mutex_lock(&p->lock);
@@ -555,23 +632,23 @@ jshost__drive(jshost_priv *p, int timeout_ms, bool unlock)
  * which the driver may close meanwhile.
  */
 static void
-wait_writable(jshost_priv *p, struct jshost__call *call, int timeout_ms)
+wait_writable(jshost_priv *p, int timeout_ms)
 {
     struct pollfd pfd = {-1, POLLOUT, 0};
-    struct timespec ts;
-    int64_t until;
+    struct timespec ts = {0, 0};
 
     pfd.fd = fcntl(p->fd, F_DUPFD_CLOEXEC, 0);
     if (pfd.fd < 0) {
         /* Out of descriptors: the driver writes when its wait slice ends. */
-        until = jshost__now_ms() + (timeout_ms < 10 ? timeout_ms : 10);
-        ts.tv_sec = until / 1000;
-        ts.tv_nsec = (until % 1000) * 1000000;
-        pthread_cond_timedwait(&call->cond, &p->lock, &ts);
+        ts.tv_nsec =
+            (timeout_ms >= 0 && timeout_ms < 10 ? timeout_ms : 10) * 1000000L;
+        jshost__unlock(p);
+        nanosleep(&ts, NULL);
+        pthread_mutex_lock(&p->lock);
         return;
     }
     p->flushing = true;
-    pthread_mutex_unlock(&p->lock);
+    jshost__unlock(p);
     poll(&pfd, 1, timeout_ms);
     pthread_mutex_lock(&p->lock);
     close(pfd.fd);
@@ -580,19 +657,11 @@ wait_writable(jshost_priv *p, struct jshost__call *call, int timeout_ms)
         jshost__push(p);
 }
 
-int
+void
 jshost__call_init(struct jshost__call *call, bool pipelined)
 {
     memset(call, 0, sizeof(*call));
     call->pipelined = pipelined;
-    return pipelined ? 0 : jshost__cond_init(&call->cond);
-}
-
-void
-jshost__call_fini(struct jshost__call *call)
-{
-    if (!call->pipelined)
-        pthread_cond_destroy(&call->cond);
 }
 
 size_t
@@ -753,8 +822,8 @@ int
 jshost__call_wait(jshost_priv *p, struct jshost__call *call, int64_t deadline,
                   bool hold)
 {
-    struct timespec ts;
     int64_t remain;
+    unsigned seen;
     bool drove = false, flushed = false;
     int r = 0;
 
@@ -777,13 +846,21 @@ jshost__call_wait(jshost_priv *p, struct jshost__call *call, int64_t deadline,
         } else if (p->written < call->end && !p->flushing && p->fd >= 0) {
             /* Only while its own bytes wait: its reply cannot come before. */
             flushed = true;
-            wait_writable(p, call, (int)remain);
-        } else if (deadline < 0) {
-            pthread_cond_wait(&call->cond, &p->lock);
+            wait_writable(p, (int)remain);
         } else {
-            ts.tv_sec = deadline / 1000;
-            ts.tv_nsec = (deadline % 1000) * 1000000;
-            pthread_cond_timedwait(&call->cond, &p->lock, &ts);
+            /* Asleep on its own word, without the lock: the driver's wake-up
+             * does not run into a lock it holds, and an answered call needs
+             * the lock no more. */
+            seen = atomic_load_explicit(&call->word, memory_order_relaxed);
+            call->asleep = true;
+            jshost__unlock(p);
+            word_wait(&call->word, seen, deadline);
+            if (atomic_load_explicit(&call->word, memory_order_acquire) !=
+                    seen &&
+                call->state == JSHOST__CALL_DONE && !drove && !flushed)
+                return 1;
+            pthread_mutex_lock(&p->lock);
+            call->asleep = false;
         }
     }
     /* Hand the driver role on to one waiting call (waking them all would be
@@ -793,7 +870,7 @@ jshost__call_wait(jshost_priv *p, struct jshost__call *call, int64_t deadline,
         jshost__wake_all(p);
     } else if (drove) {
         if (p->calls != NULL)
-            pthread_cond_signal(&p->calls->cond);
+            word_bump(p, p->calls);
         pthread_cond_broadcast(&p->pipe_cond);
     }
     return r;

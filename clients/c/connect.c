@@ -414,12 +414,9 @@ connect_request(jshost *c, const char *method, msgpack_sbuffer *params,
 
     snprintf(what, sizeof(what), "%s on %s", method, p->socket_path);
     jshost__call_init(&call, false);
-    if (jshost__call_send(p, &call, method, &part, 1) == -ENOMEM) {
-        jshost__call_fini(&call);
+    if (jshost__call_send(p, &call, method, &part, 1) == -ENOMEM)
         return jshost__seterr(c, JSHOST_ERR_OOM, "out of memory");
-    }
     r = jshost__call_wait(p, &call, deadline, true);
-    jshost__call_fini(&call);
     if (r == -ETIMEDOUT) {
         /* What it would answer now is anyone's guess: start over. */
         jshost__conn_lost(p, "timed out");
@@ -593,7 +590,7 @@ jshost_connect(const struct jshost_options *opts)
         p->spawn = 0;
     pthread_mutex_lock(&p->lock);
     jshost__reconnect_locked(c);
-    pthread_mutex_unlock(&p->lock);
+    jshost__unlock(p);
     return c;
 }
 
@@ -633,7 +630,7 @@ jshost_free(jshost *c)
         free(q);
     }
     jshost__held_free(p);
-    pthread_mutex_unlock(&p->lock);
+    jshost__unlock(p);
     pthread_mutex_destroy(&p->lock);
     pthread_mutex_destroy(&p->errlock);
     pthread_cond_destroy(&p->pipe_cond);

@@ -61,6 +61,8 @@
 /* Pipelined requests queued behind others in flight are written once this
  * many bytes wait (or by the next jshost_read or jshost_flush). */
 #define JSHOST__CORK_BYTES 65536
+/* Wake-ups of waiting calls held back until the lock is released. */
+#define JSHOST__MAX_WAKES 64
 /* Pieces of a request's params (jshost__call_send), besides its head. */
 #define JSHOST__MAX_PARTS 8
 
@@ -84,10 +86,15 @@ struct jshost__call {
     struct jshost__call *next;
     uint32_t msgid;
     bool pipelined;
-    enum jshost__call_state state;
+    _Atomic enum jshost__call_state state; /* read unlocked after `word` */
     uint64_t start; /* priv->queued at the first byte of the request */
     uint64_t end;   /* and past its last byte */
-    pthread_cond_t cond;
+    /* Bumped (and futex-woken) when the call ends or the driver role is
+     * handed to it: a waiting thread sleeps on it without the lock, and the
+     * bump is the last write to the call, after which its thread may take
+     * the result and return without the lock. */
+    atomic_uint word;
+    bool asleep; /* its thread sleeps on word (set and read under the lock) */
     int ok; /* 1: value holds the result, 0: error holds it, -1: out of memory
              */
     /* Room the caller gives for the result (may be NULL): a result that fits
@@ -140,6 +147,12 @@ struct jshost_priv {
     int lost_err;          /* and as an enum jshost_err (IO or PROTOCOL) */
     char server_said[256]; /* the server's last "error" notification */
 
+    /* Calls whose word was bumped under the lock: their futex wake-up
+     * waits for the lock's release (jshost__unlock), so that the woken do
+     * not run into the lock and the holder makes no system call for them
+     * while others wait for it. */
+    atomic_uint *wakes[JSHOST__MAX_WAKES];
+    int nwakes;
     uint32_t next_msgid; /* only jshost__call_send takes from it */
     bool driving;
     bool flushing; /* a thread waits for the socket to take wbuf's bytes */
@@ -188,6 +201,11 @@ void jshost__fork_watch(void);
  * inherited connection state; then takes the lock. */
 void jshost__enter(jshost *c);
 void jshost__leave(jshost *c);
+/* Releases the lock, then wakes the calls it ended or handed the driver role
+ * to meanwhile. Every release of the lock goes through here. */
+void jshost__unlock(jshost_priv *p);
+/* Those wake-ups now, the lock held (before a wait that releases it). */
+void jshost__wake_pending(jshost_priv *p);
 /* Ms since an arbitrary epoch (CLOCK_MONOTONIC). */
 int64_t jshost__now_ms(void);
 /* Writes what the socket takes now. 0, or a negative errno (connection broken).
@@ -216,9 +234,8 @@ int jshost__cond_init(pthread_cond_t *cond);
 /* Calls (conn.c) -------------------------------------------------------------
  */
 
-/* A fresh call record (blocking, or pipelined); jshost__call_fini when done. */
-int jshost__call_init(struct jshost__call *call, bool pipelined);
-void jshost__call_fini(struct jshost__call *call);
+/* A fresh call record (blocking, or pipelined). */
+void jshost__call_init(struct jshost__call *call, bool pipelined);
 /*
  * The one send path (lock held, connected): gives the call its msgid,
  * registers a blocking call or counts a pipelined one, and writes
@@ -238,7 +255,9 @@ int jshost__call_send(jshost_priv *p, struct jshost__call *call,
  * Waits (lock held) until a blocking call is answered or lost, driving when
  * nobody else does; with `hold` the lock is never released (a fresh
  * connection, on which nobody else may talk yet). deadline in jshost__now_ms()
- * terms, -1 = none. 0, or -ETIMEDOUT (the call is then no longer registered).
+ * terms, -1 = none. 0 (lock held), -ETIMEDOUT (lock held; the call is then no
+ * longer registered), or 1: answered while it slept, and the lock was not
+ * taken again (the result is the call's own now).
  */
 int jshost__call_wait(jshost_priv *p, struct jshost__call *call,
                       int64_t deadline, bool hold);

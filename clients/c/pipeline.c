@@ -143,10 +143,12 @@ jshost_read(jshost *c, jshost_reply *reply, int timeout_ms)
             jshost__drive(p, remain < 0 ? -1 : (int)remain, true);
             p->driving = false;
         } else if (deadline < 0) {
+            jshost__wake_pending(p); /* the wait releases the lock itself */
             pthread_cond_wait(&p->pipe_cond, &p->lock);
         } else {
             ts.tv_sec = deadline / 1000;
             ts.tv_nsec = (deadline % 1000) * 1000000;
+            jshost__wake_pending(p);
             pthread_cond_timedwait(&p->pipe_cond, &p->lock, &ts);
         }
     }
