@@ -211,10 +211,10 @@ class JshostManager:
 class JshostDirect:
     label = "jshost direct to worker"
 
-    def __init__(self, jshost, worker, rundir, guard=True):
+    def __init__(self, jshost, worker, rundir, guard=True, config=CONFIG):
         self.sock = os.path.join(rundir, "direct-%d.sock" % time.monotonic_ns())
         log = open(os.path.join(rundir, "direct-worker.log"), "ab")
-        self.proc = subprocess.Popen([worker, "--listen", self.sock, CONFIG],
+        self.proc = subprocess.Popen([worker, "--listen", self.sock, config],
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                      preexec_fn=die_with_us if guard else None)
         log.close()
@@ -222,7 +222,7 @@ class JshostDirect:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             try:
-                self.host = jshost.Host(CONFIG, socket=self.sock)
+                self.host = jshost.Host(config, socket=self.sock)
                 break
             except jshost.ConnectionError:
                 if self.proc.poll() is not None:

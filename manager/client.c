@@ -223,14 +223,46 @@ client_detach(struct client *c, struct proto_msg *m,
     client_send(c, &om);
 }
 
+/* The methods a client's call may carry to a worker, by their static names
+ * (a call keeps its method's name while it waits). */
+enum {
+    FWD_CALL,
+    FWD_CONTEXT_EVAL,
+    FWD_CONTEXT_CALL,
+    FWD_CONTEXT_LOAD,
+    FWD_CONTEXT_DESTROY,
+    FWD_CONTEXT_CREATE,
+};
+static const char *const client_forwarded[] = {
+    [FWD_CALL] = PROTO_M_CALL,
+    [FWD_CONTEXT_EVAL] = PROTO_M_CONTEXT_EVAL,
+    [FWD_CONTEXT_CALL] = PROTO_M_CONTEXT_CALL,
+    [FWD_CONTEXT_LOAD] = PROTO_M_CONTEXT_LOAD,
+    [FWD_CONTEXT_DESTROY] = PROTO_M_CONTEXT_DESTROY,
+    [FWD_CONTEXT_CREATE] = PROTO_M_CONTEXT_CREATE,
+};
+
+static const char *
+client_forwarded_name(const char *method, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof client_forwarded / sizeof client_forwarded[0]; i++) {
+        if (strlen(client_forwarded[i]) == len &&
+            memcmp(client_forwarded[i], method, len) == 0)
+            return client_forwarded[i];
+    }
+    return NULL;
+}
+
+/* A call from a request read whole (the slow path: its params re-packed). */
 static struct call *
 client_take_call(struct client *c, struct proto_msg *m, enum call_kind kind)
 {
     struct call *call = call_new(kind, c, m->msgid);
 
-    call->msg = *m;
-    call->has_msg = true;
-    m->zone = NULL; /* the call owns it now */
+    call_set_params(call, client_forwarded_name(m->method, m->method_len),
+                    &m->params);
     return call;
 }
 
@@ -415,6 +447,94 @@ client_request(struct client *c, struct proto_msg *m)
     e->fn(c, m, &p);
 }
 
+/*
+ * The fast path of docs/protocol.md's "the manager forwards, it does not
+ * translate": a call or a context's eval/call/load whose routing is in order
+ * goes to its worker as the bytes it came in, behind a new head, without
+ * being unpacked. Anything else (a bad param, an unknown host or context)
+ * takes the slow path, whose checker gives the typed error; a param the
+ * manager does not route by is checked by the worker, with the same checker.
+ */
+static bool
+client_on_raw(void *owner, const struct proto_raw *raw)
+{
+    static msgpack_zone zone;
+    static bool zone_up;
+    struct client *c = owner;
+    const char *method;
+    struct proto_cur cur;
+    struct proto_item it;
+    struct host *h = NULL;
+    struct context *x = NULL;
+    struct call *call;
+    char name[PATH_MAX], cause[PROTO_CAUSE_MAX];
+    uint32_t opts_at, tmo = 0;
+    bool is_call;
+
+    if (raw->kind != PROTO_REQUEST || c->closed || raw->nparams < 2)
+        return false;
+    method = client_forwarded_name(raw->method, raw->method_len);
+    if (method == NULL || method == client_forwarded[FWD_CONTEXT_DESTROY] ||
+        method == client_forwarded[FWD_CONTEXT_CREATE])
+        return false;
+    is_call = method == client_forwarded[FWD_CALL];
+    /* Where the options sit: params[3] (call, eval, call), params[2] (load). */
+    opts_at = method == client_forwarded[FWD_CONTEXT_LOAD] ? 2 : 3;
+    if (raw->nparams > opts_at + 1 || raw->nparams > PROTO_RAW_PARAMS)
+        return false;
+    proto_cur_init(&cur, raw->bytes + raw->param_at[0],
+                   raw->size - raw->param_at[0]);
+    if (proto_cur_next(&cur, &it) != 0)
+        return false;
+    if (is_call) {
+        if (it.type != PROTO_T_STR || it.len >= sizeof name ||
+            memchr(it.ptr, '\0', it.len) != NULL)
+            return false;
+        memcpy(name, it.ptr, it.len);
+        name[it.len] = '\0';
+        if ((h = host_find(name)) == NULL)
+            return false;
+    } else {
+        if (it.type != PROTO_T_UINT)
+            return false;
+        x = context_find(it.v.u);
+        if (x == NULL || x->owner != c)
+            return false;
+        h = x->host;
+    }
+    if (raw->nparams == opts_at + 1) {
+        /* The options are the last param: the one timeout reader reads
+         * them, unpacked on their own (a few bytes). */
+        msgpack_object opts;
+        size_t off = 0, at = raw->param_at[opts_at];
+        int rc;
+
+        if (!zone_up) {
+            msgpack_zone_init(&zone, 1024);
+            zone_up = true;
+        }
+        rc =
+            msgpack_unpack(raw->bytes + at, raw->size - at, &off, &zone, &opts);
+        rc = rc == MSGPACK_UNPACK_SUCCESS
+                 ? proto_check_timeout(&opts, opts_at, &tmo, cause)
+                 : -EINVAL;
+        msgpack_zone_clear(&zone);
+        if (rc != 0)
+            return false;
+    }
+    call = call_new(CALL_FORWARD, c, raw->msgid);
+    call->method = method;
+    call->params = raw->bytes + raw->params_at;
+    call->params_len = raw->size - raw->params_at;
+    call->rest_at = raw->param_at[1] - raw->params_at;
+    call->nparams = raw->nparams;
+    call->timeout_ms = tmo;
+    if (x != NULL)
+        call->context = x->id;
+    host_pool_submit(h, call);
+    return true;
+}
+
 static void
 client_on_msg(void *owner, struct proto_msg *m)
 {
@@ -490,6 +610,7 @@ struct client *
 client_accept(uv_stream_t *server)
 {
     static const struct rpcstream_cbs cbs = {
+        .on_raw = client_on_raw,
         .on_msg = client_on_msg,
         .on_end = client_on_end,
         .on_closed = client_on_closed,

@@ -144,6 +144,7 @@ void
 host_pool_submit(struct host *h, struct call *c)
 {
     struct context *x;
+    struct worker *w;
     char msg[512];
 
     c->host = h;
@@ -198,6 +199,13 @@ host_pool_submit(struct host *h, struct call *c)
         worker_forward(x->worker, c);
         return;
     }
+    /* Straight to a worker when none waits before it; else it waits, and
+     * its request bytes must outlive the read buffer they are in. */
+    if (TAILQ_EMPTY(&h->queue) && (w = host_pool_pick(h)) != NULL) {
+        worker_forward(w, c);
+        return;
+    }
+    call_keep(c);
     TAILQ_INSERT_TAIL(&h->queue, c, qentry);
     host_pool_dispatch(h);
 }

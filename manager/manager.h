@@ -74,8 +74,17 @@ struct call {
     struct client *client; /* referenced; NULL for internal calls */
     struct host *host;
     struct worker *worker;
-    struct proto_msg msg; /* the request while it waits in a queue */
-    bool has_msg;
+    /* The request until it is forwarded: its method (a static name) and its
+     * params array as bytes, forwarded as they came. `params` points into the
+     * client's read buffer while the request is being handled, and into
+     * `params_owned` once it waits in a queue (call_keep). A context's
+     * params[0] is rewritten: rest_at is where params[1] starts. */
+    const char *method;
+    const char *params;
+    size_t params_len;
+    size_t rest_at;
+    uint32_t nparams;
+    char *params_owned;
     bool counted;     /* in host and client in-flight counts */
     uint64_t context; /* manager context id (context.*), 0 otherwise */
     uint64_t start_ns;
@@ -85,6 +94,11 @@ struct call {
 
 struct call *call_new(enum call_kind kind, struct client *client, uint32_t cid);
 void call_free(struct call *c);
+/* The request's params from a message as read (the slow path: re-packed). */
+void call_set_params(struct call *c, const char *method,
+                     const msgpack_object *params);
+/* Makes the request's bytes the call's own, before it waits in a queue. */
+void call_keep(struct call *c);
 
 /* ---- router.c ---- */
 
@@ -93,6 +107,8 @@ struct router *router_new(void);
 void router_free(struct router *r);
 /* Gives c a fresh worker msgid and files it. */
 void router_add(struct router *r, struct call *c);
+/* The call filed under wid, left in the table; NULL if none. */
+struct call *router_find(const struct router *r, uint32_t wid);
 /* The call filed under wid, removed from the table; NULL if none. */
 struct call *router_take(struct router *r, uint32_t wid);
 /* Any one call, removed; NULL when empty (for crash answering). */

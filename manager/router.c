@@ -55,8 +55,8 @@ router_grow(struct router *r)
     r->nbuckets = n;
 }
 
-static struct call *
-router_lookup(const struct router *r, uint32_t wid)
+struct call *
+router_find(const struct router *r, uint32_t wid)
 {
     struct call *c;
 
@@ -74,7 +74,7 @@ router_add(struct router *r, struct call *c)
     /* msgids wrap after 2^32; skip any still in use (a very slow call). */
     do {
         c->wid = r->next++;
-    } while (c->wid == 0 || router_lookup(r, c->wid) != NULL);
+    } while (c->wid == 0 || router_find(r, c->wid) != NULL);
     c->hnext = r->buckets[c->wid & (r->nbuckets - 1)];
     r->buckets[c->wid & (r->nbuckets - 1)] = c;
     r->count++;

@@ -183,6 +183,66 @@ worker_context_destroyed(struct worker *w, struct call *c,
         host__release_private(h);
 }
 
+/* A client's call was answered: the worker's figures. */
+static void
+worker_call_answered(struct worker *w, const struct call *c, bool failed)
+{
+    if (c->kind == CALL_FORWARD || c->kind == CALL_CONTEXT_CREATE ||
+        c->kind == CALL_CONTEXT_DESTROY) {
+        worker_record_latency(w, c);
+        w->ncalls++;
+        if (failed)
+            w->nerrors++;
+        w->inflight--;
+        w->tmo_sum_ms -= c->timeout_ms;
+    }
+}
+
+/* The call's answer went back: it is done, and a draining worker may stop. */
+static void
+worker_call_finished(struct worker *w, struct call *c)
+{
+    host_pool_call_done(c);
+    call_free(c);
+    if (w->state == WORKER_DRAINING && w->inflight == 0)
+        worker_stop(w);
+}
+
+/*
+ * The fast path back: a successful answer to a client's call goes to the
+ * client as the bytes it came in, behind the client's msgid, unread. Errors
+ * (a MemoryError recycles the worker) and the manager's own requests take
+ * the slow path, worker_on_response.
+ */
+static bool
+worker_on_raw(void *owner, const struct proto_raw *raw)
+{
+    struct worker *w = owner;
+    struct call *c;
+    msgpack_packer pk;
+
+    if (raw->kind != PROTO_RESPONSE ||
+        (uint8_t)raw->bytes[raw->error_at] != 0xc0)
+        return false;
+    c = router_find(w->calls, raw->msgid);
+    if (c == NULL || c->kind != CALL_FORWARD)
+        return false;
+    router_take(w->calls, raw->msgid);
+    w->last_msg_ms = manager_now();
+    worker_call_answered(w, c, false);
+    if (c->client != NULL && !c->client->closed &&
+        rpcstream_begin(c->client->stream, &pk)) {
+        msgpack_pack_array(&pk, 4);
+        msgpack_pack_uint8(&pk, PROTO_RESPONSE);
+        msgpack_pack_uint32(&pk, c->cid);
+        proto_pack_raw(&pk, raw->bytes + raw->error_at,
+                       raw->size - raw->error_at);
+        rpcstream_commit(c->client->stream);
+    }
+    worker_call_finished(w, c);
+    return true;
+}
+
 static void
 worker_on_response(struct worker *w, struct proto_msg *m)
 {
@@ -192,15 +252,7 @@ worker_on_response(struct worker *w, struct proto_msg *m)
         log_warn("worker %d: reply to unknown msgid %u", (int)w->pid, m->msgid);
         return;
     }
-    if (c->kind == CALL_FORWARD || c->kind == CALL_CONTEXT_CREATE ||
-        c->kind == CALL_CONTEXT_DESTROY) {
-        worker_record_latency(w, c);
-        w->ncalls++;
-        if (m->error.type != MSGPACK_OBJECT_NIL)
-            w->nerrors++;
-        w->inflight--;
-        w->tmo_sum_ms -= c->timeout_ms;
-    }
+    worker_call_answered(w, c, m->error.type != MSGPACK_OBJECT_NIL);
     if (m->error.type == MSGPACK_OBJECT_MAP && w->state == WORKER_READY &&
         proto_obj_streq(proto_map_get(&m->error, PROTO_K_TYPE),
                         proto_errtype_name(PROTO_ERR_MEMORY))) {
@@ -228,10 +280,7 @@ worker_on_response(struct worker *w, struct proto_msg *m)
     case CALL_IGNORE:
         break;
     }
-    host_pool_call_done(c);
-    call_free(c);
-    if (w->state == WORKER_DRAINING && w->inflight == 0)
-        worker_stop(w);
+    worker_call_finished(w, c);
 }
 
 static void
@@ -292,6 +341,7 @@ worker_on_end(void *owner, int err, const char *cause)
 }
 
 static const struct rpcstream_cbs worker_stream_cbs = {
+    .on_raw = worker_on_raw,
     .on_msg = worker_on_msg,
     .on_end = worker_on_end,
     .on_closed = worker_stream_closed,
@@ -488,34 +538,39 @@ worker_spawn(struct host *h, char **cause)
     return w;
 }
 
-/* Packs c's request for the worker, with the worker's msgid and context id. */
+/*
+ * Writes c's request for the worker straight into its outgoing bytes: a new
+ * head with the worker's msgid, then the params as they came (a context's
+ * params[0] replaced by the worker's own id for it).
+ */
 static void
-worker_pack(struct worker *w, struct call *c, struct rpcstream_msg *om)
+worker_pack(struct worker *w, struct call *c)
 {
-    const msgpack_object *p = c->msg.params.via.array.ptr;
-    uint32_t n = c->msg.params.via.array.size, i;
-    struct context *x = c->context != 0 ? context_find(c->context) : NULL;
-    char method[64];
-    size_t mlen = c->msg.method_len < sizeof method - 1 ? c->msg.method_len
-                                                        : sizeof method - 1;
+    struct context *x = c->context != 0 && c->kind != CALL_CONTEXT_CREATE
+                            ? context_find(c->context)
+                            : NULL;
+    msgpack_packer pk;
 
-    memcpy(method, c->msg.method, mlen);
-    method[mlen] = '\0';
-    (void)w;
-    rpcstream_msg_init(om);
-    proto_write_request(&om->pk, c->wid, method, n);
-    for (i = 0; i < n; i++) {
-        if (i == 0 && x != NULL && c->kind != CALL_CONTEXT_CREATE)
-            msgpack_pack_uint64(&om->pk, x->worker_context);
-        else
-            msgpack_pack_object(&om->pk, p[i]);
+    if (!w->stream_open || w->stream == NULL ||
+        !rpcstream_begin(w->stream, &pk))
+        return;
+    if (x != NULL && c->nparams > 0) {
+        proto_write_request(&pk, c->wid, c->method, c->nparams);
+        msgpack_pack_uint64(&pk, x->worker_context);
+        proto_pack_raw(&pk, c->params + c->rest_at, c->params_len - c->rest_at);
+    } else {
+        msgpack_pack_array(&pk, 4);
+        msgpack_pack_uint8(&pk, PROTO_REQUEST);
+        msgpack_pack_uint32(&pk, c->wid);
+        proto_pack_cstr(&pk, c->method);
+        proto_pack_raw(&pk, c->params, c->params_len);
     }
+    rpcstream_commit(w->stream);
 }
 
 void
 worker_forward(struct worker *w, struct call *c)
 {
-    struct rpcstream_msg om;
     uint64_t tmo = c->timeout_ms != 0 ? c->timeout_ms : w->host->timeout_ms;
 
     c->worker = w;
@@ -523,10 +578,12 @@ worker_forward(struct worker *w, struct call *c)
     router_add(w->calls, c);
     w->inflight++;
     w->tmo_sum_ms += tmo;
-    worker_pack(w, c, &om);
-    proto_msg_release(&c->msg);
-    c->has_msg = false;
-    worker_send(w, &om);
+    worker_pack(w, c);
+    /* Sent: the bytes are not needed again. */
+    free(c->params_owned);
+    c->params_owned = NULL;
+    c->params = NULL;
+    c->params_len = 0;
 }
 
 void

@@ -8,9 +8,9 @@
  *   response      [1, msgid:u32, error:map|nil, result:any]
  *   notification  [2, method:str, params:array]
  *
- * Functions return 0 (or a count) on success and a negative errno on failure; where
- * the caller needs words, a `char *cause` buffer of PROTO_CAUSE_MAX bytes is filled.
- * Nothing here prints, exits or aborts.
+ * Functions return 0 (or a count) on success and a negative errno on failure;
+ * where the caller needs words, a `char *cause` buffer of PROTO_CAUSE_MAX bytes
+ * is filled. Nothing here prints, exits or aborts.
  */
 #ifndef JSHOST_PROTO_H
 #define JSHOST_PROTO_H
@@ -32,11 +32,12 @@ extern "C" {
 #define PROTO_MAX_MESSAGE_DEFAULT ((size_t)64 * 1024 * 1024)
 
 /*
- * msgpack-c 4.0's unpacker holds 32 levels of containers (MSGPACK_EMBED_STACK_SIZE)
- * and reports a 33rd as NOMEM; the reader turns that into -EPROTO. A whole message
- * may nest PROTO_MAX_DEPTH levels. A value placed inside a message (call data, a
- * result) may nest PROTO_VALUE_MAX_DEPTH levels, which is what still fits when it
- * sits at the deepest place the protocol puts values (request params[2]).
+ * msgpack-c 4.0's unpacker holds 32 levels of containers
+ * (MSGPACK_EMBED_STACK_SIZE) and reports a 33rd as NOMEM; the reader turns that
+ * into -EPROTO. A whole message may nest PROTO_MAX_DEPTH levels. A value placed
+ * inside a message (call data, a result) may nest PROTO_VALUE_MAX_DEPTH levels,
+ * which is what still fits when it sits at the deepest place the protocol puts
+ * values (request params[2]).
  */
 #define PROTO_MAX_DEPTH 32
 #define PROTO_VALUE_MAX_DEPTH 30
@@ -72,10 +73,10 @@ const char *proto_errtype_name(enum proto_errtype type);
 enum proto_errtype proto_errtype_parse(const char *s, size_t len);
 
 /*
- * An error object (the `error` of a response). Strings need not be NUL-terminated
- * when read from a message (lengths given); NULL pointer = nil. When packing,
- * a NULL string packs as nil and a _len of 0 with a non-NULL pointer means
- * strlen().
+ * An error object (the `error` of a response). Strings need not be
+ * NUL-terminated when read from a message (lengths given); NULL pointer = nil.
+ * When packing, a NULL string packs as nil and a _len of 0 with a non-NULL
+ * pointer means strlen().
  */
 struct proto_error {
     enum proto_errtype type;
@@ -90,23 +91,23 @@ struct proto_error {
 };
 
 /*
- * One message as read. Every pointer (method, objects) points into the message's
- * zone and is valid until proto_msg_release(). Whatever proto_reader_next() hands
- * out has been validated: kind, msgid range, method is a str, params an array,
- * a response's error is nil or a map.
+ * One message as read. Every pointer (method, objects) points into the
+ * message's zone and is valid until proto_msg_release(). Whatever
+ * proto_reader_next() hands out has been validated: kind, msgid range, method
+ * is a str, params an array, a response's error is nil or a map.
  */
 struct proto_msg {
     enum proto_kind kind;
-    uint32_t msgid;           /* request and response */
-    const char *method;       /* request and notification, not NUL-terminated */
+    uint32_t msgid;     /* request and response */
+    const char *method; /* request and notification, not NUL-terminated */
     size_t method_len;
-    msgpack_object params;    /* request and notification: always an array */
-    msgpack_object error;     /* response: nil or map */
-    msgpack_object result;    /* response */
-    msgpack_object root;      /* the whole message */
-    size_t size;              /* encoded size in bytes */
-    msgpack_zone *zone;       /* owned; freed by proto_msg_release() (may be
-                                 NULL when the message needed no memory) */
+    msgpack_object params; /* request and notification: always an array */
+    msgpack_object error;  /* response: nil or map */
+    msgpack_object result; /* response */
+    msgpack_object root;   /* the whole message */
+    size_t size;           /* encoded size in bytes */
+    msgpack_zone *zone;    /* owned; freed by proto_msg_release() (may be
+                              NULL when the message needed no memory) */
 };
 
 void proto_msg_release(struct proto_msg *msg);
@@ -116,8 +117,8 @@ bool proto_msg_is(const struct proto_msg *msg, const char *method);
 /*
  * The streaming reader: one per connection, wrapping one msgpack_unpacker.
  * Bytes go in either by copy (proto_reader_feed) or, with no copy, by reading
- * straight into the reader's buffer (proto_reader_buffer + proto_reader_fill, as a
- * libuv alloc_cb/read_cb pair would).
+ * straight into the reader's buffer (proto_reader_buffer + proto_reader_fill,
+ * as a libuv alloc_cb/read_cb pair would).
  */
 struct proto_reader;
 
@@ -126,13 +127,14 @@ struct proto_reader *proto_reader_new(size_t max_message);
 void proto_reader_free(struct proto_reader *r);
 
 /*
- * Copies len bytes in. 0, or -ENOMEM. Bytes are checked as they arrive: once the
- * stream has broken (a message too big, too deep, not msgpack) further bytes are
- * dropped, so a peer cannot make the buffer grow; proto_reader_next reports it
- * after handing out the whole messages that came before the break.
+ * Copies len bytes in. 0, or -ENOMEM. Bytes are checked as they arrive: once
+ * the stream has broken (a message too big, too deep, not msgpack) further
+ * bytes are dropped, so a peer cannot make the buffer grow; proto_reader_next
+ * reports it after handing out the whole messages that came before the break.
  */
 int proto_reader_feed(struct proto_reader *r, const char *buf, size_t len);
-/* Room for at least `want` bytes at *buf (*len may be larger). 0, or -ENOMEM. */
+/* Room for at least `want` bytes at *buf (*len may be larger). 0, or -ENOMEM.
+ */
 int proto_reader_buffer(struct proto_reader *r, size_t want, char **buf,
                         size_t *len);
 /* Declares that n bytes were written at the place proto_reader_buffer gave. */
@@ -239,9 +241,10 @@ int proto_cur_skip(struct proto_cur *c);
 const char *proto_item_kind(const struct proto_item *it);
 
 /*
- * Validation helpers for a request's params, each filling `cause` with words that
- * name the parameter, e.g. "params[1] (function): expected a string, got an
- * integer". They return 0 or -EINVAL. `index` counts from 0; `what` names it.
+ * Validation helpers for a request's params, each filling `cause` with words
+ * that name the parameter, e.g. "params[1] (function): expected a string, got
+ * an integer". They return 0 or -EINVAL. `index` counts from 0; `what` names
+ * it.
  */
 int proto_params_count(const struct proto_msg *msg, uint32_t min, uint32_t max,
                        char *cause);
@@ -279,15 +282,16 @@ char *proto_obj_strdup(const msgpack_object *o);
 
 /*
  * Reads a response's error map into *err (pointing into the message). Unknown
- * or missing "type" gives PROTO_ERR_PROTOCOL with the map's message. 0 or -EPROTO
- * when error is not a map.
+ * or missing "type" gives PROTO_ERR_PROTOCOL with the map's message. 0 or
+ * -EPROTO when error is not a map.
  */
 int proto_error_from_object(const msgpack_object *obj, struct proto_error *err);
 
 /*
  * Writers. Each packs with a msgpack_packer, so the bytes land wherever the
  * packer writes (a msgpack_sbuffer, a libuv write buffer). They cannot fail
- * except as the packer's write callback fails; they return its result (0 or <0).
+ * except as the packer's write callback fails; they return its result (0 or
+ * <0).
  *
  * proto_write_request/_notification pack the message head including the params
  * array header for `nparams` elements: the caller then packs exactly nparams
@@ -301,8 +305,9 @@ int proto_write_notification(msgpack_packer *pk, const char *method,
 int proto_write_result(msgpack_packer *pk, uint32_t msgid);
 int proto_write_error(msgpack_packer *pk, uint32_t msgid,
                       const struct proto_error *err);
-/* Packs just the error map {"type","message","name","stack","logfile"}; all five
- * keys are always there (nil where NULL; PROTO_ERR_NONE packs a nil type). */
+/* Packs just the error map {"type","message","name","stack","logfile"}; all
+ * five keys are always there (nil where NULL; PROTO_ERR_NONE packs a nil type).
+ */
 int proto_pack_error(msgpack_packer *pk, const struct proto_error *err);
 /* A whole response with an error of `type` and printf-style message. */
 int proto_write_errorf(msgpack_packer *pk, uint32_t msgid,
@@ -318,6 +323,8 @@ int proto_write_protocol_error(msgpack_packer *pk, const char *cause);
 int proto_pack_cstr(msgpack_packer *pk, const char *s);
 /* Packs a str of len bytes. */
 int proto_pack_strn(msgpack_packer *pk, const char *s, size_t len);
+/* Appends bytes that are already msgpack (values forwarded as they came). */
+int proto_pack_raw(msgpack_packer *pk, const char *bytes, size_t len);
 
 #ifdef __cplusplus
 }

@@ -29,6 +29,12 @@ proto_pack_strn(msgpack_packer *pk, const char *s, size_t len)
 }
 
 int
+proto_pack_raw(msgpack_packer *pk, const char *bytes, size_t len)
+{
+    return len == 0 ? 0 : pk->callback(pk->data, bytes, len);
+}
+
+int
 proto_pack_cstr(msgpack_packer *pk, const char *s)
 {
     if (s == NULL)

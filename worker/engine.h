@@ -1,11 +1,43 @@
 /*
  * engine: the worker's one V8 isolate, behind a C interface (the only C++
- * boundary in jshost, STYLE rule 10). Opaque handles and ids; no C++ exception
- * crosses it; V8 is touched only on the loop thread that created the engine
- * (the watchdog thread only calls TerminateExecution).
+ * boundary in jshost). Opaque handles and ids; no C++ exception crosses it;
+ * V8 is touched only on the loop thread that created the engine (the
+ * watchdog thread only calls TerminateExecution).
  *
  * Values come in as msgpack objects and go out as packed msgpack bytes,
- * converted directly between msgpack-c and V8 (DESIGN §4), never through JSON.
+ * converted directly between msgpack-c and V8 (docs/values.md), never
+ * through JSON. What JavaScript sees is in docs/config.md.
+ *
+ * A call's way through the engine, out and back. js_call, js_context_eval,
+ * js_context_call and js_context_load each start one call (struct jse::Call):
+ *
+ *   engine.cc   js_call
+ *   js_call.cc    CallStart           registers it (or answers at once)
+ *                 CallFunction        enters JS under the call's deadline
+ *                                     (Entry); functions[name](data, cb)
+ *                                     (CallEval, CallExpression, CallLoad
+ *                                     for the context functions)
+ *                 SettleWith          a plain value, a promise, a throw
+ *                   CallSettle        the first settlement wins: the call
+ *                                     joins e->settled
+ *   js_entry.cc   Entry::Leave        ticks and microtasks run (they may
+ *                                     settle it: cb, promises), deadline
+ *                                     disarmed
+ *   js_call.cc    CallsAfterEntry     timeout or heap limit; then
+ *                   AnswerSettled     for each settled call:
+ *                     CallAnswer      converts the value (under the deadline)
+ *                       CallDone      forgets the call, then
+ *   caller      js_done_cb            exactly once
+ *
+ * A call still waiting after its synchronous part gets a deadline timer
+ * (StartDeadlineTimer). Later its JS runs again as a macrotask: a timer or
+ * immediate (js_world.cc RunCallback), a V8 task (PumpTasks). There the
+ * settle.js closures (its cb, its promise's reactions) reach CallSettle
+ * through SettleFromJs; when the macrotask ends, CallsAfterEntry answers as
+ * above. The deadline timer (CallTimedOut), context destruction and
+ * js_engine_free answer through CallFail -> CallDone. A C++ exception (an
+ * allocation failing) comes back to the engine.cc function that started
+ * the call, which answers it through CallAbandon -> CallFail -> CallDone.
  */
 #ifndef JSHOST_ENGINE_H
 #define JSHOST_ENGINE_H
@@ -24,7 +56,8 @@ extern "C" {
 
 typedef struct js_engine js_engine;
 
-/* Config settings (DESIGN §5), read from the config's exports or defaulted. */
+/* Config settings (docs/config.md), read from the config's exports or
+ * defaulted. */
 struct js_config {
     uint32_t workers;    /* default 1 */
     uint32_t timeout_ms; /* default 10000 */
@@ -64,12 +97,14 @@ void js_error_free(struct js_error *err);
 void js_error_view(const struct js_error *err, struct proto_error *out);
 
 /*
- * Completion of one run (call, eval, context call or load). The run functions
- * below always return 0 and call cb exactly once, failures included (an unknown
- * function is a NotFound through cb, a bad value an InvalidArgument). Exactly
- * one of value/error is set: `value` is the packed msgpack of the result (len
- * bytes), valid only during the callback; `error` likewise. Called on the loop
- * thread, possibly before the starting function returns (sync JS).
+ * Completion of one call (js_call, js_context_eval, js_context_call or
+ * js_context_load). Those functions always return 0 and call cb exactly once,
+ * failures included (an unknown function is a NotFound through cb, a bad
+ * value an InvalidArgument, an allocation that failed a HostUnavailable).
+ * Exactly one of value/error is set: `value` is the packed msgpack of the
+ * result (len bytes), valid only during the callback; `error` likewise.
+ * Called on the loop thread, possibly before the starting function returns
+ * (sync JS).
  */
 typedef void (*js_done_cb)(void *arg, const char *value, size_t len,
                            const struct js_error *error);
@@ -84,7 +119,7 @@ void js_engine_global_init(const char *argv0);
 int js_engine_new(uv_loop_t *loop, const struct js_engine_options *opts,
                   js_engine **out, struct js_error *err);
 /*
- * Tears down: pending runs complete with HostUnavailable first. The engine's
+ * Tears down: pending calls complete with HostUnavailable first. The engine's
  * uv handles are closed, not yet freed: run the loop once more before
  * uv_loop_close(). Not from inside a js_done_cb of this engine.
  */
@@ -97,7 +132,8 @@ size_t js_engine_functions(const js_engine *e, const char *const **names);
 /* Packs the config's extras (every export but `functions`, as a map). */
 int js_engine_pack_extras(js_engine *e, msgpack_packer *pk);
 
-/* Calls functions[name] with data (DESIGN §5). timeout_ms 0 = default. */
+/* Calls functions[name] with data (docs/config.md). timeout_ms 0 = the
+ * default. */
 int js_call(js_engine *e, const char *name, size_t name_len,
             const msgpack_object *data, uint32_t timeout_ms, js_done_cb cb,
             void *arg);
@@ -124,7 +160,7 @@ int js_context_load(js_engine *e, uint32_t id, const msgpack_object *paths,
 struct js_stats {
     uint64_t heap_used;
     uint64_t heap_limit;
-    uint64_t calls;  /* runs completed */
+    uint64_t calls;  /* calls answered */
     uint64_t errors; /* of which failed */
     uint64_t in_flight;
     uint64_t contexts;
@@ -133,11 +169,19 @@ struct js_stats {
 void js_engine_stats(js_engine *e, struct js_stats *out);
 
 /*
- * True once the isolate hit its heap limit: the run that did is answered
+ * True once the isolate hit its heap limit: the call that did is answered
  * MemoryError and the worker must exit with JSHOST_EXIT_RECYCLE as soon as its
  * replies are written.
  */
 int js_engine_doomed(const js_engine *e);
+
+/*
+ * Tests only: the n-th value conversion of `e` from now on (1 = the next; a
+ * call's data or args, an eval's source, a load's file, a result) throws
+ * std::bad_alloc, as an allocation failing there would; 0 disarms. Lets the
+ * tests show that such a call is still answered, once.
+ */
+void js_engine_test_fault(js_engine *e, unsigned n);
 
 #ifdef __cplusplus
 }

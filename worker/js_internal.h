@@ -1,12 +1,28 @@
-// The engine's insides shared by engine.cc (isolate, runs, deadlines),
-// js_modules.cc (require, ES modules) and js_world.cc (console, timers,
-// process). C++ only; the outside sees engine.h.
+// The engine's insides, shared by its files (C++ only; the outside sees
+// engine.h, whose top comment follows a call through them):
+//   engine.cc     the C surface of engine.h; the isolate, its heap limit and
+//                 V8's platform tasks
+//   js_call.cc    calls: their start, settlement and one answer
+//   js_entry.cc   entries into JS: the deadline watchdog, ticks and
+//                 microtasks, uncaught errors and unhandled rejections
+//   js_realm.cc   realms (a v8::Context with jshost's globals); the preludes
+//   js_config.cc  loading the config: its functions, settings and extras
+//   js_error.cc   js_error from JS exceptions and from words; logged errors
+//   js_modules.cc require() and ES modules
+//   js_world.cc   console, timers, process, the nextTick queue
+// js_value.h, js_builtins.h and js_alloc.h have their own headers.
 #ifndef JSHOST_JS_INTERNAL_H
 #define JSHOST_JS_INTERNAL_H
 
+#include <climits>
+#include <cstdarg>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <map>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -14,6 +30,8 @@
 #include <v8.h>
 
 #include "engine.h"
+#include "jshost_defs.h"
+#include "js_preludes.h"
 
 namespace jse
 {
@@ -26,16 +44,18 @@ struct Realm {
     uint32_t id = 0;
     std::string cwd; // where require() starts
     v8::Global<v8::Context> context;
-    v8::Global<v8::Object> loader;      // the CommonJS loader's entry points
-    v8::Global<v8::Function> make_cb;   // (id, name, arity) => cb
-    v8::Global<v8::Function> await_run; // (promise, id, name, arity)
+    v8::Global<v8::Object> loader; // require.js's entry points
+    // settle.js's two: (id, name, arity) => cb, and (promise, id, name,
+    // arity) that settles the call with the promise
+    v8::Global<v8::Function> make_callback;
+    v8::Global<v8::Function> await_call;
     // ES modules of this realm: path -> module, and identity hash -> path
     std::unordered_map<std::string, v8::Global<v8::Module>> esm;
     std::unordered_multimap<int, std::string> esm_paths;
     std::unordered_map<std::string, v8::Global<v8::Value>> esm_synthetic;
     // "referrer path\nspecifier" -> the key of the module it resolved to
     std::unordered_map<std::string, std::string> esm_links;
-    // The prelude's drain of process.nextTick's queue, and whether that queue
+    // process.js's drain of process.nextTick's queue, and whether that queue
     // has work (the realm is then on the world's list).
     v8::Global<v8::Function> run_ticks;
     bool ticks_queued = false;
@@ -44,14 +64,78 @@ struct Realm {
 
 // The embedder data slot of a context holding its Realm.
 constexpr int kRealmSlot = 1;
-Realm *RealmOf(v8::Local<v8::Context> context);
+
+// A function of the config.
+struct Fn {
+    std::string name;
+    v8::Global<v8::String> name_str;
+    v8::Global<v8::Function> fn;
+    int arity = 0;
+};
+
+// One call of the engine (js_call, js_context_eval, js_context_call or
+// js_context_load) from its start to its one answer. Owned by e->calls while
+// unanswered; CallDone erases it, then frees it (after its timer closes).
+struct Call {
+    js_engine *e = nullptr;
+    uint64_t id = 0;
+    js_done_cb cb = nullptr;
+    void *arg = nullptr;
+    Realm *realm = nullptr; // nullptr until known
+    std::string what;       // for messages: "function 'x'", "eval 'id'"
+    std::string name;       // the function's name (late-callback log)
+    uint64_t deadline_ns = 0;
+    uint32_t timeout_ms = 0;
+    uv_timer_t timer; // started only when the call outlives its entry
+    bool timer_on = false;
+    bool settled = false; // a settlement won; its answer is pending
+    bool ok = false;
+    v8::Global<v8::Value> value; // the result, or what it failed with
+    v8::Global<v8::Message> message;
+};
+
+// A promise rejected with no handler (yet), reported when the entry ends.
+struct Rejection {
+    v8::Global<v8::Promise> promise;
+    v8::Global<v8::Value> value;
+    uint64_t call = 0; // the call whose JS rejected it, if any
+};
+
+// Wakes at the armed deadline and terminates the isolate; nothing else of V8
+// is touched from its thread. Arming is a mutex, not a wake-up, unless the
+// new deadline is earlier than the thread's next wake.
+class Watchdog
+{
+  public:
+    void Start(v8::Isolate *isolate);
+    void Stop();
+    void Arm(uint64_t deadline_ns);
+    // True when it fired since Arm().
+    bool Fired();
+    // Disarms; true when it fired since Arm().
+    bool Disarm();
+
+  private:
+    void Loop();
+
+    v8::Isolate *isolate_ = nullptr;
+    std::thread thread_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool stop_ = false;
+    bool armed_ = false;
+    bool fired_ = false;
+    uint64_t deadline_ = 0;
+    uint64_t wake_at_ = 0;
+};
 
 // How an entry into JS ended.
 enum Outcome { kFinished, kTimedOut, kOutOfMemory };
 
 // One entry into JS from the loop (a macrotask): arms the watchdog for
 // `deadline_ns` (uv_hrtime clock) when outermost, and on Leave() runs the
-// microtasks, disarms, and clears a termination so the next entry can run.
+// ticks and microtasks, disarms, and clears a termination so the next entry
+// can run. Left by a C++ exception, it runs no JS (see ~Entry).
 class Entry
 {
   public:
@@ -64,40 +148,226 @@ class Entry
     bool outer_;
     bool left_ = false;
     bool was_doomed_;
+    int uncaught_; // std::uncaught_exceptions() when entered
 };
 
-// The engine-wide default deadline for JS not belonging to a run (timers).
+} // namespace jse
+
+struct js_engine {
+    uv_loop_t *loop = nullptr;
+    v8::Isolate *isolate = nullptr;
+    v8::ArrayBuffer::Allocator *allocator = nullptr;
+    jse::Watchdog watchdog;
+    jse::World *world = nullptr;
+    jse::Realm *main = nullptr;
+    std::map<uint32_t, jse::Realm *> contexts;
+    uint32_t next_context = 1;
+    std::string cwd;
+    std::string config_path;
+
+    v8::Global<v8::Object> exports;
+    v8::Global<v8::Object> host; // {config: exports}: `this.host` of a call
+    v8::Global<v8::ObjectTemplate> self_template; // a call's this: {name, host}
+    v8::Global<v8::String> key_name, key_host;
+    std::unordered_map<std::string, jse::Fn> functions;
+    std::vector<std::string> names;
+    std::vector<const char *> name_ptrs;
+    js_config config = {JSHOST_DEFAULT_WORKERS, JSHOST_DEFAULT_TIMEOUT_MS,
+                        JSHOST_DEFAULT_MEMORY_MB, JSHOST_DEFAULT_LINGER_MS};
+    uint32_t timeout_ms = JSHOST_DEFAULT_TIMEOUT_MS;
+    uint32_t memory_mb = JSHOST_DEFAULT_MEMORY_MB;
+
+    std::map<uint64_t, jse::Call *> calls; // unanswered, by id
+    uint64_t next_call = 1;
+    std::deque<jse::Call *> settled; // settled, their answers not yet given
+    std::vector<jse::Rejection> rejections;
+    msgpack_sbuffer *spare = nullptr; // a scratch buffer kept between calls
+
+    int depth = 0; // nested Entries
+    bool pumping = false;
+    uint64_t current_call = 0; // see CurrentCallScope
+    bool doomed = false;       // the heap limit was reached
+    int heap_grants = 0;
+    bool freeing = false;
+    unsigned fault_in = 0; // js_engine_test_fault: throw at this conversion
+
+    uint64_t answered = 0, failed = 0; // calls answered; of those, failed
+    uint64_t start_ns = 0;
+};
+
+namespace jse
+{
+
+inline js_engine *
+EngineOf(v8::Isolate *isolate)
+{
+    return static_cast<js_engine *>(isolate->GetData(0));
+}
+
+// Strings: V8 <-> std::string (UTF-8); an empty Local on failure.
+inline v8::Local<v8::String>
+Str(v8::Isolate *isolate, const char *s, size_t len)
+{
+    if (len > (size_t)INT_MAX)
+        return v8::Local<v8::String>();
+    v8::Local<v8::String> out;
+    if (!v8::String::NewFromUtf8(isolate, s ? s : "",
+                                 v8::NewStringType::kNormal, s ? (int)len : 0)
+             .ToLocal(&out))
+        return v8::Local<v8::String>();
+    return out;
+}
+
+inline v8::Local<v8::String>
+Str(v8::Isolate *isolate, const std::string &s)
+{
+    return Str(isolate, s.data(), s.size());
+}
+
+inline std::string
+Utf8(v8::Isolate *isolate, v8::Local<v8::Value> value)
+{
+    if (value.IsEmpty())
+        return std::string();
+    v8::String::Utf8Value u(isolate, value);
+    if (*u == nullptr)
+        return std::string();
+    return std::string(*u, u.length());
+}
+
+// The call whose JS is executing (e->current_call) for the scope's life:
+// timers made meanwhile belong to it, and an uncaught error in them fails it.
+class CurrentCallScope
+{
+  public:
+    CurrentCallScope(js_engine *e, uint64_t id) : e_(e), prev_(e->current_call)
+    {
+        e->current_call = id;
+    }
+    ~CurrentCallScope()
+    {
+        e_->current_call = prev_;
+    }
+
+  private:
+    js_engine *e_;
+    uint64_t prev_;
+};
+
+// --- js_call.cc: calls ----------------------------------------------------
+
+// Registers a call and returns it; or answers cb at once (HostUnavailable:
+// the worker is stopping, doomed, or out of memory) and returns nullptr.
+Call *CallStart(js_engine *e, uint32_t timeout_ms, js_done_cb cb,
+                void *arg) noexcept;
+// Run a started call: functions[name](data, cb) in the config's realm; a
+// script; expression(...args); files in order. Each answers the call, or
+// leaves it settled or waiting. They may throw std::bad_alloc: then the
+// caller hands the call's id to CallAbandon.
+void CallFunction(Call *call, const std::string &name,
+                  const msgpack_object *data);
+void CallEval(Call *call, Realm *realm, const std::string &source,
+              const std::string &identifier);
+void CallExpression(Call *call, Realm *realm, const std::string &expression,
+                    const msgpack_object *args);
+void CallLoad(Call *call, Realm *realm, const msgpack_object *paths);
+// After a C++ exception: the call `id`, if still unanswered, is answered
+// HostUnavailable.
+void CallAbandon(js_engine *e, uint64_t id) noexcept;
+// A settlement from JS (a result when ok, else what it failed with); the
+// first one wins. False when the call is gone or already settled.
+bool CallSettle(js_engine *e, uint64_t id, bool ok, v8::Local<v8::Value> value,
+                v8::Local<v8::Message> message);
+// After every entry into JS (for call `id`, or 0 for a timer, an immediate, a
+// V8 task): a timeout fails that call, the heap limit fails every call; then
+// settled calls are answered, and a call still waiting gets its deadline
+// timer. `what` names a callless entry in the log.
+void CallsAfterEntry(js_engine *e, uint64_t id, Outcome outcome,
+                     const char *what);
+// Answers with an error now.
+void CallFail(Call *call, enum proto_errtype type, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+// Fails every unanswered call (of one realm when `only` is given).
+void CallsFailAll(js_engine *e, const Realm *only, enum proto_errtype type,
+                  const char *message);
+// Every call fails MemoryError: the heap limit was reached.
+void CallsFailMemory(js_engine *e);
+// Installs settle.js in a new realm.
+bool CallSettleInstall(Realm *realm, v8::Local<v8::Context> context);
+// Test hook (js_engine_test_fault): throws std::bad_alloc at the armed value
+// conversion.
+void CallFaultPoint(js_engine *e);
+
+// --- js_entry.cc: entries into JS -----------------------------------------
+
+// The engine-wide default deadline for JS not belonging to a call (timers).
 uint64_t DefaultDeadline(js_engine *e);
-v8::Isolate *IsolateOf(js_engine *e);
-uv_loop_t *LoopOf(js_engine *e);
-// Called after every macrotask (timer, immediate): finishes settled runs and
-// reacts to a termination.
-void AfterMacrotask(js_engine *e, Outcome outcome, const char *what);
+// Isolate callbacks: an uncaught exception (logged; fails the current call)
+// and promise rejections (the unhandled ones are reported when the entry
+// ends, failing the call they were made in).
+void OnUncaught(v8::Local<v8::Message> message, v8::Local<v8::Value> exception);
+void OnPromiseReject(v8::PromiseRejectMessage msg);
+
+// --- engine.cc ------------------------------------------------------------
+
 // Runs V8's pending foreground tasks (a macrotask of their own).
 void PumpTasks(js_engine *e);
-// The run whose JS is executing (0 = none): timers made meanwhile belong to
-// it, and an uncaught error in them fails it.
-uint64_t CurrentRun(js_engine *e);
-void SetCurrentRun(js_engine *e, uint64_t id);
-// Fails run `id` with an exception if it is still unsettled.
-void FailRun(js_engine *e, uint64_t id, v8::Local<v8::Value> exception,
-             v8::Local<v8::Message> message);
-// Logs an exception with its stack to stderr ("Uncaught ...").
+
+// --- js_realm.cc: realms --------------------------------------------------
+
+Realm *RealmOf(v8::Local<v8::Context> context);
+// A context with jshost's globals (settle.js, the world, require() when
+// global_require); nullptr with *err set on failure.
+Realm *RealmNew(js_engine *e, uint32_t id, const std::string &cwd,
+                bool global_require, struct js_error *err);
+void RealmFree(js_engine *e, Realm *realm);
+// Compiles an embedded prelude as a script named `origin` (the name its
+// frames show in stack traces), runs it, and calls the function it evaluates
+// to with argv; *result is what that returns. false with a JS exception
+// pending (or terminated) on failure.
+bool RunPrelude(v8::Local<v8::Context> context, const jsp::Source &source,
+                const char *origin, int argc, v8::Local<v8::Value> argv[],
+                v8::Local<v8::Value> *result);
+
+// --- js_config.cc: the config ---------------------------------------------
+
+// The real path of a config file; -EINVAL with *err a ConfigError when it
+// cannot be opened or is not a regular file, another negative errno else.
+int ConfigResolve(const char *path, std::string *real, struct js_error *err);
+// Loads the config at `real` into e->main: functions, settings, exports.
+int ConfigLoad(js_engine *e, const std::string &real, struct js_error *err);
+// Packs every export but the settings and functions, as a map.
+int ConfigPackExtras(js_engine *e, msgpack_packer *pk);
+
+// --- js_error.cc: errors --------------------------------------------------
+
+// *err = {type, message}; any former content is freed. Nothing on NULL err.
+void ErrorSet(struct js_error *err, enum proto_errtype type, const char *fmt,
+              ...) __attribute__((format(printf, 3, 4)));
+// vsnprintf into a malloc'd string; NULL when out of memory.
+char *ErrorFormat(const char *fmt, va_list ap);
+// A JS exception as a js_error of `type`: name, message, stack, position.
+void ErrorFromException(v8::Isolate *isolate, v8::Local<v8::Context> context,
+                        v8::Local<v8::Value> exception,
+                        v8::Local<v8::Message> message, enum proto_errtype type,
+                        struct js_error *out);
+// A ConfigError naming `file`; returns -EINVAL.
+int ErrorConfig(struct js_error *err, const std::string &file, const char *fmt,
+                ...) __attribute__((format(printf, 3, 4)));
+// What loading the config threw (tc), as a ConfigError whose message starts
+// "file:line:column: "; returns -EINVAL.
+int ErrorConfigFromJs(v8::Isolate *isolate, v8::Local<v8::Context> context,
+                      v8::TryCatch &tc, const std::string &path,
+                      struct js_error *err);
+// Logs an exception with its stack to stderr ("<prefix> <stack>").
 void LogException(v8::Isolate *isolate, v8::Local<v8::Context> context,
                   const char *prefix, v8::Local<v8::Value> exception,
                   v8::Local<v8::Message> message);
-// One line to fd 1 or 2 with an ISO timestamp and the pid.
-void WriteLine(int fd, const char *level, const char *text, size_t len);
 
-// Strings: V8 <-> std::string (UTF-8); empty Local on failure.
-v8::Local<v8::String> Str(v8::Isolate *isolate, const char *s, size_t len);
-v8::Local<v8::String> Str(v8::Isolate *isolate, const std::string &s);
-std::string Utf8(v8::Isolate *isolate, v8::Local<v8::Value> value);
+// --- js_world.cc: console, timers, queueMicrotask, process ----------------
 
-// js_world.cc: console, timers, queueMicrotask, process, the builtins.
 bool WorldInstall(Realm *realm, v8::Local<v8::Context> context);
 World *WorldNew(js_engine *e);
-World *WorldOf(js_engine *e);
 // Cancels and closes every timer and handle (the loop then runs their
 // close callbacks); timers of one realm only when realm is given.
 void WorldClearRealm(World *w, Realm *realm);
@@ -110,7 +380,8 @@ bool WorldTicksPending(World *w);
 // cancelled (runs a line of JS).
 void WorldDropTicks(World *w);
 
-// js_modules.cc: the CommonJS loader and ES modules.
+// --- js_modules.cc: the CommonJS loader and ES modules ---------------------
+
 bool ModulesInstall(Realm *realm, v8::Local<v8::Context> context,
                     bool global_require);
 // Loads `path` (absolute, real) as the config; the exports object, or empty

@@ -1,12 +1,15 @@
-// The JavaScript world beyond ECMAScript (DESIGN §5): console (timestamped
-// lines on stdout/stderr), timers and immediates on the engine's libuv loop,
-// queueMicrotask, a read-only process.env. No file, network or process access.
+// The JavaScript world beyond ECMAScript (docs/config.md): console
+// (timestamped lines on stdout/stderr), timers and immediates on the engine's
+// libuv loop, queueMicrotask, process and its nextTick queue. The JavaScript
+// half is worker/js/console.js, process.js, timers.js and array-fill.js; this
+// file gives them their natives. No file, network or process access.
 #include <cstring>
 #include <deque>
 
 #include <unistd.h>
 
 #include "js_internal.h"
+#include "log.h"
 
 extern char **environ;
 
@@ -31,7 +34,7 @@ struct Timer {
     World *world = nullptr;
     Realm *realm = nullptr;
     uint32_t id = 0;
-    uint64_t run = 0; // the run that made it, if any
+    uint64_t call = 0; // the call that made it, if any
     bool repeat = false;
     bool closed = false;
     uint64_t ms = 0;
@@ -43,7 +46,7 @@ struct Timer {
 struct Immediate {
     Realm *realm = nullptr;
     uint32_t id = 0;
-    uint64_t run = 0;
+    uint64_t call = 0; // the call that made it, if any
     bool refed = true;
     Global<Function> fn;
     Global<Array> args;
@@ -77,335 +80,6 @@ using jse::Realm;
 using jse::Timer;
 using jse::World;
 
-const char kPreludeSource[] = R"JS(
-(function (natives, global) {
-'use strict';
-const write = natives.write, enqueue = natives.queueMicrotask;
-const keys = Object.keys, isArray = Array.isArray, getDesc = Object.getOwnPropertyDescriptor;
-const identRe = /^[A-Za-z_$][\w$]*$/;
-
-function quote(s) {
-  return "'" + s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")
-                .replace(/\n/g, '\\n').replace(/\r/g, '\\r') + "'";
-}
-function wrap(open, items, close) {
-  if (items.length === 0) return open + close;
-  const flat = items.join(', ');
-  if (flat.length <= 72 && !flat.includes('\n')) return open + ' ' + flat + ' ' + close;
-  return open + '\n  ' + items.map((s) => s.replace(/\n/g, '\n  ')).join(',\n  ') + '\n' + close;
-}
-function isErrorLike(v) {
-  return v instanceof Error ||
-         (typeof v.stack === 'string' && typeof v.message === 'string');
-}
-function ctorName(v) {
-  const p = Object.getPrototypeOf(v);
-  if (p === null) return '[Object: null prototype]';
-  const c = p.constructor;
-  return typeof c === 'function' && typeof c.name === 'string' ? c.name : '';
-}
-function inspect(v, depth, seen, inner) {
-  switch (typeof v) {
-    case 'string': return inner ? quote(v) : v;
-    case 'number': return Object.is(v, -0) ? '-0' : String(v);
-    case 'bigint': return String(v) + 'n';
-    case 'symbol': return v.toString();
-    case 'undefined': return 'undefined';
-    case 'boolean': return String(v);
-    case 'function': {
-      const src = Function.prototype.toString.call(v);
-      const kind = src.startsWith('class') ? 'class' : 'Function';
-      return `[${kind}: ${v.name || '(anonymous)'}]`;
-    }
-  }
-  if (v === null) return 'null';
-  if (seen.includes(v)) return '[Circular]';
-  if (isErrorLike(v)) return inner ? '[' + (v.stack || String(v)) + ']' : (v.stack || String(v));
-  if (v instanceof Date) return isNaN(v) ? 'Invalid Date' : v.toISOString();
-  if (v instanceof RegExp) return String(v);
-  if (v instanceof Promise) return 'Promise {}';
-  if (v instanceof WeakMap || v instanceof WeakSet) return ctorName(v) + ' {}';
-  if (depth < 0) return isArray(v) ? '[Array]' : '[' + (ctorName(v) || 'Object') + ']';
-  seen.push(v);
-  let out;
-  try {
-    if (isArray(v)) {
-      const items = [];
-      const n = Math.min(v.length, 100);
-      for (let i = 0; i < n; i++) items.push(i in v ? inspect(v[i], depth - 1, seen, true) : '<empty>');
-      if (v.length > 100) items.push(`... ${v.length - 100} more items`);
-      out = wrap('[', items, ']');
-    } else if (v instanceof Map) {
-      const items = [];
-      for (const [k, x] of v) items.push(inspect(k, depth - 1, seen, true) + ' => ' + inspect(x, depth - 1, seen, true));
-      out = `Map(${v.size}) ` + wrap('{', items, '}');
-    } else if (v instanceof Set) {
-      const items = [];
-      for (const x of v) items.push(inspect(x, depth - 1, seen, true));
-      out = `Set(${v.size}) ` + wrap('{', items, '}');
-    } else if (ArrayBuffer.isView(v) && !(v instanceof DataView)) {
-      const items = [];
-      const n = Math.min(v.length, 100);
-      for (let i = 0; i < n; i++) items.push(inspect(v[i], 0, seen, true));
-      if (v.length > 100) items.push(`... ${v.length - 100} more items`);
-      out = `${ctorName(v)}(${v.length}) ` + wrap('[', items, ']');
-    } else {
-      const items = [];
-      for (const k of keys(v)) {
-        const d = getDesc(v, k);
-        let s;
-        if (d && (d.get || d.set)) s = d.get && d.set ? '[Getter/Setter]' : d.get ? '[Getter]' : '[Setter]';
-        else s = inspect(v[k], depth - 1, seen, true);
-        items.push((identRe.test(k) ? k : quote(k)) + ': ' + s);
-      }
-      const name = ctorName(v);
-      out = (name && name !== 'Object' ? name + ' ' : '') + wrap('{', items, '}');
-    }
-  } finally {
-    seen.pop();
-  }
-  return out;
-}
-function formatArg(a) {
-  return typeof a === 'string' ? a : inspect(a, 2, [], false);
-}
-function format(args) {
-  if (args.length === 0) return '';
-  let out, i = 1;
-  const first = args[0];
-  if (typeof first === 'string' && args.length > 1 && first.includes('%')) {
-    out = first.replace(/%([sdifjoOc%])/g, (m, c) => {
-      if (c === '%') return '%';
-      if (i >= args.length) return m;
-      const a = args[i++];
-      switch (c) {
-        case 's':
-          if (typeof a === 'string') return a;
-          if (typeof a === 'bigint') return a + 'n';
-          if (typeof a === 'object' && a !== null) return inspect(a, 1, [], true);
-          return String(a);
-        case 'd': return typeof a === 'bigint' ? a + 'n' : typeof a === 'symbol' ? 'NaN' : String(Number(a));
-        case 'i': return typeof a === 'bigint' ? a + 'n' : typeof a === 'symbol' ? 'NaN' : String(parseInt(a, 10));
-        case 'f': return typeof a === 'symbol' ? 'NaN' : String(parseFloat(a));
-        case 'j': try { return JSON.stringify(a); } catch (e) { return '[Circular]'; }
-        case 'o': return inspect(a, 4, [], true);
-        case 'O': return inspect(a, 2, [], true);
-        case 'c': return '';
-      }
-      return m;
-    });
-  } else {
-    out = formatArg(first);
-  }
-  for (; i < args.length; i++) out += ' ' + formatArg(args[i]);
-  return out;
-}
-function safeFormat(args) {
-  try {
-    return format(args);
-  } catch (err) {
-    return '(console: cannot format the arguments: ' + String(err && err.message) + ')';
-  }
-}
-const con = {};
-for (const level of ['log', 'info', 'debug', 'warn', 'error'])
-  con[level] = function (...args) { write(level, safeFormat(args)); };
-con.trace = function trace(...args) {
-  const e = new Error(safeFormat(args));
-  e.name = 'Trace';
-  write('trace', String(e.stack));
-};
-con.dir = function dir(v) { write('log', inspect(v, 2, [], false)); };
-con.assert = function assert(cond, ...args) {
-  if (!cond) write('error', 'Assertion failed' + (args.length ? ': ' + safeFormat(args) : ''));
-};
-const counts = new Map(), timers = new Map();
-con.count = function count(label = 'default') {
-  const n = (counts.get(label) || 0) + 1;
-  counts.set(label, n);
-  write('log', `${label}: ${n}`);
-};
-con.countReset = function countReset(label = 'default') { counts.delete(label); };
-con.time = function time(label = 'default') { timers.set(label, natives.now()); };
-con.timeLog = function timeLog(label = 'default', ...args) {
-  const t = timers.get(label);
-  if (t !== undefined) write('log', `${label}: ${(natives.now() - t).toFixed(3)}ms` + (args.length ? ' ' + safeFormat(args) : ''));
-};
-con.timeEnd = function timeEnd(label = 'default') {
-  con.timeLog(label);
-  timers.delete(label);
-};
-con.table = con.log;
-con.group = con.log;
-con.groupEnd = function groupEnd() {};
-const define = (obj, name, value) =>
-  Object.defineProperty(obj, name, {value, writable: true, configurable: true, enumerable: false});
-define(global, 'console', con);
-define(global, 'global', global);
-const env = natives.env;
-if (env.NODE_ENV === undefined) env.NODE_ENV = 'production';
-Object.freeze(env);
-const process = {
-  env,
-  platform: 'linux',
-  arch: natives.arch,
-  pid: natives.pid,
-  argv: [],
-  execArgv: [],
-  versions: Object.freeze({v8: natives.v8}),
-  title: 'jshost-worker',
-  browser: false,
-  nextTick(fn, ...args) {
-    if (typeof fn !== 'function') throw new TypeError('process.nextTick needs a function');
-    if (tickHead === ticks.length) natives.ticksQueued();
-    ticks.push(args.length === 0 ? fn : () => fn(...args));
-  },
-  cwd() { return natives.cwd; },
-  hrtime: Object.assign(function hrtime(prev) {
-    const ns = natives.hrtime();
-    let s = Math.floor(ns / 1e9), n = ns % 1e9;
-    if (prev) { s -= prev[0]; n -= prev[1]; if (n < 0) { s -= 1; n += 1e9; } }
-    return [s, n];
-  }, {bigint() { return BigInt(natives.hrtime()); }}),
-  uptime() { return natives.now() / 1000; },
-  emitWarning(w) { write('warn', String(w && w.message || w)); },
-  on() { return process; },
-  once() { return process; },
-  off() { return process; },
-};
-define(global, 'process', process);
-
-// The nextTick queue, drained by the engine after each macrotask before the
-// promise microtasks (as Node). `tickHead` moves past a tick before it runs,
-// so a tick that throws or is terminated is not run twice.
-let ticks = [], tickHead = 0;
-natives.setRunTicks(function runTicks(drop) {
-  // Terminated in the middle of the queue: the rest is dropped, as V8 drops
-  // the microtasks, or a tick that re-queues itself would spin every entry.
-  if (drop) { ticks = []; tickHead = 0; return; }
-  while (tickHead < ticks.length) {
-    const fn = ticks[tickHead];
-    ticks[tickHead++] = undefined;
-    if (tickHead === ticks.length) { ticks = []; tickHead = 0; }
-    fn();
-  }
-});
-
-// Timers return Node's Timeout and Immediate objects: configs written for
-// Node call .unref(), .ref(), .hasRef(), .refresh() and use a Timeout as its
-// numeric id. The natives keep the callback; the object keeps what refresh()
-// needs to arm it again after it fired. unref() only stops the timer from
-// keeping the libuv loop alive: a worker never exits for want of timers, so
-// an unref'd timer still fires (where Node might have exited first), and a
-// run waiting on it waits as for any other, up to its deadline.
-const kId = Symbol('id'), kRefed = Symbol('refed'), kCleared = Symbol('cleared');
-const kFn = Symbol('fn'), kArgs = Symbol('args'), kMs = Symbol('ms'), kRepeat = Symbol('repeat');
-function checkCallback(fn) {
-  if (typeof fn !== 'function')
-    throw new TypeError('The "callback" argument must be a function');
-}
-class Timeout {
-  constructor(fn, ms, repeat, args) {
-    this[kFn] = fn;
-    this[kMs] = ms;
-    this[kRepeat] = repeat;
-    this[kArgs] = args;
-    this[kRefed] = true;
-    this[kCleared] = false;
-    this[kId] = natives.timerStart(fn, ms, repeat, args, 0, true);
-  }
-  ref() { this[kRefed] = true; natives.timerRef(this[kId], true); return this; }
-  unref() { this[kRefed] = false; natives.timerRef(this[kId], false); return this; }
-  hasRef() { return this[kRefed]; }
-  // As Node: restarts the countdown; a timeout that already fired runs again.
-  refresh() {
-    if (!this[kCleared] && !natives.timerRefresh(this[kId]))
-      natives.timerStart(this[kFn], this[kMs], this[kRepeat], this[kArgs], this[kId], this[kRefed]);
-    return this;
-  }
-  close() { clearTimeout(this); return this; }
-  [Symbol.toPrimitive]() { return this[kId]; }
-}
-class Immediate {
-  constructor(fn, args) {
-    this[kRefed] = true;
-    this[kId] = natives.immediateStart(fn, args);
-  }
-  ref() { this[kRefed] = true; natives.immediateRef(this[kId], true); return this; }
-  unref() { this[kRefed] = false; natives.immediateRef(this[kId], false); return this; }
-  hasRef() { return this[kRefed]; }
-}
-for (const C of [Timeout, Immediate])
-  Object.defineProperty(C.prototype, Symbol.toStringTag, {value: C.name, configurable: true});
-// Node's delay rule: below 1 ms, above 2^31-1 or not a number is 1 ms.
-function delayOf(delay) {
-  const ms = delay * 1;
-  return ms >= 1 && ms <= 2147483647 ? Math.trunc(ms) : 1;
-}
-// A Timeout, or its id as a number or numeric string (what +t gave).
-function idOf(t, C) {
-  if (t instanceof C) return t[kId];
-  if (typeof t === 'number' || typeof t === 'string') return +t;
-  return 0;
-}
-const timerApi = {
-  setTimeout(callback, delay, ...args) {
-    checkCallback(callback);
-    return new Timeout(callback, delayOf(delay), false, args.length ? args : undefined);
-  },
-  setInterval(callback, delay, ...args) {
-    checkCallback(callback);
-    return new Timeout(callback, delayOf(delay), true, args.length ? args : undefined);
-  },
-  setImmediate(callback, ...args) {
-    checkCallback(callback);
-    return new Immediate(callback, args.length ? args : undefined);
-  },
-  clearTimeout(t) {
-    if (t instanceof Timeout) t[kCleared] = true;
-    natives.timerClear(idOf(t, Timeout));
-  },
-  clearInterval(t) {
-    if (t instanceof Timeout) t[kCleared] = true;
-    natives.timerClear(idOf(t, Timeout));
-  },
-  clearImmediate(t) { natives.immediateClear(idOf(t, Immediate)); },
-};
-for (const name of keys(timerApi)) define(global, name, timerApi[name]);
-
-// Array.prototype.fill on an array too long for fast elements (a dictionary)
-// takes V8's generic path: one C++ loop with no interrupt check, so neither a
-// deadline nor the heap limit's termination stops it, and at the heap limit
-// it kept being granted memory for tens of seconds. Filled in slices, the
-// calls between them are JS, where a termination lands.
-const arrayFill = Array.prototype.fill, apply = Reflect.apply, trunc = Math.trunc;
-const kSlice = 1 << 16; // the generic path allocates ~120 bytes an element
-function clampIndex(v, len, dflt) {
-  if (v === undefined) return dflt;
-  let n = +v;
-  n = n !== n ? 0 : trunc(n);
-  if (n < 0) return n + len > 0 ? n + len : 0;
-  return n < len ? n : len;
-}
-// A call, not just the loop: a short loop may never check for interrupts
-// in the interpreter, a function entry always does.
-function fillSlice(a, value, from, to) { apply(arrayFill, a, [value, from, to]); }
-define(Array.prototype, 'fill', {
-  fill(value) { // length 1, as the builtin
-    if (!isArray(this) || this.length <= 2 * kSlice)
-      return apply(arrayFill, this, arguments);
-    const len = this.length;
-    const from = clampIndex(arguments[1], len, 0), to = clampIndex(arguments[2], len, len);
-    for (let k = from; k < to; k += kSlice)
-      fillSlice(this, value, k, to - k > kSlice ? k + kSlice : to);
-    return this;
-  },
-}.fill);
-if (typeof globalThis.performance === 'undefined')
-  define(global, 'performance', {now: natives.now, timeOrigin: Date.now() - natives.now()});
-})
-)JS";
-
 World *WorldOfRealm(Realm *realm);
 
 Realm *
@@ -432,20 +106,20 @@ TimerClose(Timer *t)
     uv_close(reinterpret_cast<uv_handle_t *>(&t->handle), TimerClosed);
 }
 
-// Runs fn(...args) with this = the realm's global as one macrotask.
+// Runs fn(...args) with this = the realm's global as one macrotask, on
+// behalf of `call` (0 = none).
 void
-RunCallback(World *w, Realm *realm, uint64_t run, Local<Function> fn,
+RunCallback(World *w, Realm *realm, uint64_t call, Local<Function> fn,
             Local<Array> args, const char *what)
 {
     js_engine *e = w->engine;
-    Isolate *isolate = jse::IsolateOf(e);
+    Isolate *isolate = e->isolate;
     Local<Context> context = realm->context.Get(isolate);
     Context::Scope cs(context);
     jse::Outcome out;
     {
         jse::Entry en(e, jse::DefaultDeadline(e));
-        uint64_t prev = jse::CurrentRun(e);
-        jse::SetCurrentRun(e, run);
+        jse::CurrentCallScope current(e, call);
         TryCatch tc(isolate);
         std::vector<Local<Value>> argv;
         for (uint32_t i = 0; !args.IsEmpty() && i < args->Length(); i++) {
@@ -460,15 +134,14 @@ RunCallback(World *w, Realm *realm, uint64_t run, Local<Function> fn,
             tc.HasCaught() && !tc.HasTerminated()) {
             jse::LogException(isolate, context, "Uncaught", tc.Exception(),
                               tc.Message());
-            // The run it belongs to, still waiting, fails with it.
-            if (run != 0)
-                jse::FailRun(e, run, tc.Exception(), tc.Message());
+            // The call it belongs to, still waiting, fails with it.
+            if (call != 0)
+                jse::CallSettle(e, call, false, tc.Exception(), tc.Message());
         }
-        // Microtasks (run by Leave) belong to the same run.
+        // Microtasks (run by Leave) belong to the same call.
         out = en.Leave();
-        jse::SetCurrentRun(e, prev);
     }
-    jse::AfterMacrotask(e, out, what);
+    jse::CallsAfterEntry(e, 0, out, what);
 }
 
 bool
@@ -484,7 +157,7 @@ TimerFired(uv_timer_t *h)
     World *w = t->world;
     if (Doomed(w))
         return;
-    Isolate *isolate = jse::IsolateOf(w->engine);
+    Isolate *isolate = w->engine->isolate;
     v8::Isolate::Scope is(isolate);
     HandleScope hs(isolate);
     Local<Function> fn = t->fn.Get(isolate);
@@ -496,7 +169,7 @@ TimerFired(uv_timer_t *h)
         w->timers.erase(t->id);
         TimerClose(t);
     }
-    RunCallback(w, realm, t->run, fn, args,
+    RunCallback(w, realm, t->call, fn, args,
                 t->repeat ? "a setInterval callback" : "a setTimeout callback");
 }
 
@@ -537,7 +210,7 @@ TimerOf(const FunctionCallbackInfo<Value> &info)
     return it->second;
 }
 
-// timerStart(fn, ms, repeat, args|undefined, id|0, refed) -> id. The prelude
+// timerStart(fn, ms, repeat, args|undefined, id|0, refed) -> id. timers.js
 // checked fn and clamped ms; a non-zero id re-arms a fired Timeout (refresh).
 void
 TimerStart(const FunctionCallbackInfo<Value> &info)
@@ -554,14 +227,14 @@ TimerStart(const FunctionCallbackInfo<Value> &info)
     t->world = w;
     t->realm = realm;
     t->id = id != 0 ? id : w->next_id++;
-    t->run = jse::CurrentRun(w->engine);
+    t->call = w->engine->current_call;
     t->repeat = info[2]->IsTrue();
     t->fn.Reset(isolate, info[0].As<Function>());
     if (info[3]->IsArray())
         t->args.Reset(isolate, info[3].As<Array>());
     double ms = info[1].As<v8::Number>()->Value();
     t->ms = ms >= 1 && ms <= 2147483647.0 ? (uint64_t)ms : 1;
-    uv_timer_init(jse::LoopOf(w->engine), &t->handle);
+    uv_timer_init(w->engine->loop, &t->handle);
     t->handle.data = t;
     uv_timer_start(&t->handle, TimerFired, t->ms, t->repeat ? t->ms : 0);
     if (info[5]->IsFalse())
@@ -617,7 +290,7 @@ RunImmediates(uv_check_t *h)
     w->running = &batch;
     uv_check_stop(&w->check);
     uv_idle_stop(&w->idle);
-    Isolate *isolate = jse::IsolateOf(w->engine);
+    Isolate *isolate = w->engine->isolate;
     while (!batch.empty()) {
         Immediate *im = batch.front();
         batch.pop_front();
@@ -632,9 +305,9 @@ RunImmediates(uv_check_t *h)
         if (!im->args.IsEmpty())
             args = im->args.Get(isolate);
         Realm *realm = im->realm;
-        uint64_t run = im->run;
+        uint64_t call = im->call;
         delete im;
-        RunCallback(w, realm, run, fn, args, "a setImmediate callback");
+        RunCallback(w, realm, call, fn, args, "a setImmediate callback");
         // the callback may have freed the world (js_engine_free): stop here
         if (!w->active)
             break;
@@ -662,7 +335,7 @@ ImmediateStart(const FunctionCallbackInfo<Value> &info)
     Immediate *im = new Immediate();
     im->realm = realm;
     im->id = w->next_id++;
-    im->run = jse::CurrentRun(w->engine);
+    im->call = w->engine->current_call;
     im->fn.Reset(isolate, info[0].As<Function>());
     if (info[1]->IsArray())
         im->args.Reset(isolate, info[1].As<Array>());
@@ -751,7 +424,7 @@ TicksQueued(const FunctionCallbackInfo<Value> &info)
     WorldOfRealm(realm)->tick_realms.push_back(realm);
 }
 
-// setRunTicks(fn): the prelude's drain of this realm's nextTick queue.
+// setRunTicks(fn): process.js's drain of this realm's nextTick queue.
 void
 SetRunTicks(const FunctionCallbackInfo<Value> &info)
 {
@@ -773,6 +446,31 @@ QueueMicrotask(const FunctionCallbackInfo<Value> &info)
     isolate->EnqueueMicrotask(info[0].As<Function>());
 }
 
+// define(object, name, value): a property made as Object.defineProperty
+// makes the builtins' (writable, configurable, not enumerable).
+void
+Define(const FunctionCallbackInfo<Value> &info)
+{
+    Isolate *isolate = info.GetIsolate();
+    Local<Context> context = isolate->GetCurrentContext();
+    if (!info[0]->IsObject() || !info[1]->IsName()) {
+        isolate->ThrowException(
+            v8::Exception::TypeError(String::NewFromUtf8Literal(
+                isolate, "define(object, name, value)")));
+        return;
+    }
+    bool ok;
+    if (!info[0]
+             .As<Object>()
+             ->DefineOwnProperty(context, info[1].As<v8::Name>(), info[2],
+                                 v8::DontEnum)
+             .To(&ok))
+        return;
+    if (!ok)
+        isolate->ThrowException(v8::Exception::TypeError(
+            String::NewFromUtf8Literal(isolate, "Cannot redefine property")));
+}
+
 // write(level, text): one console line.
 void
 ConsoleWrite(const FunctionCallbackInfo<Value> &info)
@@ -781,7 +479,7 @@ ConsoleWrite(const FunctionCallbackInfo<Value> &info)
     std::string level = jse::Utf8(isolate, info[0]);
     std::string text = jse::Utf8(isolate, info[1]);
     int fd = (level == "log" || level == "info" || level == "debug") ? 1 : 2;
-    jse::WriteLine(fd, level.c_str(), text.data(), text.size());
+    log_line(fd, level.c_str(), text.data(), text.size());
 }
 
 void
@@ -839,7 +537,7 @@ EnvObject(Local<Context> context)
 World *
 WorldOfRealm(Realm *realm)
 {
-    return jse::WorldOf(realm->engine);
+    return realm->engine->world;
 }
 
 void
@@ -868,15 +566,15 @@ WorldNew(js_engine *e)
 {
     World *w = new World();
     w->engine = e;
-    uv_check_init(LoopOf(e), &w->check);
-    uv_idle_init(LoopOf(e), &w->idle);
-    uv_timer_init(LoopOf(e), &w->pump);
+    uv_check_init(e->loop, &w->check);
+    uv_idle_init(e->loop, &w->idle);
+    uv_timer_init(e->loop, &w->pump);
     w->check.data = w;
     w->idle.data = w;
     w->pump.data = w;
     w->open_handles = 3;
     w->active = true;
-    // Polling is no reason to keep the loop alive; runs waiting on such a
+    // Polling is no reason to keep the loop alive; calls waiting on such a
     // task have their own deadline timer.
     uv_timer_start(&w->pump, PumpTick, 50, 50);
     uv_unref(reinterpret_cast<uv_handle_t *>(&w->pump));
@@ -936,7 +634,7 @@ WorldRunTicks(World *w)
     if (w == nullptr)
         return true;
     js_engine *e = w->engine;
-    Isolate *isolate = IsolateOf(e);
+    Isolate *isolate = e->isolate;
     while (!w->tick_realms.empty()) {
         if (js_engine_doomed(e))
             return false;
@@ -963,13 +661,13 @@ WorldRunTicks(World *w)
                 realm->ticks_dropped = true;
                 return false;
             }
-            // As a throwing timer: logged, the run it belongs to fails, and
+            // As a throwing timer: logged, the call it belongs to fails, and
             // the queue goes on.
             LogException(isolate, context, "Uncaught", tc.Exception(),
                          tc.Message());
-            uint64_t run = CurrentRun(e);
-            if (run != 0)
-                FailRun(e, run, tc.Exception(), tc.Message());
+            if (e->current_call != 0)
+                CallSettle(e, e->current_call, false, tc.Exception(),
+                           tc.Message());
         }
     }
     return true;
@@ -980,7 +678,7 @@ WorldDropTicks(World *w)
 {
     if (w == nullptr)
         return;
-    Isolate *isolate = IsolateOf(w->engine);
+    Isolate *isolate = w->engine->isolate;
     std::vector<Realm *> list;
     list.swap(w->tick_drops);
     for (Realm *realm : list) {
@@ -1039,8 +737,7 @@ WorldInstall(Realm *realm, Local<Context> context)
         !SetFunction(context, natives, "ticksQueued", TicksQueued, data) ||
         !SetFunction(context, natives, "setRunTicks", SetRunTicks, data) ||
         !SetFunction(context, natives, "write", ConsoleWrite, data) ||
-        !SetFunction(context, natives, "queueMicrotask", QueueMicrotask,
-                     data) ||
+        !SetFunction(context, natives, "define", Define, data) ||
         !SetFunction(context, natives, "now", Now, data) ||
         !SetFunction(context, natives, "hrtime", HrTime, data) ||
         !SetValue(context, natives, "env", env) ||
@@ -1061,18 +758,15 @@ WorldInstall(Realm *realm, Local<Context> context)
             context, natives, "v8",
             Str(isolate, v8::V8::GetVersion(), strlen(v8::V8::GetVersion()))))
         return false;
-    v8::ScriptOrigin origin(
-        isolate, String::NewFromUtf8Literal(isolate, "jshost:world"));
-    v8::ScriptCompiler::Source source(
-        String::NewFromUtf8Literal(isolate, kPreludeSource), origin);
-    Local<v8::Script> script;
-    Local<Value> factory, r;
+    // Each prelude is named jshost:world in stack traces, as they were when
+    // they were one script.
     Local<Value> argv[] = {natives, global};
-    return v8::ScriptCompiler::Compile(context, &source).ToLocal(&script) &&
-           script->Run(context).ToLocal(&factory) && factory->IsFunction() &&
-           factory.As<Function>()
-               ->Call(context, v8::Undefined(isolate), 2, argv)
-               .ToLocal(&r);
+    Local<Value> r;
+    for (const jsp::Source *src :
+         {&jsp::kConsole, &jsp::kProcess, &jsp::kTimers, &jsp::kArrayFill})
+        if (!RunPrelude(context, *src, "jshost:world", 2, argv, &r))
+            return false;
+    return true;
 }
 
 } // namespace jse

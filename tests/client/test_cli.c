@@ -19,7 +19,7 @@
 #include <cmocka.h>
 
 #include "jshost.h"
-#include "testutil.h"
+#include "tu_daemon.h"
 
 static const char config_text[] =
     "module.exports = {\n"
@@ -62,24 +62,8 @@ static int
 teardown(void **state)
 {
     struct fx *f = *state;
-    struct jshost_options o;
-    char path[320], *s;
-    pid_t pid = 0;
-    jshost *c;
 
-    snprintf(path, sizeof(path), "%s/manager.pid", f->rt);
-    if ((s = tu_read_file(path)) != NULL)
-        pid = atoi(s);
-    free(s);
-    jshost_options_init(&o);
-    o.runtime_dir = f->rt;
-    o.spawn = 0;
-    c = jshost_connect(&o);
-    if (c->err == 0)
-        jshost_shutdown(c);
-    jshost_free(c);
-    for (int i = 0; pid > 0 && i < 500 && kill(pid, 0) == 0; i++)
-        usleep(10000);
+    tu_daemon_shutdown(f->rt);
     free(f->out);
     free(f->err);
     tu_rmtree(f->dir);
@@ -95,7 +79,7 @@ run(struct fx *f, const char *input, ...)
     va_list ap;
     int n = 0, rc;
 
-    argv[n++] = getenv("JSHOST_CLI");
+    argv[n++] = (char *)tu_build_path(TU_CLI);
     va_start(ap, input);
     while (n < 15 && (argv[n] = va_arg(ap, char *)) != NULL)
         n++;
@@ -235,7 +219,8 @@ static void
 test_crash_exit_3(void **state)
 {
     struct fx *f = *state;
-    char log[320], *out, *p;
+    char log[320], *out;
+    struct tu_rpc *c;
     pid_t cli, worker = 0;
     int st;
 
@@ -243,28 +228,22 @@ test_crash_exit_3(void **state)
     assert_int_equal(run(f, NULL, "start", f->config, NULL), 0);
     snprintf(log, sizeof(log), "%s/cli.log", f->dir);
     {
-        char *argv[] = {getenv("JSHOST_CLI"), "call", f->config, "spin",
-                        "--timeout",          "60",   NULL};
+        char *argv[] = {(char *)tu_build_path(TU_CLI),
+                        "call",
+                        f->config,
+                        "spin",
+                        "--timeout",
+                        "60",
+                        NULL};
 
         cli = tu_spawn(argv, NULL, log);
     }
-    for (int i = 0; i < 500 && worker == 0; i++) {
-        assert_int_equal(run(f, NULL, "status", "--json", NULL), 0);
-        /* the call is in flight once the worker says so */
-        if (strstr(f->out, "\"in_flight\": 1") != NULL ||
-            strstr(f->out, "\"in_flight\":1") != NULL) {
-            p = strstr(f->out, "\"workers\"");
-            assert_non_null(p);
-            p = strstr(p, "\"pid\"");
-            assert_non_null(p);
-            worker = (pid_t)atoi(strchr(p, ':') + 1);
-        } else {
-            usleep(10000);
-        }
-    }
-    assert_true(worker > 0);
+    /* Killed once the call is in flight on it. */
+    c = tu_daemon_rundir_connect(f->rt);
+    TU_UNTIL((worker = tu_rpc_busy_worker(c, NULL)) > 0, TU_WAIT_MS);
+    tu_rpc_close(c);
     assert_int_equal(kill(worker, SIGKILL), 0);
-    st = tu_wait(cli, 20000);
+    st = tu_wait(cli, TU_WAIT_MS);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 3);
     out = tu_read_file(log);
@@ -328,30 +307,24 @@ static void
 test_logs_follow(void **state)
 {
     struct fx *f = *state;
-    char out[320], *argv[5], *text = NULL;
+    char out[320], *argv[5], *text;
     pid_t pid;
-    int i;
 
     assert_int_equal(run(f, NULL, "start", f->config, NULL), 0);
     snprintf(out, sizeof(out), "%s/follow.out", f->dir);
-    argv[0] = getenv("JSHOST_CLI");
+    argv[0] = (char *)tu_build_path(TU_CLI);
     argv[1] = "logs";
     argv[2] = f->config;
     argv[3] = "-f";
     argv[4] = NULL;
     pid = tu_spawn(argv, NULL, out);
-    usleep(300000);
-    assert_int_equal(run(f, NULL, "call", f->config, "echo", "1", NULL), 0);
-    for (i = 0; i < 100; i++) {
-        free(text);
-        text = tu_read_file(out);
-        if (text != NULL && strstr(text, "echo called") != NULL)
-            break;
-        usleep(50000);
-    }
-    assert_non_null(text);
-    assert_non_null(strstr(text, "echo called"));
+    /* It has printed the log as it was (the host's start) and follows. */
+    TU_UNTIL(tu_file_size(out) > 0, TU_WAIT_MS);
+    text = tu_read_text(out);
+    assert_null(strstr(text, "echo called"));
     free(text);
+    assert_int_equal(run(f, NULL, "call", f->config, "echo", "1", NULL), 0);
+    TU_UNTIL(tu_file_contains(out, "echo called"), TU_WAIT_MS);
     /* still following, not exited */
     assert_int_equal(tu_wait(pid, 0), -1);
     tu_kill(pid);
@@ -366,14 +339,14 @@ test_host_listen(void **state)
     pid_t pid;
 
     snprintf(sock, sizeof(sock), "%s/w.sock", f->dir);
-    argv[0] = getenv("JSHOST_CLI");
+    argv[0] = (char *)tu_build_path(TU_CLI);
     argv[1] = "host";
     argv[2] = f->config;
     argv[3] = "--listen";
     argv[4] = sock;
     argv[5] = NULL;
     pid = tu_spawn(argv, NULL, NULL);
-    assert_true(tu_wait_socket(sock, 10000));
+    assert_true(tu_wait_socket(sock, TU_WAIT_MS));
     setenv("JSHOST_SOCKET", sock, 1);
     assert_int_equal(
         run(f, NULL, "call", f->config, "double", "{\"number\": 4}", NULL), 0);
@@ -391,10 +364,10 @@ test_c_example(void **state)
     char *argv[3];
     int rc;
 
-    argv[0] = getenv("JSHOST_EXAMPLE");
+    argv[0] = (char *)tu_build_path("tests/client/example_hello");
     argv[1] = f->config;
     argv[2] = NULL;
-    assert_non_null(argv[0]);
+
     free(f->out);
     free(f->err);
     rc = tu_run(argv, NULL, NULL, &f->out, &f->err, 60000);
@@ -449,7 +422,7 @@ test_clean_env_build_tree(void **state)
     for (char **e = environ; *e != NULL && n < 12; e++)
         if (sanitizer_var(*e))
             argv[n++] = *e;
-    argv[n++] = getenv("JSHOST_CLI");
+    argv[n++] = (char *)tu_build_path(TU_CLI);
     argv[n++] = "call";
     argv[n++] = "examples/hello/host.config.js";
     argv[n++] = "hello_world";

@@ -21,8 +21,8 @@
 #include <cmocka.h>
 #include <msgpack.h>
 
-#include "jshost.h"
-#include "testutil.h"
+#include "tu_jshost.h"
+#include "tu_rpc.h"
 
 struct fx {
     char *dir;
@@ -33,9 +33,25 @@ struct fx {
 static const char *
 fake_path(void)
 {
-    const char *p = getenv("JSHOST_TEST_FAKE_SERVER");
+    return tu_build_path("tests/client/fake_server");
+}
 
-    return p != NULL ? p : "./fake_server";
+/* The pid on line n (from 1) of the fake's pid log, failing without one. */
+static pid_t
+nth_pid(const char *path, int n)
+{
+    char *s = tu_read_text(path), *p = s;
+    pid_t pid;
+    int i;
+
+    for (i = 1; i < n && p != NULL; i++)
+        if ((p = strchr(p, '\n')) != NULL)
+            p++;
+    if (p == NULL || *p == '\0')
+        fail_msg("%s has no line %d: %s", path, n, s);
+    pid = (pid_t)atoi(p);
+    free(s);
+    return pid;
 }
 
 /* Lines in a file (0 when it is missing): the fake server logs a pid a line. */
@@ -53,21 +69,25 @@ count_lines(const char *path)
     return n;
 }
 
+/* Starts the fake server on f->sock and waits until it listens. */
+static void
+start_server(struct fx *f)
+{
+    char *argv[] = {(char *)fake_path(), "--listen", f->sock, NULL};
+
+    f->server = tu_spawn(argv, NULL, NULL);
+    if (!tu_wait_socket(f->sock, TU_WAIT_MS))
+        fail_msg("the fake server never listened on %s", f->sock);
+}
+
 static int
 setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
-    char *argv[4];
 
     f->dir = tu_tmpdir();
     snprintf(f->sock, sizeof(f->sock), "%s/s.sock", f->dir);
-    argv[0] = (char *)fake_path();
-    argv[1] = "--listen";
-    argv[2] = f->sock;
-    argv[3] = NULL;
-    f->server = tu_spawn(argv, NULL, NULL);
-    if (!tu_wait_socket(f->sock, 5000))
-        return -1;
+    start_server(f);
     *state = f;
     return 0;
 }
@@ -93,38 +113,23 @@ connect_to(const char *sock)
     return jshost_connect(&o);
 }
 
-static void
-pack_json(const char *json, jshost_value *v)
-{
-    char err[256];
-
-    assert_int_equal(jshost_json_pack(json, strlen(json), v, err, sizeof(err)),
-                     0);
-}
-
-/* Calls fn with JSON data; returns the result as JSON (malloc'd) or NULL. */
+/* Calls the fake's host "h"; the result as JSON (malloc'd) or NULL. */
 static char *
 call_json(jshost *c, const char *fn, const char *json, int timeout_ms)
 {
-    jshost_value d = {0}, r = {0};
-    char *s = NULL;
-
-    pack_json(json, &d);
-    if (jshost_call(c, "h", fn, d.data, d.len, timeout_ms, &r) == 0)
-        s = jshost_json_dump(r.data, r.len, 0);
-    jshost_value_free(&d);
-    jshost_value_free(&r);
-    return s;
+    return tu_jshost_call(c, "h", fn, json, timeout_ms);
 }
 
 static void
 test_json_helpers(void **state)
 {
+    static const char json[] = "{\"a\": [1, 2.5, \"x\", null, true]}";
     jshost_value v = {0};
     char err[256] = "", *s;
 
     (void)state;
-    pack_json("{\"a\": [1, 2.5, \"x\", null, true]}", &v);
+    assert_int_equal(jshost_json_pack(json, strlen(json), &v, err, sizeof(err)),
+                     0);
     s = jshost_json_dump(v.data, v.len, 0);
     assert_non_null(s);
     assert_string_equal(s, "{\"a\":[1,2.5,\"x\",null,true]}");
@@ -355,19 +360,13 @@ test_server_restart_resend(void **state)
 {
     struct fx *f = *state;
     jshost *c = connect_to(f->sock);
-    char *argv[4];
     char *s;
 
     assert_int_equal(c->err, 0);
     /* the server goes away between calls: the next call finds the dead
      * connection before writing, reconnects to the new server and succeeds */
     tu_kill(f->server);
-    argv[0] = (char *)fake_path();
-    argv[1] = "--listen";
-    argv[2] = f->sock;
-    argv[3] = NULL;
-    f->server = tu_spawn(argv, NULL, NULL);
-    assert_true(tu_wait_socket(f->sock, 5000));
+    start_server(f);
     s = call_json(c, "echo", "5", 0);
     if (s == NULL) {
         /* written before the EOF was seen: one failure is allowed, then it
@@ -380,33 +379,20 @@ test_server_restart_resend(void **state)
     jshost_free(c);
 }
 
+/* The params of a call of the fake's fn with i as data. */
 static void
 pack_call_params(msgpack_sbuffer *sb, const char *fn, int i)
 {
-    msgpack_packer pk;
+    char json[128];
 
-    msgpack_sbuffer_init(sb);
-    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 4);
-    msgpack_pack_str_with_body(&pk, "h", 1);
-    msgpack_pack_str_with_body(&pk, fn, strlen(fn));
-    msgpack_pack_int(&pk, i);
-    msgpack_pack_map(&pk, 0);
+    snprintf(json, sizeof json, "[\"h\", \"%s\", %d, {}]", fn, i);
+    tu_rpc_pack_json(sb, json);
 }
 
 static int64_t
 reply_int(const jshost_reply *r)
 {
-    msgpack_unpacked u;
-    int64_t v = -1;
-
-    msgpack_unpacked_init(&u);
-    if (msgpack_unpack_next(&u, r->value.data, r->value.len, NULL) ==
-            MSGPACK_UNPACK_SUCCESS &&
-        u.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-        v = (int64_t)u.data.via.u64;
-    msgpack_unpacked_destroy(&u);
-    return v;
+    return tu_jshost_int(r->value.data, r->value.len);
 }
 
 static void
@@ -433,7 +419,7 @@ test_pipeline_10000(void **state)
         }
         if (jshost_in_flight(c) > max_in_flight)
             max_in_flight = jshost_in_flight(c);
-        assert_int_equal(jshost_read(c, &r, 10000), 1);
+        assert_int_equal(jshost_read(c, &r, TU_WAIT_MS), 1);
         assert_int_equal(r.ok, 1);
         i = (int)reply_int(&r);
         assert_true(i >= 0 && i < sent);
@@ -469,11 +455,11 @@ test_pipeline_out_of_order(void **state)
     msgpack_sbuffer_destroy(&sb);
     assert_int_equal(jshost_in_flight(c), 4);
     /* the release comes first, then the held ones newest first */
-    assert_int_equal(jshost_read(c, &r, 5000), 1);
+    assert_int_equal(jshost_read(c, &r, TU_WAIT_MS), 1);
     assert_int_equal(r.msgid, rel);
     jshost_reply_free(&r);
     for (i = 2; i >= 0; i--) {
-        assert_int_equal(jshost_read(c, &r, 5000), 1);
+        assert_int_equal(jshost_read(c, &r, TU_WAIT_MS), 1);
         assert_int_equal(r.msgid, held[i]);
         assert_int_equal(reply_int(&r), i);
         jshost_reply_free(&r);
@@ -482,7 +468,7 @@ test_pipeline_out_of_order(void **state)
     pack_call_params(&sb, "fail", 0);
     assert_int_equal(jshost_send(c, "call", sb.data, sb.size, &rel), 0);
     msgpack_sbuffer_destroy(&sb);
-    assert_int_equal(jshost_read(c, &r, 5000), 1);
+    assert_int_equal(jshost_read(c, &r, TU_WAIT_MS), 1);
     assert_int_equal(r.ok, 0);
     assert_string_equal(r.error.type, "JSError");
     jshost_reply_free(&r);
@@ -493,7 +479,7 @@ test_pipeline_out_of_order(void **state)
     pack_call_params(&sb, "close", 0);
     assert_int_equal(jshost_send(c, "call", sb.data, sb.size, &rel), 0);
     msgpack_sbuffer_destroy(&sb);
-    assert_int_equal(jshost_read(c, &r, 5000), -1);
+    assert_int_equal(jshost_read(c, &r, TU_WAIT_MS), -1);
     assert_int_equal(c->err, JSHOST_ERR_IO);
     assert_int_equal(jshost_in_flight(c), 0);
     jshost_free(c);
@@ -706,7 +692,7 @@ test_pipeline_large(void **state)
     /* 30 MB cannot all have gone into the socket */
     assert_true(max_pending > 0);
     for (i = 0; i < N; i++) {
-        assert_int_equal(jshost_read(c, &r, 20000), 1);
+        assert_int_equal(jshost_read(c, &r, TU_WAIT_MS), 1);
         assert_int_equal(r.ok, 1);
         assert_true(r.value.len > SIZE);
         jshost_reply_free(&r);
@@ -790,7 +776,6 @@ thread_main(void *arg)
 
     for (i = 0; i < 500; i++) {
         int64_t want = (int64_t)a->id * 100000 + i;
-        msgpack_unpacked u;
 
         msgpack_sbuffer_init(&sb);
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
@@ -800,12 +785,8 @@ thread_main(void *arg)
             a->failures++;
             jshost_error_clear(&e);
         } else {
-            msgpack_unpacked_init(&u);
-            if (msgpack_unpack_next(&u, r.data, r.len, NULL) !=
-                    MSGPACK_UNPACK_SUCCESS ||
-                u.data.via.i64 != want)
+            if (tu_jshost_int(r.data, r.len) != want)
                 a->failures++;
-            msgpack_unpacked_destroy(&u);
             jshost_value_free(&r);
         }
         msgpack_sbuffer_destroy(&sb);
@@ -873,7 +854,8 @@ test_fork_child_reconnects(void **state)
         assert_string_equal(s, want);
         free(s);
     }
-    assert_int_equal(waitpid(pid, &st, 0), pid);
+    st = tu_wait(pid, TU_WAIT_MS);
+    assert_int_not_equal(st, -1);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
     s = call_json(c, "echo", "2", 0);
@@ -886,6 +868,7 @@ struct busy {
     jshost *c;
     atomic_int stop;
     int failures;
+    atomic_int calls; /* made so far */
 };
 
 static void *
@@ -899,6 +882,7 @@ busy_thread(void *arg)
         if (s == NULL || strcmp(s, "[1,2,3]") != 0)
             b->failures++;
         free(s);
+        atomic_fetch_add(&b->calls, 1);
     }
     return NULL;
 }
@@ -910,23 +894,26 @@ static void
 test_fork_with_busy_thread(void **state)
 {
     struct fx *f = *state;
-    struct busy b = {connect_to(f->sock), 0, 0};
+    struct busy b = {connect_to(f->sock), 0, 0, 0};
     pthread_t t;
-    int i, st, ok = 0;
+    int i, st, ok = 0, made;
 
     assert_int_equal(b.c->err, 0);
     assert_int_equal(pthread_create(&t, NULL, busy_thread, &b), 0);
     for (i = 0; i < 20; i++) {
         pid_t pid;
 
-        usleep(2000);
+        /* Each fork finds the thread at work: a call more since the last. */
+        made = atomic_load(&b.calls);
+        TU_UNTIL(atomic_load(&b.calls) > made, TU_WAIT_MS);
         pid = fork();
         if (pid == 0) {
             char *s = call_json(b.c, "echo", "\"child\"", 0);
 
             _exit(s != NULL && strcmp(s, "\"child\"") == 0 ? 0 : 1);
         }
-        assert_int_equal(waitpid(pid, &st, 0), pid);
+        st = tu_wait(pid, TU_WAIT_MS);
+        assert_int_not_equal(st, -1);
         ok += WIFEXITED(st) && WEXITSTATUS(st) == 0;
     }
     atomic_store(&b.stop, 1);
@@ -1015,15 +1002,7 @@ test_autostart(void **state)
     jshost_free(c);
 
     /* a stale socket file (nobody listening) is replaced */
-    for (int i = 0; i < 200; i++) {
-        char sock[320];
-        struct stat st;
-
-        snprintf(sock, sizeof(sock), "%s/manager.sock", rt);
-        if (stat(sock, &st) < 0)
-            break;
-        usleep(10000);
-    }
+    TU_UNTIL(tu_pid_gone(nth_pid(pids, 1)), TU_WAIT_MS);
     free(tu_write_file(rt, "manager.sock", "stale"));
     c = jshost_connect(&o);
     assert_int_equal(c->err, 0);
@@ -1031,16 +1010,11 @@ test_autostart(void **state)
     assert_int_equal(jshost_shutdown(c), 0);
     jshost_free(c);
 
-    /* a manager that cannot be run is a SPAWN error naming it */
+    /* a manager that cannot be run is a SPAWN error naming it (once the
+     * second fake is gone, its socket with it) */
+    TU_UNTIL(tu_pid_gone(nth_pid(pids, 2)), TU_WAIT_MS);
     o.manager_path = "/nonexistent/jshost-manager";
     c = jshost_connect(&o);
-    if (c->err == 0) {
-        /* the previous fake may still be answering: wait for it to go */
-        jshost_shutdown(c);
-        jshost_free(c);
-        usleep(300000);
-        c = jshost_connect(&o);
-    }
     if (c->err != JSHOST_ERR_SPAWN)
         fprintf(stderr, "got: %s\n", c->errstr);
     assert_int_equal(c->err, JSHOST_ERR_SPAWN);
@@ -1075,7 +1049,7 @@ test_autostart_race(void **state)
         }
     }
     for (i = 0; i < 20; i++) {
-        waitpid(kids[i], &st, 0);
+        st = tu_wait(kids[i], TU_WAIT_MS);
         ok += WIFEXITED(st) && WEXITSTATUS(st) == 0;
     }
     assert_int_equal(ok, 20);

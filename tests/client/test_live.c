@@ -19,8 +19,8 @@
 #include <cmocka.h>
 #include <msgpack.h>
 
-#include "jshost.h"
-#include "testutil.h"
+#include "tu_daemon.h"
+#include "tu_jshost.h"
 
 static const char config_text[] =
     "let n = 0;\n"
@@ -76,40 +76,15 @@ setup(void **state)
     return 0;
 }
 
-/* Reads the manager's pid from manager.pid (0 when none). */
-static pid_t
-manager_pid(const char *rt)
-{
-    char path[320], *s;
-    pid_t pid = 0;
-
-    snprintf(path, sizeof(path), "%s/manager.pid", rt);
-    s = tu_read_file(path);
-    if (s != NULL)
-        pid = (pid_t)atoi(s);
-    free(s);
-    return pid;
-}
-
 static int
 teardown(void **state)
 {
     struct fx *f = *state;
-    pid_t pid = manager_pid(f->rt);
-    jshost *c;
-    int i;
 
     free(f->host);
     jshost_free(f->c);
     /* leave nothing running: shut the manager down and see it go */
-    c = connect_rt(f->rt, 0);
-    if (c->err == 0)
-        jshost_shutdown(c);
-    jshost_free(c);
-    for (i = 0; pid > 0 && i < 500 && kill(pid, 0) == 0; i++)
-        usleep(10000);
-    if (pid > 0 && kill(pid, 0) == 0)
-        kill(pid, SIGKILL);
+    tu_daemon_shutdown(f->rt);
     tu_rmtree(f->dir);
     free(f);
     return 0;
@@ -128,25 +103,9 @@ attach(struct fx *f)
 }
 
 static char *
-call_json_on(jshost *c, const char *host, const char *fn, const char *json,
-             int timeout_ms)
-{
-    jshost_value d = {0}, r = {0};
-    char err[256], *s = NULL;
-
-    assert_int_equal(jshost_json_pack(json, strlen(json), &d, err, sizeof(err)),
-                     0);
-    if (jshost_call(c, host, fn, d.data, d.len, timeout_ms, &r) == 0)
-        s = jshost_json_dump(r.data, r.len, 0);
-    jshost_value_free(&d);
-    jshost_value_free(&r);
-    return s;
-}
-
-static char *
 call_json(struct fx *f, const char *fn, const char *json, int timeout_ms)
 {
-    return call_json_on(f->c, f->host, fn, json, timeout_ms);
+    return tu_jshost_call(f->c, f->host, fn, json, timeout_ms);
 }
 
 static void
@@ -178,7 +137,7 @@ test_happy_paths(void **state)
 
     attach(f);
     /* auto-start left its traces */
-    assert_true(manager_pid(f->rt) > 0);
+    assert_true(tu_daemon_manager_pid(f->rt) > 0);
     expect_call(f, "hello_world", "{\"name\": \"Foo\"}", "\"Hello, Foo!\"");
     expect_call(f, "hello_world", "{}", "\"Hello, World!\"");
     expect_call(f, "double", "{\"number\": 20}", "40");
@@ -236,7 +195,8 @@ test_contexts(void **state)
     assert_string_equal(s, "21");
     free(s);
     jshost_value_free(&r);
-    lib = tu_write_file(f->dir, "lib.js", "globalThis.triple = (v) => v * 3;\n");
+    lib =
+        tu_write_file(f->dir, "lib.js", "globalThis.triple = (v) => v * 3;\n");
     paths[0] = lib;
     assert_int_equal(jshost_context_load(f->c, ctx, paths, 1, 0), 0);
     assert_int_equal(jshost_json_pack("[7]", 3, &args, err, sizeof(err)), 0);
@@ -276,7 +236,7 @@ test_errors(void **state)
     /* NotFound */
     assert_null(call_json(f, "nope", "null", 0));
     expect_remote(f, "NotFound");
-    assert_null(call_json_on(f->c, "no-such-host", "double", "null", 0));
+    assert_null(tu_jshost_call(f->c, "no-such-host", "double", "null", 0));
     expect_remote(f, "NotFound");
     /* InvalidArgument: a result that cannot cross */
     assert_null(call_json(f, "cycle", "null", 0));
@@ -319,10 +279,10 @@ test_config_error(void **state)
 
     f->c = connect_rt(f->rt, 1);
     assert_int_equal(f->c->err, 0);
-    bad =
-        tu_write_file(f->dir, "bad.config.js",
-                 "module.exports = {\n  functions: {\n    a() { return 1 +; }\n"
-                 "  }\n};\n");
+    bad = tu_write_file(
+        f->dir, "bad.config.js",
+        "module.exports = {\n  functions: {\n    a() { return 1 +; }\n"
+        "  }\n};\n");
     assert_int_equal(jshost_attach(f->c, bad, &host, NULL), -1);
     expect_remote(f, "ConfigError");
     assert_null(host);
@@ -335,53 +295,38 @@ test_config_error(void **state)
     expect_remote(f, "ConfigError");
 }
 
-/* The first worker pid in a status map of one host. */
+/* The host's first worker (0 when it has none), as the manager sees it. */
 static pid_t
 worker_pid(struct fx *f)
 {
-    jshost_value st = {0};
-    msgpack_unpacked u;
+    struct tu_rpc *c = tu_daemon_rundir_connect(f->rt);
     pid_t pid = 0;
-    uint32_t i;
 
-    assert_int_equal(jshost_status(f->c, f->host, &st), 0);
-    msgpack_unpacked_init(&u);
-    assert_int_equal(msgpack_unpack_next(&u, st.data, st.len, NULL),
-                     MSGPACK_UNPACK_SUCCESS);
-    for (i = 0; i < u.data.via.map.size; i++) {
-        msgpack_object_kv *kv = &u.data.via.map.ptr[i];
-
-        if (kv->key.via.str.size == 7 &&
-            memcmp(kv->key.via.str.ptr, "workers", 7) == 0 &&
-            kv->val.via.array.size > 0) {
-            msgpack_object *w = &kv->val.via.array.ptr[0];
-
-            for (uint32_t j = 0; j < w->via.map.size; j++) {
-                if (w->via.map.ptr[j].key.via.str.size == 3 &&
-                    memcmp(w->via.map.ptr[j].key.via.str.ptr, "pid", 3) == 0)
-                    pid = (pid_t)w->via.map.ptr[j].val.via.u64;
-            }
-        }
-    }
-    msgpack_unpacked_destroy(&u);
-    jshost_value_free(&st);
+    tu_rpc_worker_pids(c, f->host, NULL, &pid, 1);
+    tu_rpc_close(c);
     return pid;
 }
 
+/* The host's worker with a call in flight (0 when none has one). */
+static pid_t
+busy_worker(struct fx *f)
+{
+    struct tu_rpc *c = tu_daemon_rundir_connect(f->rt);
+    pid_t pid = tu_rpc_busy_worker(c, f->host);
+
+    tu_rpc_close(c);
+    return pid;
+}
+
+/* The params of a call of host's fn with {"number": number}. */
 static void
 pack_call(msgpack_sbuffer *sb, const char *host, const char *fn, int number)
 {
-    msgpack_packer pk;
+    char json[512];
 
-    msgpack_sbuffer_init(sb);
-    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 4);
-    msgpack_pack_str_with_body(&pk, host, strlen(host));
-    msgpack_pack_str_with_body(&pk, fn, strlen(fn));
-    msgpack_pack_map(&pk, 1);
-    msgpack_pack_str_with_body(&pk, "number", 6);
-    msgpack_pack_int(&pk, number);
-    msgpack_pack_map(&pk, 0);
+    snprintf(json, sizeof json, "[\"%s\", \"%s\", {\"number\": %d}, {}]", host,
+             fn, number);
+    tu_rpc_pack_json(sb, json);
 }
 
 static void
@@ -401,25 +346,44 @@ test_host_crashed(void **state)
     pack_call(&sb, f->host, "hang", 0);
     assert_int_equal(jshost_send(f->c, "call", sb.data, sb.size, &id), 0);
     msgpack_sbuffer_destroy(&sb);
-    assert_int_equal(jshost_read(f->c, &r, 100), 0);
+    TU_UNTIL(busy_worker(f) == pid, TU_WAIT_MS);
+    assert_int_equal(jshost_read(f->c, &r, 0), 0);
     assert_int_equal(kill(pid, SIGKILL), 0);
-    assert_int_equal(jshost_read(f->c, &r, 10000), 1);
+    assert_int_equal(jshost_read(f->c, &r, TU_WAIT_MS), 1);
     assert_int_equal(r.msgid, id);
     assert_int_equal(r.ok, 0);
     assert_string_equal(r.error.type, "HostCrashed");
     assert_non_null(r.error.logfile);
     jshost_reply_free(&r);
     /* the manager replaced the worker: calls work again */
-    for (int i = 0; i < 100; i++) {
-        s = call_json(f, "double", "{\"number\": 5}", 0);
-        if (s != NULL)
-            break;
-        usleep(50000);
-    }
-    assert_non_null(s);
+    TU_UNTIL((s = call_json(f, "double", "{\"number\": 5}", 0)) != NULL,
+             TU_WAIT_MS);
     assert_string_equal(s, "10");
     free(s);
     assert_true(worker_pid(f) != pid);
+}
+
+/* One step towards quarantine: true once a call is answered HostUnavailable;
+ * else the host's worker, when it is a new one, is killed. */
+static bool
+quarantined(struct fx *f, pid_t *last, int *kills)
+{
+    char *s = call_json(f, "double", "{\"number\": 1}", 0);
+    pid_t pid;
+
+    if (s == NULL && f->c->err == JSHOST_ERR_REMOTE &&
+        strcmp(f->c->remote.type, "HostUnavailable") == 0)
+        return true;
+    free(s);
+    pid = worker_pid(f);
+    if (pid > 0 && pid != *last) {
+        if (*kills == 8)
+            fail_msg("%d crashes, and the host is not quarantined", *kills);
+        kill(pid, SIGKILL);
+        *last = pid;
+        (*kills)++;
+    }
+    return false;
 }
 
 /* Five crashes in thirty seconds quarantine the host: HostUnavailable until a
@@ -429,33 +393,11 @@ test_host_unavailable(void **state)
 {
     struct fx *f = *state;
     jshost_value st = {0};
-    pid_t pid = 0, last = 0;
-    char *s = NULL;
-    int kills = 0, i;
+    pid_t last = 0;
+    int kills = 0;
 
     attach(f);
-    for (i = 0; i < 400 && kills < 8; i++) {
-        jshost_value v = {0};
-
-        /* a call answered HostUnavailable: quarantined */
-        s = call_json(f, "double", "{\"number\": 1}", 0);
-        if (s == NULL && f->c->err == JSHOST_ERR_REMOTE &&
-            strcmp(f->c->remote.type, "HostUnavailable") == 0)
-            break;
-        free(s);
-        s = NULL;
-        if (jshost_status(f->c, f->host, &v) == 0) {
-            jshost_value_free(&v);
-            pid = worker_pid(f);
-        }
-        if (pid > 0 && pid != last) {
-            kill(pid, SIGKILL);
-            last = pid;
-            kills++;
-        }
-        usleep(20000);
-    }
-    assert_null(s);
+    TU_UNTIL(quarantined(f, &last, &kills), TU_WAIT_MS);
     expect_remote(f, "HostUnavailable");
     assert_non_null(strstr(f->c->remote.message, "quarantined"));
     /* a restart brings it back */
@@ -509,22 +451,13 @@ test_pipeline_10000(void **state)
         }
         if (jshost_in_flight(f->c) > max_in_flight)
             max_in_flight = jshost_in_flight(f->c);
-        k = jshost_read(f->c, &r, 20000);
+        k = jshost_read(f->c, &r, TU_WAIT_MS);
         if (k != 1)
             fail_msg("read: %d %s", k, f->c->errstr);
         if (!r.ok)
             fail_msg("reply: %s: %s", r.error.type, r.error.message);
         /* the reply is 2 * i where ids[i] == msgid */
-        {
-            msgpack_unpacked u;
-
-            msgpack_unpacked_init(&u);
-            assert_int_equal(
-                msgpack_unpack_next(&u, r.value.data, r.value.len, NULL),
-                MSGPACK_UNPACK_SUCCESS);
-            i = (int)(u.data.via.u64 / 2);
-            msgpack_unpacked_destroy(&u);
-        }
+        i = (int)(tu_jshost_int(r.value.data, r.value.len) / 2);
         assert_true(i >= 0 && i < sent);
         assert_int_equal(r.msgid, ids[i]);
         jshost_reply_free(&r);
@@ -555,7 +488,7 @@ test_overloaded(void **state)
     }
     /* the 12 over the limit come back at once; the 8 hang */
     for (i = 0; i < 12; i++) {
-        assert_int_equal(jshost_read(f->c, &r, 10000), 1);
+        assert_int_equal(jshost_read(f->c, &r, TU_WAIT_MS), 1);
         if (!r.ok && strcmp(r.error.type, "Overloaded") == 0)
             overloaded++;
         else
@@ -587,7 +520,6 @@ thread_main(void *arg)
 
     for (int i = 0; i < 500; i++) {
         int want = a->id * 1000 + i;
-        msgpack_unpacked u;
 
         msgpack_sbuffer_init(&sb);
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
@@ -601,12 +533,8 @@ thread_main(void *arg)
             a->failures++;
             jshost_error_clear(&e);
         } else {
-            msgpack_unpacked_init(&u);
-            if (msgpack_unpack_next(&u, r.data, r.len, NULL) !=
-                    MSGPACK_UNPACK_SUCCESS ||
-                u.data.via.i64 != 2 * want)
+            if (tu_jshost_int(r.data, r.len) != 2 * want)
                 a->failures++;
-            msgpack_unpacked_destroy(&u);
             jshost_value_free(&r);
         }
         msgpack_sbuffer_destroy(&sb);
@@ -664,7 +592,8 @@ test_fork(void **state)
     }
     for (int i = 0; i < 20; i++)
         expect_call(f, "double", "{\"number\": 3}", "6");
-    assert_int_equal(waitpid(pid, &st, 0), pid);
+    st = tu_wait(pid, TU_WAIT_MS);
+    assert_int_not_equal(st, -1);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
     /* the parent's connection and state are untouched */
@@ -683,18 +612,18 @@ test_manager_restart_resend(void **state)
 
     attach(f);
     expect_call(f, "double", "{\"number\": 1}", "2");
-    old = manager_pid(f->rt);
+    old = tu_daemon_manager_pid(f->rt);
     assert_true(old > 0);
     assert_int_equal(kill(old, SIGKILL), 0);
-    for (int i = 0; i < 500 && kill(old, 0) == 0; i++)
-        usleep(10000);
-    usleep(50000); /* let the EOF reach our socket */
+    TU_UNTIL(tu_pid_gone(old), TU_WAIT_MS);
+    /* the EOF has reached our socket, so the next call sees it first */
+    assert_true(tu_readable(jshost_fd(f->c), TU_WAIT_MS));
     s = call_json(f, "double", "{\"number\": 2}", 0);
     if (s == NULL)
         fail_msg("call after the manager died: %s", f->c->errstr);
     assert_string_equal(s, "4");
     free(s);
-    assert_true(manager_pid(f->rt) != old);
+    assert_true(tu_daemon_manager_pid(f->rt) != old);
 }
 
 /* Production mode: one worker on its own socket (`jshost host CONFIG --listen
@@ -709,15 +638,14 @@ test_env_socket_listen_worker(void **state)
 
     snprintf(sock, sizeof(sock), "%s/w.sock", f->dir);
     snprintf(log, sizeof(log), "%s/w.log", f->dir);
-    argv[0] = getenv("JSHOST_CLI");
+    argv[0] = (char *)tu_build_path(TU_CLI);
     argv[1] = "host";
     argv[2] = f->config;
     argv[3] = "--listen";
     argv[4] = sock;
     argv[5] = NULL;
-    assert_non_null(argv[0]);
     pid = tu_spawn(argv, NULL, log);
-    assert_true(tu_wait_socket(sock, 10000));
+    assert_true(tu_wait_socket(sock, TU_WAIT_MS));
     setenv("JSHOST_SOCKET", sock, 1);
     {
         struct jshost_options o;
@@ -733,7 +661,8 @@ test_env_socket_listen_worker(void **state)
                 "\"Hello, worker!\"");
     expect_call(f, "count", "null", "1");
     /* nothing was started in the runtime dir */
-    assert_int_equal(stat(f->rt, &st) == 0 && manager_pid(f->rt) > 0, 0);
+    assert_int_equal(stat(f->rt, &st) == 0 && tu_daemon_manager_pid(f->rt) > 0,
+                     0);
     jshost_free(f->c);
     f->c = NULL;
     tu_kill(pid);

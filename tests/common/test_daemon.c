@@ -4,11 +4,22 @@
  * point at /dev/null or the log, keep_fd survives and other fds do not.
  * Each daemon reports through keep_fd (a pipe) and then _exit()s.
  */
-#include "ctest.h"
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tu.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 
@@ -21,11 +32,12 @@ read_report(int fd)
     static char buf[1024];
     size_t n = 0;
     ssize_t r;
-    struct pollfd pfd = {.fd = fd, .events = POLLIN};
 
     for (;;) {
-        /* Generous: only a broken daemon makes this wait at all. */
-        assert_true(poll(&pfd, 1, 20000) == 1);
+        if (!tu_readable(fd, TU_WAIT_MS))
+            fail_msg("the daemon neither wrote nor closed its end in %d ms "
+                     "(so far: %.*s)",
+                     TU_WAIT_MS, (int)n, buf);
         r = read(fd, buf + n, sizeof buf - 1 - n);
         if (r == -1 && errno == EINTR)
             continue;
@@ -62,7 +74,7 @@ daemon_report(int keep, int other, pid_t parent_sid)
 static void
 test_ready(void **state)
 {
-    char *tmp = ct_tmpdir(), *logpath = ct_path(tmp, "daemon.log"), *log;
+    char *tmp = tu_tmpdir(), *logpath = tu_path(tmp, "daemon.log"), *log;
     int p[2], other, ready = -1, r;
     pid_t sid = getsid(0);
 
@@ -87,12 +99,12 @@ test_ready(void **state)
                         "leader=no newsid=yes\n");
     close(p[0]);
     /* The daemon wrote its log lines before saying ready. */
-    log = ct_slurp(logpath);
+    log = tu_read_file(logpath);
     assert_non_null(log);
     assert_string_equal(log, "hello from the daemon\nand its stderr\n");
     free(log);
     free(logpath);
-    ct_rmtree(tmp);
+    tu_rmtree(tmp);
 }
 
 static void
@@ -132,7 +144,7 @@ test_died_before_ready(void **state)
 static void
 test_no_log_no_keep(void **state)
 {
-    char *tmp = ct_tmpdir(), *flag = ct_path(tmp, "ok");
+    char *tmp = tu_tmpdir(), *flag = tu_path(tmp, "ok");
     int ready = -1, r, fd;
     char out[64];
     ssize_t n;
@@ -153,7 +165,7 @@ test_no_log_no_keep(void **state)
     assert_int_equal(r, 1);
     assert_int_equal(access(flag, F_OK), 0);
     free(flag);
-    ct_rmtree(tmp);
+    tu_rmtree(tmp);
 }
 
 int

@@ -2,11 +2,22 @@
  * then each layout relative to the calling binary: a copy of this test
  * binary is put where an installed or packaged program would be, and asked
  * (`--locate manager|worker`) what it finds from there. */
-#include "ctest.h"
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "tu.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "locate.h"
@@ -21,7 +32,7 @@ setup(void **state)
 {
     struct fx *fx = calloc(1, sizeof *fx);
 
-    fx->tmp = ct_tmpdir();
+    fx->tmp = tu_tmpdir();
     assert_non_null(getcwd(fx->cwd, sizeof fx->cwd));
     unsetenv("JSHOST_MANAGER");
     unsetenv("JSHOST_WORKER");
@@ -35,7 +46,7 @@ teardown(void **state)
     struct fx *fx = *state;
 
     assert_int_equal(chdir(fx->cwd), 0);
-    ct_rmtree(fx->tmp);
+    tu_rmtree(fx->tmp);
     free(fx);
     unsetenv("JSHOST_MANAGER");
     unsetenv("JSHOST_WORKER");
@@ -61,7 +72,7 @@ make_parents(const char *path)
 static char *
 make_file(const char *dir, const char *rel, const char *text, mode_t mode)
 {
-    char *path = ct_path(dir, rel);
+    char *path = tu_path(dir, rel);
     FILE *f;
 
     make_parents(path);
@@ -84,7 +95,7 @@ static const char *
 real(const char *dir, const char *rel)
 {
     static char out[PATH_MAX];
-    char *p = ct_path(dir, rel);
+    char *p = tu_path(dir, rel);
 
     if (realpath(p, out) == NULL)
         fail_msg("realpath %s: %s", p, strerror(errno));
@@ -172,7 +183,7 @@ test_override_refused(void **state)
 {
     struct fx *fx = *state;
     char *plain = make_file(fx->tmp, "plain", "not a program", 0644);
-    char *missing = ct_path(fx->tmp, "missing/jshost-manager");
+    char *missing = tu_path(fx->tmp, "missing/jshost-manager");
 
     setenv("JSHOST_MANAGER", missing, 1);
     assert_refused(LOCATE_MANAGER, -ENOENT, missing);
@@ -211,7 +222,7 @@ test_build_tree(void **state)
 static char *
 locate_from(const char *dir, const char *rel, const char *which)
 {
-    char self[PATH_MAX], buf[8192], *copy = ct_path(dir, rel), *out;
+    char self[PATH_MAX], buf[8192], *copy = tu_path(dir, rel), *out;
     int in, to, pfd[2], st;
     ssize_t n, got = 0;
     pid_t pid;

@@ -1,5 +1,17 @@
 /* log and xmalloc: the daemons' line format, levels, fatal(). */
-#include "ctest.h"
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tu.h"
 
 #include <errno.h>
 #include <regex.h>
@@ -36,7 +48,7 @@ test_timestamp(void **state)
 static void
 test_lines(void **state)
 {
-    char *tmp = ct_tmpdir(), *path = ct_path(tmp, "x.log"), *text, re[512];
+    char *tmp = tu_tmpdir(), *path = tu_path(tmp, "x.log"), *text, re[512];
     struct stat sb;
     long pid = (long)getpid();
 
@@ -58,7 +70,7 @@ test_lines(void **state)
     log_close();
     assert_int_equal(log_fd(), 2);
 
-    text = ct_slurp(path);
+    text = tu_read_file(path);
     assert_non_null(text);
     snprintf(re, sizeof re,
              "^" TS " \\[%ld\\] INFO hello 42\n" TS
@@ -76,20 +88,20 @@ test_lines(void **state)
     assert_int_equal(log_open(path, NULL), 0);
     log_info("second open");
     log_close();
-    text = ct_slurp(path);
+    text = tu_read_file(path);
     assert_non_null(strstr(text, "hello 42"));
     assert_non_null(strstr(text, "INFO second open\n"));
     free(text);
 
     assert_int_equal(log_open("/nonexistent-dir/x.log", "t"), -ENOENT);
     free(path);
-    ct_rmtree(tmp);
+    tu_rmtree(tmp);
 }
 
 static void
 test_long_line(void **state)
 {
-    char *tmp = ct_tmpdir(), *path = ct_path(tmp, "x.log"), *text, *big;
+    char *tmp = tu_tmpdir(), *path = tu_path(tmp, "x.log"), *text, *big;
 
     (void)state;
     big = malloc(10001);
@@ -98,19 +110,19 @@ test_long_line(void **state)
     assert_int_equal(log_open(path, "t"), 0);
     log_info("%s!", big);
     log_close();
-    text = ct_slurp(path);
+    text = tu_read_file(path);
     assert_non_null(strstr(text, big));
     assert_non_null(strstr(text, "z!\n"));
     free(text);
     free(big);
     free(path);
-    ct_rmtree(tmp);
+    tu_rmtree(tmp);
 }
 
 static void
 test_fatal(void **state)
 {
-    char *tmp = ct_tmpdir(), *path = ct_path(tmp, "x.log"), *text;
+    char *tmp = tu_tmpdir(), *path = tu_path(tmp, "x.log"), *text;
     int status;
     pid_t pid;
 
@@ -123,15 +135,16 @@ test_fatal(void **state)
         errno = ENOENT;
         fatal("cannot open %s", "the thing");
     }
-    assert_int_equal(waitpid(pid, &status, 0), pid);
+    status = tu_wait(pid, TU_WAIT_MS);
+    assert_int_not_equal(status, -1);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 1);
-    text = ct_slurp(path);
+    text = tu_read_file(path);
     assert_matches(text, "^" TS " \\[[0-9]+\\] ERROR fatal: cannot open the "
                          "thing: No such file or directory\n$");
     free(text);
     free(path);
-    ct_rmtree(tmp);
+    tu_rmtree(tmp);
 }
 
 static void

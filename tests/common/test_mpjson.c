@@ -1,5 +1,17 @@
 /* mpjson: JSON <-> msgpack, every special form, and the words of its errors. */
-#include "ctest.h"
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tu.h"
 
 #include <errno.h>
 #include <math.h>

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "rpcstream.h"
+#include "tu_loop.h"
 
 struct fx {
     uv_loop_t loop;
@@ -99,7 +100,7 @@ teardown(void **state)
     if (f->s != NULL)
         rpcstream_close(f->s);
     rpcstream_teardown();
-    uv_run(&f->loop, UV_RUN_DEFAULT);
+    TU_LOOP_DRAIN(&f->loop, TU_WAIT_MS);
     assert_int_equal(f->closed, 1);
     /* Every handle closed, the flusher's included. */
     assert_int_equal(uv_loop_close(&f->loop), 0);
@@ -139,6 +140,9 @@ peer_read(struct fx *f, unsigned n, struct proto_msg *out, bool *eof)
             got++;
             continue;
         }
+        if (!tu_readable(f->peer, TU_WAIT_MS))
+            fail_msg("the stream wrote %u of %u messages, then nothing", got,
+                     n);
         k = read(f->peer, buf, sizeof(buf));
         if (k <= 0) {
             *eof = true;
@@ -162,13 +166,11 @@ test_messages_and_replies(void **state)
     assert_int_equal(rpcstream_start(f->s), 0);
     for (uint32_t i = 1; i <= 3; i++)
         peer_send_request(f, i);
-    while (f->nmsg < 3)
-        uv_run(&f->loop, UV_RUN_ONCE);
+    TU_LOOP_UNTIL(&f->loop, f->nmsg >= 3, TU_WAIT_MS);
     assert_int_equal(f->msgids[0], 1);
     assert_int_equal(f->msgids[2], 3);
     /* The flush runs by the end of the iteration that gathered them. */
-    while (rpcstream_backlog(f->s) > 0)
-        uv_run(&f->loop, UV_RUN_ONCE);
+    TU_LOOP_UNTIL(&f->loop, rpcstream_backlog(f->s) == 0, TU_WAIT_MS);
     assert_int_equal(peer_read(f, 3, m, &eof), 3);
     for (unsigned i = 0; i < 3; i++) {
         assert_int_equal(m[i].kind, PROTO_RESPONSE);
@@ -188,8 +190,7 @@ test_garbage_is_refused(void **state)
 
     assert_int_equal(rpcstream_start(f->s), 0);
     assert_int_equal(write(f->peer, "\xc1\xc1\xc1", 3), 3);
-    while (f->closed == 0)
-        uv_run(&f->loop, UV_RUN_ONCE);
+    TU_LOOP_UNTIL(&f->loop, f->closed > 0, TU_WAIT_MS);
     assert_int_equal(f->ends, 1);
     assert_true(f->end_err < 0);
     assert_true(f->end_closing);
@@ -217,8 +218,7 @@ test_pause_holds_messages(void **state)
     assert_int_equal(write(f->peer, sb.data, sb.size), (ssize_t)sb.size);
     msgpack_sbuffer_destroy(&sb);
     shutdown(f->peer, SHUT_WR);
-    while (f->nmsg < 1)
-        uv_run(&f->loop, UV_RUN_ONCE);
+    TU_LOOP_UNTIL(&f->loop, f->nmsg >= 1, TU_WAIT_MS);
     for (int i = 0; i < 5; i++)
         uv_run(&f->loop, UV_RUN_NOWAIT);
     assert_int_equal(f->nmsg, 1);
@@ -226,8 +226,7 @@ test_pause_holds_messages(void **state)
     rpcstream_resume(f->s, RPCSTREAM_PAUSE_OWNER);
     assert_int_equal(f->nmsg, 2);
     assert_int_equal(f->msgids[1], 8);
-    while (f->ends == 0)
-        uv_run(&f->loop, UV_RUN_ONCE);
+    TU_LOOP_UNTIL(&f->loop, f->ends > 0, TU_WAIT_MS);
     assert_int_equal(f->end_err, 0);
     assert_false(f->end_closing);
 }

@@ -1,6 +1,18 @@
 /* rundir: where the runtime dir is, how it is created, and which ones are
  * refused (DESIGN §2, STYLE rule 7). */
-#include "ctest.h"
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tu.h"
 
 #include <errno.h>
 #include <sys/types.h>
@@ -17,7 +29,7 @@ setup(void **state)
 {
     struct fx *fx = calloc(1, sizeof *fx);
 
-    fx->tmp = ct_tmpdir();
+    fx->tmp = tu_tmpdir();
     unsetenv("JSHOST_RUNTIME_DIR");
     unsetenv("XDG_RUNTIME_DIR");
     *state = fx;
@@ -29,7 +41,7 @@ teardown(void **state)
 {
     struct fx *fx = *state;
 
-    ct_rmtree(fx->tmp);
+    tu_rmtree(fx->tmp);
     free(fx);
     unsetenv("JSHOST_RUNTIME_DIR");
     unsetenv("XDG_RUNTIME_DIR");
@@ -62,7 +74,7 @@ static void
 test_env_wins_over_xdg(void **state)
 {
     struct fx *fx = *state;
-    char *want = ct_path(fx->tmp, "env"), *xdg = ct_path(fx->tmp, "xdg");
+    char *want = tu_path(fx->tmp, "env"), *xdg = tu_path(fx->tmp, "xdg");
     char buf[256], *cause = NULL, *hosts;
 
     assert_int_equal(mkdir(xdg, 0700), 0);
@@ -72,7 +84,7 @@ test_env_wins_over_xdg(void **state)
     assert_null(cause);
     assert_string_equal(buf, want);
     assert_mode_0700_dir(want);
-    hosts = ct_path(want, JSHOST_HOSTS_DIR);
+    hosts = tu_path(want, JSHOST_HOSTS_DIR);
     assert_mode_0700_dir(hosts);
     free(hosts);
 
@@ -129,7 +141,7 @@ test_relative_env_made_absolute(void **state)
 static void
 expect_refused(struct fx *fx, const char *name, int err, const char *why)
 {
-    char *path = ct_path(fx->tmp, name), buf[256], *cause = NULL;
+    char *path = tu_path(fx->tmp, name), buf[256], *cause = NULL;
 
     setenv("JSHOST_RUNTIME_DIR", path, 1);
     assert_int_equal(rundir_resolve(buf, sizeof buf, &cause), err);
@@ -143,7 +155,7 @@ static void
 test_group_writable_refused(void **state)
 {
     struct fx *fx = *state;
-    char *p = ct_path(fx->tmp, "g");
+    char *p = tu_path(fx->tmp, "g");
 
     assert_int_equal(mkdir(p, 0700), 0);
     assert_int_equal(chmod(p, 0770), 0);
@@ -158,7 +170,7 @@ static void
 test_other_writable_refused(void **state)
 {
     struct fx *fx = *state;
-    char *p = ct_path(fx->tmp, "o");
+    char *p = tu_path(fx->tmp, "o");
 
     assert_int_equal(mkdir(p, 0700), 0);
     assert_int_equal(chmod(p, 0703), 0);
@@ -170,7 +182,7 @@ static void
 test_other_owner_refused(void **state)
 {
     struct fx *fx = *state;
-    char *p = ct_path(fx->tmp, "u");
+    char *p = tu_path(fx->tmp, "u");
 
     if (getuid() != 0) {
         /* Only root can give a dir away; say so rather than pass quietly. */
@@ -187,7 +199,7 @@ static void
 test_symlink_refused(void **state)
 {
     struct fx *fx = *state;
-    char *good = ct_path(fx->tmp, "good"), *link = ct_path(fx->tmp, "link");
+    char *good = tu_path(fx->tmp, "good"), *link = tu_path(fx->tmp, "link");
 
     /* A perfectly good dir behind a symlink is still refused: the link could
      * be re-pointed at any time. */
@@ -202,7 +214,7 @@ static void
 test_file_refused(void **state)
 {
     struct fx *fx = *state;
-    char *p = ct_path(fx->tmp, "file");
+    char *p = tu_path(fx->tmp, "file");
     FILE *f = fopen(p, "w");
 
     assert_non_null(f);
@@ -216,7 +228,7 @@ static void
 test_bad_hosts_subdir_refused(void **state)
 {
     struct fx *fx = *state;
-    char *p = ct_path(fx->tmp, "h"), *hosts = ct_path(p, "hosts");
+    char *p = tu_path(fx->tmp, "h"), *hosts = tu_path(p, "hosts");
     char buf[256], *cause = NULL;
 
     assert_int_equal(mkdir(p, 0700), 0);
@@ -233,7 +245,7 @@ static void
 test_missing_parent(void **state)
 {
     struct fx *fx = *state;
-    char *p = ct_path(fx->tmp, "no/such"), buf[256], *cause = NULL;
+    char *p = tu_path(fx->tmp, "no/such"), buf[256], *cause = NULL;
 
     setenv("JSHOST_RUNTIME_DIR", p, 1);
     assert_int_equal(rundir_resolve(buf, sizeof buf, &cause), -ENOENT);
@@ -245,7 +257,7 @@ static void
 test_created_with_0700_despite_umask(void **state)
 {
     struct fx *fx = *state;
-    char *p = ct_path(fx->tmp, "m"), buf[256], *cause = NULL;
+    char *p = tu_path(fx->tmp, "m"), buf[256], *cause = NULL;
     mode_t old = umask(0);
 
     setenv("JSHOST_RUNTIME_DIR", p, 1);

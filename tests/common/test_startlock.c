@@ -1,14 +1,29 @@
 /*
  * startlock: tmux's try → wait → retry, with real processes racing. The
  * "manager" is simulated by a marker file: whoever holds the lock and finds no
- * marker creates it (O_EXCL, so a second creator would be caught).
+ * marker creates it (O_EXCL, so a second creator would be caught). A process
+ * blocked on the lock is seen in /proc/locks, so the tests wait for that
+ * rather than hope the scheduler made it happen.
  */
-#include "ctest.h"
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tu.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 
@@ -17,30 +32,49 @@
 static void
 read_byte(int fd, char *c)
 {
-    ssize_t n;
-
-    do {
-        n = read(fd, c, 1);
-    } while (n == -1 && errno == EINTR);
-    assert_int_equal(n, 1);
+    assert_int_equal(tu_read_full(fd, c, 1, TU_WAIT_MS), 1);
 }
 
 /* Waits for a child and returns its exit code (failing on a signal). */
 static int
 reap(pid_t pid)
 {
-    int status;
+    int status = tu_wait(pid, TU_WAIT_MS);
 
-    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (status == -1)
+        fail_msg("child %ld still runs", (long)pid);
     if (!WIFEXITED(status))
         fail_msg("child %ld died of signal %d", (long)pid, WTERMSIG(status));
     return WEXITSTATUS(status);
 }
 
+/* How many processes wait, blocked, for the lock on path: /proc/locks has a
+ * "N: -> FLOCK ADVISORY WRITE PID MAJ:MIN:INODE ..." line for each. */
+static int
+lock_waiters(const char *path)
+{
+    char line[256], want[64];
+    struct stat sb;
+    FILE *f;
+    int n = 0;
+
+    if (stat(path, &sb) == -1)
+        return 0;
+    snprintf(want, sizeof want, " %02x:%02x:%llu ", major(sb.st_dev),
+             minor(sb.st_dev), (unsigned long long)sb.st_ino);
+    f = fopen("/proc/locks", "r");
+    if (f == NULL)
+        return 0;
+    while (fgets(line, sizeof line, f) != NULL)
+        n += strstr(line, " -> FLOCK ") != NULL && strstr(line, want) != NULL;
+    fclose(f);
+    return n;
+}
+
 static void
 test_single_process(void **state)
 {
-    char *tmp = ct_tmpdir(), *lock = ct_path(tmp, "manager.lock");
+    char *tmp = tu_tmpdir(), *lock = tu_path(tmp, "manager.lock");
     struct stat sb;
     int fd;
 
@@ -60,7 +94,7 @@ test_single_process(void **state)
 
     assert_int_equal(startlock_acquire("/nonexistent-dir/x.lock"), -ENOENT);
     free(lock);
-    ct_rmtree(tmp);
+    tu_rmtree(tmp);
 }
 
 /*
@@ -70,7 +104,7 @@ test_single_process(void **state)
 static void
 test_two_racers(void **state)
 {
-    char *tmp = ct_tmpdir(), *lock = ct_path(tmp, "manager.lock");
+    char *tmp = tu_tmpdir(), *lock = tu_path(tmp, "manager.lock");
     int go[2], res[2], rel[2], i, r;
     pid_t pids[2];
     struct pollfd pfd;
@@ -110,11 +144,12 @@ test_two_racers(void **state)
      * is the holder's. */
     read_byte(res[0], &first);
     assert_int_equal(first, 'H');
-    /* The other is blocked now (or about to be): nothing more arrives while
-     * the lock is held. This can only pass wrongly, never fail wrongly. */
+    /* Once the other is blocked on the lock, it has nothing to say while
+     * the lock is held. */
+    TU_UNTIL(lock_waiters(lock) == 1, TU_WAIT_MS);
     pfd.fd = res[0];
     pfd.events = POLLIN;
-    assert_int_equal(poll(&pfd, 1, 300), 0);
+    assert_int_equal(poll(&pfd, 1, 0), 0);
     assert_int_equal(write(rel[1], "r", 1), 1);
     read_byte(res[0], &second);
     assert_int_equal(second, 'A');
@@ -125,7 +160,7 @@ test_two_racers(void **state)
     close(res[0]);
     close(rel[1]);
     free(lock);
-    ct_rmtree(tmp);
+    tu_rmtree(tmp);
 }
 
 enum racer_outcome {
@@ -157,9 +192,15 @@ racer(const char *lock, const char *marker, int go)
         startlock_release(r);
         return RACER_FOUND;
     }
-    /* "Start the manager": slow enough that the others pile up on the lock.
-     * O_EXCL catches a second starter. */
-    usleep(100 * 1000);
+    /* "Start the manager" once another racer waits on the lock, so that
+     * the wait-then-retry path is taken. O_EXCL catches a second starter. */
+    {
+        struct tu_deadline d = tu_deadline_start(TU_WAIT_MS);
+
+        while (lock_waiters(lock) == 0)
+            if (!tu_deadline_wait(&d))
+                return RACER_ERROR;
+    }
     fd = open(marker, O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd == -1)
         return RACER_ERROR;
@@ -171,8 +212,8 @@ racer(const char *lock, const char *marker, int go)
 static void
 test_twenty_racers_one_start(void **state)
 {
-    char *tmp = ct_tmpdir(), *lock = ct_path(tmp, "manager.lock");
-    char *marker = ct_path(tmp, "manager.sock");
+    char *tmp = tu_tmpdir(), *lock = tu_path(tmp, "manager.lock");
+    char *marker = tu_path(tmp, "manager.sock");
     int go[2], i, counts[16] = {0}, code;
     pid_t pids[20];
     char gobytes[20];
@@ -199,11 +240,12 @@ test_twenty_racers_one_start(void **state)
     print_message("20 racers: %d started, %d found it, %d waited and retried\n",
                   counts[0], counts[1], counts[2]);
     assert_int_equal(counts[0], 1);
+    assert_true(counts[RACER_RETRIED - RACER_STARTED] >= 1);
     assert_int_equal(counts[RACER_BROKEN - RACER_STARTED], 0);
     assert_int_equal(counts[RACER_ERROR - RACER_STARTED], 0);
     free(lock);
     free(marker);
-    ct_rmtree(tmp);
+    tu_rmtree(tmp);
 }
 
 /* A holder that dies without releasing frees the lock (flock is per open file
@@ -211,7 +253,7 @@ test_twenty_racers_one_start(void **state)
 static void
 test_dead_holder_releases(void **state)
 {
-    char *tmp = ct_tmpdir(), *lock = ct_path(tmp, "manager.lock");
+    char *tmp = tu_tmpdir(), *lock = tu_path(tmp, "manager.lock");
     int p[2], fd;
     pid_t pid;
     char c;
@@ -233,13 +275,13 @@ test_dead_holder_releases(void **state)
     read_byte(p[0], &c);
     assert_int_equal(c, 'H');
     kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
+    assert_int_not_equal(tu_wait(pid, TU_WAIT_MS), -1);
     fd = startlock_acquire(lock);
     assert_true(fd >= 0);
     startlock_release(fd);
     close(p[0]);
     free(lock);
-    ct_rmtree(tmp);
+    tu_rmtree(tmp);
 }
 
 int

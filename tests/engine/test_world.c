@@ -202,7 +202,7 @@ test_uncaught_in_timer(void **state)
     capture_start(f, &err, 2, "err.txt");
     struct result r;
     call(f, "arm", &r);
-    uv_run(&f->loop, UV_RUN_DEFAULT);
+    TU_LOOP_DRAIN(&f->loop, TU_WAIT_MS);
     char *e = capture_end(&err, 2);
     expect_ok(&r, "\"ok\"");
     result_free(&r);

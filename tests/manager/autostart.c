@@ -19,7 +19,7 @@
 #include "jshost_defs.h"
 #include "rundir.h"
 #include "startlock.h"
-#include "testutil.h"
+#include "tu_rpc.h"
 
 /* A connected fd, or a negative errno (ENOENT, ECONNREFUSED decide). */
 static int
@@ -96,8 +96,8 @@ main(int argc, char **argv)
         return 1;
     }
     c = tu_rpc_from_fd(fd);
-    res = tu_rpc_call(c, "hello", "[{\"client\": \"autostart\", \"protocol\": 1}]",
-                      10000);
+    res = tu_rpc_call(c, "hello",
+                      "[{\"client\": \"autostart\", \"protocol\": 1}]");
     if (res == NULL || res[0] == '!') {
         fprintf(stderr, "autostart: hello: %s\n", res ? res : "no answer");
         return 1;

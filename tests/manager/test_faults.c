@@ -12,64 +12,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
-#include "mtest.h"
-
-static const char *
-host_state(struct tu_rpc *c, const char *id, char *buf, size_t len)
-{
-    json_t *h = mt_host_status(c, id);
-
-    snprintf(buf, len, "%s",
-             h ? json_string_value(json_object_get(h, "state")) : "gone");
-    json_decref(h);
-    return buf;
-}
-
-static long
-host_figure(struct tu_rpc *c, const char *id, const char *key)
-{
-    json_t *h = mt_host_status(c, id);
-    long v;
-
-    assert_non_null(h);
-    v = (long)json_integer_value(json_object_get(h, key));
-    json_decref(h);
-    return v;
-}
-
-struct stateq {
-    struct tu_rpc *c;
-    const char *id;
-    const char *want;
-};
-
-static bool
-state_is(void *arg)
-{
-    struct stateq *q = arg;
-    char buf[64];
-
-    return strcmp(host_state(q->c, q->id, buf, sizeof buf), q->want) == 0;
-}
-
-static char *
-call_fn(struct tu_rpc *c, const char *id, const char *fn, const char *data)
-{
-    char params[512];
-
-    snprintf(params, sizeof params, "[\"%s\", \"%s\", %s]", id, fn, data);
-    return mt_call(c, "call", params);
-}
+#include "tu_daemon.h"
 
 static pid_t
 one_pid(struct tu_rpc *c, const char *id)
 {
-    char *r = call_fn(c, id, "pid", "null");
+    char *r = tu_rpc_call_fn(c, id, "pid", "null", NULL);
     pid_t pid;
 
     assert_non_null(r);
@@ -83,7 +37,7 @@ one_pid(struct tu_rpc *c, const char *id)
 static void
 test_kill9_with_calls_in_flight(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     struct tu_rpc *c;
     const char *cfg;
     char *id, params[256], *res, path[512], *log;
@@ -93,20 +47,21 @@ test_kill9_with_calls_in_flight(void **state)
     int i, crashed = 0, ok = 0;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "slow_ms=300\nlinger=60000\n");
-    mt_start(&m, NULL, NULL);
-    c = mt_connect(&m);
-    id = mt_attach(c, cfg);
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "slow_ms=300\nlinger=60000\n");
+    tu_daemon_manager(&m, NULL, NULL);
+    c = tu_daemon_connect(&m);
+    id = tu_rpc_attach(c, cfg);
     pid = one_pid(c, id);
     for (i = 0; i < 10; i++) {
         snprintf(params, sizeof params, "[\"%s\", \"echo\", %d]", id, i);
         ids[i] = tu_rpc_send(c, "call", params);
     }
-    usleep(150000);
+    /* Killed with a call in flight on it, not before it has one. */
+    TU_UNTIL(tu_rpc_busy_worker(c, id) == pid, TU_WAIT_MS);
     kill(pid, SIGKILL);
     for (i = 0; i < 10; i++) {
-        assert_int_equal(tu_rpc_wait(c, ids[i], &msg, 30000), 1);
+        assert_int_equal(tu_rpc_wait(c, ids[i], &msg, TU_WAIT_MS), 1);
         res = tu_rpc_result(&msg);
         if (res[0] == '!') {
             assert_true(strncmp(res, "!HostCrashed", 12) == 0);
@@ -125,54 +80,53 @@ test_kill9_with_calls_in_flight(void **state)
     /* Replaced at once: the next call is served by a new worker. */
     pid2 = one_pid(c, id);
     assert_int_not_equal(pid, pid2);
-    assert_int_equal(host_figure(c, id, "crashes"), 1);
+    assert_int_equal(tu_rpc_host_figure(c, id, "crashes"), 1);
     snprintf(path, sizeof path, "%s/hosts/%s.log", m.rundir, id);
-    log = mt_slurp(path);
+    log = tu_read_text(path);
     assert_non_null(strstr(log, "crashed: killed by signal 9"));
     free(log);
     tu_rpc_close(c);
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 static void
 test_crash_loop_quarantine(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     struct tu_rpc *c, *c2;
     const char *cfg;
     char *id, *r, params[600];
-    struct stateq q;
+    pid_t pids[4];
     json_t *j;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "loop.conf", "crash_after_ready_ms=30\nlinger=60000\n");
-    mt_start(&m, NULL, NULL);
-    c = mt_connect(&m);
-    id = mt_attach(c, cfg);
-    q.c = c;
-    q.id = id;
-    q.want = "quarantined";
-    assert_true(mt_until(state_is, &q, 20000));
-    r = call_fn(c, id, "echo", "1");
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "loop.conf",
+                         "crash_after_ready_ms=30\nlinger=60000\n");
+    tu_daemon_manager(&m, NULL, NULL);
+    c = tu_daemon_connect(&m);
+    id = tu_rpc_attach(c, cfg);
+    TU_UNTIL(tu_rpc_host_in(c, id, "quarantined"), TU_WAIT_MS);
+    r = tu_rpc_call_fn(c, id, "echo", "1", NULL);
     assert_true(strncmp(r, "!HostUnavailable", 16) == 0);
     assert_non_null(strstr(r, "quarantined"));
     free(r);
-    c2 = mt_connect(&m);
+    c2 = tu_daemon_connect(&m);
     snprintf(params, sizeof params, "[\"%s\", {}]", cfg);
-    r = mt_call(c2, "attach", params);
+    r = tu_rpc_call(c2, "attach", params);
     assert_true(strncmp(r, "!HostUnavailable", 16) == 0);
     free(r);
-    /* No respawning while quarantined: it stays put. */
-    usleep(300000);
-    assert_int_equal(host_figure(c, id, "crashes"), 5);
+    /* No respawning while quarantined: no worker is left and none is on its
+     * way, for none was scheduled after the fifth crash (the log below). */
+    assert_int_equal(tu_rpc_host_figure(c, id, "crashes"), 5);
+    assert_int_equal(tu_rpc_worker_pids(c, id, NULL, pids, 4), 0);
     /* Replacements backed off: 0, 100, 200, 300 ms, then quarantine. */
     {
         char path[512], *log;
 
         snprintf(path, sizeof path, "%s/hosts/%s.log", m.rundir, id);
-        log = mt_slurp(path);
+        log = tu_read_text(path);
         assert_non_null(strstr(log, "replacing it in 0 ms"));
         assert_non_null(strstr(log, "replacing it in 300 ms"));
         assert_null(strstr(log, "replacing it in 400 ms"));
@@ -181,54 +135,54 @@ test_crash_loop_quarantine(void **state)
     }
 
     /* The config is fixed; restart clears the quarantine. */
-    mt_config(&m, "loop.conf", "linger=60000\n");
+    tu_daemon_file(&m, "loop.conf", "linger=60000\n");
     snprintf(params, sizeof params, "[\"%s\"]", id);
-    j = mt_ok(c, "restart", params);
+    j = tu_rpc_ok(c, "restart", params);
     assert_string_equal(json_string_value(json_object_get(j, "state")),
                         "ready");
     json_decref(j);
-    r = call_fn(c, id, "echo", "7");
+    r = tu_rpc_call_fn(c, id, "echo", "7", NULL);
     assert_string_equal(r, "7");
     free(r);
     tu_rpc_close(c2);
     tu_rpc_close(c);
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 static void
 test_recycle_is_not_a_crash(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     struct tu_rpc *c;
     const char *cfg;
     char *id, *r;
     int i;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "linger=60000\n");
-    mt_start(&m, NULL, NULL);
-    c = mt_connect(&m);
-    id = mt_attach(c, cfg);
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "linger=60000\n");
+    tu_daemon_manager(&m, NULL, NULL);
+    c = tu_daemon_connect(&m);
+    id = tu_rpc_attach(c, cfg);
     for (i = 0; i < 7; i++) {
-        r = call_fn(c, id, "exit75", "null");
+        r = tu_rpc_call_fn(c, id, "exit75", "null", NULL);
         assert_true(strncmp(r, "!MemoryError", 12) == 0);
         free(r);
-        r = call_fn(c, id, "echo", "1");
+        r = tu_rpc_call_fn(c, id, "echo", "1", NULL);
         assert_string_equal(r, "1");
         free(r);
     }
-    assert_int_equal(host_figure(c, id, "crashes"), 0);
+    assert_int_equal(tu_rpc_host_figure(c, id, "crashes"), 0);
     tu_rpc_close(c);
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 static void
 test_unresponsive_worker_killed(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     const char *env[] = {"JSHOST_PING_MS=100", "JSHOST_PING_TIMEOUT_MS=300",
                          NULL};
     struct tu_rpc *c;
@@ -237,20 +191,20 @@ test_unresponsive_worker_killed(void **state)
     pid_t pids[2];
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "no_pong=1\nlinger=60000\n");
-    mt_start(&m, NULL, env);
-    c = mt_connect(&m);
-    id = mt_attach(c, cfg);
-    assert_int_equal(mt_worker_pids(c, id, NULL, pids, 2), 1);
-    assert_true(mt_until_gone(pids[0], 10000));
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "no_pong=1\nlinger=60000\n");
+    tu_daemon_manager(&m, NULL, env);
+    c = tu_daemon_connect(&m);
+    id = tu_rpc_attach(c, cfg);
+    assert_int_equal(tu_rpc_worker_pids(c, id, NULL, pids, 2), 1);
+    TU_UNTIL(tu_pid_gone(pids[0]), TU_WAIT_MS);
     snprintf(path, sizeof path, "%s/hosts/%s.log", m.rundir, id);
-    log = mt_slurp(path);
+    log = tu_read_text(path);
     assert_non_null(strstr(log, "no answer to ping"));
     free(log);
     tu_rpc_close(c);
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 /* Sends n pipelined echo calls; counts results and Overloaded errors. */
@@ -267,7 +221,7 @@ pipeline(struct tu_rpc *c, const char *id, int n, int *ok, int *over)
         ids[i] = tu_rpc_send(c, "call", params);
     }
     for (i = 0; i < n; i++) {
-        assert_int_equal(tu_rpc_wait(c, ids[i], &msg, 30000), 1);
+        assert_int_equal(tu_rpc_wait(c, ids[i], &msg, TU_WAIT_MS), 1);
         res = tu_rpc_result(&msg);
         if (strncmp(res, "!Overloaded", 11) == 0)
             (*over)++;
@@ -283,7 +237,7 @@ pipeline(struct tu_rpc *c, const char *id, int n, int *ok, int *over)
 static void
 test_overloaded(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     const char *env[] = {"JSHOST_MAX_CLIENT_INFLIGHT=4",
                          "JSHOST_MAX_HOST_INFLIGHT=6", NULL};
     struct tu_rpc *a, *b;
@@ -296,12 +250,12 @@ test_overloaded(void **state)
     int i;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "slow_ms=200\nlinger=60000\n");
-    mt_start(&m, NULL, env);
-    a = mt_connect(&m);
-    b = mt_connect(&m);
-    id = mt_attach(a, cfg);
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "slow_ms=200\nlinger=60000\n");
+    tu_daemon_manager(&m, NULL, env);
+    a = tu_daemon_connect(&m);
+    b = tu_daemon_connect(&m);
+    id = tu_rpc_attach(a, cfg);
     /* Per client: four in flight, the rest refused, none lost. */
     pipeline(a, id, 12, &ok, &over);
     assert_true(ok >= 4);
@@ -315,7 +269,7 @@ test_overloaded(void **state)
     ok = over = 0;
     pipeline(a, id, 4, &ok, &over);
     for (i = 0; i < 4; i++) {
-        assert_int_equal(tu_rpc_wait(b, ids[i], &msg, 30000), 1);
+        assert_int_equal(tu_rpc_wait(b, ids[i], &msg, TU_WAIT_MS), 1);
         res = tu_rpc_result(&msg);
         if (strncmp(res, "!Overloaded", 11) == 0)
             over++;
@@ -329,23 +283,20 @@ test_overloaded(void **state)
     tu_rpc_close(a);
     tu_rpc_close(b);
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
-struct idleq {
-    struct tu_rpc *c;
-    const char *id;
-};
-
+/* Whether the host's one worker has answered `calls` calls and has none in
+ * flight, and the host none queued. */
 static bool
-drained(void *arg)
+drained(struct tu_rpc *c, const char *id, long calls)
 {
-    struct idleq *q = arg;
-    json_t *h = mt_host_status(q->c, q->id), *w;
+    json_t *h = tu_rpc_host(c, id), *w;
     bool ok;
 
     w = json_array_get(json_object_get(h, "workers"), 0);
-    ok = json_integer_value(json_object_get(w, "in_flight")) == 0 &&
+    ok = json_integer_value(json_object_get(w, "calls")) >= calls &&
+         json_integer_value(json_object_get(w, "in_flight")) == 0 &&
          json_integer_value(json_object_get(h, "queued")) == 0;
     json_decref(h);
     return ok;
@@ -354,51 +305,49 @@ drained(void *arg)
 static void
 test_client_leaves_mid_call(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     struct tu_rpc *a, *b;
     const char *cfg;
     char *id, params[256];
     pid_t pid;
     json_t *j;
-    struct idleq q;
     int i;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "slow_ms=20\nlinger=60000\n");
-    mt_start(&m, NULL, NULL);
-    a = mt_connect(&m);
-    b = mt_connect(&m);
-    id = mt_attach(b, cfg);
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "slow_ms=20\nlinger=60000\n");
+    tu_daemon_manager(&m, NULL, NULL);
+    a = tu_daemon_connect(&m);
+    b = tu_daemon_connect(&m);
+    id = tu_rpc_attach(b, cfg);
     pid = one_pid(b, id);
-    free(mt_attach(a, cfg));
+    free(tu_rpc_attach(a, cfg));
     for (i = 0; i < 20; i++) {
         snprintf(params, sizeof params, "[\"%s\", \"echo\", %d]", id, i);
         tu_rpc_send(a, "call", params);
     }
     tu_rpc_close(a);
-    /* The worker finishes a's calls, answers go nowhere, nothing leaks. */
-    q.c = b;
-    q.id = id;
-    assert_true(mt_until(drained, &q, 10000));
+    /* The worker finishes a's calls (and b's pid call), answers go nowhere,
+     * nothing leaks. */
+    TU_UNTIL(drained(b, id, 1 + 20), TU_WAIT_MS);
     assert_int_equal(one_pid(b, id), pid);
-    j = mt_ok(b, "status", "[]");
-    assert_int_equal(
-        json_integer_value(json_object_get(json_object_get(j, "manager"),
-                                           "clients")),
-        1);
+    j = tu_rpc_ok(b, "status", "[]");
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(j, "manager"), "clients")),
+                     1);
     json_decref(j);
-    j = mt_host_status(b, id);
+    j = tu_rpc_host(b, id);
     assert_int_equal(json_integer_value(json_object_get(j, "holders")), 1);
     assert_int_equal(json_integer_value(json_object_get(j, "crashes")), 0);
     json_decref(j);
     tu_rpc_close(b);
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
+/* A client making n calls; it writes a byte on `started` after the first. */
 static void
-load_child(const char *sock, const char *id, int n)
+load_child(const char *sock, const char *id, int n, int started)
 {
     struct tu_rpc *c = tu_rpc_connect(sock);
     char params[256], *r;
@@ -408,7 +357,7 @@ load_child(const char *sock, const char *id, int n)
         _exit(10);
     for (i = 0; i < n; i++) {
         snprintf(params, sizeof params, "[\"%s\", \"echo\", %d]", id, i);
-        r = tu_rpc_call(c, "call", params, 30000);
+        r = tu_rpc_call(c, "call", params);
         if (r == NULL)
             _exit(11);
         if (atoi(r) != i || r[0] == '!') {
@@ -416,6 +365,8 @@ load_child(const char *sock, const char *id, int n)
             _exit(12);
         }
         free(r);
+        if (i == 0 && write(started, "s", 1) != 1)
+            _exit(13);
     }
     tu_rpc_close(c);
     _exit(0);
@@ -424,35 +375,39 @@ load_child(const char *sock, const char *id, int n)
 static void
 test_restart_under_load(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     struct tu_rpc *c;
     const char *cfg;
     char *id, params[256];
     pid_t kids[4], before[4], after[4];
     json_t *j;
-    int i, st, nb, na;
+    int i, st, na, started[2];
+    char buf[4];
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "workers=2\nslow_ms=2\nlinger=60000\n");
-    mt_start(&m, NULL, NULL);
-    c = mt_connect(&m);
-    id = mt_attach(c, cfg);
-    do {
-        nb = mt_worker_pids(c, id, "ready", before, 4);
-    } while (nb < 2 && usleep(20000) == 0);
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "workers=2\nslow_ms=2\nlinger=60000\n");
+    tu_daemon_manager(&m, NULL, NULL);
+    c = tu_daemon_connect(&m);
+    id = tu_rpc_attach(c, cfg);
+    TU_UNTIL(tu_rpc_worker_pids(c, id, "ready", before, 4) == 2, TU_WAIT_MS);
+    assert_int_equal(pipe(started), 0);
     for (i = 0; i < 4; i++) {
         kids[i] = fork();
+        assert_true(kids[i] >= 0);
         if (kids[i] == 0)
-            load_child(m.sock, id, 150);
+            load_child(m.sock, id, 150, started[1]);
     }
-    usleep(100000);
+    close(started[1]);
+    /* The restart comes once all four clients have calls answered. */
+    assert_int_equal(tu_read_full(started[0], buf, 4, TU_WAIT_MS), 4);
+    close(started[0]);
     snprintf(params, sizeof params, "[\"%s\"]", id);
-    j = mt_ok(c, "restart", params);
+    j = tu_rpc_ok(c, "restart", params);
     assert_string_equal(json_string_value(json_object_get(j, "state")),
                         "ready");
     json_decref(j);
-    na = mt_worker_pids(c, id, "ready", after, 4);
+    na = tu_rpc_worker_pids(c, id, "ready", after, 4);
     assert_int_equal(na, 2);
     for (i = 0; i < 2; i++)
         assert_true(after[i] != before[0] && after[i] != before[1]);
@@ -462,17 +417,17 @@ test_restart_under_load(void **state)
         assert_true(WIFEXITED(st));
         assert_int_equal(WEXITSTATUS(st), 0);
     }
-    assert_true(mt_until_gone(before[0], 10000));
-    assert_true(mt_until_gone(before[1], 10000));
+    TU_UNTIL(tu_pid_gone(before[0]), TU_WAIT_MS);
+    TU_UNTIL(tu_pid_gone(before[1]), TU_WAIT_MS);
     tu_rpc_close(c);
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 static void
 test_stop_then_attach_again(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     struct tu_rpc *c;
     const char *cfg;
     char *id, *r, params[256];
@@ -480,33 +435,33 @@ test_stop_then_attach_again(void **state)
     json_t *j;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "linger=60000\n");
-    mt_start(&m, NULL, NULL);
-    c = mt_connect(&m);
-    id = mt_attach(c, cfg);
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "linger=60000\n");
+    tu_daemon_manager(&m, NULL, NULL);
+    c = tu_daemon_connect(&m);
+    id = tu_rpc_attach(c, cfg);
     pid = one_pid(c, id);
     snprintf(params, sizeof params, "[\"%s\"]", id);
-    j = mt_ok(c, "stop", params);
+    j = tu_rpc_ok(c, "stop", params);
     assert_string_equal(json_string_value(json_object_get(j, "state")),
                         "stopped");
     json_decref(j);
-    assert_true(mt_pid_gone(pid) || mt_until_gone(pid, 5000));
-    r = call_fn(c, id, "echo", "1");
+    TU_UNTIL(tu_pid_gone(pid), TU_WAIT_MS);
+    r = tu_rpc_call_fn(c, id, "echo", "1", NULL);
     assert_true(strncmp(r, "!HostUnavailable", 16) == 0);
     free(r);
-    free(mt_attach(c, cfg));
+    free(tu_rpc_attach(c, cfg));
     pid2 = one_pid(c, id);
     assert_int_not_equal(pid, pid2);
     tu_rpc_close(c);
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 static void
 test_contexts_sticky_and_private(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     struct tu_rpc *c, *other;
     const char *cfg;
     char *id, *r, params[256];
@@ -515,24 +470,23 @@ test_contexts_sticky_and_private(void **state)
     int i, k;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "workers=2\nlinger=60000\n");
-    mt_start(&m, NULL, NULL);
-    c = mt_connect(&m);
-    other = mt_connect(&m);
-    id = mt_attach(c, cfg);
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "workers=2\nlinger=60000\n");
+    tu_daemon_manager(&m, NULL, NULL);
+    c = tu_daemon_connect(&m);
+    other = tu_daemon_connect(&m);
+    id = tu_rpc_attach(c, cfg);
     for (i = 0; i < 4; i++) {
         snprintf(params, sizeof params, "[\"%s\", {}]", id);
-        j = mt_ok(c, "context.create", params);
+        j = tu_rpc_ok(c, "context.create", params);
         ctx[i] = (long)json_integer_value(j);
         assert_true(ctx[i] > 0);
         json_decref(j);
     }
     for (k = 0; k < 3; k++) {
         for (i = 0; i < 4; i++) {
-            snprintf(params, sizeof params, "[%ld, \"1+1\", \"x.js\"]",
-                     ctx[i]);
-            j = mt_ok(c, "context.eval", params);
+            snprintf(params, sizeof params, "[%ld, \"1+1\", \"x.js\"]", ctx[i]);
+            j = tu_rpc_ok(c, "context.eval", params);
             if (k == 0)
                 pid[i] = (long)json_integer_value(json_array_get(j, 0));
             else
@@ -543,60 +497,59 @@ test_contexts_sticky_and_private(void **state)
     }
     /* Someone else's context is not found; a destroyed one neither. */
     snprintf(params, sizeof params, "[%ld, \"1\", \"x.js\"]", ctx[0]);
-    r = mt_call(other, "context.eval", params);
+    r = tu_rpc_call(other, "context.eval", params);
     assert_true(strncmp(r, "!NotFound", 9) == 0);
     free(r);
     snprintf(params, sizeof params, "[%ld]", ctx[0]);
-    r = mt_call(c, "context.destroy", params);
+    r = tu_rpc_call(c, "context.destroy", params);
     assert_string_equal(r, "null");
     free(r);
     snprintf(params, sizeof params, "[%ld, \"1\", \"x.js\"]", ctx[0]);
-    r = mt_call(c, "context.eval", params);
+    r = tu_rpc_call(c, "context.eval", params);
     assert_true(strncmp(r, "!NotFound", 9) == 0);
     free(r);
 
     /* A private VM: its own worker, gone with its last context. */
-    j = mt_ok(c, "context.create", "[null, {\"memory\": 64}]");
+    j = tu_rpc_ok(c, "context.create", "[null, {\"memory\": 64}]");
     vm = (long)json_integer_value(j);
     json_decref(j);
     snprintf(params, sizeof params, "[%ld, \"2\", \"vm.js\"]", vm);
-    j = mt_ok(c, "context.eval", params);
+    j = tu_rpc_ok(c, "context.eval", params);
     vmpid = (long)json_integer_value(json_array_get(j, 0));
     json_decref(j);
     assert_true(vmpid != pid[0] && vmpid != pid[1]);
     snprintf(params, sizeof params, "[null, {\"vm\": %ld}]", vm);
-    j = mt_ok(c, "context.create", params);
+    j = tu_rpc_ok(c, "context.create", params);
     json_decref(j);
     snprintf(params, sizeof params, "[%ld]", vm);
-    r = mt_call(c, "context.destroy", params);
+    r = tu_rpc_call(c, "context.destroy", params);
     free(r);
     /* One context left on it: the VM lives. */
-    assert_false(mt_pid_gone((pid_t)vmpid));
+    assert_false(tu_pid_gone((pid_t)vmpid));
     /* Its owner leaves: the VM goes. */
-    j = mt_ok(other, "context.create", "[null, {}]");
+    j = tu_rpc_ok(other, "context.create", "[null, {}]");
     vm = (long)json_integer_value(j);
     json_decref(j);
     snprintf(params, sizeof params, "[%ld, \"2\", \"vm.js\"]", vm);
-    j = mt_ok(other, "context.eval", params);
+    j = tu_rpc_ok(other, "context.eval", params);
     {
         pid_t p2 = (pid_t)json_integer_value(json_array_get(j, 0));
         pid_t p1 = (pid_t)vmpid;
 
         json_decref(j);
         tu_rpc_close(other);
-        assert_true(mt_until_gone(p2, 10000));
+        TU_UNTIL(tu_pid_gone(p2), TU_WAIT_MS);
         tu_rpc_close(c);
-        assert_true(mt_until_gone(p1, 10000));
+        TU_UNTIL(tu_pid_gone(p1), TU_WAIT_MS);
     }
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
-
 
 static void
 test_stubborn_worker_gets_sigkill(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     const char *env[] = {"JSHOST_KILL_GRACE_MS=200", NULL};
     struct tu_rpc *c;
     const char *cfg;
@@ -605,24 +558,34 @@ test_stubborn_worker_gets_sigkill(void **state)
     json_t *j;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "ignore_term=1\nlinger=100\n");
-    mt_start(&m, NULL, env);
-    c = mt_connect(&m);
-    id = mt_attach(c, cfg);
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "ignore_term=1\nlinger=100\n");
+    tu_daemon_manager(&m, NULL, env);
+    c = tu_daemon_connect(&m);
+    id = tu_rpc_attach(c, cfg);
     pid = one_pid(c, id);
     snprintf(params, sizeof params, "[\"%s\"]", id);
-    j = mt_ok(c, "detach", params);
+    j = tu_rpc_ok(c, "detach", params);
     json_decref(j);
     /* Linger, SIGTERM ignored, SIGKILL after the grace. */
-    assert_true(mt_until_gone(pid, 10000));
+    TU_UNTIL(tu_pid_gone(pid), TU_WAIT_MS);
     snprintf(path, sizeof path, "%s/hosts/%s.log", m.rundir, id);
-    log = mt_slurp(path);
+    log = tu_read_text(path);
     assert_non_null(strstr(log, "did not stop after SIGTERM: SIGKILL"));
     free(log);
     tu_rpc_close(c);
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
+}
+
+/* Bytes that came on a socket and are not read yet. */
+static int
+unread(int fd)
+{
+    int n = 0;
+
+    assert_int_equal(ioctl(fd, FIONREAD, &n), 0);
+    return n;
 }
 
 /*
@@ -634,7 +597,7 @@ static void
 test_slow_reader_backpressure(void **state)
 {
     enum { N = 24, SIZE = 1 << 20 };
-    struct mt m;
+    struct tu_daemon m;
     struct tu_rpc *slow, *other;
     const char *cfg;
     char *id, *big, *params, *r;
@@ -644,12 +607,12 @@ test_slow_reader_backpressure(void **state)
     int i, st, n;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "linger=60000\n");
-    mt_start(&m, NULL, NULL);
-    slow = mt_connect(&m);
-    other = mt_connect(&m);
-    id = mt_attach(other, cfg);
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "linger=60000\n");
+    tu_daemon_manager(&m, NULL, NULL);
+    slow = tu_daemon_connect(&m);
+    other = tu_daemon_connect(&m);
+    id = tu_rpc_attach(other, cfg);
     big = malloc(SIZE + 1);
     memset(big, 'x', SIZE);
     big[SIZE] = '\0';
@@ -663,12 +626,12 @@ test_slow_reader_backpressure(void **state)
             tu_rpc_send(slow, "call", params);
         _exit(0);
     }
-    /* Meanwhile the others are served. */
-    usleep(300000);
-    r = mt_call(other, "call", "[\"x\", \"echo\", 1]");
+    /* Once its replies pile up unread, the others are served meanwhile. */
+    TU_UNTIL(unread(tu_rpc_fd(slow)) >= 64 * 1024, TU_WAIT_MS);
+    r = tu_rpc_call(other, "call", "[\"x\", \"echo\", 1]");
     free(r);
     snprintf(params, SIZE + 256, "[\"%s\", \"echo\", 5]", id);
-    r = mt_call(other, "call", params);
+    r = tu_rpc_call(other, "call", params);
     assert_string_equal(r, "5");
     free(r);
     /* Now the slow one reads: every reply arrives, whole. */
@@ -680,21 +643,21 @@ test_slow_reader_backpressure(void **state)
         assert_int_equal(msg.result.via.str.size, SIZE);
         proto_msg_release(&msg);
     }
-    st = tu_wait(writer, 30000);
+    st = tu_wait(writer, TU_WAIT_MS);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     free(big);
     free(params);
     tu_rpc_close(slow);
     tu_rpc_close(other);
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 /* A busy worker does not hold status up: its figures are just older. */
 static void
 test_status_not_held_by_busy_worker(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     struct tu_rpc *c;
     const char *cfg;
     char *id, params[256], *res;
@@ -703,16 +666,17 @@ test_status_not_held_by_busy_worker(void **state)
     int rc;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "linger=60000\n");
-    mt_start(&m, NULL, NULL);
-    c = mt_connect(&m);
-    id = mt_attach(c, cfg);
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "linger=60000\n");
+    tu_daemon_manager(&m, NULL, NULL);
+    c = tu_daemon_connect(&m);
+    id = tu_rpc_attach(c, cfg);
     snprintf(params, sizeof params, "[\"%s\", \"sleep\", 3000]", id);
+    /* The manager reads the call before the status (one connection, in
+     * order): the worker is busy with it when asked for its figures. */
     call = tu_rpc_send(c, "call", params);
-    usleep(100000);
     st = tu_rpc_send(c, "status", "[null]");
-    rc = tu_rpc_read(c, &msg, 30000);
+    rc = tu_rpc_read(c, &msg, TU_WAIT_MS);
     assert_int_equal(rc, 1);
     /* The status answer comes first, with the worker in it. */
     assert_int_equal(msg.msgid, st);
@@ -720,64 +684,64 @@ test_status_not_held_by_busy_worker(void **state)
     assert_non_null(strstr(res, "\"in_flight\":1"));
     free(res);
     proto_msg_release(&msg);
-    assert_int_equal(tu_rpc_wait(c, call, &msg, 30000), 1);
+    assert_int_equal(tu_rpc_wait(c, call, &msg, TU_WAIT_MS), 1);
     proto_msg_release(&msg);
     tu_rpc_close(c);
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 /* A worker that never gets ready is killed; attach is answered, not held. */
 static void
 test_never_ready(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     const char *env[] = {"JSHOST_START_TIMEOUT_MS=200", NULL};
     struct tu_rpc *c;
     const char *cfg;
     char params[600], *r;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "ready_delay_ms=100000\n");
-    mt_start(&m, NULL, env);
-    c = mt_connect(&m);
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "ready_delay_ms=100000\n");
+    tu_daemon_manager(&m, NULL, env);
+    c = tu_daemon_connect(&m);
     snprintf(params, sizeof params, "[\"%s\", {}]", cfg);
-    r = mt_call(c, "attach", params);
+    r = tu_rpc_call(c, "attach", params);
     assert_non_null(r);
     assert_true(strncmp(r, "!HostUnavailable", 16) == 0);
     assert_non_null(strstr(r, "not ready in time"));
     free(r);
     tu_rpc_close(c);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 /* A worker that breaks the protocol is killed and replaced like a crash. */
 static void
 test_worker_speaks_garbage(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     struct tu_rpc *c;
     const char *cfg;
     char *id, *r;
     pid_t pid;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "garbage_on_call=2\nlinger=60000\n");
-    mt_start(&m, NULL, NULL);
-    c = mt_connect(&m);
-    id = mt_attach(c, cfg);
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "garbage_on_call=2\nlinger=60000\n");
+    tu_daemon_manager(&m, NULL, NULL);
+    c = tu_daemon_connect(&m);
+    id = tu_rpc_attach(c, cfg);
     pid = one_pid(c, id);
-    r = call_fn(c, id, "echo", "1");
+    r = tu_rpc_call_fn(c, id, "echo", "1", NULL);
     assert_true(strncmp(r, "!HostCrashed", 12) == 0);
     free(r);
-    assert_true(mt_until_gone(pid, 10000));
+    TU_UNTIL(tu_pid_gone(pid), TU_WAIT_MS);
     assert_int_not_equal(one_pid(c, id), pid);
-    assert_int_equal(host_figure(c, id, "crashes"), 1);
+    assert_int_equal(tu_rpc_host_figure(c, id, "crashes"), 1);
     tu_rpc_close(c);
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 /* A private VM whose worker dies: its contexts answer, new ones on it are
@@ -785,7 +749,7 @@ test_worker_speaks_garbage(void **state)
 static void
 test_private_vm_crash(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     struct tu_rpc *c;
     char params[256], *r;
     json_t *j;
@@ -793,34 +757,35 @@ test_private_vm_crash(void **state)
     pid_t pid;
 
     (void)state;
-    mt_init(&m);
-    mt_start(&m, NULL, NULL);
-    c = mt_connect(&m);
-    j = mt_ok(c, "context.create", "[null, {}]");
+    tu_daemon_init(&m);
+    tu_daemon_manager(&m, NULL, NULL);
+    c = tu_daemon_connect(&m);
+    j = tu_rpc_ok(c, "context.create", "[null, {}]");
     vm = (long)json_integer_value(j);
     json_decref(j);
     snprintf(params, sizeof params, "[%ld, \"1\", \"vm.js\"]", vm);
-    j = mt_ok(c, "context.eval", params);
+    j = tu_rpc_ok(c, "context.eval", params);
     pid = (pid_t)json_integer_value(json_array_get(j, 0));
     json_decref(j);
     kill(pid, SIGKILL);
-    assert_true(mt_until_gone(pid, 10000));
-    usleep(100000);
-    r = mt_call(c, "context.eval", params);
+    TU_UNTIL(tu_pid_gone(pid), TU_WAIT_MS);
+    /* Sent before or after the manager saw the death; either way, once it
+     * is answered the manager knows, which the rest relies on. */
+    r = tu_rpc_call(c, "context.eval", params);
     assert_true(strncmp(r, "!HostCrashed", 12) == 0 ||
                 strncmp(r, "!NotFound", 9) == 0 ||
                 strncmp(r, "!HostUnavailable", 16) == 0);
     free(r);
     snprintf(params, sizeof params, "[null, {\"vm\": %ld}]", vm);
-    r = mt_call(c, "context.create", params);
+    r = tu_rpc_call(c, "context.create", params);
     assert_true(strncmp(r, "!NotFound", 9) == 0 ||
                 strncmp(r, "!HostUnavailable", 16) == 0);
     free(r);
-    j = mt_ok(c, "context.create", "[null, {}]");
+    j = tu_rpc_ok(c, "context.create", "[null, {}]");
     assert_true(json_integer_value(j) > vm);
     json_decref(j);
     tu_rpc_close(c);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 int

@@ -21,27 +21,46 @@
 
 #include <cmocka.h>
 
-#include "mtest.h"
+#include "tu_daemon.h"
 
-struct hostq {
-    struct tu_rpc *c;
-    const char *id;
-};
-
+/* Whether the host has no holder left and its linger timer runs. */
 static bool
-host_gone(void *arg)
+lingering(struct tu_rpc *c, const char *id)
 {
-    struct hostq *q = arg;
-    json_t *h = mt_host_status(q->c, q->id);
+    json_t *h = tu_rpc_host(c, id);
+    bool yes = h != NULL &&
+               json_integer_value(json_object_get(h, "holders")) == 0 &&
+               json_integer_value(json_object_get(h, "linger_left_ms")) > 0;
 
     json_decref(h);
-    return h == NULL;
+    return yes;
+}
+
+/*
+ * Waits past idle_ms of idleness as a manager measures it: a second manager
+ * started now with that idle time, nothing to do and no client, exits after
+ * it. What a test checks afterwards cannot have been decided yet.
+ */
+static void
+wait_idle_time(int idle_ms)
+{
+    struct tu_daemon w;
+    char ms[16];
+    const char *args[] = {"--idle-ms", ms, NULL};
+    int st;
+
+    snprintf(ms, sizeof ms, "%d", idle_ms);
+    tu_daemon_init(&w);
+    tu_daemon_manager(&w, args, NULL);
+    st = tu_daemon_wait(&w, TU_WAIT_MS);
+    assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    tu_daemon_stop(&w);
 }
 
 static void
 test_hello_attach_call(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     struct tu_rpc *c;
     json_t *j, *fns;
     char *id, *r, *log;
@@ -49,21 +68,21 @@ test_hello_attach_call(void **state)
     pid_t pids[4];
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "workers=2\nlinger=60000\n");
-    mt_start(&m, NULL, NULL);
-    c = mt_connect(&m);
-    j = mt_ok(c, "hello", "[{\"client\": \"test\", \"protocol\": 1}]");
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "workers=2\nlinger=60000\n");
+    tu_daemon_manager(&m, NULL, NULL);
+    c = tu_daemon_connect(&m);
+    j = tu_rpc_ok(c, "hello", "[{\"client\": \"test\", \"protocol\": 1}]");
     assert_int_equal(json_integer_value(json_object_get(j, "protocol")), 1);
     assert_int_equal(json_integer_value(json_object_get(j, "pid")), m.pid);
     json_decref(j);
-    r = mt_call(c, "hello", "[{\"client\": \"test\", \"protocol\": 99}]");
+    r = tu_rpc_call(c, "hello", "[{\"client\": \"test\", \"protocol\": 99}]");
     assert_non_null(r);
     assert_true(strncmp(r, "!ProtocolError", 14) == 0);
     free(r);
     /* One checker with the worker's (proto/check.c): a hello must say its
      * protocol. */
-    r = mt_call(c, "hello", "[{\"client\": \"test\"}]");
+    r = tu_rpc_call(c, "hello", "[{\"client\": \"test\"}]");
     assert_non_null(r);
     assert_true(strncmp(r, "!InvalidArgument", 16) == 0);
     assert_non_null(strstr(r, "protocol is missing"));
@@ -74,15 +93,15 @@ test_hello_attach_call(void **state)
         char params[600];
 
         snprintf(params, sizeof params, "[\"%s\", {}]", cfg);
-        j = mt_ok(c, "attach", params);
+        j = tu_rpc_ok(c, "attach", params);
         id = strdup(json_string_value(json_object_get(j, "host")));
         fns = json_object_get(j, "functions");
         assert_true(json_array_size(fns) >= 3);
         assert_int_equal(json_integer_value(json_object_get(j, "workers")), 2);
         assert_true(json_is_true(
             json_object_get(json_object_get(j, "extras"), "fake")));
-        assert_non_null(strstr(
-            json_string_value(json_object_get(j, "logfile")), "/hosts/"));
+        assert_non_null(strstr(json_string_value(json_object_get(j, "logfile")),
+                               "/hosts/"));
         json_decref(j);
     }
     {
@@ -90,40 +109,29 @@ test_hello_attach_call(void **state)
 
         snprintf(params, sizeof params, "[\"%s\", \"echo\", {\"a\": [1, 2]}]",
                  id);
-        r = mt_call(c, "call", params);
+        r = tu_rpc_call(c, "call", params);
         assert_string_equal(r, "{\"a\":[1,2]}");
         free(r);
         snprintf(params, sizeof params, "[\"%s\", \"fail\", null]", id);
-        r = mt_call(c, "call", params);
+        r = tu_rpc_call(c, "call", params);
         assert_true(strncmp(r, "!JSError: boom", 14) == 0);
         free(r);
-        r = mt_call(c, "call", "[\"nohost\", \"echo\", 1]");
+        r = tu_rpc_call(c, "call", "[\"nohost\", \"echo\", 1]");
         assert_true(strncmp(r, "!NotFound", 9) == 0);
         free(r);
-        r = mt_call(c, "frobnicate", "[]");
+        r = tu_rpc_call(c, "frobnicate", "[]");
         assert_true(strncmp(r, "!NotFound", 9) == 0);
         free(r);
-        r = mt_call(c, "call", "[1]");
+        r = tu_rpc_call(c, "call", "[1]");
         assert_true(strncmp(r, "!InvalidArgument", 16) == 0);
         free(r);
     }
     /* The pool fills to the config's two workers. */
-    {
-        struct tu_rpc *cc = c;
-        int n = 0, tries;
-
-        for (tries = 0; tries < 100 && n < 2; tries++) {
-            n = mt_worker_pids(cc, id, "ready", pids, 4);
-            if (n < 2)
-                usleep(50000);
-        }
-        assert_int_equal(n, 2);
-    }
-    j = mt_ok(c, "status", "[null]");
-    assert_int_equal(
-        json_integer_value(json_object_get(json_object_get(j, "manager"),
-                                           "clients")),
-        1);
+    TU_UNTIL(tu_rpc_worker_pids(c, id, "ready", pids, 4) == 2, TU_WAIT_MS);
+    j = tu_rpc_ok(c, "status", "[null]");
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(j, "manager"), "clients")),
+                     1);
     assert_int_equal(json_array_size(json_object_get(j, "hosts")), 1);
     json_decref(j);
 
@@ -132,138 +140,160 @@ test_hello_attach_call(void **state)
         char path[512];
 
         snprintf(path, sizeof path, "%s/hosts/%s.log", m.rundir, id);
-        log = mt_slurp(path);
+        log = tu_read_text(path);
         assert_non_null(strstr(log, "ready"));
         assert_non_null(strstr(log, "fake worker"));
         free(log);
     }
     tu_rpc_close(c);
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 static void
 test_missing_config(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     struct tu_rpc *c;
     char *r;
 
     (void)state;
-    mt_init(&m);
-    mt_start(&m, NULL, NULL);
-    c = mt_connect(&m);
-    r = mt_call(c, "attach", "[\"/nonexistent/dir/x.js\", {}]");
+    tu_daemon_init(&m);
+    tu_daemon_manager(&m, NULL, NULL);
+    c = tu_daemon_connect(&m);
+    r = tu_rpc_call(c, "attach", "[\"/nonexistent/dir/x.js\", {}]");
     assert_non_null(r);
     assert_true(strncmp(r, "!ConfigError", 12) == 0);
     assert_non_null(strstr(r, "/nonexistent/dir/x.js"));
     free(r);
     tu_rpc_close(c);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 static void
 test_config_error(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     struct tu_rpc *c;
     char params[600], *r;
     const char *cfg;
     json_t *j;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "bad.conf", "config_error=1\n");
-    mt_start(&m, NULL, NULL);
-    c = mt_connect(&m);
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "bad.conf", "config_error=1\n");
+    tu_daemon_manager(&m, NULL, NULL);
+    c = tu_daemon_connect(&m);
     snprintf(params, sizeof params, "[\"%s\", {}]", cfg);
-    r = mt_call(c, "attach", params);
+    r = tu_rpc_call(c, "attach", params);
     assert_non_null(r);
     assert_true(strncmp(r, "!ConfigError", 12) == 0);
     assert_non_null(strstr(r, "bad.conf:3:7"));
     assert_non_null(strstr(r, "/hosts/"));
     free(r);
     /* Not retried in a loop: the host is gone until someone asks again. */
-    j = mt_ok(c, "status", "[]");
+    j = tu_rpc_ok(c, "status", "[]");
     assert_int_equal(json_array_size(json_object_get(j, "hosts")), 0);
     json_decref(j);
     /* Asking again tries again; a fixed file then works. */
-    mt_config(&m, "bad.conf", "linger=100\n");
-    r = mt_call(c, "attach", params);
+    tu_daemon_file(&m, "bad.conf", "linger=100\n");
+    r = tu_rpc_call(c, "attach", params);
     assert_non_null(r);
     assert_true(r[0] == '{');
     free(r);
     /* A worker exiting 78 without a word is a config error too. */
-    cfg = mt_config(&m, "quiet.conf", "exit78=1\n");
+    cfg = tu_daemon_file(&m, "quiet.conf", "exit78=1\n");
     snprintf(params, sizeof params, "[\"%s\", {}]", cfg);
-    r = mt_call(c, "attach", params);
+    r = tu_rpc_call(c, "attach", params);
     assert_true(strncmp(r, "!ConfigError", 12) == 0);
     free(r);
     tu_rpc_close(c);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
+/*
+ * The linger: none while another holder is left; after the last one, the
+ * host stays for `linger` ms, an attach in that time cancels the timer, and
+ * without one the worker is stopped and the host gone.
+ */
 static void
 test_linger_expiry_and_cancel(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     struct tu_rpc *c, *c2;
-    char *id, *id2, params[256];
-    const char *cfg;
-    pid_t pids[4], pids2[4];
+    char *id, *id2, *wid, params[256], call[256], *r, *log, path[512];
+    const char *cfg, *wcfg;
+    pid_t pids[4], pids2[4], wpids[4];
+    int64_t t0;
     json_t *j;
-    struct hostq q;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "linger=2000\n");
-    mt_start(&m, NULL, NULL);
-    c = mt_connect(&m);
-    c2 = mt_connect(&m);
-    id = mt_attach(c, cfg);
-    id2 = mt_attach(c2, cfg);
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "linger=2000\n");
+    /* A witness: another host with the same linger, left at the same moment
+     * as a.conf's, whose linger is not cancelled. */
+    wcfg = tu_daemon_file(&m, "witness.conf", "linger=2000\n");
+    tu_daemon_manager(&m, NULL, NULL);
+    c = tu_daemon_connect(&m);
+    c2 = tu_daemon_connect(&m);
+    id = tu_rpc_attach(c, cfg);
+    id2 = tu_rpc_attach(c2, cfg);
     assert_string_equal(id, id2);
-    assert_int_equal(mt_worker_pids(c, id, "ready", pids, 4), 1);
-    j = mt_host_status(c, id);
-    assert_int_equal(json_integer_value(json_object_get(j, "holders")), 2);
-    json_decref(j);
+    wid = tu_rpc_attach(c2, wcfg);
+    assert_int_equal(tu_rpc_worker_pids(c, id, "ready", pids, 4), 1);
+    assert_int_equal(tu_rpc_worker_pids(c, wid, "ready", wpids, 4), 1);
+    assert_int_equal(tu_rpc_host_figure(c, id, "holders"), 2);
 
     /* Not the last holder: no linger. */
     snprintf(params, sizeof params, "[\"%s\"]", id);
-    j = mt_ok(c, "detach", params);
+    j = tu_rpc_ok(c, "detach", params);
     assert_int_equal(json_integer_value(json_object_get(j, "linger_ms")), 0);
     json_decref(j);
-    /* The last one leaves by closing: the linger starts. */
+    /* The last holder of both leaves by closing: both lingers start in the
+     * same pass of the manager's loop, due at the same time. */
+    t0 = tu_now_ms();
     tu_rpc_close(c2);
-    usleep(100000);
-    j = mt_host_status(c, id);
-    assert_non_null(j);
-    assert_int_equal(json_integer_value(json_object_get(j, "holders")), 0);
-    assert_true(json_integer_value(json_object_get(j, "linger_left_ms")) > 0);
-    json_decref(j);
-    /* Cancel: attach again within the linger, the same worker serves. */
-    free(mt_attach(c, cfg));
-    usleep(600000);
-    assert_int_equal(mt_worker_pids(c, id, "ready", pids2, 4), 1);
+    TU_UNTIL(lingering(c, id), TU_WAIT_MS);
+    /* Cancel: attach again within the linger. */
+    free(tu_rpc_attach(c, cfg));
+    snprintf(path, sizeof path, "%s/hosts/%s.log", m.rundir, id);
+    log = tu_read_text(path);
+    assert_non_null(strstr(log, "linger cancelled: attached again"));
+    free(log);
+    /* The witness's linger runs out and it is stopped: a timer of a.conf
+     * that the attach had not cancelled would have fired in that same pass
+     * and stopped a.conf's worker as well. */
+    TU_UNTIL(tu_rpc_host_in(c, wid, "gone"), TU_WAIT_MS);
+    TU_UNTIL(tu_pid_gone(wpids[0]), TU_WAIT_MS);
+    assert_true(tu_now_ms() - t0 >= 2000);
+    /* The same worker still answers for a.conf. */
+    snprintf(call, sizeof call, "[\"%s\", \"pid\", null]", id);
+    r = tu_rpc_call(c, "call", call);
+    assert_non_null(r);
+    if (atoi(r) != pids[0])
+        fail_msg("after the witness's linger: %s, not worker %d", r,
+                 (int)pids[0]);
+    free(r);
+    assert_int_equal(tu_rpc_worker_pids(c, id, "ready", pids2, 4), 1);
     assert_int_equal(pids[0], pids2[0]);
+    assert_int_equal(tu_rpc_host_figure(c, id, "linger_left_ms"), 0);
     /* Expiry: the worker is stopped, the host gone. */
-    j = mt_ok(c, "detach", params);
+    j = tu_rpc_ok(c, "detach", params);
     assert_int_equal(json_integer_value(json_object_get(j, "linger_ms")), 2000);
     json_decref(j);
-    q.c = c;
-    q.id = id;
-    assert_true(mt_until(host_gone, &q, 10000));
-    assert_true(mt_until_gone(pids[0], 10000));
+    TU_UNTIL(tu_rpc_host_in(c, id, "gone"), TU_WAIT_MS);
+    TU_UNTIL(tu_pid_gone(pids[0]), TU_WAIT_MS);
     tu_rpc_close(c);
     free(id);
     free(id2);
-    mt_stop(&m);
+    free(wid);
+    tu_daemon_stop(&m);
 }
 
 static void
 test_idle_exit(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     const char *args[] = {"--idle-ms", "300", NULL};
     struct tu_rpc *c;
     const char *cfg;
@@ -272,36 +302,26 @@ test_idle_exit(void **state)
     int st;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "linger=200\n");
-    mt_start(&m, args, NULL);
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "linger=200\n");
+    tu_daemon_manager(&m, args, NULL);
     snprintf(pidpath, sizeof pidpath, "%s/manager.pid", m.rundir);
-    assert_true(mt_exists(pidpath));
-    c = mt_connect(&m);
-    id = mt_attach(c, cfg);
-    assert_int_equal(mt_worker_pids(c, id, NULL, pids, 2), 1);
-    /* A client or a host keeps it alive past the idle time. */
-    usleep(600000);
-    assert_int_equal(kill(m.pid, 0), 0);
+    assert_true(tu_exists(pidpath));
+    c = tu_daemon_connect(&m);
+    id = tu_rpc_attach(c, cfg);
+    assert_int_equal(tu_rpc_worker_pids(c, id, NULL, pids, 2), 1);
+    /* A client or a host keeps it alive past the idle time (thrice it). */
+    wait_idle_time(900);
+    assert_int_equal(tu_wait(m.pid, 0), -1);
     tu_rpc_close(c);
-    st = mt_wait_exit(&m, 15000);
+    st = tu_daemon_wait(&m, TU_WAIT_MS);
     assert_int_not_equal(st, -1);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    assert_true(mt_pid_gone(pids[0]));
-    assert_false(mt_exists(m.sock));
-    assert_false(mt_exists(pidpath));
+    assert_true(tu_pid_gone(pids[0]));
+    assert_false(tu_exists(m.sock));
+    assert_false(tu_exists(pidpath));
     free(id);
-    mt_stop(&m);
-}
-
-static int
-read_pid_file(const char *path)
-{
-    char *s = mt_slurp(path);
-    int pid = atoi(s);
-
-    free(s);
-    return pid;
+    tu_daemon_stop(&m);
 }
 
 /* --no-idle-exit (production) keeps an idle manager; SIGINT stops it as
@@ -309,7 +329,7 @@ read_pid_file(const char *path)
 static void
 test_no_idle_exit_and_sigint(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     const char *args[] = {"--idle-ms", "200", "--no-idle-exit", NULL};
     struct tu_rpc *c;
     const char *cfg;
@@ -318,32 +338,32 @@ test_no_idle_exit_and_sigint(void **state)
     int st;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "linger=100\n");
-    mt_start(&m, args, NULL);
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "linger=100\n");
+    tu_daemon_manager(&m, args, NULL);
     snprintf(pidpath, sizeof pidpath, "%s/manager.pid", m.rundir);
-    c = mt_connect(&m);
-    id = mt_attach(c, cfg);
-    assert_int_equal(mt_worker_pids(c, id, NULL, pids, 2), 1);
+    c = tu_daemon_connect(&m);
+    id = tu_rpc_attach(c, cfg);
+    assert_int_equal(tu_rpc_worker_pids(c, id, NULL, pids, 2), 1);
     tu_rpc_close(c);
     /* The host lingers out; the manager, idle for several idle times, stays. */
-    assert_true(mt_until_gone(pids[0], 5000));
-    usleep(1000000);
-    assert_int_equal(kill(m.pid, 0), 0);
-    c = mt_connect(&m);
+    TU_UNTIL(tu_pid_gone(pids[0]), TU_WAIT_MS);
+    wait_idle_time(1000);
+    assert_int_equal(tu_wait(m.pid, 0), -1);
+    c = tu_daemon_connect(&m);
     free(id);
-    id = mt_attach(c, cfg);
-    assert_int_equal(mt_worker_pids(c, id, NULL, pids, 2), 1);
+    id = tu_rpc_attach(c, cfg);
+    assert_int_equal(tu_rpc_worker_pids(c, id, NULL, pids, 2), 1);
     kill(m.pid, SIGINT);
-    st = mt_wait_exit(&m, 15000);
+    st = tu_daemon_wait(&m, TU_WAIT_MS);
     assert_int_not_equal(st, -1);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    assert_true(mt_until_gone(pids[0], 5000));
-    assert_false(mt_exists(m.sock));
-    assert_false(mt_exists(pidpath));
+    TU_UNTIL(tu_pid_gone(pids[0]), TU_WAIT_MS);
+    assert_false(tu_exists(m.sock));
+    assert_false(tu_exists(pidpath));
     tu_rpc_close(c);
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 /* A daemonized manager (it moves to /) given a relative JSHOST_WORKER still
@@ -351,10 +371,11 @@ test_no_idle_exit_and_sigint(void **state)
 static void
 test_daemon_relative_worker_path(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     char dir[4096], env[64], *slash, *r, pidpath[512];
     const char *cfg;
-    const char *argv[] = {mt_manager_path(), "--runtime-dir", NULL, NULL};
+    const char *argv[] = {tu_build_path(TU_MANAGER), "--runtime-dir", NULL,
+                          NULL};
     char *envv[] = {env, NULL};
     struct tu_rpc *c;
     char *id;
@@ -362,108 +383,99 @@ test_daemon_relative_worker_path(void **state)
     int st;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "linger=100\n");
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "linger=100\n");
     argv[2] = m.rundir;
-    snprintf(dir, sizeof dir, "%s", mt_fake_path());
+    snprintf(dir, sizeof dir, "%s", tu_build_path(TU_FAKE_WORKER));
     slash = strrchr(dir, '/');
     assert_non_null(slash);
     *slash = '\0';
     snprintf(env, sizeof env, "JSHOST_WORKER=./%s", slash + 1);
     assert_int_equal(chdir(dir), 0);
     pid = tu_spawn((char *const *)argv, envv, NULL);
-    st = tu_wait(pid, 10000); /* the first process returns once it serves */
+    st =
+        tu_wait(pid, TU_WAIT_MS); /* the first process returns once it serves */
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     assert_int_equal(chdir("/"), 0);
     snprintf(pidpath, sizeof pidpath, "%s/manager.pid", m.rundir);
     m.pid = 0;
-    c = mt_connect(&m);
-    id = mt_attach(c, cfg);
+    c = tu_daemon_connect(&m);
+    id = tu_rpc_attach(c, cfg);
     {
         char params[256];
 
         snprintf(params, sizeof params, "[\"%s\", \"echo\", 7, {}]", id);
-        r = mt_call(c, "call", params);
+        r = tu_rpc_call(c, "call", params);
         assert_non_null(r);
         assert_string_equal(r, "7");
         free(r);
     }
-    pid = read_pid_file(pidpath);
+    pid = tu_read_pid(pidpath);
     assert_true(pid > 0);
-    r = mt_call(c, "shutdown", "[]");
+    r = tu_rpc_call(c, "shutdown", "[]");
     assert_string_equal(r, "null");
     free(r);
     tu_rpc_close(c);
-    assert_true(mt_until_gone(pid, 10000));
+    TU_UNTIL(tu_pid_gone(pid), TU_WAIT_MS);
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 static void
 test_race_autostart(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     enum { N = 20 };
     pid_t kids[N];
-    int fds[N][2], i, st, mpid = 0, pid;
-    char buf[64], pidpath[512], env[600];
+    int i, st, mpid = 0, pid;
+    char pidpath[512], env[600], out[N][300];
+    char *envv[] = {env, NULL};
     char *argv[] = {(char *)tu_build_path("tests/manager/autostart"),
-                    (char *)mt_manager_path(), NULL, NULL};
+                    (char *)tu_build_path(TU_MANAGER), NULL, NULL};
 
     (void)state;
-    mt_init(&m);
+    tu_daemon_init(&m);
     argv[2] = m.rundir;
     mkdir(m.rundir, 0700);
-    snprintf(env, sizeof env, "JSHOST_WORKER=%s", mt_fake_path());
-    putenv(env);
+    snprintf(env, sizeof env, "JSHOST_WORKER=%s",
+             tu_build_path(TU_FAKE_WORKER));
     for (i = 0; i < N; i++) {
-        assert_int_equal(pipe2(fds[i], O_CLOEXEC), 0);
-        kids[i] = fork();
-        assert_true(kids[i] >= 0);
-        if (kids[i] == 0) {
-            dup2(fds[i][1], 1);
-            execv(argv[0], argv);
-            _exit(127);
-        }
-        close(fds[i][1]);
+        snprintf(out[i], sizeof out[i], "%s/autostart.%d", m.dir, i);
+        kids[i] = tu_spawn(argv, envv, out[i]);
     }
     for (i = 0; i < N; i++) {
-        ssize_t n = read(fds[i][0], buf, sizeof buf - 1);
-
-        assert_true(n > 0);
-        buf[n] = '\0';
-        pid = atoi(buf);
+        st = tu_wait(kids[i], TU_WAIT_MS);
+        assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        /* It printed the pid of the manager it said hello to. */
+        pid = tu_read_pid(out[i]);
         assert_true(pid > 0);
         if (mpid == 0)
             mpid = pid;
         /* Exactly one manager: everyone talked to the same one. */
         assert_int_equal(pid, mpid);
-        close(fds[i][0]);
-        st = tu_wait(kids[i], 20000);
-        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     }
     snprintf(pidpath, sizeof pidpath, "%s/manager.pid", m.rundir);
-    assert_int_equal(read_pid_file(pidpath), mpid);
+    assert_int_equal(tu_read_pid(pidpath), mpid);
     /* The daemon is not our child: stop it with its pid and wait. */
     kill(mpid, SIGTERM);
-    assert_true(mt_until_gone(mpid, 15000));
-    assert_false(mt_exists(m.sock));
-    unsetenv("JSHOST_WORKER");
-    mt_stop(&m);
+    TU_UNTIL(tu_pid_gone(mpid), TU_WAIT_MS);
+    assert_false(tu_exists(m.sock));
+    tu_daemon_stop(&m);
 }
 
 static void
 test_stale_socket(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     struct sockaddr_un sa;
     int fd, st, mpid;
-    char buf[64], pidpath[512];
-    FILE *p;
-    char cmd[1200];
+    char pidpath[512], env[600], *envv[] = {env, NULL}, *out, *err;
+    char *argv[] = {(char *)tu_build_path("tests/manager/autostart"),
+                    (char *)tu_build_path(TU_MANAGER), NULL, NULL};
 
     (void)state;
-    mt_init(&m);
+    tu_daemon_init(&m);
+    argv[2] = m.rundir;
     mkdir(m.rundir, 0700);
     /* A socket file nobody listens on, as a crashed manager leaves. */
     fd = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -473,46 +485,45 @@ test_stale_socket(void **state)
     memcpy(sa.sun_path, m.sock, strlen(m.sock) + 1);
     assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
     close(fd);
-    assert_true(mt_exists(m.sock));
+    assert_true(tu_exists(m.sock));
 
     /* Auto-start clears it under the lock and starts a daemon. */
-    snprintf(cmd, sizeof cmd, "JSHOST_WORKER=%s %s %s %s", mt_fake_path(),
-             tu_build_path("tests/manager/autostart"), mt_manager_path(),
-             m.rundir);
-    p = popen(cmd, "r");
-    assert_non_null(p);
-    assert_non_null(fgets(buf, sizeof buf, p));
-    st = pclose(p);
-    assert_int_equal(st, 0);
-    mpid = atoi(buf);
+    snprintf(env, sizeof env, "JSHOST_WORKER=%s",
+             tu_build_path(TU_FAKE_WORKER));
+    st = tu_run(argv, envv, NULL, &out, &err, TU_WAIT_MS);
+    if (st != 0)
+        fail_msg("autostart: %d\n%s", st, err);
+    mpid = atoi(out);
     assert_true(mpid > 0);
+    free(out);
+    free(err);
     snprintf(pidpath, sizeof pidpath, "%s/manager.pid", m.rundir);
-    assert_int_equal(read_pid_file(pidpath), mpid);
+    assert_int_equal(tu_read_pid(pidpath), mpid);
     kill(mpid, SIGTERM);
-    assert_true(mt_until_gone(mpid, 15000));
+    TU_UNTIL(tu_pid_gone(mpid), TU_WAIT_MS);
 
     /* By hand in the foreground: a refusing socket is stale, a live one is
      * not touched (a second manager refuses to start). */
     fd = socket(AF_UNIX, SOCK_STREAM, 0);
     assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
     close(fd);
-    mt_start(&m, NULL, NULL);
+    tu_daemon_manager(&m, NULL, NULL);
     {
-        char *argv[] = {(char *)mt_manager_path(), "--foreground",
+        char *argv[] = {(char *)tu_build_path(TU_MANAGER), "--foreground",
                         "--runtime-dir", m.rundir, NULL};
         pid_t second = tu_spawn(argv, NULL, NULL);
 
-        st = tu_wait(second, 10000);
+        st = tu_wait(second, TU_WAIT_MS);
         assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1);
-        assert_true(tu_wait_socket(m.sock, 1000));
+        assert_true(tu_wait_socket(m.sock, TU_WAIT_MS));
     }
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 static void
 test_wrong_uid(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     struct tu_rpc *c;
     struct proto_msg msg;
     char *argv[8], worker[600];
@@ -526,16 +537,17 @@ test_wrong_uid(void **state)
      * The manager runs as nobody in a runtime dir of nobody's; we connect as
      * root (root may enter any dir): a different uid, refused.
      */
-    mt_init(&m);
+    tu_daemon_init(&m);
     assert_int_equal(chown(m.dir, 65534, 65534), 0);
-    snprintf(worker, sizeof worker, "JSHOST_WORKER=%s", mt_fake_path());
+    snprintf(worker, sizeof worker, "JSHOST_WORKER=%s",
+             tu_build_path(TU_FAKE_WORKER));
     pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         if (setgid(65534) != 0 || setuid(65534) != 0)
             _exit(126);
         putenv(worker);
-        argv[0] = (char *)mt_manager_path();
+        argv[0] = (char *)tu_build_path(TU_MANAGER);
         argv[1] = "--foreground";
         argv[2] = "--runtime-dir";
         argv[3] = m.rundir;
@@ -544,7 +556,7 @@ test_wrong_uid(void **state)
         _exit(127);
     }
     m.pid = pid;
-    if (!tu_wait_socket(m.sock, 10000)) {
+    if (!tu_wait_socket(m.sock, TU_WAIT_MS)) {
         /* The build tree is not reachable for nobody: nothing to test. */
         st = tu_wait(pid, 1000);
         kill(pid, SIGKILL);
@@ -553,9 +565,9 @@ test_wrong_uid(void **state)
         tu_rmtree(m.dir);
         fail_msg("the manager could not run as nobody (status %d)", st);
     }
-    c = mt_connect(&m);
+    c = tu_daemon_connect(&m);
     tu_rpc_send(c, "hello", "[{\"client\": \"x\", \"protocol\": 1}]");
-    rc = tu_rpc_read(c, &msg, 10000);
+    rc = tu_rpc_read(c, &msg, TU_WAIT_MS);
     assert_int_equal(rc, 1);
     assert_int_equal(msg.kind, PROTO_NOTIFICATION);
     {
@@ -565,18 +577,18 @@ test_wrong_uid(void **state)
         assert_true(proto_obj_streq(t, "ProtocolError"));
     }
     proto_msg_release(&msg);
-    assert_int_equal(tu_rpc_read(c, &msg, 10000), -1);
+    assert_int_equal(tu_rpc_read(c, &msg, TU_WAIT_MS), -1);
     tu_rpc_close(c);
     kill(pid, SIGTERM);
-    st = mt_wait_exit(&m, 15000);
+    st = tu_daemon_wait(&m, TU_WAIT_MS);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 static void
 test_garbage_and_half_messages(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     struct tu_rpc *bad, *half, *good;
     struct proto_msg msg;
     char *id, params[256], *r;
@@ -587,116 +599,111 @@ test_garbage_and_half_messages(void **state)
     int rc;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "linger=60000\n");
-    mt_start(&m, NULL, NULL);
-    good = mt_connect(&m);
-    id = mt_attach(good, cfg);
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "linger=60000\n");
+    tu_daemon_manager(&m, NULL, NULL);
+    good = tu_daemon_connect(&m);
+    id = tu_rpc_attach(good, cfg);
 
-    bad = mt_connect(&m);
+    bad = tu_daemon_connect(&m);
     tu_rpc_send_raw(bad, garbage, sizeof garbage);
-    rc = tu_rpc_read(bad, &msg, 10000);
+    rc = tu_rpc_read(bad, &msg, TU_WAIT_MS);
     assert_int_equal(rc, 1);
     assert_int_equal(msg.kind, PROTO_NOTIFICATION);
     proto_msg_release(&msg);
-    assert_int_equal(tu_rpc_read(bad, &msg, 10000), -1);
+    assert_int_equal(tu_rpc_read(bad, &msg, TU_WAIT_MS), -1);
     tu_rpc_close(bad);
 
     /* A valid msgpack value that is not a message is refused too. */
-    bad = mt_connect(&m);
+    bad = tu_daemon_connect(&m);
     tu_rpc_send_raw(bad, "\x93\x07\x07\x07", 4);
-    rc = tu_rpc_read(bad, &msg, 10000);
+    rc = tu_rpc_read(bad, &msg, TU_WAIT_MS);
     assert_int_equal(rc, 1);
     proto_msg_release(&msg);
-    assert_int_equal(tu_rpc_read(bad, &msg, 10000), -1);
+    assert_int_equal(tu_rpc_read(bad, &msg, TU_WAIT_MS), -1);
     tu_rpc_close(bad);
 
     /* Nesting past the reader's limit is refused, not a crash. */
-    bad = mt_connect(&m);
+    bad = tu_daemon_connect(&m);
     {
         unsigned char deep[64];
 
         memset(deep, 0x91, sizeof deep); /* 64 arrays of one element */
         tu_rpc_send_raw(bad, deep, sizeof deep);
     }
-    rc = tu_rpc_read(bad, &msg, 10000);
+    rc = tu_rpc_read(bad, &msg, TU_WAIT_MS);
     assert_int_equal(rc, 1);
     assert_int_equal(msg.kind, PROTO_NOTIFICATION);
     proto_msg_release(&msg);
-    assert_int_equal(tu_rpc_read(bad, &msg, 10000), -1);
+    assert_int_equal(tu_rpc_read(bad, &msg, TU_WAIT_MS), -1);
     tu_rpc_close(bad);
 
     /* Half a message, then the peer leaves. */
-    half = mt_connect(&m);
+    half = tu_daemon_connect(&m);
     tu_rpc_send_raw(half, cut, sizeof cut);
-    usleep(50000);
     tu_rpc_close(half);
     /* Half a message and the peer stays: others are served meanwhile. */
-    half = mt_connect(&m);
+    half = tu_daemon_connect(&m);
     tu_rpc_send_raw(half, cut, sizeof cut);
 
     snprintf(params, sizeof params, "[\"%s\", \"echo\", \"still here\"]", id);
-    r = mt_call(good, "call", params);
+    r = tu_rpc_call(good, "call", params);
     assert_string_equal(r, "\"still here\"");
     free(r);
     tu_rpc_close(half);
     tu_rpc_close(good);
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 static void
 test_shutdown(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     struct tu_rpc *c;
     const char *cfg;
     char *id, *r;
     pid_t pids[4];
-    int st, n;
+    int st;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "workers=2\n");
-    mt_start(&m, NULL, NULL);
-    c = mt_connect(&m);
-    id = mt_attach(c, cfg);
-    n = 0;
-    while (n < 2) {
-        n = mt_worker_pids(c, id, "ready", pids, 4);
-        usleep(20000);
-    }
-    r = mt_call(c, "shutdown", "[]");
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "workers=2\n");
+    tu_daemon_manager(&m, NULL, NULL);
+    c = tu_daemon_connect(&m);
+    id = tu_rpc_attach(c, cfg);
+    TU_UNTIL(tu_rpc_worker_pids(c, id, "ready", pids, 4) == 2, TU_WAIT_MS);
+    r = tu_rpc_call(c, "shutdown", "[]");
     assert_string_equal(r, "null");
     free(r);
-    st = mt_wait_exit(&m, 15000);
+    st = tu_daemon_wait(&m, TU_WAIT_MS);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    assert_true(mt_pid_gone(pids[0]));
-    assert_true(mt_pid_gone(pids[1]));
-    assert_false(mt_exists(m.sock));
+    assert_true(tu_pid_gone(pids[0]));
+    assert_true(tu_pid_gone(pids[1]));
+    assert_false(tu_exists(m.sock));
     tu_rpc_close(c);
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 static void
 test_sigterm_stops_workers(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     struct tu_rpc *c;
     const char *cfg;
     char *id;
     pid_t pids[4];
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "linger=60000\n");
-    mt_start(&m, NULL, NULL);
-    c = mt_connect(&m);
-    id = mt_attach(c, cfg);
-    assert_int_equal(mt_worker_pids(c, id, NULL, pids, 4), 1);
-    mt_stop(&m); /* asserts exit 0 and no socket */
-    assert_true(mt_until_gone(pids[0], 5000));
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "linger=60000\n");
+    tu_daemon_manager(&m, NULL, NULL);
+    c = tu_daemon_connect(&m);
+    id = tu_rpc_attach(c, cfg);
+    assert_int_equal(tu_rpc_worker_pids(c, id, NULL, pids, 4), 1);
+    tu_daemon_stop(&m); /* asserts exit 0 and no socket */
+    TU_UNTIL(tu_pid_gone(pids[0]), TU_WAIT_MS);
     tu_rpc_close(c);
     free(id);
 }
@@ -706,7 +713,7 @@ test_sigterm_stops_workers(void **state)
 static void
 test_manager_killed(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     struct tu_rpc *c;
     const char *cfg;
     char *id, pidpath[512];
@@ -714,62 +721,62 @@ test_manager_killed(void **state)
     int st;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "linger=60000\n");
-    mt_start(&m, NULL, NULL);
-    c = mt_connect(&m);
-    id = mt_attach(c, cfg);
-    assert_int_equal(mt_worker_pids(c, id, NULL, pids, 2), 1);
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "linger=60000\n");
+    tu_daemon_manager(&m, NULL, NULL);
+    c = tu_daemon_connect(&m);
+    id = tu_rpc_attach(c, cfg);
+    assert_int_equal(tu_rpc_worker_pids(c, id, NULL, pids, 2), 1);
     kill(m.pid, SIGKILL);
-    st = mt_wait_exit(&m, 10000);
+    st = tu_daemon_wait(&m, TU_WAIT_MS);
     assert_true(WIFSIGNALED(st));
-    assert_true(mt_until_gone(pids[0], 10000));
+    TU_UNTIL(tu_pid_gone(pids[0]), TU_WAIT_MS);
     tu_rpc_close(c);
     snprintf(pidpath, sizeof pidpath, "%s/manager.pid", m.rundir);
-    assert_true(mt_exists(m.sock));
-    mt_start(&m, NULL, NULL);
-    assert_int_equal(read_pid_file(pidpath), m.pid);
-    c = mt_connect(&m);
+    assert_true(tu_exists(m.sock));
+    tu_daemon_manager(&m, NULL, NULL);
+    assert_int_equal(tu_read_pid(pidpath), m.pid);
+    c = tu_daemon_connect(&m);
     free(id);
-    id = mt_attach(c, cfg);
+    id = tu_rpc_attach(c, cfg);
     tu_rpc_close(c);
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 /* A message past the size limit closes that connection only. */
 static void
 test_message_too_big(void **state)
 {
-    struct mt m;
+    struct tu_daemon m;
     const char *env[] = {"JSHOST_MAX_MESSAGE=4096", NULL};
     struct tu_rpc *big, *ok;
     struct proto_msg msg;
     char *data, *params, *r;
 
     (void)state;
-    mt_init(&m);
-    mt_start(&m, NULL, env);
-    big = mt_connect(&m);
-    ok = mt_connect(&m);
+    tu_daemon_init(&m);
+    tu_daemon_manager(&m, NULL, env);
+    big = tu_daemon_connect(&m);
+    ok = tu_daemon_connect(&m);
     data = malloc(8193);
     memset(data, 'y', 8192);
     data[8192] = '\0';
     params = malloc(8300);
     snprintf(params, 8300, "[\"x\", \"echo\", \"%s\"]", data);
     tu_rpc_send(big, "call", params);
-    assert_int_equal(tu_rpc_read(big, &msg, 10000), 1);
+    assert_int_equal(tu_rpc_read(big, &msg, TU_WAIT_MS), 1);
     assert_int_equal(msg.kind, PROTO_NOTIFICATION);
     proto_msg_release(&msg);
-    assert_int_equal(tu_rpc_read(big, &msg, 10000), -1);
-    r = mt_call(ok, "ping", "[]");
+    assert_int_equal(tu_rpc_read(big, &msg, TU_WAIT_MS), -1);
+    r = tu_rpc_call(ok, "ping", "[]");
     assert_string_equal(r, "\"pong\"");
     free(r);
     free(data);
     free(params);
     tu_rpc_close(big);
     tu_rpc_close(ok);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 /*
@@ -781,7 +788,7 @@ static void
 test_random_bytes_from_many(void **state)
 {
     enum { BAD = 8, GOOD = 3, ROUNDS = 50 };
-    struct mt m;
+    struct tu_daemon m;
     struct tu_rpc *c;
     const char *cfg;
     char *id;
@@ -789,11 +796,11 @@ test_random_bytes_from_many(void **state)
     int i, st;
 
     (void)state;
-    mt_init(&m);
-    cfg = mt_config(&m, "a.conf", "workers=2\nlinger=60000\n");
-    mt_start(&m, NULL, NULL);
-    c = mt_connect(&m);
-    id = mt_attach(c, cfg);
+    tu_daemon_init(&m);
+    cfg = tu_daemon_file(&m, "a.conf", "workers=2\nlinger=60000\n");
+    tu_daemon_manager(&m, NULL, NULL);
+    c = tu_daemon_connect(&m);
+    id = tu_rpc_attach(c, cfg);
     for (i = 0; i < BAD + GOOD; i++) {
         kids[i] = fork();
         assert_true(kids[i] >= 0);
@@ -830,9 +837,9 @@ test_random_bytes_from_many(void **state)
             if (g == NULL)
                 _exit(1);
             for (k = 0; k < 200; k++) {
-                snprintf(params, sizeof params, "[\"%s\", \"echo\", %d]",
-                         id, k);
-                r = tu_rpc_call(g, "call", params, 30000);
+                snprintf(params, sizeof params, "[\"%s\", \"echo\", %d]", id,
+                         k);
+                r = tu_rpc_call(g, "call", params);
                 if (r == NULL || atoi(r) != k)
                     _exit(2);
                 free(r);
@@ -845,10 +852,10 @@ test_random_bytes_from_many(void **state)
         assert_true(WIFEXITED(st));
         assert_int_equal(WEXITSTATUS(st), 0);
     }
-    free(mt_call(c, "ping", "[]"));
+    free(tu_rpc_call(c, "ping", "[]"));
     tu_rpc_close(c);
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 int

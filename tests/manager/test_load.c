@@ -18,30 +18,48 @@
 
 #include <cmocka.h>
 
-#include "mtest.h"
+#include "tu_daemon.h"
 
 #define NCLIENTS 16
 #define NCALLS 300
 #define NKILLS 3
 
-struct readyq {
-    struct tu_rpc *c;
-    const char *id;
-    int want;
-    pid_t not;
-};
-
+/* Whether `want` workers are ready, none of them `killed`. */
 static bool
-pool_ready(void *arg)
+pool_ready(struct tu_rpc *c, const char *id, int want, pid_t killed)
 {
-    struct readyq *q = arg;
     pid_t pids[8];
-    int n = mt_worker_pids(q->c, q->id, "ready", pids, 8), i;
+    int n = tu_rpc_worker_pids(c, id, "ready", pids, 8), i;
 
     for (i = 0; i < n; i++)
-        if (pids[i] == q->not)
+        if (pids[i] == killed)
             return false;
-    return n >= q->want;
+    return n >= want;
+}
+
+/* The calls the host's present workers have answered, together. */
+static long
+pool_calls(struct tu_rpc *c, const char *id)
+{
+    json_t *h = tu_rpc_host(c, id), *w;
+    long n = 0;
+    size_t i;
+
+    json_array_foreach(json_object_get(h, "workers"), i, w) n +=
+        (long)json_integer_value(json_object_get(w, "calls"));
+    json_decref(h);
+    return n;
+}
+
+static bool
+all_gone(const pid_t *pids, int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++)
+        if (!tu_pid_gone(pids[i]))
+            return false;
+    return true;
 }
 
 /*
@@ -60,7 +78,7 @@ client(const char *sock, const char *cfg, const char *fmt, int out)
     if (c == NULL)
         _exit(10);
     snprintf(params, sizeof params, "[\"%s\", {}]", cfg);
-    r = tu_rpc_call(c, "attach", params, 30000);
+    r = tu_rpc_call(c, "attach", params);
     if (r == NULL || r[0] == '!')
         _exit(11);
     j = json_loads(r, 0, NULL);
@@ -69,7 +87,7 @@ client(const char *sock, const char *cfg, const char *fmt, int out)
     free(r);
     for (i = 0; i < NCALLS; i++) {
         snprintf(params, sizeof params, fmt, id, i);
-        r = tu_rpc_call(c, "call", params, 60000);
+        r = tu_rpc_call(c, "call", params);
         if (r == NULL)
             _exit(12); /* a call hung, or the manager went away */
         if (strncmp(r, "!HostCrashed", 12) == 0) {
@@ -91,28 +109,24 @@ static void
 done_when(bool real, const char *cfgname, const char *cfgtext, const char *fmt,
           int pool)
 {
-    struct mt m;
+    struct tu_daemon m;
     const char *args[] = {"--idle-ms", "500", NULL};
     struct tu_rpc *c;
     const char *cfg;
     char *id, pidpath[512], *r;
     pid_t kids[NCLIENTS], pids[8], last[8];
     int i, k, st, n, fds[2], crashed = 0, got, kills_while_busy = 0;
-    struct readyq q;
+    long base;
     json_t *h;
 
-    mt_init(&m);
+    tu_daemon_init(&m);
     m.real = real;
-    cfg = mt_config(&m, cfgname, cfgtext);
-    mt_start(&m, args, NULL);
+    cfg = tu_daemon_file(&m, cfgname, cfgtext);
+    tu_daemon_manager(&m, args, NULL);
     snprintf(pidpath, sizeof pidpath, "%s/manager.pid", m.rundir);
-    c = mt_connect(&m);
-    id = mt_attach(c, cfg);
-    q.c = c;
-    q.id = id;
-    q.want = pool;
-    q.not = 0;
-    assert_true(mt_until(pool_ready, &q, 30000));
+    c = tu_daemon_connect(&m);
+    id = tu_rpc_attach(c, cfg);
+    TU_UNTIL(pool_ready(c, id, pool, 0), TU_WAIT_MS);
     assert_int_equal(pipe(fds), 0);
     for (i = 0; i < NCLIENTS; i++) {
         kids[i] = fork();
@@ -124,15 +138,18 @@ done_when(bool real, const char *cfgname, const char *cfgtext, const char *fmt,
     }
     close(fds[1]);
     for (k = 0; k < NKILLS; k++) {
-        usleep(150000);
-        n = mt_worker_pids(c, id, "ready", pids, 8);
+        /* Each kill hits a pool at work: it has answered calls since it was
+         * whole again (unless the clients are through already). */
+        base = pool_calls(c, id);
+        TU_UNTIL(pool_calls(c, id) >= base + 20 || all_gone(kids, NCLIENTS),
+                 TU_WAIT_MS);
+        n = tu_rpc_worker_pids(c, id, "ready", pids, 8);
         assert_true(n >= 1);
         kill(pids[0], SIGKILL);
-        if (waitpid(kids[0], &st, WNOHANG) == 0)
+        if (!all_gone(kids, NCLIENTS))
             kills_while_busy++;
         /* The pool comes back without the killed one. */
-        q.not = pids[0];
-        assert_true(mt_until(pool_ready, &q, 30000));
+        TU_UNTIL(pool_ready(c, id, pool, pids[0]), TU_WAIT_MS);
     }
     for (i = 0; i < NCLIENTS; i++) {
         st = tu_wait(kids[i], 120000);
@@ -149,30 +166,29 @@ done_when(bool real, const char *cfgname, const char *cfgtext, const char *fmt,
                   NCLIENTS * NCALLS);
 
     /* The host recovered and the manager is up. */
-    h = mt_host_status(c, id);
+    h = tu_rpc_host(c, id);
     assert_non_null(h);
     assert_string_equal(json_string_value(json_object_get(h, "state")),
                         "ready");
-    assert_int_equal(json_integer_value(json_object_get(h, "crashes")),
-                     NKILLS);
+    assert_int_equal(json_integer_value(json_object_get(h, "crashes")), NKILLS);
     json_decref(h);
-    r = mt_call(c, "hello", "[{\"client\": \"t\", \"protocol\": 1}]");
+    r = tu_rpc_call(c, "hello", "[{\"client\": \"t\", \"protocol\": 1}]");
     assert_true(r != NULL && r[0] == '{');
     free(r);
-    n = mt_worker_pids(c, id, NULL, last, 8);
+    n = tu_rpc_worker_pids(c, id, NULL, last, 8);
     assert_int_equal(n, pool);
 
     /* The last client leaves: linger, then idle exit, nothing left. */
     tu_rpc_close(c);
     for (i = 0; i < n; i++)
-        assert_true(mt_until_gone(last[i], 20000));
-    st = mt_wait_exit(&m, 20000);
+        TU_UNTIL(tu_pid_gone(last[i]), TU_WAIT_MS);
+    st = tu_daemon_wait(&m, TU_WAIT_MS);
     assert_int_not_equal(st, -1);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    assert_false(mt_exists(m.sock));
-    assert_false(mt_exists(pidpath));
+    assert_false(tu_exists(m.sock));
+    assert_false(tu_exists(pidpath));
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
 }
 
 static void

@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "mtest.h"
+#include "tu_daemon.h"
 
 static const char config_js[] =
     "let n = 0;\n"
@@ -38,7 +38,7 @@ static const char config_js[] =
     "  anything: 'else',\n"
     "};\n";
 
-static struct mt m;
+static struct tu_daemon m;
 static struct tu_rpc *c;
 static char *id;
 
@@ -48,12 +48,12 @@ setup(void **state)
     const char *cfg;
 
     (void)state;
-    mt_init(&m);
+    tu_daemon_init(&m);
     m.real = true;
-    cfg = mt_config(&m, "host.config.js", config_js);
-    mt_start(&m, NULL, NULL);
-    c = mt_connect(&m);
-    id = mt_attach(c, cfg);
+    cfg = tu_daemon_file(&m, "host.config.js", config_js);
+    tu_daemon_manager(&m, NULL, NULL);
+    c = tu_daemon_connect(&m);
+    id = tu_rpc_attach(c, cfg);
     return 0;
 }
 
@@ -63,24 +63,14 @@ teardown(void **state)
     (void)state;
     tu_rpc_close(c);
     free(id);
-    mt_stop(&m);
+    tu_daemon_stop(&m);
     return 0;
-}
-
-static char *
-call_fn(const char *fn, const char *data, const char *opts)
-{
-    char params[512];
-
-    snprintf(params, sizeof params, "[\"%s\", \"%s\", %s, %s]", id, fn, data,
-             opts ? opts : "{}");
-    return mt_call(c, "call", params);
 }
 
 static void
 expect(const char *fn, const char *data, const char *want)
 {
-    char *r = call_fn(fn, data, NULL);
+    char *r = tu_rpc_call_fn(c, id, fn, data, "{}");
 
     assert_non_null(r);
     if (want[0] == '!')
@@ -98,13 +88,12 @@ test_attach_and_calls(void **state)
 
     (void)state;
     snprintf(params, sizeof params, "[\"%s/host.config.js\", {}]", m.dir);
-    j = mt_ok(c, "attach", params);
+    j = tu_rpc_ok(c, "attach", params);
     fns = json_object_get(j, "functions");
     assert_true(json_array_size(fns) >= 6);
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(j, "extras"),
-                                          "anything")),
-        "else");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(j, "extras"), "anything")),
+                        "else");
     json_decref(j);
     expect("hello_world", "{\"name\": \"Foo\"}", "\"Hello, Foo!\"");
     expect("double", "{\"number\": 20}", "40");
@@ -121,11 +110,11 @@ test_restart_resets_state(void **state)
     (void)state;
     expect("count", "null", "1");
     expect("count", "null", "2");
-    j = mt_host_status(c, id);
+    j = tu_rpc_host(c, id);
     logfile = strdup(json_string_value(json_object_get(j, "logfile")));
     json_decref(j);
     snprintf(params, sizeof params, "[\"%s\"]", id);
-    j = mt_ok(c, "restart", params);
+    j = tu_rpc_ok(c, "restart", params);
     assert_string_equal(json_string_value(json_object_get(j, "id")), id);
     assert_string_equal(json_string_value(json_object_get(j, "logfile")),
                         logfile);
@@ -142,7 +131,7 @@ test_status_figures(void **state)
 
     (void)state;
     expect("double", "{\"number\": 1}", "2");
-    h = mt_host_status(c, id);
+    h = tu_rpc_host(c, id);
     assert_non_null(h);
     {
         /* After the restart an old worker may still be on its way out. */
@@ -177,32 +166,32 @@ test_contexts(void **state)
 
     (void)state;
     snprintf(params, sizeof params, "[\"%s\", {}]", id);
-    j = mt_ok(c, "context.create", params);
+    j = tu_rpc_ok(c, "context.create", params);
     ctx = (long)json_integer_value(j);
     json_decref(j);
     snprintf(params, sizeof params, "[%ld, \"var x = 20; x + 1\", \"a.js\"]",
              ctx);
-    r = mt_call(c, "context.eval", params);
+    r = tu_rpc_call(c, "context.eval", params);
     assert_string_equal(r, "21");
     free(r);
     snprintf(params, sizeof params, "[%ld, \"Math.max\", [1, 5, 2]]", ctx);
-    r = mt_call(c, "context.call", params);
+    r = tu_rpc_call(c, "context.call", params);
     assert_string_equal(r, "5");
     free(r);
 
-    j = mt_ok(c, "context.create", "[null, {\"memory\": 64}]");
+    j = tu_rpc_ok(c, "context.create", "[null, {\"memory\": 64}]");
     vm = (long)json_integer_value(j);
     json_decref(j);
     snprintf(params, sizeof params, "[%ld, \"6 * 7\", \"vm.js\"]", vm);
-    r = mt_call(c, "context.eval", params);
+    r = tu_rpc_call(c, "context.eval", params);
     assert_string_equal(r, "42");
     free(r);
     snprintf(params, sizeof params, "[%ld]", vm);
-    r = mt_call(c, "context.destroy", params);
+    r = tu_rpc_call(c, "context.destroy", params);
     assert_string_equal(r, "null");
     free(r);
     snprintf(params, sizeof params, "[%ld]", ctx);
-    r = mt_call(c, "context.destroy", params);
+    r = tu_rpc_call(c, "context.destroy", params);
     assert_string_equal(r, "null");
     free(r);
 }
@@ -214,11 +203,11 @@ test_timeout_then_serves(void **state)
     json_t *h;
 
     (void)state;
-    r = call_fn("spin", "null", "{\"timeout_ms\": 200}");
+    r = tu_rpc_call_fn(c, id, "spin", "null", "{\"timeout_ms\": 200}");
     assert_true(strncmp(r, "!TimeoutError", 13) == 0);
     free(r);
     expect("double", "{\"number\": 4}", "8");
-    h = mt_host_status(c, id);
+    h = tu_rpc_host(c, id);
     assert_int_equal(json_integer_value(json_object_get(h, "crashes")), 0);
     json_decref(h);
 }
@@ -230,12 +219,12 @@ test_heap_limit_recycles(void **state)
     json_t *h;
 
     (void)state;
-    r = call_fn("hog", "null", "{\"timeout_ms\": 60000}");
+    r = tu_rpc_call_fn(c, id, "hog", "null", "{\"timeout_ms\": 60000}");
     assert_true(strncmp(r, "!MemoryError", 12) == 0);
     free(r);
     /* Replaced, not counted as a crash. */
     expect("double", "{\"number\": 5}", "10");
-    h = mt_host_status(c, id);
+    h = tu_rpc_host(c, id);
     assert_int_equal(json_integer_value(json_object_get(h, "crashes")), 0);
     json_decref(h);
 }
@@ -247,10 +236,11 @@ test_config_error_position(void **state)
     char params[600], *r;
 
     (void)state;
-    bad = mt_config(&m, "bad.config.js",
-                    "module.exports = {\n  functions: {\n    x( {\n  }\n};\n");
+    bad = tu_daemon_file(
+        &m, "bad.config.js",
+        "module.exports = {\n  functions: {\n    x( {\n  }\n};\n");
     snprintf(params, sizeof params, "[\"%s\", {}]", bad);
-    r = mt_call(c, "attach", params);
+    r = tu_rpc_call(c, "attach", params);
     assert_non_null(r);
     assert_true(strncmp(r, "!ConfigError", 12) == 0);
     assert_non_null(strstr(r, "bad.config.js:"));
@@ -265,7 +255,7 @@ test_config_error_position(void **state)
 static void
 test_busy_worker_not_killed(void **state)
 {
-    struct mt m2;
+    struct tu_daemon m2;
     const char *env[] = {"JSHOST_PING_MS=100", "JSHOST_PING_TIMEOUT_MS=1000",
                          NULL};
     struct tu_rpc *c2;
@@ -277,13 +267,13 @@ test_busy_worker_not_killed(void **state)
     int i;
 
     (void)state;
-    mt_init(&m2);
+    tu_daemon_init(&m2);
     m2.real = true;
-    cfg = mt_config(&m2, "host.config.js", config_js);
-    mt_start(&m2, NULL, env);
-    c2 = mt_connect(&m2);
-    id2 = mt_attach(c2, cfg);
-    assert_int_equal(mt_worker_pids(c2, id2, "ready", pids, 2), 1);
+    cfg = tu_daemon_file(&m2, "host.config.js", config_js);
+    tu_daemon_manager(&m2, NULL, env);
+    c2 = tu_daemon_connect(&m2);
+    id2 = tu_rpc_attach(c2, cfg);
+    assert_int_equal(tu_rpc_worker_pids(c2, id2, "ready", pids, 2), 1);
     snprintf(params, sizeof params,
              "[\"%s\", \"spin\", null, {\"timeout_ms\": 1500}]", id2);
     for (i = 0; i < 3; i++)
@@ -296,11 +286,11 @@ test_busy_worker_not_killed(void **state)
         free(res);
         proto_msg_release(&msg);
     }
-    assert_int_equal(mt_worker_pids(c2, id2, "ready", after, 2), 1);
+    assert_int_equal(tu_rpc_worker_pids(c2, id2, "ready", after, 2), 1);
     assert_int_equal(after[0], pids[0]);
     tu_rpc_close(c2);
     free(id2);
-    mt_stop(&m2);
+    tu_daemon_stop(&m2);
 }
 
 int

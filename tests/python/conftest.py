@@ -7,11 +7,18 @@ and logs) and shuts that manager down when the module ends. Paths are short
 
 import os
 import shutil
+import signal
 import tempfile
+import threading
+import time
 
 import pytest
 
 import jshost
+
+# How long a test waits for something that must happen: far past any deadline
+# under test, so only a hang trips it. Speed is measured in bench/.
+WAIT = 30.0
 
 SOURCE_ROOT = os.environ.get("JSHOST_TEST_SOURCE_ROOT",
                              os.path.dirname(os.path.dirname(os.path.dirname(
@@ -119,13 +126,53 @@ def pid_alive(pid):
 
 def wait_until(pred, timeout=10.0, step=0.02):
     """Polls pred until true; returns its last value."""
-    import time
     deadline = time.monotonic() + timeout
     while True:
         v = pred()
         if v or time.monotonic() > deadline:
             return v
         time.sleep(step)
+
+
+def in_flight(host):
+    """Calls the manager has in flight on the host's workers."""
+    return sum(w.get("in_flight", 0) for w in host.status()["workers"])
+
+
+def wait_child(pid, timeout=WAIT):
+    """Waits for a forked child and returns its exit code; a child still
+    running after timeout is killed and fails the test."""
+    deadline = time.monotonic() + timeout
+    while True:
+        wpid, status = os.waitpid(pid, os.WNOHANG)
+        if wpid == pid:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child %d still ran after %s s" % (pid, timeout))
+        time.sleep(0.02)
+
+
+def finish_within(fn, timeout=WAIT):
+    """Runs fn() in a thread and returns what it returns (or raises what it
+    raises); fails the test when it has not finished in timeout, a hang."""
+    out = {}
+
+    def run():
+        try:
+            out["value"] = fn()
+        except BaseException as e:  # noqa: B902 - handed back below
+            out["error"] = e
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        pytest.fail("%s still ran after %s s" % (getattr(fn, "__name__", fn), timeout))
+    if "error" in out:
+        raise out["error"]
+    return out.get("value")
 
 
 def child_env():

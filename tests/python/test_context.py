@@ -94,11 +94,12 @@ def test_vm_is_a_private_worker(runtime_dir):
 
 
 def test_vm_timeout_is_the_default_deadline():
+    # The VM's 0.5 s, not the 10 s default, ends it (how soon: bench/).
     with jshost.VM(timeout=0.5) as vm, vm.create_context() as ctx:
         t0 = time.monotonic()
-        with pytest.raises(jshost.TimeoutError):
+        with pytest.raises(jshost.TimeoutError, match="within 500 ms"):
             ctx.eval("for (;;) {}")
-        assert time.monotonic() - t0 < 2.5
+        assert time.monotonic() - t0 >= 0.4
         assert ctx.eval("1") == 1
 
 

@@ -26,7 +26,7 @@ def test_design_section_9(here):
     t0 = time.monotonic()
     with pytest.raises(jshost.TimeoutError):
         host.call("slow", timeout=0.5)            # raises jshost.TimeoutError after 0.5 s
-    assert 0.4 <= time.monotonic() - t0 < 2.0
+    assert time.monotonic() - t0 >= 0.4           # how soon after: bench/bench_deadlines.py
     hello = host.function("hello_world")
     assert hello(name="Foo") == 'Hello, Foo!'
     assert host.status()["id"] == host.id

@@ -12,7 +12,7 @@ import time
 import pytest
 
 import jshost
-from conftest import write, wait_until
+from conftest import WAIT, in_flight, wait_until, write
 
 UTC = datetime.timezone.utc
 
@@ -248,21 +248,20 @@ def test_config_errors(workdir):
         jshost.Host(throws)
 
 
-def test_sync_spin_times_out_within_its_deadline(host):
+def test_sync_spin_times_out_at_its_deadline(host):
+    # Ended by its own deadline, never before it (how soon after it is a
+    # figure of bench/bench_deadlines.py).
     t0 = time.monotonic()
-    with pytest.raises(jshost.TimeoutError) as e:
+    with pytest.raises(jshost.TimeoutError, match="within 500 ms") as e:
         host.call("spin", timeout=0.5)
-    elapsed = time.monotonic() - t0
+    assert time.monotonic() - t0 >= 0.4
     assert isinstance(e.value, TimeoutError)
-    assert 0.4 <= elapsed < 2.0, elapsed
     assert host.call("double", number=3) == 6  # terminated, not killed
 
 
 def test_unsettled_promise_times_out(host):
-    t0 = time.monotonic()
-    with pytest.raises(jshost.TimeoutError):
+    with pytest.raises(jshost.TimeoutError, match="within 500 ms"):
         host.call("never", timeout=0.5)
-    assert time.monotonic() - t0 < 2.0
     with pytest.raises(jshost.TimeoutError):
         host.call("slow", {"ms": 5000}, timeout=0.3)
     assert host.call("double", number=4) == 8
@@ -286,12 +285,10 @@ def test_worker_killed_mid_call_is_host_crashed_with_logfile(workdir):
 
         t = threading.Thread(target=victim)
         t.start()
-        assert wait_until(lambda: h.status()["workers"][0].get("in_flight", 0) >= 1, 5)
-        t0 = time.monotonic()
+        assert wait_until(lambda: in_flight(h) >= 1, WAIT)
         os.kill(pid, signal.SIGKILL)
-        t.join(15)
+        t.join(WAIT)
         assert not t.is_alive()
-        assert time.monotonic() - t0 < 10
         err = result.get("error")
         assert isinstance(err, jshost.HostCrashedError), repr(err)
         assert err.logfile == h.logfile
@@ -331,7 +328,10 @@ def _fake_manager(path, answer_attach):
                          b"\xa6server\xa4fake\xa8protocol\x01\xa3pid\x01")
             attach = conn.recv(4096)
             conn.sendall(answer_attach(attach[2:3]))
-            time.sleep(2)
+            # Open until the client has read the answer and gone.
+            conn.settimeout(WAIT)
+            while conn.recv(4096):
+                pass
 
     threading.Thread(target=serve, daemon=True).start()
     return srv

@@ -1,7 +1,9 @@
 // A V8 isolate and context per test, for the value and builtin tests. The
 // platform is made once per process (V8 allows no second one); each test gets
 // a fresh isolate so that a failed or terminated test cannot leak into the
-// next.
+// next. Apart from tests/support (tu) because it is C++ on V8 itself, which
+// the other suites neither compile as nor link; these tests need nothing of
+// tu's (no files, processes or waits).
 #ifndef JSHOST_TESTS_V8ENV_H
 #define JSHOST_TESTS_V8ENV_H
 

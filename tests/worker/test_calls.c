@@ -14,17 +14,16 @@
 
 #include <cmocka.h>
 
-#include "wfix.h"
+#include "tu_daemon.h"
 
-#define WAIT_MS 30000
-
-static struct wfix fix;
+static struct tu_daemon fix;
 
 static int
 setup(void **state)
 {
     (void)state;
-    wfix_start(&fix, wfix_config("basic.config.js"), NULL);
+    tu_daemon_init(&fix);
+    tu_daemon_worker(&fix, tu_daemon_worker_config("basic.config.js"), NULL);
     return 0;
 }
 
@@ -32,49 +31,47 @@ static int
 teardown(void **state)
 {
     (void)state;
-    wfix_stop(&fix);
+    tu_daemon_stop(&fix);
     return 0;
 }
 
 static void
 test_call_styles(void **state)
 {
-    struct tu_rpc *c = wfix_connect(&fix);
+    struct tu_rpc *c = tu_daemon_connect(&fix);
 
     (void)state;
-    wfix_check_call(c, "call",
-                    "[\"local\", \"hello_world\", {\"name\": \"Foo\"}]",
-                    "\"Hello, Foo!\"");
-    wfix_check_call(c, "call", "[\"local\", \"hello_world\", {}]",
-                    "\"Hello, World!\"");
-    wfix_check_call(c, "call", "[\"local\", \"double\", {\"number\": 20}]",
-                    "40");
-    wfix_check_call(c, "call",
-                    "[\"local\", \"later\", {\"ms\": 5, \"tag\": \"a\"}]",
-                    "\"later a\"");
+    tu_rpc_check(c, "call", "[\"local\", \"hello_world\", {\"name\": \"Foo\"}]",
+                 "\"Hello, Foo!\"");
+    tu_rpc_check(c, "call", "[\"local\", \"hello_world\", {}]",
+                 "\"Hello, World!\"");
+    tu_rpc_check(c, "call", "[\"local\", \"double\", {\"number\": 20}]", "40");
+    tu_rpc_check(c, "call",
+                 "[\"local\", \"later\", {\"ms\": 5, \"tag\": \"a\"}]",
+                 "\"later a\"");
     /* State kept in closures persists between calls. */
-    wfix_check_call(c, "call", "[\"local\", \"count\", null]", "1");
-    wfix_check_call(c, "call", "[null, \"count\", null, {}]", "2");
+    tu_rpc_check(c, "call", "[\"local\", \"count\", null]", "1");
+    tu_rpc_check(c, "call", "[null, \"count\", null, {}]", "2");
     /* `this` is {name, host: {config}} with the config's extras. */
-    wfix_check_call(c, "call", "[\"local\", \"extras\", null]",
-                    "[\"extras\",\"else\"]");
+    tu_rpc_check(c, "call", "[\"local\", \"extras\", null]",
+                 "[\"extras\",\"else\"]");
     tu_rpc_close(c);
 }
 
 static void
 test_unknown_function(void **state)
 {
-    struct tu_rpc *c = wfix_connect(&fix);
+    struct tu_rpc *c = tu_daemon_connect(&fix);
     char *got;
 
     (void)state;
-    got = tu_rpc_call(c, "call", "[\"local\", \"nope\", {}]", WAIT_MS);
+    got = tu_rpc_call(c, "call", "[\"local\", \"nope\", {}]");
     assert_non_null(got);
     assert_true(strncmp(got, "!NotFound: ", 11) == 0);
     assert_non_null(strstr(got, "nope"));
     free(got);
     /* The worker lives on. */
-    wfix_check_call(c, "ping", "[]", "\"pong\"");
+    tu_rpc_check(c, "ping", "[]", "\"pong\"");
     tu_rpc_close(c);
 }
 
@@ -90,7 +87,7 @@ check_js_error(struct tu_rpc *c, const char *function, const char *name,
     snprintf(params, sizeof(params), "[\"local\", \"%s\", {\"why\": \"x\"}]",
              function);
     id = tu_rpc_send(c, "call", params);
-    wfix_expect_error(c, id, "JSError", &msg, &pe);
+    tu_rpc_expect_error(c, id, "JSError", &msg, &pe);
     assert_non_null(pe.name);
     assert_int_equal(pe.name_len, strlen(name));
     assert_memory_equal(pe.name, name, pe.name_len);
@@ -111,7 +108,7 @@ check_js_error(struct tu_rpc *c, const char *function, const char *name,
 static void
 test_errors_with_stacks(void **state)
 {
-    struct tu_rpc *c = wfix_connect(&fix);
+    struct tu_rpc *c = tu_daemon_connect(&fix);
 
     (void)state;
     /* A sync throw names the config file and the line of the throw. */
@@ -121,54 +118,52 @@ test_errors_with_stacks(void **state)
                    "basic.config.js:");
     check_js_error(c, "reject", "Error", "rejected", "basic.config.js:");
     /* A failed call fails that call only. */
-    wfix_check_call(c, "call", "[\"local\", \"double\", {\"number\": 1}]", "2");
+    tu_rpc_check(c, "call", "[\"local\", \"double\", {\"number\": 1}]", "2");
     tu_rpc_close(c);
 }
 
 static void
 test_timers(void **state)
 {
-    struct tu_rpc *c = wfix_connect(&fix);
+    struct tu_rpc *c = tu_daemon_connect(&fix);
 
     (void)state;
-    wfix_check_call(c, "call", "[\"local\", \"timer\", {}]", "\"fired\"");
-    wfix_check_call(c, "call", "[\"local\", \"interval\", {}]", "3");
-    wfix_check_call(c, "call", "[\"local\", \"immediate\", {}]",
-                    "\"immediate\"");
-    wfix_check_call(c, "call", "[\"local\", \"nodeTimers\", {}]",
-                    "[[\"tick\",\"then\"],\"object\",true,false]");
+    tu_rpc_check(c, "call", "[\"local\", \"timer\", {}]", "\"fired\"");
+    tu_rpc_check(c, "call", "[\"local\", \"interval\", {}]", "3");
+    tu_rpc_check(c, "call", "[\"local\", \"immediate\", {}]", "\"immediate\"");
+    tu_rpc_check(c, "call", "[\"local\", \"nodeTimers\", {}]",
+                 "[[\"tick\",\"then\"],\"object\",true,false]");
     tu_rpc_close(c);
 }
 
 static void
 test_require(void **state)
 {
-    struct tu_rpc *c = wfix_connect(&fix);
+    struct tu_rpc *c = tu_daemon_connect(&fix);
 
     (void)state;
     /* A relative file, a package's main (with a .json beside it), and a
      * package's conditional exports taking the `require` branch. */
-    wfix_check_call(c, "call", "[\"local\", \"helper\", {\"s\": \"hi\"}]",
-                    "\"HI!\"");
-    wfix_check_call(c, "call", "[\"local\", \"pkg\", {}]",
-                    "[\"somepkg 1.0.0\",\"cjs\"]");
+    tu_rpc_check(c, "call", "[\"local\", \"helper\", {\"s\": \"hi\"}]",
+                 "\"HI!\"");
+    tu_rpc_check(c, "call", "[\"local\", \"pkg\", {}]",
+                 "[\"somepkg 1.0.0\",\"cjs\"]");
     tu_rpc_close(c);
 }
 
 static void
 test_console_to_log(void **state)
 {
-    struct tu_rpc *c = wfix_connect(&fix);
+    struct tu_rpc *c = tu_daemon_connect(&fix);
     char *log;
 
     (void)state;
-    wfix_check_call(c, "call", "[\"local\", \"log\", {\"tag\": \"t42\"}]",
-                    "true");
+    tu_rpc_check(c, "call", "[\"local\", \"log\", {\"tag\": \"t42\"}]", "true");
     tu_rpc_close(c);
     /* Stopping flushes whatever the worker buffered. */
     assert_int_equal(kill(fix.pid, SIGTERM), 0);
-    assert_int_not_equal(wfix_wait(&fix, WAIT_MS), -1);
-    log = wfix_read_log(&fix);
+    assert_int_not_equal(tu_daemon_wait(&fix, TU_WAIT_MS), -1);
+    log = tu_daemon_log(&fix);
     if (strstr(log, "stdout-line t42") == NULL ||
         strstr(log, "stderr-line t42") == NULL)
         fail_msg("console output missing from the log:\n%s", log);
@@ -178,37 +173,38 @@ test_console_to_log(void **state)
     assert_non_null(strstr(log, "exit"));
     free(log);
     /* Restart for teardown's clean stop. */
-    wfix_cleanup(&fix);
-    wfix_start(&fix, wfix_config("basic.config.js"), NULL);
+    tu_daemon_cleanup(&fix);
+    tu_daemon_init(&fix);
+    tu_daemon_worker(&fix, tu_daemon_worker_config("basic.config.js"), NULL);
 }
 
 static void
 test_late_errors_and_callbacks(void **state)
 {
-    struct tu_rpc *c = wfix_connect(&fix);
+    struct tu_rpc *c = tu_daemon_connect(&fix);
     char *log;
 
     (void)state;
     /* First settlement wins; the later ones are logged and ignored. */
-    wfix_check_call(c, "call", "[\"local\", \"twice\", {}]", "\"first\"");
+    tu_rpc_check(c, "call", "[\"local\", \"twice\", {}]", "\"first\"");
     /* An error thrown from a timer outside any call is logged; the worker
      * lives on. */
-    wfix_check_call(c, "call",
-                    "[\"local\", \"throw_later\", {\"tag\": \"t7\"}]",
-                    "\"thrown later\"");
-    wfix_check_call(c, "call",
-                    "[\"local\", \"later\", {\"ms\": 50, \"tag\": \"b\"}]",
-                    "\"later b\"");
-    wfix_check_call(c, "call", "[\"local\", \"count\", null]", "1");
+    tu_rpc_check(c, "call", "[\"local\", \"throw_later\", {\"tag\": \"t7\"}]",
+                 "\"thrown later\"");
+    tu_rpc_check(c, "call",
+                 "[\"local\", \"later\", {\"ms\": 50, \"tag\": \"b\"}]",
+                 "\"later b\"");
+    tu_rpc_check(c, "call", "[\"local\", \"count\", null]", "1");
     tu_rpc_close(c);
     assert_int_equal(kill(fix.pid, SIGTERM), 0);
-    assert_int_not_equal(wfix_wait(&fix, WAIT_MS), -1);
-    log = wfix_read_log(&fix);
+    assert_int_not_equal(tu_daemon_wait(&fix, TU_WAIT_MS), -1);
+    log = tu_daemon_log(&fix);
     if (strstr(log, "late boom t7") == NULL)
         fail_msg("the timer's error is not in the log:\n%s", log);
     free(log);
-    wfix_cleanup(&fix);
-    wfix_start(&fix, wfix_config("basic.config.js"), NULL);
+    tu_daemon_cleanup(&fix);
+    tu_daemon_init(&fix);
+    tu_daemon_worker(&fix, tu_daemon_worker_config("basic.config.js"), NULL);
 }
 
 /* ---- values ------------------------------------------------------------- */
@@ -219,13 +215,13 @@ send_echo(struct tu_rpc *c, void (*pack)(msgpack_packer *pk))
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
-    uint32_t id = wfix_request_begin(c, &sb, &pk, "call", 4);
+    uint32_t id = tu_rpc_request_begin(c, &sb, &pk, "call", 4);
 
     proto_pack_cstr(&pk, "local");
     proto_pack_cstr(&pk, "echo");
     pack(&pk);
     msgpack_pack_map(&pk, 0);
-    wfix_request_send(c, &sb);
+    tu_rpc_request_send(c, &sb);
     return id;
 }
 
@@ -336,14 +332,14 @@ test_values_roundtrip(void **state)
 {
     static const unsigned char big[9] = {0x40, 0, 0, 0, 0, 0, 0, 0, 0};
     static const unsigned char negbig[9] = {0xc0, 0, 0, 0, 0, 0, 0, 0, 0};
-    struct tu_rpc *c = wfix_connect(&fix);
+    struct tu_rpc *c = tu_daemon_connect(&fix);
     const msgpack_object *a, *m;
     struct proto_msg msg;
     uint32_t nsec;
     int64_t sec;
 
     (void)state;
-    wfix_expect_result(c, send_echo(c, pack_all_types), &msg);
+    tu_rpc_expect_result(c, send_echo(c, pack_all_types), &msg);
     assert_int_equal(msg.result.type, MSGPACK_OBJECT_ARRAY);
     assert_int_equal(msg.result.via.array.size, 19);
     a = msg.result.via.array.ptr;
@@ -380,10 +376,10 @@ test_values_roundtrip(void **state)
     check_bigint(&a[14], big, sizeof(big));
     check_bigint(&a[15], negbig, sizeof(negbig));
     assert_int_equal(a[16].type, MSGPACK_OBJECT_MAP);
-    m = wfix_get(&a[16], "a");
+    m = tu_rpc_field(&a[16], "a");
     assert_int_equal(m->type, MSGPACK_OBJECT_ARRAY);
     assert_int_equal(m->via.array.ptr[0].via.u64, 1);
-    assert_int_equal(wfix_get(&a[16], "b")->type, MSGPACK_OBJECT_MAP);
+    assert_int_equal(tu_rpc_field(&a[16], "b")->type, MSGPACK_OBJECT_MAP);
     /* 2^53 is still a Number: an integer either way. */
     assert_int_equal(a[17].type, MSGPACK_OBJECT_POSITIVE_INTEGER);
     assert_true(a[17].via.u64 == (1ULL << 53));
@@ -397,7 +393,7 @@ static void
 test_values_out(void **state)
 {
     static const unsigned char big[9] = {0x40, 0, 0, 0, 0, 0, 0, 0, 0};
-    struct tu_rpc *c = wfix_connect(&fix);
+    struct tu_rpc *c = tu_daemon_connect(&fix);
     const msgpack_object *r, *o;
     struct proto_msg msg;
     struct proto_error pe;
@@ -405,49 +401,49 @@ test_values_out(void **state)
     int64_t sec;
 
     (void)state;
-    wfix_expect_result(c, tu_rpc_send(c, "call", "[\"local\", \"types\", {}]"),
-                       &msg);
+    tu_rpc_expect_result(
+        c, tu_rpc_send(c, "call", "[\"local\", \"types\", {}]"), &msg);
     r = &msg.result;
     assert_int_equal(r->type, MSGPACK_OBJECT_MAP);
-    read_timestamp(wfix_get(r, "date"), &sec, &nsec);
+    read_timestamp(tu_rpc_field(r, "date"), &sec, &nsec);
     assert_int_equal(sec, 1577934245);
     assert_int_equal(nsec, 678000000);
-    check_bigint(wfix_get(r, "big"), big, sizeof(big));
-    o = wfix_get(r, "small_big");
+    check_bigint(tu_rpc_field(r, "big"), big, sizeof(big));
+    o = tu_rpc_field(r, "small_big");
     assert_int_equal(o->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
     assert_int_equal(o->via.u64, 12);
-    o = wfix_get(r, "bytes");
+    o = tu_rpc_field(r, "bytes");
     assert_int_equal(o->type, MSGPACK_OBJECT_BIN);
     assert_int_equal(o->via.bin.size, 3);
     assert_memory_equal(o->via.bin.ptr, "\x01\x02\x03", 3);
-    o = wfix_get(r, "map");
+    o = tu_rpc_field(r, "map");
     assert_int_equal(o->type, MSGPACK_OBJECT_MAP);
-    assert_true(wfix_streq(wfix_get(o, "k"), "v"));
-    o = wfix_get(r, "nan");
+    assert_true(proto_obj_streq(tu_rpc_field(o, "k"), "v"));
+    o = tu_rpc_field(r, "nan");
     assert_int_equal(o->type, MSGPACK_OBJECT_FLOAT64);
     assert_true(isnan(o->via.f64));
-    o = wfix_get(r, "negzero");
+    o = tu_rpc_field(r, "negzero");
     assert_int_equal(o->type, MSGPACK_OBJECT_FLOAT64);
     assert_true(signbit(o->via.f64));
-    o = wfix_get(r, "inf");
+    o = tu_rpc_field(r, "inf");
     assert_true(isinf(o->via.f64) && o->via.f64 < 0);
     /* JSON.stringify's rules: skipped in objects, null in arrays, toJSON. */
     assert_null(proto_map_get(r, "skipped"));
     assert_null(proto_map_get(r, "fn"));
-    o = wfix_get(r, "arr");
+    o = tu_rpc_field(r, "arr");
     assert_int_equal(o->type, MSGPACK_OBJECT_ARRAY);
     assert_int_equal(o->via.array.size, 3);
     assert_int_equal(o->via.array.ptr[0].type, MSGPACK_OBJECT_NIL);
     assert_int_equal(o->via.array.ptr[1].type, MSGPACK_OBJECT_NIL);
     assert_int_equal(o->via.array.ptr[2].via.u64, 1);
-    assert_true(wfix_streq(wfix_get(r, "json"), "from toJSON"));
+    assert_true(proto_obj_streq(tu_rpc_field(r, "json"), "from toJSON"));
     proto_msg_release(&msg);
 
     /* A cycle cannot cross: InvalidArgument, and the worker lives on. */
-    wfix_expect_error(c, tu_rpc_send(c, "call", "[\"local\", \"cycle\", {}]"),
-                      "InvalidArgument", &msg, &pe);
+    tu_rpc_expect_error(c, tu_rpc_send(c, "call", "[\"local\", \"cycle\", {}]"),
+                        "InvalidArgument", &msg, &pe);
     proto_msg_release(&msg);
-    wfix_check_call(c, "ping", "[]", "\"pong\"");
+    tu_rpc_check(c, "ping", "[]", "\"pong\"");
     tu_rpc_close(c);
 }
 
@@ -469,16 +465,16 @@ pack_nested_30(msgpack_packer *pk)
 static void
 test_values_bad_in(void **state)
 {
-    struct tu_rpc *c = wfix_connect(&fix);
+    struct tu_rpc *c = tu_daemon_connect(&fix);
     struct proto_msg msg;
     struct proto_error pe;
 
     (void)state;
-    wfix_expect_error(c, send_echo(c, pack_bad_utf8), "InvalidArgument", &msg,
-                      &pe);
+    tu_rpc_expect_error(c, send_echo(c, pack_bad_utf8), "InvalidArgument", &msg,
+                        &pe);
     proto_msg_release(&msg);
     /* As deep as a value may nest inside a request: it crosses both ways. */
-    wfix_expect_result(c, send_echo(c, pack_nested_30), &msg);
+    tu_rpc_expect_result(c, send_echo(c, pack_nested_30), &msg);
     assert_int_equal(msg.result.type, MSGPACK_OBJECT_ARRAY);
     proto_msg_release(&msg);
     tu_rpc_close(c);
@@ -489,7 +485,7 @@ test_values_bad_in(void **state)
 static void
 test_contexts(void **state)
 {
-    struct tu_rpc *c = wfix_connect(&fix);
+    struct tu_rpc *c = tu_daemon_connect(&fix);
     struct proto_msg msg;
     struct proto_error pe;
     char params[1200], *got, *stack;
@@ -499,7 +495,7 @@ test_contexts(void **state)
     (void)state;
     snprintf(params, sizeof(params), "[null, {\"cwd\": \"%s\"}]",
              tu_source_path("tests/worker/configs"));
-    wfix_expect_result(c, tu_rpc_send(c, "context.create", params), &msg);
+    tu_rpc_expect_result(c, tu_rpc_send(c, "context.create", params), &msg);
     assert_int_equal(msg.result.type, MSGPACK_OBJECT_POSITIVE_INTEGER);
     ctx = msg.result.via.u64;
     assert_true(ctx > 0);
@@ -507,35 +503,35 @@ test_contexts(void **state)
 
     snprintf(params, sizeof(params), "[%llu, \"1 + 1\", \"one.js\"]",
              (unsigned long long)ctx);
-    wfix_check_call(c, "context.eval", params, "2");
+    tu_rpc_check(c, "context.eval", params, "2");
     /* Globals persist within the context; a promise result is awaited. */
     snprintf(params, sizeof(params),
              "[%llu, \"var kept = 41; Promise.resolve(kept + 1)\", \"two.js\", "
              "{\"timeout_ms\": 5000}]",
              (unsigned long long)ctx);
-    wfix_check_call(c, "context.eval", params, "42");
+    tu_rpc_check(c, "context.eval", params, "42");
     snprintf(params, sizeof(params), "[%llu, \"Math.max\", [1, 7, 2]]",
              (unsigned long long)ctx);
-    wfix_check_call(c, "context.call", params, "7");
+    tu_rpc_check(c, "context.call", params, "7");
     snprintf(params, sizeof(params),
              "[%llu, [\"lib/ctxlib.js\", \"lib/ctxlib2.js\"]]",
              (unsigned long long)ctx);
-    wfix_check_call(c, "context.load", params, "null");
+    tu_rpc_check(c, "context.load", params, "null");
     snprintf(params, sizeof(params), "[%llu, \"ctxlib2\", [\"z\"]]",
              (unsigned long long)ctx);
-    wfix_check_call(c, "context.call", params, "\"ctxlib z and ctxlib2\"");
+    tu_rpc_check(c, "context.call", params, "\"ctxlib z and ctxlib2\"");
     /* require() from a context starts at its cwd. */
     snprintf(params, sizeof(params),
              "[%llu, \"require('somepkg').describe()\", \"req.js\"]",
              (unsigned long long)ctx);
-    wfix_check_call(c, "context.eval", params, "\"somepkg 1.0.0\"");
+    tu_rpc_check(c, "context.eval", params, "\"somepkg 1.0.0\"");
 
     /* The identifier names the script in stack traces. */
     snprintf(params, sizeof(params),
              "[%llu, \"\\n\\nthrow new SyntaxError('in page')\", \"page.js\"]",
              (unsigned long long)ctx);
     id = tu_rpc_send(c, "context.eval", params);
-    wfix_expect_error(c, id, "JSError", &msg, &pe);
+    tu_rpc_expect_error(c, id, "JSError", &msg, &pe);
     assert_int_equal(pe.name_len, strlen("SyntaxError"));
     assert_non_null(pe.stack);
     stack = strndup(pe.stack, pe.stack_len);
@@ -545,21 +541,21 @@ test_contexts(void **state)
     proto_msg_release(&msg);
 
     /* Contexts are separate global scopes. */
-    wfix_expect_result(c, tu_rpc_send(c, "context.create", "[]"), &msg);
+    tu_rpc_expect_result(c, tu_rpc_send(c, "context.create", "[]"), &msg);
     snprintf(params, sizeof(params), "[%llu, \"typeof kept\", null]",
              (unsigned long long)msg.result.via.u64);
     proto_msg_release(&msg);
-    wfix_check_call(c, "context.eval", params, "\"undefined\"");
+    tu_rpc_check(c, "context.eval", params, "\"undefined\"");
 
     snprintf(params, sizeof(params), "[%llu]", (unsigned long long)ctx);
-    wfix_check_call(c, "context.destroy", params, "null");
-    got = tu_rpc_call(c, "context.destroy", params, WAIT_MS);
+    tu_rpc_check(c, "context.destroy", params, "null");
+    got = tu_rpc_call(c, "context.destroy", params);
     assert_non_null(got);
     assert_true(strncmp(got, "!NotFound", 9) == 0);
     free(got);
     snprintf(params, sizeof(params), "[%llu, \"1\", \"x.js\"]",
              (unsigned long long)ctx);
-    got = tu_rpc_call(c, "context.eval", params, WAIT_MS);
+    got = tu_rpc_call(c, "context.eval", params);
     assert_non_null(got);
     assert_true(strncmp(got, "!NotFound", 9) == 0);
     free(got);

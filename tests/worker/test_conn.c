@@ -16,17 +16,16 @@
 
 #include <cmocka.h>
 
-#include "wfix.h"
+#include "tu_daemon.h"
 
-#define WAIT_MS 30000
-
-static struct wfix fix;
+static struct tu_daemon fix;
 
 static int
 setup(void **state)
 {
     (void)state;
-    wfix_start(&fix, wfix_config("basic.config.js"), NULL);
+    tu_daemon_init(&fix);
+    tu_daemon_worker(&fix, tu_daemon_worker_config("basic.config.js"), NULL);
     return 0;
 }
 
@@ -34,102 +33,92 @@ static int
 teardown(void **state)
 {
     (void)state;
-    wfix_stop(&fix);
+    tu_daemon_stop(&fix);
     return 0;
-}
-
-static void
-expect_prefix(struct tu_rpc *c, const char *method, const char *params,
-              const char *prefix, const char *also)
-{
-    char *got = tu_rpc_call(c, method, params, WAIT_MS);
-
-    assert_non_null(got);
-    if (strncmp(got, prefix, strlen(prefix)) != 0 ||
-        (also != NULL && strstr(got, also) == NULL))
-        fail_msg("%s %s: expected %s...%s, got %s", method, params, prefix,
-                 also ? also : "", got);
-    free(got);
 }
 
 static void
 test_direct_client_methods(void **state)
 {
-    struct tu_rpc *c = wfix_connect(&fix);
+    struct tu_rpc *c = tu_daemon_connect(&fix);
     const msgpack_object *o;
     struct proto_msg msg;
     char params[1200];
 
     (void)state;
-    wfix_expect_result(
+    tu_rpc_expect_result(
         c, tu_rpc_send(c, "hello", "[{\"client\": \"test\", \"protocol\": 1}]"),
         &msg);
-    assert_int_equal(wfix_get(&msg.result, "protocol")->via.u64, 1);
-    assert_int_equal(wfix_get(&msg.result, "pid")->via.u64, (uint64_t)fix.pid);
-    assert_int_equal(wfix_get(&msg.result, "server")->type, MSGPACK_OBJECT_STR);
+    assert_int_equal(tu_rpc_field(&msg.result, "protocol")->via.u64, 1);
+    assert_int_equal(tu_rpc_field(&msg.result, "pid")->via.u64,
+                     (uint64_t)fix.pid);
+    assert_int_equal(tu_rpc_field(&msg.result, "server")->type,
+                     MSGPACK_OBJECT_STR);
     proto_msg_release(&msg);
     /* A protocol this side does not speak: ProtocolError, as the manager
      * answers it (one checker for both, proto/check.c). */
-    expect_prefix(c, "hello", "[{\"client\": \"test\", \"protocol\": 2}]",
-                  "!ProtocolError: ", "protocol 2");
+    tu_rpc_check_error(c, "hello", "[{\"client\": \"test\", \"protocol\": 2}]",
+                       "ProtocolError", "protocol 2");
 
     snprintf(params, sizeof(params), "[\"%s\", {}]",
-             wfix_config("basic.config.js"));
-    wfix_expect_result(c, tu_rpc_send(c, "attach", params), &msg);
-    assert_true(wfix_streq(wfix_get(&msg.result, "host"), "local"));
-    o = wfix_get(&msg.result, "functions");
+             tu_daemon_worker_config("basic.config.js"));
+    tu_rpc_expect_result(c, tu_rpc_send(c, "attach", params), &msg);
+    assert_true(proto_obj_streq(tu_rpc_field(&msg.result, "host"), "local"));
+    o = tu_rpc_field(&msg.result, "functions");
     assert_int_equal(o->type, MSGPACK_OBJECT_ARRAY);
     assert_true(o->via.array.size >= 10);
-    assert_true(wfix_streq(
-        wfix_get(wfix_get(&msg.result, "extras"), "anything"), "else"));
+    assert_true(proto_obj_streq(
+        tu_rpc_field(tu_rpc_field(&msg.result, "extras"), "anything"), "else"));
     proto_msg_release(&msg);
     snprintf(params, sizeof(params), "[\"%s\"]",
-             wfix_config("bad/throws.config.js"));
-    expect_prefix(c, "attach", params, "!NotFound: ", NULL);
-    wfix_check_call(c, "detach", "[\"local\"]", "{\"linger_ms\":0}");
+             tu_daemon_worker_config("bad/throws.config.js"));
+    tu_rpc_check_error(c, "attach", params, "NotFound", NULL);
+    tu_rpc_check(c, "detach", "[\"local\"]", "{\"linger_ms\":0}");
 
-    wfix_expect_result(c, tu_rpc_send(c, "status", "[null]"), &msg);
-    assert_int_equal(wfix_get(&msg.result, "pid")->via.u64, (uint64_t)fix.pid);
-    assert_int_equal(wfix_get(&msg.result, "functions")->type,
+    tu_rpc_expect_result(c, tu_rpc_send(c, "status", "[null]"), &msg);
+    assert_int_equal(tu_rpc_field(&msg.result, "pid")->via.u64,
+                     (uint64_t)fix.pid);
+    assert_int_equal(tu_rpc_field(&msg.result, "functions")->type,
                      MSGPACK_OBJECT_ARRAY);
-    o = wfix_get(&msg.result, "stats");
-    assert_true(wfix_get(o, "rss")->via.u64 > 0);
-    assert_int_equal(wfix_get(o, "uptime_s")->type, MSGPACK_OBJECT_FLOAT64);
+    o = tu_rpc_field(&msg.result, "stats");
+    assert_true(tu_rpc_field(o, "rss")->via.u64 > 0);
+    assert_int_equal(tu_rpc_field(o, "uptime_s")->type, MSGPACK_OBJECT_FLOAT64);
     proto_msg_release(&msg);
-    wfix_check_call(c, "ping", "[]", "\"pong\"");
+    tu_rpc_check(c, "ping", "[]", "\"pong\"");
     tu_rpc_close(c);
 }
 
 static void
 test_validation(void **state)
 {
-    struct tu_rpc *c = wfix_connect(&fix);
+    struct tu_rpc *c = tu_daemon_connect(&fix);
 
     (void)state;
-    expect_prefix(c, "frobnicate", "[]", "!NotFound: ", "frobnicate");
-    expect_prefix(c, "call", "[\"local\"]", "!InvalidArgument: ", "params");
-    expect_prefix(c, "call", "[\"local\", 7, {}]",
-                  "!InvalidArgument: ", "function");
-    expect_prefix(c, "call", "[\"local\", \"double\", {}, 5]",
-                  "!InvalidArgument: ", "options");
-    expect_prefix(c, "call",
-                  "[\"local\", \"double\", {}, {\"timeout_ms\": \"soon\"}]",
-                  "!InvalidArgument: ", "timeout_ms");
-    expect_prefix(c, "context.eval", "[\"one\", \"1\", \"x.js\"]",
-                  "!InvalidArgument: ", "context");
-    expect_prefix(c, "context.eval", "[1, 2, \"x.js\"]",
-                  "!InvalidArgument: ", "source");
-    expect_prefix(c, "context.call", "[1, \"f\", 3]",
-                  "!InvalidArgument: ", "args");
-    expect_prefix(c, "context.load", "[1, [3]]", "!InvalidArgument: ", "paths");
-    expect_prefix(c, "context.create", "[null, {\"cwd\": 1}]",
-                  "!InvalidArgument: ", "cwd");
-    expect_prefix(c, "context.destroy", "[99999]", "!NotFound: ", NULL);
-    expect_prefix(c, "context.eval", "[99999, \"1\", \"x.js\"]",
-                  "!NotFound: ", NULL);
-    expect_prefix(c, "hello", "[]", "!InvalidArgument: ", "params");
+    tu_rpc_check_error(c, "frobnicate", "[]", "NotFound", "frobnicate");
+    tu_rpc_check_error(c, "call", "[\"local\"]", "InvalidArgument", "params");
+    tu_rpc_check_error(c, "call", "[\"local\", 7, {}]", "InvalidArgument",
+                       "function");
+    tu_rpc_check_error(c, "call", "[\"local\", \"double\", {}, 5]",
+                       "InvalidArgument", "options");
+    tu_rpc_check_error(
+        c, "call", "[\"local\", \"double\", {}, {\"timeout_ms\": \"soon\"}]",
+        "InvalidArgument", "timeout_ms");
+    tu_rpc_check_error(c, "context.eval", "[\"one\", \"1\", \"x.js\"]",
+                       "InvalidArgument", "context");
+    tu_rpc_check_error(c, "context.eval", "[1, 2, \"x.js\"]", "InvalidArgument",
+                       "source");
+    tu_rpc_check_error(c, "context.call", "[1, \"f\", 3]", "InvalidArgument",
+                       "args");
+    tu_rpc_check_error(c, "context.load", "[1, [3]]", "InvalidArgument",
+                       "paths");
+    tu_rpc_check_error(c, "context.create", "[null, {\"cwd\": 1}]",
+                       "InvalidArgument", "cwd");
+    tu_rpc_check_error(c, "context.destroy", "[99999]", "NotFound", NULL);
+    tu_rpc_check_error(c, "context.eval", "[99999, \"1\", \"x.js\"]",
+                       "NotFound", NULL);
+    tu_rpc_check_error(c, "hello", "[]", "InvalidArgument", "params");
     /* None of that hurt the connection. */
-    wfix_check_call(c, "call", "[\"local\", \"double\", {\"number\": 3}]", "6");
+    tu_rpc_check(c, "call", "[\"local\", \"double\", {\"number\": 3}]", "6");
     tu_rpc_close(c);
 }
 
@@ -141,7 +130,7 @@ expect_protocol_error_close(struct tu_rpc *c)
     struct proto_error pe;
     int r;
 
-    r = tu_rpc_read(c, &msg, WAIT_MS);
+    r = tu_rpc_read(c, &msg, TU_WAIT_MS);
     assert_int_equal(r, 1);
     assert_int_equal(msg.kind, PROTO_NOTIFICATION);
     assert_int_equal(msg.params.type, MSGPACK_OBJECT_ARRAY);
@@ -150,14 +139,14 @@ expect_protocol_error_close(struct tu_rpc *c)
                      0);
     assert_int_equal(pe.type, PROTO_ERR_PROTOCOL);
     proto_msg_release(&msg);
-    assert_int_equal(tu_rpc_read(c, &msg, WAIT_MS), -1);
+    assert_int_equal(tu_rpc_read(c, &msg, TU_WAIT_MS), -1);
 }
 
 static void
 test_broken_streams_close_only_their_connection(void **state)
 {
     static const char garbage[] = "\xc1\xc1 this is not msgpack";
-    struct tu_rpc *good = wfix_connect(&fix), *bad;
+    struct tu_rpc *good = tu_daemon_connect(&fix), *bad;
     msgpack_sbuffer sb;
     msgpack_packer pk;
     uint32_t slow;
@@ -167,14 +156,14 @@ test_broken_streams_close_only_their_connection(void **state)
     slow = tu_rpc_send(good, "call",
                        "[\"local\", \"later\", {\"ms\": 300, \"tag\": \"s\"}]");
 
-    bad = wfix_connect(&fix);
+    bad = tu_daemon_connect(&fix);
     tu_rpc_send_raw(bad, garbage, sizeof(garbage) - 1);
     expect_protocol_error_close(bad);
     tu_rpc_close(bad);
-    wfix_check_call(good, "ping", "[]", "\"pong\"");
+    tu_rpc_check(good, "ping", "[]", "\"pong\"");
 
     /* 33 levels of nesting: past msgpack-c's unpacker. */
-    bad = wfix_connect(&fix);
+    bad = tu_daemon_connect(&fix);
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     proto_write_request(&pk, 1, "call", 3);
@@ -189,7 +178,7 @@ test_broken_streams_close_only_their_connection(void **state)
     tu_rpc_close(bad);
 
     /* A well-formed msgpack value that is no RPC message. */
-    bad = wfix_connect(&fix);
+    bad = tu_daemon_connect(&fix);
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_array(&pk, 2);
@@ -201,7 +190,7 @@ test_broken_streams_close_only_their_connection(void **state)
     tu_rpc_close(bad);
 
     /* Half a message, then the client leaves. */
-    bad = wfix_connect(&fix);
+    bad = tu_daemon_connect(&fix);
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     proto_write_request(&pk, 1, "call", 3);
@@ -212,13 +201,13 @@ test_broken_streams_close_only_their_connection(void **state)
     msgpack_sbuffer_destroy(&sb);
     tu_rpc_close(bad);
 
-    wfix_check_call(good, "call", "[\"local\", \"double\", {\"number\": 5}]",
-                    "10");
+    tu_rpc_check(good, "call", "[\"local\", \"double\", {\"number\": 5}]",
+                 "10");
     {
         struct proto_msg msg;
 
-        wfix_expect_result(good, slow, &msg);
-        assert_true(wfix_streq(&msg.result, "later s"));
+        tu_rpc_expect_result(good, slow, &msg);
+        assert_true(proto_obj_streq(&msg.result, "later s"));
         proto_msg_release(&msg);
     }
     tu_rpc_close(good);
@@ -227,7 +216,7 @@ test_broken_streams_close_only_their_connection(void **state)
 static void
 test_random_bytes(void **state)
 {
-    struct tu_rpc *good = wfix_connect(&fix);
+    struct tu_rpc *good = tu_daemon_connect(&fix);
     unsigned seed = 12345;
     char buf[4096];
 
@@ -235,7 +224,7 @@ test_random_bytes(void **state)
     /* Seeded noise on many connections, some of it a valid message prefix
      * the worker waits on: none of it may reach past its own connection. */
     for (int i = 0; i < 40; i++) {
-        struct tu_rpc *bad = wfix_connect(&fix);
+        struct tu_rpc *bad = tu_daemon_connect(&fix);
         size_t n = 1 + (size_t)(rand_r(&seed) % sizeof(buf));
         struct proto_msg msg;
 
@@ -248,8 +237,8 @@ test_random_bytes(void **state)
             proto_msg_release(&msg);
         tu_rpc_close(bad);
     }
-    wfix_check_call(good, "call", "[\"local\", \"double\", {\"number\": 8}]",
-                    "16");
+    tu_rpc_check(good, "call", "[\"local\", \"double\", {\"number\": 8}]",
+                 "16");
     tu_rpc_close(good);
 }
 
@@ -257,7 +246,7 @@ static void
 test_pipelining(void **state)
 {
     enum { N = 1000 };
-    struct tu_rpc *c = wfix_connect(&fix);
+    struct tu_rpc *c = tu_daemon_connect(&fix);
     static uint32_t ids[N];
     static bool seen[N];
     struct proto_msg msg;
@@ -280,7 +269,7 @@ test_pipelining(void **state)
     for (int n = 0; n < N; n++) {
         uint32_t i;
 
-        assert_int_equal(tu_rpc_read(c, &msg, WAIT_MS), 1);
+        assert_int_equal(tu_rpc_read(c, &msg, TU_WAIT_MS), 1);
         assert_int_equal(msg.kind, PROTO_RESPONSE);
         i = msg.msgid - first;
         assert_true(i < N);
@@ -291,7 +280,7 @@ test_pipelining(void **state)
             char want[32];
 
             snprintf(want, sizeof(want), "later %u", i);
-            assert_true(wfix_streq(&msg.result, want));
+            assert_true(proto_obj_streq(&msg.result, want));
         } else {
             assert_int_equal(msg.result.via.u64, 2 * i);
         }
@@ -304,7 +293,7 @@ static void
 test_backpressure(void **state)
 {
     enum { N = 24, SIZE = 1024 * 1024 };
-    struct tu_rpc *c = wfix_connect(&fix), *other;
+    struct tu_rpc *c = tu_daemon_connect(&fix), *other;
     struct proto_msg msg;
     char params[128];
     uint32_t first = 0;
@@ -320,16 +309,40 @@ test_backpressure(void **state)
         if (i == 0)
             first = id;
     }
-    other = wfix_connect(&fix);
-    wfix_check_call(other, "ping", "[]", "\"pong\"");
+    other = tu_daemon_connect(&fix);
+    tu_rpc_check(other, "ping", "[]", "\"pong\"");
     tu_rpc_close(other);
     for (int i = 0; i < N; i++) {
-        wfix_expect_result(c, first + (uint32_t)i, &msg);
+        tu_rpc_expect_result(c, first + (uint32_t)i, &msg);
         assert_int_equal(msg.result.type, MSGPACK_OBJECT_STR);
         assert_int_equal(msg.result.via.str.size, SIZE);
         proto_msg_release(&msg);
     }
     tu_rpc_close(c);
+}
+
+/* One figure of the worker's stats. */
+static uint64_t
+stat_of(struct tu_rpc *c, const char *key)
+{
+    struct proto_msg msg;
+    uint64_t n;
+
+    tu_rpc_expect_result(c, tu_rpc_send(c, "stats", "[]"), &msg);
+    n = tu_rpc_field(&msg.result, key)->via.u64;
+    proto_msg_release(&msg);
+    return n;
+}
+
+/* Whether in_flight has reached `cap`; the most it was seen at in *most. */
+static bool
+reached(struct tu_rpc *watch, uint64_t cap, uint64_t *most)
+{
+    uint64_t n = stat_of(watch, "in_flight");
+
+    if (n > *most)
+        *most = n;
+    return n >= cap;
 }
 
 static void
@@ -338,7 +351,8 @@ test_inflight_cap(void **state)
     /* Few enough past the cap that the client's sends do not block on the
      * paused connection (each small send costs ~1 KiB of socket buffer). */
     enum { N = 4196, CAP = 4096 };
-    struct tu_rpc *c = wfix_connect(&fix), *watch = wfix_connect(&fix);
+    struct tu_rpc *c = tu_daemon_connect(&fix),
+                  *watch = tu_daemon_connect(&fix);
     static bool seen[N];
     struct proto_msg msg;
     uint64_t most = 0;
@@ -350,33 +364,27 @@ test_inflight_cap(void **state)
     for (int i = 0; i < N; i++) {
         uint32_t id = tu_rpc_send(
             c, "call",
-            "[\"local\", \"later\", {\"ms\": 3000, \"tag\": \"c\"}]");
+            "[\"local\", \"later\", {\"ms\": 5000, \"tag\": \"c\"}]");
 
         if (i == 0)
             first = id;
     }
-    /* Until the first runs end, in flight climbs to the cap and no further. */
-    for (int tries = 0; tries < 100 && most < CAP; tries++) {
-        uint64_t n;
-
-        wfix_expect_result(watch, tu_rpc_send(watch, "stats", "[]"), &msg);
-        n = wfix_get(&msg.result, "in_flight")->via.u64;
-        proto_msg_release(&msg);
-        if (n > most)
-            most = n;
-        usleep(10000);
-    }
-    print_message("most runs in flight: %llu\n", (unsigned long long)most);
-    assert_true(most <= CAP);
+    /* Before the first runs end, in flight climbs to the cap: once there,
+     * the worker reads no more of this client's requests. */
+    TU_UNTIL(reached(watch, CAP, &most), TU_WAIT_MS);
+    reached(watch, CAP, &most);
+    if (most != CAP)
+        fail_msg("%llu runs in flight, past the cap of %d",
+                 (unsigned long long)most, CAP);
     for (int n = 0; n < N; n++) {
         uint32_t i;
 
-        assert_int_equal(tu_rpc_read(c, &msg, WAIT_MS), 1);
+        assert_int_equal(tu_rpc_read(c, &msg, TU_WAIT_MS), 1);
         i = msg.msgid - first;
         assert_true(i < N);
         assert_false(seen[i]);
         seen[i] = true;
-        assert_true(wfix_streq(&msg.result, "later c"));
+        assert_true(proto_obj_streq(&msg.result, "later c"));
         proto_msg_release(&msg);
     }
     tu_rpc_close(watch);
@@ -390,87 +398,77 @@ test_client_leaves_with_calls_in_flight(void **state)
     char params[1200];
 
     (void)state;
-    gone = wfix_connect(&fix);
+    gone = tu_daemon_connect(&fix);
     for (int i = 0; i < 20; i++)
         tu_rpc_send(gone, "call", "[\"local\", \"later\", {\"ms\": 100}]");
     tu_rpc_send(gone, "call", "[\"local\", \"count\", null]");
     tu_rpc_send(gone, "context.create", "[]");
     /* Let the worker read them, then vanish without reading a reply. */
-    wfix_check_call(gone, "ping", "[]", "\"pong\"");
+    tu_rpc_check(gone, "ping", "[]", "\"pong\"");
     tu_rpc_close(gone);
 
-    c = wfix_connect(&fix);
-    wfix_check_call(c, "call", "[\"local\", \"count\", null]", "2");
+    c = tu_daemon_connect(&fix);
+    tu_rpc_check(c, "call", "[\"local\", \"count\", null]", "2");
     /* The context the vanished client made goes with it. */
-    for (int tries = 0;; tries++) {
-        struct proto_msg msg;
-        uint64_t n;
-
-        wfix_expect_result(c, tu_rpc_send(c, "stats", "[]"), &msg);
-        n = wfix_get(&msg.result, "contexts")->via.u64;
-        proto_msg_release(&msg);
-        if (n == 0)
-            break;
-        if (tries == 300)
-            fail_msg("the vanished client's context is still there");
-        usleep(10000);
-    }
+    TU_UNTIL(stat_of(c, "contexts") == 0, TU_WAIT_MS);
     /* Wait past the abandoned calls' completion: still serving. */
     snprintf(params, sizeof(params),
              "[\"local\", \"later\", {\"ms\": 300, \"tag\": \"ok\"}]");
-    wfix_check_call(c, "call", params, "\"later ok\"");
-    wfix_check_call(c, "ping", "[]", "\"pong\"");
+    tu_rpc_check(c, "call", params, "\"later ok\"");
+    tu_rpc_check(c, "ping", "[]", "\"pong\"");
     tu_rpc_close(c);
 }
 
 static void
 test_private_vm(void **state)
 {
-    struct wfix f;
+    struct tu_daemon f;
     struct tu_rpc *c;
     struct proto_msg msg;
     char params[256];
 
     (void)state;
     /* No config: contexts only (v8-cffi's VM). */
-    wfix_start(&f, NULL, NULL);
-    c = wfix_connect(&f);
-    expect_prefix(c, "call", "[null, \"anything\", {}]", "!NotFound: ", NULL);
-    expect_prefix(c, "attach", "[\"/nonexistent.config.js\"]",
-                  "!NotFound: ", NULL);
-    wfix_expect_result(c, tu_rpc_send(c, "context.create", "[null]"), &msg);
+    tu_daemon_init(&f);
+    tu_daemon_worker(&f, NULL, NULL);
+    c = tu_daemon_connect(&f);
+    tu_rpc_check_error(c, "call", "[null, \"anything\", {}]", "NotFound", NULL);
+    tu_rpc_check_error(c, "attach", "[\"/nonexistent.config.js\"]", "NotFound",
+                       NULL);
+    tu_rpc_expect_result(c, tu_rpc_send(c, "context.create", "[null]"), &msg);
     snprintf(params, sizeof(params),
              "[%llu, \"[1, 2].map(x => x * 3)\", \"vm.js\"]",
              (unsigned long long)msg.result.via.u64);
     proto_msg_release(&msg);
-    wfix_check_call(c, "context.eval", params, "[3,6]");
-    wfix_expect_result(c, tu_rpc_send(c, "status", "[]"), &msg);
-    assert_int_equal(wfix_get(&msg.result, "config")->type, MSGPACK_OBJECT_NIL);
-    assert_int_equal(wfix_get(&msg.result, "functions")->via.array.size, 0);
+    tu_rpc_check(c, "context.eval", params, "[3,6]");
+    tu_rpc_expect_result(c, tu_rpc_send(c, "status", "[]"), &msg);
+    assert_int_equal(tu_rpc_field(&msg.result, "config")->type,
+                     MSGPACK_OBJECT_NIL);
+    assert_int_equal(tu_rpc_field(&msg.result, "functions")->via.array.size, 0);
     proto_msg_release(&msg);
     tu_rpc_close(c);
-    wfix_stop(&f);
+    tu_daemon_stop(&f);
 }
 
 static void
 test_esm_config(void **state)
 {
-    struct wfix f;
+    struct tu_daemon f;
     struct tu_rpc *c;
 
     (void)state;
-    wfix_start(&f, wfix_config("esm.config.mjs"), NULL);
-    c = wfix_connect(&f);
-    wfix_check_call(c, "call", "[null, \"shout\", {\"s\": \"esm\"}]",
-                    "\"ESM!\"");
+    tu_daemon_init(&f);
+    tu_daemon_worker(&f, tu_daemon_worker_config("esm.config.mjs"), NULL);
+    c = tu_daemon_connect(&f);
+    tu_rpc_check(c, "call", "[null, \"shout\", {\"s\": \"esm\"}]", "\"ESM!\"");
     tu_rpc_close(c);
-    wfix_stop(&f);
+    tu_daemon_stop(&f);
 }
 
 static void
 test_listen_socket(void **state)
 {
-    struct wfix f;
+    struct tu_daemon f;
     struct stat st;
     const char *argv[5];
     char *log2;
@@ -478,7 +476,8 @@ test_listen_socket(void **state)
     pid_t pid;
 
     (void)state;
-    wfix_start(&f, wfix_config("basic.config.js"), NULL);
+    tu_daemon_init(&f);
+    tu_daemon_worker(&f, tu_daemon_worker_config("basic.config.js"), NULL);
     /* Only our user may connect. */
     assert_int_equal(lstat(f.sock, &st), 0);
     assert_true(S_ISSOCK(st.st_mode));
@@ -486,43 +485,43 @@ test_listen_socket(void **state)
 
     /* A second worker on a live socket refuses, and leaves it alone. */
     assert_true(asprintf(&log2, "%s/second.log", f.dir) > 0);
-    argv[0] = tu_build_path("worker/jshost-worker");
+    argv[0] = tu_build_path(TU_WORKER);
     argv[1] = "--listen";
     argv[2] = f.sock;
-    argv[3] = wfix_config("basic.config.js");
+    argv[3] = tu_daemon_worker_config("basic.config.js");
     argv[4] = NULL;
     pid = tu_spawn((char *const *)argv, NULL, log2);
-    status = tu_wait(pid, WAIT_MS);
+    status = tu_wait(pid, TU_WAIT_MS);
     assert_true(status != -1 && WIFEXITED(status));
     assert_int_not_equal(WEXITSTATUS(status), 0);
     {
-        struct tu_rpc *c = wfix_connect(&f);
+        struct tu_rpc *c = tu_daemon_connect(&f);
 
-        wfix_check_call(c, "ping", "[]", "\"pong\"");
+        tu_rpc_check(c, "ping", "[]", "\"pong\"");
         tu_rpc_close(c);
     }
 
     /* A worker killed outright leaves its socket file; the next one takes
      * the path over. */
     assert_int_equal(kill(f.pid, SIGKILL), 0);
-    assert_int_not_equal(wfix_wait(&f, WAIT_MS), -1);
+    assert_int_not_equal(tu_daemon_wait(&f, TU_WAIT_MS), -1);
     assert_int_equal(lstat(f.sock, &st), 0);
     f.pid = tu_spawn((char *const *)argv, NULL, log2);
-    assert_true(tu_wait_socket(f.sock, WAIT_MS));
+    assert_true(tu_wait_socket(f.sock, TU_WAIT_MS));
     {
-        struct tu_rpc *c = wfix_connect(&f);
+        struct tu_rpc *c = tu_daemon_connect(&f);
 
-        wfix_check_call(c, "ping", "[]", "\"pong\"");
+        tu_rpc_check(c, "ping", "[]", "\"pong\"");
         tu_rpc_close(c);
     }
     /* SIGINT is a clean exit too, and the socket file goes with it. */
     assert_int_equal(kill(f.pid, SIGINT), 0);
-    status = wfix_wait(&f, WAIT_MS);
+    status = tu_daemon_wait(&f, TU_WAIT_MS);
     assert_true(status != -1 && WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
     assert_int_equal(lstat(f.sock, &st), -1);
     free(log2);
-    wfix_cleanup(&f);
+    tu_daemon_cleanup(&f);
 }
 
 int

@@ -1,10 +1,8 @@
 /*
- * Helpers for process-level tests (testutil.h). They assert with cmocka where
- * a failure can only mean the test itself failed (no temp dir, no fork), and
- * report where a test may want to see the failure (EOF, timeouts, refused
- * connections).
+ * tu's base (tu.h): files, processes, sockets and deadlines. Nothing here
+ * needs proto/: common/'s tests link it alone.
  */
-#include "testutil.h"
+#include "tu.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,7 +24,6 @@
 
 #include <cmocka.h>
 
-#include "mpjson.h"
 #include "rundir.h"
 
 #ifndef JSHOST_BUILD_ROOT
@@ -65,6 +62,16 @@ tu_source_path(const char *rel)
     return tu__path(JSHOST_SOURCE_ROOT, rel);
 }
 
+char *
+tu_path(const char *dir, const char *name)
+{
+    char *p;
+
+    if (asprintf(&p, "%s/%s", dir, name) < 0)
+        fail_msg("out of memory");
+    return p;
+}
+
 /* ------------------------------------------------------------- files */
 
 char *
@@ -94,8 +101,11 @@ tu_rmtree(char *dir)
     if (dir == NULL)
         return;
     /* Only ever below /tmp: a bug in a test must not remove anything else. */
-    if (strncmp(dir, "/tmp/", 5) == 0 && strstr(dir, "..") == NULL)
+    if (strncmp(dir, "/tmp/", 5) == 0 && strstr(dir, "..") == NULL) {
+        /* A test may have left its dir without our access bits. */
+        chmod(dir, 0700);
         nftw(dir, tu__rm, 16, FTW_DEPTH | FTW_PHYS);
+    }
     free(dir);
 }
 
@@ -157,15 +167,61 @@ tu_read_file(const char *path)
     return buf;
 }
 
+char *
+tu_read_text(const char *path)
+{
+    char *s = tu_read_file(path);
+
+    if (s == NULL && (s = strdup("")) == NULL)
+        fail_msg("out of memory");
+    return s;
+}
+
+bool
+tu_exists(const char *path)
+{
+    struct stat st;
+
+    return lstat(path, &st) == 0;
+}
+
+size_t
+tu_file_size(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 ? (size_t)st.st_size : 0;
+}
+
+bool
+tu_file_contains(const char *path, const char *needle)
+{
+    char *s = tu_read_file(path);
+    bool found = s != NULL && strstr(s, needle) != NULL;
+
+    free(s);
+    return found;
+}
+
+pid_t
+tu_read_pid(const char *path)
+{
+    char *s = tu_read_file(path);
+    long pid = s != NULL ? strtol(s, NULL, 10) : 0;
+
+    free(s);
+    return pid > 0 ? (pid_t)pid : 0;
+}
+
 /* ---------------------------------------------------------- processes */
 
-static long
-tu__now_ms(void)
+int64_t
+tu_now_ms(void)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void
@@ -231,6 +287,13 @@ tu__exec(char *const argv[], const char *who)
 pid_t
 tu_spawn(char *const argv[], char *const envadd[], const char *logpath)
 {
+    return tu_spawn_fd(argv, envadd, logpath, -1, -1);
+}
+
+pid_t
+tu_spawn_fd(char *const argv[], char *const envadd[], const char *logpath,
+            int give, int child_fd)
+{
     pid_t pid;
     int fd;
 
@@ -239,6 +302,13 @@ tu_spawn(char *const argv[], char *const envadd[], const char *logpath)
         return pid;
 
     tu__child_prepare(envadd);
+    /* The copy dup2 makes is not close-on-exec; a descriptor already at
+     * child_fd (dup2 then does nothing) is made so by hand. */
+    if (give >= 0 && (give == child_fd ? fcntl(give, F_SETFD, 0)
+                                       : dup2(give, child_fd)) == -1) {
+        dprintf(2, "tu_spawn: fd %d: %s\n", child_fd, strerror(errno));
+        _exit(127);
+    }
     fd = open("/dev/null", O_RDONLY);
     if (fd >= 0 && fd != 0) {
         dup2(fd, 0);
@@ -262,7 +332,7 @@ tu_spawn(char *const argv[], char *const envadd[], const char *logpath)
 int
 tu_wait(pid_t pid, int timeout_ms)
 {
-    long deadline = tu__now_ms() + timeout_ms;
+    int64_t deadline = tu_now_ms() + timeout_ms;
     int status;
     pid_t r;
 
@@ -272,7 +342,7 @@ tu_wait(pid_t pid, int timeout_ms)
             return status;
         if (r == -1 && errno != EINTR)
             fail_msg("waitpid %ld: %s", (long)pid, strerror(errno));
-        if (timeout_ms >= 0 && tu__now_ms() >= deadline)
+        if (timeout_ms >= 0 && tu_now_ms() >= deadline)
             return -1;
         if (r == 0)
             tu__sleep_ms(5);
@@ -296,11 +366,33 @@ tu_kill(pid_t pid)
         ;
 }
 
-int
-tu_run(char *const argv[], char *const envadd[], const char *input,
-       char **out, char **err, int timeout_ms)
+bool
+tu_pid_gone(pid_t pid)
 {
-    long deadline = timeout_ms < 0 ? -1 : tu__now_ms() + timeout_ms, left;
+    char path[64], buf[512], *p;
+    bool zombie = false;
+    FILE *f;
+
+    if (kill(pid, 0) != 0)
+        return errno == ESRCH;
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return true;
+    if (fgets(buf, sizeof buf, f) != NULL) {
+        /* "pid (comm) S ...": the state follows the last ')'. */
+        p = strrchr(buf, ')');
+        zombie = p != NULL && p[1] == ' ' && p[2] == 'Z';
+    }
+    fclose(f);
+    return zombie;
+}
+
+int
+tu_run(char *const argv[], char *const envadd[], const char *input, char **out,
+       char **err, int timeout_ms)
+{
+    int64_t deadline = timeout_ms < 0 ? -1 : tu_now_ms() + timeout_ms, left;
     size_t ilen = input != NULL ? strlen(input) : 0, ioff = 0;
     size_t lens[2] = {0, 0};
     char **bufs[2] = {out, err}, chunk[4096];
@@ -344,7 +436,7 @@ tu_run(char *const argv[], char *const envadd[], const char *input,
     fds[0] = pout[0];
     fds[1] = perr[0];
     while (fds[0] >= 0 || fds[1] >= 0) {
-        left = deadline < 0 ? -1 : deadline - tu__now_ms();
+        left = deadline < 0 ? -1 : deadline - tu_now_ms();
         if (deadline >= 0 && left <= 0)
             break;
         for (i = 0; i < 2; i++) {
@@ -390,7 +482,7 @@ tu_run(char *const argv[], char *const envadd[], const char *input,
         close(pin[1]);
     sigaction(SIGPIPE, &old, NULL);
     /* Its output has ended; a child on its way out still gets a moment. */
-    left = deadline < 0 ? -1 : deadline - tu__now_ms();
+    left = deadline < 0 ? -1 : deadline - tu_now_ms();
     if (deadline >= 0 && left < 100)
         left = 100;
     status = tu_wait(pid, (int)left);
@@ -433,7 +525,7 @@ tu_connect(const char *path)
 bool
 tu_wait_socket(const char *path, int timeout_ms)
 {
-    long deadline = tu__now_ms() + timeout_ms;
+    int64_t deadline = tu_now_ms() + timeout_ms;
     int fd;
 
     for (;;) {
@@ -442,278 +534,82 @@ tu_wait_socket(const char *path, int timeout_ms)
             close(fd);
             return true;
         }
-        if (errno == ENAMETOOLONG || tu__now_ms() >= deadline)
+        if (errno == ENAMETOOLONG || tu_now_ms() >= deadline)
             return false;
         tu__sleep_ms(10);
     }
 }
 
-/* ----------------------------------------------------------------- RPC */
-
-struct tu_rpc {
-    int fd;
-    struct proto_reader *reader;
-    uint32_t next_msgid;
-    /* Messages read while waiting for another msgid, in arrival order. */
-    struct proto_msg *queue;
-    size_t nqueue;
-    size_t capqueue;
-    bool broken;
-    char cause[PROTO_CAUSE_MAX];
-};
-
-struct tu_rpc *
-tu_rpc_from_fd(int fd)
+bool
+tu_readable(int fd, int timeout_ms)
 {
-    struct tu_rpc *c = calloc(1, sizeof *c);
-
-    assert_non_null(c);
-    c->fd = fd;
-    c->reader = proto_reader_new(0);
-    assert_non_null(c->reader);
-    c->next_msgid = 1;
-    return c;
-}
-
-struct tu_rpc *
-tu_rpc_connect(const char *path)
-{
-    int fd = tu_connect(path);
-
-    return fd >= 0 ? tu_rpc_from_fd(fd) : NULL;
-}
-
-void
-tu_rpc_close(struct tu_rpc *c)
-{
-    size_t i;
-
-    if (c == NULL)
-        return;
-    for (i = 0; i < c->nqueue; i++)
-        proto_msg_release(&c->queue[i]);
-    free(c->queue);
-    proto_reader_free(c->reader);
-    if (c->fd >= 0)
-        close(c->fd);
-    free(c);
-}
-
-int
-tu_rpc_fd(const struct tu_rpc *c)
-{
-    return c->fd;
-}
-
-const char *
-tu_rpc_error(const struct tu_rpc *c)
-{
-    return c->cause;
-}
-
-uint32_t
-tu_rpc_next_msgid(struct tu_rpc *c)
-{
-    return c->next_msgid++;
-}
-
-/* Writes everything; a peer that went away is seen on the next read, and never
- * kills the test with SIGPIPE. */
-static void
-tu__send_all(struct tu_rpc *c, const char *buf, size_t len)
-{
-    ssize_t n;
-
-    while (len > 0) {
-        n = send(c->fd, buf, len, MSG_NOSIGNAL);
-        if (n == -1 && errno == ENOTSOCK)
-            n = write(c->fd, buf, len);
-        if (n == -1) {
-            if (errno == EINTR)
-                continue;
-            /* Not fatal here: what the peer said before it went (an error
-             * notification) is still readable, and the read reports EOF. */
-            snprintf(c->cause, sizeof c->cause, "send: %s", strerror(errno));
-            return;
-        }
-        buf += n;
-        len -= (size_t)n;
-    }
-}
-
-void
-tu_rpc_send_raw(struct tu_rpc *c, const void *buf, size_t len)
-{
-    tu__send_all(c, buf, len);
-}
-
-uint32_t
-tu_rpc_send(struct tu_rpc *c, const char *method, const char *params_json)
-{
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    char cause[256];
-    uint32_t msgid = tu_rpc_next_msgid(c);
-    size_t at;
-    unsigned char first;
-
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    /* The head by hand: proto_write_request wants the params count first,
-     * and here the params come as one JSON array. */
-    msgpack_pack_array(&pk, 4);
-    msgpack_pack_uint8(&pk, PROTO_REQUEST);
-    msgpack_pack_uint32(&pk, msgid);
-    proto_pack_cstr(&pk, method);
-    at = sb.size;
-    /* params sits one level above the values in it, which may nest
-     * PROTO_VALUE_MAX_DEPTH: the whole request then nests PROTO_MAX_DEPTH. */
-    if (mpjson_pack_depth(&pk, params_json, strlen(params_json),
-                          PROTO_MAX_DEPTH - 1, cause) != 0)
-        fail_msg("tu_rpc_send %s: params %s: %s", method, params_json, cause);
-    first = (unsigned char)sb.data[at];
-    if (!((first >= 0x90 && first <= 0x9f) || first == 0xdc || first == 0xdd))
-        fail_msg("tu_rpc_send %s: params must be a JSON array, not %s", method,
-                 params_json);
-    tu__send_all(c, sb.data, sb.size);
-    msgpack_sbuffer_destroy(&sb);
-    return msgid;
-}
-
-/* The next message from the stream itself (not the queue). */
-static int
-tu__read_stream(struct tu_rpc *c, struct proto_msg *msg, long deadline)
-{
-    struct pollfd pfd;
-    char *buf;
-    size_t len;
-    ssize_t n;
-    long left;
+    struct tu_deadline d = tu_deadline_start(timeout_ms);
+    struct pollfd pfd = {fd, POLLIN, 0};
+    int64_t left;
     int r;
 
     for (;;) {
-        r = proto_reader_next(c->reader, msg, c->cause);
-        if (r == 1)
-            return 1;
-        if (r < 0) {
-            c->broken = true;
-            return -1;
-        }
-        if (c->broken)
-            return -1;
-        pfd.fd = c->fd;
-        pfd.events = POLLIN;
-        left = deadline < 0 ? -1 : deadline - tu__now_ms();
-        if (deadline >= 0 && left < 0)
-            left = 0;
-        r = poll(&pfd, 1, (int)left);
+        left = d.end_ms - tu_now_ms();
+        r = poll(&pfd, 1, left > 0 ? (int)left : 0);
         if (r == -1 && errno == EINTR)
             continue;
-        if (r == 0)
-            return 0;
-        assert_int_equal(proto_reader_buffer(c->reader, 65536, &buf, &len), 0);
-        n = read(c->fd, buf, len);
-        if (n == -1 && errno == EINTR)
+        if (r == -1)
+            fail_msg("poll: %s", strerror(errno));
+        return r == 1;
+    }
+}
+
+size_t
+tu_read_full(int fd, void *buf, size_t n, int timeout_ms)
+{
+    struct tu_deadline d = tu_deadline_start(timeout_ms);
+    size_t got = 0;
+    ssize_t r;
+
+    while (got < n) {
+        if (!tu_readable(fd, (int)(d.end_ms - tu_now_ms())))
+            fail_msg("fd %d: %zu of %zu bytes in %d ms", fd, got, n,
+                     timeout_ms);
+        r = read(fd, (char *)buf + got, n - got);
+        if (r == -1 && errno == EINTR)
             continue;
-        if (n <= 0) {
-            snprintf(c->cause, sizeof c->cause, "%s",
-                     n == 0 ? "end of stream" : strerror(errno));
-            c->broken = true;
-            /* Whole messages that came before EOF are still handed out. */
-            r = proto_reader_next(c->reader, msg, NULL);
-            return r == 1 ? 1 : -1;
-        }
-        proto_reader_fill(c->reader, (size_t)n);
+        if (r == -1)
+            fail_msg("read fd %d: %s", fd, strerror(errno));
+        if (r == 0)
+            break;
+        got += (size_t)r;
     }
+    return got;
 }
 
-static long
-tu__deadline(int timeout_ms)
+/* ---------------------------------------------------------- deadlines */
+
+struct tu_deadline
+tu_deadline_start(int ms)
 {
-    return timeout_ms < 0 ? -1 : tu__now_ms() + timeout_ms;
+    struct tu_deadline d = {tu_now_ms() + ms, ms};
+
+    return d;
 }
 
-static void
-tu__unqueue(struct tu_rpc *c, size_t i, struct proto_msg *msg)
+bool
+tu_deadline_passed(const struct tu_deadline *d)
 {
-    *msg = c->queue[i];
-    memmove(&c->queue[i], &c->queue[i + 1],
-            (c->nqueue - i - 1) * sizeof *c->queue);
-    c->nqueue--;
+    return tu_now_ms() >= d->end_ms;
 }
 
-int
-tu_rpc_read(struct tu_rpc *c, struct proto_msg *msg, int timeout_ms)
+bool
+tu_deadline_wait(const struct tu_deadline *d)
 {
-    if (c->nqueue > 0) {
-        tu__unqueue(c, 0, msg);
-        return 1;
-    }
-    return tu__read_stream(c, msg, tu__deadline(timeout_ms));
+    if (tu_deadline_passed(d))
+        return false;
+    tu__sleep_ms(10);
+    return true;
 }
 
-int
-tu_rpc_wait(struct tu_rpc *c, uint32_t msgid, struct proto_msg *msg,
-            int timeout_ms)
+void
+tu_deadline_fail(const struct tu_deadline *d, const char *file, int line,
+                 const char *what)
 {
-    long deadline = tu__deadline(timeout_ms);
-    size_t i;
-    int r;
-
-    for (i = 0; i < c->nqueue; i++) {
-        if (c->queue[i].kind == PROTO_RESPONSE && c->queue[i].msgid == msgid) {
-            tu__unqueue(c, i, msg);
-            return 1;
-        }
-    }
-    for (;;) {
-        r = tu__read_stream(c, msg, deadline);
-        if (r != 1)
-            return r;
-        if (msg->kind == PROTO_RESPONSE && msg->msgid == msgid)
-            return 1;
-        if (c->nqueue == c->capqueue) {
-            c->capqueue = c->capqueue ? c->capqueue * 2 : 8;
-            c->queue = realloc(c->queue, c->capqueue * sizeof *c->queue);
-            assert_non_null(c->queue);
-        }
-        c->queue[c->nqueue++] = *msg;
-        memset(msg, 0, sizeof *msg);
-    }
-}
-
-char *
-tu_rpc_result(const struct proto_msg *msg)
-{
-    struct proto_error err;
-    char *s;
-
-    if (msg->kind != PROTO_RESPONSE)
-        return NULL;
-    if (msg->error.type == MSGPACK_OBJECT_NIL) {
-        s = mpjson_dump(&msg->result, 0);
-        assert_non_null(s);
-        return s;
-    }
-    assert_int_equal(proto_error_from_object(&msg->error, &err), 0);
-    if (asprintf(&s, "!%s: %.*s", proto_errtype_name(err.type),
-                 (int)err.message_len, err.message ? err.message : "") < 0)
-        fail_msg("out of memory");
-    return s;
-}
-
-char *
-tu_rpc_call(struct tu_rpc *c, const char *method, const char *params_json,
-            int timeout_ms)
-{
-    struct proto_msg msg;
-    uint32_t id;
-    char *s;
-
-    id = tu_rpc_send(c, method, params_json);
-    if (tu_rpc_wait(c, id, &msg, timeout_ms) != 1)
-        return NULL;
-    s = tu_rpc_result(&msg);
-    proto_msg_release(&msg);
-    return s;
+    fail_msg("%s:%d: waited %d ms for: %s", file, line, d->ms, what);
 }
