@@ -72,7 +72,6 @@ static void
 word_bump(jshost_priv *p, struct jshost__call *call)
 {
     atomic_uint *word = &call->word;
-
     bool asleep = call->asleep;
 
     atomic_fetch_add_explicit(word, 1, memory_order_release);
@@ -330,9 +329,7 @@ jshost__disconnect(jshost_priv *p)
 void
 jshost__wake_all(jshost_priv *p)
 {
-    struct jshost__call *call;
-
-    struct jshost__call *next;
+    struct jshost__call *call, *next;
 
     for (call = p->calls; call != NULL; call = next) {
         next = call->next;
