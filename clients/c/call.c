@@ -132,6 +132,18 @@ again:
     return r;
 }
 
+/* jshost_request's wait: timeout_ms plus the margin, 0 the default, -1
+ * none. */
+static int64_t
+request_wait(int timeout_ms)
+{
+    if (timeout_ms < 0)
+        return -1;
+    if (timeout_ms == 0)
+        return JSHOST__REQUEST_DEFAULT_MS;
+    return (int64_t)timeout_ms + JSHOST__MARGIN_MS;
+}
+
 int
 jshost_request(jshost *c, const char *method, const char *params,
                size_t params_len, int timeout_ms, jshost_value *result,
@@ -139,16 +151,12 @@ jshost_request(jshost *c, const char *method, const char *params,
 {
     struct errout eo;
     struct iovec part = {(void *)params, params_len};
-    int64_t wait;
     int r;
 
     if (result != NULL) {
         result->data = NULL;
         result->len = 0;
     }
-    wait = timeout_ms < 0    ? -1
-           : timeout_ms == 0 ? JSHOST__REQUEST_DEFAULT_MS
-                             : (int64_t)timeout_ms + JSHOST__MARGIN_MS;
     errout_init(&eo, c, errcode, err, errstr, errstr_len);
     /* The params sit one level down in the request. */
     if (method == NULL ||
@@ -157,8 +165,27 @@ jshost_request(jshost *c, const char *method, const char *params,
                            "%s: params are not one packed msgpack array",
                            method != NULL ? method : "(no method)");
     else
-        r = do_request(c, &eo.sink, method, &part, 1, wait, NULL, 0, result);
+        r = do_request(c, &eo.sink, method, &part, 1, request_wait(timeout_ms),
+                       NULL, 0, result);
     return errout_finish(&eo, c, r);
+}
+
+int
+jshost__request_into(jshost *c, const char *method, const char *params,
+                     size_t params_len, int timeout_ms, char *buf, size_t cap,
+                     jshost_value *result, int *errcode, jshost_error *err,
+                     char *errstr, size_t errstr_len)
+{
+    struct errout eo;
+    struct iovec part = {(void *)params, params_len};
+
+    result->data = NULL;
+    result->len = 0;
+    errout_init(&eo, c, errcode, err, errstr, errstr_len);
+    return errout_finish(&eo, c,
+                         do_request(c, &eo.sink, method, &part, 1,
+                                    request_wait(timeout_ms), buf, cap,
+                                    result));
 }
 
 /* A packer over a fresh sbuffer (the caller destroys it). */
@@ -212,30 +239,31 @@ send_packed(jshost *c, const char *method, msgpack_sbuffer *sb, int64_t wait,
 }
 
 /*
- * A call's params, [host, function, data, options], as pieces around the
- * caller's own bytes (nothing copied, nothing allocated): head (8 bytes)
- * holds the array's and the host's headers, fhead (5) the function's, opts
- * (16) the options map. Returns the number of pieces.
+ * A call of a host's function (the data already checked), its params
+ * [host, function, data, options] written as pieces around the caller's own
+ * bytes: nothing copied, nothing allocated.
  */
 static int
-call_parts(struct iovec *iov, unsigned char *head, unsigned char *fhead,
-           unsigned char *opts, const struct jshost__callreq *rq)
+call_function(jshost *c, jshost *eo, const char *host, const char *function,
+              const char *data, size_t data_len, int timeout_ms,
+              jshost_value *result)
 {
     static const char nil = (char)0xc0;
-    size_t n = 0;
+    unsigned char head[8], fhead[8], opts[20];
+    size_t host_len = strlen(host), function_len = strlen(function);
+    struct iovec iov[6];
 
     head[0] = 0x94;
-    n = 1 + jshost__str_head(head + 1, rq->host_len);
-    iov[0] = (struct iovec){head, n};
-    iov[1] = (struct iovec){(void *)rq->host, rq->host_len};
-    iov[2] = (struct iovec){fhead, jshost__str_head(fhead, rq->function_len)};
-    iov[3] = (struct iovec){(void *)rq->function, rq->function_len};
-    if (rq->data != NULL)
-        iov[4] = (struct iovec){(void *)rq->data, rq->data_len};
+    iov[0] = (struct iovec){head, 1 + jshost__str_head(head + 1, host_len)};
+    iov[1] = (struct iovec){(void *)host, host_len};
+    iov[2] = (struct iovec){fhead, jshost__str_head(fhead, function_len)};
+    iov[3] = (struct iovec){(void *)function, function_len};
+    if (data != NULL)
+        iov[4] = (struct iovec){(void *)data, data_len};
     else
         iov[4] = (struct iovec){(void *)&nil, 1};
-    if (rq->timeout_ms > 0) {
-        uint32_t t = (uint32_t)rq->timeout_ms;
+    if (timeout_ms > 0) {
+        uint32_t t = (uint32_t)timeout_ms;
 
         opts[0] = 0x81;
         opts[1] = 0xaa;
@@ -250,33 +278,8 @@ call_parts(struct iovec *iov, unsigned char *head, unsigned char *fhead,
         opts[0] = 0x80;
         iov[5] = (struct iovec){opts, 1};
     }
-    return 6;
-}
-
-/* A host's function called (the data already checked), into eo. */
-static int
-call_function(jshost *c, jshost *eo, const struct jshost__callreq *rq,
-              jshost_value *result)
-{
-    unsigned char head[8], fhead[8], opts[20];
-    struct iovec iov[6];
-    int n = call_parts(iov, head, fhead, opts, rq);
-
-    return do_request(c, eo, "call", iov, n, js_wait(rq->timeout_ms), rq->buf,
-                      rq->cap, result);
-}
-
-int
-jshost__call_into(jshost *c, const struct jshost__callreq *rq,
-                  jshost_value *result, int *errcode, jshost_error *err,
-                  char *errstr, size_t errstr_len)
-{
-    struct errout eo;
-
-    result->data = NULL;
-    result->len = 0;
-    errout_init(&eo, c, errcode, err, errstr, errstr_len);
-    return errout_finish(&eo, c, call_function(c, &eo.sink, rq, result));
+    return do_request(c, eo, "call", iov, 6, js_wait(timeout_ms), NULL, 0,
+                      result);
 }
 
 int
@@ -286,7 +289,6 @@ jshost_call_r(jshost *c, const char *host, const char *function,
               char *errstr, size_t errstr_len)
 {
     struct errout eo;
-    struct jshost__callreq rq = {0};
     int r;
 
     errout_init(&eo, c, errcode, err, errstr, errstr_len);
@@ -294,25 +296,18 @@ jshost_call_r(jshost *c, const char *host, const char *function,
         result->data = NULL;
         result->len = 0;
     }
-    if (host == NULL || function == NULL) {
+    if (host == NULL || function == NULL)
         r = jshost__seterr(&eo.sink, JSHOST_ERR_ARG,
                            "call: host and function are required");
-    } else if (data != NULL && !jshost__valid_value(data, data_len, false,
-                                                    PROTO_VALUE_MAX_DEPTH)) {
+    else if (data != NULL &&
+             !jshost__valid_value(data, data_len, false, PROTO_VALUE_MAX_DEPTH))
         r = jshost__seterr(&eo.sink, JSHOST_ERR_ARG,
                            "call %s: data is not one packed msgpack value "
                            "(nesting at most %d levels)",
                            function, PROTO_VALUE_MAX_DEPTH);
-    } else {
-        rq.host = host;
-        rq.host_len = strlen(host);
-        rq.function = function;
-        rq.function_len = strlen(function);
-        rq.data = data;
-        rq.data_len = data_len;
-        rq.timeout_ms = timeout_ms;
-        r = call_function(c, &eo.sink, &rq, result);
-    }
+    else
+        r = call_function(c, &eo.sink, host, function, data, data_len,
+                          timeout_ms, result);
     return errout_finish(&eo, c, r);
 }
 

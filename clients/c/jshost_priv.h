@@ -279,25 +279,15 @@ void jshost__disconnect(jshost_priv *p);
 void jshost__held_free(jshost_priv *p);
 
 /*
- * jshost_call_r for the Python extension (which links libjshost statically),
- * without the copies and checks it does not need: host and function come with
- * their lengths, data (NULL: nil) is trusted to be one packed value no deeper
- * than PROTO_VALUE_MAX_DEPTH, and a result of at most cap bytes lands in buf
- * (result->data == buf; a bigger one is malloc'd as usual).
+ * jshost_request for the Python extension (which links libjshost
+ * statically), without what it does not need: params are trusted to be one
+ * packed array no deeper than PROTO_MAX_DEPTH - 1 (its own packer made
+ * them), and a result of at most cap bytes lands in buf (result->data ==
+ * buf; a bigger one is malloc'd as usual).
  */
-struct jshost__callreq {
-    const char *host;
-    size_t host_len;
-    const char *function;
-    size_t function_len;
-    const char *data;
-    size_t data_len;
-    int timeout_ms;
-    char *buf;
-    size_t cap;
-};
-int jshost__call_into(jshost *c, const struct jshost__callreq *rq,
-                      jshost_value *result, int *errcode, jshost_error *err,
-                      char *errstr, size_t errstr_len);
+int jshost__request_into(jshost *c, const char *method, const char *params,
+                         size_t params_len, int timeout_ms, char *buf,
+                         size_t cap, jshost_value *result, int *errcode,
+                         jshost_error *err, char *errstr, size_t errstr_len);
 
 #endif

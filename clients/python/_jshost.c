@@ -24,7 +24,7 @@
 #include <structmember.h>
 
 #include "jshost.h"
-/* jshost__call_into: this extension links libjshost statically. */
+/* jshost__request_into: this extension links libjshost statically. */
 #include "jshost_priv.h"
 
 static PyObject *error_factory; /* set by jshost.errors */
@@ -277,24 +277,63 @@ conn_closed(ConnObject *self, void *unused)
     return PyBool_FromLong(self->c == NULL || self->closing);
 }
 
-/* Sends a request whose params st holds, GIL released; returns the result. */
+/* Begins a request's params in room kept on the Connection; pack_end gives
+ * it back. */
+static void
+pack_begin(ConnObject *self, struct pyvalue_pack *st, const char *root)
+{
+    struct room r = room_take(self);
+
+    pyvalue_pack_init(st, root);
+    st->sb.data = r.data;
+    st->sb.alloc = r.cap;
+}
+
+static void
+pack_end(ConnObject *self, struct pyvalue_pack *st)
+{
+    struct room r = {st->sb.data, st->sb.alloc};
+
+    room_give(self, r);
+}
+
+/*
+ * The one way a request goes (params in st, from pack_begin): sent with the
+ * GIL released, its result unpacked from where it landed, room kept on the
+ * Connection when it fits.
+ */
 static PyObject *
 conn_request_packed(ConnObject *self, const char *method,
                     struct pyvalue_pack *st, int timeout_ms)
 {
+    struct room res;
+    struct call r;
+    PyObject *v;
     jshost *c = conn_enter(self);
+
     if (c == NULL)
         return NULL;
-    struct call r;
+    res = room_take(self);
+    if (res.data == NULL && (res.data = malloc(ROOM_RESULT)) != NULL)
+        res.cap = ROOM_RESULT;
     call_init(&r);
-    Py_BEGIN_ALLOW_THREADS r.rc =
-        jshost_request(c, method, st->sb.data, st->sb.size, timeout_ms,
-                       &r.value, &r.code, &r.err, r.errstr, sizeof r.errstr);
+    Py_BEGIN_ALLOW_THREADS r.rc = jshost__request_into(
+        c, method, st->sb.data, st->sb.size, timeout_ms, res.data, res.cap,
+        &r.value, &r.code, &r.err, r.errstr, sizeof r.errstr);
     Py_END_ALLOW_THREADS conn_leave(self);
-    if (r.rc != 0)
+    if (r.rc != 0) {
+        room_give(self, res);
         return call_fail(&r);
-    PyObject *v = pyvalue_unpack(r.value.data, r.value.len);
-    jshost_value_free(&r.value);
+    }
+    v = pyvalue_unpack(r.value.data, r.value.len);
+    if (r.value.data != res.data) {
+        /* A bigger result than the room: its memory is the room next time.
+         */
+        free(res.data);
+        res.data = r.value.data;
+        res.cap = r.value.len;
+    }
+    room_give(self, res);
     return v;
 }
 
@@ -318,6 +357,18 @@ pack_cstr(struct pyvalue_pack *st, const char *s, Py_ssize_t n)
                : pyvalue_nomem();
 }
 
+/* How long the client waits (libjshost adds its margin): the run's own
+ * deadline; else the default deadline the server applies, when the caller
+ * knows it (a VM's); else, as libjshost does for calls, ten minutes: a guard
+ * against a wedged server, not a deadline (the server enforces the host's). */
+static int
+client_wait(int timeout_ms, int default_ms)
+{
+    if (timeout_ms != 0)
+        return timeout_ms;
+    return default_ms > 0 ? default_ms : 10 * 60 * 1000;
+}
+
 /* request(method, params: list, timeout_ms=0) -> result */
 static PyObject *
 conn_request(ConnObject *self, PyObject *args)
@@ -329,71 +380,36 @@ conn_request(ConnObject *self, PyObject *args)
                           &timeout_ms))
         return NULL;
     struct pyvalue_pack st;
-    pyvalue_pack_init(&st, "params");
+    pack_begin(self, &st, "params");
     PyObject *r = NULL;
     if (pyvalue_pack(&st, params, "params") == 0)
         r = conn_request_packed(self, method, &st, timeout_ms);
-    msgpack_sbuffer_destroy(&st.sb);
+    pack_end(self, &st);
     return r;
 }
 
-/*
- * The one path of a host's function call: packs data into room kept on the
- * Connection, calls with the GIL released and unpacks the result from where
- * it landed (kept room too, when it fits).
- */
+/* The one path of a host's function call: [host, function, data, options]
+ * packed into kept room, then conn_request_packed. */
 static PyObject *
 conn_call_data(ConnObject *self, const char *host, Py_ssize_t host_len,
                const char *fn, Py_ssize_t fn_len, PyObject *data,
                int timeout_ms)
 {
     struct pyvalue_pack st;
-    struct room req, res;
-    struct jshost__callreq rq;
-    struct call r;
-    PyObject *v = NULL;
-    jshost *c;
+    PyObject *r = NULL;
 
-    pyvalue_pack_init(&st, "data");
-    req = room_take(self);
-    st.sb.data = req.data;
-    st.sb.alloc = req.cap;
-    res = room_take(self);
-    if (pyvalue_pack(&st, data, "data") < 0 || (c = conn_enter(self)) == NULL)
-        goto out;
-    if (res.data == NULL && (res.data = malloc(ROOM_RESULT)) != NULL)
-        res.cap = ROOM_RESULT;
-    rq.host = host;
-    rq.host_len = (size_t)host_len;
-    rq.function = fn;
-    rq.function_len = (size_t)fn_len;
-    rq.data = st.sb.data;
-    rq.data_len = st.sb.size;
-    rq.timeout_ms = timeout_ms;
-    rq.buf = res.data;
-    rq.cap = res.cap;
-    call_init(&r);
-    Py_BEGIN_ALLOW_THREADS r.rc = jshost__call_into(
-        c, &rq, &r.value, &r.code, &r.err, r.errstr, sizeof r.errstr);
-    Py_END_ALLOW_THREADS conn_leave(self);
-    if (r.rc != 0) {
-        call_fail(&r);
-        goto out;
+    pack_begin(self, &st, "data");
+    if (msgpack_pack_array(&st.pk, 4) != 0 ||
+        pack_cstr(&st, host, host_len) != 0 ||
+        pack_cstr(&st, fn, fn_len) != 0) {
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
+    } else if (pyvalue_pack(&st, data, "data") == 0 &&
+               pack_opts(&st, timeout_ms) == 0) {
+        r = conn_request_packed(self, "call", &st, client_wait(timeout_ms, 0));
     }
-    v = pyvalue_unpack(r.value.data, r.value.len);
-    if (r.value.data != res.data) {
-        /* A bigger result than the room: its memory is the room next time.
-         */
-        free(res.data);
-        res.data = r.value.data;
-        res.cap = r.value.len;
-    }
-out:
-    req.data = st.sb.data;
-    req.cap = st.sb.alloc;
-    room_give(self, req);
-    room_give(self, res);
-    return v;
+    pack_end(self, &st);
+    return r;
 }
 
 /* call(host, function, data, timeout_ms=0) -> result */
@@ -461,18 +477,6 @@ conn_detach(ConnObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* How long the client waits (libjshost adds its margin): the run's own
- * deadline; else the default deadline the server applies, when the caller
- * knows it (a VM's); else, as libjshost does for calls, ten minutes: a guard
- * against a wedged server, not a deadline (the server enforces the host's). */
-static int
-client_wait(int timeout_ms, int default_ms)
-{
-    if (timeout_ms != 0)
-        return timeout_ms;
-    return default_ms > 0 ? default_ms : 10 * 60 * 1000;
-}
-
 /* context_eval(ctx, source, identifier, timeout_ms=0, default_ms=0) -> value */
 static PyObject *
 conn_context_eval(ConnObject *self, PyObject *args)
@@ -485,7 +489,7 @@ conn_context_eval(ConnObject *self, PyObject *args)
                           &ident, &nident, &timeout_ms, &default_ms))
         return NULL;
     struct pyvalue_pack st;
-    pyvalue_pack_init(&st, "params");
+    pack_begin(self, &st, "params");
     PyObject *r = NULL;
     if (msgpack_pack_array(&st.pk, 4) == 0 &&
         msgpack_pack_uint64(&st.pk, ctx) == 0 &&
@@ -495,7 +499,7 @@ conn_context_eval(ConnObject *self, PyObject *args)
                                 client_wait(timeout_ms, default_ms));
     else if (!PyErr_Occurred())
         PyErr_NoMemory();
-    msgpack_sbuffer_destroy(&st.sb);
+    pack_end(self, &st);
     return r;
 }
 
@@ -513,7 +517,7 @@ conn_context_call(ConnObject *self, PyObject *args)
                           &PyTuple_Type, &cargs, &timeout_ms, &default_ms))
         return NULL;
     struct pyvalue_pack st;
-    pyvalue_pack_init(&st, "args");
+    pack_begin(self, &st, "args");
     PyObject *r = NULL;
     if (msgpack_pack_array(&st.pk, 4) != 0 ||
         msgpack_pack_uint64(&st.pk, ctx) != 0 ||
@@ -525,7 +529,7 @@ conn_context_call(ConnObject *self, PyObject *args)
         r = conn_request_packed(self, "context.call", &st,
                                 client_wait(timeout_ms, default_ms));
     }
-    msgpack_sbuffer_destroy(&st.sb);
+    pack_end(self, &st);
     return r;
 }
 
@@ -540,7 +544,7 @@ conn_context_load(ConnObject *self, PyObject *args)
                           &paths, &timeout_ms, &default_ms))
         return NULL;
     struct pyvalue_pack st;
-    pyvalue_pack_init(&st, "paths");
+    pack_begin(self, &st, "paths");
     PyObject *r = NULL;
     if (msgpack_pack_array(&st.pk, 2) != 0 ||
         msgpack_pack_uint64(&st.pk, ctx) != 0)
@@ -548,7 +552,7 @@ conn_context_load(ConnObject *self, PyObject *args)
     else if (pyvalue_pack(&st, paths, "paths") == 0)
         r = conn_request_packed(self, "context.load", &st,
                                 client_wait(timeout_ms, default_ms));
-    msgpack_sbuffer_destroy(&st.sb);
+    pack_end(self, &st);
     return r;
 }
 
@@ -560,14 +564,14 @@ conn_context_destroy(ConnObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "K:context_destroy", &ctx))
         return NULL;
     struct pyvalue_pack st;
-    pyvalue_pack_init(&st, "params");
+    pack_begin(self, &st, "params");
     PyObject *r = NULL;
     if (msgpack_pack_array(&st.pk, 1) != 0 ||
         msgpack_pack_uint64(&st.pk, ctx) != 0)
         PyErr_NoMemory();
     else
         r = conn_request_packed(self, "context.destroy", &st, 0);
-    msgpack_sbuffer_destroy(&st.sb);
+    pack_end(self, &st);
     return r;
 }
 
