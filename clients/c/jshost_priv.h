@@ -5,9 +5,11 @@
  * "driver" (one thread at a time, priv->driving) polls the socket, and it
  * polls without the lock, the socket alone; every read/write syscall is made
  * with the lock held and is nonblocking. Threads waiting for their reply
- * sleep on their own condvar and the driver hands replies over (a shared
- * handle is pipelined, not serialized: see jshost.h); one poll and one read
- * serve every waiter whose reply came. Nobody ever needs to interrupt the
+ * sleep on a futex word of their own, without the lock, and the driver hands
+ * replies over (a shared handle is pipelined, not serialized: see jshost.h):
+ * it bumps the word, and the wake-up waits for the lock's release
+ * (jshost__unlock), so the woken never run into the lock. One poll and one
+ * read serve every waiter whose reply came. Nobody ever needs to interrupt the
  * driver: when the socket will not take a request at once, the thread that
  * queued it waits for POLLOUT itself (on a dup of the socket, which the
  * driver may close meanwhile: priv->flushing), and a write that fails while
@@ -17,8 +19,9 @@
  * and attach) fills a struct jshost__call and hands it to jshost__call_send,
  * the one send path: it gives the call its msgid, registers or counts the
  * call and writes the request straight from the caller's pieces, queueing
- * only what the socket did not take (jshost__push: the one place a write
- * failure is handled). A blocking call then waits in jshost__call_wait (which
+ * only what the socket did not take (a write failure, there or in
+ * jshost__push, is handled in one place, conn.c's write_failed). A blocking
+ * call then waits in jshost__call_wait (which
  * drives the connection when no other thread does) and jshost__call_result
  * turns its end into a value or an error; a pipelined call's reply queues for
  * jshost_read. jshost__conn_lost is the one place a lost connection ends the
@@ -212,9 +215,8 @@ int64_t jshost__now_ms(void);
  */
 int jshost__flush(jshost_priv *p);
 /* Writes what the socket takes now and, when the connection broke, has it
- * closed: at once, or by the driver when one reads it (the socket is shut
- * down to end its read). 0 or the write's negative errno. The one place a
- * write failure is handled. */
+ * closed: at once, or by the driver when one polls it (the socket is shut
+ * down to end its poll). 0 or the write's negative errno. */
 int jshost__push(jshost_priv *p);
 /* Handles a dead connection: fails or marks for resend every blocking call,
  * marks the pipelined ones lost. Must not be called while another thread

@@ -138,8 +138,9 @@ conn_check_fork(ConnObject *self)
     }
 }
 
-/* Bigger room than this is not kept for the next call. */
-#define ROOM_KEEP (1024 * 1024)
+/* Bigger room than this is not kept for the next call (a big payload costs
+ * its copies anyway; an idle client should not hold megabytes). */
+#define ROOM_KEEP (64 * 1024)
 /* Room made for results the first time: a small result is the common case. */
 #define ROOM_RESULT 4096
 

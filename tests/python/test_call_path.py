@@ -70,9 +70,11 @@ def test_closed_host_refuses_calls(main_config):
 
 
 def test_results_of_every_size_from_many_threads(host):
-    # Around and far past the room kept for results (4 KiB, 1 MiB), mixed, so
-    # that rooms grow, are kept, dropped and shared between threads.
-    sizes = [0, 1, 4000, 4090, 4096, 4200, 70000, 1024 * 1024 + 10, 3 * 1024 * 1024]
+    # Around and far past the room kept for results (4 KiB first, 64 KiB at
+    # most), mixed, so that rooms grow, are kept, dropped and shared between
+    # threads.
+    sizes = [0, 1, 4000, 4090, 4096, 4200, 65000, 65536, 70000, 1024 * 1024 + 10,
+             3 * 1024 * 1024]
     failures = []
 
     def run(k):
