@@ -1,5 +1,5 @@
 // The config every peer of bench_calls.py loads, unchanged: js-host's format
-// (functions (data, cb)), with one plain-return function as DESIGN §5 allows.
+// (functions (data, cb)), with one plain-return function as docs/config.md allows.
 'use strict';
 
 const RENDER_BYTES = 10 * 1024;

@@ -13,14 +13,14 @@
 /* The worker's end of the manager's socketpair. */
 #define JSHOST_WORKER_FD 3
 
-/* Defaults of DESIGN §5 and §6. */
+/* Defaults (docs/config.md, docs/lifecycle.md). */
 #define JSHOST_DEFAULT_TIMEOUT_MS 10000
 #define JSHOST_DEFAULT_MEMORY_MB 512
 #define JSHOST_DEFAULT_LINGER_MS 5000
 #define JSHOST_DEFAULT_IDLE_MS 5000
 #define JSHOST_DEFAULT_WORKERS 1
 
-/* Names inside the runtime dir (DESIGN §2). */
+/* Names inside the runtime dir (docs/protocol.md, "Transport and security"). */
 #define JSHOST_MANAGER_SOCK "manager.sock"
 #define JSHOST_MANAGER_LOCK "manager.lock"
 #define JSHOST_MANAGER_PID "manager.pid"

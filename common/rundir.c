@@ -1,5 +1,5 @@
 /*
- * The runtime directory (DESIGN §2): where the manager's socket, lock, pid file
+ * The runtime directory (docs/protocol.md, "Transport and security"): where the manager's socket, lock, pid file
  * and logs live. It is a security boundary (STYLE rule 7): anyone who can write
  * into it can put a socket of their own in the manager's place, so it must be a
  * real directory, ours, and closed to group and others. It is lstat-checked and

@@ -1,5 +1,5 @@
 /*
- * The runtime directory (DESIGN §2) and socket-path checks. A security boundary:
+ * The runtime directory (docs/protocol.md, "Transport and security") and socket-path checks. A security boundary:
  * the directory must be ours, a real directory, and closed to group and others.
  */
 #ifndef JSHOST_RUNDIR_H

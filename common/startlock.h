@@ -1,5 +1,5 @@
 /*
- * The manager start lock (DESIGN §2), tmux's try → wait → retry: a client that
+ * The manager start lock (docs/lifecycle.md, "The manager"), tmux's try → wait → retry: a client that
  * cannot connect takes the lock; if another process holds it, it waits for that
  * process to finish starting the manager and then retries connect once.
  */

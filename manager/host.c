@@ -269,7 +269,7 @@ host_reply_attach(struct host *h, struct client *c, uint32_t msgid)
     struct rpcstream_msg om;
 
     client_reply_begin(&om, msgid);
-    msgpack_pack_map(&om.pk, 6);
+    msgpack_pack_map(&om.pk, 8);
     proto_pack_cstr(&om.pk, PROTO_K_HOST);
     proto_pack_cstr(&om.pk, h->id);
     proto_pack_cstr(&om.pk, PROTO_K_CONFIG);
@@ -283,6 +283,10 @@ host_reply_attach(struct host *h, struct client *c, uint32_t msgid)
     msgpack_pack_uint32(&om.pk, h->nworkers);
     proto_pack_cstr(&om.pk, PROTO_K_LOGFILE);
     proto_pack_cstr(&om.pk, h->logfile);
+    proto_pack_cstr(&om.pk, PROTO_K_TIMEOUT_MS);
+    msgpack_pack_uint64(&om.pk, h->timeout_ms);
+    proto_pack_cstr(&om.pk, PROTO_K_DIRECT);
+    worker_pack_direct(&om.pk, h);
     proto_pack_cstr(&om.pk, PROTO_K_EXTRAS);
     if (h->ready_blob != NULL)
         msgpack_sbuffer_write(&om.sb, h->ready_blob + h->ready_functions_len,

@@ -298,8 +298,6 @@ enum worker_state {
     WORKER_EXITED,
 };
 
-#define WORKER_LATENCY_RING 256
-
 struct worker {
     TAILQ_ENTRY(worker) entry;
     struct host *host;
@@ -319,14 +317,19 @@ struct worker {
     uint64_t tmo_sum_ms;   /* the deadlines of the calls it holds */
     bool unresponsive;
     bool stop_requested;
+    /* Its own socket for the direct calls of the host's clients (NULL for a
+     * private VM, or when the path would not fit sun_path); drained: it said
+     * no direct client is left after a drain. */
+    char *direct_path;
+    bool drained;
     bool crashed_counted;
     int64_t exit_status;
     int term_signal;
-    /* Figures: counted by the manager, and from the worker's stats. */
-    uint64_t ncalls, nerrors;
+    /* Figures from the worker's stats (it sees every call, direct ones
+     * too). */
+    uint64_t ncalls, nerrors, wire_inflight;
     uint64_t rss, heap_used, heap_limit;
-    uint32_t lat_us[WORKER_LATENCY_RING];
-    unsigned nlat, latpos;
+    double p50_ms, p99_ms;
 };
 
 struct worker *worker_spawn(struct host *h, char **cause);
@@ -336,10 +339,11 @@ void worker_forward(struct worker *w, struct call *c);
 void worker_request(struct worker *w, struct call *c, const char *method,
                     uint64_t context_param);
 void worker_drain(struct worker *w);
+/* Packs the direct sockets of h's workers that take new calls (an array). */
+void worker_pack_direct(msgpack_packer *pk, const struct host *h);
 void worker_stop(struct worker *w);
 void worker_kill(struct worker *w);
 const char *worker_state_name(enum worker_state s);
-void worker_latency(const struct worker *w, double *p50_ms, double *p99_ms);
 /* "killed by signal 9 (SIGKILL)" / "exited with status 3" */
 void worker_exit_words(const struct worker *w, char *buf, size_t len);
 void worker_ping_all(void);

@@ -32,14 +32,27 @@ pack_kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
     msgpack_pack_uint64(pk, v);
 }
 
+/* A float figure of a stats map; 0 when absent. */
+static double
+status_double(const msgpack_object *map, const char *key)
+{
+    const msgpack_object *o = proto_map_get(map, key);
+
+    if (o == NULL)
+        return 0;
+    if (o->type == MSGPACK_OBJECT_FLOAT64 || o->type == MSGPACK_OBJECT_FLOAT32)
+        return o->via.f64;
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return (double)o->via.u64;
+    return 0;
+}
+
 static void
 status_pack_worker(msgpack_packer *pk, struct worker *w)
 {
-    double p50, p99;
     uint64_t now = manager_now();
 
-    worker_latency(w, &p50, &p99);
-    msgpack_pack_map(pk, 11);
+    msgpack_pack_map(pk, 12);
     pack_kv_u64(pk, PROTO_K_PID, (uint64_t)w->pid);
     proto_pack_cstr(pk, PROTO_K_STATE);
     proto_pack_cstr(pk, worker_state_name(w->state));
@@ -49,11 +62,15 @@ status_pack_worker(msgpack_packer *pk, struct worker *w)
     pack_kv_u64(pk, PROTO_K_HEAP_LIMIT, w->heap_limit);
     pack_kv_u64(pk, PROTO_K_CALLS, w->ncalls);
     pack_kv_u64(pk, PROTO_K_ERRORS, w->nerrors);
-    pack_kv_u64(pk, PROTO_K_IN_FLIGHT, w->inflight);
+    pack_kv_u64(pk, PROTO_K_IN_FLIGHT,
+                w->wire_inflight > w->inflight ? w->wire_inflight
+                                               : w->inflight);
     proto_pack_cstr(pk, PROTO_K_P50_MS);
-    msgpack_pack_double(pk, p50);
+    msgpack_pack_double(pk, w->p50_ms);
     proto_pack_cstr(pk, PROTO_K_P99_MS);
-    msgpack_pack_double(pk, p99);
+    msgpack_pack_double(pk, w->p99_ms);
+    proto_pack_cstr(pk, PROTO_K_DIRECT);
+    proto_pack_cstr(pk, w->direct_path);
 }
 
 void
@@ -175,6 +192,14 @@ status__stats_reply(struct call *c, struct worker *w,
             w->heap_used = v;
         if (proto_opt_uint(&msg->result, PROTO_K_HEAP_LIMIT, &v, NULL) == 0)
             w->heap_limit = v;
+        if (proto_opt_uint(&msg->result, PROTO_K_CALLS, &v, NULL) == 0)
+            w->ncalls = v;
+        if (proto_opt_uint(&msg->result, PROTO_K_ERRORS, &v, NULL) == 0)
+            w->nerrors = v;
+        if (proto_opt_uint(&msg->result, PROTO_K_IN_FLIGHT, &v, NULL) == 0)
+            w->wire_inflight = v;
+        w->p50_ms = status_double(&msg->result, PROTO_K_P50_MS);
+        w->p99_ms = status_double(&msg->result, PROTO_K_P99_MS);
     }
     c->sreq = NULL;
     r->pending--;

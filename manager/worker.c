@@ -17,10 +17,14 @@
 #include "jshost_defs.h"
 #include "log.h"
 #include "manager.h"
+#include "rundir.h"
 #include "xmalloc.h"
 
 /* How long to wait for the socket's end once the process has exited. */
 #define WORKER_EOF_GRACE_MS 1000
+/* The longest a drain waits for direct clients before the worker is
+ * stopped (their calls then end HostCrashed). */
+#define WORKER_DRAIN_GRACE_MS 5000
 
 static void worker_finish(struct worker *w);
 static void worker_kill_timer_cb(uv_timer_t *t);
@@ -68,6 +72,7 @@ worker_handle_closed(struct worker *w)
     if (--w->handles > 0)
         return;
     router_free(w->calls);
+    free(w->direct_path);
     host_worker_freed(w->host);
     free(w);
 }
@@ -85,40 +90,6 @@ worker_stream_closed(void *owner)
 
     w->stream = NULL;
     worker_handle_closed(w);
-}
-
-static void
-worker_record_latency(struct worker *w, const struct call *c)
-{
-    uint64_t us = (uv_hrtime() - c->start_ns) / 1000;
-
-    w->lat_us[w->latpos] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
-    w->latpos = (w->latpos + 1) % WORKER_LATENCY_RING;
-    if (w->nlat < WORKER_LATENCY_RING)
-        w->nlat++;
-}
-
-static int
-cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-    return x < y ? -1 : x > y;
-}
-
-void
-worker_latency(const struct worker *w, double *p50_ms, double *p99_ms)
-{
-    uint32_t v[WORKER_LATENCY_RING];
-    unsigned n = w->nlat;
-
-    *p50_ms = *p99_ms = 0;
-    if (n == 0)
-        return;
-    memcpy(v, w->lat_us, n * sizeof v[0]);
-    qsort(v, n, sizeof v[0], cmp_u32);
-    *p50_ms = v[(n - 1) / 2] / 1000.0;
-    *p99_ms = v[(n * 99 + 99) / 100 - 1] / 1000.0;
 }
 
 /* A reply for a client, sent as [1, cid, error, result]. */
@@ -183,16 +154,13 @@ worker_context_destroyed(struct worker *w, struct call *c,
         host__release_private(h);
 }
 
-/* A client's call was answered: the worker's figures. */
+/* A client's call was answered: it no longer counts as in flight here (the
+ * worker counts its calls and their times itself, direct ones included). */
 static void
-worker_call_answered(struct worker *w, const struct call *c, bool failed)
+worker_call_answered(struct worker *w, const struct call *c)
 {
     if (c->kind == CALL_FORWARD || c->kind == CALL_CONTEXT_CREATE ||
         c->kind == CALL_CONTEXT_DESTROY) {
-        worker_record_latency(w, c);
-        w->ncalls++;
-        if (failed)
-            w->nerrors++;
         w->inflight--;
         w->tmo_sum_ms -= c->timeout_ms;
     }
@@ -204,7 +172,7 @@ worker_call_finished(struct worker *w, struct call *c)
 {
     host_pool_call_done(c);
     call_free(c);
-    if (w->state == WORKER_DRAINING && w->inflight == 0)
+    if (w->state == WORKER_DRAINING && w->inflight == 0 && w->drained)
         worker_stop(w);
 }
 
@@ -229,7 +197,7 @@ worker_on_raw(void *owner, const struct proto_raw *raw)
         return false;
     router_take(w->calls, raw->msgid);
     w->last_msg_ms = manager_now();
-    worker_call_answered(w, c, false);
+    worker_call_answered(w, c);
     if (c->client != NULL && !c->client->closed &&
         rpcstream_begin(c->client->stream, &pk)) {
         msgpack_pack_array(&pk, 4);
@@ -252,7 +220,7 @@ worker_on_response(struct worker *w, struct proto_msg *m)
         log_warn("worker %d: reply to unknown msgid %u", (int)w->pid, m->msgid);
         return;
     }
-    worker_call_answered(w, c, m->error.type != MSGPACK_OBJECT_NIL);
+    worker_call_answered(w, c);
     if (m->error.type == MSGPACK_OBJECT_MAP && w->state == WORKER_READY &&
         proto_obj_streq(proto_map_get(&m->error, PROTO_K_TYPE),
                         proto_errtype_name(PROTO_ERR_MEMORY))) {
@@ -303,6 +271,10 @@ worker_on_msg(void *owner, struct proto_msg *m)
             host_pool_worker_ready(w->host, w, arg);
         } else if (proto_msg_is(m, PROTO_N_CONFIG_ERROR) && arg != NULL) {
             host_pool_worker_config_error(w->host, w, arg);
+        } else if (proto_msg_is(m, PROTO_N_DRAINED)) {
+            w->drained = true;
+            if (w->state == WORKER_DRAINING && w->inflight == 0)
+                worker_stop(w);
         }
     } else {
         struct rpcstream_msg om;
@@ -368,6 +340,13 @@ worker_kill_timer_cb(uv_timer_t *t)
         worker_finish(w);
         return;
     }
+    if (w->state == WORKER_DRAINING) {
+        host_log(w->host, w->pid,
+                 "direct clients still there after the drain's grace");
+        w->drained = true;
+        worker_stop(w);
+        return;
+    }
     if (w->state == WORKER_STARTING) {
         w->unresponsive = true;
         host_log(w->host, w->pid, "not ready after %llu ms: SIGKILL",
@@ -418,6 +397,9 @@ worker_finish(struct worker *w)
     }
     uv_timer_stop(&w->kill_timer);
     uv_close((uv_handle_t *)&w->kill_timer, worker_proc_closed_cb);
+    /* A worker that did not stop cleanly leaves its socket behind. */
+    if (w->direct_path != NULL)
+        unlink(w->direct_path);
     worker_exit_words(w, words, sizeof words);
     while ((c = router_pop(w->calls)) != NULL) {
         if (c->kind == CALL_FORWARD || c->kind == CALL_CONTEXT_CREATE ||
@@ -443,6 +425,7 @@ worker_spawn_failed_cb(uv_handle_t *handle)
     struct worker *w = handle->data;
 
     router_free(w->calls);
+    free(w->direct_path);
     free(w);
 }
 
@@ -488,6 +471,17 @@ worker_spawn(struct host *h, char **cause)
             args[n++] = h->priv_cwd;
         }
     } else {
+        static unsigned long seq;
+        char path[sizeof mgr.hostsdir + 64];
+
+        /* Its own socket for direct calls, if the path fits sun_path. */
+        snprintf(path, sizeof path, "%s/%s-%lu.sock", mgr.hostsdir, h->id,
+                 ++seq);
+        if (strlen(path) < RUNDIR_SUN_PATH_MAX) {
+            w->direct_path = xstrdup(path);
+            args[n++] = "--listen";
+            args[n++] = w->direct_path;
+        }
         args[n++] = h->config;
     }
     args[n] = NULL;
@@ -604,15 +598,52 @@ worker_request(struct worker *w, struct call *c, const char *method,
     worker_send(w, &om);
 }
 
+/*
+ * No new calls for w; it stops once what it holds is answered. A worker with
+ * direct clients is told to drain too (it tells them; they send no more and
+ * close once answered) and stops once it says none is left, or after a grace
+ * of the host's deadline (at most WORKER_DRAIN_GRACE_MS) past which its calls
+ * are cut short.
+ */
 void
 worker_drain(struct worker *w)
 {
+    struct rpcstream_msg om;
+    uint64_t grace;
+
     if (w->state == WORKER_STARTING || w->state == WORKER_READY) {
         w->state = WORKER_DRAINING;
         host_log(w->host, w->pid, "draining (%u in flight)", w->inflight);
+        if (w->direct_path != NULL && w->ready_ms != 0 && !w->drained) {
+            rpcstream_msg_init(&om);
+            proto_write_notification(&om.pk, PROTO_N_DRAIN, 0);
+            worker_send(w, &om);
+            grace = w->host->timeout_ms < WORKER_DRAIN_GRACE_MS
+                        ? w->host->timeout_ms
+                        : WORKER_DRAIN_GRACE_MS;
+            uv_timer_start(&w->kill_timer, worker_kill_timer_cb,
+                           grace + WORKER_EOF_GRACE_MS, 0);
+        } else {
+            w->drained = true; /* nothing to wait for but its own calls */
+        }
     }
-    if (w->state == WORKER_DRAINING && w->inflight == 0)
+    if (w->state == WORKER_DRAINING && w->inflight == 0 && w->drained)
         worker_stop(w);
+}
+
+void
+worker_pack_direct(msgpack_packer *pk, const struct host *h)
+{
+    const struct worker *w;
+    uint32_t n = 0;
+
+    TAILQ_FOREACH(w, &h->workers, entry)
+    if (w->state == WORKER_READY && w->direct_path != NULL)
+        n++;
+    msgpack_pack_array(pk, n);
+    TAILQ_FOREACH(w, &h->workers, entry)
+    if (w->state == WORKER_READY && w->direct_path != NULL)
+        proto_pack_cstr(pk, w->direct_path);
 }
 
 void

@@ -38,6 +38,15 @@
 #define PROTO_N_CONFIG_ERROR "config_error"
 /* either way, before closing a connection whose stream broke. */
 #define PROTO_N_ERROR "error"
+/* manager -> worker: a restart, a stop or a recycle is under way: take no new
+ * direct client, tell those there are to send no new calls, answer what they
+ * sent. */
+#define PROTO_N_DRAIN "drain"
+/* worker -> direct client: send no new calls on this connection; it closes
+ * once the calls sent on it are answered. */
+#define PROTO_N_DRAINING "draining"
+/* worker -> manager, after drain: no direct client is left. */
+#define PROTO_N_DRAINED "drained"
 
 /* ---- keys ---- */
 
@@ -57,6 +66,9 @@
 #define PROTO_K_FUNCTIONS "functions"
 #define PROTO_K_EXTRAS "extras"
 #define PROTO_K_CONFIG "config"
+/* attach's result: the sockets of the host's ready workers, for calls that
+ * skip the manager (docs/protocol.md, "Direct connections"). */
+#define PROTO_K_DIRECT "direct"
 /* ready's config map: the config's figures. */
 #define PROTO_K_WORKERS "workers"
 #define PROTO_K_TIMEOUT "timeout"

@@ -46,13 +46,15 @@ usage(FILE *f)
 {
     fprintf(
         f,
-        "usage: jshost-worker (--fd N | --listen PATH) [--memory MB] "
+        "usage: jshost-worker [--fd N] [--listen PATH] [--memory MB] "
         "[--timeout MS] [--cwd DIR] [CONFIG]\n"
         "       jshost-worker --version | --help\n"
         "\n"
         "  --fd N         serve the one connection on inherited fd N (the "
         "manager's)\n"
-        "  --listen PATH  listen on a Unix socket at PATH (0600)\n"
+        "  --listen PATH  listen on a Unix socket at PATH (0600); with --fd, "
+        "for the\n"
+        "                 direct calls of the manager's clients\n"
         "  --memory MB    V8 heap limit (default: the config's memory, else "
         "%d)\n"
         "  --timeout MS   default call deadline (default: the config's "
@@ -141,8 +143,8 @@ parse_args(int argc, char **argv, struct args *a)
         a->config = argv[optind++];
     if (optind < argc)
         usage_error("unexpected argument %s", argv[optind]);
-    if ((a->fd >= 0) == (a->listen_path != NULL))
-        usage_error("%s", "exactly one of --fd N and --listen PATH is needed");
+    if (a->fd < 0 && a->listen_path == NULL)
+        usage_error("%s", "--fd N or --listen PATH (or both) is needed");
     if (a->config != NULL && a->config[0] == '\0')
         usage_error("%s", "the config path is empty");
 }
@@ -240,14 +242,10 @@ main(int argc, char **argv)
     /* A peer that vanishes must cost a write error, not the process. */
     signal(SIGPIPE, SIG_IGN);
     log_open(NULL, "jshost-worker");
-    if (a.fd >= 0)
-        log_info("start: pid %d, version %s, fd %d, config %s", (int)getpid(),
-                 JSHOST_VERSION, a.fd,
-                 a.config ? a.config : "(none: private VM)");
-    else
-        log_info("start: pid %d, version %s, listen %s, config %s",
-                 (int)getpid(), JSHOST_VERSION, a.listen_path,
-                 a.config ? a.config : "(none: private VM)");
+    log_info("start: pid %d, version %s, fd %d, listen %s, config %s",
+             (int)getpid(), JSHOST_VERSION, a.fd,
+             a.listen_path ? a.listen_path : "-",
+             a.config ? a.config : "(none: private VM)");
 
     memset(&w, 0, sizeof(w));
     r = uv_loop_init(&w.loop);
@@ -296,8 +294,13 @@ main(int argc, char **argv)
     w.sigint.data = &w;
     uv_signal_start(&w.sigint, signal_cb, SIGINT);
 
-    r = a.fd >= 0 ? serve_fd(w.serve, a.fd, &cause)
-                  : serve_listen(w.serve, a.listen_path, &cause);
+    /* Both: the manager's worker, with a socket of its own for the direct
+     * calls of the host's clients; it listens before it says ready. */
+    r = 0;
+    if (a.listen_path != NULL)
+        r = serve_listen(w.serve, a.listen_path, &cause);
+    if (r == 0 && a.fd >= 0)
+        r = serve_fd(w.serve, a.fd, &cause);
     if (r < 0) {
         log_error("cannot serve: %s", cause ? cause : strerror(-r));
         free(cause);

@@ -76,6 +76,81 @@ serve__resume_later(struct serve *s)
     uv_timer_start(&s->resume_timer, serve_resume_cb, 0, 0);
 }
 
+/* ---- figures ------------------------------------------------------------ */
+
+void
+serve__record_latency(struct serve *s, uint64_t start_ns)
+{
+    uint64_t us = (uv_hrtime() - start_ns) / 1000;
+
+    s->lat_us[s->latpos] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+    s->latpos = (s->latpos + 1) % SERVE_LATENCY_RING;
+    if (s->nlat < SERVE_LATENCY_RING)
+        s->nlat++;
+}
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+void
+serve__latency(const struct serve *s, double *p50_ms, double *p99_ms)
+{
+    uint32_t v[SERVE_LATENCY_RING];
+    unsigned n = s->nlat;
+
+    *p50_ms = *p99_ms = 0;
+    if (n == 0)
+        return;
+    memcpy(v, s->lat_us, n * sizeof v[0]);
+    qsort(v, n, sizeof v[0], cmp_u32);
+    *p50_ms = v[(n - 1) / 2] / 1000.0;
+    *p99_ms = v[(n * 99 + 99) / 100 - 1] / 1000.0;
+}
+
+/* ---- draining ----------------------------------------------------------- */
+
+static void serve_listener_stop(struct serve *s);
+
+void
+serve__drain(struct serve *s)
+{
+    struct serve_conn *c, *next;
+
+    if (s->draining || s->closing)
+        return;
+    s->draining = true;
+    log_info("draining: no new direct clients");
+    serve_listener_stop(s);
+    for (c = s->conns; c != NULL; c = next) {
+        next = c->next;
+        serve_conn_drain(c);
+    }
+    serve__maybe_drained(s);
+}
+
+void
+serve__maybe_drained(struct serve *s)
+{
+    msgpack_packer pk;
+
+    if (!s->draining || s->drained_said || s->fd_conn == NULL)
+        return;
+    for (struct serve_conn *c = s->conns; c != NULL; c = c->next) {
+        if (!c->is_fd && !c->closing)
+            return;
+    }
+    s->drained_said = true;
+    if (serve_conn_packer(s->fd_conn, &pk)) {
+        proto_write_notification(&pk, PROTO_N_DRAINED, 0);
+        serve_conn_replied(s->fd_conn);
+    }
+}
+
 /* ---- the heap limit ----------------------------------------------------- */
 
 static void
@@ -106,6 +181,21 @@ serve_listener_close_cb(uv_handle_t *h)
     (void)h;
 }
 
+/* No new clients: the listener closes and its path goes. */
+static void
+serve_listener_stop(struct serve *s)
+{
+    if (s->listener_open) {
+        s->listener_open = false;
+        uv_close((uv_handle_t *)&s->listener, serve_listener_close_cb);
+    }
+    if (s->listen_path != NULL) {
+        unlink(s->listen_path);
+        free(s->listen_path);
+        s->listen_path = NULL;
+    }
+}
+
 void
 serve__check_doomed(struct serve *s)
 {
@@ -115,10 +205,7 @@ serve__check_doomed(struct serve *s)
     log_warn("the heap limit was hit: answering what is owed, then exiting "
              "with status %d",
              JSHOST_EXIT_RECYCLE);
-    if (s->listener_open) {
-        s->listener_open = false;
-        uv_close((uv_handle_t *)&s->listener, serve_listener_close_cb);
-    }
+    serve_listener_stop(s);
     for (struct serve_conn *c = s->conns; c != NULL; c = c->next)
         serve_conn_doom(c);
     uv_timer_start(&s->doom_timer, serve_doom_cb, SERVE_DOOM_GRACE_MS, 0);
@@ -370,12 +457,7 @@ serve_close(struct serve *s)
     if (s->closing)
         return;
     s->closing = true;
-    if (s->listener_open) {
-        s->listener_open = false;
-        uv_close((uv_handle_t *)&s->listener, serve_listener_close_cb);
-    }
-    if (s->listen_path != NULL)
-        unlink(s->listen_path);
+    serve_listener_stop(s);
     for (c = s->conns; c != NULL; c = next) {
         next = c->next;
         serve_conn_close(c);

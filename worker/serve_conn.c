@@ -10,6 +10,7 @@
 
 #include "jshost_defs.h"
 #include "log.h"
+#include "methods.h"
 #include "serve_internal.h"
 #include "xmalloc.h"
 
@@ -54,6 +55,7 @@ serve_conn_on_closed(void *owner)
         s->conns = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
+    serve__maybe_drained(s);
     if (c == s->fd_conn) {
         s->fd_conn = NULL;
         /* Without the manager's connection there is nobody left to serve. */
@@ -74,6 +76,33 @@ serve_conn_close(struct serve_conn *c)
     c->handle_closing = true;
     rpcstream_close(c->stream);
     serve__maybe_exit(s);
+}
+
+/* Closes once the calls sent on it are answered and the replies written. */
+static void
+serve_conn_finish(struct serve_conn *c)
+{
+    c->closing = true;
+    if (c->handle_closing || c->stream == NULL)
+        return;
+    c->handle_closing = true;
+    rpcstream_close_flushed(c->stream);
+    serve__maybe_drained(c->serve);
+}
+
+void
+serve_conn_drain(struct serve_conn *c)
+{
+    msgpack_packer pk;
+
+    if (c->is_fd || c->closing)
+        return;
+    if (serve_conn_packer(c, &pk)) {
+        proto_write_notification(&pk, PROTO_N_DRAINING, 0);
+        serve_conn_replied(c);
+    }
+    if (c->in_flight == 0)
+        serve_conn_finish(c);
 }
 
 void
@@ -201,6 +230,8 @@ serve_conn_call_end(struct serve_conn *c)
     c->in_flight--;
     if (c->paused && !c->closing && c->in_flight <= SERVE_INFLIGHT_MAX / 2)
         serve__resume_later(c->serve);
+    if (c->serve->draining && !c->is_fd && c->in_flight == 0)
+        serve_conn_finish(c);
     serve__check_doomed(c->serve);
     serve_conn_maybe_finish(c);
     serve_conn_unref(c);

@@ -25,6 +25,9 @@
 #include "rpcstream.h"
 #include "serve.h"
 
+/* How many of the latest calls the p50/p99 figures cover. */
+#define SERVE_LATENCY_RING 256
+
 struct serve_conn {
     struct rpcstream *stream; /* NULL once closed */
     struct serve *serve;
@@ -61,6 +64,11 @@ struct serve {
     bool closing;
     bool doomed;
     bool exit_requested;
+    /* The times of the latest calls (us), for the stats' p50/p99. */
+    uint32_t lat_us[SERVE_LATENCY_RING];
+    unsigned nlat, latpos;
+    bool draining;     /* told to drain: no new direct clients */
+    bool drained_said; /* and the manager told that none is left */
 };
 
 /* ---- serve.c ---- */
@@ -75,6 +83,15 @@ void serve__maybe_exit(struct serve *s);
 void serve__reap_contexts(struct serve *s, const uint32_t *ids, size_t n);
 /* Reads paused connections again on a later loop iteration. */
 void serve__resume_later(struct serve *s);
+/* The manager's drain: no new direct clients; each one is told, and its
+ * connection closes once what it sent is answered. */
+void serve__drain(struct serve *s);
+/* Tells the manager once no direct client is left while draining. */
+void serve__maybe_drained(struct serve *s);
+/* A call that started at start_ns (uv_hrtime) was answered. */
+void serve__record_latency(struct serve *s, uint64_t start_ns);
+/* p50 and p99 of the latest calls' times, in ms (0 before any). */
+void serve__latency(const struct serve *s, double *p50_ms, double *p99_ms);
 
 /* ---- serve_conn.c ---- */
 
@@ -87,6 +104,9 @@ struct serve_conn *serve_conn_new(struct serve *s);
 void serve_conn_start(struct serve_conn *c);
 /* Closes at once; replies still owed are dropped. */
 void serve_conn_close(struct serve_conn *c);
+/* A direct client's connection while draining: told so, and closed once
+ * its calls are answered and written. */
+void serve_conn_drain(struct serve_conn *c);
 /* Says why in a ProtocolError notification, then closes (a peer refused). */
 void serve_conn_refuse(struct serve_conn *c, const char *cause);
 /* Takes the messages left in the reader, then reads again. Not from inside

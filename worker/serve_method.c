@@ -20,6 +20,7 @@
 struct serve_call {
     struct serve_conn *conn;
     uint32_t msgid;
+    uint64_t start_ns;
 };
 
 /* ---- calls -------------------------------------------------------------- */
@@ -31,6 +32,7 @@ serve_call_new(struct serve_conn *c, uint32_t msgid)
 
     call->conn = c;
     call->msgid = msgid;
+    call->start_ns = uv_hrtime();
     serve_conn_call_begin(c);
     return call;
 }
@@ -55,6 +57,7 @@ serve_call_done(void *arg, const char *value, size_t len,
             msgpack_pack_nil(&pk);
         serve_conn_replied(c);
     }
+    serve__record_latency(c->serve, call->start_ns);
     free(call);
     serve_conn_call_end(c);
 }
@@ -111,9 +114,11 @@ static void
 pack_stats(struct serve *s, msgpack_packer *pk)
 {
     struct js_stats st;
+    double p50, p99;
 
     js_engine_stats(s->engine, &st);
-    msgpack_pack_map(pk, 9);
+    serve__latency(s, &p50, &p99);
+    msgpack_pack_map(pk, 11);
     proto_pack_cstr(pk, PROTO_K_PID);
     msgpack_pack_int64(pk, getpid());
     proto_pack_cstr(pk, PROTO_K_HEAP_USED);
@@ -132,6 +137,10 @@ pack_stats(struct serve *s, msgpack_packer *pk)
     msgpack_pack_double(pk, st.uptime_s);
     proto_pack_cstr(pk, PROTO_K_RSS);
     msgpack_pack_uint64(pk, rss_bytes());
+    proto_pack_cstr(pk, PROTO_K_P50_MS);
+    msgpack_pack_double(pk, p50);
+    proto_pack_cstr(pk, PROTO_K_P99_MS);
+    msgpack_pack_double(pk, p99);
 }
 
 void
@@ -428,8 +437,12 @@ serve_method_dispatch(struct serve_conn *c, const struct proto_msg *msg)
     enum proto_errtype type;
     char cause[PROTO_CAUSE_MAX];
 
+    if (msg->kind == PROTO_NOTIFICATION && c->is_fd &&
+        proto_msg_is(msg, PROTO_N_DRAIN)) {
+        serve__drain(c->serve);
+        return;
+    }
     if (msg->kind != PROTO_REQUEST) {
-        /* Nothing is asked of a peer, and no notification is defined yet. */
         log_debug("ignored a %s from a peer",
                   msg->kind == PROTO_RESPONSE ? "response" : "notification");
         return;

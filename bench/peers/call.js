@@ -1,4 +1,4 @@
-// Calls a config function the way js-host did and DESIGN §5 says:
+// Calls a config function the way js-host did and docs/config.md says:
 // fn.call({name, host: {config}}, data, cb); whichever comes first wins of
 // cb(err, result), a plain returned value (fn takes < 2 params) or a promise.
 'use strict';

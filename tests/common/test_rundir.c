@@ -1,5 +1,5 @@
 /* rundir: where the runtime dir is, how it is created, and which ones are
- * refused (DESIGN §2, STYLE rule 7). */
+ * refused (docs/protocol.md, "Transport and security"). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

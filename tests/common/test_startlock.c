@@ -171,7 +171,7 @@ enum racer_outcome {
     RACER_ERROR = 14,
 };
 
-/* What a client does (DESIGN §2): connect; on failure take the lock; holding
+/* What a client does (docs/lifecycle.md, "The manager"): connect; on failure take the lock; holding
  * it, retry connect once, and start the manager only if still refused. */
 static int
 racer(const char *lock, const char *marker, int go)

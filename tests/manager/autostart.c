@@ -1,5 +1,5 @@
 /*
- * The client side of auto-start (DESIGN §2), as a test helper: connect; on
+ * The client side of auto-start (docs/lifecycle.md, "The manager"), as a test helper: connect; on
  * ENOENT/ECONNREFUSED take manager.lock; retry connect once; still refused →
  * unlink the stale socket and start the manager with the lock handed over in
  * JSHOST_START_LOCK_FD. Then `hello`, and print the manager's pid.

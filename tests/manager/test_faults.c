@@ -1,5 +1,5 @@
 /*
- * Faults and their handling (DESIGN §6): workers killed with calls in flight,
+ * Faults and their handling (docs/lifecycle.md): workers killed with calls in flight,
  * crash loops and quarantine, the heap-limit recycle, unresponsive workers,
  * full queues, clients that leave mid-call, restart under load, stop, and
  * contexts (sticky, private VMs). The fake worker plays the faulty peer.

@@ -1,5 +1,5 @@
 /*
- * The manager's life (DESIGN §2, §6): hello, attach/detach and linger, idle
+ * The manager's life (docs/lifecycle.md): hello, attach/detach and linger, idle
  * exit, auto-start races, stale sockets, peer uid, shutdown and signals, bad
  * bytes on the socket, config errors. Each scenario has its own runtime dir
  * and manager; workers are the scripted fake.

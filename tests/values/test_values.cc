@@ -1,4 +1,4 @@
-// Values across the boundary (DESIGN §4): every row both ways, every error
+// Values across the boundary (docs/values.md): every row both ways, every error
 // path, JSON.stringify parity and byte-identical round trips, through
 // jsv::FromMsgpack / jsv::ToMsgpack on an isolate of the test's own.
 #include <atomic>

@@ -378,20 +378,27 @@ static void
 test_command_line(void **state)
 {
     static const char *const none[] = {NULL};
-    static const char *const both[] = {"--fd", "3", "--listen", "/tmp/x.sock",
-                                       NULL};
     static const char *const badnum[] = {"--listen", "/tmp/x.sock", "--memory",
                                          "lots", NULL};
     static const char *const unknown[] = {"--frobnicate", NULL};
     static const char *const version[] = {"--version", NULL};
-    char longpath[300];
+    char longpath[300], sock[PATH_MAX];
     const char *toolong[] = {"--listen", longpath, NULL};
+    /* Both is the manager's worker with a socket for direct calls: it
+     * listens first, then fails on an fd that is not open, and leaves no
+     * socket behind. */
+    const char *both[] = {"--fd", "999", "--listen", sock, NULL};
     char *dir = tu_tmpdir(), *logpath, *log;
 
     (void)state;
     assert_true(asprintf(&logpath, "%s/out.log", dir) > 0);
+    snprintf(sock, sizeof(sock), "%s/both.sock", dir);
     assert_int_equal(run_worker(none, logpath), 2);
-    assert_int_equal(run_worker(both, logpath), 2);
+    assert_int_equal(run_worker(both, logpath), 1);
+    assert_false(tu_exists(sock));
+    log = tu_read_text(logpath);
+    assert_non_null(strstr(log, "cannot serve: fd 999"));
+    free(log);
     assert_int_equal(run_worker(badnum, logpath), 2);
     assert_int_equal(run_worker(unknown, logpath), 2);
     assert_int_equal(run_worker(version, logpath), 0);

@@ -1,4 +1,4 @@
-// An ES module config: export default, as DESIGN §5 allows.
+// An ES module config: export default, as docs/config.md allows.
 import { shout } from './lib/shout.mjs';
 
 export default {
