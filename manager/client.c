@@ -256,6 +256,26 @@ client_forwarded_name(const char *method, size_t len)
 }
 
 /* A call from a request read whole (the slow path: its params re-packed). */
+/* A client going direct asks again where the host's workers are (after a
+ * drain, or a worker's death). */
+static void
+client_direct(struct client *c, struct proto_msg *m,
+              const struct proto_params *p)
+{
+    struct host *h = client_host_or_reply(c, m, p);
+    struct rpcstream_msg om;
+
+    if (h == NULL)
+        return;
+    client_reply_begin(&om, m->msgid);
+    msgpack_pack_map(&om.pk, 2);
+    proto_pack_cstr(&om.pk, PROTO_K_TIMEOUT_MS);
+    msgpack_pack_uint64(&om.pk, h->timeout_ms);
+    proto_pack_cstr(&om.pk, PROTO_K_DIRECT);
+    worker_pack_direct(&om.pk, h);
+    client_send(c, &om);
+}
+
 static struct call *
 client_take_call(struct client *c, struct proto_msg *m, enum call_kind kind)
 {
@@ -422,6 +442,7 @@ static const struct client_method client_methods[] = {
     {{PROTO_M_HELLO, proto_check_hello}, client_hello},
     {{PROTO_M_ATTACH, proto_check_attach}, client_attach},
     {{PROTO_M_DETACH, proto_check_detach}, client_detach},
+    {{PROTO_M_DIRECT, proto_check_direct}, client_direct},
     {{PROTO_M_STATUS, proto_check_status}, client_status},
     {{PROTO_M_RESTART, proto_check_restart}, client_restart},
     {{PROTO_M_STOP, proto_check_stop}, client_stop},

@@ -221,6 +221,13 @@ proto_check_detach(const struct proto_msg *msg, struct proto_params *p,
 }
 
 int
+proto_check_direct(const struct proto_msg *msg, struct proto_params *p,
+                   char *cause)
+{
+    return check_host_only(msg, p, cause);
+}
+
+int
 proto_check_restart(const struct proto_msg *msg, struct proto_params *p,
                     char *cause)
 {

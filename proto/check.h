@@ -90,6 +90,8 @@ int proto_check_detach(const struct proto_msg *msg, struct proto_params *p,
                        char *cause);
 int proto_check_status(const struct proto_msg *msg, struct proto_params *p,
                        char *cause);
+int proto_check_direct(const struct proto_msg *msg, struct proto_params *p,
+                       char *cause);
 int proto_check_restart(const struct proto_msg *msg, struct proto_params *p,
                         char *cause);
 int proto_check_stop(const struct proto_msg *msg, struct proto_params *p,

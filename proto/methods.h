@@ -12,6 +12,8 @@
 #define PROTO_M_HELLO "hello"
 #define PROTO_M_ATTACH "attach"
 #define PROTO_M_DETACH "detach"
+/* The host's direct sockets and default deadline, as attach gives them. */
+#define PROTO_M_DIRECT "direct"
 #define PROTO_M_STATUS "status"
 /* The manager only. */
 #define PROTO_M_RESTART "restart"

@@ -694,8 +694,6 @@ AnswerValue(Call *call, Local<Context> context, Local<Value> value)
     msgpack_sbuffer *sb = TakeBuffer(e);
     std::unique_ptr<msgpack_sbuffer, void (*)(msgpack_sbuffer *)> owner(
         sb, msgpack_sbuffer_free);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     std::string why;
     jsv::Status st;
     Outcome out;
@@ -705,7 +703,7 @@ AnswerValue(Call *call, Local<Context> context, Local<Value> value)
         Entry en(e, call->deadline_ns);
         TryCatch tc(isolate);
         CallFaultPoint(e);
-        st = jsv::ToMsgpack(context, value, &pk, &why);
+        st = jsv::ToMsgpack(context, value, sb, &why);
         if (st == jsv::kException && tc.HasCaught() && !tc.HasTerminated())
             ErrorFromException(isolate, context, tc.Exception(), tc.Message(),
                                PROTO_ERR_JS, &err);

@@ -221,10 +221,11 @@ check_host_only(proto_check_fn fn)
 }
 
 static void
-test_detach_restart_stop(void **state)
+test_detach_direct_restart_stop(void **state)
 {
     (void)state;
     check_host_only(proto_check_detach);
+    check_host_only(proto_check_direct);
     check_host_only(proto_check_restart);
     check_host_only(proto_check_stop);
 }
@@ -616,7 +617,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hello),
         cmocka_unit_test(test_attach),
-        cmocka_unit_test(test_detach_restart_stop),
+        cmocka_unit_test(test_detach_direct_restart_stop),
         cmocka_unit_test(test_status),
         cmocka_unit_test(test_no_params),
         cmocka_unit_test(test_call),
