@@ -64,6 +64,8 @@ RealmNew(js_engine *e, uint32_t id, const std::string &cwd, bool global_require,
     realm->context.Reset(isolate, context);
     context->SetAlignedPointerInEmbedderData(kRealmSlot, realm);
     Context::Scope cs(context);
+    // Every realm's stacks leave jshost's own frames out.
+    isolate->SetPrepareStackTraceCallback(ErrorPrepareStackTrace);
     bool ok;
     Outcome out;
     try {
@@ -98,6 +100,7 @@ RealmFree(js_engine *e, Realm *realm)
     realm->esm.clear();
     realm->esm_synthetic.clear();
     realm->loader.Reset();
+    realm->read_file.Reset();
     realm->make_callback.Reset();
     realm->await_call.Reset();
     realm->run_ticks.Reset();
