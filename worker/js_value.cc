@@ -6,8 +6,10 @@
 //   msgpack can say more: Date, ArrayBuffer and its views, Map, Set, BigInt,
 //   NaN/±Infinity/-0. Dates and ArrayBuffer views never consult toJSON (Node's
 //   Buffer.prototype.toJSON would otherwise turn a Buffer into {type, data}).
-// - Error, RegExp, Promise, WeakMap, ... are plain objects: their own
-//   enumerable string keys, {} mostly, exactly as JSON.stringify.
+// - An Error is a map {name, message, stack} (each a string, or nil), then
+//   its own enumerable string keys; a RegExp is its source string, /x/g.
+//   Promise, WeakMap, ... are plain objects: their own enumerable string
+//   keys, {} mostly, exactly as JSON.stringify.
 // - Boxed primitives are unwrapped through their internal slot (no user
 //   valueOf/toString is called, unlike JSON.stringify's ToNumber/ToString).
 // - Map entries are all kept (an undefined or function value is nil there); a
@@ -533,7 +535,8 @@ class Writer
     Status PackArray(Local<v8::Object> arr, uint32_t n, int depth);
     Status PackMap(Local<v8::Map> map, int depth);
     Status PackSet(Local<v8::Set> set, int depth);
-    Status PackObject(Local<v8::Object> obj, int depth);
+    Status PackObject(Local<v8::Object> obj, int depth, bool error = false);
+    Status PackRegExp(Local<v8::RegExp> re);
     Status Enter(Local<v8::Object> obj, int depth);
     void Leave()
     {
@@ -906,9 +909,57 @@ Writer::PackSet(Local<v8::Set> set, int depth)
 
 // Own enumerable string keys, as JSON.stringify; the map's size is known
 // only once every value went through toJSON, so they are resolved first.
+// "/source/flags", as String(re) without calling anything of the script's.
 Status
-Writer::PackObject(Local<v8::Object> obj, int depth)
+Writer::PackRegExp(Local<v8::RegExp> re)
 {
+    Local<v8::String> src = re->GetSource();
+    v8::String::Utf8Value u(isolate_, src);
+    std::string text = "/";
+    text.append(*u ? *u : "", *u ? u.length() : 0);
+    text += "/";
+    int f = re->GetFlags();
+    if (f & v8::RegExp::kHasIndices)
+        text += 'd';
+    if (f & v8::RegExp::kGlobal)
+        text += 'g';
+    if (f & v8::RegExp::kIgnoreCase)
+        text += 'i';
+    if (f & v8::RegExp::kMultiline)
+        text += 'm';
+    if (f & v8::RegExp::kDotAll)
+        text += 's';
+    if (f & v8::RegExp::kUnicode)
+        text += 'u';
+    if (f & v8::RegExp::kSticky)
+        text += 'y';
+    PACK(msgpack_pack_str_with_body(pk_, text.data(), text.size()));
+    return kOk;
+}
+
+// An Error's name, message and stack: its string value, or nil.
+Status
+Writer::PackObject(Local<v8::Object> obj, int depth, bool error)
+{
+    static const char *const kErrorKeys[] = {"name", "message", "stack"};
+    std::vector<Local<Value>> head;
+    if (error) {
+        for (const char *k : kErrorKeys) {
+            Local<v8::String> ks =
+                v8::String::NewFromUtf8(isolate_, k).ToLocalChecked();
+            Local<Value> v;
+            if (!obj->Get(context_, ks).ToLocal(&v))
+                return Thrown();
+            if (!v->IsUndefined() && !v->IsNull() && !v->IsString()) {
+                Local<v8::String> str;
+                if (!v->ToString(context_).ToLocal(&str))
+                    return Thrown();
+                v = str;
+            }
+            head.push_back(ks);
+            head.push_back(v);
+        }
+    }
     Local<v8::Array> keys;
     if (!object_keys_.IsEmpty()) {
         // Object.keys is EnumerableOwnPropertyNames(O, key), what
@@ -932,11 +983,19 @@ Writer::PackObject(Local<v8::Object> obj, int depth)
     // Key, value pairs kept on one stack shared by all levels (no
     // allocation per object); this level's pairs start at `base`.
     size_t base = pairs_.size();
+    pairs_.insert(pairs_.end(), head.begin(), head.end());
     path_.push_back(Step{Step::kKey, 0, Local<Value>()});
     for (uint32_t i = 0; i < n; i++) {
         Local<Value> k, v;
         if (!keys->Get(context_, i).ToLocal(&k))
             return Thrown();
+        if (error) {
+            v8::String::Utf8Value ku(isolate_, k);
+            if (*ku && (strcmp(*ku, "name") == 0 ||
+                        strcmp(*ku, "message") == 0 ||
+                        strcmp(*ku, "stack") == 0))
+                continue;
+        }
         path_.back().key = k;
         if (!obj->Get(context_, k).ToLocal(&v))
             return Thrown();
@@ -987,6 +1046,8 @@ Writer::Pack(Local<Value> v, int depth)
         return Invalid("value of an unknown kind");
     if (v->IsDate())
         return PackDate(v.As<v8::Date>());
+    if (v->IsRegExp())
+        return PackRegExp(v.As<v8::RegExp>());
     if (v->IsArrayBufferView()) {
         Local<v8::ArrayBufferView> view = v.As<v8::ArrayBufferView>();
         size_t n = view->ByteLength();
@@ -1027,7 +1088,7 @@ Writer::Pack(Local<Value> v, int depth)
             return Thrown();
         st = PackArray(obj, n, depth);
     } else {
-        st = PackObject(obj, depth);
+        st = PackObject(obj, depth, v->IsNativeError());
     }
     if (st == kOk)
         Leave();

@@ -182,17 +182,43 @@ function asDirectory(p, request) {
   return withIndex(p, request);
 }
 
-// What a file is: 'esm', 'cjs' or 'json' (Node's rules: the extension, else
-// the nearest package.json's "type").
+// What a file is: 'esm', 'cjs' or 'json'. Node's rules: the extension, else
+// the nearest package.json's "type", else (no "type") its syntax, as Node
+// 20.19 and 22 detect it: a file that does not compile as CommonJS because of
+// import/export statements, import.meta or top-level await is an ES module
+// (builds that `browser` conditions name are often such files).
+const formats = Object.create(null);
+const compiled = Object.create(null);
 function formatOf(file) {
   if (file.endsWith('.mjs')) return 'esm';
   if (file.endsWith('.cjs')) return 'cjs';
   if (file.endsWith('.json')) return 'json';
-  if (file.endsWith('.js')) {
-    const scope = packageScope(file);
-    if (scope && scope[1].type === 'module') return 'esm';
+  const have = formats[file];
+  if (have !== undefined) return have;
+  let format = 'cjs';
+  const scope = file.endsWith('.js') || !/\.[^/]*$/.test(file) ? packageScope(file) : undefined;
+  const type = scope && scope[1].type;
+  if (type === 'module' && file.endsWith('.js')) format = 'esm';
+  else if (type !== 'commonjs' && compileCommonJS(file) === undefined) format = 'esm';
+  formats[file] = format;
+  return format;
+}
+const esmSyntax = /^(Cannot use import statement outside a module|Unexpected token 'export'|Cannot use 'import\.meta' outside a module|await is only valid in async functions and the top level bodies of modules)$/;
+// The wrapper of a CommonJS file (kept for load()), or undefined when it is
+// an ES module by its syntax.
+function compileCommonJS(file) {
+  if (compiled[file] !== undefined) return compiled[file];
+  let text = readFile(file);
+  if (text === undefined) throw notFound(file);
+  if (text.charCodeAt(0) === 0xFEFF) text = text.slice(1);
+  if (text.startsWith('#!')) text = '//' + text.slice(2);
+  try {
+    compiled[file] = compile(text, file);
+  } catch (err) {
+    if (err instanceof SyntaxError && esmSyntax.test(err.message)) return undefined;
+    throw err;
   }
-  return 'cjs';
+  return compiled[file];
 }
 
 // --- exports and imports fields --------------------------------------------
@@ -412,10 +438,10 @@ function load(filename, parent, request) {
   cache[filename] = mod;
   let done = false;
   try {
-    let text = readFile(filename);
-    if (text === undefined) throw notFound(request === undefined ? filename : request);
-    if (text.charCodeAt(0) === 0xFEFF) text = text.slice(1);
     if (format === 'json') {
+      let text = readFile(filename);
+      if (text === undefined) throw notFound(request === undefined ? filename : request);
+      if (text.charCodeAt(0) === 0xFEFF) text = text.slice(1);
       try {
         mod.exports = parseJSON(text);
       } catch (err) {
@@ -423,8 +449,8 @@ function load(filename, parent, request) {
         throw err;
       }
     } else {
-      if (text.startsWith('#!')) text = '//' + text.slice(2);
-      const fn = compile(text, filename);
+      const fn = compileCommonJS(filename);
+      delete compiled[filename];
       apply(fn, mod.exports,
             [mod.exports, makeRequire(mod, filename), mod, filename, dirname(filename)]);
     }
