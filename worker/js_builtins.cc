@@ -1025,16 +1025,17 @@ GetRandomValues(const FunctionCallbackInfo<Value> &args)
     if (len > 65536) {
         ThrowDOMException(
             isolate,
-            Str(isolate, ("The ArrayBufferView's byte length (" +
-                          std::to_string(len) + ") exceeds the number of "
-                          "bytes of entropy available via this API (65536)")
-                             .c_str()),
+            Str(isolate,
+                ("The ArrayBufferView's byte length (" + std::to_string(len) +
+                 ") exceeds the number of "
+                 "bytes of entropy available via this API (65536)")
+                    .c_str()),
             "QuotaExceededError", 22);
         return;
     }
     if (len > 0) {
-        uint8_t *p = static_cast<uint8_t *>(view->Buffer()->Data()) +
-                     view->ByteOffset();
+        uint8_t *p =
+            static_cast<uint8_t *>(view->Buffer()->Data()) + view->ByteOffset();
         if (RAND_bytes(p, (int)len) != 1) {
             ThrowCoded(isolate, kError, nullptr,
                        "the system's random source failed");
@@ -1083,7 +1084,9 @@ SubtleDigest(const FunctionCallbackInfo<Value> &args)
     Local<Value> alg = args[0];
     if (alg->IsObject()) {
         Local<Value> name;
-        if (!alg.As<Object>()->Get(context, Str(isolate, "name")).ToLocal(&name))
+        if (!alg.As<Object>()
+                 ->Get(context, Str(isolate, "name"))
+                 .ToLocal(&name))
             name = v8::Undefined(isolate);
         alg = name;
     }

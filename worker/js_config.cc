@@ -94,7 +94,9 @@ namespace
 class Scanner
 {
   public:
-    explicit Scanner(const std::string &src) : s_(src) {}
+    explicit Scanner(const std::string &src) : s_(src)
+    {
+    }
 
     bool Find(const std::string &key, std::vector<std::string> *out,
               bool *found)
@@ -300,8 +302,8 @@ ConfigPrescan(js_engine *e, const std::string &real, struct js_error *err)
 {
     FILE *f = fopen(real.c_str(), "rb");
     if (f == nullptr)
-        return ErrorConfig(err, real, "cannot read config %s: %s",
-                           real.c_str(), strerror(errno));
+        return ErrorConfig(err, real, "cannot read config %s: %s", real.c_str(),
+                           strerror(errno));
     std::string text;
     char buf[65536];
     size_t n;

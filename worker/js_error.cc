@@ -120,13 +120,29 @@ ErrorFromException(Isolate *isolate, Local<Context> context,
     std::string file;
     int line = 0, column = 0;
     if (!message.IsEmpty()) {
-        file = Utf8(isolate, message->GetScriptResourceName());
+        if (message->GetScriptResourceName()->IsString())
+            file = Utf8(isolate, message->GetScriptResourceName());
         line = message->GetLineNumber(context).FromMaybe(0);
         column = message->GetStartColumn(context).FromMaybe(-1) + 1;
     }
+    // Rethrown by jshost's own code (require() passing on a SyntaxError of
+    // the file it compiled): the place the error itself records.
+    if ((file.empty() || IsOwnScript(file) ||
+         file.compare(0, 5, "node:") == 0) &&
+        exception->IsObject()) {
+        Local<Message> m = v8::Exception::CreateMessage(isolate, exception);
+        std::string f = m.IsEmpty() || !m->GetScriptResourceName()->IsString()
+                            ? std::string()
+                            : Utf8(isolate, m->GetScriptResourceName());
+        if (!f.empty() && !IsOwnScript(f) && f.compare(0, 5, "node:") != 0) {
+            file = f;
+            line = m->GetLineNumber(context).FromMaybe(0);
+            column = m->GetStartColumn(context).FromMaybe(-1) + 1;
+        }
+    }
     // Thrown by jshost's own code (require() failing): the place is the
     // user's code that called it.
-    if (IsOwnScript(file) || file.compare(0, 5, "node:") == 0) {
+    if (file.empty() || IsOwnScript(file) || file.compare(0, 5, "node:") == 0) {
         Local<v8::StackTrace> st = v8::Exception::GetStackTrace(exception);
         for (int i = 0; !st.IsEmpty() && i < st->GetFrameCount(); i++) {
             Local<v8::StackFrame> fr = st->GetFrame(isolate, i);
@@ -139,6 +155,12 @@ ErrorFromException(Isolate *isolate, Local<Context> context,
             column = fr->GetColumn();
             break;
         }
+    }
+    // Nothing but jshost's own code to point at: no position (the caller
+    // names the file at fault).
+    if (IsOwnScript(file)) {
+        file.clear();
+        line = column = 0;
     }
     if (!have_stack || stack.empty())
         stack = name + ": " + text;

@@ -102,8 +102,7 @@ Under(const std::string &path, const std::string &dir)
 {
     if (dir == "/")
         return true;
-    return path.size() >= dir.size() &&
-           path.compare(0, dir.size(), dir) == 0 &&
+    return path.size() >= dir.size() && path.compare(0, dir.size(), dir) == 0 &&
            (path.size() == dir.size() || path[dir.size()] == '/');
 }
 
@@ -252,8 +251,31 @@ NativeRealpath(const FunctionCallbackInfo<Value> &info)
         info.GetReturnValue().Set(s);
 }
 
-// compile(source, filename): the module wrapper, compiled with the file's
-// own name and lines so stack traces point into it.
+// The SyntaxErrors that say a file is an ES module, not CommonJS (Node's
+// syntax detection looks for the same).
+bool
+IsEsmSyntaxError(Isolate *isolate, Local<Value> exception)
+{
+    if (!exception->IsNativeError() || !exception->IsObject())
+        return false;
+    Local<Context> context = isolate->GetCurrentContext();
+    Local<Value> msg;
+    if (!exception.As<Object>()
+             ->Get(context, String::NewFromUtf8Literal(isolate, "message"))
+             .ToLocal(&msg))
+        return false;
+    std::string m = jse::Utf8(isolate, msg);
+    return m == "Cannot use import statement outside a module" ||
+           m == "Unexpected token 'export'" ||
+           m == "Cannot use 'import.meta' outside a module" ||
+           m == "await is only valid in async functions and the top level "
+                "bodies of modules";
+}
+
+// compile(source, filename, detect): the module wrapper, compiled with the
+// file's own name and lines so stack traces point into it; with detect,
+// null when the source is an ES module by its syntax. Other SyntaxErrors
+// propagate from here untouched, so they point into the file.
 void
 NativeCompile(const FunctionCallbackInfo<Value> &info)
 {
@@ -268,10 +290,19 @@ NativeCompile(const FunctionCallbackInfo<Value> &info)
                               String::NewFromUtf8Literal(isolate, "module"),
                               String::NewFromUtf8Literal(isolate, "__filename"),
                               String::NewFromUtf8Literal(isolate, "__dirname")};
+    TryCatch tc(isolate);
     Local<Function> fn;
     if (v8::ScriptCompiler::CompileFunction(context, &source, 5, params)
-            .ToLocal(&fn))
+            .ToLocal(&fn)) {
         info.GetReturnValue().Set(fn);
+        return;
+    }
+    if (info[2]->IsTrue() && tc.HasCaught() && !tc.HasTerminated() &&
+        IsEsmSyntaxError(isolate, tc.Exception())) {
+        info.GetReturnValue().SetNull();
+        return;
+    }
+    tc.ReThrow();
 }
 
 // builtinEntry(name): the entry file of an embedded built-in, or undefined.
@@ -463,26 +494,24 @@ ImportedNames(const std::string &source, const std::string &spec)
         for (size_t at = source.find(needle); at != std::string::npos;
              at = source.find(needle, at + 1)) {
             size_t close = source.rfind('}', at);
-            size_t open = close == std::string::npos
-                              ? std::string::npos
-                              : source.rfind('{', close);
+            size_t open = close == std::string::npos ? std::string::npos
+                                                     : source.rfind('{', close);
             if (open == std::string::npos || at - close > 8)
                 continue;
             std::string list = source.substr(open + 1, close - open - 1);
             size_t p = 0;
             while (p < list.size()) {
                 size_t comma = list.find(',', p);
-                std::string item = list.substr(
-                    p, comma == std::string::npos ? std::string::npos
-                                                  : comma - p);
+                std::string item = list.substr(p, comma == std::string::npos
+                                                      ? std::string::npos
+                                                      : comma - p);
                 p = comma == std::string::npos ? list.size() : comma + 1;
                 size_t b = item.find_first_not_of(" \t\r\n");
                 if (b == std::string::npos)
                     continue;
                 size_t e = item.find_first_of(" \t\r\n", b);
-                std::string name = item.substr(b, e == std::string::npos
-                                                      ? std::string::npos
-                                                      : e - b);
+                std::string name = item.substr(
+                    b, e == std::string::npos ? std::string::npos : e - b);
                 if (IsIdentifierName(name) && name != "default")
                     out.push_back(name);
             }
@@ -505,29 +534,28 @@ LinkImport(jse::Realm *realm, Local<Context> context,
     Isolate *isolate = context->GetIsolate();
     Local<Value> argv[] = {jse::Str(isolate, referrer),
                            jse::Str(isolate, specifier)};
-    Local<Value> target;
+    Local<Value> target, err;
     {
         TryCatch tc(isolate);
         if (!LoaderCall(realm, context, "importTarget", 2, argv)
                  .ToLocal(&target) ||
             !target->IsArray()) {
-            if (tc.HasCaught() && !tc.HasTerminated()) {
-                Local<Value> pargv[] = {
-                    tc.Exception(),
-                    from.empty() ? Local<Value>(v8::Undefined(isolate))
-                                 : Local<Value>(jse::Str(isolate, from))};
-                Local<Value> placed;
-                Local<Value> err = tc.Exception();
-                tc.Reset();
-                if (LoaderCall(realm, context, "place", 2, pargv)
-                        .ToLocal(&placed))
-                    err = placed;
-                isolate->ThrowException(err);
-            } else {
+            if (!tc.HasCaught() || tc.HasTerminated()) {
                 tc.ReThrow();
+                return MaybeLocal<Module>();
             }
-            return MaybeLocal<Module>();
+            err = tc.Exception();
         }
+    }
+    if (!err.IsEmpty()) {
+        // Said where it was asked for, then thrown on.
+        Local<Value> pargv[] = {
+            err, from.empty() ? Local<Value>(v8::Undefined(isolate))
+                              : Local<Value>(jse::Str(isolate, from))};
+        Local<Value> placed;
+        if (LoaderCall(realm, context, "place", 2, pargv).ToLocal(&placed))
+            isolate->ThrowException(placed);
+        return MaybeLocal<Module>();
     }
     Local<v8::Array> pair = target.As<v8::Array>();
     Local<Value> fv, iv;
@@ -566,13 +594,11 @@ LinkImport(jse::Realm *realm, Local<Context> context,
                 if (exports.As<Object>()
                         ->GetPropertyNames(
                             context, v8::KeyCollectionMode::kOwnOnly,
-                            v8::ONLY_ENUMERABLE,
-                            v8::IndexFilter::kSkipIndices)
+                            v8::ONLY_ENUMERABLE, v8::IndexFilter::kSkipIndices)
                         .ToLocal(&own)) {
                     for (uint32_t i = 0; i < own->Length(); i++) {
                         Local<Value> k;
-                        if (!own->Get(context, i).ToLocal(&k) ||
-                            !k->IsString())
+                        if (!own->Get(context, i).ToLocal(&k) || !k->IsString())
                             continue;
                         std::string n = jse::Utf8(isolate, k);
                         if (n != "default" && IsIdentifierName(n))
@@ -635,7 +661,8 @@ LoadEsm(jse::Realm *realm, Local<Context> context, const std::string &path,
         Local<v8::ModuleRequest> req =
             requests->Get(context, i).As<v8::ModuleRequest>();
         std::string spec = jse::Utf8(isolate, req->GetSpecifier());
-        v8::Location loc = module->SourceOffsetToLocation(req->GetSourceOffset());
+        v8::Location loc =
+            module->SourceOffsetToLocation(req->GetSourceOffset());
         std::string from = path + ":" + std::to_string(loc.GetLineNumber() + 1);
         Local<Module> dep;
         if (!LinkImport(realm, context, path, spec, from, &source, depth)
@@ -691,8 +718,8 @@ MetaResolve(const FunctionCallbackInfo<Value> &info)
         !target.As<v8::Array>()->Get(context, 1).ToLocal(&iv))
         return;
     std::string format = jse::Utf8(isolate, fv), id = jse::Utf8(isolate, iv);
-    std::string url = format == "builtin" || format == "stub" ? "node:" + id
-                                                              : "file://" + id;
+    std::string url =
+        format == "builtin" || format == "stub" ? "node:" + id : "file://" + id;
     info.GetReturnValue().Set(jse::Str(isolate, url));
 }
 
@@ -805,9 +832,9 @@ DynamicImport(Local<Context> context, Local<v8::Data> options,
     TryCatch tc(isolate);
     Local<Module> m;
     Local<Value> settled;
-    bool ok = LinkImport(realm, context, from, spec, "", nullptr, 0)
-                  .ToLocal(&m) &&
-              EvaluateModule(context, m, false, spec).ToLocal(&settled);
+    bool ok =
+        LinkImport(realm, context, from, spec, "", nullptr, 0).ToLocal(&m) &&
+        EvaluateModule(context, m, false, spec).ToLocal(&settled);
     if (tc.HasTerminated())
         return MaybeLocal<Promise>();
     if (!ok) {
@@ -869,9 +896,9 @@ LoadEsmConfig(jse::Realm *realm, Local<Context> context,
              .ToLocal(&def))
         return MaybeLocal<Value>();
     if (def->IsUndefined()) {
-        ThrowError(isolate, path + " has no default export: an ES module "
-                                   "config must `export default {functions: "
-                                   "{...}}`");
+        ThrowError(isolate, "the config has no default export: an ES "
+                            "module config must `export default "
+                            "{functions: {...}}`");
         return MaybeLocal<Value>();
     }
     return def;

@@ -991,9 +991,9 @@ Writer::PackObject(Local<v8::Object> obj, int depth, bool error)
             return Thrown();
         if (error) {
             v8::String::Utf8Value ku(isolate_, k);
-            if (*ku && (strcmp(*ku, "name") == 0 ||
-                        strcmp(*ku, "message") == 0 ||
-                        strcmp(*ku, "stack") == 0))
+            if (*ku &&
+                (strcmp(*ku, "name") == 0 || strcmp(*ku, "message") == 0 ||
+                 strcmp(*ku, "stack") == 0))
                 continue;
         }
         path_.back().key = k;

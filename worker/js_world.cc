@@ -768,9 +768,8 @@ WorldInstall(Realm *realm, Local<Context> context)
     // they were one script.
     Local<Value> argv[] = {natives, global};
     Local<Value> r;
-    for (const jsp::Source *src :
-         {&jsp::kConsole, &jsp::kProcess, &jsp::kTimers, &jsp::kArrayFill,
-          &jsp::kWeb})
+    for (const jsp::Source *src : {&jsp::kConsole, &jsp::kProcess,
+                                   &jsp::kTimers, &jsp::kArrayFill, &jsp::kWeb})
         if (!RunPrelude(context, *src, "jshost:world", 2, argv, &r))
             return false;
     return true;

@@ -171,18 +171,62 @@ test_process_env(void **state)
 {
     struct fx *f = *state;
     setenv("JSHOST_TEST_VAR", "hello env", 1);
+    setenv("JSHOST_TEST_SECRET", "not for JS", 1);
     unsetenv("NODE_ENV");
+    /* no config (a private VM): NODE_ENV alone */
     load(f, NULL);
     uint32_t ctx = new_context(f);
     expect_eval(f, ctx,
                 "[process.env.JSHOST_TEST_VAR, process.env.NODE_ENV, "
-                "process.platform, Object.isFrozen(process.env)]",
-                "[\"hello env\", \"production\", \"linux\", true]");
+                "process.platform, Object.isFrozen(process.env), "
+                "Object.keys(process.env)]",
+                "[nil, \"production\", \"linux\", true, [\"NODE_ENV\"]]");
     expect_eval(f, ctx, "process.env.X = 1; process.env.X", "nil");
     expect_eval(f, ctx,
                 "typeof globalThis === 'object' && global === globalThis && "
                 "typeof process.nextTick",
                 "\"function\"");
+    js_engine_free(f->e);
+    f->e = NULL;
+
+    /* a config: NODE_ENV and the names it lists, from its loading on */
+    put(f, "c.js",
+        "const seen = process.env.JSHOST_TEST_VAR;\n"
+        "module.exports = {env: ['JSHOST_TEST_VAR', 'JSHOST_TEST_UNSET'],\n"
+        "  functions: {env() { return [seen, Object.keys(process.env).sort(), "
+        "process.env.JSHOST_TEST_SECRET]; }}};\n");
+    load(f, "c.js");
+    struct result r;
+    call(f, "env", &r);
+    expect_ok(&r, "[\"hello env\", [\"JSHOST_TEST_VAR\", \"NODE_ENV\"], nil]");
+    result_free(&r);
+    js_engine_free(f->e);
+    f->e = NULL;
+
+    /* the environment given (the client's), not the process's */
+    const char *client_env[] = {"JSHOST_TEST_VAR=from the client",
+                                "NODE_ENV=development",
+                                "JSHOST_TEST_SECRET=client secret", NULL};
+    struct js_engine_options o;
+    memset(&o, 0, sizeof o);
+    o.config_path = path_of(f, "c.js");
+    o.cwd = f->dir;
+    o.env = client_env;
+    assert_int_equal(js_engine_new(&f->loop, &o, &f->e, &f->err), 0);
+    call(f, "env", &r);
+    expect_ok(&r, "[\"from the client\", [\"JSHOST_TEST_VAR\", \"NODE_ENV\"], "
+                  "nil]");
+    result_free(&r);
+
+    /* `env` must be a literal the loader can read before the config runs */
+    js_engine_free(f->e);
+    f->e = NULL;
+    put(f, "computed.js",
+        "const names = ['JSHOST_TEST_VAR'];\n"
+        "module.exports = {env: names, functions: {}};\n");
+    assert_int_equal(load_opts(f, "computed.js", 0, 0), -EINVAL);
+    assert_int_equal(f->err.type, PROTO_ERR_CONFIG);
+    assert_non_null(strstr(f->err.message, "array of string literals"));
 }
 
 static void

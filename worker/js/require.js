@@ -203,7 +203,6 @@ function formatOf(file) {
   formats[file] = format;
   return format;
 }
-const esmSyntax = /^(Cannot use import statement outside a module|Unexpected token 'export'|Cannot use 'import\.meta' outside a module|await is only valid in async functions and the top level bodies of modules)$/;
 // The wrapper of a CommonJS file (kept for load()), or undefined when it is
 // an ES module by its syntax.
 function compileCommonJS(file) {
@@ -212,13 +211,10 @@ function compileCommonJS(file) {
   if (text === undefined) throw notFound(file);
   if (text.charCodeAt(0) === 0xFEFF) text = text.slice(1);
   if (text.startsWith('#!')) text = '//' + text.slice(2);
-  try {
-    compiled[file] = compile(text, file);
-  } catch (err) {
-    if (err instanceof SyntaxError && esmSyntax.test(err.message)) return undefined;
-    throw err;
-  }
-  return compiled[file];
+  const fn = compile(text, file, true);
+  if (fn === null) return undefined;
+  compiled[file] = fn;
+  return fn;
 }
 
 // --- exports and imports fields --------------------------------------------
