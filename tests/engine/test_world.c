@@ -453,6 +453,69 @@ test_next_tick_limits(void **state)
     result_free(&r);
 }
 
+/* The Web APIs packages assume (docs/modules.md). */
+static void
+test_web_apis(void **state)
+{
+    struct fx *f = *state;
+    load(f, NULL);
+    uint32_t ctx = new_context(f);
+    expect_eval(
+        f, ctx,
+        "const u = new URL('../x?a=1&b=%20#h', 'https://user@example."
+        "org:8080/p/q/');\n"
+        "u.searchParams.append('c', 'd e');\n"
+        "[u.href, u.host, u.pathname, [...new URLSearchParams('a=1&a=2')"
+        ".getAll('a')], URL.canParse('nope'), new URL('HTTP://EX.com"
+        "/%7e').href]",
+        "[\"https://user@example.org:8080/p/x?a=1&b=+&c=d+e#h\", "
+        "\"example.org:8080\", \"/p/x\", [\"1\", \"2\"], false, "
+        "\"http://ex.com/%7e\"]");
+    expect_eval(
+        f, ctx,
+        "const ac = new AbortController(); const seen = [];\n"
+        "ac.signal.addEventListener('abort', (e) => seen.push(e.type));\n"
+        "ac.signal.onabort = () => seen.push('on');\n"
+        "ac.abort(); const t = new EventTarget(); t.addEventListener("
+        "'x', (e) => seen.push(e.type + e.cancelable), {once: true});\n"
+        "t.dispatchEvent(new Event('x', {cancelable: true})); "
+        "t.dispatchEvent(new Event('x'));\n"
+        "[seen, ac.signal.aborted, ac.signal.reason.name, "
+        "AbortSignal.abort().reason instanceof DOMException, "
+        "new DOMException('m', 'AbortError').code]",
+        "[[\"abort\", \"on\", \"xtrue\"], true, \"AbortError\", true, "
+        "20]");
+    expect_eval(
+        f, ctx,
+        "const a = new Uint8Array(16); crypto.getRandomValues(a);\n"
+        "[a.some((x) => x !== 0), /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}"
+        "-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(crypto.randomUUID()), "
+        "(() => { try { crypto.getRandomValues(new Float64Array(1)); } "
+        "catch (e) { return e.name; } })()]",
+        "[true, true, \"TypeMismatchError\"]");
+    expect_eval(f, ctx,
+                "Promise.all(['SHA-1', 'SHA-256', 'sha-384', {name: 'SHA-512'}]"
+                ".map((alg) => crypto.subtle.digest(alg, new TextEncoder()"
+                ".encode('abc')).then((b) => Buffer.from(b).toString('hex')"
+                ".slice(0, 16))))",
+                "[\"a9993e364706816a\", \"ba7816bf8f01cfea\", "
+                "\"cb00753f45a35e8b\", \"ddaf35a193617aba\"]");
+    expect_eval(
+        f, ctx,
+        "crypto.subtle.digest('MD5', new Uint8Array(1)).then(() => 'no',"
+        " (e) => e.name)",
+        "\"NotSupportedError\"");
+    expect_eval(f, ctx,
+                "new Promise((resolve) => { const c = new MessageChannel(); "
+                "c.port1.onmessage = (e) => resolve([e.data, typeof "
+                "performance.now()]); c.port2.postMessage({x: [1]}); })",
+                "[{\"x\"=>[1]}, \"number\"]");
+    expect_eval(f, ctx,
+                "[typeof fetch, typeof Buffer, Buffer.from('aGk=', 'base64')"
+                ".toString(), process.browser]",
+                "[\"undefined\", \"function\", \"hi\", true]");
+}
+
 int
 main(void)
 {
@@ -465,6 +528,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_console, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_process_env, fx_setup,
                                         fx_teardown),
+        cmocka_unit_test_setup_teardown(test_web_apis, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_uncaught_in_timer, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_builtins_present, fx_setup,
