@@ -163,10 +163,9 @@ function packageScope(file) {
   let d = dirname(file);
   for (;;) {
     if (d.endsWith('/node_modules')) return undefined;
-    if (statPath(d) >= 0) {
-      const pkg = readPackage(d);
-      if (pkg) return [d, pkg];
-    }
+    // (package.json files above the trees are readable, for this)
+    const pkg = readPackage(d);
+    if (pkg) return [d, pkg];
     if (d === '/') return undefined;
     d = dirname(d);
   }
