@@ -180,6 +180,9 @@ struct js_engine {
     std::vector<std::string> roots_written; // as the config says them
     std::vector<std::string> env_names;
     std::vector<std::string> env;
+    // V8's code cache of each prelude (by its jsp::Source), made when the
+    // first realm ran it: later realms (contexts) skip parsing them.
+    std::unordered_map<const void *, std::string> prelude_cache;
 
     v8::Global<v8::Object> exports;
     v8::Global<v8::Object> host; // {config: exports}: `this.host` of a call

@@ -335,7 +335,7 @@ function resolve(request, fromFile, conditions) {
   const bare = request.startsWith('node:') ? request.slice(5) : request;
   if (request.startsWith('node:') || nodeBuiltins.has(request)) {
     if (!nodeBuiltins.has(bare)) throw notFound(request);
-    if (provided.has(bare)) return 'builtin:' + bare;
+    if (isProvided(bare)) return 'builtin:' + bare;
     // Packages that merely probe for fs, os, crypto... at load time still
     // load: they get a stub that throws when used. The config's own code
     // gets the error at once.
@@ -476,9 +476,14 @@ const own = {
   sys: () => builtin('util'),
   module: () => moduleBuiltin(),
 };
-const provided = new Set(keys(own));
-for (const name of nodeBuiltins)
-  if (natives.builtinEntry(name) !== undefined) provided.add(name);
+// Whether jshost has built-in `name`: its own, or embedded (looked up once).
+const providedCache = Object.create(null);
+function isProvided(name) {
+  let p = providedCache[name];
+  if (p === undefined)
+    p = providedCache[name] = hasOwn.call(own, name) || natives.builtinEntry(name) !== undefined;
+  return p;
+}
 
 const builtins = Object.create(null);
 const files = Object.create(null);

@@ -6,10 +6,30 @@
 //
 // The engine (js_world.cc) runs this once per realm with the world's natives
 // and the realm's global, after timers.js (MessageChannel delivers on
-// setImmediate).
+// setImmediate). The classes are made on first use of any of them: a realm
+// that never touches them (most contexts) never pays for them.
 (function (natives, global) {
 'use strict';
 const define = natives.define;
+const names = ['DOMException', 'Event', 'EventTarget', 'AbortSignal',
+               'AbortController', 'MessageEvent', 'MessagePort', 'MessageChannel'];
+let made;
+for (const name of names) {
+  if (global[name] !== undefined) continue;
+  Object.defineProperty(global, name, {
+    configurable: true, enumerable: false,
+    get() {
+      if (made === undefined) made = make();
+      for (const n of names)
+        if (Object.getOwnPropertyDescriptor(global, n).get !== undefined)
+          define(global, n, made[n]);
+      return made[name];
+    },
+    set(v) { define(global, name, v); },
+  });
+}
+
+function make() {
 const apply = Reflect.apply;
 
 const domCodes = {
@@ -225,9 +245,7 @@ class MessageChannel {
   }
 }
 
-for (const [name, value] of Object.entries({
-  DOMException, Event, EventTarget, AbortSignal, AbortController,
-  MessageEvent, MessagePort, MessageChannel})) {
-  if (global[name] === undefined) define(global, name, value);
+return {DOMException, Event, EventTarget, AbortSignal, AbortController,
+        MessageEvent, MessagePort, MessageChannel};
 }
 });
