@@ -333,7 +333,6 @@ void
 NativeBuiltinFile(const FunctionCallbackInfo<Value> &info)
 {
     Isolate *isolate = Iso(info);
-    Local<Context> context = isolate->GetCurrentContext();
     std::string path = jse::Utf8(isolate, info[0]);
     size_t lo = 0, hi = jsn::kFileCount;
     while (lo < hi) {
@@ -347,7 +346,6 @@ NativeBuiltinFile(const FunctionCallbackInfo<Value> &info)
             if (pair[0].IsEmpty() || pair[1].IsEmpty())
                 return;
             info.GetReturnValue().Set(v8::Array::New(isolate, pair, 2));
-            (void)context;
             return;
         }
         if (c < 0)

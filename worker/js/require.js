@@ -11,8 +11,11 @@
 //   stat(path)              0 nothing, 1 a file, 2 a directory, -1 outside
 //                           the directories JavaScript may read
 //   realpath(path)          the real path, or undefined
-//   compile(text, filename) the module wrapper function
-//   (exports, require, module, __filename, __dirname), named after the file
+//   compile(text, filename, detect)
+//                           the module wrapper function (exports, require,
+//                           module, __filename, __dirname), named after the
+//                           file; with detect, null when the text is an ES
+//                           module by its syntax
 //   requireEsm(path)        an ES module's namespace, evaluated synchronously
 //   builtinEntry(name)      a built-in's entry file, or undefined
 //   builtinFile(path)       [source, requires JSON] of an embedded file
