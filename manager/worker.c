@@ -492,6 +492,19 @@ worker_env_fd(const struct host *h, char **cause)
         *cause = xasprintf("memfd_create: %s", strerror(errno));
         return -1;
     }
+    /* Above the child's fds 0-4: uv_spawn dup2()s stdio[i] to fd i in order,
+     * so an env fd of 3 would be overwritten by the socket before it is
+     * moved to 4. */
+    if (fd < 5) {
+        int high = fcntl(fd, F_DUPFD_CLOEXEC, 5);
+
+        close(fd);
+        if (high < 0) {
+            *cause = xasprintf("fcntl: %s", strerror(errno));
+            return -1;
+        }
+        fd = high;
+    }
     while (off < h->env_len) {
         ssize_t r = write(fd, h->env + off, h->env_len - off);
 
