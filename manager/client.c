@@ -192,7 +192,7 @@ client_attach(struct client *c, struct proto_msg *m,
                            "config file %s: %s", path, strerror(errno));
         return;
     }
-    rc = host_get(real, &h, &why);
+    rc = host_get(real, c->pid, &h, &why);
     if (rc != 0) {
         client_reply_error(c, m->msgid, PROTO_ERR_HOST_UNAVAILABLE, NULL, "%s",
                            why);

@@ -247,6 +247,11 @@ struct host {
     struct client *owner; /* private VM: the owning connection */
     uint64_t priv_memory_mb, priv_timeout_ms;
     char *priv_cwd;
+    /* The environment of the client that started it ("K=V\0" strings): its
+     * workers' process.env takes NODE_ENV and the config's `env` from it
+     * (worker_env_of, worker_spawn). */
+    char *env;
+    size_t env_len;
     unsigned handles; /* open timers */
     unsigned nlive;   /* workers not yet freed */
     bool freeing;
@@ -282,7 +287,8 @@ TAILQ_HEAD(hosts, host);
 
 struct host *host_find(const char *id_or_path);
 /* The host of a config (started if new). 0, or negative errno + cause. */
-int host_get(const char *config_realpath, struct host **out, char **cause);
+int host_get(const char *config_realpath, pid_t client_pid, struct host **out,
+             char **cause);
 struct host *host_new_private(struct client *owner, uint64_t memory_mb,
                               uint64_t timeout_ms, const char *cwd);
 void host_attach(struct host *h, struct client *c, uint32_t msgid);
@@ -381,6 +387,9 @@ struct worker {
 };
 
 struct worker *worker_spawn(struct host *h, char **cause);
+/* The environment process `pid` (a client) started with, as "K=V\0" strings
+ * (/proc/PID/environ): *env malloc'd (NULL and 0 when unreadable). */
+void worker_env_of(pid_t pid, char **env, size_t *len);
 /* Sends c to the worker (rewriting msgid and context id). */
 void worker_forward(struct worker *w, struct call *c);
 /* Sends an internal request (stats, ping, context.destroy). */

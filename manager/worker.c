@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -463,18 +465,99 @@ worker_spawn_failed_cb(uv_handle_t *handle)
     free(w);
 }
 
+void
+worker_env_of(pid_t pid, char **env, size_t *len)
+{
+    char path[64], buf[8192];
+    size_t cap = 0;
+    ssize_t r;
+    int fd;
+
+    *env = NULL;
+    *len = 0;
+    if (pid <= 0)
+        return;
+    snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    /* An environment past 1 MiB is cut there: argv and env share ARG_MAX. */
+    while ((r = read(fd, buf, sizeof buf)) > 0 && *len < (1u << 20)) {
+        if (*len + (size_t)r > cap) {
+            cap = (*len + (size_t)r) * 2;
+            *env = xrealloc(*env, cap);
+        }
+        memcpy(*env + *len, buf, (size_t)r);
+        *len += (size_t)r;
+    }
+    close(fd);
+}
+
+/*
+ * The host's client environment for the worker, on a memfd it reads as
+ * --env-fd 3 + 1: never on its command line (which every user can read),
+ * never as its own environment (the manager's, which is the environment of
+ * whichever client started the manager). -1 with *cause on failure.
+ */
+static int
+worker_env_fd(const struct host *h, char **cause)
+{
+    size_t off = 0;
+    int fd = memfd_create("jshost-env", MFD_CLOEXEC);
+
+    if (fd < 0) {
+        *cause = xasprintf("memfd_create: %s", strerror(errno));
+        return -1;
+    }
+    /* Above the child's fds 0-4: uv_spawn dup2()s stdio[i] to fd i in order,
+     * so an env fd of 3 would be overwritten by the socket before it is
+     * moved to 4. */
+    if (fd < 5) {
+        int high = fcntl(fd, F_DUPFD_CLOEXEC, 5);
+
+        close(fd);
+        if (high < 0) {
+            *cause = xasprintf("fcntl: %s", strerror(errno));
+            return -1;
+        }
+        fd = high;
+    }
+    while (off < h->env_len) {
+        ssize_t r = write(fd, h->env + off, h->env_len - off);
+
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            *cause = xasprintf("writing the environment: %s", strerror(errno));
+            close(fd);
+            return -1;
+        }
+        off += (size_t)r;
+    }
+    if (lseek(fd, 0, SEEK_SET) != 0) {
+        *cause = xasprintf("lseek: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 struct worker *
 worker_spawn(struct host *h, char **cause)
 {
     struct worker *w;
     uv_process_options_t opts;
-    uv_stdio_container_t stdio[4];
-    char *args[12];
+    uv_stdio_container_t stdio[5];
+    char *args[14];
     char mem[32], tmo[32];
-    int fds[2], rc, n = 0;
+    int fds[2], envfd, rc, n = 0;
 
+    envfd = worker_env_fd(h, cause);
+    if (envfd < 0)
+        return NULL;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
         *cause = xasprintf("socketpair: %s", strerror(errno));
+        close(envfd);
         return NULL;
     }
     w = xcalloc(1, sizeof *w);
@@ -487,6 +570,8 @@ worker_spawn(struct host *h, char **cause)
     args[n++] = mgr.worker_path;
     args[n++] = "--fd";
     args[n++] = "3";
+    args[n++] = "--env-fd";
+    args[n++] = "4";
     if (h->is_private) {
         if (h->priv_memory_mb != 0) {
             snprintf(mem, sizeof mem, "%llu",
@@ -529,14 +614,17 @@ worker_spawn(struct host *h, char **cause)
     stdio[2].data.fd = h->logfd;
     stdio[3].flags = UV_INHERIT_FD;
     stdio[3].data.fd = fds[1];
+    stdio[4].flags = UV_INHERIT_FD;
+    stdio[4].data.fd = envfd;
     opts.file = mgr.worker_path;
     opts.args = args;
     opts.stdio = stdio;
-    opts.stdio_count = 4;
+    opts.stdio_count = 5;
     opts.exit_cb = worker_exit_cb;
     w->proc.data = w;
     rc = uv_spawn(mgr.loop, &w->proc, &opts);
     close(fds[1]);
+    close(envfd);
     if (rc != 0) {
         close(fds[0]);
         *cause =

@@ -15,6 +15,8 @@
 #include "js_alloc.h"
 #include "js_internal.h"
 
+extern char **environ;
+
 using jse::Realm;
 using v8::HandleScope;
 using v8::Isolate;
@@ -130,8 +132,13 @@ EngineNew(uv_loop_t *loop, const struct js_engine_options *opts,
         char buf[PATH_MAX];
         e->cwd = getcwd(buf, sizeof buf) ? buf : "/";
     }
+    for (const char *const *p = opts->env ? opts->env : environ;
+         p != nullptr && *p != nullptr; p++)
+        e->env.push_back(*p);
     if (opts->config_path != nullptr) {
         int rc = jse::ConfigResolve(opts->config_path, &e->config_path, err);
+        if (rc == 0)
+            rc = jse::ConfigPrescan(e, e->config_path, err);
         if (rc != 0) {
             delete e;
             return rc;

@@ -88,6 +88,10 @@ struct js_engine_options {
     uint32_t timeout_ms;
     /* require() root for contexts; NULL = getcwd */
     const char *cwd;
+    /* "NAME=value" strings, NULL-terminated: the environment of the client
+     * that started the host, where process.env takes NODE_ENV and the
+     * config's `env` names from; NULL = this process's environment */
+    const char *const *env;
 };
 
 /*

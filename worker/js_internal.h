@@ -42,13 +42,22 @@ namespace jse
 
 struct World;
 
+// A synthetic module's value (its default export) and its other names.
+struct Synthetic {
+    v8::Global<v8::Value> value;
+    std::vector<std::string> names;
+};
+
 // One v8::Context and what hangs off it: the config's (id 0) or a context's.
 struct Realm {
     js_engine *engine = nullptr;
     uint32_t id = 0;
     std::string cwd; // where require() starts
+    // What its JavaScript may read (real directory paths; js_modules.cc)
+    std::vector<std::string> trees;
     v8::Global<v8::Context> context;
-    v8::Global<v8::Object> loader; // require.js's entry points
+    v8::Global<v8::Object> loader;      // require.js's entry points
+    v8::Global<v8::Function> read_file; // its readFile native
     // settle.js's two: (id, name, arity) => cb, and (promise, id, name,
     // arity) that settles the call with the promise
     v8::Global<v8::Function> make_callback;
@@ -56,7 +65,7 @@ struct Realm {
     // ES modules of this realm: path -> module, and identity hash -> path
     std::unordered_map<std::string, v8::Global<v8::Module>> esm;
     std::unordered_multimap<int, std::string> esm_paths;
-    std::unordered_map<std::string, v8::Global<v8::Value>> esm_synthetic;
+    std::unordered_map<std::string, Synthetic> esm_synthetic;
     // "referrer path\nspecifier" -> the key of the module it resolved to
     std::unordered_map<std::string, std::string> esm_links;
     // process.js's drain of process.nextTick's queue, and whether that queue
@@ -209,6 +218,16 @@ struct js_engine {
     uint32_t next_context = 1;
     std::string cwd;
     std::string config_path;
+    // The config's `roots` (real paths) and `env` (names), read from its
+    // source before it runs (ConfigPrescan); the environment process.env
+    // takes those names from (the client's; js_engine_options.env).
+    std::vector<std::string> roots;
+    std::vector<std::string> roots_written; // as the config says them
+    std::vector<std::string> env_names;
+    std::vector<std::string> env;
+    // V8's code cache of each prelude (by its jsp::Source), made when the
+    // first realm ran it: later realms (contexts) skip parsing them.
+    std::unordered_map<const void *, std::string> prelude_cache;
 
     v8::Global<v8::Object> exports;
     v8::Global<v8::Object> host; // {config: exports}: `this.host` of a call
@@ -437,6 +456,10 @@ bool RunPrelude(v8::Local<v8::Context> context, const jsp::Source &source,
 // The real path of a config file; -EINVAL with *err a ConfigError when it
 // cannot be opened or is not a regular file, another negative errno else.
 int ConfigResolve(const char *path, std::string *real, struct js_error *err);
+// Reads `roots` and `env` from the config's source before it runs (they
+// decide what its loading may read and see); a ConfigError when they are
+// not literal arrays of strings.
+int ConfigPrescan(js_engine *e, const std::string &real, struct js_error *err);
 // Loads the config at `real` into e->main: functions, settings, exports.
 int ConfigLoad(js_engine *e, const std::string &real, struct js_error *err);
 // Packs every export but the settings and functions, as a map.
@@ -462,6 +485,12 @@ int ErrorConfig(struct js_error *err, const std::string &file, const char *fmt,
 int ErrorConfigFromJs(v8::Isolate *isolate, v8::Local<v8::Context> context,
                       v8::TryCatch &tc, const std::string &path,
                       struct js_error *err);
+// Error.prepareStackTrace's default: the stack without jshost's own frames
+// (IsOwnScript), as Node's format; a user's Error.prepareStackTrace is
+// called with those frames.
+v8::MaybeLocal<v8::Value> ErrorPrepareStackTrace(v8::Local<v8::Context> context,
+                                                 v8::Local<v8::Value> error,
+                                                 v8::Local<v8::Array> sites);
 // Logs an exception with its stack to stderr ("<prefix> <stack>").
 void LogException(v8::Isolate *isolate, v8::Local<v8::Context> context,
                   const char *prefix, v8::Local<v8::Value> exception,
@@ -492,9 +521,9 @@ bool ModulesInstall(Realm *realm, v8::Local<v8::Context> context,
 v8::MaybeLocal<v8::Value> ModulesLoadConfig(Realm *realm,
                                             v8::Local<v8::Context> context,
                                             const std::string &path);
-// Whether `path` (real) is an ES module: .mjs, or .js in a "type": "module"
-// package.
-bool IsEsmFile(v8::Local<v8::Context> context, const std::string &path);
+// Whether a script name is one of jshost's preludes ("jshost:..."). Stack
+// traces leave those frames out.
+bool IsOwnScript(const std::string &name);
 
 } // namespace jse
 

@@ -6,8 +6,10 @@
 //   msgpack can say more: Date, ArrayBuffer and its views, Map, Set, BigInt,
 //   NaN/±Infinity/-0. Dates and ArrayBuffer views never consult toJSON (Node's
 //   Buffer.prototype.toJSON would otherwise turn a Buffer into {type, data}).
-// - Error, RegExp, Promise, WeakMap, ... are plain objects: their own
-//   enumerable string keys, {} mostly, exactly as JSON.stringify.
+// - An Error is a map {name, message, stack} (each a string, or nil), then
+//   its own enumerable string keys; a RegExp is its source string, /x/g.
+//   Promise, WeakMap, ... are plain objects: their own enumerable string
+//   keys, {} mostly, exactly as JSON.stringify.
 // - Boxed primitives are unwrapped through their internal slot (no user
 //   valueOf/toString is called, unlike JSON.stringify's ToNumber/ToString).
 // - Map entries are all kept (an undefined or function value is nil there); a
@@ -16,7 +18,8 @@
 //   key after the other, in JSON.stringify's order (getters with side effects
 //   see the same sequence of calls). The reads run in a small JavaScript walk
 //   (kWalkSource): an error a getter throws has `walk (jshost:values:...)`
-//   frames under the getter's in its stack.
+//   frames under the getter's in its stack, which the worker's stack filter
+//   (js_error.cc) leaves out of what users see.
 // - BigInt.prototype.toJSON is not consulted: a BigInt always goes out as an
 //   int or ext 1 (JSON.stringify would call it, or throw without it).
 // - An invalid Date is kInvalid (JSON.stringify would write null).
@@ -1034,7 +1037,8 @@ class Writer
     Status PackArray(Local<v8::Object> arr, uint32_t n, int depth);
     Status PackMap(Local<v8::Map> map, int depth);
     Status PackSet(Local<v8::Set> set, int depth);
-    Status PackObject(Local<v8::Object> obj, int depth);
+    Status PackObject(Local<v8::Object> obj, int depth, bool error = false);
+    Status PackRegExp(Local<v8::RegExp> re);
     Status Enter(Local<v8::Object> obj, int depth);
     void Leave()
     {
@@ -1455,14 +1459,48 @@ Writer::PackSet(Local<v8::Set> set, int depth)
     return PackArray(items, items->Length(), depth);
 }
 
+// "/source/flags", as String(re) without calling anything of the script's.
+Status
+Writer::PackRegExp(Local<v8::RegExp> re)
+{
+    static const struct {
+        int flag;
+        char c;
+    } kFlags[] = {
+        {v8::RegExp::kHasIndices, 'd'}, {v8::RegExp::kGlobal, 'g'},
+        {v8::RegExp::kIgnoreCase, 'i'}, {v8::RegExp::kMultiline, 'm'},
+        {v8::RegExp::kDotAll, 's'},     {v8::RegExp::kUnicode, 'u'},
+        {v8::RegExp::kSticky, 'y'},
+    };
+    char flags[8];
+    size_t nf = 0;
+    int f = re->GetFlags();
+    for (const auto &k : kFlags)
+        if (f & k.flag)
+            flags[nf++] = k.c;
+    Local<v8::String> text = v8::String::Concat(
+        isolate_, v8::String::NewFromUtf8Literal(isolate_, "/"),
+        re->GetSource());
+    Local<v8::String> tail;
+    std::string t = "/" + std::string(flags, nf);
+    if (!v8::String::NewFromUtf8(isolate_, t.data(), v8::NewStringType::kNormal,
+                                 (int)t.size())
+             .ToLocal(&tail))
+        return Thrown();
+    return PackString(v8::String::Concat(isolate_, text, tail));
+}
+
 // Own enumerable string keys, as JSON.stringify, each value converted as soon
 // as it is read (JSON.stringify's order). The map's size is known only at
 // the end (undefined, functions and symbols are left out): the header is
 // written for every key and made smaller afterwards if that changes its size.
+// An Error (`error`) starts with its name, message and stack, each its string
+// value or nil, whether they are own, enumerable or not.
 Status
-Writer::PackObject(Local<v8::Object> obj, int depth)
+Writer::PackObject(Local<v8::Object> obj, int depth, bool error)
 {
-    if (!walk_.IsEmpty())
+    static const char *const kErrorKeys[] = {"name", "message", "stack"};
+    if (!walk_.IsEmpty() && !error)
         return PackObjectWalked(obj, depth);
     Local<v8::Array> keys;
     if (!object_keys_.IsEmpty()) {
@@ -1484,11 +1522,32 @@ Writer::PackObject(Local<v8::Object> obj, int depth)
         return Thrown();
     }
     uint32_t n = keys->Length();
-    size_t at = out_.Size(), hdr = MapHeaderSize(n);
-    PACK(out_.MapHeader(n));
+    uint32_t total = n + (error ? 3 : 0);
+    size_t at = out_.Size(), hdr = MapHeaderSize(total);
+    PACK(out_.MapHeader(total));
     bool cache = n <= kMaxCachedMapSize;
     uint32_t count = 0;
     path_.push_back(Step{Step::kKey, 0, Local<Value>()});
+    for (const char *name : kErrorKeys) {
+        if (!error)
+            break;
+        Local<v8::String> k =
+            v8::String::NewFromUtf8(isolate_, name).ToLocalChecked();
+        Local<Value> v;
+        path_.back().key = k;
+        if (!obj->Get(context_, k).ToLocal(&v))
+            return Thrown();
+        if (!v->IsUndefined() && !v->IsNull() && !v->IsString()) {
+            Local<v8::String> str;
+            if (!v->ToString(context_).ToLocal(&str))
+                return Thrown();
+            v = str;
+        }
+        Status st;
+        if ((st = PackKey(k, false)) != kOk || (st = Pack(v, depth + 1)) != kOk)
+            return st;
+        count++;
+    }
     for (uint32_t i = 0; i < n;) {
         std::optional<v8::HandleScope> scope;
         if (n > kChunk)
@@ -1497,6 +1556,13 @@ Writer::PackObject(Local<v8::Object> obj, int depth)
             Local<Value> k, v;
             if (!keys->Get(context_, i).ToLocal(&k))
                 return Thrown();
+            if (error && k->IsString()) {
+                v8::String::Utf8Value ku(isolate_, k);
+                if (*ku &&
+                    (strcmp(*ku, "name") == 0 || strcmp(*ku, "message") == 0 ||
+                     strcmp(*ku, "stack") == 0))
+                    continue;
+            }
             path_.back().key = k;
             if (!obj->Get(context_, k).ToLocal(&v))
                 return Thrown();
@@ -1513,7 +1579,7 @@ Writer::PackObject(Local<v8::Object> obj, int depth)
         }
     }
     path_.pop_back();
-    if (count != n) {
+    if (count != total) {
         size_t fit = MapHeaderSize(count);
         if (fit != hdr) {
             size_t body = out_.Size() - at - hdr;
@@ -1652,6 +1718,8 @@ Writer::Pack(Local<Value> v, int depth)
         return Invalid("value of an unknown kind");
     if (v->IsDate())
         return PackDate(v.As<v8::Date>());
+    if (v->IsRegExp())
+        return PackRegExp(v.As<v8::RegExp>());
     if (v->IsArrayBufferView()) {
         Local<v8::ArrayBufferView> view = v.As<v8::ArrayBufferView>();
         size_t n = view->ByteLength();
@@ -1692,7 +1760,7 @@ Writer::Pack(Local<Value> v, int depth)
             return Thrown();
         st = PackArray(obj, n, depth);
     } else {
-        st = PackObject(obj, depth);
+        st = PackObject(obj, depth, v->IsNativeError());
     }
     if (st == kOk)
         Leave();

@@ -34,6 +34,7 @@ struct worker {
 
 struct args {
     int fd;                  /* -1 unless --fd */
+    int env_fd;              /* -1 unless --env-fd */
     const char *listen_path; /* NULL unless --listen */
     uint32_t memory_mb;
     uint32_t timeout_ms;
@@ -54,8 +55,8 @@ usage(FILE *f)
 {
     fprintf(
         f,
-        "usage: jshost-worker [--fd N] [--listen PATH] [--memory MB] "
-        "[--timeout MS] [--cwd DIR] [CONFIG]\n"
+        "usage: jshost-worker [--fd N] [--listen PATH] [--env-fd N] "
+        "[--memory MB] [--timeout MS] [--cwd DIR] [CONFIG]\n"
         "       jshost-worker --version | --help\n"
         "\n"
         "  --fd N         serve the one connection on inherited fd N (the "
@@ -63,6 +64,12 @@ usage(FILE *f)
         "  --listen PATH  listen on a Unix socket at PATH (0600); with --fd, "
         "for the\n"
         "                 direct calls of the manager's clients\n"
+        "  --env-fd N     the environment process.env takes its variables "
+        "from,\n"
+        "                 \"NAME=value\" strings each ending in a NUL, read "
+        "from\n"
+        "                 inherited fd N (default: this process's "
+        "environment)\n"
         "  --memory MB    V8 heap limit (default: the config's memory, else "
         "%d)\n"
         "  --timeout MS   default call deadline (default: the config's "
@@ -105,6 +112,7 @@ parse_args(int argc, char **argv, struct args *a)
 {
     static const struct option longopts[] = {
         {"fd", required_argument, NULL, 'f'},
+        {"env-fd", required_argument, NULL, 'e'},
         {"listen", required_argument, NULL, 'l'},
         {"memory", required_argument, NULL, 'm'},
         {"timeout", required_argument, NULL, 't'},
@@ -117,6 +125,7 @@ parse_args(int argc, char **argv, struct args *a)
 
     memset(a, 0, sizeof(*a));
     a->fd = -1;
+    a->env_fd = -1;
     opterr = 0;
     while ((ch = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
         switch (ch) {
@@ -125,6 +134,9 @@ parse_args(int argc, char **argv, struct args *a)
             break;
         case 'l':
             a->listen_path = optarg;
+            break;
+        case 'e':
+            a->env_fd = (int)parse_number("--env-fd", optarg, 0, INT_MAX);
             break;
         case 'm':
             a->memory_mb =
@@ -236,6 +248,69 @@ stop_signals_setup(void)
     return 0;
 }
 
+/*
+ * The environment on fd (the client's, from the manager): NAME=value strings
+ * each ending in a NUL, as a NULL-terminated array in one allocation. NULL
+ * when it cannot be read (said in the log): process.env then has NODE_ENV's
+ * default alone, never this process's environment.
+ */
+static char **
+read_env(int fd)
+{
+    static char *empty[] = {NULL};
+    char *buf = NULL, **list;
+    size_t len = 0, cap = 0, n = 0, i, at;
+    ssize_t r;
+
+    for (;;) {
+        if (len + 65536 > cap) {
+            cap = (len + 65536) * 2;
+            buf = realloc(buf, cap);
+            if (buf == NULL) {
+                log_error("--env-fd: out of memory");
+                close(fd);
+                return empty;
+            }
+        }
+        r = read(fd, buf + len, cap - len - 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            log_error("--env-fd %d: %s", fd, strerror(errno));
+            close(fd);
+            free(buf);
+            return empty;
+        }
+        if (r == 0)
+            break;
+        len += (size_t)r;
+    }
+    close(fd);
+    buf[len] = '\0';
+    for (i = 0; i < len; i++)
+        if (buf[i] == '\0')
+            n++;
+    if (n == 0) {
+        free(buf);
+        return empty;
+    }
+    list = malloc((n + 2) * sizeof *list + len + 1);
+    if (list == NULL) {
+        free(buf);
+        return empty;
+    }
+    memcpy(list + n + 2, buf, len + 1);
+    free(buf);
+    buf = (char *)(list + n + 2);
+    for (i = 0, at = 0, n = 0; i < len; i++)
+        if (buf[i] == '\0') {
+            list[n++] = buf + at;
+            at = i + 1;
+        }
+    list[n] = NULL;
+    return list;
+}
+
 /* Says why the config failed, in the form the mode needs, and exits 78. */
 static void
 config_failed(const struct args *a, const struct js_error *err)
@@ -278,7 +353,7 @@ main(int argc, char **argv)
     struct worker w;
     struct js_error err;
     struct args a;
-    char *real = NULL, *cause = NULL;
+    char *real = NULL, *cause = NULL, **env;
     int r;
 
     parse_args(argc, argv, &a);
@@ -303,8 +378,13 @@ main(int argc, char **argv)
     eopts.memory_mb = a.memory_mb;
     eopts.timeout_ms = a.timeout_ms;
     eopts.cwd = a.cwd;
+    env = a.env_fd >= 0 ? read_env(a.env_fd) : NULL;
+    eopts.env = (const char *const *)env;
     memset(&err, 0, sizeof(err));
     r = js_engine_new(&w.loop, &eopts, &w.engine, &err);
+    /* The engine keeps its own copy. */
+    if (env != NULL && env[0] != NULL)
+        free(env);
     if (r < 0) {
         if (r == -EINVAL || err.type == PROTO_ERR_CONFIG)
             config_failed(&a, &err);
