@@ -22,11 +22,13 @@
  * a timer looks for unfinished messages left idle.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <unistd.h>
 
 #include "rpcstream.h"
 #include "xmalloc.h"
@@ -59,7 +61,8 @@ struct rpcstream {
     bool closing;
     bool close_when_flushed;
     bool in_dispatch;
-    bool drain_due; /* written at once: the after-write work is due */
+    bool drain_due;    /* written at once: the after-write work is due */
+    bool dispatch_due; /* read by rpcstream_read_now: hand out soon */
     /* The partial limits: taken, the bytes of its unfinished message as
      * counted in partial_total, and when its last byte came. */
     bool limited;
@@ -128,17 +131,26 @@ rpcstream_refuse_now(struct rpcstream *s, int err, const char *cause)
     rpcstream_close(s);
 }
 
+/* Counts what s's unfinished message holds now, and returns it. */
+static size_t
+rpcstream_partial_note(struct rpcstream *s)
+{
+    size_t now = proto_reader_partial(s->reader);
+
+    partial_total = partial_total - s->partial + now;
+    s->partial = now;
+    s->partial_at = uv_now(s->pipe.loop);
+    return now;
+}
+
 /* Counts what s's unfinished message holds now; false when that was too
  * much (s is refused). */
 static bool
 rpcstream_partial_count(struct rpcstream *s)
 {
-    size_t now = proto_reader_partial(s->reader);
+    size_t now = rpcstream_partial_note(s);
     char cause[PROTO_CAUSE_MAX];
 
-    partial_total = partial_total - s->partial + now;
-    s->partial = now;
-    s->partial_at = uv_now(s->pipe.loop);
     if (partial_max == 0 || now == 0 || partial_total <= partial_max)
         return true;
     snprintf(cause, sizeof cause,
@@ -401,6 +413,59 @@ rpcstream_resume(struct rpcstream *s, unsigned why)
     rpcstream_update_reading(s);
 }
 
+int
+rpcstream_read_now(struct rpcstream *s, size_t max)
+{
+    size_t before = proto_reader_pending(s->reader), len;
+    bool end = false;
+    char *p;
+    ssize_t n;
+    int fd, rc;
+
+    if (s->closing || s->ended || rpcstream_fileno(s, &fd) != 0)
+        return 0;
+    while (proto_reader_pending(s->reader) < max) {
+        rc = proto_reader_buffer(s->reader, RPCSTREAM_READ_CHUNK, &p, &len);
+        if (rc != 0)
+            return rc;
+        n = read(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        /* EOF and errors stay for libuv to read again; only whether the
+         * peer has gone entirely is told here. */
+        end = n == 0 || (n < 0 && errno != EAGAIN);
+        if (n <= 0)
+            break;
+        proto_reader_fill(s->reader, (size_t)n);
+    }
+    /* Counted, not judged: the bytes are bounded by max, and the next read
+     * from the loop (or the sweep) refuses a stream past the limits, where
+     * closing it cannot pull the stream from under the caller. */
+    if (s->limited && proto_reader_pending(s->reader) != before)
+        rpcstream_partial_note(s);
+    if (proto_reader_pending(s->reader) != before && !s->dispatch_due) {
+        s->dispatch_due = true;
+        rpcstream_mark_dirty(s);
+    }
+    return end && rpcstream_peer_gone(s) ? 1 : 0;
+}
+
+size_t
+rpcstream_scan(struct rpcstream *s, proto_scan_fn fn, void *arg)
+{
+    return proto_reader_scan(s->reader, fn, arg);
+}
+
+bool
+rpcstream_peer_gone(const struct rpcstream *s)
+{
+    struct pollfd pfd = {.events = POLLIN};
+
+    if (s->closing || rpcstream_fileno(s, &pfd.fd) != 0)
+        return true;
+    return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLERR)) != 0;
+}
+
 void
 rpcstream_msg_init(struct rpcstream_msg *m)
 {
@@ -562,6 +627,11 @@ rpcstream_flush_all(void)
         struct rpcstream *s = dirty[i];
 
         s->queued = false;
+        if (s->dispatch_due && !s->closing) {
+            /* What rpcstream_read_now took in: libuv will not call for it. */
+            s->dispatch_due = false;
+            rpcstream_dispatch(s);
+        }
         rpcstream_flush_one(s);
         if (s->drain_due && !s->closing) {
             s->drain_due = false;

@@ -55,8 +55,8 @@ struct manager_option {
 };
 
 static const struct manager_option options[] = {
-    {"--max-clients", "JSHOST_MAX_CLIENTS", &mgr.max_clients, 1024,
-     "connections open at once"},
+    {"--max-clients", "JSHOST_MAX_CLIENTS", &mgr.max_clients,
+     JSHOST_DEFAULT_MAX_CLIENTS, "connections open at once"},
     {"--max-client-inflight", "JSHOST_MAX_CLIENT_INFLIGHT",
      &mgr.max_client_inflight, 4096,
      "calls in flight per connection before Overloaded"},
@@ -71,9 +71,10 @@ static const struct manager_option options[] = {
      "bytes in one message (and so in one "
      "connection's unfinished message)"},
     {"--max-partial-total", "JSHOST_MAX_PARTIAL_TOTAL", &mgr.max_partial_total,
-     (uint64_t)256 * 1024 * 1024,
+     JSHOST_DEFAULT_MAX_PARTIAL_TOTAL,
      "bytes of unfinished messages across connections (0: no limit)"},
-    {"--partial-idle-ms", "JSHOST_PARTIAL_IDLE_MS", &mgr.partial_idle_ms, 30000,
+    {"--partial-idle-ms", "JSHOST_PARTIAL_IDLE_MS", &mgr.partial_idle_ms,
+     JSHOST_DEFAULT_PARTIAL_IDLE_MS,
      "an unfinished message with no byte for this long is refused"},
     {"--ping-ms", "JSHOST_PING_MS", &mgr.ping_ms, 3000,
      "a ping to each worker this often (0: none)"},
@@ -81,6 +82,9 @@ static const struct manager_option options[] = {
      "silence past the longest deadline a worker holds before it is hung"},
     {"--kill-grace-ms", "JSHOST_KILL_GRACE_MS", &mgr.kill_grace_ms, 3000,
      "SIGTERM to SIGKILL"},
+    {"--drain-grace-ms", "JSHOST_DRAIN_GRACE_MS", &mgr.drain_grace_ms, 5000,
+     "stop/restart: calls run on at most this long (or the host's timeout), "
+     "then are cancelled"},
     {"--start-timeout-ms", "JSHOST_START_TIMEOUT_MS", &mgr.start_timeout_ms,
      60000, "a worker must be ready within this"},
     {"--crash-limit", "JSHOST_CRASH_LIMIT", &mgr.crash_limit, 5,

@@ -116,12 +116,6 @@ router_pop(struct router *r)
     return NULL;
 }
 
-size_t
-router_count(const struct router *r)
-{
-    return r->count;
-}
-
 void
 router_foreach(const struct router *r, void (*fn)(struct call *, void *),
                void *arg)
@@ -132,6 +126,12 @@ router_foreach(const struct router *r, void (*fn)(struct call *, void *),
     for (i = 0; i < r->nbuckets; i++)
         for (c = r->buckets[i]; c != NULL; c = c->hnext)
             fn(c, arg);
+}
+
+size_t
+router_count(const struct router *r)
+{
+    return r->count;
 }
 
 void

@@ -12,6 +12,8 @@
 #define PROTO_M_HELLO "hello"
 #define PROTO_M_ATTACH "attach"
 #define PROTO_M_DETACH "detach"
+/* The host's direct sockets and default deadline, as attach gives them. */
+#define PROTO_M_DIRECT "direct"
 #define PROTO_M_STATUS "status"
 /* The manager only. */
 #define PROTO_M_RESTART "restart"
@@ -27,6 +29,9 @@
 /* Both servers answer ping; stats is the manager's question to a worker. */
 #define PROTO_M_PING "ping"
 #define PROTO_M_STATS "stats"
+/* A reverse call: a worker (through the manager) asks the client that owns a
+ * callable to run it. */
+#define PROTO_M_INVOKE "invoke"
 
 /* ---- notifications ---- */
 
@@ -47,6 +52,10 @@
 #define PROTO_N_DRAINING "draining"
 /* worker -> manager, after drain: no direct client is left. */
 #define PROTO_N_DRAINED "drained"
+/* client -> manager -> worker: stop the call of that msgid. */
+#define PROTO_N_CANCEL "cancel"
+/* client -> manager -> worker: withdraw those callables. */
+#define PROTO_N_RELEASE "release"
 
 /* ---- keys ---- */
 
@@ -120,6 +129,11 @@
 #define PROTO_K_PARTIAL_BYTES "partial_bytes"
 #define PROTO_K_P50_MS "p50_ms"
 #define PROTO_K_P99_MS "p99_ms"
+
+/* invoke's owner param (manager <-> worker only): the call or the context
+ * the callable belongs to. */
+#define PROTO_K_CALL "call"
+#define PROTO_K_CONTEXT "context"
 
 /* ping's result. */
 #define PROTO_PONG "pong"

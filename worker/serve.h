@@ -8,7 +8,9 @@
 #ifndef JSHOST_SERVE_H
 #define JSHOST_SERVE_H
 
+#include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <uv.h>
 
@@ -32,6 +34,17 @@ struct serve_options {
     const char *config_realpath; /* NULL = private VM (no config) */
     serve_exit_cb on_exit;
     void *arg;
+    /* Set (to the signal's number) by the owner's signal handler when the
+     * worker must stop: JS running long is then terminated at once rather
+     * than when the loop next looks at the signal. May be NULL. */
+    volatile sig_atomic_t *stop_signal;
+    /* The listening socket's clients (docs/security.md): at most this many
+     * at once (0: JSHOST_DEFAULT_MAX_CLIENTS), and what their unfinished
+     * messages may hold together (0: no limit) and for how long without a
+     * byte (0: for ever). The --fd connection takes none of them. */
+    unsigned max_clients;
+    size_t max_partial_total;
+    uint64_t partial_idle_ms;
 };
 
 /* 0, or a negative errno (out of memory). */
