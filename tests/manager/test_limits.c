@@ -3,7 +3,8 @@
  * hit on purpose: an unfinished message left idle, unfinished messages past
  * the total across connections, connections per manager, private VMs per
  * connection and per manager, the host log's size (rotation) and a log that
- * cannot be written (reported; the host serves on). Each scenario runs its own
+ * cannot be written (reported; the host serves on); a worker's own socket
+ * for direct calls held to the same limits. Each scenario runs its own
  * manager in its own runtime dir.
  */
 #include <errno.h>
@@ -424,6 +425,47 @@ test_options(void **state)
     tu_daemon_stop(&m);
 }
 
+/* A worker's socket for direct calls takes the manager's limits: half a
+ * message there, then silence, is refused after the manager's idle time. */
+static void
+test_direct_socket_limits(void **state)
+{
+    static const char config_js[] =
+        "module.exports = { functions: { one() { return 1; } },\n"
+        "  linger: 60000 };\n";
+    struct tu_daemon m;
+    const char *env[] = {"JSHOST_PARTIAL_IDLE_MS=300", NULL};
+    struct tu_rpc *c, *d;
+    const char *cfg;
+    unsigned char head[32];
+    char params[600];
+    json_t *r;
+    size_t n;
+    uint32_t id;
+
+    (void)state;
+    tu_daemon_init(&m);
+    m.real = true;
+    cfg = tu_daemon_file(&m, "host.config.js", config_js);
+    tu_daemon_manager(&m, NULL, env);
+    c = tu_daemon_connect(&m);
+    snprintf(params, sizeof params, "[\"%s\", {}]", cfg);
+    r = tu_rpc_ok(c, "attach", params);
+    assert_int_equal(json_array_size(json_object_get(r, "direct")), 1);
+    d = tu_rpc_connect(
+        json_string_value(json_array_get(json_object_get(r, "direct"), 0)));
+    assert_non_null(d);
+    json_decref(r);
+    tu_rpc_check(d, "ping", "[]", "\"pong\"");
+    n = big_head(d, head, 200, &id);
+    tu_rpc_send_raw(d, head, n);
+    tu_rpc_send_raw(d, "xx", 2);
+    expect_refused(d, "unfinished message got no byte");
+    tu_rpc_close(d);
+    tu_rpc_close(c);
+    tu_daemon_stop(&m);
+}
+
 int
 main(void)
 {
@@ -436,6 +478,7 @@ main(void)
         cmocka_unit_test(test_log_full_disk),
         cmocka_unit_test(test_log_cannot_open),
         cmocka_unit_test(test_options),
+        cmocka_unit_test(test_direct_socket_limits),
     };
 
     signal(SIGPIPE, SIG_IGN);
