@@ -441,8 +441,12 @@ rpcstream_read_now(struct rpcstream *s, size_t max)
     /* Counted, not judged: the bytes are bounded by max, and the next read
      * from the loop (or the sweep) refuses a stream past the limits, where
      * closing it cannot pull the stream from under the caller. */
-    if (s->limited && proto_reader_pending(s->reader) != before)
+    if (s->limited && proto_reader_pending(s->reader) != before) {
+        /* The loop's clock stood still while the caller ran: its last byte
+         * came now, not when the loop last looked. */
+        uv_update_time(s->pipe.loop);
         rpcstream_partial_note(s);
+    }
     if (proto_reader_pending(s->reader) != before && !s->dispatch_due) {
         s->dispatch_due = true;
         rpcstream_mark_dirty(s);
