@@ -563,6 +563,8 @@ jshost_connect(const struct jshost_options *opts)
         return NULL;
     }
     c->priv = p;
+    p->self = c;
+    p->wake_fd = -1;
     pthread_mutex_init(&p->lock, NULL);
     pthread_mutex_init(&p->errlock, NULL);
     jshost__cond_init(&p->pipe_cond);
@@ -630,6 +632,9 @@ jshost_free(jshost *c)
         free(q);
     }
     jshost__held_free(p);
+    free(p->inv_rids);
+    if (p->wake_fd >= 0)
+        close(p->wake_fd);
     jshost__unlock(p);
     pthread_mutex_destroy(&p->lock);
     pthread_mutex_destroy(&p->errlock);

@@ -68,6 +68,8 @@
 #define JSHOST__MAX_WAKES 64
 /* Pieces of a request's params (jshost__call_send), besides its head. */
 #define JSHOST__MAX_PARTS 8
+/* A blocking call with an interrupt check looks at it at least this often. */
+#define JSHOST__CHECK_MS 100
 
 enum jshost__call_state {
     JSHOST__CALL_PENDING = 0,
@@ -89,6 +91,9 @@ struct jshost__call {
     struct jshost__call *next;
     uint32_t msgid;
     bool pipelined;
+    /* jshost_serve's: a waiter that no reply answers (its msgid means
+     * nothing), there to take the driver role when nobody else reads. */
+    bool serving;
     _Atomic enum jshost__call_state state; /* read unlocked after `word` */
     uint64_t start; /* priv->queued at the first byte of the request */
     uint64_t end;   /* and past its last byte */
@@ -112,6 +117,16 @@ struct jshost__call {
 struct jshost__qreply {
     struct jshost__qreply *next;
     jshost_reply reply;
+};
+
+/* An invoke read by the driver, handed to the invoke handler once the lock
+ * is released (conn.c). */
+struct jshost__invoke {
+    struct jshost__invoke *next;
+    uint32_t rid;
+    uint32_t callback_id;
+    size_t len;
+    char args[]; /* the packed arguments array */
 };
 
 /* A host this handle holds (attached), to attach again after a reconnect. */
@@ -168,6 +183,25 @@ struct jshost_priv {
     pthread_cond_t pipe_cond;
 
     struct jshost__held *held;
+
+    jshost *self; /* the handle these are the insides of (for handlers) */
+    /* Reverse calls (conn.c): jshost_set_invoke_handler's handler, the
+     * invokes read and not yet handed to it, and the rids handed out and not
+     * answered yet on this connection (another rid's answer is refused: it
+     * would answer some other invoke of a later connection). */
+    jshost_invoke_fn invoke_fn;
+    void *invoke_user;
+    struct jshost__invoke *inv_head, *inv_tail;
+    uint32_t *inv_rids;
+    size_t inv_nrids, inv_cap;
+    /* jshost_set_interrupt_check's. */
+    jshost_interrupt_fn interrupt_fn;
+    void *interrupt_user;
+    /* jshost_serve: an eventfd the driver polls beside the socket (-1 until
+     * the first serve), written by jshost_serve_wake; and the wake itself,
+     * sticky until a serve returns for it. */
+    int wake_fd;
+    bool serve_woken;
 };
 
 /* Errors ------------------------------------------------------------------ */
@@ -224,8 +258,10 @@ int jshost__push(jshost_priv *p);
 void jshost__conn_lost(jshost_priv *p, const char *cause);
 /* One round of the driver: polls the socket (with the lock released when
  * `unlock`) up to timeout_ms (at most JSHOST__WAIT_SLICE_MS), then writes,
- * reads and dispatches everything that came. Returns 0 or a negative errno
- * when the connection broke (already handled through conn_lost). */
+ * reads and dispatches everything that came; with `unlock`, the invokes read
+ * then go to the invoke handler (the lock released meanwhile). Returns 0,
+ * -EINTR when a signal cut the poll short, or a negative errno when the
+ * connection broke (already handled through conn_lost). */
 int jshost__drive(jshost_priv *p, int timeout_ms, bool unlock);
 /* Wakes every waiting call and the pipelined reader (the driver role is free
  * again). */
@@ -257,12 +293,17 @@ int jshost__call_send(jshost_priv *p, struct jshost__call *call,
  * Waits (lock held) until a blocking call is answered or lost, driving when
  * nobody else does; with `hold` the lock is never released (a fresh
  * connection, on which nobody else may talk yet). deadline in jshost__now_ms()
- * terms, -1 = none. 0 (lock held), -ETIMEDOUT (lock held; the call is then no
- * longer registered), or 1: answered while it slept, and the lock was not
- * taken again (the result is the call's own now).
+ * terms, -1 = none. 0 (lock held), -ETIMEDOUT or -EINTR (the interrupt check
+ * said stop; lock held; either way the call is then no longer registered), or
+ * 1: answered while it slept, and the lock was not taken again (the result is
+ * the call's own now). A serving call (jshost_serve's) also returns 0 once
+ * jshost_serve_wake was called.
  */
 int jshost__call_wait(jshost_priv *p, struct jshost__call *call,
                       int64_t deadline, bool hold);
+/* Sends [2, "cancel", [msgid]] (lock held): a blocking call given up on. 0
+ * or a negative errno. */
+int jshost__cancel_locked(jshost_priv *p, uint32_t msgid);
 /* A finished call's outcome: 0 with *result (may be NULL: freed), or -1 with
  * eo's error ("<what>: connection lost: ...", a remote error, ...). */
 int jshost__call_result(jshost *eo, struct jshost__call *call, const char *what,

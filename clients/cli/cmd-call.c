@@ -88,6 +88,7 @@ cmd_call(int argc, char **argv)
         jshost_value_free(&data);
         return CLI_JSHOST;
     }
+    cli_interruptible(c);
     snprintf(what, sizeof(what), "attach %s", config);
     if (jshost_attach(c, config, &host, NULL) < 0) {
         r = cli_fail(c, what, 0);
@@ -136,6 +137,7 @@ cmd_eval(int argc, char **argv)
         free(input);
         return CLI_JSHOST;
     }
+    cli_interruptible(c);
     if (config != NULL) {
         snprintf(what, sizeof(what), "attach %s", config);
         if (jshost_attach(c, config, &host, NULL) < 0) {
