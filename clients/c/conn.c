@@ -870,32 +870,44 @@ jshost__str_head(unsigned char *h, size_t len)
     return 5;
 }
 
+/* A msgpack uint (a msgid, a callback id) into h (5 bytes of room), as small
+ * as msgpack-c packs it. Returns its length. */
+static size_t
+pack_uint(unsigned char *h, uint32_t v)
+{
+    if (v < 0x80) {
+        h[0] = (unsigned char)v;
+        return 1;
+    }
+    if (v < 0x100) {
+        h[0] = 0xcc;
+        h[1] = (unsigned char)v;
+        return 2;
+    }
+    if (v < 0x10000) {
+        h[0] = 0xcd;
+        h[1] = (unsigned char)(v >> 8);
+        h[2] = (unsigned char)v;
+        return 3;
+    }
+    h[0] = 0xce;
+    h[1] = (unsigned char)(v >> 24);
+    h[2] = (unsigned char)(v >> 16);
+    h[3] = (unsigned char)(v >> 8);
+    h[4] = (unsigned char)v;
+    return 5;
+}
+
 /* A request's head: [0, msgid, and the method's str header (its bytes
- * follow), the msgid as small as msgpack-c packs it. Returns its length (at
- * most 12). */
+ * follow). Returns its length (at most 12). */
 static size_t
 pack_head(unsigned char *h, uint32_t msgid, size_t method_len)
 {
-    size_t n = 0;
+    size_t n = 2;
 
-    h[n++] = 0x94; /* fixarray of 4 */
-    h[n++] = 0x00; /* request */
-    if (msgid < 0x80) {
-        h[n++] = (unsigned char)msgid;
-    } else if (msgid < 0x100) {
-        h[n++] = 0xcc;
-        h[n++] = (unsigned char)msgid;
-    } else if (msgid < 0x10000) {
-        h[n++] = 0xcd;
-        h[n++] = (unsigned char)(msgid >> 8);
-        h[n++] = (unsigned char)msgid;
-    } else {
-        h[n++] = 0xce;
-        h[n++] = (unsigned char)(msgid >> 24);
-        h[n++] = (unsigned char)(msgid >> 16);
-        h[n++] = (unsigned char)(msgid >> 8);
-        h[n++] = (unsigned char)msgid;
-    }
+    h[0] = 0x94; /* fixarray of 4 */
+    h[1] = 0x00; /* request */
+    n += pack_uint(h + n, msgid);
     return n + jshost__str_head(h + n, method_len);
 }
 
@@ -1165,44 +1177,39 @@ jshost__call_result(jshost *eo, struct jshost__call *call, const char *what,
 
 /* Reverse calls, cancel, release, serve (jshost.h) ------------------------ */
 
-/* A msgpack uint for a msgid or an id into h (5 bytes of room), as small as
- * msgpack-c packs it. Returns its length. */
-static size_t
-pack_uint(unsigned char *h, uint32_t v)
+/* A notification [2, method, [ids...]] (or [[ids...]] when `nested`) sent
+ * with send_msg (lock held). */
+static int
+send_ids(jshost_priv *p, const char *method, const uint32_t *ids, size_t n,
+         bool nested)
 {
-    if (v < 0x80) {
-        h[0] = (unsigned char)v;
-        return 1;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    struct iovec iov;
+    size_t i;
+    int r;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    r = proto_write_notification(&pk, method, nested ? 1 : (uint32_t)n);
+    if (nested)
+        r |= msgpack_pack_array(&pk, n);
+    for (i = 0; i < n; i++)
+        r |= msgpack_pack_uint32(&pk, ids[i]);
+    if (r != 0) {
+        msgpack_sbuffer_destroy(&sb);
+        return -ENOMEM;
     }
-    if (v < 0x100) {
-        h[0] = 0xcc;
-        h[1] = (unsigned char)v;
-        return 2;
-    }
-    if (v < 0x10000) {
-        h[0] = 0xcd;
-        h[1] = (unsigned char)(v >> 8);
-        h[2] = (unsigned char)v;
-        return 3;
-    }
-    h[0] = 0xce;
-    h[1] = (unsigned char)(v >> 24);
-    h[2] = (unsigned char)(v >> 16);
-    h[3] = (unsigned char)(v >> 8);
-    h[4] = (unsigned char)v;
-    return 5;
+    iov = (struct iovec){sb.data, sb.size};
+    r = send_msg(p, &iov, 1);
+    msgpack_sbuffer_destroy(&sb);
+    return r;
 }
 
 int
 jshost__cancel_locked(jshost_priv *p, uint32_t msgid)
 {
-    /* [2, "cancel", [msgid]] */
-    unsigned char msg[16] = {0x93, 0x02, 0xa6, 'c', 'a',
-                             'n',  'c',  'e',  'l', 0x91};
-    struct iovec iov = {msg, 10};
-
-    iov.iov_len += pack_uint(msg + 10, msgid);
-    return send_msg(p, &iov, 1);
+    return send_ids(p, PROTO_N_CANCEL, &msgid, 1, false);
 }
 
 /* The words for a failed send_msg of `what`. Returns -1. */
@@ -1338,32 +1345,16 @@ jshost_invoke_error(jshost *c, uint32_t rid, const char *type, const char *name,
 int
 jshost_release(jshost *c, const uint32_t *callback_ids, size_t n)
 {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    struct iovec iov;
-    size_t i;
-    int r = 0;
+    int r;
 
     if (n == 0)
         return 0;
     if (callback_ids == NULL || n > UINT32_MAX)
         return jshost__seterr(c, JSHOST_ERR_ARG, "release: no callback ids");
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     /* [2, "release", [[ids...]]] */
-    r |= proto_write_notification(&pk, PROTO_N_RELEASE, 1);
-    r |= msgpack_pack_array(&pk, n);
-    for (i = 0; i < n; i++)
-        r |= msgpack_pack_uint32(&pk, callback_ids[i]);
-    if (r != 0) {
-        msgpack_sbuffer_destroy(&sb);
-        return jshost__seterr(c, JSHOST_ERR_OOM, "release: out of memory");
-    }
-    iov = (struct iovec){sb.data, sb.size};
     jshost__enter(c);
-    r = send_msg(c->priv, &iov, 1);
+    r = send_ids(c->priv, PROTO_N_RELEASE, callback_ids, n, true);
     jshost__leave(c);
-    msgpack_sbuffer_destroy(&sb);
     if (r < 0)
         return send_failed(c, "release", r);
     return 0;
