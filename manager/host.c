@@ -92,6 +92,10 @@ host_timer_closed_cb(uv_handle_t *handle)
     free(h->env);
     free(h->ready_blob);
     free(h->last_crash);
+    for (unsigned i = 0; i < HOST_EXITS; i++) {
+        free(h->exits[i].path);
+        free(h->exits[i].words);
+    }
     free(h);
 }
 

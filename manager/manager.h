@@ -234,6 +234,7 @@ TAILQ_HEAD(waiters, waiter);
 TAILQ_HEAD(workers, worker);
 
 #define HOST_CRASH_WINDOW 5
+#define HOST_EXITS 8
 
 struct host {
     TAILQ_ENTRY(host) entry;
@@ -273,6 +274,14 @@ struct host {
     uint64_t linger_deadline;
     uv_timer_t respawn_timer;
     unsigned respawn_due; /* workers to spawn when the timer fires */
+    /* How the latest workers with a direct socket ended ("worker N killed
+     * by signal 9 (SIGKILL)"), by socket: a direct client whose call was cut
+     * short asks, to say it as the manager would (the direct method). */
+    struct {
+        char *path;
+        char *words;
+    } exits[HOST_EXITS];
+    unsigned exits_next;
     uint64_t crashes[HOST_CRASH_WINDOW];
     unsigned ncrashes;
     unsigned total_crashes;

@@ -437,6 +437,14 @@ worker_finish(struct worker *w)
         unlink(w->direct_path);
     invoke_worker_gone(w);
     worker_exit_words(w, words, sizeof words);
+    if (w->direct_path != NULL) {
+        unsigned i = h->exits_next++ % HOST_EXITS;
+
+        free(h->exits[i].path);
+        free(h->exits[i].words);
+        h->exits[i].path = xstrdup(w->direct_path);
+        h->exits[i].words = xasprintf("worker %d %s", (int)w->pid, words);
+    }
     while ((c = router_pop(w->calls)) != NULL) {
         if (c->kind == CALL_FORWARD || c->kind == CALL_CONTEXT_CREATE ||
             c->kind == CALL_CONTEXT_DESTROY) {

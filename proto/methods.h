@@ -78,6 +78,9 @@
 /* attach's result: the sockets of the host's ready workers, for calls that
  * skip the manager (docs/protocol.md, "Direct connections"). */
 #define PROTO_K_DIRECT "direct"
+/* The direct method's result: how the latest workers with a direct socket
+ * ended, by socket ({path: "worker N killed by signal 9 (SIGKILL)"}). */
+#define PROTO_K_EXITS "exits"
 /* ready's config map: the config's figures. */
 #define PROTO_K_WORKERS "workers"
 #define PROTO_K_TIMEOUT "timeout"

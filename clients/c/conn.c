@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "jshost_priv.h"
+#include "methods.h"
 
 int64_t
 jshost__now_ms(void)
@@ -202,6 +203,7 @@ fork_reset(jshost_priv *p, unsigned gen)
         p->nwakes = 0;
         p->in_flight = 0;
         p->pipe_lost = false;
+        jshost__direct_after_fork(p);
         atomic_store(&p->gen, gen);
     }
     atomic_store(&p->forking, 0);
@@ -513,6 +515,9 @@ dispatch(jshost_priv *p)
             handle_response(p, m.msgid, NULL, 0, &m.error);
         } else if (m.kind == PROTO_REQUEST) {
             handle_request(p, &m);
+        } else if (proto_msg_is(&m, PROTO_N_DRAINING)) {
+            /* A worker's own socket: send it nothing new (direct.c). */
+            atomic_store(&p->draining, true);
         } else if (proto_msg_is(&m, "error") && m.params.via.array.size > 0) {
             e = &m.params.via.array.ptr[0];
             msg = proto_map_get(e, "message");

@@ -111,6 +111,11 @@ struct jshost_options {
     /* Bound on connecting and the hello handshake, including a manager start.
      * 0: 10000 ms. */
     int connect_timeout_ms;
+    /* 1 (the default): calls of a host attached on this handle go straight
+     * to the host's workers, on their own sockets, rather than through the
+     * manager (docs/protocol.md, "Direct connections"); 0, or JSHOST_DIRECT=0
+     * in the environment: always through the manager. */
+    int direct;
 };
 
 /* Fills opts with the defaults. */
@@ -132,9 +137,10 @@ int jshost_reconnect(jshost *c);
  * server is also told, as the call's "timeout_ms", so the JS is stopped there);
  * the client waits timeout_ms plus a small margin (2 s) for the server's
  * TimeoutError before giving up with JSHOST_ERR_TIMEOUT. timeout_ms 0: the
- * host's default deadline (the config's `timeout`, which the client does not
- * know), enforced by the server; the client waits for its answer up to 10
- * minutes, a guard against a wedged server. -1: the same, with no client-side
+ * host's default deadline (the config's `timeout`), enforced by the server;
+ * the client waits for its answer that deadline plus the margin when the host
+ * was attached on this handle (attach says it), else up to 10 minutes, a
+ * guard against a wedged server. -1: the same, with no client-side
  * guard at all.
  *
  * jshost_request (any method): timeout_ms > 0 waits that long plus the margin,

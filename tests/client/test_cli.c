@@ -4,6 +4,7 @@
  * manager it auto-starts is shut down at the end.
  */
 #include <errno.h>
+#include <glob.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -29,7 +30,7 @@ static const char config_text[] =
     "    double(data) { return data.number * 2; },\n"
     "    echo(data) { console.log('echo called'); return data; },\n"
     "    fail() { throw new RangeError('out of range'); },\n"
-    "    spin() { for (;;) {} },\n"
+    "    spin() { console.log('spin started'); for (;;) {} },\n"
     "  },\n"
     "};\n";
 
@@ -215,6 +216,27 @@ test_jshost_failures_exit_3(void **state)
 
 /* A worker killed under a running `jshost call` is jshost's failure, not the
  * JavaScript's: exit 3, HostCrashed with the signal and the log file. */
+/* Whether a host log of the fixture's runtime dir holds `words`. */
+static bool
+host_log_has(struct fx *f, const char *words)
+{
+    char pattern[320];
+    glob_t g;
+    bool found = false;
+
+    snprintf(pattern, sizeof(pattern), "%s/hosts/*.log", f->rt);
+    if (glob(pattern, 0, NULL, &g) != 0)
+        return false;
+    for (size_t i = 0; i < g.gl_pathc && !found; i++) {
+        char *text = tu_read_file(g.gl_pathv[i]);
+
+        found = text != NULL && strstr(text, words) != NULL;
+        free(text);
+    }
+    globfree(&g);
+    return found;
+}
+
 static void
 test_crash_exit_3(void **state)
 {
@@ -238,9 +260,11 @@ test_crash_exit_3(void **state)
 
         cli = tu_spawn(argv, NULL, log);
     }
-    /* Killed once the call is in flight on it. */
+    /* Killed once the call runs on it (a direct call is not the manager's
+     * to count: the worker's log says it started). */
+    TU_UNTIL(host_log_has(f, "spin started"), TU_WAIT_MS);
     c = tu_daemon_rundir_connect(f->rt);
-    TU_UNTIL((worker = tu_rpc_busy_worker(c, NULL)) > 0, TU_WAIT_MS);
+    assert_int_equal(tu_rpc_worker_pids(c, NULL, "ready", &worker, 1), 1);
     tu_rpc_close(c);
     assert_int_equal(kill(worker, SIGKILL), 0);
     st = tu_wait(cli, TU_WAIT_MS);

@@ -602,15 +602,25 @@ test_fork(void **state)
 
 /* The manager dies between calls: the next call finds the connection dead
  * before writing, starts a new manager, attaches the host again and is sent
- * once more. */
+ * once more. Through the manager (direct 0): a direct call could still find
+ * the old worker alive for a moment, and never need the manager. */
 static void
 test_manager_restart_resend(void **state)
 {
     struct fx *f = *state;
+    struct jshost_options o;
     pid_t old;
     char *s;
 
-    attach(f);
+    jshost_options_init(&o);
+    o.runtime_dir = f->rt;
+    o.direct = 0;
+    f->c = jshost_connect(&o);
+    assert_non_null(f->c);
+    if (f->c->err != 0)
+        fail_msg("connect: %s", f->c->errstr);
+    if (jshost_attach(f->c, f->config, &f->host, NULL) != 0)
+        fail_msg("attach: %s", f->c->errstr);
     expect_call(f, "double", "{\"number\": 1}", "2");
     old = tu_daemon_manager_pid(f->rt);
     assert_true(old > 0);
