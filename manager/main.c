@@ -65,7 +65,9 @@ usage(FILE *f)
             "  JSHOST_KILL_GRACE_MS        SIGTERM to SIGKILL (3000)\n"
             "  JSHOST_START_TIMEOUT_MS     a worker must be ready within "
             "(60000)\n"
-            "  JSHOST_MAX_MESSAGE          bytes in one message (64 MiB)\n",
+            "  JSHOST_MAX_MESSAGE          bytes in one message (64 MiB)\n"
+            "  LISTEN_PID, LISTEN_FDS      systemd's socket activation: "
+            "serve fd 3\n",
             JSHOST_DEFAULT_IDLE_MS);
 }
 
@@ -299,13 +301,42 @@ take_start_lock(void)
     return fd;
 }
 
+/* The start lock held and the socket path free for us: the lock fd, or -1
+ * after saying why on stderr. */
+static int
+take_start_lock_and_clear(void)
+{
+    char *cause = NULL;
+    int lockfd, rc;
+
+    lockfd = take_start_lock();
+    if (lockfd < 0) {
+        fprintf(stderr, "jshost-manager: cannot take the start lock: %s\n",
+                strerror(-lockfd));
+        return -1;
+    }
+    /* We hold the lock: a socket nothing answers on is stale. */
+    rc = unixsock_clear_stale(mgr.sockpath, &cause);
+    if (rc == -EADDRINUSE) {
+        fprintf(stderr, "jshost-manager: a manager already serves %s\n",
+                mgr.sockpath);
+        return -1;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "jshost-manager: %s\n",
+                cause != NULL ? cause : strerror(-rc));
+        return -1;
+    }
+    return lockfd;
+}
+
 int
 main(int argc, char **argv)
 {
     bool foreground = false;
     const char *rundir = NULL;
     char *cause = NULL;
-    int i, lockfd, ready_fd = -1, rc;
+    int i, lockfd, ready_fd = -1, listen_fd = -1, rc;
 
     mgr.idle_ms = JSHOST_DEFAULT_IDLE_MS;
     mgr.idle_exit = true;
@@ -343,23 +374,22 @@ main(int argc, char **argv)
     find_worker();
     setup_paths(rundir);
 
-    lockfd = take_start_lock();
-    if (lockfd < 0) {
-        fprintf(stderr, "jshost-manager: cannot take the start lock: %s\n",
-                strerror(-lockfd));
-        return 1;
-    }
-    /* We hold the lock: a socket nothing answers on is stale. */
-    rc = unixsock_clear_stale(mgr.sockpath, &cause);
-    if (rc == -EADDRINUSE) {
-        fprintf(stderr, "jshost-manager: a manager already serves %s\n",
-                mgr.sockpath);
-        return 1;
-    }
+    rc = server_activation_fd(&listen_fd, &cause);
     if (rc < 0) {
-        fprintf(stderr, "jshost-manager: %s\n",
-                cause != NULL ? cause : strerror(-rc));
+        fprintf(stderr, "jshost-manager: %s\n", cause);
         return 1;
+    }
+    if (rc == 1) {
+        /* systemd listens and started us: the socket is there and nobody
+         * else starts a manager on it, so no start lock and no stale-socket
+         * check (it would find systemd's socket live). Daemonizing would
+         * change the pid systemd supervises. */
+        foreground = true;
+        lockfd = -1;
+    } else {
+        lockfd = take_start_lock_and_clear();
+        if (lockfd < 0)
+            return 1;
     }
 
     if (!foreground) {
@@ -381,7 +411,10 @@ main(int argc, char **argv)
     uv_update_time(mgr.loop);
     rpcstream_setup(mgr.loop);
     mgr.start_ms = manager_now();
-    rc = server_listen(mgr.loop, mgr.sockpath, &cause);
+    if (listen_fd >= 0)
+        rc = server_listen_fd(mgr.loop, listen_fd, &cause);
+    else
+        rc = server_listen(mgr.loop, mgr.sockpath, &cause);
     if (rc != 0) {
         log_error("%s", cause);
         if (foreground)
@@ -392,10 +425,13 @@ main(int argc, char **argv)
     }
     write_pidfile();
     /* Clients waiting on the lock may connect from now on. */
-    startlock_release(lockfd);
+    if (lockfd >= 0)
+        startlock_release(lockfd);
     if (ready_fd >= 0)
         daemon_ready(ready_fd, 1);
-    log_info("serving %s (worker %s)", mgr.sockpath, mgr.worker_path);
+    log_info("serving %s%s (worker %s)", mgr.sockpath,
+             listen_fd >= 0 ? " (the socket systemd passed)" : "",
+             mgr.worker_path);
 
     uv_timer_init(mgr.loop, &idle_timer);
     uv_timer_init(mgr.loop, &ping_timer);

@@ -358,6 +358,11 @@ void status_pack_host(msgpack_packer *pk, struct host *h);
 /* ---- server.c ---- */
 
 int server_listen(uv_loop_t *loop, const char *path, char **cause);
+/* systemd's socket activation: 1 with *fd (3) when started that way, 0 when
+ * not, a negative errno with *cause when LISTEN_FDS is for us but wrong. */
+int server_activation_fd(int *fd, char **cause);
+/* Serves an already listening socket (never bound or unlinked by us). */
+int server_listen_fd(uv_loop_t *loop, int fd, char **cause);
 void server_close(void);
 
 /* ---- main.c ---- */
