@@ -89,6 +89,8 @@
 #define PROTO_K_TIMEOUT_MS "timeout_ms"
 #define PROTO_K_CWD "cwd"
 #define PROTO_K_VM "vm"
+/* context.eval: the value crosses as JavaScript's String(value). */
+#define PROTO_K_STRING "string"
 
 /* stats's result, a worker's own figures. */
 #define PROTO_K_HEAP_USED "heap_used"

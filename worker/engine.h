@@ -142,11 +142,13 @@ int js_call(js_engine *e, const char *name, size_t name_len,
 int js_context_create(js_engine *e, const char *cwd, uint32_t *id,
                       struct js_error *err);
 int js_context_destroy(js_engine *e, uint32_t id); /* -ENOENT when unknown */
+/* js_context_eval's flags. */
+#define JS_EVAL_STRING 1u /* the value as String(value) (v8-cffi's result) */
 /* Runs `source` named `identifier`; a promise result is awaited. */
 int js_context_eval(js_engine *e, uint32_t id, const char *source,
                     size_t source_len, const char *identifier,
-                    size_t identifier_len, uint32_t timeout_ms, js_done_cb cb,
-                    void *arg);
+                    size_t identifier_len, uint32_t timeout_ms, unsigned flags,
+                    js_done_cb cb, void *arg);
 /* Evaluates `expression` (e.g. "Math.max") and calls it with args (an array).
  */
 int js_context_call(js_engine *e, uint32_t id, const char *expression,

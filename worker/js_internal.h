@@ -90,6 +90,7 @@ struct Call {
     bool timer_on = false;
     bool settled = false; // a settlement won; its answer is pending
     bool ok = false;
+    bool as_string = false;      // the result crosses as String(result)
     v8::Global<v8::Value> value; // the result, or what it failed with
     v8::Global<v8::Message> message;
 };

@@ -234,16 +234,26 @@ conn_request_packed(ConnObject *self, const char *method,
     return v;
 }
 
+/* The options map: timeout_ms when given, and context.eval's "string". */
+static int
+pack_opts_eval(struct pyvalue_pack *st, int timeout_ms, int as_string)
+{
+    if (msgpack_pack_map(&st->pk, (timeout_ms > 0) + (as_string != 0)) != 0)
+        return pyvalue_nomem();
+    if (timeout_ms > 0 &&
+        (msgpack_pack_str_with_body(&st->pk, "timeout_ms", 10) != 0 ||
+         msgpack_pack_int64(&st->pk, timeout_ms) != 0))
+        return pyvalue_nomem();
+    if (as_string && (msgpack_pack_str_with_body(&st->pk, "string", 6) != 0 ||
+                      msgpack_pack_true(&st->pk) != 0))
+        return pyvalue_nomem();
+    return 0;
+}
+
 static int
 pack_opts(struct pyvalue_pack *st, int timeout_ms)
 {
-    if (timeout_ms <= 0)
-        return msgpack_pack_map(&st->pk, 0) == 0 ? 0 : pyvalue_nomem();
-    if (msgpack_pack_map(&st->pk, 1) != 0 ||
-        msgpack_pack_str_with_body(&st->pk, "timeout_ms", 10) != 0 ||
-        msgpack_pack_int64(&st->pk, timeout_ms) != 0)
-        return pyvalue_nomem();
-    return 0;
+    return pack_opts_eval(st, timeout_ms, 0);
 }
 
 static int
@@ -370,16 +380,18 @@ client_wait(int timeout_ms, int default_ms)
     return default_ms > 0 ? default_ms : 10 * 60 * 1000;
 }
 
-/* context_eval(ctx, source, identifier, timeout_ms=0, default_ms=0) -> value */
+/* context_eval(ctx, source, identifier, timeout_ms=0, default_ms=0,
+ * as_string=False) -> value (as_string: String(value), v8-cffi's result) */
 static PyObject *
 conn_context_eval(ConnObject *self, PyObject *args)
 {
     unsigned long long ctx;
     const char *src, *ident;
     Py_ssize_t nsrc, nident;
-    int timeout_ms = 0, default_ms = 0;
-    if (!PyArg_ParseTuple(args, "Ks#s#|ii:context_eval", &ctx, &src, &nsrc,
-                          &ident, &nident, &timeout_ms, &default_ms))
+    int timeout_ms = 0, default_ms = 0, as_string = 0;
+    if (!PyArg_ParseTuple(args, "Ks#s#|iip:context_eval", &ctx, &src, &nsrc,
+                          &ident, &nident, &timeout_ms, &default_ms,
+                          &as_string))
         return NULL;
     struct pyvalue_pack st;
     pyvalue_pack_init(&st, "params");
@@ -387,7 +399,7 @@ conn_context_eval(ConnObject *self, PyObject *args)
     if (msgpack_pack_array(&st.pk, 4) == 0 &&
         msgpack_pack_uint64(&st.pk, ctx) == 0 &&
         pack_cstr(&st, src, nsrc) == 0 && pack_cstr(&st, ident, nident) == 0 &&
-        pack_opts(&st, timeout_ms) == 0)
+        pack_opts_eval(&st, timeout_ms, as_string) == 0)
         r = conn_request_packed(self, "context.eval", &st,
                                 client_wait(timeout_ms, default_ms));
     else if (!PyErr_Occurred())
@@ -500,7 +512,8 @@ static PyMethodDef conn_methods[] = {
      "attach(config) -> (host_id, info)"},
     {"detach", (PyCFunction)conn_detach, METH_VARARGS, "detach(host)"},
     {"context_eval", (PyCFunction)conn_context_eval, METH_VARARGS,
-     "context_eval(ctx, source, identifier, timeout_ms=0) -> value"},
+     "context_eval(ctx, source, identifier, timeout_ms=0, default_ms=0, "
+     "as_string=False) -> value"},
     {"context_call", (PyCFunction)conn_context_call, METH_VARARGS,
      "context_call(ctx, expression, args, timeout_ms=0) -> value"},
     {"context_load", (PyCFunction)conn_context_load, METH_VARARGS,

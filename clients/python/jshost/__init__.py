@@ -38,11 +38,14 @@ from .errors import (
     ConnectionError, ProtocolError,
 )
 
+# jshost.TimeoutError, jshost.MemoryError and jshost.ConnectionError are not
+# in __all__: `from jshost import *` must not shadow the builtins of those
+# names.
 __all__ = [
     "Host", "Function", "Context", "VM", "shutdown",
-    "Error", "JSError", "TimeoutError", "MemoryError", "ConfigError",
+    "Error", "JSError", "ConfigError",
     "HostCrashedError", "HostUnavailableError", "OverloadedError",
-    "NotFoundError", "InvalidArgumentError", "ConnectionError", "ProtocolError",
+    "NotFoundError", "InvalidArgumentError", "ProtocolError",
 ]
 
 __version__ = "0.1.0"
