@@ -41,11 +41,16 @@ usage(FILE *f)
 {
     fprintf(f,
             "usage: jshost-manager [--foreground] [--no-idle-exit] "
-            "[--idle-ms N] [--runtime-dir DIR]\n"
+            "[--reload|--no-reload] [--idle-ms N] [--runtime-dir DIR]\n"
             "\n"
             "  --foreground     do not daemonize (production, under a "
             "supervisor)\n"
             "  --no-idle-exit   keep running with no hosts and no clients\n"
+            "  --reload         restart a host when a file it loaded changes "
+            "(the\n"
+            "                   default, but not with --no-idle-exit)\n"
+            "  --no-reload      never do (a config's `reload` still decides "
+            "for its host)\n"
             "  --idle-ms N      exit after N ms with nothing to do (default "
             "%d)\n"
             "  --runtime-dir D  instead of $JSHOST_RUNTIME_DIR, "
@@ -334,6 +339,7 @@ int
 main(int argc, char **argv)
 {
     bool foreground = false;
+    int reload = -1;
     const char *rundir = NULL;
     char *cause = NULL;
     int i, lockfd, ready_fd = -1, listen_fd = -1, rc;
@@ -345,6 +351,10 @@ main(int argc, char **argv)
             foreground = true;
         else if (strcmp(argv[i], "--no-idle-exit") == 0)
             mgr.idle_exit = false;
+        else if (strcmp(argv[i], "--reload") == 0)
+            reload = 1;
+        else if (strcmp(argv[i], "--no-reload") == 0)
+            reload = 0;
         else if (strcmp(argv[i], "--idle-ms") == 0 && i + 1 < argc)
             mgr.idle_ms = strtoull(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--runtime-dir") == 0 && i + 1 < argc)
@@ -360,6 +370,9 @@ main(int argc, char **argv)
             return 2;
         }
     }
+    /* Development (a manager a client started) reloads on edits;
+     * production (--no-idle-exit) only when asked. */
+    mgr.reload = reload >= 0 ? reload == 1 : mgr.idle_exit;
     mgr.max_client_inflight =
         (unsigned)env_u64("JSHOST_MAX_CLIENT_INFLIGHT", 4096);
     mgr.max_host_inflight =

@@ -89,6 +89,11 @@
 #define PROTO_K_TIMEOUT_MS "timeout_ms"
 #define PROTO_K_CWD "cwd"
 #define PROTO_K_VM "vm"
+/* ready: the files the config loaded, its warnings; config's `reload`. Also
+ * attach's result: "warnings". */
+#define PROTO_K_FILES "files"
+#define PROTO_K_WARNINGS "warnings"
+#define PROTO_K_RELOAD "reload"
 /* context.eval: the value crosses as JavaScript's String(value). */
 #define PROTO_K_STRING "string"
 

@@ -320,6 +320,20 @@ js_engine_functions(const js_engine *e, const char *const **names)
     return e->name_ptrs.size();
 }
 
+extern "C" size_t
+js_engine_loaded_files(const js_engine *e, const char *const **paths)
+{
+    *paths = e->loaded_ptrs.empty() ? nullptr : e->loaded_ptrs.data();
+    return e->loaded_ptrs.size();
+}
+
+extern "C" size_t
+js_engine_config_warnings(const js_engine *e, const char *const **warnings)
+{
+    *warnings = e->warning_ptrs.empty() ? nullptr : e->warning_ptrs.data();
+    return e->warning_ptrs.size();
+}
+
 extern "C" int
 js_engine_pack_extras(js_engine *e, msgpack_packer *pk)
 {

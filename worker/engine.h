@@ -63,6 +63,7 @@ struct js_config {
     uint32_t timeout_ms; /* default 10000 */
     uint32_t memory_mb;  /* default 512 */
     uint32_t linger_ms;  /* default 5000 */
+    int reload;          /* `reload`: -1 not set (the manager decides), 0, 1 */
 };
 
 struct js_engine_options {
@@ -129,6 +130,13 @@ void js_engine_free(js_engine *e);
 void js_engine_config(const js_engine *e, struct js_config *out);
 /* Function names as NUL-terminated strings (owned by the engine). */
 size_t js_engine_functions(const js_engine *e, const char *const **names);
+/* The files the config loaded (its own real path first, then every module it
+ * required or imported while loading), for the manager's reload. */
+size_t js_engine_loaded_files(const js_engine *e, const char *const **paths);
+/* What loading the config warned about (an export that looks like a misspelt
+ * setting), each also written to the log. */
+size_t js_engine_config_warnings(const js_engine *e,
+                                 const char *const **warnings);
 /* Packs the config's extras (every export but `functions`, as a map). */
 int js_engine_pack_extras(js_engine *e, msgpack_packer *pk);
 

@@ -173,8 +173,11 @@ struct js_engine {
     std::unordered_map<std::string, jse::Fn> functions;
     std::vector<std::string> names;
     std::vector<const char *> name_ptrs;
+    // Files the config loaded, and what loading it warned about.
+    std::vector<std::string> loaded, warnings;
+    std::vector<const char *> loaded_ptrs, warning_ptrs;
     js_config config = {JSHOST_DEFAULT_WORKERS, JSHOST_DEFAULT_TIMEOUT_MS,
-                        JSHOST_DEFAULT_MEMORY_MB, JSHOST_DEFAULT_LINGER_MS};
+                        JSHOST_DEFAULT_MEMORY_MB, JSHOST_DEFAULT_LINGER_MS, -1};
     uint32_t timeout_ms = JSHOST_DEFAULT_TIMEOUT_MS;
     uint32_t memory_mb = JSHOST_DEFAULT_MEMORY_MB;
 

@@ -337,20 +337,39 @@ serve_notify_ready(struct serve *s)
     struct serve_conn *c = s->fd_conn;
     struct js_config cfg;
     msgpack_packer pk;
+    const char *const *list;
+    size_t n;
 
     if (c == NULL || !serve_conn_packer(c, &pk))
         return -ENOTCONN;
     js_engine_config(s->engine, &cfg);
     proto_write_notification(&pk, PROTO_N_READY, 1);
-    msgpack_pack_map(&pk, 4);
+    msgpack_pack_map(&pk, 6);
     proto_pack_cstr(&pk, PROTO_K_PID);
     msgpack_pack_int64(&pk, getpid());
     proto_pack_cstr(&pk, PROTO_K_FUNCTIONS);
     serve_method_pack_functions(s, &pk);
     proto_pack_cstr(&pk, PROTO_K_EXTRAS);
     serve_method_pack_extras(s, &pk);
+    proto_pack_cstr(&pk, PROTO_K_FILES);
+    n = js_engine_loaded_files(s->engine, &list);
+    msgpack_pack_array(&pk, n);
+    for (size_t i = 0; i < n; i++)
+        proto_pack_cstr(&pk, list[i]);
+    proto_pack_cstr(&pk, PROTO_K_WARNINGS);
+    n = js_engine_config_warnings(s->engine, &list);
+    msgpack_pack_array(&pk, n);
+    for (size_t i = 0; i < n; i++)
+        proto_pack_cstr(&pk, list[i]);
     proto_pack_cstr(&pk, PROTO_K_CONFIG);
-    msgpack_pack_map(&pk, 4);
+    msgpack_pack_map(&pk, cfg.reload >= 0 ? 5 : 4);
+    if (cfg.reload >= 0) {
+        proto_pack_cstr(&pk, PROTO_K_RELOAD);
+        if (cfg.reload)
+            msgpack_pack_true(&pk);
+        else
+            msgpack_pack_false(&pk);
+    }
     proto_pack_cstr(&pk, PROTO_K_WORKERS);
     msgpack_pack_uint32(&pk, cfg.workers);
     proto_pack_cstr(&pk, PROTO_K_TIMEOUT);

@@ -89,7 +89,7 @@ cmd_call(int argc, char **argv)
         return CLI_JSHOST;
     }
     snprintf(what, sizeof(what), "attach %s", config);
-    if (jshost_attach(c, config, &host, NULL) < 0) {
+    if (cli_attach(c, config, &host, NULL) < 0) {
         r = cli_fail(c, what, 0);
         goto out;
     }
@@ -138,7 +138,7 @@ cmd_eval(int argc, char **argv)
     }
     if (config != NULL) {
         snprintf(what, sizeof(what), "attach %s", config);
-        if (jshost_attach(c, config, &host, NULL) < 0) {
+        if (cli_attach(c, config, &host, NULL) < 0) {
             r = cli_fail(c, what, 0);
             goto out;
         }

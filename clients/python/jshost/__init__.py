@@ -124,6 +124,14 @@ class Host:
         """The config's other top-level keys (``this.host.config`` in JS)."""
         return dict(self._info.get("extras") or {})
 
+    @property
+    def warnings(self):
+        """What the host warned about when this Host attached: a config
+        export that looks like a misspelt setting (``timout``), a development
+        reload that failed (the previous workers serve on). A list of str,
+        empty when all is well; the host's log has them too."""
+        return list(self._info.get("warnings") or [])
+
     def call(self, name, data=_MISSING, /, *, timeout=None, **kwargs):
         """Calls the config's function ``name`` and returns its result.
 
