@@ -64,6 +64,21 @@ context_find(uint64_t id)
     return NULL;
 }
 
+/* A worker's console line names its own id for the context: a walk, as
+ * contexts are few and console lines rare next to calls. */
+struct context *
+context_find_worker(const struct worker *w, uint64_t worker_context)
+{
+    struct context *x;
+    size_t i;
+
+    for (i = 0; i < context_nbuckets; i++)
+        for (x = context_buckets[i]; x != NULL; x = x->hnext)
+            if (x->worker == w && x->worker_context == worker_context)
+                return x;
+    return NULL;
+}
+
 void
 context_free(struct context *x)
 {

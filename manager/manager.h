@@ -134,6 +134,9 @@ struct context {
 struct context *context_new(struct host *h, struct worker *w,
                             uint64_t worker_context, struct client *owner);
 struct context *context_find(uint64_t id);
+/* The context a worker knows by its own id; NULL if none. */
+struct context *context_find_worker(const struct worker *w,
+                                    uint64_t worker_context);
 void context_free(struct context *x);
 /* Calls fn for each context (fn may free the one it is given). */
 void context_foreach(void (*fn)(struct context *, void *), void *arg);

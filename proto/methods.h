@@ -47,6 +47,9 @@
 #define PROTO_N_DRAINING "draining"
 /* worker -> manager, after drain: no direct client is left. */
 #define PROTO_N_DRAINED "drained"
+/* worker -> the connection that made a context (the manager passes it on to
+ * its client): [level, text, context id], a line the context's code logged. */
+#define PROTO_N_CONSOLE "console"
 
 /* ---- keys ---- */
 

@@ -320,6 +320,13 @@ js_engine_functions(const js_engine *e, const char *const **names)
     return e->name_ptrs.size();
 }
 
+extern "C" void
+js_engine_set_console(js_engine *e, js_console_cb cb, void *arg)
+{
+    e->console_cb = cb;
+    e->console_arg = arg;
+}
+
 extern "C" size_t
 js_engine_loaded_files(const js_engine *e, const char *const **paths)
 {

@@ -186,6 +186,15 @@ void js_engine_stats(js_engine *e, struct js_stats *out);
 int js_engine_doomed(const js_engine *e);
 
 /*
+ * A console line written by the code of context `context` (never the
+ * config's own: that only goes to the log), for the client that owns the
+ * context. Called from inside JS: the hook must not run JS or start calls.
+ */
+typedef void (*js_console_cb)(void *arg, uint32_t context, const char *level,
+                              const char *text, size_t len);
+void js_engine_set_console(js_engine *e, js_console_cb cb, void *arg);
+
+/*
  * Tests only: the n-th value conversion of `e` from now on (1 = the next; a
  * call's data or args, an eval's source, a load's file, a result) throws
  * std::bad_alloc, as an allocation failing there would; 0 disarms. Lets the

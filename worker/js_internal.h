@@ -181,6 +181,9 @@ struct js_engine {
     uint32_t timeout_ms = JSHOST_DEFAULT_TIMEOUT_MS;
     uint32_t memory_mb = JSHOST_DEFAULT_MEMORY_MB;
 
+    js_console_cb console_cb = nullptr; // a context's console lines
+    void *console_arg = nullptr;
+
     std::map<uint64_t, jse::Call *> calls; // unanswered, by id
     uint64_t next_call = 1;
     std::deque<jse::Call *> settled; // settled, their answers not yet given

@@ -471,7 +471,8 @@ Define(const FunctionCallbackInfo<Value> &info)
             String::NewFromUtf8Literal(isolate, "Cannot redefine property")));
 }
 
-// write(level, text): one console line.
+// write(level, text): one console line, to the log; a context's also to the
+// client that owns the context (the engine's console hook).
 void
 ConsoleWrite(const FunctionCallbackInfo<Value> &info)
 {
@@ -480,6 +481,11 @@ ConsoleWrite(const FunctionCallbackInfo<Value> &info)
     std::string text = jse::Utf8(isolate, info[1]);
     int fd = (level == "log" || level == "info" || level == "debug") ? 1 : 2;
     log_line(fd, level.c_str(), text.data(), text.size());
+    Realm *realm = RealmOfInfo(info);
+    js_engine *e = realm->engine;
+    if (realm->id != 0 && e->console_cb != nullptr)
+        e->console_cb(e->console_arg, realm->id, level.c_str(), text.data(),
+                      text.size());
 }
 
 void

@@ -151,6 +151,39 @@ serve__maybe_drained(struct serve *s)
     }
 }
 
+/* ---- console output ----------------------------------------------------- */
+
+/* Console lines for a connection whose peer reads none past this much
+ * unwritten are dropped (the log has them). */
+#define SERVE_CONSOLE_BACKLOG_MAX ((size_t)1024 * 1024)
+
+/* A context's console line goes to the connection that made it, as
+ * [2, "console", [level, text, context]] (docs/protocol.md). */
+static void
+serve_console(void *arg, uint32_t context, const char *level, const char *text,
+              size_t len)
+{
+    struct serve *s = arg;
+    msgpack_packer pk;
+
+    for (struct serve_conn *c = s->conns; c != NULL; c = c->next) {
+        for (size_t i = 0; i < c->ncontexts; i++) {
+            if (c->contexts[i] != context)
+                continue;
+            if (c->stream == NULL ||
+                rpcstream_backlog(c->stream) > SERVE_CONSOLE_BACKLOG_MAX ||
+                !serve_conn_packer(c, &pk))
+                return;
+            proto_write_notification(&pk, PROTO_N_CONSOLE, 3);
+            proto_pack_cstr(&pk, level);
+            msgpack_pack_str_with_body(&pk, text, len);
+            msgpack_pack_uint32(&pk, context);
+            serve_conn_replied(c);
+            return;
+        }
+    }
+}
+
 /* ---- the heap limit ----------------------------------------------------- */
 
 static void
@@ -232,6 +265,8 @@ serve_new(uv_loop_t *loop, const struct serve_options *opts, struct serve **out)
     s->reap_timer.data = s;
     uv_timer_init(loop, &s->resume_timer);
     s->resume_timer.data = s;
+    if (s->engine != NULL)
+        js_engine_set_console(s->engine, serve_console, s);
     *out = s;
     return 0;
 }

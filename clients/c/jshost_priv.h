@@ -128,6 +128,10 @@ struct jshost_priv {
     pthread_cond_t pipe_cond;
 
     struct jshost__held *held;
+
+    /* jshost_set_console_handler's: called from dispatch, lock held. */
+    jshost_console_fn console_fn;
+    void *console_user;
 };
 
 /* Errors ------------------------------------------------------------------ */

@@ -108,6 +108,20 @@ out:
     return r;
 }
 
+/* The script's console output, as Node prints it, on stderr: stdout is the
+ * result's. */
+static void
+eval_console(void *user, uint64_t ctx, const char *level, const char *text,
+             size_t len)
+{
+    (void)user;
+    (void)ctx;
+    (void)level;
+    fwrite(text, 1, len, stderr);
+    fputc('\n', stderr);
+    fflush(stderr);
+}
+
 int
 cmd_eval(int argc, char **argv)
 {
@@ -136,6 +150,7 @@ cmd_eval(int argc, char **argv)
         free(input);
         return CLI_JSHOST;
     }
+    jshost_set_console_handler(c, eval_console, NULL);
     if (config != NULL) {
         snprintf(what, sizeof(what), "attach %s", config);
         if (cli_attach(c, config, &host, NULL) < 0) {

@@ -54,6 +54,20 @@ raise_jshost(int code, const char *errstr, const jshost_error *e)
 
 /* ---- Connection ---------------------------------------------------------- */
 
+/* A console line of one of the connection's contexts, kept from libjshost's
+ * handler (any thread, no GIL) until a call of the connection returns. */
+struct console_line {
+    struct console_line *next;
+    unsigned long long ctx;
+    char level[16];
+    char *text;
+    size_t len;
+};
+
+/* Lines kept at most between two calls; more are dropped (the log has them).
+ */
+#define CONSOLE_KEPT_MAX 10000
+
 typedef struct {
     PyObject_HEAD jshost *c;
     /* Serializes the libjshost calls that report through c->err (attach,
@@ -63,7 +77,86 @@ typedef struct {
     int active; /* calls running with the GIL released (counted under the GIL)
                  */
     int closing;
+    /* Console lines (console_mu guards the list) and who takes them. */
+    pthread_mutex_t console_mu;
+    struct console_line *console_head, *console_tail;
+    size_t console_kept;
+    PyObject *console; /* (ctx, level, text), or NULL */
 } ConnObject;
+
+/* libjshost's console handler: keeps the line (no GIL here, and the handle's
+ * lock is held, so Python cannot run now). */
+static void
+conn_console_cb(void *user, uint64_t ctx, const char *level, const char *text,
+                size_t len)
+{
+    ConnObject *self = user;
+    struct console_line *l;
+
+    pthread_mutex_lock(&self->console_mu);
+    if (self->console_kept < CONSOLE_KEPT_MAX &&
+        (l = calloc(1, sizeof *l)) != NULL) {
+        l->text = malloc(len + 1);
+        if (l->text == NULL) {
+            free(l);
+        } else {
+            memcpy(l->text, text, len + 1);
+            l->len = len;
+            l->ctx = ctx;
+            snprintf(l->level, sizeof l->level, "%s", level);
+            if (self->console_tail != NULL)
+                self->console_tail->next = l;
+            else
+                self->console_head = l;
+            self->console_tail = l;
+            self->console_kept++;
+        }
+    }
+    pthread_mutex_unlock(&self->console_mu);
+}
+
+static void
+console_free_lines(struct console_line *l)
+{
+    while (l != NULL) {
+        struct console_line *next = l->next;
+        free(l->text);
+        free(l);
+        l = next;
+    }
+}
+
+/* Hands the kept console lines to the console callable (GIL held), in
+ * order; what it raises is reported as unraisable, never to the call. */
+static void
+conn_deliver_console(ConnObject *self)
+{
+    struct console_line *l, *next;
+    PyObject *type, *value, *tb;
+
+    pthread_mutex_lock(&self->console_mu);
+    l = self->console_head;
+    self->console_head = self->console_tail = NULL;
+    self->console_kept = 0;
+    pthread_mutex_unlock(&self->console_mu);
+    if (l == NULL)
+        return;
+    PyErr_Fetch(&type, &value, &tb);
+    for (; l != NULL; l = next) {
+        next = l->next;
+        if (self->console != NULL) {
+            PyObject *r = PyObject_CallFunction(
+                self->console, "KsN", l->ctx, l->level,
+                PyUnicode_DecodeUTF8(l->text, (Py_ssize_t)l->len, "replace"));
+            if (r == NULL)
+                PyErr_WriteUnraisable(self->console);
+            Py_XDECREF(r);
+        }
+        free(l->text);
+        free(l);
+    }
+    PyErr_Restore(type, value, tb);
+}
 
 /* One call of a Connection: what libjshost answered, taken without the GIL
  * and turned into a value or an exception once the GIL is back. */
@@ -97,6 +190,11 @@ conn_check_fork(ConnObject *self)
 {
     if (self->c != NULL && self->pid != getpid()) {
         pthread_mutex_init(&self->mu, NULL);
+        pthread_mutex_init(&self->console_mu, NULL);
+        /* the parent's lines are the parent's */
+        console_free_lines(self->console_head);
+        self->console_head = self->console_tail = NULL;
+        self->console_kept = 0;
         self->pid = getpid();
         self->active = 0;
     }
@@ -119,6 +217,7 @@ conn_enter(ConnObject *self)
 static void
 conn_leave(ConnObject *self)
 {
+    conn_deliver_console(self);
     if (--self->active == 0 && self->closing && self->c != NULL) {
         jshost *c = self->c;
         self->c = NULL;
@@ -179,8 +278,10 @@ conn_init(ConnObject *self, PyObject *args, PyObject *kw)
         return -1;
     }
     pthread_mutex_init(&self->mu, NULL);
+    pthread_mutex_init(&self->console_mu, NULL);
     self->pid = getpid();
     self->c = c;
+    jshost_set_console_handler(c, conn_console_cb, self);
     return 0;
 }
 
@@ -190,6 +291,11 @@ conn_dealloc(ConnObject *self)
     /* a method in flight holds a reference, so active is 0 here */
     if (self->c != NULL)
         jshost_free(self->c);
+    if (self->pid != 0) {
+        console_free_lines(self->console_head);
+        pthread_mutex_destroy(&self->console_mu);
+    }
+    Py_XDECREF(self->console);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -203,6 +309,19 @@ conn_close(ConnObject *self, PyObject *unused)
         self->active++;
         conn_leave(self); /* frees now, or when the last call in flight ends */
     }
+    Py_RETURN_NONE;
+}
+
+/* set_console(fn or None): fn(ctx, level, text) gets the console lines of
+ * this connection's contexts, after each call of it returns. */
+static PyObject *
+conn_set_console(ConnObject *self, PyObject *fn)
+{
+    if (fn != Py_None && !PyCallable_Check(fn)) {
+        PyErr_SetString(PyExc_TypeError, "console must be callable or None");
+        return NULL;
+    }
+    Py_XSETREF(self->console, fn == Py_None ? NULL : Py_NewRef(fn));
     Py_RETURN_NONE;
 }
 
@@ -522,6 +641,9 @@ static PyMethodDef conn_methods[] = {
      "context_destroy(ctx)"},
     {"shutdown", (PyCFunction)conn_shutdown, METH_NOARGS,
      "shutdown(): stops every host and the manager"},
+    {"set_console", (PyCFunction)conn_set_console, METH_O,
+     "set_console(fn): fn(ctx, level, text) for each console line of this "
+     "connection's contexts, after a call returns; None drops them"},
     {NULL, NULL, 0, NULL},
 };
 
