@@ -192,6 +192,7 @@ void
 host_reload_watch(struct host *h, const msgpack_object *files)
 {
     struct host_reload *r;
+    size_t nfiles = 0;
     uint32_t i;
 
     host_reload_stop(h);
@@ -216,10 +217,9 @@ host_reload_watch(struct host *h, const msgpack_object *files)
                 host_reload_add(r, f->via.str.ptr, f->via.str.size);
         }
     }
-    host_log(h, 0, "reload on: watching %u files in %zu directories",
-             files != NULL && files->type == MSGPACK_OBJECT_ARRAY
-                 ? files->via.array.size
-                 : 1u,
+    for (i = 0; i < r->nwatches; i++)
+        nfiles += r->watches[i]->nnames;
+    host_log(h, 0, "reload on: watching %zu files in %zu directories", nfiles,
              r->nwatches);
 }
 
