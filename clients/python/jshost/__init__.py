@@ -321,12 +321,14 @@ class Context:
         if self._closed:
             return
         self._closed = True
-        if self._conn.closed:
-            return
         try:
-            self._conn.context_destroy(self._id)
+            if not self._conn.closed:
+                self._conn.context_destroy(self._id)
         except (Error, ValueError):
             pass  # its worker or connection is gone, and the context with it
+        finally:
+            # after the destroy: its last console lines come with it
+            getattr(self._owner, "_consoles", {}).pop(self._id, None)
 
     @property
     def closed(self):
