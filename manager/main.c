@@ -322,17 +322,14 @@ take_start_lock_and_clear(void)
     }
     /* We hold the lock: a socket nothing answers on is stale. */
     rc = unixsock_clear_stale(mgr.sockpath, &cause);
-    if (rc == -EADDRINUSE) {
+    if (rc == -EADDRINUSE)
         fprintf(stderr, "jshost-manager: a manager already serves %s\n",
                 mgr.sockpath);
-        return -1;
-    }
-    if (rc < 0) {
+    else if (rc < 0)
         fprintf(stderr, "jshost-manager: %s\n",
                 cause != NULL ? cause : strerror(-rc));
-        return -1;
-    }
-    return lockfd;
+    free(cause);
+    return rc < 0 ? -1 : lockfd;
 }
 
 int
@@ -390,6 +387,7 @@ main(int argc, char **argv)
     rc = server_activation_fd(&listen_fd, &cause);
     if (rc < 0) {
         fprintf(stderr, "jshost-manager: %s\n", cause);
+        free(cause);
         return 1;
     }
     if (rc == 1) {
