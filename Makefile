@@ -1,7 +1,7 @@
 # A thin wrapper over meson and ninja, the way Neovim wraps its build.
 #   make               build (installs what is missing first: scripts/bootstrap)
-#   make test          every test (C unit, process-level, Python), but not:
-#   make compat        npm packages through jshost vs Node (tests/compat; needs the npm registry)
+#   make test          every test (C unit, process-level, Python, npm packages vs Node)
+#   make compat        only the npm packages through jshost vs Node (tests/compat)
 #   make demo          the main job, cold
 #   make bench         benchmarks (bench/RESULTS.md)
 #   make fuzz          libFuzzer targets for FUZZ_SECONDS each (default 60)
@@ -17,8 +17,7 @@ MESON        ?= meson
 PREFIX       ?= /usr/local
 DESTDIR      ?=
 TEST_FLAGS   ?= --print-errorlogs --verbose --num-processes 2
-# The compat suite joins `make test` once every package in it matches Node.
-TEST_EXCLUDE ?= --no-suite compat
+TEST_EXCLUDE ?=
 
 SAN_BUILD  = build-sanitize
 FUZZ_BUILD = build-fuzz

@@ -10,8 +10,8 @@
  *
  * CONFIG must export `double(data) -> data.number * 2`. Everything runs in a
  * fresh directory under /tmp; the worker and the manager started here are
- * stopped here (the manager by a shutdown request, then its pid is watched until
- * it is gone). Asserts nothing about speed.
+ * stopped here (the manager by a shutdown request, then its pid is watched
+ * until it is gone). Asserts nothing about speed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,11 +34,11 @@
 
 #include "jshost.h"
 
-#define NSEQ 2000     /* sequential round trips per round */
-#define NPIPE 10000   /* pipelined calls per round */
-#define WINDOW 64     /* pipelined requests in flight */
-#define ROUNDS 9      /* best of */
-#define MSG_BYTES 24  /* the floor's message: about a small call's size */
+#define NSEQ 2000    /* sequential round trips per round */
+#define NPIPE 10000  /* pipelined calls per round */
+#define WINDOW 64    /* pipelined requests in flight */
+#define ROUNDS 9     /* best of */
+#define MSG_BYTES 24 /* the floor's message: about a small call's size */
 #define START_MS 20000
 
 static char tmpdir[] = "/tmp/jshbench-rpc-XXXXXX";
@@ -62,6 +62,16 @@ now(void)
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* This process's CPU seconds (all threads). */
+static double
+cpu_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
@@ -259,15 +269,18 @@ calls_sequential(jshost *c, const char *host, const char *what)
     return (now() - t0) / NSEQ;
 }
 
-/* Calls per second with WINDOW requests in flight, one round. */
+/* Calls per second with WINDOW requests in flight, one round, and this
+ * process's CPU per call. The loop an event loop would run: top the window
+ * up, then take a reply (jshost_read writes the requests queued meanwhile,
+ * all in one go, before it waits). */
 static double
-calls_pipelined(jshost *c, const char *host, const char *what)
+calls_pipelined(jshost *c, const char *host, const char *what, double *cpu)
 {
     msgpack_sbuffer sb;
     uint32_t sent = 0, done = 0;
     /* msgids are the library's: remember each one's argument to check it */
     static uint32_t arg_of[WINDOW * 4];
-    double t0 = now();
+    double t0 = now(), c0 = cpu_now();
 
     msgpack_sbuffer_init(&sb);
     while (done < NPIPE) {
@@ -279,8 +292,6 @@ calls_pipelined(jshost *c, const char *host, const char *what)
                 die("%s: send: %s", what, c->errstr);
             arg_of[msgid % (WINDOW * 4)] = sent++;
         }
-        if (jshost_pending_write(c) > 0 && jshost_flush(c) < 0)
-            die("%s: flush: %s", what, c->errstr);
 
         jshost_reply rep;
         int n = jshost_read(c, &rep, 10000);
@@ -297,6 +308,7 @@ calls_pipelined(jshost *c, const char *host, const char *what)
         done++;
     }
     msgpack_sbuffer_destroy(&sb);
+    *cpu = (cpu_now() - c0) / NPIPE;
     return NPIPE / (now() - t0);
 }
 
@@ -325,7 +337,8 @@ spawn_worker(const char *worker, const char *sock, const char *config)
     return pid;
 }
 
-/* Connects to sock, retrying until the worker listens (it binds once loaded). */
+/* Connects to sock, retrying until the worker listens (it binds once loaded).
+ */
 static jshost *
 connect_worker(const char *sock, pid_t pid)
 {
@@ -407,7 +420,8 @@ main(int argc, char **argv)
     const char *worker = getenv("JSHOST_WORKER");
     char config[PATH_MAX], sock[PATH_MAX], rundir[PATH_MAX];
     double floor1 = 1e9, floor2 = 1e9, seq_direct = 1e9, seq_manager = 1e9;
-    double pipe_direct = 0, pipe_manager = 0;
+    double pipe_direct = 0, pipe_manager = 0, rate, cpu;
+    double cpu_direct = 1e9, cpu_manager = 1e9;
     struct jshost_options o;
     char *hd = NULL, *hm = NULL;
     jshost *cd, *cm;
@@ -455,8 +469,12 @@ main(int argc, char **argv)
         floor2 = min_of(floor2, floor_round(ffds[1]));
         seq_direct = min_of(seq_direct, calls_sequential(cd, hd, "direct"));
         seq_manager = min_of(seq_manager, calls_sequential(cm, hm, "manager"));
-        pipe_direct = max_of(pipe_direct, calls_pipelined(cd, hd, "direct"));
-        pipe_manager = max_of(pipe_manager, calls_pipelined(cm, hm, "manager"));
+        rate = calls_pipelined(cd, hd, "direct", &cpu);
+        pipe_direct = max_of(pipe_direct, rate);
+        cpu_direct = min_of(cpu_direct, cpu);
+        rate = calls_pipelined(cm, hm, "manager", &cpu);
+        pipe_manager = max_of(pipe_manager, rate);
+        cpu_manager = min_of(cpu_manager, cpu);
     }
 
     free(hm);
@@ -479,16 +497,18 @@ main(int argc, char **argv)
     printf("  floor, 2 hops (echo behind a relay)  %7.1f\n", floor2 * 1e6);
     printf("  jshost direct to worker              %7.1f   %6.2f  (of 1 hop)\n",
            seq_direct * 1e6, seq_direct / floor1);
-    printf("  jshost via manager                   %7.1f   %6.2f  (of 2 hops)\n",
-           seq_manager * 1e6, seq_manager / floor2);
+    printf(
+        "  jshost via manager                   %7.1f   %6.2f  (of 2 hops)\n",
+        seq_manager * 1e6, seq_manager / floor2);
     printf("  the manager's cost per call          %7.1f   (floor: %.1f)\n",
            (seq_manager - seq_direct) * 1e6, (floor2 - floor1) * 1e6);
-    printf("  pipelined, %d in flight, %d calls   calls/s   x sequential\n",
+    printf("  pipelined, %d in flight, %d calls   calls/s   x sequential  "
+           "client CPU us/call\n",
            WINDOW, NPIPE);
-    printf("  jshost direct to worker              %7.0f   %6.2f\n", pipe_direct,
-           pipe_direct * seq_direct);
-    printf("  jshost via manager                   %7.0f   %6.2f\n", pipe_manager,
-           pipe_manager * seq_manager);
+    printf("  jshost direct to worker              %7.0f   %6.2f  %8.2f\n",
+           pipe_direct, pipe_direct * seq_direct, cpu_direct * 1e6);
+    printf("  jshost via manager                   %7.0f   %6.2f  %8.2f\n",
+           pipe_manager, pipe_manager * seq_manager, cpu_manager * 1e6);
 
     if (nftw(tmpdir, remove_one, 16, FTW_DEPTH | FTW_PHYS) < 0)
         fprintf(stderr, "bench_rpc: could not remove %s\n", tmpdir);

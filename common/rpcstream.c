@@ -18,10 +18,12 @@
  * is handed out, so that a fast answer is never held behind a slow run.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rpcstream.h"
 #include "xmalloc.h"
@@ -54,7 +56,8 @@ struct rpcstream {
     bool closing;
     bool close_when_flushed;
     bool in_dispatch;
-    bool drain_due; /* written at once: the after-write work is due */
+    bool drain_due;    /* written at once: the after-write work is due */
+    bool dispatch_due; /* read by rpcstream_read_now: hand out soon */
 };
 
 struct rpcstream_write {
@@ -287,6 +290,54 @@ rpcstream_resume(struct rpcstream *s, unsigned why)
     rpcstream_update_reading(s);
 }
 
+int
+rpcstream_read_now(struct rpcstream *s, size_t max)
+{
+    size_t before = proto_reader_pending(s->reader), len;
+    bool end = false;
+    char *p;
+    ssize_t n;
+    int fd, rc;
+
+    if (s->closing || s->ended || rpcstream_fileno(s, &fd) != 0)
+        return 0;
+    while (proto_reader_pending(s->reader) < max) {
+        rc = proto_reader_buffer(s->reader, RPCSTREAM_READ_CHUNK, &p, &len);
+        if (rc != 0)
+            return rc;
+        n = read(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        /* EOF and errors stay for libuv to read again; only whether the
+         * peer has gone entirely is told here. */
+        end = n == 0 || (n < 0 && errno != EAGAIN);
+        if (n <= 0)
+            break;
+        proto_reader_fill(s->reader, (size_t)n);
+    }
+    if (proto_reader_pending(s->reader) != before && !s->dispatch_due) {
+        s->dispatch_due = true;
+        rpcstream_mark_dirty(s);
+    }
+    return end && rpcstream_peer_gone(s) ? 1 : 0;
+}
+
+size_t
+rpcstream_scan(struct rpcstream *s, proto_scan_fn fn, void *arg)
+{
+    return proto_reader_scan(s->reader, fn, arg);
+}
+
+bool
+rpcstream_peer_gone(const struct rpcstream *s)
+{
+    struct pollfd pfd = {.events = POLLIN};
+
+    if (s->closing || rpcstream_fileno(s, &pfd.fd) != 0)
+        return true;
+    return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLERR)) != 0;
+}
+
 void
 rpcstream_msg_init(struct rpcstream_msg *m)
 {
@@ -442,6 +493,11 @@ rpcstream_flush_all(void)
         struct rpcstream *s = dirty[i];
 
         s->queued = false;
+        if (s->dispatch_due && !s->closing) {
+            /* What rpcstream_read_now took in: libuv will not call for it. */
+            s->dispatch_due = false;
+            rpcstream_dispatch(s);
+        }
         rpcstream_flush_one(s);
         if (s->drain_due && !s->closing) {
             s->drain_due = false;

@@ -79,6 +79,22 @@ void rpcstream_pause(struct rpcstream *s, unsigned why);
 /* Hands out what is buffered at once if nothing else holds the stream. */
 void rpcstream_resume(struct rpcstream *s, unsigned why);
 
+/*
+ * For an owner busy inside one message's handling (a worker running
+ * JavaScript for it) that must still see what its peer sent since (a cancel):
+ * reads what the socket holds now into the buffer, up to `max` bytes
+ * buffered, handing out nothing; the messages read are handed out as usual
+ * afterwards (the stream schedules that itself). 0, or 1 when the peer has
+ * closed the connection entirely (not merely finished sending), or a
+ * negative errno.
+ */
+int rpcstream_read_now(struct rpcstream *s, size_t max);
+/* proto_reader_scan over the messages buffered and not yet handed out. */
+size_t rpcstream_scan(struct rpcstream *s, proto_scan_fn fn, void *arg);
+/* Whether the peer has closed the connection entirely (POLLHUP), not merely
+ * shut down its sending side. */
+bool rpcstream_peer_gone(const struct rpcstream *s);
+
 void rpcstream_msg_init(struct rpcstream_msg *m);
 /* Queues m's bytes (taking them over) for the peer. */
 void rpcstream_send(struct rpcstream *s, struct rpcstream_msg *m);

@@ -25,6 +25,8 @@ call_free(struct call *c)
 {
     if (c == NULL)
         return;
+    if (c->in_client)
+        TAILQ_REMOVE(&c->client->calls, c, centry);
     free(c->params_owned);
     if (c->client != NULL)
         client_unref(c->client);

@@ -2,9 +2,12 @@
  * Client connections: every request is checked before dispatch (a typed
  * error for bad params or an unknown method: proto/check.c, through the
  * same table shape as the worker's), call and context.* go to a host,
- * and closing a connection for any reason releases what it held: hosts, its
- * contexts, its private VMs. A connection is freed only when its socket is
- * closed and nothing refers to it any more (calls in flight, waiters).
+ * cancel and release (notifications) to the calls and workers they name,
+ * answers to reverse calls back to their workers (invoke.c), and closing a
+ * connection for any reason releases what it held: hosts, its calls (each
+ * cancelled), its contexts, its private VMs, its reverse calls. A
+ * connection is freed only when its socket is closed and nothing refers to
+ * it any more (calls in flight, waiters).
  */
 #include <errno.h>
 #include <limits.h>
@@ -34,6 +37,7 @@ client_unref(struct client *c)
     if (--c->refs > 0)
         return;
     free(c->held);
+    free(c->invokes);
     free(c);
 }
 
@@ -188,7 +192,7 @@ client_attach(struct client *c, struct proto_msg *m,
                            "config file %s: %s", path, strerror(errno));
         return;
     }
-    rc = host_get(real, &h, &why);
+    rc = host_get(real, c->pid, &h, &why);
     if (rc != 0) {
         client_reply_error(c, m->msgid, PROTO_ERR_HOST_UNAVAILABLE, NULL, "%s",
                            why);
@@ -256,6 +260,26 @@ client_forwarded_name(const char *method, size_t len)
 }
 
 /* A call from a request read whole (the slow path: its params re-packed). */
+/* A client going direct asks again where the host's workers are (after a
+ * drain, or a worker's death). */
+static void
+client_direct(struct client *c, struct proto_msg *m,
+              const struct proto_params *p)
+{
+    struct host *h = client_host_or_reply(c, m, p);
+    struct rpcstream_msg om;
+
+    if (h == NULL)
+        return;
+    client_reply_begin(&om, m->msgid);
+    msgpack_pack_map(&om.pk, 2);
+    proto_pack_cstr(&om.pk, PROTO_K_TIMEOUT_MS);
+    msgpack_pack_uint64(&om.pk, h->timeout_ms);
+    proto_pack_cstr(&om.pk, PROTO_K_DIRECT);
+    worker_pack_direct(&om.pk, h);
+    client_send(c, &om);
+}
+
 static struct call *
 client_take_call(struct client *c, struct proto_msg *m, enum call_kind kind)
 {
@@ -401,6 +425,82 @@ client_ping(struct client *c, struct proto_msg *m, const struct proto_params *p)
     client_send(c, &om);
 }
 
+/* cancel [cid]: the client's call of that msgid, if still in flight. */
+static void
+client_cancel(struct client *c, struct proto_msg *m,
+              const struct proto_params *p)
+{
+    struct call *call;
+
+    (void)m;
+    TAILQ_FOREACH(call, &c->calls, centry)
+    {
+        if (call->cid == p->msgid && call->kind == CALL_FORWARD) {
+            host_pool_cancel(call, true);
+            return;
+        }
+    }
+}
+
+/* The workers holding this client's contexts, each with the ids of its. */
+struct client_release {
+    struct client *client;
+    struct worker **workers;
+    uint64_t **ids;
+    size_t *nids;
+    size_t n;
+};
+
+static void
+client_release_collect(struct context *x, void *arg)
+{
+    struct client_release *r = arg;
+    size_t i;
+
+    if (x->owner != r->client || x->worker == NULL)
+        return;
+    for (i = 0; i < r->n && r->workers[i] != x->worker; i++)
+        ;
+    if (i == r->n) {
+        r->n++;
+        r->workers = xrealloc(r->workers, r->n * sizeof *r->workers);
+        r->ids = xrealloc(r->ids, r->n * sizeof *r->ids);
+        r->nids = xrealloc(r->nids, r->n * sizeof *r->nids);
+        r->workers[i] = x->worker;
+        r->ids[i] = NULL;
+        r->nids[i] = 0;
+    }
+    r->ids[i] = xrealloc(r->ids[i], (r->nids[i] + 1) * sizeof **r->ids);
+    r->ids[i][r->nids[i]++] = x->worker_context;
+}
+
+/* release [[ids]]: to every worker that holds a context of this client, as
+ * [[ids], [its contexts]] (callables are only ever set in contexts). */
+static void
+client_release(struct client *c, struct proto_msg *m,
+               const struct proto_params *p)
+{
+    struct client_release r = {.client = c};
+    struct rpcstream_msg om;
+    size_t i, k;
+
+    (void)m;
+    context_foreach(client_release_collect, &r);
+    for (i = 0; i < r.n; i++) {
+        rpcstream_msg_init(&om);
+        proto_write_notification(&om.pk, PROTO_N_RELEASE, 2);
+        msgpack_pack_object(&om.pk, *p->callbacks);
+        msgpack_pack_array(&om.pk, (uint32_t)r.nids[i]);
+        for (k = 0; k < r.nids[i]; k++)
+            msgpack_pack_uint64(&om.pk, r.ids[i][k]);
+        worker_send(r.workers[i], &om);
+        free(r.ids[i]);
+    }
+    free(r.workers);
+    free(r.ids);
+    free(r.nids);
+}
+
 /* A handler may take the message over (its zone) for a call. */
 typedef void (*client_method_fn)(struct client *c, struct proto_msg *m,
                                  const struct proto_params *p);
@@ -422,12 +522,39 @@ static const struct client_method client_methods[] = {
     {{PROTO_M_HELLO, proto_check_hello}, client_hello},
     {{PROTO_M_ATTACH, proto_check_attach}, client_attach},
     {{PROTO_M_DETACH, proto_check_detach}, client_detach},
+    {{PROTO_M_DIRECT, proto_check_direct}, client_direct},
     {{PROTO_M_STATUS, proto_check_status}, client_status},
     {{PROTO_M_RESTART, proto_check_restart}, client_restart},
     {{PROTO_M_STOP, proto_check_stop}, client_stop},
     {{PROTO_M_SHUTDOWN, proto_check_shutdown}, client_shutdown},
     {{PROTO_M_PING, proto_check_ping}, client_ping},
 };
+
+static const struct client_method client_notifications[] = {
+    {{PROTO_N_CANCEL, proto_check_cancel}, client_cancel},
+    {{PROTO_N_RELEASE, proto_check_release}, client_release},
+};
+
+/* A notification gets no answer: one that is not understood is logged. */
+static void
+client_notification(struct client *c, struct proto_msg *m)
+{
+    const struct client_method *e;
+    struct proto_params p;
+    enum proto_errtype type;
+    char cause[PROTO_CAUSE_MAX];
+
+    e = (const struct client_method *)proto_method_find(
+        client_notifications,
+        sizeof client_notifications / sizeof client_notifications[0],
+        sizeof client_notifications[0], m, &p, &type, cause);
+    if (e == NULL) {
+        log_debug("client %llu: ignored a notification: %s",
+                  (unsigned long long)c->id, cause);
+        return;
+    }
+    e->fn(c, m, &p);
+}
 
 static void
 client_request(struct client *c, struct proto_msg *m)
@@ -471,6 +598,12 @@ client_on_raw(void *owner, const struct proto_raw *raw)
     uint32_t opts_at, tmo = 0;
     bool is_call;
 
+    if (raw->kind == PROTO_RESPONSE) {
+        /* The answer to a reverse call: to its worker, as it came. */
+        if (!c->closed)
+            invoke_answer(c, raw);
+        return true;
+    }
     if (raw->kind != PROTO_REQUEST || c->closed || raw->nparams < 2)
         return false;
     method = client_forwarded_name(raw->method, raw->method_len);
@@ -542,6 +675,8 @@ client_on_msg(void *owner, struct proto_msg *m)
 
     if (m->kind == PROTO_REQUEST && !c->closed)
         client_request(c, m);
+    else if (m->kind == PROTO_NOTIFICATION && !c->closed)
+        client_notification(c, m);
     if (m->zone != NULL)
         proto_msg_release(m);
 }
@@ -588,12 +723,21 @@ void
 client_close(struct client *c)
 {
     struct host *h, *next;
+    struct call *call;
 
     if (c->closed)
         return;
     c->closed = true;
     TAILQ_REMOVE(&mgr.clients, c, entry);
     mgr.nclients--;
+    /* What it asked is of no use now: queued calls go, running ones are
+     * cancelled on their workers (their answers are dropped). */
+    while ((call = TAILQ_FIRST(&c->calls)) != NULL) {
+        TAILQ_REMOVE(&c->calls, call, centry);
+        call->in_client = false;
+        host_pool_cancel(call, false);
+    }
+    invoke_client_closed(c);
     while (c->nheld > 0)
         host_detach(c->held[c->nheld - 1], c);
     context_foreach(client_drop_context, c);
@@ -625,6 +769,7 @@ client_accept(uv_stream_t *server)
     }
     c->refs = 1; /* the socket's */
     c->id = ++mgr.next_client_id;
+    TAILQ_INIT(&c->calls);
     /* Reading resumes once the backlog falls under a quarter of the mark. */
     rpcstream_set_backlog(c->stream, CLIENT_BACKLOG_HIGH,
                           CLIENT_BACKLOG_HIGH / 4);

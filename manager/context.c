@@ -8,7 +8,10 @@
 #include "manager.h"
 #include "xmalloc.h"
 
-static struct context **context_buckets;
+/* Two tables of the same size: by the manager's id, and by the worker's own
+ * id (a worker's invoke names its context so; each worker counts from 1, so
+ * a chain there holds about one context per worker). */
+static struct context **context_buckets, **context_wbuckets;
 static size_t context_nbuckets, context_count;
 static uint64_t context_next = 1;
 
@@ -17,6 +20,7 @@ context_grow(void)
 {
     size_t n = context_nbuckets == 0 ? 64 : context_nbuckets * 2, i;
     struct context **b = xcalloc(n, sizeof *b);
+    struct context **wb = xcalloc(n, sizeof *wb);
     struct context *x, *next;
 
     for (i = 0; i < context_nbuckets; i++) {
@@ -24,10 +28,14 @@ context_grow(void)
             next = x->hnext;
             x->hnext = b[x->id & (n - 1)];
             b[x->id & (n - 1)] = x;
+            x->wnext = wb[x->worker_context & (n - 1)];
+            wb[x->worker_context & (n - 1)] = x;
         }
     }
     free(context_buckets);
+    free(context_wbuckets);
     context_buckets = b;
+    context_wbuckets = wb;
     context_nbuckets = n;
 }
 
@@ -46,6 +54,8 @@ context_new(struct host *h, struct worker *w, uint64_t worker_context,
     x->owner = owner;
     x->hnext = context_buckets[x->id & (context_nbuckets - 1)];
     context_buckets[x->id & (context_nbuckets - 1)] = x;
+    x->wnext = context_wbuckets[worker_context & (context_nbuckets - 1)];
+    context_wbuckets[worker_context & (context_nbuckets - 1)] = x;
     context_count++;
     return x;
 }
@@ -64,21 +74,6 @@ context_find(uint64_t id)
     return NULL;
 }
 
-/* A worker's console line names its own id for the context: a walk, as
- * contexts are few and console lines rare next to calls. */
-struct context *
-context_find_worker(const struct worker *w, uint64_t worker_context)
-{
-    struct context *x;
-    size_t i;
-
-    for (i = 0; i < context_nbuckets; i++)
-        for (x = context_buckets[i]; x != NULL; x = x->hnext)
-            if (x->worker == w && x->worker_context == worker_context)
-                return x;
-    return NULL;
-}
-
 void
 context_free(struct context *x)
 {
@@ -89,6 +84,13 @@ context_free(struct context *x)
         if (*pp == x) {
             *pp = x->hnext;
             context_count--;
+            break;
+        }
+    }
+    for (pp = &context_wbuckets[x->worker_context & (context_nbuckets - 1)];
+         *pp != NULL; pp = &(*pp)->wnext) {
+        if (*pp == x) {
+            *pp = x->wnext;
             break;
         }
     }
@@ -123,6 +125,20 @@ context_count_host(const struct host *h)
     return n;
 }
 
+struct context *
+context_find_worker(const struct worker *w, uint64_t worker_context)
+{
+    struct context *x;
+
+    if (context_nbuckets == 0 || w == NULL)
+        return NULL;
+    for (x = context_wbuckets[worker_context & (context_nbuckets - 1)];
+         x != NULL; x = x->wnext)
+        if (x->worker == w && x->worker_context == worker_context)
+            return x;
+    return NULL;
+}
+
 static void
 context_free_cb(struct context *x, void *arg)
 {
@@ -135,6 +151,7 @@ context_cleanup(void)
 {
     context_foreach(context_free_cb, NULL);
     free(context_buckets);
-    context_buckets = NULL;
+    free(context_wbuckets);
+    context_buckets = context_wbuckets = NULL;
     context_nbuckets = 0;
 }

@@ -89,6 +89,7 @@ host_timer_closed_cb(uv_handle_t *handle)
     free(h->config);
     free(h->logfile);
     free(h->priv_cwd);
+    free(h->env);
     free(h->ready_blob);
     free(h->last_crash);
     host__free_warnings(h);
@@ -146,7 +147,8 @@ host_alloc(void)
 }
 
 int
-host_get(const char *realpath, struct host **out, char **cause)
+host_get(const char *realpath, pid_t client_pid, struct host **out,
+         char **cause)
 {
     struct host *h = host_find(realpath);
     char path[512];
@@ -159,6 +161,7 @@ host_get(const char *realpath, struct host **out, char **cause)
     /* id and log path as `jshost logs` computes them (common/hostid.c) */
     hostid_make(realpath, h->id);
     h->config = xstrdup(realpath);
+    worker_env_of(client_pid, &h->env, &h->env_len);
     if (hostid_logfile(path, sizeof path, mgr.rundir, realpath) != 0) {
         *cause = xasprintf("log path for host %s too long", h->id);
         h->dropped = true;
@@ -200,6 +203,7 @@ host_new_private(struct client *owner, uint64_t memory_mb, uint64_t timeout_ms,
     if (timeout_ms != 0)
         h->timeout_ms = timeout_ms;
     h->priv_cwd = cwd != NULL ? xstrdup(cwd) : NULL;
+    worker_env_of(owner->pid, &h->env, &h->env_len);
     h->logfd = log_fd();
     h->logfile = xstrdup(mgr.logpath);
     h->configured = true;
@@ -441,6 +445,9 @@ host_attach(struct host *h, struct client *c, uint32_t msgid)
         return;
     }
     if (h->state == HOST_STOPPED) {
+        /* Started again: by this client, with its environment. */
+        free(h->env);
+        worker_env_of(c->pid, &h->env, &h->env_len);
         h->state = HOST_STARTING;
         h->configured = false;
         h->generation++;

@@ -186,6 +186,8 @@ host_pool_submit(struct host *h, struct call *c)
     c->counted = true;
     h->inflight++;
     c->client->inflight++;
+    TAILQ_INSERT_TAIL(&c->client->calls, c, centry);
+    c->in_client = true;
     if (c->context != 0 && c->kind != CALL_CONTEXT_CREATE) {
         x = context_find(c->context);
         if (x == NULL || x->worker == NULL ||
@@ -214,6 +216,10 @@ host_pool_submit(struct host *h, struct call *c)
 void
 host_pool_call_done(struct call *c)
 {
+    if (c->in_client) {
+        TAILQ_REMOVE(&c->client->calls, c, centry);
+        c->in_client = false;
+    }
     if (!c->counted)
         return;
     c->counted = false;
@@ -221,6 +227,24 @@ host_pool_call_done(struct call *c)
         c->host->inflight--;
     if (c->client != NULL)
         c->client->inflight--;
+}
+
+void
+host_pool_cancel(struct call *c, bool answer)
+{
+    if (c->worker == NULL) {
+        /* Still in the host's queue: it never runs. */
+        TAILQ_REMOVE(&c->host->queue, c, qentry);
+        if (answer) {
+            host__fail_call(c, PROTO_ERR_CANCELLED, "cancelled before it ran");
+        } else {
+            host_pool_call_done(c);
+            call_free(c);
+        }
+        return;
+    }
+    if (c->kind == CALL_FORWARD && !c->cancelled)
+        worker_cancel(c->worker, c);
 }
 
 /* Reads the ready notification's figures (docs/protocol.md, "ready"). */

@@ -68,6 +68,10 @@ usage(FILE *f)
             "  JSHOST_PING_MS, JSHOST_PING_TIMEOUT_MS  worker liveness (3000, "
             "10000)\n"
             "  JSHOST_KILL_GRACE_MS        SIGTERM to SIGKILL (3000)\n"
+            "  JSHOST_DRAIN_GRACE_MS       stop/restart: calls run on at most "
+            "this long,\n"
+            "                              then are cancelled (5000, or the "
+            "host's timeout)\n"
             "  JSHOST_START_TIMEOUT_MS     a worker must be ready within "
             "(60000)\n"
             "  JSHOST_MAX_MESSAGE          bytes in one message (64 MiB)\n"
@@ -377,6 +381,7 @@ main(int argc, char **argv)
     mgr.ping_ms = env_u64("JSHOST_PING_MS", 3000);
     mgr.ping_timeout_ms = env_u64("JSHOST_PING_TIMEOUT_MS", 10000);
     mgr.kill_grace_ms = env_u64("JSHOST_KILL_GRACE_MS", 3000);
+    mgr.drain_grace_ms = env_u64("JSHOST_DRAIN_GRACE_MS", 5000);
     mgr.start_timeout_ms = env_u64("JSHOST_START_TIMEOUT_MS", 60000);
     mgr.max_message = (size_t)env_u64("JSHOST_MAX_MESSAGE", 0);
     TAILQ_INIT(&mgr.clients);

@@ -11,6 +11,8 @@
  *   host_reload.c the development reload: the files a host loaded, watched
  *   worker.c    worker processes: spawn, ready, forwarding, ping, exit
  *   call.c      a call's life: made, freed
+ *   invoke.c    reverse calls: a worker's invoke to the client that owns
+ *               the callable, and the answer back (msgids remapped both ways)
  *   router.c    the msgid remap table of each worker connection
  *   context.c   manager-wide context ids, each pinned to its worker
  *   status.c    the status method's figures
@@ -30,6 +32,12 @@
  * context.create and .destroy through worker_context_created/_destroyed) →
  * client_send → rpcstream_send; then host_pool_call_done and call_free.
  * A worker that dies answers its calls in worker_finish (HostCrashed).
+ *
+ * Cancel: client_cancel finds the call among the client's calls (by its
+ * msgid): queued, it is answered Cancelled; at a worker, worker_cancel sends
+ * the worker a cancel for its msg* there, and the worker's Cancelled answer
+ * comes back as any answer. A client that closes does the same for all its
+ * calls (answers dropped) and fails its reverse calls (invoke.c).
  */
 #ifndef JSHOST_MANAGER_H
 #define JSHOST_MANAGER_H
@@ -52,6 +60,7 @@ struct client;
 struct host;
 struct worker;
 struct call;
+struct invoke;
 struct status_req;
 struct host_reload;
 
@@ -70,6 +79,9 @@ enum call_kind {
 struct call {
     struct call *hnext;       /* router hash chain */
     TAILQ_ENTRY(call) qentry; /* host's queue while waiting for a worker */
+    TAILQ_ENTRY(call) centry; /* its client's calls, while counted */
+    bool in_client;
+    bool cancelled; /* a cancel went to its worker */
     enum call_kind kind;
     uint32_t wid;          /* msgid towards the worker */
     uint32_t cid;          /* the client's msgid */
@@ -113,6 +125,9 @@ void router_add(struct router *r, struct call *c);
 struct call *router_find(const struct router *r, uint32_t wid);
 /* The call filed under wid, removed from the table; NULL if none. */
 struct call *router_take(struct router *r, uint32_t wid);
+/* Calls fn for each call filed (fn must not add or take any). */
+void router_foreach(const struct router *r, void (*fn)(struct call *, void *),
+                    void *arg);
 /* Any one call, removed; NULL when empty (for crash answering). */
 struct call *router_pop(struct router *r);
 size_t router_count(const struct router *r);
@@ -123,7 +138,8 @@ void router__set_next(struct router *r, uint32_t next);
 
 /* A context, by its manager-wide id: it sticks to the worker that made it. */
 struct context {
-    struct context *hnext;
+    struct context *hnext; /* by id */
+    struct context *wnext; /* by worker_context */
     uint64_t id;
     uint64_t worker_context; /* the worker's own id for it */
     struct worker *worker;   /* NULL once that worker is gone */
@@ -134,16 +150,35 @@ struct context {
 struct context *context_new(struct host *h, struct worker *w,
                             uint64_t worker_context, struct client *owner);
 struct context *context_find(uint64_t id);
-/* The context a worker knows by its own id; NULL if none. */
-struct context *context_find_worker(const struct worker *w,
-                                    uint64_t worker_context);
 void context_free(struct context *x);
 /* Calls fn for each context (fn may free the one it is given). */
 void context_foreach(void (*fn)(struct context *, void *), void *arg);
 unsigned context_count_host(const struct host *h);
 void context_cleanup(void);
+/* The context a worker knows as worker_context, or NULL. */
+struct context *context_find_worker(const struct worker *w,
+                                    uint64_t worker_context);
+
+/* ---- invoke.c ---- */
+
+/* A worker's invoke request (fast path: its bytes): sent on to the client
+ * that owns the callable, or answered with an error at once. false when
+ * the request is not one the fast path takes (the slow path answers it). */
+bool invoke_from_worker(struct worker *w, const struct proto_raw *raw);
+/* A client's response: to the worker whose invoke it answers (dropped when
+ * that worker or that invoke is gone). */
+void invoke_answer(struct client *c, const struct proto_raw *raw);
+/* The client is closing: its workers' invokes are failed. */
+void invoke_client_closed(struct client *c);
+/* The worker is gone: answers to its invokes will be dropped. */
+void invoke_worker_gone(struct worker *w);
+/* Answers a worker's request wid with an error of type. */
+void invoke_fail(struct worker *w, uint32_t wid, enum proto_errtype type,
+                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* ---- client.c ---- */
+
+TAILQ_HEAD(callq, call);
 
 struct client {
     TAILQ_ENTRY(client) entry;
@@ -154,8 +189,14 @@ struct client {
     uid_t uid;
     pid_t pid;
     unsigned inflight;
+    struct callq calls; /* in flight (queued or at a worker), for cancel */
     struct host **held; /* hosts this connection holds (attach) */
     size_t nheld;
+    /* Reverse calls waiting for this client's answer, by the msgid it was
+     * given (invoke.c). */
+    struct invoke **invokes;
+    size_t ninvokes, invokes_cap; /* count; buckets, a power of two */
+    uint32_t next_invoke;
 };
 
 TAILQ_HEAD(clients, client);
@@ -192,7 +233,6 @@ struct waiter {
 };
 
 TAILQ_HEAD(waiters, waiter);
-TAILQ_HEAD(callq, call);
 TAILQ_HEAD(workers, worker);
 
 #define HOST_CRASH_WINDOW 5
@@ -209,6 +249,11 @@ struct host {
     struct client *owner; /* private VM: the owning connection */
     uint64_t priv_memory_mb, priv_timeout_ms;
     char *priv_cwd;
+    /* The environment of the client that started it ("K=V\0" strings): its
+     * workers' process.env takes NODE_ENV and the config's `env` from it
+     * (worker_env_of, worker_spawn). */
+    char *env;
+    size_t env_len;
     unsigned handles; /* open timers */
     unsigned nlive;   /* workers not yet freed */
     bool freeing;
@@ -254,7 +299,8 @@ TAILQ_HEAD(hosts, host);
 
 struct host *host_find(const char *id_or_path);
 /* The host of a config (started if new). 0, or negative errno + cause. */
-int host_get(const char *config_realpath, struct host **out, char **cause);
+int host_get(const char *config_realpath, pid_t client_pid, struct host **out,
+             char **cause);
 struct host *host_new_private(struct client *owner, uint64_t memory_mb,
                               uint64_t timeout_ms, const char *cwd);
 void host_attach(struct host *h, struct client *c, uint32_t msgid);
@@ -312,6 +358,9 @@ void host_pool_submit(struct host *h, struct call *c);
 void host_pool_dispatch(struct host *h);
 /* The call no longer counts against its host's and client's limits. */
 void host_pool_call_done(struct call *c);
+/* Cancel (docs/protocol.md): a queued call is answered Cancelled (when
+ * `answer`), one at a worker is cancelled there. */
+void host_pool_cancel(struct call *c, bool answer);
 /* Called by worker.c. */
 void host_pool_worker_ready(struct host *h, struct worker *w,
                             const msgpack_object *info);
@@ -356,6 +405,8 @@ struct worker {
     char *direct_path;
     bool drained;
     bool crashed_counted;
+    bool grace_over;        /* draining: its calls were cancelled */
+    struct invoke *invokes; /* its reverse calls waiting on clients */
     int64_t exit_status;
     int term_signal;
     /* Figures from the worker's stats (it sees every call, direct ones
@@ -366,6 +417,9 @@ struct worker {
 };
 
 struct worker *worker_spawn(struct host *h, char **cause);
+/* The environment process `pid` (a client) started with, as "K=V\0" strings
+ * (/proc/PID/environ): *env malloc'd (NULL and 0 when unreadable). */
+void worker_env_of(pid_t pid, char **env, size_t *len);
 /* Sends c to the worker (rewriting msgid and context id). */
 void worker_forward(struct worker *w, struct call *c);
 /* Sends an internal request (stats, ping, context.destroy). */
@@ -374,6 +428,10 @@ void worker_request(struct worker *w, struct call *c, const char *method,
 void worker_drain(struct worker *w);
 /* Packs the direct sockets of h's workers that take new calls (an array). */
 void worker_pack_direct(msgpack_packer *pk, const struct host *h);
+/* Sends the worker a cancel for call c (its msgid there). */
+void worker_cancel(struct worker *w, struct call *c);
+/* Sends a message packed in om (or drops it once the socket is closing). */
+void worker_send(struct worker *w, struct rpcstream_msg *om);
 void worker_stop(struct worker *w);
 void worker_kill(struct worker *w);
 const char *worker_state_name(enum worker_state s);
@@ -415,6 +473,9 @@ struct manager {
     unsigned max_client_inflight;
     unsigned max_host_inflight;
     uint64_t ping_ms, ping_timeout_ms, kill_grace_ms, start_timeout_ms;
+    /* stop, restart, shutdown: how long a worker's calls may run on before
+     * they are cancelled (the host's timeout, at most this) */
+    uint64_t drain_grace_ms;
     size_t max_message; /* 0 = proto's default (64 MiB) */
     struct clients clients;
     unsigned nclients;

@@ -116,6 +116,18 @@ router_pop(struct router *r)
     return NULL;
 }
 
+void
+router_foreach(const struct router *r, void (*fn)(struct call *, void *),
+               void *arg)
+{
+    size_t i;
+    struct call *c;
+
+    for (i = 0; i < r->nbuckets; i++)
+        for (c = r->buckets[i]; c != NULL; c = c->hnext)
+            fn(c, arg);
+}
+
 size_t
 router_count(const struct router *r)
 {

@@ -4,13 +4,17 @@
  * forwarded with msgids from this worker's own space; replies find their client
  * through the router. A worker is finished only once both its exit status and
  * the end of its socket have been seen, so that replies it flushed just before
- * exiting (a MemoryError before exit 75) still reach their clients.
+ * exiting (a MemoryError before exit 75) still reach their clients. A worker
+ * drained for stop or restart gets a grace for the calls it holds, then they
+ * are cancelled, then it is stopped.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -22,9 +26,6 @@
 
 /* How long to wait for the socket's end once the process has exited. */
 #define WORKER_EOF_GRACE_MS 1000
-/* The longest a drain waits for direct clients before the worker is
- * stopped (their calls then end HostCrashed). */
-#define WORKER_DRAIN_GRACE_MS 5000
 
 static void worker_finish(struct worker *w);
 static void worker_kill_timer_cb(uv_timer_t *t);
@@ -189,6 +190,10 @@ worker_on_raw(void *owner, const struct proto_raw *raw)
     struct call *c;
     msgpack_packer pk;
 
+    if (raw->kind == PROTO_REQUEST) {
+        w->last_msg_ms = manager_now();
+        return invoke_from_worker(w, raw);
+    }
     if (raw->kind != PROTO_RESPONSE ||
         (uint8_t)raw->bytes[raw->error_at] != 0xc0)
         return false;
@@ -311,13 +316,21 @@ worker_on_msg(void *owner, struct proto_msg *m)
             if (w->state == WORKER_DRAINING && w->inflight == 0)
                 worker_stop(w);
         }
-    } else {
-        struct rpcstream_msg om;
+    } else if (proto_msg_is(m, PROTO_M_INVOKE)) {
+        /* What the fast path (invoke_from_worker) did not take. */
+        struct proto_params p;
+        char cause[PROTO_CAUSE_MAX];
 
-        rpcstream_msg_init(&om);
-        proto_write_errorf(&om.pk, m->msgid, PROTO_ERR_NOT_FOUND,
-                           "the manager serves no requests from workers");
-        rpcstream_send(w->stream, &om);
+        if (proto_check_invoke(m, &p, cause) < 0)
+            invoke_fail(w, m->msgid, PROTO_ERR_INVALID_ARGUMENT, "%s", cause);
+        else
+            invoke_fail(w, m->msgid, PROTO_ERR_INVALID_ARGUMENT,
+                        "params[2] (owner): the manager routes an invoke by "
+                        "its owner, {\"call\": msgid} or {\"context\": id}");
+    } else {
+        invoke_fail(w, m->msgid, PROTO_ERR_NOT_FOUND,
+                    "the manager serves no method '%.*s' to workers",
+                    (int)(m->method_len > 64 ? 64 : m->method_len), m->method);
     }
     proto_msg_release(m);
 }
@@ -355,7 +368,7 @@ static const struct rpcstream_cbs worker_stream_cbs = {
 };
 
 /* Once its socket is closing, what is meant for a worker is dropped. */
-static void
+void
 worker_send(struct worker *w, struct rpcstream_msg *om)
 {
     if (!w->stream_open || w->stream == NULL) {
@@ -366,20 +379,42 @@ worker_send(struct worker *w, struct rpcstream_msg *om)
 }
 
 static void
+worker_cancel_one(struct call *c, void *arg)
+{
+    if (c->kind == CALL_FORWARD && !c->cancelled)
+        worker_cancel(arg, c);
+}
+
+static void
 worker_kill_timer_cb(uv_timer_t *t)
 {
     struct worker *w = t->data;
 
-    if (w->state == WORKER_EXITED) {
-        /* The socket never ended (a grandchild holds it): finish anyway. */
-        worker_finish(w);
+    if (w->state == WORKER_DRAINING && !w->grace_over) {
+        w->grace_over = true;
+        host_log(w->host, w->pid,
+                 "%u calls still running after the stop grace: cancelling "
+                 "them",
+                 w->inflight);
+        /* Direct clients had the same grace: their time is up too. */
+        w->drained = true;
+        router_foreach(w->calls, worker_cancel_one, w);
+        if (w->inflight == 0) {
+            worker_stop(w);
+            return;
+        }
+        uv_timer_start(&w->kill_timer, worker_kill_timer_cb, mgr.kill_grace_ms,
+                       0);
         return;
     }
     if (w->state == WORKER_DRAINING) {
-        host_log(w->host, w->pid,
-                 "direct clients still there after the drain's grace");
-        w->drained = true;
+        host_log(w->host, w->pid, "cancelled calls still unanswered");
         worker_stop(w);
+        return;
+    }
+    if (w->state == WORKER_EXITED) {
+        /* The socket never ended (a grandchild holds it): finish anyway. */
+        worker_finish(w);
         return;
     }
     if (w->state == WORKER_STARTING) {
@@ -435,6 +470,7 @@ worker_finish(struct worker *w)
     /* A worker that did not stop cleanly leaves its socket behind. */
     if (w->direct_path != NULL)
         unlink(w->direct_path);
+    invoke_worker_gone(w);
     worker_exit_words(w, words, sizeof words);
     while ((c = router_pop(w->calls)) != NULL) {
         if (c->kind == CALL_FORWARD || c->kind == CALL_CONTEXT_CREATE ||
@@ -464,18 +500,99 @@ worker_spawn_failed_cb(uv_handle_t *handle)
     free(w);
 }
 
+void
+worker_env_of(pid_t pid, char **env, size_t *len)
+{
+    char path[64], buf[8192];
+    size_t cap = 0;
+    ssize_t r;
+    int fd;
+
+    *env = NULL;
+    *len = 0;
+    if (pid <= 0)
+        return;
+    snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    /* An environment past 1 MiB is cut there: argv and env share ARG_MAX. */
+    while ((r = read(fd, buf, sizeof buf)) > 0 && *len < (1u << 20)) {
+        if (*len + (size_t)r > cap) {
+            cap = (*len + (size_t)r) * 2;
+            *env = xrealloc(*env, cap);
+        }
+        memcpy(*env + *len, buf, (size_t)r);
+        *len += (size_t)r;
+    }
+    close(fd);
+}
+
+/*
+ * The host's client environment for the worker, on a memfd it reads as
+ * --env-fd 3 + 1: never on its command line (which every user can read),
+ * never as its own environment (the manager's, which is the environment of
+ * whichever client started the manager). -1 with *cause on failure.
+ */
+static int
+worker_env_fd(const struct host *h, char **cause)
+{
+    size_t off = 0;
+    int fd = memfd_create("jshost-env", MFD_CLOEXEC);
+
+    if (fd < 0) {
+        *cause = xasprintf("memfd_create: %s", strerror(errno));
+        return -1;
+    }
+    /* Above the child's fds 0-4: uv_spawn dup2()s stdio[i] to fd i in order,
+     * so an env fd of 3 would be overwritten by the socket before it is
+     * moved to 4. */
+    if (fd < 5) {
+        int high = fcntl(fd, F_DUPFD_CLOEXEC, 5);
+
+        close(fd);
+        if (high < 0) {
+            *cause = xasprintf("fcntl: %s", strerror(errno));
+            return -1;
+        }
+        fd = high;
+    }
+    while (off < h->env_len) {
+        ssize_t r = write(fd, h->env + off, h->env_len - off);
+
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            *cause = xasprintf("writing the environment: %s", strerror(errno));
+            close(fd);
+            return -1;
+        }
+        off += (size_t)r;
+    }
+    if (lseek(fd, 0, SEEK_SET) != 0) {
+        *cause = xasprintf("lseek: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 struct worker *
 worker_spawn(struct host *h, char **cause)
 {
     struct worker *w;
     uv_process_options_t opts;
-    uv_stdio_container_t stdio[4];
-    char *args[12];
+    uv_stdio_container_t stdio[5];
+    char *args[14];
     char mem[32], tmo[32];
-    int fds[2], rc, n = 0;
+    int fds[2], envfd, rc, n = 0;
 
+    envfd = worker_env_fd(h, cause);
+    if (envfd < 0)
+        return NULL;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
         *cause = xasprintf("socketpair: %s", strerror(errno));
+        close(envfd);
         return NULL;
     }
     w = xcalloc(1, sizeof *w);
@@ -488,6 +605,8 @@ worker_spawn(struct host *h, char **cause)
     args[n++] = mgr.worker_path;
     args[n++] = "--fd";
     args[n++] = "3";
+    args[n++] = "--env-fd";
+    args[n++] = "4";
     if (h->is_private) {
         if (h->priv_memory_mb != 0) {
             snprintf(mem, sizeof mem, "%llu",
@@ -530,14 +649,17 @@ worker_spawn(struct host *h, char **cause)
     stdio[2].data.fd = h->logfd;
     stdio[3].flags = UV_INHERIT_FD;
     stdio[3].data.fd = fds[1];
+    stdio[4].flags = UV_INHERIT_FD;
+    stdio[4].data.fd = envfd;
     opts.file = mgr.worker_path;
     opts.args = args;
     opts.stdio = stdio;
-    opts.stdio_count = 4;
+    opts.stdio_count = 5;
     opts.exit_cb = worker_exit_cb;
     w->proc.data = w;
     rc = uv_spawn(mgr.loop, &w->proc, &opts);
     close(fds[1]);
+    close(envfd);
     if (rc != 0) {
         close(fds[0]);
         *cause =
@@ -648,19 +770,23 @@ worker_drain(struct worker *w)
 
     if (w->state == WORKER_STARTING || w->state == WORKER_READY) {
         w->state = WORKER_DRAINING;
-        host_log(w->host, w->pid, "draining (%u in flight)", w->inflight);
+        /* Its calls run on for the host's deadline, at most the grace;
+         * then they are cancelled. */
+        grace = w->host->timeout_ms < mgr.drain_grace_ms ? w->host->timeout_ms
+                                                         : mgr.drain_grace_ms;
+        host_log(w->host, w->pid, "draining (%u in flight, %llu ms grace)",
+                 w->inflight, (unsigned long long)grace);
         if (w->direct_path != NULL && w->ready_ms != 0 && !w->drained) {
+            /* Its direct clients are told to go; it says when none is
+             * left. */
             rpcstream_msg_init(&om);
             proto_write_notification(&om.pk, PROTO_N_DRAIN, 0);
             worker_send(w, &om);
-            grace = w->host->timeout_ms < WORKER_DRAIN_GRACE_MS
-                        ? w->host->timeout_ms
-                        : WORKER_DRAIN_GRACE_MS;
-            uv_timer_start(&w->kill_timer, worker_kill_timer_cb,
-                           grace + WORKER_EOF_GRACE_MS, 0);
         } else {
             w->drained = true; /* nothing to wait for but its own calls */
         }
+        uv_timer_stop(&w->kill_timer);
+        uv_timer_start(&w->kill_timer, worker_kill_timer_cb, grace, 0);
     }
     if (w->state == WORKER_DRAINING && w->inflight == 0 && w->drained)
         worker_stop(w);
@@ -679,6 +805,18 @@ worker_pack_direct(msgpack_packer *pk, const struct host *h)
     TAILQ_FOREACH(w, &h->workers, entry)
     if (w->state == WORKER_READY && w->direct_path != NULL)
         proto_pack_cstr(pk, w->direct_path);
+}
+
+void
+worker_cancel(struct worker *w, struct call *c)
+{
+    struct rpcstream_msg om;
+
+    c->cancelled = true;
+    rpcstream_msg_init(&om);
+    proto_write_notification(&om.pk, PROTO_N_CANCEL, 1);
+    msgpack_pack_uint32(&om.pk, c->wid);
+    worker_send(w, &om);
 }
 
 void

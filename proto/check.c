@@ -166,6 +166,8 @@ params_init(struct proto_params *p)
     p->data = &nil_object;
     p->args = &empty_array;
     p->host_obj = &nil_object;
+    p->callbacks = &empty_array;
+    p->contexts = &empty_array;
 }
 
 static int
@@ -240,6 +242,13 @@ proto_check_detach(const struct proto_msg *msg, struct proto_params *p,
 }
 
 int
+proto_check_direct(const struct proto_msg *msg, struct proto_params *p,
+                   char *cause)
+{
+    return check_host_only(msg, p, cause);
+}
+
+int
 proto_check_restart(const struct proto_msg *msg, struct proto_params *p,
                     char *cause)
 {
@@ -269,6 +278,14 @@ static int
 check_none(const struct proto_msg *msg, struct proto_params *p, char *cause)
 {
     params_init(p);
+    return proto_params_count(msg, 0, 0, cause) < 0 ? -EINVAL : 0;
+}
+
+int
+proto_check_drain(const struct proto_msg *msg, struct proto_params *p,
+                  char *cause)
+{
+    (void)p;
     return proto_params_count(msg, 0, 0, cause) < 0 ? -EINVAL : 0;
 }
 
@@ -390,6 +407,130 @@ proto_check_context_destroy(const struct proto_msg *msg, struct proto_params *p,
     params_init(p);
     if (proto_params_count(msg, 1, 1, cause) < 0 ||
         param_context(msg, p, cause) < 0)
+        return -EINVAL;
+    return 0;
+}
+
+/* params[i]: an array of unsigned integers up to max. */
+static int
+param_uint_array(const struct proto_msg *msg, uint32_t i, const char *what,
+                 uint64_t max, const msgpack_object **o, char *cause)
+{
+    if (proto_param_array(msg, i, what, o, cause) < 0)
+        return -EINVAL;
+    for (uint32_t k = 0; k < (*o)->via.array.size; k++) {
+        const msgpack_object *e = &(*o)->via.array.ptr[k];
+
+        if (e->type != MSGPACK_OBJECT_POSITIVE_INTEGER || e->via.u64 > max) {
+            proto__cause(cause,
+                         "params[%u] (%s): element %u is not an unsigned "
+                         "%s-bit integer, it is %s",
+                         i, what, k, max == UINT32_MAX ? "32" : "64",
+                         e->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+                             ? "a larger one"
+                             : proto__obj_kind(e));
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* params[i]: an unsigned 32-bit integer. */
+static int
+param_u32(const struct proto_msg *msg, uint32_t i, const char *what,
+          uint32_t *v, char *cause)
+{
+    uint64_t u;
+
+    if (proto_param_uint(msg, i, what, &u, cause) < 0)
+        return -EINVAL;
+    if (u > UINT32_MAX) {
+        proto__cause(cause, "params[%u] (%s): %llu does not fit 32 bits", i,
+                     what, (unsigned long long)u);
+        return -EINVAL;
+    }
+    *v = (uint32_t)u;
+    return 0;
+}
+
+int
+proto_check_cancel(const struct proto_msg *msg, struct proto_params *p,
+                   char *cause)
+{
+    params_init(p);
+    if (proto_params_count(msg, 1, 1, cause) < 0 ||
+        param_u32(msg, 0, "msgid", &p->msgid, cause) < 0)
+        return -EINVAL;
+    return 0;
+}
+
+int
+proto_check_release(const struct proto_msg *msg, struct proto_params *p,
+                    char *cause)
+{
+    params_init(p);
+    if (proto_params_count(msg, 1, 2, cause) < 0 ||
+        param_uint_array(msg, 0, "callbacks", UINT32_MAX, &p->callbacks,
+                         cause) < 0 ||
+        (msg->params.via.array.size > 1 &&
+         param_uint_array(msg, 1, "contexts", UINT64_MAX, &p->contexts, cause) <
+             0))
+        return -EINVAL;
+    return 0;
+}
+
+/* invoke's owner: {"call": msgid} or {"context": id}, exactly one key. */
+static int
+param_owner(const struct proto_msg *msg, struct proto_params *p, char *cause)
+{
+    const msgpack_object *o, *call, *ctx, *v;
+    const char *key;
+
+    if (proto_param_any(msg, 2, &o, cause) < 0)
+        return -EINVAL;
+    if (o->type != MSGPACK_OBJECT_MAP) {
+        proto__cause(cause, "params[2] (owner): expected a map, got %s",
+                     proto__obj_kind(o));
+        return -EINVAL;
+    }
+    call = proto_map_get(o, PROTO_K_CALL);
+    ctx = proto_map_get(o, PROTO_K_CONTEXT);
+    if ((call == NULL) == (ctx == NULL) || o->via.map.size != 1) {
+        proto__cause(cause,
+                     "params[2] (owner): expected {\"%s\": msgid} or "
+                     "{\"%s\": id}",
+                     PROTO_K_CALL, PROTO_K_CONTEXT);
+        return -EINVAL;
+    }
+    v = call != NULL ? call : ctx;
+    key = call != NULL ? PROTO_K_CALL : PROTO_K_CONTEXT;
+    if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 == 0 ||
+        (call != NULL && v->via.u64 > UINT32_MAX)) {
+        proto__cause(cause,
+                     "params[2] (owner): %s: expected an unsigned %s-bit "
+                     "integer above 0, got %s",
+                     key, call != NULL ? "32" : "64",
+                     v->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+                         ? "another one"
+                         : proto__obj_kind(v));
+        return -EINVAL;
+    }
+    if (call != NULL)
+        p->owner_call = (uint32_t)v->via.u64;
+    else
+        p->owner_context = v->via.u64;
+    return 0;
+}
+
+int
+proto_check_invoke(const struct proto_msg *msg, struct proto_params *p,
+                   char *cause)
+{
+    params_init(p);
+    if (proto_params_count(msg, 2, 3, cause) < 0 ||
+        param_u32(msg, 0, "callback", &p->callback_id, cause) < 0 ||
+        proto_param_array(msg, 1, "args", &p->args, cause) < 0 ||
+        (msg->params.via.array.size > 2 && param_owner(msg, p, cause) < 0))
         return -EINVAL;
     return 0;
 }

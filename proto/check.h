@@ -80,6 +80,19 @@ struct proto_params {
     uint64_t protocol;
     const char *client;
     size_t client_len;
+    /* cancel: the msgid of the request to stop */
+    uint32_t msgid;
+    /* invoke: the callback id, its args (an array), and on the manager's
+     * connection to a worker the owner: a call's msgid (owner_call) or a
+     * context id (owner_context), the other 0; neither without the param */
+    uint32_t callback_id;
+    uint32_t owner_call;
+    uint64_t owner_context;
+    /* release: the callback ids (an array of unsigned 32-bit integers) and,
+     * from the manager to a worker, the contexts they were set in (an array
+     * of unsigned integers; empty when absent) */
+    const msgpack_object *callbacks;
+    const msgpack_object *contexts;
 };
 
 typedef int (*proto_check_fn)(const struct proto_msg *msg,
@@ -92,6 +105,8 @@ int proto_check_attach(const struct proto_msg *msg, struct proto_params *p,
 int proto_check_detach(const struct proto_msg *msg, struct proto_params *p,
                        char *cause);
 int proto_check_status(const struct proto_msg *msg, struct proto_params *p,
+                       char *cause);
+int proto_check_direct(const struct proto_msg *msg, struct proto_params *p,
                        char *cause);
 int proto_check_restart(const struct proto_msg *msg, struct proto_params *p,
                         char *cause);
@@ -115,6 +130,16 @@ int proto_check_ping(const struct proto_msg *msg, struct proto_params *p,
                      char *cause);
 int proto_check_stats(const struct proto_msg *msg, struct proto_params *p,
                       char *cause);
+/* Reverse calls and cancellation (docs/protocol.md, "Callbacks and
+ * cancellation"): cancel and release are notifications, invoke a request. */
+int proto_check_drain(const struct proto_msg *msg, struct proto_params *p,
+                      char *cause);
+int proto_check_cancel(const struct proto_msg *msg, struct proto_params *p,
+                       char *cause);
+int proto_check_release(const struct proto_msg *msg, struct proto_params *p,
+                        char *cause);
+int proto_check_invoke(const struct proto_msg *msg, struct proto_params *p,
+                       char *cause);
 
 /*
  * The one reader of the timeout_ms option: an unsigned integer up to

@@ -12,6 +12,8 @@
 #define PROTO_M_HELLO "hello"
 #define PROTO_M_ATTACH "attach"
 #define PROTO_M_DETACH "detach"
+/* The host's direct sockets and default deadline, as attach gives them. */
+#define PROTO_M_DIRECT "direct"
 #define PROTO_M_STATUS "status"
 /* The manager only. */
 #define PROTO_M_RESTART "restart"
@@ -27,6 +29,9 @@
 /* Both servers answer ping; stats is the manager's question to a worker. */
 #define PROTO_M_PING "ping"
 #define PROTO_M_STATS "stats"
+/* A reverse call: a worker (through the manager) asks the client that owns a
+ * callable to run it. */
+#define PROTO_M_INVOKE "invoke"
 
 /* ---- notifications ---- */
 
@@ -50,6 +55,10 @@
 /* worker -> the connection that made a context (the manager passes it on to
  * its client): [level, text, context id], a line the context's code logged. */
 #define PROTO_N_CONSOLE "console"
+/* client -> manager -> worker: stop the call of that msgid. */
+#define PROTO_N_CANCEL "cancel"
+/* client -> manager -> worker: withdraw those callables. */
+#define PROTO_N_RELEASE "release"
 
 /* ---- keys ---- */
 
@@ -127,6 +136,11 @@
 #define PROTO_K_LAST_CRASH "last_crash"
 #define PROTO_K_P50_MS "p50_ms"
 #define PROTO_K_P99_MS "p99_ms"
+
+/* invoke's owner param (manager <-> worker only): the call or the context
+ * the callable belongs to. */
+#define PROTO_K_CALL "call"
+#define PROTO_K_CONTEXT "context"
 
 /* ping's result. */
 #define PROTO_PONG "pong"

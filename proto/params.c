@@ -18,6 +18,7 @@ static const char *const errtype_names[] = {
     [PROTO_ERR_HOST_UNAVAILABLE] = "HostUnavailable",
     [PROTO_ERR_OVERLOADED] = "Overloaded",
     [PROTO_ERR_PROTOCOL] = "ProtocolError",
+    [PROTO_ERR_CANCELLED] = "Cancelled",
 };
 
 #define ERRTYPE_COUNT (sizeof(errtype_names) / sizeof(errtype_names[0]))

@@ -65,6 +65,7 @@ enum proto_errtype {
     PROTO_ERR_HOST_UNAVAILABLE, /* "HostUnavailable" */
     PROTO_ERR_OVERLOADED,       /* "Overloaded" */
     PROTO_ERR_PROTOCOL,         /* "ProtocolError" */
+    PROTO_ERR_CANCELLED,        /* "Cancelled" */
 };
 
 /* "JSError", ... ; NULL for PROTO_ERR_NONE or out of range. */
@@ -193,6 +194,17 @@ int proto_reader_peek(struct proto_reader *r, struct proto_raw *raw,
                       char *cause);
 /* Drops the message proto_reader_peek returned. */
 void proto_reader_skip(struct proto_reader *r);
+
+/*
+ * Looks at every whole message buffered and not yet handed out, in order,
+ * taking none: fn(arg, raw) for each (raw's bytes valid during the call only)
+ * until fn returns false or a message's head is not msgpack-RPC (that one is
+ * reported by proto_reader_next when it is reached). For a server busy with
+ * one message that must still see what came after it (a cancel). Returns how
+ * many messages fn saw.
+ */
+typedef bool (*proto_scan_fn)(void *arg, const struct proto_raw *raw);
+size_t proto_reader_scan(struct proto_reader *r, proto_scan_fn fn, void *arg);
 
 /*
  * A pull reader over msgpack bytes: one item's head at a time (a container's

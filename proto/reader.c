@@ -649,6 +649,26 @@ proto_reader_skip(struct proto_reader *r)
     frame_pop(r);
 }
 
+size_t
+proto_reader_scan(struct proto_reader *r, proto_scan_fn fn, void *arg)
+{
+    const char *base = r->up.buffer + r->up.off;
+    char cause[PROTO_CAUSE_MAX];
+    struct proto_raw raw;
+    size_t i, off = 0;
+
+    for (i = 0; i < r->ready; i++) {
+        const struct frame *f = &r->frames[(r->first + i) & (r->cap - 1)];
+
+        if (raw_validate(f, base + off, &raw, cause) < 0)
+            return i;
+        if (!fn(arg, &raw))
+            return i + 1;
+        off += f->size;
+    }
+    return i;
+}
+
 int
 proto_reader_next(struct proto_reader *r, struct proto_msg *msg, char *cause)
 {

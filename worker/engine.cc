@@ -15,6 +15,8 @@
 #include "js_alloc.h"
 #include "js_internal.h"
 
+extern char **environ;
+
 using jse::Realm;
 using v8::HandleScope;
 using v8::Isolate;
@@ -73,6 +75,7 @@ EngineDestroy(js_engine *e)
             e->key_name.Reset();
             e->key_host.Reset();
             e->rejections.clear();
+            e->invokes.clear();
         }
         e->watchdog.Stop();
         e->isolate->Dispose();
@@ -129,8 +132,13 @@ EngineNew(uv_loop_t *loop, const struct js_engine_options *opts,
         char buf[PATH_MAX];
         e->cwd = getcwd(buf, sizeof buf) ? buf : "/";
     }
+    for (const char *const *p = opts->env ? opts->env : environ;
+         p != nullptr && *p != nullptr; p++)
+        e->env.push_back(*p);
     if (opts->config_path != nullptr) {
         int rc = jse::ConfigResolve(opts->config_path, &e->config_path, err);
+        if (rc == 0)
+            rc = jse::ConfigPrescan(e, e->config_path, err);
         if (rc != 0) {
             delete e;
             return rc;
@@ -318,13 +326,6 @@ js_engine_functions(const js_engine *e, const char *const **names)
 {
     *names = e->name_ptrs.empty() ? nullptr : e->name_ptrs.data();
     return e->name_ptrs.size();
-}
-
-extern "C" void
-js_engine_set_console(js_engine *e, js_console_cb cb, void *arg)
-{
-    e->console_cb = cb;
-    e->console_arg = arg;
 }
 
 extern "C" size_t
@@ -532,11 +533,85 @@ js_context_destroy(js_engine *e, uint32_t id)
         return -ENOENT;
     Realm *realm = it->second;
     e->contexts.erase(it);
-    // Calls still waiting in that context are answered now.
+    // Calls still waiting in that context are answered now; its reverse
+    // calls will never be.
     char msg[64];
     snprintf(msg, sizeof msg, "context %u was destroyed", id);
     jse::CallsFailAll(e, realm, PROTO_ERR_NOT_FOUND, msg);
+    jse::InvokesForgetRealm(e, id);
     v8::Isolate::Scope is(e->isolate);
     jse::RealmFree(e, realm);
     return 0;
+}
+
+// ---------------------------------------------------------------------------
+// Callables, reverse calls, cancellation
+
+extern "C" void
+js_engine_set_hooks(js_engine *e, const struct js_engine_hooks *hooks)
+{
+    e->hooks = *hooks;
+    e->watchdog.SetPoll(hooks->poll != nullptr ? jse::PollInterrupt : nullptr,
+                        e);
+}
+
+extern "C" int
+js_invoke_settle(js_engine *e, uint32_t id, uint64_t peer,
+                 const msgpack_object *error, const msgpack_object *result)
+{
+    try {
+        return jse::InvokeAnswer(e, id, peer, error, result, nullptr);
+    } catch (...) {
+        // Out of memory: the promise waits on, under its call's deadline.
+        return -ENOMEM;
+    }
+}
+
+extern "C" void
+js_invoke_fail_peer(js_engine *e, uint64_t peer, const char *message)
+{
+    try {
+        jse::InvokesFailPeer(e, peer, message);
+    } catch (...) {
+    }
+}
+
+extern "C" void
+js_context_release(js_engine *e, uint32_t id, const uint32_t *callbacks,
+                   size_t n)
+{
+    auto it = e->contexts.find(id);
+    if (it == e->contexts.end())
+        return;
+    for (size_t i = 0; i < n; i++)
+        it->second->callables.erase(callbacks[i]);
+}
+
+extern "C" int
+js_cancel(js_engine *e, void *arg)
+{
+    for (auto &kv : e->calls) {
+        if (kv.second->arg == arg) {
+            jse::CallCancel(kv.second);
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
+extern "C" int
+js_context_interrupt(js_engine *e, uint32_t id)
+{
+    Realm *realm = jse::RunningRealm(e);
+    if (realm == nullptr || realm->id != id || id == 0)
+        return 0;
+    jse::Terminate(e, jse::kTermContext);
+    return 1;
+}
+
+extern "C" void
+js_engine_stop(js_engine *e)
+{
+    e->stopping = true;
+    jse::Terminate(e, jse::kTermStop);
 }

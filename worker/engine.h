@@ -38,6 +38,18 @@
  * js_engine_free answer through CallFail -> CallDone. A C++ exception (an
  * allocation failing) comes back to the engine.cc function that started
  * the call, which answers it through CallAbandon -> CallFail -> CallDone.
+ *
+ * Callables and cancellation (docs/protocol.md, "Callbacks and
+ * cancellation"). A callable (ext 2) in a call's data or a context.call's
+ * args becomes an async function (js_callable.cc); calling it hands a
+ * struct js_invoke to the embedder's invoke hook, and the promise settles
+ * when the embedder brings the answer (js_invoke_settle). js_cancel answers
+ * a waiting call Cancelled. Running JS cannot be reached from the loop: while
+ * one entry runs past a few milliseconds, the watchdog interrupts it every
+ * few milliseconds to call the embedder's poll hook (js_entry.cc), which may
+ * read its sockets and terminate what runs (js_cancel, js_context_interrupt,
+ * js_engine_stop); the entry then ends kTerminated and CallsAfterEntry
+ * answers what was cancelled.
  */
 #ifndef JSHOST_ENGINE_H
 #define JSHOST_ENGINE_H
@@ -77,6 +89,10 @@ struct js_engine_options {
     uint32_t timeout_ms;
     /* require() root for contexts; NULL = getcwd */
     const char *cwd;
+    /* "NAME=value" strings, NULL-terminated: the environment of the client
+     * that started the host, where process.env takes NODE_ENV and the
+     * config's `env` names from; NULL = this process's environment */
+    const char *const *env;
 };
 
 /*
@@ -185,14 +201,82 @@ void js_engine_stats(js_engine *e, struct js_stats *out);
  */
 int js_engine_doomed(const js_engine *e);
 
+/* ---- callables, reverse calls, cancellation ---------------------------- */
+
 /*
- * A console line written by the code of context `context` (never the
- * config's own: that only goes to the log), for the client that owns the
- * context. Called from inside JS: the hook must not run JS or start calls.
+ * A reverse call: JavaScript called a callable (ext 2) whose callback id is
+ * callback_id, with args (a packed msgpack array, valid during the hook
+ * only). The callable came in the data of the call whose js_done_cb arg is
+ * call_arg, or, when call_arg is NULL, in a context.call's args for context
+ * `context`. The hook sets `peer` to an id of the connection it sent the
+ * request on: only an answer from that peer settles it.
  */
-typedef void (*js_console_cb)(void *arg, uint32_t context, const char *level,
-                              const char *text, size_t len);
-void js_engine_set_console(js_engine *e, js_console_cb cb, void *arg);
+struct js_invoke {
+    uint32_t id; /* answered with js_invoke_settle(e, id, peer, ...) */
+    uint32_t callback_id;
+    void *call_arg;
+    uint32_t context;
+    const char *args;
+    size_t args_len;
+    uint64_t peer;
+};
+
+/*
+ * The embedder's side, all called on the loop thread:
+ *   invoke  sends inv to the callable's owner: 0, or a negative errno when
+ *           there is none any more (the promise then rejects at once).
+ *           Called from inside JS: it must not run JS or start calls.
+ *   poll    called every few milliseconds while one entry into JS runs
+ *           longer than that (a V8 interrupt, from inside the JS): it may
+ *           read sockets and call js_cancel, js_context_interrupt and
+ *           js_engine_stop; it must not run JS, start calls or free
+ *           anything the engine holds.
+ *   console a console line written by the code of context `context` (never
+ *           the config's own: that only goes to the log), for the client
+ *           that owns the context. Called from inside JS: it must not run
+ *           JS or start calls.
+ */
+struct js_engine_hooks {
+    int (*invoke)(void *arg, struct js_invoke *inv);
+    void (*poll)(void *arg);
+    void (*console)(void *arg, uint32_t context, const char *level,
+                    const char *text, size_t len);
+    void *arg;
+};
+void js_engine_set_hooks(js_engine *e, const struct js_engine_hooks *hooks);
+
+/*
+ * The answer to reverse call `id` from `peer`: the promise rejects with an
+ * Error made from `error` when it is an error map (its name, message, and
+ * its stack after the JS one), else resolves with `result` (callables in it
+ * belong to the owner of the callable called). Runs JS (the promise's
+ * reactions). 0, or -ENOENT when no such call waits for that peer. Not from
+ * inside an engine callback.
+ */
+int js_invoke_settle(js_engine *e, uint32_t id, uint64_t peer,
+                     const msgpack_object *error, const msgpack_object *result);
+/* Every reverse call sent to `peer` rejects with `message` (the connection
+ * closed). Runs JS; not from inside an engine callback. */
+void js_invoke_fail_peer(js_engine *e, uint64_t peer, const char *message);
+/* Withdraws callables set in context `id`: JS calls to them reject at once
+ * ("callback expired"). */
+void js_context_release(js_engine *e, uint32_t id, const uint32_t *callbacks,
+                        size_t n);
+
+/*
+ * Cancels the unanswered call whose js_done_cb arg is `arg`. From the loop
+ * it is answered Cancelled now (a promise it awaits is abandoned, its
+ * callables expire). From the poll hook its JS is terminated if it is the
+ * JS running, and it is answered Cancelled once that entry ends. -ENOENT
+ * when there is no such call.
+ */
+int js_cancel(js_engine *e, void *arg);
+/* From the poll hook: terminates the JS running, if it runs in context `id`
+ * (about to be destroyed). 1 when it did, else 0. */
+int js_context_interrupt(js_engine *e, uint32_t id);
+/* The worker is stopping: the JS running (from the poll hook) is terminated,
+ * every later entry into JS is, and new calls are answered HostUnavailable. */
+void js_engine_stop(js_engine *e);
 
 /*
  * Tests only: the n-th value conversion of `e` from now on (1 = the next; a

@@ -1,5 +1,5 @@
 // Globals beyond ECMAScript that need no event loop: TextEncoder, TextDecoder
-// (UTF-8), atob, btoa, structuredClone. Internal to the engine (C++ only).
+// (UTF-8), atob, btoa, structuredClone, crypto. Internal to the engine (C++ only).
 #ifndef JSHOST_JS_BUILTINS_H
 #define JSHOST_JS_BUILTINS_H
 

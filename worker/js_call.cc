@@ -11,6 +11,8 @@
 //              timer.
 //   4. answer  CallAnswer converts the value under the call's deadline;
 //              CallDone forgets the call and calls its js_done_cb, once.
+//   5. cancel  CallCancel answers a waiting call Cancelled, or flags the
+//              running one, whose JS the embedder's poll terminated.
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
@@ -45,6 +47,7 @@ static void SettleWith(Call *call, Local<Context> context, TryCatch &tc,
                        MaybeLocal<Value> result, int arity,
                        bool plain_return_counts);
 static void CallAnswer(Call *call);
+static void CallTerminated(Call *call);
 static void CallDone(Call *call, const char *value, size_t len,
                      const struct js_error *error);
 static void CallTimedOut(uv_timer_t *t);
@@ -68,7 +71,7 @@ AnswerNow(js_engine *e, js_done_cb cb, void *arg, const char *message)
 Call *
 CallStart(js_engine *e, uint32_t timeout_ms, js_done_cb cb, void *arg) noexcept
 {
-    if (e->doomed || e->freeing) {
+    if (e->doomed || e->freeing || e->stopping) {
         AnswerNow(e, cb, arg,
                   e->doomed ? "the worker reached its heap limit and is being "
                               "replaced"
@@ -142,10 +145,13 @@ CallFunction(Call *call, const std::string &name, const msgpack_object *data)
         std::string why;
         jsv::Status st = jsv::kOk;
         CallFaultPoint(e);
-        if (data == nullptr)
+        if (data == nullptr) {
             argv[0] = v8::Null(isolate);
-        else
+        } else {
+            // Callables in a call's data live as long as the call.
+            CallableScope owner(e, call->id, 0);
             st = jsv::FromMsgpack(context, *data, &argv[0], &why);
+        }
         if (st == jsv::kInvalid) {
             en.Leave();
             CallFail(call, PROTO_ERR_INVALID_ARGUMENT, "data: %s", why.c_str());
@@ -248,10 +254,12 @@ SplitMember(const std::string &expr, std::string *receiver, std::string *key,
 }
 
 // args (nil or an array) as JS values; false with *why saying what is wrong
-// with them.
+// with them. Callables in them are set in the context (released, or gone
+// with it).
 static bool
-ConvertArgs(js_engine *e, Local<Context> context, const msgpack_object *args,
-            std::vector<Local<Value>> *argv, std::string *why)
+ConvertArgs(js_engine *e, Realm *realm, Local<Context> context,
+            const msgpack_object *args, std::vector<Local<Value>> *argv,
+            std::string *why)
 {
     if (args == nullptr || args->type == MSGPACK_OBJECT_NIL)
         return true;
@@ -260,6 +268,7 @@ ConvertArgs(js_engine *e, Local<Context> context, const msgpack_object *args,
         return false;
     }
     CallFaultPoint(e);
+    CallableScope owner(e, 0, realm->id);
     for (uint32_t i = 0; i < args->via.array.size; i++) {
         Local<Value> v;
         std::string what;
@@ -333,7 +342,7 @@ CallExpression(Call *call, Realm *realm, const std::string &expr,
         TryCatch tc(isolate);
         std::vector<Local<Value>> argv;
         std::string why;
-        if (!ConvertArgs(e, context, args, &argv, &why)) {
+        if (!ConvertArgs(e, realm, context, args, &argv, &why)) {
             en.Leave();
             CallFail(call, PROTO_ERR_INVALID_ARGUMENT, "%s", why.c_str());
             return;
@@ -577,7 +586,7 @@ CallSettleInstall(Realm *realm, Local<Context> context)
 // ===========================================================================
 // 3. After the entry
 
-static Call *
+Call *
 CallById(js_engine *e, uint64_t id)
 {
     auto it = e->calls.find(id);
@@ -618,9 +627,38 @@ StartDeadlineTimer(js_engine *e, Call *call)
     uv_timer_start(&call->timer, CallTimedOut, left_ms, 0);
 }
 
+// Words for what terminated an entry from inside.
+static const char *
+TerminationWords(int why)
+{
+    switch (why) {
+    case kTermCancel:
+        return "its call was cancelled";
+    case kTermContext:
+        return "its context was destroyed";
+    case kTermStop:
+        return "the worker is stopping";
+    }
+    return "terminated";
+}
+
 void
 CallsAfterEntry(js_engine *e, uint64_t id, Outcome out, const char *what)
 {
+    if (out == kTerminated) {
+        if (id == 0) {
+            std::string msg = std::string(what) + " was terminated: " +
+                              TerminationWords(e->term_reason);
+            log_line(2, "warn", msg.data(), msg.size());
+        }
+        // Stopping: nothing more will run; everything is answered now. A
+        // destroyed context's calls are answered by its destruction, a
+        // cancelled call below.
+        if (e->term_reason == kTermStop)
+            CallsFailAll(e, nullptr, PROTO_ERR_HOST_UNAVAILABLE,
+                         "the worker is stopping");
+    }
+    CallsAnswerCancelled(e);
     if (out == kOutOfMemory) {
         static const char msg[] = "JavaScript heap limit reached; failing "
                                   "every call, the worker must be replaced";
@@ -716,8 +754,6 @@ AnswerValue(Call *call, Local<Context> context, Local<Value> value)
     msgpack_sbuffer *sb = TakeBuffer(e);
     std::unique_ptr<msgpack_sbuffer, void (*)(msgpack_sbuffer *)> owner(
         sb, msgpack_sbuffer_free);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     std::string why;
     jsv::Status st;
     Outcome out;
@@ -729,7 +765,7 @@ AnswerValue(Call *call, Local<Context> context, Local<Value> value)
         CallFaultPoint(e);
         st = call->as_string ? AsString(context, &value) : jsv::kOk;
         if (st == jsv::kOk)
-            st = jsv::ToMsgpack(context, value, &pk, &why);
+            st = jsv::ToMsgpack(context, value, sb, &why);
         if (st == jsv::kException && tc.HasCaught() && !tc.HasTerminated())
             ErrorFromException(isolate, context, tc.Exception(), tc.Message(),
                                PROTO_ERR_JS, &err);
@@ -737,6 +773,8 @@ AnswerValue(Call *call, Local<Context> context, Local<Value> value)
     }
     if (out == kOutOfMemory)
         CallsFailMemory(e);
+    else if (out == kTerminated)
+        CallTerminated(call);
     else if (st == jsv::kOk)
         CallDone(call, sb->data, sb->size, nullptr);
     else if (err.type == PROTO_ERR_JS)
@@ -773,6 +811,8 @@ AnswerError(Call *call, Local<Context> context, Local<Value> exception,
     }
     if (out == kOutOfMemory)
         CallsFailMemory(e);
+    else if (out == kTerminated)
+        CallTerminated(call);
     else
         CallDone(call, nullptr, 0, &err);
     js_error_free(&err);
@@ -881,6 +921,60 @@ CallsFailMemory(js_engine *e)
              "replaced",
              e->memory_mb);
     CallsFailAll(e, nullptr, PROTO_ERR_MEMORY, msg);
+}
+
+// Its answer's conversion was terminated from inside: answered as what did.
+static void
+CallTerminated(Call *call)
+{
+    js_engine *e = call->e;
+    if (call->cancelled || e->term_reason == kTermCancel)
+        CallFail(call, PROTO_ERR_CANCELLED, "%s was cancelled",
+                 call->what.c_str());
+    else if (e->term_reason == kTermStop)
+        CallFail(call, PROTO_ERR_HOST_UNAVAILABLE, "the worker is stopping");
+    else
+        CallFail(call, PROTO_ERR_NOT_FOUND, "%s: its context was destroyed",
+                 call->what.c_str());
+    CallsAnswerCancelled(e);
+}
+
+// ===========================================================================
+// 5. Cancel
+
+void
+CallCancel(Call *call)
+{
+    js_engine *e = call->e;
+    if (e->depth == 0) {
+        CallFail(call, PROTO_ERR_CANCELLED, "%s was cancelled",
+                 call->what.empty() ? "the call" : call->what.c_str());
+        return;
+    }
+    if (!call->cancelled) {
+        // No allocation may fail here (inside V8's interrupt): a call that
+        // cannot be listed is still terminated, and answered by its
+        // deadline.
+        try {
+            e->cancelled.push_back(call->id);
+            call->cancelled = true;
+        } catch (...) {
+        }
+    }
+    if (call->id == e->current_call)
+        Terminate(e, kTermCancel);
+}
+
+void
+CallsAnswerCancelled(js_engine *e) noexcept
+{
+    while (!e->cancelled.empty()) {
+        uint64_t id = e->cancelled.back();
+        e->cancelled.pop_back();
+        if (Call *call = CallById(e, id))
+            CallFail(call, PROTO_ERR_CANCELLED, "%s was cancelled",
+                     call->what.empty() ? "the call" : call->what.c_str());
+    }
 }
 
 void

@@ -1,12 +1,14 @@
-// Loading the config (docs/config.md): the file's real path, its exports
-// checked (an object with a `functions` object of functions, settings that
-// are positive integers, `reload` a boolean), the functions kept for calls,
-// the other exports (the extras) packed for the manager, a warning for an
-// extra that looks like a misspelt setting, and the files it loaded (the
-// manager watches them to reload the host).
+// Loading the config (docs/config.md): the file's real path, its `roots` and
+// `env` read from its source before it runs, its exports checked (an object
+// with a `functions` object of functions, settings that are positive
+// integers, `reload` a boolean), the functions kept for calls, the other
+// exports (the extras) packed for the manager, a warning for an extra that
+// looks like a misspelt setting, and the files it loaded (the manager
+// watches them to reload the host).
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -56,19 +58,20 @@ TypeName(Local<Value> v)
     return "a primitive";
 }
 
-// The exports that are settings (or the functions), not extras.
-static bool
-IsSetting(const std::string &k)
-{
-    return k == "functions" || k == "workers" || k == "timeout" ||
-           k == "memory" || k == "linger" || k == "reload";
-}
-
-// The names a misspelt extra is compared with: the settings, and the module
-// settings env and roots (docs/config.md).
+// The exports that are settings (or the functions), not extras; a misspelt
+// extra is compared with these too.
 static const char *const kSettingNames[] = {"functions", "workers", "timeout",
                                             "memory",    "linger",  "reload",
                                             "env",       "roots"};
+
+static bool
+IsSetting(const std::string &k)
+{
+    for (const char *name : kSettingNames)
+        if (k == name)
+            return true;
+    return false;
+}
 
 // Edit distance (insertions, deletions, substitutions and swaps of two
 // neighbours each count 1), case-insensitive.
@@ -228,6 +231,266 @@ ConfigResolve(const char *path, std::string *real, struct js_error *err)
     return 0;
 }
 
+namespace
+{
+
+// Finds `key: [...]` in the object literals at the top level of a config's
+// source (`module.exports = {...}`, `export default {...}`, `const config =
+// {...}`), skipping comments, strings, template literals and regular
+// expressions. Each string of the array goes to *out; *found says whether the
+// key was there; false when the key's value is not an array of string
+// literals.
+class Scanner
+{
+  public:
+    explicit Scanner(const std::string &src) : s_(src)
+    {
+    }
+
+    bool Find(const std::string &key, std::vector<std::string> *out,
+              bool *found)
+    {
+        *found = false;
+        size_t i = 0;
+        int depth = 0;
+        char prev = '{'; // the last significant character
+        while (i < s_.size()) {
+            char c = s_[i];
+            if (c == '/' && At(i + 1) == '/') {
+                i = s_.find('\n', i);
+                if (i == std::string::npos)
+                    break;
+                continue;
+            }
+            if (c == '/' && At(i + 1) == '*') {
+                i = s_.find("*/", i + 2);
+                if (i == std::string::npos)
+                    break;
+                i += 2;
+                continue;
+            }
+            if (c == '\'' || c == '"' || c == '`') {
+                size_t start = i;
+                i = SkipString(i);
+                if (depth == 1 && (prev == '{' || prev == ',') &&
+                    s_.compare(start + 1, i - start - 2, key) == 0 &&
+                    i - start - 2 == key.size() && Next(i) == ':') {
+                    if (!Value(Colon(i) + 1, out, &i))
+                        return false;
+                    *found = true;
+                }
+                prev = c;
+                continue;
+            }
+            if (c == '/' && strchr("(,=:[!&|?{};+-*%<>~^", prev)) {
+                i = SkipRegex(i);
+                prev = '/';
+                continue;
+            }
+            if (IsIdent(c)) {
+                size_t start = i;
+                while (i < s_.size() && IsIdent(s_[i]))
+                    i++;
+                if (depth == 1 && (prev == '{' || prev == ',') &&
+                    s_.compare(start, i - start, key) == 0 &&
+                    i - start == key.size() && Next(i) == ':') {
+                    if (!Value(Colon(i) + 1, out, &i))
+                        return false;
+                    *found = true;
+                }
+                prev = 'a';
+                continue;
+            }
+            if (c == '{')
+                depth++;
+            else if (c == '}')
+                depth--;
+            if (!isspace((unsigned char)c))
+                prev = c;
+            i++;
+        }
+        return true;
+    }
+
+  private:
+    static bool IsIdent(char c)
+    {
+        return isalnum((unsigned char)c) || c == '_' || c == '$' ||
+               (unsigned char)c >= 0x80;
+    }
+    char At(size_t i) const
+    {
+        return i < s_.size() ? s_[i] : '\0';
+    }
+    size_t SkipSpace(size_t i) const
+    {
+        for (;;) {
+            while (i < s_.size() && isspace((unsigned char)s_[i]))
+                i++;
+            if (At(i) == '/' && At(i + 1) == '/') {
+                i = s_.find('\n', i);
+                if (i == std::string::npos)
+                    return s_.size();
+            } else if (At(i) == '/' && At(i + 1) == '*') {
+                i = s_.find("*/", i + 2);
+                if (i == std::string::npos)
+                    return s_.size();
+                i += 2;
+            } else {
+                return i;
+            }
+        }
+    }
+    char Next(size_t i) const
+    {
+        return At(SkipSpace(i));
+    }
+    size_t Colon(size_t i) const
+    {
+        return SkipSpace(i);
+    }
+    size_t SkipString(size_t i) const
+    {
+        char q = s_[i++];
+        while (i < s_.size() && s_[i] != q) {
+            if (s_[i] == '\\')
+                i++;
+            i++;
+        }
+        return i + 1 < s_.size() ? i + 1 : s_.size();
+    }
+    size_t SkipRegex(size_t i) const
+    {
+        bool in_class = false;
+        i++;
+        while (i < s_.size() && s_[i] != '\n') {
+            char c = s_[i];
+            if (c == '\\')
+                i++;
+            else if (c == '[')
+                in_class = true;
+            else if (c == ']')
+                in_class = false;
+            else if (c == '/' && !in_class)
+                return i + 1;
+            i++;
+        }
+        return i;
+    }
+    // An array of string literals at i: its strings, *end past it.
+    bool Value(size_t i, std::vector<std::string> *out, size_t *end) const
+    {
+        i = SkipSpace(i);
+        if (At(i) != '[')
+            return false;
+        i = SkipSpace(i + 1);
+        while (At(i) != ']') {
+            char q = At(i);
+            if (q != '\'' && q != '"')
+                return false;
+            size_t close = SkipString(i);
+            std::string raw = s_.substr(i + 1, close - i - 2);
+            if (raw.find('\\') != std::string::npos)
+                return false;
+            out->push_back(raw);
+            i = SkipSpace(close);
+            if (At(i) == ',')
+                i = SkipSpace(i + 1);
+            else if (At(i) != ']')
+                return false;
+        }
+        *end = i + 1;
+        return true;
+    }
+
+    const std::string &s_;
+};
+
+// The strings of an exported array setting, compared with what the source
+// said before the config ran.
+int
+CheckPrescanned(Isolate *isolate, Local<Context> context, Local<Object> exports,
+                const char *key, const std::vector<std::string> &scanned,
+                const std::string &file, struct js_error *err)
+{
+    Local<Value> v;
+    if (!exports->Get(context, Str(isolate, key, strlen(key))).ToLocal(&v))
+        return ErrorConfig(err, file, "reading `%s` of the config threw", key);
+    std::vector<std::string> got;
+    if (!v->IsUndefined()) {
+        if (!v->IsArray())
+            return ErrorConfig(err, file,
+                               "config setting `%s` must be an array of "
+                               "strings, got %s",
+                               key, TypeName(v));
+        Local<Array> a = v.As<Array>();
+        for (uint32_t i = 0; i < a->Length(); i++) {
+            Local<Value> x;
+            if (!a->Get(context, i).ToLocal(&x) || !x->IsString())
+                return ErrorConfig(err, file,
+                                   "config setting `%s` must be an array of "
+                                   "strings",
+                                   key);
+            got.push_back(Utf8(isolate, x));
+        }
+    }
+    if (got != scanned)
+        return ErrorConfig(err, file,
+                           "config setting `%s` must be written as an array "
+                           "of string literals in the exported object "
+                           "(`%s: ['...']`): jshost reads it from the file "
+                           "before the config runs",
+                           key, key);
+    return 0;
+}
+
+} // namespace
+
+int
+ConfigPrescan(js_engine *e, const std::string &real, struct js_error *err)
+{
+    FILE *f = fopen(real.c_str(), "rb");
+    if (f == nullptr)
+        return ErrorConfig(err, real, "cannot read config %s: %s", real.c_str(),
+                           strerror(errno));
+    std::string text;
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        text.append(buf, n);
+    fclose(f);
+    Scanner scan(text);
+    std::vector<std::string> roots;
+    bool found;
+    for (const char *key : {"roots", "env"}) {
+        std::vector<std::string> *out =
+            strcmp(key, "env") == 0 ? &e->env_names : &roots;
+        out->clear();
+        if (!scan.Find(key, out, &found))
+            return ErrorConfig(err, real,
+                               "config setting `%s` must be written as an "
+                               "array of string literals (`%s: ['...']`): "
+                               "jshost reads it from the file before the "
+                               "config runs",
+                               key, key);
+    }
+    e->roots.clear();
+    std::string dir = real.substr(0, real.rfind('/'));
+    if (dir.empty())
+        dir = "/";
+    for (const std::string &r : roots) {
+        std::string p = !r.empty() && r[0] == '/' ? r : dir + "/" + r;
+        char *rp = realpath(p.c_str(), nullptr);
+        if (rp == nullptr)
+            return ErrorConfig(err, real, "config setting `roots`: %s: %s",
+                               r.c_str(), strerror(errno));
+        e->roots.push_back(rp);
+        free(rp);
+    }
+    e->roots_written = roots;
+    return 0;
+}
+
 // A setting: absent, or a positive integer that fits uint32.
 static int
 ReadSetting(Isolate *isolate, Local<Context> context, Local<Object> exports,
@@ -354,6 +617,13 @@ ConfigLoad(js_engine *e, const std::string &path, struct js_error *err)
                     err) ||
         ReadReload(isolate, context, exports, &c.reload, path, err))
         return -EINVAL;
+    rc = CheckPrescanned(isolate, context, exports, "roots", e->roots_written,
+                         path, err);
+    if (rc == 0)
+        rc = CheckPrescanned(isolate, context, exports, "env", e->env_names,
+                             path, err);
+    if (rc != 0)
+        return rc;
     e->config = c;
     WarnMisspelt(e, context, exports, path);
     ListLoaded(e, context, path);

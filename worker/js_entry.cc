@@ -1,6 +1,9 @@
 // Entries into JS from the loop: the deadline watchdog, the ticks and
-// microtasks run as an entry ends, and what escapes JS: uncaught errors and
-// unhandled promise rejections, which fail the call they belong to.
+// microtasks run as an entry ends, what escapes JS (uncaught errors and
+// unhandled promise rejections, which fail the call they belong to), and
+// the embedder's poll while an entry runs long: JS that runs blocks the
+// loop, so a cancel, a context's destruction or a stop can only reach it
+// from a V8 interrupt, which then terminates it.
 #include <chrono>
 #include <exception>
 
@@ -40,6 +43,14 @@ Watchdog::Stop()
 }
 
 void
+Watchdog::SetPoll(v8::InterruptCallback cb, void *data)
+{
+    std::lock_guard<std::mutex> l(mu_);
+    poll_cb_ = cb;
+    poll_data_ = data;
+}
+
+void
 Watchdog::Arm(uint64_t deadline_ns)
 {
     bool wake;
@@ -48,7 +59,15 @@ Watchdog::Arm(uint64_t deadline_ns)
         armed_ = true;
         fired_ = false;
         deadline_ = deadline_ns;
-        wake = deadline_ns < wake_at_;
+        uint64_t next = deadline_ns;
+        if (poll_cb_ != nullptr) {
+            // The first poll comes only once the entry has run a while: most
+            // end long before, and cost no interrupt.
+            next_poll_ = uv_hrtime() + kPollNs;
+            if (next_poll_ < next)
+                next = next_poll_;
+        }
+        wake = next < wake_at_;
     }
     if (wake)
         cv_.notify_one();
@@ -83,9 +102,17 @@ Watchdog::Loop()
             armed_ = false;
             continue;
         }
+        bool polling = armed_ && poll_cb_ != nullptr;
+        if (polling && now >= next_poll_) {
+            next_poll_ = now + kPollNs;
+            isolate_->RequestInterrupt(poll_cb_, poll_data_);
+            continue;
+        }
         if (armed_) {
-            wake_at_ = deadline_;
-            cv_.wait_for(l, std::chrono::nanoseconds(deadline_ - now));
+            uint64_t until =
+                polling && next_poll_ < deadline_ ? next_poll_ : deadline_;
+            wake_at_ = until;
+            cv_.wait_for(l, std::chrono::nanoseconds(until - now));
         } else {
             wake_at_ = UINT64_MAX;
             cv_.wait(l);
@@ -98,6 +125,45 @@ uint64_t
 DefaultDeadline(js_engine *e)
 {
     return uv_hrtime() + (uint64_t)e->timeout_ms * 1000000ull;
+}
+
+// ---------------------------------------------------------------------------
+// Termination from inside (the embedder's poll)
+
+void
+Terminate(js_engine *e, Termination why)
+{
+    if (e->depth == 0)
+        return;
+    if (why > e->terminated)
+        e->terminated = why;
+    e->isolate->TerminateExecution();
+}
+
+Realm *
+RunningRealm(js_engine *e)
+{
+    if (e->depth == 0)
+        return nullptr;
+    HandleScope hs(e->isolate);
+    Local<Context> context = e->isolate->GetEnteredOrMicrotaskContext();
+    if (context.IsEmpty())
+        return nullptr;
+    return RealmOf(context);
+}
+
+void
+PollInterrupt(Isolate *isolate, void *data)
+{
+    (void)isolate;
+    js_engine *e = static_cast<js_engine *>(data);
+    // Asked for while an entry ran, it may come in a later one, or while JS
+    // runs outside any (a realm being set up): only inside an entry.
+    if (e->depth == 0 || e->polling || e->freeing || e->hooks.poll == nullptr)
+        return;
+    e->polling = true;
+    e->hooks.poll(e->hooks.arg);
+    e->polling = false;
 }
 
 // ---------------------------------------------------------------------------
@@ -117,6 +183,11 @@ Entry::Entry(js_engine *e, uint64_t deadline_ns)
         // loop whose clock went stale outside a turn does not fire them early.
         uv_update_time(e->loop);
         e->watchdog.Arm(deadline_ns);
+        e->terminated = kTermNone;
+        // Stopping: whatever JS is left runs no further than its first
+        // instruction.
+        if (e->stopping)
+            Terminate(e, kTermStop);
     }
 }
 
@@ -133,8 +204,11 @@ Entry::~Entry()
     // entry; the caller answers the call (CallAbandon).
     left_ = true;
     e_->depth--;
-    if (outer_ && (e_->watchdog.Disarm() || e_->doomed != was_doomed_))
+    if (outer_ && (e_->watchdog.Disarm() || e_->doomed != was_doomed_ ||
+                   e_->terminated != kTermNone)) {
         e_->isolate->CancelTerminateExecution();
+        e_->terminated = kTermNone;
+    }
 }
 
 Outcome
@@ -145,30 +219,38 @@ Entry::Leave()
     left_ = true;
     // Once the deadline has fired nothing more runs here: the deadline is
     // spent, and queued microtasks wait for the next entry and its deadline.
-    bool spent = outer_ && (e_->doomed || e_->watchdog.Fired());
+    // Terminated from inside (the poll), the entry is spent too.
+    auto stopped = [this] {
+        return e_->doomed || e_->watchdog.Fired() ||
+               e_->terminated != kTermNone;
+    };
+    bool spent = outer_ && stopped();
     // As Node: the nextTick queue, then the promise microtasks, again until
     // both are empty; all under this entry's deadline.
     while (outer_ && !spent) {
-        if (!WorldRunTicks(e_->world) || e_->doomed || e_->watchdog.Fired())
+        if (!WorldRunTicks(e_->world) || stopped())
             break;
         e_->isolate->PerformMicrotaskCheckpoint();
-        if (!WorldTicksPending(e_->world) || e_->doomed || e_->watchdog.Fired())
+        if (!WorldTicksPending(e_->world) || stopped())
             break;
     }
     // Logging reads the errors' stacks (getters, maybe): still under the
     // deadline.
-    if (outer_ && !spent && !e_->rejections.empty() && !e_->watchdog.Fired())
+    if (outer_ && !spent && !e_->rejections.empty() && !stopped())
         ReportRejections(e_);
     e_->depth--;
     if (!outer_)
         return kFinished;
     bool fired = e_->watchdog.Disarm();
     bool oom = e_->doomed && !was_doomed_;
+    int term = e_->terminated;
+    e_->terminated = kTermNone;
+    e_->term_reason = term;
     // A termination requested while the entry was ending would hit the next
     // entry: clear it whatever it met.
-    if (fired || oom)
+    if (fired || oom || term != kTermNone)
         e_->isolate->CancelTerminateExecution();
-    if (fired && !e_->doomed)
+    if ((fired || term != kTermNone) && !e_->doomed)
         WorldDropTicks(e_->world);
     if (oom)
         e_->rejections.clear();
@@ -176,6 +258,8 @@ Entry::Leave()
         return kOutOfMemory;
     if (fired)
         return kTimedOut;
+    if (term != kTermNone)
+        return kTerminated;
     return kFinished;
 }
 

@@ -12,6 +12,7 @@
 using v8::Context;
 using v8::Isolate;
 using v8::Local;
+using v8::MaybeLocal;
 using v8::Message;
 using v8::Object;
 using v8::String;
@@ -119,9 +120,47 @@ ErrorFromException(Isolate *isolate, Local<Context> context,
     std::string file;
     int line = 0, column = 0;
     if (!message.IsEmpty()) {
-        file = Utf8(isolate, message->GetScriptResourceName());
+        if (message->GetScriptResourceName()->IsString())
+            file = Utf8(isolate, message->GetScriptResourceName());
         line = message->GetLineNumber(context).FromMaybe(0);
         column = message->GetStartColumn(context).FromMaybe(-1) + 1;
+    }
+    // Rethrown by jshost's own code (require() passing on a SyntaxError of
+    // the file it compiled): the place the error itself records.
+    if ((file.empty() || IsOwnScript(file) ||
+         file.compare(0, 5, "node:") == 0) &&
+        exception->IsObject()) {
+        Local<Message> m = v8::Exception::CreateMessage(isolate, exception);
+        std::string f = m.IsEmpty() || !m->GetScriptResourceName()->IsString()
+                            ? std::string()
+                            : Utf8(isolate, m->GetScriptResourceName());
+        if (!f.empty() && !IsOwnScript(f) && f.compare(0, 5, "node:") != 0) {
+            file = f;
+            line = m->GetLineNumber(context).FromMaybe(0);
+            column = m->GetStartColumn(context).FromMaybe(-1) + 1;
+        }
+    }
+    // Thrown by jshost's own code (require() failing): the place is the
+    // user's code that called it.
+    if (file.empty() || IsOwnScript(file) || file.compare(0, 5, "node:") == 0) {
+        Local<v8::StackTrace> st = v8::Exception::GetStackTrace(exception);
+        for (int i = 0; !st.IsEmpty() && i < st->GetFrameCount(); i++) {
+            Local<v8::StackFrame> fr = st->GetFrame(isolate, i);
+            std::string name = Utf8(isolate, fr->GetScriptName());
+            if (name.empty() || IsOwnScript(name) ||
+                name.compare(0, 5, "node:") == 0)
+                continue;
+            file = name;
+            line = fr->GetLineNumber();
+            column = fr->GetColumn();
+            break;
+        }
+    }
+    // Nothing but jshost's own code to point at: no position (the caller
+    // names the file at fault).
+    if (IsOwnScript(file)) {
+        file.clear();
+        line = column = 0;
     }
     if (!have_stack || stack.empty())
         stack = name + ": " + text;
@@ -176,6 +215,100 @@ ErrorConfigFromJs(Isolate *isolate, Local<Context> context, TryCatch &tc,
     if (err->file == nullptr)
         err->file = Dup(path);
     return -EINVAL;
+}
+
+static bool
+CallMethod(Local<Context> context, Local<Value> recv, const char *name,
+           Local<Value> *out)
+{
+    Isolate *isolate = context->GetIsolate();
+    Local<Value> fn;
+    if (!recv->IsObject() ||
+        !recv.As<Object>()
+             ->Get(context, Str(isolate, name, strlen(name)))
+             .ToLocal(&fn) ||
+        !fn->IsFunction())
+        return false;
+    return fn.As<v8::Function>()->Call(context, recv, 0, nullptr).ToLocal(out);
+}
+
+// What Error.prototype.toString gives, computed here so that a replaced
+// toString cannot fail the stack.
+static std::string
+ErrorHeader(Isolate *isolate, Local<Context> context, Local<Value> error)
+{
+    TryCatch tc(isolate);
+    if (!error->IsObject()) {
+        Local<String> s;
+        return error->ToString(context).ToLocal(&s) ? Utf8(isolate, s)
+                                                    : std::string("Error");
+    }
+    Local<Object> o = error.As<Object>();
+    Local<Value> name, message;
+    std::string n = "Error", m;
+    Local<String> s;
+    if (o->Get(context, String::NewFromUtf8Literal(isolate, "name"))
+            .ToLocal(&name) &&
+        !name->IsUndefined() && name->ToString(context).ToLocal(&s))
+        n = Utf8(isolate, s);
+    if (o->Get(context, String::NewFromUtf8Literal(isolate, "message"))
+            .ToLocal(&message) &&
+        !message->IsUndefined() && message->ToString(context).ToLocal(&s))
+        m = Utf8(isolate, s);
+    if (n.empty())
+        return m;
+    if (m.empty())
+        return n;
+    return n + ": " + m;
+}
+
+MaybeLocal<Value>
+ErrorPrepareStackTrace(Local<Context> context, Local<Value> error,
+                       Local<v8::Array> sites)
+{
+    Isolate *isolate = context->GetIsolate();
+    Local<v8::Array> kept = v8::Array::New(isolate);
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < sites->Length(); i++) {
+        Local<Value> site, file;
+        if (!sites->Get(context, i).ToLocal(&site))
+            return MaybeLocal<Value>();
+        {
+            TryCatch tc(isolate);
+            if (CallMethod(context, site, "getFileName", &file) &&
+                file->IsString() && IsOwnScript(Utf8(isolate, file)))
+                continue;
+        }
+        if (kept->Set(context, n++, site).IsNothing())
+            return MaybeLocal<Value>();
+    }
+    // A program's own Error.prepareStackTrace (source-map-support, depd...)
+    // formats, as in Node; with the frames jshost shows.
+    Local<Value> ctor, custom;
+    if (context->Global()
+            ->Get(context, String::NewFromUtf8Literal(isolate, "Error"))
+            .ToLocal(&ctor) &&
+        ctor->IsObject() &&
+        ctor.As<Object>()
+            ->Get(context,
+                  String::NewFromUtf8Literal(isolate, "prepareStackTrace"))
+            .ToLocal(&custom) &&
+        custom->IsFunction()) {
+        Local<Value> argv[] = {error, kept};
+        return custom.As<v8::Function>()->Call(context, ctor, 2, argv);
+    }
+    std::string text = ErrorHeader(isolate, context, error);
+    for (uint32_t i = 0; i < n; i++) {
+        Local<Value> site, line;
+        Local<String> s;
+        TryCatch tc(isolate);
+        if (!kept->Get(context, i).ToLocal(&site) ||
+            !CallMethod(context, site, "toString", &line) ||
+            !line->ToString(context).ToLocal(&s))
+            continue;
+        text += "\n    at " + Utf8(isolate, s);
+    }
+    return Str(isolate, text);
 }
 
 // The exception's stack, or its string form and where it was thrown.

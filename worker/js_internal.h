@@ -2,9 +2,12 @@
 // engine.h, whose top comment follows a call through them):
 //   engine.cc     the C surface of engine.h; the isolate, its heap limit and
 //                 V8's platform tasks
-//   js_call.cc    calls: their start, settlement and one answer
+//   js_call.cc    calls: their start, settlement, cancellation and one answer
+//   js_callable.cc callables (ext 2): the async functions they become, and
+//                 the reverse calls (invoke) JS makes through them
 //   js_entry.cc   entries into JS: the deadline watchdog, ticks and
-//                 microtasks, uncaught errors and unhandled rejections
+//                 microtasks, uncaught errors and unhandled rejections, and
+//                 the embedder's poll while JS runs long (termination)
 //   js_realm.cc   realms (a v8::Context with jshost's globals); the preludes
 //   js_config.cc  loading the config: its functions, settings and extras
 //   js_error.cc   js_error from JS exceptions and from words; logged errors
@@ -24,6 +27,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <uv.h>
@@ -38,13 +42,22 @@ namespace jse
 
 struct World;
 
+// A synthetic module's value (its default export) and its other names.
+struct Synthetic {
+    v8::Global<v8::Value> value;
+    std::vector<std::string> names;
+};
+
 // One v8::Context and what hangs off it: the config's (id 0) or a context's.
 struct Realm {
     js_engine *engine = nullptr;
     uint32_t id = 0;
     std::string cwd; // where require() starts
+    // What its JavaScript may read (real directory paths; js_modules.cc)
+    std::vector<std::string> trees;
     v8::Global<v8::Context> context;
-    v8::Global<v8::Object> loader; // require.js's entry points
+    v8::Global<v8::Object> loader;      // require.js's entry points
+    v8::Global<v8::Function> read_file; // its readFile native
     // settle.js's two: (id, name, arity) => cb, and (promise, id, name,
     // arity) that settles the call with the promise
     v8::Global<v8::Function> make_callback;
@@ -52,7 +65,7 @@ struct Realm {
     // ES modules of this realm: path -> module, and identity hash -> path
     std::unordered_map<std::string, v8::Global<v8::Module>> esm;
     std::unordered_multimap<int, std::string> esm_paths;
-    std::unordered_map<std::string, v8::Global<v8::Value>> esm_synthetic;
+    std::unordered_map<std::string, Synthetic> esm_synthetic;
     // "referrer path\nspecifier" -> the key of the module it resolved to
     std::unordered_map<std::string, std::string> esm_links;
     // process.js's drain of process.nextTick's queue, and whether that queue
@@ -60,6 +73,9 @@ struct Realm {
     v8::Global<v8::Function> run_ticks;
     bool ticks_queued = false;
     bool ticks_dropped = false; // terminated in them: drop the rest
+    // Callback ids of the callables set in this context (a context.call's
+    // args) and not released: a callable whose id is not here rejects.
+    std::unordered_set<uint32_t> callables;
 };
 
 // The embedder data slot of a context holding its Realm.
@@ -88,11 +104,39 @@ struct Call {
     uint32_t timeout_ms = 0;
     uv_timer_t timer; // started only when the call outlives its entry
     bool timer_on = false;
-    bool settled = false; // a settlement won; its answer is pending
+    bool settled = false;   // a settlement won; its answer is pending
+    bool cancelled = false; // cancelled while JS ran: answered Cancelled
     bool ok = false;
     bool as_string = false;      // the result crosses as String(result)
     v8::Global<v8::Value> value; // the result, or what it failed with
     v8::Global<v8::Message> message;
+};
+
+// Who the callables (ext 2) decoded now belong to: a call (its callables
+// expire when it is answered) or a context (until released or destroyed).
+// Neither: a callable cannot cross there.
+struct CallableOwner {
+    uint64_t call = 0;
+    uint32_t context = 0;
+};
+
+// A reverse call: JS called a callable; its promise waits for the answer.
+struct Invoke {
+    v8::Global<v8::Promise::Resolver> resolver;
+    v8::Global<v8::Value> error; // made where JS called it: its stack
+    uint64_t call = 0;           // the call whose JS called it (deadline)
+    CallableOwner owner;         // the callable's: callables in the answer
+    uint32_t realm = 0;          // where the promise lives
+    uint64_t peer = 0;           // the embedder's connection it went out on
+};
+
+// Why JS was terminated other than by its deadline or the heap limit, the
+// strongest reason winning.
+enum Termination {
+    kTermNone = 0,
+    kTermCancel,  // the running call was cancelled
+    kTermContext, // its context is being destroyed
+    kTermStop,    // the worker is stopping
 };
 
 // A promise rejected with no handler (yet), reported when the entry ends.
@@ -102,14 +146,20 @@ struct Rejection {
     uint64_t call = 0; // the call whose JS rejected it, if any
 };
 
-// Wakes at the armed deadline and terminates the isolate; nothing else of V8
-// is touched from its thread. Arming is a mutex, not a wake-up, unless the
-// new deadline is earlier than the thread's next wake.
+// Wakes at the armed deadline and terminates the isolate; while polling is
+// on, it also asks the isolate for an interrupt every kPollNs of one entry
+// (the embedder then reads its sockets: a cancel must reach running JS).
+// Nothing else of V8 is touched from its thread. Arming is a mutex, not a
+// wake-up, unless the thread sleeps past the new deadline or poll.
 class Watchdog
 {
   public:
+    static constexpr uint64_t kPollNs = 10 * 1000000ull;
+
     void Start(v8::Isolate *isolate);
     void Stop();
+    // Polling: cb(isolate, data) as a V8 interrupt while an entry runs long.
+    void SetPoll(v8::InterruptCallback cb, void *data);
     void Arm(uint64_t deadline_ns);
     // True when it fired since Arm().
     bool Fired();
@@ -128,10 +178,14 @@ class Watchdog
     bool fired_ = false;
     uint64_t deadline_ = 0;
     uint64_t wake_at_ = 0;
+    v8::InterruptCallback poll_cb_ = nullptr;
+    void *poll_data_ = nullptr;
+    uint64_t next_poll_ = 0;
 };
 
-// How an entry into JS ended.
-enum Outcome { kFinished, kTimedOut, kOutOfMemory };
+// How an entry into JS ended. kTerminated: by the embedder's poll
+// (js_engine->term_reason says why).
+enum Outcome { kFinished, kTimedOut, kOutOfMemory, kTerminated };
 
 // One entry into JS from the loop (a macrotask): arms the watchdog for
 // `deadline_ns` (uv_hrtime clock) when outermost, and on Leave() runs the
@@ -165,6 +219,16 @@ struct js_engine {
     uint32_t next_context = 1;
     std::string cwd;
     std::string config_path;
+    // The config's `roots` (real paths) and `env` (names), read from its
+    // source before it runs (ConfigPrescan); the environment process.env
+    // takes those names from (the client's; js_engine_options.env).
+    std::vector<std::string> roots;
+    std::vector<std::string> roots_written; // as the config says them
+    std::vector<std::string> env_names;
+    std::vector<std::string> env;
+    // V8's code cache of each prelude (by its jsp::Source), made when the
+    // first realm ran it: later realms (contexts) skip parsing them.
+    std::unordered_map<const void *, std::string> prelude_cache;
 
     v8::Global<v8::Object> exports;
     v8::Global<v8::Object> host; // {config: exports}: `this.host` of a call
@@ -181,9 +245,7 @@ struct js_engine {
     uint32_t timeout_ms = JSHOST_DEFAULT_TIMEOUT_MS;
     uint32_t memory_mb = JSHOST_DEFAULT_MEMORY_MB;
 
-    js_console_cb console_cb = nullptr; // a context's console lines
-    void *console_arg = nullptr;
-
+    js_engine_hooks hooks = {}; // the embedder's: invoke, poll, console
     std::map<uint64_t, jse::Call *> calls; // unanswered, by id
     uint64_t next_call = 1;
     std::deque<jse::Call *> settled; // settled, their answers not yet given
@@ -192,8 +254,17 @@ struct js_engine {
 
     int depth = 0; // nested Entries
     bool pumping = false;
-    uint64_t current_call = 0; // see CurrentCallScope
-    bool doomed = false;       // the heap limit was reached
+    uint64_t current_call = 0;       // see CurrentCallScope
+    bool doomed = false;             // the heap limit was reached
+    bool stopping = false;           // js_engine_stop: no more calls
+    bool polling = false;            // inside the embedder's poll
+    int terminated = 0;              // jse::Termination asked during this entry
+    int term_reason = 0;             // ...and of the entry that just ended
+    std::vector<uint64_t> cancelled; // calls flagged cancelled, unanswered
+
+    jse::CallableOwner callable_owner; // of callables decoded now
+    std::unordered_map<uint32_t, jse::Invoke> invokes; // awaiting answers
+    uint32_t next_invoke = 1;
     int heap_grants = 0;
     bool freeing = false;
     unsigned fault_in = 0; // js_engine_test_fault: throw at this conversion
@@ -261,6 +332,26 @@ class CurrentCallScope
     uint64_t prev_;
 };
 
+// Callables decoded for the scope's life belong to `owner`.
+class CallableScope
+{
+  public:
+    CallableScope(js_engine *e, uint64_t call, uint32_t context)
+        : e_(e), prev_(e->callable_owner)
+    {
+        e->callable_owner.call = call;
+        e->callable_owner.context = context;
+    }
+    ~CallableScope()
+    {
+        e_->callable_owner = prev_;
+    }
+
+  private:
+    js_engine *e_;
+    CallableOwner prev_;
+};
+
 // --- js_call.cc: calls ----------------------------------------------------
 
 // Registers a call and returns it; or answers cb at once (HostUnavailable:
@@ -304,11 +395,39 @@ bool CallSettleInstall(Realm *realm, v8::Local<v8::Context> context);
 // Test hook (js_engine_test_fault): throws std::bad_alloc at the armed value
 // conversion.
 void CallFaultPoint(js_engine *e);
+// The unanswered call `id`, or nullptr.
+Call *CallById(js_engine *e, uint64_t id);
+// Cancels a call: from the loop it is answered Cancelled now; from inside
+// JS (the embedder's poll) it is flagged, its JS terminated if it is the one
+// running, and answered as the entry ends.
+void CallCancel(Call *call);
+// Answers the calls flagged cancelled (noexcept: allocates nothing).
+void CallsAnswerCancelled(js_engine *e) noexcept;
+
+// --- js_callable.cc: callables and reverse calls ---------------------------
+
+// The answer to reverse call `id` from `peer` (error: an error map, else the
+// result), or, with `fail` set, its failure in those words. -ENOENT when no
+// such call waits for that peer. Runs JS: the promise's reactions.
+int InvokeAnswer(js_engine *e, uint32_t id, uint64_t peer,
+                 const msgpack_object *error, const msgpack_object *result,
+                 const char *fail);
+// Every reverse call that went out on `peer` fails in those words.
+void InvokesFailPeer(js_engine *e, uint64_t peer, const char *message);
+// A context is going: its reverse calls are forgotten unanswered.
+void InvokesForgetRealm(js_engine *e, uint32_t realm);
 
 // --- js_entry.cc: entries into JS -----------------------------------------
 
 // The engine-wide default deadline for JS not belonging to a call (timers).
 uint64_t DefaultDeadline(js_engine *e);
+// Terminates the running JS for `why` (from inside it: the embedder's poll);
+// the entry then ends kTerminated. Nothing when no JS runs.
+void Terminate(js_engine *e, Termination why);
+// The realm whose JS runs now (from inside it), or nullptr.
+Realm *RunningRealm(js_engine *e);
+// The watchdog's interrupt while JS runs long: calls the embedder's poll.
+void PollInterrupt(v8::Isolate *isolate, void *data);
 // Isolate callbacks: an uncaught exception (logged; fails the current call)
 // and promise rejections (the unhandled ones are reported when the entry
 // ends, failing the call they were made in).
@@ -341,6 +460,10 @@ bool RunPrelude(v8::Local<v8::Context> context, const jsp::Source &source,
 // The real path of a config file; -EINVAL with *err a ConfigError when it
 // cannot be opened or is not a regular file, another negative errno else.
 int ConfigResolve(const char *path, std::string *real, struct js_error *err);
+// Reads `roots` and `env` from the config's source before it runs (they
+// decide what its loading may read and see); a ConfigError when they are
+// not literal arrays of strings.
+int ConfigPrescan(js_engine *e, const std::string &real, struct js_error *err);
 // Loads the config at `real` into e->main: functions, settings, exports.
 int ConfigLoad(js_engine *e, const std::string &real, struct js_error *err);
 // Packs every export but the settings and functions, as a map.
@@ -366,6 +489,12 @@ int ErrorConfig(struct js_error *err, const std::string &file, const char *fmt,
 int ErrorConfigFromJs(v8::Isolate *isolate, v8::Local<v8::Context> context,
                       v8::TryCatch &tc, const std::string &path,
                       struct js_error *err);
+// Error.prepareStackTrace's default: the stack without jshost's own frames
+// (IsOwnScript), as Node's format; a user's Error.prepareStackTrace is
+// called with those frames.
+v8::MaybeLocal<v8::Value> ErrorPrepareStackTrace(v8::Local<v8::Context> context,
+                                                 v8::Local<v8::Value> error,
+                                                 v8::Local<v8::Array> sites);
 // Logs an exception with its stack to stderr ("<prefix> <stack>").
 void LogException(v8::Isolate *isolate, v8::Local<v8::Context> context,
                   const char *prefix, v8::Local<v8::Value> exception,
@@ -396,9 +525,9 @@ bool ModulesInstall(Realm *realm, v8::Local<v8::Context> context,
 v8::MaybeLocal<v8::Value> ModulesLoadConfig(Realm *realm,
                                             v8::Local<v8::Context> context,
                                             const std::string &path);
-// Whether `path` (real) is an ES module: .mjs, or .js in a "type": "module"
-// package.
-bool IsEsmFile(v8::Local<v8::Context> context, const std::string &path);
+// Whether a script name is one of jshost's preludes ("jshost:..."). Stack
+// traces leave those frames out.
+bool IsOwnScript(const std::string &name);
 
 } // namespace jse
 

@@ -8,19 +8,21 @@
 #include <msgpack.h>
 #include <v8.h>
 
-namespace jsv {
+namespace jsv
+{
 
 // jsb::Install keeps the context's original Object.keys under this private
-// name (v8::Private::ForApi) on the global object; ToMsgpack lists an
-// object's keys with it (V8's API has no fast path for that), and falls back
-// to GetOwnPropertyNames in a context without it.
+// name (v8::Private::ForApi) on the global object. ToMsgpack walks an
+// object's own enumerable keys in JavaScript made with it (js_value.cc,
+// kWalkSource), and falls back to the API (GetOwnPropertyNames and a Get per
+// key, slower) in a context without it.
 constexpr char kObjectKeysPrivate[] = "jshost.Object.keys";
 
 // Outcomes of a conversion.
 enum Status {
     kOk = 0,
-    kInvalid,   // InvalidArgument: cycle, too deep, lone surrogate, bad UTF-8,
-                // unknown ext, ...; *why says where and what ("value.a[3]: ...")
+    kInvalid, // InvalidArgument: cycle, too deep, lone surrogate, bad UTF-8,
+              // unknown ext, ...; *why says where and what ("value.a[3]: ...")
     kException, // JS threw (a getter, toJSON) or execution was terminated
                 // (deadline, heap limit): the caller's TryCatch holds it
 };
@@ -32,15 +34,28 @@ enum Status {
 Status FromMsgpack(v8::Local<v8::Context> context, const msgpack_object &obj,
                    v8::Local<v8::Value> *out, std::string *why);
 
-// V8 -> msgpack, packed into pk. JSON.stringify's rules for functions, symbols
-// and undefined (skipped in objects, null in arrays) and toJSON(); Map as map;
-// every ArrayBuffer view and ArrayBuffer as bin; Date as ext -1; BigInt as int
-// when it fits int64/uint64, else ext 1; -0, NaN, ±Infinity as float64. A
-// top-level undefined packs as nil. Cycles and nesting past
-// PROTO_VALUE_MAX_DEPTH are kInvalid. On kInvalid or kException the packer may
-// hold a partial value: pack into a scratch buffer and discard it. Runs JS
-// (getters, toJSON, proxy traps): under MicrotasksPolicy::kAuto microtasks
-// could run in the middle of it; keep the isolate on kExplicit.
+// ext 2 (a callable, callback `id`): the engine's async function for it
+// (worker/js_callable.cc), owned as the engine says at the time; kInvalid
+// with *what where a callable cannot cross.
+Status CallableFromId(v8::Local<v8::Context> context, uint32_t id,
+                      v8::Local<v8::Value> *out, std::string *what);
+
+// V8 -> msgpack, appended to sb. JSON.stringify's rules for functions,
+// symbols and undefined (skipped in objects, null in arrays) and toJSON(); Map
+// as map; every ArrayBuffer view and ArrayBuffer as bin; Date as ext -1;
+// BigInt as int when it fits int64/uint64, else ext 1; -0, NaN, ±Infinity as
+// float64. A top-level undefined packs as nil. Cycles and nesting past
+// PROTO_VALUE_MAX_DEPTH are kInvalid. On kInvalid or kException sb may hold a
+// partial value after what it held before: pack into a scratch buffer and
+// discard it. Runs JS (getters, toJSON, proxy traps): under
+// MicrotasksPolicy::kAuto microtasks could run in the middle of it; keep the
+// isolate on kExplicit.
+Status ToMsgpack(v8::Local<v8::Context> context, v8::Local<v8::Value> value,
+                 msgpack_sbuffer *sb, std::string *why);
+
+// The same, handed to pk's writer in one write once the whole value is packed
+// (a writer that fails is kInvalid, "out of memory while packing a value").
+// Packing into an sbuffer directly saves that copy.
 Status ToMsgpack(v8::Local<v8::Context> context, v8::Local<v8::Value> value,
                  msgpack_packer *pk, std::string *why);
 

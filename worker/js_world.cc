@@ -11,8 +11,6 @@
 #include "js_internal.h"
 #include "log.h"
 
-extern char **environ;
-
 using v8::Array;
 using v8::Context;
 using v8::External;
@@ -483,9 +481,9 @@ ConsoleWrite(const FunctionCallbackInfo<Value> &info)
     log_line(fd, level.c_str(), text.data(), text.size());
     Realm *realm = RealmOfInfo(info);
     js_engine *e = realm->engine;
-    if (realm->id != 0 && e->console_cb != nullptr)
-        e->console_cb(e->console_arg, realm->id, level.c_str(), text.data(),
-                      text.size());
+    if (realm->id != 0 && e->hooks.console != nullptr)
+        e->hooks.console(e->hooks.arg, realm->id, level.c_str(), text.data(),
+                         text.size());
 }
 
 void
@@ -522,17 +520,25 @@ SetFunction(Local<Context> context, Local<Object> obj, const char *name,
     return SetValue(context, obj, name, f);
 }
 
+// process.env: NODE_ENV and the names the config lists in `env`, from the
+// environment of the client that started the host (e->env); nothing else.
 Local<Object>
-EnvObject(Local<Context> context)
+EnvObject(Local<Context> context, js_engine *e)
 {
     Isolate *isolate = context->GetIsolate();
     Local<Object> env = Object::New(isolate);
-    for (char **p = environ; p != nullptr && *p != nullptr; p++) {
-        const char *eq = strchr(*p, '=');
-        if (eq == nullptr || eq == *p)
+    for (const std::string &kv : e->env) {
+        size_t eq = kv.find('=');
+        if (eq == std::string::npos || eq == 0)
             continue;
-        Local<String> k = jse::Str(isolate, *p, (size_t)(eq - *p));
-        Local<String> v = jse::Str(isolate, eq + 1, strlen(eq + 1));
+        std::string name = kv.substr(0, eq);
+        bool listed = name == "NODE_ENV";
+        for (const std::string &n : e->env_names)
+            listed = listed || n == name;
+        if (!listed)
+            continue;
+        Local<String> k = jse::Str(isolate, name);
+        Local<String> v = jse::Str(isolate, kv.substr(eq + 1));
         if (k.IsEmpty() || v.IsEmpty() ||
             !env->Set(context, k, v).FromMaybe(false))
             return Local<Object>();
@@ -729,7 +735,7 @@ WorldInstall(Realm *realm, Local<Context> context)
     if (!SetFunction(context, global, "queueMicrotask", QueueMicrotask, data))
         return false;
     Local<Object> natives = Object::New(isolate);
-    Local<Object> env = EnvObject(context);
+    Local<Object> env = EnvObject(context, realm->engine);
     if (env.IsEmpty() ||
         !SetFunction(context, natives, "timerStart", TimerStart, data) ||
         !SetFunction(context, natives, "timerRefresh", TimerRefresh, data) ||
@@ -768,8 +774,8 @@ WorldInstall(Realm *realm, Local<Context> context)
     // they were one script.
     Local<Value> argv[] = {natives, global};
     Local<Value> r;
-    for (const jsp::Source *src :
-         {&jsp::kConsole, &jsp::kProcess, &jsp::kTimers, &jsp::kArrayFill})
+    for (const jsp::Source *src : {&jsp::kConsole, &jsp::kProcess,
+                                   &jsp::kTimers, &jsp::kArrayFill, &jsp::kWeb})
         if (!RunPrelude(context, *src, "jshost:world", 2, argv, &r))
             return false;
     return true;

@@ -5,6 +5,7 @@
  * do.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -23,8 +24,7 @@
 
 struct worker {
     uv_loop_t loop;
-    uv_signal_t sigterm;
-    uv_signal_t sigint;
+    uv_poll_t stop_poll; /* the read end of stop_pipe */
     uv_timer_t exit_timer;
     js_engine *engine;
     struct serve *serve;
@@ -34,6 +34,7 @@ struct worker {
 
 struct args {
     int fd;                  /* -1 unless --fd */
+    int env_fd;              /* -1 unless --env-fd */
     const char *listen_path; /* NULL unless --listen */
     uint32_t memory_mb;
     uint32_t timeout_ms;
@@ -41,13 +42,21 @@ struct args {
     const char *config;
 };
 
+/*
+ * SIGTERM and SIGINT: the number in stop_signal (the engine's poll reads it
+ * while JavaScript runs long, and terminates it), a byte in stop_pipe for
+ * the loop.
+ */
+static volatile sig_atomic_t stop_signal;
+static int stop_pipe[2] = {-1, -1};
+
 static void
 usage(FILE *f)
 {
     fprintf(
         f,
-        "usage: jshost-worker [--fd N] [--listen PATH] [--memory MB] "
-        "[--timeout MS] [--cwd DIR] [CONFIG]\n"
+        "usage: jshost-worker [--fd N] [--listen PATH] [--env-fd N] "
+        "[--memory MB] [--timeout MS] [--cwd DIR] [CONFIG]\n"
         "       jshost-worker --version | --help\n"
         "\n"
         "  --fd N         serve the one connection on inherited fd N (the "
@@ -55,6 +64,12 @@ usage(FILE *f)
         "  --listen PATH  listen on a Unix socket at PATH (0600); with --fd, "
         "for the\n"
         "                 direct calls of the manager's clients\n"
+        "  --env-fd N     the environment process.env takes its variables "
+        "from,\n"
+        "                 \"NAME=value\" strings each ending in a NUL, read "
+        "from\n"
+        "                 inherited fd N (default: this process's "
+        "environment)\n"
         "  --memory MB    V8 heap limit (default: the config's memory, else "
         "%d)\n"
         "  --timeout MS   default call deadline (default: the config's "
@@ -97,6 +112,7 @@ parse_args(int argc, char **argv, struct args *a)
 {
     static const struct option longopts[] = {
         {"fd", required_argument, NULL, 'f'},
+        {"env-fd", required_argument, NULL, 'e'},
         {"listen", required_argument, NULL, 'l'},
         {"memory", required_argument, NULL, 'm'},
         {"timeout", required_argument, NULL, 't'},
@@ -109,6 +125,7 @@ parse_args(int argc, char **argv, struct args *a)
 
     memset(a, 0, sizeof(*a));
     a->fd = -1;
+    a->env_fd = -1;
     opterr = 0;
     while ((ch = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
         switch (ch) {
@@ -117,6 +134,9 @@ parse_args(int argc, char **argv, struct args *a)
             break;
         case 'l':
             a->listen_path = optarg;
+            break;
+        case 'e':
+            a->env_fd = (int)parse_number("--env-fd", optarg, 0, INT_MAX);
             break;
         case 'm':
             a->memory_mb =
@@ -165,8 +185,7 @@ exit_timer_cb(uv_timer_t *t)
     serve_close(w->serve);
     js_engine_free(w->engine);
     w->engine = NULL;
-    uv_close((uv_handle_t *)&w->sigterm, close_cb);
-    uv_close((uv_handle_t *)&w->sigint, close_cb);
+    uv_close((uv_handle_t *)&w->stop_poll, close_cb);
     uv_close((uv_handle_t *)&w->exit_timer, close_cb);
 }
 
@@ -187,10 +206,109 @@ serve_exit(void *arg, int status)
 }
 
 static void
-signal_cb(uv_signal_t *h, int signum)
+on_stop_signal(int signum)
 {
-    log_info("signal %d: exiting", signum);
+    int saved = errno;
+
+    stop_signal = signum;
+    if (write(stop_pipe[1], "", 1) < 0) {
+        /* full: a byte is there already */
+    }
+    errno = saved;
+}
+
+static void
+stop_poll_cb(uv_poll_t *h, int status, int events)
+{
+    char buf[16];
+
+    (void)status;
+    (void)events;
+    while (read(stop_pipe[0], buf, sizeof buf) > 0)
+        ;
+    log_info("signal %d: exiting", (int)stop_signal);
+    uv_poll_stop(h);
     request_exit(h->data, 0);
+}
+
+/* The handlers of SIGTERM and SIGINT, and the pipe that tells the loop. */
+static int
+stop_signals_setup(void)
+{
+    struct sigaction sa;
+
+    if (pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+        return -errno;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
+        return -errno;
+    return 0;
+}
+
+/*
+ * The environment on fd (the client's, from the manager): NAME=value strings
+ * each ending in a NUL, as a NULL-terminated array in one allocation. NULL
+ * when it cannot be read (said in the log): process.env then has NODE_ENV's
+ * default alone, never this process's environment.
+ */
+static char **
+read_env(int fd)
+{
+    static char *empty[] = {NULL};
+    char *buf = NULL, **list;
+    size_t len = 0, cap = 0, n = 0, i, at;
+    ssize_t r;
+
+    for (;;) {
+        if (len + 65536 > cap) {
+            cap = (len + 65536) * 2;
+            buf = realloc(buf, cap);
+            if (buf == NULL) {
+                log_error("--env-fd: out of memory");
+                close(fd);
+                return empty;
+            }
+        }
+        r = read(fd, buf + len, cap - len - 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            log_error("--env-fd %d: %s", fd, strerror(errno));
+            close(fd);
+            free(buf);
+            return empty;
+        }
+        if (r == 0)
+            break;
+        len += (size_t)r;
+    }
+    close(fd);
+    buf[len] = '\0';
+    for (i = 0; i < len; i++)
+        if (buf[i] == '\0')
+            n++;
+    if (n == 0) {
+        free(buf);
+        return empty;
+    }
+    list = malloc((n + 2) * sizeof *list + len + 1);
+    if (list == NULL) {
+        free(buf);
+        return empty;
+    }
+    memcpy(list + n + 2, buf, len + 1);
+    free(buf);
+    buf = (char *)(list + n + 2);
+    for (i = 0, at = 0, n = 0; i < len; i++)
+        if (buf[i] == '\0') {
+            list[n++] = buf + at;
+            at = i + 1;
+        }
+    list[n] = NULL;
+    return list;
 }
 
 /* Says why the config failed, in the form the mode needs, and exits 78. */
@@ -235,7 +353,7 @@ main(int argc, char **argv)
     struct worker w;
     struct js_error err;
     struct args a;
-    char *real = NULL, *cause = NULL;
+    char *real = NULL, *cause = NULL, **env;
     int r;
 
     parse_args(argc, argv, &a);
@@ -260,8 +378,13 @@ main(int argc, char **argv)
     eopts.memory_mb = a.memory_mb;
     eopts.timeout_ms = a.timeout_ms;
     eopts.cwd = a.cwd;
+    env = a.env_fd >= 0 ? read_env(a.env_fd) : NULL;
+    eopts.env = (const char *const *)env;
     memset(&err, 0, sizeof(err));
     r = js_engine_new(&w.loop, &eopts, &w.engine, &err);
+    /* The engine keeps its own copy. */
+    if (env != NULL && env[0] != NULL)
+        free(env);
     if (r < 0) {
         if (r == -EINVAL || err.type == PROTO_ERR_CONFIG)
             config_failed(&a, &err);
@@ -280,6 +403,7 @@ main(int argc, char **argv)
     sopts.config_realpath = real ? real : a.config;
     sopts.on_exit = serve_exit;
     sopts.arg = &w;
+    sopts.stop_signal = &stop_signal;
     if (serve_new(&w.loop, &sopts, &w.serve) < 0) {
         log_error("out of memory");
         return 1;
@@ -287,12 +411,14 @@ main(int argc, char **argv)
     free(real);
     uv_timer_init(&w.loop, &w.exit_timer);
     w.exit_timer.data = &w;
-    uv_signal_init(&w.loop, &w.sigterm);
-    w.sigterm.data = &w;
-    uv_signal_start(&w.sigterm, signal_cb, SIGTERM);
-    uv_signal_init(&w.loop, &w.sigint);
-    w.sigint.data = &w;
-    uv_signal_start(&w.sigint, signal_cb, SIGINT);
+    r = stop_signals_setup();
+    if (r < 0) {
+        log_error("cannot set up the signal handlers: %s", strerror(-r));
+        return 1;
+    }
+    uv_poll_init(&w.loop, &w.stop_poll, stop_pipe[0]);
+    w.stop_poll.data = &w;
+    uv_poll_start(&w.stop_poll, UV_READABLE, stop_poll_cb);
 
     /* Both: the manager's worker, with a socket of its own for the direct
      * calls of the host's clients; it listens before it says ready. */
@@ -319,6 +445,8 @@ main(int argc, char **argv)
     r = uv_loop_close(&w.loop);
     if (r < 0)
         log_warn("uv_loop_close: %s", uv_strerror(r));
+    close(stop_pipe[0]);
+    close(stop_pipe[1]);
     serve_free(w.serve);
     log_info("exit: status %d", w.status);
     log_close();

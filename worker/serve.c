@@ -45,6 +45,23 @@ serve_reap_cb(uv_timer_t *t)
     for (size_t i = 0; i < s->ndead; i++)
         js_context_destroy(s->engine, s->dead_contexts[i]);
     s->ndead = 0;
+    /* Each failure runs JS, which may close (and list) more. */
+    while (s->ndead_peers > 0)
+        js_invoke_fail_peer(s->engine, s->dead_peers[--s->ndead_peers],
+                            "callback expired: its client closed the "
+                            "connection");
+}
+
+void
+serve__reap_peer(struct serve *s, uint64_t peer)
+{
+    if (s->ndead_peers == s->dead_peers_cap) {
+        s->dead_peers_cap = s->dead_peers_cap ? s->dead_peers_cap * 2 : 16;
+        s->dead_peers =
+            xrealloc(s->dead_peers, s->dead_peers_cap * sizeof(uint64_t));
+    }
+    s->dead_peers[s->ndead_peers++] = peer;
+    uv_timer_start(&s->reap_timer, serve_reap_cb, 0, 0);
 }
 
 void
@@ -184,6 +201,22 @@ serve_console(void *arg, uint32_t context, const char *level, const char *text,
     }
 }
 
+/* ---- while JavaScript runs long ---------------------------------------- */
+
+/* The engine's poll hook: what the loop cannot see while JS runs. */
+static void
+serve_poll(void *arg)
+{
+    struct serve *s = arg;
+
+    if (s->stop_signal != NULL && *s->stop_signal != 0) {
+        js_engine_stop(s->engine);
+        return;
+    }
+    for (struct serve_conn *c = s->conns; c != NULL; c = c->next)
+        serve_conn_poll(c);
+}
+
 /* ---- the heap limit ----------------------------------------------------- */
 
 static void
@@ -258,6 +291,13 @@ serve_new(uv_loop_t *loop, const struct serve_options *opts, struct serve **out)
         opts->config_realpath ? xstrdup(opts->config_realpath) : NULL;
     s->on_exit = opts->on_exit;
     s->arg = opts->arg;
+    s->stop_signal = opts->stop_signal;
+    js_engine_set_hooks(s->engine, &(struct js_engine_hooks){
+                                       .invoke = serve_method_invoke,
+                                       .poll = serve_poll,
+                                       .console = serve_console,
+                                       .arg = s,
+                                   });
     rpcstream_setup(loop);
     uv_timer_init(loop, &s->doom_timer);
     s->doom_timer.data = s;
@@ -265,8 +305,6 @@ serve_new(uv_loop_t *loop, const struct serve_options *opts, struct serve **out)
     s->reap_timer.data = s;
     uv_timer_init(loop, &s->resume_timer);
     s->resume_timer.data = s;
-    if (s->engine != NULL)
-        js_engine_set_console(s->engine, serve_console, s);
     *out = s;
     return 0;
 }
@@ -530,5 +568,6 @@ serve_free(struct serve *s)
     free(s->config_realpath);
     free(s->listen_path);
     free(s->dead_contexts);
+    free(s->dead_peers);
     free(s);
 }

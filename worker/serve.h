@@ -8,6 +8,7 @@
 #ifndef JSHOST_SERVE_H
 #define JSHOST_SERVE_H
 
+#include <signal.h>
 #include <stddef.h>
 
 #include <uv.h>
@@ -32,6 +33,10 @@ struct serve_options {
     const char *config_realpath; /* NULL = private VM (no config) */
     serve_exit_cb on_exit;
     void *arg;
+    /* Set (to the signal's number) by the owner's signal handler when the
+     * worker must stop: JS running long is then terminated at once rather
+     * than when the loop next looks at the signal. May be NULL. */
+    volatile sig_atomic_t *stop_signal;
 };
 
 /* 0, or a negative errno (out of memory). */

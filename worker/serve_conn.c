@@ -4,9 +4,12 @@
  * it is closed, every call in flight holds one, so a reply for a connection
  * that closed meanwhile finds a live struct and is dropped. The bytes
  * themselves (reading, batching replies, backpressure on what the peer does
- * not read) are rpcstream's, shared with the manager.
+ * not read) are rpcstream's, shared with the manager. A connection that
+ * closes cancels its calls and fails the reverse calls sent on it.
  */
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "jshost_defs.h"
 #include "log.h"
@@ -17,6 +20,10 @@
 /* Why a connection's stream is paused besides its own backlog. */
 #define SERVE_PAUSE_CALLS RPCSTREAM_PAUSE_OWNER /* too many calls in flight */
 #define SERVE_PAUSE_DOOMED (RPCSTREAM_PAUSE_OWNER << 1) /* heap limit hit */
+
+/* What serve_conn_poll reads into a connection's buffer at most while JS
+ * runs (past it, a cancel waits for the JS to end by itself). */
+#define SERVE_POLL_READ_MAX ((size_t)8 * 1024 * 1024)
 
 /* ---- lifetime ----------------------------------------------------------- */
 
@@ -37,7 +44,10 @@ serve_conn_unref(struct serve_conn *c)
      * be one), so the ids wait for a later loop iteration. */
     if (c->ncontexts > 0 && !s->closing)
         serve__reap_contexts(s, c->contexts, c->ncontexts);
+    if (!s->closing)
+        serve__reap_peer(s, c->id);
     free(c->contexts);
+    free(c->precancel);
     free(c);
 }
 
@@ -65,6 +75,23 @@ serve_conn_on_closed(void *owner)
     serve_conn_unref(c);
 }
 
+/* Its calls are of no use to anyone now: each is answered Cancelled (the
+ * reply dropped), its JS stopped if it runs. */
+static void
+serve_conn_cancel_calls(struct serve_conn *c)
+{
+    struct serve *s = c->serve;
+    struct serve_call *call, *next;
+
+    if (s->closing)
+        return; /* the engine answers everything as it goes */
+    /* Answered from the loop, each call leaves the list at once. */
+    for (call = c->calls; call != NULL; call = next) {
+        next = call->next;
+        js_cancel(s->engine, call);
+    }
+}
+
 void
 serve_conn_close(struct serve_conn *c)
 {
@@ -75,6 +102,7 @@ serve_conn_close(struct serve_conn *c)
         return;
     c->handle_closing = true;
     rpcstream_close(c->stream);
+    serve_conn_cancel_calls(c);
     serve__maybe_exit(s);
 }
 
@@ -247,6 +275,36 @@ serve_conn_add_context(struct serve_conn *c, uint32_t id)
     c->contexts[c->ncontexts++] = id;
 }
 
+bool
+serve_conn_has_context(const struct serve_conn *c, uint32_t id)
+{
+    for (size_t i = 0; i < c->ncontexts; i++)
+        if (c->contexts[i] == id)
+            return true;
+    return false;
+}
+
+struct serve_conn *
+serve_conn_of_context(struct serve *s, uint32_t id)
+{
+    for (struct serve_conn *c = s->conns; c != NULL; c = c->next)
+        if (!c->closing && serve_conn_has_context(c, id))
+            return c;
+    return NULL;
+}
+
+bool
+serve_conn_take_precancel(struct serve_conn *c, uint32_t msgid)
+{
+    for (size_t i = 0; i < c->nprecancel; i++) {
+        if (c->precancel[i] == msgid) {
+            c->precancel[i] = c->precancel[--c->nprecancel];
+            return true;
+        }
+    }
+    return false;
+}
+
 void
 serve_conn_forget_context(struct serve *s, uint32_t id)
 {
@@ -258,6 +316,126 @@ serve_conn_forget_context(struct serve *s, uint32_t id)
             }
         }
     }
+}
+
+/* ---- while JavaScript runs long ----------------------------------------- */
+
+/* What serve_conn_poll has seen in one look at the buffer. */
+struct serve_scan {
+    struct serve_conn *conn;
+    uint32_t *requests; /* msgids of calls not yet read */
+    size_t n, cap;
+};
+
+static bool
+raw_is(const struct proto_raw *raw, const char *method)
+{
+    size_t n = strlen(method);
+
+    return raw->method_len == n && memcmp(raw->method, method, n) == 0;
+}
+
+/* params[0] of a message as an unsigned integer. */
+static bool
+raw_param_uint(const struct proto_raw *raw, uint64_t *v)
+{
+    struct proto_cur cur;
+    struct proto_item it;
+
+    if (raw->nparams < 1)
+        return false;
+    proto_cur_init(&cur, raw->bytes + raw->param_at[0],
+                   raw->size - raw->param_at[0]);
+    if (proto_cur_next(&cur, &it) != 0 || it.type != PROTO_T_UINT)
+        return false;
+    *v = it.v.u;
+    return true;
+}
+
+static bool
+raw_is_call(const struct proto_raw *raw)
+{
+    return raw_is(raw, PROTO_M_CALL) || raw_is(raw, PROTO_M_CONTEXT_EVAL) ||
+           raw_is(raw, PROTO_M_CONTEXT_CALL) ||
+           raw_is(raw, PROTO_M_CONTEXT_LOAD);
+}
+
+static void
+serve_conn_precancel(struct serve_conn *c, uint32_t msgid)
+{
+    for (size_t i = 0; i < c->nprecancel; i++)
+        if (c->precancel[i] == msgid)
+            return;
+    if (c->nprecancel == c->precancel_cap) {
+        c->precancel_cap = c->precancel_cap ? c->precancel_cap * 2 : 8;
+        c->precancel =
+            xrealloc(c->precancel, c->precancel_cap * sizeof(uint32_t));
+    }
+    c->precancel[c->nprecancel++] = msgid;
+}
+
+/* One message waiting in the buffer, seen before its turn. */
+static bool
+serve_conn_scan_msg(void *arg, const struct proto_raw *raw)
+{
+    struct serve_scan *sc = arg;
+    struct serve_conn *c = sc->conn;
+    struct serve_call *call;
+    uint64_t v;
+
+    if (raw->kind == PROTO_REQUEST && raw_is_call(raw)) {
+        if (sc->n == sc->cap) {
+            sc->cap = sc->cap ? sc->cap * 2 : 16;
+            sc->requests = xrealloc(sc->requests, sc->cap * sizeof(uint32_t));
+        }
+        sc->requests[sc->n++] = raw->msgid;
+    } else if (raw->kind == PROTO_REQUEST &&
+               raw_is(raw, PROTO_M_CONTEXT_DESTROY) &&
+               raw_param_uint(raw, &v) && v <= UINT32_MAX &&
+               serve_conn_has_context(c, (uint32_t)v)) {
+        js_context_interrupt(c->serve->engine, (uint32_t)v);
+    } else if (raw->kind == PROTO_NOTIFICATION && raw_is(raw, PROTO_N_CANCEL) &&
+               raw_param_uint(raw, &v) && v <= UINT32_MAX) {
+        for (call = c->calls; call != NULL; call = call->next) {
+            if (call->msgid == (uint32_t)v) {
+                js_cancel(c->serve->engine, call);
+                return true;
+            }
+        }
+        /* Cancelled before it was read: it will be answered, not run. */
+        for (size_t i = 0; i < sc->n; i++)
+            if (sc->requests[i] == (uint32_t)v)
+                serve_conn_precancel(c, (uint32_t)v);
+    }
+    return true;
+}
+
+void
+serve_conn_poll(struct serve_conn *c)
+{
+    struct serve *s = c->serve;
+    struct serve_scan sc = {.conn = c};
+    int r;
+
+    if (c->closing || c->stream == NULL)
+        return;
+    r = rpcstream_read_now(c->stream, SERVE_POLL_READ_MAX);
+    if (r == 1) {
+        if (c->is_fd) {
+            /* The manager is gone: nobody is left to answer. */
+            js_engine_stop(s->engine);
+            return;
+        }
+        /* Its peer is gone: what it asked for is of no use any more. */
+        for (struct serve_call *call = c->calls; call != NULL;
+             call = call->next)
+            js_cancel(s->engine, call);
+        for (size_t i = 0; i < c->ncontexts; i++)
+            js_context_interrupt(s->engine, c->contexts[i]);
+        return;
+    }
+    rpcstream_scan(c->stream, serve_conn_scan_msg, &sc);
+    free(sc.requests);
 }
 
 /* ---- the stream's callbacks -------------------------------------------- */
@@ -296,8 +474,13 @@ serve_conn_on_end(void *owner, int err, const char *cause)
         serve_conn_close(c);
         return;
     }
-    /* The peer may have only shut down its sending side: answer what it
-     * asked, then close. */
+    /* A peer that closed the connection cancels what it asked; one that
+     * only shut down its sending side is answered, then closed. */
+    if (rpcstream_peer_gone(c->stream)) {
+        log_debug("connection closed by the peer");
+        serve_conn_close(c);
+        return;
+    }
     c->eof = true;
     serve_conn_maybe_finish(c);
 }
@@ -337,6 +520,7 @@ serve_conn_new(struct serve *s)
     struct serve_conn *c = xcalloc(1, sizeof(*c));
 
     c->serve = s;
+    c->id = ++s->next_conn_id;
     c->refs = 1;
     if (rpcstream_new(s->loop, 0, &serve_conn_stream_cbs, c, &c->stream) < 0) {
         free(c);

@@ -13,10 +13,19 @@
  * serve_method_dispatch → (the method's checker, proto/check.c) → m_call →
  * js_call (engine) ... → serve_call_done → serve_conn_packer/replied, the
  * reply written by the connection's rpcstream.
+ *
+ * A reverse call (docs/protocol.md, "Callbacks and cancellation") goes out
+ * through serve_method_invoke (the engine's invoke hook) on the connection
+ * of the call or context that owns the callable; its answer comes back as a
+ * response to serve_method_dispatch → js_invoke_settle. While JS runs long
+ * the engine calls serve__poll (its poll hook): each connection reads what
+ * came meanwhile (serve_conn_poll) and a cancel, a context.destroy, a peer
+ * gone or a stop signal terminates the JS it is about.
  */
 #ifndef JSHOST_SERVE_INTERNAL_H
 #define JSHOST_SERVE_INTERNAL_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,11 +37,25 @@
 /* How many of the latest calls the p50/p99 figures cover. */
 #define SERVE_LATENCY_RING 256
 
+/* A call at the engine: the connection and msgid its reply goes to. */
+struct serve_call {
+    struct serve_conn *conn;
+    uint32_t msgid;
+    uint64_t start_ns; /* uv_hrtime when it came: the stats' times */
+    struct serve_call *prev, *next; /* the connection's calls */
+};
+
 struct serve_conn {
     struct rpcstream *stream; /* NULL once closed */
     struct serve *serve;
+    uint64_t id; /* the engine's peer id for its reverse calls */
     unsigned refs;
-    unsigned in_flight; /* calls at the engine */
+    unsigned in_flight;       /* calls at the engine */
+    struct serve_call *calls; /* ...and which */
+    /* msgids of requests cancelled while still unread (serve_conn_poll saw
+     * the cancel after them): answered Cancelled when they are read */
+    uint32_t *precancel;
+    size_t nprecancel, precancel_cap;
     bool is_fd;
     bool paused;  /* SERVE_PAUSE_CALLS: not read until calls finish */
     bool eof;     /* the peer finished sending; close once answered */
@@ -58,9 +81,14 @@ struct serve {
     uv_timer_t reap_timer;
     uv_timer_t resume_timer; /* reads paused connections again, outside
                                 engine callbacks */
-    /* Contexts of closed connections, destroyed by reap_timer. */
+    /* Contexts of closed connections, destroyed by reap_timer; and their
+     * peer ids, whose reverse calls it fails. */
     uint32_t *dead_contexts;
     size_t ndead, dead_cap;
+    uint64_t *dead_peers;
+    size_t ndead_peers, dead_peers_cap;
+    uint64_t next_conn_id;
+    volatile sig_atomic_t *stop_signal; /* see serve_options */
     bool closing;
     bool doomed;
     bool exit_requested;
@@ -81,6 +109,8 @@ void serve__maybe_exit(struct serve *s);
 /* Destroys these contexts on a later loop iteration (never inside an
  * engine callback). */
 void serve__reap_contexts(struct serve *s, const uint32_t *ids, size_t n);
+/* Fails the reverse calls sent on a closed connection, likewise later. */
+void serve__reap_peer(struct serve *s, uint64_t peer);
 /* Reads paused connections again on a later loop iteration. */
 void serve__resume_later(struct serve *s);
 /* The manager's drain: no new direct clients; each one is told, and its
@@ -135,10 +165,21 @@ void serve_conn_call_end(struct serve_conn *c);
 void serve_conn_add_context(struct serve_conn *c, uint32_t id);
 /* A context destroyed by request is no longer any connection's. */
 void serve_conn_forget_context(struct serve *s, uint32_t id);
+bool serve_conn_has_context(const struct serve_conn *c, uint32_t id);
+/* The connection that made context id, or NULL. */
+struct serve_conn *serve_conn_of_context(struct serve *s, uint32_t id);
+/* Whether the request msgid was cancelled before it was read (and forget
+ * that it was). */
+bool serve_conn_take_precancel(struct serve_conn *c, uint32_t msgid);
+/* The engine's poll, for one connection: reads what came, acts on the
+ * cancels and context.destroys in it, and on a peer that has gone. */
+void serve_conn_poll(struct serve_conn *c);
 
 /* ---- serve_method.c ---- */
 
 void serve_method_dispatch(struct serve_conn *c, const struct proto_msg *msg);
+/* The engine's invoke hook (struct js_engine_hooks). */
+int serve_method_invoke(void *arg, struct js_invoke *inv);
 /* The function names as an array; the config's extras as a map. */
 void serve_method_pack_functions(struct serve *s, msgpack_packer *pk);
 void serve_method_pack_extras(struct serve *s, msgpack_packer *pk);

@@ -2,7 +2,9 @@
  * What the worker answers (docs/protocol.md): a dispatch table of the same
  * shape as the manager's (name, checker from proto/check.c, handler), one
  * handler per method, and the calls handed to the engine, answered as they
- * complete, in any order.
+ * complete, in any order; the notifications (cancel, release) and the
+ * reverse calls (invoke) out to the owners of callables, whose answers come
+ * back as responses.
  */
 #include <errno.h>
 #include <limits.h>
@@ -16,13 +18,6 @@
 #include "serve_internal.h"
 #include "xmalloc.h"
 
-/* A call at the engine: the connection and msgid its reply goes to. */
-struct serve_call {
-    struct serve_conn *conn;
-    uint32_t msgid;
-    uint64_t start_ns;
-};
-
 /* ---- calls -------------------------------------------------------------- */
 
 static struct serve_call *
@@ -33,6 +28,11 @@ serve_call_new(struct serve_conn *c, uint32_t msgid)
     call->conn = c;
     call->msgid = msgid;
     call->start_ns = uv_hrtime();
+    call->prev = NULL;
+    call->next = c->calls;
+    if (c->calls != NULL)
+        c->calls->prev = call;
+    c->calls = call;
     serve_conn_call_begin(c);
     return call;
 }
@@ -58,8 +58,54 @@ serve_call_done(void *arg, const char *value, size_t len,
         serve_conn_replied(c);
     }
     serve__record_latency(c->serve, call->start_ns);
+    if (call->prev != NULL)
+        call->prev->next = call->next;
+    else
+        c->calls = call->next;
+    if (call->next != NULL)
+        call->next->prev = call->prev;
     free(call);
     serve_conn_call_end(c);
+}
+
+/* A call cancelled before it was read is answered so, and not run. */
+static bool
+serve_call_precancelled(struct serve_conn *c, const struct proto_msg *msg)
+{
+    if (c->nprecancel == 0 || !serve_conn_take_precancel(c, msg->msgid))
+        return false;
+    serve_conn_reply_error(c, msg->msgid, PROTO_ERR_CANCELLED,
+                           "cancelled before it ran");
+    return true;
+}
+
+/* ---- reverse calls ------------------------------------------------------ */
+
+/* [0, id, "invoke", [callback, args]] on the connection that owns the
+ * callable; on the manager's, the owner as a third param (the manager
+ * routes by it). */
+int
+serve_method_invoke(void *arg, struct js_invoke *inv)
+{
+    struct serve *s = arg;
+    struct serve_call *call = inv->call_arg;
+    struct serve_conn *c;
+    msgpack_packer pk;
+
+    c = call != NULL ? call->conn : serve_conn_of_context(s, inv->context);
+    if (c == NULL || !serve_conn_packer(c, &pk))
+        return -ENOTCONN;
+    proto_write_request(&pk, inv->id, PROTO_M_INVOKE, c->is_fd ? 3 : 2);
+    msgpack_pack_uint32(&pk, inv->callback_id);
+    pk.callback(pk.data, inv->args, inv->args_len);
+    if (c->is_fd) {
+        msgpack_pack_map(&pk, 1);
+        proto_pack_cstr(&pk, call != NULL ? PROTO_K_CALL : PROTO_K_CONTEXT);
+        msgpack_pack_uint32(&pk, call != NULL ? call->msgid : inv->context);
+    }
+    serve_conn_replied(c);
+    inv->peer = c->id;
+    return 0;
 }
 
 /* ---- replies ------------------------------------------------------------ */
@@ -286,6 +332,8 @@ static void
 m_call(struct serve_conn *c, const struct proto_msg *msg,
        const struct proto_params *p)
 {
+    if (serve_call_precancelled(c, msg))
+        return;
     js_call(c->serve->engine, p->function, p->function_len, p->data,
             p->timeout_ms, serve_call_done, serve_call_new(c, msg->msgid));
 }
@@ -330,6 +378,8 @@ m_context_eval(struct serve_conn *c, const struct proto_msg *msg,
         ident = "<eval>";
         ident_len = strlen(ident);
     }
+    if (serve_call_precancelled(c, msg))
+        return;
     js_context_eval(c->serve->engine, engine_context(p->context), p->source,
                     p->source_len, ident, ident_len, p->timeout_ms,
                     p->as_string ? JS_EVAL_STRING : 0, serve_call_done,
@@ -340,6 +390,8 @@ static void
 m_context_call(struct serve_conn *c, const struct proto_msg *msg,
                const struct proto_params *p)
 {
+    if (serve_call_precancelled(c, msg))
+        return;
     js_context_call(c->serve->engine, engine_context(p->context), p->expression,
                     p->expression_len, p->args, p->timeout_ms, serve_call_done,
                     serve_call_new(c, msg->msgid));
@@ -349,6 +401,8 @@ static void
 m_context_load(struct serve_conn *c, const struct proto_msg *msg,
                const struct proto_params *p)
 {
+    if (serve_call_precancelled(c, msg))
+        return;
     js_context_load(c->serve->engine, engine_context(p->context), p->paths,
                     p->timeout_ms, serve_call_done,
                     serve_call_new(c, msg->msgid));
@@ -408,6 +462,52 @@ m_status(struct serve_conn *c, const struct proto_msg *msg,
     serve_conn_replied(c);
 }
 
+/* ---- notifications ------------------------------------------------------ */
+
+/* cancel [msgid]: that call of this connection, if it is still unanswered. */
+static void
+n_cancel(struct serve_conn *c, const struct proto_msg *msg,
+         const struct proto_params *p)
+{
+    (void)msg;
+    if (serve_conn_take_precancel(c, p->msgid))
+        return; /* answered already, when it was read */
+    for (struct serve_call *call = c->calls; call != NULL; call = call->next) {
+        if (call->msgid == p->msgid) {
+            js_cancel(c->serve->engine, call);
+            return;
+        }
+    }
+}
+
+/* release [[callback ids], [contexts]]: withdrawn in those contexts of this
+ * connection (without the second param: in all of them). */
+static void
+n_release(struct serve_conn *c, const struct proto_msg *msg,
+          const struct proto_params *p)
+{
+    const msgpack_object *cbs = p->callbacks, *ctxs = p->contexts;
+    uint32_t *ids;
+    size_t n = cbs->via.array.size;
+
+    (void)msg;
+    ids = xmalloc((n ? n : 1) * sizeof(*ids));
+    for (size_t i = 0; i < n; i++)
+        ids[i] = (uint32_t)cbs->via.array.ptr[i].via.u64;
+    if (msg->params.via.array.size < 2) {
+        for (size_t i = 0; i < c->ncontexts; i++)
+            js_context_release(c->serve->engine, c->contexts[i], ids, n);
+    } else {
+        for (uint32_t i = 0; i < ctxs->via.array.size; i++) {
+            uint64_t x = ctxs->via.array.ptr[i].via.u64;
+
+            if (x <= UINT32_MAX && serve_conn_has_context(c, (uint32_t)x))
+                js_context_release(c->serve->engine, (uint32_t)x, ids, n);
+        }
+    }
+    free(ids);
+}
+
 /* ---- dispatch ----------------------------------------------------------- */
 
 struct serve_method {
@@ -430,6 +530,44 @@ static const struct serve_method serve_methods[] = {
     {{PROTO_M_STATUS, proto_check_status}, m_status},
 };
 
+/* The manager's drain (a restart, stop or recycle): direct clients are told
+ * to go (docs/protocol.md, "Direct connections"). */
+static void
+n_drain(struct serve_conn *c, const struct proto_msg *msg,
+        const struct proto_params *p)
+{
+    (void)msg;
+    (void)p;
+    if (c->is_fd)
+        serve__drain(c->serve);
+}
+
+static const struct serve_method serve_notifications[] = {
+    {{PROTO_N_CANCEL, proto_check_cancel}, n_cancel},
+    {{PROTO_N_RELEASE, proto_check_release}, n_release},
+    {{PROTO_N_DRAIN, proto_check_drain}, n_drain},
+};
+
+/* A notification gets no answer: one that is not understood is logged. */
+static void
+serve_notification(struct serve_conn *c, const struct proto_msg *msg)
+{
+    const struct serve_method *e;
+    struct proto_params p;
+    enum proto_errtype type;
+    char cause[PROTO_CAUSE_MAX];
+
+    e = (const struct serve_method *)proto_method_find(
+        serve_notifications,
+        sizeof(serve_notifications) / sizeof(serve_notifications[0]),
+        sizeof(serve_notifications[0]), msg, &p, &type, cause);
+    if (e == NULL) {
+        log_debug("ignored a notification: %s", cause);
+        return;
+    }
+    e->fn(c, msg, &p);
+}
+
 void
 serve_method_dispatch(struct serve_conn *c, const struct proto_msg *msg)
 {
@@ -438,14 +576,17 @@ serve_method_dispatch(struct serve_conn *c, const struct proto_msg *msg)
     enum proto_errtype type;
     char cause[PROTO_CAUSE_MAX];
 
-    if (msg->kind == PROTO_NOTIFICATION && c->is_fd &&
-        proto_msg_is(msg, PROTO_N_DRAIN)) {
-        serve__drain(c->serve);
+    if (msg->kind == PROTO_RESPONSE) {
+        /* The answer to a reverse call sent on this connection. */
+        if (js_invoke_settle(c->serve->engine, msg->msgid, c->id, &msg->error,
+                             &msg->result) < 0)
+            log_debug("ignored a response to %u: no reverse call of this "
+                      "connection waits for it",
+                      msg->msgid);
         return;
     }
-    if (msg->kind != PROTO_REQUEST) {
-        log_debug("ignored a %s from a peer",
-                  msg->kind == PROTO_RESPONSE ? "response" : "notification");
+    if (msg->kind == PROTO_NOTIFICATION) {
+        serve_notification(c, msg);
         return;
     }
     e = (const struct serve_method *)proto_method_find(

@@ -46,7 +46,10 @@ static void
 errout_init(struct errout *eo, jshost *c, int *errcode, jshost_error *err,
             char *errstr, size_t errstr_len)
 {
-    memset(eo, 0, sizeof(*eo));
+    /* Not the whole sink: its errstr is written only on failure. */
+    eo->sink.err = JSHOST_ERR_NONE;
+    eo->sink.errstr[0] = '\0';
+    memset(&eo->sink.remote, 0, sizeof(eo->sink.remote));
     eo->sink.priv = c->priv;
     eo->errcode = errcode;
     eo->err = err;
@@ -62,29 +65,33 @@ errout_finish(struct errout *eo, jshost *c, int r)
         pthread_mutex_lock(&c->priv->errlock);
         jshost_error_clear(&c->remote);
         c->err = eo->sink.err;
-        memcpy(c->errstr, eo->sink.errstr, sizeof(c->errstr));
+        snprintf(c->errstr, sizeof(c->errstr), "%s", eo->sink.errstr);
         c->remote = eo->sink.remote;
         pthread_mutex_unlock(&c->priv->errlock);
         return r;
     }
     if (eo->errcode != NULL)
         *eo->errcode = eo->sink.err;
-    if (eo->errstr != NULL && eo->errstr_len > 0)
-        snprintf(eo->errstr, eo->errstr_len, "%s", eo->sink.errstr);
-    if (eo->err != NULL) {
-        memset(eo->err, 0, sizeof(*eo->err));
-        *eo->err = eo->sink.remote;
-    } else {
-        jshost_error_clear(&eo->sink.remote);
+    if (eo->errstr != NULL && eo->errstr_len > 0) {
+        if (eo->sink.err == JSHOST_ERR_NONE)
+            eo->errstr[0] = '\0';
+        else
+            snprintf(eo->errstr, eo->errstr_len, "%s", eo->sink.errstr);
     }
+    if (eo->err != NULL)
+        *eo->err = eo->sink.remote;
+    else
+        jshost_error_clear(&eo->sink.remote);
     return r;
 }
 
 /* A blocking call: send, wait, and send once more when the connection was
- * lost before any byte of it left. wait_ms < 0: no client-side deadline. */
+ * lost before any byte of it left. wait_ms < 0: no client-side deadline. A
+ * result of at most cap bytes lands in buf (may be NULL). */
 static int
-do_request(jshost *c, jshost *eo, const char *method, const char *params,
-           size_t params_len, int64_t wait_ms, jshost_value *result)
+do_request(jshost *c, jshost *eo, const char *method, const struct iovec *parts,
+           int nparts, int64_t wait_ms, char *buf, size_t cap,
+           jshost_value *result)
 {
     jshost_priv *p = c->priv;
     struct jshost__call call;
@@ -92,10 +99,6 @@ do_request(jshost *c, jshost *eo, const char *method, const char *params,
     bool resent = false;
     int r;
 
-    if (!jshost__valid_value(params, params_len, true))
-        return jshost__seterr(eo, JSHOST_ERR_ARG,
-                              "%s: params are not one packed msgpack array",
-                              method);
     jshost__enter(c);
 again:
     if (p->fd < 0 && jshost__reconnect_locked(eo) < 0) {
@@ -103,13 +106,15 @@ again:
         return -1;
     }
     jshost__call_init(&call, false);
-    if (jshost__call_send(p, &call, method, params, params_len) == -ENOMEM) {
-        jshost__call_fini(&call);
+    call.buf = buf;
+    call.cap = cap;
+    if (jshost__call_send(p, &call, method, parts, nparts) == -ENOMEM) {
         jshost__leave(c);
         return jshost__seterr(eo, JSHOST_ERR_OOM, "%s: out of memory", method);
     }
     r = jshost__call_wait(p, &call, deadline, false);
-    jshost__call_fini(&call);
+    if (r == 1) /* answered, and the lock is no longer ours */
+        return jshost__call_result(eo, &call, method, result);
     if (r == -ETIMEDOUT) {
         jshost__leave(c);
         return jshost__seterr(eo, JSHOST_ERR_TIMEOUT,
@@ -127,25 +132,60 @@ again:
     return r;
 }
 
+/* jshost_request's wait: timeout_ms plus the margin, 0 the default, -1
+ * none. */
+static int64_t
+request_wait(int timeout_ms)
+{
+    if (timeout_ms < 0)
+        return -1;
+    if (timeout_ms == 0)
+        return JSHOST__REQUEST_DEFAULT_MS;
+    return (int64_t)timeout_ms + JSHOST__MARGIN_MS;
+}
+
 int
 jshost_request(jshost *c, const char *method, const char *params,
                size_t params_len, int timeout_ms, jshost_value *result,
                int *errcode, jshost_error *err, char *errstr, size_t errstr_len)
 {
     struct errout eo;
-    int64_t wait;
+    struct iovec part = {(void *)params, params_len};
+    int r;
 
     if (result != NULL) {
         result->data = NULL;
         result->len = 0;
     }
-    wait = timeout_ms < 0    ? -1
-           : timeout_ms == 0 ? JSHOST__REQUEST_DEFAULT_MS
-                             : (int64_t)timeout_ms + JSHOST__MARGIN_MS;
     errout_init(&eo, c, errcode, err, errstr, errstr_len);
-    return errout_finish(
-        &eo, c,
-        do_request(c, &eo.sink, method, params, params_len, wait, result));
+    /* The params sit one level down in the request. */
+    if (method == NULL ||
+        !jshost__valid_value(params, params_len, true, PROTO_MAX_DEPTH - 1))
+        r = jshost__seterr(&eo.sink, JSHOST_ERR_ARG,
+                           "%s: params are not one packed msgpack array",
+                           method != NULL ? method : "(no method)");
+    else
+        r = do_request(c, &eo.sink, method, &part, 1, request_wait(timeout_ms),
+                       NULL, 0, result);
+    return errout_finish(&eo, c, r);
+}
+
+int
+jshost__request_into(jshost *c, const char *method, const char *params,
+                     size_t params_len, int timeout_ms, char *buf, size_t cap,
+                     jshost_value *result, int *errcode, jshost_error *err,
+                     char *errstr, size_t errstr_len)
+{
+    struct errout eo;
+    struct iovec part = {(void *)params, params_len};
+
+    result->data = NULL;
+    result->len = 0;
+    errout_init(&eo, c, errcode, err, errstr, errstr_len);
+    return errout_finish(&eo, c,
+                         do_request(c, &eo.sink, method, &part, 1,
+                                    request_wait(timeout_ms), buf, cap,
+                                    result));
 }
 
 /* A packer over a fresh sbuffer (the caller destroys it). */
@@ -185,6 +225,7 @@ send_packed(jshost *c, const char *method, msgpack_sbuffer *sb, int64_t wait,
             jshost_value *result)
 {
     struct errout eo;
+    struct iovec part = {sb->data, sb->size};
     int r;
 
     if (result != NULL) {
@@ -192,9 +233,53 @@ send_packed(jshost *c, const char *method, msgpack_sbuffer *sb, int64_t wait,
         result->len = 0;
     }
     errout_init(&eo, c, NULL, NULL, NULL, 0);
-    r = do_request(c, &eo.sink, method, sb->data, sb->size, wait, result);
+    r = do_request(c, &eo.sink, method, &part, 1, wait, NULL, 0, result);
     msgpack_sbuffer_destroy(sb);
     return errout_finish(&eo, c, r);
+}
+
+/*
+ * A call of a host's function (the data already checked), its params
+ * [host, function, data, options] written as pieces around the caller's own
+ * bytes: nothing copied, nothing allocated.
+ */
+static int
+call_function(jshost *c, jshost *eo, const char *host, const char *function,
+              const char *data, size_t data_len, int timeout_ms,
+              jshost_value *result)
+{
+    static const char nil = (char)0xc0;
+    unsigned char head[8], fhead[8], opts[20];
+    size_t host_len = strlen(host), function_len = strlen(function);
+    struct iovec iov[6];
+
+    head[0] = 0x94;
+    iov[0] = (struct iovec){head, 1 + jshost__str_head(head + 1, host_len)};
+    iov[1] = (struct iovec){(void *)host, host_len};
+    iov[2] = (struct iovec){fhead, jshost__str_head(fhead, function_len)};
+    iov[3] = (struct iovec){(void *)function, function_len};
+    if (data != NULL)
+        iov[4] = (struct iovec){(void *)data, data_len};
+    else
+        iov[4] = (struct iovec){(void *)&nil, 1};
+    if (timeout_ms > 0) {
+        uint32_t t = (uint32_t)timeout_ms;
+
+        opts[0] = 0x81;
+        opts[1] = 0xaa;
+        memcpy(opts + 2, "timeout_ms", 10);
+        opts[12] = 0xce;
+        opts[13] = (unsigned char)(t >> 24);
+        opts[14] = (unsigned char)(t >> 16);
+        opts[15] = (unsigned char)(t >> 8);
+        opts[16] = (unsigned char)t;
+        iov[5] = (struct iovec){opts, 17};
+    } else {
+        opts[0] = 0x80;
+        iov[5] = (struct iovec){opts, 1};
+    }
+    return do_request(c, eo, "call", iov, 6, js_wait(timeout_ms), NULL, 0,
+                      result);
 }
 
 int
@@ -204,8 +289,6 @@ jshost_call_r(jshost *c, const char *host, const char *function,
               char *errstr, size_t errstr_len)
 {
     struct errout eo;
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
     int r;
 
     errout_init(&eo, c, errcode, err, errstr, errstr_len);
@@ -213,29 +296,18 @@ jshost_call_r(jshost *c, const char *host, const char *function,
         result->data = NULL;
         result->len = 0;
     }
-    if (host == NULL || function == NULL) {
-        jshost__seterr(&eo.sink, JSHOST_ERR_ARG,
-                       "call: host and function are required");
-        return errout_finish(&eo, c, -1);
-    }
-    if (data != NULL && !jshost__valid_value(data, data_len, false)) {
-        jshost__seterr(&eo.sink, JSHOST_ERR_ARG,
-                       "call %s: data is not one packed msgpack value",
-                       function);
-        return errout_finish(&eo, c, -1);
-    }
-    packer_init(&sb, &pk);
-    msgpack_pack_array(&pk, 4);
-    proto_pack_cstr(&pk, host);
-    proto_pack_cstr(&pk, function);
-    if (data != NULL)
-        msgpack_sbuffer_write(&sb, data, data_len);
+    if (host == NULL || function == NULL)
+        r = jshost__seterr(&eo.sink, JSHOST_ERR_ARG,
+                           "call: host and function are required");
+    else if (data != NULL &&
+             !jshost__valid_value(data, data_len, false, PROTO_VALUE_MAX_DEPTH))
+        r = jshost__seterr(&eo.sink, JSHOST_ERR_ARG,
+                           "call %s: data is not one packed msgpack value "
+                           "(nesting at most %d levels)",
+                           function, PROTO_VALUE_MAX_DEPTH);
     else
-        msgpack_pack_nil(&pk);
-    pack_timeout_opts(&pk, timeout_ms);
-    r = do_request(c, &eo.sink, "call", sb.data, sb.size, js_wait(timeout_ms),
-                   result);
-    msgpack_sbuffer_destroy(&sb);
+        r = call_function(c, &eo.sink, host, function, data, data_len,
+                          timeout_ms, result);
     return errout_finish(&eo, c, r);
 }
 
@@ -455,7 +527,8 @@ jshost_context_call(jshost *c, uint64_t ctx, const char *expression,
 
     if (expression == NULL)
         return jshost__seterr(c, JSHOST_ERR_ARG, "context.call: no expression");
-    if (args != NULL && !jshost__valid_value(args, args_len, true))
+    if (args != NULL &&
+        !jshost__valid_value(args, args_len, true, PROTO_VALUE_MAX_DEPTH))
         return jshost__seterr(c, JSHOST_ERR_ARG,
                               "context.call %s: args are not one packed array",
                               expression);

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -409,18 +408,15 @@ connect_request(jshost *c, const char *method, msgpack_sbuffer *params,
 {
     jshost_priv *p = c->priv;
     struct jshost__call call;
+    struct iovec part = {params->data, params->size};
     char what[PATH_MAX + 64];
     int r;
 
     snprintf(what, sizeof(what), "%s on %s", method, p->socket_path);
     jshost__call_init(&call, false);
-    if (jshost__call_send(p, &call, method, params->data, params->size) ==
-        -ENOMEM) {
-        jshost__call_fini(&call);
+    if (jshost__call_send(p, &call, method, &part, 1) == -ENOMEM)
         return jshost__seterr(c, JSHOST_ERR_OOM, "out of memory");
-    }
     r = jshost__call_wait(p, &call, deadline, true);
-    jshost__call_fini(&call);
     if (r == -ETIMEDOUT) {
         /* What it would answer now is anyone's guess: start over. */
         jshost__conn_lost(p, "timed out");
@@ -570,9 +566,9 @@ jshost_connect(const struct jshost_options *opts)
     pthread_mutex_init(&p->lock, NULL);
     pthread_mutex_init(&p->errlock, NULL);
     jshost__cond_init(&p->pipe_cond);
-    atomic_store(&p->pid, getpid());
+    jshost__fork_watch();
+    atomic_store(&p->gen, jshost__fork_gen());
     p->fd = -1;
-    p->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     msgpack_sbuffer_init(&p->wbuf);
     p->next_msgid = 1;
     p->spawn = opts->spawn ? 1 : 0;
@@ -594,7 +590,7 @@ jshost_connect(const struct jshost_options *opts)
         p->spawn = 0;
     pthread_mutex_lock(&p->lock);
     jshost__reconnect_locked(c);
-    pthread_mutex_unlock(&p->lock);
+    jshost__unlock(p);
     return c;
 }
 
@@ -634,12 +630,10 @@ jshost_free(jshost *c)
         free(q);
     }
     jshost__held_free(p);
-    pthread_mutex_unlock(&p->lock);
+    jshost__unlock(p);
     pthread_mutex_destroy(&p->lock);
     pthread_mutex_destroy(&p->errlock);
     pthread_cond_destroy(&p->pipe_cond);
-    if (p->wakefd >= 0)
-        close(p->wakefd);
     msgpack_sbuffer_destroy(&p->wbuf);
     free(p->socket_path);
     free(p->runtime_dir);

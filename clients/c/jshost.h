@@ -204,10 +204,13 @@ int jshost_stop(jshost *c, const char *config_or_host, jshost_value *result);
 int jshost_shutdown(jshost *c);
 
 /*
- * The pipelined interface, for event loops: queue requests with jshost_send
- * (written as far as the socket takes them; jshost_flush writes more), poll
- * jshost_fd for reading (and for writing while jshost_pending_write > 0), and
- * take replies with jshost_read in the order they arrive.
+ * The pipelined interface, for event loops: queue requests with jshost_send,
+ * poll jshost_fd for reading (and for writing while jshost_pending_write > 0),
+ * and take replies with jshost_read in the order they arrive. A request sent
+ * while none is in flight is written at once; one sent behind others in
+ * flight waits in the handle (up to 64 KiB) for the next jshost_read that
+ * finds no reply at hand, or for jshost_flush, so that a window of requests
+ * costs one write rather than one each.
  */
 typedef struct jshost_reply {
     uint32_t msgid;
@@ -219,11 +222,12 @@ typedef struct jshost_reply {
 /* Frees what a reply holds. */
 void jshost_reply_free(jshost_reply *r);
 /* Queues a request (params: one packed msgpack array) and writes what the
- * socket takes; *msgid (may be NULL) identifies its reply. Reconnects first
- * when the connection is gone and nothing is owed on it. */
+ * socket takes (or leaves it queued behind others in flight: see above);
+ * *msgid (may be NULL) identifies its reply. Reconnects first when the
+ * connection is gone and nothing is owed on it. */
 int jshost_send(jshost *c, const char *method, const char *params,
                 size_t params_len, uint32_t *msgid);
-/* Writes more of what jshost_send queued. */
+/* Writes what jshost_send queued, as far as the socket takes it. */
 int jshost_flush(jshost *c);
 /* The socket to poll; -1 when not connected. */
 int jshost_fd(const jshost *c);
@@ -232,9 +236,10 @@ size_t jshost_pending_write(const jshost *c);
 /* Requests sent whose replies have not been read. */
 size_t jshost_in_flight(const jshost *c);
 /*
- * Takes the next reply. timeout_ms 0 = only what is already readable without
- * blocking; -1 = wait. Returns 1 with *reply filled, 0 when none came in time,
- * -1 on failure (c->err).
+ * Takes the next reply, first writing what jshost_send queued when none is at
+ * hand. timeout_ms 0 = only what is already readable without blocking; -1 =
+ * wait. Returns 1 with *reply filled, 0 when none came in time, -1 on failure
+ * (c->err).
  */
 int jshost_read(jshost *c, jshost_reply *reply, int timeout_ms);
 

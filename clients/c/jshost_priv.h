@@ -2,21 +2,35 @@
  * libjshost's insides, shared by its files (jshost__ prefix). Not installed.
  *
  * One connection per handle. All state below is guarded by `lock`. Only the
- * "driver" (one thread at a time, priv->driving) polls the socket, and it polls
- * without the lock; every read/write syscall is made with the lock held and is
- * nonblocking. Threads waiting for their reply sleep on their own condvar and
- * the driver hands replies over (a shared handle is pipelined, not serialized:
- * see jshost.h).
+ * "driver" (one thread at a time, priv->driving) polls the socket, and it
+ * polls without the lock, the socket alone; every read/write syscall is made
+ * with the lock held and is nonblocking. Threads waiting for their reply
+ * sleep on a futex word of their own, without the lock, and the driver hands
+ * replies over (a shared handle is pipelined, not serialized: see jshost.h):
+ * it bumps the word, and the wake-up waits for the lock's release
+ * (jshost__unlock), so the woken never run into the lock. One poll and one
+ * read serve every waiter whose reply came. Nobody ever needs to interrupt the
+ * driver: when the socket will not take a request at once, the thread that
+ * queued it waits for POLLOUT itself (on a dup of the socket, which the
+ * driver may close meanwhile: priv->flushing), and a write that fails while
+ * the driver polls shuts the socket down, which ends the driver's poll.
  *
  * A call's life: a public function (call.c, pipeline.c, connect.c for hello
  * and attach) fills a struct jshost__call and hands it to jshost__call_send,
- * the one send path: it gives the call its msgid, queues the request, counts
- * or registers the call and writes (jshost__push, the one place a write
- * failure is handled). A blocking call then waits in jshost__call_wait (which
+ * the one send path: it gives the call its msgid, registers or counts the
+ * call and writes the request straight from the caller's pieces, queueing
+ * only what the socket did not take (a write failure, there or in
+ * jshost__push, is handled in one place, conn.c's write_failed). A blocking
+ * call then waits in jshost__call_wait (which
  * drives the connection when no other thread does) and jshost__call_result
  * turns its end into a value or an error; a pipelined call's reply queues for
  * jshost_read. jshost__conn_lost is the one place a lost connection ends the
  * calls it carried.
+ *
+ * Nothing on a call's way allocates but the result handed to the caller (and
+ * not that when the caller gives room for it): requests are written from the
+ * caller's bytes, replies are read as bytes (proto_reader_peek) and copied
+ * out, and the fork check is a generation counter, not getpid().
  */
 #ifndef JSHOST_PRIV_H
 #define JSHOST_PRIV_H
@@ -26,6 +40,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include <msgpack.h>
 
@@ -44,6 +59,15 @@
  * the pipelined queue or to a blocking call by its msgid alone, and the reply
  * to a blocking call that timed out is dropped. */
 #define JSHOST__PIPE_BIT 0x80000000u
+/* The driver looks around at least this often, whatever its deadline. */
+#define JSHOST__WAIT_SLICE_MS 1000
+/* Pipelined requests queued behind others in flight are written once this
+ * many bytes wait (or by the next jshost_read or jshost_flush). */
+#define JSHOST__CORK_BYTES 65536
+/* Wake-ups of waiting calls held back until the lock is released. */
+#define JSHOST__MAX_WAKES 64
+/* Pieces of a request's params (jshost__call_send), besides its head. */
+#define JSHOST__MAX_PARTS 8
 
 enum jshost__call_state {
     JSHOST__CALL_PENDING = 0,
@@ -65,11 +89,21 @@ struct jshost__call {
     struct jshost__call *next;
     uint32_t msgid;
     bool pipelined;
-    enum jshost__call_state state;
+    _Atomic enum jshost__call_state state; /* read unlocked after `word` */
     uint64_t start; /* priv->queued at the first byte of the request */
-    pthread_cond_t cond;
+    uint64_t end;   /* and past its last byte */
+    /* Bumped (and futex-woken) when the call ends or the driver role is
+     * handed to it: a waiting thread sleeps on it without the lock, and the
+     * bump is the last write to the call, after which its thread may take
+     * the result and return without the lock. */
+    atomic_uint word;
+    bool asleep; /* its thread sleeps on word (set and read under the lock) */
     int ok; /* 1: value holds the result, 0: error holds it, -1: out of memory
              */
+    /* Room the caller gives for the result (may be NULL): a result that fits
+     * lands there (value.data == buf), a bigger one is malloc'd. */
+    char *buf;
+    size_t cap;
     jshost_value value;
     jshost_error error;
 };
@@ -93,7 +127,7 @@ struct jshost_priv {
     /* Guards c->remote's strings: threads sharing a handle may fail at once,
      * and the words of one must not be freed twice by the other. */
     pthread_mutex_t errlock;
-    _Atomic pid_t pid;  /* the process the connection belongs to */
+    atomic_uint gen;    /* the jshost__fork_gen() the state belongs to */
     atomic_int forking; /* a fork reset is under way in this process */
 
     /* Options (owned copies). */
@@ -104,21 +138,27 @@ struct jshost_priv {
     int spawn;
     int connect_timeout_ms;
 
-    int fd;     /* -1 when not connected */
-    int wakefd; /* eventfd that interrupts the driver's poll */
+    int fd; /* -1 when not connected */
     struct proto_reader *reader;
     msgpack_sbuffer wbuf; /* bytes not yet written start at woff */
     size_t woff;
     uint64_t queued;  /* bytes ever queued on this connection */
     uint64_t written; /* bytes ever written on this connection */
-    bool broken;      /* write failed while a driver polled: it closes */
+    bool broken;      /* write failed while a driver read: it closes */
     char broken_cause[320];
     char lost_cause[512];  /* why the last connection was lost */
     int lost_err;          /* and as an enum jshost_err (IO or PROTOCOL) */
     char server_said[256]; /* the server's last "error" notification */
 
+    /* Calls whose word was bumped under the lock: their futex wake-up
+     * waits for the lock's release (jshost__unlock), so that the woken do
+     * not run into the lock and the holder makes no system call for them
+     * while others wait for it. */
+    atomic_uint *wakes[JSHOST__MAX_WAKES];
+    int nwakes;
     uint32_t next_msgid; /* only jshost__call_send takes from it */
     bool driving;
+    bool flushing; /* a thread waits for the socket to take wbuf's bytes */
     struct jshost__call *calls; /* blocking calls awaiting their reply */
 
     struct jshost__qreply *qhead, *qtail;
@@ -143,36 +183,52 @@ int jshost__seterr(jshost *c, int err, const char *fmt, ...)
 int jshost__setremote(jshost *c, jshost_error *e);
 /* Fills a jshost_error from an error map object. 0 or -ENOMEM. */
 int jshost__error_from_obj(const msgpack_object *o, jshost_error *e);
-/* Packs one object into *v (malloc'd bytes). 0 or -ENOMEM. */
-int jshost__value_from_obj(const msgpack_object *o, jshost_value *v);
 /* True when buf holds exactly one well-formed msgpack value (an array when
- * want_array). */
-bool jshost__valid_value(const char *buf, size_t len, bool want_array);
+ * want_array) nesting at most max_depth containers: what still fits where
+ * the request puts it (proto.h's PROTO_MAX_DEPTH counts the whole message).
+ * Allocates nothing. */
+bool jshost__valid_value(const char *buf, size_t len, bool want_array,
+                         int max_depth);
+/* A msgpack str header for len bytes into h (5 bytes of room). Returns its
+ * length. */
+size_t jshost__str_head(unsigned char *h, size_t len);
 /* "Type: message" words for a remote error. */
 void jshost__remote_words(const jshost_error *e, char *buf, size_t len);
 
 /* Connection core (conn.c) --------------------------------------------------
  */
 
+/* Counts the fork()s this process went through (a pthread_atfork child
+ * handler, registered with the first handle): a handle made at another count
+ * belongs to a parent. No system call. */
+unsigned jshost__fork_gen(void);
+/* Registers that handler (once per process). */
+void jshost__fork_watch(void);
 /* Enters the handle from a public function: after fork() in a child, drops the
  * inherited connection state; then takes the lock. */
 void jshost__enter(jshost *c);
 void jshost__leave(jshost *c);
+/* Releases the lock, then wakes the calls it ended or handed the driver role
+ * to meanwhile. Every release of the lock goes through here. */
+void jshost__unlock(jshost_priv *p);
+/* Those wake-ups now, the lock held (before a wait that releases it). */
+void jshost__wake_pending(jshost_priv *p);
 /* Ms since an arbitrary epoch (CLOCK_MONOTONIC). */
 int64_t jshost__now_ms(void);
 /* Writes what the socket takes now. 0, or a negative errno (connection broken).
  */
 int jshost__flush(jshost_priv *p);
 /* Writes what the socket takes now and, when the connection broke, has it
- * closed: at once, or by the driver when one polls it. 0 or the write's
- * negative errno. The one place a write failure is handled. */
+ * closed: at once, or by the driver when one polls it (the socket is shut
+ * down to end its poll). 0 or the write's negative errno. */
 int jshost__push(jshost_priv *p);
 /* Handles a dead connection: fails or marks for resend every blocking call,
  * marks the pipelined ones lost. Must not be called while another thread
  * drives. */
 void jshost__conn_lost(jshost_priv *p, const char *cause);
-/* One round of the driver: polls (with the lock released when `unlock`) up to
- * timeout_ms, then writes, reads and dispatches. Returns 0 or a negative errno
+/* One round of the driver: polls the socket (with the lock released when
+ * `unlock`) up to timeout_ms (at most JSHOST__WAIT_SLICE_MS), then writes,
+ * reads and dispatches everything that came. Returns 0 or a negative errno
  * when the connection broke (already handled through conn_lost). */
 int jshost__drive(jshost_priv *p, int timeout_ms, bool unlock);
 /* Wakes every waiting call and the pipelined reader (the driver role is free
@@ -184,25 +240,30 @@ int jshost__cond_init(pthread_cond_t *cond);
 /* Calls (conn.c) -------------------------------------------------------------
  */
 
-/* A fresh call record (blocking, or pipelined); jshost__call_fini when done. */
-int jshost__call_init(struct jshost__call *call, bool pipelined);
-void jshost__call_fini(struct jshost__call *call);
+/* A fresh call record (blocking, or pipelined). */
+void jshost__call_init(struct jshost__call *call, bool pipelined);
 /*
- * The one send path (lock held, connected): gives the call its msgid, queues
- * [0, msgid, method, params] (params: one packed array), registers a blocking
- * call or counts a pipelined one, and writes what the socket takes. 0;
+ * The one send path (lock held, connected): gives the call its msgid,
+ * registers a blocking call or counts a pipelined one, and writes
+ * [0, msgid, method, params] (params: one packed array, the concatenation of
+ * the nparts pieces, at most JSHOST__MAX_PARTS) straight from the pieces when
+ * nothing else waits to be written, queueing what the socket did not take (a
+ * pipelined request behind others in flight is only queued, up to
+ * JSHOST__CORK_BYTES: jshost_read writes it). 0;
  * -ENOMEM when nothing was queued; another negative errno when the write
  * failed (the connection is then being closed, and a blocking call learns it
  * in jshost__call_wait).
  */
 int jshost__call_send(jshost_priv *p, struct jshost__call *call,
-                      const char *method, const char *params,
-                      size_t params_len);
+                      const char *method, const struct iovec *parts,
+                      int nparts);
 /*
  * Waits (lock held) until a blocking call is answered or lost, driving when
  * nobody else does; with `hold` the lock is never released (a fresh
  * connection, on which nobody else may talk yet). deadline in jshost__now_ms()
- * terms, -1 = none. 0, or -ETIMEDOUT (the call is then no longer registered).
+ * terms, -1 = none. 0 (lock held), -ETIMEDOUT (lock held; the call is then no
+ * longer registered), or 1: answered while it slept, and the lock was not
+ * taken again (the result is the call's own now).
  */
 int jshost__call_wait(jshost_priv *p, struct jshost__call *call,
                       int64_t deadline, bool hold);
@@ -222,5 +283,17 @@ void jshost__disconnect(jshost_priv *p);
 
 /* Held hosts (call.c) */
 void jshost__held_free(jshost_priv *p);
+
+/*
+ * jshost_request for the Python extension (which links libjshost
+ * statically), without what it does not need: params are trusted to be one
+ * packed array no deeper than PROTO_MAX_DEPTH - 1 (its own packer made
+ * them), and a result of at most cap bytes lands in buf (result->data ==
+ * buf; a bigger one is malloc'd as usual).
+ */
+int jshost__request_into(jshost *c, const char *method, const char *params,
+                         size_t params_len, int timeout_ms, char *buf,
+                         size_t cap, jshost_value *result, int *errcode,
+                         jshost_error *err, char *errstr, size_t errstr_len);
 
 #endif

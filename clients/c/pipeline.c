@@ -14,9 +14,11 @@ jshost_send(jshost *c, const char *method, const char *params,
 {
     jshost_priv *p = c->priv;
     struct jshost__call call;
+    struct iovec part = {(void *)params, params_len};
     int r;
 
-    if (method == NULL || !jshost__valid_value(params, params_len, true))
+    if (method == NULL ||
+        !jshost__valid_value(params, params_len, true, PROTO_MAX_DEPTH - 1))
         return jshost__seterr(
             c, JSHOST_ERR_ARG,
             "send %s: params are not one packed msgpack array",
@@ -39,7 +41,7 @@ jshost_send(jshost *c, const char *method, const char *params,
         }
     }
     jshost__call_init(&call, true);
-    r = jshost__call_send(p, &call, method, params, params_len);
+    r = jshost__call_send(p, &call, method, &part, 1);
     if (r == -ENOMEM) {
         jshost__leave(c);
         return jshost__seterr(c, JSHOST_ERR_OOM, "send %s: out of memory",
@@ -133,15 +135,20 @@ jshost_read(jshost *c, jshost_reply *reply, int timeout_ms)
         once = true;
         if (remain > 1000000000)
             remain = 1000000000;
+        /* What jshost_send queued goes out first, in one write. */
+        if (!p->driving && p->woff < p->wbuf.size && jshost__push(p) < 0)
+            continue; /* lost: the loop reports it */
         if (!p->driving) {
             p->driving = true;
             jshost__drive(p, remain < 0 ? -1 : (int)remain, true);
             p->driving = false;
         } else if (deadline < 0) {
+            jshost__wake_pending(p); /* the wait releases the lock itself */
             pthread_cond_wait(&p->pipe_cond, &p->lock);
         } else {
             ts.tv_sec = deadline / 1000;
             ts.tv_nsec = (deadline % 1000) * 1000000;
+            jshost__wake_pending(p);
             pthread_cond_timedwait(&p->pipe_cond, &p->lock, &ts);
         }
     }

@@ -126,35 +126,43 @@ jshost__error_from_obj(const msgpack_object *o, jshost_error *e)
     return 0;
 }
 
-int
-jshost__value_from_obj(const msgpack_object *o, jshost_value *v)
-{
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    if (msgpack_pack_object(&pk, *o) != 0) {
-        msgpack_sbuffer_destroy(&sb);
-        return -ENOMEM;
-    }
-    v->data = sb.data;
-    v->len = sb.size;
-    return 0;
-}
-
 bool
-jshost__valid_value(const char *buf, size_t len, bool want_array)
+jshost__valid_value(const char *buf, size_t len, bool want_array, int max_depth)
 {
-    msgpack_unpacked u;
-    size_t off = 0;
-    bool ok;
+    /* Items still due in each open container. */
+    uint64_t due[PROTO_MAX_DEPTH + 1];
+    struct proto_cur cur;
+    struct proto_item it;
+    int depth = 0;
 
-    if (buf == NULL || len == 0)
+    if (buf == NULL || len == 0 || max_depth > PROTO_MAX_DEPTH)
         return false;
-    msgpack_unpacked_init(&u);
-    ok = msgpack_unpack_next(&u, buf, len, &off) == MSGPACK_UNPACK_SUCCESS &&
-         off == len && (!want_array || u.data.type == MSGPACK_OBJECT_ARRAY);
-    msgpack_unpacked_destroy(&u);
-    return ok;
+    proto_cur_init(&cur, buf, len);
+    for (;;) {
+        if (proto_cur_next(&cur, &it) != 0)
+            return false;
+        if (depth == 0 && want_array && it.type != PROTO_T_ARRAY)
+            return false;
+        if ((it.type == PROTO_T_ARRAY || it.type == PROTO_T_MAP) &&
+            it.len > 0) {
+            if (depth == max_depth)
+                return false;
+            due[depth++] =
+                it.type == PROTO_T_MAP ? (uint64_t)it.len * 2 : it.len;
+            /* Every item takes a byte: more due than bytes left is a lie. */
+            if (due[depth - 1] >
+                (uint64_t)(len - (size_t)(cur.p - (const uint8_t *)buf)))
+                return false;
+            continue;
+        }
+        if ((it.type == PROTO_T_ARRAY || it.type == PROTO_T_MAP) &&
+            depth == max_depth)
+            return false;
+        /* One item done: close every container it completes. */
+        while (depth > 0 && --due[depth - 1] == 0)
+            depth--;
+        if (depth == 0)
+            break;
+    }
+    return cur.p == cur.end;
 }

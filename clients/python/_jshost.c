@@ -4,20 +4,43 @@
  * A Connection type wrapping one libjshost handle, whose blocking calls run
  * with the GIL released, so that threads sharing a Connection are pipelined
  * by libjshost rather than serialized by Python; values are converted by
- * pyvalue.c (docs/values.md). The Python modules beside it (jshost/,
- * js_host/, v8cffi/) hold the public API; everything here is private to them.
+ * pyvalue.c (docs/values.md). HostBase is jshost.Host's C half: its call()
+ * is the hot path, from the Python arguments to the result with nothing in
+ * Python and no allocation of ours (request and result bytes go through
+ * room kept on the Connection between calls). The Python modules beside it
+ * (jshost/, js_host/, v8cffi/) hold the public API; everything here is
+ * private to them.
  */
 #include "pyvalue.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <structmember.h>
+
 #include "jshost.h"
+/* jshost__request_into: this extension links libjshost statically. */
+#include "jshost_priv.h"
 
 static PyObject *error_factory; /* set by jshost.errors */
+static PyObject *str_timeout;   /* "timeout", interned */
+static PyObject *empty_dict;    /* the data of a call with no arguments */
+
+/* Bumped in the child of every fork() (pthread_atfork): getpid() is a system
+ * call, and the check runs on every call. The child has one thread. */
+static unsigned fork_gen;
+static int fork_watched;
+
+static void
+on_fork_child(void)
+{
+    fork_gen++;
+}
 
 /* ---- errors -------------------------------------------------------------- */
 
@@ -73,15 +96,24 @@ typedef struct {
     /* Serializes the libjshost calls that report through c->err (attach,
      * context.create, ...); the _r ones need no lock of ours. */
     pthread_mutex_t mu;
-    pid_t pid;  /* the process mu was made in: a forked child makes its own */
-    int active; /* calls running with the GIL released (counted under the GIL)
-                 */
+    unsigned gen; /* the fork_gen mu was made at: a forked child makes its own
+                   */
+    int active;   /* calls running with the GIL released (counted under the
+                     GIL) */
     int closing;
     /* Console lines (console_mu guards the list) and who takes them. */
     pthread_mutex_t console_mu;
     struct console_line *console_head, *console_tail;
     size_t console_kept;
     PyObject *console; /* (ctx, level, text), or NULL */
+    int console_made;  /* conn_init made console_mu */
+    /* Room for calls' request and result bytes, kept between calls (taken
+     * and given back under the GIL; a call in flight owns what it took). */
+    int nrooms;
+    struct room {
+        char *data;
+        size_t cap;
+    } rooms[8];
 } ConnObject;
 
 /* libjshost's console handler: keeps the line (no GIL here, and the handle's
@@ -171,7 +203,12 @@ struct call {
 static void
 call_init(struct call *r)
 {
-    memset(r, 0, sizeof *r);
+    r->rc = 0;
+    r->code = 0;
+    memset(&r->err, 0, sizeof r->err);
+    r->errstr[0] = '\0';
+    r->value.data = NULL;
+    r->value.len = 0;
 }
 
 static PyObject *
@@ -188,16 +225,43 @@ call_fail(struct call *r)
 static void
 conn_check_fork(ConnObject *self)
 {
-    if (self->c != NULL && self->pid != getpid()) {
+    if (self->c != NULL && self->gen != fork_gen) {
         pthread_mutex_init(&self->mu, NULL);
         pthread_mutex_init(&self->console_mu, NULL);
         /* the parent's lines are the parent's */
         console_free_lines(self->console_head);
         self->console_head = self->console_tail = NULL;
         self->console_kept = 0;
-        self->pid = getpid();
+        self->gen = fork_gen;
         self->active = 0;
     }
+}
+
+/* Bigger room than this is not kept for the next call (a big payload costs
+ * its copies anyway; an idle client should not hold megabytes). */
+#define ROOM_KEEP (64 * 1024)
+/* Room made for results the first time: a small result is the common case. */
+#define ROOM_RESULT 4096
+
+static struct room
+room_take(ConnObject *self)
+{
+    struct room r = {NULL, 0};
+
+    if (self->nrooms > 0)
+        r = self->rooms[--self->nrooms];
+    return r;
+}
+
+static void
+room_give(ConnObject *self, struct room r)
+{
+    int n = (int)(sizeof self->rooms / sizeof self->rooms[0]);
+
+    if (r.data != NULL && r.cap <= ROOM_KEEP && self->nrooms < n)
+        self->rooms[self->nrooms++] = r;
+    else
+        free(r.data);
 }
 
 /* Takes the handle for one call (GIL held); NULL with an exception if closed.
@@ -279,7 +343,8 @@ conn_init(ConnObject *self, PyObject *args, PyObject *kw)
     }
     pthread_mutex_init(&self->mu, NULL);
     pthread_mutex_init(&self->console_mu, NULL);
-    self->pid = getpid();
+    self->console_made = 1;
+    self->gen = fork_gen;
     self->c = c;
     jshost_set_console_handler(c, conn_console_cb, self);
     return 0;
@@ -291,11 +356,13 @@ conn_dealloc(ConnObject *self)
     /* a method in flight holds a reference, so active is 0 here */
     if (self->c != NULL)
         jshost_free(self->c);
-    if (self->pid != 0) {
+    if (self->console_made) {
         console_free_lines(self->console_head);
         pthread_mutex_destroy(&self->console_mu);
     }
     Py_XDECREF(self->console);
+    while (self->nrooms > 0)
+        free(self->rooms[--self->nrooms].data);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -332,24 +399,63 @@ conn_closed(ConnObject *self, void *unused)
     return PyBool_FromLong(self->c == NULL || self->closing);
 }
 
-/* Sends a request whose params st holds, GIL released; returns the result. */
+/* Begins a request's params in room kept on the Connection; pack_end gives
+ * it back. */
+static void
+pack_begin(ConnObject *self, struct pyvalue_pack *st, const char *root)
+{
+    struct room r = room_take(self);
+
+    pyvalue_pack_init(st, root);
+    st->sb.data = r.data;
+    st->sb.alloc = r.cap;
+}
+
+static void
+pack_end(ConnObject *self, struct pyvalue_pack *st)
+{
+    struct room r = {st->sb.data, st->sb.alloc};
+
+    room_give(self, r);
+}
+
+/*
+ * The one way a request goes (params in st, from pack_begin): sent with the
+ * GIL released, its result unpacked from where it landed, room kept on the
+ * Connection when it fits.
+ */
 static PyObject *
 conn_request_packed(ConnObject *self, const char *method,
                     struct pyvalue_pack *st, int timeout_ms)
 {
+    struct room res;
+    struct call r;
+    PyObject *v;
     jshost *c = conn_enter(self);
+
     if (c == NULL)
         return NULL;
-    struct call r;
+    res = room_take(self);
+    if (res.data == NULL && (res.data = malloc(ROOM_RESULT)) != NULL)
+        res.cap = ROOM_RESULT;
     call_init(&r);
-    Py_BEGIN_ALLOW_THREADS r.rc =
-        jshost_request(c, method, st->sb.data, st->sb.size, timeout_ms,
-                       &r.value, &r.code, &r.err, r.errstr, sizeof r.errstr);
+    Py_BEGIN_ALLOW_THREADS r.rc = jshost__request_into(
+        c, method, st->sb.data, st->sb.size, timeout_ms, res.data, res.cap,
+        &r.value, &r.code, &r.err, r.errstr, sizeof r.errstr);
     Py_END_ALLOW_THREADS conn_leave(self);
-    if (r.rc != 0)
+    if (r.rc != 0) {
+        room_give(self, res);
         return call_fail(&r);
-    PyObject *v = pyvalue_unpack(r.value.data, r.value.len);
-    jshost_value_free(&r.value);
+    }
+    v = pyvalue_unpack(r.value.data, r.value.len);
+    if (r.value.data != res.data) {
+        /* A bigger result than the room: its memory is the room next time.
+         */
+        free(res.data);
+        res.data = r.value.data;
+        res.cap = r.value.len;
+    }
+    room_give(self, res);
     return v;
 }
 
@@ -383,6 +489,18 @@ pack_cstr(struct pyvalue_pack *st, const char *s, Py_ssize_t n)
                : pyvalue_nomem();
 }
 
+/* How long the client waits (libjshost adds its margin): the run's own
+ * deadline; else the default deadline the server applies, when the caller
+ * knows it (a VM's); else, as libjshost does for calls, ten minutes: a guard
+ * against a wedged server, not a deadline (the server enforces the host's). */
+static int
+client_wait(int timeout_ms, int default_ms)
+{
+    if (timeout_ms != 0)
+        return timeout_ms;
+    return default_ms > 0 ? default_ms : 10 * 60 * 1000;
+}
+
 /* request(method, params: list, timeout_ms=0) -> result */
 static PyObject *
 conn_request(ConnObject *self, PyObject *args)
@@ -394,11 +512,35 @@ conn_request(ConnObject *self, PyObject *args)
                           &timeout_ms))
         return NULL;
     struct pyvalue_pack st;
-    pyvalue_pack_init(&st, "params");
+    pack_begin(self, &st, "params");
     PyObject *r = NULL;
     if (pyvalue_pack(&st, params, "params") == 0)
         r = conn_request_packed(self, method, &st, timeout_ms);
-    msgpack_sbuffer_destroy(&st.sb);
+    pack_end(self, &st);
+    return r;
+}
+
+/* The one path of a host's function call: [host, function, data, options]
+ * packed into kept room, then conn_request_packed. */
+static PyObject *
+conn_call_data(ConnObject *self, const char *host, Py_ssize_t host_len,
+               const char *fn, Py_ssize_t fn_len, PyObject *data,
+               int timeout_ms)
+{
+    struct pyvalue_pack st;
+    PyObject *r = NULL;
+
+    pack_begin(self, &st, "data");
+    if (msgpack_pack_array(&st.pk, 4) != 0 ||
+        pack_cstr(&st, host, host_len) != 0 ||
+        pack_cstr(&st, fn, fn_len) != 0) {
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
+    } else if (pyvalue_pack(&st, data, "data") == 0 &&
+               pack_opts(&st, timeout_ms) == 0) {
+        r = conn_request_packed(self, "call", &st, client_wait(timeout_ms, 0));
+    }
+    pack_end(self, &st);
     return r;
 }
 
@@ -407,33 +549,13 @@ static PyObject *
 conn_call(ConnObject *self, PyObject *args)
 {
     const char *host, *fn;
+    Py_ssize_t host_len, fn_len;
     PyObject *data;
     int timeout_ms = 0;
-    if (!PyArg_ParseTuple(args, "ssO|i:call", &host, &fn, &data, &timeout_ms))
+    if (!PyArg_ParseTuple(args, "s#s#O|i:call", &host, &host_len, &fn, &fn_len,
+                          &data, &timeout_ms))
         return NULL;
-    struct pyvalue_pack st;
-    pyvalue_pack_init(&st, "data");
-    if (pyvalue_pack(&st, data, "data") < 0) {
-        msgpack_sbuffer_destroy(&st.sb);
-        return NULL;
-    }
-    jshost *c = conn_enter(self);
-    if (c == NULL) {
-        msgpack_sbuffer_destroy(&st.sb);
-        return NULL;
-    }
-    struct call r;
-    call_init(&r);
-    Py_BEGIN_ALLOW_THREADS r.rc =
-        jshost_call_r(c, host, fn, st.sb.data, st.sb.size, timeout_ms, &r.value,
-                      &r.code, &r.err, r.errstr, sizeof r.errstr);
-    Py_END_ALLOW_THREADS conn_leave(self);
-    msgpack_sbuffer_destroy(&st.sb);
-    if (r.rc != 0)
-        return call_fail(&r);
-    PyObject *v = pyvalue_unpack(r.value.data, r.value.len);
-    jshost_value_free(&r.value);
-    return v;
+    return conn_call_data(self, host, host_len, fn, fn_len, data, timeout_ms);
 }
 
 /* attach(config) -> (host_id, info) */
@@ -487,18 +609,6 @@ conn_detach(ConnObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* How long the client waits (libjshost adds its margin): the run's own
- * deadline; else the default deadline the server applies, when the caller
- * knows it (a VM's); else, as libjshost does for calls, ten minutes: a guard
- * against a wedged server, not a deadline (the server enforces the host's). */
-static int
-client_wait(int timeout_ms, int default_ms)
-{
-    if (timeout_ms != 0)
-        return timeout_ms;
-    return default_ms > 0 ? default_ms : 10 * 60 * 1000;
-}
-
 /* context_eval(ctx, source, identifier, timeout_ms=0, default_ms=0,
  * as_string=False) -> value (as_string: String(value), v8-cffi's result) */
 static PyObject *
@@ -513,7 +623,7 @@ conn_context_eval(ConnObject *self, PyObject *args)
                           &as_string))
         return NULL;
     struct pyvalue_pack st;
-    pyvalue_pack_init(&st, "params");
+    pack_begin(self, &st, "params");
     PyObject *r = NULL;
     if (msgpack_pack_array(&st.pk, 4) == 0 &&
         msgpack_pack_uint64(&st.pk, ctx) == 0 &&
@@ -523,7 +633,7 @@ conn_context_eval(ConnObject *self, PyObject *args)
                                 client_wait(timeout_ms, default_ms));
     else if (!PyErr_Occurred())
         PyErr_NoMemory();
-    msgpack_sbuffer_destroy(&st.sb);
+    pack_end(self, &st);
     return r;
 }
 
@@ -541,7 +651,7 @@ conn_context_call(ConnObject *self, PyObject *args)
                           &PyTuple_Type, &cargs, &timeout_ms, &default_ms))
         return NULL;
     struct pyvalue_pack st;
-    pyvalue_pack_init(&st, "args");
+    pack_begin(self, &st, "args");
     PyObject *r = NULL;
     if (msgpack_pack_array(&st.pk, 4) != 0 ||
         msgpack_pack_uint64(&st.pk, ctx) != 0 ||
@@ -553,7 +663,7 @@ conn_context_call(ConnObject *self, PyObject *args)
         r = conn_request_packed(self, "context.call", &st,
                                 client_wait(timeout_ms, default_ms));
     }
-    msgpack_sbuffer_destroy(&st.sb);
+    pack_end(self, &st);
     return r;
 }
 
@@ -568,7 +678,7 @@ conn_context_load(ConnObject *self, PyObject *args)
                           &paths, &timeout_ms, &default_ms))
         return NULL;
     struct pyvalue_pack st;
-    pyvalue_pack_init(&st, "paths");
+    pack_begin(self, &st, "paths");
     PyObject *r = NULL;
     if (msgpack_pack_array(&st.pk, 2) != 0 ||
         msgpack_pack_uint64(&st.pk, ctx) != 0)
@@ -576,7 +686,7 @@ conn_context_load(ConnObject *self, PyObject *args)
     else if (pyvalue_pack(&st, paths, "paths") == 0)
         r = conn_request_packed(self, "context.load", &st,
                                 client_wait(timeout_ms, default_ms));
-    msgpack_sbuffer_destroy(&st.sb);
+    pack_end(self, &st);
     return r;
 }
 
@@ -588,14 +698,14 @@ conn_context_destroy(ConnObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "K:context_destroy", &ctx))
         return NULL;
     struct pyvalue_pack st;
-    pyvalue_pack_init(&st, "params");
+    pack_begin(self, &st, "params");
     PyObject *r = NULL;
     if (msgpack_pack_array(&st.pk, 1) != 0 ||
         msgpack_pack_uint64(&st.pk, ctx) != 0)
         PyErr_NoMemory();
     else
         r = conn_request_packed(self, "context.destroy", &st, 0);
-    msgpack_sbuffer_destroy(&st.sb);
+    pack_end(self, &st);
     return r;
 }
 
@@ -666,6 +776,198 @@ static PyTypeObject ConnType = {
     .tp_getset = conn_getset,
 };
 
+/* ---- HostBase: jshost.Host's C half -------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD PyObject *conn; /* _conn: the Connection */
+    PyObject *id;                 /* _id: the host's id on it (str) */
+} HostObject;
+
+/* Seconds (None: the host's default, 0) to ms for libjshost: what
+ * docs/api says of every timeout= of the package. 0, or -1 with an
+ * exception. */
+static int
+timeout_ms_of(PyObject *t, int *ms)
+{
+    PyObject *f;
+    double d;
+
+    *ms = 0;
+    if (t == NULL || t == Py_None)
+        return 0;
+    if (PyFloat_CheckExact(t)) {
+        d = PyFloat_AS_DOUBLE(t);
+    } else {
+        /* float(timeout): what the Python API always took */
+        if ((f = PyNumber_Float(t)) == NULL)
+            return -1;
+        d = PyFloat_AS_DOUBLE(f);
+        Py_DECREF(f);
+    }
+    if (d != d || d <= 0) {
+        if ((f = PyFloat_FromDouble(d)) != NULL) {
+            PyErr_Format(PyExc_ValueError,
+                         "timeout must be a positive number of seconds, not "
+                         "%R",
+                         f);
+            Py_DECREF(f);
+        }
+        return -1;
+    }
+    /* about 24 days: as good as no limit, and the server is told so */
+    if (d * 1000 + 0.999999 >= (double)INT_MAX) {
+        *ms = INT_MAX;
+        return 0;
+    }
+    *ms = (int)(d * 1000 + 0.999999);
+    return 0;
+}
+
+/* _jshost.timeout_ms(seconds) -> int */
+static PyObject *
+mod_timeout_ms(PyObject *self, PyObject *t)
+{
+    int ms;
+
+    (void)self;
+    if (timeout_ms_of(t, &ms) < 0)
+        return NULL;
+    return PyLong_FromLong(ms);
+}
+
+/* Host.call(name, data=..., /, *, timeout=None, **kwargs): the arguments
+ * taken as they come (vectorcall), the keyword arguments made the data. */
+static PyObject *
+host_call(HostObject *self, PyObject *const *args, Py_ssize_t nargs,
+          PyObject *kwnames)
+{
+    Py_ssize_t nkw = kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0;
+    Py_ssize_t fn_len, host_len, i;
+    PyObject *timeout = NULL, *kwargs = NULL, *data, *conn, *id, *r = NULL;
+    const char *fn, *host;
+    int ms;
+
+    if (nargs < 1 || nargs > 2) {
+        if (nargs < 1)
+            PyErr_SetString(PyExc_TypeError,
+                            "call() missing 1 required positional argument: "
+                            "'name'");
+        else
+            PyErr_Format(PyExc_TypeError,
+                         "call() takes from 2 to 3 positional arguments but "
+                         "%zd were given",
+                         nargs + 1);
+        return NULL;
+    }
+    for (i = 0; i < nkw; i++) {
+        PyObject *k = PyTuple_GET_ITEM(kwnames, i);
+
+        if (k == str_timeout || PyUnicode_Compare(k, str_timeout) == 0) {
+            timeout = args[nargs + i];
+            continue;
+        }
+        if (kwargs == NULL && (kwargs = PyDict_New()) == NULL)
+            return NULL;
+        if (PyDict_SetItem(kwargs, k, args[nargs + i]) < 0)
+            goto out;
+    }
+    if (nargs == 2 && kwargs != NULL) {
+        PyErr_SetString(PyExc_TypeError,
+                        "call() takes either one data argument or keyword "
+                        "arguments, not both");
+        goto out;
+    }
+    data = nargs == 2 ? args[1] : kwargs != NULL ? kwargs : empty_dict;
+    if (timeout_ms_of(timeout, &ms) < 0)
+        goto out;
+    if (!PyUnicode_Check(args[0])) {
+        PyErr_Format(PyExc_TypeError,
+                     "call() argument 'name' must be str, not %.100s",
+                     Py_TYPE(args[0])->tp_name);
+        goto out;
+    }
+    if ((fn = PyUnicode_AsUTF8AndSize(args[0], &fn_len)) == NULL)
+        goto out;
+    conn = self->conn;
+    id = self->id;
+    if (conn == NULL || Py_TYPE(conn) != &ConnType || id == NULL ||
+        !PyUnicode_Check(id)) {
+        PyErr_SetString(PyExc_ValueError, "jshost host is not attached");
+        goto out;
+    }
+    if ((host = PyUnicode_AsUTF8AndSize(id, &host_len)) == NULL)
+        goto out;
+    /* Both stay alive while the GIL is released, whatever other threads do
+     * to this Host. */
+    Py_INCREF(conn);
+    Py_INCREF(id);
+    r = conn_call_data((ConnObject *)conn, host, host_len, fn, fn_len, data,
+                       ms);
+    Py_DECREF(id);
+    Py_DECREF(conn);
+out:
+    Py_XDECREF(kwargs);
+    return r;
+}
+
+static int
+host_traverse(HostObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->conn);
+    Py_VISIT(self->id);
+    return 0;
+}
+
+static int
+host_clear(HostObject *self)
+{
+    Py_CLEAR(self->conn);
+    Py_CLEAR(self->id);
+    return 0;
+}
+
+static void
+host_dealloc(HostObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    host_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef host_methods[] = {
+    {"call", (PyCFunction)(void (*)(void))host_call,
+     METH_FASTCALL | METH_KEYWORDS,
+     "call($self, name, data=..., /, *, timeout=None, **kwargs)\n--\n\n"
+     "Calls the config's function ``name`` and returns its result.\n\n"
+     "The data is either one positional value or the keyword arguments\n"
+     "(``host.call(\"hello_world\", name=\"Foo\")``), not both. ``timeout`` "
+     "in\nseconds overrides the host's default deadline (the config's\n"
+     "``timeout``); past it the call raises :class:`TimeoutError`. A\n"
+     "JavaScript failure raises :class:`JSError`."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef host_members[] = {
+    {"_conn", T_OBJECT_EX, offsetof(HostObject, conn), 0,
+     "The Connection the host is attached on."},
+    {"_id", T_OBJECT_EX, offsetof(HostObject, id), 0, "The host's id (str)."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject HostType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "jshost._jshost.HostBase",
+    .tp_basicsize = sizeof(HostObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "jshost.Host's C half: the connection, the host id and call() "
+              "(private to jshost).",
+    .tp_new = PyType_GenericNew,
+    .tp_traverse = (traverseproc)host_traverse,
+    .tp_clear = (inquiry)host_clear,
+    .tp_dealloc = (destructor)host_dealloc,
+    .tp_methods = host_methods,
+    .tp_members = host_members,
+};
+
 /* ---- the module ---------------------------------------------------------- */
 
 /* _jshost.pack(value, root="data") -> bytes */
@@ -719,6 +1021,9 @@ static PyMethodDef mod_methods[] = {
      "pack(value, root='data') -> bytes: a Python value as jshost sends it."},
     {"unpack", (PyCFunction)mod_unpack, METH_O,
      "unpack(bytes) -> value: one msgpack value as jshost returns it."},
+    {"timeout_ms", (PyCFunction)mod_timeout_ms, METH_O,
+     "timeout_ms(seconds) -> int: a timeout= in seconds (None: the default) "
+     "as libjshost's ms."},
     {"_set_error_factory", (PyCFunction)mod_set_error_factory, METH_O,
      "Sets the callable that turns libjshost errors into exceptions."},
     {NULL, NULL, 0, NULL},
@@ -743,12 +1048,29 @@ PyInit__jshost(void)
         return NULL;
     if (PyModule_AddIntConstant(m, "MAX_DEPTH", PYVALUE_MAX_DEPTH) < 0)
         goto fail;
-    if (PyType_Ready(&ConnType) < 0)
+    if (PyType_Ready(&ConnType) < 0 || PyType_Ready(&HostType) < 0)
         goto fail;
     Py_INCREF(&ConnType);
     if (PyModule_AddObject(m, "Connection", (PyObject *)&ConnType) < 0) {
         Py_DECREF(&ConnType);
         goto fail;
+    }
+    Py_INCREF(&HostType);
+    if (PyModule_AddObject(m, "HostBase", (PyObject *)&HostType) < 0) {
+        Py_DECREF(&HostType);
+        goto fail;
+    }
+    if ((str_timeout == NULL &&
+         (str_timeout = PyUnicode_InternFromString("timeout")) == NULL) ||
+        (empty_dict == NULL && (empty_dict = PyDict_New()) == NULL))
+        goto fail;
+    if (fork_watched == 0) {
+        /* Without it a forked child would share the parent's connection. */
+        if (pthread_atfork(NULL, NULL, on_fork_child) != 0) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+        fork_watched = 1;
     }
     if (PyModule_AddIntConstant(m, "ERR_IO", JSHOST_ERR_IO) < 0 ||
         PyModule_AddIntConstant(m, "ERR_PROTOCOL", JSHOST_ERR_PROTOCOL) < 0 ||

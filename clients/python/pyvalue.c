@@ -183,10 +183,6 @@ pack_obj(struct pyvalue_pack *st, PyObject *o)
                    : pyvalue_nomem();
     if (PyLong_Check(o))
         return pack_int(st, o);
-    if (PyFloat_Check(o))
-        return msgpack_pack_double(pk, PyFloat_AS_DOUBLE(o)) == 0
-                   ? 0
-                   : pyvalue_nomem();
     if (PyUnicode_Check(o)) {
         Py_ssize_t n;
         const char *s = PyUnicode_AsUTF8AndSize(o, &n);
@@ -204,6 +200,11 @@ pack_obj(struct pyvalue_pack *st, PyObject *o)
                    ? 0
                    : pyvalue_nomem();
     }
+    /* after str: PyFloat_Check walks the type's bases when it is not one */
+    if (PyFloat_Check(o))
+        return msgpack_pack_double(pk, PyFloat_AS_DOUBLE(o)) == 0
+                   ? 0
+                   : pyvalue_nomem();
     if (PyBytes_Check(o) || PyByteArray_Check(o) || PyMemoryView_Check(o)) {
         /* one contiguous copy covers every buffer shape a memoryview can have
          */
@@ -301,16 +302,128 @@ pyvalue_pack(struct pyvalue_pack *st, PyObject *o, const char *root)
 
 /* ---- msgpack → Python ---------------------------------------------------- */
 
-static PyObject *unpack_obj(const msgpack_object *o);
+/* Straight from the bytes with proto's pull reader: no object tree, no zone.
+ * The nesting limit is the one msgpack-c's unpacker had here (32 containers
+ * deep), so that what unpacked before still does. */
+#define UNPACK_MAX_DEPTH 32
+
+/* Short ASCII map keys, kept across calls: every result of a function
+ * brings the same keys again (a 1000-key dict, or {i, s} a thousand times),
+ * and a kept str is neither made nor hashed again. Sets of two by a hash of
+ * the bytes, the one used last first; a third key in a set replaces the
+ * other. At most 2048 strs of up to 32 characters stay. The GIL guards it. */
+#define KEY_CACHE_SETS 1024
+#define KEY_CACHE_MAX_LEN 32
+
+static PyObject *key_cache[KEY_CACHE_SETS][2];
+
+struct unpacker {
+    struct proto_cur cur;
+    int depth;
+};
 
 static PyObject *
-unpack_timestamp(const msgpack_object *o)
+unpack_broken(void)
+{
+    PyErr_SetString(PyExc_ValueError, "malformed or truncated msgpack value");
+    return NULL;
+}
+
+static bool
+is_ascii(const char *s, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        if (w & 0x8080808080808080ull)
+            return false;
+    }
+    for (; i < n; i++)
+        if ((unsigned char)s[i] & 0x80)
+            return false;
+    return true;
+}
+
+/* A str from UTF-8: ASCII is copied straight into a new compact str. */
+static PyObject *
+unpack_str(const char *s, size_t n)
+{
+    if (!is_ascii(s, n))
+        return PyUnicode_DecodeUTF8(s, (Py_ssize_t)n, "strict");
+    PyObject *u = PyUnicode_New((Py_ssize_t)n, 127);
+    if (u != NULL && n > 0)
+        memcpy(PyUnicode_1BYTE_DATA(u), s, n);
+    return u;
+}
+
+/* A slot for a key of at most KEY_CACHE_MAX_LEN bytes: a few loads that
+ * cover every byte of a key up to 24 bytes, mixed. Keys that differ only in
+ * bytes it skips share a slot, nothing worse. */
+static uint32_t
+key_hash(const char *s, size_t n)
+{
+    uint64_t a = 0, b = 0, c = 0;
+    if (n >= 8) {
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        if (n > 16)
+            memcpy(&c, s + n / 2 - 4, 8);
+    } else if (n >= 4) {
+        uint32_t x, y;
+        memcpy(&x, s, 4);
+        memcpy(&y, s + n - 4, 4);
+        a = x;
+        b = y;
+    } else if (n > 0) {
+        a = (uint64_t)(unsigned char)s[0] |
+            (uint64_t)(unsigned char)s[n / 2] << 8 |
+            (uint64_t)(unsigned char)s[n - 1] << 16;
+    }
+    uint64_t h = (a * 0x9e3779b97f4a7c15ull) ^
+                 ((b + n) * 0xc2b2ae3d27d4eb4full) ^
+                 (c * 0x165667b19e3779f9ull);
+    return (uint32_t)(h >> 32) ^ (uint32_t)h;
+}
+
+/* A map key that is a str: from the cache when it is a short ASCII one. */
+static PyObject *
+unpack_key(const char *s, size_t n)
+{
+    if (n > KEY_CACHE_MAX_LEN)
+        return unpack_str(s, n);
+    PyObject **set = key_cache[key_hash(s, n) % KEY_CACHE_SETS];
+    for (int way = 0; way < 2; way++) {
+        PyObject *k = set[way];
+        if (k != NULL && PyUnicode_GET_LENGTH(k) == (Py_ssize_t)n &&
+            memcmp(PyUnicode_1BYTE_DATA(k), s, n) == 0) {
+            set[way] = set[0];
+            set[0] = k;
+            Py_INCREF(k);
+            return k;
+        }
+    }
+    if (!is_ascii(s, n))
+        return PyUnicode_DecodeUTF8(s, (Py_ssize_t)n, "strict");
+    PyObject *k = unpack_str(s, n);
+    if (k == NULL || PyObject_Hash(k) == -1) {
+        Py_XDECREF(k);
+        return NULL;
+    }
+    Py_XDECREF(set[1]);
+    set[1] = set[0];
+    Py_INCREF(k);
+    set[0] = k;
+    return k;
+}
+
+static PyObject *
+unpack_timestamp(const char *p, size_t n)
 {
     char cause[PROTO_CAUSE_MAX];
     int64_t sec;
     uint32_t nsec;
-    if (proto_ext_timestamp_decode(o->via.ext.ptr, o->via.ext.size, &sec, &nsec,
-                                   cause) != 0) {
+    if (proto_ext_timestamp_decode(p, n, &sec, &nsec, cause) != 0) {
         PyErr_Format(PyExc_ValueError, "malformed msgpack %s", cause);
         return NULL;
     }
@@ -336,16 +449,15 @@ unpack_timestamp(const msgpack_object *o)
 }
 
 static PyObject *
-unpack_bigint(const msgpack_object *o)
+unpack_bigint(const char *p, size_t n)
 {
     char cause[PROTO_CAUSE_MAX];
-    size_t n = o->via.ext.size, len;
+    size_t len;
     bool neg;
     unsigned char *mag = PyMem_Malloc(n > 0 ? n : 1);
     if (mag == NULL)
         return PyErr_NoMemory();
-    if (proto_ext_bigint_decode(o->via.ext.ptr, n, &neg, mag, &len, cause) !=
-        0) {
+    if (proto_ext_bigint_decode(p, n, &neg, mag, &len, cause) != 0) {
         PyMem_Free(mag);
         PyErr_Format(PyExc_ValueError, "malformed msgpack %s", cause);
         return NULL;
@@ -363,89 +475,121 @@ unpack_bigint(const msgpack_object *o)
     return r;
 }
 
-static PyObject *
-unpack_obj(const msgpack_object *o)
+static PyObject *unpack_item(struct unpacker *u, bool key);
+
+/* A container's items each take a byte at least (a map's entries two): a
+ * count beyond what is left is a lie, refused before anything is made. */
+static int
+unpack_enter(struct unpacker *u, uint64_t min_bytes)
 {
-    switch (o->type) {
-    case MSGPACK_OBJECT_NIL:
+    if (u->depth >= UNPACK_MAX_DEPTH) {
+        PyErr_SetString(PyExc_ValueError,
+                        "msgpack value nests too deep or is too large");
+        return -1;
+    }
+    if (min_bytes > (uint64_t)(u->cur.end - u->cur.p)) {
+        unpack_broken();
+        return -1;
+    }
+    u->depth++;
+    return 0;
+}
+
+static PyObject *
+unpack_array(struct unpacker *u, uint32_t n)
+{
+    if (unpack_enter(u, n) < 0)
+        return NULL;
+    PyObject *l = PyList_New((Py_ssize_t)n);
+    if (l == NULL)
+        return NULL;
+    for (uint32_t i = 0; i < n; i++) {
+        PyObject *v = unpack_item(u, false);
+        if (v == NULL) {
+            Py_DECREF(l);
+            return NULL;
+        }
+        PyList_SET_ITEM(l, i, v);
+    }
+    u->depth--;
+    return l;
+}
+
+static PyObject *
+unpack_map(struct unpacker *u, uint32_t n)
+{
+    if (unpack_enter(u, 2 * (uint64_t)n) < 0)
+        return NULL;
+    PyObject *d = PyDict_New();
+    if (d == NULL)
+        return NULL;
+    for (uint32_t i = 0; i < n; i++) {
+        PyObject *k = unpack_item(u, true);
+        PyObject *v = k != NULL ? unpack_item(u, false) : NULL;
+        int rc = v != NULL ? PyDict_SetItem(d, k, v) : -1;
+        Py_XDECREF(k);
+        Py_XDECREF(v);
+        if (rc < 0) {
+            Py_DECREF(d);
+            return NULL;
+        }
+    }
+    u->depth--;
+    return d;
+}
+
+/* One item, containers with everything in them; `key` when it is a map's. */
+static PyObject *
+unpack_item(struct unpacker *u, bool key)
+{
+    struct proto_item it;
+    if (proto_cur_next(&u->cur, &it) != 0)
+        return unpack_broken();
+    switch (it.type) {
+    case PROTO_T_NIL:
         Py_RETURN_NONE;
-    case MSGPACK_OBJECT_BOOLEAN:
-        return PyBool_FromLong(o->via.boolean);
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        return PyLong_FromUnsignedLongLong(o->via.u64);
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        return PyLong_FromLongLong(o->via.i64);
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-        return PyFloat_FromDouble(o->via.f64);
-    case MSGPACK_OBJECT_STR:
-        return PyUnicode_DecodeUTF8(o->via.str.ptr, o->via.str.size, "strict");
-    case MSGPACK_OBJECT_BIN:
-        return PyBytes_FromStringAndSize(o->via.bin.ptr, o->via.bin.size);
-    case MSGPACK_OBJECT_ARRAY: {
-        PyObject *l = PyList_New(o->via.array.size);
-        if (l == NULL)
-            return NULL;
-        for (uint32_t i = 0; i < o->via.array.size; i++) {
-            PyObject *v = unpack_obj(&o->via.array.ptr[i]);
-            if (v == NULL) {
-                Py_DECREF(l);
-                return NULL;
-            }
-            PyList_SET_ITEM(l, i, v);
-        }
-        return l;
-    }
-    case MSGPACK_OBJECT_MAP: {
-        PyObject *d = PyDict_New();
-        if (d == NULL)
-            return NULL;
-        for (uint32_t i = 0; i < o->via.map.size; i++) {
-            PyObject *k = unpack_obj(&o->via.map.ptr[i].key);
-            PyObject *v = k != NULL ? unpack_obj(&o->via.map.ptr[i].val) : NULL;
-            int rc = v != NULL ? PyDict_SetItem(d, k, v) : -1;
-            Py_XDECREF(k);
-            Py_XDECREF(v);
-            if (rc < 0) {
-                Py_DECREF(d);
-                return NULL;
-            }
-        }
-        return d;
-    }
-    case MSGPACK_OBJECT_EXT:
-        if (o->via.ext.type == PROTO_EXT_TIMESTAMP)
-            return unpack_timestamp(o);
-        if (o->via.ext.type == PROTO_EXT_BIGINT)
-            return unpack_bigint(o);
+    case PROTO_T_BOOL:
+        return PyBool_FromLong(it.v.b);
+    case PROTO_T_UINT:
+        return PyLong_FromUnsignedLongLong(it.v.u);
+    case PROTO_T_INT:
+        return PyLong_FromLongLong(it.v.i);
+    case PROTO_T_FLOAT32:
+    case PROTO_T_FLOAT64:
+        return PyFloat_FromDouble(it.v.f);
+    case PROTO_T_STR:
+        return key ? unpack_key(it.ptr, it.len) : unpack_str(it.ptr, it.len);
+    case PROTO_T_BIN:
+        return PyBytes_FromStringAndSize(it.ptr, it.len);
+    case PROTO_T_ARRAY:
+        return unpack_array(u, it.len);
+    case PROTO_T_MAP:
+        return unpack_map(u, it.len);
+    case PROTO_T_EXT:
+        if (it.ext_type == PROTO_EXT_TIMESTAMP)
+            return unpack_timestamp(it.ptr, it.len);
+        if (it.ext_type == PROTO_EXT_BIGINT)
+            return unpack_bigint(it.ptr, it.len);
         PyErr_Format(PyExc_ValueError, "unknown msgpack ext type %d",
-                     (int)o->via.ext.type);
+                     (int)it.ext_type);
         return NULL;
     }
-    PyErr_SetString(PyExc_ValueError, "unknown msgpack object");
-    return NULL;
+    return unpack_broken();
 }
 
 PyObject *
 pyvalue_unpack(const char *data, size_t len)
 {
-    msgpack_unpacked u;
-    size_t off = 0;
-    msgpack_unpacked_init(&u);
-    msgpack_unpack_return rc = msgpack_unpack_next(&u, data, len, &off);
-    PyObject *r = NULL;
-    if (rc == MSGPACK_UNPACK_SUCCESS && off == len)
-        r = unpack_obj(&u.data);
-    else if (rc == MSGPACK_UNPACK_SUCCESS)
+    struct unpacker u;
+    proto_cur_init(&u.cur, data, len);
+    u.depth = 0;
+    PyObject *r = unpack_item(&u, false);
+    if (r != NULL && u.cur.p != u.cur.end) {
+        Py_DECREF(r);
         PyErr_SetString(PyExc_ValueError,
                         "extra bytes after the msgpack value");
-    else if (rc == MSGPACK_UNPACK_NOMEM_ERROR)
-        PyErr_SetString(PyExc_ValueError,
-                        "msgpack value nests too deep or is too large");
-    else
-        PyErr_SetString(PyExc_ValueError,
-                        "malformed or truncated msgpack value");
-    msgpack_unpacked_destroy(&u);
+        return NULL;
+    }
     return r;
 }
 

@@ -485,6 +485,179 @@ test_pipeline_out_of_order(void **state)
     jshost_free(c);
 }
 
+/* Pipelined requests behind others in flight wait in the handle for the next
+ * read (or flush), so that a window costs one write; a request with nothing
+ * in flight goes at once, and a full cork (64 KiB) is written without one. */
+static void
+test_pipeline_cork(void **state)
+{
+    struct fx *f = *state;
+    jshost *c = connect_to(f->sock);
+    enum { BIG = 10000, NBIG = 30 };
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    jshost_reply r;
+    uint32_t held[3], rel;
+    char *blob = calloc(1, BIG);
+    size_t queued;
+    int i, got, sent_early = 0;
+
+    for (i = 0; i < 3; i++) {
+        pack_call_params(&sb, "hold", i);
+        assert_int_equal(jshost_send(c, "call", sb.data, sb.size, &held[i]), 0);
+        msgpack_sbuffer_destroy(&sb);
+        if (i == 0)
+            assert_int_equal(jshost_pending_write(c), 0);
+        else
+            assert_true(jshost_pending_write(c) > 0);
+    }
+    assert_int_equal(jshost_flush(c), 0);
+    assert_int_equal(jshost_pending_write(c), 0);
+    pack_call_params(&sb, "release", 0);
+    assert_int_equal(jshost_send(c, "call", sb.data, sb.size, &rel), 0);
+    msgpack_sbuffer_destroy(&sb);
+    assert_true(jshost_pending_write(c) > 0);
+    /* the read writes the release before it waits */
+    assert_int_equal(jshost_read(c, &r, TU_WAIT_MS), 1);
+    assert_int_equal(r.msgid, rel);
+    assert_int_equal(jshost_pending_write(c), 0);
+    jshost_reply_free(&r);
+    for (i = 2; i >= 0; i--) {
+        assert_int_equal(jshost_read(c, &r, TU_WAIT_MS), 1);
+        assert_int_equal(r.msgid, held[i]);
+        jshost_reply_free(&r);
+    }
+    /* 300 KB behind a held request: written as the cork fills */
+    pack_call_params(&sb, "hold", 9);
+    assert_int_equal(jshost_send(c, "call", sb.data, sb.size, NULL), 0);
+    msgpack_sbuffer_destroy(&sb);
+    for (i = 0; i < NBIG; i++) {
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 4);
+        msgpack_pack_str_with_body(&pk, "h", 1);
+        msgpack_pack_str_with_body(&pk, "echo", 4);
+        msgpack_pack_bin_with_body(&pk, blob, BIG);
+        msgpack_pack_map(&pk, 0);
+        queued = jshost_pending_write(c);
+        assert_int_equal(jshost_send(c, "call", sb.data, sb.size, NULL), 0);
+        sent_early += jshost_pending_write(c) < queued + sb.size;
+        msgpack_sbuffer_destroy(&sb);
+    }
+    assert_true(sent_early > 0);
+    /* the echoes come back (the hold stays held) */
+    for (got = 0; got < NBIG; got++) {
+        assert_int_equal(jshost_read(c, &r, TU_WAIT_MS), 1);
+        assert_int_equal(r.ok, 1);
+        assert_true(r.value.len > BIG);
+        jshost_reply_free(&r);
+    }
+    assert_int_equal(jshost_in_flight(c), 1);
+    free(blob);
+    jshost_free(c);
+}
+
+/* Data nesting deeper than a request can carry is refused before anything is
+ * sent (the server would have to drop the connection); what fits, passes. */
+static void
+test_deep_data_refused(void **state)
+{
+    struct fx *f = *state;
+    jshost *c = connect_to(f->sock);
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    jshost_value r = {0};
+    char *s;
+    int depth, i;
+
+    /* packed here: the JSON helpers refuse such nesting themselves */
+    for (depth = 29; depth <= 32; depth++) {
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        for (i = 0; i < depth; i++)
+            msgpack_pack_array(&pk, 1);
+        msgpack_pack_int(&pk, 1);
+        if (depth <= 30) {
+            assert_int_equal(
+                jshost_call(c, "h", "echo", sb.data, sb.size, 0, &r), 0);
+            assert_int_equal(r.len, sb.size);
+            assert_memory_equal(r.data, sb.data, sb.size);
+            jshost_value_free(&r);
+        } else {
+            assert_int_equal(
+                jshost_call(c, "h", "echo", sb.data, sb.size, 0, &r), -1);
+            assert_int_equal(c->err, JSHOST_ERR_ARG);
+            assert_non_null(strstr(c->errstr, "30 levels"));
+        }
+        msgpack_sbuffer_destroy(&sb);
+    }
+    /* the connection is still fine */
+    s = call_json(c, "echo", "7", 0);
+    assert_string_equal(s, "7");
+    free(s);
+    jshost_free(c);
+}
+
+struct holder {
+    jshost *c;
+    atomic_int started;
+    int rc;
+};
+
+static void *
+hold_thread(void *arg)
+{
+    struct holder *h = arg;
+    jshost_value r = {0};
+    int code;
+
+    atomic_store(&h->started, 1);
+    h->rc = jshost_call_r(h->c, "h", "hold", "\x01", 1, 0, &r, &code, NULL,
+                          NULL, 0);
+    jshost_value_free(&r);
+    return NULL;
+}
+
+/* A request the socket does not take at once, while another thread waits on
+ * a call that will not end by itself: its own thread writes it (nobody
+ * needs to interrupt the other's wait), and its reply comes. */
+static void
+test_write_while_another_waits(void **state)
+{
+    struct fx *f = *state;
+    struct holder h = {connect_to(f->sock), 0, -1};
+    size_t size = 4 * 1024 * 1024;
+    char *blob = malloc(size);
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    jshost_value r;
+    pthread_t t;
+    char *s;
+
+    memset(blob, 'q', size);
+    assert_int_equal(pthread_create(&t, NULL, hold_thread, &h), 0);
+    while (!atomic_load(&h.started))
+        sched_yield();
+    for (int i = 0; i < 3; i++) {
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_bin_with_body(&pk, blob, size);
+        assert_int_equal(jshost_call(h.c, "h", "echo", sb.data, sb.size, 0, &r),
+                         0);
+        assert_int_equal(r.len, sb.size);
+        assert_memory_equal(r.data, sb.data, sb.size);
+        jshost_value_free(&r);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    s = call_json(h.c, "release", "0", 0);
+    assert_string_equal(s, "\"released\"");
+    free(s);
+    pthread_join(t, NULL);
+    assert_int_equal(h.rc, 0);
+    free(blob);
+    jshost_free(h.c);
+}
+
 /* Requests bigger than the socket buffers: writes stay pending, the reads
  * flush them (POLLOUT) as replies come. */
 static void
@@ -918,6 +1091,11 @@ main(void)
         cmocka_unit_test_setup_teardown(test_threads_shared_handle, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_large, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_cork, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deep_data_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_write_while_another_waits, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_threads_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fork_child_reconnects, setup,
                                         teardown),

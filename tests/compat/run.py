@@ -41,8 +41,17 @@ def skip(why):
     sys.exit(SKIP)
 
 
+def plain_env(env=None):
+    """The environment for Node and npm: without the ASan runtime a sanitizer
+    build preloads for this Python (Node is not built with it)."""
+    env = dict(os.environ if env is None else env)
+    env.pop("LD_PRELOAD", None)
+    return env
+
+
 def install(cache):
-    rc = subprocess.call([os.path.join(SOURCE_ROOT, "scripts", "npm-cache"), HERE, cache])
+    rc = subprocess.call([os.path.join(SOURCE_ROOT, "scripts", "npm-cache"), HERE, cache],
+                         env=plain_env())
     if rc == SKIP:
         skip("the pinned packages could not be installed (npm-cache said why above)")
     if rc != 0:
@@ -182,7 +191,7 @@ def short(v, width=60):
 def node_answers(node, config, env):
     proc = subprocess.run([node, os.path.join(os.path.dirname(os.path.dirname(config)),
                                                "node_call.mjs"), config],
-                          capture_output=True, text=True, env=env, timeout=300)
+                          capture_output=True, text=True, env=plain_env(env), timeout=300)
     if proc.returncode != 0:
         raise RuntimeError("node_call.mjs failed on %s:\n%s" % (config, proc.stderr))
     return json.loads(proc.stdout)

@@ -29,6 +29,8 @@ test_require_forms(void **state)
         "module.exports = 'conditional require';\n");
     put(f, "node_modules/exp-cond/feature-node.js",
         "module.exports = 'feature for node';\n");
+    put(f, "node_modules/exp-cond/feature.js",
+        "module.exports = 'feature by default';\n");
     put(f, "node_modules/exp-cond/lib/x.js", "module.exports = 'pattern x';\n");
     put(f, "node_modules/@scope/pkg/index.js", "module.exports = 'scoped';\n");
     put(f, "cycle/a.js",
@@ -86,8 +88,10 @@ test_require_forms(void **state)
     expect_ok(&r, "\"exports string\"");
     result_free(&r);
     call(f, "expCond", &r);
-    expect_ok(&r,
-              "[\"conditional require\", \"feature for node\", \"pattern x\"]");
+    /* jshost is not Node: the `node` condition does not match
+     * (docs/modules.md) */
+    expect_ok(&r, "[\"conditional require\", \"feature by default\", "
+                  "\"pattern x\"]");
     result_free(&r);
     call(f, "notExported", &r);
     assert_false(r.ok);
@@ -115,14 +119,21 @@ test_require_forms(void **state)
     result_free(&r);
     call(f, "fs", &r);
     assert_false(r.ok);
-    assert_string_equal(r.err.message,
-                        "Node built-in module 'fs' is not available in jshost");
+    /* the message says where the config asked for it */
+    char want[2048];
+    snprintf(want, sizeof want,
+             "Node built-in module 'fs' is not available in jshost "
+             "(required from %s:16)",
+             path_of(f, "c.js"));
+    assert_string_equal(r.err.message, want);
     result_free(&r);
     call(f, "nodeFs", &r);
     assert_false(r.ok);
-    assert_string_equal(
-        r.err.message,
-        "Node built-in module 'child_process' is not available in jshost");
+    snprintf(want, sizeof want,
+             "Node built-in module 'child_process' is not available in "
+             "jshost (required from %s:17)",
+             path_of(f, "c.js"));
+    assert_string_equal(r.err.message, want);
     result_free(&r);
     call(f, "main", &r);
     expect_ok(&r, "[true, \".\", \"object\"]");
@@ -168,7 +179,8 @@ test_context_require(void **state)
                 "e.message.startsWith(\"Cannot find module './none.mjs'\"))",
                 "true");
     expect_eval(f, ctx, "import('fs').then(() => 'no', (e) => e.message)",
-                "\"Node built-in module 'fs' is not available in jshost\"");
+                "\"Node built-in module 'fs' is not available in jshost "
+                "(imported from test.js:1)\"");
     struct result r;
     /* a relative cwd is taken from the process's */
     char rel[512];
@@ -182,7 +194,8 @@ test_context_require(void **state)
     eval(f, ctx, "require('os')", &r);
     assert_false(r.ok);
     assert_string_equal(r.err.message,
-                        "Node built-in module 'os' is not available in jshost");
+                        "Node built-in module 'os' is not available in jshost "
+                        "(required from test.js:1)");
     result_free(&r);
 }
 
@@ -291,6 +304,233 @@ test_esm_errors(void **state)
                "Node built-in module 'fs' is not available in jshost"));
 }
 
+/* ES-module packages, conditions, require() of ES modules, the imports
+ * field, self-reference, JSON modules, import.meta, syntax detection. */
+static void
+test_esm_packages(void **state)
+{
+    struct fx *f = *state;
+    put(f, "node_modules/esm-only/package.json",
+        "{\"name\": \"esm-only\", \"type\": \"module\", \"exports\": "
+        "{\".\": \"./index.js\", \"./self\": \"./self.js\"}, \"imports\": "
+        "{\"#dep\": \"./dep.js\"}}\n");
+    put(f, "node_modules/esm-only/index.js",
+        "import dep from '#dep';\nexport let count = 0;\n"
+        "export function bump() { count++; }\nexport default dep;\n");
+    put(f, "node_modules/esm-only/dep.js", "export default 'dep';\n");
+    put(f, "node_modules/esm-only/self.js",
+        "export { count } from 'esm-only';\n");
+    put(f, "node_modules/dual/package.json",
+        "{\"exports\": {\".\": {\"node\": \"./node.cjs\", \"worker\": "
+        "{\"import\": \"./w.mjs\", \"require\": \"./w.cjs\"}, \"default\": "
+        "\"./d.cjs\"}}}\n");
+    put(f, "node_modules/dual/node.cjs", "module.exports = 'node';\n");
+    put(f, "node_modules/dual/w.mjs", "export const kind = 'worker import';\n");
+    put(f, "node_modules/dual/w.cjs", "exports.kind = 'worker require';\n");
+    put(f, "node_modules/tla/package.json", "{\"type\": \"module\"}\n");
+    put(f, "node_modules/tla/index.js",
+        "export const v = await Promise.resolve(5);\n");
+    put(f, "node_modules/detect/package.json", "{\"main\": \"m.js\"}\n");
+    put(f, "node_modules/detect/m.js", "export const detected = 'esm';\n");
+    put(f, "data.json", "{\"n\": 7}\n");
+    put(f, "c.mjs",
+        "import { count, bump } from 'esm-only';\n"
+        "import dep from 'esm-only';\n"
+        "import { count as selfCount } from 'esm-only/self';\n"
+        "import { kind } from 'dual';\n"
+        "import data from './data.json';\n"
+        "import { detected } from 'detect';\n"
+        "import { createRequire } from 'node:module';\n"
+        "const require = createRequire(import.meta.url);\n"
+        "export default {functions: {\n"
+        "  live() { const a = count; bump(); return [a, count, selfCount, "
+        "dep]; },\n"
+        "  cond() { return [kind, require('dual').kind]; },\n"
+        "  json() { return data.n; },\n"
+        "  meta() { return [import.meta.url === 'file://' + "
+        "import.meta.filename, import.meta.dirname + '/c.mjs' === "
+        "import.meta.filename, import.meta.resolve('esm-only').endsWith("
+        "'/node_modules/esm-only/index.js')]; },\n"
+        "  reqEsm() { const ns = require('esm-only'); return [ns.default, "
+        "typeof ns.bump]; },\n"
+        "  tla() { try { require('tla'); return 'loaded'; } catch (e) { "
+        "return e.code; } },\n"
+        "  tlaImport() { return import('tla').then((m) => m.v); },\n"
+        "  detected() { return [detected, require('detect').detected]; },\n"
+        "}};\n");
+    load(f, "c.mjs");
+    struct result r;
+    call(f, "live", &r);
+    expect_ok(&r, "[0, 1, 1, \"dep\"]");
+    result_free(&r);
+    call(f, "cond", &r);
+    expect_ok(&r, "[\"worker import\", \"worker require\"]");
+    result_free(&r);
+    call(f, "json", &r);
+    expect_ok(&r, "7");
+    result_free(&r);
+    call(f, "meta", &r);
+    expect_ok(&r, "[true, true, true]");
+    result_free(&r);
+    call(f, "reqEsm", &r);
+    expect_ok(&r, "[\"dep\", \"function\"]");
+    result_free(&r);
+    call(f, "tla", &r);
+    expect_ok(&r, "\"ERR_REQUIRE_ASYNC_MODULE\"");
+    result_free(&r);
+    call(f, "tlaImport", &r);
+    expect_ok(&r, "5");
+    result_free(&r);
+    call(f, "detected", &r);
+    expect_ok(&r, "[\"esm\", \"esm\"]");
+    result_free(&r);
+}
+
+/* Node's built-ins: the embedded ones, and stubs for packages that probe. */
+static void
+test_node_builtins(void **state)
+{
+    struct fx *f = *state;
+    put(f, "node_modules/prober/index.js",
+        "const fs = require('fs');\nconst { readFileSync } = "
+        "require('node:fs');\n"
+        "exports.has = typeof fs.existsSync;\n"
+        "exports.read = () => readFileSync('/etc/passwd');\n");
+    put(f, "node_modules/esm-prober/package.json", "{\"type\": \"module\"}\n");
+    put(f, "node_modules/esm-prober/index.js",
+        "import { readFile } from 'node:fs/promises';\nimport os from 'os';\n"
+        "export const kind = typeof readFile + ' ' + typeof os.cpus;\n");
+    put(f, "c.js",
+        "const prober = require('prober');\n"
+        "module.exports = {functions: {\n"
+        "  builtins() {\n"
+        "    const path = require('path'), util = require('node:util');\n"
+        "    const { EventEmitter } = require('events');\n"
+        "    const e = new EventEmitter(); let got; e.on('x', (v) => { got = "
+        "v; }); e.emit('x', 3);\n"
+        "    return [path.join('/a/b', '../c'), util.format('%s:%d', 'n', 4), "
+        "got, require('buffer').Buffer.from('hi').toString('hex'),\n"
+        "      Buffer.isBuffer(Buffer.alloc(1)), require('url').parse("
+        "'http://x.org/p?q=1').pathname, require('querystring').stringify({a: "
+        "[1, 2]}),\n"
+        "      require('string_decoder').StringDecoder.name, "
+        "typeof require('assert').deepStrictEqual, "
+        "require('punycode').toASCII('bücher.de'),\n"
+        "      typeof require('stream').Readable, require('process') === "
+        "process, util.isDeepStrictEqual({a: [1]}, {a: [1]}),\n"
+        "      require('util/types').isDate(new Date())];\n"
+        "  },\n"
+        "  probe() { return prober.has; },\n"
+        "  useFs() { return prober.read(); },\n"
+        "  esmProbe() { return import('esm-prober').then((m) => m.kind); },\n"
+        "}};\n");
+    load(f, "c.js");
+    struct result r;
+    call(f, "builtins", &r);
+    expect_ok(&r, "[\"/a/c\", \"n:4\", 3, \"6869\", true, \"/p\", "
+                  "\"a=1&a=2\", \"StringDecoder\", \"function\", "
+                  "\"xn--bcher-kva.de\", \"function\", true, true, true]");
+    result_free(&r);
+    call(f, "probe", &r);
+    expect_ok(&r, "\"function\"");
+    result_free(&r);
+    call(f, "useFs", &r);
+    assert_false(r.ok);
+    assert_string_equal(r.err.message,
+                        "fs.readFileSync() is not available in jshost (Node "
+                        "built-in module 'fs')");
+    result_free(&r);
+    call(f, "esmProbe", &r);
+    expect_ok(&r, "\"function function\"");
+    result_free(&r);
+}
+
+/* The loader reads nothing outside the config's tree and the node_modules
+ * above it, and never says what a refused file holds. */
+static void
+test_confinement(void **state)
+{
+    struct fx *f = *state;
+    put(f, "outside/secret.js", "SECRETWORD\n");
+    put(f, "outside/secret.json", "{\"s\": \"SECRETWORD\"}\n");
+    put(f, "app/ok.json", "{\"ok\": 1}\n");
+    char target[1024], link[1024];
+    snprintf(target, sizeof target, "%s", path_of(f, "outside/secret.js"));
+    snprintf(link, sizeof link, "%s", path_of(f, "app/link.js"));
+    assert_int_equal(symlink(target, link), 0);
+    snprintf(target, sizeof target, "%s", path_of(f, "outside"));
+    snprintf(link, sizeof link, "%s", path_of(f, "app/dirlink"));
+    assert_int_equal(symlink(target, link), 0);
+    put(f, "node_modules/above/index.js", "module.exports = 'above';\n");
+    char conf[4096];
+    snprintf(conf, sizeof conf,
+             "const t = (p) => { try { require(p); return 'loaded'; } catch "
+             "(e) { return e.code + (e.message.includes('SECRETWORD') ? ' "
+             "LEAK' : ''); } };\n"
+             "module.exports = {functions: {\n"
+             "  go() { return [t('%s'), t('../outside/secret.js'), "
+             "t('../outside/secret.json'), t('./link.js'), "
+             "t('./dirlink/secret.js'), t('/etc/hostname'), "
+             "t('./../app/../../outside/secret'), t('./ok.json'), "
+             "require('above')]; },\n"
+             "  imp() { return import('../outside/secret.js').then(() => "
+             "'loaded', (e) => e.code); },\n"
+             "}};\n",
+             path_of(f, "outside/secret.js"));
+    put(f, "app/c.js", conf);
+    load(f, "app/c.js");
+    struct result r;
+    call(f, "go", &r);
+    expect_ok(&r, "[\"ERR_JSHOST_CONFINED\", \"ERR_JSHOST_CONFINED\", "
+                  "\"ERR_JSHOST_CONFINED\", \"ERR_JSHOST_CONFINED\", "
+                  "\"ERR_JSHOST_CONFINED\", \"ERR_JSHOST_CONFINED\", "
+                  "\"ERR_JSHOST_CONFINED\", \"loaded\", \"above\"]");
+    result_free(&r);
+    call(f, "imp", &r);
+    expect_ok(&r, "\"ERR_JSHOST_CONFINED\"");
+    result_free(&r);
+    js_engine_free(f->e);
+    f->e = NULL;
+
+    /* roots widen the tree, from the config's loading on */
+    put(f, "lib/shared.js", "module.exports = 'shared';\n");
+    put(f, "app/roots.js",
+        "const s = require('../lib/shared');\n"
+        "module.exports = {roots: ['../lib'], functions: {go() { return [s, "
+        "(() => { try { require('../outside/secret'); } catch (e) { return "
+        "e.code; } })()]; }}};\n");
+    load(f, "app/roots.js");
+    call(f, "go", &r);
+    expect_ok(&r, "[\"shared\", \"ERR_JSHOST_CONFINED\"]");
+    result_free(&r);
+}
+
+/* Stacks show the user's frames, never jshost's own. */
+static void
+test_stack_frames(void **state)
+{
+    struct fx *f = *state;
+    put(f, "c.js",
+        "module.exports = {functions: {\n"
+        "  cb(d, cb) { setTimeout(() => { try { null.x; } catch (e) { "
+        "cb(null, e.stack); } }, 1); },\n"
+        "  req() { try { require('./nope'); } catch (e) { return e.stack; } "
+        "},\n"
+        "}};\n");
+    load(f, "c.js");
+    struct result r;
+    call(f, "cb", &r);
+    assert_true(r.ok);
+    assert_null(strstr(r.text, "jshost:"));
+    assert_non_null(strstr(r.text, "c.js:2"));
+    result_free(&r);
+    call(f, "req", &r);
+    assert_true(r.ok);
+    assert_null(strstr(r.text, "jshost:"));
+    assert_non_null(strstr(r.text, "required from"));
+    result_free(&r);
+}
+
 int
 main(void)
 {
@@ -306,6 +546,14 @@ main(void)
         cmocka_unit_test_setup_teardown(test_esm_type_module, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_esm_errors, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_esm_packages, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_node_builtins, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_confinement, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stack_frames, fx_setup,
+                                        fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

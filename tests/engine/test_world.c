@@ -171,18 +171,62 @@ test_process_env(void **state)
 {
     struct fx *f = *state;
     setenv("JSHOST_TEST_VAR", "hello env", 1);
+    setenv("JSHOST_TEST_SECRET", "not for JS", 1);
     unsetenv("NODE_ENV");
+    /* no config (a private VM): NODE_ENV alone */
     load(f, NULL);
     uint32_t ctx = new_context(f);
     expect_eval(f, ctx,
                 "[process.env.JSHOST_TEST_VAR, process.env.NODE_ENV, "
-                "process.platform, Object.isFrozen(process.env)]",
-                "[\"hello env\", \"production\", \"linux\", true]");
+                "process.platform, Object.isFrozen(process.env), "
+                "Object.keys(process.env)]",
+                "[nil, \"production\", \"linux\", true, [\"NODE_ENV\"]]");
     expect_eval(f, ctx, "process.env.X = 1; process.env.X", "nil");
     expect_eval(f, ctx,
                 "typeof globalThis === 'object' && global === globalThis && "
                 "typeof process.nextTick",
                 "\"function\"");
+    js_engine_free(f->e);
+    f->e = NULL;
+
+    /* a config: NODE_ENV and the names it lists, from its loading on */
+    put(f, "c.js",
+        "const seen = process.env.JSHOST_TEST_VAR;\n"
+        "module.exports = {env: ['JSHOST_TEST_VAR', 'JSHOST_TEST_UNSET'],\n"
+        "  functions: {env() { return [seen, Object.keys(process.env).sort(), "
+        "process.env.JSHOST_TEST_SECRET]; }}};\n");
+    load(f, "c.js");
+    struct result r;
+    call(f, "env", &r);
+    expect_ok(&r, "[\"hello env\", [\"JSHOST_TEST_VAR\", \"NODE_ENV\"], nil]");
+    result_free(&r);
+    js_engine_free(f->e);
+    f->e = NULL;
+
+    /* the environment given (the client's), not the process's */
+    const char *client_env[] = {"JSHOST_TEST_VAR=from the client",
+                                "NODE_ENV=development",
+                                "JSHOST_TEST_SECRET=client secret", NULL};
+    struct js_engine_options o;
+    memset(&o, 0, sizeof o);
+    o.config_path = path_of(f, "c.js");
+    o.cwd = f->dir;
+    o.env = client_env;
+    assert_int_equal(js_engine_new(&f->loop, &o, &f->e, &f->err), 0);
+    call(f, "env", &r);
+    expect_ok(&r, "[\"from the client\", [\"JSHOST_TEST_VAR\", \"NODE_ENV\"], "
+                  "nil]");
+    result_free(&r);
+
+    /* `env` must be a literal the loader can read before the config runs */
+    js_engine_free(f->e);
+    f->e = NULL;
+    put(f, "computed.js",
+        "const names = ['JSHOST_TEST_VAR'];\n"
+        "module.exports = {env: names, functions: {}};\n");
+    assert_int_equal(load_opts(f, "computed.js", 0, 0), -EINVAL);
+    assert_int_equal(f->err.type, PROTO_ERR_CONFIG);
+    assert_non_null(strstr(f->err.message, "array of string literals"));
 }
 
 static void
@@ -409,6 +453,69 @@ test_next_tick_limits(void **state)
     result_free(&r);
 }
 
+/* The Web APIs packages assume (docs/modules.md). */
+static void
+test_web_apis(void **state)
+{
+    struct fx *f = *state;
+    load(f, NULL);
+    uint32_t ctx = new_context(f);
+    expect_eval(
+        f, ctx,
+        "const u = new URL('../x?a=1&b=%20#h', 'https://user@example."
+        "org:8080/p/q/');\n"
+        "u.searchParams.append('c', 'd e');\n"
+        "[u.href, u.host, u.pathname, [...new URLSearchParams('a=1&a=2')"
+        ".getAll('a')], URL.canParse('nope'), new URL('HTTP://EX.com"
+        "/%7e').href]",
+        "[\"https://user@example.org:8080/p/x?a=1&b=+&c=d+e#h\", "
+        "\"example.org:8080\", \"/p/x\", [\"1\", \"2\"], false, "
+        "\"http://ex.com/%7e\"]");
+    expect_eval(
+        f, ctx,
+        "const ac = new AbortController(); const seen = [];\n"
+        "ac.signal.addEventListener('abort', (e) => seen.push(e.type));\n"
+        "ac.signal.onabort = () => seen.push('on');\n"
+        "ac.abort(); const t = new EventTarget(); t.addEventListener("
+        "'x', (e) => seen.push(e.type + e.cancelable), {once: true});\n"
+        "t.dispatchEvent(new Event('x', {cancelable: true})); "
+        "t.dispatchEvent(new Event('x'));\n"
+        "[seen, ac.signal.aborted, ac.signal.reason.name, "
+        "AbortSignal.abort().reason instanceof DOMException, "
+        "new DOMException('m', 'AbortError').code]",
+        "[[\"abort\", \"on\", \"xtrue\"], true, \"AbortError\", true, "
+        "20]");
+    expect_eval(
+        f, ctx,
+        "const a = new Uint8Array(16); crypto.getRandomValues(a);\n"
+        "[a.some((x) => x !== 0), /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}"
+        "-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(crypto.randomUUID()), "
+        "(() => { try { crypto.getRandomValues(new Float64Array(1)); } "
+        "catch (e) { return e.name; } })()]",
+        "[true, true, \"TypeMismatchError\"]");
+    expect_eval(f, ctx,
+                "Promise.all(['SHA-1', 'SHA-256', 'sha-384', {name: 'SHA-512'}]"
+                ".map((alg) => crypto.subtle.digest(alg, new TextEncoder()"
+                ".encode('abc')).then((b) => Buffer.from(b).toString('hex')"
+                ".slice(0, 16))))",
+                "[\"a9993e364706816a\", \"ba7816bf8f01cfea\", "
+                "\"cb00753f45a35e8b\", \"ddaf35a193617aba\"]");
+    expect_eval(
+        f, ctx,
+        "crypto.subtle.digest('MD5', new Uint8Array(1)).then(() => 'no',"
+        " (e) => e.name)",
+        "\"NotSupportedError\"");
+    expect_eval(f, ctx,
+                "new Promise((resolve) => { const c = new MessageChannel(); "
+                "c.port1.onmessage = (e) => resolve([e.data, typeof "
+                "performance.now()]); c.port2.postMessage({x: [1]}); })",
+                "[{\"x\"=>[1]}, \"number\"]");
+    expect_eval(f, ctx,
+                "[typeof fetch, typeof Buffer, Buffer.from('aGk=', 'base64')"
+                ".toString(), process.browser]",
+                "[\"undefined\", \"function\", \"hi\", true]");
+}
+
 int
 main(void)
 {
@@ -421,6 +528,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_console, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_process_env, fx_setup,
                                         fx_teardown),
+        cmocka_unit_test_setup_teardown(test_web_apis, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_uncaught_in_timer, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_builtins_present, fx_setup,

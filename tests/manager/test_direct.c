@@ -84,6 +84,22 @@ attach(json_t **direct)
     return id;
 }
 
+/* How many sockets the direct method names (asserting its shape). */
+static size_t
+direct_sockets(const char *id)
+{
+    char params[256];
+    json_t *r;
+    size_t n;
+
+    snprintf(params, sizeof(params), "[\"%s\"]", id);
+    r = tu_rpc_ok(c, "direct", params);
+    assert_true(json_integer_value(json_object_get(r, "timeout_ms")) > 0);
+    n = json_array_size(json_object_get(r, "direct"));
+    json_decref(r);
+    return n;
+}
+
 /* The calls the host's workers say they answered. */
 static long
 calls_counted(const char *id)
@@ -179,6 +195,8 @@ test_direct_drain_on_restart(void **state)
     tu_rpc_close(d);
     TU_UNTIL(!tu_exists(old), TU_WAIT_MS);
     TU_UNTIL(tu_rpc_host_in(c, id, "ready"), TU_WAIT_MS);
+    /* The direct method names the sockets without another attach. */
+    TU_UNTIL(direct_sockets(id) == 2, TU_WAIT_MS);
     free(attach(&after));
     assert_int_equal(json_array_size(after), 2);
     for (size_t i = 0; i < json_array_size(after); i++)

@@ -221,10 +221,11 @@ check_host_only(proto_check_fn fn)
 }
 
 static void
-test_detach_restart_stop(void **state)
+test_detach_direct_restart_stop(void **state)
 {
     (void)state;
     check_host_only(proto_check_detach);
+    check_host_only(proto_check_direct);
     check_host_only(proto_check_restart);
     check_host_only(proto_check_stop);
 }
@@ -518,6 +519,121 @@ test_context_destroy(void **state)
 }
 
 static void
+test_cancel(void **state)
+{
+    struct proto_params p;
+    struct proto_msg m;
+    (void)state;
+
+    pass(proto_check_cancel, "[5]", &m, &p);
+    assert_int_equal(p.msgid, 5);
+    proto_msg_release(&m);
+    pass(proto_check_cancel, "[4294967295]", &m, &p);
+    assert_int_equal(p.msgid, UINT32_MAX);
+    proto_msg_release(&m);
+    refuse(proto_check_cancel, "[]", -EINVAL,
+           "params: expected 1 parameter, got 0");
+    refuse(proto_check_cancel, "[1, 2]", -EINVAL,
+           "params: expected 1 parameter, got 2");
+    refuse(proto_check_cancel, "[\"x\"]", -EINVAL,
+           "params[0] (msgid): expected an unsigned integer, got a string");
+    refuse(proto_check_cancel, "[4294967296]", -EINVAL,
+           "params[0] (msgid): 4294967296 does not fit 32 bits");
+}
+
+static void
+test_release(void **state)
+{
+    struct proto_params p;
+    struct proto_msg m;
+    (void)state;
+
+    pass(proto_check_release, "[[1, 4294967295]]", &m, &p);
+    assert_int_equal(p.callbacks->via.array.size, 2);
+    assert_int_equal(p.callbacks->via.array.ptr[1].via.u64, UINT32_MAX);
+    assert_int_equal(p.contexts->type, MSGPACK_OBJECT_ARRAY);
+    assert_int_equal(p.contexts->via.array.size, 0);
+    proto_msg_release(&m);
+    /* The manager's form for a worker: the contexts too. */
+    pass(proto_check_release, "[[], [3, 18446744073709551615]]", &m, &p);
+    assert_int_equal(p.callbacks->via.array.size, 0);
+    assert_int_equal(p.contexts->via.array.size, 2);
+    proto_msg_release(&m);
+    refuse(proto_check_release, "[]", -EINVAL,
+           "params: expected 1 to 2 parameters, got 0");
+    refuse(proto_check_release, "[1]", -EINVAL,
+           "params[0] (callbacks): expected an array, got an integer");
+    refuse(proto_check_release, "[[\"x\"]]", -EINVAL,
+           "params[0] (callbacks): element 0 is not an unsigned 32-bit "
+           "integer, it is a string");
+    refuse(proto_check_release, "[[1, 4294967296]]", -EINVAL,
+           "params[0] (callbacks): element 1 is not an unsigned 32-bit "
+           "integer, it is a larger one");
+    refuse(proto_check_release, "[[1], [-1]]", -EINVAL,
+           "params[1] (contexts): element 0 is not an unsigned 64-bit "
+           "integer, it is a negative integer");
+    refuse(proto_check_release, "[[1], null]", -EINVAL,
+           "params[1] (contexts): expected an array, got nil");
+}
+
+static void
+test_invoke(void **state)
+{
+    struct proto_params p;
+    struct proto_msg m;
+    (void)state;
+
+    /* A client's view: [callback, args]. */
+    pass(proto_check_invoke, "[7, [1, \"x\"]]", &m, &p);
+    assert_int_equal(p.callback_id, 7);
+    assert_int_equal(p.args->via.array.size, 2);
+    assert_int_equal(p.owner_call, 0);
+    assert_int_equal(p.owner_context, 0);
+    proto_msg_release(&m);
+    /* A worker's to the manager: the owner too. */
+    pass(proto_check_invoke, "[7, [], {\"call\": 4294967295}]", &m, &p);
+    assert_int_equal(p.owner_call, UINT32_MAX);
+    assert_int_equal(p.owner_context, 0);
+    proto_msg_release(&m);
+    pass(proto_check_invoke, "[7, [], {\"context\": 9}]", &m, &p);
+    assert_int_equal(p.owner_call, 0);
+    assert_int_equal(p.owner_context, 9);
+    proto_msg_release(&m);
+    refuse(proto_check_invoke, "[7]", -EINVAL,
+           "params: expected 2 to 3 parameters, got 1");
+    refuse(proto_check_invoke, "[-7, []]", -EINVAL,
+           "params[0] (callback): expected an unsigned integer, got a "
+           "negative integer");
+    refuse(proto_check_invoke, "[4294967296, []]", -EINVAL,
+           "params[0] (callback): 4294967296 does not fit 32 bits");
+    refuse(proto_check_invoke, "[7, {}]", -EINVAL,
+           "params[1] (args): expected an array, got a map");
+    refuse(proto_check_invoke, "[7, [], 1]", -EINVAL,
+           "params[2] (owner): expected a map, got an integer");
+    refuse(proto_check_invoke, "[7, [], null]", -EINVAL,
+           "params[2] (owner): expected a map, got nil");
+    refuse(proto_check_invoke, "[7, [], {}]", -EINVAL,
+           "params[2] (owner): expected {\"call\": msgid} or "
+           "{\"context\": id}");
+    refuse(proto_check_invoke, "[7, [], {\"call\": 1, \"context\": 2}]",
+           -EINVAL,
+           "params[2] (owner): expected {\"call\": msgid} or "
+           "{\"context\": id}");
+    refuse(proto_check_invoke, "[7, [], {\"call\": 1, \"x\": 2}]", -EINVAL,
+           "params[2] (owner): expected {\"call\": msgid} or "
+           "{\"context\": id}");
+    refuse(proto_check_invoke, "[7, [], {\"call\": 0}]", -EINVAL,
+           "params[2] (owner): call: expected an unsigned 32-bit integer "
+           "above 0, got another one");
+    refuse(proto_check_invoke, "[7, [], {\"call\": 4294967296}]", -EINVAL,
+           "params[2] (owner): call: expected an unsigned 32-bit integer "
+           "above 0, got another one");
+    refuse(proto_check_invoke, "[7, [], {\"context\": \"x\"}]", -EINVAL,
+           "params[2] (owner): context: expected an unsigned 64-bit integer "
+           "above 0, got a string");
+}
+
+static void
 test_timeout_and_errtype(void **state)
 {
     static const msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
@@ -625,7 +741,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hello),
         cmocka_unit_test(test_attach),
-        cmocka_unit_test(test_detach_restart_stop),
+        cmocka_unit_test(test_detach_direct_restart_stop),
         cmocka_unit_test(test_status),
         cmocka_unit_test(test_no_params),
         cmocka_unit_test(test_call),
@@ -634,6 +750,9 @@ main(void)
         cmocka_unit_test(test_context_call),
         cmocka_unit_test(test_context_load),
         cmocka_unit_test(test_context_destroy),
+        cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_release),
+        cmocka_unit_test(test_invoke),
         cmocka_unit_test(test_timeout_and_errtype),
         cmocka_unit_test(test_not_a_request),
         cmocka_unit_test(test_method_find),

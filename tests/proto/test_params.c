@@ -39,11 +39,11 @@ test_errtype_names(void **state)
         NULL,          "JSError",       "TimeoutError",
         "MemoryError", "NotFound",      "InvalidArgument",
         "ConfigError", "HostCrashed",   "HostUnavailable",
-        "Overloaded",  "ProtocolError",
+        "Overloaded",  "ProtocolError", "Cancelled",
     };
     (void)state;
 
-    for (int t = PROTO_ERR_JS; t <= PROTO_ERR_PROTOCOL; t++) {
+    for (int t = PROTO_ERR_JS; t <= PROTO_ERR_CANCELLED; t++) {
         const char *n = proto_errtype_name((enum proto_errtype)t);
         assert_non_null(n);
         assert_string_equal(n, names[t]);
@@ -51,7 +51,7 @@ test_errtype_names(void **state)
     }
     assert_null(proto_errtype_name(PROTO_ERR_NONE));
     assert_null(
-        proto_errtype_name((enum proto_errtype)(PROTO_ERR_PROTOCOL + 1)));
+        proto_errtype_name((enum proto_errtype)(PROTO_ERR_CANCELLED + 1)));
     assert_null(proto_errtype_name((enum proto_errtype) - 1));
     assert_int_equal(proto_errtype_parse("JSErr", 5), PROTO_ERR_NONE);
     assert_int_equal(proto_errtype_parse("JSErrorX", 8), PROTO_ERR_NONE);

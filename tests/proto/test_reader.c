@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -791,6 +792,88 @@ test_all_types(void **state)
     proto_reader_free(r);
 }
 
+/* What proto_reader_scan showed, in order. */
+struct seen {
+    int kinds[8];
+    uint32_t ids[8];
+    char methods[8][16];
+    int n, stop_after;
+};
+
+static bool
+note(void *arg, const struct proto_raw *raw)
+{
+    struct seen *s = arg;
+
+    assert_true(s->n < 8);
+    s->kinds[s->n] = raw->kind;
+    s->ids[s->n] = raw->msgid;
+    snprintf(s->methods[s->n], sizeof s->methods[0], "%.*s",
+             (int)raw->method_len, raw->method ? raw->method : "");
+    s->n++;
+    return s->n != s->stop_after;
+}
+
+/* A busy server looks at what waits behind the message it is on, in order,
+ * taking nothing. */
+static void
+test_scan(void **state)
+{
+    struct proto_reader *r = proto_reader_new(0);
+    struct seen seen;
+    struct proto_msg m;
+    struct sb s;
+    (void)state;
+
+    assert_non_null(r);
+    sb_init(&s);
+    proto_write_request(&s.pk, 7, "call", 0);
+    proto_write_notification(&s.pk, "cancel", 1);
+    msgpack_pack_uint32(&s.pk, 7);
+    proto_write_result(&s.pk, 9);
+    msgpack_pack_nil(&s.pk);
+    /* half a message: not seen */
+    proto_write_request(&s.pk, 8, "call", 0);
+    assert_int_equal(proto_reader_feed(r, s.buf.data, s.buf.size - 3), 0);
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(proto_reader_scan(r, note, &seen), 3);
+    assert_int_equal(seen.n, 3);
+    assert_int_equal(seen.kinds[0], PROTO_REQUEST);
+    assert_int_equal(seen.ids[0], 7);
+    assert_string_equal(seen.methods[0], "call");
+    assert_int_equal(seen.kinds[1], PROTO_NOTIFICATION);
+    assert_string_equal(seen.methods[1], "cancel");
+    assert_int_equal(seen.kinds[2], PROTO_RESPONSE);
+    assert_int_equal(seen.ids[2], 9);
+    /* fn stops it. */
+    memset(&seen, 0, sizeof seen);
+    seen.stop_after = 2;
+    assert_int_equal(proto_reader_scan(r, note, &seen), 2);
+    /* Nothing was taken: the first message is still the first. */
+    assert_int_equal(proto_reader_next(r, &m, NULL), 1);
+    assert_int_equal(m.msgid, 7);
+    proto_msg_release(&m);
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(proto_reader_scan(r, note, &seen), 2);
+    assert_string_equal(seen.methods[0], "cancel");
+    /* The rest arrives: the fourth is seen too. */
+    assert_int_equal(proto_reader_feed(r, s.buf.data + s.buf.size - 3, 3), 0);
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(proto_reader_scan(r, note, &seen), 3);
+    assert_int_equal(seen.ids[2], 8);
+    sb_done(&s);
+    /* A message whose head is not msgpack-RPC ends the look there. */
+    sb_init(&s);
+    msgpack_pack_array(&s.pk, 2);
+    msgpack_pack_uint8(&s.pk, 5);
+    msgpack_pack_nil(&s.pk);
+    assert_int_equal(proto_reader_feed(r, s.buf.data, s.buf.size), 0);
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(proto_reader_scan(r, note, &seen), 3);
+    sb_done(&s);
+    proto_reader_free(r);
+}
+
 int
 main(void)
 {
@@ -811,6 +894,7 @@ main(void)
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_nesting),
         cmocka_unit_test(test_all_types),
+        cmocka_unit_test(test_scan),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -279,3 +279,68 @@ def test_big_values():
     assert roundtrip(blob) == blob
     s = "x" * 100000
     assert roundtrip(s) == s
+
+
+def test_unpack_nesting_limit():
+    # 32 containers deep unpack (what msgpack-c's unpacker allowed); 33 do not
+    v = unpack(b"\x91" * 32 + b"\xc0")
+    for _ in range(32):
+        assert isinstance(v, list) and len(v) == 1
+        v = v[0]
+    assert v is None
+    with pytest.raises(ValueError, match="nests too deep"):
+        unpack(b"\x91" * 33 + b"\xc0")
+    with pytest.raises(ValueError, match="nests too deep"):
+        unpack(b"\x81\xa1k" * 33 + b"\xc0")
+
+
+def test_unpack_refuses_lying_counts_before_allocating():
+    # an array or map that claims more items than bytes are left is refused
+    # at once (no 32 GiB list is attempted)
+    for head in (b"\xdd\xff\xff\xff\xff", b"\xdf\xff\xff\xff\xff",
+                 b"\xdc\x00\x03\x01\x02", b"\x83\xa1a\x01\xa1b"):
+        with pytest.raises(ValueError, match="malformed or truncated"):
+            unpack(head)
+    for broken in (b"\xc1", b"\xa5abc", b"\xcd\x01", b"\xc7\x05\x01\x00"):
+        with pytest.raises(ValueError, match="malformed or truncated"):
+            unpack(broken)
+
+
+def test_unpack_keys_across_calls():
+    # map keys are kept across calls: the same keys, keys that share a slot,
+    # keys too long to be kept, non-ASCII keys and non-str keys all come back
+    # as they went, call after call
+    values = [
+        {"k%d" % i: {"i": i, "s": "s%d" % i} for i in range(3000)},
+        [{"id": i, "name": "n"} for i in range(300)],
+        {"x" * 40 + str(i): i for i in range(50)},
+        {"\u00e9t\u00e9": 1, "\u20ac": 2, "\U0001f600": 3, "a\u00e9": 4},
+        {"": 0, "a": 1, "ab": 2, "abc": 3, "abcd": 4, "a" * 8: 8,
+         "a" * 16: 16, "a" * 17: 17, "a" * 24: 24, "a" * 32: 32, "a" * 33: 33},
+    ]
+    for _ in range(3):
+        for v in values:
+            got = unpack(pack(v))
+            assert got == v
+            assert list(got) == list(v)   # in order
+    # keys that are not str pass by the cache
+    raw = bytes.fromhex("84 01a161 c0a162 fda163 cb4004000000000000a164"
+                        .replace(" ", ""))
+    for _ in range(2):
+        assert unpack(raw) == {1: "a", None: "b", -3: "c", 2.5: "d"}
+    # a key kept from one call is an equal, hashable str in the next
+    d = unpack(pack({"shared": 1}))
+    e = unpack(pack({"shared": 2}))
+    assert list(d)[0] == list(e)[0] == "shared"
+    assert {**d, **e} == {"shared": 2}
+
+
+def test_unpack_strings():
+    for s in ["", "a", "x" * 31, "x" * 32, "x" * 1000, "\u00e9" * 20,
+              "a\u20ac", "\U0001f600", "ascii then \u00ff", "\x00\x7f"]:
+        got = unpack(pack(s))
+        assert got == s and type(got) is str
+    with pytest.raises(UnicodeDecodeError):
+        unpack(b"\xa2\xed\xa0")       # a surrogate, cut short
+    with pytest.raises(UnicodeDecodeError):
+        unpack(b"\x81\xa2\xc3\x28\x01")  # invalid UTF-8 in a short key

@@ -278,6 +278,112 @@ tu_rpc_wait(struct tu_rpc *c, uint32_t msgid, struct proto_msg *msg,
     }
 }
 
+int
+tu_rpc_wait_serving(struct tu_rpc *c, uint32_t msgid, struct proto_msg *msg,
+                    int timeout_ms, tu_rpc_request_fn fn, void *arg)
+{
+    int64_t deadline = tu__deadline(timeout_ms);
+    size_t i;
+    int r;
+
+    for (;;) {
+        /* What an earlier plain wait queued: requests are served now. */
+        for (i = 0; i < c->nqueue;) {
+            if (c->queue[i].kind == PROTO_RESPONSE &&
+                c->queue[i].msgid == msgid) {
+                tu__unqueue(c, i, msg);
+                return 1;
+            }
+            if (c->queue[i].kind == PROTO_REQUEST) {
+                struct proto_msg req;
+
+                tu__unqueue(c, i, &req);
+                fn(arg, c, &req);
+                proto_msg_release(&req);
+                continue;
+            }
+            i++;
+        }
+        r = tu__read_stream(c, msg, deadline);
+        if (r != 1)
+            return r;
+        if (msg->kind == PROTO_RESPONSE && msg->msgid == msgid)
+            return 1;
+        if (msg->kind == PROTO_REQUEST) {
+            fn(arg, c, msg);
+            proto_msg_release(msg);
+            continue;
+        }
+        if (c->nqueue == c->capqueue) {
+            c->capqueue = c->capqueue ? c->capqueue * 2 : 8;
+            c->queue = realloc(c->queue, c->capqueue * sizeof *c->queue);
+            assert_non_null(c->queue);
+        }
+        c->queue[c->nqueue++] = *msg;
+        memset(msg, 0, sizeof *msg);
+    }
+}
+
+void
+tu_rpc_respond(struct tu_rpc *c, uint32_t msgid, const char *result_json)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    char cause[256];
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    proto_write_result(&pk, msgid);
+    if (mpjson_pack(&pk, result_json, strlen(result_json), cause) != 0)
+        fail_msg("tu_rpc_respond %s: %s", result_json, cause);
+    tu__send_all(c, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+void
+tu_rpc_respond_error(struct tu_rpc *c, uint32_t msgid, const char *type,
+                     const char *name, const char *message, const char *stack)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_uint8(&pk, PROTO_RESPONSE);
+    msgpack_pack_uint32(&pk, msgid);
+    msgpack_pack_map(&pk, 4);
+    proto_pack_cstr(&pk, "type");
+    proto_pack_cstr(&pk, type);
+    proto_pack_cstr(&pk, "message");
+    proto_pack_cstr(&pk, message);
+    proto_pack_cstr(&pk, "name");
+    proto_pack_cstr(&pk, name);
+    proto_pack_cstr(&pk, "stack");
+    proto_pack_cstr(&pk, stack);
+    msgpack_pack_nil(&pk);
+    tu__send_all(c, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+void
+tu_rpc_notify(struct tu_rpc *c, const char *method, const char *params_json)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    char cause[256];
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_uint8(&pk, PROTO_NOTIFICATION);
+    proto_pack_cstr(&pk, method);
+    if (mpjson_pack(&pk, params_json, strlen(params_json), cause) != 0)
+        fail_msg("tu_rpc_notify %s: %s", params_json, cause);
+    tu__send_all(c, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 char *
 tu_rpc_result(const struct proto_msg *msg)
 {

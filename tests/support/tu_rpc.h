@@ -63,6 +63,28 @@ int tu_rpc_wait(struct tu_rpc *c, uint32_t msgid, struct proto_msg *msg,
                 int timeout_ms);
 
 /*
+ * Reverse calls (a peer's invoke requests) answered while waiting: fn gets
+ * each request that arrives meanwhile, at once, and must answer it (with
+ * tu_rpc_respond or tu_rpc_respond_error) now or later.
+ */
+typedef void (*tu_rpc_request_fn)(void *arg, struct tu_rpc *c,
+                                  const struct proto_msg *req);
+/* As tu_rpc_wait, but requests that arrive meanwhile go to fn, not the
+ * queue. */
+int tu_rpc_wait_serving(struct tu_rpc *c, uint32_t msgid, struct proto_msg *msg,
+                        int timeout_ms, tu_rpc_request_fn fn, void *arg);
+/* Answers a request: [1, msgid, nil, result] with result given as JSON. */
+void tu_rpc_respond(struct tu_rpc *c, uint32_t msgid, const char *result_json);
+/* Answers a request with an error map {type, message, name, stack} (name
+ * and stack may be NULL). */
+void tu_rpc_respond_error(struct tu_rpc *c, uint32_t msgid, const char *type,
+                          const char *name, const char *message,
+                          const char *stack);
+/* Sends a notification whose params are given as JSON. */
+void tu_rpc_notify(struct tu_rpc *c, const char *method,
+                   const char *params_json);
+
+/*
  * A response as tu_rpc_call renders it (result as JSON, or "!Type: message"),
  * malloc'd; NULL when msg is not a response.
  */

@@ -1,6 +1,10 @@
 // process and global: what Node programs read from them (env, platform,
-// pid, hrtime, nextTick, ...). process.env is a frozen copy of the worker's
-// environment, NODE_ENV defaulting to 'production'. The nextTick queue is
+// pid, hrtime, nextTick, ...). process.env is frozen: NODE_ENV (default
+// 'production') and the variables the config lists in `env`, from the
+// environment of the client that started the host (docs/config.md).
+// process.browser is true, as bundlers' process shims say: packages that
+// test it (TypeScript, readable-stream) then take the paths that need no
+// fs, os or child_process (docs/modules.md). The nextTick queue is
 // drained by the engine (WorldRunTicks) through the function handed to
 // natives.setRunTicks.
 (function (natives, global) {
@@ -19,7 +23,7 @@ const process = {
   execArgv: [],
   versions: Object.freeze({v8: natives.v8}),
   title: 'jshost-worker',
-  browser: false,
+  browser: true,
   nextTick(fn, ...args) {
     if (typeof fn !== 'function') throw new TypeError('process.nextTick needs a function');
     if (tickHead === ticks.length) natives.ticksQueued();

@@ -60,16 +60,9 @@ _MISSING = object()
 DEFAULT_IDENTIFIER = "<anonymous>"
 
 
-def _timeout_ms(timeout):
-    """Seconds (None: the host's default, 0; inf: no practical limit) to ms."""
-    if timeout is None:
-        return 0
-    timeout = float(timeout)
-    if timeout != timeout or timeout <= 0:
-        raise ValueError("timeout must be a positive number of seconds, not %r" % timeout)
-    if timeout >= 2**31 / 1000:
-        return 2**31 - 1  # about 24 days: as good as no limit, and the server is told so
-    return int(timeout * 1000 + 0.999999)
+#: Seconds (None: the host's default, 0; inf: no practical limit, about 24
+#: days, which the server is told) to ms. In C: Host.call converts its own.
+_timeout_ms = _jshost.timeout_ms
 
 
 def _connect(socket, spawn):
@@ -100,7 +93,7 @@ def _console_sink(owner):
     return sink
 
 
-class Host:
+class Host(_jshost.HostBase):
     """One config file's functions, attached on the manager.
 
     ``Host(config)`` attaches the config (a path; relative to the working
@@ -159,21 +152,9 @@ class Host:
         empty when all is well; the host's log has them too."""
         return list(self._info.get("warnings") or [])
 
-    def call(self, name, data=_MISSING, /, *, timeout=None, **kwargs):
-        """Calls the config's function ``name`` and returns its result.
-
-        The data is either one positional value or the keyword arguments
-        (``host.call("hello_world", name="Foo")``), not both. ``timeout`` in
-        seconds overrides the host's default deadline (the config's
-        ``timeout``); past it the call raises :class:`TimeoutError`. A
-        JavaScript failure raises :class:`JSError`.
-        """
-        if data is _MISSING:
-            data = kwargs
-        elif kwargs:
-            raise TypeError("call() takes either one data argument or keyword "
-                            "arguments, not both")
-        return self._conn.call(self._id, name, data, _timeout_ms(timeout))
+    # call(name, data=..., /, *, timeout=None, **kwargs): the hot path, all
+    # in C (_jshost.c, with its docstring), on the _conn and _id kept there.
+    call = _jshost.HostBase.call
 
     def function(self, name):
         """A callable for the function ``name``: ``host.function("f")(x=1)``."""
@@ -252,6 +233,8 @@ class Function:
 
     def __call__(self, data=_MISSING, /, *, timeout=None, **kwargs):
         """Calls the function; see :meth:`Host.call`."""
+        if data is _MISSING:
+            return self.host.call(self.name, timeout=timeout, **kwargs)
         return self.host.call(self.name, data, timeout=timeout, **kwargs)
 
     def __repr__(self):
