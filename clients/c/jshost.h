@@ -261,6 +261,25 @@ int jshost_json_pack(const char *json, size_t len, jshost_value *out,
 #define JSHOST_JSON_PRETTY 1
 char *jshost_json_dump(const char *data, size_t len, int flags);
 
+/*
+ * Console output of this connection's contexts (docs/protocol.md, "Console
+ * output"): what JavaScript running in a context made on this handle (a
+ * private VM's, or a host's) writes with console.log, .warn and the rest.
+ * `level` is the console method ("log", "info", "debug", "warn", "error",
+ * "trace"), `text` the formatted line (NUL-terminated, len bytes), `ctx` the
+ * context's id as jshost_context_create gave it. Lines arrive while the handle
+ * reads: during a blocking call or jshost_read on it.
+ *
+ * The handler runs on the thread that is reading, with the handle's lock
+ * held: it must not call any function of this handle, and should return
+ * quickly (copy the line and hand it elsewhere). NULL (the default) drops the
+ * lines; the host's log file (a private VM's: manager.log) has them either
+ * way.
+ */
+typedef void (*jshost_console_fn)(void *user, uint64_t ctx, const char *level,
+                                  const char *text, size_t len);
+void jshost_set_console_handler(jshost *c, jshost_console_fn fn, void *user);
+
 /* The library's version string. */
 const char *jshost_version(void);
 

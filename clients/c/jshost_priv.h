@@ -184,6 +184,9 @@ struct jshost_priv {
     struct jshost__dhost *dhosts;
     bool direct_conn;
     atomic_bool draining;
+    /* jshost_set_console_handler's: called from dispatch, lock held. */
+    jshost_console_fn console_fn;
+    void *console_user;
 };
 
 /* Errors ------------------------------------------------------------------ */

@@ -297,6 +297,40 @@ test_eval(void **state)
     assert_non_null(strstr(f->err, "TimeoutError"));
 }
 
+/* What the script logs prints on stderr, as Node prints it; stdout keeps the
+ * result alone. */
+static void
+test_eval_console(void **state)
+{
+    struct fx *f = *state;
+
+    assert_int_equal(run(f, NULL, "eval",
+                         "console.log('hello', {a: 1}); console.error('%d "
+                         "bad', 2); 7",
+                         NULL),
+                     0);
+    assert_string_equal(f->out, "7\n");
+    assert_string_equal(f->err, "hello { a: 1 }\n2 bad\n");
+    /* on a host's worker too; the config's own console stays in its log */
+    assert_int_equal(run(f, NULL, "eval", "--config", f->config,
+                         "console.warn('from the context'); 8", NULL),
+                     0);
+    assert_string_equal(f->out, "8\n");
+    assert_string_equal(f->err, "from the context\n");
+    assert_int_equal(run(f, NULL, "call", f->config, "echo", "1", NULL), 0);
+    assert_string_equal(f->out, "1\n");
+    assert_string_equal(f->err, "");
+    /* an awaited promise's logs come before the result */
+    assert_int_equal(
+        run(f, NULL, "eval",
+            "new Promise((r) => setTimeout(() => { console.log('later'); "
+            "r(9); }, 10))",
+            NULL),
+        0);
+    assert_string_equal(f->out, "9\n");
+    assert_string_equal(f->err, "later\n");
+}
+
 static void
 test_lifecycle_status_logs(void **state)
 {
@@ -733,6 +767,7 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_crash_exit_3, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eval, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_eval_console, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lifecycle_status_logs, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_logs_follow, setup, teardown),

@@ -2,9 +2,10 @@
 
 import builtins
 import datetime
+import logging
 import os
 from types import TracebackType
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
 
 # What can be sent (docs/values.md); a naive datetime is taken as UTC.
 Sendable = Union[
@@ -19,9 +20,12 @@ Received = Union[
 ]
 
 _Path = Union[str, os.PathLike[str]]
+# console(level, text): a context's console line ("log", "warn", ...).
+_Console = Callable[[str, str], Any]
 
 __version__: str
 DEFAULT_IDENTIFIER: str
+console_logger: logging.Logger
 
 class Error(Exception):
     message: str
@@ -59,11 +63,13 @@ class Host:
     @property
     def extras(self) -> Dict[str, Any]: ...
     @property
+    def warnings(self) -> List[str]: ...
+    @property
     def closed(self) -> bool: ...
     def call(self, name: str, data: Sendable = ..., /, *,
              timeout: Optional[float] = ..., **kwargs: Sendable) -> Any: ...
     def function(self, name: str) -> Function: ...
-    def context(self) -> Context: ...
+    def context(self, *, console: Optional[_Console] = ...) -> Context: ...
     def status(self) -> Dict[str, Any]: ...
     def restart(self) -> Dict[str, Any]: ...
     def stop(self) -> Dict[str, Any]: ...
@@ -100,7 +106,8 @@ class VM:
     memory: Optional[int]
     timeout: Optional[float]
     def __init__(self, memory: Optional[int] = ..., timeout: Optional[float] = ..., *,
-                 socket: Optional[_Path] = ..., spawn: bool = ...) -> None: ...
+                 socket: Optional[_Path] = ..., spawn: bool = ...,
+                 console: Optional[_Console] = ...) -> None: ...
     @property
     def closed(self) -> bool: ...
     def create_context(self) -> Context: ...
