@@ -8,6 +8,7 @@
  *   client.c    client connections: the dispatch table of their methods
  *   host.c      hosts: holders, attach, linger, restart/stop, the host's log
  *   host_pool.c a host's workers: the pool, ready, crashes and quarantine
+ *   host_reload.c the development reload: the files a host loaded, watched
  *   worker.c    worker processes: spawn, ready, forwarding, ping, exit
  *   call.c      a call's life: made, freed
  *   invoke.c    reverse calls: a worker's invoke to the client that owns
@@ -61,6 +62,7 @@ struct worker;
 struct call;
 struct invoke;
 struct status_req;
+struct host_reload;
 
 /* ---- call.c ---- */
 
@@ -234,6 +236,7 @@ TAILQ_HEAD(waiters, waiter);
 TAILQ_HEAD(workers, worker);
 
 #define HOST_CRASH_WINDOW 5
+#define HOST_EXITS 8
 
 struct host {
     TAILQ_ENTRY(host) entry;
@@ -262,6 +265,16 @@ struct host {
     uint64_t linger_ms, timeout_ms, memory_mb;
     char *ready_blob; /* packed functions array then extras map */
     size_t ready_functions_len, ready_blob_len;
+    char **warnings; /* the config's warnings (ready), for attach */
+    size_t nwarnings;
+
+    /* The reload (host_reload.c): the config's `reload` (-1: not set), the
+     * watches, a reload under way (and another due after it), and why the
+     * last one failed (said to every attach until one succeeds). */
+    int reload_setting;
+    struct host_reload *reload;
+    bool reloading, reload_pending;
+    char *reload_error;
 
     struct workers workers;
     unsigned generation;
@@ -273,6 +286,14 @@ struct host {
     uint64_t linger_deadline;
     uv_timer_t respawn_timer;
     unsigned respawn_due; /* workers to spawn when the timer fires */
+    /* How the latest workers with a direct socket ended ("worker N killed
+     * by signal 9 (SIGKILL)"), by socket: a direct client whose call was cut
+     * short asks, to say it as the manager would (the direct method). */
+    struct {
+        char *path;
+        char *words;
+    } exits[HOST_EXITS];
+    unsigned exits_next;
     uint64_t crashes[HOST_CRASH_WINDOW];
     unsigned ncrashes;
     unsigned total_crashes;
@@ -315,6 +336,24 @@ void host__answer_waiters(struct host *h, unsigned kinds,
 void host__worker_idle(struct host *h);
 /* A private VM with no context left stops. */
 void host__release_private(struct host *h);
+/* Restarts h because `changed` changed (the reload); a reload due while one
+ * runs waits for it. */
+void host__reload(struct host *h, const char *changed);
+void host__free_warnings(struct host *h);
+
+/* ---- host_reload.c ---- */
+
+/* Whether h reloads on change: its config's `reload`, else the manager's. */
+bool host_reload_enabled(const struct host *h);
+/* Watches the config and `files` (ready's array, may be NULL) when h reloads;
+ * the former watches go. */
+void host_reload_watch(struct host *h, const msgpack_object *files);
+/* No more watching (h stops, or goes). */
+void host_reload_stop(struct host *h);
+/* A restart of h ended: done (words NULL) or failed with words (the old
+ * workers serve on). Says so when it was a reload, then runs a reload that
+ * was due meanwhile. */
+void host_reload_finished(struct host *h, const char *words);
 
 /* ---- host_pool.c ---- */
 
@@ -419,6 +458,11 @@ void status_pack_host(msgpack_packer *pk, struct host *h);
 /* ---- server.c ---- */
 
 int server_listen(uv_loop_t *loop, const char *path, char **cause);
+/* systemd's socket activation: 1 with *fd (3) when started that way, 0 when
+ * not, a negative errno with *cause when LISTEN_FDS is for us but wrong. */
+int server_activation_fd(int *fd, char **cause);
+/* Serves an already listening socket (never bound or unlinked by us). */
+int server_listen_fd(uv_loop_t *loop, int fd, char **cause);
 void server_close(void);
 
 /* ---- main.c ---- */
@@ -434,6 +478,7 @@ struct manager {
     uint64_t start_ms;
     uint64_t idle_ms;
     bool idle_exit;
+    bool reload; /* hosts reload on change unless their config says */
     unsigned max_client_inflight;
     unsigned max_host_inflight;
     uint64_t ping_ms, ping_timeout_ms, kill_grace_ms, start_timeout_ms;

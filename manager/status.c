@@ -84,7 +84,7 @@ status_pack_host(msgpack_packer *pk, struct host *h)
         left = h->linger_deadline - now;
     TAILQ_FOREACH(w, &h->workers, entry)
     n++;
-    msgpack_pack_map(pk, 11);
+    msgpack_pack_map(pk, 12);
     proto_pack_cstr(pk, PROTO_K_ID);
     proto_pack_cstr(pk, h->id);
     proto_pack_cstr(pk, PROTO_K_CONFIG);
@@ -100,6 +100,11 @@ status_pack_host(msgpack_packer *pk, struct host *h)
     pack_kv_u64(pk, PROTO_K_CRASHES, h->total_crashes);
     proto_pack_cstr(pk, PROTO_K_LAST_CRASH);
     proto_pack_cstr(pk, h->last_crash);
+    proto_pack_cstr(pk, PROTO_K_RELOAD);
+    if (host_reload_enabled(h))
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
     proto_pack_cstr(pk, PROTO_K_WORKERS);
     msgpack_pack_array(pk, n);
     TAILQ_FOREACH(w, &h->workers, entry)

@@ -328,6 +328,20 @@ js_engine_functions(const js_engine *e, const char *const **names)
     return e->name_ptrs.size();
 }
 
+extern "C" size_t
+js_engine_loaded_files(const js_engine *e, const char *const **paths)
+{
+    *paths = e->loaded_ptrs.empty() ? nullptr : e->loaded_ptrs.data();
+    return e->loaded_ptrs.size();
+}
+
+extern "C" size_t
+js_engine_config_warnings(const js_engine *e, const char *const **warnings)
+{
+    *warnings = e->warning_ptrs.empty() ? nullptr : e->warning_ptrs.data();
+    return e->warning_ptrs.size();
+}
+
 extern "C" int
 js_engine_pack_extras(js_engine *e, msgpack_packer *pk)
 {
@@ -418,13 +432,14 @@ js_call(js_engine *e, const char *name, size_t name_len,
 extern "C" int
 js_context_eval(js_engine *e, uint32_t id, const char *source,
                 size_t source_len, const char *identifier,
-                size_t identifier_len, uint32_t timeout_ms, js_done_cb cb,
-                void *arg)
+                size_t identifier_len, uint32_t timeout_ms, unsigned flags,
+                js_done_cb cb, void *arg)
 {
     jse::Call *call = jse::CallStart(e, timeout_ms, cb, arg);
     if (call == nullptr)
         return 0;
     uint64_t call_id = call->id;
+    call->as_string = (flags & JS_EVAL_STRING) != 0;
     try {
         if (Realm *realm = FindContext(call, id))
             jse::CallEval(call, realm, std::string(source, source_len),

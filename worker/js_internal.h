@@ -107,6 +107,7 @@ struct Call {
     bool settled = false;   // a settlement won; its answer is pending
     bool cancelled = false; // cancelled while JS ran: answered Cancelled
     bool ok = false;
+    bool as_string = false;      // the result crosses as String(result)
     v8::Global<v8::Value> value; // the result, or what it failed with
     v8::Global<v8::Message> message;
 };
@@ -236,12 +237,15 @@ struct js_engine {
     std::unordered_map<std::string, jse::Fn> functions;
     std::vector<std::string> names;
     std::vector<const char *> name_ptrs;
+    // Files the config loaded, and what loading it warned about.
+    std::vector<std::string> loaded, warnings;
+    std::vector<const char *> loaded_ptrs, warning_ptrs;
     js_config config = {JSHOST_DEFAULT_WORKERS, JSHOST_DEFAULT_TIMEOUT_MS,
-                        JSHOST_DEFAULT_MEMORY_MB, JSHOST_DEFAULT_LINGER_MS};
+                        JSHOST_DEFAULT_MEMORY_MB, JSHOST_DEFAULT_LINGER_MS, -1};
     uint32_t timeout_ms = JSHOST_DEFAULT_TIMEOUT_MS;
     uint32_t memory_mb = JSHOST_DEFAULT_MEMORY_MB;
 
-    js_engine_hooks hooks = {};            // the embedder's: invoke, poll
+    js_engine_hooks hooks = {}; // the embedder's: invoke, poll, console
     std::map<uint64_t, jse::Call *> calls; // unanswered, by id
     uint64_t next_call = 1;
     std::deque<jse::Call *> settled; // settled, their answers not yet given

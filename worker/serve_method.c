@@ -382,7 +382,8 @@ m_context_eval(struct serve_conn *c, const struct proto_msg *msg,
         return;
     js_context_eval(c->serve->engine, engine_context(p->context), p->source,
                     p->source_len, ident, ident_len, p->timeout_ms,
-                    serve_call_done, serve_call_new(c, msg->msgid));
+                    p->as_string ? JS_EVAL_STRING : 0, serve_call_done,
+                    serve_call_new(c, msg->msgid));
 }
 
 static void

@@ -231,6 +231,7 @@ fork_reset(jshost_priv *p, unsigned gen)
         p->nwakes = 0;
         p->in_flight = 0;
         p->pipe_lost = false;
+        jshost__direct_after_fork(p);
         atomic_store(&p->gen, gen);
     }
     atomic_store(&p->forking, 0);
@@ -640,6 +641,39 @@ run_invokes(jshost_priv *p)
     pthread_mutex_lock(&p->lock);
 }
 
+/* [2, "console", [level, text, ctx]]: to the handler, if any (lock held). */
+static void
+handle_console(jshost_priv *p, const struct proto_msg *m)
+{
+    const msgpack_object *a = m->params.via.array.ptr;
+    char level[16], *text;
+
+    if (p->console_fn == NULL || m->params.via.array.size < 3 ||
+        a[0].type != MSGPACK_OBJECT_STR || a[1].type != MSGPACK_OBJECT_STR ||
+        a[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return;
+    snprintf(level, sizeof(level), "%.*s", (int)a[0].via.str.size,
+             a[0].via.str.ptr);
+    text = malloc(a[1].via.str.size + 1);
+    if (text == NULL)
+        return; /* out of memory: the line is lost, the log has it */
+    if (a[1].via.str.size > 0)
+        memcpy(text, a[1].via.str.ptr, a[1].via.str.size);
+    text[a[1].via.str.size] = '\0';
+    p->console_fn(p->console_user, a[2].via.u64, level, text,
+                  a[1].via.str.size);
+    free(text);
+}
+
+void
+jshost_set_console_handler(jshost *c, jshost_console_fn fn, void *user)
+{
+    jshost__enter(c);
+    c->priv->console_fn = fn;
+    c->priv->console_user = user;
+    jshost__leave(c);
+}
+
 /* Hands out every whole message read. A result crosses as the bytes it came
  * as (no unpacking, no zone); an invoke as its params' bytes; errors, other
  * requests and notifications, rare, are unpacked. */
@@ -674,6 +708,11 @@ dispatch(jshost_priv *p)
             handle_response(p, m.msgid, NULL, 0, &m.error);
         } else if (m.kind == PROTO_REQUEST) {
             handle_request(p, &m);
+        } else if (proto_msg_is(&m, PROTO_N_DRAINING)) {
+            /* A worker's own socket: send it nothing new (direct.c). */
+            atomic_store(&p->draining, true);
+        } else if (proto_msg_is(&m, PROTO_N_CONSOLE)) {
+            handle_console(p, &m);
         } else if (proto_msg_is(&m, "error") && m.params.via.array.size > 0) {
             e = &m.params.via.array.ptr[0];
             msg = proto_map_get(e, "message");
@@ -1244,6 +1283,7 @@ jshost_set_interrupt_check(jshost *c, jshost_interrupt_fn fn, void *user)
     c->priv->interrupt_fn = fn;
     c->priv->interrupt_user = user;
     jshost__leave(c);
+    jshost__direct_inherit_all(c->priv);
 }
 
 void
@@ -1264,6 +1304,7 @@ jshost_set_invoke_handler(jshost *c, jshost_invoke_fn fn, void *user)
     c->priv->invoke_fn = fn;
     c->priv->invoke_user = user;
     jshost__leave(c);
+    jshost__direct_inherit_all(c->priv);
 }
 
 /* [1, rid, error, result] from the error's and the result's bytes (one of

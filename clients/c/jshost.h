@@ -117,6 +117,11 @@ struct jshost_options {
     /* Bound on connecting and the hello handshake, including a manager start.
      * 0: 10000 ms. */
     int connect_timeout_ms;
+    /* 1 (the default): calls of a host attached on this handle go straight
+     * to the host's workers, on their own sockets, rather than through the
+     * manager (docs/protocol.md, "Direct connections"); 0, or JSHOST_DIRECT=0
+     * in the environment: always through the manager. */
+    int direct;
 };
 
 /* Fills opts with the defaults. */
@@ -138,9 +143,10 @@ int jshost_reconnect(jshost *c);
  * server is also told, as the call's "timeout_ms", so the JS is stopped there);
  * the client waits timeout_ms plus a small margin (2 s) for the server's
  * TimeoutError before giving up with JSHOST_ERR_TIMEOUT. timeout_ms 0: the
- * host's default deadline (the config's `timeout`, which the client does not
- * know), enforced by the server; the client waits for its answer up to 10
- * minutes, a guard against a wedged server. -1: the same, with no client-side
+ * host's default deadline (the config's `timeout`), enforced by the server;
+ * the client waits for its answer that deadline plus the margin when the host
+ * was attached on this handle (attach says it), else up to 10 minutes, a
+ * guard against a wedged server. -1: the same, with no client-side
  * guard at all.
  *
  * jshost_request (any method): timeout_ms > 0 waits that long plus the margin,
@@ -343,6 +349,25 @@ int jshost_release(jshost *c, const uint32_t *callback_ids, size_t n);
 int jshost_serve(jshost *c, int timeout_ms);
 /* Makes every jshost_serve of the handle return now. Any thread. */
 void jshost_serve_wake(jshost *c);
+
+/*
+ * Console output of this connection's contexts (docs/protocol.md, "Console
+ * output"): what JavaScript running in a context made on this handle (a
+ * private VM's, or a host's) writes with console.log, .warn and the rest.
+ * `level` is the console method ("log", "info", "debug", "warn", "error",
+ * "trace"), `text` the formatted line (NUL-terminated, len bytes), `ctx` the
+ * context's id as jshost_context_create gave it. Lines arrive while the handle
+ * reads: during a blocking call or jshost_read on it.
+ *
+ * The handler runs on the thread that is reading, with the handle's lock
+ * held: it must not call any function of this handle, and should return
+ * quickly (copy the line and hand it elsewhere). NULL (the default) drops the
+ * lines; the host's log file (a private VM's: manager.log) has them either
+ * way.
+ */
+typedef void (*jshost_console_fn)(void *user, uint64_t ctx, const char *level,
+                                  const char *text, size_t len);
+void jshost_set_console_handler(jshost *c, jshost_console_fn fn, void *user);
 
 /* The library's version string. */
 const char *jshost_version(void);

@@ -55,6 +55,12 @@
 #define JSHOST__JS_DEFAULT_WAIT_MS (10 * 60 * 1000)
 /* Client wait for requests other than call when given 0. */
 #define JSHOST__REQUEST_DEFAULT_MS 60000
+/* A wait that is the host's own deadline plus the margin, once the host is
+ * known (a call with timeout 0; docs/protocol.md, "Direct connections"). */
+#define JSHOST__WAIT_HOST ((int64_t)-2)
+/* jshost__request on a direct connection: nothing of the request was
+ * written (the worker's socket was already gone); it may go elsewhere. */
+#define JSHOST__UNSENT (-2)
 /* Pipelined msgids have this bit set, blocking ones never: a reply is routed to
  * the pipelined queue or to a blocking call by its msgid alone, and the reply
  * to a blocking call that timed out is dropped. */
@@ -202,6 +208,18 @@ struct jshost_priv {
      * sticky until a serve returns for it. */
     int wake_fd;
     bool serve_woken;
+    /* Direct calls (direct.c): whether this handle makes them, the hosts it
+     * attached as direct.c knows them (guarded by dlock, never held across a
+     * call); for a handle on a worker's own socket, direct_conn (it never
+     * reconnects) and whether the worker said it is draining. */
+    bool direct;
+    pthread_mutex_t dlock;
+    struct jshost__dhost *dhosts;
+    bool direct_conn;
+    atomic_bool draining;
+    /* jshost_set_console_handler's: called from dispatch, lock held. */
+    jshost_console_fn console_fn;
+    void *console_user;
 };
 
 /* Errors ------------------------------------------------------------------ */
@@ -317,6 +335,37 @@ int jshost__call_result(jshost *eo, struct jshost__call *call, const char *what,
 int jshost__reconnect_locked(jshost *c);
 /* Closes the socket and drops per-connection state (lock held, no driver). */
 void jshost__disconnect(jshost_priv *p);
+
+/* Blocking requests (call.c) ---------------------------------------------- */
+
+/* Sends a request (its params in pieces) and waits for its answer, into buf
+ * when it fits (may be NULL). wait_ms < 0: no guard; JSHOST__WAIT_HOST: the
+ * host's deadline plus the margin. Errors go to eo. 0, -1, or
+ * JSHOST__UNSENT (direct connections only). */
+int jshost__request(jshost *c, jshost *eo, const char *method,
+                    const struct iovec *parts, int nparts, int64_t wait_ms,
+                    char *buf, size_t cap, jshost_value *result);
+
+/* Direct calls (direct.c) ---------------------------------------------------
+ */
+
+/* A call (params in parts) of a host attached here goes to one of its
+ * workers: 0 or -1 as jshost__request, 1 when it must go through the manager
+ * (*wait_ms then resolved from the host's deadline where it was
+ * JSHOST__WAIT_HOST). */
+int jshost__direct_call(jshost *c, jshost *eo, const struct iovec *parts,
+                        int nparts, int64_t *wait_ms, char *buf, size_t cap,
+                        jshost_value *result);
+/* attach answered reply (a map) for host, attached by config. */
+void jshost__direct_attached(jshost *c, const char *host, const char *config,
+                             const msgpack_object *reply);
+void jshost__direct_detached(jshost *c, const char *host);
+/* The invoke handler and interrupt check, set on the handle since its
+ * worker connections were made, passed down to them (not under p->lock). */
+void jshost__direct_inherit_all(jshost_priv *p);
+void jshost__direct_free(jshost_priv *p);
+/* In a child after fork (from the fork reset). */
+void jshost__direct_after_fork(jshost_priv *p);
 
 /* Held hosts (call.c) */
 void jshost__held_free(jshost_priv *p);

@@ -45,6 +45,9 @@ jshost *cli_connect_running(int *none);
  * `js`, errors of the JavaScript run exit 1, else 3.
  */
 int cli_fail(jshost *c, const char *what, int js);
+/* jshost_attach, then the config's warnings (a setting that looks
+ * misspelt, a reload that failed) on stderr. info may be NULL. */
+int cli_attach(jshost *c, const char *config, char **host, jshost_value *info);
 /* Reads all of stdin; NULL on failure. */
 char *cli_read_stdin(size_t *len);
 /* Prints a packed value as JSON and a newline; CLI_OK or CLI_JSHOST. */

@@ -276,6 +276,34 @@ cli_parse_seconds(const char *s, int *ms)
     return 0;
 }
 
+int
+cli_attach(jshost *c, const char *config, char **host, jshost_value *info)
+{
+    jshost_value own = {0};
+    jshost_value *v = info != NULL ? info : &own;
+    msgpack_unpacked u;
+    const msgpack_object *w;
+    uint32_t i;
+
+    if (jshost_attach(c, config, host, v) < 0)
+        return -1;
+    msgpack_unpacked_init(&u);
+    if (v->data != NULL && msgpack_unpack_next(&u, v->data, v->len, NULL) ==
+                               MSGPACK_UNPACK_SUCCESS) {
+        w = cli_get(&u.data, "warnings");
+        for (i = 0; w != NULL && w->type == MSGPACK_OBJECT_ARRAY &&
+                    i < w->via.array.size;
+             i++) {
+            if (w->via.array.ptr[i].type == MSGPACK_OBJECT_STR)
+                cli_warn("warning: %.*s", (int)w->via.array.ptr[i].via.str.size,
+                         w->via.array.ptr[i].via.str.ptr);
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+    jshost_value_free(&own);
+    return 0;
+}
+
 const msgpack_object *
 cli_get(const msgpack_object *map, const char *key)
 {

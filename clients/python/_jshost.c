@@ -105,6 +105,20 @@ struct invoke {
     char args[]; /* the packed arguments array */
 };
 
+/* A console line of one of the connection's contexts, kept from libjshost's
+ * handler (any thread, no GIL) until a call of the connection returns. */
+struct console_line {
+    struct console_line *next;
+    unsigned long long ctx;
+    char level[16];
+    char *text;
+    size_t len;
+};
+
+/* Lines kept at most between two calls; more are dropped (the log has them).
+ */
+#define CONSOLE_KEPT_MAX 10000
+
 typedef struct {
     PyObject_HEAD jshost *c;
     /* Serializes the libjshost calls that report through c->err (attach,
@@ -115,6 +129,12 @@ typedef struct {
     int active;   /* calls running with the GIL released (counted under the
                      GIL) */
     int closing;
+    /* Console lines (console_mu guards the list) and who takes them. */
+    pthread_mutex_t console_mu;
+    struct console_line *console_head, *console_tail;
+    size_t console_kept;
+    PyObject *console; /* (ctx, level, text), or NULL */
+    int console_made;  /* conn_init made console_mu */
     /* Room for calls' request and result bytes, kept between calls (taken
      * and given back under the GIL; a call in flight owns what it took). */
     int nrooms;
@@ -135,6 +155,80 @@ typedef struct {
     pthread_cond_t inv_cond;
     struct invoke *inv_head, *inv_tail;
 } ConnObject;
+
+/* libjshost's console handler: keeps the line (no GIL here, and the handle's
+ * lock is held, so Python cannot run now). */
+static void
+conn_console_cb(void *user, uint64_t ctx, const char *level, const char *text,
+                size_t len)
+{
+    ConnObject *self = user;
+    struct console_line *l;
+
+    pthread_mutex_lock(&self->console_mu);
+    if (self->console_kept < CONSOLE_KEPT_MAX &&
+        (l = calloc(1, sizeof *l)) != NULL) {
+        l->text = malloc(len + 1);
+        if (l->text == NULL) {
+            free(l);
+        } else {
+            memcpy(l->text, text, len + 1);
+            l->len = len;
+            l->ctx = ctx;
+            snprintf(l->level, sizeof l->level, "%s", level);
+            if (self->console_tail != NULL)
+                self->console_tail->next = l;
+            else
+                self->console_head = l;
+            self->console_tail = l;
+            self->console_kept++;
+        }
+    }
+    pthread_mutex_unlock(&self->console_mu);
+}
+
+static void
+console_free_lines(struct console_line *l)
+{
+    while (l != NULL) {
+        struct console_line *next = l->next;
+        free(l->text);
+        free(l);
+        l = next;
+    }
+}
+
+/* Hands the kept console lines to the console callable (GIL held), in
+ * order; what it raises is reported as unraisable, never to the call. */
+static void
+conn_deliver_console(ConnObject *self)
+{
+    struct console_line *l, *next;
+    PyObject *type, *value, *tb;
+
+    pthread_mutex_lock(&self->console_mu);
+    l = self->console_head;
+    self->console_head = self->console_tail = NULL;
+    self->console_kept = 0;
+    pthread_mutex_unlock(&self->console_mu);
+    if (l == NULL)
+        return;
+    PyErr_Fetch(&type, &value, &tb);
+    for (; l != NULL; l = next) {
+        next = l->next;
+        if (self->console != NULL) {
+            PyObject *r = PyObject_CallFunction(
+                self->console, "KsN", l->ctx, l->level,
+                PyUnicode_DecodeUTF8(l->text, (Py_ssize_t)l->len, "replace"));
+            if (r == NULL)
+                PyErr_WriteUnraisable(self->console);
+            Py_XDECREF(r);
+        }
+        free(l->text);
+        free(l);
+    }
+    PyErr_Restore(type, value, tb);
+}
 
 /* One call of a Connection: what libjshost answered, taken without the GIL
  * and turned into a value or an exception once the GIL is back. */
@@ -189,6 +283,11 @@ conn_check_fork(ConnObject *self)
         pthread_cond_init(&self->inv_cond, NULL);
         invokes_free(self->inv_head);
         self->inv_head = self->inv_tail = NULL;
+        pthread_mutex_init(&self->console_mu, NULL);
+        /* the parent's lines are the parent's */
+        console_free_lines(self->console_head);
+        self->console_head = self->console_tail = NULL;
+        self->console_kept = 0;
         self->gen = fork_gen;
         self->active = 0;
     }
@@ -294,6 +393,7 @@ conn_enter(ConnObject *self)
 static void
 conn_leave(ConnObject *self)
 {
+    conn_deliver_console(self);
     if (--self->active == 0 && self->closing && self->c != NULL) {
         jshost *c = self->c;
         self->c = NULL;
@@ -365,6 +465,11 @@ conn_init(ConnObject *self, PyObject *args, PyObject *kw)
     self->c = c;
     jshost_set_invoke_handler(c, conn_invoke_cb, self);
     jshost_set_interrupt_check(c, conn_interrupt_check, NULL);
+    pthread_mutex_init(&self->console_mu, NULL);
+    self->console_made = 1;
+    self->gen = fork_gen;
+    self->c = c;
+    jshost_set_console_handler(c, conn_console_cb, self);
     return 0;
 }
 
@@ -374,6 +479,11 @@ conn_dealloc(ConnObject *self)
     /* a method in flight holds a reference, so active is 0 here */
     if (self->c != NULL)
         jshost_free(self->c);
+    if (self->console_made) {
+        console_free_lines(self->console_head);
+        pthread_mutex_destroy(&self->console_mu);
+    }
+    Py_XDECREF(self->console);
     while (self->nrooms > 0)
         free(self->rooms[--self->nrooms].data);
     invokes_free(self->inv_head);
@@ -401,6 +511,19 @@ conn_close(ConnObject *self, PyObject *unused)
         self->active++;
         conn_leave(self); /* frees now, or when the last call in flight ends */
     }
+    Py_RETURN_NONE;
+}
+
+/* set_console(fn or None): fn(ctx, level, text) gets the console lines of
+ * this connection's contexts, after each call of it returns. */
+static PyObject *
+conn_set_console(ConnObject *self, PyObject *fn)
+{
+    if (fn != Py_None && !PyCallable_Check(fn)) {
+        PyErr_SetString(PyExc_TypeError, "console must be callable or None");
+        return NULL;
+    }
+    Py_XSETREF(self->console, fn == Py_None ? NULL : Py_NewRef(fn));
     Py_RETURN_NONE;
 }
 
@@ -582,16 +705,26 @@ conn_request_packed(ConnObject *self, const char *method,
     return v;
 }
 
+/* The options map: timeout_ms when given, and context.eval's "string". */
+static int
+pack_opts_eval(struct pyvalue_pack *st, int timeout_ms, int as_string)
+{
+    if (msgpack_pack_map(&st->pk, (timeout_ms > 0) + (as_string != 0)) != 0)
+        return pyvalue_nomem();
+    if (timeout_ms > 0 &&
+        (msgpack_pack_str_with_body(&st->pk, "timeout_ms", 10) != 0 ||
+         msgpack_pack_int64(&st->pk, timeout_ms) != 0))
+        return pyvalue_nomem();
+    if (as_string && (msgpack_pack_str_with_body(&st->pk, "string", 6) != 0 ||
+                      msgpack_pack_true(&st->pk) != 0))
+        return pyvalue_nomem();
+    return 0;
+}
+
 static int
 pack_opts(struct pyvalue_pack *st, int timeout_ms)
 {
-    if (timeout_ms <= 0)
-        return msgpack_pack_map(&st->pk, 0) == 0 ? 0 : pyvalue_nomem();
-    if (msgpack_pack_map(&st->pk, 1) != 0 ||
-        msgpack_pack_str_with_body(&st->pk, "timeout_ms", 10) != 0 ||
-        msgpack_pack_int64(&st->pk, timeout_ms) != 0)
-        return pyvalue_nomem();
-    return 0;
+    return pack_opts_eval(st, timeout_ms, 0);
 }
 
 static int
@@ -722,16 +855,18 @@ conn_detach(ConnObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* context_eval(ctx, source, identifier, timeout_ms=0, default_ms=0) -> value */
+/* context_eval(ctx, source, identifier, timeout_ms=0, default_ms=0,
+ * as_string=False) -> value (as_string: String(value), v8-cffi's result) */
 static PyObject *
 conn_context_eval(ConnObject *self, PyObject *args)
 {
     unsigned long long ctx;
     const char *src, *ident;
     Py_ssize_t nsrc, nident;
-    int timeout_ms = 0, default_ms = 0;
-    if (!PyArg_ParseTuple(args, "Ks#s#|ii:context_eval", &ctx, &src, &nsrc,
-                          &ident, &nident, &timeout_ms, &default_ms))
+    int timeout_ms = 0, default_ms = 0, as_string = 0;
+    if (!PyArg_ParseTuple(args, "Ks#s#|iip:context_eval", &ctx, &src, &nsrc,
+                          &ident, &nident, &timeout_ms, &default_ms,
+                          &as_string))
         return NULL;
     struct pyvalue_pack st;
     pack_begin(self, &st, "params");
@@ -739,7 +874,7 @@ conn_context_eval(ConnObject *self, PyObject *args)
     if (msgpack_pack_array(&st.pk, 4) == 0 &&
         msgpack_pack_uint64(&st.pk, ctx) == 0 &&
         pack_cstr(&st, src, nsrc) == 0 && pack_cstr(&st, ident, nident) == 0 &&
-        pack_opts(&st, timeout_ms) == 0)
+        pack_opts_eval(&st, timeout_ms, as_string) == 0)
         r = conn_request_packed(self, "context.eval", &st,
                                 client_wait(timeout_ms, default_ms));
     else if (!PyErr_Occurred())
@@ -1443,7 +1578,8 @@ static PyMethodDef conn_methods[] = {
      "attach(config) -> (host_id, info)"},
     {"detach", (PyCFunction)conn_detach, METH_VARARGS, "detach(host)"},
     {"context_eval", (PyCFunction)conn_context_eval, METH_VARARGS,
-     "context_eval(ctx, source, identifier, timeout_ms=0) -> value"},
+     "context_eval(ctx, source, identifier, timeout_ms=0, default_ms=0, "
+     "as_string=False) -> value"},
     {"context_call", (PyCFunction)conn_context_call, METH_VARARGS,
      "context_call(ctx, expression, args, timeout_ms=0) -> value"},
     {"context_load", (PyCFunction)conn_context_load, METH_VARARGS,
@@ -1485,6 +1621,9 @@ static PyMethodDef conn_methods[] = {
      "flush(): writes what the socket takes of what send() queued."},
     {"cancel", (PyCFunction)conn_cancel, METH_O,
      "cancel(msgid): asks the server to stop that request."},
+    {"set_console", (PyCFunction)conn_set_console, METH_O,
+     "set_console(fn): fn(ctx, level, text) for each console line of this "
+     "connection's contexts, after a call returns; None drops them"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -113,7 +113,7 @@ pack_int(struct pyvalue_pack *st, PyObject *o)
     return pack_bigint(st, o);
 }
 
-/* A naive datetime is taken as UTC (documented in jshost's README and stub). */
+/* A naive datetime is taken as UTC (docs/python.md and the stub say so). */
 static int
 pack_datetime(struct pyvalue_pack *st, PyObject *o)
 {

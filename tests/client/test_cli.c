@@ -4,6 +4,7 @@
  * manager it auto-starts is shut down at the end.
  */
 #include <errno.h>
+#include <glob.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -30,7 +31,7 @@ static const char config_text[] =
     "    double(data) { return data.number * 2; },\n"
     "    echo(data) { console.log('echo called'); return data; },\n"
     "    fail() { throw new RangeError('out of range'); },\n"
-    "    spin() { for (;;) {} },\n"
+    "    spin() { console.log('spin started'); for (;;) {} },\n"
     "  },\n"
     "};\n";
 
@@ -216,6 +217,27 @@ test_jshost_failures_exit_3(void **state)
 
 /* A worker killed under a running `jshost call` is jshost's failure, not the
  * JavaScript's: exit 3, HostCrashed with the signal and the log file. */
+/* Whether a host log of the fixture's runtime dir holds `words`. */
+static bool
+host_log_has(struct fx *f, const char *words)
+{
+    char pattern[320];
+    glob_t g;
+    bool found = false;
+
+    snprintf(pattern, sizeof(pattern), "%s/hosts/*.log", f->rt);
+    if (glob(pattern, 0, NULL, &g) != 0)
+        return false;
+    for (size_t i = 0; i < g.gl_pathc && !found; i++) {
+        char *text = tu_read_file(g.gl_pathv[i]);
+
+        found = text != NULL && strstr(text, words) != NULL;
+        free(text);
+    }
+    globfree(&g);
+    return found;
+}
+
 static void
 test_crash_exit_3(void **state)
 {
@@ -239,9 +261,11 @@ test_crash_exit_3(void **state)
 
         cli = tu_spawn(argv, NULL, log);
     }
-    /* Killed once the call is in flight on it. */
+    /* Killed once the call runs on it (a direct call is not the manager's
+     * to count: the worker's log says it started). */
+    TU_UNTIL(host_log_has(f, "spin started"), TU_WAIT_MS);
     c = tu_daemon_rundir_connect(f->rt);
-    TU_UNTIL((worker = tu_rpc_busy_worker(c, NULL)) > 0, TU_WAIT_MS);
+    assert_int_equal(tu_rpc_worker_pids(c, NULL, "ready", &worker, 1), 1);
     tu_rpc_close(c);
     assert_int_equal(kill(worker, SIGKILL), 0);
     st = tu_wait(cli, TU_WAIT_MS);
@@ -340,6 +364,40 @@ test_eval(void **state)
     assert_int_equal(
         run(f, NULL, "eval", "--timeout", "0.2", "for (;;) {}", NULL), 1);
     assert_non_null(strstr(f->err, "TimeoutError"));
+}
+
+/* What the script logs prints on stderr, as Node prints it; stdout keeps the
+ * result alone. */
+static void
+test_eval_console(void **state)
+{
+    struct fx *f = *state;
+
+    assert_int_equal(run(f, NULL, "eval",
+                         "console.log('hello', {a: 1}); console.error('%d "
+                         "bad', 2); 7",
+                         NULL),
+                     0);
+    assert_string_equal(f->out, "7\n");
+    assert_string_equal(f->err, "hello { a: 1 }\n2 bad\n");
+    /* on a host's worker too; the config's own console stays in its log */
+    assert_int_equal(run(f, NULL, "eval", "--config", f->config,
+                         "console.warn('from the context'); 8", NULL),
+                     0);
+    assert_string_equal(f->out, "8\n");
+    assert_string_equal(f->err, "from the context\n");
+    assert_int_equal(run(f, NULL, "call", f->config, "echo", "1", NULL), 0);
+    assert_string_equal(f->out, "1\n");
+    assert_string_equal(f->err, "");
+    /* an awaited promise's logs come before the result */
+    assert_int_equal(
+        run(f, NULL, "eval",
+            "new Promise((r) => setTimeout(() => { console.log('later'); "
+            "r(9); }, 10))",
+            NULL),
+        0);
+    assert_string_equal(f->out, "9\n");
+    assert_string_equal(f->err, "later\n");
 }
 
 static void
@@ -779,6 +837,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_crash_exit_3, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eval, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ctrl_c_cancels, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_eval_console, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lifecycle_status_logs, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_logs_follow, setup, teardown),

@@ -224,6 +224,74 @@ test_contexts(void **state)
     free(lib);
 }
 
+/* The console handler gets a context's console lines, with its id. */
+struct console_seen {
+    int n;
+    uint64_t ctx[4];
+    char level[4][16], text[4][64];
+};
+
+static void
+console_cb(void *user, uint64_t ctx, const char *level, const char *text,
+           size_t len)
+{
+    struct console_seen *s = user;
+
+    assert_int_equal(strlen(text), len);
+    if (s->n < 4) {
+        s->ctx[s->n] = ctx;
+        snprintf(s->level[s->n], sizeof s->level[0], "%s", level);
+        snprintf(s->text[s->n], sizeof s->text[0], "%s", text);
+    }
+    s->n++;
+}
+
+static void
+test_console(void **state)
+{
+    struct fx *f = *state;
+    struct console_seen seen;
+    jshost_value r = {0};
+    uint64_t vm, other;
+
+    memset(&seen, 0, sizeof seen);
+    attach(f);
+    /* without a handler the lines are dropped */
+    assert_int_equal(jshost_context_create(f->c, NULL, NULL, 0, 0, &vm), 0);
+    assert_int_equal(
+        jshost_context_eval(f->c, vm, "console.log('dropped'); 1", NULL, 0, &r),
+        0);
+    jshost_value_free(&r);
+    jshost_set_console_handler(f->c, console_cb, &seen);
+    assert_int_equal(jshost_context_eval(f->c, vm,
+                                         "console.log('a', [1]); "
+                                         "console.warn('b'); 2",
+                                         NULL, 0, &r),
+                     0);
+    jshost_value_free(&r);
+    /* they came before the answer */
+    assert_int_equal(seen.n, 2);
+    assert_true(seen.ctx[0] == vm && seen.ctx[1] == vm);
+    assert_string_equal(seen.level[0], "log");
+    assert_string_equal(seen.text[0], "a [ 1 ]");
+    assert_string_equal(seen.level[1], "warn");
+    assert_string_equal(seen.text[1], "b");
+    /* a context on a host's worker, told apart by its id */
+    assert_int_equal(jshost_context_create(f->c, f->host, f->dir, 0, 0, &other),
+                     0);
+    assert_int_equal(
+        jshost_context_eval(f->c, other, "console.error('c'); 3", NULL, 0, &r),
+        0);
+    jshost_value_free(&r);
+    assert_int_equal(seen.n, 3);
+    assert_true(seen.ctx[2] == other && other != vm);
+    assert_string_equal(seen.level[2], "error");
+    assert_string_equal(seen.text[2], "c");
+    jshost_set_console_handler(f->c, NULL, NULL);
+    assert_int_equal(jshost_context_destroy(f->c, other), 0);
+    assert_int_equal(jshost_context_destroy(f->c, vm), 0);
+}
+
 static void
 test_errors(void **state)
 {
@@ -606,15 +674,25 @@ test_fork(void **state)
 
 /* The manager dies between calls: the next call finds the connection dead
  * before writing, starts a new manager, attaches the host again and is sent
- * once more. */
+ * once more. Through the manager (direct 0): a direct call could still find
+ * the old worker alive for a moment, and never need the manager. */
 static void
 test_manager_restart_resend(void **state)
 {
     struct fx *f = *state;
+    struct jshost_options o;
     pid_t old;
     char *s;
 
-    attach(f);
+    jshost_options_init(&o);
+    o.runtime_dir = f->rt;
+    o.direct = 0;
+    f->c = jshost_connect(&o);
+    assert_non_null(f->c);
+    if (f->c->err != 0)
+        fail_msg("connect: %s", f->c->errstr);
+    if (jshost_attach(f->c, f->config, &f->host, NULL) != 0)
+        fail_msg("attach: %s", f->c->errstr);
     expect_call(f, "double", "{\"number\": 1}", "2");
     old = tu_daemon_manager_pid(f->rt);
     assert_true(old > 0);
@@ -878,6 +956,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_happy_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_contexts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_console, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_crashed, setup, teardown),

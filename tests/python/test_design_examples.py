@@ -1,4 +1,4 @@
-"""The Python client's examples (README.md, the jshost package's docs), as
+"""The Python client's examples (docs/python.md, the jshost package's docs), as
 written there."""
 
 import os

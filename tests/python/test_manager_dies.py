@@ -46,7 +46,10 @@ def test_call_in_flight_when_the_manager_dies_fails(runtime_dir, main_config):
         assert host.call("double", number=3, timeout=20) == 6
 
 
-def test_a_frozen_manager_cannot_hold_a_call_past_its_deadline(runtime_dir, main_config):
+def test_a_frozen_manager_cannot_hold_a_call_past_its_deadline(runtime_dir, main_config,
+                                                                monkeypatch):
+    # Through the manager (JSHOST_DIRECT=0): the call cannot get past it.
+    monkeypatch.setenv("JSHOST_DIRECT", "0")
     with jshost.Host(main_config) as host:
         assert host.call("double", number=1) == 2
         pid = manager_pid(runtime_dir)
@@ -55,6 +58,20 @@ def test_a_frozen_manager_cannot_hold_a_call_past_its_deadline(runtime_dir, main
             # Were libjshost to wait on the frozen manager, this would hang.
             with pytest.raises(jshost.TimeoutError):
                 finish_within(lambda: host.call("double", number=2, timeout=1))
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert host.call("double", number=3, timeout=20) == 6
+
+
+def test_a_frozen_manager_is_not_in_the_way_of_direct_calls(runtime_dir, main_config):
+    # Direct calls (the default) go to the worker's own socket: the frozen
+    # manager does not see them.
+    with jshost.Host(main_config) as host:
+        assert host.call("double", number=1) == 2
+        pid = manager_pid(runtime_dir)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            assert finish_within(lambda: host.call("double", number=2, timeout=1)) == 4
         finally:
             os.kill(pid, signal.SIGCONT)
         assert host.call("double", number=3, timeout=20) == 6

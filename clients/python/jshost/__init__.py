@@ -33,8 +33,10 @@ Ctrl-C during a call raises ``KeyboardInterrupt`` and stops the JavaScript on
 the worker. :mod:`jshost.aio` is the same API for asyncio.
 """
 
+import logging
 import os
 import threading
+import weakref
 
 from . import _jshost
 from . import _callbacks
@@ -46,11 +48,14 @@ from .errors import (
     ConnectionError, ProtocolError, CancelledError,
 )
 
+# jshost.TimeoutError, jshost.MemoryError and jshost.ConnectionError are not
+# in __all__: `from jshost import *` must not shadow the builtins of those
+# names.
 __all__ = [
     "Host", "Function", "Context", "VM", "shutdown",
-    "Error", "JSError", "TimeoutError", "MemoryError", "ConfigError",
+    "Error", "JSError", "ConfigError",
     "HostCrashedError", "HostUnavailableError", "OverloadedError",
-    "NotFoundError", "InvalidArgumentError", "ConnectionError", "ProtocolError",
+    "NotFoundError", "InvalidArgumentError", "ProtocolError",
     "CancelledError", "PyFunction",
 ]
 
@@ -87,6 +92,29 @@ def _call_data(name, data, kwargs):
     return data if data is not _MISSING else kwargs
 
 
+#: Where a context's console output goes when no ``console`` callable was
+#: given (``console.log`` at INFO, ``console.warn`` at WARNING...).
+console_logger = logging.getLogger("jshost.console")
+_CONSOLE_LEVELS = {"debug": logging.DEBUG, "log": logging.INFO, "info": logging.INFO,
+                   "warn": logging.WARNING, "error": logging.ERROR, "trace": logging.ERROR}
+
+
+def _console_sink(owner):
+    """The connection's console callback: each line to the owner's callable
+    for that context, else to console_logger. A weak reference, so that the
+    connection does not keep its Host or VM alive."""
+    ref = weakref.ref(owner)
+
+    def sink(ctx, level, text):
+        o = ref()
+        fn = o._console_for(ctx) if o is not None else None
+        if fn is not None:
+            fn(level, text)
+        else:
+            console_logger.log(_CONSOLE_LEVELS.get(level, logging.INFO), "%s", text)
+    return sink
+
+
 class Host(_jshost.HostBase):
     """One config file's functions, attached on the manager.
 
@@ -105,6 +133,8 @@ class Host(_jshost.HostBase):
         path = os.path.abspath(os.fspath(config))
         self._conn = _connect(socket, spawn)
         self._invoker = _callbacks.Invoker(self._conn)
+        self._consoles = {}
+        self._conn.set_console(_console_sink(self))
         try:
             self._id, self._info = self._conn.attach(path)
         except BaseException:
@@ -137,6 +167,14 @@ class Host(_jshost.HostBase):
         """The config's other top-level keys (``this.host.config`` in JS)."""
         return dict(self._info.get("extras") or {})
 
+    @property
+    def warnings(self):
+        """What the host warned about when this Host attached: a config
+        export that looks like a misspelt setting (``timout``), a development
+        reload that failed (the previous workers serve on). A list of str,
+        empty when all is well; the host's log has them too."""
+        return list(self._info.get("warnings") or [])
+
     # call(name, data=..., /, *, timeout=None, **kwargs): the hot path, all
     # in C (_jshost.c, with its docstring), on the _conn and _id kept there.
     # Callables in the data live as long as the call (docs/values.md).
@@ -146,10 +184,21 @@ class Host(_jshost.HostBase):
         """A callable for the function ``name``: ``host.function("f")(x=1)``."""
         return Function(self, name)
 
-    def context(self):
-        """A fresh JavaScript global scope on this host's worker."""
+    def context(self, *, console=None):
+        """A fresh JavaScript global scope on this host's worker.
+
+        ``console(level, text)`` gets what the context's code writes with
+        ``console.log``, ``.warn``... (level ``"log"``, ``"warn"``...), after
+        each call that returns on this Host; without it the lines go to the
+        ``jshost.console`` logger. The host's log file has them either way.
+        """
         ctx = self._conn.request("context.create", [self._id, {"cwd": os.getcwd()}])
+        if console is not None:
+            self._consoles[ctx] = console
         return Context(self._conn, ctx, self)
+
+    def _console_for(self, ctx):
+        return self._consoles.get(ctx)
 
     def status(self):
         """This host's figures as a dict (``status`` in docs/protocol.md):
@@ -324,16 +373,17 @@ class Context:
         self._closed = True
         for pf in list(self._functions):
             pf.release()
-        if self._conn.closed:
-            return
         try:
-            self._conn.context_destroy(self._id)
+            if not self._conn.closed:
+                self._conn.context_destroy(self._id)
         except (Error, ValueError):
             pass  # its worker or connection is gone, and the context with it
         finally:
             # destroyed with the context on the worker: forgotten here
             self._conn.unregister(self._kept)
             self._kept = []
+            # after the destroy: its last console lines come with it
+            getattr(self._owner, "_consoles", {}).pop(self._id, None)
 
     @property
     def closed(self):
@@ -358,16 +408,27 @@ class VM:
     with the first :meth:`create_context`; :meth:`close` (or leaving the
     ``with``) stops it. A script that passes the heap limit raises
     :class:`MemoryError` and the worker is replaced.
+
+    ``console(level, text)`` gets what its contexts' code writes with
+    ``console.log``, ``.warn``... (level ``"log"``, ``"warn"``...), after each
+    call that returns on this VM; without it the lines go to the
+    ``jshost.console`` logger (``console.log`` at INFO, ``console.warn`` at
+    WARNING, ``console.error`` at ERROR).
     """
 
-    def __init__(self, memory=None, timeout=None, *, socket=None, spawn=True):
+    def __init__(self, memory=None, timeout=None, *, socket=None, spawn=True,
+                 console=None):
         if memory is not None and (int(memory) != memory or memory <= 0):
             raise ValueError("memory must be a positive number of MiB, not %r" % (memory,))
+        if console is not None and not callable(console):
+            raise TypeError("console must be callable, not %r" % (console,))
         self.memory = None if memory is None else int(memory)
         self.timeout = timeout
         self._timeout_ms = max(_timeout_ms(timeout), 0)
+        self._console = console
         self._conn = _connect(socket, spawn)
         self._invoker = _callbacks.Invoker(self._conn)
+        self._conn.set_console(_console_sink(self))
         self._anchor = None
         self._lock = threading.Lock()
         self._closed = False
@@ -386,6 +447,9 @@ class VM:
                     opts["timeout_ms"] = self._timeout_ms
                 self._anchor = self._conn.request("context.create", [None, opts])
             return self._anchor
+
+    def _console_for(self, ctx):
+        return self._console
 
     def _worker_lost(self, ctx_id):
         # Called by a context of this VM whose worker died (heap limit, crash):

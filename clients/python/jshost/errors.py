@@ -33,13 +33,43 @@ cannot be started or an unsafe runtime directory are :class:`ConnectionError`
 """
 
 import builtins
+import os
+import re
 
+# TimeoutError, MemoryError and ConnectionError are left out: a star import
+# must not shadow the builtins of those names (use jshost.TimeoutError...).
 __all__ = [
-    "Error", "JSError", "TimeoutError", "MemoryError", "ConfigError",
+    "Error", "JSError", "ConfigError",
     "HostCrashedError", "HostUnavailableError", "OverloadedError",
-    "NotFoundError", "InvalidArgumentError", "ConnectionError", "ProtocolError",
+    "NotFoundError", "InvalidArgumentError", "ProtocolError",
     "CancelledError",
 ]
+
+# A stack frame's place: "    at f (file:line:col)" or "    at file:line:col".
+_FRAME_AT = re.compile(r"^\s+at (?:.*\()?(?P<file>[^()]*?):(?P<line>\d+):(?P<col>\d+)\)?$")
+
+
+def _thrown_at(stack):
+    """Where a JS error was thrown: "file:line:col" of the stack's first frame
+    in the user's code (jshost's own preludes skipped), the file by its base
+    name; None when the stack says nowhere."""
+    for line in (stack or "").splitlines():
+        m = _FRAME_AT.match(line)
+        if m is None:
+            continue
+        file = m.group("file")
+        if file.startswith(("jshost:", "node:")):
+            continue
+        return "%s:%s:%s" % (os.path.basename(file) or file, m.group("line"), m.group("col"))
+    return None
+
+
+def _stack_frames(stack, header):
+    """The stack without its first lines when they repeat the header (the
+    error's "Name: message"): what a traceback's note shows."""
+    if stack and header and stack.startswith(header + "\n"):
+        return stack[len(header) + 1:]
+    return stack
 
 
 class Error(Exception):
@@ -57,6 +87,11 @@ class Error(Exception):
         self.name = name
         self.stack = stack
         self.logfile = logfile
+        if stack:
+            # PEP 678: a traceback prints the JavaScript stack under the
+            # exception's line
+            header = "%s: %s" % (name, message) if name else message
+            self.add_note(_stack_frames(stack, header))
 
     def __str__(self):
         return self.message
@@ -74,13 +109,21 @@ class JSError(Error):
     """The JavaScript threw, rejected, or called ``cb(err)``.
 
     ``.name`` is the JS error's name (``"TypeError"``), ``.message`` its
-    message and ``.stack`` its stack trace.
+    message and ``.stack`` its stack trace. ``str()`` gives the name, the
+    message and where it was thrown (``TypeError: bad input (at
+    host.config.js:26:13)``); a traceback shows the JavaScript stack as the
+    exception's note.
     """
 
     def __str__(self):
-        if self.name:
-            return "%s: %s" % (self.name, self.message)
-        return self.message
+        text = "%s: %s" % (self.name, self.message) if self.name else self.message
+        at = _thrown_at(self.stack)
+        if at is not None:
+            text = "%s (at %s)" % (text, at)
+        return text
+
+    def __repr__(self):
+        return "%s(%r)" % (type(self).__name__, str(self))
 
 
 class TimeoutError(Error, builtins.TimeoutError):
