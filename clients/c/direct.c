@@ -397,7 +397,9 @@ direct_error(jshost *c, jshost *eo, jshost *sink, struct jshost__dhost *dh,
             return jshost__seterr(eo, JSHOST_ERR_OOM, "out of memory");
         return jshost__setremote(eo, &e);
     }
-    if (sink->err == JSHOST_ERR_REMOTE)
+    /* The server's own error (Cancelled among them) as it came. */
+    if (sink->err == JSHOST_ERR_REMOTE ||
+        (sink->err == JSHOST_ERR_CANCELLED && sink->remote.type != NULL))
         return jshost__setremote(eo, &sink->remote);
     return jshost__seterr(eo, sink->err, "%s", sink->errstr);
 }
