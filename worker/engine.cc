@@ -310,8 +310,7 @@ js_engine_free(js_engine *e)
     if (e == nullptr)
         return;
     e->freeing = true;
-    jse::CallsFailAll(e, nullptr, PROTO_ERR_HOST_UNAVAILABLE,
-                      "the worker is stopping");
+    jse::CallsFailAll(e, nullptr, e->stop_type, e->stop_words);
     EngineDestroy(e);
 }
 
@@ -607,6 +606,14 @@ js_context_interrupt(js_engine *e, uint32_t id)
         return 0;
     jse::Terminate(e, jse::kTermContext);
     return 1;
+}
+
+extern "C" void
+js_engine_stop_cancels(js_engine *e)
+{
+    e->stop_type = PROTO_ERR_CANCELLED;
+    e->stop_words = "cancelled: the host stopped or restarted, and the call "
+                    "outlasted its grace";
 }
 
 extern "C" void

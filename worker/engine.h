@@ -277,6 +277,11 @@ int js_context_interrupt(js_engine *e, uint32_t id);
 /* The worker is stopping: the JS running (from the poll hook) is terminated,
  * every later entry into JS is, and new calls are answered HostUnavailable. */
 void js_engine_stop(js_engine *e);
+/* The worker drains (a stop or restart): a stop from now on comes after the
+ * drain's grace ran out, and the calls it cuts short are answered Cancelled
+ * rather than HostUnavailable (docs/lifecycle.md, "Restart, stop, shutdown").
+ */
+void js_engine_stop_cancels(js_engine *e);
 
 /*
  * Tests only: the n-th value conversion of `e` from now on (1 = the next; a

@@ -655,8 +655,7 @@ CallsAfterEntry(js_engine *e, uint64_t id, Outcome out, const char *what)
         // destroyed context's calls are answered by its destruction, a
         // cancelled call below.
         if (e->term_reason == kTermStop)
-            CallsFailAll(e, nullptr, PROTO_ERR_HOST_UNAVAILABLE,
-                         "the worker is stopping");
+            CallsFailAll(e, nullptr, e->stop_type, e->stop_words);
     }
     CallsAnswerCancelled(e);
     if (out == kOutOfMemory) {
@@ -932,7 +931,7 @@ CallTerminated(Call *call)
         CallFail(call, PROTO_ERR_CANCELLED, "%s was cancelled",
                  call->what.c_str());
     else if (e->term_reason == kTermStop)
-        CallFail(call, PROTO_ERR_HOST_UNAVAILABLE, "the worker is stopping");
+        CallFail(call, e->stop_type, "%s", e->stop_words);
     else
         CallFail(call, PROTO_ERR_NOT_FOUND, "%s: its context was destroyed",
                  call->what.c_str());

@@ -254,9 +254,12 @@ struct js_engine {
 
     int depth = 0; // nested Entries
     bool pumping = false;
-    uint64_t current_call = 0;       // see CurrentCallScope
-    bool doomed = false;             // the heap limit was reached
-    bool stopping = false;           // js_engine_stop: no more calls
+    uint64_t current_call = 0; // see CurrentCallScope
+    bool doomed = false;       // the heap limit was reached
+    bool stopping = false;     // js_engine_stop: no more calls
+    // How calls a stop cuts short are answered (js_engine_stop_cancels).
+    enum proto_errtype stop_type = PROTO_ERR_HOST_UNAVAILABLE;
+    const char *stop_words = "the worker is stopping";
     bool polling = false;            // inside the embedder's poll
     int terminated = 0;              // jse::Termination asked during this entry
     int term_reason = 0;             // ...and of the entry that just ended

@@ -141,6 +141,7 @@ serve__drain(struct serve *s)
     if (s->draining || s->closing)
         return;
     s->draining = true;
+    js_engine_stop_cancels(s->engine);
     log_info("draining: no new direct clients");
     serve_listener_stop(s);
     for (c = s->conns; c != NULL; c = next) {

@@ -127,8 +127,15 @@ again:
     r = jshost__call_wait(p, &call, deadline, false);
     if (r == 1) /* answered, and the lock is no longer ours */
         return jshost__call_result(eo, &call, method, result);
-    if (r == -ETIMEDOUT) {
+    if (r == -ETIMEDOUT || r == -EINTR) {
+        /* Given up on here: stopped on the server too (its answer, if one
+         * comes, is dropped). */
+        if (p->fd >= 0)
+            (void)jshost__cancel_locked(p, call.msgid);
         jshost__leave(c);
+        if (r == -EINTR)
+            return jshost__seterr(eo, JSHOST_ERR_CANCELLED,
+                                  "%s: interrupted (cancelled)", method);
         return jshost__seterr(eo, JSHOST_ERR_TIMEOUT,
                               "%s: no reply within %lld ms", method,
                               (long long)wait_ms);

@@ -576,6 +576,8 @@ jshost_connect(const struct jshost_options *opts)
         return NULL;
     }
     c->priv = p;
+    p->self = c;
+    p->wake_fd = -1;
     pthread_mutex_init(&p->lock, NULL);
     pthread_mutex_init(&p->errlock, NULL);
     pthread_mutex_init(&p->dlock, NULL);
@@ -645,6 +647,9 @@ jshost_free(jshost *c)
         free(q);
     }
     jshost__held_free(p);
+    free(p->inv_rids);
+    if (p->wake_fd >= 0)
+        close(p->wake_fd);
     jshost__unlock(p);
     /* The worker connections are handles of their own, closed here. */
     jshost__direct_free(p);

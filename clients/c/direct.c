@@ -254,6 +254,39 @@ dhost_refresh(jshost *c, struct jshost__dhost *dh)
     jshost_value_free(&v);
 }
 
+/* A worker's connection answers invokes and heeds interrupts as its parent
+ * handle does: the calls it carries are the parent's. Takes p->lock (after
+ * dlock, never the other way round). */
+static void
+direct_inherit(jshost_priv *p, jshost *h)
+{
+    jshost_invoke_fn invoke_fn;
+    jshost_interrupt_fn interrupt_fn;
+    void *invoke_user, *interrupt_user;
+
+    pthread_mutex_lock(&p->lock);
+    invoke_fn = p->invoke_fn;
+    invoke_user = p->invoke_user;
+    interrupt_fn = p->interrupt_fn;
+    interrupt_user = p->interrupt_user;
+    pthread_mutex_unlock(&p->lock);
+    jshost_set_invoke_handler(h, invoke_fn, invoke_user);
+    jshost_set_interrupt_check(h, interrupt_fn, interrupt_user);
+}
+
+void
+jshost__direct_inherit_all(jshost_priv *p)
+{
+    pthread_mutex_lock(&p->dlock);
+    for (struct jshost__dhost *dh = p->dhosts; dh != NULL; dh = dh->next) {
+        for (size_t i = 0; i < dh->nconns; i++) {
+            if (dh->conns[i].h != NULL)
+                direct_inherit(p, dh->conns[i].h);
+        }
+    }
+    pthread_mutex_unlock(&p->dlock);
+}
+
 /* The connection with the fewest calls in flight, connected if need be;
  * NULL when none takes calls. */
 static struct jshost__direct *
@@ -284,6 +317,7 @@ dhost_pick(jshost *c, struct jshost__dhost *dh)
                 continue;
             }
             d->h->priv->direct_conn = true;
+            direct_inherit(p, d->h);
         }
         if (best == NULL || d->active < best->active)
             best = d;
@@ -363,7 +397,9 @@ direct_error(jshost *c, jshost *eo, jshost *sink, struct jshost__dhost *dh,
             return jshost__seterr(eo, JSHOST_ERR_OOM, "out of memory");
         return jshost__setremote(eo, &e);
     }
-    if (sink->err == JSHOST_ERR_REMOTE)
+    /* The server's own error (Cancelled among them) as it came. */
+    if (sink->err == JSHOST_ERR_REMOTE ||
+        (sink->err == JSHOST_ERR_CANCELLED && sink->remote.type != NULL))
         return jshost__setremote(eo, &sink->remote);
     return jshost__seterr(eo, sink->err, "%s", sink->errstr);
 }

@@ -74,6 +74,8 @@
 #define JSHOST__MAX_WAKES 64
 /* Pieces of a request's params (jshost__call_send), besides its head. */
 #define JSHOST__MAX_PARTS 8
+/* A blocking call with an interrupt check looks at it at least this often. */
+#define JSHOST__CHECK_MS 100
 
 enum jshost__call_state {
     JSHOST__CALL_PENDING = 0,
@@ -95,6 +97,9 @@ struct jshost__call {
     struct jshost__call *next;
     uint32_t msgid;
     bool pipelined;
+    /* jshost_serve's: a waiter that no reply answers (its msgid means
+     * nothing), there to take the driver role when nobody else reads. */
+    bool serving;
     _Atomic enum jshost__call_state state; /* read unlocked after `word` */
     uint64_t start; /* priv->queued at the first byte of the request */
     uint64_t end;   /* and past its last byte */
@@ -118,6 +123,16 @@ struct jshost__call {
 struct jshost__qreply {
     struct jshost__qreply *next;
     jshost_reply reply;
+};
+
+/* An invoke read by the driver, handed to the invoke handler once the lock
+ * is released (conn.c). */
+struct jshost__invoke {
+    struct jshost__invoke *next;
+    uint32_t rid;
+    uint32_t callback_id;
+    size_t len;
+    char args[]; /* the packed arguments array */
 };
 
 /* A host this handle holds (attached), to attach again after a reconnect. */
@@ -175,6 +190,24 @@ struct jshost_priv {
 
     struct jshost__held *held;
 
+    jshost *self; /* the handle these are the insides of (for handlers) */
+    /* Reverse calls (conn.c): jshost_set_invoke_handler's handler, the
+     * invokes read and not yet handed to it, and the rids handed out and not
+     * answered yet on this connection (another rid's answer is refused: it
+     * would answer some other invoke of a later connection). */
+    jshost_invoke_fn invoke_fn;
+    void *invoke_user;
+    struct jshost__invoke *inv_head, *inv_tail;
+    uint32_t *inv_rids;
+    size_t inv_nrids, inv_cap;
+    /* jshost_set_interrupt_check's. */
+    jshost_interrupt_fn interrupt_fn;
+    void *interrupt_user;
+    /* jshost_serve: an eventfd the driver polls beside the socket (-1 until
+     * the first serve), written by jshost_serve_wake; and the wake itself,
+     * sticky until a serve returns for it. */
+    int wake_fd;
+    bool serve_woken;
     /* Direct calls (direct.c): whether this handle makes them, the hosts it
      * attached as direct.c knows them (guarded by dlock, never held across a
      * call); for a handle on a worker's own socket, direct_conn (it never
@@ -243,8 +276,10 @@ int jshost__push(jshost_priv *p);
 void jshost__conn_lost(jshost_priv *p, const char *cause);
 /* One round of the driver: polls the socket (with the lock released when
  * `unlock`) up to timeout_ms (at most JSHOST__WAIT_SLICE_MS), then writes,
- * reads and dispatches everything that came. Returns 0 or a negative errno
- * when the connection broke (already handled through conn_lost). */
+ * reads and dispatches everything that came; with `unlock`, the invokes read
+ * then go to the invoke handler (the lock released meanwhile). Returns 0,
+ * -EINTR when a signal cut the poll short, or a negative errno when the
+ * connection broke (already handled through conn_lost). */
 int jshost__drive(jshost_priv *p, int timeout_ms, bool unlock);
 /* Wakes every waiting call and the pipelined reader (the driver role is free
  * again). */
@@ -276,12 +311,17 @@ int jshost__call_send(jshost_priv *p, struct jshost__call *call,
  * Waits (lock held) until a blocking call is answered or lost, driving when
  * nobody else does; with `hold` the lock is never released (a fresh
  * connection, on which nobody else may talk yet). deadline in jshost__now_ms()
- * terms, -1 = none. 0 (lock held), -ETIMEDOUT (lock held; the call is then no
- * longer registered), or 1: answered while it slept, and the lock was not
- * taken again (the result is the call's own now).
+ * terms, -1 = none. 0 (lock held), -ETIMEDOUT or -EINTR (the interrupt check
+ * said stop; lock held; either way the call is then no longer registered), or
+ * 1: answered while it slept, and the lock was not taken again (the result is
+ * the call's own now). A serving call (jshost_serve's) also returns 0 once
+ * jshost_serve_wake was called.
  */
 int jshost__call_wait(jshost_priv *p, struct jshost__call *call,
                       int64_t deadline, bool hold);
+/* Sends [2, "cancel", [msgid]] (lock held): a blocking call given up on. 0
+ * or a negative errno. */
+int jshost__cancel_locked(jshost_priv *p, uint32_t msgid);
 /* A finished call's outcome: 0 with *result (may be NULL: freed), or -1 with
  * eo's error ("<what>: connection lost: ...", a remote error, ...). */
 int jshost__call_result(jshost *eo, struct jshost__call *call, const char *what,
@@ -320,6 +360,9 @@ int jshost__direct_call(jshost *c, jshost *eo, const struct iovec *parts,
 void jshost__direct_attached(jshost *c, const char *host, const char *config,
                              const msgpack_object *reply);
 void jshost__direct_detached(jshost *c, const char *host);
+/* The invoke handler and interrupt check, set on the handle since its
+ * worker connections were made, passed down to them (not under p->lock). */
+void jshost__direct_inherit_all(jshost_priv *p);
 void jshost__direct_free(jshost_priv *p);
 /* In a child after fork (from the fork reset). */
 void jshost__direct_after_fork(jshost_priv *p);

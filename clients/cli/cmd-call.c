@@ -88,6 +88,7 @@ cmd_call(int argc, char **argv)
         jshost_value_free(&data);
         return CLI_JSHOST;
     }
+    cli_interruptible(c);
     snprintf(what, sizeof(what), "attach %s", config);
     if (cli_attach(c, config, &host, NULL) < 0) {
         r = cli_fail(c, what, 0);
@@ -150,6 +151,7 @@ cmd_eval(int argc, char **argv)
         free(input);
         return CLI_JSHOST;
     }
+    cli_interruptible(c);
     jshost_set_console_handler(c, eval_console, NULL);
     if (config != NULL) {
         snprintf(what, sizeof(what), "attach %s", config);

@@ -2,6 +2,7 @@
  * the commands share. */
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,12 +155,45 @@ stack_frames(const jshost_error *e)
     return s + strlen(e->message) + 1;
 }
 
+static volatile sig_atomic_t interrupted;
+
+static void
+on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static int
+interrupt_check(void *user)
+{
+    (void)user;
+    return interrupted;
+}
+
+void
+cli_interruptible(jshost *c)
+{
+    struct sigaction sa;
+
+    /* No SA_RESTART: the signal ends libjshost's wait, which then asks. */
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    jshost_set_interrupt_check(c, interrupt_check, NULL);
+}
+
 int
 cli_fail(jshost *c, const char *what, int js)
 {
     const jshost_error *e = &c->remote;
 
-    if (c->err != JSHOST_ERR_REMOTE) {
+    if (c->err == JSHOST_ERR_CANCELLED && e->type == NULL) {
+        cli_warn("%s: interrupted: the call was cancelled", what);
+        return CLI_INTERRUPTED;
+    }
+    if (c->err != JSHOST_ERR_REMOTE && c->err != JSHOST_ERR_CANCELLED) {
         cli_warn("%s: %s", what, c->errstr);
         return CLI_JSHOST;
     }

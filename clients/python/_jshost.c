@@ -10,11 +10,20 @@
  * room kept on the Connection between calls). The Python modules beside it
  * (jshost/, js_host/, v8cffi/) hold the public API; everything here is
  * private to them.
+ *
+ * Callables (docs/values.md): a Connection keeps a table callback id ->
+ * callable; values packed for it turn callables into ext 2 (registered for
+ * that request alone unless they are PyFunctions of the Connection).
+ * libjshost's invoke handler queues each invoke as an Invoke, which the
+ * callback threads (jshost/_callbacks.py) or jshost.aio's event loop take,
+ * run and answer. Blocking calls are interrupted by the main thread's signal
+ * handlers (Ctrl-C): libjshost then cancels the call on the server.
  */
 #include "pyvalue.h"
 
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +39,10 @@
 static PyObject *error_factory; /* set by jshost.errors */
 static PyObject *str_timeout;   /* "timeout", interned */
 static PyObject *empty_dict;    /* the data of a call with no arguments */
+
+/* Set by jshost: jshost.PyFunction, and threading.main_thread()'s ident. */
+static PyObject *pyfunction_type;
+static unsigned long main_thread;
 
 /* Bumped in the child of every fork() (pthread_atfork): getpid() is a system
  * call, and the check runs on every call. The child has one thread. */
@@ -59,6 +72,10 @@ raise_jshost(int code, const char *errstr, const jshost_error *e)
 {
     if (code == JSHOST_ERR_OOM)
         return PyErr_NoMemory();
+    /* Interrupted: the signal handler's exception (KeyboardInterrupt) is
+     * already set, and the call was cancelled on the server. */
+    if (code == JSHOST_ERR_CANCELLED && PyErr_Occurred())
+        return NULL;
     if (error_factory == NULL) {
         PyErr_SetString(PyExc_RuntimeError, errstr);
         return NULL;
@@ -76,6 +93,17 @@ raise_jshost(int code, const char *errstr, const jshost_error *e)
 }
 
 /* ---- Connection ---------------------------------------------------------- */
+
+/* An invoke taken by libjshost's handler, waiting for a callback thread or
+ * the event loop (no GIL where it is made). */
+struct invoke {
+    struct invoke *next;
+    jshost *c; /* the handle it came on: answered there */
+    uint32_t rid;
+    uint32_t callback_id;
+    size_t len;
+    char args[]; /* the packed arguments array */
+};
 
 /* A console line of one of the connection's contexts, kept from libjshost's
  * handler (any thread, no GIL) until a call of the connection returns. */
@@ -114,6 +142,18 @@ typedef struct {
         char *data;
         size_t cap;
     } rooms[8];
+    /* Callables: callback id -> callable (a dict, under the GIL), the next
+     * id to try, how many there are (read by the invoke handler, which has
+     * no GIL) and who starts the callback threads (on_callable(permanent)). */
+    PyObject *callables;
+    uint32_t next_cbid;
+    atomic_int ncallables;
+    PyObject *on_callable;
+    /* Invokes not taken yet (inv_mu guards them; inv_cond says one came or
+     * the Connection closes). */
+    pthread_mutex_t inv_mu;
+    pthread_cond_t inv_cond;
+    struct invoke *inv_head, *inv_tail;
 } ConnObject;
 
 /* libjshost's console handler: keeps the line (no GIL here, and the handle's
@@ -220,13 +260,29 @@ call_fail(struct call *r)
     return NULL;
 }
 
+static void
+invokes_free(struct invoke *inv)
+{
+    struct invoke *next;
+
+    for (; inv != NULL; inv = next) {
+        next = inv->next;
+        free(inv);
+    }
+}
+
 /* In a forked child: another thread of the parent may have held mu forever,
- * and the parent's calls in flight have no thread here to end them. */
+ * and the parent's calls in flight have no thread here to end them; the
+ * invokes queued were the parent's to answer. */
 static void
 conn_check_fork(ConnObject *self)
 {
     if (self->c != NULL && self->gen != fork_gen) {
         pthread_mutex_init(&self->mu, NULL);
+        pthread_mutex_init(&self->inv_mu, NULL);
+        pthread_cond_init(&self->inv_cond, NULL);
+        invokes_free(self->inv_head);
+        self->inv_head = self->inv_tail = NULL;
         pthread_mutex_init(&self->console_mu, NULL);
         /* the parent's lines are the parent's */
         console_free_lines(self->console_head);
@@ -235,6 +291,62 @@ conn_check_fork(ConnObject *self)
         self->gen = fork_gen;
         self->active = 0;
     }
+}
+
+/* libjshost's invoke handler: queues the invoke for whoever runs callables
+ * (no GIL here, nor any lock of libjshost's). */
+static void
+conn_invoke_cb(jshost *c, uint32_t rid, uint32_t callback_id, const char *args,
+               size_t len, void *user)
+{
+    ConnObject *self = user;
+    struct invoke *inv;
+
+    if (atomic_load(&self->ncallables) == 0) {
+        jshost_invoke_error(c, rid, "NotFound", NULL,
+                            "callback expired: this client holds no "
+                            "callables now",
+                            NULL);
+        return;
+    }
+    if ((inv = malloc(sizeof(*inv) + len)) == NULL) {
+        jshost_invoke_error(c, rid, "JSError", "MemoryError",
+                            "the Python client ran out of memory", NULL);
+        return;
+    }
+    inv->next = NULL;
+    inv->c = c;
+    inv->rid = rid;
+    inv->callback_id = callback_id;
+    inv->len = len;
+    memcpy(inv->args, args, len);
+    pthread_mutex_lock(&self->inv_mu);
+    if (self->inv_tail != NULL)
+        self->inv_tail->next = inv;
+    else
+        self->inv_head = inv;
+    self->inv_tail = inv;
+    pthread_cond_signal(&self->inv_cond);
+    pthread_mutex_unlock(&self->inv_mu);
+}
+
+/* libjshost's interrupt check: the main thread's Python signal handlers run
+ * (Ctrl-C raises KeyboardInterrupt there); their exception stops the call
+ * and stays set for the caller. Other threads are never interrupted, as in
+ * Python. */
+static int
+conn_interrupt_check(void *user)
+{
+    PyGILState_STATE g;
+    int r;
+
+    (void)user;
+    if (PyThread_get_thread_ident() != main_thread)
+        return 0;
+    g = PyGILState_Ensure();
+    r = PyErr_CheckSignals();
+    PyGILState_Release(g);
+    return r < 0;
 }
 
 /* Bigger room than this is not kept for the next call (a big payload costs
@@ -341,7 +453,18 @@ conn_init(ConnObject *self, PyObject *args, PyObject *kw)
         call_fail(&r);
         return -1;
     }
+    if ((self->callables = PyDict_New()) == NULL) {
+        jshost_free(c);
+        return -1;
+    }
     pthread_mutex_init(&self->mu, NULL);
+    pthread_mutex_init(&self->inv_mu, NULL);
+    pthread_cond_init(&self->inv_cond, NULL);
+    self->next_cbid = 1;
+    self->gen = fork_gen;
+    self->c = c;
+    jshost_set_invoke_handler(c, conn_invoke_cb, self);
+    jshost_set_interrupt_check(c, conn_interrupt_check, NULL);
     pthread_mutex_init(&self->console_mu, NULL);
     self->console_made = 1;
     self->gen = fork_gen;
@@ -363,6 +486,9 @@ conn_dealloc(ConnObject *self)
     Py_XDECREF(self->console);
     while (self->nrooms > 0)
         free(self->rooms[--self->nrooms].data);
+    invokes_free(self->inv_head);
+    Py_XDECREF(self->callables);
+    Py_XDECREF(self->on_callable);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -372,7 +498,16 @@ conn_close(ConnObject *self, PyObject *unused)
     (void)unused;
     conn_check_fork(self);
     if (self->c != NULL && !self->closing) {
+        jshost *c = self->c;
+
         self->closing = 1;
+        /* The callback threads and a serve in progress see it now. */
+        pthread_mutex_lock(&self->inv_mu);
+        pthread_cond_broadcast(&self->inv_cond);
+        pthread_mutex_unlock(&self->inv_mu);
+        /* libjshost's lock is only ever held briefly: no need to let go of
+         * the GIL for it (and c cannot be freed under us meanwhile). */
+        jshost_serve_wake(c);
         self->active++;
         conn_leave(self); /* frees now, or when the last call in flight ends */
     }
@@ -399,8 +534,109 @@ conn_closed(ConnObject *self, void *unused)
     return PyBool_FromLong(self->c == NULL || self->closing);
 }
 
-/* Begins a request's params in room kept on the Connection; pack_end gives
- * it back. */
+/* ---- callables ----------------------------------------------------------- */
+
+static void
+callables_count(ConnObject *self)
+{
+    atomic_store(&self->ncallables, (int)PyDict_GET_SIZE(self->callables));
+}
+
+/* Registers fn under a callback id of its own (GIL held). 0 and *id, or -1
+ * with an exception. */
+static int
+callables_add(ConnObject *self, PyObject *fn, uint32_t *id)
+{
+    PyObject *key;
+    uint32_t cand;
+    int r;
+
+    for (;;) {
+        cand = self->next_cbid++;
+        if (self->next_cbid == 0)
+            self->next_cbid = 1;
+        if ((key = PyLong_FromUnsignedLong(cand)) == NULL)
+            return -1;
+        /* after 2^32 ids, one still in use is skipped */
+        r = PyDict_Contains(self->callables, key);
+        if (r == 0)
+            r = PyDict_SetItem(self->callables, key, fn) == 0 ? 2 : -1;
+        Py_DECREF(key);
+        if (r < 0)
+            return -1;
+        if (r == 2)
+            break;
+    }
+    callables_count(self);
+    *id = cand;
+    return 0;
+}
+
+/* Forgets the callback ids in the list `ids` (GIL held). */
+static void
+callables_forget(ConnObject *self, PyObject *ids)
+{
+    Py_ssize_t i;
+
+    for (i = 0; i < PyList_GET_SIZE(ids); i++) {
+        if (PyDict_DelItem(self->callables, PyList_GET_ITEM(ids, i)) < 0)
+            PyErr_Clear(); /* forgotten already */
+    }
+    callables_count(self);
+}
+
+/* pyvalue's callable hook: a PyFunction of this Connection is its own id;
+ * any other callable (a released PyFunction: its function) gets an id for
+ * this value alone, noted in st->temps. */
+static int
+conn_callable(struct pyvalue_pack *st, PyObject *o, uint32_t *id)
+{
+    ConnObject *self = st->owner;
+    PyObject *fn = NULL, *conn, *v, *r;
+    int rc;
+
+    if (pyfunction_type != NULL &&
+        PyObject_TypeCheck(o, (PyTypeObject *)pyfunction_type)) {
+        if ((conn = PyObject_GetAttrString(o, "_conn")) == NULL)
+            return -1;
+        rc = conn == (PyObject *)self;
+        Py_DECREF(conn);
+        if (rc) {
+            if ((v = PyObject_GetAttrString(o, "_id")) == NULL)
+                return -1;
+            *id = (uint32_t)PyLong_AsUnsignedLong(v);
+            Py_DECREF(v);
+            return *id == (uint32_t)-1 && PyErr_Occurred() ? -1 : 0;
+        }
+        if ((fn = PyObject_GetAttrString(o, "func")) == NULL)
+            return -1;
+    }
+    if (st->temps == NULL && (st->temps = PyList_New(0)) == NULL) {
+        Py_XDECREF(fn);
+        return -1;
+    }
+    rc = callables_add(self, fn != NULL ? fn : o, id);
+    Py_XDECREF(fn);
+    if (rc < 0)
+        return -1;
+    if ((v = PyLong_FromUnsignedLong(*id)) == NULL)
+        return -1;
+    rc = PyList_Append(st->temps, v);
+    Py_DECREF(v);
+    if (rc < 0)
+        return -1;
+    /* The callback threads must run before JavaScript can call it. */
+    if (self->on_callable != NULL) {
+        if ((r = PyObject_CallOneArg(self->on_callable, Py_False)) == NULL)
+            return -1;
+        Py_DECREF(r);
+    }
+    return 0;
+}
+
+/* Begins a request's params in room kept on the Connection, callables
+ * allowed; pack_end gives it back and forgets the callables registered for
+ * it (call-scoped: a caller that keeps them takes st->temps first). */
 static void
 pack_begin(ConnObject *self, struct pyvalue_pack *st, const char *root)
 {
@@ -409,6 +645,8 @@ pack_begin(ConnObject *self, struct pyvalue_pack *st, const char *root)
     pyvalue_pack_init(st, root);
     st->sb.data = r.data;
     st->sb.alloc = r.cap;
+    st->callable = conn_callable;
+    st->owner = self;
 }
 
 static void
@@ -417,6 +655,14 @@ pack_end(ConnObject *self, struct pyvalue_pack *st)
     struct room r = {st->sb.data, st->sb.alloc};
 
     room_give(self, r);
+    if (st->temps != NULL) {
+        PyObject *type, *value, *tb;
+
+        PyErr_Fetch(&type, &value, &tb);
+        callables_forget(self, st->temps);
+        Py_CLEAR(st->temps);
+        PyErr_Restore(type, value, tb);
+    }
 }
 
 /*
@@ -637,19 +883,68 @@ conn_context_eval(ConnObject *self, PyObject *args)
     return r;
 }
 
-/* context_call(ctx, expression, args: tuple, timeout_ms=0, default_ms=0) ->
- * value */
+/* Tells the server the callables of the list `ids` are withdrawn (GIL held,
+ * released while writing). 0, or -1 with an exception. */
+static int
+conn_release_ids(ConnObject *self, PyObject *ids)
+{
+    Py_ssize_t i, n = PyList_GET_SIZE(ids);
+    uint32_t *v;
+    struct call r;
+    jshost *c;
+
+    if (n == 0)
+        return 0;
+    if ((v = PyMem_Malloc((size_t)n * sizeof(*v))) == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        v[i] = (uint32_t)PyLong_AsUnsignedLong(PyList_GET_ITEM(ids, i));
+        if (v[i] == (uint32_t)-1 && PyErr_Occurred()) {
+            PyMem_Free(v);
+            return -1;
+        }
+    }
+    if ((c = conn_enter(self)) == NULL) {
+        PyMem_Free(v);
+        return -1;
+    }
+    call_init(&r);
+    Py_BEGIN_ALLOW_THREADS pthread_mutex_lock(&self->mu);
+    r.rc = jshost_release(c, v, (size_t)n);
+    if (r.rc != 0)
+        call_take_err(c, &r);
+    pthread_mutex_unlock(&self->mu);
+    Py_END_ALLOW_THREADS conn_leave(self);
+    PyMem_Free(v);
+    if (r.rc != 0) {
+        call_fail(&r);
+        return -1;
+    }
+    return 0;
+}
+
+/* context_call(ctx, expression, args: tuple, timeout_ms=0, default_ms=0,
+ * keep=None) -> value. The callables made for the args are withdrawn after
+ * the call, unless `keep` (a list) takes their ids: then they live as long
+ * as the context (until released). */
 static PyObject *
 conn_context_call(ConnObject *self, PyObject *args)
 {
     unsigned long long ctx;
     const char *expr;
     Py_ssize_t nexpr;
-    PyObject *cargs;
+    PyObject *cargs, *keep = Py_None;
     int timeout_ms = 0, default_ms = 0;
-    if (!PyArg_ParseTuple(args, "Ks#O!|ii:context_call", &ctx, &expr, &nexpr,
-                          &PyTuple_Type, &cargs, &timeout_ms, &default_ms))
+    if (!PyArg_ParseTuple(args, "Ks#O!|iiO:context_call", &ctx, &expr, &nexpr,
+                          &PyTuple_Type, &cargs, &timeout_ms, &default_ms,
+                          &keep))
         return NULL;
+    if (keep != Py_None && !PyList_Check(keep)) {
+        PyErr_SetString(PyExc_TypeError, "keep must be a list or None");
+        return NULL;
+    }
     struct pyvalue_pack st;
     pack_begin(self, &st, "args");
     PyObject *r = NULL;
@@ -662,6 +957,25 @@ conn_context_call(ConnObject *self, PyObject *args)
                pack_opts(&st, timeout_ms) == 0) {
         r = conn_request_packed(self, "context.call", &st,
                                 client_wait(timeout_ms, default_ms));
+    }
+    if (st.temps != NULL && keep != Py_None) {
+        PyObject *type, *value, *tb;
+
+        PyErr_Fetch(&type, &value, &tb);
+        if (PyList_SetSlice(keep, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, st.temps) < 0)
+            PyErr_Clear(); /* out of memory: they stay call-scoped */
+        else
+            Py_CLEAR(st.temps);
+        PyErr_Restore(type, value, tb);
+    } else if (st.temps != NULL && !self->closing) {
+        /* Call-scoped: the context would keep them (its callables live
+         * until released). */
+        PyObject *type, *value, *tb;
+
+        PyErr_Fetch(&type, &value, &tb);
+        if (conn_release_ids(self, st.temps) < 0)
+            PyErr_Clear(); /* the connection is gone, and the context too */
+        PyErr_Restore(type, value, tb);
     }
     pack_end(self, &st);
     return r;
@@ -730,6 +1044,529 @@ conn_shutdown(ConnObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* ---- Invoke: one reverse call to answer -----------------------------------
+ */
+
+typedef struct {
+    PyObject_HEAD ConnObject *conn; /* keeps the handle alive */
+    struct invoke *inv;             /* NULL once answered */
+} InvokeObject;
+
+static PyTypeObject InvokeType;
+
+static PyObject *
+invoke_new(ConnObject *conn, struct invoke *inv)
+{
+    InvokeObject *self = PyObject_New(InvokeObject, &InvokeType);
+
+    if (self == NULL) {
+        free(inv);
+        return NULL;
+    }
+    Py_INCREF(conn);
+    self->conn = conn;
+    self->inv = inv;
+    return (PyObject *)self;
+}
+
+/* Sends the answer (value bytes, or an error) and forgets the invoke. Nobody
+ * to answer once the Connection closed: its invokes went with it. */
+static int
+invoke_send(InvokeObject *self, const char *value, size_t len, const char *type,
+            const char *name, const char *message, const char *stack)
+{
+    struct invoke *inv = self->inv;
+    jshost *c;
+    int rc;
+
+    self->inv = NULL;
+    if (inv == NULL) {
+        PyErr_SetString(PyExc_ValueError, "this invoke was answered already");
+        return -1;
+    }
+    if (self->conn->c == NULL || self->conn->closing ||
+        self->conn->gen != fork_gen) {
+        free(inv);
+        return 0;
+    }
+    c = conn_enter(self->conn);
+    Py_BEGIN_ALLOW_THREADS if (value != NULL) rc =
+        jshost_invoke_reply(inv->c, inv->rid, value, len);
+    else rc = jshost_invoke_error(inv->c, inv->rid, type, name, message, stack);
+    Py_END_ALLOW_THREADS conn_leave(self->conn);
+    (void)c;
+    (void)rc; /* refused: its connection was lost, and nobody waits */
+    free(inv);
+    return 0;
+}
+
+static void
+invoke_dealloc(InvokeObject *self)
+{
+    /* Never leave JavaScript waiting: an invoke dropped unanswered fails. */
+    if (self->inv != NULL)
+        (void)invoke_send(self, NULL, 0, "JSError", "Error",
+                          "the Python client dropped this call", NULL);
+    Py_XDECREF(self->conn);
+    PyObject_Free(self);
+}
+
+static PyObject *
+invoke_callback_id(InvokeObject *self, void *unused)
+{
+    (void)unused;
+    if (self->inv == NULL)
+        Py_RETURN_NONE;
+    return PyLong_FromUnsignedLong(self->inv->callback_id);
+}
+
+/* args() -> list: the arguments JavaScript passed */
+static PyObject *
+invoke_args(InvokeObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (self->inv == NULL) {
+        PyErr_SetString(PyExc_ValueError, "this invoke was answered already");
+        return NULL;
+    }
+    return pyvalue_unpack(self->inv->args, self->inv->len);
+}
+
+/* reply(value): the promise resolves with value. Callables in it are
+ * registered for as long as the Connection lives. */
+static PyObject *
+invoke_reply(InvokeObject *self, PyObject *value)
+{
+    struct pyvalue_pack st;
+    int rc;
+
+    if (self->inv == NULL) {
+        PyErr_SetString(PyExc_ValueError, "this invoke was answered already");
+        return NULL;
+    }
+    pyvalue_pack_init(&st, "result");
+    st.callable = conn_callable;
+    st.owner = self->conn;
+    rc = pyvalue_pack(&st, value, "result");
+    Py_CLEAR(st.temps); /* kept: JavaScript may call them any time */
+    if (rc == 0)
+        rc = invoke_send(self, st.sb.data, st.sb.size, NULL, NULL, NULL, NULL);
+    msgpack_sbuffer_destroy(&st.sb);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* error(type, name, message, stack): the promise rejects */
+static PyObject *
+invoke_error(InvokeObject *self, PyObject *args)
+{
+    const char *type, *name, *message, *stack;
+
+    if (!PyArg_ParseTuple(args, "zzzz:error", &type, &name, &message, &stack))
+        return NULL;
+    if (invoke_send(self, NULL, 0, type, name, message, stack) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef invoke_methods[] = {
+    {"args", (PyCFunction)invoke_args, METH_NOARGS,
+     "args() -> list: the arguments JavaScript passed."},
+    {"reply", (PyCFunction)invoke_reply, METH_O,
+     "reply(value): answers the call; the promise resolves with value."},
+    {"error", (PyCFunction)invoke_error, METH_VARARGS,
+     "error(type, name, message, stack): answers the call with an error; "
+     "the promise rejects."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef invoke_getset[] = {
+    {"callback_id", (getter)invoke_callback_id, NULL,
+     "The callback id JavaScript called (None once answered).", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject InvokeType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "jshost._jshost.Invoke",
+    .tp_basicsize = sizeof(InvokeObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A call of JavaScript into one of this client's callables, to "
+              "answer exactly once (private to jshost).",
+    .tp_dealloc = (destructor)invoke_dealloc,
+    .tp_methods = invoke_methods,
+    .tp_getset = invoke_getset,
+};
+
+/* ---- Connection: callables, invokes, serve, the pipelined interface ------ */
+
+/* register(fn) -> id: a callable of the Connection until unregistered */
+static PyObject *
+conn_register(ConnObject *self, PyObject *fn)
+{
+    uint32_t id;
+
+    if (!PyCallable_Check(fn)) {
+        PyErr_Format(PyExc_TypeError, "%.200s is not callable",
+                     Py_TYPE(fn)->tp_name);
+        return NULL;
+    }
+    if (callables_add(self, fn, &id) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLong(id);
+}
+
+/* unregister(ids: list) */
+static PyObject *
+conn_unregister(ConnObject *self, PyObject *ids)
+{
+    if (!PyList_Check(ids)) {
+        PyErr_SetString(PyExc_TypeError, "ids must be a list");
+        return NULL;
+    }
+    callables_forget(self, ids);
+    Py_RETURN_NONE;
+}
+
+/* lookup(id) -> the callable, or None */
+static PyObject *
+conn_lookup(ConnObject *self, PyObject *id)
+{
+    PyObject *fn = PyDict_GetItemWithError(self->callables, id);
+
+    if (fn == NULL && PyErr_Occurred())
+        return NULL;
+    if (fn == NULL)
+        Py_RETURN_NONE;
+    Py_INCREF(fn);
+    return fn;
+}
+
+/* release(ids: list): withdrawn on the server, then forgotten here */
+static PyObject *
+conn_release(ConnObject *self, PyObject *ids)
+{
+    int rc;
+
+    if (!PyList_Check(ids)) {
+        PyErr_SetString(PyExc_TypeError, "ids must be a list");
+        return NULL;
+    }
+    rc = conn_release_ids(self, ids);
+    callables_forget(self, ids);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* set_on_callable(fn or None): fn(permanent) runs when a callable is
+ * registered for a request (permanent False) */
+static PyObject *
+conn_set_on_callable(ConnObject *self, PyObject *fn)
+{
+    if (fn != Py_None && !PyCallable_Check(fn)) {
+        PyErr_SetString(PyExc_TypeError, "on_callable must be callable");
+        return NULL;
+    }
+    Py_XSETREF(self->on_callable, fn == Py_None ? NULL : Py_NewRef(fn));
+    Py_RETURN_NONE;
+}
+
+/* next_invoke(timeout: seconds) -> Invoke or None (timeout, or closed) */
+static PyObject *
+conn_next_invoke(ConnObject *self, PyObject *arg)
+{
+    double t = PyFloat_AsDouble(arg);
+    struct invoke *inv = NULL;
+    struct timespec ts;
+    int64_t deadline;
+
+    if (t == -1.0 && PyErr_Occurred())
+        return NULL;
+    conn_check_fork(self);
+    deadline = jshost__now_ms() + (t > 0 ? (int64_t)(t * 1000) : 0);
+    ts.tv_sec = deadline / 1000;
+    ts.tv_nsec = (deadline % 1000) * 1000000;
+    Py_BEGIN_ALLOW_THREADS pthread_mutex_lock(&self->inv_mu);
+    while (self->inv_head == NULL && !self->closing &&
+           jshost__now_ms() < deadline)
+        pthread_cond_timedwait(&self->inv_cond, &self->inv_mu, &ts);
+    if ((inv = self->inv_head) != NULL) {
+        self->inv_head = inv->next;
+        if (self->inv_head == NULL)
+            self->inv_tail = NULL;
+        inv->next = NULL;
+    }
+    pthread_mutex_unlock(&self->inv_mu);
+    Py_END_ALLOW_THREADS if (inv == NULL) Py_RETURN_NONE;
+    return invoke_new(self, inv);
+}
+
+/* take_invokes() -> [Invoke]: those queued, without waiting */
+static PyObject *
+conn_take_invokes(ConnObject *self, PyObject *unused)
+{
+    struct invoke *inv, *next;
+    PyObject *list, *o;
+
+    (void)unused;
+    if ((list = PyList_New(0)) == NULL)
+        return NULL;
+    pthread_mutex_lock(&self->inv_mu);
+    inv = self->inv_head;
+    self->inv_head = self->inv_tail = NULL;
+    pthread_mutex_unlock(&self->inv_mu);
+    for (; inv != NULL; inv = next) {
+        next = inv->next;
+        inv->next = NULL;
+        o = invoke_new(self, inv);
+        if (o == NULL || PyList_Append(list, o) < 0) {
+            Py_XDECREF(o); /* answers it */
+            invokes_free(next);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(o);
+    }
+    return list;
+}
+
+/* serve(timeout_ms): reads the connection for invokes while no call does;
+ * returns at the timeout or at wake()/close() */
+static PyObject *
+conn_serve(ConnObject *self, PyObject *arg)
+{
+    int ms = PyLong_AsLong(arg) > INT_MAX ? INT_MAX : (int)PyLong_AsLong(arg);
+    struct call r;
+    jshost *c;
+
+    if (ms == -1 && PyErr_Occurred())
+        return NULL;
+    if ((c = conn_enter(self)) == NULL)
+        return NULL;
+    call_init(&r);
+    Py_BEGIN_ALLOW_THREADS r.rc = jshost_serve(c, ms);
+    if (r.rc != 0) {
+        pthread_mutex_lock(&self->mu);
+        call_take_err(c, &r);
+        pthread_mutex_unlock(&self->mu);
+    }
+    Py_END_ALLOW_THREADS conn_leave(self);
+    if (r.rc != 0)
+        return call_fail(&r);
+    Py_RETURN_NONE;
+}
+
+/* wake(): makes serve() return */
+static PyObject *
+conn_wake(ConnObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (self->c != NULL)
+        jshost_serve_wake(self->c);
+    Py_RETURN_NONE;
+}
+
+/* send(method, params: list) -> (msgid, temps): a pipelined request (the
+ * event loop's); temps lists the callables made for it (forget them once
+ * it is answered) or is None */
+static PyObject *
+conn_send(ConnObject *self, PyObject *args)
+{
+    const char *method;
+    PyObject *params, *ret = NULL;
+    struct pyvalue_pack st;
+    uint32_t msgid = 0;
+    struct call r;
+    jshost *c;
+
+    if (!PyArg_ParseTuple(args, "sO!:send", &method, &PyList_Type, &params))
+        return NULL;
+    pyvalue_pack_init(&st, "params");
+    st.callable = conn_callable;
+    st.owner = self;
+    if (pyvalue_pack(&st, params, "params") < 0)
+        goto out;
+    if ((c = conn_enter(self)) == NULL)
+        goto out;
+    call_init(&r);
+    /* Only writes (a reconnect aside): the GIL is kept. */
+    r.rc = jshost_send(c, method, st.sb.data, st.sb.size, &msgid);
+    if (r.rc != 0)
+        call_take_err(c, &r);
+    conn_leave(self);
+    if (r.rc != 0) {
+        call_fail(&r);
+        goto out;
+    }
+    ret = Py_BuildValue("(kO)", (unsigned long)msgid,
+                        st.temps != NULL ? st.temps : Py_None);
+    if (ret != NULL)
+        Py_CLEAR(st.temps); /* the caller's now */
+out:
+    if (st.temps != NULL) {
+        PyObject *type, *value, *tb;
+
+        PyErr_Fetch(&type, &value, &tb);
+        callables_forget(self, st.temps);
+        Py_CLEAR(st.temps);
+        PyErr_Restore(type, value, tb);
+    }
+    msgpack_sbuffer_destroy(&st.sb);
+    return ret;
+}
+
+/* An error reply as the exception it stands for (not raised). */
+static PyObject *
+reply_exception(const jshost_error *e)
+{
+    int code = e->type != NULL && strcmp(e->type, "Cancelled") == 0
+                   ? JSHOST_ERR_CANCELLED
+                   : JSHOST_ERR_REMOTE;
+    char words[512];
+
+    if (error_factory == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "jshost.errors is not loaded");
+        return NULL;
+    }
+    jshost__remote_words(e, words, sizeof(words));
+    return PyObject_CallFunction(error_factory, "iNNNNNN", code, opt_str(words),
+                                 opt_str(e->type), opt_str(e->message),
+                                 opt_str(e->name), opt_str(e->stack),
+                                 opt_str(e->logfile));
+}
+
+/* read() -> [(msgid, ok, value or exception)]: the replies there are now,
+ * without waiting (the invokes read meanwhile wait in take_invokes()) */
+static PyObject *
+conn_read(ConnObject *self, PyObject *unused)
+{
+    PyObject *list, *item, *v;
+    jshost_reply reply;
+    struct call r;
+    jshost *c;
+    int got, ok;
+
+    (void)unused;
+    if ((list = PyList_New(0)) == NULL)
+        return NULL;
+    if ((c = conn_enter(self)) == NULL) {
+        Py_DECREF(list);
+        return NULL;
+    }
+    for (;;) {
+        call_init(&r);
+        /* Never waits (timeout 0): the GIL is kept. */
+        got = jshost_read(c, &reply, 0);
+        if (got <= 0) {
+            if (got < 0) {
+                call_take_err(c, &r);
+                r.rc = -1;
+            }
+            break;
+        }
+        ok = reply.ok;
+        v = ok ? pyvalue_unpack(reply.value.data, reply.value.len)
+               : reply_exception(&reply.error);
+        if (v == NULL) {
+            /* a result that does not unpack fails its own call */
+            PyObject *type, *value, *tb;
+
+            PyErr_Fetch(&type, &value, &tb);
+            PyErr_NormalizeException(&type, &value, &tb);
+            if (value == NULL) {
+                Py_XDECREF(type);
+                Py_XDECREF(tb);
+                jshost_reply_free(&reply);
+                conn_leave(self);
+                Py_DECREF(list);
+                return NULL;
+            }
+            v = value;
+            ok = 0;
+            Py_XDECREF(type);
+            Py_XDECREF(tb);
+        }
+        jshost_reply_free(&reply);
+        item = Py_BuildValue("(kON)", (unsigned long)reply.msgid,
+                             ok ? Py_True : Py_False, v);
+        if (item == NULL || PyList_Append(list, item) < 0) {
+            Py_XDECREF(item);
+            conn_leave(self);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(item);
+    }
+    conn_leave(self);
+    if (r.rc != 0 && PyList_GET_SIZE(list) == 0) {
+        Py_DECREF(list);
+        return call_fail(&r);
+    }
+    jshost_error_clear(&r.err);
+    return list;
+}
+
+/* fileno() -> the socket to watch (-1 when not connected) */
+static PyObject *
+conn_fileno(ConnObject *self, PyObject *unused)
+{
+    (void)unused;
+    return PyLong_FromLong(
+        self->c != NULL && !self->closing ? jshost_fd(self->c) : -1);
+}
+
+/* pending_write() -> bytes queued and not yet written */
+static PyObject *
+conn_pending_write(ConnObject *self, PyObject *unused)
+{
+    (void)unused;
+    return PyLong_FromSize_t(self->c != NULL ? jshost_pending_write(self->c)
+                                             : 0);
+}
+
+/* flush(): writes what the socket takes of what send() queued */
+static PyObject *
+conn_flush(ConnObject *self, PyObject *unused)
+{
+    struct call r;
+    jshost *c;
+
+    (void)unused;
+    if ((c = conn_enter(self)) == NULL)
+        return NULL;
+    call_init(&r);
+    r.rc = jshost_flush(c);
+    if (r.rc != 0)
+        call_take_err(c, &r);
+    conn_leave(self);
+    if (r.rc != 0)
+        return call_fail(&r);
+    Py_RETURN_NONE;
+}
+
+/* cancel(msgid): the server stops that request (answered Cancelled) */
+static PyObject *
+conn_cancel(ConnObject *self, PyObject *arg)
+{
+    unsigned long msgid = PyLong_AsUnsignedLong(arg);
+    struct call r;
+    jshost *c;
+
+    if (msgid == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
+    if ((c = conn_enter(self)) == NULL)
+        return NULL;
+    call_init(&r);
+    r.rc = jshost_cancel(c, (uint32_t)msgid);
+    if (r.rc != 0)
+        call_take_err(c, &r);
+    conn_leave(self);
+    if (r.rc != 0)
+        return call_fail(&r);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef conn_methods[] = {
     {"close", (PyCFunction)conn_close, METH_NOARGS,
      "Closes the connection (the manager releases every host it held)."},
@@ -751,6 +1588,39 @@ static PyMethodDef conn_methods[] = {
      "context_destroy(ctx)"},
     {"shutdown", (PyCFunction)conn_shutdown, METH_NOARGS,
      "shutdown(): stops every host and the manager"},
+    {"register", (PyCFunction)conn_register, METH_O,
+     "register(fn) -> id: fn is a callable of this connection until "
+     "unregistered."},
+    {"unregister", (PyCFunction)conn_unregister, METH_O,
+     "unregister(ids): forgets those callables here."},
+    {"lookup", (PyCFunction)conn_lookup, METH_O,
+     "lookup(id) -> the callable of that id, or None."},
+    {"release", (PyCFunction)conn_release, METH_O,
+     "release(ids): withdraws those callables on the server and here."},
+    {"set_on_callable", (PyCFunction)conn_set_on_callable, METH_O,
+     "set_on_callable(fn): fn(False) runs when a value registers a "
+     "callable."},
+    {"next_invoke", (PyCFunction)conn_next_invoke, METH_O,
+     "next_invoke(timeout) -> Invoke or None (timed out, or closed)."},
+    {"take_invokes", (PyCFunction)conn_take_invokes, METH_NOARGS,
+     "take_invokes() -> [Invoke]: those queued, without waiting."},
+    {"serve", (PyCFunction)conn_serve, METH_O,
+     "serve(timeout_ms): reads the connection for invokes while no call "
+     "does, until the timeout, wake() or close()."},
+    {"wake", (PyCFunction)conn_wake, METH_NOARGS,
+     "wake(): makes serve() return."},
+    {"send", (PyCFunction)conn_send, METH_VARARGS,
+     "send(method, params) -> (msgid, temps): a pipelined request."},
+    {"read", (PyCFunction)conn_read, METH_NOARGS,
+     "read() -> [(msgid, ok, value or exception)], without waiting."},
+    {"fileno", (PyCFunction)conn_fileno, METH_NOARGS,
+     "fileno() -> the socket to watch for replies."},
+    {"pending_write", (PyCFunction)conn_pending_write, METH_NOARGS,
+     "pending_write() -> bytes send() queued and not yet written."},
+    {"flush", (PyCFunction)conn_flush, METH_NOARGS,
+     "flush(): writes what the socket takes of what send() queued."},
+    {"cancel", (PyCFunction)conn_cancel, METH_O,
+     "cancel(msgid): asks the server to stop that request."},
     {"set_console", (PyCFunction)conn_set_console, METH_O,
      "set_console(fn): fn(ctx, level, text) for each console line of this "
      "connection's contexts, after a call returns; None drops them"},
@@ -1015,6 +1885,23 @@ mod_set_error_factory(PyObject *self, PyObject *fn)
     Py_RETURN_NONE;
 }
 
+/* _set_callable_type(PyFunction, main_thread_ident) */
+static PyObject *
+mod_set_callable_type(PyObject *self, PyObject *args)
+{
+    PyObject *type;
+    unsigned long ident;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "O!k:_set_callable_type", &PyType_Type, &type,
+                          &ident))
+        return NULL;
+    Py_INCREF(type);
+    Py_XSETREF(pyfunction_type, type);
+    main_thread = ident;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef mod_methods[] = {
     {"pack", (PyCFunction)(void (*)(void))mod_pack,
      METH_VARARGS | METH_KEYWORDS,
@@ -1026,6 +1913,8 @@ static PyMethodDef mod_methods[] = {
      "as libjshost's ms."},
     {"_set_error_factory", (PyCFunction)mod_set_error_factory, METH_O,
      "Sets the callable that turns libjshost errors into exceptions."},
+    {"_set_callable_type", (PyCFunction)mod_set_callable_type, METH_VARARGS,
+     "Sets jshost.PyFunction and the main thread's ident."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1048,7 +1937,8 @@ PyInit__jshost(void)
         return NULL;
     if (PyModule_AddIntConstant(m, "MAX_DEPTH", PYVALUE_MAX_DEPTH) < 0)
         goto fail;
-    if (PyType_Ready(&ConnType) < 0 || PyType_Ready(&HostType) < 0)
+    if (PyType_Ready(&ConnType) < 0 || PyType_Ready(&HostType) < 0 ||
+        PyType_Ready(&InvokeType) < 0)
         goto fail;
     Py_INCREF(&ConnType);
     if (PyModule_AddObject(m, "Connection", (PyObject *)&ConnType) < 0) {
@@ -1080,6 +1970,7 @@ PyInit__jshost(void)
         PyModule_AddIntConstant(m, "ERR_OOM", JSHOST_ERR_OOM) < 0 ||
         PyModule_AddIntConstant(m, "ERR_SPAWN", JSHOST_ERR_SPAWN) < 0 ||
         PyModule_AddIntConstant(m, "ERR_RUNTIME", JSHOST_ERR_RUNTIME) < 0 ||
+        PyModule_AddIntConstant(m, "ERR_CANCELLED", JSHOST_ERR_CANCELLED) < 0 ||
         PyModule_AddStringConstant(m, "libjshost_version", jshost_version()) <
             0)
         goto fail;

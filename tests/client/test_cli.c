@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -276,6 +277,74 @@ test_crash_exit_3(void **state)
     assert_non_null(strstr(out, "signal 9"));
     assert_non_null(strstr(out, ".log"));
     free(out);
+}
+
+/* The busy worker (0: none yet) and the command's pid once it runs the
+ * given JavaScript (a call or an eval that never ends) on it. */
+static pid_t
+spawn_busy(struct fx *f, char **argv, const char *log, pid_t *worker)
+{
+    struct tu_rpc *c;
+    pid_t cli = tu_spawn(argv, NULL, log);
+
+    c = tu_daemon_rundir_connect(f->rt);
+    TU_UNTIL((*worker = tu_rpc_busy_worker(c, NULL)) > 0, TU_WAIT_MS);
+    tu_rpc_close(c);
+    return cli;
+}
+
+/* Ctrl-C on jshost call / eval: exit 130, and the JavaScript is stopped on
+ * the worker, which serves the next call (before the interrupted call's own
+ * deadline: the next call's is shorter). */
+static void
+test_ctrl_c_cancels(void **state)
+{
+    struct fx *f = *state;
+    char log[320], *out,
+        *call_argv[] = {(char *)tu_build_path(TU_CLI),
+                        "call",
+                        f->config,
+                        "spin",
+                        "--timeout",
+                        "120",
+                        NULL};
+    char *eval_argv[] = {(char *)tu_build_path(TU_CLI),
+                         "eval",
+                         "--timeout",
+                         "120",
+                         "for (;;) {}",
+                         NULL};
+    struct tu_rpc *c;
+    pid_t cli, worker, after = 0;
+    int st;
+
+    assert_int_equal(run(f, NULL, "start", f->config, NULL), 0);
+    snprintf(log, sizeof(log), "%s/cli.log", f->dir);
+    cli = spawn_busy(f, call_argv, log, &worker);
+    assert_int_equal(kill(cli, SIGINT), 0);
+    st = tu_wait(cli, TU_WAIT_MS);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 130);
+    out = tu_read_file(log);
+    assert_non_null(strstr(out, "interrupted"));
+    free(out);
+    assert_int_equal(run(f, NULL, "call", f->config, "double",
+                         "{\"number\": 4}", "--timeout", "20", NULL),
+                     0);
+    assert_string_equal(f->out, "8\n");
+    c = tu_daemon_rundir_connect(f->rt);
+    assert_int_equal(tu_rpc_worker_pids(c, NULL, NULL, &after, 1), 1);
+    tu_rpc_close(c);
+    assert_int_equal(after, worker);
+
+    /* eval's private VM goes with the command. */
+    cli = spawn_busy(f, eval_argv, log, &worker);
+    assert_true(worker != after);
+    assert_int_equal(kill(cli, SIGINT), 0);
+    st = tu_wait(cli, TU_WAIT_MS);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 130);
+    TU_UNTIL(tu_pid_gone(worker), TU_WAIT_MS);
 }
 
 static void
@@ -767,6 +836,7 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_crash_exit_3, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eval, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ctrl_c_cancels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eval_console, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lifecycle_status_logs, setup,
                                         teardown),

@@ -25,6 +25,12 @@ Every object here may be shared between threads: calls from many threads are
 pipelined on one connection, and the GIL is released while waiting. After
 ``os.fork()`` the child's first call reconnects on its own (contexts do not
 survive the fork: create them in the child).
+
+Python callables cross too: JavaScript receives an async function that calls
+back into this process (``host.call("render", {"log": print})``,
+``ctx.expose("fetch", fetch)``, ``with ctx.wrap_py_function(fn) as js_fn:``).
+Ctrl-C during a call raises ``KeyboardInterrupt`` and stops the JavaScript on
+the worker. :mod:`jshost.aio` is the same API for asyncio.
 """
 
 import logging
@@ -33,11 +39,13 @@ import threading
 import weakref
 
 from . import _jshost
+from . import _callbacks
 from . import errors as _errors
+from ._callbacks import PyFunction
 from .errors import (
     Error, JSError, TimeoutError, MemoryError, ConfigError, HostCrashedError,
     HostUnavailableError, OverloadedError, NotFoundError, InvalidArgumentError,
-    ConnectionError, ProtocolError,
+    ConnectionError, ProtocolError, CancelledError,
 )
 
 # jshost.TimeoutError, jshost.MemoryError and jshost.ConnectionError are not
@@ -48,11 +56,14 @@ __all__ = [
     "Error", "JSError", "ConfigError",
     "HostCrashedError", "HostUnavailableError", "OverloadedError",
     "NotFoundError", "InvalidArgumentError", "ProtocolError",
+    "CancelledError", "PyFunction",
 ]
 
 __version__ = "0.1.0"
 
 _jshost._set_error_factory(_errors._make)
+# Ctrl-C interrupts the calls of the main thread only, as Python's own waits.
+_jshost._set_callable_type(PyFunction, threading.main_thread().ident)
 
 _MISSING = object()
 
@@ -68,6 +79,17 @@ _timeout_ms = _jshost.timeout_ms
 def _connect(socket, spawn):
     return _jshost.Connection(socket=None if socket is None else os.fspath(socket),
                               spawn=bool(spawn), client_name="python")
+
+
+def _call_data(name, data, kwargs):
+    """A call's data: one positional value or the keyword arguments (as
+    Host.call, whose own check is in C)."""
+    if data is not _MISSING and kwargs:
+        raise TypeError("call() takes either one data argument or keyword "
+                        "arguments, not both")
+    if not isinstance(name, str):
+        raise TypeError("call() argument 'name' must be str, not %s" % type(name).__name__)
+    return data if data is not _MISSING else kwargs
 
 
 #: Where a context's console output goes when no ``console`` callable was
@@ -110,6 +132,7 @@ class Host(_jshost.HostBase):
     def __init__(self, config, *, socket=None, spawn=True):
         path = os.path.abspath(os.fspath(config))
         self._conn = _connect(socket, spawn)
+        self._invoker = _callbacks.Invoker(self._conn)
         self._consoles = {}
         self._conn.set_console(_console_sink(self))
         try:
@@ -154,6 +177,7 @@ class Host(_jshost.HostBase):
 
     # call(name, data=..., /, *, timeout=None, **kwargs): the hot path, all
     # in C (_jshost.c, with its docstring), on the _conn and _id kept there.
+    # Callables in the data live as long as the call (docs/values.md).
     call = _jshost.HostBase.call
 
     def function(self, name):
@@ -255,6 +279,9 @@ class Context:
         # a VM's own default deadline bounds the client's wait too
         self._default_ms = getattr(owner, "_timeout_ms", 0)
         self._closed = False
+        # callback ids this context holds: set_global's, and PyFunctions
+        self._kept = []
+        self._functions = []
 
     @property
     def id(self):
@@ -288,9 +315,49 @@ class Context:
 
     def call(self, expression, *args, timeout=None):
         """Calls the function ``expression`` evaluates to with ``args``:
-        ``ctx.call("Math.max", 1, 2)`` returns 2."""
+        ``ctx.call("Math.max", 1, 2)`` returns 2. Python callables among the
+        args are async functions to JavaScript for as long as the call runs."""
         return self._run(self._conn.context_call, self._id, expression, args,
                          _timeout_ms(timeout), self._default_ms)
+
+    def set_global(self, name, value, *, timeout=None):
+        """``globalThis[name] = value`` in this context. Python callables in
+        value (at any depth) are async functions to JavaScript for as long as
+        the context lives."""
+        kept = []
+        try:
+            self._run(self._conn.context_call, self._id, _callbacks.SET_GLOBAL,
+                      (name, value), _timeout_ms(timeout), self._default_ms, kept)
+        finally:
+            if kept:
+                self._kept.extend(kept)
+                # JavaScript may call them any time now: someone must read
+                self._owner._invoker.ensure(True)
+
+    def expose(self, name, fn, *, timeout=None):
+        """Makes the Python callable ``fn`` the global async function
+        ``name`` of this context, until the context closes:
+        ``ctx.expose("fetch", fetch)`` lets scripts ``await fetch(url)``."""
+        if not callable(fn):
+            raise TypeError("expose() needs a callable, not %s" % type(fn).__name__)
+        self.set_global(name, fn, timeout=timeout)
+
+    def wrap_py_function(self, fn):
+        """A :class:`PyFunction` for ``fn``, a value JavaScript receives as an
+        async function, until it is released: ``with
+        ctx.wrap_py_function(fn) as js_fn: ctx.set_global("f", js_fn)``
+        (PyMiniRacer's spelling; leaving the block releases it, as does
+        closing the context)."""
+        if not callable(fn):
+            raise TypeError("wrap_py_function() needs a callable, not %s"
+                            % type(fn).__name__)
+        if self._closed:
+            raise ValueError("jshost context is closed")
+        pf = PyFunction(fn, self._conn, self._conn.register(fn),
+                        self._functions.remove)
+        self._functions.append(pf)
+        self._owner._invoker.ensure(True)
+        return pf
 
     def load_libs(self, paths, *, timeout=None):
         """Runs the script files in order (paths relative to the working
@@ -304,12 +371,17 @@ class Context:
         if self._closed:
             return
         self._closed = True
+        for pf in list(self._functions):
+            pf.release()
         try:
             if not self._conn.closed:
                 self._conn.context_destroy(self._id)
         except (Error, ValueError):
             pass  # its worker or connection is gone, and the context with it
         finally:
+            # destroyed with the context on the worker: forgotten here
+            self._conn.unregister(self._kept)
+            self._kept = []
             # after the destroy: its last console lines come with it
             getattr(self._owner, "_consoles", {}).pop(self._id, None)
 
@@ -355,6 +427,7 @@ class VM:
         self._timeout_ms = max(_timeout_ms(timeout), 0)
         self._console = console
         self._conn = _connect(socket, spawn)
+        self._invoker = _callbacks.Invoker(self._conn)
         self._conn.set_console(_console_sink(self))
         self._anchor = None
         self._lock = threading.Lock()

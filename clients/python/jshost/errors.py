@@ -20,6 +20,10 @@ Overloaded          :class:`OverloadedError`, a :class:`HostUnavailableError`
 NotFound            :class:`NotFoundError`
 InvalidArgument     :class:`InvalidArgumentError`, also a ``ValueError``
 ProtocolError       :class:`ProtocolError`
+Cancelled           :class:`CancelledError` (the call was cancelled: a
+                    stop or restart past its grace; Ctrl-C raises
+                    ``KeyboardInterrupt`` and a cancelled asyncio task
+                    ``asyncio.CancelledError`` instead)
 ==================  =================================================
 
 Failures of the client itself: a lost or refused connection, a manager that
@@ -38,6 +42,7 @@ __all__ = [
     "Error", "JSError", "ConfigError",
     "HostCrashedError", "HostUnavailableError", "OverloadedError",
     "NotFoundError", "InvalidArgumentError", "ProtocolError",
+    "CancelledError",
 ]
 
 # A stack frame's place: "    at f (file:line:col)" or "    at file:line:col".
@@ -167,6 +172,15 @@ class ProtocolError(Error):
     """The peer broke the msgpack-RPC protocol."""
 
 
+class CancelledError(Error):
+    """The call was cancelled on the server before it finished: the host was
+    stopped or restarted and the call ran past its grace, or it was
+    cancelled from elsewhere. (Ctrl-C during a call raises
+    ``KeyboardInterrupt``, and a cancelled asyncio task
+    ``asyncio.CancelledError``; the call is cancelled on the worker either
+    way.)"""
+
+
 _BY_TYPE = {
     "JSError": JSError,
     "TimeoutError": TimeoutError,
@@ -178,11 +192,13 @@ _BY_TYPE = {
     "NotFound": NotFoundError,
     "InvalidArgument": InvalidArgumentError,
     "ProtocolError": ProtocolError,
+    "Cancelled": CancelledError,
 }
 
 # libjshost's enum jshost_err (clients/c/jshost.h)
 _ERR_IO, _ERR_PROTOCOL, _ERR_TIMEOUT, _ERR_REMOTE, _ERR_ARG = 1, 2, 3, 4, 5
 _ERR_OOM, _ERR_SPAWN, _ERR_RUNTIME = 6, 7, 8
+_ERR_CANCELLED = 9
 
 _BY_CODE = {
     _ERR_IO: ConnectionError,
@@ -191,12 +207,13 @@ _BY_CODE = {
     _ERR_ARG: InvalidArgumentError,
     _ERR_SPAWN: ConnectionError,
     _ERR_RUNTIME: ConnectionError,
+    _ERR_CANCELLED: CancelledError,
 }
 
 
 def _make(code, errstr, type_, message, name, stack, logfile):
     """Called by _jshost for every failed libjshost call: builds the exception."""
-    if code == _ERR_REMOTE:
+    if code == _ERR_REMOTE or (code == _ERR_CANCELLED and type_ is not None):
         cls = _BY_TYPE.get(type_, Error)
         text = message if message is not None else errstr
     else:
