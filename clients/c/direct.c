@@ -35,6 +35,9 @@ struct jshost__direct {
 };
 
 /* A host this handle attached, as far as direct calls go. */
+/* How soon a host with no worker ready is asked about again. */
+#define DHOST_ASK_AGAIN_MS 200
+
 struct jshost__dhost {
     struct jshost__dhost *next;
     char *host;    /* the id attach answered */
@@ -43,6 +46,7 @@ struct jshost__dhost {
     uint64_t timeout_ms;
     bool held;       /* detached: its calls go through the manager */
     bool stale;      /* ask the manager where the workers are */
+    int64_t ask_at;  /* ...not before then (jshost__now_ms) */
     bool refreshing; /* a thread is asking */
     struct jshost__direct *conns;
     size_t nconns;
@@ -132,7 +136,11 @@ dhost_learn(struct jshost__dhost *dh, const msgpack_object *reply)
         dh->conns = more;
         dh->conns[dh->nconns++] = (struct jshost__direct){path, NULL, 0, false};
     }
-    dh->stale = false;
+    /* None ready yet (a host starting, or starting again after the manager
+     * did): its calls go through the manager, which is asked again a little
+     * later rather than on every call. */
+    dh->stale = dh->nconns == 0;
+    dh->ask_at = dh->stale ? jshost__now_ms() + DHOST_ASK_AGAIN_MS : 0;
     dhost_sweep(dh);
 }
 
@@ -437,7 +445,8 @@ jshost__direct_call(jshost *c, jshost *eo, const struct iovec *parts,
     }
     for (int tries = 0; tries < 3; tries++) {
         dhost_sweep(dh);
-        if (dh->stale && !dh->refreshing)
+        if (dh->stale && !dh->refreshing &&
+            (dh->ask_at == 0 || jshost__now_ms() >= dh->ask_at))
             dhost_refresh(c, dh);
         if ((d = dhost_pick(c, dh)) == NULL)
             break;
