@@ -1,6 +1,19 @@
 /*
  * libjshost's insides, shared by its files (jshost__ prefix). Not installed.
  *
+ *   connect.c   connecting: auto-spawn, hello, reattach, jshost_free
+ *   conn.c      the lock and the fork check, waking waiting calls, the
+ *               calls registered, connection loss, a blocking call's wait
+ *   send.c      the one send path (jshost__call_send), the write buffer
+ *   drive.c     the driver: polls, reads, hands out each message read
+ *   invoke.c    reverse calls (invoke) and their answers; cancel, release,
+ *               jshost_serve
+ *   console.c   console lines to jshost_set_console_handler's handler
+ *   call.c      the blocking API (jshost_call, attach, contexts, ...)
+ *   pipeline.c  the pipelined API (jshost_send, jshost_read, ...)
+ *   direct.c    direct calls to a host's workers
+ *   value.c     values, errors; json.c JSON to and from msgpack
+ *
  * One connection per handle. All state below is guarded by `lock`. Only the
  * "driver" (one thread at a time, priv->driving) polls the socket, and it
  * polls without the lock, the socket alone; every read/write syscall is made
@@ -20,12 +33,12 @@
  * the one send path: it gives the call its msgid, registers or counts the
  * call and writes the request straight from the caller's pieces, queueing
  * only what the socket did not take (a write failure, there or in
- * jshost__push, is handled in one place, conn.c's write_failed). A blocking
- * call then waits in jshost__call_wait (which
- * drives the connection when no other thread does) and jshost__call_result
- * turns its end into a value or an error; a pipelined call's reply queues for
- * jshost_read. jshost__conn_lost is the one place a lost connection ends the
- * calls it carried.
+ * jshost__push, is handled in one place, send.c's jshost__write_failed). A
+ * blocking call then waits in jshost__call_wait (which drives the connection
+ * when no other thread does) and jshost__call_result turns its end into a value
+ * or an error; a pipelined call's reply queues for jshost_read.
+ * jshost__conn_lost is the one place a lost connection ends the calls it
+ * carried.
  *
  * Nothing on a call's way allocates but the result handed to the caller (and
  * not that when the caller gives room for it): requests are written from the
@@ -126,7 +139,7 @@ struct jshost__qreply {
 };
 
 /* An invoke read by the driver, handed to the invoke handler once the lock
- * is released (conn.c). */
+ * is released (invoke.c). */
 struct jshost__invoke {
     struct jshost__invoke *next;
     uint32_t rid;
@@ -191,7 +204,7 @@ struct jshost_priv {
     struct jshost__held *held;
 
     jshost *self; /* the handle these are the insides of (for handlers) */
-    /* Reverse calls (conn.c): jshost_set_invoke_handler's handler, the
+    /* Reverse calls (invoke.c): jshost_set_invoke_handler's handler, the
      * invokes read and not yet handed to it, and the rids handed out and not
      * answered yet on this connection (another rid's answer is refused: it
      * would answer some other invoke of a later connection). */
@@ -217,7 +230,8 @@ struct jshost_priv {
     struct jshost__dhost *dhosts;
     bool direct_conn;
     atomic_bool draining;
-    /* jshost_set_console_handler's: called from dispatch, lock held. */
+    /* jshost_set_console_handler's: called from dispatch (drive.c, through
+     * console.c), lock held. */
     jshost_console_fn console_fn;
     void *console_user;
 };
@@ -263,6 +277,26 @@ void jshost__unlock(jshost_priv *p);
 void jshost__wake_pending(jshost_priv *p);
 /* Ms since an arbitrary epoch (CLOCK_MONOTONIC). */
 int64_t jshost__now_ms(void);
+/* Handles a dead connection: fails or marks for resend every blocking call,
+ * marks the pipelined ones lost. Must not be called while another thread
+ * drives. */
+void jshost__conn_lost(jshost_priv *p, const char *cause);
+/* Wakes every waiting call and the pipelined reader (the driver role is free
+ * again). */
+void jshost__wake_all(jshost_priv *p);
+/* Initializes a condvar on CLOCK_MONOTONIC. */
+int jshost__cond_init(pthread_cond_t *cond);
+/* Bumps a call's word, its thread woken once the lock is released (lock
+ * held). */
+void jshost__word_bump(jshost_priv *p, struct jshost__call *call);
+/* Registers a blocking call as awaiting its reply, or takes it off (lock
+ * held). */
+void jshost__call_add(jshost_priv *p, struct jshost__call *call);
+void jshost__call_remove(jshost_priv *p, struct jshost__call *call);
+
+/* Writing (send.c) ---------------------------------------------------------
+ */
+
 /* Writes what the socket takes now. 0, or a negative errno (connection broken).
  */
 int jshost__flush(jshost_priv *p);
@@ -270,10 +304,26 @@ int jshost__flush(jshost_priv *p);
  * closed: at once, or by the driver when one polls it (the socket is shut
  * down to end its poll). 0 or the write's negative errno. */
 int jshost__push(jshost_priv *p);
-/* Handles a dead connection: fails or marks for resend every blocking call,
- * marks the pipelined ones lost. Must not be called while another thread
- * drives. */
-void jshost__conn_lost(jshost_priv *p, const char *cause);
+/* A write failed (negative errno r): the connection is closed, or marked
+ * broken for the driver to close. */
+void jshost__write_failed(jshost_priv *p, int r);
+/* A message packed onto the end of the write buffer (*pk packs there):
+ * queue_begin returns where it starts; queue_end counts it as queued when
+ * packed == 0, else drops it whole (0 or -ENOMEM). */
+size_t jshost__queue_begin(jshost_priv *p, msgpack_packer *pk);
+int jshost__queue_end(jshost_priv *p, size_t before, int packed);
+/* Waits for the socket to take bytes, writing what it takes (lock held,
+ * released meanwhile), while another thread drives. */
+void jshost__wait_writable(jshost_priv *p, int timeout_ms);
+/* A msgpack uint into h (5 bytes of room). Returns its length. */
+size_t jshost__pack_uint(unsigned char *h, uint32_t v);
+/* A message that is not a request, from its pieces (lock held): written now,
+ * what the socket does not take queued. 0 or a negative errno. */
+int jshost__send_msg(jshost_priv *p, const struct iovec *iov, int niov);
+
+/* Reading (drive.c) ----------------------------------------------------------
+ */
+
 /* One round of the driver: polls the socket (with the lock released when
  * `unlock`) up to timeout_ms (at most JSHOST__WAIT_SLICE_MS), then writes,
  * reads and dispatches everything that came; with `unlock`, the invokes read
@@ -281,13 +331,19 @@ void jshost__conn_lost(jshost_priv *p, const char *cause);
  * -EINTR when a signal cut the poll short, or a negative errno when the
  * connection broke (already handled through conn_lost). */
 int jshost__drive(jshost_priv *p, int timeout_ms, bool unlock);
-/* Wakes every waiting call and the pipelined reader (the driver role is free
- * again). */
-void jshost__wake_all(jshost_priv *p);
-/* Initializes a condvar on CLOCK_MONOTONIC. */
-int jshost__cond_init(pthread_cond_t *cond);
 
-/* Calls (conn.c) -------------------------------------------------------------
+/* Reverse calls (invoke.c) and console lines (console.c) -------------------
+ */
+
+/* An invoke read (lock held): queued for the invoke handler, or answered at
+ * once with an error. */
+void jshost__handle_invoke(jshost_priv *p, const struct proto_raw *raw);
+/* Hands the queued invokes to the handler, the lock released meanwhile. */
+void jshost__run_invokes(jshost_priv *p);
+/* A console notification: to the console handler, if any (lock held). */
+void jshost__handle_console(jshost_priv *p, const struct proto_msg *m);
+
+/* Calls (conn.c; the send path is send.c's, cancel invoke.c's) -------------
  */
 
 /* A fresh call record (blocking, or pipelined). */

@@ -176,7 +176,7 @@ class Host(_jshost.HostBase):
         return list(self._info.get("warnings") or [])
 
     # call(name, data=..., /, *, timeout=None, **kwargs): the hot path, all
-    # in C (_jshost.c, with its docstring), on the _conn and _id kept there.
+    # in C (pyhost.c, with its docstring), on the _conn and _id kept there.
     # Callables in the data live as long as the call (docs/values.md).
     call = _jshost.HostBase.call
 
