@@ -31,7 +31,7 @@ all: deps $(BUILD)/build.ninja
 deps:
 	@BOOTSTRAP_QUIET=1 scripts/bootstrap
 
-# libdir=lib: lib/libjshost.so, as the README says, not Debian's multiarch
+# libdir=lib: lib/libjshost.so, as docs/install.md says, not Debian's multiarch
 # lib/x86_64-linux-gnu.
 $(BUILD)/build.ninja:
 	$(MESON) setup $(BUILD) -Dpython=$(PYTHON) --prefix=$(abspath $(PREFIX)) \

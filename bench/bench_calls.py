@@ -12,8 +12,10 @@ one Python thread:
   a session, which costs more per call than http.client). The baseline.
 - node child, JSON lines: bench/peers/jsonlines_peer.js over stdin/stdout
   pipes, the naive alternative a user would write.
-- jshost via manager: jshost.Host(config), auto-starting the manager in a
-  fresh runtime dir.
+- jshost Host: jshost.Host(config), auto-starting the manager in a fresh
+  runtime dir, as a user gets it: its calls go to the worker's own socket.
+- jshost Host, relayed: the same with JSHOST_DIRECT=0, every call relayed by
+  the manager.
 - jshost direct to worker: `jshost-worker --listen PATH CONFIG` and
   jshost.Host(config, socket=PATH), so the manager's proxy cost shows.
 
@@ -38,6 +40,8 @@ import sys
 import tempfile
 import threading
 import time
+
+from bench_figures import record
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIG = os.path.join(HERE, "bench.config.js")
@@ -196,7 +200,7 @@ class PipePeer:
 
 
 class JshostManager:
-    label = "jshost via manager"
+    label = "jshost Host"
 
     def __init__(self, jshost):
         self.host = jshost.Host(CONFIG)
@@ -206,6 +210,19 @@ class JshostManager:
 
     def close(self):
         self.host.close()
+
+
+class JshostRelayed(JshostManager):
+    """A Host whose calls all go through the manager (JSHOST_DIRECT=0 is
+    read when its connection is made)."""
+    label = "jshost Host, relayed"
+
+    def __init__(self, jshost):
+        os.environ["JSHOST_DIRECT"] = "0"
+        try:
+            super().__init__(jshost)
+        finally:
+            del os.environ["JSHOST_DIRECT"]
 
 
 class JshostDirect:
@@ -286,6 +303,7 @@ def bench_calls(clients, scale):
             count, rate, p50, p99 = rows[c.label]
             print("%-8s %-27s %6d %9.0f %9.1f %9.1f %8.2fx %8.2fx" % (
                 fn, c.label, count, rate, p50, p99, rate / base[1], base[2] / p50))
+            record("calls.%s.%s.p50_us" % (fn, c.label), p50)
         figures[fn] = rows
         print("%-8s (%s)" % ("", what))
     return figures
@@ -339,6 +357,7 @@ def bench_threads(clients, scale):
     base = rates[clients[0].label]
     for label, rate in rates.items():
         print("%-27s %9.0f %8.2fx" % (label, rate, rate / base))
+        record("threads.%s.calls_per_s" % label, rate)
     return rates
 
 
@@ -353,15 +372,33 @@ def rss_kib(pid):
     return None
 
 
+def private_dirty_kib(pid):
+    """Memory only this process has written: what it costs beyond the shared
+    library pages every worker maps."""
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Private_Dirty:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def bench_memory(clients, rundir):
     """Resident memory of what serves each peer, after the calls above."""
     print()
     print("Resident memory after the calls above (ratio = js-host model / this, >1 is "
           "better)")
     rows = []
+    dirty = []
     for c in clients:
+        if isinstance(c, JshostRelayed):
+            continue  # the same manager and worker as the Host's
         if isinstance(c, JshostManager):
             mpid = manager_pid(rundir)
+            dirty = [("worker", private_dirty_kib(p)) for p in c.worker_pids[:1]]
+            dirty.append(("manager", private_dirty_kib(mpid) if mpid else None))
             parts = [("worker", rss_kib(p)) for p in c.worker_pids]
             parts.append(("manager", rss_kib(mpid) if mpid else None))
         else:
@@ -374,6 +411,11 @@ def bench_memory(clients, rundir):
     print("%-27s %9s %9s  %s" % ("peer", "RSS MiB", "x", "of which (MiB)"))
     for label, kib, detail in rows:
         print("%-27s %9.1f %8.2fx  %s" % (label, kib / 1024, base / kib, detail))
+    if all(kib is not None for _, kib in dirty):
+        print("jshost private dirty memory (MiB): %s" % ", ".join(
+            "%s %.1f" % (n, kib / 1024) for n, kib in dirty))
+        for n, kib in dirty:
+            record("memory.%s.private_dirty_mib" % n, kib / 1024)
 
 
 def wait_pid_gone(pid, timeout):
@@ -453,7 +495,7 @@ def bench_cold(jshost, node, worker, rundir):
           "ratio = js-host model / this, >1 is better)" % COLD_REPEATS)
     runs = [("js-host model (node http)", lambda: cold_node(HttpPeer, node)),
             ("node child, JSON lines", lambda: cold_node(PipePeer, node)),
-            ("jshost via manager (auto-start, fresh runtime dir)", lambda: cold_jshost(jshost)),
+            ("jshost Host (auto-starts the manager)", lambda: cold_jshost(jshost)),
             ("jshost worker alone (--listen)", lambda: cold_direct(jshost, worker, rundir))]
     times = {label: [] for label, _ in runs}
     saved = os.environ["JSHOST_RUNTIME_DIR"]
@@ -486,6 +528,8 @@ def summary(figures, threaded, cold):
     first = list(cold)
     for label in first[1:]:
         print("  %-50s cold start %.2fx" % (label, cold[first[0]] / cold[label]))
+    for label, seconds in cold.items():
+        record("cold.%s.ms" % label, seconds * 1e3)
 
 
 def main():
@@ -522,6 +566,7 @@ def main():
         clients.append(PipePeer(node))
         clients.append(JshostManager(jshost))
         worker_pids = clients[-1].worker_pids
+        clients.append(JshostRelayed(jshost))
         clients.append(JshostDirect(jshost, worker, rundir))
         figures = bench_calls(clients, scale)
         threaded = bench_threads(clients, scale)

@@ -30,6 +30,8 @@ import tempfile
 import threading
 import time
 
+from bench_figures import record
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIG = os.path.join(HERE, "bench.config.js")
 ROUNDS = 5
@@ -189,13 +191,19 @@ def main():
     try:
         proc, direct = start_direct(jshost, worker, rundir)
         hosts.append(("direct to worker", direct))
-        hosts.append(("via manager", jshost.Host(CONFIG)))
+        hosts.append(("Host (direct calls)", jshost.Host(CONFIG)))
+        os.environ["JSHOST_DIRECT"] = "0"  # read when the connection is made
+        try:
+            hosts.append(("Host, relayed", jshost.Host(CONFIG)))
+        finally:
+            del os.environ["JSHOST_DIRECT"]
         print("bench_client: the Python client's own cost per trivial call "
               "(inc), %d calls per round, best of %d" % (n, ROUNDS))
         print("  sequential, 1 thread         user us   sys us  total us  syscalls/call")
         for label, host in hosts:
             (u, s, t), sc = seq_figures(host, n)
             print("  %-28s %7.1f  %7.1f  %8.1f  %s" % (label, u, s, t, fmt_sc(sc)))
+            record("client.seq.%s.cpu_us" % label, t)
         print("  threads sharing one Host     calls/s   x 1 thread  client us/call  "
               "syscalls/call")
         for label, host in hosts:
@@ -207,10 +215,9 @@ def main():
                                   for _ in range(2))
                 _, _, sc = threaded(host, k, THREAD_SECONDS / 2, True)
                 one = one or rate
+                record("client.threads%d.%s.calls_per_s" % (k, label), rate)
                 print("  %-17s %2d thread%s %8.0f   %8.2f   %13.1f  %s" % (
                     label, k, " " if k == 1 else "s", rate, rate / one, us, fmt_sc(sc)))
-        print("  (targets, whole system: 8 threads via manager >= 50000 calls/s; "
-              "CPU of all three processes per trivial call <= 25 us, bench_cpu)")
     finally:
         for _, host in hosts:
             host.close()

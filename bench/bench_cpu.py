@@ -5,9 +5,10 @@
 
 Four cases (bench/bench.config.js: inc, nested_out, nested_in, string_1m):
 a trivial call, 1000 nested objects out, the same 1000 objects in, a 1 MiB
-string out. For each, jshost via the manager and the Node.js JSON-lines
-child (bench/peers/jsonlines_peer.js, the twenty-line alternative) run the
-same calls in interleaved rounds; per call this prints the p50 wall time and
+string out. For each, a jshost Host as a user gets it (its calls go to the
+worker's own socket), the same with JSHOST_DIRECT=0 (every call relayed by
+the manager), and the Node.js JSON-lines child (bench/peers/jsonlines_peer.js,
+the twenty-line alternative) run the same calls in interleaved rounds; per call this prints the p50 wall time and
 the CPU (user + system, every thread, from /proc/PID/task/*/schedstat) of
 every process taking part,
 and where `perf stat` can count them the system calls of each. The manager's
@@ -17,6 +18,8 @@ forwards bytes or translates them. Asserts nothing.
 
 import json
 import os
+
+from bench_figures import record
 import shutil
 import signal
 import subprocess
@@ -96,7 +99,7 @@ class SyscallCounter:
 
 
 class Jshost:
-    label = "jshost via manager"
+    label = "jshost Host (direct)"
 
     def __init__(self, jshost, rundir):
         self.host = jshost.Host(CONFIG)
@@ -108,6 +111,19 @@ class Jshost:
 
     def close(self):
         self.host.close()
+
+
+class JshostRelayed(Jshost):
+    """A Host whose calls all go through the manager (JSHOST_DIRECT=0, read
+    when its connection is made)."""
+    label = "jshost Host, relayed"
+
+    def __init__(self, jshost, rundir):
+        os.environ["JSHOST_DIRECT"] = "0"
+        try:
+            super().__init__(jshost, rundir)
+        finally:
+            del os.environ["JSHOST_DIRECT"]
 
 
 class NodeChild:
@@ -164,7 +180,7 @@ def main():
     os.environ.setdefault("JSHOST_WORKER", os.path.join(build, "worker/jshost-worker"))
     import jshost
     node = shutil.which("node")
-    peers = [Jshost(jshost, rundir)]
+    peers = [Jshost(jshost, rundir), JshostRelayed(jshost, rundir)]
     if node:
         peers.append(NodeChild(node))
     print("CPU per call in each process (us, all threads; syscalls per call "
@@ -204,18 +220,26 @@ def main():
                 print("  %-24s p50 %9.1f us  cpu %8.1f us = %s" % (
                     p.label, p50, total, ", ".join(parts)))
                 summary.setdefault(fn, {})[p.label] = (p50, total, cpu[p.label], calls)
+                record("cpu.%s.%s.p50_us" % (fn, p.label), p50)
+                record("cpu.%s.%s.cpu_us" % (fn, p.label), total)
         if node:
             print()
             print("jshost against the Node child (p50 ratio child/jshost, >1 = jshost faster)")
+            print("  %-12s %10s %10s" % ("", "direct", "relayed"))
             for fn, _, _, _, _ in CASES:
-                j = summary[fn][peers[0].label][0]
-                c = summary[fn][peers[1].label][0]
-                print("  %-12s %6.2fx" % (fn, c / j))
+                c = summary[fn][peers[2].label][0]
+                ratios = [c / summary[fn][p.label][0] for p in peers[:2]]
+                print("  %-12s %9.2fx %9.2fx" % (fn, *ratios))
+                record("cpu.%s.vs_node.direct" % fn, ratios[0])
+                record("cpu.%s.vs_node.relayed" % fn, ratios[1])
         print()
         print("The manager's CPU per call against the payload (flat = it forwards bytes)")
+        print("  %-12s %10s %10s" % ("", "direct", "relayed"))
         for fn, _, _, _, _ in CASES:
-            p50, total, c, calls = summary[fn][peers[0].label]
-            print("  %-12s %8.1f us" % (fn, c["manager"] / calls * 1e6))
+            us = [summary[fn][p.label][2]["manager"] / summary[fn][p.label][3] * 1e6
+                  for p in peers[:2]]
+            print("  %-12s %7.1f us %7.1f us" % (fn, *us))
+            record("cpu.%s.manager_us.relayed" % fn, us[1])
     finally:
         for p in peers:
             p.close()

@@ -420,11 +420,12 @@ main(int argc, char **argv)
     const char *worker = getenv("JSHOST_WORKER");
     char config[PATH_MAX], sock[PATH_MAX], rundir[PATH_MAX];
     double floor1 = 1e9, floor2 = 1e9, seq_direct = 1e9, seq_manager = 1e9;
+    double seq_host = 1e9;
     double pipe_direct = 0, pipe_manager = 0, rate, cpu;
     double cpu_direct = 1e9, cpu_manager = 1e9;
     struct jshost_options o;
-    char *hd = NULL, *hm = NULL;
-    jshost *cd, *cm;
+    char *hd = NULL, *hm = NULL, *hh = NULL;
+    jshost *cd, *cm, *ch;
     pid_t wpid, mpid, fpids[3];
     int ffds[2];
 
@@ -455,20 +456,31 @@ main(int argc, char **argv)
     o.runtime_dir = rundir;
     o.manager_path = manager;
     o.spawn = 1;
+    o.direct = 0; /* every call relayed: the manager's cost shows */
     cm = jshost_connect(&o);
     if (cm == NULL || cm->err != 0)
         die("connect (manager): %s", cm ? cm->errstr : "out of memory");
     mpid = manager_pid();
     if (jshost_attach(cm, config, &hm, NULL) < 0)
         die("attach (manager): %s", cm->errstr);
+    /* A handle as a program gets it: attached through the manager, its
+     * calls go to the worker's own socket. */
+    o.direct = 1;
+    ch = jshost_connect(&o);
+    if (ch == NULL || ch->err != 0)
+        die("connect (host): %s", ch ? ch->errstr : "out of memory");
+    if (jshost_attach(ch, config, &hh, NULL) < 0)
+        die("attach (host): %s", ch->errstr);
 
     calls_sequential(cd, hd, "direct"); /* warm up */
     calls_sequential(cm, hm, "manager");
+    calls_sequential(ch, hh, "host");
     for (int r = 0; r < ROUNDS; r++) {
         floor1 = min_of(floor1, floor_round(ffds[0]));
         floor2 = min_of(floor2, floor_round(ffds[1]));
         seq_direct = min_of(seq_direct, calls_sequential(cd, hd, "direct"));
         seq_manager = min_of(seq_manager, calls_sequential(cm, hm, "manager"));
+        seq_host = min_of(seq_host, calls_sequential(ch, hh, "host"));
         rate = calls_pipelined(cd, hd, "direct", &cpu);
         pipe_direct = max_of(pipe_direct, rate);
         cpu_direct = min_of(cpu_direct, cpu);
@@ -477,6 +489,8 @@ main(int argc, char **argv)
         cpu_manager = min_of(cpu_manager, cpu);
     }
 
+    free(hh);
+    jshost_free(ch);
     free(hm);
     if (jshost_shutdown(cm) < 0)
         die("shutdown: %s", cm->errstr);
@@ -498,8 +512,10 @@ main(int argc, char **argv)
     printf("  jshost direct to worker              %7.1f   %6.2f  (of 1 hop)\n",
            seq_direct * 1e6, seq_direct / floor1);
     printf(
-        "  jshost via manager                   %7.1f   %6.2f  (of 2 hops)\n",
+        "  jshost via manager (relayed)         %7.1f   %6.2f  (of 2 hops)\n",
         seq_manager * 1e6, seq_manager / floor2);
+    printf("  jshost attached, direct calls        %7.1f   %6.2f  (of 1 hop)\n",
+           seq_host * 1e6, seq_host / floor1);
     printf("  the manager's cost per call          %7.1f   (floor: %.1f)\n",
            (seq_manager - seq_direct) * 1e6, (floor2 - floor1) * 1e6);
     printf("  pipelined, %d in flight, %d calls   calls/s   x sequential  "
@@ -507,7 +523,7 @@ main(int argc, char **argv)
            WINDOW, NPIPE);
     printf("  jshost direct to worker              %7.0f   %6.2f  %8.2f\n",
            pipe_direct, pipe_direct * seq_direct, cpu_direct * 1e6);
-    printf("  jshost via manager                   %7.0f   %6.2f  %8.2f\n",
+    printf("  jshost via manager (relayed)         %7.0f   %6.2f  %8.2f\n",
            pipe_manager, pipe_manager * seq_manager, cpu_manager * 1e6);
 
     if (nftw(tmpdir, remove_one, 16, FTW_DEPTH | FTW_PHYS) < 0)

@@ -267,15 +267,29 @@ client_direct(struct client *c, struct proto_msg *m,
 {
     struct host *h = client_host_or_reply(c, m, p);
     struct rpcstream_msg om;
+    uint32_t nexits = 0, i;
 
     if (h == NULL)
         return;
+
+    for (i = 0; i < HOST_EXITS; i++)
+        nexits += h->exits[i].path != NULL;
     client_reply_begin(&om, m->msgid);
-    msgpack_pack_map(&om.pk, 2);
+    msgpack_pack_map(&om.pk, 4);
     proto_pack_cstr(&om.pk, PROTO_K_TIMEOUT_MS);
     msgpack_pack_uint64(&om.pk, h->timeout_ms);
+    proto_pack_cstr(&om.pk, PROTO_K_LOGFILE);
+    proto_pack_cstr(&om.pk, h->logfile);
     proto_pack_cstr(&om.pk, PROTO_K_DIRECT);
     worker_pack_direct(&om.pk, h);
+    proto_pack_cstr(&om.pk, PROTO_K_EXITS);
+    msgpack_pack_map(&om.pk, nexits);
+    for (i = 0; i < HOST_EXITS; i++) {
+        if (h->exits[i].path == NULL)
+            continue;
+        proto_pack_cstr(&om.pk, h->exits[i].path);
+        proto_pack_cstr(&om.pk, h->exits[i].words);
+    }
     client_send(c, &om);
 }
 

@@ -96,6 +96,12 @@ host_timer_closed_cb(uv_handle_t *handle)
     free(h->env);
     free(h->ready_blob);
     free(h->last_crash);
+    for (unsigned i = 0; i < HOST_EXITS; i++) {
+        free(h->exits[i].path);
+        free(h->exits[i].words);
+    }
+    host__free_warnings(h);
+    free(h->reload_error);
     free(h);
 }
 
@@ -116,6 +122,7 @@ host_free(struct host *h)
     host__answer_waiters(h, ~0u, PROTO_ERR_HOST_UNAVAILABLE, "host stopped");
     host__fail_queue(h, PROTO_ERR_HOST_UNAVAILABLE, "host stopped");
     context_foreach(host_forget_context, h);
+    host_reload_stop(h);
     if (h->log != NULL)
         logfile_close(h->log);
     h->log = NULL;
@@ -131,6 +138,7 @@ host_alloc(void)
     TAILQ_INIT(&h->workers);
     TAILQ_INIT(&h->waiters);
     TAILQ_INIT(&h->queue);
+    h->reload_setting = -1;
     h->generation = 1;
     h->nworkers = JSHOST_DEFAULT_WORKERS;
     h->linger_ms = JSHOST_DEFAULT_LINGER_MS;
@@ -232,6 +240,7 @@ host__drop(struct host *h)
         return;
     h->dropped = true;
     host_forget_holders(h);
+    host_reload_stop(h);
     uv_timer_stop(&h->linger_timer);
     uv_timer_stop(&h->respawn_timer);
     TAILQ_REMOVE(&mgr.hosts, h, entry);
@@ -269,7 +278,7 @@ host_reply_attach(struct host *h, struct client *c, uint32_t msgid)
     struct rpcstream_msg om;
 
     client_reply_begin(&om, msgid);
-    msgpack_pack_map(&om.pk, 8);
+    msgpack_pack_map(&om.pk, 9);
     proto_pack_cstr(&om.pk, PROTO_K_HOST);
     proto_pack_cstr(&om.pk, h->id);
     proto_pack_cstr(&om.pk, PROTO_K_CONFIG);
@@ -293,6 +302,13 @@ host_reply_attach(struct host *h, struct client *c, uint32_t msgid)
                               h->ready_blob_len - h->ready_functions_len);
     else
         msgpack_pack_map(&om.pk, 0);
+    /* What the config warned about, and a reload that failed. */
+    proto_pack_cstr(&om.pk, PROTO_K_WARNINGS);
+    msgpack_pack_array(&om.pk, h->nwarnings + (h->reload_error != NULL));
+    for (size_t i = 0; i < h->nwarnings; i++)
+        proto_pack_cstr(&om.pk, h->warnings[i]);
+    if (h->reload_error != NULL)
+        proto_pack_cstr(&om.pk, h->reload_error);
     client_send(c, &om);
 }
 
@@ -481,6 +497,8 @@ host__begin_stop(struct host *h)
 
     h->state = HOST_STOPPING;
     h->restarting = false;
+    h->reloading = h->reload_pending = false;
+    host_reload_stop(h);
     h->lingering = false;
     uv_timer_stop(&h->linger_timer);
     uv_timer_stop(&h->respawn_timer);
@@ -526,18 +544,11 @@ host_stop_now(struct host *h)
         host__worker_idle(h);
 }
 
-void
-host_restart(struct host *h, struct client *c, uint32_t msgid)
+/* New workers for h: they take the calls once every one is ready, and the
+ * old ones drain. Shared by restart and the reload. */
+static void
+host_restart_begin(struct host *h)
 {
-    if (h->state == HOST_STOPPING) {
-        client_reply_error(c, msgid, PROTO_ERR_HOST_UNAVAILABLE, h->logfile,
-                           "host %s is stopping", h->id);
-        return;
-    }
-    host_add_waiter(h, c, msgid, WAIT_RESTART);
-    if (h->restarting || h->state == HOST_STARTING)
-        return;
-    host_log(h, 0, "restart requested");
     /* A fresh start: the crash window, the recycles and the quarantine's
      * backoff start over. */
     h->young.n = 0;
@@ -555,6 +566,46 @@ host_restart(struct host *h, struct client *c, uint32_t msgid)
         h->configured = false;
     }
     host_pool_fill(h);
+}
+
+void
+host_restart(struct host *h, struct client *c, uint32_t msgid)
+{
+    if (h->state == HOST_STOPPING) {
+        client_reply_error(c, msgid, PROTO_ERR_HOST_UNAVAILABLE, h->logfile,
+                           "host %s is stopping", h->id);
+        return;
+    }
+    host_add_waiter(h, c, msgid, WAIT_RESTART);
+    if (h->restarting || h->state == HOST_STARTING)
+        return;
+    host_log(h, 0, "restart requested");
+    host_restart_begin(h);
+}
+
+void
+host__reload(struct host *h, const char *changed)
+{
+    if (h->dropped || h->is_private || h->state == HOST_STOPPING ||
+        h->state == HOST_STOPPED)
+        return;
+    if (h->restarting || h->state == HOST_STARTING) {
+        h->reload_pending = true;
+        return;
+    }
+    host_log(h, 0, "%s changed: reloading", changed);
+    h->reloading = true;
+    host_restart_begin(h);
+}
+
+void
+host__free_warnings(struct host *h)
+{
+    for (size_t i = 0; i < h->nwarnings; i++)
+        free(h->warnings[i]);
+    free(h->warnings);
+    h->warnings = NULL;
+    h->nwarnings = 0;
 }
 
 void

@@ -125,6 +125,7 @@ host_pool_quarantine(struct host *h)
     h->quarantine_until_ms = now + ms;
     h->state = HOST_QUARANTINED;
     h->restarting = false;
+    h->reloading = h->reload_pending = false;
     uv_timer_stop(&h->respawn_timer);
     host_log(h, 0,
              "quarantined after %u crashes in %d s (last: %s): for %llu ms",
@@ -433,9 +434,12 @@ host_pool_configure(struct host *h, const msgpack_object *info)
     const msgpack_object *fn = proto_map_get(info, PROTO_K_FUNCTIONS);
     const msgpack_object *ex = proto_map_get(info, PROTO_K_EXTRAS);
     const msgpack_object *cfg = proto_map_get(info, PROTO_K_CONFIG);
+    const msgpack_object *warn = proto_map_get(info, PROTO_K_WARNINGS);
+    const msgpack_object *rl;
     msgpack_sbuffer sb;
     msgpack_packer pk;
     uint64_t v;
+    uint32_t i;
 
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
@@ -462,7 +466,20 @@ host_pool_configure(struct host *h, const msgpack_object *info)
             h->timeout_ms = v;
         if (proto_opt_uint(cfg, PROTO_K_MEMORY, &v, NULL) == 0 && v > 0)
             h->memory_mb = v;
+        rl = proto_map_get(cfg, PROTO_K_RELOAD);
+        h->reload_setting = rl != NULL && rl->type == MSGPACK_OBJECT_BOOLEAN
+                                ? rl->via.boolean
+                                : -1;
     }
+    host__free_warnings(h);
+    if (warn != NULL && warn->type == MSGPACK_OBJECT_ARRAY) {
+        h->warnings = xcalloc(warn->via.array.size + 1, sizeof *h->warnings);
+        for (i = 0; i < warn->via.array.size; i++)
+            if (warn->via.array.ptr[i].type == MSGPACK_OBJECT_STR)
+                h->warnings[h->nwarnings++] =
+                    proto_obj_strdup(&warn->via.array.ptr[i]);
+    }
+    host_reload_watch(h, proto_map_get(info, PROTO_K_FILES));
     h->configured = true;
 }
 
@@ -510,6 +527,7 @@ host_pool_worker_ready(struct host *h, struct worker *w,
         host__answer_waiters(h, 1u << WAIT_RESTART | 1u << WAIT_ATTACH,
                              PROTO_ERR_NONE, NULL);
         host_pool_dispatch(h);
+        host_reload_finished(h, NULL);
         return;
     }
     if (h->state == HOST_STARTING) {
@@ -517,6 +535,9 @@ host_pool_worker_ready(struct host *h, struct worker *w,
         host_pool_fill(h);
         host__answer_waiters(h, 1u << WAIT_ATTACH | 1u << WAIT_RESTART,
                              PROTO_ERR_NONE, NULL);
+        host_pool_dispatch(h);
+        host_reload_finished(h, NULL);
+        return;
     }
     host_pool_dispatch(h);
 }
@@ -568,6 +589,7 @@ host_pool_config_failed(struct host *h, struct worker *w, const char *words)
         if (o->state == WORKER_READY)
             o->gen = h->generation;
         host__answer_waiters(h, 1u << WAIT_RESTART, PROTO_ERR_CONFIG, words);
+        host_reload_finished(h, words);
         return;
     }
     host__answer_waiters(h, 1u << WAIT_ATTACH | 1u << WAIT_RESTART,

@@ -112,11 +112,17 @@ usage(FILE *f)
 
     fprintf(f,
             "usage: jshost-manager [--foreground] [--no-idle-exit] "
-            "[--idle-ms N] [--runtime-dir DIR] [--OPTION N ...]\n"
+            "[--reload|--no-reload] [--idle-ms N] [--runtime-dir DIR]\n"
+            "       [--OPTION N ...]\n"
             "\n"
             "  --foreground     do not daemonize (production, under a "
             "supervisor)\n"
             "  --no-idle-exit   keep running with no hosts and no clients\n"
+            "  --reload         restart a host when a file it loaded changes "
+            "(the\n"
+            "                   default, but not with --no-idle-exit)\n"
+            "  --no-reload      never do (a config's `reload` still decides "
+            "for its host)\n"
             "  --idle-ms N      exit after N ms with nothing to do (default "
             "%d)\n"
             "  --runtime-dir D  instead of $JSHOST_RUNTIME_DIR, "
@@ -133,7 +139,9 @@ usage(FILE *f)
                "  JSHOST_WORKER               the worker binary (default: "
                "next to this one)\n"
                "  JSHOST_START_LOCK_FD        the start lock, handed over by "
-               "an auto-starting client\n");
+               "an auto-starting client\n"
+               "  LISTEN_PID, LISTEN_FDS      systemd's socket activation: "
+               "serve fd 3\n");
 }
 
 /* A number for an option, or exit 2 saying whose it is. */
@@ -432,13 +440,40 @@ take_start_lock(void)
     return fd;
 }
 
+/* The start lock held and the socket path free for us: the lock fd, or -1
+ * after saying why on stderr. */
+static int
+take_start_lock_and_clear(void)
+{
+    char *cause = NULL;
+    int lockfd, rc;
+
+    lockfd = take_start_lock();
+    if (lockfd < 0) {
+        fprintf(stderr, "jshost-manager: cannot take the start lock: %s\n",
+                strerror(-lockfd));
+        return -1;
+    }
+    /* We hold the lock: a socket nothing answers on is stale. */
+    rc = unixsock_clear_stale(mgr.sockpath, &cause);
+    if (rc == -EADDRINUSE)
+        fprintf(stderr, "jshost-manager: a manager already serves %s\n",
+                mgr.sockpath);
+    else if (rc < 0)
+        fprintf(stderr, "jshost-manager: %s\n",
+                cause != NULL ? cause : strerror(-rc));
+    free(cause);
+    return rc < 0 ? -1 : lockfd;
+}
+
 int
 main(int argc, char **argv)
 {
     bool foreground = false;
+    int reload = -1;
     const char *rundir = NULL;
     char *cause = NULL;
-    int i, lockfd, ready_fd = -1, rc;
+    int i, lockfd, ready_fd = -1, listen_fd = -1, rc;
 
     mgr.idle_ms = JSHOST_DEFAULT_IDLE_MS;
     mgr.idle_exit = true;
@@ -450,6 +485,10 @@ main(int argc, char **argv)
             foreground = true;
         else if (strcmp(argv[i], "--no-idle-exit") == 0)
             mgr.idle_exit = false;
+        else if (strcmp(argv[i], "--reload") == 0)
+            reload = 1;
+        else if (strcmp(argv[i], "--no-reload") == 0)
+            reload = 0;
         else if (strcmp(argv[i], "--idle-ms") == 0 && i + 1 < argc)
             mgr.idle_ms = strtoull(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--runtime-dir") == 0 && i + 1 < argc)
@@ -467,28 +506,31 @@ main(int argc, char **argv)
     }
     if (mgr.log_keep == 0)
         mgr.log_keep = 1;
+    /* Development (a manager a client started) reloads on edits;
+     * production (--no-idle-exit) only when asked. */
+    mgr.reload = reload >= 0 ? reload == 1 : mgr.idle_exit;
     TAILQ_INIT(&mgr.clients);
     TAILQ_INIT(&mgr.hosts);
     find_worker();
     setup_paths(rundir);
 
-    lockfd = take_start_lock();
-    if (lockfd < 0) {
-        fprintf(stderr, "jshost-manager: cannot take the start lock: %s\n",
-                strerror(-lockfd));
-        return 1;
-    }
-    /* We hold the lock: a socket nothing answers on is stale. */
-    rc = unixsock_clear_stale(mgr.sockpath, &cause);
-    if (rc == -EADDRINUSE) {
-        fprintf(stderr, "jshost-manager: a manager already serves %s\n",
-                mgr.sockpath);
-        return 1;
-    }
+    rc = server_activation_fd(&listen_fd, &cause);
     if (rc < 0) {
-        fprintf(stderr, "jshost-manager: %s\n",
-                cause != NULL ? cause : strerror(-rc));
+        fprintf(stderr, "jshost-manager: %s\n", cause);
+        free(cause);
         return 1;
+    }
+    if (rc == 1) {
+        /* systemd listens and started us: the socket is there and nobody
+         * else starts a manager on it, so no start lock and no stale-socket
+         * check (it would find systemd's socket live). Daemonizing would
+         * change the pid systemd supervises. */
+        foreground = true;
+        lockfd = -1;
+    } else {
+        lockfd = take_start_lock_and_clear();
+        if (lockfd < 0)
+            return 1;
     }
 
     if (!foreground) {
@@ -515,7 +557,10 @@ main(int argc, char **argv)
     /* Private VMs' output goes into manager.log, rotated like a host's. */
     mgr.vmlog = logfile_open(mgr.logpath, true);
     mgr.start_ms = manager_now();
-    rc = server_listen(mgr.loop, mgr.sockpath, &cause);
+    if (listen_fd >= 0)
+        rc = server_listen_fd(mgr.loop, listen_fd, &cause);
+    else
+        rc = server_listen(mgr.loop, mgr.sockpath, &cause);
     if (rc != 0) {
         log_error("%s", cause);
         if (foreground)
@@ -526,10 +571,13 @@ main(int argc, char **argv)
     }
     write_pidfile();
     /* Clients waiting on the lock may connect from now on. */
-    startlock_release(lockfd);
+    if (lockfd >= 0)
+        startlock_release(lockfd);
     if (ready_fd >= 0)
         daemon_ready(ready_fd, 1);
-    log_info("serving %s (worker %s)", mgr.sockpath, mgr.worker_path);
+    log_info("serving %s%s (worker %s)", mgr.sockpath,
+             listen_fd >= 0 ? " (the socket systemd passed)" : "",
+             mgr.worker_path);
 
     uv_timer_init(mgr.loop, &idle_timer);
     uv_timer_init(mgr.loop, &ping_timer);

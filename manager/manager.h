@@ -8,6 +8,7 @@
  *   client.c    client connections: the dispatch table of their methods
  *   host.c      hosts: holders, attach, linger, restart/stop, the host's log
  *   host_pool.c a host's workers: the pool, ready, crashes and quarantine
+ *   host_reload.c the development reload: the files a host loaded, watched
  *   worker.c    worker processes: spawn, ready, forwarding, liveness, exit
  *   call.c      a call's life: made, freed
  *   deadline.c  every call's deadline and each busy worker's liveness check,
@@ -83,6 +84,7 @@ void deadline_cleanup(void);
 /* Arms d for at_ms, or moves it there when it is armed already. */
 void deadline_arm(struct deadline *d, uint64_t at_ms);
 void deadline_disarm(struct deadline *d);
+struct host_reload;
 
 /* ---- call.c ---- */
 
@@ -271,6 +273,8 @@ struct host_events {
     unsigned n, cap;
 };
 
+#define HOST_EXITS 8
+
 struct host {
     TAILQ_ENTRY(host) entry;
     char id[17];
@@ -298,6 +302,16 @@ struct host {
     uint64_t linger_ms, timeout_ms, memory_mb;
     char *ready_blob; /* packed functions array then extras map */
     size_t ready_functions_len, ready_blob_len;
+    char **warnings; /* the config's warnings (ready), for attach */
+    size_t nwarnings;
+
+    /* The reload (host_reload.c): the config's `reload` (-1: not set), the
+     * watches, a reload under way (and another due after it), and why the
+     * last one failed (said to every attach until one succeeds). */
+    int reload_setting;
+    struct host_reload *reload;
+    bool reloading, reload_pending;
+    char *reload_error;
 
     struct workers workers;
     unsigned generation;
@@ -314,6 +328,14 @@ struct host {
     struct host_events recycles;
     unsigned quarantines; /* in a row: each one twice as long */
     uint64_t quarantine_until_ms, quarantine_over_ms;
+    /* How the latest workers with a direct socket ended ("worker N killed
+     * by signal 9 (SIGKILL)"), by socket: a direct client whose call was cut
+     * short asks, to say it as the manager would (the direct method). */
+    struct {
+        char *path;
+        char *words;
+    } exits[HOST_EXITS];
+    unsigned exits_next;
     unsigned total_crashes;
     char *last_crash;
     struct waiters waiters;
@@ -358,6 +380,24 @@ void host__worker_idle(struct host *h);
 void host__release_private(struct host *h);
 /* "host <id> (<config>) is quarantined ...; N ms left" into buf. */
 void host__quarantine_words(const struct host *h, char *buf, size_t len);
+/* Restarts h because `changed` changed (the reload); a reload due while one
+ * runs waits for it. */
+void host__reload(struct host *h, const char *changed);
+void host__free_warnings(struct host *h);
+
+/* ---- host_reload.c ---- */
+
+/* Whether h reloads on change: its config's `reload`, else the manager's. */
+bool host_reload_enabled(const struct host *h);
+/* Watches the config and `files` (ready's array, may be NULL) when h reloads;
+ * the former watches go. */
+void host_reload_watch(struct host *h, const msgpack_object *files);
+/* No more watching (h stops, or goes). */
+void host_reload_stop(struct host *h);
+/* A restart of h ended: done (words NULL) or failed with words (the old
+ * workers serve on). Says so when it was a reload, then runs a reload that
+ * was due meanwhile. */
+void host_reload_finished(struct host *h, const char *words);
 
 /* ---- host_pool.c ---- */
 
@@ -501,6 +541,11 @@ void status_pack_host(msgpack_packer *pk, struct host *h);
 /* ---- server.c ---- */
 
 int server_listen(uv_loop_t *loop, const char *path, char **cause);
+/* systemd's socket activation: 1 with *fd (3) when started that way, 0 when
+ * not, a negative errno with *cause when LISTEN_FDS is for us but wrong. */
+int server_activation_fd(int *fd, char **cause);
+/* Serves an already listening socket (never bound or unlinked by us). */
+int server_listen_fd(uv_loop_t *loop, int fd, char **cause);
 void server_close(void);
 
 /* ---- main.c ---- */
@@ -518,6 +563,7 @@ struct manager {
     bool idle_exit;
     /* The options (main.c's table: docs/lifecycle.md, "Limits"). */
     uint64_t max_client_inflight, max_host_inflight;
+    bool reload; /* hosts reload on change unless their config says */
     uint64_t ping_ms, ping_timeout_ms, kill_grace_ms, start_timeout_ms;
     /* stop, restart, shutdown: how long a worker's calls may run on before
      * they are cancelled (the host's timeout, at most this) */

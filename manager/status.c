@@ -86,7 +86,7 @@ status_pack_host(msgpack_packer *pk, struct host *h)
         qleft = h->quarantine_until_ms - now;
     TAILQ_FOREACH(w, &h->workers, entry)
     n++;
-    msgpack_pack_map(pk, 13);
+    msgpack_pack_map(pk, 14);
     proto_pack_cstr(pk, PROTO_K_ID);
     proto_pack_cstr(pk, h->id);
     proto_pack_cstr(pk, PROTO_K_CONFIG);
@@ -105,6 +105,11 @@ status_pack_host(msgpack_packer *pk, struct host *h)
     pack_kv_u64(pk, PROTO_K_QUARANTINE_LEFT_MS, qleft);
     pack_kv_u64(pk, PROTO_K_LOG_DROPPED,
                 h->log != NULL ? logfile_dropped(h->log) : 0);
+    proto_pack_cstr(pk, PROTO_K_RELOAD);
+    if (host_reload_enabled(h))
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
     proto_pack_cstr(pk, PROTO_K_WORKERS);
     msgpack_pack_array(pk, n);
     TAILQ_FOREACH(w, &h->workers, entry)

@@ -272,6 +272,39 @@ worker_on_response(struct worker *w, struct proto_msg *m)
     worker_call_finished(w, c);
 }
 
+/* Console lines for a client that reads none past this much unwritten are
+ * dropped (the host's log has them). */
+#define WORKER_CONSOLE_BACKLOG_MAX ((size_t)4 * 1024 * 1024)
+
+/*
+ * A context's console line, [level, text, worker ctx], goes to the client
+ * that owns the context as [level, text, ctx] (docs/protocol.md, "Console
+ * output"), the way a reverse call finds its context's owner.
+ */
+static void
+worker_console(struct worker *w, const msgpack_object *params)
+{
+    const msgpack_object *p = params->via.array.ptr;
+    struct rpcstream_msg om;
+    struct context *x;
+
+    if (params->via.array.size < 3 || p[0].type != MSGPACK_OBJECT_STR ||
+        p[1].type != MSGPACK_OBJECT_STR ||
+        p[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return;
+    x = context_find_worker(w, p[2].via.u64);
+    if (x == NULL || x->owner == NULL || x->owner->closed ||
+        x->owner->stream == NULL ||
+        rpcstream_backlog(x->owner->stream) > WORKER_CONSOLE_BACKLOG_MAX)
+        return;
+    rpcstream_msg_init(&om);
+    proto_write_notification(&om.pk, PROTO_N_CONSOLE, 3);
+    msgpack_pack_object(&om.pk, p[0]);
+    msgpack_pack_object(&om.pk, p[1]);
+    msgpack_pack_uint64(&om.pk, x->id);
+    client_send(x->owner, &om);
+}
+
 static void
 worker_on_msg(void *owner, struct proto_msg *m)
 {
@@ -292,6 +325,8 @@ worker_on_msg(void *owner, struct proto_msg *m)
             host_pool_worker_ready(w->host, w, arg);
         } else if (proto_msg_is(m, PROTO_N_CONFIG_ERROR) && arg != NULL) {
             host_pool_worker_config_error(w->host, w, arg);
+        } else if (proto_msg_is(m, PROTO_N_CONSOLE)) {
+            worker_console(w, &m->params);
         } else if (proto_msg_is(m, PROTO_N_DRAINED)) {
             w->drained = true;
             if (w->state == WORKER_DRAINING && w->inflight == 0)
@@ -521,6 +556,14 @@ worker_finish(struct worker *w)
         unlink(w->direct_path);
     invoke_worker_gone(w);
     worker_exit_words(w, words, sizeof words);
+    if (w->direct_path != NULL) {
+        unsigned i = h->exits_next++ % HOST_EXITS;
+
+        free(h->exits[i].path);
+        free(h->exits[i].words);
+        h->exits[i].path = xstrdup(w->direct_path);
+        h->exits[i].words = xasprintf("worker %d %s", (int)w->pid, words);
+    }
     while ((c = router_pop(w->calls)) != NULL) {
         if (c->kind == CALL_FORWARD || c->kind == CALL_CONTEXT_CREATE ||
             c->kind == CALL_CONTEXT_DESTROY) {

@@ -94,6 +94,25 @@ opt_uint(const msgpack_object *opts, uint32_t i, const char *key, uint64_t max,
     return 0;
 }
 
+/* options[key]: a bool, or absent/nil (false). */
+static int
+opt_bool(const msgpack_object *opts, uint32_t i, const char *key, bool *v,
+         char *cause)
+{
+    const msgpack_object *o = proto_map_get(opts, key);
+
+    *v = false;
+    if (o == NULL || o->type == MSGPACK_OBJECT_NIL)
+        return 0;
+    if (o->type != MSGPACK_OBJECT_BOOLEAN) {
+        proto__cause(cause, "params[%u] (options): %s: expected a bool, got %s",
+                     i, key, proto__obj_kind(o));
+        return -EINVAL;
+    }
+    *v = o->via.boolean;
+    return 0;
+}
+
 /* options[key]: a str, or absent/nil (*s = NULL). */
 static int
 opt_str(const msgpack_object *opts, uint32_t i, const char *key, const char **s,
@@ -337,7 +356,8 @@ proto_check_context_eval(const struct proto_msg *msg, struct proto_params *p,
             0 ||
         param_str(msg, 2, "identifier", true, &p->identifier,
                   &p->identifier_len, cause) < 0 ||
-        options_with_timeout(msg, 3, p, cause) < 0)
+        options_with_timeout(msg, 3, p, cause) < 0 ||
+        opt_bool(p->options, 3, PROTO_K_STRING, &p->as_string, cause) < 0)
         return -EINVAL;
     return 0;
 }

@@ -15,6 +15,7 @@
 #ifndef JSHOST_PROTO_CHECK_H
 #define JSHOST_PROTO_CHECK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -73,6 +74,8 @@ struct proto_params {
     uint64_t vm;
     const char *cwd;
     size_t cwd_len;
+    /* context.eval: "string": the value as String(value) */
+    bool as_string;
     /* hello */
     uint64_t protocol;
     const char *client;

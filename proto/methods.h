@@ -52,6 +52,9 @@
 #define PROTO_N_DRAINING "draining"
 /* worker -> manager, after drain: no direct client is left. */
 #define PROTO_N_DRAINED "drained"
+/* worker -> the connection that made a context (the manager passes it on to
+ * its client): [level, text, context id], a line the context's code logged. */
+#define PROTO_N_CONSOLE "console"
 /* client -> manager -> worker: stop the call of that msgid. */
 #define PROTO_N_CANCEL "cancel"
 /* client -> manager -> worker: withdraw those callables. */
@@ -78,6 +81,9 @@
 /* attach's result: the sockets of the host's ready workers, for calls that
  * skip the manager (docs/protocol.md, "Direct connections"). */
 #define PROTO_K_DIRECT "direct"
+/* The direct method's result: how the latest workers with a direct socket
+ * ended, by socket ({path: "worker N killed by signal 9 (SIGKILL)"}). */
+#define PROTO_K_EXITS "exits"
 /* ready's config map: the config's figures. */
 #define PROTO_K_WORKERS "workers"
 #define PROTO_K_TIMEOUT "timeout"
@@ -98,6 +104,13 @@
 #define PROTO_K_TIMEOUT_MS "timeout_ms"
 #define PROTO_K_CWD "cwd"
 #define PROTO_K_VM "vm"
+/* ready: the files the config loaded, its warnings; config's `reload`. Also
+ * attach's result: "warnings". */
+#define PROTO_K_FILES "files"
+#define PROTO_K_WARNINGS "warnings"
+#define PROTO_K_RELOAD "reload"
+/* context.eval: the value crosses as JavaScript's String(value). */
+#define PROTO_K_STRING "string"
 
 /* stats's result, a worker's own figures. */
 #define PROTO_K_HEAP_USED "heap_used"

@@ -310,8 +310,7 @@ js_engine_free(js_engine *e)
     if (e == nullptr)
         return;
     e->freeing = true;
-    jse::CallsFailAll(e, nullptr, PROTO_ERR_HOST_UNAVAILABLE,
-                      "the worker is stopping");
+    jse::CallsFailAll(e, nullptr, e->stop_type, e->stop_words);
     EngineDestroy(e);
 }
 
@@ -326,6 +325,20 @@ js_engine_functions(const js_engine *e, const char *const **names)
 {
     *names = e->name_ptrs.empty() ? nullptr : e->name_ptrs.data();
     return e->name_ptrs.size();
+}
+
+extern "C" size_t
+js_engine_loaded_files(const js_engine *e, const char *const **paths)
+{
+    *paths = e->loaded_ptrs.empty() ? nullptr : e->loaded_ptrs.data();
+    return e->loaded_ptrs.size();
+}
+
+extern "C" size_t
+js_engine_config_warnings(const js_engine *e, const char *const **warnings)
+{
+    *warnings = e->warning_ptrs.empty() ? nullptr : e->warning_ptrs.data();
+    return e->warning_ptrs.size();
 }
 
 extern "C" int
@@ -418,13 +431,14 @@ js_call(js_engine *e, const char *name, size_t name_len,
 extern "C" int
 js_context_eval(js_engine *e, uint32_t id, const char *source,
                 size_t source_len, const char *identifier,
-                size_t identifier_len, uint32_t timeout_ms, js_done_cb cb,
-                void *arg)
+                size_t identifier_len, uint32_t timeout_ms, unsigned flags,
+                js_done_cb cb, void *arg)
 {
     jse::Call *call = jse::CallStart(e, timeout_ms, cb, arg);
     if (call == nullptr)
         return 0;
     uint64_t call_id = call->id;
+    call->as_string = (flags & JS_EVAL_STRING) != 0;
     try {
         if (Realm *realm = FindContext(call, id))
             jse::CallEval(call, realm, std::string(source, source_len),
@@ -592,6 +606,14 @@ js_context_interrupt(js_engine *e, uint32_t id)
         return 0;
     jse::Terminate(e, jse::kTermContext);
     return 1;
+}
+
+extern "C" void
+js_engine_stop_cancels(js_engine *e)
+{
+    e->stop_type = PROTO_ERR_CANCELLED;
+    e->stop_words = "cancelled: the host stopped or restarted, and the call "
+                    "outlasted its grace";
 }
 
 extern "C" void

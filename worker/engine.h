@@ -75,6 +75,7 @@ struct js_config {
     uint32_t timeout_ms; /* default 10000 */
     uint32_t memory_mb;  /* default 512 */
     uint32_t linger_ms;  /* default 5000 */
+    int reload;          /* `reload`: -1 not set (the manager decides), 0, 1 */
 };
 
 struct js_engine_options {
@@ -145,6 +146,13 @@ void js_engine_free(js_engine *e);
 void js_engine_config(const js_engine *e, struct js_config *out);
 /* Function names as NUL-terminated strings (owned by the engine). */
 size_t js_engine_functions(const js_engine *e, const char *const **names);
+/* The files the config loaded (its own real path first, then every module it
+ * required or imported while loading), for the manager's reload. */
+size_t js_engine_loaded_files(const js_engine *e, const char *const **paths);
+/* What loading the config warned about (an export that looks like a misspelt
+ * setting), each also written to the log. */
+size_t js_engine_config_warnings(const js_engine *e,
+                                 const char *const **warnings);
 /* Packs the config's extras (every export but `functions`, as a map). */
 int js_engine_pack_extras(js_engine *e, msgpack_packer *pk);
 
@@ -158,11 +166,13 @@ int js_call(js_engine *e, const char *name, size_t name_len,
 int js_context_create(js_engine *e, const char *cwd, uint32_t *id,
                       struct js_error *err);
 int js_context_destroy(js_engine *e, uint32_t id); /* -ENOENT when unknown */
+/* js_context_eval's flags. */
+#define JS_EVAL_STRING 1u /* the value as String(value) (v8-cffi's result) */
 /* Runs `source` named `identifier`; a promise result is awaited. */
 int js_context_eval(js_engine *e, uint32_t id, const char *source,
                     size_t source_len, const char *identifier,
-                    size_t identifier_len, uint32_t timeout_ms, js_done_cb cb,
-                    void *arg);
+                    size_t identifier_len, uint32_t timeout_ms, unsigned flags,
+                    js_done_cb cb, void *arg);
 /* Evaluates `expression` (e.g. "Math.max") and calls it with args (an array).
  */
 int js_context_call(js_engine *e, uint32_t id, const char *expression,
@@ -221,10 +231,16 @@ struct js_invoke {
  *           read sockets and call js_cancel, js_context_interrupt and
  *           js_engine_stop; it must not run JS, start calls or free
  *           anything the engine holds.
+ *   console a console line written by the code of context `context` (never
+ *           the config's own: that only goes to the log), for the client
+ *           that owns the context. Called from inside JS: it must not run
+ *           JS or start calls.
  */
 struct js_engine_hooks {
     int (*invoke)(void *arg, struct js_invoke *inv);
     void (*poll)(void *arg);
+    void (*console)(void *arg, uint32_t context, const char *level,
+                    const char *text, size_t len);
     void *arg;
 };
 void js_engine_set_hooks(js_engine *e, const struct js_engine_hooks *hooks);
@@ -261,6 +277,11 @@ int js_context_interrupt(js_engine *e, uint32_t id);
 /* The worker is stopping: the JS running (from the poll hook) is terminated,
  * every later entry into JS is, and new calls are answered HostUnavailable. */
 void js_engine_stop(js_engine *e);
+/* The worker drains (a stop or restart): a stop from now on comes after the
+ * drain's grace ran out, and the calls it cuts short are answered Cancelled
+ * rather than HostUnavailable (docs/lifecycle.md, "Restart, stop, shutdown").
+ */
+void js_engine_stop_cancels(js_engine *e);
 
 /*
  * Tests only: the n-th value conversion of `e` from now on (1 = the next; a

@@ -655,8 +655,7 @@ CallsAfterEntry(js_engine *e, uint64_t id, Outcome out, const char *what)
         // destroyed context's calls are answered by its destruction, a
         // cancelled call below.
         if (e->term_reason == kTermStop)
-            CallsFailAll(e, nullptr, PROTO_ERR_HOST_UNAVAILABLE,
-                         "the worker is stopping");
+            CallsFailAll(e, nullptr, e->stop_type, e->stop_words);
     }
     CallsAnswerCancelled(e);
     if (out == kOutOfMemory) {
@@ -722,6 +721,28 @@ GiveBuffer(js_engine *e, msgpack_sbuffer *sb)
     msgpack_sbuffer_free(sb);
 }
 
+// String(value), as JavaScript's String() gives it (ToString would throw on
+// a symbol); its toString() may run JS, or throw.
+static jsv::Status
+AsString(Local<Context> context, Local<Value> *value)
+{
+    Isolate *isolate = context->GetIsolate();
+    Local<String> s;
+    if ((*value)->IsSymbol()) {
+        Local<Value> d = value->As<v8::Symbol>()->Description(isolate);
+        std::string text =
+            "Symbol(" + (d->IsUndefined() ? std::string() : Utf8(isolate, d)) +
+            ")";
+        s = Str(isolate, text);
+    } else if (!(*value)->ToString(context).ToLocal(&s)) {
+        return jsv::kException;
+    }
+    if (s.IsEmpty())
+        return jsv::kInvalid; // a symbol's description too long for a string
+    *value = s;
+    return jsv::kOk;
+}
+
 // A result: converted to msgpack under the call's deadline (a getter or
 // toJSON runs JS), then answered.
 static void
@@ -741,7 +762,9 @@ AnswerValue(Call *call, Local<Context> context, Local<Value> value)
         Entry en(e, call->deadline_ns);
         TryCatch tc(isolate);
         CallFaultPoint(e);
-        st = jsv::ToMsgpack(context, value, sb, &why);
+        st = call->as_string ? AsString(context, &value) : jsv::kOk;
+        if (st == jsv::kOk)
+            st = jsv::ToMsgpack(context, value, sb, &why);
         if (st == jsv::kException && tc.HasCaught() && !tc.HasTerminated())
             ErrorFromException(isolate, context, tc.Exception(), tc.Message(),
                                PROTO_ERR_JS, &err);
@@ -908,7 +931,7 @@ CallTerminated(Call *call)
         CallFail(call, PROTO_ERR_CANCELLED, "%s was cancelled",
                  call->what.c_str());
     else if (e->term_reason == kTermStop)
-        CallFail(call, PROTO_ERR_HOST_UNAVAILABLE, "the worker is stopping");
+        CallFail(call, e->stop_type, "%s", e->stop_words);
     else
         CallFail(call, PROTO_ERR_NOT_FOUND, "%s: its context was destroyed",
                  call->what.c_str());

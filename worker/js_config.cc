@@ -1,8 +1,11 @@
 // Loading the config (docs/config.md): the file's real path, its `roots` and
 // `env` read from its source before it runs, its exports checked (an object
 // with a `functions` object of functions, settings that are positive
-// integers), the functions kept for calls, and the other exports (the
-// extras) packed for the manager.
+// integers, `reload` a boolean), the functions kept for calls, the other
+// exports (the extras) packed for the manager, a warning for an extra that
+// looks like a misspelt setting, and the files it loaded (the manager
+// watches them to reload the host).
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
@@ -55,12 +58,158 @@ TypeName(Local<Value> v)
     return "a primitive";
 }
 
-// The exports that are settings (or the functions), not extras.
+// The exports that are settings (or the functions), not extras; a misspelt
+// extra is compared with these too.
+static const char *const kSettingNames[] = {"functions", "workers", "timeout",
+                                            "memory",    "linger",  "reload",
+                                            "env",       "roots"};
+
 static bool
 IsSetting(const std::string &k)
 {
-    return k == "functions" || k == "workers" || k == "timeout" ||
-           k == "memory" || k == "linger" || k == "roots" || k == "env";
+    for (const char *name : kSettingNames)
+        if (k == name)
+            return true;
+    return false;
+}
+
+// Edit distance (insertions, deletions, substitutions and swaps of two
+// neighbours each count 1), case-insensitive.
+static size_t
+EditDistance(const std::string &a, const std::string &b)
+{
+    size_t n = a.size(), m = b.size();
+    std::vector<std::vector<size_t>> d(n + 1, std::vector<size_t>(m + 1));
+    for (size_t i = 0; i <= n; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= m; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= n; i++) {
+        for (size_t j = 1; j <= m; j++) {
+            size_t cost = tolower((unsigned char)a[i - 1]) !=
+                          tolower((unsigned char)b[j - 1]);
+            d[i][j] = std::min(
+                {d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+            if (i > 1 && j > 1 &&
+                tolower((unsigned char)a[i - 1]) ==
+                    tolower((unsigned char)b[j - 2]) &&
+                tolower((unsigned char)a[i - 2]) ==
+                    tolower((unsigned char)b[j - 1]))
+                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+        }
+    }
+    return d[n][m];
+}
+
+// The setting an extra's name looks like a misspelling of (`timout`,
+// `Workers`, `lingr`), or nullptr: within one edit of a short name, two of a
+// longer one.
+static const char *
+MisspeltSetting(const std::string &key)
+{
+    if (key.size() > 12)
+        return nullptr;
+    for (const char *name : kSettingNames) {
+        size_t len = strlen(name);
+        size_t allowed = len <= 5 ? 1 : 2;
+        if (key != name && EditDistance(key, name) <= allowed)
+            return name;
+    }
+    return nullptr;
+}
+
+// Warns (in the log, and in the list `ready` carries to the manager) about
+// each extra whose name looks like a misspelt setting: it is taken as an
+// extra, so the setting keeps its default.
+static void
+WarnMisspelt(js_engine *e, Local<Context> context, Local<Object> exports,
+             const std::string &path)
+{
+    Isolate *isolate = e->isolate;
+    Local<Array> keys;
+    if (!exports->GetOwnPropertyNames(context).ToLocal(&keys))
+        return;
+    for (uint32_t i = 0; i < keys->Length(); i++) {
+        Local<Value> k;
+        if (!keys->Get(context, i).ToLocal(&k))
+            return;
+        std::string key = Utf8(isolate, k);
+        const char *like = IsSetting(key) ? nullptr : MisspeltSetting(key);
+        if (like == nullptr)
+            continue;
+        std::string msg = path + ": `" + key + "` looks like a misspelt `" +
+                          like +
+                          "`: it is not a setting, so it is kept as an "
+                          "extra and `" +
+                          like + "` keeps its default";
+        log_line(2, "warn", msg.data(), msg.size());
+        e->warnings.push_back(msg);
+    }
+    for (const std::string &w : e->warnings)
+        e->warning_ptrs.push_back(w.c_str());
+}
+
+// `reload`: absent (-1), or a boolean.
+static int
+ReadReload(Isolate *isolate, Local<Context> context, Local<Object> exports,
+           int *out, const std::string &file, struct js_error *err)
+{
+    Local<Value> v;
+    if (!exports->Get(context, String::NewFromUtf8Literal(isolate, "reload"))
+             .ToLocal(&v))
+        return ErrorConfig(err, file, "reading `reload` of the config threw");
+    if (v->IsUndefined())
+        return 0;
+    if (!v->IsBoolean())
+        return ErrorConfig(err, file,
+                           "config setting `reload` must be true or false, "
+                           "got %s",
+                           TypeName(v));
+    *out = v->IsTrue() ? 1 : 0;
+    return 0;
+}
+
+// The files loading the config read: the config, the CommonJS modules in
+// require.cache and the ES modules (by real path) of the config's realm.
+static void
+ListLoaded(js_engine *e, Local<Context> context, const std::string &path)
+{
+    Isolate *isolate = e->isolate;
+    TryCatch tc(isolate);
+    e->loaded.push_back(path);
+    for (const auto &m : e->main->esm)
+        if (!m.first.empty() && m.first[0] == '/' && m.first != path)
+            e->loaded.push_back(m.first);
+    Local<Value> at, req, cache;
+    Local<Array> keys;
+    Local<Value> dir = Str(isolate, path.substr(0, path.rfind('/') + 1));
+    if (!e->main->loader.IsEmpty() &&
+        e->main->loader.Get(isolate)
+            ->Get(context, String::NewFromUtf8Literal(isolate, "requireAt"))
+            .ToLocal(&at) &&
+        at->IsFunction() &&
+        at.As<Function>()
+            ->Call(context, e->main->loader.Get(isolate), 1, &dir)
+            .ToLocal(&req) &&
+        req->IsObject() &&
+        req.As<Object>()
+            ->Get(context, String::NewFromUtf8Literal(isolate, "cache"))
+            .ToLocal(&cache) &&
+        cache->IsObject() &&
+        cache.As<Object>()->GetOwnPropertyNames(context).ToLocal(&keys)) {
+        for (uint32_t i = 0; i < keys->Length(); i++) {
+            Local<Value> k;
+            if (!keys->Get(context, i).ToLocal(&k))
+                break;
+            std::string file = Utf8(isolate, k);
+            if (!file.empty() && file[0] == '/' &&
+                std::find(e->loaded.begin(), e->loaded.end(), file) ==
+                    e->loaded.end())
+                e->loaded.push_back(file);
+        }
+    }
+    for (const std::string &f : e->loaded)
+        e->loaded_ptrs.push_back(f.c_str());
 }
 
 int
@@ -465,7 +614,8 @@ ConfigLoad(js_engine *e, const std::string &path, struct js_error *err)
         ReadSetting(isolate, context, exports, "memory", &c.memory_mb, path,
                     err) ||
         ReadSetting(isolate, context, exports, "linger", &c.linger_ms, path,
-                    err))
+                    err) ||
+        ReadReload(isolate, context, exports, &c.reload, path, err))
         return -EINVAL;
     rc = CheckPrescanned(isolate, context, exports, "roots", e->roots_written,
                          path, err);
@@ -475,6 +625,8 @@ ConfigLoad(js_engine *e, const std::string &path, struct js_error *err)
     if (rc != 0)
         return rc;
     e->config = c;
+    WarnMisspelt(e, context, exports, path);
+    ListLoaded(e, context, path);
     e->exports.Reset(isolate, exports);
     Local<Object> host = Object::New(isolate);
     if (!host->Set(context, String::NewFromUtf8Literal(isolate, "config"),

@@ -107,6 +107,7 @@ struct Call {
     bool settled = false;   // a settlement won; its answer is pending
     bool cancelled = false; // cancelled while JS ran: answered Cancelled
     bool ok = false;
+    bool as_string = false;      // the result crosses as String(result)
     v8::Global<v8::Value> value; // the result, or what it failed with
     v8::Global<v8::Message> message;
 };
@@ -236,12 +237,15 @@ struct js_engine {
     std::unordered_map<std::string, jse::Fn> functions;
     std::vector<std::string> names;
     std::vector<const char *> name_ptrs;
+    // Files the config loaded, and what loading it warned about.
+    std::vector<std::string> loaded, warnings;
+    std::vector<const char *> loaded_ptrs, warning_ptrs;
     js_config config = {JSHOST_DEFAULT_WORKERS, JSHOST_DEFAULT_TIMEOUT_MS,
-                        JSHOST_DEFAULT_MEMORY_MB, JSHOST_DEFAULT_LINGER_MS};
+                        JSHOST_DEFAULT_MEMORY_MB, JSHOST_DEFAULT_LINGER_MS, -1};
     uint32_t timeout_ms = JSHOST_DEFAULT_TIMEOUT_MS;
     uint32_t memory_mb = JSHOST_DEFAULT_MEMORY_MB;
 
-    js_engine_hooks hooks = {};            // the embedder's: invoke, poll
+    js_engine_hooks hooks = {}; // the embedder's: invoke, poll, console
     std::map<uint64_t, jse::Call *> calls; // unanswered, by id
     uint64_t next_call = 1;
     std::deque<jse::Call *> settled; // settled, their answers not yet given
@@ -250,9 +254,12 @@ struct js_engine {
 
     int depth = 0; // nested Entries
     bool pumping = false;
-    uint64_t current_call = 0;       // see CurrentCallScope
-    bool doomed = false;             // the heap limit was reached
-    bool stopping = false;           // js_engine_stop: no more calls
+    uint64_t current_call = 0; // see CurrentCallScope
+    bool doomed = false;       // the heap limit was reached
+    bool stopping = false;     // js_engine_stop: no more calls
+    // How calls a stop cuts short are answered (js_engine_stop_cancels).
+    enum proto_errtype stop_type = PROTO_ERR_HOST_UNAVAILABLE;
+    const char *stop_words = "the worker is stopping";
     bool polling = false;            // inside the embedder's poll
     int terminated = 0;              // jse::Termination asked during this entry
     int term_reason = 0;             // ...and of the entry that just ended

@@ -469,7 +469,8 @@ Define(const FunctionCallbackInfo<Value> &info)
             String::NewFromUtf8Literal(isolate, "Cannot redefine property")));
 }
 
-// write(level, text): one console line.
+// write(level, text): one console line, to the log; a context's also to the
+// client that owns the context (the engine's console hook).
 void
 ConsoleWrite(const FunctionCallbackInfo<Value> &info)
 {
@@ -478,6 +479,11 @@ ConsoleWrite(const FunctionCallbackInfo<Value> &info)
     std::string text = jse::Utf8(isolate, info[1]);
     int fd = (level == "log" || level == "info" || level == "debug") ? 1 : 2;
     log_line(fd, level.c_str(), text.data(), text.size());
+    Realm *realm = RealmOfInfo(info);
+    js_engine *e = realm->engine;
+    if (realm->id != 0 && e->hooks.console != nullptr)
+        e->hooks.console(e->hooks.arg, realm->id, level.c_str(), text.data(),
+                         text.size());
 }
 
 void

@@ -141,6 +141,7 @@ serve__drain(struct serve *s)
     if (s->draining || s->closing)
         return;
     s->draining = true;
+    js_engine_stop_cancels(s->engine);
     log_info("draining: no new direct clients");
     serve_listener_stop(s);
     for (c = s->conns; c != NULL; c = next) {
@@ -165,6 +166,39 @@ serve__maybe_drained(struct serve *s)
     if (serve_conn_packer(s->fd_conn, &pk)) {
         proto_write_notification(&pk, PROTO_N_DRAINED, 0);
         serve_conn_replied(s->fd_conn);
+    }
+}
+
+/* ---- console output ----------------------------------------------------- */
+
+/* Console lines for a connection whose peer reads none past this much
+ * unwritten are dropped (the log has them). */
+#define SERVE_CONSOLE_BACKLOG_MAX ((size_t)1024 * 1024)
+
+/* A context's console line goes to the connection that made it, as
+ * [2, "console", [level, text, context]] (docs/protocol.md). */
+static void
+serve_console(void *arg, uint32_t context, const char *level, const char *text,
+              size_t len)
+{
+    struct serve *s = arg;
+    msgpack_packer pk;
+
+    for (struct serve_conn *c = s->conns; c != NULL; c = c->next) {
+        for (size_t i = 0; i < c->ncontexts; i++) {
+            if (c->contexts[i] != context)
+                continue;
+            if (c->stream == NULL ||
+                rpcstream_backlog(c->stream) > SERVE_CONSOLE_BACKLOG_MAX ||
+                !serve_conn_packer(c, &pk))
+                return;
+            proto_write_notification(&pk, PROTO_N_CONSOLE, 3);
+            proto_pack_cstr(&pk, level);
+            msgpack_pack_str_with_body(&pk, text, len);
+            msgpack_pack_uint32(&pk, context);
+            serve_conn_replied(c);
+            return;
+        }
     }
 }
 
@@ -262,6 +296,7 @@ serve_new(uv_loop_t *loop, const struct serve_options *opts, struct serve **out)
     js_engine_set_hooks(s->engine, &(struct js_engine_hooks){
                                        .invoke = serve_method_invoke,
                                        .poll = serve_poll,
+                                       .console = serve_console,
                                        .arg = s,
                                    });
     rpcstream_setup(loop);
@@ -396,20 +431,39 @@ serve_notify_ready(struct serve *s)
     struct serve_conn *c = s->fd_conn;
     struct js_config cfg;
     msgpack_packer pk;
+    const char *const *list;
+    size_t n;
 
     if (c == NULL || !serve_conn_packer(c, &pk))
         return -ENOTCONN;
     js_engine_config(s->engine, &cfg);
     proto_write_notification(&pk, PROTO_N_READY, 1);
-    msgpack_pack_map(&pk, 4);
+    msgpack_pack_map(&pk, 6);
     proto_pack_cstr(&pk, PROTO_K_PID);
     msgpack_pack_int64(&pk, getpid());
     proto_pack_cstr(&pk, PROTO_K_FUNCTIONS);
     serve_method_pack_functions(s, &pk);
     proto_pack_cstr(&pk, PROTO_K_EXTRAS);
     serve_method_pack_extras(s, &pk);
+    proto_pack_cstr(&pk, PROTO_K_FILES);
+    n = js_engine_loaded_files(s->engine, &list);
+    msgpack_pack_array(&pk, n);
+    for (size_t i = 0; i < n; i++)
+        proto_pack_cstr(&pk, list[i]);
+    proto_pack_cstr(&pk, PROTO_K_WARNINGS);
+    n = js_engine_config_warnings(s->engine, &list);
+    msgpack_pack_array(&pk, n);
+    for (size_t i = 0; i < n; i++)
+        proto_pack_cstr(&pk, list[i]);
     proto_pack_cstr(&pk, PROTO_K_CONFIG);
-    msgpack_pack_map(&pk, 4);
+    msgpack_pack_map(&pk, cfg.reload >= 0 ? 5 : 4);
+    if (cfg.reload >= 0) {
+        proto_pack_cstr(&pk, PROTO_K_RELOAD);
+        if (cfg.reload)
+            msgpack_pack_true(&pk);
+        else
+            msgpack_pack_false(&pk);
+    }
     proto_pack_cstr(&pk, PROTO_K_WORKERS);
     msgpack_pack_uint32(&pk, cfg.workers);
     proto_pack_cstr(&pk, PROTO_K_TIMEOUT);

@@ -47,7 +47,7 @@ serve_conn_unref(struct serve_conn *c)
     if (!s->closing)
         serve__reap_peer(s, c->id);
     free(c->contexts);
-    free(c->precancel);
+    free(c->precancel.v);
     free(c);
 }
 
@@ -298,15 +298,35 @@ serve_conn_of_context(struct serve *s, uint32_t id)
 }
 
 bool
-serve_conn_take_precancel(struct serve_conn *c, uint32_t msgid)
+serve_ids_take(struct serve_ids *ids, uint32_t msgid)
 {
-    for (size_t i = 0; i < c->nprecancel; i++) {
-        if (c->precancel[i] == msgid) {
-            c->precancel[i] = c->precancel[--c->nprecancel];
+    for (size_t i = 0; i < ids->n; i++) {
+        if (ids->v[i] == msgid) {
+            ids->v[i] = ids->v[--ids->n];
             return true;
         }
     }
     return false;
+}
+
+static void
+serve_ids_push(struct serve_ids *ids, uint32_t msgid)
+{
+    if (ids->n == ids->cap) {
+        ids->cap = ids->cap ? ids->cap * 2 : 8;
+        ids->v = xrealloc(ids->v, ids->cap * sizeof(uint32_t));
+    }
+    ids->v[ids->n++] = msgid;
+}
+
+/* Adds msgid unless it is there. */
+static void
+serve_ids_add(struct serve_ids *ids, uint32_t msgid)
+{
+    for (size_t i = 0; i < ids->n; i++)
+        if (ids->v[i] == msgid)
+            return;
+    serve_ids_push(ids, msgid);
 }
 
 void
@@ -329,6 +349,8 @@ struct serve_scan {
     struct serve_conn *conn;
     uint32_t *requests; /* msgids of calls not yet read */
     size_t n, cap;
+    unsigned early;                /* pings and stats seen so far */
+    struct serve_ids pongs, stats; /* to answer once the scan is done */
 };
 
 static bool
@@ -364,18 +386,11 @@ raw_is_call(const struct proto_raw *raw)
            raw_is(raw, PROTO_M_CONTEXT_LOAD);
 }
 
-static void
-serve_conn_precancel(struct serve_conn *c, uint32_t msgid)
+bool
+serve_conn_is_early_kind(enum proto_kind kind, uint32_t nparams, bool ping,
+                         bool stats)
 {
-    for (size_t i = 0; i < c->nprecancel; i++)
-        if (c->precancel[i] == msgid)
-            return;
-    if (c->nprecancel == c->precancel_cap) {
-        c->precancel_cap = c->precancel_cap ? c->precancel_cap * 2 : 8;
-        c->precancel =
-            xrealloc(c->precancel, c->precancel_cap * sizeof(uint32_t));
-    }
-    c->precancel[c->nprecancel++] = msgid;
+    return kind == PROTO_REQUEST && nparams == 0 && (ping || stats);
 }
 
 /* One message waiting in the buffer, seen before its turn. */
@@ -398,6 +413,18 @@ serve_conn_scan_msg(void *arg, const struct proto_raw *raw)
                raw_param_uint(raw, &v) && v <= UINT32_MAX &&
                serve_conn_has_context(c, (uint32_t)v)) {
         js_context_interrupt(c->serve->engine, (uint32_t)v);
+    } else if (serve_conn_is_early_kind(raw->kind, raw->nparams,
+                                        raw_is(raw, PROTO_M_PING),
+                                        raw_is(raw, PROTO_M_STATS))) {
+        /* Alive and busy: said now, not after the run (docs/protocol.md,
+         * "Liveness"); those before were answered by an earlier look. */
+        if (sc->early++ >= c->early)
+            serve_ids_push(raw_is(raw, PROTO_M_PING) ? &sc->pongs : &sc->stats,
+                           raw->msgid);
+    } else if (raw->kind == PROTO_NOTIFICATION && c->is_fd &&
+               raw_is(raw, PROTO_N_DRAIN)) {
+        /* Read once the run ends; a stop before that is past the grace. */
+        js_engine_stop_cancels(c->serve->engine);
     } else if (raw->kind == PROTO_NOTIFICATION && raw_is(raw, PROTO_N_CANCEL) &&
                raw_param_uint(raw, &v) && v <= UINT32_MAX) {
         for (call = c->calls; call != NULL; call = call->next) {
@@ -409,7 +436,7 @@ serve_conn_scan_msg(void *arg, const struct proto_raw *raw)
         /* Cancelled before it was read: it will be answered, not run. */
         for (size_t i = 0; i < sc->n; i++)
             if (sc->requests[i] == (uint32_t)v)
-                serve_conn_precancel(c, (uint32_t)v);
+                serve_ids_add(&c->precancel, (uint32_t)v);
     }
     return true;
 }
@@ -440,6 +467,20 @@ serve_conn_poll(struct serve_conn *c)
     }
     rpcstream_scan(c->stream, serve_conn_scan_msg, &sc);
     free(sc.requests);
+    c->early = sc.early;
+    if (sc.pongs.n + sc.stats.n > 0) {
+        /* The loop does not turn while JavaScript runs: written now. */
+        serve_conn_ref(c);
+        for (size_t i = 0; i < sc.pongs.n; i++)
+            serve_method_pong(c, sc.pongs.v[i]);
+        for (size_t i = 0; i < sc.stats.n; i++)
+            serve_method_stats(c, sc.stats.v[i]);
+        if (!c->closing)
+            serve_conn_flush(c);
+        serve_conn_unref(c);
+    }
+    free(sc.pongs.v);
+    free(sc.stats.v);
 }
 
 /* ---- the stream's callbacks -------------------------------------------- */

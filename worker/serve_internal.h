@@ -37,6 +37,12 @@
 /* How many of the latest calls the p50/p99 figures cover. */
 #define SERVE_LATENCY_RING 256
 
+/* A few msgids of one connection (unread requests serve_conn_poll saw). */
+struct serve_ids {
+    uint32_t *v;
+    size_t n, cap;
+};
+
 /* A call at the engine: the connection and msgid its reply goes to. */
 struct serve_call {
     struct serve_conn *conn;
@@ -54,8 +60,12 @@ struct serve_conn {
     struct serve_call *calls; /* ...and which */
     /* msgids of requests cancelled while still unread (serve_conn_poll saw
      * the cancel after them): answered Cancelled when they are read */
-    uint32_t *precancel;
-    size_t nprecancel, precancel_cap;
+    struct serve_ids precancel;
+    /* Pings and stats requests serve_conn_poll answered while JavaScript
+     * ran (so that a long run never looks like a hung worker, and status
+     * sees it busy): always the first ones still unread, as the poll answers
+     * every one it sees and reading goes in order; dropped when read. */
+    unsigned early;
     bool is_fd;
     bool counted; /* a direct client, in serve->nclients */
     bool paused;  /* SERVE_PAUSE_CALLS: not read until calls finish */
@@ -173,7 +183,14 @@ bool serve_conn_has_context(const struct serve_conn *c, uint32_t id);
 struct serve_conn *serve_conn_of_context(struct serve *s, uint32_t id);
 /* Whether the request msgid was cancelled before it was read (and forget
  * that it was). */
-bool serve_conn_take_precancel(struct serve_conn *c, uint32_t msgid);
+bool serve_ids_take(struct serve_ids *ids, uint32_t msgid);
+/* A message serve_conn_poll answers while JavaScript runs: a ping or stats
+ * request (well formed: no params). */
+bool serve_conn_is_early_kind(enum proto_kind kind, uint32_t nparams, bool ping,
+                              bool stats);
+/* The answers to ping and stats (also given while JavaScript runs). */
+void serve_method_pong(struct serve_conn *c, uint32_t msgid);
+void serve_method_stats(struct serve_conn *c, uint32_t msgid);
 /* The engine's poll, for one connection: reads what came, acts on the
  * cancels and context.destroys in it, and on a peer that has gone. */
 void serve_conn_poll(struct serve_conn *c);

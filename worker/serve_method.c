@@ -72,7 +72,7 @@ serve_call_done(void *arg, const char *value, size_t len,
 static bool
 serve_call_precancelled(struct serve_conn *c, const struct proto_msg *msg)
 {
-    if (c->nprecancel == 0 || !serve_conn_take_precancel(c, msg->msgid))
+    if (c->precancel.n == 0 || !serve_ids_take(&c->precancel, msg->msgid))
         return false;
     serve_conn_reply_error(c, msg->msgid, PROTO_ERR_CANCELLED,
                            "cancelled before it ran");
@@ -230,18 +230,24 @@ typedef void (*serve_method_fn)(struct serve_conn *c,
                                 const struct proto_msg *msg,
                                 const struct proto_params *p);
 
+void
+serve_method_pong(struct serve_conn *c, uint32_t msgid)
+{
+    msgpack_packer pk;
+
+    if (!serve_conn_packer(c, &pk))
+        return;
+    proto_write_result(&pk, msgid);
+    proto_pack_cstr(&pk, PROTO_PONG);
+    serve_conn_replied(c);
+}
+
 static void
 m_ping(struct serve_conn *c, const struct proto_msg *msg,
        const struct proto_params *p)
 {
-    msgpack_packer pk;
-
     (void)p;
-    if (!serve_conn_packer(c, &pk))
-        return;
-    proto_write_result(&pk, msg->msgid);
-    proto_pack_cstr(&pk, PROTO_PONG);
-    serve_conn_replied(c);
+    serve_method_pong(c, msg->msgid);
 }
 
 static void
@@ -382,7 +388,8 @@ m_context_eval(struct serve_conn *c, const struct proto_msg *msg,
         return;
     js_context_eval(c->serve->engine, engine_context(p->context), p->source,
                     p->source_len, ident, ident_len, p->timeout_ms,
-                    serve_call_done, serve_call_new(c, msg->msgid));
+                    p->as_string ? JS_EVAL_STRING : 0, serve_call_done,
+                    serve_call_new(c, msg->msgid));
 }
 
 static void
@@ -424,18 +431,24 @@ m_context_destroy(struct serve_conn *c, const struct proto_msg *msg,
     reply_nil(c, msg->msgid);
 }
 
+void
+serve_method_stats(struct serve_conn *c, uint32_t msgid)
+{
+    msgpack_packer pk;
+
+    if (!serve_conn_packer(c, &pk))
+        return;
+    proto_write_result(&pk, msgid);
+    pack_stats(c->serve, &pk);
+    serve_conn_replied(c);
+}
+
 static void
 m_stats(struct serve_conn *c, const struct proto_msg *msg,
         const struct proto_params *p)
 {
-    msgpack_packer pk;
-
     (void)p;
-    if (!serve_conn_packer(c, &pk))
-        return;
-    proto_write_result(&pk, msg->msgid);
-    pack_stats(c->serve, &pk);
-    serve_conn_replied(c);
+    serve_method_stats(c, msg->msgid);
 }
 
 static void
@@ -469,7 +482,7 @@ n_cancel(struct serve_conn *c, const struct proto_msg *msg,
          const struct proto_params *p)
 {
     (void)msg;
-    if (serve_conn_take_precancel(c, p->msgid))
+    if (serve_ids_take(&c->precancel, p->msgid))
         return; /* answered already, when it was read */
     for (struct serve_call *call = c->calls; call != NULL; call = call->next) {
         if (call->msgid == p->msgid) {
@@ -587,6 +600,13 @@ serve_method_dispatch(struct serve_conn *c, const struct proto_msg *msg)
     if (msg->kind == PROTO_NOTIFICATION) {
         serve_notification(c, msg);
         return;
+    }
+    if (c->early > 0 &&
+        serve_conn_is_early_kind(msg->kind, msg->params.via.array.size,
+                                 proto_msg_is(msg, PROTO_M_PING),
+                                 proto_msg_is(msg, PROTO_M_STATS))) {
+        c->early--;
+        return; /* answered while JavaScript ran (serve_conn_poll) */
     }
     e = (const struct serve_method *)proto_method_find(
         serve_methods, sizeof(serve_methods) / sizeof(serve_methods[0]),

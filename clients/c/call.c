@@ -86,21 +86,33 @@ errout_finish(struct errout *eo, jshost *c, int r)
 }
 
 /* A blocking call: send, wait, and send once more when the connection was
- * lost before any byte of it left. wait_ms < 0: no client-side deadline. A
- * result of at most cap bytes lands in buf (may be NULL). */
-static int
-do_request(jshost *c, jshost *eo, const char *method, const struct iovec *parts,
-           int nparts, int64_t wait_ms, char *buf, size_t cap,
-           jshost_value *result)
+ * lost before any byte of it left. A call of a host attached here goes to
+ * one of its workers directly when it can (direct.c). */
+int
+jshost__request(jshost *c, jshost *eo, const char *method,
+                const struct iovec *parts, int nparts, int64_t wait_ms,
+                char *buf, size_t cap, jshost_value *result)
 {
     jshost_priv *p = c->priv;
     struct jshost__call call;
-    int64_t deadline = wait_ms < 0 ? -1 : jshost__now_ms() + wait_ms;
+    int64_t deadline;
     bool resent = false;
     int r;
 
+    if (strcmp(method, "call") == 0 &&
+        (r = jshost__direct_call(c, eo, parts, nparts, &wait_ms, buf, cap,
+                                 result)) <= 0)
+        return r;
+    if (wait_ms == JSHOST__WAIT_HOST)
+        wait_ms = JSHOST__JS_DEFAULT_WAIT_MS;
+    deadline = wait_ms < 0 ? -1 : jshost__now_ms() + wait_ms;
     jshost__enter(c);
 again:
+    if (p->fd < 0 && p->direct_conn) {
+        /* A worker's socket is not connected again: it went. */
+        jshost__leave(c);
+        return JSHOST__UNSENT;
+    }
     if (p->fd < 0 && jshost__reconnect_locked(eo) < 0) {
         jshost__leave(c);
         return -1;
@@ -115,11 +127,26 @@ again:
     r = jshost__call_wait(p, &call, deadline, false);
     if (r == 1) /* answered, and the lock is no longer ours */
         return jshost__call_result(eo, &call, method, result);
-    if (r == -ETIMEDOUT) {
+    if (r == -ETIMEDOUT || r == -EINTR) {
+        /* Given up on here: stopped on the server too (its answer, if one
+         * comes, is dropped). */
+        if (p->fd >= 0)
+            (void)jshost__cancel_locked(p, call.msgid);
         jshost__leave(c);
+        if (r == -EINTR)
+            return jshost__seterr(eo, JSHOST_ERR_CANCELLED,
+                                  "%s: interrupted (cancelled)", method);
         return jshost__seterr(eo, JSHOST_ERR_TIMEOUT,
                               "%s: no reply within %lld ms", method,
                               (long long)wait_ms);
+    }
+    if (p->direct_conn && call.state != JSHOST__CALL_DONE &&
+        atomic_load(&p->draining)) {
+        /* The worker said it drains, then closed: it had stopped reading,
+         * and answers all it read before it closes, so this call never
+         * ran. It may go elsewhere. */
+        jshost__leave(c);
+        return JSHOST__UNSENT;
     }
     if (call.state == JSHOST__CALL_LOST_UNSENT && !resent) {
         /* Nothing of it reached the server: safe to send once more. */
@@ -132,15 +159,16 @@ again:
     return r;
 }
 
-/* jshost_request's wait: timeout_ms plus the margin, 0 the default, -1
- * none. */
+/* jshost_request's wait: timeout_ms plus the margin, 0 the default (for a
+ * call, its host's deadline plus the margin), -1 none. */
 static int64_t
-request_wait(int timeout_ms)
+request_wait(const char *method, int timeout_ms)
 {
     if (timeout_ms < 0)
         return -1;
     if (timeout_ms == 0)
-        return JSHOST__REQUEST_DEFAULT_MS;
+        return strcmp(method, "call") == 0 ? JSHOST__WAIT_HOST
+                                           : JSHOST__REQUEST_DEFAULT_MS;
     return (int64_t)timeout_ms + JSHOST__MARGIN_MS;
 }
 
@@ -165,8 +193,8 @@ jshost_request(jshost *c, const char *method, const char *params,
                            "%s: params are not one packed msgpack array",
                            method != NULL ? method : "(no method)");
     else
-        r = do_request(c, &eo.sink, method, &part, 1, request_wait(timeout_ms),
-                       NULL, 0, result);
+        r = jshost__request(c, &eo.sink, method, &part, 1,
+                            request_wait(method, timeout_ms), NULL, 0, result);
     return errout_finish(&eo, c, r);
 }
 
@@ -183,9 +211,9 @@ jshost__request_into(jshost *c, const char *method, const char *params,
     result->len = 0;
     errout_init(&eo, c, errcode, err, errstr, errstr_len);
     return errout_finish(&eo, c,
-                         do_request(c, &eo.sink, method, &part, 1,
-                                    request_wait(timeout_ms), buf, cap,
-                                    result));
+                         jshost__request(c, &eo.sink, method, &part, 1,
+                                         request_wait(method, timeout_ms), buf,
+                                         cap, result));
 }
 
 /* A packer over a fresh sbuffer (the caller destroys it). */
@@ -215,7 +243,7 @@ js_wait(int timeout_ms)
     if (timeout_ms < 0)
         return -1;
     if (timeout_ms == 0)
-        return JSHOST__JS_DEFAULT_WAIT_MS;
+        return JSHOST__WAIT_HOST;
     return (int64_t)timeout_ms + JSHOST__MARGIN_MS;
 }
 
@@ -233,7 +261,7 @@ send_packed(jshost *c, const char *method, msgpack_sbuffer *sb, int64_t wait,
         result->len = 0;
     }
     errout_init(&eo, c, NULL, NULL, NULL, 0);
-    r = do_request(c, &eo.sink, method, &part, 1, wait, NULL, 0, result);
+    r = jshost__request(c, &eo.sink, method, &part, 1, wait, NULL, 0, result);
     msgpack_sbuffer_destroy(sb);
     return errout_finish(&eo, c, r);
 }
@@ -278,8 +306,8 @@ call_function(jshost *c, jshost *eo, const char *host, const char *function,
         opts[0] = 0x80;
         iov[5] = (struct iovec){opts, 1};
     }
-    return do_request(c, eo, "call", iov, 6, js_wait(timeout_ms), NULL, 0,
-                      result);
+    return jshost__request(c, eo, "call", iov, 6, js_wait(timeout_ms), NULL, 0,
+                           result);
 }
 
 int
@@ -361,7 +389,8 @@ held_add(jshost_priv *p, const char *config, const char *host)
     return 0;
 }
 
-static void
+/* Releases one hold; true when it was the last. */
+static bool
 held_remove(jshost_priv *p, const char *host)
 {
     struct jshost__held **pp, *h;
@@ -371,13 +400,14 @@ held_remove(jshost_priv *p, const char *host)
         if (strcmp(h->host, host) != 0)
             continue;
         if (--h->count > 0)
-            return;
+            return false;
         *pp = h->next;
         free(h->config);
         free(h->host);
         free(h);
-        return;
+        return true;
     }
+    return false;
 }
 
 int
@@ -410,8 +440,9 @@ jshost_attach(jshost *c, const char *config_path, char **host,
     msgpack_unpacked_init(&u);
     if (msgpack_unpack_next(&u, v.data, v.len, NULL) ==
             MSGPACK_UNPACK_SUCCESS &&
-        (id = proto_map_get(&u.data, "host")) != NULL)
-        s = proto_obj_strdup(id);
+        (id = proto_map_get(&u.data, "host")) != NULL &&
+        (s = proto_obj_strdup(id)) != NULL)
+        jshost__direct_attached(c, s, config_path, &u.data);
     msgpack_unpacked_destroy(&u);
     if (s == NULL) {
         jshost_value_free(&v);
@@ -445,7 +476,8 @@ jshost_detach(jshost *c, const char *host)
         return jshost__seterr(c, JSHOST_ERR_ARG, "detach: no host");
     /* Forget it first: even if detach fails, it is not ours to re-attach. */
     jshost__enter(c);
-    held_remove(c->priv, host);
+    if (held_remove(c->priv, host))
+        jshost__direct_detached(c, host);
     jshost__leave(c);
     packer_init(&sb, &pk);
     msgpack_pack_array(&pk, 1);

@@ -1,9 +1,9 @@
-/* The connection core: the one send path (calls, the write buffer), the driver
- * that reads, reply hand-over to waiting threads, connection loss, and the
- * fork check. */
+/* The connection core: the lock and the fork check, the wake-ups of waiting
+ * calls (futex words), the calls registered on the connection, connection
+ * loss, and a blocking call's wait for its reply (with the interrupt check
+ * that can end it) and its outcome. Sending is send.c's, reading drive.c's,
+ * reverse calls invoke.c's. */
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,8 +42,9 @@ jshost__cond_init(pthread_cond_t *cond)
 _Static_assert(sizeof(atomic_uint) == 4, "a futex word is 32 bits");
 
 /* Sleeps while *word == seen, up to deadline (jshost__now_ms() terms, -1:
- * none); returns early on a bump, a signal or spuriously. */
-static void
+ * none); returns early on a bump, a signal or spuriously. True when a signal
+ * cut it short. */
+static bool
 word_wait(atomic_uint *word, unsigned seen, int64_t deadline)
 {
     struct timespec ts, *tp = NULL;
@@ -54,8 +55,9 @@ word_wait(atomic_uint *word, unsigned seen, int64_t deadline)
         tp = &ts;
     }
     /* BITSET: an absolute CLOCK_MONOTONIC deadline, as jshost__now_ms(). */
-    syscall(SYS_futex, word, FUTEX_WAIT_BITSET_PRIVATE, seen, tp, NULL,
-            FUTEX_BITSET_MATCH_ANY);
+    return syscall(SYS_futex, word, FUTEX_WAIT_BITSET_PRIVATE, seen, tp, NULL,
+                   FUTEX_BITSET_MATCH_ANY) < 0 &&
+           errno == EINTR;
 }
 
 static void
@@ -68,8 +70,8 @@ word_wake(atomic_uint *word)
  * bump must be the last write to the call: its thread may return as soon as
  * it sees it (a wake-up that then finds no sleeper, or a later one at the
  * same address, is harmless: every sleeper checks its word again). */
-static void
-word_bump(jshost_priv *p, struct jshost__call *call)
+void
+jshost__word_bump(jshost_priv *p, struct jshost__call *call)
 {
     atomic_uint *word = &call->word;
     bool asleep = call->asleep;
@@ -106,6 +108,21 @@ jshost__unlock(jshost_priv *p)
     pthread_mutex_unlock(&p->lock);
     for (i = 0; i < n; i++)
         word_wake(wakes[i]);
+}
+
+/* The invokes read and not handed to the handler, and the rids awaiting an
+ * answer: both belong to the connection (lock held). */
+static void
+forget_invokes(jshost_priv *p)
+{
+    struct jshost__invoke *inv, *next;
+
+    for (inv = p->inv_head; inv != NULL; inv = next) {
+        next = inv->next;
+        free(inv);
+    }
+    p->inv_head = p->inv_tail = NULL;
+    p->inv_nrids = 0;
 }
 
 static void
@@ -184,12 +201,21 @@ fork_reset(jshost_priv *p, unsigned gen)
         if (p->fd >= 0)
             close(p->fd);
         p->fd = -1;
+        /* The parent's eventfd: a wake here would wake the parent. */
+        if (p->wake_fd >= 0)
+            close(p->wake_fd);
+        p->wake_fd = -1;
+        p->serve_woken = false;
         if (consistent) {
             proto_reader_free(p->reader);
             free_queue(p);
+            forget_invokes(p);
         } else {
             msgpack_sbuffer_init(&p->wbuf);
             p->qhead = p->qtail = NULL;
+            p->inv_head = p->inv_tail = NULL;
+            p->inv_rids = NULL;
+            p->inv_cap = p->inv_nrids = 0;
         }
         p->reader = NULL;
         p->wbuf.size = 0;
@@ -202,6 +228,7 @@ fork_reset(jshost_priv *p, unsigned gen)
         p->nwakes = 0;
         p->in_flight = 0;
         p->pipe_lost = false;
+        jshost__direct_after_fork(p);
         atomic_store(&p->gen, gen);
     }
     atomic_store(&p->forking, 0);
@@ -224,94 +251,6 @@ jshost__leave(jshost *c)
     jshost__unlock(c->priv);
 }
 
-/* Starts a message at the end of the write buffer: *pk packs onto it. Returns
- * where it starts, for queue_end. */
-static size_t
-queue_begin(jshost_priv *p, msgpack_packer *pk)
-{
-    if (p->woff == p->wbuf.size) {
-        p->wbuf.size = 0;
-        p->woff = 0;
-    }
-    msgpack_packer_init(pk, &p->wbuf, msgpack_sbuffer_write);
-    return p->wbuf.size;
-}
-
-/* Ends the message begun at `before`: counted as queued when packing went
- * well (packed == 0), else dropped whole. 0 or -ENOMEM. */
-static int
-queue_end(jshost_priv *p, size_t before, int packed)
-{
-    if (packed != 0) {
-        p->wbuf.size = before;
-        return -ENOMEM;
-    }
-    p->queued += p->wbuf.size - before;
-    return 0;
-}
-
-int
-jshost__flush(jshost_priv *p)
-{
-    ssize_t n;
-
-    if (p->fd < 0)
-        return -ENOTCONN;
-    while (p->woff < p->wbuf.size) {
-        /* MSG_NOSIGNAL: a dead server must never kill the caller with SIGPIPE
-         * (Linux has no SO_NOSIGPIPE). */
-        n = send(p->fd, p->wbuf.data + p->woff, p->wbuf.size - p->woff,
-                 MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                break;
-            return -errno;
-        }
-        p->woff += (size_t)n;
-        p->written += (uint64_t)n;
-    }
-    if (p->woff == p->wbuf.size) {
-        p->wbuf.size = 0;
-        p->woff = 0;
-    } else if (p->woff > 1024 * 1024 && p->woff > p->wbuf.size / 2) {
-        memmove(p->wbuf.data, p->wbuf.data + p->woff, p->wbuf.size - p->woff);
-        p->wbuf.size -= p->woff;
-        p->woff = 0;
-    }
-    return 0;
-}
-
-/* A write failed (negative errno r): the connection is done for. */
-static void
-write_failed(jshost_priv *p, int r)
-{
-    char words[300];
-
-    snprintf(words, sizeof(words), "write: %s", strerror(-r));
-    if (p->driving) {
-        /* The driver reads this fd without the lock: only it may close it.
-         * Shutting the socket down ends its read (and a flusher's poll). */
-        if (!p->broken)
-            shutdown(p->fd, SHUT_RDWR);
-        p->broken = true;
-        snprintf(p->broken_cause, sizeof(p->broken_cause), "%s", words);
-    } else {
-        jshost__conn_lost(p, words);
-    }
-}
-
-int
-jshost__push(jshost_priv *p)
-{
-    int r = jshost__flush(p);
-
-    if (r < 0)
-        write_failed(p, r);
-    return r;
-}
-
 void
 jshost__disconnect(jshost_priv *p)
 {
@@ -324,6 +263,7 @@ jshost__disconnect(jshost_priv *p)
     p->woff = 0;
     p->queued = p->written = 0;
     p->broken = false;
+    forget_invokes(p);
 }
 
 void
@@ -333,7 +273,7 @@ jshost__wake_all(jshost_priv *p)
 
     for (call = p->calls; call != NULL; call = next) {
         next = call->next;
-        word_bump(p, call);
+        jshost__word_bump(p, call);
     }
     pthread_cond_broadcast(&p->pipe_cond);
 }
@@ -357,7 +297,7 @@ jshost__conn_lost(jshost_priv *p, const char *cause)
         call->next = NULL;
         call->state = p->written <= call->start ? JSHOST__CALL_LOST_UNSENT
                                                 : JSHOST__CALL_LOST_SENT;
-        word_bump(p, call);
+        jshost__word_bump(p, call);
     }
     p->calls = NULL;
     if (p->in_flight > 0) {
@@ -373,15 +313,15 @@ jshost__conn_lost(jshost_priv *p, const char *cause)
     pthread_cond_broadcast(&p->pipe_cond);
 }
 
-static void
-call_add(jshost_priv *p, struct jshost__call *call)
+void
+jshost__call_add(jshost_priv *p, struct jshost__call *call)
 {
     call->next = p->calls;
     p->calls = call;
 }
 
-static void
-call_remove(jshost_priv *p, struct jshost__call *call)
+void
+jshost__call_remove(jshost_priv *p, struct jshost__call *call)
 {
     struct jshost__call **pp;
 
@@ -394,266 +334,6 @@ call_remove(jshost_priv *p, struct jshost__call *call)
     }
 }
 
-/* A result's bytes into buf when they fit, else into fresh memory. 1, or -1
- * when out of memory. */
-static int
-take_result(const char *bytes, size_t len, char *buf, size_t cap,
-            jshost_value *value)
-{
-    value->data = len <= cap && buf != NULL ? buf : malloc(len);
-    if (value->data == NULL)
-        return -1;
-    memcpy(value->data, bytes, len);
-    value->len = len;
-    return 1;
-}
-
-/* A pipelined reply, queued for jshost_read. */
-static void
-queue_reply(jshost_priv *p, uint32_t msgid, const char *result, size_t len,
-            const msgpack_object *error)
-{
-    struct jshost__qreply *q = calloc(1, sizeof(*q));
-
-    if (q == NULL)
-        return; /* counted as still in flight: jshost_read times out */
-    q->reply.msgid = msgid;
-    if (error == NULL)
-        q->reply.ok = take_result(result, len, NULL, 0, &q->reply.value);
-    else
-        q->reply.ok =
-            jshost__error_from_obj(error, &q->reply.error) == 0 ? 0 : -1;
-    if (q->reply.ok < 0) {
-        /* out of memory copying it: say so in the reply itself */
-        q->reply.ok = 0;
-        jshost_error_clear(&q->reply.error);
-        q->reply.error.type = strdup("MemoryError");
-        q->reply.error.message =
-            strdup("libjshost ran out of memory reading this reply");
-    }
-    if (p->qtail != NULL)
-        p->qtail->next = q;
-    else
-        p->qhead = q;
-    p->qtail = q;
-    pthread_cond_broadcast(&p->pipe_cond);
-}
-
-/* A blocking call's reply: error NULL means the result's bytes. */
-static void
-hand_reply(jshost_priv *p, uint32_t msgid, const char *result, size_t len,
-           const msgpack_object *error)
-{
-    struct jshost__call *call;
-
-    for (call = p->calls; call != NULL; call = call->next) {
-        if (call->msgid == msgid)
-            break;
-    }
-    if (call == NULL)
-        return; /* the reply to a call that timed out on our side */
-    call_remove(p, call);
-    if (error == NULL)
-        call->ok = take_result(result, len, call->buf, call->cap, &call->value);
-    else
-        call->ok = jshost__error_from_obj(error, &call->error) == 0 ? 0 : -1;
-    call->state = JSHOST__CALL_DONE;
-    word_bump(p, call);
-}
-
-static void
-handle_response(jshost_priv *p, uint32_t msgid, const char *result, size_t len,
-                const msgpack_object *error)
-{
-    if (msgid & JSHOST__PIPE_BIT)
-        queue_reply(p, msgid, result, len, error);
-    else
-        hand_reply(p, msgid, result, len, error);
-}
-
-/* A request from the server: none is defined for clients yet, so answer
- * NotFound as msgpack-RPC asks. */
-static void
-handle_request(jshost_priv *p, const struct proto_msg *m)
-{
-    msgpack_packer pk;
-    size_t before = queue_begin(p, &pk);
-
-    /* Out of memory: no answer, as if the request had not come. */
-    (void)queue_end(p, before,
-                    proto_write_errorf(&pk, m->msgid, PROTO_ERR_NOT_FOUND,
-                                       "libjshost serves no method '%.*s'",
-                                       (int)m->method_len, m->method));
-}
-
-/* Hands out every whole message read. A result crosses as the bytes it came
- * as (no unpacking, no zone); errors, requests and notifications, rare, are
- * unpacked. */
-static int
-dispatch(jshost_priv *p)
-{
-    struct proto_raw raw;
-    struct proto_msg m;
-    char cause[PROTO_CAUSE_MAX] = "";
-    char words[300];
-    const msgpack_object *e, *msg;
-    int r;
-
-    while ((r = proto_reader_peek(p->reader, &raw, cause)) == 1) {
-        if (raw.kind == PROTO_RESPONSE &&
-            (unsigned char)raw.bytes[raw.error_at] == 0xc0) {
-            handle_response(p, raw.msgid, raw.bytes + raw.result_at,
-                            raw.size - raw.result_at, NULL);
-            proto_reader_skip(p->reader);
-            continue;
-        }
-        if ((r = proto_reader_next(p->reader, &m, cause)) != 1)
-            break;
-        if (m.kind == PROTO_RESPONSE) {
-            handle_response(p, m.msgid, NULL, 0, &m.error);
-        } else if (m.kind == PROTO_REQUEST) {
-            handle_request(p, &m);
-        } else if (proto_msg_is(&m, "error") && m.params.via.array.size > 0) {
-            e = &m.params.via.array.ptr[0];
-            msg = proto_map_get(e, "message");
-            if (msg != NULL && msg->type == MSGPACK_OBJECT_STR)
-                snprintf(p->server_said, sizeof(p->server_said), "%.*s",
-                         (int)msg->via.str.size, msg->via.str.ptr);
-        }
-        proto_msg_release(&m);
-    }
-    if (r < 0) {
-        snprintf(words, sizeof(words), "protocol error from the server: %s",
-                 cause[0] ? cause : strerror(-r));
-        jshost__conn_lost(p, words);
-        return r;
-    }
-    return 0;
-}
-
-/* Reads what is there without waiting (a few rounds of the buffer at
- * most: the others' turn comes too), handing out every whole message. */
-static int
-read_some(jshost_priv *p)
-{
-    char words[300];
-    char *buf;
-    size_t len;
-    ssize_t n;
-    int i, r;
-
-    for (i = 0; i < 16; i++) {
-        /* Straight into the reader's own buffer. */
-        if (p->reader == NULL ||
-            proto_reader_buffer(p->reader, 65536, &buf, &len) < 0) {
-            jshost__conn_lost(p, "out of memory reading a reply");
-            return -ENOMEM;
-        }
-        n = recv(p->fd, buf, len, MSG_DONTWAIT);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return 0;
-            r = -errno;
-            snprintf(words, sizeof(words), "read: %s", strerror(errno));
-            jshost__conn_lost(p, words);
-            return r;
-        }
-        if (n == 0) {
-            jshost__conn_lost(p, "the server closed the connection");
-            return -ECONNRESET;
-        }
-        proto_reader_fill(p->reader, (size_t)n);
-        if ((r = dispatch(p)) < 0)
-            return r;
-        if ((size_t)n < len)
-            return 0;
-    }
-    return 0;
-}
-
-int
-jshost__drive(jshost_priv *p, int timeout_ms, bool unlock)
-{
-    struct pollfd pfd;
-    bool out;
-    int n, r;
-
-    if (p->broken) {
-        jshost__conn_lost(p, p->broken_cause);
-        return -EPIPE;
-    }
-    if (p->fd < 0)
-        return -ENOTCONN;
-    /* Bytes to write that no flusher waits to write: wait for POLLOUT too. */
-    out = p->woff < p->wbuf.size && !p->flushing;
-    if (timeout_ms == 0 && !out)
-        return read_some(p);
-    if (timeout_ms < 0 || timeout_ms > JSHOST__WAIT_SLICE_MS)
-        timeout_ms = JSHOST__WAIT_SLICE_MS;
-    /* The socket alone: nobody ever needs to interrupt this wait. (A
-     * blocking recv instead, one system call less, costs more CPU: measured
-     * on Linux 6.1, the sleep inside recv costs more than poll's.) */
-    pfd.fd = p->fd;
-    pfd.events = POLLIN | (out ? POLLOUT : 0);
-    pfd.revents = 0;
-    if (out)
-        p->flushing = true;
-    if (unlock)
-        jshost__unlock(p);
-    n = poll(&pfd, 1, timeout_ms);
-    if (unlock)
-        pthread_mutex_lock(&p->lock);
-    if (out)
-        p->flushing = false;
-    if (p->broken) {
-        jshost__conn_lost(p, p->broken_cause);
-        return -EPIPE;
-    }
-    if (n <= 0)
-        return 0;
-    if (p->woff < p->wbuf.size && (r = jshost__flush(p)) < 0) {
-        write_failed(p, r);
-        return r;
-    }
-    if (pfd.revents & (POLLIN | POLLHUP | POLLERR))
-        return read_some(p);
-    return 0;
-}
-
-/*
- * A thread whose request the socket did not take while another drives: it
- * waits for POLLOUT itself (and writes what it can, others' bytes too), so
- * the driver's poll never needs interrupting. It polls a dup of the socket,
- * which the driver may close meanwhile.
- */
-static void
-wait_writable(jshost_priv *p, int timeout_ms)
-{
-    struct pollfd pfd = {-1, POLLOUT, 0};
-    struct timespec ts = {0, 0};
-
-    pfd.fd = fcntl(p->fd, F_DUPFD_CLOEXEC, 0);
-    if (pfd.fd < 0) {
-        /* Out of descriptors: the driver writes when its wait slice ends. */
-        ts.tv_nsec =
-            (timeout_ms >= 0 && timeout_ms < 10 ? timeout_ms : 10) * 1000000L;
-        jshost__unlock(p);
-        nanosleep(&ts, NULL);
-        pthread_mutex_lock(&p->lock);
-        return;
-    }
-    p->flushing = true;
-    jshost__unlock(p);
-    poll(&pfd, 1, timeout_ms);
-    pthread_mutex_lock(&p->lock);
-    close(pfd.fd);
-    p->flushing = false;
-    if (p->fd >= 0 && !p->broken)
-        jshost__push(p);
-}
-
 void
 jshost__call_init(struct jshost__call *call, bool pipelined)
 {
@@ -661,175 +341,59 @@ jshost__call_init(struct jshost__call *call, bool pipelined)
     call->pipelined = pipelined;
 }
 
-size_t
-jshost__str_head(unsigned char *h, size_t len)
+/* Asks the interrupt check whether to give up (lock held, and released
+ * while it runs). */
+static bool
+interrupted(jshost_priv *p)
 {
-    if (len < 32) {
-        h[0] = (unsigned char)(0xa0 | len);
-        return 1;
-    }
-    if (len < 256) {
-        h[0] = 0xd9;
-        h[1] = (unsigned char)len;
-        return 2;
-    }
-    if (len < 65536) {
-        h[0] = 0xda;
-        h[1] = (unsigned char)(len >> 8);
-        h[2] = (unsigned char)len;
-        return 3;
-    }
-    h[0] = 0xdb;
-    h[1] = (unsigned char)(len >> 24);
-    h[2] = (unsigned char)(len >> 16);
-    h[3] = (unsigned char)(len >> 8);
-    h[4] = (unsigned char)len;
-    return 5;
-}
+    jshost_interrupt_fn fn = p->interrupt_fn;
+    void *user = p->interrupt_user;
+    int stop;
 
-/* A request's head: [0, msgid, and the method's str header (its bytes
- * follow), the msgid as small as msgpack-c packs it. Returns its length (at
- * most 12). */
-static size_t
-pack_head(unsigned char *h, uint32_t msgid, size_t method_len)
-{
-    size_t n = 0;
-
-    h[n++] = 0x94; /* fixarray of 4 */
-    h[n++] = 0x00; /* request */
-    if (msgid < 0x80) {
-        h[n++] = (unsigned char)msgid;
-    } else if (msgid < 0x100) {
-        h[n++] = 0xcc;
-        h[n++] = (unsigned char)msgid;
-    } else if (msgid < 0x10000) {
-        h[n++] = 0xcd;
-        h[n++] = (unsigned char)(msgid >> 8);
-        h[n++] = (unsigned char)msgid;
-    } else {
-        h[n++] = 0xce;
-        h[n++] = (unsigned char)(msgid >> 24);
-        h[n++] = (unsigned char)(msgid >> 16);
-        h[n++] = (unsigned char)(msgid >> 8);
-        h[n++] = (unsigned char)msgid;
-    }
-    return n + jshost__str_head(h + n, method_len);
-}
-
-/* Room for len more bytes in the write buffer. 0 or -ENOMEM. */
-static int
-wbuf_reserve(jshost_priv *p, size_t len)
-{
-    size_t want, cap;
-    char *d;
-
-    if (p->woff == p->wbuf.size)
-        p->wbuf.size = p->woff = 0;
-    if (p->wbuf.alloc - p->wbuf.size >= len)
-        return 0;
-    want = p->wbuf.size + len;
-    if (want < len)
-        return -ENOMEM;
-    cap = p->wbuf.alloc ? p->wbuf.alloc : 8192;
-    while (cap < want)
-        cap = cap * 2 > cap ? cap * 2 : want;
-    if ((d = realloc(p->wbuf.data, cap)) == NULL)
-        return -ENOMEM;
-    p->wbuf.data = d;
-    p->wbuf.alloc = cap;
-    return 0;
-}
-
-int
-jshost__call_send(jshost_priv *p, struct jshost__call *call, const char *method,
-                  const struct iovec *parts, int nparts)
-{
-    unsigned char head[16];
-    struct iovec iov[2 + JSHOST__MAX_PARTS];
-    struct msghdr mh = {0};
-    size_t total, skip;
-    ssize_t n = 0;
-    bool corked;
-    int i, niov, err = 0;
-
-    /* Pipelined msgids carry the bit, blocking ones never: a reply finds its
-     * way by its msgid alone. */
-    call->msgid = p->next_msgid & ~JSHOST__PIPE_BIT;
-    if (call->pipelined)
-        call->msgid |= JSHOST__PIPE_BIT;
-    iov[1].iov_base = (void *)method;
-    iov[1].iov_len = strlen(method);
-    iov[0].iov_base = head;
-    iov[0].iov_len = pack_head(head, call->msgid, iov[1].iov_len);
-    total = iov[0].iov_len + iov[1].iov_len;
-    for (i = 0; i < nparts; i++) {
-        iov[2 + i] = parts[i];
-        total += parts[i].iov_len;
-    }
-    niov = 2 + nparts;
-    /* Room first: what the socket does not take must be queued whole, or
-     * the stream would be cut. */
-    if (wbuf_reserve(p, total) < 0)
-        return -ENOMEM;
-    p->next_msgid++;
-    call->start = p->queued;
-    if (call->pipelined)
-        p->in_flight++;
-    else
-        call_add(p, call);
-    /* A pipelined request behind others in flight waits for the next
-     * jshost_read or jshost_flush (or a full cork): many go in one write.
-     * Else, with nothing queued before it, straight from the caller's
-     * bytes. */
-    corked = call->pipelined && p->in_flight > 1;
-    if (!corked && p->woff == p->wbuf.size && p->fd >= 0) {
-        mh.msg_iov = iov;
-        mh.msg_iovlen = (size_t)niov;
-        do {
-            n = sendmsg(p->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-        } while (n < 0 && errno == EINTR);
-        if (n < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                err = -errno;
-            n = 0;
-        }
-    }
-    p->queued += total;
-    call->end = p->queued;
-    p->written += (uint64_t)n;
-    skip = (size_t)n;
-    for (i = 0; i < niov; i++) {
-        if (skip >= iov[i].iov_len) {
-            skip -= iov[i].iov_len;
-            continue;
-        }
-        memcpy(p->wbuf.data + p->wbuf.size, (char *)iov[i].iov_base + skip,
-               iov[i].iov_len - skip);
-        p->wbuf.size += iov[i].iov_len - skip;
-        skip = 0;
-    }
-    if (err < 0)
-        write_failed(p, err);
-    else if (corked && p->wbuf.size - p->woff >= JSHOST__CORK_BYTES)
-        err = jshost__push(p);
-    return err;
+    jshost__unlock(p);
+    stop = fn(user);
+    pthread_mutex_lock(&p->lock);
+    return stop != 0;
 }
 
 int
 jshost__call_wait(jshost_priv *p, struct jshost__call *call, int64_t deadline,
                   bool hold)
 {
-    int64_t remain;
+    int64_t now, remain, until, check_at = -1;
     unsigned seen;
-    bool drove = false, flushed = false;
+    bool drove = false, flushed = false, signalled = false;
     int r = 0;
 
+    /* With an interrupt check, no wait lasts longer than JSHOST__CHECK_MS
+     * and a signal ends it: the check then says whether to go on. */
+    if (!hold && p->interrupt_fn != NULL)
+        check_at = jshost__now_ms() + JSHOST__CHECK_MS;
     while (call->state == JSHOST__CALL_PENDING) {
-        remain = deadline < 0 ? -1 : deadline - jshost__now_ms();
+        if (call->serving && p->serve_woken)
+            break;
+        now = jshost__now_ms();
+        if (check_at >= 0 && (signalled || now >= check_at)) {
+            signalled = false;
+            if (interrupted(p) && call->state == JSHOST__CALL_PENDING) {
+                jshost__call_remove(p, call);
+                r = -EINTR;
+                break;
+            }
+            now = jshost__now_ms();
+            check_at = now + JSHOST__CHECK_MS;
+            continue;
+        }
+        remain = deadline < 0 ? -1 : deadline - now;
         if (deadline >= 0 && remain <= 0) {
-            call_remove(p, call);
+            jshost__call_remove(p, call);
             r = -ETIMEDOUT;
             break;
+        }
+        until = deadline;
+        if (check_at >= 0 && (until < 0 || check_at < until)) {
+            until = check_at;
+            remain = check_at - now;
         }
         if (remain > 1000000000)
             remain = 1000000000;
@@ -838,12 +402,12 @@ jshost__call_wait(jshost_priv *p, struct jshost__call *call, int64_t deadline,
         } else if (!p->driving) {
             p->driving = true;
             drove = true;
-            jshost__drive(p, (int)remain, true);
+            signalled = jshost__drive(p, (int)remain, true) == -EINTR;
             p->driving = false;
         } else if (p->written < call->end && !p->flushing && p->fd >= 0) {
             /* Only while its own bytes wait: its reply cannot come before. */
             flushed = true;
-            wait_writable(p, (int)remain);
+            jshost__wait_writable(p, (int)remain);
         } else {
             /* Asleep on its own word, without the lock: the driver's wake-up
              * does not run into a lock it holds, and an answered call needs
@@ -851,7 +415,7 @@ jshost__call_wait(jshost_priv *p, struct jshost__call *call, int64_t deadline,
             seen = atomic_load_explicit(&call->word, memory_order_relaxed);
             call->asleep = true;
             jshost__unlock(p);
-            word_wait(&call->word, seen, deadline);
+            signalled = word_wait(&call->word, seen, until);
             if (atomic_load_explicit(&call->word, memory_order_acquire) !=
                     seen &&
                 call->state == JSHOST__CALL_DONE && !drove && !flushed)
@@ -867,7 +431,7 @@ jshost__call_wait(jshost_priv *p, struct jshost__call *call, int64_t deadline,
         jshost__wake_all(p);
     } else if (drove) {
         if (p->calls != NULL)
-            word_bump(p, p->calls);
+            jshost__word_bump(p, p->calls);
         pthread_cond_broadcast(&p->pipe_cond);
     }
     return r;
@@ -891,4 +455,14 @@ jshost__call_result(jshost *eo, struct jshost__call *call, const char *what,
     else if (call->value.data != call->buf)
         jshost_value_free(&call->value);
     return 0;
+}
+
+void
+jshost_set_interrupt_check(jshost *c, jshost_interrupt_fn fn, void *user)
+{
+    jshost__enter(c);
+    c->priv->interrupt_fn = fn;
+    c->priv->interrupt_user = user;
+    jshost__leave(c);
+    jshost__direct_inherit_all(c->priv);
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -29,6 +30,18 @@ jshost_options_init(struct jshost_options *opts)
 {
     memset(opts, 0, sizeof(*opts));
     opts->spawn = 1;
+    opts->direct = 1;
+}
+
+/* An environment switch set to 0 (or "no", "false", "off"). */
+static bool
+env_says_no(const char *name)
+{
+    const char *v = getenv(name);
+
+    return v != NULL &&
+           (strcmp(v, "0") == 0 || strcasecmp(v, "no") == 0 ||
+            strcasecmp(v, "false") == 0 || strcasecmp(v, "off") == 0);
 }
 
 static char *
@@ -563,8 +576,11 @@ jshost_connect(const struct jshost_options *opts)
         return NULL;
     }
     c->priv = p;
+    p->self = c;
+    p->wake_fd = -1;
     pthread_mutex_init(&p->lock, NULL);
     pthread_mutex_init(&p->errlock, NULL);
+    pthread_mutex_init(&p->dlock, NULL);
     jshost__cond_init(&p->pipe_cond);
     jshost__fork_watch();
     atomic_store(&p->gen, jshost__fork_gen());
@@ -572,6 +588,7 @@ jshost_connect(const struct jshost_options *opts)
     msgpack_sbuffer_init(&p->wbuf);
     p->next_msgid = 1;
     p->spawn = opts->spawn ? 1 : 0;
+    p->direct = opts->direct != 0 && !env_says_no("JSHOST_DIRECT");
     p->connect_timeout_ms =
         opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 10000;
     p->socket_path = dup_or_null(opts->socket);
@@ -630,9 +647,15 @@ jshost_free(jshost *c)
         free(q);
     }
     jshost__held_free(p);
+    free(p->inv_rids);
+    if (p->wake_fd >= 0)
+        close(p->wake_fd);
     jshost__unlock(p);
+    /* The worker connections are handles of their own, closed here. */
+    jshost__direct_free(p);
     pthread_mutex_destroy(&p->lock);
     pthread_mutex_destroy(&p->errlock);
+    pthread_mutex_destroy(&p->dlock);
     pthread_cond_destroy(&p->pipe_cond);
     msgpack_sbuffer_destroy(&p->wbuf);
     free(p->socket_path);

@@ -57,13 +57,19 @@ enum jshost_err {
     JSHOST_ERR_OOM,   /* out of memory */
     JSHOST_ERR_SPAWN, /* the manager could not be started */
     JSHOST_ERR_RUNTIME, /* the runtime dir is missing, unsafe or too long */
+    /* The call was cancelled: the server answered `Cancelled` (c->remote
+     * has its words: jshost_cancel, a stop past its grace), or the caller's
+     * interrupt check stopped a blocking call, which libjshost then cancelled
+     * on the server (jshost_set_interrupt_check). */
+    JSHOST_ERR_CANCELLED,
 };
 
 /*
  * An error object the server sent (docs/protocol.md). type is one of "JSError",
  * "TimeoutError", "MemoryError", "NotFound", "InvalidArgument", "ConfigError",
- * "HostCrashed", "HostUnavailable", "Overloaded", "ProtocolError". Strings are
- * owned by whatever holds the struct (NULL = nil).
+ * "HostCrashed", "HostUnavailable", "Overloaded", "ProtocolError", "Cancelled"
+ * (reported as JSHOST_ERR_CANCELLED). Strings are owned by whatever holds the
+ * struct (NULL = nil).
  */
 typedef struct jshost_error {
     char *type;
@@ -111,6 +117,11 @@ struct jshost_options {
     /* Bound on connecting and the hello handshake, including a manager start.
      * 0: 10000 ms. */
     int connect_timeout_ms;
+    /* 1 (the default): calls of a host attached on this handle go straight
+     * to the host's workers, on their own sockets, rather than through the
+     * manager (docs/protocol.md, "Direct connections"); 0, or JSHOST_DIRECT=0
+     * in the environment: always through the manager. */
+    int direct;
 };
 
 /* Fills opts with the defaults. */
@@ -132,13 +143,17 @@ int jshost_reconnect(jshost *c);
  * server is also told, as the call's "timeout_ms", so the JS is stopped there);
  * the client waits timeout_ms plus a small margin (2 s) for the server's
  * TimeoutError before giving up with JSHOST_ERR_TIMEOUT. timeout_ms 0: the
- * host's default deadline (the config's `timeout`, which the client does not
- * know), enforced by the server; the client waits for its answer up to 10
- * minutes, a guard against a wedged server. -1: the same, with no client-side
+ * host's default deadline (the config's `timeout`), enforced by the server;
+ * the client waits for its answer that deadline plus the margin when the host
+ * was attached on this handle (attach says it), else up to 10 minutes, a
+ * guard against a wedged server. -1: the same, with no client-side
  * guard at all.
  *
  * jshost_request (any method): timeout_ms > 0 waits that long plus the margin,
  * 0 waits up to 60 s, -1 as long as it takes; nothing is sent to the server.
+ *
+ * A blocking call that gives up at its client-side deadline sends `cancel` for
+ * its request before it returns, so that the server stops it too.
  */
 
 /*
@@ -254,6 +269,105 @@ int jshost_json_pack(const char *json, size_t len, jshost_value *out,
                      char *errbuf, size_t errbuf_len);
 #define JSHOST_JSON_PRETTY 1
 char *jshost_json_dump(const char *data, size_t len, int flags);
+
+/*
+ * Cancellation (docs/protocol.md, "cancel"). jshost_cancel asks the server to
+ * stop the request sent with that msgid (jshost_send's): its JavaScript is
+ * terminated if it runs, it is dropped if queued, abandoned if it awaits; its
+ * reply is then an error of type "Cancelled" (unless it was answered first: a
+ * cancel for a request already answered, or for none, is ignored). It only
+ * writes the notification (what the socket does not take at once is written
+ * with the next request, jshost_read or jshost_flush).
+ */
+int jshost_cancel(jshost *c, uint32_t msgid);
+
+/*
+ * Interrupting blocking calls. fn(user) is called by a thread waiting in a
+ * blocking call of this handle (jshost_call, jshost_request, the context
+ * functions...), with no lock held: at once when a signal interrupted its wait
+ * (a handler installed without SA_RESTART), and at least every 100 ms while it
+ * waits. When it returns nonzero the call is abandoned: libjshost sends
+ * `cancel` for it and returns -1 with JSHOST_ERR_CANCELLED; its reply, if one
+ * comes, is dropped. A command line tool sets a flag in its SIGINT handler and
+ * returns it here; Python checks its own signal handlers. NULL (the default):
+ * waits are never interrupted.
+ */
+typedef int (*jshost_interrupt_fn)(void *user);
+void jshost_set_interrupt_check(jshost *c, jshost_interrupt_fn fn, void *user);
+
+/*
+ * Callables: JavaScript calling back into this program (docs/protocol.md,
+ * "Callables and invoke"; docs/values.md, "Callables"). A value sent may hold
+ * callables, each a callback id of the caller's choosing (unique on the
+ * handle: the caller keeps its own table of ids). jshost_callable writes the
+ * JSHOST_CALLABLE_SIZE bytes of one (msgpack ext 2) for the caller to put
+ * where the value has it. JavaScript receives an async function; calling it
+ * sends this handle an `invoke` with the callback id and the arguments (one
+ * packed msgpack array).
+ *
+ * The handler gets each invoke on the thread that reads the connection (a
+ * blocking call waiting for its reply, jshost_read, jshost_serve), with no
+ * lock held: it must not block for long (hand the work to another thread)
+ * and must answer each invoke exactly once, now or later, from any thread,
+ * with jshost_invoke_reply (one packed value: the promise resolves with it) or
+ * jshost_invoke_error (the promise rejects with an Error of that name, else
+ * type, and message; stack is appended to the JavaScript one). It is called
+ * with the handle the invoke came on (`c`, the one it was set on or one
+ * libjshost opened for that handle's calls): answer on that handle. Without a
+ * handler, invokes are answered NotFound at once. Answers to an invoke of a
+ * connection since lost are refused (-1, JSHOST_ERR_ARG): nobody waits for
+ * them.
+ *
+ * Invokes for callables a context holds (set in it by jshost_context_call)
+ * may come when no call of this handle is in flight: a program without an
+ * event loop calls jshost_serve from a thread of its own, which reads the
+ * connection whenever no blocking call does.
+ */
+#define JSHOST_CALLABLE_SIZE 6
+void jshost_callable(uint32_t callback_id, char out[JSHOST_CALLABLE_SIZE]);
+typedef void (*jshost_invoke_fn)(jshost *c, uint32_t rid, uint32_t callback_id,
+                                 const char *args, size_t args_len, void *user);
+void jshost_set_invoke_handler(jshost *c, jshost_invoke_fn fn, void *user);
+int jshost_invoke_reply(jshost *c, uint32_t rid, const char *value, size_t len);
+/* type NULL = "JSError"; name, message and stack may be NULL. */
+int jshost_invoke_error(jshost *c, uint32_t rid, const char *type,
+                        const char *name, const char *message,
+                        const char *stack);
+/* Withdraws callables from this handle's contexts (`release`): JavaScript
+ * calls to them reject at once from then on. */
+int jshost_release(jshost *c, const uint32_t *callback_ids, size_t n);
+/*
+ * Reads the connection for up to timeout_ms (-1: until jshost_serve_wake),
+ * handing invokes to the handler, while no blocking call of another thread
+ * reads it (then it waits, and takes over when that call is answered).
+ * Returns 0 at the timeout or after jshost_serve_wake (a wake while no
+ * jshost_serve runs makes the next one return at once), -1 when the
+ * connection is lost or was never made (JSHOST_ERR_IO), or when the interrupt
+ * check stopped it (JSHOST_ERR_CANCELLED). Not for handles read with
+ * jshost_read.
+ */
+int jshost_serve(jshost *c, int timeout_ms);
+/* Makes every jshost_serve of the handle return now. Any thread. */
+void jshost_serve_wake(jshost *c);
+
+/*
+ * Console output of this connection's contexts (docs/protocol.md, "Console
+ * output"): what JavaScript running in a context made on this handle (a
+ * private VM's, or a host's) writes with console.log, .warn and the rest.
+ * `level` is the console method ("log", "info", "debug", "warn", "error",
+ * "trace"), `text` the formatted line (NUL-terminated, len bytes), `ctx` the
+ * context's id as jshost_context_create gave it. Lines arrive while the handle
+ * reads: during a blocking call or jshost_read on it.
+ *
+ * The handler runs on the thread that is reading, with the handle's lock
+ * held: it must not call any function of this handle, and should return
+ * quickly (copy the line and hand it elsewhere). NULL (the default) drops the
+ * lines; the host's log file (a private VM's: manager.log) has them either
+ * way.
+ */
+typedef void (*jshost_console_fn)(void *user, uint64_t ctx, const char *level,
+                                  const char *text, size_t len);
+void jshost_set_console_handler(jshost *c, jshost_console_fn fn, void *user);
 
 /* The library's version string. */
 const char *jshost_version(void);

@@ -1,6 +1,19 @@
 /*
  * libjshost's insides, shared by its files (jshost__ prefix). Not installed.
  *
+ *   connect.c   connecting: auto-spawn, hello, reattach, jshost_free
+ *   conn.c      the lock and the fork check, waking waiting calls, the
+ *               calls registered, connection loss, a blocking call's wait
+ *   send.c      the one send path (jshost__call_send), the write buffer
+ *   drive.c     the driver: polls, reads, hands out each message read
+ *   invoke.c    reverse calls (invoke) and their answers; cancel, release,
+ *               jshost_serve
+ *   console.c   console lines to jshost_set_console_handler's handler
+ *   call.c      the blocking API (jshost_call, attach, contexts, ...)
+ *   pipeline.c  the pipelined API (jshost_send, jshost_read, ...)
+ *   direct.c    direct calls to a host's workers
+ *   value.c     values, errors; json.c JSON to and from msgpack
+ *
  * One connection per handle. All state below is guarded by `lock`. Only the
  * "driver" (one thread at a time, priv->driving) polls the socket, and it
  * polls without the lock, the socket alone; every read/write syscall is made
@@ -20,12 +33,12 @@
  * the one send path: it gives the call its msgid, registers or counts the
  * call and writes the request straight from the caller's pieces, queueing
  * only what the socket did not take (a write failure, there or in
- * jshost__push, is handled in one place, conn.c's write_failed). A blocking
- * call then waits in jshost__call_wait (which
- * drives the connection when no other thread does) and jshost__call_result
- * turns its end into a value or an error; a pipelined call's reply queues for
- * jshost_read. jshost__conn_lost is the one place a lost connection ends the
- * calls it carried.
+ * jshost__push, is handled in one place, send.c's jshost__write_failed). A
+ * blocking call then waits in jshost__call_wait (which drives the connection
+ * when no other thread does) and jshost__call_result turns its end into a value
+ * or an error; a pipelined call's reply queues for jshost_read.
+ * jshost__conn_lost is the one place a lost connection ends the calls it
+ * carried.
  *
  * Nothing on a call's way allocates but the result handed to the caller (and
  * not that when the caller gives room for it): requests are written from the
@@ -55,6 +68,12 @@
 #define JSHOST__JS_DEFAULT_WAIT_MS (10 * 60 * 1000)
 /* Client wait for requests other than call when given 0. */
 #define JSHOST__REQUEST_DEFAULT_MS 60000
+/* A wait that is the host's own deadline plus the margin, once the host is
+ * known (a call with timeout 0; docs/protocol.md, "Direct connections"). */
+#define JSHOST__WAIT_HOST ((int64_t)-2)
+/* jshost__request on a direct connection: nothing of the request was
+ * written (the worker's socket was already gone); it may go elsewhere. */
+#define JSHOST__UNSENT (-2)
 /* Pipelined msgids have this bit set, blocking ones never: a reply is routed to
  * the pipelined queue or to a blocking call by its msgid alone, and the reply
  * to a blocking call that timed out is dropped. */
@@ -68,6 +87,8 @@
 #define JSHOST__MAX_WAKES 64
 /* Pieces of a request's params (jshost__call_send), besides its head. */
 #define JSHOST__MAX_PARTS 8
+/* A blocking call with an interrupt check looks at it at least this often. */
+#define JSHOST__CHECK_MS 100
 
 enum jshost__call_state {
     JSHOST__CALL_PENDING = 0,
@@ -89,6 +110,9 @@ struct jshost__call {
     struct jshost__call *next;
     uint32_t msgid;
     bool pipelined;
+    /* jshost_serve's: a waiter that no reply answers (its msgid means
+     * nothing), there to take the driver role when nobody else reads. */
+    bool serving;
     _Atomic enum jshost__call_state state; /* read unlocked after `word` */
     uint64_t start; /* priv->queued at the first byte of the request */
     uint64_t end;   /* and past its last byte */
@@ -112,6 +136,16 @@ struct jshost__call {
 struct jshost__qreply {
     struct jshost__qreply *next;
     jshost_reply reply;
+};
+
+/* An invoke read by the driver, handed to the invoke handler once the lock
+ * is released (invoke.c). */
+struct jshost__invoke {
+    struct jshost__invoke *next;
+    uint32_t rid;
+    uint32_t callback_id;
+    size_t len;
+    char args[]; /* the packed arguments array */
 };
 
 /* A host this handle holds (attached), to attach again after a reconnect. */
@@ -168,6 +202,38 @@ struct jshost_priv {
     pthread_cond_t pipe_cond;
 
     struct jshost__held *held;
+
+    jshost *self; /* the handle these are the insides of (for handlers) */
+    /* Reverse calls (invoke.c): jshost_set_invoke_handler's handler, the
+     * invokes read and not yet handed to it, and the rids handed out and not
+     * answered yet on this connection (another rid's answer is refused: it
+     * would answer some other invoke of a later connection). */
+    jshost_invoke_fn invoke_fn;
+    void *invoke_user;
+    struct jshost__invoke *inv_head, *inv_tail;
+    uint32_t *inv_rids;
+    size_t inv_nrids, inv_cap;
+    /* jshost_set_interrupt_check's. */
+    jshost_interrupt_fn interrupt_fn;
+    void *interrupt_user;
+    /* jshost_serve: an eventfd the driver polls beside the socket (-1 until
+     * the first serve), written by jshost_serve_wake; and the wake itself,
+     * sticky until a serve returns for it. */
+    int wake_fd;
+    bool serve_woken;
+    /* Direct calls (direct.c): whether this handle makes them, the hosts it
+     * attached as direct.c knows them (guarded by dlock, never held across a
+     * call); for a handle on a worker's own socket, direct_conn (it never
+     * reconnects) and whether the worker said it is draining. */
+    bool direct;
+    pthread_mutex_t dlock;
+    struct jshost__dhost *dhosts;
+    bool direct_conn;
+    atomic_bool draining;
+    /* jshost_set_console_handler's: called from dispatch (drive.c, through
+     * console.c), lock held. */
+    jshost_console_fn console_fn;
+    void *console_user;
 };
 
 /* Errors ------------------------------------------------------------------ */
@@ -211,6 +277,26 @@ void jshost__unlock(jshost_priv *p);
 void jshost__wake_pending(jshost_priv *p);
 /* Ms since an arbitrary epoch (CLOCK_MONOTONIC). */
 int64_t jshost__now_ms(void);
+/* Handles a dead connection: fails or marks for resend every blocking call,
+ * marks the pipelined ones lost. Must not be called while another thread
+ * drives. */
+void jshost__conn_lost(jshost_priv *p, const char *cause);
+/* Wakes every waiting call and the pipelined reader (the driver role is free
+ * again). */
+void jshost__wake_all(jshost_priv *p);
+/* Initializes a condvar on CLOCK_MONOTONIC. */
+int jshost__cond_init(pthread_cond_t *cond);
+/* Bumps a call's word, its thread woken once the lock is released (lock
+ * held). */
+void jshost__word_bump(jshost_priv *p, struct jshost__call *call);
+/* Registers a blocking call as awaiting its reply, or takes it off (lock
+ * held). */
+void jshost__call_add(jshost_priv *p, struct jshost__call *call);
+void jshost__call_remove(jshost_priv *p, struct jshost__call *call);
+
+/* Writing (send.c) ---------------------------------------------------------
+ */
+
 /* Writes what the socket takes now. 0, or a negative errno (connection broken).
  */
 int jshost__flush(jshost_priv *p);
@@ -218,22 +304,46 @@ int jshost__flush(jshost_priv *p);
  * closed: at once, or by the driver when one polls it (the socket is shut
  * down to end its poll). 0 or the write's negative errno. */
 int jshost__push(jshost_priv *p);
-/* Handles a dead connection: fails or marks for resend every blocking call,
- * marks the pipelined ones lost. Must not be called while another thread
- * drives. */
-void jshost__conn_lost(jshost_priv *p, const char *cause);
+/* A write failed (negative errno r): the connection is closed, or marked
+ * broken for the driver to close. */
+void jshost__write_failed(jshost_priv *p, int r);
+/* A message packed onto the end of the write buffer (*pk packs there):
+ * queue_begin returns where it starts; queue_end counts it as queued when
+ * packed == 0, else drops it whole (0 or -ENOMEM). */
+size_t jshost__queue_begin(jshost_priv *p, msgpack_packer *pk);
+int jshost__queue_end(jshost_priv *p, size_t before, int packed);
+/* Waits for the socket to take bytes, writing what it takes (lock held,
+ * released meanwhile), while another thread drives. */
+void jshost__wait_writable(jshost_priv *p, int timeout_ms);
+/* A msgpack uint into h (5 bytes of room). Returns its length. */
+size_t jshost__pack_uint(unsigned char *h, uint32_t v);
+/* A message that is not a request, from its pieces (lock held): written now,
+ * what the socket does not take queued. 0 or a negative errno. */
+int jshost__send_msg(jshost_priv *p, const struct iovec *iov, int niov);
+
+/* Reading (drive.c) ----------------------------------------------------------
+ */
+
 /* One round of the driver: polls the socket (with the lock released when
  * `unlock`) up to timeout_ms (at most JSHOST__WAIT_SLICE_MS), then writes,
- * reads and dispatches everything that came. Returns 0 or a negative errno
- * when the connection broke (already handled through conn_lost). */
+ * reads and dispatches everything that came; with `unlock`, the invokes read
+ * then go to the invoke handler (the lock released meanwhile). Returns 0,
+ * -EINTR when a signal cut the poll short, or a negative errno when the
+ * connection broke (already handled through conn_lost). */
 int jshost__drive(jshost_priv *p, int timeout_ms, bool unlock);
-/* Wakes every waiting call and the pipelined reader (the driver role is free
- * again). */
-void jshost__wake_all(jshost_priv *p);
-/* Initializes a condvar on CLOCK_MONOTONIC. */
-int jshost__cond_init(pthread_cond_t *cond);
 
-/* Calls (conn.c) -------------------------------------------------------------
+/* Reverse calls (invoke.c) and console lines (console.c) -------------------
+ */
+
+/* An invoke read (lock held): queued for the invoke handler, or answered at
+ * once with an error. */
+void jshost__handle_invoke(jshost_priv *p, const struct proto_raw *raw);
+/* Hands the queued invokes to the handler, the lock released meanwhile. */
+void jshost__run_invokes(jshost_priv *p);
+/* A console notification: to the console handler, if any (lock held). */
+void jshost__handle_console(jshost_priv *p, const struct proto_msg *m);
+
+/* Calls (conn.c; the send path is send.c's, cancel invoke.c's) -------------
  */
 
 /* A fresh call record (blocking, or pipelined). */
@@ -257,12 +367,17 @@ int jshost__call_send(jshost_priv *p, struct jshost__call *call,
  * Waits (lock held) until a blocking call is answered or lost, driving when
  * nobody else does; with `hold` the lock is never released (a fresh
  * connection, on which nobody else may talk yet). deadline in jshost__now_ms()
- * terms, -1 = none. 0 (lock held), -ETIMEDOUT (lock held; the call is then no
- * longer registered), or 1: answered while it slept, and the lock was not
- * taken again (the result is the call's own now).
+ * terms, -1 = none. 0 (lock held), -ETIMEDOUT or -EINTR (the interrupt check
+ * said stop; lock held; either way the call is then no longer registered), or
+ * 1: answered while it slept, and the lock was not taken again (the result is
+ * the call's own now). A serving call (jshost_serve's) also returns 0 once
+ * jshost_serve_wake was called.
  */
 int jshost__call_wait(jshost_priv *p, struct jshost__call *call,
                       int64_t deadline, bool hold);
+/* Sends [2, "cancel", [msgid]] (lock held): a blocking call given up on. 0
+ * or a negative errno. */
+int jshost__cancel_locked(jshost_priv *p, uint32_t msgid);
 /* A finished call's outcome: 0 with *result (may be NULL: freed), or -1 with
  * eo's error ("<what>: connection lost: ...", a remote error, ...). */
 int jshost__call_result(jshost *eo, struct jshost__call *call, const char *what,
@@ -276,6 +391,37 @@ int jshost__call_result(jshost *eo, struct jshost__call *call, const char *what,
 int jshost__reconnect_locked(jshost *c);
 /* Closes the socket and drops per-connection state (lock held, no driver). */
 void jshost__disconnect(jshost_priv *p);
+
+/* Blocking requests (call.c) ---------------------------------------------- */
+
+/* Sends a request (its params in pieces) and waits for its answer, into buf
+ * when it fits (may be NULL). wait_ms < 0: no guard; JSHOST__WAIT_HOST: the
+ * host's deadline plus the margin. Errors go to eo. 0, -1, or
+ * JSHOST__UNSENT (direct connections only). */
+int jshost__request(jshost *c, jshost *eo, const char *method,
+                    const struct iovec *parts, int nparts, int64_t wait_ms,
+                    char *buf, size_t cap, jshost_value *result);
+
+/* Direct calls (direct.c) ---------------------------------------------------
+ */
+
+/* A call (params in parts) of a host attached here goes to one of its
+ * workers: 0 or -1 as jshost__request, 1 when it must go through the manager
+ * (*wait_ms then resolved from the host's deadline where it was
+ * JSHOST__WAIT_HOST). */
+int jshost__direct_call(jshost *c, jshost *eo, const struct iovec *parts,
+                        int nparts, int64_t *wait_ms, char *buf, size_t cap,
+                        jshost_value *result);
+/* attach answered reply (a map) for host, attached by config. */
+void jshost__direct_attached(jshost *c, const char *host, const char *config,
+                             const msgpack_object *reply);
+void jshost__direct_detached(jshost *c, const char *host);
+/* The invoke handler and interrupt check, set on the handle since its
+ * worker connections were made, passed down to them (not under p->lock). */
+void jshost__direct_inherit_all(jshost_priv *p);
+void jshost__direct_free(jshost_priv *p);
+/* In a child after fork (from the fork reset). */
+void jshost__direct_after_fork(jshost_priv *p);
 
 /* Held hosts (call.c) */
 void jshost__held_free(jshost_priv *p);

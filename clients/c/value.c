@@ -75,7 +75,9 @@ jshost__setremote(jshost *c, jshost_error *e)
     if (c->priv != NULL)
         pthread_mutex_lock(&c->priv->errlock);
     jshost_error_clear(&c->remote);
-    c->err = JSHOST_ERR_REMOTE;
+    c->err = e->type != NULL && strcmp(e->type, "Cancelled") == 0
+                 ? JSHOST_ERR_CANCELLED
+                 : JSHOST_ERR_REMOTE;
     jshost__remote_words(e, c->errstr, sizeof(c->errstr));
     c->remote = *e;
     memset(e, 0, sizeof(*e));

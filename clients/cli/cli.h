@@ -14,6 +14,7 @@ enum {
     CLI_JS = 1,     /* the JavaScript failed (JSError, TimeoutError, ...) */
     CLI_USAGE = 2,  /* bad command line, bad JSON */
     CLI_JSHOST = 3, /* jshost itself could not: no manager, config, crash */
+    CLI_INTERRUPTED = 130, /* Ctrl-C: the call was cancelled (128 + SIGINT) */
 };
 
 struct cli_cmd {
@@ -31,6 +32,9 @@ void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Connects with the CLI's options (spawn as asked; JSHOST_SOCKET wins).
  * NULL after printing the failure. */
 jshost *cli_connect(int spawn);
+/* From now on SIGINT (Ctrl-C) stops c's blocking call and cancels it on the
+ * server (cli_fail then says so and returns CLI_INTERRUPTED). */
+void cli_interruptible(jshost *c);
 /* Connects to a running manager only, never starting one. NULL with *none = 1
  * (nothing printed) when none runs; NULL with *none = 0 after printing any
  * other failure. */
@@ -41,6 +45,9 @@ jshost *cli_connect_running(int *none);
  * `js`, errors of the JavaScript run exit 1, else 3.
  */
 int cli_fail(jshost *c, const char *what, int js);
+/* jshost_attach, then the config's warnings (a setting that looks
+ * misspelt, a reload that failed) on stderr. info may be NULL. */
+int cli_attach(jshost *c, const char *config, char **host, jshost_value *info);
 /* Reads all of stdin; NULL on failure. */
 char *cli_read_stdin(size_t *len);
 /* Prints a packed value as JSON and a newline; CLI_OK or CLI_JSHOST. */

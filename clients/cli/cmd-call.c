@@ -88,8 +88,9 @@ cmd_call(int argc, char **argv)
         jshost_value_free(&data);
         return CLI_JSHOST;
     }
+    cli_interruptible(c);
     snprintf(what, sizeof(what), "attach %s", config);
-    if (jshost_attach(c, config, &host, NULL) < 0) {
+    if (cli_attach(c, config, &host, NULL) < 0) {
         r = cli_fail(c, what, 0);
         goto out;
     }
@@ -106,6 +107,20 @@ out:
     free(host);
     jshost_free(c);
     return r;
+}
+
+/* The script's console output, as Node prints it, on stderr: stdout is the
+ * result's. */
+static void
+eval_console(void *user, uint64_t ctx, const char *level, const char *text,
+             size_t len)
+{
+    (void)user;
+    (void)ctx;
+    (void)level;
+    fwrite(text, 1, len, stderr);
+    fputc('\n', stderr);
+    fflush(stderr);
 }
 
 int
@@ -136,9 +151,11 @@ cmd_eval(int argc, char **argv)
         free(input);
         return CLI_JSHOST;
     }
+    cli_interruptible(c);
+    jshost_set_console_handler(c, eval_console, NULL);
     if (config != NULL) {
         snprintf(what, sizeof(what), "attach %s", config);
-        if (jshost_attach(c, config, &host, NULL) < 0) {
+        if (cli_attach(c, config, &host, NULL) < 0) {
             r = cli_fail(c, what, 0);
             goto out;
         }

@@ -67,14 +67,16 @@ cmd_host(int argc, char **argv)
 int
 cmd_manager(int argc, char **argv)
 {
-    char *args[4];
+    char *args[6];
     int i, n = 1;
 
     args[0] = "jshost-manager";
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--foreground") == 0 ||
-            strcmp(argv[i], "--no-idle-exit") == 0) {
-            if (n < 3)
+            strcmp(argv[i], "--no-idle-exit") == 0 ||
+            strcmp(argv[i], "--reload") == 0 ||
+            strcmp(argv[i], "--no-reload") == 0) {
+            if (n < 5)
                 args[n++] = argv[i];
         } else {
             return cli_usage("manager", "unknown option '%s'", argv[i]);

@@ -77,7 +77,7 @@ cmd_start(int argc, char **argv)
     if ((c = cli_connect(1)) == NULL)
         return CLI_JSHOST;
     snprintf(what, sizeof(what), "start %s", argv[1]);
-    if (jshost_attach(c, argv[1], &host, &info) < 0)
+    if (cli_attach(c, argv[1], &host, &info) < 0)
         r = cli_fail(c, what, 0);
     else
         print_attach("started ", "", &info);
@@ -180,7 +180,7 @@ cmd_restart(int argc, char **argv)
     } else if (c->err == JSHOST_ERR_REMOTE && c->remote.type != NULL &&
                strcmp(c->remote.type, "NotFound") == 0) {
         /* not running: restarting it is starting it, and we say so */
-        if (jshost_attach(c, argv[1], &host, &v) < 0)
+        if (cli_attach(c, argv[1], &host, &v) < 0)
             r = cli_fail(c, what, 0);
         else
             print_attach("", " was not running: started it", &v);

@@ -2,6 +2,7 @@
  * the commands share. */
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,12 +155,45 @@ stack_frames(const jshost_error *e)
     return s + strlen(e->message) + 1;
 }
 
+static volatile sig_atomic_t interrupted;
+
+static void
+on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static int
+interrupt_check(void *user)
+{
+    (void)user;
+    return interrupted;
+}
+
+void
+cli_interruptible(jshost *c)
+{
+    struct sigaction sa;
+
+    /* No SA_RESTART: the signal ends libjshost's wait, which then asks. */
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    jshost_set_interrupt_check(c, interrupt_check, NULL);
+}
+
 int
 cli_fail(jshost *c, const char *what, int js)
 {
     const jshost_error *e = &c->remote;
 
-    if (c->err != JSHOST_ERR_REMOTE) {
+    if (c->err == JSHOST_ERR_CANCELLED && e->type == NULL) {
+        cli_warn("%s: interrupted: the call was cancelled", what);
+        return CLI_INTERRUPTED;
+    }
+    if (c->err != JSHOST_ERR_REMOTE && c->err != JSHOST_ERR_CANCELLED) {
         cli_warn("%s: %s", what, c->errstr);
         return CLI_JSHOST;
     }
@@ -239,6 +273,34 @@ cli_parse_seconds(const char *s, int *ms)
     *ms = (int)(d * 1000 + 0.5);
     if (*ms == 0)
         *ms = 1;
+    return 0;
+}
+
+int
+cli_attach(jshost *c, const char *config, char **host, jshost_value *info)
+{
+    jshost_value own = {0};
+    jshost_value *v = info != NULL ? info : &own;
+    msgpack_unpacked u;
+    const msgpack_object *w;
+    uint32_t i;
+
+    if (jshost_attach(c, config, host, v) < 0)
+        return -1;
+    msgpack_unpacked_init(&u);
+    if (v->data != NULL && msgpack_unpack_next(&u, v->data, v->len, NULL) ==
+                               MSGPACK_UNPACK_SUCCESS) {
+        w = cli_get(&u.data, "warnings");
+        for (i = 0; w != NULL && w->type == MSGPACK_OBJECT_ARRAY &&
+                    i < w->via.array.size;
+             i++) {
+            if (w->via.array.ptr[i].type == MSGPACK_OBJECT_STR)
+                cli_warn("warning: %.*s", (int)w->via.array.ptr[i].via.str.size,
+                         w->via.array.ptr[i].via.str.ptr);
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+    jshost_value_free(&own);
     return 0;
 }
 

@@ -113,7 +113,7 @@ pack_int(struct pyvalue_pack *st, PyObject *o)
     return pack_bigint(st, o);
 }
 
-/* A naive datetime is taken as UTC (documented in jshost's README and stub). */
+/* A naive datetime is taken as UTC (docs/python.md and the stub say so). */
 static int
 pack_datetime(struct pyvalue_pack *st, PyObject *o)
 {
@@ -277,6 +277,14 @@ pack_obj(struct pyvalue_pack *st, PyObject *o)
     }
     if (PyDateTime_Check(o))
         return pack_datetime(st, o);
+    /* Last: a class instance with __call__ is a callable, not a refusal. */
+    if (st->callable != NULL && PyCallable_Check(o)) {
+        uint32_t id;
+
+        if (st->callable(st, o, &id) < 0)
+            return -1;
+        return proto_ext_callable_pack(pk, id) == 0 ? 0 : pyvalue_nomem();
+    }
     return pack_fail(st, PyExc_TypeError, "cannot send a value of type", o);
 }
 
@@ -287,6 +295,9 @@ pyvalue_pack_init(struct pyvalue_pack *st, const char *root)
     msgpack_packer_init(&st->pk, &st->sb, msgpack_sbuffer_write);
     st->root = root;
     st->depth = 0;
+    st->callable = NULL;
+    st->owner = NULL;
+    st->temps = NULL;
 }
 
 int

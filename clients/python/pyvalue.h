@@ -28,6 +28,13 @@ struct pyvalue_pack {
     msgpack_packer pk;
     const char *root; /* "data", "args": how the path starts */
     int depth;
+    /* Callables (ext 2): NULL refuses them as any other type; else it gives
+     * each one's callback id (0, or -1 with an exception set). `owner` and
+     * `temps` are the callback's: whose ids, and those made for this value
+     * alone. */
+    int (*callable)(struct pyvalue_pack *st, PyObject *o, uint32_t *id);
+    void *owner;
+    PyObject *temps;
     struct pyvalue_seg path[PYVALUE_MAX_DEPTH + 1];
 };
 

@@ -16,6 +16,15 @@
  *   pid    -> our pid           close -> closes the connection, no reply
  *   garbage -> writes bytes that are not msgpack-RPC
  *   hold   -> answered only when a later "release" call comes (out of order)
+ * Callbacks and cancellation (docs/protocol.md):
+ *   invoke     -> sends the client [0, rid, "invoke", data] and answers the
+ *                 call with {"error": e, "result": r} of the client's answer
+ *   invokelater -> answers "sent", then sends that invoke with no call in
+ *                 flight; its answer is kept for "lastanswer" (nil until then)
+ *   waitcancel -> answered only when a cancel names it: Cancelled
+ *   cancelled  -> Cancelled at once (as a stop past its grace answers)
+ *   cancels    -> the msgids the connection's cancels named, in order
+ *   releases   -> the callback ids its releases named, in order
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +48,19 @@ struct conn {
     size_t off;
     uint32_t held[64];
     int nheld;
+    uint32_t waiting[64]; /* waitcancel calls */
+    int nwaiting;
+    uint32_t cancels[64];
+    int ncancels;
+    uint32_t releases[64];
+    int nreleases;
+    struct {
+        uint32_t rid;  /* ours */
+        uint32_t call; /* the call to answer with the answer (0: keep it) */
+    } invokes[64];
+    int ninvokes;
+    uint32_t next_rid;
+    msgpack_sbuffer last_answer; /* {"error", "result"} of an invokelater */
 };
 
 static struct conn conns[MAXC];
@@ -81,6 +103,106 @@ close_conn(struct conn *c)
     c->fd = -1;
     proto_reader_free(c->r);
     msgpack_sbuffer_destroy(&c->out);
+    msgpack_sbuffer_destroy(&c->last_answer);
+}
+
+static void
+reply_ids(struct conn *c, uint32_t msgid, const uint32_t *ids, int n)
+{
+    msgpack_packer pk;
+    int i;
+
+    msgpack_packer_init(&pk, &c->out, msgpack_sbuffer_write);
+    proto_write_result(&pk, msgid);
+    msgpack_pack_array(&pk, (size_t)n);
+    for (i = 0; i < n; i++)
+        msgpack_pack_uint32(&pk, ids[i]);
+}
+
+/* The client's answer to one of our invokes: to the call that asked for it,
+ * or kept. */
+static void
+handle_answer(struct conn *c, struct proto_msg *m)
+{
+    msgpack_sbuffer *sb = &c->out;
+    msgpack_packer pk;
+    uint32_t call;
+    int i;
+
+    for (i = 0; i < c->ninvokes; i++)
+        if (c->invokes[i].rid == m->msgid)
+            break;
+    if (i == c->ninvokes)
+        return;
+    call = c->invokes[i].call;
+    c->invokes[i] = c->invokes[--c->ninvokes];
+    if (call == 0) {
+        sb = &c->last_answer;
+        sb->size = 0;
+    }
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    if (call != 0)
+        proto_write_result(&pk, call);
+    msgpack_pack_map(&pk, 2);
+    proto_pack_cstr(&pk, "error");
+    msgpack_pack_object(&pk, m->error);
+    proto_pack_cstr(&pk, "result");
+    msgpack_pack_object(&pk, m->result);
+}
+
+/* [2, "cancel", [msgid]] answers a waitcancel call; [2, "release", [ids]]
+ * is noted. */
+static void
+handle_notification(struct conn *c, struct proto_msg *m)
+{
+    const msgpack_object *a = m->params.via.array.ptr, *ids;
+    uint32_t id;
+    uint32_t i;
+    int k;
+
+    if (proto_msg_is(m, "cancel") && m->params.via.array.size == 1 &&
+        a[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        id = (uint32_t)a[0].via.u64;
+        if (c->ncancels < 64)
+            c->cancels[c->ncancels++] = id;
+        for (k = 0; k < c->nwaiting; k++) {
+            if (c->waiting[k] != id)
+                continue;
+            msgpack_packer pk;
+
+            msgpack_packer_init(&pk, &c->out, msgpack_sbuffer_write);
+            proto_write_errorf(&pk, id, PROTO_ERR_CANCELLED,
+                               "cancelled while it ran");
+            c->waiting[k] = c->waiting[--c->nwaiting];
+            break;
+        }
+    } else if (proto_msg_is(m, "release") && m->params.via.array.size == 1 &&
+               a[0].type == MSGPACK_OBJECT_ARRAY) {
+        ids = &a[0];
+        for (i = 0; i < ids->via.array.size && c->nreleases < 64; i++)
+            c->releases[c->nreleases++] =
+                (uint32_t)ids->via.array.ptr[i].via.u64;
+    }
+}
+
+/* Sends [0, rid, "invoke", params] (params: any object, as the test gave
+ * it), its answer going to `call` (0: kept). */
+static void
+send_invoke(struct conn *c, const msgpack_object *params, uint32_t call)
+{
+    msgpack_packer pk;
+    uint32_t rid = 9000 + c->next_rid++;
+
+    if (c->ninvokes == 64)
+        return;
+    c->invokes[c->ninvokes].rid = rid;
+    c->invokes[c->ninvokes++].call = call;
+    msgpack_packer_init(&pk, &c->out, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_int(&pk, 0);
+    msgpack_pack_uint32(&pk, rid);
+    proto_pack_cstr(&pk, "invoke");
+    msgpack_pack_object(&pk, *params);
 }
 
 /* 0, or -1 when the connection is to be closed. */
@@ -92,6 +214,10 @@ handle(struct conn *c, struct proto_msg *m)
     char host[300];
     int i;
 
+    if (m->kind == PROTO_RESPONSE)
+        handle_answer(c, m);
+    if (m->kind == PROTO_NOTIFICATION)
+        handle_notification(c, m);
     if (m->kind != PROTO_REQUEST)
         return 0;
     msgpack_packer_init(&pk, &c->out, msgpack_sbuffer_write);
@@ -154,6 +280,27 @@ handle(struct conn *c, struct proto_msg *m)
             msgpack_sbuffer_write(&c->out, "\xc1\xc1\xc1\xc1", 4);
         } else if (proto_obj_streq(fn, "hold") && c->nheld < 64) {
             c->held[c->nheld++] = m->msgid;
+        } else if (proto_obj_streq(fn, "invoke")) {
+            send_invoke(c, data, m->msgid);
+        } else if (proto_obj_streq(fn, "invokelater")) {
+            reply_str(c, m->msgid, "sent");
+            send_invoke(c, data, 0);
+        } else if (proto_obj_streq(fn, "lastanswer")) {
+            proto_write_result(&pk, m->msgid);
+            if (c->last_answer.size > 0)
+                msgpack_sbuffer_write(&c->out, c->last_answer.data,
+                                      c->last_answer.size);
+            else
+                msgpack_pack_nil(&pk);
+        } else if (proto_obj_streq(fn, "waitcancel") && c->nwaiting < 64) {
+            c->waiting[c->nwaiting++] = m->msgid;
+        } else if (proto_obj_streq(fn, "cancelled")) {
+            proto_write_errorf(&pk, m->msgid, PROTO_ERR_CANCELLED,
+                               "the host stopped before the call finished");
+        } else if (proto_obj_streq(fn, "cancels")) {
+            reply_ids(c, m->msgid, c->cancels, c->ncancels);
+        } else if (proto_obj_streq(fn, "releases")) {
+            reply_ids(c, m->msgid, c->releases, c->nreleases);
         } else if (proto_obj_streq(fn, "release")) {
             /* answer the held ones after this one: replies out of order */
             reply_str(c, m->msgid, "released");
@@ -235,6 +382,12 @@ serve(int lfd, int idle_exit_ms)
                     msgpack_sbuffer_init(&conns[i].out);
                     conns[i].off = 0;
                     conns[i].nheld = 0;
+                    conns[i].nwaiting = 0;
+                    conns[i].ncancels = 0;
+                    conns[i].nreleases = 0;
+                    conns[i].ninvokes = 0;
+                    conns[i].next_rid = 0;
+                    msgpack_sbuffer_init(&conns[i].last_answer);
                     break;
                 }
             }

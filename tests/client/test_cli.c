@@ -4,6 +4,7 @@
  * manager it auto-starts is shut down at the end.
  */
 #include <errno.h>
+#include <glob.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -29,7 +31,7 @@ static const char config_text[] =
     "    double(data) { return data.number * 2; },\n"
     "    echo(data) { console.log('echo called'); return data; },\n"
     "    fail() { throw new RangeError('out of range'); },\n"
-    "    spin() { for (;;) {} },\n"
+    "    spin() { console.log('spin started'); for (;;) {} },\n"
     "  },\n"
     "};\n";
 
@@ -215,6 +217,27 @@ test_jshost_failures_exit_3(void **state)
 
 /* A worker killed under a running `jshost call` is jshost's failure, not the
  * JavaScript's: exit 3, HostCrashed with the signal and the log file. */
+/* Whether a host log of the fixture's runtime dir holds `words`. */
+static bool
+host_log_has(struct fx *f, const char *words)
+{
+    char pattern[320];
+    glob_t g;
+    bool found = false;
+
+    snprintf(pattern, sizeof(pattern), "%s/hosts/*.log", f->rt);
+    if (glob(pattern, 0, NULL, &g) != 0)
+        return false;
+    for (size_t i = 0; i < g.gl_pathc && !found; i++) {
+        char *text = tu_read_file(g.gl_pathv[i]);
+
+        found = text != NULL && strstr(text, words) != NULL;
+        free(text);
+    }
+    globfree(&g);
+    return found;
+}
+
 static void
 test_crash_exit_3(void **state)
 {
@@ -238,9 +261,11 @@ test_crash_exit_3(void **state)
 
         cli = tu_spawn(argv, NULL, log);
     }
-    /* Killed once the call is in flight on it. */
+    /* Killed once the call runs on it (a direct call is not the manager's
+     * to count: the worker's log says it started). */
+    TU_UNTIL(host_log_has(f, "spin started"), TU_WAIT_MS);
     c = tu_daemon_rundir_connect(f->rt);
-    TU_UNTIL((worker = tu_rpc_busy_worker(c, NULL)) > 0, TU_WAIT_MS);
+    assert_int_equal(tu_rpc_worker_pids(c, NULL, "ready", &worker, 1), 1);
     tu_rpc_close(c);
     assert_int_equal(kill(worker, SIGKILL), 0);
     st = tu_wait(cli, TU_WAIT_MS);
@@ -252,6 +277,74 @@ test_crash_exit_3(void **state)
     assert_non_null(strstr(out, "signal 9"));
     assert_non_null(strstr(out, ".log"));
     free(out);
+}
+
+/* The busy worker (0: none yet) and the command's pid once it runs the
+ * given JavaScript (a call or an eval that never ends) on it. */
+static pid_t
+spawn_busy(struct fx *f, char **argv, const char *log, pid_t *worker)
+{
+    struct tu_rpc *c;
+    pid_t cli = tu_spawn(argv, NULL, log);
+
+    c = tu_daemon_rundir_connect(f->rt);
+    TU_UNTIL((*worker = tu_rpc_busy_worker(c, NULL)) > 0, TU_WAIT_MS);
+    tu_rpc_close(c);
+    return cli;
+}
+
+/* Ctrl-C on jshost call / eval: exit 130, and the JavaScript is stopped on
+ * the worker, which serves the next call (before the interrupted call's own
+ * deadline: the next call's is shorter). */
+static void
+test_ctrl_c_cancels(void **state)
+{
+    struct fx *f = *state;
+    char log[320], *out,
+        *call_argv[] = {(char *)tu_build_path(TU_CLI),
+                        "call",
+                        f->config,
+                        "spin",
+                        "--timeout",
+                        "120",
+                        NULL};
+    char *eval_argv[] = {(char *)tu_build_path(TU_CLI),
+                         "eval",
+                         "--timeout",
+                         "120",
+                         "for (;;) {}",
+                         NULL};
+    struct tu_rpc *c;
+    pid_t cli, worker, after = 0;
+    int st;
+
+    assert_int_equal(run(f, NULL, "start", f->config, NULL), 0);
+    snprintf(log, sizeof(log), "%s/cli.log", f->dir);
+    cli = spawn_busy(f, call_argv, log, &worker);
+    assert_int_equal(kill(cli, SIGINT), 0);
+    st = tu_wait(cli, TU_WAIT_MS);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 130);
+    out = tu_read_file(log);
+    assert_non_null(strstr(out, "interrupted"));
+    free(out);
+    assert_int_equal(run(f, NULL, "call", f->config, "double",
+                         "{\"number\": 4}", "--timeout", "20", NULL),
+                     0);
+    assert_string_equal(f->out, "8\n");
+    c = tu_daemon_rundir_connect(f->rt);
+    assert_int_equal(tu_rpc_worker_pids(c, NULL, NULL, &after, 1), 1);
+    tu_rpc_close(c);
+    assert_int_equal(after, worker);
+
+    /* eval's private VM goes with the command. */
+    cli = spawn_busy(f, eval_argv, log, &worker);
+    assert_true(worker != after);
+    assert_int_equal(kill(cli, SIGINT), 0);
+    st = tu_wait(cli, TU_WAIT_MS);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 130);
+    TU_UNTIL(tu_pid_gone(worker), TU_WAIT_MS);
 }
 
 static void
@@ -271,6 +364,40 @@ test_eval(void **state)
     assert_int_equal(
         run(f, NULL, "eval", "--timeout", "0.2", "for (;;) {}", NULL), 1);
     assert_non_null(strstr(f->err, "TimeoutError"));
+}
+
+/* What the script logs prints on stderr, as Node prints it; stdout keeps the
+ * result alone. */
+static void
+test_eval_console(void **state)
+{
+    struct fx *f = *state;
+
+    assert_int_equal(run(f, NULL, "eval",
+                         "console.log('hello', {a: 1}); console.error('%d "
+                         "bad', 2); 7",
+                         NULL),
+                     0);
+    assert_string_equal(f->out, "7\n");
+    assert_string_equal(f->err, "hello { a: 1 }\n2 bad\n");
+    /* on a host's worker too; the config's own console stays in its log */
+    assert_int_equal(run(f, NULL, "eval", "--config", f->config,
+                         "console.warn('from the context'); 8", NULL),
+                     0);
+    assert_string_equal(f->out, "8\n");
+    assert_string_equal(f->err, "from the context\n");
+    assert_int_equal(run(f, NULL, "call", f->config, "echo", "1", NULL), 0);
+    assert_string_equal(f->out, "1\n");
+    assert_string_equal(f->err, "");
+    /* an awaited promise's logs come before the result */
+    assert_int_equal(
+        run(f, NULL, "eval",
+            "new Promise((r) => setTimeout(() => { console.log('later'); "
+            "r(9); }, 10))",
+            NULL),
+        0);
+    assert_string_equal(f->out, "9\n");
+    assert_string_equal(f->err, "later\n");
 }
 
 static void
@@ -709,6 +836,8 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_crash_exit_3, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eval, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ctrl_c_cancels, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_eval_console, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lifecycle_status_logs, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_logs_follow, setup, teardown),

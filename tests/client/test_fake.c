@@ -1066,6 +1066,336 @@ test_autostart_race(void **state)
     }
 }
 
+/* ---- callbacks and cancellation ---------------------------------------- */
+
+/* What the invoke handler saw, and how it answers: 0 echoes the args, 1
+ * answers an error, 2 does not answer (the test does, later). */
+struct seen {
+    atomic_int n;
+    int mode;
+    jshost *c;
+    uint32_t rid, id;
+    char args[256];
+};
+
+static void
+on_invoke(jshost *c, uint32_t rid, uint32_t id, const char *args, size_t len,
+          void *user)
+{
+    struct seen *s = user;
+    char *j = jshost_json_dump(args, len, 0);
+
+    snprintf(s->args, sizeof s->args, "%s", j != NULL ? j : "?");
+    free(j);
+    s->c = c;
+    s->rid = rid;
+    s->id = id;
+    /* no cmocka asserts here: it may run on a serve thread */
+    if (s->mode == 0)
+        jshost_invoke_reply(c, rid, args, len);
+    else if (s->mode == 1)
+        jshost_invoke_error(c, rid, NULL, "KeyError", "'k'",
+                            "Traceback (most recent call last):\n  in f");
+    atomic_fetch_add(&s->n, 1);
+}
+
+static void
+expect_call(jshost *c, const char *fn, const char *json, const char *want)
+{
+    char *s = call_json(c, fn, json, 0);
+
+    if (s == NULL)
+        fail_msg("call %s: %s", fn, c->errstr);
+    assert_string_equal(s, want);
+    free(s);
+}
+
+static void
+test_invoke(void **state)
+{
+    struct fx *f = *state;
+    jshost *c = connect_to(f->sock);
+    struct seen s = {0};
+    msgpack_sbuffer sb;
+    jshost_reply r;
+    uint32_t msgid;
+    char *j;
+
+    assert_int_equal(c->err, 0);
+    /* No handler: answered NotFound at once, as any unknown request. */
+    j = call_json(c, "invoke", "[7, [1, \"a\"]]", 0);
+    assert_non_null(j);
+    assert_non_null(strstr(j, "\"NotFound\""));
+    free(j);
+
+    jshost_set_invoke_handler(c, on_invoke, &s);
+    /* The callback id and the args' bytes; the answer goes back as is. */
+    expect_call(c, "invoke", "[7, [1, \"a\", {\"k\": null}]]",
+                "{\"error\":null,\"result\":[1,\"a\",{\"k\":null}]}");
+    assert_int_equal(atomic_load(&s.n), 1);
+    assert_int_equal(s.id, 7);
+    assert_ptr_equal(s.c, c);
+    assert_string_equal(s.args, "[1,\"a\",{\"k\":null}]");
+    /* An error answer is an error map: type JSError unless given. */
+    s.mode = 1;
+    j = call_json(c, "invoke", "[4294967295, []]", 0);
+    assert_non_null(j);
+    assert_int_equal(s.id, 4294967295u);
+    assert_non_null(strstr(j, "\"type\":\"JSError\""));
+    assert_non_null(strstr(j, "\"name\":\"KeyError\""));
+    assert_non_null(strstr(j, "\"message\":\"'k'\""));
+    assert_non_null(strstr(j, "\"stack\":\"Traceback"));
+    assert_non_null(strstr(j, "\"result\":null"));
+    free(j);
+    /* Params that are not [callback_id, args]: InvalidArgument, and the
+     * handler never hears of them. */
+    j = call_json(c, "invoke", "[\"x\", []]", 0);
+    assert_non_null(strstr(j, "\"InvalidArgument\""));
+    free(j);
+    j = call_json(c, "invoke", "[7, 5]", 0);
+    assert_non_null(strstr(j, "\"InvalidArgument\""));
+    free(j);
+    j = call_json(c, "invoke", "[7]", 0);
+    assert_non_null(strstr(j, "\"InvalidArgument\""));
+    free(j);
+    j = call_json(c, "invoke", "[-1, []]", 0);
+    assert_non_null(strstr(j, "\"InvalidArgument\""));
+    free(j);
+    assert_int_equal(atomic_load(&s.n), 2);
+
+    /* Answered later, outside the handler (pipelined here): once only. */
+    s.mode = 2;
+    tu_rpc_pack_json(&sb, "[\"h\", \"invoke\", [9, [true]], {}]");
+    assert_int_equal(jshost_send(c, "call", sb.data, sb.size, &msgid), 0);
+    msgpack_sbuffer_destroy(&sb);
+    TU_UNTIL(jshost_read(c, &r, 10) == 0 && atomic_load(&s.n) == 3, TU_WAIT_MS);
+    assert_int_equal(jshost_invoke_reply(c, s.rid, "\x93\x01\x02\x03", 4), 0);
+    assert_int_equal(jshost_read(c, &r, TU_WAIT_MS), 1);
+    assert_int_equal(r.msgid, msgid);
+    j = jshost_json_dump(r.value.data, r.value.len, 0);
+    assert_string_equal(j, "{\"error\":null,\"result\":[1,2,3]}");
+    free(j);
+    jshost_reply_free(&r);
+    assert_int_equal(jshost_invoke_reply(c, s.rid, "\xc0", 1), -1);
+    assert_int_equal(c->err, JSHOST_ERR_ARG);
+    assert_non_null(strstr(c->errstr, "no such reverse call"));
+    /* Answers to nothing, or that are not one value, never leave. */
+    assert_int_equal(jshost_invoke_error(c, 424242, "JSError", NULL, "x", NULL),
+                     -1);
+    assert_int_equal(c->err, JSHOST_ERR_ARG);
+    assert_int_equal(jshost_invoke_reply(c, 1, "\xc1", 1), -1);
+    assert_int_equal(c->err, JSHOST_ERR_ARG);
+    expect_call(c, "echo", "1", "1");
+    jshost_free(c);
+}
+
+static void
+test_invoke_lost_with_its_connection(void **state)
+{
+    struct fx *f = *state;
+    jshost *c = connect_to(f->sock);
+    struct seen s = {.mode = 2};
+    msgpack_sbuffer sb;
+    jshost_reply r;
+
+    jshost_set_invoke_handler(c, on_invoke, &s);
+    tu_rpc_pack_json(&sb, "[\"h\", \"invoke\", [1, []], {}]");
+    assert_int_equal(jshost_send(c, "call", sb.data, sb.size, NULL), 0);
+    msgpack_sbuffer_destroy(&sb);
+    TU_UNTIL(jshost_read(c, &r, 10) == 0 && atomic_load(&s.n) == 1, TU_WAIT_MS);
+    /* The connection goes, and with it the reverse call: an answer now
+     * would go to whatever a new connection numbered so. */
+    assert_int_equal(jshost_read(c, &r, 0), 0);
+    tu_kill(f->server);
+    start_server(f);
+    assert_int_equal(jshost_read(c, &r, TU_WAIT_MS), -1);
+    assert_int_equal(jshost_reconnect(c), 0);
+    assert_int_equal(jshost_invoke_reply(c, s.rid, "\xc0", 1), -1);
+    assert_int_equal(c->err, JSHOST_ERR_ARG);
+    jshost_free(c);
+}
+
+static atomic_int checks, stop_asked;
+
+static int
+check_stop(void *user)
+{
+    (void)user;
+    atomic_fetch_add(&checks, 1);
+    return atomic_load(&stop_asked);
+}
+
+static void
+on_usr1(int sig)
+{
+    (void)sig;
+}
+
+struct blocked {
+    jshost *c;
+    int rc, err;
+    char errstr[512];
+};
+
+static void *
+blocked_call(void *arg)
+{
+    struct blocked *b = arg;
+    jshost_value v = {0};
+
+    b->rc = jshost_call(b->c, "h", "waitcancel", NULL, 0, 0, &v);
+    b->err = b->c->err;
+    snprintf(b->errstr, sizeof b->errstr, "%s", b->c->errstr);
+    jshost_value_free(&v);
+    return NULL;
+}
+
+static void
+test_cancel(void **state)
+{
+    struct fx *f = *state;
+    jshost *c = connect_to(f->sock);
+    struct sigaction sa;
+    struct blocked b = {.c = c};
+    msgpack_sbuffer sb;
+    jshost_reply r;
+    jshost_value v = {0};
+    pthread_t t;
+    uint32_t msgid;
+    char *j, want[64];
+
+    /* Pipelined: jshost_cancel, and the request is answered Cancelled. */
+    tu_rpc_pack_json(&sb, "[\"h\", \"waitcancel\", null, {}]");
+    assert_int_equal(jshost_send(c, "call", sb.data, sb.size, &msgid), 0);
+    msgpack_sbuffer_destroy(&sb);
+    assert_int_equal(jshost_cancel(c, msgid), 0);
+    assert_int_equal(jshost_read(c, &r, TU_WAIT_MS), 1);
+    assert_int_equal(r.msgid, msgid);
+    assert_int_equal(r.ok, 0);
+    assert_string_equal(r.error.type, "Cancelled");
+    jshost_reply_free(&r);
+    snprintf(want, sizeof want, "[%u]", msgid);
+    expect_call(c, "cancels", "null", want);
+
+    /* The server's Cancelled has an error code of its own. */
+    assert_null(call_json(c, "cancelled", "null", 0));
+    assert_int_equal(c->err, JSHOST_ERR_CANCELLED);
+    assert_string_equal(c->remote.type, "Cancelled");
+
+    /* A blocking call the interrupt check stops: a signal ends its wait
+     * (no SA_RESTART), the check says stop, libjshost cancels it. */
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sigaction(SIGUSR1, &sa, NULL);
+    atomic_store(&checks, 0);
+    atomic_store(&stop_asked, 0);
+    jshost_set_interrupt_check(c, check_stop, NULL);
+    pthread_create(&t, NULL, blocked_call, &b);
+    TU_UNTIL(atomic_load(&checks) > 0, TU_WAIT_MS); /* it waits */
+    atomic_store(&stop_asked, 1);
+    pthread_kill(t, SIGUSR1);
+    pthread_join(t, NULL);
+    assert_int_equal(b.rc, -1);
+    assert_int_equal(b.err, JSHOST_ERR_CANCELLED);
+    assert_non_null(strstr(b.errstr, "interrupted"));
+    atomic_store(&stop_asked, 0);
+    /* the cancel went out for it; its late Cancelled answer is dropped */
+    j = call_json(c, "cancels", "null", 0);
+    assert_non_null(j);
+    assert_int_equal(strchr(j, ',') != NULL, 1);
+    free(j);
+    expect_call(c, "echo", "2", "2");
+
+    /* Without a signal the check still runs (at least every 100 ms). */
+    pthread_create(&t, NULL, blocked_call, &b);
+    atomic_store(&checks, 0);
+    TU_UNTIL(atomic_load(&checks) > 1, TU_WAIT_MS);
+    atomic_store(&stop_asked, 1);
+    pthread_join(t, NULL);
+    assert_int_equal(b.err, JSHOST_ERR_CANCELLED);
+    atomic_store(&stop_asked, 0);
+    jshost_set_interrupt_check(c, NULL, NULL);
+
+    /* A blocking call that gives up at its deadline cancels it too. */
+    assert_int_equal(jshost_call(c, "h", "waitcancel", NULL, 0, 1, &v), -1);
+    assert_int_equal(c->err, JSHOST_ERR_TIMEOUT);
+    j = call_json(c, "cancels", "null", 0);
+    assert_non_null(j);
+    assert_int_equal(strchr(strchr(j, ',') + 1, ',') != NULL, 1);
+    free(j);
+    jshost_free(c);
+}
+
+static void
+test_release(void **state)
+{
+    struct fx *f = *state;
+    jshost *c = connect_to(f->sock);
+    uint32_t ids[] = {3, 4, 70000};
+    char buf[JSHOST_CALLABLE_SIZE];
+
+    assert_int_equal(jshost_release(c, ids, 3), 0);
+    assert_int_equal(jshost_release(c, NULL, 0), 0);
+    expect_call(c, "releases", "null", "[3,4,70000]");
+    /* a callable's bytes: msgpack ext 2, the id big-endian */
+    jshost_callable(0x01020304, buf);
+    assert_memory_equal(buf, "\xd6\x02\x01\x02\x03\x04", 6);
+    jshost_free(c);
+}
+
+struct server {
+    jshost *c;
+    atomic_int stop;
+    int rc;
+};
+
+static void *
+serving(void *arg)
+{
+    struct server *sv = arg;
+
+    while (!atomic_load(&sv->stop))
+        if ((sv->rc = jshost_serve(sv->c, -1)) < 0)
+            break;
+    return NULL;
+}
+
+static void
+test_serve(void **state)
+{
+    struct fx *f = *state;
+    jshost *c = connect_to(f->sock);
+    struct seen s = {0};
+    struct server sv = {.c = c};
+    pthread_t t;
+    char *j = NULL;
+
+    jshost_set_invoke_handler(c, on_invoke, &s);
+    /* A wake with no serve running makes the next one return at once. */
+    jshost_serve_wake(c);
+    assert_int_equal(jshost_serve(c, -1), 0);
+    assert_int_equal(jshost_serve(c, 1), 0); /* and only that one */
+    /* An invoke with no call in flight: the serve thread reads it (and the
+     * replies of this thread's calls meanwhile). */
+    pthread_create(&t, NULL, serving, &sv);
+    expect_call(c, "invokelater", "[5, [\"x\"]]", "\"sent\"");
+    TU_UNTIL((free(j), j = call_json(c, "lastanswer", "null", 0)) != NULL &&
+                 strcmp(j, "null") != 0,
+             TU_WAIT_MS);
+    assert_string_equal(j, "{\"error\":null,\"result\":[\"x\"]}");
+    free(j);
+    assert_int_equal(s.id, 5);
+    atomic_store(&sv.stop, 1);
+    jshost_serve_wake(c);
+    pthread_join(t, NULL);
+    assert_int_equal(sv.rc, 0);
+    /* No connection: serve says so. */
+    tu_kill(f->server);
+    TU_UNTIL(jshost_serve(c, 50) < 0, TU_WAIT_MS);
+    assert_int_equal(c->err, JSHOST_ERR_IO);
+    jshost_free(c);
+}
+
 int
 main(void)
 {
@@ -1104,6 +1434,12 @@ main(void)
         cmocka_unit_test_setup_teardown(test_env_socket, setup, teardown),
         cmocka_unit_test_setup_teardown(test_autostart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_autostart_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invoke, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invoke_lost_with_its_connection,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_release, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_serve, setup, teardown),
     };
 
     signal(SIGPIPE, SIG_DFL); /* the library must not need SIGPIPE ignored */

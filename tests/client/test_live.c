@@ -8,6 +8,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,9 @@ static const char config_text[] =
     "    hang() { return new Promise(() => {}); },\n"
     "    cycle() { const a = {}; a.a = a; return a; },\n"
     "    extra() { return this.host.config.anything; },\n"
+    "    async loopcb(d) { let s = 0;\n"
+    "      for (let i = 0; i < d.n; i++) s += await d.f(i);\n"
+    "      return s; },\n"
     "  },\n"
     "  anything: 'else',\n"
     "};\n";
@@ -218,6 +222,74 @@ test_contexts(void **state)
     assert_int_equal(jshost_context_eval(f->c, ctx, "1", NULL, 0, &r), -1);
     expect_remote(f, "NotFound");
     free(lib);
+}
+
+/* The console handler gets a context's console lines, with its id. */
+struct console_seen {
+    int n;
+    uint64_t ctx[4];
+    char level[4][16], text[4][64];
+};
+
+static void
+console_cb(void *user, uint64_t ctx, const char *level, const char *text,
+           size_t len)
+{
+    struct console_seen *s = user;
+
+    assert_int_equal(strlen(text), len);
+    if (s->n < 4) {
+        s->ctx[s->n] = ctx;
+        snprintf(s->level[s->n], sizeof s->level[0], "%s", level);
+        snprintf(s->text[s->n], sizeof s->text[0], "%s", text);
+    }
+    s->n++;
+}
+
+static void
+test_console(void **state)
+{
+    struct fx *f = *state;
+    struct console_seen seen;
+    jshost_value r = {0};
+    uint64_t vm, other;
+
+    memset(&seen, 0, sizeof seen);
+    attach(f);
+    /* without a handler the lines are dropped */
+    assert_int_equal(jshost_context_create(f->c, NULL, NULL, 0, 0, &vm), 0);
+    assert_int_equal(
+        jshost_context_eval(f->c, vm, "console.log('dropped'); 1", NULL, 0, &r),
+        0);
+    jshost_value_free(&r);
+    jshost_set_console_handler(f->c, console_cb, &seen);
+    assert_int_equal(jshost_context_eval(f->c, vm,
+                                         "console.log('a', [1]); "
+                                         "console.warn('b'); 2",
+                                         NULL, 0, &r),
+                     0);
+    jshost_value_free(&r);
+    /* they came before the answer */
+    assert_int_equal(seen.n, 2);
+    assert_true(seen.ctx[0] == vm && seen.ctx[1] == vm);
+    assert_string_equal(seen.level[0], "log");
+    assert_string_equal(seen.text[0], "a [ 1 ]");
+    assert_string_equal(seen.level[1], "warn");
+    assert_string_equal(seen.text[1], "b");
+    /* a context on a host's worker, told apart by its id */
+    assert_int_equal(jshost_context_create(f->c, f->host, f->dir, 0, 0, &other),
+                     0);
+    assert_int_equal(
+        jshost_context_eval(f->c, other, "console.error('c'); 3", NULL, 0, &r),
+        0);
+    jshost_value_free(&r);
+    assert_int_equal(seen.n, 3);
+    assert_true(seen.ctx[2] == other && other != vm);
+    assert_string_equal(seen.level[2], "error");
+    assert_string_equal(seen.text[2], "c");
+    jshost_set_console_handler(f->c, NULL, NULL);
+    assert_int_equal(jshost_context_destroy(f->c, other), 0);
+    assert_int_equal(jshost_context_destroy(f->c, vm), 0);
 }
 
 static void
@@ -602,15 +674,25 @@ test_fork(void **state)
 
 /* The manager dies between calls: the next call finds the connection dead
  * before writing, starts a new manager, attaches the host again and is sent
- * once more. */
+ * once more. Through the manager (direct 0): a direct call could still find
+ * the old worker alive for a moment, and never need the manager. */
 static void
 test_manager_restart_resend(void **state)
 {
     struct fx *f = *state;
+    struct jshost_options o;
     pid_t old;
     char *s;
 
-    attach(f);
+    jshost_options_init(&o);
+    o.runtime_dir = f->rt;
+    o.direct = 0;
+    f->c = jshost_connect(&o);
+    assert_non_null(f->c);
+    if (f->c->err != 0)
+        fail_msg("connect: %s", f->c->errstr);
+    if (jshost_attach(f->c, f->config, &f->host, NULL) != 0)
+        fail_msg("attach: %s", f->c->errstr);
     expect_call(f, "double", "{\"number\": 1}", "2");
     old = tu_daemon_manager_pid(f->rt);
     assert_true(old > 0);
@@ -668,12 +750,213 @@ test_env_socket_listen_worker(void **state)
     tu_kill(pid);
 }
 
+/* ---- callbacks and cancellation ---------------------------------------- */
+
+/* An invoke handler that doubles its one integer argument, answering at once
+ * from the thread that reads (allowed: it holds no lock). */
+struct doubler {
+    atomic_int n;
+    atomic_int bad;
+};
+
+static void
+double_it(jshost *c, uint32_t rid, uint32_t id, const char *args, size_t len,
+          void *user)
+{
+    struct doubler *d = user;
+    msgpack_unpacked u;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    (void)id;
+    msgpack_unpacked_init(&u);
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (msgpack_unpack_next(&u, args, len, NULL) == MSGPACK_UNPACK_SUCCESS &&
+        u.data.type == MSGPACK_OBJECT_ARRAY && u.data.via.array.size == 1 &&
+        u.data.via.array.ptr[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        msgpack_pack_uint64(&pk, u.data.via.array.ptr[0].via.u64 * 2);
+        if (jshost_invoke_reply(c, rid, sb.data, sb.size) != 0)
+            atomic_fetch_add(&d->bad, 1);
+    } else {
+        jshost_invoke_error(c, rid, NULL, "TypeError", "not one integer", NULL);
+        atomic_fetch_add(&d->bad, 1);
+    }
+    atomic_fetch_add(&d->n, 1);
+    msgpack_sbuffer_destroy(&sb);
+    msgpack_unpacked_destroy(&u);
+}
+
+/* JavaScript awaits a C callable 10,000 times in a loop. */
+static void
+test_callbacks(void **state)
+{
+    struct fx *f = *state;
+    struct doubler d = {0};
+    char *s;
+
+    attach(f);
+    jshost_set_invoke_handler(f->c, double_it, &d);
+    s = call_json(f, "loopcb",
+                  "{\"f\": {\"$ext\": [2, \"AAAAAQ==\"]}, \"n\": 10000}", 0);
+    if (s == NULL)
+        fail_msg("loopcb: %s", f->c->errstr);
+    assert_string_equal(s, "99990000");
+    free(s);
+    assert_int_equal(atomic_load(&d.n), 10000);
+    assert_int_equal(atomic_load(&d.bad), 0);
+}
+
+struct server {
+    jshost *c;
+    atomic_int stop;
+};
+
+static void *
+serving(void *arg)
+{
+    struct server *sv = arg;
+
+    while (!atomic_load(&sv->stop))
+        if (jshost_serve(sv->c, -1) < 0)
+            break;
+    return NULL;
+}
+
+static char *
+eval_json(struct fx *f, uint64_t ctx, const char *src)
+{
+    jshost_value r = {0};
+    char *s;
+
+    if (jshost_context_eval(f->c, ctx, src, NULL, 0, &r) != 0)
+        fail_msg("eval %s: %s", src, f->c->errstr);
+    s = jshost_json_dump(r.data, r.len, 0);
+    jshost_value_free(&r);
+    return s;
+}
+
+/* A callable a context holds, called by a timer with no call in flight:
+ * jshost_serve reads it; released, it rejects at once. */
+static void
+test_context_callable_served(void **state)
+{
+    struct fx *f = *state;
+    struct doubler d = {0};
+    struct server sv = {0};
+    jshost_value args = {0}, r = {0};
+    uint32_t id = 2;
+    char err[64], *s = NULL;
+    uint64_t ctx;
+    pthread_t t;
+
+    attach(f);
+    jshost_set_invoke_handler(f->c, double_it, &d);
+    assert_int_equal(jshost_context_create(f->c, f->host, f->dir, 0, 0, &ctx),
+                     0);
+    assert_int_equal(jshost_json_pack("[{\"$ext\": [2, \"AAAAAg==\"]}]", 27,
+                                      &args, err, sizeof err),
+                     0);
+    assert_int_equal(jshost_context_call(f->c, ctx,
+                                         "(function (f) { globalThis.f = f; })",
+                                         args.data, args.len, 0, &r),
+                     0);
+    jshost_value_free(&args);
+    jshost_value_free(&r);
+    sv.c = f->c;
+    pthread_create(&t, NULL, serving, &sv);
+    s = eval_json(f, ctx,
+                  "setTimeout(() => f(21).then((v) => { globalThis.r = v; }), "
+                  "50); 0");
+    free(s);
+    s = NULL;
+    TU_UNTIL((free(s), s = eval_json(f, ctx, "globalThis.r ?? null")) &&
+                 strcmp(s, "42") == 0,
+             TU_WAIT_MS);
+    free(s);
+    assert_int_equal(jshost_release(f->c, &id, 1), 0);
+    s = eval_json(f, ctx, "f(1).then(() => 'called', (e) => e.message)");
+    assert_non_null(strstr(s, "callback expired"));
+    free(s);
+    atomic_store(&sv.stop, 1);
+    jshost_serve_wake(f->c);
+    pthread_join(t, NULL);
+    assert_int_equal(atomic_load(&d.n), 1);
+}
+
+static atomic_int stop_asked;
+
+static int
+check_stop(void *user)
+{
+    (void)user;
+    return atomic_load(&stop_asked);
+}
+
+static void
+on_usr1(int sig)
+{
+    (void)sig;
+}
+
+struct blocked {
+    struct fx *f;
+    int rc, err;
+};
+
+static void *
+spin_call(void *arg)
+{
+    struct blocked *b = arg;
+    jshost_value v = {0};
+
+    b->rc = jshost_call(b->f->c, b->f->host, "spin", NULL, 0, 60000, &v);
+    b->err = b->f->c->err;
+    jshost_value_free(&v);
+    return NULL;
+}
+
+/* Interrupted while its JavaScript spins: the call is cancelled on the
+ * worker, and the same worker answers the next call (before the spin's
+ * deadline: the next call's own deadline is shorter). */
+static void
+test_interrupt_cancels(void **state)
+{
+    struct fx *f = *state;
+    struct blocked b = {.f = f};
+    struct sigaction sa;
+    pthread_t t;
+    pid_t pid;
+    char *s;
+
+    attach(f);
+    pid = worker_pid(f);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sigaction(SIGUSR1, &sa, NULL);
+    jshost_set_interrupt_check(f->c, check_stop, NULL);
+    pthread_create(&t, NULL, spin_call, &b);
+    TU_UNTIL(busy_worker(f) == pid, TU_WAIT_MS);
+    atomic_store(&stop_asked, 1);
+    pthread_kill(t, SIGUSR1);
+    pthread_join(t, NULL);
+    atomic_store(&stop_asked, 0);
+    assert_int_equal(b.rc, -1);
+    assert_int_equal(b.err, JSHOST_ERR_CANCELLED);
+    s = call_json(f, "count", "null", 20000);
+    if (s == NULL)
+        fail_msg("count after the cancel: %s", f->c->errstr);
+    free(s);
+    assert_int_equal(worker_pid(f), pid);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_happy_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_contexts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_console, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_crashed, setup, teardown),
@@ -685,6 +968,11 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_fork, setup, teardown),
         cmocka_unit_test_setup_teardown(test_env_socket_listen_worker, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_callbacks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_context_callable_served, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_interrupt_cancels, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_manager_restart_resend, setup,
                                         teardown),

@@ -210,7 +210,7 @@ eval_t(struct fx *f, uint32_t ctx, const char *src, const char *ident,
 {
     memset(r, 0, sizeof *r);
     assert_int_equal(js_context_eval(f->e, ctx, src, strlen(src), ident,
-                                     ident ? strlen(ident) : 0, timeout_ms,
+                                     ident ? strlen(ident) : 0, timeout_ms, 0,
                                      done_cb, r),
                      0);
     wait_for(f, r);

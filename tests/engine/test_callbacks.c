@@ -218,7 +218,7 @@ test_context_interrupt_and_stop(void **state)
     h.interrupt = ctx;
     memset(&r, 0, sizeof r);
     assert_int_equal(js_context_eval(f->e, ctx, "for (;;) {}", 11, "x", 1,
-                                     60000, done_cb, &r),
+                                     60000, 0, done_cb, &r),
                      0);
     assert_true(h.polls > 0);
     assert_false(r.done);

@@ -116,7 +116,7 @@ test_context_eval(void **state)
     js_engine_test_fault(f->e, 1);
     memset(&r, 0, sizeof r);
     assert_int_equal(
-        js_context_eval(f->e, ctx, "1 + 1", 5, "test.js", 7, 0, done_cb, &r),
+        js_context_eval(f->e, ctx, "1 + 1", 5, "test.js", 7, 0, 0, done_cb, &r),
         0);
     wait_answered(f, &r);
     expect_unavailable(f, &r, "eval 'test.js'");

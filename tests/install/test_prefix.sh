@@ -2,7 +2,7 @@
 # make install PREFIX=DIR, as a new user runs it from a clean environment:
 # the installed jshost answers a call, so does a moved copy of the prefix;
 # the C library, header, pkg-config file, man page, completion and Python
-# package are where the README says; make uninstall leaves nothing behind;
+# package are where docs/install.md says; make uninstall leaves nothing behind;
 # DESTDIR stages the same files and nothing else.
 #
 #   test_prefix.sh SOURCE_ROOT WORK_DIR

@@ -41,6 +41,10 @@ def fail(msg):
 
 def clean_env(tmp, run, **extra):
     env = {"PATH": "/usr/bin:/bin", "HOME": tmp, "XDG_RUNTIME_DIR": run}
+    # make check-sanitize: the sanitizers' settings (suppressions) go along
+    for k in ("ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS"):
+        if k in os.environ:
+            env[k] = os.environ[k]
     env.update(extra)
     return env
 
@@ -51,7 +55,11 @@ def start_manager(jshost, env, listen_fd, listen_pid_self=True):
     pid = os.fork()
     if pid == 0:
         try:
-            os.dup2(listen_fd, 3)  # inheritable: survives the exec
+            if listen_fd != 3:
+                os.dup2(listen_fd, 3)
+            # Python's sockets are close-on-exec, and dup2 onto itself
+            # leaves that flag: systemd's fd 3 survives the exec.
+            os.set_inheritable(3, True)
             env = dict(env)
             env["LISTEN_FDS"] = "1"
             env["LISTEN_PID"] = str(os.getpid() if listen_pid_self else 1)

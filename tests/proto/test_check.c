@@ -323,6 +323,10 @@ test_call(void **state)
            -EINVAL,
            "params[3] (options): timeout_ms 4294967296 is too large (at most "
            "4294967295)");
+    refuse(proto_check_context_eval, "[1, \"x\", \"i\", {\"string\": 1}]",
+           -EINVAL,
+           "params[3] (options): string: expected a bool, got an "
+           "integer");
 }
 
 static void
@@ -404,6 +408,11 @@ test_context_eval(void **state)
     proto_msg_release(&m);
     pass(proto_check_context_eval, "[1, \"x\", null]", &m, &p);
     assert_null(p.identifier);
+    assert_false(p.as_string);
+    proto_msg_release(&m);
+    pass(proto_check_context_eval, "[1, \"x\", null, {\"string\": true}]", &m,
+         &p);
+    assert_true(p.as_string);
     proto_msg_release(&m);
 
     /* The identifier must be there, if only as nil. */

@@ -11,7 +11,7 @@ import pytest
 import jshost
 
 MODULES = [
-    "jshost", "jshost.errors",
+    "jshost", "jshost.errors", "jshost.aio",
     "jshost.js_host", "jshost.js_host.conf", "jshost.js_host.function",
     "jshost.js_host.host", "jshost.js_host.exceptions", "jshost.js_host.apps",
     "jshost.v8cffi", "jshost.v8cffi.platform", "jshost.v8cffi.vm",
@@ -52,7 +52,24 @@ def test_stub_matches_the_module():
     declared = {n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef))}
     assert set(jshost.__all__) <= declared
     for node in tree.body:
-        if isinstance(node, ast.ClassDef) and node.name in ("Host", "Context", "VM"):
+        if isinstance(node, ast.ClassDef) and node.name in ("Host", "Context", "VM",
+                                                            "PyFunction"):
             methods = {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
             real = {n for n in vars(getattr(jshost, node.name)) if not n.startswith("_")}
+            assert real <= methods, (node.name, real - methods)
+
+
+def test_aio_stub_matches_the_module():
+    import jshost.aio
+    stub = os.path.join(os.path.dirname(jshost.__file__), "aio.pyi")
+    tree = ast.parse(open(stub).read())
+    declared = {n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef))}
+    assert set(jshost.aio.__all__) <= declared
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name in jshost.aio.__all__:
+            methods = {n.name for n in node.body
+                       if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+            cls = getattr(jshost.aio, node.name)
+            real = {n for c in cls.__mro__ if c.__module__ == "jshost.aio"
+                    for n in vars(c) if not n.startswith("_")}
             assert real <= methods, (node.name, real - methods)

@@ -67,7 +67,48 @@ def test_js_error_fields():
                      "TypeError: bad input\n    at f (host.config.js:3:9)", None)
     assert (e.name, e.message) == ("TypeError", "bad input")
     assert "host.config.js:3:9" in e.stack
-    assert str(e) == "TypeError: bad input"
+    # the name, the message and where it was thrown
+    assert str(e) == "TypeError: bad input (at host.config.js:3:9)"
+    assert repr(e) == "JSError('TypeError: bad input (at host.config.js:3:9)')"
+    # PEP 678: the JS stack (its frames) is the exception's note
+    assert e.__notes__ == ["    at f (host.config.js:3:9)"]
+
+
+def test_js_error_place_is_the_first_frame_of_user_code():
+    stack = ("RangeError: no\n"
+             "    at Object.check (jshost:world:10:3)\n"
+             "    at async Promise.all (index 0)\n"
+             "    at /srv/app/node_modules/lib/index.js:7:11\n"
+             "    at render (/srv/app/host.config.js:26:13)")
+    e = errors._make(REMOTE, "x", "JSError", "no", "RangeError", stack, None)
+    assert str(e) == "RangeError: no (at index.js:7:11)"
+    # no frame at all: the name and the message only
+    e = errors._make(REMOTE, "x", "JSError", "boom", None, None, None)
+    assert str(e) == "boom" and not hasattr(e, "__notes__")
+    e = errors._make(REMOTE, "x", "JSError", "m", "Error", "Error: m", None)
+    assert str(e) == "Error: m"
+
+
+def test_traceback_shows_the_js_stack():
+    import traceback
+    e = errors._make(REMOTE, "x", "JSError", "bad input", "TypeError",
+                     "TypeError: bad input\n    at f (/a/host.config.js:3:9)\n"
+                     "    at g (/a/lib.js:1:2)", None)
+    text = "".join(traceback.format_exception(e))
+    assert "jshost.errors.JSError: TypeError: bad input (at host.config.js:3:9)\n" in text
+    assert "    at f (/a/host.config.js:3:9)\n    at g (/a/lib.js:1:2)" in text
+
+
+def test_star_import_keeps_the_builtins():
+    ns = {}
+    exec("from jshost import *", ns)
+    for name in ("TimeoutError", "MemoryError", "ConnectionError"):
+        assert name not in ns, name
+        assert name not in jshost.__all__ and name not in errors.__all__
+        assert issubclass(getattr(jshost, name), jshost.Error)
+    exec("from jshost import *\nfrom jshost.errors import *\nt = TimeoutError", ns)
+    assert ns["t"] is builtins.TimeoutError
+    assert ns["JSError"] is jshost.JSError and ns["Host"] is jshost.Host
 
 
 def test_crash_names_the_log():

@@ -225,6 +225,27 @@ def test_js_errors_carry_name_message_stack(host):
     assert host.call("double", number=2) == 4  # the worker lives on
 
 
+def test_js_error_says_where_it_was_thrown(workdir):
+    # what a traceback shows: the name, the message, the config's file and
+    # line, and the JS stack as the exception's note
+    import traceback
+    cfg = write(workdir, "where.config.js",
+                "function check(n) {\n"
+                "  if (n < 0) throw new RangeError('negative: ' + n);\n"
+                "  return n;\n"
+                "}\n"
+                "module.exports = {functions: {sqrt(d) { return Math.sqrt(check(d.n)); }}};\n")
+    with jshost.Host(cfg) as h:
+        with pytest.raises(jshost.JSError) as e:
+            h.call("sqrt", n=-4)
+    assert str(e.value) == "RangeError: negative: -4 (at where.config.js:2:20)"
+    assert repr(e.value).startswith("JSError('RangeError: negative: -4")
+    text = "".join(traceback.format_exception(e.value))
+    assert "JSError: RangeError: negative: -4 (at where.config.js:2:20)\n" in text
+    assert "at check (%s:2:20)" % os.path.realpath(cfg) in text
+    assert "at Object.sqrt (%s:5:" % os.path.realpath(cfg) in text
+
+
 def test_not_found(host):
     with pytest.raises(jshost.NotFoundError):
         host.call("no_such_function")

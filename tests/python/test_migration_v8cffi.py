@@ -89,3 +89,31 @@ def test_memory_error(project):
             with vm.create_context() as ctx:
                 with pytest.raises(exceptions.V8MemoryError):
                     ctx.run_script("var k = []; for (;;) k.push(new Array(100000).fill(1.5));")
+
+
+def test_run_script_is_javascripts_string(project, monkeypatch):
+    # v8-cffi returned String(value), taken in V8: the same strings here, for
+    # values that do not cross as themselves
+    from jshost.v8cffi.platform import platform
+    from jshost.v8cffi import exceptions
+    monkeypatch.chdir(project)
+    with platform as p, p.create_vm() as vm, vm.create_context() as ctx:
+        assert ctx.run_script("(function f(a){})") == "function f(a){}"
+        assert ctx.run_script("({toString(){return 'custom'}})") == "custom"
+        assert ctx.run_script("/re/g") == "/re/g"
+        assert ctx.run_script("new Error('e')") == "Error: e"
+        assert ctx.run_script("null") == "null"
+        assert ctx.run_script("undefined") == "undefined"
+        assert ctx.run_script("-0") == "0"
+        assert ctx.run_script("1e21") == "1e+21"
+        assert ctx.run_script("Symbol('s')") == "Symbol(s)"
+        assert ctx.run_script("[1, [2, null], {}]") == "1,2,,[object Object]"
+        assert ctx.run_script("new Map([[1, 2]])") == "[object Map]"
+        assert ctx.run_script("Promise.resolve({})") == "[object Object]"
+        # top-level let/const stay shared between scripts, as in a script
+        ctx.run_script("const kept = 'shared'")
+        assert ctx.run_script("kept") == "shared"
+        with pytest.raises(exceptions.V8JSError, match="toString blew up"):
+            ctx.run_script("({toString() { throw new Error('toString blew up'); }})")
+        with pytest.raises(exceptions.V8JSError, match="page.js"):
+            ctx.run_script("this is not javascript", identifier="page.js")

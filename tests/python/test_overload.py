@@ -1,6 +1,8 @@
 """Backpressure: a full queue answers Overloaded (a HostUnavailableError),
 never a silent loss. This module's manager is started with a limit of two
-calls in flight per connection."""
+calls in flight per connection, and its calls go through the manager
+(JSHOST_DIRECT=0): a direct call's bound is the worker's, which stops reading
+a connection with too many calls in flight (tests/worker)."""
 
 import os
 import threading
@@ -12,15 +14,17 @@ import jshost
 
 @pytest.fixture(scope="module")
 def host(runtime_dir, main_config):
-    old = os.environ.get("JSHOST_MAX_CLIENT_INFLIGHT")
+    saved = {k: os.environ.get(k) for k in ("JSHOST_MAX_CLIENT_INFLIGHT", "JSHOST_DIRECT")}
     os.environ["JSHOST_MAX_CLIENT_INFLIGHT"] = "2"
+    os.environ["JSHOST_DIRECT"] = "0"
     try:
         h = jshost.Host(main_config)  # starts this module's manager with the limit
     finally:
-        if old is None:
-            del os.environ["JSHOST_MAX_CLIENT_INFLIGHT"]
-        else:
-            os.environ["JSHOST_MAX_CLIENT_INFLIGHT"] = old
+        for k, v in saved.items():
+            if v is None:
+                del os.environ[k]
+            else:
+                os.environ[k] = v
     with h:
         yield h
 

@@ -438,6 +438,52 @@ test_cancel_running(void **state)
     tu_daemon_stop(&f);
 }
 
+/* A worker answers ping and stats while its JavaScript runs (the manager
+ * must not take a long run for a hung worker; status sees it busy), each
+ * once: the early answers are not given again when the run ends. */
+static void
+test_ping_while_running(void **state)
+{
+    struct tu_daemon f;
+    struct tu_rpc *c;
+    struct proto_msg msg;
+    struct proto_error pe;
+    char params[32];
+    uint32_t spin, pings[3], stats, after;
+    int r;
+
+    (void)state;
+    start(&f);
+    c = tu_daemon_connect(&f);
+    spin = tu_rpc_send(c, "call",
+                       "[\"local\", \"spin\", null, {\"timeout_ms\": " LONG_MS
+                       "}]");
+    TU_UNTIL(tu_file_contains(f.log, "spinning"), TU_WAIT_MS);
+    for (int i = 0; i < 3; i++) {
+        pings[i] = tu_rpc_send(c, "ping", "[]");
+        tu_rpc_expect_result(c, pings[i], &msg);
+        assert_int_equal(msg.result.type, MSGPACK_OBJECT_STR);
+        proto_msg_release(&msg);
+    }
+    stats = tu_rpc_send(c, "stats", "[]");
+    tu_rpc_expect_result(c, stats, &msg);
+    assert_int_equal(tu_rpc_field(&msg.result, "in_flight")->via.u64, 1);
+    proto_msg_release(&msg);
+    snprintf(params, sizeof params, "[%u]", spin);
+    tu_rpc_notify(c, "cancel", params);
+    tu_rpc_expect_error(c, spin, "Cancelled", &msg, &pe);
+    proto_msg_release(&msg);
+    /* The next message is this ping's answer: none of those above twice. */
+    after = tu_rpc_send(c, "ping", "[]");
+    r = tu_rpc_read(c, &msg, TU_WAIT_MS);
+    assert_int_equal(r, 1);
+    assert_int_equal(msg.kind, PROTO_RESPONSE);
+    assert_int_equal(msg.msgid, after);
+    proto_msg_release(&msg);
+    tu_rpc_close(c);
+    tu_daemon_stop(&f);
+}
+
 static void
 test_cancel_queued(void **state)
 {
@@ -620,6 +666,7 @@ main(void)
         cmocka_unit_test(test_client_closes_with_invokes),
         cmocka_unit_test(test_cancel_running),
         cmocka_unit_test(test_cancel_queued),
+        cmocka_unit_test(test_ping_while_running),
         cmocka_unit_test(test_cancel_awaiting),
         cmocka_unit_test(test_close_stops_spin),
         cmocka_unit_test(test_destroy_stops_timer),

@@ -25,29 +25,45 @@ Every object here may be shared between threads: calls from many threads are
 pipelined on one connection, and the GIL is released while waiting. After
 ``os.fork()`` the child's first call reconnects on its own (contexts do not
 survive the fork: create them in the child).
+
+Python callables cross too: JavaScript receives an async function that calls
+back into this process (``host.call("render", {"log": print})``,
+``ctx.expose("fetch", fetch)``, ``with ctx.wrap_py_function(fn) as js_fn:``).
+Ctrl-C during a call raises ``KeyboardInterrupt`` and stops the JavaScript on
+the worker. :mod:`jshost.aio` is the same API for asyncio.
 """
 
+import logging
 import os
 import threading
+import weakref
 
 from . import _jshost
+from . import _callbacks
 from . import errors as _errors
+from ._callbacks import PyFunction
 from .errors import (
     Error, JSError, TimeoutError, MemoryError, ConfigError, HostCrashedError,
     HostUnavailableError, OverloadedError, NotFoundError, InvalidArgumentError,
-    ConnectionError, ProtocolError,
+    ConnectionError, ProtocolError, CancelledError,
 )
 
+# jshost.TimeoutError, jshost.MemoryError and jshost.ConnectionError are not
+# in __all__: `from jshost import *` must not shadow the builtins of those
+# names.
 __all__ = [
     "Host", "Function", "Context", "VM", "shutdown",
-    "Error", "JSError", "TimeoutError", "MemoryError", "ConfigError",
+    "Error", "JSError", "ConfigError",
     "HostCrashedError", "HostUnavailableError", "OverloadedError",
-    "NotFoundError", "InvalidArgumentError", "ConnectionError", "ProtocolError",
+    "NotFoundError", "InvalidArgumentError", "ProtocolError",
+    "CancelledError", "PyFunction",
 ]
 
 __version__ = "0.1.0"
 
 _jshost._set_error_factory(_errors._make)
+# Ctrl-C interrupts the calls of the main thread only, as Python's own waits.
+_jshost._set_callable_type(PyFunction, threading.main_thread().ident)
 
 _MISSING = object()
 
@@ -63,6 +79,40 @@ _timeout_ms = _jshost.timeout_ms
 def _connect(socket, spawn):
     return _jshost.Connection(socket=None if socket is None else os.fspath(socket),
                               spawn=bool(spawn), client_name="python")
+
+
+def _call_data(name, data, kwargs):
+    """A call's data: one positional value or the keyword arguments (as
+    Host.call, whose own check is in C)."""
+    if data is not _MISSING and kwargs:
+        raise TypeError("call() takes either one data argument or keyword "
+                        "arguments, not both")
+    if not isinstance(name, str):
+        raise TypeError("call() argument 'name' must be str, not %s" % type(name).__name__)
+    return data if data is not _MISSING else kwargs
+
+
+#: Where a context's console output goes when no ``console`` callable was
+#: given (``console.log`` at INFO, ``console.warn`` at WARNING...).
+console_logger = logging.getLogger("jshost.console")
+_CONSOLE_LEVELS = {"debug": logging.DEBUG, "log": logging.INFO, "info": logging.INFO,
+                   "warn": logging.WARNING, "error": logging.ERROR, "trace": logging.ERROR}
+
+
+def _console_sink(owner):
+    """The connection's console callback: each line to the owner's callable
+    for that context, else to console_logger. A weak reference, so that the
+    connection does not keep its Host or VM alive."""
+    ref = weakref.ref(owner)
+
+    def sink(ctx, level, text):
+        o = ref()
+        fn = o._console_for(ctx) if o is not None else None
+        if fn is not None:
+            fn(level, text)
+        else:
+            console_logger.log(_CONSOLE_LEVELS.get(level, logging.INFO), "%s", text)
+    return sink
 
 
 class Host(_jshost.HostBase):
@@ -82,6 +132,9 @@ class Host(_jshost.HostBase):
     def __init__(self, config, *, socket=None, spawn=True):
         path = os.path.abspath(os.fspath(config))
         self._conn = _connect(socket, spawn)
+        self._invoker = _callbacks.Invoker(self._conn)
+        self._consoles = {}
+        self._conn.set_console(_console_sink(self))
         try:
             self._id, self._info = self._conn.attach(path)
         except BaseException:
@@ -114,18 +167,38 @@ class Host(_jshost.HostBase):
         """The config's other top-level keys (``this.host.config`` in JS)."""
         return dict(self._info.get("extras") or {})
 
+    @property
+    def warnings(self):
+        """What the host warned about when this Host attached: a config
+        export that looks like a misspelt setting (``timout``), a development
+        reload that failed (the previous workers serve on). A list of str,
+        empty when all is well; the host's log has them too."""
+        return list(self._info.get("warnings") or [])
+
     # call(name, data=..., /, *, timeout=None, **kwargs): the hot path, all
-    # in C (_jshost.c, with its docstring), on the _conn and _id kept there.
+    # in C (pyhost.c, with its docstring), on the _conn and _id kept there.
+    # Callables in the data live as long as the call (docs/values.md).
     call = _jshost.HostBase.call
 
     def function(self, name):
         """A callable for the function ``name``: ``host.function("f")(x=1)``."""
         return Function(self, name)
 
-    def context(self):
-        """A fresh JavaScript global scope on this host's worker."""
+    def context(self, *, console=None):
+        """A fresh JavaScript global scope on this host's worker.
+
+        ``console(level, text)`` gets what the context's code writes with
+        ``console.log``, ``.warn``... (level ``"log"``, ``"warn"``...), after
+        each call that returns on this Host; without it the lines go to the
+        ``jshost.console`` logger. The host's log file has them either way.
+        """
         ctx = self._conn.request("context.create", [self._id, {"cwd": os.getcwd()}])
+        if console is not None:
+            self._consoles[ctx] = console
         return Context(self._conn, ctx, self)
+
+    def _console_for(self, ctx):
+        return self._consoles.get(ctx)
 
     def status(self):
         """This host's figures as a dict (``status`` in docs/protocol.md):
@@ -206,6 +279,9 @@ class Context:
         # a VM's own default deadline bounds the client's wait too
         self._default_ms = getattr(owner, "_timeout_ms", 0)
         self._closed = False
+        # callback ids this context holds: set_global's, and PyFunctions
+        self._kept = []
+        self._functions = []
 
     @property
     def id(self):
@@ -239,9 +315,49 @@ class Context:
 
     def call(self, expression, *args, timeout=None):
         """Calls the function ``expression`` evaluates to with ``args``:
-        ``ctx.call("Math.max", 1, 2)`` returns 2."""
+        ``ctx.call("Math.max", 1, 2)`` returns 2. Python callables among the
+        args are async functions to JavaScript for as long as the call runs."""
         return self._run(self._conn.context_call, self._id, expression, args,
                          _timeout_ms(timeout), self._default_ms)
+
+    def set_global(self, name, value, *, timeout=None):
+        """``globalThis[name] = value`` in this context. Python callables in
+        value (at any depth) are async functions to JavaScript for as long as
+        the context lives."""
+        kept = []
+        try:
+            self._run(self._conn.context_call, self._id, _callbacks.SET_GLOBAL,
+                      (name, value), _timeout_ms(timeout), self._default_ms, kept)
+        finally:
+            if kept:
+                self._kept.extend(kept)
+                # JavaScript may call them any time now: someone must read
+                self._owner._invoker.ensure(True)
+
+    def expose(self, name, fn, *, timeout=None):
+        """Makes the Python callable ``fn`` the global async function
+        ``name`` of this context, until the context closes:
+        ``ctx.expose("fetch", fetch)`` lets scripts ``await fetch(url)``."""
+        if not callable(fn):
+            raise TypeError("expose() needs a callable, not %s" % type(fn).__name__)
+        self.set_global(name, fn, timeout=timeout)
+
+    def wrap_py_function(self, fn):
+        """A :class:`PyFunction` for ``fn``, a value JavaScript receives as an
+        async function, until it is released: ``with
+        ctx.wrap_py_function(fn) as js_fn: ctx.set_global("f", js_fn)``
+        (PyMiniRacer's spelling; leaving the block releases it, as does
+        closing the context)."""
+        if not callable(fn):
+            raise TypeError("wrap_py_function() needs a callable, not %s"
+                            % type(fn).__name__)
+        if self._closed:
+            raise ValueError("jshost context is closed")
+        pf = PyFunction(fn, self._conn, self._conn.register(fn),
+                        self._functions.remove)
+        self._functions.append(pf)
+        self._owner._invoker.ensure(True)
+        return pf
 
     def load_libs(self, paths, *, timeout=None):
         """Runs the script files in order (paths relative to the working
@@ -255,12 +371,19 @@ class Context:
         if self._closed:
             return
         self._closed = True
-        if self._conn.closed:
-            return
+        for pf in list(self._functions):
+            pf.release()
         try:
-            self._conn.context_destroy(self._id)
+            if not self._conn.closed:
+                self._conn.context_destroy(self._id)
         except (Error, ValueError):
             pass  # its worker or connection is gone, and the context with it
+        finally:
+            # destroyed with the context on the worker: forgotten here
+            self._conn.unregister(self._kept)
+            self._kept = []
+            # after the destroy: its last console lines come with it
+            getattr(self._owner, "_consoles", {}).pop(self._id, None)
 
     @property
     def closed(self):
@@ -285,15 +408,27 @@ class VM:
     with the first :meth:`create_context`; :meth:`close` (or leaving the
     ``with``) stops it. A script that passes the heap limit raises
     :class:`MemoryError` and the worker is replaced.
+
+    ``console(level, text)`` gets what its contexts' code writes with
+    ``console.log``, ``.warn``... (level ``"log"``, ``"warn"``...), after each
+    call that returns on this VM; without it the lines go to the
+    ``jshost.console`` logger (``console.log`` at INFO, ``console.warn`` at
+    WARNING, ``console.error`` at ERROR).
     """
 
-    def __init__(self, memory=None, timeout=None, *, socket=None, spawn=True):
+    def __init__(self, memory=None, timeout=None, *, socket=None, spawn=True,
+                 console=None):
         if memory is not None and (int(memory) != memory or memory <= 0):
             raise ValueError("memory must be a positive number of MiB, not %r" % (memory,))
+        if console is not None and not callable(console):
+            raise TypeError("console must be callable, not %r" % (console,))
         self.memory = None if memory is None else int(memory)
         self.timeout = timeout
         self._timeout_ms = max(_timeout_ms(timeout), 0)
+        self._console = console
         self._conn = _connect(socket, spawn)
+        self._invoker = _callbacks.Invoker(self._conn)
+        self._conn.set_console(_console_sink(self))
         self._anchor = None
         self._lock = threading.Lock()
         self._closed = False
@@ -312,6 +447,9 @@ class VM:
                     opts["timeout_ms"] = self._timeout_ms
                 self._anchor = self._conn.request("context.create", [None, opts])
             return self._anchor
+
+    def _console_for(self, ctx):
+        return self._console
 
     def _worker_lost(self, ctx_id):
         # Called by a context of this VM whose worker died (heap limit, crash):

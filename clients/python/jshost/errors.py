@@ -20,6 +20,10 @@ Overloaded          :class:`OverloadedError`, a :class:`HostUnavailableError`
 NotFound            :class:`NotFoundError`
 InvalidArgument     :class:`InvalidArgumentError`, also a ``ValueError``
 ProtocolError       :class:`ProtocolError`
+Cancelled           :class:`CancelledError` (the call was cancelled: a
+                    stop or restart past its grace; Ctrl-C raises
+                    ``KeyboardInterrupt`` and a cancelled asyncio task
+                    ``asyncio.CancelledError`` instead)
 ==================  =================================================
 
 Failures of the client itself: a lost or refused connection, a manager that
@@ -29,12 +33,43 @@ cannot be started or an unsafe runtime directory are :class:`ConnectionError`
 """
 
 import builtins
+import os
+import re
 
+# TimeoutError, MemoryError and ConnectionError are left out: a star import
+# must not shadow the builtins of those names (use jshost.TimeoutError...).
 __all__ = [
-    "Error", "JSError", "TimeoutError", "MemoryError", "ConfigError",
+    "Error", "JSError", "ConfigError",
     "HostCrashedError", "HostUnavailableError", "OverloadedError",
-    "NotFoundError", "InvalidArgumentError", "ConnectionError", "ProtocolError",
+    "NotFoundError", "InvalidArgumentError", "ProtocolError",
+    "CancelledError",
 ]
+
+# A stack frame's place: "    at f (file:line:col)" or "    at file:line:col".
+_FRAME_AT = re.compile(r"^\s+at (?:.*\()?(?P<file>[^()]*?):(?P<line>\d+):(?P<col>\d+)\)?$")
+
+
+def _thrown_at(stack):
+    """Where a JS error was thrown: "file:line:col" of the stack's first frame
+    in the user's code (jshost's own preludes skipped), the file by its base
+    name; None when the stack says nowhere."""
+    for line in (stack or "").splitlines():
+        m = _FRAME_AT.match(line)
+        if m is None:
+            continue
+        file = m.group("file")
+        if file.startswith(("jshost:", "node:")):
+            continue
+        return "%s:%s:%s" % (os.path.basename(file) or file, m.group("line"), m.group("col"))
+    return None
+
+
+def _stack_frames(stack, header):
+    """The stack without its first lines when they repeat the header (the
+    error's "Name: message"): what a traceback's note shows."""
+    if stack and header and stack.startswith(header + "\n"):
+        return stack[len(header) + 1:]
+    return stack
 
 
 class Error(Exception):
@@ -52,6 +87,11 @@ class Error(Exception):
         self.name = name
         self.stack = stack
         self.logfile = logfile
+        if stack:
+            # PEP 678: a traceback prints the JavaScript stack under the
+            # exception's line
+            header = "%s: %s" % (name, message) if name else message
+            self.add_note(_stack_frames(stack, header))
 
     def __str__(self):
         return self.message
@@ -69,13 +109,21 @@ class JSError(Error):
     """The JavaScript threw, rejected, or called ``cb(err)``.
 
     ``.name`` is the JS error's name (``"TypeError"``), ``.message`` its
-    message and ``.stack`` its stack trace.
+    message and ``.stack`` its stack trace. ``str()`` gives the name, the
+    message and where it was thrown (``TypeError: bad input (at
+    host.config.js:26:13)``); a traceback shows the JavaScript stack as the
+    exception's note.
     """
 
     def __str__(self):
-        if self.name:
-            return "%s: %s" % (self.name, self.message)
-        return self.message
+        text = "%s: %s" % (self.name, self.message) if self.name else self.message
+        at = _thrown_at(self.stack)
+        if at is not None:
+            text = "%s (at %s)" % (text, at)
+        return text
+
+    def __repr__(self):
+        return "%s(%r)" % (type(self).__name__, str(self))
 
 
 class TimeoutError(Error, builtins.TimeoutError):
@@ -124,6 +172,15 @@ class ProtocolError(Error):
     """The peer broke the msgpack-RPC protocol."""
 
 
+class CancelledError(Error):
+    """The call was cancelled on the server before it finished: the host was
+    stopped or restarted and the call ran past its grace, or it was
+    cancelled from elsewhere. (Ctrl-C during a call raises
+    ``KeyboardInterrupt``, and a cancelled asyncio task
+    ``asyncio.CancelledError``; the call is cancelled on the worker either
+    way.)"""
+
+
 _BY_TYPE = {
     "JSError": JSError,
     "TimeoutError": TimeoutError,
@@ -135,11 +192,13 @@ _BY_TYPE = {
     "NotFound": NotFoundError,
     "InvalidArgument": InvalidArgumentError,
     "ProtocolError": ProtocolError,
+    "Cancelled": CancelledError,
 }
 
 # libjshost's enum jshost_err (clients/c/jshost.h)
 _ERR_IO, _ERR_PROTOCOL, _ERR_TIMEOUT, _ERR_REMOTE, _ERR_ARG = 1, 2, 3, 4, 5
 _ERR_OOM, _ERR_SPAWN, _ERR_RUNTIME = 6, 7, 8
+_ERR_CANCELLED = 9
 
 _BY_CODE = {
     _ERR_IO: ConnectionError,
@@ -148,12 +207,13 @@ _BY_CODE = {
     _ERR_ARG: InvalidArgumentError,
     _ERR_SPAWN: ConnectionError,
     _ERR_RUNTIME: ConnectionError,
+    _ERR_CANCELLED: CancelledError,
 }
 
 
 def _make(code, errstr, type_, message, name, stack, logfile):
     """Called by _jshost for every failed libjshost call: builds the exception."""
-    if code == _ERR_REMOTE:
+    if code == _ERR_REMOTE or (code == _ERR_CANCELLED and type_ is not None):
         cls = _BY_TYPE.get(type_, Error)
         text = message if message is not None else errstr
     else:

@@ -1,8 +1,5 @@
 """v8-cffi's Context: ``load_libs`` and ``run_script`` returning a str."""
 
-import datetime
-import math
-
 import jshost
 
 from . import exceptions
@@ -15,45 +12,6 @@ _DEFAULT_SCRIPT_NAME = "<anonymous>"
 def _read_file(path):
     with open(path, "rb") as fh:
         return fh.read()
-
-
-def _js_number(x):
-    # Number.prototype.toString for the values a script can return
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "Infinity" if x > 0 else "-Infinity"
-    if x == int(x) and abs(x) < 1e21:
-        return "%d" % x
-    r = repr(x)
-    if "e" in r:
-        mant, exp = r.split("e")
-        sign = "-" if exp.startswith("-") else "+"
-        r = "%se%s%d" % (mant, sign, abs(int(exp)))
-    return r
-
-
-def _js_string(v, top=True):
-    """String(value) as V8 gives it, for the values that come back from JS."""
-    if v is None:
-        return "undefined" if top else ""
-    if v is True:
-        return "true"
-    if v is False:
-        return "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        return _js_number(v)
-    if isinstance(v, str):
-        return v
-    if isinstance(v, bytes):
-        return ",".join(str(b) for b in v)
-    if isinstance(v, list):
-        return ",".join(_js_string(x, False) for x in v)
-    if isinstance(v, datetime.datetime):
-        return v.strftime("%a %b %d %Y %H:%M:%S GMT+0000 (Coordinated Universal Time)")
-    return "[object Object]"
 
 
 class Context:
@@ -95,19 +53,23 @@ class Context:
 
     def run_script(self, script, identifier=_DEFAULT_SCRIPT_NAME):
         """Runs ``script`` (str or UTF-8 bytes) and returns its value as a str,
-        as v8-cffi did (``String(value)``: ``"[object Object]"`` for objects,
-        ``"undefined"`` for a statement). Raises :class:`V8JSError` when the
-        script throws.
+        as v8-cffi did: JavaScript's own ``String(value)``, taken in the VM
+        (``"[object Object]"`` for a plain object, ``"undefined"`` for a
+        statement, a function's source, ``"/re/g"``, an Error's ``"Error:
+        message"``, what a ``toString()`` returns). Raises :class:`V8JSError`
+        when the script throws (or its ``toString()`` does).
 
-        Differences from v8-cffi: a returned promise is awaited (its value is
-        returned); ``null`` comes back as ``"undefined"`` (jshost does not tell
-        the two apart); a Map or class instance as ``"[object Object]"``.
+        Difference from v8-cffi: a returned promise is awaited (the string of
+        its value is returned).
         """
         assert self._ctx is not None, "context is not set up"
-        if isinstance(identifier, bytes):
-            identifier = identifier.decode("utf-8")
+        if isinstance(script, (bytes, bytearray)):
+            script = bytes(script).decode("utf-8")
+        if isinstance(identifier, (bytes, bytearray)):
+            identifier = bytes(identifier).decode("utf-8")
+        ctx = self._ctx
         try:
-            value = self._ctx.run_script(script, identifier)
+            return ctx._run(ctx._conn.context_eval, ctx.id, script, identifier,
+                            0, ctx._default_ms, True)
         except jshost.Error as e:
             raise exceptions.translate(e) from e
-        return _js_string(value)

@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Where jshost stands against its speed targets, from one `make bench` run.
+
+    bench/targets.py FIGURES.json OUTPUT.txt
+
+FIGURES.json holds what the Python benches recorded (bench_figures.py);
+OUTPUT.txt is everything the benches printed, read for the C benches' figures
+(bench_rpc's floors and pipelined rates, bench_values' ratios against JSON).
+Every figure compared comes from this same run. Prints one line per target:
+the goal, the figure, and whether it is met. Asserts nothing; a figure a bench
+did not produce is shown as missing.
+"""
+
+import json
+import re
+import sys
+
+
+def rpc_figures(text):
+    """bench_rpc's lines, by label: us/call (sequential) or calls/s."""
+    out = {}
+    section = None
+    for line in text.splitlines():
+        if line.startswith("bench_rpc:"):
+            section = "seq"
+            continue
+        if section is None:
+            continue
+        if line.startswith("  pipelined"):
+            section = "pipe"
+            continue
+        if not line.startswith("  "):
+            if line.strip() == "":
+                break
+            continue
+        m = re.match(r"  (.+?)\s{2,}([0-9.]+)", line)
+        if m:
+            out[(section, m.group(1).strip())] = float(m.group(2))
+    return out
+
+
+def value_ratios(text, program):
+    """bench_values' (or bench_values.py's) ratios: {(case, direction): x}."""
+    out = {}
+    case = None
+    on = False
+    for line in text.splitlines():
+        if line.startswith(program + ":"):
+            on = True
+            continue
+        if not on:
+            continue
+        if line.strip() == "":
+            if out:
+                break
+            continue
+        if not line.startswith("  "):
+            case = line.split(" (")[0]
+            continue
+        m = re.match(r"  (.+?)\s+[0-9.]+\s+\S+(?: \S+)?\s+[0-9.]+\s+([0-9.]+)x", line)
+        if m and case:
+            out[(case, m.group(1).strip())] = float(m.group(2))
+    return out
+
+
+class Table:
+    def __init__(self):
+        self.rows = []
+
+    def add(self, target, goal, value, fmt, met):
+        if value is None:
+            self.rows.append((target, goal, "missing", "?"))
+        else:
+            self.rows.append((target, goal, fmt % value, "met" if met(value) else "NOT met"))
+
+    def print(self):
+        w0 = max(len(r[0]) for r in self.rows)
+        w1 = max(len(r[1]) for r in self.rows)
+        w2 = max(len(r[2]) for r in self.rows)
+        print("Targets (issue 11), from this run")
+        print("  %-*s  %-*s  %*s  %s" % (w0, "what", w1, "goal", w2, "measured", ""))
+        for r in self.rows:
+            print("  %-*s  %-*s  %*s  %s" % (w0, r[0], w1, r[1], w2, r[2], r[3]))
+
+
+def main():
+    if len(sys.argv) != 3:
+        raise SystemExit("usage: targets.py FIGURES.json OUTPUT.txt")
+    try:
+        with open(sys.argv[1], encoding="utf-8") as f:
+            fig = json.load(f)
+    except (FileNotFoundError, ValueError):
+        fig = {}
+    with open(sys.argv[2], encoding="utf-8") as f:
+        text = f.read()
+    rpc = rpc_figures(text)
+    floor1 = rpc.get(("seq", "floor, 1 hop (socketpair echo)"))
+    floor2 = rpc.get(("seq", "floor, 2 hops (echo behind a relay)"))
+
+    def ratio(a, b):
+        return None if a is None or b is None or b == 0 else a / b
+
+    t = Table()
+    host = fig.get("calls.double.jshost Host.p50_us")
+    relayed = fig.get("calls.double.jshost Host, relayed.p50_us")
+    t.add("trivial call from Python, Host (direct), p50 / relayed floor", "<= 1.5x",
+          ratio(host, floor2), "%.2fx", lambda v: v <= 1.5)
+    t.add("trivial call from Python, relayed, p50 / relayed floor", "<= 1.5x",
+          ratio(relayed, floor2), "%.2fx", lambda v: v <= 1.5)
+    t.add("trivial call from Python, Host (direct), p50 / one-hop floor", "(for reading)",
+          ratio(host, floor1), "%.2fx", lambda v: True)
+    for fn in ("inc", "nested_out", "nested_in", "string_1m"):
+        for route in ("direct", "relayed"):
+            t.add("%s: Node child p50 / jshost %s p50" % (fn, route), ">= 1.5x",
+                  fig.get("cpu.%s.vs_node.%s" % (fn, route)), "%.2fx", lambda v: v >= 1.5)
+    for label in ("jshost Host (direct)", "jshost Host, relayed"):
+        t.add("CPU per trivial call, all processes, %s" % label.split(" ", 1)[1], "<= 25 us",
+              fig.get("cpu.inc.%s.cpu_us" % label), "%.1f us", lambda v: v <= 25)
+    for fn in ("inc", "nested_out", "string_1m"):
+        t.add("manager CPU per relayed call, %s" % fn, "flat in the payload",
+              fig.get("cpu.%s.manager_us.relayed" % fn), "%.1f us", lambda v: True)
+    t.add("8 Python threads on one Host (direct calls)", ">= 50000 calls/s",
+          fig.get("client.threads8.Host (direct calls).calls_per_s"), "%.0f",
+          lambda v: v >= 50000)
+    t.add("8 Python threads on one Host, relayed", ">= 50000 calls/s",
+          fig.get("client.threads8.Host, relayed.calls_per_s"), "%.0f", lambda v: v >= 50000)
+    t.add("C pipelined via the manager", ">= 250000 calls/s",
+          rpc.get(("pipe", "jshost via manager (relayed)")), "%.0f", lambda v: v >= 250000)
+    t.add("C pipelined to a worker's socket", "(for reading)",
+          rpc.get(("pipe", "jshost direct to worker")), "%.0f", lambda v: True)
+    t.add("cold start (auto-starts the manager)", "<= 50 ms",
+          fig.get("cold.jshost Host (auto-starts the manager).ms"), "%.1f ms",
+          lambda v: v <= 50)
+    t.add("worker private dirty memory after the calls", "<= 8 MiB",
+          fig.get("memory.worker.private_dirty_mib"), "%.1f MiB", lambda v: v <= 8)
+    t.add("manager private dirty memory after the calls", "<= 2 MiB",
+          fig.get("memory.manager.private_dirty_mib"), "%.1f MiB", lambda v: v <= 2)
+    js = value_ratios(text, "bench_values")
+    for case in ("1000-key object", "1000-element array", "1 MiB string", "1 MiB bytes"):
+        t.add("worker %s: JS -> msgpack vs JSON.stringify" % case, ">= 1x",
+              js.get((case, "JS -> msgpack")), "%.2fx", lambda v: v >= 1)
+        t.add("worker %s: msgpack -> JS vs JSON.parse" % case, ">= 1x",
+              js.get((case, "msgpack -> JS")), "%.2fx", lambda v: v >= 1)
+    py = value_ratios(text, "bench_values.py")
+    for case in ("1000-key dict", "1000-item list", "1 MiB str", "1 MiB bytes"):
+        t.add("Python %s: unpack vs json.loads" % case, ">= 1x",
+              py.get((case, "unpack")), "%.2fx", lambda v: v >= 1)
+        t.add("Python %s: pack vs json.dumps" % case, ">= 1x",
+              py.get((case, "pack")), "%.2fx", lambda v: v >= 1)
+    t.print()
+
+
+if __name__ == "__main__":
+    main()
