@@ -101,20 +101,16 @@ log__write_all(int fd, const char *buf, size_t len)
  * out in one write() (O_APPEND fds: lines of several processes never
  * interleave mid-line).
  */
-void
-log_line(int fd, const char *level, const char *text, size_t len)
+size_t
+log_format(char *line, const char *level, const char *text, size_t len)
 {
-    char stack[4096], *line, ts[32];
-    size_t i, n, cap;
+    char ts[32];
+    size_t i, n;
     int m;
 
     while (len > 0 && text[len - 1] == '\n')
         len--;
     log_timestamp(ts, sizeof ts);
-    cap = len * 3 + 96;
-    line = cap <= sizeof stack ? stack : malloc(cap);
-    if (line == NULL)
-        return;
     m = snprintf(line, 96, "%s [%ld] ", ts, (long)getpid());
     n = m > 0 ? (size_t)m : 0;
     for (; *level != '\0' && n < 80; level++)
@@ -128,6 +124,19 @@ log_line(int fd, const char *level, const char *text, size_t len)
         }
     }
     line[n++] = '\n';
+    return n;
+}
+
+void
+log_line(int fd, const char *level, const char *text, size_t len)
+{
+    char stack[4096], *line;
+    size_t n, cap = LOG_LINE_ROOM(len);
+
+    line = cap <= sizeof stack ? stack : malloc(cap);
+    if (line == NULL)
+        return;
+    n = log_format(line, level, text, len);
     log__write_all(fd, line, n);
     if (line != stack)
         free(line);

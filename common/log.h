@@ -37,6 +37,11 @@ void log_timestamp(char *buf, unsigned long size);
  * [<pid>] <LEVEL> <text>", continuation lines indented, in one write(). level
  * is upper-cased ("info" -> "INFO"). Errors are dropped. */
 void log_line(int fd, const char *level, const char *text, size_t len);
+/* Room log_format needs for a text of len bytes. */
+#define LOG_LINE_ROOM(len) ((len)*3 + 96)
+/* The line log_line writes, into buf (LOG_LINE_ROOM(len) bytes); its
+ * length. */
+size_t log_format(char *buf, const char *level, const char *text, size_t len);
 
 #ifdef __cplusplus
 }

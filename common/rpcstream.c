@@ -16,6 +16,10 @@
  * runs synchronous JavaScript inside it: a batch of messages from one read
  * that has taken 1 ms, or gathered 256 KiB, is written before the next message
  * is handed out, so that a fast answer is never held behind a slow run.
+ *
+ * A server's peers may not hold memory without bound in messages they never
+ * finish: the streams that take the partial limits are counted together, and
+ * a timer looks for unfinished messages left idle.
  */
 #include <errno.h>
 #include <poll.h>
@@ -23,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <unistd.h>
 
 #include "rpcstream.h"
@@ -58,6 +63,12 @@ struct rpcstream {
     bool in_dispatch;
     bool drain_due;    /* written at once: the after-write work is due */
     bool dispatch_due; /* read by rpcstream_read_now: hand out soon */
+    /* The partial limits: taken, the bytes of its unfinished message as
+     * counted in partial_total, and when its last byte came. */
+    bool limited;
+    size_t partial;
+    uint64_t partial_at;
+    LIST_ENTRY(rpcstream) limited_entry;
 };
 
 struct rpcstream_write {
@@ -76,9 +87,18 @@ static bool flusher_up;
 
 static bool in_flush_all;
 
+/* The partial limits, and the streams that take them. */
+static uv_loop_t *stream_loop;
+static size_t partial_max, partial_total;
+static uint64_t partial_idle_ms;
+static uv_timer_t partial_timer;
+static LIST_HEAD(, rpcstream)
+    limited_streams = LIST_HEAD_INITIALIZER(limited_streams);
+
 static void rpcstream_dispatch(struct rpcstream *s);
 static void rpcstream_flush_one(struct rpcstream *s);
 static void rpcstream_mark_dirty(struct rpcstream *s);
+static void rpcstream_end(struct rpcstream *s, int err, const char *cause);
 
 static void
 rpcstream_alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
@@ -95,6 +115,105 @@ rpcstream_alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
     }
     buf->base = p;
     buf->len = len;
+}
+
+/*
+ * Refused for what it holds: the error notification is tried at once, then
+ * the stream closes whatever is left unwritten, so that its buffers go now
+ * (a peer that reads nothing cannot keep them).
+ */
+static void
+rpcstream_refuse_now(struct rpcstream *s, int err, const char *cause)
+{
+    rpcstream_refuse(s, cause);
+    rpcstream_flush_one(s);
+    rpcstream_end(s, err, cause);
+    rpcstream_close(s);
+}
+
+/* Counts what s's unfinished message holds now, and returns it. */
+static size_t
+rpcstream_partial_note(struct rpcstream *s)
+{
+    size_t now = proto_reader_partial(s->reader);
+
+    partial_total = partial_total - s->partial + now;
+    s->partial = now;
+    s->partial_at = uv_now(s->pipe.loop);
+    return now;
+}
+
+/* Counts what s's unfinished message holds now; false when that was too
+ * much (s is refused). */
+static bool
+rpcstream_partial_count(struct rpcstream *s)
+{
+    size_t now = rpcstream_partial_note(s);
+    char cause[PROTO_CAUSE_MAX];
+
+    if (partial_max == 0 || now == 0 || partial_total <= partial_max)
+        return true;
+    snprintf(cause, sizeof cause,
+             "the server holds %zu bytes of unfinished messages across its "
+             "connections (the limit is %zu): this one's %zu are dropped",
+             partial_total, partial_max, now);
+    rpcstream_refuse_now(s, -EMSGSIZE, cause);
+    return false;
+}
+
+/* Unfinished messages that got no byte for the idle time are refused (a
+ * stream the server does not read meanwhile is not to blame). */
+static void
+rpcstream_partial_sweep_cb(uv_timer_t *t)
+{
+    struct rpcstream *s, *next;
+    uint64_t now = uv_now(t->loop);
+    char cause[PROTO_CAUSE_MAX];
+
+    for (s = LIST_FIRST(&limited_streams); s != NULL; s = next) {
+        next = LIST_NEXT(s, limited_entry);
+        if (s->partial == 0 || !s->reading || s->closing ||
+            s->close_when_flushed || now - s->partial_at < partial_idle_ms)
+            continue;
+        snprintf(cause, sizeof cause,
+                 "an unfinished message got no byte for %llu ms (%zu bytes "
+                 "so far)",
+                 (unsigned long long)partial_idle_ms, s->partial);
+        rpcstream_refuse_now(s, -ETIMEDOUT, cause);
+    }
+}
+
+void
+rpcstream_set_partial_limits(size_t total, uint64_t idle_ms)
+{
+    uint64_t every;
+
+    partial_max = total;
+    partial_idle_ms = idle_ms;
+    if (stream_loop == NULL)
+        return;
+    uv_timer_stop(&partial_timer);
+    if (idle_ms == 0)
+        return;
+    /* Looked at four times per idle time: refused within 1.25 of it. */
+    every = idle_ms / 4;
+    every = every < 10 ? 10 : every > 1000 ? 1000 : every;
+    uv_timer_start(&partial_timer, rpcstream_partial_sweep_cb, every, every);
+}
+
+void
+rpcstream_limit_partial(struct rpcstream *s)
+{
+    if (s->limited)
+        return;
+    s->limited = true;
+    LIST_INSERT_HEAD(&limited_streams, s, limited_entry);
+}
+
+size_t
+rpcstream_partial_total(void)
+{
+    return partial_total;
 }
 
 static void
@@ -131,6 +250,8 @@ rpcstream_read_cb(uv_stream_t *handle, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     proto_reader_fill(s->reader, (size_t)nread);
+    if (s->limited && !rpcstream_partial_count(s))
+        return;
     rpcstream_dispatch(s);
 }
 
@@ -247,6 +368,8 @@ rpcstream_update_reading(struct rpcstream *s)
         if (uv_read_start((uv_stream_t *)&s->pipe, rpcstream_alloc_cb,
                           rpcstream_read_cb) == 0)
             s->reading = true;
+        /* Its idle time counts from when it can be read again. */
+        s->partial_at = uv_now(s->pipe.loop);
     } else if (!want && s->reading) {
         uv_read_stop((uv_stream_t *)&s->pipe);
         s->reading = false;
@@ -315,6 +438,15 @@ rpcstream_read_now(struct rpcstream *s, size_t max)
             break;
         proto_reader_fill(s->reader, (size_t)n);
     }
+    /* Counted, not judged: the bytes are bounded by max, and the next read
+     * from the loop (or the sweep) refuses a stream past the limits, where
+     * closing it cannot pull the stream from under the caller. */
+    if (s->limited && proto_reader_pending(s->reader) != before) {
+        /* The loop's clock stood still while the caller ran: its last byte
+         * came now, not when the loop last looked. */
+        uv_update_time(s->pipe.loop);
+        rpcstream_partial_note(s);
+    }
     if (proto_reader_pending(s->reader) != before && !s->dispatch_due) {
         s->dispatch_due = true;
         rpcstream_mark_dirty(s);
@@ -370,6 +502,12 @@ rpcstream_close(struct rpcstream *s)
     if (s->closing)
         return;
     s->closing = true;
+    if (s->limited) {
+        s->limited = false;
+        partial_total -= s->partial;
+        s->partial = 0;
+        LIST_REMOVE(s, limited_entry);
+    }
     s->reading = false;
     s->write_bytes -= s->counted;
     s->counted = 0;
@@ -527,6 +665,9 @@ rpcstream_idle_cb(uv_idle_t *h)
 void
 rpcstream_setup(uv_loop_t *loop)
 {
+    stream_loop = loop;
+    uv_timer_init(loop, &partial_timer);
+    uv_unref((uv_handle_t *)&partial_timer);
     uv_check_init(loop, &flush_check);
     uv_check_start(&flush_check, rpcstream_check_cb);
     /* Flushing is no reason to keep the loop alive. */
@@ -544,6 +685,9 @@ rpcstream_teardown(void)
             uv_close((uv_handle_t *)&flush_check, NULL);
         if (!uv_is_closing((uv_handle_t *)&flush_idle))
             uv_close((uv_handle_t *)&flush_idle, NULL);
+        if (!uv_is_closing((uv_handle_t *)&partial_timer))
+            uv_close((uv_handle_t *)&partial_timer, NULL);
+        stream_loop = NULL;
     }
     free(dirty);
     dirty = NULL;

@@ -72,6 +72,18 @@ int rpcstream_accept(struct rpcstream *s, uv_stream_t *server);
 int rpcstream_fileno(const struct rpcstream *s, int *fd);
 /* Pause reading once the backlog passes high, resume at low (0: never). */
 void rpcstream_set_backlog(struct rpcstream *s, size_t high, size_t low);
+
+/*
+ * Loop-wide limits on the unfinished messages of the streams that take them
+ * (rpcstream_limit_partial: a server's peers): once the bytes they hold in
+ * unfinished messages pass `total`, the stream whose bytes passed it is
+ * refused (an error notification, then closed at once); so is one whose
+ * unfinished message gets no byte for idle_ms. 0: no such limit.
+ */
+void rpcstream_set_partial_limits(size_t total, uint64_t idle_ms);
+void rpcstream_limit_partial(struct rpcstream *s);
+/* Bytes held in unfinished messages by the streams that take the limits. */
+size_t rpcstream_partial_total(void);
 int rpcstream_start(struct rpcstream *s);
 
 /* Stops reading and handing out messages for a reason (see the PAUSE bits). */

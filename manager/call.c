@@ -25,6 +25,7 @@ call_free(struct call *c)
 {
     if (c == NULL)
         return;
+    deadline_disarm(&c->deadline);
     if (c->in_client)
         TAILQ_REMOVE(&c->client->calls, c, centry);
     free(c->params_owned);

@@ -218,8 +218,7 @@ client_detach(struct client *c, struct proto_msg *m,
                            "this connection does not hold that host");
         return;
     }
-    linger = h->nholders == 1 ? h->linger_ms : 0;
-    host_detach(h, c);
+    linger = host_detach(h, c, false) ? h->linger_ms : 0;
     client_reply_begin(&om, m->msgid);
     msgpack_pack_map(&om.pk, 1);
     proto_pack_cstr(&om.pk, PROTO_K_LINGER_MS);
@@ -339,6 +338,18 @@ client_context_create(struct client *c, struct proto_msg *m,
         }
         h = x->host;
     } else if (p->host_obj->type == MSGPACK_OBJECT_NIL) {
+        unsigned mine = client_private_vms(c), all = client_private_vms(NULL);
+
+        /* Each is a worker process with its own heap: bounded. */
+        if (mine >= mgr.max_client_vms || all >= mgr.max_vms) {
+            bool own = mine >= mgr.max_client_vms;
+
+            client_reply_error(
+                c, m->msgid, PROTO_ERR_OVERLOADED, NULL,
+                "%s has %u private VMs (the limit); destroy one first",
+                own ? "this connection" : "the manager", own ? mine : all);
+            return;
+        }
         if (p->cwd != NULL)
             cwd = xstrndup(p->cwd, p->cwd_len);
         h = host_new_private(c, p->memory_mb, p->timeout_ms, cwd);
@@ -753,7 +764,7 @@ client_close(struct client *c)
     }
     invoke_client_closed(c);
     while (c->nheld > 0)
-        host_detach(c->held[c->nheld - 1], c);
+        host_detach(c->held[c->nheld - 1], c, true);
     context_foreach(client_drop_context, c);
     for (h = TAILQ_FIRST(&mgr.hosts); h != NULL; h = next) {
         next = TAILQ_NEXT(h, entry);
@@ -761,7 +772,22 @@ client_close(struct client *c)
             host_stop_now(h);
     }
     rpcstream_close_flushed(c->stream);
+    mgr.trim_due = true;
     manager_check_idle();
+}
+
+unsigned
+client_private_vms(const struct client *c)
+{
+    const struct host *h;
+    unsigned n = 0;
+
+    /* One that is stopping is on its way out: it makes room already. */
+    TAILQ_FOREACH(h, &mgr.hosts, entry)
+    if (h->is_private && !h->dropped && h->state != HOST_STOPPING &&
+        h->state != HOST_STOPPED && (c == NULL || h->owner == c))
+        n++;
+    return n;
 }
 
 struct client *
@@ -803,6 +829,20 @@ client_accept(uv_stream_t *server)
         client_close(c);
         return NULL;
     }
+    if (mgr.nclients > mgr.max_clients) {
+        char why[128];
+
+        snprintf(why, sizeof why,
+                 "too many connections: %llu are open (the limit)",
+                 (unsigned long long)mgr.max_clients);
+        log_warn("refused a connection: %s", why);
+        rpcstream_refuse(c->stream, why);
+        client_close(c);
+        return NULL;
+    }
+    /* What a peer may hold in an unfinished message is bounded
+     * (rpcstream_set_partial_limits). */
+    rpcstream_limit_partial(c->stream);
     rpcstream_start(c->stream);
     return c;
 }

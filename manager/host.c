@@ -57,9 +57,10 @@ host_log(struct host *h, pid_t pid, const char *fmt, ...)
         n = snprintf(text, sizeof text, "manager: worker %d: %s", (int)pid,
                      msg);
     }
-    /* A private VM's log is manager.log itself: said once above. */
-    if (h->logfd >= 0 && !h->is_private && n > 0)
-        log_line(h->logfd, "info", text,
+    /* A private VM's log is manager.log itself: said once above. The
+     * host's events are written at once, as manager.log's are. */
+    if (h->log != NULL && logfile_fd(h->log) >= 0 && n > 0)
+        log_line(logfile_fd(h->log), "info", text,
                  (size_t)n < sizeof text ? (size_t)n : sizeof text - 1);
 }
 
@@ -86,6 +87,9 @@ host_timer_closed_cb(uv_handle_t *handle)
     if (--h->handles > 0)
         return;
     free(h->holders);
+    free(h->holds);
+    free(h->young.at);
+    free(h->recycles.at);
     free(h->config);
     free(h->logfile);
     free(h->priv_cwd);
@@ -119,9 +123,9 @@ host_free(struct host *h)
     host__fail_queue(h, PROTO_ERR_HOST_UNAVAILABLE, "host stopped");
     context_foreach(host_forget_context, h);
     host_reload_stop(h);
-    if (h->logfd >= 0 && !h->is_private)
-        close(h->logfd);
-    h->logfd = -1;
+    if (h->log != NULL)
+        logfile_close(h->log);
+    h->log = NULL;
     uv_close((uv_handle_t *)&h->linger_timer, host_timer_closed_cb);
     uv_close((uv_handle_t *)&h->respawn_timer, host_timer_closed_cb);
 }
@@ -134,7 +138,6 @@ host_alloc(void)
     TAILQ_INIT(&h->workers);
     TAILQ_INIT(&h->waiters);
     TAILQ_INIT(&h->queue);
-    h->logfd = -1;
     h->reload_setting = -1;
     h->generation = 1;
     h->nworkers = JSHOST_DEFAULT_WORKERS;
@@ -173,15 +176,9 @@ host_get(const char *realpath, pid_t client_pid, struct host **out,
         return -ENAMETOOLONG;
     }
     h->logfile = xstrdup(path);
-    h->logfd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-    if (h->logfd < 0) {
-        int err = errno;
-
-        *cause = xasprintf("cannot open %s: %s", path, strerror(err));
-        h->dropped = true;
-        host_free(h);
-        return -err;
-    }
+    /* A log that cannot be opened is reported and retried; the host serves
+     * all the same. */
+    h->log = logfile_open(path, false);
     h->state = HOST_STARTING;
     TAILQ_INSERT_TAIL(&mgr.hosts, h, entry);
     host_log(h, 0, "new host for %s", h->config);
@@ -208,7 +205,6 @@ host_new_private(struct client *owner, uint64_t memory_mb, uint64_t timeout_ms,
         h->timeout_ms = timeout_ms;
     h->priv_cwd = cwd != NULL ? xstrdup(cwd) : NULL;
     worker_env_of(owner->pid, &h->env, &h->env_len);
-    h->logfd = log_fd();
     h->logfile = xstrdup(mgr.logpath);
     h->configured = true;
     TAILQ_INSERT_TAIL(&mgr.hosts, h, entry);
@@ -363,23 +359,32 @@ host_add_waiter(struct host *h, struct client *c, uint32_t msgid, int kind)
     TAILQ_INSERT_TAIL(&h->waiters, wt, entry);
 }
 
-static bool
-host_holds(struct host *h, struct client *c)
+/* c's place among h's holders, or -1. */
+static ssize_t
+host_holder_index(const struct host *h, const struct client *c)
 {
     size_t i;
 
     for (i = 0; i < h->nholders; i++)
         if (h->holders[i] == c)
-            return true;
-    return false;
+            return (ssize_t)i;
+    return -1;
 }
 
+/* Each attach is a hold (jshost.h: "attach counts"); a connection is among
+ * the holders once, with its count. */
 static void
 host_add_holder(struct host *h, struct client *c)
 {
-    if (host_holds(h, c))
+    ssize_t i = host_holder_index(h, c);
+
+    if (i >= 0) {
+        h->holds[i]++;
         return;
+    }
     h->holders = xrealloc(h->holders, (h->nholders + 1) * sizeof *h->holders);
+    h->holds = xrealloc(h->holds, (h->nholders + 1) * sizeof *h->holds);
+    h->holds[h->nholders] = 1;
     h->holders[h->nholders++] = c;
     c->held = xrealloc(c->held, (c->nheld + 1) * sizeof *c->held);
     c->held[c->nheld++] = h;
@@ -401,31 +406,33 @@ host_linger_cb(uv_timer_t *t)
     host_stop_now(h);
 }
 
-void
-host_detach(struct host *h, struct client *c)
+bool
+host_detach(struct host *h, struct client *c, bool all)
 {
-    size_t i;
+    ssize_t i = host_holder_index(h, c);
 
-    for (i = 0; i < h->nholders; i++) {
-        if (h->holders[i] == c) {
-            h->holders[i] = h->holders[--h->nholders];
-            break;
-        }
-    }
+    if (i < 0)
+        return false;
+    if (!all && --h->holds[i] > 0)
+        return false;
+    h->nholders--;
+    h->holders[i] = h->holders[h->nholders];
+    h->holds[i] = h->holds[h->nholders];
     client_forget_host(c, h);
     if (h->nholders > 0 || h->dropped)
-        return;
+        return false;
     if (h->state == HOST_STOPPED || h->state == HOST_QUARANTINED) {
         host__begin_stop(h);
-        return;
+        return true;
     }
     if (h->state == HOST_STOPPING)
-        return;
+        return true;
     h->lingering = true;
     h->linger_deadline = manager_now() + h->linger_ms;
     uv_timer_start(&h->linger_timer, host_linger_cb, h->linger_ms, 0);
     host_log(h, 0, "last holder left: lingering %llu ms",
              (unsigned long long)h->linger_ms);
+    return true;
 }
 
 void
@@ -434,10 +441,7 @@ host_attach(struct host *h, struct client *c, uint32_t msgid)
     char msg[512];
 
     if (h->state == HOST_QUARANTINED) {
-        snprintf(msg, sizeof msg,
-                 "host %s (%s) is quarantined after repeated crashes (%s); "
-                 "restart it",
-                 h->id, h->config, h->last_crash ? h->last_crash : "?");
+        host__quarantine_words(h, msg, sizeof msg);
         client_reply_error(c, msgid, PROTO_ERR_HOST_UNAVAILABLE, h->logfile,
                            "%s", msg);
         return;
@@ -545,7 +549,13 @@ host_stop_now(struct host *h)
 static void
 host_restart_begin(struct host *h)
 {
-    h->ncrashes = 0;
+    /* A fresh start: the crash window, the recycles and the quarantine's
+     * backoff start over. */
+    h->young.n = 0;
+    h->recycles.n = 0;
+    h->quarantines = 0;
+    h->quarantine_until_ms = 0;
+    uv_timer_stop(&h->respawn_timer);
     h->generation++;
     if (h->state == HOST_READY) {
         h->restarting = true;

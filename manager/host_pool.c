@@ -1,10 +1,12 @@
 /*
  * A host's pool of workers (docs/lifecycle.md, "Pools" and "Crashes"): fill
  * it to the config's size, hand each call to the ready worker with the
- * fewest in flight, read the figures of the first ready, and decide what a
- * worker's end means: a config error (no retry), a heap-limit recycle
- * (replaced, not a crash), or a crash (replaced with backoff; too many in a
- * window quarantine the host until restart).
+ * fewest in flight, hold each call to its deadline, read the figures of the
+ * first ready, and decide what a worker's end means: a config error (no
+ * retry), a heap-limit recycle (replaced; too many in a minute count as
+ * crashes), or a crash (replaced; one of a worker that died young counts,
+ * and enough of those for the pool's size quarantine the host for a while
+ * that doubles each time).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,9 +16,15 @@
 #include "manager.h"
 #include "xmalloc.h"
 
+/* The window young crashes are counted in, and recycles. */
 #define HOST_CRASH_WINDOW_MS 30000
+#define HOST_RECYCLE_WINDOW_MS 60000
 #define HOST_BACKOFF_STEP_MS 100
 #define HOST_BACKOFF_MAX_MS 5000
+/* The manager answers a call past its deadline this much after it, so that
+ * a worker alive enough to end the call itself answers first (its words say
+ * what ran). */
+#define HOST_DEADLINE_SLACK_MS 100
 
 /* Workers of the current generation that are or will be serving. */
 static unsigned
@@ -32,49 +40,164 @@ host_pool_live(struct host *h)
     return n;
 }
 
+/* Forgets events older than the window; how many are left. */
 static unsigned
-host_pool_crashes_recent(struct host *h)
+host_events_recent(struct host_events *ev, uint64_t window_ms)
 {
     uint64_t now = manager_now();
-    unsigned i, n = 0;
+    unsigned i = 0;
 
-    for (i = 0; i < h->ncrashes && i < HOST_CRASH_WINDOW; i++)
-        if (now - h->crashes[i] <= HOST_CRASH_WINDOW_MS)
-            n++;
-    return n;
+    while (i < ev->n && now - ev->at[i] > window_ms)
+        i++;
+    if (i > 0) {
+        memmove(ev->at, ev->at + i, (ev->n - i) * sizeof *ev->at);
+        ev->n -= i;
+    }
+    return ev->n;
 }
 
+static unsigned
+host_events_add(struct host_events *ev, uint64_t window_ms)
+{
+    host_events_recent(ev, window_ms);
+    if (ev->n == ev->cap) {
+        ev->cap = ev->cap ? ev->cap * 2 : 8;
+        ev->at = xrealloc(ev->at, ev->cap * sizeof *ev->at);
+    }
+    ev->at[ev->n++] = manager_now();
+    return ev->n;
+}
+
+/* Young crashes in the window that quarantine the host: so many per worker
+ * of its pool. */
+static unsigned
+host_pool_crash_threshold(const struct host *h)
+{
+    uint64_t n = mgr.crash_limit * (h->nworkers ? h->nworkers : 1);
+
+    return n > 0 && n < 1000000 ? (unsigned)n : 1;
+}
+
+void
+host__quarantine_words(const struct host *h, char *buf, size_t len)
+{
+    uint64_t now = manager_now();
+
+    if (h->quarantine_until_ms > now)
+        snprintf(buf, len,
+                 "host %s (%s) is quarantined after repeated crashes (%s); "
+                 "%llu ms left (restart lifts it now)",
+                 h->id, h->config ? h->config : "private VM",
+                 h->last_crash ? h->last_crash : "?",
+                 (unsigned long long)(h->quarantine_until_ms - now));
+    else
+        snprintf(buf, len,
+                 "host %s (%s) is quarantined after repeated crashes (%s); "
+                 "it is over and the host starts again",
+                 h->id, h->config ? h->config : "private VM",
+                 h->last_crash ? h->last_crash : "?");
+}
+
+static void host_pool_quarantine_over_cb(uv_timer_t *t);
+
+/*
+ * Too many young crashes: no worker for a while, everyone waiting told so.
+ * The while doubles when the host is quarantined again soon after the last
+ * one ended (it came back and crashed again), from quarantine_ms up to
+ * quarantine_max_ms; a restart lifts it.
+ */
 static void
 host_pool_quarantine(struct host *h)
 {
     struct worker *w;
+    uint64_t now = manager_now(), ms = mgr.quarantine_ms;
+    unsigned i;
     char msg[512];
 
+    if (h->quarantines > 0 &&
+        now - h->quarantine_over_ms > HOST_CRASH_WINDOW_MS + ms)
+        h->quarantines = 0;
+    for (i = 0; i < h->quarantines && ms < mgr.quarantine_max_ms; i++)
+        ms *= 2;
+    if (ms > mgr.quarantine_max_ms)
+        ms = mgr.quarantine_max_ms;
+    h->quarantines++;
+    h->quarantine_until_ms = now + ms;
     h->state = HOST_QUARANTINED;
     h->restarting = false;
     h->reloading = h->reload_pending = false;
     uv_timer_stop(&h->respawn_timer);
-    host_log(h, 0, "quarantined after %u crashes in %d s (last: %s)",
-             host_pool_crashes_recent(h), HOST_CRASH_WINDOW_MS / 1000,
-             h->last_crash ? h->last_crash : "?");
+    host_log(h, 0,
+             "quarantined after %u crashes in %d s (last: %s): for %llu ms",
+             h->young.n, HOST_CRASH_WINDOW_MS / 1000,
+             h->last_crash ? h->last_crash : "?", (unsigned long long)ms);
+    /* One that exited already and is not finished yet goes as stopped
+     * too: its end is part of this, not one more crash. */
     TAILQ_FOREACH(w, &h->workers, entry)
-    worker_stop(w);
-    snprintf(msg, sizeof msg,
-             "host %s (%s) is quarantined after repeated crashes (%s); "
-             "restart it",
-             h->id, h->config ? h->config : "private VM",
-             h->last_crash ? h->last_crash : "?");
+    {
+        w->stop_requested = true;
+        worker_stop(w);
+    }
+    host__quarantine_words(h, msg, sizeof msg);
     host__fail_queue(h, PROTO_ERR_HOST_UNAVAILABLE, msg);
     host__answer_waiters(h, 1u << WAIT_ATTACH | 1u << WAIT_RESTART,
                          PROTO_ERR_HOST_UNAVAILABLE, msg);
-    if (h->nholders == 0)
+    if (h->nholders == 0) {
         host__begin_stop(h);
+        return;
+    }
+    uv_timer_start(&h->respawn_timer, host_pool_quarantine_over_cb, ms, 0);
+}
+
+/* The quarantine is over: the host starts afresh (its config read again). */
+static void
+host_pool_quarantine_over_cb(uv_timer_t *t)
+{
+    struct host *h = t->data;
+
+    if (h->state != HOST_QUARANTINED || h->dropped)
+        return;
+    host_log(h, 0, "quarantine over: starting again");
+    h->quarantine_over_ms = manager_now();
+    h->young.n = 0;
+    h->recycles.n = 0;
+    h->state = HOST_STARTING;
+    h->configured = false;
+    h->generation++;
+    host_pool_fill(h);
 }
 
 static void
 host_pool_respawn_cb(uv_timer_t *t)
 {
     host_pool_fill(t->data);
+}
+
+/*
+ * A crash that counts: replaced after a backoff that grows with the count
+ * in the window, or the host is quarantined when the count reaches the
+ * pool's threshold.
+ */
+static void
+host_pool_count_crash(struct host *h)
+{
+    unsigned n = host_events_add(&h->young, HOST_CRASH_WINDOW_MS);
+    uint64_t delay;
+
+    if (n >= host_pool_crash_threshold(h)) {
+        host_pool_quarantine(h);
+        return;
+    }
+    if (h->state != HOST_STARTING && h->state != HOST_READY)
+        return;
+    delay = (uint64_t)(n - 1) * HOST_BACKOFF_STEP_MS;
+    if (delay > HOST_BACKOFF_MAX_MS)
+        delay = HOST_BACKOFF_MAX_MS;
+    host_log(h, 0, "replacing it in %llu ms", (unsigned long long)delay);
+    if (delay == 0)
+        host_pool_fill(h);
+    else
+        uv_timer_start(&h->respawn_timer, host_pool_respawn_cb, delay, 0);
 }
 
 void
@@ -89,21 +212,30 @@ host_pool_fill(struct host *h)
     while (host_pool_live(h) < h->nworkers) {
         w = worker_spawn(h, &cause);
         if (w == NULL) {
+            unsigned n;
+
             host_log(h, 0, "%s", cause);
             free(h->last_crash);
             h->last_crash = cause;
             cause = NULL;
-            h->crashes[h->ncrashes++ % HOST_CRASH_WINDOW] = manager_now();
             h->total_crashes++;
-            if (host_pool_crashes_recent(h) >= HOST_CRASH_WINDOW)
+            n = host_events_add(&h->young, HOST_CRASH_WINDOW_MS);
+            if (n >= host_pool_crash_threshold(h))
                 host_pool_quarantine(h);
             else
-                uv_timer_start(
-                    &h->respawn_timer, host_pool_respawn_cb,
-                    HOST_BACKOFF_STEP_MS * host_pool_crashes_recent(h), 0);
+                uv_timer_start(&h->respawn_timer, host_pool_respawn_cb,
+                               HOST_BACKOFF_STEP_MS * n, 0);
             return;
         }
     }
+}
+
+/* A worker's load for picking: calls in flight, and any it is late with
+ * puts it behind every worker that is not. */
+static uint64_t
+host_pool_load(const struct worker *w)
+{
+    return (w->late > 0 ? (uint64_t)1 << 32 : 0) + w->inflight;
 }
 
 /*
@@ -119,13 +251,62 @@ host_pool_pick(struct host *h)
     {
         if (w->state != WORKER_READY)
             continue;
-        if (best == NULL || w->inflight < best->inflight)
+        if (best == NULL || host_pool_load(w) < host_pool_load(best))
             best = w;
         if (w->gen != h->generation &&
-            (old == NULL || w->inflight < old->inflight))
+            (old == NULL || host_pool_load(w) < host_pool_load(old)))
             old = w;
     }
     return h->restarting && old != NULL ? old : best;
+}
+
+void
+host_pool_call_deadline(struct call *c)
+{
+    uint64_t tmo = c->timeout_ms != 0 ? c->timeout_ms : c->host->timeout_ms;
+
+    c->deadline.fire = host_pool_call_late;
+    deadline_arm(&c->deadline, c->received_ms + tmo + HOST_DEADLINE_SLACK_MS);
+}
+
+/*
+ * A call's deadline passed and nobody answered it: a call still waiting for
+ * a worker goes; one at a worker is answered TimeoutError here, stays filed
+ * (the worker's answer, if it comes, is dropped) and the worker is watched:
+ * if it says nothing more within its patience it is killed as hung.
+ */
+void
+host_pool_call_late(struct deadline *d)
+{
+    struct call *c =
+        (struct call *)((char *)d - offsetof(struct call, deadline));
+    struct host *h = c->host;
+    struct worker *w = c->worker;
+    uint64_t tmo = c->timeout_ms != 0 ? c->timeout_ms : h->timeout_ms;
+    const char *what = c->method != NULL ? c->method : "call";
+    char msg[512];
+
+    if (w == NULL) {
+        TAILQ_REMOVE(&h->queue, c, qentry);
+        snprintf(msg, sizeof msg,
+                 "%s did not finish within %llu ms: no worker of host %s "
+                 "was ready to take it (see %s)",
+                 what, (unsigned long long)tmo, h->id,
+                 h->logfile ? h->logfile : "its log");
+        host__fail_call(c, PROTO_ERR_TIMEOUT, msg);
+        return;
+    }
+    c->answered = true;
+    if (c->client != NULL && !c->client->closed)
+        client_reply_error(c->client, c->cid, PROTO_ERR_TIMEOUT, h->logfile,
+                           "%s did not finish within %llu ms: worker %d gave "
+                           "no answer by then (see %s)",
+                           what, (unsigned long long)tmo, (int)w->pid,
+                           h->logfile ? h->logfile : "its log");
+    host_pool_call_done(c);
+    host_log(h, w->pid, "%s: no answer within %llu ms: TimeoutError", what,
+             (unsigned long long)tmo);
+    worker_call_late(w, c);
 }
 
 void
@@ -149,6 +330,7 @@ host_pool_submit(struct host *h, struct call *c)
     char msg[512];
 
     c->host = h;
+    c->received_ms = manager_now();
     if (h->dropped) {
         /* A private VM whose worker died, or a host stopped under us. */
         snprintf(msg, sizeof msg, "host %s is gone", h->id);
@@ -156,10 +338,7 @@ host_pool_submit(struct host *h, struct call *c)
         return;
     }
     if (h->state == HOST_QUARANTINED) {
-        snprintf(msg, sizeof msg,
-                 "host %s is quarantined after repeated crashes (%s); "
-                 "restart it",
-                 h->id, h->last_crash ? h->last_crash : "?");
+        host__quarantine_words(h, msg, sizeof msg);
         host__fail_call(c, PROTO_ERR_HOST_UNAVAILABLE, msg);
         return;
     }
@@ -210,6 +389,7 @@ host_pool_submit(struct host *h, struct call *c)
     }
     call_keep(c);
     TAILQ_INSERT_TAIL(&h->queue, c, qentry);
+    host_pool_call_deadline(c);
     host_pool_dispatch(h);
 }
 
@@ -442,6 +622,14 @@ host_pool_forget_worker_context(struct context *x, void *arg)
         x->worker = NULL;
 }
 
+/* Died before it served a call, or soon after it was ready. */
+static bool
+host_pool_young(const struct worker *w)
+{
+    return w->ready_ms == 0 || !w->served ||
+           manager_now() - w->ready_ms < mgr.young_ms;
+}
+
 void
 host_pool_worker_exited(struct host *h, struct worker *w)
 {
@@ -466,39 +654,53 @@ host_pool_worker_exited(struct host *h, struct worker *w)
         host_pool_config_failed(h, w, msg);
         free(msg);
     } else if (w->term_signal == 0 && w->exit_status == JSHOST_EXIT_RECYCLE) {
-        host_log(h, w->pid, "%s: replacing it", words);
-        host_pool_fill(h);
+        n = host_events_add(&h->recycles, HOST_RECYCLE_WINDOW_MS);
+        if (n <= mgr.recycle_limit * h->nworkers) {
+            host_log(h, w->pid, "%s: replacing it", words);
+            host_pool_fill(h);
+        } else {
+            /* Recycled again and again (a timer that allocates forever):
+             * each one more counts as a crash. */
+            free(h->last_crash);
+            h->last_crash = xasprintf(
+                "worker %d recycled for its heap limit %u times in a minute",
+                (int)w->pid, n);
+            host_log(h, w->pid, "%s", h->last_crash);
+            host_pool_count_crash(h);
+        }
     } else {
+        bool young = host_pool_young(w);
+
         free(h->last_crash);
         h->last_crash = xasprintf("worker %d %s", (int)w->pid, words);
-        h->crashes[h->ncrashes++ % HOST_CRASH_WINDOW] = manager_now();
         h->total_crashes++;
-        n = host_pool_crashes_recent(h);
-        host_log(h, w->pid, "crashed: %s (%u in the last %d s)", words, n,
-                 HOST_CRASH_WINDOW_MS / 1000);
-        if (n >= HOST_CRASH_WINDOW) {
-            host_pool_quarantine(h);
-        } else if (h->state == HOST_STARTING || h->state == HOST_READY) {
-            uint64_t delay = (uint64_t)(n - 1) * HOST_BACKOFF_STEP_MS;
-
-            if (delay > HOST_BACKOFF_MAX_MS)
-                delay = HOST_BACKOFF_MAX_MS;
-            host_log(h, 0, "replacing it in %llu ms",
-                     (unsigned long long)delay);
-            if (delay == 0)
+        if (young) {
+            host_log(h, w->pid,
+                     "crashed: %s (young: %u in the last %d s count)", words,
+                     host_events_recent(&h->young, HOST_CRASH_WINDOW_MS) + 1,
+                     HOST_CRASH_WINDOW_MS / 1000);
+            host_pool_count_crash(h);
+        } else {
+            host_log(h, w->pid,
+                     "crashed: %s (after it served; not counted towards "
+                     "quarantine): replacing it",
+                     words);
+            if (h->state == HOST_STARTING || h->state == HOST_READY)
                 host_pool_fill(h);
-            else
-                uv_timer_start(&h->respawn_timer, host_pool_respawn_cb, delay,
-                               0);
         }
     }
     if (TAILQ_EMPTY(&h->workers) && h->state == HOST_STOPPING)
         host__worker_idle(h);
 }
 
+/* Its MemoryError came before its exit: the replacement starts now, unless
+ * recycles come so often that its exit will count as a crash (and the
+ * replacement wait its backoff). */
 void
 host_pool_worker_recycling(struct host *h, struct worker *w)
 {
     (void)w;
-    host_pool_fill(h);
+    if (host_events_recent(&h->recycles, HOST_RECYCLE_WINDOW_MS) <
+        mgr.recycle_limit * h->nworkers)
+        host_pool_fill(h);
 }

@@ -7,10 +7,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,7 +28,10 @@
 
 struct manager mgr;
 
-static uv_timer_t idle_timer, ping_timer;
+/* Memory given back after a burst, manager.log's size checked, this often. */
+#define MANAGER_HOUSE_MS 5000
+
+static uv_timer_t idle_timer, ping_timer, house_timer;
 static uv_signal_t sigterm, sigint;
 static bool finished;
 
@@ -36,12 +41,79 @@ manager_now(void)
     return uv_now(mgr.loop);
 }
 
+/*
+ * The manager's limits and timings (docs/lifecycle.md, "Limits"): each one
+ * is `--flag N` on the command line or the environment variable, the flag
+ * winning over the variable.
+ */
+struct manager_option {
+    const char *flag;
+    const char *env;
+    uint64_t *value;
+    uint64_t dflt;
+    const char *what;
+};
+
+static const struct manager_option options[] = {
+    {"--max-clients", "JSHOST_MAX_CLIENTS", &mgr.max_clients,
+     JSHOST_DEFAULT_MAX_CLIENTS, "connections open at once"},
+    {"--max-client-inflight", "JSHOST_MAX_CLIENT_INFLIGHT",
+     &mgr.max_client_inflight, 4096,
+     "calls in flight per connection before Overloaded"},
+    {"--max-host-inflight", "JSHOST_MAX_HOST_INFLIGHT", &mgr.max_host_inflight,
+     65536, "calls in flight or queued per host before Overloaded"},
+    {"--max-vms", "JSHOST_MAX_VMS", &mgr.max_vms, 32,
+     "private VMs per manager"},
+    {"--max-client-vms", "JSHOST_MAX_CLIENT_VMS", &mgr.max_client_vms, 8,
+     "private VMs per connection"},
+    {"--max-message", "JSHOST_MAX_MESSAGE", &mgr.max_message,
+     PROTO_MAX_MESSAGE_DEFAULT,
+     "bytes in one message (and so in one "
+     "connection's unfinished message)"},
+    {"--max-partial-total", "JSHOST_MAX_PARTIAL_TOTAL", &mgr.max_partial_total,
+     JSHOST_DEFAULT_MAX_PARTIAL_TOTAL,
+     "bytes of unfinished messages across connections (0: no limit)"},
+    {"--partial-idle-ms", "JSHOST_PARTIAL_IDLE_MS", &mgr.partial_idle_ms,
+     JSHOST_DEFAULT_PARTIAL_IDLE_MS,
+     "an unfinished message with no byte for this long is refused"},
+    {"--ping-ms", "JSHOST_PING_MS", &mgr.ping_ms, 3000,
+     "a ping to each worker this often (0: none)"},
+    {"--ping-timeout-ms", "JSHOST_PING_TIMEOUT_MS", &mgr.ping_timeout_ms, 2000,
+     "silence past the longest deadline a worker holds before it is hung"},
+    {"--kill-grace-ms", "JSHOST_KILL_GRACE_MS", &mgr.kill_grace_ms, 3000,
+     "SIGTERM to SIGKILL"},
+    {"--drain-grace-ms", "JSHOST_DRAIN_GRACE_MS", &mgr.drain_grace_ms, 5000,
+     "stop/restart: calls run on at most this long (or the host's timeout), "
+     "then are cancelled"},
+    {"--start-timeout-ms", "JSHOST_START_TIMEOUT_MS", &mgr.start_timeout_ms,
+     60000, "a worker must be ready within this"},
+    {"--crash-limit", "JSHOST_CRASH_LIMIT", &mgr.crash_limit, 5,
+     "young crashes in 30 s, per worker of the pool, that quarantine"},
+    {"--young-ms", "JSHOST_YOUNG_MS", &mgr.young_ms, 5000,
+     "a worker that dies this soon after ready (or before serving) is young"},
+    {"--recycle-limit", "JSHOST_RECYCLE_LIMIT", &mgr.recycle_limit, 5,
+     "heap-limit recycles a minute, per worker, before they count as crashes"},
+    {"--quarantine-ms", "JSHOST_QUARANTINE_MS", &mgr.quarantine_ms, 5000,
+     "the first quarantine; each one soon after the last doubles"},
+    {"--quarantine-max-ms", "JSHOST_QUARANTINE_MAX_MS", &mgr.quarantine_max_ms,
+     300000, "the longest quarantine"},
+    {"--log-max-bytes", "JSHOST_LOG_MAX_BYTES", &mgr.log_max_bytes,
+     (uint64_t)10 * 1024 * 1024, "a log's size before it is rotated"},
+    {"--log-keep", "JSHOST_LOG_KEEP", &mgr.log_keep, 3,
+     "rotated logs kept (<log>.1 the newest)"},
+};
+
+#define NOPTIONS (sizeof options / sizeof options[0])
+
 static void
 usage(FILE *f)
 {
+    size_t i;
+
     fprintf(f,
             "usage: jshost-manager [--foreground] [--no-idle-exit] "
             "[--reload|--no-reload] [--idle-ms N] [--runtime-dir DIR]\n"
+            "       [--OPTION N ...]\n"
             "\n"
             "  --foreground     do not daemonize (production, under a "
             "supervisor)\n"
@@ -56,44 +128,84 @@ usage(FILE *f)
             "  --runtime-dir D  instead of $JSHOST_RUNTIME_DIR, "
             "$XDG_RUNTIME_DIR/jshost, /tmp/jshost-<uid>\n"
             "\n"
-            "environment:\n"
-            "  JSHOST_WORKER               the worker binary (default: next "
-            "to this one)\n"
-            "  JSHOST_START_LOCK_FD        the start lock, handed over by an "
-            "auto-starting client\n"
-            "  JSHOST_MAX_CLIENT_INFLIGHT  calls per connection before "
-            "Overloaded (4096)\n"
-            "  JSHOST_MAX_HOST_INFLIGHT    calls per host before Overloaded "
-            "(65536)\n"
-            "  JSHOST_PING_MS, JSHOST_PING_TIMEOUT_MS  worker liveness (3000, "
-            "10000)\n"
-            "  JSHOST_KILL_GRACE_MS        SIGTERM to SIGKILL (3000)\n"
-            "  JSHOST_DRAIN_GRACE_MS       stop/restart: calls run on at most "
-            "this long,\n"
-            "                              then are cancelled (5000, or the "
-            "host's timeout)\n"
-            "  JSHOST_START_TIMEOUT_MS     a worker must be ready within "
-            "(60000)\n"
-            "  JSHOST_MAX_MESSAGE          bytes in one message (64 MiB)\n"
-            "  LISTEN_PID, LISTEN_FDS      systemd's socket activation: "
-            "serve fd 3\n",
+            "limits and timings (docs/lifecycle.md), each --OPTION N or its "
+            "environment variable:\n",
             JSHOST_DEFAULT_IDLE_MS);
+    for (i = 0; i < NOPTIONS; i++)
+        fprintf(f, "  %-22s %-27s %s (%llu)\n", options[i].flag, options[i].env,
+                options[i].what, (unsigned long long)options[i].dflt);
+    fprintf(f, "\n"
+               "environment:\n"
+               "  JSHOST_WORKER               the worker binary (default: "
+               "next to this one)\n"
+               "  JSHOST_START_LOCK_FD        the start lock, handed over by "
+               "an auto-starting client\n"
+               "  LISTEN_PID, LISTEN_FDS      systemd's socket activation: "
+               "serve fd 3\n");
 }
 
+/* A number for an option, or exit 2 saying whose it is. */
 static uint64_t
-env_u64(const char *name, uint64_t dflt)
+option_number(const char *who, const char *s)
 {
-    const char *s = getenv(name);
     char *end;
     unsigned long long v;
 
-    if (s == NULL || *s == '\0')
-        return dflt;
     errno = 0;
     v = strtoull(s, &end, 10);
-    if (errno != 0 || *end != '\0')
-        return dflt;
+    if (s[0] == '\0' || s[0] == '-' || errno != 0 || *end != '\0') {
+        fprintf(stderr, "jshost-manager: %s: '%s' is not a number\n", who, s);
+        exit(2);
+    }
     return v;
+}
+
+/* Every option from its variable or its default (flags come after). */
+static void
+options_from_env(void)
+{
+    const char *v;
+    size_t i;
+
+    for (i = 0; i < NOPTIONS; i++) {
+        v = getenv(options[i].env);
+        *options[i].value = v != NULL && *v != '\0'
+                                ? option_number(options[i].env, v)
+                                : options[i].dflt;
+    }
+}
+
+/* argv[*i] as an option flag with its value: true when it was one. */
+static bool
+option_flag(int argc, char **argv, int *i)
+{
+    size_t k;
+
+    for (k = 0; k < NOPTIONS; k++) {
+        if (strcmp(argv[*i], options[k].flag) != 0)
+            continue;
+        if (*i + 1 >= argc) {
+            fprintf(stderr, "jshost-manager: %s needs a number\n",
+                    options[k].flag);
+            exit(2);
+        }
+        *options[k].value = option_number(options[k].flag, argv[++*i]);
+        return true;
+    }
+    return false;
+}
+
+/* Room for the connections allowed and every worker's socket and pipe. */
+static void
+raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        log_warn("cannot raise the open files limit: %s", strerror(errno));
 }
 
 /* The worker binary, found the one way every jshost program finds a daemon
@@ -169,8 +281,12 @@ manager_finish(void)
     log_info("exiting");
     server_close();
     remove_pidfile();
+    /* What it still has to write goes out before the loop ends. */
+    logfile_close(mgr.vmlog);
+    mgr.vmlog = NULL;
     uv_close((uv_handle_t *)&idle_timer, NULL);
     uv_close((uv_handle_t *)&ping_timer, NULL);
+    uv_close((uv_handle_t *)&house_timer, NULL);
     uv_close((uv_handle_t *)&sigterm, NULL);
     uv_close((uv_handle_t *)&sigint, NULL);
 }
@@ -237,6 +353,20 @@ ping_cb(uv_timer_t *t)
 {
     (void)t;
     worker_ping_all();
+}
+
+/* After a burst (many connections closed, big messages freed) the freed
+ * memory goes back to the system; manager.log gets rotated like the rest. */
+static void
+house_cb(uv_timer_t *t)
+{
+    (void)t;
+    if (mgr.trim_due) {
+        mgr.trim_due = false;
+        malloc_trim(0);
+    }
+    if (mgr.vmlog != NULL)
+        logfile_check(mgr.vmlog);
 }
 
 static void
@@ -347,7 +477,10 @@ main(int argc, char **argv)
 
     mgr.idle_ms = JSHOST_DEFAULT_IDLE_MS;
     mgr.idle_exit = true;
+    options_from_env();
     for (i = 1; i < argc; i++) {
+        if (option_flag(argc, argv, &i))
+            continue;
         if (strcmp(argv[i], "--foreground") == 0)
             foreground = true;
         else if (strcmp(argv[i], "--no-idle-exit") == 0)
@@ -371,19 +504,11 @@ main(int argc, char **argv)
             return 2;
         }
     }
+    if (mgr.log_keep == 0)
+        mgr.log_keep = 1;
     /* Development (a manager a client started) reloads on edits;
      * production (--no-idle-exit) only when asked. */
     mgr.reload = reload >= 0 ? reload == 1 : mgr.idle_exit;
-    mgr.max_client_inflight =
-        (unsigned)env_u64("JSHOST_MAX_CLIENT_INFLIGHT", 4096);
-    mgr.max_host_inflight =
-        (unsigned)env_u64("JSHOST_MAX_HOST_INFLIGHT", 65536);
-    mgr.ping_ms = env_u64("JSHOST_PING_MS", 3000);
-    mgr.ping_timeout_ms = env_u64("JSHOST_PING_TIMEOUT_MS", 10000);
-    mgr.kill_grace_ms = env_u64("JSHOST_KILL_GRACE_MS", 3000);
-    mgr.drain_grace_ms = env_u64("JSHOST_DRAIN_GRACE_MS", 5000);
-    mgr.start_timeout_ms = env_u64("JSHOST_START_TIMEOUT_MS", 60000);
-    mgr.max_message = (size_t)env_u64("JSHOST_MAX_MESSAGE", 0);
     TAILQ_INIT(&mgr.clients);
     TAILQ_INIT(&mgr.hosts);
     find_worker();
@@ -422,10 +547,15 @@ main(int argc, char **argv)
         log_open(NULL, "jshost-manager");
     signal(SIGPIPE, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
+    raise_fd_limit();
 
     mgr.loop = uv_default_loop();
     uv_update_time(mgr.loop);
     rpcstream_setup(mgr.loop);
+    rpcstream_set_partial_limits(mgr.max_partial_total, mgr.partial_idle_ms);
+    deadline_setup(mgr.loop);
+    /* Private VMs' output goes into manager.log, rotated like a host's. */
+    mgr.vmlog = logfile_open(mgr.logpath, true);
     mgr.start_ms = manager_now();
     if (listen_fd >= 0)
         rc = server_listen_fd(mgr.loop, listen_fd, &cause);
@@ -451,6 +581,9 @@ main(int argc, char **argv)
 
     uv_timer_init(mgr.loop, &idle_timer);
     uv_timer_init(mgr.loop, &ping_timer);
+    uv_timer_init(mgr.loop, &house_timer);
+    uv_timer_start(&house_timer, house_cb, MANAGER_HOUSE_MS, MANAGER_HOUSE_MS);
+    uv_unref((uv_handle_t *)&house_timer);
     uv_signal_init(mgr.loop, &sigterm);
     uv_signal_init(mgr.loop, &sigint);
     uv_signal_start(&sigterm, signal_cb, SIGTERM);
@@ -463,6 +596,7 @@ main(int argc, char **argv)
     uv_walk(mgr.loop, close_walk_cb, NULL);
     uv_run(mgr.loop, UV_RUN_DEFAULT);
     context_cleanup();
+    deadline_cleanup();
     rpcstream_teardown();
     /* Every handle closed means every worker and connection was reaped. */
     rc = uv_loop_close(mgr.loop);

@@ -9,8 +9,12 @@
  *   host.c      hosts: holders, attach, linger, restart/stop, the host's log
  *   host_pool.c a host's workers: the pool, ready, crashes and quarantine
  *   host_reload.c the development reload: the files a host loaded, watched
- *   worker.c    worker processes: spawn, ready, forwarding, ping, exit
+ *   worker.c    worker processes: spawn, ready, forwarding, liveness, exit
  *   call.c      a call's life: made, freed
+ *   deadline.c  every call's deadline and each busy worker's liveness check,
+ *               in one heap under one timer
+ *   logfile.c   the host logs: workers' output through a pipe, written off
+ *               the loop, rotated, dropped (and counted) past what it holds
  *   invoke.c    reverse calls: a worker's invoke to the client that owns
  *               the callable, and the answer back (msgids remapped both ways)
  *   router.c    the msgid remap table of each worker connection
@@ -31,7 +35,9 @@
  * its worker msgid) → worker_reply_client (the client's msgid restored;
  * context.create and .destroy through worker_context_created/_destroyed) →
  * client_send → rpcstream_send; then host_pool_call_done and call_free.
- * A worker that dies answers its calls in worker_finish (HostCrashed).
+ * A worker that dies answers its calls in worker_finish (HostCrashed). A
+ * call that passes its deadline first is answered by host_pool_call_late
+ * (TimeoutError) and its worker's answer, if one comes, is dropped.
  *
  * Cancel: client_cancel finds the call among the client's calls (by its
  * msgid): queued, it is answered Cancelled; at a worker, worker_cancel sends
@@ -62,6 +68,22 @@ struct worker;
 struct call;
 struct invoke;
 struct status_req;
+struct logfile;
+
+/* ---- deadline.c ---- */
+
+/* A moment to act at: fire(d) runs once the loop's clock passes at_ms. */
+struct deadline {
+    uint64_t at_ms;
+    size_t slot; /* its place in the heap, from 1; 0 = not armed */
+    void (*fire)(struct deadline *d);
+};
+
+void deadline_setup(uv_loop_t *loop);
+void deadline_cleanup(void);
+/* Arms d for at_ms, or moves it there when it is armed already. */
+void deadline_arm(struct deadline *d, uint64_t at_ms);
+void deadline_disarm(struct deadline *d);
 struct host_reload;
 
 /* ---- call.c ---- */
@@ -102,7 +124,14 @@ struct call {
     bool counted;     /* in host and client in-flight counts */
     uint64_t context; /* manager context id (context.*), 0 otherwise */
     uint64_t start_ns;
+    /* The client's timeout_ms (0: the host's) until it is forwarded, the
+     * one in force from then on. Its deadline counts from received_ms. */
     uint64_t timeout_ms;
+    uint64_t received_ms;
+    struct deadline deadline;
+    /* The manager answered it (TimeoutError) while its worker still holds
+     * it: the worker's answer, when it comes, is dropped. */
+    bool answered;
     struct status_req *sreq;
 };
 
@@ -213,6 +242,8 @@ void client_reply_error(struct client *c, uint32_t msgid,
 void client_reply_begin(struct rpcstream_msg *om, uint32_t msgid);
 void client_send(struct client *c, struct rpcstream_msg *om);
 void client_forget_host(struct client *c, struct host *h);
+/* Private VMs this connection owns. */
+unsigned client_private_vms(const struct client *c);
 
 /* ---- host.c ---- */
 
@@ -221,7 +252,8 @@ enum host_state {
     HOST_READY,
     HOST_STOPPING,    /* draining for stop */
     HOST_STOPPED,     /* stopped while holders remain */
-    HOST_QUARANTINED, /* too many crashes: until restart */
+    HOST_QUARANTINED, /* too many young crashes: until it expires, or a
+                         restart */
 };
 
 /* A client waiting for a host event (attach reply, restart/stop reply). */
@@ -235,7 +267,12 @@ struct waiter {
 TAILQ_HEAD(waiters, waiter);
 TAILQ_HEAD(workers, worker);
 
-#define HOST_CRASH_WINDOW 5
+/* Times of recent events (crashes that count, recycles), oldest first. */
+struct host_events {
+    uint64_t *at;
+    unsigned n, cap;
+};
+
 #define HOST_EXITS 8
 
 struct host {
@@ -243,7 +280,7 @@ struct host {
     char id[17];
     char *config; /* real path; NULL for a private VM */
     char *logfile;
-    int logfd;
+    struct logfile *log; /* NULL for a private VM (manager.log's) */
     enum host_state state;
     bool dropped; /* out of the host list, freed once its workers are gone */
     bool is_private;
@@ -279,13 +316,18 @@ struct host {
     struct workers workers;
     unsigned generation;
     bool restarting;
-    struct client **holders;
+    struct client **holders; /* each connection once */
+    unsigned *holds;         /* per holder: its attaches not detached */
     size_t nholders;
     uv_timer_t linger_timer;
     bool lingering;
     uint64_t linger_deadline;
     uv_timer_t respawn_timer;
-    unsigned respawn_due; /* workers to spawn when the timer fires */
+    unsigned respawn_due;     /* workers to spawn when the timer fires */
+    struct host_events young; /* crashes that count towards quarantine */
+    struct host_events recycles;
+    unsigned quarantines; /* in a row: each one twice as long */
+    uint64_t quarantine_until_ms, quarantine_over_ms;
     /* How the latest workers with a direct socket ended ("worker N killed
      * by signal 9 (SIGKILL)"), by socket: a direct client whose call was cut
      * short asks, to say it as the manager would (the direct method). */
@@ -294,8 +336,6 @@ struct host {
         char *words;
     } exits[HOST_EXITS];
     unsigned exits_next;
-    uint64_t crashes[HOST_CRASH_WINDOW];
-    unsigned ncrashes;
     unsigned total_crashes;
     char *last_crash;
     struct waiters waiters;
@@ -313,7 +353,9 @@ int host_get(const char *config_realpath, pid_t client_pid, struct host **out,
 struct host *host_new_private(struct client *owner, uint64_t memory_mb,
                               uint64_t timeout_ms, const char *cwd);
 void host_attach(struct host *h, struct client *c, uint32_t msgid);
-void host_detach(struct host *h, struct client *c);
+/* Releases one of c's holds on h (all of them with `all`); true when that
+ * was the host's last hold. */
+bool host_detach(struct host *h, struct client *c, bool all);
 void host_restart(struct host *h, struct client *c, uint32_t msgid);
 void host_stop(struct host *h, struct client *c, uint32_t msgid);
 void host_stop_now(struct host *h);
@@ -336,6 +378,8 @@ void host__answer_waiters(struct host *h, unsigned kinds,
 void host__worker_idle(struct host *h);
 /* A private VM with no context left stops. */
 void host__release_private(struct host *h);
+/* "host <id> (<config>) is quarantined ...; N ms left" into buf. */
+void host__quarantine_words(const struct host *h, char *buf, size_t len);
 /* Restarts h because `changed` changed (the reload); a reload due while one
  * runs waits for it. */
 void host__reload(struct host *h, const char *changed);
@@ -377,6 +421,10 @@ void host_pool_worker_config_error(struct host *h, struct worker *w,
                                    const msgpack_object *err);
 void host_pool_worker_exited(struct host *h, struct worker *w);
 void host_pool_worker_recycling(struct host *h, struct worker *w);
+/* A call's deadline passed before its answer (deadline.c's fire). */
+void host_pool_call_late(struct deadline *d);
+/* Arms c's deadline: received_ms plus its timeout (the host's when 0). */
+void host_pool_call_deadline(struct call *c);
 
 /* ---- worker.c ---- */
 
@@ -403,9 +451,12 @@ struct worker {
     struct router *calls;
     unsigned inflight; /* client calls at this worker */
     uint64_t start_ms, ready_ms;
-    uint64_t ping_sent_ms; /* 0 = no ping outstanding */
-    uint64_t last_msg_ms;  /* anything heard from it */
-    uint64_t tmo_sum_ms;   /* the deadlines of the calls it holds */
+    uint64_t ping_sent_ms;  /* 0 = no ping outstanding */
+    uint64_t last_msg_ms;   /* anything heard from it */
+    uint64_t owed_since_ms; /* a request went to it while it owed nothing */
+    struct deadline watch;  /* when its silence is judged next */
+    unsigned late;          /* calls it holds that the manager answered */
+    bool served;            /* it answered a client's call */
     bool unresponsive;
     bool stop_requested;
     /* Its own socket for the direct calls of the host's clients (NULL for a
@@ -414,6 +465,10 @@ struct worker {
     char *direct_path;
     bool drained;
     bool crashed_counted;
+    /* Its stdout and stderr, read into the host's log (logfile.c). */
+    uv_pipe_t out;
+    bool out_open;
+    struct logfile_feed *out_line;
     bool grace_over;        /* draining: its calls were cancelled */
     struct invoke *invokes; /* its reverse calls waiting on clients */
     int64_t exit_status;
@@ -444,9 +499,37 @@ void worker_send(struct worker *w, struct rpcstream_msg *om);
 void worker_stop(struct worker *w);
 void worker_kill(struct worker *w);
 const char *worker_state_name(enum worker_state s);
+/* The manager answered one of w's calls at its deadline (w still holds it). */
+void worker_call_late(struct worker *w, struct call *c);
 /* "killed by signal 9 (SIGKILL)" / "exited with status 3" */
 void worker_exit_words(const struct worker *w, char *buf, size_t len);
 void worker_ping_all(void);
+
+/* ---- logfile.c ---- */
+
+/* A log file the manager writes off its loop (a slow or full disk never
+ * stalls it), rotated past log_max_bytes keeping log_keep older files;
+ * what cannot be written in time is dropped and counted. */
+struct logfile *logfile_open(const char *path, bool daemon_log);
+/* Writes what is queued, then frees lf. */
+void logfile_close(struct logfile *lf);
+/* The fd the manager's own event lines go to, written at once (-1 while
+ * the file cannot be opened). */
+int logfile_fd(const struct logfile *lf);
+/* Queues whole lines for the file. */
+void logfile_write(struct logfile *lf, const char *buf, size_t len);
+/* Rotates it if it grew past its size by other writers' lines. */
+void logfile_check(struct logfile *lf);
+/* Bytes of output dropped so far. */
+uint64_t logfile_dropped(const struct logfile *lf);
+
+/* A worker's output as it comes, cut into whole lines for its log. */
+struct logfile_feed;
+struct logfile_feed *logfile_feed_new(void);
+void logfile_feed(struct logfile *lf, struct logfile_feed *f, const char *buf,
+                  size_t len);
+/* The end of the output: what is left goes out; f is freed. */
+void logfile_feed_end(struct logfile *lf, struct logfile_feed *f);
 
 /* ---- status.c ---- */
 
@@ -478,14 +561,21 @@ struct manager {
     uint64_t start_ms;
     uint64_t idle_ms;
     bool idle_exit;
+    /* The options (main.c's table: docs/lifecycle.md, "Limits"). */
+    uint64_t max_client_inflight, max_host_inflight;
     bool reload; /* hosts reload on change unless their config says */
-    unsigned max_client_inflight;
-    unsigned max_host_inflight;
     uint64_t ping_ms, ping_timeout_ms, kill_grace_ms, start_timeout_ms;
     /* stop, restart, shutdown: how long a worker's calls may run on before
      * they are cancelled (the host's timeout, at most this) */
     uint64_t drain_grace_ms;
-    size_t max_message; /* 0 = proto's default (64 MiB) */
+    uint64_t max_message; /* 0 = proto's default (64 MiB) */
+    uint64_t max_clients, max_vms, max_client_vms;
+    uint64_t max_partial_total, partial_idle_ms;
+    uint64_t crash_limit, young_ms, recycle_limit;
+    uint64_t quarantine_ms, quarantine_max_ms;
+    uint64_t log_max_bytes, log_keep;
+    struct logfile *vmlog; /* manager.log, for private VMs' output */
+    bool trim_due;         /* memory was given back: malloc_trim soon */
     struct clients clients;
     unsigned nclients;
     struct hosts hosts;

@@ -78,13 +78,15 @@ status_pack_host(msgpack_packer *pk, struct host *h)
 {
     struct worker *w;
     unsigned n = 0;
-    uint64_t now = manager_now(), left = 0;
+    uint64_t now = manager_now(), left = 0, qleft = 0;
 
     if (h->lingering && h->linger_deadline > now)
         left = h->linger_deadline - now;
+    if (h->state == HOST_QUARANTINED && h->quarantine_until_ms > now)
+        qleft = h->quarantine_until_ms - now;
     TAILQ_FOREACH(w, &h->workers, entry)
     n++;
-    msgpack_pack_map(pk, 12);
+    msgpack_pack_map(pk, 14);
     proto_pack_cstr(pk, PROTO_K_ID);
     proto_pack_cstr(pk, h->id);
     proto_pack_cstr(pk, PROTO_K_CONFIG);
@@ -100,6 +102,9 @@ status_pack_host(msgpack_packer *pk, struct host *h)
     pack_kv_u64(pk, PROTO_K_CRASHES, h->total_crashes);
     proto_pack_cstr(pk, PROTO_K_LAST_CRASH);
     proto_pack_cstr(pk, h->last_crash);
+    pack_kv_u64(pk, PROTO_K_QUARANTINE_LEFT_MS, qleft);
+    pack_kv_u64(pk, PROTO_K_LOG_DROPPED,
+                h->log != NULL ? logfile_dropped(h->log) : 0);
     proto_pack_cstr(pk, PROTO_K_RELOAD);
     if (host_reload_enabled(h))
         msgpack_pack_true(pk);
@@ -136,11 +141,12 @@ status_reply(struct status_req *r)
     }
     msgpack_pack_map(&om.pk, 2);
     proto_pack_cstr(&om.pk, PROTO_K_MANAGER);
-    msgpack_pack_map(&om.pk, 4);
+    msgpack_pack_map(&om.pk, 5);
     pack_kv_u64(&om.pk, PROTO_K_PID, (uint64_t)getpid());
     pack_kv_u64(&om.pk, PROTO_K_UPTIME_S,
                 (manager_now() - mgr.start_ms) / 1000);
     pack_kv_u64(&om.pk, PROTO_K_CLIENTS, mgr.nclients);
+    pack_kv_u64(&om.pk, PROTO_K_PARTIAL_BYTES, rpcstream_partial_total());
     proto_pack_cstr(&om.pk, PROTO_K_VERSION);
     proto_pack_cstr(&om.pk, JSHOST_VERSION);
     proto_pack_cstr(&om.pk, PROTO_K_HOSTS);
@@ -199,6 +205,9 @@ status__stats_reply(struct call *c, struct worker *w,
             w->heap_limit = v;
         if (proto_opt_uint(&msg->result, PROTO_K_CALLS, &v, NULL) == 0)
             w->ncalls = v;
+        /* Direct calls count as served too (the manager never sees them). */
+        if (w->ncalls > 0)
+            w->served = true;
         if (proto_opt_uint(&msg->result, PROTO_K_ERRORS, &v, NULL) == 0)
             w->nerrors = v;
         if (proto_opt_uint(&msg->result, PROTO_K_IN_FLIGHT, &v, NULL) == 0)

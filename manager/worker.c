@@ -1,19 +1,26 @@
 /*
  * Worker processes: spawned with uv_spawn, one end of a socketpair as fd 3 and
- * the host's log file as stdout/stderr (docs/protocol.md). Requests are
- * forwarded with msgids from this worker's own space; replies find their client
- * through the router. A worker is finished only once both its exit status and
- * the end of its socket have been seen, so that replies it flushed just before
- * exiting (a MemoryError before exit 75) still reach their clients. A worker
- * drained for stop or restart gets a grace for the calls it holds, then they
- * are cancelled, then it is stopped.
+ * a pipe the manager reads into the host's log as stdout/stderr
+ * (docs/protocol.md). Requests are forwarded with msgids from this worker's
+ * own space; replies find their client through the router. A worker is
+ * finished only once both its exit status and the end of its socket have been
+ * seen, so that replies it flushed just before exiting (a MemoryError before
+ * exit 75) still reach their clients.
+ *
+ * Liveness (docs/lifecycle.md, "Crashes and quarantine"): the worker cuts
+ * every synchronous run at its deadline, so one that owes an answer (a call
+ * or the ping) and has said nothing for longer than the longest deadline it
+ * holds, plus a grace, is hung. The bound is the same however many calls it
+ * holds; a worker running them one after another answers each in turn.
+ * A worker drained for stop or restart gets a grace for the calls it holds,
+ * then they are cancelled, then it is stopped.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -26,9 +33,15 @@
 
 /* How long to wait for the socket's end once the process has exited. */
 #define WORKER_EOF_GRACE_MS 1000
+/* Room of the pipe a worker writes its output into, so that a burst waits
+ * there rather than being dropped (the kernel may give less). */
+#define WORKER_OUT_PIPE_SIZE (1024 * 1024)
 
 static void worker_finish(struct worker *w);
 static void worker_kill_timer_cb(uv_timer_t *t);
+static void worker_out_drain(struct worker *w);
+static void worker_out_close(struct worker *w);
+static void worker_watch_fire(struct deadline *d);
 
 const char *
 worker_state_name(enum worker_state s)
@@ -72,6 +85,7 @@ worker_handle_closed(struct worker *w)
 {
     if (--w->handles > 0)
         return;
+    deadline_disarm(&w->watch);
     router_free(w->calls);
     free(w->direct_path);
     host_worker_freed(w->host);
@@ -100,7 +114,7 @@ worker_reply_client(struct call *c, const msgpack_object *error,
 {
     struct rpcstream_msg om;
 
-    if (c->client == NULL || c->client->closed)
+    if (c->client == NULL || c->client->closed || c->answered)
         return;
     rpcstream_msg_init(&om);
     msgpack_pack_array(&om.pk, 4);
@@ -126,7 +140,7 @@ worker_context_created(struct worker *w, struct call *c,
             host__release_private(w->host);
         return;
     }
-    if (c->client == NULL || c->client->closed) {
+    if (c->client == NULL || c->client->closed || c->answered) {
         /* Nobody will ever destroy it: do it now. */
         d = call_new(CALL_IGNORE, NULL, 0);
         d->host = w->host;
@@ -163,7 +177,9 @@ worker_call_answered(struct worker *w, const struct call *c)
     if (c->kind == CALL_FORWARD || c->kind == CALL_CONTEXT_CREATE ||
         c->kind == CALL_CONTEXT_DESTROY) {
         w->inflight--;
-        w->tmo_sum_ms -= c->timeout_ms;
+        w->served = true;
+        if (c->answered)
+            w->late--;
     }
 }
 
@@ -203,7 +219,7 @@ worker_on_raw(void *owner, const struct proto_raw *raw)
     router_take(w->calls, raw->msgid);
     w->last_msg_ms = manager_now();
     worker_call_answered(w, c);
-    if (c->client != NULL && !c->client->closed &&
+    if (c->client != NULL && !c->client->closed && !c->answered &&
         rpcstream_begin(c->client->stream, &pk)) {
         msgpack_pack_array(&pk, 4);
         msgpack_pack_uint8(&pk, PROTO_RESPONSE);
@@ -449,6 +465,69 @@ worker_exit_cb(uv_process_t *proc, int64_t status, int term_signal)
     }
 }
 
+/* The log the worker's output goes to: its host's, or manager.log for a
+ * private VM. */
+static struct logfile *
+worker_log(const struct worker *w)
+{
+    return w->host->is_private ? mgr.vmlog : w->host->log;
+}
+
+/* One buffer for every worker's output: each read is in the log (queue)
+ * before the next. */
+static char worker_out_buf[64 * 1024];
+
+static void
+worker_out_alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    (void)handle;
+    (void)suggested;
+    buf->base = worker_out_buf;
+    buf->len = sizeof worker_out_buf;
+}
+
+static void
+worker_out_close(struct worker *w)
+{
+    if (!w->out_open)
+        return;
+    w->out_open = false;
+    logfile_feed_end(worker_log(w), w->out_line);
+    w->out_line = NULL;
+    uv_close((uv_handle_t *)&w->out, worker_proc_closed_cb);
+}
+
+static void
+worker_out_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct worker *w = stream->data;
+
+    if (nread > 0)
+        logfile_feed(worker_log(w), w->out_line, buf->base, (size_t)nread);
+    else if (nread < 0)
+        worker_out_close(w);
+}
+
+/* Reads what the pipe holds now, without waiting. */
+static void
+worker_out_drain(struct worker *w)
+{
+    uv_os_fd_t fd;
+    ssize_t n;
+
+    if (!w->out_open || uv_fileno((uv_handle_t *)&w->out, &fd) != 0)
+        return;
+    for (;;) {
+        n = read(fd, worker_out_buf, sizeof worker_out_buf);
+        if (n > 0)
+            logfile_feed(worker_log(w), w->out_line, worker_out_buf, (size_t)n);
+        else if (n < 0 && errno == EINTR)
+            continue;
+        else
+            break;
+    }
+}
+
 /* The process is gone and its socket read to the end: answer what it held. */
 static void
 worker_finish(struct worker *w)
@@ -467,6 +546,11 @@ worker_finish(struct worker *w)
     }
     uv_timer_stop(&w->kill_timer);
     uv_close((uv_handle_t *)&w->kill_timer, worker_proc_closed_cb);
+    deadline_disarm(&w->watch);
+    /* All it wrote before it exited is in the pipe: into its log, then
+     * the pipe goes (a child it left holding it would keep it open). */
+    worker_out_drain(w);
+    worker_out_close(w);
     /* A worker that did not stop cleanly leaves its socket behind. */
     if (w->direct_path != NULL)
         unlink(w->direct_path);
@@ -484,7 +568,9 @@ worker_finish(struct worker *w)
         if (c->kind == CALL_FORWARD || c->kind == CALL_CONTEXT_CREATE ||
             c->kind == CALL_CONTEXT_DESTROY) {
             w->inflight--;
-            if (c->client != NULL && !c->client->closed)
+            if (c->answered)
+                w->late--;
+            else if (c->client != NULL && !c->client->closed)
                 client_reply_error(c->client, c->cid, PROTO_ERR_HOST_CRASHED,
                                    h->logfile, "worker %d %s; see %s",
                                    (int)w->pid, words,
@@ -591,9 +677,9 @@ worker_spawn(struct host *h, char **cause)
     struct worker *w;
     uv_process_options_t opts;
     uv_stdio_container_t stdio[5];
-    char *args[14];
-    char mem[32], tmo[32];
-    int fds[2], envfd, rc, n = 0;
+    char *args[20];
+    char mem[32], tmo[32], lim[3][32];
+    int fds[2], out[2], envfd, rc, n = 0;
 
     envfd = worker_env_fd(h, cause);
     if (envfd < 0)
@@ -603,8 +689,20 @@ worker_spawn(struct host *h, char **cause)
         close(envfd);
         return NULL;
     }
+    if (pipe2(out, O_CLOEXEC) != 0) {
+        *cause = xasprintf("pipe: %s", strerror(errno));
+        close(fds[0]);
+        close(fds[1]);
+        close(envfd);
+        return NULL;
+    }
+    /* Its end never blocks: a log that cannot keep up drops output rather
+     * than stalling the worker. */
+    fcntl(out[1], F_SETFL, fcntl(out[1], F_GETFL) | O_NONBLOCK);
+    fcntl(out[0], F_SETPIPE_SZ, WORKER_OUT_PIPE_SIZE);
     w = xcalloc(1, sizeof *w);
     w->host = h;
+    w->watch.fire = worker_watch_fire;
     w->gen = h->generation;
     w->calls = router_new();
     w->state = WORKER_STARTING;
@@ -643,6 +741,20 @@ worker_spawn(struct host *h, char **cause)
             w->direct_path = xstrdup(path);
             args[n++] = "--listen";
             args[n++] = w->direct_path;
+            /* Its direct clients are held to the manager's limits. */
+            snprintf(lim[0], sizeof lim[0], "%llu",
+                     (unsigned long long)(mgr.max_clients > 0 ? mgr.max_clients
+                                                              : 1));
+            snprintf(lim[1], sizeof lim[1], "%llu",
+                     (unsigned long long)mgr.max_partial_total);
+            snprintf(lim[2], sizeof lim[2], "%llu",
+                     (unsigned long long)mgr.partial_idle_ms);
+            args[n++] = "--max-clients";
+            args[n++] = lim[0];
+            args[n++] = "--max-partial-total";
+            args[n++] = lim[1];
+            args[n++] = "--partial-idle-ms";
+            args[n++] = lim[2];
         }
         args[n++] = h->config;
     }
@@ -652,9 +764,9 @@ worker_spawn(struct host *h, char **cause)
     memset(stdio, 0, sizeof stdio);
     stdio[0].flags = UV_IGNORE;
     stdio[1].flags = UV_INHERIT_FD;
-    stdio[1].data.fd = h->logfd;
+    stdio[1].data.fd = out[1];
     stdio[2].flags = UV_INHERIT_FD;
-    stdio[2].data.fd = h->logfd;
+    stdio[2].data.fd = out[1];
     stdio[3].flags = UV_INHERIT_FD;
     stdio[3].data.fd = fds[1];
     stdio[4].flags = UV_INHERIT_FD;
@@ -667,9 +779,11 @@ worker_spawn(struct host *h, char **cause)
     w->proc.data = w;
     rc = uv_spawn(mgr.loop, &w->proc, &opts);
     close(fds[1]);
+    close(out[1]);
     close(envfd);
     if (rc != 0) {
         close(fds[0]);
+        close(out[0]);
         *cause =
             xasprintf("cannot start %s: %s", mgr.worker_path, uv_strerror(rc));
         /* A failed uv_spawn still needs its handle closed before the free. */
@@ -677,9 +791,19 @@ worker_spawn(struct host *h, char **cause)
         return NULL;
     }
     w->pid = w->proc.pid;
-    w->handles = 3; /* process, kill timer, socket */
+    w->handles = 4; /* process, kill timer, socket, output pipe */
     uv_timer_init(mgr.loop, &w->kill_timer);
     w->kill_timer.data = w;
+    uv_pipe_init(mgr.loop, &w->out, 0);
+    w->out.data = w;
+    w->out_line = logfile_feed_new();
+    w->out_open = true;
+    if (uv_pipe_open(&w->out, out[0]) != 0 ||
+        uv_read_start((uv_stream_t *)&w->out, worker_out_alloc_cb,
+                      worker_out_read_cb) != 0) {
+        log_warn("worker %d: cannot read its output: dropped", (int)w->pid);
+        worker_out_close(w);
+    }
     /* A config that never finishes loading must not hold attach forever. */
     if (!h->is_private && mgr.start_timeout_ms > 0)
         uv_timer_start(&w->kill_timer, worker_kill_timer_cb,
@@ -727,6 +851,18 @@ worker_pack(struct worker *w, struct call *c)
     rpcstream_commit(w->stream);
 }
 
+/* A request goes to w: if it owed nothing, its silence counts from now. */
+static void
+worker_owes(struct worker *w)
+{
+    if (router_count(w->calls) > 0)
+        return;
+    w->owed_since_ms = manager_now();
+    if (w->watch.slot == 0)
+        deadline_arm(&w->watch, w->owed_since_ms + mgr.ping_timeout_ms +
+                                    w->host->timeout_ms);
+}
+
 void
 worker_forward(struct worker *w, struct call *c)
 {
@@ -734,9 +870,11 @@ worker_forward(struct worker *w, struct call *c)
 
     c->worker = w;
     c->timeout_ms = tmo;
+    /* Now that the host's deadline is known for sure (the config is read). */
+    host_pool_call_deadline(c);
+    worker_owes(w);
     router_add(w->calls, c);
     w->inflight++;
-    w->tmo_sum_ms += tmo;
     worker_pack(w, c);
     /* Sent: the bytes are not needed again. */
     free(c->params_owned);
@@ -752,6 +890,7 @@ worker_request(struct worker *w, struct call *c, const char *method,
     struct rpcstream_msg om;
 
     c->worker = w;
+    worker_owes(w);
     router_add(w->calls, c);
     rpcstream_msg_init(&om);
     if (context_param != 0) {
@@ -848,36 +987,84 @@ worker_kill(struct worker *w)
     uv_process_kill(&w->proc, SIGKILL);
 }
 
+/* A ping, unless one is on its way: an idle worker owes it an answer. */
 static void
 worker_ping(struct worker *w)
 {
-    uint64_t now = manager_now();
     struct call *c;
 
-    if (w->state != WORKER_READY && w->state != WORKER_DRAINING)
+    if ((w->state != WORKER_READY && w->state != WORKER_DRAINING) ||
+        w->ping_sent_ms != 0 || w->unresponsive)
         return;
-    if (w->ping_sent_ms != 0) {
-        /*
-         * A worker running synchronous calls one after another answers no
-         * ping (and may hold its replies until the batch is done), but each
-         * call ends by its deadline: it is given the sum of the deadlines it
-         * holds before it counts as hung.
-         */
-        uint64_t allow = mgr.ping_timeout_ms + w->tmo_sum_ms;
-
-        if (now - w->ping_sent_ms > mgr.ping_timeout_ms &&
-            now - w->last_msg_ms > allow && !w->unresponsive) {
-            w->unresponsive = true;
-            host_log(w->host, w->pid, "no answer to ping for %llu ms: SIGKILL",
-                     (unsigned long long)(now - w->ping_sent_ms));
-            uv_process_kill(&w->proc, SIGKILL);
-        }
-        return;
-    }
     c = call_new(CALL_PING, NULL, 0);
     c->host = w->host;
-    w->ping_sent_ms = now;
+    w->ping_sent_ms = manager_now();
     worker_request(w, c, PROTO_M_PING, 0);
+}
+
+static void
+worker_longest(struct call *c, void *arg)
+{
+    uint64_t *longest = arg;
+
+    if (c->timeout_ms > *longest)
+        *longest = c->timeout_ms;
+}
+
+/* How long w may stay silent while it owes an answer: the longest deadline
+ * of what it holds (its timers run under the host's), plus the grace. */
+static uint64_t
+worker_patience(const struct worker *w)
+{
+    uint64_t longest = w->host->timeout_ms;
+
+    router_foreach(w->calls, worker_longest, &longest);
+    /* A private VM takes calls before it has said anything: it may still
+     * be starting V8, which gets the start timeout. */
+    if (w->last_msg_ms == 0)
+        longest += mgr.start_timeout_ms;
+    return longest + mgr.ping_timeout_ms;
+}
+
+static void
+worker_watch_fire(struct deadline *d)
+{
+    struct worker *w =
+        (struct worker *)((char *)d - offsetof(struct worker, watch));
+    uint64_t now = manager_now(), since, patience;
+
+    if ((w->state != WORKER_READY && w->state != WORKER_DRAINING) ||
+        w->unresponsive || router_count(w->calls) == 0)
+        return;
+    since =
+        w->last_msg_ms > w->owed_since_ms ? w->last_msg_ms : w->owed_since_ms;
+    patience = worker_patience(w);
+    if (now - since < patience) {
+        deadline_arm(&w->watch, since + patience);
+        return;
+    }
+    w->unresponsive = true;
+    host_log(w->host, w->pid,
+             "no answer to ping or calls for %llu ms (the longest deadline "
+             "it holds, plus %llu ms): SIGKILL",
+             (unsigned long long)(now - since),
+             (unsigned long long)mgr.ping_timeout_ms);
+    uv_process_kill(&w->proc, SIGKILL);
+}
+
+/*
+ * It still holds the call (and owes its answer, which the watch judges);
+ * until it answers, new calls go to others first. The call is cancelled
+ * there too: a run that waits rather than computes (on a reverse call, a
+ * timer) is not cut by the worker's own deadline, and its callbacks are no
+ * longer anyone's.
+ */
+void
+worker_call_late(struct worker *w, struct call *c)
+{
+    w->late++;
+    if (c->kind == CALL_FORWARD && !c->cancelled)
+        worker_cancel(w, c);
 }
 
 void

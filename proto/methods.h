@@ -137,6 +137,9 @@
 #define PROTO_K_QUEUED "queued"
 #define PROTO_K_CRASHES "crashes"
 #define PROTO_K_LAST_CRASH "last_crash"
+#define PROTO_K_QUARANTINE_LEFT_MS "quarantine_left_ms"
+#define PROTO_K_LOG_DROPPED "log_dropped"
+#define PROTO_K_PARTIAL_BYTES "partial_bytes"
 #define PROTO_K_P50_MS "p50_ms"
 #define PROTO_K_P99_MS "p99_ms"
 

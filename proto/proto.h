@@ -158,6 +158,9 @@ int proto_reader_next(struct proto_reader *r, struct proto_msg *msg,
 
 /* Bytes buffered and not yet handed out as messages. */
 size_t proto_reader_pending(const struct proto_reader *r);
+/* Of those, the bytes of the message still arriving (0 between messages,
+ * and once the stream has broken). */
+size_t proto_reader_partial(const struct proto_reader *r);
 
 /*
  * The next whole message seen as bytes, without unpacking it: what a relay

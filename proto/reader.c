@@ -477,6 +477,12 @@ proto_reader_pending(const struct proto_reader *r)
     return r->up.used - r->up.off;
 }
 
+size_t
+proto_reader_partial(const struct proto_reader *r)
+{
+    return r->err ? 0 : r->sc.bytes;
+}
+
 void
 proto_msg_release(struct proto_msg *msg)
 {

@@ -40,6 +40,10 @@ struct args {
     uint32_t timeout_ms;
     const char *cwd;
     const char *config;
+    /* The direct socket's limits (docs/security.md). */
+    unsigned long max_clients;
+    unsigned long long max_partial_total;
+    unsigned long partial_idle_ms;
 };
 
 /*
@@ -56,7 +60,9 @@ usage(FILE *f)
     fprintf(
         f,
         "usage: jshost-worker [--fd N] [--listen PATH] [--env-fd N] "
-        "[--memory MB] [--timeout MS] [--cwd DIR] [CONFIG]\n"
+        "[--memory MB] [--timeout MS] [--cwd DIR]\n"
+        "                     [--max-clients N] [--max-partial-total BYTES] "
+        "[--partial-idle-ms MS] [CONFIG]\n"
         "       jshost-worker --version | --help\n"
         "\n"
         "  --fd N         serve the one connection on inherited fd N (the "
@@ -76,8 +82,19 @@ usage(FILE *f)
         "timeout, else %d)\n"
         "  --cwd DIR      where contexts' require() starts (default: the "
         "working dir)\n"
+        "  --max-clients N             --listen: connections open at once "
+        "(%d)\n"
+        "  --max-partial-total BYTES   --listen: bytes of unfinished messages "
+        "across\n"
+        "                              connections (%llu; 0: no limit)\n"
+        "  --partial-idle-ms MS        --listen: an unfinished message with no "
+        "byte\n"
+        "                              for this long is refused (%d; 0: "
+        "never)\n"
         "  CONFIG         the config file (.js or .mjs); none = a private VM\n",
-        JSHOST_DEFAULT_MEMORY_MB, JSHOST_DEFAULT_TIMEOUT_MS);
+        JSHOST_DEFAULT_MEMORY_MB, JSHOST_DEFAULT_TIMEOUT_MS,
+        JSHOST_DEFAULT_MAX_CLIENTS, JSHOST_DEFAULT_MAX_PARTIAL_TOTAL,
+        JSHOST_DEFAULT_PARTIAL_IDLE_MS);
 }
 
 static void
@@ -117,6 +134,9 @@ parse_args(int argc, char **argv, struct args *a)
         {"memory", required_argument, NULL, 'm'},
         {"timeout", required_argument, NULL, 't'},
         {"cwd", required_argument, NULL, 'c'},
+        {"max-clients", required_argument, NULL, 'C'},
+        {"max-partial-total", required_argument, NULL, 'P'},
+        {"partial-idle-ms", required_argument, NULL, 'I'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -126,6 +146,9 @@ parse_args(int argc, char **argv, struct args *a)
     memset(a, 0, sizeof(*a));
     a->fd = -1;
     a->env_fd = -1;
+    a->max_clients = JSHOST_DEFAULT_MAX_CLIENTS;
+    a->max_partial_total = JSHOST_DEFAULT_MAX_PARTIAL_TOTAL;
+    a->partial_idle_ms = JSHOST_DEFAULT_PARTIAL_IDLE_MS;
     opterr = 0;
     while ((ch = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
         switch (ch) {
@@ -148,6 +171,18 @@ parse_args(int argc, char **argv, struct args *a)
             break;
         case 'c':
             a->cwd = optarg;
+            break;
+        case 'C':
+            a->max_clients =
+                parse_number("--max-clients", optarg, 1, UINT32_MAX);
+            break;
+        case 'P':
+            a->max_partial_total =
+                parse_number("--max-partial-total", optarg, 0, SIZE_MAX);
+            break;
+        case 'I':
+            a->partial_idle_ms =
+                parse_number("--partial-idle-ms", optarg, 0, UINT32_MAX);
             break;
         case 'V':
             printf("jshost-worker %s\n", JSHOST_VERSION);
@@ -404,6 +439,9 @@ main(int argc, char **argv)
     sopts.on_exit = serve_exit;
     sopts.arg = &w;
     sopts.stop_signal = &stop_signal;
+    sopts.max_clients = (unsigned)a.max_clients;
+    sopts.max_partial_total = (size_t)a.max_partial_total;
+    sopts.partial_idle_ms = a.partial_idle_ms;
     if (serve_new(&w.loop, &sopts, &w.serve) < 0) {
         log_error("out of memory");
         return 1;

@@ -300,6 +300,11 @@ serve_new(uv_loop_t *loop, const struct serve_options *opts, struct serve **out)
                                        .arg = s,
                                    });
     rpcstream_setup(loop);
+    s->max_clients =
+        opts->max_clients != 0 ? opts->max_clients : JSHOST_DEFAULT_MAX_CLIENTS;
+    /* Only direct clients' streams take them (serve_connection_cb). */
+    rpcstream_set_partial_limits(opts->max_partial_total,
+                                 opts->partial_idle_ms);
     uv_timer_init(loop, &s->doom_timer);
     s->doom_timer.data = s;
     uv_timer_init(loop, &s->reap_timer);
@@ -366,6 +371,21 @@ serve_connection_cb(uv_stream_t *server, int status)
         free(cause);
         return;
     }
+    if (s->nclients >= s->max_clients) {
+        char why[128];
+
+        snprintf(why, sizeof why,
+                 "too many connections: %u are open (the limit)",
+                 s->max_clients);
+        log_warn("refused a connection: %s", why);
+        serve_conn_refuse(c, why);
+        return;
+    }
+    c->counted = true;
+    s->nclients++;
+    /* What a direct client may hold in an unfinished message is bounded,
+     * as at the manager. */
+    rpcstream_limit_partial(c->stream);
     log_debug("connection accepted");
     serve_conn_start(c);
 }

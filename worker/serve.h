@@ -10,6 +10,7 @@
 
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <uv.h>
 
@@ -37,6 +38,13 @@ struct serve_options {
      * worker must stop: JS running long is then terminated at once rather
      * than when the loop next looks at the signal. May be NULL. */
     volatile sig_atomic_t *stop_signal;
+    /* The listening socket's clients (docs/security.md): at most this many
+     * at once (0: JSHOST_DEFAULT_MAX_CLIENTS), and what their unfinished
+     * messages may hold together (0: no limit) and for how long without a
+     * byte (0: for ever). The --fd connection takes none of them. */
+    unsigned max_clients;
+    size_t max_partial_total;
+    uint64_t partial_idle_ms;
 };
 
 /* 0, or a negative errno (out of memory). */

@@ -59,6 +59,10 @@ serve_conn_on_closed(void *owner)
 
     c->stream = NULL;
     c->closing = true;
+    if (c->counted) {
+        c->counted = false;
+        s->nclients--;
+    }
     if (c->prev != NULL)
         c->prev->next = c->next;
     else

@@ -67,6 +67,7 @@ struct serve_conn {
      * every one it sees and reading goes in order; dropped when read. */
     unsigned early;
     bool is_fd;
+    bool counted; /* a direct client, in serve->nclients */
     bool paused;  /* SERVE_PAUSE_CALLS: not read until calls finish */
     bool eof;     /* the peer finished sending; close once answered */
     bool closing; /* no more reading or replies */
@@ -105,8 +106,10 @@ struct serve {
     /* The times of the latest calls (us), for the stats' p50/p99. */
     uint32_t lat_us[SERVE_LATENCY_RING];
     unsigned nlat, latpos;
-    bool draining;     /* told to drain: no new direct clients */
-    bool drained_said; /* and the manager told that none is left */
+    unsigned max_clients; /* direct clients at once */
+    unsigned nclients;    /* ...open now */
+    bool draining;        /* told to drain: no new direct clients */
+    bool drained_said;    /* and the manager told that none is left */
 };
 
 /* ---- serve.c ---- */

@@ -376,10 +376,10 @@ pack_cstr(struct pyvalue_pack *st, const char *s, Py_ssize_t n)
                : pyvalue_nomem();
 }
 
-/* How long the client waits (libjshost adds its margin): the run's own
- * deadline; else the default deadline the server applies, when the caller
- * knows it (a VM's); else, as libjshost does for calls, ten minutes: a guard
- * against a wedged server, not a deadline (the server enforces the host's). */
+/* How long the client waits on a context (libjshost adds its margin): the
+ * run's own deadline; else the default deadline the server applies, when the
+ * caller knows it (a VM's); else ten minutes: a guard against a wedged
+ * server, not a deadline (the server enforces the host's). */
 static int
 client_wait(int timeout_ms, int default_ms)
 {
@@ -425,7 +425,9 @@ pyconn_call_data(ConnObject *self, const char *host, Py_ssize_t host_len,
             PyErr_NoMemory();
     } else if (pyvalue_pack(&st, data, "data") == 0 &&
                pack_opts(&st, timeout_ms) == 0) {
-        r = conn_request_packed(self, "call", &st, client_wait(timeout_ms, 0));
+        /* 0: libjshost waits the host's deadline (attach said it) plus its
+         * margin, never longer, even when the manager is frozen. */
+        r = conn_request_packed(self, "call", &st, timeout_ms);
     }
     pack_end(self, &st);
     return r;

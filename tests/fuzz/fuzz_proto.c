@@ -8,8 +8,10 @@
  * Every message is also looked at as bytes first (proto_reader_peek, what the
  * manager forwards): its head and the starts of its params must agree with
  * the unpacked message, and in the piecewise pass some messages are skipped
- * as a relay skips them and unpacked from their bytes instead. Anything
- * inconsistent aborts, which libFuzzer reports as a crash.
+ * as a relay skips them and unpacked from their bytes instead; the bytes of
+ * the message still arriving (proto_reader_partial) are all that is kept
+ * between messages. Anything inconsistent aborts, which libFuzzer reports as
+ * a crash.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -338,10 +340,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             proto_reader_fill(r, n);
         }
         off += n;
+        CHECK(proto_reader_partial(r) <= proto_reader_pending(r));
+        CHECK(proto_reader_partial(r) <= max_message);
         drain(r, max_message, &pieces, &skip_seed);
-        /* While nothing broke, nothing beyond the current message is kept. */
-        if (pieces.end == 0)
+        /* While nothing broke, nothing beyond the current message is kept,
+         * and that is what partial counts (what the manager's limits on
+         * unfinished messages see); once broken, nothing is. */
+        if (pieces.end == 0) {
             CHECK(proto_reader_pending(r) <= max_message);
+            CHECK(proto_reader_partial(r) == proto_reader_pending(r));
+        } else {
+            CHECK(proto_reader_partial(r) == 0);
+        }
     }
     drain(r, max_message, &pieces, &skip_seed);
     proto_reader_free(r);

@@ -16,9 +16,11 @@
  *   ignore_term=1         ignore SIGTERM (the manager must SIGKILL it)
  *   garbage_on_call=N     answer the Nth call with bytes that are not
  * msgpack-RPC
+ *   recycle_after_ready_ms=MS  exit 75 (a heap-limit recycle) MS after ready
  *
  * Functions: echo (data back), pid, sleep (data ms), fail (a JSError),
- * exit75 (a MemoryError, then exit 75), crash (SIGKILL itself).
+ * exit75 (a MemoryError, then exit 75), crash (SIGKILL itself), print (data
+ * lines of 100 bytes on stdout, as console.log would write them).
  * With no CONFIG it is a private VM: contexts only.
  */
 #include <errno.h>
@@ -40,7 +42,7 @@ static const char *config;
 static long workers = 1, linger = 5000, timeout = 10000;
 static long config_error, exit78, crash_before_ready, crash_after_ready_ms;
 static long crash_on_call, no_pong, slow_ms, ready_delay_ms, ignore_term;
-static long garbage_on_call;
+static long garbage_on_call, recycle_after_ready_ms;
 static long ncalls, nerrors, next_ctx = 1;
 static struct timespec ready_at;
 
@@ -108,6 +110,7 @@ read_config(void)
         KEY(ready_delay_ms);
         KEY(ignore_term);
         KEY(garbage_on_call);
+        KEY(recycle_after_ready_ms);
 #undef KEY
     }
     fclose(f);
@@ -122,9 +125,9 @@ pack_str(msgpack_packer *pk, const char *s)
 static void
 send_ready(msgpack_sbuffer *sb, msgpack_packer *pk)
 {
-    static const char *fns[] = {"echo", "pid",    "sleep",
-                                "fail", "exit75", "crash"};
-    unsigned i, nf = config != NULL ? 6 : 0;
+    static const char *fns[] = {"echo",   "pid",   "sleep", "fail",
+                                "exit75", "crash", "print"};
+    unsigned i, nf = config != NULL ? 7 : 0;
 
     proto_write_notification(pk, PROTO_N_READY, 1);
     msgpack_pack_map(pk, 4);
@@ -230,6 +233,18 @@ serve_call(msgpack_sbuffer *sb, msgpack_packer *pk, struct proto_msg *m)
         exit(75);
     } else if (strcmp(fn, "crash") == 0) {
         die();
+    } else if (strcmp(fn, "print") == 0) {
+        long k, lines = n >= 3 && p[2].type == MSGPACK_OBJECT_POSITIVE_INTEGER
+                            ? (long)p[2].via.u64
+                            : 0;
+
+        for (k = 0; k < lines; k++)
+            printf(
+                "fake worker %d: line %08ld %*s\n", (int)getpid(), k, 60,
+                "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+        fflush(stdout);
+        proto_write_result(pk, m->msgid);
+        msgpack_pack_long(pk, lines);
     } else {
         reply_error(pk, m->msgid, PROTO_ERR_NOT_FOUND, "no such function");
     }
@@ -241,6 +256,12 @@ serve(msgpack_sbuffer *sb, msgpack_packer *pk, struct proto_msg *m)
     const msgpack_object *p = m->params.via.array.ptr;
     uint32_t n = m->params.via.array.size;
 
+    if (m->kind == PROTO_NOTIFICATION && proto_msg_is(m, PROTO_N_DRAIN)) {
+        /* No direct clients here: drained at once. */
+        proto_write_notification(pk, PROTO_N_DRAINED, 0);
+        send_sb(sb);
+        return;
+    }
     if (m->kind != PROTO_REQUEST)
         return;
     if (proto_msg_is(m, PROTO_M_CALL)) {
@@ -347,6 +368,15 @@ main(int argc, char **argv)
             wait = (int)(crash_after_ready_ms - ms_since(&ready_at));
             if (wait <= 0)
                 die();
+        }
+        if (recycle_after_ready_ms > 0) {
+            wait = (int)(recycle_after_ready_ms - ms_since(&ready_at));
+            if (wait <= 0) {
+                /* Freed first: a leak report would change the status. */
+                proto_reader_free(r);
+                msgpack_sbuffer_destroy(&sb);
+                return 75;
+            }
         }
         rc = poll(&pfd, 1, wait);
         if (rc < 0 && errno == EINTR)

@@ -5,7 +5,9 @@
  * that closes with reverse calls in flight; cancel of a running and of a
  * queued call; a client that closes stops its running JavaScript; stop and
  * shutdown cancel what runs past their grace; a private VM's worker whose
- * timer spins stops when its client goes.
+ * timer spins stops when its client goes; a call the manager answers
+ * TimeoutError itself (its worker late) is cancelled at the worker, and one
+ * waiting on a reverse call is held to its deadline.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -507,6 +509,90 @@ test_shutdown_stops_spin(void **state)
     tu_rpc_close(b);
 }
 
+/* Asserts that the error is the manager's own TimeoutError (the worker gave
+ * no answer by the deadline), not the worker's. */
+static void
+expect_manager_timeout(struct tu_rpc *c, uint32_t mid)
+{
+    struct proto_msg msg;
+    struct proto_error pe;
+
+    tu_rpc_expect_error(c, mid, "TimeoutError", &msg, &pe);
+    if (pe.message == NULL || memmem(pe.message, pe.message_len,
+                                     "gave no answer by then", 22) == NULL)
+        fail_msg("not the manager's TimeoutError: %.*s", (int)pe.message_len,
+                 pe.message ? pe.message : "");
+    proto_msg_release(&msg);
+}
+
+/* A call stuck behind a spin at its worker: the manager answers it
+ * TimeoutError at its deadline and cancels it there, so that it never runs
+ * once the spin ends. */
+static void
+test_late_call_cancelled_at_worker(void **state)
+{
+    struct tu_rpc *c = tu_daemon_connect(&m);
+    struct proto_msg msg;
+    struct proto_error pe;
+    char params[256], *s;
+    pid_t pid = the_worker(c);
+    uint32_t spin, late;
+
+    (void)state;
+    snprintf(params, sizeof params, "[\"%s\", \"spin\", null]", id);
+    spin = tu_rpc_send(c, "call", params);
+    TU_UNTIL(tu_file_contains(logfile, "spinning"), TU_WAIT_MS);
+    snprintf(params, sizeof params,
+             "[\"%s\", \"count\", null, {\"timeout_ms\": 300}]", id);
+    late = tu_rpc_send(c, "call", params);
+    expect_manager_timeout(c, late);
+    snprintf(params, sizeof params, "[%u]", spin);
+    tu_rpc_notify(c, "cancel", params);
+    tu_rpc_expect_error(c, spin, "Cancelled", &msg, &pe);
+    proto_msg_release(&msg);
+    /* The late call never ran: this is the first count. */
+    s = tu_rpc_call_fn(c, id, "count", "null", NULL);
+    assert_string_equal(s, "1");
+    free(s);
+    assert_int_equal(the_worker(c), pid);
+    tu_rpc_close(c);
+}
+
+/* A call waiting on a reverse call nobody answers, its worker frozen: the
+ * manager's deadline answers it all the same; the worker, thawed, drops the
+ * call and serves on. */
+static void
+test_invoke_wait_bounded(void **state)
+{
+    struct tu_rpc *c = tu_daemon_connect(&m);
+    struct proto_msg req;
+    char params[256], *s;
+    pid_t pid = the_worker(c);
+    uint32_t mid;
+
+    (void)state;
+    snprintf(params, sizeof params,
+             "[\"%s\", \"waitRecord\", {\"f\": " CB7
+             "}, {\"timeout_ms\": 500}]",
+             id);
+    mid = tu_rpc_send(c, "call", params);
+    assert_int_equal(tu_rpc_read(c, &req, TU_WAIT_MS), 1);
+    assert_true(proto_msg_is(&req, "invoke"));
+    /* Frozen, it can neither end the call itself nor answer. */
+    assert_int_equal(kill(pid, SIGSTOP), 0);
+    expect_manager_timeout(c, mid);
+    assert_int_equal(kill(pid, SIGCONT), 0);
+    /* The callback's answer comes after the call ended: harmless. */
+    tu_rpc_respond(c, req.msgid, "1");
+    proto_msg_release(&req);
+    /* The worker, thawed, serves on (its late answer dropped). */
+    s = tu_rpc_call_fn(c, id, "count", "null", NULL);
+    assert_string_equal(s, "1");
+    free(s);
+    assert_int_equal(the_worker(c), pid);
+    tu_rpc_close(c);
+}
+
 int
 main(void)
 {
@@ -526,6 +612,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_vm_close_stops_timer, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_stops_spin, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_late_call_cancelled_at_worker,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invoke_wait_bounded, setup,
                                         teardown),
     };
 

@@ -115,13 +115,15 @@ def manager_pid(runtime_dir):
 
 
 def pid_alive(pid):
-    """True while pid runs (a zombie nobody reaps counts as dead)."""
+    """True while pid runs (a zombie nobody reaps counts as dead, once no
+    thread of it is left: until then it still holds its sockets)."""
     try:
         with open("/proc/%d/stat" % pid) as f:
             state = f.read().rsplit(")", 1)[1].split()[0]
+        threads = len(os.listdir("/proc/%d/task" % pid))
     except (FileNotFoundError, ProcessLookupError):
         return False
-    return state != "Z"
+    return state != "Z" or threads > 1
 
 
 def wait_until(pred, timeout=10.0, step=0.02):

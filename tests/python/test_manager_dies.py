@@ -9,7 +9,7 @@ import threading
 import pytest
 
 import jshost
-from conftest import WAIT, finish_within, in_flight, manager_pid, pid_alive, wait_until
+from conftest import WAIT, finish_within, in_flight, manager_pid, pid_alive, wait_until, write
 
 
 def test_next_call_after_the_manager_was_killed(runtime_dir, main_config):
@@ -75,3 +75,27 @@ def test_a_frozen_manager_is_not_in_the_way_of_direct_calls(runtime_dir, main_co
         finally:
             os.kill(pid, signal.SIGCONT)
         assert host.call("double", number=3, timeout=20) == 6
+
+
+SHORT_CONFIG = """
+module.exports = { functions: { double(d) { return d.number * 2; } }, timeout: 1000 };
+"""
+
+
+def test_a_call_without_timeout_waits_its_hosts_deadline_not_more(runtime_dir, workdir,
+                                                                 monkeypatch):
+    # No timeout given: the host's (1 s, from its config) is the call's, and
+    # the client's own guard is that plus its margin, even when the manager
+    # holding the call is frozen (relayed, JSHOST_DIRECT=0).
+    monkeypatch.setenv("JSHOST_DIRECT", "0")
+    config = write(workdir, "short.config.js", SHORT_CONFIG)
+    with jshost.Host(config) as host:
+        assert host.call("double", number=1) == 2
+        pid = manager_pid(runtime_dir)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(jshost.TimeoutError):
+                finish_within(lambda: host.call("double", number=2))
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert host.call("double", number=3) == 6

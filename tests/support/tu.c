@@ -4,6 +4,7 @@
  */
 #include "tu.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -366,6 +367,26 @@ tu_kill(pid_t pid)
         ;
 }
 
+/* The threads of pid still listed (its leader included). */
+static int
+tu__threads(pid_t pid)
+{
+    char path[64];
+    struct dirent *e;
+    DIR *d;
+    int n = 0;
+
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    d = opendir(path);
+    if (d == NULL)
+        return 0;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
 bool
 tu_pid_gone(pid_t pid)
 {
@@ -385,7 +406,9 @@ tu_pid_gone(pid_t pid)
         zombie = p != NULL && p[1] == ' ' && p[2] == 'Z';
     }
     fclose(f);
-    return zombie;
+    /* A zombie leader whose other threads still exit (a daemon with a
+     * thread pool, killed) still holds its sockets: not gone yet. */
+    return zombie && tu__threads(pid) <= 1;
 }
 
 int

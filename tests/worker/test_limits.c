@@ -1,7 +1,8 @@
 /*
  * The worker's limits and lifecycle: deadlines, the heap limit and its
  * replace-me exit, config errors in both modes, the manager's --fd start-up
- * and command-line errors.
+ * and command-line errors; what the clients of its listening socket may hold
+ * (connections, unfinished messages across them and left idle).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -414,6 +417,170 @@ test_command_line(void **state)
     tu_rmtree(dir);
 }
 
+/* Reads until a notification comes; asserts it is the error notification
+ * with `words`, and that the stream ends right after it. */
+static void
+expect_refused(struct tu_rpc *c, const char *words)
+{
+    struct proto_msg msg;
+    struct proto_error pe;
+    int rc;
+
+    rc = tu_rpc_read(c, &msg, TU_WAIT_MS);
+    if (rc != 1)
+        fail_msg("no error notification (read: %d, %s)", rc, tu_rpc_error(c));
+    assert_int_equal(msg.kind, PROTO_NOTIFICATION);
+    assert_true(proto_msg_is(&msg, "error"));
+    assert_int_equal(msg.params.via.array.size, 1);
+    assert_int_equal(proto_error_from_object(&msg.params.via.array.ptr[0], &pe),
+                     0);
+    assert_int_equal(pe.type, PROTO_ERR_PROTOCOL);
+    if (pe.message == NULL ||
+        memmem(pe.message, pe.message_len, words, strlen(words)) == NULL)
+        fail_msg("error notification without '%s': %.*s", words,
+                 (int)pe.message_len, pe.message ? pe.message : "");
+    proto_msg_release(&msg);
+    assert_int_equal(tu_rpc_read(c, &msg, TU_WAIT_MS), -1);
+}
+
+/* A ping's answer (true), or the connection refused (false). */
+static bool
+pinged(struct tu_rpc *c)
+{
+    struct proto_msg msg;
+    uint32_t id = tu_rpc_send(c, "ping", "[]");
+    bool ok;
+
+    if (tu_rpc_read(c, &msg, TU_WAIT_MS) != 1)
+        return false;
+    ok = msg.kind == PROTO_RESPONSE && msg.msgid == id &&
+         msg.error.type == MSGPACK_OBJECT_NIL;
+    proto_msg_release(&msg);
+    return ok;
+}
+
+/* A connection that gets its ping answered; the probe that saw the worker
+ * listen may still hold a place for a moment, so a refusal is tried again. */
+static struct tu_rpc *
+connect_pinged(struct tu_daemon *f)
+{
+    struct tu_deadline dl = tu_deadline_start(TU_WAIT_MS);
+    struct tu_rpc *c;
+
+    for (;;) {
+        c = tu_daemon_connect(f);
+        if (pinged(c))
+            return c;
+        tu_rpc_close(c);
+        if (!tu_deadline_wait(&dl))
+            tu_deadline_fail(&dl, __FILE__, __LINE__, "a ping answered");
+    }
+}
+
+/* The head of a `ping` request whose one param is a str of `len` bytes,
+ * the str's bytes not included; its msgid in *msgid. */
+static size_t
+big_head(struct tu_rpc *c, unsigned char *buf, uint32_t len, uint32_t *msgid)
+{
+    uint32_t id = tu_rpc_next_msgid(c);
+    size_t n = 0;
+
+    *msgid = id;
+    buf[n++] = 0x94; /* [0, id, "ping", [str32]] */
+    buf[n++] = 0x00;
+    buf[n++] = 0xce;
+    buf[n++] = (unsigned char)(id >> 24);
+    buf[n++] = (unsigned char)(id >> 16);
+    buf[n++] = (unsigned char)(id >> 8);
+    buf[n++] = (unsigned char)id;
+    buf[n++] = 0xa4;
+    memcpy(buf + n, "ping", 4);
+    n += 4;
+    buf[n++] = 0x91;
+    buf[n++] = 0xdb;
+    buf[n++] = (unsigned char)(len >> 24);
+    buf[n++] = (unsigned char)(len >> 16);
+    buf[n++] = (unsigned char)(len >> 8);
+    buf[n++] = (unsigned char)len;
+    return n;
+}
+
+/* Bytes c sent that the worker has not read yet. */
+static int
+unread(struct tu_rpc *c)
+{
+    int n = -1;
+
+    assert_int_equal(ioctl(tu_rpc_fd(c), SIOCOUTQ, &n), 0);
+    return n;
+}
+
+/* The listening socket's clients are held as the manager's are: a cap on
+ * connections, on the bytes of unfinished messages across them, and on how
+ * long one may sit without a byte. The manager's own connection (--fd) takes
+ * none of them. */
+static void
+test_direct_limits(void **state)
+{
+    enum { LEN = 700 * 1024, SENT = 600 * 1024 };
+    static const char *const extra[] = {"--max-clients",
+                                        "2",
+                                        "--max-partial-total",
+                                        "1048576",
+                                        "--partial-idle-ms",
+                                        "300",
+                                        NULL};
+    struct tu_daemon f;
+    struct tu_rpc *a, *b, *c;
+    struct proto_msg msg;
+    unsigned char head[32];
+    char *body;
+    size_t n;
+    uint32_t ida, idb;
+
+    (void)state;
+    tu_daemon_init(&f);
+    tu_daemon_worker(&f, tu_daemon_worker_config("basic.config.js"), extra);
+    /* Connections: two, then a third is told why and closed. */
+    a = connect_pinged(&f);
+    b = connect_pinged(&f);
+    c = tu_daemon_connect(&f);
+    expect_refused(c, "too many connections");
+    tu_rpc_close(c);
+
+    /* Unfinished messages across connections: b's bytes pass the total and
+     * b is closed; a, under it, finishes its message. */
+    body = malloc(LEN);
+    memset(body, 'x', LEN);
+    n = big_head(a, head, LEN, &ida);
+    tu_rpc_send_raw(a, head, n);
+    tu_rpc_send_raw(a, body, SENT);
+    TU_UNTIL(unread(a) == 0, TU_WAIT_MS);
+    n = big_head(b, head, LEN, &idb);
+    tu_rpc_send_raw(b, head, n);
+    tu_rpc_send_raw(b, body, SENT);
+    expect_refused(b, "unfinished messages");
+    tu_rpc_close(b);
+    tu_rpc_send_raw(a, body, LEN - SENT);
+    assert_int_equal(tu_rpc_wait(a, ida, &msg, TU_WAIT_MS), 1);
+    proto_msg_release(&msg);
+    free(body);
+
+    /* Half a message, then silence: closed after the idle time. */
+    n = big_head(a, head, 200, &ida);
+    tu_rpc_send_raw(a, head, n);
+    tu_rpc_send_raw(a, "xx", 2);
+    expect_refused(a, "unfinished message got no byte");
+    tu_rpc_close(a);
+
+    /* The places are free again. */
+    a = connect_pinged(&f);
+    b = connect_pinged(&f);
+    tu_rpc_close(a);
+    tu_rpc_close(b);
+    tu_daemon_stop(&f);
+}
+
 int
 main(void)
 {
@@ -426,6 +593,7 @@ main(void)
         cmocka_unit_test(test_fd_mode_config_error),
         cmocka_unit_test(test_fd_mode_heap_bomb),
         cmocka_unit_test(test_command_line),
+        cmocka_unit_test(test_direct_limits),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
