@@ -1,6 +1,7 @@
 // JavaScript calling back into its caller: a Python (or C) callable in a
 // call's data arrives here as an async function (docs/values.md,
-// "Callables"). Try it from Python: README.md, "JavaScript calling Python".
+// "Callables"). Try it from Python: README.md, "JavaScript calling Python", and
+// docs/python.md.
 module.exports = {
   functions: {
     // awaits two callables of the caller: a logger and a fetcher
