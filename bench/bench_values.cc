@@ -1,6 +1,6 @@
-// The worker's value conversion (worker/js_value.cc) against JSON in the same
-// isolate: JS -> msgpack (jsv::ToMsgpack) against JSON.stringify of the same
-// value, msgpack -> JS (jsv::FromMsgpack) against JSON.parse of the same
+// The worker's value conversion (worker/js_value_*.cc) against JSON in the
+// same isolate: JS -> msgpack (jsv::ToMsgpack) against JSON.stringify of the
+// same value, msgpack -> JS (jsv::FromMsgpack) against JSON.parse of the same
 // value's JSON. The context is set up as the worker's (jsb::Install). Each
 // figure is the best of ROUNDS interleaved rounds, in microseconds per
 // conversion; "x JSON" is JSON's time over ours (>= 1: at least as fast as

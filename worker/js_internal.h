@@ -13,7 +13,8 @@
 //   js_error.cc   js_error from JS exceptions and from words; logged errors
 //   js_modules.cc require() and ES modules
 //   js_world.cc   console, timers, process, the nextTick queue
-// js_value.h, js_builtins.h and js_alloc.h have their own headers.
+// js_value.h, js_builtins.h and js_alloc.h have their own headers (and
+// js_value_internal.h, js_builtins_internal.h list the files behind them).
 #ifndef JSHOST_JS_INTERNAL_H
 #define JSHOST_JS_INTERNAL_H
 

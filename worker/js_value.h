@@ -13,7 +13,7 @@ namespace jsv
 
 // jsb::Install keeps the context's original Object.keys under this private
 // name (v8::Private::ForApi) on the global object. ToMsgpack walks an
-// object's own enumerable keys in JavaScript made with it (js_value.cc,
+// object's own enumerable keys in JavaScript made with it (js_value_write.cc,
 // kWalkSource), and falls back to the API (GetOwnPropertyNames and a Get per
 // key, slower) in a context without it.
 constexpr char kObjectKeysPrivate[] = "jshost.Object.keys";

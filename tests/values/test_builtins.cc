@@ -2,7 +2,7 @@
 // structuredClone) against what Node.js 20 prints for the same inputs. The
 // expectations were taken from node once, by running the same `show` helper
 // over the same expressions; the tests do not run node. Where jshost differs
-// on purpose (js_builtins.cc says where), the expectation is ours.
+// on purpose (the js_builtins*.cc say where), the expectation is ours.
 #include "v8env.h"
 
 #include "js_builtins.h"
@@ -30,7 +30,7 @@ struct Case {
     const char *src;
     const char *want;
     // What a build whose structuredClone has no delegates says instead (see
-    // js_builtins.cc: the engine built with RTTI); nullptr: the same.
+    // js_builtins_clone.cc: the engine built with RTTI); nullptr: the same.
     const char *without_delegates = nullptr;
 };
 
