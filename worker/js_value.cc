@@ -17,7 +17,7 @@
 // - An object's values are read, passed through toJSON and converted one
 //   key after the other, in JSON.stringify's order (getters with side effects
 //   see the same sequence of calls). The reads run in a small JavaScript walk
-//   (kWalkSource): an error a getter throws has `walk (jshost:values:...)`
+//   (worker/js/values-walk.js): an error a getter throws has `walk (jshost:values:...)`
 //   frames under the getter's in its stack, which the worker's stack filter
 //   (js_error.cc) leaves out of what users see.
 // - BigInt.prototype.toJSON is not consulted: a BigInt always goes out as an

@@ -2,7 +2,7 @@
 // JSON.stringify's walk, toJSON and boxed primitives included, each value
 // written straight into the sbuffer (Out, js_value_internal.h). Strings go
 // out as UTF-8 and a lone surrogate is refused; plain objects' keys and
-// values are read by a small JavaScript walk (kWalkSource).
+// values are read by a small JavaScript walk (worker/js/values-walk.js).
 #include "js_value_internal.h"
 
 #include <algorithm>
@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "ext.h"
+#include "js_preludes.h"
 #include "proto.h"
 
 namespace jsv
@@ -178,26 +179,7 @@ PutUtf16(const uint16_t *u, size_t n, char *out)
 // ---------------------------------------------------------------------------
 // V8 -> msgpack
 
-// A plain object's own enumerable keys and their values are read by this
-// JavaScript, compiled once per context: through the API every key read from
-// Object.keys' array and every Get is a call into V8 (entry, handle scope,
-// lookup), several times what the same reads cost in compiled JavaScript.
-// It hands each key and value to `entry` (Writer::Entry, a native function
-// only this closure holds) as call arguments, which native code reads in
-// place; entry returns false to end the walk when the conversion failed, and
-// an exception (a getter's, toJSON's, a termination) ends it by itself. It
-// uses nothing a script can replace: the context's original Object.keys
-// (kObjectKeysPrivate), own elements of the array that returns, and syntax.
-const char kWalkSource[] = R"JS((function (keys, entry) {
-  'use strict';
-  return function walk(o) {
-    const ks = keys(o);
-    for (let i = 0, n = ks.length; i < n; i++) {
-      const k = ks[i];
-      if (!entry(k, o[k])) return;
-    }
-  };
-}))JS";
+// The walk itself is worker/js/values-walk.js (jsp::kValuesWalk).
 
 // Where the walk is kept on each context's global object (v8::Private).
 constexpr char kWalkPrivate[] = "jshost.values.walk";
@@ -234,8 +216,8 @@ class Writer
     // What a value turned into once toJSON and boxing were applied.
     enum Shape { kSkip, kValue };
 
-    // An object being walked (kWalkSource): its entries so far, its depth,
-    // and how the conversion of one of them failed.
+    // An object being walked (worker/js/values-walk.js): its entries so far,
+    // its depth, and how the conversion of one of them failed.
     struct Frame {
         Status st;
         uint32_t count;
@@ -283,7 +265,7 @@ class Writer
     std::string *why_;
     Local<v8::String> to_json_;       // set by Prepare(), as the next two
     Local<v8::Function> object_keys_; // the original Object.keys, if kept
-    Local<v8::Function> walk_;        // kWalkSource's walk, if there is one
+    Local<v8::Function> walk_;        // values-walk.js's walk, if there is one
     std::vector<Frame> frames_;       // the objects being walked
     Writer *outer_;                   // the conversion this one runs inside
     std::vector<Step> path_;
@@ -814,8 +796,8 @@ Writer::PackObject(Local<v8::Object> obj, int depth, bool error)
     return kOk;
 }
 
-// The context's walk (kWalkSource), made the first time a value of this
-// context is converted; empty if it cannot be made (the caller then reads
+// The context's walk (worker/js/values-walk.js), made the first time a value of
+// this context is converted; empty if it cannot be made (the caller then reads
 // properties through the API, and an exception that stopped it stays
 // pending for that to meet).
 Local<v8::Function>
@@ -833,7 +815,13 @@ Writer::Walk()
     Local<Value> factory, walk;
     Local<v8::Function> entry;
     if (!v8::Script::Compile(
-             context_, v8::String::NewFromUtf8Literal(isolate_, kWalkSource),
+             context_,
+             v8::String::NewFromUtf8(
+                 isolate_,
+                 reinterpret_cast<const char *>(jsp::kValuesWalk.text),
+                 v8::NewStringType::kNormal,
+                 static_cast<int>(jsp::kValuesWalk.len))
+                 .ToLocalChecked(),
              &origin)
              .ToLocal(&script) ||
         !script->Run(context_).ToLocal(&factory) || !factory->IsFunction() ||
