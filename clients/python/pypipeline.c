@@ -144,18 +144,16 @@ pypipeline_pending_write(ConnObject *self, PyObject *unused)
                                              : 0);
 }
 
-/* flush(): writes what the socket takes of what send() queued */
-PyObject *
-pypipeline_flush(ConnObject *self, PyObject *unused)
+/* The end of a method whose libjshost call on c (entered, GIL kept)
+ * returned rc: its error taken while c is still ours, then None or the
+ * exception. */
+static PyObject *
+pypipeline_leave_none(ConnObject *self, jshost *c, int rc)
 {
     struct pyconn_call r;
-    jshost *c;
 
-    (void)unused;
-    if ((c = pyconn_enter(self)) == NULL)
-        return NULL;
     pyconn_call_init(&r);
-    r.rc = jshost_flush(c);
+    r.rc = rc;
     if (r.rc != 0)
         pyconn_call_take_err(c, &r);
     pyconn_leave(self);
@@ -164,24 +162,28 @@ pypipeline_flush(ConnObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* flush(): writes what the socket takes of what send() queued */
+PyObject *
+pypipeline_flush(ConnObject *self, PyObject *unused)
+{
+    jshost *c;
+
+    (void)unused;
+    if ((c = pyconn_enter(self)) == NULL)
+        return NULL;
+    return pypipeline_leave_none(self, c, jshost_flush(c));
+}
+
 /* cancel(msgid): the server stops that request (answered Cancelled) */
 PyObject *
 pypipeline_cancel(ConnObject *self, PyObject *arg)
 {
     unsigned long msgid = PyLong_AsUnsignedLong(arg);
-    struct pyconn_call r;
     jshost *c;
 
     if (msgid == (unsigned long)-1 && PyErr_Occurred())
         return NULL;
     if ((c = pyconn_enter(self)) == NULL)
         return NULL;
-    pyconn_call_init(&r);
-    r.rc = jshost_cancel(c, (uint32_t)msgid);
-    if (r.rc != 0)
-        pyconn_call_take_err(c, &r);
-    pyconn_leave(self);
-    if (r.rc != 0)
-        return pyconn_call_fail(&r);
-    Py_RETURN_NONE;
+    return pypipeline_leave_none(self, c, jshost_cancel(c, (uint32_t)msgid));
 }

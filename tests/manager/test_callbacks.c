@@ -75,9 +75,7 @@ setup(void **state)
     tu_daemon_init(&m);
     m.real = true;
     cfg = strdup(tu_daemon_file(&m, "host.config.js", config_js));
-    tu_daemon_manager(&m, NULL, env);
-    c = tu_daemon_connect(&m);
-    id = tu_rpc_attach(c, cfg);
+    id = tu_daemon_manager_host(&m, cfg, env, &c);
     h = tu_rpc_host(c, id);
     logfile = strdup(json_string_value(json_object_get(h, "logfile")));
     json_decref(h);
@@ -142,6 +140,31 @@ the_worker(struct tu_rpc *c)
 
     assert_int_equal(tu_rpc_worker_pids(c, id, "ready", &pid, 1), 1);
     return pid;
+}
+
+/* Sends a call of `spin` on c and waits until its worker spins; its msgid. */
+static uint32_t
+start_spin(struct tu_rpc *c)
+{
+    char params[256];
+    uint32_t mid;
+
+    snprintf(params, sizeof params, "[\"%s\", \"spin\", null]", id);
+    mid = tu_rpc_send(c, "call", params);
+    TU_UNTIL(tu_file_contains(logfile, "spinning"), TU_WAIT_MS);
+    return mid;
+}
+
+/* Asserts the worker that served on is still pid and that this count is its
+ * first: the call stopped before it never ran on. */
+static void
+expect_first_count(struct tu_rpc *c, pid_t pid)
+{
+    char *s = tu_rpc_call_fn(c, id, "count", "null", NULL);
+
+    assert_string_equal(s, "1");
+    free(s);
+    assert_int_equal(the_worker(c), pid);
 }
 
 static void
@@ -292,20 +315,14 @@ static void
 test_cancel_running(void **state)
 {
     struct tu_rpc *c = tu_daemon_connect(&m);
-    struct proto_msg msg;
-    struct proto_error pe;
-    char params[256], *s;
+    char *s;
     pid_t pid = the_worker(c);
     uint32_t mid;
 
     (void)state;
-    snprintf(params, sizeof params, "[\"%s\", \"spin\", null]", id);
-    mid = tu_rpc_send(c, "call", params);
-    TU_UNTIL(tu_file_contains(logfile, "spinning"), TU_WAIT_MS);
-    snprintf(params, sizeof params, "[%u]", mid);
-    tu_rpc_notify(c, "cancel", params);
-    tu_rpc_expect_error(c, mid, "Cancelled", &msg, &pe);
-    proto_msg_release(&msg);
+    mid = start_spin(c);
+    tu_rpc_cancel(c, mid);
+    tu_rpc_expect_cancelled(c, mid);
     /* The same worker serves on. */
     assert_int_equal(the_worker(c), pid);
     s = tu_rpc_call_fn(c, id, "count", "null", NULL);
@@ -318,19 +335,13 @@ static void
 test_close_stops_spin(void **state)
 {
     struct tu_rpc *a = tu_daemon_connect(&m), *b = tu_daemon_connect(&m);
-    char params[256], *s;
     pid_t pid = the_worker(b);
 
     (void)state;
-    snprintf(params, sizeof params, "[\"%s\", \"spin\", null]", id);
-    tu_rpc_send(a, "call", params);
-    TU_UNTIL(tu_file_contains(logfile, "spinning"), TU_WAIT_MS);
+    start_spin(a);
     tu_rpc_close(a);
     /* Long before the host's minute-long deadline. */
-    s = tu_rpc_call_fn(b, id, "count", "null", NULL);
-    assert_string_equal(s, "1");
-    free(s);
-    assert_int_equal(the_worker(b), pid);
+    expect_first_count(b, pid);
     tu_rpc_close(b);
 }
 
@@ -351,8 +362,7 @@ test_cancel_queued(void **state)
     /* Queued in the host while its worker loads the config. */
     snprintf(params, sizeof params, "[\"%s\", \"count\", null]", slow);
     mid = tu_rpc_send(b, "call", params);
-    snprintf(params, sizeof params, "[%u]", mid);
-    tu_rpc_notify(b, "cancel", params);
+    tu_rpc_cancel(b, mid);
     tu_rpc_expect_error(b, mid, "Cancelled", &msg, &pe);
     assert_non_null(memmem(pe.message, pe.message_len, "before it ran", 13));
     proto_msg_release(&msg);
@@ -369,17 +379,13 @@ static void
 test_stop_grace(void **state)
 {
     struct tu_rpc *a = tu_daemon_connect(&m), *b = tu_daemon_connect(&m);
-    struct proto_msg msg;
-    struct proto_error pe;
     char params[256];
     uint32_t mid;
     json_t *j;
 
     (void)state;
     free(tu_rpc_attach(b, cfg));
-    snprintf(params, sizeof params, "[\"%s\", \"spin\", null]", id);
-    mid = tu_rpc_send(a, "call", params);
-    TU_UNTIL(tu_file_contains(logfile, "spinning"), TU_WAIT_MS);
+    mid = start_spin(a);
     /* The grace (300 ms here) passes, then the spin is cancelled and the
      * stop completes, long before the call's minute. */
     snprintf(params, sizeof params, "[\"%s\"]", id);
@@ -387,8 +393,7 @@ test_stop_grace(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "state")),
                         "stopped");
     json_decref(j);
-    tu_rpc_expect_error(a, mid, "Cancelled", &msg, &pe);
-    proto_msg_release(&msg);
+    tu_rpc_expect_cancelled(a, mid);
     /* Attached again, it starts anew. */
     free(tu_rpc_attach(b, cfg));
     snprintf(params, sizeof params, "[\"%s\", \"count\", null]", id);
@@ -401,24 +406,19 @@ static void
 test_restart_grace(void **state)
 {
     struct tu_rpc *a = tu_daemon_connect(&m), *b = tu_daemon_connect(&m);
-    struct proto_msg msg;
-    struct proto_error pe;
     char params[256];
     pid_t old = the_worker(b);
     uint32_t mid;
     json_t *j;
 
     (void)state;
-    snprintf(params, sizeof params, "[\"%s\", \"spin\", null]", id);
-    mid = tu_rpc_send(a, "call", params);
-    TU_UNTIL(tu_file_contains(logfile, "spinning"), TU_WAIT_MS);
+    mid = start_spin(a);
     snprintf(params, sizeof params, "[\"%s\"]", id);
     j = tu_rpc_ok(b, "restart", params);
     json_decref(j);
     /* The old worker drains: its spin is cancelled after the grace, and it
      * goes. */
-    tu_rpc_expect_error(a, mid, "Cancelled", &msg, &pe);
-    proto_msg_release(&msg);
+    tu_rpc_expect_cancelled(a, mid);
     TU_UNTIL(tu_pid_gone(old), TU_WAIT_MS);
     assert_int_not_equal(the_worker(b), old);
     tu_rpc_close(a);
@@ -491,14 +491,11 @@ static void
 test_shutdown_stops_spin(void **state)
 {
     struct tu_rpc *a = tu_daemon_connect(&m), *b = tu_daemon_connect(&m);
-    char params[256];
     pid_t pid = the_worker(b);
     int st;
 
     (void)state;
-    snprintf(params, sizeof params, "[\"%s\", \"spin\", null]", id);
-    tu_rpc_send(a, "call", params);
-    TU_UNTIL(tu_file_contains(logfile, "spinning"), TU_WAIT_MS);
+    start_spin(a);
     tu_rpc_check(b, "shutdown", "[]", "null");
     st = tu_daemon_wait(&m, TU_WAIT_MS);
     assert_int_not_equal(st, -1);
@@ -532,29 +529,20 @@ static void
 test_late_call_cancelled_at_worker(void **state)
 {
     struct tu_rpc *c = tu_daemon_connect(&m);
-    struct proto_msg msg;
-    struct proto_error pe;
-    char params[256], *s;
+    char params[256];
     pid_t pid = the_worker(c);
     uint32_t spin, late;
 
     (void)state;
-    snprintf(params, sizeof params, "[\"%s\", \"spin\", null]", id);
-    spin = tu_rpc_send(c, "call", params);
-    TU_UNTIL(tu_file_contains(logfile, "spinning"), TU_WAIT_MS);
+    spin = start_spin(c);
     snprintf(params, sizeof params,
              "[\"%s\", \"count\", null, {\"timeout_ms\": 300}]", id);
     late = tu_rpc_send(c, "call", params);
     expect_manager_timeout(c, late);
-    snprintf(params, sizeof params, "[%u]", spin);
-    tu_rpc_notify(c, "cancel", params);
-    tu_rpc_expect_error(c, spin, "Cancelled", &msg, &pe);
-    proto_msg_release(&msg);
+    tu_rpc_cancel(c, spin);
+    tu_rpc_expect_cancelled(c, spin);
     /* The late call never ran: this is the first count. */
-    s = tu_rpc_call_fn(c, id, "count", "null", NULL);
-    assert_string_equal(s, "1");
-    free(s);
-    assert_int_equal(the_worker(c), pid);
+    expect_first_count(c, pid);
     tu_rpc_close(c);
 }
 
@@ -566,7 +554,7 @@ test_invoke_wait_bounded(void **state)
 {
     struct tu_rpc *c = tu_daemon_connect(&m);
     struct proto_msg req;
-    char params[256], *s;
+    char params[256];
     pid_t pid = the_worker(c);
     uint32_t mid;
 
@@ -586,10 +574,7 @@ test_invoke_wait_bounded(void **state)
     tu_rpc_respond(c, req.msgid, "1");
     proto_msg_release(&req);
     /* The worker, thawed, serves on (its late answer dropped). */
-    s = tu_rpc_call_fn(c, id, "count", "null", NULL);
-    assert_string_equal(s, "1");
-    free(s);
-    assert_int_equal(the_worker(c), pid);
+    expect_first_count(c, pid);
     tu_rpc_close(c);
 }
 

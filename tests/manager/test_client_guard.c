@@ -75,9 +75,7 @@ test_frozen_manager_call_ends_by_deadline(void **state)
     tu_daemon_init(&m);
     m.real = true;
     cfg = tu_daemon_file(&m, "host.config.js", config_js);
-    tu_daemon_manager(&m, NULL, NULL);
-    c = tu_daemon_connect(&m);
-    id = tu_rpc_attach(c, cfg);
+    id = tu_daemon_manager_host(&m, cfg, NULL, &c);
     assert_int_equal(tu_rpc_worker_pids(c, id, "ready", &worker, 1), 1);
     assert_int_equal(pipe(ready), 0);
     assert_int_equal(pipe(go), 0);
@@ -105,9 +103,7 @@ test_frozen_manager_call_ends_by_deadline(void **state)
     close(ready[1]);
     close(go[0]);
     close(go[1]);
-    tu_rpc_close(c);
-    free(id);
-    tu_daemon_stop(&m);
+    tu_daemon_stop_host(&m, c, id);
 }
 
 int

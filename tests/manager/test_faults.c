@@ -1,8 +1,8 @@
 /*
- * Faults and their handling (docs/lifecycle.md): workers killed with calls in flight,
- * crash loops and quarantine, the heap-limit recycle, unresponsive workers,
- * full queues, clients that leave mid-call, restart under load, stop, and
- * contexts (sticky, private VMs). The fake worker plays the faulty peer.
+ * Faults and their handling (docs/lifecycle.md): workers killed with calls in
+ * flight, crash loops and quarantine, the heap-limit recycle, unresponsive
+ * workers, full queues, clients that leave mid-call, restart under load, stop,
+ * and contexts (sticky, private VMs). The fake worker plays the faulty peer.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -20,27 +20,13 @@
 
 #include "tu_daemon.h"
 
-static pid_t
-one_pid(struct tu_rpc *c, const char *id)
-{
-    char *r = tu_rpc_call_fn(c, id, "pid", "null", NULL);
-    pid_t pid;
-
-    assert_non_null(r);
-    if (r[0] == '!')
-        fail_msg("pid: %s", r);
-    pid = atoi(r);
-    free(r);
-    return pid;
-}
-
 static void
 test_kill9_with_calls_in_flight(void **state)
 {
     struct tu_daemon m;
     struct tu_rpc *c;
     const char *cfg;
-    char *id, params[256], *res, path[512], *log;
+    char *id, params[256], *res;
     uint32_t ids[10];
     struct proto_msg msg;
     pid_t pid, pid2;
@@ -49,10 +35,8 @@ test_kill9_with_calls_in_flight(void **state)
     (void)state;
     tu_daemon_init(&m);
     cfg = tu_daemon_file(&m, "a.conf", "slow_ms=300\nlinger=60000\n");
-    tu_daemon_manager(&m, NULL, NULL);
-    c = tu_daemon_connect(&m);
-    id = tu_rpc_attach(c, cfg);
-    pid = one_pid(c, id);
+    id = tu_daemon_manager_host(&m, cfg, NULL, &c);
+    pid = tu_rpc_serving_pid(c, id);
     for (i = 0; i < 10; i++) {
         snprintf(params, sizeof params, "[\"%s\", \"echo\", %d]", id, i);
         ids[i] = tu_rpc_send(c, "call", params);
@@ -78,16 +62,11 @@ test_kill9_with_calls_in_flight(void **state)
     assert_true(crashed >= 1);
     assert_int_equal(crashed + ok, 10);
     /* Replaced at once: the next call is served by a new worker. */
-    pid2 = one_pid(c, id);
+    pid2 = tu_rpc_serving_pid(c, id);
     assert_int_not_equal(pid, pid2);
     assert_int_equal(tu_rpc_host_figure(c, id, "crashes"), 1);
-    snprintf(path, sizeof path, "%s/hosts/%s.log", m.rundir, id);
-    log = tu_read_text(path);
-    assert_non_null(strstr(log, "crashed: killed by signal 9"));
-    free(log);
-    tu_rpc_close(c);
-    free(id);
-    tu_daemon_stop(&m);
+    tu_daemon_expect_host_log(&m, id, "crashed: killed by signal 9");
+    tu_daemon_stop_host(&m, c, id);
 }
 
 static void
@@ -104,9 +83,7 @@ test_crash_loop_quarantine(void **state)
     tu_daemon_init(&m);
     cfg = tu_daemon_file(&m, "loop.conf",
                          "crash_after_ready_ms=30\nlinger=60000\n");
-    tu_daemon_manager(&m, NULL, NULL);
-    c = tu_daemon_connect(&m);
-    id = tu_rpc_attach(c, cfg);
+    id = tu_daemon_manager_host(&m, cfg, NULL, &c);
     TU_UNTIL(tu_rpc_host_in(c, id, "quarantined"), TU_WAIT_MS);
     r = tu_rpc_call_fn(c, id, "echo", "1", NULL);
     assert_true(strncmp(r, "!HostUnavailable", 16) == 0);
@@ -123,10 +100,8 @@ test_crash_loop_quarantine(void **state)
     assert_int_equal(tu_rpc_worker_pids(c, id, NULL, pids, 4), 0);
     /* Replacements backed off: 0, 100, 200, 300 ms, then quarantine. */
     {
-        char path[512], *log;
+        char *log = tu_read_text(tu_daemon_host_log(&m, id, 0));
 
-        snprintf(path, sizeof path, "%s/hosts/%s.log", m.rundir, id);
-        log = tu_read_text(path);
         assert_non_null(strstr(log, "replacing it in 0 ms"));
         assert_non_null(strstr(log, "replacing it in 300 ms"));
         assert_null(strstr(log, "replacing it in 400 ms"));
@@ -145,9 +120,7 @@ test_crash_loop_quarantine(void **state)
     assert_string_equal(r, "7");
     free(r);
     tu_rpc_close(c2);
-    tu_rpc_close(c);
-    free(id);
-    tu_daemon_stop(&m);
+    tu_daemon_stop_host(&m, c, id);
 }
 
 static void
@@ -162,9 +135,7 @@ test_recycle_is_not_a_crash(void **state)
     (void)state;
     tu_daemon_init(&m);
     cfg = tu_daemon_file(&m, "a.conf", "linger=60000\n");
-    tu_daemon_manager(&m, NULL, NULL);
-    c = tu_daemon_connect(&m);
-    id = tu_rpc_attach(c, cfg);
+    id = tu_daemon_manager_host(&m, cfg, NULL, &c);
     for (i = 0; i < 7; i++) {
         r = tu_rpc_call_fn(c, id, "exit75", "null", NULL);
         assert_true(strncmp(r, "!MemoryError", 12) == 0);
@@ -174,9 +145,7 @@ test_recycle_is_not_a_crash(void **state)
         free(r);
     }
     assert_int_equal(tu_rpc_host_figure(c, id, "crashes"), 0);
-    tu_rpc_close(c);
-    free(id);
-    tu_daemon_stop(&m);
+    tu_daemon_stop_host(&m, c, id);
 }
 
 static void
@@ -187,24 +156,17 @@ test_unresponsive_worker_killed(void **state)
                          NULL};
     struct tu_rpc *c;
     const char *cfg;
-    char *id, path[512], *log;
+    char *id;
     pid_t pids[2];
 
     (void)state;
     tu_daemon_init(&m);
     cfg = tu_daemon_file(&m, "a.conf", "no_pong=1\nlinger=60000\n");
-    tu_daemon_manager(&m, NULL, env);
-    c = tu_daemon_connect(&m);
-    id = tu_rpc_attach(c, cfg);
+    id = tu_daemon_manager_host(&m, cfg, env, &c);
     assert_int_equal(tu_rpc_worker_pids(c, id, NULL, pids, 2), 1);
     TU_UNTIL(tu_pid_gone(pids[0]), TU_WAIT_MS);
-    snprintf(path, sizeof path, "%s/hosts/%s.log", m.rundir, id);
-    log = tu_read_text(path);
-    assert_non_null(strstr(log, "no answer to ping"));
-    free(log);
-    tu_rpc_close(c);
-    free(id);
-    tu_daemon_stop(&m);
+    tu_daemon_expect_host_log(&m, id, "no answer to ping");
+    tu_daemon_stop_host(&m, c, id);
 }
 
 /* Sends n pipelined echo calls; counts results and Overloaded errors. */
@@ -281,9 +243,7 @@ test_overloaded(void **state)
     assert_true(over >= 1);
     assert_int_equal(ok + over, 8);
     tu_rpc_close(a);
-    tu_rpc_close(b);
-    free(id);
-    tu_daemon_stop(&m);
+    tu_daemon_stop_host(&m, b, id);
 }
 
 /* Whether the host's one worker has answered `calls` calls and has none in
@@ -320,7 +280,7 @@ test_client_leaves_mid_call(void **state)
     a = tu_daemon_connect(&m);
     b = tu_daemon_connect(&m);
     id = tu_rpc_attach(b, cfg);
-    pid = one_pid(b, id);
+    pid = tu_rpc_serving_pid(b, id);
     free(tu_rpc_attach(a, cfg));
     for (i = 0; i < 20; i++) {
         snprintf(params, sizeof params, "[\"%s\", \"echo\", %d]", id, i);
@@ -330,7 +290,7 @@ test_client_leaves_mid_call(void **state)
     /* The worker finishes a's calls (and b's pid call), answers go nowhere,
      * nothing leaks. */
     TU_UNTIL(drained(b, id, 1 + 20), TU_WAIT_MS);
-    assert_int_equal(one_pid(b, id), pid);
+    assert_int_equal(tu_rpc_serving_pid(b, id), pid);
     j = tu_rpc_ok(b, "status", "[]");
     assert_int_equal(json_integer_value(json_object_get(
                          json_object_get(j, "manager"), "clients")),
@@ -340,9 +300,7 @@ test_client_leaves_mid_call(void **state)
     assert_int_equal(json_integer_value(json_object_get(j, "holders")), 1);
     assert_int_equal(json_integer_value(json_object_get(j, "crashes")), 0);
     json_decref(j);
-    tu_rpc_close(b);
-    free(id);
-    tu_daemon_stop(&m);
+    tu_daemon_stop_host(&m, b, id);
 }
 
 /* A client making n calls; it writes a byte on `started` after the first. */
@@ -387,9 +345,7 @@ test_restart_under_load(void **state)
     (void)state;
     tu_daemon_init(&m);
     cfg = tu_daemon_file(&m, "a.conf", "workers=2\nslow_ms=2\nlinger=60000\n");
-    tu_daemon_manager(&m, NULL, NULL);
-    c = tu_daemon_connect(&m);
-    id = tu_rpc_attach(c, cfg);
+    id = tu_daemon_manager_host(&m, cfg, NULL, &c);
     TU_UNTIL(tu_rpc_worker_pids(c, id, "ready", before, 4) == 2, TU_WAIT_MS);
     assert_int_equal(pipe(started), 0);
     for (i = 0; i < 4; i++) {
@@ -419,9 +375,7 @@ test_restart_under_load(void **state)
     }
     TU_UNTIL(tu_pid_gone(before[0]), TU_WAIT_MS);
     TU_UNTIL(tu_pid_gone(before[1]), TU_WAIT_MS);
-    tu_rpc_close(c);
-    free(id);
-    tu_daemon_stop(&m);
+    tu_daemon_stop_host(&m, c, id);
 }
 
 static void
@@ -437,10 +391,8 @@ test_stop_then_attach_again(void **state)
     (void)state;
     tu_daemon_init(&m);
     cfg = tu_daemon_file(&m, "a.conf", "linger=60000\n");
-    tu_daemon_manager(&m, NULL, NULL);
-    c = tu_daemon_connect(&m);
-    id = tu_rpc_attach(c, cfg);
-    pid = one_pid(c, id);
+    id = tu_daemon_manager_host(&m, cfg, NULL, &c);
+    pid = tu_rpc_serving_pid(c, id);
     snprintf(params, sizeof params, "[\"%s\"]", id);
     j = tu_rpc_ok(c, "stop", params);
     assert_string_equal(json_string_value(json_object_get(j, "state")),
@@ -451,11 +403,9 @@ test_stop_then_attach_again(void **state)
     assert_true(strncmp(r, "!HostUnavailable", 16) == 0);
     free(r);
     free(tu_rpc_attach(c, cfg));
-    pid2 = one_pid(c, id);
+    pid2 = tu_rpc_serving_pid(c, id);
     assert_int_not_equal(pid, pid2);
-    tu_rpc_close(c);
-    free(id);
-    tu_daemon_stop(&m);
+    tu_daemon_stop_host(&m, c, id);
 }
 
 static void
@@ -553,29 +503,22 @@ test_stubborn_worker_gets_sigkill(void **state)
     const char *env[] = {"JSHOST_KILL_GRACE_MS=200", NULL};
     struct tu_rpc *c;
     const char *cfg;
-    char *id, params[256], path[512], *log;
+    char *id, params[256];
     pid_t pid;
     json_t *j;
 
     (void)state;
     tu_daemon_init(&m);
     cfg = tu_daemon_file(&m, "a.conf", "ignore_term=1\nlinger=100\n");
-    tu_daemon_manager(&m, NULL, env);
-    c = tu_daemon_connect(&m);
-    id = tu_rpc_attach(c, cfg);
-    pid = one_pid(c, id);
+    id = tu_daemon_manager_host(&m, cfg, env, &c);
+    pid = tu_rpc_serving_pid(c, id);
     snprintf(params, sizeof params, "[\"%s\"]", id);
     j = tu_rpc_ok(c, "detach", params);
     json_decref(j);
     /* Linger, SIGTERM ignored, SIGKILL after the grace. */
     TU_UNTIL(tu_pid_gone(pid), TU_WAIT_MS);
-    snprintf(path, sizeof path, "%s/hosts/%s.log", m.rundir, id);
-    log = tu_read_text(path);
-    assert_non_null(strstr(log, "did not stop after SIGTERM: SIGKILL"));
-    free(log);
-    tu_rpc_close(c);
-    free(id);
-    tu_daemon_stop(&m);
+    tu_daemon_expect_host_log(&m, id, "did not stop after SIGTERM: SIGKILL");
+    tu_daemon_stop_host(&m, c, id);
 }
 
 /* Bytes that came on a socket and are not read yet. */
@@ -648,9 +591,7 @@ test_slow_reader_backpressure(void **state)
     free(big);
     free(params);
     tu_rpc_close(slow);
-    tu_rpc_close(other);
-    free(id);
-    tu_daemon_stop(&m);
+    tu_daemon_stop_host(&m, other, id);
 }
 
 /* A busy worker does not hold status up: its figures are just older. */
@@ -668,9 +609,7 @@ test_status_not_held_by_busy_worker(void **state)
     (void)state;
     tu_daemon_init(&m);
     cfg = tu_daemon_file(&m, "a.conf", "linger=60000\n");
-    tu_daemon_manager(&m, NULL, NULL);
-    c = tu_daemon_connect(&m);
-    id = tu_rpc_attach(c, cfg);
+    id = tu_daemon_manager_host(&m, cfg, NULL, &c);
     snprintf(params, sizeof params, "[\"%s\", \"sleep\", 3000]", id);
     /* The manager reads the call before the status (one connection, in
      * order): the worker is busy with it when asked for its figures. */
@@ -686,9 +625,7 @@ test_status_not_held_by_busy_worker(void **state)
     proto_msg_release(&msg);
     assert_int_equal(tu_rpc_wait(c, call, &msg, TU_WAIT_MS), 1);
     proto_msg_release(&msg);
-    tu_rpc_close(c);
-    free(id);
-    tu_daemon_stop(&m);
+    tu_daemon_stop_host(&m, c, id);
 }
 
 /* A worker that never gets ready is killed; attach is answered, not held. */
@@ -729,19 +666,15 @@ test_worker_speaks_garbage(void **state)
     (void)state;
     tu_daemon_init(&m);
     cfg = tu_daemon_file(&m, "a.conf", "garbage_on_call=2\nlinger=60000\n");
-    tu_daemon_manager(&m, NULL, NULL);
-    c = tu_daemon_connect(&m);
-    id = tu_rpc_attach(c, cfg);
-    pid = one_pid(c, id);
+    id = tu_daemon_manager_host(&m, cfg, NULL, &c);
+    pid = tu_rpc_serving_pid(c, id);
     r = tu_rpc_call_fn(c, id, "echo", "1", NULL);
     assert_true(strncmp(r, "!HostCrashed", 12) == 0);
     free(r);
     TU_UNTIL(tu_pid_gone(pid), TU_WAIT_MS);
-    assert_int_not_equal(one_pid(c, id), pid);
+    assert_int_not_equal(tu_rpc_serving_pid(c, id), pid);
     assert_int_equal(tu_rpc_host_figure(c, id, "crashes"), 1);
-    tu_rpc_close(c);
-    free(id);
-    tu_daemon_stop(&m);
+    tu_daemon_stop_host(&m, c, id);
 }
 
 /* A private VM whose worker dies: its contexts answer, new ones on it are

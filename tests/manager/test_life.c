@@ -136,18 +136,11 @@ test_hello_attach_call(void **state)
     json_decref(j);
 
     /* The host log has the manager's lines and the worker's output. */
-    {
-        char path[512];
-
-        snprintf(path, sizeof path, "%s/hosts/%s.log", m.rundir, id);
-        log = tu_read_text(path);
-        assert_non_null(strstr(log, "ready"));
-        assert_non_null(strstr(log, "fake worker"));
-        free(log);
-    }
-    tu_rpc_close(c);
-    free(id);
-    tu_daemon_stop(&m);
+    log = tu_read_text(tu_daemon_host_log(&m, id, 0));
+    assert_non_null(strstr(log, "ready"));
+    assert_non_null(strstr(log, "fake worker"));
+    free(log);
+    tu_daemon_stop_host(&m, c, id);
 }
 
 static void
@@ -221,7 +214,7 @@ test_linger_expiry_and_cancel(void **state)
 {
     struct tu_daemon m;
     struct tu_rpc *c, *c2;
-    char *id, *id2, *wid, params[256], call[256], *r, *log, path[512];
+    char *id, *id2, *wid, params[256], call[256], *r;
     const char *cfg, *wcfg;
     pid_t pids[4], pids2[4], wpids[4];
     int64_t t0;
@@ -256,10 +249,7 @@ test_linger_expiry_and_cancel(void **state)
     TU_UNTIL(lingering(c, id), TU_WAIT_MS);
     /* Cancel: attach again within the linger. */
     free(tu_rpc_attach(c, cfg));
-    snprintf(path, sizeof path, "%s/hosts/%s.log", m.rundir, id);
-    log = tu_read_text(path);
-    assert_non_null(strstr(log, "linger cancelled: attached again"));
-    free(log);
+    tu_daemon_expect_host_log(&m, id, "linger cancelled: attached again");
     /* The witness's linger runs out and it is stopped: a timer of a.conf
      * that the attach had not cancelled would have fired in that same pass
      * and stopped a.conf's worker as well. */
@@ -361,9 +351,7 @@ test_no_idle_exit_and_sigint(void **state)
     TU_UNTIL(tu_pid_gone(pids[0]), TU_WAIT_MS);
     assert_false(tu_exists(m.sock));
     assert_false(tu_exists(pidpath));
-    tu_rpc_close(c);
-    free(id);
-    tu_daemon_stop(&m);
+    tu_daemon_stop_host(&m, c, id);
 }
 
 /* A daemonized manager (it moves to /) given a relative JSHOST_WORKER still
@@ -688,9 +676,7 @@ test_garbage_and_half_messages(void **state)
     (void)state;
     tu_daemon_init(&m);
     cfg = tu_daemon_file(&m, "a.conf", "linger=60000\n");
-    tu_daemon_manager(&m, NULL, NULL);
-    good = tu_daemon_connect(&m);
-    id = tu_rpc_attach(good, cfg);
+    id = tu_daemon_manager_host(&m, cfg, NULL, &good);
 
     bad = tu_daemon_connect(&m);
     tu_rpc_send_raw(bad, garbage, sizeof garbage);
@@ -738,9 +724,7 @@ test_garbage_and_half_messages(void **state)
     assert_string_equal(r, "\"still here\"");
     free(r);
     tu_rpc_close(half);
-    tu_rpc_close(good);
-    free(id);
-    tu_daemon_stop(&m);
+    tu_daemon_stop_host(&m, good, id);
 }
 
 static void
@@ -756,9 +740,7 @@ test_shutdown(void **state)
     (void)state;
     tu_daemon_init(&m);
     cfg = tu_daemon_file(&m, "a.conf", "workers=2\n");
-    tu_daemon_manager(&m, NULL, NULL);
-    c = tu_daemon_connect(&m);
-    id = tu_rpc_attach(c, cfg);
+    id = tu_daemon_manager_host(&m, cfg, NULL, &c);
     TU_UNTIL(tu_rpc_worker_pids(c, id, "ready", pids, 4) == 2, TU_WAIT_MS);
     r = tu_rpc_call(c, "shutdown", "[]");
     assert_string_equal(r, "null");
@@ -768,9 +750,7 @@ test_shutdown(void **state)
     assert_true(tu_pid_gone(pids[0]));
     assert_true(tu_pid_gone(pids[1]));
     assert_false(tu_exists(m.sock));
-    tu_rpc_close(c);
-    free(id);
-    tu_daemon_stop(&m);
+    tu_daemon_stop_host(&m, c, id);
 }
 
 static void
@@ -785,9 +765,7 @@ test_sigterm_stops_workers(void **state)
     (void)state;
     tu_daemon_init(&m);
     cfg = tu_daemon_file(&m, "a.conf", "linger=60000\n");
-    tu_daemon_manager(&m, NULL, NULL);
-    c = tu_daemon_connect(&m);
-    id = tu_rpc_attach(c, cfg);
+    id = tu_daemon_manager_host(&m, cfg, NULL, &c);
     assert_int_equal(tu_rpc_worker_pids(c, id, NULL, pids, 4), 1);
     tu_daemon_stop(&m); /* asserts exit 0 and no socket */
     TU_UNTIL(tu_pid_gone(pids[0]), TU_WAIT_MS);
@@ -810,9 +788,7 @@ test_manager_killed(void **state)
     (void)state;
     tu_daemon_init(&m);
     cfg = tu_daemon_file(&m, "a.conf", "linger=60000\n");
-    tu_daemon_manager(&m, NULL, NULL);
-    c = tu_daemon_connect(&m);
-    id = tu_rpc_attach(c, cfg);
+    id = tu_daemon_manager_host(&m, cfg, NULL, &c);
     assert_int_equal(tu_rpc_worker_pids(c, id, NULL, pids, 2), 1);
     kill(m.pid, SIGKILL);
     st = tu_daemon_wait(&m, TU_WAIT_MS);
@@ -826,9 +802,7 @@ test_manager_killed(void **state)
     c = tu_daemon_connect(&m);
     free(id);
     id = tu_rpc_attach(c, cfg);
-    tu_rpc_close(c);
-    free(id);
-    tu_daemon_stop(&m);
+    tu_daemon_stop_host(&m, c, id);
 }
 
 /* A message past the size limit closes that connection only. */
@@ -885,9 +859,7 @@ test_random_bytes_from_many(void **state)
     (void)state;
     tu_daemon_init(&m);
     cfg = tu_daemon_file(&m, "a.conf", "workers=2\nlinger=60000\n");
-    tu_daemon_manager(&m, NULL, NULL);
-    c = tu_daemon_connect(&m);
-    id = tu_rpc_attach(c, cfg);
+    id = tu_daemon_manager_host(&m, cfg, NULL, &c);
     for (i = 0; i < BAD + GOOD; i++) {
         kids[i] = fork();
         assert_true(kids[i] >= 0);
@@ -940,9 +912,7 @@ test_random_bytes_from_many(void **state)
         assert_int_equal(WEXITSTATUS(st), 0);
     }
     free(tu_rpc_call(c, "ping", "[]"));
-    tu_rpc_close(c);
-    free(id);
-    tu_daemon_stop(&m);
+    tu_daemon_stop_host(&m, c, id);
 }
 
 int

@@ -23,60 +23,6 @@
 #include "hostid.h"
 #include "tu_daemon.h"
 
-/* Reads until a notification comes; asserts it is the error notification
- * with `words`, and that the stream ends right after it. */
-static void
-expect_refused(struct tu_rpc *c, const char *words)
-{
-    struct proto_msg msg;
-    struct proto_error pe;
-    int rc;
-
-    rc = tu_rpc_read(c, &msg, TU_WAIT_MS);
-    if (rc != 1)
-        fail_msg("no error notification (read: %d, %s)", rc, tu_rpc_error(c));
-    assert_int_equal(msg.kind, PROTO_NOTIFICATION);
-    assert_true(proto_msg_is(&msg, "error"));
-    assert_int_equal(msg.params.via.array.size, 1);
-    assert_int_equal(proto_error_from_object(&msg.params.via.array.ptr[0], &pe),
-                     0);
-    assert_int_equal(pe.type, PROTO_ERR_PROTOCOL);
-    if (pe.message == NULL ||
-        memmem(pe.message, pe.message_len, words, strlen(words)) == NULL)
-        fail_msg("error notification without '%s': %.*s", words,
-                 (int)pe.message_len, pe.message ? pe.message : "");
-    proto_msg_release(&msg);
-    assert_int_equal(tu_rpc_read(c, &msg, TU_WAIT_MS), -1);
-}
-
-/* The head of a `ping` request whose one param is a str of `len` bytes,
- * the str's bytes not included; its msgid in *msgid. */
-static size_t
-big_head(struct tu_rpc *c, unsigned char *buf, uint32_t len, uint32_t *msgid)
-{
-    uint32_t id = tu_rpc_next_msgid(c);
-    size_t n = 0;
-
-    *msgid = id;
-    buf[n++] = 0x94; /* [0, id, "ping", [str32]] */
-    buf[n++] = 0x00;
-    buf[n++] = 0xce;
-    buf[n++] = (unsigned char)(id >> 24);
-    buf[n++] = (unsigned char)(id >> 16);
-    buf[n++] = (unsigned char)(id >> 8);
-    buf[n++] = (unsigned char)id;
-    buf[n++] = 0xa4;
-    memcpy(buf + n, "ping", 4);
-    n += 4;
-    buf[n++] = 0x91;
-    buf[n++] = 0xdb;
-    buf[n++] = (unsigned char)(len >> 24);
-    buf[n++] = (unsigned char)(len >> 16);
-    buf[n++] = (unsigned char)(len >> 8);
-    buf[n++] = (unsigned char)len;
-    return n;
-}
-
 /* Half a message, then silence: the connection is closed after the idle
  * timeout, with an error notification; others are not affected. */
 static void
@@ -96,27 +42,16 @@ test_partial_message_idle(void **state)
     c = tu_daemon_connect(&m);
     other = tu_daemon_connect(&m);
     tu_rpc_check(c, "ping", "[]", "\"pong\"");
-    n = big_head(c, head, 200, &id);
+    n = tu_rpc_ping_head(c, head, 200, &id);
     (void)id;
     tu_rpc_send_raw(c, head, n);
     memset(half, 'x', sizeof half);
     tu_rpc_send_raw(c, half, sizeof half);
-    expect_refused(c, "unfinished message");
+    tu_rpc_expect_refused(c, "unfinished message");
     tu_rpc_check(other, "ping", "[]", "\"pong\"");
     tu_rpc_close(c);
     tu_rpc_close(other);
     tu_daemon_stop(&m);
-}
-
-static long
-partial_bytes(struct tu_rpc *c)
-{
-    json_t *j = tu_rpc_ok(c, "status", "[]");
-    long n = (long)json_integer_value(
-        json_object_get(json_object_get(j, "manager"), "partial_bytes"));
-
-    json_decref(j);
-    return n;
 }
 
 /* Unfinished messages across connections past the total: the connection
@@ -142,36 +77,25 @@ test_partial_messages_total(void **state)
     watch = tu_daemon_connect(&m);
     body = malloc(LEN);
     memset(body, 'x', LEN);
-    n = big_head(a, head, LEN, &ida);
+    n = tu_rpc_ping_head(a, head, LEN, &ida);
     tu_rpc_send_raw(a, head, n);
     tu_rpc_send_raw(a, body, SENT);
-    TU_UNTIL(partial_bytes(watch) >= SENT, TU_WAIT_MS);
-    n = big_head(b, head, LEN, &idb);
+    TU_UNTIL(tu_rpc_manager_figure(watch, "partial_bytes") >= SENT, TU_WAIT_MS);
+    n = tu_rpc_ping_head(b, head, LEN, &idb);
     tu_rpc_send_raw(b, head, n);
     tu_rpc_send_raw(b, body, SENT);
-    expect_refused(b, "unfinished messages");
+    tu_rpc_expect_refused(b, "unfinished messages");
     /* a's message finishes: answered (ping takes no params). */
     tu_rpc_send_raw(a, body, LEN - SENT);
     assert_int_equal(tu_rpc_wait(a, ida, &msg, TU_WAIT_MS), 1);
     assert_int_equal(msg.error.type, MSGPACK_OBJECT_MAP);
     proto_msg_release(&msg);
-    TU_UNTIL(partial_bytes(watch) == 0, TU_WAIT_MS);
+    TU_UNTIL(tu_rpc_manager_figure(watch, "partial_bytes") == 0, TU_WAIT_MS);
     free(body);
     tu_rpc_close(a);
     tu_rpc_close(b);
     tu_rpc_close(watch);
     tu_daemon_stop(&m);
-}
-
-static long
-clients(struct tu_rpc *c)
-{
-    json_t *j = tu_rpc_ok(c, "status", "[]");
-    long n = (long)json_integer_value(
-        json_object_get(json_object_get(j, "manager"), "clients"));
-
-    json_decref(j);
-    return n;
 }
 
 /* Connections per manager: past the limit a new one is told why and
@@ -192,13 +116,13 @@ test_connections_limit(void **state)
         tu_rpc_check(c[i], "ping", "[]", "\"pong\"");
         /* The probe that saw the manager listen is gone before more come. */
         if (i == 0)
-            TU_UNTIL(clients(c[0]) == 1, TU_WAIT_MS);
+            TU_UNTIL(tu_rpc_manager_figure(c[0], "clients") == 1, TU_WAIT_MS);
     }
     c[3] = tu_daemon_connect(&m);
-    expect_refused(c[3], "too many connections");
+    tu_rpc_expect_refused(c[3], "too many connections");
     tu_rpc_close(c[3]);
     tu_rpc_close(c[2]);
-    TU_UNTIL(clients(c[0]) == 2, TU_WAIT_MS);
+    TU_UNTIL(tu_rpc_manager_figure(c[0], "clients") == 2, TU_WAIT_MS);
     c[2] = tu_daemon_connect(&m);
     tu_rpc_check(c[2], "ping", "[]", "\"pong\"");
     for (i = 0; i < 3; i++)
@@ -248,15 +172,6 @@ test_private_vm_limits(void **state)
     tu_daemon_stop(&m);
 }
 
-static char *
-log_path(struct tu_daemon *m, const char *id, const char *suffix)
-{
-    char path[512];
-
-    snprintf(path, sizeof path, "%s/hosts/%s.log%s", m->rundir, id, suffix);
-    return strdup(path);
-}
-
 /* The host log is rotated past its size, keeping the last N files, none
  * much past the size. */
 static void
@@ -268,18 +183,17 @@ test_log_rotation(void **state)
                          NULL};
     struct tu_rpc *c;
     const char *cfg;
-    char *id, *r, *p0, *p1, *p2, *p3;
+    char *id, *r;
+    const char *p0, *p1, *p2, *p3;
 
     (void)state;
     tu_daemon_init(&m);
     cfg = tu_daemon_file(&m, "a.conf", "linger=60000\n");
-    tu_daemon_manager(&m, NULL, env);
-    c = tu_daemon_connect(&m);
-    id = tu_rpc_attach(c, cfg);
-    p0 = log_path(&m, id, "");
-    p1 = log_path(&m, id, ".1");
-    p2 = log_path(&m, id, ".2");
-    p3 = log_path(&m, id, ".3");
+    id = tu_daemon_manager_host(&m, cfg, env, &c);
+    p0 = tu_daemon_host_log(&m, id, 0);
+    p1 = tu_daemon_host_log(&m, id, 1);
+    p2 = tu_daemon_host_log(&m, id, 2);
+    p3 = tu_daemon_host_log(&m, id, 3);
     /* 2000 lines of 100 bytes: ten times the size. */
     r = tu_rpc_call_fn(c, id, "print", "2000", NULL);
     assert_string_equal(r, "2000");
@@ -304,19 +218,19 @@ test_log_rotation(void **state)
     r = tu_rpc_call_fn(c, id, "echo", "1", NULL);
     assert_string_equal(r, "1");
     free(r);
-    free(p0);
-    free(p1);
-    free(p2);
-    free(p3);
-    tu_rpc_close(c);
-    free(id);
-    tu_daemon_stop(&m);
+    tu_daemon_stop_host(&m, c, id);
 }
 
-static long
-host_figure_of(struct tu_rpc *c, const char *id, const char *key)
+/* The host log of config, known before its attach: the host id is made
+ * from the config's real path. */
+static const char *
+host_log_of_config(struct tu_daemon *m, const char *cfg)
 {
-    return tu_rpc_host_figure(c, id, key);
+    char real[4096], hid[17];
+
+    assert_non_null(realpath(cfg, real));
+    hostid_make(real, hid);
+    return tu_daemon_host_log(m, hid, 0);
 }
 
 /* A log that cannot be written (a full disk: /dev/full) is reported in
@@ -327,16 +241,13 @@ test_log_full_disk(void **state)
     struct tu_daemon m;
     struct tu_rpc *c;
     const char *cfg;
-    char *id, *r, real[4096], hid[17], path[600], mlog[600];
+    char *id, *r, mlog[600];
 
     (void)state;
     tu_daemon_init(&m);
     cfg = tu_daemon_file(&m, "a.conf", "linger=60000\n");
     tu_daemon_manager(&m, NULL, NULL);
-    assert_non_null(realpath(cfg, real));
-    hostid_make(real, hid);
-    snprintf(path, sizeof path, "%s/hosts/%s.log", m.rundir, hid);
-    assert_int_equal(symlink("/dev/full", path), 0);
+    assert_int_equal(symlink("/dev/full", host_log_of_config(&m, cfg)), 0);
     c = tu_daemon_connect(&m);
     id = tu_rpc_attach(c, cfg);
     r = tu_rpc_call_fn(c, id, "print", "10", NULL);
@@ -344,13 +255,11 @@ test_log_full_disk(void **state)
     free(r);
     snprintf(mlog, sizeof mlog, "%s/manager.log", m.rundir);
     TU_UNTIL(tu_file_contains(mlog, strerror(ENOSPC)), TU_WAIT_MS);
-    TU_UNTIL(host_figure_of(c, id, "log_dropped") > 0, TU_WAIT_MS);
+    TU_UNTIL(tu_rpc_host_figure(c, id, "log_dropped") > 0, TU_WAIT_MS);
     r = tu_rpc_call_fn(c, id, "echo", "2", NULL);
     assert_string_equal(r, "2");
     free(r);
-    tu_rpc_close(c);
-    free(id);
-    tu_daemon_stop(&m);
+    tu_daemon_stop_host(&m, c, id);
 }
 
 /* A log that cannot be opened (here a directory stands where it goes):
@@ -361,15 +270,13 @@ test_log_cannot_open(void **state)
     struct tu_daemon m;
     struct tu_rpc *c;
     const char *cfg;
-    char *id, *r, real[4096], hid[17], path[600], mlog[600];
+    char *id, *r, path[600], mlog[600];
 
     (void)state;
     tu_daemon_init(&m);
     cfg = tu_daemon_file(&m, "a.conf", "linger=60000\n");
     tu_daemon_manager(&m, NULL, NULL);
-    assert_non_null(realpath(cfg, real));
-    hostid_make(real, hid);
-    snprintf(path, sizeof path, "%s/hosts/%s.log", m.rundir, hid);
+    snprintf(path, sizeof path, "%s", host_log_of_config(&m, cfg));
     assert_int_equal(mkdir(path, 0700), 0);
     c = tu_daemon_connect(&m);
     id = tu_rpc_attach(c, cfg);
@@ -404,11 +311,11 @@ test_options(void **state)
     tu_daemon_manager(&m, args, env);
     a = tu_daemon_connect(&m);
     /* The probe that saw it listen has gone: a is the one connection. */
-    TU_UNTIL(clients(a) == 1, TU_WAIT_MS);
+    TU_UNTIL(tu_rpc_manager_figure(a, "clients") == 1, TU_WAIT_MS);
     b = tu_daemon_connect(&m);
     tu_rpc_check(b, "ping", "[]", "\"pong\"");
     c = tu_daemon_connect(&m);
-    expect_refused(c, "too many connections");
+    tu_rpc_expect_refused(c, "too many connections");
     tu_rpc_close(c);
     tu_rpc_close(b);
     tu_rpc_close(a);
@@ -457,10 +364,10 @@ test_direct_socket_limits(void **state)
     assert_non_null(d);
     json_decref(r);
     tu_rpc_check(d, "ping", "[]", "\"pong\"");
-    n = big_head(d, head, 200, &id);
+    n = tu_rpc_ping_head(d, head, 200, &id);
     tu_rpc_send_raw(d, head, n);
     tu_rpc_send_raw(d, "xx", 2);
-    expect_refused(d, "unfinished message got no byte");
+    tu_rpc_expect_refused(d, "unfinished message got no byte");
     tu_rpc_close(d);
     tu_rpc_close(c);
     tu_daemon_stop(&m);

@@ -51,9 +51,7 @@ setup(void **state)
     tu_daemon_init(&m);
     m.real = true;
     cfg = tu_daemon_file(&m, "host.config.js", config_js);
-    tu_daemon_manager(&m, NULL, NULL);
-    c = tu_daemon_connect(&m);
-    id = tu_rpc_attach(c, cfg);
+    id = tu_daemon_manager_host(&m, cfg, NULL, &c);
     return 0;
 }
 
@@ -61,9 +59,7 @@ static int
 teardown(void **state)
 {
     (void)state;
-    tu_rpc_close(c);
-    free(id);
-    tu_daemon_stop(&m);
+    tu_daemon_stop_host(&m, c, id);
     return 0;
 }
 
@@ -270,9 +266,7 @@ test_busy_worker_not_killed(void **state)
     tu_daemon_init(&m2);
     m2.real = true;
     cfg = tu_daemon_file(&m2, "host.config.js", config_js);
-    tu_daemon_manager(&m2, NULL, env);
-    c2 = tu_daemon_connect(&m2);
-    id2 = tu_rpc_attach(c2, cfg);
+    id2 = tu_daemon_manager_host(&m2, cfg, env, &c2);
     assert_int_equal(tu_rpc_worker_pids(c2, id2, "ready", pids, 2), 1);
     snprintf(params, sizeof params,
              "[\"%s\", \"spin\", null, {\"timeout_ms\": 1500}]", id2);
@@ -288,9 +282,7 @@ test_busy_worker_not_killed(void **state)
     }
     assert_int_equal(tu_rpc_worker_pids(c2, id2, "ready", after, 2), 1);
     assert_int_equal(after[0], pids[0]);
-    tu_rpc_close(c2);
-    free(id2);
-    tu_daemon_stop(&m2);
+    tu_daemon_stop_host(&m2, c2, id2);
 }
 
 int

@@ -23,50 +23,6 @@
 
 #include "tu_daemon.h"
 
-static pid_t
-one_pid(struct tu_rpc *c, const char *id)
-{
-    char *r = tu_rpc_call_fn(c, id, "pid", "null", NULL);
-    pid_t pid;
-
-    assert_non_null(r);
-    if (r[0] == '!')
-        fail_msg("pid: %s", r);
-    pid = atoi(r);
-    free(r);
-    return pid;
-}
-
-static char *
-host_log(struct tu_daemon *m, const char *id)
-{
-    char path[512];
-
-    snprintf(path, sizeof path, "%s/hosts/%s.log", m->rundir, id);
-    return tu_read_text(path);
-}
-
-static bool
-host_log_has(struct tu_daemon *m, const char *id, const char *words)
-{
-    char *log = host_log(m, id);
-    bool yes = strstr(log, words) != NULL;
-
-    free(log);
-    return yes;
-}
-
-/* Asserts the host's log has `words`, showing the log when it has not. */
-static void
-expect_host_log(struct tu_daemon *m, const char *id, const char *words)
-{
-    char *log = host_log(m, id);
-
-    if (strstr(log, words) == NULL)
-        fail_msg("the host log has no '%s':\n%s", words, log);
-    free(log);
-}
-
 /* Waits for msgid's answer and asserts an error of `type` whose message
  * has `words`; returns how long it took from `t0`. */
 static int64_t
@@ -108,10 +64,8 @@ test_sigstop_relayed_calls_time_out(void **state)
     (void)state;
     tu_daemon_init(&m);
     cfg = tu_daemon_file(&m, "a.conf", "timeout=800\nlinger=60000\n");
-    tu_daemon_manager(&m, NULL, env);
-    c = tu_daemon_connect(&m);
-    id = tu_rpc_attach(c, cfg);
-    pid = one_pid(c, id);
+    id = tu_daemon_manager_host(&m, cfg, env, &c);
+    pid = tu_rpc_serving_pid(c, id);
     assert_int_equal(kill(pid, SIGSTOP), 0);
     t0 = tu_now_ms();
     snprintf(params, sizeof params,
@@ -128,11 +82,9 @@ test_sigstop_relayed_calls_time_out(void **state)
     TU_UNTIL(tu_pid_gone(pid), TU_WAIT_MS);
     TU_UNTIL(tu_rpc_worker_pids(c, id, "ready", &pid2, 1) == 1 && pid2 != pid,
              TU_WAIT_MS);
-    assert_int_not_equal(one_pid(c, id), pid);
-    expect_host_log(&m, id, "no answer");
-    tu_rpc_close(c);
-    free(id);
-    tu_daemon_stop(&m);
+    assert_int_not_equal(tu_rpc_serving_pid(c, id), pid);
+    tu_daemon_expect_host_log(&m, id, "no answer");
+    tu_daemon_stop_host(&m, c, id);
 }
 
 /*
@@ -156,10 +108,8 @@ test_late_answer_dropped_worker_kept(void **state)
     (void)state;
     tu_daemon_init(&m);
     cfg = tu_daemon_file(&m, "a.conf", "linger=60000\n");
-    tu_daemon_manager(&m, NULL, env);
-    c = tu_daemon_connect(&m);
-    id = tu_rpc_attach(c, cfg);
-    pid = one_pid(c, id);
+    id = tu_daemon_manager_host(&m, cfg, env, &c);
+    pid = tu_rpc_serving_pid(c, id);
     assert_int_equal(kill(pid, SIGSTOP), 0);
     snprintf(params, sizeof params,
              "[\"%s\", \"echo\", 1, {\"timeout_ms\": 200}]", id);
@@ -170,14 +120,12 @@ test_late_answer_dropped_worker_kept(void **state)
     r = tu_rpc_call_fn(c, id, "echo", "7", NULL);
     assert_string_equal(r, "7");
     free(r);
-    assert_int_equal(one_pid(c, id), pid);
+    assert_int_equal(tu_rpc_serving_pid(c, id), pid);
     h = tu_rpc_host(c, id);
     assert_int_equal(json_integer_value(json_object_get(h, "queued")), 0);
     assert_int_equal(json_integer_value(json_object_get(h, "crashes")), 0);
     json_decref(h);
-    tu_rpc_close(c);
-    free(id);
-    tu_daemon_stop(&m);
+    tu_daemon_stop_host(&m, c, id);
 }
 
 /* A call waiting for a worker (none ready yet) is held to its deadline as
@@ -233,9 +181,7 @@ test_attach_twice_detach_once(void **state)
     (void)state;
     tu_daemon_init(&m);
     cfg = tu_daemon_file(&m, "a.conf", "linger=100\n");
-    tu_daemon_manager(&m, NULL, NULL);
-    c = tu_daemon_connect(&m);
-    id = tu_rpc_attach(c, cfg);
+    id = tu_daemon_manager_host(&m, cfg, NULL, &c);
     id2 = tu_rpc_attach(c, cfg);
     assert_string_equal(id, id2);
     snprintf(params, sizeof params, "[\"%s\"]", id);
@@ -318,9 +264,7 @@ test_pool_survives_kills_of_served_workers(void **state)
     (void)state;
     tu_daemon_init(&m);
     cfg = tu_daemon_file(&m, "a.conf", "workers=2\nlinger=60000\n");
-    tu_daemon_manager(&m, NULL, env);
-    c = tu_daemon_connect(&m);
-    id = tu_rpc_attach(c, cfg);
+    id = tu_daemon_manager_host(&m, cfg, env, &c);
     for (round = 0; round < 3; round++) {
         TU_UNTIL(tu_rpc_worker_pids(c, id, "ready", now, 2) == 2, TU_WAIT_MS);
         serve_both(c, id, pids);
@@ -335,10 +279,9 @@ test_pool_survives_kills_of_served_workers(void **state)
     r = tu_rpc_call_fn(c, id, "echo", "1", NULL);
     assert_string_equal(r, "1");
     free(r);
-    assert_false(host_log_has(&m, id, "quarantined"));
-    tu_rpc_close(c);
-    free(id);
-    tu_daemon_stop(&m);
+    assert_false(
+        tu_file_contains(tu_daemon_host_log(&m, id, 0), "quarantined"));
+    tu_daemon_stop_host(&m, c, id);
 }
 
 /* Workers that die young count, and the threshold scales with the pool:
@@ -355,15 +298,11 @@ test_young_crashes_scale_with_pool(void **state)
     tu_daemon_init(&m);
     cfg = tu_daemon_file(&m, "a.conf",
                          "workers=2\ncrash_after_ready_ms=30\nlinger=60000\n");
-    tu_daemon_manager(&m, NULL, NULL);
-    c = tu_daemon_connect(&m);
-    id = tu_rpc_attach(c, cfg);
+    id = tu_daemon_manager_host(&m, cfg, NULL, &c);
     TU_UNTIL(tu_rpc_host_in(c, id, "quarantined"), TU_WAIT_MS);
-    expect_host_log(&m, id, "quarantined after 10 crashes");
+    tu_daemon_expect_host_log(&m, id, "quarantined after 10 crashes");
     assert_int_equal(tu_rpc_host_figure(c, id, "crashes"), 10);
-    tu_rpc_close(c);
-    free(id);
-    tu_daemon_stop(&m);
+    tu_daemon_stop_host(&m, c, id);
 }
 
 /*
@@ -384,27 +323,25 @@ test_quarantine_expires_and_backs_off(void **state)
     tu_daemon_init(&m);
     cfg = tu_daemon_file(&m, "loop.conf",
                          "crash_after_ready_ms=30\nlinger=60000\n");
-    tu_daemon_manager(&m, NULL, env);
-    c = tu_daemon_connect(&m);
-    id = tu_rpc_attach(c, cfg);
-    TU_UNTIL(host_log_has(&m, id, "for 300 ms"), TU_WAIT_MS);
+    id = tu_daemon_manager_host(&m, cfg, env, &c);
+    TU_UNTIL(tu_file_contains(tu_daemon_host_log(&m, id, 0), "for 300 ms"),
+             TU_WAIT_MS);
     r = tu_rpc_call_fn(c, id, "echo", "1", NULL);
     assert_true(strncmp(r, "!HostUnavailable", 16) == 0);
     assert_non_null(strstr(r, "quarantined"));
     assert_true(strstr(r, "ms left") != NULL || strstr(r, "over") != NULL);
     free(r);
     /* Over, tried again, quarantined again for twice as long. */
-    TU_UNTIL(host_log_has(&m, id, "for 600 ms"), TU_WAIT_MS);
-    expect_host_log(&m, id, "quarantine over");
+    TU_UNTIL(tu_file_contains(tu_daemon_host_log(&m, id, 0), "for 600 ms"),
+             TU_WAIT_MS);
+    tu_daemon_expect_host_log(&m, id, "quarantine over");
     /* The config is fixed: the next try serves, with no restart. */
     tu_daemon_file(&m, "loop.conf", "linger=60000\n");
     TU_UNTIL(tu_rpc_host_in(c, id, "ready"), TU_WAIT_MS);
     r = tu_rpc_call_fn(c, id, "echo", "5", NULL);
     assert_string_equal(r, "5");
     free(r);
-    tu_rpc_close(c);
-    free(id);
-    tu_daemon_stop(&m);
+    tu_daemon_stop_host(&m, c, id);
 }
 
 /* A worker recycled for its heap limit again and again (a timer that
@@ -423,17 +360,13 @@ test_heap_recycle_loop_quarantines(void **state)
     tu_daemon_init(&m);
     cfg = tu_daemon_file(&m, "a.conf",
                          "recycle_after_ready_ms=20\nlinger=60000\n");
-    tu_daemon_manager(&m, NULL, env);
-    c = tu_daemon_connect(&m);
-    id = tu_rpc_attach(c, cfg);
+    id = tu_daemon_manager_host(&m, cfg, env, &c);
     TU_UNTIL(tu_rpc_host_in(c, id, "quarantined"), TU_WAIT_MS);
-    expect_host_log(&m, id, "recycled for its heap limit");
+    tu_daemon_expect_host_log(&m, id, "recycled for its heap limit");
     r = tu_rpc_call_fn(c, id, "echo", "1", NULL);
     assert_true(strncmp(r, "!HostUnavailable", 16) == 0);
     free(r);
-    tu_rpc_close(c);
-    free(id);
-    tu_daemon_stop(&m);
+    tu_daemon_stop_host(&m, c, id);
 }
 
 int

@@ -150,6 +150,23 @@ tu_daemon_stop(struct tu_daemon *d)
     tu_daemon_cleanup(d);
 }
 
+char *
+tu_daemon_manager_host(struct tu_daemon *d, const char *config,
+                       const char *const *env, struct tu_rpc **c)
+{
+    tu_daemon_manager(d, NULL, env);
+    *c = tu_daemon_connect(d);
+    return tu_rpc_attach(*c, config);
+}
+
+void
+tu_daemon_stop_host(struct tu_daemon *d, struct tu_rpc *c, char *id)
+{
+    tu_rpc_close(c);
+    free(id);
+    tu_daemon_stop(d);
+}
+
 void
 tu_daemon_cleanup(struct tu_daemon *d)
 {
@@ -166,13 +183,13 @@ tu_daemon_log(struct tu_daemon *d)
     return tu_read_text(d->log);
 }
 
-/* A static ring of four paths: a few can be used in one call. */
+/* A static ring of eight paths: a few can be used in one call. */
 static const char *
 tu__ring(const char *path)
 {
-    static char ring[4][1024];
+    static char ring[8][1024];
     static unsigned next;
-    char *r = ring[next++ % 4];
+    char *r = ring[next++ % 8];
 
     snprintf(r, sizeof ring[0], "%s", path);
     return r;
@@ -186,6 +203,30 @@ tu_daemon_file(struct tu_daemon *d, const char *name, const char *text)
 
     free(p);
     return r;
+}
+
+const char *
+tu_daemon_host_log(struct tu_daemon *d, const char *id, int rotated)
+{
+    char path[1024];
+
+    if (rotated > 0)
+        snprintf(path, sizeof path, "%s/hosts/%s.log.%d", d->rundir, id,
+                 rotated);
+    else
+        snprintf(path, sizeof path, "%s/hosts/%s.log", d->rundir, id);
+    return tu__ring(path);
+}
+
+void
+tu_daemon_expect_host_log(struct tu_daemon *d, const char *id,
+                          const char *words)
+{
+    char *log = tu_read_text(tu_daemon_host_log(d, id, 0));
+
+    if (strstr(log, words) == NULL)
+        fail_msg("the host log has no '%s':\n%s", words, log);
+    free(log);
 }
 
 const char *

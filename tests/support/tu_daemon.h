@@ -53,14 +53,32 @@ int tu_daemon_wait(struct tu_daemon *d, int ms);
 /* SIGTERM; asserts a clean exit (status 0; a manager leaves no socket behind);
  * removes the dir. Nothing to stop (it already exited): the dir only. */
 void tu_daemon_stop(struct tu_daemon *d);
+/*
+ * The start most manager scenarios share, after tu_daemon_init (and d->real
+ * when wanted): the manager with env (as tu_daemon_manager, no args), a
+ * connection in *c and config attached on it; returns the host id
+ * (malloc'd). tu_daemon_stop_host is its end.
+ */
+char *tu_daemon_manager_host(struct tu_daemon *d, const char *config,
+                             const char *const *env, struct tu_rpc **c);
+/* Closes c, frees id, then tu_daemon_stop. */
+void tu_daemon_stop_host(struct tu_daemon *d, struct tu_rpc *c, char *id);
 /* Kills what still runs and removes the dir, asserting nothing. */
 void tu_daemon_cleanup(struct tu_daemon *d);
 /* The worker's log so far (malloc'd, "" when none). */
 char *tu_daemon_log(struct tu_daemon *d);
-/* Writes a file into the scenario dir; its path (a static ring of four). */
+/* Writes a file into the scenario dir; its path (a static ring of eight). */
 const char *tu_daemon_file(struct tu_daemon *d, const char *name,
                            const char *text);
-/* A config under tests/worker/configs (a static ring of four). */
+/* A manager's log of host id, RUNDIR/hosts/ID.log, or with rotated > 0 its
+ * rotated file ID.log.N (a static ring of eight, shared with
+ * tu_daemon_file). */
+const char *tu_daemon_host_log(struct tu_daemon *d, const char *id,
+                               int rotated);
+/* Asserts the host log of id has words, showing the log when it has not. */
+void tu_daemon_expect_host_log(struct tu_daemon *d, const char *id,
+                               const char *words);
+/* A config under tests/worker/configs (a static ring of eight). */
 const char *tu_daemon_worker_config(const char *name);
 
 /* A connection to the manager of RUNDIR (of the test's own, for a look at

@@ -131,6 +131,33 @@ tu_rpc_request_send(struct tu_rpc *c, msgpack_sbuffer *sb)
     msgpack_sbuffer_destroy(sb);
 }
 
+size_t
+tu_rpc_ping_head(struct tu_rpc *c, unsigned char *buf, uint32_t len,
+                 uint32_t *msgid)
+{
+    uint32_t id = tu_rpc_next_msgid(c);
+    size_t n = 0;
+
+    *msgid = id;
+    buf[n++] = 0x94; /* [0, id, "ping", [str32]] */
+    buf[n++] = 0x00;
+    buf[n++] = 0xce;
+    buf[n++] = (unsigned char)(id >> 24);
+    buf[n++] = (unsigned char)(id >> 16);
+    buf[n++] = (unsigned char)(id >> 8);
+    buf[n++] = (unsigned char)id;
+    buf[n++] = 0xa4;
+    memcpy(buf + n, "ping", 4);
+    n += 4;
+    buf[n++] = 0x91;
+    buf[n++] = 0xdb;
+    buf[n++] = (unsigned char)(len >> 24);
+    buf[n++] = (unsigned char)(len >> 16);
+    buf[n++] = (unsigned char)(len >> 8);
+    buf[n++] = (unsigned char)len;
+    return n;
+}
+
 void
 tu_rpc_pack_json(msgpack_sbuffer *sb, const char *json)
 {
@@ -527,6 +554,49 @@ tu_rpc_expect_error(struct tu_rpc *c, uint32_t msgid, const char *type,
                  (int)pe->message_len, pe->message ? pe->message : "");
 }
 
+void
+tu_rpc_cancel(struct tu_rpc *c, uint32_t msgid)
+{
+    char params[32];
+
+    snprintf(params, sizeof params, "[%u]", msgid);
+    tu_rpc_notify(c, "cancel", params);
+}
+
+void
+tu_rpc_expect_cancelled(struct tu_rpc *c, uint32_t msgid)
+{
+    struct proto_msg msg;
+    struct proto_error pe;
+
+    tu_rpc_expect_error(c, msgid, "Cancelled", &msg, &pe);
+    proto_msg_release(&msg);
+}
+
+void
+tu_rpc_expect_refused(struct tu_rpc *c, const char *words)
+{
+    struct proto_msg msg;
+    struct proto_error pe;
+    int rc;
+
+    rc = tu_rpc_read(c, &msg, TU_WAIT_MS);
+    if (rc != 1)
+        fail_msg("no error notification (read: %d, %s)", rc, tu_rpc_error(c));
+    assert_int_equal(msg.kind, PROTO_NOTIFICATION);
+    assert_true(proto_msg_is(&msg, "error"));
+    assert_int_equal(msg.params.via.array.size, 1);
+    assert_int_equal(proto_error_from_object(&msg.params.via.array.ptr[0], &pe),
+                     0);
+    assert_int_equal(pe.type, PROTO_ERR_PROTOCOL);
+    if (pe.message == NULL ||
+        memmem(pe.message, pe.message_len, words, strlen(words)) == NULL)
+        fail_msg("error notification without '%s': %.*s", words,
+                 (int)pe.message_len, pe.message ? pe.message : "");
+    proto_msg_release(&msg);
+    assert_int_equal(tu_rpc_read(c, &msg, TU_WAIT_MS), -1);
+}
+
 const msgpack_object *
 tu_rpc_field(const msgpack_object *map, const char *key)
 {
@@ -538,6 +608,31 @@ tu_rpc_field(const msgpack_object *map, const char *key)
 }
 
 /* ------------------------------------------------- the manager's views */
+
+long
+tu_rpc_manager_figure(struct tu_rpc *c, const char *key)
+{
+    json_t *j = tu_rpc_ok(c, "status", "[]");
+    long n = (long)json_integer_value(
+        json_object_get(json_object_get(j, "manager"), key));
+
+    json_decref(j);
+    return n;
+}
+
+pid_t
+tu_rpc_serving_pid(struct tu_rpc *c, const char *host)
+{
+    char *r = tu_rpc_call_fn(c, host, "pid", "null", NULL);
+    pid_t pid;
+
+    assert_non_null(r);
+    if (r[0] == '!')
+        fail_msg("pid: %s", r);
+    pid = atoi(r);
+    free(r);
+    return pid;
+}
 
 char *
 tu_rpc_attach(struct tu_rpc *c, const char *config)

@@ -45,6 +45,11 @@ uint32_t tu_rpc_request_begin(struct tu_rpc *c, msgpack_sbuffer *sb,
                               uint32_t nparams);
 /* Sends what sb holds and frees it. */
 void tu_rpc_request_send(struct tu_rpc *c, msgpack_sbuffer *sb);
+/* The head of a `ping` request whose one param is a str32 of len bytes, the
+ * str's bytes not included (for half messages and the limits on them); its
+ * length, the msgid in *msgid. buf holds 32 bytes. */
+size_t tu_rpc_ping_head(struct tu_rpc *c, unsigned char *buf, uint32_t len,
+                        uint32_t *msgid);
 /* JSON packed as msgpack into a fresh sb (mpjson's special forms allowed). */
 void tu_rpc_pack_json(msgpack_sbuffer *sb, const char *json);
 /* Why the last read ended the stream or a send failed ("end of stream", the
@@ -122,9 +127,23 @@ void tu_rpc_expect_result(struct tu_rpc *c, uint32_t msgid,
  * and *pe hold it (release msg afterwards). */
 void tu_rpc_expect_error(struct tu_rpc *c, uint32_t msgid, const char *type,
                          struct proto_msg *msg, struct proto_error *pe);
+/* Sends the `cancel` notification for request msgid. */
+void tu_rpc_cancel(struct tu_rpc *c, uint32_t msgid);
+/* tu_rpc_expect_error of a Cancelled, the message released. */
+void tu_rpc_expect_cancelled(struct tu_rpc *c, uint32_t msgid);
+/* Reads the next message and asserts it is the `error` notification of a
+ * refused connection with words in its message, and that the stream ends
+ * right after it. */
+void tu_rpc_expect_refused(struct tu_rpc *c, const char *words);
 /* A map's value by str key, asserting it is there. */
 const msgpack_object *tu_rpc_field(const msgpack_object *map, const char *key);
 
+/* One integer figure of the manager's own status (clients, partial_bytes...;
+ * 0 when it has none). */
+long tu_rpc_manager_figure(struct tu_rpc *c, const char *key);
+/* The pid of host's worker that answers a call of `pid` (the fake worker's
+ * function), asserting success. */
+pid_t tu_rpc_serving_pid(struct tu_rpc *c, const char *host);
 /* attach CONFIG; returns the host id (malloc'd), asserting success. */
 char *tu_rpc_attach(struct tu_rpc *c, const char *config);
 /* The manager's status of one host, NULL when there is no such host. */

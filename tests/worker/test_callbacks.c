@@ -404,14 +404,24 @@ worker_pid(struct tu_rpc *c)
     return pid;
 }
 
+/* Sends a call of `spin` on c and waits until f's JavaScript spins; its
+ * msgid. */
+static uint32_t
+start_spin(struct tu_daemon *f, struct tu_rpc *c)
+{
+    uint32_t id = tu_rpc_send(
+        c, "call",
+        "[\"local\", \"spin\", null, {\"timeout_ms\": " LONG_MS "}]");
+
+    TU_UNTIL(tu_file_contains(f->log, "spinning"), TU_WAIT_MS);
+    return id;
+}
+
 static void
 test_cancel_running(void **state)
 {
     struct tu_daemon f;
     struct tu_rpc *c;
-    struct proto_msg msg;
-    struct proto_error pe;
-    char params[32];
     long long pid;
     uint32_t id;
 
@@ -419,19 +429,14 @@ test_cancel_running(void **state)
     start(&f);
     c = tu_daemon_connect(&f);
     pid = worker_pid(c);
-    id = tu_rpc_send(c, "call",
-                     "[\"local\", \"spin\", null, {\"timeout_ms\": " LONG_MS
-                     "}]");
-    TU_UNTIL(tu_file_contains(f.log, "spinning"), TU_WAIT_MS);
-    snprintf(params, sizeof params, "[%u]", id);
-    tu_rpc_notify(c, "cancel", params);
-    tu_rpc_expect_error(c, id, "Cancelled", &msg, &pe);
-    proto_msg_release(&msg);
+    id = start_spin(&f, c);
+    tu_rpc_cancel(c, id);
+    tu_rpc_expect_cancelled(c, id);
     /* The same process serves the next call. */
     assert_int_equal(worker_pid(c), pid);
     tu_rpc_check(c, "call", "[\"local\", \"count\", null]", "1");
     /* A cancel for nothing (done, or never sent) is ignored. */
-    tu_rpc_notify(c, "cancel", params);
+    tu_rpc_cancel(c, id);
     tu_rpc_notify(c, "cancel", "[99999]");
     tu_rpc_check(c, "call", "[\"local\", \"count\", null]", "2");
     tu_rpc_close(c);
@@ -447,18 +452,13 @@ test_ping_while_running(void **state)
     struct tu_daemon f;
     struct tu_rpc *c;
     struct proto_msg msg;
-    struct proto_error pe;
-    char params[32];
     uint32_t spin, pings[3], stats, after;
     int r;
 
     (void)state;
     start(&f);
     c = tu_daemon_connect(&f);
-    spin = tu_rpc_send(c, "call",
-                       "[\"local\", \"spin\", null, {\"timeout_ms\": " LONG_MS
-                       "}]");
-    TU_UNTIL(tu_file_contains(f.log, "spinning"), TU_WAIT_MS);
+    spin = start_spin(&f, c);
     for (int i = 0; i < 3; i++) {
         pings[i] = tu_rpc_send(c, "ping", "[]");
         tu_rpc_expect_result(c, pings[i], &msg);
@@ -469,10 +469,8 @@ test_ping_while_running(void **state)
     tu_rpc_expect_result(c, stats, &msg);
     assert_int_equal(tu_rpc_field(&msg.result, "in_flight")->via.u64, 1);
     proto_msg_release(&msg);
-    snprintf(params, sizeof params, "[%u]", spin);
-    tu_rpc_notify(c, "cancel", params);
-    tu_rpc_expect_error(c, spin, "Cancelled", &msg, &pe);
-    proto_msg_release(&msg);
+    tu_rpc_cancel(c, spin);
+    tu_rpc_expect_cancelled(c, spin);
     /* The next message is this ping's answer: none of those above twice. */
     after = tu_rpc_send(c, "ping", "[]");
     r = tu_rpc_read(c, &msg, TU_WAIT_MS);
@@ -489,28 +487,18 @@ test_cancel_queued(void **state)
 {
     struct tu_daemon f;
     struct tu_rpc *c;
-    struct proto_msg msg;
-    struct proto_error pe;
-    char params[32];
     uint32_t spin, queued;
 
     (void)state;
     start(&f);
     c = tu_daemon_connect(&f);
-    spin = tu_rpc_send(c, "call",
-                       "[\"local\", \"spin\", null, {\"timeout_ms\": " LONG_MS
-                       "}]");
-    TU_UNTIL(tu_file_contains(f.log, "spinning"), TU_WAIT_MS);
+    spin = start_spin(&f, c);
     /* Behind the spinning call, unread: cancelled before it runs. */
     queued = tu_rpc_send(c, "call", "[\"local\", \"count\", null]");
-    snprintf(params, sizeof params, "[%u]", queued);
-    tu_rpc_notify(c, "cancel", params);
-    snprintf(params, sizeof params, "[%u]", spin);
-    tu_rpc_notify(c, "cancel", params);
-    tu_rpc_expect_error(c, spin, "Cancelled", &msg, &pe);
-    proto_msg_release(&msg);
-    tu_rpc_expect_error(c, queued, "Cancelled", &msg, &pe);
-    proto_msg_release(&msg);
+    tu_rpc_cancel(c, queued);
+    tu_rpc_cancel(c, spin);
+    tu_rpc_expect_cancelled(c, spin);
+    tu_rpc_expect_cancelled(c, queued);
     /* It never ran. */
     tu_rpc_check(c, "call", "[\"local\", \"count\", null]", "1");
     tu_rpc_close(c);
@@ -522,9 +510,6 @@ test_cancel_awaiting(void **state)
 {
     struct tu_daemon f;
     struct tu_rpc *c;
-    struct proto_msg msg;
-    struct proto_error pe;
-    char params[32];
     uint32_t id;
 
     (void)state;
@@ -535,10 +520,8 @@ test_cancel_awaiting(void **state)
                      "}, {\"timeout_ms\": " LONG_MS "}]");
     /* Answered once it awaits: the cancel finds it waiting. */
     tu_rpc_check(c, "call", "[\"local\", \"count\", null]", "1");
-    snprintf(params, sizeof params, "[%u]", id);
-    tu_rpc_notify(c, "cancel", params);
-    tu_rpc_expect_error(c, id, "Cancelled", &msg, &pe);
-    proto_msg_release(&msg);
+    tu_rpc_cancel(c, id);
+    tu_rpc_expect_cancelled(c, id);
     /* Its callables expired with it. */
     check_serving(c, "[\"local\", \"useKept\", null]", no_invoke, NULL,
                   "\"callback expired: the call that passed it has ended\"");
@@ -556,9 +539,7 @@ test_close_stops_spin(void **state)
     start(&f);
     a = tu_daemon_connect(&f);
     b = tu_daemon_connect(&f);
-    tu_rpc_send(a, "call",
-                "[\"local\", \"spin\", null, {\"timeout_ms\": " LONG_MS "}]");
-    TU_UNTIL(tu_file_contains(f.log, "spinning"), TU_WAIT_MS);
+    start_spin(&f, a);
     tu_rpc_close(a);
     /* Answered long before the spin's minute: its JS was stopped. */
     tu_rpc_check(b, "ping", "[]", "\"pong\"");
@@ -619,9 +600,7 @@ test_sigterm_stops_spin(void **state)
     (void)state;
     start(&f);
     c = tu_daemon_connect(&f);
-    tu_rpc_send(c, "call",
-                "[\"local\", \"spin\", null, {\"timeout_ms\": " LONG_MS "}]");
-    TU_UNTIL(tu_file_contains(f.log, "spinning"), TU_WAIT_MS);
+    start_spin(&f, c);
     kill(f.pid, SIGTERM);
     st = tu_daemon_wait(&f, TU_WAIT_MS);
     assert_int_not_equal(st, -1);

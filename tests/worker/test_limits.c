@@ -417,32 +417,6 @@ test_command_line(void **state)
     tu_rmtree(dir);
 }
 
-/* Reads until a notification comes; asserts it is the error notification
- * with `words`, and that the stream ends right after it. */
-static void
-expect_refused(struct tu_rpc *c, const char *words)
-{
-    struct proto_msg msg;
-    struct proto_error pe;
-    int rc;
-
-    rc = tu_rpc_read(c, &msg, TU_WAIT_MS);
-    if (rc != 1)
-        fail_msg("no error notification (read: %d, %s)", rc, tu_rpc_error(c));
-    assert_int_equal(msg.kind, PROTO_NOTIFICATION);
-    assert_true(proto_msg_is(&msg, "error"));
-    assert_int_equal(msg.params.via.array.size, 1);
-    assert_int_equal(proto_error_from_object(&msg.params.via.array.ptr[0], &pe),
-                     0);
-    assert_int_equal(pe.type, PROTO_ERR_PROTOCOL);
-    if (pe.message == NULL ||
-        memmem(pe.message, pe.message_len, words, strlen(words)) == NULL)
-        fail_msg("error notification without '%s': %.*s", words,
-                 (int)pe.message_len, pe.message ? pe.message : "");
-    proto_msg_release(&msg);
-    assert_int_equal(tu_rpc_read(c, &msg, TU_WAIT_MS), -1);
-}
-
 /* A ping's answer (true), or the connection refused (false). */
 static bool
 pinged(struct tu_rpc *c)
@@ -475,34 +449,6 @@ connect_pinged(struct tu_daemon *f)
         if (!tu_deadline_wait(&dl))
             tu_deadline_fail(&dl, __FILE__, __LINE__, "a ping answered");
     }
-}
-
-/* The head of a `ping` request whose one param is a str of `len` bytes,
- * the str's bytes not included; its msgid in *msgid. */
-static size_t
-big_head(struct tu_rpc *c, unsigned char *buf, uint32_t len, uint32_t *msgid)
-{
-    uint32_t id = tu_rpc_next_msgid(c);
-    size_t n = 0;
-
-    *msgid = id;
-    buf[n++] = 0x94; /* [0, id, "ping", [str32]] */
-    buf[n++] = 0x00;
-    buf[n++] = 0xce;
-    buf[n++] = (unsigned char)(id >> 24);
-    buf[n++] = (unsigned char)(id >> 16);
-    buf[n++] = (unsigned char)(id >> 8);
-    buf[n++] = (unsigned char)id;
-    buf[n++] = 0xa4;
-    memcpy(buf + n, "ping", 4);
-    n += 4;
-    buf[n++] = 0x91;
-    buf[n++] = 0xdb;
-    buf[n++] = (unsigned char)(len >> 24);
-    buf[n++] = (unsigned char)(len >> 16);
-    buf[n++] = (unsigned char)(len >> 8);
-    buf[n++] = (unsigned char)len;
-    return n;
 }
 
 /* Bytes c sent that the worker has not read yet. */
@@ -545,21 +491,21 @@ test_direct_limits(void **state)
     a = connect_pinged(&f);
     b = connect_pinged(&f);
     c = tu_daemon_connect(&f);
-    expect_refused(c, "too many connections");
+    tu_rpc_expect_refused(c, "too many connections");
     tu_rpc_close(c);
 
     /* Unfinished messages across connections: b's bytes pass the total and
      * b is closed; a, under it, finishes its message. */
     body = malloc(LEN);
     memset(body, 'x', LEN);
-    n = big_head(a, head, LEN, &ida);
+    n = tu_rpc_ping_head(a, head, LEN, &ida);
     tu_rpc_send_raw(a, head, n);
     tu_rpc_send_raw(a, body, SENT);
     TU_UNTIL(unread(a) == 0, TU_WAIT_MS);
-    n = big_head(b, head, LEN, &idb);
+    n = tu_rpc_ping_head(b, head, LEN, &idb);
     tu_rpc_send_raw(b, head, n);
     tu_rpc_send_raw(b, body, SENT);
-    expect_refused(b, "unfinished messages");
+    tu_rpc_expect_refused(b, "unfinished messages");
     tu_rpc_close(b);
     tu_rpc_send_raw(a, body, LEN - SENT);
     assert_int_equal(tu_rpc_wait(a, ida, &msg, TU_WAIT_MS), 1);
@@ -567,10 +513,10 @@ test_direct_limits(void **state)
     free(body);
 
     /* Half a message, then silence: closed after the idle time. */
-    n = big_head(a, head, 200, &ida);
+    n = tu_rpc_ping_head(a, head, 200, &ida);
     tu_rpc_send_raw(a, head, n);
     tu_rpc_send_raw(a, "xx", 2);
-    expect_refused(a, "unfinished message got no byte");
+    tu_rpc_expect_refused(a, "unfinished message got no byte");
     tu_rpc_close(a);
 
     /* The places are free again. */

@@ -115,32 +115,11 @@ def _console_sink(owner):
     return sink
 
 
-class Host(_jshost.HostBase):
-    """One config file's functions, attached on the manager.
+class _HostInfo:
+    """What attach told about a host (``_id``, ``_info``), read the same way
+    on :class:`Host` and :class:`jshost.aio.Host`."""
 
-    ``Host(config)`` attaches the config (a path; relative to the working
-    directory), starting the manager and the host's workers when needed.
-    ``socket`` talks to that socket instead of the per-user manager (and then
-    never starts one, as ``$JSHOST_SOCKET``); ``spawn=False`` never starts a
-    manager either. Raises :class:`ConfigError` when the config does not load.
-
-    A Host is a context manager; :meth:`close` (or leaving the ``with``)
-    releases it, and the manager stops the host a little while after its last
-    client leaves.
-    """
-
-    def __init__(self, config, *, socket=None, spawn=True):
-        path = os.path.abspath(os.fspath(config))
-        self._conn = _connect(socket, spawn)
-        self._invoker = _callbacks.Invoker(self._conn)
-        self._consoles = {}
-        self._conn.set_console(_console_sink(self))
-        try:
-            self._id, self._info = self._conn.attach(path)
-        except BaseException:
-            self._conn.close()
-            raise
-        self._closed = False
+    __slots__ = ()
 
     @property
     def id(self):
@@ -166,6 +145,81 @@ class Host(_jshost.HostBase):
     def extras(self):
         """The config's other top-level keys (``this.host.config`` in JS)."""
         return dict(self._info.get("extras") or {})
+
+
+def _script_text(script, identifier):
+    """A script and its file name as str (each may be UTF-8 bytes)."""
+    if isinstance(script, (bytes, bytearray)):
+        script = bytes(script).decode("utf-8")
+    if isinstance(identifier, (bytes, bytearray)):
+        identifier = bytes(identifier).decode("utf-8")
+    return script, identifier
+
+
+def _worker_lost(owner, ctx_id):
+    """Tells a context's owner that its worker is gone with every context on
+    it (a VM starts anew; a Host's workers are the manager's)."""
+    lost = getattr(owner, "_worker_lost", None)
+    if lost is not None:
+        lost(ctx_id)
+
+
+def _vm_options(vm):
+    """context.create's options for the hidden first context that anchors a
+    VM's worker."""
+    opts = {"cwd": os.getcwd()}
+    if vm.memory is not None:
+        opts["memory"] = vm.memory
+    if vm._timeout_ms > 0:
+        opts["timeout_ms"] = vm._timeout_ms
+    return opts
+
+
+class _ContextBase:
+    """What :class:`Context` and :class:`jshost.aio.Context` keep alike."""
+
+    def __init__(self, ctx_id, owner):
+        self._id = ctx_id
+        self._owner = owner  # keeps the Host or VM (and its connection) alive
+        # a VM's own default deadline bounds the client's wait too
+        self._default_ms = getattr(owner, "_timeout_ms", 0)
+        self._closed = False
+        # callback ids this context holds: set_global's, and PyFunctions
+        self._kept = []
+        self._functions = []
+
+    @property
+    def id(self):
+        """The context's id on its connection."""
+        return self._id
+
+
+class Host(_HostInfo, _jshost.HostBase):
+    """One config file's functions, attached on the manager.
+
+    ``Host(config)`` attaches the config (a path; relative to the working
+    directory), starting the manager and the host's workers when needed.
+    ``socket`` talks to that socket instead of the per-user manager (and then
+    never starts one, as ``$JSHOST_SOCKET``); ``spawn=False`` never starts a
+    manager either. Raises :class:`ConfigError` when the config does not load.
+
+    A Host is a context manager; :meth:`close` (or leaving the ``with``)
+    releases it, and the manager stops the host a little while after its last
+    client leaves.
+    """
+
+    def __init__(self, config, *, socket=None, spawn=True):
+        path = os.path.abspath(os.fspath(config))
+        self._conn = _connect(socket, spawn)
+        self._invoker = _callbacks.Invoker(self._conn)
+        self._consoles = {}
+        self._conn.set_console(_console_sink(self))
+        try:
+            self._id, self._info = self._conn.attach(path)
+        except BaseException:
+            self._conn.close()
+            raise
+        self._closed = False
 
     @property
     def warnings(self):
@@ -265,7 +319,7 @@ class Function:
         return "<jshost.Function %r of %r>" % (self.name, self.host)
 
 
-class Context:
+class Context(_ContextBase):
     """A fresh JavaScript global scope (same globals and ``require`` as a
     config), from :meth:`Host.context` or :meth:`VM.create_context`.
 
@@ -274,28 +328,13 @@ class Context:
 
     def __init__(self, conn, ctx_id, owner):
         self._conn = conn
-        self._id = ctx_id
-        self._owner = owner  # keeps the Host or VM (and its connection) alive
-        # a VM's own default deadline bounds the client's wait too
-        self._default_ms = getattr(owner, "_timeout_ms", 0)
-        self._closed = False
-        # callback ids this context holds: set_global's, and PyFunctions
-        self._kept = []
-        self._functions = []
-
-    @property
-    def id(self):
-        """The context's id on its connection."""
-        return self._id
+        super().__init__(ctx_id, owner)
 
     def _run(self, fn, *args):
         try:
             return fn(*args)
         except (MemoryError, HostCrashedError, HostUnavailableError):
-            # the worker is gone with every context on it; a VM starts anew
-            lost = getattr(self._owner, "_worker_lost", None)
-            if lost is not None:
-                lost(self._id)
+            _worker_lost(self._owner, self._id)
             raise
 
     def eval(self, source, *, timeout=None):
@@ -306,10 +345,7 @@ class Context:
     def run_script(self, script, identifier=DEFAULT_IDENTIFIER, *, timeout=None):
         """Runs ``script`` (str, or UTF-8 bytes) with ``identifier`` as its file
         name in stack traces; returns its value (a promise is awaited)."""
-        if isinstance(script, (bytes, bytearray)):
-            script = bytes(script).decode("utf-8")
-        if isinstance(identifier, (bytes, bytearray)):
-            identifier = bytes(identifier).decode("utf-8")
+        script, identifier = _script_text(script, identifier)
         return self._run(self._conn.context_eval, self._id, script, identifier,
                          _timeout_ms(timeout), self._default_ms)
 
@@ -440,12 +476,8 @@ class VM:
         # context never takes the VM with it.
         with self._lock:
             if self._anchor is None:
-                opts = {"cwd": os.getcwd()}
-                if self.memory is not None:
-                    opts["memory"] = self.memory
-                if self._timeout_ms > 0:
-                    opts["timeout_ms"] = self._timeout_ms
-                self._anchor = self._conn.request("context.create", [None, opts])
+                self._anchor = self._conn.request("context.create",
+                                                  [None, _vm_options(self)])
             return self._anchor
 
     def _console_for(self, ctx):

@@ -205,14 +205,19 @@ class Invoker:
                          name="jshost-callback", daemon=True).start()
 
 
+def _conn_of(ref):
+    """The connection of the Invoker behind ref, None once it is gone; the
+    Invoker itself is not kept (a thread must not keep it alive)."""
+    me = ref()
+    return None if me is None else me._conn
+
+
 def _work(ref):
     """A callback thread: takes invokes and runs them."""
     while True:
-        me = ref()
-        if me is None:
+        conn = _conn_of(ref)
+        if conn is None:
             return
-        conn = me._conn
-        del me
         inv = None if conn.closed else conn.next_invoke(IDLE_SECONDS)
         me = ref()
         if me is None:
@@ -240,11 +245,9 @@ def _serve(ref):
     """The serve thread: reads the connection for invokes while no call
     does (a context's callables may be called by a timer, any time)."""
     while True:
-        me = ref()
-        if me is None:
+        conn = _conn_of(ref)
+        if conn is None:
             return
-        conn = me._conn
-        del me
         try:
             if conn.closed:
                 raise ValueError("closed")

@@ -32,6 +32,7 @@ import os
 
 from . import _callbacks
 from . import _MISSING, _call_data, _connect, _timeout_ms, DEFAULT_IDENTIFIER
+from . import _ContextBase, _HostInfo, _script_text, _vm_options, _worker_lost
 from ._callbacks import PyFunction
 from .errors import Error, HostCrashedError, HostUnavailableError, MemoryError, \
     NotFoundError, TimeoutError
@@ -287,7 +288,7 @@ class _Owner:
         return self._closed
 
 
-class Host(_Owner):
+class Host(_Owner, _HostInfo):
     """One config file's functions, as :class:`jshost.Host`, for asyncio.
 
     ``host = await jshost.aio.Host(config)`` or ``async with
@@ -316,31 +317,6 @@ class Host(_Owner):
                 return conn
             await self._connect_in_executor(connect)
         return self
-
-    @property
-    def id(self):
-        """The host's id on the manager."""
-        return self._id
-
-    @property
-    def config(self):
-        """The config file's real path, as the manager resolved it."""
-        return self._info.get("config")
-
-    @property
-    def functions(self):
-        """The names of the functions the config exports."""
-        return list(self._info.get("functions") or [])
-
-    @property
-    def logfile(self):
-        """The host's log file."""
-        return self._info.get("logfile")
-
-    @property
-    def extras(self):
-        """The config's other top-level keys."""
-        return dict(self._info.get("extras") or {})
 
     async def call(self, name, data=_MISSING, /, *, timeout=None, **kwargs):
         """Calls the config's function ``name`` and returns its result, as
@@ -413,23 +389,13 @@ class Function:
         return "<jshost.aio.Function %r of %r>" % (self.name, self.host)
 
 
-class Context:
+class Context(_ContextBase):
     """A fresh JavaScript global scope, as :class:`jshost.Context`, with
     async methods; ``async with`` closes it."""
 
     def __init__(self, core, ctx_id, owner):
         self._core = core
-        self._id = ctx_id
-        self._owner = owner
-        self._default_ms = getattr(owner, "_timeout_ms", 0)
-        self._closed = False
-        self._kept = []
-        self._functions = []
-
-    @property
-    def id(self):
-        """The context's id on its connection."""
-        return self._id
+        super().__init__(ctx_id, owner)
 
     async def _request(self, method, params, ms, **kw):
         if self._closed:
@@ -437,9 +403,7 @@ class Context:
         try:
             return await self._core.request(method, params, _wait(ms, self._default_ms), **kw)
         except (MemoryError, HostCrashedError, HostUnavailableError):
-            lost = getattr(self._owner, "_worker_lost", None)
-            if lost is not None:
-                lost(self._id)
+            _worker_lost(self._owner, self._id)
             raise
 
     async def eval(self, source, *, timeout=None):
@@ -450,10 +414,7 @@ class Context:
     async def run_script(self, script, identifier=DEFAULT_IDENTIFIER, *, timeout=None):
         """Runs ``script`` with ``identifier`` as its file name in stack
         traces; returns its value."""
-        if isinstance(script, (bytes, bytearray)):
-            script = bytes(script).decode("utf-8")
-        if isinstance(identifier, (bytes, bytearray)):
-            identifier = bytes(identifier).decode("utf-8")
+        script, identifier = _script_text(script, identifier)
         ms = _timeout_ms(timeout)
         return await self._request("context.eval", [self._id, script, identifier, _opts(ms)], ms)
 
@@ -564,12 +525,8 @@ class VM(_Owner):
         # as jshost.VM: a hidden first context anchors the worker
         async with self._lock:
             if self._anchor is None:
-                opts = {"cwd": os.getcwd()}
-                if self.memory is not None:
-                    opts["memory"] = self.memory
-                if self._timeout_ms > 0:
-                    opts["timeout_ms"] = self._timeout_ms
-                self._anchor = await self._live().request("context.create", [None, opts])
+                self._anchor = await self._live().request(
+                    "context.create", [None, _vm_options(self)])
             return self._anchor
 
     def _worker_lost(self, ctx_id):
