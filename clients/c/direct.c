@@ -34,10 +34,10 @@ struct jshost__direct {
     bool gone;       /* not named by the manager any more, or broken */
 };
 
-/* A host this handle attached, as far as direct calls go. */
 /* How soon a host with no worker ready is asked about again. */
 #define DHOST_ASK_AGAIN_MS 200
 
+/* A host this handle attached, as far as direct calls go. */
 struct jshost__dhost {
     struct jshost__dhost *next;
     char *host;    /* the id attach answered */
