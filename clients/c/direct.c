@@ -48,7 +48,9 @@ struct jshost__dhost {
     bool stale;      /* ask the manager where the workers are */
     int64_t ask_at;  /* ...not before then (jshost__now_ms) */
     bool refreshing; /* a thread is asking */
-    struct jshost__direct *conns;
+    /* Each its own allocation: a call holds its connection's pointer while
+     * dlock is not held, so the array may move but not what it points to. */
+    struct jshost__direct **conns;
     size_t nconns;
 };
 
@@ -67,7 +69,7 @@ dhost_sweep(struct jshost__dhost *dh)
     size_t i, j;
 
     for (i = 0; i < dh->nconns; i++) {
-        struct jshost__direct *d = &dh->conns[i];
+        struct jshost__direct *d = dh->conns[i];
 
         if (d->h != NULL &&
             (d->h->priv->fd < 0 || atomic_load(&d->h->priv->draining))) {
@@ -77,11 +79,14 @@ dhost_sweep(struct jshost__dhost *dh)
         if (d->gone && d->active == 0)
             direct_close(d);
     }
+    /* A gone one with no call on it was closed above: it goes. */
     for (i = j = 0; i < dh->nconns; i++) {
-        if (dh->conns[i].gone && dh->conns[i].h == NULL)
-            free(dh->conns[i].path);
-        else
+        if (dh->conns[i]->gone && dh->conns[i]->h == NULL) {
+            free(dh->conns[i]->path);
+            free(dh->conns[i]);
+        } else {
             dh->conns[j++] = dh->conns[i];
+        }
     }
     dh->nconns = j;
 }
@@ -94,7 +99,7 @@ dhost_learn(struct jshost__dhost *dh, const msgpack_object *reply)
     const msgpack_object *dir = proto_map_get(reply, "direct");
     const msgpack_object *tmo = proto_map_get(reply, "timeout_ms");
     const msgpack_object *log = proto_map_get(reply, "logfile");
-    struct jshost__direct *more;
+    struct jshost__direct **more, *d;
     size_t i, k;
 
     if (tmo != NULL && tmo->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
@@ -114,9 +119,9 @@ dhost_learn(struct jshost__dhost *dh, const msgpack_object *reply)
 
         for (k = 0; k < dir->via.array.size; k++)
             named = named ||
-                    proto_obj_streq(&dir->via.array.ptr[k], dh->conns[i].path);
+                    proto_obj_streq(&dir->via.array.ptr[k], dh->conns[i]->path);
         if (!named)
-            dh->conns[i].gone = true;
+            dh->conns[i]->gone = true;
     }
     for (k = 0; k < dir->via.array.size; k++) {
         const msgpack_object *o = &dir->via.array.ptr[k];
@@ -124,17 +129,19 @@ dhost_learn(struct jshost__dhost *dh, const msgpack_object *reply)
         char *path;
 
         for (i = 0; i < dh->nconns; i++)
-            known = known || (!dh->conns[i].gone &&
-                              proto_obj_streq(o, dh->conns[i].path));
+            known = known || (!dh->conns[i]->gone &&
+                              proto_obj_streq(o, dh->conns[i]->path));
         if (known || (path = proto_obj_strdup(o)) == NULL)
             continue;
         more = realloc(dh->conns, (dh->nconns + 1) * sizeof(*more));
-        if (more == NULL) {
+        if (more != NULL)
+            dh->conns = more;
+        if (more == NULL || (d = calloc(1, sizeof(*d))) == NULL) {
             free(path);
             continue;
         }
-        dh->conns = more;
-        dh->conns[dh->nconns++] = (struct jshost__direct){path, NULL, 0, false};
+        d->path = path;
+        dh->conns[dh->nconns++] = d;
     }
     /* None ready yet (a host starting, or starting again after the manager
      * did): its calls go through the manager, which is asked again a little
@@ -197,7 +204,7 @@ jshost__direct_detached(jshost *c, const char *host)
     if (dh != NULL) {
         dh->held = false;
         for (size_t i = 0; i < dh->nconns; i++)
-            dh->conns[i].gone = true;
+            dh->conns[i]->gone = true;
         dhost_sweep(dh);
     }
     pthread_mutex_unlock(&p->dlock);
@@ -288,8 +295,8 @@ jshost__direct_inherit_all(jshost_priv *p)
     pthread_mutex_lock(&p->dlock);
     for (struct jshost__dhost *dh = p->dhosts; dh != NULL; dh = dh->next) {
         for (size_t i = 0; i < dh->nconns; i++) {
-            if (dh->conns[i].h != NULL)
-                direct_inherit(p, dh->conns[i].h);
+            if (dh->conns[i]->h != NULL)
+                direct_inherit(p, dh->conns[i]->h);
         }
     }
     pthread_mutex_unlock(&p->dlock);
@@ -305,7 +312,7 @@ dhost_pick(jshost *c, struct jshost__dhost *dh)
     struct jshost_options o;
 
     for (size_t i = 0; i < dh->nconns; i++) {
-        struct jshost__direct *d = &dh->conns[i];
+        struct jshost__direct *d = dh->conns[i];
 
         if (d->gone || (d->h != NULL && atomic_load(&d->h->priv->draining)))
             continue;
@@ -492,8 +499,9 @@ jshost__direct_free(jshost_priv *p)
     for (dh = p->dhosts; dh != NULL; dh = next) {
         next = dh->next;
         for (size_t i = 0; i < dh->nconns; i++) {
-            jshost_free(dh->conns[i].h);
-            free(dh->conns[i].path);
+            jshost_free(dh->conns[i]->h);
+            free(dh->conns[i]->path);
+            free(dh->conns[i]);
         }
         free(dh->conns);
         free(dh->host);
@@ -517,8 +525,8 @@ jshost__direct_after_fork(jshost_priv *p)
         dh->refreshing = false;
         dh->stale = true;
         for (size_t i = 0; i < dh->nconns; i++) {
-            dh->conns[i].active = 0;
-            dh->conns[i].gone = true;
+            dh->conns[i]->active = 0;
+            dh->conns[i]->gone = true;
         }
     }
 }
