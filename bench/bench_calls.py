@@ -412,7 +412,7 @@ def bench_memory(clients, rundir):
     for label, kib, detail in rows:
         print("%-27s %9.1f %8.2fx  %s" % (label, kib / 1024, base / kib, detail))
     if all(kib is not None for _, kib in dirty):
-        print("jshost private dirty memory (MiB): %s" % ", ".join(
+        print("jshost private dirty memory after the calls (MiB): %s" % ", ".join(
             "%s %.1f" % (n, kib / 1024) for n, kib in dirty))
         for n, kib in dirty:
             record("memory.%s.private_dirty_mib" % n, kib / 1024)
@@ -465,6 +465,31 @@ def cold_jshost(jshost):
         return t
     finally:
         shutil.rmtree(rundir, ignore_errors=True)
+
+
+def idle_memory(jshost):
+    """Private dirty memory of a fresh host's worker and of the manager, idle
+    after one call (what each costs before the calls' own data)."""
+    saved = os.environ["JSHOST_RUNTIME_DIR"]
+    rundir = tempfile.mkdtemp(prefix="jshbench-idle-", dir="/tmp")
+    os.environ["JSHOST_RUNTIME_DIR"] = rundir
+    try:
+        host = jshost.Host(CONFIG)
+        host.call("double", {"number": 1})
+        time.sleep(0.5)  # V8's idle tasks and the manager's trim settle
+        pids = [w["pid"] for w in host.status().get("workers", [])]
+        parts = [("worker", private_dirty_kib(pids[0]) if pids else None),
+                 ("manager", private_dirty_kib(manager_pid(rundir) or 0))]
+        host.close()
+        shutdown_manager(jshost, rundir, pids)
+    finally:
+        os.environ["JSHOST_RUNTIME_DIR"] = saved
+        shutil.rmtree(rundir, ignore_errors=True)
+    if all(kib is not None for _, kib in parts):
+        print("jshost private dirty memory, idle after one call (MiB): %s" % ", ".join(
+            "%s %.1f" % (n, kib / 1024) for n, kib in parts))
+        for n, kib in parts:
+            record("memory.idle_%s.private_dirty_mib" % n, kib / 1024)
 
 
 def cold_direct(jshost, worker, rundir):
@@ -571,6 +596,7 @@ def main():
         figures = bench_calls(clients, scale)
         threaded = bench_threads(clients, scale)
         bench_memory(clients, rundir)
+        idle_memory(jshost)
         for c in clients:
             c.close()
         clients = []
