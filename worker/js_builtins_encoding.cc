@@ -406,28 +406,31 @@ ThrowInvalidCharacter(Isolate *isolate, const char *message)
                       5);
 }
 
+// atob's and btoa's argument, String(input), as its UTF-16 code units.
 bool
-StringArg(const FunctionCallbackInfo<Value> &args, Local<String> *out)
+StringArg(const FunctionCallbackInfo<Value> &args, std::vector<uint16_t> *out)
 {
     Isolate *isolate = args.GetIsolate();
+    Local<String> s;
     if (args.Length() == 0) {
         ThrowCoded(isolate, kTypeError, "ERR_MISSING_ARGS",
                    "The \"input\" argument must be specified");
         return false;
     }
-    return args[0]->ToString(isolate->GetCurrentContext()).ToLocal(out);
+    if (!args[0]->ToString(isolate->GetCurrentContext()).ToLocal(&s))
+        return false;
+    out->resize((size_t)s->Length());
+    s->Write(isolate, out->data(), 0, s->Length(), String::NO_NULL_TERMINATION);
+    return true;
 }
 
 void
 Btoa(const FunctionCallbackInfo<Value> &args)
 {
     Isolate *isolate = args.GetIsolate();
-    Local<String> s;
-    if (!StringArg(args, &s))
+    std::vector<uint16_t> in;
+    if (!StringArg(args, &in))
         return;
-    int n = s->Length();
-    std::vector<uint16_t> in((size_t)n);
-    s->Write(isolate, in.data(), 0, n, String::NO_NULL_TERMINATION);
     for (uint16_t c : in) {
         if (c > 0xff) {
             ThrowInvalidCharacter(isolate, "Invalid character");
@@ -435,7 +438,7 @@ Btoa(const FunctionCallbackInfo<Value> &args)
         }
     }
     std::string out;
-    out.reserve(((size_t)n + 2) / 3 * 4);
+    out.reserve((in.size() + 2) / 3 * 4);
     size_t i = 0;
     for (; i + 3 <= in.size(); i += 3) {
         uint32_t v =
@@ -485,12 +488,9 @@ void
 Atob(const FunctionCallbackInfo<Value> &args)
 {
     Isolate *isolate = args.GetIsolate();
-    Local<String> s;
-    if (!StringArg(args, &s))
+    std::vector<uint16_t> in;
+    if (!StringArg(args, &in))
         return;
-    int n = s->Length();
-    std::vector<uint16_t> in((size_t)n);
-    s->Write(isolate, in.data(), 0, n, String::NO_NULL_TERMINATION);
     // The checks in Node 20's order, so that the same input gets the same
     // message: '=' only at the end and at most two, then the length.
     size_t count = 0, equals = 0;

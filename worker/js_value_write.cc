@@ -231,6 +231,7 @@ class Writer
     Status PackObjectWalked(Local<v8::Object> obj, int depth);
 
     Status Resolve(Local<Value> *v, const Step &where, Shape *shape);
+    inline Status PackItem(Local<Value> v, const Step &where, int depth);
     Status Pack(Local<Value> v, int depth);
     Status PackString(Local<v8::String> s);
     Status PackKey(Local<v8::String> k, bool cache);
@@ -422,15 +423,24 @@ Writer::Top(Local<Value> value)
     if (value->IsObject()) // else there is no object in it
         Prepare();
     Step top{Step::kIndex, 0, Local<Value>()};
+    return PackItem(value, top, -1);
+}
+
+// The top value, an array's element or a Map's key or value, one level below
+// depth: toJSON and boxing applied, then packed; nil where that leaves
+// nothing (as JSON says an array's undefined).
+inline Status
+Writer::PackItem(Local<Value> v, const Step &where, int depth)
+{
     Shape shape;
-    Status st = Resolve(&value, top, &shape);
+    Status st = Resolve(&v, where, &shape);
     if (st != kOk)
         return st;
     if (shape == kSkip) {
         PACK(out_.Byte(0xc0));
         return kOk;
     }
-    return Pack(value, 0);
+    return Pack(v, depth + 1);
 }
 
 // What only objects need, in Top's handle scope: a result that is a number
@@ -612,13 +622,8 @@ Writer::PackArray(Local<v8::Object> arr, uint32_t n, int depth)
             Local<Value> v;
             if (!arr->Get(context_, i).ToLocal(&v))
                 return Thrown();
-            Shape shape;
-            Status st = Resolve(&v, path_.back(), &shape);
+            Status st = PackItem(v, path_.back(), depth);
             if (st != kOk)
-                return st;
-            if (shape == kSkip)
-                PACK(out_.Byte(0xc0));
-            else if ((st = Pack(v, depth + 1)) != kOk)
                 return st;
         }
     }
@@ -643,13 +648,8 @@ Writer::PackMap(Local<v8::Map> map, int depth)
             Local<Value> x = half == 0 ? k : v;
             path_.push_back(half == 0 ? Step{Step::kMapKey, i, Local<Value>()}
                                       : Step{Step::kMapValue, i, key});
-            Shape shape;
-            Status st = Resolve(&x, path_.back(), &shape);
+            Status st = PackItem(x, path_.back(), depth);
             if (st != kOk)
-                return st;
-            if (shape == kSkip)
-                PACK(out_.Byte(0xc0));
-            else if ((st = Pack(x, depth + 1)) != kOk)
                 return st;
             path_.pop_back();
         }
