@@ -13,7 +13,7 @@ must be equal.
 
 Prints a table (case, package, version, module type, result, first line of
 the jshost error or the first differing call) and writes it as Markdown to
-BUILD/compat-cache/results.md. Exit status: 0 every case matches; 1 some do
+BUILD/compat-cache/results.txt. Exit status: 0 every case matches; 1 some do
 not; 77 (meson's "skipped") when Node.js, npm or the npm registry is missing,
 said on stderr.
 """
@@ -336,7 +336,7 @@ def main():
         print()
         print("failures by cause: " +
               ", ".join("%s %d" % (k, v) for k, v in sorted(causes.items(), key=lambda x: -x[1])))
-    with open(os.path.join(cache, "results.md"), "w", encoding="utf-8") as f:
+    with open(os.path.join(cache, "results.txt"), "w", encoding="utf-8") as f:
         f.write("# jshost compatibility: %d of %d cases equal to Node\n\n" % (passed, len(rows)))
         f.write(table(rows, markdown=True) + "\n")
     print()

@@ -2,7 +2,7 @@
 """Runs the snippets of the README and the docs as a reader would, so that
 what they say stays true.
 
-    run_snippets.py SOURCE_ROOT BUILD_ROOT [--strict] FILE.md...
+    run_snippets.py SOURCE_ROOT BUILD_ROOT [--strict] MARKDOWN_FILE...
 
 A fenced code block's info string says what to do with it (GitHub shows the
 first word, the language, and ignores the rest):
