@@ -120,17 +120,10 @@ static char *
 call_serving(struct tu_rpc *c, const char *fn, const char *data,
              tu_rpc_request_fn serve, void *arg)
 {
-    struct proto_msg msg;
-    char params[512], *s;
-    uint32_t mid;
+    char params[512];
 
     snprintf(params, sizeof params, "[\"%s\", \"%s\", %s]", id, fn, data);
-    mid = tu_rpc_send(c, "call", params);
-    assert_int_equal(tu_rpc_wait_serving(c, mid, &msg, TU_WAIT_MS, serve, arg),
-                     1);
-    s = tu_rpc_result(&msg);
-    proto_msg_release(&msg);
-    return s;
+    return tu_rpc_call_serving(c, "call", params, serve, arg);
 }
 
 static pid_t
@@ -252,10 +245,8 @@ static void
 test_context_callable(void **state)
 {
     struct tu_rpc *c = tu_daemon_connect(&m);
-    struct proto_msg msg;
     json_t *ctx;
     char params[512], *s;
-    uint32_t mid;
 
     (void)state;
     snprintf(params, sizeof params, "[\"%s\"]", id);
@@ -266,13 +257,9 @@ test_context_callable(void **state)
     tu_rpc_check(c, "context.call", params, "1");
     snprintf(params, sizeof params, "[%lld, \"g(21)\", null]",
              json_integer_value(ctx));
-    mid = tu_rpc_send(c, "context.eval", params);
-    assert_int_equal(
-        tu_rpc_wait_serving(c, mid, &msg, TU_WAIT_MS, double_it, NULL), 1);
-    s = tu_rpc_result(&msg);
+    s = tu_rpc_call_serving(c, "context.eval", params, double_it, NULL);
     assert_string_equal(s, "42");
     free(s);
-    proto_msg_release(&msg);
     /* release, through the manager to the context's worker. */
     tu_rpc_notify(c, "release", "[[5]]");
     snprintf(params, sizeof params,

@@ -447,6 +447,20 @@ tu_rpc_call(struct tu_rpc *c, const char *method, const char *params_json)
 }
 
 char *
+tu_rpc_call_serving(struct tu_rpc *c, const char *method,
+                    const char *params_json, tu_rpc_request_fn fn, void *arg)
+{
+    struct proto_msg msg;
+    uint32_t id = tu_rpc_send(c, method, params_json);
+    char *s;
+
+    assert_int_equal(tu_rpc_wait_serving(c, id, &msg, TU_WAIT_MS, fn, arg), 1);
+    s = tu_rpc_result(&msg);
+    proto_msg_release(&msg);
+    return s;
+}
+
+char *
 tu_rpc_call_fn(struct tu_rpc *c, const char *host, const char *fn,
                const char *data_json, const char *opts_json)
 {

@@ -103,6 +103,11 @@ char *tu_rpc_result(const struct proto_msg *msg);
  */
 char *tu_rpc_call(struct tu_rpc *c, const char *method,
                   const char *params_json);
+/* tu_rpc_call while the peer's requests (invokes) go to fn, which answers
+ * them; asserts an answer came. */
+char *tu_rpc_call_serving(struct tu_rpc *c, const char *method,
+                          const char *params_json, tu_rpc_request_fn fn,
+                          void *arg);
 /* tu_rpc_call of the `call` method: host's function fn with data (JSON) and
  * options (JSON; NULL: none). */
 char *tu_rpc_call_fn(struct tu_rpc *c, const char *host, const char *fn,

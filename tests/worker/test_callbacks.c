@@ -114,14 +114,7 @@ static char *
 call_serving(struct tu_rpc *c, const char *params, tu_rpc_request_fn fn,
              void *arg)
 {
-    struct proto_msg msg;
-    uint32_t id = tu_rpc_send(c, "call", params);
-    char *s;
-
-    assert_int_equal(tu_rpc_wait_serving(c, id, &msg, TU_WAIT_MS, fn, arg), 1);
-    s = tu_rpc_result(&msg);
-    proto_msg_release(&msg);
-    return s;
+    return tu_rpc_call_serving(c, "call", params, fn, arg);
 }
 
 static void
@@ -323,10 +316,8 @@ test_context_callable_release(void **state)
 {
     struct tu_daemon f;
     struct tu_rpc *c;
-    struct proto_msg msg;
     json_t *ctx;
     char params[256], *s;
-    uint32_t id;
 
     (void)state;
     start(&f);
@@ -340,25 +331,17 @@ test_context_callable_release(void **state)
     /* It lives on after that call: a later eval calls it. */
     snprintf(params, sizeof params, "[%lld, \"g(21)\", null]",
              json_integer_value(ctx));
-    id = tu_rpc_send(c, "context.eval", params);
-    assert_int_equal(
-        tu_rpc_wait_serving(c, id, &msg, TU_WAIT_MS, double_it, NULL), 1);
-    s = tu_rpc_result(&msg);
+    s = tu_rpc_call_serving(c, "context.eval", params, double_it, NULL);
     assert_string_equal(s, "42");
     free(s);
-    proto_msg_release(&msg);
     /* Released, it rejects at once. */
     tu_rpc_notify(c, "release", "[[5]]");
     snprintf(params, sizeof params,
              "[%lld, \"g(1).then(() => 'called', (e) => e.message)\", null]",
              json_integer_value(ctx));
-    id = tu_rpc_send(c, "context.eval", params);
-    assert_int_equal(
-        tu_rpc_wait_serving(c, id, &msg, TU_WAIT_MS, no_invoke, NULL), 1);
-    s = tu_rpc_result(&msg);
+    s = tu_rpc_call_serving(c, "context.eval", params, no_invoke, NULL);
     assert_string_equal(s, "\"callback expired: it was released\"");
     free(s);
-    proto_msg_release(&msg);
     json_decref(ctx);
     tu_rpc_close(c);
     tu_daemon_stop(&f);
