@@ -288,11 +288,11 @@ scan_head_extra(uint8_t b)
     }
 }
 
-/* A header is complete in sc->head: decide what follows. */
+/* A whole header is at h (in sc->head, or in place in the input): decide
+ * what follows. */
 static int
-scan_header(struct proto_reader *r)
+scan_header(struct proto_reader *r, const uint8_t *h)
 {
-    const uint8_t *h = r->sc.head;
     uint8_t b = h[0];
 
     if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
@@ -362,6 +362,80 @@ scan_header(struct proto_reader *r)
     return -1;
 }
 
+/* The whole size of an item that its first byte tells, header and data:
+ * fixints, fixstr, nil, booleans, numbers, fixext. 0 for the rest. */
+static inline size_t
+whole_size(uint8_t b)
+{
+    /* 0xc0..0xdf: nil, booleans, float32/64, (u)int8..64, fixext 1..16
+     * (type + data); 0 where the size is in the bytes after or it is a
+     * container. */
+    static const uint8_t kC0[32] = {
+        1, 0, 1, 1, 0, 0, 0, 0,  0,  0, 5, 9, 2, 3, 5, 9,
+        2, 3, 5, 9, 3, 4, 6, 10, 18, 0, 0, 0, 0, 0, 0, 0,
+    };
+
+    if (b <= 0x7f || b >= 0xe0)
+        return 1;
+    if (b >= 0xc0)
+        return kC0[b - 0xc0];
+    if (b >= 0xa0)
+        return 1 + (size_t)(b & 0x1f);
+    return 0;
+}
+
+/*
+ * The common run of items inside a message, read in place from p[*pi..len):
+ * scalars, fixstr with its bytes and fixmap/fixarray headers, with the state
+ * in locals. Stops at anything else (scan_header reads it), at the end of
+ * the message (filed here), when a header might not be wholly there, or near
+ * the size limit (the byte-wise path says which byte passed it). -1 when the
+ * message it ended could not be filed.
+ */
+static int
+scan_run(struct proto_reader *r, const uint8_t *p, size_t *pi, size_t len)
+{
+    struct scan *sc = &r->sc;
+    uint32_t depth = sc->depth;
+    size_t bytes = sc->bytes, i = *pi;
+    int rc = 0;
+
+    while (depth > 0 && len - i >= 40 && bytes + 40 <= r->max_message) {
+        uint8_t b = p[i];
+        size_t n = whole_size(b);
+
+        if (n == 0 &&
+            (b < 0x81 || b > 0x9f || b == 0x90 || depth >= PROTO_MAX_DEPTH))
+            break;
+        if (depth <= 2) {
+            sc->depth = depth;
+            sc->bytes = bytes;
+            scan_mark(sc);
+        }
+        if (n == 0) { /* a fixmap or fixarray with items */
+            sc->left[depth++] = b <= 0x8f ? (uint64_t)(b & 0x0f) * 2 : b & 0x0f;
+            i++;
+            bytes++;
+            continue;
+        }
+        i += n;
+        bytes += n;
+        /* The item ended: close the containers it completed. */
+        while (--sc->left[depth - 1] == 0 && --depth > 0)
+            ;
+        if (depth == 0) {
+            sc->cur.size = bytes;
+            bytes = 0;
+            rc = frame_push(r);
+            break;
+        }
+    }
+    sc->depth = depth;
+    sc->bytes = bytes;
+    *pi = i;
+    return rc;
+}
+
 /*
  * Walks len new bytes. Returns how many belong to the stream: all of them, or,
  * when the stream broke, those up to the end of the last whole message (the
@@ -386,6 +460,29 @@ scan(struct proto_reader *r, const uint8_t *p, size_t len)
             i += take;
             if (sc->skip == 0 && scan_item_done(r) < 0)
                 return kept;
+        } else if (sc->head_have == 0 && len - i >= sizeof sc->head) {
+            /* The whole header is here: read it in place. */
+            const uint8_t *h;
+
+            if (sc->depth > 0) {
+                if (scan_run(r, p, &i, len) < 0)
+                    return kept;
+                if (sc->depth == 0 || len - i < sizeof sc->head)
+                    goto next;
+            }
+            h = p + i;
+            if (sc->depth <= 2)
+                scan_mark(sc);
+            take = 1 + (size_t)scan_head_extra(h[0]);
+            sc->bytes += take;
+            i += take;
+            if (sc->bytes > r->max_message) {
+                reader_fail(r, -EMSGSIZE, "a message passed the %zu-byte limit",
+                            r->max_message);
+                return kept;
+            }
+            if (scan_header(r, h) < 0)
+                return kept;
         } else {
             if (sc->head_have == 0) {
                 if (sc->depth <= 2)
@@ -406,9 +503,10 @@ scan(struct proto_reader *r, const uint8_t *p, size_t len)
             if (sc->head_have < sc->head_need)
                 continue;
             sc->head_have = 0;
-            if (scan_header(r) < 0)
+            if (scan_header(r, sc->head) < 0)
                 return kept;
         }
+    next:
         if (sc->bytes == 0)
             kept = i;
     }

@@ -792,6 +792,111 @@ test_all_types(void **state)
     proto_reader_free(r);
 }
 
+/* A result that is mostly runs of small items, nested: the scanner reads
+ * them in place when a header's worth of bytes is there. Every kind its
+ * first byte sizes (fixints, nil, booleans, numbers, fixstr up to 31 bytes,
+ * fixext), fix containers and others (str8, map16) inside the runs. */
+static void
+pack_runs(struct sb *s, uint32_t msgid)
+{
+    static const char text[] = "abcdefghijklmnopqrstuvwxyz01234";
+    static const char ext[16] = {0};
+
+    proto_write_result(&s->pk, msgid);
+    msgpack_pack_map(&s->pk, 40);
+    for (int i = 0; i < 40; i++) {
+        char key[8];
+
+        snprintf(key, sizeof key, "k%d", i);
+        proto_pack_cstr(&s->pk, key);
+        msgpack_pack_array(&s->pk, i % 2 ? 15 : 17);
+        msgpack_pack_int(&s->pk, i);
+        msgpack_pack_int(&s->pk, -i);
+        msgpack_pack_int(&s->pk, 1000 * i);
+        msgpack_pack_int64(&s->pk, -100000LL * i);
+        msgpack_pack_uint64(&s->pk, UINT64_MAX - (uint64_t)i);
+        msgpack_pack_double(&s->pk, i + 0.5);
+        msgpack_pack_float(&s->pk, (float)i);
+        msgpack_pack_nil(&s->pk);
+        msgpack_pack_true(&s->pk);
+        proto_pack_strn(&s->pk, text, (size_t)(i % 32));
+        msgpack_pack_ext(&s->pk, (size_t)1 << (i % 5), 5);
+        msgpack_pack_ext_body(&s->pk, ext, (size_t)1 << (i % 5));
+        msgpack_pack_map(&s->pk, 1);
+        proto_pack_cstr(&s->pk, "deep");
+        msgpack_pack_array(&s->pk, 1);
+        msgpack_pack_array(&s->pk, 0);
+        msgpack_pack_map(&s->pk, 0);
+        proto_pack_strn(&s->pk, "0123456789012345678901234567890123456789",
+                        32 + (size_t)(i % 8)); /* str8 */
+        msgpack_pack_map(&s->pk, 16);          /* map16 */
+        for (int k = 0; k < 16; k++) {
+            msgpack_pack_int(&s->pk, k);
+            msgpack_pack_false(&s->pk);
+        }
+        if (i % 2 == 0) { /* a container that ends with the map's entry */
+            msgpack_pack_true(&s->pk);
+            msgpack_pack_array(&s->pk, 1);
+            msgpack_pack_array(&s->pk, 1);
+            msgpack_pack_nil(&s->pk);
+        }
+    }
+}
+
+/* Fed whole or in pieces of every size up to 64 bytes, three such messages
+ * come out as three messages equal to what msgpack-c makes of their bytes;
+ * with a limit a byte short, the first is refused. */
+static void
+test_runs_in_place(void **state)
+{
+    struct sb s;
+    size_t one;
+    msgpack_unpacked want;
+    (void)state;
+
+    sb_init(&s);
+    pack_runs(&s, 1);
+    one = s.buf.size;
+    pack_runs(&s, 2);
+    pack_runs(&s, 3);
+    assert_int_equal(s.buf.size, 3 * one);
+    msgpack_unpacked_init(&want);
+    assert_int_equal(msgpack_unpack_next(&want, s.buf.data, one, NULL),
+                     MSGPACK_UNPACK_SUCCESS);
+    for (size_t piece = 1; piece <= 64; piece++) {
+        struct proto_reader *r = proto_reader_new(0);
+        size_t size = piece == 64 ? s.buf.size : piece;
+        int got = 0;
+
+        for (size_t at = 0; at < s.buf.size; at += size) {
+            size_t n = s.buf.size - at < size ? s.buf.size - at : size;
+            struct proto_msg m;
+            char cause[PROTO_CAUSE_MAX];
+            int rc;
+
+            assert_int_equal(proto_reader_feed(r, s.buf.data + at, n), 0);
+            while ((rc = proto_reader_next(r, &m, cause)) == 1) {
+                got++;
+                assert_int_equal(m.kind, PROTO_RESPONSE);
+                assert_int_equal(m.msgid, got);
+                assert_int_equal(m.size, one);
+                assert_true(
+                    msgpack_object_equal(m.result, want.data.via.array.ptr[3]));
+                proto_msg_release(&m);
+            }
+            assert_int_equal(rc, 0);
+        }
+        assert_int_equal(got, 3);
+        assert_int_equal(proto_reader_pending(r), 0);
+        proto_reader_free(r);
+    }
+    msgpack_unpacked_destroy(&want);
+    for (size_t max = one / 2; max < one; max += 97)
+        expect_broken(max, s.buf.data, s.buf.size, -EMSGSIZE, "limit");
+    expect_broken(one - 1, s.buf.data, s.buf.size, -EMSGSIZE, "limit");
+    sb_done(&s);
+}
+
 /* What proto_reader_scan showed, in order. */
 struct seen {
     int kinds[8];
@@ -894,6 +999,7 @@ main(void)
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_nesting),
         cmocka_unit_test(test_all_types),
+        cmocka_unit_test(test_runs_in_place),
         cmocka_unit_test(test_scan),
     };
 
