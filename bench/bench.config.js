@@ -46,6 +46,10 @@ module.exports = {
     string_1m(d) {
       return d.c.repeat(1024 * 1024);
     },
+    // 10 MiB in and the same 10 MiB out: large payloads both ways.
+    echo_10m(d) {
+      return d.s;
+    },
     // Structured data in: an object of 1000 keys, a small answer out.
     count(data) {
       let n = 0;

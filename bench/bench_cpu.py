@@ -3,9 +3,9 @@
 
     PYTHONPATH=build/clients/python /usr/bin/python3 bench/bench_cpu.py BUILD [CALLS]
 
-Four cases (bench/bench.config.js: inc, nested_out, nested_in, string_1m):
-a trivial call, 1000 nested objects out, the same 1000 objects in, a 1 MiB
-string out. For each, a jshost Host as a user gets it (its calls go to the
+Five cases (bench/bench.config.js: inc, nested_out, nested_in, string_1m,
+echo_10m): a trivial call, 1000 nested objects out, the same 1000 objects in,
+a 1 MiB string out, a 10 MiB string in and back out. For each, a jshost Host as a user gets it (its calls go to the
 worker's own socket), the same with JSHOST_DIRECT=0 (every call relayed by
 the manager), and the Node.js JSON-lines child (bench/peers/jsonlines_peer.js,
 the twenty-line alternative) run the same calls in interleaved rounds; per call this prints the p50 wall time and
@@ -34,6 +34,7 @@ ROUNDS = 5
 
 NESTED = {"k%d" % i: {"i": i, "s": "s%d" % i} for i in range(1000)}
 NESTED_SUM = sum(range(1000))
+TEN_MIB = "0123456789abcdef" * (10 * 1024 * 1024 // 16)
 
 # (function, what, data, check, calls at scale 1)
 CASES = [
@@ -43,6 +44,8 @@ CASES = [
     ("nested_in", "1000-key object in", NESTED, lambda r: r == NESTED_SUM, 400),
     ("string_1m", "1 MiB string out", {"c": "x"},
      lambda r: len(r) == 1024 * 1024, 60),
+    ("echo_10m", "10 MiB string in and back out", {"s": TEN_MIB},
+     lambda r: r == TEN_MIB, 10),
 ]
 
 

@@ -110,14 +110,14 @@ def main():
           ratio(relayed, floor2), "%.2fx", lambda v: v <= 1.5)
     t.add("trivial call from Python, Host (direct), p50 / one-hop floor", "(for reading)",
           ratio(host, floor1), "%.2fx", lambda v: True)
-    for fn in ("inc", "nested_out", "nested_in", "string_1m"):
+    for fn in ("inc", "nested_out", "nested_in", "string_1m", "echo_10m"):
         for route in ("direct", "relayed"):
             t.add("%s: Node child p50 / jshost %s p50" % (fn, route), ">= 1.5x",
                   fig.get("cpu.%s.vs_node.%s" % (fn, route)), "%.2fx", lambda v: v >= 1.5)
     for label in ("jshost Host (direct)", "jshost Host, relayed"):
         t.add("CPU per trivial call, all processes, %s" % label.split(" ", 1)[1], "<= 25 us",
               fig.get("cpu.inc.%s.cpu_us" % label), "%.1f us", lambda v: v <= 25)
-    for fn in ("inc", "nested_out", "string_1m"):
+    for fn in ("inc", "nested_out", "string_1m", "echo_10m"):
         t.add("manager CPU per relayed call, %s" % fn, "flat in the payload",
               fig.get("cpu.%s.manager_us.relayed" % fn), "%.1f us", lambda v: True)
     t.add("8 Python threads on one Host (direct calls)", ">= 50000 calls/s",
