@@ -531,7 +531,9 @@ unpack_map(struct unpacker *u, uint32_t n)
 {
     if (unpack_enter(u, 2 * (uint64_t)n) < 0)
         return NULL;
-    PyObject *d = PyDict_New();
+    /* Sized once for a big map (CPython's own json does not know the size;
+     * the dict would otherwise be rebuilt at every doubling). */
+    PyObject *d = n > 8 ? _PyDict_NewPresized((Py_ssize_t)n) : PyDict_New();
     if (d == NULL)
         return NULL;
     for (uint32_t i = 0; i < n; i++) {
