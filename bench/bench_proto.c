@@ -5,6 +5,7 @@
  * as the manager forwards them (scan, peek the header, skip): memcpy of the
  * same bytes, what forwarding cannot do without.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,45 +98,6 @@ run_memcpy(const msgpack_sbuffer *sb)
     return now() - t0;
 }
 
-/* The manager's path: frames found by the scanner, each header validated by
- * peek, the message skipped (forwarded as bytes). */
-static double
-run_forward(const msgpack_sbuffer *sb)
-{
-    struct proto_reader *r = proto_reader_new(0);
-    struct proto_raw raw;
-    char cause[PROTO_CAUSE_MAX];
-    size_t off = 0, n = 0;
-    double t0 = now();
-    int rc;
-
-    while (off < sb->size) {
-        size_t len = sb->size - off < CHUNK ? sb->size - off : CHUNK;
-        char *buf;
-        size_t room;
-
-        if (proto_reader_buffer(r, len, &buf, &room) != 0)
-            exit(1);
-        memcpy(buf, sb->data + off, len);
-        proto_reader_fill(r, len);
-        off += len;
-        while ((rc = proto_reader_peek(r, &raw, cause)) == 1) {
-            n++;
-            proto_reader_skip(r);
-        }
-        if (rc < 0) {
-            fprintf(stderr, "bench_proto: %s\n", cause);
-            exit(1);
-        }
-    }
-    proto_reader_free(r);
-    if (n != NRESP) {
-        fprintf(stderr, "bench_proto: forwarded %zu of %d\n", n, NRESP);
-        exit(1);
-    }
-    return now() - t0;
-}
-
 static double
 run_msgpack(const msgpack_sbuffer *sb)
 {
@@ -165,11 +127,15 @@ run_msgpack(const msgpack_sbuffer *sb)
     return now() - t0;
 }
 
+/* The reader fed in CHUNK pieces, as a server's reads feed it, taking every
+ * message: unpacked (`forward` false: the worker's path) or as the manager
+ * forwards them (the header validated by peek, the bytes skipped). */
 static double
-run_proto(const msgpack_sbuffer *sb)
+run_proto(const msgpack_sbuffer *sb, size_t expect, bool forward)
 {
     struct proto_reader *r = proto_reader_new(0);
     struct proto_msg msg;
+    struct proto_raw raw;
     char cause[PROTO_CAUSE_MAX];
     size_t off = 0, n = 0;
     double t0 = now();
@@ -185,9 +151,16 @@ run_proto(const msgpack_sbuffer *sb)
         memcpy(buf, sb->data + off, len);
         proto_reader_fill(r, len);
         off += len;
-        while ((rc = proto_reader_next(r, &msg, cause)) == 1) {
+        for (;;) {
+            if (forward) {
+                if ((rc = proto_reader_peek(r, &raw, cause)) == 1)
+                    proto_reader_skip(r);
+            } else if ((rc = proto_reader_next(r, &msg, cause)) == 1) {
+                proto_msg_release(&msg);
+            }
+            if (rc != 1)
+                break;
             n++;
-            proto_msg_release(&msg);
         }
         if (rc < 0) {
             fprintf(stderr, "bench_proto: %s\n", cause);
@@ -195,53 +168,57 @@ run_proto(const msgpack_sbuffer *sb)
         }
     }
     proto_reader_free(r);
-    if (n != NMSG) {
-        fprintf(stderr, "bench_proto: proto read %zu of %d\n", n, NMSG);
+    if (n != expect) {
+        fprintf(stderr, "bench_proto: read %zu of %zu\n", n, expect);
         exit(1);
     }
     return now() - t0;
+}
+
+/* Best of ROUNDS interleaved rounds of the floor and the reader: best[0] the
+ * floor's seconds, best[1] the reader's. */
+static void
+compare(const msgpack_sbuffer *sb, size_t n, bool forward, double best[2])
+{
+    best[0] = best[1] = 1e9;
+    for (int i = 0; i < ROUNDS; i++) {
+        double a = forward ? run_memcpy(sb) : run_msgpack(sb);
+        double b = run_proto(sb, n, forward);
+
+        best[0] = a < best[0] ? a : best[0];
+        best[1] = b < best[1] ? b : best[1];
+    }
 }
 
 int
 main(void)
 {
     msgpack_sbuffer sb;
-    double best_mp = 1e9, best_pr = 1e9;
+    double best[2];
 
     msgpack_sbuffer_init(&sb);
     pack_requests(&sb);
-    for (int i = 0; i < ROUNDS; i++) {
-        double a = run_msgpack(&sb), b = run_proto(&sb);
-
-        best_mp = a < best_mp ? a : best_mp;
-        best_pr = b < best_pr ? b : best_pr;
-    }
+    compare(&sb, NMSG, false, best);
     printf("proto reader: %d call requests (%zu bytes each), best of %d\n",
            NMSG, sb.size / NMSG, ROUNDS);
     printf("  msgpack-c unpacker (floor)  %7.1f ns/msg\n",
-           best_mp * 1e9 / NMSG);
+           best[0] * 1e9 / NMSG);
     printf("  proto_reader + validation   %7.1f ns/msg\n",
-           best_pr * 1e9 / NMSG);
-    printf("  ratio proto/floor           %7.2f\n", best_pr / best_mp);
+           best[1] * 1e9 / NMSG);
+    printf("  ratio proto/floor           %7.2f\n", best[1] / best[0]);
     msgpack_sbuffer_destroy(&sb);
 
     msgpack_sbuffer_init(&sb);
     pack_responses(&sb);
-    best_mp = best_pr = 1e9;
-    for (int i = 0; i < ROUNDS; i++) {
-        double a = run_memcpy(&sb), b = run_forward(&sb);
-
-        best_mp = a < best_mp ? a : best_mp;
-        best_pr = b < best_pr ? b : best_pr;
-    }
+    compare(&sb, NRESP, true, best);
     printf("forwarding: %d responses with a 1000-key object (%zu bytes each), "
            "best of %d\n",
            NRESP, sb.size / NRESP, ROUNDS);
     printf("  memcpy (floor)              %7.2f us/msg\n",
-           best_mp * 1e6 / NRESP);
+           best[0] * 1e6 / NRESP);
     printf("  scan + peek + skip          %7.2f us/msg\n",
-           best_pr * 1e6 / NRESP);
-    printf("  ratio scan/floor            %7.2f\n", best_pr / best_mp);
+           best[1] * 1e6 / NRESP);
+    printf("  ratio scan/floor            %7.2f\n", best[1] / best[0]);
     msgpack_sbuffer_destroy(&sb);
     return 0;
 }
