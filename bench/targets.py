@@ -5,7 +5,8 @@
 
 FIGURES.json holds what the Python benches recorded (bench_figures.py);
 OUTPUT.txt is everything the benches printed, read for the C benches' figures
-(bench_rpc's floors and pipelined rates, bench_values' ratios against JSON).
+(bench_rpc's floors and pipelined rates, bench_values' ratios against JSON,
+bench_proto's forwarding against memcpy).
 Every figure compared comes from this same run. Prints one line per target:
 the goal, the figure, and whether it is met. Asserts nothing; a figure a bench
 did not produce is shown as missing.
@@ -63,6 +64,12 @@ def value_ratios(text, program):
     return out
 
 
+def forward_ratio(text):
+    """bench_proto's forwarding ratio: scanning a 1000-key reply / memcpy."""
+    m = re.search(r"ratio scan/floor\s+([0-9.]+)", text)
+    return float(m.group(1)) if m else None
+
+
 class Table:
     def __init__(self):
         self.rows = []
@@ -117,6 +124,8 @@ def main():
     for label in ("jshost Host (direct)", "jshost Host, relayed"):
         t.add("CPU per trivial call, all processes, %s" % label.split(" ", 1)[1], "<= 25 us",
               fig.get("cpu.inc.%s.cpu_us" % label), "%.1f us", lambda v: v <= 25)
+    t.add("reading a 17 KB 1000-key reply to forward it / memcpy", "(for reading)",
+          forward_ratio(text), "%.1fx", lambda v: True)
     for fn in ("inc", "nested_out", "string_1m", "echo_10m"):
         t.add("manager CPU per relayed call, %s" % fn, "flat in the payload",
               fig.get("cpu.%s.manager_us.relayed" % fn), "%.1f us", lambda v: True)
