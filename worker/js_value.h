@@ -12,11 +12,16 @@ namespace jsv
 {
 
 // jsb::Install keeps the context's original Object.keys under this private
-// name (v8::Private::ForApi) on the global object. ToMsgpack walks an
-// object's own enumerable keys in JavaScript made with it (js_value_write.cc,
-// kWalkSource), and falls back to the API (GetOwnPropertyNames and a Get per
-// key, slower) in a context without it.
+// name (v8::Private::ForApi) on the global object; the encoder that
+// EncoderInstall makes lists an object's own enumerable keys with it.
 constexpr char kObjectKeysPrivate[] = "jshost.Object.keys";
+
+// Makes the context's JavaScript encoder (worker/js/values-encode.js), which
+// ToMsgpack runs for every object: it keeps the builtins it calls as they are
+// now, so call it before any script of the context runs (RealmNew does).
+// ToMsgpack makes it on first use in a context made without it, from the
+// builtins as they are then. False with an exception pending if it failed.
+bool EncoderInstall(v8::Local<v8::Context> context);
 
 // Outcomes of a conversion.
 enum Status {
