@@ -5,9 +5,10 @@
 //   js_value_read.cc    msgpack -> V8 (FromMsgpack): the Reader
 //   js_value_write.cc   V8 -> msgpack (ToMsgpack): the Writer
 // Here: the limits both directions use, the Reader's key cache, and the
-// msgpack forms the Writer writes in place (Out). The Writer itself stays one file:
-// its functions, internal to it, inline into one another on the path every
-// key takes; split across files they would not (more instructions per key).
+// msgpack forms the Writer writes in place (Out). The Writer itself stays one
+// file: its functions, internal to it, inline into one another on the path
+// every key takes; split across files they would not (more instructions per
+// key).
 #ifndef JSHOST_JS_VALUE_INTERNAL_H
 #define JSHOST_JS_VALUE_INTERNAL_H
 

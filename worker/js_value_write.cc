@@ -258,8 +258,8 @@ class Writer
         kPlain, // own enumerable keys
         kArray,
         kFunc,
-        kLeaf,  // RegExp: toJSON applies, then packed here
-        kRaw,   // Date, ArrayBuffer and views: packed here, no toJSON
+        kLeaf, // RegExp: toJSON applies, then packed here
+        kRaw,  // Date, ArrayBuffer and views: packed here, no toJSON
         kMap,
         kSet,
         kError, // {name, message, stack} first
@@ -309,10 +309,10 @@ class Writer
     v8::Isolate *isolate_;
     Out out_;
     std::string *why_;
-    Writer *outer_;           // the conversion this one runs inside
-    std::string what_;        // why it is kInvalid, unless no_room_
-    bool no_room_ = false;    // out of memory
-    std::vector<Step> path_;  // to the value that failed
+    Writer *outer_;               // the conversion this one runs inside
+    std::string what_;            // why it is kInvalid, unless no_room_
+    bool no_room_ = false;        // out of memory
+    std::vector<Step> path_;      // to the value that failed
     std::vector<uint16_t> utf16_; // scratch for two-byte strings
     msgpack_sbuffer leaf_;        // a leaf packed for the encoder
     // The conversion Native serves: the innermost one on this thread (a
@@ -489,7 +489,8 @@ Writer::Failed(Local<Value> report)
     Local<v8::Array> r = report.As<v8::Array>();
     Local<Value> f[5];
     for (uint32_t i = 0; i < 5; i++)
-        if (!r->Get(context_, i).ToLocal(&f[i]) || (i != 3 && !f[i]->IsNumber()))
+        if (!r->Get(context_, i).ToLocal(&f[i]) ||
+            (i != 3 && !f[i]->IsNumber()))
             return Invalid("value of an unknown kind");
     auto num = [](Local<Value> v) { return v.As<v8::Number>()->Value(); };
     uint32_t count = (uint32_t)num(f[4]);
@@ -624,8 +625,7 @@ Writer::Unbox(Local<Value> v)
     if (v->IsStringObject())
         return v.As<v8::StringObject>()->ValueOf();
     if (v->IsBooleanObject())
-        return v8::Boolean::New(isolate_,
-                                v.As<v8::BooleanObject>()->ValueOf());
+        return v8::Boolean::New(isolate_, v.As<v8::BooleanObject>()->ValueOf());
     if (v->IsBigIntObject())
         return v.As<v8::BigIntObject>()->ValueOf();
     return v8::Null(isolate_);
@@ -837,6 +837,17 @@ Writer::PackRegExp(Out &out, Local<v8::RegExp> re)
     return PackString(out, v8::String::Concat(isolate_, text, tail));
 }
 
+// Compiled whole now: it all runs on the first conversion anyway, and
+// compiling each function when it is first called costs more in all.
+MaybeLocal<v8::Script>
+CompileEncoder(Local<v8::Context> context, Local<v8::String> text,
+               const v8::ScriptOrigin &origin)
+{
+    v8::ScriptCompiler::Source source(text, origin);
+    return v8::ScriptCompiler::Compile(context, &source,
+                                       v8::ScriptCompiler::kEagerCompile);
+}
+
 } // namespace
 
 bool
@@ -856,16 +867,16 @@ EncoderInstall(v8::Local<v8::Context> context)
              v8::NewStringType::kNormal,
              static_cast<int>(jsp::kValuesEncode.len))
              .ToLocal(&source) ||
-        !v8::Script::Compile(context, source, &origin).ToLocal(&script) ||
+        !CompileEncoder(context, source, origin).ToLocal(&script) ||
         !script->Run(context).ToLocal(&factory) || !factory->IsFunction() ||
         !v8::Function::New(context, Writer::Native, Local<Value>(), 4,
                            v8::ConstructorBehavior::kThrow)
              .ToLocal(&native) ||
         !global
-             ->GetPrivate(context,
-                          v8::Private::ForApi(
-                              isolate, v8::String::NewFromUtf8Literal(
-                                           isolate, kObjectKeysPrivate)))
+             ->GetPrivate(
+                 context,
+                 v8::Private::ForApi(isolate, v8::String::NewFromUtf8Literal(
+                                                  isolate, kObjectKeysPrivate)))
              .ToLocal(&keys))
         return false;
     Local<Value> args[] = {
@@ -880,11 +891,11 @@ EncoderInstall(v8::Local<v8::Context> context)
                .ToLocal(&encode) &&
            encode->IsFunction() &&
            global
-               ->SetPrivate(context,
-                            v8::Private::ForApi(
-                                isolate, v8::String::NewFromUtf8Literal(
-                                             isolate, kEncoderPrivate)),
-                            encode)
+               ->SetPrivate(
+                   context,
+                   v8::Private::ForApi(isolate, v8::String::NewFromUtf8Literal(
+                                                    isolate, kEncoderPrivate)),
+                   encode)
                .FromMaybe(false);
 }
 

@@ -1241,31 +1241,90 @@ to_nested_forms(void **state)
 {
     V8_SCOPE(state);
     static const char *const cases[] = {
-        "0", "-0", "1", "-1", "31", "32", "127", "128", "255", "256", "65535",
-        "65536", "-32", "-33", "-128", "-129", "-32768", "-32769",
-        "2**31 - 1", "2**31", "-(2**31)", "-(2**31) - 1", "2**32 - 1",
-        "2**32", "2**53", "-(2**53)", "2**53 + 2", "2**63 - 1024", "2**63",
-        "-(2**63)", "-(2**63) - 2048", "2**64", "1.5", "-1.5", "0.1", "NaN",
-        "Infinity", "-Infinity", "1e300", "5e-324", "-5e-324", "1e21",
-        "-1e21", "4294967295.5", "123n", "-(2n**63n)", "2n**64n",
-        "true", "false", "null", "''", "'a'", "'x'.repeat(31)",
-        "'x'.repeat(32)", "'x'.repeat(85)", "'x'.repeat(86)",
-        "'x'.repeat(300)", "'\\u00e9'.repeat(15)", "'\\u00e9'.repeat(16)",
-        "'\\u00e9'.repeat(42)", "'\\u00e9'.repeat(43)", "'\\u20ac'.repeat(10)",
-        "'\\u20ac'.repeat(11)", "'\\u20ac'.repeat(85)", "'\\u20ac'.repeat(86)",
-        "'x'.repeat(30) + '\\u20ac'", "'a\\ud83d\\ude00b'",
-        "'\\ud83d\\ude00'.repeat(20)", "'\\ud83d\\ude00'.repeat(43)",
-        "'a\\u0000b'", "'\\u007f\\u0080\\u07ff\\u0800\\uffff\\ud7ff\\ue000'",
-        "'k' + '\\u00ff'.repeat(100)", "new Date(1123)", "/x/g",
-        "new Uint8Array([1, 2])", "new Number(-0)", "new String('s')",
+        "0",
+        "-0",
+        "1",
+        "-1",
+        "31",
+        "32",
+        "127",
+        "128",
+        "255",
+        "256",
+        "65535",
+        "65536",
+        "-32",
+        "-33",
+        "-128",
+        "-129",
+        "-32768",
+        "-32769",
+        "2**31 - 1",
+        "2**31",
+        "-(2**31)",
+        "-(2**31) - 1",
+        "2**32 - 1",
+        "2**32",
+        "2**53",
+        "-(2**53)",
+        "2**53 + 2",
+        "2**63 - 1024",
+        "2**63",
+        "-(2**63)",
+        "-(2**63) - 2048",
+        "2**64",
+        "1.5",
+        "-1.5",
+        "0.1",
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        "1e300",
+        "5e-324",
+        "-5e-324",
+        "1e21",
+        "-1e21",
+        "4294967295.5",
+        "123n",
+        "-(2n**63n)",
+        "2n**64n",
+        "true",
+        "false",
+        "null",
+        "''",
+        "'a'",
+        "'x'.repeat(31)",
+        "'x'.repeat(32)",
+        "'x'.repeat(85)",
+        "'x'.repeat(86)",
+        "'x'.repeat(300)",
+        "'\\u00e9'.repeat(15)",
+        "'\\u00e9'.repeat(16)",
+        "'\\u00e9'.repeat(42)",
+        "'\\u00e9'.repeat(43)",
+        "'\\u20ac'.repeat(10)",
+        "'\\u20ac'.repeat(11)",
+        "'\\u20ac'.repeat(85)",
+        "'\\u20ac'.repeat(86)",
+        "'x'.repeat(30) + '\\u20ac'",
+        "'a\\ud83d\\ude00b'",
+        "'\\ud83d\\ude00'.repeat(20)",
+        "'\\ud83d\\ude00'.repeat(43)",
+        "'a\\u0000b'",
+        "'\\u007f\\u0080\\u07ff\\u0800\\uffff\\ud7ff\\ue000'",
+        "'k' + '\\u00ff'.repeat(100)",
+        "new Date(1123)",
+        "/x/g",
+        "new Uint8Array([1, 2])",
+        "new Number(-0)",
+        "new String('s')",
     };
     for (const char *src : cases) {
         std::string top = PackHex(context, src);
         std::string in_array = "[" + std::string(src) + "]";
         std::string in_object = "({k: " + std::string(src) + "})";
         EXPECT_EQ_STR(PackHex(context, in_array.c_str()), "91" + top, src);
-        EXPECT_EQ_STR(PackHex(context, in_object.c_str()), "81a16b" + top,
-                      src);
+        EXPECT_EQ_STR(PackHex(context, in_object.c_str()), "81a16b" + top, src);
         std::string as_key = "({[" + std::string(src) + "]: 1})";
         if (src[0] == '\'')
             EXPECT_EQ_STR(PackHex(context, as_key.c_str()), "81" + top + "01",
@@ -1400,11 +1459,12 @@ to_proxies(void **state)
     EXPECT_PACK("new Proxy({}, {get: (t, k) => k === 'toJSON' ? (() => "
                 "'tj') : undefined})",
                 "\"tj\"");
-    Eval(context, "globalThis.plog = [];"
-                  "globalThis.pv = {x: new Proxy({a: [1]}, {"
-                  " get(t, k) { plog.push('get ' + String(k)); return t[k]; },"
-                  " ownKeys(t) { plog.push('ownKeys'); return Reflect.ownKeys(t); }"
-                  "})};");
+    Eval(context,
+         "globalThis.plog = [];"
+         "globalThis.pv = {x: new Proxy({a: [1]}, {"
+         " get(t, k) { plog.push('get ' + String(k)); return t[k]; },"
+         " ownKeys(t) { plog.push('ownKeys'); return Reflect.ownKeys(t); }"
+         "})};");
     EXPECT_PACK("pv", "{\"x\":{\"a\":[1]}}");
     EXPECT_EQ_STR(EvalString(context, "plog.join()"),
                   "get toJSON,ownKeys,get a", "traps");
@@ -1472,8 +1532,7 @@ to_hostile_builtins(void **state)
       Set.prototype.values = Set.prototype.forEach = thrower;
     )JS");
     for (size_t i = 0; i < before.size(); i++)
-        EXPECT_EQ_STR(PackHex(context, names[i].c_str()), before[i],
-                      cases[i]);
+        EXPECT_EQ_STR(PackHex(context, names[i].c_str()), before[i], cases[i]);
 }
 
 // Conversions started by a getter in the middle of another one (as a host
@@ -1527,9 +1586,11 @@ to_scratch_sizes(void **state)
     EXPECT_EQ_STR(PackHex(context, "({a: 'x'.repeat(2 ** 21), b: [1, 2]})"),
                   "82a161db00200000" + x + "a162920102", "2 MiB string");
     EXPECT_EQ_STR(PackHex(context, "({a: 1})"), "81a16101", "small after");
-    EXPECT_EQ_STR(
-        PackHex(context, "[new Uint8Array(2 ** 21).fill(120), {}]"),
-        "92c6" "00200000" + x + "80", "2 MiB of bytes");
+    EXPECT_EQ_STR(PackHex(context, "[new Uint8Array(2 ** 21).fill(120), {}]"),
+                  "92c6"
+                  "00200000" +
+                      x + "80",
+                  "2 MiB of bytes");
     EXPECT_EQ_STR(PackHex(context, "[[]]"), "9190", "small after bytes");
     Packed p = Pack(context, Eval(context, "(() => { const o = {}; for (let i "
                                            "= 0; i < 70000; i++) o['k' + i] "

@@ -145,6 +145,10 @@
   // A map whose header took h bytes at `at` for at most as many entries as
   // it got: the header for `count`, the entries moved up if it is smaller.
   function close(at, h, count) {
+    if (h === 1) {
+      buf[at] = 0x80 | count;
+      return;
+    }
     const hc = headSize(count);
     if (hc !== h) {
       copyWithin(buf, at + hc, at + h, pos);
@@ -159,7 +163,10 @@
   // PackNumber's rule: a finite integer in [-2^63, 2^63) that is not -0 as
   // the smallest int, anything else as float64. The caller made room for 9.
   function num(d) {
-    if ((d | 0) === d) {
+    if (d >= 0 && d < 128 && (d | 0) === d) {
+      if (d !== 0 || 1 / d > 0) buf[pos++] = d;
+      else dbl(d);
+    } else if ((d | 0) === d) {
       if (d === 0 && 1 / d < 0) dbl(d);
       else int32(d);
     } else if (d % 1 === 0 && d >= -TWO63 && d < TWO63) {
@@ -232,7 +239,7 @@
   function str(s) {
     const n = s.length;
     if (n > SHORT) return strLong(s, n);
-    room(2 + 3 * n);
+    if (pos + 2 + 3 * n > cap) grow(pos + 2 + 3 * n);
     const h = n < 32 ? 1 : 2;
     const p = pos + h;
     for (let i = 0; i < n; i++) {
@@ -380,7 +387,7 @@
     }
     if (t === 'number') {
       str(k);
-      room(9);
+      if (pos + 9 > cap) grow(pos + 9);
       num(v);
       return true;
     }
@@ -388,6 +395,11 @@
       if (v !== null) {
         v = resolve(v, k, -1);
         const r = typeof v;
+        if (r === 'object' && v !== null) {
+          str(k);
+          if (err === 0) container(v, kind, d + 1);
+          return true;
+        }
         if (r === 'undefined' || r === 'function' || r === 'symbol')
           return false;
       }
@@ -432,9 +444,9 @@
   function walk(o, d) {
     const ks = keysOf(o);
     const n = ks.length;
-    room(5);
+    if (pos + 5 > cap) grow(pos + 5);
     const at = pos;
-    const h = headSize(n);
+    const h = n < 16 ? 1 : n < 65536 ? 3 : 5;
     pos += h;
     let count = 0;
     for (let i = 0; i < n; i++) {
