@@ -8,8 +8,7 @@
 //   nested arrays and maps are kInvalid.
 // - Whatever FromMsgpack made, ToMsgpack packs with kOk, and that packing
 //   converts back with kOk.
-// - The first packing holds the input's value as JS holds it, by
-// docs/values.md's
+// - The first packing holds the input's value as JS holds it, by docs/values.md's
 //   table: integral Numbers as ints, BigInts that fit 64 bits as ints,
 //   Dates to the millisecond, map keys as strings in JS's own order (array
 //   indices first), a repeated key once with its last value.
