@@ -7,8 +7,9 @@
 // JSON).
 //
 // "cold" is the first conversion of the 1000-key object in a fresh isolate
-// (a fresh worker: nothing compiled, no type feedback), against the first
-// JSON.stringify of it in another, the median of kColdRounds.
+// (a fresh worker: nothing compiled, no type feedback; the value encoder is
+// compiled by it), against the first JSON.stringify of it in another, the
+// median of kColdRounds.
 //
 // FromMsgpack starts from msgpack-c's object tree, which the worker's reader
 // has already built for the whole request by then; "unpack+from" adds that

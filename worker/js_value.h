@@ -16,11 +16,13 @@ namespace jsv
 // EncoderInstall makes lists an object's own enumerable keys with it.
 constexpr char kObjectKeysPrivate[] = "jshost.Object.keys";
 
-// Makes the context's JavaScript encoder (worker/js/values-encode.js), which
-// ToMsgpack runs for every object: it keeps the builtins it calls as they are
-// now, so call it before any script of the context runs (RealmNew does).
-// ToMsgpack makes it on first use in a context made without it, from the
-// builtins as they are then. False with an exception pending if it failed.
+// Keeps, as they are now, the builtins that the context's JavaScript encoder
+// (worker/js/values-encode.js) calls: call it before any script of the
+// context runs (RealmNew does), so that what a script replaces later does
+// not reach the encoder. ToMsgpack makes the encoder from them on the first
+// conversion of an object; in a context made without EncoderInstall it keeps
+// the builtins as they are then. False with an exception pending if it
+// failed.
 bool EncoderInstall(v8::Local<v8::Context> context);
 
 // Outcomes of a conversion.

@@ -1,12 +1,13 @@
 // V8 -> msgpack (ToMsgpack; docs/values.md, the choices in js_value.cc).
 // Objects are walked by a JavaScript encoder (worker/js/values-encode.js),
-// made once per context by EncoderInstall: it writes msgpack into a scratch
-// Uint8Array of its own, with no call into native code per key, value or
-// object in the common case, and the bytes are copied into the sbuffer once.
-// Here: a top-level primitive, Date, BigInt or bytes (no JavaScript runs for
-// those), what the encoder asks of native code (Writer::Native: the kinds of
-// object JavaScript cannot tell apart, packing the leaves among them, long
-// strings), and the words of a conversion that failed.
+// made once per context with the builtins EncoderInstall kept: it writes
+// msgpack into a scratch Uint8Array of its own, with no call into native code
+// per key, value or object in the common case, and the bytes are copied into
+// the sbuffer once. Here: a top-level primitive, Date, BigInt or bytes (no
+// JavaScript runs for those), what the encoder asks of native code
+// (Writer::Native: the kinds of object JavaScript cannot tell apart, packing
+// the leaves among them, long strings), and the words of a conversion that
+// failed.
 #include "js_value_internal.h"
 
 #include <algorithm>
@@ -28,8 +29,29 @@ namespace
 
 constexpr double kTwo63 = 9223372036854775808.0;
 
-// Where each context's encoder is kept on its global object (v8::Private).
+// Where each context's encoder, and the builtins it is made with, are kept
+// on its global object (v8::Private).
 constexpr char kEncoderPrivate[] = "jshost.values.encoder";
+constexpr char kBuiltinsPrivate[] = "jshost.values.builtins";
+
+// The builtins values-encode.js calls, in the order it takes them; "^" is
+// the prototype of what comes before it. Object.keys comes first, from
+// kObjectKeysPrivate when the context has it.
+const char *const kBuiltins[] = {
+    "Array.isArray",
+    "Object.getPrototypeOf",
+    "Object.prototype",
+    "Reflect.apply",
+    "Math.floor",
+    "Function.prototype.bind",
+    "Function.prototype.call",
+    "String.prototype.charCodeAt",
+    "Uint8Array",
+    "ArrayBuffer",
+    "Float64Array",
+    "Uint8Array.prototype.^.copyWithin",
+    "Uint8Array.prototype.^.set",
+};
 
 // A scratch bigger than this is not written into again after the value that
 // grew it (values-encode.js drops it, Encode detaches it): one big result
@@ -427,25 +449,24 @@ Writer::TopValue(Local<Value> v)
     return PackLeaf(out_, v);
 }
 
-// The context's encoder, made now if the context was made without
-// jsb::Install; empty with the exception pending if it cannot be.
+MaybeLocal<v8::Function> MakeEncoder(Local<v8::Context> context);
+
+// The context's encoder, made on the first conversion of an object; empty
+// with the exception pending if it cannot be made.
 MaybeLocal<v8::Function>
 Encoder(Local<v8::Context> context)
 {
     v8::Isolate *isolate = context->GetIsolate();
-    Local<v8::Private> name = v8::Private::ForApi(
-        isolate, v8::String::NewFromUtf8Literal(isolate, kEncoderPrivate));
-    Local<v8::Object> global = context->Global();
     Local<Value> kept;
-    for (int made = 0; made < 2; made++) {
-        if (!global->GetPrivate(context, name).ToLocal(&kept))
-            return MaybeLocal<v8::Function>();
-        if (kept->IsFunction())
-            return kept.As<v8::Function>();
-        if (made == 0 && !EncoderInstall(context))
-            return MaybeLocal<v8::Function>();
-    }
-    return MaybeLocal<v8::Function>();
+    if (!context->Global()
+             ->GetPrivate(context, v8::Private::ForApi(
+                                       isolate, v8::String::NewFromUtf8Literal(
+                                                    isolate, kEncoderPrivate)))
+             .ToLocal(&kept))
+        return MaybeLocal<v8::Function>();
+    if (kept->IsFunction())
+        return kept.As<v8::Function>();
+    return MakeEncoder(context);
 }
 
 // The encoder gives a view of the bytes it wrote, or why it stopped.
@@ -837,8 +858,8 @@ Writer::PackRegExp(Out &out, Local<v8::RegExp> re)
     return PackString(out, v8::String::Concat(isolate_, text, tail));
 }
 
-// Compiled whole now: it all runs on the first conversion anyway, and
-// compiling each function when it is first called costs more in all.
+// Compiled whole: it all runs on the first conversion anyway, and compiling
+// each function when it is first called costs more in all.
 MaybeLocal<v8::Script>
 CompileEncoder(Local<v8::Context> context, Local<v8::String> text,
                const v8::ScriptOrigin &origin)
@@ -848,19 +869,31 @@ CompileEncoder(Local<v8::Context> context, Local<v8::String> text,
                                        v8::ScriptCompiler::kEagerCompile);
 }
 
-} // namespace
-
-bool
-EncoderInstall(v8::Local<v8::Context> context)
+// values-encode.js run with the builtins EncoderInstall kept (kept now in a
+// context made without it), and kept in turn. Not when the context is made:
+// compiling it costs about 0.5 ms, which a worker whose results are not
+// objects never needs to pay.
+MaybeLocal<v8::Function>
+MakeEncoder(Local<v8::Context> context)
 {
     v8::Isolate *isolate = context->GetIsolate();
-    v8::HandleScope scope(isolate);
+    v8::EscapableHandleScope scope(isolate);
     Local<v8::Object> global = context->Global();
+    Local<v8::Private> kept = v8::Private::ForApi(
+        isolate, v8::String::NewFromUtf8Literal(isolate, kBuiltinsPrivate));
+    Local<Value> builtins;
+    if (!global->GetPrivate(context, kept).ToLocal(&builtins))
+        return MaybeLocal<v8::Function>();
+    if (!builtins->IsArray() &&
+        (!EncoderInstall(context) ||
+         !global->GetPrivate(context, kept).ToLocal(&builtins) ||
+         !builtins->IsArray()))
+        return MaybeLocal<v8::Function>();
     v8::ScriptOrigin origin(
         isolate, v8::String::NewFromUtf8Literal(isolate, "jshost:values"));
     Local<v8::String> source;
     Local<v8::Script> script;
-    Local<Value> factory, encode, keys;
+    Local<Value> factory, encode;
     Local<v8::Function> native;
     if (!v8::String::NewFromUtf8(
              isolate, reinterpret_cast<const char *>(jsp::kValuesEncode.text),
@@ -871,32 +904,80 @@ EncoderInstall(v8::Local<v8::Context> context)
         !script->Run(context).ToLocal(&factory) || !factory->IsFunction() ||
         !v8::Function::New(context, Writer::Native, Local<Value>(), 4,
                            v8::ConstructorBehavior::kThrow)
-             .ToLocal(&native) ||
-        !global
-             ->GetPrivate(
-                 context,
-                 v8::Private::ForApi(isolate, v8::String::NewFromUtf8Literal(
-                                                  isolate, kObjectKeysPrivate)))
-             .ToLocal(&keys))
-        return false;
+             .ToLocal(&native))
+        return MaybeLocal<v8::Function>();
     Local<Value> args[] = {
         native,
-        keys, // not a function: the encoder takes Object.keys as it is now
+        builtins,
         v8::Integer::New(isolate, kMaxDepth),
         v8::Number::New(isolate, kMaxArrayLength),
         v8::Number::New(isolate, (double)kKeepScratch),
     };
-    return factory.As<v8::Function>()
-               ->Call(context, v8::Undefined(isolate), 5, args)
-               .ToLocal(&encode) &&
-           encode->IsFunction() &&
-           global
-               ->SetPrivate(
-                   context,
-                   v8::Private::ForApi(isolate, v8::String::NewFromUtf8Literal(
-                                                    isolate, kEncoderPrivate)),
-                   encode)
-               .FromMaybe(false);
+    if (!factory.As<v8::Function>()
+             ->Call(context, v8::Undefined(isolate), 5, args)
+             .ToLocal(&encode) ||
+        !encode->IsFunction() ||
+        !global
+             ->SetPrivate(
+                 context,
+                 v8::Private::ForApi(isolate, v8::String::NewFromUtf8Literal(
+                                                  isolate, kEncoderPrivate)),
+                 encode)
+             .FromMaybe(false))
+        return MaybeLocal<v8::Function>();
+    return scope.Escape(encode.As<v8::Function>());
+}
+
+} // namespace
+
+bool
+EncoderInstall(v8::Local<v8::Context> context)
+{
+    v8::Isolate *isolate = context->GetIsolate();
+    v8::HandleScope scope(isolate);
+    Local<v8::Object> global = context->Global();
+    constexpr size_t n = 1 + sizeof kBuiltins / sizeof kBuiltins[0];
+    Local<Value> found[n];
+    if (!global
+             ->GetPrivate(
+                 context,
+                 v8::Private::ForApi(isolate, v8::String::NewFromUtf8Literal(
+                                                  isolate, kObjectKeysPrivate)))
+             .ToLocal(&found[0]))
+        return false;
+    const char *keys = "Object.keys";
+    for (size_t i = found[0]->IsFunction() ? 1 : 0; i < n; i++) {
+        std::string path = i == 0 ? keys : kBuiltins[i - 1];
+        Local<Value> v = global;
+        for (size_t at = 0; at <= path.size();) {
+            size_t end = std::min(path.find('.', at), path.size());
+            std::string name = path.substr(at, end - at);
+            at = end + 1;
+            if (!v->IsObject())
+                return false;
+            Local<v8::Object> o = v.As<v8::Object>();
+            if (name == "^") {
+                v = o->GetPrototype();
+                continue;
+            }
+            Local<v8::String> key;
+            if (!v8::String::NewFromUtf8(isolate, name.c_str(),
+                                         v8::NewStringType::kInternalized)
+                     .ToLocal(&key) ||
+                !o->Get(context, key).ToLocal(&v))
+                return false;
+        }
+        if (!v->IsObject())
+            return false;
+        found[i] = v;
+    }
+    return global
+        ->SetPrivate(
+            context,
+            v8::Private::ForApi(isolate, v8::String::NewFromUtf8Literal(
+                                             isolate, kBuiltinsPrivate)),
+            v8::Array::New(isolate, found, n))
+        .FromMaybe(false);
 }
 
 Status

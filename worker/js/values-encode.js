@@ -4,10 +4,11 @@
 // every Get and every string would be a call into V8 (entry, handle scope,
 // lookup), several times what the same work costs in compiled JavaScript.
 //
-// Compiled and run once per context (jsv::EncoderInstall, from jsb::Install)
-// before any script of the context ran: it keeps the originals it calls, so
-// that a script replacing Object.keys, String.prototype.charCodeAt, a typed
-// array method or a getter on a prototype changes nothing here. It reads a
+// Compiled and run once per context, on its first conversion of an object,
+// with the builtins it calls as jsv::EncoderInstall kept them when the
+// context was made, before any script ran: a script replacing Object.keys,
+// String.prototype.charCodeAt, a typed array method or a getter on a
+// prototype changes nothing here. It reads a
 // value only as JSON.stringify does (own enumerable keys, Get, toJSON, proxy
 // traps) and calls nothing through the value's prototypes but toJSON. Arrays
 // it keeps state in are null-prototype objects: a store to a new index of a
@@ -25,21 +26,22 @@
 // returns, adding its step of the path; encode then answers [err, a, b,
 // steps, count] for Writer to word the message as before. An exception (a
 // getter's, toJSON's, a termination) simply unwinds through.
-(function (native, keptKeys, MAX_DEPTH, MAX_ARRAY, KEEP) {
+(function (native, B, MAX_DEPTH, MAX_ARRAY, KEEP) {
   'use strict';
-  const keysOf = typeof keptKeys === 'function' ? keptKeys : Object.keys;
-  const isArray = Array.isArray;
-  const protoOf = Object.getPrototypeOf;
-  const objectProto = Object.prototype;
-  const apply = Reflect.apply;
-  const floor = Math.floor;
-  const uncurry = Function.prototype.bind.bind(Function.prototype.call);
-  const charCodeAt = uncurry(String.prototype.charCodeAt);
-  const typedArrayProto = protoOf(Uint8Array.prototype);
-  const copyWithin = uncurry(typedArrayProto.copyWithin);
-  const copyFrom = uncurry(typedArrayProto.set);
-  const U8 = Uint8Array;
-  const AB = ArrayBuffer;
+  // B: the builtins as EncoderInstall kept them (kBuiltins' order)
+  const keysOf = B[0];
+  const isArray = B[1];
+  const protoOf = B[2];
+  const objectProto = B[3];
+  const apply = B[4];
+  const floor = B[5];
+  const uncurry = apply(B[6], B[6], [B[7]]); // bind.bind(call)
+  const charCodeAt = uncurry(B[8]);
+  const U8 = B[9];
+  const AB = B[10];
+  const F64 = B[11];
+  const copyWithin = uncurry(B[12]);
+  const copyFrom = uncurry(B[13]);
 
   // Writer::Op
   const OP_KIND = 0, OP_UNBOX = 1, OP_LEAF = 2, OP_TAKE = 3, OP_STR = 4,
@@ -60,7 +62,7 @@
 
   // float64 through a view of 8 bytes, in the host's byte order
   const f64buf = new AB(8);
-  const f64 = new Float64Array(f64buf);
+  const f64 = new F64(f64buf);
   const f8 = new U8(f64buf);
   f64[0] = 1;
   const LE = f8[7] === 0x3f;
