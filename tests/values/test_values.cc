@@ -1587,6 +1587,42 @@ to_nested_scratch(void **state)
                 "surrogate (U+D800 at index 0)\",\"d\":{\"e\":\"f\"}}");
 }
 
+// A getter's conversion that the watchdog cuts short in the middle of
+// another one: both end with kException, and the next conversion starts
+// from a whole scratch and packs right.
+void
+to_terminated_nested(void **state)
+{
+    V8_SCOPE(state);
+    context->Global()
+        ->Set(context, v8::String::NewFromUtf8Literal(isolate, "packInner"),
+              v8::Function::New(context, PackInner).ToLocalChecked())
+        .Check();
+    v8::Local<v8::Value> v =
+        Eval(context, "({a: 'x'.repeat(100), b: [1, 2], get c() {"
+                      " return packInner({d: [3], get e() { for (;;) {} }});"
+                      " }, f: 4})");
+    std::atomic<bool> done{false};
+    std::thread watchdog([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        while (!done.load()) {
+            isolate->TerminateExecution();
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    });
+    Packed p = Pack(context, v);
+    done.store(true);
+    watchdog.join();
+    assert_int_equal(p.st, jsv::kException);
+    assert_true(p.threw);
+    isolate->CancelTerminateExecution();
+    EXPECT_PACK("[1, {a: 'yy', b: [2.5]}, 'z'.repeat(90)]",
+                "[1,{\"a\":\"yy\",\"b\":[f:2.5]},\"" + std::string(90, 'z') +
+                    "\"]");
+    EXPECT_PACK("({get c() { return packInner([{d: 1}]); }})",
+                "{\"c\":\"9181a16401\"}");
+}
+
 // A value bigger than the scratch kept between conversions, then small ones:
 // each packs right.
 void
@@ -1718,6 +1754,7 @@ main(int argc, char **argv)
         PLAIN(to_hostile_builtins),
         PLAIN(to_nested_scratch),
         PLAIN(to_scratch_sizes),
+        PLAIN(to_terminated_nested),
         BUILTINS(from_scalars),
         BUILTINS(from_containers),
         BUILTINS(from_ext),
@@ -1750,6 +1787,7 @@ main(int argc, char **argv)
         BUILTINS(to_hostile_builtins),
         BUILTINS(to_nested_scratch),
         BUILTINS(to_scratch_sizes),
+        BUILTINS(to_terminated_nested),
     };
     int failed = cmocka_run_group_tests(tests, nullptr, nullptr);
     V8EnvShutdown();

@@ -8,11 +8,12 @@
 // with the builtins it calls as jsv::EncoderInstall kept them when the
 // context was made, before any script ran: a script replacing Object.keys,
 // String.prototype.charCodeAt, a typed array method or a getter on a
-// prototype changes nothing here. It reads a
-// value only as JSON.stringify does (own enumerable keys, Get, toJSON, proxy
-// traps) and calls nothing through the value's prototypes but toJSON. Arrays
-// it keeps state in are null-prototype objects: a store to a new index of a
-// real array would meet setters a script put on Array.prototype.
+// prototype changes nothing here. It reads a value only as JSON.stringify
+// does (own enumerable keys, Get, toJSON, proxy traps; and the prototype, to
+// tell plain objects apart) and calls nothing through the value's prototypes
+// but toJSON. What it keeps state in are null-prototype objects: a store to
+// a new index of a real array would meet setters a script put on
+// Array.prototype.
 //
 // `native(op, ...)` (Writer::Native) does what JavaScript cannot: tell a
 // Date, RegExp, Map, Set, Error, ArrayBuffer or view or boxed primitive apart
@@ -67,12 +68,23 @@
   f64[0] = 1;
   const LE = f8[7] === 0x3f;
 
-  let ab = new AB(INITIAL), buf = new U8(ab), cap = INITIAL, pos = 0;
+  let ab, buf, cap, pos = 0; // the scratch: buf views all of ab, cap bytes
   let stack = { __proto__: null }, top = -1; // the containers on the path
   let trail = { __proto__: null }, steps = 0; // the path, innermost first
   let err = 0, errA = 0, errB = 0;
   let busy = false; // a conversion runs (a getter may start another)
   let kind = PLAIN; // what resolve() found the object it gave back to be
+
+  // A new scratch, set only once it is whole (an allocation that throws, or
+  // a termination, leaves the one before).
+  function scratch() {
+    const a = new AB(INITIAL);
+    const b = new U8(a);
+    ab = a;
+    buf = b;
+    cap = INITIAL;
+  }
+  scratch();
 
   function fail(code, a, b) {
     err = code;
@@ -527,11 +539,7 @@
     for (let i = 0; i <= top; i++) stack[i] = undefined;
     if (err !== 0) return [err, errA, errB, trail, steps];
     const out = new U8(ab, 0, pos);
-    if (cap > KEEP) { // native code detaches it once copied
-      ab = new AB(INITIAL);
-      buf = new U8(ab);
-      cap = INITIAL;
-    }
+    if (cap > KEEP) scratch(); // native code detaches this one once copied
     return out;
   }
 
@@ -540,12 +548,10 @@
   // ends.
   function nested(v) {
     const s = [ab, buf, cap, pos, stack, top, trail, steps, err, errA, errB];
-    ab = new AB(INITIAL);
-    buf = new U8(ab);
-    cap = INITIAL;
-    stack = { __proto__: null };
-    trail = { __proto__: null };
     try {
+      scratch();
+      stack = { __proto__: null };
+      trail = { __proto__: null };
       return run(v);
     } finally {
       ab = s[0];
@@ -562,11 +568,16 @@
     }
   }
 
-  // `fresh`: no conversion of this context is under way (one that a
-  // termination cut short left `busy` set).
+  // `fresh`: no conversion of this context is under way. One that a
+  // termination cut short left `busy` set, and maybe its state half changed:
+  // the next starts from new.
   return function encode(v, fresh) {
-    if (fresh) busy = false;
-    if (busy) return nested(v);
+    if (busy) {
+      if (!fresh) return nested(v);
+      scratch();
+      stack = { __proto__: null };
+      trail = { __proto__: null };
+    }
     busy = true;
     const r = run(v);
     busy = false;
