@@ -98,8 +98,8 @@ RealmNew(js_engine *e, uint32_t id, const std::string &cwd, bool global_require,
     try {
         Entry en(e, DefaultDeadline(e));
         TryCatch tc(isolate);
-        // The value encoder before any script, so that it keeps the
-        // builtins it calls as they were made.
+        // Before any script: the value encoder's builtins are kept as
+        // they were made.
         ok = jsb::Install(context) && jsv::EncoderInstall(context) &&
              CallSettleInstall(realm, context) &&
              WorldInstall(realm, context) &&

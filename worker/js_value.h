@@ -12,8 +12,8 @@ namespace jsv
 {
 
 // jsb::Install keeps the context's original Object.keys under this private
-// name (v8::Private::ForApi) on the global object; the encoder that
-// EncoderInstall makes lists an object's own enumerable keys with it.
+// name (v8::Private::ForApi) on the global object; the value encoder lists
+// an object's own enumerable keys with it (EncoderInstall keeps it too).
 constexpr char kObjectKeysPrivate[] = "jshost.Object.keys";
 
 // Keeps, as they are now, the builtins that the context's JavaScript encoder
