@@ -59,47 +59,6 @@ const char *const kBuiltins[] = {
 constexpr size_t kKeepScratch = 1u << 20;
 
 // ---------------------------------------------------------------------------
-// UTF-8
-
-// UTF-16 to UTF-8, appended to out. A lone surrogate stops it (its index is
-// returned) unless `replace`, which writes U+FFFD instead (for messages).
-size_t
-EncodeUtf16(const uint16_t *u, size_t n, bool replace, std::string *out)
-{
-    out->reserve(out->size() + n * 3);
-    for (size_t i = 0; i < n; i++) {
-        uint32_t c = u[i];
-        if (c >= 0xd800 && c <= 0xdfff) {
-            if (c <= 0xdbff && i + 1 < n && u[i + 1] >= 0xdc00 &&
-                u[i + 1] <= 0xdfff) {
-                c = 0x10000 + ((c - 0xd800) << 10) + (u[i + 1] - 0xdc00);
-                i++;
-            } else if (replace) {
-                c = 0xfffd;
-            } else {
-                return i;
-            }
-        }
-        if (c < 0x80) {
-            out->push_back((char)c);
-        } else if (c < 0x800) {
-            out->push_back((char)(0xc0 | (c >> 6)));
-            out->push_back((char)(0x80 | (c & 0x3f)));
-        } else if (c < 0x10000) {
-            out->push_back((char)(0xe0 | (c >> 12)));
-            out->push_back((char)(0x80 | ((c >> 6) & 0x3f)));
-            out->push_back((char)(0x80 | (c & 0x3f)));
-        } else {
-            out->push_back((char)(0xf0 | (c >> 18)));
-            out->push_back((char)(0x80 | ((c >> 12) & 0x3f)));
-            out->push_back((char)(0x80 | ((c >> 6) & 0x3f)));
-            out->push_back((char)(0x80 | (c & 0x3f)));
-        }
-    }
-    return SIZE_MAX;
-}
-
-// ---------------------------------------------------------------------------
 // BigInt to sign and magnitude (proto_ext_bigint_pack codes ext 1 from those)
 
 // A BigInt's sign and magnitude, big-endian.
@@ -369,8 +328,11 @@ Writer::Printable(Local<v8::String> s)
     int n = std::min(s->Length(), 200);
     std::vector<uint16_t> u((size_t)n);
     s->Write(isolate_, u.data(), 0, n, v8::String::NO_NULL_TERMINATION);
-    std::string out;
-    EncodeUtf16(u.data(), u.size(), true, &out);
+    size_t bad = 0, len;
+    while ((len = Utf8Length(u.data(), u.size(), &bad)) == SIZE_MAX)
+        u[bad] = 0xfffd;
+    std::string out(len, '\0');
+    PutUtf16(u.data(), u.size(), &out[0]);
     return out;
 }
 
