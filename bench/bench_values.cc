@@ -6,15 +6,22 @@
 // conversion; "x JSON" is JSON's time over ours (>= 1: at least as fast as
 // JSON).
 //
+// "cold" is the first conversion of the 1000-key object in a fresh isolate
+// (a fresh worker: nothing compiled, no type feedback; the value encoder is
+// compiled by it), against the first JSON.stringify of it in another, the
+// median of kColdRounds.
+//
 // FromMsgpack starts from msgpack-c's object tree, which the worker's reader
 // has already built for the whole request by then; "unpack+from" adds that
 // tree's unpacking from bytes, for the whole cost from the wire.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <libplatform/libplatform.h>
 #include <msgpack.h>
@@ -27,6 +34,7 @@ namespace
 {
 
 constexpr int kRounds = 9;
+constexpr int kColdRounds = 7;
 constexpr double kRoundSeconds = 0.04; // per contender per round
 
 struct Case {
@@ -239,6 +247,65 @@ Bench(v8::Isolate *isolate, v8::Local<v8::Context> context, const Case &c)
            unpack_from.t * 1e6, parse.t * 1e6, parse.t / unpack_from.t);
 }
 
+// A context as the worker's realms have it: the builtins, then the value
+// encoder.
+v8::Local<v8::Context>
+NewContext(v8::Isolate *isolate)
+{
+    v8::Local<v8::Context> context = v8::Context::New(isolate);
+    v8::Context::Scope cs(context);
+    if (!jsb::Install(context) || !jsv::EncoderInstall(context))
+        Fail("setup", "jsb::Install, jsv::EncoderInstall");
+    return context;
+}
+
+// The first conversion (JSON.stringify if `json`) of c's value in a fresh
+// isolate, in microseconds.
+double
+ColdOnce(v8::ArrayBuffer::Allocator *allocator, const Case &c, bool json)
+{
+    v8::Isolate::CreateParams params;
+    params.array_buffer_allocator = allocator;
+    v8::Isolate *isolate = v8::Isolate::New(params);
+    isolate->SetMicrotasksPolicy(v8::MicrotasksPolicy::kExplicit);
+    double t;
+    {
+        v8::Isolate::Scope is(isolate);
+        v8::HandleScope hs(isolate);
+        v8::Local<v8::Context> context = NewContext(isolate);
+        v8::Context::Scope cs(context);
+        v8::Local<v8::Value> value = Run(context, c.make);
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        std::string why;
+        double t0 = Now();
+        bool ok = json ? !v8::JSON::Stringify(context, value).IsEmpty()
+                       : jsv::ToMsgpack(context, value, &sb, &why) == jsv::kOk;
+        t = Now() - t0;
+        msgpack_sbuffer_destroy(&sb);
+        if (!ok)
+            Fail(c.name, "cold conversion");
+    }
+    isolate->Dispose();
+    return t * 1e6;
+}
+
+void
+Cold(v8::ArrayBuffer::Allocator *allocator, const Case &c)
+{
+    std::vector<double> to, json;
+    for (int r = 0; r < kColdRounds; r++) {
+        json.push_back(ColdOnce(allocator, c, true));
+        to.push_back(ColdOnce(allocator, c, false));
+    }
+    std::sort(to.begin(), to.end());
+    std::sort(json.begin(), json.end());
+    double t = to[to.size() / 2], j = json[json.size() / 2];
+    printf("  cold, fresh isolate: JS -> msgpack %9.1f   JSON.stringify %9.1f"
+           "   %5.2fx JSON\n",
+           t, j, j / t);
+}
+
 } // namespace
 
 int
@@ -259,18 +326,20 @@ main(int argc, char **argv)
     {
         v8::Isolate::Scope is(isolate);
         v8::HandleScope hs(isolate);
-        v8::Local<v8::Context> context = v8::Context::New(isolate);
+        v8::Local<v8::Context> context = NewContext(isolate);
         v8::Context::Scope cs(context);
-        if (!jsb::Install(context))
-            Fail("setup", "jsb::Install");
         printf("bench_values: the worker's value conversion against JSON in "
                "the same isolate,\nus per value, best of %d interleaved "
                "rounds (x JSON: JSON's time / ours, >= 1 is the target)\n",
                kRounds);
         const char *only = getenv("BENCH_VALUES_CASE");
-        for (const Case &c : kCases)
+        for (const Case &c : kCases) {
             if (!only || strstr(c.name, only))
                 Bench(isolate, context, c);
+            if (&c == &kCases[0] && (!only || strstr(c.name, only)) &&
+                !getenv("BENCH_VALUES_LOOP"))
+                Cold(allocator, c);
+        }
     }
     isolate->Dispose();
     delete allocator;

@@ -3,6 +3,7 @@
 // preludes (worker/js/*.js) that install most of them.
 #include "js_builtins.h"
 #include "js_internal.h"
+#include "js_value.h"
 
 using v8::Context;
 using v8::Function;
@@ -97,7 +98,10 @@ RealmNew(js_engine *e, uint32_t id, const std::string &cwd, bool global_require,
     try {
         Entry en(e, DefaultDeadline(e));
         TryCatch tc(isolate);
-        ok = jsb::Install(context) && CallSettleInstall(realm, context) &&
+        // Before any script: the value encoder's builtins are kept as
+        // they were made.
+        ok = jsb::Install(context) && jsv::EncoderInstall(context) &&
+             CallSettleInstall(realm, context) &&
              WorldInstall(realm, context) &&
              ModulesInstall(realm, context, global_require);
         if (!ok && tc.HasCaught() && !tc.HasTerminated())

@@ -16,10 +16,17 @@
 //   Map key is converted as a value, whatever its type (msgpack allows it).
 // - An object's values are read, passed through toJSON and converted one
 //   key after the other, in JSON.stringify's order (getters with side effects
-//   see the same sequence of calls). The reads run in a small JavaScript walk
-//   (worker/js/values-walk.js): an error a getter throws has `walk (jshost:values:...)`
-//   frames under the getter's in its stack, which the worker's stack filter
-//   (js_error.cc) leaves out of what users see.
+//   see the same sequence of calls). That runs in a JavaScript encoder
+//   (worker/js/values-encode.js): an error a getter throws has
+//   `walk (jshost:values:...)` frames under the getter's in its stack, which
+//   the worker's stack filter (js_error.cc) leaves out of what users see.
+// - An object is told apart by its prototype first: one whose prototype is
+//   Object.prototype or null is walked as a plain object whatever its
+//   internal slots (a Date or a typed array whose prototype a script set to
+//   null crosses as {}, as JSON.stringify has it), and reading the prototype
+//   of a Proxy runs its getPrototypeOf trap. toJSON is read before that (a
+//   revoked proxy fails there, as in JSON.stringify); a Date's or a view's is
+//   read but never called.
 // - BigInt.prototype.toJSON is not consulted: a BigInt always goes out as an
 //   int or ext 1 (JSON.stringify would call it, or throw without it).
 // - An invalid Date is kInvalid (JSON.stringify would write null).

@@ -12,11 +12,18 @@ namespace jsv
 {
 
 // jsb::Install keeps the context's original Object.keys under this private
-// name (v8::Private::ForApi) on the global object. ToMsgpack walks an
-// object's own enumerable keys in JavaScript made with it (js_value_write.cc,
-// kWalkSource), and falls back to the API (GetOwnPropertyNames and a Get per
-// key, slower) in a context without it.
+// name (v8::Private::ForApi) on the global object; the value encoder lists
+// an object's own enumerable keys with it (EncoderInstall keeps it too).
 constexpr char kObjectKeysPrivate[] = "jshost.Object.keys";
+
+// Keeps, as they are now, the builtins that the context's JavaScript encoder
+// (worker/js/values-encode.js) calls: call it before any script of the
+// context runs (RealmNew does), so that what a script replaces later does
+// not reach the encoder. ToMsgpack makes the encoder from them on the first
+// conversion of an object; in a context made without EncoderInstall it keeps
+// the builtins as they are then. False with an exception pending if it
+// failed.
+bool EncoderInstall(v8::Local<v8::Context> context);
 
 // Outcomes of a conversion.
 enum Status {

@@ -4,10 +4,11 @@
 //                       messages ("value.a[3].b"), for both directions
 //   js_value_read.cc    msgpack -> V8 (FromMsgpack): the Reader
 //   js_value_write.cc   V8 -> msgpack (ToMsgpack): the Writer
-// Here: the limits and the key cache both directions use, and the msgpack
-// forms the Writer writes in place (Out). The Writer itself stays one file:
-// its functions, internal to it, inline into one another on the path every
-// key takes; split across files they would not (more instructions per key).
+// Here: the limits both directions use, the Reader's key cache, and the
+// msgpack forms the Writer writes in place (Out). The Writer itself stays one
+// file: its functions, internal to it, inline into one another on the path
+// every key takes; split across files they would not (more instructions per
+// key).
 #ifndef JSHOST_JS_VALUE_INTERNAL_H
 #define JSHOST_JS_VALUE_INTERNAL_H
 
@@ -44,11 +45,11 @@ void AppendKey(std::string *out, const char *s, size_t n);
 void AppendIndex(std::string *out, const char *prefix, uint64_t i);
 
 // ---------------------------------------------------------------------------
-// Keys seen before in the same conversion
+// Keys seen before in the same conversion (msgpack -> V8)
 
 // The maps in one value are mostly records with the same few keys ({i, s} a
-// thousand times over): each such key is made (msgpack -> V8) or written
-// (V8 -> msgpack) once per conversion and found here after that. Only the
+// thousand times over): each such key is made once per conversion and found
+// here after that. Only the
 // keys of small maps are kept (a big map's keys seldom come again), and only
 // short ones. Direct-mapped: a collision replaces the entry. The strings are
 // Globals because the handle scope of the map that first held a key is gone
@@ -148,7 +149,10 @@ PutContainerHeader(char *p, uint8_t small, uint8_t big16, size_t n)
 class Out
 {
   public:
-    explicit Out(msgpack_sbuffer *sb) : sb_(sb)
+    // `fixed`: sb's memory is not sb's to realloc (the JavaScript encoder's
+    // scratch); what does not fit in it fails.
+    explicit Out(msgpack_sbuffer *sb, bool fixed = false)
+        : sb_(sb), fixed_(fixed)
     {
     }
 
@@ -314,6 +318,8 @@ class Out
     // Doubling, as msgpack_sbuffer_write grows it.
     bool Grow(size_t n)
     {
+        if (fixed_)
+            return false;
         size_t want = sb_->size + n;
         if (want < n)
             return false;
@@ -332,6 +338,7 @@ class Out
     }
 
     msgpack_sbuffer *sb_;
+    bool fixed_;
 };
 
 } // namespace

@@ -1,8 +1,13 @@
-// V8 -> msgpack (ToMsgpack; docs/values.md, the choices in js_value.cc):
-// JSON.stringify's walk, toJSON and boxed primitives included, each value
-// written straight into the sbuffer (Out, js_value_internal.h). Strings go
-// out as UTF-8 and a lone surrogate is refused; plain objects' keys and
-// values are read by a small JavaScript walk (worker/js/values-walk.js).
+// V8 -> msgpack (ToMsgpack; docs/values.md, the choices in js_value.cc).
+// Objects are walked by a JavaScript encoder (worker/js/values-encode.js),
+// made once per context with the builtins EncoderInstall kept: it writes
+// msgpack into a scratch Uint8Array of its own, with no call into native code
+// per key, value or object in the common case, and the bytes are copied into
+// the sbuffer once. Here: a top-level primitive, Date, BigInt or bytes (no
+// JavaScript runs for those), what the encoder asks of native code
+// (Writer::Native: the kinds of object JavaScript cannot tell apart, packing
+// the leaves among them, long strings), and the words of a conversion that
+// failed.
 #include "js_value_internal.h"
 
 #include <algorithm>
@@ -10,7 +15,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,46 +29,34 @@ namespace
 
 constexpr double kTwo63 = 9223372036854775808.0;
 
-// ---------------------------------------------------------------------------
-// UTF-8
+// Where each context's encoder, and the builtins it is made with, are kept
+// on its global object (v8::Private).
+constexpr char kEncoderPrivate[] = "jshost.values.encoder";
+constexpr char kBuiltinsPrivate[] = "jshost.values.builtins";
 
-// UTF-16 to UTF-8, appended to out. A lone surrogate stops it (its index is
-// returned) unless `replace`, which writes U+FFFD instead (for messages).
-size_t
-EncodeUtf16(const uint16_t *u, size_t n, bool replace, std::string *out)
-{
-    out->reserve(out->size() + n * 3);
-    for (size_t i = 0; i < n; i++) {
-        uint32_t c = u[i];
-        if (c >= 0xd800 && c <= 0xdfff) {
-            if (c <= 0xdbff && i + 1 < n && u[i + 1] >= 0xdc00 &&
-                u[i + 1] <= 0xdfff) {
-                c = 0x10000 + ((c - 0xd800) << 10) + (u[i + 1] - 0xdc00);
-                i++;
-            } else if (replace) {
-                c = 0xfffd;
-            } else {
-                return i;
-            }
-        }
-        if (c < 0x80) {
-            out->push_back((char)c);
-        } else if (c < 0x800) {
-            out->push_back((char)(0xc0 | (c >> 6)));
-            out->push_back((char)(0x80 | (c & 0x3f)));
-        } else if (c < 0x10000) {
-            out->push_back((char)(0xe0 | (c >> 12)));
-            out->push_back((char)(0x80 | ((c >> 6) & 0x3f)));
-            out->push_back((char)(0x80 | (c & 0x3f)));
-        } else {
-            out->push_back((char)(0xf0 | (c >> 18)));
-            out->push_back((char)(0x80 | ((c >> 12) & 0x3f)));
-            out->push_back((char)(0x80 | ((c >> 6) & 0x3f)));
-            out->push_back((char)(0x80 | (c & 0x3f)));
-        }
-    }
-    return SIZE_MAX;
-}
+// The builtins values-encode.js calls, in the order it takes them; "^" is
+// the prototype of what comes before it. Object.keys comes first, from
+// kObjectKeysPrivate when the context has it.
+const char *const kBuiltins[] = {
+    "Array.isArray",
+    "Object.getPrototypeOf",
+    "Object.prototype",
+    "Reflect.apply",
+    "Math.floor",
+    "Function.prototype.bind",
+    "Function.prototype.call",
+    "String.prototype.charCodeAt",
+    "Uint8Array",
+    "ArrayBuffer",
+    "Float64Array",
+    "Uint8Array.prototype.^.copyWithin",
+    "Uint8Array.prototype.^.set",
+};
+
+// A scratch bigger than this is not written into again after the value that
+// grew it (values-encode.js drops it, Encode detaches it): one big result
+// does not keep its memory for the life of the context.
+constexpr size_t kKeepScratch = 1u << 20;
 
 // ---------------------------------------------------------------------------
 // BigInt to sign and magnitude (proto_ext_bigint_pack codes ext 1 from those)
@@ -179,22 +171,35 @@ PutUtf16(const uint16_t *u, size_t n, char *out)
 // ---------------------------------------------------------------------------
 // V8 -> msgpack
 
-// The walk itself is worker/js/values-walk.js (jsp::kValuesWalk).
-
-// Where the walk is kept on each context's global object (v8::Private).
-constexpr char kWalkPrivate[] = "jshost.values.walk";
-
-// One step of the path from the top value down to the one being converted.
+// One step of the path from the top value down to the one that failed.
 struct Step {
-    enum Kind { kIndex, kKey, kMapKey, kMapValue } kind;
+    enum Kind { kIndex, kKey, kMapKey, kMapValue } kind; // encoder's S_ codes
     uint32_t index;
     Local<Value> key; // kKey: a string; kMapValue: the Map's key
 };
 
-// Handles are let go of every this many array elements or object keys, so
-// that a long array does not hold one per element until its end (a smaller
-// container lives in the handle scope Pack opened for it).
-constexpr uint32_t kChunk = 256;
+// The encoder's scratch (a Uint8Array) at a position the encoder gave.
+struct Scratch {
+    char *base = nullptr;
+    size_t cap = 0;
+    size_t pos = 0;
+};
+
+bool
+ScratchAt(Local<Value> buf, Local<Value> pos, Scratch *s)
+{
+    if (!buf->IsUint8Array() || !pos->IsNumber())
+        return false;
+    Local<v8::Uint8Array> u = buf.As<v8::Uint8Array>();
+    double p = pos.As<v8::Number>()->Value();
+    s->cap = u->ByteLength();
+    if (!(p >= 0 && p <= (double)s->cap))
+        return false;
+    s->pos = (size_t)p;
+    if (s->cap > 0)
+        s->base = (char *)u->Buffer()->Data() + u->ByteOffset();
+    return true;
+}
 
 class Writer
 {
@@ -203,60 +208,81 @@ class Writer
         : context_(context), isolate_(context->GetIsolate()), out_(sb),
           why_(why), outer_(current_)
     {
+        msgpack_sbuffer_init(&leaf_);
         current_ = this;
     }
     ~Writer()
     {
         current_ = outer_;
+        msgpack_sbuffer_destroy(&leaf_);
     }
 
     Status Top(Local<Value> value);
 
-  private:
-    // What a value turned into once toJSON and boxing were applied.
-    enum Shape { kSkip, kValue };
+    // What values-encode.js asks: native(op, ...); see Op.
+    static void Native(const v8::FunctionCallbackInfo<Value> &info);
 
-    // An object being walked (worker/js/values-walk.js): its entries so far,
-    // its depth, and how the conversion of one of them failed.
-    struct Frame {
-        Status st;
-        uint32_t count;
-        int depth;
+  private:
+    // The encoder's OP_ codes.
+    enum Op {
+        kOpKind,    // (obj): its Kind
+        kOpUnbox,   // (boxed primitive): the primitive
+        kOpLeaf,    // (leaf, buf, pos): packed at pos; new pos, -1 failed,
+                    // or -2 - n: n bytes wait for room (kOpTake)
+        kOpTake,    // (buf, pos): the waiting leaf at pos; new pos or -1
+        kOpStr,     // (string, buf, pos): packed at pos; new pos or -1
+        kOpEntries, // (Map): [k0, v0, k1, v1, ...]
+        kOpItems,   // (Set): its values
+    };
+    // The encoder's kinds of object (kArray and kFunc it finds itself).
+    enum Kind {
+        kPlain, // own enumerable keys
+        kArray,
+        kFunc,
+        kLeaf, // RegExp: toJSON applies, then packed here
+        kRaw,  // Date, ArrayBuffer and views: packed here, no toJSON
+        kMap,
+        kSet,
+        kError, // {name, message, stack} first
+        kBoxed, // Number, String, Boolean, BigInt objects
+    };
+    // The encoder's E_ codes: why it stopped.
+    enum Stop {
+        kStopNative = 1, // a native op failed; what_ says why
+        kStopCycle,
+        kStopDepth,
+        kStopSurrogate, // a: the unit, b: its index
+        kStopLongArray,
+        kStopNoRoom,
     };
 
-    static void WalkEntry(const v8::FunctionCallbackInfo<Value> &info);
-    bool Entry(Local<Value> k, Local<Value> v);
-    Local<v8::Function> Walk();
-    void Prepare();
-    Status PackObjectWalked(Local<v8::Object> obj, int depth);
+    Status TopValue(Local<Value> value);
+    Status Encode(Local<v8::Object> value);
+    Status Failed(Local<Value> report);
+    int KindOf(Local<Value> v);
+    Local<Value> Unbox(Local<Value> v);
+    double Take(Local<Value> buf, Local<Value> pos, bool wait);
+    double Str(Local<Value> s, Local<Value> buf, Local<Value> pos);
 
-    Status Resolve(Local<Value> *v, const Step &where, Shape *shape);
-    inline Status PackItem(Local<Value> v, const Step &where, int depth);
-    Status Pack(Local<Value> v, int depth);
-    Status PackString(Local<v8::String> s);
-    Status PackKey(Local<v8::String> k, bool cache);
-    Status PackNumber(double d);
-    Status PackBigInt(Local<v8::BigInt> b);
-    Status PackDate(Local<v8::Date> d);
-    Status PackBytes(const void *p, size_t n);
-    Status PackArray(Local<v8::Object> arr, uint32_t n, int depth);
-    Status PackMap(Local<v8::Map> map, int depth);
-    Status PackSet(Local<v8::Set> set, int depth);
-    Status PackObject(Local<v8::Object> obj, int depth, bool error = false);
-    Status PackRegExp(Local<v8::RegExp> re);
-    Status Enter(Local<v8::Object> obj, int depth);
-    void Leave()
+    Status PackLeaf(Out &out, Local<Value> v);
+    Status PackString(Out &out, Local<v8::String> s);
+    Status PackNumber(Out &out, double d);
+    Status PackBigInt(Out &out, Local<v8::BigInt> b);
+    Status PackDate(Out &out, Local<v8::Date> d);
+    Status PackBytes(Out &out, const void *p, size_t n);
+    Status PackRegExp(Out &out, Local<v8::RegExp> re);
+
+    Status Invalid(const std::string &what)
     {
-        stack_.pop_back();
+        what_ = what;
+        return kInvalid;
     }
-
-    Status Invalid(const std::string &what);
+    std::string Where();
     std::string Printable(Local<v8::String> s);
     Status Thrown();
     Status NoRoom()
     {
-        if (why_)
-            *why_ = "out of memory while packing a value";
+        no_room_ = true;
         return kInvalid;
     }
 
@@ -264,16 +290,13 @@ class Writer
     v8::Isolate *isolate_;
     Out out_;
     std::string *why_;
-    Local<v8::String> to_json_;       // set by Prepare(), as the next two
-    Local<v8::Function> object_keys_; // the original Object.keys, if kept
-    Local<v8::Function> walk_;        // values-walk.js's walk, if there is one
-    std::vector<Frame> frames_;       // the objects being walked
-    Writer *outer_;                   // the conversion this one runs inside
-    std::vector<Step> path_;
-    std::vector<Local<v8::Object>> stack_; // the containers on the path
-    std::vector<uint16_t> utf16_;          // scratch for two-byte strings
-    CachedKey keys_[kKeyCacheSize];
-    // The conversion WalkEntry feeds: the innermost one on this thread (a
+    Writer *outer_;               // the conversion this one runs inside
+    std::string what_;            // why it is kInvalid, unless no_room_
+    bool no_room_ = false;        // out of memory
+    std::vector<Step> path_;      // to the value that failed
+    std::vector<uint16_t> utf16_; // scratch for two-byte strings
+    msgpack_sbuffer leaf_;        // a leaf packed for the encoder
+    // The conversion Native serves: the innermost one on this thread (a
     // getter may convert another value, in the middle of one).
     static thread_local Writer *current_;
 };
@@ -305,16 +328,18 @@ Writer::Printable(Local<v8::String> s)
     int n = std::min(s->Length(), 200);
     std::vector<uint16_t> u((size_t)n);
     s->Write(isolate_, u.data(), 0, n, v8::String::NO_NULL_TERMINATION);
-    std::string out;
-    EncodeUtf16(u.data(), u.size(), true, &out);
+    size_t bad = 0, len;
+    while ((len = Utf8Length(u.data(), u.size(), &bad)) == SIZE_MAX)
+        u[bad] = 0xfffd;
+    std::string out(len, '\0');
+    PutUtf16(u.data(), u.size(), &out[0]);
     return out;
 }
 
-Status
-Writer::Invalid(const std::string &what)
+// The path to the value that failed: "value.a[3]".
+std::string
+Writer::Where()
 {
-    if (!why_)
-        return kInvalid;
     std::string p = "value";
     for (const Step &s : path_) {
         switch (s.kind) {
@@ -349,154 +374,354 @@ Writer::Invalid(const std::string &what)
             break;
         }
     }
-    *why_ = p + ": " + what;
-    return kInvalid;
-}
-
-// SerializeJSONProperty's steps 2-4: toJSON, then boxed primitives. *shape
-// says whether anything is left to write.
-Status
-Writer::Resolve(Local<Value> *v, const Step &where, Shape *shape)
-{
-    Local<Value> value = *v;
-    if (value->IsString()) { // the commonest, and nothing to do
-        *shape = kValue;
-        return kOk;
-    }
-    if (value->IsObject() && !value->IsDate() && !value->IsArrayBufferView() &&
-        !value->IsArrayBuffer() && !value->IsSharedArrayBuffer()) {
-        Local<v8::Object> obj = value.As<v8::Object>();
-        Local<Value> fn;
-        if (!obj->Get(context_, to_json_).ToLocal(&fn))
-            return Thrown();
-        if (fn->IsFunction()) {
-            // The key as JSON.stringify passes it: a string ("" at the top).
-            Local<Value> key;
-            switch (where.kind) {
-            case Step::kKey:
-            case Step::kMapValue:
-                key = where.key;
-                break;
-            case Step::kIndex:
-            case Step::kMapKey: {
-                std::string s =
-                    path_.empty() ? std::string() : std::to_string(where.index);
-                Local<v8::String> ks;
-                if (!v8::String::NewFromUtf8(isolate_, s.data(),
-                                             v8::NewStringType::kNormal,
-                                             (int)s.size())
-                         .ToLocal(&ks))
-                    return Thrown();
-                key = ks;
-                break;
-            }
-            }
-            if (!fn.As<v8::Function>()
-                     ->Call(context_, obj, 1, &key)
-                     .ToLocal(&value))
-                return Thrown();
-        }
-    }
-    if (value->IsObject()) {
-        if (value->IsNumberObject())
-            value = v8::Number::New(isolate_,
-                                    value.As<v8::NumberObject>()->ValueOf());
-        else if (value->IsStringObject())
-            value = value.As<v8::StringObject>()->ValueOf();
-        else if (value->IsBooleanObject())
-            value = v8::Boolean::New(isolate_,
-                                     value.As<v8::BooleanObject>()->ValueOf());
-        else if (value->IsBigIntObject())
-            value = value.As<v8::BigIntObject>()->ValueOf();
-    }
-    *shape = (value->IsUndefined() || value->IsFunction() || value->IsSymbol())
-                 ? kSkip
-                 : kValue;
-    *v = value;
-    return kOk;
+    return p;
 }
 
 Status
 Writer::Top(Local<Value> value)
 {
     v8::HandleScope scope(isolate_);
-    if (value->IsObject()) // else there is no object in it
-        Prepare();
-    Step top{Step::kIndex, 0, Local<Value>()};
-    return PackItem(value, top, -1);
+    Status st = TopValue(value);
+    if (st == kInvalid && why_)
+        *why_ = no_room_ ? "out of memory while packing a value"
+                         : Where() + ": " + what_;
+    return st;
 }
 
-// The top value, an array's element or a Map's key or value, one level below
-// depth: toJSON and boxing applied, then packed; nil where that leaves
-// nothing (as JSON says an array's undefined).
-inline Status
-Writer::PackItem(Local<Value> v, const Step &where, int depth)
+// An object goes to the encoder (toJSON included), unless it is a Date, an
+// ArrayBuffer or a view, which never consult toJSON; the rest is packed here.
+Status
+Writer::TopValue(Local<Value> v)
 {
-    Shape shape;
-    Status st = Resolve(&v, where, &shape);
-    if (st != kOk)
-        return st;
-    if (shape == kSkip) {
+    if (v->IsObject() && !v->IsDate() && !v->IsArrayBufferView() &&
+        !v->IsArrayBuffer() && !v->IsSharedArrayBuffer())
+        return Encode(v.As<v8::Object>());
+    if (v->IsString())
+        return PackString(out_, v.As<v8::String>());
+    if (v->IsNumber())
+        return PackNumber(out_, v.As<v8::Number>()->Value());
+    if (v->IsBoolean()) {
+        PACK(out_.Byte(v->IsTrue() ? 0xc3 : 0xc2));
+        return kOk;
+    }
+    if (v->IsNull() || v->IsUndefined() || v->IsSymbol()) {
         PACK(out_.Byte(0xc0));
         return kOk;
     }
-    return Pack(v, depth + 1);
+    return PackLeaf(out_, v);
 }
 
-// What only objects need, in Top's handle scope: a result that is a number
-// or a string does without the lookups.
-void
-Writer::Prepare()
+MaybeLocal<v8::Function> MakeEncoder(Local<v8::Context> context);
+
+// The context's encoder, made on the first conversion of an object; empty
+// with the exception pending if it cannot be made.
+MaybeLocal<v8::Function>
+Encoder(Local<v8::Context> context)
 {
-    to_json_ = v8::String::NewFromUtf8Literal(isolate_, "toJSON",
-                                              v8::NewStringType::kInternalized);
-    Local<Value> keys;
-    if (context_->Global()
-            ->GetPrivate(context_,
-                         v8::Private::ForApi(isolate_,
-                                             v8::String::NewFromUtf8Literal(
-                                                 isolate_, kObjectKeysPrivate)))
-            .ToLocal(&keys) &&
-        keys->IsFunction()) {
-        object_keys_ = keys.As<v8::Function>();
-        walk_ = Walk();
+    v8::Isolate *isolate = context->GetIsolate();
+    Local<Value> kept;
+    if (!context->Global()
+             ->GetPrivate(context, v8::Private::ForApi(
+                                       isolate, v8::String::NewFromUtf8Literal(
+                                                    isolate, kEncoderPrivate)))
+             .ToLocal(&kept))
+        return MaybeLocal<v8::Function>();
+    if (kept->IsFunction())
+        return kept.As<v8::Function>();
+    return MakeEncoder(context);
+}
+
+// The encoder gives a view of the bytes it wrote, or why it stopped.
+Status
+Writer::Encode(Local<v8::Object> value)
+{
+    Local<v8::Function> encode;
+    if (!Encoder(context_).ToLocal(&encode))
+        return Thrown();
+    bool fresh = true;
+    for (Writer *w = outer_; w != nullptr; w = w->outer_)
+        if (w->context_ == context_)
+            fresh = false;
+    Local<Value> args[] = {value, v8::Boolean::New(isolate_, fresh)};
+    Local<Value> r;
+    if (!encode->Call(context_, v8::Undefined(isolate_), 2, args).ToLocal(&r))
+        return Thrown();
+    if (!r->IsUint8Array())
+        return Failed(r);
+    Local<v8::Uint8Array> bytes = r.As<v8::Uint8Array>();
+    Local<v8::ArrayBuffer> ab = bytes->Buffer();
+    size_t n = bytes->ByteLength();
+    bool room = out_.Reserve(n);
+    if (room && n > 0) {
+        memcpy(out_.Tail(), (const char *)ab->Data() + bytes->ByteOffset(), n);
+        out_.Advance(n);
+    }
+    if (ab->ByteLength() > kKeepScratch && ab->IsDetachable())
+        ab->Detach();
+    PACK(room);
+    return kOk;
+}
+
+// [stop, a, b, steps, count]: steps holds count / 3 (kind, a, b) from the
+// value that failed up to the top.
+Status
+Writer::Failed(Local<Value> report)
+{
+    if (!report->IsArray())
+        return Invalid("value of an unknown kind");
+    Local<v8::Array> r = report.As<v8::Array>();
+    Local<Value> f[5];
+    for (uint32_t i = 0; i < 5; i++)
+        if (!r->Get(context_, i).ToLocal(&f[i]) ||
+            (i != 3 && !f[i]->IsNumber()))
+            return Invalid("value of an unknown kind");
+    auto num = [](Local<Value> v) { return v.As<v8::Number>()->Value(); };
+    uint32_t count = (uint32_t)num(f[4]);
+    if (!f[3]->IsObject() || count % 3 != 0)
+        return Invalid("value of an unknown kind");
+    Local<v8::Object> steps = f[3].As<v8::Object>();
+    for (uint32_t i = count; i >= 3; i -= 3) {
+        Local<Value> k, a, b;
+        if (!steps->Get(context_, i - 3).ToLocal(&k) ||
+            !steps->Get(context_, i - 2).ToLocal(&a) ||
+            !steps->Get(context_, i - 1).ToLocal(&b) || !k->IsNumber() ||
+            !b->IsNumber())
+            return Invalid("value of an unknown kind");
+        Step s{(Step::Kind)(int)num(k), 0, Local<Value>()};
+        switch (s.kind) {
+        case Step::kIndex:
+        case Step::kMapKey:
+            s.index = a->IsNumber() ? (uint32_t)num(a) : 0;
+            break;
+        case Step::kKey:
+            if (!a->IsString())
+                return Invalid("value of an unknown kind");
+            s.key = a;
+            break;
+        case Step::kMapValue:
+            s.key = a;
+            s.index = (uint32_t)num(b);
+            break;
+        default:
+            return Invalid("value of an unknown kind");
+        }
+        path_.push_back(s);
+    }
+    switch ((int)num(f[0])) {
+    case kStopNative:
+        return kInvalid;
+    case kStopCycle:
+        return Invalid("cycle (an object contains itself)");
+    case kStopDepth:
+        return Invalid(
+            "nested deeper than " JSV_STR(PROTO_VALUE_MAX_DEPTH) " levels");
+    case kStopSurrogate: {
+        char what[80];
+        snprintf(what, sizeof what,
+                 "string has a lone surrogate (U+%04X at index %.0f)",
+                 (unsigned)num(f[1]), num(f[2]));
+        return Invalid(what);
+    }
+    case kStopLongArray:
+        return Invalid("array longer than " + std::to_string(kMaxArrayLength) +
+                       " elements");
+    case kStopNoRoom:
+        return NoRoom();
+    }
+    return Invalid("value of an unknown kind");
+}
+
+void
+Writer::Native(const v8::FunctionCallbackInfo<Value> &info)
+{
+    Writer *w = current_;
+    // Only the encoder holds this function, and it runs inside Encode; an
+    // answer of undefined stops it all the same.
+    if (w == nullptr || !info[0]->IsInt32())
+        return;
+    Local<Value> v = info[1];
+    v8::ReturnValue<Value> rv = info.GetReturnValue();
+    switch (info[0].As<v8::Int32>()->Value()) {
+    case kOpKind:
+        rv.Set(w->KindOf(v));
+        return;
+    case kOpUnbox:
+        rv.Set(w->Unbox(v));
+        return;
+    case kOpLeaf: {
+        w->leaf_.size = 0;
+        Out out(&w->leaf_);
+        if (w->PackLeaf(out, v) != kOk)
+            rv.Set(-1);
+        else
+            rv.Set(w->Take(info[2], info[3], true));
+        return;
+    }
+    case kOpTake:
+        rv.Set(w->Take(v, info[2], false));
+        return;
+    case kOpStr:
+        rv.Set(w->Str(v, info[2], info[3]));
+        return;
+    case kOpEntries:
+        if (v->IsMap())
+            rv.Set(v.As<v8::Map>()->AsArray());
+        else
+            rv.Set(v8::Array::New(w->isolate_));
+        return;
+    case kOpItems:
+        if (v->IsSet())
+            rv.Set(v.As<v8::Set>()->AsArray());
+        else
+            rv.Set(v8::Array::New(w->isolate_));
+        return;
     }
 }
 
+// Plain unless its internal slots say otherwise (a Proxy never does).
+int
+Writer::KindOf(Local<Value> v)
+{
+    if (v->IsDate() || v->IsArrayBufferView() || v->IsArrayBuffer() ||
+        v->IsSharedArrayBuffer())
+        return kRaw;
+    if (v->IsRegExp())
+        return kLeaf;
+    if (v->IsMap())
+        return kMap;
+    if (v->IsSet())
+        return kSet;
+    if (v->IsNativeError())
+        return kError;
+    if (v->IsNumberObject() || v->IsStringObject() || v->IsBooleanObject() ||
+        v->IsBigIntObject())
+        return kBoxed;
+    return kPlain;
+}
+
+// Through the internal slot: no valueOf or toString of the script's runs.
+Local<Value>
+Writer::Unbox(Local<Value> v)
+{
+    if (v->IsNumberObject())
+        return v8::Number::New(isolate_, v.As<v8::NumberObject>()->ValueOf());
+    if (v->IsStringObject())
+        return v.As<v8::StringObject>()->ValueOf();
+    if (v->IsBooleanObject())
+        return v8::Boolean::New(isolate_, v.As<v8::BooleanObject>()->ValueOf());
+    if (v->IsBigIntObject())
+        return v.As<v8::BigIntObject>()->ValueOf();
+    return v8::Null(isolate_);
+}
+
+// The leaf in leaf_ copied into the scratch at pos: the new pos; when it
+// does not fit, -2 - its size if `wait` (the encoder makes room and asks
+// again), else -1.
+double
+Writer::Take(Local<Value> buf, Local<Value> pos, bool wait)
+{
+    Scratch s;
+    size_t n = leaf_.size;
+    if (!ScratchAt(buf, pos, &s)) {
+        Invalid("value of an unknown kind");
+        return -1;
+    }
+    if (s.cap - s.pos < n) {
+        if (wait)
+            return -2 - (double)n;
+        NoRoom();
+        return -1;
+    }
+    if (n > 0)
+        memcpy(s.base + s.pos, leaf_.data, n);
+    return (double)(s.pos + n);
+}
+
+// A long string straight into the scratch, where the encoder made room for
+// 5 + 3 bytes a unit: the new pos, or -1.
+double
+Writer::Str(Local<Value> str, Local<Value> buf, Local<Value> pos)
+{
+    Scratch s;
+    if (!str->IsString() || !ScratchAt(buf, pos, &s)) {
+        Invalid("value of an unknown kind");
+        return -1;
+    }
+    msgpack_sbuffer sb;
+    sb.data = s.base;
+    sb.size = s.pos;
+    sb.alloc = s.cap;
+    Out out(&sb, true);
+    if (PackString(out, str.As<v8::String>()) != kOk)
+        return -1;
+    return (double)sb.size;
+}
+
+// What has no keys to walk: a BigInt, Date, RegExp, ArrayBuffer or view.
 Status
-Writer::PackBytes(const void *p, size_t n)
+Writer::PackLeaf(Out &out, Local<Value> v)
+{
+    if (v->IsBigInt())
+        return PackBigInt(out, v.As<v8::BigInt>());
+    if (v->IsDate())
+        return PackDate(out, v.As<v8::Date>());
+    if (v->IsRegExp())
+        return PackRegExp(out, v.As<v8::RegExp>());
+    if (v->IsArrayBufferView()) {
+        Local<v8::ArrayBufferView> view = v.As<v8::ArrayBufferView>();
+        size_t n = view->ByteLength();
+        if (n == 0)
+            return PackBytes(out, nullptr, 0);
+        return PackBytes(
+            out, (const char *)view->Buffer()->Data() + view->ByteOffset(), n);
+    }
+    if (v->IsArrayBuffer()) {
+        Local<v8::ArrayBuffer> ab = v.As<v8::ArrayBuffer>();
+        size_t n = ab->ByteLength();
+        return PackBytes(out, n ? ab->Data() : nullptr, n);
+    }
+    if (v->IsSharedArrayBuffer()) {
+        Local<v8::SharedArrayBuffer> ab = v.As<v8::SharedArrayBuffer>();
+        size_t n = ab->ByteLength();
+        return PackBytes(out, n ? ab->Data() : nullptr, n);
+    }
+    return Invalid("value of an unknown kind");
+}
+
+Status
+Writer::PackBytes(Out &out, const void *p, size_t n)
 {
     if (n > UINT32_MAX)
         return Invalid("binary data longer than 4 GiB");
-    PACK(out_.Bin(p, n));
+    PACK(out.Bin(p, n));
     return kOk;
 }
 
 Status
-Writer::PackNumber(double d)
+Writer::PackNumber(Out &out, double d)
 {
     if (std::isfinite(d) && d == std::trunc(d) && d >= -kTwo63 && d < kTwo63 &&
         !(d == 0 && std::signbit(d))) {
-        PACK(out_.Int((int64_t)d));
+        PACK(out.Int((int64_t)d));
     } else {
-        PACK(out_.Double(d));
+        PACK(out.Double(d));
     }
     return kOk;
 }
 
 Status
-Writer::PackBigInt(Local<v8::BigInt> b)
+Writer::PackBigInt(Out &out, Local<v8::BigInt> b)
 {
     bool neg;
     std::vector<unsigned char> mag = BigIntMagnitude(b, &neg);
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out_.Buffer(), msgpack_sbuffer_write);
+    msgpack_packer_init(&pk, out.Buffer(), msgpack_sbuffer_write);
     PACK(proto_ext_bigint_pack(&pk, neg, mag.data(), mag.size()) == 0);
     return kOk;
 }
 
 Status
-Writer::PackDate(Local<v8::Date> date)
+Writer::PackDate(Out &out, Local<v8::Date> date)
 {
     double ms = date->ValueOf();
     if (std::isnan(ms))
@@ -510,7 +735,7 @@ Writer::PackDate(Local<v8::Date> date)
     }
     uint32_t nsec = (uint32_t)rem * 1000000u;
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out_.Buffer(), msgpack_sbuffer_write);
+    msgpack_packer_init(&pk, out.Buffer(), msgpack_sbuffer_write);
     PACK(proto_ext_timestamp_pack(&pk, sec, nsec) == 0);
     return kOk;
 }
@@ -520,13 +745,13 @@ Writer::PackDate(Local<v8::Date> date)
 // straight into the buffer behind a header for its length in UTF-8 if it is
 // ASCII, and is widened in place when it is not.
 Status
-Writer::PackString(Local<v8::String> s)
+Writer::PackString(Out &out, Local<v8::String> s)
 {
     size_t n = (size_t)s->Length();
     if (s->IsOneByte()) {
-        PACK(out_.Reserve(5 + 2 * n));
+        PACK(out.Reserve(5 + 2 * n));
         size_t hdr = StrHeaderSize(n);
-        uint8_t *body = (uint8_t *)out_.Tail() + hdr;
+        uint8_t *body = (uint8_t *)out.Tail() + hdr;
         if (n > 0)
             s->WriteOneByte(isolate_, body, 0, (int)n,
                             v8::String::NO_NULL_TERMINATION);
@@ -535,10 +760,10 @@ Writer::PackString(Local<v8::String> s)
             return Invalid("string longer than 4 GiB in UTF-8");
         if (len != n) {
             hdr = StrHeaderSize(len);
-            WidenLatin1(body, n, (uint8_t *)out_.Tail() + hdr, len - n);
+            WidenLatin1(body, n, (uint8_t *)out.Tail() + hdr, len - n);
         }
-        PutStrHeader(out_.Tail(), len);
-        out_.Advance(hdr + len);
+        PutStrHeader(out.Tail(), len);
+        out.Advance(hdr + len);
         return kOk;
     }
     if (utf16_.size() < n)
@@ -556,117 +781,17 @@ Writer::PackString(Local<v8::String> s)
     }
     if (len > UINT32_MAX)
         return Invalid("string longer than 4 GiB in UTF-8");
-    PACK(out_.Reserve(5 + len));
-    PutStrHeader(out_.Tail(), len);
-    out_.Advance(StrHeaderSize(len));
-    PutUtf16(utf16_.data(), n, out_.Tail());
-    out_.Advance(len);
+    PACK(out.Reserve(5 + len));
+    PutStrHeader(out.Tail(), len);
+    out.Advance(StrHeaderSize(len));
+    PutUtf16(utf16_.data(), n, out.Tail());
+    out.Advance(len);
     return kOk;
-}
-
-// An object's key: the bytes written the last time this very string was,
-// when it is in the cache (see CachedKey); `cache` says whether to keep it.
-Status
-Writer::PackKey(Local<v8::String> k, bool cache)
-{
-    uint32_t h = (uint32_t)k->GetIdentityHash();
-    CachedKey &e = keys_[h % kKeyCacheSize];
-    if (e.hash == h && e.str == k) {
-        PACK(out_.Str(e.bytes, e.len));
-        return kOk;
-    }
-    size_t at = out_.Size();
-    Status st = PackString(k);
-    if (st != kOk || !cache)
-        return st;
-    size_t written = out_.Size() - at; // a one-byte header, then the key
-    if (written <= kMaxCachedKeyBytes) {
-        e.str.Reset(isolate_, k);
-        e.hash = h;
-        e.len = (uint32_t)(written - 1);
-        memcpy(e.bytes, out_.At(at + 1), written - 1);
-    }
-    return kOk;
-}
-
-// Pushes a container on the path, refusing cycles and excess depth.
-Status
-Writer::Enter(Local<v8::Object> obj, int depth)
-{
-    for (const Local<v8::Object> &o : stack_)
-        if (o == obj)
-            return Invalid("cycle (an object contains itself)");
-    if (depth >= kMaxDepth)
-        return Invalid(
-            "nested deeper than " JSV_STR(PROTO_VALUE_MAX_DEPTH) " levels");
-    stack_.push_back(obj);
-    return kOk;
-}
-
-// An Array, or a Proxy whose target is one: `length` elements, holes and
-// what JSON cannot say as nil.
-Status
-Writer::PackArray(Local<v8::Object> arr, uint32_t n, int depth)
-{
-    if (n > kMaxArrayLength)
-        return Invalid("array longer than " + std::to_string(kMaxArrayLength) +
-                       " elements");
-    PACK(out_.ArrayHeader(n));
-    path_.push_back(Step{Step::kIndex, 0, Local<Value>()});
-    for (uint32_t i = 0; i < n;) {
-        std::optional<v8::HandleScope> scope;
-        if (n > kChunk)
-            scope.emplace(isolate_);
-        for (uint32_t end = std::min(n, i + kChunk); i < end; i++) {
-            path_.back().index = i;
-            Local<Value> v;
-            if (!arr->Get(context_, i).ToLocal(&v))
-                return Thrown();
-            Status st = PackItem(v, path_.back(), depth);
-            if (st != kOk)
-                return st;
-        }
-    }
-    path_.pop_back();
-    return kOk;
-}
-
-Status
-Writer::PackMap(Local<v8::Map> map, int depth)
-{
-    Local<v8::Array> flat = map->AsArray(); // [k0, v0, k1, v1, ...]
-    uint32_t n = flat->Length() / 2;
-    PACK(out_.MapHeader(n));
-    for (uint32_t i = 0; i < n; i++) {
-        v8::HandleScope scope(isolate_);
-        Local<Value> k, v;
-        if (!flat->Get(context_, 2 * i).ToLocal(&k) ||
-            !flat->Get(context_, 2 * i + 1).ToLocal(&v))
-            return Thrown();
-        Local<Value> key = k;
-        for (int half = 0; half < 2; half++) {
-            Local<Value> x = half == 0 ? k : v;
-            path_.push_back(half == 0 ? Step{Step::kMapKey, i, Local<Value>()}
-                                      : Step{Step::kMapValue, i, key});
-            Status st = PackItem(x, path_.back(), depth);
-            if (st != kOk)
-                return st;
-            path_.pop_back();
-        }
-    }
-    return kOk;
-}
-
-Status
-Writer::PackSet(Local<v8::Set> set, int depth)
-{
-    Local<v8::Array> items = set->AsArray();
-    return PackArray(items, items->Length(), depth);
 }
 
 // "/source/flags", as String(re) without calling anything of the script's.
 Status
-Writer::PackRegExp(Local<v8::RegExp> re)
+Writer::PackRegExp(Out &out, Local<v8::RegExp> re)
 {
     static const struct {
         int flag;
@@ -692,293 +817,130 @@ Writer::PackRegExp(Local<v8::RegExp> re)
                                  (int)t.size())
              .ToLocal(&tail))
         return Thrown();
-    return PackString(v8::String::Concat(isolate_, text, tail));
+    return PackString(out, v8::String::Concat(isolate_, text, tail));
 }
 
-// Own enumerable string keys, as JSON.stringify, each value converted as soon
-// as it is read (JSON.stringify's order). The map's size is known only at
-// the end (undefined, functions and symbols are left out): the header is
-// written for every key and made smaller afterwards if that changes its size.
-// An Error (`error`) starts with its name, message and stack, each its string
-// value or nil, whether they are own, enumerable or not.
-Status
-Writer::PackObject(Local<v8::Object> obj, int depth, bool error)
+// Compiled whole: it all runs on the first conversion anyway, and compiling
+// each function when it is first called costs more in all.
+MaybeLocal<v8::Script>
+CompileEncoder(Local<v8::Context> context, Local<v8::String> text,
+               const v8::ScriptOrigin &origin)
 {
-    static const char *const kErrorKeys[] = {"name", "message", "stack"};
-    if (!walk_.IsEmpty() && !error)
-        return PackObjectWalked(obj, depth);
-    Local<v8::Array> keys;
-    if (!object_keys_.IsEmpty()) {
-        // Object.keys is EnumerableOwnPropertyNames(O, key), what
-        // JSON.stringify uses, and unlike the API it uses V8's enum cache.
-        Local<Value> arg = obj, list;
-        if (!object_keys_->Call(context_, v8::Undefined(isolate_), 1, &arg)
-                 .ToLocal(&list))
-            return Thrown();
-        if (!list->IsArray())
-            return Invalid("Object.keys did not give an array");
-        keys = list.As<v8::Array>();
-    } else if (!obj->GetOwnPropertyNames(
-                       context_,
-                       static_cast<v8::PropertyFilter>(v8::ONLY_ENUMERABLE |
-                                                       v8::SKIP_SYMBOLS),
-                       v8::KeyConversionMode::kConvertToString)
-                    .ToLocal(&keys)) {
-        return Thrown();
-    }
-    uint32_t n = keys->Length();
-    uint32_t total = n + (error ? 3 : 0);
-    size_t at = out_.Size(), hdr = MapHeaderSize(total);
-    PACK(out_.MapHeader(total));
-    bool cache = n <= kMaxCachedMapSize;
-    uint32_t count = 0;
-    path_.push_back(Step{Step::kKey, 0, Local<Value>()});
-    for (const char *name : kErrorKeys) {
-        if (!error)
-            break;
-        Local<v8::String> k =
-            v8::String::NewFromUtf8(isolate_, name).ToLocalChecked();
-        Local<Value> v;
-        path_.back().key = k;
-        if (!obj->Get(context_, k).ToLocal(&v))
-            return Thrown();
-        if (!v->IsUndefined() && !v->IsNull() && !v->IsString()) {
-            Local<v8::String> str;
-            if (!v->ToString(context_).ToLocal(&str))
-                return Thrown();
-            v = str;
-        }
-        Status st;
-        if ((st = PackKey(k, false)) != kOk || (st = Pack(v, depth + 1)) != kOk)
-            return st;
-        count++;
-    }
-    for (uint32_t i = 0; i < n;) {
-        std::optional<v8::HandleScope> scope;
-        if (n > kChunk)
-            scope.emplace(isolate_);
-        for (uint32_t end = std::min(n, i + kChunk); i < end; i++) {
-            Local<Value> k, v;
-            if (!keys->Get(context_, i).ToLocal(&k))
-                return Thrown();
-            if (error && k->IsString()) {
-                v8::String::Utf8Value ku(isolate_, k);
-                if (*ku &&
-                    (strcmp(*ku, "name") == 0 || strcmp(*ku, "message") == 0 ||
-                     strcmp(*ku, "stack") == 0))
-                    continue;
-            }
-            path_.back().key = k;
-            if (!obj->Get(context_, k).ToLocal(&v))
-                return Thrown();
-            Shape shape;
-            Status st = Resolve(&v, path_.back(), &shape);
-            if (st != kOk)
-                return st;
-            if (shape == kSkip)
-                continue;
-            if ((st = PackKey(k.As<v8::String>(), cache)) != kOk ||
-                (st = Pack(v, depth + 1)) != kOk)
-                return st;
-            count++;
-        }
-    }
-    path_.pop_back();
-    if (count != total) {
-        size_t fit = MapHeaderSize(count);
-        if (fit != hdr) {
-            size_t body = out_.Size() - at - hdr;
-            memmove(out_.At(at + fit), out_.At(at + hdr), body);
-            out_.Shrink(at + fit + body);
-        }
-        PutContainerHeader(out_.At(at), 0x80, 0xde, count);
-    }
-    return kOk;
+    v8::ScriptCompiler::Source source(text, origin);
+    return v8::ScriptCompiler::Compile(context, &source,
+                                       v8::ScriptCompiler::kEagerCompile);
 }
 
-// The context's walk (worker/js/values-walk.js), made the first time a value of
-// this context is converted; empty if it cannot be made (the caller then reads
-// properties through the API, and an exception that stopped it stays
-// pending for that to meet).
-Local<v8::Function>
-Writer::Walk()
+// values-encode.js run with the builtins EncoderInstall kept (kept now in a
+// context made without it), and kept in turn. Not when the context is made:
+// compiling it costs about 0.5 ms, which a worker whose results are not
+// objects never needs to pay.
+MaybeLocal<v8::Function>
+MakeEncoder(Local<v8::Context> context)
 {
-    Local<v8::Private> name = v8::Private::ForApi(
-        isolate_, v8::String::NewFromUtf8Literal(isolate_, kWalkPrivate));
-    Local<v8::Object> global = context_->Global();
-    Local<Value> kept;
-    if (global->GetPrivate(context_, name).ToLocal(&kept) && kept->IsFunction())
-        return kept.As<v8::Function>();
+    v8::Isolate *isolate = context->GetIsolate();
+    v8::EscapableHandleScope scope(isolate);
+    Local<v8::Object> global = context->Global();
+    Local<v8::Private> kept = v8::Private::ForApi(
+        isolate, v8::String::NewFromUtf8Literal(isolate, kBuiltinsPrivate));
+    Local<Value> builtins;
+    if (!global->GetPrivate(context, kept).ToLocal(&builtins))
+        return MaybeLocal<v8::Function>();
+    if (!builtins->IsArray() &&
+        (!EncoderInstall(context) ||
+         !global->GetPrivate(context, kept).ToLocal(&builtins) ||
+         !builtins->IsArray()))
+        return MaybeLocal<v8::Function>();
     v8::ScriptOrigin origin(
-        isolate_, v8::String::NewFromUtf8Literal(isolate_, "jshost:values"));
+        isolate, v8::String::NewFromUtf8Literal(isolate, "jshost:values"));
+    Local<v8::String> source;
     Local<v8::Script> script;
-    Local<Value> factory, walk;
-    Local<v8::Function> entry;
-    if (!v8::Script::Compile(
-             context_,
-             v8::String::NewFromUtf8(
-                 isolate_,
-                 reinterpret_cast<const char *>(jsp::kValuesWalk.text),
-                 v8::NewStringType::kNormal,
-                 static_cast<int>(jsp::kValuesWalk.len))
-                 .ToLocalChecked(),
-             &origin)
-             .ToLocal(&script) ||
-        !script->Run(context_).ToLocal(&factory) || !factory->IsFunction() ||
-        !v8::Function::New(context_, WalkEntry, Local<Value>(), 2,
+    Local<Value> factory, encode;
+    Local<v8::Function> native;
+    if (!v8::String::NewFromUtf8(
+             isolate, reinterpret_cast<const char *>(jsp::kValuesEncode.text),
+             v8::NewStringType::kNormal,
+             static_cast<int>(jsp::kValuesEncode.len))
+             .ToLocal(&source) ||
+        !CompileEncoder(context, source, origin).ToLocal(&script) ||
+        !script->Run(context).ToLocal(&factory) || !factory->IsFunction() ||
+        !v8::Function::New(context, Writer::Native, Local<Value>(), 4,
                            v8::ConstructorBehavior::kThrow)
-             .ToLocal(&entry))
-        return Local<v8::Function>();
-    Local<Value> args[] = {object_keys_, entry};
+             .ToLocal(&native))
+        return MaybeLocal<v8::Function>();
+    Local<Value> args[] = {
+        native,
+        builtins,
+        v8::Integer::New(isolate, kMaxDepth),
+        v8::Number::New(isolate, kMaxArrayLength),
+        v8::Number::New(isolate, (double)kKeepScratch),
+    };
     if (!factory.As<v8::Function>()
-             ->Call(context_, v8::Undefined(isolate_), 2, args)
-             .ToLocal(&walk) ||
-        !walk->IsFunction() ||
-        !global->SetPrivate(context_, name, walk).FromMaybe(false))
-        return Local<v8::Function>();
-    return walk.As<v8::Function>();
-}
-
-void
-Writer::WalkEntry(const v8::FunctionCallbackInfo<Value> &info)
-{
-    Writer *w = current_;
-    info.GetReturnValue().Set(w != nullptr && !w->frames_.empty() &&
-                              w->Entry(info[0], info[1]));
-}
-
-// One key and its value from the walk: toJSON, then packed, unless it is
-// left out. False when the conversion failed (the frame says how).
-bool
-Writer::Entry(Local<Value> k, Local<Value> v)
-{
-    Frame &f = frames_.back();
-    Step &step = path_.back();
-    step.key = k;
-    Shape shape;
-    Status st = Resolve(&v, step, &shape);
-    if (st == kOk && shape == kSkip)
-        return true;
-    if (st == kOk && !k->IsString())
-        st = Invalid("Object.keys gave a key that is not a string");
-    if (st == kOk)
-        st = PackKey(k.As<v8::String>(), f.count < kMaxCachedMapSize);
-    if (st == kOk)
-        st = Pack(v, f.depth + 1);
-    if (st != kOk) {
-        frames_.back().st = st;
-        return false;
-    }
-    frames_.back().count++;
-    return true;
-}
-
-// PackObject through the walk. The map's size is known once the walk is
-// done: a map16 header is written first and made smaller or larger after.
-Status
-Writer::PackObjectWalked(Local<v8::Object> obj, int depth)
-{
-    size_t at = out_.Size();
-    PACK(out_.Reserve(3));
-    out_.Advance(3);
-    frames_.push_back(Frame{kOk, 0, depth});
-    path_.push_back(Step{Step::kKey, 0, Local<Value>()});
-    Local<Value> arg = obj;
-    bool ran =
-        !walk_->Call(context_, v8::Undefined(isolate_), 1, &arg).IsEmpty();
-    Frame f = frames_.back();
-    frames_.pop_back();
-    if (f.st != kOk)
-        return f.st;
-    if (!ran)
-        return Thrown();
-    path_.pop_back();
-    size_t body = out_.Size() - at - 3;
-    size_t fit = MapHeaderSize(f.count);
-    if (fit > 3) {
-        PACK(out_.Reserve(fit - 3));
-        out_.Advance(fit - 3);
-    }
-    if (fit != 3) {
-        memmove(out_.At(at + fit), out_.At(at + 3), body);
-        out_.Shrink(at + fit + body);
-    }
-    PutContainerHeader(out_.At(at), 0x80, 0xde, f.count);
-    return kOk;
-}
-
-// A resolved value (not undefined, a function or a symbol).
-Status
-Writer::Pack(Local<Value> v, int depth)
-{
-    if (v->IsString())
-        return PackString(v.As<v8::String>());
-    if (v->IsNumber())
-        return PackNumber(v.As<v8::Number>()->Value());
-    if (v->IsNull() || v->IsUndefined()) {
-        PACK(out_.Byte(0xc0));
-        return kOk;
-    }
-    if (v->IsBoolean()) {
-        PACK(out_.Byte(v->IsTrue() ? 0xc3 : 0xc2));
-        return kOk;
-    }
-    if (v->IsBigInt())
-        return PackBigInt(v.As<v8::BigInt>());
-    if (!v->IsObject()) // symbols, resolved away; nothing else is left
-        return Invalid("value of an unknown kind");
-    if (v->IsDate())
-        return PackDate(v.As<v8::Date>());
-    if (v->IsRegExp())
-        return PackRegExp(v.As<v8::RegExp>());
-    if (v->IsArrayBufferView()) {
-        Local<v8::ArrayBufferView> view = v.As<v8::ArrayBufferView>();
-        size_t n = view->ByteLength();
-        if (n == 0)
-            return PackBytes(nullptr, 0);
-        return PackBytes(
-            (const char *)view->Buffer()->Data() + view->ByteOffset(), n);
-    }
-    if (v->IsArrayBuffer()) {
-        Local<v8::ArrayBuffer> ab = v.As<v8::ArrayBuffer>();
-        size_t n = ab->ByteLength();
-        return PackBytes(n ? ab->Data() : nullptr, n);
-    }
-    if (v->IsSharedArrayBuffer()) {
-        Local<v8::SharedArrayBuffer> ab = v.As<v8::SharedArrayBuffer>();
-        size_t n = ab->ByteLength();
-        return PackBytes(n ? ab->Data() : nullptr, n);
-    }
-    Local<v8::Object> obj = v.As<v8::Object>();
-    Status st = Enter(obj, depth);
-    if (st != kOk)
-        return st;
-    v8::HandleScope scope(isolate_);
-    if (v->IsArray()) {
-        st = PackArray(obj, v.As<v8::Array>()->Length(), depth);
-    } else if (v->IsMap()) {
-        st = PackMap(v.As<v8::Map>(), depth);
-    } else if (v->IsSet()) {
-        st = PackSet(v.As<v8::Set>(), depth);
-    } else if (v->IsProxy() && v.As<v8::Proxy>()->GetTarget()->IsArray()) {
-        // JSON.stringify's IsArray sees through proxies; so does this.
-        Local<Value> len;
-        uint32_t n = 0;
-        if (!obj->Get(context_,
-                      v8::String::NewFromUtf8Literal(isolate_, "length"))
-                 .ToLocal(&len) ||
-            !len->Uint32Value(context_).To(&n))
-            return Thrown();
-        st = PackArray(obj, n, depth);
-    } else {
-        st = PackObject(obj, depth, v->IsNativeError());
-    }
-    if (st == kOk)
-        Leave();
-    return st;
+             ->Call(context, v8::Undefined(isolate), 5, args)
+             .ToLocal(&encode) ||
+        !encode->IsFunction() ||
+        !global
+             ->SetPrivate(
+                 context,
+                 v8::Private::ForApi(isolate, v8::String::NewFromUtf8Literal(
+                                                  isolate, kEncoderPrivate)),
+                 encode)
+             .FromMaybe(false))
+        return MaybeLocal<v8::Function>();
+    return scope.Escape(encode.As<v8::Function>());
 }
 
 } // namespace
+
+bool
+EncoderInstall(v8::Local<v8::Context> context)
+{
+    v8::Isolate *isolate = context->GetIsolate();
+    v8::HandleScope scope(isolate);
+    Local<v8::Object> global = context->Global();
+    constexpr size_t n = 1 + sizeof kBuiltins / sizeof kBuiltins[0];
+    Local<Value> found[n];
+    if (!global
+             ->GetPrivate(
+                 context,
+                 v8::Private::ForApi(isolate, v8::String::NewFromUtf8Literal(
+                                                  isolate, kObjectKeysPrivate)))
+             .ToLocal(&found[0]))
+        return false;
+    const char *keys = "Object.keys";
+    for (size_t i = found[0]->IsFunction() ? 1 : 0; i < n; i++) {
+        std::string path = i == 0 ? keys : kBuiltins[i - 1];
+        Local<Value> v = global;
+        for (size_t at = 0; at <= path.size();) {
+            size_t end = std::min(path.find('.', at), path.size());
+            std::string name = path.substr(at, end - at);
+            at = end + 1;
+            if (!v->IsObject())
+                return false;
+            Local<v8::Object> o = v.As<v8::Object>();
+            if (name == "^") {
+                v = o->GetPrototype();
+                continue;
+            }
+            Local<v8::String> key;
+            if (!v8::String::NewFromUtf8(isolate, name.c_str(),
+                                         v8::NewStringType::kInternalized)
+                     .ToLocal(&key) ||
+                !o->Get(context, key).ToLocal(&v))
+                return false;
+        }
+        if (!v->IsObject())
+            return false;
+        found[i] = v;
+    }
+    return global
+        ->SetPrivate(
+            context,
+            v8::Private::ForApi(isolate, v8::String::NewFromUtf8Literal(
+                                             isolate, kBuiltinsPrivate)),
+            v8::Array::New(isolate, found, n))
+        .FromMaybe(false);
+}
 
 Status
 ToMsgpack(v8::Local<v8::Context> context, v8::Local<v8::Value> value,

@@ -15,8 +15,8 @@
 // - The packings are canonical: the first, second and third are the same
 //   bytes (msgpack -> JS may lose what JS cannot hold, but only once).
 // - Packing in a context that keeps the original Object.keys (as
-//   jsb::Install does; the engine's fast path) gives the same bytes as in one
-//   without it (GetOwnPropertyNames).
+//   jsb::Install does) gives the same bytes as in one without it (the value
+//   encoder made with the kept one, or with Object.keys as it is).
 // - The same value rebuilt in JS as Maps, proxies, ArrayBuffers, DataViews,
 //   boxed primitives, with skipped extra properties (kReshape) packs the
 //   same bytes as the first packing.

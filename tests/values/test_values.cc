@@ -1232,6 +1232,423 @@ walk_in_stacks(void **state)
     }
 }
 
+// Numbers and strings inside an object or array (written by the encoder,
+// worker/js/values-encode.js) come out byte for byte as at the top (written
+// by native code): every int form and its edges, floats, -0, and strings
+// each side of the fixstr, str8 and native lengths, ASCII or not.
+void
+to_nested_forms(void **state)
+{
+    V8_SCOPE(state);
+    static const char *const cases[] = {
+        "0",
+        "-0",
+        "1",
+        "-1",
+        "31",
+        "32",
+        "127",
+        "128",
+        "255",
+        "256",
+        "65535",
+        "65536",
+        "-32",
+        "-33",
+        "-128",
+        "-129",
+        "-32768",
+        "-32769",
+        "2**31 - 1",
+        "2**31",
+        "-(2**31)",
+        "-(2**31) - 1",
+        "2**32 - 1",
+        "2**32",
+        "2**53",
+        "-(2**53)",
+        "2**53 + 2",
+        "2**63 - 1024",
+        "2**63",
+        "-(2**63)",
+        "-(2**63) - 2048",
+        "2**64",
+        "1.5",
+        "-1.5",
+        "0.1",
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        "1e300",
+        "5e-324",
+        "-5e-324",
+        "1e21",
+        "-1e21",
+        "4294967295.5",
+        "123n",
+        "-(2n**63n)",
+        "2n**64n",
+        "true",
+        "false",
+        "null",
+        "''",
+        "'a'",
+        "'x'.repeat(31)",
+        "'x'.repeat(32)",
+        "'x'.repeat(85)",
+        "'x'.repeat(86)",
+        "'x'.repeat(300)",
+        "'\\u00e9'.repeat(15)",
+        "'\\u00e9'.repeat(16)",
+        "'\\u00e9'.repeat(42)",
+        "'\\u00e9'.repeat(43)",
+        "'\\u20ac'.repeat(10)",
+        "'\\u20ac'.repeat(11)",
+        "'\\u20ac'.repeat(85)",
+        "'\\u20ac'.repeat(86)",
+        "'x'.repeat(30) + '\\u20ac'",
+        "'a\\ud83d\\ude00b'",
+        "'\\ud83d\\ude00'.repeat(20)",
+        "'\\ud83d\\ude00'.repeat(43)",
+        "'a\\u0000b'",
+        "'\\u007f\\u0080\\u07ff\\u0800\\uffff\\ud7ff\\ue000'",
+        "'k' + '\\u00ff'.repeat(100)",
+        "new Date(1123)",
+        "/x/g",
+        "new Uint8Array([1, 2])",
+        "new Number(-0)",
+        "new String('s')",
+    };
+    for (const char *src : cases) {
+        std::string top = PackHex(context, src);
+        std::string in_array = "[" + std::string(src) + "]";
+        std::string in_object = "({k: " + std::string(src) + "})";
+        EXPECT_EQ_STR(PackHex(context, in_array.c_str()), "91" + top, src);
+        EXPECT_EQ_STR(PackHex(context, in_object.c_str()), "81a16b" + top, src);
+        std::string as_key = "({[" + std::string(src) + "]: 1})";
+        if (src[0] == '\'')
+            EXPECT_EQ_STR(PackHex(context, as_key.c_str()), "81" + top + "01",
+                          as_key.c_str());
+    }
+}
+
+// Failures found by the encoder carry the path and the words native code
+// gave them before: lone surrogates in short and long (native) strings, in
+// keys and values, under Maps, Sets, arrays and Errors; cycles and depth
+// reached through toJSON.
+void
+to_error_paths(void **state)
+{
+    V8_SCOPE(state);
+    EXPECT_PACK("({a: {b: [0, {c: 'ok', d: 'x\\ud800'}]}})",
+                "!invalid: value.a.b[1].d: string has a lone surrogate "
+                "(U+D800 at index 1)");
+    EXPECT_PACK("({a: {b: ['y'.repeat(100) + '\\udc00']}})",
+                "!invalid: value.a.b[0]: string has a lone surrogate (U+DC00 "
+                "at index 100)");
+    EXPECT_PACK("({a: [{['\\u20ac\\ud800']: 1}]})",
+                "!invalid: value.a[0][\"\xe2\x82\xac\xef\xbf\xbd\"]: string "
+                "has a lone surrogate (U+D800 at index 1)");
+    EXPECT_PACK("({a: {['z'.repeat(90) + '\\ud800']: 1}})",
+                "!invalid: value.a[\"" + std::string(64, 'z') +
+                    "...\"]: string has a lone surrogate (U+D800 at index "
+                    "90)");
+    EXPECT_PACK("({a: '\\ud83d\\ud83d'})",
+                "!invalid: value.a: string has a lone surrogate (U+D83D at "
+                "index 0)");
+    EXPECT_PACK("[new Set([1, new Map([[2, ['\\udfff']]])])]",
+                "!invalid: value[0][1].get(2)[0]: string has a lone "
+                "surrogate (U+DFFF at index 0)");
+    EXPECT_PACK("({e: Object.assign(new Error('m\\ud800'), {stack: 's'})})",
+                "!invalid: value.e.message: string has a lone surrogate "
+                "(U+D800 at index 1)");
+    EXPECT_PACK("({e: Object.assign(new Error('m'), {stack: 's', x: "
+                "[['\\ud800']]})})",
+                "!invalid: value.e.x[0][0]: string has a lone surrogate "
+                "(U+D800 at index 0)");
+    EXPECT_PACK("(() => { const a = {}; a.m = new Map([['k', [1, {a}]]]);"
+                " return [a]; })()",
+                "!invalid: value[0].m.get(\"k\")[1].a: cycle (an object "
+                "contains itself)");
+    EXPECT_PACK("(() => { const s = new Set(); s.add({t: {toJSON() { return "
+                "s; }}}); return {s}; })()",
+                "!invalid: value.s[0].t: cycle (an object contains itself)");
+    EXPECT_PACK("(() => { let o = {toJSON() { return [this.n]; }}; o.n = {x: "
+                "o}; return {o}; })()",
+                "!invalid: value.o[0].x[0]: cycle (an object contains itself)");
+    EXPECT_PACK("(() => { const f = (n) => n ? {toJSON: () => [f(n - 1)]} : "
+                "0; return f(31); })()",
+                "!invalid: value" + Nested("[0]", 30, "") +
+                    ": nested deeper than 30 levels");
+    EXPECT_PACK("({d: {e: new Date(NaN)}})",
+                "!invalid: value.d.e: invalid Date");
+    EXPECT_PACK("({a: new Proxy([], {get: (t, k) => k === 'length' ? 2 ** 27 "
+                ": undefined})})",
+                "!invalid: value.a: array longer than 67108864 elements");
+}
+
+// toJSON gets the key JSON.stringify passes: the property name, the index
+// as a string in arrays and Sets, the Map's key itself for its values; it is
+// called once (what it returns is not asked again), on functions too.
+void
+to_json_keys(void **state)
+{
+    V8_SCOPE(state);
+    Eval(context, "globalThis.tk = {toJSON(k) { return typeof k + ':' + k; "
+                  "}};");
+    EXPECT_PACK("({a: {b: [0, tk]}})", "{\"a\":{\"b\":[0,\"string:1\"]}}");
+    EXPECT_PACK("new Set([0, 0, tk])", "[0,\"string:1\"]");
+    EXPECT_PACK("new Map([[7, tk], [tk, 1], ['s', tk]])",
+                "{7:\"number:7\",\"string:1\":1,\"s\":\"string:s\"}");
+    EXPECT_PACK("({f: Object.assign(() => 1, {toJSON(k) { return k; }})})",
+                "{\"f\":\"f\"}");
+    EXPECT_PACK("({a: {toJSON() { return {toJSON() { return 1; }, b: 2}; "
+                "}}})",
+                "{\"a\":{\"b\":2}}");
+    EXPECT_PACK("[{toJSON() { return new Date(0); }}, {toJSON() { return "
+                "Object(2n); }}]",
+                "[ext(-1,00000000),2]");
+    EXPECT_PACK("({r: Object.assign(/x/, {toJSON(k) { return k + 1; }})})",
+                "{\"r\":\"r1\"}");
+    EXPECT_PACK("({v: Object.assign(new Uint8Array([1]), {toJSON() { return "
+                "1; }})})",
+                "{\"v\":b'01'}");
+}
+
+// A getter that changes what is being walked: the bytes stay well-formed
+// msgpack and say what JSON.stringify says.
+void
+to_mutation_during_walk(void **state)
+{
+    V8_SCOPE(state);
+    static const char *const cases[] = {
+        "(() => { const o = {get a() { delete o.b; delete o.c; o.z = 1;"
+        " return 1; }, b: 2, c: 3, d: 4}; return o; })()",
+        "(() => { const o = {}; for (let i = 0; i < 20; i++) o['k' + i] = i;"
+        " Object.defineProperty(o, 'k0', {enumerable: true, get() {"
+        " for (let i = 1; i < 20; i++) delete o['k' + i]; return 0; }});"
+        " return o; })()",
+        "(() => { const a = [1, 2, 3, 4]; Object.defineProperty(a, 0, {get() "
+        "{ a.length = 1; return 0; }}); return a; })()",
+        "(() => { const a = [1, {get x() { a.push(9); a[3] = 'r'; return 1; "
+        "}}, 3, 4]; return a; })()",
+        "(() => { const o = {a: {b: 1}, get c() { o.a.b = 2; o.d = 5; return "
+        "3; }, d: 4}; return o; })()",
+    };
+    for (const char *src : cases) {
+        std::string json =
+            "JSON.parse(JSON.stringify(" + std::string(src) + "))";
+        EXPECT_EQ_STR(PackView(context, src), PackView(context, json.c_str()),
+                      src);
+    }
+}
+
+// Proxies, as JSON.stringify sees them: Array.isArray sees through them
+// (through a proxy of a proxy too), elements and keys come from the traps.
+void
+to_proxies(void **state)
+{
+    V8_SCOPE(state);
+    EXPECT_PACK("new Proxy(new Proxy([1, [2]], {}), {})", "[1,[2]]");
+    EXPECT_PACK("({p: new Proxy([5, 6, 7], {get: (t, k) => k === 'length' ? "
+                "'2' : t[k] * 10})})",
+                "{\"p\":[50,60]}");
+    EXPECT_PACK("[new Proxy({b: 1, a: 2}, {get: (t, k) => typeof k === "
+                "'string' ? k + t[k] : undefined})]",
+                "[{\"b\":\"b1\",\"a\":\"a2\"}]");
+    EXPECT_PACK("new Proxy({}, {get: (t, k) => k === 'toJSON' ? (() => "
+                "'tj') : undefined})",
+                "\"tj\"");
+    Eval(context,
+         "globalThis.plog = [];"
+         "globalThis.pv = {x: new Proxy({a: [1]}, {"
+         " get(t, k) { plog.push('get ' + String(k)); return t[k]; },"
+         " ownKeys(t) { plog.push('ownKeys'); return Reflect.ownKeys(t); }"
+         "})};");
+    EXPECT_PACK("pv", "{\"x\":{\"a\":[1]}}");
+    EXPECT_EQ_STR(EvalString(context, "plog.join()"),
+                  "get toJSON,ownKeys,get a", "traps");
+}
+
+// Scripts replace what the encoder calls after the context was made and
+// before its first conversion: what is packed, and how it fails, stay the
+// same.
+void
+to_hostile_builtins(void **state)
+{
+    V8_SCOPE(state);
+    static const char *const cases[] = {
+        "({a: [1, -2, 3.5, -0, 2**40, 'x', '\\u00e9\\u20ac\\ud83d\\ude00', "
+        "'y'.repeat(200), null, true], b: {c: new Map([[1, new Set([2])]])}})",
+        "(() => { const o = {}; for (let i = 0; i < 40; i++) o['k' + i] = i % "
+        "3 ? {i, s: 's' + i} : undefined; return o; })()",
+        "[new Date(5), new Uint8Array([1, 2]), new Number(4), /r/g, 5n, "
+        "Object.assign(new Error('e'), {stack: 's'}), {toJSON(k) { return k; "
+        "}}]",
+        "Array.from({length: 3000}, (_, i) => ({i, f: i / 3, s: 'v' + i}))",
+        // (a handler without a prototype: the script's getters on
+        // Object.prototype would be its traps)
+        "[new Proxy([1, 2], {__proto__: null}), new Proxy({a: 1}, "
+        "{__proto__: null})]",
+        "(() => { const a = {b: {}}; a.b.c = [a]; return a; })()",
+        "({k: [0, {['\\ud800']: 1}]})",
+        "({k: ['z'.repeat(100) + '\\ud800']})",
+    };
+    // What each packs to in a context of its own that no script touched.
+    std::vector<std::string> names, before;
+    {
+        v8::Local<v8::Context> clean = v8::Context::New(isolate);
+        v8::Context::Scope scope(clean);
+        for (const char *src : cases)
+            before.push_back(PackHex(clean, src));
+    }
+    // Here the builtins are kept when the context is made (as RealmNew does;
+    // again for the context without them), and the encoder is first made
+    // after the script has replaced them.
+    assert_true(jsv::EncoderInstall(context));
+    for (const char *src : cases) {
+        names.push_back("hv" + std::to_string(names.size()));
+        std::string set = "globalThis." + names.back() + " = " + src;
+        Eval(context, set.c_str());
+    }
+    Eval(context, R"JS(
+      const thrower = () => { throw new Error('tampered'); };
+      String.prototype.charCodeAt = () => 0x41;
+      Object.keys = () => ['zzz'];
+      Array.isArray = () => false;
+      Object.getPrototypeOf = () => Date.prototype;
+      Reflect.apply = thrower;
+      Math.floor = () => 0;
+      DataView.prototype.setFloat64 = thrower;
+      Function.prototype.call = Function.prototype.apply = thrower;
+      Function.prototype.bind = thrower;
+      const ta = Object.getPrototypeOf(Uint8Array.prototype);
+      for (const m of ['set', 'copyWithin', 'subarray', 'fill', 'slice'])
+        ta[m] = thrower;
+      for (const g of ['length', 'buffer', 'byteLength', 'byteOffset'])
+        Object.defineProperty(ta, g, {__proto__: null, get: thrower, configurable: true});
+      globalThis.Uint8Array = globalThis.ArrayBuffer = thrower;
+      globalThis.Float64Array = globalThis.DataView = thrower;
+      for (let i = 0; i < 100; i++) {
+        Object.defineProperty(Array.prototype, i,
+          {__proto__: null, get: thrower, set: thrower, configurable: true});
+        Object.defineProperty(Object.prototype, i,
+          {__proto__: null, get: thrower, set: thrower, configurable: true});
+      }
+      for (const k of ['get', 'set', 'value', 'length'])
+        Object.defineProperty(Object.prototype, k,
+          {__proto__: null, get: thrower, set: thrower, configurable: true});
+      Array.prototype[Symbol.iterator] = thrower;
+      Map.prototype.entries = Map.prototype.forEach = thrower;
+      Set.prototype.values = Set.prototype.forEach = thrower;
+    )JS");
+    for (size_t i = 0; i < before.size(); i++)
+        EXPECT_EQ_STR(PackHex(context, names[i].c_str()), before[i], cases[i]);
+}
+
+// Conversions started by a getter in the middle of another one (as a host
+// function may): each writes its own bytes, whatever the other's scratch
+// does (grows, is dropped for being big), and an inner one that fails or
+// throws leaves the outer one as it was.
+void
+to_nested_scratch(void **state)
+{
+    V8_SCOPE(state);
+    context->Global()
+        ->Set(context, v8::String::NewFromUtf8Literal(isolate, "packInner"),
+              v8::Function::New(context, PackInner).ToLocalChecked())
+        .Check();
+    Eval(context, "globalThis.big = (n) => Array.from({length: n}, (_, i) =>"
+                  " ({i, s: 'x'.repeat(i % 50)}));"
+                  "globalThis.len = (h) => h.length / 2;");
+    // The outer value has grown its scratch before the getter runs, and
+    // goes on growing it after; the inner ones grow theirs past the size
+    // that is kept, and nest once more. JSON.stringify of the same (which
+    // runs the same inner conversions) says what to expect.
+    static const char *const cases[] = {
+        "({a: big(2000), get b() { return [len(packInner(big(30000))),"
+        " len(packInner({s: 'y'.repeat(3 << 20)})),"
+        " packInner([1, {get c() { return packInner({q: [2]}); }}])]; },"
+        " c: 'z', d: big(300)})",
+        "[{get x() { try { packInner({get y() { throw new Error('inner'); "
+        "}}); } catch (e) { return e.message; } }}, 'after', {z: [1, 2]}, "
+        "big(500)]",
+    };
+    for (const char *src : cases) {
+        std::string json =
+            "JSON.parse(JSON.stringify(" + std::string(src) + "))";
+        std::string want = PackView(context, json.c_str());
+        assert_true(want[0] == '[' || want[0] == '{');
+        EXPECT_EQ_STR(PackView(context, src), want, src);
+    }
+    EXPECT_PACK("({a: [1, 2], get b() { return packInner([[[{c: "
+                "'\\ud800'}]]]); }, d: {e: 'f'}})",
+                "{\"a\":[1,2],\"b\":\"!value[0][0][0].c: string has a lone "
+                "surrogate (U+D800 at index 0)\",\"d\":{\"e\":\"f\"}}");
+}
+
+// A getter's conversion that the watchdog cuts short in the middle of
+// another one: both end with kException, and the next conversion starts
+// from a whole scratch and packs right.
+void
+to_terminated_nested(void **state)
+{
+    V8_SCOPE(state);
+    context->Global()
+        ->Set(context, v8::String::NewFromUtf8Literal(isolate, "packInner"),
+              v8::Function::New(context, PackInner).ToLocalChecked())
+        .Check();
+    v8::Local<v8::Value> v =
+        Eval(context, "({a: 'x'.repeat(100), b: [1, 2], get c() {"
+                      " return packInner({d: [3], get e() { for (;;) {} }});"
+                      " }, f: 4})");
+    std::atomic<bool> done{false};
+    std::thread watchdog([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        while (!done.load()) {
+            isolate->TerminateExecution();
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    });
+    Packed p = Pack(context, v);
+    done.store(true);
+    watchdog.join();
+    assert_int_equal(p.st, jsv::kException);
+    assert_true(p.threw);
+    isolate->CancelTerminateExecution();
+    EXPECT_PACK("[1, {a: 'yy', b: [2.5]}, 'z'.repeat(90)]",
+                "[1,{\"a\":\"yy\",\"b\":[f:2.5]},\"" + std::string(90, 'z') +
+                    "\"]");
+    EXPECT_PACK("({get c() { return packInner([{d: 1}]); }})",
+                "{\"c\":\"9181a16401\"}");
+}
+
+// A value bigger than the scratch kept between conversions, then small ones:
+// each packs right.
+void
+to_scratch_sizes(void **state)
+{
+    V8_SCOPE(state);
+    std::string x = Repeat("78", 1 << 21);
+    EXPECT_EQ_STR(PackHex(context, "({a: 'x'.repeat(2 ** 21), b: [1, 2]})"),
+                  "82a161db00200000" + x + "a162920102", "2 MiB string");
+    EXPECT_EQ_STR(PackHex(context, "({a: 1})"), "81a16101", "small after");
+    EXPECT_EQ_STR(PackHex(context, "[new Uint8Array(2 ** 21).fill(120), {}]"),
+                  "92c6"
+                  "00200000" +
+                      x + "80",
+                  "2 MiB of bytes");
+    EXPECT_EQ_STR(PackHex(context, "[[]]"), "9190", "small after bytes");
+    Packed p = Pack(context, Eval(context, "(() => { const o = {}; for (let i "
+                                           "= 0; i < 70000; i++) o['k' + i] "
+                                           "= i % 2 ? i : undefined; return "
+                                           "o; })()"));
+    assert_int_equal(p.st, jsv::kOk);
+    EXPECT_EQ_STR(Hex(p.bytes.substr(0, 3)), "de88b8", "35000 of 70000 kept");
+    EXPECT_EQ_STR(ViewBytes(p.bytes).substr(0, 19), "{\"k1\":1,\"k3\":3,\"k5\"",
+                  "after the header");
+}
+
 // The sbuffer form appends to what the buffer held.
 void
 to_sbuffer_appends(void **state)
@@ -1276,8 +1693,9 @@ keys_after_tampering(void **state)
         "{\"p\":1}");
 }
 
-// Each test again on a context that has the builtins (and so the kept
-// Object.keys): both ways of listing keys must give the same.
+// Each test again on a context set up as the worker's realms are (the
+// builtins, then the value encoder made before any script ran): the same
+// results as with an encoder made on first use.
 int
 SetupWithBuiltins(void **state)
 {
@@ -1287,7 +1705,7 @@ SetupWithBuiltins(void **state)
     v8::HandleScope hscope(env->isolate);
     v8::Local<v8::Context> context = env->context.Get(env->isolate);
     v8::Context::Scope cscope(context);
-    return jsb::Install(context) ? 0 : -1;
+    return jsb::Install(context) && jsv::EncoderInstall(context) ? 0 : -1;
 }
 
 } // namespace
@@ -1328,6 +1746,15 @@ main(int argc, char **argv)
         PLAIN(key_caches),
         PLAIN(to_sbuffer_appends),
         PLAIN(to_nested_conversion),
+        PLAIN(to_nested_forms),
+        PLAIN(to_error_paths),
+        PLAIN(to_json_keys),
+        PLAIN(to_mutation_during_walk),
+        PLAIN(to_proxies),
+        PLAIN(to_hostile_builtins),
+        PLAIN(to_nested_scratch),
+        PLAIN(to_scratch_sizes),
+        PLAIN(to_terminated_nested),
         BUILTINS(from_scalars),
         BUILTINS(from_containers),
         BUILTINS(from_ext),
@@ -1352,6 +1779,15 @@ main(int argc, char **argv)
         BUILTINS(to_nested_conversion),
         BUILTINS(walk_after_tampering),
         BUILTINS(walk_in_stacks),
+        BUILTINS(to_nested_forms),
+        BUILTINS(to_error_paths),
+        BUILTINS(to_json_keys),
+        BUILTINS(to_mutation_during_walk),
+        BUILTINS(to_proxies),
+        BUILTINS(to_hostile_builtins),
+        BUILTINS(to_nested_scratch),
+        BUILTINS(to_scratch_sizes),
+        BUILTINS(to_terminated_nested),
     };
     int failed = cmocka_run_group_tests(tests, nullptr, nullptr);
     V8EnvShutdown();
