@@ -318,13 +318,16 @@ pyvalue_pack(struct pyvalue_pack *st, PyObject *o, const char *root)
  * deep), so that what unpacked before still does. */
 #define UNPACK_MAX_DEPTH 32
 
-/* Short ASCII map keys, kept across calls: every result of a function
- * brings the same keys again (a 1000-key dict, or {i, s} a thousand times),
- * and a kept str is neither made nor hashed again. Sets of two by a hash of
+/* Short ASCII keys of small maps, kept across calls: every result of a
+ * function brings the same keys again ({i, s} a thousand times), and a kept
+ * str is neither made nor hashed again. A big map's keys are made fresh:
+ * looking each up cost more than making it (a 1000-key dict unpacked 116 us
+ * through the cache, 103 us without). Sets of two by a hash of
  * the bytes, the one used last first; a third key in a set replaces the
  * other. At most 2048 strs of up to 32 characters stay. The GIL guards it. */
 #define KEY_CACHE_SETS 1024
 #define KEY_CACHE_MAX_LEN 32
+#define KEY_CACHE_MAP_MAX 64 /* keys of bigger maps are not kept */
 
 static PyObject *key_cache[KEY_CACHE_SETS][2];
 
@@ -486,7 +489,12 @@ unpack_bigint(const char *p, size_t n)
     return r;
 }
 
-static PyObject *unpack_item(struct unpacker *u, bool key);
+/* What an item is: a value, a key of a small map (its keys come again in
+ * every such record: kept in key_cache) or a key of a big one (seldom
+ * repeated: made fresh, not let evict the small maps' keys). */
+enum unpack_as { AS_VALUE, AS_KEY, AS_BIG_MAP_KEY };
+
+static PyObject *unpack_item(struct unpacker *u, enum unpack_as as);
 
 /* A container's items each take a byte at least (a map's entries two): a
  * count beyond what is left is a lie, refused before anything is made. */
@@ -515,7 +523,7 @@ unpack_array(struct unpacker *u, uint32_t n)
     if (l == NULL)
         return NULL;
     for (uint32_t i = 0; i < n; i++) {
-        PyObject *v = unpack_item(u, false);
+        PyObject *v = unpack_item(u, AS_VALUE);
         if (v == NULL) {
             Py_DECREF(l);
             return NULL;
@@ -536,9 +544,10 @@ unpack_map(struct unpacker *u, uint32_t n)
     PyObject *d = n > 8 ? _PyDict_NewPresized((Py_ssize_t)n) : PyDict_New();
     if (d == NULL)
         return NULL;
+    enum unpack_as as = n > KEY_CACHE_MAP_MAX ? AS_BIG_MAP_KEY : AS_KEY;
     for (uint32_t i = 0; i < n; i++) {
-        PyObject *k = unpack_item(u, true);
-        PyObject *v = k != NULL ? unpack_item(u, false) : NULL;
+        PyObject *k = unpack_item(u, as);
+        PyObject *v = k != NULL ? unpack_item(u, AS_VALUE) : NULL;
         int rc = v != NULL ? PyDict_SetItem(d, k, v) : -1;
         Py_XDECREF(k);
         Py_XDECREF(v);
@@ -551,9 +560,9 @@ unpack_map(struct unpacker *u, uint32_t n)
     return d;
 }
 
-/* One item, containers with everything in them; `key` when it is a map's. */
+/* One item, containers with everything in them. */
 static PyObject *
-unpack_item(struct unpacker *u, bool key)
+unpack_item(struct unpacker *u, enum unpack_as as)
 {
     struct proto_item it;
     if (proto_cur_next(&u->cur, &it) != 0)
@@ -571,7 +580,8 @@ unpack_item(struct unpacker *u, bool key)
     case PROTO_T_FLOAT64:
         return PyFloat_FromDouble(it.v.f);
     case PROTO_T_STR:
-        return key ? unpack_key(it.ptr, it.len) : unpack_str(it.ptr, it.len);
+        return as == AS_KEY ? unpack_key(it.ptr, it.len)
+                            : unpack_str(it.ptr, it.len);
     case PROTO_T_BIN:
         return PyBytes_FromStringAndSize(it.ptr, it.len);
     case PROTO_T_ARRAY:
@@ -596,7 +606,7 @@ pyvalue_unpack(const char *data, size_t len)
     struct unpacker u;
     proto_cur_init(&u.cur, data, len);
     u.depth = 0;
-    PyObject *r = unpack_item(&u, false);
+    PyObject *r = unpack_item(&u, AS_VALUE);
     if (r != NULL && u.cur.p != u.cur.end) {
         Py_DECREF(r);
         PyErr_SetString(PyExc_ValueError,

@@ -344,3 +344,22 @@ def test_unpack_strings():
         unpack(b"\xa2\xed\xa0")       # a surrogate, cut short
     with pytest.raises(UnicodeDecodeError):
         unpack(b"\x81\xa2\xc3\x28\x01")  # invalid UTF-8 in a short key
+
+
+def test_keys_of_small_and_big_maps():
+    # Small maps' short ASCII keys come from a cache kept across calls; a big
+    # map's keys are made fresh. Both must give the same strs, over and over.
+    odd = ["", "k", "é", "ключ", "x" * 32, "y" * 33, "a\x00b"]
+    small = {k: i for i, k in enumerate(odd)}
+    big = {**{"k%d" % i: i for i in range(100)}, **small}
+    for _ in range(3):
+        assert roundtrip(small) == small
+        assert roundtrip(big) == big
+        assert roundtrip([small, big, small]) == [small, big, small]
+    # An invalid key is refused whichever way it is made.
+    bad_big = b"\xde\x00\x41" + b"".join(
+        bytes([0xa2, ord("k"), 0x30 + i % 10]) + b"\x00" for i in range(64)) + b"\xa1\xff\x00"
+    with pytest.raises(ValueError):
+        unpack(bytes.fromhex("81 a1ff 00".replace(" ", "")))
+    with pytest.raises(ValueError):
+        unpack(bad_big)
