@@ -165,6 +165,26 @@ Pack(v8::Local<v8::Context> context, v8::Local<v8::Value> v)
     return p;
 }
 
+// Pack while a watchdog thread, from 100 ms on, terminates what runs (as the
+// worker's does past a deadline) until the conversion has ended.
+Packed
+PackTerminated(v8::Local<v8::Context> context, v8::Local<v8::Value> v)
+{
+    v8::Isolate *isolate = context->GetIsolate();
+    std::atomic<bool> done{false};
+    std::thread watchdog([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        while (!done.load()) {
+            isolate->TerminateExecution();
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    });
+    Packed p = Pack(context, v);
+    done.store(true);
+    watchdog.join();
+    return p;
+}
+
 // The view of what src evaluates to, once packed; "!invalid: why" or
 // "!exception: message" when it did not pack.
 std::string
@@ -186,6 +206,14 @@ PackView(v8::Local<v8::Context> context, const char *src)
 }
 
 #define EXPECT_PACK(src, want) EXPECT_EQ_STR(PackView(context, src), want, src)
+// src packs as the JSON round trip of its value does.
+#define EXPECT_AS_JSON(src)                                                    \
+    EXPECT_EQ_STR(                                                             \
+        PackView(context, src),                                                \
+        PackView(                                                              \
+            context,                                                           \
+            ("JSON.parse(JSON.stringify(" + std::string(src) + "))").c_str()), \
+        src)
 
 // --- msgpack -> JS ---------------------------------------------------------
 
@@ -731,17 +759,7 @@ to_terminated(void **state)
     v8::Local<v8::Value> big = Eval(
         context, "const big = new Array(1000000).fill(0).map((_, i) => ({i}));"
                  "big.push({get x() { for (;;) {} }}); big");
-    std::atomic<bool> done{false};
-    std::thread watchdog([&] {
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        while (!done.load()) {
-            isolate->TerminateExecution();
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        }
-    });
-    Packed p = Pack(context, big);
-    done.store(true);
-    watchdog.join();
+    Packed p = PackTerminated(context, big);
     assert_int_equal(p.st, jsv::kException);
     assert_true(p.threw);
     EXPECT_EQ_STR(p.why, "execution terminated while converting a value",
@@ -788,12 +806,8 @@ json_parity(void **state)
         "new Proxy({a: [1, 2]}, {})",
         "(() => { const s = {z: 1}; return [s, {s}]; })()",
     };
-    for (const char *src : cases) {
-        std::string json =
-            "JSON.parse(JSON.stringify(" + std::string(src) + "))";
-        EXPECT_EQ_STR(PackView(context, src), PackView(context, json.c_str()),
-                      src);
-    }
+    for (const char *src : cases)
+        EXPECT_AS_JSON(src);
 }
 
 // Canonical msgpack (smallest forms) survives msgpack -> JS -> msgpack byte
@@ -1169,14 +1183,24 @@ PackInner(const v8::FunctionCallbackInfo<v8::Value> &info)
         v8::String::NewFromUtf8(isolate, hex.c_str()).ToLocalChecked());
 }
 
+// packInner(value) for the test's script: the hex of value's msgpack, made
+// by a conversion nested in the one running.
+void
+InstallPackInner(v8::Local<v8::Context> context)
+{
+    context->Global()
+        ->Set(
+            context,
+            v8::String::NewFromUtf8Literal(context->GetIsolate(), "packInner"),
+            v8::Function::New(context, PackInner).ToLocalChecked())
+        .Check();
+}
+
 void
 to_nested_conversion(void **state)
 {
     V8_SCOPE(state);
-    context->Global()
-        ->Set(context, v8::String::NewFromUtf8Literal(isolate, "packInner"),
-              v8::Function::New(context, PackInner).ToLocalChecked())
-        .Check();
+    InstallPackInner(context);
     EXPECT_PACK("({a: 1, get b() { return packInner({x: [1, {y: 2}]}); },"
                 " c: {d: 3}})",
                 "{\"a\":1,\"b\":\"81a178920181a17902\",\"c\":{\"d\":3}}");
@@ -1435,12 +1459,8 @@ to_mutation_during_walk(void **state)
         "(() => { const o = {a: {b: 1}, get c() { o.a.b = 2; o.d = 5; return "
         "3; }, d: 4}; return o; })()",
     };
-    for (const char *src : cases) {
-        std::string json =
-            "JSON.parse(JSON.stringify(" + std::string(src) + "))";
-        EXPECT_EQ_STR(PackView(context, src), PackView(context, json.c_str()),
-                      src);
-    }
+    for (const char *src : cases)
+        EXPECT_AS_JSON(src);
 }
 
 // Proxies, as JSON.stringify sees them: Array.isArray sees through them
@@ -1554,10 +1574,7 @@ void
 to_nested_scratch(void **state)
 {
     V8_SCOPE(state);
-    context->Global()
-        ->Set(context, v8::String::NewFromUtf8Literal(isolate, "packInner"),
-              v8::Function::New(context, PackInner).ToLocalChecked())
-        .Check();
+    InstallPackInner(context);
     Eval(context, "globalThis.big = (n) => Array.from({length: n}, (_, i) =>"
                   " ({i, s: 'x'.repeat(i % 50)}));"
                   "globalThis.len = (h) => h.length / 2;");
@@ -1594,25 +1611,12 @@ void
 to_terminated_nested(void **state)
 {
     V8_SCOPE(state);
-    context->Global()
-        ->Set(context, v8::String::NewFromUtf8Literal(isolate, "packInner"),
-              v8::Function::New(context, PackInner).ToLocalChecked())
-        .Check();
+    InstallPackInner(context);
     v8::Local<v8::Value> v =
         Eval(context, "({a: 'x'.repeat(100), b: [1, 2], get c() {"
                       " return packInner({d: [3], get e() { for (;;) {} }});"
                       " }, f: 4})");
-    std::atomic<bool> done{false};
-    std::thread watchdog([&] {
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        while (!done.load()) {
-            isolate->TerminateExecution();
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        }
-    });
-    Packed p = Pack(context, v);
-    done.store(true);
-    watchdog.join();
+    Packed p = PackTerminated(context, v);
     assert_int_equal(p.st, jsv::kException);
     assert_true(p.threw);
     isolate->CancelTerminateExecution();
