@@ -291,17 +291,11 @@ call_function(jshost *c, jshost *eo, const char *host, const char *function,
     else
         iov[4] = (struct iovec){(void *)&nil, 1};
     if (timeout_ms > 0) {
-        uint32_t t = (uint32_t)timeout_ms;
-
         opts[0] = 0x81;
         opts[1] = 0xaa;
         memcpy(opts + 2, "timeout_ms", 10);
-        opts[12] = 0xce;
-        opts[13] = (unsigned char)(t >> 24);
-        opts[14] = (unsigned char)(t >> 16);
-        opts[15] = (unsigned char)(t >> 8);
-        opts[16] = (unsigned char)t;
-        iov[5] = (struct iovec){opts, 17};
+        iov[5] = (struct iovec){
+            opts, 12 + jshost__pack_uint(opts + 12, (uint32_t)timeout_ms)};
     } else {
         opts[0] = 0x80;
         iov[5] = (struct iovec){opts, 1};
