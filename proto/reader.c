@@ -288,80 +288,6 @@ scan_head_extra(uint8_t b)
     }
 }
 
-/* A whole header is at h (in sc->head, or in place in the input): decide
- * what follows. */
-static int
-scan_header(struct proto_reader *r, const uint8_t *h)
-{
-    uint8_t b = h[0];
-
-    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
-        return scan_item_done(r);
-    if (b <= 0x8f)
-        return scan_container(r, (uint64_t)(b & 0x0f) * 2);
-    if (b <= 0x9f)
-        return scan_container(r, b & 0x0f);
-    if (b <= 0xbf)
-        return scan_payload(r, b & 0x1f);
-    switch (b) {
-    case 0xc1:
-        reader_fail(r, -EPROTO, "not msgpack (byte 0xc1)");
-        return -1;
-    case 0xc4:
-    case 0xd9:
-        return scan_payload(r, h[1]);
-    case 0xc5:
-    case 0xda:
-        return scan_payload(r, be_uint(h + 1, 2));
-    case 0xc6:
-    case 0xdb:
-        return scan_payload(r, be_uint(h + 1, 4));
-    /* ext8/16/32: the type byte came with the header; the length is data. */
-    case 0xc7:
-        return scan_payload(r, h[1]);
-    case 0xc8:
-        return scan_payload(r, be_uint(h + 1, 2));
-    case 0xc9:
-        return scan_payload(r, be_uint(h + 1, 4));
-    case 0xca:
-        return scan_payload(r, 4);
-    case 0xcb:
-        return scan_payload(r, 8);
-    case 0xcc:
-    case 0xd0:
-        return scan_payload(r, 1);
-    case 0xcd:
-    case 0xd1:
-        return scan_payload(r, 2);
-    case 0xce:
-    case 0xd2:
-        return scan_payload(r, 4);
-    case 0xcf:
-    case 0xd3:
-        return scan_payload(r, 8);
-    case 0xd4:
-        return scan_payload(r, 2); /* fixext: type + data */
-    case 0xd5:
-        return scan_payload(r, 3);
-    case 0xd6:
-        return scan_payload(r, 5);
-    case 0xd7:
-        return scan_payload(r, 9);
-    case 0xd8:
-        return scan_payload(r, 17);
-    case 0xdc:
-        return scan_container(r, be_uint(h + 1, 2));
-    case 0xdd:
-        return scan_container(r, be_uint(h + 1, 4));
-    case 0xde:
-        return scan_container(r, be_uint(h + 1, 2) * 2);
-    case 0xdf:
-        return scan_container(r, be_uint(h + 1, 4) * 2);
-    }
-    reader_fail(r, -EPROTO, "not msgpack (byte 0x%02x)", b);
-    return -1;
-}
-
 /* The whole size of an item that its first byte tells, header and data:
  * fixints, fixstr, nil, booleans, numbers, fixext. 0 for the rest. */
 static inline size_t
@@ -382,6 +308,53 @@ whole_size(uint8_t b)
     if (b >= 0xa0)
         return 1 + (size_t)(b & 0x1f);
     return 0;
+}
+
+/* A whole header is at h (in sc->head, or in place in the input): decide
+ * what follows. */
+static int
+scan_header(struct proto_reader *r, const uint8_t *h)
+{
+    uint8_t b = h[0];
+    size_t whole = whole_size(b);
+
+    if (whole > 0) /* sized by this byte: what follows it is data */
+        return scan_payload(r, whole - 1);
+    if (b <= 0x8f)
+        return scan_container(r, (uint64_t)(b & 0x0f) * 2);
+    if (b <= 0x9f)
+        return scan_container(r, b & 0x0f);
+    switch (b) {
+    case 0xc1:
+        reader_fail(r, -EPROTO, "not msgpack (byte 0xc1)");
+        return -1;
+    case 0xc4:
+    case 0xd9:
+        return scan_payload(r, h[1]);
+    case 0xc5:
+    case 0xda:
+        return scan_payload(r, be_uint(h + 1, 2));
+    case 0xc6:
+    case 0xdb:
+        return scan_payload(r, be_uint(h + 1, 4));
+    /* ext8/16/32: the type byte came with the header; the length is data. */
+    case 0xc7:
+        return scan_payload(r, h[1]);
+    case 0xc8:
+        return scan_payload(r, be_uint(h + 1, 2));
+    case 0xc9:
+        return scan_payload(r, be_uint(h + 1, 4));
+    case 0xdc:
+        return scan_container(r, be_uint(h + 1, 2));
+    case 0xdd:
+        return scan_container(r, be_uint(h + 1, 4));
+    case 0xde:
+        return scan_container(r, be_uint(h + 1, 2) * 2);
+    case 0xdf:
+        return scan_container(r, be_uint(h + 1, 4) * 2);
+    }
+    reader_fail(r, -EPROTO, "not msgpack (byte 0x%02x)", b);
+    return -1;
 }
 
 /*
