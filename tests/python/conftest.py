@@ -5,6 +5,7 @@ and logs) and shuts that manager down when the module ends. Paths are short
 (/tmp/jshpy-XXXX) because socket paths must fit sun_path's 108 bytes.
 """
 
+import contextlib
 import os
 import shutil
 import signal
@@ -112,6 +113,17 @@ def manager_pid(runtime_dir):
     """The pid in <runtime>/manager.pid (its first word)."""
     with open(os.path.join(runtime_dir, "manager.pid")) as f:
         return int(f.read().split()[0])
+
+
+@contextlib.contextmanager
+def frozen(pid):
+    """The process stopped (SIGSTOP) for the with block, continued after,
+    however the block ends."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
 
 
 def pid_alive(pid):

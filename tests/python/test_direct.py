@@ -10,7 +10,7 @@ import threading
 import pytest
 
 import jshost
-from conftest import WAIT, finish_within, manager_pid, wait_until, write
+from conftest import WAIT, finish_within, frozen, manager_pid, wait_until, write
 
 POOL_CONFIG = r"""
 let n = 0;
@@ -44,14 +44,10 @@ def test_calls_skip_the_manager(runtime_dir, pool_config):
     with jshost.Host(pool_config) as host:
         assert wait_until(lambda: len(worker_pids(host)) == 2, WAIT)
         host.call("count")
-        pid = manager_pid(runtime_dir)
-        os.kill(pid, signal.SIGSTOP)
-        try:
+        with frozen(manager_pid(runtime_dir)):
             # The manager is frozen: only a direct call can be answered.
             for _ in range(20):
                 assert finish_within(lambda: host.call("count", timeout=2)) > 0
-        finally:
-            os.kill(pid, signal.SIGCONT)
 
 
 def test_calls_are_spread_over_the_pool(pool_config):

@@ -9,7 +9,8 @@ import threading
 import pytest
 
 import jshost
-from conftest import WAIT, finish_within, in_flight, manager_pid, pid_alive, wait_until, write
+from conftest import (WAIT, finish_within, frozen, in_flight, manager_pid, pid_alive,
+                      wait_until, write)
 
 
 def test_next_call_after_the_manager_was_killed(runtime_dir, main_config):
@@ -53,13 +54,10 @@ def test_a_frozen_manager_cannot_hold_a_call_past_its_deadline(runtime_dir, main
     with jshost.Host(main_config) as host:
         assert host.call("double", number=1) == 2
         pid = manager_pid(runtime_dir)
-        os.kill(pid, signal.SIGSTOP)
-        try:
+        with frozen(pid):
             # Were libjshost to wait on the frozen manager, this would hang.
             with pytest.raises(jshost.TimeoutError):
                 finish_within(lambda: host.call("double", number=2, timeout=1))
-        finally:
-            os.kill(pid, signal.SIGCONT)
         assert host.call("double", number=3, timeout=20) == 6
 
 
@@ -69,11 +67,8 @@ def test_a_frozen_manager_is_not_in_the_way_of_direct_calls(runtime_dir, main_co
     with jshost.Host(main_config) as host:
         assert host.call("double", number=1) == 2
         pid = manager_pid(runtime_dir)
-        os.kill(pid, signal.SIGSTOP)
-        try:
+        with frozen(pid):
             assert finish_within(lambda: host.call("double", number=2, timeout=1)) == 4
-        finally:
-            os.kill(pid, signal.SIGCONT)
         assert host.call("double", number=3, timeout=20) == 6
 
 
@@ -92,10 +87,7 @@ def test_a_call_without_timeout_waits_its_hosts_deadline_not_more(runtime_dir, w
     with jshost.Host(config) as host:
         assert host.call("double", number=1) == 2
         pid = manager_pid(runtime_dir)
-        os.kill(pid, signal.SIGSTOP)
-        try:
+        with frozen(pid):
             with pytest.raises(jshost.TimeoutError):
                 finish_within(lambda: host.call("double", number=2))
-        finally:
-            os.kill(pid, signal.SIGCONT)
         assert host.call("double", number=3) == 6
