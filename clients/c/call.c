@@ -46,11 +46,7 @@ static void
 errout_init(struct errout *eo, jshost *c, int *errcode, jshost_error *err,
             char *errstr, size_t errstr_len)
 {
-    /* Not the whole sink: its errstr is written only on failure. */
-    eo->sink.err = JSHOST_ERR_NONE;
-    eo->sink.errstr[0] = '\0';
-    memset(&eo->sink.remote, 0, sizeof(eo->sink.remote));
-    eo->sink.priv = c->priv;
+    jshost__sink_init(&eo->sink, c->priv);
     eo->errcode = errcode;
     eo->err = err;
     eo->errstr = errstr;

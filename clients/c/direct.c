@@ -459,8 +459,7 @@ jshost__direct_call(jshost *c, jshost *eo, const struct iovec *parts,
             break;
         d->active++;
         pthread_mutex_unlock(&p->dlock);
-        memset(&sink, 0, sizeof(sink));
-        sink.priv = d->h->priv;
+        jshost__sink_init(&sink, d->h->priv);
         r = jshost__request(d->h, &sink, "call", parts, nparts,
                             *wait_ms == JSHOST__WAIT_HOST
                                 ? JSHOST__JS_DEFAULT_WAIT_MS

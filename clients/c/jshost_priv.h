@@ -243,6 +243,17 @@ int jshost__seterr(jshost *c, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Sets c->err = REMOTE and moves *e into c->remote. Returns -1. */
 int jshost__setremote(jshost *c, jshost_error *e);
+/* A jshost struct that only collects a request's error (jshost__seterr and
+ * jshost__setremote fit it), for priv's connection; not the whole struct:
+ * its errstr is written only on failure. */
+static inline void
+jshost__sink_init(jshost *sink, jshost_priv *priv)
+{
+    sink->err = JSHOST_ERR_NONE;
+    sink->errstr[0] = '\0';
+    memset(&sink->remote, 0, sizeof(sink->remote));
+    sink->priv = priv;
+}
 /* Fills a jshost_error from an error map object. 0 or -ENOMEM. */
 int jshost__error_from_obj(const msgpack_object *o, jshost_error *e);
 /* True when buf holds exactly one well-formed msgpack value (an array when
