@@ -193,7 +193,12 @@ def main():
         for fn, what, data, check, base_n in CASES:
             n = max(ROUNDS, int(base_n * scale)) // ROUNDS
             for p in peers:
-                measure(p, fn, data, check, max(5, n // 5))  # warm up
+                # Warm up past the JIT's first calls (the worker's value
+                # encoder and the function itself run unoptimized for the
+                # first ~20 calls of a fresh worker; bench_values reports
+                # that cold cost): the figures are steady state, for
+                # every peer alike.
+                measure(p, fn, data, check, max(5, n // 5, min(50, base_n // 8)))
             lats = {p.label: [] for p in peers}
             cpu = {p.label: {} for p in peers}
             sysc = {p.label: {} for p in peers}
