@@ -22,6 +22,7 @@
 #include "log.h"
 #include "manager.h"
 #include "rundir.h"
+#include "spin_loop.h"
 #include "startlock.h"
 #include "unixsock.h"
 #include "xmalloc.h"
@@ -473,6 +474,7 @@ main(int argc, char **argv)
     int reload = -1;
     const char *rundir = NULL;
     char *cause = NULL;
+    struct spin_loop *spin;
     int i, lockfd, ready_fd = -1, listen_fd = -1, rc;
 
     mgr.idle_ms = JSHOST_DEFAULT_IDLE_MS;
@@ -591,8 +593,10 @@ main(int argc, char **argv)
     if (mgr.ping_ms > 0)
         uv_timer_start(&ping_timer, ping_cb, mgr.ping_ms, mgr.ping_ms);
     manager_check_idle();
+    spin = spin_loop_start(mgr.loop);
 
     uv_run(mgr.loop, UV_RUN_DEFAULT);
+    spin_loop_close(spin);
     uv_walk(mgr.loop, close_walk_cb, NULL);
     uv_run(mgr.loop, UV_RUN_DEFAULT);
     context_cleanup();

@@ -21,6 +21,7 @@
 #include "jshost_defs.h"
 #include "log.h"
 #include "serve.h"
+#include "spin_loop.h"
 
 struct worker {
     uv_loop_t loop;
@@ -28,6 +29,7 @@ struct worker {
     uv_timer_t exit_timer;
     js_engine *engine;
     struct serve *serve;
+    struct spin_loop *spin;
     int status;
     bool exiting;
 };
@@ -222,6 +224,8 @@ exit_timer_cb(uv_timer_t *t)
     w->engine = NULL;
     uv_close((uv_handle_t *)&w->stop_poll, close_cb);
     uv_close((uv_handle_t *)&w->exit_timer, close_cb);
+    spin_loop_close(w->spin);
+    w->spin = NULL;
 }
 
 static void
@@ -448,6 +452,7 @@ main(int argc, char **argv)
     }
     free(real);
     uv_timer_init(&w.loop, &w.exit_timer);
+    w.spin = spin_loop_start(&w.loop);
     w.exit_timer.data = &w;
     r = stop_signals_setup();
     if (r < 0) {

@@ -589,6 +589,7 @@ jshost_connect(const struct jshost_options *opts)
     p->next_msgid = 1;
     p->spawn = opts->spawn ? 1 : 0;
     p->direct = opts->direct != 0 && !env_says_no("JSHOST_DIRECT");
+    spin_init(&p->spin);
     p->connect_timeout_ms =
         opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 10000;
     p->socket_path = dup_or_null(opts->socket);

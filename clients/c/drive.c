@@ -253,8 +253,12 @@ jshost__drive(jshost_priv *p, int timeout_ms, bool unlock)
         p->flushing = true;
     if (unlock)
         jshost__unlock(p);
-    n = poll(pfd, (nfds_t)nfds, timeout_ms);
+    /* Only the driver spins, so p->spin needs no lock. */
+    n = spin_wait(&p->spin, pfd, (nfds_t)nfds, (uint64_t)timeout_ms * 1000000u);
+    if (n <= 0)
+        n = poll(pfd, (nfds_t)nfds, timeout_ms);
     r = n < 0 && errno == EINTR ? -EINTR : 0;
+    spin_end(&p->spin);
     if (unlock)
         pthread_mutex_lock(&p->lock);
     if (out)

@@ -59,6 +59,7 @@
 
 #include "jshost.h"
 #include "proto.h"
+#include "spin.h"
 
 /* How long a blocking call waits past its own deadline for the server's
  * TimeoutError before giving up on the client side. */
@@ -221,6 +222,8 @@ struct jshost_priv {
      * sticky until a serve returns for it. */
     int wake_fd;
     bool serve_woken;
+    /* The driver's busy-polling before it sleeps (common/spin.h). */
+    struct spin spin;
     /* Direct calls (direct.c): whether this handle makes them, the hosts it
      * attached as direct.c knows them (guarded by dlock, never held across a
      * call); for a handle on a worker's own socket, direct_conn (it never
