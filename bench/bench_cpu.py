@@ -11,7 +11,9 @@ the manager), and the Node.js JSON-lines child (bench/peers/jsonlines_peer.js,
 the twenty-line alternative) run the same calls in interleaved rounds; per call this prints the p50 wall time and
 the CPU (user + system, every thread, from /proc/PID/task/*/schedstat) of
 every process taking part,
-and where `perf stat` can count them the system calls of each. The manager's
+and where `perf stat` can count them the system calls of each (in one more
+round of each peer, untimed: perf's tracepoint slows every system call, and
+more so a process that polls before it sleeps). The manager's
 CPU per call against the payload size is the figure that shows whether it
 forwards bytes or translates them. Asserts nothing.
 """
@@ -70,7 +72,7 @@ class SyscallCounter:
     def __init__(self, pids):
         self.procs = []
         self.files = []
-        if shutil.which("perf") is None:
+        if not pids or shutil.which("perf") is None:
             return
         for pid in pids:
             out = tempfile.NamedTemporaryFile(prefix="jshbench-perf-", delete=False)
@@ -155,10 +157,12 @@ class NodeChild:
         self.proc.wait()
 
 
-def measure(peer, fn, data, check, n):
-    """n calls: (latencies, {process: cpu seconds}, {process: syscalls})."""
+def measure(peer, fn, data, check, n, count_syscalls=False):
+    """n calls: (latencies, {process: cpu seconds}, {process: syscalls}, the
+    last only when count_syscalls: perf's tracepoint slows every system call,
+    so the rounds that are timed run without it)."""
     counter = SyscallCounter([pid for _, pid in peer.pids if pid != os.getpid()]
-                             + [os.getpid()])
+                             + [os.getpid()] if count_syscalls else [])
     before = {name: cpu_seconds(pid) for name, pid in peer.pids}
     lat = []
     for _ in range(n):
@@ -204,13 +208,16 @@ def main():
             sysc = {p.label: {} for p in peers}
             for r in range(ROUNDS):
                 for p in (peers if r % 2 == 0 else list(reversed(peers))):
-                    lat, c, s = measure(p, fn, data, check, n)
+                    lat, c, _ = measure(p, fn, data, check, n)
                     lats[p.label].extend(lat)
                     for k, v in c.items():
                         cpu[p.label][k] = cpu[p.label].get(k, 0) + v
-                    for k, v in s.items():
-                        if v is not None:
-                            sysc[p.label][k] = sysc[p.label].get(k, 0) + v
+            # System calls: one more round of each peer, under perf, untimed.
+            for p in peers:
+                _, _, s = measure(p, fn, data, check, n, count_syscalls=True)
+                for k, v in s.items():
+                    if v is not None:
+                        sysc[p.label][k] = v
             print()
             print("%s: %s" % (fn, what))
             calls = n * ROUNDS
@@ -224,7 +231,7 @@ def main():
                     total += us
                     sc = sysc[p.label].get(name)
                     parts.append("%s %.1f%s" % (name, us, "" if sc is None
-                                                 else " (%.2f sc)" % (sc / calls)))
+                                                 else " (%.2f sc)" % (sc / n)))
                 print("  %-24s p50 %9.1f us  cpu %8.1f us = %s" % (
                     p.label, p50, total, ", ".join(parts)))
                 summary.setdefault(fn, {})[p.label] = (p50, total, cpu[p.label], calls)
