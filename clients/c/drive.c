@@ -255,8 +255,13 @@ jshost__drive(jshost_priv *p, int timeout_ms, bool unlock)
         jshost__unlock(p);
     /* Only the driver spins, so p->spin needs no lock. */
     n = spin_wait(&p->spin, pfd, (nfds_t)nfds, (uint64_t)timeout_ms * 1000000u);
-    if (n <= 0)
+    if (n == 0) {
         n = poll(pfd, (nfds_t)nfds, timeout_ms);
+    } else if (n < 0) {
+        /* The spin's poll failed as the blocking one would have (a signal). */
+        errno = -n;
+        n = -1;
+    }
     r = n < 0 && errno == EINTR ? -EINTR : 0;
     spin_end(&p->spin);
     if (unlock)
