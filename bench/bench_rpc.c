@@ -2,7 +2,9 @@
  * Calls from C (libjshost), without Python in the way, against their floors
  * measured in the same run: a blocking echo over a socketpair (one hop: what a
  * direct worker call cannot beat) and the same echo behind a blocking relay
- * process (two hops: what a call through the manager cannot beat). Then
+ * process (two hops: what a call through the manager cannot beat), and both
+ * again with every read polling first as jshost's processes do (spin.h: what
+ * polling alone gives a plain echo). Then
  * pipelined calls (a window of requests in flight on one connection), which an
  * HTTP/1.1 keep-alive client cannot do.
  *
@@ -17,9 +19,11 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +37,7 @@
 #include <msgpack.h>
 
 #include "jshost.h"
+#include "spin.h"
 
 #define NSEQ 2000    /* sequential round trips per round */
 #define NPIPE 10000  /* pipelined calls per round */
@@ -75,11 +80,19 @@ cpu_now(void)
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* Reads len bytes; with sp, each read polls first (sp NULL: it blocks). */
 static void
-read_full(int fd, char *buf, size_t len)
+read_full(int fd, char *buf, size_t len, struct spin *sp)
 {
     while (len > 0) {
-        ssize_t n = read(fd, buf, len);
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        ssize_t n;
+
+        if (sp != NULL)
+            spin_wait(sp, &pfd, 1, UINT64_MAX);
+        n = read(fd, buf, len);
+        if (sp != NULL)
+            spin_end(sp);
 
         if (n < 0 && errno == EINTR)
             continue;
@@ -107,7 +120,7 @@ write_full(int fd, const char *buf, size_t len)
 
 /* A child that echoes MSG_BYTES messages on fd until EOF. */
 static pid_t
-spawn_echo(int fd, int close_fd)
+spawn_echo(int fd, int close_fd, struct spin *sp)
 {
     pid_t pid = fork();
     char buf[MSG_BYTES];
@@ -118,14 +131,14 @@ spawn_echo(int fd, int close_fd)
         return pid;
     close(close_fd);
     for (;;) {
-        read_full(fd, buf, sizeof buf);
+        read_full(fd, buf, sizeof buf, sp);
         write_full(fd, buf, sizeof buf);
     }
 }
 
 /* A child that relays each message from left to right and the answer back. */
 static pid_t
-spawn_relay(int left, int right, int close_fd)
+spawn_relay(int left, int right, int close_fd, struct spin *sp)
 {
     pid_t pid = fork();
     char buf[MSG_BYTES];
@@ -136,16 +149,16 @@ spawn_relay(int left, int right, int close_fd)
         return pid;
     close(close_fd);
     for (;;) {
-        read_full(left, buf, sizeof buf);
+        read_full(left, buf, sizeof buf, sp);
         write_full(right, buf, sizeof buf);
-        read_full(right, buf, sizeof buf);
+        read_full(right, buf, sizeof buf, sp);
         write_full(left, buf, sizeof buf);
     }
 }
 
 /* Seconds per round trip over fd, one round. */
 static double
-floor_round(int fd)
+floor_round(int fd, struct spin *sp)
 {
     char buf[MSG_BYTES];
     double t0 = now();
@@ -153,7 +166,7 @@ floor_round(int fd)
     memset(buf, 'x', sizeof buf);
     for (int i = 0; i < NSEQ; i++) {
         write_full(fd, buf, sizeof buf);
-        read_full(fd, buf, sizeof buf);
+        read_full(fd, buf, sizeof buf, sp);
     }
     return (now() - t0) / NSEQ;
 }
@@ -168,15 +181,15 @@ reap(pid_t pid)
 }
 
 /* The floors' helpers: fds[0] talks to an echo, fds[1] to an echo behind a
- * relay; pids[] are the three children. */
+ * relay; pids[] are the three children, which poll first with sp. */
 static void
-floors_start(int fds[2], pid_t pids[3])
+floors_start(int fds[2], pid_t pids[3], struct spin *sp)
 {
     int a[2], b[2];
 
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a) < 0)
         die("socketpair: %s", strerror(errno));
-    pids[0] = spawn_echo(a[1], a[0]);
+    pids[0] = spawn_echo(a[1], a[0], sp);
     close(a[1]);
     fds[0] = a[0];
 
@@ -184,11 +197,11 @@ floors_start(int fds[2], pid_t pids[3])
      * open in the wrong process keeps the others from ever seeing EOF. */
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b) < 0)
         die("socketpair: %s", strerror(errno));
-    pids[1] = spawn_echo(b[1], b[0]);
+    pids[1] = spawn_echo(b[1], b[0], sp);
     close(b[1]);
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a) < 0)
         die("socketpair: %s", strerror(errno));
-    pids[2] = spawn_relay(a[1], b[0], a[0]);
+    pids[2] = spawn_relay(a[1], b[0], a[0], sp);
     close(a[1]);
     close(b[0]);
     fds[1] = a[0];
@@ -420,14 +433,16 @@ main(int argc, char **argv)
     const char *worker = getenv("JSHOST_WORKER");
     char config[PATH_MAX], sock[PATH_MAX], rundir[PATH_MAX];
     double floor1 = 1e9, floor2 = 1e9, seq_direct = 1e9, seq_manager = 1e9;
+    double pfloor1 = 1e9, pfloor2 = 1e9;
+    struct spin sp;
     double seq_host = 1e9;
     double pipe_direct = 0, pipe_manager = 0, rate, cpu;
     double cpu_direct = 1e9, cpu_manager = 1e9;
     struct jshost_options o;
     char *hd = NULL, *hm = NULL, *hh = NULL;
     jshost *cd, *cm, *ch;
-    pid_t wpid, mpid, fpids[3];
-    int ffds[2];
+    pid_t wpid, mpid, fpids[3], ppids[3];
+    int ffds[2], pfds[2];
 
     if (argc != 2)
         die("usage: JSHOST_MANAGER=... JSHOST_WORKER=... bench_rpc CONFIG");
@@ -441,7 +456,9 @@ main(int argc, char **argv)
 
     /* Everything up at once, so that the rounds can take turns: a busy spell
      * of the machine then hurts every figure alike. */
-    floors_start(ffds, fpids);
+    spin_init(&sp);
+    floors_start(ffds, fpids, NULL);
+    floors_start(pfds, ppids, &sp);
 
     /* A worker of its own, no manager. */
     snprintf(sock, sizeof sock, "%s/w.sock", tmpdir);
@@ -476,8 +493,10 @@ main(int argc, char **argv)
     calls_sequential(cm, hm, "manager");
     calls_sequential(ch, hh, "host");
     for (int r = 0; r < ROUNDS; r++) {
-        floor1 = min_of(floor1, floor_round(ffds[0]));
-        floor2 = min_of(floor2, floor_round(ffds[1]));
+        floor1 = min_of(floor1, floor_round(ffds[0], NULL));
+        floor2 = min_of(floor2, floor_round(ffds[1], NULL));
+        pfloor1 = min_of(pfloor1, floor_round(pfds[0], &sp));
+        pfloor2 = min_of(pfloor2, floor_round(pfds[1], &sp));
         seq_direct = min_of(seq_direct, calls_sequential(cd, hd, "direct"));
         seq_manager = min_of(seq_manager, calls_sequential(cm, hm, "manager"));
         seq_host = min_of(seq_host, calls_sequential(ch, hh, "host"));
@@ -501,6 +520,9 @@ main(int argc, char **argv)
     jshost_free(cd);
     kill(wpid, SIGTERM);
     reap(wpid);
+    /* The polling floors' children hold the blocking ones' fds (forked
+     * later): they go first, or the blocking echoes never see EOF. */
+    floors_stop(pfds, ppids);
     floors_stop(ffds, fpids);
 
     printf("bench_rpc: calls of double() from C (libjshost), best of %d "
@@ -509,6 +531,8 @@ main(int argc, char **argv)
     printf("  sequential, %d per round            us/call   x floor\n", NSEQ);
     printf("  floor, 1 hop (socketpair echo)       %7.1f\n", floor1 * 1e6);
     printf("  floor, 2 hops (echo behind a relay)  %7.1f\n", floor2 * 1e6);
+    printf("  floor, 1 hop, polling first          %7.1f\n", pfloor1 * 1e6);
+    printf("  floor, 2 hops, polling first         %7.1f\n", pfloor2 * 1e6);
     printf("  jshost direct to worker              %7.1f   %6.2f  (of 1 hop)\n",
            seq_direct * 1e6, seq_direct / floor1);
     printf(

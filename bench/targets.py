@@ -117,6 +117,12 @@ def main():
           ratio(relayed, floor2), "%.2fx", lambda v: v <= 1.5)
     t.add("trivial call from Python, Host (direct), p50 / one-hop floor", "(for reading)",
           ratio(host, floor1), "%.2fx", lambda v: True)
+    t.add("trivial call from Python, relayed, p50 / relayed floor polling first",
+          "(for reading)", ratio(relayed, rpc.get(("seq", "floor, 2 hops, polling first"))),
+          "%.2fx", lambda v: True)
+    t.add("trivial call from Python, Host (direct), p50 / one-hop floor polling first",
+          "(for reading)", ratio(host, rpc.get(("seq", "floor, 1 hop, polling first"))),
+          "%.2fx", lambda v: True)
     for fn in ("inc", "nested_out", "nested_in", "string_1m", "echo_10m"):
         for route in ("direct", "relayed"):
             t.add("%s: Node child p50 / jshost %s p50" % (fn, route), ">= 1.5x",
