@@ -12,7 +12,8 @@ void
 proto_cur_init(struct proto_cur *c, const char *buf, size_t len)
 {
     c->p = (const uint8_t *)buf;
-    c->end = c->p + len;
+    /* An empty span may have no pointer: NULL + 0 is not C. */
+    c->end = len > 0 ? c->p + len : c->p;
 }
 
 static uint64_t

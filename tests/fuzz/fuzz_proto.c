@@ -294,7 +294,10 @@ check_taken(const struct proto_msg *t, const struct proto_msg *b)
 
     CHECK(b->raw.bytes != NULL && b->zone == NULL);
     CHECK(b->kind == t->kind && b->msgid == t->msgid && b->size == t->size);
-    CHECK(same_text(b->method, b->method_len, t->method, t->method_len));
+    /* (msgpack-c may give an empty str no pointer) */
+    CHECK(b->method_len == t->method_len &&
+          (t->method_len == 0 ||
+           memcmp(b->method, t->method, t->method_len) == 0));
     if (t->kind == PROTO_RESPONSE) {
         struct proto_span e = proto_msg_error_bytes(b), v;
         const msgpack_object *o;
@@ -357,7 +360,7 @@ check_taken(const struct proto_msg *t, const struct proto_msg *b)
         rt = proto_param_str(t, i, "s", &st, &lt, ct);
         rb = proto_param_str(b, i, "s", &sb, &lb, cb);
         CHECK(rt == rb && strcmp(ct, cb) == 0);
-        CHECK(rt != 0 || same_text(st, lt, sb, lb));
+        CHECK(rt != 0 || (lt == lb && (lt == 0 || memcmp(st, sb, lt) == 0)));
         ct[0] = cb[0] = '\0';
         rt = proto_param_uint(t, i, "u", &ut, ct);
         rb = proto_param_uint(b, i, "u", &ub, cb);
