@@ -101,7 +101,7 @@ cur_ext(struct proto_cur *c, struct proto_item *it, unsigned lenbytes,
 }
 
 int
-proto_cur_next(struct proto_cur *c, struct proto_item *it)
+proto__cur_next(struct proto_cur *c, struct proto_item *it)
 {
     const uint8_t *q;
     uint8_t b;

@@ -271,10 +271,59 @@ struct proto_cur {
 };
 
 void proto_cur_init(struct proto_cur *c, const char *buf, size_t len);
-/* Reads the next item's head and moves past it (past a str's bytes, not past
+/* proto_cur_next's decoder; call proto_cur_next. */
+int proto__cur_next(struct proto_cur *c, struct proto_item *it);
+/*
+ * Reads the next item's head and moves past it (past a str's bytes, not past
  * a container's items). 0, or -EPROTO when the bytes end first or are not
- * msgpack. */
-int proto_cur_next(struct proto_cur *c, struct proto_item *it);
+ * msgpack. Inline for the one-byte heads most values are made of (fixints,
+ * fixstr, fixmap, fixarray, nil, booleans), which a worker converting a call's
+ * data reads once per item.
+ */
+static inline int
+proto_cur_next(struct proto_cur *c, struct proto_item *it)
+{
+    uint8_t b;
+
+    if (c->p >= c->end)
+        return proto__cur_next(c, it);
+    b = *c->p;
+    it->v.u = 0;
+    it->ptr = NULL;
+    it->len = 0;
+    it->ext_type = 0;
+    if (b <= 0x7f) {
+        it->type = PROTO_T_UINT;
+        it->v.u = b;
+    } else if (b >= 0xe0) {
+        it->type = PROTO_T_INT;
+        it->v.i = (int8_t)b;
+    } else if (b <= 0x8f) {
+        it->type = PROTO_T_MAP;
+        it->len = b & 0x0fu;
+    } else if (b <= 0x9f) {
+        it->type = PROTO_T_ARRAY;
+        it->len = b & 0x0fu;
+    } else if (b <= 0xbf) {
+        uint32_t n = b & 0x1fu;
+
+        if ((size_t)(c->end - c->p) <= n)
+            return proto__cur_next(c, it); /* says it ends early */
+        it->type = PROTO_T_STR;
+        it->ptr = (const char *)c->p + 1;
+        it->len = n;
+        c->p += n;
+    } else if (b == 0xc0) {
+        it->type = PROTO_T_NIL;
+    } else if (b == 0xc2 || b == 0xc3) {
+        it->type = PROTO_T_BOOL;
+        it->v.b = b == 0xc3;
+    } else {
+        return proto__cur_next(c, it);
+    }
+    c->p++;
+    return 0;
+}
 /* Moves past one whole item, containers included. 0 or -EPROTO. */
 int proto_cur_skip(struct proto_cur *c);
 /* "a string", "an integer", ... for words about what was found. */

@@ -123,12 +123,17 @@ class Reader
 
     // Reads one whole item at c and moves past it.
     Status Convert(proto_cur *c, int depth, Local<Value> *out);
+    // The bytes end at `end` (for the words of an error's path).
+    void SetEnd(const uint8_t *end)
+    {
+        end_ = (const char *)end;
+    }
 
   private:
     struct Step {
-        bool is_key; // map entry (key), else array element (index)
-        proto_item key;
-        uint32_t index;
+        const char *key; // map entry: where its key's bytes start, else
+                         // nullptr (read again only for the words)
+        uint32_t index;  // array element
     };
 
     Status Invalid(const std::string &what)
@@ -136,14 +141,22 @@ class Reader
         if (why_) {
             std::string p = "value";
             for (const Step &s : path_) {
-                if (!s.is_key) {
+                proto_cur kc;
+                proto_item k;
+                k.type = PROTO_T_NIL;
+                if (s.key != nullptr) {
+                    proto_cur_init(&kc, s.key, (size_t)(end_ - s.key));
+                    if (proto_cur_next(&kc, &k) != 0)
+                        k.type = PROTO_T_NIL;
+                }
+                if (!s.key) {
                     AppendIndex(&p, "[", s.index);
-                } else if (s.key.type == PROTO_T_STR) {
-                    AppendKey(&p, s.key.ptr, s.key.len);
-                } else if (s.key.type == PROTO_T_UINT) {
-                    AppendIndex(&p, "[", s.key.v.u);
-                } else if (s.key.type == PROTO_T_INT) {
-                    p += "[" + std::to_string(s.key.v.i) + "]";
+                } else if (k.type == PROTO_T_STR) {
+                    AppendKey(&p, k.ptr, k.len);
+                } else if (k.type == PROTO_T_UINT) {
+                    AppendIndex(&p, "[", k.v.u);
+                } else if (k.type == PROTO_T_INT) {
+                    p += "[" + std::to_string(k.v.i) + "]";
                 } else {
                     p += "[?]";
                 }
@@ -185,6 +198,7 @@ class Reader
     v8::Isolate *isolate_;
     std::string *why_;
     Local<Value> object_proto_; // Object.prototype: every map's prototype
+    const char *end_ = nullptr; // where the bytes being read end
     std::vector<Step> path_;
     // Arrays' items and maps' keys and values while their container is
     // being made, every level on the same stacks (no allocation per map).
@@ -356,7 +370,7 @@ Reader::Array(proto_cur *c, uint32_t n, int depth, Local<Value> *out)
     v8::EscapableHandleScope scope(isolate_);
     size_t base = values_.size();
     values_.reserve(base + n);
-    path_.push_back(Step{false, proto_item(), 0});
+    path_.push_back(Step{nullptr, 0});
     for (uint32_t i = 0; i < n; i++) {
         path_.back().index = i;
         Local<Value> v;
@@ -386,13 +400,14 @@ Reader::Map(proto_cur *c, uint32_t n, int depth, Local<Value> *out)
     names_.reserve(nbase + n);
     for (uint32_t i = 0; i < n; i++) {
         proto_item key;
+        const char *key_at = (const char *)c->p;
         if (proto_cur_next(c, &key) != 0)
             return NotMsgpack();
         Local<v8::Name> k;
         Status st = Key(key, cache, &k); // a bad key is the map's fault
         if (st != kOk)
             return st;
-        path_.push_back(Step{true, key, 0});
+        path_.push_back(Step{key_at, 0});
         Local<Value> v;
         st = Convert(c, depth + 1, &v);
         if (st != kOk)
@@ -478,6 +493,7 @@ FromMsgpack(v8::Local<v8::Context> context, proto_cur *cur,
     // No C++ exception may unwind into V8's frames (built without them).
     try {
         Reader r(context, why);
+        r.SetEnd(cur->end);
         Local<Value> v;
         Status st = r.Convert(cur, 0, &v);
         if (st == kOk)
