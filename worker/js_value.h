@@ -1,4 +1,4 @@
-// Values across the boundary (docs/values.md): msgpack-c objects <-> V8 values,
+// Values across the boundary (docs/values.md): msgpack bytes <-> V8 values,
 // directly, never through JSON. Internal to the engine (C++ only).
 #ifndef JSHOST_JS_VALUE_H
 #define JSHOST_JS_VALUE_H
