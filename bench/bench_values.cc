@@ -11,9 +11,8 @@
 // compiled by it), against the first JSON.stringify of it in another, the
 // median of kColdRounds.
 //
-// FromMsgpack starts from msgpack-c's object tree, which the worker's reader
-// has already built for the whole request by then; "unpack+from" adds that
-// tree's unpacking from bytes, for the whole cost from the wire.
+// FromMsgpack reads the value's bytes as the worker does, straight from the
+// message (no msgpack-c tree): the whole cost from the wire.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -29,6 +28,7 @@
 
 #include "js_builtins.h"
 #include "js_value.h"
+#include "proto.h"
 
 namespace
 {
@@ -152,12 +152,12 @@ Bench(v8::Isolate *isolate, v8::Local<v8::Context> context, const Case &c)
     if (jsv::ToMsgpack(context, value, &sb, &why) != jsv::kOk)
         Fail(c.name, why);
     std::string bytes(sb.data, sb.size);
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    size_t off = 0;
-    if (msgpack_unpack_next(&up, bytes.data(), bytes.size(), &off) !=
-        MSGPACK_UNPACK_SUCCESS)
-        Fail(c.name, "unpack");
+    // One value from the bytes, as the worker reads a call's data.
+    auto from_bytes = [&](v8::Local<v8::Value> *v) {
+        proto_cur cur;
+        proto_cur_init(&cur, bytes.data(), bytes.size());
+        return jsv::FromMsgpack(context, &cur, v, &why) == jsv::kOk;
+    };
 
     // BENCH_VALUES_LOOP=to|from|stringify|parse: that conversion alone,
     // BENCH_VALUES_N times (default: for 3 s), for a profiler or callgrind
@@ -174,7 +174,7 @@ Bench(v8::Isolate *isolate, v8::Local<v8::Context> context, const Case &c)
             if (strcmp(loop, "to") == 0)
                 ok = jsv::ToMsgpack(context, value, &sb, &why) == jsv::kOk;
             else if (strcmp(loop, "from") == 0)
-                ok = jsv::FromMsgpack(context, up.data, &v, &why) == jsv::kOk;
+                ok = from_bytes(&v);
             else if (strcmp(loop, "stringify") == 0)
                 ok = !v8::JSON::Stringify(context, json_value).IsEmpty();
             else if (strcmp(loop, "parse") == 0)
@@ -182,12 +182,11 @@ Bench(v8::Isolate *isolate, v8::Local<v8::Context> context, const Case &c)
             if (!ok)
                 Fail(c.name, why);
         }
-        msgpack_unpacked_destroy(&up);
         msgpack_sbuffer_destroy(&sb);
         return;
     }
 
-    Best stringify, to, parse, from, unpack_from;
+    Best stringify, to, parse, from;
     for (int r = 0; r < kRounds; r++) {
         stringify.Take(Time(
             [&] {
@@ -214,26 +213,11 @@ Bench(v8::Isolate *isolate, v8::Local<v8::Context> context, const Case &c)
             [&] {
                 v8::HandleScope s(isolate);
                 v8::Local<v8::Value> v;
-                if (jsv::FromMsgpack(context, up.data, &v, &why) != jsv::kOk)
+                if (!from_bytes(&v))
                     Fail(c.name, why);
             },
             &from.iters));
-        unpack_from.Take(Time(
-            [&] {
-                v8::HandleScope s(isolate);
-                msgpack_unpacked u;
-                msgpack_unpacked_init(&u);
-                size_t o = 0;
-                v8::Local<v8::Value> v;
-                if (msgpack_unpack_next(&u, bytes.data(), bytes.size(), &o) !=
-                        MSGPACK_UNPACK_SUCCESS ||
-                    jsv::FromMsgpack(context, u.data, &v, &why) != jsv::kOk)
-                    Fail(c.name, why);
-                msgpack_unpacked_destroy(&u);
-            },
-            &unpack_from.iters));
     }
-    msgpack_unpacked_destroy(&up);
     msgpack_sbuffer_destroy(&sb);
 
     printf("%s (msgpack %zu bytes, JSON %d chars)%s%s\n", c.name, bytes.size(),
@@ -243,8 +227,6 @@ Bench(v8::Isolate *isolate, v8::Local<v8::Context> context, const Case &c)
            to.t * 1e6, stringify.t * 1e6, stringify.t / to.t);
     printf("  msgpack -> JS  %9.1f   JSON.parse     %9.1f   %5.2fx JSON\n",
            from.t * 1e6, parse.t * 1e6, parse.t / from.t);
-    printf("  unpack+from    %9.1f   JSON.parse     %9.1f   %5.2fx JSON\n",
-           unpack_from.t * 1e6, parse.t * 1e6, parse.t / unpack_from.t);
 }
 
 // A context as the worker's realms have it: the builtins, then the value

@@ -280,7 +280,8 @@ rpcstream_dispatch(struct rpcstream *s)
                 goto handled;
             }
         }
-        rc = proto_reader_next(s->reader, &msg, cause);
+        rc = s->cbs.take_bytes ? proto_reader_take(s->reader, &msg, cause)
+                               : proto_reader_next(s->reader, &msg, cause);
         if (rc == 0)
             break;
         if (rc < 0) {

@@ -38,6 +38,12 @@ struct rpcstream_cbs {
     /* A whole, validated message; the callee owns it (proto_msg_release). */
     void (*on_msg)(void *owner, struct proto_msg *msg);
     /*
+     * on_msg gets every message taken as bytes (proto_reader_take: no tree,
+     * no zone) rather than unpacked. Its bytes live in the stream's buffer:
+     * valid during on_msg until the stream reads again (rpcstream_read_now).
+     */
+    bool take_bytes;
+    /*
      * Called once: the peer finished sending (err 0; the stream stays open
      * for replies and messages already read are still handed out), reading
      * or writing failed (a negative errno), or the stream broke

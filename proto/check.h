@@ -35,8 +35,11 @@ extern "C" {
 /*
  * A request's params as its method's checker read them. Strings point into
  * the message (not NUL-terminated) and are NULL where the param is nil or
- * absent; objects point into the message or to static empty ones. Fields a
- * method does not have stay zero.
+ * absent; objects point into the message or to static empty ones. A message
+ * taken as bytes (proto_reader_take) has no objects: they stand in as nil or
+ * empty, and its value params are given as bytes in the *_bytes spans (each
+ * one whole msgpack item, len 0 where the param is absent). Fields a method
+ * does not have stay zero.
  */
 struct proto_params {
     /* call, detach, status, restart, stop, context.create: the host param
@@ -93,6 +96,15 @@ struct proto_params {
      * of unsigned integers; empty when absent) */
     const msgpack_object *callbacks;
     const msgpack_object *contexts;
+    /* A message taken as bytes: host_obj, data, args, paths, options,
+     * callbacks and contexts as bytes. */
+    struct proto_span host_bytes;
+    struct proto_span data_bytes;
+    struct proto_span args_bytes;
+    struct proto_span paths_bytes;
+    struct proto_span options_bytes;
+    struct proto_span callbacks_bytes;
+    struct proto_span contexts_bytes;
 };
 
 typedef int (*proto_check_fn)(const struct proto_msg *msg,

@@ -12,7 +12,8 @@ void
 proto_cur_init(struct proto_cur *c, const char *buf, size_t len)
 {
     c->p = (const uint8_t *)buf;
-    c->end = c->p + len;
+    /* An empty span may have no pointer: NULL + 0 is not C. */
+    c->end = len > 0 ? c->p + len : c->p;
 }
 
 static uint64_t
@@ -100,7 +101,7 @@ cur_ext(struct proto_cur *c, struct proto_item *it, unsigned lenbytes,
 }
 
 int
-proto_cur_next(struct proto_cur *c, struct proto_item *it)
+proto__cur_next(struct proto_cur *c, struct proto_item *it)
 {
     const uint8_t *q;
     uint8_t b;

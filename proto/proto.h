@@ -92,10 +92,42 @@ struct proto_error {
 };
 
 /*
- * One message as read. Every pointer (method, objects) points into the
- * message's zone and is valid until proto_msg_release(). Whatever
- * proto_reader_next() hands out has been validated: kind, msgid range, method
- * is a str, params an array, a response's error is nil or a map.
+ * A message's head and where its parts start in its bytes, for a message not
+ * unpacked: one a relay forwards (proto_reader_peek) or one taken as bytes
+ * (proto_reader_take). The head is validated as proto_reader_next validates
+ * it; the params, error and result are only known to be well-formed msgpack
+ * within the limits. Offsets count from `bytes`.
+ */
+#define PROTO_RAW_PARAMS 6
+struct proto_raw {
+    enum proto_kind kind;
+    uint32_t msgid;
+    const char *method; /* request and notification, not NUL-terminated */
+    size_t method_len;
+    const char *bytes; /* the whole message, in the reader's buffer */
+    size_t size;
+    /* Request and notification: the params array's head, its item count and
+     * where its first PROTO_RAW_PARAMS items start. Response: error_at and
+     * result_at. */
+    size_t params_at;
+    uint32_t nparams;
+    size_t param_at[PROTO_RAW_PARAMS];
+    size_t error_at, result_at;
+};
+
+/* One whole msgpack item inside a message's bytes; len 0 = absent. */
+struct proto_span {
+    const char *ptr;
+    size_t len;
+};
+
+/*
+ * One message as read, validated: kind, msgid range, method is a str, params
+ * an array, a response's error is nil or a map. proto_reader_next unpacks it:
+ * every pointer (method, objects) points into the message's zone and is valid
+ * until proto_msg_release(). proto_reader_take leaves it as bytes: `raw` holds
+ * them, the objects stay nil, and the params are read from the bytes by the
+ * same proto_param_* helpers and checkers (check.h).
  */
 struct proto_msg {
     enum proto_kind kind;
@@ -109,6 +141,7 @@ struct proto_msg {
     size_t size;           /* encoded size in bytes */
     msgpack_zone *zone;    /* owned; freed by proto_msg_release() (may be
                               NULL when the message needed no memory) */
+    struct proto_raw raw;  /* taken as bytes: raw.bytes is set */
 };
 
 void proto_msg_release(struct proto_msg *msg);
@@ -156,6 +189,20 @@ void proto_reader_fill(struct proto_reader *r, size_t n);
 int proto_reader_next(struct proto_reader *r, struct proto_msg *msg,
                       char *cause);
 
+/*
+ * Takes the next whole message without unpacking it: as proto_reader_next,
+ * but *msg is left as bytes (msg->raw), with no tree and no zone. Its bytes
+ * stay in the reader's buffer, valid until bytes are next added to r
+ * (proto_reader_feed, _buffer, _fill) or r is freed.
+ */
+int proto_reader_take(struct proto_reader *r, struct proto_msg *msg,
+                      char *cause);
+/* A response taken as bytes: its error and its result, each one item. */
+struct proto_span proto_msg_error_bytes(const struct proto_msg *msg);
+struct proto_span proto_msg_result_bytes(const struct proto_msg *msg);
+/* The number of params of a request or notification, either form. */
+uint32_t proto_msg_nparams(const struct proto_msg *msg);
+
 /* Bytes buffered and not yet handed out as messages. */
 size_t proto_reader_pending(const struct proto_reader *r);
 /* Of those, the bytes of the message still arriving (0 between messages,
@@ -163,31 +210,9 @@ size_t proto_reader_pending(const struct proto_reader *r);
 size_t proto_reader_partial(const struct proto_reader *r);
 
 /*
- * The next whole message seen as bytes, without unpacking it: what a relay
- * needs to forward it with a new header and the rest untouched (the manager's
- * calls). The head is validated as proto_reader_next validates it; the
- * params, error and result are only known to be well-formed msgpack within
- * the limits. Offsets count from `bytes`.
- */
-#define PROTO_RAW_PARAMS 6
-struct proto_raw {
-    enum proto_kind kind;
-    uint32_t msgid;
-    const char *method; /* request and notification, not NUL-terminated */
-    size_t method_len;
-    const char *bytes; /* the whole message, in the reader's buffer */
-    size_t size;
-    /* Request and notification: the params array's head, its item count and
-     * where its first PROTO_RAW_PARAMS items start. Response: error_at and
-     * result_at. */
-    size_t params_at;
-    uint32_t nparams;
-    size_t param_at[PROTO_RAW_PARAMS];
-    size_t error_at, result_at;
-};
-
-/*
- * Looks at the next whole message: 1 and *raw filled (its bytes stay valid
+ * Looks at the next whole message seen as bytes, without unpacking it: what
+ * a relay needs to forward it with a new header and the rest untouched (the
+ * manager's calls). 1 and *raw filled (its bytes stay valid
  * until the next call on r), 0 when more bytes are needed, <0 as
  * proto_reader_next when the stream is broken or the head is not a
  * msgpack-RPC message. The message stays in the reader: proto_reader_skip
@@ -246,10 +271,59 @@ struct proto_cur {
 };
 
 void proto_cur_init(struct proto_cur *c, const char *buf, size_t len);
-/* Reads the next item's head and moves past it (past a str's bytes, not past
+/* proto_cur_next's decoder; call proto_cur_next. */
+int proto__cur_next(struct proto_cur *c, struct proto_item *it);
+/*
+ * Reads the next item's head and moves past it (past a str's bytes, not past
  * a container's items). 0, or -EPROTO when the bytes end first or are not
- * msgpack. */
-int proto_cur_next(struct proto_cur *c, struct proto_item *it);
+ * msgpack. Inline for the one-byte heads most values are made of (fixints,
+ * fixstr, fixmap, fixarray, nil, booleans), which a worker converting a call's
+ * data reads once per item.
+ */
+static inline int
+proto_cur_next(struct proto_cur *c, struct proto_item *it)
+{
+    uint8_t b;
+
+    if (c->p >= c->end)
+        return proto__cur_next(c, it);
+    b = *c->p;
+    it->v.u = 0;
+    it->ptr = NULL;
+    it->len = 0;
+    it->ext_type = 0;
+    if (b <= 0x7f) {
+        it->type = PROTO_T_UINT;
+        it->v.u = b;
+    } else if (b >= 0xe0) {
+        it->type = PROTO_T_INT;
+        it->v.i = (int8_t)b;
+    } else if (b <= 0x8f) {
+        it->type = PROTO_T_MAP;
+        it->len = b & 0x0fu;
+    } else if (b <= 0x9f) {
+        it->type = PROTO_T_ARRAY;
+        it->len = b & 0x0fu;
+    } else if (b <= 0xbf) {
+        uint32_t n = b & 0x1fu;
+
+        if ((size_t)(c->end - c->p) <= n)
+            return proto__cur_next(c, it); /* says it ends early */
+        it->type = PROTO_T_STR;
+        it->ptr = (const char *)c->p + 1;
+        it->len = n;
+        c->p += n;
+    } else if (b == 0xc0) {
+        it->type = PROTO_T_NIL;
+    } else if (b == 0xc2 || b == 0xc3) {
+        it->type = PROTO_T_BOOL;
+        it->v.b = b == 0xc3;
+    } else {
+        return proto__cur_next(c, it);
+    }
+    c->p++;
+    return 0;
+}
 /* Moves past one whole item, containers included. 0 or -EPROTO. */
 int proto_cur_skip(struct proto_cur *c);
 /* "a string", "an integer", ... for words about what was found. */
@@ -271,6 +345,11 @@ int proto_param_str_or_nil(const struct proto_msg *msg, uint32_t index,
                            char *cause);
 int proto_param_uint(const struct proto_msg *msg, uint32_t index,
                      const char *what, uint64_t *v, char *cause);
+/*
+ * The three below hand out an unpacked message's objects; a message taken as
+ * bytes has none, and gets a stand-in of the same type (nil, an empty map or
+ * array): read its values through the checkers' spans (check.h).
+ */
 /* The object itself, any type; a missing trailing param gives nil. */
 int proto_param_any(const struct proto_msg *msg, uint32_t index,
                     const msgpack_object **o, char *cause);
@@ -288,6 +367,14 @@ const msgpack_object *proto_map_get(const msgpack_object *map, const char *key);
  * 1 when absent (or nil), -EINVAL with cause when of another type. */
 int proto_opt_uint(const msgpack_object *map, const char *key, uint64_t *v,
                    char *cause);
+
+/*
+ * Looks up a str key in the map whose bytes are `map` (one whole item): 1 and
+ * *val set to that key's value (one whole item), 0 when absent or `map` is not
+ * a map, -EPROTO when the bytes end first or are not msgpack.
+ */
+int proto_span_map_get(struct proto_span map, const char *key,
+                       struct proto_span *val);
 
 /* True when `o` is a str equal to the NUL-terminated `s`. */
 bool proto_obj_streq(const msgpack_object *o, const char *s);

@@ -800,3 +800,47 @@ proto_reader_next(struct proto_reader *r, struct proto_msg *msg, char *cause)
     }
     return 1;
 }
+
+int
+proto_reader_take(struct proto_reader *r, struct proto_msg *msg, char *cause)
+{
+    int rc;
+
+    memset(msg, 0, sizeof(*msg));
+    rc = proto_reader_peek(r, &msg->raw, cause);
+    if (rc <= 0)
+        return rc;
+    msg->kind = msg->raw.kind;
+    msg->msgid = msg->raw.msgid;
+    msg->method = msg->raw.method;
+    msg->method_len = msg->raw.method_len;
+    msg->size = msg->raw.size;
+    /* Dropped from the reader, not from its buffer: the bytes stay where
+     * they are until more are added. */
+    proto_reader_skip(r);
+    return 1;
+}
+
+struct proto_span
+proto_msg_error_bytes(const struct proto_msg *msg)
+{
+    struct proto_span s = {NULL, 0};
+
+    if (msg->raw.bytes != NULL && msg->kind == PROTO_RESPONSE) {
+        s.ptr = msg->raw.bytes + msg->raw.error_at;
+        s.len = msg->raw.result_at - msg->raw.error_at;
+    }
+    return s;
+}
+
+struct proto_span
+proto_msg_result_bytes(const struct proto_msg *msg)
+{
+    struct proto_span s = {NULL, 0};
+
+    if (msg->raw.bytes != NULL && msg->kind == PROTO_RESPONSE) {
+        s.ptr = msg->raw.bytes + msg->raw.result_at;
+        s.len = msg->raw.size - msg->raw.result_at;
+    }
+    return s;
+}

@@ -412,9 +412,8 @@ js_error_view(const struct js_error *err, struct proto_error *out)
 // is answered HostUnavailable if it was not answered yet (CallAbandon).
 
 extern "C" int
-js_call(js_engine *e, const char *name, size_t name_len,
-        const msgpack_object *data, uint32_t timeout_ms, js_done_cb cb,
-        void *arg)
+js_call(js_engine *e, const char *name, size_t name_len, struct proto_span data,
+        uint32_t timeout_ms, js_done_cb cb, void *arg)
 {
     jse::Call *call = jse::CallStart(e, timeout_ms, cb, arg);
     if (call == nullptr)
@@ -453,7 +452,7 @@ js_context_eval(js_engine *e, uint32_t id, const char *source,
 
 extern "C" int
 js_context_call(js_engine *e, uint32_t id, const char *expression,
-                size_t expression_len, const msgpack_object *args,
+                size_t expression_len, struct proto_span args,
                 uint32_t timeout_ms, js_done_cb cb, void *arg)
 {
     jse::Call *call = jse::CallStart(e, timeout_ms, cb, arg);
@@ -471,7 +470,7 @@ js_context_call(js_engine *e, uint32_t id, const char *expression,
 }
 
 extern "C" int
-js_context_load(js_engine *e, uint32_t id, const msgpack_object *paths,
+js_context_load(js_engine *e, uint32_t id, struct proto_span paths,
                 uint32_t timeout_ms, js_done_cb cb, void *arg)
 {
     jse::Call *call = jse::CallStart(e, timeout_ms, cb, arg);
@@ -556,7 +555,7 @@ js_engine_set_hooks(js_engine *e, const struct js_engine_hooks *hooks)
 
 extern "C" int
 js_invoke_settle(js_engine *e, uint32_t id, uint64_t peer,
-                 const msgpack_object *error, const msgpack_object *result)
+                 struct proto_span error, struct proto_span result)
 {
     try {
         return jse::InvokeAnswer(e, id, peer, error, result, nullptr);

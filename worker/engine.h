@@ -4,9 +4,12 @@
  * V8 is touched only on the loop thread that created the engine (the
  * watchdog thread only calls TerminateExecution).
  *
- * Values come in as msgpack objects and go out as packed msgpack bytes,
- * converted directly between msgpack-c and V8 (docs/values.md), never
- * through JSON. What JavaScript sees is in docs/config.md.
+ * Values come in and go out as msgpack bytes, converted directly between
+ * the bytes and V8 (docs/values.md), never through JSON or a msgpack-c
+ * object tree. A value coming in is a struct proto_span: one whole msgpack
+ * item (len 0 = none), read before any JavaScript runs, so it may point into
+ * a buffer that changes once JS runs (a connection's reader). What JavaScript
+ * sees is in docs/config.md.
  *
  * A call's way through the engine, out and back. js_call, js_context_eval,
  * js_context_call and js_context_load each start one call (struct jse::Call):
@@ -156,10 +159,10 @@ size_t js_engine_config_warnings(const js_engine *e,
 /* Packs the config's extras (every export but `functions`, as a map). */
 int js_engine_pack_extras(js_engine *e, msgpack_packer *pk);
 
-/* Calls functions[name] with data (docs/config.md). timeout_ms 0 = the
- * default. */
+/* Calls functions[name] with data (docs/config.md; none: null). timeout_ms
+ * 0 = the default. */
 int js_call(js_engine *e, const char *name, size_t name_len,
-            const msgpack_object *data, uint32_t timeout_ms, js_done_cb cb,
+            struct proto_span data, uint32_t timeout_ms, js_done_cb cb,
             void *arg);
 
 /* Contexts: fresh global scopes with the same globals. Ids are > 0. */
@@ -173,14 +176,14 @@ int js_context_eval(js_engine *e, uint32_t id, const char *source,
                     size_t source_len, const char *identifier,
                     size_t identifier_len, uint32_t timeout_ms, unsigned flags,
                     js_done_cb cb, void *arg);
-/* Evaluates `expression` (e.g. "Math.max") and calls it with args (an array).
- */
+/* Evaluates `expression` (e.g. "Math.max") and calls it with args (an array,
+ * nil or none: no args). */
 int js_context_call(js_engine *e, uint32_t id, const char *expression,
-                    size_t expression_len, const msgpack_object *args,
+                    size_t expression_len, struct proto_span args,
                     uint32_t timeout_ms, js_done_cb cb, void *arg);
 /* Runs files in order (paths: an array of str, relative to the context's cwd)
  * as plain scripts; an unreadable file is a NotFound. */
-int js_context_load(js_engine *e, uint32_t id, const msgpack_object *paths,
+int js_context_load(js_engine *e, uint32_t id, struct proto_span paths,
                     uint32_t timeout_ms, js_done_cb cb, void *arg);
 
 struct js_stats {
@@ -254,7 +257,7 @@ void js_engine_set_hooks(js_engine *e, const struct js_engine_hooks *hooks);
  * inside an engine callback.
  */
 int js_invoke_settle(js_engine *e, uint32_t id, uint64_t peer,
-                     const msgpack_object *error, const msgpack_object *result);
+                     struct proto_span error, struct proto_span result);
 /* Every reverse call sent to `peer` rejects with `message` (the connection
  * closed). Runs JS; not from inside an engine callback. */
 void js_invoke_fail_peer(js_engine *e, uint64_t peer, const char *message);

@@ -116,7 +116,7 @@ MakeThis(js_engine *e, Local<Context> context, Local<Value> name,
 }
 
 void
-CallFunction(Call *call, const std::string &name, const msgpack_object *data)
+CallFunction(Call *call, const std::string &name, proto_span data)
 {
     js_engine *e = call->e;
     auto it = e->functions.find(name);
@@ -145,12 +145,14 @@ CallFunction(Call *call, const std::string &name, const msgpack_object *data)
         std::string why;
         jsv::Status st = jsv::kOk;
         CallFaultPoint(e);
-        if (data == nullptr) {
+        if (data.len == 0) {
             argv[0] = v8::Null(isolate);
         } else {
             // Callables in a call's data live as long as the call.
             CallableScope owner(e, call->id, 0);
-            st = jsv::FromMsgpack(context, *data, &argv[0], &why);
+            proto_cur c;
+            proto_cur_init(&c, data.ptr, data.len);
+            st = jsv::FromMsgpack(context, &c, &argv[0], &why);
         }
         if (st == jsv::kInvalid) {
             en.Leave();
@@ -257,23 +259,25 @@ SplitMember(const std::string &expr, std::string *receiver, std::string *key,
 // with them. Callables in them are set in the context (released, or gone
 // with it).
 static bool
-ConvertArgs(js_engine *e, Realm *realm, Local<Context> context,
-            const msgpack_object *args, std::vector<Local<Value>> *argv,
-            std::string *why)
+ConvertArgs(js_engine *e, Realm *realm, Local<Context> context, proto_span args,
+            std::vector<Local<Value>> *argv, std::string *why)
 {
-    if (args == nullptr || args->type == MSGPACK_OBJECT_NIL)
+    proto_cur c;
+    proto_item head;
+    proto_cur_init(&c, args.ptr, args.len);
+    if (args.len == 0 ||
+        (proto_cur_next(&c, &head) == 0 && head.type == PROTO_T_NIL))
         return true;
-    if (args->type != MSGPACK_OBJECT_ARRAY) {
+    if (head.type != PROTO_T_ARRAY) {
         *why = "args must be an array";
         return false;
     }
     CallFaultPoint(e);
     CallableScope owner(e, 0, realm->id);
-    for (uint32_t i = 0; i < args->via.array.size; i++) {
+    for (uint32_t i = 0; i < head.len; i++) {
         Local<Value> v;
         std::string what;
-        jsv::Status st =
-            jsv::FromMsgpack(context, args->via.array.ptr[i], &v, &what);
+        jsv::Status st = jsv::FromMsgpack(context, &c, &v, &what);
         if (st != jsv::kOk) {
             *why = "args[" + std::to_string(i) + "]" +
                    (st == jsv::kInvalid ? ": " + what : " cannot be converted");
@@ -325,7 +329,7 @@ Callee(Isolate *isolate, Local<Context> context, const std::string &expr,
 
 void
 CallExpression(Call *call, Realm *realm, const std::string &expr,
-               const msgpack_object *args)
+               proto_span args)
 {
     js_engine *e = call->e;
     call->realm = realm;
@@ -397,23 +401,27 @@ ReadWholeFile(const std::string &path, std::string *out, int *errnum)
 }
 
 void
-CallLoad(Call *call, Realm *realm, const msgpack_object *paths)
+CallLoad(Call *call, Realm *realm, proto_span paths)
 {
     js_engine *e = call->e;
-    if (paths == nullptr || paths->type != MSGPACK_OBJECT_ARRAY) {
+    proto_cur c;
+    proto_item head;
+    proto_cur_init(&c, paths.ptr, paths.len);
+    if (paths.len == 0 || proto_cur_next(&c, &head) != 0 ||
+        head.type != PROTO_T_ARRAY) {
         CallFail(call, PROTO_ERR_INVALID_ARGUMENT,
                  "paths must be an array of strings");
         return;
     }
     std::vector<std::string> files;
-    for (uint32_t i = 0; i < paths->via.array.size; i++) {
-        const msgpack_object &p = paths->via.array.ptr[i];
-        if (p.type != MSGPACK_OBJECT_STR) {
+    for (uint32_t i = 0; i < head.len; i++) {
+        proto_item p;
+        if (proto_cur_next(&c, &p) != 0 || p.type != PROTO_T_STR) {
             CallFail(call, PROTO_ERR_INVALID_ARGUMENT,
                      "paths[%u] is not a string", i);
             return;
         }
-        std::string s(p.via.str.ptr, p.via.str.size);
+        std::string s(p.ptr, p.len);
         if (s.empty() || s[0] != '/')
             s = realm->cwd + "/" + s;
         files.push_back(s);

@@ -206,19 +206,33 @@ InvokeError(Isolate *isolate, Local<Context> context, Invoke &inv,
     return err;
 }
 
+// map[key] when it is a str, else "".
 static std::string
-MapString(const msgpack_object *map, const char *key)
+MapString(proto_span map, const char *key)
 {
-    const msgpack_object *o = proto_map_get(map, key);
-    if (o == nullptr || o->type != MSGPACK_OBJECT_STR)
+    proto_span v;
+    proto_cur c;
+    proto_item it;
+    if (proto_span_map_get(map, key, &v) != 1)
         return std::string();
-    return std::string(o->via.str.ptr, o->via.str.size);
+    proto_cur_init(&c, v.ptr, v.len);
+    if (proto_cur_next(&c, &it) != 0 || it.type != PROTO_T_STR)
+        return std::string();
+    return std::string(it.ptr, it.len);
+}
+
+static bool
+IsMap(proto_span s)
+{
+    proto_cur c;
+    proto_item it;
+    proto_cur_init(&c, s.ptr, s.len);
+    return s.len > 0 && proto_cur_next(&c, &it) == 0 && it.type == PROTO_T_MAP;
 }
 
 int
-InvokeAnswer(js_engine *e, uint32_t id, uint64_t peer,
-             const msgpack_object *error, const msgpack_object *result,
-             const char *fail)
+InvokeAnswer(js_engine *e, uint32_t id, uint64_t peer, proto_span error,
+             proto_span result, const char *fail)
 {
     auto it = e->invokes.find(id);
     if (it == e->invokes.end() || it->second.peer != peer)
@@ -249,7 +263,7 @@ InvokeAnswer(js_engine *e, uint32_t id, uint64_t peer,
         if (fail != nullptr) {
             Reject(context, resolver,
                    InvokeError(isolate, context, inv, "Error", fail, ""));
-        } else if (error != nullptr && error->type == MSGPACK_OBJECT_MAP) {
+        } else if (IsMap(error)) {
             std::string name = MapString(error, PROTO_K_NAME);
             if (name.empty())
                 name = MapString(error, PROTO_K_TYPE);
@@ -263,9 +277,11 @@ InvokeAnswer(js_engine *e, uint32_t id, uint64_t peer,
             Local<Value> v = v8::Null(isolate);
             std::string why;
             jsv::Status st = jsv::kOk;
-            if (result != nullptr) {
+            if (result.len > 0) {
                 CallableScope owner(e, inv.owner.call, inv.owner.context);
-                st = jsv::FromMsgpack(context, *result, &v, &why);
+                proto_cur c;
+                proto_cur_init(&c, result.ptr, result.len);
+                st = jsv::FromMsgpack(context, &c, &v, &why);
             }
             if (st == jsv::kOk) {
                 (void)resolver->Resolve(context, v).IsJust();
@@ -289,7 +305,8 @@ InvokesFailPeer(js_engine *e, uint64_t peer, const char *message)
             ids.push_back(kv.first);
     // Each answer runs JS, which may make (or answer) others: by id.
     for (uint32_t id : ids)
-        InvokeAnswer(e, id, peer, nullptr, nullptr, message);
+        InvokeAnswer(e, id, peer, proto_span{nullptr, 0},
+                     proto_span{nullptr, 0}, message);
 }
 
 void

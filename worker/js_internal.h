@@ -366,13 +366,12 @@ Call *CallStart(js_engine *e, uint32_t timeout_ms, js_done_cb cb,
 // script; expression(...args); files in order. Each answers the call, or
 // leaves it settled or waiting. They may throw std::bad_alloc: then the
 // caller hands the call's id to CallAbandon.
-void CallFunction(Call *call, const std::string &name,
-                  const msgpack_object *data);
+void CallFunction(Call *call, const std::string &name, proto_span data);
 void CallEval(Call *call, Realm *realm, const std::string &source,
               const std::string &identifier);
 void CallExpression(Call *call, Realm *realm, const std::string &expression,
-                    const msgpack_object *args);
-void CallLoad(Call *call, Realm *realm, const msgpack_object *paths);
+                    proto_span args);
+void CallLoad(Call *call, Realm *realm, proto_span paths);
 // After a C++ exception: the call `id`, if still unanswered, is answered
 // HostUnavailable.
 void CallAbandon(js_engine *e, uint64_t id) noexcept;
@@ -411,11 +410,11 @@ void CallsAnswerCancelled(js_engine *e) noexcept;
 // --- js_callable.cc: callables and reverse calls ---------------------------
 
 // The answer to reverse call `id` from `peer` (error: an error map, else the
-// result), or, with `fail` set, its failure in those words. -ENOENT when no
-// such call waits for that peer. Runs JS: the promise's reactions.
-int InvokeAnswer(js_engine *e, uint32_t id, uint64_t peer,
-                 const msgpack_object *error, const msgpack_object *result,
-                 const char *fail);
+// result; each one msgpack item, len 0 = none), or, with `fail` set, its
+// failure in those words. -ENOENT when no such call waits for that peer.
+// Runs JS: the promise's reactions.
+int InvokeAnswer(js_engine *e, uint32_t id, uint64_t peer, proto_span error,
+                 proto_span result, const char *fail);
 // Every reverse call that went out on `peer` fails in those words.
 void InvokesFailPeer(js_engine *e, uint64_t peer, const char *message);
 // A context is going: its reverse calls are forgotten unanswered.

@@ -1,5 +1,5 @@
 // Values across the boundary (docs/values.md), converted directly between
-// msgpack-c objects and V8 values. The ext types' bytes are proto/ext.h's.
+// msgpack bytes and V8 values. The ext types' bytes are proto/ext.h's.
 //
 // Choices beyond the table, so that they are written down once:
 // - JS -> msgpack follows JSON.stringify (SerializeJSONProperty) except where

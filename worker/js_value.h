@@ -1,4 +1,4 @@
-// Values across the boundary (docs/values.md): msgpack-c objects <-> V8 values,
+// Values across the boundary (docs/values.md): msgpack bytes <-> V8 values,
 // directly, never through JSON. Internal to the engine (C++ only).
 #ifndef JSHOST_JS_VALUE_H
 #define JSHOST_JS_VALUE_H
@@ -7,6 +7,8 @@
 
 #include <msgpack.h>
 #include <v8.h>
+
+struct proto_cur; // proto.h: the pull reader over msgpack bytes
 
 namespace jsv
 {
@@ -34,11 +36,13 @@ enum Status {
                 // (deadline, heap limit): the caller's TryCatch holds it
 };
 
-// msgpack -> V8. Ints within ±2^53 become Numbers, beyond BigInts; bin a
-// Uint8Array; ext -1 a Date; ext 1 a BigInt; maps plain Objects (int keys are
-// stringified, other non-str keys are kInvalid); nil null. Nesting limit:
-// PROTO_VALUE_MAX_DEPTH. Runs no JS.
-Status FromMsgpack(v8::Local<v8::Context> context, const msgpack_object &obj,
+// msgpack -> V8, one whole item read from the bytes at cur (straight from a
+// message's bytes, no msgpack-c tree), moving cur past it. Ints within ±2^53
+// become Numbers, beyond BigInts; bin a Uint8Array; ext -1 a Date; ext 1 a
+// BigInt; maps plain Objects (int keys are stringified, other non-str keys
+// are kInvalid); nil null. Nesting limit: PROTO_VALUE_MAX_DEPTH. Bytes that
+// end early or are not msgpack are kInvalid. Runs no JS.
+Status FromMsgpack(v8::Local<v8::Context> context, proto_cur *cur,
                    v8::Local<v8::Value> *out, std::string *why);
 
 // ext 2 (a callable, callback `id`): the engine's async function for it

@@ -1,5 +1,6 @@
 // msgpack -> V8 (FromMsgpack; docs/values.md, the choices in js_value.cc):
-// msgpack-c's object tree made into V8 values, running no JavaScript. Strings
+// msgpack bytes read with proto's pull cursor (no object tree, no zone) made
+// into V8 values, running no JavaScript. Strings
 // must be strict UTF-8; ext -1, 1 and 2 become a Date, a BigInt and a
 // callable (js_callable.cc).
 #include "js_value_internal.h"
@@ -120,12 +121,19 @@ class Reader
     {
     }
 
-    Status Convert(const msgpack_object &o, int depth, Local<Value> *out);
+    // Reads one whole item at c and moves past it.
+    Status Convert(proto_cur *c, int depth, Local<Value> *out);
+    // The bytes end at `end` (for the words of an error's path).
+    void SetEnd(const uint8_t *end)
+    {
+        end_ = (const char *)end;
+    }
 
   private:
     struct Step {
-        const msgpack_object *key; // map entry, else nullptr
-        uint32_t index;            // array element
+        const char *key; // map entry: where its key's bytes start, else
+                         // nullptr (read again only for the words)
+        uint32_t index;  // array element
     };
 
     Status Invalid(const std::string &what)
@@ -133,14 +141,22 @@ class Reader
         if (why_) {
             std::string p = "value";
             for (const Step &s : path_) {
+                proto_cur kc;
+                proto_item k;
+                k.type = PROTO_T_NIL;
+                if (s.key != nullptr) {
+                    proto_cur_init(&kc, s.key, (size_t)(end_ - s.key));
+                    if (proto_cur_next(&kc, &k) != 0)
+                        k.type = PROTO_T_NIL;
+                }
                 if (!s.key) {
                     AppendIndex(&p, "[", s.index);
-                } else if (s.key->type == MSGPACK_OBJECT_STR) {
-                    AppendKey(&p, s.key->via.str.ptr, s.key->via.str.size);
-                } else if (s.key->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-                    AppendIndex(&p, "[", s.key->via.u64);
-                } else if (s.key->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-                    p += "[" + std::to_string(s.key->via.i64) + "]";
+                } else if (k.type == PROTO_T_STR) {
+                    AppendKey(&p, k.ptr, k.len);
+                } else if (k.type == PROTO_T_UINT) {
+                    AppendIndex(&p, "[", k.v.u);
+                } else if (k.type == PROTO_T_INT) {
+                    p += "[" + std::to_string(k.v.i) + "]";
                 } else {
                     p += "[?]";
                 }
@@ -165,16 +181,24 @@ class Reader
             "nested deeper than " JSV_STR(PROTO_VALUE_MAX_DEPTH) " levels");
     }
 
+    // Bytes that end early or are not msgpack (a message's values were
+    // checked by proto's reader: only bytes from elsewhere get here).
+    Status NotMsgpack()
+    {
+        return Invalid("not msgpack");
+    }
+
     Status String(const char *s, size_t n, bool key, Local<Value> *out);
-    Status Key(const msgpack_object &k, bool cache, Local<v8::Name> *out);
-    Status Ext(const msgpack_object &o, Local<Value> *out);
-    Status Array(const msgpack_object &o, int depth, Local<Value> *out);
-    Status Map(const msgpack_object &o, int depth, Local<Value> *out);
+    Status Key(const proto_item &k, bool cache, Local<v8::Name> *out);
+    Status Ext(const proto_item &it, Local<Value> *out);
+    Status Array(proto_cur *c, uint32_t n, int depth, Local<Value> *out);
+    Status Map(proto_cur *c, uint32_t n, int depth, Local<Value> *out);
 
     Local<v8::Context> context_;
     v8::Isolate *isolate_;
     std::string *why_;
     Local<Value> object_proto_; // Object.prototype: every map's prototype
+    const char *end_ = nullptr; // where the bytes being read end
     std::vector<Step> path_;
     // Arrays' items and maps' keys and values while their container is
     // being made, every level on the same stacks (no allocation per map).
@@ -206,12 +230,12 @@ Reader::String(const char *s, size_t n, bool key, Local<Value> *out)
 }
 
 Status
-Reader::Key(const msgpack_object &k, bool cache, Local<v8::Name> *out)
+Reader::Key(const proto_item &k, bool cache, Local<v8::Name> *out)
 {
     Local<Value> v;
-    if (k.type == MSGPACK_OBJECT_STR) {
-        const char *s = k.via.str.ptr;
-        uint32_t n = k.via.str.size;
+    if (k.type == PROTO_T_STR) {
+        const char *s = k.ptr;
+        uint32_t n = k.len;
         if (!cache || n > kMaxCachedKeyBytes) {
             Status st = String(s, n, true, &v);
             if (st != kOk)
@@ -221,7 +245,6 @@ Reader::Key(const msgpack_object &k, bool cache, Local<v8::Name> *out)
         }
         uint32_t h = HashBytes(s, n);
         CachedKey &e = keys_[h % kKeyCacheSize];
-        // (an empty str's pointer may be null: no memcmp or memcpy of it)
         if (e.hash == h && e.len == n && !e.str.IsEmpty() &&
             (n == 0 || memcmp(e.bytes, s, n) == 0)) {
             *out = Local<v8::String>::New(isolate_, e.str);
@@ -235,35 +258,56 @@ Reader::Key(const msgpack_object &k, bool cache, Local<v8::Name> *out)
         e.len = n;
         if (n > 0)
             memcpy(e.bytes, s, n);
-    } else if (k.type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
-               k.type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-        std::string s = k.type == MSGPACK_OBJECT_POSITIVE_INTEGER
-                            ? std::to_string(k.via.u64)
-                            : std::to_string(k.via.i64);
+    } else if (k.type == PROTO_T_UINT || k.type == PROTO_T_INT) {
+        std::string s = k.type == PROTO_T_UINT ? std::to_string(k.v.u)
+                                               : std::to_string(k.v.i);
         Status st = String(s.data(), s.size(), true, &v);
         if (st != kOk)
             return st;
     } else {
-        static const char *const kTypes[] = {
-            "nil",   "boolean", "int", "int", "float64", "str",
-            "array", "map",     "bin", "ext", "float32"};
-        std::string what = "map key of type ";
-        what += (unsigned)k.type < sizeof kTypes / sizeof kTypes[0]
-                    ? kTypes[k.type]
-                    : "?";
-        return Invalid(what + " (keys must be strings or integers)");
+        const char *type = "?";
+        switch (k.type) {
+        case PROTO_T_NIL:
+            type = "nil";
+            break;
+        case PROTO_T_BOOL:
+            type = "boolean";
+            break;
+        case PROTO_T_FLOAT32:
+            type = "float32";
+            break;
+        case PROTO_T_FLOAT64:
+            type = "float64";
+            break;
+        case PROTO_T_BIN:
+            type = "bin";
+            break;
+        case PROTO_T_ARRAY:
+            type = "array";
+            break;
+        case PROTO_T_MAP:
+            type = "map";
+            break;
+        case PROTO_T_EXT:
+            type = "ext";
+            break;
+        default:
+            break;
+        }
+        return Invalid(std::string("map key of type ") + type +
+                       " (keys must be strings or integers)");
     }
     *out = v.As<v8::Name>();
     return kOk;
 }
 
 Status
-Reader::Ext(const msgpack_object &o, Local<Value> *out)
+Reader::Ext(const proto_item &it, Local<Value> *out)
 {
-    const char *p = o.via.ext.ptr;
-    uint32_t n = o.via.ext.size;
+    const char *p = it.ptr;
+    uint32_t n = it.len;
     char cause[PROTO_CAUSE_MAX];
-    if (o.via.ext.type == PROTO_EXT_TIMESTAMP) {
+    if (it.ext_type == PROTO_EXT_TIMESTAMP) {
         int64_t sec;
         uint32_t nsec;
         if (proto_ext_timestamp_decode(p, n, &sec, &nsec, cause) != 0)
@@ -281,7 +325,7 @@ Reader::Ext(const msgpack_object &o, Local<Value> *out)
         *out = d;
         return kOk;
     }
-    if (o.via.ext.type == PROTO_EXT_BIGINT) {
+    if (it.ext_type == PROTO_EXT_BIGINT) {
         std::vector<unsigned char> mag(n > 0 ? n : 1);
         size_t len;
         bool neg;
@@ -293,7 +337,7 @@ Reader::Ext(const msgpack_object &o, Local<Value> *out)
         *out = b;
         return kOk;
     }
-    if (o.via.ext.type == PROTO_EXT_CALLABLE) {
+    if (it.ext_type == PROTO_EXT_CALLABLE) {
         uint32_t id;
         std::string why;
         if (proto_ext_callable_decode(p, n, &id, cause) != 0)
@@ -302,19 +346,27 @@ Reader::Ext(const msgpack_object &o, Local<Value> *out)
         return st == kInvalid ? Invalid(why) : st == kException ? Thrown() : st;
     }
     char what[64];
-    snprintf(what, sizeof what, "unknown ext type %d", (int)o.via.ext.type);
+    snprintf(what, sizeof what, "unknown ext type %d", (int)it.ext_type);
     return Invalid(what);
 }
 
+// The bytes left at c: every item takes at least one.
+static size_t
+Left(const proto_cur *c)
+{
+    return (size_t)(c->end - c->p);
+}
+
 Status
-Reader::Array(const msgpack_object &o, int depth, Local<Value> *out)
+Reader::Array(proto_cur *c, uint32_t n, int depth, Local<Value> *out)
 {
     if (depth >= kMaxDepth)
         return TooDeep();
-    uint32_t n = o.via.array.size;
     if (n > kMaxArrayLength) // V8 would abort on an array this long
         return Invalid("array longer than " + std::to_string(kMaxArrayLength) +
                        " elements");
+    if (n > Left(c))
+        return NotMsgpack();
     v8::EscapableHandleScope scope(isolate_);
     size_t base = values_.size();
     values_.reserve(base + n);
@@ -322,7 +374,7 @@ Reader::Array(const msgpack_object &o, int depth, Local<Value> *out)
     for (uint32_t i = 0; i < n; i++) {
         path_.back().index = i;
         Local<Value> v;
-        Status st = Convert(o.via.array.ptr[i], depth + 1, &v);
+        Status st = Convert(c, depth + 1, &v);
         if (st != kOk)
             return st;
         values_.push_back(v); // what the item pushed is popped again
@@ -335,25 +387,29 @@ Reader::Array(const msgpack_object &o, int depth, Local<Value> *out)
 }
 
 Status
-Reader::Map(const msgpack_object &o, int depth, Local<Value> *out)
+Reader::Map(proto_cur *c, uint32_t n, int depth, Local<Value> *out)
 {
     if (depth >= kMaxDepth)
         return TooDeep();
+    if ((uint64_t)n * 2 > Left(c))
+        return NotMsgpack();
     v8::EscapableHandleScope scope(isolate_);
-    uint32_t n = o.via.map.size;
     bool cache = n <= kMaxCachedMapSize;
     size_t base = values_.size(), nbase = names_.size();
     values_.reserve(base + n);
     names_.reserve(nbase + n);
     for (uint32_t i = 0; i < n; i++) {
-        const msgpack_object_kv &kv = o.via.map.ptr[i];
+        proto_item key;
+        const char *key_at = (const char *)c->p;
+        if (proto_cur_next(c, &key) != 0)
+            return NotMsgpack();
         Local<v8::Name> k;
-        Status st = Key(kv.key, cache, &k); // a bad key is the map's fault
+        Status st = Key(key, cache, &k); // a bad key is the map's fault
         if (st != kOk)
             return st;
-        path_.push_back(Step{&kv.key, 0});
+        path_.push_back(Step{key_at, 0});
         Local<Value> v;
-        st = Convert(kv.val, depth + 1, &v);
+        st = Convert(c, depth + 1, &v);
         if (st != kOk)
             return st;
         path_.pop_back();
@@ -375,51 +431,54 @@ Reader::Map(const msgpack_object &o, int depth, Local<Value> *out)
 }
 
 Status
-Reader::Convert(const msgpack_object &o, int depth, Local<Value> *out)
+Reader::Convert(proto_cur *c, int depth, Local<Value> *out)
 {
-    switch (o.type) {
-    case MSGPACK_OBJECT_NIL:
+    proto_item it;
+    if (proto_cur_next(c, &it) != 0)
+        return NotMsgpack();
+    switch (it.type) {
+    case PROTO_T_NIL:
         *out = v8::Null(isolate_);
         return kOk;
-    case MSGPACK_OBJECT_BOOLEAN:
-        *out = v8::Boolean::New(isolate_, o.via.boolean);
+    case PROTO_T_BOOL:
+        *out = v8::Boolean::New(isolate_, it.v.b);
         return kOk;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        if (o.via.u64 <= INT32_MAX)
-            *out = v8::Integer::New(isolate_, (int32_t)o.via.u64);
-        else if (o.via.u64 <= (uint64_t)kMaxSafe)
-            *out = v8::Number::New(isolate_, (double)o.via.u64);
+    case PROTO_T_UINT:
+        if (it.v.u <= INT32_MAX)
+            *out = v8::Integer::New(isolate_, (int32_t)it.v.u);
+        else if (it.v.u <= (uint64_t)kMaxSafe)
+            *out = v8::Number::New(isolate_, (double)it.v.u);
         else
-            *out = v8::BigInt::NewFromUnsigned(isolate_, o.via.u64);
+            *out = v8::BigInt::NewFromUnsigned(isolate_, it.v.u);
         return kOk;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        if (o.via.i64 >= INT32_MIN)
-            *out = v8::Integer::New(isolate_, (int32_t)o.via.i64);
-        else if (o.via.i64 >= -(int64_t)kMaxSafe)
-            *out = v8::Number::New(isolate_, (double)o.via.i64);
+    case PROTO_T_INT:
+        if (it.v.i >= INT32_MIN)
+            *out = v8::Integer::New(isolate_, (int32_t)it.v.i);
+        else if (it.v.i >= -(int64_t)kMaxSafe)
+            *out = v8::Number::New(isolate_, (double)it.v.i);
         else
-            *out = v8::BigInt::New(isolate_, o.via.i64);
+            *out = v8::BigInt::New(isolate_, it.v.i);
         return kOk;
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-        *out = v8::Number::New(isolate_, o.via.f64);
+    case PROTO_T_FLOAT32:
+    case PROTO_T_FLOAT64:
+        *out = v8::Number::New(isolate_, it.v.f);
         return kOk;
-    case MSGPACK_OBJECT_STR:
-        return String(o.via.str.ptr, o.via.str.size, false, out);
-    case MSGPACK_OBJECT_BIN: {
-        size_t n = o.via.bin.size;
+    case PROTO_T_STR:
+        return String(it.ptr, it.len, false, out);
+    case PROTO_T_BIN: {
+        size_t n = it.len;
         Local<v8::ArrayBuffer> ab = v8::ArrayBuffer::New(isolate_, n);
         if (n > 0)
-            memcpy(ab->Data(), o.via.bin.ptr, n);
+            memcpy(ab->Data(), it.ptr, n);
         *out = v8::Uint8Array::New(ab, 0, n);
         return kOk;
     }
-    case MSGPACK_OBJECT_EXT:
-        return Ext(o, out);
-    case MSGPACK_OBJECT_ARRAY:
-        return Array(o, depth, out);
-    case MSGPACK_OBJECT_MAP:
-        return Map(o, depth, out);
+    case PROTO_T_EXT:
+        return Ext(it, out);
+    case PROTO_T_ARRAY:
+        return Array(c, it.len, depth, out);
+    case PROTO_T_MAP:
+        return Map(c, it.len, depth, out);
     }
     return Invalid("unknown msgpack type");
 }
@@ -427,15 +486,16 @@ Reader::Convert(const msgpack_object &o, int depth, Local<Value> *out)
 } // namespace
 
 Status
-FromMsgpack(v8::Local<v8::Context> context, const msgpack_object &obj,
+FromMsgpack(v8::Local<v8::Context> context, proto_cur *cur,
             v8::Local<v8::Value> *out, std::string *why)
 {
     v8::EscapableHandleScope scope(context->GetIsolate());
     // No C++ exception may unwind into V8's frames (built without them).
     try {
         Reader r(context, why);
+        r.SetEnd(cur->end);
         Local<Value> v;
-        Status st = r.Convert(obj, 0, &v);
+        Status st = r.Convert(cur, 0, &v);
         if (st == kOk)
             *out = scope.Escape(v);
         return st;

@@ -543,6 +543,9 @@ serve_conn_on_drain(void *owner)
 
 static const struct rpcstream_cbs serve_conn_stream_cbs = {
     .on_msg = serve_conn_on_msg,
+    /* Values are converted from the reader's buffer before any JS runs (only
+     * JS polls the socket and moves that buffer): no tree, no copy. */
+    .take_bytes = true,
     .on_end = serve_conn_on_end,
     .on_drain = serve_conn_on_drain,
     .on_closed = serve_conn_on_closed,

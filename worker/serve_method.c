@@ -340,7 +340,7 @@ m_call(struct serve_conn *c, const struct proto_msg *msg,
 {
     if (serve_call_precancelled(c, msg))
         return;
-    js_call(c->serve->engine, p->function, p->function_len, p->data,
+    js_call(c->serve->engine, p->function, p->function_len, p->data_bytes,
             p->timeout_ms, serve_call_done, serve_call_new(c, msg->msgid));
 }
 
@@ -399,8 +399,8 @@ m_context_call(struct serve_conn *c, const struct proto_msg *msg,
     if (serve_call_precancelled(c, msg))
         return;
     js_context_call(c->serve->engine, engine_context(p->context), p->expression,
-                    p->expression_len, p->args, p->timeout_ms, serve_call_done,
-                    serve_call_new(c, msg->msgid));
+                    p->expression_len, p->args_bytes, p->timeout_ms,
+                    serve_call_done, serve_call_new(c, msg->msgid));
 }
 
 static void
@@ -409,8 +409,8 @@ m_context_load(struct serve_conn *c, const struct proto_msg *msg,
 {
     if (serve_call_precancelled(c, msg))
         return;
-    js_context_load(c->serve->engine, engine_context(p->context), p->paths,
-                    p->timeout_ms, serve_call_done,
+    js_context_load(c->serve->engine, engine_context(p->context),
+                    p->paths_bytes, p->timeout_ms, serve_call_done,
                     serve_call_new(c, msg->msgid));
 }
 
@@ -498,23 +498,31 @@ static void
 n_release(struct serve_conn *c, const struct proto_msg *msg,
           const struct proto_params *p)
 {
-    const msgpack_object *cbs = p->callbacks, *ctxs = p->contexts;
-    uint32_t *ids;
-    size_t n = cbs->via.array.size;
+    struct proto_cur cur;
+    struct proto_item it;
+    uint32_t *ids, n;
 
-    (void)msg;
+    /* The checker saw arrays of unsigned integers (32-bit ones for the
+     * callbacks). */
+    proto_cur_init(&cur, p->callbacks_bytes.ptr, p->callbacks_bytes.len);
+    n = proto_cur_next(&cur, &it) == 0 ? it.len : 0;
     ids = xmalloc((n ? n : 1) * sizeof(*ids));
-    for (size_t i = 0; i < n; i++)
-        ids[i] = (uint32_t)cbs->via.array.ptr[i].via.u64;
-    if (msg->params.via.array.size < 2) {
+    for (uint32_t i = 0; i < n; i++)
+        ids[i] = proto_cur_next(&cur, &it) == 0 ? (uint32_t)it.v.u : 0;
+    if (proto_msg_nparams(msg) < 2) {
         for (size_t i = 0; i < c->ncontexts; i++)
             js_context_release(c->serve->engine, c->contexts[i], ids, n);
     } else {
-        for (uint32_t i = 0; i < ctxs->via.array.size; i++) {
-            uint64_t x = ctxs->via.array.ptr[i].via.u64;
+        uint32_t nctx;
 
-            if (x <= UINT32_MAX && serve_conn_has_context(c, (uint32_t)x))
-                js_context_release(c->serve->engine, (uint32_t)x, ids, n);
+        proto_cur_init(&cur, p->contexts_bytes.ptr, p->contexts_bytes.len);
+        nctx = proto_cur_next(&cur, &it) == 0 ? it.len : 0;
+        for (uint32_t i = 0; i < nctx; i++) {
+            if (proto_cur_next(&cur, &it) != 0)
+                break;
+            if (it.v.u <= UINT32_MAX &&
+                serve_conn_has_context(c, (uint32_t)it.v.u))
+                js_context_release(c->serve->engine, (uint32_t)it.v.u, ids, n);
         }
     }
     free(ids);
@@ -590,8 +598,9 @@ serve_method_dispatch(struct serve_conn *c, const struct proto_msg *msg)
 
     if (msg->kind == PROTO_RESPONSE) {
         /* The answer to a reverse call sent on this connection. */
-        if (js_invoke_settle(c->serve->engine, msg->msgid, c->id, &msg->error,
-                             &msg->result) < 0)
+        if (js_invoke_settle(c->serve->engine, msg->msgid, c->id,
+                             proto_msg_error_bytes(msg),
+                             proto_msg_result_bytes(msg)) < 0)
             log_debug("ignored a response to %u: no reverse call of this "
                       "connection waits for it",
                       msg->msgid);
@@ -602,7 +611,7 @@ serve_method_dispatch(struct serve_conn *c, const struct proto_msg *msg)
         return;
     }
     if (c->early > 0 &&
-        serve_conn_is_early_kind(msg->kind, msg->params.via.array.size,
+        serve_conn_is_early_kind(msg->kind, proto_msg_nparams(msg),
                                  proto_msg_is(msg, PROTO_M_PING),
                                  proto_msg_is(msg, PROTO_M_STATS))) {
         c->early--;

@@ -29,6 +29,7 @@ struct fx {
     int closed;
     bool echo;         /* answer each request with its msgid */
     uint32_t pause_on; /* pause (owner bit) on this msgid */
+    unsigned taken;    /* messages that came as bytes (no tree) */
 };
 
 static void
@@ -40,6 +41,9 @@ on_msg(void *owner, struct proto_msg *msg)
     if (f->nmsg < 16)
         f->msgids[f->nmsg] = msg->msgid;
     f->nmsg++;
+    if (msg->raw.bytes != NULL && msg->zone == NULL &&
+        proto_msg_is(msg, "ping") && proto_msg_nparams(msg) == 0)
+        f->taken++;
     if (f->pause_on != 0 && msg->msgid == f->pause_on)
         rpcstream_pause(f->s, RPCSTREAM_PAUSE_OWNER);
     if (f->echo && rpcstream_begin(f->s, &pk)) {
@@ -76,8 +80,16 @@ static const struct rpcstream_cbs cbs = {
     .on_closed = on_closed,
 };
 
+/* The same owner, taking its messages as bytes. */
+static const struct rpcstream_cbs cbs_bytes = {
+    .on_msg = on_msg,
+    .on_end = on_end,
+    .on_closed = on_closed,
+    .take_bytes = true,
+};
+
 static int
-setup(void **state)
+setup_with(void **state, const struct rpcstream_cbs *c)
 {
     struct fx *f = calloc(1, sizeof(*f));
     int sv[2];
@@ -85,11 +97,23 @@ setup(void **state)
     assert_int_equal(uv_loop_init(&f->loop), 0);
     rpcstream_setup(&f->loop);
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    assert_int_equal(rpcstream_new(&f->loop, 0, &cbs, f, &f->s), 0);
+    assert_int_equal(rpcstream_new(&f->loop, 0, c, f, &f->s), 0);
     assert_int_equal(rpcstream_open(f->s, sv[0]), 0);
     f->peer = sv[1];
     *state = f;
     return 0;
+}
+
+static int
+setup(void **state)
+{
+    return setup_with(state, &cbs);
+}
+
+static int
+setup_bytes(void **state)
+{
+    return setup_with(state, &cbs_bytes);
 }
 
 static int
@@ -180,6 +204,41 @@ test_messages_and_replies(void **state)
     assert_int_equal(f->ends, 0);
 }
 
+/* An owner that takes bytes gets every message so, in order, and answers
+ * as any other; a stream that breaks is refused the same way. */
+static void
+test_take_bytes(void **state)
+{
+    struct fx *f = *state;
+    struct proto_msg m[3];
+    bool eof;
+
+    f->echo = true;
+    assert_int_equal(rpcstream_start(f->s), 0);
+    for (uint32_t i = 1; i <= 3; i++)
+        peer_send_request(f, i);
+    TU_LOOP_UNTIL(&f->loop, f->nmsg >= 3, TU_WAIT_MS);
+    assert_int_equal(f->taken, 3);
+    assert_int_equal(f->msgids[0], 1);
+    assert_int_equal(f->msgids[2], 3);
+    TU_LOOP_UNTIL(&f->loop, rpcstream_backlog(f->s) == 0, TU_WAIT_MS);
+    assert_int_equal(peer_read(f, 3, m, &eof), 3);
+    for (unsigned i = 0; i < 3; i++) {
+        assert_int_equal(m[i].msgid, i + 1);
+        proto_msg_release(&m[i]);
+    }
+    /* An array32 that claims 4 Gi items: refused before it is whole. */
+    assert_int_equal(
+        write(f->peer, "\x94\x00\x04\xa1m\xdd\xff\xff\xff\xff", 10), 10);
+    TU_LOOP_UNTIL(&f->loop, f->closed > 0, TU_WAIT_MS);
+    assert_int_equal(f->ends, 1);
+    assert_true(f->end_closing);
+    assert_int_equal(f->nmsg, 3);
+    assert_int_equal(peer_read(f, 2, m, &eof), 1);
+    assert_true(proto_msg_is(&m[0], "error"));
+    proto_msg_release(&m[0]);
+}
+
 /* A broken stream gets a ProtocolError notification, then is closed. */
 static void
 test_garbage_is_refused(void **state)
@@ -237,6 +296,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_messages_and_replies, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_take_bytes, setup_bytes, teardown),
         cmocka_unit_test_setup_teardown(test_garbage_is_refused, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pause_holds_messages, setup,

@@ -156,14 +156,49 @@ result_free(struct result *r)
     js_error_free(&r->err);
 }
 
+/* A msgpack object packed, as the engine takes values: one item's bytes,
+ * malloc'd (release with span_free). */
+static inline struct proto_span
+packed(const msgpack_object *o)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    struct proto_span s;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    assert_int_equal(msgpack_pack_object(&pk, *o), 0);
+    s.ptr = sb.data;
+    s.len = sb.size;
+    return s;
+}
+
+static inline void
+span_free(struct proto_span s)
+{
+    free((void *)s.ptr);
+}
+
+/* js_call with data given as an object built by the caller (its bytes are
+ * only needed while js_call runs). */
+static inline void
+start_obj(struct fx *f, const char *name, const msgpack_object *data,
+          uint32_t timeout_ms, struct result *r)
+{
+    struct proto_span s = packed(data);
+
+    memset(r, 0, sizeof *r);
+    assert_int_equal(
+        js_call(f->e, name, strlen(name), s, timeout_ms, done_cb, r), 0);
+    span_free(s);
+}
+
 /* Calls name with data given as JSON-ish msgpack built by the caller. */
 static inline void
 call_obj(struct fx *f, const char *name, const msgpack_object *data,
          uint32_t timeout_ms, struct result *r)
 {
-    memset(r, 0, sizeof *r);
-    assert_int_equal(
-        js_call(f->e, name, strlen(name), data, timeout_ms, done_cb, r), 0);
+    start_obj(f, name, data, timeout_ms, r);
     wait_for(f, r);
 }
 

@@ -94,8 +94,7 @@ static void
 start_call(struct fx *f, const char *name, const msgpack_object *data,
            struct result *r)
 {
-    memset(r, 0, sizeof *r);
-    assert_int_equal(js_call(f->e, name, strlen(name), data, 0, done_cb, r), 0);
+    start_obj(f, name, data, 0, r);
 }
 
 static const msgpack_object nil_obj = {.type = MSGPACK_OBJECT_NIL};
@@ -120,11 +119,14 @@ test_invoke_settle(void **state)
     assert_false(r.done);
     /* Only the peer it went to, and only once. */
     ans.via.u64 = 3;
-    assert_int_equal(js_invoke_settle(f->e, h.last.id, 78, &nil_obj, &ans),
+    struct proto_span nil_s = packed(&nil_obj), ans_s = packed(&ans);
+    assert_int_equal(js_invoke_settle(f->e, h.last.id, 78, nil_s, ans_s),
                      -ENOENT);
-    assert_int_equal(js_invoke_settle(f->e, h.last.id, 77, &nil_obj, &ans), 0);
-    assert_int_equal(js_invoke_settle(f->e, h.last.id, 77, &nil_obj, &ans),
+    assert_int_equal(js_invoke_settle(f->e, h.last.id, 77, nil_s, ans_s), 0);
+    assert_int_equal(js_invoke_settle(f->e, h.last.id, 77, nil_s, ans_s),
                      -ENOENT);
+    span_free(nil_s);
+    span_free(ans_s);
     wait_for(f, &r);
     expect_ok(&r, "\"ok 3\"");
     result_free(&r);
@@ -191,7 +193,9 @@ test_cancel_from_poll(void **state)
     /* The poll comes while spin() runs, and stops it. */
     h.cancel_arg = &r;
     memset(&r, 0, sizeof r);
-    assert_int_equal(js_call(f->e, "spin", 4, &nil_obj, 60000, done_cb, &r), 0);
+    assert_int_equal(js_call(f->e, "spin", 4, (struct proto_span){"\xc0", 1},
+                             60000, done_cb, &r),
+                     0);
     wait_for(f, &r);
     assert_true(h.polls > 0);
     assert_false(r.ok);
@@ -230,7 +234,9 @@ test_context_interrupt_and_stop(void **state)
     h.interrupt = 0;
     h.stop = 1;
     memset(&d, 0, sizeof d);
-    assert_int_equal(js_call(f->e, "spin", 4, &nil_obj, 60000, done_cb, &d), 0);
+    assert_int_equal(js_call(f->e, "spin", 4, (struct proto_span){"\xc0", 1},
+                             60000, done_cb, &d),
+                     0);
     wait_for(f, &d);
     assert_int_equal(d.err.type, PROTO_ERR_HOST_UNAVAILABLE);
     result_free(&d);

@@ -379,44 +379,52 @@ test_contexts(void **state)
     assert_int_equal(msgpack_unpack_next(&u, sb.data, sb.size, &off),
                      MSGPACK_UNPACK_SUCCESS);
     memset(&r, 0, sizeof r);
-    assert_int_equal(
-        js_context_call(f->e, a, "Math.max", 8, &u.data, 0, done_cb, &r), 0);
+    assert_int_equal(js_context_call(f->e, a, "Math.max", 8,
+                                     (struct proto_span){sb.data, sb.size}, 0,
+                                     done_cb, &r),
+                     0);
     wait_for(f, &r);
     expect_ok(&r, "9");
     result_free(&r);
     memset(&r, 0, sizeof r);
-    assert_int_equal(
-        js_context_call(f->e, a, "obj.get", 7, &u.data, 0, done_cb, &r), 0);
+    assert_int_equal(js_context_call(f->e, a, "obj.get", 7,
+                                     (struct proto_span){sb.data, sb.size}, 0,
+                                     done_cb, &r),
+                     0);
     wait_for(f, &r);
     expect_ok(&r, "7");
     result_free(&r);
     memset(&r, 0, sizeof r);
-    assert_int_equal(
-        js_context_call(f->e, a, "glob", 4, &u.data, 0, done_cb, &r), 0);
+    assert_int_equal(js_context_call(f->e, a, "glob", 4,
+                                     (struct proto_span){sb.data, sb.size}, 0,
+                                     done_cb, &r),
+                     0);
     wait_for(f, &r);
     expect_ok(&r, "true");
     result_free(&r);
     memset(&r, 0, sizeof r);
-    assert_int_equal(
-        js_context_call(f->e, a, "obj?.get", 8, &u.data, 0, done_cb, &r), 0);
+    assert_int_equal(js_context_call(f->e, a, "obj?.get", 8,
+                                     (struct proto_span){sb.data, sb.size}, 0,
+                                     done_cb, &r),
+                     0);
     wait_for(f, &r);
     expect_ok(&r, "7"); /* this = obj through ?. too */
     result_free(&r);
     memset(&r, 0, sizeof r);
-    assert_int_equal(
-        js_context_call(f->e, a, "nothing.here", 12, &u.data, 0, done_cb, &r),
-        0);
+    assert_int_equal(js_context_call(f->e, a, "nothing.here", 12,
+                                     (struct proto_span){sb.data, sb.size}, 0,
+                                     done_cb, &r),
+                     0);
     wait_for(f, &r);
     assert_false(r.ok);
     assert_string_equal(r.err.name, "ReferenceError");
     result_free(&r);
     /* args that are not an array */
-    msgpack_object notarr;
-    memset(&notarr, 0, sizeof notarr);
-    notarr.type = MSGPACK_OBJECT_BOOLEAN;
     memset(&r, 0, sizeof r);
-    assert_int_equal(
-        js_context_call(f->e, a, "glob", 4, &notarr, 0, done_cb, &r), 0);
+    assert_int_equal(js_context_call(f->e, a, "glob", 4,
+                                     (struct proto_span){"\xc3", 1}, 0, done_cb,
+                                     &r),
+                     0);
     wait_for(f, &r);
     assert_false(r.ok);
     assert_int_equal(r.err.type, PROTO_ERR_INVALID_ARGUMENT);
@@ -438,7 +446,10 @@ test_contexts(void **state)
     assert_int_equal(msgpack_unpack_next(&u, sb.data, sb.size, &off),
                      MSGPACK_UNPACK_SUCCESS);
     memset(&r, 0, sizeof r);
-    assert_int_equal(js_context_load(f->e, a, &u.data, 0, done_cb, &r), 0);
+    assert_int_equal(js_context_load(f->e, a,
+                                     (struct proto_span){sb.data, sb.size}, 0,
+                                     done_cb, &r),
+                     0);
     wait_for(f, &r);
     expect_ok(&r, "nil");
     result_free(&r);
@@ -454,7 +465,10 @@ test_contexts(void **state)
     assert_int_equal(msgpack_unpack_next(&u, sb.data, sb.size, &off),
                      MSGPACK_UNPACK_SUCCESS);
     memset(&r, 0, sizeof r);
-    assert_int_equal(js_context_load(f->e, a, &u.data, 0, done_cb, &r), 0);
+    assert_int_equal(js_context_load(f->e, a,
+                                     (struct proto_span){sb.data, sb.size}, 0,
+                                     done_cb, &r),
+                     0);
     wait_for(f, &r);
     assert_false(r.ok);
     assert_int_equal(r.err.type, PROTO_ERR_NOT_FOUND);

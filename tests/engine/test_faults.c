@@ -29,8 +29,10 @@ call_answered(struct fx *f, const char *name, int n, struct result *r)
     memset(&o, 0, sizeof o);
     o.type = MSGPACK_OBJECT_POSITIVE_INTEGER;
     o.via.u64 = (uint64_t)n;
+    struct proto_span s = packed(&o);
     memset(r, 0, sizeof *r);
-    assert_int_equal(js_call(f->e, name, strlen(name), &o, 0, done_cb, r), 0);
+    assert_int_equal(js_call(f->e, name, strlen(name), s, 0, done_cb, r), 0);
+    span_free(s);
     wait_answered(f, r);
 }
 
@@ -136,19 +138,21 @@ test_context_call(void **state)
     args[1].type = MSGPACK_OBJECT_ARRAY;
     args[1].via.array.size = 1;
     args[1].via.array.ptr = &args[0];
+    struct proto_span args_s = packed(&args[1]);
     struct result r;
     js_engine_test_fault(f->e, 1);
     memset(&r, 0, sizeof r);
     assert_int_equal(
-        js_context_call(f->e, ctx, "Math.abs", 8, &args[1], 0, done_cb, &r), 0);
+        js_context_call(f->e, ctx, "Math.abs", 8, args_s, 0, done_cb, &r), 0);
     wait_for(f, &r);
     expect_unavailable(f, &r, "call 'Math.abs'");
     memset(&r, 0, sizeof r);
     assert_int_equal(
-        js_context_call(f->e, ctx, "Math.abs", 8, &args[1], 0, done_cb, &r), 0);
+        js_context_call(f->e, ctx, "Math.abs", 8, args_s, 0, done_cb, &r), 0);
     wait_for(f, &r);
     expect_ok(&r, "3");
     result_free(&r);
+    span_free(args_s);
 }
 
 static void
@@ -166,17 +170,19 @@ test_context_load(void **state)
     paths[1].type = MSGPACK_OBJECT_ARRAY;
     paths[1].via.array.size = 1;
     paths[1].via.array.ptr = &paths[0];
+    struct proto_span paths_s = packed(&paths[1]);
     struct result r;
     js_engine_test_fault(f->e, 1);
     memset(&r, 0, sizeof r);
-    assert_int_equal(js_context_load(f->e, ctx, &paths[1], 0, done_cb, &r), 0);
+    assert_int_equal(js_context_load(f->e, ctx, paths_s, 0, done_cb, &r), 0);
     wait_for(f, &r);
     expect_unavailable(f, &r, "load");
     memset(&r, 0, sizeof r);
-    assert_int_equal(js_context_load(f->e, ctx, &paths[1], 0, done_cb, &r), 0);
+    assert_int_equal(js_context_load(f->e, ctx, paths_s, 0, done_cb, &r), 0);
     wait_for(f, &r);
     expect_ok(&r, "nil");
     result_free(&r);
+    span_free(paths_s);
     expect_eval(f, ctx, "loaded", "\"yes\"");
 }
 

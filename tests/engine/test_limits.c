@@ -286,7 +286,9 @@ test_free_with_pending(void **state)
     load(f, "c.js");
     struct result r;
     memset(&r, 0, sizeof r);
-    assert_int_equal(js_call(f->e, "never", 5, NULL, 0, done_cb, &r), 0);
+    assert_int_equal(
+        js_call(f->e, "never", 5, (struct proto_span){NULL, 0}, 0, done_cb, &r),
+        0);
     assert_false(r.done);
     struct js_stats st;
     js_engine_stats(f->e, &st);

@@ -8,7 +8,10 @@
  * Every message is also looked at as bytes first (proto_reader_peek, what the
  * manager forwards): its head and the starts of its params must agree with
  * the unpacked message, and in the piecewise pass some messages are skipped
- * as a relay skips them and unpacked from their bytes instead; the bytes of
+ * as a relay skips them and unpacked from their bytes instead, and some are
+ * taken as bytes (proto_reader_take, what the worker does): every checker
+ * must read the bytes form as it reads the unpacked one (same result, same
+ * words, values whose bytes unpack to the same objects); the bytes of
  * the message still arriving (proto_reader_partial) are all that is kept
  * between messages. Anything inconsistent aborts, which libFuzzer reports as
  * a crash.
@@ -19,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "proto.h"
 
 #define CHECK(cond)                                                            \
@@ -229,6 +233,145 @@ unpack_raw(const struct proto_raw *raw, struct proto_msg *m)
     return 1;
 }
 
+/* The bytes of a value param hold what the object does (an absent one: a
+ * nil or empty stand-in). */
+static void
+same_value(const msgpack_object *o, struct proto_span b)
+{
+    msgpack_zone z;
+    msgpack_object got;
+    msgpack_sbuffer x, y;
+    size_t off = 0;
+
+    if (b.len == 0) {
+        CHECK(o->type == MSGPACK_OBJECT_NIL ||
+              (o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 0));
+        return;
+    }
+    msgpack_zone_init(&z, 256);
+    CHECK(msgpack_unpack(b.ptr, b.len, &off, &z, &got) ==
+          MSGPACK_UNPACK_SUCCESS);
+    CHECK(off == b.len);
+    pack_obj(&got, &x);
+    pack_obj(o, &y);
+    CHECK(x.size == y.size && memcmp(x.data, y.data, x.size) == 0);
+    msgpack_sbuffer_destroy(&x);
+    msgpack_sbuffer_destroy(&y);
+    msgpack_zone_destroy(&z);
+}
+
+static bool
+same_text(const char *a, size_t alen, const char *b, size_t blen)
+{
+    if (a == NULL || b == NULL)
+        return a == b;
+    return alen == blen && (alen == 0 || memcmp(a, b, alen) == 0);
+}
+
+static const proto_check_fn checkers[] = {
+    proto_check_hello,        proto_check_attach,
+    proto_check_detach,       proto_check_status,
+    proto_check_direct,       proto_check_restart,
+    proto_check_stop,         proto_check_shutdown,
+    proto_check_call,         proto_check_context_create,
+    proto_check_context_eval, proto_check_context_call,
+    proto_check_context_load, proto_check_context_destroy,
+    proto_check_ping,         proto_check_stats,
+    proto_check_drain,        proto_check_cancel,
+    proto_check_release,      proto_check_invoke,
+};
+
+/* A message taken as bytes (b) reads as its unpacked self (t): every
+ * checker and helper gives the same answer, words and values. */
+static void
+check_taken(const struct proto_msg *t, const struct proto_msg *b)
+{
+    char ct[PROTO_CAUSE_MAX], cb[PROTO_CAUSE_MAX];
+    struct proto_params pt, pb;
+    const char *st, *sb;
+    size_t lt, lb;
+    uint64_t ut, ub;
+
+    CHECK(b->raw.bytes != NULL && b->zone == NULL);
+    CHECK(b->kind == t->kind && b->msgid == t->msgid && b->size == t->size);
+    /* (msgpack-c may give an empty str no pointer) */
+    CHECK(b->method_len == t->method_len &&
+          (t->method_len == 0 ||
+           memcmp(b->method, t->method, t->method_len) == 0));
+    if (t->kind == PROTO_RESPONSE) {
+        struct proto_span e = proto_msg_error_bytes(b), v;
+        const msgpack_object *o;
+
+        same_value(&t->error, e);
+        same_value(&t->result, proto_msg_result_bytes(b));
+        for (size_t k = 0; k < 5; k++) {
+            static const char *const keys[] = {"type", "message", "name",
+                                               "stack", "logfile"};
+            int rc = proto_span_map_get(e, keys[k], &v);
+
+            o = proto_map_get(&t->error, keys[k]);
+            CHECK(rc == (o != NULL));
+            if (o != NULL)
+                same_value(o, v);
+        }
+        return;
+    }
+    CHECK(proto_msg_nparams(b) == proto_msg_nparams(t));
+    for (size_t k = 0; k < sizeof checkers / sizeof checkers[0]; k++) {
+        int rt, rb;
+
+        memset(&pt, 0, sizeof pt);
+        memset(&pb, 0, sizeof pb);
+        ct[0] = cb[0] = '\0';
+        rt = checkers[k](t, &pt, ct);
+        rb = checkers[k](b, &pb, cb);
+        CHECK(rt == rb && strcmp(ct, cb) == 0);
+        if (rt != 0 || checkers[k] == proto_check_drain)
+            continue;
+        CHECK(same_text(pt.host, pt.host_len, pb.host, pb.host_len));
+        CHECK(same_text(pt.config, pt.config_len, pb.config, pb.config_len));
+        CHECK(same_text(pt.function, pt.function_len, pb.function,
+                        pb.function_len));
+        CHECK(same_text(pt.source, pt.source_len, pb.source, pb.source_len));
+        CHECK(same_text(pt.identifier, pt.identifier_len, pb.identifier,
+                        pb.identifier_len));
+        CHECK(same_text(pt.expression, pt.expression_len, pb.expression,
+                        pb.expression_len));
+        CHECK(same_text(pt.cwd, pt.cwd_len, pb.cwd, pb.cwd_len));
+        CHECK(same_text(pt.client, pt.client_len, pb.client, pb.client_len));
+        CHECK(pt.context == pb.context && pt.timeout_ms == pb.timeout_ms &&
+              pt.memory_mb == pb.memory_mb && pt.vm == pb.vm &&
+              pt.as_string == pb.as_string && pt.protocol == pb.protocol &&
+              pt.msgid == pb.msgid && pt.callback_id == pb.callback_id &&
+              pt.owner_call == pb.owner_call &&
+              pt.owner_context == pb.owner_context);
+        same_value(pt.host_obj, pb.host_bytes);
+        same_value(pt.data, pb.data_bytes);
+        same_value(pt.args, pb.args_bytes);
+        same_value(pt.paths, pb.paths_bytes);
+        same_value(pt.options, pb.options_bytes);
+        same_value(pt.callbacks, pb.callbacks_bytes);
+        same_value(pt.contexts, pb.contexts_bytes);
+    }
+    for (uint32_t i = 0; i < 8; i++) {
+        int rt, rb;
+
+        ct[0] = cb[0] = '\0';
+        rt = proto_param_str(t, i, "s", &st, &lt, ct);
+        rb = proto_param_str(b, i, "s", &sb, &lb, cb);
+        CHECK(rt == rb && strcmp(ct, cb) == 0);
+        CHECK(rt != 0 || (lt == lb && (lt == 0 || memcmp(st, sb, lt) == 0)));
+        ct[0] = cb[0] = '\0';
+        rt = proto_param_uint(t, i, "u", &ut, ct);
+        rb = proto_param_uint(b, i, "u", &ub, cb);
+        CHECK(rt == rb && strcmp(ct, cb) == 0 && (rt != 0 || ut == ub));
+        ct[0] = cb[0] = '\0';
+        rt = proto_params_count(t, i, i + 1, ct);
+        rb = proto_params_count(b, i, i + 1, cb);
+        CHECK(rt == rb && strcmp(ct, cb) == 0);
+    }
+}
+
 /* Takes every message available; returns the reader's last answer. When
  * skip_seed is not NULL, some messages are skipped as bytes. */
 static int
@@ -239,15 +382,28 @@ drain(struct proto_reader *r, size_t max_message, struct outcome *out,
     struct proto_raw raw;
     char cause[PROTO_CAUSE_MAX];
     char pcause[PROTO_CAUSE_MAX];
+    uint32_t way;
     int rc;
 
     for (;;) {
         pcause[0] = cause[0] = '\0';
         rc = proto_reader_peek(r, &raw, pcause);
-        if (rc == 1 && skip_seed != NULL && (next_rand(skip_seed) & 1)) {
+        way = rc == 1 && skip_seed != NULL ? next_rand(skip_seed) % 3 : 0;
+        if (way == 1) {
             rc = unpack_raw(&raw, &m);
             check_raw(&raw, &m);
             proto_reader_skip(r);
+        } else if (way == 2) {
+            struct proto_msg b;
+
+            /* Taken as bytes: what peek said, then read as unpacked. */
+            rc = proto_reader_take(r, &b, cause);
+            CHECK(rc == 1 && b.raw.bytes == raw.bytes &&
+                  b.raw.size == raw.size);
+            rc = unpack_raw(&b.raw, &m);
+            check_raw(&b.raw, &m);
+            check_taken(&m, &b);
+            proto_msg_release(&b);
         } else {
             int prc = rc;
 

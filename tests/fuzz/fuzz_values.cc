@@ -1,14 +1,19 @@
 // libFuzzer target for the engine's value conversion (worker/js_value.cc).
 //
-// The input is msgpack bytes; what msgpack-c does not unpack as exactly one
-// value is skipped. The value goes msgpack -> JS (jsv::FromMsgpack) -> msgpack
-// (jsv::ToMsgpack) three times over, each time from the previous packing:
+// The input is msgpack bytes, read by jsv::FromMsgpack straight from them
+// as the worker reads a message's values: whatever the bytes are, it gives
+// kOk or kInvalid and reads no byte past their end; bytes that end early or
+// are not msgpack are kInvalid. Then what msgpack-c does not unpack as
+// exactly one value is skipped. The value goes msgpack -> JS (jsv::FromMsgpack)
+// -> msgpack (jsv::ToMsgpack) three times over, each time from the previous
+// packing:
 // - FromMsgpack gives kOk or kInvalid (with a message), never kException: the
 //   data has no getters, nothing can throw. More than PROTO_VALUE_MAX_DEPTH
 //   nested arrays and maps are kInvalid.
 // - Whatever FromMsgpack made, ToMsgpack packs with kOk, and that packing
 //   converts back with kOk.
-// - The first packing holds the input's value as JS holds it, by docs/values.md's
+// - The first packing holds the input's value as JS holds it, by
+// docs/values.md's
 //   table: integral Numbers as ints, BigInts that fit 64 bits as ints,
 //   Dates to the millisecond, map keys as strings in JS's own order (array
 //   indices first), a repeated key once with its last value.
@@ -353,7 +358,7 @@ CheckFaithful(const msgpack_object &in, const std::string &packed)
 // msgpack -> JS -> msgpack in one context. kOk with the bytes in *packed, or
 // kInvalid (FromMsgpack refused the value).
 jsv::Status
-RoundTrip(v8::Local<v8::Context> context, const msgpack_object &obj,
+RoundTrip(v8::Local<v8::Context> context, const char *bytes, size_t len,
           std::string *packed)
 {
     v8::HandleScope scope(g_isolate);
@@ -361,8 +366,10 @@ RoundTrip(v8::Local<v8::Context> context, const msgpack_object &obj,
     v8::TryCatch tc(g_isolate);
     v8::Local<v8::Value> v;
     std::string why;
+    proto_cur cur;
 
-    jsv::Status st = jsv::FromMsgpack(context, obj, &v, &why);
+    proto_cur_init(&cur, bytes, len);
+    jsv::Status st = jsv::FromMsgpack(context, &cur, &v, &why);
     CHECK(!tc.HasCaught());
     CHECK(st == jsv::kOk || st == jsv::kInvalid);
     if (st == jsv::kInvalid) {
@@ -370,6 +377,8 @@ RoundTrip(v8::Local<v8::Context> context, const msgpack_object &obj,
         return st;
     }
     CHECK(!v.IsEmpty());
+    // One value read, exactly its bytes.
+    CHECK((const char *)cur.p == bytes + len);
 
     msgpack_sbuffer sb;
     msgpack_packer pk;
@@ -389,7 +398,8 @@ RoundTrip(v8::Local<v8::Context> context, const msgpack_object &obj,
 
 // The input's value reshaped in JS (kReshape) packs as `want`.
 void
-CheckReshaped(const msgpack_object &obj, uint32_t seed, const std::string &want)
+CheckReshaped(const char *bytes, size_t len, uint32_t seed,
+              const std::string &want)
 {
     v8::Local<v8::Context> context = g_keys.Get(g_isolate);
     v8::HandleScope scope(g_isolate);
@@ -398,7 +408,9 @@ CheckReshaped(const msgpack_object &obj, uint32_t seed, const std::string &want)
     v8::Local<v8::Value> v, args[2];
     std::string why;
 
-    CHECK(jsv::FromMsgpack(context, obj, &v, &why) == jsv::kOk);
+    proto_cur cur;
+    proto_cur_init(&cur, bytes, len);
+    CHECK(jsv::FromMsgpack(context, &cur, &v, &why) == jsv::kOk);
     args[0] = v;
     args[1] = v8::Integer::NewFromUnsigned(g_isolate, seed);
     CHECK(g_reshape.Get(g_isolate)
@@ -434,7 +446,8 @@ Again(v8::Local<v8::Context> context, const std::string &bytes)
     CHECK(msgpack_zone_init(&zone, 2048));
     CHECK(msgpack_unpack(bytes.data(), bytes.size(), &off, &zone, &obj) ==
           MSGPACK_UNPACK_SUCCESS);
-    jsv::Status st = RoundTrip(context, obj, &out);
+    CHECK(off == bytes.size());
+    jsv::Status st = RoundTrip(context, bytes.data(), bytes.size(), &out);
     if (st != jsv::kOk)
         fprintf(stderr, "fuzz_values: our own packing %s is refused\n",
                 Hex(bytes).c_str());
@@ -504,19 +517,35 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (!fuzz_plausible(data, size))
         return 0;
+    v8::HandleScope scope(g_isolate);
+    v8::Local<v8::Context> plain = g_plain.Get(g_isolate);
+    v8::Local<v8::Context> keys = g_keys.Get(g_isolate);
+    {
+        // Any bytes at all (a copy of just them, so that ASan sees a read
+        // past their end): kOk or kInvalid, never more.
+        std::vector<char> copy((const char *)data, (const char *)data + size);
+        v8::HandleScope hs(g_isolate);
+        v8::Context::Scope cscope(plain);
+        v8::TryCatch tc(g_isolate);
+        v8::Local<v8::Value> v;
+        std::string why;
+        proto_cur cur;
+        proto_cur_init(&cur, copy.data(), copy.size());
+        jsv::Status any = jsv::FromMsgpack(plain, &cur, &v, &why);
+        CHECK(!tc.HasCaught());
+        CHECK(any == jsv::kOk || (any == jsv::kInvalid && !why.empty()));
+        CHECK(cur.p <= cur.end);
+    }
     CHECK(msgpack_zone_init(&zone, 2048));
     if (msgpack_unpack((const char *)data, size, &off, &zone, &obj) !=
         MSGPACK_UNPACK_SUCCESS) {
         msgpack_zone_destroy(&zone);
         return 0;
     }
-    v8::HandleScope scope(g_isolate);
-    v8::Local<v8::Context> plain = g_plain.Get(g_isolate);
-    v8::Local<v8::Context> keys = g_keys.Get(g_isolate);
 
     std::string p1, p1k;
-    jsv::Status st = RoundTrip(plain, obj, &p1);
-    CHECK(RoundTrip(keys, obj, &p1k) == st);
+    jsv::Status st = RoundTrip(plain, (const char *)data, off, &p1);
+    CHECK(RoundTrip(keys, (const char *)data, off, &p1k) == st);
     if (Depth(obj) > PROTO_VALUE_MAX_DEPTH)
         CHECK(st == jsv::kInvalid);
     if (st == jsv::kOk) {
@@ -533,7 +562,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint32_t seed = 2166136261u;
         for (size_t i = 0; i < size; i++)
             seed = (seed ^ data[i]) * 16777619u;
-        CheckReshaped(obj, seed, p1);
+        CheckReshaped((const char *)data, off, seed, p1);
     }
     msgpack_zone_destroy(&zone);
     return 0;

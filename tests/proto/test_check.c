@@ -20,18 +20,15 @@
 #include "methods.h"
 #include "mpjson.h"
 
-/* The request [0, 1, method, <params as JSON>] as the reader hands it out. */
+/* The request [0, 1, method, <params as JSON>], packed into sb. */
 static void
-request(struct proto_msg *m, const char *method, const char *params)
+pack_request(msgpack_sbuffer *sb, const char *method, const char *params)
 {
-    struct proto_reader *r = proto_reader_new(0);
     char cause[PROTO_CAUSE_MAX] = "";
-    msgpack_sbuffer sb;
     msgpack_packer pk;
 
-    assert_non_null(r);
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_sbuffer_init(sb);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     assert_int_equal(msgpack_pack_array(&pk, 4), 0);
     assert_int_equal(msgpack_pack_uint8(&pk, PROTO_REQUEST), 0);
     assert_int_equal(msgpack_pack_uint32(&pk, 1), 0);
@@ -39,6 +36,18 @@ request(struct proto_msg *m, const char *method, const char *params)
     if (mpjson_pack_depth(&pk, params, strlen(params), MPJSON_MAX_DEPTH + 1,
                           cause) != 0)
         fail_msg("bad test params %s: %s", params, cause);
+}
+
+/* The request as the reader hands it out unpacked. */
+static void
+request(struct proto_msg *m, const char *method, const char *params)
+{
+    struct proto_reader *r = proto_reader_new(0);
+    char cause[PROTO_CAUSE_MAX] = "";
+    msgpack_sbuffer sb;
+
+    assert_non_null(r);
+    pack_request(&sb, method, params);
     assert_int_equal(proto_reader_feed(r, sb.data, sb.size), 0);
     msgpack_sbuffer_destroy(&sb);
     if (proto_reader_next(r, m, cause) != 1)
@@ -46,28 +55,127 @@ request(struct proto_msg *m, const char *method, const char *params)
     proto_reader_free(r);
 }
 
+/* The request taken as bytes (proto_reader_take): its bytes live in *r,
+ * which the caller frees after it is done with *m. */
+static struct proto_reader *
+request_bytes(struct proto_msg *m, const char *method, const char *params)
+{
+    struct proto_reader *r = proto_reader_new(0);
+    char cause[PROTO_CAUSE_MAX] = "";
+    msgpack_sbuffer sb;
+
+    assert_non_null(r);
+    pack_request(&sb, method, params);
+    assert_int_equal(proto_reader_feed(r, sb.data, sb.size), 0);
+    msgpack_sbuffer_destroy(&sb);
+    if (proto_reader_take(r, m, cause) != 1)
+        fail_msg("test message was not taken: %s", cause);
+    assert_non_null(m->raw.bytes);
+    assert_null(m->zone);
+    return r;
+}
+
+static bool
+same_text(const char *a, size_t alen, const char *b, size_t blen)
+{
+    if (a == NULL || b == NULL)
+        return a == b;
+    return alen == blen && (alen == 0 || memcmp(a, b, alen) == 0);
+}
+
+/* A value param of the bytes form holds what the unpacked form's object
+ * does: the span unpacks to an equal object (an absent one to the
+ * stand-in). */
+static void
+same_value(const char *what, const msgpack_object *o, struct proto_span b)
+{
+    msgpack_unpacked u;
+    size_t off = 0;
+
+    if (b.len == 0) {
+        if (o->type == MSGPACK_OBJECT_NIL ||
+            (o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 0 &&
+             o->via.array.ptr == NULL))
+            return;
+        fail_msg("%s: the bytes form has no value", what);
+    }
+    msgpack_unpacked_init(&u);
+    if (msgpack_unpack_next(&u, b.ptr, b.len, &off) != MSGPACK_UNPACK_SUCCESS ||
+        off != b.len || !msgpack_object_equal(u.data, *o))
+        fail_msg("%s: the bytes form differs", what);
+    msgpack_unpacked_destroy(&u);
+}
+
+/* Both forms of a message read as the same params. */
+static void
+same_params(const struct proto_params *t, const struct proto_params *b)
+{
+    assert_true(same_text(t->host, t->host_len, b->host, b->host_len));
+    assert_true(same_text(t->config, t->config_len, b->config, b->config_len));
+    assert_true(
+        same_text(t->function, t->function_len, b->function, b->function_len));
+    assert_true(same_text(t->source, t->source_len, b->source, b->source_len));
+    assert_true(same_text(t->identifier, t->identifier_len, b->identifier,
+                          b->identifier_len));
+    assert_true(same_text(t->expression, t->expression_len, b->expression,
+                          b->expression_len));
+    assert_true(same_text(t->cwd, t->cwd_len, b->cwd, b->cwd_len));
+    assert_true(same_text(t->client, t->client_len, b->client, b->client_len));
+    assert_int_equal(t->context, b->context);
+    assert_int_equal(t->timeout_ms, b->timeout_ms);
+    assert_int_equal(t->memory_mb, b->memory_mb);
+    assert_int_equal(t->vm, b->vm);
+    assert_int_equal(t->as_string, b->as_string);
+    assert_int_equal(t->protocol, b->protocol);
+    assert_int_equal(t->msgid, b->msgid);
+    assert_int_equal(t->callback_id, b->callback_id);
+    assert_int_equal(t->owner_call, b->owner_call);
+    assert_int_equal(t->owner_context, b->owner_context);
+    same_value("host", t->host_obj, b->host_bytes);
+    same_value("data", t->data, b->data_bytes);
+    same_value("args", t->args, b->args_bytes);
+    same_value("paths", t->paths, b->paths_bytes);
+    same_value("options", t->options, b->options_bytes);
+    same_value("callbacks", t->callbacks, b->callbacks_bytes);
+    same_value("contexts", t->contexts, b->contexts_bytes);
+}
+
 /* Checks params with fn: it must pass; *p holds what it read. The message
- * stays alive in *m for the caller to look into, then release. */
+ * stays alive in *m for the caller to look into, then release. The same
+ * request taken as bytes must pass too and read the same. */
 static void
 pass(proto_check_fn fn, const char *params, struct proto_msg *m,
      struct proto_params *p)
 {
     char cause[PROTO_CAUSE_MAX] = "";
-    int r;
+    struct proto_params bp;
+    struct proto_msg bm;
+    struct proto_reader *r;
+    int rc;
 
     request(m, "m", params);
-    r = fn(m, p, cause);
-    if (r != 0)
-        fail_msg("%s: expected to pass, got %d: %s", params, r, cause);
+    rc = fn(m, p, cause);
+    if (rc != 0)
+        fail_msg("%s: expected to pass, got %d: %s", params, rc, cause);
+    r = request_bytes(&bm, "m", params);
+    rc = fn(&bm, &bp, cause);
+    if (rc != 0)
+        fail_msg("%s: expected to pass as bytes, got %d: %s", params, rc,
+                 cause);
+    same_params(p, &bp);
+    proto_msg_release(&bm);
+    proto_reader_free(r);
 }
 
-/* Checks params with fn: it must fail with rc and exactly these words. */
+/* Checks params with fn: it must fail with rc and exactly these words, in
+ * either form of the message. */
 static void
 refuse(proto_check_fn fn, const char *params, int rc, const char *words)
 {
     char cause[PROTO_CAUSE_MAX] = "";
     struct proto_params p;
     struct proto_msg m;
+    struct proto_reader *rd;
     int r;
 
     request(&m, "m", params);
@@ -76,6 +184,14 @@ refuse(proto_check_fn fn, const char *params, int rc, const char *words)
         fail_msg("%s: expected %d \"%s\", got %d \"%s\"", params, rc, words, r,
                  cause);
     proto_msg_release(&m);
+    cause[0] = '\0';
+    rd = request_bytes(&m, "m", params);
+    r = fn(&m, &p, cause);
+    if (r != rc || strcmp(cause, words) != 0)
+        fail_msg("%s (as bytes): expected %d \"%s\", got %d \"%s\"", params, rc,
+                 words, r, cause);
+    proto_msg_release(&m);
+    proto_reader_free(rd);
 }
 
 static bool
@@ -670,6 +786,17 @@ test_not_a_request(void **state)
         cause, "params: the message has none (not a request or notification)");
     assert_int_equal(proto_check_status(&m, &p, cause), -EINVAL);
     proto_msg_release(&m);
+
+    /* Taken as bytes: the same words. */
+    r = proto_reader_new(0);
+    assert_int_equal(proto_reader_feed(r, resp, sizeof(resp) - 1), 0);
+    assert_int_equal(proto_reader_take(r, &m, cause), 1);
+    cause[0] = '\0';
+    assert_int_equal(proto_check_call(&m, &p, cause), -EINVAL);
+    assert_string_equal(
+        cause, "params: the message has none (not a request or notification)");
+    proto_msg_release(&m);
+    proto_reader_free(r);
 }
 
 /* A server's table: struct proto_method first, then its own handler. */
@@ -692,11 +819,27 @@ find(const char *method, const char *params, enum proto_errtype *type,
     struct proto_params p;
     struct proto_msg m;
 
+    struct proto_reader *r;
+    const struct test_method *eb;
+    enum proto_errtype tb;
+    char cb[PROTO_CAUSE_MAX] = "";
+
     request(&m, method, params);
     e = (const struct test_method *)proto_method_find(
         table, sizeof(table) / sizeof(table[0]), sizeof(table[0]), &m, &p, type,
         cause);
     proto_msg_release(&m);
+    /* Taken as bytes: the same entry, type and words. */
+    r = request_bytes(&m, method, params);
+    eb = (const struct test_method *)proto_method_find(
+        table, sizeof(table) / sizeof(table[0]), sizeof(table[0]), &m, &p, &tb,
+        cb);
+    assert_ptr_equal(e, eb);
+    assert_int_equal(*type, tb);
+    if (e == NULL)
+        assert_string_equal(cause, cb);
+    proto_msg_release(&m);
+    proto_reader_free(r);
     return e;
 }
 

@@ -1,5 +1,6 @@
 /* proto: messages seen as bytes (peek/skip, what the manager forwards) and the
- * pull reader over msgpack bytes. */
+ * pull reader over msgpack bytes; messages taken as bytes (proto_reader_take,
+ * what the worker reads). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -313,6 +314,192 @@ test_cursor_refuses(void **state)
     assert_int_equal(proto_cur_next(&c, &it), -EPROTO);
 }
 
+/* proto_reader_take: a message handed out as bytes, its head read, its
+ * params read from the bytes by the same helpers as an unpacked one. */
+static void
+test_take_request(void **state)
+{
+    struct proto_reader *r = proto_reader_new(0);
+    char cause[PROTO_CAUSE_MAX] = "";
+    struct proto_msg m;
+    const char *str;
+    size_t len;
+    struct sb s;
+    (void)state;
+
+    sb_init(&s);
+    pack_call(&s, 5);
+    pack_call(&s, 6);
+    /* The first arrives in two pieces: nothing until it is whole. */
+    assert_int_equal(proto_reader_feed(r, s.buf.data, 10), 0);
+    assert_int_equal(proto_reader_take(r, &m, cause), 0);
+    assert_int_equal(proto_reader_feed(r, s.buf.data + 10, s.buf.size - 10), 0);
+    assert_int_equal(proto_reader_take(r, &m, cause), 1);
+    assert_non_null(m.raw.bytes);
+    assert_null(m.zone);
+    assert_int_equal(m.kind, PROTO_REQUEST);
+    assert_int_equal(m.msgid, 5);
+    assert_int_equal(m.size, s.buf.size / 2);
+    assert_true(proto_msg_is(&m, "call"));
+    assert_int_equal(proto_msg_nparams(&m), 4);
+    assert_int_equal(m.params.type, MSGPACK_OBJECT_NIL); /* no tree */
+    assert_int_equal(proto_params_count(&m, 4, 4, cause), 0);
+    assert_int_equal(proto_param_str(&m, 1, "function", &str, &len, cause), 0);
+    assert_int_equal(len, 2);
+    assert_memory_equal(str, "fn", 2);
+    assert_int_equal(proto_param_str(&m, 2, "data", &str, &len, cause),
+                     -EINVAL);
+    assert_string_equal(cause,
+                        "params[2] (data): expected a string, got a map");
+    assert_int_equal(proto_param_str(&m, 4, "x", &str, &len, cause), -EINVAL);
+    assert_string_equal(cause, "params[4] (x): missing, expected a string");
+    /* A response's error and result are no spans of a request. */
+    assert_int_equal(proto_msg_error_bytes(&m).len, 0);
+    assert_int_equal(proto_msg_result_bytes(&m).len, 0);
+    proto_msg_release(&m);
+    /* It left the reader: the next one is the second. */
+    assert_int_equal(proto_reader_take(r, &m, cause), 1);
+    assert_int_equal(m.msgid, 6);
+    proto_msg_release(&m);
+    assert_int_equal(proto_reader_take(r, &m, cause), 0);
+    assert_int_equal(proto_reader_pending(r), 0);
+    proto_reader_free(r);
+    msgpack_sbuffer_destroy(&s.buf);
+}
+
+/* The params past the ones the scanner notes (PROTO_RAW_PARAMS) are found
+ * by walking; a response's error and result as spans; map lookups in
+ * bytes. */
+static void
+test_take_far_params_and_response(void **state)
+{
+    struct proto_reader *r = proto_reader_new(0);
+    char cause[PROTO_CAUSE_MAX] = "";
+    struct proto_msg m;
+    struct proto_span e, v, res;
+    struct proto_cur c;
+    struct proto_item it;
+    uint64_t u;
+    struct sb s;
+    (void)state;
+
+    sb_init(&s);
+    proto_write_notification(&s.pk, "n", 9);
+    for (int i = 0; i < 9; i++) {
+        if (i % 2 == 0) {
+            msgpack_pack_map(&s.pk, 1); /* containers between, to walk */
+            proto_pack_cstr(&s.pk, "k");
+            msgpack_pack_array(&s.pk, 1);
+            msgpack_pack_int(&s.pk, i);
+        } else {
+            msgpack_pack_uint32(&s.pk, 100 + i);
+        }
+    }
+    /* then a response */
+    msgpack_pack_array(&s.pk, 4);
+    msgpack_pack_uint8(&s.pk, PROTO_RESPONSE);
+    msgpack_pack_uint32(&s.pk, 9);
+    msgpack_pack_map(&s.pk, 2);
+    proto_pack_cstr(&s.pk, "type");
+    proto_pack_cstr(&s.pk, "JSError");
+    proto_pack_cstr(&s.pk, "message");
+    proto_pack_cstr(&s.pk, "boom");
+    msgpack_pack_array(&s.pk, 2);
+    msgpack_pack_int(&s.pk, 1);
+    msgpack_pack_int(&s.pk, 2);
+    assert_int_equal(proto_reader_feed(r, s.buf.data, s.buf.size), 0);
+
+    assert_int_equal(proto_reader_take(r, &m, cause), 1);
+    assert_int_equal(m.kind, PROTO_NOTIFICATION);
+    assert_int_equal(proto_msg_nparams(&m), 9);
+    for (uint32_t i = 1; i < 9; i += 2) {
+        assert_int_equal(proto_param_uint(&m, i, "u", &u, cause), 0);
+        assert_int_equal(u, 100 + i);
+    }
+    assert_int_equal(proto_param_uint(&m, 8, "u", &u, cause), -EINVAL);
+    assert_string_equal(cause,
+                        "params[8] (u): expected an unsigned integer, got a "
+                        "map");
+    proto_msg_release(&m);
+
+    assert_int_equal(proto_reader_take(r, &m, cause), 1);
+    assert_int_equal(m.kind, PROTO_RESPONSE);
+    assert_int_equal(m.msgid, 9);
+    assert_int_equal(proto_params_count(&m, 0, 9, cause), -EINVAL);
+    e = proto_msg_error_bytes(&m);
+    res = proto_msg_result_bytes(&m);
+    assert_int_equal(e.ptr + e.len, res.ptr); /* back to back */
+    assert_int_equal(res.ptr + res.len, m.raw.bytes + m.size);
+    assert_int_equal(proto_span_map_get(e, "message", &v), 1);
+    proto_cur_init(&c, v.ptr, v.len);
+    assert_int_equal(proto_cur_next(&c, &it), 0);
+    assert_int_equal(it.type, PROTO_T_STR);
+    assert_int_equal(it.len, 4);
+    assert_memory_equal(it.ptr, "boom", 4);
+    assert_int_equal((const char *)c.p, v.ptr + v.len);
+    assert_int_equal(proto_span_map_get(e, "stack", &v), 0);
+    assert_int_equal(proto_span_map_get(res, "type", &v), 0); /* an array */
+    v.len = 0;
+    assert_int_equal(proto_span_map_get(v, "type", &v), 0); /* absent */
+    /* Bytes that end inside the map are not msgpack. */
+    e.len -= 2;
+    assert_int_equal(proto_span_map_get(e, "message", &v), -EPROTO);
+    proto_msg_release(&m);
+    proto_reader_free(r);
+    msgpack_sbuffer_destroy(&s.buf);
+}
+
+/* A message that lies is refused by take as by next, with the same words,
+ * and the refusal sticks. */
+static void
+test_take_refuses(void **state)
+{
+    static const struct {
+        const char *bytes;
+        size_t len;
+        size_t limit;
+        int rc;
+        const char *words;
+    } cases[] = {
+        /* an array32 claiming 4 Gi items */
+        {"\xdd\xff\xff\xff\xff", 5, 0, -EMSGSIZE, NULL},
+        /* a str32 longer than the limit */
+        {"\x94\x00\x01\xdb\x00\x01\x00\x00", 8, 4096, -EMSGSIZE, NULL},
+        /* 33 levels */
+        {"\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91"
+         "\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91"
+         "\x90",
+         33, 0, -EPROTO, "nesting deeper than 32 levels"},
+        /* not an RPC message */
+        {"\x93\x00\x01\xa1m", 5, 0, -EPROTO,
+         "message: a request has 4 elements, got 3"},
+        {"\xc1", 1, 0, -EPROTO, "not msgpack (byte 0xc1)"},
+    };
+    (void)state;
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char ct[PROTO_CAUSE_MAX] = "", cn[PROTO_CAUSE_MAX] = "";
+        struct proto_reader *rt = proto_reader_new(cases[i].limit);
+        struct proto_reader *rn = proto_reader_new(cases[i].limit);
+        struct proto_msg m;
+
+        assert_int_equal(proto_reader_feed(rt, cases[i].bytes, cases[i].len),
+                         0);
+        assert_int_equal(proto_reader_feed(rn, cases[i].bytes, cases[i].len),
+                         0);
+        assert_int_equal(proto_reader_take(rt, &m, ct), cases[i].rc);
+        assert_int_equal(proto_reader_next(rn, &m, cn), cases[i].rc);
+        assert_string_equal(ct, cn);
+        if (cases[i].words != NULL)
+            assert_string_equal(ct, cases[i].words);
+        ct[0] = '\0';
+        assert_int_equal(proto_reader_take(rt, &m, ct), cases[i].rc);
+        assert_string_equal(ct, cn);
+        proto_reader_free(rt);
+        proto_reader_free(rn);
+    }
+}
+
 int
 main(void)
 {
@@ -325,6 +512,9 @@ main(void)
         cmocka_unit_test(test_peek_limit),
         cmocka_unit_test(test_cursor_types),
         cmocka_unit_test(test_cursor_refuses),
+        cmocka_unit_test(test_take_request),
+        cmocka_unit_test(test_take_far_params_and_response),
+        cmocka_unit_test(test_take_refuses),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

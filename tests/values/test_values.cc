@@ -11,6 +11,7 @@
 
 #include "js_builtins.h"
 #include "js_value.h"
+#include "proto.h"
 
 namespace
 {
@@ -258,11 +259,15 @@ FromToGlobal(v8::Local<v8::Context> context, const char *hex)
         msgpack_unpacked_destroy(&u);
         return "<test input does not parse>";
     }
+    msgpack_unpacked_destroy(&u);
     v8::Local<v8::Value> v;
     std::string why;
     v8::TryCatch tc(isolate);
-    jsv::Status st = jsv::FromMsgpack(context, u.data, &v, &why);
-    msgpack_unpacked_destroy(&u);
+    proto_cur c;
+    proto_cur_init(&c, bytes.data(), bytes.size());
+    jsv::Status st = jsv::FromMsgpack(context, &c, &v, &why);
+    if (st == jsv::kOk && c.p != c.end)
+        return "<ok but not every byte was read>";
     if (st == jsv::kInvalid)
         return "!invalid: " + why;
     if (st == jsv::kException)
@@ -887,8 +892,10 @@ round_trip(void **state)
         EXPECT_EQ_STR(parsed ? "parsed" : "not parsed", "parsed", hex);
         v8::Local<v8::Value> v;
         std::string why;
-        jsv::Status st = jsv::FromMsgpack(context, u.data, &v, &why);
         msgpack_unpacked_destroy(&u);
+        proto_cur c;
+        proto_cur_init(&c, bytes.data(), bytes.size());
+        jsv::Status st = jsv::FromMsgpack(context, &c, &v, &why);
         EXPECT_EQ_STR(st == jsv::kOk ? "ok" : why, "ok", hex);
         Packed p = Pack(context, v);
         EXPECT_EQ_STR(p.st == jsv::kOk ? Hex(p.bytes) : p.why, Hex(bytes), hex);
@@ -900,15 +907,32 @@ void
 from_huge_array(void **state)
 {
     V8_SCOPE(state);
-    msgpack_object o;
-    memset(&o, 0, sizeof o);
-    o.type = MSGPACK_OBJECT_ARRAY;
-    o.via.array.size = (1u << 26) + 1;
-    o.via.array.ptr = nullptr; // never touched
+    // array32 of 2^26 + 1 items, and none of them: refused on the count
+    static const char head[] = "\xdd\x04\x00\x00\x01";
+    proto_cur c;
+    proto_cur_init(&c, head, sizeof head - 1);
     v8::Local<v8::Value> v;
     std::string why;
-    assert_int_equal(jsv::FromMsgpack(context, o, &v, &why), jsv::kInvalid);
+    assert_int_equal(jsv::FromMsgpack(context, &c, &v, &why), jsv::kInvalid);
     EXPECT_EQ_STR(why, "value: array longer than 67108864 elements", "why");
+    // Counts the bytes cannot hold, and bytes that end early, are refused
+    // as not msgpack, never read past the end.
+    static const char *const lies[] = {
+        "\xdd\x00\x10\x00\x00\x01",         // 1 Mi items, 1 byte
+        "\xdf\x00\x00\x00\x02\xa1\x61\x01", // 2 pairs, 1 there
+        "\x92\x01",                         // 2 items, 1 there
+        "\xa5\x61\x62",                     // a 5-byte str, 2 there
+        "\xc1",                             // never used
+    };
+    for (const char *lie : lies) {
+        v8::HandleScope scope(isolate);
+        proto_cur_init(&c, lie, strlen(lie));
+        why.clear();
+        assert_int_equal(jsv::FromMsgpack(context, &c, &v, &why),
+                         jsv::kInvalid);
+        if (why.find("not msgpack") == std::string::npos)
+            fail_msg("%s", why.c_str());
+    }
 }
 
 // A writer that fails (out of memory) after `room` bytes.
@@ -967,9 +991,10 @@ null_why(void **state)
     size_t off = 0;
     assert_int_equal(msgpack_unpack_next(&u, bytes.data(), bytes.size(), &off),
                      MSGPACK_UNPACK_SUCCESS);
-    assert_int_equal(jsv::FromMsgpack(context, u.data, &v, nullptr),
-                     jsv::kInvalid);
     msgpack_unpacked_destroy(&u);
+    proto_cur c;
+    proto_cur_init(&c, bytes.data(), bytes.size());
+    assert_int_equal(jsv::FromMsgpack(context, &c, &v, nullptr), jsv::kInvalid);
 }
 
 // The packed bytes of what src evaluates to, in hex ("!" and why if not).
@@ -1148,8 +1173,10 @@ key_caches(void **state)
                      MSGPACK_UNPACK_SUCCESS);
     v8::Local<v8::Value> v;
     std::string why;
-    assert_int_equal(jsv::FromMsgpack(context, u.data, &v, &why), jsv::kOk);
     msgpack_unpacked_destroy(&u);
+    proto_cur c;
+    proto_cur_init(&c, bytes.data(), bytes.size());
+    assert_int_equal(jsv::FromMsgpack(context, &c, &v, &why), jsv::kOk);
     context->Global()
         ->Set(context, v8::String::NewFromUtf8Literal(isolate, "v"), v)
         .Check();
