@@ -264,14 +264,16 @@ ConvertArgs(js_engine *e, Realm *realm, Local<Context> context, proto_span args,
 {
     proto_cur c;
     proto_item head;
-    proto_cur_init(&c, args.ptr, args.len);
-    if (args.len == 0 ||
-        (proto_cur_next(&c, &head) == 0 && head.type == PROTO_T_NIL))
+    if (args.len == 0)
         return true;
-    if (head.type != PROTO_T_ARRAY) {
+    proto_cur_init(&c, args.ptr, args.len);
+    if (proto_cur_next(&c, &head) != 0 ||
+        (head.type != PROTO_T_NIL && head.type != PROTO_T_ARRAY)) {
         *why = "args must be an array";
         return false;
     }
+    if (head.type == PROTO_T_NIL)
+        return true;
     CallFaultPoint(e);
     CallableScope owner(e, 0, realm->id);
     for (uint32_t i = 0; i < head.len; i++) {
