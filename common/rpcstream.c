@@ -69,6 +69,7 @@ struct rpcstream {
     size_t partial;
     uint64_t partial_at;
     LIST_ENTRY(rpcstream) limited_entry;
+    bool mid_message; /* its reader holds part of a message (streams_mid) */
 };
 
 struct rpcstream_write {
@@ -90,6 +91,9 @@ static bool in_flush_all;
 /* The partial limits, and the streams that take them. */
 static uv_loop_t *stream_loop;
 static size_t partial_max, partial_total;
+/* Transfers under way, loop-wide (rpcstream_quiet): streams holding part of
+ * a message, and writes waiting for a full socket to drain. */
+static size_t streams_mid, writes_queued;
 static uint64_t partial_idle_ms;
 static uv_timer_t partial_timer;
 static LIST_HEAD(, rpcstream)
@@ -129,6 +133,27 @@ rpcstream_refuse_now(struct rpcstream *s, int err, const char *cause)
     rpcstream_flush_one(s);
     rpcstream_end(s, err, cause);
     rpcstream_close(s);
+}
+
+/* Notes whether s holds part of a message now (for rpcstream_quiet). */
+static void
+rpcstream_mid_note(struct rpcstream *s)
+{
+    bool mid = !s->closing && proto_reader_partial(s->reader) > 0;
+
+    if (mid != s->mid_message) {
+        s->mid_message = mid;
+        if (mid)
+            streams_mid++;
+        else
+            streams_mid--;
+    }
+}
+
+bool
+rpcstream_quiet(void)
+{
+    return streams_mid == 0 && writes_queued == 0;
 }
 
 /* Counts what s's unfinished message holds now, and returns it. */
@@ -250,6 +275,7 @@ rpcstream_read_cb(uv_stream_t *handle, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     proto_reader_fill(s->reader, (size_t)nread);
+    rpcstream_mid_note(s);
     if (s->limited && !rpcstream_partial_count(s))
         return;
     rpcstream_dispatch(s);
@@ -439,6 +465,7 @@ rpcstream_read_now(struct rpcstream *s, size_t max)
             break;
         proto_reader_fill(s->reader, (size_t)n);
     }
+    rpcstream_mid_note(s);
     /* Counted, not judged: the bytes are bounded by max, and the next read
      * from the loop (or the sweep) refuses a stream past the limits, where
      * closing it cannot pull the stream from under the caller. */
@@ -503,6 +530,7 @@ rpcstream_close(struct rpcstream *s)
     if (s->closing)
         return;
     s->closing = true;
+    rpcstream_mid_note(s);
     if (s->limited) {
         s->limited = false;
         partial_total -= s->partial;
@@ -537,6 +565,7 @@ rpcstream_write_cb(uv_write_t *req, int status)
     struct rpcstream_write *wr = req->data;
     struct rpcstream *s = wr->s;
 
+    writes_queued--;
     s->write_bytes -= wr->buf.len;
     free(wr->mem);
     free(wr);
@@ -606,6 +635,8 @@ rpcstream_flush_one(struct rpcstream *s)
     wr->req.data = wr;
     rc = uv_write(&wr->req, (uv_stream_t *)&s->pipe, &wr->buf, 1,
                   rpcstream_write_cb);
+    if (rc == 0)
+        writes_queued++;
     if (rc != 0) {
         s->write_bytes -= wr->buf.len;
         free(wr->mem);

@@ -141,4 +141,12 @@ bool rpcstream_ended(const struct rpcstream *s);
 /* Closing or closing once flushed: nothing more is sent or handed out. */
 bool rpcstream_closing(const struct rpcstream *s);
 
+/*
+ * No stream is in the middle of a transfer: none holds part of a message, and
+ * no write waits for a full socket. The daemons poll before sleeping only then
+ * (spin_loop): the end of a transfer comes at the pace of the peer's copying,
+ * which polling does not hasten.
+ */
+bool rpcstream_quiet(void);
+
 #endif

@@ -15,6 +15,7 @@ struct spin_loop {
     uv_prepare_t prepare;
     uv_check_t check;
     struct spin spin;
+    bool (*may_spin)(void);
     int open_handles;
 };
 
@@ -25,8 +26,9 @@ prepare_cb(uv_prepare_t *h)
     int timeout = uv_backend_timeout(h->loop);
     struct pollfd pfd = {.fd = uv_backend_fd(h->loop), .events = POLLIN};
 
-    /* The loop will not block (work is pending, or a timer is due). */
-    if (timeout == 0)
+    /* The loop will not block (work is pending, or a timer is due), or the
+     * owner says this wait is not one to spin in. */
+    if (timeout == 0 || (sl->may_spin != NULL && !sl->may_spin()))
         return;
     spin_wait(&sl->spin, &pfd, 1,
               timeout < 0 ? UINT64_MAX : (uint64_t)timeout * 1000000u);
@@ -41,11 +43,12 @@ check_cb(uv_check_t *h)
 }
 
 struct spin_loop *
-spin_loop_start(uv_loop_t *loop)
+spin_loop_start(uv_loop_t *loop, bool (*may_spin)(void))
 {
     struct spin_loop *sl = xcalloc(1, sizeof(*sl));
 
     spin_init(&sl->spin);
+    sl->may_spin = may_spin;
     uv_prepare_init(loop, &sl->prepare);
     uv_check_init(loop, &sl->check);
     sl->prepare.data = sl->check.data = sl;

@@ -593,7 +593,7 @@ main(int argc, char **argv)
     if (mgr.ping_ms > 0)
         uv_timer_start(&ping_timer, ping_cb, mgr.ping_ms, mgr.ping_ms);
     manager_check_idle();
-    spin = spin_loop_start(mgr.loop);
+    spin = spin_loop_start(mgr.loop, rpcstream_quiet);
 
     uv_run(mgr.loop, UV_RUN_DEFAULT);
     spin_loop_close(spin);

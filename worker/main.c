@@ -20,6 +20,7 @@
 #include "engine.h"
 #include "jshost_defs.h"
 #include "log.h"
+#include "rpcstream.h"
 #include "serve.h"
 #include "spin_loop.h"
 
@@ -452,7 +453,7 @@ main(int argc, char **argv)
     }
     free(real);
     uv_timer_init(&w.loop, &w.exit_timer);
-    w.spin = spin_loop_start(&w.loop);
+    w.spin = spin_loop_start(&w.loop, rpcstream_quiet);
     w.exit_timer.data = &w;
     r = stop_signals_setup();
     if (r < 0) {

@@ -253,8 +253,13 @@ jshost__drive(jshost_priv *p, int timeout_ms, bool unlock)
         p->flushing = true;
     if (unlock)
         jshost__unlock(p);
-    /* Only the driver spins, so p->spin needs no lock. */
-    n = spin_wait(&p->spin, pfd, (nfds_t)nfds, (uint64_t)timeout_ms * 1000000u);
+    /* Only the driver spins, so p->spin needs no lock. Not in the middle of
+     * a transfer (bytes to write, part of a reply read): its end comes at the
+     * pace of the peer's copying, which polling does not hasten. */
+    n = 0;
+    if (!out && (p->reader == NULL || proto_reader_partial(p->reader) == 0))
+        n = spin_wait(&p->spin, pfd, (nfds_t)nfds,
+                      (uint64_t)timeout_ms * 1000000u);
     if (n == 0) {
         n = poll(pfd, (nfds_t)nfds, timeout_ms);
     } else if (n < 0) {

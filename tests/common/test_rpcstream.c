@@ -290,6 +290,58 @@ test_pause_holds_messages(void **state)
     assert_false(f->end_closing);
 }
 
+/* rpcstream_quiet: false while part of a message is held or a write waits
+ * for the peer to read, true again once each is done. */
+static void
+test_quiet_between_messages(void **state)
+{
+    struct fx *f = *state;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    char *big, buf[65536];
+    size_t half, sent = 0, want;
+
+    assert_int_equal(rpcstream_start(f->s), 0);
+    assert_true(rpcstream_quiet());
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    proto_write_request(&pk, 7, "ping", 0);
+    half = sb.size / 2;
+    assert_int_equal(write(f->peer, sb.data, half), (ssize_t)half);
+    TU_LOOP_UNTIL(&f->loop, !rpcstream_quiet(), TU_WAIT_MS);
+    assert_int_equal(f->nmsg, 0);
+    assert_int_equal(write(f->peer, sb.data + half, sb.size - half),
+                     (ssize_t)(sb.size - half));
+    TU_LOOP_UNTIL(&f->loop, f->nmsg == 1, TU_WAIT_MS);
+    assert_true(rpcstream_quiet());
+    msgpack_sbuffer_destroy(&sb);
+
+    /* 8 MiB to a peer that reads nothing yet: the socket fills, the rest
+     * waits in a queued write. */
+    want = (size_t)8 << 20;
+    big = calloc(1, want);
+    assert_non_null(big);
+    assert_true(rpcstream_begin(f->s, &pk));
+    proto_write_result(&pk, 1);
+    msgpack_pack_bin(&pk, want);
+    msgpack_pack_bin_body(&pk, big, want);
+    rpcstream_commit(f->s);
+    free(big);
+    TU_LOOP_UNTIL(&f->loop, !rpcstream_quiet(), TU_WAIT_MS);
+    assert_true(rpcstream_backlog(f->s) > 0);
+    while (rpcstream_backlog(f->s) > 0) {
+        ssize_t k;
+
+        assert_true(tu_readable(f->peer, TU_WAIT_MS));
+        k = read(f->peer, buf, sizeof(buf));
+        assert_true(k > 0);
+        sent += (size_t)k;
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
+    assert_true(sent > 0);
+    assert_true(rpcstream_quiet());
+}
+
 int
 main(void)
 {
@@ -298,6 +350,8 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_take_bytes, setup_bytes, teardown),
         cmocka_unit_test_setup_teardown(test_garbage_is_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_quiet_between_messages, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pause_holds_messages, setup,
                                         teardown),

@@ -1,7 +1,8 @@
 /*
  * spin: the budget from JSHOST_SPIN_US, polling until an fd is ready, and the
  * rule that only a wait that ended within the budget makes the next one
- * spin; spin_loop on a real libuv loop. Socketpairs stand in for peers.
+ * spin; spin_loop on a real libuv loop, asking its owner before each wait.
+ * Socketpairs stand in for peers.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -226,6 +227,16 @@ writer(void *arg)
     return NULL;
 }
 
+/* spin_loop's may_spin: asked before each wait that would block. */
+static unsigned may_spin_asked;
+
+static bool
+may_spin(void)
+{
+    may_spin_asked++;
+    return may_spin_asked % 2 == 0;
+}
+
 static void
 test_loop_gets_every_byte(void **state)
 {
@@ -238,7 +249,7 @@ test_loop_gets_every_byte(void **state)
     (void)state;
     setenv("JSHOST_SPIN_US", "200", 1);
     assert_int_equal(uv_loop_init(&loop), 0);
-    sl = spin_loop_start(&loop);
+    sl = spin_loop_start(&loop, may_spin);
     unsetenv("JSHOST_SPIN_US");
     /* Nothing else active: the spinner alone does not hold the loop. */
     assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
@@ -253,6 +264,8 @@ test_loop_gets_every_byte(void **state)
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(pthread_join(th, NULL), 0);
     assert_int_equal(f.got, 40);
+    /* The writer's 5 ms pauses make the loop wait (and ask) 20 times. */
+    assert_true(may_spin_asked >= 20);
     spin_loop_close(sl);
     spin_loop_close(NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
