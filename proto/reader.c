@@ -522,8 +522,16 @@ proto_reader_buffer(struct proto_reader *r, size_t want, char **buf,
         *len = msgpack_unpacker_buffer_capacity(&r->up);
         return 0;
     }
-    if (!msgpack_unpacker_reserve_buffer(&r->up, want))
+    /* Every byte handed out: start again at the front. msgpack-c rewinds
+     * only when it must grow, so a big message would else land behind the
+     * last one and be copied whole when it reached the buffer's end (once
+     * per message: 8% of the manager's CPU relaying 1 MiB results). */
+    if (r->up.used == r->up.off) {
+        if (!msgpack_unpacker_expand_buffer(&r->up, want))
+            return -ENOMEM;
+    } else if (!msgpack_unpacker_reserve_buffer(&r->up, want)) {
         return -ENOMEM;
+    }
     *buf = msgpack_unpacker_buffer(&r->up);
     *len = msgpack_unpacker_buffer_capacity(&r->up);
     return 0;

@@ -393,6 +393,54 @@ test_buffer_fill(void **state)
     proto_reader_free(r);
 }
 
+/* Big messages one after another, read into the reader's own buffer in
+ * chunks: once a message is handed out the next starts at the front again
+ * (landing behind it, each would be copied whole when it reached the end). */
+static void
+test_buffer_front_after_each_message(void **state)
+{
+    struct proto_reader *r = proto_reader_new(0);
+    char cause[PROTO_CAUSE_MAX];
+    struct proto_raw raw;
+    const char *front = NULL;
+    size_t body = 600 * 1024;
+    char *blob = calloc(1, body);
+    struct sb s;
+    (void)state;
+
+    assert_non_null(blob);
+    sb_init(&s);
+    proto_write_result(&s.pk, 9);
+    msgpack_pack_bin(&s.pk, body);
+    msgpack_pack_bin_body(&s.pk, blob, body);
+    for (int m = 0; m < 4; m++) {
+        size_t off = 0;
+        char *buf;
+        size_t len;
+
+        while (off < s.buf.size) {
+            size_t n;
+
+            assert_int_equal(proto_reader_buffer(r, 65536, &buf, &len), 0);
+            if (off == 0 && front != NULL)
+                assert_ptr_equal(buf, front);
+            n = s.buf.size - off < len ? s.buf.size - off : len;
+            if (n > 65536)
+                n = 65536;
+            memcpy(buf, s.buf.data + off, n);
+            proto_reader_fill(r, n);
+            off += n;
+        }
+        assert_int_equal(proto_reader_peek(r, &raw, cause), 1);
+        assert_int_equal(raw.size, s.buf.size);
+        front = raw.bytes;
+        proto_reader_skip(r);
+    }
+    sb_done(&s);
+    free(blob);
+    proto_reader_free(r);
+}
+
 static void
 test_truncated(void **state)
 {
@@ -989,6 +1037,7 @@ main(void)
         cmocka_unit_test(test_notification_roundtrip),
         cmocka_unit_test(test_protocol_error_notification),
         cmocka_unit_test(test_byte_at_a_time),
+        cmocka_unit_test(test_buffer_front_after_each_message),
         cmocka_unit_test(test_many_in_one_buffer),
         cmocka_unit_test(test_buffer_fill),
         cmocka_unit_test(test_truncated),
