@@ -103,6 +103,17 @@ spin_with(uint64_t budget_us)
     return s;
 }
 
+/* A socketpair whose first end pfd polls for input; skips the test on one
+ * CPU, where nothing spins. */
+static void
+pair_polled(int sv[2], struct pollfd *pfd)
+{
+    if (!many_cpus())
+        skip();
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    *pfd = (struct pollfd){.fd = sv[0], .events = POLLIN};
+}
+
 static void
 test_ready_fd_ends_the_spin(void **state)
 {
@@ -111,11 +122,8 @@ test_ready_fd_ends_the_spin(void **state)
     int sv[2];
 
     (void)state;
-    if (!many_cpus())
-        skip();
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    pair_polled(sv, &pfd);
     assert_int_equal(write(sv[1], "x", 1), 1);
-    pfd = (struct pollfd){.fd = sv[0], .events = POLLIN};
     assert_int_equal(spin_wait(&s, &pfd, 1, UINT64_MAX), 1);
     assert_true(pfd.revents & POLLIN);
     assert_int_not_equal(s.start_ns, 0);
@@ -144,10 +152,7 @@ test_long_wait_stops_spinning(void **state)
     int sv[2];
 
     (void)state;
-    if (!many_cpus())
-        skip();
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    pfd = (struct pollfd){.fd = sv[0], .events = POLLIN};
+    pair_polled(sv, &pfd);
     /* Nothing comes within the budget: the caller must block. */
     assert_int_equal(spin_wait(&s, &pfd, 1, UINT64_MAX), 0);
     sleep_ms(20); /* the caller's blocking wait, over the budget */

@@ -38,27 +38,12 @@ pack_request(msgpack_sbuffer *sb, const char *method, const char *params)
         fail_msg("bad test params %s: %s", params, cause);
 }
 
-/* The request as the reader hands it out unpacked. */
-static void
-request(struct proto_msg *m, const char *method, const char *params)
-{
-    struct proto_reader *r = proto_reader_new(0);
-    char cause[PROTO_CAUSE_MAX] = "";
-    msgpack_sbuffer sb;
-
-    assert_non_null(r);
-    pack_request(&sb, method, params);
-    assert_int_equal(proto_reader_feed(r, sb.data, sb.size), 0);
-    msgpack_sbuffer_destroy(&sb);
-    if (proto_reader_next(r, m, cause) != 1)
-        fail_msg("test message did not parse: %s", cause);
-    proto_reader_free(r);
-}
-
-/* The request taken as bytes (proto_reader_take): its bytes live in *r,
- * which the caller frees after it is done with *m. */
+/* The request in a reader: taken as bytes (proto_reader_take: they live in
+ * the reader, which the caller frees after it is done with *m) or unpacked
+ * (the reader is freed here, NULL returned). */
 static struct proto_reader *
-request_bytes(struct proto_msg *m, const char *method, const char *params)
+request_as(struct proto_msg *m, const char *method, const char *params,
+           bool bytes)
 {
     struct proto_reader *r = proto_reader_new(0);
     char cause[PROTO_CAUSE_MAX] = "";
@@ -68,11 +53,28 @@ request_bytes(struct proto_msg *m, const char *method, const char *params)
     pack_request(&sb, method, params);
     assert_int_equal(proto_reader_feed(r, sb.data, sb.size), 0);
     msgpack_sbuffer_destroy(&sb);
-    if (proto_reader_take(r, m, cause) != 1)
-        fail_msg("test message was not taken: %s", cause);
+    if ((bytes ? proto_reader_take(r, m, cause)
+               : proto_reader_next(r, m, cause)) != 1)
+        fail_msg("test message did not parse: %s", cause);
+    if (!bytes) {
+        proto_reader_free(r);
+        return NULL;
+    }
     assert_non_null(m->raw.bytes);
     assert_null(m->zone);
     return r;
+}
+
+static void
+request(struct proto_msg *m, const char *method, const char *params)
+{
+    request_as(m, method, params, false);
+}
+
+static struct proto_reader *
+request_bytes(struct proto_msg *m, const char *method, const char *params)
+{
+    return request_as(m, method, params, true);
 }
 
 static bool
