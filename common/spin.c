@@ -46,6 +46,7 @@ spin_init(struct spin *s)
     s->budget_ns = usable_cpus() > 1 ? (uint64_t)us * 1000u : 0;
     s->start_ns = 0;
     s->hopeful = true;
+    s->skipped = 0;
 }
 
 int
@@ -57,8 +58,11 @@ spin_wait(struct spin *s, struct pollfd *fds, nfds_t nfds, uint64_t max_ns)
     if (s->budget_ns == 0)
         return 0;
     now = s->start_ns = now_ns();
-    if (!s->hopeful || max_ns == 0)
+    if (max_ns == 0)
         return 0;
+    if (!s->hopeful && ++s->skipped < SPIN_PROBE_EVERY)
+        return 0;
+    s->skipped = 0;
     end = now + (max_ns < s->budget_ns ? max_ns : s->budget_ns);
     do {
         n = poll(fds, nfds, 0);

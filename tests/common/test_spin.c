@@ -173,6 +173,35 @@ test_long_wait_stops_spinning(void **state)
     close(sv[1]);
 }
 
+/* Not hopeful, a wait still spins once in SPIN_PROBE_EVERY: a peer that is
+ * quick again (here: a byte already there) is found by that one. */
+static void
+test_probes_when_not_hopeful(void **state)
+{
+    struct spin s = spin_with(200);
+    struct pollfd pfd;
+    int sv[2];
+
+    (void)state;
+    pair_polled(sv, &pfd);
+    assert_int_equal(spin_wait(&s, &pfd, 1, UINT64_MAX), 0);
+    sleep_ms(2);
+    spin_end(&s);
+    assert_false(s.hopeful);
+    assert_int_equal(write(sv[1], "x", 1), 1);
+    for (int i = 1; i < SPIN_PROBE_EVERY; i++) {
+        assert_int_equal(spin_wait(&s, &pfd, 1, UINT64_MAX), 0);
+        sleep_ms(1); /* each wait blocks past the budget */
+        spin_end(&s);
+        assert_false(s.hopeful);
+    }
+    assert_int_equal(spin_wait(&s, &pfd, 1, UINT64_MAX), 1);
+    spin_end(&s);
+    assert_true(s.hopeful);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 /* A budget of 0 never starts a wait. */
 static void
 test_zero_budget(void **state)
@@ -286,6 +315,7 @@ main(void)
         cmocka_unit_test(test_one_cpu_never_spins),
         cmocka_unit_test(test_ready_fd_ends_the_spin),
         cmocka_unit_test(test_long_wait_stops_spinning),
+        cmocka_unit_test(test_probes_when_not_hopeful),
         cmocka_unit_test(test_zero_budget),
         cmocka_unit_test(test_loop_gets_every_byte),
     };
