@@ -27,26 +27,30 @@ usable_cpus(void)
     return (int)sysconf(_SC_NPROCESSORS_ONLN);
 }
 
-void
+int
 spin_init(struct spin *s)
 {
     const char *env = getenv("JSHOST_SPIN_US");
     unsigned long us = SPIN_DEFAULT_US;
     char *end;
+    int rc = 0;
 
     if (env != NULL && *env != '\0') {
         errno = 0;
         us = strtoul(env, &end, 10);
         /* Words that are not a number leave the default. */
-        if (errno != 0 || *end != '\0' || *env == '-')
+        if (errno != 0 || *end != '\0' || *env == '-') {
             us = SPIN_DEFAULT_US;
-        else if (us > SPIN_MAX_US)
+            rc = -EINVAL;
+        } else if (us > SPIN_MAX_US) {
             us = SPIN_MAX_US;
+        }
     }
     s->budget_ns = usable_cpus() > 1 ? (uint64_t)us * 1000u : 0;
     s->start_ns = 0;
     s->hopeful = true;
     s->skipped = 0;
+    return rc;
 }
 
 int

@@ -33,8 +33,12 @@ struct spin {
     unsigned skipped;   /* waits not spun since the last that was */
 };
 
-/* Budget from JSHOST_SPIN_US (else SPIN_DEFAULT_US), 0 on a single CPU. */
-void spin_init(struct spin *s);
+/*
+ * Budget from JSHOST_SPIN_US (else SPIN_DEFAULT_US), 0 on a single CPU. 0,
+ * or -EINVAL when JSHOST_SPIN_US is set to something other than a whole
+ * number (the default is used; the caller may say so where it can).
+ */
+int spin_init(struct spin *s);
 
 /*
  * Starts a wait on fds and spins (poll with no timeout, then sched_yield)

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "log.h"
 #include "spin.h"
 #include "spin_loop.h"
 #include "xmalloc.h"
@@ -47,7 +48,10 @@ spin_loop_start(uv_loop_t *loop, bool (*may_spin)(void))
 {
     struct spin_loop *sl = xcalloc(1, sizeof(*sl));
 
-    spin_init(&sl->spin);
+    if (spin_init(&sl->spin) < 0)
+        log_warn("JSHOST_SPIN_US: '%s' is not a whole number of microseconds; "
+                 "polling %d us before sleeping",
+                 getenv("JSHOST_SPIN_US"), SPIN_DEFAULT_US);
     sl->may_spin = may_spin;
     uv_prepare_init(loop, &sl->prepare);
     uv_check_init(loop, &sl->check);

@@ -589,7 +589,9 @@ jshost_connect(const struct jshost_options *opts)
     p->next_msgid = 1;
     p->spawn = opts->spawn ? 1 : 0;
     p->direct = opts->direct != 0 && !env_says_no("JSHOST_DIRECT");
-    spin_init(&p->spin);
+    /* A JSHOST_SPIN_US that is not a number leaves the default: a library
+     * has nowhere to say so (the daemons log it). */
+    (void)spin_init(&p->spin);
     p->connect_timeout_ms =
         opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 10000;
     p->socket_path = dup_or_null(opts->socket);

@@ -32,9 +32,10 @@ many_cpus(void)
     return CPU_COUNT(&set) > 1;
 }
 
-/* The budget spin_init makes of JSHOST_SPIN_US=value (NULL: unset). */
+/* The budget spin_init makes of JSHOST_SPIN_US=value (NULL: unset); *rc
+ * gets what it returned. */
 static uint64_t
-budget_of(const char *value)
+budget_rc(const char *value, int *rc)
 {
     struct spin s;
 
@@ -42,11 +43,33 @@ budget_of(const char *value)
         unsetenv("JSHOST_SPIN_US");
     else
         setenv("JSHOST_SPIN_US", value, 1);
-    spin_init(&s);
+    *rc = spin_init(&s);
     unsetenv("JSHOST_SPIN_US");
     assert_true(s.hopeful);
     assert_int_equal(s.start_ns, 0);
     return s.budget_ns;
+}
+
+/* The same for a value spin_init takes (it returns 0). */
+static uint64_t
+budget_of(const char *value)
+{
+    int rc;
+    uint64_t b = budget_rc(value, &rc);
+
+    assert_int_equal(rc, 0);
+    return b;
+}
+
+/* The same for one it refuses (-EINVAL): the default is used. */
+static uint64_t
+budget_refused(const char *value)
+{
+    int rc;
+    uint64_t b = budget_rc(value, &rc);
+
+    assert_int_equal(rc, -EINVAL);
+    return b;
 }
 
 static void
@@ -65,10 +88,10 @@ test_budget_from_env(void **state)
     assert_int_equal(budget_of("120"), 120000);
     assert_int_equal(budget_of("99999999"), (uint64_t)SPIN_MAX_US * 1000);
     /* Words that are not a whole number leave the default. */
-    assert_int_equal(budget_of("fast"), def);
-    assert_int_equal(budget_of("-5"), def);
-    assert_int_equal(budget_of("12us"), def);
-    assert_int_equal(budget_of("99999999999999999999999"), def);
+    assert_int_equal(budget_refused("fast"), def);
+    assert_int_equal(budget_refused("-5"), def);
+    assert_int_equal(budget_refused("12us"), def);
+    assert_int_equal(budget_refused("99999999999999999999999"), def);
 }
 
 /* On one CPU the peer could not run while we spin: never. */

@@ -109,3 +109,24 @@ def test_spin_setting_is_followed(main_config):
     for path in ("1", "0"):
         assert off[path] > calls // 2, (off, on)
         assert on[path] < calls // 4, (off, on)
+
+
+def test_spin_setting_not_a_number_is_named(main_config):
+    # Ignored (the default is used), and said in the daemons' logs.
+    rundir = tempfile.mkdtemp(prefix="jshsp-", dir="/tmp")
+    env = dict(child_env(), JSHOST_RUNTIME_DIR=rundir, JSHOST_SPIN_US="fast")
+    try:
+        done = subprocess.run([sys.executable, "-c", CHILD, main_config, "3"],
+                              env=env, capture_output=True, text=True, timeout=WAIT)
+        assert done.returncode == 0, done.stderr
+        logs = [os.path.join(rundir, "manager.log")]
+        hosts = os.path.join(rundir, "hosts")
+        logs += [os.path.join(hosts, f) for f in os.listdir(hosts)]
+        said = []
+        for path in logs:
+            with open(path, encoding="utf-8") as f:
+                said += [line for line in f if "JSHOST_SPIN_US: 'fast'" in line]
+    finally:
+        shutil.rmtree(rundir, ignore_errors=True)
+    # The manager, and the host's worker.
+    assert len(said) >= 2, said
