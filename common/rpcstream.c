@@ -70,6 +70,9 @@ struct rpcstream {
     uint64_t partial_at;
     LIST_ENTRY(rpcstream) limited_entry;
     bool mid_message; /* its reader holds part of a message (streams_mid) */
+    bool hints;       /* announces big messages (rpcstream_send_hints) */
+    bool hint_open;   /* a hint's room is reserved at hint_at in out */
+    size_t hint_at;
 };
 
 struct rpcstream_write {
@@ -540,6 +543,7 @@ rpcstream_close(struct rpcstream *s)
     s->reading = false;
     s->write_bytes -= s->counted;
     s->counted = 0;
+    s->hint_open = false;
     msgpack_sbuffer_clear(&s->out);
     uv_close((uv_handle_t *)&s->pipe, rpcstream_closed_cb);
 }
@@ -588,6 +592,7 @@ rpcstream_written_soon(struct rpcstream *s)
 static void
 rpcstream_out_reset(struct rpcstream *s)
 {
+    s->hint_open = false;
     if (s->out.alloc > RPCSTREAM_KEEP_MAX) {
         msgpack_sbuffer_destroy(&s->out);
         msgpack_sbuffer_init(&s->out);
@@ -608,6 +613,8 @@ rpcstream_flush_one(struct rpcstream *s)
 
     if (s->closing || len == 0)
         return;
+    /* A hint still open says 0 (no hint): the bytes go as they are. */
+    s->hint_open = false;
     /* Packed with rpcstream_begin but never committed: count it now. */
     s->write_bytes += len - s->counted;
     s->counted = 0;
@@ -755,13 +762,31 @@ rpcstream_queued(struct rpcstream *s, size_t len)
 }
 
 void
+rpcstream_send_hints(struct rpcstream *s)
+{
+    s->hints = true;
+}
+
+void
+rpcstream_take_hints(struct rpcstream *s)
+{
+    proto_reader_take_hints(s->reader);
+}
+
+void
 rpcstream_send(struct rpcstream *s, struct rpcstream_msg *m)
 {
     size_t len = m->sb.size;
+    char hint[PROTO_HINT_BYTES];
 
     if (s->closing || s->close_when_flushed || len == 0) {
         msgpack_sbuffer_destroy(&m->sb);
         return;
+    }
+    if (s->hints && len >= RPCSTREAM_HINT_MIN) {
+        proto_size_hint(hint, (uint32_t)len);
+        msgpack_sbuffer_write(&s->out, hint, sizeof hint);
+        len += sizeof hint;
     }
     if (s->out.size == 0 && s->out.alloc < m->sb.size) {
         /* Take the message's buffer as it is: no copy for a big first one. */
@@ -781,12 +806,36 @@ rpcstream_begin(struct rpcstream *s, msgpack_packer *pk)
     if (s->closing || s->close_when_flushed)
         return false;
     msgpack_packer_init(pk, &s->out, msgpack_sbuffer_write);
+    if (s->hints) {
+        /* Room for the hint, saying 0 (no hint) until the commit knows the
+         * size: a message never committed is then still read right. */
+        char hint[PROTO_HINT_BYTES];
+
+        proto_size_hint(hint, 0);
+        s->hint_at = s->out.size;
+        s->hint_open = true;
+        msgpack_sbuffer_write(&s->out, hint, sizeof hint);
+    }
     return true;
 }
 
 void
 rpcstream_commit(struct rpcstream *s)
 {
+    if (s->hint_open) {
+        char *at = s->out.data + s->hint_at;
+        size_t len = s->out.size - s->hint_at - PROTO_HINT_BYTES;
+
+        s->hint_open = false;
+        if (s->out.size < s->hint_at + PROTO_HINT_BYTES) {
+            /* dropped meanwhile: nothing to announce */
+        } else if (len >= RPCSTREAM_HINT_MIN) {
+            proto_size_hint(at, (uint32_t)len);
+        } else {
+            memmove(at, at + PROTO_HINT_BYTES, len);
+            s->out.size -= PROTO_HINT_BYTES;
+        }
+    }
     if (s->closing || s->out.size <= s->counted)
         return;
     rpcstream_queued(s, s->out.size - s->counted);

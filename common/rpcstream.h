@@ -113,6 +113,15 @@ size_t rpcstream_scan(struct rpcstream *s, proto_scan_fn fn, void *arg);
  * shut down its sending side. */
 bool rpcstream_peer_gone(const struct rpcstream *s);
 
+/*
+ * Size hints (proto.h): a worker announces each message of RPCSTREAM_HINT_MIN
+ * bytes or more to the manager, which takes them and forwards such messages
+ * without reading their items. Set once, before anything is sent or read.
+ */
+#define RPCSTREAM_HINT_MIN ((size_t)1024)
+void rpcstream_send_hints(struct rpcstream *s);
+void rpcstream_take_hints(struct rpcstream *s);
+
 void rpcstream_msg_init(struct rpcstream_msg *m);
 /* Queues m's bytes (taking them over) for the peer. */
 void rpcstream_send(struct rpcstream *s, struct rpcstream_msg *m);

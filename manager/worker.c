@@ -813,6 +813,8 @@ worker_spawn(struct host *h, char **cause)
         rpcstream_open(w->stream, fds[0]) != 0) {
         fatalx("cannot set up the socket of worker %d", (int)w->pid);
     }
+    /* Our own worker announces its big messages: forwarded unread. */
+    rpcstream_take_hints(w->stream);
     w->stream_open = true;
     rpcstream_start(w->stream);
     TAILQ_INSERT_TAIL(&h->workers, w, entry);

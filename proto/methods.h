@@ -59,6 +59,9 @@
 #define PROTO_N_CANCEL "cancel"
 /* client -> manager -> worker: withdraw those callables. */
 #define PROTO_N_RELEASE "release"
+/* worker -> manager: [2, "size", [n]], the next message is n bytes
+ * (proto_size_hint). */
+#define PROTO_N_SIZE "size"
 
 /* ---- keys ---- */
 

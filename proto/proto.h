@@ -203,6 +203,24 @@ struct proto_span proto_msg_result_bytes(const struct proto_msg *msg);
 /* The number of params of a request or notification, either form. */
 uint32_t proto_msg_nparams(const struct proto_msg *msg);
 
+/*
+ * Size hints: a peer that packs each message whole before sending it can say
+ * how long the next one is, with [2, "size", [n]] in one fixed form
+ * (PROTO_HINT_BYTES, n as a uint32). A reader told to take them
+ * (proto_reader_take_hints) then files the next n bytes as one message
+ * without reading them: the manager forwards a worker's big results at the
+ * cost of a copy, however many items they hold. Only for a peer that is
+ * trusted to be right (the manager's own workers): the bytes are not
+ * checked until someone unpacks them (proto_reader_next checks them whole
+ * first), so a relay passes on what the peer wrote, and a wrong n breaks the
+ * stream. A hint that arrives split across reads, or announces 0 bytes, is
+ * dropped and the message after it read as usual; a reader not taking hints
+ * hands them out as notifications.
+ */
+#define PROTO_HINT_BYTES 13
+void proto_size_hint(char hint[PROTO_HINT_BYTES], uint32_t n);
+void proto_reader_take_hints(struct proto_reader *r);
+
 /* Bytes buffered and not yet handed out as messages. */
 size_t proto_reader_pending(const struct proto_reader *r);
 /* Of those, the bytes of the message still arriving (0 between messages,

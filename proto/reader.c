@@ -23,6 +23,9 @@ struct frame {
     size_t at1[4];                /* the root array's first four items */
     size_t at2[PROTO_RAW_PARAMS]; /* items of the root's latest container */
     uint32_t n1, n2;
+    /* Announced by a size hint: the hint's bytes come first (in size), the
+     * message's were not read, and at1/at2 are found when it is looked at. */
+    bool hinted;
 };
 
 /* Where the scanner is inside the current message. */
@@ -32,8 +35,9 @@ struct scan {
     uint8_t head[9];                /* a header being assembled */
     uint8_t head_have;
     uint8_t head_need;
-    uint64_t skip; /* payload bytes still due */
-    size_t bytes;  /* bytes of the current message so far */
+    uint64_t skip;   /* payload bytes still due */
+    uint64_t unread; /* bytes of a hinted message still due */
+    size_t bytes;    /* bytes of the current message so far */
     struct frame cur;
 };
 
@@ -46,6 +50,7 @@ struct proto_reader {
     struct frame *frames;
     size_t first, ready, cap;
     bool peeked; /* the first frame was validated by proto_reader_peek */
+    bool hints;  /* takes size hints (proto_reader_take_hints) */
     int err;     /* the stream broke after those `ready` messages */
     char cause[PROTO_CAUSE_MAX];
 };
@@ -100,6 +105,27 @@ proto_reader_new(size_t max_message)
     }
     r->max_message = max_message ? max_message : PROTO_MAX_MESSAGE_DEFAULT;
     return r;
+}
+
+void
+proto_reader_take_hints(struct proto_reader *r)
+{
+    r->hints = true;
+}
+
+/* A size hint's bytes before its count: [2, "size", [uint32 */
+static const uint8_t hint_head[PROTO_HINT_BYTES - 4] = {
+    0x93, 0x02, 0xa4, 's', 'i', 'z', 'e', 0x91, 0xce,
+};
+
+void
+proto_size_hint(char hint[PROTO_HINT_BYTES], uint32_t n)
+{
+    memcpy(hint, hint_head, sizeof hint_head);
+    hint[9] = (char)(n >> 24);
+    hint[10] = (char)(n >> 16);
+    hint[11] = (char)(n >> 8);
+    hint[12] = (char)n;
 }
 
 void
@@ -425,8 +451,36 @@ scan(struct proto_reader *r, const uint8_t *p, size_t len)
         return 0;
     while (i < len) {
         size_t take;
+        uint64_t n;
 
-        if (sc->skip > 0) {
+        if (sc->unread > 0) {
+            /* A hinted message: counted, not read. */
+            take = len - i < sc->unread ? len - i : (size_t)sc->unread;
+            sc->unread -= take;
+            sc->bytes += take;
+            i += take;
+            if (sc->unread == 0) {
+                sc->cur.size = sc->bytes;
+                sc->bytes = 0;
+                if (frame_push(r) < 0)
+                    return kept;
+                sc->cur.hinted = false;
+            }
+        } else if (r->hints && sc->bytes == 0 && len - i >= PROTO_HINT_BYTES &&
+                   memcmp(p + i, hint_head, sizeof hint_head) == 0 &&
+                   (n = be_uint(p + i + sizeof hint_head, 4)) > 0) {
+            if (n > r->max_message) {
+                reader_fail(r, -EMSGSIZE,
+                            "a size hint announced %llu bytes, past the "
+                            "%zu-byte message limit",
+                            (unsigned long long)n, r->max_message);
+                return kept;
+            }
+            sc->cur.hinted = true;
+            sc->unread = n;
+            sc->bytes = PROTO_HINT_BYTES;
+            i += PROTO_HINT_BYTES;
+        } else if (sc->skip > 0) {
             take = len - i < sc->skip ? len - i : (size_t)sc->skip;
             sc->skip -= take;
             sc->bytes += take;
@@ -695,6 +749,102 @@ raw_validate(const struct frame *f, const char *bytes, struct proto_raw *raw,
     return 0;
 }
 
+/*
+ * Where a hinted message's parts start, found by reading only its head: the
+ * root's items up to the last (a response's result, a request's params), and
+ * the first params. Those before the last are skipped item by item, so this
+ * stays small for the messages a worker hints (results, invoke's args).
+ */
+static int
+hinted_head(struct frame *f, const char *bytes)
+{
+    struct proto_cur c;
+    struct proto_item root, it;
+    uint32_t k, last;
+
+    proto_cur_init(&c, bytes, f->size);
+    if (proto_cur_next(&c, &root) != 0 || root.type != PROTO_T_ARRAY ||
+        root.len == 0 || root.len > 4)
+        return -EPROTO;
+    f->n1 = root.len;
+    f->n2 = 0;
+    for (k = 0; k < root.len; k++) {
+        f->at1[k] = (size_t)((const char *)c.p - bytes);
+        if (k + 1 < root.len && proto_cur_skip(&c) != 0)
+            return -EPROTO;
+    }
+    /* Requests and notifications: where their first params start. */
+    if ((uint8_t)bytes[f->at1[0]] == PROTO_RESPONSE)
+        return 0;
+    if (proto_cur_next(&c, &it) != 0)
+        return -EPROTO;
+    if (it.type != PROTO_T_ARRAY)
+        return 0; /* raw_validate says what is wrong */
+    last = it.len < PROTO_RAW_PARAMS ? it.len : PROTO_RAW_PARAMS;
+    for (k = 0; k < last; k++) {
+        f->at2[k] = (size_t)((const char *)c.p - bytes);
+        if (k + 1 < last && proto_cur_skip(&c) != 0)
+            return -EPROTO;
+    }
+    f->n2 = last;
+    return 0;
+}
+
+/* raw_validate for any frame at `at`: a hinted one past its hint. */
+static int
+frame_raw(const struct frame *f, const char *at, struct proto_raw *raw,
+          char *cause)
+{
+    struct frame h;
+
+    if (!f->hinted)
+        return raw_validate(f, at, raw, cause);
+    h = *f;
+    h.size -= PROTO_HINT_BYTES;
+    if (hinted_head(&h, at + PROTO_HINT_BYTES) < 0) {
+        proto__cause(cause, "a message announced by a size hint is not a "
+                            "msgpack-RPC message");
+        return -EPROTO;
+    }
+    return raw_validate(&h, at + PROTO_HINT_BYTES, raw, cause);
+}
+
+/* A hint read as a message of its own (it came split across reads, or said
+ * 0): nothing to hand out. */
+static bool
+frame_is_hint(const struct proto_reader *r, const struct frame *f,
+              const char *at)
+{
+    return r->hints && !f->hinted && f->size == PROTO_HINT_BYTES &&
+           memcmp(at, hint_head, sizeof hint_head) == 0;
+}
+
+/*
+ * A hinted message is about to be unpacked: the scanner reads it now as it
+ * would have on arrival, so that msgpack-c still only sees messages it
+ * checked. 0, or the error the stream breaks with.
+ */
+static int
+hinted_check(struct proto_reader *r, const struct frame *f, const char *at)
+{
+    struct proto_reader t;
+    size_t n = f->size - PROTO_HINT_BYTES;
+    int err = 0;
+
+    memset(&t, 0, sizeof t);
+    t.max_message = r->max_message;
+    scan(&t, (const uint8_t *)at + PROTO_HINT_BYTES, n);
+    if (t.err != 0)
+        reader_fail(r, err = t.err, "a message announced by a size hint: %s",
+                    t.cause);
+    else if (t.ready != 1 || t.sc.bytes != 0)
+        reader_fail(r, err = -EPROTO,
+                    "a size hint announced %zu bytes, not one whole message",
+                    n);
+    free(t.frames);
+    return err;
+}
+
 /* The stream broke at the first whole message: nothing more is handed out. */
 static int
 reader_broken_at_first(struct proto_reader *r, int err, char *cause)
@@ -712,13 +862,18 @@ proto_reader_peek(struct proto_reader *r, struct proto_raw *raw, char *cause)
     const struct frame *f;
     int err;
 
+    while (r->ready > 0 &&
+           frame_is_hint(r, &r->frames[r->first], r->up.buffer + r->up.off)) {
+        r->up.off += PROTO_HINT_BYTES;
+        frame_pop(r);
+    }
     if (r->ready == 0) {
         if (r->err)
             proto__cause(cause, "%s", r->cause);
         return r->err;
     }
     f = &r->frames[r->first];
-    err = raw_validate(f, r->up.buffer + r->up.off, raw, r->cause);
+    err = frame_raw(f, r->up.buffer + r->up.off, raw, r->cause);
     if (err < 0)
         return reader_broken_at_first(r, err, cause);
     r->peeked = true;
@@ -737,21 +892,23 @@ proto_reader_skip(struct proto_reader *r)
 size_t
 proto_reader_scan(struct proto_reader *r, proto_scan_fn fn, void *arg)
 {
+    const struct frame *f;
     const char *base = r->up.buffer + r->up.off;
     char cause[PROTO_CAUSE_MAX];
     struct proto_raw raw;
-    size_t i, off = 0;
+    size_t i, seen = 0, off = 0;
 
-    for (i = 0; i < r->ready; i++) {
-        const struct frame *f = &r->frames[(r->first + i) & (r->cap - 1)];
-
-        if (raw_validate(f, base + off, &raw, cause) < 0)
-            return i;
+    for (i = 0; i < r->ready; i++, off += f->size) {
+        f = &r->frames[(r->first + i) & (r->cap - 1)];
+        if (frame_is_hint(r, f, base + off))
+            continue;
+        if (frame_raw(f, base + off, &raw, cause) < 0)
+            break;
+        seen++;
         if (!fn(arg, &raw))
-            return i + 1;
-        off += f->size;
+            break;
     }
-    return i;
+    return seen;
 }
 
 int
@@ -768,6 +925,11 @@ proto_reader_next(struct proto_reader *r, struct proto_msg *msg, char *cause)
     rc = proto_reader_peek(r, &raw, cause);
     if (rc <= 0)
         return rc;
+    if (r->frames[r->first].hinted) {
+        if (hinted_check(r, &r->frames[r->first], r->up.buffer + r->up.off) < 0)
+            return reader_broken_at_first(r, r->err, cause);
+        r->up.off += PROTO_HINT_BYTES;
+    }
     msgpack_unpacked_init(&up);
     ret = msgpack_unpacker_next_with_size(&r->up, &up, &size);
     if (ret != MSGPACK_UNPACK_SUCCESS) {

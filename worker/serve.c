@@ -333,6 +333,9 @@ serve_fd(struct serve *s, int fd, char **cause)
     }
     c->is_fd = true;
     s->fd_conn = c;
+    /* fd 3 is the manager's: it forwards big messages unread when told
+     * their size. */
+    rpcstream_send_hints(c->stream);
     serve_conn_start(c);
     return 0;
 }

@@ -338,6 +338,82 @@ test_quiet_between_messages(void **state)
     assert_true(rpcstream_quiet());
 }
 
+/* Packs [1, msgid, nil, bin of n zero bytes] on pk (msgid < 128). */
+static void
+pack_bin_result(msgpack_packer *pk, uint32_t msgid, size_t n)
+{
+    static const char body[4096];
+
+    assert_true(n <= sizeof body);
+    proto_write_result(pk, msgid);
+    msgpack_pack_bin(pk, n);
+    msgpack_pack_bin_body(pk, body, n);
+}
+
+/*
+ * A stream that sends hints announces each message of RPCSTREAM_HINT_MIN
+ * bytes or more and no smaller one, packed in place or sent whole; one begun
+ * and never committed goes out behind a hint that says 0. The bytes on the
+ * wire are exactly those.
+ */
+static void
+test_hints_announce_big_messages(void **state)
+{
+    /* bin lengths: 7 bytes of head make 1016 one byte short of the least
+     * size announced. */
+    static const size_t bins[] = {8, 1016, 1017, 3000, 9, 2000};
+    enum { SENT_WHOLE = 3, UNCOMMITTED = 4 };
+    struct fx *f = *state;
+    struct rpcstream_msg om;
+    msgpack_sbuffer want, one;
+    msgpack_packer pk, opk;
+    char hint[PROTO_HINT_BYTES], buf[65536], *got;
+    size_t have = 0;
+
+    rpcstream_send_hints(f->s);
+    assert_int_equal(rpcstream_start(f->s), 0);
+    msgpack_sbuffer_init(&want);
+    msgpack_sbuffer_init(&one);
+    msgpack_packer_init(&opk, &one, msgpack_sbuffer_write);
+    for (uint32_t i = 0; i < sizeof bins / sizeof bins[0]; i++) {
+        msgpack_sbuffer_clear(&one);
+        pack_bin_result(&opk, i, bins[i]);
+        if (i == 1)
+            assert_int_equal(one.size, RPCSTREAM_HINT_MIN - 1);
+        if (i == UNCOMMITTED || one.size >= RPCSTREAM_HINT_MIN) {
+            proto_size_hint(hint, i == UNCOMMITTED ? 0 : (uint32_t)one.size);
+            msgpack_sbuffer_write(&want, hint, sizeof hint);
+        }
+        msgpack_sbuffer_write(&want, one.data, one.size);
+        if (i == SENT_WHOLE) {
+            rpcstream_msg_init(&om);
+            pack_bin_result(&om.pk, i, bins[i]);
+            rpcstream_send(f->s, &om);
+            continue;
+        }
+        assert_true(rpcstream_begin(f->s, &pk));
+        pack_bin_result(&pk, i, bins[i]);
+        if (i != UNCOMMITTED)
+            rpcstream_commit(f->s);
+    }
+    TU_LOOP_UNTIL(&f->loop, rpcstream_backlog(f->s) == 0, TU_WAIT_MS);
+    got = malloc(want.size + sizeof buf);
+    assert_non_null(got);
+    while (have < want.size) {
+        ssize_t k;
+
+        assert_true(tu_readable(f->peer, TU_WAIT_MS));
+        k = read(f->peer, got + have, sizeof buf);
+        assert_true(k > 0);
+        have += (size_t)k;
+    }
+    assert_int_equal(have, want.size);
+    assert_memory_equal(got, want.data, want.size);
+    free(got);
+    msgpack_sbuffer_destroy(&one);
+    msgpack_sbuffer_destroy(&want);
+}
+
 int
 main(void)
 {
@@ -350,6 +426,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_quiet_between_messages, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pause_holds_messages, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_hints_announce_big_messages, setup,
                                         teardown),
     };
 

@@ -13,8 +13,11 @@
  * must read the bytes form as it reads the unpacked one (same result, same
  * words, values whose bytes unpack to the same objects); the bytes of
  * the message still arriving (proto_reader_partial) are all that is kept
- * between messages. Anything inconsistent aborts, which libFuzzer reports as
- * a crash.
+ * between messages. Then size hints (what a worker sends the manager): the
+ * same messages, each announced by a right hint, read by a reader that takes
+ * hints must come out the same; announced by wrong hints, the reader must
+ * still end cleanly, with a documented error that sticks. Anything
+ * inconsistent aborts, which libFuzzer reports as a crash.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -445,40 +448,64 @@ drain(struct proto_reader *r, size_t max_message, struct outcome *out,
     return rc;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* For wrong hints: whatever is peeked, skipped, taken or unpacked, the
+ * reader answers with a documented result, and an error sticks. */
+static void
+drain_loose(struct proto_reader *r, size_t max_message, uint32_t *seed)
 {
-    static const size_t limits[] = {0, 16, 64, 100, 256, 1024, 4096};
-    struct outcome whole = {0};
-    struct outcome pieces = {0};
-    struct proto_reader *r;
-    size_t max_message;
-    uint32_t seed, skip_seed;
+    char cause[PROTO_CAUSE_MAX], again[PROTO_CAUSE_MAX];
+    struct proto_raw raw;
+    struct proto_msg m;
+    int rc;
+
+    for (;;) {
+        cause[0] = '\0';
+        switch (next_rand(seed) % 3) {
+        case 0:
+            rc = proto_reader_peek(r, &raw, cause);
+            if (rc == 1) {
+                CHECK(raw.size > 0 && raw.size <= max_message);
+                proto_reader_skip(r);
+            }
+            break;
+        case 1:
+            rc = proto_reader_take(r, &m, cause);
+            if (rc == 1)
+                proto_msg_release(&m);
+            break;
+        default:
+            rc = proto_reader_next(r, &m, cause);
+            if (rc == 1) {
+                CHECK(m.size > 0 && m.size <= max_message);
+                if (m.kind == PROTO_RESPONSE)
+                    touch_object(&m.error);
+                else
+                    touch_params(&m);
+                proto_msg_release(&m);
+            }
+            break;
+        }
+        if (rc != 1)
+            break;
+    }
+    if (rc < 0) {
+        CHECK(rc == -EPROTO || rc == -EMSGSIZE);
+        CHECK(cause[0] != '\0');
+        again[0] = '\0';
+        CHECK(proto_reader_next(r, &m, again) == rc);
+        CHECK(strcmp(cause, again) == 0);
+    }
+}
+
+/* Feeds a stream in pieces the seed chooses, alternating copy and in-place;
+ * drains after each with drain (checked) or drain_loose. */
+static void
+feed_pieces(struct proto_reader *r, const uint8_t *data, size_t size,
+            size_t max_message, uint32_t seed, struct outcome *out)
+{
+    uint32_t skip_seed = seed ^ 0x5bd1e995u;
     size_t off = 0;
 
-    if (size < 2)
-        return 0;
-    max_message = limits[data[0] % (sizeof(limits) / sizeof(limits[0]))];
-    seed = 0x9e3779b9u ^ data[1] ^ ((uint32_t)data[0] << 8);
-    skip_seed = seed ^ 0x5bd1e995u;
-    data += 2;
-    size -= 2;
-    if (max_message == 0)
-        max_message = PROTO_MAX_MESSAGE_DEFAULT;
-
-    /* The whole stream at once. */
-    r = proto_reader_new(max_message);
-    CHECK(r != NULL);
-    CHECK(proto_reader_feed(r, (const char *)data, size) == 0);
-    drain(r, max_message, &whole, NULL);
-    drain(r, max_message, &whole, NULL); /* an error must stick */
-    proto_reader_free(r);
-
-    /* The same stream cut at chosen places, alternating copy and in-place. */
-    r = proto_reader_new(max_message);
-    CHECK(r != NULL);
     while (off < size) {
         uint32_t x = next_rand(&seed);
         size_t n = 1 + x % (x & 0x100 ? 7 : 300);
@@ -497,19 +524,106 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         off += n;
         CHECK(proto_reader_partial(r) <= proto_reader_pending(r));
-        CHECK(proto_reader_partial(r) <= max_message);
-        drain(r, max_message, &pieces, &skip_seed);
+        if (out == NULL) {
+            drain_loose(r, max_message, &skip_seed);
+            continue;
+        }
+        /* (a hint counts with the message it announces) */
+        CHECK(proto_reader_partial(r) <= max_message + PROTO_HINT_BYTES);
+        drain(r, max_message, out, &skip_seed);
         /* While nothing broke, nothing beyond the current message is kept,
          * and that is what partial counts (what the manager's limits on
          * unfinished messages see); once broken, nothing is. */
-        if (pieces.end == 0) {
-            CHECK(proto_reader_pending(r) <= max_message);
+        if (out->end == 0) {
+            CHECK(proto_reader_pending(r) <= max_message + PROTO_HINT_BYTES);
             CHECK(proto_reader_partial(r) == proto_reader_pending(r));
         } else {
             CHECK(proto_reader_partial(r) == 0);
         }
     }
-    drain(r, max_message, &pieces, &skip_seed);
+    if (out == NULL)
+        drain_loose(r, max_message, &skip_seed);
+    else
+        drain(r, max_message, out, &skip_seed);
+}
+
+/*
+ * The stream again with every whole message announced by a hint: right
+ * ones (wrong == false), or sizes the seed bends, zeros and giants. The
+ * bytes after the last whole message follow as they are.
+ */
+static void
+hinted_stream(const uint8_t *data, size_t size, size_t max_message, bool wrong,
+              uint32_t seed, msgpack_sbuffer *sb)
+{
+    struct proto_reader *r = proto_reader_new(max_message);
+    struct proto_raw raw;
+    char hint[PROTO_HINT_BYTES];
+    size_t off = 0;
+
+    CHECK(r != NULL);
+    CHECK(proto_reader_feed(r, (const char *)data, size) == 0);
+    msgpack_sbuffer_init(sb);
+    while (proto_reader_peek(r, &raw, NULL) == 1) {
+        uint32_t n = (uint32_t)raw.size, x = next_rand(&seed);
+
+        if (wrong && x % 4 == 0)
+            n = x & 0x10 ? 0 : x & 0x20 ? UINT32_MAX : n + (x >> 8) % 5 - 2;
+        proto_size_hint(hint, n);
+        msgpack_sbuffer_write(sb, hint, sizeof hint);
+        msgpack_sbuffer_write(sb, raw.bytes, raw.size);
+        off += raw.size;
+        proto_reader_skip(r);
+    }
+    if (size > off)
+        msgpack_sbuffer_write(sb, (const char *)data + off, size - off);
+    proto_reader_free(r);
+}
+
+/* Whether the bytes hold a hint's head anywhere: a reader that takes hints
+ * reads such a stream differently, so it is not compared. */
+static bool
+holds_hint(const uint8_t *data, size_t size)
+{
+    char hint[PROTO_HINT_BYTES];
+
+    proto_size_hint(hint, 0);
+    return memmem(data, size, hint, PROTO_HINT_BYTES - 4) != NULL;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const size_t limits[] = {0, 16, 64, 100, 256, 1024, 4096};
+    struct outcome whole = {0};
+    struct outcome pieces = {0};
+    struct proto_reader *r;
+    size_t max_message;
+    uint32_t seed;
+
+    if (size < 2)
+        return 0;
+    max_message = limits[data[0] % (sizeof(limits) / sizeof(limits[0]))];
+    seed = 0x9e3779b9u ^ data[1] ^ ((uint32_t)data[0] << 8);
+    data += 2;
+    size -= 2;
+    if (max_message == 0)
+        max_message = PROTO_MAX_MESSAGE_DEFAULT;
+
+    /* The whole stream at once. */
+    r = proto_reader_new(max_message);
+    CHECK(r != NULL);
+    CHECK(proto_reader_feed(r, (const char *)data, size) == 0);
+    drain(r, max_message, &whole, NULL);
+    drain(r, max_message, &whole, NULL); /* an error must stick */
+    proto_reader_free(r);
+
+    /* The same stream cut at chosen places. */
+    r = proto_reader_new(max_message);
+    CHECK(r != NULL);
+    feed_pieces(r, data, size, max_message, seed, &pieces);
     proto_reader_free(r);
 
     CHECK(whole.messages == pieces.messages);
@@ -517,5 +631,36 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(whole.digest == pieces.digest);
     CHECK(whole.end == pieces.end);
     CHECK(strcmp(whole.cause, pieces.cause) == 0);
+
+    if (!holds_hint(data, size)) {
+        struct outcome hinted = {0};
+        msgpack_sbuffer sb;
+
+        hinted_stream(data, size, max_message, false, seed, &sb);
+        r = proto_reader_new(max_message);
+        CHECK(r != NULL);
+        proto_reader_take_hints(r);
+        feed_pieces(r, (const uint8_t *)sb.data, sb.size, max_message, seed,
+                    &hinted);
+        proto_reader_free(r);
+        msgpack_sbuffer_destroy(&sb);
+        CHECK(whole.messages == hinted.messages);
+        CHECK(whole.bytes == hinted.bytes);
+        CHECK(whole.digest == hinted.digest);
+        CHECK(whole.end == hinted.end);
+        CHECK(strcmp(whole.cause, hinted.cause) == 0);
+    }
+    {
+        msgpack_sbuffer sb;
+
+        hinted_stream(data, size, max_message, true, seed, &sb);
+        r = proto_reader_new(max_message);
+        CHECK(r != NULL);
+        proto_reader_take_hints(r);
+        feed_pieces(r, (const uint8_t *)sb.data, sb.size, max_message, seed,
+                    NULL);
+        proto_reader_free(r);
+        msgpack_sbuffer_destroy(&sb);
+    }
     return 0;
 }
