@@ -6,15 +6,22 @@
  * again with every read polling first as jshost's processes do (spin.h: what
  * polling alone gives a plain echo). Then
  * pipelined calls (a window of requests in flight on one connection), which an
- * HTTP/1.1 keep-alive client cannot do.
+ * HTTP/1.1 keep-alive client cannot do. Then the manager's CPU per relayed
+ * call of inc, nested_out and string_1m beside the relay's CPU per round trip
+ * when the echo answers with a reply of the same size (the relay reads what
+ * is there and writes it out, as any process forwarding bytes must) and
+ * beside a memcpy of that reply: what the manager spends beyond the bare
+ * relay is its own work, and whether that grows with the reply is the point.
  *
  *     JSHOST_MANAGER=... JSHOST_WORKER=... bench_rpc CONFIG
  *
- * CONFIG must export `double(data) -> data.number * 2`. Everything runs in a
- * fresh directory under /tmp; the worker and the manager started here are
- * stopped here (the manager by a shutdown request, then its pid is watched
- * until it is gone). Asserts nothing about speed.
+ * CONFIG must export `double(data) -> data.number * 2` and bench.config.js's
+ * inc, nested_out and string_1m. Everything runs in a fresh directory under
+ * /tmp; the worker and the manager started here are stopped here (the
+ * manager by a shutdown request, then its pid is watched until it is gone).
+ * Asserts nothing about speed.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -43,7 +50,13 @@
 #define NPIPE 10000  /* pipelined calls per round */
 #define WINDOW 64    /* pipelined requests in flight */
 #define ROUNDS 9     /* best of */
-#define MSG_BYTES 24 /* the floor's message: about a small call's size */
+#define MSG_BYTES 24 /* the floor's request: about a small call's size */
+/* A relay's read asks for this much, as the manager's do (rpcstream.c). */
+#define RELAY_CHUNK ((size_t)64 * 1024)
+/* What a response adds to the value libjshost hands back: [1, msgid, nil,
+ * value] with a 16-bit msgid. */
+#define REPLY_ENVELOPE 6
+#define MEMCPY_ITERS 2000 /* memcpys of a reply per round */
 #define START_MS 20000
 
 static char tmpdir[] = "/tmp/jshbench-rpc-XXXXXX";
@@ -80,11 +93,12 @@ cpu_now(void)
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Reads len bytes; with sp, each read polls first (sp NULL: it blocks). */
-static void
-read_full(int fd, char *buf, size_t len, struct spin *sp)
+/* One read of up to len bytes, at least one; with sp it polls first (sp
+ * NULL: it blocks). */
+static size_t
+read_some(int fd, char *buf, size_t len, struct spin *sp)
 {
-    while (len > 0) {
+    for (;;) {
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
         ssize_t n;
 
@@ -98,8 +112,19 @@ read_full(int fd, char *buf, size_t len, struct spin *sp)
             continue;
         if (n <= 0)
             _exit(0); /* the other end is gone: the floor's helpers just stop */
+        return (size_t)n;
+    }
+}
+
+/* Reads len bytes; with sp, each read polls first (sp NULL: it blocks). */
+static void
+read_full(int fd, char *buf, size_t len, struct spin *sp)
+{
+    while (len > 0) {
+        size_t n = read_some(fd, buf, len, sp);
+
         buf += n;
-        len -= (size_t)n;
+        len -= n;
     }
 }
 
@@ -118,12 +143,35 @@ write_full(int fd, const char *buf, size_t len)
     }
 }
 
-/* A child that echoes MSG_BYTES messages on fd until EOF. */
+/* A floor's request is MSG_BYTES whose first four say the size of the reply
+ * wanted: one echo and one relay then serve every reply size. */
+static void
+request_init(char *req, size_t reply_bytes)
+{
+    uint32_t n = (uint32_t)reply_bytes;
+
+    memset(req, 'x', MSG_BYTES);
+    memcpy(req, &n, sizeof n);
+}
+
+static size_t
+request_reply_bytes(const char *req)
+{
+    uint32_t n;
+
+    memcpy(&n, req, sizeof n);
+    return n;
+}
+
+/* A child that answers each request on fd with the reply it asks for, until
+ * EOF. */
 static pid_t
 spawn_echo(int fd, int close_fd, struct spin *sp)
 {
     pid_t pid = fork();
-    char buf[MSG_BYTES];
+    char req[MSG_BYTES];
+    char *reply = NULL;
+    size_t cap = 0;
 
     if (pid < 0)
         die("fork: %s", strerror(errno));
@@ -131,17 +179,45 @@ spawn_echo(int fd, int close_fd, struct spin *sp)
         return pid;
     close(close_fd);
     for (;;) {
-        read_full(fd, buf, sizeof buf, sp);
-        write_full(fd, buf, sizeof buf);
+        size_t len;
+
+        read_full(fd, req, sizeof req, sp);
+        len = request_reply_bytes(req);
+        if (len > cap) {
+            free(reply);
+            reply = malloc(len);
+            if (reply == NULL)
+                _exit(1);
+            memset(reply, 'x', len);
+            cap = len;
+        }
+        write_full(fd, reply, len);
     }
 }
 
-/* A child that relays each message from left to right and the answer back. */
+/* Moves len bytes from one fd to the other as any forwarder must: each read
+ * takes what is there (up to RELAY_CHUNK), all of it is written out. */
+static void
+forward(int from, int to, size_t len, char *buf, struct spin *sp)
+{
+    while (len > 0) {
+        size_t n =
+            read_some(from, buf, len < RELAY_CHUNK ? len : RELAY_CHUNK, sp);
+
+        write_full(to, buf, n);
+        len -= n;
+    }
+}
+
+/* A child that relays each request from left to right and its reply back.
+ * The request is read whole (it says how long the reply is), as the manager
+ * reads a message to its end. */
 static pid_t
 spawn_relay(int left, int right, int close_fd, struct spin *sp)
 {
     pid_t pid = fork();
-    char buf[MSG_BYTES];
+    static char buf[RELAY_CHUNK];
+    char req[MSG_BYTES];
 
     if (pid < 0)
         die("fork: %s", strerror(errno));
@@ -149,26 +225,71 @@ spawn_relay(int left, int right, int close_fd, struct spin *sp)
         return pid;
     close(close_fd);
     for (;;) {
-        read_full(left, buf, sizeof buf, sp);
-        write_full(right, buf, sizeof buf);
-        read_full(right, buf, sizeof buf, sp);
-        write_full(left, buf, sizeof buf);
+        read_full(left, req, sizeof req, sp);
+        write_full(right, req, sizeof req);
+        forward(right, left, request_reply_bytes(req), buf, sp);
     }
 }
 
-/* Seconds per round trip over fd, one round. */
+/* CPU seconds of every thread of pid so far, from schedstat (nanoseconds;
+ * /proc/PID/stat counts 10 ms ticks, too coarse for one call). */
 static double
-floor_round(int fd, struct spin *sp)
+proc_cpu(pid_t pid)
 {
-    char buf[MSG_BYTES];
-    double t0 = now();
+    char dir[64];
+    unsigned long long total = 0;
+    struct dirent *e;
+    DIR *d;
 
-    memset(buf, 'x', sizeof buf);
-    for (int i = 0; i < NSEQ; i++) {
-        write_full(fd, buf, sizeof buf);
-        read_full(fd, buf, sizeof buf, sp);
+    snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
+    d = opendir(dir);
+    if (d == NULL)
+        die("%s: %s", dir, strerror(errno));
+    while ((e = readdir(d)) != NULL) {
+        char path[PATH_MAX];
+        unsigned long long ns;
+        FILE *f;
+
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "%s/%s/schedstat", dir, e->d_name);
+        f = fopen(path, "r");
+        if (f == NULL)
+            continue; /* a thread that ended since readdir */
+        if (fscanf(f, "%llu", &ns) == 1)
+            total += ns;
+        fclose(f);
     }
-    return (now() - t0) / NSEQ;
+    closedir(d);
+    return total / 1e9;
+}
+
+/* Seconds per round trip over fd, one round of n: a request, then its whole
+ * reply of reply_bytes. With relay > 0, *cpu gets that process's CPU seconds
+ * per round trip. */
+static double
+floor_round(int fd, struct spin *sp, size_t reply_bytes, int n, pid_t relay,
+            double *cpu)
+{
+    char req[MSG_BYTES];
+    char *reply = malloc(reply_bytes);
+    double t0, t, c0 = 0;
+
+    if (reply == NULL)
+        die("out of memory");
+    request_init(req, reply_bytes);
+    if (relay > 0)
+        c0 = proc_cpu(relay);
+    t0 = now();
+    for (int i = 0; i < n; i++) {
+        write_full(fd, req, sizeof req);
+        read_full(fd, reply, reply_bytes, sp);
+    }
+    t = (now() - t0) / n;
+    if (relay > 0)
+        *cpu = (proc_cpu(relay) - c0) / n;
+    free(reply);
+    return t;
 }
 
 static void
@@ -181,7 +302,8 @@ reap(pid_t pid)
 }
 
 /* The floors' helpers: fds[0] talks to an echo, fds[1] to an echo behind a
- * relay; pids[] are the three children, which poll first with sp. */
+ * relay; pids[] are the three children (pids[2] the relay), which poll
+ * first with sp. */
 static void
 floors_start(int fds[2], pid_t pids[3], struct spin *sp)
 {
@@ -325,6 +447,73 @@ calls_pipelined(jshost *c, const char *host, const char *what, double *cpu)
     return NPIPE / (now() - t0);
 }
 
+/* A relayed call whose reply a floor round trip matches in size: its
+ * function in bench.config.js, its data (bench_cpu.py's), and the figures. */
+struct reply_case {
+    const char *fn;
+    const char *json; /* the data */
+    int n;            /* calls, and floor round trips, per round */
+    jshost_value data;
+    size_t value_len; /* the result's: every call checks it */
+    size_t reply;     /* bytes of the response: value_len + REPLY_ENVELOPE */
+    double floor_cpu, floor_wall;   /* blocking relay, per round trip */
+    double pfloor_cpu, pfloor_wall; /* polling relay */
+    double manager_cpu, call_wall;  /* per call through the manager */
+    double copy;                    /* one memcpy of the reply */
+};
+
+/* Seconds per relayed call of rc's function, one round; *cpu gets the
+ * manager's CPU seconds per call. */
+static double
+calls_case(jshost *c, const char *host, const struct reply_case *rc, pid_t mpid,
+           double *cpu)
+{
+    double t0, t, c0 = proc_cpu(mpid);
+
+    t0 = now();
+    for (int i = 0; i < rc->n; i++) {
+        jshost_value v;
+
+        if (jshost_call(c, host, rc->fn, rc->data.data, rc->data.len, 10000,
+                        &v) < 0)
+            die("%s: call: %s", rc->fn, c->errstr);
+        if (v.len != rc->value_len)
+            die("%s: a result of %zu bytes, %zu before", rc->fn, v.len,
+                rc->value_len);
+        jshost_value_free(&v);
+    }
+    t = (now() - t0) / rc->n;
+    *cpu = (proc_cpu(mpid) - c0) / rc->n;
+    return t;
+}
+
+/* Seconds per memcpy of len bytes, one round of MEMCPY_ITERS. */
+static double
+memcpy_round(char *dst, const char *src, size_t len)
+{
+    double t0 = now();
+
+    for (int i = 0; i < MEMCPY_ITERS; i++) {
+        memcpy(dst, src, len);
+        /* nothing reads dst: the copy must not be dropped */
+        __asm__ volatile("" : : "r"(dst) : "memory");
+    }
+    return (now() - t0) / MEMCPY_ITERS;
+}
+
+/* "inc (7 B)": the function and its reply's size, for the table. */
+static void
+case_label(char *buf, size_t len, const struct reply_case *rc)
+{
+    if (rc->reply < 1024)
+        snprintf(buf, len, "%s (%zu B)", rc->fn, rc->reply);
+    else if (rc->reply < 1024 * 1024)
+        snprintf(buf, len, "%s (%.1f KiB)", rc->fn, rc->reply / 1024.0);
+    else
+        snprintf(buf, len, "%s (%.2f MiB)", rc->fn,
+                 rc->reply / (1024.0 * 1024));
+}
+
 static pid_t
 spawn_worker(const char *worker, const char *sock, const char *config)
 {
@@ -443,6 +632,14 @@ main(int argc, char **argv)
     jshost *cd, *cm, *ch;
     pid_t wpid, mpid, fpids[3], ppids[3];
     int ffds[2], pfds[2];
+    /* Fewer calls a round where each takes long: about 1 s a round in all. */
+    struct reply_case cases[] = {
+        {.fn = "inc", .json = "{\"n\": 41}", .n = 1000},
+        {.fn = "nested_out", .json = "{\"seed\": 0}", .n = 400},
+        {.fn = "string_1m", .json = "{\"c\": \"x\"}", .n = 200},
+    };
+    size_t ncases = sizeof cases / sizeof cases[0], copy_max = 0;
+    char *copy_src, *copy_dst;
 
     if (argc != 2)
         die("usage: JSHOST_MANAGER=... JSHOST_WORKER=... bench_rpc CONFIG");
@@ -478,6 +675,8 @@ main(int argc, char **argv)
     if (cm == NULL || cm->err != 0)
         die("connect (manager): %s", cm ? cm->errstr : "out of memory");
     mpid = manager_pid();
+    if (mpid <= 0)
+        die("no pid in %s/run/manager.pid", tmpdir);
     if (jshost_attach(cm, config, &hm, NULL) < 0)
         die("attach (manager): %s", cm->errstr);
     /* A handle as a program gets it: attached through the manager, its
@@ -489,14 +688,44 @@ main(int argc, char **argv)
     if (jshost_attach(ch, config, &hh, NULL) < 0)
         die("attach (host): %s", ch->errstr);
 
+    /* The replies' sizes, from the first call of each (a warm-up too). */
+    for (size_t k = 0; k < ncases; k++) {
+        struct reply_case *rc = &cases[k];
+        jshost_value v;
+
+        if (jshost_json_pack(rc->json, strlen(rc->json), &rc->data, NULL, 0) <
+            0)
+            die("%s: cannot pack %s", rc->fn, rc->json);
+        if (jshost_call(cm, hm, rc->fn, rc->data.data, rc->data.len, 10000,
+                        &v) < 0)
+            die("%s: call: %s", rc->fn, cm->errstr);
+        rc->value_len = v.len;
+        rc->reply = v.len + REPLY_ENVELOPE;
+        jshost_value_free(&v);
+        rc->floor_cpu = rc->floor_wall = rc->pfloor_cpu = rc->pfloor_wall = 1e9;
+        rc->manager_cpu = rc->call_wall = rc->copy = 1e9;
+        if (rc->reply > copy_max)
+            copy_max = rc->reply;
+    }
+    copy_src = malloc(copy_max);
+    copy_dst = malloc(copy_max);
+    if (copy_src == NULL || copy_dst == NULL)
+        die("out of memory");
+    memset(copy_src, 'x', copy_max);
+    memset(copy_dst, 'y', copy_max);
+
     calls_sequential(cd, hd, "direct"); /* warm up */
     calls_sequential(cm, hm, "manager");
     calls_sequential(ch, hh, "host");
     for (int r = 0; r < ROUNDS; r++) {
-        floor1 = min_of(floor1, floor_round(ffds[0], NULL));
-        floor2 = min_of(floor2, floor_round(ffds[1], NULL));
-        pfloor1 = min_of(pfloor1, floor_round(pfds[0], &sp));
-        pfloor2 = min_of(pfloor2, floor_round(pfds[1], &sp));
+        floor1 = min_of(floor1,
+                        floor_round(ffds[0], NULL, MSG_BYTES, NSEQ, 0, NULL));
+        floor2 = min_of(floor2,
+                        floor_round(ffds[1], NULL, MSG_BYTES, NSEQ, 0, NULL));
+        pfloor1 = min_of(pfloor1,
+                         floor_round(pfds[0], &sp, MSG_BYTES, NSEQ, 0, NULL));
+        pfloor2 = min_of(pfloor2,
+                         floor_round(pfds[1], &sp, MSG_BYTES, NSEQ, 0, NULL));
         seq_direct = min_of(seq_direct, calls_sequential(cd, hd, "direct"));
         seq_manager = min_of(seq_manager, calls_sequential(cm, hm, "manager"));
         seq_host = min_of(seq_host, calls_sequential(ch, hh, "host"));
@@ -506,7 +735,27 @@ main(int argc, char **argv)
         rate = calls_pipelined(cm, hm, "manager", &cpu);
         pipe_manager = max_of(pipe_manager, rate);
         cpu_manager = min_of(cpu_manager, cpu);
+        for (size_t k = 0; k < ncases; k++) {
+            struct reply_case *rc = &cases[k];
+            double t;
+
+            t = floor_round(pfds[1], &sp, rc->reply, rc->n, ppids[2], &cpu);
+            rc->pfloor_wall = min_of(rc->pfloor_wall, t);
+            rc->pfloor_cpu = min_of(rc->pfloor_cpu, cpu);
+            t = floor_round(ffds[1], NULL, rc->reply, rc->n, fpids[2], &cpu);
+            rc->floor_wall = min_of(rc->floor_wall, t);
+            rc->floor_cpu = min_of(rc->floor_cpu, cpu);
+            t = calls_case(cm, hm, rc, mpid, &cpu);
+            rc->call_wall = min_of(rc->call_wall, t);
+            rc->manager_cpu = min_of(rc->manager_cpu, cpu);
+            t = memcpy_round(copy_dst, copy_src, rc->reply);
+            rc->copy = min_of(rc->copy, t);
+        }
     }
+    free(copy_src);
+    free(copy_dst);
+    for (size_t k = 0; k < ncases; k++)
+        jshost_value_free(&cases[k].data);
 
     free(hh);
     jshost_free(ch);
@@ -549,6 +798,35 @@ main(int argc, char **argv)
            pipe_direct, pipe_direct * seq_direct, cpu_direct * 1e6);
     printf("  jshost via manager (relayed)         %7.0f   %6.2f  %8.2f\n",
            pipe_manager, pipe_manager * seq_manager, cpu_manager * 1e6);
+    /* The manager's CPU against the relay's: what it spends beyond them is
+     * its own work, which should not grow with the reply beyond a memcpy. */
+    printf("  the manager against a bare relay, by reply size (CPU per call, "
+           "us; %d, %d and %d per round)\n",
+           cases[0].n, cases[1].n, cases[2].n);
+    printf("  reply                 relay floor (polling)  relay floor "
+           "(blocking)   manager  manager / floor(polling)  memcpy of the "
+           "reply\n");
+    for (size_t k = 0; k < ncases; k++) {
+        const struct reply_case *rc = &cases[k];
+        char label[64];
+
+        case_label(label, sizeof label, rc);
+        printf("  %-20s  %21.1f  %22.1f  %8.1f  %24.2f  %19.2f\n", label,
+               rc->pfloor_cpu * 1e6, rc->floor_cpu * 1e6, rc->manager_cpu * 1e6,
+               rc->manager_cpu / rc->pfloor_cpu, rc->copy * 1e6);
+    }
+    printf("  the same, wall time per call (us)\n");
+    printf("  reply                 relay floor (polling)  relay floor "
+           "(blocking)  via manager\n");
+    for (size_t k = 0; k < ncases; k++) {
+        const struct reply_case *rc = &cases[k];
+        char label[64];
+
+        case_label(label, sizeof label, rc);
+        printf("  %-20s  %21.1f  %22.1f  %11.1f\n", label,
+               rc->pfloor_wall * 1e6, rc->floor_wall * 1e6,
+               rc->call_wall * 1e6);
+    }
 
     if (nftw(tmpdir, remove_one, 16, FTW_DEPTH | FTW_PHYS) < 0)
         fprintf(stderr, "bench_rpc: could not remove %s\n", tmpdir);

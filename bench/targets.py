@@ -5,8 +5,9 @@
 
 FIGURES.json holds what the Python benches recorded (bench_figures.py);
 OUTPUT.txt is everything the benches printed, read for the C benches' figures
-(bench_rpc's floors and pipelined rates, bench_values' ratios against JSON,
-bench_proto's forwarding against memcpy).
+(bench_rpc's floors, pipelined rates and the manager's CPU against a bare
+relay's, bench_values' ratios against JSON, bench_proto's forwarding against
+memcpy).
 Every figure compared comes from this same run. Prints one line per target:
 the goal, the figure, and whether it is met. Asserts nothing; a figure a bench
 did not produce is shown as missing.
@@ -30,6 +31,8 @@ def rpc_figures(text):
         if line.startswith("  pipelined"):
             section = "pipe"
             continue
+        if line.startswith(RELAY_HEADER):
+            break  # relay_figures reads the rest
         if not line.startswith("  "):
             if line.strip() == "":
                 break
@@ -37,6 +40,29 @@ def rpc_figures(text):
         m = re.match(r"  (.+?)\s{2,}([0-9.]+)", line)
         if m:
             out[(section, m.group(1).strip())] = float(m.group(2))
+    return out
+
+
+RELAY_HEADER = "  the manager against a bare relay"
+RELAY_COLUMNS = ("floor_polling", "floor_blocking", "manager", "ratio", "memcpy")
+
+
+def relay_figures(text):
+    """bench_rpc's manager against a bare relay, by reply size:
+    {case: {column: us per call}} (CPU per call; memcpy of the reply)."""
+    out = {}
+    on = False
+    for line in text.splitlines():
+        if line.startswith(RELAY_HEADER):
+            on = True
+            continue
+        if not on or line.startswith("  reply "):
+            continue
+        m = re.match(r"  (\w+) \([^)]*\)((?:\s+[0-9.]+){%d})\s*$" % len(RELAY_COLUMNS),
+                     line)
+        if not m:
+            break
+        out[m.group(1)] = dict(zip(RELAY_COLUMNS, map(float, m.group(2).split())))
     return out
 
 
@@ -142,6 +168,29 @@ def main():
     t.add("manager CPU per MiB forwarded (echo_10m: 20 MiB a call)", "(for reading)",
           None if big is None or small is None else (big - small) / 20, "%.1f us",
           lambda v: True)
+    relay = relay_figures(text)
+    for fn in ("inc", "nested_out", "string_1m"):
+        t.add("manager CPU per relayed call / bare relay's, %s" % fn, "(for reading)",
+              relay.get(fn, {}).get("ratio"), "%.2fx", lambda v: True)
+
+    # The manager's own work per call beyond what forwarding the bytes costs
+    # (the relay floor, polling as the manager does), less the same for a
+    # trivial call: what grows with the reply. One memcpy of it is allowed.
+    def extra(fn):
+        if fn not in relay or "inc" not in relay:
+            return None
+        r, s = relay[fn], relay["inc"]
+        return (r["manager"] - r["floor_polling"]) - (s["manager"] - s["floor_polling"])
+
+    flat = None
+    if extra("string_1m") is not None and extra("nested_out") is not None:
+        flat = (extra("string_1m"), relay["string_1m"]["memcpy"],
+                extra("nested_out"), relay["nested_out"]["memcpy"])
+    t.add("manager CPU per relayed call is flat in the payload: (manager - relay floor) "
+          "for string_1m and nested_out minus the same for inc",
+          "<= one memcpy of the payload", flat,
+          "1 MiB %.1f (memcpy %.1f), 17 KB %.1f (memcpy %.2f) us",
+          lambda v: v[0] <= v[1] and v[2] <= v[3])
     t.add("8 Python threads on one Host (direct calls)", ">= 50000 calls/s",
           fig.get("client.threads8.Host (direct calls).calls_per_s"), "%.0f",
           lambda v: v >= 50000)
