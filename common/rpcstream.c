@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "rpcstream.h"
+#include "unixsock.h"
 #include "xmalloc.h"
 
 /* Room asked of the reader per read. */
@@ -361,13 +362,18 @@ rpcstream_new(uv_loop_t *loop, size_t max_message,
 int
 rpcstream_open(struct rpcstream *s, int fd)
 {
+    (void)unixsock_grow_sndbuf(fd);
     return uv_pipe_open(&s->pipe, fd);
 }
 
 int
 rpcstream_accept(struct rpcstream *s, uv_stream_t *server)
 {
-    return uv_accept(server, (uv_stream_t *)&s->pipe);
+    int rc = uv_accept(server, (uv_stream_t *)&s->pipe), fd;
+
+    if (rc == 0 && rpcstream_fileno(s, &fd) == 0)
+        (void)unixsock_grow_sndbuf(fd);
+    return rc;
 }
 
 int
@@ -839,6 +845,54 @@ rpcstream_commit(struct rpcstream *s)
     if (s->closing || s->out.size <= s->counted)
         return;
     rpcstream_queued(s, s->out.size - s->counted);
+}
+
+void
+rpcstream_forward(struct rpcstream *s, const char *head, size_t head_len,
+                  const char *body, size_t body_len)
+{
+    size_t len = head_len + body_len, n;
+    char hint[PROTO_HINT_BYTES];
+    uv_buf_t b[2];
+    int rc;
+
+    if (s->closing || s->close_when_flushed)
+        return;
+    if (s->hints && len >= RPCSTREAM_HINT_MIN) {
+        proto_size_hint(hint, (uint32_t)len);
+        msgpack_sbuffer_write(&s->out, hint, sizeof hint);
+        rpcstream_queued(s, sizeof hint);
+    }
+    if (body_len >= RPCSTREAM_DIRECT_MIN && s->out.size == 0 &&
+        s->write_bytes == 0) {
+        b[0] = uv_buf_init((char *)head, (unsigned)head_len);
+        b[1] = uv_buf_init((char *)body, (unsigned)body_len);
+        rc = uv_try_write((uv_stream_t *)&s->pipe, b, 2);
+        if (rc == UV_EAGAIN || rc == UV_ENOSYS)
+            rc = 0; /* the socket is full */
+        if (rc < 0) {
+            rpcstream_end(s, rc, uv_strerror(rc));
+            rpcstream_written_soon(s);
+            return;
+        }
+        n = (size_t)rc;
+        if (n == len) {
+            rpcstream_written_soon(s);
+            return;
+        }
+        /* What the socket did not take waits with the gathered bytes. */
+        if (n < head_len) {
+            head += n;
+            head_len -= n;
+        } else {
+            body += n - head_len;
+            body_len -= n - head_len;
+            head_len = 0;
+        }
+    }
+    msgpack_sbuffer_write(&s->out, head, head_len);
+    msgpack_sbuffer_write(&s->out, body, body_len);
+    rpcstream_queued(s, head_len + body_len);
 }
 
 void

@@ -131,6 +131,16 @@ void rpcstream_send(struct rpcstream *s, struct rpcstream_msg *m);
  */
 bool rpcstream_begin(struct rpcstream *s, msgpack_packer *pk);
 void rpcstream_commit(struct rpcstream *s);
+/*
+ * Sends one message made of head then body, both the caller's and valid for
+ * this call only (body typically a forwarded message's bytes, still in a
+ * reader's buffer). A body of RPCSTREAM_DIRECT_MIN bytes or more with nothing
+ * queued before it is written from where it is, and only what the socket
+ * does not take is copied; otherwise it is gathered as rpcstream_begin's.
+ */
+#define RPCSTREAM_DIRECT_MIN ((size_t)64 * 1024)
+void rpcstream_forward(struct rpcstream *s, const char *head, size_t head_len,
+                       const char *body, size_t body_len);
 /* Hands what is gathered to libuv now instead of at the end of the
  * iteration. */
 void rpcstream_flush(struct rpcstream *s);

@@ -135,3 +135,24 @@ unixsock_check_peer(int fd, uid_t *uid, pid_t *pid, char **cause)
     }
     return 0;
 }
+
+int
+unixsock_grow_sndbuf(int fd)
+{
+    int want = UNIXSOCK_SNDBUF, had, now;
+    socklen_t len = sizeof had;
+
+    /* Linux caps the value at wmem_max silently, and reports twice what
+     * was set; where wmem_max is below the default, setting would shrink
+     * the buffer, so the old size is put back. */
+    if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &had, &len) != 0)
+        return -errno;
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof want) != 0)
+        return -errno;
+    len = sizeof now;
+    if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &now, &len) == 0 && now < had) {
+        had /= 2;
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &had, sizeof had);
+    }
+    return 0;
+}

@@ -45,4 +45,14 @@ int unixsock_clear_stale(const char *path, char **cause);
  */
 int unixsock_check_peer(int fd, uid_t *uid, pid_t *pid, char **cause);
 
+/*
+ * Lets fd hold up to UNIXSOCK_SNDBUF unsent bytes, or as many as the system
+ * allows (net.core.wmem_max): a big message then crosses in one write and
+ * one wake-up of the reader instead of one per default-sized bufferful.
+ * Costs nothing until bytes are in flight. Best effort: 0, or a negative
+ * errno that the caller may ignore.
+ */
+#define UNIXSOCK_SNDBUF (4 * 1024 * 1024)
+int unixsock_grow_sndbuf(int fd);
+
 #endif

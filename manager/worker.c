@@ -203,8 +203,8 @@ static bool
 worker_on_raw(void *owner, const struct proto_raw *raw)
 {
     struct worker *w = owner;
+    struct proto_head head;
     struct call *c;
-    msgpack_packer pk;
 
     if (raw->kind == PROTO_REQUEST) {
         w->last_msg_ms = manager_now();
@@ -219,14 +219,11 @@ worker_on_raw(void *owner, const struct proto_raw *raw)
     router_take(w->calls, raw->msgid);
     w->last_msg_ms = manager_now();
     worker_call_answered(w, c);
-    if (c->client != NULL && !c->client->closed && !c->answered &&
-        rpcstream_begin(c->client->stream, &pk)) {
-        msgpack_pack_array(&pk, 4);
-        msgpack_pack_uint8(&pk, PROTO_RESPONSE);
-        msgpack_pack_uint32(&pk, c->cid);
-        proto_pack_raw(&pk, raw->bytes + raw->error_at,
-                       raw->size - raw->error_at);
-        rpcstream_commit(c->client->stream);
+    if (c->client != NULL && !c->client->closed && !c->answered) {
+        proto_response_head(&head, c->cid);
+        rpcstream_forward(c->client->stream, head.bytes, head.len,
+                          raw->bytes + raw->error_at,
+                          raw->size - raw->error_at);
     }
     worker_call_finished(w, c);
     return true;

@@ -423,6 +423,13 @@ int proto_write_request(msgpack_packer *pk, uint32_t msgid, const char *method,
 int proto_write_notification(msgpack_packer *pk, const char *method,
                              uint32_t nparams);
 int proto_write_result(msgpack_packer *pk, uint32_t msgid);
+/* A response's head up to its msgid, `[1, msgid` of a 4-array: what a relay
+ * writes in front of the error and result it forwards as they came. */
+struct proto_head {
+    char bytes[16];
+    size_t len;
+};
+void proto_response_head(struct proto_head *h, uint32_t msgid);
 int proto_write_error(msgpack_packer *pk, uint32_t msgid,
                       const struct proto_error *err);
 /* Packs just the error map {"type","message","name","stack","logfile"}; all

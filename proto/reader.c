@@ -570,6 +570,10 @@ proto_reader_buffer(struct proto_reader *r, size_t want, char **buf,
 {
     if (want == 0)
         want = 1;
+    /* A hinted message's size is known: room for all of it now, rather
+     * than a buffer that doubles, copying, while it arrives. */
+    if (r->sc.unread > want && !r->err)
+        want = (size_t)r->sc.unread;
     /* A broken stream keeps nothing more; the existing room is reused. */
     if (r->err && msgpack_unpacker_buffer_capacity(&r->up) >= want) {
         *buf = msgpack_unpacker_buffer(&r->up);

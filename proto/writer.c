@@ -87,6 +87,32 @@ proto_write_result(msgpack_packer *pk, uint32_t msgid)
     return msgpack_pack_nil(pk);
 }
 
+/* A packer's writer into a fixed buffer (struct proto_head). */
+static int
+head_write(void *data, const char *buf, size_t len)
+{
+    struct proto_head *h = data;
+
+    if (len > sizeof h->bytes - h->len)
+        return -1;
+    memcpy(h->bytes + h->len, buf, len);
+    h->len += len;
+    return 0;
+}
+
+void
+proto_response_head(struct proto_head *h, uint32_t msgid)
+{
+    msgpack_packer pk;
+
+    h->len = 0;
+    msgpack_packer_init(&pk, h, head_write);
+    /* 1 + 1 + 5 bytes at most: it always fits. */
+    (void)msgpack_pack_array(&pk, 4);
+    (void)msgpack_pack_uint8(&pk, PROTO_RESPONSE);
+    (void)msgpack_pack_uint32(&pk, msgid);
+}
+
 int
 proto_pack_error(msgpack_packer *pk, const struct proto_error *err)
 {

@@ -132,6 +132,8 @@ connect_once(const char *path, int64_t deadline, int *fdp)
         close(fd);
         return r;
     }
+    /* A big request then goes in one write (unixsock.h). */
+    (void)unixsock_grow_sndbuf(fd);
     *fdp = fd;
     return 0;
 }

@@ -414,6 +414,102 @@ test_hints_announce_big_messages(void **state)
     msgpack_sbuffer_destroy(&want);
 }
 
+/* A response's body as a relay forwards it: nil error, then a bin of n
+ * bytes of `fill`. Returns its length; *out is malloc'd. */
+static size_t
+response_body(size_t n, char fill, char **out)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    char *bin = malloc(n ? n : 1);
+
+    assert_non_null(bin);
+    memset(bin, fill, n);
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_nil(&pk);
+    msgpack_pack_bin(&pk, n);
+    msgpack_pack_bin_body(&pk, bin, n);
+    free(bin);
+    *out = sb.data;
+    return sb.size;
+}
+
+static void
+forward_response(struct fx *f, uint32_t msgid, size_t n, char fill)
+{
+    struct proto_head head;
+    char *body;
+    size_t len = response_body(n, fill, &body);
+
+    proto_response_head(&head, msgid);
+    rpcstream_forward(f->s, head.bytes, head.len, body, len);
+    /* The caller's bytes are its own again: what was not written is kept. */
+    memset(body, 0xc1, len);
+    free(body);
+}
+
+/*
+ * rpcstream_forward: a big body with nothing queued is written from where it
+ * is (nothing is left gathered); one the socket cannot take whole is
+ * copied, and what follows it comes after it; the peer reads each message
+ * whole and in order.
+ */
+static void
+test_forward_in_order(void **state)
+{
+    size_t sizes[] = {100 * 1024, 0, 10, 70 * 1024};
+    struct fx *f = *state;
+    struct proto_reader *r = proto_reader_new(256 << 20);
+    struct proto_msg m;
+    char cause[PROTO_CAUSE_MAX], *buf;
+    socklen_t optlen = sizeof(int);
+    int fd, sndbuf;
+    size_t room;
+    unsigned got = 0;
+    ssize_t k;
+
+    /* More than the socket holds, however big the system lets it be. */
+    assert_int_equal(rpcstream_fileno(f->s, &fd), 0);
+    assert_int_equal(getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &optlen),
+                     0);
+    sizes[1] = (size_t)sndbuf + (1 << 20);
+    assert_int_equal(rpcstream_start(f->s), 0);
+    forward_response(f, 1, sizes[0], 'a');
+    assert_int_equal(rpcstream_backlog(f->s), 0);
+    forward_response(f, 2, sizes[1], 'b');
+    assert_true(rpcstream_backlog(f->s) > 0); /* the socket was full */
+    forward_response(f, 3, sizes[2], 'c');
+    forward_response(f, 4, sizes[3], 'd');
+    while (got < 4) {
+        int rc = proto_reader_next(r, &m, cause);
+
+        assert_true(rc >= 0);
+        if (rc == 1) {
+            assert_int_equal(m.kind, PROTO_RESPONSE);
+            assert_int_equal(m.msgid, got + 1);
+            assert_int_equal(m.error.type, MSGPACK_OBJECT_NIL);
+            assert_int_equal(m.result.type, MSGPACK_OBJECT_BIN);
+            assert_int_equal(m.result.via.bin.size, sizes[got]);
+            assert_int_equal(m.result.via.bin.ptr[0], 'a' + (int)got);
+            assert_int_equal(m.result.via.bin.ptr[sizes[got] - 1],
+                             'a' + (int)got);
+            proto_msg_release(&m);
+            got++;
+            continue;
+        }
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        if (!tu_readable(f->peer, TU_WAIT_MS))
+            fail_msg("%u of 4 forwarded messages arrived, then nothing", got);
+        assert_int_equal(proto_reader_buffer(r, 1 << 20, &buf, &room), 0);
+        k = read(f->peer, buf, room);
+        assert_true(k > 0);
+        proto_reader_fill(r, (size_t)k);
+    }
+    TU_LOOP_UNTIL(&f->loop, rpcstream_backlog(f->s) == 0, TU_WAIT_MS);
+    proto_reader_free(r);
+}
+
 int
 main(void)
 {
@@ -429,6 +525,7 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_hints_announce_big_messages, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_forward_in_order, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -228,6 +228,34 @@ test_peer_of_another_uid(void **state)
     close(lfd);
 }
 
+/* The send buffer grows to UNIXSOCK_SNDBUF, or to what wmem_max allows,
+ * and never shrinks (Linux reports twice the value set). */
+static void
+test_grow_sndbuf(void **state)
+{
+    FILE *f = fopen("/proc/sys/net/core/wmem_max", "r");
+    long wmem_max = 0;
+    int sv[2], before = 0, after = 0;
+    socklen_t len = sizeof before;
+    long want;
+    (void)state;
+
+    assert_non_null(f);
+    assert_int_equal(fscanf(f, "%ld", &wmem_max), 1);
+    fclose(f);
+    want = wmem_max < UNIXSOCK_SNDBUF ? wmem_max : UNIXSOCK_SNDBUF;
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    assert_int_equal(getsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &before, &len),
+                     0);
+    assert_int_equal(unixsock_grow_sndbuf(sv[0]), 0);
+    len = sizeof after;
+    assert_int_equal(getsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &after, &len), 0);
+    assert_int_equal(after, 2 * want > before ? 2 * want : before);
+    assert_int_equal(unixsock_grow_sndbuf(-1), -EBADF);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 int
 main(void)
 {
@@ -236,6 +264,7 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_clear_stale, setup, teardown),
         cmocka_unit_test(test_peer_is_us),
+        cmocka_unit_test(test_grow_sndbuf),
         cmocka_unit_test_setup_teardown(test_peer_of_another_uid, setup,
                                         teardown),
     };

@@ -358,6 +358,66 @@ test_announced_request_params(void **state)
     msgpack_sbuffer_destroy(&one.buf);
 }
 
+/* While an announced message arrives, the reader has room for all of it:
+ * its buffer does not double, copying, as the message comes in. */
+static void
+test_room_for_the_announced_rest(void **state)
+{
+    struct proto_reader *r = hinting_reader(0);
+    struct proto_raw raw;
+    char cause[PROTO_CAUSE_MAX] = "", *buf;
+    struct sb one, s;
+    size_t len, sent = PROTO_HINT_BYTES + 100;
+    (void)state;
+
+    sb_init(&one);
+    pack_result(&one, 12, 300000);
+    sb_init(&s);
+    put_hint(&s, (uint32_t)one.buf.size);
+    msgpack_sbuffer_write(&s.buf, one.buf.data, one.buf.size);
+    assert_int_equal(proto_reader_feed(r, s.buf.data, sent), 0);
+    assert_int_equal(proto_reader_buffer(r, 4096, &buf, &len), 0);
+    assert_true(len >= s.buf.size - sent);
+    memcpy(buf, s.buf.data + sent, s.buf.size - sent);
+    proto_reader_fill(r, s.buf.size - sent);
+    assert_int_equal(proto_reader_peek(r, &raw, cause), 1);
+    assert_int_equal(raw.msgid, 12);
+    assert_int_equal(raw.size, one.buf.size);
+    proto_reader_free(r);
+    msgpack_sbuffer_destroy(&s.buf);
+    msgpack_sbuffer_destroy(&one.buf);
+}
+
+/* A relay's response head, then the error and result as they came: the
+ * response reads back with that msgid, however it is encoded. */
+static void
+test_response_head(void **state)
+{
+    static const uint32_t ids[] = {0,   127,   128,   255,
+                                   256, 65535, 65536, UINT32_MAX};
+    static const unsigned char rest[] = {0xc0, 0xc3}; /* nil, true */
+    struct proto_head h;
+    struct proto_msg m;
+    char cause[PROTO_CAUSE_MAX];
+    (void)state;
+
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        struct proto_reader *r = proto_reader_new(0);
+
+        proto_response_head(&h, ids[i]);
+        assert_true(h.len >= 3 && h.len <= 7);
+        assert_int_equal(proto_reader_feed(r, h.bytes, h.len), 0);
+        assert_int_equal(proto_reader_feed(r, (const char *)rest, sizeof rest),
+                         0);
+        assert_int_equal(proto_reader_next(r, &m, cause), 1);
+        assert_int_equal(m.kind, PROTO_RESPONSE);
+        assert_int_equal(m.msgid, ids[i]);
+        assert_int_equal(m.result.type, MSGPACK_OBJECT_BOOLEAN);
+        proto_msg_release(&m);
+        proto_reader_free(r);
+    }
+}
+
 int
 main(void)
 {
@@ -371,6 +431,8 @@ main(void)
         cmocka_unit_test(test_not_taken_is_a_notification),
         cmocka_unit_test(test_refused_hints),
         cmocka_unit_test(test_announced_request_params),
+        cmocka_unit_test(test_room_for_the_announced_rest),
+        cmocka_unit_test(test_response_head),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
