@@ -46,6 +46,19 @@ module.exports = {
     string_1m(d) {
       return d.c.repeat(1024 * 1024);
     },
+    // The same work as nested_out and string_1m with a small answer, so that
+    // bench_rpc sees what the answer's bytes cost: nested_small serializes
+    // its object to JSON, which takes about as long as jshost's encoder, so
+    // that the waits match too.
+    nested_small(d) {
+      const out = {};
+      for (let i = 0; i < 1000; i++) out['k' + i] = {i: i + d.seed, s: 's' + i};
+      return JSON.stringify(out).length;
+    },
+    string_1m_small(d) {
+      const s = d.c.repeat(1024 * 1024);
+      return s.charCodeAt(s.length - 1);
+    },
     // 10 MiB in and the same 10 MiB out: large payloads both ways.
     echo_10m(d) {
       return d.s;

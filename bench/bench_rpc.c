@@ -451,35 +451,40 @@ calls_pipelined(jshost *c, const char *host, const char *what, double *cpu)
  * function in bench.config.js, its data (bench_cpu.py's), and the figures. */
 struct reply_case {
     const char *fn;
-    const char *json; /* the data */
-    int n;            /* calls, and floor round trips, per round */
+    const char *small; /* the same work, a small answer (NULL: fn itself) */
+    const char *json;  /* the data */
+    int n;             /* calls, and floor round trips, per round */
     jshost_value data;
     size_t value_len; /* the result's: every call checks it */
     size_t reply;     /* bytes of the response: value_len + REPLY_ENVELOPE */
     double floor_cpu, floor_wall;   /* blocking relay, per round trip */
     double pfloor_cpu, pfloor_wall; /* polling relay */
     double manager_cpu, call_wall;  /* per call through the manager */
-    double copy;                    /* one memcpy of the reply */
+    double quiet_cpu, small_cpu;    /* a manager that never polls: fn's,
+                                       and `small`'s */
+    size_t small_len;
+    double copy; /* one memcpy of the reply */
 };
 
-/* Seconds per relayed call of rc's function, one round; *cpu gets the
- * manager's CPU seconds per call. */
+/* Seconds per relayed call of rc's function (its small twin when
+ * `small`), one round; *cpu gets the manager's CPU seconds per call. */
 static double
-calls_case(jshost *c, const char *host, const struct reply_case *rc, pid_t mpid,
-           double *cpu)
+calls_case(jshost *c, const char *host, const struct reply_case *rc, bool small,
+           pid_t mpid, double *cpu)
 {
+    const char *fn = small ? rc->small : rc->fn;
+    size_t want = small ? rc->small_len : rc->value_len;
     double t0, t, c0 = proc_cpu(mpid);
 
     t0 = now();
     for (int i = 0; i < rc->n; i++) {
         jshost_value v;
 
-        if (jshost_call(c, host, rc->fn, rc->data.data, rc->data.len, 10000,
-                        &v) < 0)
-            die("%s: call: %s", rc->fn, c->errstr);
-        if (v.len != rc->value_len)
-            die("%s: a result of %zu bytes, %zu before", rc->fn, v.len,
-                rc->value_len);
+        if (jshost_call(c, host, fn, rc->data.data, rc->data.len, 10000, &v) <
+            0)
+            die("%s: call: %s", fn, c->errstr);
+        if (v.len != want)
+            die("%s: a result of %zu bytes, %zu before", fn, v.len, want);
         jshost_value_free(&v);
     }
     t = (now() - t0) / rc->n;
@@ -575,14 +580,15 @@ remove_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
     return remove(path) < 0 ? -1 : 0;
 }
 
+/* The pid in DIR/manager.pid, DIR a runtime dir. */
 static pid_t
-manager_pid(void)
+manager_pid(const char *rundir)
 {
     char path[PATH_MAX];
     FILE *f;
     int pid = -1;
 
-    snprintf(path, sizeof path, "%s/run/manager.pid", tmpdir);
+    snprintf(path, sizeof path, "%s/manager.pid", rundir);
     f = fopen(path, "r");
     if (f == NULL)
         return -1;
@@ -590,6 +596,31 @@ manager_pid(void)
         pid = -1;
     fclose(f);
     return pid;
+}
+
+/* A manager spawned in rundir, every call of the handle relayed by it (its
+ * cost shows), attached to config. */
+static jshost *
+start_manager(const char *manager, const char *rundir, const char *config,
+              char **host, pid_t *pid)
+{
+    struct jshost_options o;
+    jshost *c;
+
+    jshost_options_init(&o);
+    o.runtime_dir = rundir;
+    o.manager_path = manager;
+    o.spawn = 1;
+    o.direct = 0;
+    c = jshost_connect(&o);
+    if (c == NULL || c->err != 0)
+        die("connect (manager): %s", c ? c->errstr : "out of memory");
+    *pid = manager_pid(rundir);
+    if (*pid <= 0)
+        die("no pid in %s/manager.pid", rundir);
+    if (jshost_attach(c, config, host, NULL) < 0)
+        die("attach (manager): %s", c->errstr);
+    return c;
 }
 
 static void
@@ -601,6 +632,16 @@ wait_gone(pid_t pid, const char *what)
         usleep(10000);
     }
     die("%s (pid %d) still runs 10 s after it was stopped", what, (int)pid);
+}
+
+/* Stops the manager behind c, waits until it is gone, frees c. */
+static void
+stop_manager(jshost *c, pid_t pid)
+{
+    if (jshost_shutdown(c) < 0)
+        die("shutdown: %s", c->errstr);
+    jshost_free(c);
+    wait_gone(pid, "the manager");
 }
 
 static double
@@ -620,7 +661,7 @@ main(int argc, char **argv)
 {
     const char *manager = getenv("JSHOST_MANAGER");
     const char *worker = getenv("JSHOST_WORKER");
-    char config[PATH_MAX], sock[PATH_MAX], rundir[PATH_MAX];
+    char config[PATH_MAX], sock[PATH_MAX], rundir[PATH_MAX], rundir0[PATH_MAX];
     double floor1 = 1e9, floor2 = 1e9, seq_direct = 1e9, seq_manager = 1e9;
     double pfloor1 = 1e9, pfloor2 = 1e9;
     struct spin sp;
@@ -628,15 +669,21 @@ main(int argc, char **argv)
     double pipe_direct = 0, pipe_manager = 0, rate, cpu;
     double cpu_direct = 1e9, cpu_manager = 1e9;
     struct jshost_options o;
-    char *hd = NULL, *hm = NULL, *hh = NULL;
-    jshost *cd, *cm, *ch;
-    pid_t wpid, mpid, fpids[3], ppids[3];
+    char *hd = NULL, *hm = NULL, *hh = NULL, *h0 = NULL;
+    jshost *cd, *cm, *ch, *c0;
+    pid_t wpid, mpid, mpid0, fpids[3], ppids[3];
     int ffds[2], pfds[2];
     /* Fewer calls a round where each takes long: about 1 s a round in all. */
     struct reply_case cases[] = {
         {.fn = "inc", .json = "{\"n\": 41}", .n = 1000},
-        {.fn = "nested_out", .json = "{\"seed\": 0}", .n = 400},
-        {.fn = "string_1m", .json = "{\"c\": \"x\"}", .n = 200},
+        {.fn = "nested_out",
+         .small = "nested_small",
+         .json = "{\"seed\": 0}",
+         .n = 400},
+        {.fn = "string_1m",
+         .small = "string_1m_small",
+         .json = "{\"c\": \"x\"}",
+         .n = 200},
     };
     size_t ncases = sizeof cases / sizeof cases[0], copy_max = 0;
     char *copy_src, *copy_dst;
@@ -666,19 +713,18 @@ main(int argc, char **argv)
 
     /* A manager started for us in a fresh runtime dir. */
     snprintf(rundir, sizeof rundir, "%s/run", tmpdir);
+    cm = start_manager(manager, rundir, config, &hm, &mpid);
+    /* Another that never polls (nor does its handle): every wait sleeps,
+     * so a call costs it the same wake-ups however long the JavaScript
+     * takes, and what the reply's bytes cost shows alone. */
+    snprintf(rundir0, sizeof rundir0, "%s/run0", tmpdir);
+    setenv("JSHOST_SPIN_US", "0", 1);
+    c0 = start_manager(manager, rundir0, config, &h0, &mpid0);
+    unsetenv("JSHOST_SPIN_US");
     jshost_options_init(&o);
     o.runtime_dir = rundir;
     o.manager_path = manager;
     o.spawn = 1;
-    o.direct = 0; /* every call relayed: the manager's cost shows */
-    cm = jshost_connect(&o);
-    if (cm == NULL || cm->err != 0)
-        die("connect (manager): %s", cm ? cm->errstr : "out of memory");
-    mpid = manager_pid();
-    if (mpid <= 0)
-        die("no pid in %s/run/manager.pid", tmpdir);
-    if (jshost_attach(cm, config, &hm, NULL) < 0)
-        die("attach (manager): %s", cm->errstr);
     /* A handle as a program gets it: attached through the manager, its
      * calls go to the worker's own socket. */
     o.direct = 1;
@@ -702,6 +748,14 @@ main(int argc, char **argv)
         rc->value_len = v.len;
         rc->reply = v.len + REPLY_ENVELOPE;
         jshost_value_free(&v);
+        if (rc->small != NULL) {
+            if (jshost_call(cm, hm, rc->small, rc->data.data, rc->data.len,
+                            10000, &v) < 0)
+                die("%s: call: %s", rc->small, cm->errstr);
+            rc->small_len = v.len;
+            jshost_value_free(&v);
+        }
+        rc->quiet_cpu = rc->small_cpu = 1e9;
         rc->floor_cpu = rc->floor_wall = rc->pfloor_cpu = rc->pfloor_wall = 1e9;
         rc->manager_cpu = rc->call_wall = rc->copy = 1e9;
         if (rc->reply > copy_max)
@@ -745,9 +799,15 @@ main(int argc, char **argv)
             t = floor_round(ffds[1], NULL, rc->reply, rc->n, fpids[2], &cpu);
             rc->floor_wall = min_of(rc->floor_wall, t);
             rc->floor_cpu = min_of(rc->floor_cpu, cpu);
-            t = calls_case(cm, hm, rc, mpid, &cpu);
+            t = calls_case(cm, hm, rc, false, mpid, &cpu);
             rc->call_wall = min_of(rc->call_wall, t);
             rc->manager_cpu = min_of(rc->manager_cpu, cpu);
+            calls_case(c0, h0, rc, false, mpid0, &cpu);
+            rc->quiet_cpu = min_of(rc->quiet_cpu, cpu);
+            if (rc->small != NULL) {
+                calls_case(c0, h0, rc, true, mpid0, &cpu);
+                rc->small_cpu = min_of(rc->small_cpu, cpu);
+            }
             t = memcpy_round(copy_dst, copy_src, rc->reply);
             rc->copy = min_of(rc->copy, t);
         }
@@ -760,11 +820,9 @@ main(int argc, char **argv)
     free(hh);
     jshost_free(ch);
     free(hm);
-    if (jshost_shutdown(cm) < 0)
-        die("shutdown: %s", cm->errstr);
-    jshost_free(cm);
-    if (mpid > 0)
-        wait_gone(mpid, "the manager");
+    stop_manager(cm, mpid);
+    free(h0);
+    stop_manager(c0, mpid0);
     free(hd);
     jshost_free(cd);
     kill(wpid, SIGTERM);
@@ -814,6 +872,23 @@ main(int argc, char **argv)
         printf("  %-20s  %21.1f  %22.1f  %8.1f  %24.2f  %19.2f\n", label,
                rc->pfloor_cpu * 1e6, rc->floor_cpu * 1e6, rc->manager_cpu * 1e6,
                rc->manager_cpu / rc->pfloor_cpu, rc->copy * 1e6);
+    }
+    /* A manager that sleeps in every wait, against itself running the same
+     * JavaScript with a small answer: what the answer's bytes cost it, beside
+     * what they cost a bare relay that blocks. */
+    printf("  what the reply's bytes cost: CPU per call, never polling, less "
+           "the same JavaScript's with a small reply (us)\n");
+    printf("  reply                   manager  small reply    growth  bare "
+           "relay's growth  memcpy of the reply\n");
+    for (size_t k = 0; k < ncases; k++) {
+        const struct reply_case *rc = &cases[k];
+        double small = rc->small != NULL ? rc->small_cpu : rc->quiet_cpu;
+        char label[64];
+
+        case_label(label, sizeof label, rc);
+        printf("  %-20s  %9.1f  %11.1f  %8.1f  %20.1f  %19.2f\n", label,
+               rc->quiet_cpu * 1e6, small * 1e6, (rc->quiet_cpu - small) * 1e6,
+               (rc->floor_cpu - cases[0].floor_cpu) * 1e6, rc->copy * 1e6);
     }
     printf("  the same, wall time per call (us)\n");
     printf("  reply                 relay floor (polling)  relay floor "
