@@ -45,6 +45,7 @@
 
 #include "jshost.h"
 #include "spin.h"
+#include "unixsock.h"
 
 #define NSEQ 2000    /* sequential round trips per round */
 #define NPIPE 10000  /* pipelined calls per round */
@@ -301,6 +302,18 @@ reap(pid_t pid)
         ;
 }
 
+/* A socketpair as jshost's sockets are: send buffers grown (unixsock.h),
+ * so that a big reply crosses a floor in as many pieces as it crosses
+ * jshost. */
+static void
+floor_pair(int sv[2])
+{
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        die("socketpair: %s", strerror(errno));
+    (void)unixsock_grow_sndbuf(sv[0]);
+    (void)unixsock_grow_sndbuf(sv[1]);
+}
+
 /* The floors' helpers: fds[0] talks to an echo, fds[1] to an echo behind a
  * relay; pids[] are the three children (pids[2] the relay), which poll
  * first with sp. */
@@ -309,20 +322,17 @@ floors_start(int fds[2], pid_t pids[3], struct spin *sp)
 {
     int a[2], b[2];
 
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a) < 0)
-        die("socketpair: %s", strerror(errno));
+    floor_pair(a);
     pids[0] = spawn_echo(a[1], a[0], sp);
     close(a[1]);
     fds[0] = a[0];
 
     /* Each child must hold only its own ends (fds[0] included), or an end left
      * open in the wrong process keeps the others from ever seeing EOF. */
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b) < 0)
-        die("socketpair: %s", strerror(errno));
+    floor_pair(b);
     pids[1] = spawn_echo(b[1], b[0], sp);
     close(b[1]);
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a) < 0)
-        die("socketpair: %s", strerror(errno));
+    floor_pair(a);
     pids[2] = spawn_relay(a[1], b[0], a[0], sp);
     close(a[1]);
     close(b[0]);
