@@ -61,6 +61,7 @@ typedef struct {
         char *data;
         size_t cap;
     } rooms[8];
+    struct pyconn_room big[2]; /* rooms past ROOM_KEEP (pyconn.c) */
     /* Callables: callback id -> callable (a dict, under the GIL), the next
      * id to try, how many there are (read by the invoke handler, which has
      * no GIL) and who starts the callback threads (on_callable(permanent)). */

@@ -102,19 +102,31 @@ conn_interrupt_check(void *user)
     return r < 0;
 }
 
-/* Bigger room than this is not kept for the next call (a big payload costs
- * its copies anyway; an idle client should not hold megabytes). */
+/* Rooms up to this size are kept for the next calls, eight at most. */
 #define ROOM_KEEP (64 * 1024)
+/* And two bigger rooms (a big request's and a big result's), up to this each:
+ * memory fresh from the system costs a page fault per 4 KiB on first touch,
+ * which for a 1 MiB result was two thirds of the client's CPU
+ * (bench/FINDINGS.md). An idle client holds at most twice this more. */
+#define ROOM_BIG_MAX (16 * 1024 * 1024)
 /* Room made for results the first time: a small result is the common case. */
 #define ROOM_RESULT 4096
 
+/* A kept room: for a result, the biggest (any result may turn out to need
+ * it); for packing a request, a small one first, else the smaller big one. */
 static struct pyconn_room
-room_take(ConnObject *self)
+room_take(ConnObject *self, bool result)
 {
-    struct pyconn_room r = {NULL, 0};
+    struct pyconn_room r = {NULL, 0}, *b = &self->big[0];
 
-    if (self->nrooms > 0)
-        r = self->rooms[--self->nrooms];
+    if (self->big[1].data != NULL &&
+        (b->data == NULL || (self->big[1].cap > b->cap) == result))
+        b = &self->big[1];
+    if (self->nrooms > 0 && (!result || b->data == NULL))
+        return self->rooms[--self->nrooms];
+    r = *b;
+    b->data = NULL;
+    b->cap = 0;
     return r;
 }
 
@@ -125,6 +137,12 @@ room_give(ConnObject *self, struct pyconn_room r)
 
     if (r.data != NULL && r.cap <= ROOM_KEEP && self->nrooms < n)
         self->rooms[self->nrooms++] = r;
+    else if (r.data != NULL && r.cap > ROOM_KEEP && r.cap <= ROOM_BIG_MAX &&
+             self->big[0].data == NULL)
+        self->big[0] = r;
+    else if (r.data != NULL && r.cap > ROOM_KEEP && r.cap <= ROOM_BIG_MAX &&
+             self->big[1].data == NULL)
+        self->big[1] = r;
     else
         free(r.data);
 }
@@ -239,6 +257,11 @@ conn_dealloc(ConnObject *self)
     Py_XDECREF(self->console);
     while (self->nrooms > 0)
         free(self->rooms[--self->nrooms].data);
+    for (int i = 0; i < 2; i++) {
+        free(self->big[i].data);
+        self->big[i].data = NULL;
+        self->big[i].cap = 0;
+    }
     pycallable_invokes_free(self->inv_head);
     Py_XDECREF(self->callables);
     Py_XDECREF(self->on_callable);
@@ -281,7 +304,7 @@ conn_closed(ConnObject *self, void *unused)
 static void
 pack_begin(ConnObject *self, struct pyvalue_pack *st, const char *root)
 {
-    struct pyconn_room r = room_take(self);
+    struct pyconn_room r = room_take(self, false);
 
     pyvalue_pack_init(st, root);
     st->sb.data = r.data;
@@ -322,7 +345,7 @@ conn_request_packed(ConnObject *self, const char *method,
 
     if (c == NULL)
         return NULL;
-    res = room_take(self);
+    res = room_take(self, true);
     if (res.data == NULL && (res.data = malloc(ROOM_RESULT)) != NULL)
         res.cap = ROOM_RESULT;
     pyconn_call_init(&r);

@@ -70,9 +70,9 @@ def test_closed_host_refuses_calls(main_config):
 
 
 def test_results_of_every_size_from_many_threads(host):
-    # Around and far past the room kept for results (4 KiB first, 64 KiB at
-    # most), mixed, so that rooms grow, are kept, dropped and shared between
-    # threads.
+    # Around and far past the small rooms kept for results (4 KiB first, 64
+    # KiB at most) and into the two big ones, mixed, so that rooms grow, are
+    # kept, dropped and shared between threads.
     sizes = [0, 1, 4000, 4090, 4096, 4200, 65000, 65536, 70000, 1024 * 1024 + 10,
              3 * 1024 * 1024]
     failures = []
@@ -93,3 +93,14 @@ def test_results_of_every_size_from_many_threads(host):
     for t in threads:
         t.join()
     assert failures == []
+
+
+def test_big_rooms_kept_and_dropped(host):
+    # The two big rooms (up to 16 MiB each) hold a request's and a result's
+    # bytes between calls; bigger ones are not kept. Sizes that fit one and
+    # not the other, one after another, must each come back whole.
+    mib = 1024 * 1024
+    for i, n in enumerate([17 * mib, mib, 16 * mib - 64, 100, 16 * mib + 64,
+                           2 * mib, 3 * mib, 10]):
+        s = chr(ord("A") + i) * n
+        assert host.call("echo", s) == s
