@@ -828,20 +828,19 @@ rpcstream_begin(struct rpcstream *s, msgpack_packer *pk)
 void
 rpcstream_commit(struct rpcstream *s)
 {
-    if (s->hint_open) {
+    /* (the bytes may have been dropped meanwhile: nothing to announce) */
+    if (s->hint_open && s->out.size >= s->hint_at + PROTO_HINT_BYTES) {
         char *at = s->out.data + s->hint_at;
         size_t len = s->out.size - s->hint_at - PROTO_HINT_BYTES;
 
-        s->hint_open = false;
-        if (s->out.size < s->hint_at + PROTO_HINT_BYTES) {
-            /* dropped meanwhile: nothing to announce */
-        } else if (len >= RPCSTREAM_HINT_MIN) {
+        if (len >= RPCSTREAM_HINT_MIN) {
             proto_size_hint(at, (uint32_t)len);
         } else {
             memmove(at, at + PROTO_HINT_BYTES, len);
             s->out.size -= PROTO_HINT_BYTES;
         }
     }
+    s->hint_open = false;
     if (s->closing || s->out.size <= s->counted)
         return;
     rpcstream_queued(s, s->out.size - s->counted);
@@ -890,8 +889,11 @@ rpcstream_forward(struct rpcstream *s, const char *head, size_t head_len,
             head_len = 0;
         }
     }
-    msgpack_sbuffer_write(&s->out, head, head_len);
-    msgpack_sbuffer_write(&s->out, body, body_len);
+    /* (msgpack-c copies even 0 bytes, to a NULL buffer) */
+    if (head_len > 0)
+        msgpack_sbuffer_write(&s->out, head, head_len);
+    if (body_len > 0)
+        msgpack_sbuffer_write(&s->out, body, body_len);
     rpcstream_queued(s, head_len + body_len);
 }
 

@@ -777,6 +777,8 @@ hinted_head(struct frame *f, const char *bytes)
         if (k + 1 < root.len && proto_cur_skip(&c) != 0)
             return -EPROTO;
     }
+    if (f->at1[root.len - 1] >= f->size)
+        return -EPROTO; /* the last item is missing */
     /* Requests and notifications: where their first params start. */
     if ((uint8_t)bytes[f->at1[0]] == PROTO_RESPONSE)
         return 0;
