@@ -831,10 +831,18 @@ worker_pack(struct worker *w, struct call *c)
     struct context *x = c->context != 0 && c->kind != CALL_CONTEXT_CREATE
                             ? context_find(c->context)
                             : NULL;
+    struct proto_head head;
     msgpack_packer pk;
 
-    if (!w->stream_open || w->stream == NULL ||
-        !rpcstream_begin(w->stream, &pk))
+    if (!w->stream_open || w->stream == NULL)
+        return;
+    if ((x == NULL || c->nparams == 0) &&
+        proto_request_head(&head, c->wid, c->method) == 0) {
+        rpcstream_forward(w->stream, head.bytes, head.len, c->params,
+                          c->params_len);
+        return;
+    }
+    if (!rpcstream_begin(w->stream, &pk))
         return;
     if (x != NULL && c->nparams > 0) {
         proto_write_request(&pk, c->wid, c->method, c->nparams);

@@ -423,13 +423,17 @@ int proto_write_request(msgpack_packer *pk, uint32_t msgid, const char *method,
 int proto_write_notification(msgpack_packer *pk, const char *method,
                              uint32_t nparams);
 int proto_write_result(msgpack_packer *pk, uint32_t msgid);
-/* A response's head up to its msgid, `[1, msgid` of a 4-array: what a relay
- * writes in front of the error and result it forwards as they came. */
+/* A message's head up to what a relay forwards as it came: `[1, msgid` of a
+ * response (its error and result follow), `[0, msgid, method` of a request
+ * (its params follow). proto_request_head: 0, or -ENOSPC for a method name
+ * too long for the room (pack the request whole instead). */
 struct proto_head {
-    char bytes[16];
+    char bytes[48];
     size_t len;
 };
 void proto_response_head(struct proto_head *h, uint32_t msgid);
+int proto_request_head(struct proto_head *h, uint32_t msgid,
+                       const char *method);
 int proto_write_error(msgpack_packer *pk, uint32_t msgid,
                       const struct proto_error *err);
 /* Packs just the error map {"type","message","name","stack","logfile"}; all

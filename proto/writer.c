@@ -114,6 +114,21 @@ proto_response_head(struct proto_head *h, uint32_t msgid)
 }
 
 int
+proto_request_head(struct proto_head *h, uint32_t msgid, const char *method)
+{
+    msgpack_packer pk;
+
+    h->len = 0;
+    msgpack_packer_init(&pk, h, head_write);
+    if (msgpack_pack_array(&pk, 4) != 0 ||
+        msgpack_pack_uint8(&pk, PROTO_REQUEST) != 0 ||
+        msgpack_pack_uint32(&pk, msgid) != 0 ||
+        proto_pack_strn(&pk, method, strlen(method)) != 0)
+        return -ENOSPC;
+    return 0;
+}
+
+int
 proto_pack_error(msgpack_packer *pk, const struct proto_error *err)
 {
     const char *type = proto_errtype_name(err->type);

@@ -418,6 +418,37 @@ test_response_head(void **state)
     }
 }
 
+/* A relay's request head, then the params as they came: the request reads
+ * back with that msgid and method; a method too long for the room is
+ * refused, for the caller to pack the request whole. */
+static void
+test_request_head(void **state)
+{
+    static const unsigned char params[] = {0x91, 0x2a}; /* [42] */
+    char longname[64];
+    struct proto_head h;
+    struct proto_msg m;
+    char cause[PROTO_CAUSE_MAX];
+    struct proto_reader *r = proto_reader_new(0);
+    (void)state;
+
+    assert_int_equal(proto_request_head(&h, 70000, PROTO_M_CONTEXT_DESTROY), 0);
+    assert_int_equal(proto_reader_feed(r, h.bytes, h.len), 0);
+    assert_int_equal(proto_reader_feed(r, (const char *)params, sizeof params),
+                     0);
+    assert_int_equal(proto_reader_next(r, &m, cause), 1);
+    assert_int_equal(m.kind, PROTO_REQUEST);
+    assert_int_equal(m.msgid, 70000);
+    assert_true(proto_msg_is(&m, PROTO_M_CONTEXT_DESTROY));
+    assert_int_equal(m.params.via.array.size, 1);
+    assert_int_equal(m.params.via.array.ptr[0].via.u64, 42);
+    proto_msg_release(&m);
+    proto_reader_free(r);
+    memset(longname, 'm', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    assert_int_equal(proto_request_head(&h, 1, longname), -ENOSPC);
+}
+
 int
 main(void)
 {
@@ -433,6 +464,7 @@ main(void)
         cmocka_unit_test(test_announced_request_params),
         cmocka_unit_test(test_room_for_the_announced_rest),
         cmocka_unit_test(test_response_head),
+        cmocka_unit_test(test_request_head),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
