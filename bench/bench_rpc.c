@@ -608,11 +608,13 @@ manager_pid(const char *rundir)
     return pid;
 }
 
-/* A manager spawned in rundir, every call of the handle relayed by it (its
- * cost shows), attached to config. */
+/* A handle on the manager in rundir (spawned if need be), attached to
+ * config: every call relayed by the manager (its cost shows), or, `direct`,
+ * sent to the worker's own socket as a program's calls are. *pid (may be
+ * NULL) gets the manager's pid. */
 static jshost *
 start_manager(const char *manager, const char *rundir, const char *config,
-              char **host, pid_t *pid)
+              bool direct, char **host, pid_t *pid)
 {
     struct jshost_options o;
     jshost *c;
@@ -621,12 +623,11 @@ start_manager(const char *manager, const char *rundir, const char *config,
     o.runtime_dir = rundir;
     o.manager_path = manager;
     o.spawn = 1;
-    o.direct = 0;
+    o.direct = direct;
     c = jshost_connect(&o);
     if (c == NULL || c->err != 0)
         die("connect (manager): %s", c ? c->errstr : "out of memory");
-    *pid = manager_pid(rundir);
-    if (*pid <= 0)
+    if (pid != NULL && (*pid = manager_pid(rundir)) <= 0)
         die("no pid in %s/manager.pid", rundir);
     if (jshost_attach(c, config, host, NULL) < 0)
         die("attach (manager): %s", c->errstr);
@@ -678,7 +679,6 @@ main(int argc, char **argv)
     double seq_host = 1e9;
     double pipe_direct = 0, pipe_manager = 0, rate, cpu;
     double cpu_direct = 1e9, cpu_manager = 1e9;
-    struct jshost_options o;
     char *hd = NULL, *hm = NULL, *hh = NULL, *h0 = NULL;
     jshost *cd, *cm, *ch, *c0;
     pid_t wpid, mpid, mpid0, fpids[3], ppids[3];
@@ -723,26 +723,17 @@ main(int argc, char **argv)
 
     /* A manager started for us in a fresh runtime dir. */
     snprintf(rundir, sizeof rundir, "%s/run", tmpdir);
-    cm = start_manager(manager, rundir, config, &hm, &mpid);
+    cm = start_manager(manager, rundir, config, false, &hm, &mpid);
     /* Another that never polls (nor does its handle): every wait sleeps,
      * so a call costs it the same wake-ups however long the JavaScript
      * takes, and what the reply's bytes cost shows alone. */
     snprintf(rundir0, sizeof rundir0, "%s/run0", tmpdir);
     setenv("JSHOST_SPIN_US", "0", 1);
-    c0 = start_manager(manager, rundir0, config, &h0, &mpid0);
+    c0 = start_manager(manager, rundir0, config, false, &h0, &mpid0);
     unsetenv("JSHOST_SPIN_US");
-    jshost_options_init(&o);
-    o.runtime_dir = rundir;
-    o.manager_path = manager;
-    o.spawn = 1;
     /* A handle as a program gets it: attached through the manager, its
      * calls go to the worker's own socket. */
-    o.direct = 1;
-    ch = jshost_connect(&o);
-    if (ch == NULL || ch->err != 0)
-        die("connect (host): %s", ch ? ch->errstr : "out of memory");
-    if (jshost_attach(ch, config, &hh, NULL) < 0)
-        die("attach (host): %s", ch->errstr);
+    ch = start_manager(manager, rundir, config, true, &hh, NULL);
 
     /* The replies' sizes, from the first call of each (a warm-up too). */
     for (size_t k = 0; k < ncases; k++) {

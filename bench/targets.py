@@ -47,23 +47,28 @@ RELAY_HEADER = "  the manager against a bare relay"
 RELAY_COLUMNS = ("floor_polling", "floor_blocking", "manager", "ratio", "memcpy")
 
 
-def relay_figures(text):
-    """bench_rpc's manager against a bare relay, by reply size:
-    {case: {column: us per call}} (CPU per call; memcpy of the reply)."""
+def case_table(text, header, columns):
+    """One of bench_rpc's tables by reply size, the one under the line that
+    starts with header: {case: {column: figure}}."""
     out = {}
     on = False
     for line in text.splitlines():
-        if line.startswith(RELAY_HEADER):
+        if line.startswith(header):
             on = True
             continue
         if not on or line.startswith("  reply "):
             continue
-        m = re.match(r"  (\w+) \([^)]*\)((?:\s+[0-9.]+){%d})\s*$" % len(RELAY_COLUMNS),
-                     line)
+        m = re.match(r"  (\w+) \([^)]*\)((?:\s+-?[0-9.]+){%d})\s*$" % len(columns), line)
         if not m:
             break
-        out[m.group(1)] = dict(zip(RELAY_COLUMNS, map(float, m.group(2).split())))
+        out[m.group(1)] = dict(zip(columns, map(float, m.group(2).split())))
     return out
+
+
+def relay_figures(text):
+    """bench_rpc's manager against a bare relay, by reply size (CPU per
+    call; memcpy of the reply)."""
+    return case_table(text, RELAY_HEADER, RELAY_COLUMNS)
 
 
 def value_ratios(text, program):
@@ -102,21 +107,8 @@ GROWTH_COLUMNS = ("manager", "small", "growth", "relay_growth", "memcpy")
 
 
 def growth_figures(text):
-    """bench_rpc's growth table: {case: {column: us per call}}."""
-    out = {}
-    on = False
-    for line in text.splitlines():
-        if line.startswith(GROWTH_HEADER):
-            on = True
-            continue
-        if not on or line.startswith("  reply "):
-            continue
-        m = re.match(r"  (\w+) \([^)]*\)((?:\s+-?[0-9.]+){%d})\s*$" % len(GROWTH_COLUMNS),
-                     line)
-        if not m:
-            break
-        out[m.group(1)] = dict(zip(GROWTH_COLUMNS, map(float, m.group(2).split())))
-    return out
+    """bench_rpc's growth table: what a reply's bytes cost, us per call."""
+    return case_table(text, GROWTH_HEADER, GROWTH_COLUMNS)
 
 
 class Table:

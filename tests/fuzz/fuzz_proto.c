@@ -591,6 +591,33 @@ holds_hint(const uint8_t *data, size_t size)
     return memmem(data, size, hint, PROTO_HINT_BYTES - 4) != NULL;
 }
 
+/* The stream with hints (hinted_stream), read in pieces by a reader that
+ * takes them: checked into *out, or loosely when out is NULL. */
+static void
+read_hinted(const uint8_t *data, size_t size, size_t max_message, bool wrong,
+            uint32_t seed, struct outcome *out)
+{
+    struct proto_reader *r = proto_reader_new(max_message);
+    msgpack_sbuffer sb;
+
+    CHECK(r != NULL);
+    proto_reader_take_hints(r);
+    hinted_stream(data, size, max_message, wrong, seed, &sb);
+    feed_pieces(r, (const uint8_t *)sb.data, sb.size, max_message, seed, out);
+    proto_reader_free(r);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void
+same_outcome(const struct outcome *a, const struct outcome *b)
+{
+    CHECK(a->messages == b->messages);
+    CHECK(a->bytes == b->bytes);
+    CHECK(a->digest == b->digest);
+    CHECK(a->end == b->end);
+    CHECK(strcmp(a->cause, b->cause) == 0);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
@@ -626,41 +653,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     feed_pieces(r, data, size, max_message, seed, &pieces);
     proto_reader_free(r);
 
-    CHECK(whole.messages == pieces.messages);
-    CHECK(whole.bytes == pieces.bytes);
-    CHECK(whole.digest == pieces.digest);
-    CHECK(whole.end == pieces.end);
-    CHECK(strcmp(whole.cause, pieces.cause) == 0);
+    same_outcome(&whole, &pieces);
 
     if (!holds_hint(data, size)) {
         struct outcome hinted = {0};
-        msgpack_sbuffer sb;
 
-        hinted_stream(data, size, max_message, false, seed, &sb);
-        r = proto_reader_new(max_message);
-        CHECK(r != NULL);
-        proto_reader_take_hints(r);
-        feed_pieces(r, (const uint8_t *)sb.data, sb.size, max_message, seed,
-                    &hinted);
-        proto_reader_free(r);
-        msgpack_sbuffer_destroy(&sb);
-        CHECK(whole.messages == hinted.messages);
-        CHECK(whole.bytes == hinted.bytes);
-        CHECK(whole.digest == hinted.digest);
-        CHECK(whole.end == hinted.end);
-        CHECK(strcmp(whole.cause, hinted.cause) == 0);
+        read_hinted(data, size, max_message, false, seed, &hinted);
+        same_outcome(&whole, &hinted);
     }
-    {
-        msgpack_sbuffer sb;
-
-        hinted_stream(data, size, max_message, true, seed, &sb);
-        r = proto_reader_new(max_message);
-        CHECK(r != NULL);
-        proto_reader_take_hints(r);
-        feed_pieces(r, (const uint8_t *)sb.data, sb.size, max_message, seed,
-                    NULL);
-        proto_reader_free(r);
-        msgpack_sbuffer_destroy(&sb);
-    }
+    read_hinted(data, size, max_message, true, seed, NULL);
     return 0;
 }

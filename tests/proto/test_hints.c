@@ -16,18 +16,7 @@
 
 #include "methods.h"
 #include "proto.h"
-
-struct sb {
-    msgpack_sbuffer buf;
-    msgpack_packer pk;
-};
-
-static void
-sb_init(struct sb *s)
-{
-    msgpack_sbuffer_init(&s->buf);
-    msgpack_packer_init(&s->pk, &s->buf, msgpack_sbuffer_write);
-}
+#include "tp_sb.h"
 
 /* Appends a hint announcing n bytes. */
 static void

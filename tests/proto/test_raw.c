@@ -12,18 +12,7 @@
 #include <cmocka.h>
 
 #include "proto.h"
-
-struct sb {
-    msgpack_sbuffer buf;
-    msgpack_packer pk;
-};
-
-static void
-sb_init(struct sb *s)
-{
-    msgpack_sbuffer_init(&s->buf);
-    msgpack_packer_init(&s->pk, &s->buf, msgpack_sbuffer_write);
-}
+#include "tp_sb.h"
 
 /* [0, msgid, "call", ["host1", "fn", {"a": [1, 2]}, {"timeout_ms": 500}]] */
 static void

@@ -11,25 +11,7 @@
 #include <cmocka.h>
 
 #include "proto.h"
-
-/* A packer over a fresh sbuffer; freed by the test with sb_done. */
-struct sb {
-    msgpack_sbuffer buf;
-    msgpack_packer pk;
-};
-
-static void
-sb_init(struct sb *s)
-{
-    msgpack_sbuffer_init(&s->buf);
-    msgpack_packer_init(&s->pk, &s->buf, msgpack_sbuffer_write);
-}
-
-static void
-sb_done(struct sb *s)
-{
-    msgpack_sbuffer_destroy(&s->buf);
-}
+#include "tp_sb.h"
 
 /* Feeds and expects exactly one message back. */
 static void
