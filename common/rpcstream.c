@@ -767,6 +767,13 @@ rpcstream_queued(struct rpcstream *s, size_t len)
         rpcstream_pause(s, RPCSTREAM_PAUSE_BACKLOG);
 }
 
+/* A message this long is announced (a hint counts up to 4 GiB). */
+static bool
+hint_wanted(size_t len)
+{
+    return len >= RPCSTREAM_HINT_MIN && len <= UINT32_MAX;
+}
+
 void
 rpcstream_send_hints(struct rpcstream *s)
 {
@@ -789,7 +796,7 @@ rpcstream_send(struct rpcstream *s, struct rpcstream_msg *m)
         msgpack_sbuffer_destroy(&m->sb);
         return;
     }
-    if (s->hints && len >= RPCSTREAM_HINT_MIN) {
+    if (s->hints && hint_wanted(len)) {
         proto_size_hint(hint, (uint32_t)len);
         msgpack_sbuffer_write(&s->out, hint, sizeof hint);
         len += sizeof hint;
@@ -833,7 +840,7 @@ rpcstream_commit(struct rpcstream *s)
         char *at = s->out.data + s->hint_at;
         size_t len = s->out.size - s->hint_at - PROTO_HINT_BYTES;
 
-        if (len >= RPCSTREAM_HINT_MIN) {
+        if (hint_wanted(len)) {
             proto_size_hint(at, (uint32_t)len);
         } else {
             memmove(at, at + PROTO_HINT_BYTES, len);
@@ -857,7 +864,7 @@ rpcstream_forward(struct rpcstream *s, const char *head, size_t head_len,
 
     if (s->closing || s->close_when_flushed)
         return;
-    if (s->hints && len >= RPCSTREAM_HINT_MIN) {
+    if (s->hints && hint_wanted(len)) {
         proto_size_hint(hint, (uint32_t)len);
         msgpack_sbuffer_write(&s->out, hint, sizeof hint);
         rpcstream_queued(s, sizeof hint);
