@@ -69,7 +69,10 @@ def test_a_misspelt_setting_is_warned_about(workdir):
         assert "`timout` looks like a misspelt `timeout`" in timout
         assert "`Workers` looks like a misspelt `workers`" in workers
         assert all(w.startswith(os.path.realpath(cfg) + ": ") for w in h.warnings)
-        assert log_has(h, "`timout` looks like a misspelt `timeout`")
+        # the worker logs it through its output pipe, which the manager may
+        # read after it has passed the attach on
+        wait_for("the warning in the host's log",
+                 lambda: log_has(h, "`timout` looks like a misspelt `timeout`"))
     # the command says so on stderr, and still answers
     out = subprocess.run([CLI, "call", cfg, "f"], capture_output=True, text=True,
                          timeout=WAIT)
