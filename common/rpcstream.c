@@ -607,6 +607,16 @@ rpcstream_out_reset(struct rpcstream *s)
     }
 }
 
+/* uv_try_write: the bytes written, 0 when earlier writes are still queued or
+ * the socket is full, or a negative error. */
+static int
+rpcstream_try_write(struct rpcstream *s, uv_buf_t *b, unsigned nbufs)
+{
+    int rc = uv_try_write((uv_stream_t *)&s->pipe, b, nbufs);
+
+    return rc == UV_EAGAIN || rc == UV_ENOSYS ? 0 : rc;
+}
+
 /* Hands what s has gathered to the socket: one write for the whole batch,
  * tried at once; a uv_write only for what the socket did not take. */
 static void
@@ -625,9 +635,7 @@ rpcstream_flush_one(struct rpcstream *s)
     s->write_bytes += len - s->counted;
     s->counted = 0;
     b = uv_buf_init(s->out.data, (unsigned)len);
-    n = uv_try_write((uv_stream_t *)&s->pipe, &b, 1);
-    if (n == UV_EAGAIN || n == UV_ENOSYS)
-        n = 0; /* earlier writes still queued, or the socket is full */
+    n = rpcstream_try_write(s, &b, 1);
     if (n < 0) {
         s->write_bytes -= len;
         rpcstream_out_reset(s);
@@ -774,6 +782,20 @@ hint_wanted(size_t len)
     return len >= RPCSTREAM_HINT_MIN && len <= UINT32_MAX;
 }
 
+/* Gathers the hint for a message of len bytes about to be gathered, when s
+ * announces such: the bytes it took (0 or PROTO_HINT_BYTES). */
+static size_t
+rpcstream_gather_hint(struct rpcstream *s, size_t len)
+{
+    char hint[PROTO_HINT_BYTES];
+
+    if (!s->hints || !hint_wanted(len))
+        return 0;
+    proto_size_hint(hint, (uint32_t)len);
+    msgpack_sbuffer_write(&s->out, hint, sizeof hint);
+    return sizeof hint;
+}
+
 void
 rpcstream_send_hints(struct rpcstream *s)
 {
@@ -790,17 +812,12 @@ void
 rpcstream_send(struct rpcstream *s, struct rpcstream_msg *m)
 {
     size_t len = m->sb.size;
-    char hint[PROTO_HINT_BYTES];
 
     if (s->closing || s->close_when_flushed || len == 0) {
         msgpack_sbuffer_destroy(&m->sb);
         return;
     }
-    if (s->hints && hint_wanted(len)) {
-        proto_size_hint(hint, (uint32_t)len);
-        msgpack_sbuffer_write(&s->out, hint, sizeof hint);
-        len += sizeof hint;
-    }
+    len += rpcstream_gather_hint(s, len);
     if (s->out.size == 0 && s->out.alloc < m->sb.size) {
         /* Take the message's buffer as it is: no copy for a big first one. */
         msgpack_sbuffer_destroy(&s->out);
@@ -858,24 +875,20 @@ rpcstream_forward(struct rpcstream *s, const char *head, size_t head_len,
                   const char *body, size_t body_len)
 {
     size_t len = head_len + body_len, n;
-    char hint[PROTO_HINT_BYTES];
     uv_buf_t b[2];
     int rc;
 
     if (s->closing || s->close_when_flushed)
         return;
-    if (s->hints && hint_wanted(len)) {
-        proto_size_hint(hint, (uint32_t)len);
-        msgpack_sbuffer_write(&s->out, hint, sizeof hint);
-        rpcstream_queued(s, sizeof hint);
-    }
+    /* (a hint gathered first: the message then follows it, copied) */
+    n = rpcstream_gather_hint(s, len);
+    if (n > 0)
+        rpcstream_queued(s, n);
     if (body_len >= RPCSTREAM_DIRECT_MIN && s->out.size == 0 &&
         s->write_bytes == 0) {
         b[0] = uv_buf_init((char *)head, (unsigned)head_len);
         b[1] = uv_buf_init((char *)body, (unsigned)body_len);
-        rc = uv_try_write((uv_stream_t *)&s->pipe, b, 2);
-        if (rc == UV_EAGAIN || rc == UV_ENOSYS)
-            rc = 0; /* the socket is full */
+        rc = rpcstream_try_write(s, b, 2);
         if (rc < 0) {
             rpcstream_end(s, rc, uv_strerror(rc));
             rpcstream_written_soon(s);

@@ -836,26 +836,21 @@ worker_pack(struct worker *w, struct call *c)
 
     if (!w->stream_open || w->stream == NULL)
         return;
-    if ((x == NULL || c->nparams == 0) &&
-        proto_request_head(&head, c->wid, c->method) == 0) {
-        rpcstream_forward(w->stream, head.bytes, head.len, c->params,
-                          c->params_len);
-        return;
-    }
-    if (!rpcstream_begin(w->stream, &pk))
-        return;
     if (x != NULL && c->nparams > 0) {
+        if (!rpcstream_begin(w->stream, &pk))
+            return;
         proto_write_request(&pk, c->wid, c->method, c->nparams);
         msgpack_pack_uint64(&pk, x->worker_context);
         proto_pack_raw(&pk, c->params + c->rest_at, c->params_len - c->rest_at);
-    } else {
-        msgpack_pack_array(&pk, 4);
-        msgpack_pack_uint8(&pk, PROTO_REQUEST);
-        msgpack_pack_uint32(&pk, c->wid);
-        proto_pack_cstr(&pk, c->method);
-        proto_pack_raw(&pk, c->params, c->params_len);
+        rpcstream_commit(w->stream);
+        return;
     }
-    rpcstream_commit(w->stream);
+    /* c->method is one of the forwarded methods' names (client.c): a head
+     * always holds it. */
+    if (proto_request_head(&head, c->wid, c->method) < 0)
+        fatalx("method '%s' does not fit a request head", c->method);
+    rpcstream_forward(w->stream, head.bytes, head.len, c->params,
+                      c->params_len);
 }
 
 /* A request goes to w: if it owed nothing, its silence counts from now. */
