@@ -216,6 +216,7 @@ invoke_from_worker(struct worker *w, const struct proto_raw *raw)
     proto_pack_raw(&pk, raw->bytes + raw->param_at[0],
                    raw->param_at[2] - raw->param_at[0]);
     rpcstream_commit(owner->stream);
+    w->forwarded_unread += raw->hinted;
     return true;
 }
 

@@ -478,6 +478,9 @@ struct worker {
     uint64_t ncalls, nerrors, wire_inflight;
     uint64_t rss, heap_used, heap_limit;
     double p50_ms, p99_ms;
+    /* Its messages passed on as their size hints announced them, items
+     * unread: answers and reverse calls' args (the manager's own figure). */
+    uint64_t forwarded_unread;
 };
 
 struct worker *worker_spawn(struct host *h, char **cause);

@@ -52,7 +52,7 @@ status_pack_worker(msgpack_packer *pk, struct worker *w)
 {
     uint64_t now = manager_now();
 
-    msgpack_pack_map(pk, 12);
+    msgpack_pack_map(pk, 13);
     pack_kv_u64(pk, PROTO_K_PID, (uint64_t)w->pid);
     proto_pack_cstr(pk, PROTO_K_STATE);
     proto_pack_cstr(pk, worker_state_name(w->state));
@@ -71,6 +71,7 @@ status_pack_worker(msgpack_packer *pk, struct worker *w)
     msgpack_pack_double(pk, w->p99_ms);
     proto_pack_cstr(pk, PROTO_K_DIRECT);
     proto_pack_cstr(pk, w->direct_path);
+    pack_kv_u64(pk, PROTO_K_FORWARDED_UNREAD, w->forwarded_unread);
 }
 
 void

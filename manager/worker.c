@@ -224,6 +224,7 @@ worker_on_raw(void *owner, const struct proto_raw *raw)
         rpcstream_forward(c->client->stream, head.bytes, head.len,
                           raw->bytes + raw->error_at,
                           raw->size - raw->error_at);
+        w->forwarded_unread += raw->hinted;
     }
     worker_call_finished(w, c);
     return true;

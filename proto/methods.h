@@ -145,6 +145,9 @@
 #define PROTO_K_PARTIAL_BYTES "partial_bytes"
 #define PROTO_K_P50_MS "p50_ms"
 #define PROTO_K_P99_MS "p99_ms"
+/* status: a worker's messages the manager forwarded as their size hints
+ * announced them, unread. */
+#define PROTO_K_FORWARDED_UNREAD "forwarded_unread"
 
 /* invoke's owner param (manager <-> worker only): the call or the context
  * the callable belongs to. */

@@ -113,6 +113,9 @@ struct proto_raw {
     uint32_t nparams;
     size_t param_at[PROTO_RAW_PARAMS];
     size_t error_at, result_at;
+    /* Announced by a size hint: taken whole, its items unread (they are
+     * read through if it is ever unpacked). */
+    bool hinted;
 };
 
 /* One whole msgpack item inside a message's bytes; len 0 = absent. */

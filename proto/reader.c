@@ -803,6 +803,7 @@ frame_raw(const struct frame *f, const char *at, struct proto_raw *raw,
 {
     struct frame h;
 
+    raw->hinted = f->hinted;
     if (!f->hinted)
         return raw_validate(f, at, raw, cause);
     h = *f;

@@ -95,7 +95,10 @@ test_announced_message_unread(void **state)
     assert_int_equal(raw.size, sizeof lie);
     assert_memory_equal(raw.bytes, lie, sizeof lie);
     assert_int_equal(raw.result_at, 4);
+    assert_true(raw.hinted);
     proto_reader_skip(r);
+    assert_int_equal(proto_reader_peek(r, &raw, cause), 1);
+    assert_false(raw.hinted);
     expect_peek_response(r, 8, s.buf.size - PROTO_HINT_BYTES - sizeof lie);
     assert_int_equal(proto_reader_pending(r), 0);
     proto_reader_free(r);

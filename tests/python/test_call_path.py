@@ -2,6 +2,7 @@
 Python would take them, the timeout's conversion, and results of every size
 through the room the connection keeps between calls, from many threads."""
 
+import os
 import threading
 
 import pytest
@@ -104,3 +105,33 @@ def test_big_rooms_kept_and_dropped(host):
                            2 * mib, 3 * mib, 10]):
         s = chr(ord("A") + i) * n
         assert host.call("echo", s) == s
+
+
+def test_the_manager_passes_big_answers_on_unread(main_config):
+    # A worker announces each message of 1 KiB or more with its size, and the
+    # manager passes those on without reading their items; its status counts
+    # them per worker. Small ones, and calls that skip the manager, do not
+    # count.
+    os.environ["JSHOST_DIRECT"] = "0"
+    try:
+        relayed = jshost.Host(main_config)
+    finally:
+        del os.environ["JSHOST_DIRECT"]
+    big = {"k%d" % i: {"i": i, "s": "s%d" % i} for i in range(1000)}
+    with relayed, jshost.Host(main_config) as direct:
+        def unread():
+            (worker,) = relayed.status()["workers"]
+            return worker["forwarded_unread"]
+
+        before = unread()
+        for i in range(5):
+            assert relayed.call("echo", big) == big
+            assert relayed.call("echo", i) == i
+            assert direct.call("echo", big) == big
+        assert unread() == before + 5
+        # A reverse call's args are passed on the same way.
+        with relayed.context() as ctx:
+            ctx.expose("size", len)
+            assert ctx.eval("size('x'.repeat(5000))") == 5000
+            assert ctx.eval("size('x')") == 1
+        assert unread() == before + 6
