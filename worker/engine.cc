@@ -70,10 +70,6 @@ EngineDestroy(js_engine *e)
             e->world = nullptr;
             e->functions.clear();
             e->exports.Reset();
-            e->host.Reset();
-            e->self_template.Reset();
-            e->key_name.Reset();
-            e->key_host.Reset();
             e->rejections.clear();
             e->invokes.clear();
         }

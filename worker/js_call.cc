@@ -100,21 +100,6 @@ CallStart(js_engine *e, uint32_t timeout_ms, js_done_cb cb, void *arg) noexcept
     return call;
 }
 
-// The `this` of a config function: {name, host: {config}}.
-static bool
-MakeThis(js_engine *e, Local<Context> context, Local<Value> name,
-         Local<Object> *self)
-{
-    Isolate *isolate = e->isolate;
-    return e->self_template.Get(isolate)->NewInstance(context).ToLocal(self) &&
-           (*self)
-               ->Set(context, e->key_name.Get(isolate), name)
-               .FromMaybe(false) &&
-           (*self)
-               ->Set(context, e->key_host.Get(isolate), e->host.Get(isolate))
-               .FromMaybe(false);
-}
-
 void
 CallFunction(Call *call, const std::string &name, proto_span data)
 {
@@ -162,8 +147,8 @@ CallFunction(Call *call, const std::string &name, proto_span data)
         Local<Value> fname = fn.name_str.Get(isolate);
         Local<Value> mkargv[] = {v8::Number::New(isolate, (double)call->id),
                                  fname, Integer::New(isolate, fn.arity)};
-        Local<Object> self;
-        if (st == jsv::kOk && MakeThis(e, context, fname, &self) &&
+        Local<Object> self = fn.self.Get(isolate)->Clone();
+        if (st == jsv::kOk &&
             call->realm->make_callback.Get(isolate)
                 ->Call(context, v8::Undefined(isolate), 3, mkargv)
                 .ToLocal(&argv[1])) {

@@ -633,10 +633,17 @@ ConfigLoad(js_engine *e, const std::string &path, struct js_error *err)
                    exports)
              .FromMaybe(false))
         return ErrorConfigFromJs(isolate, context, tc, path, err);
-    e->host.Reset(isolate, host);
-    e->self_template.Reset(isolate, v8::ObjectTemplate::New(isolate));
-    e->key_name.Reset(isolate, String::NewFromUtf8Literal(isolate, "name"));
-    e->key_host.Reset(isolate, String::NewFromUtf8Literal(isolate, "host"));
+    Local<String> key_name = String::NewFromUtf8Literal(isolate, "name");
+    Local<String> key_host = String::NewFromUtf8Literal(isolate, "host");
+    for (auto &kv : e->functions) {
+        Fn &fn = kv.second;
+        Local<Object> self = Object::New(isolate);
+        if (!self->Set(context, key_name, fn.name_str.Get(isolate))
+                 .FromMaybe(false) ||
+            !self->Set(context, key_host, host).FromMaybe(false))
+            return ErrorConfigFromJs(isolate, context, tc, path, err);
+        fn.self.Reset(isolate, self);
+    }
     return 0;
 }
 

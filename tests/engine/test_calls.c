@@ -40,6 +40,9 @@ static const char *kConfig =
     "Error('micro boom'); }); },\n"
     "    timerThrows(data, cb) { setTimeout(() => setImmediate(() => { throw "
     "new Error('async boom'); }), 1); },\n"
+    "    marks() { const fresh = this.mark === undefined; this.mark = 1; "
+    "this.host.marks = (this.host.marks || 0) + 1; this.name = 'x'; "
+    "return [fresh, this.host.marks]; },\n"
     "  },\n"
     "  timeout: 3000,\n"
     "  workers: 2,\n"
@@ -118,6 +121,17 @@ test_state_and_this(void **state)
         call(f, "count", &r);
         char want[8];
         snprintf(want, sizeof want, "%d", i);
+        expect_ok(&r, want);
+        result_free(&r);
+    }
+    call(f, "whoami", &r);
+    expect_ok(&r, "[\"whoami\", \"X\", \"object\"]");
+    result_free(&r);
+    /* Each call's `this` is its own; `this.host` is the worker's, shared. */
+    for (int i = 1; i <= 2; i++) {
+        call(f, "marks", &r);
+        char want[24];
+        snprintf(want, sizeof want, "[true, %d]", i);
         expect_ok(&r, want);
         result_free(&r);
     }
