@@ -2,11 +2,12 @@
 """Deadlines and failures, timed: how soon jshost answers when a call runs out
 of time, when its worker or its manager goes, and when calls wait together.
 
-    PYTHONPATH=build/clients/python /usr/bin/python3 bench/bench_deadlines.py build [REPEATS]
+    PYTHONPATH=build/clients/python /usr/bin/python3 bench/bench_deadlines.py build
 
 The tests assert that each of these ends, with the error it must; how soon is
-measured here, never asserted. Every figure is the median of REPEATS runs
-(default 5) with a ratio against a baseline measured in the same run:
+measured here, never asserted. Every figure is the median of five runs
+(JSHOST_BENCH_SCALE, bench_scale.py, scales that number) with a ratio against
+a baseline measured in the same run:
 
 - a call past its deadline against a call that waits as long in a timer and
   returns: 1.00x means ending a run at its deadline costs no more than the
@@ -36,6 +37,7 @@ import threading
 import time
 
 from bench_calls import JshostDirect, fail, manager_pid, shutdown_manager, wait_pid_gone
+from bench_scale import scaled
 
 CONFIG_TEXT = """
 module.exports = {
@@ -49,6 +51,7 @@ module.exports = {
 };
 """
 
+REPEATS = 5  # at JSHOST_BENCH_SCALE 1
 WAIT = 30.0  # seconds anything may take before the bench gives up on it
 clock = time.perf_counter
 
@@ -274,9 +277,9 @@ def failures(jshost, host, config, rundir, repeats):
 
 def main():
     if len(sys.argv) < 2:
-        fail("usage: bench_deadlines.py BUILD_DIR [REPEATS]")
+        fail("usage: bench_deadlines.py BUILD_DIR")
     build = os.path.abspath(sys.argv[1])
-    repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    repeats = scaled(REPEATS, 1)
     worker = os.path.join(build, "worker", "jshost-worker")
     os.environ.setdefault("JSHOST_MANAGER", os.path.join(build, "manager", "jshost-manager"))
     os.environ.setdefault("JSHOST_WORKER", worker)
