@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 
+from bench_calls import shutdown_manager
 from bench_figures import record
 from bench_scale import scaled, scaled_seconds
 
@@ -200,6 +201,7 @@ def main():
 
     proc = None
     hosts = []
+    worker_pids = []
     try:
         proc, direct = start_direct(jshost, worker, rundir)
         hosts.append(("direct to worker", direct))
@@ -209,6 +211,8 @@ def main():
             hosts.append(("Host, relayed", jshost.Host(CONFIG)))
         finally:
             del os.environ["JSHOST_DIRECT"]
+        worker_pids = [w["pid"] for _, host in hosts[1:]
+                       for w in host.status().get("workers", [])]
         print("bench_client: the Python client's own cost per trivial call "
               "(inc), %d calls per round, best of %d" % (n, rounds))
         print("  sequential, 1 thread           CPU us  syscalls/call")
@@ -236,10 +240,8 @@ def main():
         if proc is not None:
             proc.terminate()
             proc.wait()
-        try:
-            jshost.shutdown()
-        except Exception:
-            pass
+        # Gone before this exits, the workers too: nothing outlives a bench.
+        shutdown_manager(jshost, rundir, worker_pids)
         shutil.rmtree(rundir, ignore_errors=True)
 
 

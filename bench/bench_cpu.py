@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 
+from bench_calls import shutdown_manager
 from bench_figures import record
 from bench_scale import scaled
 
@@ -260,10 +261,9 @@ def main():
     finally:
         for p in peers:
             p.close()
-        try:
-            jshost.shutdown()
-        except Exception:
-            pass
+        # Gone before this exits, the workers too: nothing outlives a bench.
+        shutdown_manager(jshost, rundir, [pid for p in peers for name, pid in p.pids
+                                          if name == "worker"])
         shutil.rmtree(rundir, ignore_errors=True)
 
 

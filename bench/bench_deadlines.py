@@ -190,11 +190,24 @@ def crash_answered(jshost, host):
     return out["t"] - t0
 
 
+def worker_pids(host):
+    return [w["pid"] for w in host.status()["workers"]]
+
+
+def gone_with_it(pids):
+    """The workers of a killed manager gone (each exits once it sees its
+    manager go): nothing a bench started outlives it."""
+    for pid in pids:
+        if not wait_pid_gone(pid, WAIT):
+            fail("worker pid %d outlived its killed manager by %.0f s" % (pid, WAIT))
+
+
 def manager_death_answered(jshost, host, rundir):
     """From SIGKILL of the manager to the error of the call in flight."""
     out = {}
     t = victim_call(host, out, 5)
     pid = manager_pid(rundir)
+    workers = worker_pids(host)
     t0 = clock()
     os.kill(pid, signal.SIGKILL)
     t.join(WAIT)
@@ -202,6 +215,7 @@ def manager_death_answered(jshost, host, rundir):
         fail("the call through the killed manager ended with %r" % out.get("error"))
     wait_pid_gone(pid, WAIT)
     host.call("double", {"number": 1}, timeout=20)  # a new manager for the next run
+    gone_with_it(workers)
     return out["t"] - t0
 
 
@@ -230,10 +244,13 @@ def relayed_host(jshost, config):
 def restarted(host, rundir):
     """The first call after the manager was killed between calls."""
     pid = manager_pid(rundir)
+    workers = worker_pids(host)
     os.kill(pid, signal.SIGKILL)
     if not wait_pid_gone(pid, WAIT):
         fail("the killed manager (pid %d) did not go" % pid)
-    return timed(lambda: host.call("double", {"number": 2}, timeout=20))
+    t = timed(lambda: host.call("double", {"number": 2}, timeout=20))
+    gone_with_it(workers)
+    return t
 
 
 def cold(jshost, config):
