@@ -3,7 +3,8 @@
 #   make test          every test (C unit, process-level, Python, npm packages vs Node)
 #   make compat        only the npm packages through jshost vs Node (tests/compat)
 #   make demo          the main job, cold
-#   make bench         benchmarks (bench/RESULTS.md)
+#   make bench         benchmarks (bench/RESULTS.md); make test runs them tiny,
+#                      for figures, never speeds (scripts/bench --check)
 #   make fuzz          libFuzzer targets for FUZZ_SECONDS each (default 60)
 #   make check-sanitize  the test suite under ASan + UBSan
 #   make install       install into PREFIX (default /usr/local; DESTDIR honoured)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Sequential calls and cold start: jshost against the tools it replaces.
 
-    PYTHONPATH=build/clients/python /usr/bin/python3 bench/bench_calls.py build [SCALE]
+    PYTHONPATH=build/clients/python /usr/bin/python3 bench/bench_calls.py build
 
 The peers, all loading bench/bench.config.js unchanged, all called from this
 one Python thread:
@@ -23,7 +23,8 @@ Every figure comes with a ratio against the js-host model measured in the same
 run; the peers take turns in interleaved rounds so a busy machine hurts them
 alike. Nothing is asserted about speed. Everything started here is stopped
 here (the manager by a shutdown request, then its pid is watched until gone).
-SCALE (default 1.0) multiplies the number of calls.
+JSHOST_BENCH_SCALE (bench_scale.py, default 1) multiplies the number of calls
+and of cold starts.
 """
 
 import ctypes
@@ -42,6 +43,7 @@ import threading
 import time
 
 from bench_figures import record
+from bench_scale import scaled
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIG = os.path.join(HERE, "bench.config.js")
@@ -49,9 +51,9 @@ HTTP_PEER = os.path.join(HERE, "peers", "jshost_http_peer.js")
 PIPE_PEER = os.path.join(HERE, "peers", "jsonlines_peer.js")
 
 ROUNDS = 10  # each peer's calls are split in this many interleaved turns
-COLD_REPEATS = 5
+COLD_REPEATS = 5  # at JSHOST_BENCH_SCALE 1, as the counts below
 THREADS = 8
-THREAD_CALLS = 400  # per thread, at SCALE 1
+THREAD_CALLS = 400  # per thread
 START_TIMEOUT = 20.0  # seconds a peer may take to come up before we give up
 
 RENDER_BYTES = 10 * 1024
@@ -61,7 +63,7 @@ def fail(msg):
     raise SystemExit("bench_calls: " + msg)
 
 
-# The three workloads: (name, data for call i, check of result i, calls at SCALE 1).
+# The workloads: (name, what, data for call i, check of result i, calls).
 def _data_double(i):
     return {"number": i}
 
@@ -275,14 +277,14 @@ def percentile(sorted_values, p):
     return sorted_values[k]
 
 
-def bench_calls(clients, scale):
+def bench_calls(clients):
     print("Sequential calls from one Python thread (each peer's calls in %d interleaved "
           "rounds; ratio = this / js-host model, >1 is better)" % ROUNDS)
     print("%-8s %-27s %6s %9s %9s %9s %9s %9s" % (
         "function", "peer", "calls", "calls/s", "p50 us", "p99 us", "x calls/s", "x p50"))
     figures = {}
     for fn, what, data_of, check, base_n in WORKLOADS:
-        n = max(ROUNDS, int(base_n * scale)) // ROUNDS
+        n = scaled(base_n, ROUNDS) // ROUNDS
         for c in clients:  # warm up: JIT, connections, caches
             turn(c, fn, data_of, check, 0, max(20, n // 10))
         wall = {c.label: 0.0 for c in clients}
@@ -309,12 +311,12 @@ def bench_calls(clients, scale):
     return figures
 
 
-def bench_threads(clients, scale):
+def bench_threads(clients):
     """THREADS threads calling double() at once: one keep-alive connection per
     thread for the HTTP peer (as a threaded web app with a session per thread
     would), one shared Host for jshost (its calls are pipelined). The
     JSON-lines child is left out: one pipe serves one caller at a time."""
-    per_thread = max(10, int(THREAD_CALLS * scale))
+    per_thread = scaled(THREAD_CALLS, 10)
     print()
     print("%d threads calling double() at once, %d calls each (ratio = this / "
           "js-host model)" % (THREADS, per_thread))
@@ -516,8 +518,9 @@ def cold_node(peer_class, node):
 
 def bench_cold(jshost, node, worker, rundir):
     print()
+    repeats = scaled(COLD_REPEATS, 1)
     print("Cold start: from nothing running to the first answered call (median of %d; "
-          "ratio = js-host model / this, >1 is better)" % COLD_REPEATS)
+          "ratio = js-host model / this, >1 is better)" % repeats)
     runs = [("js-host model (node http)", lambda: cold_node(HttpPeer, node)),
             ("node child, JSON lines", lambda: cold_node(PipePeer, node)),
             ("jshost Host (auto-starts the manager)", lambda: cold_jshost(jshost)),
@@ -525,7 +528,7 @@ def bench_cold(jshost, node, worker, rundir):
     times = {label: [] for label, _ in runs}
     saved = os.environ["JSHOST_RUNTIME_DIR"]
     try:
-        for _ in range(COLD_REPEATS):
+        for _ in range(repeats):
             for label, run in runs:
                 times[label].append(run())
     finally:
@@ -559,9 +562,8 @@ def summary(figures, threaded, cold):
 
 def main():
     if len(sys.argv) < 2:
-        fail("usage: bench_calls.py BUILD_DIR [SCALE]")
+        fail("usage: bench_calls.py BUILD_DIR")
     build = os.path.abspath(sys.argv[1])
-    scale = float(sys.argv[2]) if len(sys.argv) > 2 else 1.0
     manager = os.path.join(build, "manager", "jshost-manager")
     worker = os.path.join(build, "worker", "jshost-worker")
     for exe in (manager, worker):
@@ -593,8 +595,8 @@ def main():
         worker_pids = clients[-1].worker_pids
         clients.append(JshostRelayed(jshost))
         clients.append(JshostDirect(jshost, worker, rundir))
-        figures = bench_calls(clients, scale)
-        threaded = bench_threads(clients, scale)
+        figures = bench_calls(clients)
+        threaded = bench_threads(clients)
         bench_memory(clients, rundir)
         idle_memory(jshost)
         for c in clients:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The Python client's own cost per call, and calls/s from threads sharing a Host.
 
-    PYTHONPATH=build/clients/python /usr/bin/python3 bench/bench_client.py BUILD [CALLS]
+    PYTHONPATH=build/clients/python /usr/bin/python3 bench/bench_client.py BUILD
 
 Two servers, both loading bench/bench.config.js: a worker alone
 (`jshost-worker --listen PATH CONFIG`, so the manager's cost is not in the
@@ -18,8 +18,10 @@ each:
   while each waits; libjshost pipelines them on the one connection), the
   ratio to 1 thread, and this process's CPU and system calls per call.
 
-Everything started here is stopped here. Asserts nothing about speed; the
-targets printed are the speed issue's, for the whole system.
+JSHOST_BENCH_SCALE (bench_scale.py, default 1) multiplies the calls, the
+rounds and the threads' seconds. Everything started here is stopped here.
+Asserts nothing about speed; the targets printed are the speed issue's, for
+the whole system.
 """
 
 import os
@@ -31,13 +33,19 @@ import tempfile
 import threading
 import time
 
+from bench_calls import shutdown_manager
 from bench_figures import record
+from bench_scale import scaled, scaled_seconds
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIG = os.path.join(HERE, "bench.config.js")
+# At JSHOST_BENCH_SCALE 1: calls per round, rounds (best of), and the
+# seconds each thread count runs, with a warm-up of their own.
+CALLS = 20000
 ROUNDS = 5
 THREADS = (1, 8, 32)
 THREAD_SECONDS = 2.0
+WARM_SECONDS = 0.3
 START_TIMEOUT = 20.0
 
 
@@ -93,11 +101,11 @@ def sequential(host, n):
             fail("inc answered wrong")
 
 
-def seq_figures(host, n):
-    """CPU us per call, best of ROUNDS; syscalls per call."""
+def seq_figures(host, n, rounds):
+    """CPU us per call, best of rounds; syscalls per call."""
     sequential(host, 200)  # warm up
     best = None
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         a = cpu()
         sequential(host, n)
         b = cpu()
@@ -123,10 +131,13 @@ def threaded(host, nthreads, seconds, count):
         n = 0
         go.wait()
         try:
-            while not stop.is_set():
+            # One call at least: a stalled machine cannot leave a run without any.
+            while True:
                 if call("inc", data) != k + 1:
                     raise AssertionError("inc answered wrong")
                 n += 1
+                if stop.is_set():
+                    break
         except BaseException as e:  # reported below
             errors.append(e)
         counts[k] = n
@@ -178,7 +189,10 @@ def fmt_sc(sc):
 
 def main():
     build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
-    n = int(sys.argv[2]) if len(sys.argv) > 2 else 20000
+    n = scaled(CALLS, 10)
+    rounds = scaled(ROUNDS, 1)
+    seconds = scaled_seconds(THREAD_SECONDS, 0.1)
+    warm = scaled_seconds(WARM_SECONDS, 0.02)
     rundir = tempfile.mkdtemp(prefix="jshbench-client-", dir="/tmp")
     os.environ["JSHOST_RUNTIME_DIR"] = rundir
     os.environ.setdefault("JSHOST_MANAGER", os.path.join(build, "manager/jshost-manager"))
@@ -187,6 +201,7 @@ def main():
 
     proc = None
     hosts = []
+    worker_pids = []
     try:
         proc, direct = start_direct(jshost, worker, rundir)
         hosts.append(("direct to worker", direct))
@@ -196,23 +211,25 @@ def main():
             hosts.append(("Host, relayed", jshost.Host(CONFIG)))
         finally:
             del os.environ["JSHOST_DIRECT"]
+        worker_pids = [w["pid"] for _, host in hosts[1:]
+                       for w in host.status().get("workers", [])]
         print("bench_client: the Python client's own cost per trivial call "
-              "(inc), %d calls per round, best of %d" % (n, ROUNDS))
+              "(inc), %d calls per round, best of %d" % (n, rounds))
         print("  sequential, 1 thread           CPU us  syscalls/call")
         for label, host in hosts:
-            t, sc = seq_figures(host, n)
+            t, sc = seq_figures(host, n, rounds)
             print("  %-28s %8.1f  %s" % (label, t, fmt_sc(sc)))
             record("client.seq.%s.cpu_us" % label, t)
         print("  threads sharing one Host     calls/s   x 1 thread  client us/call  "
               "syscalls/call")
         for label, host in hosts:
-            threaded(host, 8, 0.3, False)  # warm up
+            threaded(host, 8, warm, False)  # warm up
             one = None
             for k in THREADS:
                 # Best of two: a short stall of the shared machine swings one.
-                rate, us, _ = max(threaded(host, k, THREAD_SECONDS / 2, False)
+                rate, us, _ = max(threaded(host, k, seconds / 2, False)
                                   for _ in range(2))
-                _, _, sc = threaded(host, k, THREAD_SECONDS / 2, True)
+                _, _, sc = threaded(host, k, seconds / 2, True)
                 one = one or rate
                 record("client.threads%d.%s.calls_per_s" % (k, label), rate)
                 print("  %-17s %2d thread%s %8.0f   %8.2f   %13.1f  %s" % (
@@ -223,10 +240,8 @@ def main():
         if proc is not None:
             proc.terminate()
             proc.wait()
-        try:
-            jshost.shutdown()
-        except Exception:
-            pass
+        # Gone before this exits, the workers too: nothing outlives a bench.
+        shutdown_manager(jshost, rundir, worker_pids)
         shutil.rmtree(rundir, ignore_errors=True)
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where a call's time goes: CPU and system calls per call in each process.
 
-    PYTHONPATH=build/clients/python /usr/bin/python3 bench/bench_cpu.py BUILD [CALLS]
+    PYTHONPATH=build/clients/python /usr/bin/python3 bench/bench_cpu.py BUILD
 
 Five cases (bench/bench.config.js: inc, nested_out, nested_in, string_1m,
 echo_10m): a trivial call, 1000 nested objects out, the same 1000 objects in,
@@ -15,13 +15,12 @@ and where `perf stat` can count them the system calls of each (in one more
 round of each peer, untimed: perf's tracepoint slows every system call, and
 more so a process that polls before it sleeps). The manager's
 CPU per call against the payload size is the figure that shows whether it
-forwards bytes or translates them. Asserts nothing.
+forwards bytes or translates them. JSHOST_BENCH_SCALE (bench_scale.py,
+default 1) multiplies the calls and the rounds. Asserts nothing.
 """
 
 import json
 import os
-
-from bench_figures import record
 import shutil
 import signal
 import subprocess
@@ -29,16 +28,20 @@ import sys
 import tempfile
 import time
 
+from bench_calls import shutdown_manager
+from bench_figures import record
+from bench_scale import scaled
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIG = os.path.join(HERE, "bench.config.js")
 PIPE_PEER = os.path.join(HERE, "peers", "jsonlines_peer.js")
-ROUNDS = 5
+ROUNDS = 5  # at JSHOST_BENCH_SCALE 1, as the calls below
 
 NESTED = {"k%d" % i: {"i": i, "s": "s%d" % i} for i in range(1000)}
 NESTED_SUM = sum(range(1000))
 TEN_MIB = "0123456789abcdef" * (10 * 1024 * 1024 // 16)
 
-# (function, what, data, check, calls at scale 1)
+# (function, what, data, check, calls)
 CASES = [
     ("inc", "trivial call (d.n + 1)", {"n": 41}, lambda r: r == 42, 4000),
     ("nested_out", "1000-key object out ({k0: {i, s}, ...})", {"seed": 0},
@@ -180,7 +183,7 @@ def measure(peer, fn, data, check, n, count_syscalls=False):
 
 def main():
     build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
-    scale = float(sys.argv[2]) if len(sys.argv) > 2 else 1.0
+    rounds = scaled(ROUNDS, 1)
     rundir = tempfile.mkdtemp(prefix="jshbench-cpu-", dir="/tmp")
     os.environ["JSHOST_RUNTIME_DIR"] = rundir
     os.environ.setdefault("JSHOST_MANAGER", os.path.join(build, "manager/jshost-manager"))
@@ -191,11 +194,11 @@ def main():
     if node:
         peers.append(NodeChild(node))
     print("CPU per call in each process (us, all threads; syscalls per call "
-          "where perf counts them); p50 wall; %d interleaved rounds" % ROUNDS)
+          "where perf counts them); p50 wall; %d interleaved rounds" % rounds)
     try:
         summary = {}
         for fn, what, data, check, base_n in CASES:
-            n = max(ROUNDS, int(base_n * scale)) // ROUNDS
+            n = scaled(base_n, rounds) // rounds
             for p in peers:
                 # Warm up past the JIT's first calls (the worker's value
                 # encoder and the function itself run unoptimized for the
@@ -206,7 +209,7 @@ def main():
             lats = {p.label: [] for p in peers}
             cpu = {p.label: {} for p in peers}
             sysc = {p.label: {} for p in peers}
-            for r in range(ROUNDS):
+            for r in range(rounds):
                 for p in (peers if r % 2 == 0 else list(reversed(peers))):
                     lat, c, _ = measure(p, fn, data, check, n)
                     lats[p.label].extend(lat)
@@ -220,7 +223,7 @@ def main():
                         sysc[p.label][k] = v
             print()
             print("%s: %s" % (fn, what))
-            calls = n * ROUNDS
+            calls = n * rounds
             for p in peers:
                 lat = sorted(lats[p.label])
                 p50 = lat[len(lat) // 2] * 1e6
@@ -258,10 +261,9 @@ def main():
     finally:
         for p in peers:
             p.close()
-        try:
-            jshost.shutdown()
-        except Exception:
-            pass
+        # Gone before this exits, the workers too: nothing outlives a bench.
+        shutdown_manager(jshost, rundir, [pid for p in peers for name, pid in p.pids
+                                          if name == "worker"])
         shutil.rmtree(rundir, ignore_errors=True)
 
 

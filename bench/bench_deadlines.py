@@ -2,11 +2,12 @@
 """Deadlines and failures, timed: how soon jshost answers when a call runs out
 of time, when its worker or its manager goes, and when calls wait together.
 
-    PYTHONPATH=build/clients/python /usr/bin/python3 bench/bench_deadlines.py build [REPEATS]
+    PYTHONPATH=build/clients/python /usr/bin/python3 bench/bench_deadlines.py build
 
 The tests assert that each of these ends, with the error it must; how soon is
-measured here, never asserted. Every figure is the median of REPEATS runs
-(default 5) with a ratio against a baseline measured in the same run:
+measured here, never asserted. Every figure is the median of five runs
+(JSHOST_BENCH_SCALE, bench_scale.py, scales that number) with a ratio against
+a baseline measured in the same run:
 
 - a call past its deadline against a call that waits as long in a timer and
   returns: 1.00x means ending a run at its deadline costs no more than the
@@ -36,6 +37,7 @@ import threading
 import time
 
 from bench_calls import JshostDirect, fail, manager_pid, shutdown_manager, wait_pid_gone
+from bench_scale import scaled
 
 CONFIG_TEXT = """
 module.exports = {
@@ -49,6 +51,7 @@ module.exports = {
 };
 """
 
+REPEATS = 5  # at JSHOST_BENCH_SCALE 1
 WAIT = 30.0  # seconds anything may take before the bench gives up on it
 clock = time.perf_counter
 
@@ -187,11 +190,24 @@ def crash_answered(jshost, host):
     return out["t"] - t0
 
 
+def worker_pids(host):
+    return [w["pid"] for w in host.status()["workers"]]
+
+
+def gone_with_it(pids):
+    """The workers of a killed manager gone (each exits once it sees its
+    manager go): nothing a bench started outlives it."""
+    for pid in pids:
+        if not wait_pid_gone(pid, WAIT):
+            fail("worker pid %d outlived its killed manager by %.0f s" % (pid, WAIT))
+
+
 def manager_death_answered(jshost, host, rundir):
     """From SIGKILL of the manager to the error of the call in flight."""
     out = {}
     t = victim_call(host, out, 5)
     pid = manager_pid(rundir)
+    workers = worker_pids(host)
     t0 = clock()
     os.kill(pid, signal.SIGKILL)
     t.join(WAIT)
@@ -199,6 +215,7 @@ def manager_death_answered(jshost, host, rundir):
         fail("the call through the killed manager ended with %r" % out.get("error"))
     wait_pid_gone(pid, WAIT)
     host.call("double", {"number": 1}, timeout=20)  # a new manager for the next run
+    gone_with_it(workers)
     return out["t"] - t0
 
 
@@ -227,10 +244,13 @@ def relayed_host(jshost, config):
 def restarted(host, rundir):
     """The first call after the manager was killed between calls."""
     pid = manager_pid(rundir)
+    workers = worker_pids(host)
     os.kill(pid, signal.SIGKILL)
     if not wait_pid_gone(pid, WAIT):
         fail("the killed manager (pid %d) did not go" % pid)
-    return timed(lambda: host.call("double", {"number": 2}, timeout=20))
+    t = timed(lambda: host.call("double", {"number": 2}, timeout=20))
+    gone_with_it(workers)
+    return t
 
 
 def cold(jshost, config):
@@ -274,9 +294,9 @@ def failures(jshost, host, config, rundir, repeats):
 
 def main():
     if len(sys.argv) < 2:
-        fail("usage: bench_deadlines.py BUILD_DIR [REPEATS]")
+        fail("usage: bench_deadlines.py BUILD_DIR")
     build = os.path.abspath(sys.argv[1])
-    repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    repeats = scaled(REPEATS, 1)
     worker = os.path.join(build, "worker", "jshost-worker")
     os.environ.setdefault("JSHOST_MANAGER", os.path.join(build, "manager", "jshost-manager"))
     os.environ.setdefault("JSHOST_WORKER", worker)

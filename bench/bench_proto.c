@@ -14,12 +14,14 @@
 
 #include <msgpack.h>
 
+#include "bench_scale.h"
 #include "proto.h"
 
-#define NMSG 200000
-#define NRESP 2000
 #define CHUNK 65536
-#define ROUNDS 5
+
+/* Call requests, responses, and rounds (best of): 200000, 2000 and 5 at
+ * JSHOST_BENCH_SCALE 1 (set in main). */
+static long nmsg, nresp, rounds;
 
 static double
 now(void)
@@ -36,7 +38,7 @@ pack_requests(msgpack_sbuffer *sb)
     msgpack_packer pk;
 
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    for (uint32_t i = 0; i < NMSG; i++) {
+    for (uint32_t i = 0; i < nmsg; i++) {
         proto_write_request(&pk, i, "call", 4);
         proto_pack_cstr(&pk, "0123456789abcdef");
         proto_pack_cstr(&pk, "render");
@@ -62,7 +64,7 @@ pack_responses(msgpack_sbuffer *sb, bool hinted)
 
     msgpack_sbuffer_init(&one);
     msgpack_packer_init(&pk, &one, msgpack_sbuffer_write);
-    for (uint32_t m = 0; m < NRESP; m++) {
+    for (uint32_t m = 0; m < nresp; m++) {
         msgpack_sbuffer_clear(&one);
         msgpack_pack_array(&pk, 4);
         msgpack_pack_uint32(&pk, 1);
@@ -131,8 +133,8 @@ run_msgpack(const msgpack_sbuffer *sb)
     }
     msgpack_unpacked_destroy(&res);
     msgpack_unpacker_destroy(&up);
-    if (n != NMSG) {
-        fprintf(stderr, "bench_proto: msgpack-c read %zu of %d\n", n, NMSG);
+    if (n != (size_t)nmsg) {
+        fprintf(stderr, "bench_proto: msgpack-c read %zu of %ld\n", n, nmsg);
         exit(1);
     }
     return now() - t0;
@@ -189,14 +191,14 @@ run_proto(const msgpack_sbuffer *sb, size_t expect, bool forward, bool hints)
     return now() - t0;
 }
 
-/* Best of ROUNDS interleaved rounds of the floor and the reader: best[0] the
+/* Best of `rounds` interleaved rounds of the floor and the reader: best[0] the
  * floor's seconds, best[1] the reader's. */
 static void
 compare(const msgpack_sbuffer *sb, size_t n, bool forward, bool hints,
         double best[2])
 {
     best[0] = best[1] = 1e9;
-    for (int i = 0; i < ROUNDS; i++) {
+    for (long i = 0; i < rounds; i++) {
         double a = forward ? run_memcpy(sb) : run_msgpack(sb);
         double b = run_proto(sb, n, forward, hints);
 
@@ -212,12 +214,12 @@ forwarding(const msgpack_sbuffer *sb, bool hints)
 {
     double best[2];
 
-    compare(sb, NRESP, true, hints, best);
+    compare(sb, (size_t)nresp, true, hints, best);
     printf("  memcpy (floor)              %7.2f us/msg\n",
-           best[0] * 1e6 / NRESP);
+           best[0] * 1e6 / nresp);
     printf("  %-27s %7.2f us/msg\n",
            hints ? "hint + peek + skip" : "scan + peek + skip",
-           best[1] * 1e6 / NRESP);
+           best[1] * 1e6 / nresp);
     printf("  ratio %-21s %7.2f\n", hints ? "hinted/floor" : "scan/floor",
            best[1] / best[0]);
 }
@@ -228,23 +230,26 @@ main(void)
     msgpack_sbuffer sb;
     double best[2];
 
+    nmsg = bench_scaled(200000, 100);
+    nresp = bench_scaled(2000, 10);
+    rounds = bench_scaled(5, 1);
     msgpack_sbuffer_init(&sb);
     pack_requests(&sb);
-    compare(&sb, NMSG, false, false, best);
-    printf("proto reader: %d call requests (%zu bytes each), best of %d\n",
-           NMSG, sb.size / NMSG, ROUNDS);
+    compare(&sb, (size_t)nmsg, false, false, best);
+    printf("proto reader: %ld call requests (%zu bytes each), best of %ld\n",
+           nmsg, sb.size / (size_t)nmsg, rounds);
     printf("  msgpack-c unpacker (floor)  %7.1f ns/msg\n",
-           best[0] * 1e9 / NMSG);
+           best[0] * 1e9 / nmsg);
     printf("  proto_reader + validation   %7.1f ns/msg\n",
-           best[1] * 1e9 / NMSG);
+           best[1] * 1e9 / nmsg);
     printf("  ratio proto/floor           %7.2f\n", best[1] / best[0]);
     msgpack_sbuffer_destroy(&sb);
 
     msgpack_sbuffer_init(&sb);
     pack_responses(&sb, false);
-    printf("forwarding: %d responses with a 1000-key object (%zu bytes each), "
-           "best of %d\n",
-           NRESP, sb.size / NRESP, ROUNDS);
+    printf("forwarding: %ld responses with a 1000-key object (%zu bytes each), "
+           "best of %ld\n",
+           nresp, sb.size / (size_t)nresp, rounds);
     forwarding(&sb, false);
     msgpack_sbuffer_destroy(&sb);
 

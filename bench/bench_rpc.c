@@ -43,24 +43,26 @@
 
 #include <msgpack.h>
 
+#include "bench_scale.h"
 #include "jshost.h"
 #include "spin.h"
 #include "unixsock.h"
 
-#define NSEQ 2000    /* sequential round trips per round */
-#define NPIPE 10000  /* pipelined calls per round */
 #define WINDOW 64    /* pipelined requests in flight */
-#define ROUNDS 9     /* best of */
 #define MSG_BYTES 24 /* the floor's request: about a small call's size */
 /* A relay's read asks for this much, as the manager's do (rpcstream.c). */
 #define RELAY_CHUNK ((size_t)64 * 1024)
 /* What a response adds to the value libjshost hands back: [1, msgid, nil,
  * value] with a 16-bit msgid. */
 #define REPLY_ENVELOPE 6
-#define MEMCPY_ITERS 2000 /* memcpys of a reply per round */
 #define START_MS 20000
 
 static char tmpdir[] = "/tmp/jshbench-rpc-XXXXXX";
+
+/* Sequential round trips per round, pipelined calls per round, rounds (best
+ * of), memcpys of a reply per round: 2000, 10000, 9 and 2000 at
+ * JSHOST_BENCH_SCALE 1 (set in main). */
+static int nseq, npipe, rounds, memcpy_iters;
 
 static void __attribute__((noreturn, format(printf, 1, 2)))
 die(const char *fmt, ...)
@@ -401,7 +403,7 @@ calls_sequential(jshost *c, const char *host, const char *what)
     double t0 = now();
 
     msgpack_sbuffer_init(&sb);
-    for (uint32_t i = 0; i < NSEQ; i++) {
+    for (uint32_t i = 0; i < (uint32_t)nseq; i++) {
         jshost_value v;
 
         pack_data(&sb, i);
@@ -411,7 +413,7 @@ calls_sequential(jshost *c, const char *host, const char *what)
         jshost_value_free(&v);
     }
     msgpack_sbuffer_destroy(&sb);
-    return (now() - t0) / NSEQ;
+    return (now() - t0) / nseq;
 }
 
 /* Calls per second with WINDOW requests in flight, one round, and this
@@ -428,8 +430,8 @@ calls_pipelined(jshost *c, const char *host, const char *what, double *cpu)
     double t0 = now(), c0 = cpu_now();
 
     msgpack_sbuffer_init(&sb);
-    while (done < NPIPE) {
-        while (sent < NPIPE && sent - done < WINDOW) {
+    while (done < (uint32_t)npipe) {
+        while (sent < (uint32_t)npipe && sent - done < WINDOW) {
             uint32_t msgid;
 
             pack_params(&sb, host, sent);
@@ -453,8 +455,8 @@ calls_pipelined(jshost *c, const char *host, const char *what, double *cpu)
         done++;
     }
     msgpack_sbuffer_destroy(&sb);
-    *cpu = (cpu_now() - c0) / NPIPE;
-    return NPIPE / (now() - t0);
+    *cpu = (cpu_now() - c0) / npipe;
+    return npipe / (now() - t0);
 }
 
 /* A relayed call whose reply a floor round trip matches in size: its
@@ -502,18 +504,18 @@ calls_case(jshost *c, const char *host, const struct reply_case *rc, bool small,
     return t;
 }
 
-/* Seconds per memcpy of len bytes, one round of MEMCPY_ITERS. */
+/* Seconds per memcpy of len bytes, one round of memcpy_iters. */
 static double
 memcpy_round(char *dst, const char *src, size_t len)
 {
     double t0 = now();
 
-    for (int i = 0; i < MEMCPY_ITERS; i++) {
+    for (int i = 0; i < memcpy_iters; i++) {
         memcpy(dst, src, len);
         /* nothing reads dst: the copy must not be dropped */
         __asm__ volatile("" : : "r"(dst) : "memory");
     }
-    return (now() - t0) / MEMCPY_ITERS;
+    return (now() - t0) / memcpy_iters;
 }
 
 /* "inc (7 B)": the function and its reply's size, for the table. */
@@ -683,7 +685,8 @@ main(int argc, char **argv)
     jshost *cd, *cm, *ch, *c0;
     pid_t wpid, mpid, mpid0, fpids[3], ppids[3];
     int ffds[2], pfds[2];
-    /* Fewer calls a round where each takes long: about 1 s a round in all. */
+    /* Fewer calls a round where each takes long: about 1 s a round in all
+     * (at JSHOST_BENCH_SCALE 1). */
     struct reply_case cases[] = {
         {.fn = "inc", .json = "{\"n\": 41}", .n = 1000},
         {.fn = "nested_out",
@@ -704,6 +707,12 @@ main(int argc, char **argv)
         die("set JSHOST_MANAGER and JSHOST_WORKER to the built binaries");
     if (realpath(argv[1], config) == NULL)
         die("%s: %s", argv[1], strerror(errno));
+    nseq = (int)bench_scaled(2000, 10);
+    npipe = (int)bench_scaled(10000, 2 * WINDOW);
+    rounds = (int)bench_scaled(9, 1);
+    memcpy_iters = (int)bench_scaled(2000, 10);
+    for (size_t k = 0; k < ncases; k++)
+        cases[k].n = (int)bench_scaled(cases[k].n, 1);
     if (mkdtemp(tmpdir) == NULL)
         die("mkdtemp: %s", strerror(errno));
     signal(SIGPIPE, SIG_IGN);
@@ -772,15 +781,15 @@ main(int argc, char **argv)
     calls_sequential(cd, hd, "direct"); /* warm up */
     calls_sequential(cm, hm, "manager");
     calls_sequential(ch, hh, "host");
-    for (int r = 0; r < ROUNDS; r++) {
+    for (int r = 0; r < rounds; r++) {
         floor1 = min_of(floor1,
-                        floor_round(ffds[0], NULL, MSG_BYTES, NSEQ, 0, NULL));
+                        floor_round(ffds[0], NULL, MSG_BYTES, nseq, 0, NULL));
         floor2 = min_of(floor2,
-                        floor_round(ffds[1], NULL, MSG_BYTES, NSEQ, 0, NULL));
+                        floor_round(ffds[1], NULL, MSG_BYTES, nseq, 0, NULL));
         pfloor1 = min_of(pfloor1,
-                         floor_round(pfds[0], &sp, MSG_BYTES, NSEQ, 0, NULL));
+                         floor_round(pfds[0], &sp, MSG_BYTES, nseq, 0, NULL));
         pfloor2 = min_of(pfloor2,
-                         floor_round(pfds[1], &sp, MSG_BYTES, NSEQ, 0, NULL));
+                         floor_round(pfds[1], &sp, MSG_BYTES, nseq, 0, NULL));
         seq_direct = min_of(seq_direct, calls_sequential(cd, hd, "direct"));
         seq_manager = min_of(seq_manager, calls_sequential(cm, hm, "manager"));
         seq_host = min_of(seq_host, calls_sequential(ch, hh, "host"));
@@ -835,8 +844,8 @@ main(int argc, char **argv)
 
     printf("bench_rpc: calls of double() from C (libjshost), best of %d "
            "interleaved rounds\n",
-           ROUNDS);
-    printf("  sequential, %d per round            us/call   x floor\n", NSEQ);
+           rounds);
+    printf("  sequential, %d per round            us/call   x floor\n", nseq);
     printf("  floor, 1 hop (socketpair echo)       %7.1f\n", floor1 * 1e6);
     printf("  floor, 2 hops (echo behind a relay)  %7.1f\n", floor2 * 1e6);
     printf("  floor, 1 hop, polling first          %7.1f\n", pfloor1 * 1e6);
@@ -852,7 +861,7 @@ main(int argc, char **argv)
            (seq_manager - seq_direct) * 1e6, (floor2 - floor1) * 1e6);
     printf("  pipelined, %d in flight, %d calls   calls/s   x sequential  "
            "client CPU us/call\n",
-           WINDOW, NPIPE);
+           WINDOW, npipe);
     printf("  jshost direct to worker              %7.0f   %6.2f  %8.2f\n",
            pipe_direct, pipe_direct * seq_direct, cpu_direct * 1e6);
     printf("  jshost via manager (relayed)         %7.0f   %6.2f  %8.2f\n",

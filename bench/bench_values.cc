@@ -2,14 +2,15 @@
 // same isolate: JS -> msgpack (jsv::ToMsgpack) against JSON.stringify of the
 // same value, msgpack -> JS (jsv::FromMsgpack) against JSON.parse of the same
 // value's JSON. The context is set up as the worker's (jsb::Install). Each
-// figure is the best of ROUNDS interleaved rounds, in microseconds per
+// figure is the best of nine interleaved rounds, in microseconds per
 // conversion; "x JSON" is JSON's time over ours (>= 1: at least as fast as
 // JSON).
 //
 // "cold" is the first conversion of the 1000-key object in a fresh isolate
 // (a fresh worker: nothing compiled, no type feedback; the value encoder is
 // compiled by it), against the first JSON.stringify of it in another, the
-// median of kColdRounds.
+// median of seven. JSHOST_BENCH_SCALE (bench_scale.h) scales the
+// rounds and their length.
 //
 // FromMsgpack reads the value's bytes as the worker does, straight from the
 // message (no msgpack-c tree): the whole cost from the wire.
@@ -26,6 +27,7 @@
 #include <msgpack.h>
 #include <v8.h>
 
+#include "bench_scale.h"
 #include "js_builtins.h"
 #include "js_value.h"
 #include "proto.h"
@@ -33,9 +35,10 @@
 namespace
 {
 
-constexpr int kRounds = 9;
-constexpr int kColdRounds = 7;
-constexpr double kRoundSeconds = 0.04; // per contender per round
+// At JSHOST_BENCH_SCALE 1; main scales them.
+int rounds = 9;
+int cold_rounds = 7;
+double round_seconds = 0.04; // per contender per round
 
 struct Case {
     const char *name;
@@ -93,7 +96,7 @@ Run(v8::Local<v8::Context> context, const char *src)
     return scope.Escape(out);
 }
 
-// Calls fn() in a loop for about kRoundSeconds; seconds per call.
+// Calls fn() in a loop for about round_seconds; seconds per call.
 template <typename F>
 double
 Time(F fn, long *iters)
@@ -105,8 +108,8 @@ Time(F fn, long *iters)
             for (long i = 0; i < n; i++)
                 fn();
             double dt = Now() - t0;
-            if (dt > kRoundSeconds / 4) {
-                *iters = std::max(1L, (long)(n * kRoundSeconds / dt));
+            if (dt > round_seconds / 4) {
+                *iters = std::max(1L, (long)(n * round_seconds / dt));
                 break;
             }
             n *= 2;
@@ -187,7 +190,7 @@ Bench(v8::Isolate *isolate, v8::Local<v8::Context> context, const Case &c)
     }
 
     Best stringify, to, parse, from;
-    for (int r = 0; r < kRounds; r++) {
+    for (int r = 0; r < rounds; r++) {
         stringify.Take(Time(
             [&] {
                 v8::HandleScope s(isolate);
@@ -276,7 +279,7 @@ void
 Cold(v8::ArrayBuffer::Allocator *allocator, const Case &c)
 {
     std::vector<double> to, json;
-    for (int r = 0; r < kColdRounds; r++) {
+    for (int r = 0; r < cold_rounds; r++) {
         json.push_back(ColdOnce(allocator, c, true));
         to.push_back(ColdOnce(allocator, c, false));
     }
@@ -294,6 +297,9 @@ int
 main(int argc, char **argv)
 {
     (void)argc;
+    rounds = (int)bench_scaled(rounds, 1);
+    cold_rounds = (int)bench_scaled(cold_rounds, 1);
+    round_seconds = bench_scaled_seconds(round_seconds, 0.001);
     v8::V8::InitializeICUDefaultLocation(argv[0]);
     std::unique_ptr<v8::Platform> platform = v8::platform::NewDefaultPlatform();
     v8::V8::InitializePlatform(platform.get());
@@ -313,7 +319,7 @@ main(int argc, char **argv)
         printf("bench_values: the worker's value conversion against JSON in "
                "the same isolate,\nus per value, best of %d interleaved "
                "rounds (x JSON: JSON's time / ours, >= 1 is the target)\n",
-               kRounds);
+               rounds);
         const char *only = getenv("BENCH_VALUES_CASE");
         for (const Case &c : kCases) {
             if (!only || strstr(c.name, only))

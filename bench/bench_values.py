@@ -8,17 +8,20 @@ bench/bench_values.cc: a 1000-key dict of small dicts, a 1000-item list of
 small dicts, a 1 MiB str, 1 MiB of bytes (the JSON side has no bytes: it
 stands in with {"$bin": base64}, docs/values.md's JSON form, made once).
 
-Each figure is the best of ROUNDS interleaved rounds, in microseconds per
+Each figure is the best of nine interleaved rounds, in microseconds per
 conversion; "x json" is json's time over ours (>= 1: at least as fast as
-json). Usage: python3 bench_values.py [ROUNDS]; jshost must be importable.
+json). JSHOST_BENCH_SCALE (bench_scale.py, default 1) scales the rounds and
+their length. Usage: python3 bench_values.py; jshost must be importable.
 """
 import base64
 import json
 import sys
 import time
 
+from bench_scale import scaled, scaled_seconds
 from jshost import _jshost
 
+ROUNDS = 9  # at JSHOST_BENCH_SCALE 1, as ROUND_SECONDS
 ROUND_SECONDS = 0.05
 
 
@@ -41,17 +44,18 @@ def _per_call(fn, arg, iters):
     return (time.perf_counter() - t0) / iters
 
 
-def _calibrate(fn, arg):
+def _calibrate(fn, arg, seconds):
     n = 1
     while True:
         t = _per_call(fn, arg, n) * n
-        if t > ROUND_SECONDS / 4:
-            return max(1, int(n * ROUND_SECONDS / t))
+        if t > seconds / 4:
+            return max(1, int(n * seconds / t))
         n *= 2
 
 
 def main():
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 9
+    rounds = scaled(ROUNDS, 1)
+    seconds = scaled_seconds(ROUND_SECONDS, 0.001)
     print("bench_values.py: the Python extension's value conversion against "
           "json (Python %d.%d),\nus per value, best of %d interleaved rounds "
           "(x json: json's time / ours, >= 1 is the target)"
@@ -65,7 +69,7 @@ def main():
                  ("loads", json.loads, text),
                  ("pack", _jshost.pack, value),
                  ("dumps", json.dumps, json_value)]
-        iters = {k: _calibrate(fn, arg) for k, fn, arg in pairs}
+        iters = {k: _calibrate(fn, arg, seconds) for k, fn, arg in pairs}
         best = {k: float("inf") for k, _, _ in pairs}
         for _ in range(rounds):
             for k, fn, arg in pairs:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where jshost stands against its speed targets, from one `make bench` run.
 
-    bench/targets.py FIGURES.json OUTPUT.txt
+    bench/targets.py [--check] FIGURES.json OUTPUT.txt
 
 FIGURES.json holds what the Python benches recorded (bench_figures.py);
 OUTPUT.txt is everything the benches printed, read for the C benches' figures
@@ -9,8 +9,10 @@ OUTPUT.txt is everything the benches printed, read for the C benches' figures
 relay's, bench_values' ratios against JSON, bench_proto's forwarding against
 memcpy).
 Every figure compared comes from this same run. Prints one line per target:
-the goal, the figure, and whether it is met. Asserts nothing; a figure a bench
-did not produce is shown as missing.
+the goal, the figure, and whether it is met. Asserts nothing about speed; a
+figure a bench did not produce is shown as missing, and with --check (the
+bench suite of the tests, scripts/bench --check) it also names each missing
+row on stderr and exits 1.
 """
 
 import json
@@ -122,6 +124,9 @@ class Table:
             verdict = "" if goal.startswith("(") else "met" if met(value) else "NOT met"
             self.rows.append((target, goal, fmt % value, verdict))
 
+    def missing(self):
+        return [r[0] for r in self.rows if r[2] == "missing"]
+
     def print(self):
         w0 = max(len(r[0]) for r in self.rows)
         w1 = max(len(r[1]) for r in self.rows)
@@ -133,14 +138,18 @@ class Table:
 
 
 def main():
-    if len(sys.argv) != 3:
-        raise SystemExit("usage: targets.py FIGURES.json OUTPUT.txt")
+    args = sys.argv[1:]
+    check = args[:1] == ["--check"]
+    if check:
+        args = args[1:]
+    if len(args) != 2:
+        raise SystemExit("usage: targets.py [--check] FIGURES.json OUTPUT.txt")
     try:
-        with open(sys.argv[1], encoding="utf-8") as f:
+        with open(args[0], encoding="utf-8") as f:
             fig = json.load(f)
     except (FileNotFoundError, ValueError):
         fig = {}
-    with open(sys.argv[2], encoding="utf-8") as f:
+    with open(args[1], encoding="utf-8") as f:
         text = f.read()
     rpc = rpc_figures(text)
     floor1 = rpc.get(("seq", "floor, 1 hop (socketpair echo)"))
@@ -237,6 +246,11 @@ def main():
         t.add("Python %s: pack vs json.dumps" % case, ">= 1x",
               py.get((case, "pack")), "%.2fx", lambda v: v >= 1)
     t.print()
+    missing = t.missing()
+    if check and missing:
+        for target in missing:
+            print("targets.py: no figure for: %s" % target, file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
