@@ -14,8 +14,10 @@
  *
  * The check phase only comes once the read callback returns, and the worker
  * runs synchronous JavaScript inside it: a batch of messages from one read
- * that has taken 1 ms, or gathered 256 KiB, is written before the next message
- * is handed out, so that a fast answer is never held behind a slow run.
+ * that has taken 50 us, or gathered 256 KiB, is written before the next
+ * message is handed out, so that a fast answer is never held behind a slow
+ * run, and a pipelining peer (and the manager between) works on the first
+ * answers while the worker runs the rest, rather than all waiting in turn.
  *
  * A server's peers may not hold memory without bound in messages they never
  * finish: the streams that take the partial limits are counted together, and
@@ -38,8 +40,9 @@
 #define RPCSTREAM_READ_CHUNK ((size_t)64 * 1024)
 /* Bytes gathered inside one batch past which they are written at once. */
 #define RPCSTREAM_BATCH_MAX ((size_t)256 * 1024)
-/* ...or once the batch has been running this long (1 ms). */
-#define RPCSTREAM_BATCH_NS ((uint64_t)1000000)
+/* ...or once the batch has been running this long (50 us): a write every
+ * 50 us at most while a batch lasts, a few percent of a busy worker. */
+#define RPCSTREAM_BATCH_NS ((uint64_t)50000)
 /* A gathering buffer larger than this is given back once written. */
 #define RPCSTREAM_KEEP_MAX ((size_t)256 * 1024)
 
