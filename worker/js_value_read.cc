@@ -394,7 +394,9 @@ Reader::Map(proto_cur *c, uint32_t n, int depth, Local<Value> *out)
     if ((uint64_t)n * 2 > Left(c))
         return NotMsgpack();
     v8::EscapableHandleScope scope(isolate_);
-    bool cache = n <= kMaxCachedMapSize;
+    // The root map's keys come once per conversion: caching them (a Global
+    // each) would cost a call's data more than it saves.
+    bool cache = depth > 0 && n <= kMaxCachedMapSize;
     size_t base = values_.size(), nbase = names_.size();
     values_.reserve(base + n);
     names_.reserve(nbase + n);
