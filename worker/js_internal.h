@@ -165,7 +165,8 @@ class Watchdog
     void Stop();
     // Polling: cb(isolate, data) as a V8 interrupt while an entry runs long.
     void SetPoll(v8::InterruptCallback cb, void *data);
-    void Arm(uint64_t deadline_ns);
+    // now_ns: the uv_hrtime clock, to the millisecond.
+    void Arm(uint64_t deadline_ns, uint64_t now_ns);
     // True when it fired since Arm().
     bool Fired();
     // Disarms; true when it fired since Arm().
