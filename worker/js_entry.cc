@@ -57,7 +57,7 @@ Watchdog::Arm(uint64_t deadline_ns, uint64_t now_ns)
     {
         std::lock_guard<std::mutex> l(mu_);
         armed_ = true;
-        fired_ = false;
+        fired_.store(false, std::memory_order_relaxed);
         deadline_ = deadline_ns;
         uint64_t next = deadline_ns;
         if (poll_cb_ != nullptr) {
@@ -74,11 +74,12 @@ Watchdog::Arm(uint64_t deadline_ns, uint64_t now_ns)
         cv_.notify_one();
 }
 
+// Asked a few times per entry: no lock. The thread sets fired_ before it
+// terminates, so JS that stopped for the deadline always reads it set.
 bool
 Watchdog::Fired()
 {
-    std::lock_guard<std::mutex> l(mu_);
-    return fired_;
+    return fired_.load(std::memory_order_acquire);
 }
 
 bool
@@ -86,8 +87,7 @@ Watchdog::Disarm()
 {
     std::lock_guard<std::mutex> l(mu_);
     armed_ = false;
-    bool f = fired_;
-    fired_ = false;
+    bool f = fired_.exchange(false, std::memory_order_acq_rel);
     return f;
 }
 
@@ -98,8 +98,8 @@ Watchdog::Loop()
     while (!stop_) {
         uint64_t now = uv_hrtime();
         if (armed_ && now >= deadline_) {
+            fired_.store(true, std::memory_order_release);
             isolate_->TerminateExecution();
-            fired_ = true;
             armed_ = false;
             continue;
         }

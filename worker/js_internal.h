@@ -18,6 +18,7 @@
 #ifndef JSHOST_JS_INTERNAL_H
 #define JSHOST_JS_INTERNAL_H
 
+#include <atomic>
 #include <climits>
 #include <cstdarg>
 #include <condition_variable>
@@ -181,7 +182,7 @@ class Watchdog
     std::condition_variable cv_;
     bool stop_ = false;
     bool armed_ = false;
-    bool fired_ = false;
+    std::atomic<bool> fired_{false};
     uint64_t deadline_ = 0;
     uint64_t wake_at_ = 0;
     v8::InterruptCallback poll_cb_ = nullptr;
