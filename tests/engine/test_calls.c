@@ -110,6 +110,21 @@ test_config_settings(void **state)
     msgpack_sbuffer_destroy(&sb);
 }
 
+/* Calls fn n times: the i-th (from 1) must answer fmt with i in it. */
+static void
+expect_counting(struct fx *f, const char *fn, const char *fmt, int n)
+{
+    struct result r;
+    char want[32];
+
+    for (int i = 1; i <= n; i++) {
+        call(f, fn, &r);
+        snprintf(want, sizeof want, fmt, i);
+        expect_ok(&r, want);
+        result_free(&r);
+    }
+}
+
 static void
 test_state_and_this(void **state)
 {
@@ -117,24 +132,12 @@ test_state_and_this(void **state)
     put(f, "c.js", kConfig);
     load(f, "c.js");
     struct result r;
-    for (int i = 1; i <= 3; i++) {
-        call(f, "count", &r);
-        char want[8];
-        snprintf(want, sizeof want, "%d", i);
-        expect_ok(&r, want);
-        result_free(&r);
-    }
+    expect_counting(f, "count", "%d", 3);
     call(f, "whoami", &r);
     expect_ok(&r, "[\"whoami\", \"X\", \"object\"]");
     result_free(&r);
     /* Each call's `this` is its own; `this.host` is the worker's, shared. */
-    for (int i = 1; i <= 2; i++) {
-        call(f, "marks", &r);
-        char want[24];
-        snprintf(want, sizeof want, "[true, %d]", i);
-        expect_ok(&r, want);
-        result_free(&r);
-    }
+    expect_counting(f, "marks", "[true, %d]", 2);
     call(f, "whoami", &r);
     expect_ok(&r, "[\"whoami\", \"X\", \"object\"]");
     result_free(&r);
