@@ -28,6 +28,14 @@ put_hint(struct sb *s, uint32_t n)
     msgpack_sbuffer_write(&s->buf, hint, sizeof hint);
 }
 
+/* The message in one, announced by its right size, as a worker sends it. */
+static void
+put_announced(struct sb *s, const struct sb *one)
+{
+    put_hint(s, (uint32_t)one->buf.size);
+    msgpack_sbuffer_write(&s->buf, one->buf.data, one->buf.size);
+}
+
 /* [1, msgid, nil, [0, 1, ..., n-1]]: a result of many items. */
 static void
 pack_result(struct sb *s, uint32_t msgid, unsigned n)
@@ -201,8 +209,7 @@ test_split_or_zero_hint_dropped(void **state)
     sb_init(&one);
     pack_result(&one, 4, 1000);
     sb_init(&s);
-    put_hint(&s, (uint32_t)one.buf.size);
-    msgpack_sbuffer_write(&s.buf, one.buf.data, one.buf.size);
+    put_announced(&s, &one);
     put_hint(&s, 0);
     pack_result(&s, 5, 2);
     for (i = 0; i < s.buf.size; i++)
@@ -238,8 +245,7 @@ test_scan_past_hints(void **state)
     sb_init(&one);
     pack_result(&one, 10, 300);
     sb_init(&s);
-    put_hint(&s, (uint32_t)one.buf.size);
-    msgpack_sbuffer_write(&s.buf, one.buf.data, one.buf.size);
+    put_announced(&s, &one);
     put_hint(&s, 0);
     pack_result(&s, 20, 1);
     assert_int_equal(proto_reader_feed(r, s.buf.data, s.buf.size), 0);
@@ -329,8 +335,7 @@ test_announced_request_params(void **state)
     for (int i = 0; i < 400; i++)
         msgpack_pack_int(&one.pk, -i);
     sb_init(&s);
-    put_hint(&s, (uint32_t)one.buf.size);
-    msgpack_sbuffer_write(&s.buf, one.buf.data, one.buf.size);
+    put_announced(&s, &one);
     assert_int_equal(proto_reader_feed(r, s.buf.data, s.buf.size), 0);
     assert_int_equal(proto_reader_peek(r, &raw, cause), 1);
     assert_int_equal(raw.kind, PROTO_REQUEST);
@@ -365,8 +370,7 @@ test_room_for_the_announced_rest(void **state)
     sb_init(&one);
     pack_result(&one, 12, 300000);
     sb_init(&s);
-    put_hint(&s, (uint32_t)one.buf.size);
-    msgpack_sbuffer_write(&s.buf, one.buf.data, one.buf.size);
+    put_announced(&s, &one);
     assert_int_equal(proto_reader_feed(r, s.buf.data, sent), 0);
     assert_int_equal(proto_reader_buffer(r, 4096, &buf, &len), 0);
     assert_true(len >= s.buf.size - sent);
